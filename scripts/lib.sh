@@ -1,0 +1,119 @@
+# Shared by demo.sh, test.sh and bench.sh: install what is missing, build and
+# install the extension, and start/stop a throwaway PostgreSQL cluster.
+# Sourced, not run.
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+if [ -z "${PG_CONFIG:-}" ]; then
+	if [ -x /usr/lib/postgresql/15/bin/pg_config ]; then
+		PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+	else
+		PG_CONFIG=pg_config
+	fi
+fi
+export PG_CONFIG
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# postgresql-server-dev-15 brings the PGXS makefiles and server headers.
+ensure_build_deps() {
+	local pgxs
+	pgxs=$("$PG_CONFIG" --pgxs 2>/dev/null || true)
+	if [ -z "$pgxs" ] || [ ! -f "$pgxs" ] || ! command -v make >/dev/null || ! command -v gcc >/dev/null; then
+		say "installing build dependencies (postgresql-server-dev-15, build-essential)"
+		as_root apt-get update -qq
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			postgresql-15 postgresql-server-dev-15 build-essential >/dev/null
+	fi
+}
+
+build_and_install() {
+	say "building upsell"
+	make -s PG_CONFIG="$PG_CONFIG" >/dev/null
+	say "installing upsell into $("$PG_CONFIG" --pkglibdir)"
+	if [ -w "$("$PG_CONFIG" --pkglibdir)" ]; then
+		make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+	else
+		as_root make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+	fi
+}
+
+PGBIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+CLUSTER_STARTED=0
+
+# Runs a command as the OS user that owns the throwaway cluster: PostgreSQL
+# refuses to run as root, so root hands it to the postgres user.
+as_cluster_owner() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# Picks the data directory: .cluster/ in the repository (git-ignored) when the
+# cluster owner can write there, else a folder under /tmp named after the repo.
+cluster_dir() {
+	local dir="$REPO/.cluster"
+	mkdir -p "$dir"
+	if [ "$(id -u)" = 0 ]; then
+		chown postgres: "$dir" 2>/dev/null || true
+		if ! runuser -u postgres -- test -w "$dir" 2>/dev/null; then
+			dir=/tmp/upsell-cluster-$(printf '%s' "$REPO" | md5sum | cut -c1-8)
+			mkdir -p "$dir"
+			chown postgres: "$dir"
+		fi
+	fi
+	printf '%s\n' "$dir"
+}
+
+# Uses the server named by PGHOST/PGPORT/PGDATABASE when set; otherwise starts
+# a private cluster (own port, socket directory inside the cluster folder).
+start_cluster() {
+	if [ -n "${PGHOST:-}" ] || [ -n "${PGPORT:-}" ] || [ -n "${PGDATABASE:-}" ]; then
+		say "using the server at PGHOST=${PGHOST:-} PGPORT=${PGPORT:-} PGDATABASE=${PGDATABASE:-}"
+		PGUSER=${PGUSER:-$(id -un)}
+		export PGUSER
+		return
+	fi
+	local dir
+	dir=$(cluster_dir)
+	CLUSTER_DIR=$dir
+	export PGHOST=$dir/socket PGPORT=${UPSELL_PORT:-54329} PGUSER=postgres
+	export PGDATABASE=upsell
+	if [ -f "$dir/data/postmaster.pid" ]; then
+		as_cluster_owner "$PGBIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+	fi
+	if [ ! -f "$dir/data/PG_VERSION" ]; then
+		say "creating a throwaway cluster in $dir/data"
+		as_cluster_owner mkdir -p "$dir/data" "$dir/socket"
+		as_cluster_owner "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust \
+			--no-sync -E UTF8 --locale=C >/dev/null
+		cat "$REPO/scripts/cluster.conf" | as_cluster_owner tee -a "$dir/data/postgresql.conf" >/dev/null
+	fi
+	as_cluster_owner mkdir -p "$dir/socket"
+	say "starting PostgreSQL on port $PGPORT, socket $PGHOST"
+	as_cluster_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+		-o "-p $PGPORT -k $PGHOST -c listen_addresses=''" start >/dev/null
+	CLUSTER_STARTED=1
+	"$PGBIN/psql" -X -q -d postgres -c "CREATE DATABASE upsell" 2>/dev/null || true
+}
+
+stop_cluster() {
+	if [ "$CLUSTER_STARTED" = 1 ]; then
+		say "stopping the throwaway cluster"
+		as_cluster_owner "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -m fast stop >/dev/null || true
+		CLUSTER_STARTED=0
+	fi
+}
+
+psql_q() {
+	"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"
+}

@@ -1,0 +1,74 @@
+-- Loads the bundled electronics shop (test/data/electronics-sales-2019, twelve
+-- monthly CSV files) into schema shop: shop.products and shop.order_lines.
+-- The files are dirty on purpose: blank lines and repeated header lines are
+-- skipped and counted.  Run with psql from the repository root.
+
+\set ON_ERROR_STOP on
+DROP SCHEMA IF EXISTS shop CASCADE;
+CREATE SCHEMA shop;
+
+CREATE TEMP TABLE raw_line (line text);
+\copy raw_line FROM program 'cat test/data/electronics-sales-2019/Sales_*_2019.csv' WITH (FORMAT text, DELIMITER E'\x01')
+
+CREATE TEMP TABLE parsed AS
+SELECT m[1]::bigint AS order_id, m[2] AS product, m[3]::int AS quantity,
+	   m[4]::numeric(10, 2) AS price_each,
+	   to_timestamp(m[5], 'MM/DD/YY HH24:MI')::timestamp AS ordered_at,
+	   m[6] AS address
+FROM raw_line,
+	 regexp_match(line, '^(\d+),([^,]+),(\d+),([0-9.]+),([0-9/]+ [0-9:]+),"(.*)"$') AS m
+WHERE m IS NOT NULL;
+
+SELECT count(*) AS lines_read,
+	   count(*) - (SELECT count(*) FROM parsed) AS blank_or_header_skipped,
+	   (SELECT count(*) FROM parsed) AS order_lines_loaded
+FROM raw_line \gset
+\echo loaded :order_lines_loaded order lines; skipped :blank_or_header_skipped blank or header lines of :lines_read
+
+-- The catalog: categories and variant groups follow the shop's price tiers.
+CREATE TABLE shop.products (
+	product_id	int PRIMARY KEY,
+	title		text NOT NULL UNIQUE,
+	price		numeric(10, 2) NOT NULL,
+	category	text NOT NULL,
+	variant_group text NOT NULL,
+	in_stock	boolean NOT NULL DEFAULT true
+);
+INSERT INTO shop.products (product_id, title, price, category, variant_group)
+SELECT row_number() OVER (ORDER BY product), product, max(price_each),
+	   CASE
+		   WHEN product ~ 'Phone$' THEN 'phones'
+		   WHEN product ~ 'Cable$' THEN 'cables'
+		   WHEN product ~ 'Headphones$' THEN 'headphones'
+		   WHEN product ~ 'Monitor$' THEN 'monitors'
+		   WHEN product ~ 'Batteries' THEN 'batteries'
+		   WHEN product ~ 'Laptop$' THEN 'laptops'
+		   WHEN product ~ 'TV$' THEN 'tvs'
+		   ELSE 'appliances'
+	   END,
+	   CASE
+		   WHEN product ~ 'Phone$' THEN 'phone'
+		   WHEN product ~ 'Cable$' THEN 'charging cable'
+		   WHEN product ~ 'Headphones$' THEN 'headphones'
+		   WHEN product ~ 'Monitor$' THEN 'monitor'
+		   WHEN product ~ 'Batteries' THEN 'batteries'
+		   WHEN product ~ 'Laptop$' THEN 'laptop'
+		   ELSE product
+	   END
+FROM parsed GROUP BY product;
+
+CREATE TABLE shop.order_lines (
+	line_id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	order_id	bigint NOT NULL,
+	product_id	int NOT NULL REFERENCES shop.products,
+	quantity	int NOT NULL,
+	unit_price	numeric(10, 2) NOT NULL,
+	ordered_at	timestamp NOT NULL,
+	customer	text NOT NULL
+);
+INSERT INTO shop.order_lines (order_id, product_id, quantity, unit_price, ordered_at, customer)
+SELECT r.order_id, p.product_id, r.quantity, r.price_each, r.ordered_at, r.address
+FROM parsed r JOIN shop.products p ON p.title = r.product
+ORDER BY r.order_id, p.product_id;
+CREATE INDEX ON shop.order_lines (order_id);
+ANALYZE shop.products, shop.order_lines;

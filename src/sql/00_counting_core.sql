@@ -1,0 +1,133 @@
+\echo Use "CREATE EXTENSION upsell" to load this file. \quit
+
+-- ===========================================================================
+-- Counting core: the co-occurrence aggregate and the type holding its result
+-- ===========================================================================
+
+CREATE TYPE @extschema@.cooccurrence;
+
+CREATE FUNCTION @extschema@.cooccurrence_in(cstring) RETURNS @extschema@.cooccurrence
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_in'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.cooccurrence_out(@extschema@.cooccurrence) RETURNS cstring
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_out'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.cooccurrence_recv(internal) RETURNS @extschema@.cooccurrence
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_recv'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.cooccurrence_send(@extschema@.cooccurrence) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_send'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE @extschema@.cooccurrence (
+	INPUT = @extschema@.cooccurrence_in,
+	OUTPUT = @extschema@.cooccurrence_out,
+	RECEIVE = @extschema@.cooccurrence_recv,
+	SEND = @extschema@.cooccurrence_send,
+	INTERNALLENGTH = VARIABLE,
+	STORAGE = extended
+);
+COMMENT ON TYPE @extschema@.cooccurrence IS
+	'order counts per product and per product pair, as produced by upsell.cooccurrence_agg; two values add with upsell.cooccurrence_merge';
+
+-- Aggregate support functions (internal state: the order lines seen so far).
+CREATE FUNCTION @extschema@._cooc_trans(internal, bigint, bigint) RETURNS internal
+	AS 'MODULE_PATHNAME', 'upsell_cooc_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@._cooc_trans(internal, bigint, bigint, numeric) RETURNS internal
+	AS 'MODULE_PATHNAME', 'upsell_cooc_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@._cooc_combine(internal, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'upsell_cooc_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@._cooc_serialize(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'upsell_cooc_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@._cooc_deserialize(bytea, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'upsell_cooc_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@._cooc_final(internal) RETURNS @extschema@.cooccurrence
+	AS 'MODULE_PATHNAME', 'upsell_cooc_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE AGGREGATE @extschema@.cooccurrence_agg(order_key bigint, product_id bigint) (
+	SFUNC = @extschema@._cooc_trans,
+	STYPE = internal,
+	FINALFUNC = @extschema@._cooc_final,
+	COMBINEFUNC = @extschema@._cooc_combine,
+	SERIALFUNC = @extschema@._cooc_serialize,
+	DESERIALFUNC = @extschema@._cooc_deserialize,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.cooccurrence_agg(bigint, bigint) IS
+	'counts orders per product and per product pair over order lines (order, product); a product counts once per order';
+
+CREATE AGGREGATE @extschema@.cooccurrence_agg(order_key bigint, product_id bigint, quantity numeric) (
+	SFUNC = @extschema@._cooc_trans,
+	STYPE = internal,
+	FINALFUNC = @extschema@._cooc_final,
+	COMBINEFUNC = @extschema@._cooc_combine,
+	SERIALFUNC = @extschema@._cooc_serialize,
+	DESERIALFUNC = @extschema@._cooc_deserialize,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.cooccurrence_agg(bigint, bigint, numeric) IS
+	'counts orders per product and per product pair; lines with quantity <= 0 (returns, cancellations) are skipped';
+
+CREATE FUNCTION @extschema@.cooccurrence_merge(@extschema@.cooccurrence, @extschema@.cooccurrence)
+	RETURNS @extschema@.cooccurrence
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_merge'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.cooccurrence_merge(@extschema@.cooccurrence, @extschema@.cooccurrence) IS
+	'adds two co-occurrence counts: the counts of two disjoint sets of orders';
+
+CREATE AGGREGATE @extschema@.cooccurrence_sum(@extschema@.cooccurrence) (
+	SFUNC = @extschema@.cooccurrence_merge,
+	STYPE = @extschema@.cooccurrence,
+	COMBINEFUNC = @extschema@.cooccurrence_merge,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.cooccurrence_sum(@extschema@.cooccurrence) IS
+	'adds co-occurrence counts of disjoint sets of orders';
+
+CREATE FUNCTION @extschema@.cooccurrence_info(state @extschema@.cooccurrence,
+	OUT orders bigint, OUT products bigint, OUT pairs bigint,
+	OUT skipped_lines bigint, OUT big_orders bigint)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_info'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.cooccurrence_info(@extschema@.cooccurrence) IS
+	'orders, distinct products and pairs counted; lines skipped (NULL id, quantity <= 0); orders too large for pair counting (upsell.max_basket_size)';
+
+CREATE FUNCTION @extschema@.cooccurrence_products(state @extschema@.cooccurrence)
+	RETURNS TABLE (product_id bigint, orders bigint)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_products'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@.cooccurrence_products(@extschema@.cooccurrence) IS
+	'orders containing each product';
+
+CREATE FUNCTION @extschema@.cooccurrence_pairs(state @extschema@.cooccurrence,
+	min_count int DEFAULT 2, min_support float8 DEFAULT 0, min_confidence float8 DEFAULT 0)
+	RETURNS TABLE (product_id bigint, other_id bigint, together bigint,
+				   product_count bigint, other_count bigint, orders bigint,
+				   support float8, confidence float8, lift float8, leverage float8,
+				   conviction float8, jaccard float8, score float8)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_pairs'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 10000;
+COMMENT ON FUNCTION @extschema@.cooccurrence_pairs(@extschema@.cooccurrence, int, float8, float8) IS
+	'one row per ordered pair (product -> other) with support, confidence, lift, leverage, conviction, jaccard and the ranking score';
+
+CREATE FUNCTION @extschema@.cooccurrence_top_pairs(state @extschema@.cooccurrence,
+	per_product int, min_count int DEFAULT 2)
+	RETURNS TABLE (product_id bigint, other_id bigint, together bigint,
+				   score float8, confidence float8, lift float8)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_top_pairs'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 10000;
+COMMENT ON FUNCTION @extschema@.cooccurrence_top_pairs(@extschema@.cooccurrence, int, int) IS
+	'for each product its per_product best complements by score, ties broken by product id';
+
+CREATE FUNCTION @extschema@._cooccurrence_from_query(query text)
+	RETURNS TABLE (tenant_id bigint, state @extschema@.cooccurrence)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_from_query'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._cooccurrence_from_query(text) IS
+	'co-occurrence counts per tenant of a query returning (order id, product id [, tenant id])';
+
+CREATE FUNCTION @extschema@.order_key(order_id text) RETURNS bigint
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	RETURN pg_catalog.hashtextextended(order_id COLLATE "C", 0);
+COMMENT ON FUNCTION @extschema@.order_key(text) IS
+	'64-bit key of a non-integer order or customer id, as upsell uses it internally';

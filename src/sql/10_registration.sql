@@ -1,0 +1,277 @@
+
+-- ===========================================================================
+-- Registration: which of the shop's relations and columns mean what
+-- ===========================================================================
+--
+-- register_orders / register_products record a mapping in a config table and
+-- (re)create a view with canonical column names over the shop's relation:
+-- upsell.order_lines and upsell.catalog.  Everything downstream reads through
+-- these two views with static SQL; user-supplied names only ever reach SQL
+-- through format('%I').
+
+CREATE TABLE @extschema@.order_source (
+	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	relation	regclass NOT NULL,
+	order_id	name NOT NULL,
+	product_id	name NOT NULL,
+	customer_id	name,
+	ordered_at	name,
+	quantity	name,
+	unit_price	name,
+	tenant_id	name,
+	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_source', '');
+COMMENT ON TABLE @extschema@.order_source IS
+	'the registered order lines: relation and the columns that mean order, product, customer, time, quantity, price, tenant';
+
+CREATE TABLE @extschema@.product_source (
+	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	relation	regclass NOT NULL,
+	product_id	name NOT NULL,
+	price		name,
+	category	name,
+	variant_group name,
+	in_stock	name,
+	title		name,
+	tenant_id	name,
+	unit_size	name,
+	unit_name	name,
+	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.product_source', '');
+COMMENT ON TABLE @extschema@.product_source IS
+	'the registered catalog: relation and the columns that mean product, price, category, variant group, stock, title, tenant, unit size';
+
+-- Placeholders until something is registered; replaced in place (so they
+-- stay members of the extension) by the register functions.
+CREATE VIEW @extschema@.order_lines AS
+SELECT NULL::bigint AS tenant_id, NULL::bigint AS order_key, NULL::text AS order_id,
+	   NULL::bigint AS product_id, NULL::bigint AS customer_id,
+	   NULL::timestamptz AS ordered_at, NULL::numeric AS quantity,
+	   NULL::numeric AS unit_price
+WHERE false;
+COMMENT ON VIEW @extschema@.order_lines IS
+	'the registered order lines under canonical names (tenant_id is 0 without a tenant column; order_key is the order id, or upsell.order_key() of it when it is not an integer)';
+
+CREATE VIEW @extschema@.catalog AS
+SELECT NULL::bigint AS tenant_id, NULL::bigint AS product_id, NULL::numeric AS price,
+	   NULL::text AS category, NULL::text AS variant_group, NULL::boolean AS in_stock,
+	   NULL::text AS title, NULL::numeric AS unit_size, NULL::text AS unit_name
+WHERE false;
+COMMENT ON VIEW @extschema@.catalog IS
+	'the registered catalog under canonical names (in_stock is true when no stock column is registered)';
+
+-- Type of a column, or an error that names the relation's columns.
+CREATE FUNCTION @extschema@._column_type(relation regclass, col name, role text)
+RETURNS regtype
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t regtype;
+BEGIN
+	SELECT a.atttypid::regtype INTO t
+	FROM pg_attribute a
+	WHERE a.attrelid = relation AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of relation % does not exist', col, relation
+			USING ERRCODE = 'undefined_column',
+				  DETAIL = format('It was given as the %s column.', role),
+				  HINT = format('The columns of %s are: %s.', relation,
+						 (SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum)
+						  FROM pg_attribute
+						  WHERE attrelid = relation AND attnum > 0 AND NOT attisdropped));
+	END IF;
+	RETURN t;
+END
+$$;
+
+-- The canonical expression for one column, by the role it plays and its type.
+CREATE FUNCTION @extschema@._column_expr(relation regclass, col name, role text)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t regtype;
+	c text := 's.' || quote_ident(col);
+	integers regtype[] := '{smallint,integer,bigint}';
+	numbers regtype[] := '{smallint,integer,bigint,numeric,real,double precision}';
+	texts regtype[] := '{text,character varying,character,name,uuid}';
+	expected text;
+BEGIN
+	t := @extschema@._column_type(relation, col, role);
+	CASE role
+		WHEN 'product_id', 'tenant_id' THEN
+			IF t = ANY (integers) THEN RETURN c || '::bigint'; END IF;
+			expected := 'an integer type (smallint, integer, bigint)';
+		WHEN 'order_id', 'customer_id' THEN
+			IF t = ANY (integers) THEN RETURN c || '::bigint'; END IF;
+			IF t = ANY (texts) THEN RETURN format('@extschema@.order_key(%s::text)', c); END IF;
+			expected := 'an integer or text type';
+		WHEN 'ordered_at' THEN
+			IF t IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
+				RETURN c || '::timestamptz';
+			END IF;
+			expected := 'date, timestamp or timestamptz';
+		WHEN 'quantity', 'price', 'unit_price', 'unit_size' THEN
+			IF t = ANY (numbers) THEN RETURN c || '::numeric'; END IF;
+			expected := 'a numeric or integer type';
+		WHEN 'in_stock' THEN
+			IF t = 'boolean'::regtype THEN RETURN format('coalesce(%s, true)', c); END IF;
+			IF t = ANY (numbers) THEN RETURN format('coalesce(%s > 0, true)', c); END IF;
+			expected := 'boolean, or a number of units in stock';
+		ELSE
+			-- category, variant_group, title, unit_name: anything with a text form
+			RETURN c || '::text';
+	END CASE;
+	RAISE EXCEPTION 'column "%" of relation % has type %, which cannot be the % column', col, relation, t, role
+		USING ERRCODE = 'datatype_mismatch',
+			  HINT = format('The %s column must be %s.', role, expected);
+END
+$$;
+
+-- (Re)creates upsell.order_lines from upsell.order_source.
+CREATE FUNCTION @extschema@._sync_order_lines()
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s @extschema@.order_source;
+	opt CONSTANT text := 'NULL::%s';
+BEGIN
+	SELECT * INTO s FROM @extschema@.order_source;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	EXECUTE format(
+		'CREATE OR REPLACE VIEW @extschema@.order_lines AS SELECT %s AS tenant_id, %s AS order_key, %s AS order_id, '
+		'%s AS product_id, %s AS customer_id, %s AS ordered_at, %s AS quantity, %s AS unit_price FROM %s AS s',
+		CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END,
+		@extschema@._column_expr(s.relation, s.order_id, 'order_id'),
+		's.' || quote_ident(s.order_id) || '::text',
+		@extschema@._column_expr(s.relation, s.product_id, 'product_id'),
+		CASE WHEN s.customer_id IS NULL THEN format(opt, 'bigint') ELSE @extschema@._column_expr(s.relation, s.customer_id, 'customer_id') END,
+		CASE WHEN s.ordered_at IS NULL THEN format(opt, 'timestamptz') ELSE @extschema@._column_expr(s.relation, s.ordered_at, 'ordered_at') END,
+		CASE WHEN s.quantity IS NULL THEN '1::numeric' ELSE @extschema@._column_expr(s.relation, s.quantity, 'quantity') END,
+		CASE WHEN s.unit_price IS NULL THEN format(opt, 'numeric') ELSE @extschema@._column_expr(s.relation, s.unit_price, 'unit_price') END,
+		s.relation);
+END
+$$;
+
+-- (Re)creates upsell.catalog from upsell.product_source.
+CREATE FUNCTION @extschema@._sync_catalog()
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s @extschema@.product_source;
+BEGIN
+	SELECT * INTO s FROM @extschema@.product_source;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	EXECUTE format(
+		'CREATE OR REPLACE VIEW @extschema@.catalog AS SELECT %s AS tenant_id, %s AS product_id, %s AS price, '
+		'%s AS category, %s AS variant_group, %s AS in_stock, %s AS title, %s AS unit_size, %s AS unit_name FROM %s AS s',
+		CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END,
+		@extschema@._column_expr(s.relation, s.product_id, 'product_id'),
+		CASE WHEN s.price IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.price, 'price') END,
+		CASE WHEN s.category IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.category, 'category') END,
+		CASE WHEN s.variant_group IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.variant_group, 'variant_group') END,
+		CASE WHEN s.in_stock IS NULL THEN 'true' ELSE @extschema@._column_expr(s.relation, s.in_stock, 'in_stock') END,
+		CASE WHEN s.title IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.title, 'title') END,
+		CASE WHEN s.unit_size IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.unit_size, 'unit_size') END,
+		CASE WHEN s.unit_name IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.unit_name, 'unit_name') END,
+		s.relation);
+END
+$$;
+
+CREATE FUNCTION @extschema@.register_orders(relation regclass, order_id name, product_id name,
+	customer_id name DEFAULT NULL, ordered_at name DEFAULT NULL, quantity name DEFAULT NULL,
+	unit_price name DEFAULT NULL, tenant_id name DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF relation IS NULL OR order_id IS NULL OR product_id IS NULL THEN
+		RAISE EXCEPTION 'relation, order_id and product_id must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	INSERT INTO @extschema@.order_source AS o
+		(relation, order_id, product_id, customer_id, ordered_at, quantity, unit_price, tenant_id)
+	VALUES (relation, order_id, product_id, customer_id, ordered_at, quantity, unit_price, tenant_id)
+	ON CONFLICT (singleton) DO UPDATE SET
+		relation = excluded.relation, order_id = excluded.order_id,
+		product_id = excluded.product_id, customer_id = excluded.customer_id,
+		ordered_at = excluded.ordered_at, quantity = excluded.quantity,
+		unit_price = excluded.unit_price, tenant_id = excluded.tenant_id,
+		registered_at = now();
+	-- validates every column; an error rolls the registration back
+	PERFORM @extschema@._sync_order_lines();
+END
+$$;
+COMMENT ON FUNCTION @extschema@.register_orders(regclass, name, name, name, name, name, name, name) IS
+	'records which table or view holds the order lines (one row per line) and which columns mean what';
+
+CREATE FUNCTION @extschema@.register_products(relation regclass, product_id name,
+	price name DEFAULT NULL, category name DEFAULT NULL, variant_group name DEFAULT NULL,
+	in_stock name DEFAULT NULL, title name DEFAULT NULL, tenant_id name DEFAULT NULL,
+	unit_size name DEFAULT NULL, unit_name name DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF relation IS NULL OR product_id IS NULL THEN
+		RAISE EXCEPTION 'relation and product_id must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	INSERT INTO @extschema@.product_source AS p
+		(relation, product_id, price, category, variant_group, in_stock, title, tenant_id, unit_size, unit_name)
+	VALUES (relation, product_id, price, category, variant_group, in_stock, title, tenant_id, unit_size, unit_name)
+	ON CONFLICT (singleton) DO UPDATE SET
+		relation = excluded.relation, product_id = excluded.product_id,
+		price = excluded.price, category = excluded.category,
+		variant_group = excluded.variant_group, in_stock = excluded.in_stock,
+		title = excluded.title, tenant_id = excluded.tenant_id,
+		unit_size = excluded.unit_size, unit_name = excluded.unit_name,
+		registered_at = now();
+	PERFORM @extschema@._sync_catalog();
+END
+$$;
+COMMENT ON FUNCTION @extschema@.register_products(regclass, name, name, name, name, name, name, name, name, name) IS
+	'records which table or view is the catalog and which columns mean price, category, variant group, stock, title, tenant, unit size';
+
+-- The tenant a request is about: the given one when orders are registered
+-- per tenant, 0 when they are not.
+CREATE FUNCTION @extschema@._tenant(tenant_id bigint)
+RETURNS bigint
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	per_tenant boolean;
+BEGIN
+	SELECT s.tenant_id IS NOT NULL INTO per_tenant FROM @extschema@.order_source s;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'no order lines are registered'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Call upsell.register_orders() first.';
+	END IF;
+	IF per_tenant AND tenant_id IS NULL THEN
+		RAISE EXCEPTION 'tenant_id is required: order lines are registered per tenant'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF NOT per_tenant AND tenant_id IS DISTINCT FROM NULL AND tenant_id <> 0 THEN
+		RAISE EXCEPTION 'tenant_id % given, but order lines are registered without a tenant column', tenant_id
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass NULL, or register the orders with tenant_id => ''column''.';
+	END IF;
+	RETURN coalesce(tenant_id, 0);
+END
+$$;

@@ -1,0 +1,253 @@
+
+-- ===========================================================================
+-- Cross-sell: frequently bought together, and complements of a cart
+-- ===========================================================================
+
+-- ---- models ---------------------------------------------------------------
+
+CREATE FUNCTION @extschema@._build_cooccurrence(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+	skipped bigint;
+	big bigint;
+BEGIN
+	IF incremental THEN
+		RAISE EXCEPTION 'incremental refresh of the co-occurrence model is not supported yet'
+			USING ERRCODE = 'feature_not_supported', HINT = 'Call upsell.refresh() without incremental.';
+	END IF;
+	EXECUTE format($q$
+		INSERT INTO %s (tenant_id, state, max_ordered_at, max_order_key)
+		SELECT l.tenant_id, @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity),
+			   max(l.ordered_at), max(l.order_key)
+		FROM @extschema@.order_lines l
+		GROUP BY l.tenant_id$q$, @extschema@._slot_table('cooccurrence_model', slot));
+	GET DIAGNOSTICS n = ROW_COUNT;
+	EXECUTE format($q$
+		UPDATE %s m SET (orders, products, pairs, skipped_lines, big_orders) =
+			(SELECT i.orders, i.products, i.pairs, i.skipped_lines, i.big_orders
+			 FROM @extschema@.cooccurrence_info(m.state) i)
+		RETURNING 1$q$, @extschema@._slot_table('cooccurrence_model', slot));
+	EXECUTE format('SELECT coalesce(sum(skipped_lines), 0), coalesce(sum(big_orders), 0) FROM %s',
+				   @extschema@._slot_table('cooccurrence_model', slot)) INTO skipped, big;
+	IF skipped > 0 THEN
+		RAISE NOTICE 'upsell: skipped % order lines with a NULL order or product id or a quantity <= 0', skipped;
+	END IF;
+	IF big > 0 THEN
+		RAISE NOTICE 'upsell: % orders with more than % products counted for their products but not for pairs',
+			big, current_setting('upsell.max_basket_size');
+	END IF;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('cooccurrence_model',
+	$$tenant_id bigint PRIMARY KEY, state @extschema@.cooccurrence NOT NULL,
+	  orders bigint, products bigint, pairs bigint, skipped_lines bigint, big_orders bigint,
+	  max_ordered_at timestamptz, max_order_key bigint$$,
+	NULL, 10, '@extschema@._build_cooccurrence(text, boolean)',
+	'per tenant: the co-occurrence counts of all registered order lines (input of the pair and product models, and of incremental refresh)');
+
+CREATE FUNCTION @extschema@._build_product_model(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF EXISTS (SELECT FROM @extschema@.order_source o, @extschema@.product_source p
+			   WHERE (o.tenant_id IS NULL) <> (p.tenant_id IS NULL)) THEN
+		RAISE EXCEPTION 'order lines and catalog must both be registered with a tenant column, or both without'
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	EXECUTE format($q$
+		INSERT INTO %s (tenant_id, product_id, orders, popularity_rank, category, variant_group, price, in_stock, title)
+		SELECT coalesce(c.tenant_id, o.tenant_id), coalesce(c.product_id, o.product_id),
+			   coalesce(o.orders, 0),
+			   row_number() OVER (PARTITION BY coalesce(c.tenant_id, o.tenant_id)
+								  ORDER BY coalesce(o.orders, 0) DESC, coalesce(c.product_id, o.product_id)),
+			   c.category, c.variant_group, c.price, coalesce(c.in_stock, true), c.title
+		FROM (SELECT m.tenant_id, x.product_id, x.orders
+			  FROM %s m, @extschema@.cooccurrence_products(m.state) x) o
+		FULL JOIN (SELECT DISTINCT ON (tenant_id, product_id) *
+				   FROM @extschema@.catalog
+				   WHERE product_id IS NOT NULL
+				   ORDER BY tenant_id, product_id) c
+			ON c.tenant_id = o.tenant_id AND c.product_id = o.product_id$q$,
+		@extschema@._slot_table('product_model', slot),
+		@extschema@._slot_table('cooccurrence_model', slot));
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('product_model',
+	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, orders bigint NOT NULL,
+	  popularity_rank bigint NOT NULL, category text, variant_group text, price numeric,
+	  in_stock boolean NOT NULL, title text,
+	  PRIMARY KEY (tenant_id, product_id)$$,
+	ARRAY['(tenant_id, popularity_rank)', '(tenant_id, category, popularity_rank)'],
+	20, '@extschema@._build_product_model(text, boolean)',
+	'per product: orders containing it, popularity rank, and the catalog attributes as of the last refresh');
+
+CREATE FUNCTION @extschema@._build_pair_model(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE format($q$
+		INSERT INTO %s (tenant_id, product_id, other_id, together, score, confidence, lift)
+		SELECT m.tenant_id, t.product_id, t.other_id, t.together, t.score, t.confidence, t.lift
+		FROM %s m,
+			 @extschema@.cooccurrence_top_pairs(m.state,
+				coalesce(current_setting('upsell.pairs_per_product', true)::int, 50), 2) t$q$,
+		@extschema@._slot_table('pair_model', slot),
+		@extschema@._slot_table('cooccurrence_model', slot));
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('pair_model',
+	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, other_id bigint NOT NULL,
+	  together bigint NOT NULL, score float8 NOT NULL, confidence float8 NOT NULL, lift float8 NOT NULL,
+	  PRIMARY KEY (tenant_id, product_id, other_id)$$,
+	NULL, 30, '@extschema@._build_pair_model(text, boolean)',
+	'per product: its best complements (upsell.pairs_per_product, seen together in at least 2 orders) with score, confidence and lift');
+
+-- ---- analysis -------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.frequently_bought_together(min_count int DEFAULT 2,
+	min_support float8 DEFAULT 0, min_confidence float8 DEFAULT 0)
+RETURNS TABLE (tenant_id bigint, product_id bigint, other_id bigint, together bigint,
+			   product_count bigint, other_count bigint, orders bigint,
+			   support float8, confidence float8, lift float8, leverage float8,
+			   conviction float8, jaccard float8, score float8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF min_count IS NULL OR min_support IS NULL OR min_confidence IS NULL THEN
+		RAISE EXCEPTION 'min_count, min_support and min_confidence must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF NOT EXISTS (SELECT FROM @extschema@.order_source) THEN
+		RAISE EXCEPTION 'no order lines are registered'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Call upsell.register_orders() first, or pass a query.';
+	END IF;
+	RETURN QUERY
+	WITH counts AS MATERIALIZED (
+		SELECT l.tenant_id,
+			   @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state
+		FROM @extschema@.order_lines l
+		GROUP BY l.tenant_id)
+	SELECT c.tenant_id, p.*
+	FROM counts c,
+		 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) p;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.frequently_bought_together(int, float8, float8) IS
+	'every ordered pair of products bought in the same order, per tenant, with support, confidence, lift, leverage, conviction, jaccard and score';
+
+CREATE FUNCTION @extschema@.frequently_bought_together(query text, min_count int DEFAULT 2,
+	min_support float8 DEFAULT 0, min_confidence float8 DEFAULT 0)
+RETURNS TABLE (tenant_id bigint, product_id bigint, other_id bigint, together bigint,
+			   product_count bigint, other_count bigint, orders bigint,
+			   support float8, confidence float8, lift float8, leverage float8,
+			   conviction float8, jaccard float8, score float8)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF query IS NULL OR min_count IS NULL OR min_support IS NULL OR min_confidence IS NULL THEN
+		RAISE EXCEPTION 'query, min_count, min_support and min_confidence must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	RETURN QUERY
+	SELECT c.tenant_id, p.*
+	FROM @extschema@._cooccurrence_from_query(query) c,
+		 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) p;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.frequently_bought_together(text, int, float8, float8) IS
+	'the same measures over any query returning (order id, product id [, tenant id]); the query runs with the caller''s rights';
+
+-- ---- serving ----------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.recommend_for_cart(cart bigint[], k int DEFAULT 5, tenant_id bigint DEFAULT NULL)
+RETURNS TABLE ("rank" int, product_id bigint, score float8, because bigint[], reason text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+	items bigint[];
+BEGIN
+	IF k IS NULL OR k < 0 THEN
+		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- NULL cart = empty cart; NULL elements and repeats are dropped
+	SELECT coalesce(array_agg(DISTINCT x), '{}') INTO items
+	FROM unnest(cart) x WHERE x IS NOT NULL;
+
+	RETURN QUERY
+	WITH evidence AS (
+		-- noisy-OR: the chance that at least one cart item leads to the product
+		SELECT p.other_id,
+			   1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score,
+			   array_agg(p.product_id ORDER BY p.score DESC, p.product_id) AS because
+		FROM @extschema@.pair_model p
+		WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+		GROUP BY p.other_id),
+	cart_categories AS (
+		SELECT DISTINCT m.category
+		FROM @extschema@.product_model m
+		WHERE m.tenant_id = t AND m.product_id = ANY (items) AND m.category IS NOT NULL),
+	totals AS (
+		SELECT greatest(max(c.orders), 1)::float8 AS orders
+		FROM @extschema@.cooccurrence_model c WHERE c.tenant_id = t),
+	candidates AS (
+		SELECT 1 AS tier, e.other_id AS product_id, e.score, e.because,
+			   'bought together with the cart' AS reason
+		FROM evidence e
+		UNION ALL
+		SELECT 2, m.product_id, m.orders / totals.orders, NULL, 'popular in the same category'
+		FROM cart_categories cc, totals,
+			 LATERAL (SELECT m.product_id, m.orders
+					  FROM @extschema@.product_model m
+					  WHERE m.tenant_id = t AND m.category = cc.category AND m.in_stock
+						AND m.product_id <> ALL (items)
+					  ORDER BY m.popularity_rank
+					  LIMIT k * 3 + cardinality(items)) m
+		UNION ALL
+		SELECT 3, m.product_id, m.orders / totals.orders, NULL, 'popular'
+		FROM totals,
+			 LATERAL (SELECT m.product_id, m.orders
+					  FROM @extschema@.product_model m
+					  WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
+					  ORDER BY m.popularity_rank
+					  LIMIT k * 3 + cardinality(items)) m),
+	best AS (
+		SELECT DISTINCT ON (c.product_id) c.*
+		FROM candidates c
+		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = c.product_id
+		WHERE m.in_stock
+		ORDER BY c.product_id, c.tier, c.score DESC)
+	SELECT (row_number() OVER (ORDER BY b.tier, b.score DESC, b.product_id))::int,
+		   b.product_id, b.score, b.because, b.reason
+	FROM best b
+	ORDER BY b.tier, b.score DESC, b.product_id
+	LIMIT k;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.recommend_for_cart(bigint[], int, bigint) IS
+	'the k best complements of a cart from the stored pair model (evidence of every cart item combined), then popular products of the cart''s categories, then bestsellers; cart items and out-of-stock products excluded';
