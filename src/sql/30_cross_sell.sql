@@ -240,7 +240,7 @@ BEGIN
 		SELECT DISTINCT ON (c.product_id) c.*
 		FROM candidates c
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = c.product_id
-		WHERE m.in_stock
+		WHERE m.in_stock AND NOT @extschema@.is_excluded(t, m.product_id, m.category, items)
 		ORDER BY c.product_id, c.tier, c.score DESC)
 	SELECT (row_number() OVER (ORDER BY b.tier, b.score DESC, b.product_id))::int,
 		   b.product_id, b.score, b.because, b.reason
