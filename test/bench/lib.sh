@@ -4,7 +4,8 @@
 # bench.products and bench.order_lines, both registered, after
 # CALL upsell.refresh().
 #
-#   bq SQL...            run SQL, unaligned tuples only, stop on error
+#   bq [psql args]       psql unaligned, tuples only, stop on error; SQL from
+#                        -c "..." or stdin
 #   bench_time LABEL N SQL
 #                        run SQL N times server-side (bench.time_runs) and print
 #                        "LABEL  median X ms (min Y, max Z, N runs)"; sets
@@ -19,7 +20,7 @@ PSQL=${PSQL:-psql}
 BENCH_RUNS=${BENCH_RUNS:-3}
 
 bq() {
-	"$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$*"
+	"$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 "$@"
 }
 
 bench_time() {
