@@ -128,7 +128,7 @@ REFRESH_MS=$(( $(now_ms) - t0 ))
 
 SUMMARY=$(mktemp)
 {
-	echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GB RAM; PostgreSQL $(bq -c 'SHOW server_version')"
+	echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GB RAM; PostgreSQL $(bq -c 'SHOW server_version'); load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "data: $NLINES order lines, $NORDERS orders, $NPRODUCTS products, $NCUST customers (seed $BENCH_SEED)"
 	echo "refresh: CALL upsell.refresh() took $REFRESH_MS ms"
 	bq -F ' ' -c "SELECT '  model ' || rpad(model, 28) || lpad(coalesce(row_count, 0)::text, 10) || ' rows ' || lpad(round(coalesce(build_ms, 0)::numeric)::text, 8) || ' ms' FROM upsell.models ORDER BY build_order"
@@ -169,6 +169,7 @@ done
 
 printf '\n==== benchmark summary (%s)\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
 cat "$SUMMARY"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine inflates wall times)"
 echo "parts: $OK ok, $FAILED failed${FAILED_NAMES:+ (}${FAILED_NAMES# }${FAILED_NAMES:+)}; total $(( ($(now_ms) - T_ALL) / 1000 ))s"
 rm -f "$SUMMARY"
 stop_cluster
