@@ -14,7 +14,7 @@ source "$(dirname "$0")/lib.sh"
 
 RUNS=${BENCH_RUNS:-3}
 CARTS=${BENCH_CARTS:-2000}
-SQL_CARTS=${BENCH_SQL_CARTS:-$CARTS}
+SQL_CARTS=${BENCH_SQL_CARTS:-500}
 
 bq -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS bench_x CASCADE; CREATE SCHEMA bench_x"
 trap 'bq -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS bench_x CASCADE" >/dev/null 2>&1 || true' EXIT
