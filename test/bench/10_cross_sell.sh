@@ -88,6 +88,21 @@ result "pairs (>= 2 orders): $NROWS rows, same in both: $([ "$ONLY_SQL$ONLY_UPS"
 result "pairs: plain SQL $SQL_MS ms, upsell $UPS_MS ms (2 workers) / $UPS0_MS ms (0 workers): ${RATIO}x / ${RATIO0}x (target >= 10x)"
 result "counting alone (cooccurrence_agg): $AGG0_MS ms (0 workers), $AGG2_MS ms (2 workers)"
 
+# Sanity of the model on the generator's known structure: how many planted
+# complements of products with >= 50 orders are among their top 5 in the
+# pair model that refresh built.
+read -r HIT PLANTED <<<"$(bq -F ' ' -c "
+	SELECT count(*) FILTER (WHERE hit), count(*)
+	FROM (SELECT EXISTS (SELECT FROM (SELECT pm.other_id FROM upsell.pair_model pm
+									  WHERE pm.tenant_id = 0 AND pm.product_id = pl.product_id
+									  ORDER BY pm.score DESC, pm.other_id LIMIT 5) t
+						 WHERE t.other_id = pl.complement_id) AS hit
+		  FROM bench.planted pl
+		  JOIN upsell.product_model m ON m.tenant_id = 0 AND m.product_id = pl.product_id
+		  WHERE m.orders >= 50) s")"
+echo "planted complements of products with >= 50 orders found in their top 5 of upsell.pair_model: $HIT of $PLANTED"
+result "planted complements in the top 5 of the pair model: $HIT of $PLANTED"
+
 # ---- 2. recommend_for_cart latency ------------------------------------------------
 
 # Carts: 5 distinct products among the 1000 most popular, drawn in SQL with a
