@@ -74,12 +74,13 @@ BEGIN
 		FROM (SELECT m.tenant_id, x.product_id, x.orders
 			  FROM %s m, @extschema@.cooccurrence_products(m.state) x) o
 		FULL JOIN (SELECT DISTINCT ON (tenant_id, product_id) *
-				   FROM @extschema@.catalog
+				   FROM %s AS catalog
 				   WHERE product_id IS NOT NULL
 				   ORDER BY tenant_id, product_id) c
 			ON c.tenant_id = o.tenant_id AND c.product_id = o.product_id$q$,
 		@extschema@._slot_table('product_model', slot),
-		@extschema@._slot_table('cooccurrence_model', slot));
+		@extschema@._slot_table('cooccurrence_model', slot),
+		@extschema@._catalog_source());
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END
