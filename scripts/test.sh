@@ -7,7 +7,9 @@ PASSED=0
 FAILED=0
 SKIPPED=0
 tally() {	# layer passed failed [skipped]
-	printf '%-12s %d passed, %d failed%s\n' "$1:" "$2" "$3" "${4:+, $4 skipped}" >&2
+	local skipped=""
+	[ "${4:-0}" -gt 0 ] && skipped=", $4 skipped"
+	printf "%-12s %d passed, %d failed%s\n" "$1:" "$2" "$3" "$skipped" >&2
 	PASSED=$((PASSED + $2))
 	FAILED=$((FAILED + $3))
 	SKIPPED=$((SKIPPED + ${4:-0}))

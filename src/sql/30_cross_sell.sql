@@ -132,7 +132,7 @@ SELECT @extschema@._define_model('product_model',
 	  popularity_rank bigint NOT NULL, category text, variant_group text, price numeric,
 	  in_stock boolean NOT NULL, title text,
 	  PRIMARY KEY (tenant_id, product_id)$$,
-	ARRAY['(tenant_id, popularity_rank)', '(tenant_id, category, popularity_rank)'],
+	ARRAY['(tenant_id, popularity_rank)', '(tenant_id, category, popularity_rank)', '(product_id)'],
 	20, '@extschema@._build_product_model(text, boolean)',
 	'per product: orders containing it, popularity rank, and the catalog attributes as of the last refresh');
 
