@@ -54,8 +54,8 @@ COMMENT ON TABLE @extschema@.stage_settings IS
 	'per tenant and stage: the maximum number of offers (default 6) and weights per offer type (default 1) that interleave the tactics';
 
 -- Offer types a request may show: all (NULL) unless an experiment's variant
--- says otherwise.  Replaced by the experiments layer when it is installed.
-CREATE FUNCTION @extschema@._allowed_offer_types(experiment text, unit_id text)
+-- says otherwise (upsell.variant_offer_types, the experiments layer).
+CREATE FUNCTION @extschema@._allowed_offer_types(experiment text, unit_id text, stage text)
 RETURNS text[]
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -64,7 +64,7 @@ BEGIN
 	IF experiment IS NULL THEN
 		RETURN NULL;
 	END IF;
-	RETURN @extschema@.variant_offer_types(experiment, unit_id);
+	RETURN @extschema@.variant_offer_types(experiment, unit_id, stage);
 END
 $$;
 
@@ -76,7 +76,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	settings record;
-	allowed text[] := @extschema@._allowed_offer_types(experiment, unit_id);
+	allowed text[] := @extschema@._allowed_offer_types(experiment, unit_id, stage);
 	shown bigint[] := context;
 	o record;
 	n int := 0;
@@ -190,8 +190,10 @@ BEGIN
 	JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = c.id;
 
 	candidates := ARRAY(
-		SELECT ROW('cart', CASE WHEN r.because IS NULL THEN 'popular' ELSE 'complement' END,
-				   ARRAY[r.product_id], NULL, r.score, 0, r.reason)::@extschema@.offer
+		SELECT ROW('cart', 'complement', ARRAY[r.product_id], NULL,
+				   -- popularity fallbacks rank after every complement with evidence
+				   CASE WHEN r.because IS NULL THEN 0.001 * r.score ELSE r.score END,
+				   0, r.reason)::@extschema@.offer
 		FROM @extschema@.recommend_for_cart(items, 10, t) r);
 	RETURN QUERY SELECT * FROM @extschema@._merge_offers('cart', t, items, cart_value,
 														 candidates, experiment, unit_id);
