@@ -17,6 +17,13 @@ typedef struct IdIndex
 	uint32_t	index;
 } IdIndex;
 
+/* ups_realloc of NULL is not allowed (the server's repalloc) */
+static void *
+grow(void *ptr, size_t size)
+{
+	return ptr ? ups_realloc(ptr, size) : ups_alloc(size);
+}
+
 static int
 cmp_id_index(const void *a, const void *b)
 {
@@ -192,7 +199,7 @@ consider(Work *w, uint32_t a, uint32_t b)
 	if (w->nbuf == w->capbuf)
 	{
 		w->capbuf = w->capbuf ? w->capbuf * 2 : 64;
-		w->buf = ups_realloc(w->buf, w->capbuf * sizeof(UpgCandidate));
+		w->buf = grow(w->buf, w->capbuf * sizeof(UpgCandidate));
 	}
 	c = &w->buf[w->nbuf++];
 	c->product = a;
@@ -412,7 +419,7 @@ upg_compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
 					if (nevents == capevents)
 					{
 						capevents = capevents ? capevents * 2 : 1024;
-						events = ups_realloc(events, capevents * sizeof(uint64_t));
+						events = grow(events, capevents * sizeof(uint64_t));
 					}
 					events[nevents++] = ((uint64_t) cust_products[x] << 32) | cust_products[y];
 				}
@@ -486,7 +493,7 @@ upg_compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
 			if (nresult + w.nbuf > capresult)
 			{
 				capresult = (nresult + w.nbuf) * 2 + 64;
-				result = ups_realloc(result, capresult * sizeof(UpgCandidate));
+				result = grow(result, capresult * sizeof(UpgCandidate));
 			}
 			take = nup < (size_t) params->per_product ? nup : (size_t) params->per_product;
 			memcpy(result + nresult, w.buf, take * sizeof(UpgCandidate));

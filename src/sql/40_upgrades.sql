@@ -214,7 +214,7 @@ BEGIN
 			   format('-%s (%s%% less)', u.price - u.candidate_price,
 					  round(100 * (1 - u.candidate_price / u.price))),
 			   CASE WHEN u.candidate_buyers > 0
-					THEN format('bought by %s customers', u.candidate_buyers) END)
+					THEN format('bought by %s customer%s', u.candidate_buyers, CASE WHEN u.candidate_buyers > 1 THEN 's' ELSE '' END) END)
 	FROM @extschema@.upgrade_model u
 	JOIN @extschema@.product_model m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
 	WHERE u.tenant_id = t AND u.product_id = pid AND u.kind = 'downsell'
