@@ -239,8 +239,8 @@ CREATE TABLE @extschema@.volume_tiers (
 	unit_price	numeric CHECK (unit_price >= 0),
 	percent_off	numeric CHECK (percent_off > 0 AND percent_off < 100),
 	note		text,
-	CHECK ((product_id IS NULL) <> (category IS NULL)),
-	CHECK ((unit_price IS NULL) <> (percent_off IS NULL)),
+	CONSTRAINT volume_tiers_product_or_category CHECK ((product_id IS NULL) <> (category IS NULL)),
+	CONSTRAINT volume_tiers_unit_price_or_percent_off CHECK ((unit_price IS NULL) <> (percent_off IS NULL)),
 	UNIQUE NULLS NOT DISTINCT (tenant_id, product_id, category, min_quantity)
 );
 CREATE INDEX ON @extschema@.volume_tiers (tenant_id, category, min_quantity);
@@ -261,8 +261,7 @@ DECLARE
 	qty int := quantity;
 	p record;
 	has_product_tiers boolean;
-	cur numeric;
-	nxt record;
+	blocked text;
 BEGIN
 	IF qty IS NULL OR qty < 1 THEN
 		RAISE EXCEPTION 'quantity must be at least 1, not %', coalesce(qty::text, 'NULL')
@@ -274,6 +273,9 @@ BEGIN
 	IF NOT FOUND THEN
 		RETURN;		-- unknown product, or one without a price
 	END IF;
+	-- more of a product one cannot ship, or may not offer, is no offer
+	blocked := CASE WHEN NOT p.in_stock THEN 'out of stock'
+					WHEN @extschema@.is_excluded(t, pid, p.category, '{}') THEN 'excluded by the merchant' END;
 	has_product_tiers := EXISTS (SELECT FROM @extschema@.volume_tiers v
 								 WHERE v.tenant_id = t AND v.product_id = pid);
 
@@ -292,8 +294,7 @@ BEGIN
 	nxt AS (
 		SELECT x.min_quantity, x.unit_price
 		FROM tiers x, cur
-		WHERE x.min_quantity > qty AND x.unit_price < cur.unit_price
-			  AND p.in_stock AND NOT @extschema@.is_excluded(t, pid, p.category, '{}')
+		WHERE x.min_quantity > qty AND x.unit_price < cur.unit_price AND blocked IS NULL
 		ORDER BY x.min_quantity, x.unit_price
 		LIMIT 1)
 	SELECT cur.unit_price, nxt.min_quantity, nxt.min_quantity - qty, nxt.unit_price,
@@ -302,7 +303,7 @@ BEGIN
 				THEN format('add %s more to pay %s instead of %s each: %s saved on %s units',
 							nxt.min_quantity - qty, nxt.unit_price, cur.unit_price,
 							nxt.min_quantity * (cur.unit_price - nxt.unit_price), nxt.min_quantity)
-				ELSE 'no further volume tier' END
+				ELSE coalesce(blocked, 'no further volume tier') END
 	FROM cur LEFT JOIN nxt ON true;
 END
 $$;
