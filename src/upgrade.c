@@ -19,6 +19,27 @@
 
 PG_FUNCTION_INFO_V1(upsell_upgrade_build);
 
+/* Output order: by product id, upgrades first, each in rank order. */
+typedef struct OutRow
+{
+	int64		product_id;
+	size_t		pos;			/* in the core's result: rank order */
+	bool		upgrade;
+} OutRow;
+
+static int
+cmp_out_row(const void *a, const void *b)
+{
+	const OutRow *x = a,
+			   *y = b;
+
+	if (x->product_id != y->product_id)
+		return x->product_id < y->product_id ? -1 : 1;
+	if (x->upgrade != y->upgrade)
+		return x->upgrade ? -1 : 1;
+	return x->pos < y->pos ? -1 : (x->pos > y->pos);
+}
+
 /* The elements of a one-dimensional array argument, NULLs flagged. */
 static int
 array_arg(FunctionCallInfo fcinfo, int argno, Oid elemtype, const char *name,
@@ -92,6 +113,7 @@ upsell_upgrade_build(PG_FUNCTION_ARGS)
 	UpgParams	params;
 	UpgResult	result;
 	const char *error;
+	OutRow	   *order;
 	int			i;
 	size_t		c;
 
@@ -168,10 +190,23 @@ upsell_upgrade_build(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot rank upgrade candidates: %s", error)));
 
+	/*
+	 * Rows in product id order: the model's primary key then grows at its
+	 * right edge instead of at random places, several times faster to build.
+	 */
+	order = palloc_extended(sizeof(OutRow) * (result.ncands ? result.ncands : 1), MCXT_ALLOC_HUGE);
+	for (c = 0; c < result.ncands; c++)
+	{
+		order[c].product_id = products[result.cands[c].product].id;
+		order[c].pos = c;
+		order[c].upgrade = result.cands[c].upgrade;
+	}
+	qsort(order, result.ncands, sizeof(OutRow), cmp_out_row);
+
 	MemoryContextSwitchTo(old);
 	for (c = 0; c < result.ncands; c++)
 	{
-		const UpgCandidate *u = &result.cands[c];
+		const UpgCandidate *u = &result.cands[order[c].pos];
 		Datum		values[10];
 		bool		nulls[10] = {0};
 

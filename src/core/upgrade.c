@@ -105,24 +105,6 @@ sort_pool(const UpgProduct *p, size_t n, bool by_group, uint32_t *order, size_t 
 	return m;
 }
 
-/* Ranking order of candidates of one product and direction. */
-static int
-cmp_rank(const void *a, const void *b)
-{
-	const UpgCandidate *x = a,
-			   *y = b;
-
-	if (x->upgrade != y->upgrade)
-		return x->upgrade ? -1 : 1;
-	if (x->same_group != y->same_group)
-		return x->same_group ? -1 : 1;
-	if (x->score != y->score)
-		return x->score > y->score ? -1 : 1;
-	/* candidate indexes follow no id order; ties go by id */
-	return (pool_sort_ctx.products[x->candidate].id > pool_sort_ctx.products[y->candidate].id) -
-		(pool_sort_ctx.products[x->candidate].id < pool_sort_ctx.products[y->candidate].id);
-}
-
 typedef struct Work
 {
 	const UpgProduct *p;
@@ -133,10 +115,12 @@ typedef struct Work
 	uint64_t   *pair_keys;		/* (a << 32 | b), sorted, distinct */
 	int64_t    *pair_counts;
 	size_t		npairs;
+	size_t		pairs_from;		/* the pairs of the product at hand */
+	size_t		pairs_to;
 	uint32_t   *stamp;			/* product a + 1 when already a candidate of a */
-	UpgCandidate *buf;
-	size_t		nbuf;
-	size_t		capbuf;
+	UpgCandidate *buf;			/* 2 * per_product: the kept candidates */
+	size_t		nup;
+	size_t		ndown;
 } Work;
 
 static bool
@@ -153,8 +137,8 @@ static int64_t
 pair_count(const Work *w, uint32_t a, uint32_t b)
 {
 	uint64_t	key = ((uint64_t) a << 32) | b;
-	size_t		lo = 0,
-				hi = w->npairs;
+	size_t		lo = w->pairs_from,
+				hi = w->pairs_to;
 
 	while (lo < hi)
 	{
@@ -165,7 +149,45 @@ pair_count(const Work *w, uint32_t a, uint32_t b)
 		else
 			hi = mid;
 	}
-	return lo < w->npairs && w->pair_keys[lo] == key ? w->pair_counts[lo] : 0;
+	return lo < w->pairs_to && w->pair_keys[lo] == key ? w->pair_counts[lo] : 0;
+}
+
+/* Whether x ranks before y (same product and direction). */
+static bool
+ranks_before(const UpgProduct *p, const UpgCandidate *x, const UpgCandidate *y)
+{
+	if (x->same_group != y->same_group)
+		return x->same_group;
+	if (x->score != y->score)
+		return x->score > y->score;
+	return p[x->candidate].id < p[y->candidate].id;
+}
+
+/*
+ * Keeps the best per_product candidates of each direction in rank order:
+ * w->buf[0 .. per_product) for upgrades, w->buf[per_product ..) for
+ * downsells.  A bounded insertion: most candidates lose to the last kept one
+ * with a single comparison.
+ */
+static void
+keep(Work *w, const UpgCandidate *c)
+{
+	size_t		k = (size_t) w->params->per_product;
+	UpgCandidate *list = c->upgrade ? w->buf : w->buf + k;
+	size_t	   *n = c->upgrade ? &w->nup : &w->ndown;
+	size_t		i;
+
+	if (k == 0)
+		return;
+	if (*n == k && !ranks_before(w->p, c, &list[k - 1]))
+		return;
+	i = *n < k ? (*n)++ : k - 1;
+	while (i > 0 && ranks_before(w->p, c, &list[i - 1]))
+	{
+		list[i] = list[i - 1];
+		i--;
+	}
+	list[i] = *c;
 }
 
 /* Scores b as a candidate of a, if it qualifies and is new. */
@@ -174,7 +196,7 @@ consider(Work *w, uint32_t a, uint32_t b)
 {
 	const UpgProduct *pa = &w->p[a],
 			   *pb = &w->p[b];
-	UpgCandidate *c;
+	UpgCandidate c;
 	bool		same_group;
 	double		pool;
 
@@ -196,25 +218,20 @@ consider(Work *w, uint32_t a, uint32_t b)
 		return;
 	w->stamp[b] = a + 1;
 
-	if (w->nbuf == w->capbuf)
-	{
-		w->capbuf = w->capbuf ? w->capbuf * 2 : 64;
-		w->buf = grow(w->buf, w->capbuf * sizeof(UpgCandidate));
-	}
-	c = &w->buf[w->nbuf++];
-	c->product = a;
-	c->candidate = b;
-	c->upgrade = pb->price > pa->price;
-	c->same_group = same_group;
-	c->paths = pair_count(w, a, b);
-	c->path_rate = w->buyers[a] > 0 ? (double) c->paths / (double) w->buyers[a] : 0;
+	c.product = a;
+	c.candidate = b;
+	c.upgrade = pb->price > pa->price;
+	c.same_group = same_group;
+	c.paths = pair_count(w, a, b);
+	c.path_rate = w->buyers[a] > 0 ? (double) c.paths / (double) w->buyers[a] : 0;
 	pool = (double) (same_group ? w->group_buyers[pa->group] : w->cat_buyers[pa->category]);
-	c->popularity = pool > 0 ? (double) w->buyers[b] / pool : 0;
-	c->closeness = c->upgrade ? pa->price / pb->price : pb->price / pa->price;
-	if (c->upgrade)
-		c->score = 0.5 * c->path_rate + 0.3 * c->popularity + 0.2 * c->closeness;
+	c.popularity = pool > 0 ? (double) w->buyers[b] / pool : 0;
+	c.closeness = c.upgrade ? pa->price / pb->price : pb->price / pa->price;
+	if (c.upgrade)
+		c.score = 0.5 * c.path_rate + 0.3 * c.popularity + 0.2 * c.closeness;
 	else
-		c->score = 0.5 * c->closeness + 0.5 * c->popularity;
+		c.score = 0.5 * c.closeness + 0.5 * c.popularity;
+	keep(w, &c);
 }
 
 /* The price neighbours of a in one pool, `window` each way. */
@@ -258,9 +275,9 @@ scan_pool(Work *w, uint32_t a, const uint32_t *order, size_t m, size_t pos, bool
 	}
 }
 
-const char *
-upg_compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
-			const UpgParams *params, UpgResult *out)
+static const char *
+compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
+		const UpgParams *params, UpgResult *out)
 {
 	IdIndex    *ids;
 	size_t		i,
@@ -465,9 +482,8 @@ upg_compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
 	w.params = params;
 	w.buyers = out->buyers;
 	w.stamp = ups_alloc0((n ? n : 1) * sizeof(uint32_t));
-	w.buf = NULL;
-	w.nbuf = w.capbuf = 0;
-	pool_sort_ctx.products = p;
+	w.buf = ups_alloc(sizeof(UpgCandidate) * (2 * (size_t) params->per_product + 1));
+	w.nup = w.ndown = 0;
 
 	{
 		size_t		k = 0;			/* next pair key to look at */
@@ -475,32 +491,29 @@ upg_compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
 		for (i = 0; i < n; i++)
 		{
 			uint32_t	a = (uint32_t) i;
-			size_t		nup,
-						take;
 
-			w.nbuf = 0;
+			w.nup = w.ndown = 0;
+			while (k < w.npairs && (w.pair_keys[k] >> 32) < a)
+				k++;
+			w.pairs_from = k;
+			while (k < w.npairs && (w.pair_keys[k] >> 32) == a)
+				k++;
+			w.pairs_to = k;
 			scan_pool(&w, a, gorder, gm, gpos[i], true);
 			scan_pool(&w, a, corder, cm, cpos[i], false);
 			/* products this one's buyers moved to, whatever their distance */
-			while (k < w.npairs && (w.pair_keys[k] >> 32) < a)
-				k++;
-			for (; k < w.npairs && (w.pair_keys[k] >> 32) == a; k++)
+			for (k = w.pairs_from; k < w.pairs_to; k++)
 				consider(&w, a, (uint32_t) (w.pair_keys[k] & 0xFFFFFFFF));
 
-			qsort(w.buf, w.nbuf, sizeof(UpgCandidate), cmp_rank);
-			for (nup = 0; nup < w.nbuf && w.buf[nup].upgrade; nup++)
-				;
-			if (nresult + w.nbuf > capresult)
+			if (nresult + w.nup + w.ndown > capresult)
 			{
-				capresult = (nresult + w.nbuf) * 2 + 64;
+				capresult = (nresult + w.nup + w.ndown) * 2 + 64;
 				result = grow(result, capresult * sizeof(UpgCandidate));
 			}
-			take = nup < (size_t) params->per_product ? nup : (size_t) params->per_product;
-			memcpy(result + nresult, w.buf, take * sizeof(UpgCandidate));
-			nresult += take;
-			take = w.nbuf - nup < (size_t) params->per_product ? w.nbuf - nup : (size_t) params->per_product;
-			memcpy(result + nresult, w.buf + nup, take * sizeof(UpgCandidate));
-			nresult += take;
+			memcpy(result + nresult, w.buf, w.nup * sizeof(UpgCandidate));
+			nresult += w.nup;
+			memcpy(result + nresult, w.buf + params->per_product, w.ndown * sizeof(UpgCandidate));
+			nresult += w.ndown;
 			if ((i & 1023) == 0)
 				ups_check_interrupts();
 		}
@@ -519,6 +532,54 @@ upg_compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
 	out->cands = result;
 	out->ncands = nresult;
 	return NULL;
+}
+
+/*
+ * The work runs on a copy of the catalog sorted by (category, price, id), so
+ * that the price neighbours a product scans, and their counters, sit next to
+ * each other in memory; the result is mapped back to the caller's indexes.
+ */
+const char *
+upg_compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
+			const UpgParams *params, UpgResult *out)
+{
+	uint32_t   *order = ups_alloc((n ? n : 1) * sizeof(uint32_t));
+	UpgProduct *q = ups_alloc((n ? n : 1) * sizeof(UpgProduct));
+	int64_t    *buyers;
+	const char *error;
+	size_t		i;
+
+	if (n >= UINT32_MAX)
+	{
+		ups_free(order);
+		ups_free(q);
+		memset(out, 0, sizeof(*out));
+		return "too many products";
+	}
+	for (i = 0; i < n; i++)
+		order[i] = (uint32_t) i;
+	pool_sort_ctx.products = p;
+	pool_sort_ctx.by_group = false;
+	qsort(order, n, sizeof(uint32_t), cmp_pool);
+	for (i = 0; i < n; i++)
+		q[i] = p[order[i]];
+	error = compute(q, n, lines, nlines, params, out);
+	if (error == NULL)
+	{
+		for (i = 0; i < out->ncands; i++)
+		{
+			out->cands[i].product = order[out->cands[i].product];
+			out->cands[i].candidate = order[out->cands[i].candidate];
+		}
+		buyers = ups_alloc((n ? n : 1) * sizeof(int64_t));
+		for (i = 0; i < n; i++)
+			buyers[order[i]] = out->buyers[i];
+		ups_free(out->buyers);
+		out->buyers = buyers;
+	}
+	ups_free(order);
+	ups_free(q);
+	return error;
 }
 
 void

@@ -80,7 +80,8 @@ typedef struct UpgCandidate
 
 typedef struct UpgResult
 {
-	UpgCandidate *cands;		/* by product, upgrades first, in rank order */
+	UpgCandidate *cands;		/* grouped by product, upgrades first, each
+								 * direction in rank order */
 	size_t		ncands;
 	int64_t    *buyers;			/* per product index: distinct customers */
 	int64_t		lines_used;

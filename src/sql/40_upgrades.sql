@@ -53,23 +53,15 @@ BEGIN
 		RAISE NOTICE 'upsell: % products with a NULL or non-positive price left out of upgrade and downsell candidates', unpriced;
 	END IF;
 	EXECUTE format($q$
-		INSERT INTO %1$s (tenant_id, product_id, kind, candidate_id, same_group, price,
-						  candidate_price, paths, buyers, candidate_buyers, popularity,
-						  closeness, score, unit_size, unit_name, candidate_unit_size,
-						  candidate_unit_name)
-		WITH units AS (
-			SELECT DISTINCT ON (c.tenant_id, c.product_id) c.tenant_id, c.product_id, c.unit_size, c.unit_name
-			FROM @extschema@.catalog c
-			WHERE c.product_id IS NOT NULL AND c.unit_size IS NOT NULL
-			ORDER BY c.tenant_id, c.product_id),
-		priced AS MATERIALIZED (
-			SELECT m.tenant_id, m.product_id, m.price, u.unit_size, u.unit_name,
+		INSERT INTO %1$s (tenant_id, product_id, kind, candidate_id, same_group, paths, buyers,
+						  candidate_buyers, popularity, closeness, score)
+		WITH priced AS (
+			SELECT m.tenant_id, m.product_id, m.price,
 				   CASE WHEN m.variant_group IS NOT NULL
 						THEN dense_rank() OVER (PARTITION BY m.tenant_id ORDER BY m.variant_group) - 1 END AS g,
 				   CASE WHEN m.category IS NOT NULL
 						THEN dense_rank() OVER (PARTITION BY m.tenant_id ORDER BY m.category) - 1 END AS c
 			FROM %2$s m
-			LEFT JOIN units u ON u.tenant_id = m.tenant_id AND u.product_id = m.product_id
 			WHERE m.price > 0),
 		products AS (
 			SELECT p.tenant_id, array_agg(p.product_id) AS ids, array_agg(p.g::int) AS gs,
@@ -82,15 +74,12 @@ BEGIN
 			WHERE l.product_id IS NOT NULL AND coalesce(l.quantity, 1) > 0
 			GROUP BY l.tenant_id)
 		SELECT p.tenant_id, b.product_id, CASE WHEN b.upgrade THEN 'upgrade' ELSE 'downsell' END,
-			   b.candidate_id, b.same_group, a.price, c.price, b.paths, b.buyers,
-			   b.candidate_buyers, b.popularity, b.closeness, b.score,
-			   a.unit_size, a.unit_name, c.unit_size, c.unit_name
+			   b.candidate_id, b.same_group, b.paths, b.buyers, b.candidate_buyers,
+			   b.popularity, b.closeness, b.score
 		FROM products p
 		LEFT JOIN lines l ON l.tenant_id = p.tenant_id
 		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, l.cu, l.ts, l.lp,
-			$1, $2, $3, $4) b
-		JOIN priced a ON a.tenant_id = p.tenant_id AND a.product_id = b.product_id
-		JOIN priced c ON c.tenant_id = p.tenant_id AND c.product_id = b.candidate_id$q$,
+			$1, $2, $3, $4) b$q$,
 		@extschema@._slot_table('upgrade_model', slot),
 		@extschema@._slot_table('product_model', slot))
 	USING lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products;
@@ -102,13 +91,38 @@ $$;
 SELECT @extschema@._define_model('upgrade_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL,
 	  kind text NOT NULL CHECK (kind IN ('upgrade', 'downsell')), candidate_id bigint NOT NULL,
-	  same_group boolean NOT NULL, price numeric NOT NULL, candidate_price numeric NOT NULL,
-	  paths bigint NOT NULL, buyers bigint NOT NULL, candidate_buyers bigint NOT NULL,
-	  popularity float8 NOT NULL, closeness float8 NOT NULL, score float8 NOT NULL,
-	  unit_size numeric, unit_name text, candidate_unit_size numeric, candidate_unit_name text,
+	  same_group boolean NOT NULL, paths bigint NOT NULL, buyers bigint NOT NULL,
+	  candidate_buyers bigint NOT NULL, popularity float8 NOT NULL, closeness float8 NOT NULL,
+	  score float8 NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id, kind, candidate_id)$$,
 	NULL, 40, '@extschema@._build_upgrade_model(text, boolean)',
-	'per product: its best pricier (upgrade) and cheaper (downsell) alternatives of the same variant group or category, up to twice or half its price, with the evidence behind their score');
+	'per product: its best pricier (upgrade) and cheaper (downsell) alternatives of the same variant group or category, up to twice or half its price, with the evidence behind their score (prices, stock and category are read from product_model)');
+
+CREATE FUNCTION @extschema@._build_unit_model(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE format($q$
+		INSERT INTO %s (tenant_id, product_id, unit_size, unit_name)
+		SELECT DISTINCT ON (c.tenant_id, c.product_id) c.tenant_id, c.product_id, c.unit_size, c.unit_name
+		FROM @extschema@.catalog c
+		WHERE c.product_id IS NOT NULL AND c.unit_size > 0
+		ORDER BY c.tenant_id, c.product_id$q$,
+		@extschema@._slot_table('unit_model', slot));
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('unit_model',
+	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, unit_size numeric NOT NULL,
+	  unit_name text, PRIMARY KEY (tenant_id, product_id)$$,
+	NULL, 41, '@extschema@._build_unit_model(text, boolean)',
+	'per product with a registered unit size: the size and its unit name (for unit-price comparisons of upgrades)');
 
 -- ---- serving ----------------------------------------------------------------
 
@@ -158,21 +172,23 @@ BEGIN
 	END IF;
 	RETURN QUERY
 	SELECT (row_number() OVER (ORDER BY u.same_group DESC, u.score DESC, u.candidate_id))::int,
-		   u.candidate_id, u.candidate_price, u.candidate_price - u.price,
-		   round(u.candidate_price / u.price, 4), round(u.score::numeric, 6)::float8,
+		   u.candidate_id, m.price, m.price - a.price,
+		   round(m.price / a.price, 4), round(u.score::numeric, 6)::float8,
 		   concat_ws('; ',
 			   CASE WHEN u.paths > 0
 					THEN format('%s of %s customers who bought it later bought this', u.paths, u.buyers)
 					WHEN u.same_group THEN 'the next step up in the same variant group'
 					ELSE 'a step up in the same category' END,
-			   format('+%s (%s%% more)', u.candidate_price - u.price,
-					  round(100 * (u.candidate_price / u.price - 1))),
-			   @extschema@._unit_offer(u.price, u.unit_size, u.unit_name, u.candidate_price,
-									  u.candidate_unit_size, u.candidate_unit_name))
-	FROM @extschema@.upgrade_model u
+			   format('+%s (%s%% more)', m.price - a.price, round(100 * (m.price / a.price - 1))),
+			   @extschema@._unit_offer(a.price, ua.unit_size, ua.unit_name, m.price,
+									  uc.unit_size, uc.unit_name))
+	FROM @extschema@.product_model a
+	JOIN @extschema@.upgrade_model u ON u.tenant_id = a.tenant_id AND u.product_id = a.product_id
 	JOIN @extschema@.product_model m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
-	WHERE u.tenant_id = t AND u.product_id = pid AND u.kind = 'upgrade'
-	  AND u.candidate_price > u.price AND u.candidate_price <= u.price * ratio
+	LEFT JOIN @extschema@.unit_model ua ON ua.tenant_id = a.tenant_id AND ua.product_id = a.product_id
+	LEFT JOIN @extschema@.unit_model uc ON uc.tenant_id = m.tenant_id AND uc.product_id = m.product_id
+	WHERE a.tenant_id = t AND a.product_id = pid AND u.kind = 'upgrade'
+	  AND m.price > a.price AND m.price <= a.price * ratio
 	  AND m.in_stock
 	  AND NOT @extschema@.is_excluded(t, u.candidate_id, m.category, ARRAY[pid])
 	ORDER BY u.same_group DESC, u.score DESC, u.candidate_id
@@ -206,19 +222,19 @@ BEGIN
 	END IF;
 	RETURN QUERY
 	SELECT (row_number() OVER (ORDER BY u.same_group DESC, u.score DESC, u.candidate_id))::int,
-		   u.candidate_id, u.candidate_price, u.price - u.candidate_price,
-		   round(u.candidate_price / u.price, 4), round(u.score::numeric, 6)::float8,
+		   u.candidate_id, m.price, a.price - m.price,
+		   round(m.price / a.price, 4), round(u.score::numeric, 6)::float8,
 		   concat_ws('; ',
 			   CASE WHEN u.same_group THEN 'the same variant group for less'
 					ELSE 'the same category for less' END,
-			   format('-%s (%s%% less)', u.price - u.candidate_price,
-					  round(100 * (1 - u.candidate_price / u.price))),
+			   format('-%s (%s%% less)', a.price - m.price, round(100 * (1 - m.price / a.price))),
 			   CASE WHEN u.candidate_buyers > 0
 					THEN format('bought by %s customer%s', u.candidate_buyers, CASE WHEN u.candidate_buyers > 1 THEN 's' ELSE '' END) END)
-	FROM @extschema@.upgrade_model u
+	FROM @extschema@.product_model a
+	JOIN @extschema@.upgrade_model u ON u.tenant_id = a.tenant_id AND u.product_id = a.product_id
 	JOIN @extschema@.product_model m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
-	WHERE u.tenant_id = t AND u.product_id = pid AND u.kind = 'downsell'
-	  AND u.candidate_price < u.price AND u.candidate_price >= u.price * ratio
+	WHERE a.tenant_id = t AND a.product_id = pid AND u.kind = 'downsell'
+	  AND m.price < a.price AND m.price >= a.price * ratio
 	  AND m.in_stock
 	  AND NOT @extschema@.is_excluded(t, u.candidate_id, m.category, ARRAY[pid])
 	ORDER BY u.same_group DESC, u.score DESC, u.candidate_id
