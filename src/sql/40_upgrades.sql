@@ -42,15 +42,19 @@ AS $$
 DECLARE
 	n bigint;
 	unpriced bigint;
+	priced bigint;
 	lim record;
 BEGIN
 	-- incremental or not, the ranking is rebuilt from the product model and
 	-- the order lines (one pass each)
 	lim := @extschema@._upgrade_limits();
-	EXECUTE format('SELECT count(*) FROM %s WHERE price IS NULL OR NOT price > 0',
-				   @extschema@._slot_table('product_model', slot)) INTO unpriced;
+	EXECUTE format('SELECT count(*) FILTER (WHERE price IS NULL OR NOT price > 0), count(*) FILTER (WHERE price > 0) FROM %s',
+				   @extschema@._slot_table('product_model', slot)) INTO unpriced, priced;
 	IF unpriced > 0 THEN
 		RAISE NOTICE 'upsell: % products with a NULL or non-positive price left out of upgrade and downsell candidates', unpriced;
+	END IF;
+	IF priced = 0 THEN
+		RETURN 0;		-- no prices registered: nothing to rank, no need to read the lines
 	END IF;
 	EXECUTE format($q$
 		INSERT INTO %1$s (tenant_id, product_id, kind, candidate_id, same_group, paths, buyers,
