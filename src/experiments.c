@@ -8,16 +8,18 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
 #include "stats.h"
 #include "upsell.h"
 
-PG_FUNCTION_INFO_V1(upsell_assign_bucket);
+PG_FUNCTION_INFO_V1(upsell_assign);
 PG_FUNCTION_INFO_V1(upsell_unit_hash);
 PG_FUNCTION_INFO_V1(upsell_normal_cdf);
 PG_FUNCTION_INFO_V1(upsell_student_t_cdf);
@@ -102,26 +104,108 @@ check_weights(const double *w, int k)
 }
 
 /*
- * _assign_bucket(experiment text, unit_id text, weights float8[]) -> int
- * The 1-based position of the variant the unit falls into.
+ * The variants of one experiment, cached in fn_extra for the rest of the
+ * query: assign() is STABLE, so within one statement they cannot change.
  */
+typedef struct VariantCache
+{
+	char	   *experiment;		/* NUL-terminated name */
+	int			k;
+	char	  **names;
+	double	   *weights;
+} VariantCache;
+
+static VariantCache *
+load_variants(FunctionCallInfo fcinfo, const char *experiment)
+{
+	MemoryContext mcxt = fcinfo->flinfo->fn_mcxt;
+	VariantCache *cache = (VariantCache *) fcinfo->flinfo->fn_extra;
+	char	   *schema;
+	StringInfoData sql;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	int			i;
+
+	if (cache && strcmp(cache->experiment, experiment) == 0)
+		return cache;
+
+	schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT v.variant, v.weight::float8 FROM %s.experiment_variants v "
+					 "WHERE v.experiment = $1 ORDER BY v.variant COLLATE \"C\"",
+					 quote_identifier(schema));
+	args[0] = CStringGetTextDatum(experiment);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading experiment variants failed");
+	if (SPI_processed == 0)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT FROM %s.experiments e WHERE e.experiment = $1",
+						 quote_identifier(schema));
+		if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "reading experiments failed");
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("experiment \"%s\" does not exist", experiment),
+					 errhint("Experiments are rows of upsell.experiments.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("experiment \"%s\" has no variants", experiment),
+				 errhint("Add rows to upsell.experiment_variants.")));
+	}
+
+	if (cache == NULL)
+		cache = MemoryContextAllocZero(mcxt, sizeof(VariantCache));
+	else
+	{
+		for (i = 0; i < cache->k; i++)
+			pfree(cache->names[i]);
+		pfree(cache->names);
+		pfree(cache->weights);
+		pfree(cache->experiment);
+	}
+	cache->experiment = MemoryContextStrdup(mcxt, experiment);
+	cache->k = (int) SPI_processed;
+	cache->names = MemoryContextAlloc(mcxt, sizeof(char *) * cache->k);
+	cache->weights = MemoryContextAlloc(mcxt, sizeof(double) * cache->k);
+	for (i = 0; i < cache->k; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		w;
+
+		cache->names[i] = MemoryContextStrdup(mcxt, SPI_getvalue(tup, desc, 1));
+		w = SPI_getbinval(tup, desc, 2, &isnull);
+		cache->weights[i] = isnull ? -1 : DatumGetFloat8(w);
+	}
+	SPI_finish();
+	fcinfo->flinfo->fn_extra = cache;
+	return cache;
+}
+
+/* assign(experiment text, unit_id text) -> the unit's variant */
 Datum
-upsell_assign_bucket(PG_FUNCTION_ARGS)
+upsell_assign(PG_FUNCTION_ARGS)
 {
 	text	   *experiment = PG_GETARG_TEXT_PP(0);
 	text	   *unit = PG_GETARG_TEXT_PP(1);
-	int			k;
-	double	   *w = float8_array(PG_GETARG_ARRAYTYPE_P(2), "weights", &k);
+	char	   *name = text_to_cstring(experiment);
+	VariantCache *cache = load_variants(fcinfo, name);
 	uint64		h;
+	int			b;
 
-	if (k < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("an experiment needs at least one variant")));
-	check_weights(w, k);
+	check_weights(cache->weights, cache->k);
 	h = ups_unit_hash(VARDATA_ANY(experiment), VARSIZE_ANY_EXHDR(experiment),
 					  VARDATA_ANY(unit), VARSIZE_ANY_EXHDR(unit));
-	PG_RETURN_INT32(ups_assign_bucket(h, w, k) + 1);
+	b = ups_assign_bucket(h, cache->weights, cache->k);
+	if (b < 0)
+		elog(ERROR, "assignment rejected checked weights");
+	PG_RETURN_TEXT_P(cstring_to_text(cache->names[b]));
 }
 
 /* unit_hash(experiment text, unit_id text) -> bigint (the hash, as signed) */

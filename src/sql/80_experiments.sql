@@ -83,11 +83,6 @@ COMMENT ON TABLE @extschema@.offer_events IS
 -- Assignment
 -- ---------------------------------------------------------------------------
 
-CREATE FUNCTION @extschema@._assign_bucket(experiment text, unit_id text, weights float8[])
-RETURNS int
-AS 'MODULE_PATHNAME', 'upsell_assign_bucket'
-LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
 CREATE FUNCTION @extschema@.unit_hash(experiment text, unit_id text)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'upsell_unit_hash'
@@ -124,28 +119,8 @@ $$;
 
 CREATE FUNCTION @extschema@.assign(experiment text, unit_id text)
 RETURNS text
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	names text[];
-	weights float8[];
-BEGIN
-	-- variants in a fixed order (bytewise by name): bucket i is always the same variant
-	SELECT array_agg(v.variant ORDER BY v.variant COLLATE "C"),
-		   array_agg(v.weight::float8 ORDER BY v.variant COLLATE "C")
-	INTO names, weights
-	FROM @extschema@.experiment_variants v
-	WHERE v.experiment = assign.experiment;
-	IF names IS NULL THEN
-		PERFORM @extschema@._experiment(experiment);
-		RAISE EXCEPTION 'experiment "%" has no variants', experiment
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  HINT = 'Add rows to upsell.experiment_variants.';
-	END IF;
-	RETURN names[@extschema@._assign_bucket(experiment, unit_id, weights)];
-END
-$$;
+AS 'MODULE_PATHNAME', 'upsell_assign'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.assign(text, text) IS
 	'the variant of a unit (customer) in an experiment: a stable hash of experiment and unit, split in proportion to the variant weights; no randomness, no state';
 
