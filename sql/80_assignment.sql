@@ -62,7 +62,9 @@ FROM upsell.exposures ORDER BY exposure_id;
 INSERT INTO upsell.exposures (experiment, unit_id, variant) VALUES ('checkout_test', '42', 'control');
 SELECT upsell.record_exposure('checkout_test', NULL);
 SELECT upsell.record_exposure('nope', '1');
+\set VERBOSITY terse
 INSERT INTO upsell.exposures (experiment, unit_id, stage) VALUES ('checkout_test', '1', 'checkout');
+\set VERBOSITY default
 
 -- the weight guard: running with exposures, so the split is frozen
 UPDATE upsell.experiment_variants SET weight = 60 WHERE experiment = 'checkout_test' AND variant = 'control';
@@ -96,7 +98,9 @@ INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('em
 INSERT INTO upsell.experiment_variants (experiment, variant, weight, offer_types) VALUES ('empty', 'x', 1, '{teleport}');
 INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('nope', 'x', 1);
 INSERT INTO upsell.experiments (experiment, started_at, ended_at) VALUES ('backwards', '2026-02-01', '2026-01-01');
+\set VERBOSITY terse
 INSERT INTO upsell.experiments (experiment, stage) VALUES ('bad_stage', 'checkout');
+\set VERBOSITY default
 SELECT upsell.set_weights('checkout_test', '[1, 2]');
 SELECT upsell.set_weights('checkout_test', '{"control": "lots"}');
 SELECT upsell.set_weights('checkout_test', '{"control": -5}', force => true);
@@ -112,4 +116,5 @@ SELECT upsell.unit_customer('alice');
 UPDATE upsell.experiments SET ended_at = now() WHERE experiment = 'checkout_test';
 DELETE FROM upsell.experiments;
 SELECT (SELECT count(*) FROM upsell.experiment_variants) AS variants, (SELECT count(*) FROM upsell.exposures) AS exposures;
+DELETE FROM upsell.order_source;
 DROP SCHEMA exp_assign CASCADE;
