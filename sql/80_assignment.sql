@@ -59,7 +59,11 @@ INSERT INTO upsell.exposures (experiment, unit_id, stage) VALUES ('checkout_test
 INSERT INTO upsell.exposures (experiment, unit_id, variant) VALUES ('checkout_test', '2', upsell.assign('checkout_test', '2'));
 SELECT unit_id, variant, stage, offer, variant = upsell.assign(experiment, unit_id) AS agrees
 FROM upsell.exposures ORDER BY exposure_id;
-INSERT INTO upsell.exposures (experiment, unit_id, variant) VALUES ('checkout_test', '42', 'control');
+-- an explicit variant is kept as recorded, but must be one of the experiment's
+INSERT INTO upsell.exposures (experiment, unit_id, variant, shown_at) VALUES ('checkout_test', '43', 'fbt', '2026-01-02');
+\set VERBOSITY terse
+INSERT INTO upsell.exposures (experiment, unit_id, variant) VALUES ('checkout_test', '42', 'nope');
+\set VERBOSITY default
 SELECT upsell.record_exposure('checkout_test', NULL);
 SELECT upsell.record_exposure('nope', '1');
 \set VERBOSITY terse

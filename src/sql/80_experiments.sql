@@ -239,23 +239,18 @@ $$;
 COMMENT ON FUNCTION @extschema@.set_weights(text, jsonb, boolean) IS
 	'sets variant weights from a JSON object {"variant": weight}; refused for a running experiment with exposures unless force is true';
 
--- Exposures get the unit's variant when the shop does not say, and must
--- agree with assign() when it does.
+-- Exposures get the unit's variant when the shop does not say.  A variant
+-- given explicitly is kept as recorded (the foreign key makes sure it is one
+-- of the experiment's): a shop may assign with its own tool, and a restore
+-- from pg_dump must reload rows recorded before a forced weight change.
 CREATE FUNCTION @extschema@._exposure_variant()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	assigned text := @extschema@.assign(NEW.experiment, NEW.unit_id);
 BEGIN
 	IF NEW.variant IS NULL THEN
-		NEW.variant := assigned;
-	ELSIF NEW.variant IS DISTINCT FROM assigned THEN
-		RAISE EXCEPTION 'unit "%" is assigned to variant "%" of experiment "%", not "%"',
-			NEW.unit_id, assigned, NEW.experiment, NEW.variant
-			USING ERRCODE = 'check_violation',
-				  HINT = 'Leave variant NULL to have it filled in.';
+		NEW.variant := @extschema@.assign(NEW.experiment, NEW.unit_id);
 	END IF;
 	RETURN NEW;
 END
