@@ -60,6 +60,9 @@ CREATE TABLE @extschema@.exposures (
 );
 CREATE INDEX ON @extschema@.exposures (experiment, unit_id, shown_at);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.exposures', '');
+-- the identity's position too, or rows added after a restore would collide
+SELECT pg_catalog.pg_extension_config_dump(
+	pg_catalog.pg_get_serial_sequence('@extschema@.exposures', 'exposure_id')::regclass, '');
 COMMENT ON TABLE @extschema@.exposures IS
 	'one row each time a unit (customer) of an experiment was shown its variant at a stage; variant is filled in by upsell.assign() when omitted';
 
@@ -76,6 +79,8 @@ CREATE TABLE @extschema@.offer_events (
 );
 CREATE INDEX ON @extschema@.offer_events (tenant_id, unit_id, occurred_at);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.offer_events', '');
+SELECT pg_catalog.pg_extension_config_dump(
+	pg_catalog.pg_get_serial_sequence('@extschema@.offer_events', 'event_id')::regclass, '');
 COMMENT ON TABLE @extschema@.offer_events IS
 	'what a unit (customer) did with one offered product: shown, click, add (to cart); adds followed by an order of the product are attributed to the offer type';
 
