@@ -7,10 +7,12 @@
 
 #include <math.h>
 
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "common/hashfn.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -21,6 +23,7 @@
 
 PG_FUNCTION_INFO_V1(upsell_assign);
 PG_FUNCTION_INFO_V1(upsell_unit_hash);
+PG_FUNCTION_INFO_V1(upsell_unit_customer_key);
 PG_FUNCTION_INFO_V1(upsell_normal_cdf);
 PG_FUNCTION_INFO_V1(upsell_student_t_cdf);
 PG_FUNCTION_INFO_V1(upsell_chi_square_sf);
@@ -217,6 +220,44 @@ upsell_unit_hash(PG_FUNCTION_ARGS)
 
 	PG_RETURN_INT64((int64) ups_unit_hash(VARDATA_ANY(experiment), VARSIZE_ANY_EXHDR(experiment),
 										  VARDATA_ANY(unit), VARSIZE_ANY_EXHDR(unit)));
+}
+
+/*
+ * _unit_customer(unit_id text, kind text) -> bigint
+ * The customer key a unit id stands for: kind 'text' hashes it like
+ * upsell.order_key() (hashtextextended under the C collation, seed 0); kind
+ * 'integer' reads it as a 64-bit integer (surrounding blanks allowed) and
+ * gives NULL when it is not one.
+ */
+Datum
+upsell_unit_customer_key(PG_FUNCTION_ARGS)
+{
+	text	   *unit = PG_GETARG_TEXT_PP(0);
+	text	   *kind = PG_GETARG_TEXT_PP(1);
+	const char *p = VARDATA_ANY(unit),
+			   *end = p + VARSIZE_ANY_EXHDR(unit);
+	bool		neg = false;
+	uint64		v = 0;
+	int			digits = 0;
+
+	if (VARSIZE_ANY_EXHDR(kind) == 4 && memcmp(VARDATA_ANY(kind), "text", 4) == 0)
+		PG_RETURN_DATUM(DirectFunctionCall2Coll(hashtextextended, C_COLLATION_OID,
+												PointerGetDatum(unit), Int64GetDatum(0)));
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p < end && (*p == '+' || *p == '-'))
+		neg = (*p++ == '-');
+	for (; p < end && *p >= '0' && *p <= '9'; p++, digits++)
+	{
+		v = v * 10 + (uint64) (*p - '0');
+		if (v > (uint64) PG_INT64_MAX + (neg ? 1 : 0))
+			PG_RETURN_NULL();
+	}
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (digits == 0 || p != end)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(neg ? (int64) (0 - v) : (int64) v);
 }
 
 Datum

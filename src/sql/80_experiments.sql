@@ -316,9 +316,8 @@ $$;
 
 CREATE FUNCTION @extschema@._unit_customer(unit_id text, kind text)
 RETURNS bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE WHEN kind = 'text' THEN @extschema@.order_key(unit_id)
-			WHEN unit_id ~ '^\s*[-+]?[0-9]{1,18}\s*$' THEN unit_id::bigint END;
+AS 'MODULE_PATHNAME', 'upsell_unit_customer_key'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 CREATE FUNCTION @extschema@.unit_customer(unit_id text)
 RETURNS bigint
@@ -477,22 +476,28 @@ BEGIN
 		  AND (e.ended_at IS NULL OR x.shown_at < e.ended_at)
 		ORDER BY x.unit_id, x.shown_at, x.exposure_id
 	), o AS (
-		SELECT ol.customer_id, ol.order_key, min(ol.ordered_at) AS ordered_at,
-			   sum(ol.quantity * ol.unit_price) AS revenue, sum(ol.quantity) AS items,
-			   array_agg(DISTINCT ol.product_id) AS products
-		FROM @extschema@.order_lines ol
-		WHERE ol.tenant_id = e.tenant_id
-		  AND ol.customer_id IN (SELECT u.customer_id FROM u)
-		GROUP BY ol.customer_id, ol.order_key
+		-- the orders that convert: lines of the unit's orders placed after
+		-- its first exposure and within the window
+		SELECT u.unit_id, ol.order_key, sum(ol.quantity * ol.unit_price) AS revenue,
+			   sum(ol.quantity) AS items
+		FROM u JOIN @extschema@.order_lines ol
+			ON ol.customer_id = u.customer_id AND ol.tenant_id = e.tenant_id
+			AND ol.ordered_at >= u.first_shown AND ol.ordered_at < u.first_shown + e.conversion_window
+		GROUP BY u.unit_id, ol.order_key
+	), att AS (
+		-- orders holding a product the unit added from an offer after its
+		-- first exposure and no later than the order line
+		SELECT DISTINCT u.unit_id, ol.order_key
+		FROM @extschema@.offer_events ev
+		JOIN u ON u.unit_id = ev.unit_id
+		JOIN @extschema@.order_lines ol ON ol.tenant_id = e.tenant_id AND ol.customer_id = u.customer_id
+			AND ol.product_id = ev.product_id AND ol.ordered_at >= ev.occurred_at
+		WHERE ev.tenant_id = e.tenant_id AND ev.event = 'add' AND ev.occurred_at >= u.first_shown
 	), uo AS (
-		-- the orders that convert: by the unit, after its first exposure, within the window
 		SELECT u.unit_id, u.variant, o.order_key, coalesce(o.revenue, 0) AS revenue, o.items,
-			   EXISTS (SELECT FROM @extschema@.offer_events ev
-					   WHERE ev.tenant_id = e.tenant_id AND ev.unit_id = u.unit_id
-						 AND ev.event = 'add' AND ev.product_id = ANY (o.products)
-						 AND ev.occurred_at >= u.first_shown AND ev.occurred_at <= o.ordered_at) AS attached
-		FROM u JOIN o ON o.customer_id = u.customer_id
-			AND o.ordered_at >= u.first_shown AND o.ordered_at < u.first_shown + e.conversion_window
+			   att.order_key IS NOT NULL AS attached
+		FROM u JOIN o ON o.unit_id = u.unit_id
+		LEFT JOIN att ON att.unit_id = u.unit_id AND att.order_key = o.order_key
 	), pu AS (
 		SELECT u.unit_id, u.variant, count(uo.order_key) AS n_orders,
 			   coalesce(sum(uo.revenue), 0) AS revenue
@@ -578,13 +583,18 @@ BEGIN
 	kind := CASE WHEN has_customers THEN @extschema@._customer_id_kind() END;
 
 	RETURN QUERY
-	WITH o AS (
-		SELECT ol.order_key, min(ol.customer_id) AS customer_id, min(ol.ordered_at) AS ordered_at,
-			   sum(ol.quantity * ol.unit_price) AS revenue, sum(ol.quantity) AS items,
-			   count(DISTINCT ol.product_id) AS products
+	WITH lp0 AS (
+		SELECT ol.order_key, ol.product_id, min(ol.customer_id) AS customer_id,
+			   min(ol.ordered_at) AS ordered_at, sum(ol.quantity * ol.unit_price) AS revenue,
+			   sum(ol.quantity) AS items
 		FROM @extschema@.order_lines ol
 		WHERE ol.tenant_id = t
-		GROUP BY ol.order_key
+		GROUP BY ol.order_key, ol.product_id
+	), o AS (
+		SELECT lp0.order_key, min(lp0.customer_id) AS customer_id, min(lp0.ordered_at) AS ordered_at,
+			   sum(lp0.revenue) AS revenue, sum(lp0.items) AS items, count(*) AS products
+		FROM lp0
+		GROUP BY lp0.order_key
 	), op AS (
 		SELECT o.*, CASE WHEN period = 'all' THEN NULL ELSE date_trunc(period, o.ordered_at) END AS p,
 			   min(o.ordered_at) OVER (PARTITION BY o.customer_id) AS first_at
@@ -620,13 +630,21 @@ BEGIN
 			   sum(att.revenue) AS revenue
 		FROM att JOIN op ON op.order_key = att.order_key
 		GROUP BY GROUPING SETS ((op.p, att.offer_type), (op.p))
+	), pc AS (
+		-- customers per period, and whether one of their orders there was not their first
+		SELECT op.p, bool_or(op.ordered_at > op.first_at) AS returning_customer
+		FROM op WHERE op.customer_id IS NOT NULL
+		GROUP BY op.p, op.customer_id
+	), pcs AS (
+		SELECT pc.p, count(*) AS customers, count(*) FILTER (WHERE pc.returning_customer) AS returning_customers
+		FROM pc GROUP BY pc.p
 	), per AS (
-		SELECT op.p, count(*) AS orders, sum(op.revenue) AS revenue, sum(op.items) AS items,
-			   count(*) FILTER (WHERE op.products >= 2) AS multi,
-			   count(DISTINCT op.customer_id) AS customers,
-			   count(DISTINCT op.customer_id) FILTER (WHERE op.ordered_at > op.first_at) AS returning_customers
-		FROM op
-		GROUP BY op.p
+		SELECT po.*, coalesce(pcs.customers, 0) AS customers,
+			   coalesce(pcs.returning_customers, 0) AS returning_customers
+		FROM (SELECT op.p, count(*) AS orders, sum(op.revenue) AS revenue, sum(op.items) AS items,
+					 count(*) FILTER (WHERE op.products >= 2) AS multi
+			  FROM op GROUP BY op.p) po
+		LEFT JOIN pcs ON pcs.p IS NOT DISTINCT FROM po.p
 	)
 	SELECT per.p, NULL::text, per.orders, per.revenue,
 		   round(per.revenue / per.orders, 2), round(per.items / per.orders, 2),
