@@ -583,18 +583,13 @@ BEGIN
 	kind := CASE WHEN has_customers THEN @extschema@._customer_id_kind() END;
 
 	RETURN QUERY
-	WITH lp0 AS (
-		SELECT ol.order_key, ol.product_id, min(ol.customer_id) AS customer_id,
-			   min(ol.ordered_at) AS ordered_at, sum(ol.quantity * ol.unit_price) AS revenue,
-			   sum(ol.quantity) AS items
+	WITH o AS (
+		SELECT ol.order_key, min(ol.customer_id) AS customer_id, min(ol.ordered_at) AS ordered_at,
+			   sum(ol.quantity * ol.unit_price) AS revenue, sum(ol.quantity) AS items,
+			   count(DISTINCT ol.product_id) AS products
 		FROM @extschema@.order_lines ol
 		WHERE ol.tenant_id = t
-		GROUP BY ol.order_key, ol.product_id
-	), o AS (
-		SELECT lp0.order_key, min(lp0.customer_id) AS customer_id, min(lp0.ordered_at) AS ordered_at,
-			   sum(lp0.revenue) AS revenue, sum(lp0.items) AS items, count(*) AS products
-		FROM lp0
-		GROUP BY lp0.order_key
+		GROUP BY ol.order_key
 	), op AS (
 		SELECT o.*, CASE WHEN period = 'all' THEN NULL ELSE date_trunc(period, o.ordered_at) END AS p,
 			   min(o.ordered_at) OVER (PARTITION BY o.customer_id) AS first_at
@@ -630,21 +625,13 @@ BEGIN
 			   sum(att.revenue) AS revenue
 		FROM att JOIN op ON op.order_key = att.order_key
 		GROUP BY GROUPING SETS ((op.p, att.offer_type), (op.p))
-	), pc AS (
-		-- customers per period, and whether one of their orders there was not their first
-		SELECT op.p, bool_or(op.ordered_at > op.first_at) AS returning_customer
-		FROM op WHERE op.customer_id IS NOT NULL
-		GROUP BY op.p, op.customer_id
-	), pcs AS (
-		SELECT pc.p, count(*) AS customers, count(*) FILTER (WHERE pc.returning_customer) AS returning_customers
-		FROM pc GROUP BY pc.p
 	), per AS (
-		SELECT po.*, coalesce(pcs.customers, 0) AS customers,
-			   coalesce(pcs.returning_customers, 0) AS returning_customers
-		FROM (SELECT op.p, count(*) AS orders, sum(op.revenue) AS revenue, sum(op.items) AS items,
-					 count(*) FILTER (WHERE op.products >= 2) AS multi
-			  FROM op GROUP BY op.p) po
-		LEFT JOIN pcs ON pcs.p IS NOT DISTINCT FROM po.p
+		SELECT op.p, count(*) AS orders, sum(op.revenue) AS revenue, sum(op.items) AS items,
+			   count(*) FILTER (WHERE op.products >= 2) AS multi,
+			   count(DISTINCT op.customer_id) AS customers,
+			   count(DISTINCT op.customer_id) FILTER (WHERE op.ordered_at > op.first_at) AS returning_customers
+		FROM op
+		GROUP BY op.p
 	)
 	SELECT per.p, NULL::text, per.orders, per.revenue,
 		   round(per.revenue / per.orders, 2), round(per.items / per.orders, 2),
