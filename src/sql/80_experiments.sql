@@ -475,24 +475,26 @@ BEGIN
 		WHERE x.experiment = e.experiment AND x.shown_at >= e.started_at
 		  AND (e.ended_at IS NULL OR x.shown_at < e.ended_at)
 		ORDER BY x.unit_id, x.shown_at, x.exposure_id
-	), o AS (
-		-- the orders that convert: lines of the unit's orders placed after
-		-- its first exposure and within the window
-		SELECT u.unit_id, ol.order_key, sum(ol.quantity * ol.unit_price) AS revenue,
-			   sum(ol.quantity) AS items
+	), ul AS (
+		-- the lines that convert: of the unit's orders, placed after its
+		-- first exposure and within the window
+		SELECT u.unit_id, u.first_shown, ol.order_key, ol.product_id, ol.ordered_at,
+			   ol.quantity, ol.unit_price
 		FROM u JOIN @extschema@.order_lines ol
 			ON ol.customer_id = u.customer_id AND ol.tenant_id = e.tenant_id
 			AND ol.ordered_at >= u.first_shown AND ol.ordered_at < u.first_shown + e.conversion_window
-		GROUP BY u.unit_id, ol.order_key
+	), o AS (
+		SELECT ul.unit_id, ul.order_key, sum(ul.quantity * ul.unit_price) AS revenue,
+			   sum(ul.quantity) AS items
+		FROM ul GROUP BY ul.unit_id, ul.order_key
 	), att AS (
 		-- orders holding a product the unit added from an offer after its
 		-- first exposure and no later than the order line
-		SELECT DISTINCT u.unit_id, ol.order_key
-		FROM @extschema@.offer_events ev
-		JOIN u ON u.unit_id = ev.unit_id
-		JOIN @extschema@.order_lines ol ON ol.tenant_id = e.tenant_id AND ol.customer_id = u.customer_id
-			AND ol.product_id = ev.product_id AND ol.ordered_at >= ev.occurred_at
-		WHERE ev.tenant_id = e.tenant_id AND ev.event = 'add' AND ev.occurred_at >= u.first_shown
+		SELECT DISTINCT ul.unit_id, ul.order_key
+		FROM ul JOIN @extschema@.offer_events ev
+			ON ev.unit_id = ul.unit_id AND ev.product_id = ul.product_id
+			AND ev.occurred_at >= ul.first_shown AND ev.occurred_at <= ul.ordered_at
+		WHERE ev.tenant_id = e.tenant_id AND ev.event = 'add'
 	), uo AS (
 		SELECT u.unit_id, u.variant, o.order_key, coalesce(o.revenue, 0) AS revenue, o.items,
 			   att.order_key IS NOT NULL AS attached
