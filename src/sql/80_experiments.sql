@@ -460,8 +460,13 @@ BEGIN
 		srm := @extschema@.srm_test(counts, ws);
 		srm_p := srm.p_value;
 		IF srm_p < 0.001 THEN
-			RAISE WARNING 'sample ratio mismatch in experiment "%": units per variant % do not match weights % (chi-square %, p = %)',
-				e.experiment, counts, ws, round(srm.chi2::numeric, 2), srm_p
+			RAISE WARNING 'sample ratio mismatch in experiment "%": % (chi-square %, p = %)',
+				e.experiment,
+				(SELECT string_agg(format('%s %s units (expected %s)', x.name, x.n,
+										  round((x.w / (SELECT sum(w2) FROM unnest(ws) w2)
+												 * (SELECT sum(n2) FROM unnest(counts) n2))::numeric, 1)), ', ' ORDER BY x.i)
+				 FROM unnest(names, counts, ws) WITH ORDINALITY AS x(name, n, w, i)),
+				round(srm.chi2::numeric, 2), srm_p
 				USING DETAIL = 'With p < 0.001 the split itself is broken (bots, redirects, lost exposures, changed weights); the comparisons below cannot be trusted.',
 					  HINT = 'Find why some units were not recorded before reading the results.';
 		END IF;
