@@ -14,6 +14,7 @@ PG_MODULE_MAGIC;
 
 int			upsell_max_basket_size = 100;
 int			upsell_pairs_per_product = 50;
+bool		upsell_force_weight_change = false;
 
 void		_PG_init(void);
 
@@ -34,6 +35,13 @@ _PG_init(void)
 							50, 1, 10000,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("upsell.force_weight_change",
+							 "Allows changing the variants or weights of a running experiment.",
+							 "Units already exposed may then fall into another variant, and the results mix two allocations.",
+							 &upsell_force_weight_change,
+							 false,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("upsell");
 }
 

@@ -8,5 +8,6 @@
 /* settings, see upsell.c */
 extern int	upsell_max_basket_size;
 extern int	upsell_pairs_per_product;
+extern bool upsell_force_weight_change;
 
 #endif							/* UPSELL_H */
