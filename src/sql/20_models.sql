@@ -82,9 +82,13 @@ BEGIN
 	SELECT s.active INTO current_slot FROM @extschema@.model_state s FOR UPDATE;
 	target := CASE current_slot WHEN 'a' THEN 'b' ELSE 'a' END;
 
-	-- after pg_restore the views over the shop's tables are placeholders
-	PERFORM @extschema@._sync_order_lines();
-	PERFORM @extschema@._sync_catalog();
+	-- the views over the shop's tables, if a DROP ... CASCADE took them
+	IF pg_catalog.to_regclass('@extschema@.order_lines') IS NULL THEN
+		PERFORM @extschema@._sync_order_lines();
+	END IF;
+	IF pg_catalog.to_regclass('@extschema@.catalog') IS NULL THEN
+		PERFORM @extschema@._sync_catalog();
+	END IF;
 	IF NOT EXISTS (SELECT FROM @extschema@.order_source) THEN
 		RAISE EXCEPTION 'no order lines are registered'
 			USING ERRCODE = 'object_not_in_prerequisite_state',
