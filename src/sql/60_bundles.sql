@@ -125,7 +125,10 @@ DECLARE
 	n bigint;
 	min_count int := current_setting('upsell.bundle_min_count')::int;
 	per_product int := current_setting('upsell.bundles_per_product')::int;
+	most_orders bigint;
 BEGIN
+	EXECUTE format('SELECT coalesce(max(orders), 0) FROM %s',
+				   @extschema@._slot_table('cooccurrence_model', slot)) INTO most_orders;
 	-- incremental: itemsets do not add up from partial counts; rebuild
 	LOOP
 		BEGIN
@@ -144,7 +147,8 @@ BEGIN
 			GET DIAGNOSTICS n = ROW_COUNT;
 			RETURN n;
 		EXCEPTION WHEN program_limit_exceeded THEN
-			IF min_count > 100000000 THEN
+			-- past the largest tenant's order count nothing can be frequent
+			IF min_count::bigint * 4 > most_orders THEN
 				RAISE;
 			END IF;
 			RAISE NOTICE 'upsell: bundles at min_count % exceed upsell.itemsets_memory_limit; retrying at %',
