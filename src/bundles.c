@@ -119,6 +119,80 @@ ids_array(const Itemsets *sets, const uint32_t *ranks, int k, Datum *buf)
 }
 
 /*
+ * Reads the query's lines (per tenant when the per_tenant argument is true)
+ * and mines each tenant's orders in a memory context of its own, handing the
+ * itemsets to emit.  Sets up the materialized result of the calling SRF.
+ */
+typedef void (*emit_fn) (FunctionCallInfo fcinfo, Itemsets *sets, int64 tenant,
+						 bool has_tenant, void *arg);
+
+static void
+mine_each_tenant(FunctionCallInfo fcinfo, const MineArgs *a, int per_tenant_arg,
+				 emit_fn emit, void *arg)
+{
+	MemoryContext work;
+	TenantLines *tenants;
+	bool		has_tenant;
+	int			ntenants;
+	int			ti;
+
+	InitMaterializedSRF(fcinfo, 0);
+	work = AllocSetContextCreate(CurrentMemoryContext, "upsell itemsets",
+								 ALLOCSET_DEFAULT_SIZES);
+	tenants = ups_query_lines(a->query,
+							  !PG_ARGISNULL(per_tenant_arg) && PG_GETARG_BOOL(per_tenant_arg),
+							  work, &ntenants, &has_tenant);
+	for (ti = 0; ti < ntenants; ti++)
+	{
+		MemoryContext tenantctx = AllocSetContextCreate(work, "upsell itemsets of a tenant",
+														ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(tenantctx);
+		Itemsets	sets;
+
+		mine_tenant(&tenants[ti], a, &sets);
+		emit(fcinfo, &sets, tenants[ti].tenant, has_tenant, arg);
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(tenantctx);
+	}
+	MemoryContextDelete(work);
+}
+
+static void
+put_itemsets(FunctionCallInfo fcinfo, Itemsets *sets, int64 tenant, bool has_tenant,
+			 void *arg)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const MineArgs *a = arg;
+	Datum	   *buf = palloc(sizeof(Datum) * (a->max_size + 1));
+	double		n = (double) sets->transactions;
+	size_t		i;
+
+	for (i = 0; i < sets->nsets; i++)
+	{
+		const uint32_t *r = sets->members + sets->set_start[i];
+		int			k = (int) (sets->set_start[i + 1] - sets->set_start[i]);
+		double		expected = 1.0;
+		Datum		values[6];
+		bool		nulls[6] = {0};
+		int			j;
+
+		for (j = 0; j < k; j++)
+			expected *= sets->item_counts[r[j]] / n;
+		values[0] = Int64GetDatum(tenant);
+		nulls[0] = !has_tenant;
+		values[1] = PointerGetDatum(ids_array(sets, r, k, buf));
+		values[2] = Int32GetDatum(k);
+		values[3] = Int64GetDatum(sets->set_counts[i]);
+		values[4] = Float8GetDatum(sets->set_counts[i] / n);
+		values[5] = Float8GetDatum(sets->set_counts[i] / n / expected);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		pfree(DatumGetPointer(values[1]));
+		if ((i & 0x3fff) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
  * _itemsets_from_query(query, min_support, max_size, min_count, per_tenant):
  * every itemset of up to max_size products in at least max(min_count,
  * ceil(min_support * orders)) orders; per tenant when per_tenant and the
@@ -127,60 +201,10 @@ ids_array(const Itemsets *sets, const uint32_t *ranks, int k, Datum *buf)
 Datum
 upsell_itemsets_from_query(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext callerctx = CurrentMemoryContext;
-	MemoryContext work;
 	MineArgs	a;
-	TenantLines *tenants;
-	bool		has_tenant;
-	int			ntenants;
-	int			ti;
 
 	mine_args(fcinfo, 1, 2, 3, &a);
-	InitMaterializedSRF(fcinfo, 0);
-	work = AllocSetContextCreate(callerctx, "upsell itemsets", ALLOCSET_DEFAULT_SIZES);
-	tenants = ups_query_lines(a.query, !PG_ARGISNULL(4) && PG_GETARG_BOOL(4),
-							  work, &ntenants, &has_tenant);
-
-	for (ti = 0; ti < ntenants; ti++)
-	{
-		MemoryContext tenantctx = AllocSetContextCreate(work, "upsell itemsets of a tenant",
-														ALLOCSET_DEFAULT_SIZES);
-		MemoryContext old = MemoryContextSwitchTo(tenantctx);
-		Itemsets	sets;
-		Datum	   *buf;
-		size_t		i;
-
-		mine_tenant(&tenants[ti], &a, &sets);
-		buf = palloc(sizeof(Datum) * (a.max_size + 1));
-		for (i = 0; i < sets.nsets; i++)
-		{
-			const uint32_t *r = sets.members + sets.set_start[i];
-			int			k = (int) (sets.set_start[i + 1] - sets.set_start[i]);
-			double		n = (double) sets.transactions;
-			double		expected = 1.0;
-			Datum		values[6];
-			bool		nulls[6] = {0};
-			int			j;
-
-			for (j = 0; j < k; j++)
-				expected *= sets.item_counts[r[j]] / n;
-			values[0] = Int64GetDatum(tenants[ti].tenant);
-			nulls[0] = !has_tenant;
-			values[1] = PointerGetDatum(ids_array(&sets, r, k, buf));
-			values[2] = Int32GetDatum(k);
-			values[3] = Int64GetDatum(sets.set_counts[i]);
-			values[4] = Float8GetDatum(sets.set_counts[i] / n);
-			values[5] = Float8GetDatum(sets.set_counts[i] / n / expected);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-			pfree(DatumGetPointer(values[1]));
-			if ((i & 0x3fff) == 0)
-				CHECK_FOR_INTERRUPTS();
-		}
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(tenantctx);
-	}
-	MemoryContextDelete(work);
+	mine_each_tenant(fcinfo, &a, 4, put_itemsets, &a);
 	return (Datum) 0;
 }
 
@@ -191,6 +215,9 @@ typedef struct RuleOut
 	int64		tenant;
 	bool		has_tenant;
 	Datum	   *buf;
+	const MineArgs *a;
+	float8		min_confidence;
+	int32		max_consequent;
 } RuleOut;
 
 static void
@@ -218,71 +245,54 @@ put_rule(void *arg, const ItemsetRule *rule)
 	pfree(DatumGetPointer(values[2]));
 }
 
+static void
+put_rules(FunctionCallInfo fcinfo, Itemsets *sets, int64 tenant, bool has_tenant,
+		  void *arg)
+{
+	RuleOut    *o = arg;
+
+	o->rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	o->sets = sets;
+	o->tenant = tenant;
+	o->has_tenant = has_tenant;
+	o->buf = palloc(sizeof(Datum) * (o->a->max_size + 1));
+	if (itemsets_rules(sets, o->min_confidence, o->max_consequent, o->a->limit_bytes,
+					   put_rule, o) != ITEMSETS_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the index over %zu frequent itemsets exceeds the memory limit of %d kB",
+						sets->nsets, o->a->limit_kb),
+				 errhint("Raise min_support or min_count, lower max_size, or raise \"upsell.itemsets_memory_limit\".")));
+}
+
 /*
  * _rules_from_query(query, min_support, min_confidence, max_size, min_count,
- * max_consequent, per_tenant): the rules A => C of the frequent itemsets, with the
- * measures arules reports.
+ * max_consequent, per_tenant): the rules A => C of the frequent itemsets,
+ * with the measures arules reports.
  */
 Datum
 upsell_rules_from_query(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext callerctx = CurrentMemoryContext;
-	MemoryContext work;
 	MineArgs	a;
-	float8		min_confidence;
-	int32		max_consequent;
-	TenantLines *tenants;
-	bool		has_tenant;
-	int			ntenants;
-	int			ti;
+	RuleOut		o;
 
 	mine_args(fcinfo, 1, 3, 4, &a);
-	min_confidence = PG_ARGISNULL(2) ? 0 : PG_GETARG_FLOAT8(2);
-	if (!(min_confidence >= 0 && min_confidence <= 1))
+	o.a = &a;
+	o.min_confidence = PG_ARGISNULL(2) ? 0 : PG_GETARG_FLOAT8(2);
+	if (!(o.min_confidence >= 0 && o.min_confidence <= 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("min_confidence must be between 0 and 1: %g", min_confidence)));
-	max_consequent = PG_ARGISNULL(5) ? 1 : PG_GETARG_INT32(5);
-	if (max_consequent < 1)
+				 errmsg("min_confidence must be between 0 and 1: %g", o.min_confidence)));
+	o.max_consequent = PG_ARGISNULL(5) ? 1 : PG_GETARG_INT32(5);
+	if (o.max_consequent < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_consequent must be at least 1: %d", max_consequent)));
+				 errmsg("max_consequent must be at least 1: %d", o.max_consequent)));
 	if (a.max_size < 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_size must be at least 2 for rules: %d", a.max_size),
 				 errdetail("A rule has at least one product on each side.")));
-
-	InitMaterializedSRF(fcinfo, 0);
-	work = AllocSetContextCreate(callerctx, "upsell rules", ALLOCSET_DEFAULT_SIZES);
-	tenants = ups_query_lines(a.query, !PG_ARGISNULL(6) && PG_GETARG_BOOL(6),
-							  work, &ntenants, &has_tenant);
-
-	for (ti = 0; ti < ntenants; ti++)
-	{
-		MemoryContext tenantctx = AllocSetContextCreate(work, "upsell rules of a tenant",
-														ALLOCSET_DEFAULT_SIZES);
-		MemoryContext old = MemoryContextSwitchTo(tenantctx);
-		Itemsets	sets;
-		RuleOut		o;
-
-		mine_tenant(&tenants[ti], &a, &sets);
-		o.rsinfo = rsinfo;
-		o.sets = &sets;
-		o.tenant = tenants[ti].tenant;
-		o.has_tenant = has_tenant;
-		o.buf = palloc(sizeof(Datum) * (a.max_size + 1));
-		if (itemsets_rules(&sets, min_confidence, max_consequent, a.limit_bytes,
-						   put_rule, &o) != ITEMSETS_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("the index over %zu frequent itemsets exceeds the memory limit of %d kB",
-							sets.nsets, a.limit_kb),
-					 errhint("Raise min_support or min_count, lower max_size, or raise \"upsell.itemsets_memory_limit\".")));
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(tenantctx);
-	}
-	MemoryContextDelete(work);
+	mine_each_tenant(fcinfo, &a, 6, put_rules, &o);
 	return (Datum) 0;
 }
