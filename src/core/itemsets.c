@@ -339,21 +339,40 @@ emit(Miner *m, int size, int64_t count)
  * ------------------------------------------------------------------------
  */
 
+/*
+ * Mines tree t under the prefix m->prefix[0..depth-1].  The scratch arrays
+ * (conditional counts, local index of each item) are allocated once per tree
+ * and reset only where a pattern base touched them, so a tree over many
+ * items costs in proportion to its paths, not to items squared.
+ */
 static void
 mine(Miner *m, Tree *t, int depth)
 {
+	int64_t    *cond = NULL;
+	uint32_t   *map = NULL;
+	uint32_t   *touched = NULL;
 	uint32_t	x;
+
+	if (depth + 1 < m->max_size && t->nitems > 1)
+	{
+		cond = tmp_alloc(m, (size_t) t->nitems * sizeof(int64_t), true);
+		map = tmp_alloc(m, (size_t) t->nitems * sizeof(uint32_t), false);
+		touched = tmp_alloc(m, (size_t) t->nitems * sizeof(uint32_t), false);
+		if (m->failed)
+			goto done;
+		for (x = 0; x < t->nitems; x++)
+			map[x] = NO_ITEM;
+	}
 
 	for (x = t->nitems; x-- > 0 && !m->failed;)
 	{
-		int64_t    *cond;
-		uint32_t   *map;
 		uint32_t   *global;
 		uint32_t   *buf;
 		Tx		   *txs;
 		uint32_t	n,
 					p,
-					y,
+					i,
+					ntouched = 0,
 					nf = 0;
 		size_t		npaths = 0,
 					total = 0,
@@ -369,23 +388,24 @@ mine(Miner *m, Tree *t, int depth)
 		ups_check_interrupts();
 
 		/* conditional counts of the items above x on its paths */
-		cond = tmp_alloc(m, (size_t) x * sizeof(int64_t), true);
-		map = tmp_alloc(m, (size_t) x * sizeof(uint32_t), false);
-		if (m->failed)
-		{
-			tmp_free(m, cond);
-			tmp_free(m, map);
-			return;
-		}
 		for (n = t->head[x]; n; n = t->nodes[n].next)
 			for (p = t->nodes[n].parent; p; p = t->nodes[p].parent)
-				cond[t->nodes[p].item] += t->nodes[n].count;
-		for (y = 0; y < x; y++)
-			map[y] = cond[y] >= m->min_count ? nf++ : NO_ITEM;
-		tmp_free(m, cond);
+			{
+				uint32_t	item = t->nodes[p].item;
+
+				if (cond[item] == 0)
+					touched[ntouched++] = item;
+				cond[item] += t->nodes[n].count;
+			}
+		/* local indexes in global rank order */
+		qsort(touched, ntouched, sizeof(uint32_t), uint32_cmp);
+		for (i = 0; i < ntouched; i++)
+			if (cond[touched[i]] >= m->min_count)
+				map[touched[i]] = nf++;
 		if (nf == 0)
 		{
-			tmp_free(m, map);
+			for (i = 0; i < ntouched; i++)
+				cond[touched[i]] = 0;
 			continue;
 		}
 
@@ -407,15 +427,14 @@ mine(Miner *m, Tree *t, int depth)
 		txs = tmp_alloc(m, npaths * sizeof(Tx), false);
 		if (m->failed)
 		{
-			tmp_free(m, map);
 			tmp_free(m, global);
 			tmp_free(m, buf);
 			tmp_free(m, txs);
-			return;
+			break;
 		}
-		for (y = 0; y < x; y++)
-			if (map[y] != NO_ITEM)
-				global[map[y]] = t->global[y];
+		for (i = 0; i < ntouched; i++)
+			if (map[touched[i]] != NO_ITEM)
+				global[map[touched[i]]] = t->global[touched[i]];
 		npaths = 0;
 		for (n = t->head[x]; n; n = t->nodes[n].next)
 		{
@@ -437,7 +456,11 @@ mine(Miner *m, Tree *t, int depth)
 			};
 			off += len;
 		}
-		tmp_free(m, map);
+		for (i = 0; i < ntouched; i++)
+		{
+			cond[touched[i]] = 0;
+			map[touched[i]] = NO_ITEM;
+		}
 		if (tree_build(m, txs, npaths, nf, global, &ct))
 		{
 			tmp_free(m, txs);
@@ -451,6 +474,10 @@ mine(Miner *m, Tree *t, int depth)
 			tmp_free(m, buf);
 		}
 	}
+done:
+	tmp_free(m, cond);
+	tmp_free(m, map);
+	tmp_free(m, touched);
 }
 
 /* ------------------------------------------------------------------------
