@@ -5,34 +5,75 @@
 
 -- ---- models ---------------------------------------------------------------
 
+-- The lines a refresh counts: all of them, or for an incremental refresh only
+-- those newer than what the serving slot counted (by order time when one is
+-- registered, else by integer order id).  NULL when incremental is impossible.
+CREATE FUNCTION @extschema@._new_lines_filter(previous text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s @extschema@.order_source;
+BEGIN
+	SELECT * INTO s FROM @extschema@.order_source;
+	IF s.ordered_at IS NOT NULL THEN
+		RETURN format('l.ordered_at > (SELECT p.max_ordered_at FROM %s p WHERE p.tenant_id = l.tenant_id) '
+					  'OR NOT EXISTS (SELECT FROM %s p WHERE p.tenant_id = l.tenant_id)', previous, previous);
+	ELSIF @extschema@._column_type(s.relation, s.order_id, 'order_id')
+		  IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
+		RETURN format('l.order_key > (SELECT p.max_order_key FROM %s p WHERE p.tenant_id = l.tenant_id) '
+					  'OR NOT EXISTS (SELECT FROM %s p WHERE p.tenant_id = l.tenant_id)', previous, previous);
+	END IF;
+	RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION @extschema@._build_cooccurrence(slot text, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	target text := @extschema@._slot_table('cooccurrence_model', slot);
+	previous text := @extschema@._slot_table('cooccurrence_model', CASE slot WHEN 'a' THEN 'b' ELSE 'a' END);
+	new_lines text := 'true';
 	n bigint;
 	skipped bigint;
 	big bigint;
 BEGIN
 	IF incremental THEN
-		RAISE EXCEPTION 'incremental refresh of the co-occurrence model is not supported yet'
-			USING ERRCODE = 'feature_not_supported', HINT = 'Call upsell.refresh() without incremental.';
+		new_lines := @extschema@._new_lines_filter(previous);
+		IF new_lines IS NULL THEN
+			RAISE NOTICE 'upsell: order lines have neither an order time nor an integer order id: counting them all';
+			new_lines := 'true';
+			incremental := false;
+		END IF;
 	END IF;
+	-- counts of the new lines, added to the previous counts of the same tenant
 	EXECUTE format($q$
-		INSERT INTO %s (tenant_id, state, max_ordered_at, max_order_key)
-		SELECT l.tenant_id, @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity),
-			   max(l.ordered_at), max(l.order_key)
-		FROM @extschema@.order_lines l
-		GROUP BY l.tenant_id$q$, @extschema@._slot_table('cooccurrence_model', slot));
+		INSERT INTO %1$s (tenant_id, state, max_ordered_at, max_order_key)
+		SELECT coalesce(n.tenant_id, p.tenant_id),
+			   CASE WHEN p.state IS NULL THEN n.state
+					WHEN n.state IS NULL THEN p.state
+					ELSE @extschema@.cooccurrence_merge(p.state, n.state) END,
+			   greatest(p.max_ordered_at, n.max_ordered_at),
+			   greatest(p.max_order_key, n.max_order_key)
+		FROM (SELECT l.tenant_id,
+					 @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state,
+					 max(l.ordered_at) AS max_ordered_at, max(l.order_key) AS max_order_key
+			  FROM @extschema@.order_lines l
+			  WHERE %3$s
+			  GROUP BY l.tenant_id) n
+		FULL JOIN (SELECT * FROM %2$s WHERE %4$L) p ON p.tenant_id = n.tenant_id$q$,
+		target, previous, new_lines, incremental);
 	GET DIAGNOSTICS n = ROW_COUNT;
 	EXECUTE format($q$
 		UPDATE %s m SET (orders, products, pairs, skipped_lines, big_orders) =
 			(SELECT i.orders, i.products, i.pairs, i.skipped_lines, i.big_orders
-			 FROM @extschema@.cooccurrence_info(m.state) i)
-		RETURNING 1$q$, @extschema@._slot_table('cooccurrence_model', slot));
-	EXECUTE format('SELECT coalesce(sum(skipped_lines), 0), coalesce(sum(big_orders), 0) FROM %s',
-				   @extschema@._slot_table('cooccurrence_model', slot)) INTO skipped, big;
+			 FROM @extschema@.cooccurrence_info(m.state) i)$q$, target);
+	EXECUTE format('SELECT coalesce(sum(skipped_lines), 0), coalesce(sum(big_orders), 0) FROM %s', target)
+		INTO skipped, big;
 	IF skipped > 0 THEN
 		RAISE NOTICE 'upsell: skipped % order lines with a NULL order or product id or a quantity <= 0', skipped;
 	END IF;
@@ -91,7 +132,7 @@ SELECT @extschema@._define_model('product_model',
 	  popularity_rank bigint NOT NULL, category text, variant_group text, price numeric,
 	  in_stock boolean NOT NULL, title text,
 	  PRIMARY KEY (tenant_id, product_id)$$,
-	ARRAY['(tenant_id, popularity_rank)', '(tenant_id, category, popularity_rank)'],
+	ARRAY['(tenant_id, popularity_rank)', '(tenant_id, category, popularity_rank)', '(product_id)'],
 	20, '@extschema@._build_product_model(text, boolean)',
 	'per product: orders containing it, popularity rank, and the catalog attributes as of the last refresh');
 
