@@ -123,8 +123,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	n bigint;
-	min_count int := current_setting('upsell.bundle_min_count')::int;
-	per_product int := current_setting('upsell.bundles_per_product')::int;
+	-- the settings exist once the module is loaded; their defaults until then
+	min_count int := coalesce(current_setting('upsell.bundle_min_count', true)::int, 5);
+	per_product int := coalesce(current_setting('upsell.bundles_per_product', true)::int, 10);
 	most_orders bigint;
 BEGIN
 	EXECUTE format('SELECT coalesce(max(orders), 0) FROM %s',
