@@ -65,7 +65,7 @@ SELECT upsell._tenant(5);
 -- registrations are configuration that pg_dump keeps
 SELECT c.relname
 FROM pg_extension e, unnest(e.extconfig) AS x(oid) JOIN pg_class c ON c.oid = x.oid
-WHERE e.extname = 'upsell' ORDER BY 1;
+WHERE e.extname = 'upsell' AND c.relname LIKE '%\_source' ORDER BY 1;
 
 -- user-supplied names never reach SQL unquoted
 CREATE TABLE reg."odd; DROP TABLE reg.lines; --" ("order id" int, "Product""Id" int);

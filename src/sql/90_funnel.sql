@@ -73,6 +73,7 @@ CREATE FUNCTION @extschema@._merge_offers(stage text, t bigint, context bigint[]
 RETURNS SETOF @extschema@.offer
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	settings record;
@@ -111,19 +112,23 @@ BEGIN
 				   c.product_ids[1] AS tiebreak
 			FROM unnest(candidates) c
 			WHERE c.score IS NOT NULL)
-		SELECT * FROM (SELECT * FROM pinned UNION ALL SELECT * FROM tactics) x
-		WHERE allowed IS NULL OR x.offer_type = ANY (allowed)
+		SELECT x.* FROM (SELECT * FROM pinned UNION ALL SELECT * FROM tactics) x
+		WHERE (allowed IS NULL OR x.offer_type = ANY (allowed))
+		  -- every product in stock, not excluded, not the page's/cart's/order's own
+		  AND NOT x.product_ids && context
+		  AND NOT EXISTS (
+			SELECT FROM unnest(x.product_ids) p(id)
+			LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = p.id
+			WHERE NOT coalesce(m.in_stock, false)
+			   OR EXISTS (SELECT FROM @extschema@.exclusions e
+						  WHERE e.tenant_id = t
+							AND ((e.product_id = p.id AND (e.with_product_id IS NULL OR e.with_product_id = ANY (context)))
+								 OR e.category = m.category)))
 		ORDER BY x.tier, x.sort NULLS LAST, x.tiebreak, x.offer_type
 	LOOP
 		EXIT WHEN n >= settings.max_offers;
-		-- one offer per product; none of the page's/cart's/order's own products;
-		-- every product in stock and not excluded
+		-- one offer per product
 		CONTINUE WHEN o.product_ids && shown;
-		CONTINUE WHEN EXISTS (
-			SELECT FROM unnest(o.product_ids) p(id)
-			LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = p.id
-			WHERE NOT coalesce(m.in_stock, false)
-			   OR @extschema@.is_excluded(t, p.id, m.category, context));
 		n := n + 1;
 		shown := shown || o.product_ids;
 		RETURN NEXT ROW(stage, o.offer_type, o.product_ids, n, o.score, o.discount, o.reason)::@extschema@.offer;
@@ -138,6 +143,7 @@ CREATE FUNCTION @extschema@.product_page_offers(product_id bigint, tenant_id big
 RETURNS SETOF @extschema@.offer
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
@@ -174,6 +180,7 @@ CREATE FUNCTION @extschema@.cart_offers(cart bigint[], quantities int[] DEFAULT 
 RETURNS SETOF @extschema@.offer
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
