@@ -89,6 +89,7 @@ sql_side() {
 	SQL_PAIRS_MS=$BENCH_MEDIAN_MS
 	PAIRS_STATUS=$SQL_STATUS
 	SQL_TRIPLES_MS=
+	TRIPLES_STATUS=
 	if [ "$PAIRS_STATUS" = ok ]; then
 		# an empty table stays when the timed query is stopped
 		bq -c "SET client_min_messages = warning; DROP TABLE IF EXISTS bench_b.sql_triples;
