@@ -10,7 +10,9 @@
 -- espresso machine (3): bought once each by 100, 104, 105: durable
 -- pairs seen in 2+ orders: coffee+machine (o1, o13), coffee+filters (o5, o7), machine+frother (o13, o14)
 SET TimeZone = 'UTC';
+SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS pp CASCADE;
+RESET client_min_messages;
 CREATE SCHEMA pp;
 CREATE TABLE pp.products (id int PRIMARY KEY, name text, category text, vgroup text,
 						  price numeric(10,2), stock int);
