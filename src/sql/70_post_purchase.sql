@@ -243,6 +243,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
+	-- is_excluded costs a lookup per candidate: skipped when the tenant has no rules
+	has_rules boolean := EXISTS (SELECT FROM @extschema@.exclusions e WHERE e.tenant_id = t);
 BEGIN
 	IF as_of IS NULL OR within IS NULL THEN
 		RAISE EXCEPTION 'as_of and within must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -261,7 +263,7 @@ BEGIN
 	  AND r.next_due >= as_of::timestamptz AND r.next_due < as_of::timestamptz + within
 	  AND m.in_stock
 	  AND @extschema@._consumable(t, r.product_id, m.category, pm.repeats_consumable)
-	  AND NOT @extschema@.is_excluded(t, r.product_id, m.category, ARRAY[r.product_id])
+	  AND (NOT has_rules OR NOT @extschema@.is_excluded(t, r.product_id, m.category, ARRAY[r.product_id]))
 	ORDER BY r.next_due, r.customer_id, r.product_id;
 END
 $$;
@@ -277,6 +279,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
+	-- is_excluded costs a lookup per candidate: skipped when the tenant has no rules
+	has_rules boolean := EXISTS (SELECT FROM @extschema@.exclusions e WHERE e.tenant_id = t);
 BEGIN
 	IF min_orders IS NULL OR max_dispersion IS NULL THEN
 		RAISE EXCEPTION 'min_orders and max_dispersion must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -300,7 +304,7 @@ BEGIN
 	JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = r.product_id
 	WHERE r.tenant_id = t AND r.purchases >= min_orders AND r.cv < max_dispersion
 	  AND m.in_stock
-	  AND NOT @extschema@.is_excluded(t, r.product_id, m.category, ARRAY[r.product_id])
+	  AND (NOT has_rules OR NOT @extschema@.is_excluded(t, r.product_id, m.category, ARRAY[r.product_id]))
 	ORDER BY r.cv, r.customer_id, r.product_id;
 END
 $$;
@@ -344,6 +348,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
+	-- is_excluded costs a lookup per candidate: skipped when the tenant has no rules
+	has_rules boolean := EXISTS (SELECT FROM @extschema@.exclusions e WHERE e.tenant_id = t);
 	c bigint := customer_id;
 	half_days float8;
 	owned_ids bigint[];
@@ -430,7 +436,7 @@ BEGIN
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = cd.product_id
 		WHERE m.in_stock
 		  AND cd.product_id NOT IN (SELECT b.product_id FROM blocked b)
-		  AND NOT @extschema@.is_excluded(t, m.product_id, m.category, owned_ids)
+		  AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, owned_ids))
 		ORDER BY cd.product_id, cd.tier, cd.score DESC)
 	SELECT (row_number() OVER (ORDER BY b.tier, b.score DESC, b.product_id))::int,
 		   b.product_id, b.score, b.reason, b.because
@@ -467,6 +473,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
+	-- is_excluded costs a lookup per candidate: skipped when the tenant has no rules
+	has_rules boolean := EXISTS (SELECT FROM @extschema@.exclusions e WHERE e.tenant_id = t);
 	c bigint := customer_id;
 	cands @extschema@._offer_candidate[];
 	used boolean[];
@@ -545,7 +553,7 @@ BEGIN
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = r.product_id
 		LEFT JOIN owned o ON o.product_id = r.refers_to
 		CROSS JOIN owned_ids oi
-		WHERE m.in_stock AND NOT @extschema@.is_excluded(t, m.product_id, m.category, oi.ids)
+		WHERE m.in_stock AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, oi.ids))
 		ORDER BY r.tier, r.score DESC, r.product_id, r.kind);
 	used := array_fill(false, ARRAY[coalesce(cardinality(cands), 0) + 1]);
 
@@ -678,6 +686,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
+	-- is_excluded costs a lookup per candidate: skipped when the tenant has no rules
+	has_rules boolean := EXISTS (SELECT FROM @extschema@.exclusions e WHERE e.tenant_id = t);
 	items bigint[];
 	last_added timestamptz;
 	checked_out boolean;
@@ -730,7 +740,7 @@ BEGIN
 			  AND m.price < c.price AND m.price >= c.price * min_price_ratio
 			  AND ((c.variant_group IS NOT NULL AND m.variant_group = c.variant_group)
 				   OR (c.category IS NOT NULL AND m.category = c.category))
-			  AND NOT @extschema@.is_excluded(t, m.product_id, m.category, items)
+			  AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, items))
 			ORDER BY 3
 			LIMIT 2) d
 		WHERE c.price > 0),
@@ -751,7 +761,7 @@ BEGIN
 					 format('goes with %s in the cart', @extschema@._product_label(t, cp.replaces))
 			  FROM complement cp
 			  JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = cp.product_id
-			  WHERE m.in_stock AND NOT @extschema@.is_excluded(t, m.product_id, m.category, items)) o
+			  WHERE m.in_stock AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, items))) o
 		ORDER BY o.product_id, o.tier, o.ord DESC)
 	SELECT (row_number() OVER (ORDER BY o.tier, o.ord DESC, o.score DESC, o.product_id))::int,
 		   o.kind, o.product_id, o.replaces, o.price, o.score, o.reason

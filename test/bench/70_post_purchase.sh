@@ -121,8 +121,8 @@ SET client_min_messages = warning;
 SELECT setseed(0.7);
 CREATE TABLE bench_pp.customers AS
 SELECT row_number() OVER () AS i, customer_id
-FROM (SELECT DISTINCT customer_id FROM bench.order_lines ORDER BY 1) c
-ORDER BY random() LIMIT $CUSTOMERS;
+FROM (SELECT customer_id FROM (SELECT DISTINCT customer_id FROM bench.order_lines ORDER BY 1) d
+	  ORDER BY random() LIMIT $CUSTOMERS) c;
 
 CREATE TABLE bench_pp.latency (side text, i int, ms float8, n int);
 
