@@ -433,7 +433,9 @@ BEGIN
 	best AS (
 		SELECT DISTINCT ON (cd.product_id) cd.*
 		FROM candidates cd
-		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = cd.product_id
+		-- LIMIT 1: one index lookup per candidate, never a hash of the catalog
+		CROSS JOIN LATERAL (SELECT m.* FROM @extschema@.product_model m
+							WHERE m.tenant_id = t AND m.product_id = cd.product_id LIMIT 1) m
 		WHERE m.in_stock
 		  AND cd.product_id NOT IN (SELECT b.product_id FROM blocked b)
 		  AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, owned_ids))
@@ -550,7 +552,8 @@ BEGIN
 					ELSE r.fallback_reason
 				   END)::@extschema@._offer_candidate
 		FROM raw r
-		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = r.product_id
+		CROSS JOIN LATERAL (SELECT m.* FROM @extschema@.product_model m
+							WHERE m.tenant_id = t AND m.product_id = r.product_id LIMIT 1) m
 		LEFT JOIN owned o ON o.product_id = r.refers_to
 		CROSS JOIN owned_ids oi
 		WHERE m.in_stock AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, oi.ids))
