@@ -109,8 +109,10 @@ AS $$
 DECLARE
 	n bigint;
 BEGIN
-	-- after pg_restore the carts view is a placeholder like the others
-	PERFORM @extschema@._sync_carts();
+	-- the carts view, if a DROP ... CASCADE took it
+	IF to_regclass('@extschema@.carts') IS NULL AND EXISTS (SELECT FROM @extschema@.cart_source) THEN
+		PERFORM @extschema@._sync_carts();
+	END IF;
 	EXECUTE format($q$
 		INSERT INTO %s (tenant_id, customer_id, product_id, purchases, first_at, last_at,
 						median_gap_days, cv, quantity, spend, population_interval_days,
@@ -619,13 +621,14 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.cart_source', '');
 COMMENT ON TABLE @extschema@.cart_source IS
 	'the registered cart lines: relation and the columns that mean cart, customer, product, quantity, added at, checked out at, tenant';
 
-CREATE VIEW @extschema@.carts AS
-SELECT NULL::bigint AS tenant_id, NULL::bigint AS cart_id, NULL::bigint AS customer_id,
-	   NULL::bigint AS product_id, NULL::numeric AS quantity,
-	   NULL::timestamptz AS added_at, NULL::timestamptz AS checked_out_at
-WHERE false;
-COMMENT ON VIEW @extschema@.carts IS
-	'the registered cart lines under canonical names (tenant_id 0 without a tenant column; cart_id is upsell.order_key() of a non-integer id; checked_out_at NULL while the cart is open)';
+-- The view upsell.carts is created by register_carts, not by this script
+-- (like upsell.order_lines, see 10_registration.sql: as an extension member a
+-- DROP ... CASCADE of the shop's table would drop the extension):
+--   upsell.carts (tenant_id bigint, cart_id bigint, customer_id bigint,
+--                 product_id bigint, quantity numeric, added_at timestamptz,
+--                 checked_out_at timestamptz)
+-- tenant_id 0 without a tenant column; cart_id upsell.order_key() of a
+-- non-integer id; checked_out_at NULL while the cart is open.
 
 CREATE FUNCTION @extschema@._sync_carts()
 RETURNS void
@@ -639,6 +642,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
+	PERFORM @extschema@._check_relation(s.relation, 'carts');
 	EXECUTE format(
 		'CREATE OR REPLACE VIEW @extschema@.carts AS SELECT %s AS tenant_id, %s AS cart_id, %s AS customer_id, '
 		'%s AS product_id, %s AS quantity, %s AS added_at, %s AS checked_out_at FROM %s AS s',
@@ -650,6 +654,8 @@ BEGIN
 		@extschema@._column_expr(s.relation, s.added_at, 'added_at'),
 		CASE WHEN s.checked_out_at IS NULL THEN 'NULL::timestamptz' ELSE @extschema@._column_expr(s.relation, s.checked_out_at, 'checked_out_at') END,
 		s.relation);
+	COMMENT ON VIEW @extschema@.carts IS
+		'the registered cart lines under canonical names, created by upsell.register_carts()';
 END
 $$;
 
@@ -711,6 +717,11 @@ BEGIN
 		RAISE EXCEPTION 'no carts are registered'
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = 'Call upsell.register_carts() first.';
+	END IF;
+	IF to_regclass('@extschema@.carts') IS NULL THEN
+		RAISE EXCEPTION 'the view upsell.carts is missing'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Register the carts again with upsell.register_carts(), or CALL upsell.refresh().';
 	END IF;
 	SELECT coalesce(array_agg(DISTINCT c.product_id) FILTER (WHERE c.product_id IS NOT NULL), '{}'),
 		   max(c.added_at), bool_or(c.checked_out_at IS NOT NULL)
