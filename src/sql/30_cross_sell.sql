@@ -228,6 +228,7 @@ CREATE FUNCTION @extschema@.recommend_for_cart(cart bigint[], k int DEFAULT 5, t
 RETURNS TABLE ("rank" int, product_id bigint, score float8, because bigint[], reason text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
@@ -246,9 +247,13 @@ BEGIN
 		SELECT e.other_id AS product_id, e.score, e.because, m.orders, 1 AS tier
 		FROM (SELECT p.other_id,
 					 1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score,
-					 array_agg(p.product_id ORDER BY p.score DESC, p.product_id) AS because
-			  FROM @extschema@.pair_model p
-			  WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+					 -- input sorted below: an ORDER BY inside array_agg would
+					 -- start a sort per product, the bulk of the request's time
+					 array_agg(p.product_id) AS because
+			  FROM (SELECT p.other_id, p.product_id, p.score
+					FROM @extschema@.pair_model p
+					WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+					ORDER BY p.other_id, p.score DESC, p.product_id) p
 			  GROUP BY p.other_id) e
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.other_id
 		WHERE m.in_stock

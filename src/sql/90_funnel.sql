@@ -51,7 +51,7 @@ CREATE TABLE @extschema@.stage_settings (
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.stage_settings', '');
 COMMENT ON TABLE @extschema@.stage_settings IS
-	'per tenant and stage: the maximum number of offers (default 6) and weights per offer type (default 1) that interleave the tactics';
+	'per tenant and stage: the maximum number of offers (default 6) and weights per offer type that interleave the tactics (defaults: complement 1, bundle/gap_filler/restock 0.9, upgrade/subscription 0.8, quantity_tier 0.7, downsell 0.6)';
 
 -- Offer types a request may show: all (NULL) unless an experiment's variant
 -- says otherwise (upsell.variant_offer_types, the experiments layer).
@@ -73,15 +73,21 @@ CREATE FUNCTION @extschema@._merge_offers(stage text, t bigint, context bigint[]
 RETURNS SETOF @extschema@.offer
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	settings record;
 	allowed text[] := @extschema@._allowed_offer_types(experiment, unit_id, stage);
-	shown bigint[] := context;
+	shown bigint[] := '{}';
 	o record;
 	n int := 0;
 BEGIN
-	SELECT coalesce(s.max_offers, 6) AS max_offers, coalesce(s.type_weights, '{}') AS weights
+	-- built-in weights, overridden per type by stage_settings.type_weights:
+	-- complements lead, other tactics interleave just below them
+	SELECT coalesce(s.max_offers, 6) AS max_offers,
+		   '{"complement": 1, "bundle": 0.9, "gap_filler": 0.9, "restock": 0.9, "upgrade": 0.8,
+			 "subscription": 0.8, "quantity_tier": 0.7, "downsell": 0.6}'::jsonb
+		   || coalesce(s.type_weights, '{}') AS weights
 	INTO settings
 	FROM (SELECT 1) one
 	LEFT JOIN LATERAL (SELECT * FROM @extschema@.stage_settings x
@@ -111,19 +117,24 @@ BEGIN
 				   c.product_ids[1] AS tiebreak
 			FROM unnest(candidates) c
 			WHERE c.score IS NOT NULL)
-		SELECT * FROM (SELECT * FROM pinned UNION ALL SELECT * FROM tactics) x
-		WHERE allowed IS NULL OR x.offer_type = ANY (allowed)
+		SELECT x.* FROM (SELECT * FROM pinned UNION ALL SELECT * FROM tactics) x
+		WHERE (allowed IS NULL OR x.offer_type = ANY (allowed))
+		  -- every product in stock, not excluded, not the page's/cart's/order's own
+		  -- (but more of a cart line is what a quantity tier offers)
+		  AND (x.offer_type = 'quantity_tier' OR NOT x.product_ids && context)
+		  AND NOT EXISTS (
+			SELECT FROM unnest(x.product_ids) p(id)
+			LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = p.id
+			WHERE NOT coalesce(m.in_stock, false)
+			   OR EXISTS (SELECT FROM @extschema@.exclusions e
+						  WHERE e.tenant_id = t
+							AND ((e.product_id = p.id AND (e.with_product_id IS NULL OR e.with_product_id = ANY (context)))
+								 OR e.category = m.category)))
 		ORDER BY x.tier, x.sort NULLS LAST, x.tiebreak, x.offer_type
 	LOOP
 		EXIT WHEN n >= settings.max_offers;
-		-- one offer per product; none of the page's/cart's/order's own products;
-		-- every product in stock and not excluded
+		-- one offer per product
 		CONTINUE WHEN o.product_ids && shown;
-		CONTINUE WHEN EXISTS (
-			SELECT FROM unnest(o.product_ids) p(id)
-			LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = p.id
-			WHERE NOT coalesce(m.in_stock, false)
-			   OR @extschema@.is_excluded(t, p.id, m.category, context));
 		n := n + 1;
 		shown := shown || o.product_ids;
 		RETURN NEXT ROW(stage, o.offer_type, o.product_ids, n, o.score, o.discount, o.reason)::@extschema@.offer;
@@ -138,6 +149,7 @@ CREATE FUNCTION @extschema@.product_page_offers(product_id bigint, tenant_id big
 RETURNS SETOF @extschema@.offer
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
@@ -152,7 +164,10 @@ BEGIN
 		FROM @extschema@.pair_model p
 		WHERE p.tenant_id = t AND p.product_id = product_page_offers.product_id
 		ORDER BY p.score DESC, p.other_id
-		LIMIT 10);
+		LIMIT 10)
+	|| ARRAY(
+		SELECT ROW('product_page', 'upgrade', ARRAY[u.candidate_id], NULL, u.score, 0, u.reason)::@extschema@.offer
+		FROM @extschema@.upgrade_candidates(product_id, 2, 1.5, t) u);
 	RETURN QUERY SELECT * FROM @extschema@._merge_offers('product_page', t, ARRAY[product_id], NULL,
 														 candidates, experiment, unit_id);
 END
@@ -174,6 +189,7 @@ CREATE FUNCTION @extschema@.cart_offers(cart bigint[], quantities int[] DEFAULT 
 RETURNS SETOF @extschema@.offer
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
@@ -194,7 +210,21 @@ BEGIN
 				   -- popularity fallbacks rank after every complement with evidence
 				   CASE WHEN r.because IS NULL THEN 0.001 * r.score ELSE r.score END,
 				   0, r.reason)::@extschema@.offer
-		FROM @extschema@.recommend_for_cart(items, 10, t) r);
+		FROM @extschema@.recommend_for_cart(items, 10, t) r)
+	-- the better version of a cart line
+	|| ARRAY(
+		SELECT ROW('cart', 'upgrade', ARRAY[u.candidate_id], NULL, u.score, 0,
+				   format('instead of %s: %s', c.id, u.reason))::@extschema@.offer
+		FROM unnest(items) c(id), @extschema@.upgrade_candidates(c.id, 1, 1.5, t) u)
+	-- the next volume tier of a cart line (only where the merchant set tiers)
+	|| ARRAY(
+		SELECT ROW('cart', 'quantity_tier', ARRAY[c.id], NULL,
+				   q.total_saving / nullif(q.total_saving + q.new_unit_price * q.next_quantity, 0),
+				   round(1 - q.new_unit_price / q.unit_price, 4), q.reason)::@extschema@.offer
+		FROM unnest(cart, coalesce(quantities, array_fill(1, ARRAY[cardinality(cart)]))) c(id, qty),
+			 @extschema@.quantity_offer(c.id, greatest(c.qty, 1), t) q
+		WHERE c.id IS NOT NULL AND q.next_quantity IS NOT NULL
+		  AND EXISTS (SELECT FROM @extschema@.volume_tiers v WHERE v.tenant_id = t));
 	RETURN QUERY SELECT * FROM @extschema@._merge_offers('cart', t, items, cart_value,
 														 candidates, experiment, unit_id);
 END
