@@ -265,6 +265,8 @@ CREATE TABLE @extschema@.volume_tiers (
 );
 CREATE INDEX ON @extschema@.volume_tiers (tenant_id, category, min_quantity);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.volume_tiers', '');
+SELECT pg_catalog.pg_extension_config_dump(
+	pg_catalog.pg_get_serial_sequence('@extschema@.volume_tiers', 'tier_id')::regclass, '');
 COMMENT ON TABLE @extschema@.volume_tiers IS
 	'volume pricing merchants set: from min_quantity units of a product (product_id) or of any product of a category (category), each unit costs unit_price, or percent_off less than the list price; product tiers replace category tiers; tenant_id 0 without tenants';
 

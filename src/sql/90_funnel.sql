@@ -39,6 +39,8 @@ CREATE TABLE @extschema@.offers (
 );
 CREATE INDEX ON @extschema@.offers (tenant_id, stage);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.offers', '');
+SELECT pg_catalog.pg_extension_config_dump(
+	pg_catalog.pg_get_serial_sequence('@extschema@.offers', 'offer_id')::regclass, '');
 COMMENT ON TABLE @extschema@.offers IS
 	'hand-made offers: shown first (by priority) on their stage while active, when their trigger matches: a product on the page/in the cart/order, a category, a cart value, or always (no trigger)';
 
