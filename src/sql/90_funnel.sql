@@ -318,3 +318,95 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.cart_offers(bigint[], int[], bigint, text, text) IS
 	'during-purchase offers for a cart: pinned merchant offers, complements of the cart, gap fillers to the next threshold, upgrades of cart lines and quantity tiers, interleaved by weighted score';
+
+-- ---- post-purchase: the thank-you page and the emails after it --------------
+
+CREATE FUNCTION @extschema@.post_purchase_offers(order_items bigint[], customer_id bigint DEFAULT NULL,
+	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL,
+	at timestamptz DEFAULT now())
+RETURNS SETOF @extschema@.offer
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+	items bigint[] := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x WHERE x IS NOT NULL);
+	candidates @extschema@.offer[];
+BEGIN
+	candidates := ARRAY(
+		-- complements of what was just bought (evidence only: no bestsellers here)
+		SELECT ROW('post_purchase', 'complement', ARRAY[r.product_id], NULL, r.score, 0,
+				   'goes with your order')::@extschema@.offer
+		FROM @extschema@.recommend_for_cart(items, 8, t) r
+		WHERE r.because IS NOT NULL)
+	|| ARRAY(
+		-- consumables of this customer coming due within two weeks
+		SELECT ROW('post_purchase', 'restock', ARRAY[i.product_id], NULL, i.confidence, 0,
+				   format('due again around %s (every %s days)', i.next_due::date, round(i.interval_days::numeric)))::@extschema@.offer
+		FROM @extschema@.purchase_interval_model i
+		WHERE i.tenant_id = t AND i.customer_id = post_purchase_offers.customer_id
+		  AND i.next_due BETWEEN at - interval '7 days' AND at + interval '14 days'
+		  AND i.confidence > 0
+		ORDER BY i.confidence DESC, i.product_id
+		LIMIT 5)
+	|| ARRAY(
+		-- bought at least 3 times at regular intervals: subscribe and save
+		SELECT ROW('post_purchase', 'subscription', ARRAY[i.product_id], NULL, 1 / (1 + i.cv), 0,
+				   format('bought %s times, every %s days: subscribe', i.purchases, round(i.median_gap_days::numeric)))::@extschema@.offer
+		FROM @extschema@.purchase_interval_model i
+		WHERE i.tenant_id = t AND i.customer_id = post_purchase_offers.customer_id
+		  AND i.purchases >= 3 AND i.cv <= 0.5
+		ORDER BY i.cv, i.product_id
+		LIMIT 3);
+	-- restocks and subscriptions are of products the customer owns: only the
+	-- order's own products are context
+	RETURN QUERY SELECT * FROM @extschema@._merge_offers('post_purchase', t, items, NULL,
+														 candidates, experiment, unit_id);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.post_purchase_offers(bigint[], bigint, bigint, text, text, timestamptz) IS
+	'post-purchase offers for an order just placed (its products) and its customer: complements of the order, restocks coming due, a subscription pitch, interleaved by weighted score';
+
+-- The recent orders the post-purchase view serves (the last 90 days, or all
+-- orders when no order time is registered).
+CREATE FUNCTION @extschema@._build_order_model(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+	recent text := 'true';
+BEGIN
+	IF (SELECT s.ordered_at IS NOT NULL FROM @extschema@.order_source s) THEN
+		recent := format('l.ordered_at >= (SELECT max(m.max_ordered_at) FROM %s m) - interval ''90 days''',
+						 @extschema@._slot_table('cooccurrence_model', slot));
+	END IF;
+	EXECUTE format($q$
+		INSERT INTO %s (tenant_id, order_key, order_id, customer_id, ordered_at, items)
+		SELECT l.tenant_id, l.order_key, min(l.order_id), min(l.customer_id), max(l.ordered_at),
+			   array_agg(DISTINCT l.product_id)
+		FROM @extschema@.order_lines l
+		WHERE l.quantity > 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
+		GROUP BY l.tenant_id, l.order_key$q$,
+		@extschema@._slot_table('order_model', slot), recent);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('order_model',
+	$$tenant_id bigint NOT NULL, order_key bigint NOT NULL, order_id text NOT NULL,
+	  customer_id bigint, ordered_at timestamptz, items bigint[] NOT NULL,
+	  PRIMARY KEY (tenant_id, order_key)$$,
+	ARRAY['(order_id)', '(tenant_id, customer_id, ordered_at)'], 96,
+	'@extschema@._build_order_model(text, boolean)',
+	'the orders of the last 90 days (all orders without an order time): products and customer, for the post-purchase view');
+
+CREATE VIEW @extschema@.post_purchase_offers AS
+SELECT o.tenant_id, o.order_id, o.customer_id, o.ordered_at, f.*
+FROM @extschema@.order_model o
+CROSS JOIN LATERAL @extschema@.post_purchase_offers(o.items, o.customer_id, o.tenant_id) f;
+COMMENT ON VIEW @extschema@.post_purchase_offers IS
+	'post-purchase offers per recent order (complements of the order, restocks, subscription pitch); query it filtered by order_id or customer_id';
