@@ -19,6 +19,8 @@
 
 #include "ups_host.h"
 
+size_t		gap_skip_table_min = 4096;
+
 /* score factor per number of items: 0.8^(n-1) */
 static const double item_factor[GAP_MAX_ITEMS + 1] = {0.0, 1.0, 0.8, 0.64};
 
@@ -26,7 +28,8 @@ typedef struct Search
 {
 	const GapCatalog *cat;
 	const GapRequest *req;
-	uint32_t   *next_plain;		/* next_plain[i]: first PLAIN index >= i, or n */
+	uint32_t   *next_plain;		/* next_plain[i]: first PLAIN index >= i, or n;
+								 * NULL when few candidates are not PLAIN */
 	uint32_t   *relevant;		/* RELEVANT indexes, ascending */
 	size_t		nrelevant;
 	GapOffer   *top;			/* best first */
@@ -188,6 +191,21 @@ step(Search *s)
 	return false;
 }
 
+/* The first PLAIN candidate at index >= i, or n. */
+static inline size_t
+plain_from(const Search *s, size_t i)
+{
+	size_t		n = s->cat->n;
+
+	if (i >= n)
+		return n;
+	if (s->next_plain)
+		return s->next_plain[i];
+	while (i < n && s->req->flags[i] != GAP_PLAIN)
+		i++;
+	return i;
+}
+
 /*
  * fixed[0 .. nfixed) plus one PLAIN candidate whose price is >= target,
  * least overshoot first.
@@ -203,7 +221,7 @@ walk_one(Search *s, const uint32_t *fixed, int nfixed, double fixed_relsum,
 
 	for (i = 0; i < nfixed; i++)
 		items[i] = fixed[i];
-	for (m = s->next_plain[m]; m < n; m = s->next_plain[m + 1])
+	for (m = plain_from(s, m); m < n; m = plain_from(s, m + 1))
 	{
 		if (step(s))
 			return;
@@ -233,9 +251,9 @@ search_pairs(Search *s, const uint32_t *fixed, int nfixed, double fixed_relsum,
 
 	for (i = 0; i < nfixed; i++)
 		items[i] = fixed[i];
-	for (j = s->next_plain[from]; j < n; j = s->next_plain[j + 1])
+	for (j = plain_from(s, from); j < n; j = plain_from(s, j + 1))
 	{
-		size_t		second = s->next_plain[j + 1];
+		size_t		second = plain_from(s, j + 1);
 		size_t		l;
 
 		if (second >= n)
@@ -249,7 +267,7 @@ search_pairs(Search *s, const uint32_t *fixed, int nfixed, double fixed_relsum,
 			lb--;
 		l = lb > j + 1 ? lb : j + 1;
 		items[nfixed] = (uint32_t) j;
-		for (l = s->next_plain[l]; l < n; l = s->next_plain[l + 1])
+		for (l = plain_from(s, l); l < n; l = plain_from(s, l + 1))
 		{
 			if (step(s))
 				return;
@@ -274,6 +292,7 @@ gap_search(const GapCatalog *cat, const GapRequest *req, GapOffer *out, bool *co
 	const int64_t *price = cat->price;
 	int64_t		gap = req->gap;
 	uint32_t	items[GAP_MAX_ITEMS];
+	size_t		nskip = 0;
 
 	*complete = true;
 	if (req->k <= 0 || gap <= 0 || n == 0)
@@ -283,14 +302,30 @@ gap_search(const GapCatalog *cat, const GapRequest *req, GapOffer *out, bool *co
 	s.cat = cat;
 	s.req = req;
 	s.top = out;
-	s.next_plain = ups_alloc((n + 2) * sizeof(uint32_t));
-	s.next_plain[n] = s.next_plain[n + 1] = (uint32_t) n;
-	for (i = n; i-- > 0;)
-		s.next_plain[i] = req->flags[i] == GAP_PLAIN ? (uint32_t) i : s.next_plain[i + 1];
-	s.relevant = ups_alloc((n + 1) * sizeof(uint32_t));
+	/*
+	 * Walks skip what is not PLAIN.  With few such candidates (the usual
+	 * case: the cart, a few exclusions, the complements) a skip loop costs
+	 * less than building a table of n entries per request; with many (a
+	 * large excluded category) the table keeps every skip O(1).
+	 */
 	for (i = 0; i < n; i++)
+	{
 		if (req->flags[i] == GAP_RELEVANT)
-			s.relevant[s.nrelevant++] = (uint32_t) i;
+			s.nrelevant++;
+		else if (req->flags[i] != GAP_PLAIN)
+			nskip++;
+	}
+	if (s.nrelevant + nskip > gap_skip_table_min)
+	{
+		s.next_plain = ups_alloc((n + 1) * sizeof(uint32_t));
+		s.next_plain[n] = (uint32_t) n;
+		for (i = n; i-- > 0;)
+			s.next_plain[i] = req->flags[i] == GAP_PLAIN ? (uint32_t) i : s.next_plain[i + 1];
+	}
+	s.relevant = ups_alloc((s.nrelevant + 1) * sizeof(uint32_t));
+	for (i = 0, a = 0; i < n && a < s.nrelevant; i++)
+		if (req->flags[i] == GAP_RELEVANT)
+			s.relevant[a++] = (uint32_t) i;
 
 	/* one item: the least-overshoot plain ones, every relevant one */
 	walk_one(&s, NULL, 0, 0.0, gap);
@@ -355,10 +390,10 @@ gap_search(const GapCatalog *cat, const GapRequest *req, GapOffer *out, bool *co
 				search_pairs(&s, &x, 1, req->relevance[x], 0, gap - price[x]);
 		}
 		/* three plain, the smallest index i first */
-		for (i = s.next_plain[0]; i < n && !s.exhausted; i = s.next_plain[i + 1])
+		for (i = plain_from(&s, 0); i < n && !s.exhausted; i = plain_from(&s, i + 1))
 		{
-			size_t		j = s.next_plain[i + 1];
-			size_t		l = j < n ? s.next_plain[j + 1] : n;
+			size_t		j = plain_from(&s, i + 1);
+			size_t		l = j < n ? plain_from(&s, j + 1) : n;
 			uint32_t	x = (uint32_t) i;
 
 			if (l >= n)

@@ -82,6 +82,13 @@ typedef struct GapOffer
 extern int	gap_search(const GapCatalog *cat, const GapRequest *req,
 					   GapOffer *out, bool *complete);
 
+/*
+ * With more than this many candidates that are not PLAIN, walks use a
+ * table of the next PLAIN index (O(n) to build) instead of skip loops.
+ * Exposed so that the tests can exercise both.
+ */
+extern size_t gap_skip_table_min;
+
 /* The score of a combination (exposed for tests and brute force). */
 extern double gap_score(int64_t gap, int64_t added, int n, double relevance_sum);
 

@@ -28,9 +28,11 @@ CREATE FUNCTION @extschema@._active_thresholds(tenant_id bigint, at timestamptz,
 RETURNS SETOF @extschema@.thresholds
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	currencies text[];
+	any_currency boolean;		-- some threshold applies to every currency
 BEGIN
 	IF at IS NULL THEN
 		RAISE EXCEPTION 'at must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -39,9 +41,11 @@ BEGIN
 		RAISE EXCEPTION 'currency must be an ISO 4217 code of three capital letters, not "%"', currency
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	SELECT array_agg(DISTINCT t.currency ORDER BY t.currency) INTO currencies
+	SELECT array_agg(DISTINCT t.currency ORDER BY t.currency) FILTER (WHERE t.currency IS NOT NULL),
+		   coalesce(bool_or(t.currency IS NULL), false)
+	INTO currencies, any_currency
 	FROM @extschema@.thresholds t
-	WHERE t.tenant_id = _active_thresholds.tenant_id AND t.currency IS NOT NULL
+	WHERE t.tenant_id = _active_thresholds.tenant_id
 	  AND (t.active_from IS NULL OR t.active_from <= at)
 	  AND (t.active_to IS NULL OR at < t.active_to);
 	IF currency IS NULL AND cardinality(currencies) > 1 THEN
@@ -51,10 +55,7 @@ BEGIN
 				  HINT = 'Pass currency => ''...''.';
 	END IF;
 	IF currency IS NOT NULL AND cardinality(currencies) > 0 AND currency <> ALL (currencies)
-	   AND NOT EXISTS (SELECT FROM @extschema@.thresholds t
-					   WHERE t.tenant_id = _active_thresholds.tenant_id AND t.currency IS NULL
-						 AND (t.active_from IS NULL OR t.active_from <= at)
-						 AND (t.active_to IS NULL OR at < t.active_to)) THEN
+	   AND NOT any_currency THEN
 		RAISE EXCEPTION 'no active threshold is in currency %', currency
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = format('The active thresholds are in %s.', array_to_string(currencies, ', '));
@@ -75,10 +76,16 @@ CREATE FUNCTION @extschema@._cart_total(tenant_id bigint, product_ids bigint[], 
 RETURNS numeric
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	total numeric;
-	bad record;
+	null_id boolean;
+	bad_lines bigint;
+	bad_id bigint;
+	bad_quantity int;
+	unknown_id bigint;
+	unpriced_id bigint;
 BEGIN
 	IF coalesce(array_ndims(product_ids), 1) > 1 OR coalesce(array_ndims(quantities), 1) > 1 THEN
 		RAISE EXCEPTION 'the cart must be one-dimensional arrays of product ids and quantities'
@@ -90,39 +97,37 @@ BEGIN
 			coalesce(cardinality(product_ids), 0), cardinality(quantities)
 			USING ERRCODE = 'array_subscript_error';
 	END IF;
-	IF array_position(product_ids, NULL) IS NOT NULL THEN
+	-- one pass: the total, and the first bad line if any
+	SELECT coalesce(sum(m.price * coalesce(c.quantity, 1)), 0),
+		   bool_or(c.product_id IS NULL),
+		   count(*) FILTER (WHERE quantities IS NOT NULL AND (c.quantity IS NULL OR c.quantity <= 0)),
+		   (array_agg(c.product_id ORDER BY c.n) FILTER (
+				WHERE quantities IS NOT NULL AND (c.quantity IS NULL OR c.quantity <= 0)))[1],
+		   (array_agg(c.quantity ORDER BY c.n) FILTER (
+				WHERE quantities IS NOT NULL AND (c.quantity IS NULL OR c.quantity <= 0)))[1],
+		   (array_agg(c.product_id ORDER BY c.n) FILTER (WHERE c.product_id IS NOT NULL AND m.product_id IS NULL))[1],
+		   (array_agg(c.product_id ORDER BY c.n) FILTER (WHERE m.product_id IS NOT NULL AND m.price IS NULL))[1]
+	INTO total, null_id, bad_lines, bad_id, bad_quantity, unknown_id, unpriced_id
+	FROM unnest(product_ids, quantities) WITH ORDINALITY AS c(product_id, quantity, n)
+	LEFT JOIN @extschema@.product_model m
+		ON m.tenant_id = _cart_total.tenant_id AND m.product_id = c.product_id;
+	IF null_id THEN
 		RAISE EXCEPTION 'the cart contains a NULL product id' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT c.product_id, c.quantity INTO bad
-	FROM unnest(product_ids, quantities) AS c(product_id, quantity)
-	WHERE quantities IS NOT NULL AND (c.quantity IS NULL OR c.quantity <= 0)
-	LIMIT 1;
-	IF FOUND THEN
+	IF bad_lines > 0 THEN
 		RAISE EXCEPTION 'quantity of product % must be a positive integer, not %',
-			bad.product_id, coalesce(bad.quantity::text, 'NULL')
+			bad_id, coalesce(bad_quantity::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-
-	SELECT c.product_id, m.product_id IS NULL AS unknown INTO bad
-	FROM unnest(product_ids) AS c(product_id)
-	LEFT JOIN @extschema@.product_model m
-		ON m.tenant_id = _cart_total.tenant_id AND m.product_id = c.product_id
-	WHERE m.product_id IS NULL OR m.price IS NULL
-	LIMIT 1;
-	IF FOUND THEN
-		IF bad.unknown THEN
-			RAISE EXCEPTION 'product % of the cart is not in the catalog', bad.product_id
-				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = 'Carts are priced from the catalog as of the last CALL upsell.refresh().';
-		END IF;
-		RAISE EXCEPTION 'product % of the cart has no price in the catalog', bad.product_id
+	IF unknown_id IS NOT NULL THEN
+		RAISE EXCEPTION 'product % of the cart is not in the catalog', unknown_id
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Carts are priced from the catalog as of the last CALL upsell.refresh().';
+	END IF;
+	IF unpriced_id IS NOT NULL THEN
+		RAISE EXCEPTION 'product % of the cart has no price in the catalog', unpriced_id
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-
-	SELECT coalesce(sum(m.price * coalesce(c.quantity, 1)), 0) INTO total
-	FROM unnest(product_ids, quantities) AS c(product_id, quantity)
-	JOIN @extschema@.product_model m
-		ON m.tenant_id = _cart_total.tenant_id AND m.product_id = c.product_id;
 	RETURN total;
 END
 $$;
@@ -236,6 +241,7 @@ RETURNS TABLE ("rank" int, product_ids bigint[], added numeric, new_total numeri
 			   overshoot numeric, threshold numeric, relevance float8, score float8)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);

@@ -295,7 +295,10 @@ UNIT_TEST(gapfill_matches_brute_force)
 		}
 		sort_cat(&c);
 		gap = 1 + (int64_t) (rnd() % (uint64_t) (spread * 100 * 2 + 500));
+		/* half the trials with the table of next PLAIN indexes, half with skip loops */
+		gap_skip_table_min = (trial % 2) ? 0 : 4096;
 		ng = run(&c, gap, k, max_items, got, &complete);
+		gap_skip_table_min = 4096;
 		nw = brute(&c, gap, k, max_items, want);
 		CHECK(complete);
 		if (ng != nw)
