@@ -34,6 +34,15 @@ ensure_build_deps() {
 	fi
 }
 
+# pg_cron schedules refreshes; the tests check that a scheduled one runs.
+ensure_pg_cron() {
+	if [ ! -f "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ]; then
+		say "installing pg_cron (postgresql-15-cron)"
+		as_root apt-get update -qq
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-cron >/dev/null
+	fi
+}
+
 build_and_install() {
 	say "building upsell"
 	make -s PG_CONFIG="$PG_CONFIG" >/dev/null
@@ -100,8 +109,13 @@ start_cluster() {
 	fi
 	as_cluster_owner mkdir -p "$dir/socket"
 	say "starting PostgreSQL on port $PGPORT, socket $PGHOST"
+	local preload=""
+	if [ -f "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ]; then
+		# jobs run in background workers: the cluster listens on no TCP port
+		preload="-c shared_preload_libraries=pg_cron -c cron.database_name=upsell -c cron.use_background_workers=on"
+	fi
 	as_cluster_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-		-o "-p $PGPORT -k $PGHOST -c listen_addresses=''" start >/dev/null
+		-o "-p $PGPORT -k $PGHOST -c listen_addresses='' $preload" start >/dev/null
 	CLUSTER_STARTED=1
 	"$PGBIN/psql" -X -q -d postgres -c "CREATE DATABASE upsell" 2>/dev/null || true
 }

@@ -3,7 +3,6 @@
 -- The files are dirty on purpose: blank lines and repeated header lines are
 -- skipped and counted.  Run with psql from the repository root.
 
-\set ON_ERROR_STOP on
 DROP SCHEMA IF EXISTS shop CASCADE;
 CREATE SCHEMA shop;
 

@@ -5,6 +5,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "access/xact.h"
 #include "utils/guc.h"
 
 #include "upsell.h"
@@ -34,4 +35,17 @@ _PG_init(void)
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("upsell");
+}
+
+PG_FUNCTION_INFO_V1(upsell_in_transaction_block);
+
+/*
+ * _in_transaction_block(): whether the caller runs inside BEGIN ... COMMIT,
+ * where a procedure may not COMMIT.  refresh() uses it to decide whether it
+ * can commit its log entry before re-raising an error.
+ */
+Datum
+upsell_in_transaction_block(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(IsTransactionBlock());
 }

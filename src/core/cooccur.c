@@ -88,6 +88,121 @@ line_cmp(const void *pa, const void *pb)
 	return 0;
 }
 
+/*
+ * Sorting.  The counts need the lines sorted by (order, product) and the
+ * pairs by (a, b); with a million lines qsort's comparison calls were most
+ * of the time of a count.  These are stable LSD radix sorts on 8-bit digits
+ * of a 64-bit key; a pass whose digit is the same in every record (the high
+ * bytes of small ids) is skipped, so ids below 2^24 take three passes.
+ */
+#define RADIX_SORT(name, type, KEY) \
+static type * \
+name(type *src, type *dst, size_t n) \
+{ \
+	size_t		hist[8][256]; \
+	size_t		i; \
+	int			byte; \
+\
+	memset(hist, 0, sizeof(hist)); \
+	for (i = 0; i < n; i++) \
+	{ \
+		uint64_t	k = KEY(&src[i]); \
+\
+		for (byte = 0; byte < 8; byte++) \
+			hist[byte][(k >> (8 * byte)) & 0xff]++; \
+	} \
+	for (byte = 0; byte < 8; byte++) \
+	{ \
+		size_t	   *h = hist[byte]; \
+		size_t		sum = 0; \
+		type	   *t; \
+		int			d; \
+\
+		if (n == 0 || h[(KEY(&src[0]) >> (8 * byte)) & 0xff] == n) \
+			continue; \
+		for (d = 0; d < 256; d++) \
+		{ \
+			size_t		c = h[d]; \
+\
+			h[d] = sum; \
+			sum += c; \
+		} \
+		for (i = 0; i < n; i++) \
+			dst[h[(KEY(&src[i]) >> (8 * byte)) & 0xff]++] = src[i]; \
+		t = src; \
+		src = dst; \
+		dst = t; \
+		ups_check_interrupts(); \
+	} \
+	return src; \
+}
+
+/* signed to unsigned, order-preserving */
+#define LINE_ORDER_KEY(l)	((uint64_t) (l)->order_key ^ UINT64_C(0x8000000000000000))
+#define LINE_PRODUCT_KEY(l)	((uint64_t) (l)->product_id ^ UINT64_C(0x8000000000000000))
+
+RADIX_SORT(radix_lines_by_order, CoocLine, LINE_ORDER_KEY)
+RADIX_SORT(radix_lines_by_product, CoocLine, LINE_PRODUCT_KEY)
+
+/*
+ * Sorts lines by (order, product).  Lines read from a table usually come
+ * grouped by order already; then only each order's few lines are sorted.
+ */
+static void
+sort_lines(CoocLine *lines, size_t n)
+{
+	size_t		i;
+	bool		grouped = true;
+	CoocLine   *tmp,
+			   *sorted;
+
+	for (i = 1; i < n && grouped; i++)
+		grouped = lines[i - 1].order_key <= lines[i].order_key;
+	if (grouped)
+	{
+		size_t		start,
+					end;
+
+		for (start = 0; start < n; start = end)
+		{
+			end = start + 1;
+			while (end < n && lines[end].order_key == lines[start].order_key)
+				end++;
+			if (end - start > 32)
+				qsort(lines + start, end - start, sizeof(CoocLine), line_cmp);
+			else
+			{
+				/* insertion sort of a small order */
+				for (i = start + 1; i < end; i++)
+				{
+					CoocLine	x = lines[i];
+					size_t		j = i;
+
+					while (j > start && lines[j - 1].product_id > x.product_id)
+					{
+						lines[j] = lines[j - 1];
+						j--;
+					}
+					lines[j] = x;
+				}
+			}
+		}
+		return;
+	}
+	if (n < 256)
+	{
+		qsort(lines, n, sizeof(CoocLine), line_cmp);
+		return;
+	}
+	/* stable LSD: by product, then by order */
+	tmp = ups_alloc(n * sizeof(CoocLine));
+	sorted = radix_lines_by_product(lines, tmp, n);
+	sorted = radix_lines_by_order(sorted, sorted == lines ? tmp : lines, n);
+	if (sorted != lines)
+		memcpy(lines, sorted, n * sizeof(CoocLine));
+	ups_free(tmp);
+}
+
 void
 cooc_lines_compact(CoocLines *lines)
 {
@@ -96,7 +211,7 @@ cooc_lines_compact(CoocLines *lines)
 
 	if (lines->compact)
 		return;
-	qsort(lines->lines, lines->n, sizeof(CoocLine), line_cmp);
+	sort_lines(lines->lines, lines->n);
 	ups_check_interrupts();
 	for (i = 0; i < lines->n; i++)
 	{
@@ -106,15 +221,6 @@ cooc_lines_compact(CoocLines *lines)
 	}
 	lines->n = n;
 	lines->compact = true;
-}
-
-static int
-int64_cmp(const void *pa, const void *pb)
-{
-	int64_t		a = *(const int64_t *) pa;
-	int64_t		b = *(const int64_t *) pb;
-
-	return a < b ? -1 : (a > b ? 1 : 0);
 }
 
 int64_t
@@ -137,23 +243,7 @@ cooc_item_index(const CoocCounts *counts, int64_t product_id)
 	return -1;
 }
 
-/*
- * Pair counting: an open-addressing hash keyed by (a << 32 | b).  Since
- * a < b, key 0 never occurs and marks an empty slot.
- */
-typedef struct PairSlot
-{
-	uint64_t	key;
-	int64_t		count;
-} PairSlot;
-
-typedef struct PairHash
-{
-	PairSlot   *slots;
-	size_t		mask;
-	size_t		used;
-} PairHash;
-
+/* Hash finalizer of 64-bit ids (murmur3 fmix64). */
 static inline uint64_t
 mix64(uint64_t x)
 {
@@ -163,64 +253,6 @@ mix64(uint64_t x)
 	x *= UINT64_C(0xc4ceb9fe1a85ec53);
 	x ^= x >> 33;
 	return x;
-}
-
-static void
-pairhash_init(PairHash *h, size_t expected)
-{
-	size_t		size = 1024;
-
-	while (size < expected * 2)
-		size *= 2;
-	h->slots = ups_alloc0(size * sizeof(PairSlot));
-	h->mask = size - 1;
-	h->used = 0;
-}
-
-static void pairhash_add(PairHash *h, uint64_t key, int64_t count);
-
-static void
-pairhash_grow(PairHash *h)
-{
-	PairHash	bigger;
-	size_t		i;
-
-	bigger.slots = ups_alloc0((h->mask + 1) * 2 * sizeof(PairSlot));
-	bigger.mask = (h->mask + 1) * 2 - 1;
-	bigger.used = 0;
-	for (i = 0; i <= h->mask; i++)
-		if (h->slots[i].key != 0)
-			pairhash_add(&bigger, h->slots[i].key, h->slots[i].count);
-	ups_free(h->slots);
-	*h = bigger;
-}
-
-static void
-pairhash_add(PairHash *h, uint64_t key, int64_t count)
-{
-	size_t		i;
-
-	if ((h->used + 1) * 10 > (h->mask + 1) * 7)
-		pairhash_grow(h);
-	i = mix64(key) & h->mask;
-	for (;;)
-	{
-		PairSlot   *s = &h->slots[i];
-
-		if (s->key == key)
-		{
-			s->count += count;
-			return;
-		}
-		if (s->key == 0)
-		{
-			s->key = key;
-			s->count = count;
-			h->used++;
-			return;
-		}
-		i = (i + 1) & h->mask;
-	}
 }
 
 static int
@@ -236,6 +268,142 @@ pair_cmp(const void *pa, const void *pb)
 	return 0;
 }
 
+/*
+ * Numbers the distinct products of the lines: fills idx[i] with the rank of
+ * line i's product among the distinct ids and returns those ids, increasing
+ * (*nids of them).  An open-addressing hash maps an id to its number of first
+ * appearance; only the distinct ids are then sorted.
+ */
+typedef struct IdSlot
+{
+	int64_t		id;
+	uint32_t	num;			/* number of first appearance + 1; 0: empty */
+} IdSlot;
+
+typedef struct IdRank
+{
+	int64_t		id;
+	uint32_t	num;
+} IdRank;
+
+static int
+idrank_cmp(const void *pa, const void *pb)
+{
+	const IdRank *a = pa;
+	const IdRank *b = pb;
+
+	return a->id < b->id ? -1 : (a->id > b->id ? 1 : 0);
+}
+
+static int64_t *
+dictionary(const CoocLines *lines, uint32_t *idx, size_t *nids_out)
+{
+	size_t		size = 1024,
+				mask,
+				nids = 0,
+				cap = 1024,
+				i;
+	IdSlot	   *slots = ups_alloc0(size * sizeof(IdSlot));
+	IdRank	   *distinct = ups_alloc(cap * sizeof(IdRank));
+	uint32_t   *rank;
+	int64_t    *ids;
+
+	mask = size - 1;
+	for (i = 0; i < lines->n; i++)
+	{
+		int64_t		id = lines->lines[i].product_id;
+		size_t		h;
+
+		h = mix64((uint64_t) id) & mask;
+		while (slots[h].num != 0 && slots[h].id != id)
+			h = (h + 1) & mask;
+		if (slots[h].num == 0)
+		{
+			/* nids stays below 2^32 in practice: 4G distinct products */
+			if (nids == cap)
+			{
+				cap *= 2;
+				distinct = ups_realloc(distinct, cap * sizeof(IdRank));
+			}
+			distinct[nids].id = id;
+			distinct[nids].num = (uint32_t) nids;
+			nids++;
+			slots[h].id = id;
+			slots[h].num = (uint32_t) nids;
+			if (nids * 10 > size * 7)
+			{
+				/* grow: rehash the distinct ids seen so far */
+				size_t		j;
+
+				ups_free(slots);
+				size *= 2;
+				mask = size - 1;
+				slots = ups_alloc0(size * sizeof(IdSlot));
+				for (j = 0; j < nids; j++)
+				{
+					size_t		g = mix64((uint64_t) distinct[j].id) & mask;
+
+					while (slots[g].num != 0)
+						g = (g + 1) & mask;
+					slots[g].id = distinct[j].id;
+					slots[g].num = (uint32_t) j + 1;
+				}
+			}
+			idx[i] = (uint32_t) nids - 1;
+		}
+		else
+			idx[i] = slots[h].num - 1;
+	}
+	ups_free(slots);
+
+	qsort(distinct, nids, sizeof(IdRank), idrank_cmp);
+	rank = ups_alloc((nids + 1) * sizeof(uint32_t));
+	ids = ups_alloc((nids + 1) * sizeof(int64_t));
+	for (i = 0; i < nids; i++)
+	{
+		rank[distinct[i].num] = (uint32_t) i;
+		ids[i] = distinct[i].id;
+	}
+	for (i = 0; i < lines->n; i++)
+		idx[i] = rank[idx[i]];
+	ups_free(rank);
+	ups_free(distinct);
+	*nids_out = nids;
+	return ids;
+}
+
+/* Appends pair (a, b) with its count and clears the counter. */
+static inline void
+emit_pair(CoocCounts *out, uint32_t a, uint32_t b, int64_t *counter)
+{
+	CoocPair   *p = &out->pairs[out->npairs++];
+
+	p->a = a;
+	p->b = b;
+	p->count = counter[b];
+	counter[b] = 0;
+}
+
+/* The few partners of one product, ascending (insertion sort). */
+static void
+sort_uint32(uint32_t *v, size_t n)
+{
+	size_t		i;
+
+	for (i = 1; i < n; i++)
+	{
+		uint32_t	x = v[i];
+		size_t		j = i;
+
+		while (j > 0 && v[j - 1] > x)
+		{
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = x;
+	}
+}
+
 void
 cooc_count(CoocLines *lines, int max_basket, CoocCounts *out)
 {
@@ -243,71 +411,151 @@ cooc_count(CoocLines *lines, int max_basket, CoocCounts *out)
 	uint32_t   *idx;
 	size_t		i,
 				nids = 0,
-				start;
-	PairHash	hash;
+				start,
+				cap,
+				a;
+	size_t	   *order_end,
+			   *first,
+			   *fill,
+			   *at;
+	int64_t    *counter;
+	uint32_t   *touched;
+	uint64_t   *seen;
 
 	cooc_lines_compact(lines);
 	memset(out, 0, sizeof(*out));
 	out->skipped_lines = lines->skipped;
 
-	/* Dictionary of distinct products, sorted, so indexes follow ids. */
-	ids = ups_alloc((lines->n + 1) * sizeof(int64_t));
-	for (i = 0; i < lines->n; i++)
-		ids[i] = lines->lines[i].product_id;
-	qsort(ids, lines->n, sizeof(int64_t), int64_cmp);
-	for (i = 0; i < lines->n; i++)
-		if (nids == 0 || ids[nids - 1] != ids[i])
-			ids[nids++] = ids[i];
-	if (nids > UINT32_MAX)
-		nids = UINT32_MAX;		/* unreachable in practice: 4G products */
+	/*
+	 * Dictionary of distinct products, sorted, so indexes follow ids: a hash
+	 * numbers the products in order of appearance (idx), then only the
+	 * distinct ids are sorted and idx is renumbered by rank.
+	 */
+	idx = ups_alloc((lines->n + 1) * sizeof(uint32_t));
+	ids = dictionary(lines, idx, &nids);
 	out->nitems = (uint32_t) nids;
 	out->item_ids = ids;
 	out->item_counts = ups_alloc0((nids + 1) * sizeof(int64_t));
 
-	idx = ups_alloc((lines->n + 1) * sizeof(uint32_t));
-	for (i = 0; i < lines->n; i++)
-		idx[i] = (uint32_t) cooc_item_index(out, lines->lines[i].product_id);
-
-	pairhash_init(&hash, lines->n);
+	/*
+	 * Orders and product counts; order_end[j] is the end of line j's order,
+	 * and each product's lines in orders small enough for pairs are listed
+	 * product by product (first[] / at[], compressed sparse rows).
+	 */
+	order_end = ups_alloc((lines->n + 1) * sizeof(size_t));
+	first = ups_alloc0((nids + 2) * sizeof(size_t));
 	for (start = 0; start < lines->n;)
 	{
 		size_t		end = start,
-					j,
-					k;
+					j;
 
 		while (end < lines->n &&
 			   lines->lines[end].order_key == lines->lines[start].order_key)
 			end++;
 		out->orders++;
 		for (j = start; j < end; j++)
-			out->item_counts[idx[j]]++;
-		if (max_basket > 0 && end - start > (size_t) max_basket)
-			out->big_orders++;
-		else
 		{
-			/* lines are sorted by product within the order: idx[j] < idx[k] */
-			for (j = start; j < end; j++)
-				for (k = j + 1; k < end; k++)
-					pairhash_add(&hash, ((uint64_t) idx[j] << 32) | idx[k], 1);
+			out->item_counts[idx[j]]++;
+			order_end[j] = end;
 		}
-		if ((out->orders & 0x3fff) == 0)
-			ups_check_interrupts();
+		if (max_basket > 0 && end - start > (size_t) max_basket)
+		{
+			out->big_orders++;
+			for (j = start; j < end; j++)
+				order_end[j] = 0;	/* not counted for pairs */
+		}
+		else
+			for (j = start; j + 1 < end; j++)
+				first[idx[j] + 1]++;
 		start = end;
 	}
-	ups_free(idx);
+	for (i = 0; i < nids; i++)
+		first[i + 1] += first[i];
+	at = ups_alloc((first[nids] + 1) * sizeof(size_t));
+	fill = ups_alloc((nids + 1) * sizeof(size_t));
+	memcpy(fill, first, nids * sizeof(size_t));
+	for (i = 0; i < lines->n; i++)
+		if (order_end[i] > i + 1)
+			at[fill[idx[i]]++] = i;
+	ups_free(fill);
+	ups_check_interrupts();
 
-	out->pairs = ups_alloc((hash.used + 1) * sizeof(CoocPair));
-	for (i = 0; i <= hash.mask; i++)
+	/*
+	 * Pairs, product by product: for product a, every later line of every
+	 * order containing a is a product b > a (lines are sorted by product
+	 * within an order); counts go to a dense array over products, which stays
+	 * in cache, and come out sorted by (a, b) without a hash or a sort of all
+	 * pairs.
+	 */
+	counter = ups_alloc0((nids + 1) * sizeof(int64_t));
+	touched = ups_alloc((nids + 1) * sizeof(uint32_t));
+	seen = ups_alloc0(((nids >> 6) + 1) * sizeof(uint64_t));
+	cap = 1024;
+	out->pairs = ups_alloc(cap * sizeof(CoocPair));
+	for (a = 0; a < nids; a++)
 	{
-		if (hash.slots[i].key == 0)
+		size_t		ntouched = 0,
+					t;
+
+		for (i = first[a]; i < first[a + 1]; i++)
+		{
+			size_t		j,
+						end = order_end[at[i]];
+
+			for (j = at[i] + 1; j < end; j++)
+			{
+				uint32_t	b = idx[j];
+
+				if (counter[b]++ == 0)
+				{
+					touched[ntouched++] = b;
+					seen[b >> 6] |= UINT64_C(1) << (b & 63);
+				}
+			}
+		}
+		if (ntouched == 0)
 			continue;
-		out->pairs[out->npairs].a = (uint32_t) (hash.slots[i].key >> 32);
-		out->pairs[out->npairs].b = (uint32_t) (hash.slots[i].key & 0xffffffff);
-		out->pairs[out->npairs].count = hash.slots[i].count;
-		out->npairs++;
+		if (out->npairs + ntouched > cap)
+		{
+			while (out->npairs + ntouched > cap)
+				cap *= 2;
+			out->pairs = ups_realloc(out->pairs, cap * sizeof(CoocPair));
+		}
+		if (ntouched <= 24)
+		{
+			/* few partners (most products): sort them */
+			sort_uint32(touched, ntouched);
+			for (t = 0; t < ntouched; t++)
+			{
+				emit_pair(out, (uint32_t) a, touched[t], counter);
+				seen[touched[t] >> 6] = 0;
+			}
+		}
+		else
+		{
+			/* many partners: walk the bitmap of those seen, in order */
+			for (t = ((size_t) a + 1) >> 6; t <= nids >> 6; t++)
+			{
+				uint64_t	w = seen[t];
+
+				seen[t] = 0;
+				while (w)
+				{
+					emit_pair(out, (uint32_t) a, (uint32_t) (t * 64 + __builtin_ctzll(w)), counter);
+					w &= w - 1;
+				}
+			}
+		}
+		if ((a & 0x3ff) == 0)
+			ups_check_interrupts();
 	}
-	ups_free(hash.slots);
-	qsort(out->pairs, out->npairs, sizeof(CoocPair), pair_cmp);
+	ups_free(counter);
+	ups_free(touched);
+	ups_free(seen);
+	ups_free(at);
+	ups_free(first);
+	ups_free(order_end);
+	ups_free(idx);
 }
 
 void

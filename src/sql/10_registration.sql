@@ -43,24 +43,37 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.product_source', '');
 COMMENT ON TABLE @extschema@.product_source IS
 	'the registered catalog: relation and the columns that mean product, price, category, variant group, stock, title, tenant, unit size';
 
--- Placeholders until something is registered; replaced in place (so they
--- stay members of the extension) by the register functions.
-CREATE VIEW @extschema@.order_lines AS
-SELECT NULL::bigint AS tenant_id, NULL::bigint AS order_key, NULL::text AS order_id,
-	   NULL::bigint AS product_id, NULL::bigint AS customer_id,
-	   NULL::timestamptz AS ordered_at, NULL::numeric AS quantity,
-	   NULL::numeric AS unit_price
-WHERE false;
-COMMENT ON VIEW @extschema@.order_lines IS
-	'the registered order lines under canonical names (tenant_id is 0 without a tenant column; order_key is the order id, or upsell.order_key() of it when it is not an integer)';
+-- The views upsell.order_lines and upsell.catalog are created by the register
+-- functions, not by this script: they depend on the shop's tables, and as
+-- members of the extension a DROP ... CASCADE of a shop table would drop the
+-- whole extension.  As ordinary views in the extension's schema pg_dump keeps
+-- them, and refresh re-creates them from the config tables anyway.
+--
+--   upsell.order_lines (tenant_id bigint, order_key bigint, order_id text,
+--                       product_id bigint, customer_id bigint,
+--                       ordered_at timestamptz, quantity numeric, unit_price numeric)
+--   upsell.catalog     (tenant_id bigint, product_id bigint, price numeric,
+--                       category text, variant_group text, in_stock boolean,
+--                       title text, unit_size numeric, unit_name text)
+--
+-- tenant_id is 0 without a tenant column; order_key is the order id, or
+-- upsell.order_key() of it when it is not an integer; quantity is 1 and
+-- in_stock true when those columns are not registered.
 
-CREATE VIEW @extschema@.catalog AS
-SELECT NULL::bigint AS tenant_id, NULL::bigint AS product_id, NULL::numeric AS price,
-	   NULL::text AS category, NULL::text AS variant_group, NULL::boolean AS in_stock,
-	   NULL::text AS title, NULL::numeric AS unit_size, NULL::text AS unit_name
-WHERE false;
-COMMENT ON VIEW @extschema@.catalog IS
-	'the registered catalog under canonical names (in_stock is true when no stock column is registered)';
+-- Raises unless the registered relation still exists.
+CREATE FUNCTION @extschema@._check_relation(relation regclass, what text)
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_class WHERE oid = relation) THEN
+		RAISE EXCEPTION 'the relation registered for the % no longer exists', what
+			USING ERRCODE = 'undefined_table',
+				  HINT = format('Register the %s again.', what);
+	END IF;
+END
+$$;
 
 -- Type of a column, or an error that names the relation's columns.
 CREATE FUNCTION @extschema@._column_type(relation regclass, col name, role text)
@@ -146,6 +159,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
+	PERFORM @extschema@._check_relation(s.relation, 'order lines');
 	EXECUTE format(
 		'CREATE OR REPLACE VIEW @extschema@.order_lines AS SELECT %s AS tenant_id, %s AS order_key, %s AS order_id, '
 		'%s AS product_id, %s AS customer_id, %s AS ordered_at, %s AS quantity, %s AS unit_price FROM %s AS s',
@@ -158,6 +172,8 @@ BEGIN
 		CASE WHEN s.quantity IS NULL THEN '1::numeric' ELSE @extschema@._column_expr(s.relation, s.quantity, 'quantity') END,
 		CASE WHEN s.unit_price IS NULL THEN format(opt, 'numeric') ELSE @extschema@._column_expr(s.relation, s.unit_price, 'unit_price') END,
 		s.relation);
+	COMMENT ON VIEW @extschema@.order_lines IS
+		'the registered order lines under canonical names, created by upsell.register_orders()';
 END
 $$;
 
@@ -174,6 +190,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
+	PERFORM @extschema@._check_relation(s.relation, 'catalog');
 	EXECUTE format(
 		'CREATE OR REPLACE VIEW @extschema@.catalog AS SELECT %s AS tenant_id, %s AS product_id, %s AS price, '
 		'%s AS category, %s AS variant_group, %s AS in_stock, %s AS title, %s AS unit_size, %s AS unit_name FROM %s AS s',
@@ -187,8 +204,20 @@ BEGIN
 		CASE WHEN s.unit_size IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.unit_size, 'unit_size') END,
 		CASE WHEN s.unit_name IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.unit_name, 'unit_name') END,
 		s.relation);
+	COMMENT ON VIEW @extschema@.catalog IS
+		'the registered catalog under canonical names, created by upsell.register_products()';
 END
 $$;
+
+-- What the builders read as the catalog: the registered one, or none.
+CREATE FUNCTION @extschema@._catalog_source()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN EXISTS (SELECT FROM @extschema@.product_source) THEN '@extschema@.catalog'
+	ELSE '(SELECT NULL::bigint AS tenant_id, NULL::bigint AS product_id, NULL::numeric AS price, '
+		 'NULL::text AS category, NULL::text AS variant_group, NULL::boolean AS in_stock, '
+		 'NULL::text AS title, NULL::numeric AS unit_size, NULL::text AS unit_name WHERE false)' END;
 
 CREATE FUNCTION @extschema@.register_orders(relation regclass, order_id name, product_id name,
 	customer_id name DEFAULT NULL, ordered_at name DEFAULT NULL, quantity name DEFAULT NULL,

@@ -64,8 +64,30 @@ RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN pg_catalog.format('@extschema@.%I', model || '_' || slot);
 
-CREATE PROCEDURE @extschema@.refresh(incremental boolean DEFAULT false)
-LANGUAGE plpgsql
+CREATE TABLE @extschema@.refresh_log (
+	refresh_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	started_at	timestamptz NOT NULL,
+	finished_at	timestamptz NOT NULL,
+	duration_ms	float8 NOT NULL,
+	incremental	boolean NOT NULL,
+	status		text NOT NULL CHECK (status IN ('ok', 'failed')),
+	model_rows	jsonb,
+	error		text,
+	error_sqlstate text
+);
+COMMENT ON TABLE @extschema@.refresh_log IS
+	'one row per upsell.refresh(): start, end, duration, rows per model, and the error of a failed refresh (whose previous models kept serving)';
+
+CREATE FUNCTION @extschema@._in_transaction_block() RETURNS boolean
+	AS 'MODULE_PATHNAME', 'upsell_in_transaction_block'
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+-- Builds every model into the idle slot and swaps the views; returns the
+-- rows per model.  Runs inside refresh()'s subtransaction.
+CREATE FUNCTION @extschema@._build_models(incremental boolean)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	current_slot text;
@@ -73,18 +95,19 @@ DECLARE
 	m record;
 	n bigint;
 	t0 timestamptz;
-	started timestamptz := pg_catalog.clock_timestamp();
+	built jsonb := '{}';
 BEGIN
-	IF incremental IS NULL THEN
-		RAISE EXCEPTION 'incremental must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
 	-- one refresh at a time; readers are not blocked by this
 	SELECT s.active INTO current_slot FROM @extschema@.model_state s FOR UPDATE;
 	target := CASE current_slot WHEN 'a' THEN 'b' ELSE 'a' END;
 
-	-- after pg_restore the views over the shop's tables are placeholders
-	PERFORM @extschema@._sync_order_lines();
-	PERFORM @extschema@._sync_catalog();
+	-- the views over the shop's tables, if a DROP ... CASCADE took them
+	IF to_regclass('@extschema@.order_lines') IS NULL THEN
+		PERFORM @extschema@._sync_order_lines();
+	END IF;
+	IF to_regclass('@extschema@.catalog') IS NULL THEN
+		PERFORM @extschema@._sync_catalog();
+	END IF;
 	IF NOT EXISTS (SELECT FROM @extschema@.order_source) THEN
 		RAISE EXCEPTION 'no order lines are registered'
 			USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -92,26 +115,70 @@ BEGIN
 	END IF;
 
 	FOR m IN SELECT * FROM @extschema@.models ORDER BY build_order LOOP
-		t0 := pg_catalog.clock_timestamp();
-		EXECUTE pg_catalog.format('TRUNCATE %s', @extschema@._slot_table(m.model, target));
-		EXECUTE pg_catalog.format('SELECT %s($1, $2)', m.builder::regproc) INTO n USING target, incremental;
-		EXECUTE pg_catalog.format('ANALYZE %s', @extschema@._slot_table(m.model, target));
-		UPDATE @extschema@.models SET row_count = n, built_at = pg_catalog.now(),
-			build_ms = 1000 * extract(epoch FROM pg_catalog.clock_timestamp() - t0)
+		t0 := clock_timestamp();
+		EXECUTE format('TRUNCATE %s', @extschema@._slot_table(m.model, target));
+		EXECUTE format('SELECT %s($1, $2)', m.builder::regproc) INTO n USING target, incremental;
+		EXECUTE format('ANALYZE %s', @extschema@._slot_table(m.model, target));
+		UPDATE @extschema@.models SET row_count = n, built_at = now(),
+			build_ms = 1000 * extract(epoch FROM clock_timestamp() - t0)
 		WHERE model = m.model;
+		built := built || jsonb_build_object(m.model, n);
 		RAISE NOTICE 'upsell: built % (% rows) in % ms', m.model, n,
-			round(1000 * extract(epoch FROM pg_catalog.clock_timestamp() - t0));
+			round(1000 * extract(epoch FROM clock_timestamp() - t0));
 	END LOOP;
 
 	-- the swap: every model view at once, at the very end
 	FOR m IN SELECT * FROM @extschema@.models ORDER BY build_order LOOP
-		EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW @extschema@.%I AS SELECT * FROM %s',
-								  m.model, @extschema@._slot_table(m.model, target));
+		EXECUTE format('CREATE OR REPLACE VIEW @extschema@.%I AS SELECT * FROM %s',
+					   m.model, @extschema@._slot_table(m.model, target));
 	END LOOP;
-	UPDATE @extschema@.model_state SET active = target, refreshed_at = pg_catalog.now();
+	UPDATE @extschema@.model_state SET active = target, refreshed_at = now();
+	RETURN built;
+END
+$$;
+
+-- No SET clause: a procedure with one may not COMMIT.
+CREATE PROCEDURE @extschema@.refresh(incremental boolean DEFAULT false)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	started timestamptz := pg_catalog.clock_timestamp();
+	built jsonb;
+	err_message text;
+	err_state text;
+	err_detail text;
+	err_hint text;
+BEGIN
+	IF incremental IS NULL THEN
+		RAISE EXCEPTION 'incremental must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	RAISE NOTICE 'upsell: % refresh started', CASE WHEN incremental THEN 'incremental' ELSE 'full' END;
+	BEGIN
+		built := @extschema@._build_models(incremental);
+	EXCEPTION WHEN OTHERS THEN
+		-- the subtransaction is rolled back: the previous models keep serving
+		GET STACKED DIAGNOSTICS err_message = MESSAGE_TEXT, err_state = RETURNED_SQLSTATE,
+								err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+	END;
+	INSERT INTO @extschema@.refresh_log (started_at, finished_at, duration_ms, incremental,
+										 status, model_rows, error, error_sqlstate)
+	VALUES (started, pg_catalog.clock_timestamp(),
+			1000 * extract(epoch FROM pg_catalog.clock_timestamp() - started), incremental,
+			CASE WHEN err_message IS NULL THEN 'ok' ELSE 'failed' END, built, err_message, err_state);
+	IF err_message IS NOT NULL THEN
+		-- keep the log entry of the failure, unless the caller's transaction forbids it
+		IF NOT @extschema@._in_transaction_block() THEN
+			COMMIT;
+		END IF;
+		err_hint := concat_ws(' ', nullif(err_hint, ''), 'The previous models keep serving.');
+		IF coalesce(err_detail, '') = '' THEN
+			RAISE EXCEPTION USING MESSAGE = err_message, ERRCODE = err_state, HINT = err_hint;
+		END IF;
+		RAISE EXCEPTION USING MESSAGE = err_message, ERRCODE = err_state, DETAIL = err_detail, HINT = err_hint;
+	END IF;
 	RAISE NOTICE 'upsell: refresh done in % ms',
 		round(1000 * extract(epoch FROM pg_catalog.clock_timestamp() - started));
 END
 $$;
 COMMENT ON PROCEDURE @extschema@.refresh(boolean) IS
-	'rebuilds every model from the registered sources into the idle slot and swaps it in atomically; readers are never blocked by the build';
+	'rebuilds every model from the registered sources into the idle slot and swaps it in atomically, logging to upsell.refresh_log; incremental => true folds in only order lines newer than the last refresh';

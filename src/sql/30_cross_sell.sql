@@ -5,34 +5,75 @@
 
 -- ---- models ---------------------------------------------------------------
 
+-- The lines a refresh counts: all of them, or for an incremental refresh only
+-- those newer than what the serving slot counted (by order time when one is
+-- registered, else by integer order id).  NULL when incremental is impossible.
+CREATE FUNCTION @extschema@._new_lines_filter(previous text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s @extschema@.order_source;
+BEGIN
+	SELECT * INTO s FROM @extschema@.order_source;
+	IF s.ordered_at IS NOT NULL THEN
+		RETURN format('l.ordered_at > (SELECT p.max_ordered_at FROM %s p WHERE p.tenant_id = l.tenant_id) '
+					  'OR NOT EXISTS (SELECT FROM %s p WHERE p.tenant_id = l.tenant_id)', previous, previous);
+	ELSIF @extschema@._column_type(s.relation, s.order_id, 'order_id')
+		  IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
+		RETURN format('l.order_key > (SELECT p.max_order_key FROM %s p WHERE p.tenant_id = l.tenant_id) '
+					  'OR NOT EXISTS (SELECT FROM %s p WHERE p.tenant_id = l.tenant_id)', previous, previous);
+	END IF;
+	RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION @extschema@._build_cooccurrence(slot text, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	target text := @extschema@._slot_table('cooccurrence_model', slot);
+	previous text := @extschema@._slot_table('cooccurrence_model', CASE slot WHEN 'a' THEN 'b' ELSE 'a' END);
+	new_lines text := 'true';
 	n bigint;
 	skipped bigint;
 	big bigint;
 BEGIN
 	IF incremental THEN
-		RAISE EXCEPTION 'incremental refresh of the co-occurrence model is not supported yet'
-			USING ERRCODE = 'feature_not_supported', HINT = 'Call upsell.refresh() without incremental.';
+		new_lines := @extschema@._new_lines_filter(previous);
+		IF new_lines IS NULL THEN
+			RAISE NOTICE 'upsell: order lines have neither an order time nor an integer order id: counting them all';
+			new_lines := 'true';
+			incremental := false;
+		END IF;
 	END IF;
+	-- counts of the new lines, added to the previous counts of the same tenant
 	EXECUTE format($q$
-		INSERT INTO %s (tenant_id, state, max_ordered_at, max_order_key)
-		SELECT l.tenant_id, @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity),
-			   max(l.ordered_at), max(l.order_key)
-		FROM @extschema@.order_lines l
-		GROUP BY l.tenant_id$q$, @extschema@._slot_table('cooccurrence_model', slot));
+		INSERT INTO %1$s (tenant_id, state, max_ordered_at, max_order_key)
+		SELECT coalesce(n.tenant_id, p.tenant_id),
+			   CASE WHEN p.state IS NULL THEN n.state
+					WHEN n.state IS NULL THEN p.state
+					ELSE @extschema@.cooccurrence_merge(p.state, n.state) END,
+			   greatest(p.max_ordered_at, n.max_ordered_at),
+			   greatest(p.max_order_key, n.max_order_key)
+		FROM (SELECT l.tenant_id,
+					 @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state,
+					 max(l.ordered_at) AS max_ordered_at, max(l.order_key) AS max_order_key
+			  FROM @extschema@.order_lines l
+			  WHERE %3$s
+			  GROUP BY l.tenant_id) n
+		FULL JOIN (SELECT * FROM %2$s WHERE %4$L) p ON p.tenant_id = n.tenant_id$q$,
+		target, previous, new_lines, incremental);
 	GET DIAGNOSTICS n = ROW_COUNT;
 	EXECUTE format($q$
 		UPDATE %s m SET (orders, products, pairs, skipped_lines, big_orders) =
 			(SELECT i.orders, i.products, i.pairs, i.skipped_lines, i.big_orders
-			 FROM @extschema@.cooccurrence_info(m.state) i)
-		RETURNING 1$q$, @extschema@._slot_table('cooccurrence_model', slot));
-	EXECUTE format('SELECT coalesce(sum(skipped_lines), 0), coalesce(sum(big_orders), 0) FROM %s',
-				   @extschema@._slot_table('cooccurrence_model', slot)) INTO skipped, big;
+			 FROM @extschema@.cooccurrence_info(m.state) i)$q$, target);
+	EXECUTE format('SELECT coalesce(sum(skipped_lines), 0), coalesce(sum(big_orders), 0) FROM %s', target)
+		INTO skipped, big;
 	IF skipped > 0 THEN
 		RAISE NOTICE 'upsell: skipped % order lines with a NULL order or product id or a quantity <= 0', skipped;
 	END IF;
@@ -74,12 +115,13 @@ BEGIN
 		FROM (SELECT m.tenant_id, x.product_id, x.orders
 			  FROM %s m, @extschema@.cooccurrence_products(m.state) x) o
 		FULL JOIN (SELECT DISTINCT ON (tenant_id, product_id) *
-				   FROM @extschema@.catalog
+				   FROM %s AS catalog
 				   WHERE product_id IS NOT NULL
 				   ORDER BY tenant_id, product_id) c
 			ON c.tenant_id = o.tenant_id AND c.product_id = o.product_id$q$,
 		@extschema@._slot_table('product_model', slot),
-		@extschema@._slot_table('cooccurrence_model', slot));
+		@extschema@._slot_table('cooccurrence_model', slot),
+		@extschema@._catalog_source());
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END
@@ -90,7 +132,7 @@ SELECT @extschema@._define_model('product_model',
 	  popularity_rank bigint NOT NULL, category text, variant_group text, price numeric,
 	  in_stock boolean NOT NULL, title text,
 	  PRIMARY KEY (tenant_id, product_id)$$,
-	ARRAY['(tenant_id, popularity_rank)', '(tenant_id, category, popularity_rank)'],
+	ARRAY['(tenant_id, popularity_rank)', '(tenant_id, category, popularity_rank)', '(product_id)'],
 	20, '@extschema@._build_product_model(text, boolean)',
 	'per product: orders containing it, popularity rank, and the catalog attributes as of the last refresh');
 
@@ -186,6 +228,7 @@ CREATE FUNCTION @extschema@.recommend_for_cart(cart bigint[], k int DEFAULT 5, t
 RETURNS TABLE ("rank" int, product_id bigint, score float8, because bigint[], reason text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
@@ -196,56 +239,72 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	-- NULL cart = empty cart; NULL elements and repeats are dropped
-	SELECT coalesce(array_agg(DISTINCT x), '{}') INTO items
-	FROM unnest(cart) x WHERE x IS NOT NULL;
+	items := ARRAY(SELECT DISTINCT x FROM unnest(cart) x WHERE x IS NOT NULL);
 
 	RETURN QUERY
-	WITH evidence AS (
+	WITH evidence AS MATERIALIZED (
 		-- noisy-OR: the chance that at least one cart item leads to the product
-		SELECT p.other_id,
-			   1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score,
-			   array_agg(p.product_id ORDER BY p.score DESC, p.product_id) AS because
-		FROM @extschema@.pair_model p
-		WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
-		GROUP BY p.other_id),
-	cart_categories AS (
-		SELECT DISTINCT m.category
-		FROM @extschema@.product_model m
-		WHERE m.tenant_id = t AND m.product_id = ANY (items) AND m.category IS NOT NULL),
-	totals AS (
-		SELECT greatest(max(c.orders), 1)::float8 AS orders
-		FROM @extschema@.cooccurrence_model c WHERE c.tenant_id = t),
-	candidates AS (
-		SELECT 1 AS tier, e.other_id AS product_id, e.score, e.because,
-			   'bought together with the cart' AS reason
-		FROM evidence e
+		SELECT e.other_id AS product_id, e.score, e.because, m.orders, 1 AS tier
+		FROM (SELECT p.other_id,
+					 1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score,
+					 -- input sorted below: an ORDER BY inside array_agg would
+					 -- start a sort per product, the bulk of the request's time
+					 array_agg(p.product_id) AS because
+			  FROM (SELECT p.other_id, p.product_id, p.score
+					FROM @extschema@.pair_model p
+					WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+					ORDER BY p.other_id, p.score DESC, p.product_id) p
+			  GROUP BY p.other_id) e
+		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.other_id
+		WHERE m.in_stock
+		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
+						  WHERE x.tenant_id = t
+							AND ((x.product_id = e.other_id AND (x.with_product_id IS NULL OR x.with_product_id = ANY (items)))
+								 OR x.category = m.category))
+		ORDER BY e.score DESC, e.other_id
+		LIMIT k),
+	-- fallbacks only when the evidence does not fill the k slots
+	shortfall AS (SELECT k - count(*) AS n FROM evidence),
+	fallback AS (
+		SELECT f.product_id, f.orders, min(f.tier) AS tier
+		FROM shortfall,
+			 LATERAL (SELECT m.product_id, m.orders, 2 AS tier
+					  FROM (SELECT DISTINCT c.category FROM @extschema@.product_model c
+							WHERE c.tenant_id = t AND c.product_id = ANY (items) AND c.category IS NOT NULL) cc,
+						   LATERAL (SELECT m.product_id, m.orders, m.category
+									FROM @extschema@.product_model m
+									WHERE m.tenant_id = t AND m.category = cc.category AND m.in_stock
+									ORDER BY m.popularity_rank
+									LIMIT k * 2 + cardinality(items)) m
+					  UNION ALL
+					  SELECT m.product_id, m.orders, 3
+					  FROM (SELECT m.product_id, m.orders, m.category
+							FROM @extschema@.product_model m
+							WHERE m.tenant_id = t AND m.in_stock
+							ORDER BY m.popularity_rank
+							LIMIT k * 2 + cardinality(items)) m) f
+		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = f.product_id
+		WHERE shortfall.n > 0
+		  AND f.product_id <> ALL (items)
+		  AND f.product_id NOT IN (SELECT e.product_id FROM evidence e)
+		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
+						  WHERE x.tenant_id = t
+							AND ((x.product_id = f.product_id AND (x.with_product_id IS NULL OR x.with_product_id = ANY (items)))
+								 OR x.category = m.category))
+		GROUP BY f.product_id, f.orders),
+	total AS (SELECT greatest(max(c.orders), 1)::float8 AS orders
+			  FROM @extschema@.cooccurrence_model c WHERE c.tenant_id = t),
+	ranked AS (
+		SELECT e.tier, e.product_id, e.score, e.because FROM evidence e
 		UNION ALL
-		SELECT 2, m.product_id, m.orders / totals.orders, NULL, 'popular in the same category'
-		FROM cart_categories cc, totals,
-			 LATERAL (SELECT m.product_id, m.orders
-					  FROM @extschema@.product_model m
-					  WHERE m.tenant_id = t AND m.category = cc.category AND m.in_stock
-						AND m.product_id <> ALL (items)
-					  ORDER BY m.popularity_rank
-					  LIMIT k * 3 + cardinality(items)) m
-		UNION ALL
-		SELECT 3, m.product_id, m.orders / totals.orders, NULL, 'popular'
-		FROM totals,
-			 LATERAL (SELECT m.product_id, m.orders
-					  FROM @extschema@.product_model m
-					  WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
-					  ORDER BY m.popularity_rank
-					  LIMIT k * 3 + cardinality(items)) m),
-	best AS (
-		SELECT DISTINCT ON (c.product_id) c.*
-		FROM candidates c
-		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = c.product_id
-		WHERE m.in_stock AND NOT @extschema@.is_excluded(t, m.product_id, m.category, items)
-		ORDER BY c.product_id, c.tier, c.score DESC)
-	SELECT (row_number() OVER (ORDER BY b.tier, b.score DESC, b.product_id))::int,
-		   b.product_id, b.score, b.because, b.reason
-	FROM best b
-	ORDER BY b.tier, b.score DESC, b.product_id
+		SELECT f.tier, f.product_id, f.orders / total.orders, NULL FROM fallback f, total)
+	SELECT (row_number() OVER (ORDER BY r.tier, r.score DESC, r.product_id))::int,
+		   r.product_id, r.score, r.because,
+		   CASE r.tier WHEN 1 THEN 'bought together with the cart'
+					   WHEN 2 THEN 'popular in the same category'
+					   ELSE 'popular' END
+	FROM ranked r
+	ORDER BY r.tier, r.score DESC, r.product_id
 	LIMIT k;
 END
 $$;

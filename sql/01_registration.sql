@@ -1,0 +1,84 @@
+-- Registration: which relation and columns mean what; errors for bad input.
+\set SHOW_CONTEXT never
+CREATE SCHEMA reg;
+CREATE TABLE reg.lines (
+	order_no	text,
+	sku_id		integer,
+	buyer		bigint,
+	at			date,
+	qty			smallint,
+	price		numeric(8, 2),
+	shop		integer,
+	note		text,
+	weight		real
+);
+INSERT INTO reg.lines VALUES
+	('A-1', 1, 10, '2024-01-02', 1, 9.99, 1, 'x', 1),
+	('A-1', 2, 10, '2024-01-02', 2, 4.50, 1, 'y', 1),
+	('B-7', 1, 11, '2024-01-03', 1, 9.99, 2, NULL, 1);
+CREATE TABLE reg.products (id bigint, price numeric, cat text, grp text, stock int, name text, shop int);
+INSERT INTO reg.products VALUES (1, 9.99, 'c1', 'g', 5, 'one', 1), (2, 4.50, 'c1', 'g', 0, 'two', 1),
+	(3, 1.00, 'c2', NULL, NULL, 'three', 1);
+
+-- nothing registered yet
+SELECT * FROM upsell.recommend_for_cart('{1}');
+CALL upsell.refresh();
+
+-- wrong names and types: clear errors with a hint, nothing recorded
+SELECT upsell.register_orders('reg.lines', 'order_no', 'sku');
+SELECT upsell.register_orders('reg.lines', 'order_no', 'note');
+SELECT upsell.register_orders('reg.lines', 'order_no', 'sku_id', ordered_at => 'price');
+SELECT upsell.register_orders('reg.lines', 'order_no', 'sku_id', quantity => 'note');
+SELECT upsell.register_orders('reg.lines', 'order_no', 'sku_id', tenant_id => 'note');
+SELECT upsell.register_orders('reg.lines', NULL, 'sku_id');
+SELECT upsell.register_orders('reg.nosuch', 'order_no', 'sku_id');
+SELECT count(*) FROM upsell.order_source;
+
+-- a good registration; text order ids become 64-bit keys
+SELECT upsell.register_orders('reg.lines', 'order_no', 'sku_id', customer_id => 'buyer',
+	ordered_at => 'at', quantity => 'qty', unit_price => 'price');
+SELECT tenant_id, order_key = upsell.order_key(order_id) AS key_ok, order_id, product_id,
+	   customer_id, ordered_at, quantity, unit_price
+FROM upsell.order_lines ORDER BY order_id, product_id;
+SELECT pg_typeof(product_id), pg_typeof(quantity), pg_typeof(ordered_at)
+FROM upsell.order_lines LIMIT 1;
+
+-- re-registration replaces the previous one (now per tenant)
+SELECT upsell.register_orders('reg.lines', 'order_no', 'sku_id', tenant_id => 'shop');
+SELECT relation, order_id, product_id, customer_id, tenant_id FROM upsell.order_source;
+SELECT tenant_id, order_id, product_id, customer_id, quantity FROM upsell.order_lines ORDER BY 1, 2, 3;
+
+-- the catalog: numeric stock means in stock when > 0, missing stock means in stock
+SELECT upsell.register_products('reg.products', 'id', price => 'price', category => 'cat',
+	variant_group => 'grp', in_stock => 'stock', title => 'name', tenant_id => 'shop');
+SELECT * FROM upsell.catalog ORDER BY product_id;
+SELECT upsell.register_products('reg.products', 'id', in_stock => 'name');
+SELECT upsell.register_products('reg.products', 'id', price => 'cat');
+
+-- tenant arguments follow the registration
+SELECT upsell._tenant(2);
+SELECT upsell._tenant(NULL);
+SELECT upsell.register_orders('reg.lines', 'order_no', 'sku_id');
+SELECT upsell._tenant(NULL), upsell._tenant(0);
+SELECT upsell._tenant(5);
+
+-- registrations are configuration that pg_dump keeps
+SELECT c.relname
+FROM pg_extension e, unnest(e.extconfig) AS x(oid) JOIN pg_class c ON c.oid = x.oid
+WHERE e.extname = 'upsell' AND c.relname LIKE '%\_source' ORDER BY 1;
+
+-- user-supplied names never reach SQL unquoted
+CREATE TABLE reg."odd; DROP TABLE reg.lines; --" ("order id" int, "Product""Id" int);
+INSERT INTO reg."odd; DROP TABLE reg.lines; --" VALUES (1, 5), (1, 6);
+SELECT upsell.register_orders('reg."odd; DROP TABLE reg.lines; --"', 'order id', 'Product"Id');
+SELECT order_key, product_id FROM upsell.order_lines ORDER BY 2;
+SELECT count(*) FROM reg.lines;
+
+-- a registered table dropped with CASCADE takes only the view with it
+DROP TABLE reg."odd; DROP TABLE reg.lines; --" CASCADE;
+SELECT extname FROM pg_extension WHERE extname = 'upsell';
+CALL upsell.refresh();
+
+DELETE FROM upsell.order_source;
+DELETE FROM upsell.product_source;
+DROP SCHEMA reg CASCADE;

@@ -1,0 +1,68 @@
+-- refresh: the log, failures, and incremental refresh equal to a full one on
+-- real data split in two (the electronics shop, before and after July 2019).
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+\set ECHO none
+\i scripts/load_electronics.sql
+\set ECHO all
+CREATE TABLE shop.cutoff (at timestamp);
+INSERT INTO shop.cutoff VALUES ('2019-07-01');
+CREATE VIEW shop.visible_lines AS
+	SELECT * FROM shop.order_lines WHERE ordered_at < (SELECT at FROM shop.cutoff);
+SELECT upsell.register_orders('shop.visible_lines', 'order_id', 'product_id',
+	ordered_at => 'ordered_at', quantity => 'quantity');
+SELECT upsell.register_products('shop.products', 'product_id', category => 'category');
+TRUNCATE upsell.refresh_log RESTART IDENTITY;
+
+-- the first half, counted in full
+CALL upsell.refresh();
+-- the second half arrives and is folded in
+UPDATE shop.cutoff SET at = 'infinity';
+CALL upsell.refresh(incremental => true);
+CREATE TEMP TABLE incremental_state AS SELECT tenant_id, state::text, orders, max_ordered_at FROM upsell.cooccurrence_model;
+CREATE TEMP TABLE incremental_pairs AS SELECT * FROM upsell.pair_model;
+CREATE TEMP TABLE incremental_products AS SELECT * FROM upsell.product_model;
+-- a full refresh of everything gives exactly the same models
+CALL upsell.refresh();
+SELECT i.orders, i.max_ordered_at, i.state = f.state::text AS same_counts
+FROM incremental_state i JOIN upsell.cooccurrence_model f USING (tenant_id);
+SELECT (SELECT count(*) FROM upsell.pair_model) AS pairs,
+	   (SELECT count(*) FROM (SELECT * FROM incremental_pairs EXCEPT SELECT * FROM upsell.pair_model
+							  UNION ALL
+							  SELECT * FROM upsell.pair_model EXCEPT SELECT * FROM incremental_pairs) d) AS differences,
+	   (SELECT count(*) FROM (SELECT * FROM incremental_products EXCEPT SELECT * FROM upsell.product_model) d) AS product_differences;
+
+-- without an order time, new lines are recognised by a higher order id
+CREATE TABLE shop.max_id (id bigint);
+INSERT INTO shop.max_id VALUES (250000);
+CREATE VIEW shop.lines_by_id AS
+	SELECT * FROM shop.order_lines WHERE order_id <= (SELECT id FROM shop.max_id);
+SELECT upsell.register_orders('shop.lines_by_id', 'order_id', 'product_id', quantity => 'quantity');
+CALL upsell.refresh();
+SELECT orders, max_order_key FROM upsell.cooccurrence_model;
+UPDATE shop.max_id SET id = 1000000;
+CALL upsell.refresh(incremental => true);
+SELECT orders, max_order_key, state::text = (SELECT state::text FROM incremental_state) AS same_counts
+FROM upsell.cooccurrence_model;
+
+-- text order ids and no order time: incremental is impossible, so it counts everything
+CREATE VIEW shop.text_lines AS SELECT 'o' || order_id AS order_id, product_id FROM shop.order_lines;
+SELECT upsell.register_orders('shop.text_lines', 'order_id', 'product_id');
+CALL upsell.refresh(incremental => true);
+SELECT orders, state::text = (SELECT state::text FROM incremental_state) AS same_counts
+FROM upsell.cooccurrence_model;
+
+-- a failed refresh is logged with its error, and the old models keep serving
+CREATE VIEW shop.bad_lines AS SELECT order_id, product_id / 0 AS product_id FROM shop.order_lines;
+SELECT upsell.register_orders('shop.bad_lines', 'order_id', 'product_id');
+CALL upsell.refresh();
+SELECT orders FROM upsell.cooccurrence_model;
+SELECT refresh_id, incremental, status, model_rows, error, error_sqlstate,
+	   finished_at >= started_at AS timed, duration_ms >= 0 AS has_duration
+FROM upsell.refresh_log ORDER BY refresh_id;
+CALL upsell.refresh(incremental => NULL);
+
+RESET client_min_messages;
+DELETE FROM upsell.order_source;
+DELETE FROM upsell.product_source;
+DROP SCHEMA shop CASCADE;

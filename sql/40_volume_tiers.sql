@@ -1,0 +1,84 @@
+-- Volume tiers and quantity_offer; upgrades and tiers per tenant.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS t40v CASCADE;
+CREATE SCHEMA t40v;
+RESET client_min_messages;
+
+CREATE TABLE t40v.products (shop int, id int, cat text, price numeric(10, 2), stock int);
+INSERT INTO t40v.products VALUES
+	(1, 1, 'coffee', 9.00, 10), (1, 2, 'coffee', 12.00, 10),
+	(1, 3, 'filters', 2.00, 10), (1, 4, 'filters', 3.00, 0),
+	(1, 5, 'filters', NULL, 10),
+	(2, 1, 'coffee', 50.00, 10), (2, 2, 'coffee', 55.00, 10), (2, 3, 'coffee', 40.00, 10);
+CREATE TABLE t40v.lines (shop int, order_id int, product_id int);
+INSERT INTO t40v.lines VALUES (1, 1, 1), (1, 2, 2), (1, 3, 3), (2, 10, 1), (2, 11, 2);
+
+SELECT upsell.register_orders('t40v.lines', 'order_id', 'product_id', tenant_id => 'shop');
+SELECT upsell.register_products('t40v.products', 'id', price => 'price', category => 'cat',
+	in_stock => 'stock', tenant_id => 'shop');
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+
+-- upgrades never mix tenants: product 1 is 9.00 in shop 1, 50.00 in shop 2
+SELECT rank, candidate_id, price, extra_cost, reason FROM upsell.upgrade_candidates(1, 3, 1.5, 1);
+SELECT rank, candidate_id, price, extra_cost, reason FROM upsell.upgrade_candidates(1, 3, 1.5, 2);
+SELECT rank, candidate_id, price, saving FROM upsell.downsell_candidates(1, 3, 0.5, 2);
+SELECT * FROM upsell.upgrade_candidates(1);
+
+-- tiers: product 1 of shop 1 by unit price and percent off; filters of shop
+-- 1 by category; product 2 of shop 1 has a tier that would cost more (never
+-- offered); product 1 of shop 2
+INSERT INTO upsell.volume_tiers (tenant_id, product_id, category, min_quantity, unit_price, percent_off) VALUES
+	(1, 1, NULL, 3, 8.50, NULL),
+	(1, 1, NULL, 6, NULL, 10),			-- 8.10
+	(1, 1, NULL, 12, 7.00, NULL),
+	(1, NULL, 'filters', 10, NULL, 20),	-- 1.60 for product 3
+	(1, 2, NULL, 5, 12.50, NULL),
+	(1, 2, NULL, 10, 11.00, NULL),
+	(2, 1, NULL, 2, 45.00, NULL);
+
+SELECT q, o.* FROM unnest('{1,2,3,5,6,11,12,100}'::int[]) q, upsell.quantity_offer(1, q, 1) o ORDER BY q;
+-- the saving by hand: at 1 unit, 3 units at 8.50 instead of 9.00
+SELECT 3 * (9.00 - 8.50) AS saving_at_1, 6 * (8.50 - round(9.00 * 0.9, 2)) AS saving_at_3,
+	   12 * (round(9.00 * 0.9, 2) - 7.00) AS saving_at_6;
+-- category tier (product 3 has none of its own); out of stock product 4;
+-- the dearer tier of product 2 is skipped; product 2 of shop 2 has no tier
+SELECT * FROM upsell.quantity_offer(3, 1, 1);
+SELECT * FROM upsell.quantity_offer(4, 1, 1);
+SELECT * FROM upsell.quantity_offer(2, 1, 1);
+SELECT * FROM upsell.quantity_offer(2, 1, 2);
+SELECT * FROM upsell.quantity_offer(1, 1, 2);
+-- an excluded product gets no tier offer
+INSERT INTO upsell.exclusions (tenant_id, product_id, note) VALUES (1, 3, 't40v');
+SELECT * FROM upsell.quantity_offer(3, 1, 1);
+DELETE FROM upsell.exclusions WHERE note = 't40v';
+-- unknown and unpriced products give no rows
+SELECT count(*) FROM upsell.quantity_offer(999, 1, 1);
+SELECT count(*) FROM upsell.quantity_offer(5, 1, 1);
+SELECT count(*) FROM upsell.quantity_offer(NULL, 1, 1);
+
+-- bad input
+SELECT * FROM upsell.quantity_offer(1, 0, 1);
+SELECT * FROM upsell.quantity_offer(1, -2, 1);
+SELECT * FROM upsell.quantity_offer(1, NULL, 1);
+SELECT * FROM upsell.quantity_offer(1, 1);
+SELECT * FROM upsell.upgrade_candidates(1, 3, 1.5);
+\set VERBOSITY terse
+INSERT INTO upsell.volume_tiers (tenant_id, product_id, min_quantity, unit_price, percent_off) VALUES (1, 1, 20, 5, 10);
+INSERT INTO upsell.volume_tiers (tenant_id, product_id, min_quantity) VALUES (1, 1, 20);
+INSERT INTO upsell.volume_tiers (tenant_id, product_id, category, min_quantity, unit_price) VALUES (1, 1, 'coffee', 20, 5);
+INSERT INTO upsell.volume_tiers (tenant_id, product_id, min_quantity, percent_off) VALUES (1, 1, 20, 100);
+INSERT INTO upsell.volume_tiers (tenant_id, product_id, min_quantity, unit_price) VALUES (1, 1, 0, 5);
+INSERT INTO upsell.volume_tiers (tenant_id, product_id, min_quantity, unit_price) VALUES (1, 1, 20, -5);
+INSERT INTO upsell.volume_tiers (tenant_id, product_id, min_quantity, unit_price) VALUES (1, 1, 3, 8.00);
+INSERT INTO upsell.volume_tiers (tenant_id, category, min_quantity, unit_price) VALUES (1, 'filters', 10, 1.00);
+
+\set VERBOSITY default
+-- merchants' tiers survive pg_dump
+SELECT 'upsell.volume_tiers'::regclass = ANY (extconfig) AS dumped FROM pg_extension WHERE extname = 'upsell';
+
+DELETE FROM upsell.volume_tiers WHERE tenant_id IN (1, 2);
+SET client_min_messages = warning;
+DROP SCHEMA t40v CASCADE;

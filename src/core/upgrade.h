@@ -1,0 +1,104 @@
+/*
+ * upgrade.h
+ *		Ranking core for upsell (the better version) and downsell (the cheaper
+ *		one): for every product of a catalog at once, the pricier and cheaper
+ *		alternatives of the same variant group or category, scored by evidence
+ *		from the order history.
+ *
+ * One call does the whole catalog:
+ *
+ *	1. the order lines, sorted by (customer, time), are read once: per product
+ *	   the number of distinct customers who bought it, per variant group and
+ *	   per category the distinct customers who bought any of its products,
+ *	   and per ordered pair (a, b) of the same group or category the number of
+ *	   customers who bought a and later (strictly) bought b: the upgrade
+ *	   paths;
+ *	2. every product scans its group and its category sorted by price, up to
+ *	   `window` neighbours each way within [price / max_ratio, price *
+ *	   max_ratio], plus every product its buyers later moved to; each
+ *	   candidate is scored and the best `per_product` of each direction kept.
+ *
+ * A candidate qualifies when it is in the same variant group (and not in a
+ * different category) or in the same category.  Same-group candidates rank
+ * before same-category ones ("first choice"), then by score, then by id.
+ *
+ *	upgrade score  = 0.5 * path_rate + 0.3 * popularity + 0.2 * closeness
+ *	downsell score = 0.5 * closeness + 0.5 * popularity
+ *
+ *	path_rate	customers who bought a and later b / customers who bought a
+ *	popularity	customers who bought b / customers who bought anything in the
+ *				pool (the group when same_group, else the category)
+ *	closeness	cheaper price / dearer price, in (0, 1): 1 is a tiny step
+ */
+#ifndef UPGRADE_H
+#define UPGRADE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct UpgProduct
+{
+	int64_t		id;
+	int32_t		group;			/* dense variant group code, -1 when none */
+	int32_t		category;		/* dense category code, -1 when none */
+	double		price;			/* > 0 */
+} UpgProduct;
+
+typedef struct UpgLine
+{
+	int64_t		customer;
+	int64_t		product;		/* product id; an index after upg_compute */
+	int64_t		time;			/* any monotone clock */
+	bool		has_time;
+} UpgLine;
+
+typedef struct UpgParams
+{
+	double		max_ratio;		/* > 1: upgrades up to price * max_ratio,
+								 * downsells down to price / max_ratio */
+	int			per_product;	/* candidates kept per product and direction */
+	int			window;			/* price neighbours scanned per pool and
+								 * direction */
+	int			max_customer_products;	/* customers with more distinct
+										 * products give no paths */
+} UpgParams;
+
+typedef struct UpgCandidate
+{
+	uint32_t	product;		/* index into the products given */
+	uint32_t	candidate;
+	bool		upgrade;		/* true: pricier; false: cheaper */
+	bool		same_group;
+	int64_t		paths;			/* customers who bought product, later
+								 * candidate */
+	double		path_rate;
+	double		popularity;
+	double		closeness;
+	double		score;
+} UpgCandidate;
+
+typedef struct UpgResult
+{
+	UpgCandidate *cands;		/* grouped by product, upgrades first, each
+								 * direction in rank order */
+	size_t		ncands;
+	int64_t    *buyers;			/* per product index: distinct customers */
+	int64_t		lines_used;
+	int64_t		lines_unknown;	/* lines of products not given */
+	int64_t		big_customers;	/* customers skipped for paths */
+	int64_t		path_pairs;		/* distinct (a, b) with a path */
+} UpgResult;
+
+/*
+ * Computes the candidates of every product.  Sorts and rewrites `lines` in
+ * place.  Returns NULL, or a message (nothing allocated) when the input is
+ * invalid: duplicate product ids, a price that is not positive, bad params.
+ */
+extern const char *upg_compute(const UpgProduct *products, size_t nproducts,
+							   UpgLine *lines, size_t nlines,
+							   const UpgParams *params, UpgResult *out);
+
+extern void upg_result_free(UpgResult *r);
+
+#endif							/* UPGRADE_H */

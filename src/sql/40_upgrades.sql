@@ -1,0 +1,331 @@
+
+-- ===========================================================================
+-- Upsell, downsell and volume tiers: the better version, the cheaper one, and
+-- more of it
+-- ===========================================================================
+--
+-- refresh ranks the pricier and the cheaper alternatives of every product at
+-- once, in C (src/core/upgrade.c), and stores the best of each in
+-- upsell.upgrade_model; upgrade_candidates and downsell_candidates read it by
+-- primary key.  quantity_offer reads upsell.volume_tiers, which merchants
+-- fill.
+
+-- ---- the batch ranking ------------------------------------------------------
+
+CREATE FUNCTION @extschema@._upgrade_build(product_id bigint[], group_key int[],
+	category_key int[], price float8[], customer bigint[], ordered_at timestamptz[],
+	line_product bigint[], max_ratio float8, per_product int, scan_window int,
+	max_customer_products int)
+RETURNS TABLE (product_id bigint, candidate_id bigint, upgrade boolean, same_group boolean,
+			   paths bigint, buyers bigint, candidate_buyers bigint, popularity float8,
+			   closeness float8, score float8)
+AS 'MODULE_PATHNAME', 'upsell_upgrade_build'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], bigint[], timestamptz[], bigint[], float8, int, int, int) IS
+	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from its order lines (arrays per line)';
+
+-- How far the stored lists reach: serving filters them with the caller's
+-- ratio, so the model keeps everything a caller may reasonably ask for.
+CREATE FUNCTION @extschema@._upgrade_limits(OUT max_ratio float8, OUT per_product int,
+	OUT scan_window int, OUT max_customer_products int)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 2.0::float8, 10, 200, 500 $$;
+COMMENT ON FUNCTION @extschema@._upgrade_limits() IS
+	'internal: how far the stored candidate lists reach (price ratio 2 up, 1/2 down), how many are kept per product and direction, how many price neighbours are scanned, and the customer size beyond which a history gives no upgrade paths';
+
+CREATE FUNCTION @extschema@._build_upgrade_model(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+	unpriced bigint;
+	priced bigint;
+	lim record;
+BEGIN
+	-- incremental or not, the ranking is rebuilt from the product model and
+	-- the order lines (one pass each)
+	lim := @extschema@._upgrade_limits();
+	EXECUTE format('SELECT count(*) FILTER (WHERE price IS NULL OR NOT price > 0), count(*) FILTER (WHERE price > 0) FROM %s',
+				   @extschema@._slot_table('product_model', slot)) INTO unpriced, priced;
+	IF unpriced > 0 THEN
+		RAISE NOTICE 'upsell: % products with a NULL or non-positive price left out of upgrade and downsell candidates', unpriced;
+	END IF;
+	IF priced = 0 THEN
+		RETURN 0;		-- no prices registered: nothing to rank, no need to read the lines
+	END IF;
+	EXECUTE format($q$
+		INSERT INTO %1$s (tenant_id, product_id, kind, candidate_id, same_group, paths, buyers,
+						  candidate_buyers, popularity, closeness, score)
+		WITH priced AS (
+			SELECT m.tenant_id, m.product_id, m.price,
+				   CASE WHEN m.variant_group IS NOT NULL
+						THEN dense_rank() OVER (PARTITION BY m.tenant_id ORDER BY m.variant_group) - 1 END AS g,
+				   CASE WHEN m.category IS NOT NULL
+						THEN dense_rank() OVER (PARTITION BY m.tenant_id ORDER BY m.category) - 1 END AS c
+			FROM %2$s m
+			WHERE m.price > 0),
+		products AS (
+			SELECT p.tenant_id, array_agg(p.product_id) AS ids, array_agg(p.g::int) AS gs,
+				   array_agg(p.c::int) AS cs, array_agg(p.price::float8) AS ps
+			FROM priced p GROUP BY p.tenant_id),
+		lines AS (
+			SELECT l.tenant_id, array_agg(coalesce(l.customer_id, l.order_key)) AS cu,
+				   array_agg(l.ordered_at) AS ts, array_agg(l.product_id) AS lp
+			FROM @extschema@.order_lines l
+			WHERE l.product_id IS NOT NULL AND coalesce(l.quantity, 1) > 0
+			GROUP BY l.tenant_id)
+		SELECT p.tenant_id, b.product_id, CASE WHEN b.upgrade THEN 'upgrade' ELSE 'downsell' END,
+			   b.candidate_id, b.same_group, b.paths, b.buyers, b.candidate_buyers,
+			   b.popularity, b.closeness, b.score
+		FROM products p
+		LEFT JOIN lines l ON l.tenant_id = p.tenant_id
+		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, l.cu, l.ts, l.lp,
+			$1, $2, $3, $4) b$q$,
+		@extschema@._slot_table('upgrade_model', slot),
+		@extschema@._slot_table('product_model', slot))
+	USING lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('upgrade_model',
+	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL,
+	  kind text NOT NULL CHECK (kind IN ('upgrade', 'downsell')), candidate_id bigint NOT NULL,
+	  same_group boolean NOT NULL, paths bigint NOT NULL, buyers bigint NOT NULL,
+	  candidate_buyers bigint NOT NULL, popularity float8 NOT NULL, closeness float8 NOT NULL,
+	  score float8 NOT NULL,
+	  PRIMARY KEY (tenant_id, product_id, kind, candidate_id)$$,
+	NULL, 40, '@extschema@._build_upgrade_model(text, boolean)',
+	'per product: its best pricier (upgrade) and cheaper (downsell) alternatives of the same variant group or category, up to twice or half its price, with the evidence behind their score (prices, stock and category are read from product_model)');
+
+CREATE FUNCTION @extschema@._build_unit_model(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE format($q$
+		INSERT INTO %s (tenant_id, product_id, unit_size, unit_name)
+		SELECT DISTINCT ON (c.tenant_id, c.product_id) c.tenant_id, c.product_id, c.unit_size, c.unit_name
+		FROM @extschema@.catalog c
+		WHERE c.product_id IS NOT NULL AND c.unit_size > 0
+		ORDER BY c.tenant_id, c.product_id$q$,
+		@extschema@._slot_table('unit_model', slot));
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('unit_model',
+	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, unit_size numeric NOT NULL,
+	  unit_name text, PRIMARY KEY (tenant_id, product_id)$$,
+	NULL, 41, '@extschema@._build_unit_model(text, boolean)',
+	'per product with a registered unit size: the size and its unit name (for unit-price comparisons of upgrades)');
+
+-- ---- serving ----------------------------------------------------------------
+
+-- "500 g at 9.00 → 1000 g at 12.00: +3.00, 33% less per g", or NULL when the
+-- two sizes are not comparable (no size, or different unit names).
+CREATE FUNCTION @extschema@._unit_offer(price numeric, unit_size numeric, unit_name text,
+	candidate_price numeric, candidate_unit_size numeric, candidate_unit_name text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE
+	WHEN unit_size > 0 AND candidate_unit_size > 0 AND price > 0 AND candidate_price > 0
+		 AND unit_name IS NOT DISTINCT FROM candidate_unit_name
+	THEN format('%s %s at %s → %s %s at %s: %s%s, %s%% %s per %s',
+				trim_scale(unit_size), coalesce(unit_name, 'unit'), price,
+				trim_scale(candidate_unit_size), coalesce(unit_name, 'unit'), candidate_price,
+				CASE WHEN candidate_price >= price THEN '+' ELSE '-' END,
+				abs(candidate_price - price),
+				abs(round(100 * (1 - (candidate_price / candidate_unit_size) / (price / unit_size)))),
+				CASE WHEN candidate_price / candidate_unit_size <= price / unit_size THEN 'less' ELSE 'more' END,
+				coalesce(unit_name, 'unit'))
+END;
+COMMENT ON FUNCTION @extschema@._unit_offer(numeric, numeric, text, numeric, numeric, text) IS
+	'internal: the unit-price comparison of two pack sizes as a sentence, NULL when not comparable';
+
+CREATE FUNCTION @extschema@.upgrade_candidates(product_id bigint, k int DEFAULT 3,
+	max_price_ratio numeric DEFAULT 1.5, tenant_id bigint DEFAULT NULL)
+RETURNS TABLE ("rank" int, candidate_id bigint, price numeric, extra_cost numeric,
+			   price_ratio numeric, score float8, reason text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+	pid bigint := product_id;
+	ratio numeric := max_price_ratio;
+BEGIN
+	IF k IS NULL OR k < 0 THEN
+		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF ratio IS NULL OR NOT ratio >= 1 THEN
+		RAISE EXCEPTION 'max_price_ratio must be at least 1, not %', coalesce(ratio::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'An upgrade costs more: 1.5 allows up to 50% more than the product.';
+	END IF;
+	RETURN QUERY
+	SELECT (row_number() OVER (ORDER BY u.same_group DESC, u.score DESC, u.candidate_id))::int,
+		   u.candidate_id, m.price, m.price - a.price,
+		   round(m.price / a.price, 4), round(u.score::numeric, 6)::float8,
+		   concat_ws('; ',
+			   CASE WHEN u.paths > 0
+					THEN format('%s of %s customers who bought it later bought this', u.paths, u.buyers)
+					WHEN u.same_group THEN 'the next step up in the same variant group'
+					ELSE 'a step up in the same category' END,
+			   format('+%s (%s%% more)', m.price - a.price, round(100 * (m.price / a.price - 1))),
+			   @extschema@._unit_offer(a.price, ua.unit_size, ua.unit_name, m.price,
+									  uc.unit_size, uc.unit_name))
+	FROM @extschema@.product_model a
+	JOIN @extschema@.upgrade_model u ON u.tenant_id = a.tenant_id AND u.product_id = a.product_id
+	JOIN @extschema@.product_model m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
+	LEFT JOIN @extschema@.unit_model ua ON ua.tenant_id = a.tenant_id AND ua.product_id = a.product_id
+	LEFT JOIN @extschema@.unit_model uc ON uc.tenant_id = m.tenant_id AND uc.product_id = m.product_id
+	WHERE a.tenant_id = t AND a.product_id = pid AND u.kind = 'upgrade'
+	  AND m.price > a.price AND m.price <= a.price * ratio
+	  AND m.in_stock
+	  AND NOT @extschema@.is_excluded(t, u.candidate_id, m.category, ARRAY[pid])
+	ORDER BY u.same_group DESC, u.score DESC, u.candidate_id
+	LIMIT k;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.upgrade_candidates(bigint, int, numeric, bigint) IS
+	'the k best pricier alternatives of a product (same variant group first, then same category; at most max_price_ratio times its price; in stock, not excluded), ranked by observed upgrade paths, popularity and step size; an unknown product gives no rows';
+
+CREATE FUNCTION @extschema@.downsell_candidates(product_id bigint, k int DEFAULT 3,
+	min_price_ratio numeric DEFAULT 0.5, tenant_id bigint DEFAULT NULL)
+RETURNS TABLE ("rank" int, candidate_id bigint, price numeric, saving numeric,
+			   price_ratio numeric, score float8, reason text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+	pid bigint := product_id;
+	ratio numeric := min_price_ratio;
+BEGIN
+	IF k IS NULL OR k < 0 THEN
+		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF ratio IS NULL OR NOT (ratio >= 0 AND ratio <= 1) THEN
+		RAISE EXCEPTION 'min_price_ratio must be between 0 and 1, not %', coalesce(ratio::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A downsell costs less: 0.5 allows down to half the price of the product.';
+	END IF;
+	RETURN QUERY
+	SELECT (row_number() OVER (ORDER BY u.same_group DESC, u.score DESC, u.candidate_id))::int,
+		   u.candidate_id, m.price, a.price - m.price,
+		   round(m.price / a.price, 4), round(u.score::numeric, 6)::float8,
+		   concat_ws('; ',
+			   CASE WHEN u.same_group THEN 'the same variant group for less'
+					ELSE 'the same category for less' END,
+			   format('-%s (%s%% less)', a.price - m.price, round(100 * (1 - m.price / a.price))),
+			   CASE WHEN u.candidate_buyers > 0
+					THEN format('bought by %s customer%s', u.candidate_buyers, CASE WHEN u.candidate_buyers > 1 THEN 's' ELSE '' END) END)
+	FROM @extschema@.product_model a
+	JOIN @extschema@.upgrade_model u ON u.tenant_id = a.tenant_id AND u.product_id = a.product_id
+	JOIN @extschema@.product_model m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
+	WHERE a.tenant_id = t AND a.product_id = pid AND u.kind = 'downsell'
+	  AND m.price < a.price AND m.price >= a.price * ratio
+	  AND m.in_stock
+	  AND NOT @extschema@.is_excluded(t, u.candidate_id, m.category, ARRAY[pid])
+	ORDER BY u.same_group DESC, u.score DESC, u.candidate_id
+	LIMIT k;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.downsell_candidates(bigint, int, numeric, bigint) IS
+	'the k best cheaper alternatives of a product (same variant group first, then same category; at least min_price_ratio times its price; in stock, not excluded), ranked by closeness in price and popularity; for abandoned carts; an unknown product gives no rows';
+
+-- ---- volume tiers -------------------------------------------------------------
+
+CREATE TABLE @extschema@.volume_tiers (
+	tier_id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	tenant_id	bigint NOT NULL DEFAULT 0,
+	product_id	bigint,
+	category	text,
+	min_quantity int NOT NULL CHECK (min_quantity >= 1),
+	unit_price	numeric CHECK (unit_price >= 0),
+	percent_off	numeric CHECK (percent_off > 0 AND percent_off < 100),
+	note		text,
+	CONSTRAINT volume_tiers_product_or_category CHECK ((product_id IS NULL) <> (category IS NULL)),
+	CONSTRAINT volume_tiers_unit_price_or_percent_off CHECK ((unit_price IS NULL) <> (percent_off IS NULL)),
+	UNIQUE NULLS NOT DISTINCT (tenant_id, product_id, category, min_quantity)
+);
+CREATE INDEX ON @extschema@.volume_tiers (tenant_id, category, min_quantity);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.volume_tiers', '');
+COMMENT ON TABLE @extschema@.volume_tiers IS
+	'volume pricing merchants set: from min_quantity units of a product (product_id) or of any product of a category (category), each unit costs unit_price, or percent_off less than the list price; product tiers replace category tiers; tenant_id 0 without tenants';
+
+CREATE FUNCTION @extschema@.quantity_offer(product_id bigint, quantity int, tenant_id bigint DEFAULT NULL)
+RETURNS TABLE (unit_price numeric, next_quantity int, units_to_add int, new_unit_price numeric,
+			   total_saving numeric, reason text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+	pid bigint := product_id;
+	qty int := quantity;
+	p record;
+	has_product_tiers boolean;
+	blocked text;
+BEGIN
+	IF qty IS NULL OR qty < 1 THEN
+		RAISE EXCEPTION 'quantity must be at least 1, not %', coalesce(qty::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT m.price, m.category, m.in_stock INTO p
+	FROM @extschema@.product_model m
+	WHERE m.tenant_id = t AND m.product_id = pid AND m.price > 0;
+	IF NOT FOUND THEN
+		RETURN;		-- unknown product, or one without a price
+	END IF;
+	-- more of a product one cannot ship, or may not offer, is no offer
+	blocked := CASE WHEN NOT p.in_stock THEN 'out of stock'
+					WHEN @extschema@.is_excluded(t, pid, p.category, '{}') THEN 'excluded by the merchant' END;
+	has_product_tiers := EXISTS (SELECT FROM @extschema@.volume_tiers v
+								 WHERE v.tenant_id = t AND v.product_id = pid);
+
+	-- the tiers that apply, each with its unit price
+	RETURN QUERY
+	WITH tiers AS (
+		SELECT v.min_quantity,
+			   coalesce(v.unit_price, round(p.price * (1 - v.percent_off / 100), 2)) AS unit_price
+		FROM @extschema@.volume_tiers v
+		WHERE v.tenant_id = t
+		  AND CASE WHEN has_product_tiers THEN v.product_id = pid
+				   ELSE v.product_id IS NULL AND v.category = p.category END),
+	cur AS (
+		SELECT coalesce((SELECT x.unit_price FROM tiers x WHERE x.min_quantity <= qty
+						 ORDER BY x.min_quantity DESC LIMIT 1), p.price) AS unit_price),
+	nxt AS (
+		SELECT x.min_quantity, x.unit_price
+		FROM tiers x, cur
+		WHERE x.min_quantity > qty AND x.unit_price < cur.unit_price AND blocked IS NULL
+		ORDER BY x.min_quantity, x.unit_price
+		LIMIT 1)
+	SELECT cur.unit_price, nxt.min_quantity, nxt.min_quantity - qty, nxt.unit_price,
+		   nxt.min_quantity * (cur.unit_price - nxt.unit_price),
+		   CASE WHEN nxt.min_quantity IS NOT NULL
+				THEN format('add %s more to pay %s instead of %s each: %s saved on %s units',
+							nxt.min_quantity - qty, nxt.unit_price, cur.unit_price,
+							nxt.min_quantity * (cur.unit_price - nxt.unit_price), nxt.min_quantity)
+				ELSE coalesce(blocked, 'no further volume tier') END
+	FROM cur LEFT JOIN nxt ON true;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.quantity_offer(bigint, int, bigint) IS
+	'the next volume tier for a quantity in the cart: units to add, the new unit price and the total saving (next quantity × (current unit price − new unit price)); NULLs when no further tier lowers the price; an unknown or unpriced product gives no rows';

@@ -1,0 +1,233 @@
+
+-- ===========================================================================
+-- Funnel stages: one ranked list of offers per page, every tactic merged
+-- ===========================================================================
+--
+-- Each stage gathers candidate offers from the tactics (models read with
+-- index lookups), then _merge_offers applies the merchant's rules: pinned
+-- offers first, exclusions and stock, one offer per product, offer types
+-- interleaved by weighted score, at most max_offers, and the experiment
+-- variant's strategy when one is named.
+
+CREATE TYPE @extschema@.offer AS (
+	stage		text,
+	offer_type	text,
+	product_ids	bigint[],
+	"rank"		int,
+	score		float8,
+	discount	numeric,
+	reason		text
+);
+COMMENT ON TYPE @extschema@.offer IS
+	'one offer of a funnel stage: its type, the product(s) offered, rank, score, discount (a fraction of the price) and reason';
+
+CREATE TABLE @extschema@.offers (
+	offer_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	tenant_id	bigint NOT NULL DEFAULT 0,
+	stage		text NOT NULL CHECK (stage IN ('product_page', 'cart', 'post_purchase')),
+	trigger_product_id bigint,
+	trigger_category text,
+	min_cart_value numeric CHECK (min_cart_value >= 0),
+	product_ids	bigint[] NOT NULL CHECK (cardinality(product_ids) > 0 AND array_position(product_ids, NULL) IS NULL),
+	discount	numeric NOT NULL DEFAULT 0 CHECK (discount >= 0 AND discount < 1),
+	priority	int NOT NULL DEFAULT 0,
+	active_from	timestamptz,
+	active_to	timestamptz,
+	reason		text,
+	CHECK (num_nonnulls(trigger_product_id, trigger_category, min_cart_value) <= 1),
+	CHECK (active_to IS NULL OR active_from IS NULL OR active_to > active_from)
+);
+CREATE INDEX ON @extschema@.offers (tenant_id, stage);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.offers', '');
+COMMENT ON TABLE @extschema@.offers IS
+	'hand-made offers: shown first (by priority) on their stage while active, when their trigger matches: a product on the page/in the cart/order, a category, a cart value, or always (no trigger)';
+
+CREATE TABLE @extschema@.stage_settings (
+	tenant_id	bigint NOT NULL DEFAULT 0,
+	stage		text NOT NULL CHECK (stage IN ('product_page', 'cart', 'post_purchase')),
+	max_offers	int NOT NULL CHECK (max_offers >= 0),
+	type_weights jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(type_weights) = 'object'),
+	PRIMARY KEY (tenant_id, stage)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.stage_settings', '');
+COMMENT ON TABLE @extschema@.stage_settings IS
+	'per tenant and stage: the maximum number of offers (default 6) and weights per offer type that interleave the tactics (defaults: complement 1, bundle/gap_filler/restock 0.9, upgrade/subscription 0.8, quantity_tier 0.7, downsell 0.6)';
+
+-- Offer types a request may show: all (NULL) unless an experiment's variant
+-- says otherwise (upsell.variant_offer_types, the experiments layer).
+CREATE FUNCTION @extschema@._allowed_offer_types(experiment text, unit_id text, stage text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF experiment IS NULL THEN
+		RETURN NULL;
+	END IF;
+	RETURN @extschema@.variant_offer_types(experiment, unit_id, stage);
+END
+$$;
+
+CREATE FUNCTION @extschema@._merge_offers(stage text, t bigint, context bigint[],
+	cart_value numeric, candidates @extschema@.offer[], experiment text, unit_id text)
+RETURNS SETOF @extschema@.offer
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	settings record;
+	allowed text[] := @extschema@._allowed_offer_types(experiment, unit_id, stage);
+	shown bigint[] := '{}';
+	o record;
+	n int := 0;
+BEGIN
+	-- built-in weights, overridden per type by stage_settings.type_weights:
+	-- complements lead, other tactics interleave just below them
+	SELECT coalesce(s.max_offers, 6) AS max_offers,
+		   '{"complement": 1, "bundle": 0.9, "gap_filler": 0.9, "restock": 0.9, "upgrade": 0.8,
+			 "subscription": 0.8, "quantity_tier": 0.7, "downsell": 0.6}'::jsonb
+		   || coalesce(s.type_weights, '{}') AS weights
+	INTO settings
+	FROM (SELECT 1) one
+	LEFT JOIN LATERAL (SELECT * FROM @extschema@.stage_settings x
+					   WHERE x.stage = _merge_offers.stage AND x.tenant_id IN (t, 0)
+					   ORDER BY x.tenant_id DESC LIMIT 1) s ON true;
+
+	FOR o IN
+		WITH pinned AS (
+			SELECT 'pinned'::text AS offer_type, f.product_ids, NULL::float8 AS score, f.discount,
+				   coalesce(f.reason, 'merchant offer') AS reason,
+				   0 AS tier, -f.priority::float8 AS sort, f.offer_id AS tiebreak
+			FROM @extschema@.offers f
+			WHERE f.tenant_id = t AND f.stage = _merge_offers.stage
+			  AND (f.active_from IS NULL OR f.active_from <= now())
+			  AND (f.active_to IS NULL OR f.active_to > now())
+			  AND (num_nonnulls(f.trigger_product_id, f.trigger_category, f.min_cart_value) = 0
+				   OR f.trigger_product_id = ANY (context)
+				   OR f.min_cart_value <= cart_value
+				   OR f.trigger_category IN (SELECT m.category FROM @extschema@.product_model m
+											 WHERE m.tenant_id = t AND m.product_id = ANY (context)))),
+		tactics AS (
+			-- scores are comparable within a type only: scale each type's best to
+			-- its weight, so the types interleave instead of queueing
+			SELECT c.offer_type, c.product_ids, c.score, c.discount, c.reason, 1 AS tier,
+				   -(coalesce((settings.weights ->> c.offer_type)::float8, 1)
+					 * c.score / nullif(max(c.score) OVER (PARTITION BY c.offer_type), 0)) AS sort,
+				   c.product_ids[1] AS tiebreak
+			FROM unnest(candidates) c
+			WHERE c.score IS NOT NULL)
+		SELECT x.* FROM (SELECT * FROM pinned UNION ALL SELECT * FROM tactics) x
+		WHERE (allowed IS NULL OR x.offer_type = ANY (allowed))
+		  -- every product in stock, not excluded, not the page's/cart's/order's own
+		  -- (but more of a cart line is what a quantity tier offers)
+		  AND (x.offer_type = 'quantity_tier' OR NOT x.product_ids && context)
+		  AND NOT EXISTS (
+			SELECT FROM unnest(x.product_ids) p(id)
+			LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = p.id
+			WHERE NOT coalesce(m.in_stock, false)
+			   OR EXISTS (SELECT FROM @extschema@.exclusions e
+						  WHERE e.tenant_id = t
+							AND ((e.product_id = p.id AND (e.with_product_id IS NULL OR e.with_product_id = ANY (context)))
+								 OR e.category = m.category)))
+		ORDER BY x.tier, x.sort NULLS LAST, x.tiebreak, x.offer_type
+	LOOP
+		EXIT WHEN n >= settings.max_offers;
+		-- one offer per product
+		CONTINUE WHEN o.product_ids && shown;
+		n := n + 1;
+		shown := shown || o.product_ids;
+		RETURN NEXT ROW(stage, o.offer_type, o.product_ids, n, o.score, o.discount, o.reason)::@extschema@.offer;
+	END LOOP;
+END
+$$;
+
+-- ---- pre-purchase: the product page ----------------------------------------
+
+CREATE FUNCTION @extschema@.product_page_offers(product_id bigint, tenant_id bigint DEFAULT NULL,
+	experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
+RETURNS SETOF @extschema@.offer
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+	candidates @extschema@.offer[];
+BEGIN
+	IF product_id IS NULL THEN
+		RETURN;
+	END IF;
+	candidates := ARRAY(
+		SELECT ROW('product_page', 'complement', ARRAY[p.other_id], NULL, p.score, 0,
+				   'frequently bought together')::@extschema@.offer
+		FROM @extschema@.pair_model p
+		WHERE p.tenant_id = t AND p.product_id = product_page_offers.product_id
+		ORDER BY p.score DESC, p.other_id
+		LIMIT 10)
+	|| ARRAY(
+		SELECT ROW('product_page', 'upgrade', ARRAY[u.candidate_id], NULL, u.score, 0, u.reason)::@extschema@.offer
+		FROM @extschema@.upgrade_candidates(product_id, 2, 1.5, t) u);
+	RETURN QUERY SELECT * FROM @extschema@._merge_offers('product_page', t, ARRAY[product_id], NULL,
+														 candidates, experiment, unit_id);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.product_page_offers(bigint, bigint, text, text) IS
+	'pre-purchase offers for a product page: pinned merchant offers, complements, upgrades and bundles, interleaved by weighted score';
+
+CREATE VIEW @extschema@.product_page_offers AS
+SELECT m.tenant_id, m.product_id, o.*
+FROM @extschema@.product_model m
+CROSS JOIN LATERAL @extschema@.product_page_offers(m.product_id, m.tenant_id) o;
+COMMENT ON VIEW @extschema@.product_page_offers IS
+	'pre-purchase offers per product; query it filtered by product_id (and tenant_id)';
+
+-- ---- during purchase: the cart -------------------------------------------------
+
+CREATE FUNCTION @extschema@.cart_offers(cart bigint[], quantities int[] DEFAULT NULL,
+	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
+RETURNS SETOF @extschema@.offer
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+	items bigint[] := ARRAY(SELECT DISTINCT x FROM unnest(cart) x WHERE x IS NOT NULL);
+	cart_value numeric;
+	candidates @extschema@.offer[];
+BEGIN
+	IF quantities IS NOT NULL AND cardinality(quantities) <> cardinality(cart) THEN
+		RAISE EXCEPTION 'cart has % products but quantities has % entries', cardinality(cart), cardinality(quantities)
+			USING ERRCODE = 'array_subscript_error';
+	END IF;
+	SELECT sum(m.price * coalesce(quantities[i], 1)) INTO cart_value
+	FROM unnest(cart) WITH ORDINALITY c(id, i)
+	JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = c.id;
+
+	candidates := ARRAY(
+		SELECT ROW('cart', 'complement', ARRAY[r.product_id], NULL,
+				   -- popularity fallbacks rank after every complement with evidence
+				   CASE WHEN r.because IS NULL THEN 0.001 * r.score ELSE r.score END,
+				   0, r.reason)::@extschema@.offer
+		FROM @extschema@.recommend_for_cart(items, 10, t) r)
+	-- the better version of a cart line
+	|| ARRAY(
+		SELECT ROW('cart', 'upgrade', ARRAY[u.candidate_id], NULL, u.score, 0,
+				   format('instead of %s: %s', c.id, u.reason))::@extschema@.offer
+		FROM unnest(items) c(id), @extschema@.upgrade_candidates(c.id, 1, 1.5, t) u)
+	-- the next volume tier of a cart line (only where the merchant set tiers)
+	|| ARRAY(
+		SELECT ROW('cart', 'quantity_tier', ARRAY[c.id], NULL,
+				   q.total_saving / nullif(q.total_saving + q.new_unit_price * q.next_quantity, 0),
+				   round(1 - q.new_unit_price / q.unit_price, 4), q.reason)::@extschema@.offer
+		FROM unnest(cart, coalesce(quantities, array_fill(1, ARRAY[cardinality(cart)]))) c(id, qty),
+			 @extschema@.quantity_offer(c.id, greatest(c.qty, 1), t) q
+		WHERE c.id IS NOT NULL AND q.next_quantity IS NOT NULL
+		  AND EXISTS (SELECT FROM @extschema@.volume_tiers v WHERE v.tenant_id = t));
+	RETURN QUERY SELECT * FROM @extschema@._merge_offers('cart', t, items, cart_value,
+														 candidates, experiment, unit_id);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.cart_offers(bigint[], int[], bigint, text, text) IS
+	'during-purchase offers for a cart: pinned merchant offers, complements of the cart, gap fillers to the next threshold, upgrades of cart lines and quantity tiers, interleaved by weighted score';

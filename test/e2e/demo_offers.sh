@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The demo's path on the running test cluster: load the real electronics
+# shop, register it, refresh, and check the offers it prints.
+source "$(dirname "$0")/../../scripts/lib.sh"
+
+db=upsell_e2e_demo
+psql_q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+psql_q -d $db -f scripts/load_electronics.sql >/dev/null 2>&1
+psql_q -d $db -f scripts/demo_setup.sql >/dev/null 2>&1
+out=$("$PGBIN/psql" -X -v ON_ERROR_STOP=1 -d $db -f scripts/demo_offers.sql)
+printf '%s\n' "$out"
+# The iPhone's first complement is its charging cable; the Google Phone's cart gets USB-C.
+printf '%s\n' "$out" | grep -A3 'Product page' | grep -q '1 | Lightning Charging Cable' || exit 1
+printf '%s\n' "$out" | grep -A3 '== Cart' | grep -q '1 | USB-C Charging Cable' || exit 1
+psql_q -d postgres -c "DROP DATABASE $db"

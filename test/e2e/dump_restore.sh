@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Registrations, merchant rules and the registration views survive
+# pg_dump/pg_restore; a refresh after the restore serves the same answers.
+source "$(dirname "$0")/../../scripts/lib.sh"
+
+src=upsell_e2e_dump
+dst=upsell_e2e_restore
+for db in $src $dst; do psql_q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"; done
+
+psql_q -d $src <<'SQL'
+CREATE EXTENSION upsell;
+CREATE SCHEMA s;
+CREATE TABLE s.lines (order_id int, product_id int);
+INSERT INTO s.lines SELECT o, p FROM generate_series(1, 20) o, (VALUES (1), (2)) v(p);
+INSERT INTO s.lines SELECT o, p FROM generate_series(21, 30) o, (VALUES (1), (3)) v(p);
+CREATE TABLE s.products (id int, cat text);
+INSERT INTO s.products VALUES (1, 'a'), (2, 'b'), (3, 'b');
+SELECT upsell.register_orders('s.lines', 'order_id', 'product_id');
+SELECT upsell.register_products('s.products', 'id', category => 'cat');
+INSERT INTO upsell.exclusions (product_id) VALUES (3);
+SET client_min_messages = warning;
+CALL upsell.refresh();
+SQL
+before=$(psql_q -d $src -At -c "SELECT string_agg(product_id::text, ',' ORDER BY rank) FROM upsell.recommend_for_cart('{1}', 3)")
+
+"$PGBIN/pg_dump" -Fc -d $src -f /tmp/upsell_e2e.dump
+"$PGBIN/pg_restore" -d $dst /tmp/upsell_e2e.dump
+rm -f /tmp/upsell_e2e.dump
+
+config=$(psql_q -d $dst -At -c "SELECT (SELECT relation::text FROM upsell.order_source) || ' ' || (SELECT relation::text FROM upsell.product_source) || ' ' || (SELECT count(*) FROM upsell.exclusions) || ' ' || (SELECT count(*) FROM upsell.order_lines)")
+echo "restored config: $config"
+[ "$config" = "s.lines s.products 1 60" ] || { echo "registration not restored"; exit 1; }
+psql_q -d $dst -c "SET client_min_messages = warning" -c "CALL upsell.refresh()"
+after=$(psql_q -d $dst -At -c "SELECT string_agg(product_id::text, ',' ORDER BY rank) FROM upsell.recommend_for_cart('{1}', 3)")
+echo "before: $before  after: $after"
+[ -n "$before" ] && [ "$before" = "$after" ] || { echo "answers differ after restore"; exit 1; }
+for db in $src $dst; do psql_q -d postgres -c "DROP DATABASE $db"; done

@@ -1,0 +1,249 @@
+/*
+ * test_upgrade.c
+ *		Unit tests of the upgrade/downsell ranking core (src/core/upgrade.c).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit.h"
+#include "upgrade.h"
+#include "ups_host.h"
+
+static const UpgParams default_params = {2.0, 20, 200, 500};
+
+/*
+ * Coffee (category 0): 1 (9.00, group 0), 2 (12.00, group 0), 3 (15.00,
+ * group 0), 4 (30.00, group 0: too dear), 5 (10.00, no group).  Tea
+ * (category 1): 6 (11.00, group 1).  7 (13.00, group 0 but category 1: never
+ * offered for coffee).
+ */
+static const UpgProduct catalog[] = {
+	{1, 0, 0, 9.00}, {2, 0, 0, 12.00}, {3, 0, 0, 15.00}, {4, 0, 0, 30.00},
+	{5, -1, 0, 10.00}, {6, 1, 1, 11.00}, {7, 0, 1, 13.00}
+};
+#define NCAT (sizeof(catalog) / sizeof(catalog[0]))
+
+/* The candidates of product id in one direction, in rank order. */
+static size_t
+candidates_of(const UpgResult *r, int64_t id, bool upgrade, int64_t *ids, size_t max)
+{
+	size_t		i,
+				n = 0;
+
+	for (i = 0; i < r->ncands; i++)
+		if (catalog[r->cands[i].product].id == id && r->cands[i].upgrade == upgrade && n < max)
+			ids[n++] = catalog[r->cands[i].candidate].id;
+	return n;
+}
+
+static const UpgCandidate *
+find(const UpgResult *r, int64_t id, int64_t cand)
+{
+	size_t		i;
+
+	for (i = 0; i < r->ncands; i++)
+		if (catalog[r->cands[i].product].id == id && catalog[r->cands[i].candidate].id == cand)
+			return &r->cands[i];
+	return NULL;
+}
+
+UNIT_TEST(upg_rules_without_history)
+{
+	UpgResult	r;
+	int64_t		ids[10];
+	size_t		n;
+
+	CHECK(upg_compute(catalog, NCAT, NULL, 0, &default_params, &r) == NULL);
+	/* 1 at 9.00: group first (2, 3 by closeness), then category (5); not 4 (> 18), not 6, not 7 */
+	n = candidates_of(&r, 1, true, ids, 10);
+	CHECK_EQ_INT(n, 3);
+	CHECK_EQ_INT(ids[0], 2);
+	CHECK_EQ_INT(ids[1], 3);
+	CHECK_EQ_INT(ids[2], 5);
+	/* 3 at 15.00: up to 30.00 inclusive; down to 7.50 */
+	n = candidates_of(&r, 3, true, ids, 10);
+	CHECK_EQ_INT(n, 1);
+	CHECK_EQ_INT(ids[0], 4);
+	n = candidates_of(&r, 3, false, ids, 10);
+	CHECK_EQ_INT(n, 3);
+	CHECK_EQ_INT(ids[0], 2);	/* same group, closest */
+	CHECK_EQ_INT(ids[1], 1);
+	CHECK_EQ_INT(ids[2], 5);	/* category only */
+	/* the cheapest has no downsell, the dearest no upgrade */
+	CHECK_EQ_INT(candidates_of(&r, 1, false, ids, 10), 0);
+	CHECK_EQ_INT(candidates_of(&r, 4, true, ids, 10), 0);
+	/* tea: 7 is of the tea category (another group) */
+	CHECK_EQ_INT(candidates_of(&r, 6, true, ids, 10), 1);
+	CHECK_EQ_INT(ids[0], 7);
+	CHECK(!find(&r, 6, 7)->same_group);
+	CHECK_EQ_INT(candidates_of(&r, 6, false, ids, 10), 0);
+	/* 7 is in group 0 but category 1: never crosses categories */
+	CHECK(find(&r, 7, 3) == NULL);
+	CHECK(find(&r, 2, 7) == NULL);
+	CHECK_NEAR(find(&r, 1, 2)->closeness, 0.75, 1e-12);
+	CHECK_NEAR(find(&r, 1, 2)->score, 0.2 * 0.75, 1e-12);
+	upg_result_free(&r);
+}
+
+UNIT_TEST(upg_paths_and_popularity)
+{
+	/*
+	 * Customer 100 bought 1 then 3; customer 101 bought 1 then 3; customer
+	 * 102 bought 1 and 2 at the same time (no path); customer 103 bought 3
+	 * then 1 (path 3 -> 1 only); a line of an unknown product 99.
+	 */
+	UpgLine		lines[] = {
+		{100, 3, 20, true}, {100, 1, 10, true}, {101, 1, 5, true}, {101, 3, 6, true},
+		{102, 1, 7, true}, {102, 2, 7, true}, {103, 3, 1, true}, {103, 1, 2, true},
+		{104, 99, 1, true}, {105, 2, 0, false}
+	};
+	UpgResult	r;
+	int64_t		ids[10];
+	const UpgCandidate *c;
+
+	CHECK(upg_compute(catalog, NCAT, lines, sizeof(lines) / sizeof(lines[0]), &default_params, &r) == NULL);
+	CHECK_EQ_INT(r.lines_unknown, 1);
+	CHECK_EQ_INT(r.lines_used, 9);
+	CHECK_EQ_INT(r.buyers[0], 4);	/* product 1: customers 100..103 */
+	CHECK_EQ_INT(r.buyers[1], 2);	/* product 2: 102, 105 */
+	CHECK_EQ_INT(r.buyers[2], 3);	/* product 3: 100, 101, 103 */
+	c = find(&r, 1, 3);
+	CHECK(c != NULL);
+	CHECK_EQ_INT(c->paths, 2);
+	CHECK_NEAR(c->path_rate, 0.5, 1e-12);
+	/* group 0 buyers: 100..103 and 105 = 5 */
+	CHECK_NEAR(c->popularity, 3.0 / 5.0, 1e-12);
+	CHECK_NEAR(c->score, 0.5 * 0.5 + 0.3 * 0.6 + 0.2 * 0.6, 1e-12);
+	CHECK_EQ_INT(find(&r, 1, 2)->paths, 0);
+	CHECK_EQ_INT(find(&r, 3, 1)->paths, 1);
+	/* evidence beats the smaller step: 3 now ranks before 2 */
+	CHECK_EQ_INT(candidates_of(&r, 1, true, ids, 10), 3);
+	CHECK_EQ_INT(ids[0], 3);
+	CHECK_EQ_INT(ids[1], 2);
+	upg_result_free(&r);
+}
+
+UNIT_TEST(upg_limits_and_window)
+{
+	UpgParams	params = default_params;
+	UpgResult	r;
+	int64_t		ids[10];
+
+	params.per_product = 1;
+	CHECK(upg_compute(catalog, NCAT, NULL, 0, &params, &r) == NULL);
+	CHECK_EQ_INT(candidates_of(&r, 1, true, ids, 10), 1);
+	CHECK_EQ_INT(ids[0], 2);
+	upg_result_free(&r);
+
+	params = default_params;
+	params.window = 1;			/* one neighbour per pool each way */
+	CHECK(upg_compute(catalog, NCAT, NULL, 0, &params, &r) == NULL);
+	CHECK_EQ_INT(candidates_of(&r, 1, true, ids, 10), 2);	/* 2 (group), 5 (category) */
+	upg_result_free(&r);
+
+	params = default_params;
+	params.max_ratio = 1.2;		/* 9.00 -> at most 10.80 */
+	CHECK(upg_compute(catalog, NCAT, NULL, 0, &params, &r) == NULL);
+	CHECK_EQ_INT(candidates_of(&r, 1, true, ids, 10), 1);
+	CHECK_EQ_INT(ids[0], 5);
+	upg_result_free(&r);
+}
+
+UNIT_TEST(upg_bad_input)
+{
+	UpgProduct	dup[] = {{1, 0, 0, 1.0}, {1, 0, 0, 2.0}};
+	UpgProduct	zero[] = {{1, 0, 0, 0.0}};
+	UpgParams	params = default_params;
+	UpgResult	r;
+
+	CHECK(upg_compute(dup, 2, NULL, 0, &default_params, &r) != NULL);
+	CHECK(upg_compute(zero, 1, NULL, 0, &default_params, &r) != NULL);
+	params.max_ratio = 1.0;
+	CHECK(upg_compute(catalog, NCAT, NULL, 0, &params, &r) != NULL);
+	params = default_params;
+	params.per_product = -1;
+	CHECK(upg_compute(catalog, NCAT, NULL, 0, &params, &r) != NULL);
+	/* empty catalog, lines of unknown products */
+	{
+		UpgLine		lines[] = {{1, 5, 0, true}};
+
+		CHECK(upg_compute(NULL, 0, lines, 1, &default_params, &r) == NULL);
+		CHECK_EQ_INT(r.ncands, 0);
+		CHECK_EQ_INT(r.lines_unknown, 1);
+		upg_result_free(&r);
+	}
+}
+
+UNIT_TEST(upg_big_customers_give_no_paths)
+{
+	UpgParams	params = default_params;
+	UpgLine		lines[] = {{100, 1, 1, true}, {100, 3, 2, true}};
+	UpgResult	r;
+
+	params.max_customer_products = 1;
+	CHECK(upg_compute(catalog, NCAT, lines, 2, &params, &r) == NULL);
+	CHECK_EQ_INT(r.big_customers, 1);
+	CHECK_EQ_INT(find(&r, 1, 3)->paths, 0);
+	CHECK_EQ_INT(r.buyers[0], 1);
+	upg_result_free(&r);
+}
+
+/* A larger random catalog: every candidate obeys the rules. */
+UNIT_TEST(upg_random_catalog_invariants)
+{
+	enum
+	{
+		N = 2000, L = 20000
+	};
+	UpgProduct *p = ups_alloc(N * sizeof(UpgProduct));
+	UpgLine    *lines = ups_alloc(L * sizeof(UpgLine));
+	UpgResult	r;
+	size_t		i;
+	unsigned int seed = 12345;
+	int			bad = 0;
+
+	for (i = 0; i < N; i++)
+	{
+		seed = seed * 1103515245u + 12345u;
+		p[i].id = (int64_t) (N - i) * 7;
+		p[i].category = (int32_t) ((seed >> 8) % 20);
+		p[i].group = (seed >> 16) % 3 == 0 ? -1 : (int32_t) ((seed >> 4) % 200);
+		p[i].price = 1.0 + (double) ((seed >> 12) % 10000) / 100.0;
+	}
+	for (i = 0; i < L; i++)
+	{
+		seed = seed * 1103515245u + 12345u;
+		lines[i].customer = (seed >> 8) % 1000;
+		lines[i].product = p[(seed >> 3) % N].id;
+		lines[i].time = (seed >> 14) % 365;
+		lines[i].has_time = true;
+	}
+	CHECK(upg_compute(p, N, lines, L, &default_params, &r) == NULL);
+	CHECK(r.ncands > 0);
+	CHECK(r.path_pairs > 0);
+	for (i = 0; i < r.ncands; i++)
+	{
+		const UpgCandidate *c = &r.cands[i];
+		const UpgProduct *a = &p[c->product],
+				   *b = &p[c->candidate];
+		bool		pool = (a->category == b->category) ||
+			(a->group >= 0 && a->group == b->group && (a->category < 0 || b->category < 0));
+
+		if (!pool || c->product == c->candidate)
+			bad++;
+		if (c->upgrade && !(b->price > a->price && b->price <= a->price * 2.0))
+			bad++;
+		if (!c->upgrade && !(b->price < a->price && b->price * 2.0 >= a->price))
+			bad++;
+		if (c->score < 0 || c->score > 1)
+			bad++;
+		if (i > 0 && r.cands[i - 1].product == c->product && r.cands[i - 1].upgrade == c->upgrade &&
+			r.cands[i - 1].same_group == c->same_group && r.cands[i - 1].score < c->score)
+			bad++;
+	}
+	CHECK_EQ_INT(bad, 0);
+	upg_result_free(&r);
+	ups_free(p);
+	ups_free(lines);
+}
