@@ -148,5 +148,18 @@ SELECT count(*) AS carts,
 	   round(avg(s.pair)::numeric, 2) AS avg_pair_overshoot
 FROM sides s JOIN sides c ON c.cart_no = s.cart_no AND c.side = 'C search'
 WHERE s.side = 'plain SQL';
+-- summary lines for scripts/bench.sh
+SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2) AS p50,
+	   round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2) AS p99,
+	   count(*) AS calls
+FROM bench50.timings WHERE max_items = 2 \gset
+SELECT round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2) AS control_p99
+FROM bench50.control \gset
+SELECT count(*) FILTER (WHERE s.single_id = c.single_id AND s.single = c.single AND s.pair = c.pair) AS agree,
+	   count(*) AS compared, round(avg(s.ms)::numeric, 1) AS sql_ms, round(avg(c.ms)::numeric, 2) AS c_ms
+FROM sides s JOIN sides c ON c.cart_no = s.cart_no AND c.side = 'C search'
+WHERE s.side = 'plain SQL' \gset
+\echo result: gap_fillers(max_items => 2, k => 5) on 100k products: p50 :p50 ms, p99 :p99 ms over :calls calls (control: 3 index lookups p99 :control_p99 ms on the same machine)
+\echo result: least overshoot single/pair: plain SQL :sql_ms ms vs C search :c_ms ms per cart, same answer for :agree of :compared carts
 DROP SCHEMA bench50 CASCADE;
 SQL
