@@ -1,0 +1,32 @@
+-- Tenants never mix: each shop's thresholds, prices and stock only.
+SET client_min_messages = warning;
+CREATE SCHEMA gt;
+CREATE TABLE gt.products (shop int, id int, price numeric(10, 2), in_stock boolean, PRIMARY KEY (shop, id));
+INSERT INTO gt.products VALUES
+	(1, 1, 10.00, true), (1, 2, 15.00, true), (1, 3, 40.00, true),
+	(2, 1, 30.00, true), (2, 2, 15.00, false), (2, 3, 5.00, true), (2, 4, 6.00, true);
+CREATE TABLE gt.lines (shop int, order_id int, product_id int);
+INSERT INTO gt.lines VALUES (1, 1, 1), (1, 1, 2), (2, 1, 1), (2, 1, 3);
+SELECT upsell.register_orders('gt.lines', 'order_id', 'product_id', tenant_id => 'shop');
+SELECT upsell.register_products('gt.products', 'id', price => 'price', in_stock => 'in_stock', tenant_id => 'shop');
+CALL upsell.refresh();
+INSERT INTO upsell.thresholds (tenant_id, kind, amount, reward) VALUES
+	(1, 'free_shipping', 25, 'shop 1 shipping'), (2, 'free_shipping', 40, 'shop 2 shipping');
+RESET client_min_messages;
+\set SHOW_CONTEXT never
+
+SELECT tenant_id, prices, product_ids FROM upsell.threshold_candidates ORDER BY tenant_id;
+-- shop 1: cart 1 (10.00), gap 15.00 to 25: product 2 exactly
+SELECT reward, gap FROM upsell.threshold_gap(ARRAY[1], NULL, tenant_id => 1);
+SELECT rank, product_ids, added, overshoot FROM upsell.gap_fillers(ARRAY[1], tenant_id => 1, k => 2);
+-- shop 2: cart 1 (30.00), gap 10.00 to 40: 2 is out of stock there; 5 + 6 = 11.00
+SELECT reward, gap FROM upsell.threshold_gap(ARRAY[1], NULL, tenant_id => 2);
+SELECT rank, product_ids, added, overshoot FROM upsell.gap_fillers(ARRAY[1], tenant_id => 2, k => 2);
+-- the tenant is required, and an unknown tenant has no thresholds
+SELECT * FROM upsell.gap_fillers(ARRAY[1]);
+SELECT count(*) FROM upsell.gap_fillers('{}', tenant_id => 3);
+
+SET client_min_messages = warning;
+DROP EXTENSION upsell CASCADE;
+DROP SCHEMA gt CASCADE;
+CREATE EXTENSION upsell;

@@ -1,0 +1,441 @@
+/*
+ * gapfill.c
+ *		fmgr layer of the gap fillers: reads the price-sorted candidates that
+ *		refresh stored (model threshold_candidates, one row per tenant),
+ *		keeps them per backend until the next refresh, marks what may not be
+ *		offered and runs the search of src/core/gapfill.c.
+ *
+ * Money crosses the boundary as numeric and is integer cents inside.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#include "gapfill.h"
+
+PG_FUNCTION_INFO_V1(upsell_gap_fill);
+
+/* Candidates of one tenant as of one build, kept across calls. */
+typedef struct CandidateCache
+{
+	bool		valid;
+	int64		tenant_id;
+	TimestampTz built_at;
+	uint64		last_used;
+	MemoryContext cxt;
+	size_t		n;
+	int64	   *price;			/* cents, ascending by (price, id) */
+	int64	   *id;
+	int32	   *category_of;	/* 1-based index into categories, 0: none */
+	uint32	   *by_id;			/* candidate indexes ascending by product id */
+	int			ncategories;
+	char	  **categories;
+} CandidateCache;
+
+#define CACHE_TENANTS 8
+
+static CandidateCache cache[CACHE_TENANTS];
+static uint64 cache_clock;
+
+static const int64 *sort_ids;	/* for cmp_by_id */
+
+static int
+cmp_by_id(const void *a, const void *b)
+{
+	int64		x = sort_ids[*(const uint32 *) a];
+	int64		y = sort_ids[*(const uint32 *) b];
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Copies a one-dimensional array without NULLs, or complains. */
+static void *
+copy_array(ArrayType *arr, Oid elemtype, size_t elemsize, size_t *n, const char *what)
+{
+	void	   *out;
+
+	if (ARR_ELEMTYPE(arr) != elemtype || ARR_HASNULL(arr) || ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("column %s of the threshold_candidates model is malformed", what),
+				 errhint("Run CALL upsell.refresh().")));
+	*n = ARR_NDIM(arr) == 0 ? 0 : (size_t) ARR_DIMS(arr)[0];
+	out = palloc_extended(Max(*n, 1) * elemsize, MCXT_ALLOC_HUGE);
+	if (*n > 0)
+		memcpy(out, ARR_DATA_PTR(arr), *n * elemsize);
+	return out;
+}
+
+/*
+ * The cached candidates of a tenant, read again when the stored build is not
+ * the cached one.  NULL when the model has no row for the tenant.
+ */
+static CandidateCache *
+get_candidates(Oid fn_oid, int64 tenant_id, TimestampTz built_at)
+{
+	CandidateCache *c = NULL;
+	int			i;
+	char	   *nsp;
+	char	   *query;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+	bool		isnull;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	MemoryContext old;
+	ArrayType  *arr;
+	size_t		n,
+				nid,
+				ncat,
+				k;
+	Datum	   *cats;
+	bool	   *catnulls;
+
+	for (i = 0; i < CACHE_TENANTS; i++)
+		if (cache[i].valid && cache[i].tenant_id == tenant_id && cache[i].built_at == built_at)
+		{
+			cache[i].last_used = ++cache_clock;
+			return &cache[i];
+		}
+
+	/* a free slot, the stale one of the tenant, or the least recently used */
+	for (i = 0; i < CACHE_TENANTS; i++)
+		if (!cache[i].valid || cache[i].tenant_id == tenant_id)
+		{
+			c = &cache[i];
+			break;
+		}
+	if (c == NULL)
+	{
+		c = &cache[0];
+		for (i = 1; i < CACHE_TENANTS; i++)
+			if (cache[i].last_used < c->last_used)
+				c = &cache[i];
+	}
+	if (c->cxt)
+		MemoryContextDelete(c->cxt);
+	memset(c, 0, sizeof(*c));
+
+	/* the model lives in the extension's schema: the one of this function */
+	nsp = get_namespace_name(get_func_namespace(fn_oid));
+	query = psprintf("SELECT built_at, prices, product_ids, category_of, categories "
+					 "FROM %s.threshold_candidates WHERE tenant_id = $1",
+					 quote_identifier(nsp));
+	args[0] = Int64GetDatum(tenant_id);
+	SPI_connect();
+	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the threshold_candidates model");
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return NULL;
+	}
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+
+	c->cxt = AllocSetContextCreate(TopMemoryContext, "upsell gap filler candidates",
+								   ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(c->cxt);
+	c->tenant_id = tenant_id;
+	c->built_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 1, &isnull));
+	arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull));
+	c->price = copy_array(arr, INT8OID, sizeof(int64), &n, "prices");
+	arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull));
+	c->id = copy_array(arr, INT8OID, sizeof(int64), &nid, "product_ids");
+	arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull));
+	c->category_of = copy_array(arr, INT4OID, sizeof(int32), &ncat, "category_of");
+	if (nid != n || ncat != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the threshold_candidates model of tenant " INT64_FORMAT " has arrays of different lengths", tenant_id),
+				 errhint("Run CALL upsell.refresh().")));
+	arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &cats, &catnulls, &c->ncategories);
+	c->categories = palloc(Max(c->ncategories, 1) * sizeof(char *));
+	for (i = 0; i < c->ncategories; i++)
+		c->categories[i] = catnulls[i] ? NULL : TextDatumGetCString(cats[i]);
+	c->n = n;
+
+	/* the search relies on the order; a hand-edited model must not crash it */
+	for (k = 0; k < n; k++)
+	{
+		if (c->price[k] <= 0 ||
+			(k > 0 && (c->price[k - 1] > c->price[k] ||
+					   (c->price[k - 1] == c->price[k] && c->id[k - 1] >= c->id[k]))) ||
+			c->category_of[k] < 0 || c->category_of[k] > c->ncategories)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the threshold_candidates model of tenant " INT64_FORMAT " is not sorted by price", tenant_id),
+					 errhint("Run CALL upsell.refresh().")));
+	}
+	if (n > PG_UINT32_MAX - 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many gap filler candidates: " UINT64_FORMAT, (uint64) n)));
+	c->by_id = palloc_extended(Max(n, 1) * sizeof(uint32), MCXT_ALLOC_HUGE);
+	for (k = 0; k < n; k++)
+		c->by_id[k] = (uint32) k;
+	sort_ids = c->id;
+	qsort(c->by_id, n, sizeof(uint32), cmp_by_id);
+	for (k = 1; k < n; k++)
+		if (c->id[c->by_id[k - 1]] == c->id[c->by_id[k]])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("product " INT64_FORMAT " appears twice in the threshold_candidates model", c->id[c->by_id[k]]),
+					 errhint("Run CALL upsell.refresh().")));
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+
+	c->valid = true;
+	c->last_used = ++cache_clock;
+	return c;
+}
+
+/* Candidate index of a product id, -1 if it is not a candidate. */
+static int64
+find_candidate(const CandidateCache *c, int64 id)
+{
+	size_t		lo = 0,
+				hi = c->n;
+
+	while (lo < hi)
+	{
+		size_t		mid = lo + (hi - lo) / 2;
+
+		if (c->id[c->by_id[mid]] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (lo < c->n && c->id[c->by_id[lo]] == id) ? (int64) c->by_id[lo] : -1;
+}
+
+/* The elements of a one-dimensional int8 array, NULLs skipped. */
+static int64 *
+int8_elems(ArrayType *arr, int *n)
+{
+	Datum	   *d;
+	bool	   *nulls;
+	int			m,
+				i,
+				j = 0;
+	int64	   *out;
+
+	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &nulls, &m);
+	out = palloc(Max(m, 1) * sizeof(int64));
+	for (i = 0; i < m; i++)
+		if (!nulls[i])
+			out[j++] = DatumGetInt64(d[i]);
+	*n = j;
+	return out;
+}
+
+static void
+check_type(ArrayType *arr, Oid type, const char *name)
+{
+	if (ARR_ELEMTYPE(arr) != type)
+		elog(ERROR, "%s has element type %u, expected %u", name, ARR_ELEMTYPE(arr), type);
+}
+
+/*
+ * _gap_fill(tenant bigint, built_at timestamptz, gap numeric, cart bigint[],
+ *			 excluded_ids bigint[], excluded_categories text[],
+ *			 relevant_ids bigint[], relevance float8[], k int, max_items int)
+ * RETURNS TABLE (product_ids bigint[], added numeric, relevance float8, score float8)
+ *
+ * Called by upsell.gap_fillers, which validates the arguments.
+ */
+Datum
+upsell_gap_fill(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		tenant_id;
+	TimestampTz built_at;
+	Numeric		gap_num;
+	int64		gap;
+	int			k,
+				max_items;
+	CandidateCache *c;
+	uint8	   *flags;
+	double	   *relevance;
+	int64	   *ids;
+	int			nids,
+				i,
+				noffers;
+	GapCatalog	cat;
+	GapRequest	req;
+	GapOffer   *offers;
+	bool		complete;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (i = 0; i < 10; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument %d of _gap_fill must not be NULL", i + 1)));
+	tenant_id = PG_GETARG_INT64(0);
+	built_at = PG_GETARG_TIMESTAMPTZ(1);
+	gap_num = PG_GETARG_NUMERIC(2);
+	k = PG_GETARG_INT32(8);
+	max_items = PG_GETARG_INT32(9);
+	if (k < 0 || k > GAP_MAX_K)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be between 0 and %d, not %d", GAP_MAX_K, k)));
+	if (max_items < 1 || max_items > GAP_MAX_ITEMS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_items must be between 1 and %d, not %d", GAP_MAX_ITEMS, max_items)));
+
+	/* cents, rounded up: the offer must reach the threshold */
+	gap = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+											DirectFunctionCall1(numeric_ceil,
+																DirectFunctionCall2(numeric_mul,
+																					NumericGetDatum(gap_num),
+																					NumericGetDatum(int64_to_numeric(100))))));
+	if (gap <= 0 || k == 0)
+		PG_RETURN_NULL();
+
+	c = get_candidates(fcinfo->flinfo->fn_oid, tenant_id, built_at);
+	if (c == NULL || c->n == 0)
+		PG_RETURN_NULL();
+
+	flags = palloc0(c->n);
+	relevance = palloc_extended(c->n * sizeof(double), MCXT_ALLOC_HUGE);
+
+	/* the cart and the merchant's exclusions are never offered */
+	for (i = 3; i <= 4; i++)
+	{
+		int			j;
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(i);
+
+		check_type(arr, INT8OID, i == 3 ? "cart" : "excluded_ids");
+		ids = int8_elems(arr, &nids);
+		for (j = 0; j < nids; j++)
+		{
+			int64		x = find_candidate(c, ids[j]);
+
+			if (x >= 0)
+				flags[x] = GAP_SKIP;
+		}
+	}
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(5);
+		Datum	   *d;
+		bool	   *nulls;
+		int			m,
+					j;
+		bool	   *skipcat;
+		bool		any = false;
+		size_t		x;
+
+		check_type(arr, TEXTOID, "excluded_categories");
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &d, &nulls, &m);
+		skipcat = palloc0((c->ncategories + 1) * sizeof(bool));
+		for (j = 0; j < m; j++)
+		{
+			char	   *name;
+			int			q;
+
+			if (nulls[j])
+				continue;
+			name = TextDatumGetCString(d[j]);
+			for (q = 0; q < c->ncategories; q++)
+				if (c->categories[q] && strcmp(c->categories[q], name) == 0)
+				{
+					skipcat[q + 1] = true;
+					any = true;
+				}
+		}
+		if (any)
+			for (x = 0; x < c->n; x++)
+				if (skipcat[c->category_of[x]])
+					flags[x] = GAP_SKIP;
+	}
+	/* complements of the cart */
+	{
+		ArrayType  *rid = PG_GETARG_ARRAYTYPE_P(6);
+		ArrayType  *rsc = PG_GETARG_ARRAYTYPE_P(7);
+		Datum	   *d1,
+				   *d2;
+		bool	   *n1,
+				   *n2;
+		int			m1,
+					m2,
+					j;
+
+		check_type(rid, INT8OID, "relevant_ids");
+		check_type(rsc, FLOAT8OID, "relevance");
+		deconstruct_array(rid, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d1, &n1, &m1);
+		deconstruct_array(rsc, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d2, &n2, &m2);
+		if (m1 != m2)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("relevant_ids and relevance must have the same length, not %d and %d", m1, m2)));
+		for (j = 0; j < m1; j++)
+		{
+			int64		x;
+			double		r;
+
+			if (n1[j] || n2[j])
+				continue;
+			r = DatumGetFloat8(d2[j]);
+			if (!(r > 0.0))
+				continue;		/* also NaN */
+			if (r > 1.0)
+				r = 1.0;
+			x = find_candidate(c, DatumGetInt64(d1[j]));
+			if (x >= 0 && flags[x] != GAP_SKIP)
+			{
+				flags[x] = GAP_RELEVANT;
+				relevance[x] = r;
+			}
+		}
+	}
+
+	cat.n = c->n;
+	cat.price = c->price;
+	cat.id = c->id;
+	req.gap = gap;
+	req.k = k;
+	req.max_items = max_items;
+	req.flags = flags;
+	req.relevance = relevance;
+	req.step_budget = 50 * 1000 * 1000;
+	offers = palloc(k * sizeof(GapOffer));
+	noffers = gap_search(&cat, &req, offers, &complete);
+	if (!complete)
+		ereport(NOTICE,
+				(errmsg("upsell: the search of three-item offers stopped after %lld steps",
+						(long long) req.step_budget),
+				 errdetail("Offers of three items may not be the ones of least overshoot; offers of one and two items are exact.")));
+
+	for (i = 0; i < noffers; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		Datum		elems[GAP_MAX_ITEMS];
+		int			j;
+
+		for (j = 0; j < offers[i].n; j++)
+			elems[j] = Int64GetDatum(offers[i].ids[j]);
+		values[0] = PointerGetDatum(construct_array(elems, offers[i].n, INT8OID, 8,
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[1] = NumericGetDatum(int64_div_fast_to_numeric(offers[i].added, 2));
+		values[2] = Float8GetDatum(offers[i].relevance);
+		values[3] = Float8GetDatum(offers[i].score);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_NULL();
+}

@@ -1,0 +1,310 @@
+
+-- ===========================================================================
+-- Thresholds: the gap to free shipping or the next reward, and the items
+-- that close it
+-- ===========================================================================
+
+CREATE TABLE @extschema@.thresholds (
+	threshold_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	tenant_id		bigint NOT NULL DEFAULT 0,
+	kind			text NOT NULL CHECK (kind IN ('free_shipping', 'discount', 'gift', 'other')),
+	amount			numeric NOT NULL CHECK (amount > 0),
+	currency		text CHECK (currency ~ '^[A-Z]{3}$'),
+	reward			text,
+	active_from		timestamptz,
+	active_to		timestamptz,
+	CHECK (active_to > active_from)
+);
+CREATE INDEX ON @extschema@.thresholds (tenant_id, amount);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.thresholds', '');
+COMMENT ON TABLE @extschema@.thresholds IS
+	'spend thresholds merchants set ("free shipping over 50"): kind free_shipping/discount/gift/other, amount, ISO currency (NULL: the shop''s one), reward text, active from/to (NULL: open); tenant_id 0 without tenants';
+
+-- ---- the gap ----------------------------------------------------------------
+
+-- The thresholds of a tenant active at a time, in the cart's currency.
+-- Thresholds without a currency apply to every cart.
+CREATE FUNCTION @extschema@._active_thresholds(tenant_id bigint, at timestamptz, currency text)
+RETURNS SETOF @extschema@.thresholds
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	currencies text[];
+	any_currency boolean;		-- some threshold applies to every currency
+BEGIN
+	IF at IS NULL THEN
+		RAISE EXCEPTION 'at must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF currency IS NOT NULL AND currency !~ '^[A-Z]{3}$' THEN
+		RAISE EXCEPTION 'currency must be an ISO 4217 code of three capital letters, not "%"', currency
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT array_agg(DISTINCT t.currency ORDER BY t.currency) FILTER (WHERE t.currency IS NOT NULL),
+		   coalesce(bool_or(t.currency IS NULL), false)
+	INTO currencies, any_currency
+	FROM @extschema@.thresholds t
+	WHERE t.tenant_id = _active_thresholds.tenant_id
+	  AND (t.active_from IS NULL OR t.active_from <= at)
+	  AND (t.active_to IS NULL OR at < t.active_to);
+	IF currency IS NULL AND cardinality(currencies) > 1 THEN
+		RAISE EXCEPTION 'the active thresholds are in several currencies (%): which one is the cart in?',
+			array_to_string(currencies, ', ')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass currency => ''...''.';
+	END IF;
+	IF currency IS NOT NULL AND cardinality(currencies) > 0 AND currency <> ALL (currencies)
+	   AND NOT any_currency THEN
+		RAISE EXCEPTION 'no active threshold is in currency %', currency
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('The active thresholds are in %s.', array_to_string(currencies, ', '));
+	END IF;
+	RETURN QUERY
+	SELECT t.* FROM @extschema@.thresholds t
+	WHERE t.tenant_id = _active_thresholds.tenant_id
+	  AND (t.active_from IS NULL OR t.active_from <= at)
+	  AND (t.active_to IS NULL OR at < t.active_to)
+	  AND (t.currency IS NULL OR _active_thresholds.currency IS NULL
+		   OR t.currency = _active_thresholds.currency);
+END
+$$;
+
+-- The value of a cart at the prices of the last refresh (product_model).
+-- NULL cart: empty.  quantities NULL: one of each.
+CREATE FUNCTION @extschema@._cart_total(tenant_id bigint, product_ids bigint[], quantities int[])
+RETURNS numeric
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	total numeric;
+	null_id boolean;
+	bad_lines bigint;
+	bad_id bigint;
+	bad_quantity int;
+	unknown_id bigint;
+	unpriced_id bigint;
+BEGIN
+	IF coalesce(array_ndims(product_ids), 1) > 1 OR coalesce(array_ndims(quantities), 1) > 1 THEN
+		RAISE EXCEPTION 'the cart must be one-dimensional arrays of product ids and quantities'
+			USING ERRCODE = 'array_subscript_error';
+	END IF;
+	IF quantities IS NOT NULL
+	   AND coalesce(cardinality(product_ids), 0) <> cardinality(quantities) THEN
+		RAISE EXCEPTION 'the cart has % product ids but % quantities',
+			coalesce(cardinality(product_ids), 0), cardinality(quantities)
+			USING ERRCODE = 'array_subscript_error';
+	END IF;
+	-- one pass: the total, and the first bad line if any
+	SELECT coalesce(sum(m.price * coalesce(c.quantity, 1)), 0),
+		   bool_or(c.product_id IS NULL),
+		   count(*) FILTER (WHERE quantities IS NOT NULL AND (c.quantity IS NULL OR c.quantity <= 0)),
+		   (array_agg(c.product_id ORDER BY c.n) FILTER (
+				WHERE quantities IS NOT NULL AND (c.quantity IS NULL OR c.quantity <= 0)))[1],
+		   (array_agg(c.quantity ORDER BY c.n) FILTER (
+				WHERE quantities IS NOT NULL AND (c.quantity IS NULL OR c.quantity <= 0)))[1],
+		   (array_agg(c.product_id ORDER BY c.n) FILTER (WHERE c.product_id IS NOT NULL AND m.product_id IS NULL))[1],
+		   (array_agg(c.product_id ORDER BY c.n) FILTER (WHERE m.product_id IS NOT NULL AND m.price IS NULL))[1]
+	INTO total, null_id, bad_lines, bad_id, bad_quantity, unknown_id, unpriced_id
+	FROM unnest(product_ids, quantities) WITH ORDINALITY AS c(product_id, quantity, n)
+	LEFT JOIN @extschema@.product_model m
+		ON m.tenant_id = _cart_total.tenant_id AND m.product_id = c.product_id;
+	IF null_id THEN
+		RAISE EXCEPTION 'the cart contains a NULL product id' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF bad_lines > 0 THEN
+		RAISE EXCEPTION 'quantity of product % must be a positive integer, not %',
+			bad_id, coalesce(bad_quantity::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF unknown_id IS NOT NULL THEN
+		RAISE EXCEPTION 'product % of the cart is not in the catalog', unknown_id
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Carts are priced from the catalog as of the last CALL upsell.refresh().';
+	END IF;
+	IF unpriced_id IS NOT NULL THEN
+		RAISE EXCEPTION 'product % of the cart has no price in the catalog', unpriced_id
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN total;
+END
+$$;
+
+CREATE FUNCTION @extschema@.threshold_gap(cart_total numeric, tenant_id bigint DEFAULT NULL,
+	at timestamptz DEFAULT pg_catalog.now(), currency text DEFAULT NULL)
+RETURNS TABLE (threshold_id bigint, kind text, amount numeric, reward text,
+			   reached boolean, gap numeric, "next" boolean)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+BEGIN
+	IF cart_total IS NULL THEN
+		RAISE EXCEPTION 'cart_total must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF cart_total < 0 THEN
+		RAISE EXCEPTION 'cart_total must not be negative, not %', cart_total
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN QUERY
+	SELECT a.threshold_id, a.kind, a.amount, a.reward,
+		   a.amount <= cart_total,
+		   greatest(a.amount - cart_total, 0),
+		   a.amount > cart_total
+			 AND row_number() OVER (ORDER BY a.amount <= cart_total, a.amount, a.threshold_id) = 1
+	FROM @extschema@._active_thresholds(t, at, threshold_gap.currency) a
+	ORDER BY a.amount <= cart_total, a.amount, a.threshold_id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.threshold_gap(numeric, bigint, timestamptz, text) IS
+	'every threshold active at a time, with whether the cart total reaches it and the gap left; unreached ones first, the next one (flag next) at the top';
+
+CREATE FUNCTION @extschema@.threshold_gap(product_ids bigint[], quantities int[],
+	tenant_id bigint DEFAULT NULL, at timestamptz DEFAULT pg_catalog.now(), currency text DEFAULT NULL)
+RETURNS TABLE (threshold_id bigint, kind text, amount numeric, reward text,
+			   reached boolean, gap numeric, "next" boolean)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+BEGIN
+	RETURN QUERY
+	SELECT * FROM @extschema@.threshold_gap(@extschema@._cart_total(t, product_ids, quantities),
+											 t, at, threshold_gap.currency);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.threshold_gap(bigint[], int[], bigint, timestamptz, text) IS
+	'the same for a cart of products and quantities (quantities NULL: one each), priced from the catalog as of the last refresh';
+
+-- ---- model: in-stock candidates sorted by price -----------------------------
+
+-- One row per tenant: the in-stock products with a price, as parallel
+-- arrays sorted by (price in cents, product id).  gap_fillers reads the row
+-- once per backend and refresh (keyed by built_at), so a request never
+-- scans the catalog.
+CREATE FUNCTION @extschema@._build_threshold_candidates(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE format($q$
+		INSERT INTO %s (tenant_id, built_at, products, categories, category_of, prices, product_ids)
+		SELECT c.tenant_id, pg_catalog.clock_timestamp(), count(*),
+			   coalesce(array_agg(DISTINCT c.category COLLATE "C" ORDER BY c.category COLLATE "C")
+						FILTER (WHERE c.category IS NOT NULL), '{}'),
+			   array_agg(c.category_no ORDER BY c.cents, c.product_id),
+			   array_agg(c.cents ORDER BY c.cents, c.product_id),
+			   array_agg(c.product_id ORDER BY c.cents, c.product_id)
+		FROM (SELECT m.tenant_id, m.product_id, round(m.price * 100)::bigint AS cents, m.category,
+					 CASE WHEN m.category IS NULL THEN 0
+						  ELSE dense_rank() OVER (PARTITION BY m.tenant_id, m.category IS NULL
+												  ORDER BY m.category COLLATE "C")::int END AS category_no
+			  FROM %s m
+			  WHERE m.in_stock AND round(m.price * 100) > 0) c
+		GROUP BY c.tenant_id$q$,
+		@extschema@._slot_table('threshold_candidates', slot),
+		@extschema@._slot_table('product_model', slot));
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('threshold_candidates',
+	$$tenant_id bigint PRIMARY KEY, built_at timestamptz NOT NULL, products int NOT NULL,
+	  categories text[] NOT NULL, category_of int[] NOT NULL,
+	  prices bigint[] NOT NULL, product_ids bigint[] NOT NULL$$,
+	NULL, 50, '@extschema@._build_threshold_candidates(text, boolean)',
+	'per tenant: in-stock products with a price as arrays sorted by (price in cents, product id), with their category numbers; read by gap_fillers');
+
+-- ---- items that close the gap ------------------------------------------------
+
+CREATE FUNCTION @extschema@._gap_fill(tenant_id bigint, built_at timestamptz, gap numeric,
+	cart bigint[], excluded_ids bigint[], excluded_categories text[],
+	relevant_ids bigint[], relevance float8[], k int, max_items int)
+RETURNS TABLE (product_ids bigint[], added numeric, relevance float8, score float8)
+AS 'MODULE_PATHNAME', 'upsell_gap_fill'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 5;
+COMMENT ON FUNCTION @extschema@._gap_fill(bigint, timestamptz, numeric, bigint[], bigint[], text[], bigint[], float8[], int, int) IS
+	'internal: the bounded search behind upsell.gap_fillers over the threshold_candidates model';
+
+CREATE FUNCTION @extschema@.gap_fillers(cart bigint[], quantities int[] DEFAULT NULL,
+	k int DEFAULT 5, max_items int DEFAULT 2, tenant_id bigint DEFAULT NULL,
+	currency text DEFAULT NULL, at timestamptz DEFAULT pg_catalog.now())
+RETURNS TABLE ("rank" int, product_ids bigint[], added numeric, new_total numeric,
+			   overshoot numeric, threshold numeric, relevance float8, score float8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+	total numeric;
+	target numeric;
+	version timestamptz;
+	items bigint[];
+BEGIN
+	IF k IS NULL OR k < 0 OR k > 1000 THEN
+		RAISE EXCEPTION 'k must be between 0 and 1000, not %', coalesce(k::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF max_items IS NULL OR max_items < 1 OR max_items > 3 THEN
+		RAISE EXCEPTION 'max_items must be between 1 and 3, not %', coalesce(max_items::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	total := @extschema@._cart_total(t, cart, quantities);
+	SELECT a.amount INTO target
+	FROM @extschema@._active_thresholds(t, at, gap_fillers.currency) a
+	WHERE a.amount > total
+	ORDER BY a.amount, a.threshold_id
+	LIMIT 1;
+	IF NOT FOUND OR k = 0 THEN
+		RETURN;					-- every threshold reached, or none set
+	END IF;
+	SELECT c.built_at INTO version
+	FROM @extschema@.threshold_candidates c WHERE c.tenant_id = t;
+	IF NOT FOUND THEN
+		RETURN;					-- nothing in stock with a price
+	END IF;
+	items := coalesce(cart, '{}');
+
+	RETURN QUERY
+	WITH evidence AS (
+		-- as recommend_for_cart: noisy-OR of the pair scores of every cart item
+		SELECT p.other_id,
+			   1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score
+		FROM @extschema@.pair_model p
+		WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+		GROUP BY p.other_id),
+	complements AS (
+		-- relative to the cart's best complement, which gets relevance 1
+		SELECT e.other_id, e.score / nullif(max(e.score) OVER (), 0) AS score
+		FROM evidence e),
+	excluded AS (
+		-- what upsell.is_excluded(t, product, category, items) forbids, as sets
+		SELECT coalesce(array_agg(e.product_id) FILTER (
+					WHERE e.product_id IS NOT NULL
+					  AND (e.with_product_id IS NULL OR e.with_product_id = ANY (items))), '{}') AS ids,
+			   coalesce(array_agg(e.category) FILTER (WHERE e.category IS NOT NULL), '{}') AS categories
+		FROM @extschema@.exclusions e
+		WHERE e.tenant_id = t)
+	SELECT f.ord::int, f.product_ids, f.added, total + f.added, total + f.added - target,
+		   target, f.relevance, f.score
+	FROM excluded x,
+		 LATERAL (SELECT coalesce(array_agg(c.other_id ORDER BY c.other_id), '{}') AS ids,
+						 coalesce(array_agg(c.score ORDER BY c.other_id), '{}') AS scores
+				  FROM complements c) r,
+		 LATERAL @extschema@._gap_fill(t, version, target - total, items, x.ids, x.categories,
+									   r.ids, r.scores, k, max_items)
+			 WITH ORDINALITY AS f(product_ids, added, relevance, score, ord)
+	ORDER BY f.ord;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.gap_fillers(bigint[], int[], int, int, bigint, text, timestamptz) IS
+	'the k best offers of 1 to max_items (<= 3) in-stock products, not in the cart nor excluded, that close the gap to the next threshold; score = gap / added * (1 + mean relevance to the cart) * 0.8^(items - 1)';
