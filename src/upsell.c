@@ -16,6 +16,7 @@ PG_MODULE_MAGIC;
 
 int			upsell_max_basket_size = 100;
 int			upsell_pairs_per_product = 50;
+bool		upsell_force_weight_change = false;
 int			upsell_itemsets_memory_limit = -1;
 int			upsell_bundle_min_count = 5;
 int			upsell_bundles_per_product = 10;
@@ -39,6 +40,13 @@ _PG_init(void)
 							50, 1, 10000,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("upsell.force_weight_change",
+							 "Allows changing the variants or weights of a running experiment.",
+							 "Units already exposed may then fall into another variant, and the results mix two allocations.",
+							 &upsell_force_weight_change,
+							 false,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	DefineCustomIntVariable("upsell.itemsets_memory_limit",
 							"Most memory frequent itemset mining may use; beyond it mining stops with an error.",
 							"The FP-tree, its conditional trees and the itemsets found count against it. -1 means 32 times work_mem.",

@@ -143,44 +143,129 @@ END
 $$;
 
 -- ---- pre-purchase: the product page ----------------------------------------
+--
+-- Precomputed at refresh for every product (complements, upgrades, bundles,
+-- merged and ranked), so that the page reads a few rows by index; merchant
+-- offers, exclusions and stock still apply live in the view.
+
+CREATE FUNCTION @extschema@._type_weight(offer_type text, t bigint, stage text)
+RETURNS float8
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN coalesce(
+	(SELECT (s.type_weights ->> offer_type)::float8 FROM @extschema@.stage_settings s
+	 WHERE s.stage = _type_weight.stage AND s.tenant_id IN (t, 0) AND s.type_weights ? offer_type
+	 ORDER BY s.tenant_id DESC LIMIT 1),
+	('{"complement": 1, "bundle": 0.9, "gap_filler": 0.9, "restock": 0.9, "upgrade": 0.8,
+	   "subscription": 0.8, "quantity_tier": 0.7, "downsell": 0.6}'::jsonb ->> offer_type)::float8,
+	1);
+
+CREATE FUNCTION @extschema@._build_product_page_model(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE format($q$
+		INSERT INTO %1$s (tenant_id, product_id, offer_type, product_ids, sort, score, discount, reason)
+		SELECT tenant_id, product_id, offer_type, product_ids, sort, score, discount, reason
+		FROM (SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.product_id
+											 ORDER BY c.sort DESC, c.product_ids, c.offer_type) AS pos
+			  FROM (SELECT DISTINCT ON (c.tenant_id, c.product_id, c.product_ids) c.*
+					FROM (SELECT c.*,
+								 c.score / nullif(max(c.score) OVER (PARTITION BY c.tenant_id, c.product_id, c.offer_type), 0)
+								 * @extschema@._type_weight(c.offer_type, c.tenant_id, 'product_page') AS sort
+						  FROM (SELECT p.tenant_id, p.product_id, 'complement' AS offer_type,
+									   ARRAY[p.other_id] AS product_ids, p.score, 0::numeric AS discount,
+									   'frequently bought together' AS reason
+								FROM %2$s p
+								UNION ALL
+								SELECT u.tenant_id, u.product_id, 'upgrade', ARRAY[u.candidate_id], u.score, 0,
+									   CASE WHEN u.paths > 0
+											THEN format('%%s of %%s customers who bought it later bought this', u.paths, u.buyers)
+											WHEN u.same_group THEN 'the next step up in the same variant group'
+											ELSE 'a step up in the same category' END
+								FROM %3$s u
+								JOIN %5$s a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
+								JOIN %5$s m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
+								WHERE u.kind = 'upgrade' AND m.price <= a.price * 1.5
+								UNION ALL
+								SELECT b.tenant_id, b.product_id, 'bundle', b.items, b.lift, 0.10,
+									   format('bought together in %%s orders, %%s times more often than by chance',
+											  b.count, round(b.lift::numeric, 1))
+								FROM %4$s b) c) c
+					ORDER BY c.tenant_id, c.product_id, c.product_ids, c.sort DESC, c.offer_type) c) c
+		WHERE c.pos <= 12$q$,
+		@extschema@._slot_table('product_page_model', slot),
+		@extschema@._slot_table('pair_model', slot),
+		@extschema@._slot_table('upgrade_model', slot),
+		@extschema@._slot_table('bundle_model', slot),
+		@extschema@._slot_table('product_model', slot));
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('product_page_model',
+	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, offer_type text NOT NULL,
+	  product_ids bigint[] NOT NULL, sort float8 NOT NULL, score float8 NOT NULL,
+	  discount numeric NOT NULL, reason text NOT NULL$$,
+	ARRAY['(tenant_id, product_id)'], 95, '@extschema@._build_product_page_model(text, boolean)',
+	'per product: its 12 best product-page offers (complements, upgrades, bundles), each type''s best scaled to the type''s weight');
+
+CREATE VIEW @extschema@.product_page_offers AS
+SELECT x.tenant_id, x.product_id, 'product_page'::text AS stage, x.offer_type, x.product_ids,
+	   x.pos::int AS "rank", x.score, x.discount, x.reason
+FROM (SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.product_id
+									 ORDER BY c.tier, c.sort DESC, c.product_ids) AS pos
+	  FROM (SELECT p.tenant_id, p.product_id, 1 AS tier, p.offer_type, p.product_ids, p.sort,
+				   p.score, p.discount, p.reason
+			FROM @extschema@.product_page_model p
+			UNION ALL
+			-- pinned merchant offers: always, or triggered by the product or its category
+			SELECT m.tenant_id, m.product_id, 0, 'pinned', f.product_ids, f.priority,
+				   NULL, f.discount, coalesce(f.reason, 'merchant offer')
+			FROM @extschema@.product_model m
+			JOIN @extschema@.offers f ON f.tenant_id = m.tenant_id AND f.stage = 'product_page'
+			WHERE (f.active_from IS NULL OR f.active_from <= now())
+			  AND (f.active_to IS NULL OR f.active_to > now())
+			  AND (num_nonnulls(f.trigger_product_id, f.trigger_category, f.min_cart_value) = 0
+				   OR f.trigger_product_id = m.product_id OR f.trigger_category = m.category)) c
+	  -- live: stock as of the last refresh, exclusions as of now
+	  WHERE (c.offer_type = 'bundle' OR NOT c.product_id = ANY (c.product_ids))
+		AND NOT EXISTS (
+			SELECT FROM unnest(c.product_ids) o(id)
+			LEFT JOIN @extschema@.product_model m ON m.tenant_id = c.tenant_id AND m.product_id = o.id
+			WHERE NOT coalesce(m.in_stock, false)
+			   OR EXISTS (SELECT FROM @extschema@.exclusions e
+						  WHERE e.tenant_id = c.tenant_id
+							AND ((e.product_id = o.id AND (e.with_product_id IS NULL OR e.with_product_id = c.product_id))
+								 OR e.category = m.category)))) x
+WHERE x.pos <= coalesce((SELECT s.max_offers FROM @extschema@.stage_settings s
+						 WHERE s.stage = 'product_page' AND s.tenant_id IN (x.tenant_id, 0)
+						 ORDER BY s.tenant_id DESC LIMIT 1), 6);
+COMMENT ON VIEW @extschema@.product_page_offers IS
+	'pre-purchase offers per product (pinned merchant offers, complements, upgrades, bundles), ranked; query it filtered by product_id (and tenant_id)';
 
 CREATE FUNCTION @extschema@.product_page_offers(product_id bigint, tenant_id bigint DEFAULT NULL,
 	experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
 RETURNS SETOF @extschema@.offer
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan
-AS $$
-DECLARE
-	t bigint := @extschema@._tenant(tenant_id);
-	candidates @extschema@.offer[];
-BEGIN
-	IF product_id IS NULL THEN
-		RETURN;
-	END IF;
-	candidates := ARRAY(
-		SELECT ROW('product_page', 'complement', ARRAY[p.other_id], NULL, p.score, 0,
-				   'frequently bought together')::@extschema@.offer
-		FROM @extschema@.pair_model p
-		WHERE p.tenant_id = t AND p.product_id = product_page_offers.product_id
-		ORDER BY p.score DESC, p.other_id
-		LIMIT 10)
-	|| ARRAY(
-		SELECT ROW('product_page', 'upgrade', ARRAY[u.candidate_id], NULL, u.score, 0, u.reason)::@extschema@.offer
-		FROM @extschema@.upgrade_candidates(product_id, 2, 1.5, t) u);
-	RETURN QUERY SELECT * FROM @extschema@._merge_offers('product_page', t, ARRAY[product_id], NULL,
-														 candidates, experiment, unit_id);
-END
-$$;
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT o.stage, o.offer_type, o.product_ids,
+		   (row_number() OVER (ORDER BY o."rank"))::int, o.score, o.discount, o.reason
+	FROM @extschema@.product_page_offers o,
+		 (SELECT @extschema@._allowed_offer_types(product_page_offers.experiment,
+												  product_page_offers.unit_id, 'product_page') AS types) a
+	WHERE o.tenant_id = @extschema@._tenant(product_page_offers.tenant_id)
+	  AND o.product_id = product_page_offers.product_id
+	  AND (a.types IS NULL OR o.offer_type = ANY (a.types))
+	ORDER BY o."rank";
+END;
 COMMENT ON FUNCTION @extschema@.product_page_offers(bigint, bigint, text, text) IS
-	'pre-purchase offers for a product page: pinned merchant offers, complements, upgrades and bundles, interleaved by weighted score';
-
-CREATE VIEW @extschema@.product_page_offers AS
-SELECT m.tenant_id, m.product_id, o.*
-FROM @extschema@.product_model m
-CROSS JOIN LATERAL @extschema@.product_page_offers(m.product_id, m.tenant_id) o;
-COMMENT ON VIEW @extschema@.product_page_offers IS
-	'pre-purchase offers per product; query it filtered by product_id (and tenant_id)';
+	'the product page''s offers for one product, tenant-checked, restricted to the experiment variant''s offer types when an experiment and unit are given';
 
 -- ---- during purchase: the cart -------------------------------------------------
 
