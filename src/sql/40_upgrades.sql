@@ -113,10 +113,10 @@ BEGIN
 	EXECUTE format($q$
 		INSERT INTO %s (tenant_id, product_id, unit_size, unit_name)
 		SELECT DISTINCT ON (c.tenant_id, c.product_id) c.tenant_id, c.product_id, c.unit_size, c.unit_name
-		FROM @extschema@.catalog c
+		FROM %s c
 		WHERE c.product_id IS NOT NULL AND c.unit_size > 0
 		ORDER BY c.tenant_id, c.product_id$q$,
-		@extschema@._slot_table('unit_model', slot));
+		@extschema@._slot_table('unit_model', slot), @extschema@._catalog_source());
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END
