@@ -27,9 +27,10 @@ SQL
 query="SELECT string_agg(format('%s:%s:%s:%s:%s', variant, units, orders, revenue, attach_rate), ' ' ORDER BY variant) FROM upsell.experiment_results('dumped')"
 before=$(psql_q -d $src -At -c "SET client_min_messages = error" -c "$query")
 
-"$PGBIN/pg_dump" -Fc -d $src -f /tmp/upsell_e2e_exp.dump
-"$PGBIN/pg_restore" -d $dst /tmp/upsell_e2e_exp.dump
-rm -f /tmp/upsell_e2e_exp.dump
+dump=$(mktemp)
+"$PGBIN/pg_dump" -Fc -d $src -f "$dump"
+"$PGBIN/pg_restore" -d $dst "$dump"
+rm -f "$dump"
 
 counts=$(psql_q -d $dst -At -c "SELECT (SELECT count(*) FROM upsell.experiments) || ' ' || (SELECT count(*) FROM upsell.experiment_variants) || ' ' || (SELECT count(*) FROM upsell.exposures) || ' ' || (SELECT count(*) FROM upsell.offer_events)")
 echo "restored: $counts"

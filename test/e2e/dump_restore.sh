@@ -25,9 +25,10 @@ CALL upsell.refresh();
 SQL
 before=$(psql_q -d $src -At -c "SELECT string_agg(product_id::text, ',' ORDER BY rank) FROM upsell.recommend_for_cart('{1}', 3)")
 
-"$PGBIN/pg_dump" -Fc -d $src -f /tmp/upsell_e2e.dump
-"$PGBIN/pg_restore" -d $dst /tmp/upsell_e2e.dump
-rm -f /tmp/upsell_e2e.dump
+dump=$(mktemp)
+"$PGBIN/pg_dump" -Fc -d $src -f "$dump"
+"$PGBIN/pg_restore" -d $dst "$dump"
+rm -f "$dump"
 
 config=$(psql_q -d $dst -At -c "SELECT (SELECT relation::text FROM upsell.order_source) || ' ' || (SELECT relation::text FROM upsell.product_source) || ' ' || (SELECT count(*) FROM upsell.exclusions) || ' ' || (SELECT count(*) FROM upsell.order_lines)")
 echo "restored config: $config"
