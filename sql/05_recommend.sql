@@ -34,7 +34,7 @@ SELECT upsell.register_products('rc.products', 'id', price => 'price', category 
 SET client_min_messages = warning;
 CALL upsell.refresh();
 RESET client_min_messages;
-SELECT model, row_count FROM upsell.models ORDER BY build_order;
+SELECT model, row_count FROM upsell.models WHERE build_order <= 30 ORDER BY build_order;
 
 -- the phone: its cable and case (the out-of-stock case is never offered),
 -- then popular products of its category, then bestsellers

@@ -57,7 +57,9 @@ CREATE VIEW shop.bad_lines AS SELECT order_id, product_id / 0 AS product_id FROM
 SELECT upsell.register_orders('shop.bad_lines', 'order_id', 'product_id');
 CALL upsell.refresh();
 SELECT orders FROM upsell.cooccurrence_model;
-SELECT refresh_id, incremental, status, model_rows, error, error_sqlstate,
+SELECT refresh_id, incremental, status, model_rows -> 'pair_model' AS pair_model_rows,
+	   (SELECT count(*) FROM jsonb_object_keys(model_rows)) = (SELECT count(*) FROM upsell.models) AS every_model,
+	   error, error_sqlstate,
 	   finished_at >= started_at AS timed, duration_ms >= 0 AS has_duration
 FROM upsell.refresh_log ORDER BY refresh_id;
 CALL upsell.refresh(incremental => NULL);

@@ -8,5 +8,9 @@
 /* settings, see upsell.c */
 extern int	upsell_max_basket_size;
 extern int	upsell_pairs_per_product;
+extern bool upsell_force_weight_change;
+extern int	upsell_itemsets_memory_limit;	/* kB, -1: 32 * work_mem */
+extern int	upsell_bundle_min_count;
+extern int	upsell_bundles_per_product;
 
 #endif							/* UPSELL_H */

@@ -119,11 +119,11 @@ BEGIN
 		WHEN 'product_id', 'tenant_id' THEN
 			IF t = ANY (integers) THEN RETURN c || '::bigint'; END IF;
 			expected := 'an integer type (smallint, integer, bigint)';
-		WHEN 'order_id', 'customer_id' THEN
+		WHEN 'order_id', 'customer_id', 'cart_id' THEN
 			IF t = ANY (integers) THEN RETURN c || '::bigint'; END IF;
 			IF t = ANY (texts) THEN RETURN format('@extschema@.order_key(%s::text)', c); END IF;
 			expected := 'an integer or text type';
-		WHEN 'ordered_at' THEN
+		WHEN 'ordered_at', 'added_at', 'checked_out_at' THEN
 			IF t IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
 				RETURN c || '::timestamptz';
 			END IF;

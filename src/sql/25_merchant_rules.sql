@@ -16,6 +16,9 @@ CREATE TABLE @extschema@.exclusions (
 CREATE INDEX ON @extschema@.exclusions (tenant_id, product_id);
 CREATE INDEX ON @extschema@.exclusions (tenant_id, category);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.exclusions', '');
+-- the identity's sequence too, or the next insert after a restore collides
+SELECT pg_catalog.pg_extension_config_dump(
+	pg_catalog.pg_get_serial_sequence('@extschema@.exclusions', 'exclusion_id')::regclass, '');
 COMMENT ON TABLE @extschema@.exclusions IS
 	'never offer a product (product_id), a category (category), or a product together with another (product_id with with_product_id in the cart, page or order); tenant_id 0 without tenants';
 

@@ -113,10 +113,10 @@ BEGIN
 	EXECUTE format($q$
 		INSERT INTO %s (tenant_id, product_id, unit_size, unit_name)
 		SELECT DISTINCT ON (c.tenant_id, c.product_id) c.tenant_id, c.product_id, c.unit_size, c.unit_name
-		FROM @extschema@.catalog c
+		FROM %s c
 		WHERE c.product_id IS NOT NULL AND c.unit_size > 0
 		ORDER BY c.tenant_id, c.product_id$q$,
-		@extschema@._slot_table('unit_model', slot));
+		@extschema@._slot_table('unit_model', slot), @extschema@._catalog_source());
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END
@@ -265,6 +265,8 @@ CREATE TABLE @extschema@.volume_tiers (
 );
 CREATE INDEX ON @extschema@.volume_tiers (tenant_id, category, min_quantity);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.volume_tiers', '');
+SELECT pg_catalog.pg_extension_config_dump(
+	pg_catalog.pg_get_serial_sequence('@extschema@.volume_tiers', 'tier_id')::regclass, '');
 COMMENT ON TABLE @extschema@.volume_tiers IS
 	'volume pricing merchants set: from min_quantity units of a product (product_id) or of any product of a category (category), each unit costs unit_price, or percent_off less than the list price; product tiers replace category tiers; tenant_id 0 without tenants';
 

@@ -39,6 +39,8 @@ CREATE TABLE @extschema@.offers (
 );
 CREATE INDEX ON @extschema@.offers (tenant_id, stage);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.offers', '');
+SELECT pg_catalog.pg_extension_config_dump(
+	pg_catalog.pg_get_serial_sequence('@extschema@.offers', 'offer_id')::regclass, '');
 COMMENT ON TABLE @extschema@.offers IS
 	'hand-made offers: shown first (by priority) on their stage while active, when their trigger matches: a product on the page/in the cart/order, a category, a cart value, or always (no trigger)';
 
@@ -143,44 +145,129 @@ END
 $$;
 
 -- ---- pre-purchase: the product page ----------------------------------------
+--
+-- Precomputed at refresh for every product (complements, upgrades, bundles,
+-- merged and ranked), so that the page reads a few rows by index; merchant
+-- offers, exclusions and stock still apply live in the view.
+
+CREATE FUNCTION @extschema@._type_weight(offer_type text, t bigint, stage text)
+RETURNS float8
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN coalesce(
+	(SELECT (s.type_weights ->> offer_type)::float8 FROM @extschema@.stage_settings s
+	 WHERE s.stage = _type_weight.stage AND s.tenant_id IN (t, 0) AND s.type_weights ? offer_type
+	 ORDER BY s.tenant_id DESC LIMIT 1),
+	('{"complement": 1, "bundle": 0.9, "gap_filler": 0.9, "restock": 0.9, "upgrade": 0.8,
+	   "subscription": 0.8, "quantity_tier": 0.7, "downsell": 0.6}'::jsonb ->> offer_type)::float8,
+	1);
+
+CREATE FUNCTION @extschema@._build_product_page_model(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE format($q$
+		INSERT INTO %1$s (tenant_id, product_id, offer_type, product_ids, sort, score, discount, reason)
+		SELECT tenant_id, product_id, offer_type, product_ids, sort, score, discount, reason
+		FROM (SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.product_id
+											 ORDER BY c.sort DESC, c.product_ids, c.offer_type) AS pos
+			  FROM (SELECT DISTINCT ON (c.tenant_id, c.product_id, c.product_ids) c.*
+					FROM (SELECT c.*,
+								 c.score / nullif(max(c.score) OVER (PARTITION BY c.tenant_id, c.product_id, c.offer_type), 0)
+								 * @extschema@._type_weight(c.offer_type, c.tenant_id, 'product_page') AS sort
+						  FROM (SELECT p.tenant_id, p.product_id, 'complement' AS offer_type,
+									   ARRAY[p.other_id] AS product_ids, p.score, 0::numeric AS discount,
+									   'frequently bought together' AS reason
+								FROM %2$s p
+								UNION ALL
+								SELECT u.tenant_id, u.product_id, 'upgrade', ARRAY[u.candidate_id], u.score, 0,
+									   CASE WHEN u.paths > 0
+											THEN format('%%s of %%s customers who bought it later bought this', u.paths, u.buyers)
+											WHEN u.same_group THEN 'the next step up in the same variant group'
+											ELSE 'a step up in the same category' END
+								FROM %3$s u
+								JOIN %5$s a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
+								JOIN %5$s m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
+								WHERE u.kind = 'upgrade' AND m.price <= a.price * 1.5
+								UNION ALL
+								SELECT b.tenant_id, b.product_id, 'bundle', b.items, b.lift, 0.10,
+									   format('bought together in %%s orders, %%s times more often than by chance',
+											  b.count, round(b.lift::numeric, 1))
+								FROM %4$s b) c) c
+					ORDER BY c.tenant_id, c.product_id, c.product_ids, c.sort DESC, c.offer_type) c) c
+		WHERE c.pos <= 12$q$,
+		@extschema@._slot_table('product_page_model', slot),
+		@extschema@._slot_table('pair_model', slot),
+		@extschema@._slot_table('upgrade_model', slot),
+		@extschema@._slot_table('bundle_model', slot),
+		@extschema@._slot_table('product_model', slot));
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('product_page_model',
+	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, offer_type text NOT NULL,
+	  product_ids bigint[] NOT NULL, sort float8 NOT NULL, score float8 NOT NULL,
+	  discount numeric NOT NULL, reason text NOT NULL$$,
+	ARRAY['(tenant_id, product_id)'], 95, '@extschema@._build_product_page_model(text, boolean)',
+	'per product: its 12 best product-page offers (complements, upgrades, bundles), each type''s best scaled to the type''s weight');
+
+CREATE VIEW @extschema@.product_page_offers AS
+SELECT x.tenant_id, x.product_id, 'product_page'::text AS stage, x.offer_type, x.product_ids,
+	   x.pos::int AS "rank", x.score, x.discount, x.reason
+FROM (SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.product_id
+									 ORDER BY c.tier, c.sort DESC, c.product_ids) AS pos
+	  FROM (SELECT p.tenant_id, p.product_id, 1 AS tier, p.offer_type, p.product_ids, p.sort,
+				   p.score, p.discount, p.reason
+			FROM @extschema@.product_page_model p
+			UNION ALL
+			-- pinned merchant offers: always, or triggered by the product or its category
+			SELECT m.tenant_id, m.product_id, 0, 'pinned', f.product_ids, f.priority,
+				   NULL, f.discount, coalesce(f.reason, 'merchant offer')
+			FROM @extschema@.product_model m
+			JOIN @extschema@.offers f ON f.tenant_id = m.tenant_id AND f.stage = 'product_page'
+			WHERE (f.active_from IS NULL OR f.active_from <= now())
+			  AND (f.active_to IS NULL OR f.active_to > now())
+			  AND (num_nonnulls(f.trigger_product_id, f.trigger_category, f.min_cart_value) = 0
+				   OR f.trigger_product_id = m.product_id OR f.trigger_category = m.category)) c
+	  -- live: stock as of the last refresh, exclusions as of now
+	  WHERE (c.offer_type = 'bundle' OR NOT c.product_id = ANY (c.product_ids))
+		AND NOT EXISTS (
+			SELECT FROM unnest(c.product_ids) o(id)
+			LEFT JOIN @extschema@.product_model m ON m.tenant_id = c.tenant_id AND m.product_id = o.id
+			WHERE NOT coalesce(m.in_stock, false)
+			   OR EXISTS (SELECT FROM @extschema@.exclusions e
+						  WHERE e.tenant_id = c.tenant_id
+							AND ((e.product_id = o.id AND (e.with_product_id IS NULL OR e.with_product_id = c.product_id))
+								 OR e.category = m.category)))) x
+WHERE x.pos <= coalesce((SELECT s.max_offers FROM @extschema@.stage_settings s
+						 WHERE s.stage = 'product_page' AND s.tenant_id IN (x.tenant_id, 0)
+						 ORDER BY s.tenant_id DESC LIMIT 1), 6);
+COMMENT ON VIEW @extschema@.product_page_offers IS
+	'pre-purchase offers per product (pinned merchant offers, complements, upgrades, bundles), ranked; query it filtered by product_id (and tenant_id)';
 
 CREATE FUNCTION @extschema@.product_page_offers(product_id bigint, tenant_id bigint DEFAULT NULL,
 	experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
 RETURNS SETOF @extschema@.offer
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan
-AS $$
-DECLARE
-	t bigint := @extschema@._tenant(tenant_id);
-	candidates @extschema@.offer[];
-BEGIN
-	IF product_id IS NULL THEN
-		RETURN;
-	END IF;
-	candidates := ARRAY(
-		SELECT ROW('product_page', 'complement', ARRAY[p.other_id], NULL, p.score, 0,
-				   'frequently bought together')::@extschema@.offer
-		FROM @extschema@.pair_model p
-		WHERE p.tenant_id = t AND p.product_id = product_page_offers.product_id
-		ORDER BY p.score DESC, p.other_id
-		LIMIT 10)
-	|| ARRAY(
-		SELECT ROW('product_page', 'upgrade', ARRAY[u.candidate_id], NULL, u.score, 0, u.reason)::@extschema@.offer
-		FROM @extschema@.upgrade_candidates(product_id, 2, 1.5, t) u);
-	RETURN QUERY SELECT * FROM @extschema@._merge_offers('product_page', t, ARRAY[product_id], NULL,
-														 candidates, experiment, unit_id);
-END
-$$;
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT o.stage, o.offer_type, o.product_ids,
+		   (row_number() OVER (ORDER BY o."rank"))::int, o.score, o.discount, o.reason
+	FROM @extschema@.product_page_offers o,
+		 (SELECT @extschema@._allowed_offer_types(product_page_offers.experiment,
+												  product_page_offers.unit_id, 'product_page') AS types) a
+	WHERE o.tenant_id = @extschema@._tenant(product_page_offers.tenant_id)
+	  AND o.product_id = product_page_offers.product_id
+	  AND (a.types IS NULL OR o.offer_type = ANY (a.types))
+	ORDER BY o."rank";
+END;
 COMMENT ON FUNCTION @extschema@.product_page_offers(bigint, bigint, text, text) IS
-	'pre-purchase offers for a product page: pinned merchant offers, complements, upgrades and bundles, interleaved by weighted score';
-
-CREATE VIEW @extschema@.product_page_offers AS
-SELECT m.tenant_id, m.product_id, o.*
-FROM @extschema@.product_model m
-CROSS JOIN LATERAL @extschema@.product_page_offers(m.product_id, m.tenant_id) o;
-COMMENT ON VIEW @extschema@.product_page_offers IS
-	'pre-purchase offers per product; query it filtered by product_id (and tenant_id)';
+	'the product page''s offers for one product, tenant-checked, restricted to the experiment variant''s offer types when an experiment and unit are given';
 
 -- ---- during purchase: the cart -------------------------------------------------
 
@@ -231,3 +318,95 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.cart_offers(bigint[], int[], bigint, text, text) IS
 	'during-purchase offers for a cart: pinned merchant offers, complements of the cart, gap fillers to the next threshold, upgrades of cart lines and quantity tiers, interleaved by weighted score';
+
+-- ---- post-purchase: the thank-you page and the emails after it --------------
+
+CREATE FUNCTION @extschema@.post_purchase_offers(order_items bigint[], customer_id bigint DEFAULT NULL,
+	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL,
+	at timestamptz DEFAULT now())
+RETURNS SETOF @extschema@.offer
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+	items bigint[] := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x WHERE x IS NOT NULL);
+	candidates @extschema@.offer[];
+BEGIN
+	candidates := ARRAY(
+		-- complements of what was just bought (evidence only: no bestsellers here)
+		SELECT ROW('post_purchase', 'complement', ARRAY[r.product_id], NULL, r.score, 0,
+				   'goes with your order')::@extschema@.offer
+		FROM @extschema@.recommend_for_cart(items, 8, t) r
+		WHERE r.because IS NOT NULL)
+	|| ARRAY(
+		-- consumables of this customer coming due within two weeks
+		SELECT ROW('post_purchase', 'restock', ARRAY[i.product_id], NULL, i.confidence, 0,
+				   format('due again around %s (every %s days)', i.next_due::date, round(i.interval_days::numeric)))::@extschema@.offer
+		FROM @extschema@.purchase_interval_model i
+		WHERE i.tenant_id = t AND i.customer_id = post_purchase_offers.customer_id
+		  AND i.next_due BETWEEN at - interval '7 days' AND at + interval '14 days'
+		  AND i.confidence > 0
+		ORDER BY i.confidence DESC, i.product_id
+		LIMIT 5)
+	|| ARRAY(
+		-- bought at least 3 times at regular intervals: subscribe and save
+		SELECT ROW('post_purchase', 'subscription', ARRAY[i.product_id], NULL, 1 / (1 + i.cv), 0,
+				   format('bought %s times, every %s days: subscribe', i.purchases, round(i.median_gap_days::numeric)))::@extschema@.offer
+		FROM @extschema@.purchase_interval_model i
+		WHERE i.tenant_id = t AND i.customer_id = post_purchase_offers.customer_id
+		  AND i.purchases >= 3 AND i.cv <= 0.5
+		ORDER BY i.cv, i.product_id
+		LIMIT 3);
+	-- restocks and subscriptions are of products the customer owns: only the
+	-- order's own products are context
+	RETURN QUERY SELECT * FROM @extschema@._merge_offers('post_purchase', t, items, NULL,
+														 candidates, experiment, unit_id);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.post_purchase_offers(bigint[], bigint, bigint, text, text, timestamptz) IS
+	'post-purchase offers for an order just placed (its products) and its customer: complements of the order, restocks coming due, a subscription pitch, interleaved by weighted score';
+
+-- The recent orders the post-purchase view serves (the last 90 days, or all
+-- orders when no order time is registered).
+CREATE FUNCTION @extschema@._build_order_model(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+	recent text := 'true';
+BEGIN
+	IF (SELECT s.ordered_at IS NOT NULL FROM @extschema@.order_source s) THEN
+		recent := format('l.ordered_at >= (SELECT max(m.max_ordered_at) FROM %s m) - interval ''90 days''',
+						 @extschema@._slot_table('cooccurrence_model', slot));
+	END IF;
+	EXECUTE format($q$
+		INSERT INTO %s (tenant_id, order_key, order_id, customer_id, ordered_at, items)
+		SELECT l.tenant_id, l.order_key, min(l.order_id), min(l.customer_id), max(l.ordered_at),
+			   array_agg(DISTINCT l.product_id)
+		FROM @extschema@.order_lines l
+		WHERE l.quantity > 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
+		GROUP BY l.tenant_id, l.order_key$q$,
+		@extschema@._slot_table('order_model', slot), recent);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('order_model',
+	$$tenant_id bigint NOT NULL, order_key bigint NOT NULL, order_id text NOT NULL,
+	  customer_id bigint, ordered_at timestamptz, items bigint[] NOT NULL,
+	  PRIMARY KEY (tenant_id, order_key)$$,
+	ARRAY['(order_id)', '(tenant_id, customer_id, ordered_at)'], 96,
+	'@extschema@._build_order_model(text, boolean)',
+	'the orders of the last 90 days (all orders without an order time): products and customer, for the post-purchase view');
+
+CREATE VIEW @extschema@.post_purchase_offers AS
+SELECT o.tenant_id, o.order_id, o.customer_id, o.ordered_at, f.*
+FROM @extschema@.order_model o
+CROSS JOIN LATERAL @extschema@.post_purchase_offers(o.items, o.customer_id, o.tenant_id) f;
+COMMENT ON VIEW @extschema@.post_purchase_offers IS
+	'post-purchase offers per recent order (complements of the order, restocks, subscription pitch); query it filtered by order_id or customer_id';

@@ -18,6 +18,8 @@ INSERT INTO s.products VALUES (1, 'a'), (2, 'b'), (3, 'b');
 SELECT upsell.register_orders('s.lines', 'order_id', 'product_id');
 SELECT upsell.register_products('s.products', 'id', category => 'cat');
 INSERT INTO upsell.exclusions (product_id) VALUES (3);
+INSERT INTO upsell.offers (stage, product_ids) VALUES ('cart', '{1}');
+INSERT INTO upsell.volume_tiers (product_id, min_quantity, percent_off) VALUES (1, 3, 5);
 SET client_min_messages = warning;
 CALL upsell.refresh();
 SQL
@@ -31,6 +33,10 @@ config=$(psql_q -d $dst -At -c "SELECT (SELECT relation::text FROM upsell.order_
 echo "restored config: $config"
 [ "$config" = "s.lines s.products 1 60" ] || { echo "registration not restored"; exit 1; }
 psql_q -d $dst -c "SET client_min_messages = warning" -c "CALL upsell.refresh()"
+# identities continue after the restored rows
+psql_q -d $dst -c "INSERT INTO upsell.exclusions (product_id) VALUES (99)" \
+	-c "INSERT INTO upsell.offers (stage, product_ids) VALUES ('cart', '{2}')" \
+	-c "INSERT INTO upsell.volume_tiers (product_id, min_quantity, percent_off) VALUES (2, 3, 5)"
 after=$(psql_q -d $dst -At -c "SELECT string_agg(product_id::text, ',' ORDER BY rank) FROM upsell.recommend_for_cart('{1}', 3)")
 echo "before: $before  after: $after"
 [ -n "$before" ] && [ "$before" = "$after" ] || { echo "answers differ after restore"; exit 1; }

@@ -1,0 +1,65 @@
+-- Carts registration and abandoned-cart offers on the crafted coffee shop
+-- (test/data/post_purchase.sql): machines 3 (300), 4 pro (500), 7 budget (200)
+-- share the variant group "espresso".
+\set VERBOSITY terse
+\i test/data/post_purchase.sql
+
+-- before registration
+SELECT * FROM upsell.abandoned_cart_offers(1);
+SELECT to_regclass('upsell.carts') IS NULL AS no_carts_view_yet;
+
+CREATE TABLE pp.carts (cart text, shopper int, item int, qty int, added timestamptz, done timestamptz);
+INSERT INTO pp.carts VALUES
+	('A', 100, 4, 1, '2024-04-20 10:00', NULL),
+	('B', 101, 3, 1, '2024-04-20 09:00', NULL), ('B', 101, 1, 2, '2024-04-20 10:30', NULL),
+	('C', 102, 3, 1, '2024-04-20 09:00', '2024-04-20 09:30'),
+	('D', 103, 3, 1, '2024-04-20 11:30', NULL),
+	('E', 103, 8, 1, '2024-04-20 09:00', NULL);
+SELECT upsell.register_carts('pp.carts', 'cart', 'shopper', 'item', 'qty', 'added', 'done');
+SELECT * FROM upsell.carts ORDER BY cart_id, product_id;
+-- text cart ids become upsell.order_key(id)
+SELECT count(*) AS lines, bool_and(c.cart_id = upsell.order_key(p.cart)) AS keys_match
+FROM pp.carts p JOIN upsell.carts c ON c.product_id = p.item AND c.added_at = p.added;
+
+-- A: the pro machine (500) idle 2 hours: the plain machine (300) is in
+-- [0.5 x 500, 500); the budget one (200) only with a lower ratio
+SELECT * FROM upsell.abandoned_cart_offers(upsell.order_key('A'), at => '2024-04-20 12:00');
+SELECT * FROM upsell.abandoned_cart_offers(upsell.order_key('A'), min_price_ratio => 0.3, at => '2024-04-20 12:00');
+-- B: machine and coffee: downsell of the machine first, then complements of the
+-- cart (frother from the machine, filters from the coffee); nothing cheaper
+-- than coffee in [5, 10)
+SELECT * FROM upsell.abandoned_cart_offers(upsell.order_key('B'), 5, at => '2024-04-20 12:00');
+SELECT rank, product_id FROM upsell.abandoned_cart_offers(upsell.order_key('B'), 1, at => '2024-04-20 12:00');
+-- an excluded alternative is skipped
+INSERT INTO upsell.exclusions (product_id) VALUES (7);
+SELECT rank, kind, product_id FROM upsell.abandoned_cart_offers(upsell.order_key('B'), 5, at => '2024-04-20 12:00');
+DELETE FROM upsell.exclusions;
+-- C checked out, D active 30 minutes ago, unknown cart: nothing
+SELECT count(*) AS checked_out FROM upsell.abandoned_cart_offers(upsell.order_key('C'), at => '2024-04-20 12:00');
+SELECT count(*) AS active FROM upsell.abandoned_cart_offers(upsell.order_key('D'), at => '2024-04-20 12:00');
+SELECT count(*) AS idle_after_20_min FROM upsell.abandoned_cart_offers(upsell.order_key('D'), idle_after => '20 minutes', at => '2024-04-20 12:00');
+SELECT count(*) AS unknown FROM upsell.abandoned_cart_offers(42, at => '2024-04-20 12:00');
+-- E: an out-of-stock mug nobody bought with anything: no offer
+SELECT count(*) AS mug FROM upsell.abandoned_cart_offers(upsell.order_key('E'), at => '2024-04-20 12:00');
+
+-- integer cart ids, re-registration replaces the previous one
+CREATE TABLE pp.carts2 (id bigint, product bigint, added date);
+INSERT INTO pp.carts2 VALUES (7, 4, '2024-04-01');
+SELECT upsell.register_carts('pp.carts2', 'id', NULL, 'product', NULL, 'added', NULL);
+SELECT * FROM upsell.carts;
+SELECT rank, kind, product_id, replaces FROM upsell.abandoned_cart_offers(7, at => '2024-04-20');
+
+-- bad input
+SELECT upsell.register_carts('pp.carts2', 'nope', NULL, 'product', NULL, 'added', NULL);
+SELECT upsell.register_carts('pp.carts', 'cart', 'shopper', 'item', 'qty', 'cart', 'done');
+SELECT upsell.register_carts('pp.carts', 'cart', 'shopper', 'item', 'qty', NULL, 'done');
+SELECT upsell.register_carts('pp.carts', 'cart', 'shopper', 'added', 'qty', 'added', 'done');
+SELECT * FROM upsell.carts;
+SELECT * FROM upsell.abandoned_cart_offers(NULL);
+SELECT * FROM upsell.abandoned_cart_offers(7, -1);
+SELECT * FROM upsell.abandoned_cart_offers(7, min_price_ratio => 1);
+SELECT * FROM upsell.abandoned_cart_offers(7, min_price_ratio => -0.5);
+SELECT * FROM upsell.abandoned_cart_offers(7, tenant_id => 3);
+
+\i test/data/post_purchase_teardown.sql
+DROP SCHEMA pp CASCADE;

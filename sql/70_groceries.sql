@@ -1,0 +1,118 @@
+-- Post-purchase over real customers and dates: the Kaggle groceries dataset
+-- (3,898 members, 2014-2015; a basket is member + date).  Invariants, and the
+-- interval statistics against a plain-SQL reference over all 34,766
+-- (member, item) pairs.
+\set VERBOSITY terse
+SET TimeZone = 'UTC';
+SET client_min_messages = warning;
+\i scripts/load_groceries_members.sql
+SELECT upsell.register_orders('groceries_members.lines', 'order_id', 'item_id',
+	customer_id => 'member', ordered_at => 'day');
+SELECT upsell.register_products('groceries_members.items', 'item_id', category => 'category', title => 'name');
+CALL upsell.refresh();
+RESET client_min_messages;
+
+SELECT count(*) AS lines, count(DISTINCT member) AS members, count(DISTINCT order_id) AS baskets,
+	   count(DISTINCT item_id) AS items
+FROM groceries_members.lines;
+
+-- the C aggregate agrees with percentile_cont / stddev_samp on every pair
+WITH buys AS (SELECT DISTINCT member, item_id, day::timestamptz AS t FROM groceries_members.lines),
+gaps AS (
+	SELECT member, item_id,
+		   extract(epoch FROM t - lag(t) OVER (PARTITION BY member, item_id ORDER BY t)) / 86400 AS gap
+	FROM buys),
+ref AS (
+	SELECT member, item_id, count(*) AS purchases,
+		   percentile_cont(0.5) WITHIN GROUP (ORDER BY gap) AS median,
+		   stddev_samp(gap) / avg(gap) AS cv
+	FROM gaps GROUP BY member, item_id)
+SELECT count(*) AS pairs,
+	   count(*) FILTER (WHERE r.purchases = m.purchases
+			AND r.median IS NOT DISTINCT FROM m.median_gap_days
+			AND round(r.cv::numeric, 9) IS NOT DISTINCT FROM round(m.cv::numeric, 9)) AS agree,
+	   count(*) FILTER (WHERE m.purchases >= 2) AS repeat_pairs
+FROM ref r FULL JOIN upsell.purchase_interval_model m
+	ON m.customer_id = r.member AND m.product_id = r.item_id;
+
+-- population interval = median of the repeat buyers' medians
+SELECT count(*) AS products,
+	   count(*) FILTER (WHERE p.population_interval_days IS NOT DISTINCT FROM r.days) AS agree
+FROM upsell.product_interval_model p
+LEFT JOIN (SELECT product_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY median_gap_days) AS days
+		   FROM upsell.purchase_interval_model WHERE purchases >= 2 GROUP BY product_id) r USING (product_id);
+
+-- due dates come after the last purchase, by the interval used
+SELECT count(*) FILTER (WHERE next_due IS NOT NULL) AS with_due_date,
+	   count(*) FILTER (WHERE next_due <= last_at) AS due_not_after_last,
+	   count(*) FILTER (WHERE next_due <> last_at + interval_days * interval '1 day') AS wrong_due,
+	   count(*) FILTER (WHERE confidence < 0 OR confidence > 1) AS confidence_out_of_range
+FROM upsell.purchase_interval_model;
+
+-- consumables by the data, and the most rebought items
+SELECT repeats_consumable, count(*) FROM upsell.product_interval_model GROUP BY 1 ORDER BY 1;
+SELECT i.name, s.customers, s.repeat_customers, round(s.repeat_share::numeric, 3) AS repeat_share,
+	   s.regular_customers, round(s.population_interval_days::numeric, 1) AS population_interval
+FROM upsell.subscription_products(300) s JOIN groceries_members.items i ON i.item_id = s.product_id
+ORDER BY s.repeat_share DESC, i.name LIMIT 5;
+
+-- replenishment: every row in the window, consumable, in stock
+SELECT count(*) AS due, min(next_due)::date AS first, max(next_due)::date AS last,
+	   bool_and(upsell.is_consumable(product_id)) AS all_consumable,
+	   count(DISTINCT customer_id) AS customers
+FROM upsell.replenishment_due('2016-01-01', '14 days');
+
+-- subscriptions: bought 3+ times, CV < 0.5, as many as the model says
+SELECT count(*) AS candidates, bool_and(purchases >= 3 AND cv < 0.5) AS all_regular,
+	   (SELECT count(*) FROM upsell.purchase_interval_model WHERE purchases >= 3 AND cv < 0.5) AS in_model
+FROM upsell.subscription_candidates();
+
+-- recommendations for 300 members: k slots filled, ranks 1..k, no owned durable,
+-- no owned consumable unless due, no repeats
+CREATE TEMP TABLE recs AS
+SELECT c.member, r.*
+FROM (SELECT DISTINCT member FROM groceries_members.lines ORDER BY member LIMIT 300) c,
+	 upsell.recommend_for_customer(c.member, 5, at => '2016-01-01') r;
+SELECT count(*) AS offers, count(DISTINCT member) AS members,
+	   count(*) FILTER (WHERE rank NOT BETWEEN 1 AND 5) AS bad_rank,
+	   count(DISTINCT (member, product_id)) = count(*) AS no_repeats
+FROM recs;
+SELECT count(*) FILTER (WHERE NOT upsell.is_consumable(r.product_id)) AS owned_durables_offered,
+	   count(*) FILTER (WHERE upsell.is_consumable(r.product_id)
+						AND m.next_due > timestamptz '2016-01-01' + interval '7 days') AS consumables_not_due,
+	   count(*) FILTER (WHERE upsell.is_consumable(r.product_id)) AS owned_consumables_offered
+FROM recs r
+JOIN upsell.purchase_interval_model m ON m.customer_id = r.member AND m.product_id = r.product_id;
+-- the rule has something to block: complements that are owned durables
+SELECT count(*) > 0 AS durables_were_candidates
+FROM upsell.purchase_interval_model o
+JOIN upsell.pair_model p ON p.product_id = o.product_id
+JOIN upsell.purchase_interval_model d ON d.customer_id = o.customer_id AND d.product_id = p.other_id
+WHERE o.customer_id IN (SELECT DISTINCT member FROM recs) AND NOT upsell.is_consumable(d.product_id);
+SELECT split_part(reason, ':', 1) AS reason, count(*) FROM recs GROUP BY 1 ORDER BY count(*) DESC, 1;
+
+-- email sequences for 200 members: 5 steps, distinct products, no two of a
+-- category in a row, a reason naming a purchase for every personal offer
+CREATE TEMP TABLE seqs AS
+SELECT c.member, e.*, lag(e.category) OVER (PARTITION BY c.member ORDER BY e.step) AS prev
+FROM (SELECT DISTINCT member FROM groceries_members.lines ORDER BY member LIMIT 200) c,
+	 upsell.email_sequence(c.member, 5, at => '2016-01-01') e;
+SELECT count(*) AS offers, count(DISTINCT member) AS members,
+	   count(DISTINCT (member, product_id)) = count(*) AS distinct_products,
+	   count(*) FILTER (WHERE category = prev) AS same_category_in_a_row,
+	   count(*) FILTER (WHERE kind <> 'popular' AND (refers_to IS NULL OR reason NOT LIKE '%bought%')) AS unexplained
+FROM seqs;
+SELECT kind, count(*) FROM seqs GROUP BY kind ORDER BY count(*) DESC, kind;
+-- a personal offer refers to a product the member bought
+SELECT count(*) AS refers_to_unowned
+FROM seqs s
+WHERE s.refers_to IS NOT NULL AND NOT EXISTS (
+	SELECT FROM groceries_members.lines l WHERE l.member = s.member AND l.item_id = s.refers_to);
+-- one member's sequence, readable
+SELECT e.step, e.kind, i.name, e.category, e.reason
+FROM upsell.email_sequence(1808, 5, at => '2016-01-01') e
+JOIN groceries_members.items i ON i.item_id = e.product_id
+ORDER BY step;
+
+\i test/data/post_purchase_teardown.sql
+DROP SCHEMA groceries_members CASCADE;

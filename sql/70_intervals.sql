@@ -1,0 +1,126 @@
+-- Interval statistics, replenishment and subscriptions on the crafted coffee
+-- shop (test/data/post_purchase.sql), whose answers are computed by hand in
+-- that file's header.
+\set VERBOSITY terse
+\i test/data/post_purchase.sql
+
+-- the aggregate alone: gaps 10, 12, 14, 100 days -> median 13, mean 34
+SELECT (s).purchases, (s).first_at::date, (s).last_at::date, (s).median_gap_days, (s).mean_gap_days,
+	   round((s).sd_gap_days::numeric, 6) AS sd, round((s).cv::numeric, 6) AS cv,
+	   round((sqrt((24.0^2 + 22^2 + 20^2 + 66^2) / 3) / 34)::numeric, 6) AS cv_by_hand
+FROM (SELECT upsell.purchase_interval_agg(d) AS s
+	  FROM unnest('{2024-01-01,2024-01-11,2024-01-23,2024-02-06,2024-05-16}'::timestamptz[]) d) q;
+-- repeats of one instant are one purchase; NULL and infinity are skipped; one gap has no CV
+SELECT upsell.purchase_interval_agg(d)
+FROM unnest(ARRAY['2024-01-01', '2024-01-01', NULL, 'infinity', '2024-01-08 12:00']::timestamptz[]) d;
+SELECT upsell.purchase_interval_agg(d) IS NULL AS no_times
+FROM unnest(ARRAY[NULL, '-infinity']::timestamptz[]) d;
+SELECT upsell.purchase_interval_agg(d) IS NULL AS empty FROM unnest('{}'::timestamptz[]) d;
+-- a parallel plan gives the same answer (combine, serialize, deserialize)
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+CREATE TABLE pp.many AS
+SELECT (i % 7) AS g, timestamptz '2024-01-01' + (i * 3 + (i % 5)) * interval '1 day' AS t
+FROM generate_series(1, 20000) i;
+ANALYZE pp.many;
+EXPLAIN (COSTS OFF) SELECT upsell.purchase_interval_agg(t) FROM pp.many;
+SELECT (upsell.purchase_interval_agg(t)).* FROM pp.many;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+SELECT (upsell.purchase_interval_agg(t)).*, count(DISTINCT t) AS distinct_times FROM pp.many;
+
+-- decay: 0.5 ^ (age / half-life)
+SELECT upsell._decay(0, 90), upsell._decay(-3, 90), upsell._decay(90, 90), upsell._decay(270, 90);
+SELECT upsell._decay(10, 0);
+
+-- the per-customer model: matches the header of test/data/post_purchase.sql
+SELECT customer_id, product_id, purchases, first_at::date, last_at::date, median_gap_days AS median,
+	   round(cv::numeric, 4) AS cv, quantity, spend, population_interval_days AS population,
+	   interval_days, next_due::date, round(confidence::numeric, 4) AS confidence
+FROM upsell.purchase_interval_model ORDER BY product_id, customer_id;
+-- hand-computed: CV of 101 (20, 40) and 103 (30, 45, 42); confidences
+SELECT round((sqrt(200.0) / 30)::numeric, 4) AS cv_101, round((sqrt(63.0) / 39)::numeric, 4) AS cv_103,
+	   round((2.0 / 3 / (1 + sqrt(200.0) / 30))::numeric, 4) AS conf_101, 0.5 * 3 / 5 AS conf_102;
+-- the same figures from a plain-SQL reference
+WITH buys AS (
+	SELECT DISTINCT customer_id, product_id, ordered_at::timestamptz AS t
+	FROM pp.orders WHERE customer_id IS NOT NULL AND quantity > 0),
+gaps AS (
+	SELECT customer_id, product_id,
+		   extract(epoch FROM t - lag(t) OVER (PARTITION BY customer_id, product_id ORDER BY t)) / 86400 AS gap
+	FROM buys),
+ref AS (
+	SELECT customer_id, product_id, count(*) AS purchases,
+		   percentile_cont(0.5) WITHIN GROUP (ORDER BY gap) AS median,
+		   stddev_samp(gap) / avg(gap) AS cv
+	FROM gaps GROUP BY customer_id, product_id)
+SELECT count(*) AS rows, count(*) FILTER (WHERE r.purchases = m.purchases
+			AND r.median IS NOT DISTINCT FROM m.median_gap_days
+			AND round(r.cv::numeric, 9) IS NOT DISTINCT FROM round(m.cv::numeric, 9)) AS agree
+FROM ref r FULL JOIN upsell.purchase_interval_model m USING (customer_id, product_id);
+
+-- the per-product model
+SELECT product_id, customers, repeat_customers, repeat_share, regular_customers,
+	   population_interval_days, repeats_consumable
+FROM upsell.product_interval_model ORDER BY product_id;
+-- shop repeat share: 4 of 16 customer-product pairs; coffee 3/5 >= 0.125: consumable;
+-- filters 1/1 but only one repeat buyer: not
+SELECT sum(repeat_customers)::float8 / sum(customers) AS shop_repeat_share FROM upsell.product_interval_model;
+
+-- replenishment: due in [as_of, as_of + within)
+SELECT * FROM upsell.replenishment_due('2024-04-25');
+SELECT * FROM upsell.replenishment_due('2024-04-30', '1 day');
+SELECT * FROM upsell.replenishment_due('2024-04-29', '1 day');
+SELECT * FROM upsell.replenishment_due('2024-03-01', '14 days');
+SELECT customer_id, product_id, next_due::date, interval_source
+FROM upsell.replenishment_due('2024-01-01', '365 days') ORDER BY next_due, customer_id;
+
+-- merchant overrides: filters by product, then coffee made durable by category
+-- while one product rule keeps it consumable
+SELECT upsell.is_consumable(2) AS filters_by_data, upsell.is_consumable(1) AS coffee_by_data,
+	   upsell.is_consumable(12345) AS unknown, upsell.is_consumable(NULL) AS null_id;
+INSERT INTO upsell.consumables (product_id, consumable) VALUES (2, true);
+SELECT upsell.is_consumable(2) AS filters_by_rule;
+SELECT customer_id, product_id, next_due::date FROM upsell.replenishment_due('2024-05-05', '7 days');
+INSERT INTO upsell.consumables (category, consumable) VALUES ('coffee', false);
+SELECT upsell.is_consumable(1) AS coffee, upsell.is_consumable(2) AS filters;
+SELECT count(*) AS coffee_due FROM upsell.replenishment_due('2024-01-01', '365 days') WHERE product_id = 1;
+DELETE FROM upsell.consumables;
+-- out of stock and excluded products are not reminded
+UPDATE pp.products SET stock = 0 WHERE id = 1;
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT count(*) AS while_out_of_stock FROM upsell.replenishment_due('2024-01-01', '365 days');
+UPDATE pp.products SET stock = 50 WHERE id = 1;
+INSERT INTO upsell.exclusions (product_id) VALUES (1);
+SELECT count(*) AS while_excluded FROM upsell.replenishment_due('2024-01-01', '365 days');
+DELETE FROM upsell.exclusions;
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+
+-- subscriptions: 3+ purchases, CV below the threshold; revenue = 365.25 / interval x spend per purchase
+SELECT * FROM upsell.subscription_candidates();
+SELECT customer_id, cv < 0.3 FROM upsell.subscription_candidates(3, 0.3);
+SELECT customer_id FROM upsell.subscription_candidates(4, 0.5);
+SELECT round(365.25 / 30 * 90 / 4, 2) AS rev_100, round(365.25 / 30 * 30 / 3, 2) AS rev_101,
+	   round(365.25 / 42 * 40 / 4, 2) AS rev_103;
+SELECT * FROM upsell.subscription_products(2);
+
+-- bad input
+SELECT * FROM upsell.replenishment_due(NULL::date);
+SELECT * FROM upsell.replenishment_due('2024-01-01', interval '-1 day');
+SELECT * FROM upsell.replenishment_due('2024-01-01'::date, tenant_id => 7);
+SELECT * FROM upsell.subscription_candidates(2);
+SELECT * FROM upsell.subscription_candidates(3, -0.1);
+SELECT * FROM upsell.subscription_candidates(3, 'NaN'::float8);
+SELECT * FROM upsell.subscription_candidates(NULL::int);
+SELECT * FROM upsell.subscription_products(0);
+INSERT INTO upsell.consumables (product_id, category, consumable) VALUES (1, 'coffee', true);
+INSERT INTO upsell.consumables (consumable) VALUES (true);
+SELECT upsell.purchase_interval_agg(x) FROM (VALUES ('a')) v(x);
+
+\i test/data/post_purchase_teardown.sql
+DROP SCHEMA pp CASCADE;
+SELECT extname FROM pg_extension WHERE extname = 'upsell';

@@ -1,0 +1,82 @@
+-- recommend_for_customer and email_sequence on the crafted coffee shop
+-- (test/data/post_purchase.sql).  Pair scores come from the pair model:
+-- machine(3) -> frother(5) 0.20765..., coffee(1) -> filters(2) 0.04325...
+\set VERBOSITY terse
+\i test/data/post_purchase.sql
+
+-- Customer 100 owns coffee (consumable, due 2024-04-30) and a machine (durable).
+-- On Apr 20 the coffee is not due within 7 days: neither owned product is
+-- offered; the complements are decayed by the age of the purchase they come from.
+SELECT rank, product_id, round(score::numeric, 6) AS score, reason, because
+FROM upsell.recommend_for_customer(100, 4, at => '2024-04-20');
+-- by hand: frother = 0.5^(110/90) x score(3->5), filters = 0.5^(20/90) x score(1->2)
+SELECT round((0.5 ^ (110 / 90.0) * p35.score)::numeric, 6) AS frother,
+	   round((0.5 ^ (20 / 90.0) * p12.score)::numeric, 6) AS filters
+FROM upsell.pair_model p35, upsell.pair_model p12
+WHERE (p35.product_id, p35.other_id) = (3, 5) AND (p12.product_id, p12.other_id) = (1, 2);
+-- a longer half-life keeps old purchases heavier: the frother's score grows
+SELECT round(score::numeric, 6) AS frother_half_life_1y
+FROM upsell.recommend_for_customer(100, 4, at => '2024-04-20', half_life => '365 days')
+WHERE product_id = 5;
+-- On Apr 25 the coffee is due (Apr 30 < May 2): offered again, with the reason
+SELECT rank, product_id, round(score::numeric, 6) AS score, reason, because
+FROM upsell.recommend_for_customer(100, 4, at => '2024-04-25');
+-- the durable machine is never offered to its owner, however long k is
+SELECT count(*) AS offers, count(*) FILTER (WHERE product_id = 3) AS machine,
+	   count(*) FILTER (WHERE product_id = 8) AS out_of_stock_mug
+FROM upsell.recommend_for_customer(100, 100, at => '2024-04-25');
+-- a merchant rule making the machine consumable does not help: nobody bought
+-- it twice, so no interval says when it is due again
+INSERT INTO upsell.consumables (product_id, consumable) VALUES (3, true);
+SELECT count(*) FILTER (WHERE product_id = 3) AS machine
+FROM upsell.recommend_for_customer(100, 100, at => '2024-04-25');
+-- filters: customer 101 bought them Jan 10 and Mar 10 (due May 9), but one
+-- repeat buyer does not make them consumable by the data; the merchant's rule does
+SELECT product_id, reason FROM upsell.recommend_for_customer(101, 100, at => '2024-05-05') WHERE product_id = 2;
+INSERT INTO upsell.consumables (product_id, consumable) VALUES (2, true);
+SELECT product_id, round(score::numeric, 4) AS score, reason
+FROM upsell.recommend_for_customer(101, 100, at => '2024-05-05') WHERE product_id = 2;
+DELETE FROM upsell.consumables;
+-- excluded products are skipped, fallbacks fill the slots
+INSERT INTO upsell.exclusions (product_id) VALUES (5);
+SELECT rank, product_id, reason FROM upsell.recommend_for_customer(100, 3, at => '2024-04-20');
+DELETE FROM upsell.exclusions;
+-- a customer without orders gets bestsellers (product 8 is out of stock)
+SELECT rank, product_id, round(score::numeric, 4) AS score, reason, because
+FROM upsell.recommend_for_customer(999, 4, at => '2024-04-25');
+SELECT count(*) FROM upsell.recommend_for_customer(100, 0);
+
+-- the email sequence: subscription (coffee bought 4 times at CV 0), upgrade of
+-- the machine to the next pricier one of its variant group, complements,
+-- never two of a category in a row while another one is left
+SELECT step, kind, product_id, category, round(score::numeric, 4) AS score, refers_to, reason
+FROM upsell.email_sequence(100, 6, at => '2024-04-25');
+-- customer 105 (machine, frother, descaler)
+SELECT step, kind, product_id, category, round(score::numeric, 4) AS score, refers_to, reason
+FROM upsell.email_sequence(105, 5, at => '2024-04-25');
+-- customer 102 (coffee once, tea once): coffee restock by the population interval
+SELECT step, kind, product_id, category, refers_to, reason
+FROM upsell.email_sequence(102, 3, at => '2024-02-20');
+-- invariants over every customer: distinct products, categories alternate
+WITH s AS (
+	SELECT c, e.*, lag(e.category) OVER (PARTITION BY c ORDER BY e.step) AS prev
+	FROM generate_series(100, 106) c, upsell.email_sequence(c, 5, at => '2024-04-25') e)
+SELECT count(*) AS offers, count(DISTINCT (c, product_id)) AS distinct_offers,
+	   count(*) FILTER (WHERE category = prev) AS same_category_in_a_row
+FROM s;
+SELECT count(*) FROM upsell.email_sequence(100, 0);
+
+-- bad input
+SELECT * FROM upsell.recommend_for_customer(NULL);
+SELECT * FROM upsell.recommend_for_customer(100, -1);
+SELECT * FROM upsell.recommend_for_customer(100, NULL);
+SELECT * FROM upsell.recommend_for_customer(100, 3, half_life => '0 days');
+SELECT * FROM upsell.recommend_for_customer(100, 3, half_life => '-1 day');
+SELECT * FROM upsell.recommend_for_customer(100, 3, tenant_id => 5);
+SELECT * FROM upsell.recommend_for_customer('x');
+SELECT * FROM upsell.email_sequence(NULL);
+SELECT * FROM upsell.email_sequence(100, -1);
+SELECT * FROM upsell.email_sequence(100, 101);
+
+\i test/data/post_purchase_teardown.sql
+DROP SCHEMA pp CASCADE;

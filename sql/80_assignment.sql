@@ -1,0 +1,124 @@
+-- Experiments: assignment by a stable hash, offer types per variant, the
+-- weight guard, exposures.
+SET TimeZone = 'UTC';
+CREATE SCHEMA exp_assign;
+CREATE TABLE exp_assign.lines (order_id int, product_id int, customer_id int,
+	ordered_at timestamptz, quantity int, unit_price numeric(10,2));
+SELECT upsell.register_orders('exp_assign.lines', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+
+INSERT INTO upsell.experiments (experiment, stage, started_at, description)
+VALUES ('checkout_test', 'cart', '2026-01-01', 'cross-sell in the cart against no offers');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight, offer_types) VALUES
+	('checkout_test', 'control', 50, '{}'),
+	('checkout_test', 'fbt', 30, '{complement}'),
+	('checkout_test', 'fbt_gap', 20, '{complement,gap_filler}'),
+	('checkout_test', 'off', 0, '{bundle}');
+
+-- The hash is pinned (computed independently with Python big integers):
+-- FNV-1a 64 of 'checkout_test' || 0x00 || '42', then the MurmurHash3 finalizer.
+SELECT upsell.unit_hash('checkout_test', '42') = x'ea7a864a89801b03'::bigint AS hash_pinned;
+-- its top 53 bits / 2^53 = 0.91593..., in the last 20% of the weight: fbt_gap
+SELECT upsell.assign('checkout_test', '42') AS unit_42;
+
+-- 100 000 units: every share within 1 percentage point of its weight, the
+-- weight-0 variant never, and the very same answer on a second pass.
+CREATE TEMP TABLE a1 AS SELECT g AS unit, upsell.assign('checkout_test', g::text) AS variant FROM generate_series(1, 100000) g;
+CREATE TEMP TABLE a2 AS SELECT g AS unit, upsell.assign('checkout_test', g::text) AS variant FROM generate_series(1, 100000) g;
+SELECT v.variant, v.weight, count(a1.unit) AS units,
+	   abs(count(a1.unit) / 100000.0 - v.weight / 100) < 0.01 AS within_1pct
+FROM upsell.experiment_variants v LEFT JOIN a1 ON a1.variant = v.variant
+WHERE v.experiment = 'checkout_test'
+GROUP BY v.variant, v.weight ORDER BY v.variant;
+SELECT count(*) AS disagreements FROM a1 JOIN a2 USING (unit) WHERE a1.variant <> a2.variant;
+-- another experiment splits the same units independently of this one
+INSERT INTO upsell.experiments (experiment, started_at) VALUES ('other', '2026-01-01');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('other', 'a', 1), ('other', 'b', 1);
+SELECT a1.variant, round(avg((upsell.assign('other', a1.unit::text) = 'a')::int), 2) AS share_a_in_other
+FROM a1 GROUP BY a1.variant ORDER BY a1.variant;
+
+-- what the funnel stages ask: the offer types of the unit's variant
+SELECT u.unit_id, upsell.assign('checkout_test', u.unit_id) AS variant,
+	   upsell.variant_offer_types('checkout_test', u.unit_id) AS offer_types,
+	   upsell.variant_offer_types('checkout_test', u.unit_id, 'cart') AS in_cart,
+	   upsell.variant_offer_types('checkout_test', u.unit_id, 'product_page') AS on_product_page
+FROM (VALUES ('1'), ('2'), ('3'), ('42')) u(unit_id) ORDER BY u.unit_id;
+-- no experiment or no unit: NULL, meaning every offer type
+SELECT upsell.variant_offer_types(NULL, '42') IS NULL AS no_experiment,
+	   upsell.variant_offer_types('checkout_test', NULL) IS NULL AS no_unit;
+-- not started yet or ended: NULL as well, but assign() still answers
+INSERT INTO upsell.experiments (experiment, started_at) VALUES ('later', now() + interval '1 day');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight, offer_types) VALUES ('later', 'control', 1, '{}');
+SELECT upsell.variant_offer_types('later', '42') IS NULL AS not_started, upsell.assign('later', '42');
+UPDATE upsell.experiments SET ended_at = '2026-01-02' WHERE experiment = 'other';
+SELECT upsell.variant_offer_types('other', '42') IS NULL AS ended;
+
+-- exposures: the variant is filled in, and must agree when given
+SELECT upsell.record_exposure('checkout_test', '42', 'cart', 'complement:10') AS variant;
+INSERT INTO upsell.exposures (experiment, unit_id, stage) VALUES ('checkout_test', '1', 'cart');
+INSERT INTO upsell.exposures (experiment, unit_id, variant) VALUES ('checkout_test', '2', upsell.assign('checkout_test', '2'));
+SELECT unit_id, variant, stage, offer, variant = upsell.assign(experiment, unit_id) AS agrees
+FROM upsell.exposures ORDER BY exposure_id;
+-- an explicit variant is kept as recorded, but must be one of the experiment's
+INSERT INTO upsell.exposures (experiment, unit_id, variant, shown_at) VALUES ('checkout_test', '43', 'fbt', '2026-01-02');
+\set VERBOSITY terse
+INSERT INTO upsell.exposures (experiment, unit_id, variant) VALUES ('checkout_test', '42', 'nope');
+\set VERBOSITY default
+SELECT upsell.record_exposure('checkout_test', NULL);
+SELECT upsell.record_exposure('nope', '1');
+\set VERBOSITY terse
+INSERT INTO upsell.exposures (experiment, unit_id, stage) VALUES ('checkout_test', '1', 'checkout');
+\set VERBOSITY default
+
+-- the weight guard: running with exposures, so the split is frozen
+UPDATE upsell.experiment_variants SET weight = 60 WHERE experiment = 'checkout_test' AND variant = 'control';
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('checkout_test', 'late', 10);
+DELETE FROM upsell.experiment_variants WHERE experiment = 'checkout_test' AND variant = 'off';
+SELECT upsell.set_weights('checkout_test', '{"control": 60}');
+-- what a variant shows may change (it is not a reassignment)
+UPDATE upsell.experiment_variants SET offer_types = '{complement,bundle}' WHERE experiment = 'checkout_test' AND variant = 'fbt';
+-- forced: by the function, or by the setting for one transaction
+SELECT upsell.set_weights('checkout_test', '{"control": 60, "fbt": 20}', force => true);
+SHOW upsell.force_weight_change;
+BEGIN;
+SET LOCAL upsell.force_weight_change = on;
+UPDATE upsell.experiment_variants SET weight = 25 WHERE experiment = 'checkout_test' AND variant = 'fbt_gap';
+COMMIT;
+SELECT variant, weight, offer_types FROM upsell.experiment_variants WHERE experiment = 'checkout_test' ORDER BY variant;
+-- an experiment that has not started, or has no exposures, may be reshaped freely
+SELECT upsell.set_weights('later', '{"control": 3}');
+SELECT upsell.set_weights('other', '{"a": 2}');
+
+-- bad input
+SELECT upsell.assign('nope', '1');
+SELECT upsell.assign(NULL, '1') IS NULL AS null_in_null_out;
+INSERT INTO upsell.experiments (experiment) VALUES ('empty');
+SELECT upsell.assign('empty', '1');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'control', 0), ('empty', 'b', 0);
+SELECT upsell.assign('empty', '1');
+SELECT upsell.set_weights('empty', '{"control": 0}');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'neg', -1);
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'inf', 'Infinity');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight, offer_types) VALUES ('empty', 'x', 1, '{teleport}');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('nope', 'x', 1);
+INSERT INTO upsell.experiments (experiment, started_at, ended_at) VALUES ('backwards', '2026-02-01', '2026-01-01');
+\set VERBOSITY terse
+INSERT INTO upsell.experiments (experiment, stage) VALUES ('bad_stage', 'checkout');
+\set VERBOSITY default
+SELECT upsell.set_weights('checkout_test', '[1, 2]');
+SELECT upsell.set_weights('checkout_test', '{"control": "lots"}');
+SELECT upsell.set_weights('checkout_test', '{"control": -5}', force => true);
+SELECT upsell.set_weights('checkout_test', '{"nobody": 5}', force => true);
+SELECT upsell.set_weights('nope', '{"a": 1}');
+SELECT upsell.variant_offer_types('nope', '1');
+
+-- units are customers: integer ids here
+SELECT upsell.unit_customer('42') AS integer_id, upsell.unit_customer(' 7 ') AS padded;
+SELECT upsell.unit_customer('alice');
+
+-- the whole experiment goes away with its variants and exposures once ended
+UPDATE upsell.experiments SET ended_at = now() WHERE experiment = 'checkout_test';
+DELETE FROM upsell.experiments;
+SELECT (SELECT count(*) FROM upsell.experiment_variants) AS variants, (SELECT count(*) FROM upsell.exposures) AS exposures;
+DELETE FROM upsell.order_source;
+DROP SCHEMA exp_assign CASCADE;

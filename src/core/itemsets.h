@@ -1,0 +1,101 @@
+/*
+ * itemsets.h
+ *		Frequent itemset mining (FP-growth) and association rules with
+ *		several items on either side.
+ *
+ * Input is the same CoocLines the co-occurrence core collects: (order,
+ * product) lines in any order, repeats allowed.  A product counts once per
+ * order.  The lines are read once to count products; the orders are then
+ * written into an FP-tree (items ranked by descending order count) and
+ * mined by FP-growth: conditional trees, never a rescan of the orders.
+ *
+ * Memory is bounded: every allocation of the miner (trees, pattern bases,
+ * the result) is charged against memory_limit, and mining stops with
+ * ITEMSETS_MEMORY_LIMIT when it would be exceeded.  What was allocated is
+ * freed before returning, so the caller may report the error and go on.
+ *
+ * Items are dense ranks 0..nitems-1 of the frequent products (rank 0 the
+ * most frequent; ties by product id).  Each itemset lists its ranks in
+ * ascending order.
+ */
+#ifndef ITEMSETS_H
+#define ITEMSETS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cooccur.h"
+
+typedef struct ItemsetParams
+{
+	int64_t		min_count;		/* orders an itemset must occur in, >= 1 */
+	int			max_size;		/* largest itemset, >= 1 */
+	size_t		memory_limit;	/* bytes; 0: no limit */
+} ItemsetParams;
+
+typedef enum ItemsetStatus
+{
+	ITEMSETS_OK = 0,
+	ITEMSETS_MEMORY_LIMIT
+} ItemsetStatus;
+
+typedef struct Itemsets
+{
+	int64_t		transactions;	/* orders (distinct order keys) */
+	uint32_t	nitems;			/* frequent products */
+	int64_t    *item_ids;		/* product id by rank */
+	int64_t    *item_counts;	/* orders containing it, by rank */
+	size_t		nsets;
+	size_t	   *set_start;		/* nsets + 1 offsets into members */
+	uint32_t   *members;		/* ranks, ascending within a set */
+	int64_t    *set_counts;		/* orders containing the whole set */
+	size_t		peak_bytes;		/* most memory the miner held at once */
+	/* lookup index built by itemsets_rules() */
+	size_t		hash_mask;
+	size_t	   *hash;			/* set index + 1, 0 empty */
+} Itemsets;
+
+/* Lowest order count satisfying min_support over n orders: ceil(s * n). */
+extern int64_t itemsets_min_count(double min_support, int64_t transactions);
+
+/*
+ * Mines every itemset of 1..max_size products that occurs in at least
+ * min_count orders.  The lines are compacted (sorted) in place.  On
+ * ITEMSETS_MEMORY_LIMIT, *out holds no memory.
+ */
+extern ItemsetStatus itemsets_mine(CoocLines *lines, const ItemsetParams *params,
+								   Itemsets *out);
+
+/* Counts transactions in compacted lines (distinct order keys). */
+extern int64_t itemsets_count_orders(CoocLines *lines);
+
+extern void itemsets_free(Itemsets *sets);
+
+/* Order count of a set of ranks (ascending), or -1 if not frequent. */
+extern int64_t itemsets_lookup(Itemsets *sets, const uint32_t *ranks, int k);
+
+typedef struct ItemsetRule
+{
+	const uint32_t *antecedent; /* ranks, ascending */
+	int			nantecedent;
+	const uint32_t *consequent;
+	int			nconsequent;
+	int64_t		count;			/* orders with antecedent and consequent */
+	int64_t		antecedent_count;
+	int64_t		consequent_count;
+} ItemsetRule;
+
+typedef void (*itemset_rule_fn) (void *arg, const ItemsetRule *rule);
+
+/*
+ * Calls fn for every rule A => C with A and C disjoint, non-empty, A u C a
+ * frequent itemset, |C| <= max_consequent and confidence
+ * count(A u C) / count(A) >= min_confidence.  Builds a lookup index over
+ * the sets (charged against memory_limit).
+ */
+extern ItemsetStatus itemsets_rules(Itemsets *sets, double min_confidence,
+									int max_consequent, size_t memory_limit,
+									itemset_rule_fn fn, void *arg);
+
+#endif							/* ITEMSETS_H */

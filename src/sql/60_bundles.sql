@@ -1,0 +1,222 @@
+
+-- ===========================================================================
+-- Bundles: frequent itemsets, rules with several items, bundle offers
+-- ===========================================================================
+
+-- ---- mining (C: src/bundles.c over src/core/itemsets.c) -------------------
+
+CREATE FUNCTION @extschema@._itemsets_from_query(query text, min_support float8,
+	max_size int, min_count int, per_tenant boolean)
+	RETURNS TABLE (tenant_id bigint, items bigint[], size int, count bigint,
+				   support float8, lift float8)
+	AS 'MODULE_PATHNAME', 'upsell_itemsets_from_query'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@._itemsets_from_query(text, float8, int, int, boolean) IS
+	'frequent itemsets (FP-growth) of a query returning (order id, product id [, tenant id when per_tenant])';
+
+CREATE FUNCTION @extschema@._rules_from_query(query text, min_support float8,
+	min_confidence float8, max_size int, min_count int, max_consequent int, per_tenant boolean)
+	RETURNS TABLE (tenant_id bigint, antecedent bigint[], consequent bigint[],
+				   support float8, confidence float8, lift float8, leverage float8,
+				   conviction float8, count bigint)
+	AS 'MODULE_PATHNAME', 'upsell_rules_from_query'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@._rules_from_query(text, float8, float8, int, int, int, boolean) IS
+	'association rules from the frequent itemsets of a query returning (order id, product id [, tenant id when per_tenant])';
+
+-- The registered order lines as a mining query: one tenant's (order, product)
+-- or, for a NULL tenant, every tenant's (order, product, tenant).  Lines with
+-- a quantity <= 0 (returns, cancellations) do not count, as in the
+-- co-occurrence counts.
+CREATE FUNCTION @extschema@._order_lines_query(tenant_id bigint)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN tenant_id IS NULL THEN
+	'SELECT l.order_key, l.product_id, l.tenant_id FROM @extschema@.order_lines l WHERE coalesce(l.quantity, 1) > 0'
+ELSE
+	format('SELECT l.order_key, l.product_id FROM @extschema@.order_lines l WHERE l.tenant_id = %s AND coalesce(l.quantity, 1) > 0',
+		   tenant_id)
+END;
+
+-- ---- analysis ---------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.frequent_itemsets(min_support float8 DEFAULT 0.01,
+	max_size int DEFAULT 4, min_count int DEFAULT NULL, tenant_id bigint DEFAULT NULL)
+RETURNS TABLE (items bigint[], size int, count bigint, support float8, lift float8)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+BEGIN
+	RETURN QUERY
+	SELECT f.items, f.size, f.count, f.support, f.lift
+	FROM @extschema@._itemsets_from_query(@extschema@._order_lines_query(t),
+		 min_support, max_size, min_count, false) f;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.frequent_itemsets(float8, int, int, bigint) IS
+	'every set of up to max_size products bought together in at least max(min_count, min_support * orders) of the tenant''s registered orders, with its order count, support and lift (support over the product of the items'' supports); FP-growth in C, memory bounded by upsell.itemsets_memory_limit';
+
+CREATE FUNCTION @extschema@.frequent_itemsets(query text, min_support float8 DEFAULT 0.01,
+	max_size int DEFAULT 4, min_count int DEFAULT NULL)
+RETURNS TABLE (items bigint[], size int, count bigint, support float8, lift float8)
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT f.items, f.size, f.count, f.support, f.lift
+	FROM @extschema@._itemsets_from_query(query, min_support, max_size, min_count, false) f;
+END;
+COMMENT ON FUNCTION @extschema@.frequent_itemsets(text, float8, int, int) IS
+	'the same over any query returning (order id, product id); order ids of any type, product ids integers; the query runs with the caller''s rights';
+
+CREATE FUNCTION @extschema@.association_rules(min_support float8, min_confidence float8,
+	max_size int DEFAULT 4, min_count int DEFAULT NULL, max_consequent int DEFAULT 1,
+	tenant_id bigint DEFAULT NULL)
+RETURNS TABLE (antecedent bigint[], consequent bigint[], support float8, confidence float8,
+			   lift float8, leverage float8, conviction float8, count bigint)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+BEGIN
+	RETURN QUERY
+	SELECT r.antecedent, r.consequent, r.support, r.confidence, r.lift, r.leverage,
+		   r.conviction, r.count
+	FROM @extschema@._rules_from_query(@extschema@._order_lines_query(t),
+		 min_support, min_confidence, max_size, min_count, max_consequent, false) r;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.association_rules(float8, float8, int, int, int, bigint) IS
+	'rules antecedent => consequent from the frequent itemsets of the tenant''s registered orders (antecedent of any size, consequent of up to max_consequent products, arules'' default 1), with support, confidence, lift, leverage, conviction and order count';
+
+CREATE FUNCTION @extschema@.association_rules(query text, min_support float8,
+	min_confidence float8, max_size int DEFAULT 4, min_count int DEFAULT NULL,
+	max_consequent int DEFAULT 1)
+RETURNS TABLE (antecedent bigint[], consequent bigint[], support float8, confidence float8,
+			   lift float8, leverage float8, conviction float8, count bigint)
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT r.antecedent, r.consequent, r.support, r.confidence, r.lift, r.leverage,
+		   r.conviction, r.count
+	FROM @extschema@._rules_from_query(query, min_support, min_confidence, max_size,
+		 min_count, max_consequent, false) r;
+END;
+COMMENT ON FUNCTION @extschema@.association_rules(text, float8, float8, int, int, int) IS
+	'the same rules over any query returning (order id, product id); the query runs with the caller''s rights';
+
+-- ---- model ------------------------------------------------------------------
+
+-- Bundles of 2 or 3 products bought together in at least
+-- upsell.bundle_min_count orders and more often than chance (lift > 1); each
+-- product keeps its upsell.bundles_per_product best by lift, then count.
+-- When a shop is so large that mining at that count would pass
+-- upsell.itemsets_memory_limit, the count is raised (x4) until it fits, so
+-- one huge tenant does not fail the whole refresh.
+CREATE FUNCTION @extschema@._build_bundle_model(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+	-- the settings exist once the module is loaded; their defaults until then
+	min_count int := coalesce(current_setting('upsell.bundle_min_count', true)::int, 5);
+	per_product int := coalesce(current_setting('upsell.bundles_per_product', true)::int, 10);
+	most_orders bigint;
+BEGIN
+	EXECUTE format('SELECT coalesce(max(orders), 0) FROM %s',
+				   @extschema@._slot_table('cooccurrence_model', slot)) INTO most_orders;
+	-- incremental: itemsets do not add up from partial counts; rebuild
+	LOOP
+		BEGIN
+			EXECUTE format($q$
+				INSERT INTO %s (tenant_id, product_id, bundle_rank, items, size, count, support, lift)
+				SELECT x.tenant_id, x.product_id, x.r, x.items, x.size, x.count, x.support, x.lift
+				FROM (SELECT f.tenant_id, p.product_id, f.items, f.size, f.count, f.support, f.lift,
+							 row_number() OVER (PARTITION BY f.tenant_id, p.product_id
+												ORDER BY f.lift DESC, f.count DESC, f.items) AS r
+					  FROM @extschema@._itemsets_from_query(@extschema@._order_lines_query(NULL),
+							0, 3, $1, true) f,
+						   unnest(f.items) AS p(product_id)
+					  WHERE f.size >= 2 AND f.lift > 1) x
+				WHERE x.r <= $2$q$, @extschema@._slot_table('bundle_model', slot))
+			USING min_count, per_product;
+			GET DIAGNOSTICS n = ROW_COUNT;
+			RETURN n;
+		EXCEPTION WHEN program_limit_exceeded THEN
+			-- past the largest tenant's order count nothing can be frequent
+			IF min_count::bigint * 4 > most_orders THEN
+				RAISE;
+			END IF;
+			RAISE NOTICE 'upsell: bundles at min_count % exceed upsell.itemsets_memory_limit; retrying at %',
+				min_count, min_count * 4;
+			min_count := min_count * 4;
+		END;
+	END LOOP;
+END
+$$;
+
+SELECT @extschema@._define_model('bundle_model',
+	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, bundle_rank int NOT NULL,
+	  items bigint[] NOT NULL, size int NOT NULL, count bigint NOT NULL,
+	  support float8 NOT NULL, lift float8 NOT NULL,
+	  PRIMARY KEY (tenant_id, product_id, bundle_rank)$$,
+	NULL, 60, '@extschema@._build_bundle_model(text, boolean)',
+	'per product: its best bundles (2 or 3 products bought together in at least upsell.bundle_min_count orders, lift > 1) by lift, then order count');
+
+-- ---- serving ----------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.bundle_offers(product_id bigint, k int DEFAULT 3,
+	discount numeric DEFAULT 0.10, tenant_id bigint DEFAULT NULL)
+RETURNS TABLE ("rank" int, items bigint[], size int, count bigint, support float8,
+			   lift float8, list_price numeric, bundle_price numeric)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t bigint := @extschema@._tenant(tenant_id);
+	anchor bigint := product_id;
+BEGIN
+	IF anchor IS NULL THEN
+		RAISE EXCEPTION 'product_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF k IS NULL OR k < 0 THEN
+		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF discount IS NULL OR discount < 0 OR discount >= 1 THEN
+		RAISE EXCEPTION 'discount must be at least 0 and below 1, not %', coalesce(discount::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass 0.10 for 10% off the list price sum.';
+	END IF;
+
+	RETURN QUERY
+	WITH priced AS (
+		SELECT b.items, b.size, b.count, b.support, b.lift,
+			   CASE WHEN count(m.price) = b.size THEN sum(m.price) END AS list_price,
+			   -- every item known, in stock, not excluded next to the others,
+			   -- and no two variants of one product
+			   count(m.product_id) = b.size
+			   AND bool_and(m.in_stock)
+			   AND NOT bool_or(@extschema@.is_excluded(t, m.product_id, m.category, b.items))
+			   AND count(DISTINCT m.variant_group) = count(m.variant_group) AS offerable
+		FROM @extschema@.bundle_model b
+		CROSS JOIN LATERAL unnest(b.items) AS i(item)
+		LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = i.item
+		WHERE b.tenant_id = t AND b.product_id = anchor
+		GROUP BY b.items, b.size, b.count, b.support, b.lift)
+	SELECT (row_number() OVER (ORDER BY p.lift DESC, p.support DESC, p.items))::int,
+		   p.items, p.size, p.count, p.support, p.lift, p.list_price,
+		   round(p.list_price * (1 - discount), 2)
+	FROM priced p
+	WHERE p.offerable
+	ORDER BY p.lift DESC, p.support DESC, p.items
+	LIMIT k;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.bundle_offers(bigint, int, numeric, bigint) IS
+	'the k best stored bundles containing the product (by lift, then support), in-stock and not excluded items only, with the list price sum and the bundle price at the discount (rounded to cents; NULL when a price is unknown)';

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Experiments, their exposures (including some recorded before a forced weight
+# change) and offer events survive pg_dump/pg_restore, and the results read
+# the same afterwards.
+source "$(dirname "$0")/../../scripts/lib.sh"
+
+src=upsell_e2e_exp_dump
+dst=upsell_e2e_exp_restore
+for db in $src $dst; do psql_q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"; done
+
+psql_q -d $src <<'SQL'
+CREATE EXTENSION upsell;
+CREATE SCHEMA s;
+CREATE TABLE s.lines (order_id int, product_id int, customer_id int, at timestamptz, price numeric);
+INSERT INTO s.lines SELECT g, 10 + g % 3, g % 150, '2026-01-03'::timestamptz + g * interval '1 minute', 10 + g % 7
+FROM generate_series(1, 300) g;
+SELECT upsell.register_orders('s.lines', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'at', unit_price => 'price');
+INSERT INTO upsell.experiments (experiment, started_at) VALUES ('dumped', '2026-01-01');
+INSERT INTO upsell.experiment_variants VALUES ('dumped', 'control', 1, '{}'), ('dumped', 'fbt', 1, '{complement}');
+SELECT count(upsell.record_exposure('dumped', g::text, 'cart', NULL, '2026-01-02')) FROM generate_series(1, 100) g;
+SELECT upsell.set_weights('dumped', '{"control": 1, "fbt": 3}', force => true);
+SELECT count(upsell.record_exposure('dumped', g::text, 'cart', NULL, '2026-01-02')) FROM generate_series(101, 200) g;
+INSERT INTO upsell.offer_events (unit_id, offer_type, product_id, event, occurred_at)
+SELECT g::text, 'complement', 10 + g % 3, 'add', '2026-01-02 12:00' FROM generate_series(1, 50) g;
+SQL
+query="SELECT string_agg(format('%s:%s:%s:%s:%s', variant, units, orders, revenue, attach_rate), ' ' ORDER BY variant) FROM upsell.experiment_results('dumped')"
+before=$(psql_q -d $src -At -c "SET client_min_messages = error" -c "$query")
+
+"$PGBIN/pg_dump" -Fc -d $src -f /tmp/upsell_e2e_exp.dump
+"$PGBIN/pg_restore" -d $dst /tmp/upsell_e2e_exp.dump
+rm -f /tmp/upsell_e2e_exp.dump
+
+counts=$(psql_q -d $dst -At -c "SELECT (SELECT count(*) FROM upsell.experiments) || ' ' || (SELECT count(*) FROM upsell.experiment_variants) || ' ' || (SELECT count(*) FROM upsell.exposures) || ' ' || (SELECT count(*) FROM upsell.offer_events)")
+echo "restored: $counts"
+[ "$counts" = "1 2 200 50" ] || { echo "experiments not restored"; exit 1; }
+after=$(psql_q -d $dst -At -c "SET client_min_messages = error" -c "$query")
+echo "before: $before"
+echo "after:  $after"
+[ -n "$before" ] && [ "$before" = "$after" ] || { echo "results differ after restore"; exit 1; }
+# new exposures get identities after the restored ones
+psql_q -d $dst -At -c "SELECT upsell.record_exposure('dumped', '999', 'cart')" >/dev/null
+for db in $src $dst; do psql_q -d postgres -c "DROP DATABASE $db"; done

@@ -1,0 +1,287 @@
+/*
+ * test_itemsets.c
+ *		Unit tests of the itemset miner (src/core/itemsets.c) against a
+ *		brute-force counter over every subset of a small item universe.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itemsets.h"
+#include "unit.h"
+#include "ups_host.h"
+
+#define UNIVERSE 12
+
+/* Deterministic pseudo-random numbers (xorshift), no libc state. */
+static uint64_t
+next_rand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * Random orders over UNIVERSE products (ids 100 + i), skewed so that low
+ * products are frequent; returns their bitmasks in masks[].
+ */
+static void
+random_orders(uint64_t seed, int norders, CoocLines *l, uint32_t *masks)
+{
+	int			o,
+				i;
+
+	cooc_lines_init(l);
+	for (o = 0; o < norders; o++)
+	{
+		masks[o] = 0;
+		for (i = 0; i < UNIVERSE; i++)
+			if (next_rand(&seed) % 100 < (uint64_t) (60 - 4 * i))
+			{
+				masks[o] |= 1u << i;
+				/* repeated lines must count once */
+				cooc_lines_add(l, 1000 - o, 100 + i);
+				if (i % 5 == 0)
+					cooc_lines_add(l, 1000 - o, 100 + i);
+			}
+	}
+}
+
+static int
+popcount(uint32_t x)
+{
+	int			n = 0;
+
+	for (; x; x &= x - 1)
+		n++;
+	return n;
+}
+
+static int64_t
+brute_count(const uint32_t *masks, int norders, uint32_t set)
+{
+	int64_t		n = 0;
+	int			o;
+
+	for (o = 0; o < norders; o++)
+		n += (masks[o] & set) == set;
+	return n;
+}
+
+/* The mined set as a bitmask over product ids 100.. */
+static uint32_t
+set_mask(const Itemsets *s, size_t i)
+{
+	uint32_t	mask = 0;
+	size_t		j;
+
+	for (j = s->set_start[i]; j < s->set_start[i + 1]; j++)
+		mask |= 1u << (s->item_ids[s->members[j]] - 100);
+	return mask;
+}
+
+static void
+check_against_brute_force(uint64_t seed, int norders, int64_t min_count, int max_size)
+{
+	CoocLines	l;
+	Itemsets	s;
+	ItemsetParams p = {min_count, max_size, 0};
+	uint32_t   *masks = malloc(sizeof(uint32_t) * norders);
+	size_t		expected = 0,
+				i;
+	uint32_t	set;
+
+	random_orders(seed, norders, &l, masks);
+	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_OK);
+	/* an order without lines does not exist */
+	for (i = 0; i < (size_t) norders; i++)
+		expected += masks[i] != 0;
+	CHECK_EQ_INT(s.transactions, expected);
+	expected = 0;
+	for (set = 1; set < (1u << UNIVERSE); set++)
+		if (popcount(set) <= max_size && brute_count(masks, norders, set) >= min_count)
+			expected++;
+	CHECK_EQ_INT(s.nsets, expected);
+	for (i = 0; i < s.nsets; i++)
+	{
+		size_t		j;
+
+		CHECK_EQ_INT(s.set_counts[i], brute_count(masks, norders, set_mask(&s, i)));
+		for (j = s.set_start[i] + 1; j < s.set_start[i + 1]; j++)
+			CHECK(s.members[j - 1] < s.members[j]);
+	}
+	itemsets_free(&s);
+	ups_free(l.lines);
+	free(masks);
+}
+
+UNIT_TEST(itemsets_match_brute_force)
+{
+	check_against_brute_force(42, 300, 30, 12);
+	check_against_brute_force(7, 300, 1, 12);
+	check_against_brute_force(99, 500, 20, 3);
+	check_against_brute_force(5, 50, 2, 2);
+	check_against_brute_force(11, 200, 1000, 4);	/* nothing frequent */
+}
+
+UNIT_TEST(itemsets_rank_by_count_then_id)
+{
+	CoocLines	l;
+	Itemsets	s;
+	ItemsetParams p = {1, 4, 0};
+	uint32_t	r[2];
+
+	/* orders: {5,7}, {7,9}, {5,9}, {3}: 5, 7, 9 twice each, 3 once */
+	cooc_lines_init(&l);
+	cooc_lines_add(&l, 1, 7);
+	cooc_lines_add(&l, 1, 5);
+	cooc_lines_add(&l, 2, 9);
+	cooc_lines_add(&l, 2, 7);
+	cooc_lines_add(&l, 3, 5);
+	cooc_lines_add(&l, 3, 9);
+	cooc_lines_add(&l, 4, 3);
+	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_OK);
+	CHECK_EQ_INT(s.transactions, 4);
+	CHECK_EQ_INT(s.nitems, 4);
+	CHECK_EQ_INT(s.item_ids[0], 5);
+	CHECK_EQ_INT(s.item_ids[1], 7);
+	CHECK_EQ_INT(s.item_ids[2], 9);
+	CHECK_EQ_INT(s.item_ids[3], 3);
+	CHECK_EQ_INT(s.nsets, 7);	/* 4 singles, 3 pairs, no triple */
+	r[0] = 0;
+	r[1] = 2;
+	CHECK_EQ_INT(itemsets_lookup(&s, r, 2), 1);
+	r[1] = 3;
+	CHECK_EQ_INT(itemsets_lookup(&s, r, 2), -1);
+	itemsets_free(&s);
+	ups_free(l.lines);
+}
+
+UNIT_TEST(itemsets_min_count_rounds_up)
+{
+	CHECK_EQ_INT(itemsets_min_count(0.006, 9835), 60);
+	CHECK_EQ_INT(itemsets_min_count(0.01, 100), 1);
+	CHECK_EQ_INT(itemsets_min_count(0.3, 10), 3);
+	CHECK_EQ_INT(itemsets_min_count(0, 10), 1);
+}
+
+UNIT_TEST(itemsets_memory_limit_stops_cleanly)
+{
+	CoocLines	l;
+	Itemsets	s;
+	ItemsetParams p = {1, 12, 20000};
+	uint32_t	masks[300];
+
+	random_orders(3, 300, &l, masks);
+	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_MEMORY_LIMIT);
+	CHECK_EQ_INT(s.nsets, 0);
+	CHECK(s.members == NULL);
+	/* the same input fits without the limit */
+	p.memory_limit = 0;
+	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_OK);
+	CHECK(s.nsets > 1000);
+	CHECK(s.peak_bytes > 20000);
+	itemsets_free(&s);
+	ups_free(l.lines);
+}
+
+typedef struct RuleCheck
+{
+	Itemsets   *s;
+	const uint32_t *masks;
+	int			norders;
+	int			nrules;
+	int			bad;
+} RuleCheck;
+
+static uint32_t
+ranks_mask(const Itemsets *s, const uint32_t *r, int k)
+{
+	uint32_t	m = 0;
+	int			i;
+
+	for (i = 0; i < k; i++)
+		m |= 1u << (s->item_ids[r[i]] - 100);
+	return m;
+}
+
+static void
+check_rule(void *arg, const ItemsetRule *rule)
+{
+	RuleCheck  *rc = arg;
+	uint32_t	a = ranks_mask(rc->s, rule->antecedent, rule->nantecedent);
+	uint32_t	c = ranks_mask(rc->s, rule->consequent, rule->nconsequent);
+
+	rc->nrules++;
+	if ((a & c) != 0 || rule->nconsequent != 1 ||
+		rule->count != brute_count(rc->masks, rc->norders, a | c) ||
+		rule->antecedent_count != brute_count(rc->masks, rc->norders, a) ||
+		rule->consequent_count != brute_count(rc->masks, rc->norders, c) ||
+		(double) rule->count / rule->antecedent_count < 0.6)
+		rc->bad++;
+}
+
+UNIT_TEST(itemsets_rules_match_brute_force)
+{
+	CoocLines	l;
+	Itemsets	s;
+	ItemsetParams p = {25, 4, 0};
+	uint32_t	masks[400];
+	RuleCheck	rc = {&s, masks, 400, 0, 0};
+	uint32_t	set;
+	int			expected = 0;
+
+	random_orders(17, 400, &l, masks);
+	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_OK);
+	CHECK_EQ_INT(itemsets_rules(&s, 0.6, 1, 0, check_rule, &rc), ITEMSETS_OK);
+	/* brute force: every frequent set of 2..4, every single consequent */
+	for (set = 1; set < (1u << UNIVERSE); set++)
+	{
+		int64_t		n = brute_count(masks, 400, set);
+		int			i;
+
+		if (popcount(set) < 2 || popcount(set) > 4 || n < 25)
+			continue;
+		for (i = 0; i < UNIVERSE; i++)
+			if ((set >> i) & 1 &&
+				(double) n / brute_count(masks, 400, set & ~(1u << i)) >= 0.6)
+				expected++;
+	}
+	CHECK(expected > 10);
+	CHECK_EQ_INT(rc.nrules, expected);
+	CHECK_EQ_INT(rc.bad, 0);
+	itemsets_free(&s);
+	ups_free(l.lines);
+}
+
+static void
+count_rule(void *arg, const ItemsetRule *rule)
+{
+	if (rule->count > 0)
+		(*(int *) arg)++;
+}
+
+UNIT_TEST(itemsets_rules_with_larger_consequents)
+{
+	CoocLines	l;
+	Itemsets	s;
+	ItemsetParams p = {1, 4, 0};
+	int			n = 0;
+
+	/* one order {1,2,3}: every split of every subset has confidence 1 */
+	cooc_lines_init(&l);
+	cooc_lines_add(&l, 1, 1);
+	cooc_lines_add(&l, 1, 2);
+	cooc_lines_add(&l, 1, 3);
+	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_OK);
+	CHECK_EQ_INT(s.nsets, 7);
+	CHECK_EQ_INT(itemsets_rules(&s, 1.0, 1, 0, count_rule, &n), ITEMSETS_OK);
+	CHECK_EQ_INT(n, 3 * 2 + 3);	/* pairs: 2 each; triple: 3 single consequents */
+	n = 0;
+	CHECK_EQ_INT(itemsets_rules(&s, 1.0, 3, 0, count_rule, &n), ITEMSETS_OK);
+	CHECK_EQ_INT(n, 3 * 2 + 6);	/* triple: 3 + 3 two-item consequents */
+	itemsets_free(&s);
+	ups_free(l.lines);
+}
