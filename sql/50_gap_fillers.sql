@@ -2,6 +2,7 @@
 -- complements of the cart first, least overshoot, never cart items,
 -- out-of-stock or excluded products.
 SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS gf CASCADE;
 CREATE SCHEMA gf;
 CREATE TABLE gf.products (id int PRIMARY KEY, title text, price numeric(10, 2), in_stock boolean, category text);
 INSERT INTO gf.products VALUES
@@ -113,6 +114,8 @@ FROM (SELECT array_agg(x ORDER BY x DESC) AS p FROM (SELECT unnest(product_ids) 
 SELECT * FROM upsell.gap_fillers(ARRAY[1, 2]);
 
 SET client_min_messages = warning;
-DROP EXTENSION upsell CASCADE;
+DELETE FROM upsell.thresholds;
+DELETE FROM upsell.exclusions;
+DELETE FROM upsell.order_source;
+DELETE FROM upsell.product_source;
 DROP SCHEMA gf CASCADE;
-CREATE EXTENSION upsell;

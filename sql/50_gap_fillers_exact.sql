@@ -3,6 +3,7 @@
 -- plain SQL, scored with the documented formula and ranked; the C search must
 -- return exactly the same offers, in the same order, with the same scores.
 SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS ge CASCADE;
 CREATE SCHEMA ge;
 CREATE TABLE ge.products (id int PRIMARY KEY, price numeric(10, 2), in_stock boolean, category text);
 INSERT INTO ge.products
@@ -129,6 +130,8 @@ SELECT rank, product_ids, added, overshoot, round(score::numeric, 6) AS score
 FROM upsell.gap_fillers('{1,2}', NULL, 6, 3);
 
 SET client_min_messages = warning;
-DROP EXTENSION upsell CASCADE;
+DELETE FROM upsell.thresholds;
+DELETE FROM upsell.exclusions;
+DELETE FROM upsell.order_source;
+DELETE FROM upsell.product_source;
 DROP SCHEMA ge CASCADE;
-CREATE EXTENSION upsell;

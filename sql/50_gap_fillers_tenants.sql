@@ -1,5 +1,6 @@
 -- Tenants never mix: each shop's thresholds, prices and stock only.
 SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS gt CASCADE;
 CREATE SCHEMA gt;
 CREATE TABLE gt.products (shop int, id int, price numeric(10, 2), in_stock boolean, PRIMARY KEY (shop, id));
 INSERT INTO gt.products VALUES
@@ -27,6 +28,8 @@ SELECT * FROM upsell.gap_fillers(ARRAY[1]);
 SELECT count(*) FROM upsell.gap_fillers('{}', tenant_id => 3);
 
 SET client_min_messages = warning;
-DROP EXTENSION upsell CASCADE;
+DELETE FROM upsell.thresholds;
+DELETE FROM upsell.exclusions;
+DELETE FROM upsell.order_source;
+DELETE FROM upsell.product_source;
 DROP SCHEMA gt CASCADE;
-CREATE EXTENSION upsell;
