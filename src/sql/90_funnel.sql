@@ -298,6 +298,11 @@ BEGIN
 				   CASE WHEN r.because IS NULL THEN 0.001 * r.score ELSE r.score END,
 				   0, r.reason)::@extschema@.offer
 		FROM @extschema@.recommend_for_cart(items, 10, t) r)
+	-- what closes the gap to the next threshold (free shipping, a reward)
+	|| ARRAY(
+		SELECT ROW('cart', 'gap_filler', g.product_ids, NULL, g.score, 0,
+				   format('adds %s to reach %s (%s over)', g.added, g.threshold, g.overshoot))::@extschema@.offer
+		FROM @extschema@.gap_fillers(cart, quantities, 6, 2, t) g)
 	-- the better version of a cart line
 	|| ARRAY(
 		SELECT ROW('cart', 'upgrade', ARRAY[u.candidate_id], NULL, u.score, 0,
