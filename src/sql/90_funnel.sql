@@ -122,8 +122,9 @@ BEGIN
 		SELECT x.* FROM (SELECT * FROM pinned UNION ALL SELECT * FROM tactics) x
 		WHERE (allowed IS NULL OR x.offer_type = ANY (allowed))
 		  -- every product in stock, not excluded, not the page's/cart's/order's own
-		  -- (but more of a cart line is what a quantity tier offers)
-		  AND (x.offer_type = 'quantity_tier' OR NOT x.product_ids && context)
+		  -- (but more of a cart line is what a quantity tier offers, and a
+		  -- subscription is to what was just bought)
+		  AND (x.offer_type IN ('quantity_tier', 'subscription') OR NOT x.product_ids && context)
 		  AND NOT EXISTS (
 			SELECT FROM unnest(x.product_ids) p(id)
 			LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = p.id
@@ -178,7 +179,7 @@ BEGIN
 			  FROM (SELECT DISTINCT ON (c.tenant_id, c.product_id, c.product_ids) c.*
 					FROM (SELECT c.*,
 								 c.score / nullif(max(c.score) OVER (PARTITION BY c.tenant_id, c.product_id, c.offer_type), 0)
-								 * @extschema@._type_weight(c.offer_type, c.tenant_id, 'product_page') AS sort
+								 AS sort
 						  FROM (SELECT p.tenant_id, p.product_id, 'complement' AS offer_type,
 									   ARRAY[p.other_id] AS product_ids, p.score, 0::numeric AS discount,
 									   'frequently bought together' AS reason
@@ -215,39 +216,56 @@ SELECT @extschema@._define_model('product_page_model',
 	  product_ids bigint[] NOT NULL, sort float8 NOT NULL, score float8 NOT NULL,
 	  discount numeric NOT NULL, reason text NOT NULL$$,
 	ARRAY['(tenant_id, product_id)'], 95, '@extschema@._build_product_page_model(text, boolean)',
-	'per product: its 12 best product-page offers (complements, upgrades, bundles), each type''s best scaled to the type''s weight');
+	'per product: its 12 best product-page offers (complements, upgrades, bundles); sort is the score relative to the best of its type, weighted at request time');
+
+-- The products of the rows before, for "one offer per product".
+CREATE AGGREGATE @extschema@._array_union(anycompatiblearray) (
+	SFUNC = pg_catalog.array_cat,
+	STYPE = anycompatiblearray,
+	INITCOND = '{}'
+);
 
 CREATE VIEW @extschema@.product_page_offers AS
-SELECT x.tenant_id, x.product_id, 'product_page'::text AS stage, x.offer_type, x.product_ids,
-	   x.pos::int AS "rank", x.score, x.discount, x.reason
-FROM (SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.product_id
-									 ORDER BY c.tier, c.sort DESC, c.product_ids) AS pos
-	  FROM (SELECT p.tenant_id, p.product_id, 1 AS tier, p.offer_type, p.product_ids, p.sort,
-				   p.score, p.discount, p.reason
-			FROM @extschema@.product_page_model p
-			UNION ALL
-			-- pinned merchant offers: always, or triggered by the product or its category
-			SELECT m.tenant_id, m.product_id, 0, 'pinned', f.product_ids, f.priority,
-				   NULL, f.discount, coalesce(f.reason, 'merchant offer')
-			FROM @extschema@.product_model m
-			JOIN @extschema@.offers f ON f.tenant_id = m.tenant_id AND f.stage = 'product_page'
-			WHERE (f.active_from IS NULL OR f.active_from <= now())
-			  AND (f.active_to IS NULL OR f.active_to > now())
-			  AND (num_nonnulls(f.trigger_product_id, f.trigger_category, f.min_cart_value) = 0
-				   OR f.trigger_product_id = m.product_id OR f.trigger_category = m.category)) c
-	  -- live: stock as of the last refresh, exclusions as of now
-	  WHERE (c.offer_type = 'bundle' OR NOT c.product_id = ANY (c.product_ids))
-		AND NOT EXISTS (
-			SELECT FROM unnest(c.product_ids) o(id)
-			LEFT JOIN @extschema@.product_model m ON m.tenant_id = c.tenant_id AND m.product_id = o.id
-			WHERE NOT coalesce(m.in_stock, false)
-			   OR EXISTS (SELECT FROM @extschema@.exclusions e
-						  WHERE e.tenant_id = c.tenant_id
-							AND ((e.product_id = o.id AND (e.with_product_id IS NULL OR e.with_product_id = c.product_id))
-								 OR e.category = m.category)))) x
-WHERE x.pos <= coalesce((SELECT s.max_offers FROM @extschema@.stage_settings s
-						 WHERE s.stage = 'product_page' AND s.tenant_id IN (x.tenant_id, 0)
-						 ORDER BY s.tenant_id DESC LIMIT 1), 6);
+SELECT z.tenant_id, z.product_id, 'product_page'::text AS stage, z.offer_type, z.product_ids,
+	   z."rank", z.score, z.discount, z.reason
+FROM (SELECT y.*,
+			 (row_number() OVER (PARTITION BY y.tenant_id, y.product_id ORDER BY y.pos))::int AS "rank"
+FROM (SELECT x.*,
+			 @extschema@._array_union(x.product_ids) OVER (
+				PARTITION BY x.tenant_id, x.product_id ORDER BY x.pos
+				ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
+	  FROM (SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.product_id
+										   ORDER BY c.tier, c.sort DESC, c.product_ids) AS pos
+			FROM (SELECT p.tenant_id, p.product_id, 1 AS tier, p.offer_type, p.product_ids,
+						 p.sort * @extschema@._type_weight(p.offer_type, p.tenant_id, 'product_page') AS sort,
+						 p.score, p.discount, p.reason
+				  FROM @extschema@.product_page_model p
+				  UNION ALL
+				  -- pinned merchant offers: always, or triggered by the product or its category
+				  SELECT m.tenant_id, m.product_id, 0, 'pinned', f.product_ids, f.priority,
+						 NULL, f.discount, coalesce(f.reason, 'merchant offer')
+				  FROM @extschema@.product_model m
+				  JOIN @extschema@.offers f ON f.tenant_id = m.tenant_id AND f.stage = 'product_page'
+				  WHERE (f.active_from IS NULL OR f.active_from <= now())
+					AND (f.active_to IS NULL OR f.active_to > now())
+					AND (num_nonnulls(f.trigger_product_id, f.trigger_category, f.min_cart_value) = 0
+						 OR f.trigger_product_id = m.product_id OR f.trigger_category = m.category)) c
+			-- live: stock as of the last refresh, exclusions as of now
+			WHERE (c.offer_type = 'bundle' OR NOT c.product_id = ANY (c.product_ids))
+			  AND NOT EXISTS (
+				SELECT FROM unnest(c.product_ids) o(id)
+				LEFT JOIN @extschema@.product_model m ON m.tenant_id = c.tenant_id AND m.product_id = o.id
+				WHERE NOT coalesce(m.in_stock, false)
+				   OR EXISTS (SELECT FROM @extschema@.exclusions e
+							  WHERE e.tenant_id = c.tenant_id
+								AND ((e.product_id = o.id AND (e.with_product_id IS NULL OR e.with_product_id = c.product_id))
+									 OR e.category = m.category)))) x) y
+-- one offer per product: none of a row's products (but the page's own, in a
+-- bundle) was offered by a row before it
+WHERE NOT pg_catalog.array_remove(y.product_ids, y.product_id) && y.before) z
+WHERE z."rank" <= coalesce((SELECT s.max_offers FROM @extschema@.stage_settings s
+						   WHERE s.stage = 'product_page' AND s.tenant_id IN (z.tenant_id, 0)
+						   ORDER BY s.tenant_id DESC LIMIT 1), 6);
 COMMENT ON VIEW @extschema@.product_page_offers IS
 	'pre-purchase offers per product (pinned merchant offers, complements, upgrades, bundles), ranked; query it filtered by product_id (and tenant_id)';
 
@@ -348,7 +366,10 @@ BEGIN
 	|| ARRAY(
 		-- consumables of this customer coming due within two weeks
 		SELECT ROW('post_purchase', 'restock', ARRAY[i.product_id], NULL, i.confidence, 0,
-				   format('due again around %s (every %s days)', i.next_due::date, round(i.interval_days::numeric)))::@extschema@.offer
+				   CASE WHEN i.next_due <= at THEN format('due again now (every %s days)', round(i.interval_days::numeric))
+						ELSE format('due again in %s days (every %s days)',
+									round(extract(epoch FROM i.next_due - at)::numeric / 86400),
+									round(i.interval_days::numeric)) END)::@extschema@.offer
 		FROM @extschema@.purchase_interval_model i
 		WHERE i.tenant_id = t AND i.customer_id = post_purchase_offers.customer_id
 		  AND i.next_due BETWEEN at - interval '7 days' AND at + interval '14 days'

@@ -1,0 +1,132 @@
+-- The funnel stages: offers of one shape per page, merchant offers first,
+-- exclusions, stock, one offer per product, weights, limits, tenants and
+-- experiment variants.
+\set SHOW_CONTEXT never
+CREATE SCHEMA fun;
+CREATE TABLE fun.products (shop int, id int, price numeric, cat text, grp text, stock boolean);
+INSERT INTO fun.products VALUES
+	(1, 1, 500, 'phone', 'phone', true),	-- phone
+	(1, 2, 600, 'phone', 'phone', true),	-- phone pro: its upgrade
+	(1, 3, 10, 'acc', 'cable', true),		-- cable
+	(1, 4, 30, 'acc', 'case', true),		-- case
+	(1, 5, 25, 'acc', 'charger', true),	-- charger
+	(1, 6, 50, 'audio', 'headphones', true),
+	(1, 7, 8, 'acc', 'protector', false),	-- out of stock
+	(2, 1, 90, 'x', 'a', true), (2, 3, 9, 'x', 'b', true), (2, 8, 20, 'x', 'c', true);
+CREATE TABLE fun.lines (shop int, order_id int, product_id int, customer int, at timestamptz, qty int, price numeric);
+-- tenant 1: phone with cable (40 orders), case (20), charger (10), protector (30);
+-- customers 1..15 bought a phone and later the pro; customer 99 buys a
+-- cable every 30 days
+INSERT INTO fun.lines
+SELECT 1, o, p, 100 + o, date_trunc('day', now()) - interval '60 days' + o * interval '1 hour', 1, 0
+FROM generate_series(1, 40) o, (VALUES (1), (3)) v(p)
+UNION ALL SELECT 1, o, p, 100 + o, date_trunc('day', now()) - interval '50 days', 1, 0
+FROM generate_series(41, 60) o, (VALUES (1), (4)) v(p)
+UNION ALL SELECT 1, o, p, 100 + o, date_trunc('day', now()) - interval '45 days', 1, 0
+FROM generate_series(61, 70) o, (VALUES (1), (5)) v(p)
+UNION ALL SELECT 1, o, p, 100 + o, date_trunc('day', now()) - interval '40 days', 1, 0
+FROM generate_series(71, 100) o, (VALUES (1), (7)) v(p)
+UNION ALL SELECT 1, 200 + c, 1, c, date_trunc('day', now()) - interval '80 days', 1, 0 FROM generate_series(1, 15) c
+UNION ALL SELECT 1, 300 + c, 2, c, date_trunc('day', now()) - interval '20 days', 1, 0 FROM generate_series(1, 15) c
+UNION ALL SELECT 1, 400 + n, 3, 99, date_trunc('day', now()) - interval '1 day' - (3 - n) * interval '30 days', 1, 0
+FROM generate_series(0, 3) n
+-- tenant 2: product 1 goes with 8, never with 3
+UNION ALL SELECT 2, 1000 + o, p, 500, date_trunc('day', now()) - interval '10 days', 1, 0
+FROM generate_series(1, 10) o, (VALUES (1), (8)) v(p)
+UNION ALL SELECT 2, 1100, 3, 501, date_trunc('day', now()) - interval '10 days', 1, 0;
+UPDATE fun.lines SET price = p.price FROM fun.products p WHERE p.shop = lines.shop AND p.id = lines.product_id;
+
+SELECT upsell.register_orders('fun.lines', 'order_id', 'product_id', customer_id => 'customer',
+	ordered_at => 'at', quantity => 'qty', unit_price => 'price', tenant_id => 'shop');
+SELECT upsell.register_products('fun.products', 'id', price => 'price', category => 'cat',
+	variant_group => 'grp', in_stock => 'stock', tenant_id => 'shop');
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+
+-- product page: complements and the upgrade, interleaved; never the
+-- out-of-stock protector
+SELECT product_id, "rank", offer_type, product_ids, round(score::numeric, 3) AS score, reason
+FROM upsell.product_page_offers WHERE tenant_id = 1 AND product_id = 1 ORDER BY "rank";
+-- the other tenant's page knows nothing of tenant 1
+SELECT product_id, "rank", offer_type, product_ids FROM upsell.product_page_offers
+WHERE tenant_id = 2 AND product_id = 1 ORDER BY "rank";
+
+-- merchant offers come first, by priority, while active and triggered
+INSERT INTO upsell.offers (tenant_id, stage, trigger_product_id, product_ids, discount, priority, reason)
+VALUES (1, 'product_page', 1, '{6}', 0.15, 1, 'headphones 15% off with a phone');
+INSERT INTO upsell.offers (tenant_id, stage, trigger_category, product_ids, priority)
+VALUES (1, 'product_page', 'phone', '{5,3}', 5);
+INSERT INTO upsell.offers (tenant_id, stage, product_ids, priority, active_to)
+VALUES (1, 'product_page', '{4}', 9, now() - interval '1 day');	-- expired
+INSERT INTO upsell.offers (tenant_id, stage, product_ids, priority)
+VALUES (2, 'product_page', '{8}', 9);							-- another tenant
+SELECT "rank", offer_type, product_ids, discount, reason FROM upsell.product_page_offers
+WHERE tenant_id = 1 AND product_id = 1 ORDER BY "rank";
+
+-- exclusions apply at once: a product (the cable, also in a bundle), then a whole category
+INSERT INTO upsell.exclusions (tenant_id, product_id) VALUES (1, 3);
+SELECT "rank", offer_type, product_ids FROM upsell.product_page_offers
+WHERE tenant_id = 1 AND product_id = 1 ORDER BY "rank";
+INSERT INTO upsell.exclusions (tenant_id, category) VALUES (1, 'acc');
+SELECT "rank", offer_type, product_ids FROM upsell.product_page_offers
+WHERE tenant_id = 1 AND product_id = 1 ORDER BY "rank";
+DELETE FROM upsell.exclusions;
+DELETE FROM upsell.offers;
+
+-- stage settings: at most 2 offers, and upgrades weigh more than complements
+INSERT INTO upsell.stage_settings (tenant_id, stage, max_offers, type_weights)
+VALUES (1, 'product_page', 2, '{"upgrade": 2}');
+SELECT "rank", offer_type, product_ids FROM upsell.product_page_offers
+WHERE tenant_id = 1 AND product_id = 1 ORDER BY "rank";
+DELETE FROM upsell.stage_settings;
+
+-- an experiment: the control shows nothing, the variant only upgrades
+INSERT INTO upsell.experiments (experiment, tenant_id, started_at) VALUES ('page-test', 1, now() - interval '1 day');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight, offer_types)
+VALUES ('page-test', 'control', 1, '{}'), ('page-test', 'upgrades', 1, '{upgrade}');
+SELECT u.unit, upsell.assign('page-test', u.unit) AS variant,
+	   (SELECT array_agg(o.offer_type || ':' || o.product_ids::text ORDER BY o."rank")
+		FROM upsell.product_page_offers(1, 1, 'page-test', u.unit) o) AS offers
+FROM (SELECT DISTINCT ON (upsell.assign('page-test', g::text)) g::text AS unit
+	  FROM generate_series(1, 50) g ORDER BY upsell.assign('page-test', g::text), g) u
+ORDER BY 2;
+-- without an experiment the function gives what the view gives
+SELECT array_agg(offer_type || ':' || product_ids::text ORDER BY "rank") = (
+	SELECT array_agg(offer_type || ':' || product_ids::text ORDER BY "rank")
+	FROM upsell.product_page_offers WHERE tenant_id = 1 AND product_id = 1) AS same
+FROM upsell.product_page_offers(1, 1);
+
+-- cart: complements, the gap to free shipping, a volume tier, never a
+-- product twice and never a cart item (but more of one, as a tier)
+INSERT INTO upsell.thresholds (tenant_id, kind, amount, reward) VALUES (1, 'free_shipping', 540, 'free shipping');
+INSERT INTO upsell.volume_tiers (tenant_id, product_id, min_quantity, percent_off) VALUES (1, 3, 3, 20);
+SELECT "rank", offer_type, product_ids, discount, reason FROM upsell.cart_offers('{1,3}', '{1,1}', 1);
+-- a cart-value merchant offer, pinned first
+INSERT INTO upsell.offers (tenant_id, stage, min_cart_value, product_ids, reason)
+VALUES (1, 'cart', 500, '{6}', 'big cart: headphones');
+SELECT "rank", offer_type, product_ids, reason FROM upsell.cart_offers('{1,3}', NULL, 1);
+SELECT count(*) FROM upsell.cart_offers('{3}', NULL, 1) WHERE offer_type = 'pinned';
+-- bad input
+SELECT * FROM upsell.cart_offers('{1,3}', '{1}', 1);
+SELECT * FROM upsell.cart_offers('{1}', NULL, NULL);
+-- an empty cart: bestsellers, and what alone reaches free shipping
+SELECT "rank", offer_type, product_ids, reason FROM upsell.cart_offers('{}', NULL, 1);
+DELETE FROM upsell.offers;
+DELETE FROM upsell.thresholds;
+DELETE FROM upsell.volume_tiers;
+
+-- post-purchase: the order's complements, by order id or customer
+SELECT order_id, customer_id, "rank", offer_type, product_ids
+FROM upsell.post_purchase_offers WHERE tenant_id = 1 AND order_id = '41' ORDER BY "rank";
+-- the regular cable buyer: a restock coming due and a subscription pitch
+SELECT "rank", offer_type, product_ids, reason
+FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + interval '25 days');
+SELECT count(*) AS orders_of_customer_99, count(DISTINCT order_id) FILTER (WHERE offer_type = 'subscription') AS with_pitch
+FROM upsell.post_purchase_offers WHERE tenant_id = 1 AND customer_id = 99;
+
+DELETE FROM upsell.experiment_variants;
+DELETE FROM upsell.experiments;
+DELETE FROM upsell.order_source;
+DELETE FROM upsell.product_source;
+DROP SCHEMA fun CASCADE;
