@@ -11,3 +11,6 @@ SELECT upsell.register_products('shop.products', product_id => 'product_id', pri
 	title => 'title');
 SET client_min_messages = notice;
 CALL upsell.refresh();
+-- the shop's merchant settings: free shipping over $1,000, batteries cheaper by the 3-pack
+INSERT INTO upsell.thresholds (kind, amount, reward) VALUES ('free_shipping', 1000, 'free shipping');
+INSERT INTO upsell.volume_tiers (category, min_quantity, percent_off) VALUES ('batteries', 3, 15);

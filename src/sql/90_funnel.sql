@@ -324,8 +324,10 @@ BEGIN
 	-- the better version of a cart line
 	|| ARRAY(
 		SELECT ROW('cart', 'upgrade', ARRAY[u.candidate_id], NULL, u.score, 0,
-				   format('instead of %s: %s', c.id, u.reason))::@extschema@.offer
-		FROM unnest(items) c(id), @extschema@.upgrade_candidates(c.id, 1, 1.5, t) u)
+				   format('instead of %s: %s', coalesce(m.title, c.id::text), u.reason))::@extschema@.offer
+		FROM unnest(items) c(id)
+		CROSS JOIN LATERAL @extschema@.upgrade_candidates(c.id, 1, 1.5, t) u
+		LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = c.id)
 	-- the next volume tier of a cart line (only where the merchant set tiers)
 	|| ARRAY(
 		SELECT ROW('cart', 'quantity_tier', ARRAY[c.id], NULL,

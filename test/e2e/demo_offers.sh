@@ -10,6 +10,9 @@ psql_q -d $db -f scripts/demo_setup.sql >/dev/null 2>&1
 out=$("$PGBIN/psql" -X -v ON_ERROR_STOP=1 -d $db -f scripts/demo_offers.sql)
 printf '%s\n' "$out"
 # The iPhone's first complement is its charging cable; the Google Phone's cart gets USB-C.
-printf '%s\n' "$out" | grep -A3 'Product page' | grep -q '1 | Lightning Charging Cable' || exit 1
-printf '%s\n' "$out" | grep -A3 '== Cart' | grep -q '1 | USB-C Charging Cable' || exit 1
+printf '%s\n' "$out" | grep -A3 '== Pre-purchase' | grep -qE '1 \| complement +\| Lightning Charging Cable' || exit 1
+printf '%s\n' "$out" | grep -A3 '== During purchase' | grep -qE '1 \| complement +\| USB-C Charging Cable' || exit 1
+printf '%s\n' "$out" | grep -A12 '== During purchase' | grep -q 'gap_filler' || exit 1
+printf '%s\n' "$out" | grep -A12 '== During purchase' | grep -q 'quantity_tier' || exit 1
+printf '%s\n' "$out" | grep -A3 '== Post-purchase' | grep -qE '1 \| complement' || exit 1
 psql_q -d postgres -c "DROP DATABASE $db"
