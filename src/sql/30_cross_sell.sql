@@ -166,13 +166,10 @@ SELECT @extschema@._define_model('pair_model',
 
 -- ---- analysis -------------------------------------------------------------
 
-CREATE FUNCTION @extschema@.frequently_bought_together(min_count int DEFAULT 2,
-	min_support float8 DEFAULT 0, min_confidence float8 DEFAULT 0)
-RETURNS TABLE (tenant_id bigint, product_id bigint, other_id bigint, together bigint,
-			   product_count bigint, other_count bigint, orders bigint,
-			   support float8, confidence float8, lift float8, leverage float8,
-			   conviction float8, jaccard float8, score float8)
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- Raises unless the thresholds are given; true otherwise (a one-time filter).
+CREATE FUNCTION @extschema@._pair_thresholds_given(min_count int, min_support float8, min_confidence float8)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -180,21 +177,28 @@ BEGIN
 		RAISE EXCEPTION 'min_count, min_support and min_confidence must not be NULL'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF NOT EXISTS (SELECT FROM @extschema@.order_source) THEN
-		RAISE EXCEPTION 'no order lines are registered'
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  HINT = 'Call upsell.register_orders() first, or pass a query.';
-	END IF;
-	RETURN QUERY
-	WITH counts AS MATERIALIZED (
-		SELECT l.tenant_id,
-			   @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state
-		FROM @extschema@.order_lines l
-		GROUP BY l.tenant_id)
-	SELECT c.tenant_id, p.*
-	FROM counts c,
-		 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) p;
+	RETURN true;
 END
+$$;
+
+-- A plain SQL function, so that the planner inlines it: no second copy of
+-- every pair row, and the counting may run in parallel workers.  (Calling it
+-- before any registration fails on the missing upsell.order_lines view.)
+CREATE FUNCTION @extschema@.frequently_bought_together(min_count int DEFAULT 2,
+	min_support float8 DEFAULT 0, min_confidence float8 DEFAULT 0)
+RETURNS TABLE (tenant_id bigint, product_id bigint, other_id bigint, together bigint,
+			   product_count bigint, other_count bigint, orders bigint,
+			   support float8, confidence float8, lift float8, leverage float8,
+			   conviction float8, jaccard float8, score float8)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT c.tenant_id, p.*
+	FROM (SELECT l.tenant_id,
+				 @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state
+		  FROM @extschema@.order_lines l
+		  WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)
+		  GROUP BY l.tenant_id) c,
+		 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) p
 $$;
 COMMENT ON FUNCTION @extschema@.frequently_bought_together(int, float8, float8) IS
 	'every ordered pair of products bought in the same order, per tenant, with support, confidence, lift, leverage, conviction, jaccard and score';

@@ -100,7 +100,7 @@ BEGIN
 		WITH pinned AS (
 			SELECT 'pinned'::text AS offer_type, f.product_ids, NULL::float8 AS score, f.discount,
 				   coalesce(f.reason, 'merchant offer') AS reason,
-				   0 AS tier, -f.priority::float8 AS sort, f.offer_id AS tiebreak
+				   0 AS tier, f.priority::float8 AS weight, f.offer_id AS tiebreak
 			FROM @extschema@.offers f
 			WHERE f.tenant_id = t AND f.stage = _merge_offers.stage
 			  AND (f.active_from IS NULL OR f.active_from <= now())
@@ -110,30 +110,35 @@ BEGIN
 				   OR f.min_cart_value <= cart_value
 				   OR f.trigger_category IN (SELECT m.category FROM @extschema@.product_model m
 											 WHERE m.tenant_id = t AND m.product_id = ANY (context)))),
-		tactics AS (
-			-- scores are comparable within a type only: scale each type's best to
-			-- its weight, so the types interleave instead of queueing
-			SELECT c.offer_type, c.product_ids, c.score, c.discount, c.reason, 1 AS tier,
-				   -(coalesce((settings.weights ->> c.offer_type)::float8, 1)
-					 * c.score / nullif(max(c.score) OVER (PARTITION BY c.offer_type), 0)) AS sort,
-				   c.product_ids[1] AS tiebreak
-			FROM unnest(candidates) c
-			WHERE c.score IS NOT NULL)
-		SELECT x.* FROM (SELECT * FROM pinned UNION ALL SELECT * FROM tactics) x
-		WHERE (allowed IS NULL OR x.offer_type = ANY (allowed))
-		  -- every product in stock, not excluded, not the page's/cart's/order's own
-		  -- (but more of a cart line is what a quantity tier offers, and a
-		  -- subscription is to what was just bought)
-		  AND (x.offer_type IN ('quantity_tier', 'subscription') OR NOT x.product_ids && context)
-		  AND NOT EXISTS (
-			SELECT FROM unnest(x.product_ids) p(id)
-			LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = p.id
-			WHERE NOT coalesce(m.in_stock, false)
-			   OR EXISTS (SELECT FROM @extschema@.exclusions e
-						  WHERE e.tenant_id = t
-							AND ((e.product_id = p.id AND (e.with_product_id IS NULL OR e.with_product_id = ANY (context)))
-								 OR e.category = m.category)))
-		ORDER BY x.tier, x.sort NULLS LAST, x.tiebreak, x.offer_type
+		offered AS (
+			SELECT x.* FROM (
+				SELECT * FROM pinned
+				UNION ALL
+				SELECT c.offer_type, c.product_ids, c.score, c.discount, c.reason, 1,
+					   coalesce((settings.weights ->> c.offer_type)::float8, 1), c.product_ids[1]
+				FROM unnest(candidates) c
+				WHERE c.score IS NOT NULL) x
+			WHERE (allowed IS NULL OR x.offer_type = ANY (allowed))
+			  -- every product in stock, not excluded, not the page's/cart's/order's own
+			  -- (but more of a cart line is what a quantity tier offers, and a
+			  -- subscription is to what was just bought)
+			  AND (x.offer_type IN ('quantity_tier', 'subscription') OR NOT x.product_ids && context)
+			  AND NOT EXISTS (
+				SELECT FROM unnest(x.product_ids) p(id)
+				LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = p.id
+				WHERE NOT coalesce(m.in_stock, false)
+				   OR EXISTS (SELECT FROM @extschema@.exclusions e
+							  WHERE e.tenant_id = t
+								AND ((e.product_id = p.id AND (e.with_product_id IS NULL OR e.with_product_id = ANY (context)))
+									 OR e.category = m.category))))
+		-- scores are comparable within a type only: scale each type's best
+		-- (among what may be shown) to its weight, so the types interleave
+		-- instead of queueing; pinned offers go first, by priority
+		SELECT f.*,
+			   CASE WHEN f.tier = 0 THEN -f.weight
+					ELSE -(f.weight * f.score / nullif(max(f.score) OVER (PARTITION BY f.offer_type), 0)) END AS sort
+		FROM offered f
+		ORDER BY f.tier, sort NULLS LAST, f.tiebreak, f.offer_type
 	LOOP
 		EXIT WHEN n >= settings.max_offers;
 		-- one offer per product
@@ -215,7 +220,7 @@ SELECT @extschema@._define_model('product_page_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, offer_type text NOT NULL,
 	  product_ids bigint[] NOT NULL, sort float8 NOT NULL, score float8 NOT NULL,
 	  discount numeric NOT NULL, reason text NOT NULL$$,
-	ARRAY['(tenant_id, product_id)'], 95, '@extschema@._build_product_page_model(text, boolean)',
+	ARRAY['(product_id, tenant_id)'], 95, '@extschema@._build_product_page_model(text, boolean)',
 	'per product: its 12 best product-page offers (complements, upgrades, bundles); sort is the score relative to the best of its type, weighted at request time');
 
 -- The products of the rows before, for "one offer per product".
@@ -310,24 +315,47 @@ BEGIN
 	FROM unnest(cart) WITH ORDINALITY c(id, i)
 	JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = c.id;
 
+	-- complements: the evidence of every cart item combined (noisy-OR, as in
+	-- recommend_for_cart), then bestsellers far below them to fill the slots;
+	-- stock and exclusions are applied by _merge_offers
 	candidates := ARRAY(
-		SELECT ROW('cart', 'complement', ARRAY[r.product_id], NULL,
-				   -- popularity fallbacks rank after every complement with evidence
-				   CASE WHEN r.because IS NULL THEN 0.001 * r.score ELSE r.score END,
-				   0, r.reason)::@extschema@.offer
-		FROM @extschema@.recommend_for_cart(items, 10, t) r)
+		SELECT ROW('cart', 'complement', ARRAY[e.other_id], NULL, e.score, 0,
+				   'bought together with the cart')::@extschema@.offer
+		FROM (SELECT p.other_id, 1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score
+			  FROM @extschema@.pair_model p
+			  WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+			  GROUP BY p.other_id
+			  ORDER BY 2 DESC, 1
+			  LIMIT 12) e)
+	|| ARRAY(
+		SELECT ROW('cart', 'complement', ARRAY[m.product_id], NULL, 1e-6 / m.popularity_rank, 0,
+				   'popular')::@extschema@.offer
+		FROM @extschema@.product_model m
+		WHERE m.tenant_id = t AND m.in_stock
+		ORDER BY m.popularity_rank
+		LIMIT 8)
 	-- what closes the gap to the next threshold (free shipping, a reward)
 	|| ARRAY(
 		SELECT ROW('cart', 'gap_filler', g.product_ids, NULL, g.score, 0,
 				   format('adds %s to reach %s (%s over)', g.added, g.threshold, g.overshoot))::@extschema@.offer
 		FROM @extschema@.gap_fillers(cart, quantities, 6, 2, t) g)
-	-- the better version of a cart line
+	-- the better version of a cart line: its best stored upgrade within 1.5x
+	-- the price (same variant group first), one per line, in one lookup
 	|| ARRAY(
 		SELECT ROW('cart', 'upgrade', ARRAY[u.candidate_id], NULL, u.score, 0,
-				   format('instead of %s: %s', coalesce(m.title, c.id::text), u.reason))::@extschema@.offer
-		FROM unnest(items) c(id)
-		CROSS JOIN LATERAL @extschema@.upgrade_candidates(c.id, 1, 1.5, t) u
-		LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = c.id)
+				   format('instead of %s: %s; +%s (%s%% more)', coalesce(u.title, u.product_id::text),
+						  CASE WHEN u.paths > 0
+							   THEN format('%s of %s customers who bought it later bought this', u.paths, u.buyers)
+							   WHEN u.same_group THEN 'the next step up in the same variant group'
+							   ELSE 'a step up in the same category' END,
+						  u.extra, round(100 * u.extra / u.price)))::@extschema@.offer
+		FROM (SELECT DISTINCT ON (u.product_id) u.*, a.title, a.price, m.price - a.price AS extra
+			  FROM @extschema@.upgrade_model u
+			  JOIN @extschema@.product_model a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
+			  JOIN @extschema@.product_model m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
+			  WHERE u.tenant_id = t AND u.product_id = ANY (items) AND u.kind = 'upgrade'
+				AND m.price > a.price AND m.price <= a.price * 1.5 AND m.in_stock
+			  ORDER BY u.product_id, u.same_group DESC, u.score DESC, u.candidate_id) u)
 	-- the next volume tier of a cart line (only where the merchant set tiers)
 	|| ARRAY(
 		SELECT ROW('cart', 'quantity_tier', ARRAY[c.id], NULL,
@@ -361,10 +389,14 @@ DECLARE
 BEGIN
 	candidates := ARRAY(
 		-- complements of what was just bought (evidence only: no bestsellers here)
-		SELECT ROW('post_purchase', 'complement', ARRAY[r.product_id], NULL, r.score, 0,
+		SELECT ROW('post_purchase', 'complement', ARRAY[e.other_id], NULL, e.score, 0,
 				   'goes with your order')::@extschema@.offer
-		FROM @extschema@.recommend_for_cart(items, 8, t) r
-		WHERE r.because IS NOT NULL)
+		FROM (SELECT p.other_id, 1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score
+			  FROM @extschema@.pair_model p
+			  WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+			  GROUP BY p.other_id
+			  ORDER BY 2 DESC, 1
+			  LIMIT 12) e)
 	|| ARRAY(
 		-- consumables of this customer coming due within two weeks
 		SELECT ROW('post_purchase', 'restock', ARRAY[i.product_id], NULL, i.confidence, 0,
