@@ -19,6 +19,6 @@ stop_cluster
 cat <<MSG
 
 The database stays in $CLUSTER_DIR/data. To explore it:
-  sudo -u postgres $PGBIN/pg_ctl -D $CLUSTER_DIR/data -o "-p $PGPORT -k $PGHOST -c listen_addresses=''" start
+  runuser -u postgres -- $PGBIN/pg_ctl -D $CLUSTER_DIR/data -o "-p $PGPORT -k $PGHOST -c listen_addresses=''" start
   psql -h $PGHOST -p $PGPORT -U postgres upsell
 MSG
