@@ -110,27 +110,34 @@ BEGIN
 				   OR f.min_cart_value <= cart_value
 				   OR f.trigger_category IN (SELECT m.category FROM @extschema@.product_model m
 											 WHERE m.tenant_id = t AND m.product_id = ANY (context)))),
-		offered AS (
-			SELECT x.* FROM (
-				SELECT * FROM pinned
-				UNION ALL
-				SELECT c.offer_type, c.product_ids, c.score, c.discount, c.reason, 1,
-					   coalesce((settings.weights ->> c.offer_type)::float8, 1), c.product_ids[1]
-				FROM unnest(candidates) c
-				WHERE c.score IS NOT NULL) x
-			WHERE (allowed IS NULL OR x.offer_type = ANY (allowed))
-			  -- every product in stock, not excluded, not the page's/cart's/order's own
-			  -- (but more of a cart line is what a quantity tier offers, and a
-			  -- subscription is to what was just bought)
-			  AND (x.offer_type IN ('quantity_tier', 'subscription') OR NOT x.product_ids && context)
-			  AND NOT EXISTS (
-				SELECT FROM unnest(x.product_ids) p(id)
-				LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = p.id
-				WHERE NOT coalesce(m.in_stock, false)
-				   OR EXISTS (SELECT FROM @extschema@.exclusions e
+		proposed AS (
+			SELECT * FROM pinned
+			UNION ALL
+			SELECT c.offer_type, c.product_ids, c.score, c.discount, c.reason, 1,
+				   coalesce((settings.weights ->> c.offer_type)::float8, 1), c.product_ids[1]
+			FROM unnest(candidates) c
+			WHERE c.score IS NOT NULL),
+		-- the proposed products that may be shown: in stock and not excluded,
+		-- looked up once each rather than once per offer
+		showable AS (
+			SELECT coalesce(array_agg(m.product_id), '{}') AS ids
+			FROM @extschema@.product_model m
+			WHERE m.tenant_id = t
+			  AND m.product_id IN (SELECT DISTINCT unnest(x.product_ids) FROM proposed x)
+			  AND m.in_stock
+			  AND NOT EXISTS (SELECT FROM @extschema@.exclusions e
 							  WHERE e.tenant_id = t
-								AND ((e.product_id = p.id AND (e.with_product_id IS NULL OR e.with_product_id = ANY (context)))
-									 OR e.category = m.category))))
+								AND ((e.product_id = m.product_id
+									  AND (e.with_product_id IS NULL OR e.with_product_id = ANY (context)))
+									 OR e.category = m.category))),
+		offered AS (
+			SELECT x.* FROM proposed x, showable
+			WHERE (allowed IS NULL OR x.offer_type = ANY (allowed))
+			  AND x.product_ids <@ showable.ids
+			  -- not the page's/cart's/order's own products (but more of a cart
+			  -- line is what a quantity tier offers, and a subscription is to
+			  -- what was just bought)
+			  AND (x.offer_type IN ('quantity_tier', 'subscription') OR NOT x.product_ids && context))
 		-- scores are comparable within a type only: scale each type's best
 		-- (among what may be shown) to its weight, so the types interleave
 		-- instead of queueing; pinned offers go first, by priority
