@@ -228,6 +228,21 @@ COMMENT ON FUNCTION @extschema@.frequently_bought_together(text, int, float8, fl
 
 -- ---- serving ----------------------------------------------------------------
 
+-- The n best complements of a set of products: the evidence of each item
+-- combined as a noisy-OR (the chance that at least one of them leads to the
+-- product).  Plain SQL, so that it is inlined into its callers' plans.
+CREATE FUNCTION @extschema@._complements_of(t bigint, items bigint[], n int)
+RETURNS TABLE (product_id bigint, score float8)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT p.other_id, 1 - exp(sum(ln(1 - least(p.score, 0.999999))))
+	FROM @extschema@.pair_model p
+	WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+	GROUP BY p.other_id
+	ORDER BY 2 DESC, 1
+	LIMIT n
+$$;
+
 CREATE FUNCTION @extschema@.recommend_for_cart(cart bigint[], k int DEFAULT 5, tenant_id bigint DEFAULT NULL)
 RETURNS TABLE ("rank" int, product_id bigint, score float8, because bigint[], reason text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE

@@ -322,18 +322,12 @@ BEGIN
 	FROM unnest(cart) WITH ORDINALITY c(id, i)
 	JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = c.id;
 
-	-- complements: the evidence of every cart item combined (noisy-OR, as in
-	-- recommend_for_cart), then bestsellers far below them to fill the slots;
+	-- complements of the cart, then bestsellers far below them to fill the slots;
 	-- stock and exclusions are applied by _merge_offers
 	candidates := ARRAY(
-		SELECT ROW('cart', 'complement', ARRAY[e.other_id], NULL, e.score, 0,
+		SELECT ROW('cart', 'complement', ARRAY[e.product_id], NULL, e.score, 0,
 				   'bought together with the cart')::@extschema@.offer
-		FROM (SELECT p.other_id, 1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score
-			  FROM @extschema@.pair_model p
-			  WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
-			  GROUP BY p.other_id
-			  ORDER BY 2 DESC, 1
-			  LIMIT 12) e)
+		FROM @extschema@._complements_of(t, items, 12) e)
 	|| ARRAY(
 		SELECT ROW('cart', 'complement', ARRAY[m.product_id], NULL, 1e-6 / m.popularity_rank, 0,
 				   'popular')::@extschema@.offer
@@ -396,14 +390,9 @@ DECLARE
 BEGIN
 	candidates := ARRAY(
 		-- complements of what was just bought (evidence only: no bestsellers here)
-		SELECT ROW('post_purchase', 'complement', ARRAY[e.other_id], NULL, e.score, 0,
+		SELECT ROW('post_purchase', 'complement', ARRAY[e.product_id], NULL, e.score, 0,
 				   'goes with your order')::@extschema@.offer
-		FROM (SELECT p.other_id, 1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score
-			  FROM @extschema@.pair_model p
-			  WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
-			  GROUP BY p.other_id
-			  ORDER BY 2 DESC, 1
-			  LIMIT 12) e)
+		FROM @extschema@._complements_of(t, items, 12) e)
 	|| ARRAY(
 		-- consumables of this customer coming due within two weeks
 		SELECT ROW('post_purchase', 'restock', ARRAY[i.product_id], NULL, i.confidence, 0,
