@@ -273,7 +273,11 @@ BEGIN
 					FROM @extschema@.pair_model p
 					WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
 					ORDER BY p.other_id, p.score DESC, p.product_id) p
-			  GROUP BY p.other_id) e
+			  GROUP BY p.other_id
+			  -- stock and exclusions are checked for the best few only: probing
+			  -- every candidate of a big cart costs more than the rest together
+			  ORDER BY 2 DESC, 1
+			  LIMIT 4 * k + 20) e
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.other_id
 		WHERE m.in_stock
 		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
