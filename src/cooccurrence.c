@@ -43,17 +43,10 @@ PG_FUNCTION_INFO_V1(upsell_cooccurrence_from_query);
 static bytea *
 counts_to_varlena(const CoocCounts *counts)
 {
-	size_t		size = cooc_counts_serialized_size(counts);
-	bytea	   *result;
+	bytea	   *result = upsell_alloc_bytea(cooc_counts_serialized_size(counts),
+											"co-occurrence counts",
+											"Count fewer orders at once, or lower \"upsell.max_basket_size\".");
 
-	if (size + VARHDRSZ > MaxAllocSize)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("co-occurrence counts of %zu pairs exceed the maximum value size",
-						counts->npairs),
-				 errhint("Count fewer orders at once, or lower \"upsell.max_basket_size\".")));
-	result = palloc(size + VARHDRSZ);
-	SET_VARSIZE(result, size + VARHDRSZ);
 	cooc_counts_serialize(counts, VARDATA(result));
 	return result;
 }
@@ -79,16 +72,6 @@ counts_from_varlena(bytea *value, CoocCounts *counts)
  * ------------------------------------------------------------------------
  */
 
-static MemoryContext
-agg_context(FunctionCallInfo fcinfo, const char *fname)
-{
-	MemoryContext ctx;
-
-	if (!AggCheckCallContext(fcinfo, &ctx))
-		elog(ERROR, "%s called in non-aggregate context", fname);
-	return ctx;
-}
-
 /*
  * cooccurrence_agg(order_key bigint, product_id bigint [, quantity numeric])
  * Lines with a NULL id or a quantity <= 0 are counted as skipped.
@@ -96,7 +79,7 @@ agg_context(FunctionCallInfo fcinfo, const char *fname)
 Datum
 upsell_cooc_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext ctx = agg_context(fcinfo, "upsell_cooc_trans");
+	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_cooc_trans");
 	CoocLines  *state;
 	MemoryContext old;
 	bool		skip;
@@ -133,7 +116,7 @@ upsell_cooc_trans(PG_FUNCTION_ARGS)
 Datum
 upsell_cooc_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext ctx = agg_context(fcinfo, "upsell_cooc_combine");
+	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_cooc_combine");
 	CoocLines  *a = PG_ARGISNULL(0) ? NULL : (CoocLines *) PG_GETARG_POINTER(0);
 	CoocLines  *b = PG_ARGISNULL(1) ? NULL : (CoocLines *) PG_GETARG_POINTER(1);
 	MemoryContext old;
@@ -155,20 +138,13 @@ Datum
 upsell_cooc_serialize(PG_FUNCTION_ARGS)
 {
 	CoocLines  *state = (CoocLines *) PG_GETARG_POINTER(0);
-	size_t		size;
 	bytea	   *result;
 
 	/* Sorting first drops repeats, so less crosses to the leader. */
 	cooc_lines_compact(state);
-	size = cooc_lines_serialized_size(state);
-	if (size + VARHDRSZ > MaxAllocSize)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("partial co-occurrence state of %zu order lines is too large to pass between workers",
-						state->n),
-				 errhint("Lower max_parallel_workers_per_gather or count fewer lines at once.")));
-	result = palloc(size + VARHDRSZ);
-	SET_VARSIZE(result, size + VARHDRSZ);
+	result = upsell_alloc_bytea(cooc_lines_serialized_size(state),
+								"partial co-occurrence state",
+								"Lower max_parallel_workers_per_gather or count fewer lines at once.");
 	cooc_lines_serialize(state, VARDATA(result));
 	PG_RETURN_BYTEA_P(result);
 }
@@ -177,7 +153,7 @@ Datum
 upsell_cooc_deserialize(PG_FUNCTION_ARGS)
 {
 	bytea	   *raw = PG_GETARG_BYTEA_PP(0);
-	MemoryContext ctx = agg_context(fcinfo, "upsell_cooc_deserialize");
+	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_cooc_deserialize");
 	MemoryContext old = MemoryContextSwitchTo(ctx);
 	CoocLines  *state = palloc(sizeof(CoocLines));
 	const char *error;
@@ -201,7 +177,7 @@ upsell_cooc_final(PG_FUNCTION_ARGS)
 				old;
 	bytea	   *result;
 
-	agg_context(fcinfo, "upsell_cooc_final");
+	upsell_agg_context(fcinfo, "upsell_cooc_final");
 	if (PG_ARGISNULL(0))
 	{
 		cooc_lines_init(&empty);

@@ -9,6 +9,7 @@
 #include "utils/memutils.h"
 
 #include "ups_host.h"
+#include "upsell.h"
 
 void *
 ups_alloc(size_t size)
@@ -39,4 +40,34 @@ void
 ups_check_interrupts(void)
 {
 	CHECK_FOR_INTERRUPTS();
+}
+
+/* The aggregate's memory context; an error outside an aggregate. */
+MemoryContext
+upsell_agg_context(FunctionCallInfo fcinfo, const char *fname)
+{
+	MemoryContext ctx;
+
+	if (!AggCheckCallContext(fcinfo, &ctx))
+		elog(ERROR, "%s called in non-aggregate context", fname);
+	return ctx;
+}
+
+/*
+ * A bytea with room for size bytes of payload, or a clear error when a flat
+ * state (what) would exceed the largest value PostgreSQL can hold.
+ */
+bytea *
+upsell_alloc_bytea(size_t size, const char *what, const char *hint)
+{
+	bytea	   *result;
+
+	if (size + VARHDRSZ > MaxAllocSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s of %zu bytes exceeds the maximum value size", what, size),
+				 hint ? errhint("%s", hint) : 0));
+	result = palloc(size + VARHDRSZ);
+	SET_VARSIZE(result, size + VARHDRSZ);
+	return result;
 }

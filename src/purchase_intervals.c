@@ -15,6 +15,7 @@
 #include "utils/timestamp.h"
 
 #include "intervals.h"
+#include "upsell.h"
 
 PG_FUNCTION_INFO_V1(upsell_iv_trans);
 PG_FUNCTION_INFO_V1(upsell_iv_combine);
@@ -23,21 +24,11 @@ PG_FUNCTION_INFO_V1(upsell_iv_deserialize);
 PG_FUNCTION_INFO_V1(upsell_iv_final);
 PG_FUNCTION_INFO_V1(upsell_decay);
 
-static MemoryContext
-iv_agg_context(FunctionCallInfo fcinfo, const char *fname)
-{
-	MemoryContext ctx;
-
-	if (!AggCheckCallContext(fcinfo, &ctx))
-		elog(ERROR, "%s called in non-aggregate context", fname);
-	return ctx;
-}
-
 /* purchase_interval_agg(ordered_at timestamptz): NULL and infinite times are skipped */
 Datum
 upsell_iv_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext ctx = iv_agg_context(fcinfo, "upsell_iv_trans");
+	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_iv_trans");
 	IvTimes    *state;
 	MemoryContext old;
 
@@ -66,7 +57,7 @@ upsell_iv_trans(PG_FUNCTION_ARGS)
 Datum
 upsell_iv_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext ctx = iv_agg_context(fcinfo, "upsell_iv_combine");
+	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_iv_combine");
 	IvTimes    *a = PG_ARGISNULL(0) ? NULL : (IvTimes *) PG_GETARG_POINTER(0);
 	IvTimes    *b = PG_ARGISNULL(1) ? NULL : (IvTimes *) PG_GETARG_POINTER(1);
 	MemoryContext old;
@@ -88,16 +79,9 @@ Datum
 upsell_iv_serialize(PG_FUNCTION_ARGS)
 {
 	IvTimes    *state = (IvTimes *) PG_GETARG_POINTER(0);
-	size_t		size = iv_times_serialized_size(state);
-	bytea	   *result;
+	bytea	   *result = upsell_alloc_bytea(iv_times_serialized_size(state),
+											"partial interval state", NULL);
 
-	if (size + VARHDRSZ > MaxAllocSize)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("partial interval state of %zu purchases is too large to pass between workers",
-						state->n)));
-	result = palloc(size + VARHDRSZ);
-	SET_VARSIZE(result, size + VARHDRSZ);
 	iv_times_serialize(state, VARDATA(result));
 	PG_RETURN_BYTEA_P(result);
 }
@@ -106,7 +90,7 @@ Datum
 upsell_iv_deserialize(PG_FUNCTION_ARGS)
 {
 	bytea	   *raw = PG_GETARG_BYTEA_PP(0);
-	MemoryContext ctx = iv_agg_context(fcinfo, "upsell_iv_deserialize");
+	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_iv_deserialize");
 	MemoryContext old = MemoryContextSwitchTo(ctx);
 	IvTimes    *state = palloc(sizeof(IvTimes));
 	const char *error;
@@ -134,7 +118,7 @@ upsell_iv_final(PG_FUNCTION_ARGS)
 	Datum		values[7];
 	bool		nulls[7] = {false};
 
-	iv_agg_context(fcinfo, "upsell_iv_final");
+	upsell_agg_context(fcinfo, "upsell_iv_final");
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	state = (IvTimes *) PG_GETARG_POINTER(0);

@@ -5,6 +5,9 @@
 #ifndef UPSELL_H
 #define UPSELL_H
 
+#include "fmgr.h"
+#include "utils/palloc.h"
+
 /* settings, see upsell.c */
 extern int	upsell_max_basket_size;
 extern int	upsell_pairs_per_product;
@@ -12,5 +15,9 @@ extern bool upsell_force_weight_change;
 extern int	upsell_itemsets_memory_limit;	/* kB, -1: 32 * work_mem */
 extern int	upsell_bundle_min_count;
 extern int	upsell_bundles_per_product;
+
+/* host_glue.c: shared by the aggregates */
+extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fname);
+extern bytea *upsell_alloc_bytea(size_t size, const char *what, const char *hint);
 
 #endif							/* UPSELL_H */
