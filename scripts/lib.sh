@@ -24,9 +24,13 @@ as_root() {
 
 # postgresql-server-dev-15 brings the PGXS makefiles and server headers.
 ensure_build_deps() {
-	local pgxs
+	# postgresql-client-15 ships the PGXS makefiles without the headers:
+	# postgres.h is what tells whether the server-dev package is there
+	local pgxs incdir
 	pgxs=$("$PG_CONFIG" --pgxs 2>/dev/null || true)
-	if [ -z "$pgxs" ] || [ ! -f "$pgxs" ] || ! command -v make >/dev/null || ! command -v gcc >/dev/null; then
+	incdir=$("$PG_CONFIG" --includedir-server 2>/dev/null || true)
+	if [ -z "$pgxs" ] || [ ! -f "$pgxs" ] || [ ! -f "$incdir/postgres.h" ] ||
+		! command -v make >/dev/null || ! command -v gcc >/dev/null; then
 		say "installing build dependencies (postgresql-server-dev-15, build-essential)"
 		as_root apt-get update -qq
 		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
