@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "gapfill.h"
+#include "upsell.h"
 
 PG_FUNCTION_INFO_V1(upsell_gap_fill);
 
@@ -41,6 +42,12 @@ typedef struct CandidateCache
 	uint32	   *by_id;			/* candidate indexes ascending by product id */
 	int			ncategories;
 	char	  **categories;
+	/* scratch of upsell_gap_offers: flags and relevance, reset after use */
+	uint8	   *flags;
+	double	   *relevance;
+	uint32	   *touched;
+	size_t		ntouched;
+	size_t		touched_cap;
 } CandidateCache;
 
 #define CACHE_TENANTS 8
@@ -82,11 +89,10 @@ copy_array(ArrayType *arr, Oid elemtype, size_t elemsize, size_t *n, const char 
  * the cached one.  NULL when the model has no row for the tenant.
  */
 static CandidateCache *
-get_candidates(Oid fn_oid, int64 tenant_id, TimestampTz built_at)
+get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 {
 	CandidateCache *c = NULL;
 	int			i;
-	char	   *nsp;
 	char	   *query;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
@@ -127,8 +133,6 @@ get_candidates(Oid fn_oid, int64 tenant_id, TimestampTz built_at)
 		MemoryContextDelete(c->cxt);
 	memset(c, 0, sizeof(*c));
 
-	/* the model lives in the extension's schema: the one of this function */
-	nsp = get_namespace_name(get_func_namespace(fn_oid));
 	query = psprintf("SELECT built_at, prices, product_ids, category_of, categories "
 					 "FROM %s.threshold_candidates WHERE tenant_id = $1",
 					 quote_identifier(nsp));
@@ -307,7 +311,9 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 	if (gap <= 0 || k == 0)
 		PG_RETURN_NULL();
 
-	c = get_candidates(fcinfo->flinfo->fn_oid, tenant_id, built_at);
+	/* the model lives in the extension's schema: the one of this function */
+	c = get_candidates(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)),
+					   tenant_id, built_at);
 	if (c == NULL || c->n == 0)
 		PG_RETURN_NULL();
 
@@ -438,4 +444,88 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_NULL();
+}
+
+/* Marks candidate x in the scratch flags, remembering it for the reset. */
+static void
+flag_candidate(CandidateCache *c, int64 x, uint8 flag, double relevance)
+{
+	if (c->flags[x] == GAP_PLAIN)
+	{
+		if (c->ntouched == c->touched_cap)
+		{
+			c->touched_cap = Max(64, c->touched_cap * 2);
+			c->touched = repalloc_huge(c->touched, c->touched_cap * sizeof(uint32));
+		}
+		c->touched[c->ntouched++] = (uint32) x;
+	}
+	c->flags[x] = flag;
+	c->relevance[x] = relevance;
+}
+
+/*
+ * Gap fillers for the cart stage (src/serving.c), without the arrays of
+ * _gap_fill: the products never to offer (skip) and the cart's complements
+ * with their relevance in (0, 1].  Flags live in the cached candidates and
+ * only the entries set are reset, so a request costs what it marks, not
+ * the catalog's size.  Returns the number of offers written to out (room
+ * for k); -1 when the tenant has no candidates as of built_at.
+ */
+int
+upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 gap,
+				  const int64 *skip, int nskip,
+				  const int64 *relevant, const double *relevance, int nrelevant,
+				  int k, int max_items, GapOffer *out)
+{
+	CandidateCache *c = get_candidates(nsp, tenant_id, built_at);
+	GapCatalog	cat;
+	GapRequest	req;
+	bool		complete;
+	size_t		t;
+	int			i,
+				n;
+
+	if (c == NULL || c->n == 0)
+		return -1;
+	if (c->flags == NULL)
+	{
+		c->flags = MemoryContextAllocExtended(c->cxt, c->n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		c->relevance = MemoryContextAllocExtended(c->cxt, c->n * sizeof(double), MCXT_ALLOC_HUGE);
+		c->touched = MemoryContextAlloc(c->cxt, 64 * sizeof(uint32));
+		c->touched_cap = 64;
+	}
+	/* what an earlier request (perhaps one that failed) left */
+	for (t = 0; t < c->ntouched; t++)
+		c->flags[c->touched[t]] = GAP_PLAIN;
+	c->ntouched = 0;
+
+	for (i = 0; i < nskip; i++)
+	{
+		int64		x = find_candidate(c, skip[i]);
+
+		if (x >= 0)
+			flag_candidate(c, x, GAP_SKIP, 0);
+	}
+	for (i = 0; i < nrelevant; i++)
+	{
+		int64		x = find_candidate(c, relevant[i]);
+
+		if (x >= 0 && c->flags[x] != GAP_SKIP && relevance[i] > 0.0)
+			flag_candidate(c, x, GAP_RELEVANT, Min(relevance[i], 1.0));
+	}
+
+	cat.n = c->n;
+	cat.price = c->price;
+	cat.id = c->id;
+	req.gap = gap;
+	req.k = k;
+	req.max_items = max_items;
+	req.flags = c->flags;
+	req.relevance = c->relevance;
+	req.step_budget = 50 * 1000 * 1000;
+	n = gap_search(&cat, &req, out, &complete);
+	for (t = 0; t < c->ntouched; t++)
+		c->flags[c->touched[t]] = GAP_PLAIN;
+	c->ntouched = 0;
+	return n;
 }

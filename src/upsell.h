@@ -6,7 +6,10 @@
 #define UPSELL_H
 
 #include "fmgr.h"
+#include "datatype/timestamp.h"
 #include "utils/palloc.h"
+
+#include "gapfill.h"
 
 /* settings, see upsell.c */
 extern int	upsell_max_basket_size;
@@ -19,5 +22,11 @@ extern int	upsell_bundles_per_product;
 /* host_glue.c: shared by the aggregates */
 extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fname);
 extern bytea *upsell_alloc_bytea(size_t size, const char *what, const char *hint);
+
+/* gapfill.c: gap fillers of the cart stage (serving.c) */
+extern int	upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 gap,
+							  const int64 *skip, int nskip,
+							  const int64 *relevant, const double *relevance, int nrelevant,
+							  int k, int max_items, GapOffer *out);
 
 #endif							/* UPSELL_H */

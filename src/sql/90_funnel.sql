@@ -4,10 +4,13 @@
 -- ===========================================================================
 --
 -- Each stage gathers candidate offers from the tactics (models read with
--- index lookups), then _merge_offers applies the merchant's rules: pinned
--- offers first, exclusions and stock, one offer per product, offer types
--- interleaved by weighted score, at most max_offers, and the experiment
--- variant's strategy when one is named.
+-- index lookups), then the merge (src/core/offers.c) applies the merchant's
+-- rules: pinned offers first, exclusions and stock, one offer per product,
+-- offer types interleaved by weighted score, at most max_offers, and the
+-- experiment variant's offer types when one is named.  The product page and
+-- the cart are served in C (src/serving.c) from one model read each; the
+-- merchant's rules are cached per backend until serving_state says they
+-- changed.
 
 CREATE TYPE @extschema@.offer AS (
 	stage		text,
@@ -55,125 +58,64 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.stage_settings', '');
 COMMENT ON TABLE @extschema@.stage_settings IS
 	'per tenant and stage: the maximum number of offers (default 6) and weights per offer type that interleave the tactics (defaults: complement 1, bundle/gap_filler/restock 0.9, upgrade/subscription 0.8, quantity_tier 0.7, downsell 0.6)';
 
--- Offer types a request may show: all (NULL) unless an experiment's variant
--- says otherwise (upsell.variant_offer_types, the experiments layer).
-CREATE FUNCTION @extschema@._allowed_offer_types(experiment text, unit_id text, stage text)
-RETURNS text[]
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- ---- what the serving cache is keyed by ------------------------------------
+--
+-- Every change of a table of merchant rules draws a new config_version
+-- (from a sequence: never reused, so a cache filled inside a transaction
+-- that rolled back cannot match a later version); the C stages compare it,
+-- with model_state's refresh, once per request and re-read the rules when
+-- either moved.
+
+CREATE SEQUENCE @extschema@.config_version_seq;
+
+CREATE TABLE @extschema@.serving_state (
+	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	config_version bigint NOT NULL DEFAULT 0
+);
+INSERT INTO @extschema@.serving_state DEFAULT VALUES;
+COMMENT ON TABLE @extschema@.serving_state IS
+	'the version of the merchant''s rules (offers, exclusions, stage settings, thresholds, volume tiers, registrations) that the serving cache of each backend is checked against';
+
+CREATE FUNCTION @extschema@._rules_changed()
+RETURNS trigger
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF experiment IS NULL THEN
-		RETURN NULL;
-	END IF;
-	RETURN @extschema@.variant_offer_types(experiment, unit_id, stage);
+	UPDATE @extschema@.serving_state
+	SET config_version = nextval('@extschema@.config_version_seq');
+	RETURN NULL;
 END
 $$;
 
-CREATE FUNCTION @extschema@._merge_offers(stage text, t bigint, context bigint[],
-	cart_value numeric, candidates @extschema@.offer[], experiment text, unit_id text)
-RETURNS SETOF @extschema@.offer
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan
-AS $$
+DO $$
 DECLARE
-	settings record;
-	allowed text[] := @extschema@._allowed_offer_types(experiment, unit_id, stage);
-	shown bigint[] := '{}';
-	o record;
-	n int := 0;
+	rules text;
 BEGIN
-	-- built-in weights, overridden per type by stage_settings.type_weights:
-	-- complements lead, other tactics interleave just below them
-	SELECT coalesce(s.max_offers, 6) AS max_offers,
-		   '{"complement": 1, "bundle": 0.9, "gap_filler": 0.9, "restock": 0.9, "upgrade": 0.8,
-			 "subscription": 0.8, "quantity_tier": 0.7, "downsell": 0.6}'::jsonb
-		   || coalesce(s.type_weights, '{}') AS weights
-	INTO settings
-	FROM (SELECT 1) one
-	LEFT JOIN LATERAL (SELECT * FROM @extschema@.stage_settings x
-					   WHERE x.stage = _merge_offers.stage AND x.tenant_id IN (t, 0)
-					   ORDER BY x.tenant_id DESC LIMIT 1) s ON true;
-
-	FOR o IN
-		WITH pinned AS (
-			SELECT 'pinned'::text AS offer_type, f.product_ids, NULL::float8 AS score, f.discount,
-				   coalesce(f.reason, 'merchant offer') AS reason,
-				   0 AS tier, f.priority::float8 AS weight, f.offer_id AS tiebreak
-			FROM @extschema@.offers f
-			WHERE f.tenant_id = t AND f.stage = _merge_offers.stage
-			  AND (f.active_from IS NULL OR f.active_from <= now())
-			  AND (f.active_to IS NULL OR f.active_to > now())
-			  AND (num_nonnulls(f.trigger_product_id, f.trigger_category, f.min_cart_value) = 0
-				   OR f.trigger_product_id = ANY (context)
-				   OR f.min_cart_value <= cart_value
-				   OR f.trigger_category IN (SELECT m.category FROM @extschema@.product_model m
-											 WHERE m.tenant_id = t AND m.product_id = ANY (context)))),
-		proposed AS (
-			SELECT * FROM pinned
-			UNION ALL
-			SELECT c.offer_type, c.product_ids, c.score, c.discount, c.reason, 1,
-				   coalesce((settings.weights ->> c.offer_type)::float8, 1), c.product_ids[1]
-			FROM unnest(candidates) c
-			WHERE c.score IS NOT NULL),
-		-- the proposed products that may be shown: in stock and not excluded,
-		-- looked up once each rather than once per offer
-		showable AS (
-			SELECT coalesce(array_agg(m.product_id), '{}') AS ids
-			FROM @extschema@.product_model m
-			WHERE m.tenant_id = t
-			  AND m.product_id IN (SELECT DISTINCT unnest(x.product_ids) FROM proposed x)
-			  AND m.in_stock
-			  AND NOT EXISTS (SELECT FROM @extschema@.exclusions e
-							  WHERE e.tenant_id = t
-								AND ((e.product_id = m.product_id
-									  AND (e.with_product_id IS NULL OR e.with_product_id = ANY (context)))
-									 OR e.category = m.category))),
-		offered AS (
-			SELECT x.* FROM proposed x, showable
-			WHERE (allowed IS NULL OR x.offer_type = ANY (allowed))
-			  AND x.product_ids <@ showable.ids
-			  -- not the page's/cart's/order's own products (but more of a cart
-			  -- line is what a quantity tier offers, and a subscription is to
-			  -- what was just bought)
-			  AND (x.offer_type IN ('quantity_tier', 'subscription') OR NOT x.product_ids && context))
-		-- scores are comparable within a type only: scale each type's best
-		-- (among what may be shown) to its weight, so the types interleave
-		-- instead of queueing; pinned offers go first, by priority
-		SELECT f.*,
-			   CASE WHEN f.tier = 0 THEN -f.weight
-					ELSE -(f.weight * f.score / nullif(max(f.score) OVER (PARTITION BY f.offer_type), 0)) END AS sort
-		FROM offered f
-		ORDER BY f.tier, sort NULLS LAST, f.tiebreak, f.offer_type
-	LOOP
-		EXIT WHEN n >= settings.max_offers;
-		-- one offer per product
-		CONTINUE WHEN o.product_ids && shown;
-		n := n + 1;
-		shown := shown || o.product_ids;
-		RETURN NEXT ROW(stage, o.offer_type, o.product_ids, n, o.score, o.discount, o.reason)::@extschema@.offer;
+	FOREACH rules IN ARRAY ARRAY['offers', 'exclusions', 'stage_settings', 'thresholds',
+								 'volume_tiers', 'order_source', 'product_source'] LOOP
+		EXECUTE format('CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE '
+					   'ON @extschema@.%I FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._rules_changed()',
+					   rules);
 	END LOOP;
 END
 $$;
 
+-- The merge for stages that gather their candidates in SQL (post-purchase):
+-- the same rules as the C stages, with the stock of the candidates looked up.
+CREATE FUNCTION @extschema@._merge_offers(stage text, t bigint, context bigint[],
+	cart_value numeric, candidates @extschema@.offer[], experiment text, unit_id text)
+RETURNS SETOF @extschema@.offer
+AS 'MODULE_PATHNAME', 'upsell_merge_offers'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
+COMMENT ON FUNCTION @extschema@._merge_offers(text, bigint, bigint[], numeric, @extschema@.offer[], text, text) IS
+	'internal: ranks a stage''s candidate offers under the merchant''s rules (pinned first, stock, exclusions, weights, one offer per product, max_offers)';
+
 -- ---- pre-purchase: the product page ----------------------------------------
 --
--- Precomputed at refresh for every product (complements, upgrades, bundles,
--- merged and ranked), so that the page reads a few rows by index; merchant
--- offers, exclusions and stock still apply live in the view.
-
-CREATE FUNCTION @extschema@._type_weight(offer_type text, t bigint, stage text)
-RETURNS float8
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-RETURN coalesce(
-	(SELECT (s.type_weights ->> offer_type)::float8 FROM @extschema@.stage_settings s
-	 WHERE s.stage = _type_weight.stage AND s.tenant_id IN (t, 0) AND s.type_weights ? offer_type
-	 ORDER BY s.tenant_id DESC LIMIT 1),
-	('{"complement": 1, "bundle": 0.9, "gap_filler": 0.9, "restock": 0.9, "upgrade": 0.8,
-	   "subscription": 0.8, "quantity_tier": 0.7, "downsell": 0.6}'::jsonb ->> offer_type)::float8,
-	1);
+-- Precomputed at refresh for every product (complements, upgrades, bundles
+-- of products in stock, best first), so that the page reads a few rows by
+-- index; pinned offers, exclusions, weights and limits apply at request time.
 
 CREATE FUNCTION @extschema@._build_product_page_model(slot text, incremental boolean)
 RETURNS bigint
@@ -196,6 +138,8 @@ BEGIN
 									   ARRAY[p.other_id] AS product_ids, p.score, 0::numeric AS discount,
 									   'frequently bought together' AS reason
 								FROM %2$s p
+								JOIN %5$s o ON o.tenant_id = p.tenant_id AND o.product_id = p.other_id
+								WHERE o.in_stock
 								UNION ALL
 								SELECT u.tenant_id, u.product_id, 'upgrade', ARRAY[u.candidate_id], u.score, 0,
 									   CASE WHEN u.paths > 0
@@ -205,12 +149,16 @@ BEGIN
 								FROM %3$s u
 								JOIN %5$s a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
 								JOIN %5$s m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
-								WHERE u.kind = 'upgrade' AND m.price <= a.price * 1.5
+								WHERE u.kind = 'upgrade' AND m.price <= a.price * 1.5 AND m.in_stock
 								UNION ALL
 								SELECT b.tenant_id, b.product_id, 'bundle', b.items, b.lift, 0.10,
 									   format('bought together in %%s orders, %%s times more often than by chance',
 											  b.count, round(b.lift::numeric, 1))
-								FROM %4$s b) c) c
+								FROM %4$s b
+								WHERE NOT EXISTS (
+									SELECT FROM unnest(b.items) o(id)
+									LEFT JOIN %5$s m ON m.tenant_id = b.tenant_id AND m.product_id = o.id
+									WHERE NOT coalesce(m.in_stock, false))) c) c
 					ORDER BY c.tenant_id, c.product_id, c.product_ids, c.sort DESC, c.offer_type) c) c
 		WHERE c.pos <= 12$q$,
 		@extschema@._slot_table('product_page_model', slot),
@@ -228,56 +176,21 @@ SELECT @extschema@._define_model('product_page_model',
 	  product_ids bigint[] NOT NULL, sort float8 NOT NULL, score float8 NOT NULL,
 	  discount numeric NOT NULL, reason text NOT NULL$$,
 	ARRAY['(product_id, tenant_id)'], 95, '@extschema@._build_product_page_model(text, boolean)',
-	'per product: its 12 best product-page offers (complements, upgrades, bundles); sort is the score relative to the best of its type, weighted at request time');
+	'per product: its 12 best product-page offers of products in stock (complements, upgrades, bundles); sort is the score relative to the best of its type');
 
--- The products of the rows before, for "one offer per product".
-CREATE AGGREGATE @extschema@._array_union(anycompatiblearray) (
-	SFUNC = pg_catalog.array_cat,
-	STYPE = anycompatiblearray,
-	INITCOND = '{}'
-);
+CREATE FUNCTION @extschema@._product_page_offers(tenant_id bigint, product_id bigint, category text,
+	experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
+RETURNS SETOF @extschema@.offer
+AS 'MODULE_PATHNAME', 'upsell_product_page_offers'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
+COMMENT ON FUNCTION @extschema@._product_page_offers(bigint, bigint, text, text, text) IS
+	'internal: the product page''s offers for a product of product_model (its tenant and category)';
 
 CREATE VIEW @extschema@.product_page_offers AS
-SELECT z.tenant_id, z.product_id, 'product_page'::text AS stage, z.offer_type, z.product_ids,
-	   z."rank", z.score, z.discount, z.reason
-FROM (SELECT y.*,
-			 (row_number() OVER (PARTITION BY y.tenant_id, y.product_id ORDER BY y.pos))::int AS "rank"
-FROM (SELECT x.*,
-			 @extschema@._array_union(x.product_ids) OVER (
-				PARTITION BY x.tenant_id, x.product_id ORDER BY x.pos
-				ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
-	  FROM (SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.product_id
-										   ORDER BY c.tier, c.sort DESC, c.product_ids) AS pos
-			FROM (SELECT p.tenant_id, p.product_id, 1 AS tier, p.offer_type, p.product_ids,
-						 p.sort * @extschema@._type_weight(p.offer_type, p.tenant_id, 'product_page') AS sort,
-						 p.score, p.discount, p.reason
-				  FROM @extschema@.product_page_model p
-				  UNION ALL
-				  -- pinned merchant offers: always, or triggered by the product or its category
-				  SELECT m.tenant_id, m.product_id, 0, 'pinned', f.product_ids, f.priority,
-						 NULL, f.discount, coalesce(f.reason, 'merchant offer')
-				  FROM @extschema@.product_model m
-				  JOIN @extschema@.offers f ON f.tenant_id = m.tenant_id AND f.stage = 'product_page'
-				  WHERE (f.active_from IS NULL OR f.active_from <= now())
-					AND (f.active_to IS NULL OR f.active_to > now())
-					AND (num_nonnulls(f.trigger_product_id, f.trigger_category, f.min_cart_value) = 0
-						 OR f.trigger_product_id = m.product_id OR f.trigger_category = m.category)) c
-			-- live: stock as of the last refresh, exclusions as of now
-			WHERE (c.offer_type = 'bundle' OR NOT c.product_id = ANY (c.product_ids))
-			  AND NOT EXISTS (
-				SELECT FROM unnest(c.product_ids) o(id)
-				LEFT JOIN @extschema@.product_model m ON m.tenant_id = c.tenant_id AND m.product_id = o.id
-				WHERE NOT coalesce(m.in_stock, false)
-				   OR EXISTS (SELECT FROM @extschema@.exclusions e
-							  WHERE e.tenant_id = c.tenant_id
-								AND ((e.product_id = o.id AND (e.with_product_id IS NULL OR e.with_product_id = c.product_id))
-									 OR e.category = m.category)))) x) y
--- one offer per product: none of a row's products (but the page's own, in a
--- bundle) was offered by a row before it
-WHERE NOT pg_catalog.array_remove(y.product_ids, y.product_id) && y.before) z
-WHERE z."rank" <= coalesce((SELECT s.max_offers FROM @extschema@.stage_settings s
-						   WHERE s.stage = 'product_page' AND s.tenant_id IN (z.tenant_id, 0)
-						   ORDER BY s.tenant_id DESC LIMIT 1), 6);
+SELECT m.tenant_id, m.product_id, o.stage, o.offer_type, o.product_ids, o."rank", o.score,
+	   o.discount, o.reason
+FROM @extschema@.product_model m
+CROSS JOIN LATERAL @extschema@._product_page_offers(m.tenant_id, m.product_id, m.category) o;
 COMMENT ON VIEW @extschema@.product_page_offers IS
 	'pre-purchase offers per product (pinned merchant offers, complements, upgrades, bundles), ranked; query it filtered by product_id (and tenant_id)';
 
@@ -286,90 +199,81 @@ CREATE FUNCTION @extschema@.product_page_offers(product_id bigint, tenant_id big
 RETURNS SETOF @extschema@.offer
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-	SELECT o.stage, o.offer_type, o.product_ids,
-		   (row_number() OVER (ORDER BY o."rank"))::int, o.score, o.discount, o.reason
-	FROM @extschema@.product_page_offers o,
-		 (SELECT @extschema@._allowed_offer_types(product_page_offers.experiment,
-												  product_page_offers.unit_id, 'product_page') AS types) a
-	WHERE o.tenant_id = @extschema@._tenant(product_page_offers.tenant_id)
-	  AND o.product_id = product_page_offers.product_id
-	  AND (a.types IS NULL OR o.offer_type = ANY (a.types))
+	SELECT o.*
+	FROM @extschema@.product_model m,
+		 @extschema@._product_page_offers(m.tenant_id, m.product_id, m.category,
+										  product_page_offers.experiment, product_page_offers.unit_id) o
+	WHERE m.tenant_id = @extschema@._tenant(product_page_offers.tenant_id)
+	  AND m.product_id = product_page_offers.product_id
 	ORDER BY o."rank";
 END;
 COMMENT ON FUNCTION @extschema@.product_page_offers(bigint, bigint, text, text) IS
-	'the product page''s offers for one product, tenant-checked, restricted to the experiment variant''s offer types when an experiment and unit are given';
+	'the product page''s offers for one product, tenant-checked; with an experiment and unit, only the offer types of the unit''s variant';
 
 -- ---- during purchase: the cart -------------------------------------------------
+
+-- What a cart request reads about each line, in one index lookup: price,
+-- category and stock, the line's complements (in stock, with pair scores)
+-- and its best upgrade (within 1.5x the price, same variant group first).
+CREATE FUNCTION @extschema@._build_cart_model(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE format($q$
+		INSERT INTO %1$s (tenant_id, product_id, price, category, in_stock, complement_ids,
+						  complement_scores, upgrade_id, upgrade_score, upgrade_reason)
+		SELECT m.tenant_id, m.product_id, m.price, m.category, m.in_stock,
+			   coalesce(c.ids, '{}'), coalesce(c.scores, '{}'),
+			   u.candidate_id, u.score, u.reason
+		FROM %2$s m
+		LEFT JOIN (SELECT p.tenant_id, p.product_id,
+						  array_agg(p.other_id ORDER BY p.other_id) AS ids,
+						  array_agg(p.score ORDER BY p.other_id) AS scores
+				   FROM %3$s p
+				   JOIN %2$s o ON o.tenant_id = p.tenant_id AND o.product_id = p.other_id
+				   WHERE o.in_stock
+				   GROUP BY p.tenant_id, p.product_id) c
+			ON c.tenant_id = m.tenant_id AND c.product_id = m.product_id
+		LEFT JOIN (SELECT DISTINCT ON (u.tenant_id, u.product_id)
+						  u.tenant_id, u.product_id, u.candidate_id, u.score,
+						  format('instead of %%s: %%s; +%%s (%%s%%%% more)', coalesce(a.title, u.product_id::text),
+								 CASE WHEN u.paths > 0
+									  THEN format('%%s of %%s customers who bought it later bought this', u.paths, u.buyers)
+									  WHEN u.same_group THEN 'the next step up in the same variant group'
+									  ELSE 'a step up in the same category' END,
+								 b.price - a.price, round(100 * (b.price - a.price) / a.price)) AS reason
+				   FROM %4$s u
+				   JOIN %2$s a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
+				   JOIN %2$s b ON b.tenant_id = u.tenant_id AND b.product_id = u.candidate_id
+				   WHERE u.kind = 'upgrade' AND b.price > a.price AND b.price <= a.price * 1.5 AND b.in_stock
+				   ORDER BY u.tenant_id, u.product_id, u.same_group DESC, u.score DESC, u.candidate_id) u
+			ON u.tenant_id = m.tenant_id AND u.product_id = m.product_id$q$,
+		@extschema@._slot_table('cart_model', slot),
+		@extschema@._slot_table('product_model', slot),
+		@extschema@._slot_table('pair_model', slot),
+		@extschema@._slot_table('upgrade_model', slot));
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('cart_model',
+	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, price numeric, category text,
+	  in_stock boolean NOT NULL, complement_ids bigint[] NOT NULL, complement_scores float8[] NOT NULL,
+	  upgrade_id bigint, upgrade_score float8, upgrade_reason text,
+	  PRIMARY KEY (tenant_id, product_id)$$,
+	NULL, 97, '@extschema@._build_cart_model(text, boolean)',
+	'per product, what the cart stage reads about a cart line: price, category, stock, complements in stock with their pair scores, and the best upgrade within 1.5x the price');
 
 CREATE FUNCTION @extschema@.cart_offers(cart bigint[], quantities int[] DEFAULT NULL,
 	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
 RETURNS SETOF @extschema@.offer
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan
-AS $$
-DECLARE
-	t bigint := @extschema@._tenant(tenant_id);
-	items bigint[] := ARRAY(SELECT DISTINCT x FROM unnest(cart) x WHERE x IS NOT NULL);
-	cart_value numeric;
-	candidates @extschema@.offer[];
-BEGIN
-	IF quantities IS NOT NULL AND cardinality(quantities) <> cardinality(cart) THEN
-		RAISE EXCEPTION 'cart has % products but quantities has % entries', cardinality(cart), cardinality(quantities)
-			USING ERRCODE = 'array_subscript_error';
-	END IF;
-	SELECT sum(m.price * coalesce(quantities[i], 1)) INTO cart_value
-	FROM unnest(cart) WITH ORDINALITY c(id, i)
-	JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = c.id;
-
-	-- complements of the cart, then bestsellers far below them to fill the slots;
-	-- stock and exclusions are applied by _merge_offers
-	candidates := ARRAY(
-		SELECT ROW('cart', 'complement', ARRAY[e.product_id], NULL, e.score, 0,
-				   'bought together with the cart')::@extschema@.offer
-		FROM @extschema@._complements_of(t, items, 12) e)
-	|| ARRAY(
-		SELECT ROW('cart', 'complement', ARRAY[m.product_id], NULL, 1e-6 / m.popularity_rank, 0,
-				   'popular')::@extschema@.offer
-		FROM @extschema@.product_model m
-		WHERE m.tenant_id = t AND m.in_stock
-		ORDER BY m.popularity_rank
-		LIMIT 8)
-	-- what closes the gap to the next threshold (free shipping, a reward)
-	|| ARRAY(
-		SELECT ROW('cart', 'gap_filler', g.product_ids, NULL, g.score, 0,
-				   format('adds %s to reach %s (%s over)', g.added, g.threshold, g.overshoot))::@extschema@.offer
-		FROM @extschema@.gap_fillers(cart, quantities, 6, 2, t) g)
-	-- the better version of a cart line: its best stored upgrade within 1.5x
-	-- the price (same variant group first), one per line, in one lookup
-	|| ARRAY(
-		SELECT ROW('cart', 'upgrade', ARRAY[u.candidate_id], NULL, u.score, 0,
-				   format('instead of %s: %s; +%s (%s%% more)', coalesce(u.title, u.product_id::text),
-						  CASE WHEN u.paths > 0
-							   THEN format('%s of %s customers who bought it later bought this', u.paths, u.buyers)
-							   WHEN u.same_group THEN 'the next step up in the same variant group'
-							   ELSE 'a step up in the same category' END,
-						  u.extra, round(100 * u.extra / u.price)))::@extschema@.offer
-		FROM (SELECT DISTINCT ON (u.product_id) u.*, a.title, a.price, m.price - a.price AS extra
-			  FROM @extschema@.upgrade_model u
-			  JOIN @extschema@.product_model a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
-			  JOIN @extschema@.product_model m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
-			  WHERE u.tenant_id = t AND u.product_id = ANY (items) AND u.kind = 'upgrade'
-				AND m.price > a.price AND m.price <= a.price * 1.5 AND m.in_stock
-			  ORDER BY u.product_id, u.same_group DESC, u.score DESC, u.candidate_id) u)
-	-- the next volume tier of a cart line (only where the merchant set tiers)
-	|| ARRAY(
-		SELECT ROW('cart', 'quantity_tier', ARRAY[c.id], NULL,
-				   q.total_saving / nullif(q.total_saving + q.new_unit_price * q.next_quantity, 0),
-				   round(1 - q.new_unit_price / q.unit_price, 4), q.reason)::@extschema@.offer
-		FROM unnest(cart, coalesce(quantities, array_fill(1, ARRAY[cardinality(cart)]))) c(id, qty),
-			 @extschema@.quantity_offer(c.id, greatest(c.qty, 1), t) q
-		WHERE c.id IS NOT NULL AND q.next_quantity IS NOT NULL
-		  AND EXISTS (SELECT FROM @extschema@.volume_tiers v WHERE v.tenant_id = t));
-	RETURN QUERY SELECT * FROM @extschema@._merge_offers('cart', t, items, cart_value,
-														 candidates, experiment, unit_id);
-END
-$$;
+AS 'MODULE_PATHNAME', 'upsell_cart_offers'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
 COMMENT ON FUNCTION @extschema@.cart_offers(bigint[], int[], bigint, text, text) IS
 	'during-purchase offers for a cart: pinned merchant offers, complements of the cart, gap fillers to the next threshold, upgrades of cart lines and quantity tiers, interleaved by weighted score';
 

@@ -1,0 +1,1537 @@
+/*
+ * serving.c
+ *		The request path of the funnel stages: cart_offers, the product page's
+ *		offers and _merge_offers (post-purchase), in C over saved plans.
+ *
+ * A page view costs two index lookups here: one small query that says
+ * whether the merchant's rules or the models changed, and one read of the
+ * stage's model (cart_model for the cart lines, product_page_model for a
+ * product).  The merchant's rules -- stage settings, pinned offers,
+ * exclusions, thresholds, whether volume tiers exist, the bestsellers -- are
+ * read once per backend and tenant into a cache.  Its key is the row of
+ * upsell.serving_state, whose config_version a trigger bumps from a sequence
+ * on every change of a rules table (transactional, never reused, so a
+ * rolled-back change cannot leave a stale cache behind), and the refresh
+ * that built the models (upsell.model_state).  The ranking itself is the
+ * plain C merge of src/core/offers.c.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+
+#include "offers.h"
+#include "upsell.h"
+
+PG_FUNCTION_INFO_V1(upsell_cart_offers);
+PG_FUNCTION_INFO_V1(upsell_product_page_offers);
+PG_FUNCTION_INFO_V1(upsell_merge_offers);
+
+typedef enum Stage
+{
+	STAGE_PRODUCT_PAGE,
+	STAGE_CART,
+	STAGE_POST_PURCHASE,
+	NSTAGES
+} Stage;
+
+static const char *const stage_names[NSTAGES] = {"product_page", "cart", "post_purchase"};
+
+#define DEFAULT_MAX_OFFERS	6
+#define CART_COMPLEMENTS	12	/* complements of the cart proposed to the merge */
+#define CART_GAP_FILLERS	6
+#define CART_GAP_ITEMS		2
+#define POPULAR				8	/* bestsellers that fill a cart's slots */
+
+/* ---- the merchant's rules, cached per tenant ------------------------------ */
+
+typedef enum OfferTrigger
+{
+	TRIGGER_ALWAYS,
+	TRIGGER_PRODUCT,
+	TRIGGER_CATEGORY,
+	TRIGGER_CART_VALUE
+} OfferTrigger;
+
+typedef struct PinnedOffer
+{
+	int64		offer_id;
+	Stage		stage;
+	OfferTrigger		trigger;
+	int64		trigger_product;
+	char	   *trigger_category;
+	Numeric		min_cart_value;
+	bool		has_from,
+				has_to;
+	TimestampTz active_from,
+				active_to;
+	int64	   *ids;
+	int			nids;
+	Numeric		discount;
+	char	   *reason;
+	double		priority;
+	bool		in_stock;		/* every product known and in stock */
+} PinnedOffer;
+
+typedef struct Threshold
+{
+	int64		threshold_id;
+	Numeric		amount;
+	char	   *currency;		/* NULL: any */
+	bool		has_from,
+				has_to;
+	TimestampTz active_from,
+				active_to;
+} Threshold;
+
+typedef struct StageSettings
+{
+	int			max_offers;
+	double		weight[OFFER_NTYPES];
+} StageSettings;
+
+typedef struct TenantRules
+{
+	int64		tenant_id;		/* hash key */
+	StageSettings stage[NSTAGES];
+	PinnedOffer *pinned;
+	int			npinned;
+	int64	   *excluded;		/* ascending: never offered (products, categories' products) */
+	int			nexcluded;
+	int64	   *pair_product;	/* never offered next to pair_with (context) */
+	int64	   *pair_with;
+	int			npairs;
+	Threshold  *thresholds;
+	int			nthresholds;
+	bool		volume_tiers;
+	int64		popular[POPULAR];	/* in stock, by popularity */
+	int64		popular_rank[POPULAR];
+	int			npopular;
+	bool		has_candidates;
+	TimestampTz candidates_built_at;
+} TenantRules;
+
+/* The saved plans and the cache, valid for one schema of the extension. */
+static struct
+{
+	Oid			nsp;
+	char	   *nspname;		/* quoted */
+	SPIPlanPtr	version;
+	SPIPlanPtr	cart_lines;
+	SPIPlanPtr	page_rows;
+	SPIPlanPtr	in_stock;
+	SPIPlanPtr	categories;
+	SPIPlanPtr	variant;
+	SPIPlanPtr	tier;
+
+	/* the cache key: serving_state's row and the models' refresh */
+	bool		valid;
+	Oid			state_rel;
+	int64		config_version;
+	char		active_slot;
+	bool		refreshed;
+	TimestampTz refreshed_at;
+	int			per_tenant;		/* -1: no orders registered */
+	MemoryContext cxt;
+	HTAB	   *tenants;
+} serving;
+
+/* The schema-qualified form of a query: every "@." names the extension's schema. */
+static char *
+qualify(const char *query)
+{
+	StringInfoData buf;
+	const char *p;
+
+	initStringInfo(&buf);
+	for (p = query; *p; p++)
+	{
+		if (p[0] == '@' && p[1] == '.')
+		{
+			appendStringInfo(&buf, "%s.", serving.nspname);
+			p++;
+		}
+		else
+			appendStringInfoChar(&buf, *p);
+	}
+	return buf.data;
+}
+
+static SPIPlanPtr
+prepare(const char *query, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(qualify(query), nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", query, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+static void
+forget_plan(SPIPlanPtr *plan)
+{
+	if (*plan)
+		SPI_freeplan(*plan);
+	*plan = NULL;
+}
+
+/* Plans of the schema fn_oid lives in (the extension's); call connected. */
+static void
+use_schema(Oid fn_oid)
+{
+	Oid			nsp = get_func_namespace(fn_oid);
+	Oid			int8_1[1] = {INT8OID};
+	Oid			int8_2[2] = {INT8OID, INT8OID};
+	Oid			by_ids[2] = {INT8OID, INT8ARRAYOID};
+	Oid			variant[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Oid			tier[3] = {INT8OID, INT4OID, INT8OID};
+
+	if (serving.nsp == nsp && serving.version != NULL)
+		return;
+	forget_plan(&serving.version);
+	forget_plan(&serving.cart_lines);
+	forget_plan(&serving.page_rows);
+	forget_plan(&serving.in_stock);
+	forget_plan(&serving.categories);
+	forget_plan(&serving.variant);
+	forget_plan(&serving.tier);
+	serving.valid = false;
+	if (serving.nspname)
+		pfree(serving.nspname);
+	serving.nsp = InvalidOid;
+	serving.nspname = MemoryContextStrdup(TopMemoryContext,
+										  quote_identifier(get_namespace_name(nsp)));
+
+	serving.version = prepare(
+		"SELECT s.tableoid, s.config_version, m.active, m.refreshed_at, "
+		"       (SELECT o.tenant_id IS NOT NULL FROM @.order_source o) "
+		"FROM @.serving_state s, @.model_state m", 0, NULL);
+	serving.cart_lines = prepare(
+		"SELECT c.product_id, c.price, c.category, c.in_stock, c.complement_ids, "
+		"       c.complement_scores, c.upgrade_id, c.upgrade_score, c.upgrade_reason "
+		"FROM @.cart_model c WHERE c.tenant_id = $1 AND c.product_id = ANY ($2)", 2, by_ids);
+	serving.page_rows = prepare(
+		"SELECT p.offer_type, p.product_ids, p.score, p.discount, p.reason "
+		"FROM @.product_page_model p WHERE p.product_id = $2 AND p.tenant_id = $1", 2, int8_2);
+	serving.in_stock = prepare(
+		"SELECT m.product_id FROM @.product_model m "
+		"WHERE m.tenant_id = $1 AND m.product_id = ANY ($2) AND m.in_stock", 2, by_ids);
+	serving.categories = prepare(
+		"SELECT DISTINCT m.category FROM @.product_model m "
+		"WHERE m.tenant_id = $1 AND m.product_id = ANY ($2) AND m.category IS NOT NULL", 2, by_ids);
+	serving.variant = prepare("SELECT @.variant_offer_types($1, $2, $3)", 3, variant);
+	serving.tier = prepare(
+		"SELECT (q.total_saving / nullif(q.total_saving + q.new_unit_price * q.next_quantity, 0))::float8, "
+		"       round(1 - q.new_unit_price / q.unit_price, 4), q.reason "
+		"FROM @.quantity_offer($1, $2, $3) q WHERE q.next_quantity IS NOT NULL", 3, tier);
+	(void) int8_1;
+	serving.nsp = nsp;
+}
+
+/* Runs a saved plan read-only; the rows are in SPI_tuptable. */
+static uint64
+run(SPIPlanPtr plan, Datum *args, const char *nulls)
+{
+	int			rc = SPI_execute_plan(plan, args, nulls, true, 0);
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+static Datum
+col(int row, int column, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, isnull);
+}
+
+static char *
+col_text(int row, int column)
+{
+	bool		isnull;
+	Datum		d = col(row, column, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* The elements of an int8 array without NULLs, in cxt. */
+static int64 *
+int8_array(Datum d, int *n)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(d);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			m,
+				i,
+				j = 0;
+	int64	   *out;
+
+	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &m);
+	out = palloc(Max(m, 1) * sizeof(int64));
+	for (i = 0; i < m; i++)
+		if (!nulls[i])
+			out[j++] = DatumGetInt64(elems[i]);
+	*n = j;
+	return out;
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Sorts and removes repeats; returns the new length. */
+static int
+sort_unique(int64 *a, int n)
+{
+	int			i,
+				j = 0;
+
+	if (n <= 1)
+		return n;
+	qsort(a, n, sizeof(int64), cmp_int64);
+	for (i = 1; i < n; i++)
+		if (a[i] != a[j])
+			a[++j] = a[i];
+	return j + 1;
+}
+
+static Numeric
+copy_numeric(Datum d)
+{
+	return DatumGetNumericCopy(d);
+}
+
+static bool
+numeric_at_most(Numeric a, Numeric b)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b))) <= 0;
+}
+
+static Stage
+stage_of(const char *name)
+{
+	int			s;
+
+	for (s = 0; s < NSTAGES; s++)
+		if (strcmp(name, stage_names[s]) == 0)
+			return (Stage) s;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown funnel stage \"%s\"", name),
+			 errhint("The stages are product_page, cart and post_purchase.")));
+	return STAGE_CART;			/* keep the compiler quiet */
+}
+
+/*
+ * Checks the cache key; drops every tenant's rules when the merchant's
+ * tables or the models changed.
+ */
+static void
+check_version(void)
+{
+	bool		isnull;
+	Oid			state_rel;
+	int64		config_version;
+	char		active;
+	bool		refreshed;
+	TimestampTz refreshed_at = 0;
+	Datum		d;
+	int			per_tenant;
+
+	if (run(serving.version, NULL, NULL) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("upsell.serving_state or upsell.model_state does not have exactly one row")));
+	state_rel = DatumGetObjectId(col(0, 1, &isnull));
+	config_version = DatumGetInt64(col(0, 2, &isnull));
+	active = DatumGetChar(col(0, 3, &isnull));
+	d = col(0, 4, &isnull);
+	refreshed = !isnull;
+	if (refreshed)
+		refreshed_at = DatumGetTimestampTz(d);
+	d = col(0, 5, &isnull);
+	per_tenant = isnull ? -1 : DatumGetBool(d) ? 1 : 0;
+
+	if (serving.valid && serving.state_rel == state_rel &&
+		serving.config_version == config_version && serving.active_slot == active &&
+		serving.refreshed == refreshed && (!refreshed || serving.refreshed_at == refreshed_at) &&
+		serving.per_tenant == per_tenant)
+		return;
+
+	if (serving.cxt == NULL)
+		serving.cxt = AllocSetContextCreate(TopMemoryContext, "upsell serving rules",
+											ALLOCSET_DEFAULT_SIZES);
+	else
+		MemoryContextReset(serving.cxt);
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(TenantRules);
+		ctl.hcxt = serving.cxt;
+		serving.tenants = hash_create("upsell serving tenants", 16, &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	serving.state_rel = state_rel;
+	serving.config_version = config_version;
+	serving.active_slot = active;
+	serving.refreshed = refreshed;
+	serving.refreshed_at = refreshed_at;
+	serving.per_tenant = per_tenant;
+	serving.valid = true;
+}
+
+/* The tenant a request is about, checked as upsell._tenant() checks it. */
+static int64
+resolve_tenant(bool tenant_null, int64 tenant_id)
+{
+	if (serving.per_tenant < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no order lines are registered"),
+				 errhint("Call upsell.register_orders() first.")));
+	if (serving.per_tenant == 1 && tenant_null)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id is required: order lines are registered per tenant")));
+	if (serving.per_tenant == 0 && !tenant_null && tenant_id != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tenant_id " INT64_FORMAT " given, but order lines are registered without a tenant column", tenant_id),
+				 errhint("Pass NULL, or register the orders with tenant_id => 'column'.")));
+	return tenant_null ? 0 : tenant_id;
+}
+
+/* Runs a query of the rules loader with the tenant as $1. */
+static uint64
+load_query(const char *query, int64 tenant_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(tenant_id)};
+	int			rc = SPI_execute_with_args(qualify(query), 1, types, args, NULL, true, 0);
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+static void
+load_settings(TenantRules *r)
+{
+	uint64		n,
+				i;
+	int			s,
+				t;
+
+	for (s = 0; s < NSTAGES; s++)
+	{
+		r->stage[s].max_offers = DEFAULT_MAX_OFFERS;
+		for (t = 0; t < OFFER_NTYPES; t++)
+			r->stage[s].weight[t] = offer_default_weights[t];
+	}
+	/* the tenant's own row of a stage, else tenant 0's */
+	n = load_query("SELECT s.stage, s.max_offers, w.key, w.value::float8 "
+				   "FROM (SELECT DISTINCT ON (x.stage) x.* FROM @.stage_settings x "
+				   "      WHERE x.tenant_id IN ($1, 0) ORDER BY x.stage, x.tenant_id DESC) s "
+				   "LEFT JOIN LATERAL pg_catalog.jsonb_each_text(s.type_weights) w ON true", r->tenant_id);
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		char	   *name = col_text(i, 1);
+		Stage		stage = stage_of(name);
+		char	   *key = col_text(i, 3);
+		Datum		w = col(i, 4, &isnull);
+
+		r->stage[stage].max_offers = DatumGetInt32(col(i, 2, &isnull));
+		if (key && !isnull && (t = offer_type_of(key)) >= 0)
+			r->stage[stage].weight[t] = DatumGetFloat8(w);
+	}
+}
+
+static void
+load_pinned(TenantRules *r, MemoryContext cxt)
+{
+	uint64		n,
+				i;
+
+	n = load_query("SELECT f.offer_id, f.stage, f.trigger_product_id, f.trigger_category, "
+				   "       f.min_cart_value, f.active_from, f.active_to, f.product_ids, f.discount, "
+				   "       f.priority, coalesce(f.reason, 'merchant offer'), "
+				   "       NOT EXISTS (SELECT FROM pg_catalog.unnest(f.product_ids) o(id) "
+				   "                   LEFT JOIN @.product_model m "
+				   "                     ON m.tenant_id = f.tenant_id AND m.product_id = o.id "
+				   "                   WHERE NOT coalesce(m.in_stock, false)) "
+				   "FROM @.offers f WHERE f.tenant_id = $1 ORDER BY f.offer_id", r->tenant_id);
+	r->pinned = MemoryContextAllocZero(cxt, Max(n, 1) * sizeof(PinnedOffer));
+	for (i = 0; i < n; i++)
+	{
+		PinnedOffer *p = &r->pinned[i];
+		bool		isnull;
+		Datum		d;
+		MemoryContext old;
+
+		p->offer_id = DatumGetInt64(col(i, 1, &isnull));
+		p->stage = stage_of(col_text(i, 2));
+		p->trigger = TRIGGER_ALWAYS;
+		d = col(i, 3, &isnull);
+		if (!isnull)
+		{
+			p->trigger = TRIGGER_PRODUCT;
+			p->trigger_product = DatumGetInt64(d);
+		}
+		old = MemoryContextSwitchTo(cxt);
+		p->trigger_category = col_text(i, 4);
+		if (p->trigger_category)
+			p->trigger = TRIGGER_CATEGORY;
+		d = col(i, 5, &isnull);
+		if (!isnull)
+		{
+			p->trigger = TRIGGER_CART_VALUE;
+			p->min_cart_value = copy_numeric(d);
+		}
+		d = col(i, 6, &isnull);
+		if ((p->has_from = !isnull))
+			p->active_from = DatumGetTimestampTz(d);
+		d = col(i, 7, &isnull);
+		if ((p->has_to = !isnull))
+			p->active_to = DatumGetTimestampTz(d);
+		p->ids = int8_array(col(i, 8, &isnull), &p->nids);
+		p->discount = copy_numeric(col(i, 9, &isnull));
+		p->priority = (double) DatumGetInt32(col(i, 10, &isnull));
+		p->reason = col_text(i, 11);
+		p->in_stock = DatumGetBool(col(i, 12, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+	r->npinned = (int) n;
+}
+
+static void
+load_exclusions(TenantRules *r, MemoryContext cxt)
+{
+	uint64		n,
+				i;
+	int			nx = 0,
+				np = 0;
+
+	/* a category's exclusion is one of each of its products */
+	n = load_query("SELECT e.product_id, e.with_product_id FROM @.exclusions e "
+				   "WHERE e.tenant_id = $1 AND e.product_id IS NOT NULL "
+				   "UNION ALL "
+				   "SELECT m.product_id, NULL FROM @.exclusions e "
+				   "JOIN @.product_model m ON m.tenant_id = e.tenant_id AND m.category = e.category "
+				   "WHERE e.tenant_id = $1", r->tenant_id);
+	r->excluded = MemoryContextAlloc(cxt, Max(n, 1) * sizeof(int64));
+	r->pair_product = MemoryContextAlloc(cxt, Max(n, 1) * sizeof(int64));
+	r->pair_with = MemoryContextAlloc(cxt, Max(n, 1) * sizeof(int64));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(col(i, 1, &isnull));
+		Datum		with = col(i, 2, &isnull);
+
+		if (isnull)
+			r->excluded[nx++] = id;
+		else
+		{
+			r->pair_product[np] = id;
+			r->pair_with[np++] = DatumGetInt64(with);
+		}
+	}
+	r->nexcluded = sort_unique(r->excluded, nx);
+	r->npairs = np;
+}
+
+static void
+load_thresholds(TenantRules *r, MemoryContext cxt)
+{
+	uint64		n,
+				i;
+	bool		isnull;
+
+	n = load_query("SELECT t.threshold_id, t.amount, t.currency, t.active_from, t.active_to "
+				   "FROM @.thresholds t WHERE t.tenant_id = $1 ORDER BY t.amount, t.threshold_id",
+				   r->tenant_id);
+	r->thresholds = MemoryContextAllocZero(cxt, Max(n, 1) * sizeof(Threshold));
+	for (i = 0; i < n; i++)
+	{
+		Threshold  *t = &r->thresholds[i];
+		Datum		d;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		t->threshold_id = DatumGetInt64(col(i, 1, &isnull));
+		t->amount = copy_numeric(col(i, 2, &isnull));
+		t->currency = col_text(i, 3);
+		d = col(i, 4, &isnull);
+		if ((t->has_from = !isnull))
+			t->active_from = DatumGetTimestampTz(d);
+		d = col(i, 5, &isnull);
+		if ((t->has_to = !isnull))
+			t->active_to = DatumGetTimestampTz(d);
+		MemoryContextSwitchTo(old);
+	}
+	r->nthresholds = (int) n;
+
+	n = load_query("SELECT c.built_at FROM @.threshold_candidates c WHERE c.tenant_id = $1",
+				   r->tenant_id);
+	r->has_candidates = n > 0;
+	if (n > 0)
+		r->candidates_built_at = DatumGetTimestampTz(col(0, 1, &isnull));
+
+	n = load_query("SELECT FROM @.volume_tiers v WHERE v.tenant_id = $1 LIMIT 1", r->tenant_id);
+	r->volume_tiers = n > 0;
+}
+
+static void
+load_popular(TenantRules *r)
+{
+	uint64		n,
+				i;
+	bool		isnull;
+
+	n = load_query("SELECT m.product_id, m.popularity_rank FROM @.product_model m "
+				   "WHERE m.tenant_id = $1 AND m.in_stock ORDER BY m.popularity_rank "
+				   "LIMIT " CppAsString2(POPULAR), r->tenant_id);
+	for (i = 0; i < n; i++)
+	{
+		r->popular[i] = DatumGetInt64(col(i, 1, &isnull));
+		r->popular_rank[i] = DatumGetInt64(col(i, 2, &isnull));
+	}
+	r->npopular = (int) n;
+}
+
+/* The rules of a tenant, read when the cache has none. */
+static TenantRules *
+tenant_rules(int64 tenant_id)
+{
+	bool		found;
+	TenantRules *r;
+	MemoryContext cxt;
+
+	r = hash_search(serving.tenants, &tenant_id, HASH_FIND, NULL);
+	if (r)
+		return r;
+	/* read everything before entering it: an error leaves no half entry */
+	cxt = AllocSetContextCreate(serving.cxt, "upsell tenant rules", ALLOCSET_SMALL_SIZES);
+	PG_TRY();
+	{
+		TenantRules tmp;
+
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.tenant_id = tenant_id;
+		load_settings(&tmp);
+		load_pinned(&tmp, cxt);
+		load_exclusions(&tmp, cxt);
+		load_thresholds(&tmp, cxt);
+		load_popular(&tmp);
+		r = hash_search(serving.tenants, &tenant_id, HASH_ENTER, &found);
+		*r = tmp;
+	}
+	PG_CATCH();
+	{
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return r;
+}
+
+/* ---- the pieces of a request ---------------------------------------------- */
+
+/* The offer types the unit's experiment variant shows (all without one). */
+static uint32
+allowed_types(text *experiment, text *unit_id, Stage stage)
+{
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		isnull;
+	Datum		d;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n,
+				i;
+	uint32		allowed = 0;
+
+	if (experiment == NULL)
+		return OFFER_ALL_TYPES;
+	args[0] = PointerGetDatum(experiment);
+	args[1] = PointerGetDatum(unit_id);
+	if (unit_id == NULL)
+		nulls[1] = 'n';
+	args[2] = CStringGetTextDatum(stage_names[stage]);
+	run(serving.variant, args, nulls);
+	d = col(0, 1, &isnull);
+	if (isnull)
+		return OFFER_ALL_TYPES;
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		int			t;
+
+		if (!enulls[i] && (t = offer_type_of(TextDatumGetCString(elems[i]))) >= 0)
+			allowed |= 1u << t;
+	}
+	return allowed;
+}
+
+static bool
+excluded(const TenantRules *r, int64 id, const int64 *context, size_t ncontext)
+{
+	int			i;
+
+	if (offers_contains(r->excluded, r->nexcluded, id))
+		return true;
+	for (i = 0; i < r->npairs; i++)
+		if (r->pair_product[i] == id && offers_contains(context, ncontext, r->pair_with[i]))
+			return true;
+	return false;
+}
+
+static bool
+all_allowed(const TenantRules *r, const int64 *ids, int nids, const int64 *context, size_t ncontext)
+{
+	int			i;
+
+	for (i = 0; i < nids; i++)
+		if (excluded(r, ids[i], context, ncontext))
+			return false;
+	return true;
+}
+
+/* What the caller shows with an offer; the merge sees OfferCandidate. */
+typedef struct OfferRow
+{
+	Datum		discount;		/* numeric */
+	char	   *reason;
+	bool		score_null;
+} OfferRow;
+
+typedef struct Proposal
+{
+	OfferCandidate *c;
+	OfferRow   *row;
+	int			n;
+	int			cap;
+} Proposal;
+
+static void
+proposal_init(Proposal *p, int cap)
+{
+	p->cap = Max(cap, 16);
+	p->n = 0;
+	p->c = palloc(p->cap * sizeof(OfferCandidate));
+	p->row = palloc(p->cap * sizeof(OfferRow));
+}
+
+static OfferCandidate *
+propose(Proposal *p, OfferType type, int64 *ids, int nids, double score,
+		Datum discount, char *reason)
+{
+	OfferCandidate *c;
+
+	if (p->n == p->cap)
+	{
+		p->cap *= 2;
+		p->c = repalloc(p->c, p->cap * sizeof(OfferCandidate));
+		p->row = repalloc(p->row, p->cap * sizeof(OfferRow));
+	}
+	c = &p->c[p->n];
+	memset(c, 0, sizeof(*c));
+	c->type = type;
+	c->ids = ids;
+	c->nids = nids;
+	c->score = score;
+	c->showable = true;
+	c->payload = p->n;
+	p->row[p->n].discount = discount;
+	p->row[p->n].reason = reason;
+	p->row[p->n].score_null = type == OFFER_PINNED;
+	p->n++;
+	return c;
+}
+
+static Datum
+zero_discount(void)
+{
+	return NumericGetDatum(int64_to_numeric(0));
+}
+
+static bool
+active_at(bool has_from, TimestampTz from, bool has_to, TimestampTz to, TimestampTz at)
+{
+	return (!has_from || from <= at) && (!has_to || at < to);
+}
+
+/*
+ * The stage's pinned offers whose trigger matches: always, a context
+ * product, one of the context's categories, or the cart value.
+ */
+static void
+propose_pinned(Proposal *p, const TenantRules *r, Stage stage,
+			   const int64 *context, size_t ncontext,
+			   char **categories, int ncategories, Numeric cart_value)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int			i,
+				j;
+
+	for (i = 0; i < r->npinned; i++)
+	{
+		const PinnedOffer *f = &r->pinned[i];
+		bool		match = false;
+		OfferCandidate *c;
+
+		if (f->stage != stage || !active_at(f->has_from, f->active_from, f->has_to, f->active_to, now))
+			continue;
+		switch (f->trigger)
+		{
+			case TRIGGER_ALWAYS:
+				match = true;
+				break;
+			case TRIGGER_PRODUCT:
+				match = offers_contains(context, ncontext, f->trigger_product);
+				break;
+			case TRIGGER_CATEGORY:
+				for (j = 0; j < ncategories && !match; j++)
+					match = strcmp(categories[j], f->trigger_category) == 0;
+				break;
+			case TRIGGER_CART_VALUE:
+				match = cart_value != NULL && numeric_at_most(f->min_cart_value, cart_value);
+				break;
+		}
+		if (!match)
+			continue;
+		c = propose(p, OFFER_PINNED, f->ids, f->nids, 0, NumericGetDatum(f->discount), f->reason);
+		c->priority = f->priority;
+		c->offer_id = f->offer_id;
+		c->showable = f->in_stock;
+	}
+}
+
+/*
+ * Merges the proposal under the stage's rules and puts the chosen offers
+ * into the SRF's tuplestore.
+ */
+static void
+emit(FunctionCallInfo fcinfo, Proposal *p, const TenantRules *r, Stage stage,
+	 uint32 allowed, const int64 *context, size_t ncontext)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MergeRules	rules;
+	int		   *chosen;
+	int			n,
+				i;
+
+	rules.max_offers = r->stage[stage].max_offers;
+	rules.allowed = allowed;
+	memcpy(rules.weight, r->stage[stage].weight, sizeof(rules.weight));
+	rules.context = context;
+	rules.ncontext = ncontext;
+	for (i = 0; i < p->n; i++)
+		if (p->c[i].showable && !all_allowed(r, p->c[i].ids, p->c[i].nids, context, ncontext))
+			p->c[i].showable = false;
+	chosen = palloc(Max(rules.max_offers, 1) * sizeof(int));
+	n = offers_merge(p->c, p->n, &rules, chosen);
+	for (i = 0; i < n; i++)
+	{
+		const OfferCandidate *c = &p->c[chosen[i]];
+		const OfferRow *row = &p->row[c->payload];
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
+		Datum	   *elems = palloc(c->nids * sizeof(Datum));
+		int			j;
+
+		for (j = 0; j < c->nids; j++)
+			elems[j] = Int64GetDatum(c->ids[j]);
+		values[0] = CStringGetTextDatum(stage_names[stage]);
+		values[1] = CStringGetTextDatum(offer_type_names[c->type]);
+		values[2] = PointerGetDatum(construct_array(elems, c->nids, INT8OID, 8,
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[3] = Int32GetDatum(i + 1);
+		values[4] = Float8GetDatum(c->score);
+		nulls[4] = row->score_null;
+		values[5] = row->discount;
+		values[6] = row->reason ? CStringGetTextDatum(row->reason) : (Datum) 0;
+		nulls[6] = row->reason == NULL;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+static text *
+opt_text(FunctionCallInfo fcinfo, int arg)
+{
+	return PG_ARGISNULL(arg) ? NULL : PG_GETARG_TEXT_PP(arg);
+}
+
+/* ---- the cart ----------------------------------------------------------- */
+
+typedef struct CartLine
+{
+	int64		product_id;
+	Numeric		price;			/* NULL: none */
+	char	   *category;
+	bool		in_stock;
+	int64	   *complements;
+	double	   *complement_scores;
+	int			ncomplements;
+	bool		has_upgrade;
+	int64		upgrade_id;
+	double		upgrade_score;
+	char	   *upgrade_reason;
+} CartLine;
+
+static CartLine *
+find_line(CartLine *lines, int n, int64 id)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (lines[i].product_id == id)
+			return &lines[i];
+	return NULL;
+}
+
+typedef struct Evidence
+{
+	int64		id;
+	double		log_miss;		/* sum of ln(1 - score): noisy-OR */
+	double		score;
+} Evidence;
+
+static int
+cmp_evidence_id(const void *a, const void *b)
+{
+	return cmp_int64(&((const Evidence *) a)->id, &((const Evidence *) b)->id);
+}
+
+static int
+cmp_evidence_score(const void *a, const void *b)
+{
+	const Evidence *x = a;
+	const Evidence *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return cmp_int64(&x->id, &y->id);
+}
+
+/*
+ * The complements of the cart, best first: each line's stored complements
+ * (in stock as of the refresh) combined as a noisy-OR, the chance that at
+ * least one line leads to the product; cart items are not their own.
+ */
+static Evidence *
+cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems, int *n)
+{
+	Evidence   *e;
+	int			total = 0,
+				m = 0,
+				i,
+				j;
+
+	for (i = 0; i < nlines; i++)
+		total += lines[i].ncomplements;
+	e = palloc(Max(total, 1) * sizeof(Evidence));
+	for (i = 0; i < nlines; i++)
+		for (j = 0; j < lines[i].ncomplements; j++)
+		{
+			int64		other = lines[i].complements[j];
+
+			if (offers_contains(items, nitems, other))
+				continue;
+			e[m].id = other;
+			e[m].log_miss = log(1 - Min(lines[i].complement_scores[j], 0.999999));
+			m++;
+		}
+	qsort(e, m, sizeof(Evidence), cmp_evidence_id);
+	j = -1;
+	for (i = 0; i < m; i++)
+	{
+		if (j >= 0 && e[j].id == e[i].id)
+			e[j].log_miss += e[i].log_miss;
+		else
+			e[++j] = e[i];
+	}
+	m = j + 1;
+	for (i = 0; i < m; i++)
+		e[i].score = 1 - exp(e[i].log_miss);
+	qsort(e, m, sizeof(Evidence), cmp_evidence_score);
+	*n = m;
+	return e;
+}
+
+/*
+ * The gap fillers of the cart: what closes the gap from the cart's total to
+ * the next active threshold, as upsell.gap_fillers(cart, quantities, 6, 2)
+ * finds them.
+ */
+static void
+propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric total,
+					const int64 *items, int nitems, const Evidence *ev, int nev)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	const Threshold *target = NULL;
+	char	   *currency = NULL;
+	bool		several = false;
+	StringInfoData currencies;
+	int64		gap;
+	int64	   *skip;
+	int64	   *rel_ids;
+	double	   *rel;
+	int			nskip = 0,
+				i,
+				n;
+	GapOffer	out[CART_GAP_FILLERS];
+	Datum		ndiff;
+
+	if (r->nthresholds == 0)
+		return;
+	/* thresholds are sorted by amount: the first unreached active one */
+	for (i = 0; i < r->nthresholds; i++)
+	{
+		const Threshold *t = &r->thresholds[i];
+
+		if (!active_at(t->has_from, t->active_from, t->has_to, t->active_to, now))
+			continue;
+		if (t->currency)
+		{
+			if (currency && strcmp(currency, t->currency) != 0)
+				several = true;
+			else
+				currency = t->currency;
+		}
+		if (target == NULL && !numeric_at_most(t->amount, total))
+			target = t;
+	}
+	if (several)
+	{
+		/* as upsell._active_thresholds says it: the currencies, sorted */
+		char	  **names = palloc(r->nthresholds * sizeof(char *));
+		int			nn = 0,
+					j;
+
+		for (i = 0; i < r->nthresholds; i++)
+		{
+			const Threshold *t = &r->thresholds[i];
+
+			if (t->currency && active_at(t->has_from, t->active_from, t->has_to, t->active_to, now))
+				names[nn++] = t->currency;
+		}
+		qsort(names, nn, sizeof(char *), pg_qsort_strcmp);
+		initStringInfo(&currencies);
+		for (i = 0; i < nn; i++)
+		{
+			for (j = 0; j < i; j++)
+				if (strcmp(names[j], names[i]) == 0)
+					break;
+			if (j == i)
+				appendStringInfo(&currencies, "%s%s", currencies.len ? ", " : "", names[i]);
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the active thresholds are in several currencies (%s): which one is the cart in?",
+						currencies.data),
+				 errhint("Pass currency => '...'.")));
+	}
+	if (target == NULL || !r->has_candidates)
+		return;
+
+	/* cents, rounded up: the offer must reach the threshold */
+	ndiff = DirectFunctionCall2(numeric_sub, NumericGetDatum(target->amount), NumericGetDatum(total));
+	gap = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+											DirectFunctionCall1(numeric_ceil,
+																DirectFunctionCall2(numeric_mul, ndiff,
+																					NumericGetDatum(int64_to_numeric(100))))));
+	if (gap <= 0)
+		return;
+
+	/* never the cart, nor what the merchant excluded */
+	skip = palloc((nitems + r->nexcluded + r->npairs + 1) * sizeof(int64));
+	for (i = 0; i < nitems; i++)
+		skip[nskip++] = items[i];
+	for (i = 0; i < r->nexcluded; i++)
+		skip[nskip++] = r->excluded[i];
+	for (i = 0; i < r->npairs; i++)
+		if (offers_contains(items, nitems, r->pair_with[i]))
+			skip[nskip++] = r->pair_product[i];
+	/* relevance: relative to the cart's best complement */
+	rel_ids = palloc(Max(nev, 1) * sizeof(int64));
+	rel = palloc(Max(nev, 1) * sizeof(double));
+	for (i = 0; i < nev; i++)
+	{
+		rel_ids[i] = ev[i].id;
+		rel[i] = ev[0].score > 0 ? ev[i].score / ev[0].score : 0;
+	}
+	n = upsell_gap_offers(serving.nspname, tenant_id, r->candidates_built_at, gap,
+						  skip, nskip, rel_ids, rel, nev, CART_GAP_FILLERS, CART_GAP_ITEMS, out);
+	for (i = 0; i < n; i++)
+	{
+		Datum		added = NumericGetDatum(int64_div_fast_to_numeric(out[i].added, 2));
+		Datum		over = DirectFunctionCall2(numeric_sub,
+											   DirectFunctionCall2(numeric_add, NumericGetDatum(total), added),
+											   NumericGetDatum(target->amount));
+		int64	   *ids = palloc(out[i].n * sizeof(int64));
+
+		memcpy(ids, out[i].ids, out[i].n * sizeof(int64));
+		propose(p, OFFER_GAP_FILLER, ids, out[i].n, out[i].score, zero_discount(),
+				psprintf("adds %s to reach %s (%s over)",
+						 DatumGetCString(DirectFunctionCall1(numeric_out, added)),
+						 DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),
+						 DatumGetCString(DirectFunctionCall1(numeric_out, over))));
+	}
+}
+
+/*
+ * cart_offers(cart bigint[], quantities int[] DEFAULT NULL, tenant_id bigint
+ *			   DEFAULT NULL, experiment text DEFAULT NULL, unit_id text
+ *			   DEFAULT NULL) RETURNS SETOF upsell.offer
+ */
+Datum
+upsell_cart_offers(PG_FUNCTION_ARGS)
+{
+	ArrayType  *cart_arr = PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *qty_arr = PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1);
+	Datum	   *cart_elems = NULL;
+	bool	   *cart_nulls = NULL;
+	int			ncart = 0;
+	int32	   *qty = NULL;
+	bool	   *qty_nulls = NULL;
+	int			nqty = 0;
+	int64	   *items;
+	int			nitems = 0;
+	int64		tenant_id;
+	TenantRules *r;
+	uint32		allowed;
+	CartLine   *lines;
+	int			nlines;
+	Numeric		total;
+	Evidence   *ev;
+	int			nev;
+	Proposal	p;
+	char	  **categories;
+	int			ncategories = 0;
+	int			i,
+				j;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	use_schema(fcinfo->flinfo->fn_oid);
+	check_version();
+	tenant_id = resolve_tenant(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
+
+	if ((cart_arr && ARR_NDIM(cart_arr) > 1) || (qty_arr && ARR_NDIM(qty_arr) > 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("the cart must be one-dimensional arrays of product ids and quantities")));
+	if (cart_arr)
+		deconstruct_array(cart_arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &cart_elems, &cart_nulls, &ncart);
+	if (qty_arr)
+	{
+		Datum	   *q;
+
+		deconstruct_array(qty_arr, INT4OID, 4, true, TYPALIGN_INT, &q, &qty_nulls, &nqty);
+		qty = palloc(Max(nqty, 1) * sizeof(int32));
+		for (i = 0; i < nqty; i++)
+			qty[i] = qty_nulls[i] ? 0 : DatumGetInt32(q[i]);
+		if (nqty != ncart)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("cart has %d products but quantities has %d entries", ncart, nqty)));
+	}
+	for (i = 0; i < ncart; i++)
+		if (cart_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("the cart contains a NULL product id")));
+	for (i = 0; i < nqty; i++)
+		if (qty_nulls[i] || qty[i] <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("quantity of product " INT64_FORMAT " must be a positive integer, not %s",
+							DatumGetInt64(cart_elems[i]),
+							qty_nulls[i] ? "NULL" : psprintf("%d", qty[i]))));
+	allowed = allowed_types(opt_text(fcinfo, 3), opt_text(fcinfo, 4), STAGE_CART);
+	r = tenant_rules(tenant_id);
+
+	items = palloc(Max(ncart, 1) * sizeof(int64));
+	for (i = 0; i < ncart; i++)
+		items[nitems++] = DatumGetInt64(cart_elems[i]);
+	nitems = sort_unique(items, nitems);
+
+	/* one read of the cart's lines: prices, categories, complements, upgrades */
+	lines = palloc0(Max(nitems, 1) * sizeof(CartLine));
+	nlines = 0;
+	if (nitems > 0)
+	{
+		Datum		args[2];
+		uint64		n,
+					k;
+
+		args[0] = Int64GetDatum(tenant_id);
+		args[1] = PointerGetDatum(construct_array((Datum *) items, nitems, INT8OID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		/* items are int64 Datums on this (64-bit, pass-by-value) build */
+		StaticAssertStmt(FLOAT8PASSBYVAL, "int8 must be passed by value");
+		n = run(serving.cart_lines, args, NULL);
+		for (k = 0; k < n; k++)
+		{
+			CartLine   *l = &lines[nlines++];
+			bool		isnull;
+			Datum		d;
+
+			l->product_id = DatumGetInt64(col(k, 1, &isnull));
+			d = col(k, 2, &isnull);
+			l->price = isnull ? NULL : DatumGetNumeric(d);
+			l->category = col_text(k, 3);
+			l->in_stock = DatumGetBool(col(k, 4, &isnull));
+			l->complements = int8_array(col(k, 5, &isnull), &l->ncomplements);
+			{
+				ArrayType  *sc = DatumGetArrayTypeP(col(k, 6, &isnull));
+				int			ns = ArrayGetNItems(ARR_NDIM(sc), ARR_DIMS(sc));
+
+				if (ns != l->ncomplements || ARR_HASNULL(sc) || ARR_ELEMTYPE(sc) != FLOAT8OID)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_CORRUPTED),
+							 errmsg("the cart_model row of product " INT64_FORMAT " is malformed", l->product_id),
+							 errhint("Run CALL upsell.refresh().")));
+				l->complement_scores = (double *) ARR_DATA_PTR(sc);
+			}
+			d = col(k, 7, &isnull);
+			if ((l->has_upgrade = !isnull))
+			{
+				l->upgrade_id = DatumGetInt64(d);
+				l->upgrade_score = DatumGetFloat8(col(k, 8, &isnull));
+				l->upgrade_reason = col_text(k, 9);
+			}
+		}
+	}
+
+	/* every line priced from the catalog, as upsell._cart_total requires */
+	total = int64_to_numeric(0);
+	for (i = 0; i < ncart; i++)
+	{
+		int64		id = DatumGetInt64(cart_elems[i]);
+		CartLine   *l = find_line(lines, nlines, id);
+
+		if (l == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("product " INT64_FORMAT " of the cart is not in the catalog", id),
+					 errhint("Carts are priced from the catalog as of the last CALL upsell.refresh().")));
+		if (l->price == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("product " INT64_FORMAT " of the cart has no price in the catalog", id)));
+		total = DatumGetNumeric(DirectFunctionCall2(numeric_add, NumericGetDatum(total),
+													DirectFunctionCall2(numeric_mul, NumericGetDatum(l->price),
+																		NumericGetDatum(int64_to_numeric(qty ? qty[i] : 1)))));
+	}
+	categories = palloc(Max(nlines, 1) * sizeof(char *));
+	for (i = 0; i < nlines; i++)
+		if (lines[i].category)
+		{
+			for (j = 0; j < ncategories; j++)
+				if (strcmp(categories[j], lines[i].category) == 0)
+					break;
+			if (j == ncategories)
+				categories[ncategories++] = lines[i].category;
+		}
+
+	proposal_init(&p, 32);
+	propose_pinned(&p, r, STAGE_CART, items, nitems, categories, ncategories,
+				   ncart > 0 ? total : NULL);
+
+	/* complements of the cart, then bestsellers far below them to fill the slots */
+	ev = cart_complements(lines, nlines, items, nitems, &nev);
+	for (i = 0, j = 0; i < nev && j < CART_COMPLEMENTS; i++)
+	{
+		if (excluded(r, ev[i].id, items, nitems))
+			continue;
+		propose(&p, OFFER_COMPLEMENT, &ev[i].id, 1, ev[i].score, zero_discount(),
+				"bought together with the cart");
+		j++;
+	}
+	for (i = 0; i < r->npopular; i++)
+		propose(&p, OFFER_COMPLEMENT, &r->popular[i], 1, 1e-6 / (double) r->popular_rank[i],
+				zero_discount(), "popular");
+
+	/* what closes the gap to the next threshold (free shipping, a reward) */
+	propose_gap_fillers(&p, r, tenant_id, total, items, nitems, ev, nev);
+
+	/* the better version of a cart line, stored per product at refresh */
+	for (i = 0; i < nlines; i++)
+		if (lines[i].has_upgrade)
+			propose(&p, OFFER_UPGRADE, &lines[i].upgrade_id, 1, lines[i].upgrade_score,
+					zero_discount(), lines[i].upgrade_reason);
+
+	/* the next volume tier of a cart line, only where the merchant set tiers */
+	if (r->volume_tiers)
+		for (i = 0; i < ncart; i++)
+		{
+			Datum		args[3];
+			bool		isnull;
+			Datum		score;
+			int64	   *id = palloc(sizeof(int64));
+
+			*id = DatumGetInt64(cart_elems[i]);
+			args[0] = Int64GetDatum(*id);
+			args[1] = Int32GetDatum(qty ? Max(qty[i], 1) : 1);
+			args[2] = Int64GetDatum(tenant_id);
+			if (run(serving.tier, args, NULL) == 0)
+				continue;
+			score = col(0, 1, &isnull);
+			if (isnull)
+				continue;
+			propose(&p, OFFER_QUANTITY_TIER, id, 1, DatumGetFloat8(score),
+					SPI_datumTransfer(col(0, 2, &isnull), false, -1), col_text(0, 3));
+		}
+
+	emit(fcinfo, &p, r, STAGE_CART, allowed, items, nitems);
+	SPI_finish();
+	PG_RETURN_NULL();
+}
+
+/* ---- the product page ----------------------------------------------------- */
+
+/*
+ * _product_page_offers(tenant_id bigint, product_id bigint, category text,
+ *						experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
+ * RETURNS SETOF upsell.offer
+ *
+ * The page's stored offers (complements, upgrades, bundles; in stock as of
+ * the refresh) with the pinned offers, exclusions and settings as of now.
+ * The caller (the view, or product_page_offers()) has found the product
+ * and its category in product_model.
+ */
+Datum
+upsell_product_page_offers(PG_FUNCTION_ARGS)
+{
+	int64		tenant_id = PG_GETARG_INT64(0);
+	int64		product_id = PG_GETARG_INT64(1);
+	char	   *category = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	TenantRules *r;
+	uint32		allowed;
+	Proposal	p;
+	Datum		args[2];
+	uint64		n,
+				k;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id and product_id must not be NULL")));
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	use_schema(fcinfo->flinfo->fn_oid);
+	check_version();
+	allowed = allowed_types(opt_text(fcinfo, 3), opt_text(fcinfo, 4), STAGE_PRODUCT_PAGE);
+	r = tenant_rules(tenant_id);
+
+	proposal_init(&p, 16);
+	propose_pinned(&p, r, STAGE_PRODUCT_PAGE, &product_id, 1,
+				   category ? &category : NULL, category ? 1 : 0, NULL);
+	args[0] = Int64GetDatum(tenant_id);
+	args[1] = Int64GetDatum(product_id);
+	n = run(serving.page_rows, args, NULL);
+	for (k = 0; k < n; k++)
+	{
+		bool		isnull;
+		char	   *type = col_text(k, 1);
+		int			t = type ? offer_type_of(type) : -1;
+		int			nids;
+		int64	   *ids = int8_array(col(k, 2, &isnull), &nids);
+		double		score = DatumGetFloat8(col(k, 3, &isnull));
+
+		if (t < 0 || t == OFFER_PINNED || nids == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the product_page_model row of product " INT64_FORMAT " is malformed", product_id),
+					 errhint("Run CALL upsell.refresh().")));
+		propose(&p, (OfferType) t, ids, nids, score, col(k, 4, &isnull), col_text(k, 5));
+	}
+	emit(fcinfo, &p, r, STAGE_PRODUCT_PAGE, allowed, &product_id, 1);
+	SPI_finish();
+	PG_RETURN_NULL();
+}
+
+/* ---- any stage's candidates ----------------------------------------------- */
+
+/*
+ * _merge_offers(stage text, t bigint, context bigint[], cart_value numeric,
+ *				 candidates upsell.offer[], experiment text, unit_id text)
+ * RETURNS SETOF upsell.offer
+ *
+ * The merge for a stage that gathers its candidates in SQL (post-purchase):
+ * stock is looked up for the proposed products, the rest as above.
+ */
+Datum
+upsell_merge_offers(PG_FUNCTION_ARGS)
+{
+	Stage		stage;
+	int64		tenant_id;
+	int64	   *context = NULL;
+	int			ncontext = 0;
+	Numeric		cart_value = PG_ARGISNULL(3) ? NULL : PG_GETARG_NUMERIC(3);
+	TenantRules *r;
+	uint32		allowed;
+	Proposal	p;
+	int64	   *proposed;
+	int			nproposed = 0;
+	int64	   *stocked = NULL;
+	int			nstocked = 0;
+	char	  **categories = NULL;
+	int			ncategories = 0;
+	int			i,
+				j;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stage and tenant must not be NULL")));
+	stage = stage_of(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	tenant_id = PG_GETARG_INT64(1);
+	if (!PG_ARGISNULL(2))
+	{
+		context = int8_array(PG_GETARG_DATUM(2), &ncontext);
+		ncontext = sort_unique(context, ncontext);
+	}
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	use_schema(fcinfo->flinfo->fn_oid);
+	check_version();
+	allowed = allowed_types(opt_text(fcinfo, 5), opt_text(fcinfo, 6), stage);
+	r = tenant_rules(tenant_id);
+
+	proposal_init(&p, 32);
+	if (!PG_ARGISNULL(4))
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(4);
+		Oid			rowtype = ARR_ELEMTYPE(arr);
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		TupleDesc	desc;
+
+		get_typlenbyvalalign(rowtype, &typlen, &typbyval, &typalign);
+		deconstruct_array(arr, rowtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+		desc = lookup_rowtype_tupdesc(rowtype, -1);
+		if (desc->natts != 7)
+			elog(ERROR, "candidates must be of type upsell.offer");
+		for (i = 0; i < n; i++)
+		{
+			HeapTupleHeader h;
+			HeapTupleData tup;
+			Datum		values[7];
+			bool		isnull[7];
+			int			t;
+			int			nids;
+			int64	   *ids;
+			OfferCandidate *c;
+
+			if (nulls[i])
+				continue;
+			h = DatumGetHeapTupleHeader(elems[i]);
+			tup.t_len = HeapTupleHeaderGetDatumLength(h);
+			tup.t_data = h;
+			heap_deform_tuple(&tup, desc, values, isnull);
+			/* no score, no evidence; no products, nothing to offer */
+			if (isnull[1] || isnull[2] || isnull[4])
+				continue;
+			t = offer_type_of(TextDatumGetCString(values[1]));
+			if (t < 0 || t == OFFER_PINNED)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown offer type \"%s\"", TextDatumGetCString(values[1]))));
+			ids = int8_array(values[2], &nids);
+			if (nids == 0)
+				continue;
+			c = propose(&p, (OfferType) t, ids, nids, DatumGetFloat8(values[4]),
+						isnull[5] ? zero_discount() : values[5],
+						isnull[6] ? NULL : TextDatumGetCString(values[6]));
+			(void) c;
+		}
+		ReleaseTupleDesc(desc);
+	}
+
+	/* stock of every proposed product, looked up once */
+	for (i = 0, j = 0; i < p.n; i++)
+		j += p.c[i].nids;
+	proposed = palloc(Max(j, 1) * sizeof(int64));
+	for (i = 0; i < p.n; i++)
+		for (j = 0; j < p.c[i].nids; j++)
+			proposed[nproposed++] = p.c[i].ids[j];
+	nproposed = sort_unique(proposed, nproposed);
+	if (nproposed > 0)
+	{
+		Datum		args[2];
+		uint64		n,
+					k;
+		bool		isnull;
+
+		args[0] = Int64GetDatum(tenant_id);
+		args[1] = PointerGetDatum(construct_array((Datum *) proposed, nproposed, INT8OID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		n = run(serving.in_stock, args, NULL);
+		stocked = palloc(Max(n, 1) * sizeof(int64));
+		for (k = 0; k < n; k++)
+			stocked[nstocked++] = DatumGetInt64(col(k, 1, &isnull));
+		nstocked = sort_unique(stocked, nstocked);
+	}
+	for (i = 0; i < p.n; i++)
+		for (j = 0; j < p.c[i].nids; j++)
+			if (!offers_contains(stocked, nstocked, p.c[i].ids[j]))
+				p.c[i].showable = false;
+
+	/* the context's categories, for pinned offers triggered by one */
+	for (i = 0; i < r->npinned; i++)
+		if (r->pinned[i].stage == stage && r->pinned[i].trigger == TRIGGER_CATEGORY)
+			break;
+	if (i < r->npinned && ncontext > 0)
+	{
+		Datum		args[2];
+		uint64		n,
+					k;
+
+		args[0] = Int64GetDatum(tenant_id);
+		args[1] = PointerGetDatum(construct_array((Datum *) context, ncontext, INT8OID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		n = run(serving.categories, args, NULL);
+		categories = palloc(Max(n, 1) * sizeof(char *));
+		for (k = 0; k < n; k++)
+			categories[ncategories++] = col_text(k, 1);
+	}
+	propose_pinned(&p, r, stage, context, ncontext, categories, ncategories, cart_value);
+
+	emit(fcinfo, &p, r, stage, allowed, context, ncontext);
+	SPI_finish();
+	PG_RETURN_NULL();
+}
