@@ -176,7 +176,13 @@ qualify(const char *query)
 static SPIPlanPtr
 prepare(const char *query, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare(qualify(query), nargs, argtypes);
+	/*
+	 * Generic plans only: the lookups are by key, and a custom plan would
+	 * cost a planning per request whenever the planner guesses the generic
+	 * one dearer (as it may for "= ANY ($2)").
+	 */
+	SPIPlanPtr	plan = SPI_prepare_cursor(qualify(query), nargs, argtypes,
+										  CURSOR_OPT_GENERIC_PLAN);
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", query, SPI_result_code_string(SPI_result));
@@ -916,70 +922,110 @@ find_line(CartLine *lines, int n, int64 id)
 typedef struct Evidence
 {
 	int64		id;
-	double		log_miss;		/* sum of ln(1 - score): noisy-OR */
 	double		score;
 } Evidence;
 
-static int
-cmp_evidence_id(const void *a, const void *b)
+/* Whether x ranks before y: score desc, then product id. */
+static inline bool
+evidence_before(const Evidence *x, const Evidence *y)
 {
-	return cmp_int64(&((const Evidence *) a)->id, &((const Evidence *) b)->id);
+	return x->score > y->score || (x->score == y->score && x->id < y->id);
 }
 
-static int
-cmp_evidence_score(const void *a, const void *b)
+/* Restores the heap order (least head id on top) below slot i. */
+static void
+sift_down(int *heap, int n, int i, CartLine *lines, const int *pos)
 {
-	const Evidence *x = a;
-	const Evidence *y = b;
+	for (;;)
+	{
+		int			least = i,
+					l = 2 * i + 1,
+					r = l + 1;
 
-	if (x->score != y->score)
-		return x->score > y->score ? -1 : 1;
-	return cmp_int64(&x->id, &y->id);
+#define HEAD(k) lines[heap[k]].complements[pos[heap[k]]]
+		if (l < n && HEAD(l) < HEAD(least))
+			least = l;
+		if (r < n && HEAD(r) < HEAD(least))
+			least = r;
+#undef HEAD
+		if (least == i)
+			return;
+		{
+			int			t = heap[i];
+
+			heap[i] = heap[least];
+			heap[least] = t;
+		}
+		i = least;
+	}
 }
 
 /*
- * The complements of the cart, best first: each line's stored complements
- * (in stock as of the refresh) combined as a noisy-OR, the chance that at
- * least one line leads to the product; cart items are not their own.
+ * The complements of the cart: each line's stored complements (in stock as
+ * of the refresh, ascending by id) combined as a noisy-OR, the chance that
+ * at least one line leads to the product; cart items are not their own.
+ * Every complement goes to all[] (ascending by id, for the gap fillers'
+ * relevance); the best `want` that the merchant does not exclude go to
+ * best[], best first.  The lines' lists are merged, not sorted: a request
+ * costs their length times log(lines).
  */
-static Evidence *
-cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems, int *n)
+static void
+cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
+				 const TenantRules *rules, Evidence **all, int *nall,
+				 Evidence *best, int want, int *nbest)
 {
-	Evidence   *e;
-	int			total = 0,
-				m = 0,
-				i,
-				j;
+	int		   *heap = palloc(Max(nlines, 1) * sizeof(int));
+	int		   *pos = palloc0(Max(nlines, 1) * sizeof(int));
+	int			nheap = 0,
+				total = 0,
+				i;
 
+	*nbest = 0;
+	*nall = 0;
 	for (i = 0; i < nlines; i++)
-		total += lines[i].ncomplements;
-	e = palloc(Max(total, 1) * sizeof(Evidence));
-	for (i = 0; i < nlines; i++)
-		for (j = 0; j < lines[i].ncomplements; j++)
-		{
-			int64		other = lines[i].complements[j];
-
-			if (offers_contains(items, nitems, other))
-				continue;
-			e[m].id = other;
-			e[m].log_miss = log(1 - Min(lines[i].complement_scores[j], 0.999999));
-			m++;
-		}
-	qsort(e, m, sizeof(Evidence), cmp_evidence_id);
-	j = -1;
-	for (i = 0; i < m; i++)
 	{
-		if (j >= 0 && e[j].id == e[i].id)
-			e[j].log_miss += e[i].log_miss;
-		else
-			e[++j] = e[i];
+		total += lines[i].ncomplements;
+		if (lines[i].ncomplements > 0)
+			heap[nheap++] = i;
 	}
-	m = j + 1;
-	for (i = 0; i < m; i++)
-		e[i].score = 1 - exp(e[i].log_miss);
-	qsort(e, m, sizeof(Evidence), cmp_evidence_score);
-	*n = m;
-	return e;
+	*all = palloc(Max(total, 1) * sizeof(Evidence));
+	for (i = nheap / 2 - 1; i >= 0; i--)
+		sift_down(heap, nheap, i, lines, pos);
+
+	while (nheap > 0)
+	{
+		int64		id = lines[heap[0]].complements[pos[heap[0]]];
+		double		log_miss = 0;
+		Evidence	e;
+
+		/* every line's entry of this product */
+		while (nheap > 0 && lines[heap[0]].complements[pos[heap[0]]] == id)
+		{
+			CartLine   *l = &lines[heap[0]];
+
+			log_miss += log(1 - Min(l->complement_scores[pos[heap[0]]], 0.999999));
+			if (++pos[heap[0]] == l->ncomplements)
+				heap[0] = heap[--nheap];
+			sift_down(heap, nheap, 0, lines, pos);
+		}
+		if (offers_contains(items, nitems, id))
+			continue;
+		e.id = id;
+		e.score = 1 - exp(log_miss);
+		(*all)[(*nall)++] = e;
+
+		/* insertion into the bounded best list */
+		if (excluded(rules, id, items, nitems) ||
+			(*nbest == want && !evidence_before(&e, &best[want - 1])))
+			continue;
+		i = *nbest < want ? (*nbest)++ : want - 1;
+		while (i > 0 && evidence_before(&e, &best[i - 1]))
+		{
+			best[i] = best[i - 1];
+			i--;
+		}
+		best[i] = e;
+	}
 }
 
 /*
@@ -1005,6 +1051,7 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 				n;
 	GapOffer	out[CART_GAP_FILLERS];
 	Datum		ndiff;
+	double		top = 0;
 
 	if (r->nthresholds == 0)
 		return;
@@ -1080,9 +1127,11 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 	rel_ids = palloc(Max(nev, 1) * sizeof(int64));
 	rel = palloc(Max(nev, 1) * sizeof(double));
 	for (i = 0; i < nev; i++)
+		top = Max(top, ev[i].score);
+	for (i = 0; i < nev; i++)
 	{
 		rel_ids[i] = ev[i].id;
-		rel[i] = ev[0].score > 0 ? ev[i].score / ev[0].score : 0;
+		rel[i] = top > 0 ? ev[i].score / top : 0;
 	}
 	n = upsell_gap_offers(serving.nspname, tenant_id, r->candidates_built_at, gap,
 						  skip, nskip, rel_ids, rel, nev, CART_GAP_FILLERS, CART_GAP_ITEMS, out);
@@ -1129,6 +1178,8 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	Numeric		total;
 	Evidence   *ev;
 	int			nev;
+	Evidence	best[CART_COMPLEMENTS];
+	int			nbest;
 	Proposal	p;
 	char	  **categories;
 	int			ncategories = 0;
@@ -1219,6 +1270,12 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 							 errmsg("the cart_model row of product " INT64_FORMAT " is malformed", l->product_id),
 							 errhint("Run CALL upsell.refresh().")));
 				l->complement_scores = (double *) ARR_DATA_PTR(sc);
+				for (j = 1; j < l->ncomplements; j++)
+					if (l->complements[j - 1] >= l->complements[j])
+						ereport(ERROR,
+								(errcode(ERRCODE_DATA_CORRUPTED),
+								 errmsg("the complements of product " INT64_FORMAT " in cart_model are not ascending", l->product_id),
+								 errhint("Run CALL upsell.refresh().")));
 			}
 			d = col(k, 7, &isnull);
 			if ((l->has_upgrade = !isnull))
@@ -1266,15 +1323,10 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 				   ncart > 0 ? total : NULL);
 
 	/* complements of the cart, then bestsellers far below them to fill the slots */
-	ev = cart_complements(lines, nlines, items, nitems, &nev);
-	for (i = 0, j = 0; i < nev && j < CART_COMPLEMENTS; i++)
-	{
-		if (excluded(r, ev[i].id, items, nitems))
-			continue;
-		propose(&p, OFFER_COMPLEMENT, &ev[i].id, 1, ev[i].score, zero_discount(),
+	cart_complements(lines, nlines, items, nitems, r, &ev, &nev, best, CART_COMPLEMENTS, &nbest);
+	for (i = 0; i < nbest; i++)
+		propose(&p, OFFER_COMPLEMENT, &best[i].id, 1, best[i].score, zero_discount(),
 				"bought together with the cart");
-		j++;
-	}
 	for (i = 0; i < r->npopular; i++)
 		propose(&p, OFFER_COMPLEMENT, &r->popular[i], 1, 1e-6 / (double) r->popular_rank[i],
 				zero_discount(), "popular");

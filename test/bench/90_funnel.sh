@@ -13,9 +13,15 @@ PGBENCH="$(dirname "$PSQL")/pgbench"
 work=$(mktemp -d)
 trap 'rm -rf "$work"; bq -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS bench_f CASCADE" >/dev/null 2>&1 || true' EXIT
 
-# 1000 carts of 5 products drawn from the 1000 most popular, and 1000 products
+# 1000 carts of 5 products drawn from the 1000 most popular, and 1000 products;
+# the shop's spend thresholds (as in 50_thresholds), so that carts below them
+# get gap fillers
 bq <<'SQL'
 SET client_min_messages = warning;
+DELETE FROM upsell.thresholds WHERE tenant_id = 0 AND reward LIKE 'bench:%';
+INSERT INTO upsell.thresholds (kind, amount, reward) VALUES
+	('free_shipping', 50, 'bench: free shipping'), ('gift', 80, 'bench: free gift'),
+	('discount', 125, 'bench: 15% off');
 DROP SCHEMA IF EXISTS bench_f CASCADE;
 CREATE SCHEMA bench_f;
 CREATE TABLE bench_f.carts AS
