@@ -57,6 +57,7 @@ static const char *const stage_names[NSTAGES] = {"product_page", "cart", "post_p
 #define CART_COMPLEMENTS	12	/* complements of the cart proposed to the merge */
 #define CART_GAP_FILLERS	6
 #define CART_GAP_ITEMS		2
+#define CART_RELEVANT		48	/* complements that make a gap filler relevant */
 #define POPULAR				8	/* bestsellers that fill a cart's slots */
 
 /* ---- the merchant's rules, cached per tenant ------------------------------ */
@@ -232,7 +233,7 @@ use_schema(Oid fn_oid)
 		"FROM @.serving_state s, @.model_state m", 0, NULL);
 	serving.cart_lines = prepare(
 		"SELECT c.product_id, c.price, c.category, c.in_stock, c.complement_ids, "
-		"       c.complement_scores, c.upgrade_id, c.upgrade_score, c.upgrade_reason "
+		"       c.complement_log_miss, c.upgrade_id, c.upgrade_score, c.upgrade_reason "
 		"FROM @.cart_model c WHERE c.tenant_id = $1 AND c.product_id = ANY ($2)", 2, by_ids);
 	serving.page_rows = prepare(
 		"SELECT p.offer_type, p.product_ids, p.score, p.discount, p.reason "
@@ -352,11 +353,12 @@ stage_of(const char *name)
 }
 
 /*
- * Checks the cache key; drops every tenant's rules when the merchant's
- * tables or the models changed.
+ * Takes the cache key from the first row of the last query (columns 1-5 as
+ * serving.version returns them); drops every tenant's rules when the
+ * merchant's tables or the models changed.
  */
 static void
-check_version(void)
+apply_version(void)
 {
 	bool		isnull;
 	Oid			state_rel;
@@ -367,10 +369,10 @@ check_version(void)
 	Datum		d;
 	int			per_tenant;
 
-	if (run(serving.version, NULL, NULL) != 1)
+	if (SPI_processed < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("upsell.serving_state or upsell.model_state does not have exactly one row")));
+				 errmsg("upsell.serving_state or upsell.model_state has no row")));
 	state_rel = DatumGetObjectId(col(0, 1, &isnull));
 	config_version = DatumGetInt64(col(0, 2, &isnull));
 	active = DatumGetChar(col(0, 3, &isnull));
@@ -408,6 +410,13 @@ check_version(void)
 	serving.refreshed_at = refreshed_at;
 	serving.per_tenant = per_tenant;
 	serving.valid = true;
+}
+
+static void
+check_version(void)
+{
+	run(serving.version, NULL, NULL);
+	apply_version();
 }
 
 /* The tenant a request is about, checked as upsell._tenant() checks it. */
@@ -900,7 +909,7 @@ typedef struct CartLine
 	char	   *category;
 	bool		in_stock;
 	int64	   *complements;
-	double	   *complement_scores;
+	double	   *complement_log_miss;	/* ln(1 - score), as cart_model stores it */
 	int			ncomplements;
 	bool		has_upgrade;
 	int64		upgrade_id;
@@ -930,6 +939,23 @@ static inline bool
 evidence_before(const Evidence *x, const Evidence *y)
 {
 	return x->score > y->score || (x->score == y->score && x->id < y->id);
+}
+
+/* Inserts e into the bounded list best[0 .. *n) of at most cap, best first. */
+static void
+keep_best(Evidence *best, int *n, int cap, Evidence e)
+{
+	int			i;
+
+	if (*n == cap && !evidence_before(&e, &best[cap - 1]))
+		return;
+	i = *n < cap ? (*n)++ : cap - 1;
+	while (i > 0 && evidence_before(&e, &best[i - 1]))
+	{
+		best[i] = best[i - 1];
+		i--;
+	}
+	best[i] = e;
 }
 
 /* Restores the heap order (least head id on top) below slot i. */
@@ -964,31 +990,25 @@ sift_down(int *heap, int n, int i, CartLine *lines, const int *pos)
  * The complements of the cart: each line's stored complements (in stock as
  * of the refresh, ascending by id) combined as a noisy-OR, the chance that
  * at least one line leads to the product; cart items are not their own.
- * Every complement goes to all[] (ascending by id, for the gap fillers'
- * relevance); the best `want` that the merchant does not exclude go to
- * best[], best first.  The lines' lists are merged, not sorted: a request
- * costs their length times log(lines).
+ * The best `want` that the merchant does not exclude go to best[], the best
+ * `wrel` of all to relevant[], both best first.  The lines' lists are
+ * merged, not sorted: a request costs their length times log(lines).
  */
 static void
 cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
-				 const TenantRules *rules, Evidence **all, int *nall,
-				 Evidence *best, int want, int *nbest)
+				 const TenantRules *rules, Evidence *best, int want, int *nbest,
+				 Evidence *relevant, int wrel, int *nrelevant)
 {
 	int		   *heap = palloc(Max(nlines, 1) * sizeof(int));
 	int		   *pos = palloc0(Max(nlines, 1) * sizeof(int));
 	int			nheap = 0,
-				total = 0,
 				i;
 
 	*nbest = 0;
-	*nall = 0;
+	*nrelevant = 0;
 	for (i = 0; i < nlines; i++)
-	{
-		total += lines[i].ncomplements;
 		if (lines[i].ncomplements > 0)
 			heap[nheap++] = i;
-	}
-	*all = palloc(Max(total, 1) * sizeof(Evidence));
 	for (i = nheap / 2 - 1; i >= 0; i--)
 		sift_down(heap, nheap, i, lines, pos);
 
@@ -1003,35 +1023,33 @@ cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
 		{
 			CartLine   *l = &lines[heap[0]];
 
-			log_miss += log(1 - Min(l->complement_scores[pos[heap[0]]], 0.999999));
+			log_miss += l->complement_log_miss[pos[heap[0]]];
 			if (++pos[heap[0]] == l->ncomplements)
 				heap[0] = heap[--nheap];
 			sift_down(heap, nheap, 0, lines, pos);
 		}
 		if (offers_contains(items, nitems, id))
 			continue;
+		/* ranked by -log_miss, which orders as the score does */
 		e.id = id;
-		e.score = 1 - exp(log_miss);
-		(*all)[(*nall)++] = e;
-
-		/* insertion into the bounded best list */
-		if (excluded(rules, id, items, nitems) ||
-			(*nbest == want && !evidence_before(&e, &best[want - 1])))
-			continue;
-		i = *nbest < want ? (*nbest)++ : want - 1;
-		while (i > 0 && evidence_before(&e, &best[i - 1]))
-		{
-			best[i] = best[i - 1];
-			i--;
-		}
-		best[i] = e;
+		e.score = -log_miss;
+		keep_best(relevant, nrelevant, wrel, e);
+		if (!excluded(rules, id, items, nitems))
+			keep_best(best, nbest, want, e);
 	}
+	for (i = 0; i < *nbest; i++)
+		best[i].score = 1 - exp(-best[i].score);
+	for (i = 0; i < *nrelevant; i++)
+		relevant[i].score = 1 - exp(-relevant[i].score);
 }
 
 /*
  * The gap fillers of the cart: what closes the gap from the cart's total to
  * the next active threshold, as upsell.gap_fillers(cart, quantities, 6, 2)
- * finds them.
+ * finds them, but with relevance from the cart's CART_RELEVANT best
+ * complements only (ev, best first): each relevant candidate opens groups
+ * of the exact search, and the long tail of weak complements changes a
+ * score by little and costs the most.
  */
 static void
 propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric total,
@@ -1051,7 +1069,6 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 				n;
 	GapOffer	out[CART_GAP_FILLERS];
 	Datum		ndiff;
-	double		top = 0;
 
 	if (r->nthresholds == 0)
 		return;
@@ -1127,11 +1144,9 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 	rel_ids = palloc(Max(nev, 1) * sizeof(int64));
 	rel = palloc(Max(nev, 1) * sizeof(double));
 	for (i = 0; i < nev; i++)
-		top = Max(top, ev[i].score);
-	for (i = 0; i < nev; i++)
 	{
 		rel_ids[i] = ev[i].id;
-		rel[i] = top > 0 ? ev[i].score / top : 0;
+		rel[i] = ev[0].score > 0 ? ev[i].score / ev[0].score : 0;
 	}
 	n = upsell_gap_offers(serving.nspname, tenant_id, r->candidates_built_at, gap,
 						  skip, nskip, rel_ids, rel, nev, CART_GAP_FILLERS, CART_GAP_ITEMS, out);
@@ -1176,22 +1191,15 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	CartLine   *lines;
 	int			nlines;
 	Numeric		total;
-	Evidence   *ev;
-	int			nev;
 	Evidence	best[CART_COMPLEMENTS];
 	int			nbest;
+	Evidence	relevant[CART_RELEVANT];
+	int			nrelevant;
 	Proposal	p;
 	char	  **categories;
 	int			ncategories = 0;
 	int			i,
 				j;
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	use_schema(fcinfo->flinfo->fn_oid);
-	check_version();
-	tenant_id = resolve_tenant(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
 
 	if ((cart_arr && ARR_NDIM(cart_arr) > 1) || (qty_arr && ARR_NDIM(qty_arr) > 1))
 		ereport(ERROR,
@@ -1200,6 +1208,72 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	if (cart_arr)
 		deconstruct_array(cart_arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 						  &cart_elems, &cart_nulls, &ncart);
+	items = palloc(Max(ncart, 1) * sizeof(int64));
+	for (i = 0; i < ncart; i++)
+		if (!cart_nulls[i])
+			items[nitems++] = DatumGetInt64(cart_elems[i]);
+	nitems = sort_unique(items, nitems);
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	use_schema(fcinfo->flinfo->fn_oid);
+	check_version();
+	tenant_id = resolve_tenant(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
+
+	/* one read of the cart's lines: prices, categories, complements, upgrades */
+	lines = palloc0(Max(nitems, 1) * sizeof(CartLine));
+	nlines = 0;
+	{
+		Datum		args[2];
+		uint64		n,
+					k;
+
+		/* items are int64 Datums on this (64-bit, pass-by-value) build */
+		StaticAssertStmt(FLOAT8PASSBYVAL, "int8 must be passed by value");
+		args[0] = Int64GetDatum(tenant_id);
+		args[1] = PointerGetDatum(construct_array((Datum *) items, nitems, INT8OID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		n = run(serving.cart_lines, args, NULL);
+		for (k = 0; k < n; k++)
+		{
+			CartLine   *l = &lines[nlines++];
+			bool		isnull;
+			Datum		d;
+
+			l->product_id = DatumGetInt64(col(k, 1, &isnull));
+			d = col(k, 2, &isnull);
+			l->price = isnull ? NULL : DatumGetNumeric(d);
+			l->category = col_text(k, 3);
+			l->in_stock = DatumGetBool(col(k, 4, &isnull));
+			l->complements = int8_array(col(k, 5, &isnull), &l->ncomplements);
+			{
+				ArrayType  *sc = DatumGetArrayTypeP(col(k, 6, &isnull));
+				int			ns = ArrayGetNItems(ARR_NDIM(sc), ARR_DIMS(sc));
+
+				if (ns != l->ncomplements || ARR_HASNULL(sc) || ARR_ELEMTYPE(sc) != FLOAT8OID)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_CORRUPTED),
+							 errmsg("the cart_model row of product " INT64_FORMAT " is malformed", l->product_id),
+							 errhint("Run CALL upsell.refresh().")));
+				l->complement_log_miss = (double *) ARR_DATA_PTR(sc);
+				for (j = 1; j < l->ncomplements; j++)
+					if (l->complements[j - 1] >= l->complements[j])
+						ereport(ERROR,
+								(errcode(ERRCODE_DATA_CORRUPTED),
+								 errmsg("the complements of product " INT64_FORMAT " in cart_model are not ascending", l->product_id),
+								 errhint("Run CALL upsell.refresh().")));
+			}
+			d = col(k, 7, &isnull);
+			if ((l->has_upgrade = !isnull))
+			{
+				l->upgrade_id = DatumGetInt64(d);
+				l->upgrade_score = DatumGetFloat8(col(k, 8, &isnull));
+				l->upgrade_reason = col_text(k, 9);
+			}
+		}
+	}
+
 	if (qty_arr)
 	{
 		Datum	   *q;
@@ -1227,65 +1301,6 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 							qty_nulls[i] ? "NULL" : psprintf("%d", qty[i]))));
 	allowed = allowed_types(opt_text(fcinfo, 3), opt_text(fcinfo, 4), STAGE_CART);
 	r = tenant_rules(tenant_id);
-
-	items = palloc(Max(ncart, 1) * sizeof(int64));
-	for (i = 0; i < ncart; i++)
-		items[nitems++] = DatumGetInt64(cart_elems[i]);
-	nitems = sort_unique(items, nitems);
-
-	/* one read of the cart's lines: prices, categories, complements, upgrades */
-	lines = palloc0(Max(nitems, 1) * sizeof(CartLine));
-	nlines = 0;
-	if (nitems > 0)
-	{
-		Datum		args[2];
-		uint64		n,
-					k;
-
-		args[0] = Int64GetDatum(tenant_id);
-		args[1] = PointerGetDatum(construct_array((Datum *) items, nitems, INT8OID, 8,
-												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		/* items are int64 Datums on this (64-bit, pass-by-value) build */
-		StaticAssertStmt(FLOAT8PASSBYVAL, "int8 must be passed by value");
-		n = run(serving.cart_lines, args, NULL);
-		for (k = 0; k < n; k++)
-		{
-			CartLine   *l = &lines[nlines++];
-			bool		isnull;
-			Datum		d;
-
-			l->product_id = DatumGetInt64(col(k, 1, &isnull));
-			d = col(k, 2, &isnull);
-			l->price = isnull ? NULL : DatumGetNumeric(d);
-			l->category = col_text(k, 3);
-			l->in_stock = DatumGetBool(col(k, 4, &isnull));
-			l->complements = int8_array(col(k, 5, &isnull), &l->ncomplements);
-			{
-				ArrayType  *sc = DatumGetArrayTypeP(col(k, 6, &isnull));
-				int			ns = ArrayGetNItems(ARR_NDIM(sc), ARR_DIMS(sc));
-
-				if (ns != l->ncomplements || ARR_HASNULL(sc) || ARR_ELEMTYPE(sc) != FLOAT8OID)
-					ereport(ERROR,
-							(errcode(ERRCODE_DATA_CORRUPTED),
-							 errmsg("the cart_model row of product " INT64_FORMAT " is malformed", l->product_id),
-							 errhint("Run CALL upsell.refresh().")));
-				l->complement_scores = (double *) ARR_DATA_PTR(sc);
-				for (j = 1; j < l->ncomplements; j++)
-					if (l->complements[j - 1] >= l->complements[j])
-						ereport(ERROR,
-								(errcode(ERRCODE_DATA_CORRUPTED),
-								 errmsg("the complements of product " INT64_FORMAT " in cart_model are not ascending", l->product_id),
-								 errhint("Run CALL upsell.refresh().")));
-			}
-			d = col(k, 7, &isnull);
-			if ((l->has_upgrade = !isnull))
-			{
-				l->upgrade_id = DatumGetInt64(d);
-				l->upgrade_score = DatumGetFloat8(col(k, 8, &isnull));
-				l->upgrade_reason = col_text(k, 9);
-			}
-		}
-	}
 
 	/* every line priced from the catalog, as upsell._cart_total requires */
 	total = int64_to_numeric(0);
@@ -1323,7 +1338,8 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 				   ncart > 0 ? total : NULL);
 
 	/* complements of the cart, then bestsellers far below them to fill the slots */
-	cart_complements(lines, nlines, items, nitems, r, &ev, &nev, best, CART_COMPLEMENTS, &nbest);
+	cart_complements(lines, nlines, items, nitems, r, best, CART_COMPLEMENTS, &nbest,
+					 relevant, CART_RELEVANT, &nrelevant);
 	for (i = 0; i < nbest; i++)
 		propose(&p, OFFER_COMPLEMENT, &best[i].id, 1, best[i].score, zero_discount(),
 				"bought together with the cart");
@@ -1332,7 +1348,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 				zero_discount(), "popular");
 
 	/* what closes the gap to the next threshold (free shipping, a reward) */
-	propose_gap_fillers(&p, r, tenant_id, total, items, nitems, ev, nev);
+	propose_gap_fillers(&p, r, tenant_id, total, items, nitems, relevant, nrelevant);
 
 	/* the better version of a cart line, stored per product at refresh */
 	for (i = 0; i < nlines; i++)

@@ -213,7 +213,8 @@ COMMENT ON FUNCTION @extschema@.product_page_offers(bigint, bigint, text, text) 
 -- ---- during purchase: the cart -------------------------------------------------
 
 -- What a cart request reads about each line, in one index lookup: price,
--- category and stock, the line's complements (in stock, with pair scores)
+-- category and stock, the line's complements (in stock, with ln(1 - pair
+-- score) for the noisy-OR, so that a request adds instead of taking logs)
 -- and its best upgrade (within 1.5x the price, same variant group first).
 CREATE FUNCTION @extschema@._build_cart_model(slot text, incremental boolean)
 RETURNS bigint
@@ -225,14 +226,14 @@ DECLARE
 BEGIN
 	EXECUTE format($q$
 		INSERT INTO %1$s (tenant_id, product_id, price, category, in_stock, complement_ids,
-						  complement_scores, upgrade_id, upgrade_score, upgrade_reason)
+						  complement_log_miss, upgrade_id, upgrade_score, upgrade_reason)
 		SELECT m.tenant_id, m.product_id, m.price, m.category, m.in_stock,
 			   coalesce(c.ids, '{}'), coalesce(c.scores, '{}'),
 			   u.candidate_id, u.score, u.reason
 		FROM %2$s m
 		LEFT JOIN (SELECT p.tenant_id, p.product_id,
 						  array_agg(p.other_id ORDER BY p.other_id) AS ids,
-						  array_agg(p.score ORDER BY p.other_id) AS scores
+						  array_agg(ln(1 - least(p.score, 0.999999)) ORDER BY p.other_id) AS scores
 				   FROM %3$s p
 				   JOIN %2$s o ON o.tenant_id = p.tenant_id AND o.product_id = p.other_id
 				   WHERE o.in_stock
@@ -263,11 +264,11 @@ $$;
 
 SELECT @extschema@._define_model('cart_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, price numeric, category text,
-	  in_stock boolean NOT NULL, complement_ids bigint[] NOT NULL, complement_scores float8[] NOT NULL,
+	  in_stock boolean NOT NULL, complement_ids bigint[] NOT NULL, complement_log_miss float8[] NOT NULL,
 	  upgrade_id bigint, upgrade_score float8, upgrade_reason text,
 	  PRIMARY KEY (tenant_id, product_id)$$,
 	NULL, 97, '@extschema@._build_cart_model(text, boolean)',
-	'per product, what the cart stage reads about a cart line: price, category, stock, complements in stock with their pair scores, and the best upgrade within 1.5x the price');
+	'per product, what the cart stage reads about a cart line: price, category, stock, complements in stock with ln(1 - pair score), and the best upgrade within 1.5x the price');
 
 CREATE FUNCTION @extschema@.cart_offers(cart bigint[], quantities int[] DEFAULT NULL,
 	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
