@@ -52,6 +52,9 @@ typedef struct CandidateCache
 
 #define CACHE_TENANTS 8
 
+/* steps of the plain three-item search before it gives up (a NOTICE says so) */
+#define STEP_BUDGET (50 * 1000 * 1000)
+
 static CandidateCache cache[CACHE_TENANTS];
 static uint64 cache_clock;
 
@@ -225,31 +228,102 @@ find_candidate(const CandidateCache *c, int64 id)
 	return (lo < c->n && c->id[c->by_id[lo]] == id) ? (int64) c->by_id[lo] : -1;
 }
 
-/* The elements of a one-dimensional int8 array, NULLs skipped. */
-static int64 *
-int8_elems(ArrayType *arr, int *n)
-{
-	Datum	   *d;
-	bool	   *nulls;
-	int			m,
-				i,
-				j = 0;
-	int64	   *out;
-
-	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &nulls, &m);
-	out = palloc(Max(m, 1) * sizeof(int64));
-	for (i = 0; i < m; i++)
-		if (!nulls[i])
-			out[j++] = DatumGetInt64(d[i]);
-	*n = j;
-	return out;
-}
-
 static void
 check_type(ArrayType *arr, Oid type, const char *name)
 {
 	if (ARR_ELEMTYPE(arr) != type)
 		elog(ERROR, "%s has element type %u, expected %u", name, ARR_ELEMTYPE(arr), type);
+}
+
+/* Marks candidate x in the scratch flags, remembering it for the reset. */
+static void
+flag_candidate(CandidateCache *c, int64 x, uint8 flag, double relevance)
+{
+	if (c->flags[x] == GAP_PLAIN)
+	{
+		if (c->ntouched == c->touched_cap)
+		{
+			c->touched_cap *= 2;
+			c->touched = repalloc_huge(c->touched, c->touched_cap * sizeof(uint32));
+		}
+		c->touched[c->ntouched++] = (uint32) x;
+	}
+	c->flags[x] = flag;
+	c->relevance[x] = relevance;
+}
+
+/* Clears what the last request (perhaps one that failed) marked. */
+static void
+reset_flags(CandidateCache *c)
+{
+	size_t		t;
+
+	if (c->flags == NULL)
+	{
+		c->flags = MemoryContextAllocExtended(c->cxt, c->n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		c->relevance = MemoryContextAllocExtended(c->cxt, c->n * sizeof(double), MCXT_ALLOC_HUGE);
+		c->touched_cap = 64;
+		c->touched = MemoryContextAlloc(c->cxt, c->touched_cap * sizeof(uint32));
+	}
+	for (t = 0; t < c->ntouched; t++)
+		c->flags[c->touched[t]] = GAP_PLAIN;
+	c->ntouched = 0;
+}
+
+/* Products never to offer: the cart, the merchant's exclusions. */
+static void
+skip_ids(CandidateCache *c, const int64 *ids, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		int64		x = find_candidate(c, ids[i]);
+
+		if (x >= 0)
+			flag_candidate(c, x, GAP_SKIP, 0);
+	}
+}
+
+/* The cart's complements, relevance in (0, 1] (more is capped, less ignored). */
+static void
+relevant_ids(CandidateCache *c, const int64 *ids, const double *relevance, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		int64		x;
+
+		if (!(relevance[i] > 0.0))
+			continue;			/* also NaN */
+		x = find_candidate(c, ids[i]);
+		if (x >= 0 && c->flags[x] != GAP_SKIP)
+			flag_candidate(c, x, GAP_RELEVANT, Min(relevance[i], 1.0));
+	}
+}
+
+/*
+ * The search over the marked candidates.  Flags live in the cached
+ * candidates and only the entries marked are reset, so a request costs what
+ * it marks, not the catalog's size.
+ */
+static int
+search_marked(CandidateCache *c, int64 gap, int k, int max_items, GapOffer *out, bool *complete)
+{
+	GapCatalog	cat;
+	GapRequest	req;
+
+	cat.n = c->n;
+	cat.price = c->price;
+	cat.id = c->id;
+	req.gap = gap;
+	req.k = k;
+	req.max_items = max_items;
+	req.flags = c->flags;
+	req.relevance = c->relevance;
+	req.step_budget = STEP_BUDGET;
+	return gap_search(&cat, &req, out, complete);
 }
 
 /*
@@ -271,14 +345,10 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 	int			k,
 				max_items;
 	CandidateCache *c;
-	uint8	   *flags;
-	double	   *relevance;
 	int64	   *ids;
 	int			nids,
 				i,
 				noffers;
-	GapCatalog	cat;
-	GapRequest	req;
 	GapOffer   *offers;
 	bool		complete;
 
@@ -316,25 +386,16 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 					   tenant_id, built_at);
 	if (c == NULL || c->n == 0)
 		PG_RETURN_NULL();
-
-	flags = palloc0(c->n);
-	relevance = palloc_extended(c->n * sizeof(double), MCXT_ALLOC_HUGE);
+	reset_flags(c);
 
 	/* the cart and the merchant's exclusions are never offered */
 	for (i = 3; i <= 4; i++)
 	{
-		int			j;
 		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(i);
 
 		check_type(arr, INT8OID, i == 3 ? "cart" : "excluded_ids");
-		ids = int8_elems(arr, &nids);
-		for (j = 0; j < nids; j++)
-		{
-			int64		x = find_candidate(c, ids[j]);
-
-			if (x >= 0)
-				flags[x] = GAP_SKIP;
-		}
+		ids = upsell_int8_elems(arr, &nids);
+		skip_ids(c, ids, nids);
 	}
 	{
 		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(5);
@@ -367,7 +428,7 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 		if (any)
 			for (x = 0; x < c->n; x++)
 				if (skipcat[c->category_of[x]])
-					flags[x] = GAP_SKIP;
+					flag_candidate(c, x, GAP_SKIP, 0);
 	}
 	/* complements of the cart */
 	{
@@ -379,7 +440,10 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 				   *n2;
 		int			m1,
 					m2,
-					j;
+					j,
+					nr = 0;
+		int64	   *rel_ids;
+		double	   *rel;
 
 		check_type(rid, INT8OID, "relevant_ids");
 		check_type(rsc, FLOAT8OID, "relevance");
@@ -389,55 +453,32 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 					 errmsg("relevant_ids and relevance must have the same length, not %d and %d", m1, m2)));
+		rel_ids = palloc(Max(m1, 1) * sizeof(int64));
+		rel = palloc(Max(m1, 1) * sizeof(double));
 		for (j = 0; j < m1; j++)
-		{
-			int64		x;
-			double		r;
-
-			if (n1[j] || n2[j])
-				continue;
-			r = DatumGetFloat8(d2[j]);
-			if (!(r > 0.0))
-				continue;		/* also NaN */
-			if (r > 1.0)
-				r = 1.0;
-			x = find_candidate(c, DatumGetInt64(d1[j]));
-			if (x >= 0 && flags[x] != GAP_SKIP)
+			if (!n1[j] && !n2[j])
 			{
-				flags[x] = GAP_RELEVANT;
-				relevance[x] = r;
+				rel_ids[nr] = DatumGetInt64(d1[j]);
+				rel[nr++] = DatumGetFloat8(d2[j]);
 			}
-		}
+		relevant_ids(c, rel_ids, rel, nr);
 	}
 
-	cat.n = c->n;
-	cat.price = c->price;
-	cat.id = c->id;
-	req.gap = gap;
-	req.k = k;
-	req.max_items = max_items;
-	req.flags = flags;
-	req.relevance = relevance;
-	req.step_budget = 50 * 1000 * 1000;
 	offers = palloc(k * sizeof(GapOffer));
-	noffers = gap_search(&cat, &req, offers, &complete);
+	noffers = search_marked(c, gap, k, max_items, offers, &complete);
+	reset_flags(c);
 	if (!complete)
 		ereport(NOTICE,
 				(errmsg("upsell: the search of three-item offers stopped after %lld steps",
-						(long long) req.step_budget),
+						(long long) STEP_BUDGET),
 				 errdetail("Offers of three items may not be the ones of least overshoot; offers of one and two items are exact.")));
 
 	for (i = 0; i < noffers; i++)
 	{
 		Datum		values[4];
 		bool		nulls[4] = {false, false, false, false};
-		Datum		elems[GAP_MAX_ITEMS];
-		int			j;
 
-		for (j = 0; j < offers[i].n; j++)
-			elems[j] = Int64GetDatum(offers[i].ids[j]);
-		values[0] = PointerGetDatum(construct_array(elems, offers[i].n, INT8OID, 8,
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[0] = PointerGetDatum(upsell_int8_array(offers[i].ids, offers[i].n));
 		values[1] = NumericGetDatum(int64_div_fast_to_numeric(offers[i].added, 2));
 		values[2] = Float8GetDatum(offers[i].relevance);
 		values[3] = Float8GetDatum(offers[i].score);
@@ -446,30 +487,11 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 	PG_RETURN_NULL();
 }
 
-/* Marks candidate x in the scratch flags, remembering it for the reset. */
-static void
-flag_candidate(CandidateCache *c, int64 x, uint8 flag, double relevance)
-{
-	if (c->flags[x] == GAP_PLAIN)
-	{
-		if (c->ntouched == c->touched_cap)
-		{
-			c->touched_cap = Max(64, c->touched_cap * 2);
-			c->touched = repalloc_huge(c->touched, c->touched_cap * sizeof(uint32));
-		}
-		c->touched[c->ntouched++] = (uint32) x;
-	}
-	c->flags[x] = flag;
-	c->relevance[x] = relevance;
-}
-
 /*
  * Gap fillers for the cart stage (src/serving.c), without the arrays of
  * _gap_fill: the products never to offer (skip) and the cart's complements
- * with their relevance in (0, 1].  Flags live in the cached candidates and
- * only the entries set are reset, so a request costs what it marks, not
- * the catalog's size.  Returns the number of offers written to out (room
- * for k); -1 when the tenant has no candidates as of built_at.
+ * with their relevance in (0, 1].  Returns the number of offers written to
+ * out (room for k); -1 when the tenant has no candidates as of built_at.
  */
 int
 upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 gap,
@@ -478,54 +500,15 @@ upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 
 				  int k, int max_items, GapOffer *out)
 {
 	CandidateCache *c = get_candidates(nsp, tenant_id, built_at);
-	GapCatalog	cat;
-	GapRequest	req;
 	bool		complete;
-	size_t		t;
-	int			i,
-				n;
+	int			n;
 
 	if (c == NULL || c->n == 0)
 		return -1;
-	if (c->flags == NULL)
-	{
-		c->flags = MemoryContextAllocExtended(c->cxt, c->n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-		c->relevance = MemoryContextAllocExtended(c->cxt, c->n * sizeof(double), MCXT_ALLOC_HUGE);
-		c->touched = MemoryContextAlloc(c->cxt, 64 * sizeof(uint32));
-		c->touched_cap = 64;
-	}
-	/* what an earlier request (perhaps one that failed) left */
-	for (t = 0; t < c->ntouched; t++)
-		c->flags[c->touched[t]] = GAP_PLAIN;
-	c->ntouched = 0;
-
-	for (i = 0; i < nskip; i++)
-	{
-		int64		x = find_candidate(c, skip[i]);
-
-		if (x >= 0)
-			flag_candidate(c, x, GAP_SKIP, 0);
-	}
-	for (i = 0; i < nrelevant; i++)
-	{
-		int64		x = find_candidate(c, relevant[i]);
-
-		if (x >= 0 && c->flags[x] != GAP_SKIP && relevance[i] > 0.0)
-			flag_candidate(c, x, GAP_RELEVANT, Min(relevance[i], 1.0));
-	}
-
-	cat.n = c->n;
-	cat.price = c->price;
-	cat.id = c->id;
-	req.gap = gap;
-	req.k = k;
-	req.max_items = max_items;
-	req.flags = c->flags;
-	req.relevance = c->relevance;
-	req.step_budget = 50 * 1000 * 1000;
-	n = gap_search(&cat, &req, out, &complete);
-	for (t = 0; t < c->ntouched; t++)
-		c->flags[c->touched[t]] = GAP_PLAIN;
-	c->ntouched = 0;
+	reset_flags(c);
+	skip_ids(c, skip, nskip);
+	relevant_ids(c, relevant, relevance, nrelevant);
+	n = search_marked(c, gap, k, max_items, out, &complete);
+	reset_flags(c);
 	return n;
 }

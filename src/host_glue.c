@@ -1,11 +1,15 @@
 /*
  * host_glue.c
  *		The server side of src/core/ups_host.h: core allocations go to the
- *		current memory context, cancellation to CHECK_FOR_INTERRUPTS().
+ *		current memory context, cancellation to CHECK_FOR_INTERRUPTS().  Also
+ *		the small helpers the fmgr files share (aggregate context, flat
+ *		states, int8 arrays).
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/memutils.h"
 
 #include "ups_host.h"
@@ -70,4 +74,36 @@ upsell_alloc_bytea(size_t size, const char *what, const char *hint)
 	result = palloc(size + VARHDRSZ);
 	SET_VARSIZE(result, size + VARHDRSZ);
 	return result;
+}
+
+/* The elements of a one-dimensional int8 array, NULLs skipped. */
+int64 *
+upsell_int8_elems(ArrayType *arr, int *n)
+{
+	Datum	   *d;
+	bool	   *nulls;
+	int			m,
+				i,
+				j = 0;
+	int64	   *out;
+
+	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &nulls, &m);
+	out = palloc(Max(m, 1) * sizeof(int64));
+	for (i = 0; i < m; i++)
+		if (!nulls[i])
+			out[j++] = DatumGetInt64(d[i]);
+	*n = j;
+	return out;
+}
+
+/* An int8 array of ids[0 .. n). */
+ArrayType *
+upsell_int8_array(const int64 *ids, int n)
+{
+	Datum	   *d = palloc(Max(n, 1) * sizeof(Datum));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		d[i] = Int64GetDatum(ids[i]);
+	return construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 }

@@ -3,17 +3,16 @@
  *		The request path of the funnel stages: cart_offers, the product page's
  *		offers and _merge_offers (post-purchase), in C over saved plans.
  *
- * A page view costs two index lookups here: one small query that says
- * whether the merchant's rules or the models changed, and one read of the
- * stage's model (cart_model for the cart lines, product_page_model for a
- * product).  The merchant's rules -- stage settings, pinned offers,
- * exclusions, thresholds, whether volume tiers exist, the bestsellers -- are
- * read once per backend and tenant into a cache.  Its key is the row of
- * upsell.serving_state, whose config_version a trigger bumps from a sequence
- * on every change of a rules table (transactional, never reused, so a
- * rolled-back change cannot leave a stale cache behind), and the refresh
- * that built the models (upsell.model_state).  The ranking itself is the
- * plain C merge of src/core/offers.c.
+ * A page view costs two lookups here: the one row of upsell.serving_state,
+ * which says whether the merchant's rules or the models changed, and one
+ * read of the stage's model (cart_model for the cart lines,
+ * product_page_model for a product).  The merchant's rules -- stage
+ * settings, pinned offers, exclusions, thresholds, whether volume tiers
+ * exist, the bestsellers -- are read once per backend and tenant into a
+ * cache keyed by serving_state.config_version, which every change of a rules
+ * table and every refresh draw anew from a sequence (transactional and never
+ * reused, so a change rolled back cannot leave a stale cache behind).  The
+ * ranking itself is the plain C merge of src/core/offers.c.
  */
 #include "postgres.h"
 
@@ -57,7 +56,8 @@ static const char *const stage_names[NSTAGES] = {"product_page", "cart", "post_p
 #define CART_COMPLEMENTS	12	/* complements of the cart proposed to the merge */
 #define CART_GAP_FILLERS	6
 #define CART_GAP_ITEMS		2
-#define CART_RELEVANT		48	/* complements that make a gap filler relevant */
+#define CART_RELEVANT		24	/* complements ranked: the gap fillers' relevance,
+								 * and room for exclusions among the first 12 */
 #define POPULAR				8	/* bestsellers that fill a cart's slots */
 
 /* ---- the merchant's rules, cached per tenant ------------------------------ */
@@ -141,13 +141,10 @@ static struct
 	SPIPlanPtr	variant;
 	SPIPlanPtr	tier;
 
-	/* the cache key: serving_state's row and the models' refresh */
+	/* the cache key: serving_state's table (new with the extension) and row */
 	bool		valid;
 	Oid			state_rel;
 	int64		config_version;
-	char		active_slot;
-	bool		refreshed;
-	TimestampTz refreshed_at;
 	int			per_tenant;		/* -1: no orders registered */
 	MemoryContext cxt;
 	HTAB	   *tenants;
@@ -205,7 +202,6 @@ static void
 use_schema(Oid fn_oid)
 {
 	Oid			nsp = get_func_namespace(fn_oid);
-	Oid			int8_1[1] = {INT8OID};
 	Oid			int8_2[2] = {INT8OID, INT8OID};
 	Oid			by_ids[2] = {INT8OID, INT8ARRAYOID};
 	Oid			variant[3] = {TEXTOID, TEXTOID, TEXTOID};
@@ -227,10 +223,7 @@ use_schema(Oid fn_oid)
 	serving.nspname = MemoryContextStrdup(TopMemoryContext,
 										  quote_identifier(get_namespace_name(nsp)));
 
-	serving.version = prepare(
-		"SELECT s.tableoid, s.config_version, m.active, m.refreshed_at, "
-		"       (SELECT o.tenant_id IS NOT NULL FROM @.order_source o) "
-		"FROM @.serving_state s, @.model_state m", 0, NULL);
+	serving.version = prepare("SELECT s.tableoid, s.config_version FROM @.serving_state s", 0, NULL);
 	serving.cart_lines = prepare(
 		"SELECT c.product_id, c.price, c.category, c.in_stock, c.complement_ids, "
 		"       c.complement_log_miss, c.upgrade_id, c.upgrade_score, c.upgrade_reason "
@@ -249,7 +242,6 @@ use_schema(Oid fn_oid)
 		"SELECT (q.total_saving / nullif(q.total_saving + q.new_unit_price * q.next_quantity, 0))::float8, "
 		"       round(1 - q.new_unit_price / q.unit_price, 4), q.reason "
 		"FROM @.quantity_offer($1, $2, $3) q WHERE q.next_quantity IS NOT NULL", 3, tier);
-	(void) int8_1;
 	serving.nsp = nsp;
 }
 
@@ -279,27 +271,6 @@ col_text(int row, int column)
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
-/* The elements of an int8 array without NULLs, in cxt. */
-static int64 *
-int8_array(Datum d, int *n)
-{
-	ArrayType  *arr = DatumGetArrayTypeP(d);
-	Datum	   *elems;
-	bool	   *nulls;
-	int			m,
-				i,
-				j = 0;
-	int64	   *out;
-
-	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &m);
-	out = palloc(Max(m, 1) * sizeof(int64));
-	for (i = 0; i < m; i++)
-		if (!nulls[i])
-			out[j++] = DatumGetInt64(elems[i]);
-	*n = j;
-	return out;
-}
-
 static int
 cmp_int64(const void *a, const void *b)
 {
@@ -325,12 +296,6 @@ sort_unique(int64 *a, int n)
 	return j + 1;
 }
 
-static Numeric
-copy_numeric(Datum d)
-{
-	return DatumGetNumericCopy(d);
-}
-
 static bool
 numeric_at_most(Numeric a, Numeric b)
 {
@@ -353,70 +318,55 @@ stage_of(const char *name)
 }
 
 /*
- * Takes the cache key from the first row of the last query (columns 1-5 as
- * serving.version returns them); drops every tenant's rules when the
- * merchant's tables or the models changed.
+ * Reads the cache key; drops every tenant's rules when the merchant's
+ * tables or the models changed.
  */
 static void
-apply_version(void)
+check_version(void)
 {
 	bool		isnull;
 	Oid			state_rel;
 	int64		config_version;
-	char		active;
-	bool		refreshed;
-	TimestampTz refreshed_at = 0;
-	Datum		d;
-	int			per_tenant;
+	HASHCTL		ctl;
 
-	if (SPI_processed < 1)
+	if (run(serving.version, NULL, NULL) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("upsell.serving_state or upsell.model_state has no row")));
+				 errmsg("upsell.serving_state does not have exactly one row")));
 	state_rel = DatumGetObjectId(col(0, 1, &isnull));
 	config_version = DatumGetInt64(col(0, 2, &isnull));
-	active = DatumGetChar(col(0, 3, &isnull));
-	d = col(0, 4, &isnull);
-	refreshed = !isnull;
-	if (refreshed)
-		refreshed_at = DatumGetTimestampTz(d);
-	d = col(0, 5, &isnull);
-	per_tenant = isnull ? -1 : DatumGetBool(d) ? 1 : 0;
-
 	if (serving.valid && serving.state_rel == state_rel &&
-		serving.config_version == config_version && serving.active_slot == active &&
-		serving.refreshed == refreshed && (!refreshed || serving.refreshed_at == refreshed_at) &&
-		serving.per_tenant == per_tenant)
+		serving.config_version == config_version)
 		return;
 
+	serving.valid = false;
 	if (serving.cxt == NULL)
 		serving.cxt = AllocSetContextCreate(TopMemoryContext, "upsell serving rules",
 											ALLOCSET_DEFAULT_SIZES);
 	else
 		MemoryContextReset(serving.cxt);
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(int64);
-		ctl.entrysize = sizeof(TenantRules);
-		ctl.hcxt = serving.cxt;
-		serving.tenants = hash_create("upsell serving tenants", 16, &ctl,
-									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(TenantRules);
+	ctl.hcxt = serving.cxt;
+	serving.tenants = hash_create("upsell serving tenants", 16, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	if (SPI_execute(qualify("SELECT o.tenant_id IS NOT NULL FROM @.order_source o"), true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read upsell.order_source");
+	serving.per_tenant = SPI_processed == 0 ? -1 : DatumGetBool(col(0, 1, &isnull)) ? 1 : 0;
 	serving.state_rel = state_rel;
 	serving.config_version = config_version;
-	serving.active_slot = active;
-	serving.refreshed = refreshed;
-	serving.refreshed_at = refreshed_at;
-	serving.per_tenant = per_tenant;
 	serving.valid = true;
 }
 
+/* The start of every stage's request: the SRF's result, SPI, the cache key. */
 static void
-check_version(void)
+begin_request(FunctionCallInfo fcinfo)
 {
-	run(serving.version, NULL, NULL);
-	apply_version();
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	use_schema(fcinfo->flinfo->fn_oid);
+	check_version();
 }
 
 /* The tenant a request is about, checked as upsell._tenant() checks it. */
@@ -525,7 +475,7 @@ load_pinned(TenantRules *r, MemoryContext cxt)
 		if (!isnull)
 		{
 			p->trigger = TRIGGER_CART_VALUE;
-			p->min_cart_value = copy_numeric(d);
+			p->min_cart_value = DatumGetNumericCopy(d);
 		}
 		d = col(i, 6, &isnull);
 		if ((p->has_from = !isnull))
@@ -533,8 +483,8 @@ load_pinned(TenantRules *r, MemoryContext cxt)
 		d = col(i, 7, &isnull);
 		if ((p->has_to = !isnull))
 			p->active_to = DatumGetTimestampTz(d);
-		p->ids = int8_array(col(i, 8, &isnull), &p->nids);
-		p->discount = copy_numeric(col(i, 9, &isnull));
+		p->ids = upsell_int8_elems(DatumGetArrayTypeP(col(i, 8, &isnull)), &p->nids);
+		p->discount = DatumGetNumericCopy(col(i, 9, &isnull));
 		p->priority = (double) DatumGetInt32(col(i, 10, &isnull));
 		p->reason = col_text(i, 11);
 		p->in_stock = DatumGetBool(col(i, 12, &isnull));
@@ -597,7 +547,7 @@ load_thresholds(TenantRules *r, MemoryContext cxt)
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
 		t->threshold_id = DatumGetInt64(col(i, 1, &isnull));
-		t->amount = copy_numeric(col(i, 2, &isnull));
+		t->amount = DatumGetNumericCopy(col(i, 2, &isnull));
 		t->currency = col_text(i, 3);
 		d = col(i, 4, &isnull);
 		if ((t->has_from = !isnull))
@@ -941,106 +891,112 @@ evidence_before(const Evidence *x, const Evidence *y)
 	return x->score > y->score || (x->score == y->score && x->id < y->id);
 }
 
-/* Inserts e into the bounded list best[0 .. *n) of at most cap, best first. */
+/* Puts the k best of e[0 .. n) first (in no order): quickselect. */
 static void
-keep_best(Evidence *best, int *n, int cap, Evidence e)
+select_best(Evidence *e, int n, int k)
 {
-	int			i;
+	int			lo = 0,
+				hi = n - 1;
 
-	if (*n == cap && !evidence_before(&e, &best[cap - 1]))
-		return;
-	i = *n < cap ? (*n)++ : cap - 1;
-	while (i > 0 && evidence_before(&e, &best[i - 1]))
+	while (lo < hi && k > lo && k <= hi)
 	{
-		best[i] = best[i - 1];
-		i--;
+		Evidence	pivot = e[lo + (hi - lo) / 2];
+		int			i = lo,
+					j = hi;
+
+		while (i <= j)
+		{
+			while (evidence_before(&e[i], &pivot))
+				i++;
+			while (evidence_before(&pivot, &e[j]))
+				j--;
+			if (i <= j)
+			{
+				Evidence	t = e[i];
+
+				e[i++] = e[j];
+				e[j--] = t;
+			}
+		}
+		/* e[lo .. j] rank before e[i .. hi]; the k-th boundary is in one side */
+		if (k <= j + 1)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			break;
 	}
-	best[i] = e;
 }
 
-/* Restores the heap order (least head id on top) below slot i. */
-static void
-sift_down(int *heap, int n, int i, CartLine *lines, const int *pos)
+static int
+cmp_evidence(const void *a, const void *b)
 {
-	for (;;)
-	{
-		int			least = i,
-					l = 2 * i + 1,
-					r = l + 1;
-
-#define HEAD(k) lines[heap[k]].complements[pos[heap[k]]]
-		if (l < n && HEAD(l) < HEAD(least))
-			least = l;
-		if (r < n && HEAD(r) < HEAD(least))
-			least = r;
-#undef HEAD
-		if (least == i)
-			return;
-		{
-			int			t = heap[i];
-
-			heap[i] = heap[least];
-			heap[least] = t;
-		}
-		i = least;
-	}
+	return evidence_before(a, b) ? -1 : evidence_before(b, a) ? 1 : 0;
 }
 
 /*
  * The complements of the cart: each line's stored complements (in stock as
- * of the refresh, ascending by id) combined as a noisy-OR, the chance that
- * at least one line leads to the product; cart items are not their own.
- * The best `want` that the merchant does not exclude go to best[], the best
- * `wrel` of all to relevant[], both best first.  The lines' lists are
- * merged, not sorted: a request costs their length times log(lines).
+ * of the refresh, with ln(1 - pair score)) combined as a noisy-OR, the
+ * chance that at least one line leads to the product; cart items are not
+ * their own.  Returns the best `want` of them, best first, in *ranked
+ * (fewer when the evidence runs out), with their number in *n.  The sums
+ * of logs go through a small open-addressing table, and only the best are
+ * sorted: a request costs the length of the lines' lists.
  */
-static void
+static Evidence *
 cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
-				 const TenantRules *rules, Evidence *best, int want, int *nbest,
-				 Evidence *relevant, int wrel, int *nrelevant)
+				 int want, int *n)
 {
-	int		   *heap = palloc(Max(nlines, 1) * sizeof(int));
-	int		   *pos = palloc0(Max(nlines, 1) * sizeof(int));
-	int			nheap = 0,
-				i;
+	int			total = 0,
+				size = 16,
+				m = 0,
+				i,
+				j;
+	int64	   *keys;
+	double	   *sums;
+	bool	   *used;
+	Evidence   *e;
 
-	*nbest = 0;
-	*nrelevant = 0;
 	for (i = 0; i < nlines; i++)
-		if (lines[i].ncomplements > 0)
-			heap[nheap++] = i;
-	for (i = nheap / 2 - 1; i >= 0; i--)
-		sift_down(heap, nheap, i, lines, pos);
-
-	while (nheap > 0)
-	{
-		int64		id = lines[heap[0]].complements[pos[heap[0]]];
-		double		log_miss = 0;
-		Evidence	e;
-
-		/* every line's entry of this product */
-		while (nheap > 0 && lines[heap[0]].complements[pos[heap[0]]] == id)
+		total += lines[i].ncomplements;
+	while (size < 2 * total)
+		size *= 2;
+	keys = palloc(size * sizeof(int64));
+	sums = palloc(size * sizeof(double));
+	used = palloc0(size * sizeof(bool));
+	for (i = 0; i < nlines; i++)
+		for (j = 0; j < lines[i].ncomplements; j++)
 		{
-			CartLine   *l = &lines[heap[0]];
+			int64		id = lines[i].complements[j];
+			uint32		h = (uint32) (((uint64) id * UINT64CONST(0x9E3779B97F4A7C15)) >> 32) & (size - 1);
 
-			log_miss += l->complement_log_miss[pos[heap[0]]];
-			if (++pos[heap[0]] == l->ncomplements)
-				heap[0] = heap[--nheap];
-			sift_down(heap, nheap, 0, lines, pos);
+			while (used[h] && keys[h] != id)
+				h = (h + 1) & (size - 1);
+			if (!used[h])
+			{
+				used[h] = true;
+				keys[h] = id;
+				sums[h] = 0;
+			}
+			sums[h] += lines[i].complement_log_miss[j];
 		}
-		if (offers_contains(items, nitems, id))
-			continue;
-		/* ranked by -log_miss, which orders as the score does */
-		e.id = id;
-		e.score = -log_miss;
-		keep_best(relevant, nrelevant, wrel, e);
-		if (!excluded(rules, id, items, nitems))
-			keep_best(best, nbest, want, e);
-	}
-	for (i = 0; i < *nbest; i++)
-		best[i].score = 1 - exp(-best[i].score);
-	for (i = 0; i < *nrelevant; i++)
-		relevant[i].score = 1 - exp(-relevant[i].score);
+
+	/* ranked by -sum, which orders as the score 1 - exp(sum) does */
+	e = palloc(Max(total, 1) * sizeof(Evidence));
+	for (i = 0; i < size; i++)
+		if (used[i] && !offers_contains(items, nitems, keys[i]))
+		{
+			e[m].id = keys[i];
+			e[m].score = -sums[i];
+			m++;
+		}
+	want = Min(want, m);
+	select_best(e, m, want);
+	qsort(e, want, sizeof(Evidence), cmp_evidence);
+	for (i = 0; i < want; i++)
+		e[i].score = 1 - exp(-e[i].score);
+	*n = want;
+	return e;
 }
 
 /*
@@ -1191,10 +1147,8 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	CartLine   *lines;
 	int			nlines;
 	Numeric		total;
-	Evidence	best[CART_COMPLEMENTS];
-	int			nbest;
-	Evidence	relevant[CART_RELEVANT];
-	int			nrelevant;
+	Evidence   *ev;
+	int			nev;
 	Proposal	p;
 	char	  **categories;
 	int			ncategories = 0;
@@ -1214,11 +1168,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 			items[nitems++] = DatumGetInt64(cart_elems[i]);
 	nitems = sort_unique(items, nitems);
 
-	InitMaterializedSRF(fcinfo, 0);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	use_schema(fcinfo->flinfo->fn_oid);
-	check_version();
+	begin_request(fcinfo);
 	tenant_id = resolve_tenant(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
 
 	/* one read of the cart's lines: prices, categories, complements, upgrades */
@@ -1229,11 +1179,8 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 		uint64		n,
 					k;
 
-		/* items are int64 Datums on this (64-bit, pass-by-value) build */
-		StaticAssertStmt(FLOAT8PASSBYVAL, "int8 must be passed by value");
 		args[0] = Int64GetDatum(tenant_id);
-		args[1] = PointerGetDatum(construct_array((Datum *) items, nitems, INT8OID, 8,
-												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[1] = PointerGetDatum(upsell_int8_array(items, nitems));
 		n = run(serving.cart_lines, args, NULL);
 		for (k = 0; k < n; k++)
 		{
@@ -1246,7 +1193,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 			l->price = isnull ? NULL : DatumGetNumeric(d);
 			l->category = col_text(k, 3);
 			l->in_stock = DatumGetBool(col(k, 4, &isnull));
-			l->complements = int8_array(col(k, 5, &isnull), &l->ncomplements);
+			l->complements = upsell_int8_elems(DatumGetArrayTypeP(col(k, 5, &isnull)), &l->ncomplements);
 			{
 				ArrayType  *sc = DatumGetArrayTypeP(col(k, 6, &isnull));
 				int			ns = ArrayGetNItems(ARR_NDIM(sc), ARR_DIMS(sc));
@@ -1257,12 +1204,6 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 							 errmsg("the cart_model row of product " INT64_FORMAT " is malformed", l->product_id),
 							 errhint("Run CALL upsell.refresh().")));
 				l->complement_log_miss = (double *) ARR_DATA_PTR(sc);
-				for (j = 1; j < l->ncomplements; j++)
-					if (l->complements[j - 1] >= l->complements[j])
-						ereport(ERROR,
-								(errcode(ERRCODE_DATA_CORRUPTED),
-								 errmsg("the complements of product " INT64_FORMAT " in cart_model are not ascending", l->product_id),
-								 errhint("Run CALL upsell.refresh().")));
 			}
 			d = col(k, 7, &isnull);
 			if ((l->has_upgrade = !isnull))
@@ -1337,18 +1278,24 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	propose_pinned(&p, r, STAGE_CART, items, nitems, categories, ncategories,
 				   ncart > 0 ? total : NULL);
 
-	/* complements of the cart, then bestsellers far below them to fill the slots */
-	cart_complements(lines, nlines, items, nitems, r, best, CART_COMPLEMENTS, &nbest,
-					 relevant, CART_RELEVANT, &nrelevant);
-	for (i = 0; i < nbest; i++)
-		propose(&p, OFFER_COMPLEMENT, &best[i].id, 1, best[i].score, zero_discount(),
-				"bought together with the cart");
+	/*
+	 * complements of the cart (the best not excluded; the gap fillers weigh
+	 * the best of all), then bestsellers far below them to fill the slots
+	 */
+	ev = cart_complements(lines, nlines, items, nitems, CART_RELEVANT, &nev);
+	for (i = 0, j = 0; i < nev && j < CART_COMPLEMENTS; i++)
+		if (!excluded(r, ev[i].id, items, nitems))
+		{
+			propose(&p, OFFER_COMPLEMENT, &ev[i].id, 1, ev[i].score, zero_discount(),
+					"bought together with the cart");
+			j++;
+		}
 	for (i = 0; i < r->npopular; i++)
 		propose(&p, OFFER_COMPLEMENT, &r->popular[i], 1, 1e-6 / (double) r->popular_rank[i],
 				zero_discount(), "popular");
 
 	/* what closes the gap to the next threshold (free shipping, a reward) */
-	propose_gap_fillers(&p, r, tenant_id, total, items, nitems, relevant, nrelevant);
+	propose_gap_fillers(&p, r, tenant_id, total, items, nitems, ev, nev);
 
 	/* the better version of a cart line, stored per product at refresh */
 	for (i = 0; i < nlines; i++)
@@ -1412,11 +1359,7 @@ upsell_product_page_offers(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("tenant_id and product_id must not be NULL")));
-	InitMaterializedSRF(fcinfo, 0);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	use_schema(fcinfo->flinfo->fn_oid);
-	check_version();
+	begin_request(fcinfo);
 	allowed = allowed_types(opt_text(fcinfo, 3), opt_text(fcinfo, 4), STAGE_PRODUCT_PAGE);
 	r = tenant_rules(tenant_id);
 
@@ -1432,7 +1375,7 @@ upsell_product_page_offers(PG_FUNCTION_ARGS)
 		char	   *type = col_text(k, 1);
 		int			t = type ? offer_type_of(type) : -1;
 		int			nids;
-		int64	   *ids = int8_array(col(k, 2, &isnull), &nids);
+		int64	   *ids = upsell_int8_elems(DatumGetArrayTypeP(col(k, 2, &isnull)), &nids);
 		double		score = DatumGetFloat8(col(k, 3, &isnull));
 
 		if (t < 0 || t == OFFER_PINNED || nids == 0)
@@ -1485,14 +1428,10 @@ upsell_merge_offers(PG_FUNCTION_ARGS)
 	tenant_id = PG_GETARG_INT64(1);
 	if (!PG_ARGISNULL(2))
 	{
-		context = int8_array(PG_GETARG_DATUM(2), &ncontext);
+		context = upsell_int8_elems(DatumGetArrayTypeP(PG_GETARG_DATUM(2)), &ncontext);
 		ncontext = sort_unique(context, ncontext);
 	}
-	InitMaterializedSRF(fcinfo, 0);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	use_schema(fcinfo->flinfo->fn_oid);
-	check_version();
+	begin_request(fcinfo);
 	allowed = allowed_types(opt_text(fcinfo, 5), opt_text(fcinfo, 6), stage);
 	r = tenant_rules(tenant_id);
 
@@ -1523,7 +1462,6 @@ upsell_merge_offers(PG_FUNCTION_ARGS)
 			int			t;
 			int			nids;
 			int64	   *ids;
-			OfferCandidate *c;
 
 			if (nulls[i])
 				continue;
@@ -1539,13 +1477,12 @@ upsell_merge_offers(PG_FUNCTION_ARGS)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("unknown offer type \"%s\"", TextDatumGetCString(values[1]))));
-			ids = int8_array(values[2], &nids);
+			ids = upsell_int8_elems(DatumGetArrayTypeP(values[2]), &nids);
 			if (nids == 0)
 				continue;
-			c = propose(&p, (OfferType) t, ids, nids, DatumGetFloat8(values[4]),
-						isnull[5] ? zero_discount() : values[5],
-						isnull[6] ? NULL : TextDatumGetCString(values[6]));
-			(void) c;
+			propose(&p, (OfferType) t, ids, nids, DatumGetFloat8(values[4]),
+					isnull[5] ? zero_discount() : values[5],
+					isnull[6] ? NULL : TextDatumGetCString(values[6]));
 		}
 		ReleaseTupleDesc(desc);
 	}
@@ -1566,8 +1503,7 @@ upsell_merge_offers(PG_FUNCTION_ARGS)
 		bool		isnull;
 
 		args[0] = Int64GetDatum(tenant_id);
-		args[1] = PointerGetDatum(construct_array((Datum *) proposed, nproposed, INT8OID, 8,
-												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[1] = PointerGetDatum(upsell_int8_array(proposed, nproposed));
 		n = run(serving.in_stock, args, NULL);
 		stocked = palloc(Max(n, 1) * sizeof(int64));
 		for (k = 0; k < n; k++)
@@ -1590,8 +1526,7 @@ upsell_merge_offers(PG_FUNCTION_ARGS)
 					k;
 
 		args[0] = Int64GetDatum(tenant_id);
-		args[1] = PointerGetDatum(construct_array((Datum *) context, ncontext, INT8OID, 8,
-												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[1] = PointerGetDatum(upsell_int8_array(context, ncontext));
 		n = run(serving.categories, args, NULL);
 		categories = palloc(Max(n, 1) * sizeof(char *));
 		for (k = 0; k < n; k++)

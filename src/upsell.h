@@ -7,6 +7,7 @@
 
 #include "fmgr.h"
 #include "datatype/timestamp.h"
+#include "utils/array.h"
 #include "utils/palloc.h"
 
 #include "gapfill.h"
@@ -19,9 +20,11 @@ extern int	upsell_itemsets_memory_limit;	/* kB, -1: 32 * work_mem */
 extern int	upsell_bundle_min_count;
 extern int	upsell_bundles_per_product;
 
-/* host_glue.c: shared by the aggregates */
+/* host_glue.c: shared by the fmgr files */
 extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fname);
 extern bytea *upsell_alloc_bytea(size_t size, const char *what, const char *hint);
+extern int64 *upsell_int8_elems(ArrayType *arr, int *n);
+extern ArrayType *upsell_int8_array(const int64 *ids, int n);
 
 /* gapfill.c: gap fillers of the cart stage (serving.c) */
 extern int	upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 gap,

@@ -78,6 +78,35 @@ CREATE TABLE @extschema@.refresh_log (
 COMMENT ON TABLE @extschema@.refresh_log IS
 	'one row per upsell.refresh(): start, end, duration, rows per model, and the error of a failed refresh (whose previous models kept serving)';
 
+-- What the serving cache of each backend (src/serving.c) is keyed by: every
+-- refresh (the swap below) and every change of a table of merchant rules (a
+-- trigger, created by the funnel layer) draws a new config_version from a
+-- sequence -- never reused, so a cache filled inside a transaction that
+-- rolled back cannot match a later version.  The stages read it once per
+-- request and re-read the rules when it moved.
+
+CREATE SEQUENCE @extschema@.config_version_seq;
+
+CREATE TABLE @extschema@.serving_state (
+	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	config_version bigint NOT NULL DEFAULT 0
+);
+INSERT INTO @extschema@.serving_state DEFAULT VALUES;
+COMMENT ON TABLE @extschema@.serving_state IS
+	'the version of the models and the merchant''s rules (offers, exclusions, stage settings, thresholds, volume tiers, registrations) that the serving cache of each backend is checked against';
+
+CREATE FUNCTION @extschema@._rules_changed()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE @extschema@.serving_state
+	SET config_version = nextval('@extschema@.config_version_seq');
+	RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION @extschema@._in_transaction_block() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'upsell_in_transaction_block'
 	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
@@ -133,6 +162,7 @@ BEGIN
 					   m.model, @extschema@._slot_table(m.model, target));
 	END LOOP;
 	UPDATE @extschema@.model_state SET active = target, refreshed_at = now();
+	UPDATE @extschema@.serving_state SET config_version = nextval('@extschema@.config_version_seq');
 	RETURN built;
 END
 $$;

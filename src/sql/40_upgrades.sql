@@ -152,6 +152,16 @@ END;
 COMMENT ON FUNCTION @extschema@._unit_offer(numeric, numeric, text, numeric, numeric, text) IS
 	'internal: the unit-price comparison of two pack sizes as a sentence, NULL when not comparable';
 
+-- Why an upgrade is offered, in words: the customers who took that path,
+-- else the variant group or the category it steps up in.
+CREATE FUNCTION @extschema@._upgrade_evidence(paths bigint, buyers bigint, same_group boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN paths > 0
+			THEN pg_catalog.format('%s of %s customers who bought it later bought this', paths, buyers)
+			WHEN same_group THEN 'the next step up in the same variant group'
+			ELSE 'a step up in the same category' END;
+
 CREATE FUNCTION @extschema@.upgrade_candidates(product_id bigint, k int DEFAULT 3,
 	max_price_ratio numeric DEFAULT 1.5, tenant_id bigint DEFAULT NULL)
 RETURNS TABLE ("rank" int, candidate_id bigint, price numeric, extra_cost numeric,
@@ -179,10 +189,7 @@ BEGIN
 		   u.candidate_id, m.price, m.price - a.price,
 		   round(m.price / a.price, 4), round(u.score::numeric, 6)::float8,
 		   concat_ws('; ',
-			   CASE WHEN u.paths > 0
-					THEN format('%s of %s customers who bought it later bought this', u.paths, u.buyers)
-					WHEN u.same_group THEN 'the next step up in the same variant group'
-					ELSE 'a step up in the same category' END,
+			   @extschema@._upgrade_evidence(u.paths, u.buyers, u.same_group),
 			   format('+%s (%s%% more)', m.price - a.price, round(100 * (m.price / a.price - 1))),
 			   @extschema@._unit_offer(a.price, ua.unit_size, ua.unit_name, m.price,
 									  uc.unit_size, uc.unit_name))

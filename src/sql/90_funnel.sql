@@ -58,36 +58,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.stage_settings', '');
 COMMENT ON TABLE @extschema@.stage_settings IS
 	'per tenant and stage: the maximum number of offers (default 6) and weights per offer type that interleave the tactics (defaults: complement 1, bundle/gap_filler/restock 0.9, upgrade/subscription 0.8, quantity_tier 0.7, downsell 0.6)';
 
--- ---- what the serving cache is keyed by ------------------------------------
---
--- Every change of a table of merchant rules draws a new config_version
--- (from a sequence: never reused, so a cache filled inside a transaction
--- that rolled back cannot match a later version); the C stages compare it,
--- with model_state's refresh, once per request and re-read the rules when
--- either moved.
-
-CREATE SEQUENCE @extschema@.config_version_seq;
-
-CREATE TABLE @extschema@.serving_state (
-	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-	config_version bigint NOT NULL DEFAULT 0
-);
-INSERT INTO @extschema@.serving_state DEFAULT VALUES;
-COMMENT ON TABLE @extschema@.serving_state IS
-	'the version of the merchant''s rules (offers, exclusions, stage settings, thresholds, volume tiers, registrations) that the serving cache of each backend is checked against';
-
-CREATE FUNCTION @extschema@._rules_changed()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	UPDATE @extschema@.serving_state
-	SET config_version = nextval('@extschema@.config_version_seq');
-	RETURN NULL;
-END
-$$;
-
+-- every table of the merchant's rules draws a new serving_state.config_version
 DO $$
 DECLARE
 	rules text;
@@ -142,10 +113,7 @@ BEGIN
 								WHERE o.in_stock
 								UNION ALL
 								SELECT u.tenant_id, u.product_id, 'upgrade', ARRAY[u.candidate_id], u.score, 0,
-									   CASE WHEN u.paths > 0
-											THEN format('%%s of %%s customers who bought it later bought this', u.paths, u.buyers)
-											WHEN u.same_group THEN 'the next step up in the same variant group'
-											ELSE 'a step up in the same category' END
+									   @extschema@._upgrade_evidence(u.paths, u.buyers, u.same_group)
 								FROM %3$s u
 								JOIN %5$s a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
 								JOIN %5$s m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
@@ -242,10 +210,7 @@ BEGIN
 		LEFT JOIN (SELECT DISTINCT ON (u.tenant_id, u.product_id)
 						  u.tenant_id, u.product_id, u.candidate_id, u.score,
 						  format('instead of %%s: %%s; +%%s (%%s%%%% more)', coalesce(a.title, u.product_id::text),
-								 CASE WHEN u.paths > 0
-									  THEN format('%%s of %%s customers who bought it later bought this', u.paths, u.buyers)
-									  WHEN u.same_group THEN 'the next step up in the same variant group'
-									  ELSE 'a step up in the same category' END,
+								 @extschema@._upgrade_evidence(u.paths, u.buyers, u.same_group),
 								 b.price - a.price, round(100 * (b.price - a.price) / a.price)) AS reason
 				   FROM %4$s u
 				   JOIN %2$s a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id

@@ -167,17 +167,10 @@ static uint64_t rng = 88172645463325252ULL;
 static uint64_t
 next_rand(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return unit_xorshift(&rng);
 }
 
-/*
- * The reference: the sort key spelled out as a string compare of fixed
- * width fields would be clumsy; instead a selection loop that picks the
- * best remaining candidate by the rules each time.
- */
+/* The reference orders by the rules directly: is x better than y? */
 static bool
 ref_better(const OfferCandidate *x, double kx, bool hx,
 		   const OfferCandidate *y, double ky, bool hy)

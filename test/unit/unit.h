@@ -11,6 +11,7 @@
 #define UNIT_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef void (*unit_fn) (void);
@@ -38,5 +39,15 @@ extern void unit_fail(const char *file, int line, const char *what);
 		 if (!(fabs(_a - _b) <= (eps))) { char _m[256]; \
 			snprintf(_m, sizeof _m, "%s ~ %s (%.12g vs %.12g)", #a, #b, _a, _b); \
 			unit_fail(__FILE__, __LINE__, _m); } } while (0)
+
+/* xorshift64: random tests whose failures reproduce */
+static inline uint64_t
+unit_xorshift(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
+}
 
 #endif							/* UNIT_H */
