@@ -106,6 +106,37 @@ SELECT count(*) AS out_of_stock_offered
 FROM milk, upsell.cart_offers(ARRAY[milk.item_id::bigint]) o, first_offer f
 WHERE f.id = ANY (o.product_ids);
 
+-- the cart's first gap filler against upsell.gap_fillers() for the same
+-- carts (free shipping at 20): the cart stage weighs relevance by the 24
+-- best complements only, gap_fillers() by all of them
+INSERT INTO upsell.thresholds (kind, amount, reward) VALUES ('free_shipping', 20, 'free shipping');
+INSERT INTO upsell.stage_settings (stage, max_offers, type_weights)
+VALUES ('cart', 1, '{"gap_filler": 100}');
+SELECT count(*) AS carts_below_threshold,
+	   count(*) FILTER (WHERE o.product_ids = g.product_ids) AS same_first_gap_filler
+FROM carts c
+JOIN LATERAL upsell.gap_fillers(c.items, k => 1) g ON true
+LEFT JOIN LATERAL upsell.cart_offers(c.items) o ON true;
+DELETE FROM upsell.stage_settings;
+DELETE FROM upsell.thresholds;
+
+-- a role reads offers with SELECT on the extension's relations, and is
+-- refused without
+CREATE ROLE regress_upsell_reader;
+GRANT USAGE ON SCHEMA upsell TO regress_upsell_reader;
+SELECT item_id AS milk_id FROM milk \gset
+SET ROLE regress_upsell_reader;
+SELECT count(*) FROM upsell.cart_offers(ARRAY[:milk_id]::bigint[]);
+RESET ROLE;
+GRANT SELECT ON ALL TABLES IN SCHEMA upsell TO regress_upsell_reader;
+SET ROLE regress_upsell_reader;
+SELECT count(*) AS offers FROM upsell.cart_offers(ARRAY[:milk_id]::bigint[]);
+RESET ROLE;
+REVOKE ALL ON ALL TABLES IN SCHEMA upsell FROM regress_upsell_reader;
+REVOKE ALL ON SCHEMA upsell FROM regress_upsell_reader;
+DROP OWNED BY regress_upsell_reader;
+DROP ROLE regress_upsell_reader;
+
 -- bad input: a product the catalog does not know, a NULL id, a bad quantity
 SELECT * FROM upsell.cart_offers('{-1}');
 SELECT * FROM upsell.cart_offers('{1,NULL}');

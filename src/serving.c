@@ -13,14 +13,26 @@
  * table and every refresh draw anew from a sequence (transactional and never
  * reused, so a change rolled back cannot leave a stale cache behind).  The
  * ranking itself is the plain C merge of src/core/offers.c.
+ *
+ * The cart reads serving_state and cart_model directly (a heap scan of one
+ * row, one index scan), not through SPI: for lookups this small, a query's
+ * executor start and end cost more than the lookups themselves.  SELECT
+ * privileges are checked as a query would check them.
  */
 #include "postgres.h"
 
 #include <math.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -28,10 +40,14 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
@@ -74,7 +90,7 @@ typedef struct PinnedOffer
 {
 	int64		offer_id;
 	Stage		stage;
-	OfferTrigger		trigger;
+	OfferTrigger trigger;
 	int64		trigger_product;
 	char	   *trigger_category;
 	Numeric		min_cart_value;
@@ -133,8 +149,6 @@ static struct
 {
 	Oid			nsp;
 	char	   *nspname;		/* quoted */
-	SPIPlanPtr	version;
-	SPIPlanPtr	cart_lines;
 	SPIPlanPtr	page_rows;
 	SPIPlanPtr	in_stock;
 	SPIPlanPtr	categories;
@@ -145,10 +159,28 @@ static struct
 	bool		valid;
 	Oid			state_rel;
 	int64		config_version;
+	char		slot;			/* the models' slot ('a' or 'b') */
 	int			per_tenant;		/* -1: no orders registered */
 	MemoryContext cxt;
 	HTAB	   *tenants;
 } serving;
+
+/*
+ * SPI is connected on first use in a request: a cart whose rules are
+ * cached needs none.  Requests do not nest, and one that failed left its
+ * connection to the abort's clean-up; begin_request starts afresh.
+ */
+static bool spi_connected;
+
+static void
+use_spi(void)
+{
+	if (spi_connected)
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	spi_connected = true;
+}
 
 /* The schema-qualified form of a query: every "@." names the extension's schema. */
 static char *
@@ -207,10 +239,9 @@ use_schema(Oid fn_oid)
 	Oid			variant[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Oid			tier[3] = {INT8OID, INT4OID, INT8OID};
 
-	if (serving.nsp == nsp && serving.version != NULL)
+	if (serving.nsp == nsp && serving.page_rows != NULL)
 		return;
-	forget_plan(&serving.version);
-	forget_plan(&serving.cart_lines);
+	use_spi();
 	forget_plan(&serving.page_rows);
 	forget_plan(&serving.in_stock);
 	forget_plan(&serving.categories);
@@ -223,11 +254,6 @@ use_schema(Oid fn_oid)
 	serving.nspname = MemoryContextStrdup(TopMemoryContext,
 										  quote_identifier(get_namespace_name(nsp)));
 
-	serving.version = prepare("SELECT s.tableoid, s.config_version FROM @.serving_state s", 0, NULL);
-	serving.cart_lines = prepare(
-		"SELECT c.product_id, c.price, c.category, c.in_stock, c.complement_ids, "
-		"       c.complement_log_miss, c.upgrade_id, c.upgrade_score, c.upgrade_reason "
-		"FROM @.cart_model c WHERE c.tenant_id = $1 AND c.product_id = ANY ($2)", 2, by_ids);
 	serving.page_rows = prepare(
 		"SELECT p.offer_type, p.product_ids, p.score, p.discount, p.reason "
 		"FROM @.product_page_model p WHERE p.product_id = $2 AND p.tenant_id = $1", 2, int8_2);
@@ -249,7 +275,10 @@ use_schema(Oid fn_oid)
 static uint64
 run(SPIPlanPtr plan, Datum *args, const char *nulls)
 {
-	int			rc = SPI_execute_plan(plan, args, nulls, true, 0);
+	int			rc;
+
+	use_spi();
+	rc = SPI_execute_plan(plan, args, nulls, true, 0);
 
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
@@ -317,6 +346,29 @@ stage_of(const char *name)
 	return STAGE_CART;			/* keep the compiler quiet */
 }
 
+/* A relation of the extension's schema, opened for reading. */
+static Relation
+open_for_read(const char *name)
+{
+	Oid			relid = get_relname_relid(name, serving.nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation %s.%s does not exist", serving.nspname, name)));
+	return table_open(relid, AccessShareLock);
+}
+
+/* Raises unless the user may SELECT from the relation, as a query would. */
+static void
+check_select(Relation rel)
+{
+	AclResult	acl = pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT);
+
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, get_relkind_objtype(rel->rd_rel->relkind), RelationGetRelationName(rel));
+}
+
 /*
  * Reads the cache key; drops every tenant's rules when the merchant's
  * tables or the models changed.
@@ -324,17 +376,25 @@ stage_of(const char *name)
 static void
 check_version(void)
 {
+	Relation	rel = open_for_read("serving_state");
+	TableScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	bool		isnull;
-	Oid			state_rel;
+	Oid			state_rel = RelationGetRelid(rel);
 	int64		config_version;
+	Datum		d;
 	HASHCTL		ctl;
 
-	if (run(serving.version, NULL, NULL) != 1)
+	check_select(rel);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	if (!table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("upsell.serving_state does not have exactly one row")));
-	state_rel = DatumGetObjectId(col(0, 1, &isnull));
-	config_version = DatumGetInt64(col(0, 2, &isnull));
+				 errmsg("upsell.serving_state has no row")));
+	config_version = DatumGetInt64(slot_getattr(slot, 2, &isnull));
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	table_close(rel, NoLock);
 	if (serving.valid && serving.state_rel == state_rel &&
 		serving.config_version == config_version)
 		return;
@@ -350,23 +410,34 @@ check_version(void)
 	ctl.hcxt = serving.cxt;
 	serving.tenants = hash_create("upsell serving tenants", 16, &ctl,
 								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	if (SPI_execute(qualify("SELECT o.tenant_id IS NOT NULL FROM @.order_source o"), true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read upsell.order_source");
-	serving.per_tenant = SPI_processed == 0 ? -1 : DatumGetBool(col(0, 1, &isnull)) ? 1 : 0;
+	use_spi();
+	if (SPI_execute(qualify("SELECT (SELECT o.tenant_id IS NOT NULL FROM @.order_source o), "
+							"       (SELECT m.active FROM @.model_state m)"), true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read upsell.order_source and upsell.model_state");
+	d = col(0, 1, &isnull);
+	serving.per_tenant = isnull ? -1 : DatumGetBool(d) ? 1 : 0;
+	serving.slot = DatumGetChar(col(0, 2, &isnull));
 	serving.state_rel = state_rel;
 	serving.config_version = config_version;
 	serving.valid = true;
 }
 
-/* The start of every stage's request: the SRF's result, SPI, the cache key. */
+/* The start of every stage's request: the SRF's result, the cache key. */
 static void
 begin_request(FunctionCallInfo fcinfo)
 {
+	spi_connected = false;
 	InitMaterializedSRF(fcinfo, 0);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	use_schema(fcinfo->flinfo->fn_oid);
 	check_version();
+}
+
+static void
+end_request(void)
+{
+	if (spi_connected)
+		SPI_finish();
+	spi_connected = false;
 }
 
 /* The tenant a request is about, checked as upsell._tenant() checks it. */
@@ -396,7 +467,10 @@ load_query(const char *query, int64 tenant_id)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(tenant_id)};
-	int			rc = SPI_execute_with_args(qualify(query), 1, types, args, NULL, true, 0);
+	int			rc;
+
+	use_spi();
+	rc = SPI_execute_with_args(qualify(query), 1, types, args, NULL, true, 0);
 
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
@@ -529,8 +603,9 @@ load_exclusions(TenantRules *r, MemoryContext cxt)
 	r->npairs = np;
 }
 
+/* What the cart needs besides: thresholds, their candidates' build, tiers. */
 static void
-load_thresholds(TenantRules *r, MemoryContext cxt)
+load_cart_rules(TenantRules *r, MemoryContext cxt)
 {
 	uint64		n,
 				i;
@@ -609,7 +684,7 @@ tenant_rules(int64 tenant_id)
 		load_settings(&tmp);
 		load_pinned(&tmp, cxt);
 		load_exclusions(&tmp, cxt);
-		load_thresholds(&tmp, cxt);
+		load_cart_rules(&tmp, cxt);
 		load_popular(&tmp);
 		r = hash_search(serving.tenants, &tenant_id, HASH_ENTER, &found);
 		*r = tmp;
@@ -675,7 +750,7 @@ excluded(const TenantRules *r, int64 id, const int64 *context, size_t ncontext)
 }
 
 static bool
-all_allowed(const TenantRules *r, const int64 *ids, int nids, const int64 *context, size_t ncontext)
+none_excluded(const TenantRules *r, const int64 *ids, int nids, const int64 *context, size_t ncontext)
 {
 	int			i;
 
@@ -690,7 +765,6 @@ typedef struct OfferRow
 {
 	Datum		discount;		/* numeric */
 	char	   *reason;
-	bool		score_null;
 } OfferRow;
 
 typedef struct Proposal
@@ -729,10 +803,8 @@ propose(Proposal *p, OfferType type, int64 *ids, int nids, double score,
 	c->nids = nids;
 	c->score = score;
 	c->showable = true;
-	c->payload = p->n;
 	p->row[p->n].discount = discount;
 	p->row[p->n].reason = reason;
-	p->row[p->n].score_null = type == OFFER_PINNED;
 	p->n++;
 	return c;
 }
@@ -815,28 +887,23 @@ emit(FunctionCallInfo fcinfo, Proposal *p, const TenantRules *r, Stage stage,
 	rules.context = context;
 	rules.ncontext = ncontext;
 	for (i = 0; i < p->n; i++)
-		if (p->c[i].showable && !all_allowed(r, p->c[i].ids, p->c[i].nids, context, ncontext))
+		if (p->c[i].showable && !none_excluded(r, p->c[i].ids, p->c[i].nids, context, ncontext))
 			p->c[i].showable = false;
 	chosen = palloc(Max(rules.max_offers, 1) * sizeof(int));
 	n = offers_merge(p->c, p->n, &rules, chosen);
 	for (i = 0; i < n; i++)
 	{
 		const OfferCandidate *c = &p->c[chosen[i]];
-		const OfferRow *row = &p->row[c->payload];
+		const OfferRow *row = &p->row[chosen[i]];
 		Datum		values[7];
 		bool		nulls[7] = {false, false, false, false, false, false, false};
-		Datum	   *elems = palloc(c->nids * sizeof(Datum));
-		int			j;
 
-		for (j = 0; j < c->nids; j++)
-			elems[j] = Int64GetDatum(c->ids[j]);
 		values[0] = CStringGetTextDatum(stage_names[stage]);
 		values[1] = CStringGetTextDatum(offer_type_names[c->type]);
-		values[2] = PointerGetDatum(construct_array(elems, c->nids, INT8OID, 8,
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[2] = PointerGetDatum(upsell_int8_array(c->ids, c->nids));
 		values[3] = Int32GetDatum(i + 1);
 		values[4] = Float8GetDatum(c->score);
-		nulls[4] = row->score_null;
+		nulls[4] = c->type == OFFER_PINNED;	/* a merchant's offer has no score */
 		values[5] = row->discount;
 		values[6] = row->reason ? CStringGetTextDatum(row->reason) : (Datum) 0;
 		nulls[6] = row->reason == NULL;
@@ -876,6 +943,79 @@ find_line(CartLine *lines, int n, int64 id)
 		if (lines[i].product_id == id)
 			return &lines[i];
 	return NULL;
+}
+
+/*
+ * One index scan of the cart's lines in cart_model: prices, categories,
+ * complements, upgrades.  The values are copies that outlive the scan.
+ */
+static CartLine *
+read_cart_lines(int64 tenant_id, const int64 *items, int nitems, int *nlines)
+{
+	CartLine   *lines = palloc0(Max(nitems, 1) * sizeof(CartLine));
+	char		name[NAMEDATALEN];
+	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData keys[2];
+	int			n = 0;
+
+	/* the view's permission (its owner reads the slot), the slot's rows */
+	rel = open_for_read("cart_model");
+	check_select(rel);
+	table_close(rel, NoLock);
+	*nlines = 0;
+	if (nitems == 0)
+		return lines;
+	snprintf(name, sizeof(name), "cart_model_%c", serving.slot);
+	rel = open_for_read(name);
+	if (RelationGetDescr(rel)->natts != 10)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("%s has %d columns, not 10", name, RelationGetDescr(rel)->natts)));
+	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(tenant_id));
+	ScanKeyEntryInitialize(&keys[1], SK_SEARCHARRAY, 2, BTEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_INT8EQ, PointerGetDatum(upsell_int8_array(items, nitems)));
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	slot = table_slot_create(rel, NULL);
+	while (n < nitems && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		CartLine   *l = &lines[n++];
+		HeapTuple	tup = ExecCopySlotHeapTuple(slot);
+		Datum		v[10];
+		bool		null[10];
+		ArrayType  *sc;
+
+		heap_deform_tuple(tup, RelationGetDescr(rel), v, null);
+		l->product_id = DatumGetInt64(v[1]);
+		l->price = null[2] ? NULL : DatumGetNumeric(v[2]);
+		l->category = null[3] ? NULL : TextDatumGetCString(v[3]);
+		l->in_stock = DatumGetBool(v[4]);
+		l->complements = upsell_int8_elems(DatumGetArrayTypeP(v[5]), &l->ncomplements);
+		sc = DatumGetArrayTypeP(v[6]);
+		if (ArrayGetNItems(ARR_NDIM(sc), ARR_DIMS(sc)) != l->ncomplements ||
+			ARR_HASNULL(sc) || ARR_ELEMTYPE(sc) != FLOAT8OID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the cart_model row of product " INT64_FORMAT " is malformed", l->product_id),
+					 errhint("Run CALL upsell.refresh().")));
+		l->complement_log_miss = (double *) ARR_DATA_PTR(sc);
+		if ((l->has_upgrade = !null[7]))
+		{
+			l->upgrade_id = DatumGetInt64(v[7]);
+			l->upgrade_score = DatumGetFloat8(v[8]);
+			l->upgrade_reason = null[9] ? NULL : TextDatumGetCString(v[9]);
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	*nlines = n;
+	return lines;
 }
 
 typedef struct Evidence
@@ -1171,49 +1311,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	begin_request(fcinfo);
 	tenant_id = resolve_tenant(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
 
-	/* one read of the cart's lines: prices, categories, complements, upgrades */
-	lines = palloc0(Max(nitems, 1) * sizeof(CartLine));
-	nlines = 0;
-	{
-		Datum		args[2];
-		uint64		n,
-					k;
-
-		args[0] = Int64GetDatum(tenant_id);
-		args[1] = PointerGetDatum(upsell_int8_array(items, nitems));
-		n = run(serving.cart_lines, args, NULL);
-		for (k = 0; k < n; k++)
-		{
-			CartLine   *l = &lines[nlines++];
-			bool		isnull;
-			Datum		d;
-
-			l->product_id = DatumGetInt64(col(k, 1, &isnull));
-			d = col(k, 2, &isnull);
-			l->price = isnull ? NULL : DatumGetNumeric(d);
-			l->category = col_text(k, 3);
-			l->in_stock = DatumGetBool(col(k, 4, &isnull));
-			l->complements = upsell_int8_elems(DatumGetArrayTypeP(col(k, 5, &isnull)), &l->ncomplements);
-			{
-				ArrayType  *sc = DatumGetArrayTypeP(col(k, 6, &isnull));
-				int			ns = ArrayGetNItems(ARR_NDIM(sc), ARR_DIMS(sc));
-
-				if (ns != l->ncomplements || ARR_HASNULL(sc) || ARR_ELEMTYPE(sc) != FLOAT8OID)
-					ereport(ERROR,
-							(errcode(ERRCODE_DATA_CORRUPTED),
-							 errmsg("the cart_model row of product " INT64_FORMAT " is malformed", l->product_id),
-							 errhint("Run CALL upsell.refresh().")));
-				l->complement_log_miss = (double *) ARR_DATA_PTR(sc);
-			}
-			d = col(k, 7, &isnull);
-			if ((l->has_upgrade = !isnull))
-			{
-				l->upgrade_id = DatumGetInt64(d);
-				l->upgrade_score = DatumGetFloat8(col(k, 8, &isnull));
-				l->upgrade_reason = col_text(k, 9);
-			}
-		}
-	}
+	lines = read_cart_lines(tenant_id, items, nitems, &nlines);
 
 	if (qty_arr)
 	{
@@ -1314,7 +1412,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 
 			*id = DatumGetInt64(cart_elems[i]);
 			args[0] = Int64GetDatum(*id);
-			args[1] = Int32GetDatum(qty ? Max(qty[i], 1) : 1);
+			args[1] = Int32GetDatum(qty ? qty[i] : 1);
 			args[2] = Int64GetDatum(tenant_id);
 			if (run(serving.tier, args, NULL) == 0)
 				continue;
@@ -1322,11 +1420,11 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 			if (isnull)
 				continue;
 			propose(&p, OFFER_QUANTITY_TIER, id, 1, DatumGetFloat8(score),
-					SPI_datumTransfer(col(0, 2, &isnull), false, -1), col_text(0, 3));
+					col(0, 2, &isnull), col_text(0, 3));
 		}
 
 	emit(fcinfo, &p, r, STAGE_CART, allowed, items, nitems);
-	SPI_finish();
+	end_request();
 	PG_RETURN_NULL();
 }
 
@@ -1345,8 +1443,8 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 Datum
 upsell_product_page_offers(PG_FUNCTION_ARGS)
 {
-	int64		tenant_id = PG_GETARG_INT64(0);
-	int64		product_id = PG_GETARG_INT64(1);
+	int64		tenant_id;
+	int64		product_id;
 	char	   *category = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	TenantRules *r;
 	uint32		allowed;
@@ -1359,6 +1457,8 @@ upsell_product_page_offers(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("tenant_id and product_id must not be NULL")));
+	tenant_id = PG_GETARG_INT64(0);
+	product_id = PG_GETARG_INT64(1);
 	begin_request(fcinfo);
 	allowed = allowed_types(opt_text(fcinfo, 3), opt_text(fcinfo, 4), STAGE_PRODUCT_PAGE);
 	r = tenant_rules(tenant_id);
@@ -1386,7 +1486,7 @@ upsell_product_page_offers(PG_FUNCTION_ARGS)
 		propose(&p, (OfferType) t, ids, nids, score, col(k, 4, &isnull), col_text(k, 5));
 	}
 	emit(fcinfo, &p, r, STAGE_PRODUCT_PAGE, allowed, &product_id, 1);
-	SPI_finish();
+	end_request();
 	PG_RETURN_NULL();
 }
 
@@ -1535,6 +1635,6 @@ upsell_merge_offers(PG_FUNCTION_ARGS)
 	propose_pinned(&p, r, stage, context, ncontext, categories, ncategories, cart_value);
 
 	emit(fcinfo, &p, r, stage, allowed, context, ncontext);
-	SPI_finish();
+	end_request();
 	PG_RETURN_NULL();
 }

@@ -63,7 +63,6 @@ typedef struct OfferCandidate
 	double		priority;		/* pinned only */
 	int64_t		offer_id;		/* pinned only: tie break */
 	bool		showable;		/* every product in stock and not excluded */
-	int			payload;		/* the caller's index, returned as is */
 } OfferCandidate;
 
 typedef struct MergeRules
