@@ -2,7 +2,7 @@
 # (see README.md); everything else here is ordinary PGXS.
 
 EXTENSION   = upsell
-EXTVERSION  = 1.0
+EXTVERSION  = 1.1
 MODULE_big  = upsell
 
 # Pure algorithms (no server headers) live in src/core; the fmgr layer in src.
@@ -12,9 +12,15 @@ OBJS        = $(CORE_SRCS:.c=.o) $(FMGR_SRCS:.c=.o)
 
 # The install script is assembled from one fragment per layer, in name order
 # (src/sql/NN_layer.sql), so each layer's SQL sits next to its concern.
+# Released versions are frozen as committed scripts (upsell--1.0.sql); the
+# upgrade from the last release is its migration of the kept tables
+# (src/upgrade/FROM--TO.pre.sql and .post.sql) around the new install script.
 SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
-DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*--*.sql))
+UPGRADE_FROM = 1.0
+INSTALL_SQL = $(EXTENSION)--$(EXTVERSION).sql
+UPGRADE_SQL = $(EXTENSION)--$(UPGRADE_FROM)--$(EXTVERSION).sql
+DATA_built  = $(INSTALL_SQL) $(UPGRADE_SQL)
+DATA        = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*.sql))
 
 REGRESS     = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 REGRESS_OPTS = --load-extension=$(EXTENSION)
@@ -27,8 +33,12 @@ PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(DATA_built): $(SQL_FRAGMENTS)
+$(INSTALL_SQL): $(SQL_FRAGMENTS)
 	cat $^ > $@
+
+$(UPGRADE_SQL): src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).pre.sql $(SQL_FRAGMENTS) src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).post.sql
+	{ cat $<; cat $(SQL_FRAGMENTS) | grep -v '^.echo Use "CREATE EXTENSION'; \
+	  cat src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).post.sql; } > $@
 
 # Unit tests of the pure C core: no server needed.
 UNIT_SRCS = $(sort $(wildcard test/unit/*.c))

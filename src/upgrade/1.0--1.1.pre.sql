@@ -1,0 +1,12 @@
+\echo Use "ALTER EXTENSION upsell UPDATE TO '1.1'" to load this file. \quit
+-- ===========================================================================
+-- Upgrade 1.0 -> 1.1, before the 1.1 install script runs
+-- ===========================================================================
+--
+-- (The mechanism is completed by the lead at the end of the 1.1 work: the
+-- kept tables -- the merchant's configuration marked for pg_dump -- stay, and
+-- every other object of 1.0 is dropped so that the 1.1 script that follows
+-- creates it anew; models are rebuilt by the next refresh.)
+--
+-- Changes to a 1.0 configuration table (columns, constraints, defaults,
+-- indexes) go into 1.0--1.1.post.sql as ALTERs, appended there.
