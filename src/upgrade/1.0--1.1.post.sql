@@ -11,16 +11,21 @@ ALTER TABLE @extschema@.offer_events ADD CONSTRAINT offer_events_offer_type_chec
 	CHECK (offer_type = ANY (@extschema@._offer_types()));
 
 -- The registration views over the shop's tables, made by 1.1's registration.
+-- Made in this script they would become members of the extension, which
+-- pg_dump leaves out; they are the shop's, as when registration made them.
 DO $upgrade$
 BEGIN
 	IF EXISTS (SELECT FROM @extschema@.order_source) THEN
 		PERFORM @extschema@._sync_order_lines();
+		ALTER EXTENSION upsell DROP VIEW @extschema@.order_lines;
 	END IF;
 	IF EXISTS (SELECT FROM @extschema@.product_source) THEN
 		PERFORM @extschema@._sync_catalog();
+		ALTER EXTENSION upsell DROP VIEW @extschema@.catalog;
 	END IF;
 	IF EXISTS (SELECT FROM @extschema@.cart_source) THEN
 		PERFORM @extschema@._sync_carts();
+		ALTER EXTENSION upsell DROP VIEW @extschema@.carts;
 	END IF;
 END
 $upgrade$;

@@ -27,7 +27,7 @@ cleanup() {
 	if [ -n "$pgcopy" ] && [ -f "$work/data/postmaster.pid" ]; then
 		as_cluster_owner "$pgcopy/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
 	fi
-	rm -rf "$work"
+	[ -n "${UPSELL_KEEP_UPGRADE_WORK:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 
