@@ -5,11 +5,11 @@
 
 -- ---- models ---------------------------------------------------------------
 
--- The lines an incremental refresh of tenant $1 counts: those newer than
+-- The lines an incremental refresh of a tenant counts: those newer than
 -- what the tenant's cooccurrence_model counted (by order time when one is
 -- registered, else by integer order id).  NULL when incremental is
 -- impossible.
-CREATE FUNCTION @extschema@._new_lines_filter()
+CREATE FUNCTION @extschema@._new_lines_filter(tenant_id bigint)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -19,12 +19,12 @@ DECLARE
 BEGIN
 	SELECT * INTO s FROM @extschema@.order_source;
 	IF s.ordered_at IS NOT NULL THEN
-		RETURN 'l.ordered_at > (SELECT p.max_ordered_at FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = $1) '
-			   'OR NOT EXISTS (SELECT FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = $1)';
+		RETURN format('l.ordered_at > (SELECT p.max_ordered_at FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = %1$s) '
+					  'OR NOT EXISTS (SELECT FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = %1$s)', tenant_id);
 	ELSIF @extschema@._column_type(s.relation, s.order_id, 'order_id')
 		  IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
-		RETURN 'l.order_key > (SELECT p.max_order_key FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = $1) '
-			   'OR NOT EXISTS (SELECT FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = $1)';
+		RETURN format('l.order_key > (SELECT p.max_order_key FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = %1$s) '
+					  'OR NOT EXISTS (SELECT FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = %1$s)', tenant_id);
 	END IF;
 	RETURN NULL;
 END
@@ -42,15 +42,16 @@ DECLARE
 	big bigint;
 BEGIN
 	IF incremental THEN
-		new_lines := @extschema@._new_lines_filter();
+		new_lines := @extschema@._new_lines_filter(tenant_id);
 		IF new_lines IS NULL THEN
 			RAISE NOTICE 'upsell: order lines have neither an order time nor an integer order id: counting them all';
 			new_lines := 'true';
 			incremental := false;
 		END IF;
 	END IF;
-	-- counts of the new lines, added to the tenant's previous counts (which
-	-- the publishing statement still sees); no row for a tenant without lines
+	-- counts of the new lines (counted where they live: _pair_counts), added
+	-- to the tenant's previous counts, which the publishing statement still
+	-- sees; no row for a tenant without lines
 	n := @extschema@._publish('cooccurrence_model', tenant_id, format($q$
 		SELECT $1 AS tenant_id, x.state, i.orders, i.products, i.pairs, i.skipped_lines, i.big_orders,
 			   x.max_ordered_at, x.max_order_key
@@ -59,14 +60,12 @@ BEGIN
 						  ELSE @extschema@.cooccurrence_merge(p.state, n.state) END AS state,
 					 greatest(p.max_ordered_at, n.max_ordered_at) AS max_ordered_at,
 					 greatest(p.max_order_key, n.max_order_key) AS max_order_key
-			  FROM (SELECT @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state,
-						   max(l.ordered_at) AS max_ordered_at, max(l.order_key) AS max_order_key
-					FROM @extschema@.order_lines l
-					WHERE l.tenant_id = $1 AND (%s)) n
+			  FROM (SELECT) one
+			  LEFT JOIN @extschema@._pair_counts(%L) n ON true
 			  LEFT JOIN @extschema@.cooccurrence_model p ON p.tenant_id = $1 AND %L) x,
 			 @extschema@.cooccurrence_info(x.state) i
-		WHERE i.orders > 0 OR i.skipped_lines > 0$q$,
-		new_lines, incremental));
+		WHERE x.state IS NOT NULL AND (i.orders > 0 OR i.skipped_lines > 0)$q$,
+		format('l.tenant_id = %s AND (%s)', tenant_id, new_lines), incremental));
 	SELECT m.skipped_lines, m.big_orders INTO skipped, big
 	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_cooccurrence.tenant_id;
 	IF skipped > 0 THEN
@@ -167,23 +166,22 @@ END
 $$;
 
 -- A plain SQL function, so that the planner inlines it: no second copy of
--- every pair row, and the counting may run in parallel workers.  (Calling it
--- before any registration fails on the missing upsell.order_lines view.)
+-- every pair row.  The counting is upsell._pair_counts(), where the counting
+-- may run in parallel workers, or on Citus shards (a SQL function whose body
+-- reads a distributed table is not planned by Citus).  (Calling it before any
+-- registration fails on the missing upsell.order_lines view.)
 CREATE FUNCTION @extschema@.frequently_bought_together(min_count int DEFAULT 2,
 	min_support float8 DEFAULT 0, min_confidence float8 DEFAULT 0)
 RETURNS TABLE (tenant_id bigint, product_id bigint, other_id bigint, together bigint,
 			   product_count bigint, other_count bigint, orders bigint,
 			   support float8, confidence float8, lift float8, leverage float8,
 			   conviction float8, jaccard float8, score float8)
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$
 	SELECT c.tenant_id, p.*
-	FROM (SELECT l.tenant_id,
-				 @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state
-		  FROM @extschema@.order_lines l
-		  WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)
-		  GROUP BY l.tenant_id) c,
+	FROM @extschema@._pair_counts() c,
 		 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) p
+	WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)
 $$;
 COMMENT ON FUNCTION @extschema@.frequently_bought_together(int, float8, float8) IS
 	'every ordered pair of products bought in the same order, per tenant, with support, confidence, lift, leverage, conviction, jaccard and score';
