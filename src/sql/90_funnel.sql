@@ -288,6 +288,15 @@ BEGIN
 		WHERE NOT @extschema@.is_substitute(t, e.product_id, items)
 		LIMIT 12)
 	|| ARRAY(
+		-- bestsellers far below them, so that the page's slots fill
+		SELECT ROW('post_purchase', 'complement', ARRAY[m.product_id], NULL,
+				   1e-6 / m.popularity_rank, 0, 'popular')::@extschema@.offer
+		FROM (SELECT m.product_id, m.popularity_rank FROM @extschema@.product_model m
+			  WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
+			  ORDER BY m.popularity_rank LIMIT 24) m
+		WHERE NOT @extschema@.is_substitute(t, m.product_id, items)
+		LIMIT 12)
+	|| ARRAY(
 		-- consumables of this customer coming due within two weeks
 		SELECT ROW('post_purchase', 'restock', ARRAY[i.product_id], NULL, i.confidence, 0,
 				   CASE WHEN i.next_due <= at THEN format('due again now (every %s days)', round(i.interval_days::numeric))
