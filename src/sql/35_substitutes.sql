@@ -11,8 +11,8 @@
 -- products fall within the category with how many would if products paired
 -- by popularity alone (category_model.lift; measured among pairs, so that a
 -- shop of mostly one-item orders is not read as "nothing goes together"); a
--- lift below 1, or too little data to show otherwise, makes the category's
--- products substitutes of each other.  The merchant overrides the data per category
+-- lift below 1, or fewer than 3 such pairs, makes the category's products
+-- substitutes of each other.  The merchant overrides the data per category
 -- pair in upsell.category_substitutes (also across categories: laptops and
 -- tablets).  Complements (cross-sell, gap fillers, post-purchase) never
 -- offer a substitute of a context item; upgrades, downsells and quantity
@@ -31,8 +31,8 @@ COMMENT ON TABLE @extschema@.category_substitutes IS
 	'merchant rules: whether products of category and other_category substitute each other (the same category twice: overrides what the orders say); symmetric; applied by the next refresh';
 
 -- A category's products are bought together (not substitutes) when at least
--- 3 pairs of them were bought together and that is more than popularity alone
--- gives (lift > 1).
+-- 3 pairs of them were bought together and no fewer than popularity alone
+-- gives (lift >= 1: a shop of one category is not all substitutes).
 CREATE FUNCTION @extschema@._build_category_model(slot text, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -79,7 +79,7 @@ BEGIN
 			LEFT JOIN obs o ON o.tenant_id = c.tenant_id AND o.category = c.category)
 		SELECT d.tenant_id, d.category, d.category, d.products, d.together, d.expected,
 			   d.together / nullif(d.expected, 0),
-			   coalesce(r.substitutes, NOT (d.together >= 3 AND d.together > d.expected)),
+			   coalesce(r.substitutes, NOT (d.together >= 3 AND d.together >= d.expected)),
 			   CASE WHEN r.substitutes IS NULL THEN 'orders' ELSE 'merchant' END
 		FROM data d
 		LEFT JOIN @extschema@.category_substitutes r
@@ -112,14 +112,16 @@ SELECT @extschema@._define_model('category_model',
 	'per category (and merchant pair of categories): whether their products substitute each other; for one category, the orders with two of its products against independent choices (lift), or the merchant''s rule');
 
 -- The SQL condition "product b is a substitute of product a", over two rows of
--- product_model named a and b and the category model table given.  One text
--- for every builder and reader, so that they all agree.
+-- product_model named a and b and the category model table given: true or
+-- false, never NULL (products without a variant group or category are
+-- substitutes of nothing), so that NOT of it keeps them.  One text for every
+-- builder, so that they all agree.
 CREATE FUNCTION @extschema@._substitute_sql(a text, b text, category_model text)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN pg_catalog.format(
 	'(%1$s.product_id OPERATOR(pg_catalog.<>) %2$s.product_id AND '
-	'(%1$s.variant_group OPERATOR(pg_catalog.=) %2$s.variant_group OR EXISTS ('
+	'(coalesce(%1$s.variant_group OPERATOR(pg_catalog.=) %2$s.variant_group, false) OR EXISTS ('
 	'SELECT FROM %3$s s WHERE s.tenant_id OPERATOR(pg_catalog.=) %1$s.tenant_id '
 	'AND s.category OPERATOR(pg_catalog.=) %1$s.category AND s.other_category OPERATOR(pg_catalog.=) %2$s.category '
 	'AND s.substitutes)))', a, b, category_model);

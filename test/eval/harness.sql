@@ -152,6 +152,9 @@ BEGIN
 		SELECT %1$L, r.method, c.case_id, r."rank"
 		FROM upsell_eval.cases c
 		LEFT JOIN upsell_eval.counts hc ON hc.product_id = c.hidden
+		-- cart items more popular than the hidden product
+		CROSS JOIN LATERAL (SELECT count(*) AS n FROM upsell_eval.counts x
+							WHERE x.product_id = ANY (c.cart) AND x.pop_rank < hc.pop_rank) cp
 		CROSS JOIN LATERAL (
 			WITH s AS (
 				SELECT x.j, x.pr, %2$s
@@ -165,18 +168,24 @@ BEGIN
 			u AS (SELECT v.method, s.j, s.pr, v.score
 				  FROM s CROSS JOIN LATERAL (VALUES %3$s) v(method, score)
 				  WHERE v.score > 0),
-			h AS (SELECT u.method, u.score FROM u WHERE u.j = c.hidden)
+			-- per method: how many it scores, how many of them are more
+			-- popular than the hidden product, the hidden product's score
+			a AS (SELECT u.method, count(*) AS scored,
+						 count(*) FILTER (WHERE u.pr < hc.pop_rank) AS scored_before,
+						 max(u.score) FILTER (WHERE u.j = c.hidden) AS sh
+				  FROM u GROUP BY u.method),
+			b AS (SELECT u.method, count(*) AS better
+				  FROM u JOIN a ON a.method = u.method
+				  WHERE u.score > a.sh OR (u.score = a.sh AND u.j < c.hidden)
+				  GROUP BY u.method)
 			SELECT m.method,
-				   CASE WHEN h.score IS NOT NULL
-						THEN 1 + (SELECT count(*) FROM u WHERE u.method = m.method
-								  AND (u.score > h.score OR (u.score = h.score AND u.j < c.hidden)))
+				   CASE WHEN a.sh IS NOT NULL THEN 1 + coalesce(b.better, 0)
 						WHEN hc.pop_rank IS NULL THEN NULL
-						ELSE (SELECT count(*) FROM u WHERE u.method = m.method) + hc.pop_rank
-							 - (SELECT count(*) FROM u WHERE u.method = m.method AND u.pr < hc.pop_rank)
-							 - (SELECT count(*) FROM upsell_eval.counts x
-								WHERE x.product_id = ANY (c.cart) AND x.pop_rank < hc.pop_rank)
+						ELSE coalesce(a.scored, 0) + hc.pop_rank - coalesce(a.scored_before, 0) - cp.n
 				   END AS "rank"
-			FROM upsell_eval.methods m LEFT JOIN h ON h.method = m.method
+			FROM upsell_eval.methods m
+			LEFT JOIN a ON a.method = m.method
+			LEFT JOIN b ON b.method = m.method
 			WHERE m.method <> 'popularity') r$q$, ds, exprs, names, n);
 END
 $$;

@@ -41,25 +41,24 @@ JOIN (SELECT sku, row_number() OVER (ORDER BY sku) AS id, min(sub_category) AS c
 	  FROM raw_superstore GROUP BY sku) p USING (sku);
 
 -- electronics: Order ID, Product, Quantity, Price Each, Order Date, Address;
--- blank and repeated header lines skipped; categories as scripts/load_electronics.sql
+-- blank and repeated header lines skipped (parsed once); categories as
+-- scripts/load_electronics.sql, every product its own variant group
+CREATE TEMP TABLE parsed_electronics AS
+SELECT m[1]::bigint AS order_id, m[2] AS product, m[3]::numeric AS price,
+	   to_timestamp(m[4], 'MM/DD/YY HH24:MI') AS ordered_at
+FROM raw_electronics, regexp_match(line, '^(\d+),([^,]+),\d+,([0-9.]+),([0-9/]+ [0-9:]+),') m
+WHERE m IS NOT NULL;
 INSERT INTO upsell_eval.lines (dataset, order_id, product_id, seq, category, variant_group, price)
 SELECT DISTINCT 'electronics', o.seq, p.id, o.seq, p.category, p.product, p.price
-FROM (SELECT m[1]::bigint AS order_id, m[2] AS product, m[4]::numeric AS price,
-			 to_timestamp(m[5], 'MM/DD/YY HH24:MI') AS ordered_at
-	  FROM raw_electronics, regexp_match(line, '^(\d+),([^,]+),(\d+),([0-9.]+),([0-9/]+ [0-9:]+),') m
-	  WHERE m IS NOT NULL) r
+FROM parsed_electronics r
 JOIN (SELECT order_id, row_number() OVER (ORDER BY min(ordered_at), order_id) AS seq
-	  FROM (SELECT m[1]::bigint AS order_id, to_timestamp(m[2], 'MM/DD/YY HH24:MI') AS ordered_at
-			FROM raw_electronics, regexp_match(line, '^(\d+),[^,]+,\d+,[0-9.]+,([0-9/]+ [0-9:]+),') m
-			WHERE m IS NOT NULL) x GROUP BY order_id) o USING (order_id)
+	  FROM parsed_electronics GROUP BY order_id) o USING (order_id)
 JOIN (SELECT product, row_number() OVER (ORDER BY product) AS id, max(price) AS price,
 			 CASE WHEN product ~ 'Phone$' THEN 'phones' WHEN product ~ 'Cable$' THEN 'cables'
 				  WHEN product ~ 'Headphones$' THEN 'headphones' WHEN product ~ 'Monitor$' THEN 'monitors'
 				  WHEN product ~ 'Batteries' THEN 'batteries' WHEN product ~ 'Laptop$' THEN 'laptops'
 				  WHEN product ~ 'TV$' THEN 'tvs' ELSE 'appliances' END AS category
-	  FROM (SELECT m[1] AS product, m[2]::numeric AS price
-			FROM raw_electronics, regexp_match(line, '^\d+,([^,]+),\d+,([0-9.]+),') m
-			WHERE m IS NOT NULL) x GROUP BY product) p ON p.product = r.product;
+	  FROM parsed_electronics GROUP BY product) p USING (product);
 
 CREATE INDEX ON upsell_eval.lines (dataset, seq);
 ANALYZE upsell_eval.lines;
