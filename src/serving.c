@@ -1613,9 +1613,18 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 			j++;
 		}
 	for (i = 0; i < r->npopular; i++)
-		if (!is_substitute(&subst, r->popular[i], r->popular_category[i]))
+	{
+		bool		filler = false;
+		int			q;
+
+		/* a bestseller that closes the gap comes as that gap filler */
+		for (q = 0; q < p.n && !filler; q++)
+			filler = p.c[q].type == OFFER_GAP_FILLER && p.c[q].nids == 1 &&
+				p.c[q].ids[0] == r->popular[i];
+		if (!filler && !is_substitute(&subst, r->popular[i], r->popular_category[i]))
 			propose(&p, OFFER_COMPLEMENT, &r->popular[i], 1, 1e-6 / (double) r->popular_rank[i],
 					zero_discount(), "popular");
+	}
 
 
 	/* the better version of a cart line, stored per product at refresh */
