@@ -13,7 +13,7 @@ CITUS_TARBALL=${CITUS_TARBALL:-$REPO/../shared/vendor/citus-$CITUS_VERSION.tar.g
 # Debian packages Citus links against (the vendored archive's README)
 CITUS_BUILD_DEPS="libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev
 	libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev"
-CITUS_RUN=$REPO/.citus
+CITUS_RUN=${UPSELL_CITUS_DIR:-$REPO/.citus}
 CITUS_SOCKET=$CITUS_RUN/socket
 # coordinator, then the workers: the ports after the test cluster's
 CITUS_PORT=${UPSELL_CITUS_PORT:-$(( ${UPSELL_PORT:-54329} + 1 ))}

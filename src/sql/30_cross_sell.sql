@@ -263,6 +263,7 @@ BEGIN
 			  LIMIT 4 * k + 20) e
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.other_id
 		WHERE m.in_stock
+		  AND NOT @extschema@.is_substitute(t, e.other_id, items)
 		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
 						  WHERE x.tenant_id = t
 							AND ((x.product_id = e.other_id AND (x.with_product_id IS NULL OR x.with_product_id = ANY (items)))
@@ -281,17 +282,18 @@ BEGIN
 									FROM @extschema@.product_model m
 									WHERE m.tenant_id = t AND m.category = cc.category AND m.in_stock
 									ORDER BY m.popularity_rank
-									LIMIT k * 2 + cardinality(items)) m
+									LIMIT k * 3 + cardinality(items)) m
 					  UNION ALL
 					  SELECT m.product_id, m.orders, 3
 					  FROM (SELECT m.product_id, m.orders, m.category
 							FROM @extschema@.product_model m
 							WHERE m.tenant_id = t AND m.in_stock
 							ORDER BY m.popularity_rank
-							LIMIT k * 2 + cardinality(items)) m) f
+							LIMIT k * 3 + cardinality(items)) m) f
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = f.product_id
 		WHERE shortfall.n > 0
 		  AND f.product_id <> ALL (items)
+		  AND NOT @extschema@.is_substitute(t, f.product_id, items)
 		  AND f.product_id NOT IN (SELECT e.product_id FROM evidence e)
 		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
 						  WHERE x.tenant_id = t
@@ -315,4 +317,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.recommend_for_cart(bigint[], int, bigint) IS
-	'the k best complements of a cart from the stored pair model (evidence of every cart item combined), then popular products of the cart''s categories, then bestsellers; cart items and out-of-stock products excluded';
+	'the k best complements of a cart from the stored pair model (evidence of every cart item combined), then popular products of the cart''s categories, then bestsellers; cart items, their substitutes (upsell.is_substitute) and out-of-stock products excluded';
