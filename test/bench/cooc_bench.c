@@ -11,6 +11,8 @@
  *	cooc_bench [-r runs] lines FILE|-	gen_orders' "lines" output: order id and
  *										product id are the first two columns
  */
+#define _POSIX_C_SOURCE 200809L	/* clock_gettime */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
