@@ -659,29 +659,12 @@ upsell_cooccurrence_pairs(PG_FUNCTION_ARGS)
 	SRF_RETURN_DONE(funcctx);
 }
 
-typedef struct Neighbour
-{
-	uint32		other;
-	int64		together;
-	double		score;
-} Neighbour;
-
-static int
-neighbour_cmp(const void *pa, const void *pb)
-{
-	const Neighbour *a = pa;
-	const Neighbour *b = pb;
-
-	if (a->score != b->score)
-		return a->score > b->score ? -1 : 1;
-	/* dense indexes follow product ids, so this breaks ties by product id */
-	return a->other < b->other ? -1 : (a->other > b->other ? 1 : 0);
-}
-
 /*
  * top_pairs(state, per_product, min_count): for each product, its best
  * per_product complements by score, ties broken by product id.  This is the
  * serving model: a cart lookup reads at most per_product rows per item.
+ * The core keeps a bounded heap per product, so memory follows the output,
+ * not the number of pairs.
  */
 Datum
 upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
@@ -690,10 +673,9 @@ upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
 	int32		per_product = PG_GETARG_INT32(1);
 	int32		min_count = PG_GETARG_INT32(2);
 	CoocCounts	c;
-	size_t	   *start;
-	Neighbour  *adj;
-	size_t		i;
-	uint32		x;
+	CoocTop    *top;
+	size_t		n,
+				i;
 
 	if (per_product < 1)
 		ereport(ERROR,
@@ -702,60 +684,24 @@ upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
 	check_thresholds(min_count, 0, 0);
 	InitMaterializedSRF(fcinfo, 0);
 	PG_GETARG_COUNTS(0, &c);
-
-	/* Adjacency lists in one array (CSR): both directions of every pair. */
-	start = palloc0_array(size_t, (size_t) c.nitems + 2);
-	for (x = 0; x < c.nitems; x++)
-		for (i = c.row[x]; i < c.row[x + 1]; i++)
-			if (c.pairs[i].together >= min_count)
-			{
-				start[x + 2]++;
-				start[c.pairs[i].partner + 2]++;
-			}
-	for (x = 0; x < c.nitems; x++)
-		start[x + 2] += start[x + 1];
-	adj = palloc_extended(sizeof(Neighbour) * (start[c.nitems + 1] + 1), MCXT_ALLOC_HUGE);
-	for (x = 0; x < c.nitems; x++)
-		for (i = c.row[x]; i < c.row[x + 1]; i++)
-		{
-			uint32		y = c.pairs[i].partner;
-			int64		together = c.pairs[i].together;
-
-			if (together < min_count)
-				continue;
-			adj[start[x + 1]++] = (Neighbour)
-			{
-				y, together, cooc_score(together, c.item_counts[x])
-			};
-			adj[start[y + 1]++] = (Neighbour)
-			{
-				x, together, cooc_score(together, c.item_counts[y])
-			};
-		}
-
-	for (x = 0; x < c.nitems; x++)
+	top = cooc_top_pairs(&c, per_product, min_count, &n);
+	for (i = 0; i < n; i++)
 	{
-		Neighbour  *list = adj + start[x];
-		size_t		n = start[x + 1] - start[x];
+		CoocMetrics m;
+		Datum		values[6];
+		bool		nulls[6] = {0};
 
-		CHECK_FOR_INTERRUPTS();
-		qsort(list, n, sizeof(Neighbour), neighbour_cmp);
-		for (i = 0; i < n && i < (size_t) per_product; i++)
-		{
-			CoocMetrics m;
-			Datum		values[6];
-			bool		nulls[6] = {0};
-
-			cooc_metrics(list[i].together, c.item_counts[x],
-						 c.item_counts[list[i].other], c.orders, &m);
-			values[0] = Int64GetDatum(c.item_ids[x]);
-			values[1] = Int64GetDatum(c.item_ids[list[i].other]);
-			values[2] = Int64GetDatum(list[i].together);
-			values[3] = Float8GetDatum(m.score);
-			values[4] = Float8GetDatum(m.confidence);
-			values[5] = Float8GetDatum(m.lift);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		}
+		cooc_metrics(top[i].together, c.item_counts[top[i].product],
+					 c.item_counts[top[i].other], c.orders, &m);
+		values[0] = Int64GetDatum(c.item_ids[top[i].product]);
+		values[1] = Int64GetDatum(c.item_ids[top[i].other]);
+		values[2] = Int64GetDatum(top[i].together);
+		values[3] = Float8GetDatum(m.score);
+		values[4] = Float8GetDatum(m.confidence);
+		values[5] = Float8GetDatum(m.lift);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		if ((i & 0xffff) == 0)
+			CHECK_FOR_INTERRUPTS();
 	}
 	return (Datum) 0;
 }

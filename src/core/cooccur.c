@@ -766,36 +766,65 @@ counts_sum(CoocCounts *r, int k, const CoocCounts *const *in, const int *sign,
 	for (u = 0; u < nu && error == NULL; u++)
 	{
 		size_t		np = r->npairs;
+		int			active[MAX_TERMS],
+					nactive = 0,
+					x;
 
+		/* the inputs with a non-empty row here: mostly one or two */
 		for (t = 0; t < k; t++)
-		{
-			cur[t] = end[t] = 0;
 			if (src[t][u] != UINT32_MAX)
 			{
 				cur[t] = in[t]->row[src[t][u]];
 				end[t] = in[t]->row[src[t][u] + 1];
+				if (cur[t] < end[t])
+					active[nactive++] = t;
 			}
+		if (nactive == 1)
+		{
+			/* one row alone: mapped and copied */
+			t = active[0];
+			if (keep[u] == UINT32_MAX)
+				error = "a pair is left over a product counted in no order";
+			else if (sign[t] < 0)
+				error = "a pair count would become negative";
+			for (; cur[t] < end[t] && error == NULL; cur[t]++)
+			{
+				uint32_t	other = map[t][in[t]->pairs[cur[t]].partner];
+
+				if (other == UINT32_MAX)
+					error = "a pair is left over a product counted in no order";
+				r->pairs[np].partner = other;
+				r->pairs[np++].together = in[t]->pairs[cur[t]].together;
+			}
+			nactive = 0;
 		}
-		for (;;)
+		while (nactive > 0)
 		{
 			uint32_t	other = UINT32_MAX;
 			int64_t		count = 0;
-			bool		any = false;
 
-			for (t = 0; t < k; t++)
-				if (cur[t] < end[t])
+			for (x = 0; x < nactive; x++)
+			{
+				uint32_t	p;
+
+				t = active[x];
+				p = map[t][in[t]->pairs[cur[t]].partner];
+				if (p < other)
+					other = p;
+			}
+			for (x = 0; x < nactive; x++)
+			{
+				t = active[x];
+				if (map[t][in[t]->pairs[cur[t]].partner] == other)
 				{
-					uint32_t	p = map[t][in[t]->pairs[cur[t]].partner];
-
-					if (!any || p < other)
-						other = p;
-					any = true;
-				}
-			if (!any)
-				break;
-			for (t = 0; t < k; t++)
-				if (cur[t] < end[t] && map[t][in[t]->pairs[cur[t]].partner] == other)
 					count += (int64_t) sign[t] * in[t]->pairs[cur[t]++].together;
+					if (cur[t] == end[t])
+					{
+						/* this row is done */
+						active[x--] = active[--nactive];
+					}
+				}
+			}
 			if (count == 0)
 				continue;
 			if (count < 0)
@@ -982,6 +1011,128 @@ cooc_partial_combine(CoocPartial *result, const CoocPartial *a,
 	}
 	*result = r;
 	return NULL;
+}
+
+/* Whether x ranks below y among one product's partners. */
+static inline bool
+top_worse(const CoocTop *x, const CoocTop *y)
+{
+	return x->score < y->score || (x->score == y->score && x->other > y->other);
+}
+
+/* Restores the heap (worst kept at the root) below position i. */
+static void
+top_sift_down(CoocTop *heap, size_t n, size_t i)
+{
+	for (;;)
+	{
+		size_t		worst = i,
+					l = 2 * i + 1,
+					r = l + 1;
+		CoocTop		t;
+
+		if (l < n && top_worse(&heap[l], &heap[worst]))
+			worst = l;
+		if (r < n && top_worse(&heap[r], &heap[worst]))
+			worst = r;
+		if (worst == i)
+			return;
+		t = heap[i];
+		heap[i] = heap[worst];
+		heap[worst] = t;
+		i = worst;
+	}
+}
+
+/* Offers a partner to a product's heap of at most cap entries. */
+static void
+top_offer(CoocTop *heap, size_t *n, size_t cap, const CoocTop *x)
+{
+	size_t		i;
+
+	if (*n < cap)
+	{
+		/* sift up */
+		i = (*n)++;
+		while (i > 0 && top_worse(x, &heap[(i - 1) / 2]))
+		{
+			heap[i] = heap[(i - 1) / 2];
+			i = (i - 1) / 2;
+		}
+		heap[i] = *x;
+	}
+	else if (top_worse(&heap[0], x))
+	{
+		heap[0] = *x;
+		top_sift_down(heap, *n, 0);
+	}
+}
+
+static int
+top_best_first(const void *pa, const void *pb)
+{
+	const CoocTop *a = pa;
+	const CoocTop *b = pb;
+
+	return top_worse(b, a) ? -1 : (top_worse(a, b) ? 1 : 0);
+}
+
+CoocTop *
+cooc_top_pairs(const CoocCounts *c, int per_product, int64_t min_count, size_t *n)
+{
+	size_t	   *start = ups_alloc0(((size_t) c->nitems + 1) * sizeof(size_t));
+	size_t	   *fill = ups_alloc0(((size_t) c->nitems + 1) * sizeof(size_t));
+	size_t		k = per_product > 0 ? (size_t) per_product : 0,
+				i,
+				total;
+	uint32_t	x;
+	CoocTop    *out;
+
+	/* heap sizes: min(k, qualifying partners), both directions */
+	for (x = 0; x < c->nitems; x++)
+		for (i = c->row[x]; i < c->row[x + 1]; i++)
+			if (c->pairs[i].together >= min_count)
+			{
+				start[x + 1]++;
+				start[c->pairs[i].partner + 1]++;
+			}
+	for (x = 0; x < c->nitems; x++)
+	{
+		if (start[x + 1] > k)
+			start[x + 1] = k;
+		start[x + 1] += start[x];
+	}
+	total = start[c->nitems];
+	out = ups_alloc((total + 1) * sizeof(CoocTop));
+	for (x = 0; x < c->nitems; x++)
+	{
+		for (i = c->row[x]; i < c->row[x + 1]; i++)
+		{
+			uint32_t	y = c->pairs[i].partner;
+			uint32_t	together = c->pairs[i].together;
+			CoocTop		t;
+
+			if (together < min_count)
+				continue;
+			t.product = x;
+			t.other = y;
+			t.together = together;
+			t.score = cooc_score(together, c->item_counts[x]);
+			top_offer(out + start[x], &fill[x], start[x + 1] - start[x], &t);
+			t.product = y;
+			t.other = x;
+			t.score = cooc_score(together, c->item_counts[y]);
+			top_offer(out + start[y], &fill[y], start[y + 1] - start[y], &t);
+		}
+		if ((x & 0x3ff) == 0)
+			ups_check_interrupts();
+	}
+	for (x = 0; x < c->nitems; x++)
+		qsort(out + start[x], fill[x], sizeof(CoocTop), top_best_first);
+	ups_free(start);
+	ups_free(fill);
+	*n = total;
+	return out;
 }
 
 /*

@@ -141,6 +141,24 @@ extern int64_t cooc_item_index(const CoocCounts *counts, int64_t product_id);
 /* Order count of the pair of item indexes x and y (either order), or 0. */
 extern int64_t cooc_pair_count(const CoocCounts *counts, uint32_t x, uint32_t y);
 
+/* One of a product's best partners (cooc_top_pairs). */
+typedef struct CoocTop
+{
+	uint32_t	product;		/* item indexes */
+	uint32_t	other;
+	uint32_t	together;
+	double		score;			/* cooc_score(together, count of product) */
+} CoocTop;
+
+/*
+ * For every product, its per_product best partners among the pairs seen in
+ * at least min_count orders, by score, ties broken by partner (so by
+ * product id): product by product, best first, *n entries.  Memory is
+ * bounded by the output (a bounded heap per product), not by the pairs.
+ */
+extern CoocTop *cooc_top_pairs(const CoocCounts *counts, int per_product,
+							   int64_t min_count, size_t *n);
+
 extern void cooc_metrics(int64_t together, int64_t product_count,
 						 int64_t other_count, int64_t orders,
 						 CoocMetrics *m);

@@ -231,8 +231,6 @@ main(int argc, char **argv)
 		t_count[r] = t2 - t1;
 		peak = mem_peak;
 		ups_free(l.lines);
-		if (r + 1 < runs)
-			cooc_counts_free(&c);
 
 		/* two workers: a half each, as a parallel scan would split the table */
 		half = ninput / 2;
@@ -260,6 +258,8 @@ main(int argc, char **argv)
 		cooc_partial_free(&both);
 		ups_free(l1.lines);
 		ups_free(l2.lines);
+		if (r + 1 < runs)
+			cooc_counts_free(&c);
 	}
 	{
 		double		add = median(t_add, runs),

@@ -329,3 +329,70 @@ UNIT_TEST(cooc_deserialize_survives_corruption)
 	free_counts(&c);
 	ups_free(l.lines);
 }
+
+/* Reference for cooc_top_pairs: every partner, sorted, the first k. */
+static int
+ref_cmp(const void *pa, const void *pb)
+{
+	const CoocTop *a = pa;
+	const CoocTop *b = pb;
+
+	if (a->score != b->score)
+		return a->score > b->score ? -1 : 1;
+	return a->other < b->other ? -1 : (a->other > b->other ? 1 : 0);
+}
+
+UNIT_TEST(cooc_top_pairs_equal_a_full_sort)
+{
+	CoocLines	l;
+	CoocCounts	c;
+	CoocTop    *top,
+			   *all;
+	size_t		n,
+				at = 0;
+	uint64_t	rng = 5;
+	const int	k = 4;
+	const int64_t min_count = 2;
+
+	cooc_lines_init(&l);
+	for (int o = 0; o < 4000; o++)
+		for (int i = 1 + (int) (unit_xorshift(&rng) % 6); i > 0; i--)
+			cooc_lines_add(&l, o, (int64_t) (unit_xorshift(&rng) % 40) * (int64_t) (unit_xorshift(&rng) % 40));
+	CHECK(cooc_count(&l, 0, &c) == NULL);
+	top = cooc_top_pairs(&c, k, min_count, &n);
+	all = malloc(sizeof(CoocTop) * (c.nitems + 1));
+	for (uint32_t x = 0; x < c.nitems; x++)
+	{
+		size_t		m = 0;
+
+		for (uint32_t y = 0; y < c.nitems; y++)
+		{
+			int64_t		t = cooc_pair_count(&c, x, y);
+
+			if (y != x && t >= min_count)
+			{
+				all[m].product = x;
+				all[m].other = y;
+				all[m].together = (uint32_t) t;
+				all[m++].score = cooc_score(t, c.item_counts[x]);
+			}
+		}
+		qsort(all, m, sizeof(CoocTop), ref_cmp);
+		for (size_t i = 0; i < m && i < (size_t) k; i++, at++)
+		{
+			CHECK(at < n);
+			if (at >= n)
+				break;
+			CHECK_EQ_INT(top[at].product, x);
+			CHECK_EQ_INT(top[at].other, all[i].other);
+			CHECK_EQ_INT(top[at].together, all[i].together);
+			CHECK(top[at].score == all[i].score);
+		}
+	}
+	CHECK_EQ_INT(at, n);
+	CHECK(n > 0);
+	free(all);
+	ups_free(top);
+	cooc_counts_free(&c);
+	ups_free(l.lines);
+}
