@@ -71,3 +71,9 @@ bench: test/bench/gen_orders
 	scripts/bench.sh
 
 .PHONY: unit unit-asan demo test bench
+
+# Offline evaluation of cart completion on the public datasets (README: Offer quality).
+eval:
+	scripts/eval.sh
+
+.PHONY: eval

@@ -24,7 +24,11 @@ SELECT count(*) AS lines_read,
 FROM raw_line \gset
 \echo loaded :order_lines_loaded order lines; skipped :blank_or_header_skipped blank or header lines of :lines_read
 
--- The catalog: categories and variant groups follow the shop's price tiers.
+-- The catalog: categories by kind of product.  A variant group holds the
+-- sizes or tiers of one product, and every product of this shop is its own:
+-- an iPhone is not a size of a Google Phone, nor AAA batteries of AA ones.
+-- Whether a category's products go together (two packs of batteries) or
+-- substitute each other (phones) is for the orders to say (upsell.category_model).
 CREATE TABLE shop.products (
 	product_id	int PRIMARY KEY,
 	title		text NOT NULL UNIQUE,
@@ -45,15 +49,7 @@ SELECT row_number() OVER (ORDER BY product), product, max(price_each),
 		   WHEN product ~ 'TV$' THEN 'tvs'
 		   ELSE 'appliances'
 	   END,
-	   CASE
-		   WHEN product ~ 'Phone$' THEN 'phone'
-		   WHEN product ~ 'Cable$' THEN 'charging cable'
-		   WHEN product ~ 'Headphones$' THEN 'headphones'
-		   WHEN product ~ 'Monitor$' THEN 'monitor'
-		   WHEN product ~ 'Batteries' THEN 'batteries'
-		   WHEN product ~ 'Laptop$' THEN 'laptop'
-		   ELSE product
-	   END
+	   product
 FROM parsed GROUP BY product;
 
 CREATE TABLE shop.order_lines (

@@ -78,7 +78,8 @@ FROM upsell.gap_fillers(ARRAY[1, 2], ARRAY[1, 2], k => 3);
 INSERT INTO upsell.exclusions (product_id, with_product_id) VALUES (12, 1);
 SELECT product_ids FROM upsell.gap_fillers(ARRAY[1, 2], k => 4);
 SELECT bool_or(product_ids @> '{12}') AS cap_offered FROM upsell.gap_fillers(ARRAY[1, 2], k => 1000, max_items => 3);
--- without product 1 in the cart (gap 35.00) the cap is offered again, with the shoes
+-- without product 1 in the cart (gap 35.00): the running shoes are a substitute of the
+-- sandals (one category, never bought together), so neither they nor the cap with them
 SELECT rank, product_ids, overshoot FROM upsell.gap_fillers(ARRAY[2], k => 3);
 
 -- every threshold reached: no rows; k = 0: no rows

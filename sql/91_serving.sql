@@ -108,14 +108,20 @@ WHERE f.id = ANY (o.product_ids);
 
 -- the cart's first gap filler against upsell.gap_fillers() for the same
 -- carts (free shipping at 20): the cart stage weighs relevance by the 24
--- best complements only, gap_fillers() by all of them
+-- best complements only, gap_fillers() by all of them; and it adds on: where
+-- gap_fillers()'s best adds more than half the cart's value, the cart
+-- penalises it (or offers "you are X away" with an add-on instead), so
+-- compare where it adds on naturally
 INSERT INTO upsell.thresholds (kind, amount, reward) VALUES ('free_shipping', 20, 'free shipping');
 INSERT INTO upsell.stage_settings (stage, max_offers, type_weights)
 VALUES ('cart', 1, '{"gap_filler": 100}');
 SELECT count(*) AS carts_below_threshold,
-	   count(*) FILTER (WHERE o.product_ids = g.product_ids) AS same_first_gap_filler
+	   count(*) FILTER (WHERE g.added <= (20 - t.gap) / 2) AS natural_add_on,
+	   count(*) FILTER (WHERE g.added <= (20 - t.gap) / 2 AND o.product_ids = g.product_ids) AS same_first_gap_filler,
+	   count(*) FILTER (WHERE g.added > (20 - t.gap) / 2 AND o.reason ~ '^you are .* away from free shipping') AS says_how_far
 FROM carts c
 JOIN LATERAL upsell.gap_fillers(c.items, k => 1) g ON true
+JOIN LATERAL upsell.threshold_gap(c.items, NULL::int[]) t ON true
 LEFT JOIN LATERAL upsell.cart_offers(c.items) o ON true;
 DELETE FROM upsell.stage_settings;
 DELETE FROM upsell.thresholds;

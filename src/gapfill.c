@@ -39,6 +39,10 @@ typedef struct CandidateCache
 	int64	   *price;			/* cents, ascending by (price, id) */
 	int64	   *id;
 	int32	   *category_of;	/* 1-based index into categories, 0: none */
+	uint32	   *by_category;	/* candidates ordered by category, built on
+								 * first use */
+	size_t	   *category_start; /* by_category[category_start[q] ..
+								 * category_start[q + 1]) are of category q */
 	uint32	   *by_id;			/* candidate indexes ascending by product id */
 	int			ncategories;
 	char	  **categories;
@@ -285,6 +289,54 @@ skip_ids(CandidateCache *c, const int64 *ids, int n)
 	}
 }
 
+/*
+ * Products of the named categories are never offered (the merchant's
+ * exclusions, the categories that substitute a cart line).  The candidates
+ * are indexed by category once per build, so that a request costs the
+ * products it skips, not the catalog.
+ */
+static void
+skip_categories(CandidateCache *c, const char *const *names, int n)
+{
+	int			i,
+				q;
+	size_t		x;
+
+	if (n == 0)
+		return;
+	if (c->by_category == NULL)
+	{
+		size_t	   *start = MemoryContextAllocZero(c->cxt, (c->ncategories + 2) * sizeof(size_t));
+		size_t	   *fill = palloc((c->ncategories + 1) * sizeof(size_t));
+		uint32	   *order = MemoryContextAllocExtended(c->cxt, Max(c->n, 1) * sizeof(uint32),
+													   MCXT_ALLOC_HUGE);
+
+		/* a counting sort by category number */
+		for (x = 0; x < c->n; x++)
+			start[c->category_of[x] + 1]++;
+		for (q = 0; q <= c->ncategories; q++)
+			start[q + 1] += start[q];
+		memcpy(fill, start, (c->ncategories + 1) * sizeof(size_t));
+		for (x = 0; x < c->n; x++)
+			order[fill[c->category_of[x]]++] = (uint32) x;
+		pfree(fill);
+		c->by_category = order;
+		c->category_start = start;
+	}
+	for (i = 0; i < n; i++)
+	{
+		if (names[i] == NULL)
+			continue;
+		for (q = 0; q < c->ncategories; q++)
+			if (c->categories[q] && strcmp(c->categories[q], names[i]) == 0)
+			{
+				for (x = c->category_start[q + 1]; x < c->category_start[q + 2]; x++)
+					flag_candidate(c, c->by_category[x], GAP_SKIP, 0);
+				break;
+			}
+	}
+}
+
 /* The cart's complements, relevance in (0, 1] (more is capped, less ignored). */
 static void
 relevant_ids(CandidateCache *c, const int64 *ids, const double *relevance, int n)
@@ -403,32 +455,14 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 		bool	   *nulls;
 		int			m,
 					j;
-		bool	   *skipcat;
-		bool		any = false;
-		size_t		x;
+		char	  **names;
 
 		check_type(arr, TEXTOID, "excluded_categories");
 		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &d, &nulls, &m);
-		skipcat = palloc0((c->ncategories + 1) * sizeof(bool));
+		names = palloc(Max(m, 1) * sizeof(char *));
 		for (j = 0; j < m; j++)
-		{
-			char	   *name;
-			int			q;
-
-			if (nulls[j])
-				continue;
-			name = TextDatumGetCString(d[j]);
-			for (q = 0; q < c->ncategories; q++)
-				if (c->categories[q] && strcmp(c->categories[q], name) == 0)
-				{
-					skipcat[q + 1] = true;
-					any = true;
-				}
-		}
-		if (any)
-			for (x = 0; x < c->n; x++)
-				if (skipcat[c->category_of[x]])
-					flag_candidate(c, x, GAP_SKIP, 0);
+			names[j] = nulls[j] ? NULL : TextDatumGetCString(d[j]);
+		skip_categories(c, (const char *const *) names, m);
 	}
 	/* complements of the cart */
 	{
@@ -493,9 +527,23 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
  * with their relevance in (0, 1].  Returns the number of offers written to
  * out (room for k); -1 when the tenant has no candidates as of built_at.
  */
+/* The price in cents of a candidate (in stock, priced), -1 for another product. */
+int64
+upsell_gap_price(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 id)
+{
+	CandidateCache *c = get_candidates(nsp, tenant_id, built_at);
+	int64		x;
+
+	if (c == NULL)
+		return -1;
+	x = find_candidate(c, id);
+	return x >= 0 ? c->price[x] : -1;
+}
+
 int
 upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 gap,
 				  const int64 *skip, int nskip,
+				  const char *const *skip_cats, int nskip_cats,
 				  const int64 *relevant, const double *relevance, int nrelevant,
 				  int k, int max_items, GapOffer *out)
 {
@@ -507,6 +555,7 @@ upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 
 		return -1;
 	reset_flags(c);
 	skip_ids(c, skip, nskip);
+	skip_categories(c, skip_cats, nskip_cats);
 	relevant_ids(c, relevant, relevance, nrelevant);
 	n = search_marked(c, gap, k, max_items, out, &complete);
 	reset_flags(c);

@@ -72,9 +72,11 @@ static const char *const stage_names[NSTAGES] = {"product_page", "cart", "post_p
 #define CART_COMPLEMENTS	12	/* complements of the cart proposed to the merge */
 #define CART_GAP_FILLERS	6
 #define CART_GAP_ITEMS		2
+#define CART_MAX_STEP		3	/* units of a line a quantity step may add */
 #define CART_RELEVANT		24	/* complements ranked: the gap fillers' relevance,
 								 * and room for exclusions among the first 12 */
-#define POPULAR				8	/* bestsellers that fill a cart's slots */
+#define POPULAR				16	/* bestsellers that fill a cart's slots (some may
+								 * substitute a line) */
 
 /* ---- the merchant's rules, cached per tenant ------------------------------ */
 
@@ -111,6 +113,7 @@ typedef struct Threshold
 	int64		threshold_id;
 	Numeric		amount;
 	char	   *currency;		/* NULL: any */
+	char	   *reward;			/* NULL: none said */
 	bool		has_from,
 				has_to;
 	TimestampTz active_from,
@@ -139,6 +142,7 @@ typedef struct TenantRules
 	bool		volume_tiers;
 	int64		popular[POPULAR];	/* in stock, by popularity */
 	int64		popular_rank[POPULAR];
+	char	   *popular_category[POPULAR];	/* NULL: none */
 	int			npopular;
 	bool		has_candidates;
 	TimestampTz candidates_built_at;
@@ -611,7 +615,7 @@ load_cart_rules(TenantRules *r, MemoryContext cxt)
 				i;
 	bool		isnull;
 
-	n = load_query("SELECT t.threshold_id, t.amount, t.currency, t.active_from, t.active_to "
+	n = load_query("SELECT t.threshold_id, t.amount, t.currency, t.active_from, t.active_to, t.reward "
 				   "FROM @.thresholds t WHERE t.tenant_id = $1 ORDER BY t.amount, t.threshold_id",
 				   r->tenant_id);
 	r->thresholds = MemoryContextAllocZero(cxt, Max(n, 1) * sizeof(Threshold));
@@ -630,6 +634,7 @@ load_cart_rules(TenantRules *r, MemoryContext cxt)
 		d = col(i, 5, &isnull);
 		if ((t->has_to = !isnull))
 			t->active_to = DatumGetTimestampTz(d);
+		t->reward = col_text(i, 6);
 		MemoryContextSwitchTo(old);
 	}
 	r->nthresholds = (int) n;
@@ -645,19 +650,22 @@ load_cart_rules(TenantRules *r, MemoryContext cxt)
 }
 
 static void
-load_popular(TenantRules *r)
+load_popular(TenantRules *r, MemoryContext cxt)
 {
 	uint64		n,
 				i;
 	bool		isnull;
 
-	n = load_query("SELECT m.product_id, m.popularity_rank FROM @.product_model m "
+	n = load_query("SELECT m.product_id, m.popularity_rank, m.category FROM @.product_model m "
 				   "WHERE m.tenant_id = $1 AND m.in_stock ORDER BY m.popularity_rank "
 				   "LIMIT " CppAsString2(POPULAR), r->tenant_id);
 	for (i = 0; i < n; i++)
 	{
+		char	   *category = col_text(i, 3);
+
 		r->popular[i] = DatumGetInt64(col(i, 1, &isnull));
 		r->popular_rank[i] = DatumGetInt64(col(i, 2, &isnull));
+		r->popular_category[i] = category ? MemoryContextStrdup(cxt, category) : NULL;
 	}
 	r->npopular = (int) n;
 }
@@ -685,7 +693,7 @@ tenant_rules(int64 tenant_id)
 		load_pinned(&tmp, cxt);
 		load_exclusions(&tmp, cxt);
 		load_cart_rules(&tmp, cxt);
-		load_popular(&tmp);
+		load_popular(&tmp, cxt);
 		r = hash_search(serving.tenants, &tenant_id, HASH_ENTER, &found);
 		*r = tmp;
 	}
@@ -932,7 +940,88 @@ typedef struct CartLine
 	int64		upgrade_id;
 	double		upgrade_score;
 	char	   *upgrade_reason;
+	char	  **complement_categories;	/* parallel to complements; NULL: none */
+	int64	   *substitute_ids; /* its variant group's other products */
+	int			nsubstitute_ids;
+	char	  **substitute_categories;	/* categories whose products substitute it */
+	int			nsubstitute_categories;
 } CartLine;
+
+/* What substitutes some line of the cart: never offered as a complement. */
+typedef struct Substitutes
+{
+	int64	   *ids;			/* ascending */
+	int			nids;
+	const char **categories;
+	int			ncategories;
+} Substitutes;
+
+/* A text[] column as C strings (NULL elements stay NULL), *n its length. */
+static char **
+text_elems(Datum d, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	char	  **out;
+	int			i;
+
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
+	out = palloc(Max(*n, 1) * sizeof(char *));
+	for (i = 0; i < *n; i++)
+		out[i] = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+	return out;
+}
+
+static Substitutes
+cart_substitutes(const CartLine *lines, int nlines)
+{
+	Substitutes s;
+	int			i,
+				j,
+				q;
+
+	memset(&s, 0, sizeof(s));
+	for (i = 0; i < nlines; i++)
+	{
+		s.nids += lines[i].nsubstitute_ids;
+		s.ncategories += lines[i].nsubstitute_categories;
+	}
+	s.ids = palloc(Max(s.nids, 1) * sizeof(int64));
+	s.categories = palloc(Max(s.ncategories, 1) * sizeof(char *));
+	s.nids = 0;
+	s.ncategories = 0;
+	for (i = 0; i < nlines; i++)
+	{
+		for (j = 0; j < lines[i].nsubstitute_ids; j++)
+			s.ids[s.nids++] = lines[i].substitute_ids[j];
+		for (j = 0; j < lines[i].nsubstitute_categories; j++)
+		{
+			const char *c = lines[i].substitute_categories[j];
+
+			for (q = 0; q < s.ncategories; q++)
+				if (strcmp(s.categories[q], c) == 0)
+					break;
+			if (q == s.ncategories && c)
+				s.categories[s.ncategories++] = c;
+		}
+	}
+	s.nids = sort_unique(s.ids, s.nids);
+	return s;
+}
+
+static bool
+is_substitute(const Substitutes *s, int64 id, const char *category)
+{
+	int			q;
+
+	if (offers_contains(s->ids, s->nids, id))
+		return true;
+	if (category)
+		for (q = 0; q < s->ncategories; q++)
+			if (strcmp(s->categories[q], category) == 0)
+				return true;
+	return false;
+}
 
 static CartLine *
 find_line(CartLine *lines, int n, int64 id)
@@ -970,10 +1059,10 @@ read_cart_lines(int64 tenant_id, const int64 *items, int nitems, int *nlines)
 		return lines;
 	snprintf(name, sizeof(name), "cart_model_%c", serving.slot);
 	rel = open_for_read(name);
-	if (RelationGetDescr(rel)->natts != 10)
+	if (RelationGetDescr(rel)->natts != 13)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("%s has %d columns, not 10", name, RelationGetDescr(rel)->natts)));
+				 errmsg("%s has %d columns, not 13", name, RelationGetDescr(rel)->natts)));
 	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(tenant_id));
 	ScanKeyEntryInitialize(&keys[1], SK_SEARCHARRAY, 2, BTEqualStrategyNumber, InvalidOid,
@@ -985,9 +1074,10 @@ read_cart_lines(int64 tenant_id, const int64 *items, int nitems, int *nlines)
 	{
 		CartLine   *l = &lines[n++];
 		HeapTuple	tup = ExecCopySlotHeapTuple(slot);
-		Datum		v[10];
-		bool		null[10];
+		Datum		v[13];
+		bool		null[13];
 		ArrayType  *sc;
+		int			ncat;
 
 		heap_deform_tuple(tup, RelationGetDescr(rel), v, null);
 		l->product_id = DatumGetInt64(v[1]);
@@ -1003,6 +1093,14 @@ read_cart_lines(int64 tenant_id, const int64 *items, int nitems, int *nlines)
 					 errmsg("the cart_model row of product " INT64_FORMAT " is malformed", l->product_id),
 					 errhint("Run CALL upsell.refresh().")));
 		l->complement_log_miss = (double *) ARR_DATA_PTR(sc);
+		l->complement_categories = text_elems(v[10], &ncat);
+		if (ncat != l->ncomplements)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the cart_model row of product " INT64_FORMAT " is malformed", l->product_id),
+					 errhint("Run CALL upsell.refresh().")));
+		l->substitute_ids = upsell_int8_elems(DatumGetArrayTypeP(v[11]), &l->nsubstitute_ids);
+		l->substitute_categories = text_elems(v[12], &l->nsubstitute_categories);
 		if ((l->has_upgrade = !null[7]))
 		{
 			l->upgrade_id = DatumGetInt64(v[7]);
@@ -1085,7 +1183,7 @@ cmp_evidence(const void *a, const void *b)
  */
 static Evidence *
 cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
-				 int want, int *n)
+				 const Substitutes *subst, int want, int *n)
 {
 	int			total = 0,
 				size = 16,
@@ -1095,6 +1193,7 @@ cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
 	int64	   *keys;
 	double	   *sums;
 	bool	   *used;
+	bool	   *blocked;
 	Evidence   *e;
 
 	for (i = 0; i < nlines; i++)
@@ -1104,6 +1203,7 @@ cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
 	keys = palloc(size * sizeof(int64));
 	sums = palloc(size * sizeof(double));
 	used = palloc0(size * sizeof(bool));
+	blocked = palloc0(size * sizeof(bool));
 	for (i = 0; i < nlines; i++)
 		for (j = 0; j < lines[i].ncomplements; j++)
 		{
@@ -1117,6 +1217,8 @@ cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
 				used[h] = true;
 				keys[h] = id;
 				sums[h] = 0;
+				/* a substitute of another line is not a complement of the cart */
+				blocked[h] = is_substitute(subst, id, lines[i].complement_categories[j]);
 			}
 			sums[h] += lines[i].complement_log_miss[j];
 		}
@@ -1124,7 +1226,7 @@ cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
 	/* ranked by -sum, which orders as the score 1 - exp(sum) does */
 	e = palloc(Max(total, 1) * sizeof(Evidence));
 	for (i = 0; i < size; i++)
-		if (used[i] && !offers_contains(items, nitems, keys[i]))
+		if (used[i] && !blocked[i] && !offers_contains(items, nitems, keys[i]))
 		{
 			e[m].id = keys[i];
 			e[m].score = -sums[i];
@@ -1147,9 +1249,41 @@ cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
  * of the exact search, and the long tail of weak complements changes a
  * score by little and costs the most.
  */
-static void
+static char *
+money_out(int64 cents)
+{
+	return DatumGetCString(DirectFunctionCall1(numeric_out,
+											   NumericGetDatum(int64_div_fast_to_numeric(cents, 2))));
+}
+
+/* Cents of a numeric amount, rounded up. */
+static int64
+cents_up(Datum amount)
+{
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8,
+											 DirectFunctionCall1(numeric_ceil,
+																 DirectFunctionCall2(numeric_mul, amount,
+																					 NumericGetDatum(int64_to_numeric(100))))));
+}
+
+/*
+ * How naturally a filler adds on: 1 up to half the cart's value, then
+ * falling as (half the cart) / added, so that a second big-ticket item does
+ * not outrank a small add-on that the shopper takes in passing.
+ */
+static double
+addon_factor(int64 added, int64 cart_cents)
+{
+	double		half = (double) cart_cents / 2;
+
+	return added <= half ? 1.0 : half / (double) added;
+}
+
+static int64
 propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric total,
-					const int64 *items, int nitems, const Evidence *ev, int nev)
+					const int64 *items, int nitems, const CartLine *lines, int nlines,
+					const int64 *line_ids, const int32 *qty, int ncart,
+					const Substitutes *subst, const Evidence *ev, int nev)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	const Threshold *target = NULL;
@@ -1158,6 +1292,8 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 	StringInfoData currencies;
 	int64		gap;
 	int64	   *skip;
+	int64	   *skip_sorted;
+	int			nskip_sorted;
 	int64	   *rel_ids;
 	double	   *rel;
 	int			nskip = 0,
@@ -1165,9 +1301,12 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 				n;
 	GapOffer	out[CART_GAP_FILLERS];
 	Datum		ndiff;
+	int64		cart_cents;
+	bool		natural = false;
+	const char *reward;
 
 	if (r->nthresholds == 0)
-		return;
+		return 0;
 	/* thresholds are sorted by amount: the first unreached active one */
 	for (i = 0; i < r->nthresholds; i++)
 	{
@@ -1216,26 +1355,31 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 				 errhint("Pass currency => '...'.")));
 	}
 	if (target == NULL || !r->has_candidates)
-		return;
+		return 0;
 
 	/* cents, rounded up: the offer must reach the threshold */
 	ndiff = DirectFunctionCall2(numeric_sub, NumericGetDatum(target->amount), NumericGetDatum(total));
-	gap = DatumGetInt64(DirectFunctionCall1(numeric_int8,
-											DirectFunctionCall1(numeric_ceil,
-																DirectFunctionCall2(numeric_mul, ndiff,
-																					NumericGetDatum(int64_to_numeric(100))))));
+	gap = cents_up(ndiff);
 	if (gap <= 0)
-		return;
+		return 0;
+	cart_cents = cents_up(NumericGetDatum(total));
+	reward = target->reward ? target->reward :
+		psprintf("%s", DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))));
 
-	/* never the cart, nor what the merchant excluded */
-	skip = palloc((nitems + r->nexcluded + r->npairs + 1) * sizeof(int64));
+	/* never the cart, its substitutes, nor what the merchant excluded */
+	skip = palloc((nitems + subst->nids + r->nexcluded + r->npairs + 1) * sizeof(int64));
 	for (i = 0; i < nitems; i++)
 		skip[nskip++] = items[i];
+	for (i = 0; i < subst->nids; i++)
+		skip[nskip++] = subst->ids[i];
 	for (i = 0; i < r->nexcluded; i++)
 		skip[nskip++] = r->excluded[i];
 	for (i = 0; i < r->npairs; i++)
 		if (offers_contains(items, nitems, r->pair_with[i]))
 			skip[nskip++] = r->pair_product[i];
+	skip_sorted = palloc(Max(nskip, 1) * sizeof(int64));
+	memcpy(skip_sorted, skip, nskip * sizeof(int64));
+	nskip_sorted = sort_unique(skip_sorted, nskip);
 	/* relevance: relative to the cart's best complement */
 	rel_ids = palloc(Max(nev, 1) * sizeof(int64));
 	rel = palloc(Max(nev, 1) * sizeof(double));
@@ -1245,22 +1389,88 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 		rel[i] = ev[0].score > 0 ? ev[i].score / ev[0].score : 0;
 	}
 	n = upsell_gap_offers(serving.nspname, tenant_id, r->candidates_built_at, gap,
-						  skip, nskip, rel_ids, rel, nev, CART_GAP_FILLERS, CART_GAP_ITEMS, out);
+						  skip, nskip, subst->categories, subst->ncategories,
+						  rel_ids, rel, nev, CART_GAP_FILLERS, CART_GAP_ITEMS, out);
 	for (i = 0; i < n; i++)
 	{
-		Datum		added = NumericGetDatum(int64_div_fast_to_numeric(out[i].added, 2));
-		Datum		over = DirectFunctionCall2(numeric_sub,
-											   DirectFunctionCall2(numeric_add, NumericGetDatum(total), added),
-											   NumericGetDatum(target->amount));
 		int64	   *ids = palloc(out[i].n * sizeof(int64));
 
 		memcpy(ids, out[i].ids, out[i].n * sizeof(int64));
-		propose(p, OFFER_GAP_FILLER, ids, out[i].n, out[i].score, zero_discount(),
-				psprintf("adds %s to reach %s (%s over)",
-						 DatumGetCString(DirectFunctionCall1(numeric_out, added)),
+		natural |= out[i].added <= cart_cents / 2;
+		propose(p, OFFER_GAP_FILLER, ids, out[i].n,
+				out[i].score * addon_factor(out[i].added, cart_cents), zero_discount(),
+				psprintf("adds %s to reach %s (%s over)", money_out(out[i].added),
 						 DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),
-						 DatumGetCString(DirectFunctionCall1(numeric_out, over))));
+						 money_out(out[i].added - gap)));
 	}
+
+	/*
+	 * More of a cart line: the fewest units (up to CART_MAX_STEP) that reach
+	 * the threshold, for a line the shopper buys several of already or whose
+	 * category is bought several at a time (not a substitute category).  The
+	 * shopper chose it, so its relevance is that of the best complement;
+	 * scored as the search scores a single item.
+	 */
+	for (i = 0; i < ncart; i++)
+	{
+		const CartLine *l = find_line((CartLine *) lines, nlines, line_ids[i]);
+		int64		price;
+		int64		units;
+		int			q;
+		bool		multi;
+		int64	   *id;
+
+		if (l == NULL || l->price == NULL || !l->in_stock)
+			continue;
+		multi = (qty && qty[i] > 1);
+		if (!multi && l->category)
+		{
+			multi = true;
+			for (q = 0; q < l->nsubstitute_categories; q++)
+				if (strcmp(l->substitute_categories[q], l->category) == 0)
+					multi = false;
+		}
+		if (!multi || excluded(r, l->product_id, items, nitems))
+			continue;
+		price = cents_up(NumericGetDatum(l->price));
+		if (price <= 0)
+			continue;
+		units = (gap + price - 1) / price;
+		if (units > CART_MAX_STEP)
+			continue;
+		id = palloc(sizeof(int64));
+		*id = l->product_id;
+		natural |= units * price <= cart_cents / 2 || units == 1;
+		propose(p, OFFER_GAP_FILLER, id, 1,
+				(double) gap / (double) (units * price) * 2.0 * pow(0.8, (double) (units - 1)),
+				zero_discount(),
+				psprintf("add %d more to reach %s (%s over)", (int) units,
+						 DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),
+						 money_out(units * price - gap)));
+	}
+
+	/*
+	 * A large gap: nothing that closes it adds on naturally.  Say how far the
+	 * cart is, with the best complement that costs less than the gap (offered
+	 * as this add-on instead of as a plain complement), rather than push a
+	 * second big-ticket item.  Returns its product id, 0 for none.
+	 */
+	if (!natural)
+		for (i = 0; i < nev; i++)
+		{
+			int64		price = upsell_gap_price(serving.nspname, tenant_id, r->candidates_built_at, ev[i].id);
+			int64	   *id;
+
+			if (price <= 0 || price >= gap || offers_contains(skip_sorted, nskip_sorted, ev[i].id) ||
+				excluded(r, ev[i].id, items, nitems))
+				continue;
+			id = palloc(sizeof(int64));
+			*id = ev[i].id;
+			propose(p, OFFER_GAP_FILLER, id, 1, 2.0, zero_discount(),
+					psprintf("you are %s away from %s: adds %s", money_out(gap), reward, money_out(price)));
+			return *id;
+		}
+	return 0;
 }
 
 /*
@@ -1289,6 +1499,8 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	Numeric		total;
 	Evidence   *ev;
 	int			nev;
+	Substitutes subst;
+	int64		addon;
 	Proposal	p;
 	char	  **categories;
 	int			ncategories = 0;
@@ -1380,20 +1592,40 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	 * complements of the cart (the best not excluded; the gap fillers weigh
 	 * the best of all), then bestsellers far below them to fill the slots
 	 */
-	ev = cart_complements(lines, nlines, items, nitems, CART_RELEVANT, &nev);
+	subst = cart_substitutes(lines, nlines);
+	ev = cart_complements(lines, nlines, items, nitems, &subst, CART_RELEVANT, &nev);
+
+	/* what closes the gap to the next threshold (free shipping, a reward) */
+	{
+		int64	   *line_ids = palloc(Max(ncart, 1) * sizeof(int64));
+
+		for (i = 0; i < ncart; i++)
+			line_ids[i] = DatumGetInt64(cart_elems[i]);
+		addon = propose_gap_fillers(&p, r, tenant_id, total, items, nitems, lines, nlines,
+									line_ids, qty, ncart, &subst, ev, nev);
+	}
+
 	for (i = 0, j = 0; i < nev && j < CART_COMPLEMENTS; i++)
-		if (!excluded(r, ev[i].id, items, nitems))
+		if (ev[i].id != addon && !excluded(r, ev[i].id, items, nitems))
 		{
 			propose(&p, OFFER_COMPLEMENT, &ev[i].id, 1, ev[i].score, zero_discount(),
 					"bought together with the cart");
 			j++;
 		}
 	for (i = 0; i < r->npopular; i++)
-		propose(&p, OFFER_COMPLEMENT, &r->popular[i], 1, 1e-6 / (double) r->popular_rank[i],
-				zero_discount(), "popular");
+	{
+		bool		filler = false;
+		int			q;
 
-	/* what closes the gap to the next threshold (free shipping, a reward) */
-	propose_gap_fillers(&p, r, tenant_id, total, items, nitems, ev, nev);
+		/* a bestseller that closes the gap comes as that gap filler */
+		for (q = 0; q < p.n && !filler; q++)
+			filler = p.c[q].type == OFFER_GAP_FILLER && p.c[q].nids == 1 &&
+				p.c[q].ids[0] == r->popular[i];
+		if (!filler && !is_substitute(&subst, r->popular[i], r->popular_category[i]))
+			propose(&p, OFFER_COMPLEMENT, &r->popular[i], 1, 1e-6 / (double) r->popular_rank[i],
+					zero_discount(), "popular");
+	}
+
 
 	/* the better version of a cart line, stored per product at refresh */
 	for (i = 0; i < nlines; i++)

@@ -29,7 +29,9 @@ extern ArrayType *upsell_int8_array(const int64 *ids, int n);
 /* gapfill.c: gap fillers of the cart stage (serving.c) */
 extern int	upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 gap,
 							  const int64 *skip, int nskip,
+							  const char *const *skip_categories, int nskip_categories,
 							  const int64 *relevant, const double *relevance, int nrelevant,
 							  int k, int max_items, GapOffer *out);
+extern int64 upsell_gap_price(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 id);
 
 #endif							/* UPSELL_H */

@@ -103,11 +103,16 @@ cmp_ranked(const void *pa, const void *pb)
 	return a->index - b->index;
 }
 
-/* Whether an offer of this type may name a context product. */
+/*
+ * Whether an offer of this type may name a context product: more of a cart
+ * line (a volume tier, a quantity step that closes a threshold gap), a
+ * subscription to what was bought, a bundle with the page's product.
+ */
 static bool
 may_name_context(OfferType type)
 {
-	return type == OFFER_QUANTITY_TIER || type == OFFER_SUBSCRIPTION || type == OFFER_BUNDLE;
+	return type == OFFER_QUANTITY_TIER || type == OFFER_GAP_FILLER ||
+		type == OFFER_SUBSCRIPTION || type == OFFER_BUNDLE;
 }
 
 int

@@ -59,12 +59,7 @@ BEGIN
 					ELSE @extschema@.cooccurrence_merge(p.state, n.state) END,
 			   greatest(p.max_ordered_at, n.max_ordered_at),
 			   greatest(p.max_order_key, n.max_order_key)
-		FROM (SELECT l.tenant_id,
-					 @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state,
-					 max(l.ordered_at) AS max_ordered_at, max(l.order_key) AS max_order_key
-			  FROM @extschema@.order_lines l
-			  WHERE %3$s
-			  GROUP BY l.tenant_id) n
+		FROM @extschema@._pair_counts(%3$L) n
 		FULL JOIN (SELECT * FROM %2$s WHERE %4$L) p ON p.tenant_id = n.tenant_id$q$,
 		target, previous, new_lines, incremental);
 	GET DIAGNOSTICS n = ROW_COUNT;
@@ -182,9 +177,11 @@ END
 $$;
 
 -- A plain SQL function, so that the planner inlines it: no second copy of
--- every pair row, and the counting may run in parallel workers.  The pairs
--- are listed from the select list, where the rows stream (in FROM,
--- PostgreSQL would first collect them all).  (Calling it before any
+-- every pair row.  The counting is upsell._pair_counts(), where the counting
+-- may run in parallel workers, or on Citus shards (a SQL function whose body
+-- reads a distributed table is not planned by Citus).  The pairs are listed
+-- from the select list, where the rows stream (in FROM, PostgreSQL would
+-- first collect them all).  (Calling it before any
 -- registration fails on the missing upsell.order_lines view.)
 CREATE FUNCTION @extschema@.frequently_bought_together(min_count int DEFAULT 2,
 	min_support float8 DEFAULT 0, min_confidence float8 DEFAULT 0)
@@ -192,16 +189,13 @@ RETURNS TABLE (tenant_id bigint, product_id bigint, other_id bigint, together bi
 			   product_count bigint, other_count bigint, orders bigint,
 			   support float8, confidence float8, lift float8, leverage float8,
 			   conviction float8, jaccard float8, score float8)
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$
 	SELECT p.tenant_id, (p.pair).*
 	FROM (SELECT c.tenant_id,
 				 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) AS pair
-		  FROM (SELECT l.tenant_id,
-					   @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state
-				FROM @extschema@.order_lines l
-				WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)
-				GROUP BY l.tenant_id) c) p
+		  FROM @extschema@._pair_counts() c
+		  WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)) p
 $$;
 COMMENT ON FUNCTION @extschema@.frequently_bought_together(int, float8, float8) IS
 	'every ordered pair of products bought in the same order, per tenant, with support, confidence, lift, leverage, conviction, jaccard and score';
@@ -284,6 +278,7 @@ BEGIN
 			  LIMIT 4 * k + 20) e
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.other_id
 		WHERE m.in_stock
+		  AND NOT @extschema@.is_substitute(t, e.other_id, items)
 		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
 						  WHERE x.tenant_id = t
 							AND ((x.product_id = e.other_id AND (x.with_product_id IS NULL OR x.with_product_id = ANY (items)))
@@ -302,17 +297,18 @@ BEGIN
 									FROM @extschema@.product_model m
 									WHERE m.tenant_id = t AND m.category = cc.category AND m.in_stock
 									ORDER BY m.popularity_rank
-									LIMIT k * 2 + cardinality(items)) m
+									LIMIT k * 3 + cardinality(items)) m
 					  UNION ALL
 					  SELECT m.product_id, m.orders, 3
 					  FROM (SELECT m.product_id, m.orders, m.category
 							FROM @extschema@.product_model m
 							WHERE m.tenant_id = t AND m.in_stock
 							ORDER BY m.popularity_rank
-							LIMIT k * 2 + cardinality(items)) m) f
+							LIMIT k * 3 + cardinality(items)) m) f
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = f.product_id
 		WHERE shortfall.n > 0
 		  AND f.product_id <> ALL (items)
+		  AND NOT @extschema@.is_substitute(t, f.product_id, items)
 		  AND f.product_id NOT IN (SELECT e.product_id FROM evidence e)
 		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
 						  WHERE x.tenant_id = t
@@ -336,4 +332,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.recommend_for_cart(bigint[], int, bigint) IS
-	'the k best complements of a cart from the stored pair model (evidence of every cart item combined), then popular products of the cart''s categories, then bestsellers; cart items and out-of-stock products excluded';
+	'the k best complements of a cart from the stored pair model (evidence of every cart item combined), then popular products of the cart''s categories, then bestsellers; cart items, their substitutes (upsell.is_substitute) and out-of-stock products excluded';

@@ -290,8 +290,16 @@ BEGIN
 		-- what upsell.is_excluded(t, product, category, items) forbids, as sets
 		SELECT coalesce(array_agg(e.product_id) FILTER (
 					WHERE e.product_id IS NOT NULL
-					  AND (e.with_product_id IS NULL OR e.with_product_id = ANY (items))), '{}') AS ids,
-			   coalesce(array_agg(e.category) FILTER (WHERE e.category IS NOT NULL), '{}') AS categories
+					  AND (e.with_product_id IS NULL OR e.with_product_id = ANY (items))), '{}')
+			   -- substitutes of the cart (upsell.is_substitute): its variant groups
+			   || ARRAY(SELECT g.product_id FROM @extschema@.product_model a
+						JOIN @extschema@.product_model g ON g.tenant_id = a.tenant_id AND g.variant_group = a.variant_group
+						WHERE a.tenant_id = t AND a.product_id = ANY (items)) AS ids,
+			   coalesce(array_agg(e.category) FILTER (WHERE e.category IS NOT NULL), '{}')
+			   -- and the categories that substitute its lines' categories
+			   || ARRAY(SELECT s.other_category FROM @extschema@.product_model a
+						JOIN @extschema@.category_model s ON s.tenant_id = a.tenant_id AND s.category = a.category
+						WHERE a.tenant_id = t AND a.product_id = ANY (items) AND s.substitutes) AS categories
 		FROM @extschema@.exclusions e
 		WHERE e.tenant_id = t)
 	SELECT f.ord::int, f.product_ids, f.added, total + f.added, total + f.added - target,

@@ -109,8 +109,9 @@ BEGIN
 									   ARRAY[p.other_id] AS product_ids, p.score, 0::numeric AS discount,
 									   'frequently bought together' AS reason
 								FROM %2$s p
+								JOIN %5$s a ON a.tenant_id = p.tenant_id AND a.product_id = p.product_id
 								JOIN %5$s o ON o.tenant_id = p.tenant_id AND o.product_id = p.other_id
-								WHERE o.in_stock
+								WHERE o.in_stock AND NOT %6$s
 								UNION ALL
 								SELECT u.tenant_id, u.product_id, 'upgrade', ARRAY[u.candidate_id], u.score, 0,
 									   @extschema@._upgrade_evidence(u.paths, u.buyers, u.same_group)
@@ -118,6 +119,7 @@ BEGIN
 								JOIN %5$s a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
 								JOIN %5$s m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
 								WHERE u.kind = 'upgrade' AND m.price <= a.price * 1.5 AND m.in_stock
+								  AND @extschema@._upgrade_on_ladder(u.same_group, u.paths, u.buyers, u.popularity)
 								UNION ALL
 								SELECT b.tenant_id, b.product_id, 'bundle', b.items, b.lift, 0.10,
 									   format('bought together in %%s orders, %%s times more often than by chance',
@@ -133,7 +135,8 @@ BEGIN
 		@extschema@._slot_table('pair_model', slot),
 		@extschema@._slot_table('upgrade_model', slot),
 		@extschema@._slot_table('bundle_model', slot),
-		@extschema@._slot_table('product_model', slot));
+		@extschema@._slot_table('product_model', slot),
+		@extschema@._substitute_sql('a', 'o', @extschema@._slot_table('category_model', slot)));
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END
@@ -144,7 +147,7 @@ SELECT @extschema@._define_model('product_page_model',
 	  product_ids bigint[] NOT NULL, sort float8 NOT NULL, score float8 NOT NULL,
 	  discount numeric NOT NULL, reason text NOT NULL$$,
 	ARRAY['(product_id, tenant_id)'], 95, '@extschema@._build_product_page_model(text, boolean)',
-	'per product: its 12 best product-page offers of products in stock (complements, upgrades, bundles); sort is the score relative to the best of its type');
+	'per product: its 12 best product-page offers of products in stock (complements that are not substitutes of it, upgrades within its variant group or up a ladder its buyers climb, bundles); sort is the score relative to the best of its type');
 
 CREATE FUNCTION @extschema@._product_page_offers(tenant_id bigint, product_id bigint, category text,
 	experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
@@ -181,9 +184,13 @@ COMMENT ON FUNCTION @extschema@.product_page_offers(bigint, bigint, text, text) 
 -- ---- during purchase: the cart -------------------------------------------------
 
 -- What a cart request reads about each line, in one index lookup: price,
--- category and stock, the line's complements (in stock, with ln(1 - pair
--- score) for the noisy-OR, so that a request adds instead of taking logs)
--- and its best upgrade (within 1.5x the price, same variant group first).
+-- category and stock, the line's complements (in stock, not substitutes of
+-- it, with ln(1 - pair score) for the noisy-OR, so that a request adds
+-- instead of taking logs, and their categories), what substitutes it (the
+-- other products of its variant group, the categories whose products
+-- substitute it: a request drops complements that substitute another line)
+-- and its best upgrade (within 1.5x the price, same variant group first, up
+-- a ladder its buyers climb).
 CREATE FUNCTION @extschema@._build_cart_model(slot text, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -194,17 +201,26 @@ DECLARE
 BEGIN
 	EXECUTE format($q$
 		INSERT INTO %1$s (tenant_id, product_id, price, category, in_stock, complement_ids,
-						  complement_log_miss, upgrade_id, upgrade_score, upgrade_reason)
+						  complement_log_miss, upgrade_id, upgrade_score, upgrade_reason,
+						  complement_categories, substitute_ids, substitute_categories)
 		SELECT m.tenant_id, m.product_id, m.price, m.category, m.in_stock,
 			   coalesce(c.ids, '{}'), coalesce(c.scores, '{}'),
-			   u.candidate_id, u.score, u.reason
+			   u.candidate_id, u.score, u.reason,
+			   coalesce(c.categories, '{}'),
+			   coalesce((SELECT array_agg(g.product_id ORDER BY g.product_id) FROM %2$s g
+						 WHERE g.tenant_id = m.tenant_id AND g.variant_group = m.variant_group
+						   AND g.product_id <> m.product_id), '{}'),
+			   coalesce((SELECT array_agg(s.other_category ORDER BY s.other_category) FROM %5$s s
+						 WHERE s.tenant_id = m.tenant_id AND s.category = m.category AND s.substitutes), '{}')
 		FROM %2$s m
 		LEFT JOIN (SELECT p.tenant_id, p.product_id,
 						  array_agg(p.other_id ORDER BY p.other_id) AS ids,
-						  array_agg(ln(1 - least(p.score, 0.999999)) ORDER BY p.other_id) AS scores
+						  array_agg(ln(1 - least(p.score, 0.999999)) ORDER BY p.other_id) AS scores,
+						  array_agg(o.category ORDER BY p.other_id) AS categories
 				   FROM %3$s p
+				   JOIN %2$s a ON a.tenant_id = p.tenant_id AND a.product_id = p.product_id
 				   JOIN %2$s o ON o.tenant_id = p.tenant_id AND o.product_id = p.other_id
-				   WHERE o.in_stock
+				   WHERE o.in_stock AND NOT %6$s
 				   GROUP BY p.tenant_id, p.product_id) c
 			ON c.tenant_id = m.tenant_id AND c.product_id = m.product_id
 		LEFT JOIN (SELECT DISTINCT ON (u.tenant_id, u.product_id)
@@ -216,12 +232,15 @@ BEGIN
 				   JOIN %2$s a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
 				   JOIN %2$s b ON b.tenant_id = u.tenant_id AND b.product_id = u.candidate_id
 				   WHERE u.kind = 'upgrade' AND b.price > a.price AND b.price <= a.price * 1.5 AND b.in_stock
+					 AND @extschema@._upgrade_on_ladder(u.same_group, u.paths, u.buyers, u.popularity)
 				   ORDER BY u.tenant_id, u.product_id, u.same_group DESC, u.score DESC, u.candidate_id) u
 			ON u.tenant_id = m.tenant_id AND u.product_id = m.product_id$q$,
 		@extschema@._slot_table('cart_model', slot),
 		@extschema@._slot_table('product_model', slot),
 		@extschema@._slot_table('pair_model', slot),
-		@extschema@._slot_table('upgrade_model', slot));
+		@extschema@._slot_table('upgrade_model', slot),
+		@extschema@._slot_table('category_model', slot),
+		@extschema@._substitute_sql('a', 'o', @extschema@._slot_table('category_model', slot)));
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END
@@ -231,9 +250,11 @@ SELECT @extschema@._define_model('cart_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, price numeric, category text,
 	  in_stock boolean NOT NULL, complement_ids bigint[] NOT NULL, complement_log_miss float8[] NOT NULL,
 	  upgrade_id bigint, upgrade_score float8, upgrade_reason text,
+	  complement_categories text[] NOT NULL, substitute_ids bigint[] NOT NULL,
+	  substitute_categories text[] NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id)$$,
 	NULL, 97, '@extschema@._build_cart_model(text, boolean)',
-	'per product, what the cart stage reads about a cart line: price, category, stock, complements in stock with ln(1 - pair score), and the best upgrade within 1.5x the price');
+	'per product, what the cart stage reads about a cart line: price, category, stock, complements in stock that do not substitute it with ln(1 - pair score) and their categories, what substitutes it (its variant group''s other products, categories), and the best upgrade within 1.5x the price');
 
 CREATE FUNCTION @extschema@.cart_offers(cart bigint[], quantities int[] DEFAULT NULL,
 	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
@@ -259,10 +280,22 @@ DECLARE
 	candidates @extschema@.offer[];
 BEGIN
 	candidates := ARRAY(
-		-- complements of what was just bought (evidence only: no bestsellers here)
+		-- complements of what was just bought (evidence only: no bestsellers
+		-- here), never a substitute of it
 		SELECT ROW('post_purchase', 'complement', ARRAY[e.product_id], NULL, e.score, 0,
 				   'goes with your order')::@extschema@.offer
-		FROM @extschema@._complements_of(t, items, 12) e)
+		FROM @extschema@._complements_of(t, items, 24) e
+		WHERE NOT @extschema@.is_substitute(t, e.product_id, items)
+		LIMIT 12)
+	|| ARRAY(
+		-- bestsellers far below them, so that the page's slots fill
+		SELECT ROW('post_purchase', 'complement', ARRAY[m.product_id], NULL,
+				   1e-6 / m.popularity_rank, 0, 'popular')::@extschema@.offer
+		FROM (SELECT m.product_id, m.popularity_rank FROM @extschema@.product_model m
+			  WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
+			  ORDER BY m.popularity_rank LIMIT 24) m
+		WHERE NOT @extschema@.is_substitute(t, m.product_id, items)
+		LIMIT 12)
 	|| ARRAY(
 		-- consumables of this customer coming due within two weeks
 		SELECT ROW('post_purchase', 'restock', ARRAY[i.product_id], NULL, i.confidence, 0,

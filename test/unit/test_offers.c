@@ -264,7 +264,7 @@ UNIT_TEST(offers_random_lists_match_the_reference)
 					if (x->ids[j] == ctx[q] &&
 						(x->type == OFFER_PINNED || x->type == OFFER_COMPLEMENT ||
 						 x->type == OFFER_UPGRADE || x->type == OFFER_DOWNSELL ||
-						 x->type == OFFER_GAP_FILLER || x->type == OFFER_RESTOCK))
+						 x->type == OFFER_RESTOCK))
 						ok = false;
 			used[i] = !ok;
 			if (ok && x->type != OFFER_PINNED && x->score > best[x->type])

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# make eval: offline evaluation of cart completion on the public datasets
+# (README, "Offer quality"): builds and installs upsell, starts the throwaway
+# cluster (or uses PGHOST/PGPORT/PGDATABASE), loads every dataset found in
+# EVAL_DATA (default ../shared/data, else the copies in test/data; an absent
+# file skips its dataset), and for each: models built on the first 80% of the
+# orders, leave-one-out carts from the last 20%, HR@10 and MRR@10 of the
+# baselines, upsell's variants and upsell.recommend_for_cart.
+#   EVAL_CASES  cases per dataset, a deterministic sample (default 5000; 0 = all)
+#   EVAL_ONLY   only the datasets whose name contains the text
+source "$(dirname "$0")/lib.sh"
+
+DATA=${EVAL_DATA:-}
+if [ -z "$DATA" ]; then
+	if [ -d "$REPO/../shared/data" ]; then DATA=$REPO/../shared/data; else DATA=$REPO/test/data; fi
+fi
+CASES=${EVAL_CASES:-5000}
+
+# dataset name, the file under DATA (first one found), the raw table's columns and COPY options
+find_file() {
+	for f in "$@"; do
+		if [ -f "$DATA/$f" ]; then printf '%s\n' "$DATA/$f"; return; fi
+	done
+}
+
+ensure_build_deps
+build_and_install
+start_cluster
+trap stop_cluster EXIT
+export PGDATABASE=upsell_eval
+"$PGBIN/psql" -X -q -d postgres -c "DROP DATABASE IF EXISTS upsell_eval" -c "CREATE DATABASE upsell_eval" >/dev/null
+psql_q -c "CREATE EXTENSION upsell"
+psql_q -f test/eval/harness.sql >/dev/null
+
+say "loading the datasets from $DATA"
+psql_q <<'SQL'
+CREATE UNLOGGED TABLE raw_groceries (n bigint GENERATED ALWAYS AS IDENTITY, line text);
+CREATE UNLOGGED TABLE raw_retail (n bigint GENERATED ALWAYS AS IDENTITY, line text);
+CREATE UNLOGGED TABLE raw_members (member bigint, day date, item text);
+CREATE UNLOGGED TABLE raw_superstore (row_id int, order_id text, order_date text, ship_date text,
+	ship_mode text, customer_id text, customer_name text, segment text, country text, city text,
+	state text, postal_code text, region text, sku text, top_category text, sub_category text,
+	product_name text, sales numeric, quantity int, discount numeric, profit numeric);
+CREATE UNLOGGED TABLE raw_electronics (line text);
+SQL
+load() {	# dataset, table, COPY options, candidate files
+	local ds=$1 table=$2 opts=$3 file
+	shift 3
+	case "$ds" in *"${EVAL_ONLY:-}"*) ;; *) return ;; esac
+	file=$(find_file "$@")
+	if [ -z "$file" ]; then
+		say "skipping $table: none of $* in $DATA"
+		return
+	fi
+	psql_q -c "COPY $table FROM STDIN $opts" <"$file"
+}
+load groceries "raw_groceries (line)" "WITH (FORMAT text, DELIMITER E'\\x01')" groceries/groceries.csv groceries.csv
+load retail "raw_retail (line)" "WITH (FORMAT text, DELIMITER E'\\x01')" fimi-retail/retail.dat retail.dat
+load groceries-members raw_members "WITH (FORMAT csv, HEADER true)" groceries-members/Groceries_dataset.csv groceries-members.csv
+load superstore raw_superstore "WITH (FORMAT csv, HEADER true)" "superstore/Sample - Superstore.csv" superstore.csv
+ef=$(find_file electronics-sales-2019/Sales_January_2019.csv)
+if [ -n "$ef" ] && [[ electronics == *"${EVAL_ONLY:-}"* ]]; then
+	cat "$(dirname "$ef")"/Sales_*_2019.csv | psql_q -c "COPY raw_electronics FROM STDIN WITH (FORMAT text, DELIMITER E'\\x01')"
+else
+	[ -n "$ef" ] || say "skipping electronics: no electronics-sales-2019 in $DATA"
+fi
+psql_q -f test/eval/load.sql
+
+for ds in groceries retail groceries-members superstore electronics; do
+	case "$ds" in *"${EVAL_ONLY:-}"*) ;; *) continue ;; esac
+	if [ "$(psql_q -At -c "SELECT count(*) > 0 FROM upsell_eval.lines WHERE dataset = '$ds'")" != t ]; then
+		continue
+	fi
+	say "evaluating $ds ($CASES cases at most)"
+	psql_q -c "SELECT upsell_eval.evaluate('$ds', $CASES)" >/dev/null
+done
+
+"$PGBIN/psql" -X -q <<'SQL'
+\pset footer off
+SELECT dataset, train_orders, test_orders, cases, all_cases AS "cases (all)", round(seconds::numeric, 1) AS seconds
+FROM upsell_eval.meta ORDER BY dataset;
+SELECT dataset, method, cases, hr10 AS "HR@10", mrr10 AS "MRR@10", vs_best_baseline AS "HR vs best baseline"
+FROM upsell_eval.results ORDER BY dataset, sort, method;
+SELECT method, round(avg(vs_best_baseline), 3) AS "mean HR vs best baseline",
+	   min(vs_best_baseline) AS "worst dataset"
+FROM upsell_eval.results GROUP BY method, sort ORDER BY sort, method;
+SQL
+printf 'load average: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,156 @@
+
+-- ===========================================================================
+-- Substitutes: what is never offered as a complement of what the shopper has
+-- ===========================================================================
+--
+-- A product of the same variant group as a cart, page or order item (a size
+-- or tier of the same product) is a substitute of it.  So is a product of
+-- the same category, unless the shop's orders say that customers buy several
+-- products of that category together (batteries, coffee, socks): refresh
+-- compares, per category, how many of the shop's co-purchased pairs of
+-- products fall within the category with how many would if products paired
+-- by popularity alone (category_model.lift; measured among pairs, so that a
+-- shop of mostly one-item orders is not read as "nothing goes together"); a
+-- lift below 1, or fewer than 3 such pairs, makes the category's products
+-- substitutes of each other.  The merchant overrides the data per category
+-- pair in upsell.category_substitutes (also across categories: laptops and
+-- tablets).  Complements (cross-sell, gap fillers, post-purchase) never
+-- offer a substitute of a context item; upgrades, downsells and quantity
+-- steps are the tactics that offer "another one of these".
+
+CREATE TABLE @extschema@.category_substitutes (
+	tenant_id	bigint NOT NULL DEFAULT 0,
+	category	text NOT NULL,
+	other_category text NOT NULL,
+	substitutes	boolean NOT NULL,
+	note		text,
+	CONSTRAINT category_substitutes_pkey PRIMARY KEY (tenant_id, category, other_category)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.category_substitutes', '');
+COMMENT ON TABLE @extschema@.category_substitutes IS
+	'merchant rules: whether products of category and other_category substitute each other (the same category twice: overrides what the orders say); symmetric; applied by the next refresh';
+
+-- A category's products are bought together (not substitutes) when at least
+-- 3 pairs of them were bought together and no fewer than popularity alone
+-- gives (lift >= 1: a shop of one category is not all substitutes).
+CREATE FUNCTION @extschema@._build_category_model(slot text, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE format($q$
+		INSERT INTO %1$s (tenant_id, category, other_category, products, together, expected, lift,
+						  substitutes, source)
+		WITH prod AS (
+			SELECT m.tenant_id, m.product_id, m.category, m.orders::float8 AS orders
+			FROM %2$s m),
+		-- every pair of products bought together, each pair once
+		pairs AS (
+			SELECT m.tenant_id, x.product_id, x.other_id, x.together
+			FROM %3$s m, @extschema@.cooccurrence_pairs(m.state, 1, 0, 0) x
+			WHERE x.product_id < x.other_id),
+		shop AS (
+			SELECT p.tenant_id, sum(p.orders) AS s1, sum(p.orders * p.orders) AS s2,
+				   (SELECT coalesce(sum(x.together), 0) FROM pairs x WHERE x.tenant_id = p.tenant_id) AS pairs
+			FROM prod p GROUP BY p.tenant_id),
+		cats AS (
+			SELECT p.tenant_id, p.category, count(*) AS products,
+				   sum(p.orders) AS s1, sum(p.orders * p.orders) AS s2
+			FROM prod p WHERE p.category IS NOT NULL
+			GROUP BY p.tenant_id, p.category HAVING count(*) >= 2),
+		obs AS (
+			SELECT x.tenant_id, a.category, sum(x.together) AS together
+			FROM pairs x
+			JOIN prod a ON a.tenant_id = x.tenant_id AND a.product_id = x.product_id
+			JOIN prod b ON b.tenant_id = x.tenant_id AND b.product_id = x.other_id
+			WHERE a.category = b.category
+			GROUP BY x.tenant_id, a.category),
+		-- of the shop's co-purchased pairs, the share that would fall within
+		-- the category if products paired by popularity alone:
+		-- sum over its pairs of n_a n_b, against the same over the shop
+		data AS (
+			SELECT c.tenant_id, c.category, c.products, coalesce(o.together, 0) AS together,
+				   s.pairs * (c.s1 * c.s1 - c.s2) / nullif(s.s1 * s.s1 - s.s2, 0) AS expected
+			FROM cats c
+			JOIN shop s ON s.tenant_id = c.tenant_id
+			LEFT JOIN obs o ON o.tenant_id = c.tenant_id AND o.category = c.category)
+		SELECT d.tenant_id, d.category, d.category, d.products, d.together, d.expected,
+			   d.together / nullif(d.expected, 0),
+			   coalesce(r.substitutes, NOT (d.together >= 3 AND d.together >= d.expected)),
+			   CASE WHEN r.substitutes IS NULL THEN 'orders' ELSE 'merchant' END
+		FROM data d
+		LEFT JOIN @extschema@.category_substitutes r
+			ON r.tenant_id = d.tenant_id AND r.category = d.category AND r.other_category = d.category
+		UNION ALL
+		-- the merchant's pairs of categories, both ways (and same-category
+		-- rules of categories the data has no row for)
+		(SELECT DISTINCT ON (r.tenant_id, x.category, x.other_category)
+				r.tenant_id, x.category, x.other_category, NULL::bigint, NULL::float8, NULL::float8,
+				NULL::float8, r.substitutes, 'merchant'
+		 FROM @extschema@.category_substitutes r,
+			  LATERAL (VALUES (r.category, r.other_category), (r.other_category, r.category)) x(category, other_category)
+		 WHERE NOT EXISTS (SELECT FROM data d WHERE d.tenant_id = r.tenant_id
+						   AND d.category = x.category AND x.category = x.other_category)
+		 ORDER BY r.tenant_id, x.category, x.other_category, r.substitutes DESC)$q$,
+		@extschema@._slot_table('category_model', slot),
+		@extschema@._slot_table('product_model', slot),
+		@extschema@._slot_table('cooccurrence_model', slot));
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+SELECT @extschema@._define_model('category_model',
+	$$tenant_id bigint NOT NULL, category text NOT NULL, other_category text NOT NULL,
+	  products bigint, together float8, expected float8, lift float8,
+	  substitutes boolean NOT NULL, source text NOT NULL,
+	  PRIMARY KEY (tenant_id, category, other_category)$$,
+	NULL, 25, '@extschema@._build_category_model(text, boolean)',
+	'per category (and merchant pair of categories): whether their products substitute each other; for one category, the orders with two of its products against independent choices (lift), or the merchant''s rule');
+
+-- The SQL condition "product b is a substitute of product a", over two rows of
+-- product_model named a and b and the category model table given: true or
+-- false, never NULL (products without a variant group or category are
+-- substitutes of nothing), so that NOT of it keeps them.  One text for every
+-- builder, so that they all agree.
+CREATE FUNCTION @extschema@._substitute_sql(a text, b text, category_model text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN pg_catalog.format(
+	'(%1$s.product_id OPERATOR(pg_catalog.<>) %2$s.product_id AND '
+	'(coalesce(%1$s.variant_group OPERATOR(pg_catalog.=) %2$s.variant_group, false) OR EXISTS ('
+	'SELECT FROM %3$s s WHERE s.tenant_id OPERATOR(pg_catalog.=) %1$s.tenant_id '
+	'AND s.category OPERATOR(pg_catalog.=) %1$s.category AND s.other_category OPERATOR(pg_catalog.=) %2$s.category '
+	'AND s.substitutes)))', a, b, category_model);
+
+-- The same condition for serving: whether b substitutes any of items.
+CREATE FUNCTION @extschema@.is_substitute(tenant_id bigint, product_id bigint, context bigint[])
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT EXISTS (
+		SELECT FROM @extschema@.product_model a, @extschema@.product_model b
+		WHERE a.tenant_id = is_substitute.tenant_id AND a.product_id = ANY (is_substitute.context)
+		  AND b.tenant_id = is_substitute.tenant_id AND b.product_id = is_substitute.product_id
+		  AND a.product_id <> b.product_id
+		  AND (a.variant_group = b.variant_group
+			   OR EXISTS (SELECT FROM @extschema@.category_model s
+						  WHERE s.tenant_id = a.tenant_id AND s.category = a.category
+							AND s.other_category = b.category AND s.substitutes)));
+END;
+COMMENT ON FUNCTION @extschema@.is_substitute(bigint, bigint, bigint[]) IS
+	'true when the product is a substitute of one of the context products (same variant group, or a category whose products substitute each other, as of the last refresh): complements never offer it';
+
+-- Whether an upgrade stays on a ladder customers climb: a size or tier of the
+-- same product (same variant group), or a dearer product of the same category
+-- that the product's buyers later bought (3 or more of them) more often than
+-- the category's buyers buy it at all.  Otherwise it is another product, a
+-- substitute, not an upgrade of this one.
+CREATE FUNCTION @extschema@._upgrade_on_ladder(same_group boolean, paths bigint, buyers bigint,
+	popularity float8)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN same_group OR (paths >= 3 AND paths::float8 / greatest(buyers, 1) > popularity);

@@ -1,0 +1,234 @@
+-- Offline evaluation of cart completion (make eval; see README "Offer quality").
+--
+-- A dataset is order lines (order, product, the order's position in time,
+-- and the catalog's category / variant group when the data has them) in
+-- upsell_eval.lines.  upsell_eval.evaluate(dataset, max_cases):
+--   1. splits the orders in time: the first 80% train, the last 20% test;
+--   2. builds upsell's models from the training orders only (registered
+--      through upsell_eval.train_lines / upsell_eval.products, then
+--      upsell.refresh());
+--   3. makes the cases: every test order with 2 or more distinct products,
+--      each product hidden in turn, the rest given as the cart (at most
+--      max_cases of them, a deterministic sample by hash; 0 = all);
+--   4. ranks the hidden product by every method and keeps its rank (NULL
+--      when it is not ranked at all), from which HR@10 (rank <= 10) and
+--      MRR@10 (1/rank when rank <= 10) follow.
+-- Methods: the baselines an analyst writes in one query -- popularity, and
+-- over the training pair counts summed over the cart's items: co-occurrence
+-- count, confidence n(c,j)/n(c), cosine n(c,j)/sqrt(n(c)n(j)), jaccard
+-- n(c,j)/(n(c)+n(j)-n(c,j)) -- then upsell's variants, the same way, and
+-- upsell itself: upsell.recommend_for_cart(cart, 10) on the models refresh
+-- built.  Every method fills the slots its scores leave free with the most
+-- popular products (ties by product id), as a widget must, so no method
+-- wins by showing fewer products.
+--
+-- Run with psql from the repository root; the extension must be installed.
+
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS upsell_eval CASCADE;
+CREATE SCHEMA upsell_eval;
+RESET client_min_messages;
+
+CREATE TABLE upsell_eval.lines (
+	dataset		text NOT NULL,
+	order_id	bigint NOT NULL,
+	product_id	bigint NOT NULL,
+	seq			bigint NOT NULL,	-- the order's position in time (ties: order id)
+	category	text,
+	variant_group text,
+	price		numeric
+);
+
+-- what the models of the current dataset are built from
+CREATE TABLE upsell_eval.train_lines (order_id bigint NOT NULL, product_id bigint NOT NULL);
+CREATE TABLE upsell_eval.products (product_id bigint PRIMARY KEY, category text,
+								   variant_group text, price numeric);
+
+CREATE TABLE upsell_eval.counts (product_id bigint PRIMARY KEY, n bigint NOT NULL, pop_rank int NOT NULL);
+CREATE TABLE upsell_eval.pairs (product_id bigint NOT NULL, other_id bigint NOT NULL, together bigint NOT NULL);
+CREATE INDEX ON upsell_eval.pairs (product_id);
+CREATE TABLE upsell_eval.cases (case_id int PRIMARY KEY, cart bigint[] NOT NULL, hidden bigint NOT NULL);
+CREATE TABLE upsell_eval.ranks (dataset text NOT NULL, method text NOT NULL, case_id int NOT NULL, "rank" int);
+CREATE TABLE upsell_eval.meta (dataset text PRIMARY KEY, train_orders bigint, test_orders bigint,
+							   cases bigint, all_cases bigint, seconds float8);
+
+SELECT upsell.register_orders('upsell_eval.train_lines', 'order_id', 'product_id');
+SELECT upsell.register_products('upsell_eval.products', 'product_id', price => 'price',
+								category => 'category', variant_group => 'variant_group');
+
+-- The methods scored from the pair counts: name => expression over the
+-- pair's count t, the cart item's count nc, the candidate's count nj and the
+-- training orders n, summed over the cart's items.  Baselines first.
+CREATE TABLE upsell_eval.methods (method text PRIMARY KEY, baseline boolean NOT NULL, expr text NOT NULL, sort int NOT NULL);
+INSERT INTO upsell_eval.methods VALUES
+	('popularity', true, '0', 1),
+	('count', true, 't', 2),
+	('confidence', true, 't / nc', 3),
+	('cosine', true, 't / sqrt(nc * nj)', 4),
+	('jaccard', true, 't / (nc + nj - t)', 5),
+	('rp3beta_0.3', false, 't / nc / power(nj, 0.3)', 10),
+	('shrunk_20', false, '(t + 20 * nj / n) / (nc + 20)', 11);
+
+-- Splits a dataset, builds upsell's models on its training orders, draws the cases.
+CREATE FUNCTION upsell_eval.prepare(ds text, max_cases int)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	orders bigint;
+	cut bigint;
+BEGIN
+	TRUNCATE upsell_eval.train_lines, upsell_eval.products, upsell_eval.counts,
+			 upsell_eval.pairs, upsell_eval.cases;
+	SELECT count(DISTINCT seq) INTO orders FROM upsell_eval.lines WHERE dataset = ds;
+	cut := floor(orders * 0.8);
+	-- seq numbers the orders 1..n in time order
+	INSERT INTO upsell_eval.train_lines
+	SELECT order_id, product_id FROM upsell_eval.lines WHERE dataset = ds AND seq <= cut;
+	INSERT INTO upsell_eval.products
+	SELECT DISTINCT ON (product_id) product_id, category, variant_group, price
+	FROM upsell_eval.lines WHERE dataset = ds ORDER BY product_id, seq DESC;
+	ANALYZE upsell_eval.train_lines, upsell_eval.products;
+
+	INSERT INTO upsell_eval.counts
+	SELECT product_id, n, row_number() OVER (ORDER BY n DESC, product_id)
+	FROM (SELECT product_id, count(DISTINCT order_id) AS n FROM upsell_eval.train_lines GROUP BY product_id) c;
+	INSERT INTO upsell_eval.pairs
+	SELECT f.product_id, f.other_id, f.together
+	FROM upsell.frequently_bought_together('SELECT order_id, product_id FROM upsell_eval.train_lines',
+										   min_count => 1) f;
+	ANALYZE upsell_eval.counts, upsell_eval.pairs;
+
+	INSERT INTO upsell_eval.cases
+	SELECT row_number() OVER (ORDER BY h), cart, hidden
+	FROM (SELECT ARRAY(SELECT x FROM unnest(o.items) x WHERE x <> h.hidden ORDER BY x) AS cart, h.hidden,
+				 hashtextextended(o.order_id || ':' || h.hidden, 0) AS h
+		  FROM (SELECT order_id, array_agg(DISTINCT product_id) AS items
+				FROM upsell_eval.lines WHERE dataset = ds AND seq > cut
+				GROUP BY order_id HAVING count(DISTINCT product_id) >= 2) o,
+			   unnest(o.items) h(hidden)) c
+	ORDER BY h
+	LIMIT CASE WHEN max_cases > 0 THEN max_cases END;
+
+	INSERT INTO upsell_eval.meta (dataset, train_orders, test_orders, cases, all_cases)
+	SELECT ds, cut, orders - cut, (SELECT count(*) FROM upsell_eval.cases),
+		   (SELECT sum(n) FROM (SELECT count(DISTINCT product_id) AS n FROM upsell_eval.lines
+								WHERE dataset = ds AND seq > cut GROUP BY order_id
+								HAVING count(DISTINCT product_id) >= 2) o)
+	ON CONFLICT (dataset) DO UPDATE SET (train_orders, test_orders, cases, all_cases) =
+		(EXCLUDED.train_orders, EXCLUDED.test_orders, EXCLUDED.cases, EXCLUDED.all_cases);
+END
+$$;
+
+-- Ranks every case's hidden product by every method of upsell_eval.methods.
+-- A product the scores reach ranks among them (score desc, product id);
+-- else after them, in popularity order among the products neither scored
+-- nor in the cart; a product never bought in training is not ranked.
+CREATE FUNCTION upsell_eval.rank_methods(ds text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n float8 := (SELECT count(DISTINCT order_id) FROM upsell_eval.train_lines);
+	exprs text;
+	names text;
+BEGIN
+	SELECT string_agg(format('sum(%s) AS %I', expr, method), ', ' ORDER BY sort),
+		   string_agg(format('(%L, s.%I)', method, method), ', ' ORDER BY sort)
+	INTO exprs, names
+	FROM upsell_eval.methods WHERE method <> 'popularity';
+	EXECUTE format($q$
+		INSERT INTO upsell_eval.ranks (dataset, method, case_id, "rank")
+		SELECT %1$L, 'popularity', c.case_id,
+			   hc.pop_rank - (SELECT count(*) FROM upsell_eval.counts x
+							  WHERE x.product_id = ANY (c.cart) AND x.pop_rank < hc.pop_rank)
+		FROM upsell_eval.cases c
+		LEFT JOIN upsell_eval.counts hc ON hc.product_id = c.hidden$q$, ds);
+	EXECUTE format($q$
+		INSERT INTO upsell_eval.ranks (dataset, method, case_id, "rank")
+		SELECT %1$L, r.method, c.case_id, r."rank"
+		FROM upsell_eval.cases c
+		LEFT JOIN upsell_eval.counts hc ON hc.product_id = c.hidden
+		-- cart items more popular than the hidden product
+		CROSS JOIN LATERAL (SELECT count(*) AS n FROM upsell_eval.counts x
+							WHERE x.product_id = ANY (c.cart) AND x.pop_rank < hc.pop_rank) cp
+		CROSS JOIN LATERAL (
+			WITH s AS (
+				SELECT x.j, x.pr, %2$s
+				FROM (SELECT p.other_id AS j, b.pop_rank AS pr, p.together::float8 AS t,
+							 a.n::float8 AS nc, b.n::float8 AS nj, %4$s::float8 AS n
+					  FROM upsell_eval.pairs p
+					  JOIN upsell_eval.counts a ON a.product_id = p.product_id
+					  JOIN upsell_eval.counts b ON b.product_id = p.other_id
+					  WHERE p.product_id = ANY (c.cart) AND p.other_id <> ALL (c.cart)) x
+				GROUP BY x.j, x.pr),
+			u AS (SELECT v.method, s.j, s.pr, v.score
+				  FROM s CROSS JOIN LATERAL (VALUES %3$s) v(method, score)
+				  WHERE v.score > 0),
+			-- per method: how many it scores, how many of them are more
+			-- popular than the hidden product, the hidden product's score
+			a AS (SELECT u.method, count(*) AS scored,
+						 count(*) FILTER (WHERE u.pr < hc.pop_rank) AS scored_before,
+						 max(u.score) FILTER (WHERE u.j = c.hidden) AS sh
+				  FROM u GROUP BY u.method),
+			b AS (SELECT u.method, count(*) AS better
+				  FROM u JOIN a ON a.method = u.method
+				  WHERE u.score > a.sh OR (u.score = a.sh AND u.j < c.hidden)
+				  GROUP BY u.method)
+			SELECT m.method,
+				   CASE WHEN a.sh IS NOT NULL THEN 1 + coalesce(b.better, 0)
+						WHEN hc.pop_rank IS NULL THEN NULL
+						ELSE coalesce(a.scored, 0) + hc.pop_rank - coalesce(a.scored_before, 0) - cp.n
+				   END AS "rank"
+			FROM upsell_eval.methods m
+			LEFT JOIN a ON a.method = m.method
+			LEFT JOIN b ON b.method = m.method
+			WHERE m.method <> 'popularity') r$q$, ds, exprs, names, n);
+END
+$$;
+
+-- upsell itself: the position of the hidden product in recommend_for_cart(cart, 10).
+CREATE FUNCTION upsell_eval.rank_upsell(ds text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	INSERT INTO upsell_eval.ranks (dataset, method, case_id, "rank")
+	SELECT ds, 'upsell', c.case_id,
+		   (SELECT r."rank" FROM upsell.recommend_for_cart(c.cart, 10) r WHERE r.product_id = c.hidden)
+	FROM upsell_eval.cases c;
+END;
+
+CREATE FUNCTION upsell_eval.evaluate(ds text, max_cases int)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t0 timestamptz := clock_timestamp();
+BEGIN
+	DELETE FROM upsell_eval.ranks WHERE dataset = ds;
+	PERFORM upsell_eval.prepare(ds, max_cases);
+	SET LOCAL client_min_messages = warning;
+	CALL upsell.refresh();
+	PERFORM upsell_eval.rank_methods(ds);
+	PERFORM upsell_eval.rank_upsell(ds);
+	UPDATE upsell_eval.meta SET seconds = extract(epoch FROM clock_timestamp() - t0) WHERE dataset = ds;
+END
+$$;
+
+-- HR@10 and MRR@10 per dataset and method, and each against the dataset's best baseline.
+CREATE VIEW upsell_eval.results AS
+WITH r AS (
+	SELECT k.dataset, k.method, m.baseline, coalesce(m.sort, 100) AS sort, count(*) AS cases,
+		   avg(CASE WHEN k."rank" <= 10 THEN 1 ELSE 0 END) AS hr10,
+		   avg(CASE WHEN k."rank" <= 10 THEN 1.0 / k."rank" ELSE 0 END) AS mrr10
+	FROM upsell_eval.ranks k LEFT JOIN upsell_eval.methods m USING (method)
+	GROUP BY k.dataset, k.method, m.baseline, m.sort)
+SELECT r.dataset, r.method, r.cases, round(r.hr10, 4) AS hr10, round(r.mrr10, 4) AS mrr10,
+	   round(r.hr10 / nullif(max(r.hr10) FILTER (WHERE r.baseline) OVER (PARTITION BY r.dataset), 0), 3) AS vs_best_baseline,
+	   r.sort
+FROM r;
