@@ -27,7 +27,7 @@ REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 PG_CPPFLAGS = -I$(srcdir)/src/core -Wall -Wextra -Wno-unused-parameter \
               -Wno-sign-compare -Wno-missing-field-initializers
-EXTRA_CLEAN = test/unit/run_unit test/bench/gen_orders
+EXTRA_CLEAN = test/unit/run_unit test/bench/gen_orders test/bench/cooc_bench
 
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
@@ -56,6 +56,10 @@ unit-asan:
 
 test/bench/gen_orders: test/bench/gen_orders.c
 	$(CC) -O2 -Wall -Wextra -o $@ $< -lm
+
+# The counting core timed as a plain program (bench part 05).
+test/bench/cooc_bench: test/bench/cooc_bench.c $(CORE_SRCS) $(wildcard src/core/*.h)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Isrc/core -o $@ $< src/core/cooccur.c -lm
 
 demo:
 	scripts/demo.sh
