@@ -4,10 +4,13 @@
  */
 #include "postgres.h"
 
+#include "executor/spi.h"
+
 #include <limits.h>
 
 #include "fmgr.h"
 #include "access/xact.h"
+#include "executor/spi.h"
 #include "utils/guc.h"
 
 #include "upsell.h"
@@ -74,12 +77,14 @@ _PG_init(void)
 PG_FUNCTION_INFO_V1(upsell_in_transaction_block);
 
 /*
- * _in_transaction_block(): whether the caller runs inside BEGIN ... COMMIT,
- * where a procedure may not COMMIT.  refresh() uses it to decide whether it
- * can commit its log entry before re-raising an error.
+ * _in_transaction_block(): whether the calling procedure may not COMMIT:
+ * inside BEGIN ... COMMIT, or called atomically (CALL from a function, or
+ * from a procedure that was itself called so).  The procedure's own SPI
+ * connection -- the current one, since this function opens none -- says
+ * which.  refresh() uses it to decide whether it may commit per tenant.
  */
 Datum
 upsell_in_transaction_block(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(IsTransactionBlock());
+	PG_RETURN_BOOL(IsTransactionBlock() || !SPI_inside_nonatomic_context());
 }
