@@ -488,7 +488,7 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 }
 
 /*
- * Gap fillers for the cart stage (src/serving.c), without the arrays of
+ * Gap fillers for the cart stage (src/serving_cart.c), without the arrays of
  * _gap_fill: the products never to offer (skip) and the cart's complements
  * with their relevance in (0, 1].  Returns the number of offers written to
  * out (room for k); -1 when the tenant has no candidates as of built_at.

@@ -26,7 +26,7 @@ extern bytea *upsell_alloc_bytea(size_t size, const char *what, const char *hint
 extern int64 *upsell_int8_elems(ArrayType *arr, int *n);
 extern ArrayType *upsell_int8_array(const int64 *ids, int n);
 
-/* gapfill.c: gap fillers of the cart stage (serving.c) */
+/* gapfill.c: gap fillers of the cart stage (serving_cart.c) */
 extern int	upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 gap,
 							  const int64 *skip, int nskip,
 							  const int64 *relevant, const double *relevance, int nrelevant,

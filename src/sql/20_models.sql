@@ -78,7 +78,7 @@ CREATE TABLE @extschema@.refresh_log (
 COMMENT ON TABLE @extschema@.refresh_log IS
 	'one row per upsell.refresh(): start, end, duration, rows per model, and the error of a failed refresh (whose previous models kept serving)';
 
--- What the serving cache of each backend (src/serving.c) is keyed by: every
+-- What the serving cache of each backend (src/serving_rules.c) is keyed by: every
 -- refresh (the swap below) and every change of a table of merchant rules (a
 -- trigger, created by the funnel layer) draws a new config_version from a
 -- sequence -- never reused, so a cache filled inside a transaction that

@@ -8,7 +8,7 @@
 -- rules: pinned offers first, exclusions and stock, one offer per product,
 -- offer types interleaved by weighted score, at most max_offers, and the
 -- experiment variant's offer types when one is named.  The product page and
--- the cart are served in C (src/serving.c) from one model read each; the
+-- the cart are served in C (src/serving_*.c) from one model read each; the
 -- merchant's rules are cached per backend until serving_state says they
 -- changed.
 
