@@ -110,6 +110,7 @@ get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 				k;
 	Datum	   *cats;
 	bool	   *catnulls;
+	int			guc_level;
 
 	for (i = 0; i < CACHE_TENANTS; i++)
 		if (cache[i].valid && cache[i].tenant_id == tenant_id && cache[i].built_at == built_at)
@@ -137,14 +138,16 @@ get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 	memset(c, 0, sizeof(*c));
 
 	query = psprintf("SELECT built_at, prices, product_ids, category_of, categories "
-					 "FROM %s.threshold_candidates WHERE tenant_id = $1",
+					 "FROM %s.threshold_candidates WHERE tenant_id OPERATOR(pg_catalog.=) $1",
 					 quote_identifier(nsp));
 	args[0] = Int64GetDatum(tenant_id);
 	SPI_connect();
+	guc_level = upsell_pin_search_path();
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the threshold_candidates model");
 	if (SPI_processed == 0)
 	{
+		upsell_unpin_search_path(guc_level);
 		SPI_finish();
 		return NULL;
 	}
@@ -202,6 +205,7 @@ get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 					 errmsg("product " INT64_FORMAT " appears twice in the threshold_candidates model", c->id[c->by_id[k]]),
 					 errhint("Run CALL upsell.refresh().")));
 	MemoryContextSwitchTo(old);
+	upsell_unpin_search_path(guc_level);
 	SPI_finish();
 
 	c->valid = true;

@@ -127,6 +127,13 @@ typedef struct ServingSchema
 
 extern ServingSchema serving;
 
+/*
+ * The queries run with the caller's search_path, so they name every
+ * operator and function with its schema: an operator of another schema
+ * that matches the argument types exactly would win over pg_catalog's.
+ */
+#define EQ " OPERATOR(pg_catalog.=) "
+
 extern void serving_begin_request(FunctionCallInfo fcinfo);
 extern void serving_end_request(void);
 extern void serving_use_spi(void);

@@ -10,6 +10,7 @@
 #include "utils/lsyscache.h"
 
 #include "serving.h"
+#include "upsell.h"
 
 const char *const serving_stage_names[NSTAGES] = {"product_page", "cart", "post_purchase"};
 
@@ -21,6 +22,7 @@ ServingSchema serving;
  * connection to the abort's clean-up; serving_begin_request starts afresh.
  */
 static bool spi_connected;
+static int	spi_guc_level;
 
 void
 serving_use_spi(void)
@@ -29,6 +31,7 @@ serving_use_spi(void)
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	spi_guc_level = upsell_pin_search_path();
 	spi_connected = true;
 }
 
@@ -105,17 +108,21 @@ serving_use_schema(Oid fn_oid)
 
 	serving.page_rows = serving_prepare_plan(
 		"SELECT p.offer_type, p.product_ids, p.score, p.discount, p.reason "
-		"FROM @.product_page_model p WHERE p.product_id = $2 AND p.tenant_id = $1", 2, int8_2);
+		"FROM @.product_page_model p WHERE p.product_id" EQ "$2 AND p.tenant_id" EQ "$1", 2, int8_2);
 	serving.in_stock = serving_prepare_plan(
 		"SELECT m.product_id FROM @.product_model m "
-		"WHERE m.tenant_id = $1 AND m.product_id = ANY ($2) AND m.in_stock", 2, by_ids);
+		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2) AND m.in_stock", 2, by_ids);
 	serving.categories = serving_prepare_plan(
 		"SELECT DISTINCT m.category FROM @.product_model m "
-		"WHERE m.tenant_id = $1 AND m.product_id = ANY ($2) AND m.category IS NOT NULL", 2, by_ids);
+		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2) AND m.category IS NOT NULL", 2, by_ids);
 	serving.variant = serving_prepare_plan("SELECT @.variant_offer_types($1, $2, $3)", 3, variant);
 	serving.tier = serving_prepare_plan(
-		"SELECT (q.total_saving / nullif(q.total_saving + q.new_unit_price * q.next_quantity, 0))::float8, "
-		"       round(1 - q.new_unit_price / q.unit_price, 4), q.reason "
+		"SELECT CASE WHEN q.total_saving OPERATOR(pg_catalog.+) q.new_unit_price "
+		"                 OPERATOR(pg_catalog.*) q.next_quantity OPERATOR(pg_catalog.<>) 0 "
+		"       THEN (q.total_saving OPERATOR(pg_catalog./) (q.total_saving OPERATOR(pg_catalog.+) "
+		"             q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity))::pg_catalog.float8 END, "
+		"       pg_catalog.round(1::pg_catalog.numeric OPERATOR(pg_catalog.-) q.new_unit_price "
+		"                        OPERATOR(pg_catalog./) q.unit_price, 4), q.reason "
 		"FROM @.quantity_offer($1, $2, $3) q WHERE q.next_quantity IS NOT NULL", 3, tier);
 	serving.nsp = nsp;
 }
@@ -209,7 +216,10 @@ void
 serving_end_request(void)
 {
 	if (spi_connected)
+	{
+		upsell_unpin_search_path(spi_guc_level);
 		SPI_finish();
+	}
 	spi_connected = false;
 }
 

@@ -111,9 +111,10 @@ load_settings(TenantRules *r)
 			r->stage[s].weight[t] = offer_default_weights[t];
 	}
 	/* the tenant's own row of a stage, else tenant 0's */
-	n = serving_tenant_query("SELECT s.stage, s.max_offers, w.key, w.value::float8 "
+	n = serving_tenant_query("SELECT s.stage, s.max_offers, w.key, w.value::pg_catalog.float8 "
 				   "FROM (SELECT DISTINCT ON (x.stage) x.* FROM @.stage_settings x "
-				   "      WHERE x.tenant_id IN ($1, 0) ORDER BY x.stage, x.tenant_id DESC) s "
+				   "      WHERE x.tenant_id" EQ "$1 OR x.tenant_id" EQ "0 "
+				   "      ORDER BY x.stage, x.tenant_id DESC) s "
 				   "LEFT JOIN LATERAL pg_catalog.jsonb_each_text(s.type_weights) w ON true", r->tenant_id);
 	for (i = 0; i < n; i++)
 	{
@@ -140,9 +141,9 @@ load_pinned(TenantRules *r, MemoryContext cxt)
 				   "       f.priority, coalesce(f.reason, 'merchant offer'), "
 				   "       NOT EXISTS (SELECT FROM pg_catalog.unnest(f.product_ids) o(id) "
 				   "                   LEFT JOIN @.product_model m "
-				   "                     ON m.tenant_id = f.tenant_id AND m.product_id = o.id "
+				   "                     ON m.tenant_id" EQ "f.tenant_id AND m.product_id" EQ "o.id "
 				   "                   WHERE NOT coalesce(m.in_stock, false)) "
-				   "FROM @.offers f WHERE f.tenant_id = $1 ORDER BY f.offer_id", r->tenant_id);
+				   "FROM @.offers f WHERE f.tenant_id" EQ "$1 ORDER BY f.offer_id", r->tenant_id);
 	r->pinned = MemoryContextAllocZero(cxt, Max(n, 1) * sizeof(PinnedOffer));
 	for (i = 0; i < n; i++)
 	{
@@ -196,11 +197,11 @@ load_exclusions(TenantRules *r, MemoryContext cxt)
 
 	/* a category's exclusion is one of each of its products */
 	n = serving_tenant_query("SELECT e.product_id, e.with_product_id FROM @.exclusions e "
-				   "WHERE e.tenant_id = $1 AND e.product_id IS NOT NULL "
+				   "WHERE e.tenant_id" EQ "$1 AND e.product_id IS NOT NULL "
 				   "UNION ALL "
 				   "SELECT m.product_id, NULL FROM @.exclusions e "
-				   "JOIN @.product_model m ON m.tenant_id = e.tenant_id AND m.category = e.category "
-				   "WHERE e.tenant_id = $1", r->tenant_id);
+				   "JOIN @.product_model m ON m.tenant_id" EQ "e.tenant_id AND m.category" EQ "e.category "
+				   "WHERE e.tenant_id" EQ "$1", r->tenant_id);
 	r->excluded = MemoryContextAlloc(cxt, Max(n, 1) * sizeof(int64));
 	r->pair_product = MemoryContextAlloc(cxt, Max(n, 1) * sizeof(int64));
 	r->pair_with = MemoryContextAlloc(cxt, Max(n, 1) * sizeof(int64));
@@ -231,7 +232,7 @@ load_cart_rules(TenantRules *r, MemoryContext cxt)
 	bool		isnull;
 
 	n = serving_tenant_query("SELECT t.threshold_id, t.amount, t.currency, t.active_from, t.active_to "
-				   "FROM @.thresholds t WHERE t.tenant_id = $1 ORDER BY t.amount, t.threshold_id",
+				   "FROM @.thresholds t WHERE t.tenant_id" EQ "$1 ORDER BY t.amount, t.threshold_id",
 				   r->tenant_id);
 	r->thresholds = MemoryContextAllocZero(cxt, Max(n, 1) * sizeof(Threshold));
 	for (i = 0; i < n; i++)
@@ -253,13 +254,13 @@ load_cart_rules(TenantRules *r, MemoryContext cxt)
 	}
 	r->nthresholds = (int) n;
 
-	n = serving_tenant_query("SELECT c.built_at FROM @.threshold_candidates c WHERE c.tenant_id = $1",
+	n = serving_tenant_query("SELECT c.built_at FROM @.threshold_candidates c WHERE c.tenant_id" EQ "$1",
 				   r->tenant_id);
 	r->has_candidates = n > 0;
 	if (n > 0)
 		r->candidates_built_at = DatumGetTimestampTz(serving_col(0, 1, &isnull));
 
-	n = serving_tenant_query("SELECT FROM @.volume_tiers v WHERE v.tenant_id = $1 LIMIT 1", r->tenant_id);
+	n = serving_tenant_query("SELECT FROM @.volume_tiers v WHERE v.tenant_id" EQ "$1 LIMIT 1", r->tenant_id);
 	r->volume_tiers = n > 0;
 }
 
@@ -271,7 +272,7 @@ load_popular(TenantRules *r)
 	bool		isnull;
 
 	n = serving_tenant_query("SELECT m.product_id, m.popularity_rank FROM @.product_model m "
-				   "WHERE m.tenant_id = $1 AND m.in_stock ORDER BY m.popularity_rank "
+				   "WHERE m.tenant_id" EQ "$1 AND m.in_stock ORDER BY m.popularity_rank "
 				   "LIMIT " CppAsString2(POPULAR), r->tenant_id);
 	for (i = 0; i < n; i++)
 	{

@@ -25,6 +25,8 @@ extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fna
 extern bytea *upsell_alloc_bytea(size_t size, const char *what, const char *hint);
 extern int64 *upsell_int8_elems(ArrayType *arr, int *n);
 extern ArrayType *upsell_int8_array(const int64 *ids, int n);
+extern int	upsell_pin_search_path(void);
+extern void upsell_unpin_search_path(int level);
 
 /* gapfill.c: gap fillers of the cart stage (serving_cart.c) */
 extern int	upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 gap,
