@@ -107,6 +107,12 @@ BEGIN
 END
 $$;
 
+-- Milliseconds since a moment, for the logs of refresh.
+CREATE FUNCTION @extschema@._ms_since(t timestamptz) RETURNS float8
+LANGUAGE sql VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN (1000 * extract(epoch FROM clock_timestamp() - t))::float8;
+
 CREATE FUNCTION @extschema@._in_transaction_block() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'upsell_in_transaction_block'
 	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
@@ -167,17 +173,20 @@ BEGIN
 END
 $$;
 
--- No SET clause: a procedure with one may not COMMIT.
+-- No SET clause: a procedure with one may not COMMIT.  So it runs with the
+-- caller's search_path (often a superuser's, or pg_cron's), and names every
+-- type, operator and function with its schema: an operator of another
+-- schema that matches the argument types exactly would win over pg_catalog's.
 CREATE PROCEDURE @extschema@.refresh(incremental boolean DEFAULT false)
 LANGUAGE plpgsql
 AS $$
 DECLARE
-	started timestamptz := pg_catalog.clock_timestamp();
-	built jsonb;
-	err_message text;
-	err_state text;
-	err_detail text;
-	err_hint text;
+	started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
+	built pg_catalog.jsonb;
+	err_message pg_catalog.text;
+	err_state pg_catalog.text;
+	err_detail pg_catalog.text;
+	err_hint pg_catalog.text;
 BEGIN
 	IF incremental IS NULL THEN
 		RAISE EXCEPTION 'incremental must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -193,21 +202,21 @@ BEGIN
 	INSERT INTO @extschema@.refresh_log (started_at, finished_at, duration_ms, incremental,
 										 status, model_rows, error, error_sqlstate)
 	VALUES (started, pg_catalog.clock_timestamp(),
-			1000 * extract(epoch FROM pg_catalog.clock_timestamp() - started), incremental,
+			@extschema@._ms_since(started), incremental,
 			CASE WHEN err_message IS NULL THEN 'ok' ELSE 'failed' END, built, err_message, err_state);
 	IF err_message IS NOT NULL THEN
 		-- keep the log entry of the failure, unless the caller's transaction forbids it
 		IF NOT @extschema@._in_transaction_block() THEN
 			COMMIT;
 		END IF;
-		err_hint := concat_ws(' ', nullif(err_hint, ''), 'The previous models keep serving.');
-		IF coalesce(err_detail, '') = '' THEN
+		err_hint := pg_catalog.concat_ws(' ', CASE WHEN err_hint OPERATOR(pg_catalog.<>) '' THEN err_hint END,
+										 'The previous models keep serving.');
+		IF err_detail IS NULL OR err_detail OPERATOR(pg_catalog.=) '' THEN
 			RAISE EXCEPTION USING MESSAGE = err_message, ERRCODE = err_state, HINT = err_hint;
 		END IF;
 		RAISE EXCEPTION USING MESSAGE = err_message, ERRCODE = err_state, DETAIL = err_detail, HINT = err_hint;
 	END IF;
-	RAISE NOTICE 'upsell: refresh done in % ms',
-		round(1000 * extract(epoch FROM pg_catalog.clock_timestamp() - started));
+	RAISE NOTICE 'upsell: refresh done in % ms', pg_catalog.round(@extschema@._ms_since(started));
 END
 $$;
 COMMENT ON PROCEDURE @extschema@.refresh(boolean) IS

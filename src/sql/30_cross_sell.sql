@@ -235,9 +235,14 @@ CREATE FUNCTION @extschema@._complements_of(t bigint, items bigint[], n int)
 RETURNS TABLE (product_id bigint, score float8)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-	SELECT p.other_id, 1 - exp(sum(ln(1 - least(p.score, 0.999999))))
+	-- inlined into its callers, so without SET search_path: every operator,
+	-- function and type named with its schema
+	SELECT p.other_id,
+		   1::pg_catalog.float8 OPERATOR(pg_catalog.-) pg_catalog.exp(pg_catalog.sum(pg_catalog.ln(
+			   1::pg_catalog.float8 OPERATOR(pg_catalog.-) least(p.score, 0.999999::pg_catalog.float8))))
 	FROM @extschema@.pair_model p
-	WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+	WHERE p.tenant_id OPERATOR(pg_catalog.=) t AND p.product_id OPERATOR(pg_catalog.=) ANY (items)
+	  AND p.other_id OPERATOR(pg_catalog.<>) ALL (items)
 	GROUP BY p.other_id
 	ORDER BY 2 DESC, 1
 	LIMIT n
