@@ -116,13 +116,14 @@ serving_use_schema(Oid fn_oid)
 		"SELECT DISTINCT m.category FROM @.product_model m "
 		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2) AND m.category IS NOT NULL", 2, by_ids);
 	serving.variant = serving_prepare_plan("SELECT @.variant_offer_types($1, $2, $3)", 3, variant);
+	/* OPERATOR() forgoes the precedence of + - * /: every step is in parentheses */
 	serving.tier = serving_prepare_plan(
-		"SELECT CASE WHEN q.total_saving OPERATOR(pg_catalog.+) q.new_unit_price "
-		"                 OPERATOR(pg_catalog.*) q.next_quantity OPERATOR(pg_catalog.<>) 0 "
+		"SELECT CASE WHEN (q.total_saving OPERATOR(pg_catalog.+) "
+		"                  (q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity)) OPERATOR(pg_catalog.<>) 0 "
 		"       THEN (q.total_saving OPERATOR(pg_catalog./) (q.total_saving OPERATOR(pg_catalog.+) "
-		"             q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity))::pg_catalog.float8 END, "
-		"       pg_catalog.round(1::pg_catalog.numeric OPERATOR(pg_catalog.-) q.new_unit_price "
-		"                        OPERATOR(pg_catalog./) q.unit_price, 4), q.reason "
+		"             (q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity)))::pg_catalog.float8 END, "
+		"       pg_catalog.round(1::pg_catalog.numeric OPERATOR(pg_catalog.-) "
+		"                        (q.new_unit_price OPERATOR(pg_catalog./) q.unit_price), 4), q.reason "
 		"FROM @.quantity_offer($1, $2, $3) q WHERE q.next_quantity IS NOT NULL", 3, tier);
 	serving.nsp = nsp;
 }
