@@ -14,6 +14,8 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "catalog/namespace.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -111,6 +113,22 @@ get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 	Datum	   *cats;
 	bool	   *catnulls;
 	int			guc_level;
+	Oid			relid;
+	AclResult	acl;
+
+	/*
+	 * The cache is the backend's, the privilege the current role's: checked
+	 * on every use, so a role without SELECT on the model (after SET ROLE)
+	 * is not served what another role read.
+	 */
+	relid = get_relname_relid("threshold_candidates", get_namespace_oid(nsp, false));
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation %s.threshold_candidates does not exist", nsp)));
+	acl = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_VIEW, "threshold_candidates");
 
 	for (i = 0; i < CACHE_TENANTS; i++)
 		if (cache[i].valid && cache[i].tenant_id == tenant_id && cache[i].built_at == built_at)

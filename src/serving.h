@@ -108,6 +108,7 @@ typedef struct TenantRules
 
 extern void serving_check_version(void);
 extern int64 serving_resolve_tenant(bool tenant_null, int64 tenant_id);
+extern void serving_check_bound(int64 tenant_id);
 extern TenantRules *serving_tenant_rules(int64 tenant_id);
 extern char serving_model_slot(void);
 
@@ -209,6 +210,8 @@ typedef struct Proposal
 	OfferRow   *row;
 	int			n;
 	int			cap;
+	char	   *note;			/* what the request lacked, added to every
+								 * reason; NULL: nothing */
 } Proposal;
 
 extern uint32 serving_allowed_types(text *experiment, text *unit_id, Stage stage);

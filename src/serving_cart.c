@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
 
 #include "serving.h"
 #include "upsell.h"
@@ -258,7 +259,7 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 		rel_ids[i] = ev[i].id;
 		rel[i] = ev[0].score > 0 ? ev[i].score / ev[0].score : 0;
 	}
-	n = upsell_gap_offers(serving.nspname, tenant_id, r->candidates_built_at, gap,
+	n = upsell_gap_offers(get_namespace_name(serving.nsp), tenant_id, r->candidates_built_at, gap,
 						  skip, nskip, rel_ids, rel, nev, CART_GAP_FILLERS, CART_GAP_ITEMS, out);
 	for (i = 0; i < n; i++)
 	{
@@ -290,6 +291,9 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	Datum	   *cart_elems = NULL;
 	bool	   *cart_nulls = NULL;
 	int			ncart = 0;
+	int			nunknown = 0,
+				nunpriced = 0;
+	bool		value_known;
 	int32	   *qty = NULL;
 	bool	   *qty_nulls = NULL;
 	int			nqty = 0;
@@ -313,6 +317,11 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("the cart must be one-dimensional arrays of product ids and quantities")));
+	if (cart_arr && ArrayGetNItems(ARR_NDIM(cart_arr), ARR_DIMS(cart_arr)) > upsell_max_cart_lines)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the cart has %d lines, more than upsell.max_cart_lines (%d)",
+						ArrayGetNItems(ARR_NDIM(cart_arr), ARR_DIMS(cart_arr)), upsell_max_cart_lines)));
 	if (cart_arr)
 		deconstruct_array(cart_arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 						  &cart_elems, &cart_nulls, &ncart);
@@ -355,7 +364,13 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	allowed = serving_allowed_types(serving_opt_text(fcinfo, 3), serving_opt_text(fcinfo, 4), STAGE_CART);
 	r = serving_tenant_rules(tenant_id);
 
-	/* every line priced from the catalog, as upsell._cart_total requires */
+	/*
+	 * The cart's value at the prices of the last refresh.  A product the
+	 * models do not know (added since, or never sold) or one without a price
+	 * leaves the value unknown: the page is served without what needs it
+	 * (thresholds' gap fillers, offers triggered by the cart value), and the
+	 * reasons say so.
+	 */
 	total = int64_to_numeric(0);
 	for (i = 0; i < ncart; i++)
 	{
@@ -363,18 +378,15 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 		CartLine   *l = find_line(lines, nlines, id);
 
 		if (l == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("product " INT64_FORMAT " of the cart is not in the catalog", id),
-					 errhint("Carts are priced from the catalog as of the last CALL upsell.refresh().")));
-		if (l->price == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("product " INT64_FORMAT " of the cart has no price in the catalog", id)));
-		total = DatumGetNumeric(DirectFunctionCall2(numeric_add, NumericGetDatum(total),
-													DirectFunctionCall2(numeric_mul, NumericGetDatum(l->price),
-																		NumericGetDatum(int64_to_numeric(qty ? qty[i] : 1)))));
+			nunknown++;
+		else if (l->price == NULL)
+			nunpriced++;
+		else
+			total = DatumGetNumeric(DirectFunctionCall2(numeric_add, NumericGetDatum(total),
+														DirectFunctionCall2(numeric_mul, NumericGetDatum(l->price),
+																			NumericGetDatum(int64_to_numeric(qty ? qty[i] : 1)))));
 	}
+	value_known = nunknown == 0 && nunpriced == 0;
 	categories = palloc(Max(nlines, 1) * sizeof(char *));
 	for (i = 0; i < nlines; i++)
 		if (lines[i].category)
@@ -387,8 +399,12 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 		}
 
 	serving_proposal_init(&p, 32);
+	if (nunknown > 0)
+		p.note = psprintf("%d of the cart's products unknown as of the last refresh: no threshold offers", nunknown);
+	else if (nunpriced > 0)
+		p.note = psprintf("%d of the cart's products without a price: no threshold offers", nunpriced);
 	serving_propose_pinned(&p, r, STAGE_CART, items, nitems, categories, ncategories,
-				   ncart > 0 ? total : NULL);
+						   ncart > 0 && value_known ? total : NULL);
 
 	/*
 	 * complements of the cart (the best not excluded; the gap fillers weigh
@@ -407,7 +423,8 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 				serving_zero_discount(), "popular");
 
 	/* what closes the gap to the next threshold (free shipping, a reward) */
-	propose_gap_fillers(&p, r, tenant_id, total, items, nitems, ev, nev);
+	if (value_known)
+		propose_gap_fillers(&p, r, tenant_id, total, items, nitems, ev, nev);
 
 	/* the better version of a cart line, stored per product at refresh */
 	for (i = 0; i < nlines; i++)

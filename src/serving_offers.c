@@ -81,6 +81,7 @@ serving_proposal_init(Proposal *p, int cap)
 {
 	p->cap = Max(cap, 16);
 	p->n = 0;
+	p->note = NULL;
 	p->c = palloc(p->cap * sizeof(OfferCandidate));
 	p->row = palloc(p->cap * sizeof(OfferRow));
 }
@@ -198,6 +199,7 @@ serving_emit(FunctionCallInfo fcinfo, Proposal *p, const TenantRules *r, Stage s
 		const OfferRow *row = &p->row[chosen[i]];
 		Datum		values[7];
 		bool		nulls[7] = {false, false, false, false, false, false, false};
+		char	   *reason;
 
 		values[0] = CStringGetTextDatum(serving_stage_names[stage]);
 		values[1] = CStringGetTextDatum(offer_type_names[c->type]);
@@ -206,8 +208,11 @@ serving_emit(FunctionCallInfo fcinfo, Proposal *p, const TenantRules *r, Stage s
 		values[4] = Float8GetDatum(c->score);
 		nulls[4] = c->type == OFFER_PINNED;	/* a merchant's offer has no score */
 		values[5] = row->discount;
-		values[6] = row->reason ? CStringGetTextDatum(row->reason) : (Datum) 0;
-		nulls[6] = row->reason == NULL;
+		reason = row->reason;
+		if (p->note)
+			reason = reason ? psprintf("%s; %s", reason, p->note) : p->note;
+		values[6] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+		nulls[6] = reason == NULL;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 }
@@ -252,6 +257,7 @@ upsell_merge_offers(PG_FUNCTION_ARGS)
 				 errmsg("stage and tenant must not be NULL")));
 	stage = serving_stage_of(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	tenant_id = PG_GETARG_INT64(1);
+	serving_check_bound(tenant_id);
 	if (!PG_ARGISNULL(2))
 	{
 		context = upsell_int8_elems(DatumGetArrayTypeP(PG_GETARG_DATUM(2)), &ncontext);

@@ -40,6 +40,7 @@ upsell_product_page_offers(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("tenant_id and product_id must not be NULL")));
 	tenant_id = PG_GETARG_INT64(0);
+	serving_check_bound(tenant_id);
 	product_id = PG_GETARG_INT64(1);
 	serving_begin_request(fcinfo);
 	allowed = serving_allowed_types(serving_opt_text(fcinfo, 3), serving_opt_text(fcinfo, 4), STAGE_PRODUCT_PAGE);

@@ -8,13 +8,27 @@
  * a rules table and every refresh draw anew from a sequence (transactional
  * and never reused, so a change rolled back cannot leave a stale cache
  * behind).
+ *
+ * The cache is the backend's, but privileges are the current role's: every
+ * request checks that the role may read each table the rules come from, as
+ * the queries that filled the cache checked it for the role that ran them.
+ * A role without SELECT on upsell.offers gets 42501 whether or not a
+ * superuser filled the cache before a SET ROLE.
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "serving.h"
 #include "upsell.h"
+
+/* The relations the rules are read from (the loaders below). */
+#define RULE_RELATIONS "order_source", "model_state", "stage_settings", "offers", \
+	"product_model", "exclusions", "thresholds", "threshold_candidates", "volume_tiers"
+static const char *const rule_relations[] = {RULE_RELATIONS};
 
 /* The cache and its key: serving_state's table (new with the extension) and row. */
 static struct
@@ -26,6 +40,7 @@ static struct
 	int			per_tenant;		/* -1: no orders registered */
 	MemoryContext cxt;
 	HTAB	   *tenants;
+	Oid			rule_rels[lengthof((const char *[]) {RULE_RELATIONS})];
 } cache;
 
 /* The slot of the models the cache was read with. */
@@ -33,6 +48,28 @@ char
 serving_model_slot(void)
 {
 	return cache.slot;
+}
+
+/* Raises unless the current role may SELECT from every relation of the rules. */
+static void
+check_rules_readable(void)
+{
+	Oid			role = GetUserId();
+	int			i;
+
+	for (i = 0; i < lengthof(rule_relations); i++)
+	{
+		AclResult	acl;
+
+		if (!OidIsValid(cache.rule_rels[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation %s.%s does not exist", serving.nspname, rule_relations[i])));
+		acl = pg_class_aclcheck(cache.rule_rels[i], role, ACL_SELECT);
+		if (acl != ACLCHECK_OK)
+			aclcheck_error(acl, get_relkind_objtype(get_rel_relkind(cache.rule_rels[i])),
+						   rule_relations[i]);
+	}
 }
 
 /*
@@ -47,10 +84,14 @@ serving_check_version(void)
 	bool		isnull;
 	Datum		d;
 	HASHCTL		ctl;
+	int			i;
 
 	if (cache.valid && cache.state_rel == state_rel &&
 		cache.config_version == config_version)
+	{
+		check_rules_readable();
 		return;
+	}
 
 	cache.valid = false;
 	if (cache.cxt == NULL)
@@ -70,15 +111,43 @@ serving_check_version(void)
 	d = serving_col(0, 1, &isnull);
 	cache.per_tenant = isnull ? -1 : DatumGetBool(d) ? 1 : 0;
 	cache.slot = DatumGetChar(serving_col(0, 2, &isnull));
+	for (i = 0; i < lengthof(rule_relations); i++)
+		cache.rule_rels[i] = get_relname_relid(rule_relations[i], serving.nsp);
 	cache.state_rel = state_rel;
 	cache.config_version = config_version;
 	cache.valid = true;
+	check_rules_readable();
 }
 
-/* The tenant a request is about, checked as upsell._tenant() checks it. */
+/*
+ * Raises unless the session may serve the tenant: a session bound to a
+ * tenant (upsell.tenant_id) serves only that one.
+ */
+void
+serving_check_bound(int64 tenant_id)
+{
+	if (upsell_tenant_bound && tenant_id != upsell_bound_tenant)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("tenant_id " INT64_FORMAT " given, but the session is bound to tenant " INT64_FORMAT,
+						tenant_id, upsell_bound_tenant),
+				 errhint("RESET upsell.tenant_id, or SET it to the tenant to serve.")));
+}
+
+/*
+ * The tenant a request is about, as upsell._tenant() resolves it: the
+ * argument, else the tenant bound to the session.
+ */
 int64
 serving_resolve_tenant(bool tenant_null, int64 tenant_id)
 {
+	if (!tenant_null)
+		serving_check_bound(tenant_id);
+	else if (upsell_tenant_bound)
+	{
+		tenant_null = false;
+		tenant_id = upsell_bound_tenant;
+	}
 	if (cache.per_tenant < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -87,7 +156,8 @@ serving_resolve_tenant(bool tenant_null, int64 tenant_id)
 	if (cache.per_tenant == 1 && tenant_null)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tenant_id is required: order lines are registered per tenant")));
+				 errmsg("tenant_id is required: order lines are registered per tenant"),
+				 errhint("Pass tenant_id, or bind the session: SET upsell.tenant_id = ...")));
 	if (cache.per_tenant == 0 && !tenant_null && tenant_id != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -19,6 +19,9 @@ extern bool upsell_force_weight_change;
 extern int	upsell_itemsets_memory_limit;	/* kB, -1: 32 * work_mem */
 extern int	upsell_bundle_min_count;
 extern int	upsell_bundles_per_product;
+extern int	upsell_max_cart_lines;
+extern bool upsell_tenant_bound;	/* upsell.tenant_id set */
+extern int64 upsell_bound_tenant;
 
 /* host_glue.c: shared by the fmgr files */
 extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fname);

@@ -158,9 +158,10 @@ CREATE VIEW @extschema@.product_page_offers AS
 SELECT m.tenant_id, m.product_id, o.stage, o.offer_type, o.product_ids, o."rank", o.score,
 	   o.discount, o.reason
 FROM @extschema@.product_model m
-CROSS JOIN LATERAL @extschema@._product_page_offers(m.tenant_id, m.product_id, m.category) o;
+CROSS JOIN LATERAL @extschema@._product_page_offers(m.tenant_id, m.product_id, m.category) o
+WHERE m.tenant_id = @extschema@._tenant(NULL);
 COMMENT ON VIEW @extschema@.product_page_offers IS
-	'pre-purchase offers per product (pinned merchant offers, complements, upgrades, bundles), ranked; query it filtered by product_id (and tenant_id)';
+	'pre-purchase offers per product (pinned merchant offers, complements, upgrades, bundles), ranked, of the tenant bound to the session (SET upsell.tenant_id; required when orders are registered per tenant); query it filtered by product_id';
 
 CREATE FUNCTION @extschema@.product_page_offers(product_id bigint, tenant_id bigint DEFAULT NULL,
 	experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
@@ -255,9 +256,15 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
-	items bigint[] := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x WHERE x IS NOT NULL);
+	items bigint[];
 	candidates @extschema@.offer[];
 BEGIN
+	IF array_ndims(order_items) > 1 THEN
+		RAISE EXCEPTION 'order_items must be a one-dimensional array of product ids'
+			USING ERRCODE = 'array_subscript_error';
+	END IF;
+	PERFORM @extschema@._check_cart_length(order_items);
+	items := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x WHERE x IS NOT NULL);
 	candidates := ARRAY(
 		-- complements of what was just bought (evidence only: no bestsellers here)
 		SELECT ROW('post_purchase', 'complement', ARRAY[e.product_id], NULL, e.score, 0,
@@ -333,6 +340,7 @@ SELECT @extschema@._define_model('order_model',
 CREATE VIEW @extschema@.post_purchase_offers AS
 SELECT o.tenant_id, o.order_id, o.customer_id, o.ordered_at, f.*
 FROM @extschema@.order_model o
-CROSS JOIN LATERAL @extschema@.post_purchase_offers(o.items, o.customer_id, o.tenant_id) f;
+CROSS JOIN LATERAL @extschema@.post_purchase_offers(o.items, o.customer_id, o.tenant_id) f
+WHERE o.tenant_id = @extschema@._tenant(NULL);
 COMMENT ON VIEW @extschema@.post_purchase_offers IS
-	'post-purchase offers per recent order (complements of the order, restocks, subscription pitch); query it filtered by order_id or customer_id';
+	'post-purchase offers per recent order (complements of the order, restocks, subscription pitch) of the tenant bound to the session (SET upsell.tenant_id; required when orders are registered per tenant); query it filtered by order_id or customer_id';
