@@ -291,6 +291,14 @@ upsell_cooccurrence_merge(PG_FUNCTION_ARGS)
 
 	PG_GETARG_COUNTS(0, &a);
 	PG_GETARG_COUNTS(1, &b);
+	/*
+	 * Every count of a valid value is at most its orders (deserialization
+	 * checks it), so orders that fit keep every sum in range.
+	 */
+	if (a.orders > PG_INT64_MAX - b.orders || a.skipped_lines > PG_INT64_MAX - b.skipped_lines)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("cooccurrence_merge: the sum would count more than 2^63 - 1 orders or lines")));
 	cooc_counts_merge(&sum, &a, &b);
 	MemoryContextSwitchTo(old);
 	result = counts_to_varlena(&sum);

@@ -343,8 +343,15 @@ upsell_two_proportion_test(PG_FUNCTION_ARGS)
 	double		conf = get_confidence(fcinfo, 4);
 	UpsTestResult r;
 	double		v[5];
+	int			rc;
 
-	if (ups_two_proportion_test(x1, n1, x2, n2, conf, &r) != 0)
+	rc = ups_two_proportion_test(x1, n1, x2, n2, conf, &r);
+	if (rc == -2)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("trials above 2^53 cannot be tested exactly: %lld and %lld",
+						(long long) n1, (long long) n2)));
+	if (rc != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid counts for a two-proportion test: %lld of %lld against %lld of %lld",

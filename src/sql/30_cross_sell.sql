@@ -283,7 +283,7 @@ BEGIN
 			  -- stock and exclusions are checked for the best few only: probing
 			  -- every candidate of a big cart costs more than the rest together
 			  ORDER BY 2 DESC, 1
-			  LIMIT 4 * k + 20) e
+			  LIMIT 4::bigint * k + 20) e
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.other_id
 		WHERE m.in_stock
 		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
@@ -304,14 +304,14 @@ BEGIN
 									FROM @extschema@.product_model m
 									WHERE m.tenant_id = t AND m.category = cc.category AND m.in_stock
 									ORDER BY m.popularity_rank
-									LIMIT k * 2 + cardinality(items)) m
+									LIMIT k::bigint * 2 + cardinality(items)) m
 					  UNION ALL
 					  SELECT m.product_id, m.orders, 3
 					  FROM (SELECT m.product_id, m.orders, m.category
 							FROM @extschema@.product_model m
 							WHERE m.tenant_id = t AND m.in_stock
 							ORDER BY m.popularity_rank
-							LIMIT k * 2 + cardinality(items)) m) f
+							LIMIT k::bigint * 2 + cardinality(items)) m) f
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = f.product_id
 		WHERE shortfall.n > 0
 		  AND f.product_id <> ALL (items)

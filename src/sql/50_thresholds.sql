@@ -13,10 +13,15 @@ CREATE TABLE IF NOT EXISTS @extschema@.thresholds (
 	reward			text,
 	active_from		timestamptz,
 	active_to		timestamptz,
-	CHECK (active_to > active_from)
+	CHECK (active_to > active_from),
+	-- NaN and Infinity are above every number; money is bounded
+	CONSTRAINT thresholds_amount_finite CHECK (amount < 1e15)
 );
 CREATE INDEX IF NOT EXISTS thresholds_tenant_id_amount_idx ON @extschema@.thresholds (tenant_id, amount);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.thresholds', '');
+-- the identity's position too, or the next insert after a restore collides
+SELECT pg_catalog.pg_extension_config_dump(
+	pg_catalog.pg_get_serial_sequence('@extschema@.thresholds', 'threshold_id')::regclass, '');
 COMMENT ON TABLE @extschema@.thresholds IS
 	'spend thresholds merchants set ("free shipping over 50"): kind free_shipping/discount/gift/other, amount, ISO currency (NULL: the shop''s one), reward text, active from/to (NULL: open); tenant_id 0 without tenants';
 
@@ -144,8 +149,9 @@ BEGIN
 	IF cart_total IS NULL THEN
 		RAISE EXCEPTION 'cart_total must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF cart_total < 0 THEN
-		RAISE EXCEPTION 'cart_total must not be negative, not %', cart_total
+	-- NaN and Infinity are above every number
+	IF NOT (cart_total >= 0 AND cart_total < 1e15) THEN
+		RAISE EXCEPTION 'cart_total must be a number from 0 to 1e15, not %', cart_total
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	RETURN QUERY

@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS @extschema@.offers (
 	active_to	timestamptz,
 	reason		text,
 	CHECK (num_nonnulls(trigger_product_id, trigger_category, min_cart_value) <= 1),
-	CHECK (active_to IS NULL OR active_from IS NULL OR active_to > active_from)
+	CHECK (active_to IS NULL OR active_from IS NULL OR active_to > active_from),
+	-- NaN and Infinity are above every number; money is bounded
+	CONSTRAINT offers_min_cart_value_finite CHECK (min_cart_value < 1e15)
 );
 CREATE INDEX IF NOT EXISTS offers_tenant_id_stage_idx ON @extschema@.offers (tenant_id, stage);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.offers', '');
@@ -52,6 +54,10 @@ CREATE TABLE IF NOT EXISTS @extschema@.stage_settings (
 	stage		text NOT NULL CHECK (stage IN ('product_page', 'cart', 'post_purchase')),
 	max_offers	int NOT NULL CHECK (max_offers >= 0),
 	type_weights jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(type_weights) = 'object'),
+	CONSTRAINT stage_settings_max_offers_bounded CHECK (max_offers <= 1000),
+	-- every weight a number from 0 to 1000 (a float8 on the serving path)
+	CONSTRAINT stage_settings_type_weights_numbers CHECK (NOT pg_catalog.jsonb_path_exists(type_weights,
+		'$.* ? (@.type() != "number" || @ < 0 || @ > 1000)')),
 	PRIMARY KEY (tenant_id, stage)
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.stage_settings', '');
