@@ -26,7 +26,8 @@ COMMENT ON TABLE @extschema@.model_state IS
 CREATE TABLE @extschema@.models (
 	model		name PRIMARY KEY,
 	build_order	int NOT NULL UNIQUE,
-	builder		regprocedure NOT NULL,
+	-- the builder's signature as text: pg_upgrade refuses regprocedure columns
+	builder		text NOT NULL,
 	description	text NOT NULL,
 	row_count	bigint,
 	built_at	timestamptz,
@@ -54,7 +55,7 @@ BEGIN
 	EXECUTE format('CREATE VIEW @extschema@.%I AS SELECT * FROM @extschema@.%I', model, model || '_a');
 	EXECUTE format('COMMENT ON VIEW @extschema@.%I IS %L', model, description);
 	INSERT INTO @extschema@.models (model, build_order, builder, description)
-	VALUES (model, build_order, builder, description);
+	VALUES (model, build_order, builder::text, description);
 END
 $$;
 
@@ -152,7 +153,7 @@ BEGIN
 	FOR m IN SELECT * FROM @extschema@.models ORDER BY build_order LOOP
 		t0 := clock_timestamp();
 		EXECUTE format('TRUNCATE %s', @extschema@._slot_table(m.model, target));
-		EXECUTE format('SELECT %s($1, $2)', m.builder::regproc) INTO n USING target, incremental;
+		EXECUTE format('SELECT %s($1, $2)', m.builder::regprocedure::regproc) INTO n USING target, incremental;
 		EXECUTE format('ANALYZE %s', @extschema@._slot_table(m.model, target));
 		UPDATE @extschema@.models SET row_count = n, built_at = now(),
 			build_ms = 1000 * extract(epoch FROM clock_timestamp() - t0)
