@@ -146,6 +146,23 @@ SELECT count(*) > 0 AS served, bool_and(reason LIKE '%without a price: no thresh
 FROM upsell.cart_offers('{1,3}', NULL, 1);
 SELECT count(*) AS gap_fillers FROM upsell.gap_fillers('{1,3}', tenant_id => 1);
 
+-- ---- registration drift ----------------------------------------------------
+
+-- a registered column renamed: refresh and the next request name it
+SET client_min_messages = warning;
+ALTER TABLE ss.lines RENAME COLUMN customer TO client;
+CALL upsell.refresh();
+SELECT count(*) FROM upsell.cart_offers('{1,3}', NULL, 1);
+ALTER TABLE ss.lines RENAME COLUMN client TO customer;
+SELECT count(*) > 0 AS served_again FROM upsell.cart_offers('{1,3}', NULL, 1);
+-- retyped: the registration's view refuses it; dropped with CASCADE: named
+ALTER TABLE ss.lines ALTER COLUMN price TYPE text;
+ALTER TABLE ss.lines DROP COLUMN price CASCADE;
+SELECT count(*) FROM upsell.cart_offers('{1,3}', NULL, 1);
+CALL upsell.refresh();
+ALTER TABLE ss.lines ADD COLUMN price numeric;
+RESET client_min_messages;
+
 -- ---- invalid input still raises ---------------------------------------------
 
 SET upsell.max_cart_lines = 3;

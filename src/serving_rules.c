@@ -111,6 +111,9 @@ serving_check_version(void)
 	d = serving_col(0, 1, &isnull);
 	cache.per_tenant = isnull ? -1 : DatumGetBool(d) ? 1 : 0;
 	cache.slot = DatumGetChar(serving_col(0, 2, &isnull));
+	/* a registered column renamed, dropped or retyped: an error that names it */
+	if (SPI_execute(serving_qualify("SELECT @._check_registrations()"), true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not check the registrations");
 	for (i = 0; i < lengthof(rule_relations); i++)
 		cache.rule_rels[i] = get_relname_relid(rule_relations[i], serving.nsp);
 	cache.state_rel = state_rel;

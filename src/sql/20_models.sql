@@ -137,6 +137,9 @@ BEGIN
 	SELECT s.active INTO current_slot FROM @extschema@.model_state s FOR UPDATE;
 	target := CASE current_slot WHEN 'a' THEN 'b' ELSE 'a' END;
 
+	-- a registered column renamed, dropped or retyped: named, before any build
+	PERFORM @extschema@._check_registrations();
+
 	-- the views over the shop's tables, if a DROP ... CASCADE took them
 	IF to_regclass('@extschema@.order_lines') IS NULL THEN
 		PERFORM @extschema@._sync_order_lines();
