@@ -175,6 +175,9 @@ DECLARE
 	pid bigint := product_id;
 	ratio numeric := max_price_ratio;
 BEGIN
+	IF pid IS NULL THEN
+		RAISE EXCEPTION 'product_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	IF k IS NULL OR k < 0 THEN
 		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
@@ -223,6 +226,9 @@ DECLARE
 	pid bigint := product_id;
 	ratio numeric := min_price_ratio;
 BEGIN
+	IF pid IS NULL THEN
+		RAISE EXCEPTION 'product_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	IF k IS NULL OR k < 0 THEN
 		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
@@ -295,6 +301,9 @@ DECLARE
 	has_product_tiers boolean;
 	blocked text;
 BEGIN
+	IF pid IS NULL THEN
+		RAISE EXCEPTION 'product_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	IF qty IS NULL OR qty < 1 THEN
 		RAISE EXCEPTION 'quantity must be at least 1, not %', coalesce(qty::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
