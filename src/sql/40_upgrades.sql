@@ -257,7 +257,7 @@ COMMENT ON FUNCTION @extschema@.downsell_candidates(bigint, int, numeric, bigint
 
 -- ---- volume tiers -------------------------------------------------------------
 
-CREATE TABLE @extschema@.volume_tiers (
+CREATE TABLE IF NOT EXISTS @extschema@.volume_tiers (
 	tier_id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	tenant_id	bigint NOT NULL DEFAULT 0,
 	product_id	bigint,
@@ -270,7 +270,7 @@ CREATE TABLE @extschema@.volume_tiers (
 	CONSTRAINT volume_tiers_unit_price_or_percent_off CHECK ((unit_price IS NULL) <> (percent_off IS NULL)),
 	UNIQUE NULLS NOT DISTINCT (tenant_id, product_id, category, min_quantity)
 );
-CREATE INDEX ON @extschema@.volume_tiers (tenant_id, category, min_quantity);
+CREATE INDEX IF NOT EXISTS volume_tiers_tenant_id_category_min_quantity_idx ON @extschema@.volume_tiers (tenant_id, category, min_quantity);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.volume_tiers', '');
 SELECT pg_catalog.pg_extension_config_dump(
 	pg_catalog.pg_get_serial_sequence('@extschema@.volume_tiers', 'tier_id')::regclass, '');

@@ -4,7 +4,7 @@
 -- that close it
 -- ===========================================================================
 
-CREATE TABLE @extschema@.thresholds (
+CREATE TABLE IF NOT EXISTS @extschema@.thresholds (
 	threshold_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	tenant_id		bigint NOT NULL DEFAULT 0,
 	kind			text NOT NULL CHECK (kind IN ('free_shipping', 'discount', 'gift', 'other')),
@@ -15,7 +15,7 @@ CREATE TABLE @extschema@.thresholds (
 	active_to		timestamptz,
 	CHECK (active_to > active_from)
 );
-CREATE INDEX ON @extschema@.thresholds (tenant_id, amount);
+CREATE INDEX IF NOT EXISTS thresholds_tenant_id_amount_idx ON @extschema@.thresholds (tenant_id, amount);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.thresholds', '');
 COMMENT ON TABLE @extschema@.thresholds IS
 	'spend thresholds merchants set ("free shipping over 50"): kind free_shipping/discount/gift/other, amount, ISO currency (NULL: the shop''s one), reward text, active from/to (NULL: open); tenant_id 0 without tenants';

@@ -57,7 +57,7 @@ COMMENT ON FUNCTION @extschema@._decay(float8, float8) IS
 
 -- ---- merchant override: consumable or durable --------------------------------
 
-CREATE TABLE @extschema@.consumables (
+CREATE TABLE IF NOT EXISTS @extschema@.consumables (
 	consumable_rule_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	tenant_id	bigint NOT NULL DEFAULT 0,
 	product_id	bigint,
@@ -605,7 +605,7 @@ COMMENT ON FUNCTION @extschema@.email_sequence(bigint, int, bigint, timestamptz)
 
 -- ---- carts: registration and abandoned-cart offers ------------------------------------
 
-CREATE TABLE @extschema@.cart_source (
+CREATE TABLE IF NOT EXISTS @extschema@.cart_source (
 	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 	relation	regclass NOT NULL,
 	cart_id		name NOT NULL,

@@ -24,7 +24,7 @@ CREATE TYPE @extschema@.offer AS (
 COMMENT ON TYPE @extschema@.offer IS
 	'one offer of a funnel stage: its type, the product(s) offered, rank, score, discount (a fraction of the price) and reason';
 
-CREATE TABLE @extschema@.offers (
+CREATE TABLE IF NOT EXISTS @extschema@.offers (
 	offer_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	tenant_id	bigint NOT NULL DEFAULT 0,
 	stage		text NOT NULL CHECK (stage IN ('product_page', 'cart', 'post_purchase')),
@@ -40,14 +40,14 @@ CREATE TABLE @extschema@.offers (
 	CHECK (num_nonnulls(trigger_product_id, trigger_category, min_cart_value) <= 1),
 	CHECK (active_to IS NULL OR active_from IS NULL OR active_to > active_from)
 );
-CREATE INDEX ON @extschema@.offers (tenant_id, stage);
+CREATE INDEX IF NOT EXISTS offers_tenant_id_stage_idx ON @extschema@.offers (tenant_id, stage);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.offers', '');
 SELECT pg_catalog.pg_extension_config_dump(
 	pg_catalog.pg_get_serial_sequence('@extschema@.offers', 'offer_id')::regclass, '');
 COMMENT ON TABLE @extschema@.offers IS
 	'hand-made offers: shown first (by priority) on their stage while active, when their trigger matches: a product on the page/in the cart/order, a category, a cart value, or always (no trigger)';
 
-CREATE TABLE @extschema@.stage_settings (
+CREATE TABLE IF NOT EXISTS @extschema@.stage_settings (
 	tenant_id	bigint NOT NULL DEFAULT 0,
 	stage		text NOT NULL CHECK (stage IN ('product_page', 'cart', 'post_purchase')),
 	max_offers	int NOT NULL CHECK (max_offers >= 0),
