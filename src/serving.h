@@ -110,7 +110,6 @@ extern void serving_check_version(void);
 extern int64 serving_resolve_tenant(bool tenant_null, int64 tenant_id);
 extern void serving_check_bound(int64 tenant_id);
 extern TenantRules *serving_tenant_rules(int64 tenant_id);
-extern char serving_model_slot(void);
 
 /* ---- the schema, plans and helpers (serving_common.c) --------------------- */
 

@@ -112,7 +112,6 @@ CartLine *
 serving_read_cart_lines(int64 tenant_id, const int64 *items, int nitems, int *nlines)
 {
 	CartLine   *lines = palloc0(Max(nitems, 1) * sizeof(CartLine));
-	char		name[NAMEDATALEN];
 	Relation	rel;
 	Relation	index;
 	IndexScanDesc scan;
@@ -120,15 +119,19 @@ serving_read_cart_lines(int64 tenant_id, const int64 *items, int nitems, int *nl
 	ScanKeyData keys[2];
 	int			n = 0;
 
-	/* the view's permission (its owner reads the slot), the slot's rows */
+	/*
+	 * The model table as this request's snapshot sees it: refresh replaces a
+	 * tenant's rows in one transaction, so the snapshot holds exactly one
+	 * version of each line's row.
+	 */
+	*nlines = 0;
 	rel = serving_open_for_read("cart_model");
 	serving_check_select(rel);
-	table_close(rel, NoLock);
-	*nlines = 0;
 	if (nitems == 0)
+	{
+		table_close(rel, NoLock);
 		return lines;
-	snprintf(name, sizeof(name), "cart_model_%c", serving_model_slot());
-	rel = serving_open_for_read(name);
+	}
 	check_cart_columns(rel);
 	/* the primary key: (tenant_id, product_id), its columns 1 and 2 */
 	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);

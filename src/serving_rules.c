@@ -26,7 +26,7 @@
 #include "upsell.h"
 
 /* The relations the rules are read from (the loaders below). */
-#define RULE_RELATIONS "order_source", "model_state", "stage_settings", "offers", \
+#define RULE_RELATIONS "order_source", "stage_settings", "offers", \
 	"product_model", "exclusions", "thresholds", "threshold_candidates", "volume_tiers"
 static const char *const rule_relations[] = {RULE_RELATIONS};
 
@@ -36,19 +36,11 @@ static struct
 	bool		valid;
 	Oid			state_rel;
 	int64		config_version;
-	char		slot;			/* the models' slot ('a' or 'b') */
 	int			per_tenant;		/* -1: no orders registered */
 	MemoryContext cxt;
 	HTAB	   *tenants;
 	Oid			rule_rels[lengthof((const char *[]) {RULE_RELATIONS})];
 } cache;
-
-/* The slot of the models the cache was read with. */
-char
-serving_model_slot(void)
-{
-	return cache.slot;
-}
 
 /* Raises unless the current role may SELECT from every relation of the rules. */
 static void
@@ -105,12 +97,11 @@ serving_check_version(void)
 	cache.tenants = hash_create("upsell serving tenants", 16, &ctl,
 								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	serving_use_spi();
-	if (SPI_execute(serving_qualify("SELECT (SELECT o.tenant_id IS NOT NULL FROM @.order_source o), "
-							"       (SELECT m.active FROM @.model_state m)"), true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read upsell.order_source and upsell.model_state");
+	if (SPI_execute(serving_qualify("SELECT (SELECT o.tenant_id IS NOT NULL FROM @.order_source o)"),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read upsell.order_source");
 	d = serving_col(0, 1, &isnull);
 	cache.per_tenant = isnull ? -1 : DatumGetBool(d) ? 1 : 0;
-	cache.slot = DatumGetChar(serving_col(0, 2, &isnull));
 	/* a registered column renamed, dropped or retyped: an error that names it */
 	if (SPI_execute(serving_qualify("SELECT @._check_registrations()"), true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not check the registrations");
