@@ -27,7 +27,7 @@ REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 PG_CPPFLAGS = -I$(srcdir)/src/core -Wall -Wextra -Wno-unused-parameter \
               -Wno-sign-compare -Wno-missing-field-initializers
-EXTRA_CLEAN = test/unit/run_unit test/bench/gen_orders
+EXTRA_CLEAN = test/unit/run_unit test/bench/gen_orders test/bench/cooc_bench
 
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -66,6 +66,10 @@ test/bench/gen_orders: test/bench/gen_orders.c
 # The only step that installs OS packages (apt); demo, test and bench run it.
 deps:
 	scripts/deps.sh
+
+# The counting core timed as a plain program (bench part 05).
+test/bench/cooc_bench: test/bench/cooc_bench.c $(CORE_SRCS) $(wildcard src/core/*.h)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Isrc/core -o $@ $< src/core/cooccur.c -lm
 
 demo: deps
 	scripts/demo.sh

@@ -8,6 +8,8 @@
 
 #include <math.h>
 
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -17,6 +19,7 @@
 
 #include "cooccur.h"
 #include "query_lines.h"
+#include "ups_host.h"
 #include "upsell.h"
 
 PG_FUNCTION_INFO_V1(upsell_cooc_trans);
@@ -40,23 +43,57 @@ PG_FUNCTION_INFO_V1(upsell_cooccurrence_from_query);
  * ------------------------------------------------------------------------
  */
 
-static bytea *
-counts_to_varlena(const CoocCounts *counts)
+static void
+raise_if_error(const char *error, const char *what)
 {
-	bytea	   *result = upsell_alloc_bytea(cooc_counts_serialized_size(counts),
-											"co-occurrence counts",
-											"Count fewer orders at once, or lower \"upsell.max_basket_size\".");
+	if (error)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot count %s: %s", what, error)));
+}
 
+/*
+ * The value of counts.  The flat form cooc_count wrote (with room for the
+ * varlena header in front) becomes the value itself, without a copy.
+ */
+static bytea *
+counts_to_varlena(CoocCounts *counts)
+{
+	bytea	   *result;
+
+	if (counts->flat)
+	{
+		if (counts->flat_len + VARHDRSZ > MaxAllocSize)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("co-occurrence counts of %zu bytes exceed the maximum value size",
+							counts->flat_len),
+					 errhint("Count fewer orders at once, or lower \"upsell.max_basket_size\".")));
+		StaticAssertStmt(COOC_FLAT_HEADROOM == VARHDRSZ, "flat form headroom is a varlena header");
+		result = (bytea *) counts->flat;
+		SET_VARSIZE(result, counts->flat_len + VARHDRSZ);
+		/* the value owns the buffer now; the pairs still point into it */
+		counts->flat = NULL;
+		counts->borrowed = true;
+		return result;
+	}
+	result = upsell_alloc_bytea(cooc_counts_serialized_size(counts),
+								"co-occurrence counts",
+								"Count fewer orders at once, or lower \"upsell.max_basket_size\".");
 	cooc_counts_serialize(counts, VARDATA(result));
 	return result;
 }
 
+/*
+ * The counts of a value, read in place: the value is detoasted (into the
+ * current memory context) with a 4-byte header, so its pair arrays are
+ * 4-byte aligned and need no copy.
+ */
 static void
 counts_from_varlena(bytea *value, CoocCounts *counts)
 {
-	const char *error = cooc_counts_deserialize(VARDATA_ANY(value),
-												VARSIZE_ANY_EXHDR(value),
-												counts);
+	const char *error = cooc_counts_deserialize(VARDATA(value), VARSIZE(value) - VARHDRSZ,
+												true, counts);
 
 	if (error)
 		ereport(ERROR,
@@ -65,12 +102,107 @@ counts_from_varlena(bytea *value, CoocCounts *counts)
 }
 
 #define PG_GETARG_COUNTS(n, counts) \
-	counts_from_varlena(PG_GETARG_BYTEA_PP(n), (counts))
+	counts_from_varlena(PG_GETARG_BYTEA_P(n), (counts))
 
 /* ------------------------------------------------------------------------
  * The aggregate
+ *
+ * The transition state collects raw lines.  A parallel worker counts its
+ * lines before it hands its state over (serialize), so the state that
+ * crosses to the leader is a CoocPartial: counts plus every order's
+ * products, which let the leader's combine count an order split between
+ * workers exactly once.  Without workers the final function counts the lines
+ * directly.
  * ------------------------------------------------------------------------
  */
+
+typedef struct CoocAggState
+{
+	CoocLines	lines;			/* raw lines not counted yet */
+	bool		has_partial;
+	CoocPartial partial;		/* orders counted already */
+} CoocAggState;
+
+static CoocAggState *
+new_agg_state(MemoryContext ctx)
+{
+	CoocAggState *state = MemoryContextAllocZero(ctx, sizeof(CoocAggState));
+
+	cooc_lines_init(&state->lines);
+	return state;
+}
+
+/*
+ * Folds the state's raw lines into its partial counts, in the aggregate's
+ * memory context.
+ */
+static void
+count_into_partial(CoocAggState *state, MemoryContext ctx)
+{
+	MemoryContext old = MemoryContextSwitchTo(ctx);
+	CoocPartial counted,
+				combined;
+
+	if (state->lines.n > 0 || state->lines.skipped > 0 || !state->has_partial)
+	{
+		raise_if_error(cooc_partial_count(&state->lines, upsell_max_basket_size, &counted),
+					   "order lines");
+		ups_free(state->lines.lines);
+		cooc_lines_init(&state->lines);
+		if (state->has_partial)
+		{
+			raise_if_error(cooc_partial_combine(&combined, &state->partial, &counted,
+												upsell_max_basket_size),
+						   "partial states");
+			cooc_partial_free(&state->partial);
+			cooc_partial_free(&counted);
+			state->partial = combined;
+		}
+		else
+			state->partial = counted;
+		state->has_partial = true;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Whether a quantity numeric is > 0 (not NaN).  Order lines mostly repeat a
+ * few quantities, so the answer for the last value's bytes is remembered
+ * (fn_extra): no numeric comparison per line.
+ */
+typedef struct QuantityCache
+{
+	int			len;			/* 0: empty */
+	bool		positive;
+	char		bytes[16];
+} QuantityCache;
+
+static bool
+quantity_positive(FunctionCallInfo fcinfo, Datum q)
+{
+	QuantityCache *cache = fcinfo->flinfo->fn_extra;
+	struct varlena *raw = (struct varlena *) DatumGetPointer(q);
+	int			len = VARATT_IS_EXTENDED(raw) && !VARATT_IS_SHORT(raw) ? -1 : (int) VARSIZE_ANY_EXHDR(raw);
+	Numeric		num;
+	bool		positive;
+
+	if (cache == NULL)
+		cache = fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(QuantityCache));
+	if (len > 0 && len == cache->len && memcmp(VARDATA_ANY(raw), cache->bytes, len) == 0)
+		return cache->positive;
+	num = DatumGetNumeric(q);
+	positive = !numeric_is_nan(num) &&
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(num),
+										  NumericGetDatum(int64_to_numeric(0)))) > 0;
+	if (len > 0 && len <= (int) sizeof(cache->bytes))
+	{
+		cache->len = len;
+		memcpy(cache->bytes, VARDATA_ANY(raw), len);
+		cache->positive = positive;
+	}
+	return positive;
+}
 
 /*
  * cooccurrence_agg(order_key bigint, product_id bigint [, quantity numeric])
@@ -80,34 +212,25 @@ Datum
 upsell_cooc_trans(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_cooc_trans");
-	CoocLines  *state;
+	CoocAggState *state;
 	MemoryContext old;
 	bool		skip;
 
 	if (PG_ARGISNULL(0))
-	{
-		state = MemoryContextAlloc(ctx, sizeof(CoocLines));
-		cooc_lines_init(state);
-	}
+		state = new_agg_state(ctx);
 	else
-		state = (CoocLines *) PG_GETARG_POINTER(0);
+		state = (CoocAggState *) PG_GETARG_POINTER(0);
 
 	skip = PG_ARGISNULL(1) || PG_ARGISNULL(2);
 	if (!skip && PG_NARGS() > 3 && !PG_ARGISNULL(3))
-	{
-		Numeric		q = PG_GETARG_NUMERIC(3);
-
-		skip = numeric_is_nan(q) ||
-			DatumGetBool(DirectFunctionCall2(numeric_le, NumericGetDatum(q),
-											 NumericGetDatum(int64_to_numeric(0))));
-	}
+		skip = !quantity_positive(fcinfo, PG_GETARG_DATUM(3));
 
 	if (skip)
-		state->skipped++;
+		state->lines.skipped++;
 	else
 	{
 		old = MemoryContextSwitchTo(ctx);
-		cooc_lines_add(state, PG_GETARG_INT64(1), PG_GETARG_INT64(2));
+		cooc_lines_add(&state->lines, PG_GETARG_INT64(1), PG_GETARG_INT64(2));
 		MemoryContextSwitchTo(old);
 	}
 	PG_RETURN_POINTER(state);
@@ -117,19 +240,40 @@ Datum
 upsell_cooc_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_cooc_combine");
-	CoocLines  *a = PG_ARGISNULL(0) ? NULL : (CoocLines *) PG_GETARG_POINTER(0);
-	CoocLines  *b = PG_ARGISNULL(1) ? NULL : (CoocLines *) PG_GETARG_POINTER(1);
+	CoocAggState *a = PG_ARGISNULL(0) ? NULL : (CoocAggState *) PG_GETARG_POINTER(0);
+	CoocAggState *b = PG_ARGISNULL(1) ? NULL : (CoocAggState *) PG_GETARG_POINTER(1);
 	MemoryContext old;
+	CoocPartial combined;
 
 	if (b == NULL)
 		PG_RETURN_POINTER(a);
-	old = MemoryContextSwitchTo(ctx);
 	if (a == NULL)
 	{
-		a = palloc(sizeof(CoocLines));
-		cooc_lines_init(a);
+		/* the first state to arrive becomes the accumulator */
+		a = new_agg_state(ctx);
+		old = MemoryContextSwitchTo(ctx);
+		cooc_lines_append(&a->lines, &b->lines);
+		MemoryContextSwitchTo(old);
+		a->has_partial = b->has_partial;
+		a->partial = b->partial;
+		PG_RETURN_POINTER(a);
 	}
-	cooc_lines_append(a, b);
+	if (!a->has_partial && !b->has_partial)
+	{
+		/* raw lines on both sides (no serialization in between): keep them raw */
+		old = MemoryContextSwitchTo(ctx);
+		cooc_lines_append(&a->lines, &b->lines);
+		MemoryContextSwitchTo(old);
+		PG_RETURN_POINTER(a);
+	}
+	count_into_partial(a, ctx);
+	count_into_partial(b, ctx);
+	old = MemoryContextSwitchTo(ctx);
+	raise_if_error(cooc_partial_combine(&combined, &a->partial, &b->partial,
+										upsell_max_basket_size),
+				   "partial states");
+	cooc_partial_free(&a->partial);
+	a->partial = combined;
 	MemoryContextSwitchTo(old);
 	PG_RETURN_POINTER(a);
 }
@@ -137,15 +281,16 @@ upsell_cooc_combine(PG_FUNCTION_ARGS)
 Datum
 upsell_cooc_serialize(PG_FUNCTION_ARGS)
 {
-	CoocLines  *state = (CoocLines *) PG_GETARG_POINTER(0);
+	CoocAggState *state = (CoocAggState *) PG_GETARG_POINTER(0);
+	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_cooc_serialize");
 	bytea	   *result;
 
-	/* Sorting first drops repeats, so less crosses to the leader. */
-	cooc_lines_compact(state);
-	result = upsell_alloc_bytea(cooc_lines_serialized_size(state),
+	/* the worker counts its own lines: the leader only combines */
+	count_into_partial(state, ctx);
+	result = upsell_alloc_bytea(cooc_partial_serialized_size(&state->partial),
 								"partial co-occurrence state",
 								"Lower max_parallel_workers_per_gather or count fewer lines at once.");
-	cooc_lines_serialize(state, VARDATA(result));
+	cooc_partial_serialize(&state->partial, VARDATA(result));
 	PG_RETURN_BYTEA_P(result);
 }
 
@@ -154,46 +299,43 @@ upsell_cooc_deserialize(PG_FUNCTION_ARGS)
 {
 	bytea	   *raw = PG_GETARG_BYTEA_PP(0);
 	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_cooc_deserialize");
+	CoocAggState *state = new_agg_state(ctx);
 	MemoryContext old = MemoryContextSwitchTo(ctx);
-	CoocLines  *state = palloc(sizeof(CoocLines));
 	const char *error;
 
-	error = cooc_lines_deserialize(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw), state);
+	error = cooc_partial_deserialize(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw), &state->partial);
 	MemoryContextSwitchTo(old);
 	if (error)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("invalid partial co-occurrence state: %s", error)));
+	state->has_partial = true;
 	PG_RETURN_POINTER(state);
 }
 
 Datum
 upsell_cooc_final(PG_FUNCTION_ARGS)
 {
-	CoocLines  *state;
-	CoocLines	empty;
+	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_cooc_final");
+	CoocAggState *state;
 	CoocCounts	counts;
-	MemoryContext work,
-				old;
 	bytea	   *result;
 
-	upsell_agg_context(fcinfo, "upsell_cooc_final");
 	if (PG_ARGISNULL(0))
-	{
-		cooc_lines_init(&empty);
-		state = &empty;
-	}
+		state = new_agg_state(CurrentMemoryContext);
 	else
-		state = (CoocLines *) PG_GETARG_POINTER(0);
+		state = (CoocAggState *) PG_GETARG_POINTER(0);
 
-	/* The count's scratch memory goes away with this context. */
-	work = AllocSetContextCreate(CurrentMemoryContext, "upsell co-occurrence count",
-								 ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(work);
-	cooc_count(state, upsell_max_basket_size, &counts);
-	MemoryContextSwitchTo(old);
+	if (state->has_partial)
+	{
+		/* counted by parallel workers: fold in what the leader has raw */
+		count_into_partial(state, ctx);
+		PG_RETURN_BYTEA_P(counts_to_varlena(&state->partial.counts));
+	}
+
+	/* the count frees its scratch memory; its flat form becomes the value */
+	raise_if_error(cooc_count(&state->lines, upsell_max_basket_size, &counts), "order lines");
 	result = counts_to_varlena(&counts);
-	MemoryContextDelete(work);
 	PG_RETURN_BYTEA_P(result);
 }
 
@@ -210,7 +352,7 @@ validated_copy(const char *data, size_t len)
 											   "upsell cooccurrence check",
 											   ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(work);
-	const char *error = cooc_counts_deserialize(data, len, &counts);
+	const char *error = cooc_counts_deserialize(data, len, false, &counts);
 	bytea	   *result;
 
 	MemoryContextSwitchTo(old);
@@ -299,7 +441,7 @@ upsell_cooccurrence_merge(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("cooccurrence_merge: the sum would count more than 2^63 - 1 orders or lines")));
-	cooc_counts_merge(&sum, &a, &b);
+	raise_if_error(cooc_counts_merge(&sum, &a, &b), "the sum of two values");
 	MemoryContextSwitchTo(old);
 	result = counts_to_varlena(&sum);
 	MemoryContextDelete(work);
@@ -368,31 +510,78 @@ check_thresholds(int32 min_count, float8 min_support, float8 min_confidence)
 				 errmsg("min_confidence must be between 0 and 1: %g", min_confidence)));
 }
 
-static void
-put_pair_row(ReturnSetInfo *rsinfo, const CoocCounts *c, uint32 x, uint32 y,
-			 int64 together, float8 min_confidence)
-{
-	CoocMetrics m;
-	Datum		values[13];
-	bool		nulls[13] = {0};
+/*
+ * Listing the pairs, one row per call.  Rows stream to the caller when it
+ * calls the function in a select list (frequently_bought_together does); in
+ * FROM, PostgreSQL collects them itself.  Thresholds are checked before a
+ * row is built, and a row is built by copying a template tuple and setting
+ * its 13 fixed-width fields in place: every column is int8 or float8, never
+ * NULL, so each sits at a fixed offset.
+ */
+#define PAIR_COLUMNS 13
 
-	cooc_metrics(together, c->item_counts[x], c->item_counts[y], c->orders, &m);
-	if (m.confidence < min_confidence)
-		return;
-	values[0] = Int64GetDatum(c->item_ids[x]);
-	values[1] = Int64GetDatum(c->item_ids[y]);
-	values[2] = Int64GetDatum(together);
-	values[3] = Int64GetDatum(c->item_counts[x]);
-	values[4] = Int64GetDatum(c->item_counts[y]);
-	values[5] = Int64GetDatum(c->orders);
-	values[6] = Float8GetDatum(m.support);
-	values[7] = Float8GetDatum(m.confidence);
-	values[8] = Float8GetDatum(m.lift);
-	values[9] = Float8GetDatum(m.leverage);
-	values[10] = Float8GetDatum(m.conviction);
-	values[11] = Float8GetDatum(m.jaccard);
-	values[12] = Float8GetDatum(m.score);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+typedef struct PairCursor
+{
+	CoocCounts	c;
+	int32		min_count;
+	float8		min_support;
+	float8		min_confidence;
+	uint32		a;				/* current product */
+	size_t		i;				/* current pair of its row */
+	bool		reverse;		/* next: the row (partner -> a) */
+	HeapTuple	template;
+} PairCursor;
+
+static HeapTuple
+pair_template(TupleDesc desc)
+{
+	Datum		values[PAIR_COLUMNS] = {0};
+	bool		nulls[PAIR_COLUMNS] = {0};
+	int			i;
+
+	if (desc->natts != PAIR_COLUMNS)
+		elog(ERROR, "cooccurrence_pairs must return %d columns", PAIR_COLUMNS);
+	for (i = 0; i < PAIR_COLUMNS; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if ((att->atttypid != INT8OID && att->atttypid != FLOAT8OID) ||
+			att->attlen != 8 || !att->attbyval || att->attalign != TYPALIGN_DOUBLE)
+			elog(ERROR, "cooccurrence_pairs must return int8 and float8 columns");
+	}
+	return heap_form_tuple(desc, values, nulls);
+}
+
+/* A copy of the template with the measures of (x -> y). */
+static HeapTuple
+pair_tuple(PairCursor *cur, uint32 x, uint32 y, int64 together, const CoocMetrics *m)
+{
+	const CoocCounts *c = &cur->c;
+	HeapTuple	t = palloc(HEAPTUPLESIZE + cur->template->t_len);
+	char	   *data;
+	int64		ints[6];
+	float8		floats[7];
+
+	memcpy(t, cur->template, HEAPTUPLESIZE);
+	t->t_data = (HeapTupleHeader) ((char *) t + HEAPTUPLESIZE);
+	memcpy(t->t_data, cur->template->t_data, cur->template->t_len);
+	data = (char *) t->t_data + t->t_data->t_hoff;
+	ints[0] = c->item_ids[x];
+	ints[1] = c->item_ids[y];
+	ints[2] = together;
+	ints[3] = c->item_counts[x];
+	ints[4] = c->item_counts[y];
+	ints[5] = c->orders;
+	floats[0] = m->support;
+	floats[1] = m->confidence;
+	floats[2] = m->lift;
+	floats[3] = m->leverage;
+	floats[4] = m->conviction;
+	floats[5] = m->jaccard;
+	floats[6] = m->score;
+	memcpy(data, ints, sizeof(ints));
+	memcpy(data + sizeof(ints), floats, sizeof(floats));
+	return t;
 }
 
 /*
@@ -402,62 +591,88 @@ put_pair_row(ReturnSetInfo *rsinfo, const CoocCounts *c, uint32 x, uint32 y,
 Datum
 upsell_cooccurrence_pairs(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int32		min_count = PG_GETARG_INT32(1);
-	float8		min_support = PG_GETARG_FLOAT8(2);
-	float8		min_confidence = PG_GETARG_FLOAT8(3);
-	CoocCounts	c;
-	size_t		i;
+	FuncCallContext *funcctx;
+	PairCursor *cur;
 
-	check_thresholds(min_count, min_support, min_confidence);
-	InitMaterializedSRF(fcinfo, 0);
-	PG_GETARG_COUNTS(0, &c);
-	if (c.skipped_lines > 0)
-		ereport(NOTICE,
-				(errmsg("skipped %lld order lines with a NULL order or product id or a quantity <= 0",
-						(long long) c.skipped_lines)));
-	if (c.big_orders > 0)
-		ereport(NOTICE,
-				(errmsg("%lld orders with more than %d products counted for their products but not for pairs",
-						(long long) c.big_orders, upsell_max_basket_size),
-				 errhint("Raise \"upsell.max_basket_size\" to count them.")));
-	for (i = 0; i < c.npairs; i++)
+	if (SRF_IS_FIRSTCALL())
 	{
-		const CoocPair *p = &c.pairs[i];
+		MemoryContext old;
+		TupleDesc	desc;
 
-		if (p->count < min_count || (double) p->count / c.orders < min_support)
-			continue;
-		put_pair_row(rsinfo, &c, p->a, p->b, p->count, min_confidence);
-		put_pair_row(rsinfo, &c, p->b, p->a, p->count, min_confidence);
-		if ((i & 0xffff) == 0)
-			CHECK_FOR_INTERRUPTS();
+		check_thresholds(PG_GETARG_INT32(1), PG_GETARG_FLOAT8(2), PG_GETARG_FLOAT8(3));
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		cur = palloc0(sizeof(PairCursor));
+		cur->template = pair_template(BlessTupleDesc(desc));
+		cur->min_count = PG_GETARG_INT32(1);
+		cur->min_support = PG_GETARG_FLOAT8(2);
+		cur->min_confidence = PG_GETARG_FLOAT8(3);
+		PG_GETARG_COUNTS(0, &cur->c);
+		MemoryContextSwitchTo(old);
+		funcctx->user_fctx = cur;
+		if (cur->c.skipped_lines > 0)
+			ereport(NOTICE,
+					(errmsg("skipped %lld order lines with a NULL order or product id or a quantity <= 0",
+							(long long) cur->c.skipped_lines)));
+		if (cur->c.big_orders > 0)
+			ereport(NOTICE,
+					(errmsg("%lld orders with more than %d products counted for their products but not for pairs",
+							(long long) cur->c.big_orders, upsell_max_basket_size),
+					 errhint("Raise \"upsell.max_basket_size\" to count them.")));
 	}
-	return (Datum) 0;
-}
+	funcctx = SRF_PERCALL_SETUP();
+	cur = funcctx->user_fctx;
+	for (; cur->a < cur->c.nitems; cur->a++)
+	{
+		const CoocCounts *c = &cur->c;
 
-typedef struct Neighbour
-{
-	uint32		other;
-	int64		together;
-	double		score;
-} Neighbour;
+		if ((cur->a & 0x3ff) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (cur->i < c->row[cur->a])
+			cur->i = c->row[cur->a];
+		while (cur->i < c->row[cur->a + 1])
+		{
+			uint32		x = cur->a,
+						y = c->pairs[cur->i].partner;
+			int64		together = c->pairs[cur->i].together;
+			CoocMetrics m;
 
-static int
-neighbour_cmp(const void *pa, const void *pb)
-{
-	const Neighbour *a = pa;
-	const Neighbour *b = pb;
-
-	if (a->score != b->score)
-		return a->score > b->score ? -1 : 1;
-	/* dense indexes follow product ids, so this breaks ties by product id */
-	return a->other < b->other ? -1 : (a->other > b->other ? 1 : 0);
+			if (!cur->reverse)
+			{
+				/* the pair's thresholds, for both directions at once */
+				if (together < cur->min_count ||
+					(double) together / c->orders < cur->min_support)
+				{
+					cur->i++;
+					continue;
+				}
+				cur->reverse = true;
+			}
+			else
+			{
+				/* then the same pair the other way round */
+				x = y;
+				y = cur->a;
+				cur->reverse = false;
+				cur->i++;
+			}
+			if ((double) together / c->item_counts[x] < cur->min_confidence)
+				continue;
+			cooc_metrics(together, c->item_counts[x], c->item_counts[y], c->orders, &m);
+			SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(pair_tuple(cur, x, y, together, &m)));
+		}
+	}
+	SRF_RETURN_DONE(funcctx);
 }
 
 /*
  * top_pairs(state, per_product, min_count): for each product, its best
  * per_product complements by score, ties broken by product id.  This is the
  * serving model: a cart lookup reads at most per_product rows per item.
+ * The core keeps a bounded heap per product, so memory follows the output,
+ * not the number of pairs.
  */
 Datum
 upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
@@ -466,10 +681,9 @@ upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
 	int32		per_product = PG_GETARG_INT32(1);
 	int32		min_count = PG_GETARG_INT32(2);
 	CoocCounts	c;
-	size_t	   *start;
-	Neighbour  *adj;
-	size_t		i;
-	uint32		x;
+	CoocTop    *top;
+	size_t		n,
+				i;
 
 	if (per_product < 1)
 		ereport(ERROR,
@@ -478,57 +692,24 @@ upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
 	check_thresholds(min_count, 0, 0);
 	InitMaterializedSRF(fcinfo, 0);
 	PG_GETARG_COUNTS(0, &c);
-
-	/* Adjacency lists in one array (CSR): both directions of every pair. */
-	start = palloc0_array(size_t, (size_t) c.nitems + 2);
-	for (i = 0; i < c.npairs; i++)
-		if (c.pairs[i].count >= min_count)
-		{
-			start[c.pairs[i].a + 2]++;
-			start[c.pairs[i].b + 2]++;
-		}
-	for (x = 0; x < c.nitems; x++)
-		start[x + 2] += start[x + 1];
-	adj = palloc_extended(sizeof(Neighbour) * (start[c.nitems + 1] + 1), MCXT_ALLOC_HUGE);
-	for (i = 0; i < c.npairs; i++)
+	top = cooc_top_pairs(&c, per_product, min_count, &n);
+	for (i = 0; i < n; i++)
 	{
-		const CoocPair *p = &c.pairs[i];
+		CoocMetrics m;
+		Datum		values[6];
+		bool		nulls[6] = {0};
 
-		if (p->count < min_count)
-			continue;
-		adj[start[p->a + 1]++] = (Neighbour)
-		{
-			p->b, p->count, cooc_score(p->count, c.item_counts[p->a])
-		};
-		adj[start[p->b + 1]++] = (Neighbour)
-		{
-			p->a, p->count, cooc_score(p->count, c.item_counts[p->b])
-		};
-	}
-
-	for (x = 0; x < c.nitems; x++)
-	{
-		Neighbour  *list = adj + start[x];
-		size_t		n = start[x + 1] - start[x];
-
-		CHECK_FOR_INTERRUPTS();
-		qsort(list, n, sizeof(Neighbour), neighbour_cmp);
-		for (i = 0; i < n && i < (size_t) per_product; i++)
-		{
-			CoocMetrics m;
-			Datum		values[6];
-			bool		nulls[6] = {0};
-
-			cooc_metrics(list[i].together, c.item_counts[x],
-						 c.item_counts[list[i].other], c.orders, &m);
-			values[0] = Int64GetDatum(c.item_ids[x]);
-			values[1] = Int64GetDatum(c.item_ids[list[i].other]);
-			values[2] = Int64GetDatum(list[i].together);
-			values[3] = Float8GetDatum(m.score);
-			values[4] = Float8GetDatum(m.confidence);
-			values[5] = Float8GetDatum(m.lift);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		}
+		cooc_metrics(top[i].together, c.item_counts[top[i].product],
+					 c.item_counts[top[i].other], c.orders, &m);
+		values[0] = Int64GetDatum(c.item_ids[top[i].product]);
+		values[1] = Int64GetDatum(c.item_ids[top[i].other]);
+		values[2] = Int64GetDatum(top[i].together);
+		values[3] = Float8GetDatum(m.score);
+		values[4] = Float8GetDatum(m.confidence);
+		values[5] = Float8GetDatum(m.lift);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		if ((i & 0xffff) == 0)
+			CHECK_FOR_INTERRUPTS();
 	}
 	return (Datum) 0;
 }
@@ -567,12 +748,16 @@ upsell_cooccurrence_from_query(PG_FUNCTION_ARGS)
 		bool		nulls[2] = {false, false};
 		MemoryContext old = MemoryContextSwitchTo(work);
 
-		cooc_count(&tenants[i].lines, upsell_max_basket_size, &counts);
+		raise_if_error(cooc_count(&tenants[i].lines, upsell_max_basket_size, &counts),
+					   "order lines");
 		MemoryContextSwitchTo(callerctx);
 		values[0] = Int64GetDatum(tenants[i].tenant);
 		values[1] = PointerGetDatum(counts_to_varlena(&counts));
 		nulls[0] = !has_tenant;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		/* one tenant's counts at a time */
+		pfree(DatumGetPointer(values[1]));
+		cooc_counts_free(&counts);
 		MemoryContextSwitchTo(old);
 	}
 	MemoryContextDelete(work);

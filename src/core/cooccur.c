@@ -11,7 +11,19 @@
 #include "ups_host.h"
 
 #define LINES_MAGIC		0x314c5055	/* "UPL1" */
-#define COUNTS_MAGIC	0x31435055	/* "UPC1" */
+#define COUNTS_MAGIC_V1	0x31435055	/* "UPC1": pairs as (a, b, count) triples */
+#define COUNTS_MAGIC	0x32435055	/* "UPC2": pairs row by row */
+#define PARTIAL_MAGIC	0x31505055	/* "UPP1" */
+
+#define PUT(buf, v) (memcpy((buf), &(v), sizeof(v)), (buf) += sizeof(v))
+#define GET(buf, v) (memcpy(&(v), (buf), sizeof(v)), (buf) += sizeof(v))
+
+#define LINES_HEADER	(4 + 4 + 8 + 8)
+#define COUNTS_HEADER	(4 + 4 + 8 + 8 + 8 + 8)
+#define PAIR_SIZE_V1	(4 + 4 + 8)
+#define PARTIAL_HEADER	(4 + 4 + 8 + 8 + 8)
+
+static void finish_flat(CoocCounts *c);
 
 /* One-sided 95% normal quantile used by the ranking score. */
 #define SCORE_Z			1.96
@@ -255,19 +267,6 @@ mix64(uint64_t x)
 	return x;
 }
 
-static int
-pair_cmp(const void *pa, const void *pb)
-{
-	const CoocPair *a = pa;
-	const CoocPair *b = pb;
-
-	if (a->a != b->a)
-		return a->a < b->a ? -1 : 1;
-	if (a->b != b->b)
-		return a->b < b->b ? -1 : 1;
-	return 0;
-}
-
 /*
  * Numbers the distinct products of the lines: fills idx[i] with the rank of
  * line i's product among the distinct ids and returns those ids, increasing
@@ -372,18 +371,6 @@ dictionary(const CoocLines *lines, uint32_t *idx, size_t *nids_out)
 	return ids;
 }
 
-/* Appends pair (a, b) with its count and clears the counter. */
-static inline void
-emit_pair(CoocCounts *out, uint32_t a, uint32_t b, int64_t *counter)
-{
-	CoocPair   *p = &out->pairs[out->npairs++];
-
-	p->a = a;
-	p->b = b;
-	p->count = counter[b];
-	counter[b] = 0;
-}
-
 /* The few partners of one product, ascending (insertion sort). */
 static void
 sort_uint32(uint32_t *v, size_t n)
@@ -404,246 +391,748 @@ sort_uint32(uint32_t *v, size_t n)
 	}
 }
 
-void
-cooc_count(CoocLines *lines, int max_basket, CoocCounts *out)
+/* How many spans ahead the count prefetches (spans has that much slack). */
+#define PREFETCH_AHEAD	8
+
+/* The later lines of one order that follow a line of product a. */
+typedef struct Span
 {
-	int64_t    *ids;
-	uint32_t   *idx;
-	size_t		i,
+	uint32_t	from;
+	uint32_t	to;
+} Span;
+
+/* End of the order that starts at line start. */
+static inline size_t
+order_end(const CoocLines *lines, size_t start)
+{
+	size_t		end = start + 1;
+	int64_t		key = lines->lines[start].order_key;
+
+	while (end < lines->n && lines->lines[end].order_key == key)
+		end++;
+	return end;
+}
+
+void
+cooc_counts_free(CoocCounts *c)
+{
+	ups_free(c->item_ids);
+	ups_free(c->item_counts);
+	ups_free(c->row);
+	if (c->flat)
+		ups_free(c->flat);
+	else if (!c->borrowed)
+		ups_free(c->pairs);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+cooc_partial_free(CoocPartial *p)
+{
+	cooc_counts_free(&p->counts);
+	ups_free(p->order_keys);
+	ups_free(p->order_start);
+	ups_free(p->products);
+	memset(p, 0, sizeof(*p));
+}
+
+/*
+ * The count.  After the lines are sorted by (order, product) and the
+ * products numbered by rank (idx, one per line), every line of an order
+ * small enough for pairs is filed under its product as the span of the
+ * order's later lines: those are exactly its partners b > a in that order.
+ * Then, product by product, the spans are walked and the partners counted in
+ * a dense array over products, which stays in cache; the partners touched
+ * come out sorted (a few by insertion sort, many through a bitmap), so pairs
+ * are produced in (a, b) order without hashing or sorting pairs, straight
+ * into the stored row-by-row form.  The memory random access costs is one
+ * miss per (product, order), not per pair.
+ *
+ * On success *idx_out, when asked for, receives idx (the caller frees it).
+ */
+static const char *
+count_lines(CoocLines *lines, int max_basket, CoocCounts *out, uint32_t **idx_out)
+{
+	size_t		n,
 				nids = 0,
 				start,
-				cap,
-				a;
-	size_t	   *order_end,
-			   *first,
-			   *fill,
-			   *at;
-	int64_t    *counter;
-	uint32_t   *touched;
+				end,
+				j,
+				a,
+				bound = 0;
+	uint32_t   *idx,
+			   *counter,
+			   *touched;
 	uint64_t   *seen;
+	size_t	   *first,
+			   *fill;
+	Span	   *spans;
 
 	cooc_lines_compact(lines);
 	memset(out, 0, sizeof(*out));
 	out->skipped_lines = lines->skipped;
+	n = lines->n;
+	if (n >= UINT32_MAX)
+		return "more than 4294967294 distinct order lines in one count";
 
 	/*
 	 * Dictionary of distinct products, sorted, so indexes follow ids: a hash
 	 * numbers the products in order of appearance (idx), then only the
 	 * distinct ids are sorted and idx is renumbered by rank.
 	 */
-	idx = ups_alloc((lines->n + 1) * sizeof(uint32_t));
-	ids = dictionary(lines, idx, &nids);
+	idx = ups_alloc((n + 1) * sizeof(uint32_t));
+	out->item_ids = dictionary(lines, idx, &nids);
 	out->nitems = (uint32_t) nids;
-	out->item_ids = ids;
 	out->item_counts = ups_alloc0((nids + 1) * sizeof(int64_t));
 
-	/*
-	 * Orders and product counts; order_end[j] is the end of line j's order,
-	 * and each product's lines in orders small enough for pairs are listed
-	 * product by product (first[] / at[], compressed sparse rows).
-	 */
-	order_end = ups_alloc((lines->n + 1) * sizeof(size_t));
+	/* Orders, product counts, and how many spans each product files. */
 	first = ups_alloc0((nids + 2) * sizeof(size_t));
-	for (start = 0; start < lines->n;)
+	for (start = 0; start < n; start = end)
 	{
-		size_t		end = start,
-					j;
-
-		while (end < lines->n &&
-			   lines->lines[end].order_key == lines->lines[start].order_key)
-			end++;
+		end = order_end(lines, start);
 		out->orders++;
 		for (j = start; j < end; j++)
-		{
 			out->item_counts[idx[j]]++;
-			order_end[j] = end;
-		}
 		if (max_basket > 0 && end - start > (size_t) max_basket)
-		{
 			out->big_orders++;
-			for (j = start; j < end; j++)
-				order_end[j] = 0;	/* not counted for pairs */
-		}
 		else
+		{
 			for (j = start; j + 1 < end; j++)
 				first[idx[j] + 1]++;
-		start = end;
+			/* each pair of the order increments one counter once */
+			bound += (end - start) * (end - start - 1) / 2;
+		}
 	}
-	for (i = 0; i < nids; i++)
-		first[i + 1] += first[i];
-	at = ups_alloc((first[nids] + 1) * sizeof(size_t));
+	for (a = 0; a < nids; a++)
+		first[a + 1] += first[a];
+	spans = ups_alloc0((first[nids] + PREFETCH_AHEAD + 1) * sizeof(Span));
 	fill = ups_alloc((nids + 1) * sizeof(size_t));
 	memcpy(fill, first, nids * sizeof(size_t));
-	for (i = 0; i < lines->n; i++)
-		if (order_end[i] > i + 1)
-			at[fill[idx[i]]++] = i;
+	for (start = 0; start < n; start = end)
+	{
+		end = order_end(lines, start);
+		if (max_basket > 0 && end - start > (size_t) max_basket)
+			continue;
+		for (j = start; j + 1 < end; j++)
+		{
+			Span	   *s = &spans[fill[idx[j]]++];
+
+			s->from = (uint32_t) j + 1;
+			s->to = (uint32_t) end;
+		}
+	}
 	ups_free(fill);
 	ups_check_interrupts();
 
 	/*
-	 * Pairs, product by product: for product a, every later line of every
-	 * order containing a is a product b > a (lines are sorted by product
-	 * within an order); counts go to a dense array over products, which stays
-	 * in cache, and come out sorted by (a, b) without a hash or a sort of all
-	 * pairs.
+	 * No more pairs than increments: the output, in its flat form, is
+	 * allocated at that bound and shrunk at the end (pages never written
+	 * cost no memory); the pairs are counted straight into it.
 	 */
-	counter = ups_alloc0((nids + 1) * sizeof(int64_t));
+	out->row = ups_alloc((nids + 1) * sizeof(size_t));
+	out->flat = ups_alloc(COOC_FLAT_HEADROOM + COUNTS_HEADER + nids * 20 +
+						  (bound + 1) * sizeof(CoocEntry));
+	out->pairs = (CoocEntry *) (out->flat + COOC_FLAT_HEADROOM + COUNTS_HEADER + nids * 16);
+	counter = ups_alloc0((nids + 1) * sizeof(uint32_t));
 	touched = ups_alloc((nids + 1) * sizeof(uint32_t));
 	seen = ups_alloc0(((nids >> 6) + 1) * sizeof(uint64_t));
-	cap = 1024;
-	out->pairs = ups_alloc(cap * sizeof(CoocPair));
+	out->row[0] = 0;
 	for (a = 0; a < nids; a++)
 	{
 		size_t		ntouched = 0,
-					t;
+					e,
+					t,
+					np = out->npairs;
+		CoocEntry  *pairs = out->pairs;
 
-		for (i = first[a]; i < first[a + 1]; i++)
+		for (e = first[a]; e < first[a + 1]; e++)
 		{
-			size_t		j,
-						end = order_end[at[i]];
+			const uint32_t *p = idx + spans[e].from;
+			const uint32_t *stop = idx + spans[e].to;
 
-			for (j = at[i] + 1; j < end; j++)
-			{
-				uint32_t	b = idx[j];
-
-				if (counter[b]++ == 0)
-				{
-					touched[ntouched++] = b;
-					seen[b >> 6] |= UINT64_C(1) << (b & 63);
-				}
-			}
+			/* the next spans start at random places: fetch them early */
+			__builtin_prefetch(idx + spans[e + PREFETCH_AHEAD].from);
+			for (; p < stop; p++)
+				if (counter[*p]++ == 0)
+					touched[ntouched++] = *p;
 		}
-		if (ntouched == 0)
-			continue;
-		if (out->npairs + ntouched > cap)
-		{
-			while (out->npairs + ntouched > cap)
-				cap *= 2;
-			out->pairs = ups_realloc(out->pairs, cap * sizeof(CoocPair));
-		}
-		if (ntouched <= 24)
+		if (ntouched <= 32)
 		{
 			/* few partners (most products): sort them */
 			sort_uint32(touched, ntouched);
 			for (t = 0; t < ntouched; t++)
 			{
-				emit_pair(out, (uint32_t) a, touched[t], counter);
-				seen[touched[t] >> 6] = 0;
+				uint32_t	b = touched[t];
+
+				pairs[np].partner = b;
+				pairs[np++].together = counter[b];
+				counter[b] = 0;
 			}
 		}
 		else
 		{
-			/* many partners: walk the bitmap of those seen, in order */
-			for (t = ((size_t) a + 1) >> 6; t <= nids >> 6; t++)
+			/* many partners: mark them in a bitmap and walk it in order */
+			for (t = 0; t < ntouched; t++)
+				seen[touched[t] >> 6] |= UINT64_C(1) << (touched[t] & 63);
+			for (t = (a + 1) >> 6; t <= nids >> 6; t++)
 			{
 				uint64_t	w = seen[t];
 
 				seen[t] = 0;
 				while (w)
 				{
-					emit_pair(out, (uint32_t) a, (uint32_t) (t * 64 + __builtin_ctzll(w)), counter);
+					uint32_t	b = (uint32_t) (t * 64 + (size_t) __builtin_ctzll(w));
+
+					pairs[np].partner = b;
+					pairs[np++].together = counter[b];
+					counter[b] = 0;
 					w &= w - 1;
 				}
 			}
 		}
+		out->npairs = np;
+		out->row[a + 1] = np;
 		if ((a & 0x3ff) == 0)
 			ups_check_interrupts();
 	}
+	finish_flat(out);
 	ups_free(counter);
 	ups_free(touched);
 	ups_free(seen);
-	ups_free(at);
+	ups_free(spans);
 	ups_free(first);
-	ups_free(order_end);
-	ups_free(idx);
+	if (idx_out)
+		*idx_out = idx;
+	else
+		ups_free(idx);
+	return NULL;
 }
 
-void
+const char *
+cooc_count(CoocLines *lines, int max_basket, CoocCounts *out)
+{
+	return count_lines(lines, max_basket, out, NULL);
+}
+
+const char *
+cooc_partial_count(CoocLines *lines, int max_basket, CoocPartial *out)
+{
+	const char *error;
+	uint32_t   *idx;
+	size_t		start,
+				end,
+				k = 0;
+
+	memset(out, 0, sizeof(*out));
+	error = count_lines(lines, max_basket, &out->counts, &idx);
+	if (error)
+		return error;
+
+	/* lines are sorted by (order, product): idx is every order's products */
+	out->norders = (size_t) out->counts.orders;
+	out->order_keys = ups_alloc((out->norders + 1) * sizeof(int64_t));
+	out->order_start = ups_alloc((out->norders + 1) * sizeof(size_t));
+	for (start = 0; start < lines->n; start = end)
+	{
+		end = order_end(lines, start);
+		out->order_keys[k] = lines->lines[start].order_key;
+		out->order_start[k++] = start;
+	}
+	out->order_start[k] = lines->n;
+	out->products = idx;
+	return NULL;
+}
+
+int64_t
+cooc_pair_count(const CoocCounts *c, uint32_t x, uint32_t y)
+{
+	uint32_t	a = x < y ? x : y,
+				b = x < y ? y : x;
+	size_t		lo,
+				hi;
+
+	if (x == y || b >= c->nitems)
+		return 0;
+	lo = c->row[a];
+	hi = c->row[a + 1];
+	while (lo < hi)
+	{
+		size_t		mid = lo + (hi - lo) / 2;
+
+		if (c->pairs[mid].partner < b)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < c->row[a + 1] && c->pairs[lo].partner == b ? c->pairs[lo].together : 0;
+}
+
+/*
+ * r = the sum of k counts, each added or subtracted (sign 1 or -1), in one
+ * pass: the union of the dictionaries, then row by row a k-way merge of the
+ * rows mapped to r's indexes (maps are monotone, so mapped rows stay
+ * increasing).  Products and pairs whose count ends at 0 are dropped; a
+ * count below 0, a pair left over a dropped product, or a count beyond 32
+ * bits is an error.  When maps is given, maps[t] receives for every index of
+ * input t its index in r (UINT32_MAX if dropped).
+ */
+#define MAX_TERMS 5
+
+static const char *
+counts_sum(CoocCounts *r, int k, const CoocCounts *const *in, const int *sign,
+		   uint32_t **maps)
+{
+	uint32_t   *map[MAX_TERMS];
+	uint32_t   *src[MAX_TERMS];		/* union index -> index in input t, or none */
+	size_t		cur[MAX_TERMS],
+				end[MAX_TERMS],
+				item[MAX_TERMS],
+				total_items = 0,
+				total_pairs = 0,
+				nu = 0,
+				kept = 0,
+				u;
+	uint32_t   *keep;
+	const char *error = NULL;
+	int			t;
+
+	memset(r, 0, sizeof(*r));
+	for (t = 0; t < k; t++)
+	{
+		total_items += in[t]->nitems;
+		total_pairs += in[t]->npairs;
+		r->orders += sign[t] * in[t]->orders;
+		r->skipped_lines += sign[t] * in[t]->skipped_lines;
+		r->big_orders += sign[t] * in[t]->big_orders;
+	}
+	if (r->orders < 0 || r->skipped_lines < 0 || r->big_orders < 0)
+		error = "order counts would become negative";
+	if (r->orders > (int64_t) UINT32_MAX)
+		error = "more than 4294967295 orders in one count";
+	for (t = 0; t < k; t++)
+	{
+		map[t] = ups_alloc(((size_t) in[t]->nitems + 1) * sizeof(uint32_t));
+		src[t] = ups_alloc((total_items + 1) * sizeof(uint32_t));
+		item[t] = 0;
+	}
+	keep = ups_alloc((total_items + 1) * sizeof(uint32_t));
+	r->item_ids = ups_alloc((total_items + 1) * sizeof(int64_t));
+	r->item_counts = ups_alloc((total_items + 1) * sizeof(int64_t));
+
+	/* the union of the sorted dictionaries */
+	for (;;)
+	{
+		int64_t		id = 0,
+					count = 0;
+		bool		any = false;
+
+		for (t = 0; t < k; t++)
+			if (item[t] < in[t]->nitems && (!any || in[t]->item_ids[item[t]] < id))
+			{
+				id = in[t]->item_ids[item[t]];
+				any = true;
+			}
+		if (!any)
+			break;
+		for (t = 0; t < k; t++)
+		{
+			src[t][nu] = UINT32_MAX;
+			if (item[t] < in[t]->nitems && in[t]->item_ids[item[t]] == id)
+			{
+				count += sign[t] * in[t]->item_counts[item[t]];
+				src[t][nu] = (uint32_t) item[t]++;
+			}
+		}
+		if (count < 0)
+			error = "a product count would become negative";
+		keep[nu] = UINT32_MAX;
+		if (count > 0)
+		{
+			keep[nu] = (uint32_t) kept;
+			r->item_ids[kept] = id;
+			r->item_counts[kept++] = count;
+		}
+		for (t = 0; t < k; t++)
+			if (src[t][nu] != UINT32_MAX)
+				map[t][src[t][nu]] = keep[nu];
+		nu++;
+	}
+	r->nitems = (uint32_t) kept;
+
+	/* row by row */
+	r->row = ups_alloc((kept + 1) * sizeof(size_t));
+	r->pairs = ups_alloc((total_pairs + 1) * sizeof(CoocEntry));
+	r->row[0] = 0;
+	for (u = 0; u < nu && error == NULL; u++)
+	{
+		size_t		np = r->npairs;
+		int			active[MAX_TERMS],
+					nactive = 0,
+					x;
+
+		/* the inputs with a non-empty row here: mostly one or two */
+		for (t = 0; t < k; t++)
+			if (src[t][u] != UINT32_MAX)
+			{
+				cur[t] = in[t]->row[src[t][u]];
+				end[t] = in[t]->row[src[t][u] + 1];
+				if (cur[t] < end[t])
+					active[nactive++] = t;
+			}
+		if (nactive == 1)
+		{
+			/* one row alone: mapped and copied */
+			t = active[0];
+			if (keep[u] == UINT32_MAX)
+				error = "a pair is left over a product counted in no order";
+			else if (sign[t] < 0)
+				error = "a pair count would become negative";
+			for (; cur[t] < end[t] && error == NULL; cur[t]++)
+			{
+				uint32_t	other = map[t][in[t]->pairs[cur[t]].partner];
+
+				if (other == UINT32_MAX)
+					error = "a pair is left over a product counted in no order";
+				r->pairs[np].partner = other;
+				r->pairs[np++].together = in[t]->pairs[cur[t]].together;
+			}
+			nactive = 0;
+		}
+		while (nactive > 0)
+		{
+			uint32_t	other = UINT32_MAX;
+			int64_t		count = 0;
+
+			for (x = 0; x < nactive; x++)
+			{
+				uint32_t	p;
+
+				t = active[x];
+				p = map[t][in[t]->pairs[cur[t]].partner];
+				if (p < other)
+					other = p;
+			}
+			for (x = 0; x < nactive; x++)
+			{
+				t = active[x];
+				if (map[t][in[t]->pairs[cur[t]].partner] == other)
+				{
+					count += (int64_t) sign[t] * in[t]->pairs[cur[t]++].together;
+					if (cur[t] == end[t])
+					{
+						/* this row is done */
+						active[x--] = active[--nactive];
+					}
+				}
+			}
+			if (count == 0)
+				continue;
+			if (count < 0)
+				error = "a pair count would become negative";
+			else if (count > (int64_t) UINT32_MAX)
+				error = "a pair count exceeds 4294967295";
+			else if (keep[u] == UINT32_MAX || other == UINT32_MAX)
+				error = "a pair is left over a product counted in no order";
+			if (error)
+				break;
+			r->pairs[np].partner = other;
+			r->pairs[np++].together = (uint32_t) count;
+		}
+		r->npairs = np;
+		if (keep[u] != UINT32_MAX)
+			r->row[keep[u] + 1] = np;
+		if ((u & 0x3ff) == 0)
+			ups_check_interrupts();
+	}
+	ups_free(keep);
+	for (t = 0; t < k; t++)
+	{
+		ups_free(src[t]);
+		if (maps && !error)
+			maps[t] = map[t];
+		else
+			ups_free(map[t]);
+	}
+	if (error)
+		cooc_counts_free(r);
+	return error;
+}
+
+const char *
 cooc_counts_merge(CoocCounts *result, const CoocCounts *a, const CoocCounts *b)
 {
-	uint32_t   *amap = ups_alloc((a->nitems + 1) * sizeof(uint32_t));
-	uint32_t   *bmap = ups_alloc((b->nitems + 1) * sizeof(uint32_t));
+	const CoocCounts *in[2] = {a, b};
+	const int	sign[2] = {1, 1};
+
+	return counts_sum(result, 2, in, sign, NULL);
+}
+
+/* The lines (order key, product id) of one order of a partial state. */
+static void
+add_order_lines(CoocLines *lines, int64_t order_key, const uint32_t *products,
+				size_t from, size_t to, const int64_t *item_ids)
+{
+	size_t		i;
+
+	for (i = from; i < to; i++)
+		cooc_lines_add(lines, order_key, item_ids[products[i]]);
+}
+
+/*
+ * Orders in both a and b were counted by each over part of their products.
+ * The combined counts are a + b, corrected for those orders: minus what each
+ * side counted of them (ca, cb), plus the count of their united products
+ * (cu) -- all five added in one pass.
+ */
+const char *
+cooc_partial_combine(CoocPartial *result, const CoocPartial *a,
+					 const CoocPartial *b, int max_basket)
+{
+	CoocPartial r;
+	CoocCounts	ca,
+				cb,
+				cu;
+	CoocLines	shared_a,
+				shared_b,
+				shared_u;
+	const CoocCounts *in[5] = {&a->counts, &b->counts, &cu, &ca, &cb};
+	const int	sign[5] = {1, 1, 1, -1, -1};
+	uint32_t   *maps[5];
 	size_t		i = 0,
 				j = 0,
-				n = 0;
-	CoocCounts	r;
+				k = 0,
+				np = 0,
+				nshared = 0;
+	const char *error = NULL;
 
+	memset(result, 0, sizeof(*result));
 	memset(&r, 0, sizeof(r));
-	r.orders = a->orders + b->orders;
-	r.skipped_lines = a->skipped_lines + b->skipped_lines;
-	r.big_orders = a->big_orders + b->big_orders;
-	r.item_ids = ups_alloc(((size_t) a->nitems + b->nitems + 1) * sizeof(int64_t));
-	r.item_counts = ups_alloc(((size_t) a->nitems + b->nitems + 1) * sizeof(int64_t));
+	memset(&ca, 0, sizeof(ca));
+	memset(&cb, 0, sizeof(cb));
+	memset(&cu, 0, sizeof(cu));
+	cooc_lines_init(&shared_a);
+	cooc_lines_init(&shared_b);
+	cooc_lines_init(&shared_u);
 
-	/* Union of the two sorted dictionaries; the maps are monotone. */
-	while (i < a->nitems || j < b->nitems)
+	/* the shared orders, by their product ids */
+	while (i < a->norders && j < b->norders)
 	{
-		if (j >= b->nitems || (i < a->nitems && a->item_ids[i] < b->item_ids[j]))
-		{
-			r.item_ids[n] = a->item_ids[i];
-			r.item_counts[n] = a->item_counts[i];
-			amap[i++] = (uint32_t) n;
-		}
-		else if (i >= a->nitems || b->item_ids[j] < a->item_ids[i])
-		{
-			r.item_ids[n] = b->item_ids[j];
-			r.item_counts[n] = b->item_counts[j];
-			bmap[j++] = (uint32_t) n;
-		}
+		if (a->order_keys[i] < b->order_keys[j])
+			i++;
+		else if (b->order_keys[j] < a->order_keys[i])
+			j++;
 		else
 		{
-			r.item_ids[n] = a->item_ids[i];
-			r.item_counts[n] = a->item_counts[i] + b->item_counts[j];
-			amap[i++] = (uint32_t) n;
-			bmap[j++] = (uint32_t) n;
+			add_order_lines(&shared_a, a->order_keys[i], a->products,
+							a->order_start[i], a->order_start[i + 1], a->counts.item_ids);
+			add_order_lines(&shared_b, b->order_keys[j], b->products,
+							b->order_start[j], b->order_start[j + 1], b->counts.item_ids);
+			add_order_lines(&shared_u, a->order_keys[i], a->products,
+							a->order_start[i], a->order_start[i + 1], a->counts.item_ids);
+			add_order_lines(&shared_u, b->order_keys[j], b->products,
+							b->order_start[j], b->order_start[j + 1], b->counts.item_ids);
+			nshared++;
+			i++;
+			j++;
 		}
-		n++;
 	}
-	r.nitems = (uint32_t) n;
+	if (nshared > 0)
+	{
+		error = cooc_count(&shared_a, max_basket, &ca);
+		if (!error)
+			error = cooc_count(&shared_b, max_basket, &cb);
+		if (!error)
+			error = cooc_count(&shared_u, max_basket, &cu);
+	}
+	ups_free(shared_a.lines);
+	ups_free(shared_b.lines);
+	ups_free(shared_u.lines);
+	if (!error)
+		error = counts_sum(&r.counts, nshared > 0 ? 5 : 2, in, sign, maps);
+	cooc_counts_free(&ca);
+	cooc_counts_free(&cb);
+	cooc_counts_free(&cu);
+	if (error)
+		return error;
 
-	/* Monotone maps keep both pair lists sorted: merge them. */
-	r.pairs = ups_alloc((a->npairs + b->npairs + 1) * sizeof(CoocPair));
+	/* the orders of both, a shared one with the union of its products */
+	r.order_keys = ups_alloc((a->norders + b->norders + 1) * sizeof(int64_t));
+	r.order_start = ups_alloc((a->norders + b->norders + 1) * sizeof(size_t));
+	r.products = ups_alloc((a->order_start[a->norders] + b->order_start[b->norders] + 1) *
+						   sizeof(uint32_t));
 	i = j = 0;
-	while (i < a->npairs || j < b->npairs)
+	while (i < a->norders || j < b->norders)
 	{
-		CoocPair	pa,
-					pb;
-		int			c;
+		bool		from_a = j >= b->norders ||
+			(i < a->norders && a->order_keys[i] <= b->order_keys[j]);
+		bool		from_b = i >= a->norders ||
+			(j < b->norders && b->order_keys[j] <= a->order_keys[i]);
+		size_t		x = from_a ? a->order_start[i] : 0,
+					xe = from_a ? a->order_start[i + 1] : 0,
+					y = from_b ? b->order_start[j] : 0,
+					ye = from_b ? b->order_start[j + 1] : 0;
 
-		if (i < a->npairs)
+		r.order_keys[k] = from_a ? a->order_keys[i] : b->order_keys[j];
+		r.order_start[k++] = np;
+		while (x < xe || y < ye)
 		{
-			pa = a->pairs[i];
-			pa.a = amap[pa.a];
-			pa.b = amap[pa.b];
+			uint32_t	px = x < xe ? maps[0][a->products[x]] : UINT32_MAX;
+			uint32_t	py = y < ye ? maps[1][b->products[y]] : UINT32_MAX;
+
+			if (px <= py)
+			{
+				r.products[np++] = px;
+				x++;
+				if (px == py)
+					y++;
+			}
+			else
+			{
+				r.products[np++] = py;
+				y++;
+			}
+			/* every product of an order keeps a count of at least 1 */
+			if (r.products[np - 1] == UINT32_MAX)
+				error = "partial states disagree on the products of an order";
 		}
-		if (j < b->npairs)
-		{
-			pb = b->pairs[j];
-			pb.a = bmap[pb.a];
-			pb.b = bmap[pb.b];
-		}
-		c = i >= a->npairs ? 1 : j >= b->npairs ? -1 : pair_cmp(&pa, &pb);
-		if (c < 0)
-		{
-			r.pairs[r.npairs++] = pa;
-			i++;
-		}
-		else if (c > 0)
-		{
-			r.pairs[r.npairs++] = pb;
-			j++;
-		}
-		else
-		{
-			pa.count += pb.count;
-			r.pairs[r.npairs++] = pa;
-			i++;
-			j++;
-		}
+		i += from_a;
+		j += from_b;
 	}
-	ups_free(amap);
-	ups_free(bmap);
+	r.norders = k;
+	r.order_start[k] = np;
+	for (i = 0; i < (nshared > 0 ? 5u : 2u); i++)
+		ups_free(maps[i]);
+	if (!error && r.counts.orders != (int64_t) r.norders)
+		error = "partial states disagree on their number of orders";
+	if (error)
+	{
+		cooc_partial_free(&r);
+		return error;
+	}
 	*result = r;
+	return NULL;
+}
+
+/* Whether x ranks below y among one product's partners. */
+static inline bool
+top_worse(const CoocTop *x, const CoocTop *y)
+{
+	return x->score < y->score || (x->score == y->score && x->other > y->other);
+}
+
+/* Restores the heap (worst kept at the root) below position i. */
+static void
+top_sift_down(CoocTop *heap, size_t n, size_t i)
+{
+	for (;;)
+	{
+		size_t		worst = i,
+					l = 2 * i + 1,
+					r = l + 1;
+		CoocTop		t;
+
+		if (l < n && top_worse(&heap[l], &heap[worst]))
+			worst = l;
+		if (r < n && top_worse(&heap[r], &heap[worst]))
+			worst = r;
+		if (worst == i)
+			return;
+		t = heap[i];
+		heap[i] = heap[worst];
+		heap[worst] = t;
+		i = worst;
+	}
+}
+
+/* Offers a partner to a product's heap of at most cap entries. */
+static void
+top_offer(CoocTop *heap, size_t *n, size_t cap, const CoocTop *x)
+{
+	size_t		i;
+
+	if (*n < cap)
+	{
+		/* sift up */
+		i = (*n)++;
+		while (i > 0 && top_worse(x, &heap[(i - 1) / 2]))
+		{
+			heap[i] = heap[(i - 1) / 2];
+			i = (i - 1) / 2;
+		}
+		heap[i] = *x;
+	}
+	else if (top_worse(&heap[0], x))
+	{
+		heap[0] = *x;
+		top_sift_down(heap, *n, 0);
+	}
+}
+
+static int
+top_best_first(const void *pa, const void *pb)
+{
+	const CoocTop *a = pa;
+	const CoocTop *b = pb;
+
+	return top_worse(b, a) ? -1 : (top_worse(a, b) ? 1 : 0);
+}
+
+CoocTop *
+cooc_top_pairs(const CoocCounts *c, int per_product, int64_t min_count, size_t *n)
+{
+	size_t	   *start = ups_alloc0(((size_t) c->nitems + 1) * sizeof(size_t));
+	size_t	   *fill = ups_alloc0(((size_t) c->nitems + 1) * sizeof(size_t));
+	size_t		k = per_product > 0 ? (size_t) per_product : 0,
+				i,
+				total;
+	uint32_t	x;
+	CoocTop    *out;
+
+	/* heap sizes: min(k, qualifying partners), both directions */
+	for (x = 0; x < c->nitems; x++)
+		for (i = c->row[x]; i < c->row[x + 1]; i++)
+			if (c->pairs[i].together >= min_count)
+			{
+				start[x + 1]++;
+				start[c->pairs[i].partner + 1]++;
+			}
+	for (x = 0; x < c->nitems; x++)
+	{
+		if (start[x + 1] > k)
+			start[x + 1] = k;
+		start[x + 1] += start[x];
+	}
+	total = start[c->nitems];
+	out = ups_alloc((total + 1) * sizeof(CoocTop));
+	for (x = 0; x < c->nitems; x++)
+	{
+		for (i = c->row[x]; i < c->row[x + 1]; i++)
+		{
+			uint32_t	y = c->pairs[i].partner;
+			uint32_t	together = c->pairs[i].together;
+			CoocTop		t;
+
+			if (together < min_count)
+				continue;
+			t.product = x;
+			t.other = y;
+			t.together = together;
+			t.score = cooc_score(together, c->item_counts[x]);
+			top_offer(out + start[x], &fill[x], start[x + 1] - start[x], &t);
+			t.product = y;
+			t.other = x;
+			t.score = cooc_score(together, c->item_counts[y]);
+			top_offer(out + start[y], &fill[y], start[y + 1] - start[y], &t);
+		}
+		if ((x & 0x3ff) == 0)
+			ups_check_interrupts();
+	}
+	for (x = 0; x < c->nitems; x++)
+		qsort(out + start[x], fill[x], sizeof(CoocTop), top_best_first);
+	ups_free(start);
+	ups_free(fill);
+	*n = total;
+	return out;
 }
 
 /*
@@ -688,12 +1177,6 @@ cooc_metrics(int64_t together, int64_t product_count, int64_t other_count,
 
 /* Serialization ---------------------------------------------------------- */
 
-#define PUT(buf, v) (memcpy((buf), &(v), sizeof(v)), (buf) += sizeof(v))
-#define GET(buf, v) (memcpy(&(v), (buf), sizeof(v)), (buf) += sizeof(v))
-
-#define LINES_HEADER	(4 + 4 + 8 + 8)
-#define COUNTS_HEADER	(4 + 4 + 8 + 8 + 8 + 8)
-#define PAIR_SIZE		(4 + 4 + 8)
 
 size_t
 cooc_lines_serialized_size(const CoocLines *lines)
@@ -746,23 +1229,36 @@ cooc_lines_deserialize(const char *buf, size_t len, CoocLines *out)
 	out->compact = false;		/* re-derived, never trusted */
 	for (i = 1; compact && i < n; i++)
 		if (line_cmp(&out->lines[i - 1], &out->lines[i]) >= 0)
+		{
+			ups_free(out->lines);
+			cooc_lines_init(out);
 			return "lines flagged sorted are not sorted";
+		}
 	out->compact = compact == 1;
 	return NULL;
 }
 
+/*
+ * The counts: a header, then item ids and item counts (int64 each), the
+ * pairs row by row (CoocEntry: partner and count, uint32 each), and the
+ * number of pairs in every row (uint32).  Every part is a multiple of 4
+ * bytes, so in a 4-byte aligned buffer the pairs can be read in place; and
+ * with the row lengths last, cooc_count writes the pairs into the flat form
+ * as it counts them.
+ */
 size_t
-cooc_counts_serialized_size(const CoocCounts *counts)
+cooc_counts_serialized_size(const CoocCounts *c)
 {
-	return COUNTS_HEADER + (size_t) counts->nitems * 16 + counts->npairs * PAIR_SIZE;
+	return COUNTS_HEADER + (size_t) c->nitems * 20 + c->npairs * sizeof(CoocEntry);
 }
 
-void
-cooc_counts_serialize(const CoocCounts *c, char *buf)
+/* Everything but the pairs, around pairs already at their place in buf. */
+static void
+serialize_around_pairs(const CoocCounts *c, char *buf)
 {
 	uint32_t	magic = COUNTS_MAGIC;
 	uint64_t	npairs = c->npairs;
-	size_t		i;
+	uint32_t	i;
 
 	PUT(buf, magic);
 	PUT(buf, c->nitems);
@@ -774,47 +1270,43 @@ cooc_counts_serialize(const CoocCounts *c, char *buf)
 	buf += (size_t) c->nitems * 8;
 	memcpy(buf, c->item_counts, (size_t) c->nitems * 8);
 	buf += (size_t) c->nitems * 8;
-	for (i = 0; i < c->npairs; i++)
+	buf += c->npairs * sizeof(CoocEntry);
+	for (i = 0; i < c->nitems; i++)
 	{
-		PUT(buf, c->pairs[i].a);
-		PUT(buf, c->pairs[i].b);
-		PUT(buf, c->pairs[i].count);
+		uint32_t	len = (uint32_t) (c->row[i + 1] - c->row[i]);
+
+		PUT(buf, len);
 	}
 }
 
-const char *
-cooc_counts_deserialize(const char *buf, size_t len, CoocCounts *c)
+void
+cooc_counts_serialize(const CoocCounts *c, char *buf)
 {
-	uint32_t	magic;
-	uint64_t	npairs;
-	size_t		i;
+	if (c->npairs > 0)
+		memcpy(buf + COUNTS_HEADER + (size_t) c->nitems * 16, c->pairs,
+			   c->npairs * sizeof(CoocEntry));
+	serialize_around_pairs(c, buf);
+}
 
-	memset(c, 0, sizeof(*c));
-	if (len < COUNTS_HEADER)
-		return "truncated header";
-	GET(buf, magic);
-	GET(buf, c->nitems);
-	GET(buf, c->orders);
-	GET(buf, c->skipped_lines);
-	GET(buf, c->big_orders);
-	GET(buf, npairs);
-	if (magic != COUNTS_MAGIC)
-		return "bad magic number";
+/* Completes the flat form cooc_count counted the pairs into, and trims it. */
+static void
+finish_flat(CoocCounts *c)
+{
+	c->flat_len = cooc_counts_serialized_size(c);
+	c->flat = ups_realloc(c->flat, COOC_FLAT_HEADROOM + c->flat_len);
+	c->pairs = (CoocEntry *) (c->flat + COOC_FLAT_HEADROOM + COUNTS_HEADER + (size_t) c->nitems * 16);
+	serialize_around_pairs(c, c->flat + COOC_FLAT_HEADROOM);
+}
+
+/* The checks of the items that both forms share. */
+static const char *
+check_items(const CoocCounts *c)
+{
+	uint32_t	i;
+
 	if (c->orders < 0 || c->skipped_lines < 0 || c->big_orders < 0 ||
-		c->big_orders > c->orders)
+		c->big_orders > c->orders || c->orders > (int64_t) UINT32_MAX)
 		return "bad header";
-	if ((uint64_t) c->nitems * 16 > len - COUNTS_HEADER ||
-		npairs > (len - COUNTS_HEADER - (size_t) c->nitems * 16) / PAIR_SIZE ||
-		len != COUNTS_HEADER + (size_t) c->nitems * 16 + npairs * PAIR_SIZE)
-		return "item or pair count does not match the length";
-	c->npairs = npairs;
-	c->item_ids = ups_alloc(((size_t) c->nitems + 1) * 8);
-	c->item_counts = ups_alloc(((size_t) c->nitems + 1) * 8);
-	c->pairs = ups_alloc((npairs + 1) * sizeof(CoocPair));
-	memcpy(c->item_ids, buf, (size_t) c->nitems * 8);
-	buf += (size_t) c->nitems * 8;
-	memcpy(c->item_counts, buf, (size_t) c->nitems * 8);
-	buf += (size_t) c->nitems * 8;
 	for (i = 0; i < c->nitems; i++)
 	{
 		if (i > 0 && c->item_ids[i - 1] >= c->item_ids[i])
@@ -822,20 +1314,288 @@ cooc_counts_deserialize(const char *buf, size_t len, CoocCounts *c)
 		if (c->item_counts[i] < 1 || c->item_counts[i] > c->orders)
 			return "product count out of range";
 	}
+	return NULL;
+}
+
+/* The checks of one pair (a, b, count). */
+static inline const char *
+check_pair(const CoocCounts *c, uint32_t a, uint32_t b, int64_t count)
+{
+	if (a >= b || b >= c->nitems)
+		return "pair index out of range";
+	if (count < 1 || count > c->item_counts[a] || count > c->item_counts[b])
+		return "pair count out of range";
+	return NULL;
+}
+
+/* The form of version 1.0: (a, b, count) triples sorted by (a, b). */
+static const char *
+deserialize_v1(const char *buf, size_t len, CoocCounts *c)
+{
+	uint64_t	npairs;
+	size_t		i;
+	uint32_t	a,
+				prev_a = 0,
+				prev_b = 0;
+	const char *error;
+
+	buf += 4;
+	GET(buf, c->nitems);
+	GET(buf, c->orders);
+	GET(buf, c->skipped_lines);
+	GET(buf, c->big_orders);
+	GET(buf, npairs);
+	if ((uint64_t) c->nitems * 16 > len - COUNTS_HEADER ||
+		npairs > (len - COUNTS_HEADER - (size_t) c->nitems * 16) / PAIR_SIZE_V1 ||
+		len != COUNTS_HEADER + (size_t) c->nitems * 16 + npairs * PAIR_SIZE_V1)
+		return "item or pair count does not match the length";
+	if (c->orders < 0 || c->orders > (int64_t) UINT32_MAX)
+		return "bad header";
+	c->npairs = npairs;
+	c->item_ids = ups_alloc(((size_t) c->nitems + 1) * 8);
+	c->item_counts = ups_alloc(((size_t) c->nitems + 1) * 8);
+	c->row = ups_alloc0(((size_t) c->nitems + 1) * sizeof(size_t));
+	c->pairs = ups_alloc((npairs + 1) * sizeof(CoocEntry));
+	memcpy(c->item_ids, buf, (size_t) c->nitems * 8);
+	buf += (size_t) c->nitems * 8;
+	memcpy(c->item_counts, buf, (size_t) c->nitems * 8);
+	buf += (size_t) c->nitems * 8;
+	if ((error = check_items(c)) != NULL)
+		return error;
+	a = 0;
 	for (i = 0; i < npairs; i++)
 	{
-		CoocPair   *p = &c->pairs[i];
+		uint32_t	pa,
+					pb;
+		int64_t		count;
 
-		GET(buf, p->a);
-		GET(buf, p->b);
-		GET(buf, p->count);
-		if (p->a >= p->b || p->b >= c->nitems)
-			return "pair index out of range";
-		if (i > 0 && pair_cmp(&c->pairs[i - 1], p) >= 0)
+		GET(buf, pa);
+		GET(buf, pb);
+		GET(buf, count);
+		if ((error = check_pair(c, pa, pb, count)) != NULL)
+			return error;
+		if (i > 0 && (pa < prev_a || (pa == prev_a && pb <= prev_b)))
 			return "pairs are not strictly increasing";
-		if (p->count < 1 || p->count > c->item_counts[p->a] ||
-			p->count > c->item_counts[p->b])
-			return "pair count out of range";
+		prev_a = pa;
+		prev_b = pb;
+		while (a < pa)
+			c->row[++a] = i;
+		c->pairs[i].partner = pb;
+		c->pairs[i].together = (uint32_t) count;
 	}
+	while (a < c->nitems)
+		c->row[++a] = npairs;
 	return NULL;
+}
+
+static const char *
+deserialize_v2(const char *buf, size_t len, bool borrow, CoocCounts *c)
+{
+	uint64_t	npairs;
+	size_t		i,
+				fixed;
+	uint32_t	a;
+	const char *error;
+	const char *pairs;
+
+	buf += 4;
+	GET(buf, c->nitems);
+	GET(buf, c->orders);
+	GET(buf, c->skipped_lines);
+	GET(buf, c->big_orders);
+	GET(buf, npairs);
+	fixed = COUNTS_HEADER + (size_t) c->nitems * 20;
+	if (fixed > len || npairs > (len - fixed) / sizeof(CoocEntry) ||
+		len != fixed + npairs * sizeof(CoocEntry))
+		return "item or pair count does not match the length";
+	c->npairs = npairs;
+	c->item_ids = ups_alloc(((size_t) c->nitems + 1) * 8);
+	c->item_counts = ups_alloc(((size_t) c->nitems + 1) * 8);
+	c->row = ups_alloc(((size_t) c->nitems + 1) * sizeof(size_t));
+	memcpy(c->item_ids, buf, (size_t) c->nitems * 8);
+	buf += (size_t) c->nitems * 8;
+	memcpy(c->item_counts, buf, (size_t) c->nitems * 8);
+	buf += (size_t) c->nitems * 8;
+	if ((error = check_items(c)) != NULL)
+		return error;
+	pairs = buf;
+	buf += npairs * sizeof(CoocEntry);
+	c->row[0] = 0;
+	for (a = 0; a < c->nitems; a++)
+	{
+		uint32_t	n;
+
+		GET(buf, n);
+		if (n > npairs - c->row[a])
+			return "row lengths do not match the pair count";
+		c->row[a + 1] = c->row[a] + n;
+	}
+	if (c->row[c->nitems] != npairs)
+		return "row lengths do not match the pair count";
+	if (borrow && ((uintptr_t) pairs & 3) == 0)
+	{
+		c->pairs = (CoocEntry *) pairs;
+		c->borrowed = true;
+	}
+	else
+	{
+		c->pairs = ups_alloc((npairs + 1) * sizeof(CoocEntry));
+		memcpy(c->pairs, pairs, npairs * sizeof(CoocEntry));
+	}
+	for (a = 0; a < c->nitems; a++)
+		for (i = c->row[a]; i < c->row[a + 1]; i++)
+		{
+			if ((error = check_pair(c, a, c->pairs[i].partner, c->pairs[i].together)) != NULL)
+				return error;
+			if (i > c->row[a] && c->pairs[i - 1].partner >= c->pairs[i].partner)
+				return "pairs are not strictly increasing";
+		}
+	return NULL;
+}
+
+const char *
+cooc_counts_deserialize(const char *buf, size_t len, bool borrow, CoocCounts *c)
+{
+	uint32_t	magic;
+	const char *error;
+
+	memset(c, 0, sizeof(*c));
+	if (len < COUNTS_HEADER)
+		return "truncated header";
+	memcpy(&magic, buf, sizeof(magic));
+	if (magic == COUNTS_MAGIC)
+		error = deserialize_v2(buf, len, borrow, c);
+	else if (magic == COUNTS_MAGIC_V1)
+		error = deserialize_v1(buf, len, c);
+	else
+		error = "bad magic number";
+	if (error)
+		cooc_counts_free(c);
+	return error;
+}
+
+/*
+ * The partial state: a header (with the length of the counts), the counts,
+ * then the order keys (int64), the number of products of every order and
+ * the products (uint32 each).
+ */
+size_t
+cooc_partial_serialized_size(const CoocPartial *p)
+{
+	return PARTIAL_HEADER + cooc_counts_serialized_size(&p->counts) +
+		p->norders * 12 + p->order_start[p->norders] * 4;
+}
+
+void
+cooc_partial_serialize(const CoocPartial *p, char *buf)
+{
+	uint32_t	magic = PARTIAL_MAGIC,
+				pad = 0;
+	uint64_t	counts_len = cooc_counts_serialized_size(&p->counts),
+				norders = p->norders,
+				nproducts = p->order_start[p->norders];
+	size_t		k;
+
+	PUT(buf, magic);
+	PUT(buf, pad);
+	PUT(buf, counts_len);
+	PUT(buf, norders);
+	PUT(buf, nproducts);
+	cooc_counts_serialize(&p->counts, buf);
+	buf += counts_len;
+	memcpy(buf, p->order_keys, p->norders * 8);
+	buf += p->norders * 8;
+	for (k = 0; k < p->norders; k++)
+	{
+		uint32_t	n = (uint32_t) (p->order_start[k + 1] - p->order_start[k]);
+
+		PUT(buf, n);
+	}
+	memcpy(buf, p->products, nproducts * 4);
+}
+
+static const char *
+deserialize_partial(const char *buf, size_t len, CoocPartial *p)
+{
+	uint32_t	magic,
+				pad;
+	uint64_t	counts_len,
+				norders,
+				nproducts;
+	size_t		k,
+				i;
+	const char *error;
+	int64_t    *seen;
+
+	if (len < PARTIAL_HEADER)
+		return "truncated header";
+	GET(buf, magic);
+	GET(buf, pad);
+	GET(buf, counts_len);
+	GET(buf, norders);
+	GET(buf, nproducts);
+	len -= PARTIAL_HEADER;
+	if (magic != PARTIAL_MAGIC || pad != 0)
+		return "bad magic number";
+	if (counts_len > len || norders > (len - counts_len) / 12 ||
+		nproducts > (len - counts_len - norders * 12) / 4 ||
+		len != counts_len + norders * 12 + nproducts * 4)
+		return "order or product count does not match the length";
+	if ((error = cooc_counts_deserialize(buf, counts_len, false, &p->counts)) != NULL)
+		return error;
+	buf += counts_len;
+	if ((uint64_t) p->counts.orders != norders)
+		return "order count does not match the counts";
+	p->norders = norders;
+	p->order_keys = ups_alloc((norders + 1) * 8);
+	p->order_start = ups_alloc((norders + 1) * sizeof(size_t));
+	p->products = ups_alloc((nproducts + 1) * 4);
+	memcpy(p->order_keys, buf, norders * 8);
+	buf += norders * 8;
+	p->order_start[0] = 0;
+	for (k = 0; k < norders; k++)
+	{
+		uint32_t	n;
+
+		GET(buf, n);
+		if (k > 0 && p->order_keys[k - 1] >= p->order_keys[k])
+			return "order keys are not strictly increasing";
+		if (n < 1 || n > nproducts - p->order_start[k])
+			return "product counts do not match";
+		p->order_start[k + 1] = p->order_start[k] + n;
+	}
+	if (p->order_start[norders] != nproducts)
+		return "product counts do not match";
+	memcpy(p->products, buf, nproducts * 4);
+
+	/* every product in range, increasing in its order, counted as often */
+	seen = ups_alloc0(((size_t) p->counts.nitems + 1) * sizeof(int64_t));
+	for (k = 0; k < norders && error == NULL; k++)
+		for (i = p->order_start[k]; i < p->order_start[k + 1]; i++)
+		{
+			if (p->products[i] >= p->counts.nitems ||
+				(i > p->order_start[k] && p->products[i - 1] >= p->products[i]))
+			{
+				error = "products of an order out of range or not increasing";
+				break;
+			}
+			seen[p->products[i]]++;
+		}
+	for (i = 0; i < p->counts.nitems && error == NULL; i++)
+		if (seen[i] != p->counts.item_counts[i])
+			error = "product counts do not match the orders";
+	ups_free(seen);
+	return error;
+}
+
+const char *
+cooc_partial_deserialize(const char *buf, size_t len, CoocPartial *p)
+{
+	const char *error;
+
+	memset(p, 0, sizeof(*p));
+	error = deserialize_partial(buf, len, p);
+	if (error)
+		cooc_partial_free(p);
+	return error;
 }

@@ -3,18 +3,25 @@
  *		Counting core for "frequently bought together": which products occur
  *		in the same order, and how often.
  *
- * Two stages, mirroring the aggregate that drives them:
+ * Three shapes, mirroring the aggregate that drives them:
  *
  *	CoocLines	the transition state: (order, product) lines as they stream
- *				in, in any order.  Two states combine by concatenation, so
- *				parallel workers can each scan part of a table.
+ *				in, in any order.
  *	CoocCounts	the result: per-product order counts and per-pair order
- *				counts.  Two results merge by addition, which is what
- *				incremental refresh relies on.
+ *				counts.  Two results of disjoint sets of orders merge by
+ *				addition, which is what incremental refresh relies on.
+ *	CoocPartial	what a parallel worker hands to the leader: the counts of
+ *				the orders it saw, plus each of those orders' products.
+ *				The worker does the counting; the products let the leader
+ *				correct an order whose lines two workers shared (an order
+ *				split at a block boundary of the parallel scan, or a line
+ *				added to an old order), which neither worker can know.
  *
  * A product counts once per order, whatever its quantity or repeated lines.
  * Products are kept as dense indexes into a sorted id array, so a pair is two
- * 32-bit indexes (a < b).
+ * 32-bit indexes (a < b).  Pairs are stored row by row (compressed sparse
+ * rows): the partners of product a are pairs[row[a] .. row[a + 1]), each
+ * greater than a and increasing, with their order counts.
  */
 #ifndef COOCCUR_H
 #define COOCCUR_H
@@ -38,12 +45,18 @@ typedef struct CoocLines
 	bool		compact;		/* sorted by (order, product), no duplicates */
 } CoocLines;
 
-typedef struct CoocPair
+/* One pair of a row: the partner and the orders containing both. */
+typedef struct CoocEntry
 {
-	uint32_t	a;				/* dense product index, a < b */
-	uint32_t	b;
-	int64_t		count;			/* orders containing both */
-} CoocPair;
+	uint32_t	partner;		/* product b > a, increasing within a row */
+	uint32_t	together;
+} CoocEntry;
+
+/*
+ * Bytes left free in front of the flat form that cooc_count produces, for
+ * the host's own header (a varlena header inside the server).
+ */
+#define COOC_FLAT_HEADROOM 4
 
 typedef struct CoocCounts
 {
@@ -54,8 +67,27 @@ typedef struct CoocCounts
 	int64_t    *item_ids;		/* strictly increasing */
 	int64_t    *item_counts;	/* orders containing the product */
 	size_t		npairs;
-	CoocPair   *pairs;			/* sorted by (a, b), no duplicates */
+	size_t	   *row;			/* nitems + 1 offsets into pairs */
+	CoocEntry  *pairs;			/* row by row */
+	bool		borrowed;		/* pairs point into a caller's buffer */
+
+	/*
+	 * cooc_count writes its result in the flat form straight away, pairs
+	 * included (they point into it): flat_len bytes from flat +
+	 * COOC_FLAT_HEADROOM.  NULL for counts made otherwise.
+	 */
+	char	   *flat;
+	size_t		flat_len;
 } CoocCounts;
+
+typedef struct CoocPartial
+{
+	CoocCounts	counts;			/* counts.orders == norders */
+	size_t		norders;
+	int64_t    *order_keys;		/* strictly increasing */
+	size_t	   *order_start;	/* norders + 1 offsets into products */
+	uint32_t   *products;		/* item indexes, increasing within an order */
+} CoocPartial;
 
 /* Measures of one ordered pair (product -> other), as arules defines them. */
 typedef struct CoocMetrics
@@ -77,16 +109,55 @@ extern void cooc_lines_compact(CoocLines *lines);
 /*
  * Counts products and pairs.  Orders with more than max_basket distinct
  * products (0: no limit) count for their products but not for pairs: one
- * wholesale order of n products would otherwise add n^2/2 pairs.
+ * wholesale order of n products would otherwise add n^2/2 pairs.  Returns
+ * NULL, or an error message (static string) when a limit of the format is
+ * exceeded (2^32 lines or orders in one count).
  */
-extern void cooc_count(CoocLines *lines, int max_basket, CoocCounts *out);
+extern const char *cooc_count(CoocLines *lines, int max_basket, CoocCounts *out);
 
-/* Adds b into a (same product ids or not). */
-extern void cooc_counts_merge(CoocCounts *result, const CoocCounts *a,
-							  const CoocCounts *b);
+/* The same, keeping every order's products for cooc_partial_combine(). */
+extern const char *cooc_partial_count(CoocLines *lines, int max_basket,
+									  CoocPartial *out);
+
+/*
+ * The partial state of the orders of a and b together.  An order present in
+ * both is counted once, over the union of its products (with max_basket as
+ * when counting).  a and b stay untouched.  NULL or an error message when
+ * the two are inconsistent (possible only with corrupted input).
+ */
+extern const char *cooc_partial_combine(CoocPartial *result, const CoocPartial *a,
+										const CoocPartial *b, int max_basket);
+
+/* result = a + b (counts of disjoint sets of orders); NULL or an error. */
+extern const char *cooc_counts_merge(CoocCounts *result, const CoocCounts *a,
+									 const CoocCounts *b);
+
+extern void cooc_counts_free(CoocCounts *counts);
+extern void cooc_partial_free(CoocPartial *partial);
 
 /* Index of a product id in counts->item_ids, or -1. */
 extern int64_t cooc_item_index(const CoocCounts *counts, int64_t product_id);
+
+/* Order count of the pair of item indexes x and y (either order), or 0. */
+extern int64_t cooc_pair_count(const CoocCounts *counts, uint32_t x, uint32_t y);
+
+/* One of a product's best partners (cooc_top_pairs). */
+typedef struct CoocTop
+{
+	uint32_t	product;		/* item indexes */
+	uint32_t	other;
+	uint32_t	together;
+	double		score;			/* cooc_score(together, count of product) */
+} CoocTop;
+
+/*
+ * For every product, its per_product best partners among the pairs seen in
+ * at least min_count orders, by score, ties broken by partner (so by
+ * product id): product by product, best first, *n entries.  Memory is
+ * bounded by the output (a bounded heap per product), not by the pairs.
+ */
+extern CoocTop *cooc_top_pairs(const CoocCounts *counts, int per_product,
+							   int64_t min_count, size_t *n);
 
 extern void cooc_metrics(int64_t together, int64_t product_count,
 						 int64_t other_count, int64_t orders,
@@ -94,10 +165,17 @@ extern void cooc_metrics(int64_t together, int64_t product_count,
 extern double cooc_score(int64_t together, int64_t product_count);
 
 /*
- * Flat binary forms.  The lines form is the aggregate's partial state sent
- * between parallel workers; the counts form is the stored SQL value.  Both
- * decoders validate every length, count and ordering and return an error
- * message (static string) instead of trusting corrupted input.
+ * Flat binary forms.  The counts form is the stored SQL value; the partial
+ * form is the aggregate's state sent from parallel workers to the leader;
+ * the lines form is kept for tools that ship raw lines.  Every decoder
+ * validates every length, count and ordering and returns an error message
+ * (static string) instead of trusting corrupted input; on error the output
+ * holds nothing to free.
+ *
+ * cooc_counts_deserialize reads the current form and the form of version
+ * 1.0 (pairs as (a, b, count) triples).  With borrow, a current-form value
+ * whose buffer is 4-byte aligned is not copied: pairs then point into buf,
+ * which must outlive the counts (cooc_counts_free leaves them alone).
  */
 extern size_t cooc_lines_serialized_size(const CoocLines *lines);
 extern void cooc_lines_serialize(const CoocLines *lines, char *buf);
@@ -107,6 +185,11 @@ extern const char *cooc_lines_deserialize(const char *buf, size_t len,
 extern size_t cooc_counts_serialized_size(const CoocCounts *counts);
 extern void cooc_counts_serialize(const CoocCounts *counts, char *buf);
 extern const char *cooc_counts_deserialize(const char *buf, size_t len,
-										   CoocCounts *out);
+										   bool borrow, CoocCounts *out);
+
+extern size_t cooc_partial_serialized_size(const CoocPartial *partial);
+extern void cooc_partial_serialize(const CoocPartial *partial, char *buf);
+extern const char *cooc_partial_deserialize(const char *buf, size_t len,
+											CoocPartial *out);
 
 #endif							/* COOCCUR_H */

@@ -167,8 +167,10 @@ END
 $$;
 
 -- A plain SQL function, so that the planner inlines it: no second copy of
--- every pair row, and the counting may run in parallel workers.  (Calling it
--- before any registration fails on the missing upsell.order_lines view.)
+-- every pair row, and the counting may run in parallel workers.  The pairs
+-- are listed from the select list, where the rows stream (in FROM,
+-- PostgreSQL would first collect them all).  (Calling it before any
+-- registration fails on the missing upsell.order_lines view.)
 CREATE FUNCTION @extschema@.frequently_bought_together(min_count int DEFAULT 2,
 	min_support float8 DEFAULT 0, min_confidence float8 DEFAULT 0)
 RETURNS TABLE (tenant_id bigint, product_id bigint, other_id bigint, together bigint,
@@ -177,13 +179,14 @@ RETURNS TABLE (tenant_id bigint, product_id bigint, other_id bigint, together bi
 			   conviction float8, jaccard float8, score float8)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-	SELECT c.tenant_id, p.*
-	FROM (SELECT l.tenant_id,
-				 @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state
-		  FROM @extschema@.order_lines l
-		  WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)
-		  GROUP BY l.tenant_id) c,
-		 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) p
+	SELECT p.tenant_id, (p.pair).*
+	FROM (SELECT c.tenant_id,
+				 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) AS pair
+		  FROM (SELECT l.tenant_id,
+					   @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state
+				FROM @extschema@.order_lines l
+				WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)
+				GROUP BY l.tenant_id) c) p
 $$;
 COMMENT ON FUNCTION @extschema@.frequently_bought_together(int, float8, float8) IS
 	'every ordered pair of products bought in the same order, per tenant, with support, confidence, lift, leverage, conviction, jaccard and score';
@@ -203,9 +206,10 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	RETURN QUERY
-	SELECT c.tenant_id, p.*
-	FROM @extschema@._cooccurrence_from_query(query) c,
-		 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) p;
+	SELECT p.tenant_id, (p.pair).*
+	FROM (SELECT c.tenant_id,
+				 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) AS pair
+		  FROM @extschema@._cooccurrence_from_query(query) c) p;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.frequently_bought_together(text, int, float8, float8) IS

@@ -2,6 +2,7 @@
  * test_cooccur.c
  *		Unit tests of the co-occurrence counting core (src/core/cooccur.c).
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,23 +14,32 @@
 static void
 free_counts(CoocCounts *c)
 {
-	ups_free(c->item_ids);
-	ups_free(c->item_counts);
-	ups_free(c->pairs);
+	cooc_counts_free(c);
 }
 
 /* Order count of a pair by product ids, 0 if never together. */
 static int64_t
 pair_count(const CoocCounts *c, int64_t x, int64_t y)
 {
-	int64_t		a = cooc_item_index(c, x < y ? x : y);
-	int64_t		b = cooc_item_index(c, x < y ? y : x);
-	size_t		i;
+	int64_t		a = cooc_item_index(c, x);
+	int64_t		b = cooc_item_index(c, y);
 
-	for (i = 0; i < c->npairs; i++)
-		if (c->pairs[i].a == a && c->pairs[i].b == b)
-			return c->pairs[i].count;
-	return 0;
+	if (a < 0 || b < 0)
+		return 0;
+	return cooc_pair_count(c, (uint32_t) a, (uint32_t) b);
+}
+
+/* Same counts, item by item and pair by pair. */
+static bool
+counts_equal(const CoocCounts *x, const CoocCounts *y)
+{
+	return x->orders == y->orders && x->big_orders == y->big_orders &&
+		x->skipped_lines == y->skipped_lines &&
+		x->nitems == y->nitems && x->npairs == y->npairs &&
+		memcmp(x->item_ids, y->item_ids, x->nitems * 8) == 0 &&
+		memcmp(x->item_counts, y->item_counts, x->nitems * 8) == 0 &&
+		memcmp(x->row, y->row, (x->nitems + 1) * sizeof(size_t)) == 0 &&
+		memcmp(x->pairs, y->pairs, x->npairs * sizeof(CoocEntry)) == 0;
 }
 
 static int64_t
@@ -140,13 +150,8 @@ UNIT_TEST(cooc_merge_equals_counting_the_union)
 	cooc_count(&all, 0, &whole);
 	cooc_count(&first, 0, &c1);
 	cooc_count(&second, 0, &c2);
-	cooc_counts_merge(&merged, &c1, &c2);
-	CHECK_EQ_INT(merged.orders, whole.orders);
-	CHECK_EQ_INT(merged.nitems, whole.nitems);
-	CHECK_EQ_INT(merged.npairs, whole.npairs);
-	CHECK(memcmp(merged.item_ids, whole.item_ids, whole.nitems * 8) == 0);
-	CHECK(memcmp(merged.item_counts, whole.item_counts, whole.nitems * 8) == 0);
-	CHECK(memcmp(merged.pairs, whole.pairs, whole.npairs * sizeof(CoocPair)) == 0);
+	CHECK(cooc_counts_merge(&merged, &c1, &c2) == NULL);
+	CHECK(counts_equal(&merged, &whole));
 	free_counts(&whole);
 	free_counts(&c1);
 	free_counts(&c2);
@@ -181,9 +186,7 @@ UNIT_TEST(cooc_append_equals_single_state)
 	cooc_lines_append(&w1, &w2);
 	cooc_count(&one, 0, &a);
 	cooc_count(&w1, 0, &b);
-	CHECK_EQ_INT(a.orders, b.orders);
-	CHECK_EQ_INT(a.npairs, b.npairs);
-	CHECK(memcmp(a.pairs, b.pairs, a.npairs * sizeof(CoocPair)) == 0);
+	CHECK(counts_equal(&a, &b));
 	free_counts(&a);
 	free_counts(&b);
 	ups_free(one.lines);
@@ -247,12 +250,18 @@ UNIT_TEST(cooc_serialization_round_trips)
 	size = cooc_counts_serialized_size(&c);
 	buf = ups_alloc(size);
 	cooc_counts_serialize(&c, buf);
-	CHECK(cooc_counts_deserialize(buf, size, &c2) == NULL);
-	CHECK_EQ_INT(c2.orders, c.orders);
-	CHECK_EQ_INT(c2.nitems, c.nitems);
-	CHECK_EQ_INT(c2.npairs, c.npairs);
+	/* the flat form the count wrote as it counted is the same */
+	CHECK(c.flat != NULL);
+	CHECK_EQ_INT(c.flat_len, size);
+	CHECK(c.flat && memcmp(c.flat + COOC_FLAT_HEADROOM, buf, size) == 0);
+	CHECK(cooc_counts_deserialize(buf, size, false, &c2) == NULL);
 	CHECK_EQ_INT(c2.skipped_lines, 7);
-	CHECK(memcmp(c2.pairs, c.pairs, c.npairs * sizeof(CoocPair)) == 0);
+	CHECK(counts_equal(&c2, &c));
+	free_counts(&c2);
+	/* read in place from an aligned buffer */
+	CHECK(cooc_counts_deserialize(buf, size, true, &c2) == NULL);
+	CHECK(c2.borrowed);
+	CHECK(counts_equal(&c2, &c));
 	free_counts(&c2);
 	/* every truncation is an error */
 	{
@@ -261,7 +270,7 @@ UNIT_TEST(cooc_serialization_round_trips)
 
 		for (cut = 0; cut < size; cut++)
 		{
-			if (cooc_counts_deserialize(buf, cut, &c2) != NULL)
+			if (cooc_counts_deserialize(buf, cut, false, &c2) != NULL)
 				errors++;
 			free_counts(&c2);
 		}
@@ -305,7 +314,7 @@ UNIT_TEST(cooc_deserialize_survives_corruption)
 	{
 		memcpy(bad, good, size);
 		bad[rand() % size] ^= (char) (1 << (rand() % 8));
-		if (cooc_counts_deserialize(bad, size, &c2) != NULL)
+		if (cooc_counts_deserialize(bad, size, false, &c2) != NULL)
 			rejected++;
 		free_counts(&c2);
 		memcpy(bad, lgood, lsize);
@@ -318,5 +327,72 @@ UNIT_TEST(cooc_deserialize_survives_corruption)
 	ups_free(bad);
 	ups_free(lgood);
 	free_counts(&c);
+	ups_free(l.lines);
+}
+
+/* Reference for cooc_top_pairs: every partner, sorted, the first k. */
+static int
+ref_cmp(const void *pa, const void *pb)
+{
+	const CoocTop *a = pa;
+	const CoocTop *b = pb;
+
+	if (a->score != b->score)
+		return a->score > b->score ? -1 : 1;
+	return a->other < b->other ? -1 : (a->other > b->other ? 1 : 0);
+}
+
+UNIT_TEST(cooc_top_pairs_equal_a_full_sort)
+{
+	CoocLines	l;
+	CoocCounts	c;
+	CoocTop    *top,
+			   *all;
+	size_t		n,
+				at = 0;
+	uint64_t	rng = 5;
+	const int	k = 4;
+	const int64_t min_count = 2;
+
+	cooc_lines_init(&l);
+	for (int o = 0; o < 4000; o++)
+		for (int i = 1 + (int) (unit_xorshift(&rng) % 6); i > 0; i--)
+			cooc_lines_add(&l, o, (int64_t) (unit_xorshift(&rng) % 40) * (int64_t) (unit_xorshift(&rng) % 40));
+	CHECK(cooc_count(&l, 0, &c) == NULL);
+	top = cooc_top_pairs(&c, k, min_count, &n);
+	all = malloc(sizeof(CoocTop) * (c.nitems + 1));
+	for (uint32_t x = 0; x < c.nitems; x++)
+	{
+		size_t		m = 0;
+
+		for (uint32_t y = 0; y < c.nitems; y++)
+		{
+			int64_t		t = cooc_pair_count(&c, x, y);
+
+			if (y != x && t >= min_count)
+			{
+				all[m].product = x;
+				all[m].other = y;
+				all[m].together = (uint32_t) t;
+				all[m++].score = cooc_score(t, c.item_counts[x]);
+			}
+		}
+		qsort(all, m, sizeof(CoocTop), ref_cmp);
+		for (size_t i = 0; i < m && i < (size_t) k; i++, at++)
+		{
+			CHECK(at < n);
+			if (at >= n)
+				break;
+			CHECK_EQ_INT(top[at].product, x);
+			CHECK_EQ_INT(top[at].other, all[i].other);
+			CHECK_EQ_INT(top[at].together, all[i].together);
+			CHECK(top[at].score == all[i].score);
+		}
+	}
+	CHECK_EQ_INT(at, n);
+	CHECK(n > 0);
+	free(all);
+	ups_free(top);
+	cooc_counts_free(&c);
 	ups_free(l.lines);
 }
