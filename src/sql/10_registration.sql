@@ -251,8 +251,10 @@ BEGIN
 		EXECUTE format('COMMENT ON VIEW @extschema@.%I IS %L', v.name, v.comment);
 	END LOOP;
 	-- the JSON views of a previous Shopify registration, unless still used
-	IF coalesce(cfg->>'kind', 'columns') = 'columns' AND view IN ('order_lines', 'catalog') THEN
-		EXECUTE format('DROP VIEW IF EXISTS @extschema@.%I',
+	IF coalesce(cfg->>'kind', 'columns') = 'columns'
+	   AND to_regclass(CASE view WHEN 'order_lines' THEN '@extschema@.shopify_order_lines'
+								 WHEN 'catalog' THEN '@extschema@.shopify_variants' END) IS NOT NULL THEN
+		EXECUTE format('DROP VIEW @extschema@.%I',
 					   CASE view WHEN 'order_lines' THEN 'shopify_order_lines' ELSE 'shopify_variants' END);
 	END IF;
 END

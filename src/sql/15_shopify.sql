@@ -92,10 +92,20 @@ BEGIN ATOMIC
 					   jsonb_path_query_array(_shopify_order_lines.doc,
 											  'lax $.refunds[*].refund_line_items[*]', '{}', true) AS refund_lines
 			   ) d
+		  OFFSET 0
 		 ) o
 	CROSS JOIN LATERAL (
+		-- OFFSET 0: each field parsed once, not once per reference
 		SELECT i.n, i.product_id, i.quantity, i.unit_price,
-			   coalesce(r.refunded, 0) AS refunded, coalesce(r.bad, 0) AS bad_refunds
+			   CASE WHEN o.refund_lines = '[]' THEN 0
+					ELSE (SELECT coalesce(sum(@extschema@._json_number(x.rl -> 'quantity')), 0)
+						  FROM jsonb_array_elements(o.refund_lines) AS x(rl)
+						  WHERE @extschema@.shopify_id(x.rl -> 'line_item_id') = i.line_item_id) END AS refunded,
+			   CASE WHEN o.refund_lines = '[]' THEN 0
+					ELSE (SELECT count(*)
+						  FROM jsonb_array_elements(o.refund_lines) AS x(rl)
+						  WHERE @extschema@.shopify_id(x.rl -> 'line_item_id') = i.line_item_id
+							AND @extschema@._json_number(x.rl -> 'quantity') IS NULL) END AS bad_refunds
 		FROM (SELECT e.n,
 					 CASE WHEN _shopify_order_lines.product_field = 'product_id'
 						  THEN @extschema@.shopify_id(e.item -> 'product_id')
@@ -105,12 +115,9 @@ BEGIN ATOMIC
 					 @extschema@._json_number(e.item -> 'price') AS unit_price,
 					 @extschema@.shopify_id(e.item -> 'id') AS line_item_id
 			  FROM jsonb_array_elements(CASE WHEN o.skipped IS NULL THEN o.doc -> 'line_items'
-											 ELSE '[null]'::jsonb END) WITH ORDINALITY AS e(item, n)) i
-		LEFT JOIN LATERAL (
-			SELECT sum(@extschema@._json_number(x.rl -> 'quantity')) AS refunded,
-				   count(*) FILTER (WHERE @extschema@._json_number(x.rl -> 'quantity') IS NULL) AS bad
-			FROM jsonb_array_elements(o.refund_lines) AS x(rl)
-			WHERE @extschema@.shopify_id(x.rl -> 'line_item_id') = i.line_item_id) r ON true
+											 ELSE '[null]'::jsonb END) WITH ORDINALITY AS e(item, n)
+			  OFFSET 0) i
+		OFFSET 0
 	) l;
 END;
 
@@ -244,34 +251,37 @@ END
 $$;
 
 -- 'variant_id' or 'product_id': the field that is the product, from the
--- product_level argument of the two registrations.
+-- product_level argument of the two registrations (NULL: the level of the
+-- other Shopify registration, else 'variant').  Orders and catalog should
+-- name the same things products; a mismatch is allowed with a warning, so
+-- that switching levels takes two calls.
 CREATE FUNCTION @extschema@._shopify_product_field(product_level text, other regclass)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	field text := CASE product_level WHEN 'variant' THEN 'variant_id' WHEN 'product' THEN 'product_id' END;
 	other_field text;
+	field text;
 BEGIN
+	EXECUTE format('SELECT s.product_id FROM %s s WHERE s.kind = ''shopify''', other) INTO other_field;
+	field := CASE coalesce(product_level, CASE other_field WHEN 'product_id' THEN 'product' ELSE 'variant' END)
+				 WHEN 'variant' THEN 'variant_id' WHEN 'product' THEN 'product_id' END;
 	IF field IS NULL THEN
-		RAISE EXCEPTION 'product_level must be ''variant'' or ''product'', not %', coalesce(quote_literal(product_level), 'NULL')
+		RAISE EXCEPTION 'product_level must be ''variant'' or ''product'', not %', quote_literal(product_level)
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	-- orders and catalog must name the same things products
-	EXECUTE format('SELECT s.product_id FROM %s s WHERE s.kind = ''shopify''', other) INTO other_field;
 	IF other_field IS NOT NULL AND other_field <> field THEN
-		RAISE EXCEPTION 'product_level % does not match the % level of the other Shopify registration',
-			quote_literal(product_level), quote_literal(CASE other_field WHEN 'variant_id' THEN 'variant' ELSE 'product' END)
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Register orders and products with the same product_level.';
+		RAISE WARNING 'upsell: the other Shopify registration counts %s as products, this one %s',
+			replace(other_field, '_id', ''), replace(field, '_id', '')
+			USING HINT = format('Register it again with product_level => %L.', replace(field, '_id', ''));
 	END IF;
 	RETURN field;
 END
 $$;
 
 CREATE FUNCTION @extschema@.register_shopify_orders(relation regclass, payload_column name,
-	tenant_column name DEFAULT NULL, product_level text DEFAULT 'variant')
+	tenant_column name DEFAULT NULL, product_level text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -301,11 +311,11 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_shopify_orders(regclass, name, name, text) IS
-	'registers a table of Shopify order documents (one JSON order per row, webhooks or REST/GraphQL exports): test and cancelled orders skipped, refunds subtracted, the latest delivery of each order counted; product_level ''variant'' (default) or ''product''';
+	'registers a table of Shopify order documents (one JSON order per row, webhooks or REST/GraphQL exports): test and cancelled orders skipped, refunds subtracted, the latest delivery of each order counted; product_level ''variant'' or ''product'' (default: that of the product registration, else variant)';
 
 CREATE FUNCTION @extschema@.register_shopify_products(relation regclass, payload_column name,
 	tenant_column name DEFAULT NULL, collection_column name DEFAULT NULL,
-	product_level text DEFAULT 'variant')
+	product_level text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -336,7 +346,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_shopify_products(regclass, name, name, name, text) IS
-	'registers a table of Shopify product documents (one JSON product per row): each variant a product (price, stock from inventory_quantity, sku, title), its product the variant group, product_type (or the collection column) the category, status other than active not offered; product_level ''product'' makes products the unit';
+	'registers a table of Shopify product documents (one JSON product per row): each variant a product (price, stock from inventory_quantity, sku, title), its product the variant group, product_type (or the collection column) the category, status other than active not offered; product_level ''variant'' or ''product'' (default: that of the order registration, else variant)';
 
 -- What the Shopify registrations do not count, and why.
 CREATE FUNCTION @extschema@.shopify_skips(tenant_id bigint DEFAULT NULL)
