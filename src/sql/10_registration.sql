@@ -22,11 +22,16 @@ CREATE TABLE IF NOT EXISTS @extschema@.order_source (
 	quantity	name,
 	unit_price	name,
 	tenant_id	name,
-	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	-- 1.1: 'columns' (one row per line, register_orders) or 'shopify' (one
+	-- order document per row in column payload, register_shopify_orders)
+	kind		text NOT NULL DEFAULT 'columns',
+	payload		name,
+	CONSTRAINT order_source_kind CHECK (kind IN ('columns', 'shopify') AND (kind = 'shopify') = (payload IS NOT NULL))
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_source', '');
 COMMENT ON TABLE @extschema@.order_source IS
-	'the registered order lines: relation and the columns that mean order, product, customer, time, quantity, price, tenant';
+	'the registered order lines: relation and the columns that mean order, product, customer, time, quantity, price, tenant; for kind shopify the payload column and the document fields each role comes from';
 
 CREATE TABLE IF NOT EXISTS @extschema@.product_source (
 	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -40,11 +45,18 @@ CREATE TABLE IF NOT EXISTS @extschema@.product_source (
 	tenant_id	name,
 	unit_size	name,
 	unit_name	name,
-	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	-- 1.1: 'columns' (register_products) or 'shopify' (one product document
+	-- per row in column payload; collection: a column naming its category)
+	kind		text NOT NULL DEFAULT 'columns',
+	payload		name,
+	collection	name,
+	CONSTRAINT product_source_kind CHECK (kind IN ('columns', 'shopify') AND (kind = 'shopify') = (payload IS NOT NULL)
+										 AND (kind = 'shopify' OR collection IS NULL))
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.product_source', '');
 COMMENT ON TABLE @extschema@.product_source IS
-	'the registered catalog: relation and the columns that mean product, price, category, variant group, stock, title, tenant, unit size';
+	'the registered catalog: relation and the columns that mean product, price, category, variant group, stock, title, tenant, unit size; for kind shopify the payload column, the collection column and the document fields each role comes from';
 
 -- The views upsell.order_lines and upsell.catalog are created by the register
 -- functions, not by this script: they depend on the shop's tables, and as
@@ -168,105 +180,169 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN price IS NULL OR (price >= 0 AND price < 1e12);
 
--- (Re)creates upsell.order_lines and upsell.bad_order_lines from
--- upsell.order_source.
-CREATE FUNCTION @extschema@._sync_order_lines()
-RETURNS void
-LANGUAGE plpgsql VOLATILE
+-- The canonical columns of the views over the shop's relations, in order:
+-- the config column that names the shop's column, the role that decides its
+-- expression (_column_expr), and the expression when none is registered.
+CREATE FUNCTION @extschema@._view_columns(view text)
+RETURNS TABLE (ord int, name text, source text, role text, fallback text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT v.ord, v.name, v.source, v.role, v.fallback
+	FROM (VALUES
+		('order_lines', 1, 'tenant_id', 'tenant_id', 'tenant_id', '0::bigint'),
+		('order_lines', 2, 'order_key', 'order_id', 'order_id', NULL),
+		('order_lines', 3, 'order_id', 'order_id', 'order label', NULL),
+		('order_lines', 4, 'product_id', 'product_id', 'product_id', NULL),
+		('order_lines', 5, 'customer_id', 'customer_id', 'customer_id', 'NULL::bigint'),
+		('order_lines', 6, 'ordered_at', 'ordered_at', 'ordered_at', 'NULL::timestamptz'),
+		('order_lines', 7, 'quantity', 'quantity', 'quantity', '1::numeric'),
+		('order_lines', 8, 'unit_price', 'unit_price', 'unit_price', 'NULL::numeric'),
+		('catalog', 1, 'tenant_id', 'tenant_id', 'tenant_id', '0::bigint'),
+		('catalog', 2, 'product_id', 'product_id', 'product_id', NULL),
+		('catalog', 3, 'price', 'price', 'price', 'NULL::numeric'),
+		('catalog', 4, 'category', 'category', 'category', 'NULL::text'),
+		('catalog', 5, 'variant_group', 'variant_group', 'variant_group', 'NULL::text'),
+		('catalog', 6, 'in_stock', 'in_stock', 'in_stock', 'true'),
+		('catalog', 7, 'title', 'title', 'title', 'NULL::text'),
+		('catalog', 8, 'unit_size', 'unit_size', 'unit_size', 'NULL::numeric'),
+		('catalog', 9, 'unit_name', 'unit_name', 'unit_name', 'NULL::text'),
+		('carts', 1, 'tenant_id', 'tenant_id', 'tenant_id', '0::bigint'),
+		('carts', 2, 'cart_id', 'cart_id', 'cart_id', NULL),
+		('carts', 3, 'customer_id', 'customer_id', 'customer_id', 'NULL::bigint'),
+		('carts', 4, 'product_id', 'product_id', 'product_id', NULL),
+		('carts', 5, 'quantity', 'quantity', 'quantity', '1::numeric'),
+		('carts', 6, 'added_at', 'added_at', 'added_at', NULL),
+		('carts', 7, 'checked_out_at', 'checked_out_at', 'checked_out_at', 'NULL::timestamptz'))
+		AS v(view, ord, name, source, role, fallback)
+	WHERE v.view = _view_columns.view
+	ORDER BY v.ord;
+END;
+
+-- The rows of a registration by columns that the models skip or read in
+-- part, with the problem of each (the bad_* views).
+CREATE FUNCTION @extschema@._bad_rows_query(view text, rel regclass, cfg jsonb)
+RETURNS text
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	s @extschema@.order_source;
-	opt CONSTANT text := 'NULL::%s';
-	tenant text;
-	order_key text;
-	product text;
-	quantity text;
-	price text;
+	e jsonb;
 BEGIN
-	SELECT * INTO s FROM @extschema@.order_source;
-	IF NOT FOUND THEN
-		RETURN;
+	SELECT jsonb_object_agg(c.name, CASE WHEN cfg->>c.source IS NULL THEN c.fallback
+										 ELSE @extschema@._column_expr(rel, (cfg->>c.source)::name, c.role) END)
+	INTO e
+	FROM @extschema@._view_columns(view) c;
+	IF view = 'order_lines' THEN
+		RETURN format(
+			'SELECT x.* FROM (SELECT %s AS tenant_id, %s AS order_id, %s AS product_id, '
+			'CASE WHEN %s IS NULL THEN ''NULL order id'' WHEN %s IS NULL THEN ''NULL product id'' '
+			'WHEN NOT @extschema@._plausible_quantity(%s) THEN ''implausible quantity (line skipped)'' '
+			'WHEN NOT @extschema@._plausible_price(%s) THEN ''implausible unit price (read as unknown)'' END AS problem, '
+			'(%s)::text AS quantity, (%s)::text AS unit_price FROM %s AS s) x WHERE x.problem IS NOT NULL',
+			e->>'tenant_id', e->>'order_id', e->>'product_id', e->>'order_key', e->>'product_id',
+			e->>'quantity', e->>'unit_price', e->>'quantity', e->>'unit_price', rel);
+	ELSIF view = 'catalog' THEN
+		RETURN format(
+			'SELECT x.* FROM (SELECT %s AS tenant_id, %s AS product_id, '
+			'CASE WHEN %s IS NULL THEN ''NULL product id'' '
+			'WHEN NOT @extschema@._plausible_price(%s) THEN ''implausible price (read as unknown)'' '
+			'WHEN NOT @extschema@._plausible_price(%s) THEN ''implausible unit size (read as unknown)'' END AS problem, '
+			'(%s)::text AS price FROM %s AS s) x WHERE x.problem IS NOT NULL',
+			e->>'tenant_id', e->>'product_id', e->>'product_id', e->>'price', e->>'unit_size', e->>'price', rel);
 	END IF;
-	PERFORM @extschema@._check_relation(s.relation, 'order lines');
-	tenant := CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END;
-	order_key := @extschema@._column_expr(s.relation, s.order_id, 'order_id');
-	product := @extschema@._column_expr(s.relation, s.product_id, 'product_id');
-	quantity := CASE WHEN s.quantity IS NULL THEN '1::numeric' ELSE @extschema@._column_expr(s.relation, s.quantity, 'quantity') END;
-	price := CASE WHEN s.unit_price IS NULL THEN format(opt, 'numeric') ELSE @extschema@._column_expr(s.relation, s.unit_price, 'unit_price') END;
-	EXECUTE format(
-		'CREATE OR REPLACE VIEW @extschema@.order_lines AS SELECT %s AS tenant_id, %s AS order_key, %s AS order_id, '
-		'%s AS product_id, %s AS customer_id, %s AS ordered_at, %s AS quantity, '
-		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS unit_price FROM %s AS s '
-		'WHERE @extschema@._plausible_quantity(%s)',
-		tenant, order_key, 's.' || quote_ident(s.order_id) || '::text', product,
-		CASE WHEN s.customer_id IS NULL THEN format(opt, 'bigint') ELSE @extschema@._column_expr(s.relation, s.customer_id, 'customer_id') END,
-		CASE WHEN s.ordered_at IS NULL THEN format(opt, 'timestamptz') ELSE @extschema@._column_expr(s.relation, s.ordered_at, 'ordered_at') END,
-		quantity, price, price, s.relation, quantity);
-	COMMENT ON VIEW @extschema@.order_lines IS
-		'the registered order lines under canonical names, created by upsell.register_orders(); lines with an implausible quantity are left out, implausible unit prices read as NULL (see upsell.bad_order_lines)';
-	EXECUTE format(
-		'CREATE OR REPLACE VIEW @extschema@.bad_order_lines AS SELECT x.* FROM ('
-		'SELECT %s AS tenant_id, %s AS order_id, %s AS product_id, '
-		'CASE WHEN %s IS NULL THEN ''NULL order id'' WHEN %s IS NULL THEN ''NULL product id'' '
-		'WHEN NOT @extschema@._plausible_quantity(%s) THEN ''implausible quantity (line skipped)'' '
-		'WHEN NOT @extschema@._plausible_price(%s) THEN ''implausible unit price (read as unknown)'' END AS problem, '
-		'(%s)::text AS quantity, (%s)::text AS unit_price FROM %s AS s) x WHERE x.problem IS NOT NULL',
-		tenant, 's.' || quote_ident(s.order_id) || '::text', product, order_key, product,
-		quantity, price, quantity, price, s.relation);
-	COMMENT ON VIEW @extschema@.bad_order_lines IS
-		'the registered order lines that every model skips or reads in part: NULL ids, implausible quantities (NaN, infinite, absurd) and unit prices (also negative); refresh counts them in upsell.refresh_log';
+	RETURN NULL;
 END
 $$;
 
--- (Re)creates upsell.catalog and upsell.bad_catalog_rows from
--- upsell.product_source.
-CREATE FUNCTION @extschema@._sync_catalog()
+-- (Re)creates one view over the shop's relations -- upsell.order_lines,
+-- upsell.catalog or upsell.carts -- from its registration (order_source,
+-- product_source, cart_source).  The one place these views are made: a
+-- registration of kind 'columns' maps the shop's columns one by one
+-- (_view_columns), one of kind 'shopify' reads JSON documents through the
+-- views of 15_shopify.sql (_shopify_views).  Registration is an
+-- administrator's act: CREATE OR REPLACE VIEW waits for the readers of the
+-- old definition.
+CREATE FUNCTION @extschema@._sync_view(view text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	s @extschema@.product_source;
-	tenant text;
-	product text;
-	price text;
-	unit_size text;
+	source text;
+	what text;
+	rel regclass;
+	cfg jsonb;
+	v record;
+	cols text[];
+	quantity text;
+	bad text;
 BEGIN
-	SELECT * INTO s FROM @extschema@.product_source;
-	IF NOT FOUND THEN
+	CASE view
+		WHEN 'order_lines' THEN source := 'order_source'; what := 'order lines';
+		WHEN 'catalog' THEN source := 'product_source'; what := 'catalog';
+		WHEN 'carts' THEN source := 'cart_source'; what := 'carts';
+		ELSE RAISE EXCEPTION 'no view "%" is made from a registration', view
+			USING ERRCODE = 'invalid_parameter_value';
+	END CASE;
+	EXECUTE format('SELECT s.relation, to_jsonb(s) FROM @extschema@.%I s', source) INTO rel, cfg;
+	IF cfg IS NULL THEN
 		RETURN;
 	END IF;
-	PERFORM @extschema@._check_relation(s.relation, 'catalog');
-	tenant := CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END;
-	product := @extschema@._column_expr(s.relation, s.product_id, 'product_id');
-	price := CASE WHEN s.price IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.price, 'price') END;
-	unit_size := CASE WHEN s.unit_size IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.unit_size, 'unit_size') END;
-	EXECUTE format(
-		'CREATE OR REPLACE VIEW @extschema@.catalog AS SELECT %s AS tenant_id, %s AS product_id, '
-		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS price, '
-		'%s AS category, %s AS variant_group, %s AS in_stock, %s AS title, '
-		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS unit_size, %s AS unit_name FROM %s AS s',
-		tenant, product, price, price,
-		CASE WHEN s.category IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.category, 'category') END,
-		CASE WHEN s.variant_group IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.variant_group, 'variant_group') END,
-		CASE WHEN s.in_stock IS NULL THEN 'true' ELSE @extschema@._column_expr(s.relation, s.in_stock, 'in_stock') END,
-		CASE WHEN s.title IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.title, 'title') END,
-		unit_size, unit_size,
-		CASE WHEN s.unit_name IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.unit_name, 'unit_name') END,
-		s.relation);
-	COMMENT ON VIEW @extschema@.catalog IS
-		'the registered catalog under canonical names, created by upsell.register_products(); implausible prices and unit sizes read as NULL (see upsell.bad_catalog_rows)';
-	EXECUTE format(
-		'CREATE OR REPLACE VIEW @extschema@.bad_catalog_rows AS SELECT x.* FROM ('
-		'SELECT %s AS tenant_id, %s AS product_id, '
-		'CASE WHEN %s IS NULL THEN ''NULL product id'' '
-		'WHEN NOT @extschema@._plausible_price(%s) THEN ''implausible price (read as unknown)'' '
-		'WHEN NOT @extschema@._plausible_price(%s) THEN ''implausible unit size (read as unknown)'' END AS problem, '
-		'(%s)::text AS price FROM %s AS s) x WHERE x.problem IS NOT NULL',
-		tenant, product, product, price, unit_size, price, s.relation);
-	COMMENT ON VIEW @extschema@.bad_catalog_rows IS
-		'the registered catalog rows that the models skip or read in part: NULL product ids, implausible prices (NaN, infinite, negative, absurd) and unit sizes; refresh counts them in upsell.refresh_log';
+	PERFORM @extschema@._check_relation(rel, what);
+	IF coalesce(cfg->>'kind', 'columns') = 'columns' THEN
+		-- the shop's columns one by one; implausible amounts (NaN, infinite,
+		-- negative or absurd: a typo, a test row) never reach a model: such a
+		-- line is left out, such a price read as unknown, and the bad_* view
+		-- below names them for refresh to count
+		SELECT array_agg(CASE WHEN c.name IN ('unit_price', 'price', 'unit_size')
+							  THEN format('CASE WHEN @extschema@._plausible_price(%s) THEN %s END', e.expr, e.expr)
+							  ELSE e.expr END || ' AS ' || quote_ident(c.name) ORDER BY c.ord),
+			   min(e.expr) FILTER (WHERE c.name = 'quantity')
+		INTO cols, quantity
+		FROM @extschema@._view_columns(view) c,
+			 LATERAL (SELECT CASE WHEN cfg->>c.source IS NULL THEN c.fallback
+								  ELSE @extschema@._column_expr(rel, (cfg->>c.source)::name, c.role) END AS expr) e;
+		EXECUTE format('CREATE OR REPLACE VIEW @extschema@.%I AS SELECT %s FROM %s AS s%s', view,
+					   array_to_string(cols, ', '), rel,
+					   CASE WHEN view = 'order_lines'
+							THEN format(' WHERE @extschema@._plausible_quantity(%s)', quantity) ELSE '' END);
+		EXECUTE format('COMMENT ON VIEW @extschema@.%I IS %L', view,
+					   format('the registered %s under canonical names, created by upsell.%s()', what,
+							  CASE view WHEN 'order_lines' THEN 'register_orders'
+										WHEN 'catalog' THEN 'register_products' ELSE 'register_carts' END)
+					   || CASE view WHEN 'carts' THEN ''
+							  ELSE '; implausible amounts are left out or read as unknown (see upsell.bad_'
+								   || CASE view WHEN 'order_lines' THEN 'order_lines' ELSE 'catalog_rows' END || ')' END);
+		bad := @extschema@._bad_rows_query(view, rel, cfg);
+	ELSE
+		FOR v IN SELECT * FROM @extschema@._shopify_views(view, rel, cfg) LOOP
+			EXECUTE format('CREATE OR REPLACE VIEW @extschema@.%I AS %s', v.name, v.body);
+			EXECUTE format('COMMENT ON VIEW @extschema@.%I IS %L', v.name, v.comment);
+		END LOOP;
+		-- documents skipped (with their reasons) are the Shopify registration's bad rows
+		bad := CASE view
+			WHEN 'order_lines' THEN 'SELECT l.tenant_id, l.order_id, l.product_id, l.skipped AS problem, '
+				'l.quantity::text AS quantity, l.unit_price::text AS unit_price '
+				'FROM @extschema@.shopify_order_lines l WHERE l.skipped IS NOT NULL'
+			WHEN 'catalog' THEN 'SELECT v.tenant_id, v.variant_id AS product_id, v.skipped AS problem, '
+				'v.price::text AS price FROM @extschema@.shopify_variants v WHERE v.skipped IS NOT NULL' END;
+	END IF;
+	IF bad IS NOT NULL THEN
+		EXECUTE format('CREATE OR REPLACE VIEW @extschema@.%I AS %s',
+					   CASE view WHEN 'order_lines' THEN 'bad_order_lines' ELSE 'bad_catalog_rows' END, bad);
+		EXECUTE format('COMMENT ON VIEW @extschema@.%I IS %L',
+					   CASE view WHEN 'order_lines' THEN 'bad_order_lines' ELSE 'bad_catalog_rows' END,
+					   CASE view WHEN 'order_lines'
+						   THEN 'the registered order lines that every model skips or reads in part: NULL ids, implausible quantities (NaN, infinite, absurd) and unit prices (also negative), skipped Shopify documents; refresh counts them in upsell.refresh_log'
+						   ELSE 'the registered catalog rows that the models skip or read in part: NULL product ids, implausible prices (NaN, infinite, negative, absurd) and unit sizes, skipped Shopify documents; refresh counts them in upsell.refresh_log' END);
+	END IF;
+	-- the JSON views of a previous Shopify registration, unless still used
+	IF coalesce(cfg->>'kind', 'columns') = 'columns'
+	   AND to_regclass(CASE view WHEN 'order_lines' THEN '@extschema@.shopify_order_lines'
+								 WHEN 'catalog' THEN '@extschema@.shopify_variants' END) IS NOT NULL THEN
+		EXECUTE format('DROP VIEW @extschema@.%I',
+					   CASE view WHEN 'order_lines' THEN 'shopify_order_lines' ELSE 'shopify_variants' END);
+	END IF;
 END
 $$;
 
@@ -300,9 +376,10 @@ BEGIN
 		product_id = excluded.product_id, customer_id = excluded.customer_id,
 		ordered_at = excluded.ordered_at, quantity = excluded.quantity,
 		unit_price = excluded.unit_price, tenant_id = excluded.tenant_id,
+		kind = excluded.kind, payload = excluded.payload,
 		registered_at = now();
 	-- validates every column; an error rolls the registration back
-	PERFORM @extschema@._sync_order_lines();
+	PERFORM @extschema@._sync_view('order_lines');
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_orders(regclass, name, name, name, name, name, name, name) IS
@@ -330,8 +407,9 @@ BEGIN
 		variant_group = excluded.variant_group, in_stock = excluded.in_stock,
 		title = excluded.title, tenant_id = excluded.tenant_id,
 		unit_size = excluded.unit_size, unit_name = excluded.unit_name,
+		kind = excluded.kind, payload = excluded.payload, collection = excluded.collection,
 		registered_at = now();
-	PERFORM @extschema@._sync_catalog();
+	PERFORM @extschema@._sync_view('catalog');
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_products(regclass, name, name, name, name, name, name, name, name, name) IS

@@ -327,10 +327,10 @@ BEGIN
 	-- a registered column renamed, dropped or retyped: named, before any build
 	PERFORM @extschema@._check_registrations();
 	IF to_regclass('@extschema@.order_lines') IS NULL OR to_regclass('@extschema@.bad_order_lines') IS NULL THEN
-		PERFORM @extschema@._sync_order_lines();
+		PERFORM @extschema@._sync_view('order_lines');
 	END IF;
 	IF to_regclass('@extschema@.catalog') IS NULL OR to_regclass('@extschema@.bad_catalog_rows') IS NULL THEN
-		PERFORM @extschema@._sync_catalog();
+		PERFORM @extschema@._sync_view('catalog');
 	END IF;
 	IF NOT EXISTS (SELECT FROM @extschema@.order_source) THEN
 		RAISE EXCEPTION 'no order lines are registered'
