@@ -59,14 +59,14 @@ BEGIN
 						  ELSE @extschema@.cooccurrence_merge(p.state, n.state) END AS state,
 					 greatest(p.max_ordered_at, n.max_ordered_at) AS max_ordered_at,
 					 greatest(p.max_order_key, n.max_order_key) AS max_order_key
-			  FROM (SELECT @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state,
-						   max(l.ordered_at) AS max_ordered_at, max(l.order_key) AS max_order_key
-					FROM @extschema@.order_lines l
-					WHERE l.tenant_id = $1 AND (%s)) n
+			  -- counted where the lines live (_pair_counts: one node, or Citus shards)
+			  FROM (SELECT c.state, c.max_ordered_at, c.max_order_key
+					FROM (SELECT) one
+					LEFT JOIN @extschema@._pair_counts(%L) c ON true) n
 			  LEFT JOIN @extschema@.cooccurrence_model p ON p.tenant_id = $1 AND %L) x,
 			 @extschema@.cooccurrence_info(x.state) i
 		WHERE i.orders > 0 OR i.skipped_lines > 0$q$,
-		new_lines, incremental));
+		format('l.tenant_id OPERATOR(pg_catalog.=) %s AND (%s)', tenant_id, new_lines), incremental));
 	SELECT m.skipped_lines, m.big_orders INTO skipped, big
 	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_cooccurrence.tenant_id;
 	IF skipped > 0 THEN
@@ -167,9 +167,11 @@ END
 $$;
 
 -- A plain SQL function, so that the planner inlines it: no second copy of
--- every pair row, and the counting may run in parallel workers.  The pairs
--- are listed from the select list, where the rows stream (in FROM,
--- PostgreSQL would first collect them all).  (Calling it before any
+-- every pair row, and the counting may run in parallel workers, or on Citus
+-- shards (in upsell._pair_counts(): a SQL function whose body reads a
+-- distributed table is not planned by Citus).  The pairs are listed from
+-- the select list, where the rows stream (in FROM, PostgreSQL would first
+-- collect them all).  (Calling it before any
 -- registration fails on the missing upsell.order_lines view.)
 CREATE FUNCTION @extschema@.frequently_bought_together(min_count int DEFAULT 2,
 	min_support float8 DEFAULT 0, min_confidence float8 DEFAULT 0)
@@ -177,16 +179,13 @@ RETURNS TABLE (tenant_id bigint, product_id bigint, other_id bigint, together bi
 			   product_count bigint, other_count bigint, orders bigint,
 			   support float8, confidence float8, lift float8, leverage float8,
 			   conviction float8, jaccard float8, score float8)
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$
 	SELECT p.tenant_id, (p.pair).*
 	FROM (SELECT c.tenant_id,
 				 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) AS pair
-		  FROM (SELECT l.tenant_id,
-					   @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state
-				FROM @extschema@.order_lines l
-				WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)
-				GROUP BY l.tenant_id) c) p
+		  FROM @extschema@._pair_counts() c
+		  WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)) p
 $$;
 COMMENT ON FUNCTION @extschema@.frequently_bought_together(int, float8, float8) IS
 	'every ordered pair of products bought in the same order, per tenant, with support, confidence, lift, leverage, conviction, jaccard and score';
