@@ -63,6 +63,7 @@ sharded_count(ShardedState *st)
 				before,
 				sum;
 	const CoocCounts *all = &fresh;
+	const char *error;
 	bytea	   *flat;
 
 	if (st->counted != NULL && st->lines.n == 0 && st->lines.skipped == 0)
@@ -70,16 +71,23 @@ sharded_count(ShardedState *st)
 	work = AllocSetContextCreate(CurrentMemoryContext, "upsell sharded count",
 								 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(work);
-	cooc_count(&st->lines, upsell_max_basket_size, &fresh);
+	error = cooc_count(&st->lines, upsell_max_basket_size, &fresh);
+	if (error)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot count the pairs of one shard: %s", error)));
 	if (st->counted != NULL)
 	{
-		const char *error = cooc_counts_deserialize(VARDATA(st->counted),
-													VARSIZE(st->counted) - VARHDRSZ,
-													&before);
-
+		error = cooc_counts_deserialize(VARDATA(st->counted),
+										VARSIZE(st->counted) - VARHDRSZ,
+										false, &before);
 		if (error)
 			elog(ERROR, "invalid co-occurrence counts in an aggregate state: %s", error);
-		cooc_counts_merge(&sum, &before, &fresh);
+		error = cooc_counts_merge(&sum, &before, &fresh);
+		if (error)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("cannot add the pairs of one shard: %s", error)));
 		all = &sum;
 	}
 	MemoryContextSwitchTo(st->hdr.eoh_context);
