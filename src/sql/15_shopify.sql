@@ -255,7 +255,7 @@ $$;
 -- other Shopify registration, else 'variant').  Orders and catalog should
 -- name the same things products; a mismatch is allowed with a warning, so
 -- that switching levels takes two calls.
-CREATE FUNCTION @extschema@._shopify_product_field(product_level text, other regclass)
+CREATE FUNCTION @extschema@._shopify_product_field(product_level text, other text)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -264,7 +264,11 @@ DECLARE
 	other_field text;
 	field text;
 BEGIN
-	EXECUTE format('SELECT s.product_id FROM %s s WHERE s.kind = ''shopify''', other) INTO other_field;
+	IF other = 'orders' THEN
+		SELECT s.product_id INTO other_field FROM @extschema@.order_source s WHERE s.kind = 'shopify';
+	ELSE
+		SELECT s.product_id INTO other_field FROM @extschema@.product_source s WHERE s.kind = 'shopify';
+	END IF;
 	field := CASE coalesce(product_level, CASE other_field WHEN 'product_id' THEN 'product' ELSE 'variant' END)
 				 WHEN 'variant' THEN 'variant_id' WHEN 'product' THEN 'product_id' END;
 	IF field IS NULL THEN
@@ -293,7 +297,7 @@ BEGIN
 		RAISE EXCEPTION 'relation and payload_column must not be NULL'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	field := @extschema@._shopify_product_field(product_level, '@extschema@.product_source');
+	field := @extschema@._shopify_product_field(product_level, 'products');
 	-- the role columns name the document fields each role comes from
 	INSERT INTO @extschema@.order_source AS o
 		(relation, order_id, product_id, customer_id, ordered_at, quantity, unit_price, tenant_id, kind, payload)
@@ -327,7 +331,7 @@ BEGIN
 		RAISE EXCEPTION 'relation and payload_column must not be NULL'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	field := @extschema@._shopify_product_field(product_level, '@extschema@.order_source');
+	field := @extschema@._shopify_product_field(product_level, 'orders');
 	INSERT INTO @extschema@.product_source AS p
 		(relation, product_id, price, category, variant_group, in_stock, title, tenant_id,
 		 unit_size, unit_name, kind, payload, collection)
