@@ -13,37 +13,36 @@
 
 -- Per product of a Shopify catalog: its ids as the documents wrote them and
 -- what a widget shows.  Empty without a Shopify catalog.
-CREATE FUNCTION @extschema@._build_shopify_product_model(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_shopify_product_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	n bigint := 0;
 	level text;
 BEGIN
 	SELECT s.product_id INTO level FROM @extschema@.product_source s WHERE s.kind = 'shopify';
 	IF NOT FOUND THEN
-		RETURN 0;
+		-- no Shopify catalog (any more): the tenant's rows go
+		RETURN @extschema@._publish('shopify_product_model', tenant_id,
+			'SELECT NULL::bigint AS tenant_id, NULL::bigint AS product_id, NULL::bigint AS parent_id, '
+			'NULL::jsonb AS product_ref, NULL::jsonb AS variant_ref, NULL::text AS product_title, '
+			'NULL::text AS variant_title, NULL::text AS sku, NULL::numeric AS compare_at_price WHERE false');
 	END IF;
 	IF to_regclass('@extschema@.shopify_variants') IS NULL THEN
 		PERFORM @extschema@._sync_view('catalog');
 	END IF;
-	EXECUTE format($q$
-		INSERT INTO %s (tenant_id, product_id, parent_id, product_ref, variant_ref, product_title,
-						variant_title, sku, compare_at_price)
-		SELECT DISTINCT ON (v.tenant_id, 2) v.tenant_id, %s, v.product_id, v.product_ref, %s,
-			   v.product_title, %s, %s, v.compare_at_price
+	RETURN @extschema@._publish('shopify_product_model', tenant_id, format($q$
+		SELECT DISTINCT ON (v.tenant_id, %1$s) v.tenant_id, %1$s AS product_id, v.product_id AS parent_id,
+			   v.product_ref, %2$s AS variant_ref, v.product_title, %3$s AS variant_title, %4$s AS sku,
+			   v.compare_at_price
 		FROM @extschema@.shopify_variants v
-		WHERE v.skipped IS NULL
-		ORDER BY v.tenant_id, 2, v.variant_id$q$,
-		@extschema@._slot_table('shopify_product_model', slot),
+		WHERE v.skipped IS NULL AND v.tenant_id OPERATOR(pg_catalog.=) $1
+		ORDER BY v.tenant_id, %1$s, v.variant_id$q$,
 		CASE level WHEN 'product_id' THEN 'v.product_id' ELSE 'v.variant_id' END,
 		CASE level WHEN 'product_id' THEN 'NULL::jsonb' ELSE 'v.variant_ref' END,
 		CASE level WHEN 'product_id' THEN 'NULL::text' ELSE 'v.variant_title' END,
-		CASE level WHEN 'product_id' THEN 'NULL::text' ELSE 'v.sku' END);
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+		CASE level WHEN 'product_id' THEN 'NULL::text' ELSE 'v.sku' END));
 END
 $$;
 
@@ -52,7 +51,7 @@ SELECT @extschema@._define_model('shopify_product_model',
 	  product_ref jsonb, variant_ref jsonb, product_title text, variant_title text, sku text,
 	  compare_at_price numeric,
 	  PRIMARY KEY (tenant_id, product_id)$$,
-	ARRAY['(tenant_id, parent_id)'], 99, '@extschema@._build_shopify_product_model(text, boolean)',
+	ARRAY['(tenant_id, parent_id)'], 99, '@extschema@._build_shopify_product_model(bigint, boolean)',
 	'per product of a registered Shopify catalog: the product and variant ids as the documents wrote them (number or gid string), titles, sku, compare-at price; read by offers_json');
 
 -- A unit id from JSON: a Shopify id in either form as its digits (so that
