@@ -21,19 +21,26 @@ DECLARE
 	state text;
 BEGIN
 	FOR r IN
-		SELECT 'register_orders' AS registration, 'order lines' AS what, s.relation, c.role, c.col
+		-- a Shopify registration names document fields, not columns, for
+		-- the roles: only its payload and tenant (and collection) columns
+		SELECT CASE s.kind WHEN 'shopify' THEN 'register_shopify_orders' ELSE 'register_orders' END AS registration,
+			   'order lines' AS what, s.relation, c.role, c.col
 		FROM @extschema@.order_source s,
 			 LATERAL (VALUES ('order_id', s.order_id), ('product_id', s.product_id),
 							 ('customer_id', s.customer_id), ('ordered_at', s.ordered_at),
 							 ('quantity', s.quantity), ('unit_price', s.unit_price),
-							 ('tenant_id', s.tenant_id)) c(role, col)
+							 ('tenant_id', s.tenant_id), ('payload', s.payload)) c(role, col)
+		WHERE s.kind = 'columns' OR c.role IN ('tenant_id', 'payload')
 		UNION ALL
-		SELECT 'register_products', 'catalog', s.relation, c.role, c.col
+		SELECT CASE s.kind WHEN 'shopify' THEN 'register_shopify_products' ELSE 'register_products' END,
+			   'catalog', s.relation, c.role, c.col
 		FROM @extschema@.product_source s,
 			 LATERAL (VALUES ('product_id', s.product_id), ('price', s.price), ('category', s.category),
 							 ('variant_group', s.variant_group), ('in_stock', s.in_stock), ('title', s.title),
 							 ('tenant_id', s.tenant_id), ('unit_size', s.unit_size),
-							 ('unit_name', s.unit_name)) c(role, col)
+							 ('unit_name', s.unit_name), ('payload', s.payload),
+							 ('collection', s.collection)) c(role, col)
+		WHERE s.kind = 'columns' OR c.role IN ('tenant_id', 'payload', 'collection')
 		UNION ALL
 		SELECT 'register_carts', 'carts', s.relation, c.role, c.col
 		FROM @extschema@.cart_source s,
@@ -44,7 +51,11 @@ BEGIN
 		CONTINUE WHEN r.col IS NULL;
 		BEGIN
 			PERFORM @extschema@._check_relation(r.relation, r.what);
-			PERFORM @extschema@._column_expr(r.relation, r.col, r.role);
+			IF r.role = 'payload' THEN
+				PERFORM @extschema@._shopify_payload(r.relation, r.col);
+			ELSE
+				PERFORM @extschema@._column_expr(r.relation, r.col, r.role);
+			END IF;
 		EXCEPTION WHEN undefined_table OR undefined_column OR datatype_mismatch THEN
 			GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
 			RAISE EXCEPTION 'registration upsell.%() no longer matches its table: the % column "%": %',
