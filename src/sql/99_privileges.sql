@@ -40,7 +40,8 @@ GRANT USAGE ON SCHEMA @extschema@ TO upsell_reader, upsell_admin;
 -- the reader: the merchant's rules, the registrations (names of relations
 -- and columns, checked when the serving cache is read), the serving state
 -- and the models (not order_model: recent orders with their customers)
-GRANT SELECT ON @extschema@.serving_state, @extschema@.order_source,
+GRANT SELECT ON @extschema@.serving_state, @extschema@.model_definitions, @extschema@.model_builds,
+	@extschema@.models, @extschema@.order_source,
 	@extschema@.product_source, @extschema@.cart_source,
 	@extschema@.stage_settings, @extschema@.offers, @extschema@.exclusions, @extschema@.thresholds,
 	@extschema@.volume_tiers, @extschema@.consumables, @extschema@.experiments,
