@@ -51,14 +51,17 @@ COMMENT ON TABLE @extschema@.product_source IS
 --
 --   upsell.order_lines (tenant_id bigint, order_key bigint, order_id text,
 --                       product_id bigint, customer_id bigint,
---                       ordered_at timestamptz, quantity numeric, unit_price numeric)
+--                       ordered_at timestamptz, quantity numeric, unit_price numeric,
+--                       row_xmin xid)
 --   upsell.catalog     (tenant_id bigint, product_id bigint, price numeric,
 --                       category text, variant_group text, in_stock boolean,
 --                       title text, unit_size numeric, unit_name text)
 --
 -- tenant_id is 0 without a tenant column; order_key is the order id, or
 -- upsell.order_key() of it when it is not an integer; quantity is 1 and
--- in_stock true when those columns are not registered.
+-- in_stock true when those columns are not registered; row_xmin is the
+-- row's xmin when the relation is a table (incremental refresh compares it
+-- with the snapshot of the last refresh), NULL for a view.
 
 -- Raises unless the registered relation still exists.
 CREATE FUNCTION @extschema@._check_relation(relation regclass, what text)
@@ -162,7 +165,8 @@ BEGIN
 	PERFORM @extschema@._check_relation(s.relation, 'order lines');
 	EXECUTE format(
 		'CREATE OR REPLACE VIEW @extschema@.order_lines AS SELECT %s AS tenant_id, %s AS order_key, %s AS order_id, '
-		'%s AS product_id, %s AS customer_id, %s AS ordered_at, %s AS quantity, %s AS unit_price FROM %s AS s',
+		'%s AS product_id, %s AS customer_id, %s AS ordered_at, %s AS quantity, %s AS unit_price, '
+		'%s AS row_xmin FROM %s AS s',
 		CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END,
 		@extschema@._column_expr(s.relation, s.order_id, 'order_id'),
 		's.' || quote_ident(s.order_id) || '::text',
@@ -171,6 +175,9 @@ BEGIN
 		CASE WHEN s.ordered_at IS NULL THEN format(opt, 'timestamptz') ELSE @extschema@._column_expr(s.relation, s.ordered_at, 'ordered_at') END,
 		CASE WHEN s.quantity IS NULL THEN '1::numeric' ELSE @extschema@._column_expr(s.relation, s.quantity, 'quantity') END,
 		CASE WHEN s.unit_price IS NULL THEN format(opt, 'numeric') ELSE @extschema@._column_expr(s.relation, s.unit_price, 'unit_price') END,
+		-- the commit order of the rows, for incremental refresh (a view has none)
+		CASE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = s.relation) IN ('r', 'p', 'm')
+			 THEN 's.xmin' ELSE 'NULL::xid' END,
 		s.relation);
 	COMMENT ON VIEW @extschema@.order_lines IS
 		'the registered order lines under canonical names, created by upsell.register_orders()';

@@ -24,6 +24,17 @@ LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], bigint[], timestamptz[], bigint[], float8, int, int, int) IS
 	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from its order lines (arrays per line)';
 
+CREATE FUNCTION @extschema@._upgrade_build(product_id bigint[], group_key int[],
+	category_key int[], price float8[], lines text, max_ratio float8, per_product int,
+	scan_window int, max_customer_products int)
+RETURNS TABLE (product_id bigint, candidate_id bigint, upgrade boolean, same_group boolean,
+			   paths bigint, buyers bigint, candidate_buyers bigint, popularity float8,
+			   closeness float8, score float8)
+AS 'MODULE_PATHNAME', 'upsell_upgrade_build_query'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], text, float8, int, int, int) IS
+	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, ordered_at, product_id) ordered by customer, read one customer at a time';
+
 -- How far the stored lists reach: serving filters them with the caller's
 -- ratio, so the model keeps everything a caller may reasonably ask for.
 CREATE FUNCTION @extschema@._upgrade_limits(OUT max_ratio float8, OUT per_product int,
@@ -70,19 +81,18 @@ BEGIN
 		products AS (
 			SELECT p.tenant_id, array_agg(p.product_id) AS ids, array_agg(p.g::int) AS gs,
 				   array_agg(p.c::int) AS cs, array_agg(p.price::float8) AS ps
-			FROM priced p GROUP BY p.tenant_id),
-		lines AS (
-			SELECT l.tenant_id, array_agg(coalesce(l.customer_id, l.order_key)) AS cu,
-				   array_agg(l.ordered_at) AS ts, array_agg(l.product_id) AS lp
-			FROM @extschema@.order_lines l
-			WHERE l.product_id IS NOT NULL AND coalesce(l.quantity, 1) > 0
-			GROUP BY l.tenant_id)
+			FROM priced p GROUP BY p.tenant_id)
 		SELECT p.tenant_id, b.product_id, CASE WHEN b.upgrade THEN 'upgrade' ELSE 'downsell' END,
 			   b.candidate_id, b.same_group, b.paths, b.buyers, b.candidate_buyers,
 			   b.popularity, b.closeness, b.score
 		FROM products p
-		LEFT JOIN lines l ON l.tenant_id = p.tenant_id
-		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, l.cu, l.ts, l.lp,
+		-- the tenant's lines, one customer at a time (sorted by PostgreSQL,
+		-- in parallel where it can): never all of them in memory at once
+		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps,
+			'SELECT coalesce(l.customer_id, l.order_key), l.ordered_at, l.product_id '
+			'FROM @extschema@.order_lines l WHERE l.product_id IS NOT NULL '
+			'AND coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0 '
+			'AND l.tenant_id OPERATOR(pg_catalog.=) ' || p.tenant_id || ' ORDER BY 1',
 			$1, $2, $3, $4) b$q$,
 		@extschema@._slot_table('upgrade_model', slot),
 		@extschema@._slot_table('product_model', slot))
