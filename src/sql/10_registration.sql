@@ -9,7 +9,10 @@
 -- these two views with static SQL; user-supplied names only ever reach SQL
 -- through format('%I').
 
-CREATE TABLE @extschema@.order_source (
+-- The merchant's configuration tables (those marked for pg_dump) are created
+-- IF NOT EXISTS: an upgrade keeps them with their rows and runs this script
+-- around them (src/upgrade/), so a new version changes them only by ALTER.
+CREATE TABLE IF NOT EXISTS @extschema@.order_source (
 	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 	relation	regclass NOT NULL,
 	order_id	name NOT NULL,
@@ -25,7 +28,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_source', '');
 COMMENT ON TABLE @extschema@.order_source IS
 	'the registered order lines: relation and the columns that mean order, product, customer, time, quantity, price, tenant';
 
-CREATE TABLE @extschema@.product_source (
+CREATE TABLE IF NOT EXISTS @extschema@.product_source (
 	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 	relation	regclass NOT NULL,
 	product_id	name NOT NULL,

@@ -3,7 +3,7 @@
 -- Merchant rules every tactic respects: exclusions
 -- ===========================================================================
 
-CREATE TABLE @extschema@.exclusions (
+CREATE TABLE IF NOT EXISTS @extschema@.exclusions (
 	exclusion_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	tenant_id		bigint NOT NULL DEFAULT 0,
 	product_id		bigint,
@@ -13,8 +13,8 @@ CREATE TABLE @extschema@.exclusions (
 	CHECK ((product_id IS NULL) <> (category IS NULL)),
 	CHECK (with_product_id IS NULL OR product_id IS NOT NULL)
 );
-CREATE INDEX ON @extschema@.exclusions (tenant_id, product_id);
-CREATE INDEX ON @extschema@.exclusions (tenant_id, category);
+CREATE INDEX IF NOT EXISTS exclusions_tenant_id_product_id_idx ON @extschema@.exclusions (tenant_id, product_id);
+CREATE INDEX IF NOT EXISTS exclusions_tenant_id_category_idx ON @extschema@.exclusions (tenant_id, category);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.exclusions', '');
 -- the identity's sequence too, or the next insert after a restore collides
 SELECT pg_catalog.pg_extension_config_dump(

@@ -57,7 +57,7 @@ COMMENT ON FUNCTION @extschema@._decay(float8, float8) IS
 
 -- ---- merchant override: consumable or durable --------------------------------
 
-CREATE TABLE @extschema@.consumables (
+CREATE TABLE IF NOT EXISTS @extschema@.consumables (
 	consumable_rule_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	tenant_id	bigint NOT NULL DEFAULT 0,
 	product_id	bigint,
@@ -118,52 +118,148 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@._purchase_history(text) IS
 	'internal: per customer the statistics of every product bought (arrays sorted by product id, product_id NULL), then per product the repeat statistics with the repeat customers'' median gaps, sorted (customer_id NULL), from a query returning (tenant_id, customer_id, product_id, ordered_at, quantity, spend) ordered by tenant_id, customer_id';
 
--- The order lines of the purchase histories, as _purchase_history reads them.
-CREATE FUNCTION @extschema@._history_lines_query(filter text DEFAULT 'true')
+CREATE FUNCTION @extschema@._gaps_update(base float8[], remove float8[], add float8[])
+RETURNS float8[]
+AS 'MODULE_PATHNAME', 'upsell_gaps_update'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._gaps_update(float8[], float8[], float8[]) IS
+	'internal: a sorted multiset of repeat gaps, one element equal to each of remove taken out, add put in, sorted';
+
+CREATE FUNCTION @extschema@._gaps_median(float8[])
+RETURNS float8
+AS 'MODULE_PATHNAME', 'upsell_gaps_median'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._gaps_median(float8[]) IS
+	'internal: the median of repeat gaps as the full build takes it (the population interval); NULL when empty';
+
+CREATE FUNCTION @extschema@._consumable_by_data(customers bigint, repeaters bigint,
+	shop_pairs bigint, shop_repeat_pairs bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'upsell_consumable_by_data'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._consumable_by_data(bigint, bigint, bigint, bigint) IS
+	'internal: the consumable rule of the data (2+ repeat customers, repeat share at least max(2%, half the shop''s)), as the full build applies it';
+
+-- The order lines of the purchase histories, as _purchase_history reads them:
+-- the tenant's lines as of its refresh snapshot (_tenant_lines), of some
+-- customers only when filter says so.
+CREATE FUNCTION @extschema@._history_lines_query(tenant_id bigint, filter text DEFAULT 'true')
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 RETURN 'SELECT l.tenant_id, l.customer_id, l.product_id, l.ordered_at, l.quantity, '
-	|| 'l.quantity OPERATOR(pg_catalog.*) l.unit_price FROM @extschema@.order_lines l '
+	|| 'l.quantity OPERATOR(pg_catalog.*) l.unit_price FROM ' || @extschema@._tenant_lines(tenant_id) || ' l '
 	|| 'WHERE l.customer_id IS NOT NULL AND l.product_id IS NOT NULL AND l.ordered_at IS NOT NULL '
 	|| 'AND l.quantity OPERATOR(pg_catalog.>) 0 AND (' || filter || ') ORDER BY l.tenant_id, l.customer_id';
 
--- Fills purchase_history_model, and keeps the product rows of the same pass
--- in a temporary table for product_interval_model (built next).
-CREATE FUNCTION @extschema@._build_purchase_history(slot text, incremental boolean)
+-- Fills purchase_history_model for one tenant: every customer, or in an
+-- incremental refresh only the customers with new lines (their rows are
+-- replaced; the others stay).  The same pass gives the product statistics
+-- of those customers, kept with their previous statistics in temporary
+-- tables for product_interval_model, built next.
+CREATE FUNCTION @extschema@._build_purchase_history(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	t bigint := tenant_id;
+	inc boolean := incremental AND @extschema@._incremental(tenant_id);
+	customers bigint[];
 	n bigint;
 BEGIN
 	-- the carts view, if a DROP ... CASCADE took it
 	IF to_regclass('@extschema@.carts') IS NULL AND EXISTS (SELECT FROM @extschema@.cart_source) THEN
 		PERFORM @extschema@._sync_carts();
 	END IF;
-	IF to_regclass('pg_temp.upsell_product_intervals') IS NOT NULL THEN
-		DROP TABLE pg_temp.upsell_product_intervals;
+	IF to_regclass('pg_temp.upsell_history_pass') IS NOT NULL THEN
+		DROP TABLE pg_temp.upsell_history_pass, pg_temp.upsell_history_old;
 	END IF;
-	CREATE TEMP TABLE upsell_product_intervals (
-		tenant_id bigint, product_id bigint, customers bigint, repeat_customers bigint,
-		regular_customers bigint, population_interval_days float8, repeats_consumable boolean,
-		repeat_gaps float8[]
-	) ON COMMIT DROP;
-	EXECUTE format($q$
-		WITH r AS MATERIALIZED (SELECT * FROM @extschema@._purchase_history($1)),
-		p AS (INSERT INTO pg_temp.upsell_product_intervals
-			  SELECT r.tenant_id, r.product_id, r.customers, r.repeat_customers, r.regular_customers,
-					 r.population_interval_days, r.repeats_consumable, r.repeat_gaps
-			  FROM r WHERE r.customer_id IS NULL)
-		INSERT INTO %s (tenant_id, customer_id, product_ids, purchases, first_at, last_at,
-						median_gap_days, cv, quantity, spend)
-		SELECT r.tenant_id, r.customer_id, r.product_ids, r.purchases, r.first_at, r.last_at,
-			   r.median_gap_days, r.cv, r.quantity, r.spend
-		FROM r WHERE r.product_id IS NULL$q$,
-		@extschema@._slot_table('purchase_history_model', slot))
-	USING @extschema@._history_lines_query();
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+	CREATE TEMP TABLE upsell_history_pass ON COMMIT DROP AS
+		SELECT * FROM @extschema@._purchase_history('') WITH NO DATA;
+	CREATE TEMP TABLE upsell_history_old (product_id bigint, purchases int, median_gap_days float8, cv float8) ON COMMIT DROP;
+	IF inc THEN
+		customers := ARRAY(SELECT DISTINCT n.customer_id FROM pg_temp.upsell_new_lines n
+						   WHERE n.customer_id IS NOT NULL AND n.product_id IS NOT NULL
+							 AND n.ordered_at IS NOT NULL AND n.quantity > 0
+						   ORDER BY 1);
+		-- what those customers contributed to the product statistics so far
+		INSERT INTO pg_temp.upsell_history_old
+		SELECT u.product_id, u.purchases, u.median_gap_days, u.cv
+		FROM @extschema@.purchase_history_model h,
+			 unnest(h.product_ids, h.purchases, h.median_gap_days, h.cv) u(product_id, purchases, median_gap_days, cv)
+		WHERE h.tenant_id = t AND h.customer_id = ANY (customers);
+		INSERT INTO pg_temp.upsell_history_pass
+		SELECT * FROM @extschema@._purchase_history(@extschema@._history_lines_query(t,
+			format('l.customer_id OPERATOR(pg_catalog.=) ANY (%L::bigint[])', customers)));
+		PERFORM @extschema@._publish('purchase_history_model', t,
+			'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
+			'quantity, spend FROM pg_temp.upsell_history_pass WHERE product_id IS NULL', customers);
+		SELECT count(*) INTO n FROM @extschema@.purchase_history_model h WHERE h.tenant_id = t;
+		RETURN n;
+	END IF;
+	INSERT INTO pg_temp.upsell_history_pass
+	SELECT * FROM @extschema@._purchase_history(@extschema@._history_lines_query(t));
+	RETURN @extschema@._publish('purchase_history_model', t,
+		'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
+		'quantity, spend FROM pg_temp.upsell_history_pass WHERE product_id IS NULL');
+END
+$$;
+
+-- Per product, from the pass of purchase_history_model: in full, its
+-- product rows; incrementally, the tenant's previous rows with the changed
+-- customers' old statistics taken out and their new ones put in (counts,
+-- and the multiset of repeat gaps whose median is the population interval),
+-- then the consumable rule again for every product (it compares with the
+-- shop's repeat share, which every new purchase moves).
+CREATE FUNCTION @extschema@._build_product_intervals(tenant_id bigint, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF to_regclass('pg_temp.upsell_history_pass') IS NULL THEN
+		RAISE EXCEPTION 'product_interval_model is built from the pass of purchase_history_model'
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	IF NOT (incremental AND @extschema@._incremental(tenant_id)) THEN
+		RETURN @extschema@._publish('product_interval_model', tenant_id, $q$
+			SELECT p.tenant_id, p.product_id, p.customers, p.repeat_customers,
+				   p.repeat_customers::float8 / p.customers AS repeat_share, p.regular_customers,
+				   p.population_interval_days, p.repeats_consumable, p.repeat_gaps
+			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL$q$);
+	END IF;
+	RETURN @extschema@._publish('product_interval_model', tenant_id, $q$
+		WITH old AS (
+			SELECT o.product_id, count(*) AS customers,
+				   count(*) FILTER (WHERE o.purchases >= 2) AS repeaters,
+				   count(*) FILTER (WHERE o.purchases >= 3 AND o.cv < 0.5) AS regulars,
+				   array_agg(o.median_gap_days) FILTER (WHERE o.purchases >= 2) AS gaps
+			FROM pg_temp.upsell_history_old o GROUP BY o.product_id),
+		new AS (
+			SELECT p.product_id, p.customers, p.repeat_customers AS repeaters,
+				   p.regular_customers AS regulars, p.repeat_gaps AS gaps
+			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL),
+		merged AS (
+			SELECT coalesce(p.product_id, n.product_id) AS product_id,
+				   coalesce(p.customers, 0) - coalesce(o.customers, 0) + coalesce(n.customers, 0) AS customers,
+				   coalesce(p.repeat_customers, 0) - coalesce(o.repeaters, 0) + coalesce(n.repeaters, 0) AS repeaters,
+				   coalesce(p.regular_customers, 0) - coalesce(o.regulars, 0) + coalesce(n.regulars, 0) AS regulars,
+				   CASE WHEN n.product_id IS NULL AND o.product_id IS NULL THEN p.repeat_gaps
+						ELSE @extschema@._gaps_update(p.repeat_gaps, o.gaps, n.gaps) END AS gaps,
+				   n.product_id IS NULL AND o.product_id IS NULL AS unchanged,
+				   p.population_interval_days
+			FROM (SELECT * FROM @extschema@.product_interval_model m WHERE m.tenant_id = $1) p
+			FULL JOIN new n ON n.product_id = p.product_id
+			LEFT JOIN old o ON o.product_id = coalesce(p.product_id, n.product_id))
+		SELECT $1 AS tenant_id, m.product_id, m.customers, m.repeaters AS repeat_customers,
+			   m.repeaters::float8 / m.customers AS repeat_share, m.regulars AS regular_customers,
+			   CASE WHEN m.unchanged THEN m.population_interval_days
+					ELSE @extschema@._gaps_median(m.gaps) END AS population_interval_days,
+			   @extschema@._consumable_by_data(m.customers, m.repeaters,
+					(sum(m.customers) OVER ())::bigint, (sum(m.repeaters) OVER ())::bigint) AS repeats_consumable,
+			   m.gaps AS repeat_gaps
+		FROM merged m WHERE m.customers > 0$q$);
 END
 $$;
 
@@ -173,34 +269,9 @@ SELECT @extschema@._define_model('purchase_history_model',
 	  median_gap_days float8[] NOT NULL, cv float8[] NOT NULL, quantity numeric[] NOT NULL,
 	  spend numeric[] NOT NULL,
 	  PRIMARY KEY (tenant_id, customer_id)$$,
-	NULL, 70, '@extschema@._build_purchase_history(text, boolean)',
-	'per customer, one array element per product bought (sorted by product id): distinct purchases, first and last, median gap and CV of gaps in days (NULL below 2 and 3 purchases), quantity and spend; read through the view purchase_interval_model');
-
-CREATE FUNCTION @extschema@._build_product_intervals(slot text, incremental boolean)
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	n bigint;
-BEGIN
-	IF to_regclass('pg_temp.upsell_product_intervals') IS NULL THEN
-		RAISE EXCEPTION 'product_interval_model is built from the pass of purchase_history_model'
-			USING ERRCODE = 'object_not_in_prerequisite_state';
-	END IF;
-	EXECUTE format($q$
-		INSERT INTO %s (tenant_id, product_id, customers, repeat_customers, repeat_share,
-						regular_customers, population_interval_days, repeats_consumable, repeat_gaps)
-		SELECT p.tenant_id, p.product_id, p.customers, p.repeat_customers,
-			   p.repeat_customers::float8 / p.customers, p.regular_customers,
-			   p.population_interval_days, p.repeats_consumable, p.repeat_gaps
-		FROM pg_temp.upsell_product_intervals p$q$,
-		@extschema@._slot_table('product_interval_model', slot));
-	GET DIAGNOSTICS n = ROW_COUNT;
-	DROP TABLE pg_temp.upsell_product_intervals;
-	RETURN n;
-END
-$$;
+	NULL, 70, '@extschema@._build_purchase_history(bigint, boolean)',
+	'per customer, one array element per product bought (sorted by product id): distinct purchases, first and last, median gap and CV of gaps in days (NULL below 2 and 3 purchases), quantity and spend; read through the view purchase_interval_model',
+	'customer_id');
 
 SELECT @extschema@._define_model('product_interval_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, customers bigint NOT NULL,
@@ -208,7 +279,7 @@ SELECT @extschema@._define_model('product_interval_model',
 	  population_interval_days float8, repeats_consumable boolean NOT NULL,
 	  repeat_gaps float8[] NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id)$$,
-	NULL, 71, '@extschema@._build_product_intervals(text, boolean)',
+	NULL, 71, '@extschema@._build_product_intervals(bigint, boolean)',
 	'per product: customers, repeat customers (2+ purchases) and their share, regular customers (3+ purchases, CV < 0.5), population interval (median of the repeat customers'' median gaps), whether the data says consumable (2+ repeat customers and a repeat share of at least half the shop''s and 2%), and the repeat customers'' median gaps, sorted (what an incremental refresh updates the population interval from)');
 
 -- Per (customer, product), as the serving and analyst functions read it:
@@ -238,9 +309,8 @@ COMMENT ON VIEW @extschema@.purchase_interval_model IS
 	'per customer and product: distinct purchases, first and last, median gap and CV of gaps in days, quantity and spend, the interval used (own median from 2 purchases, else the product''s population interval), the predicted next purchase and its confidence';
 
 -- Upgrades and cheaper alternatives look products up by variant group and
--- price: an index on both slots of product_model (defined in 30_cross_sell).
-CREATE INDEX ON @extschema@.product_model_a (tenant_id, variant_group, price);
-CREATE INDEX ON @extschema@.product_model_b (tenant_id, variant_group, price);
+-- price: an index on product_model (defined in 30_cross_sell).
+CREATE INDEX ON @extschema@.product_model (tenant_id, variant_group, price);
 
 -- ---- replenishment and subscriptions --------------------------------------------
 
@@ -635,7 +705,7 @@ COMMENT ON FUNCTION @extschema@.email_sequence(bigint, int, bigint, timestamptz)
 
 -- ---- carts: registration and abandoned-cart offers ------------------------------------
 
-CREATE TABLE @extschema@.cart_source (
+CREATE TABLE IF NOT EXISTS @extschema@.cart_source (
 	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 	relation	regclass NOT NULL,
 	cart_id		name NOT NULL,

@@ -20,7 +20,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN ARRAY['complement', 'upgrade', 'bundle', 'gap_filler', 'quantity_tier',
 			 'subscription', 'restock', 'downsell', 'pinned']::text[];
 
-CREATE TABLE @extschema@.experiments (
+CREATE TABLE IF NOT EXISTS @extschema@.experiments (
 	experiment	text PRIMARY KEY CHECK (experiment <> ''),
 	tenant_id	bigint NOT NULL DEFAULT 0,
 	stage		text CHECK (stage IN ('product_page', 'cart', 'post_purchase')),
@@ -34,7 +34,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.experiments', '');
 COMMENT ON TABLE @extschema@.experiments IS
 	'A/B tests: name, tenant, funnel stage (NULL = every stage), control variant, conversion window, start, end; variants in upsell.experiment_variants';
 
-CREATE TABLE @extschema@.experiment_variants (
+CREATE TABLE IF NOT EXISTS @extschema@.experiment_variants (
 	experiment	text NOT NULL REFERENCES @extschema@.experiments ON UPDATE CASCADE ON DELETE CASCADE,
 	variant		text NOT NULL CHECK (variant <> ''),
 	weight		numeric NOT NULL CHECK (weight >= 0 AND weight < 'Infinity'),
@@ -47,7 +47,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.experiment_variants', ''
 COMMENT ON TABLE @extschema@.experiment_variants IS
 	'variants of an experiment: weight (share of units = weight / sum of weights) and the offer types the variant shows (empty = no offers, the usual control)';
 
-CREATE TABLE @extschema@.exposures (
+CREATE TABLE IF NOT EXISTS @extschema@.exposures (
 	exposure_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	experiment	text NOT NULL,
 	unit_id		text NOT NULL,
@@ -58,7 +58,7 @@ CREATE TABLE @extschema@.exposures (
 	FOREIGN KEY (experiment, variant) REFERENCES @extschema@.experiment_variants
 		ON UPDATE CASCADE ON DELETE CASCADE
 );
-CREATE INDEX ON @extschema@.exposures (experiment, unit_id, shown_at);
+CREATE INDEX IF NOT EXISTS exposures_experiment_unit_id_shown_at_idx ON @extschema@.exposures (experiment, unit_id, shown_at);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.exposures', '');
 -- the identity's position too, or rows added after a restore would collide
 SELECT pg_catalog.pg_extension_config_dump(
@@ -66,7 +66,7 @@ SELECT pg_catalog.pg_extension_config_dump(
 COMMENT ON TABLE @extschema@.exposures IS
 	'one row each time a unit (customer) of an experiment was shown its variant at a stage; variant is filled in by upsell.assign() when omitted';
 
-CREATE TABLE @extschema@.offer_events (
+CREATE TABLE IF NOT EXISTS @extschema@.offer_events (
 	event_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	tenant_id	bigint NOT NULL DEFAULT 0,
 	unit_id		text NOT NULL,
@@ -77,7 +77,7 @@ CREATE TABLE @extschema@.offer_events (
 	experiment	text REFERENCES @extschema@.experiments ON UPDATE CASCADE ON DELETE SET NULL,
 	occurred_at	timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-CREATE INDEX ON @extschema@.offer_events (tenant_id, unit_id, occurred_at);
+CREATE INDEX IF NOT EXISTS offer_events_tenant_id_unit_id_occurred_at_idx ON @extschema@.offer_events (tenant_id, unit_id, occurred_at);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.offer_events', '');
 SELECT pg_catalog.pg_extension_config_dump(
 	pg_catalog.pg_get_serial_sequence('@extschema@.offer_events', 'event_id')::regclass, '');
