@@ -453,8 +453,11 @@ BEGIN
 	WHERE l.refresh_id = run
 	RETURNING l.status INTO st;
 	PERFORM pg_advisory_unlock(@extschema@._refresh_lock_class('run'), (run % 2147483647)::int);
-	RAISE NOTICE 'upsell: refresh % %: % ms', run, st,
-		(SELECT round(l.duration_ms) FROM @extschema@.refresh_log l WHERE l.refresh_id = run);
+	-- (a refresh that fails or is cancelled says so by its error)
+	IF st IN ('ok', 'partial') THEN
+		RAISE NOTICE 'upsell: refresh % %: % ms', run, st,
+			(SELECT round(l.duration_ms) FROM @extschema@.refresh_log l WHERE l.refresh_id = run);
+	END IF;
 	RETURN st IN ('cancelled', 'failed');
 END
 $$;

@@ -1,5 +1,33 @@
 
 -- ===========================================================================
 -- Upgrade 1.0 -> 1.1, after the 1.1 install script: the kept tables brought
--- to their 1.1 shape (append ALTERs here, one block per change)
+-- to their 1.1 shape, and what 1.0--1.1.pre.sql took off them put back
 -- ===========================================================================
+
+-- The checks that call extension functions (dropped with 1.0's functions).
+ALTER TABLE @extschema@.experiment_variants ADD CONSTRAINT experiment_variants_offer_types_check
+	CHECK (offer_types <@ @extschema@._offer_types() AND pg_catalog.array_position(offer_types, NULL) IS NULL);
+ALTER TABLE @extschema@.offer_events ADD CONSTRAINT offer_events_offer_type_check
+	CHECK (offer_type = ANY (@extschema@._offer_types()));
+
+-- The registration views over the shop's tables, made by 1.1's registration.
+-- Made in this script they would become members of the extension, which
+-- pg_dump leaves out; they are the shop's, as when registration made them.
+DO $upgrade$
+BEGIN
+	IF EXISTS (SELECT FROM @extschema@.order_source) THEN
+		PERFORM @extschema@._sync_order_lines();
+		ALTER EXTENSION upsell DROP VIEW @extschema@.order_lines;
+	END IF;
+	IF EXISTS (SELECT FROM @extschema@.product_source) THEN
+		PERFORM @extschema@._sync_catalog();
+		ALTER EXTENSION upsell DROP VIEW @extschema@.catalog;
+	END IF;
+	IF EXISTS (SELECT FROM @extschema@.cart_source) THEN
+		PERFORM @extschema@._sync_carts();
+		ALTER EXTENSION upsell DROP VIEW @extschema@.carts;
+	END IF;
+END
+$upgrade$;
+
+-- Changes of 1.1 to the kept tables, one block each, appended below.

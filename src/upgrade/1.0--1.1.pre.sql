@@ -1,12 +1,144 @@
 \echo Use "ALTER EXTENSION upsell UPDATE TO '1.1'" to load this file. \quit
+
 -- ===========================================================================
 -- Upgrade 1.0 -> 1.1, before the 1.1 install script runs
 -- ===========================================================================
 --
--- (The mechanism is completed by the lead at the end of the 1.1 work: the
--- kept tables -- the merchant's configuration marked for pg_dump -- stay, and
--- every other object of 1.0 is dropped so that the 1.1 script that follows
--- creates it anew; models are rebuilt by the next refresh.)
+-- What an upgrade keeps is the merchant's configuration: the tables that
+-- 1.0 marked for pg_dump (registrations, merchant rules, experiments and
+-- their events), with their rows, identity positions, indexes and
+-- constraints.  Everything else of 1.0 is code or derived data -- functions,
+-- aggregates, types, views, the model tables -- and is dropped here, so that
+-- the 1.1 install script that follows creates it exactly as a fresh install
+-- does (it creates the kept tables IF NOT EXISTS), and 1.0--1.1.post.sql
+-- then brings the kept tables to their 1.1 shape by ALTER.  The models are
+-- derived from the orders: the next refresh rebuilds them.
 --
--- Changes to a 1.0 configuration table (columns, constraints, defaults,
--- indexes) go into 1.0--1.1.post.sql as ALTERs, appended there.
+-- Nothing is dropped with CASCADE where a user's object could be on the
+-- other end: a view of the user's over an upsell function makes the upgrade
+-- stop with an error naming it, instead of silently taking it away.
+
+DO $upgrade$
+DECLARE
+	ext oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'upsell');
+	kept text[] := ARRAY['order_source', 'product_source', 'exclusions', 'volume_tiers',
+						 'thresholds', 'consumables', 'cart_source', 'experiments',
+						 'experiment_variants', 'exposures', 'offer_events', 'offers',
+						 'stage_settings'];
+	kept_oids oid[];
+	r record;
+	drops text[];
+	drop_is_type boolean[];
+	drop_oids oid[];
+	progress boolean;
+	last_error text;
+BEGIN
+	SELECT pg_catalog.array_agg(c.oid) INTO kept_oids
+	FROM pg_catalog.pg_class c
+	WHERE c.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::regnamespace
+	  AND c.relname OPERATOR(pg_catalog.=) ANY (kept);
+
+	-- The kept tables' ties to 1.0's code: triggers (the 1.1 script creates
+	-- its own), and constraints and defaults calling an extension function
+	-- (1.0--1.1.post.sql adds 1.1's).
+	FOR r IN
+		SELECT t.tgname, t.tgrelid::regclass AS rel
+		FROM pg_catalog.pg_trigger t
+		WHERE t.tgrelid OPERATOR(pg_catalog.=) ANY (kept_oids) AND NOT t.tgisinternal
+	LOOP
+		EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
+	END LOOP;
+	FOR r IN
+		SELECT DISTINCT con.conname, con.conrelid::regclass AS rel
+		FROM pg_catalog.pg_constraint con
+		JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::regclass
+			AND d.objid OPERATOR(pg_catalog.=) con.oid
+			AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::regclass
+		JOIN pg_catalog.pg_depend e ON e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::regclass
+			AND e.objid OPERATOR(pg_catalog.=) d.refobjid AND e.deptype OPERATOR(pg_catalog.=) 'e'
+			AND e.refobjid OPERATOR(pg_catalog.=) ext
+		WHERE con.conrelid OPERATOR(pg_catalog.=) ANY (kept_oids)
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', r.rel, r.conname);
+	END LOOP;
+	FOR r IN
+		SELECT DISTINCT ad.adrelid::regclass AS rel, a.attname
+		FROM pg_catalog.pg_attrdef ad
+		JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) ad.adrelid
+			AND a.attnum OPERATOR(pg_catalog.=) ad.adnum
+		JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::regclass
+			AND d.objid OPERATOR(pg_catalog.=) ad.oid
+			AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::regclass
+		JOIN pg_catalog.pg_depend e ON e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::regclass
+			AND e.objid OPERATOR(pg_catalog.=) d.refobjid AND e.deptype OPERATOR(pg_catalog.=) 'e'
+			AND e.refobjid OPERATOR(pg_catalog.=) ext
+		WHERE ad.adrelid OPERATOR(pg_catalog.=) ANY (kept_oids)
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', r.rel, r.attname);
+	END LOOP;
+
+	-- The views registration made over the shop's tables are not members of
+	-- the extension but use its functions (upsell.order_key); the 1.1
+	-- registration functions make them anew (1.0--1.1.post.sql).
+	DROP VIEW IF EXISTS @extschema@.order_lines, @extschema@.catalog, @extschema@.carts;
+
+	-- Every other member of 1.0, in passes: whatever still has dependents
+	-- waits for a later pass, so no CASCADE is needed for members that
+	-- depend on each other.  Base types are the exception: a type and its
+	-- input/output functions depend on each other, so a type goes with
+	-- CASCADE once nothing outside the extension depends on it.
+	LOOP
+		progress := false;
+		last_error := NULL;
+		-- listed before any is dropped: a drop may take others with it
+		SELECT pg_catalog.array_agg(pg_catalog.format('DROP %s %s%s',
+					CASE WHEN o.type OPERATOR(pg_catalog.~) 'type$' THEN 'TYPE' ELSE pg_catalog.upper(o.type) END,
+					o.identity,
+					CASE WHEN d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::regclass
+						 THEN ' CASCADE' ELSE '' END)
+				ORDER BY d.objid DESC),
+			   pg_catalog.array_agg(d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::regclass
+				ORDER BY d.objid DESC),
+			   pg_catalog.array_agg(d.objid ORDER BY d.objid DESC)
+		INTO drops, drop_is_type, drop_oids
+		FROM pg_catalog.pg_depend d,
+			 LATERAL pg_catalog.pg_identify_object(d.classid, d.objid, 0) o
+		WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::regclass
+		  AND d.refobjid OPERATOR(pg_catalog.=) ext
+		  AND d.deptype OPERATOR(pg_catalog.=) 'e'
+		  AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_namespace'::regclass
+		  AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
+				   AND (d.objid OPERATOR(pg_catalog.=) ANY (kept_oids)
+						OR EXISTS (SELECT FROM pg_catalog.pg_depend s
+								   WHERE s.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
+									 AND s.objid OPERATOR(pg_catalog.=) d.objid
+									 AND s.refobjid OPERATOR(pg_catalog.=) ANY (kept_oids)
+									 AND s.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'i']::"char"[]))));
+		EXIT WHEN drops IS NULL;
+		FOR i IN 1 .. pg_catalog.array_length(drops, 1) LOOP
+			BEGIN
+				-- a type goes (with its I/O functions) once only those depend on it
+				IF drop_is_type[i] AND EXISTS (
+						SELECT FROM pg_catalog.pg_depend u
+						WHERE u.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::regclass
+						  AND u.refobjid OPERATOR(pg_catalog.=) drop_oids[i]
+						  AND u.deptype OPERATOR(pg_catalog.=) 'n'
+						  AND u.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_proc'::regclass) THEN
+					RAISE EXCEPTION USING ERRCODE = 'dependent_objects_still_exist',
+						MESSAGE = pg_catalog.format('%s: still in use', drops[i]);
+				END IF;
+				EXECUTE drops[i];
+				progress := true;
+			EXCEPTION WHEN dependent_objects_still_exist OR undefined_object
+					   OR undefined_function OR undefined_table THEN
+				last_error := SQLERRM;
+			END;
+		END LOOP;
+		IF NOT progress THEN
+			RAISE EXCEPTION 'upsell 1.0 cannot be upgraded while objects outside the extension depend on it'
+				USING ERRCODE = 'dependent_objects_still_exist', DETAIL = last_error,
+					  HINT = 'Drop (and later recreate) the dependent objects, then run ALTER EXTENSION upsell UPDATE again.';
+		END IF;
+	END LOOP;
+END
+$upgrade$;
