@@ -60,11 +60,11 @@ BEGIN
 		SELECT s.mode, s.reason, s.new_lines,
 			   (SELECT coalesce(string_agg(d.model || ': ' || d.differences, ', '), 'none')
 				FROM pg_temp.model_differences() d WHERE d.differences > 0)
-		FROM inc_saved.source_state s$q$;
+		FROM inc_saved.source_state s WHERE s.tenant_id = 0$q$;
 END $$;
 
 CALL upsell.refresh();
-SELECT mode, lines, new_lines FROM upsell.source_state;
+SELECT mode, lines, new_lines FROM upsell.source_state WHERE tenant_id = 0;
 SELECT model, row_count > 0 AS has_rows FROM upsell.models ORDER BY build_order;
 
 -- 1. new orders (July to September 2022), folded in
