@@ -151,7 +151,28 @@ BEGIN
 END
 $$;
 
--- (Re)creates upsell.order_lines from upsell.order_source.
+-- Plausible amounts.  A NaN, an infinity, a negative price or an absurd
+-- value (a typo, a unit mix-up, a test row) is never a real purchase: the
+-- views below leave it out -- a line with such a quantity is skipped, such
+-- a price is read as unknown -- and upsell.bad_order_lines and
+-- upsell.bad_catalog_rows list it with its problem, so refresh counts and
+-- names them instead of failing (a 1e100 price would overflow the integer
+-- cents of the threshold model).  NaN compares above every number, so the
+-- upper bounds catch it.
+CREATE FUNCTION @extschema@._plausible_quantity(quantity numeric)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN quantity IS NULL OR (quantity > -1e9 AND quantity < 1e9);
+
+CREATE FUNCTION @extschema@._plausible_price(price numeric)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN price IS NULL OR (price >= 0 AND price < 1e12);
+
+-- (Re)creates upsell.order_lines and upsell.bad_order_lines from
+-- upsell.order_source.
 CREATE FUNCTION @extschema@._sync_order_lines()
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -160,34 +181,53 @@ AS $$
 DECLARE
 	s @extschema@.order_source;
 	opt CONSTANT text := 'NULL::%s';
+	tenant text;
+	order_key text;
+	product text;
+	quantity text;
+	price text;
 BEGIN
 	SELECT * INTO s FROM @extschema@.order_source;
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
 	PERFORM @extschema@._check_relation(s.relation, 'order lines');
+	tenant := CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END;
+	order_key := @extschema@._column_expr(s.relation, s.order_id, 'order_id');
+	product := @extschema@._column_expr(s.relation, s.product_id, 'product_id');
+	quantity := CASE WHEN s.quantity IS NULL THEN '1::numeric' ELSE @extschema@._column_expr(s.relation, s.quantity, 'quantity') END;
+	price := CASE WHEN s.unit_price IS NULL THEN format(opt, 'numeric') ELSE @extschema@._column_expr(s.relation, s.unit_price, 'unit_price') END;
 	EXECUTE format(
 		'CREATE OR REPLACE VIEW @extschema@.order_lines AS SELECT %s AS tenant_id, %s AS order_key, %s AS order_id, '
-		'%s AS product_id, %s AS customer_id, %s AS ordered_at, %s AS quantity, %s AS unit_price, '
-		'%s AS row_xmin FROM %s AS s',
-		CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END,
-		@extschema@._column_expr(s.relation, s.order_id, 'order_id'),
-		's.' || quote_ident(s.order_id) || '::text',
-		@extschema@._column_expr(s.relation, s.product_id, 'product_id'),
+		'%s AS product_id, %s AS customer_id, %s AS ordered_at, %s AS quantity, '
+		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS unit_price, %s AS row_xmin FROM %s AS s '
+		'WHERE @extschema@._plausible_quantity(%s)',
+		tenant, order_key, 's.' || quote_ident(s.order_id) || '::text', product,
 		CASE WHEN s.customer_id IS NULL THEN format(opt, 'bigint') ELSE @extschema@._column_expr(s.relation, s.customer_id, 'customer_id') END,
 		CASE WHEN s.ordered_at IS NULL THEN format(opt, 'timestamptz') ELSE @extschema@._column_expr(s.relation, s.ordered_at, 'ordered_at') END,
-		CASE WHEN s.quantity IS NULL THEN '1::numeric' ELSE @extschema@._column_expr(s.relation, s.quantity, 'quantity') END,
-		CASE WHEN s.unit_price IS NULL THEN format(opt, 'numeric') ELSE @extschema@._column_expr(s.relation, s.unit_price, 'unit_price') END,
+		quantity, price, price,
 		-- the commit order of the rows, for incremental refresh (a view has none)
 		CASE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = s.relation) IN ('r', 'p', 'm')
 			 THEN 's.xmin' ELSE 'NULL::xid' END,
-		s.relation);
+		s.relation, quantity);
 	COMMENT ON VIEW @extschema@.order_lines IS
-		'the registered order lines under canonical names, created by upsell.register_orders()';
+		'the registered order lines under canonical names, created by upsell.register_orders(); lines with an implausible quantity are left out, implausible unit prices read as NULL (see upsell.bad_order_lines)';
+	EXECUTE format(
+		'CREATE OR REPLACE VIEW @extschema@.bad_order_lines AS SELECT x.* FROM ('
+		'SELECT %s AS tenant_id, %s AS order_id, %s AS product_id, '
+		'CASE WHEN %s IS NULL THEN ''NULL order id'' WHEN %s IS NULL THEN ''NULL product id'' '
+		'WHEN NOT @extschema@._plausible_quantity(%s) THEN ''implausible quantity (line skipped)'' '
+		'WHEN NOT @extschema@._plausible_price(%s) THEN ''implausible unit price (read as unknown)'' END AS problem, '
+		'(%s)::text AS quantity, (%s)::text AS unit_price FROM %s AS s) x WHERE x.problem IS NOT NULL',
+		tenant, 's.' || quote_ident(s.order_id) || '::text', product, order_key, product,
+		quantity, price, quantity, price, s.relation);
+	COMMENT ON VIEW @extschema@.bad_order_lines IS
+		'the registered order lines that every model skips or reads in part: NULL ids, implausible quantities (NaN, infinite, absurd) and unit prices (also negative); refresh counts them in upsell.refresh_log';
 END
 $$;
 
--- (Re)creates upsell.catalog from upsell.product_source.
+-- (Re)creates upsell.catalog and upsell.bad_catalog_rows from
+-- upsell.product_source.
 CREATE FUNCTION @extschema@._sync_catalog()
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -195,27 +235,45 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	s @extschema@.product_source;
+	tenant text;
+	product text;
+	price text;
+	unit_size text;
 BEGIN
 	SELECT * INTO s FROM @extschema@.product_source;
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
 	PERFORM @extschema@._check_relation(s.relation, 'catalog');
+	tenant := CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END;
+	product := @extschema@._column_expr(s.relation, s.product_id, 'product_id');
+	price := CASE WHEN s.price IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.price, 'price') END;
+	unit_size := CASE WHEN s.unit_size IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.unit_size, 'unit_size') END;
 	EXECUTE format(
-		'CREATE OR REPLACE VIEW @extschema@.catalog AS SELECT %s AS tenant_id, %s AS product_id, %s AS price, '
-		'%s AS category, %s AS variant_group, %s AS in_stock, %s AS title, %s AS unit_size, %s AS unit_name FROM %s AS s',
-		CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END,
-		@extschema@._column_expr(s.relation, s.product_id, 'product_id'),
-		CASE WHEN s.price IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.price, 'price') END,
+		'CREATE OR REPLACE VIEW @extschema@.catalog AS SELECT %s AS tenant_id, %s AS product_id, '
+		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS price, '
+		'%s AS category, %s AS variant_group, %s AS in_stock, %s AS title, '
+		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS unit_size, %s AS unit_name FROM %s AS s',
+		tenant, product, price, price,
 		CASE WHEN s.category IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.category, 'category') END,
 		CASE WHEN s.variant_group IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.variant_group, 'variant_group') END,
 		CASE WHEN s.in_stock IS NULL THEN 'true' ELSE @extschema@._column_expr(s.relation, s.in_stock, 'in_stock') END,
 		CASE WHEN s.title IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.title, 'title') END,
-		CASE WHEN s.unit_size IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.unit_size, 'unit_size') END,
+		unit_size, unit_size,
 		CASE WHEN s.unit_name IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.unit_name, 'unit_name') END,
 		s.relation);
 	COMMENT ON VIEW @extschema@.catalog IS
-		'the registered catalog under canonical names, created by upsell.register_products()';
+		'the registered catalog under canonical names, created by upsell.register_products(); implausible prices and unit sizes read as NULL (see upsell.bad_catalog_rows)';
+	EXECUTE format(
+		'CREATE OR REPLACE VIEW @extschema@.bad_catalog_rows AS SELECT x.* FROM ('
+		'SELECT %s AS tenant_id, %s AS product_id, '
+		'CASE WHEN %s IS NULL THEN ''NULL product id'' '
+		'WHEN NOT @extschema@._plausible_price(%s) THEN ''implausible price (read as unknown)'' '
+		'WHEN NOT @extschema@._plausible_price(%s) THEN ''implausible unit size (read as unknown)'' END AS problem, '
+		'(%s)::text AS price FROM %s AS s) x WHERE x.problem IS NOT NULL',
+		tenant, product, product, price, unit_size, price, s.relation);
+	COMMENT ON VIEW @extschema@.bad_catalog_rows IS
+		'the registered catalog rows that the models skip or read in part: NULL product ids, implausible prices (NaN, infinite, negative, absurd) and unit sizes; refresh counts them in upsell.refresh_log';
 END
 $$;
 

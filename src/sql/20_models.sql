@@ -324,10 +324,10 @@ AS $$
 DECLARE
 	tenants bigint[];
 BEGIN
-	IF to_regclass('@extschema@.order_lines') IS NULL THEN
+	IF to_regclass('@extschema@.order_lines') IS NULL OR to_regclass('@extschema@.bad_order_lines') IS NULL THEN
 		PERFORM @extschema@._sync_order_lines();
 	END IF;
-	IF to_regclass('@extschema@.catalog') IS NULL THEN
+	IF to_regclass('@extschema@.catalog') IS NULL OR to_regclass('@extschema@.bad_catalog_rows') IS NULL THEN
 		PERFORM @extschema@._sync_catalog();
 	END IF;
 	IF NOT EXISTS (SELECT FROM @extschema@.order_source) THEN
@@ -352,6 +352,55 @@ BEGIN
 		@extschema@._catalog_source())
 	INTO tenants;
 	RETURN tenants;
+END
+$$;
+
+-- Counts the source rows the models skip or read in part (NULL ids,
+-- implausible quantities and prices: upsell.bad_order_lines and
+-- upsell.bad_catalog_rows) per tenant and problem, with the first few ids,
+-- into the refresh's log row and a NOTICE.  One pass over the order lines,
+-- so a full refresh does it and an incremental one does not.
+CREATE FUNCTION @extschema@._refresh_bad_rows(run bigint, tenants bigint[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	bad jsonb := '{}';
+	message text;
+BEGIN
+	-- a source that fails here fails its tenant's build, with its own error
+	BEGIN
+		FOR r IN EXECUTE format($q$
+			SELECT x.tenant_id, x.what, x.problem, count(*) AS n,
+				   (array_agg(x.id ORDER BY x.id))[1:5] AS first_ids
+			FROM (SELECT b.tenant_id, 'order lines' AS what, b.problem,
+						 coalesce(b.order_id, 'NULL') || '/' || coalesce(b.product_id::text, 'NULL') AS id
+				  FROM @extschema@.bad_order_lines b
+				  UNION ALL
+				  SELECT c.tenant_id, 'catalog rows', c.problem, coalesce(c.product_id::text, 'NULL')
+				  FROM %s c) x
+			WHERE x.tenant_id = ANY ($1)
+			GROUP BY x.tenant_id, x.what, x.problem
+			ORDER BY x.tenant_id, x.what, x.problem$q$,
+			CASE WHEN to_regclass('@extschema@.bad_catalog_rows') IS NULL
+				 THEN '(SELECT NULL::bigint AS tenant_id, NULL::bigint AS product_id, NULL::text AS problem WHERE false)'
+				 ELSE '@extschema@.bad_catalog_rows' END)
+		USING tenants LOOP
+			bad := jsonb_set(bad, ARRAY[r.tenant_id::text], coalesce(bad -> r.tenant_id::text, '{}')
+							 || jsonb_build_object(r.what || ': ' || r.problem,
+												   jsonb_build_object('rows', r.n, 'first', to_jsonb(r.first_ids))));
+			RAISE NOTICE 'upsell: tenant %: % % skipped or read in part: %; first: %', r.tenant_id, r.n, r.what, r.problem,
+				array_to_string(r.first_ids, ', ') || CASE WHEN r.n > 5 THEN ', ...' ELSE '' END
+				USING HINT = 'See upsell.bad_order_lines and upsell.bad_catalog_rows.';
+		END LOOP;
+	EXCEPTION WHEN OTHERS THEN
+		GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+		RAISE WARNING 'upsell: could not count the bad source rows: %', message;
+		bad := jsonb_build_object('error', message);
+	END;
+	UPDATE @extschema@.refresh_log l SET bad_rows = nullif(bad, '{}') WHERE l.refresh_id = run;
 END
 $$;
 
@@ -509,6 +558,9 @@ BEGIN
 	END IF;
 	BEGIN
 		tenants := @extschema@._refresh_tenants(tenant_id);
+		IF NOT incremental THEN
+			PERFORM @extschema@._refresh_bad_rows(run, tenants);
+		END IF;
 	EXCEPTION WHEN OTHERS OR query_canceled THEN
 		GET STACKED DIAGNOSTICS first_message = MESSAGE_TEXT, first_state = RETURNED_SQLSTATE,
 								first_detail = PG_EXCEPTION_DETAIL, first_hint = PG_EXCEPTION_HINT;

@@ -1,0 +1,86 @@
+-- refresh per tenant: one tenant at a time (tenant_id => N), a tenant whose
+-- build fails keeps its models while the others are refreshed, bad source
+-- rows (NaN, infinite, negative, absurd, NULL ids) are skipped and counted.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+CREATE SCHEMA rt;
+CREATE TABLE rt.products (shop int, id int, price numeric, cat text);
+INSERT INTO rt.products
+SELECT s, p, 10 + p, CASE WHEN p <= 5 THEN 'a' ELSE 'b' END FROM generate_series(1, 2) s, generate_series(1, 10) p;
+-- bad prices in tenant 1: NaN, infinite, absurd (1e100 once overflowed the cents), negative
+UPDATE rt.products SET price = 'NaN' WHERE shop = 1 AND id = 7;
+UPDATE rt.products SET price = 'Infinity' WHERE shop = 1 AND id = 8;
+UPDATE rt.products SET price = 1e100 WHERE shop = 1 AND id = 9;
+UPDATE rt.products SET price = -5 WHERE shop = 1 AND id = 10;
+INSERT INTO rt.products VALUES (1, NULL, 3, 'a');
+CREATE TABLE rt.lines (shop int, order_id int, product_id int, quantity float8, unit_price numeric);
+INSERT INTO rt.lines
+SELECT s, o, p, 1, 10 + p FROM generate_series(1, 2) s, generate_series(1, 40) o,
+	   LATERAL (VALUES (1 + o % 5), (6 + o % 3), (9)) v(p);
+-- bad lines: NaN and infinite quantities, a NULL product, a negative price
+INSERT INTO rt.lines VALUES (1, 901, 1, 'NaN', 11), (1, 902, 1, 'Infinity', 11), (1, 903, 2, '-Infinity', 12),
+	(1, 904, NULL, 1, 10), (2, 905, 3, 1, -13), (2, 906, 4, 1, 1e300);
+CREATE VIEW rt.lines_v AS SELECT * FROM rt.lines;
+SELECT upsell.register_orders('rt.lines_v', 'order_id', 'product_id', quantity => 'quantity',
+	unit_price => 'unit_price', tenant_id => 'shop');
+SELECT upsell.register_products('rt.products', 'id', price => 'price', category => 'cat', tenant_id => 'shop');
+
+CALL upsell.refresh();
+SELECT status, tenants_ok, tenants_failed, jsonb_pretty(bad_rows) FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+SELECT * FROM upsell.bad_order_lines ORDER BY tenant_id, order_id;
+SELECT * FROM upsell.bad_catalog_rows ORDER BY tenant_id, product_id;
+-- the implausible prices read as unknown: left out of thresholds and upgrades
+SELECT tenant_id, products, prices FROM upsell.threshold_candidates ORDER BY tenant_id;
+SELECT tenant_id, count(*) FROM upsell.upgrade_model WHERE product_id >= 7 OR candidate_id >= 7 GROUP BY 1 ORDER BY 1;
+-- the skipped lines are not counted as orders (40 per tenant, and tenant 1's NULL product order)
+SELECT tenant_id, orders, skipped_lines FROM upsell.cooccurrence_model ORDER BY tenant_id;
+
+-- one tenant: only its models are rebuilt
+CREATE TEMP TABLE builds AS SELECT tenant_id, model, refresh_id FROM upsell.model_builds;
+INSERT INTO rt.lines SELECT 2, o, 1, 1, 11 FROM generate_series(41, 60) o;
+CALL upsell.refresh(tenant_id => 2);
+SELECT b.tenant_id, count(*) AS models, count(*) FILTER (WHERE b.refresh_id = o.refresh_id) AS unchanged
+FROM upsell.model_builds b JOIN builds o USING (tenant_id, model) GROUP BY 1 ORDER BY 1;
+SELECT tenant_id, orders FROM upsell.cooccurrence_model ORDER BY tenant_id;
+SELECT tenant_id, status, tenants_ok FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+
+-- tenant 2's source fails: it keeps its models, tenant 1 is refreshed
+CREATE OR REPLACE VIEW rt.lines_v AS
+	SELECT shop, order_id, CASE WHEN shop = 2 THEN product_id / (shop - 2) ELSE product_id END AS product_id,
+		   quantity, unit_price
+	FROM rt.lines;
+INSERT INTO rt.lines SELECT 1, o, 2, 1, 12 FROM generate_series(41, 50) o;
+CALL upsell.refresh();
+SELECT tenant_id, orders FROM upsell.cooccurrence_model ORDER BY tenant_id;
+SELECT status, tenants_ok, tenants_failed, failures FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+SELECT count(*) > 0 AS tenant_2_still_served FROM upsell.recommend_for_cart('{1}', 3, 2);
+-- that tenant alone: the refresh fails with its error
+CALL upsell.refresh(tenant_id => 2);
+SELECT status, tenants_ok, tenants_failed, error_sqlstate FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+-- bad arguments
+CALL upsell.refresh(incremental => NULL);
+CALL upsell.refresh(tenant_id => NULL);
+SELECT status FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+
+-- inside a transaction block: no commits, the tenants publish at the caller's commit
+CREATE OR REPLACE VIEW rt.lines_v AS SELECT * FROM rt.lines;
+INSERT INTO rt.lines SELECT 2, o, 1, 1, 11 FROM generate_series(61, 70) o;
+BEGIN;
+CALL upsell.refresh();
+SELECT status, tenants_ok FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+SELECT tenant_id, orders FROM upsell.cooccurrence_model ORDER BY tenant_id;
+ROLLBACK;
+SELECT tenant_id, orders FROM upsell.cooccurrence_model ORDER BY tenant_id;
+
+-- registered without tenants: tenant_id other than 0 is an error, and the
+-- tenants of the earlier registration are emptied
+SELECT upsell.register_orders('rt.lines', 'order_id', 'product_id');
+DELETE FROM upsell.product_source;
+CALL upsell.refresh(tenant_id => 5);
+CALL upsell.refresh();
+SELECT tenant_id, orders FROM upsell.cooccurrence_model ORDER BY tenant_id;
+SELECT DISTINCT tenant_id FROM upsell.model_builds ORDER BY 1;
+
+RESET client_min_messages;
+DELETE FROM upsell.order_source;
+DROP SCHEMA rt CASCADE;
