@@ -27,8 +27,9 @@ SELECT upsell.register_products('rt.products', 'id', price => 'price', category 
 
 CALL upsell.refresh();
 SELECT status, tenants_ok, tenants_failed, jsonb_pretty(bad_rows) FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
-SELECT * FROM upsell.bad_order_lines ORDER BY tenant_id, order_id;
-SELECT * FROM upsell.bad_catalog_rows ORDER BY tenant_id, product_id;
+SELECT tenant_id, source, id, problem, left(value, 40) AS value
+FROM upsell.bad_source_rows() ORDER BY tenant_id, source, id;
+SELECT count(*) FROM upsell.bad_source_rows('{2}');
 -- the implausible prices read as unknown: left out of thresholds and upgrades
 SELECT tenant_id, products, prices FROM upsell.threshold_candidates ORDER BY tenant_id;
 SELECT tenant_id, count(*) FROM upsell.upgrade_model WHERE product_id >= 7 OR candidate_id >= 7 GROUP BY 1 ORDER BY 1;

@@ -154,11 +154,10 @@ $$;
 -- Plausible amounts.  A NaN, an infinity, a negative price or an absurd
 -- value (a typo, a unit mix-up, a test row) is never a real purchase: the
 -- views below leave it out -- a line with such a quantity is skipped, such
--- a price is read as unknown -- and upsell.bad_order_lines and
--- upsell.bad_catalog_rows list it with its problem, so refresh counts and
--- names them instead of failing (a 1e100 price would overflow the integer
--- cents of the threshold model).  NaN compares above every number, so the
--- upper bounds catch it.
+-- a price is read as unknown -- and upsell.bad_source_rows() lists it with
+-- its problem, so refresh counts and names them instead of failing (a 1e100
+-- price would overflow the integer cents of the threshold model).  NaN
+-- compares above every number, so the upper bounds catch it.
 CREATE FUNCTION @extschema@._plausible_quantity(quantity numeric)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -171,8 +170,47 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN price IS NULL OR (price >= 0 AND price < 1e12);
 
--- (Re)creates upsell.order_lines and upsell.bad_order_lines from
--- upsell.order_source.
+-- The canonical expressions of the registered order lines' columns (over
+-- the relation aliased s), for the view and for bad_source_rows().
+CREATE FUNCTION @extschema@._order_line_columns(s @extschema@.order_source,
+	OUT tenant_id text, OUT order_key text, OUT order_id text, OUT product_id text,
+	OUT customer_id text, OUT ordered_at text, OUT quantity text, OUT unit_price text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	tenant_id := CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END;
+	order_key := @extschema@._column_expr(s.relation, s.order_id, 'order_id');
+	order_id := 's.' || quote_ident(s.order_id) || '::text';
+	product_id := @extschema@._column_expr(s.relation, s.product_id, 'product_id');
+	customer_id := CASE WHEN s.customer_id IS NULL THEN 'NULL::bigint' ELSE @extschema@._column_expr(s.relation, s.customer_id, 'customer_id') END;
+	ordered_at := CASE WHEN s.ordered_at IS NULL THEN 'NULL::timestamptz' ELSE @extschema@._column_expr(s.relation, s.ordered_at, 'ordered_at') END;
+	quantity := CASE WHEN s.quantity IS NULL THEN '1::numeric' ELSE @extschema@._column_expr(s.relation, s.quantity, 'quantity') END;
+	unit_price := CASE WHEN s.unit_price IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.unit_price, 'unit_price') END;
+END
+$$;
+
+-- The same for the registered catalog.
+CREATE FUNCTION @extschema@._catalog_columns(s @extschema@.product_source,
+	OUT tenant_id text, OUT product_id text, OUT price text, OUT category text,
+	OUT variant_group text, OUT in_stock text, OUT title text, OUT unit_size text, OUT unit_name text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	tenant_id := CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END;
+	product_id := @extschema@._column_expr(s.relation, s.product_id, 'product_id');
+	price := CASE WHEN s.price IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.price, 'price') END;
+	category := CASE WHEN s.category IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.category, 'category') END;
+	variant_group := CASE WHEN s.variant_group IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.variant_group, 'variant_group') END;
+	in_stock := CASE WHEN s.in_stock IS NULL THEN 'true' ELSE @extschema@._column_expr(s.relation, s.in_stock, 'in_stock') END;
+	title := CASE WHEN s.title IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.title, 'title') END;
+	unit_size := CASE WHEN s.unit_size IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.unit_size, 'unit_size') END;
+	unit_name := CASE WHEN s.unit_name IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.unit_name, 'unit_name') END;
+END
+$$;
+
+-- (Re)creates upsell.order_lines from upsell.order_source.
 CREATE FUNCTION @extschema@._sync_order_lines()
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -180,54 +218,31 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	s @extschema@.order_source;
-	opt CONSTANT text := 'NULL::%s';
-	tenant text;
-	order_key text;
-	product text;
-	quantity text;
-	price text;
+	c record;
 BEGIN
 	SELECT * INTO s FROM @extschema@.order_source;
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
 	PERFORM @extschema@._check_relation(s.relation, 'order lines');
-	tenant := CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END;
-	order_key := @extschema@._column_expr(s.relation, s.order_id, 'order_id');
-	product := @extschema@._column_expr(s.relation, s.product_id, 'product_id');
-	quantity := CASE WHEN s.quantity IS NULL THEN '1::numeric' ELSE @extschema@._column_expr(s.relation, s.quantity, 'quantity') END;
-	price := CASE WHEN s.unit_price IS NULL THEN format(opt, 'numeric') ELSE @extschema@._column_expr(s.relation, s.unit_price, 'unit_price') END;
+	c := @extschema@._order_line_columns(s);
 	EXECUTE format(
 		'CREATE OR REPLACE VIEW @extschema@.order_lines AS SELECT %s AS tenant_id, %s AS order_key, %s AS order_id, '
 		'%s AS product_id, %s AS customer_id, %s AS ordered_at, %s AS quantity, '
 		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS unit_price, %s AS row_xmin FROM %s AS s '
 		'WHERE @extschema@._plausible_quantity(%s)',
-		tenant, order_key, 's.' || quote_ident(s.order_id) || '::text', product,
-		CASE WHEN s.customer_id IS NULL THEN format(opt, 'bigint') ELSE @extschema@._column_expr(s.relation, s.customer_id, 'customer_id') END,
-		CASE WHEN s.ordered_at IS NULL THEN format(opt, 'timestamptz') ELSE @extschema@._column_expr(s.relation, s.ordered_at, 'ordered_at') END,
-		quantity, price, price,
+		c.tenant_id, c.order_key, c.order_id, c.product_id, c.customer_id, c.ordered_at,
+		c.quantity, c.unit_price, c.unit_price,
 		-- the commit order of the rows, for incremental refresh (a view has none)
-		CASE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = s.relation) IN ('r', 'p', 'm')
+		CASE WHEN (SELECT r.relkind FROM pg_class r WHERE r.oid = s.relation) IN ('r', 'p', 'm')
 			 THEN 's.xmin' ELSE 'NULL::xid' END,
-		s.relation, quantity);
+		s.relation, c.quantity);
 	COMMENT ON VIEW @extschema@.order_lines IS
-		'the registered order lines under canonical names, created by upsell.register_orders(); lines with an implausible quantity are left out, implausible unit prices read as NULL (see upsell.bad_order_lines)';
-	EXECUTE format(
-		'CREATE OR REPLACE VIEW @extschema@.bad_order_lines AS SELECT x.* FROM ('
-		'SELECT %s AS tenant_id, %s AS order_id, %s AS product_id, '
-		'CASE WHEN %s IS NULL THEN ''NULL order id'' WHEN %s IS NULL THEN ''NULL product id'' '
-		'WHEN NOT @extschema@._plausible_quantity(%s) THEN ''implausible quantity (line skipped)'' '
-		'WHEN NOT @extschema@._plausible_price(%s) THEN ''implausible unit price (read as unknown)'' END AS problem, '
-		'(%s)::text AS quantity, (%s)::text AS unit_price FROM %s AS s) x WHERE x.problem IS NOT NULL',
-		tenant, 's.' || quote_ident(s.order_id) || '::text', product, order_key, product,
-		quantity, price, quantity, price, s.relation);
-	COMMENT ON VIEW @extschema@.bad_order_lines IS
-		'the registered order lines that every model skips or reads in part: NULL ids, implausible quantities (NaN, infinite, absurd) and unit prices (also negative); refresh counts them in upsell.refresh_log';
+		'the registered order lines under canonical names, created by upsell.register_orders(); lines with an implausible quantity are left out, implausible unit prices read as NULL (see upsell.bad_source_rows())';
 END
 $$;
 
--- (Re)creates upsell.catalog and upsell.bad_catalog_rows from
--- upsell.product_source.
+-- (Re)creates upsell.catalog from upsell.product_source.
 CREATE FUNCTION @extschema@._sync_catalog()
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -235,47 +250,78 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	s @extschema@.product_source;
-	tenant text;
-	product text;
-	price text;
-	unit_size text;
+	c record;
 BEGIN
 	SELECT * INTO s FROM @extschema@.product_source;
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
 	PERFORM @extschema@._check_relation(s.relation, 'catalog');
-	tenant := CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END;
-	product := @extschema@._column_expr(s.relation, s.product_id, 'product_id');
-	price := CASE WHEN s.price IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.price, 'price') END;
-	unit_size := CASE WHEN s.unit_size IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.unit_size, 'unit_size') END;
+	c := @extschema@._catalog_columns(s);
 	EXECUTE format(
 		'CREATE OR REPLACE VIEW @extschema@.catalog AS SELECT %s AS tenant_id, %s AS product_id, '
 		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS price, '
 		'%s AS category, %s AS variant_group, %s AS in_stock, %s AS title, '
 		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS unit_size, %s AS unit_name FROM %s AS s',
-		tenant, product, price, price,
-		CASE WHEN s.category IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.category, 'category') END,
-		CASE WHEN s.variant_group IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.variant_group, 'variant_group') END,
-		CASE WHEN s.in_stock IS NULL THEN 'true' ELSE @extschema@._column_expr(s.relation, s.in_stock, 'in_stock') END,
-		CASE WHEN s.title IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.title, 'title') END,
-		unit_size, unit_size,
-		CASE WHEN s.unit_name IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.unit_name, 'unit_name') END,
-		s.relation);
+		c.tenant_id, c.product_id, c.price, c.price, c.category, c.variant_group, c.in_stock, c.title,
+		c.unit_size, c.unit_size, c.unit_name, s.relation);
 	COMMENT ON VIEW @extschema@.catalog IS
-		'the registered catalog under canonical names, created by upsell.register_products(); implausible prices and unit sizes read as NULL (see upsell.bad_catalog_rows)';
-	EXECUTE format(
-		'CREATE OR REPLACE VIEW @extschema@.bad_catalog_rows AS SELECT x.* FROM ('
-		'SELECT %s AS tenant_id, %s AS product_id, '
-		'CASE WHEN %s IS NULL THEN ''NULL product id'' '
-		'WHEN NOT @extschema@._plausible_price(%s) THEN ''implausible price (read as unknown)'' '
-		'WHEN NOT @extschema@._plausible_price(%s) THEN ''implausible unit size (read as unknown)'' END AS problem, '
-		'(%s)::text AS price FROM %s AS s) x WHERE x.problem IS NOT NULL',
-		tenant, product, product, price, unit_size, price, s.relation);
-	COMMENT ON VIEW @extschema@.bad_catalog_rows IS
-		'the registered catalog rows that the models skip or read in part: NULL product ids, implausible prices (NaN, infinite, negative, absurd) and unit sizes; refresh counts them in upsell.refresh_log';
+		'the registered catalog under canonical names, created by upsell.register_products(); implausible prices and unit sizes read as NULL (see upsell.bad_source_rows())';
 END
 $$;
+
+-- The source rows the models skip or read in part, with their problem.
+CREATE FUNCTION @extschema@.bad_source_rows(tenant_ids bigint[] DEFAULT NULL)
+RETURNS TABLE (tenant_id bigint, source text, id text, problem text, value text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	o @extschema@.order_source;
+	p @extschema@.product_source;
+	c record;
+	parts text[] := '{}';
+BEGIN
+	SELECT * INTO o FROM @extschema@.order_source;
+	IF FOUND THEN
+		PERFORM @extschema@._check_relation(o.relation, 'order lines');
+		c := @extschema@._order_line_columns(o);
+		parts := parts || format($q$
+			SELECT %1$s AS tenant_id, 'order lines' AS source,
+				   coalesce(%2$s, 'NULL') || '/' || coalesce((%3$s)::text, 'NULL') AS id,
+				   CASE WHEN %4$s IS NULL THEN 'NULL order id' WHEN %3$s IS NULL THEN 'NULL product id'
+						WHEN NOT @extschema@._plausible_quantity(%5$s) THEN 'implausible quantity (line skipped)'
+						WHEN NOT @extschema@._plausible_price(%6$s) THEN 'implausible unit price (read as unknown)'
+				   END AS problem,
+				   'quantity ' || coalesce((%5$s)::text, 'NULL') || ', unit price ' || coalesce((%6$s)::text, 'NULL') AS value
+			FROM %7$s AS s$q$,
+			c.tenant_id, c.order_id, c.product_id, c.order_key, c.quantity, c.unit_price, o.relation);
+	END IF;
+	SELECT * INTO p FROM @extschema@.product_source;
+	IF FOUND THEN
+		PERFORM @extschema@._check_relation(p.relation, 'catalog');
+		c := @extschema@._catalog_columns(p);
+		parts := parts || format($q$
+			SELECT %1$s, 'catalog', coalesce((%2$s)::text, 'NULL'),
+				   CASE WHEN %2$s IS NULL THEN 'NULL product id'
+						WHEN NOT @extschema@._plausible_price(%3$s) THEN 'implausible price (read as unknown)'
+						WHEN NOT @extschema@._plausible_price(%4$s) THEN 'implausible unit size (read as unknown)'
+				   END,
+				   'price ' || coalesce((%3$s)::text, 'NULL') || ', unit size ' || coalesce((%4$s)::text, 'NULL')
+			FROM %5$s AS s$q$,
+			c.tenant_id, c.product_id, c.price, c.unit_size, p.relation);
+	END IF;
+	IF cardinality(parts) = 0 THEN
+		RETURN;
+	END IF;
+	RETURN QUERY EXECUTE format(
+		'SELECT x.* FROM (%s) x WHERE x.problem IS NOT NULL AND ($1 IS NULL OR x.tenant_id = ANY ($1))',
+		array_to_string(parts, ' UNION ALL '))
+	USING tenant_ids;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.bad_source_rows(bigint[]) IS
+	'the registered order lines and catalog rows (of the given tenants, or all) that the models skip or read in part: NULL ids, implausible quantities (NaN, infinite, |q| >= 1e9: line skipped), implausible prices and unit sizes (NaN, infinite, negative, >= 1e12: read as unknown); a full refresh counts them into upsell.refresh_log';
 
 -- What the builders read as the catalog: the registered one, or none.
 CREATE FUNCTION @extschema@._catalog_source()

@@ -324,10 +324,10 @@ AS $$
 DECLARE
 	tenants bigint[];
 BEGIN
-	IF to_regclass('@extschema@.order_lines') IS NULL OR to_regclass('@extschema@.bad_order_lines') IS NULL THEN
+	IF to_regclass('@extschema@.order_lines') IS NULL THEN
 		PERFORM @extschema@._sync_order_lines();
 	END IF;
-	IF to_regclass('@extschema@.catalog') IS NULL OR to_regclass('@extschema@.bad_catalog_rows') IS NULL THEN
+	IF to_regclass('@extschema@.catalog') IS NULL THEN
 		PERFORM @extschema@._sync_catalog();
 	END IF;
 	IF NOT EXISTS (SELECT FROM @extschema@.order_source) THEN
@@ -356,8 +356,8 @@ END
 $$;
 
 -- Counts the source rows the models skip or read in part (NULL ids,
--- implausible quantities and prices: upsell.bad_order_lines and
--- upsell.bad_catalog_rows) per tenant and problem, with the first few ids,
+-- implausible quantities and prices: upsell.bad_source_rows()) per tenant
+-- and problem, with the first few ids,
 -- into the refresh's log row and a NOTICE.  One pass over the order lines,
 -- so a full refresh does it and an incremental one does not.
 CREATE FUNCTION @extschema@._refresh_bad_rows(run bigint, tenants bigint[])
@@ -372,28 +372,19 @@ DECLARE
 BEGIN
 	-- a source that fails here fails its tenant's build, with its own error
 	BEGIN
-		FOR r IN EXECUTE format($q$
-			SELECT x.tenant_id, x.what, x.problem, count(*) AS n,
-				   (array_agg(x.id ORDER BY x.id))[1:5] AS first_ids
-			FROM (SELECT b.tenant_id, 'order lines' AS what, b.problem,
-						 coalesce(b.order_id, 'NULL') || '/' || coalesce(b.product_id::text, 'NULL') AS id
-				  FROM @extschema@.bad_order_lines b
-				  UNION ALL
-				  SELECT c.tenant_id, 'catalog rows', c.problem, coalesce(c.product_id::text, 'NULL')
-				  FROM %s c) x
-			WHERE x.tenant_id = ANY ($1)
-			GROUP BY x.tenant_id, x.what, x.problem
-			ORDER BY x.tenant_id, x.what, x.problem$q$,
-			CASE WHEN to_regclass('@extschema@.bad_catalog_rows') IS NULL
-				 THEN '(SELECT NULL::bigint AS tenant_id, NULL::bigint AS product_id, NULL::text AS problem WHERE false)'
-				 ELSE '@extschema@.bad_catalog_rows' END)
-		USING tenants LOOP
+		FOR r IN
+			SELECT b.tenant_id, b.source AS what, b.problem, count(*) AS n,
+				   (array_agg(b.id ORDER BY b.id))[1:5] AS first_ids
+			FROM @extschema@.bad_source_rows(tenants) b
+			GROUP BY b.tenant_id, b.source, b.problem
+			ORDER BY b.tenant_id, b.source, b.problem
+		LOOP
 			bad := jsonb_set(bad, ARRAY[r.tenant_id::text], coalesce(bad -> r.tenant_id::text, '{}')
 							 || jsonb_build_object(r.what || ': ' || r.problem,
 												   jsonb_build_object('rows', r.n, 'first', to_jsonb(r.first_ids))));
 			RAISE NOTICE 'upsell: tenant %: % % skipped or read in part: %; first: %', r.tenant_id, r.n, r.what, r.problem,
 				array_to_string(r.first_ids, ', ') || CASE WHEN r.n > 5 THEN ', ...' ELSE '' END
-				USING HINT = 'See upsell.bad_order_lines and upsell.bad_catalog_rows.';
+				USING HINT = 'See upsell.bad_source_rows().';
 		END LOOP;
 	EXCEPTION WHEN OTHERS THEN
 		GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
