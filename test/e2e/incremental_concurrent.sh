@@ -25,8 +25,8 @@ SELECT upsell.register_orders('s.lines', 'order_id', 'product_id', customer_id =
 	ordered_at => 'at', quantity => 'qty');
 CALL upsell.refresh();
 -- models as text, for comparing an incremental refresh with a full one
-CREATE TABLE s.saved (model name, row text);
-CREATE FUNCTION s.models_text() RETURNS TABLE (model name, row text) LANGUAGE plpgsql AS $$
+CREATE TABLE s.saved (model name, line text);
+CREATE FUNCTION s.models_text() RETURNS TABLE (model name, line text) LANGUAGE plpgsql AS $$
 DECLARE
 	m record;
 BEGIN
