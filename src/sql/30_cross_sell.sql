@@ -28,13 +28,20 @@ BEGIN
 						  ELSE @extschema@.cooccurrence_merge(p.state, n.state) END AS state,
 					 greatest(p.max_ordered_at, n.max_ordered_at) AS max_ordered_at,
 					 greatest(p.max_order_key, n.max_order_key) AS max_order_key
-			  FROM (SELECT @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state,
-						   max(l.ordered_at) AS max_ordered_at, max(l.order_key) AS max_order_key
-					FROM %s l) n
+			  FROM %s n
 			  LEFT JOIN @extschema@.cooccurrence_model p ON p.tenant_id = $1 AND %L) x,
 			 @extschema@.cooccurrence_info(x.state) i
 		WHERE i.orders > 0 OR i.skipped_lines > 0$q$,
-		CASE WHEN inc THEN 'pg_temp.upsell_new_lines' ELSE @extschema@._tenant_lines(tenant_id) END, inc));
+		-- all the tenant's lines as of its snapshot, counted where they live
+		-- (_pair_counts), or the new lines of an incremental refresh
+		CASE WHEN inc THEN
+			'(SELECT @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state, '
+			'max(l.ordered_at) AS max_ordered_at, max(l.order_key) AS max_order_key '
+			'FROM pg_temp.upsell_new_lines l)'
+		ELSE format('(SELECT c.state, c.max_ordered_at, c.max_order_key FROM @extschema@._pair_counts(%L) c)',
+					format('l.tenant_id OPERATOR(pg_catalog.=) %s AND @extschema@._xmin_visible(l.row_xmin, '
+						   '(SELECT s.snapshot FROM @extschema@.source_state s WHERE s.tenant_id OPERATOR(pg_catalog.=) %s)) '
+						   'IS NOT FALSE', tenant_id, tenant_id)) END, inc));
 	SELECT m.skipped_lines, m.big_orders INTO skipped, big
 	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_cooccurrence.tenant_id;
 	IF skipped > 0 THEN
@@ -135,23 +142,22 @@ END
 $$;
 
 -- A plain SQL function, so that the planner inlines it: no second copy of
--- every pair row, and the counting may run in parallel workers.  (Calling it
--- before any registration fails on the missing upsell.order_lines view.)
+-- every pair row.  The counting is upsell._pair_counts(), where the counting
+-- may run in parallel workers, or on Citus shards (a SQL function whose body
+-- reads a distributed table is not planned by Citus).  (Calling it before any
+-- registration fails on the missing upsell.order_lines view.)
 CREATE FUNCTION @extschema@.frequently_bought_together(min_count int DEFAULT 2,
 	min_support float8 DEFAULT 0, min_confidence float8 DEFAULT 0)
 RETURNS TABLE (tenant_id bigint, product_id bigint, other_id bigint, together bigint,
 			   product_count bigint, other_count bigint, orders bigint,
 			   support float8, confidence float8, lift float8, leverage float8,
 			   conviction float8, jaccard float8, score float8)
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$
 	SELECT c.tenant_id, p.*
-	FROM (SELECT l.tenant_id,
-				 @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state
-		  FROM @extschema@.order_lines l
-		  WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)
-		  GROUP BY l.tenant_id) c,
+	FROM @extschema@._pair_counts() c,
 		 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) p
+	WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)
 $$;
 COMMENT ON FUNCTION @extschema@.frequently_bought_together(int, float8, float8) IS
 	'every ordered pair of products bought in the same order, per tenant, with support, confidence, lift, leverage, conviction, jaccard and score';

@@ -1,0 +1,90 @@
+# Helpers for the parts of test/e2e/citus.sh (sourced).  The driver exports
+# PGHOST/PGPORT/PGUSER for the coordinator and CITUS_PG_CONFIG; the
+# distributed database is upsell, the single-node one upsell_single.
+source "$(dirname "${BASH_SOURCE[0]}")/../../../scripts/lib.sh"
+source "$REPO/scripts/citus.sh"
+CITUS_PG_CONFIG=${CITUS_PG_CONFIG:-$CITUS_RUN/pg/$(cat "$CITUS_RUN/pg/pg_config.path")}
+CITUS_PGBIN=$("$CITUS_PG_CONFIG" --bindir)
+GEN=$REPO/test/bench/gen_orders
+
+# cq DB [psql args]: unaligned, tuples only, stop on error
+cq() {
+	local db=$1
+	shift
+	citus_psql -A -t -d "$db" "$@"
+}
+
+# A fresh single-node database (no citus extension) with upsell.
+fresh_single_db() {
+	citus_psql -d postgres -c "DROP DATABASE IF EXISTS upsell_single" -c "CREATE DATABASE upsell_single"
+	cq upsell_single -c "SET client_min_messages = warning" -c "CREATE EXTENSION upsell" >/dev/null
+}
+
+# same_answer LABEL SQL: the rows of SQL on the distributed database and on
+# the single-node one are identical (SQL must order its rows).
+same_answer() {
+	local label=$1 sql=$2 a b
+	a=$(mktemp)
+	b=$(mktemp)
+	cq upsell -c "$sql" >"$a"
+	cq upsell_single -c "$sql" >"$b"
+	if ! cmp -s "$a" "$b"; then
+		echo "DIFFERENT: $label"
+		diff "$a" "$b" | cut -c1-300 | head -20
+		rm -f "$a" "$b"
+		return 1
+	fi
+	echo "same on Citus and single node: $label ($(wc -l <"$a") rows)"
+	if [ ! -s "$a" ]; then
+		echo "no rows: $label"
+		rm -f "$a" "$b"
+		return 1
+	fi
+	rm -f "$a" "$b"
+}
+
+# load_shop DB LINES PRODUCTS DISTRIBUTE: schema shop with the generated
+# products and order lines (test/bench/gen_orders), registered with upsell.
+# DISTRIBUTE is the SQL run between creating the tables and loading them
+# (create_distributed_table ...; nothing on the single-node database).
+load_shop() {
+	local db=$1 lines=$2 products=$3 distribute=$4
+	cq "$db" >/dev/null <<-SQL
+		SET client_min_messages = warning;
+		DROP SCHEMA IF EXISTS shop CASCADE;
+		CREATE SCHEMA shop;
+		CREATE TABLE shop.products (
+			product_id bigint PRIMARY KEY, category text, variant_group text,
+			price numeric(10,2), in_stock boolean, unit_size numeric, unit_name text);
+		CREATE TABLE shop.order_lines (
+			order_id bigint NOT NULL, product_id bigint NOT NULL, customer_id bigint NOT NULL,
+			ordered_at timestamptz NOT NULL, quantity int NOT NULL, unit_price numeric(10,2) NOT NULL);
+		$distribute
+	SQL
+	"$GEN" -n "$lines" -p "$products" products | cq "$db" -c "COPY shop.products FROM STDIN"
+	"$GEN" -n "$lines" -p "$products" lines | cq "$db" -c "COPY shop.order_lines FROM STDIN"
+	cq "$db" >/dev/null <<-'SQL'
+		SET client_min_messages = warning;
+		SELECT upsell.register_orders('shop.order_lines', 'order_id', 'product_id',
+			customer_id => 'customer_id', ordered_at => 'ordered_at',
+			quantity => 'quantity', unit_price => 'unit_price');
+		SELECT upsell.register_products('shop.products', 'product_id',
+			price => 'price', category => 'category', variant_group => 'variant_group',
+			in_stock => 'in_stock', unit_size => 'unit_size', unit_name => 'unit_name');
+		ANALYZE shop.products;
+		ANALYZE shop.order_lines;
+	SQL
+}
+
+# same_models: every model in upsell.models has the same rows on both (all
+# columns but the time of the build).
+same_models() {
+	local m cols rc=0
+	for m in $(cq upsell -c "SELECT model FROM upsell.models ORDER BY build_order"); do
+		cols=$(cq upsell -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum)
+			FROM pg_attribute WHERE attrelid = 'upsell.$m'::regclass AND attnum > 0
+			AND NOT attisdropped AND attname NOT IN ('built_at')")
+		same_answer "model $m" "SELECT ROW($cols)::text FROM upsell.$m t ORDER BY 1" || rc=1
+	done
+	return $rc
+}
