@@ -159,7 +159,6 @@ static struct
 	bool		valid;
 	Oid			state_rel;
 	int64		config_version;
-	char		slot;			/* the models' slot ('a' or 'b') */
 	int			per_tenant;		/* -1: no orders registered */
 	MemoryContext cxt;
 	HTAB	   *tenants;
@@ -411,12 +410,11 @@ check_version(void)
 	serving.tenants = hash_create("upsell serving tenants", 16, &ctl,
 								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	use_spi();
-	if (SPI_execute(qualify("SELECT (SELECT o.tenant_id IS NOT NULL FROM @.order_source o), "
-							"       (SELECT m.active FROM @.model_state m)"), true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read upsell.order_source and upsell.model_state");
+	if (SPI_execute(qualify("SELECT (SELECT o.tenant_id IS NOT NULL FROM @.order_source o)"),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read upsell.order_source");
 	d = col(0, 1, &isnull);
 	serving.per_tenant = isnull ? -1 : DatumGetBool(d) ? 1 : 0;
-	serving.slot = DatumGetChar(col(0, 2, &isnull));
 	serving.state_rel = state_rel;
 	serving.config_version = config_version;
 	serving.valid = true;
@@ -953,7 +951,6 @@ static CartLine *
 read_cart_lines(int64 tenant_id, const int64 *items, int nitems, int *nlines)
 {
 	CartLine   *lines = palloc0(Max(nitems, 1) * sizeof(CartLine));
-	char		name[NAMEDATALEN];
 	Relation	rel;
 	Relation	index;
 	IndexScanDesc scan;
@@ -961,19 +958,23 @@ read_cart_lines(int64 tenant_id, const int64 *items, int nitems, int *nlines)
 	ScanKeyData keys[2];
 	int			n = 0;
 
-	/* the view's permission (its owner reads the slot), the slot's rows */
+	/*
+	 * The model table as this request's snapshot sees it: refresh replaces a
+	 * tenant's rows in one transaction, so the snapshot holds exactly one
+	 * version of each line's row.
+	 */
+	*nlines = 0;
 	rel = open_for_read("cart_model");
 	check_select(rel);
-	table_close(rel, NoLock);
-	*nlines = 0;
 	if (nitems == 0)
+	{
+		table_close(rel, NoLock);
 		return lines;
-	snprintf(name, sizeof(name), "cart_model_%c", serving.slot);
-	rel = open_for_read(name);
+	}
 	if (RelationGetDescr(rel)->natts != 10)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("%s has %d columns, not 10", name, RelationGetDescr(rel)->natts)));
+				 errmsg("upsell.cart_model has %d columns, not 10", RelationGetDescr(rel)->natts)));
 	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(tenant_id));
 	ScanKeyEntryInitialize(&keys[1], SK_SEARCHARRAY, 2, BTEqualStrategyNumber, InvalidOid,

@@ -1,89 +1,222 @@
 
 -- ===========================================================================
--- Models: what refresh stores, and how it swaps them in
+-- Models: the model store, and refresh
 -- ===========================================================================
 --
--- Every model is two identical tables, <model>_a and <model>_b, and a view
--- <model> that points at one of them.  upsell.refresh() fills the slot the
--- views do not point at while readers go on reading the other, then points
--- every view at the new slot in one short step at the end of its
--- transaction.  A failed refresh rolls back and leaves the old slot serving.
+-- Every model is one ordinary, permanent table @extschema@.<model> whose
+-- first column is tenant_id.  Refresh publishes a tenant's new rows by MVCC:
+-- in one transaction per tenant, one statement per model deletes the
+-- tenant's old rows and inserts its new ones (upsell._publish below).  A
+-- reader's snapshot sees the tenant's models either wholly before or wholly
+-- after that transaction -- exactly one complete version -- and a reader
+-- never waits: refresh takes only the RowExclusiveLock of an ordinary writer
+-- on the model tables (no TRUNCATE, no DDL, no view redefinition, nothing a
+-- reader's AccessShareLock conflicts with), and readers lock no rows, so no
+-- lock-order deadlock with readers exists.  The deleted versions stay
+-- visible to older snapshots and are reclaimed by (auto)vacuum, which never
+-- blocks readers.  Why rows replaced rather than a generation column: every
+-- reader (SQL functions, the C serving path, analysts' queries) reads the
+-- table as it is, with no state row to join and no generation in its index
+-- keys, and the same statement sees the previous rows while it writes the
+-- new ones (what incremental builders need).
 --
--- A layer adds a model with upsell._define_model() in its install script:
--- its builder function (slot "a" or "b", incremental) fills the slot's
--- table and returns the number of rows.  Builders run in build_order, so a
--- builder may read the tables that earlier builders filled in the same slot.
+-- THE BUILDER CONTRACT (what a layer writes to add a model):
+--
+--   1. A builder function  _build_<x>(tenant_id bigint, incremental boolean)
+--      RETURNS bigint  (the rows it published).  It builds ONE tenant and
+--      writes only through
+--
+--        @extschema@._publish(model name, tenant_id bigint, query text,
+--                             scope bigint[] DEFAULT NULL) RETURNS bigint
+--
+--      where query yields the model's rows (columns matched by NAME, every
+--      column of the model, tenant_id included) and may use $1 (the tenant
+--      id, bigint) and $2 (scope, bigint[]).  _publish replaces the tenant's
+--      rows -- or, with a scope, only those whose scope column (declared at
+--      _define_model) is in scope -- in one statement; the query still sees
+--      the rows being replaced, so an incremental builder may read the
+--      model's previous rows in it.  Rows of another tenant, or outside the
+--      scope, are an error.  It returns the rows inserted.
+--   2. One call of  _define_model(model, columns, indexes, build_order,
+--      builder, description [, scope_column])  in the layer's install
+--      script: columns start with "tenant_id bigint NOT NULL" (or a primary
+--      key on it); indexes are "(cols)" lists.
+--
+--   Builders run in build_order within the tenant's transaction, so a
+--   builder reads the models built before it for the same tenant (their new
+--   rows) and the other models as last published.  A builder raises to fail
+--   its tenant: the tenant's transaction rolls back and its previous models
+--   keep serving, while the other tenants are refreshed.  Builders never
+--   COMMIT, TRUNCATE or run DDL; their notices should name the tenant.
 
-CREATE TABLE @extschema@.model_state (
-	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-	active		"char" NOT NULL DEFAULT 'a' CHECK (active IN ('a', 'b')),
-	refreshed_at timestamptz
-);
-INSERT INTO @extschema@.model_state DEFAULT VALUES;
-COMMENT ON TABLE @extschema@.model_state IS
-	'which slot (a or b) of every model the model views point at, and when refresh last swapped them';
-
-CREATE TABLE @extschema@.models (
+CREATE TABLE @extschema@.model_definitions (
 	model		name PRIMARY KEY,
 	build_order	int NOT NULL UNIQUE,
-	builder		regprocedure NOT NULL,
+	builder		text NOT NULL,		-- a regprocedure's text: pg_upgrade refuses reg* columns
 	description	text NOT NULL,
-	row_count	bigint,
-	built_at	timestamptz,
-	build_ms	float8
+	scope_column name				-- the column a partial publish (_publish with a scope) selects by
 );
-COMMENT ON TABLE @extschema@.models IS
-	'the models refresh builds, in build_order, with the rows and time of their last build';
+COMMENT ON TABLE @extschema@.model_definitions IS
+	'the models refresh builds, in build_order: table, builder function (tenant_id bigint, incremental boolean), and the column a partial refresh of a tenant replaces rows by';
+
+CREATE TABLE @extschema@.model_builds (
+	tenant_id	bigint NOT NULL,
+	model		name NOT NULL REFERENCES @extschema@.model_definitions ON DELETE CASCADE,
+	row_count	bigint NOT NULL,
+	built_at	timestamptz NOT NULL,
+	build_ms	float8 NOT NULL,
+	incremental	boolean NOT NULL,
+	refresh_id	bigint,
+	PRIMARY KEY (tenant_id, model)
+);
+COMMENT ON TABLE @extschema@.model_builds IS
+	'per tenant and model: the rows, time and duration of its last published build (one row per tenant, so refreshes of different tenants never contend)';
+
+CREATE VIEW @extschema@.models AS
+SELECT d.model, d.build_order, d.builder, d.description,
+	   b.row_count, b.built_at, b.build_ms, b.tenants
+FROM @extschema@.model_definitions d
+LEFT JOIN (SELECT b.model, pg_catalog.sum(b.row_count)::bigint AS row_count,
+				  pg_catalog.max(b.built_at) AS built_at, pg_catalog.sum(b.build_ms) AS build_ms,
+				  pg_catalog.count(*) AS tenants
+		   FROM @extschema@.model_builds b GROUP BY b.model) b
+	ON b.model OPERATOR(pg_catalog.=) d.model;
+COMMENT ON VIEW @extschema@.models IS
+	'the models refresh builds, in build_order, with their rows summed over tenants and the time of their last build';
 
 CREATE FUNCTION @extschema@._define_model(model name, columns text, indexes text[],
-	build_order int, builder regprocedure, description text)
+	build_order int, builder text, description text, scope_column name DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	slot text;
 	ix text;
+	rel regclass;
 BEGIN
-	FOREACH slot IN ARRAY ARRAY['a', 'b'] LOOP
-		EXECUTE format('CREATE TABLE @extschema@.%I (%s)', model || '_' || slot, columns);
-		FOREACH ix IN ARRAY coalesce(indexes, '{}') LOOP
-			EXECUTE format('CREATE INDEX ON @extschema@.%I %s', model || '_' || slot, ix);
-		END LOOP;
+	EXECUTE format('CREATE TABLE @extschema@.%I (%s)', model, columns);
+	rel := format('@extschema@.%I', model)::regclass;
+	IF (SELECT a.attname FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum = 1) <> 'tenant_id' THEN
+		RAISE EXCEPTION 'the first column of model % must be tenant_id', model
+			USING ERRCODE = 'invalid_table_definition';
+	END IF;
+	IF scope_column IS NOT NULL AND NOT EXISTS (
+		SELECT FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = scope_column
+		  AND a.atttypid = 'bigint'::regtype) THEN
+		RAISE EXCEPTION 'scope column % of model % must be a bigint column', scope_column, model
+			USING ERRCODE = 'invalid_table_definition';
+	END IF;
+	FOREACH ix IN ARRAY coalesce(indexes, '{}') LOOP
+		EXECUTE format('CREATE INDEX ON %s %s', rel, ix);
 	END LOOP;
-	EXECUTE format('CREATE VIEW @extschema@.%I AS SELECT * FROM @extschema@.%I', model, model || '_a');
-	EXECUTE format('COMMENT ON VIEW @extschema@.%I IS %L', model, description);
-	INSERT INTO @extschema@.models (model, build_order, builder, description)
-	VALUES (model, build_order, builder, description);
+	-- a model is replaced wholesale at every refresh: vacuum it early
+	EXECUTE format('ALTER TABLE %s SET (autovacuum_vacuum_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05)', rel);
+	EXECUTE format('COMMENT ON TABLE %s IS %L', rel, description);
+	INSERT INTO @extschema@.model_definitions (model, build_order, builder, description, scope_column)
+	VALUES (model, build_order, builder::regprocedure::text, description, scope_column);
 END
 $$;
 
--- The model table a refresh writes into.
-CREATE FUNCTION @extschema@._slot_table(model name, slot text)
-RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN pg_catalog.format('@extschema@.%I', model || '_' || slot);
+-- The model store's one write: replaces the tenant's rows of a model (or
+-- those in scope) by the rows of query, in one statement.  The DELETE runs
+-- first (the INSERT waits on its count), so the new rows never meet the old
+-- ones in a unique index, while the query, reading the statement's snapshot,
+-- still sees the old rows.
+CREATE FUNCTION @extschema@._publish(model name, tenant_id bigint, query text, scope bigint[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	d @extschema@.model_definitions;
+	rel regclass;
+	cols text;
+	n bigint;
+	stray bigint;
+	never_analyzed boolean;
+BEGIN
+	SELECT * INTO d FROM @extschema@.model_definitions m WHERE m.model = _publish.model;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'model % is not defined', model USING ERRCODE = 'undefined_table';
+	END IF;
+	IF tenant_id IS NULL THEN
+		RAISE EXCEPTION 'a model is published per tenant: tenant_id must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF scope IS NOT NULL AND d.scope_column IS NULL THEN
+		RAISE EXCEPTION 'model % has no scope column: it is published for whole tenants only', model
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	rel := format('@extschema@.%I', model)::regclass;
+	SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+		   (SELECT c.reltuples < 0 FROM pg_class c WHERE c.oid = rel)
+	INTO cols, never_analyzed
+	FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped;
+	EXECUTE format($q$
+		WITH old AS (
+			DELETE FROM %1$s m
+			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 %2$s
+			RETURNING 1),
+		new AS (
+			INSERT INTO %1$s (%3$s)
+			SELECT %4$s FROM (%5$s) q
+			WHERE (SELECT pg_catalog.count(*) FROM old) OPERATOR(pg_catalog.>=) 0
+			RETURNING tenant_id, %6$s AS scope_key)
+		SELECT pg_catalog.count(*),
+			   pg_catalog.count(*) FILTER (WHERE new.tenant_id IS DISTINCT FROM $1 %7$s)
+		FROM new$q$,
+		rel,
+		CASE WHEN scope IS NULL THEN ''
+			 ELSE format('AND m.%I OPERATOR(pg_catalog.=) ANY ($2)', d.scope_column) END,
+		cols,
+		(SELECT string_agg('q.' || quote_ident(a.attname), ', ' ORDER BY a.attnum)
+		 FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped),
+		query,
+		CASE WHEN scope IS NULL THEN 'NULL::bigint' ELSE quote_ident(d.scope_column) END,
+		CASE WHEN scope IS NULL THEN ''
+			 ELSE 'OR new.scope_key IS NULL OR new.scope_key OPERATOR(pg_catalog.<>) ALL ($2)' END)
+	INTO n, stray USING tenant_id, scope;
+	IF stray > 0 THEN
+		RAISE EXCEPTION 'the builder of % returned % rows outside tenant %', model, stray,
+			tenant_id || CASE WHEN scope IS NULL THEN '' ELSE ' and its scope' END
+			USING ERRCODE = 'internal_error';
+	END IF;
+	-- the first build ever: statistics for the builders that read it next
+	IF never_analyzed THEN
+		EXECUTE format('ANALYZE %s', rel);
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@._publish(name, bigint, text, bigint[]) IS
+	'internal, the model store: replaces a tenant''s rows of a model (or those whose scope column is in scope) by the rows of a query ($1 tenant, $2 scope) in one MVCC statement';
 
 CREATE TABLE @extschema@.refresh_log (
 	refresh_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	started_at	timestamptz NOT NULL,
-	finished_at	timestamptz NOT NULL,
-	duration_ms	float8 NOT NULL,
+	finished_at	timestamptz,
+	duration_ms	float8,
 	incremental	boolean NOT NULL,
-	status		text NOT NULL CHECK (status IN ('ok', 'failed')),
-	model_rows	jsonb,
-	error		text,
+	tenant_id	bigint,				-- the tenant asked for; NULL: all
+	status		text NOT NULL CHECK (status IN ('running', 'ok', 'partial', 'failed', 'cancelled', 'interrupted')),
+	backend_pid	int NOT NULL,
+	tenants_ok	int NOT NULL DEFAULT 0,
+	tenants_failed int NOT NULL DEFAULT 0,
+	model_rows	jsonb,				-- rows per model, summed over the tenants refreshed
+	failures	jsonb,				-- per failed tenant: sqlstate and error
+	bad_rows	jsonb,				-- per tenant and problem: rows skipped, first ids
+	error		text,				-- the first error
 	error_sqlstate text
 );
 COMMENT ON TABLE @extschema@.refresh_log IS
-	'one row per upsell.refresh(): start, end, duration, rows per model, and the error of a failed refresh (whose previous models kept serving)';
+	'one row per upsell.refresh(), committed at its start (status running) and completed at its end: ok, partial (some tenants failed and kept their previous models), failed, cancelled, or interrupted (the session ended mid-refresh, found by the next refresh); rows per model, failures per tenant, bad source rows skipped';
 
 -- What the serving cache of each backend (src/serving.c) is keyed by: every
--- refresh (the swap below) and every change of a table of merchant rules (a
--- trigger, created by the funnel layer) draws a new config_version from a
--- sequence -- never reused, so a cache filled inside a transaction that
--- rolled back cannot match a later version.  The stages read it once per
--- request and re-read the rules when it moved.
+-- refresh of a tenant (at the end of its transaction) and every change of a
+-- table of merchant rules (a trigger, created by the funnel layer) draws a
+-- new config_version from a sequence -- never reused, so a cache filled
+-- inside a transaction that rolled back cannot match a later version.  The
+-- stages read it once per request and re-read the rules when it moved.
 
 CREATE SEQUENCE @extschema@.config_version_seq;
 
@@ -111,26 +244,86 @@ CREATE FUNCTION @extschema@._in_transaction_block() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'upsell_in_transaction_block'
 	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
--- Builds every model into the idle slot and swaps the views; returns the
--- rows per model.  Runs inside refresh()'s subtransaction.
-CREATE FUNCTION @extschema@._build_models(incremental boolean)
-RETURNS jsonb
+-- ---- refresh ----------------------------------------------------------------
+--
+-- refresh() is a procedure that commits after each tenant (when called
+-- outside a transaction block), so a tenant is published as soon as it is
+-- built and a failure costs only that tenant.  The helpers below do the work
+-- with a pinned search_path; the procedure itself (which may not have a SET
+-- clause, since it commits) only calls them.
+
+-- Advisory lock keys: (class, key) pairs of the two-int form.
+CREATE FUNCTION @extschema@._refresh_lock_class(what text)
+RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE what WHEN 'tenant' THEN 1970304817		-- one refresh of a tenant at a time
+				 WHEN 'run' THEN 1970304818 END;	-- held by a refresh while it runs
+
+-- Marks the log rows of refreshes that ended without recording it (the
+-- session was terminated, or cancelled between two tenants): their backend
+-- no longer holds the run's advisory lock, or it is this very session.
+CREATE FUNCTION @extschema@._refresh_reap()
+RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	current_slot text;
-	target text;
-	m record;
-	n bigint;
-	t0 timestamptz;
-	built jsonb := '{}';
+	r record;
 BEGIN
-	-- one refresh at a time; readers are not blocked by this
-	SELECT s.active INTO current_slot FROM @extschema@.model_state s FOR UPDATE;
-	target := CASE current_slot WHEN 'a' THEN 'b' ELSE 'a' END;
+	FOR r IN SELECT l.refresh_id, l.backend_pid FROM @extschema@.refresh_log l
+			 WHERE l.status = 'running' FOR UPDATE SKIP LOCKED LOOP
+		IF r.backend_pid = pg_backend_pid() THEN
+			PERFORM pg_advisory_unlock(@extschema@._refresh_lock_class('run'), (r.refresh_id % 2147483647)::int);
+		ELSIF EXISTS (SELECT FROM pg_locks k
+					  WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2
+						AND k.classid = @extschema@._refresh_lock_class('run')::oid
+						AND k.objid = (r.refresh_id % 2147483647)::oid) THEN
+			CONTINUE;		-- still running
+		END IF;
+		UPDATE @extschema@.refresh_log l
+		SET status = 'interrupted', finished_at = clock_timestamp(),
+			duration_ms = 1000 * extract(epoch FROM clock_timestamp() - l.started_at),
+			error = coalesce(l.error, 'the refresh ended without recording its end: its session was terminated or it was cancelled between two tenants; the tenants it had finished are published')
+		WHERE l.refresh_id = r.refresh_id;
+	END LOOP;
+END
+$$;
 
-	-- the views over the shop's tables, if a DROP ... CASCADE took them
+-- The start of a refresh: checks, the log row (status running) and the
+-- run's advisory lock.  Returns the refresh id.
+CREATE FUNCTION @extschema@._refresh_begin(incremental boolean, tenant_id bigint)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	run bigint;
+BEGIN
+	IF incremental IS NULL THEN
+		RAISE EXCEPTION 'incremental must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM @extschema@._refresh_reap();
+	INSERT INTO @extschema@.refresh_log (started_at, incremental, tenant_id, status, backend_pid)
+	VALUES (clock_timestamp(), incremental, tenant_id, 'running', pg_backend_pid())
+	RETURNING refresh_id INTO run;
+	PERFORM pg_advisory_lock(@extschema@._refresh_lock_class('run'), (run % 2147483647)::int);
+	RAISE NOTICE 'upsell: % refresh % started', CASE WHEN incremental THEN 'incremental' ELSE 'full' END, run;
+	RETURN run;
+END
+$$;
+
+-- The tenants a refresh builds: the one asked for, or every tenant with
+-- order lines, catalog rows or models.  Also re-creates the registration
+-- views if a DROP ... CASCADE took them.
+CREATE FUNCTION @extschema@._refresh_tenants(tenant_id bigint)
+RETURNS bigint[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	tenants bigint[];
+BEGIN
 	IF to_regclass('@extschema@.order_lines') IS NULL THEN
 		PERFORM @extschema@._sync_order_lines();
 	END IF;
@@ -142,73 +335,217 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = 'Call upsell.register_orders() first.';
 	END IF;
+	IF tenant_id IS NOT NULL THEN
+		RETURN ARRAY[@extschema@._tenant(tenant_id)];
+	END IF;
+	-- tenants that had models but no longer have lines or catalog rows (or
+	-- the orders were registered anew without tenants) are refreshed too:
+	-- their models become empty
+	IF (SELECT s.tenant_id IS NULL FROM @extschema@.order_source s) THEN
+		RETURN ARRAY(SELECT 0::bigint UNION SELECT b.tenant_id FROM @extschema@.model_builds b ORDER BY 1);
+	END IF;
+	EXECUTE format($q$
+		SELECT coalesce(array_agg(t ORDER BY t), '{}')
+		FROM (SELECT l.tenant_id FROM @extschema@.order_lines l WHERE l.tenant_id IS NOT NULL
+			  UNION SELECT c.tenant_id FROM %s c WHERE c.tenant_id IS NOT NULL
+			  UNION SELECT b.tenant_id FROM @extschema@.model_builds b) x(t)$q$,
+		@extschema@._catalog_source())
+	INTO tenants;
+	RETURN tenants;
+END
+$$;
 
-	FOR m IN SELECT * FROM @extschema@.models ORDER BY build_order LOOP
+-- Builds and publishes every model of one tenant, in the caller's
+-- transaction (refresh commits it).  Returns the rows per model.
+CREATE FUNCTION @extschema@._refresh_tenant(run bigint, tenant_id bigint, incremental boolean)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	m record;
+	n bigint;
+	t0 timestamptz;
+	built jsonb := '{}';
+BEGIN
+	-- one refresh of a tenant at a time (a second one waits, then rebuilds
+	-- from what the first published); readers are not blocked by this
+	PERFORM pg_advisory_xact_lock(@extschema@._refresh_lock_class('tenant'), hashint8(tenant_id));
+	FOR m IN SELECT * FROM @extschema@.model_definitions ORDER BY build_order LOOP
 		t0 := clock_timestamp();
-		EXECUTE format('TRUNCATE %s', @extschema@._slot_table(m.model, target));
-		EXECUTE format('SELECT %s($1, $2)', m.builder::regproc) INTO n USING target, incremental;
-		EXECUTE format('ANALYZE %s', @extschema@._slot_table(m.model, target));
-		UPDATE @extschema@.models SET row_count = n, built_at = now(),
-			build_ms = 1000 * extract(epoch FROM clock_timestamp() - t0)
-		WHERE model = m.model;
-		built := built || jsonb_build_object(m.model, n);
-		RAISE NOTICE 'upsell: built % (% rows) in % ms', m.model, n,
+		EXECUTE format('SELECT %s($1, $2)', m.builder::regprocedure::regproc) INTO n USING tenant_id, incremental;
+		INSERT INTO @extschema@.model_builds AS b (tenant_id, model, row_count, built_at, build_ms, incremental, refresh_id)
+		VALUES (tenant_id, m.model, coalesce(n, 0), now(), 1000 * extract(epoch FROM clock_timestamp() - t0),
+				incremental, run)
+		ON CONFLICT ON CONSTRAINT model_builds_pkey DO UPDATE SET
+			row_count = excluded.row_count, built_at = excluded.built_at, build_ms = excluded.build_ms,
+			incremental = excluded.incremental, refresh_id = excluded.refresh_id;
+		built := built || jsonb_build_object(m.model, coalesce(n, 0));
+		RAISE NOTICE 'upsell: tenant %: built % (% rows) in % ms', tenant_id, m.model, coalesce(n, 0),
 			round(1000 * extract(epoch FROM clock_timestamp() - t0));
 	END LOOP;
-
-	-- the swap: every model view at once, at the very end
-	FOR m IN SELECT * FROM @extschema@.models ORDER BY build_order LOOP
-		EXECUTE format('CREATE OR REPLACE VIEW @extschema@.%I AS SELECT * FROM %s',
-					   m.model, @extschema@._slot_table(m.model, target));
-	END LOOP;
-	UPDATE @extschema@.model_state SET active = target, refreshed_at = now();
+	-- a tenant without any rows left is gone: forget it
+	IF NOT EXISTS (SELECT FROM jsonb_each_text(built) e WHERE e.value::bigint > 0) THEN
+		DELETE FROM @extschema@.model_builds b WHERE b.tenant_id = _refresh_tenant.tenant_id;
+	END IF;
+	UPDATE @extschema@.refresh_log l
+	SET tenants_ok = l.tenants_ok + 1,
+		model_rows = (SELECT jsonb_object_agg(k, coalesce((l.model_rows ->> k)::bigint, 0) + (built ->> k)::bigint)
+					  FROM jsonb_object_keys(built) k)
+	WHERE l.refresh_id = run;
+	-- the serving caches of every backend re-read the rules and models
 	UPDATE @extschema@.serving_state SET config_version = nextval('@extschema@.config_version_seq');
 	RETURN built;
 END
 $$;
 
--- No SET clause: a procedure with one may not COMMIT.
-CREATE PROCEDURE @extschema@.refresh(incremental boolean DEFAULT false)
+-- Records a tenant's failed build (its transaction was rolled back: its
+-- previous models keep serving), one of tenants being refreshed.  True when
+-- it was a cancel or a timeout.
+CREATE FUNCTION @extschema@._refresh_tenant_failed(run bigint, tenant_id bigint, sqlstate text, message text,
+	tenants int)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	-- a NULL tenant: the refresh failed before it built any
+	UPDATE @extschema@.refresh_log l
+	SET tenants_failed = l.tenants_failed + CASE WHEN _refresh_tenant_failed.tenant_id IS NULL THEN 0 ELSE 1 END,
+		failures = coalesce(l.failures, '{}') || jsonb_build_object(
+					coalesce(_refresh_tenant_failed.tenant_id::text, 'all'),
+					jsonb_build_object('sqlstate', sqlstate, 'error', message)),
+		error = coalesce(l.error, message),
+		error_sqlstate = coalesce(l.error_sqlstate, sqlstate)
+	WHERE l.refresh_id = run;
+	IF sqlstate = '57014' THEN
+		RAISE WARNING 'upsell: refresh % cancelled: %', run, message
+			USING DETAIL = 'The tenant being built keeps its previous models; the tenants finished before are published.';
+		RETURN true;
+	END IF;
+	-- (a refresh of one tenant raises the error itself)
+	IF tenants > 1 THEN
+		RAISE WARNING 'upsell: refresh of tenant % failed: %', tenant_id, message
+			USING DETAIL = 'Its previous models keep serving; the other tenants are refreshed.';
+	END IF;
+	RETURN false;
+END
+$$;
+
+-- The end of a refresh: its status and duration in the log, the run's lock
+-- released.  True when it must end in an error: cancelled, or no tenant
+-- refreshed and one failed.
+CREATE FUNCTION @extschema@._refresh_end(run bigint, cancelled boolean)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	st text;
+BEGIN
+	UPDATE @extschema@.refresh_log l
+	SET finished_at = clock_timestamp(),
+		duration_ms = 1000 * extract(epoch FROM clock_timestamp() - l.started_at),
+		status = CASE WHEN cancelled THEN 'cancelled'
+					  WHEN l.failures IS NULL THEN 'ok'
+					  WHEN l.tenants_ok = 0 THEN 'failed'
+					  ELSE 'partial' END
+	WHERE l.refresh_id = run
+	RETURNING l.status INTO st;
+	PERFORM pg_advisory_unlock(@extschema@._refresh_lock_class('run'), (run % 2147483647)::int);
+	-- (a refresh that fails or is cancelled says so by its error)
+	IF st IN ('ok', 'partial') THEN
+		RAISE NOTICE 'upsell: refresh % %: % ms', run, st,
+			(SELECT round(l.duration_ms) FROM @extschema@.refresh_log l WHERE l.refresh_id = run);
+	END IF;
+	RETURN st IN ('cancelled', 'failed');
+END
+$$;
+
+-- Re-raises the first error of a refresh that ends in one.
+CREATE FUNCTION @extschema@._refresh_raise(sqlstate text, message text, detail text, hint text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF sqlstate = '57014' THEN
+		RAISE EXCEPTION USING MESSAGE = message, ERRCODE = sqlstate,
+			HINT = 'The tenant being built keeps its previous models; see upsell.refresh_log.';
+	END IF;
+	hint := concat_ws(' ', nullif(hint, ''), 'The previous models keep serving.');
+	IF coalesce(detail, '') = '' THEN
+		RAISE EXCEPTION USING MESSAGE = message, ERRCODE = sqlstate, HINT = hint;
+	END IF;
+	RAISE EXCEPTION USING MESSAGE = message, ERRCODE = sqlstate, DETAIL = detail, HINT = hint;
+END
+$$;
+
+-- No SET clause: a procedure with one may not COMMIT.  Its body therefore
+-- only calls schema-qualified functions and uses no operator.
+CREATE PROCEDURE @extschema@.refresh(incremental boolean DEFAULT false, tenant_id bigint DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
 DECLARE
-	started timestamptz := pg_catalog.clock_timestamp();
-	built jsonb;
+	atomic constant boolean := @extschema@._in_transaction_block();
+	run bigint;
+	tenants bigint[];
+	t bigint;
+	cancelled boolean := false;
+	must_raise boolean;
 	err_message text;
 	err_state text;
 	err_detail text;
 	err_hint text;
+	first_message text;
+	first_state text;
+	first_detail text;
+	first_hint text;
 BEGIN
-	IF incremental IS NULL THEN
-		RAISE EXCEPTION 'incremental must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	run := @extschema@._refresh_begin(incremental, tenant_id);
+	-- the log row and its lock are visible at once (not inside BEGIN ... COMMIT)
+	IF NOT atomic THEN
+		COMMIT;
 	END IF;
-	RAISE NOTICE 'upsell: % refresh started', CASE WHEN incremental THEN 'incremental' ELSE 'full' END;
 	BEGIN
-		built := @extschema@._build_models(incremental);
-	EXCEPTION WHEN OTHERS THEN
-		-- the subtransaction is rolled back: the previous models keep serving
-		GET STACKED DIAGNOSTICS err_message = MESSAGE_TEXT, err_state = RETURNED_SQLSTATE,
-								err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+		tenants := @extschema@._refresh_tenants(tenant_id);
+	EXCEPTION WHEN OTHERS OR query_canceled THEN
+		GET STACKED DIAGNOSTICS first_message = MESSAGE_TEXT, first_state = RETURNED_SQLSTATE,
+								first_detail = PG_EXCEPTION_DETAIL, first_hint = PG_EXCEPTION_HINT;
+		cancelled := @extschema@._refresh_tenant_failed(run, NULL, first_state, first_message, 0);
+		tenants := '{}';
 	END;
-	INSERT INTO @extschema@.refresh_log (started_at, finished_at, duration_ms, incremental,
-										 status, model_rows, error, error_sqlstate)
-	VALUES (started, pg_catalog.clock_timestamp(),
-			1000 * extract(epoch FROM pg_catalog.clock_timestamp() - started), incremental,
-			CASE WHEN err_message IS NULL THEN 'ok' ELSE 'failed' END, built, err_message, err_state);
-	IF err_message IS NOT NULL THEN
-		-- keep the log entry of the failure, unless the caller's transaction forbids it
-		IF NOT @extschema@._in_transaction_block() THEN
+	FOREACH t IN ARRAY tenants LOOP
+		BEGIN
+			PERFORM @extschema@._refresh_tenant(run, t, incremental);
+		EXCEPTION WHEN OTHERS OR query_canceled THEN
+			-- the tenant's subtransaction is rolled back: its previous models keep serving
+			GET STACKED DIAGNOSTICS err_message = MESSAGE_TEXT, err_state = RETURNED_SQLSTATE,
+									err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+			cancelled := @extschema@._refresh_tenant_failed(run, t, err_state, err_message,
+															 pg_catalog.cardinality(tenants));
+			IF cancelled OR first_message IS NULL THEN
+				first_message := err_message;
+				first_state := err_state;
+				first_detail := err_detail;
+				first_hint := err_hint;
+			END IF;
+		END;
+		-- publish this tenant (outside BEGIN ... COMMIT; inside, the caller's commit does)
+		IF NOT atomic THEN
 			COMMIT;
 		END IF;
-		err_hint := concat_ws(' ', nullif(err_hint, ''), 'The previous models keep serving.');
-		IF coalesce(err_detail, '') = '' THEN
-			RAISE EXCEPTION USING MESSAGE = err_message, ERRCODE = err_state, HINT = err_hint;
-		END IF;
-		RAISE EXCEPTION USING MESSAGE = err_message, ERRCODE = err_state, DETAIL = err_detail, HINT = err_hint;
+		EXIT WHEN cancelled;
+	END LOOP;
+	must_raise := @extschema@._refresh_end(run, cancelled);
+	IF NOT atomic THEN
+		COMMIT;
 	END IF;
-	RAISE NOTICE 'upsell: refresh done in % ms',
-		round(1000 * extract(epoch FROM pg_catalog.clock_timestamp() - started));
+	IF must_raise THEN
+		-- cancelled, or no tenant refreshed: the first error (logged and committed above)
+		PERFORM @extschema@._refresh_raise(first_state, first_message, first_detail, first_hint);
+	END IF;
 END
 $$;
-COMMENT ON PROCEDURE @extschema@.refresh(boolean) IS
-	'rebuilds every model from the registered sources into the idle slot and swaps it in atomically, logging to upsell.refresh_log; incremental => true folds in only order lines newer than the last refresh';
+COMMENT ON PROCEDURE @extschema@.refresh(boolean, bigint) IS
+	'rebuilds the models of every tenant (or of tenant_id) from the registered sources and publishes each tenant in its own transaction (MVCC: readers never wait and see one complete version); a tenant whose build fails keeps its previous models; logged in upsell.refresh_log; incremental => true folds in only order lines newer than the last refresh';

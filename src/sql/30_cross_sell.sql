@@ -5,10 +5,11 @@
 
 -- ---- models ---------------------------------------------------------------
 
--- The lines a refresh counts: all of them, or for an incremental refresh only
--- those newer than what the serving slot counted (by order time when one is
--- registered, else by integer order id).  NULL when incremental is impossible.
-CREATE FUNCTION @extschema@._new_lines_filter(previous text)
+-- The lines an incremental refresh of tenant $1 counts: those newer than
+-- what the tenant's cooccurrence_model counted (by order time when one is
+-- registered, else by integer order id).  NULL when incremental is
+-- impossible.
+CREATE FUNCTION @extschema@._new_lines_filter()
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -18,63 +19,62 @@ DECLARE
 BEGIN
 	SELECT * INTO s FROM @extschema@.order_source;
 	IF s.ordered_at IS NOT NULL THEN
-		RETURN format('l.ordered_at > (SELECT p.max_ordered_at FROM %s p WHERE p.tenant_id = l.tenant_id) '
-					  'OR NOT EXISTS (SELECT FROM %s p WHERE p.tenant_id = l.tenant_id)', previous, previous);
+		RETURN 'l.ordered_at > (SELECT p.max_ordered_at FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = $1) '
+			   'OR NOT EXISTS (SELECT FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = $1)';
 	ELSIF @extschema@._column_type(s.relation, s.order_id, 'order_id')
 		  IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
-		RETURN format('l.order_key > (SELECT p.max_order_key FROM %s p WHERE p.tenant_id = l.tenant_id) '
-					  'OR NOT EXISTS (SELECT FROM %s p WHERE p.tenant_id = l.tenant_id)', previous, previous);
+		RETURN 'l.order_key > (SELECT p.max_order_key FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = $1) '
+			   'OR NOT EXISTS (SELECT FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = $1)';
 	END IF;
 	RETURN NULL;
 END
 $$;
 
-CREATE FUNCTION @extschema@._build_cooccurrence(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_cooccurrence(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	target text := @extschema@._slot_table('cooccurrence_model', slot);
-	previous text := @extschema@._slot_table('cooccurrence_model', CASE slot WHEN 'a' THEN 'b' ELSE 'a' END);
 	new_lines text := 'true';
 	n bigint;
 	skipped bigint;
 	big bigint;
 BEGIN
 	IF incremental THEN
-		new_lines := @extschema@._new_lines_filter(previous);
+		new_lines := @extschema@._new_lines_filter();
 		IF new_lines IS NULL THEN
 			RAISE NOTICE 'upsell: order lines have neither an order time nor an integer order id: counting them all';
 			new_lines := 'true';
 			incremental := false;
 		END IF;
 	END IF;
-	-- counts of the new lines, added to the previous counts of the same tenant
-	EXECUTE format($q$
-		INSERT INTO %1$s (tenant_id, state, max_ordered_at, max_order_key)
-		SELECT coalesce(n.tenant_id, p.tenant_id),
-			   CASE WHEN p.state IS NULL THEN n.state
-					WHEN n.state IS NULL THEN p.state
-					ELSE @extschema@.cooccurrence_merge(p.state, n.state) END,
-			   greatest(p.max_ordered_at, n.max_ordered_at),
-			   greatest(p.max_order_key, n.max_order_key)
-		FROM @extschema@._pair_counts(%3$L) n
-		FULL JOIN (SELECT * FROM %2$s WHERE %4$L) p ON p.tenant_id = n.tenant_id$q$,
-		target, previous, new_lines, incremental);
-	GET DIAGNOSTICS n = ROW_COUNT;
-	EXECUTE format($q$
-		UPDATE %s m SET (orders, products, pairs, skipped_lines, big_orders) =
-			(SELECT i.orders, i.products, i.pairs, i.skipped_lines, i.big_orders
-			 FROM @extschema@.cooccurrence_info(m.state) i)$q$, target);
-	EXECUTE format('SELECT coalesce(sum(skipped_lines), 0), coalesce(sum(big_orders), 0) FROM %s', target)
-		INTO skipped, big;
+	-- counts of the new lines, added to the tenant's previous counts (which
+	-- the publishing statement still sees); no row for a tenant without lines
+	n := @extschema@._publish('cooccurrence_model', tenant_id, format($q$
+		SELECT $1 AS tenant_id, x.state, i.orders, i.products, i.pairs, i.skipped_lines, i.big_orders,
+			   x.max_ordered_at, x.max_order_key
+		FROM (SELECT CASE WHEN p.state IS NULL THEN n.state
+						  WHEN n.state IS NULL THEN p.state
+						  ELSE @extschema@.cooccurrence_merge(p.state, n.state) END AS state,
+					 greatest(p.max_ordered_at, n.max_ordered_at) AS max_ordered_at,
+					 greatest(p.max_order_key, n.max_order_key) AS max_order_key
+			  FROM (SELECT %s(l.order_key, l.product_id, l.quantity) AS state,
+						   max(l.ordered_at) AS max_ordered_at, max(l.order_key) AS max_order_key
+					FROM @extschema@.order_lines l
+					WHERE l.tenant_id = $1 AND (%s)) n
+			  LEFT JOIN @extschema@.cooccurrence_model p ON p.tenant_id = $1 AND %L) x,
+			 @extschema@.cooccurrence_info(x.state) i
+		WHERE i.orders > 0 OR i.skipped_lines > 0$q$,
+		@extschema@._pair_counting_agg(), new_lines, incremental));
+	SELECT m.skipped_lines, m.big_orders INTO skipped, big
+	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_cooccurrence.tenant_id;
 	IF skipped > 0 THEN
-		RAISE NOTICE 'upsell: skipped % order lines with a NULL order or product id or a quantity <= 0', skipped;
+		RAISE NOTICE 'upsell: tenant %: skipped % order lines with a NULL order or product id or a quantity <= 0', tenant_id, skipped;
 	END IF;
 	IF big > 0 THEN
-		RAISE NOTICE 'upsell: % orders with more than % products counted for their products but not for pairs',
-			big, current_setting('upsell.max_basket_size');
+		RAISE NOTICE 'upsell: tenant %: % orders with more than % products counted for their products but not for pairs',
+			tenant_id, big, current_setting('upsell.max_basket_size');
 	END IF;
 	RETURN n;
 END
@@ -84,41 +84,35 @@ SELECT @extschema@._define_model('cooccurrence_model',
 	$$tenant_id bigint PRIMARY KEY, state @extschema@.cooccurrence NOT NULL,
 	  orders bigint, products bigint, pairs bigint, skipped_lines bigint, big_orders bigint,
 	  max_ordered_at timestamptz, max_order_key bigint$$,
-	NULL, 10, '@extschema@._build_cooccurrence(text, boolean)',
+	NULL, 10, '@extschema@._build_cooccurrence(bigint, boolean)',
 	'per tenant: the co-occurrence counts of all registered order lines (input of the pair and product models, and of incremental refresh)');
 
-CREATE FUNCTION @extschema@._build_product_model(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_product_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	n bigint;
 BEGIN
 	IF EXISTS (SELECT FROM @extschema@.order_source o, @extschema@.product_source p
 			   WHERE (o.tenant_id IS NULL) <> (p.tenant_id IS NULL)) THEN
 		RAISE EXCEPTION 'order lines and catalog must both be registered with a tenant column, or both without'
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
-	EXECUTE format($q$
-		INSERT INTO %s (tenant_id, product_id, orders, popularity_rank, category, variant_group, price, in_stock, title)
-		SELECT coalesce(c.tenant_id, o.tenant_id), coalesce(c.product_id, o.product_id),
-			   coalesce(o.orders, 0),
-			   row_number() OVER (PARTITION BY coalesce(c.tenant_id, o.tenant_id)
-								  ORDER BY coalesce(o.orders, 0) DESC, coalesce(c.product_id, o.product_id)),
-			   c.category, c.variant_group, c.price, coalesce(c.in_stock, true), c.title
-		FROM (SELECT m.tenant_id, x.product_id, x.orders
-			  FROM %s m, @extschema@.cooccurrence_products(m.state) x) o
-		FULL JOIN (SELECT DISTINCT ON (tenant_id, product_id) *
+	RETURN @extschema@._publish('product_model', tenant_id, format($q$
+		SELECT $1 AS tenant_id, coalesce(c.product_id, o.product_id) AS product_id,
+			   coalesce(o.orders, 0) AS orders,
+			   row_number() OVER (ORDER BY coalesce(o.orders, 0) DESC, coalesce(c.product_id, o.product_id))
+				 AS popularity_rank,
+			   c.category, c.variant_group, c.price, coalesce(c.in_stock, true) AS in_stock, c.title
+		FROM (SELECT x.product_id, x.orders
+			  FROM @extschema@.cooccurrence_model m, @extschema@.cooccurrence_products(m.state) x
+			  WHERE m.tenant_id = $1) o
+		FULL JOIN (SELECT DISTINCT ON (product_id) *
 				   FROM %s AS catalog
-				   WHERE product_id IS NOT NULL
-				   ORDER BY tenant_id, product_id) c
-			ON c.tenant_id = o.tenant_id AND c.product_id = o.product_id$q$,
-		@extschema@._slot_table('product_model', slot),
-		@extschema@._slot_table('cooccurrence_model', slot),
-		@extschema@._catalog_source());
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+				   WHERE tenant_id = $1 AND product_id IS NOT NULL
+				   ORDER BY product_id) c
+			ON c.product_id = o.product_id$q$,
+		@extschema@._catalog_source()));
 END
 $$;
 
@@ -128,27 +122,22 @@ SELECT @extschema@._define_model('product_model',
 	  in_stock boolean NOT NULL, title text,
 	  PRIMARY KEY (tenant_id, product_id)$$,
 	ARRAY['(tenant_id, popularity_rank)', '(tenant_id, category, popularity_rank)', '(product_id)'],
-	20, '@extschema@._build_product_model(text, boolean)',
-	'per product: orders containing it, popularity rank, and the catalog attributes as of the last refresh');
+	20, '@extschema@._build_product_model(bigint, boolean)',
+	'per product: orders containing it, popularity rank, and the catalog attributes as of the last refresh',
+	'product_id');
 
-CREATE FUNCTION @extschema@._build_pair_model(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_pair_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	n bigint;
 BEGIN
-	EXECUTE format($q$
-		INSERT INTO %s (tenant_id, product_id, other_id, together, score, confidence, lift)
+	RETURN @extschema@._publish('pair_model', tenant_id, $q$
 		SELECT m.tenant_id, t.product_id, t.other_id, t.together, t.score, t.confidence, t.lift
-		FROM %s m,
+		FROM @extschema@.cooccurrence_model m,
 			 @extschema@.cooccurrence_top_pairs(m.state,
-				coalesce(current_setting('upsell.pairs_per_product', true)::int, 50), 2) t$q$,
-		@extschema@._slot_table('pair_model', slot),
-		@extschema@._slot_table('cooccurrence_model', slot));
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+				coalesce(current_setting('upsell.pairs_per_product', true)::int, 50), 2) t
+		WHERE m.tenant_id = $1$q$);
 END
 $$;
 
@@ -156,8 +145,9 @@ SELECT @extschema@._define_model('pair_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, other_id bigint NOT NULL,
 	  together bigint NOT NULL, score float8 NOT NULL, confidence float8 NOT NULL, lift float8 NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id, other_id)$$,
-	NULL, 30, '@extschema@._build_pair_model(text, boolean)',
-	'per product: its best complements (upsell.pairs_per_product, seen together in at least 2 orders) with score, confidence and lift');
+	NULL, 30, '@extschema@._build_pair_model(bigint, boolean)',
+	'per product: its best complements (upsell.pairs_per_product, seen together in at least 2 orders) with score, confidence and lift',
+	'product_id');
 
 -- ---- analysis -------------------------------------------------------------
 

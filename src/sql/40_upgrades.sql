@@ -34,13 +34,12 @@ AS $$ SELECT 2.0::float8, 10, 200, 500 $$;
 COMMENT ON FUNCTION @extschema@._upgrade_limits() IS
 	'internal: how far the stored candidate lists reach (price ratio 2 up, 1/2 down), how many are kept per product and direction, how many price neighbours are scanned, and the customer size beyond which a history gives no upgrade paths';
 
-CREATE FUNCTION @extschema@._build_upgrade_model(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_upgrade_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	n bigint;
 	unpriced bigint;
 	priced bigint;
 	lim record;
@@ -48,47 +47,40 @@ BEGIN
 	-- incremental or not, the ranking is rebuilt from the product model and
 	-- the order lines (one pass each)
 	lim := @extschema@._upgrade_limits();
-	EXECUTE format('SELECT count(*) FILTER (WHERE price IS NULL OR NOT price > 0), count(*) FILTER (WHERE price > 0) FROM %s',
-				   @extschema@._slot_table('product_model', slot)) INTO unpriced, priced;
+	SELECT count(*) FILTER (WHERE m.price IS NULL OR NOT m.price > 0), count(*) FILTER (WHERE m.price > 0)
+	INTO unpriced, priced
+	FROM @extschema@.product_model m WHERE m.tenant_id = _build_upgrade_model.tenant_id;
 	IF unpriced > 0 THEN
-		RAISE NOTICE 'upsell: % products with a NULL or non-positive price left out of upgrade and downsell candidates', unpriced;
+		RAISE NOTICE 'upsell: tenant %: % products with a NULL or non-positive price left out of upgrade and downsell candidates',
+			tenant_id, unpriced;
 	END IF;
-	IF priced = 0 THEN
-		RETURN 0;		-- no prices registered: nothing to rank, no need to read the lines
-	END IF;
-	EXECUTE format($q$
-		INSERT INTO %1$s (tenant_id, product_id, kind, candidate_id, same_group, paths, buyers,
-						  candidate_buyers, popularity, closeness, score)
+	-- no prices registered: nothing to rank, no need to read the lines
+	RETURN @extschema@._publish('upgrade_model', tenant_id, format($q$
 		WITH priced AS (
-			SELECT m.tenant_id, m.product_id, m.price,
+			SELECT m.product_id, m.price,
 				   CASE WHEN m.variant_group IS NOT NULL
-						THEN dense_rank() OVER (PARTITION BY m.tenant_id ORDER BY m.variant_group) - 1 END AS g,
+						THEN dense_rank() OVER (ORDER BY m.variant_group) - 1 END AS g,
 				   CASE WHEN m.category IS NOT NULL
-						THEN dense_rank() OVER (PARTITION BY m.tenant_id ORDER BY m.category) - 1 END AS c
-			FROM %2$s m
-			WHERE m.price > 0),
+						THEN dense_rank() OVER (ORDER BY m.category) - 1 END AS c
+			FROM @extschema@.product_model m
+			WHERE m.tenant_id = $1 AND m.price > 0),
 		products AS (
-			SELECT p.tenant_id, array_agg(p.product_id) AS ids, array_agg(p.g::int) AS gs,
+			SELECT array_agg(p.product_id) AS ids, array_agg(p.g::int) AS gs,
 				   array_agg(p.c::int) AS cs, array_agg(p.price::float8) AS ps
-			FROM priced p GROUP BY p.tenant_id),
+			FROM priced p HAVING count(*) > 0),
 		lines AS (
-			SELECT l.tenant_id, array_agg(coalesce(l.customer_id, l.order_key)) AS cu,
+			SELECT array_agg(coalesce(l.customer_id, l.order_key)) AS cu,
 				   array_agg(l.ordered_at) AS ts, array_agg(l.product_id) AS lp
 			FROM @extschema@.order_lines l
-			WHERE l.product_id IS NOT NULL AND coalesce(l.quantity, 1) > 0
-			GROUP BY l.tenant_id)
-		SELECT p.tenant_id, b.product_id, CASE WHEN b.upgrade THEN 'upgrade' ELSE 'downsell' END,
+			WHERE l.tenant_id = $1 AND %L AND l.product_id IS NOT NULL AND coalesce(l.quantity, 1) > 0)
+		SELECT $1 AS tenant_id, b.product_id, CASE WHEN b.upgrade THEN 'upgrade' ELSE 'downsell' END AS kind,
 			   b.candidate_id, b.same_group, b.paths, b.buyers, b.candidate_buyers,
 			   b.popularity, b.closeness, b.score
 		FROM products p
-		LEFT JOIN lines l ON l.tenant_id = p.tenant_id
+		CROSS JOIN lines l
 		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, l.cu, l.ts, l.lp,
-			$1, $2, $3, $4) b$q$,
-		@extschema@._slot_table('upgrade_model', slot),
-		@extschema@._slot_table('product_model', slot))
-	USING lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products;
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+			%s, %s, %s, %s) b$q$,
+		priced > 0, lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products));
 END
 $$;
 
@@ -99,34 +91,31 @@ SELECT @extschema@._define_model('upgrade_model',
 	  candidate_buyers bigint NOT NULL, popularity float8 NOT NULL, closeness float8 NOT NULL,
 	  score float8 NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id, kind, candidate_id)$$,
-	NULL, 40, '@extschema@._build_upgrade_model(text, boolean)',
-	'per product: its best pricier (upgrade) and cheaper (downsell) alternatives of the same variant group or category, up to twice or half its price, with the evidence behind their score (prices, stock and category are read from product_model)');
+	NULL, 40, '@extschema@._build_upgrade_model(bigint, boolean)',
+	'per product: its best pricier (upgrade) and cheaper (downsell) alternatives of the same variant group or category, up to twice or half its price, with the evidence behind their score (prices, stock and category are read from product_model)',
+	'product_id');
 
-CREATE FUNCTION @extschema@._build_unit_model(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_unit_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	n bigint;
 BEGIN
-	EXECUTE format($q$
-		INSERT INTO %s (tenant_id, product_id, unit_size, unit_name)
-		SELECT DISTINCT ON (c.tenant_id, c.product_id) c.tenant_id, c.product_id, c.unit_size, c.unit_name
+	RETURN @extschema@._publish('unit_model', tenant_id, format($q$
+		SELECT DISTINCT ON (c.product_id) $1 AS tenant_id, c.product_id, c.unit_size, c.unit_name
 		FROM %s c
-		WHERE c.product_id IS NOT NULL AND c.unit_size > 0
-		ORDER BY c.tenant_id, c.product_id$q$,
-		@extschema@._slot_table('unit_model', slot), @extschema@._catalog_source());
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+		WHERE c.tenant_id = $1 AND c.product_id IS NOT NULL AND c.unit_size > 0
+		ORDER BY c.product_id$q$,
+		@extschema@._catalog_source()));
 END
 $$;
 
 SELECT @extschema@._define_model('unit_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, unit_size numeric NOT NULL,
 	  unit_name text, PRIMARY KEY (tenant_id, product_id)$$,
-	NULL, 41, '@extschema@._build_unit_model(text, boolean)',
-	'per product with a registered unit size: the size and its unit name (for unit-price comparisons of upgrades)');
+	NULL, 41, '@extschema@._build_unit_model(bigint, boolean)',
+	'per product with a registered unit size: the size and its unit name (for unit-price comparisons of upgrades)',
+	'product_id');
 
 -- ---- serving ----------------------------------------------------------------
 

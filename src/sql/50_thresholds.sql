@@ -186,33 +186,26 @@ COMMENT ON FUNCTION @extschema@.threshold_gap(bigint[], int[], bigint, timestamp
 -- arrays sorted by (price in cents, product id).  gap_fillers reads the row
 -- once per backend and refresh (keyed by built_at), so a request never
 -- scans the catalog.
-CREATE FUNCTION @extschema@._build_threshold_candidates(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_threshold_candidates(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	n bigint;
 BEGIN
-	EXECUTE format($q$
-		INSERT INTO %s (tenant_id, built_at, products, categories, category_of, prices, product_ids)
-		SELECT c.tenant_id, pg_catalog.clock_timestamp(), count(*),
+	RETURN @extschema@._publish('threshold_candidates', tenant_id, $q$
+		SELECT $1 AS tenant_id, pg_catalog.clock_timestamp() AS built_at, count(*) AS products,
 			   coalesce(array_agg(DISTINCT c.category COLLATE "C" ORDER BY c.category COLLATE "C")
-						FILTER (WHERE c.category IS NOT NULL), '{}'),
-			   array_agg(c.category_no ORDER BY c.cents, c.product_id),
-			   array_agg(c.cents ORDER BY c.cents, c.product_id),
-			   array_agg(c.product_id ORDER BY c.cents, c.product_id)
-		FROM (SELECT m.tenant_id, m.product_id, round(m.price * 100)::bigint AS cents, m.category,
+						FILTER (WHERE c.category IS NOT NULL), '{}') AS categories,
+			   array_agg(c.category_no ORDER BY c.cents, c.product_id) AS category_of,
+			   array_agg(c.cents ORDER BY c.cents, c.product_id) AS prices,
+			   array_agg(c.product_id ORDER BY c.cents, c.product_id) AS product_ids
+		FROM (SELECT m.product_id, round(m.price * 100)::bigint AS cents, m.category,
 					 CASE WHEN m.category IS NULL THEN 0
-						  ELSE dense_rank() OVER (PARTITION BY m.tenant_id, m.category IS NULL
+						  ELSE dense_rank() OVER (PARTITION BY m.category IS NULL
 												  ORDER BY m.category COLLATE "C")::int END AS category_no
-			  FROM %s m
-			  WHERE m.in_stock AND round(m.price * 100) > 0) c
-		GROUP BY c.tenant_id$q$,
-		@extschema@._slot_table('threshold_candidates', slot),
-		@extschema@._slot_table('product_model', slot));
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+			  FROM @extschema@.product_model m
+			  WHERE m.tenant_id = $1 AND m.in_stock AND round(m.price * 100) > 0) c
+		HAVING count(*) > 0$q$);
 END
 $$;
 
@@ -220,7 +213,7 @@ SELECT @extschema@._define_model('threshold_candidates',
 	$$tenant_id bigint PRIMARY KEY, built_at timestamptz NOT NULL, products int NOT NULL,
 	  categories text[] NOT NULL, category_of int[] NOT NULL,
 	  prices bigint[] NOT NULL, product_ids bigint[] NOT NULL$$,
-	NULL, 50, '@extschema@._build_threshold_candidates(text, boolean)',
+	NULL, 50, '@extschema@._build_threshold_candidates(bigint, boolean)',
 	'per tenant: in-stock products with a price as arrays sorted by (price in cents, product id), with their category numbers; read by gap_fillers');
 
 -- ---- items that close the gap ------------------------------------------------

@@ -116,44 +116,39 @@ COMMENT ON FUNCTION @extschema@.association_rules(text, float8, float8, int, int
 -- When a shop is so large that mining at that count would pass
 -- upsell.itemsets_memory_limit, the count is raised (x4) until it fits, so
 -- one huge tenant does not fail the whole refresh.
-CREATE FUNCTION @extschema@._build_bundle_model(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_bundle_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	n bigint;
 	-- the settings exist once the module is loaded; their defaults until then
 	min_count int := coalesce(current_setting('upsell.bundle_min_count', true)::int, 5);
 	per_product int := coalesce(current_setting('upsell.bundles_per_product', true)::int, 10);
 	most_orders bigint;
 BEGIN
-	EXECUTE format('SELECT coalesce(max(orders), 0) FROM %s',
-				   @extschema@._slot_table('cooccurrence_model', slot)) INTO most_orders;
+	SELECT coalesce(max(m.orders), 0) INTO most_orders
+	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_bundle_model.tenant_id;
 	-- incremental: itemsets do not add up from partial counts; rebuild
 	LOOP
 		BEGIN
-			EXECUTE format($q$
-				INSERT INTO %s (tenant_id, product_id, bundle_rank, items, size, count, support, lift)
-				SELECT x.tenant_id, x.product_id, x.r, x.items, x.size, x.count, x.support, x.lift
-				FROM (SELECT f.tenant_id, p.product_id, f.items, f.size, f.count, f.support, f.lift,
-							 row_number() OVER (PARTITION BY f.tenant_id, p.product_id
+			RETURN @extschema@._publish('bundle_model', tenant_id, format($q$
+				SELECT $1 AS tenant_id, x.product_id, x.r AS bundle_rank, x.items, x.size, x.count, x.support, x.lift
+				FROM (SELECT p.product_id, f.items, f.size, f.count, f.support, f.lift,
+							 row_number() OVER (PARTITION BY p.product_id
 												ORDER BY f.lift DESC, f.count DESC, f.items) AS r
-					  FROM @extschema@._itemsets_from_query(@extschema@._order_lines_query(NULL),
-							0, 3, $1, true) f,
+					  FROM @extschema@._itemsets_from_query(%L, 0, 3, %s, false) f,
 						   unnest(f.items) AS p(product_id)
 					  WHERE f.size >= 2 AND f.lift > 1) x
-				WHERE x.r <= $2$q$, @extschema@._slot_table('bundle_model', slot))
-			USING min_count, per_product;
-			GET DIAGNOSTICS n = ROW_COUNT;
-			RETURN n;
+				WHERE x.r <= %s$q$,
+				@extschema@._order_lines_query(tenant_id), min_count, per_product));
 		EXCEPTION WHEN program_limit_exceeded THEN
-			-- past the largest tenant's order count nothing can be frequent
+			-- past the tenant's order count nothing can be frequent
 			IF min_count::bigint * 4 > most_orders THEN
 				RAISE;
 			END IF;
-			RAISE NOTICE 'upsell: bundles at min_count % exceed upsell.itemsets_memory_limit; retrying at %',
-				min_count, min_count * 4;
+			RAISE NOTICE 'upsell: tenant %: bundles at min_count % exceed upsell.itemsets_memory_limit; retrying at %',
+				tenant_id, min_count, min_count * 4;
 			min_count := min_count * 4;
 		END;
 	END LOOP;
@@ -165,8 +160,9 @@ SELECT @extschema@._define_model('bundle_model',
 	  items bigint[] NOT NULL, size int NOT NULL, count bigint NOT NULL,
 	  support float8 NOT NULL, lift float8 NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id, bundle_rank)$$,
-	NULL, 60, '@extschema@._build_bundle_model(text, boolean)',
-	'per product: its best bundles (2 or 3 products bought together in at least upsell.bundle_min_count orders, lift > 1) by lift, then order count');
+	NULL, 60, '@extschema@._build_bundle_model(bigint, boolean)',
+	'per product: its best bundles (2 or 3 products bought together in at least upsell.bundle_min_count orders, lift > 1) by lift, then order count',
+	'product_id');
 
 -- ---- serving ----------------------------------------------------------------
 

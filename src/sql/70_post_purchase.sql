@@ -100,23 +100,18 @@ END;
 -- Serial on purpose: almost every (customer, product) group holds one or
 -- two lines, so partial aggregation in workers reduces nothing and only adds
 -- the transfer of every state (measured 1.7x slower with 2 workers).
-CREATE FUNCTION @extschema@._build_purchase_intervals(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_purchase_intervals(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET max_parallel_workers_per_gather = 0
 AS $$
-DECLARE
-	n bigint;
 BEGIN
 	-- the carts view, if a DROP ... CASCADE took it
 	IF to_regclass('@extschema@.carts') IS NULL AND EXISTS (SELECT FROM @extschema@.cart_source) THEN
 		PERFORM @extschema@._sync_carts();
 	END IF;
-	EXECUTE format($q$
-		INSERT INTO %s (tenant_id, customer_id, product_id, purchases, first_at, last_at,
-						median_gap_days, cv, quantity, spend, population_interval_days,
-						interval_days, next_due, confidence)
+	RETURN @extschema@._publish('purchase_interval_model', tenant_id, $q$
 		WITH per AS (
 			SELECT q.tenant_id, q.customer_id, q.product_id, (q.s).purchases, (q.s).first_at,
 				   (q.s).last_at, (q.s).median_gap_days, (q.s).cv, q.quantity, q.spend
@@ -124,7 +119,7 @@ BEGIN
 						 @extschema@.purchase_interval_agg(l.ordered_at) AS s,
 						 sum(l.quantity) AS quantity, sum(l.quantity * l.unit_price) AS spend
 				  FROM @extschema@.order_lines l
-				  WHERE l.customer_id IS NOT NULL AND l.product_id IS NOT NULL
+				  WHERE l.tenant_id = $1 AND l.customer_id IS NOT NULL AND l.product_id IS NOT NULL
 					AND l.ordered_at IS NOT NULL AND l.quantity > 0
 				  GROUP BY l.tenant_id, l.customer_id, l.product_id) q
 			WHERE (q.s).purchases IS NOT NULL),
@@ -146,16 +141,14 @@ BEGIN
 			JOIN buyers b USING (tenant_id, product_id)
 			LEFT JOIN pop USING (tenant_id, product_id))
 		SELECT tenant_id, customer_id, product_id, purchases, first_at, last_at,
-			   median_gap_days, cv, quantity, spend, population_days, interval_days,
-			   last_at + interval_days * interval '1 day',
+			   median_gap_days, cv, quantity, spend, population_days AS population_interval_days,
+			   interval_days, last_at + interval_days * interval '1 day' AS next_due,
 			   CASE WHEN purchases >= 2
 					THEN (purchases - 1)::float8 / purchases
 						 * CASE WHEN cv IS NULL THEN 0.5 ELSE 1 / (1 + cv) END
 					WHEN population_days IS NOT NULL THEN 0.5 * repeat_share
-			   END
-		FROM x$q$, @extschema@._slot_table('purchase_interval_model', slot));
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+			   END AS confidence
+		FROM x$q$);
 END
 $$;
 
@@ -166,36 +159,30 @@ SELECT @extschema@._define_model('purchase_interval_model',
 	  population_interval_days float8, interval_days float8, next_due timestamptz, confidence float8,
 	  PRIMARY KEY (tenant_id, customer_id, product_id)$$,
 	ARRAY['(tenant_id, next_due)'],
-	70, '@extschema@._build_purchase_intervals(text, boolean)',
+	70, '@extschema@._build_purchase_intervals(bigint, boolean)',
 	'per customer and product: distinct purchases, first and last, median gap and CV of gaps in days, quantity and spend, the interval used (own median from 2 purchases, else the product''s population interval), the predicted next purchase and its confidence');
 
-CREATE FUNCTION @extschema@._build_product_intervals(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_product_intervals(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	n bigint;
 BEGIN
-	EXECUTE format($q$
-		INSERT INTO %s (tenant_id, product_id, customers, repeat_customers, repeat_share,
-						regular_customers, population_interval_days, repeats_consumable)
-		SELECT tenant_id, product_id, customers, repeaters, repeaters::float8 / customers,
-			   regulars, population_days,
+	RETURN @extschema@._publish('product_interval_model', tenant_id, $q$
+		SELECT tenant_id, product_id, customers, repeaters AS repeat_customers,
+			   repeaters::float8 / customers AS repeat_share,
+			   regulars AS regular_customers, population_days AS population_interval_days,
 			   repeaters >= 2
 				 AND repeaters::float8 / customers >= greatest(0.02,
 					0.5 * sum(repeaters) OVER (PARTITION BY tenant_id)
-						/ sum(customers) OVER (PARTITION BY tenant_id))
+						/ sum(customers) OVER (PARTITION BY tenant_id)) AS repeats_consumable
 		FROM (SELECT tenant_id, product_id, count(*) AS customers,
 					 count(*) FILTER (WHERE purchases >= 2) AS repeaters,
 					 count(*) FILTER (WHERE purchases >= 3 AND cv < 0.5) AS regulars,
 					 max(population_interval_days) AS population_days
-			  FROM %s
-			  GROUP BY tenant_id, product_id) p$q$,
-		@extschema@._slot_table('product_interval_model', slot),
-		@extschema@._slot_table('purchase_interval_model', slot));
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+			  FROM @extschema@.purchase_interval_model
+			  WHERE tenant_id = $1
+			  GROUP BY tenant_id, product_id) p$q$);
 END
 $$;
 
@@ -204,13 +191,12 @@ SELECT @extschema@._define_model('product_interval_model',
 	  repeat_customers bigint NOT NULL, repeat_share float8 NOT NULL, regular_customers bigint NOT NULL,
 	  population_interval_days float8, repeats_consumable boolean NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id)$$,
-	NULL, 71, '@extschema@._build_product_intervals(text, boolean)',
+	NULL, 71, '@extschema@._build_product_intervals(bigint, boolean)',
 	'per product: customers, repeat customers (2+ purchases) and their share, regular customers (3+ purchases, CV < 0.5), population interval (median of the repeat customers'' median gaps), and whether the data says consumable (2+ repeat customers and a repeat share of at least half the shop''s and 2%)');
 
 -- Upgrades and cheaper alternatives look products up by variant group and
--- price: an index on both slots of product_model (defined in 30_cross_sell).
-CREATE INDEX ON @extschema@.product_model_a (tenant_id, variant_group, price);
-CREATE INDEX ON @extschema@.product_model_b (tenant_id, variant_group, price);
+-- price: an index on product_model (defined in 30_cross_sell).
+CREATE INDEX ON @extschema@.product_model (tenant_id, variant_group, price);
 
 -- ---- replenishment and subscriptions --------------------------------------------
 

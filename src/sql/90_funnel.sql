@@ -88,16 +88,13 @@ COMMENT ON FUNCTION @extschema@._merge_offers(text, bigint, bigint[], numeric, @
 -- of products in stock, best first), so that the page reads a few rows by
 -- index; pinned offers, exclusions, weights and limits apply at request time.
 
-CREATE FUNCTION @extschema@._build_product_page_model(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_product_page_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	n bigint;
 BEGIN
-	EXECUTE format($q$
-		INSERT INTO %1$s (tenant_id, product_id, offer_type, product_ids, sort, score, discount, reason)
+	RETURN @extschema@._publish('product_page_model', tenant_id, $q$
 		SELECT tenant_id, product_id, offer_type, product_ids, sort, score, discount, reason
 		FROM (SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.product_id
 											 ORDER BY c.sort DESC, c.product_ids, c.offer_type) AS pos
@@ -108,34 +105,27 @@ BEGIN
 						  FROM (SELECT p.tenant_id, p.product_id, 'complement' AS offer_type,
 									   ARRAY[p.other_id] AS product_ids, p.score, 0::numeric AS discount,
 									   'frequently bought together' AS reason
-								FROM %2$s p
-								JOIN %5$s o ON o.tenant_id = p.tenant_id AND o.product_id = p.other_id
-								WHERE o.in_stock
+								FROM @extschema@.pair_model p
+								JOIN @extschema@.product_model o ON o.tenant_id = p.tenant_id AND o.product_id = p.other_id
+								WHERE p.tenant_id = $1 AND o.in_stock
 								UNION ALL
 								SELECT u.tenant_id, u.product_id, 'upgrade', ARRAY[u.candidate_id], u.score, 0,
 									   @extschema@._upgrade_evidence(u.paths, u.buyers, u.same_group)
-								FROM %3$s u
-								JOIN %5$s a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
-								JOIN %5$s m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
-								WHERE u.kind = 'upgrade' AND m.price <= a.price * 1.5 AND m.in_stock
+								FROM @extschema@.upgrade_model u
+								JOIN @extschema@.product_model a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
+								JOIN @extschema@.product_model m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
+								WHERE u.tenant_id = $1 AND u.kind = 'upgrade' AND m.price <= a.price * 1.5 AND m.in_stock
 								UNION ALL
 								SELECT b.tenant_id, b.product_id, 'bundle', b.items, b.lift, 0.10,
-									   format('bought together in %%s orders, %%s times more often than by chance',
+									   format('bought together in %s orders, %s times more often than by chance',
 											  b.count, round(b.lift::numeric, 1))
-								FROM %4$s b
-								WHERE NOT EXISTS (
+								FROM @extschema@.bundle_model b
+								WHERE b.tenant_id = $1 AND NOT EXISTS (
 									SELECT FROM unnest(b.items) o(id)
-									LEFT JOIN %5$s m ON m.tenant_id = b.tenant_id AND m.product_id = o.id
+									LEFT JOIN @extschema@.product_model m ON m.tenant_id = b.tenant_id AND m.product_id = o.id
 									WHERE NOT coalesce(m.in_stock, false))) c) c
 					ORDER BY c.tenant_id, c.product_id, c.product_ids, c.sort DESC, c.offer_type) c) c
-		WHERE c.pos <= 12$q$,
-		@extschema@._slot_table('product_page_model', slot),
-		@extschema@._slot_table('pair_model', slot),
-		@extschema@._slot_table('upgrade_model', slot),
-		@extschema@._slot_table('bundle_model', slot),
-		@extschema@._slot_table('product_model', slot));
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+		WHERE c.pos <= 12$q$);
 END
 $$;
 
@@ -143,8 +133,9 @@ SELECT @extschema@._define_model('product_page_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, offer_type text NOT NULL,
 	  product_ids bigint[] NOT NULL, sort float8 NOT NULL, score float8 NOT NULL,
 	  discount numeric NOT NULL, reason text NOT NULL$$,
-	ARRAY['(product_id, tenant_id)'], 95, '@extschema@._build_product_page_model(text, boolean)',
-	'per product: its 12 best product-page offers of products in stock (complements, upgrades, bundles); sort is the score relative to the best of its type');
+	ARRAY['(product_id, tenant_id)'], 95, '@extschema@._build_product_page_model(bigint, boolean)',
+	'per product: its 12 best product-page offers of products in stock (complements, upgrades, bundles); sort is the score relative to the best of its type',
+	'product_id');
 
 CREATE FUNCTION @extschema@._product_page_offers(tenant_id bigint, product_id bigint, category text,
 	experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
@@ -184,46 +175,37 @@ COMMENT ON FUNCTION @extschema@.product_page_offers(bigint, bigint, text, text) 
 -- category and stock, the line's complements (in stock, with ln(1 - pair
 -- score) for the noisy-OR, so that a request adds instead of taking logs)
 -- and its best upgrade (within 1.5x the price, same variant group first).
-CREATE FUNCTION @extschema@._build_cart_model(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_cart_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	n bigint;
 BEGIN
-	EXECUTE format($q$
-		INSERT INTO %1$s (tenant_id, product_id, price, category, in_stock, complement_ids,
-						  complement_log_miss, upgrade_id, upgrade_score, upgrade_reason)
+	RETURN @extschema@._publish('cart_model', tenant_id, $q$
 		SELECT m.tenant_id, m.product_id, m.price, m.category, m.in_stock,
-			   coalesce(c.ids, '{}'), coalesce(c.scores, '{}'),
-			   u.candidate_id, u.score, u.reason
-		FROM %2$s m
+			   coalesce(c.ids, '{}') AS complement_ids, coalesce(c.scores, '{}') AS complement_log_miss,
+			   u.candidate_id AS upgrade_id, u.score AS upgrade_score, u.reason AS upgrade_reason
+		FROM @extschema@.product_model m
 		LEFT JOIN (SELECT p.tenant_id, p.product_id,
 						  array_agg(p.other_id ORDER BY p.other_id) AS ids,
 						  array_agg(ln(1 - least(p.score, 0.999999)) ORDER BY p.other_id) AS scores
-				   FROM %3$s p
-				   JOIN %2$s o ON o.tenant_id = p.tenant_id AND o.product_id = p.other_id
-				   WHERE o.in_stock
+				   FROM @extschema@.pair_model p
+				   JOIN @extschema@.product_model o ON o.tenant_id = p.tenant_id AND o.product_id = p.other_id
+				   WHERE p.tenant_id = $1 AND o.in_stock
 				   GROUP BY p.tenant_id, p.product_id) c
 			ON c.tenant_id = m.tenant_id AND c.product_id = m.product_id
 		LEFT JOIN (SELECT DISTINCT ON (u.tenant_id, u.product_id)
 						  u.tenant_id, u.product_id, u.candidate_id, u.score,
-						  format('instead of %%s: %%s; +%%s (%%s%%%% more)', coalesce(a.title, u.product_id::text),
+						  format('instead of %s: %s; +%s (%s%% more)', coalesce(a.title, u.product_id::text),
 								 @extschema@._upgrade_evidence(u.paths, u.buyers, u.same_group),
 								 b.price - a.price, round(100 * (b.price - a.price) / a.price)) AS reason
-				   FROM %4$s u
-				   JOIN %2$s a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
-				   JOIN %2$s b ON b.tenant_id = u.tenant_id AND b.product_id = u.candidate_id
-				   WHERE u.kind = 'upgrade' AND b.price > a.price AND b.price <= a.price * 1.5 AND b.in_stock
+				   FROM @extschema@.upgrade_model u
+				   JOIN @extschema@.product_model a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
+				   JOIN @extschema@.product_model b ON b.tenant_id = u.tenant_id AND b.product_id = u.candidate_id
+				   WHERE u.tenant_id = $1 AND u.kind = 'upgrade' AND b.price > a.price AND b.price <= a.price * 1.5 AND b.in_stock
 				   ORDER BY u.tenant_id, u.product_id, u.same_group DESC, u.score DESC, u.candidate_id) u
-			ON u.tenant_id = m.tenant_id AND u.product_id = m.product_id$q$,
-		@extschema@._slot_table('cart_model', slot),
-		@extschema@._slot_table('product_model', slot),
-		@extschema@._slot_table('pair_model', slot),
-		@extschema@._slot_table('upgrade_model', slot));
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+			ON u.tenant_id = m.tenant_id AND u.product_id = m.product_id
+		WHERE m.tenant_id = $1$q$);
 END
 $$;
 
@@ -232,8 +214,9 @@ SELECT @extschema@._define_model('cart_model',
 	  in_stock boolean NOT NULL, complement_ids bigint[] NOT NULL, complement_log_miss float8[] NOT NULL,
 	  upgrade_id bigint, upgrade_score float8, upgrade_reason text,
 	  PRIMARY KEY (tenant_id, product_id)$$,
-	NULL, 97, '@extschema@._build_cart_model(text, boolean)',
-	'per product, what the cart stage reads about a cart line: price, category, stock, complements in stock with ln(1 - pair score), and the best upgrade within 1.5x the price');
+	NULL, 97, '@extschema@._build_cart_model(bigint, boolean)',
+	'per product, what the cart stage reads about a cart line: price, category, stock, complements in stock with ln(1 - pair score), and the best upgrade within 1.5x the price',
+	'product_id');
 
 CREATE FUNCTION @extschema@.cart_offers(cart bigint[], quantities int[] DEFAULT NULL,
 	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
@@ -296,29 +279,23 @@ COMMENT ON FUNCTION @extschema@.post_purchase_offers(bigint[], bigint, bigint, t
 
 -- The recent orders the post-purchase view serves (the last 90 days, or all
 -- orders when no order time is registered).
-CREATE FUNCTION @extschema@._build_order_model(slot text, incremental boolean)
+CREATE FUNCTION @extschema@._build_order_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	n bigint;
 	recent text := 'true';
 BEGIN
 	IF (SELECT s.ordered_at IS NOT NULL FROM @extschema@.order_source s) THEN
-		recent := format('l.ordered_at >= (SELECT max(m.max_ordered_at) FROM %s m) - interval ''90 days''',
-						 @extschema@._slot_table('cooccurrence_model', slot));
+		recent := 'l.ordered_at >= (SELECT m.max_ordered_at FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = $1) - interval ''90 days''';
 	END IF;
-	EXECUTE format($q$
-		INSERT INTO %s (tenant_id, order_key, order_id, customer_id, ordered_at, items)
-		SELECT l.tenant_id, l.order_key, min(l.order_id), min(l.customer_id), max(l.ordered_at),
-			   array_agg(DISTINCT l.product_id)
+	RETURN @extschema@._publish('order_model', tenant_id, format($q$
+		SELECT $1 AS tenant_id, l.order_key, min(l.order_id) AS order_id, min(l.customer_id) AS customer_id,
+			   max(l.ordered_at) AS ordered_at, array_agg(DISTINCT l.product_id) AS items
 		FROM @extschema@.order_lines l
-		WHERE l.quantity > 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
-		GROUP BY l.tenant_id, l.order_key$q$,
-		@extschema@._slot_table('order_model', slot), recent);
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+		WHERE l.tenant_id = $1 AND l.quantity > 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
+		GROUP BY l.order_key$q$, recent));
 END
 $$;
 
@@ -327,7 +304,7 @@ SELECT @extschema@._define_model('order_model',
 	  customer_id bigint, ordered_at timestamptz, items bigint[] NOT NULL,
 	  PRIMARY KEY (tenant_id, order_key)$$,
 	ARRAY['(order_id)', '(tenant_id, customer_id, ordered_at)'], 96,
-	'@extschema@._build_order_model(text, boolean)',
+	'@extschema@._build_order_model(bigint, boolean)',
 	'the orders of the last 90 days (all orders without an order time): products and customer, for the post-purchase view');
 
 CREATE VIEW @extschema@.post_purchase_offers AS
