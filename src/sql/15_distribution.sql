@@ -138,7 +138,7 @@ BEGIN
 	PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
 	FOREACH rel IN ARRAY ARRAY(
 		SELECT to_regclass('@extschema@.' || t)
-		FROM unnest(ARRAY['order_source', 'product_source', 'exclusions', 'volume_tiers', 'thresholds',
+		FROM unnest(ARRAY['order_source', 'exclusions', 'volume_tiers', 'thresholds',
 						  'consumables', 'stage_settings', 'offers']) t
 		WHERE to_regclass('@extschema@.' || t) IS NOT NULL) LOOP
 		IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = rel) THEN
@@ -159,7 +159,7 @@ BEGIN
 		'bundle_offers(bigint, int, numeric, bigint)'] LOOP
 		f := to_regprocedure('@extschema@.' || fname);
 		CONTINUE WHEN f IS NULL;
-		PERFORM create_distributed_function(f::text, 'tenant_id', colocate_with => s.relation::text);
+		PERFORM create_distributed_function(f, 'tenant_id', colocate_with => s.relation::text);
 		object := f::text;
 		distributed_as := 'distributed function, run on the worker of its tenant_id';
 		RETURN NEXT;

@@ -158,10 +158,10 @@ BEGIN
 			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 %2$s
 			RETURNING 1),
 		new AS (
-			INSERT INTO %1$s (%3$s)
+			INSERT INTO %1$s AS n (%3$s)
 			SELECT %4$s FROM (%5$s) q
 			WHERE (SELECT pg_catalog.count(*) FROM old) OPERATOR(pg_catalog.>=) 0
-			RETURNING tenant_id, %6$s AS scope_key)
+			RETURNING n.tenant_id, %6$s AS scope_key)
 		SELECT pg_catalog.count(*),
 			   pg_catalog.count(*) FILTER (WHERE new.tenant_id IS DISTINCT FROM $1 %7$s)
 		FROM new$q$,
@@ -172,7 +172,7 @@ BEGIN
 		(SELECT string_agg('q.' || quote_ident(a.attname), ', ' ORDER BY a.attnum)
 		 FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped),
 		query,
-		CASE WHEN scope IS NULL THEN 'NULL::bigint' ELSE quote_ident(d.scope_column) END,
+		CASE WHEN scope IS NULL THEN 'NULL::bigint' ELSE 'n.' || quote_ident(d.scope_column) END,
 		CASE WHEN scope IS NULL THEN ''
 			 ELSE 'OR new.scope_key IS NULL OR new.scope_key OPERATOR(pg_catalog.<>) ALL ($2)' END)
 	INTO n, stray USING tenant_id, scope;

@@ -8,7 +8,7 @@ fresh_single_db
 cq upsell -c "SET client_min_messages = warning" \
 	-c "DROP EXTENSION IF EXISTS upsell CASCADE" -c "CREATE EXTENSION upsell" >/dev/null
 load_shop upsell 30000 3000 "
-	SELECT create_reference_table('shop.products');
+
 	SELECT create_distributed_table('shop.order_lines', 'order_id');"
 load_shop upsell_single 30000 3000 ""
 echo "shards of shop.order_lines: $(cq upsell -c "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'shop.order_lines'::regclass")"
