@@ -30,8 +30,14 @@ PG_CPPFLAGS = -I$(srcdir)/src/core -Wall -Wextra -Wno-unused-parameter \
 EXTRA_CLEAN = test/unit/run_unit test/bench/gen_orders test/bench/cooc_bench
 
 PG_CONFIG  ?= pg_config
-PGXS       := $(shell $(PG_CONFIG) --pgxs)
+PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
 include $(PGXS)
+else
+# No PostgreSQL yet: `make deps` and `make dist` still work.
+all install installcheck:
+	@echo "$(PG_CONFIG) not found: set PG_CONFIG=/path/to/pg_config, or run 'make deps' (Debian)" >&2; exit 1
+endif
 
 $(INSTALL_SQL): $(SQL_FRAGMENTS)
 	cat $^ > $@
@@ -61,16 +67,34 @@ test/bench/gen_orders: test/bench/gen_orders.c
 test/bench/cooc_bench: test/bench/cooc_bench.c $(CORE_SRCS) $(wildcard src/core/*.h)
 	$(CC) -std=c11 -O2 -Wall -Wextra -Isrc/core -o $@ $< src/core/cooccur.c -lm
 
-demo:
+# The only step that installs OS packages (apt); demo, test and bench run it.
+deps:
+	scripts/deps.sh
+
+demo: deps
 	scripts/demo.sh
 
-test:
+test: deps
 	scripts/test.sh
 
-bench: test/bench/gen_orders
+bench: deps test/bench/gen_orders
 	scripts/bench.sh
 
-.PHONY: unit unit-asan demo test bench
+# The release tarball, from the committed HEAD: upsell-$(EXTVERSION).tar.gz
+# (see .gitattributes for what stays out).  It builds with plain
+# `make && make install` against any supported pg_config.
+DISTNAME = $(EXTENSION)-$(EXTVERSION)
+dist:
+	@grep -q "^default_version = '$(EXTVERSION)'" $(EXTENSION).control || \
+		{ echo "$(EXTENSION).control: default_version is not $(EXTVERSION)" >&2; exit 1; }
+	@grep -q '"version": "$(EXTVERSION).0"' META.json || \
+		{ echo "META.json: version is not $(EXTVERSION).0" >&2; exit 1; }
+	@grep -q '^## \[$(EXTVERSION)\]' CHANGELOG.md || \
+		{ echo "CHANGELOG.md: no section for $(EXTVERSION)" >&2; exit 1; }
+	git archive --format=tar.gz --prefix=$(DISTNAME)/ -o $(DISTNAME).tar.gz HEAD
+	@echo "$(DISTNAME).tar.gz"
+
+.PHONY: unit unit-asan deps demo test bench dist
 
 # Offline evaluation of cart completion on the public datasets (README: Offer quality).
 eval:

@@ -22,28 +22,17 @@ as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# postgresql-server-dev-15 brings the PGXS makefiles and server headers.
+# The OS packages come from `make deps` (scripts/deps.sh), which `make demo`,
+# `make test` and `make bench` run first; a PostgreSQL of one's own only needs
+# pg_config, its server headers and a C compiler.
 ensure_build_deps() {
-	# postgresql-client-15 ships the PGXS makefiles without the headers:
-	# postgres.h is what tells whether the server-dev package is there
 	local pgxs incdir
 	pgxs=$("$PG_CONFIG" --pgxs 2>/dev/null || true)
 	incdir=$("$PG_CONFIG" --includedir-server 2>/dev/null || true)
 	if [ -z "$pgxs" ] || [ ! -f "$pgxs" ] || [ ! -f "$incdir/postgres.h" ] ||
 		! command -v make >/dev/null || ! command -v gcc >/dev/null; then
-		say "installing build dependencies (postgresql-server-dev-15, build-essential)"
-		as_root apt-get update -qq
-		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			postgresql-15 postgresql-server-dev-15 build-essential >/dev/null
-	fi
-}
-
-# pg_cron schedules refreshes; the tests check that a scheduled one runs.
-ensure_pg_cron() {
-	if [ ! -f "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ]; then
-		say "installing pg_cron (postgresql-15-cron)"
-		as_root apt-get update -qq
-		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-cron >/dev/null
+		say "missing: $PG_CONFIG with its server headers (postgres.h), make or gcc: run 'make deps'"
+		exit 1
 	fi
 }
 
@@ -71,8 +60,9 @@ as_cluster_owner() {
 	fi
 }
 
-# Picks the data directory: .cluster/ in the repository (git-ignored) when the
-# cluster owner can write there, else a folder under /tmp named after the repo.
+# Picks the cluster's folder: .cluster/ in the repository (git-ignored) when
+# the cluster owner can write there, else a folder under /tmp named after the
+# repo.  CLUSTER_NAME (optional) names a subfolder, one per extra cluster.
 cluster_dir() {
 	local dir="$REPO/.cluster"
 	mkdir -p "$dir"
@@ -83,6 +73,11 @@ cluster_dir() {
 			mkdir -p "$dir"
 			chown postgres: "$dir"
 		fi
+	fi
+	if [ -n "${CLUSTER_NAME:-}" ]; then
+		dir=$dir/$CLUSTER_NAME
+		mkdir -p "$dir"
+		[ "$(id -u)" = 0 ] && chown postgres: "$dir"
 	fi
 	printf '%s\n' "$dir"
 }

@@ -1064,11 +1064,11 @@ read_cart_lines(int64 tenant_id, const int64 *items, int nitems, int *nlines)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("upsell.cart_model has %d columns, not 13", RelationGetDescr(rel)->natts)));
-	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	index = index_open(upsell_primary_key_index(rel), AccessShareLock);
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(tenant_id));
 	ScanKeyEntryInitialize(&keys[1], SK_SEARCHARRAY, 2, BTEqualStrategyNumber, InvalidOid,
 						   InvalidOid, F_INT8EQ, PointerGetDatum(upsell_int8_array(items, nitems)));
-	scan = index_beginscan(rel, index, GetActiveSnapshot(), 2, 0);
+	scan = upsell_index_beginscan(rel, index, GetActiveSnapshot(), 2, 0);
 	index_rescan(scan, keys, 2, NULL, 0);
 	slot = table_slot_create(rel, NULL);
 	while (n < nitems && index_getnext_slot(scan, ForwardScanDirection, slot))

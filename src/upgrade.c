@@ -15,6 +15,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "upgrade.h"
 
 PG_FUNCTION_INFO_V1(upsell_upgrade_build);

@@ -10,6 +10,8 @@
 #include "utils/array.h"
 #include "utils/palloc.h"
 
+#include "compat.h"
+
 #include "gapfill.h"
 
 /* settings, see upsell.c */
