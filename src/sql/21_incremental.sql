@@ -84,7 +84,7 @@ BEGIN
 		EXECUTE format($q$
 			CREATE TEMP TABLE upsell_new_lines ON COMMIT DROP AS
 			SELECT l.* FROM @extschema@.order_lines l
-			WHERE l.tenant_id = $1 AND @extschema@._xmin_visible(l.row_xmin, $2)
+			WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND @extschema@._xmin_visible(l.row_xmin, $2)
 			  AND NOT @extschema@._xmin_visible(l.row_xmin, $3)$q$)
 		USING t, snap, prev.snapshot;
 		SELECT count(*), coalesce(bit_xor(@extschema@._line_hash(n.order_key, n.product_id, n.quantity)), 0),
@@ -94,10 +94,11 @@ BEGIN
 		-- the lines counted last time, counted again (the new orders as a
 		-- constant array: a hashed lookup, and the scan may run in parallel)
 		EXECUTE format($q$
-			SELECT count(*), coalesce(bit_xor(@extschema@._line_hash(l.order_key, l.product_id, l.quantity)), 0),
-				   count(*) FILTER (WHERE l.order_key = ANY (%L::bigint[]))
+			SELECT pg_catalog.count(*),
+				   coalesce(pg_catalog.bit_xor(@extschema@._line_hash(l.order_key, l.product_id, l.quantity)), 0),
+				   pg_catalog.count(*) FILTER (WHERE l.order_key OPERATOR(pg_catalog.=) ANY (%L::bigint[]))
 			FROM @extschema@.order_lines l
-			WHERE l.tenant_id = $1 AND @extschema@._xmin_visible(l.row_xmin, $2)$q$,
+			WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND @extschema@._xmin_visible(l.row_xmin, $2)$q$,
 			ARRAY(SELECT DISTINCT n.order_key FROM pg_temp.upsell_new_lines n
 				  WHERE n.quantity > 0 AND n.product_id IS NOT NULL AND n.order_key IS NOT NULL))
 		INTO old_lines, old_sum, touched
@@ -126,9 +127,11 @@ BEGIN
 			DROP TABLE pg_temp.upsell_new_lines;
 		END IF;
 		EXECUTE format($q$
-			SELECT count(*), coalesce(bit_xor(@extschema@._line_hash(l.order_key, l.product_id, l.quantity)), 0)
+			SELECT pg_catalog.count(*),
+				   coalesce(pg_catalog.bit_xor(@extschema@._line_hash(l.order_key, l.product_id, l.quantity)), 0)
 			FROM @extschema@.order_lines l
-			WHERE l.tenant_id = $1 AND @extschema@._xmin_visible(l.row_xmin, $2) IS NOT FALSE$q$)
+			WHERE l.tenant_id OPERATOR(pg_catalog.=) $1
+			  AND @extschema@._xmin_visible(l.row_xmin, $2) IS NOT FALSE$q$)
 		INTO n_lines, n_sum
 		USING t, snap;
 	END IF;

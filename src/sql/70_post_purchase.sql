@@ -225,16 +225,16 @@ BEGIN
 	IF NOT (incremental AND @extschema@._incremental(tenant_id)) THEN
 		RETURN @extschema@._publish('product_interval_model', tenant_id, $q$
 			SELECT p.tenant_id, p.product_id, p.customers, p.repeat_customers,
-				   p.repeat_customers::float8 / p.customers AS repeat_share, p.regular_customers,
+				   p.repeat_customers::float8 OPERATOR(pg_catalog./) p.customers AS repeat_share, p.regular_customers,
 				   p.population_interval_days, p.repeats_consumable, p.repeat_gaps
 			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL$q$);
 	END IF;
 	RETURN @extschema@._publish('product_interval_model', tenant_id, $q$
 		WITH old AS (
-			SELECT o.product_id, count(*) AS customers,
-				   count(*) FILTER (WHERE o.purchases >= 2) AS repeaters,
-				   count(*) FILTER (WHERE o.purchases >= 3 AND o.cv < 0.5) AS regulars,
-				   array_agg(o.median_gap_days) FILTER (WHERE o.purchases >= 2) AS gaps
+			SELECT o.product_id, pg_catalog.count(*) AS customers,
+				   pg_catalog.count(*) FILTER (WHERE o.purchases OPERATOR(pg_catalog.>=) 2) AS repeaters,
+				   pg_catalog.count(*) FILTER (WHERE o.purchases OPERATOR(pg_catalog.>=) 3 AND o.cv OPERATOR(pg_catalog.<) 0.5) AS regulars,
+				   pg_catalog.array_agg(o.median_gap_days) FILTER (WHERE o.purchases OPERATOR(pg_catalog.>=) 2) AS gaps
 			FROM pg_temp.upsell_history_old o GROUP BY o.product_id),
 		new AS (
 			SELECT p.product_id, p.customers, p.repeat_customers AS repeaters,
@@ -242,24 +242,24 @@ BEGIN
 			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL),
 		merged AS (
 			SELECT coalesce(p.product_id, n.product_id) AS product_id,
-				   coalesce(p.customers, 0) - coalesce(o.customers, 0) + coalesce(n.customers, 0) AS customers,
-				   coalesce(p.repeat_customers, 0) - coalesce(o.repeaters, 0) + coalesce(n.repeaters, 0) AS repeaters,
-				   coalesce(p.regular_customers, 0) - coalesce(o.regulars, 0) + coalesce(n.regulars, 0) AS regulars,
+				   coalesce(p.customers, 0) OPERATOR(pg_catalog.-) coalesce(o.customers, 0) OPERATOR(pg_catalog.+) coalesce(n.customers, 0) AS customers,
+				   coalesce(p.repeat_customers, 0) OPERATOR(pg_catalog.-) coalesce(o.repeaters, 0) OPERATOR(pg_catalog.+) coalesce(n.repeaters, 0) AS repeaters,
+				   coalesce(p.regular_customers, 0) OPERATOR(pg_catalog.-) coalesce(o.regulars, 0) OPERATOR(pg_catalog.+) coalesce(n.regulars, 0) AS regulars,
 				   CASE WHEN n.product_id IS NULL AND o.product_id IS NULL THEN p.repeat_gaps
 						ELSE @extschema@._gaps_update(p.repeat_gaps, o.gaps, n.gaps) END AS gaps,
 				   n.product_id IS NULL AND o.product_id IS NULL AS unchanged,
 				   p.population_interval_days
-			FROM (SELECT * FROM @extschema@.product_interval_model m WHERE m.tenant_id = $1) p
-			FULL JOIN new n ON n.product_id = p.product_id
-			LEFT JOIN old o ON o.product_id = coalesce(p.product_id, n.product_id))
+			FROM (SELECT * FROM @extschema@.product_interval_model m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) p
+			FULL JOIN new n ON n.product_id OPERATOR(pg_catalog.=) p.product_id
+			LEFT JOIN old o ON o.product_id OPERATOR(pg_catalog.=) coalesce(p.product_id, n.product_id))
 		SELECT $1 AS tenant_id, m.product_id, m.customers, m.repeaters AS repeat_customers,
-			   m.repeaters::float8 / m.customers AS repeat_share, m.regulars AS regular_customers,
+			   m.repeaters::float8 OPERATOR(pg_catalog./) m.customers AS repeat_share, m.regulars AS regular_customers,
 			   CASE WHEN m.unchanged THEN m.population_interval_days
 					ELSE @extschema@._gaps_median(m.gaps) END AS population_interval_days,
 			   @extschema@._consumable_by_data(m.customers, m.repeaters,
-					(sum(m.customers) OVER ())::bigint, (sum(m.repeaters) OVER ())::bigint) AS repeats_consumable,
+					(pg_catalog.sum(m.customers) OVER ())::bigint, (pg_catalog.sum(m.repeaters) OVER ())::bigint) AS repeats_consumable,
 			   m.gaps AS repeat_gaps
-		FROM merged m WHERE m.customers > 0$q$);
+		FROM merged m WHERE m.customers OPERATOR(pg_catalog.>) 0$q$);
 END
 $$;
 

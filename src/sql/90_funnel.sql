@@ -324,15 +324,17 @@ DECLARE
 	n bigint;
 BEGIN
 	IF timed THEN
-		recent := 'l.ordered_at >= (SELECT m.max_ordered_at FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = $1) - interval ''90 days''';
+		-- (OPERATOR() binds like any operator, left to right: parenthesized)
+		recent := 'l.ordered_at OPERATOR(pg_catalog.>=) ((SELECT m.max_ordered_at FROM @extschema@.cooccurrence_model m '
+				  'WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) OPERATOR(pg_catalog.-) interval ''90 days'')';
 	END IF;
 	IF NOT (incremental AND @extschema@._incremental(t)) THEN
 		RETURN @extschema@._publish('order_model', t, format($q$
-			SELECT $1 AS tenant_id, l.order_key, min(l.order_id) AS order_id, min(l.customer_id) AS customer_id,
-				   max(l.ordered_at) AS ordered_at, array_agg(DISTINCT l.product_id) AS items,
-				   min(l.ordered_at) AS first_at
+			SELECT $1 AS tenant_id, l.order_key, pg_catalog.min(l.order_id) AS order_id,
+				   pg_catalog.min(l.customer_id) AS customer_id, pg_catalog.max(l.ordered_at) AS ordered_at,
+				   pg_catalog.array_agg(DISTINCT l.product_id) AS items, pg_catalog.min(l.ordered_at) AS first_at
 			FROM %s l
-			WHERE l.quantity > 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
+			WHERE l.quantity OPERATOR(pg_catalog.>) 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
 			GROUP BY l.order_key$q$, @extschema@._tenant_lines(t), recent));
 	END IF;
 	-- incremental: the new orders, and the orders with lines older than
@@ -348,12 +350,12 @@ BEGIN
 	END IF;
 	IF cardinality(orders) > 0 THEN
 		PERFORM @extschema@._publish('order_model', t, format($q$
-			SELECT $1 AS tenant_id, l.order_key, min(l.order_id) AS order_id, min(l.customer_id) AS customer_id,
-				   max(l.ordered_at) AS ordered_at, array_agg(DISTINCT l.product_id) AS items,
-				   min(l.ordered_at) AS first_at
+			SELECT $1 AS tenant_id, l.order_key, pg_catalog.min(l.order_id) AS order_id,
+				   pg_catalog.min(l.customer_id) AS customer_id, pg_catalog.max(l.ordered_at) AS ordered_at,
+				   pg_catalog.array_agg(DISTINCT l.product_id) AS items, pg_catalog.min(l.ordered_at) AS first_at
 			FROM %s l
-			WHERE l.order_key = ANY (%L::bigint[])
-			  AND l.quantity > 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
+			WHERE l.order_key OPERATOR(pg_catalog.=) ANY (%L::bigint[])
+			  AND l.quantity OPERATOR(pg_catalog.>) 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
 			GROUP BY l.order_key$q$, @extschema@._tenant_lines(t), orders, recent), orders);
 	END IF;
 	SELECT count(*) INTO n FROM @extschema@.order_model o WHERE o.tenant_id = t;
