@@ -120,10 +120,12 @@ BEGIN
 		FROM @extschema@.cooccurrence_model m,
 			 @extschema@.cooccurrence_top_pairs(m.state,
 				coalesce(current_setting('upsell.pairs_per_product', true)::int, 50), 1) t
-		WHERE m.tenant_id = $1
-		  AND (t.together >= 2
+		WHERE m.tenant_id OPERATOR(pg_catalog.=) $1
+		  AND (t.together OPERATOR(pg_catalog.>=) 2
 			   OR EXISTS (SELECT FROM @extschema@.product_model p
-						  WHERE p.tenant_id = $1 AND p.product_id = t.product_id AND p.orders < 20))$q$);
+						  WHERE p.tenant_id OPERATOR(pg_catalog.=) $1
+							AND p.product_id OPERATOR(pg_catalog.=) t.product_id
+							AND p.orders OPERATOR(pg_catalog.<) 20))$q$);
 END
 $$;
 
