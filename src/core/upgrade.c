@@ -354,7 +354,8 @@ compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
 	}
 	ups_free(ids);
 	out->lines_used = (int64_t) nl;
-	qsort(lines, nl, sizeof(UpgLine), cmp_line);
+	if (nl > 1)
+		qsort(lines, nl, sizeof(UpgLine), cmp_line);
 
 	/* one pass over customers: buyers and upgrade paths */
 	out->buyers = ups_alloc0((n ? n : 1) * sizeof(int64_t));
@@ -455,7 +456,8 @@ compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
 	ups_free(timed);
 
 	/* path counts: sort the (customer, pair) events and count runs */
-	qsort(events, nevents, sizeof(uint64_t), cmp_u64);
+	if (nevents > 1)
+		qsort(events, nevents, sizeof(uint64_t), cmp_u64);
 	w.pair_keys = ups_alloc((nevents ? nevents : 1) * sizeof(uint64_t));
 	w.pair_counts = ups_alloc((nevents ? nevents : 1) * sizeof(int64_t));
 	w.npairs = 0;
