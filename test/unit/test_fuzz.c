@@ -144,6 +144,15 @@ mutate(const Seed *seeds, int nseeds, uint64_t *rng, char *out)
 	return len;
 }
 
+static void
+free_seeds(Seed *seeds, int nseeds)
+{
+	int			i;
+
+	for (i = 0; i < nseeds; i++)
+		ups_free(seeds[i].buf);
+}
+
 /* The partner row a pair belongs to: the last row that starts at or before it. */
 static uint32_t
 row_of_pair(const CoocCounts *c, size_t pair)
@@ -257,8 +266,7 @@ UNIT_TEST(fuzz_cooccurrence_value)
 	printf("  fuzz: cooccurrence value: %d mutants, %ld decoded, %ld rejected\n",
 		   MUTATIONS_PER_FORM, accepted, rejected);
 	CHECK(accepted > 0 && rejected > 0);
-	for (i = 0; i < nseeds; i++)
-		ups_free(seeds[i].buf);
+	free_seeds(seeds, nseeds);
 	ups_free(mutant);
 	ups_free(again);
 }
@@ -289,26 +297,45 @@ seed_of_partial(CoocLines *l, int max_basket)
 	return s;
 }
 
-UNIT_TEST(fuzz_cooccurrence_partial_state)
+/*
+ * Four seeds from random lines (none, a few, many, big ids): the lines form
+ * (one of them compacted), or the partial state (one with orders too big
+ * for pairs).
+ */
+static int
+seeds_of_lines(Seed *seeds, uint64_t *rng, bool partial)
 {
-	Seed		seeds[4];
-	int			nseeds = 0,
-				i;
-	uint64_t	rng = 0xfeedULL;
-	char	   *mutant = ups_alloc(MAX_MUTANT);
-	char	   *again = ups_alloc(4 * MAX_MUTANT);
-	long		accepted = 0;
+	int			i;
 
-	/* empty, tiny, with big orders left out of the pairs, with big ids */
 	for (i = 0; i < 4; i++)
 	{
 		CoocLines	l;
 
-		random_lines(&l, &rng, (size_t[]) {0, 5, 80, 40}[i], 10, i == 3 ? INT64_C(1) << 50 : 1);
+		random_lines(&l, rng, (size_t[]) {0, 5, 80, 40}[i], 10, i == 3 ? INT64_C(1) << 50 : 1);
 		l.skipped = i;
-		seeds[nseeds++] = seed_of_partial(&l, i == 2 ? 3 : 0);
+		if (partial)
+			seeds[i] = seed_of_partial(&l, i == 2 ? 3 : 0);
+		else
+		{
+			if (i == 2)
+				cooc_lines_compact(&l);
+			seeds[i] = seed_of_lines(&l);
+		}
 		ups_free(l.lines);
 	}
+	return 4;
+}
+
+UNIT_TEST(fuzz_cooccurrence_partial_state)
+{
+	Seed		seeds[4];
+	uint64_t	rng = 0xfeedULL;
+	int			nseeds = seeds_of_lines(seeds, &rng, true),
+				i;
+	char	   *mutant = ups_alloc(MAX_MUTANT);
+	char	   *again = ups_alloc(4 * MAX_MUTANT);
+	long		accepted = 0;
+
 	for (i = 0; i < MUTATIONS_PER_FORM; i++)
 	{
 		size_t		len = mutate(seeds, nseeds, &rng, mutant);
@@ -339,8 +366,7 @@ UNIT_TEST(fuzz_cooccurrence_partial_state)
 	}
 	printf("  fuzz: cooccurrence partial state: %d mutants, %ld decoded\n", MUTATIONS_PER_FORM, accepted);
 	CHECK(accepted > 0);
-	for (i = 0; i < nseeds; i++)
-		ups_free(seeds[i].buf);
+	free_seeds(seeds, nseeds);
 	ups_free(mutant);
 	ups_free(again);
 }
@@ -348,23 +374,12 @@ UNIT_TEST(fuzz_cooccurrence_partial_state)
 UNIT_TEST(fuzz_cooccurrence_lines)
 {
 	Seed		seeds[4];
-	int			nseeds = 0,
-				i;
 	uint64_t	rng = 0xbeefULL;
+	int			nseeds = seeds_of_lines(seeds, &rng, false),
+				i;
 	char	   *mutant = ups_alloc(MAX_MUTANT);
 	long		accepted = 0;
 
-	for (i = 0; i < 4; i++)
-	{
-		CoocLines	l;
-
-		random_lines(&l, &rng, (size_t[]) {0, 5, 80, 40}[i], 10, i == 3 ? INT64_C(1) << 50 : 1);
-		l.skipped = i;
-		if (i == 2)
-			cooc_lines_compact(&l);
-		seeds[nseeds++] = seed_of_lines(&l);
-		ups_free(l.lines);
-	}
 	for (i = 0; i < MUTATIONS_PER_FORM; i++)
 	{
 		size_t		len = mutate(seeds, nseeds, &rng, mutant);
@@ -388,8 +403,7 @@ UNIT_TEST(fuzz_cooccurrence_lines)
 	}
 	printf("  fuzz: cooccurrence lines: %d mutants, %ld decoded\n", MUTATIONS_PER_FORM, accepted);
 	CHECK(accepted > 0);
-	for (i = 0; i < nseeds; i++)
-		ups_free(seeds[i].buf);
+	free_seeds(seeds, nseeds);
 	ups_free(mutant);
 }
 
@@ -432,7 +446,6 @@ UNIT_TEST(fuzz_interval_partial_state)
 	}
 	printf("  fuzz: interval partial state: %d mutants, %ld decoded\n", MUTATIONS_PER_FORM, accepted);
 	CHECK(accepted > 0);
-	for (i = 0; i < nseeds; i++)
-		ups_free(seeds[i].buf);
+	free_seeds(seeds, nseeds);
 	ups_free(mutant);
 }
