@@ -278,6 +278,14 @@ SELECT * FROM upsell.cart_offers('{1,3}', '{1,2}', 1);
 CALL upsell.refresh(incremental => true);
 \o
 RESET search_path;
+-- every model was built under that path: for both tenants, each model's
+-- last build is the last refresh's
+SELECT count(*) > 0 AS models, bool_and(b.refresh_id = (SELECT max(l.refresh_id) FROM upsell.refresh_log l))
+	   AS all_built_by_the_last_refresh
+FROM upsell.model_definitions d JOIN upsell.model_builds b ON b.model = d.model AND b.tenant_id IN (1, 2);
+SELECT count(*) AS unbuilt FROM upsell.model_definitions d
+WHERE NOT EXISTS (SELECT FROM upsell.model_builds b WHERE b.model = d.model AND b.tenant_id = 1);
+SELECT status, count(*) FROM upsell.refresh_log GROUP BY 1 ORDER BY 1;
 SELECT what, by_user FROM public.tripped ORDER BY what;
 -- and the traps do work: a query of the caller that uses them is caught
 SET search_path = trap, pg_catalog, public;
