@@ -46,11 +46,19 @@ RETURNS numeric
 AS 'MODULE_PATHNAME', 'upsell_json_number'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+-- The three SQL functions below run once per document, line item and
+-- field of every registered document, and are written to be inlined into
+-- the views: they carry no SET search_path (which forbids inlining and
+-- costs a GUC save and restore per call: counting the 25,018 lines of the
+-- electronics test took 41 s instead of 1.9 s in the session that had just
+-- registered them).  They need none: an SQL-standard body (BEGIN ATOMIC or
+-- RETURN) is parsed when it is created, so every function and operator in
+-- it is bound by oid then, whatever the caller's search_path.
+
 -- A non-empty JSON string; NULL else.
 CREATE FUNCTION @extschema@._json_text(value jsonb)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 RETURN CASE WHEN pg_catalog.jsonb_typeof(value) OPERATOR(pg_catalog.=) 'string'
 			THEN NULLIF(value OPERATOR(pg_catalog.#>>) '{}', '') END;
 
@@ -66,7 +74,6 @@ RETURNS TABLE (tenant_id bigint, order_key bigint, order_id text, line_number bi
 			   product_id bigint, customer_id bigint, ordered_at timestamptz,
 			   quantity numeric, unit_price numeric, currency text, skipped text)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	SELECT o.tenant_id, o.order_key, o.order_key::text, CASE WHEN o.skipped IS NULL THEN l.n END, l.product_id, o.customer_id, o.ordered_at,
 		   l.quantity - l.refunded, l.unit_price, o.currency,
@@ -136,7 +143,6 @@ RETURNS TABLE (tenant_id bigint, product_id bigint, variant_id bigint, product_r
 			   in_stock boolean, title text, product_title text, variant_title text, sku text,
 			   status text, skipped text)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	SELECT p.tenant_id, p.product_id, v.variant_id, p.doc -> 'id', v.item -> 'id',
 		   v.price, v.compare_at_price,
