@@ -400,8 +400,10 @@ RETURN CASE WHEN EXISTS (SELECT FROM @extschema@.product_source) THEN '@extschem
 -- The one upsert of every registration: the config row of view's
 -- registration becomes relation plus roles (config column -> value, the
 -- columns not named take their defaults), then the view is made anew, which
--- validates every column: an error rolls the registration back.
-CREATE FUNCTION @extschema@._register(view text, relation regclass, roles jsonb)
+-- validates every column: an error rolls the registration back.  required
+-- lists the register function's arguments that must not be NULL, as name,
+-- value, name, value, ... (for the error that names them).
+CREATE FUNCTION @extschema@._register(view text, relation regclass, roles jsonb, required text[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -409,7 +411,16 @@ AS $$
 DECLARE
 	r record := @extschema@._registration(view);
 	cols record;
+	names text[];
 BEGIN
+	names := ARRAY['relation'] || ARRAY(SELECT required[i] FROM generate_subscripts(required, 1) i
+										WHERE i % 2 = 1 ORDER BY i);
+	IF relation IS NULL OR EXISTS (SELECT FROM generate_subscripts(required, 1) i
+								   WHERE i % 2 = 0 AND required[i] IS NULL) THEN
+		RAISE EXCEPTION '% and % must not be NULL',
+			array_to_string(names[1:cardinality(names) - 1], ', '), names[cardinality(names)]
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE roles ? a.attname) AS given,
 		   string_agg('r.' || quote_ident(a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE roles ? a.attname) AS given_values,
 		   string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE a.attname <> 'singleton') AS every,
@@ -436,13 +447,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF relation IS NULL OR order_id IS NULL OR product_id IS NULL THEN
-		RAISE EXCEPTION 'relation, order_id and product_id must not be NULL'
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
 	PERFORM @extschema@._register('order_lines', relation, jsonb_build_object(
 		'order_id', order_id, 'product_id', product_id, 'customer_id', customer_id, 'ordered_at', ordered_at,
-		'quantity', quantity, 'unit_price', unit_price, 'tenant_id', tenant_id));
+		'quantity', quantity, 'unit_price', unit_price, 'tenant_id', tenant_id),
+		ARRAY['order_id', order_id, 'product_id', product_id]);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_orders(regclass, name, name, name, name, name, name, name) IS
@@ -457,14 +465,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF relation IS NULL OR product_id IS NULL THEN
-		RAISE EXCEPTION 'relation and product_id must not be NULL'
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
 	PERFORM @extschema@._register('catalog', relation, jsonb_build_object(
 		'product_id', product_id, 'price', price, 'category', category, 'variant_group', variant_group,
 		'in_stock', in_stock, 'title', title, 'tenant_id', tenant_id, 'unit_size', unit_size,
-		'unit_name', unit_name));
+		'unit_name', unit_name), ARRAY['product_id', product_id]);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_products(regclass, name, name, name, name, name, name, name, name, name) IS

@@ -305,16 +305,13 @@ AS $$
 DECLARE
 	field text;
 BEGIN
-	IF relation IS NULL OR payload_column IS NULL THEN
-		RAISE EXCEPTION 'relation and payload_column must not be NULL'
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
 	field := @extschema@._shopify_product_field(product_level, 'products');
 	-- the role columns name the document fields each role comes from
 	PERFORM @extschema@._register('order_lines', relation, jsonb_build_object(
 		'order_id', 'id', 'product_id', field, 'customer_id', 'customer.id', 'ordered_at', 'created_at',
 		'quantity', 'quantity', 'unit_price', 'price', 'tenant_id', tenant_column,
-		'kind', 'shopify', 'payload', payload_column));
+		'kind', 'shopify', 'payload', payload_column),
+		ARRAY['payload_column', payload_column]);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_shopify_orders(regclass, name, name, text) IS
@@ -330,16 +327,12 @@ AS $$
 DECLARE
 	field text;
 BEGIN
-	IF relation IS NULL OR payload_column IS NULL THEN
-		RAISE EXCEPTION 'relation and payload_column must not be NULL'
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
 	field := @extschema@._shopify_product_field(product_level, 'orders');
 	PERFORM @extschema@._register('catalog', relation, jsonb_build_object(
 		'product_id', field, 'price', 'variants.price', 'category', coalesce(collection_column, 'product_type'),
 		'variant_group', CASE field WHEN 'variant_id' THEN 'id' END, 'in_stock', 'variants.inventory_quantity',
 		'title', 'title', 'tenant_id', tenant_column, 'kind', 'shopify', 'payload', payload_column,
-		'collection', collection_column));
+		'collection', collection_column), ARRAY['payload_column', payload_column]);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_shopify_products(regclass, name, name, name, text) IS

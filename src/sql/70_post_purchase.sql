@@ -623,13 +623,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF relation IS NULL OR cart_id IS NULL OR product_id IS NULL OR added_at IS NULL THEN
-		RAISE EXCEPTION 'relation, cart_id, product_id and added_at must not be NULL'
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
 	PERFORM @extschema@._register('carts', relation, jsonb_build_object(
 		'cart_id', cart_id, 'customer_id', customer_id, 'product_id', product_id, 'quantity', quantity,
-		'added_at', added_at, 'checked_out_at', checked_out_at, 'tenant_id', tenant_id));
+		'added_at', added_at, 'checked_out_at', checked_out_at, 'tenant_id', tenant_id),
+		ARRAY['cart_id', cart_id, 'product_id', product_id, 'added_at', added_at]);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_carts(regclass, name, name, name, name, name, name, name) IS
