@@ -73,7 +73,8 @@ SELECT kind, payload, order_id, product_id, customer_id, ordered_at, tenant_id F
 -- every row and why it does not count
 SELECT tenant_id, order_id, line_number, product_id, customer_id, ordered_at, quantity, unit_price, currency, skipped
 FROM upsell.shopify_order_lines ORDER BY tenant_id, order_key NULLS FIRST, line_number NULLS FIRST, skipped, ordered_at NULLS FIRST;
-SELECT * FROM upsell.order_lines ORDER BY tenant_id, order_key, product_id;
+SELECT tenant_id, order_key, order_id, product_id, customer_id, ordered_at, quantity, unit_price
+FROM upsell.order_lines ORDER BY tenant_id, order_key, product_id;
 SELECT * FROM upsell.shopify_skips(1) ORDER BY source, reason;
 SELECT * FROM upsell.shopify_skips(2) ORDER BY source, reason;
 SELECT upsell.shopify_skips();
@@ -132,6 +133,24 @@ FROM upsell.product_model ORDER BY tenant_id, product_id;
 SELECT tenant_id, order_id, customer_id, items FROM upsell.order_model ORDER BY tenant_id, order_key;
 SELECT upsell.unit_customer('gid://shopify/Customer/501') AS graphql, upsell.unit_customer('501') AS rest;
 SELECT upsell.unit_customer('Customer/501');
+-- incremental refresh: a new order is folded in; a re-delivery of a counted
+-- order (orders/updated) changes lines already counted, so its tenant is
+-- rebuilt in full, and says why
+SET client_min_messages = warning;
+INSERT INTO sh.webhooks (shop, body) VALUES
+	(1, '{"id": 1012, "created_at": "2024-03-08T10:00:00-05:00",
+		  "line_items": [{"id": 18, "variant_id": 11, "quantity": 1, "price": "20.00"},
+						 {"id": 19, "variant_id": 22, "quantity": 1, "price": "9.50"}]}');
+CALL upsell.refresh(incremental => true);
+SELECT tenant_id, mode, reason, new_lines, new_orders FROM upsell.source_state ORDER BY tenant_id;
+INSERT INTO sh.webhooks (shop, body) VALUES
+	(1, '{"id": 1012, "created_at": "2024-03-08T10:00:00-05:00", "updated_at": "2024-03-08T11:00:00-05:00",
+		  "line_items": [{"id": 18, "variant_id": 11, "quantity": 1, "price": "20.00"}]}');
+CALL upsell.refresh(incremental => true);
+RESET client_min_messages;
+SELECT tenant_id, mode, reason, new_lines, new_orders FROM upsell.source_state ORDER BY tenant_id;
+SELECT tenant_id, order_id, items FROM upsell.order_model WHERE order_id = '1012';
+
 -- a storefront naming a product means its best-selling variant: the S shirt
 SELECT upsell._json_product(1, '{"product_id": 21}') AS rest,
 	   upsell._json_product(1, '{"product_id": "gid://shopify/Product/21"}') AS graphql,

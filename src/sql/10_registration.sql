@@ -66,14 +66,17 @@ COMMENT ON TABLE @extschema@.product_source IS
 --
 --   upsell.order_lines (tenant_id bigint, order_key bigint, order_id text,
 --                       product_id bigint, customer_id bigint,
---                       ordered_at timestamptz, quantity numeric, unit_price numeric)
+--                       ordered_at timestamptz, quantity numeric, unit_price numeric,
+--                       row_xmin xid)
 --   upsell.catalog     (tenant_id bigint, product_id bigint, price numeric,
 --                       category text, variant_group text, in_stock boolean,
 --                       title text, unit_size numeric, unit_name text)
 --
 -- tenant_id is 0 without a tenant column; order_key is the order id, or
 -- upsell.order_key() of it when it is not an integer; quantity is 1 and
--- in_stock true when those columns are not registered.
+-- in_stock true when those columns are not registered; row_xmin is the
+-- row's xmin when the relation is a table (incremental refresh compares it
+-- with the snapshot of the last refresh), NULL for a view.
 
 -- Raises unless the registered relation still exists.
 CREATE FUNCTION @extschema@._check_relation(relation regclass, what text)
@@ -237,6 +240,16 @@ BEGIN ATOMIC
 	ORDER BY v.ord;
 END;
 
+-- The expression of order_lines.row_xmin over the relation aliased s: the
+-- commit order of its rows, for incremental refresh (21_incremental.sql);
+-- a view has none.
+CREATE FUNCTION @extschema@._row_xmin(rel regclass)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) rel) IN ('r', 'p', 'm')
+			THEN 's.xmin' ELSE 'NULL::xid' END;
+
 -- The canonical expression of each column of a registration by columns
 -- (cfg: its config row as jsonb), over the relation aliased s: for the view
 -- and for bad_source_rows().
@@ -286,6 +299,9 @@ BEGIN
 							   ELSE e ->> c.name END || ' AS ' || quote_ident(c.name), ', ' ORDER BY c.ord)
 		INTO cols
 		FROM @extschema@._view_columns(view) c;
+		IF view = 'order_lines' THEN
+			cols := cols || ', ' || @extschema@._row_xmin(rel) || ' AS row_xmin';
+		END IF;
 		EXECUTE format('CREATE OR REPLACE VIEW @extschema@.%I AS SELECT %s FROM %s AS s%s', view, cols, rel,
 					   CASE WHEN view = 'order_lines'
 							THEN format(' WHERE @extschema@._plausible_quantity(%s)', e ->> 'quantity') ELSE '' END);

@@ -214,22 +214,22 @@ DECLARE
 	deliveries text;
 BEGIN
 	deliveries := format(
-		'SELECT %1$s AS tenant_id, %2$s AS doc, %3$s AS extra, '
+		'SELECT %1$s AS tenant_id, %2$s AS doc, %3$s AS extra, %5$s AS row_xmin, '
 		'pg_catalog.row_number() OVER (PARTITION BY %1$s, @extschema@.shopify_id(%2$s OPERATOR(pg_catalog.->) ''id'') '
 		'ORDER BY @extschema@._json_time(%2$s OPERATOR(pg_catalog.->) ''updated_at'') DESC NULLS LAST, %2$s DESC) AS delivery '
 		'FROM %4$s AS s',
 		tenant, doc,
 		CASE WHEN cfg->>'collection' IS NULL THEN 'NULL::text'
 			 ELSE @extschema@._column_expr(relation, (cfg->>'collection')::name, 'collection') END,
-		relation);
+		relation, @extschema@._row_xmin(relation));
 	IF view = 'order_lines' THEN
 		RETURN QUERY VALUES
 			('shopify_order_lines',
-			 format('SELECT l.* FROM (%s) x CROSS JOIN LATERAL @extschema@._shopify_order_lines(x.tenant_id, x.doc, x.delivery, %L) l',
+			 format('SELECT l.*, x.row_xmin FROM (%s) x CROSS JOIN LATERAL @extschema@._shopify_order_lines(x.tenant_id, x.doc, x.delivery, %L) l',
 					deliveries, cfg->>'product_id'),
 			 'every line item of the latest delivery of each registered Shopify order (and one row per order skipped as a whole), with the reason it is not counted in skipped'),
 			('order_lines',
-			 'SELECT l.tenant_id, l.order_key, l.order_id, l.product_id, l.customer_id, l.ordered_at, l.quantity, l.unit_price '
+			 'SELECT l.tenant_id, l.order_key, l.order_id, l.product_id, l.customer_id, l.ordered_at, l.quantity, l.unit_price, l.row_xmin '
 			 'FROM @extschema@.shopify_order_lines l WHERE l.skipped IS NULL',
 			 'the registered order lines under canonical names, created by upsell.register_shopify_orders() over upsell.shopify_order_lines');
 	ELSIF view = 'catalog' THEN
