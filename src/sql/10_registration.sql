@@ -241,14 +241,27 @@ BEGIN ATOMIC
 END;
 
 -- The expression of order_lines.row_xmin over the relation aliased s: the
--- commit order of its rows, for incremental refresh (21_incremental.sql);
--- a view has none.
+-- commit order of its rows, for incremental refresh (21_incremental.sql).
+-- A view has none, and neither has a Citus distributed table: its rows'
+-- xmin are the shards' own transaction ids, which the coordinator's
+-- snapshot cannot judge (lines were taken as not yet committed).
 CREATE FUNCTION @extschema@._row_xmin(rel regclass)
 RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN CASE WHEN (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) rel) IN ('r', 'p', 'm')
-			THEN 's.xmin' ELSE 'NULL::xid' END;
+AS $$
+DECLARE
+	distributed boolean := false;
+BEGIN
+	IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+		-- Citus's catalog, read only when Citus is installed
+		EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1)'
+			INTO distributed USING rel;
+	END IF;
+	RETURN CASE WHEN NOT distributed AND (SELECT r.relkind FROM pg_class r WHERE r.oid = rel) IN ('r', 'p', 'm')
+				THEN 's.xmin' ELSE 'NULL::xid' END;
+END
+$$;
 
 -- The canonical expression of each column of a registration by columns
 -- (cfg: its config row as jsonb), over the relation aliased s: for the view
