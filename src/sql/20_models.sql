@@ -591,4 +591,4 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE @extschema@.refresh(boolean, bigint) IS
-	'rebuilds the models of every tenant (or of tenant_id) from the registered sources and publishes each tenant in its own transaction (MVCC: readers never wait and see one complete version); a tenant whose build fails keeps its previous models; logged in upsell.refresh_log; incremental => true folds in only order lines newer than the last refresh';
+	'rebuilds the models of every tenant (or of tenant_id) from the registered sources and publishes each tenant in its own transaction (MVCC: readers never wait and see one complete version); a tenant whose build fails keeps its previous models; logged in upsell.refresh_log; incremental => true folds in the order lines committed since the tenant''s last refresh where the rest is unchanged, else rebuilds the tenant in full and says why (upsell.source_state)';
