@@ -174,6 +174,14 @@ SELECT tenant_id, source, id, problem, value FROM upsell.bad_source_rows('{1}')
 WHERE problem NOT LIKE 'earlier delivery%' ORDER BY source, id, problem;
 SELECT count(*) FROM upsell.bad_source_rows('{2}');
 
+-- drift: a Shopify registration maps its payload and tenant columns (the
+-- roles name document fields, not columns); a renamed payload column is
+-- named by the check that refresh and the serving cache run
+ALTER TABLE sh.webhooks RENAME COLUMN body TO payload;
+SELECT upsell._check_registrations();
+ALTER TABLE sh.webhooks RENAME COLUMN payload TO body;
+SELECT upsell._check_registrations();
+
 -- back to a flat registration: the JSON views go
 CREATE TABLE sh.lines AS SELECT order_key AS order_id, product_id FROM upsell.order_lines;
 SELECT upsell.register_orders('sh.lines', 'order_id', 'product_id');

@@ -80,6 +80,18 @@ SELECT upsell.record_event('{"event": "click", "type": "complement", "unit_id": 
 SELECT upsell.record_event('"click"');
 SELECT count(*) FROM upsell.offer_events;
 
+-- the app backend's role serves every stage and records events
+-- (upsell_reader: the models, not the order lines or the documents)
+SELECT 'gid://shopify/Order/' || (5000000000 + max(order_id)) AS last_order FROM shop.order_lines \gset
+SET ROLE upsell_reader;
+SELECT jsonb_array_length(upsell.offers_json('product_page', '{"variant_id": 40000000019}') -> 'offers') AS page,
+	   jsonb_array_length(upsell.offers_json('cart', '{"items": [{"id": 40000000010}]}') -> 'offers') AS cart,
+	   jsonb_array_length(upsell.offers_json('post_purchase', jsonb_build_object('order_id', :'last_order')) -> 'offers') AS post_purchase;
+SELECT upsell.record_event('{"event": "shown", "stage": "cart", "type": "complement", "unit_id": "visitor-1",
+	"variant_id": "gid://shopify/ProductVariant/40000000016"}');
+SELECT count(*) FROM upsell.order_lines;
+RESET ROLE;
+
 DELETE FROM upsell.volume_tiers;
 DELETE FROM upsell.offer_events;
 DELETE FROM upsell.exposures;
