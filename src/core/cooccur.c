@@ -505,7 +505,9 @@ count_lines(CoocLines *lines, int max_basket, CoocCounts *out, uint32_t **idx_ou
 	}
 	for (a = 0; a < nids; a++)
 		first[a + 1] += first[a];
-	spans = ups_alloc0((first[nids] + PREFETCH_AHEAD + 1) * sizeof(Span));
+	/* every span is written below; only the prefetch slack needs a value */
+	spans = ups_alloc((first[nids] + PREFETCH_AHEAD + 1) * sizeof(Span));
+	memset(spans + first[nids], 0, (PREFETCH_AHEAD + 1) * sizeof(Span));
 	fill = ups_alloc((nids + 1) * sizeof(size_t));
 	memcpy(fill, first, nids * sizeof(size_t));
 	for (start = 0; start < n; start = end)
@@ -543,6 +545,7 @@ count_lines(CoocLines *lines, int max_basket, CoocCounts *out, uint32_t **idx_ou
 					e,
 					t,
 					np = out->npairs;
+		uint32_t	last = 0;
 		CoocEntry  *pairs = out->pairs;
 
 		for (e = first[a]; e < first[a + 1]; e++)
@@ -571,10 +574,17 @@ count_lines(CoocLines *lines, int max_basket, CoocCounts *out, uint32_t **idx_ou
 		}
 		else
 		{
-			/* many partners: mark them in a bitmap and walk it in order */
+			/*
+			 * many partners: mark them in a bitmap and walk it in order, up
+			 * to the last partner only
+			 */
 			for (t = 0; t < ntouched; t++)
+			{
 				seen[touched[t] >> 6] |= UINT64_C(1) << (touched[t] & 63);
-			for (t = (a + 1) >> 6; t <= nids >> 6; t++)
+				if (touched[t] > last)
+					last = touched[t];
+			}
+			for (t = (a + 1) >> 6; t <= last >> 6; t++)
 			{
 				uint64_t	w = seen[t];
 

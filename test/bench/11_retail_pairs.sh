@@ -23,10 +23,11 @@ if ! bq -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep 
 	bq -d postgres -c "CREATE DATABASE $DB"
 fi
 export PGDATABASE=$DB
-# the same timing helper as the main bench database
-bq -c "CREATE SCHEMA IF NOT EXISTS bench"
-bq -d "$MAIN_DB" -c "SELECT pg_get_functiondef('bench.time_runs(text, int)'::regprocedure)" |
+# the same timing helpers as the main bench database
+bq -c "CREATE SCHEMA IF NOT EXISTS bench; DROP FUNCTION IF EXISTS bench.time_runs(text, int)"
+bq -d "$MAIN_DB" -c "SELECT pg_get_functiondef(f) || ';' FROM unnest(ARRAY['bench.backend_cpu_ms()'::regprocedure, 'bench.time_runs(text, int)'::regprocedure]) f" |
 	sed 's/^CREATE FUNCTION/CREATE OR REPLACE FUNCTION/' | bq >/dev/null
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- data, loaded once ------------------------------------------------------------
 HASH=$(md5sum test/data/retail.dat | cut -c1-32)

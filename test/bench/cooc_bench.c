@@ -42,6 +42,8 @@ ups_alloc(size_t size)
 	mem_live += size;
 	if (mem_live > mem_peak)
 		mem_peak = mem_live;
+	/* as the server's ups_alloc does (src/host_glue.c) */
+	ups_advise_huge(b + 1, size);
 	return b + 1;
 }
 
@@ -67,6 +69,7 @@ ups_realloc(void *ptr, size_t size)
 	mem_live = mem_live - old + size;
 	if (mem_live > mem_peak)
 		mem_peak = mem_live;
+	ups_advise_huge(b + 1, size);
 	return b + 1;
 }
 
