@@ -29,7 +29,7 @@ extern void ups_check_interrupts(void);
  * A host's ups_alloc calls it, so every large array of the core is faulted
  * in 2 MB at a time rather than 4 kB.
  */
-#define UPS_HUGE_MIN	((size_t) 4 << 20)
+#define UPS_HUGE_MIN	((size_t) 2 << 20)
 extern void ups_advise_huge(void *ptr, size_t size);
 
 #endif							/* UPS_HOST_H */
