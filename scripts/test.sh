@@ -13,7 +13,7 @@
 # UPSELL_TEST_VERSIONS (default "15 17 18") picks the versions to run.
 source "$(dirname "$0")/lib.sh"
 
-VERSIONS=${UPSELL_TEST_VERSIONS:-15 17}
+VERSIONS=${UPSELL_TEST_VERSIONS:-15 17 18}
 PORT15=${UPSELL_PORT:-54329}
 
 PASSED=0
@@ -203,10 +203,16 @@ test_pg18() {
 		local save_config=$PG_CONFIG save_bin=$PGBIN
 		unset PGHOST PGPORT PGDATABASE
 		PG_CONFIG=$cfg PGBIN=$dir/install/bin
+		# The cached build has no rpath (it is copied around), so its server
+		# and contrib modules (dblink) must find its own libpq, not Debian's
+		# older one.
+		local save_ld=${LD_LIBRARY_PATH:-}
+		export LD_LIBRARY_PATH=$dir/install/lib${save_ld:+:$save_ld}
 		CLUSTER_NAME=pg18 UPSELL_PORT=$((PORT15 + 1)) start_cluster
 		run_regress "$dir/src" "$cfg"
 		stop_cluster
 		PG_CONFIG=$save_config PGBIN=$save_bin
+		if [ -n "$save_ld" ]; then LD_LIBRARY_PATH=$save_ld; else unset LD_LIBRARY_PATH; fi
 	fi
 	version_done "$name"
 }

@@ -33,7 +33,10 @@ SET upsell.itemsets_memory_limit = 0;
 SELECT count(*) FROM upsell.frequent_itemsets(query => 'SELECT order_id, product_id FROM ie.lines',
 	min_support => 0, max_size => 12);
 RESET upsell.itemsets_memory_limit;
+-- (the range in PostgreSQL's message carries units from 18 on: only the SQLSTATE)
+\set VERBOSITY sqlstate
 SET upsell.itemsets_memory_limit = -2;
+\set VERBOSITY default
 
 -- thresholds
 SELECT * FROM upsell.frequent_itemsets('SELECT order_id, product_id FROM ie.lines', -0.1);

@@ -44,10 +44,12 @@ JOIN (SELECT sku, row_number() OVER (ORDER BY sku) AS id, min(sub_category) AS c
 -- blank and repeated header lines skipped (parsed once); categories as
 -- scripts/load_electronics.sql, every product its own variant group
 CREATE TEMP TABLE parsed_electronics AS
-SELECT m[1]::bigint AS order_id, m[2] AS product, m[3]::numeric AS price,
-	   to_timestamp(m[4], 'MM/DD/YY HH24:MI') AS ordered_at
-FROM raw_electronics, regexp_match(line, '^(\d+),([^,]+),\d+,([0-9.]+),([0-9/]+ [0-9:]+),') m
-WHERE m IS NOT NULL;
+SELECT split_part(line, ',', 1)::bigint AS order_id, split_part(line, ',', 2) AS product,
+	   split_part(line, ',', 4)::numeric AS price,
+	   to_timestamp(split_part(line, ',', 5), 'MM/DD/YY HH24:MI') AS ordered_at
+FROM raw_electronics
+-- a plain match, not a capturing regexp_match (see scripts/load_electronics.sql)
+WHERE line ~ '^\d+,[^,]+,\d+,[0-9.]+,[0-9/]+ [0-9:]+,';
 INSERT INTO upsell_eval.lines (dataset, order_id, product_id, seq, category, variant_group, price)
 SELECT DISTINCT 'electronics', o.seq, p.id, o.seq, p.category, p.product, p.price
 FROM parsed_electronics r
