@@ -1,5 +1,7 @@
--- refresh: the log, failures, and incremental refresh equal to a full one on
--- real data split in two (the electronics shop, before and after July 2019).
+-- refresh: the log, failures, and an incremental refresh over registered
+-- views (the electronics shop split in two, before and after July 2019):
+-- a view's rows carry no commit order, so incremental rebuilds in full and
+-- gives the same models (07_incremental folds lines into a table's models).
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 \set ECHO none
@@ -32,7 +34,7 @@ SELECT (SELECT count(*) FROM upsell.pair_model) AS pairs,
 							  SELECT * FROM upsell.pair_model EXCEPT SELECT * FROM incremental_pairs) d) AS differences,
 	   (SELECT count(*) FROM (SELECT * FROM incremental_products EXCEPT SELECT * FROM upsell.product_model) d) AS product_differences;
 
--- without an order time, new lines are recognised by a higher order id
+-- without an order time: the same
 CREATE TABLE shop.max_id (id bigint);
 INSERT INTO shop.max_id VALUES (250000);
 CREATE VIEW shop.lines_by_id AS
@@ -45,7 +47,7 @@ CALL upsell.refresh(incremental => true);
 SELECT orders, max_order_key, state::text = (SELECT state::text FROM incremental_state) AS same_counts
 FROM upsell.cooccurrence_model;
 
--- text order ids and no order time: incremental is impossible, so it counts everything
+-- text order ids and no order time: the same
 CREATE VIEW shop.text_lines AS SELECT 'o' || order_id AS order_id, product_id FROM shop.order_lines;
 SELECT upsell.register_orders('shop.text_lines', 'order_id', 'product_id');
 CALL upsell.refresh(incremental => true);

@@ -275,26 +275,218 @@ scan_pool(Work *w, uint32_t a, const uint32_t *order, size_t m, size_t pos, bool
 	}
 }
 
-static const char *
-compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
-		const UpgParams *params, UpgResult *out)
+/*
+ * The stream's state.  The work runs on a copy of the catalog sorted by
+ * (category, price, id), so that the price neighbours a product scans, and
+ * their counters, sit next to each other in memory; the result is mapped
+ * back to the caller's indexes.
+ */
+struct UpgStream
 {
-	IdIndex    *ids;
-	size_t		i,
-				j,
-				nl;
-	int32_t		ngroups = 0,
-				ncats = 0;
-	uint32_t   *pstamp,
-			   *gstamp,
-			   *cstamp;
+	UpgParams	params;
+	size_t		n;
+	uint32_t   *order;			/* sorted index -> caller's index */
+	UpgProduct *p;				/* the sorted copy */
+	IdIndex    *ids;			/* sorted by id, index into p */
+	int32_t		ngroups;
+	int32_t		ncats;
+	int64_t    *buyers;
+	int64_t    *group_buyers;
+	int64_t    *cat_buyers;
+	uint32_t	run;			/* customers seen */
+	uint32_t   *pstamp;
+	uint32_t   *gstamp;
+	uint32_t   *cstamp;
+	uint32_t   *slot;
 	uint32_t   *cust_products;
-	int64_t    *first,
-			   *last;
+	int64_t    *first;
+	int64_t    *last;
 	bool	   *timed;
-	uint64_t   *events = NULL;
-	size_t		nevents = 0,
-				capevents = 0;
+	uint64_t   *events;			/* (a << 32 | b) per customer with a path */
+	size_t		nevents;
+	size_t		capevents;
+	int64_t		lines_used;
+	int64_t		lines_unknown;
+	int64_t		big_customers;
+};
+
+static void *
+alloc_n(size_t n, size_t size, bool zero)
+{
+	return zero ? ups_alloc0((n ? n : 1) * size) : ups_alloc((n ? n : 1) * size);
+}
+
+const char *
+upg_stream_begin(const UpgProduct *products, size_t n, const UpgParams *params, UpgStream **out)
+{
+	UpgStream  *s;
+	size_t		i;
+
+	*out = NULL;
+	if (params->max_ratio <= 1 || !isfinite(params->max_ratio))
+		return "max_ratio must be greater than 1";
+	if (params->per_product < 0 || params->window < 0 || params->max_customer_products < 0)
+		return "per_product, window and max_customer_products must not be negative";
+	if (n >= UINT32_MAX)
+		return "too many products";
+	for (i = 0; i < n; i++)
+		if (!(products[i].price > 0) || !isfinite(products[i].price))
+			return "every price must be positive";
+
+	s = ups_alloc0(sizeof(UpgStream));
+	s->params = *params;
+	s->n = n;
+	s->order = alloc_n(n, sizeof(uint32_t), false);
+	for (i = 0; i < n; i++)
+		s->order[i] = (uint32_t) i;
+	pool_sort_ctx.products = products;
+	pool_sort_ctx.by_group = false;
+	qsort(s->order, n, sizeof(uint32_t), cmp_pool);
+	s->p = alloc_n(n, sizeof(UpgProduct), false);
+	for (i = 0; i < n; i++)
+	{
+		s->p[i] = products[s->order[i]];
+		if (s->p[i].group >= s->ngroups)
+			s->ngroups = s->p[i].group + 1;
+		if (s->p[i].category >= s->ncats)
+			s->ncats = s->p[i].category + 1;
+	}
+
+	/* ids -> indexes */
+	s->ids = alloc_n(n, sizeof(IdIndex), false);
+	for (i = 0; i < n; i++)
+	{
+		s->ids[i].id = s->p[i].id;
+		s->ids[i].index = (uint32_t) i;
+	}
+	qsort(s->ids, n, sizeof(IdIndex), cmp_id_index);
+	for (i = 1; i < n; i++)
+		if (s->ids[i].id == s->ids[i - 1].id)
+		{
+			upg_stream_free(s);
+			return "duplicate product id";
+		}
+
+	s->buyers = alloc_n(n, sizeof(int64_t), true);
+	s->group_buyers = alloc_n((size_t) s->ngroups, sizeof(int64_t), true);
+	s->cat_buyers = alloc_n((size_t) s->ncats, sizeof(int64_t), true);
+	s->pstamp = alloc_n(n, sizeof(uint32_t), true);
+	s->gstamp = alloc_n((size_t) s->ngroups, sizeof(uint32_t), true);
+	s->cstamp = alloc_n((size_t) s->ncats, sizeof(uint32_t), true);
+	s->slot = alloc_n(n, sizeof(uint32_t), false);
+	s->cust_products = alloc_n(n, sizeof(uint32_t), false);
+	s->first = alloc_n(n, sizeof(int64_t), false);
+	s->last = alloc_n(n, sizeof(int64_t), false);
+	s->timed = alloc_n(n, sizeof(bool), false);
+	*out = s;
+	return NULL;
+}
+
+void
+upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines)
+{
+	const UpgProduct *p = s->p;
+	size_t		nl = 0,
+				m = 0,
+				i,
+				x,
+				y;
+
+	for (i = 0; i < nlines; i++)
+	{
+		IdIndex		key = {lines[i].product, 0};
+		IdIndex    *hit = s->n ? bsearch(&key, s->ids, s->n, sizeof(IdIndex), cmp_id_index) : NULL;
+
+		if (hit == NULL)
+		{
+			s->lines_unknown++;
+			continue;
+		}
+		lines[nl] = lines[i];
+		lines[nl].product = hit->index;
+		nl++;
+	}
+	if (nl == 0)
+		return;
+	s->lines_used += (int64_t) nl;
+	/* one customer: by time, untimed last */
+	if (nl > 1)
+		qsort(lines, nl, sizeof(UpgLine), cmp_line);
+
+	s->run++;
+	for (i = 0; i < nl; i++)
+	{
+		uint32_t	prod = (uint32_t) lines[i].product;
+		const UpgProduct *pp = &p[prod];
+		size_t		k;
+
+		if (s->pstamp[prod] != s->run)
+		{
+			s->pstamp[prod] = s->run;
+			s->slot[prod] = (uint32_t) m;
+			s->cust_products[m] = prod;
+			s->timed[m] = false;
+			m++;
+			s->buyers[prod]++;
+			if (pp->group >= 0 && s->gstamp[pp->group] != s->run)
+			{
+				s->gstamp[pp->group] = s->run;
+				s->group_buyers[pp->group]++;
+			}
+			if (pp->category >= 0 && s->cstamp[pp->category] != s->run)
+			{
+				s->cstamp[pp->category] = s->run;
+				s->cat_buyers[pp->category]++;
+			}
+		}
+		k = s->slot[prod];
+		if (lines[i].has_time)
+		{
+			/* lines come in time order within the customer */
+			if (!s->timed[k])
+			{
+				s->timed[k] = true;
+				s->first[k] = lines[i].time;
+			}
+			s->last[k] = lines[i].time;
+		}
+	}
+	if (m > (size_t) s->params.max_customer_products)
+	{
+		s->big_customers++;
+		return;
+	}
+	for (x = 0; x < m; x++)
+	{
+		if (!s->timed[x])
+			continue;
+		for (y = 0; y < m; y++)
+		{
+			bool		same_group;
+
+			if (x == y || !s->timed[y] || !(s->first[x] < s->last[y]))
+				continue;
+			if (!pools_match(&p[s->cust_products[x]], &p[s->cust_products[y]], &same_group))
+				continue;
+			if (s->nevents == s->capevents)
+			{
+				s->capevents = s->capevents ? s->capevents * 2 : 1024;
+				s->events = grow(s->events, s->capevents * sizeof(uint64_t));
+			}
+			s->events[s->nevents++] = ((uint64_t) s->cust_products[x] << 32) | s->cust_products[y];
+		}
+	}
+	if ((s->run & 1023) == 0)
+		ups_check_interrupts();
+}
+
+void
+upg_stream_finish(UpgStream *s, UpgResult *out)
+{
+	const UpgProduct *p = s->p;
+	size_t		n = s->n;
+	size_t		i,
+				j;
 	uint32_t   *gorder,
 			   *corder;
 	size_t	   *gpos,
@@ -307,182 +499,41 @@ compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
 				capresult = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (params->max_ratio <= 1 || !isfinite(params->max_ratio))
-		return "max_ratio must be greater than 1";
-	if (params->per_product < 0 || params->window < 0 || params->max_customer_products < 0)
-		return "per_product, window and max_customer_products must not be negative";
-	if (n >= UINT32_MAX)
-		return "too many products";
-	for (i = 0; i < n; i++)
-	{
-		if (!(p[i].price > 0) || !isfinite(p[i].price))
-			return "every price must be positive";
-		if (p[i].group >= ngroups)
-			ngroups = p[i].group + 1;
-		if (p[i].category >= ncats)
-			ncats = p[i].category + 1;
-	}
-
-	/* ids -> indexes */
-	ids = ups_alloc((n ? n : 1) * sizeof(IdIndex));
-	for (i = 0; i < n; i++)
-	{
-		ids[i].id = p[i].id;
-		ids[i].index = (uint32_t) i;
-	}
-	qsort(ids, n, sizeof(IdIndex), cmp_id_index);
-	for (i = 1; i < n; i++)
-		if (ids[i].id == ids[i - 1].id)
-		{
-			ups_free(ids);
-			return "duplicate product id";
-		}
-	nl = 0;
-	for (i = 0; i < nlines; i++)
-	{
-		IdIndex		key = {lines[i].product, 0};
-		IdIndex    *hit = n ? bsearch(&key, ids, n, sizeof(IdIndex), cmp_id_index) : NULL;
-
-		if (hit == NULL)
-		{
-			out->lines_unknown++;
-			continue;
-		}
-		lines[nl] = lines[i];
-		lines[nl].product = hit->index;
-		nl++;
-	}
-	ups_free(ids);
-	out->lines_used = (int64_t) nl;
-	qsort(lines, nl, sizeof(UpgLine), cmp_line);
-
-	/* one pass over customers: buyers and upgrade paths */
-	out->buyers = ups_alloc0((n ? n : 1) * sizeof(int64_t));
-	w.group_buyers = ups_alloc0((ngroups ? ngroups : 1) * sizeof(int64_t));
-	w.cat_buyers = ups_alloc0((ncats ? ncats : 1) * sizeof(int64_t));
-	pstamp = ups_alloc0((n ? n : 1) * sizeof(uint32_t));
-	gstamp = ups_alloc0((ngroups ? ngroups : 1) * sizeof(uint32_t));
-	cstamp = ups_alloc0((ncats ? ncats : 1) * sizeof(uint32_t));
-	cust_products = ups_alloc((n ? n : 1) * sizeof(uint32_t));
-	first = ups_alloc((n ? n : 1) * sizeof(int64_t));
-	last = ups_alloc((n ? n : 1) * sizeof(int64_t));
-	timed = ups_alloc((n ? n : 1) * sizeof(bool));
-
-	{
-		uint32_t	run = 0;
-		uint32_t   *slot = ups_alloc((n ? n : 1) * sizeof(uint32_t));
-
-		for (i = 0; i < nl; i = j)
-		{
-			size_t		m = 0,
-						x,
-						y;
-
-			run++;
-			for (j = i; j < nl && lines[j].customer == lines[i].customer; j++)
-			{
-				uint32_t	prod = (uint32_t) lines[j].product;
-				const UpgProduct *pp = &p[prod];
-				size_t		s;
-
-				if (pstamp[prod] != run)
-				{
-					pstamp[prod] = run;
-					slot[prod] = (uint32_t) m;
-					cust_products[m] = prod;
-					timed[m] = false;
-					m++;
-					out->buyers[prod]++;
-					if (pp->group >= 0 && gstamp[pp->group] != run)
-					{
-						gstamp[pp->group] = run;
-						w.group_buyers[pp->group]++;
-					}
-					if (pp->category >= 0 && cstamp[pp->category] != run)
-					{
-						cstamp[pp->category] = run;
-						w.cat_buyers[pp->category]++;
-					}
-				}
-				s = slot[prod];
-				if (lines[j].has_time)
-				{
-					/* lines come in time order within the customer */
-					if (!timed[s])
-					{
-						timed[s] = true;
-						first[s] = lines[j].time;
-					}
-					last[s] = lines[j].time;
-				}
-			}
-			if (m > (size_t) params->max_customer_products)
-			{
-				out->big_customers++;
-				continue;
-			}
-			for (x = 0; x < m; x++)
-			{
-				if (!timed[x])
-					continue;
-				for (y = 0; y < m; y++)
-				{
-					bool		same_group;
-
-					if (x == y || !timed[y] || !(first[x] < last[y]))
-						continue;
-					if (!pools_match(&p[cust_products[x]], &p[cust_products[y]], &same_group))
-						continue;
-					if (nevents == capevents)
-					{
-						capevents = capevents ? capevents * 2 : 1024;
-						events = grow(events, capevents * sizeof(uint64_t));
-					}
-					events[nevents++] = ((uint64_t) cust_products[x] << 32) | cust_products[y];
-				}
-			}
-			if ((run & 1023) == 0)
-				ups_check_interrupts();
-		}
-		ups_free(slot);
-	}
-	ups_free(pstamp);
-	ups_free(gstamp);
-	ups_free(cstamp);
-	ups_free(cust_products);
-	ups_free(first);
-	ups_free(last);
-	ups_free(timed);
+	out->lines_used = s->lines_used;
+	out->lines_unknown = s->lines_unknown;
+	out->big_customers = s->big_customers;
+	w.group_buyers = s->group_buyers;
+	w.cat_buyers = s->cat_buyers;
 
 	/* path counts: sort the (customer, pair) events and count runs */
-	qsort(events, nevents, sizeof(uint64_t), cmp_u64);
-	w.pair_keys = ups_alloc((nevents ? nevents : 1) * sizeof(uint64_t));
-	w.pair_counts = ups_alloc((nevents ? nevents : 1) * sizeof(int64_t));
+	if (s->nevents > 1)
+		qsort(s->events, s->nevents, sizeof(uint64_t), cmp_u64);
+	w.pair_keys = alloc_n(s->nevents, sizeof(uint64_t), false);
+	w.pair_counts = alloc_n(s->nevents, sizeof(int64_t), false);
 	w.npairs = 0;
-	for (i = 0; i < nevents; i = j)
+	for (i = 0; i < s->nevents; i = j)
 	{
-		for (j = i; j < nevents && events[j] == events[i]; j++)
+		for (j = i; j < s->nevents && s->events[j] == s->events[i]; j++)
 			;
-		w.pair_keys[w.npairs] = events[i];
+		w.pair_keys[w.npairs] = s->events[i];
 		w.pair_counts[w.npairs] = (int64_t) (j - i);
 		w.npairs++;
 	}
-	ups_free(events);
 	out->path_pairs = (int64_t) w.npairs;
 
 	/* candidates per product */
-	gorder = ups_alloc((n ? n : 1) * sizeof(uint32_t));
-	corder = ups_alloc((n ? n : 1) * sizeof(uint32_t));
-	gpos = ups_alloc((n ? n : 1) * sizeof(size_t));
-	cpos = ups_alloc((n ? n : 1) * sizeof(size_t));
+	gorder = alloc_n(n, sizeof(uint32_t), false);
+	corder = alloc_n(n, sizeof(uint32_t), false);
+	gpos = alloc_n(n, sizeof(size_t), false);
+	cpos = alloc_n(n, sizeof(size_t), false);
 	gm = sort_pool(p, n, true, gorder, gpos);
 	cm = sort_pool(p, n, false, corder, cpos);
 
 	w.p = p;
-	w.params = params;
-	w.buyers = out->buyers;
-	w.stamp = ups_alloc0((n ? n : 1) * sizeof(uint32_t));
-	w.buf = ups_alloc(sizeof(UpgCandidate) * (2 * (size_t) params->per_product + 1));
+	w.params = &s->params;
+	w.buyers = s->buyers;
+	w.stamp = alloc_n(n, sizeof(uint32_t), true);
+	w.buf = ups_alloc(sizeof(UpgCandidate) * (2 * (size_t) s->params.per_product + 1));
 	w.nup = w.ndown = 0;
 
 	{
@@ -512,7 +563,7 @@ compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
 			}
 			memcpy(result + nresult, w.buf, w.nup * sizeof(UpgCandidate));
 			nresult += w.nup;
-			memcpy(result + nresult, w.buf + params->per_product, w.ndown * sizeof(UpgCandidate));
+			memcpy(result + nresult, w.buf + s->params.per_product, w.ndown * sizeof(UpgCandidate));
 			nresult += w.ndown;
 			if ((i & 1023) == 0)
 				ups_check_interrupts();
@@ -527,59 +578,58 @@ compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
 	ups_free(cpos);
 	ups_free(w.pair_keys);
 	ups_free(w.pair_counts);
-	ups_free(w.group_buyers);
-	ups_free(w.cat_buyers);
+
+	/* back to the caller's indexes */
+	for (i = 0; i < nresult; i++)
+	{
+		result[i].product = s->order[result[i].product];
+		result[i].candidate = s->order[result[i].candidate];
+	}
 	out->cands = result;
 	out->ncands = nresult;
-	return NULL;
+	out->buyers = alloc_n(n, sizeof(int64_t), false);
+	for (i = 0; i < n; i++)
+		out->buyers[s->order[i]] = s->buyers[i];
+	upg_stream_free(s);
 }
 
-/*
- * The work runs on a copy of the catalog sorted by (category, price, id), so
- * that the price neighbours a product scans, and their counters, sit next to
- * each other in memory; the result is mapped back to the caller's indexes.
- */
+void
+upg_stream_free(UpgStream *s)
+{
+	void	   *arrays[] = {s->order, s->p, s->ids, s->buyers, s->group_buyers, s->cat_buyers,
+		s->pstamp, s->gstamp, s->cstamp, s->slot, s->cust_products, s->first, s->last,
+	s->timed, s->events};
+
+	for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
+		if (arrays[i])
+			ups_free(arrays[i]);
+	ups_free(s);
+}
+
 const char *
 upg_compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
 			const UpgParams *params, UpgResult *out)
 {
-	uint32_t   *order = ups_alloc((n ? n : 1) * sizeof(uint32_t));
-	UpgProduct *q = ups_alloc((n ? n : 1) * sizeof(UpgProduct));
-	int64_t    *buyers;
+	UpgStream  *s;
 	const char *error;
-	size_t		i;
+	size_t		i,
+				j;
 
-	if (n >= UINT32_MAX)
+	memset(out, 0, sizeof(*out));
+	error = upg_stream_begin(p, n, params, &s);
+	if (error)
+		return error;
+	/* by customer (then time): one run per customer */
+	if (nlines > 1)
+		qsort(lines, nlines, sizeof(UpgLine), cmp_line);
+	for (i = 0; i < nlines; i = j)
 	{
-		ups_free(order);
-		ups_free(q);
-		memset(out, 0, sizeof(*out));
-		return "too many products";
+		for (j = i; j < nlines && lines[j].customer == lines[i].customer; j++)
+			;
+		upg_stream_customer(s, lines + i, j - i);
 	}
-	for (i = 0; i < n; i++)
-		order[i] = (uint32_t) i;
-	pool_sort_ctx.products = p;
-	pool_sort_ctx.by_group = false;
-	qsort(order, n, sizeof(uint32_t), cmp_pool);
-	for (i = 0; i < n; i++)
-		q[i] = p[order[i]];
-	error = compute(q, n, lines, nlines, params, out);
-	if (error == NULL)
-	{
-		for (i = 0; i < out->ncands; i++)
-		{
-			out->cands[i].product = order[out->cands[i].product];
-			out->cands[i].candidate = order[out->cands[i].candidate];
-		}
-		buyers = ups_alloc((n ? n : 1) * sizeof(int64_t));
-		for (i = 0; i < n; i++)
-			buyers[order[i]] = out->buyers[i];
-		ups_free(out->buyers);
-		out->buyers = buyers;
-	}
-	ups_free(order);
-	ups_free(q);
-	return error;
+	upg_stream_finish(s, out);
+	return NULL;
 }
 
 void

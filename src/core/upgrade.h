@@ -101,4 +101,19 @@ extern const char *upg_compute(const UpgProduct *products, size_t nproducts,
 
 extern void upg_result_free(UpgResult *r);
 
+/*
+ * The same computation fed one customer at a time, so that the lines need
+ * not be held at once: begin with the catalog (NULL, or a message when it is
+ * invalid), give each customer's lines once (any order; rewritten in place),
+ * then finish, which frees the stream.  upg_stream_free() drops a stream
+ * without finishing it.
+ */
+typedef struct UpgStream UpgStream;
+
+extern const char *upg_stream_begin(const UpgProduct *products, size_t nproducts,
+									const UpgParams *params, UpgStream **out);
+extern void upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines);
+extern void upg_stream_finish(UpgStream *s, UpgResult *out);
+extern void upg_stream_free(UpgStream *s);
+
 #endif							/* UPGRADE_H */

@@ -54,14 +54,17 @@ COMMENT ON TABLE @extschema@.product_source IS
 --
 --   upsell.order_lines (tenant_id bigint, order_key bigint, order_id text,
 --                       product_id bigint, customer_id bigint,
---                       ordered_at timestamptz, quantity numeric, unit_price numeric)
+--                       ordered_at timestamptz, quantity numeric, unit_price numeric,
+--                       row_xmin xid)
 --   upsell.catalog     (tenant_id bigint, product_id bigint, price numeric,
 --                       category text, variant_group text, in_stock boolean,
 --                       title text, unit_size numeric, unit_name text)
 --
 -- tenant_id is 0 without a tenant column; order_key is the order id, or
 -- upsell.order_key() of it when it is not an integer; quantity is 1 and
--- in_stock true when those columns are not registered.
+-- in_stock true when those columns are not registered; row_xmin is the
+-- row's xmin when the relation is a table (incremental refresh compares it
+-- with the snapshot of the last refresh), NULL for a view.
 
 -- Raises unless the registered relation still exists.
 CREATE FUNCTION @extschema@._check_relation(relation regclass, what text)
@@ -226,10 +229,14 @@ BEGIN
 	EXECUTE format(
 		'CREATE OR REPLACE VIEW @extschema@.order_lines AS SELECT %s AS tenant_id, %s AS order_key, %s AS order_id, '
 		'%s AS product_id, %s AS customer_id, %s AS ordered_at, %s AS quantity, '
-		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS unit_price FROM %s AS s '
+		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS unit_price, %s AS row_xmin FROM %s AS s '
 		'WHERE @extschema@._plausible_quantity(%s)',
 		c.tenant_id, c.order_key, c.order_id, c.product_id, c.customer_id, c.ordered_at,
-		c.quantity, c.unit_price, c.unit_price, s.relation, c.quantity);
+		c.quantity, c.unit_price, c.unit_price,
+		-- the commit order of the rows, for incremental refresh (a view has none)
+		CASE WHEN (SELECT r.relkind FROM pg_class r WHERE r.oid = s.relation) IN ('r', 'p', 'm')
+			 THEN 's.xmin' ELSE 'NULL::xid' END,
+		s.relation, c.quantity);
 	COMMENT ON VIEW @extschema@.order_lines IS
 		'the registered order lines under canonical names, created by upsell.register_orders(); lines with an implausible quantity are left out, implausible unit prices read as NULL (see upsell.bad_source_rows())';
 END

@@ -5,53 +5,21 @@
 
 -- ---- models ---------------------------------------------------------------
 
--- The lines an incremental refresh of a tenant counts: those newer than
--- what the tenant's cooccurrence_model counted (by order time when one is
--- registered, else by integer order id).  NULL when incremental is
--- impossible.
-CREATE FUNCTION @extschema@._new_lines_filter(tenant_id bigint)
-RETURNS text
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	s @extschema@.order_source;
-BEGIN
-	SELECT * INTO s FROM @extschema@.order_source;
-	IF s.ordered_at IS NOT NULL THEN
-		RETURN format('l.ordered_at > (SELECT p.max_ordered_at FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = %1$s) '
-					  'OR NOT EXISTS (SELECT FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = %1$s)', tenant_id);
-	ELSIF @extschema@._column_type(s.relation, s.order_id, 'order_id')
-		  IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
-		RETURN format('l.order_key > (SELECT p.max_order_key FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = %1$s) '
-					  'OR NOT EXISTS (SELECT FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = %1$s)', tenant_id);
-	END IF;
-	RETURN NULL;
-END
-$$;
-
 CREATE FUNCTION @extschema@._build_cooccurrence(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	new_lines text := 'true';
+	-- source_state decided: new lines only (all of new orders), or all
+	inc boolean := incremental AND @extschema@._incremental(tenant_id);
 	n bigint;
 	skipped bigint;
 	big bigint;
 BEGIN
-	IF incremental THEN
-		new_lines := @extschema@._new_lines_filter(tenant_id);
-		IF new_lines IS NULL THEN
-			RAISE NOTICE 'upsell: order lines have neither an order time nor an integer order id: counting them all';
-			new_lines := 'true';
-			incremental := false;
-		END IF;
-	END IF;
-	-- counts of the new lines (counted where they live: _pair_counts), added
-	-- to the tenant's previous counts, which the publishing statement still
-	-- sees; no row for a tenant without lines
+	-- counts of the lines (or of the new lines, added to the tenant's previous
+	-- counts, which the publishing statement still sees); no row for a
+	-- tenant without lines
 	n := @extschema@._publish('cooccurrence_model', tenant_id, format($q$
 		SELECT $1 AS tenant_id, x.state, i.orders, i.products, i.pairs, i.skipped_lines, i.big_orders,
 			   x.max_ordered_at, x.max_order_key
@@ -60,12 +28,20 @@ BEGIN
 						  ELSE @extschema@.cooccurrence_merge(p.state, n.state) END AS state,
 					 greatest(p.max_ordered_at, n.max_ordered_at) AS max_ordered_at,
 					 greatest(p.max_order_key, n.max_order_key) AS max_order_key
-			  FROM (SELECT) one
-			  LEFT JOIN @extschema@._pair_counts(%L) n ON true
+			  FROM %s n
 			  LEFT JOIN @extschema@.cooccurrence_model p ON p.tenant_id = $1 AND %L) x,
 			 @extschema@.cooccurrence_info(x.state) i
-		WHERE x.state IS NOT NULL AND (i.orders > 0 OR i.skipped_lines > 0)$q$,
-		format('l.tenant_id = %s AND (%s)', tenant_id, new_lines), incremental));
+		WHERE i.orders > 0 OR i.skipped_lines > 0$q$,
+		-- all the tenant's lines as of its snapshot, counted where they live
+		-- (_pair_counts), or the new lines of an incremental refresh
+		CASE WHEN inc THEN
+			'(SELECT @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state, '
+			'max(l.ordered_at) AS max_ordered_at, max(l.order_key) AS max_order_key '
+			'FROM pg_temp.upsell_new_lines l)'
+		ELSE format('(SELECT c.state, c.max_ordered_at, c.max_order_key FROM @extschema@._pair_counts(%L) c)',
+					format('l.tenant_id OPERATOR(pg_catalog.=) %s AND @extschema@._xmin_visible(l.row_xmin, '
+						   '(SELECT s.snapshot FROM @extschema@.source_state s WHERE s.tenant_id OPERATOR(pg_catalog.=) %s)) '
+						   'IS NOT FALSE', tenant_id, tenant_id)) END, inc));
 	SELECT m.skipped_lines, m.big_orders INTO skipped, big
 	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_cooccurrence.tenant_id;
 	IF skipped > 0 THEN

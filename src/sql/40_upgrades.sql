@@ -24,6 +24,17 @@ LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], bigint[], timestamptz[], bigint[], float8, int, int, int) IS
 	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from its order lines (arrays per line)';
 
+CREATE FUNCTION @extschema@._upgrade_build(product_id bigint[], group_key int[],
+	category_key int[], price float8[], lines text, max_ratio float8, per_product int,
+	scan_window int, max_customer_products int)
+RETURNS TABLE (product_id bigint, candidate_id bigint, upgrade boolean, same_group boolean,
+			   paths bigint, buyers bigint, candidate_buyers bigint, popularity float8,
+			   closeness float8, score float8)
+AS 'MODULE_PATHNAME', 'upsell_upgrade_build_query'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], text, float8, int, int, int) IS
+	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, ordered_at, product_id) ordered by customer, read one customer at a time';
+
 -- How far the stored lists reach: serving filters them with the caller's
 -- ratio, so the model keeps everything a caller may reasonably ask for.
 CREATE FUNCTION @extschema@._upgrade_limits(OUT max_ratio float8, OUT per_product int,
@@ -67,20 +78,20 @@ BEGIN
 		products AS (
 			SELECT array_agg(p.product_id) AS ids, array_agg(p.g::int) AS gs,
 				   array_agg(p.c::int) AS cs, array_agg(p.price::float8) AS ps
-			FROM priced p HAVING count(*) > 0),
-		lines AS (
-			SELECT array_agg(coalesce(l.customer_id, l.order_key)) AS cu,
-				   array_agg(l.ordered_at) AS ts, array_agg(l.product_id) AS lp
-			FROM @extschema@.order_lines l
-			WHERE l.tenant_id = $1 AND %L AND l.product_id IS NOT NULL AND coalesce(l.quantity, 1) > 0)
+			FROM priced p HAVING count(*) > 0)
 		SELECT $1 AS tenant_id, b.product_id, CASE WHEN b.upgrade THEN 'upgrade' ELSE 'downsell' END AS kind,
 			   b.candidate_id, b.same_group, b.paths, b.buyers, b.candidate_buyers,
 			   b.popularity, b.closeness, b.score
 		FROM products p
-		CROSS JOIN lines l
-		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, l.cu, l.ts, l.lp,
-			%s, %s, %s, %s) b$q$,
-		priced > 0, lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products));
+		-- the tenant's lines, one customer at a time (sorted by PostgreSQL,
+		-- in parallel where it can): never all of them in memory at once
+		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, %L,
+			%s, %s, %s, %s) b
+		WHERE %L$q$,
+		'SELECT coalesce(l.customer_id, l.order_key), l.ordered_at, l.product_id FROM '
+			|| @extschema@._tenant_lines(tenant_id) || ' l WHERE l.product_id IS NOT NULL '
+			|| 'AND coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0 ORDER BY 1',
+		lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products, priced > 0));
 END
 $$;
 

@@ -141,7 +141,10 @@ BEGIN
 						   unnest(f.items) AS p(product_id)
 					  WHERE f.size >= 2 AND f.lift > 1) x
 				WHERE x.r <= %s$q$,
-				@extschema@._order_lines_query(tenant_id), min_count, per_product));
+				-- the lines as of the tenant's refresh snapshot, like every model
+				'SELECT l.order_key, l.product_id FROM ' || @extschema@._tenant_lines(tenant_id)
+					|| ' l WHERE coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0',
+				min_count, per_product));
 		EXCEPTION WHEN program_limit_exceeded THEN
 			-- past the tenant's order count nothing can be frequent
 			IF min_count::bigint * 4 > most_orders THEN

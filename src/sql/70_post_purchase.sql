@@ -4,14 +4,14 @@
 -- email sequence, subscriptions and abandoned carts
 -- ===========================================================================
 --
--- refresh() stores two models:
---	purchase_interval_model (70)	per (customer, product): purchases, median
---		gap, CV of gaps, predicted next purchase and its confidence
+-- refresh() stores two models, from one pass over the order lines:
+--	purchase_history_model (70)		per customer, per product bought:
+--		purchases, median gap, CV of gaps, quantity, spend
 --	product_interval_model (71)		per product: customers, repeat buyers,
 --		population interval, and whether the data says "consumable"
--- The per-(customer, product) statistics come from one GROUP BY pass over
--- the order lines with the C aggregate purchase_interval_agg; serving
--- functions read the models by index.
+-- and the view purchase_interval_model gives the history per (customer,
+-- product) with the predicted next purchase and its confidence.  Serving
+-- functions read them by key.
 
 -- ---- the interval aggregate ------------------------------------------------
 
@@ -97,102 +97,216 @@ END;
 -- span of the history: in a grocery history where the average item is
 -- rebought by 8% of its buyers, 5% is a consumable; in a phone shop where
 -- 2% is the norm, a phone rebought by 0.5% of its buyers is a durable.
--- Serial on purpose: almost every (customer, product) group holds one or
--- two lines, so partial aggregation in workers reduces nothing and only adds
--- the transfer of every state (measured 1.7x slower with 2 workers).
-CREATE FUNCTION @extschema@._build_purchase_intervals(tenant_id bigint, incremental boolean)
+--
+-- Both models come from one pass over the order lines, customer by
+-- customer (src/purchase_history.c): the lines sorted by customer (in
+-- parallel workers where PostgreSQL can) feed a C function that keeps one
+-- customer's lines at a time, emits the customer's row (one array element
+-- per product bought) and folds the customer's statistics into per-product
+-- counters, emitted after the tenant's last customer.  Per (customer,
+-- product) the model is one array element, not a row: a shop's history
+-- holds about as many (customer, product) pairs as order lines, and a row
+-- each made the model a second copy of the order table.
+CREATE FUNCTION @extschema@._purchase_history(query text)
+RETURNS TABLE (tenant_id bigint, customer_id bigint, product_ids bigint[], purchases int[],
+			   first_at timestamptz[], last_at timestamptz[], median_gap_days float8[], cv float8[],
+			   quantity numeric[], spend numeric[], product_id bigint, customers bigint,
+			   repeat_customers bigint, regular_customers bigint, population_interval_days float8,
+			   repeats_consumable boolean, repeat_gaps float8[])
+AS 'MODULE_PATHNAME', 'upsell_purchase_history'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._purchase_history(text) IS
+	'internal: per customer the statistics of every product bought (arrays sorted by product id, product_id NULL), then per product the repeat statistics with the repeat customers'' median gaps, sorted (customer_id NULL), from a query returning (tenant_id, customer_id, product_id, ordered_at, quantity, spend) ordered by tenant_id, customer_id';
+
+CREATE FUNCTION @extschema@._gaps_update(base float8[], remove float8[], add float8[])
+RETURNS float8[]
+AS 'MODULE_PATHNAME', 'upsell_gaps_update'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._gaps_update(float8[], float8[], float8[]) IS
+	'internal: a sorted multiset of repeat gaps, one element equal to each of remove taken out, add put in, sorted';
+
+CREATE FUNCTION @extschema@._gaps_median(float8[])
+RETURNS float8
+AS 'MODULE_PATHNAME', 'upsell_gaps_median'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._gaps_median(float8[]) IS
+	'internal: the median of repeat gaps as the full build takes it (the population interval); NULL when empty';
+
+CREATE FUNCTION @extschema@._consumable_by_data(customers bigint, repeaters bigint,
+	shop_pairs bigint, shop_repeat_pairs bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'upsell_consumable_by_data'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._consumable_by_data(bigint, bigint, bigint, bigint) IS
+	'internal: the consumable rule of the data (2+ repeat customers, repeat share at least max(2%, half the shop''s)), as the full build applies it';
+
+-- The order lines of the purchase histories, as _purchase_history reads them:
+-- the tenant's lines as of its refresh snapshot (_tenant_lines), of some
+-- customers only when filter says so.
+CREATE FUNCTION @extschema@._history_lines_query(tenant_id bigint, filter text DEFAULT 'true')
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN 'SELECT l.tenant_id, l.customer_id, l.product_id, l.ordered_at, l.quantity, '
+	|| 'l.quantity OPERATOR(pg_catalog.*) l.unit_price FROM ' || @extschema@._tenant_lines(tenant_id) || ' l '
+	|| 'WHERE l.customer_id IS NOT NULL AND l.product_id IS NOT NULL AND l.ordered_at IS NOT NULL '
+	|| 'AND l.quantity OPERATOR(pg_catalog.>) 0 AND (' || filter || ') ORDER BY l.tenant_id, l.customer_id';
+
+-- Fills purchase_history_model for one tenant: every customer, or in an
+-- incremental refresh only the customers with new lines (their rows are
+-- replaced; the others stay).  The same pass gives the product statistics
+-- of those customers, kept with their previous statistics in temporary
+-- tables for product_interval_model, built next.
+CREATE FUNCTION @extschema@._build_purchase_history(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
-SET max_parallel_workers_per_gather = 0
 AS $$
+DECLARE
+	t bigint := tenant_id;
+	inc boolean := incremental AND @extschema@._incremental(tenant_id);
+	customers bigint[];
+	n bigint;
 BEGIN
 	-- the carts view, if a DROP ... CASCADE took it
 	IF to_regclass('@extschema@.carts') IS NULL AND EXISTS (SELECT FROM @extschema@.cart_source) THEN
 		PERFORM @extschema@._sync_carts();
 	END IF;
-	RETURN @extschema@._publish('purchase_interval_model', tenant_id, $q$
-		WITH per AS (
-			SELECT q.tenant_id, q.customer_id, q.product_id, (q.s).purchases, (q.s).first_at,
-				   (q.s).last_at, (q.s).median_gap_days, (q.s).cv, q.quantity, q.spend
-			FROM (SELECT l.tenant_id, l.customer_id, l.product_id,
-						 @extschema@.purchase_interval_agg(l.ordered_at) AS s,
-						 sum(l.quantity) AS quantity, sum(l.quantity * l.unit_price) AS spend
-				  FROM @extschema@.order_lines l
-				  WHERE l.tenant_id = $1 AND l.customer_id IS NOT NULL AND l.product_id IS NOT NULL
-					AND l.ordered_at IS NOT NULL AND l.quantity > 0
-				  GROUP BY l.tenant_id, l.customer_id, l.product_id) q
-			WHERE (q.s).purchases IS NOT NULL),
-		pop AS (
-			-- every repeat buyer counts once, whatever how often he buys
-			SELECT tenant_id, product_id,
-				   percentile_cont(0.5) WITHIN GROUP (ORDER BY median_gap_days) AS days,
-				   count(*)::float8 AS repeaters
-			FROM per WHERE purchases >= 2
-			GROUP BY tenant_id, product_id),
-		buyers AS (
-			SELECT tenant_id, product_id, count(*)::float8 AS customers
-			FROM per GROUP BY tenant_id, product_id),
-		x AS (
-			SELECT per.*, pop.days AS population_days,
-				   coalesce(pop.repeaters, 0) / b.customers AS repeat_share,
-				   CASE WHEN per.purchases >= 2 THEN per.median_gap_days ELSE pop.days END AS interval_days
-			FROM per
-			JOIN buyers b USING (tenant_id, product_id)
-			LEFT JOIN pop USING (tenant_id, product_id))
-		SELECT tenant_id, customer_id, product_id, purchases, first_at, last_at,
-			   median_gap_days, cv, quantity, spend, population_days AS population_interval_days,
-			   interval_days, last_at + interval_days * interval '1 day' AS next_due,
-			   CASE WHEN purchases >= 2
-					THEN (purchases - 1)::float8 / purchases
-						 * CASE WHEN cv IS NULL THEN 0.5 ELSE 1 / (1 + cv) END
-					WHEN population_days IS NOT NULL THEN 0.5 * repeat_share
-			   END AS confidence
-		FROM x$q$);
+	IF to_regclass('pg_temp.upsell_history_pass') IS NOT NULL THEN
+		DROP TABLE pg_temp.upsell_history_pass, pg_temp.upsell_history_old;
+	END IF;
+	CREATE TEMP TABLE upsell_history_pass ON COMMIT DROP AS
+		SELECT * FROM @extschema@._purchase_history('') WITH NO DATA;
+	CREATE TEMP TABLE upsell_history_old (product_id bigint, purchases int, median_gap_days float8, cv float8) ON COMMIT DROP;
+	IF inc THEN
+		customers := ARRAY(SELECT DISTINCT n.customer_id FROM pg_temp.upsell_new_lines n
+						   WHERE n.customer_id IS NOT NULL AND n.product_id IS NOT NULL
+							 AND n.ordered_at IS NOT NULL AND n.quantity > 0
+						   ORDER BY 1);
+		-- what those customers contributed to the product statistics so far
+		INSERT INTO pg_temp.upsell_history_old
+		SELECT u.product_id, u.purchases, u.median_gap_days, u.cv
+		FROM @extschema@.purchase_history_model h,
+			 unnest(h.product_ids, h.purchases, h.median_gap_days, h.cv) u(product_id, purchases, median_gap_days, cv)
+		WHERE h.tenant_id = t AND h.customer_id = ANY (customers);
+		INSERT INTO pg_temp.upsell_history_pass
+		SELECT * FROM @extschema@._purchase_history(@extschema@._history_lines_query(t,
+			format('l.customer_id OPERATOR(pg_catalog.=) ANY (%L::bigint[])', customers)));
+		PERFORM @extschema@._publish('purchase_history_model', t,
+			'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
+			'quantity, spend FROM pg_temp.upsell_history_pass WHERE product_id IS NULL', customers);
+		SELECT count(*) INTO n FROM @extschema@.purchase_history_model h WHERE h.tenant_id = t;
+		RETURN n;
+	END IF;
+	INSERT INTO pg_temp.upsell_history_pass
+	SELECT * FROM @extschema@._purchase_history(@extschema@._history_lines_query(t));
+	RETURN @extschema@._publish('purchase_history_model', t,
+		'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
+		'quantity, spend FROM pg_temp.upsell_history_pass WHERE product_id IS NULL');
 END
 $$;
 
-SELECT @extschema@._define_model('purchase_interval_model',
-	$$tenant_id bigint NOT NULL, customer_id bigint NOT NULL, product_id bigint NOT NULL,
-	  purchases bigint NOT NULL, first_at timestamptz NOT NULL, last_at timestamptz NOT NULL,
-	  median_gap_days float8, cv float8, quantity numeric, spend numeric,
-	  population_interval_days float8, interval_days float8, next_due timestamptz, confidence float8,
-	  PRIMARY KEY (tenant_id, customer_id, product_id)$$,
-	ARRAY['(tenant_id, next_due)'],
-	70, '@extschema@._build_purchase_intervals(bigint, boolean)',
-	'per customer and product: distinct purchases, first and last, median gap and CV of gaps in days, quantity and spend, the interval used (own median from 2 purchases, else the product''s population interval), the predicted next purchase and its confidence');
-
+-- Per product, from the pass of purchase_history_model: in full, its
+-- product rows; incrementally, the tenant's previous rows with the changed
+-- customers' old statistics taken out and their new ones put in (counts,
+-- and the multiset of repeat gaps whose median is the population interval),
+-- then the consumable rule again for every product (it compares with the
+-- shop's repeat share, which every new purchase moves).
 CREATE FUNCTION @extschema@._build_product_intervals(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF to_regclass('pg_temp.upsell_history_pass') IS NULL THEN
+		RAISE EXCEPTION 'product_interval_model is built from the pass of purchase_history_model'
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	IF NOT (incremental AND @extschema@._incremental(tenant_id)) THEN
+		RETURN @extschema@._publish('product_interval_model', tenant_id, $q$
+			SELECT p.tenant_id, p.product_id, p.customers, p.repeat_customers,
+				   p.repeat_customers::float8 OPERATOR(pg_catalog./) p.customers AS repeat_share, p.regular_customers,
+				   p.population_interval_days, p.repeats_consumable, p.repeat_gaps
+			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL$q$);
+	END IF;
 	RETURN @extschema@._publish('product_interval_model', tenant_id, $q$
-		SELECT tenant_id, product_id, customers, repeaters AS repeat_customers,
-			   repeaters::float8 / customers AS repeat_share,
-			   regulars AS regular_customers, population_days AS population_interval_days,
-			   repeaters >= 2
-				 AND repeaters::float8 / customers >= greatest(0.02,
-					0.5 * sum(repeaters) OVER (PARTITION BY tenant_id)
-						/ sum(customers) OVER (PARTITION BY tenant_id)) AS repeats_consumable
-		FROM (SELECT tenant_id, product_id, count(*) AS customers,
-					 count(*) FILTER (WHERE purchases >= 2) AS repeaters,
-					 count(*) FILTER (WHERE purchases >= 3 AND cv < 0.5) AS regulars,
-					 max(population_interval_days) AS population_days
-			  FROM @extschema@.purchase_interval_model
-			  WHERE tenant_id = $1
-			  GROUP BY tenant_id, product_id) p$q$);
+		WITH old AS (
+			SELECT o.product_id, pg_catalog.count(*) AS customers,
+				   pg_catalog.count(*) FILTER (WHERE o.purchases OPERATOR(pg_catalog.>=) 2) AS repeaters,
+				   pg_catalog.count(*) FILTER (WHERE o.purchases OPERATOR(pg_catalog.>=) 3 AND o.cv OPERATOR(pg_catalog.<) 0.5) AS regulars,
+				   pg_catalog.array_agg(o.median_gap_days) FILTER (WHERE o.purchases OPERATOR(pg_catalog.>=) 2) AS gaps
+			FROM pg_temp.upsell_history_old o GROUP BY o.product_id),
+		new AS (
+			SELECT p.product_id, p.customers, p.repeat_customers AS repeaters,
+				   p.regular_customers AS regulars, p.repeat_gaps AS gaps
+			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL),
+		merged AS (
+			SELECT coalesce(p.product_id, n.product_id) AS product_id,
+				   coalesce(p.customers, 0) OPERATOR(pg_catalog.-) coalesce(o.customers, 0) OPERATOR(pg_catalog.+) coalesce(n.customers, 0) AS customers,
+				   coalesce(p.repeat_customers, 0) OPERATOR(pg_catalog.-) coalesce(o.repeaters, 0) OPERATOR(pg_catalog.+) coalesce(n.repeaters, 0) AS repeaters,
+				   coalesce(p.regular_customers, 0) OPERATOR(pg_catalog.-) coalesce(o.regulars, 0) OPERATOR(pg_catalog.+) coalesce(n.regulars, 0) AS regulars,
+				   CASE WHEN n.product_id IS NULL AND o.product_id IS NULL THEN p.repeat_gaps
+						ELSE @extschema@._gaps_update(p.repeat_gaps, o.gaps, n.gaps) END AS gaps,
+				   n.product_id IS NULL AND o.product_id IS NULL AS unchanged,
+				   p.population_interval_days
+			FROM (SELECT * FROM @extschema@.product_interval_model m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) p
+			FULL JOIN new n ON n.product_id OPERATOR(pg_catalog.=) p.product_id
+			LEFT JOIN old o ON o.product_id OPERATOR(pg_catalog.=) coalesce(p.product_id, n.product_id))
+		SELECT $1 AS tenant_id, m.product_id, m.customers, m.repeaters AS repeat_customers,
+			   m.repeaters::float8 OPERATOR(pg_catalog./) m.customers AS repeat_share, m.regulars AS regular_customers,
+			   CASE WHEN m.unchanged THEN m.population_interval_days
+					ELSE @extschema@._gaps_median(m.gaps) END AS population_interval_days,
+			   @extschema@._consumable_by_data(m.customers, m.repeaters,
+					(pg_catalog.sum(m.customers) OVER ())::bigint, (pg_catalog.sum(m.repeaters) OVER ())::bigint) AS repeats_consumable,
+			   m.gaps AS repeat_gaps
+		FROM merged m WHERE m.customers OPERATOR(pg_catalog.>) 0$q$);
 END
 $$;
+
+SELECT @extschema@._define_model('purchase_history_model',
+	$$tenant_id bigint NOT NULL, customer_id bigint NOT NULL, product_ids bigint[] NOT NULL,
+	  purchases int[] NOT NULL, first_at timestamptz[] NOT NULL, last_at timestamptz[] NOT NULL,
+	  median_gap_days float8[] NOT NULL, cv float8[] NOT NULL, quantity numeric[] NOT NULL,
+	  spend numeric[] NOT NULL,
+	  PRIMARY KEY (tenant_id, customer_id)$$,
+	NULL, 70, '@extschema@._build_purchase_history(bigint, boolean)',
+	'per customer, one array element per product bought (sorted by product id): distinct purchases, first and last, median gap and CV of gaps in days (NULL below 2 and 3 purchases), quantity and spend; read through the view purchase_interval_model',
+	'customer_id');
 
 SELECT @extschema@._define_model('product_interval_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, customers bigint NOT NULL,
 	  repeat_customers bigint NOT NULL, repeat_share float8 NOT NULL, regular_customers bigint NOT NULL,
 	  population_interval_days float8, repeats_consumable boolean NOT NULL,
+	  repeat_gaps float8[] NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id)$$,
 	NULL, 71, '@extschema@._build_product_intervals(bigint, boolean)',
-	'per product: customers, repeat customers (2+ purchases) and their share, regular customers (3+ purchases, CV < 0.5), population interval (median of the repeat customers'' median gaps), and whether the data says consumable (2+ repeat customers and a repeat share of at least half the shop''s and 2%)');
+	'per product: customers, repeat customers (2+ purchases) and their share, regular customers (3+ purchases, CV < 0.5), population interval (median of the repeat customers'' median gaps), whether the data says consumable (2+ repeat customers and a repeat share of at least half the shop''s and 2%), and the repeat customers'' median gaps, sorted (what an incremental refresh updates the population interval from)');
+
+-- Per (customer, product), as the serving and analyst functions read it:
+-- the history's array elements, with the interval that predicts the next
+-- purchase (the customer's own median gap from 2 purchases, else the
+-- product's population interval), the predicted date and its confidence.
+-- A lookup by customer reads one row of purchase_history_model by key.
+CREATE VIEW @extschema@.purchase_interval_model AS
+SELECT h.tenant_id, h.customer_id, u.product_id, u.purchases::bigint AS purchases, u.first_at,
+	   u.last_at, u.median_gap_days, u.cv, u.quantity, u.spend,
+	   pm.population_interval_days, i.interval_days,
+	   u.last_at + i.interval_days * interval '1 day' AS next_due,
+	   CASE WHEN u.purchases >= 2
+			THEN (u.purchases - 1)::float8 / u.purchases
+				 * CASE WHEN u.cv IS NULL THEN 0.5 ELSE 1 / (1 + u.cv) END
+			WHEN pm.population_interval_days IS NOT NULL THEN 0.5 * pm.repeat_share
+	   END AS confidence
+FROM @extschema@.purchase_history_model h
+CROSS JOIN LATERAL unnest(h.product_ids, h.purchases, h.first_at, h.last_at, h.median_gap_days,
+						  h.cv, h.quantity, h.spend)
+	AS u(product_id, purchases, first_at, last_at, median_gap_days, cv, quantity, spend)
+LEFT JOIN @extschema@.product_interval_model pm
+	ON pm.tenant_id = h.tenant_id AND pm.product_id = u.product_id
+CROSS JOIN LATERAL (SELECT CASE WHEN u.purchases >= 2 THEN u.median_gap_days
+								ELSE pm.population_interval_days END AS interval_days) i;
+COMMENT ON VIEW @extschema@.purchase_interval_model IS
+	'per customer and product: distinct purchases, first and last, median gap and CV of gaps in days, quantity and spend, the interval used (own median from 2 purchases, else the product''s population interval), the predicted next purchase and its confidence';
 
 -- Upgrades and cheaper alternatives look products up by variant group and
 -- price: an index on product_model (defined in 30_cross_sell).

@@ -317,27 +317,60 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	t bigint := tenant_id;
+	timed boolean := (SELECT s.ordered_at IS NOT NULL FROM @extschema@.order_source s);
 	recent text := 'true';
+	orders bigint[];
+	n bigint;
 BEGIN
-	IF (SELECT s.ordered_at IS NOT NULL FROM @extschema@.order_source s) THEN
-		recent := 'l.ordered_at >= (SELECT m.max_ordered_at FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = $1) - interval ''90 days''';
+	IF timed THEN
+		-- (OPERATOR() binds like any operator, left to right: parenthesized)
+		recent := 'l.ordered_at OPERATOR(pg_catalog.>=) ((SELECT m.max_ordered_at FROM @extschema@.cooccurrence_model m '
+				  'WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) OPERATOR(pg_catalog.-) interval ''90 days'')';
 	END IF;
-	RETURN @extschema@._publish('order_model', tenant_id, format($q$
-		SELECT $1 AS tenant_id, l.order_key, min(l.order_id) AS order_id, min(l.customer_id) AS customer_id,
-			   max(l.ordered_at) AS ordered_at, array_agg(DISTINCT l.product_id) AS items
-		FROM @extschema@.order_lines l
-		WHERE l.tenant_id = $1 AND l.quantity > 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
-		GROUP BY l.order_key$q$, recent));
+	IF NOT (incremental AND @extschema@._incremental(t)) THEN
+		RETURN @extschema@._publish('order_model', t, format($q$
+			SELECT $1 AS tenant_id, l.order_key, pg_catalog.min(l.order_id) AS order_id,
+				   pg_catalog.min(l.customer_id) AS customer_id, pg_catalog.max(l.ordered_at) AS ordered_at,
+				   pg_catalog.array_agg(DISTINCT l.product_id) AS items, pg_catalog.min(l.ordered_at) AS first_at
+			FROM %s l
+			WHERE l.quantity OPERATOR(pg_catalog.>) 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
+			GROUP BY l.order_key$q$, @extschema@._tenant_lines(t), recent));
+	END IF;
+	-- incremental: the new orders, and the orders with lines older than
+	-- the window now starts (they drop out, wholly or in part)
+	orders := ARRAY(SELECT DISTINCT x.order_key FROM pg_temp.upsell_new_lines x
+					WHERE x.quantity > 0 AND x.product_id IS NOT NULL AND x.order_key IS NOT NULL);
+	IF timed THEN
+		orders := orders || ARRAY(
+			SELECT o.order_key FROM @extschema@.order_model o
+			WHERE o.tenant_id = t
+			  AND o.first_at < (SELECT m.max_ordered_at FROM @extschema@.cooccurrence_model m
+								WHERE m.tenant_id = t) - interval '90 days');
+	END IF;
+	IF cardinality(orders) > 0 THEN
+		PERFORM @extschema@._publish('order_model', t, format($q$
+			SELECT $1 AS tenant_id, l.order_key, pg_catalog.min(l.order_id) AS order_id,
+				   pg_catalog.min(l.customer_id) AS customer_id, pg_catalog.max(l.ordered_at) AS ordered_at,
+				   pg_catalog.array_agg(DISTINCT l.product_id) AS items, pg_catalog.min(l.ordered_at) AS first_at
+			FROM %s l
+			WHERE l.order_key OPERATOR(pg_catalog.=) ANY (%L::bigint[])
+			  AND l.quantity OPERATOR(pg_catalog.>) 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
+			GROUP BY l.order_key$q$, @extschema@._tenant_lines(t), orders, recent), orders);
+	END IF;
+	SELECT count(*) INTO n FROM @extschema@.order_model o WHERE o.tenant_id = t;
+	RETURN n;
 END
 $$;
 
 SELECT @extschema@._define_model('order_model',
 	$$tenant_id bigint NOT NULL, order_key bigint NOT NULL, order_id text NOT NULL,
-	  customer_id bigint, ordered_at timestamptz, items bigint[] NOT NULL,
+	  customer_id bigint, ordered_at timestamptz, items bigint[] NOT NULL, first_at timestamptz,
 	  PRIMARY KEY (tenant_id, order_key)$$,
 	ARRAY['(order_id)', '(tenant_id, customer_id, ordered_at)'], 96,
 	'@extschema@._build_order_model(bigint, boolean)',
-	'the orders of the last 90 days (all orders without an order time): products and customer, for the post-purchase view');
+	'the orders of the last 90 days (all orders without an order time): products and customer, for the post-purchase view; ordered_at and first_at: the time of its last and first line in the window',
+	'order_key');
 
 CREATE VIEW @extschema@.post_purchase_offers AS
 SELECT o.tenant_id, o.order_id, o.customer_id, o.ordered_at, f.*

@@ -42,3 +42,42 @@ bench_ratio() {
 result() {
 	printf 'result: %s\n' "$*"
 }
+
+# bench_refresh SQL: runs SQL (a CALL upsell.refresh(...)) in one session
+# while sampling, every 0.1 s, the private memory (RssAnon) of its backend
+# and of the parallel workers it starts.  Sets REFRESH_MS, PEAK_KB (the
+# backend) and PEAK_ALL_KB (the backend plus its workers at the same
+# moment); the session's notices go to stderr.
+bench_refresh() {
+	local sql=$1 pidfile peakfile t0 pid sampler
+	pidfile=$(mktemp)
+	peakfile=$(mktemp)
+	t0=$(date +%s%3N)
+	{ printf 'SELECT pg_backend_pid() \\g %s\n' "$pidfile"; printf '%s;\n' "$sql"; } |
+		"$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 2>&1 >/dev/null | sed 's/^/    /' >&2 &
+	local job=$!
+	while [ ! -s "$pidfile" ] && kill -0 "$job" 2>/dev/null; do sleep 0.05; done
+	pid=$(tr -dc 0-9 <"$pidfile")
+	(
+		peak=0 peak_all=0
+		while [ -n "$pid" ] && [ -e "/proc/$pid" ]; do
+			own=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+			all=${own:-0}
+			for w in $(pgrep -f "parallel worker for PID $pid\$" 2>/dev/null || true); do
+				all=$((all + $(awk '/^RssAnon/ {print $2}' "/proc/$w/status" 2>/dev/null || echo 0)))
+			done
+			[ "${own:-0}" -gt "$peak" ] && peak=$own
+			[ "$all" -gt "$peak_all" ] && peak_all=$all
+			echo "$peak $peak_all" >"$peakfile"
+			sleep 0.1
+		done
+	) &
+	sampler=$!
+	wait "$job"
+	REFRESH_MS=$(( $(date +%s%3N) - t0 ))
+	sleep 0.2
+	kill "$sampler" 2>/dev/null || true
+	wait "$sampler" 2>/dev/null || true
+	read -r PEAK_KB PEAK_ALL_KB <"$peakfile" || { PEAK_KB=0; PEAK_ALL_KB=0; }
+	rm -f "$pidfile" "$peakfile"
+}

@@ -247,3 +247,72 @@ UNIT_TEST(upg_random_catalog_invariants)
 	ups_free(p);
 	ups_free(lines);
 }
+
+/*
+ * The stream fed one customer at a time, customers in descending order and
+ * each customer's lines in reverse, gives exactly what upg_compute gives.
+ */
+UNIT_TEST(upg_stream_equals_compute)
+{
+	enum
+	{
+		N = 500, L = 8000
+	};
+	UpgProduct *p = ups_alloc(N * sizeof(UpgProduct));
+	UpgLine    *lines = ups_alloc(L * sizeof(UpgLine));
+	UpgLine    *copy = ups_alloc(L * sizeof(UpgLine));
+	UpgResult	a,
+				b;
+	UpgStream  *s;
+	size_t		i,
+				j;
+	unsigned int seed = 777;
+
+	for (i = 0; i < N; i++)
+	{
+		seed = seed * 1103515245u + 12345u;
+		p[i].id = (int64_t) i * 3 + 1;
+		p[i].category = (int32_t) ((seed >> 8) % 8);
+		p[i].group = (seed >> 16) % 3 == 0 ? -1 : (int32_t) ((seed >> 4) % 40);
+		p[i].price = 1.0 + (double) ((seed >> 12) % 500) / 10.0;
+	}
+	for (i = 0; i < L; i++)
+	{
+		seed = seed * 1103515245u + 12345u;
+		lines[i].customer = (seed >> 8) % 400;
+		lines[i].product = (seed >> 20) % 50 == 0 ? -5 : p[(seed >> 3) % N].id;
+		lines[i].time = (seed >> 14) % 100;
+		lines[i].has_time = (seed >> 6) % 17 != 0;
+	}
+	memcpy(copy, lines, L * sizeof(UpgLine));
+	CHECK(upg_compute(p, N, copy, L, &default_params, &a) == NULL);
+
+	CHECK(upg_stream_begin(p, N, &default_params, &s) == NULL);
+	for (int64_t c = 399; c >= 0; c--)
+	{
+		size_t		n = 0;
+
+		for (i = L; i-- > 0;)
+			if (lines[i].customer == c)
+				copy[n++] = lines[i];
+		upg_stream_customer(s, copy, n);
+	}
+	upg_stream_finish(s, &b);
+
+	CHECK_EQ_INT(a.ncands, b.ncands);
+	CHECK_EQ_INT(a.lines_used, b.lines_used);
+	CHECK_EQ_INT(a.lines_unknown, b.lines_unknown);
+	CHECK_EQ_INT(a.path_pairs, b.path_pairs);
+	for (i = 0; i < N; i++)
+		CHECK_EQ_INT(a.buyers[i], b.buyers[i]);
+	for (i = 0, j = 0; i < a.ncands && i < b.ncands; i++)
+		if (a.cands[i].product != b.cands[i].product || a.cands[i].candidate != b.cands[i].candidate ||
+			a.cands[i].paths != b.cands[i].paths || a.cands[i].score != b.cands[i].score)
+			j++;
+	CHECK_EQ_INT(j, 0);
+	upg_result_free(&a);
+	upg_result_free(&b);
+	ups_free(p);
+	ups_free(lines);
+	ups_free(copy);
+}

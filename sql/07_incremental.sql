@@ -1,0 +1,148 @@
+-- incremental refresh on real data (the superstore: text order and customer
+-- ids, dates, prices, categories, variant groups): new orders, late orders,
+-- returns of old orders fold in and give exactly the models of a full
+-- refresh; lines added to old orders, deleted and edited lines are detected
+-- and the tenant is rebuilt in full, saying why.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+\set ECHO none
+\i scripts/load_superstore.sql
+\set ECHO all
+CREATE SCHEMA inc;
+-- the shop's table (a table: its rows carry the commit order)
+CREATE TABLE inc.lines (LIKE superstore.order_lines);
+INSERT INTO inc.lines SELECT * FROM superstore.order_lines WHERE ordered_at < '2022-07-01';
+SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+SELECT upsell.register_products('superstore.products', 'product_id', price => 'price',
+	category => 'category', variant_group => 'variant_group', in_stock => 'in_stock',
+	title => 'title', unit_size => 'unit_size', unit_name => 'unit_name');
+
+-- Every model's rows (except the build time of threshold_candidates and
+-- source_state, which differ by nature) as they are now, kept in inc_saved.
+CREATE FUNCTION pg_temp.save_models() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	m record;
+BEGIN
+	DROP SCHEMA IF EXISTS inc_saved CASCADE;
+	CREATE SCHEMA inc_saved;
+	FOR m IN SELECT model FROM upsell.models LOOP
+		EXECUTE format('CREATE TABLE inc_saved.%I AS SELECT * FROM upsell.%I', m.model, m.model);
+	END LOOP;
+END $$;
+-- Rows that differ between the saved models and the current ones, per model.
+CREATE FUNCTION pg_temp.model_differences() RETURNS TABLE (model name, differences bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	m record;
+	cols text;
+BEGIN
+	FOR m IN SELECT d.model FROM upsell.models d WHERE d.model <> 'source_state' ORDER BY d.build_order LOOP
+		-- as text: the counts' type has no equality operator
+		SELECT string_agg(quote_ident(a.attname) || '::text', ', ' ORDER BY a.attnum) INTO cols
+		FROM pg_attribute a
+		WHERE a.attrelid = format('upsell.%I', m.model)::regclass AND a.attnum > 0
+		  AND NOT a.attisdropped AND a.attname <> 'built_at';
+		model := m.model;
+		EXECUTE format('SELECT count(*) FROM ((SELECT %1$s FROM inc_saved.%2$I EXCEPT ALL SELECT %1$s FROM upsell.%2$I) '
+					   'UNION ALL (SELECT %1$s FROM upsell.%2$I EXCEPT ALL SELECT %1$s FROM inc_saved.%2$I)) d',
+					   cols, m.model) INTO differences;
+		RETURN NEXT;
+	END LOOP;
+END $$;
+-- After an incremental refresh (saved) and a full one of the same lines:
+-- how the tenant was refreshed incrementally, and the models that differ
+-- (none, when incremental is right).
+CREATE FUNCTION pg_temp.compare() RETURNS TABLE (mode text, reason text, new_lines bigint, differing text)
+LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY EXECUTE $q$
+		SELECT s.mode, s.reason, s.new_lines,
+			   (SELECT coalesce(string_agg(d.model || ': ' || d.differences, ', '), 'none')
+				FROM pg_temp.model_differences() d WHERE d.differences > 0)
+		FROM inc_saved.source_state s WHERE s.tenant_id = 0$q$;
+END $$;
+
+CALL upsell.refresh();
+SELECT mode, lines, new_lines FROM upsell.source_state WHERE tenant_id = 0;
+SELECT model, row_count > 0 AS has_rows FROM upsell.models ORDER BY build_order;
+
+-- 1. new orders (July to September 2022), folded in
+INSERT INTO inc.lines SELECT * FROM superstore.order_lines
+WHERE ordered_at >= '2022-07-01' AND ordered_at < '2022-10-01';
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+
+-- 2. late orders: new orders dated three years back (earlier than most lines counted)
+INSERT INTO inc.lines
+SELECT line_id + 100000, order_id || '-late', customer_id, ordered_at - interval '3 years',
+	   product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE ordered_at >= '2022-10-01' AND ordered_at < '2022-11-01';
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+
+-- 3. returns of old orders (negative quantities), with new orders
+INSERT INTO inc.lines
+SELECT line_id + 200000, order_id, customer_id, ordered_at + interval '10 days',
+	   product_id, -quantity, unit_price, discount
+FROM inc.lines WHERE line_id % 50 = 0 AND line_id < 100000;
+INSERT INTO inc.lines SELECT * FROM superstore.order_lines
+WHERE ordered_at >= '2022-11-01' AND ordered_at < '2022-12-01';
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+
+-- 4. a line added to an old order: detected, the tenant rebuilt in full
+INSERT INTO inc.lines
+SELECT 300000, order_id, customer_id, ordered_at, 1, 1, 9.99, 0
+FROM inc.lines WHERE line_id = (SELECT min(line_id) FROM inc.lines);
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+
+-- 5. deleted lines: detected
+DELETE FROM inc.lines WHERE line_id % 97 = 0;
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+
+-- 6. an edited line: detected
+UPDATE inc.lines SET quantity = quantity + 1 WHERE line_id = (SELECT max(line_id) FROM inc.lines WHERE line_id < 100000);
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+
+-- 7. nothing new: nothing to fold in, the same models
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+
+-- 8. the rest of the history after all that, folded in
+INSERT INTO inc.lines SELECT * FROM superstore.order_lines WHERE ordered_at >= '2022-12-01';
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+
+-- a view has no commit order: always rebuilt in full
+CREATE VIEW inc.lines_view AS SELECT * FROM inc.lines;
+SELECT upsell.register_orders('inc.lines_view', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+CALL upsell.refresh();
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+
+DELETE FROM upsell.order_source;
+DELETE FROM upsell.product_source;
+DROP SCHEMA inc, inc_saved, superstore CASCADE;

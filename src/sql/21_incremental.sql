@@ -1,0 +1,174 @@
+
+-- ===========================================================================
+-- Incremental refresh: which order lines are new, and whether the rest is
+-- unchanged
+-- ===========================================================================
+--
+-- The first model a tenant's refresh builds, source_state, records the
+-- snapshot (pg_current_snapshot()) that the tenant's build reads its order
+-- lines at, with the count and a checksum (XOR of a hash per line) of those
+-- lines.  Every builder reads the lines through _tenant_lines(), which keeps
+-- only the rows whose inserting transaction that snapshot sees, so all the
+-- models of a tenant count exactly the same lines whatever commits while
+-- they are built.
+--
+-- An incremental refresh then takes as new the rows the previous snapshot
+-- did not see and the current one does: commit order, not order time or id,
+-- so a transaction that commits late with early times or ids is still new,
+-- and one that commits during a refresh is new at the next.  It folds the
+-- new lines in only when the rest is exactly what was counted:
+--
+--	the lines the previous snapshot saw, counted again now, have the same
+--	count and checksum (else lines were deleted or edited: an UPDATE writes
+--	a new row version, which is new, and removes the counted one), and
+--	no new line that counts (quantity > 0) belongs to an order counted
+--	before (a line added to an old order changes that order's pairs).
+--
+-- Otherwise the tenant is rebuilt in full, and refresh says why (NOTICE and
+-- source_state.reason).  Returns (quantity <= 0) count for no model, so a
+-- return of an old order folds in.  A source that is a view has no row
+-- xmin: its tenants are always rebuilt in full.
+
+CREATE FUNCTION @extschema@._xmin_visible(xmin xid, snapshot pg_snapshot)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'upsell_xmin_visible'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._xmin_visible(xid, pg_snapshot) IS
+	'internal: whether the transaction that wrote a row (its xmin) had committed as of the snapshot; true for a NULL xmin (a source without one)';
+
+-- The hash of a line in the checksum (XOR over the lines: order-free, and
+-- parallel aggregation combines it).
+CREATE FUNCTION @extschema@._line_hash(order_key bigint, product_id bigint, quantity numeric)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN pg_catalog.hashint8extended(order_key,
+	pg_catalog.hashint8extended(product_id, pg_catalog.hash_numeric_extended(quantity, 0)));
+
+CREATE FUNCTION @extschema@._build_source_state(tenant_id bigint, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t bigint := tenant_id;
+	snap pg_snapshot := pg_current_snapshot();
+	prev @extschema@.source_state;
+	why text;
+	n_lines bigint;
+	n_sum bigint;
+	old_lines bigint;
+	old_sum bigint;
+	touched bigint;
+	new_n bigint;
+	new_sum bigint;
+	new_orders bigint;
+	has_xmin boolean;
+BEGIN
+	IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
+		DROP TABLE pg_temp.upsell_new_lines;
+	END IF;
+	SELECT c.relkind IN ('r', 'p', 'm') INTO has_xmin
+	FROM @extschema@.order_source o JOIN pg_class c ON c.oid = o.relation;
+	IF incremental THEN
+		SELECT * INTO prev FROM @extschema@.source_state s WHERE s.tenant_id = t;
+		IF NOT FOUND THEN
+			why := 'the tenant has not been refreshed before';
+		ELSIF NOT coalesce(has_xmin, false) THEN
+			why := 'the registered order lines are a view, whose rows carry no commit order';
+		ELSIF pg_snapshot_xmax(snap)::text::numeric - pg_snapshot_xmax(prev.snapshot)::text::numeric > 1073741824 THEN
+			why := 'over 2^30 transactions since its last refresh';
+		END IF;
+	END IF;
+	IF incremental AND why IS NULL THEN
+		-- the new lines: committed after the last refresh's snapshot
+		EXECUTE format($q$
+			CREATE TEMP TABLE upsell_new_lines ON COMMIT DROP AS
+			SELECT l.* FROM @extschema@.order_lines l
+			WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND @extschema@._xmin_visible(l.row_xmin, $2)
+			  AND NOT @extschema@._xmin_visible(l.row_xmin, $3)$q$)
+		USING t, snap, prev.snapshot;
+		SELECT count(*), coalesce(bit_xor(@extschema@._line_hash(n.order_key, n.product_id, n.quantity)), 0),
+			   count(DISTINCT n.order_key)
+		INTO new_n, new_sum, new_orders
+		FROM pg_temp.upsell_new_lines n;
+		-- the lines counted last time, counted again (the new orders as a
+		-- constant array: a hashed lookup, and the scan may run in parallel)
+		EXECUTE format($q$
+			SELECT pg_catalog.count(*),
+				   coalesce(pg_catalog.bit_xor(@extschema@._line_hash(l.order_key, l.product_id, l.quantity)), 0),
+				   pg_catalog.count(*) FILTER (WHERE l.order_key OPERATOR(pg_catalog.=) ANY (%L::bigint[]))
+			FROM @extschema@.order_lines l
+			WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND @extschema@._xmin_visible(l.row_xmin, $2)$q$,
+			ARRAY(SELECT DISTINCT n.order_key FROM pg_temp.upsell_new_lines n
+				  WHERE n.quantity > 0 AND n.product_id IS NOT NULL AND n.order_key IS NOT NULL))
+		INTO old_lines, old_sum, touched
+		USING t, prev.snapshot;
+		IF old_lines <> prev.lines OR old_sum <> prev.checksum THEN
+			why := CASE WHEN old_lines < prev.lines
+						THEN format('%s of the %s order lines counted at the last refresh were deleted or edited since',
+									prev.lines - old_lines, prev.lines)
+						WHEN old_lines > prev.lines
+						THEN format('%s more order lines than counted at the last refresh carry its commits (a subtransaction that committed late)',
+									old_lines - prev.lines)
+						ELSE 'order lines counted at the last refresh were replaced since (same count, other lines)' END;
+		ELSIF touched > 0 THEN
+			why := format('new lines were added to orders counted at the last refresh (%s lines of those orders were counted)', touched);
+		END IF;
+	END IF;
+	IF incremental AND why IS NOT NULL THEN
+		RAISE NOTICE 'upsell: tenant %: rebuilt in full, not incrementally: %', t, why;
+	END IF;
+
+	IF incremental AND why IS NULL THEN
+		n_lines := prev.lines + new_n;
+		n_sum := prev.checksum # new_sum;
+	ELSE
+		IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
+			DROP TABLE pg_temp.upsell_new_lines;
+		END IF;
+		EXECUTE format($q$
+			SELECT pg_catalog.count(*),
+				   coalesce(pg_catalog.bit_xor(@extschema@._line_hash(l.order_key, l.product_id, l.quantity)), 0)
+			FROM @extschema@.order_lines l
+			WHERE l.tenant_id OPERATOR(pg_catalog.=) $1
+			  AND @extschema@._xmin_visible(l.row_xmin, $2) IS NOT FALSE$q$)
+		INTO n_lines, n_sum
+		USING t, snap;
+	END IF;
+	-- a tenant without lines has no state (refresh then forgets a tenant
+	-- whose every model is empty; its next incremental refresh is a full one)
+	RETURN @extschema@._publish('source_state', t,
+		format('SELECT %s::bigint AS tenant_id, %L::pg_snapshot AS snapshot, %s::bigint AS lines, %s::bigint AS checksum, '
+			   '%L::text AS mode, %L::text AS reason, %s::bigint AS new_lines, %s::bigint AS new_orders, '
+			   'pg_catalog.now() AS built_at WHERE %3$s::bigint OPERATOR(pg_catalog.>) 0',
+			   t, snap, n_lines, n_sum, CASE WHEN incremental AND why IS NULL THEN 'incremental' ELSE 'full' END,
+			   why, coalesce(new_n::text, 'NULL'), coalesce(new_orders::text, 'NULL')));
+END
+$$;
+
+SELECT @extschema@._define_model('source_state',
+	$$tenant_id bigint PRIMARY KEY, snapshot pg_snapshot NOT NULL, lines bigint NOT NULL,
+	  checksum bigint NOT NULL, mode text NOT NULL CHECK (mode IN ('full', 'incremental')),
+	  reason text, new_lines bigint, new_orders bigint, built_at timestamptz NOT NULL$$,
+	NULL, 1, '@extschema@._build_source_state(bigint, boolean)',
+	'per tenant: the snapshot its models were built at (its order lines are those whose transaction it sees), their count and checksum, and whether the last refresh folded new lines in (incremental) or rebuilt (full, with the reason when incremental was asked for)');
+
+-- The tenant's order lines as of its refresh snapshot, as a FROM item (alias
+-- l) for the builders' queries.  Before source_state is built (or for a
+-- source without row xmin) every current line.
+CREATE FUNCTION @extschema@._tenant_lines(tenant_id bigint)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN format('(SELECT l.* FROM @extschema@.order_lines l '
+			  'WHERE l.tenant_id OPERATOR(pg_catalog.=) %s AND @extschema@._xmin_visible(l.row_xmin, '
+			  '(SELECT s.snapshot FROM @extschema@.source_state s WHERE s.tenant_id OPERATOR(pg_catalog.=) %s)) '
+			  'IS NOT FALSE)', tenant_id, tenant_id);
+
+-- Whether the tenant's refresh folds new lines in (source_state decided).
+CREATE FUNCTION @extschema@._incremental(tenant_id bigint)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN coalesce((SELECT s.mode = 'incremental' FROM @extschema@.source_state s
+				 WHERE s.tenant_id = _incremental.tenant_id), false);

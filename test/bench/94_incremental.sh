@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Benchmark part: incremental refresh (issue 12).
+#
+# Adds 1% new orders to the generated shop (copies of every 100th order
+# under new order ids, one day after the newest order), then times
+# CALL upsell.refresh(incremental => true) and, side by side, a full
+# CALL upsell.refresh() of the same lines, with the peak private memory of
+# the refreshing backend.  Both must give the same models: every model
+# table is compared row by row (EXCEPT both ways).  The added lines are
+# deleted at the end.
+source "$(dirname "$0")/lib.sh"
+
+bq -c "SET client_min_messages = warning; DROP TABLE IF EXISTS bench.added" >/dev/null
+trap 'bq -c "SET client_min_messages = warning; DELETE FROM bench.order_lines o USING bench.added a WHERE o.order_id = a.order_id; DROP TABLE IF EXISTS bench.added" >/dev/null 2>&1 || true' EXIT
+
+# the orders to add: every 100th order, re-numbered after the last one
+bq <<-'SQL'
+	CREATE TABLE bench.added AS
+	SELECT o.order_id + m.max_id AS order_id, o.product_id, o.customer_id,
+		   o.ordered_at + (m.max_at - m.min_at) / 3650 + interval '1 day' AS ordered_at,
+		   o.quantity, o.unit_price
+	FROM bench.order_lines o,
+		 (SELECT max(order_id) AS max_id, max(ordered_at) AS max_at, min(ordered_at) AS min_at
+		  FROM bench.order_lines) m
+	WHERE o.order_id % 100 = 0;
+	INSERT INTO bench.order_lines SELECT * FROM bench.added;
+SQL
+read -r ADDED_LINES ADDED_ORDERS <<<"$(bq -F ' ' -c "SELECT count(*), count(DISTINCT order_id) FROM bench.added")"
+echo "added $ADDED_LINES lines in $ADDED_ORDERS new orders"
+
+bench_refresh "CALL upsell.refresh(incremental => true)"
+INC_MS=$REFRESH_MS
+INC_KB=$PEAK_KB
+MODE=$(bq -c "SELECT string_agg(DISTINCT mode || coalesce(' (' || reason || ')', ''), ', ') FROM upsell.source_state")
+echo "incremental refresh: $INC_MS ms, backend peak $((INC_KB / 1024)) MiB; tenants refreshed as: $MODE"
+bq -F ' ' -c "SELECT '  model ' || rpad(model, 28) || lpad(coalesce(row_count, 0)::text, 10) || ' rows ' || lpad(round(coalesce(build_ms, 0)::numeric)::text, 8) || ' ms' FROM upsell.models ORDER BY build_order"
+
+# the incremental result, kept for the comparison
+MODELS=$(bq -c "SELECT string_agg(model, ' ' ORDER BY build_order) FROM upsell.models WHERE model <> 'source_state'")
+bq -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS bench_inc CASCADE; CREATE SCHEMA bench_inc" >/dev/null
+for m in $MODELS; do
+	bq -c "CREATE TABLE bench_inc.$m AS SELECT * FROM upsell.$m" >/dev/null
+done
+
+bench_refresh "CALL upsell.refresh()"
+FULL_MS=$REFRESH_MS
+echo "full refresh of the same lines: $FULL_MS ms, backend peak $((PEAK_KB / 1024)) MiB"
+
+DIFFS=""
+for m in $MODELS; do
+	# built_at-like columns differ by nature; compare everything else
+	cols=$(bq -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+				  WHERE attrelid = 'upsell.$m'::regclass AND attnum > 0 AND NOT attisdropped
+				    AND attname NOT IN ('built_at')")
+	n=$(bq -c "SELECT count(*) FROM ((SELECT $cols FROM bench_inc.$m EXCEPT ALL SELECT $cols FROM upsell.$m)
+				UNION ALL (SELECT $cols FROM upsell.$m EXCEPT ALL SELECT $cols FROM bench_inc.$m)) d")
+	[ "$n" = 0 ] || DIFFS="$DIFFS $m:$n"
+done
+bq -c "SET client_min_messages = warning; DROP SCHEMA bench_inc CASCADE" >/dev/null
+echo "models that differ between incremental and full: ${DIFFS:-none}"
+result "incremental refresh after 1% new orders ($ADDED_LINES lines): $INC_MS ms (peak $((INC_KB / 1024)) MiB) vs full $FULL_MS ms: $(bench_ratio "$FULL_MS" "$INC_MS")x; same models: $([ -z "$DIFFS" ] && echo yes || echo "NO ($DIFFS)")"
+[ -z "$DIFFS" ]
