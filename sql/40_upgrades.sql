@@ -127,7 +127,7 @@ SELECT rank, candidate_id FROM upsell.upgrade_candidates(1);
 SELECT rank, candidate_id FROM upsell.downsell_candidates(2);
 DELETE FROM upsell.exclusions WHERE note = 't40';
 
--- edge cases: unknown or NULL product, unpriced product, k = 0
+-- edge cases: unknown product, NULL product (an error), unpriced product, k = 0
 SELECT count(*) FROM upsell.upgrade_candidates(999);
 SELECT count(*) FROM upsell.upgrade_candidates(NULL);
 SELECT count(*) FROM upsell.upgrade_candidates(8);

@@ -54,7 +54,7 @@ SELECT * FROM upsell.quantity_offer(1, 1, 2);
 INSERT INTO upsell.exclusions (tenant_id, product_id, note) VALUES (1, 3, 't40v');
 SELECT * FROM upsell.quantity_offer(3, 1, 1);
 DELETE FROM upsell.exclusions WHERE note = 't40v';
--- unknown and unpriced products give no rows
+-- unknown and unpriced products give no rows; a NULL product is an error
 SELECT count(*) FROM upsell.quantity_offer(999, 1, 1);
 SELECT count(*) FROM upsell.quantity_offer(5, 1, 1);
 SELECT count(*) FROM upsell.quantity_offer(NULL, 1, 1);

@@ -98,6 +98,7 @@ SELECT * FROM upsell.gap_fillers(ARRAY[1, 2], max_items => 0);
 SELECT * FROM upsell.gap_fillers(ARRAY[1, 2], max_items => 4);
 SELECT * FROM upsell.gap_fillers(ARRAY[1, 2], ARRAY[1]);
 SELECT * FROM upsell.gap_fillers(ARRAY[1, 2], ARRAY[1, 0]);
+-- an unknown product leaves the cart's value unknown: no gap to fill
 SELECT * FROM upsell.gap_fillers(ARRAY[1, 999]);
 SELECT * FROM upsell.gap_fillers(ARRAY[1, NULL]);
 SELECT * FROM upsell.gap_fillers(ARRAY[1], tenant_id => 3);

@@ -44,13 +44,23 @@ SET client_min_messages = warning;
 CALL upsell.refresh();
 RESET client_min_messages;
 
+-- the stage views serve the tenant bound to the session: with orders
+-- registered per tenant, none bound is an error, not every tenant's rows
+SELECT count(*) FROM upsell.product_page_offers WHERE product_id = 1;
+SET upsell.tenant_id = 1;
 -- product page: complements and the upgrade, interleaved; never the
 -- out-of-stock protector
 SELECT product_id, "rank", offer_type, product_ids, round(score::numeric, 3) AS score, reason
 FROM upsell.product_page_offers WHERE tenant_id = 1 AND product_id = 1 ORDER BY "rank";
 -- the other tenant's page knows nothing of tenant 1
+SET upsell.tenant_id = 2;
 SELECT product_id, "rank", offer_type, product_ids FROM upsell.product_page_offers
-WHERE tenant_id = 2 AND product_id = 1 ORDER BY "rank";
+WHERE product_id = 1 ORDER BY "rank";
+-- a session bound to tenant 2 serves no other
+SELECT * FROM upsell.product_page_offers(1, 1);
+SELECT * FROM upsell.cart_offers('{1}', NULL, 1);
+SELECT * FROM upsell.recommend_for_cart('{1}', 5, 1);
+SET upsell.tenant_id = 1;
 
 -- merchant offers come first, by priority, while active and triggered
 INSERT INTO upsell.offers (tenant_id, stage, trigger_product_id, product_ids, discount, priority, reason)
@@ -96,6 +106,7 @@ SELECT array_agg(offer_type || ':' || product_ids::text ORDER BY "rank") = (
 	SELECT array_agg(offer_type || ':' || product_ids::text ORDER BY "rank")
 	FROM upsell.product_page_offers WHERE tenant_id = 1 AND product_id = 1) AS same
 FROM upsell.product_page_offers(1, 1);
+RESET upsell.tenant_id;
 
 -- cart: complements, the gap to free shipping, a volume tier, never a
 -- product twice and never a cart item (but more of one, as a tier)
@@ -117,6 +128,7 @@ DELETE FROM upsell.thresholds;
 DELETE FROM upsell.volume_tiers;
 
 -- post-purchase: the order's complements, by order id or customer
+SET upsell.tenant_id = 1;
 SELECT order_id, customer_id, "rank", offer_type, product_ids
 FROM upsell.post_purchase_offers WHERE tenant_id = 1 AND order_id = '41' ORDER BY "rank";
 -- the regular cable buyer: a restock coming due and a subscription pitch
@@ -124,6 +136,7 @@ SELECT "rank", offer_type, product_ids, reason
 FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + interval '25 days');
 SELECT count(*) AS orders_of_customer_99, count(DISTINCT order_id) FILTER (WHERE offer_type = 'subscription') AS with_pitch
 FROM upsell.post_purchase_offers WHERE tenant_id = 1 AND customer_id = 99;
+RESET upsell.tenant_id;
 
 DELETE FROM upsell.experiment_variants;
 DELETE FROM upsell.experiments;

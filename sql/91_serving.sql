@@ -143,8 +143,9 @@ REVOKE ALL ON SCHEMA upsell FROM regress_upsell_reader;
 DROP OWNED BY regress_upsell_reader;
 DROP ROLE regress_upsell_reader;
 
--- bad input: a product the catalog does not know, a NULL id, a bad quantity
+-- a product the models do not know is served around, and the reasons say so
 SELECT * FROM upsell.cart_offers('{-1}');
+-- bad input: a NULL id, a bad quantity
 SELECT * FROM upsell.cart_offers('{1,NULL}');
 SELECT * FROM upsell.cart_offers('{1,2}', '{1,0}');
 SELECT * FROM upsell.cart_offers('{1,2}', NULL, 5);

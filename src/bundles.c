@@ -37,6 +37,9 @@ typedef struct MineArgs
 	int			limit_kb;
 } MineArgs;
 
+/* Longer sets are not offers (and the miner's buffers are sized by it). */
+#define ITEMSETS_MAX_SIZE 100
+
 /* Arguments shared by both functions: (query, min_support, max_size, min_count) */
 static void
 mine_args(FunctionCallInfo fcinfo, int support_arg, int size_arg, int count_arg,
@@ -47,6 +50,11 @@ mine_args(FunctionCallInfo fcinfo, int support_arg, int size_arg, int count_arg,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("query must not be NULL")));
 	a->query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	/* NULL min_support: min_count alone decides; one of them must be given */
+	if (PG_ARGISNULL(support_arg) && PG_ARGISNULL(count_arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("min_support and min_count must not both be NULL")));
 	a->min_support = PG_ARGISNULL(support_arg) ? 0 : PG_GETARG_FLOAT8(support_arg);
 	if (!(a->min_support >= 0 && a->min_support <= 1))
 		ereport(ERROR,
@@ -57,10 +65,10 @@ mine_args(FunctionCallInfo fcinfo, int support_arg, int size_arg, int count_arg,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("max_size must not be NULL")));
 	a->max_size = PG_GETARG_INT32(size_arg);
-	if (a->max_size < 1)
+	if (a->max_size < 1 || a->max_size > ITEMSETS_MAX_SIZE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_size must be at least 1: %d", a->max_size)));
+				 errmsg("max_size must be between 1 and %d: %d", ITEMSETS_MAX_SIZE, a->max_size)));
 	a->min_count = PG_ARGISNULL(count_arg) ? 1 : PG_GETARG_INT32(count_arg);
 	if (a->min_count < 1)
 		ereport(ERROR,
@@ -278,7 +286,11 @@ upsell_rules_from_query(PG_FUNCTION_ARGS)
 
 	mine_args(fcinfo, 1, 3, 4, &a);
 	o.a = &a;
-	o.min_confidence = PG_ARGISNULL(2) ? 0 : PG_GETARG_FLOAT8(2);
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("min_confidence must not be NULL")));
+	o.min_confidence = PG_GETARG_FLOAT8(2);
 	if (!(o.min_confidence >= 0 && o.min_confidence <= 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

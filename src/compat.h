@@ -18,6 +18,11 @@
 #error "upsell needs PostgreSQL 15 or later"
 #endif
 
+/* From 16 on the varlena macros (VARSIZE, VARDATA, ...) have a header of their own. */
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
+
 /*
  * Array allocation that loads into every minor release of a major.
  *

@@ -128,6 +128,7 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	int			i;
+	int			guc_level;
 
 	if (cache && strcmp(cache->experiment, experiment) == 0)
 		return cache;
@@ -135,18 +136,19 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 	schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT v.variant, v.weight::float8 FROM %s.experiment_variants v "
-					 "WHERE v.experiment = $1 ORDER BY v.variant COLLATE \"C\"",
+					 "SELECT v.variant, v.weight::pg_catalog.float8 FROM %s.experiment_variants v "
+					 "WHERE v.experiment OPERATOR(pg_catalog.=) $1 ORDER BY v.variant COLLATE \"C\"",
 					 quote_identifier(schema));
 	args[0] = CStringGetTextDatum(experiment);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	guc_level = upsell_pin_search_path();
 	if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading experiment variants failed");
 	if (SPI_processed == 0)
 	{
 		resetStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT FROM %s.experiments e WHERE e.experiment = $1",
+		appendStringInfo(&sql, "SELECT FROM %s.experiments e WHERE e.experiment OPERATOR(pg_catalog.=) $1",
 						 quote_identifier(schema));
 		if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "reading experiments failed");
@@ -186,6 +188,7 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 		w = SPI_getbinval(tup, desc, 2, &isnull);
 		cache->weights[i] = isnull ? -1 : DatumGetFloat8(w);
 	}
+	upsell_unpin_search_path(guc_level);
 	SPI_finish();
 	fcinfo->flinfo->fn_extra = cache;
 	return cache;
@@ -340,8 +343,15 @@ upsell_two_proportion_test(PG_FUNCTION_ARGS)
 	double		conf = get_confidence(fcinfo, 4);
 	UpsTestResult r;
 	double		v[5];
+	int			rc;
 
-	if (ups_two_proportion_test(x1, n1, x2, n2, conf, &r) != 0)
+	rc = ups_two_proportion_test(x1, n1, x2, n2, conf, &r);
+	if (rc == -2)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("trials above 2^53 cannot be tested exactly: %lld and %lld",
+						(long long) n1, (long long) n2)));
+	if (rc != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid counts for a two-proportion test: %lld of %lld against %lld of %lld",

@@ -14,6 +14,8 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "catalog/namespace.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -114,6 +116,23 @@ get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 				k;
 	Datum	   *cats;
 	bool	   *catnulls;
+	int			guc_level;
+	Oid			relid;
+	AclResult	acl;
+
+	/*
+	 * The cache is the backend's, the privilege the current role's: checked
+	 * on every use, so a role without SELECT on the model (after SET ROLE)
+	 * is not served what another role read.
+	 */
+	relid = get_relname_relid("threshold_candidates", get_namespace_oid(nsp, false));
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation %s.threshold_candidates does not exist", nsp)));
+	acl = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_VIEW, "threshold_candidates");
 
 	for (i = 0; i < CACHE_TENANTS; i++)
 		if (cache[i].valid && cache[i].tenant_id == tenant_id && cache[i].built_at == built_at)
@@ -141,14 +160,16 @@ get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 	memset(c, 0, sizeof(*c));
 
 	query = psprintf("SELECT built_at, prices, product_ids, category_of, categories "
-					 "FROM %s.threshold_candidates WHERE tenant_id = $1",
+					 "FROM %s.threshold_candidates WHERE tenant_id OPERATOR(pg_catalog.=) $1",
 					 quote_identifier(nsp));
 	args[0] = Int64GetDatum(tenant_id);
 	SPI_connect();
+	guc_level = upsell_pin_search_path();
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the threshold_candidates model");
 	if (SPI_processed == 0)
 	{
+		upsell_unpin_search_path(guc_level);
 		SPI_finish();
 		return NULL;
 	}
@@ -206,6 +227,7 @@ get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 					 errmsg("product " INT64_FORMAT " appears twice in the threshold_candidates model", c->id[c->by_id[k]]),
 					 errhint("Run CALL upsell.refresh().")));
 	MemoryContextSwitchTo(old);
+	upsell_unpin_search_path(guc_level);
 	SPI_finish();
 
 	c->valid = true;
@@ -522,7 +544,7 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 }
 
 /*
- * Gap fillers for the cart stage (src/serving.c), without the arrays of
+ * Gap fillers for the cart stage (src/serving_cart.c), without the arrays of
  * _gap_fill: the products never to offer (skip) and the cart's complements
  * with their relevance in (0, 1].  Returns the number of offers written to
  * out (room for k); -1 when the tenant has no candidates as of built_at.

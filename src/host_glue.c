@@ -3,13 +3,14 @@
  *		The server side of src/core/ups_host.h: core allocations go to the
  *		current memory context, cancellation to CHECK_FOR_INTERRUPTS().  Also
  *		the small helpers the fmgr files share (aggregate context, flat
- *		states, int8 arrays).
+ *		states, int8 arrays, the pinned search_path of internal queries).
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "ups_host.h"
@@ -121,4 +122,28 @@ upsell_int8_array(const int64 *ids, int n)
 	for (i = 0; i < n; i++)
 		d[i] = Int64GetDatum(ids[i]);
 	return construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+}
+
+/*
+ * The extension's own queries (SPI) run with search_path pinned to
+ * pg_catalog, pg_temp, as a function with SET search_path would: nothing a
+ * caller's schema defines can stand in for an operator, function or type
+ * they use, even where one was left unqualified.  Returns the GUC nest
+ * level to pass to upsell_unpin_search_path; an error restores the caller's
+ * path with the (sub)transaction's abort.
+ */
+int
+upsell_pin_search_path(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+void
+upsell_unpin_search_path(int level)
+{
+	AtEOXact_GUC(true, level);
 }

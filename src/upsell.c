@@ -4,9 +4,9 @@
  */
 #include "postgres.h"
 
-#include "executor/spi.h"
-
+#include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 
 #include "fmgr.h"
 #include "access/xact.h"
@@ -23,6 +23,49 @@ bool		upsell_force_weight_change = false;
 int			upsell_itemsets_memory_limit = -1;
 int			upsell_bundle_min_count = 5;
 int			upsell_bundles_per_product = 10;
+int			upsell_max_cart_lines = 500;
+char	   *upsell_tenant_setting = NULL;
+bool		upsell_tenant_bound = false;
+int64		upsell_bound_tenant = 0;
+
+/* upsell.tenant_id: empty (no tenant bound) or a bigint */
+static bool
+check_tenant(char **newval, void **extra, GucSource source)
+{
+	int64	   *parsed;
+	int64		v = 0;
+	bool		bound = false;
+
+	if (*newval && **newval)
+	{
+		char	   *end;
+
+		errno = 0;
+		v = strtoll(*newval, &end, 10);
+		while (*end == ' ')
+			end++;
+		if (errno != 0 || end == *newval || *end != '\0')
+		{
+			GUC_check_errdetail("upsell.tenant_id must be empty or a bigint.");
+			return false;
+		}
+		bound = true;
+	}
+	parsed = malloc(2 * sizeof(int64));	/* the GUC machinery free()s extra */
+	if (parsed == NULL)
+		return false;
+	parsed[0] = bound;
+	parsed[1] = v;
+	*extra = parsed;
+	return true;
+}
+
+static void
+assign_tenant(const char *newval, void *extra)
+{
+	upsell_tenant_bound = ((int64 *) extra)[0] != 0;
+	upsell_bound_tenant = ((int64 *) extra)[1];
+}
 
 void		_PG_init(void);
 
@@ -71,6 +114,20 @@ _PG_init(void)
 							10, 1, 1000,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("upsell.max_cart_lines",
+							"The most lines a cart passed to the serving functions may have.",
+							"A longer cart is refused (54000) rather than served slowly.",
+							&upsell_max_cart_lines,
+							500, 1, 100000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("upsell.tenant_id",
+							   "The tenant this session serves; empty: none bound.",
+							   "With a tenant bound, functions use it when tenant_id is NULL and refuse another, and the stage views show only its rows.",
+							   &upsell_tenant_setting,
+							   "",
+							   PGC_USERSET, 0,
+							   check_tenant, assign_tenant, NULL);
 	MarkGUCPrefixReserved("upsell");
 }
 

@@ -21,14 +21,19 @@ extern bool upsell_force_weight_change;
 extern int	upsell_itemsets_memory_limit;	/* kB, -1: 32 * work_mem */
 extern int	upsell_bundle_min_count;
 extern int	upsell_bundles_per_product;
+extern int	upsell_max_cart_lines;
+extern bool upsell_tenant_bound;	/* upsell.tenant_id set */
+extern int64 upsell_bound_tenant;
 
 /* host_glue.c: shared by the fmgr files */
 extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fname);
 extern bytea *upsell_alloc_bytea(size_t size, const char *what, const char *hint);
 extern int64 *upsell_int8_elems(ArrayType *arr, int *n);
 extern ArrayType *upsell_int8_array(const int64 *ids, int n);
+extern int	upsell_pin_search_path(void);
+extern void upsell_unpin_search_path(int level);
 
-/* gapfill.c: gap fillers of the cart stage (serving.c) */
+/* gapfill.c: gap fillers of the cart stage (serving_cart.c) */
 extern int	upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 gap,
 							  const int64 *skip, int nskip,
 							  const char *const *skip_categories, int nskip_categories,

@@ -28,6 +28,7 @@
 #include "postgres.h"
 
 #include "access/transam.h"
+#include "compat.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 

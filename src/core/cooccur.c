@@ -813,13 +813,23 @@ counts_sum(CoocCounts *r, int k, const CoocCounts *const *in, const int *sign,
 	{
 		total_items += in[t]->nitems;
 		total_pairs += in[t]->npairs;
+		/*
+		 * Orders are at most 2^32 - 1 in a valid value, but skipped lines
+		 * are not bounded: a sum beyond 2^63 - 1 would wrap (and is
+		 * undefined behaviour), so it is refused before it is made.
+		 */
+		if (sign[t] > 0 && in[t]->skipped_lines > INT64_MAX - r->skipped_lines)
+		{
+			error = "more than 2^63 - 1 skipped lines in one count";
+			continue;
+		}
 		r->orders += sign[t] * in[t]->orders;
 		r->skipped_lines += sign[t] * in[t]->skipped_lines;
 		r->big_orders += sign[t] * in[t]->big_orders;
 	}
-	if (r->orders < 0 || r->skipped_lines < 0 || r->big_orders < 0)
+	if (error == NULL && (r->orders < 0 || r->skipped_lines < 0 || r->big_orders < 0))
 		error = "order counts would become negative";
-	if (r->orders > (int64_t) UINT32_MAX)
+	if (error == NULL && r->orders > (int64_t) UINT32_MAX)
 		error = "more than 4294967295 orders in one count";
 	for (t = 0; t < k; t++)
 	{

@@ -146,8 +146,12 @@ iv_stats(IvTimes *times, double units_per_day, IvStats *out)
 	gaps = ups_alloc((m - 1) * sizeof(double));
 	for (i = 1; i < m; i++)
 	{
-		/* exact in int64, then converted: no cancellation on large epochs */
-		gaps[i - 1] = (double) (times->t[i] - times->t[i - 1]) / units_per_day;
+		/*
+		 * exact as an unsigned difference of the sorted instants (which may
+		 * span more than int64, from -infinity on), then converted: no
+		 * cancellation on large epochs
+		 */
+		gaps[i - 1] = (double) ((uint64_t) times->t[i] - (uint64_t) times->t[i - 1]) / units_per_day;
 		sum += gaps[i - 1];
 	}
 	out->mean_gap = sum / (double) (m - 1);

@@ -287,11 +287,30 @@ ups_gamma_q(double a, double x)
 	}
 }
 
+/*
+ * Above this many degrees of freedom the series and continued fraction of
+ * Q(a, x) neither converge nor stay finite (lgamma overflows near 1e305);
+ * the Wilson-Hilferty normal approximation is then accurate to far better
+ * than 1e-6.
+ */
+#define CHISQ_WH_DF 1e7
+
 double
 ups_chisq_sf(double x, double df)
 {
 	if (isnan(x) || !(df > 0))
 		return NAN;
+	if (x <= 0)
+		return 1;
+	if (isinf(x))
+		return 0;
+	if (df > CHISQ_WH_DF)
+	{
+		double		v = 2.0 / 9.0 / df;	/* > 0: df is finite (9 * df may not be) */
+		double		z = (cbrt(x / df) - (1 - v)) / sqrt(v);
+
+		return ups_normal_sf(z);
+	}
 	return ups_gamma_q(df / 2, x / 2);
 }
 
@@ -309,9 +328,13 @@ ups_two_proportion_test(int64_t x1, int64_t n1, int64_t x2, int64_t n2,
 	if (n1 < 1 || n2 < 1 || x1 < 0 || x2 < 0 || x1 > n1 || x2 > n2 ||
 		!(confidence > 0 && confidence < 1))
 		return -1;
+	/* counts beyond 2^53 are not exact as doubles */
+	if (n1 > UPS_EXACT_COUNT || n2 > UPS_EXACT_COUNT)
+		return -2;
 	p1 = (double) x1 / n1;
 	p2 = (double) x2 / n2;
-	pp = (double) (x1 + x2) / (double) (n1 + n2);
+	/* in doubles: n1 + n2 may exceed int64 */
+	pp = ((double) x1 + (double) x2) / ((double) n1 + (double) n2);
 	se0 = sqrt(pp * (1 - pp) * (1.0 / n1 + 1.0 / n2));
 	se = sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2);
 	zq = ups_normal_quantile(1 - (1 - confidence) / 2);
@@ -375,20 +398,28 @@ ups_chisq_gof(const int64_t *observed, const double *weights, int k,
 				x = 0;
 	int			i;
 
+	double		wmax = 0;
+
 	if (k < 2)
 		return -1;
 	for (i = 0; i < k; i++)
 	{
 		if (!(weights[i] >= 0) || !isfinite(weights[i]) || observed[i] < 0)
 			return -1;
-		wsum += weights[i];
+		if (weights[i] > wmax)
+			wmax = weights[i];
+	}
+	/* shares of the largest weight: the sum cannot overflow */
+	for (i = 0; i < k; i++)
+	{
+		wsum += wmax > 0 ? weights[i] / wmax : 0;
 		n += (double) observed[i];
 	}
 	if (!(wsum > 0))
 		return -1;
 	for (i = 0; i < k; i++)
 	{
-		double		e = n * weights[i] / wsum;
+		double		e = n * (weights[i] / wmax) / wsum;
 
 		if (e > 0)
 			x += ((double) observed[i] - e) * ((double) observed[i] - e) / e;

@@ -42,6 +42,9 @@ typedef struct UpsTestResult
  * interval uses the unpooled standard error (Wald).  Returns 0 on success,
  * -1 when a count is out of range (n < 1, x < 0, x > n).
  */
+/* Counts up to 2^53 are exact as doubles; the tests refuse larger ones (-2). */
+#define UPS_EXACT_COUNT ((int64_t) 1 << 53)
+
 extern int	ups_two_proportion_test(int64_t x1, int64_t n1, int64_t x2, int64_t n2,
 									double confidence, UpsTestResult *r);
 

@@ -392,6 +392,23 @@ COMMENT ON FUNCTION @extschema@.register_products(regclass, name, name, name, na
 
 -- The tenant a request is about: the given one when orders are registered
 -- per tenant, 0 when they are not.
+-- Carts (and orders) passed to the serving functions are bounded: a longer
+-- one is refused rather than served slowly.
+CREATE FUNCTION @extschema@._check_cart_length(cart bigint[])
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	max_lines int := coalesce(nullif(current_setting('upsell.max_cart_lines', true), '')::int, 500);
+BEGIN
+	IF cardinality(cart) > max_lines THEN
+		RAISE EXCEPTION 'the cart has % lines, more than upsell.max_cart_lines (%)', cardinality(cart), max_lines
+			USING ERRCODE = 'program_limit_exceeded';
+	END IF;
+END
+$$;
+
 CREATE FUNCTION @extschema@._tenant(tenant_id bigint)
 RETURNS bigint
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -399,7 +416,17 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	per_tenant boolean;
+	bound text := current_setting('upsell.tenant_id', true);
 BEGIN
+	-- a session bound to a tenant (SET upsell.tenant_id) serves only that one
+	IF bound IS NOT NULL AND bound <> '' THEN
+		IF tenant_id IS NOT NULL AND tenant_id <> bound::bigint THEN
+			RAISE EXCEPTION 'tenant_id % given, but the session is bound to tenant %', tenant_id, bound
+				USING ERRCODE = 'insufficient_privilege',
+					  HINT = 'RESET upsell.tenant_id, or SET it to the tenant to serve.';
+		END IF;
+		tenant_id := bound::bigint;
+	END IF;
 	SELECT s.tenant_id IS NOT NULL INTO per_tenant FROM @extschema@.order_source s;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'no order lines are registered'
@@ -408,7 +435,8 @@ BEGIN
 	END IF;
 	IF per_tenant AND tenant_id IS NULL THEN
 		RAISE EXCEPTION 'tenant_id is required: order lines are registered per tenant'
-			USING ERRCODE = 'null_value_not_allowed';
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass tenant_id, or bind the session: SET upsell.tenant_id = ...';
 	END IF;
 	IF NOT per_tenant AND tenant_id IS DISTINCT FROM NULL AND tenant_id <> 0 THEN
 		RAISE EXCEPTION 'tenant_id % given, but order lines are registered without a tenant column', tenant_id

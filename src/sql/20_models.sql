@@ -211,7 +211,7 @@ CREATE TABLE @extschema@.refresh_log (
 COMMENT ON TABLE @extschema@.refresh_log IS
 	'one row per upsell.refresh(), committed at its start (status running) and completed at its end: ok, partial (some tenants failed and kept their previous models), failed, cancelled, or interrupted (the session ended mid-refresh, found by the next refresh); rows per model, failures per tenant, bad source rows skipped';
 
--- What the serving cache of each backend (src/serving.c) is keyed by: every
+-- What the serving cache of each backend (src/serving_rules.c) is keyed by: every
 -- refresh of a tenant (at the end of its transaction) and every change of a
 -- table of merchant rules (a trigger, created by the funnel layer) draws a
 -- new config_version from a sequence -- never reused, so a cache filled
@@ -324,6 +324,10 @@ AS $$
 DECLARE
 	tenants bigint[];
 BEGIN
+	-- a registered column renamed, dropped or retyped: named, before any build
+	PERFORM @extschema@._check_registrations();
+
+	-- the views over the shop's tables, if a DROP ... CASCADE took them
 	IF to_regclass('@extschema@.order_lines') IS NULL THEN
 		PERFORM @extschema@._sync_order_lines();
 	END IF;
@@ -521,26 +525,28 @@ BEGIN
 END
 $$;
 
--- No SET clause: a procedure with one may not COMMIT.  Its body therefore
--- only calls schema-qualified functions and uses no operator.
+-- No SET clause: a procedure with one may not COMMIT.  So it runs with the
+-- caller's search_path (often a superuser's, or pg_cron's), and its body
+-- names every type and function with its schema and uses no operator: an
+-- object of another schema that matches exactly would win over pg_catalog's.
 CREATE PROCEDURE @extschema@.refresh(incremental boolean DEFAULT false, tenant_id bigint DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
 DECLARE
-	atomic constant boolean := @extschema@._in_transaction_block();
-	run bigint;
-	tenants bigint[];
-	t bigint;
-	cancelled boolean := false;
-	must_raise boolean;
-	err_message text;
-	err_state text;
-	err_detail text;
-	err_hint text;
-	first_message text;
-	first_state text;
-	first_detail text;
-	first_hint text;
+	atomic constant pg_catalog.bool := @extschema@._in_transaction_block();
+	run pg_catalog.int8;
+	tenants pg_catalog.int8[];
+	t pg_catalog.int8;
+	cancelled pg_catalog.bool := false;
+	must_raise pg_catalog.bool;
+	err_message pg_catalog.text;
+	err_state pg_catalog.text;
+	err_detail pg_catalog.text;
+	err_hint pg_catalog.text;
+	first_message pg_catalog.text;
+	first_state pg_catalog.text;
+	first_detail pg_catalog.text;
+	first_hint pg_catalog.text;
 BEGIN
 	run := @extschema@._refresh_begin(incremental, tenant_id);
 	-- the log row and its lock are visible at once (not inside BEGIN ... COMMIT)
@@ -591,4 +597,4 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE @extschema@.refresh(boolean, bigint) IS
-	'rebuilds the models of every tenant (or of tenant_id) from the registered sources and publishes each tenant in its own transaction (MVCC: readers never wait and see one complete version); a tenant whose build fails keeps its previous models; logged in upsell.refresh_log; incremental => true folds in only order lines newer than the last refresh';
+	'rebuilds the models of every tenant (or of tenant_id) from the registered sources and publishes each tenant in its own transaction (MVCC: readers never wait and see one complete version); a tenant whose build fails keeps its previous models; logged in upsell.refresh_log; incremental => true folds in the order lines committed since the tenant''s last refresh where the rest is unchanged, else rebuilds the tenant in full and says why (upsell.source_state)';

@@ -198,9 +198,14 @@ CREATE FUNCTION @extschema@._complements_of(t bigint, items bigint[], n int)
 RETURNS TABLE (product_id bigint, score float8)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-	SELECT p.other_id, 1 - exp(sum(ln(1 - least(p.score, 0.999999))))
+	-- inlined into its callers, so without SET search_path: every operator,
+	-- function and type named with its schema
+	SELECT p.other_id,
+		   1::pg_catalog.float8 OPERATOR(pg_catalog.-) pg_catalog.exp(pg_catalog.sum(pg_catalog.ln(
+			   1::pg_catalog.float8 OPERATOR(pg_catalog.-) least(p.score, 0.999999::pg_catalog.float8))))
 	FROM @extschema@.pair_model p
-	WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+	WHERE p.tenant_id OPERATOR(pg_catalog.=) t AND p.product_id OPERATOR(pg_catalog.=) ANY (items)
+	  AND p.other_id OPERATOR(pg_catalog.<>) ALL (items)
 	GROUP BY p.other_id
 	ORDER BY 2 DESC, 1
 	LIMIT n
@@ -220,6 +225,7 @@ BEGIN
 		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	PERFORM @extschema@._check_cart_length(cart);
 	-- NULL cart = empty cart; NULL elements and repeats are dropped
 	items := ARRAY(SELECT DISTINCT x FROM unnest(cart) x WHERE x IS NOT NULL);
 
@@ -240,7 +246,7 @@ BEGIN
 			  -- stock and exclusions are checked for the best few only: probing
 			  -- every candidate of a big cart costs more than the rest together
 			  ORDER BY 2 DESC, 1
-			  LIMIT 4 * k + 20) e
+			  LIMIT 4::bigint * k + 20) e
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.other_id
 		WHERE m.in_stock
 		  AND NOT @extschema@.is_substitute(t, e.other_id, items)
@@ -262,14 +268,14 @@ BEGIN
 									FROM @extschema@.product_model m
 									WHERE m.tenant_id = t AND m.category = cc.category AND m.in_stock
 									ORDER BY m.popularity_rank
-									LIMIT k * 3 + cardinality(items)) m
+									LIMIT k::bigint * 3 + cardinality(items)) m
 					  UNION ALL
 					  SELECT m.product_id, m.orders, 3
 					  FROM (SELECT m.product_id, m.orders, m.category
 							FROM @extschema@.product_model m
 							WHERE m.tenant_id = t AND m.in_stock
 							ORDER BY m.popularity_rank
-							LIMIT k * 3 + cardinality(items)) m) f
+							LIMIT k::bigint * 3 + cardinality(items)) m) f
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = f.product_id
 		WHERE shortfall.n > 0
 		  AND f.product_id <> ALL (items)

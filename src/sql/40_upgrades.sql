@@ -175,12 +175,16 @@ DECLARE
 	pid bigint := product_id;
 	ratio numeric := max_price_ratio;
 BEGIN
+	IF pid IS NULL THEN
+		RAISE EXCEPTION 'product_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	IF k IS NULL OR k < 0 THEN
 		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF ratio IS NULL OR NOT ratio >= 1 THEN
-		RAISE EXCEPTION 'max_price_ratio must be at least 1, not %', coalesce(ratio::text, 'NULL')
+	-- NaN and Infinity are above every number
+	IF ratio IS NULL OR NOT (ratio >= 1 AND ratio < 1e6) THEN
+		RAISE EXCEPTION 'max_price_ratio must be a number from 1 to 1000000, not %', coalesce(ratio::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'An upgrade costs more: 1.5 allows up to 50% more than the product.';
 	END IF;
@@ -222,6 +226,9 @@ DECLARE
 	pid bigint := product_id;
 	ratio numeric := min_price_ratio;
 BEGIN
+	IF pid IS NULL THEN
+		RAISE EXCEPTION 'product_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	IF k IS NULL OR k < 0 THEN
 		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
@@ -268,6 +275,8 @@ CREATE TABLE IF NOT EXISTS @extschema@.volume_tiers (
 	note		text,
 	CONSTRAINT volume_tiers_product_or_category CHECK ((product_id IS NULL) <> (category IS NULL)),
 	CONSTRAINT volume_tiers_unit_price_or_percent_off CHECK ((unit_price IS NULL) <> (percent_off IS NULL)),
+	-- NaN and Infinity are above every number; money is bounded
+	CONSTRAINT volume_tiers_unit_price_finite CHECK (unit_price < 1e15),
 	UNIQUE NULLS NOT DISTINCT (tenant_id, product_id, category, min_quantity)
 );
 CREATE INDEX IF NOT EXISTS volume_tiers_tenant_id_category_min_quantity_idx ON @extschema@.volume_tiers (tenant_id, category, min_quantity);
@@ -292,6 +301,9 @@ DECLARE
 	has_product_tiers boolean;
 	blocked text;
 BEGIN
+	IF pid IS NULL THEN
+		RAISE EXCEPTION 'product_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	IF qty IS NULL OR qty < 1 THEN
 		RAISE EXCEPTION 'quantity must be at least 1, not %', coalesce(qty::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';

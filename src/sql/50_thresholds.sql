@@ -13,10 +13,15 @@ CREATE TABLE IF NOT EXISTS @extschema@.thresholds (
 	reward			text,
 	active_from		timestamptz,
 	active_to		timestamptz,
-	CHECK (active_to > active_from)
+	CHECK (active_to > active_from),
+	-- NaN and Infinity are above every number; money is bounded
+	CONSTRAINT thresholds_amount_finite CHECK (amount < 1e15)
 );
 CREATE INDEX IF NOT EXISTS thresholds_tenant_id_amount_idx ON @extschema@.thresholds (tenant_id, amount);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.thresholds', '');
+-- the identity's position too, or the next insert after a restore collides
+SELECT pg_catalog.pg_extension_config_dump(
+	pg_catalog.pg_get_serial_sequence('@extschema@.thresholds', 'threshold_id')::regclass, '');
 COMMENT ON TABLE @extschema@.thresholds IS
 	'spend thresholds merchants set ("free shipping over 50"): kind free_shipping/discount/gift/other, amount, ISO currency (NULL: the shop''s one), reward text, active from/to (NULL: open); tenant_id 0 without tenants';
 
@@ -71,7 +76,8 @@ END
 $$;
 
 -- The value of a cart at the prices of the last refresh (product_model).
--- NULL cart: empty.  quantities NULL: one of each.
+-- NULL cart: empty.  quantities NULL: one of each.  NULL when a product is
+-- unknown as of the last refresh or has no price.
 CREATE FUNCTION @extschema@._cart_total(tenant_id bigint, product_ids bigint[], quantities int[])
 RETURNS numeric
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -91,6 +97,7 @@ BEGIN
 		RAISE EXCEPTION 'the cart must be one-dimensional arrays of product ids and quantities'
 			USING ERRCODE = 'array_subscript_error';
 	END IF;
+	PERFORM @extschema@._check_cart_length(product_ids);
 	IF quantities IS NOT NULL
 	   AND coalesce(cardinality(product_ids), 0) <> cardinality(quantities) THEN
 		RAISE EXCEPTION 'the cart has % product ids but % quantities',
@@ -119,14 +126,11 @@ BEGIN
 			bad_id, coalesce(bad_quantity::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF unknown_id IS NOT NULL THEN
-		RAISE EXCEPTION 'product % of the cart is not in the catalog', unknown_id
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Carts are priced from the catalog as of the last CALL upsell.refresh().';
-	END IF;
-	IF unpriced_id IS NOT NULL THEN
-		RAISE EXCEPTION 'product % of the cart has no price in the catalog', unpriced_id
-			USING ERRCODE = 'invalid_parameter_value';
+	-- a product unknown as of the last refresh, or without a price: the
+	-- value is unknown, and what needs it is left out (not an error: the
+	-- cart is valid, the data incomplete)
+	IF unknown_id IS NOT NULL OR unpriced_id IS NOT NULL THEN
+		RETURN NULL;
 	END IF;
 	RETURN total;
 END
@@ -145,8 +149,9 @@ BEGIN
 	IF cart_total IS NULL THEN
 		RAISE EXCEPTION 'cart_total must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF cart_total < 0 THEN
-		RAISE EXCEPTION 'cart_total must not be negative, not %', cart_total
+	-- NaN and Infinity are above every number
+	IF NOT (cart_total >= 0 AND cart_total < 1e15) THEN
+		RAISE EXCEPTION 'cart_total must be a number from 0 to 1e15, not %', cart_total
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	RETURN QUERY
@@ -171,14 +176,23 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
+	total numeric;
 BEGIN
+	total := @extschema@._cart_total(t, product_ids, quantities);
+	IF total IS NULL THEN
+		-- the cart's value is unknown: the thresholds, whether reached unknown
+		RETURN QUERY
+		SELECT a.threshold_id, a.kind, a.amount, a.reward, NULL::boolean, NULL::numeric, false
+		FROM @extschema@._active_thresholds(t, at, threshold_gap.currency) a
+		ORDER BY a.amount, a.threshold_id;
+		RETURN;
+	END IF;
 	RETURN QUERY
-	SELECT * FROM @extschema@.threshold_gap(@extschema@._cart_total(t, product_ids, quantities),
-											 t, at, threshold_gap.currency);
+	SELECT * FROM @extschema@.threshold_gap(total, t, at, threshold_gap.currency);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.threshold_gap(bigint[], int[], bigint, timestamptz, text) IS
-	'the same for a cart of products and quantities (quantities NULL: one each), priced from the catalog as of the last refresh';
+	'the same for a cart of products and quantities (quantities NULL: one each), priced from the catalog as of the last refresh; reached and gap NULL when a product is unknown or has no price';
 
 -- ---- model: in-stock candidates sorted by price -----------------------------
 
@@ -252,6 +266,9 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	total := @extschema@._cart_total(t, cart, quantities);
+	IF total IS NULL THEN
+		RETURN;					-- the cart's value is unknown (see _cart_total)
+	END IF;
 	SELECT a.amount INTO target
 	FROM @extschema@._active_thresholds(t, at, gap_fillers.currency) a
 	WHERE a.amount > total

@@ -69,6 +69,9 @@ CREATE TABLE IF NOT EXISTS @extschema@.consumables (
 	UNIQUE (tenant_id, category)
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.consumables', '');
+-- the identity's position too, or the next insert after a restore collides
+SELECT pg_catalog.pg_extension_config_dump(
+	pg_catalog.pg_get_serial_sequence('@extschema@.consumables', 'consumable_rule_id')::regclass, '');
 COMMENT ON TABLE @extschema@.consumables IS
 	'merchant override of the consumable rule: a product (product_id) or a whole category (category) is consumable (true: offered again when due) or durable (false: never offered again to who owns it); a product rule beats a category rule, which beats the data';
 
@@ -523,7 +526,7 @@ BEGIN
 					  FROM @extschema@.product_model m
 					  WHERE m.tenant_id = t AND m.category = oc.category AND m.in_stock
 					  ORDER BY m.popularity_rank
-					  LIMIT k * 3 + least(cardinality(owned_ids), 100)) m
+					  LIMIT k::bigint * 3 + least(cardinality(owned_ids), 100)) m
 		UNION ALL
 		SELECT 3, m.product_id, m.orders / totals.orders, NULL, 'popular'
 		FROM totals,
@@ -531,7 +534,7 @@ BEGIN
 					  FROM @extschema@.product_model m
 					  WHERE m.tenant_id = t AND m.in_stock
 					  ORDER BY m.popularity_rank
-					  LIMIT k * 3 + cardinality(owned_ids)) m),
+					  LIMIT k::bigint * 3 + cardinality(owned_ids)) m),
 	best AS (
 		SELECT DISTINCT ON (cd.product_id) cd.*
 		FROM candidates cd

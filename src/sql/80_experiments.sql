@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS @extschema@.experiment_variants (
 	offer_types	text[] NOT NULL DEFAULT '{}'
 		CHECK (offer_types <@ @extschema@._offer_types() AND pg_catalog.array_position(offer_types, NULL) IS NULL),
 	description	text,
-	PRIMARY KEY (experiment, variant)
+	PRIMARY KEY (experiment, variant),
+	-- weights become float8 shares: bounded far below its range
+	CONSTRAINT experiment_variants_weight_bounded CHECK (weight <= 1e12)
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.experiment_variants', '');
 COMMENT ON TABLE @extschema@.experiment_variants IS

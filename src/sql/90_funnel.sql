@@ -8,7 +8,7 @@
 -- rules: pinned offers first, exclusions and stock, one offer per product,
 -- offer types interleaved by weighted score, at most max_offers, and the
 -- experiment variant's offer types when one is named.  The product page and
--- the cart are served in C (src/serving.c) from one model read each; the
+-- the cart are served in C (src/serving_*.c) from one model read each; the
 -- merchant's rules are cached per backend until serving_state says they
 -- changed.
 
@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS @extschema@.offers (
 	active_to	timestamptz,
 	reason		text,
 	CHECK (num_nonnulls(trigger_product_id, trigger_category, min_cart_value) <= 1),
-	CHECK (active_to IS NULL OR active_from IS NULL OR active_to > active_from)
+	CHECK (active_to IS NULL OR active_from IS NULL OR active_to > active_from),
+	-- NaN and Infinity are above every number; money is bounded
+	CONSTRAINT offers_min_cart_value_finite CHECK (min_cart_value < 1e15)
 );
 CREATE INDEX IF NOT EXISTS offers_tenant_id_stage_idx ON @extschema@.offers (tenant_id, stage);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.offers', '');
@@ -52,6 +54,10 @@ CREATE TABLE IF NOT EXISTS @extschema@.stage_settings (
 	stage		text NOT NULL CHECK (stage IN ('product_page', 'cart', 'post_purchase')),
 	max_offers	int NOT NULL CHECK (max_offers >= 0),
 	type_weights jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(type_weights) = 'object'),
+	CONSTRAINT stage_settings_max_offers_bounded CHECK (max_offers <= 1000),
+	-- every weight a number from 0 to 1000 (a float8 on the serving path)
+	CONSTRAINT stage_settings_type_weights_numbers CHECK (NOT pg_catalog.jsonb_path_exists(type_weights,
+		'$.* ? (@.type() != "number" || @ < 0 || @ > 1000)')),
 	PRIMARY KEY (tenant_id, stage)
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.stage_settings', '');
@@ -152,9 +158,10 @@ CREATE VIEW @extschema@.product_page_offers AS
 SELECT m.tenant_id, m.product_id, o.stage, o.offer_type, o.product_ids, o."rank", o.score,
 	   o.discount, o.reason
 FROM @extschema@.product_model m
-CROSS JOIN LATERAL @extschema@._product_page_offers(m.tenant_id, m.product_id, m.category) o;
+CROSS JOIN LATERAL @extschema@._product_page_offers(m.tenant_id, m.product_id, m.category) o
+WHERE m.tenant_id = @extschema@._tenant(NULL);
 COMMENT ON VIEW @extschema@.product_page_offers IS
-	'pre-purchase offers per product (pinned merchant offers, complements, upgrades, bundles), ranked; query it filtered by product_id (and tenant_id)';
+	'pre-purchase offers per product (pinned merchant offers, complements, upgrades, bundles), ranked, of the tenant bound to the session (SET upsell.tenant_id; required when orders are registered per tenant); query it filtered by product_id';
 
 CREATE FUNCTION @extschema@.product_page_offers(product_id bigint, tenant_id bigint DEFAULT NULL,
 	experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
@@ -258,9 +265,15 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
-	items bigint[] := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x WHERE x IS NOT NULL);
+	items bigint[];
 	candidates @extschema@.offer[];
 BEGIN
+	IF array_ndims(order_items) > 1 THEN
+		RAISE EXCEPTION 'order_items must be a one-dimensional array of product ids'
+			USING ERRCODE = 'array_subscript_error';
+	END IF;
+	PERFORM @extschema@._check_cart_length(order_items);
+	items := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x WHERE x IS NOT NULL);
 	candidates := ARRAY(
 		-- complements of what was just bought (evidence only: no bestsellers
 		-- here), never a substitute of it
@@ -375,6 +388,7 @@ SELECT @extschema@._define_model('order_model',
 CREATE VIEW @extschema@.post_purchase_offers AS
 SELECT o.tenant_id, o.order_id, o.customer_id, o.ordered_at, f.*
 FROM @extschema@.order_model o
-CROSS JOIN LATERAL @extschema@.post_purchase_offers(o.items, o.customer_id, o.tenant_id) f;
+CROSS JOIN LATERAL @extschema@.post_purchase_offers(o.items, o.customer_id, o.tenant_id) f
+WHERE o.tenant_id = @extschema@._tenant(NULL);
 COMMENT ON VIEW @extschema@.post_purchase_offers IS
-	'post-purchase offers per recent order (complements of the order, restocks, subscription pitch); query it filtered by order_id or customer_id';
+	'post-purchase offers per recent order (complements of the order, restocks, subscription pitch) of the tenant bound to the session (SET upsell.tenant_id; required when orders are registered per tenant); query it filtered by order_id or customer_id';

@@ -10,6 +10,23 @@ ALTER TABLE @extschema@.experiment_variants ADD CONSTRAINT experiment_variants_o
 ALTER TABLE @extschema@.offer_events ADD CONSTRAINT offer_events_offer_type_check
 	CHECK (offer_type = ANY (@extschema@._offer_types()));
 
+-- #13: money, weights and sizes of the merchant's tables bounded; NaN and
+-- Infinity (above every number) rejected, as the 1.1 tables' named CHECK
+-- constraints do.  A 1.0 row that breaks one stops the upgrade with the
+-- constraint's name: fix the row, upgrade again.
+ALTER TABLE @extschema@.thresholds
+	ADD CONSTRAINT thresholds_amount_finite CHECK (amount < 1e15);
+ALTER TABLE @extschema@.volume_tiers
+	ADD CONSTRAINT volume_tiers_unit_price_finite CHECK (unit_price < 1e15);
+ALTER TABLE @extschema@.offers
+	ADD CONSTRAINT offers_min_cart_value_finite CHECK (min_cart_value < 1e15);
+ALTER TABLE @extschema@.stage_settings
+	ADD CONSTRAINT stage_settings_max_offers_bounded CHECK (max_offers <= 1000),
+	ADD CONSTRAINT stage_settings_type_weights_numbers CHECK (NOT pg_catalog.jsonb_path_exists(type_weights,
+		'$.* ? (@.type() != "number" || @ < 0 || @ > 1000)'));
+ALTER TABLE @extschema@.experiment_variants
+	ADD CONSTRAINT experiment_variants_weight_bounded CHECK (weight <= 1e12);
+
 -- The registration views over the shop's tables, made by 1.1's registration.
 -- Made in this script they would become members of the extension, which
 -- pg_dump leaves out; they are the shop's, as when registration made them.

@@ -49,7 +49,9 @@ echo "full refresh of the same lines: $FULL_MS ms, backend peak $((PEAK_KB / 102
 DIFFS=""
 for m in $MODELS; do
 	# built_at-like columns differ by nature; compare everything else
-	cols=$(bq -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+	# (a pair-count state has no equality operator: compared as text)
+	cols=$(bq -c "SELECT string_agg(quote_ident(attname) || CASE WHEN atttypid = 'upsell.cooccurrence'::regtype
+				  THEN '::text' ELSE '' END, ', ' ORDER BY attnum) FROM pg_attribute
 				  WHERE attrelid = 'upsell.$m'::regclass AND attnum > 0 AND NOT attisdropped
 				    AND attname NOT IN ('built_at')")
 	n=$(bq -c "SELECT count(*) FROM ((SELECT $cols FROM bench_inc.$m EXCEPT ALL SELECT $cols FROM upsell.$m)

@@ -20,6 +20,8 @@ SELECT upsell.register_products('s.products', 'id', category => 'cat');
 INSERT INTO upsell.exclusions (product_id) VALUES (3);
 INSERT INTO upsell.offers (stage, product_ids) VALUES ('cart', '{1}');
 INSERT INTO upsell.volume_tiers (product_id, min_quantity, percent_off) VALUES (1, 3, 5);
+INSERT INTO upsell.thresholds (kind, amount) VALUES ('free_shipping', 50);
+INSERT INTO upsell.consumables (product_id, consumable) VALUES (2, true);
 SET client_min_messages = warning;
 CALL upsell.refresh();
 SQL
@@ -37,7 +39,12 @@ psql_q -d $dst -c "SET client_min_messages = warning" -c "CALL upsell.refresh()"
 # identities continue after the restored rows
 psql_q -d $dst -c "INSERT INTO upsell.exclusions (product_id) VALUES (99)" \
 	-c "INSERT INTO upsell.offers (stage, product_ids) VALUES ('cart', '{2}')" \
-	-c "INSERT INTO upsell.volume_tiers (product_id, min_quantity, percent_off) VALUES (2, 3, 5)"
+	-c "INSERT INTO upsell.volume_tiers (product_id, min_quantity, percent_off) VALUES (2, 3, 5)" \
+	-c "INSERT INTO upsell.thresholds (kind, amount) VALUES ('gift', 80)" \
+	-c "INSERT INTO upsell.consumables (product_id, consumable) VALUES (3, true)"
+# every identity of a configuration table is kept by pg_dump
+missing=$(psql_q -d $dst -At -c "SELECT string_agg(c.relname, ' ') FROM pg_extension e, unnest(e.extconfig) t(oid) JOIN pg_class c ON c.oid = t.oid, pg_attribute a WHERE e.extname = 'upsell' AND a.attrelid = t.oid AND a.attidentity <> '' AND NOT pg_get_serial_sequence(c.oid::regclass::text, a.attname)::regclass = ANY (e.extconfig)")
+[ -z "$missing" ] || { echo "identity sequences not dumped: $missing"; exit 1; }
 after=$(psql_q -d $dst -At -c "SELECT string_agg(product_id::text, ',' ORDER BY rank) FROM upsell.recommend_for_cart('{1}', 3)")
 echo "before: $before  after: $after"
 [ -n "$before" ] && [ "$before" = "$after" ] || { echo "answers differ after restore"; exit 1; }

@@ -70,7 +70,17 @@ q() { "$pgcopy/psql" -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$port" -U postgres 
 # 4. A 1.0 shop: the electronics data and the demo's set-up as 1.0 had them,
 # an experiment with variants, exposures and offer events, built models.
 q -d postgres -c "CREATE DATABASE upgraded"
-git -C "$REPO" show "$RELEASE_1_0:scripts/load_electronics.sql" >"$work/load.sql"
+# (1.0's loader, with today's parsing of the lines: the same rows, without
+# the capturing regexp_match that took minutes, see scripts/load_electronics.sql)
+parse_block() { awk '/^CREATE TEMP TABLE parsed AS/ { on = 1 } on { print } on && /;$/ { exit }' "$@"; }
+git -C "$REPO" show "$RELEASE_1_0:scripts/load_electronics.sql" >"$work/load-1.0.sql"
+parse_block "$REPO/scripts/load_electronics.sql" >"$work/parse.sql"
+awk -v parse="$work/parse.sql" '
+	/^CREATE TEMP TABLE parsed AS/ { while ((getline l < parse) > 0) print l; skip = 1 }
+	skip { if (/;$/) skip = 0; next }
+	{ print }' "$work/load-1.0.sql" >"$work/load.sql"
+grep -q "split_part(line, ',', 1)" "$work/load.sql" && ! grep -q regexp_match "$work/load.sql" ||
+	{ echo "could not replace the parsing of 1.0's loader"; exit 1; }
 git -C "$REPO" show "$RELEASE_1_0:scripts/demo_setup.sql" >"$work/setup.sql"
 (cd "$REPO" && q -d upgraded -f "$work/load.sql") >/dev/null 2>&1
 q -d upgraded -f "$work/setup.sql" >"$work/setup.log" 2>&1 || { tail -20 "$work/setup.log"; exit 1; }

@@ -6,6 +6,7 @@
  * regularized incomplete beta and gamma functions, and the normal cdf) and
  * agree with printed tables; the worked examples are textbook ones.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,4 +231,38 @@ UNIT_TEST(stats_assignment_follows_weights)
 	CHECK_EQ_INT(ups_assign_bucket(UINT64_MAX, w, 4), 3);
 	CHECK_EQ_INT(ups_assign_bucket(0, bad1, 2), -1);
 	CHECK_EQ_INT(ups_assign_bucket(0, bad2, 2), -1);
+}
+
+/* Absurd inputs give the limit or a refusal, never NaN or a wrapped sum. */
+UNIT_TEST(stats_limits)
+{
+	UpsTestResult r;
+	int64_t		obs[2] = {10, 12};
+	double		big[2] = {1e308, 1e308};
+	double		one[2] = {1, 1};
+	double		chi2,
+				df,
+				p,
+				p1;
+	double		below,
+				above;
+
+	/* huge degrees of freedom: Wilson-Hilferty, finite, the median near x = df */
+	CHECK_NEAR(ups_chisq_sf(1e308, 1e308), 0.5, 1e-6);
+	CHECK_NEAR(ups_chisq_sf(1e12, 1e12), 0.5, 1e-3);
+	/* continuous where the method changes: 3 standard deviations above the mean */
+	below = ups_chisq_sf(1e7 + 3 * sqrt(2e7), 1e7);
+	above = ups_chisq_sf(1.0000001e7 + 3 * sqrt(2.0000002e7), 1.0000001e7);
+	CHECK_NEAR(below, above, 1e-5);
+	CHECK_NEAR(below, 0.00135, 1e-4);
+	CHECK_NEAR(ups_chisq_sf(INFINITY, 3), 0, 0);
+	CHECK(isnan(ups_chisq_sf(NAN, 3)));
+	/* trials beyond 2^53 are refused; at 2^53 the test is finite */
+	CHECK_EQ_INT(ups_two_proportion_test(10, INT64_MAX, 20, INT64_MAX, 0.95, &r), -2);
+	CHECK_EQ_INT(ups_two_proportion_test(10, UPS_EXACT_COUNT, 20, UPS_EXACT_COUNT, 0.95, &r), 0);
+	CHECK(r.p_value > 0 && r.p_value < 1);
+	/* weights near the largest double: the same test as equal weights */
+	CHECK_EQ_INT(ups_chisq_gof(obs, one, 2, &chi2, &df, &p1), 0);
+	CHECK_EQ_INT(ups_chisq_gof(obs, big, 2, &chi2, &df, &p), 0);
+	CHECK_NEAR(p, p1, 1e-12);
 }

@@ -83,7 +83,7 @@ same_models() {
 	for m in $(cq upsell -c "SELECT model FROM upsell.models ORDER BY build_order"); do
 		cols=$(cq upsell -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum)
 			FROM pg_attribute WHERE attrelid = 'upsell.$m'::regclass AND attnum > 0
-			AND NOT attisdropped AND attname NOT IN ('built_at')")
+			AND NOT attisdropped AND attname NOT IN ('built_at', 'snapshot')")
 		same_answer "model $m" "SELECT ROW($cols)::text FROM upsell.$m t ORDER BY 1" || rc=1
 	done
 	return $rc

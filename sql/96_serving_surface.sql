@@ -1,0 +1,194 @@
+-- The serving surface: the roles upsell_reader and upsell_admin, the rules
+-- cache under SET ROLE, tenants bound to the session, serving that degrades
+-- on incomplete data, and the bound on cart length.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+
+-- two tenants with the same product ids and the same order ids: tenant 1
+-- stocks the odd products, tenant 2 the even ones, so an offer that mixes
+-- the tenants shows a product of the wrong parity
+CREATE SCHEMA ss;
+CREATE TABLE ss.products (shop int, id int, price numeric, cat text, stock boolean);
+INSERT INTO ss.products
+SELECT s, i, 5 + i, 'c' || (i % 5), (i % 2 = 1) = (s = 1) FROM generate_series(1, 2) s, generate_series(1, 50) i;
+SELECT setseed(0.42);
+CREATE TABLE ss.lines (shop int, order_id int, product_id int, customer int, at timestamptz, qty int, price numeric);
+INSERT INTO ss.lines
+SELECT DISTINCT ON (s, o, p) s, o, p, o % 40, now() - (o % 80) * interval '1 day', 1, 5 + p
+FROM generate_series(1, 2) s, generate_series(1, 400) o,
+	 LATERAL (SELECT 1 + (random() * 49)::int + 0 * o AS p FROM generate_series(1, 4)) x;
+SELECT upsell.register_orders('ss.lines', 'order_id', 'product_id', customer_id => 'customer',
+	ordered_at => 'at', quantity => 'qty', unit_price => 'price', tenant_id => 'shop');
+SELECT upsell.register_products('ss.products', 'id', price => 'price', category => 'cat',
+	in_stock => 'stock', tenant_id => 'shop');
+INSERT INTO upsell.thresholds (tenant_id, kind, amount) VALUES (1, 'free_shipping', 200), (2, 'free_shipping', 200);
+INSERT INTO upsell.experiments (experiment, tenant_id) VALUES ('ss_exp', 1);
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('ss_exp', 'control', 1);
+CALL upsell.refresh();
+RESET client_min_messages;
+
+-- ---- tenants ---------------------------------------------------------------
+
+-- random carts (some with products the models do not know: 51..55), pages
+-- and orders, served for each tenant: never a product of the other's parity
+CREATE TABLE ss.carts AS
+SELECT c, array_agg(1 + (random() * 54)::int) AS items
+FROM generate_series(1, 150) c, generate_series(1, 1 + (c % 5)) n GROUP BY c;
+CREATE TABLE ss.served (tenant int, how text, product_ids bigint[]);
+DO $$
+DECLARE
+	t int;
+	r record;
+BEGIN
+	FOR t IN 1 .. 2 LOOP
+		PERFORM set_config('upsell.tenant_id', t::text, false);
+		FOR r IN SELECT * FROM ss.carts LOOP
+			INSERT INTO ss.served SELECT t, 'cart', o.product_ids FROM upsell.cart_offers(r.items) o;
+			INSERT INTO ss.served SELECT t, 'recommend', ARRAY[o.product_id] FROM upsell.recommend_for_cart(r.items) o;
+			INSERT INTO ss.served SELECT t, 'gap', o.product_ids FROM upsell.gap_fillers(r.items) o;
+		END LOOP;
+		INSERT INTO ss.served SELECT t, 'page', o.product_ids FROM upsell.product_page_offers o;
+		INSERT INTO ss.served SELECT t, 'post_purchase', o.product_ids FROM upsell.post_purchase_offers o
+		WHERE o.tenant_id = t;
+		-- a row of another tenant in the view would fail this
+		IF EXISTS (SELECT FROM upsell.post_purchase_offers o WHERE o.tenant_id <> t)
+		   OR EXISTS (SELECT FROM upsell.product_page_offers o WHERE o.tenant_id <> t) THEN
+			RAISE EXCEPTION 'tenant % sees another tenant''s rows', t;
+		END IF;
+	END LOOP;
+	PERFORM set_config('upsell.tenant_id', '', false);
+END
+$$;
+SELECT how, count(DISTINCT tenant) AS tenants, count(*) > 0 AS served,
+	   bool_and(NOT EXISTS (SELECT FROM unnest(product_ids) p WHERE (p % 2 = 1) <> (tenant = 1))) AS own_products_only
+FROM ss.served GROUP BY how ORDER BY how;
+-- the same order id in both tenants: a bound session sees its own
+SET upsell.tenant_id = 2;
+SELECT DISTINCT tenant_id FROM upsell.post_purchase_offers WHERE order_id = '7';
+SET upsell.tenant_id = 'two';
+SET upsell.tenant_id = '1 OR true';
+RESET upsell.tenant_id;
+SELECT count(*) FROM upsell.post_purchase_offers WHERE order_id = '7';
+
+-- ---- roles -----------------------------------------------------------------
+
+SELECT r.rolname, r.rolcanlogin, pg_has_role('upsell_admin', 'upsell_reader', 'MEMBER') AS admin_reads
+FROM pg_roles r WHERE r.rolname IN ('upsell_reader', 'upsell_admin') ORDER BY 1;
+CREATE ROLE regress_ss_app;
+CREATE ROLE regress_ss_ops;
+CREATE ROLE regress_ss_nobody;
+GRANT upsell_reader TO regress_ss_app;
+GRANT upsell_admin TO regress_ss_ops;
+GRANT USAGE ON SCHEMA upsell, ss TO regress_ss_nobody;
+GRANT USAGE ON SCHEMA ss TO regress_ss_app;
+-- a superuser fills the backend's rules cache ...
+INSERT INTO upsell.offers (tenant_id, stage, product_ids, reason) VALUES (1, 'cart', '{7}', 'pinned for tenant 1');
+SELECT offer_type, product_ids, reason FROM upsell.cart_offers('{1,3}', NULL, 1) WHERE offer_type = 'pinned';
+-- ... and a role without privileges is refused all the same
+SET ROLE regress_ss_nobody;
+SELECT * FROM upsell.cart_offers('{1,3}', NULL, 1);
+SELECT * FROM upsell.product_page_offers(1, 1);
+SELECT * FROM upsell._merge_offers('cart', 1, '{1}', NULL, NULL, NULL, NULL);
+RESET ROLE;
+-- the reader serves every stage, bound to its tenant ...
+SET ROLE regress_ss_app;
+SET upsell.tenant_id = 1;
+SELECT offer_type, product_ids, reason FROM upsell.cart_offers('{1,3}') WHERE offer_type = 'pinned';
+SELECT count(*) > 0 AS page FROM upsell.product_page_offers WHERE product_id = 1;
+SELECT count(*) > 0 AS post_purchase FROM upsell.post_purchase_offers WHERE order_id = '7';
+SELECT count(*) > 0 AS recommend FROM upsell.recommend_for_cart('{1,3}');
+SELECT upsell.record_exposure('ss_exp', 'u1') AS recorded;
+-- ... reads every model the serving functions read (order_model's recent
+-- orders for post-purchase offers included) ...
+SELECT d.model FROM upsell.model_definitions d
+WHERE NOT has_table_privilege('upsell.' || quote_ident(d.model), 'SELECT') ORDER BY 1;
+SELECT count(*) > 0 AS order_model FROM upsell.order_model WHERE tenant_id = 1;
+-- ... but no order lines, catalog, registered table or log
+SELECT count(*) FROM upsell.order_lines;
+SELECT count(*) FROM upsell.catalog;
+SELECT count(*) FROM ss.lines;
+SELECT count(*) FROM ss.products;
+SELECT count(*) FROM upsell.refresh_log;
+-- changes no rules, and serves no other tenant
+INSERT INTO upsell.offers (tenant_id, stage, product_ids) VALUES (1, 'cart', '{9}');
+SELECT * FROM upsell.cart_offers('{2}', NULL, 2);
+RESET upsell.tenant_id;
+RESET ROLE;
+-- a privilege taken away applies at once, though the cache is filled
+REVOKE SELECT ON upsell.exclusions FROM upsell_reader;
+SET ROLE regress_ss_app;
+SELECT * FROM upsell.cart_offers('{1,3}', NULL, 1);
+RESET ROLE;
+GRANT SELECT ON upsell.exclusions TO upsell_reader;
+-- the admin changes the merchant's rules
+SET ROLE regress_ss_ops;
+INSERT INTO upsell.offers (tenant_id, stage, product_ids, reason) VALUES (1, 'cart', '{9}', 'by ops');
+DELETE FROM upsell.offers WHERE reason = 'pinned for tenant 1';
+SELECT offer_type, product_ids, reason FROM upsell.cart_offers('{1,3}', NULL, 1) WHERE offer_type = 'pinned';
+RESET ROLE;
+DELETE FROM upsell.offers;
+
+-- ---- degraded data ---------------------------------------------------------
+
+-- a product added to the shop after the last refresh, one without a price
+INSERT INTO ss.products VALUES (1, 101, 20, 'c1', true), (1, 102, NULL, 'c1', true);
+SELECT "rank", offer_type, reason FROM upsell.cart_offers('{1,101}', NULL, 1) ORDER BY "rank" LIMIT 2;
+SELECT count(*) AS gap_fillers FROM upsell.gap_fillers('{1,101}', tenant_id => 1);
+SELECT kind, amount, reached, gap FROM upsell.threshold_gap('{1,101}', NULL, 1);
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT "rank", offer_type, reason FROM upsell.cart_offers('{1,102}', NULL, 1) ORDER BY "rank" LIMIT 2;
+-- once refresh knows its price the cart's value counts again
+SELECT kind, amount, reached, gap FROM upsell.threshold_gap('{1,101}', NULL, 1);
+-- a shop with orders but no catalog
+DELETE FROM upsell.product_source;
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT count(*) > 0 AS served, bool_and(reason LIKE '%without a price: no threshold offers') AS says_so
+FROM upsell.cart_offers('{1,3}', NULL, 1);
+SELECT count(*) AS gap_fillers FROM upsell.gap_fillers('{1,3}', tenant_id => 1);
+
+-- ---- registration drift ----------------------------------------------------
+
+-- a registered column renamed: refresh and the next request name it
+SET client_min_messages = warning;
+ALTER TABLE ss.lines RENAME COLUMN customer TO client;
+CALL upsell.refresh();
+SELECT count(*) FROM upsell.cart_offers('{1,3}', NULL, 1);
+ALTER TABLE ss.lines RENAME COLUMN client TO customer;
+SELECT count(*) > 0 AS served_again FROM upsell.cart_offers('{1,3}', NULL, 1);
+-- retyped: the registration's view refuses it; dropped with CASCADE: named
+ALTER TABLE ss.lines ALTER COLUMN price TYPE text;
+ALTER TABLE ss.lines DROP COLUMN price CASCADE;
+SELECT count(*) FROM upsell.cart_offers('{1,3}', NULL, 1);
+CALL upsell.refresh();
+ALTER TABLE ss.lines ADD COLUMN price numeric;
+RESET client_min_messages;
+
+-- ---- invalid input still raises ---------------------------------------------
+
+SET upsell.max_cart_lines = 3;
+SELECT * FROM upsell.cart_offers('{1,3,5,7}', NULL, 1);
+SELECT * FROM upsell.recommend_for_cart('{1,3,5,7}', 5, 1);
+SELECT * FROM upsell.gap_fillers('{1,3,5,7}', tenant_id => 1);
+SELECT * FROM upsell.threshold_gap('{1,3,5,7}', NULL, 1);
+SELECT * FROM upsell.post_purchase_offers('{1,3,5,7}', NULL, 1);
+SELECT count(*) >= 0 AS three_lines_ok FROM upsell.cart_offers('{1,3,5}', NULL, 1);
+RESET upsell.max_cart_lines;
+SELECT * FROM upsell.cart_offers('{1,NULL}', NULL, 1);
+SELECT * FROM upsell.cart_offers('{1,3}', '{1,-1}', 1);
+SELECT * FROM upsell.cart_offers('{{1,3}}', NULL, 1);
+SELECT * FROM upsell.cart_offers('{1,3}', '{1}', 1);
+SELECT * FROM upsell.post_purchase_offers('{{1,3}}', NULL, 1);
+SET upsell.max_cart_lines = 0;
+
+DROP OWNED BY regress_ss_app, regress_ss_ops, regress_ss_nobody;
+DROP ROLE regress_ss_app, regress_ss_ops, regress_ss_nobody;
+DELETE FROM upsell.thresholds;
+DELETE FROM upsell.experiments;
+DELETE FROM upsell.order_source;
+SET client_min_messages = warning;
+DROP SCHEMA ss CASCADE;
+RESET client_min_messages;

@@ -1,0 +1,242 @@
+/*
+ * serving.h
+ *		The request path of the funnel stages, shared by its files:
+ *
+ *		serving_common.c	the extension's schema, the saved SPI plans, the
+ *							start and end of a request, small helpers
+ *		serving_read.c		direct reads of tables (serving_state, cart_model)
+ *		serving_rules.c		the merchant's rules, cached per backend and tenant
+ *		serving_offers.c	proposals and the merge of any stage (_merge_offers)
+ *		serving_cart.c		the cart stage (cart_offers)
+ *		serving_page.c		the product page stage (_product_page_offers)
+ *
+ * Data flows request -> rules cache / model reads -> proposal -> the merge
+ * of src/core/offers.c -> the SRF's tuplestore.
+ */
+#ifndef UPSELL_SERVING_H
+#define UPSELL_SERVING_H
+
+#include "access/htup.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/numeric.h"
+#include "utils/relcache.h"
+#include "utils/timestamp.h"
+
+#include "offers.h"
+
+typedef enum Stage
+{
+	STAGE_PRODUCT_PAGE,
+	STAGE_CART,
+	STAGE_POST_PURCHASE,
+	NSTAGES
+} Stage;
+
+extern const char *const serving_stage_names[NSTAGES];
+
+#define DEFAULT_MAX_OFFERS	6
+#define POPULAR				16	/* bestsellers that fill a cart's slots (some may
+								 * substitute a line) */
+
+/* ---- the merchant's rules, cached per tenant (serving_rules.c) ------------ */
+
+typedef enum OfferTrigger
+{
+	TRIGGER_ALWAYS,
+	TRIGGER_PRODUCT,
+	TRIGGER_CATEGORY,
+	TRIGGER_CART_VALUE
+} OfferTrigger;
+
+typedef struct PinnedOffer
+{
+	int64		offer_id;
+	Stage		stage;
+	OfferTrigger trigger;
+	int64		trigger_product;
+	char	   *trigger_category;
+	Numeric		min_cart_value;
+	bool		has_from,
+				has_to;
+	TimestampTz active_from,
+				active_to;
+	int64	   *ids;
+	int			nids;
+	Numeric		discount;
+	char	   *reason;
+	double		priority;
+	bool		in_stock;		/* every product known and in stock */
+} PinnedOffer;
+
+typedef struct Threshold
+{
+	int64		threshold_id;
+	Numeric		amount;
+	char	   *currency;		/* NULL: any */
+	char	   *reward;			/* NULL: none said */
+	bool		has_from,
+				has_to;
+	TimestampTz active_from,
+				active_to;
+} Threshold;
+
+typedef struct StageSettings
+{
+	int			max_offers;
+	double		weight[OFFER_NTYPES];
+} StageSettings;
+
+typedef struct TenantRules
+{
+	int64		tenant_id;		/* hash key */
+	StageSettings stage[NSTAGES];
+	PinnedOffer *pinned;
+	int			npinned;
+	int64	   *excluded;		/* ascending: never offered (products, categories' products) */
+	int			nexcluded;
+	int64	   *pair_product;	/* never offered next to pair_with (context) */
+	int64	   *pair_with;
+	int			npairs;
+	Threshold  *thresholds;
+	int			nthresholds;
+	bool		volume_tiers;
+	int64		popular[POPULAR];	/* in stock, by popularity */
+	int64		popular_rank[POPULAR];
+	char	   *popular_category[POPULAR];	/* NULL: none */
+	int			npopular;
+	bool		has_candidates;
+	TimestampTz candidates_built_at;
+} TenantRules;
+
+extern void serving_check_version(void);
+extern int64 serving_resolve_tenant(bool tenant_null, int64 tenant_id);
+extern void serving_check_bound(int64 tenant_id);
+extern TenantRules *serving_tenant_rules(int64 tenant_id);
+
+/* ---- the schema, plans and helpers (serving_common.c) --------------------- */
+
+/* The saved plans, valid for one schema of the extension. */
+typedef struct ServingSchema
+{
+	Oid			nsp;
+	char	   *nspname;		/* quoted */
+	SPIPlanPtr	page_rows;
+	SPIPlanPtr	in_stock;
+	SPIPlanPtr	categories;
+	SPIPlanPtr	variant;
+	SPIPlanPtr	tier;
+} ServingSchema;
+
+extern ServingSchema serving;
+
+/*
+ * The queries run with the caller's search_path, so they name every
+ * operator and function with its schema: an operator of another schema
+ * that matches the argument types exactly would win over pg_catalog's.
+ */
+#define EQ " OPERATOR(pg_catalog.=) "
+
+extern void serving_begin_request(FunctionCallInfo fcinfo);
+extern void serving_end_request(void);
+extern void serving_use_spi(void);
+extern char *serving_qualify(const char *query);
+extern uint64 serving_run(SPIPlanPtr plan, Datum *args, const char *nulls);
+extern uint64 serving_tenant_query(const char *query, int64 tenant_id);
+extern Datum serving_col(int row, int column, bool *isnull);
+extern char *serving_col_text(int row, int column);
+extern int	serving_sort_unique(int64 *a, int n);
+extern bool serving_numeric_at_most(Numeric a, Numeric b);
+extern Stage serving_stage_of(const char *name);
+
+/* ---- direct reads (serving_read.c) ---------------------------------------- */
+
+/*
+ * The columns of cart_model that C reads by number: their one definition.
+ * The model's SQL definition (src/sql/90_funnel.sql) lists them in this
+ * order; serving_read_cart_lines checks the names before it reads a row.
+ */
+#define CART_MODEL_COLUMNS(X) \
+	X(CART_TENANT_ID, "tenant_id") \
+	X(CART_PRODUCT_ID, "product_id") \
+	X(CART_PRICE, "price") \
+	X(CART_CATEGORY, "category") \
+	X(CART_IN_STOCK, "in_stock") \
+	X(CART_COMPLEMENT_IDS, "complement_ids") \
+	X(CART_COMPLEMENT_LOG_MISS, "complement_log_miss") \
+	X(CART_UPGRADE_ID, "upgrade_id") \
+	X(CART_UPGRADE_SCORE, "upgrade_score") \
+	X(CART_UPGRADE_REASON, "upgrade_reason") \
+	X(CART_COMPLEMENT_CATEGORIES, "complement_categories") \
+	X(CART_SUBSTITUTE_IDS, "substitute_ids") \
+	X(CART_SUBSTITUTE_CATEGORIES, "substitute_categories")
+
+#define CART_COLUMN_ENUM(sym, name) sym,
+typedef enum CartModelColumn
+{
+	CART_MODEL_COLUMNS(CART_COLUMN_ENUM)
+	CART_MODEL_NCOLUMNS
+} CartModelColumn;
+#undef CART_COLUMN_ENUM
+
+typedef struct CartLine
+{
+	int64		product_id;
+	Numeric		price;			/* NULL: none */
+	char	   *category;
+	bool		in_stock;
+	int64	   *complements;
+	double	   *complement_log_miss;	/* ln(1 - score), as cart_model stores it */
+	int			ncomplements;
+	bool		has_upgrade;
+	int64		upgrade_id;
+	double		upgrade_score;
+	char	   *upgrade_reason;
+	char	  **complement_categories;	/* parallel to complements; NULL: none */
+	int64	   *substitute_ids; /* its variant group's other products */
+	int			nsubstitute_ids;
+	char	  **substitute_categories;	/* categories whose products substitute it */
+	int			nsubstitute_categories;
+} CartLine;
+
+extern Relation serving_open_for_read(const char *name);
+extern void serving_check_select(Relation rel);
+extern int64 serving_read_config_version(Oid *state_rel);
+extern CartLine *serving_read_cart_lines(int64 tenant_id, const int64 *items, int nitems,
+										 int *nlines);
+
+/* ---- proposals and the merge (serving_offers.c) --------------------------- */
+
+/* What the caller shows with an offer; the merge sees OfferCandidate. */
+typedef struct OfferRow
+{
+	Datum		discount;		/* numeric */
+	char	   *reason;
+} OfferRow;
+
+typedef struct Proposal
+{
+	OfferCandidate *c;
+	OfferRow   *row;
+	int			n;
+	int			cap;
+	char	   *note;			/* what the request lacked, added to every
+								 * reason; NULL: nothing */
+} Proposal;
+
+extern uint32 serving_allowed_types(text *experiment, text *unit_id, Stage stage);
+extern bool serving_excluded(const TenantRules *r, int64 id, const int64 *context, size_t ncontext);
+extern void serving_proposal_init(Proposal *p, int cap);
+extern OfferCandidate *serving_propose(Proposal *p, OfferType type, int64 *ids, int nids,
+									   double score, Datum discount, char *reason);
+extern Datum serving_zero_discount(void);
+extern bool serving_active_at(bool has_from, TimestampTz from, bool has_to, TimestampTz to,
+							  TimestampTz at);
+extern void serving_propose_pinned(Proposal *p, const TenantRules *r, Stage stage,
+								   const int64 *context, size_t ncontext,
+								   char **categories, int ncategories, Numeric cart_value);
+extern void serving_emit(FunctionCallInfo fcinfo, Proposal *p, const TenantRules *r, Stage stage,
+						 uint32 allowed, const int64 *context, size_t ncontext);
+extern text *serving_opt_text(FunctionCallInfo fcinfo, int arg);
+
+#endif							/* UPSELL_SERVING_H */

@@ -1,0 +1,661 @@
+/*
+ * serving_cart.c
+ *		The cart stage, cart_offers: the cart's lines from cart_model, their
+ *		complements combined, bestsellers, gap fillers to the next threshold,
+ *		upgrades and volume tiers, merged under the cart's rules.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+
+#include "serving.h"
+#include "upsell.h"
+
+#define CART_COMPLEMENTS	12	/* complements of the cart proposed to the merge */
+#define CART_GAP_FILLERS	6
+#define CART_GAP_ITEMS		2
+#define CART_MAX_STEP		3	/* units of a line a quantity step may add */
+#define CART_RELEVANT		24	/* complements ranked: the gap fillers' relevance,
+								 * and room for exclusions among the first 12 */
+
+PG_FUNCTION_INFO_V1(upsell_cart_offers);
+
+static CartLine *
+find_line(CartLine *lines, int n, int64 id)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (lines[i].product_id == id)
+			return &lines[i];
+	return NULL;
+}
+
+/* What substitutes some line of the cart: never offered as a complement. */
+typedef struct Substitutes
+{
+	int64	   *ids;			/* ascending */
+	int			nids;
+	const char **categories;
+	int			ncategories;
+} Substitutes;
+
+static Substitutes
+cart_substitutes(const CartLine *lines, int nlines)
+{
+	Substitutes s;
+	int			i,
+				j,
+				q;
+
+	memset(&s, 0, sizeof(s));
+	for (i = 0; i < nlines; i++)
+	{
+		s.nids += lines[i].nsubstitute_ids;
+		s.ncategories += lines[i].nsubstitute_categories;
+	}
+	s.ids = palloc(Max(s.nids, 1) * sizeof(int64));
+	s.categories = palloc(Max(s.ncategories, 1) * sizeof(char *));
+	s.nids = 0;
+	s.ncategories = 0;
+	for (i = 0; i < nlines; i++)
+	{
+		for (j = 0; j < lines[i].nsubstitute_ids; j++)
+			s.ids[s.nids++] = lines[i].substitute_ids[j];
+		for (j = 0; j < lines[i].nsubstitute_categories; j++)
+		{
+			const char *c = lines[i].substitute_categories[j];
+
+			if (c == NULL)
+				continue;
+			for (q = 0; q < s.ncategories; q++)
+				if (strcmp(s.categories[q], c) == 0)
+					break;
+			if (q == s.ncategories)
+				s.categories[s.ncategories++] = c;
+		}
+	}
+	s.nids = serving_sort_unique(s.ids, s.nids);
+	return s;
+}
+
+static bool
+is_substitute(const Substitutes *s, int64 id, const char *category)
+{
+	int			q;
+
+	if (offers_contains(s->ids, s->nids, id))
+		return true;
+	if (category)
+		for (q = 0; q < s->ncategories; q++)
+			if (strcmp(s->categories[q], category) == 0)
+				return true;
+	return false;
+}
+
+typedef struct Evidence
+{
+	int64		id;
+	double		score;
+} Evidence;
+
+/* Whether x ranks before y: score desc, then product id. */
+static inline bool
+evidence_before(const Evidence *x, const Evidence *y)
+{
+	return x->score > y->score || (x->score == y->score && x->id < y->id);
+}
+
+/* Puts the k best of e[0 .. n) first (in no order): quickselect. */
+static void
+select_best(Evidence *e, int n, int k)
+{
+	int			lo = 0,
+				hi = n - 1;
+
+	while (lo < hi && k > lo && k <= hi)
+	{
+		Evidence	pivot = e[lo + (hi - lo) / 2];
+		int			i = lo,
+					j = hi;
+
+		while (i <= j)
+		{
+			while (evidence_before(&e[i], &pivot))
+				i++;
+			while (evidence_before(&pivot, &e[j]))
+				j--;
+			if (i <= j)
+			{
+				Evidence	t = e[i];
+
+				e[i++] = e[j];
+				e[j--] = t;
+			}
+		}
+		/* e[lo .. j] rank before e[i .. hi]; the k-th boundary is in one side */
+		if (k <= j + 1)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			break;
+	}
+}
+
+static int
+cmp_evidence(const void *a, const void *b)
+{
+	return evidence_before(a, b) ? -1 : evidence_before(b, a) ? 1 : 0;
+}
+
+/*
+ * The complements of the cart: each line's stored complements (in stock as
+ * of the refresh, with ln(1 - pair score)) combined as a noisy-OR, the
+ * chance that at least one line leads to the product; cart items are not
+ * their own.  Returns the best `want` of them, best first, in *ranked
+ * (fewer when the evidence runs out), with their number in *n.  The sums
+ * of logs go through a small open-addressing table, and only the best are
+ * sorted: a request costs the length of the lines' lists.
+ */
+static Evidence *
+cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
+				 const Substitutes *subst, int want, int *n)
+{
+	int			total = 0,
+				size = 16,
+				m = 0,
+				i,
+				j;
+	int64	   *keys;
+	double	   *sums;
+	bool	   *used;
+	bool	   *blocked;
+	Evidence   *e;
+
+	for (i = 0; i < nlines; i++)
+		total += lines[i].ncomplements;
+	while (size < 2 * total)
+		size *= 2;
+	keys = palloc(size * sizeof(int64));
+	sums = palloc(size * sizeof(double));
+	used = palloc0(size * sizeof(bool));
+	blocked = palloc0(size * sizeof(bool));
+	for (i = 0; i < nlines; i++)
+		for (j = 0; j < lines[i].ncomplements; j++)
+		{
+			int64		id = lines[i].complements[j];
+			uint32		h = (uint32) (((uint64) id * UINT64CONST(0x9E3779B97F4A7C15)) >> 32) & (size - 1);
+
+			while (used[h] && keys[h] != id)
+				h = (h + 1) & (size - 1);
+			if (!used[h])
+			{
+				used[h] = true;
+				keys[h] = id;
+				sums[h] = 0;
+				/* a substitute of another line is not a complement of the cart */
+				blocked[h] = is_substitute(subst, id, lines[i].complement_categories[j]);
+			}
+			sums[h] += lines[i].complement_log_miss[j];
+		}
+
+	/* ranked by -sum, which orders as the score 1 - exp(sum) does */
+	e = palloc(Max(total, 1) * sizeof(Evidence));
+	for (i = 0; i < size; i++)
+		if (used[i] && !blocked[i] && !offers_contains(items, nitems, keys[i]))
+		{
+			e[m].id = keys[i];
+			e[m].score = -sums[i];
+			m++;
+		}
+	want = Min(want, m);
+	select_best(e, m, want);
+	qsort(e, want, sizeof(Evidence), cmp_evidence);
+	for (i = 0; i < want; i++)
+		e[i].score = 1 - exp(-e[i].score);
+	*n = want;
+	return e;
+}
+
+/* Cents as money text: 1234 -> 12.34. */
+static char *
+money_out(int64 cents)
+{
+	return DatumGetCString(DirectFunctionCall1(numeric_out,
+											   NumericGetDatum(int64_div_fast_to_numeric(cents, 2))));
+}
+
+/* Cents of a numeric amount, rounded up. */
+static int64
+cents_up(Datum amount)
+{
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8,
+											 DirectFunctionCall1(numeric_ceil,
+																 DirectFunctionCall2(numeric_mul, amount,
+																					 NumericGetDatum(int64_to_numeric(100))))));
+}
+
+/*
+ * How naturally a filler adds on: 1 up to half the cart's value, then
+ * falling as (half the cart) / added, so that a second big-ticket item does
+ * not outrank a small add-on that the shopper takes in passing.
+ */
+static double
+addon_factor(int64 added, int64 cart_cents)
+{
+	double		half = (double) cart_cents / 2;
+
+	return added <= half ? 1.0 : half / (double) added;
+}
+
+/*
+ * The gap fillers of the cart: what closes the gap from the cart's total to
+ * the next active threshold, as upsell.gap_fillers(cart, quantities, 6, 2)
+ * finds them, but with relevance from the cart's CART_RELEVANT best
+ * complements only (ev, best first): each relevant candidate opens groups
+ * of the exact search, and the long tail of weak complements changes a
+ * score by little and costs the most.
+ */
+static int64
+propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric total,
+					const int64 *items, int nitems, const CartLine *lines, int nlines,
+					const int64 *line_ids, const int32 *qty, int ncart,
+					const Substitutes *subst, const Evidence *ev, int nev)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	const Threshold *target = NULL;
+	char	   *currency = NULL;
+	bool		several = false;
+	StringInfoData currencies;
+	int64		gap;
+	int64	   *skip;
+	int64	   *skip_sorted;
+	int			nskip_sorted;
+	int64	   *rel_ids;
+	double	   *rel;
+	int			nskip = 0,
+				i,
+				n;
+	GapOffer	out[CART_GAP_FILLERS];
+	Datum		ndiff;
+	int64		cart_cents;
+	bool		natural = false;
+	const char *reward;
+
+	if (r->nthresholds == 0)
+		return 0;
+	/* thresholds are sorted by amount: the first unreached active one */
+	for (i = 0; i < r->nthresholds; i++)
+	{
+		const Threshold *t = &r->thresholds[i];
+
+		if (!serving_active_at(t->has_from, t->active_from, t->has_to, t->active_to, now))
+			continue;
+		if (t->currency)
+		{
+			if (currency && strcmp(currency, t->currency) != 0)
+				several = true;
+			else
+				currency = t->currency;
+		}
+		if (target == NULL && !serving_numeric_at_most(t->amount, total))
+			target = t;
+	}
+	if (several)
+	{
+		/* as upsell._active_thresholds says it: the currencies, sorted */
+		char	  **names = palloc(r->nthresholds * sizeof(char *));
+		int			nn = 0,
+					j;
+
+		for (i = 0; i < r->nthresholds; i++)
+		{
+			const Threshold *t = &r->thresholds[i];
+
+			if (t->currency && serving_active_at(t->has_from, t->active_from, t->has_to, t->active_to, now))
+				names[nn++] = t->currency;
+		}
+		qsort(names, nn, sizeof(char *), pg_qsort_strcmp);
+		initStringInfo(&currencies);
+		for (i = 0; i < nn; i++)
+		{
+			for (j = 0; j < i; j++)
+				if (strcmp(names[j], names[i]) == 0)
+					break;
+			if (j == i)
+				appendStringInfo(&currencies, "%s%s", currencies.len ? ", " : "", names[i]);
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the active thresholds are in several currencies (%s): which one is the cart in?",
+						currencies.data),
+				 errhint("Pass currency => '...'.")));
+	}
+	if (target == NULL || !r->has_candidates)
+		return 0;
+
+	/* cents, rounded up: the offer must reach the threshold */
+	ndiff = DirectFunctionCall2(numeric_sub, NumericGetDatum(target->amount), NumericGetDatum(total));
+	gap = cents_up(ndiff);
+	if (gap <= 0)
+		return 0;
+	cart_cents = cents_up(NumericGetDatum(total));
+	reward = target->reward ? target->reward :
+		psprintf("%s", DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))));
+
+	/* never the cart, its substitutes, nor what the merchant excluded */
+	skip = palloc((nitems + subst->nids + r->nexcluded + r->npairs + 1) * sizeof(int64));
+	for (i = 0; i < nitems; i++)
+		skip[nskip++] = items[i];
+	for (i = 0; i < subst->nids; i++)
+		skip[nskip++] = subst->ids[i];
+	for (i = 0; i < r->nexcluded; i++)
+		skip[nskip++] = r->excluded[i];
+	for (i = 0; i < r->npairs; i++)
+		if (offers_contains(items, nitems, r->pair_with[i]))
+			skip[nskip++] = r->pair_product[i];
+	skip_sorted = palloc(Max(nskip, 1) * sizeof(int64));
+	memcpy(skip_sorted, skip, nskip * sizeof(int64));
+	nskip_sorted = serving_sort_unique(skip_sorted, nskip);
+	/* relevance: relative to the cart's best complement */
+	rel_ids = palloc(Max(nev, 1) * sizeof(int64));
+	rel = palloc(Max(nev, 1) * sizeof(double));
+	for (i = 0; i < nev; i++)
+	{
+		rel_ids[i] = ev[i].id;
+		rel[i] = ev[0].score > 0 ? ev[i].score / ev[0].score : 0;
+	}
+	n = upsell_gap_offers(get_namespace_name(serving.nsp), tenant_id, r->candidates_built_at, gap,
+						  skip, nskip, subst->categories, subst->ncategories,
+						  rel_ids, rel, nev, CART_GAP_FILLERS, CART_GAP_ITEMS, out);
+	for (i = 0; i < n; i++)
+	{
+		int64	   *ids = palloc(out[i].n * sizeof(int64));
+
+		memcpy(ids, out[i].ids, out[i].n * sizeof(int64));
+		natural |= out[i].added <= cart_cents / 2;
+		serving_propose(p, OFFER_GAP_FILLER, ids, out[i].n,
+				out[i].score * addon_factor(out[i].added, cart_cents), serving_zero_discount(),
+				psprintf("adds %s to reach %s (%s over)", money_out(out[i].added),
+						 DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),
+						 money_out(out[i].added - gap)));
+	}
+
+	/*
+	 * More of a cart line: the fewest units (up to CART_MAX_STEP) that reach
+	 * the threshold, for a line the shopper buys several of already or whose
+	 * category is bought several at a time (not a substitute category).  The
+	 * shopper chose it, so its relevance is that of the best complement;
+	 * scored as the search scores a single item.
+	 */
+	for (i = 0; i < ncart; i++)
+	{
+		const CartLine *l = find_line((CartLine *) lines, nlines, line_ids[i]);
+		int64		price;
+		int64		units;
+		int			q;
+		bool		multi;
+		int64	   *id;
+
+		if (l == NULL || l->price == NULL || !l->in_stock)
+			continue;
+		multi = (qty && qty[i] > 1);
+		if (!multi && l->category)
+		{
+			multi = true;
+			for (q = 0; q < l->nsubstitute_categories; q++)
+				if (strcmp(l->substitute_categories[q], l->category) == 0)
+					multi = false;
+		}
+		if (!multi || serving_excluded(r, l->product_id, items, nitems))
+			continue;
+		price = cents_up(NumericGetDatum(l->price));
+		if (price <= 0)
+			continue;
+		units = (gap + price - 1) / price;
+		if (units > CART_MAX_STEP)
+			continue;
+		id = palloc(sizeof(int64));
+		*id = l->product_id;
+		natural |= units * price <= cart_cents / 2 || units == 1;
+		serving_propose(p, OFFER_GAP_FILLER, id, 1,
+				(double) gap / (double) (units * price) * 2.0 * pow(0.8, (double) (units - 1)),
+				serving_zero_discount(),
+				psprintf("add %d more to reach %s (%s over)", (int) units,
+						 DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),
+						 money_out(units * price - gap)));
+	}
+
+	/*
+	 * A large gap: nothing that closes it adds on naturally.  Say how far the
+	 * cart is, with the best complement that costs less than the gap (offered
+	 * as this add-on instead of as a plain complement), rather than push a
+	 * second big-ticket item.  Returns its product id, 0 for none.
+	 */
+	if (!natural)
+		for (i = 0; i < nev; i++)
+		{
+			int64		price = upsell_gap_price(get_namespace_name(serving.nsp), tenant_id, r->candidates_built_at, ev[i].id);
+			int64	   *id;
+
+			if (price <= 0 || price >= gap || offers_contains(skip_sorted, nskip_sorted, ev[i].id) ||
+				serving_excluded(r, ev[i].id, items, nitems))
+				continue;
+			id = palloc(sizeof(int64));
+			*id = ev[i].id;
+			serving_propose(p, OFFER_GAP_FILLER, id, 1, 2.0, serving_zero_discount(),
+					psprintf("you are %s away from %s: adds %s", money_out(gap), reward, money_out(price)));
+			return *id;
+		}
+	return 0;
+}
+
+
+/*
+ * cart_offers(cart bigint[], quantities int[] DEFAULT NULL, tenant_id bigint
+ *			   DEFAULT NULL, experiment text DEFAULT NULL, unit_id text
+ *			   DEFAULT NULL) RETURNS SETOF upsell.offer
+ */
+Datum
+upsell_cart_offers(PG_FUNCTION_ARGS)
+{
+	ArrayType  *cart_arr = PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *qty_arr = PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1);
+	Datum	   *cart_elems = NULL;
+	bool	   *cart_nulls = NULL;
+	int			ncart = 0;
+	int			nunknown = 0,
+				nunpriced = 0;
+	bool		value_known;
+	int32	   *qty = NULL;
+	bool	   *qty_nulls = NULL;
+	int			nqty = 0;
+	int64	   *items;
+	int			nitems = 0;
+	int64		tenant_id;
+	TenantRules *r;
+	uint32		allowed;
+	CartLine   *lines;
+	int			nlines;
+	Numeric		total;
+	Evidence   *ev;
+	int			nev;
+	Substitutes subst;
+	int64		addon = 0;
+	Proposal	p;
+	char	  **categories;
+	int			ncategories = 0;
+	int			i,
+				j;
+
+	if ((cart_arr && ARR_NDIM(cart_arr) > 1) || (qty_arr && ARR_NDIM(qty_arr) > 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("the cart must be one-dimensional arrays of product ids and quantities")));
+	if (cart_arr && ArrayGetNItems(ARR_NDIM(cart_arr), ARR_DIMS(cart_arr)) > upsell_max_cart_lines)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the cart has %d lines, more than upsell.max_cart_lines (%d)",
+						ArrayGetNItems(ARR_NDIM(cart_arr), ARR_DIMS(cart_arr)), upsell_max_cart_lines)));
+	if (cart_arr)
+		deconstruct_array(cart_arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &cart_elems, &cart_nulls, &ncart);
+	items = palloc(Max(ncart, 1) * sizeof(int64));
+	for (i = 0; i < ncart; i++)
+		if (!cart_nulls[i])
+			items[nitems++] = DatumGetInt64(cart_elems[i]);
+	nitems = serving_sort_unique(items, nitems);
+
+	serving_begin_request(fcinfo);
+	tenant_id = serving_resolve_tenant(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
+
+	lines = serving_read_cart_lines(tenant_id, items, nitems, &nlines);
+
+	if (qty_arr)
+	{
+		Datum	   *q;
+
+		deconstruct_array(qty_arr, INT4OID, 4, true, TYPALIGN_INT, &q, &qty_nulls, &nqty);
+		qty = palloc(Max(nqty, 1) * sizeof(int32));
+		for (i = 0; i < nqty; i++)
+			qty[i] = qty_nulls[i] ? 0 : DatumGetInt32(q[i]);
+		if (nqty != ncart)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("cart has %d products but quantities has %d entries", ncart, nqty)));
+	}
+	for (i = 0; i < ncart; i++)
+		if (cart_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("the cart contains a NULL product id")));
+	for (i = 0; i < nqty; i++)
+		if (qty_nulls[i] || qty[i] <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("quantity of product " INT64_FORMAT " must be a positive integer, not %s",
+							DatumGetInt64(cart_elems[i]),
+							qty_nulls[i] ? "NULL" : psprintf("%d", qty[i]))));
+	allowed = serving_allowed_types(serving_opt_text(fcinfo, 3), serving_opt_text(fcinfo, 4), STAGE_CART);
+	r = serving_tenant_rules(tenant_id);
+
+	/*
+	 * The cart's value at the prices of the last refresh.  A product the
+	 * models do not know (added since, or never sold) or one without a price
+	 * leaves the value unknown: the page is served without what needs it
+	 * (thresholds' gap fillers, offers triggered by the cart value), and the
+	 * reasons say so.
+	 */
+	total = int64_to_numeric(0);
+	for (i = 0; i < ncart; i++)
+	{
+		int64		id = DatumGetInt64(cart_elems[i]);
+		CartLine   *l = find_line(lines, nlines, id);
+
+		if (l == NULL)
+			nunknown++;
+		else if (l->price == NULL)
+			nunpriced++;
+		else
+			total = DatumGetNumeric(DirectFunctionCall2(numeric_add, NumericGetDatum(total),
+														DirectFunctionCall2(numeric_mul, NumericGetDatum(l->price),
+																			NumericGetDatum(int64_to_numeric(qty ? qty[i] : 1)))));
+	}
+	value_known = nunknown == 0 && nunpriced == 0;
+	categories = palloc(Max(nlines, 1) * sizeof(char *));
+	for (i = 0; i < nlines; i++)
+		if (lines[i].category)
+		{
+			for (j = 0; j < ncategories; j++)
+				if (strcmp(categories[j], lines[i].category) == 0)
+					break;
+			if (j == ncategories)
+				categories[ncategories++] = lines[i].category;
+		}
+
+	serving_proposal_init(&p, 32);
+	if (nunknown > 0)
+		p.note = psprintf("%d of the cart's products unknown as of the last refresh: no threshold offers", nunknown);
+	else if (nunpriced > 0)
+		p.note = psprintf("%d of the cart's products without a price: no threshold offers", nunpriced);
+	serving_propose_pinned(&p, r, STAGE_CART, items, nitems, categories, ncategories,
+						   ncart > 0 && value_known ? total : NULL);
+
+	/*
+	 * complements of the cart (the best not excluded; the gap fillers weigh
+	 * the best of all), then bestsellers far below them to fill the slots
+	 */
+	subst = cart_substitutes(lines, nlines);
+	ev = cart_complements(lines, nlines, items, nitems, &subst, CART_RELEVANT, &nev);
+
+	/*
+	 * what closes the gap to the next threshold (free shipping, a reward):
+	 * only when the cart's value is known
+	 */
+	if (value_known)
+	{
+		int64	   *line_ids = palloc(Max(ncart, 1) * sizeof(int64));
+
+		for (i = 0; i < ncart; i++)
+			line_ids[i] = DatumGetInt64(cart_elems[i]);
+		addon = propose_gap_fillers(&p, r, tenant_id, total, items, nitems, lines, nlines,
+									line_ids, qty, ncart, &subst, ev, nev);
+	}
+
+	for (i = 0, j = 0; i < nev && j < CART_COMPLEMENTS; i++)
+		if (ev[i].id != addon && !serving_excluded(r, ev[i].id, items, nitems))
+		{
+			serving_propose(&p, OFFER_COMPLEMENT, &ev[i].id, 1, ev[i].score, serving_zero_discount(),
+					"bought together with the cart");
+			j++;
+		}
+	for (i = 0; i < r->npopular; i++)
+	{
+		bool		filler = false;
+		int			q;
+
+		/* a bestseller that closes the gap comes as that gap filler */
+		for (q = 0; q < p.n && !filler; q++)
+			filler = p.c[q].type == OFFER_GAP_FILLER && p.c[q].nids == 1 &&
+				p.c[q].ids[0] == r->popular[i];
+		if (!filler && !is_substitute(&subst, r->popular[i], r->popular_category[i]))
+			serving_propose(&p, OFFER_COMPLEMENT, &r->popular[i], 1, 1e-6 / (double) r->popular_rank[i],
+							serving_zero_discount(), "popular");
+	}
+
+	/* the better version of a cart line, stored per product at refresh */
+	for (i = 0; i < nlines; i++)
+		if (lines[i].has_upgrade)
+			serving_propose(&p, OFFER_UPGRADE, &lines[i].upgrade_id, 1, lines[i].upgrade_score,
+					serving_zero_discount(), lines[i].upgrade_reason);
+
+	/* the next volume tier of a cart line, only where the merchant set tiers */
+	if (r->volume_tiers)
+		for (i = 0; i < ncart; i++)
+		{
+			Datum		args[3];
+			bool		isnull;
+			Datum		score;
+			int64	   *id = palloc(sizeof(int64));
+
+			*id = DatumGetInt64(cart_elems[i]);
+			args[0] = Int64GetDatum(*id);
+			args[1] = Int32GetDatum(qty ? qty[i] : 1);
+			args[2] = Int64GetDatum(tenant_id);
+			if (serving_run(serving.tier, args, NULL) == 0)
+				continue;
+			score = serving_col(0, 1, &isnull);
+			if (isnull)
+				continue;
+			serving_propose(&p, OFFER_QUANTITY_TIER, id, 1, DatumGetFloat8(score),
+					serving_col(0, 2, &isnull), serving_col_text(0, 3));
+		}
+
+	serving_emit(fcinfo, &p, r, STAGE_CART, allowed, items, nitems);
+	serving_end_request();
+	PG_RETURN_NULL();
+}

@@ -1,0 +1,241 @@
+/*
+ * serving_common.c
+ *		The extension's schema and the saved SPI plans of the funnel stages,
+ *		the start and end of a request, and the small helpers they share.
+ */
+#include "postgres.h"
+
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "serving.h"
+#include "upsell.h"
+
+const char *const serving_stage_names[NSTAGES] = {"product_page", "cart", "post_purchase"};
+
+ServingSchema serving;
+
+/*
+ * SPI is connected on first use in a request: a cart whose rules are
+ * cached needs none.  Requests do not nest, and one that failed left its
+ * connection to the abort's clean-up; serving_begin_request starts afresh.
+ */
+static bool spi_connected;
+static int	spi_guc_level;
+
+void
+serving_use_spi(void)
+{
+	if (spi_connected)
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	spi_guc_level = upsell_pin_search_path();
+	spi_connected = true;
+}
+
+/* The schema-qualified form of a query: every "@." names the extension's schema. */
+char *
+serving_qualify(const char *query)
+{
+	StringInfoData buf;
+	const char *p;
+
+	initStringInfo(&buf);
+	for (p = query; *p; p++)
+	{
+		if (p[0] == '@' && p[1] == '.')
+		{
+			appendStringInfo(&buf, "%s.", serving.nspname);
+			p++;
+		}
+		else
+			appendStringInfoChar(&buf, *p);
+	}
+	return buf.data;
+}
+
+static SPIPlanPtr
+serving_prepare_plan(const char *query, int nargs, Oid *argtypes)
+{
+	/*
+	 * Generic plans only: the lookups are by key, and a custom plan would
+	 * cost a planning per request whenever the planner guesses the generic
+	 * one dearer (as it may for "= ANY ($2)").
+	 */
+	SPIPlanPtr	plan = SPI_prepare_cursor(serving_qualify(query), nargs, argtypes,
+										  CURSOR_OPT_GENERIC_PLAN);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", query, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+static void
+serving_forget_plan(SPIPlanPtr *plan)
+{
+	if (*plan)
+		SPI_freeplan(*plan);
+	*plan = NULL;
+}
+
+/* Plans of the schema fn_oid lives in (the extension's); call connected. */
+static void
+serving_use_schema(Oid fn_oid)
+{
+	Oid			nsp = get_func_namespace(fn_oid);
+	Oid			int8_2[2] = {INT8OID, INT8OID};
+	Oid			by_ids[2] = {INT8OID, INT8ARRAYOID};
+	Oid			variant[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Oid			tier[3] = {INT8OID, INT4OID, INT8OID};
+
+	if (serving.nsp == nsp && serving.page_rows != NULL)
+		return;
+	serving_use_spi();
+	serving_forget_plan(&serving.page_rows);
+	serving_forget_plan(&serving.in_stock);
+	serving_forget_plan(&serving.categories);
+	serving_forget_plan(&serving.variant);
+	serving_forget_plan(&serving.tier);
+	if (serving.nspname)
+		pfree(serving.nspname);
+	serving.nsp = InvalidOid;
+	serving.nspname = MemoryContextStrdup(TopMemoryContext,
+										  quote_identifier(get_namespace_name(nsp)));
+
+	serving.page_rows = serving_prepare_plan(
+		"SELECT p.offer_type, p.product_ids, p.score, p.discount, p.reason "
+		"FROM @.product_page_model p WHERE p.product_id" EQ "$2 AND p.tenant_id" EQ "$1", 2, int8_2);
+	serving.in_stock = serving_prepare_plan(
+		"SELECT m.product_id FROM @.product_model m "
+		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2) AND m.in_stock", 2, by_ids);
+	serving.categories = serving_prepare_plan(
+		"SELECT DISTINCT m.category FROM @.product_model m "
+		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2) AND m.category IS NOT NULL", 2, by_ids);
+	serving.variant = serving_prepare_plan("SELECT @.variant_offer_types($1, $2, $3)", 3, variant);
+	/* OPERATOR() forgoes the precedence of + - * /: every step is in parentheses */
+	serving.tier = serving_prepare_plan(
+		"SELECT CASE WHEN (q.total_saving OPERATOR(pg_catalog.+) "
+		"                  (q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity)) OPERATOR(pg_catalog.<>) 0 "
+		"       THEN (q.total_saving OPERATOR(pg_catalog./) (q.total_saving OPERATOR(pg_catalog.+) "
+		"             (q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity)))::pg_catalog.float8 END, "
+		"       pg_catalog.round(1::pg_catalog.numeric OPERATOR(pg_catalog.-) "
+		"                        (q.new_unit_price OPERATOR(pg_catalog./) q.unit_price), 4), q.reason "
+		"FROM @.quantity_offer($1, $2, $3) q WHERE q.next_quantity IS NOT NULL", 3, tier);
+	serving.nsp = nsp;
+}
+
+/* Runs a saved plan read-only; the rows are in SPI_tuptable. */
+uint64
+serving_run(SPIPlanPtr plan, Datum *args, const char *nulls)
+{
+	int			rc;
+
+	serving_use_spi();
+	rc = SPI_execute_plan(plan, args, nulls, true, 0);
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+Datum
+serving_col(int row, int column, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, isnull);
+}
+
+char *
+serving_col_text(int row, int column)
+{
+	bool		isnull;
+	Datum		d = serving_col(row, column, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static int
+serving_cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Sorts and removes repeats; returns the new length. */
+int
+serving_sort_unique(int64 *a, int n)
+{
+	int			i,
+				j = 0;
+
+	if (n <= 1)
+		return n;
+	qsort(a, n, sizeof(int64), serving_cmp_int64);
+	for (i = 1; i < n; i++)
+		if (a[i] != a[j])
+			a[++j] = a[i];
+	return j + 1;
+}
+
+bool
+serving_numeric_at_most(Numeric a, Numeric b)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b))) <= 0;
+}
+
+Stage
+serving_stage_of(const char *name)
+{
+	int			s;
+
+	for (s = 0; s < NSTAGES; s++)
+		if (strcmp(name, serving_stage_names[s]) == 0)
+			return (Stage) s;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown funnel stage \"%s\"", name),
+			 errhint("The stages are product_page, cart and post_purchase.")));
+	return STAGE_CART;			/* keep the compiler quiet */
+}
+
+/* The start of every stage's request: the SRF's result, the cache key. */
+void
+serving_begin_request(FunctionCallInfo fcinfo)
+{
+	spi_connected = false;
+	InitMaterializedSRF(fcinfo, 0);
+	serving_use_schema(fcinfo->flinfo->fn_oid);
+	serving_check_version();
+}
+
+void
+serving_end_request(void)
+{
+	if (spi_connected)
+	{
+		upsell_unpin_search_path(spi_guc_level);
+		SPI_finish();
+	}
+	spi_connected = false;
+}
+
+/* Runs a query of the rules loader with the tenant as $1. */
+uint64
+serving_tenant_query(const char *query, int64 tenant_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(tenant_id)};
+	int			rc;
+
+	serving_use_spi();
+	rc = SPI_execute_with_args(serving_qualify(query), 1, types, args, NULL, true, 0);
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}

@@ -1,0 +1,210 @@
+/*
+ * serving_read.c
+ *		Direct reads of the extension's tables on the request path: the
+ *		cache key in serving_state, the cart's lines in cart_model.
+ *
+ * For lookups this small, a query's executor start and end cost more than
+ * the lookups themselves, so the cart reads serving_state and cart_model
+ * with a heap scan of one row and one index scan, not through SPI.  SELECT
+ * privileges are checked as a query would check them.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+
+#include "serving.h"
+#include "upsell.h"
+
+/* A relation of the extension's schema, opened for reading. */
+Relation
+serving_open_for_read(const char *name)
+{
+	Oid			relid = get_relname_relid(name, serving.nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation %s.%s does not exist", serving.nspname, name)));
+	return table_open(relid, AccessShareLock);
+}
+
+/* Raises unless the user may SELECT from the relation, as a query would. */
+void
+serving_check_select(Relation rel)
+{
+	AclResult	acl = pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT);
+
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, get_relkind_objtype(rel->rd_rel->relkind), RelationGetRelationName(rel));
+}
+
+/*
+ * Reads the cache key, serving_state.config_version (a heap scan of its one
+ * row), and the table's OID, new with every install of the extension.
+ */
+int64
+serving_read_config_version(Oid *state_rel)
+{
+	Relation	rel = serving_open_for_read("serving_state");
+	TableScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), "config_version");
+	bool		isnull;
+	int64		config_version;
+
+	serving_check_select(rel);
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("upsell.serving_state has no column config_version")));
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	if (!table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("upsell.serving_state has no row")));
+	config_version = DatumGetInt64(slot_getattr(slot, attnum, &isnull));
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	*state_rel = RelationGetRelid(rel);
+	table_close(rel, NoLock);
+	return config_version;
+}
+
+#define CART_COLUMN_NAME(sym, name) name,
+static const char *const cart_model_columns[CART_MODEL_NCOLUMNS] = {
+	CART_MODEL_COLUMNS(CART_COLUMN_NAME)
+};
+#undef CART_COLUMN_NAME
+
+/* Raises unless the table's columns are the ones this file reads by number. */
+static void
+check_cart_columns(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	if (desc->natts != CART_MODEL_NCOLUMNS)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("%s has %d columns, not %d", RelationGetRelationName(rel),
+						desc->natts, CART_MODEL_NCOLUMNS)));
+	for (i = 0; i < CART_MODEL_NCOLUMNS; i++)
+		if (TupleDescAttr(desc, i)->attisdropped ||
+			strcmp(NameStr(TupleDescAttr(desc, i)->attname), cart_model_columns[i]) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("column %d of %s is not %s", i + 1, RelationGetRelationName(rel),
+							cart_model_columns[i])));
+}
+
+/* A text[] column as C strings (NULL elements stay NULL), *n its length. */
+static char **
+text_elems(Datum d, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	char	  **out;
+	int			i;
+
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
+	out = palloc(Max(*n, 1) * sizeof(char *));
+	for (i = 0; i < *n; i++)
+		out[i] = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+	return out;
+}
+
+/*
+ * One index scan of the cart's lines in cart_model: prices, categories,
+ * complements, upgrades.  The values are copies that outlive the scan.
+ */
+CartLine *
+serving_read_cart_lines(int64 tenant_id, const int64 *items, int nitems, int *nlines)
+{
+	CartLine   *lines = palloc0(Max(nitems, 1) * sizeof(CartLine));
+	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData keys[2];
+	int			n = 0;
+
+	/*
+	 * The model table as this request's snapshot sees it: refresh replaces a
+	 * tenant's rows in one transaction, so the snapshot holds exactly one
+	 * version of each line's row.
+	 */
+	*nlines = 0;
+	rel = serving_open_for_read("cart_model");
+	serving_check_select(rel);
+	if (nitems == 0)
+	{
+		table_close(rel, NoLock);
+		return lines;
+	}
+	check_cart_columns(rel);
+	/* the primary key: (tenant_id, product_id), its columns 1 and 2 */
+	index = index_open(upsell_primary_key_index(rel), AccessShareLock);
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(tenant_id));
+	ScanKeyEntryInitialize(&keys[1], SK_SEARCHARRAY, 2, BTEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_INT8EQ, PointerGetDatum(upsell_int8_array(items, nitems)));
+	scan = upsell_index_beginscan(rel, index, GetActiveSnapshot(), 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	slot = table_slot_create(rel, NULL);
+	while (n < nitems && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		CartLine   *l = &lines[n++];
+		HeapTuple	tup = ExecCopySlotHeapTuple(slot);
+		Datum		v[CART_MODEL_NCOLUMNS];
+		bool		null[CART_MODEL_NCOLUMNS];
+		ArrayType  *sc;
+		int			ncat;
+
+		heap_deform_tuple(tup, RelationGetDescr(rel), v, null);
+		l->product_id = DatumGetInt64(v[CART_PRODUCT_ID]);
+		l->price = null[CART_PRICE] ? NULL : DatumGetNumeric(v[CART_PRICE]);
+		l->category = null[CART_CATEGORY] ? NULL : TextDatumGetCString(v[CART_CATEGORY]);
+		l->in_stock = DatumGetBool(v[CART_IN_STOCK]);
+		l->complements = upsell_int8_elems(DatumGetArrayTypeP(v[CART_COMPLEMENT_IDS]),
+										   &l->ncomplements);
+		sc = DatumGetArrayTypeP(v[CART_COMPLEMENT_LOG_MISS]);
+		if (ArrayGetNItems(ARR_NDIM(sc), ARR_DIMS(sc)) != l->ncomplements ||
+			ARR_HASNULL(sc) || ARR_ELEMTYPE(sc) != FLOAT8OID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the cart_model row of product " INT64_FORMAT " is malformed", l->product_id),
+					 errhint("Run CALL upsell.refresh().")));
+		l->complement_log_miss = (double *) ARR_DATA_PTR(sc);
+		l->complement_categories = text_elems(v[CART_COMPLEMENT_CATEGORIES], &ncat);
+		if (ncat != l->ncomplements)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the cart_model row of product " INT64_FORMAT " is malformed", l->product_id),
+					 errhint("Run CALL upsell.refresh().")));
+		l->substitute_ids = upsell_int8_elems(DatumGetArrayTypeP(v[CART_SUBSTITUTE_IDS]),
+											  &l->nsubstitute_ids);
+		l->substitute_categories = text_elems(v[CART_SUBSTITUTE_CATEGORIES],
+											  &l->nsubstitute_categories);
+		if ((l->has_upgrade = !null[CART_UPGRADE_ID]))
+		{
+			l->upgrade_id = DatumGetInt64(v[CART_UPGRADE_ID]);
+			l->upgrade_score = DatumGetFloat8(v[CART_UPGRADE_SCORE]);
+			l->upgrade_reason = null[CART_UPGRADE_REASON] ? NULL :
+				TextDatumGetCString(v[CART_UPGRADE_REASON]);
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	*nlines = n;
+	return lines;
+}

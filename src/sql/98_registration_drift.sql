@@ -1,0 +1,104 @@
+
+-- ===========================================================================
+-- Registration drift: a registered column renamed, dropped or retyped
+-- ===========================================================================
+--
+-- The registrations name the shop's columns.  A column renamed, dropped or
+-- retyped afterwards leaves a registration that no longer matches its
+-- table: refresh checks every registration first, and the serving path
+-- checks them whenever its cache is read anew -- which an ALTER TABLE of a
+-- registered table forces (the event trigger below draws a new
+-- config_version).  The error names the registration and the column.
+
+-- The columns the registrations map, one row each: which registration
+-- (its function's name), what it registers, the relation, the column's role
+-- and name, and how it is checked (check_as: 'column', a column that must
+-- exist with a type of its role, as _column_expr requires).  Only the
+-- columns a registration actually maps are listed: a kind of registration
+-- that reads some fields from elsewhere (a document column, say) lists just
+-- the columns it reads, with its own check_as.
+CREATE FUNCTION @extschema@._registered_columns()
+RETURNS TABLE (registration text, what text, relation oid, role text, col text, check_as text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT 'register_orders', 'order lines', s.relation, c.role, c.col, 'column'
+	FROM @extschema@.order_source s,
+		 LATERAL (VALUES ('order_id', s.order_id), ('product_id', s.product_id),
+						 ('customer_id', s.customer_id), ('ordered_at', s.ordered_at),
+						 ('quantity', s.quantity), ('unit_price', s.unit_price),
+						 ('tenant_id', s.tenant_id)) c(role, col)
+	WHERE c.col IS NOT NULL
+	UNION ALL
+	SELECT 'register_products', 'catalog', s.relation, c.role, c.col, 'column'
+	FROM @extschema@.product_source s,
+		 LATERAL (VALUES ('product_id', s.product_id), ('price', s.price), ('category', s.category),
+						 ('variant_group', s.variant_group), ('in_stock', s.in_stock), ('title', s.title),
+						 ('tenant_id', s.tenant_id), ('unit_size', s.unit_size),
+						 ('unit_name', s.unit_name)) c(role, col)
+	WHERE c.col IS NOT NULL
+	UNION ALL
+	SELECT 'register_carts', 'carts', s.relation, c.role, c.col, 'column'
+	FROM @extschema@.cart_source s,
+		 LATERAL (VALUES ('cart_id', s.cart_id), ('customer_id', s.customer_id),
+						 ('product_id', s.product_id), ('quantity', s.quantity), ('added_at', s.added_at),
+						 ('checked_out_at', s.checked_out_at), ('tenant_id', s.tenant_id)) c(role, col)
+	WHERE c.col IS NOT NULL
+$$;
+COMMENT ON FUNCTION @extschema@._registered_columns() IS
+	'internal: the columns the registrations map (registration, relation, role, column, how it is checked)';
+
+CREATE FUNCTION @extschema@._check_registrations()
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	msg text;
+	state text;
+BEGIN
+	FOR r IN SELECT * FROM @extschema@._registered_columns() LOOP
+		BEGIN
+			PERFORM @extschema@._check_relation(r.relation, r.what);
+			IF r.check_as = 'column' THEN
+				PERFORM @extschema@._column_expr(r.relation, r.col, r.role);
+			ELSE
+				RAISE EXCEPTION 'unknown check % of registration upsell.%()', r.check_as, r.registration
+					USING ERRCODE = 'internal_error';
+			END IF;
+		EXCEPTION WHEN undefined_table OR undefined_column OR datatype_mismatch THEN
+			GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+			RAISE EXCEPTION 'registration upsell.%() no longer matches its table: the % column "%": %',
+				r.registration, r.role, r.col, msg
+				USING ERRCODE = state,
+					  HINT = format('Call upsell.%s() again with the table''s current columns.', r.registration);
+		END;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION @extschema@._check_registrations() IS
+	'internal: raises, naming the registration and the column, when a registered column was renamed, dropped or retyped';
+
+-- An ALTER TABLE of a registered table: the serving caches are read anew
+-- (and check the registrations).  It runs for every ALTER TABLE of the
+-- database, by any role: it never fails the statement.
+CREATE FUNCTION @extschema@._registered_table_altered()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands() c
+			   WHERE c.objid IN (SELECT r.relation FROM @extschema@._registered_columns() r)) THEN
+		UPDATE @extschema@.serving_state SET config_version = nextval('@extschema@.config_version_seq');
+	END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+	-- a role that may not read the registrations altered a table of its own
+	NULL;
+END
+$$;
+
+CREATE EVENT TRIGGER upsell_registered_table_altered ON ddl_command_end
+	WHEN TAG IN ('ALTER TABLE')
+	EXECUTE FUNCTION @extschema@._registered_table_altered();

@@ -1,0 +1,71 @@
+
+-- ===========================================================================
+-- Privileges: the roles upsell_reader and upsell_admin
+-- ===========================================================================
+--
+-- Every function runs with the caller's rights (no SECURITY DEFINER), so
+-- table privileges are the whole privilege model.  Two roles carry them;
+-- grant them to the roles that log in:
+--
+--   GRANT upsell_reader TO shop_app;	-- app backends: serve offers
+--   GRANT upsell_admin TO shop_ops;	-- merchant rules, registration, refresh
+--
+-- upsell_reader may SELECT the models (every table the serving functions
+-- read, order_model's recent orders for post-purchase offers included), the
+-- model catalogue and the merchant's rules, and record exposures and events;
+-- it may not read order lines (upsell.order_lines, the registered tables),
+-- the catalog (upsell.catalog, the registered product table), carts or the
+-- refresh log.  upsell_admin is a reader that may also change every table of
+-- the extension.
+--
+-- Roles belong to the cluster, not the database: CREATE EXTENSION creates
+-- them when they do not exist yet (NOLOGIN), and a second database's
+-- CREATE EXTENSION finds them and grants its own objects.  DROP EXTENSION
+-- leaves them (other databases may use them).  This runs last, after every
+-- layer created its relations.
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) 'upsell_reader') THEN
+		CREATE ROLE upsell_reader NOLOGIN;
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) 'upsell_admin') THEN
+		CREATE ROLE upsell_admin NOLOGIN;
+	END IF;
+END
+$$;
+COMMENT ON ROLE upsell_reader IS 'upsell: serve offers (app backends); no order lines, catalog or carts';
+COMMENT ON ROLE upsell_admin IS 'upsell: merchant rules, registration and refresh; a reader too';
+
+GRANT upsell_reader TO upsell_admin;
+GRANT USAGE ON SCHEMA @extschema@ TO upsell_reader, upsell_admin;
+
+-- the reader: the merchant's rules, the registrations (names of relations
+-- and columns, checked when the serving cache is read), the serving state,
+-- the model catalogue and every model table (serving reads them directly:
+-- the cart reads cart_model, post-purchase offers read order_model), and
+-- purchase_interval_model (a view over purchase_history_model)
+GRANT SELECT ON @extschema@.serving_state, @extschema@.model_definitions, @extschema@.model_builds,
+	@extschema@.models, @extschema@.order_source,
+	@extschema@.product_source, @extschema@.cart_source,
+	@extschema@.stage_settings, @extschema@.offers, @extschema@.exclusions, @extschema@.thresholds,
+	@extschema@.volume_tiers, @extschema@.consumables, @extschema@.experiments,
+	@extschema@.experiment_variants, @extschema@.product_page_offers, @extschema@.post_purchase_offers,
+	@extschema@.purchase_interval_model
+	TO upsell_reader;
+GRANT SELECT, INSERT ON @extschema@.exposures TO upsell_reader;
+GRANT INSERT ON @extschema@.offer_events TO upsell_reader;
+DO $$
+DECLARE
+	m pg_catalog.name;
+BEGIN
+	FOR m IN SELECT d.model FROM @extschema@.model_definitions d LOOP
+		EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.%I TO upsell_reader', m);
+	END LOOP;
+END
+$$;
+
+-- the admin: every table and sequence of the extension (the rules'
+-- triggers draw config versions), and views created by registration
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA @extschema@ TO upsell_admin;
+GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA @extschema@ TO upsell_admin;
+GRANT CREATE ON SCHEMA @extschema@ TO upsell_admin;
