@@ -1201,6 +1201,9 @@ combine_orders(CoocPartial *r, const CoocPartial *a, const CoocPartial *b)
 		return error;
 	r->counted = false;
 	r->counts.orders = (int64_t) r->norders;
+	/* both >= 0 (validated), so only the sum can overflow */
+	if (a->counts.skipped_lines > INT64_MAX - b->counts.skipped_lines)
+		return "skipped line count out of range";
 	r->counts.skipped_lines = a->counts.skipped_lines + b->counts.skipped_lines;
 	r->counts.item_counts = ups_alloc0(((size_t) r->counts.nitems + 1) * sizeof(int64_t));
 	r->counts.row = ups_alloc0(((size_t) r->counts.nitems + 1) * sizeof(size_t));

@@ -20,7 +20,7 @@ counts_equal(const CoocCounts *x, const CoocCounts *y)
 		memcmp(x->item_ids, y->item_ids, x->nitems * 8) == 0 &&
 		memcmp(x->item_counts, y->item_counts, x->nitems * 8) == 0 &&
 		memcmp(x->row, y->row, (x->nitems + 1) * sizeof(size_t)) == 0 &&
-		memcmp(x->pairs, y->pairs, x->npairs * sizeof(CoocEntry)) == 0;
+		(x->npairs == 0 || memcmp(x->pairs, y->pairs, x->npairs * sizeof(CoocEntry)) == 0);
 }
 
 /*
