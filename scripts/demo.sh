@@ -14,6 +14,8 @@ say "registering it and building the models"
 psql_q -f scripts/demo_setup.sql
 say "offers"
 "$PGBIN/psql" -X -v ON_ERROR_STOP=1 -f scripts/demo_offers.sql
+say "the same shop as Shopify documents, and the widgets' JSON"
+"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -f scripts/demo_shopify.sql
 
 stop_cluster
 cat <<MSG

@@ -37,13 +37,18 @@ RESET client_min_messages;
 SELECT model, row_count FROM upsell.models WHERE build_order <= 30 ORDER BY build_order;
 
 -- the phone: its cable and case (the out-of-stock case is never offered),
--- then popular products of its category, then bestsellers
+-- pair counts shrunk towards popularity: the bestsellers follow
 SELECT "rank", product_id, round(score::numeric, 4) AS score, because, reason
 FROM upsell.recommend_for_cart('{1}', 5, 1);
--- two cart items: evidence combined (noisy-or), because lists the drivers
+-- two cart items: votes summed, because lists the drivers (headphones: 10 of
+-- their 10 orders with the cable); each item also lends weight to
+-- popularity, so the bestseller 5 passes the case 3, never bought with them
 SELECT "rank", product_id, round(score::numeric, 4) AS score, because, reason
 FROM upsell.recommend_for_cart('{1,4}', 3, 1);
--- the one-off pair 7-8 is not in the serving model (seen once)
+-- the one-off pair 7-8 is in the serving model (7 and 8 are in one order
+-- each: a pair seen once is all a product in fewer than 20 orders has), but
+-- 8 is not offered: both are 'misc', a category never seen bought together
+SELECT product_id, other_id, together FROM upsell.pair_model WHERE together < 2 ORDER BY 1, 2;
 SELECT "rank", product_id, reason FROM upsell.recommend_for_cart('{7}', 2, 1);
 -- the other tenant's data never leaks in
 SELECT "rank", product_id, because, reason FROM upsell.recommend_for_cart('{1}', 3, 2);

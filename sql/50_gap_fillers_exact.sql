@@ -30,6 +30,15 @@ RESET client_min_messages;
 SELECT count(*) AS products, count(DISTINCT price) AS prices,
 	   (SELECT count(*) FROM upsell.pair_model) AS pairs
 FROM ge.products;
+-- the pair model keeps pairs seen once only for products in fewer than 20
+-- orders: products 1-3 (20 orders each) have such pairs, and lose them
+SELECT count(*) FILTER (WHERE f.product_count < 20) AS rare_seen_once,
+	   count(*) FILTER (WHERE f.product_count >= 20) AS frequent_seen_once,
+	   count(p.*) FILTER (WHERE f.product_count < 20) AS rare_kept,
+	   count(p.*) FILTER (WHERE f.product_count >= 20) AS frequent_kept
+FROM upsell.frequently_bought_together(min_count => 1) f
+LEFT JOIN upsell.pair_model p ON p.product_id = f.product_id AND p.other_id = f.other_id
+WHERE f.together = 1;
 
 -- the reference: every combination, scored as README states
 CREATE FUNCTION ge.brute(cart bigint[], qty int[], k int, max_items int)

@@ -37,9 +37,9 @@ INSERT INTO upsell.consumables (product_id, consumable) VALUES (2, true);
 SELECT product_id, round(score::numeric, 4) AS score, reason
 FROM upsell.recommend_for_customer(101, 100, at => '2024-05-05') WHERE product_id = 2;
 DELETE FROM upsell.consumables;
--- excluded products are skipped, fallbacks fill the slots
+-- excluded products are skipped, the next complements and fallbacks fill the slots
 INSERT INTO upsell.exclusions (product_id) VALUES (5);
-SELECT rank, product_id, reason FROM upsell.recommend_for_customer(100, 3, at => '2024-04-20');
+SELECT rank, product_id, reason FROM upsell.recommend_for_customer(100, 5, at => '2024-04-20');
 DELETE FROM upsell.exclusions;
 -- a customer without orders gets bestsellers (product 8 is out of stock)
 SELECT rank, product_id, round(score::numeric, 4) AS score, reason, because

@@ -13,6 +13,8 @@ SELECT 'crafted', o.seq, p, o.seq
 FROM (VALUES (1, '{1,2,3}'::bigint[]), (2, '{1,2}'), (3, '{1,3,4}'), (4, '{2,5}'), (5, '{1,2,5,6}'),
 			 (6, '{3,4}'), (7, '{1,6}'), (8, '{1,2,4}'), (9, '{1,4,9}'), (10, '{2,3,6}')) o(seq, items),
 	 unnest(o.items) p;
+-- products 1 and 4 are sizes of one product (one variant group): substitutes
+UPDATE upsell_eval.lines SET variant_group = 'v' WHERE product_id IN (1, 4);
 SELECT upsell_eval.evaluate('crafted', 0);
 SELECT dataset, train_orders, test_orders, cases, all_cases FROM upsell_eval.meta;
 SELECT case_id, cart, hidden FROM upsell_eval.cases ORDER BY case_id;
@@ -66,6 +68,20 @@ WHERE r.dataset = 'crafted'
 GROUP BY r.method, r.cases, r.hr10, r.mrr10, r.sort ORDER BY r.sort;
 -- upsell itself ranks every case too (recommend_for_cart on the training models)
 SELECT count(*) AS upsell_cases FROM upsell_eval.ranks WHERE method = 'upsell';
+-- the cases hiding a substitute of the cart (the other of 1 and 4 in it) are
+-- marked, never ranked by upsell, and left out of complement_results
+SELECT c.case_id, c.cart, c.hidden, k.substitute, k."rank" AS upsell_rank,
+	   c.hidden IN (1, 4) AND c.cart && '{1,4}' AS independent
+FROM upsell_eval.cases c JOIN upsell_eval.ranks k ON k.case_id = c.case_id AND k.method = 'upsell'
+ORDER BY c.case_id;
+SELECT r.method, r.cases, r.hr10, r.mrr10,
+	   round(avg(CASE WHEN i."rank" <= 10 THEN 1 ELSE 0 END), 4) AS independent_hr10,
+	   round(avg(CASE WHEN i."rank" <= 10 THEN 1.0 / i."rank" ELSE 0 END), 4) AS independent_mrr10
+FROM upsell_eval.complement_results r
+JOIN independent i USING (method)
+JOIN upsell_eval.cases c ON c.case_id = i.case_id
+WHERE r.dataset = 'crafted' AND NOT (c.hidden IN (1, 4) AND c.cart && '{1,4}')
+GROUP BY r.method, r.cases, r.hr10, r.mrr10, r.sort ORDER BY r.sort;
 
 DELETE FROM upsell.order_source;
 DELETE FROM upsell.product_source;

@@ -18,6 +18,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "shopify.h"
 #include "stats.h"
 #include "upsell.h"
 
@@ -230,7 +231,8 @@ upsell_unit_hash(PG_FUNCTION_ARGS)
  * The customer key a unit id stands for: kind 'text' hashes it like
  * upsell.order_key() (hashtextextended under the C collation, seed 0); kind
  * 'integer' reads it as a 64-bit integer (surrounding blanks allowed) and
- * gives NULL when it is not one.
+ * gives NULL when it is not one; kind 'shopify' (customers of registered
+ * Shopify orders) also reads gid://shopify/Customer/N as N.
  */
 Datum
 upsell_unit_customer_key(PG_FUNCTION_ARGS)
@@ -248,6 +250,18 @@ upsell_unit_customer_key(PG_FUNCTION_ARGS)
 												PointerGetDatum(unit), Int64GetDatum(0)));
 	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
 		p++;
+	if (VARSIZE_ANY_EXHDR(kind) == 7 && memcmp(VARDATA_ANY(kind), "shopify", 7) == 0 &&
+		p < end && *p == 'g')
+	{
+		int64_t		id;
+		const char *last = end;
+
+		while (last > p && (last[-1] == ' ' || last[-1] == '\t' || last[-1] == '\n' || last[-1] == '\r'))
+			last--;
+		if (!ups_shopify_id(p, last - p, &id))
+			PG_RETURN_NULL();
+		PG_RETURN_INT64((int64) id);
+	}
 	if (p < end && (*p == '+' || *p == '-'))
 		neg = (*p++ == '-');
 	for (; p < end && *p >= '0' && *p <= '9'; p++, digits++)

@@ -22,11 +22,16 @@ CREATE TABLE IF NOT EXISTS @extschema@.order_source (
 	quantity	name,
 	unit_price	name,
 	tenant_id	name,
-	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	-- 1.1: 'columns' (one row per line, register_orders) or 'shopify' (one
+	-- order document per row in column payload, register_shopify_orders)
+	kind		text NOT NULL DEFAULT 'columns',
+	payload		name,
+	CONSTRAINT order_source_kind CHECK (kind IN ('columns', 'shopify') AND (kind = 'shopify') = (payload IS NOT NULL))
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_source', '');
 COMMENT ON TABLE @extschema@.order_source IS
-	'the registered order lines: relation and the columns that mean order, product, customer, time, quantity, price, tenant';
+	'the registered order lines: relation and the columns that mean order, product, customer, time, quantity, price, tenant; for kind shopify the payload column and the document fields each role comes from';
 
 CREATE TABLE IF NOT EXISTS @extschema@.product_source (
 	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -40,11 +45,18 @@ CREATE TABLE IF NOT EXISTS @extschema@.product_source (
 	tenant_id	name,
 	unit_size	name,
 	unit_name	name,
-	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	-- 1.1: 'columns' (register_products) or 'shopify' (one product document
+	-- per row in column payload; collection: a column naming its category)
+	kind		text NOT NULL DEFAULT 'columns',
+	payload		name,
+	collection	name,
+	CONSTRAINT product_source_kind CHECK (kind IN ('columns', 'shopify') AND (kind = 'shopify') = (payload IS NOT NULL)
+										 AND (kind = 'shopify' OR collection IS NULL))
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.product_source', '');
 COMMENT ON TABLE @extschema@.product_source IS
-	'the registered catalog: relation and the columns that mean product, price, category, variant group, stock, title, tenant, unit size';
+	'the registered catalog: relation and the columns that mean product, price, category, variant group, stock, title, tenant, unit size; for kind shopify the payload column, the collection column and the document fields each role comes from';
 
 -- The views upsell.order_lines and upsell.catalog are created by the register
 -- functions, not by this script: they depend on the shop's tables, and as
@@ -170,103 +182,159 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN price IS NULL OR (price >= 0 AND price < 1e12);
 
--- The canonical expressions of the registered order lines' columns (over
--- the relation aliased s), for the view and for bad_source_rows().
-CREATE FUNCTION @extschema@._order_line_columns(s @extschema@.order_source,
-	OUT tenant_id text, OUT order_key text, OUT order_id text, OUT product_id text,
-	OUT customer_id text, OUT ordered_at text, OUT quantity text, OUT unit_price text)
-LANGUAGE plpgsql STABLE
+-- The registrations and the views they make, one row each: the view over
+-- the shop's relation, the config table that registers it, what it is
+-- called in messages, and the function that registers it by columns.
+CREATE FUNCTION @extschema@._registration(view text,
+	OUT source name, OUT what text, OUT register text)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	tenant_id := CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END;
-	order_key := @extschema@._column_expr(s.relation, s.order_id, 'order_id');
-	order_id := 's.' || quote_ident(s.order_id) || '::text';
-	product_id := @extschema@._column_expr(s.relation, s.product_id, 'product_id');
-	customer_id := CASE WHEN s.customer_id IS NULL THEN 'NULL::bigint' ELSE @extschema@._column_expr(s.relation, s.customer_id, 'customer_id') END;
-	ordered_at := CASE WHEN s.ordered_at IS NULL THEN 'NULL::timestamptz' ELSE @extschema@._column_expr(s.relation, s.ordered_at, 'ordered_at') END;
-	quantity := CASE WHEN s.quantity IS NULL THEN '1::numeric' ELSE @extschema@._column_expr(s.relation, s.quantity, 'quantity') END;
-	unit_price := CASE WHEN s.unit_price IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.unit_price, 'unit_price') END;
+	CASE view
+		WHEN 'order_lines' THEN source := 'order_source'; what := 'order lines'; register := 'register_orders';
+		WHEN 'catalog' THEN source := 'product_source'; what := 'catalog'; register := 'register_products';
+		WHEN 'carts' THEN source := 'cart_source'; what := 'carts'; register := 'register_carts';
+		ELSE RAISE EXCEPTION 'no view "%" is made from a registration', view
+			USING ERRCODE = 'invalid_parameter_value';
+	END CASE;
 END
 $$;
 
--- The same for the registered catalog.
-CREATE FUNCTION @extschema@._catalog_columns(s @extschema@.product_source,
-	OUT tenant_id text, OUT product_id text, OUT price text, OUT category text,
-	OUT variant_group text, OUT in_stock text, OUT title text, OUT unit_size text, OUT unit_name text)
-LANGUAGE plpgsql STABLE
+-- The canonical columns of the views over the shop's relations, in order:
+-- the config column that names the shop's column, the role that decides its
+-- expression (_column_expr), and the expression when none is registered.
+CREATE FUNCTION @extschema@._view_columns(view text)
+RETURNS TABLE (ord int, name text, source text, role text, fallback text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT v.ord, v.name, v.source, v.role, v.fallback
+	FROM (VALUES
+		('order_lines', 1, 'tenant_id', 'tenant_id', 'tenant_id', '0::bigint'),
+		('order_lines', 2, 'order_key', 'order_id', 'order_id', NULL),
+		('order_lines', 3, 'order_id', 'order_id', 'order label', NULL),
+		('order_lines', 4, 'product_id', 'product_id', 'product_id', NULL),
+		('order_lines', 5, 'customer_id', 'customer_id', 'customer_id', 'NULL::bigint'),
+		('order_lines', 6, 'ordered_at', 'ordered_at', 'ordered_at', 'NULL::timestamptz'),
+		('order_lines', 7, 'quantity', 'quantity', 'quantity', '1::numeric'),
+		('order_lines', 8, 'unit_price', 'unit_price', 'unit_price', 'NULL::numeric'),
+		('catalog', 1, 'tenant_id', 'tenant_id', 'tenant_id', '0::bigint'),
+		('catalog', 2, 'product_id', 'product_id', 'product_id', NULL),
+		('catalog', 3, 'price', 'price', 'price', 'NULL::numeric'),
+		('catalog', 4, 'category', 'category', 'category', 'NULL::text'),
+		('catalog', 5, 'variant_group', 'variant_group', 'variant_group', 'NULL::text'),
+		('catalog', 6, 'in_stock', 'in_stock', 'in_stock', 'true'),
+		('catalog', 7, 'title', 'title', 'title', 'NULL::text'),
+		('catalog', 8, 'unit_size', 'unit_size', 'unit_size', 'NULL::numeric'),
+		('catalog', 9, 'unit_name', 'unit_name', 'unit_name', 'NULL::text'),
+		('carts', 1, 'tenant_id', 'tenant_id', 'tenant_id', '0::bigint'),
+		('carts', 2, 'cart_id', 'cart_id', 'cart_id', NULL),
+		('carts', 3, 'customer_id', 'customer_id', 'customer_id', 'NULL::bigint'),
+		('carts', 4, 'product_id', 'product_id', 'product_id', NULL),
+		('carts', 5, 'quantity', 'quantity', 'quantity', '1::numeric'),
+		('carts', 6, 'added_at', 'added_at', 'added_at', NULL),
+		('carts', 7, 'checked_out_at', 'checked_out_at', 'checked_out_at', 'NULL::timestamptz'))
+		AS v(view, ord, name, source, role, fallback)
+	WHERE v.view = _view_columns.view
+	ORDER BY v.ord;
+END;
+
+-- The expression of order_lines.row_xmin over the relation aliased s: the
+-- commit order of its rows, for incremental refresh (21_incremental.sql).
+-- A view has none, and neither has a Citus distributed table: its rows'
+-- xmin are the shards' own transaction ids, which the coordinator's
+-- snapshot cannot judge (lines were taken as not yet committed).
+CREATE FUNCTION @extschema@._row_xmin(rel regclass)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	distributed boolean := false;
 BEGIN
-	tenant_id := CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END;
-	product_id := @extschema@._column_expr(s.relation, s.product_id, 'product_id');
-	price := CASE WHEN s.price IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.price, 'price') END;
-	category := CASE WHEN s.category IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.category, 'category') END;
-	variant_group := CASE WHEN s.variant_group IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.variant_group, 'variant_group') END;
-	in_stock := CASE WHEN s.in_stock IS NULL THEN 'true' ELSE @extschema@._column_expr(s.relation, s.in_stock, 'in_stock') END;
-	title := CASE WHEN s.title IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.title, 'title') END;
-	unit_size := CASE WHEN s.unit_size IS NULL THEN 'NULL::numeric' ELSE @extschema@._column_expr(s.relation, s.unit_size, 'unit_size') END;
-	unit_name := CASE WHEN s.unit_name IS NULL THEN 'NULL::text' ELSE @extschema@._column_expr(s.relation, s.unit_name, 'unit_name') END;
+	IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+		-- Citus's catalog, read only when Citus is installed
+		EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1)'
+			INTO distributed USING rel;
+	END IF;
+	RETURN CASE WHEN NOT distributed AND (SELECT r.relkind FROM pg_class r WHERE r.oid = rel) IN ('r', 'p', 'm')
+				THEN 's.xmin' ELSE 'NULL::xid' END;
 END
 $$;
 
--- (Re)creates upsell.order_lines from upsell.order_source.
-CREATE FUNCTION @extschema@._sync_order_lines()
+-- The canonical expression of each column of a registration by columns
+-- (cfg: its config row as jsonb), over the relation aliased s: for the view
+-- and for bad_source_rows().
+CREATE FUNCTION @extschema@._view_exprs(view text, rel regclass, cfg jsonb)
+RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT jsonb_object_agg(c.name, CASE WHEN cfg ->> c.source IS NULL THEN c.fallback
+										 ELSE @extschema@._column_expr(rel, (cfg ->> c.source)::name, c.role) END)
+	FROM @extschema@._view_columns(view) c;
+END;
+
+-- (Re)creates one view over the shop's relations -- upsell.order_lines,
+-- upsell.catalog or upsell.carts -- from its registration (order_source,
+-- product_source, cart_source).  The one place these views are made: a
+-- registration of kind 'columns' maps the shop's columns one by one
+-- (_view_exprs), one of kind 'shopify' reads JSON documents through the
+-- views of 15_shopify.sql (_shopify_views).  Implausible amounts (NaN,
+-- infinite, negative or absurd: a typo, a test row) never reach a model:
+-- such an order line is left out, such a price read as unknown, and
+-- bad_source_rows() names them for refresh to count.  Registration is an
+-- administrator's act: CREATE OR REPLACE VIEW waits for the readers of the
+-- old definition.
+CREATE FUNCTION @extschema@._sync_view(view text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	s @extschema@.order_source;
-	c record;
+	r record := @extschema@._registration(view);
+	rel regclass;
+	cfg jsonb;
+	e jsonb;
+	v record;
+	cols text;
 BEGIN
-	SELECT * INTO s FROM @extschema@.order_source;
-	IF NOT FOUND THEN
+	EXECUTE format('SELECT s.relation, pg_catalog.to_jsonb(s) FROM @extschema@.%I s', r.source) INTO rel, cfg;
+	IF cfg IS NULL THEN
 		RETURN;
 	END IF;
-	PERFORM @extschema@._check_relation(s.relation, 'order lines');
-	c := @extschema@._order_line_columns(s);
-	EXECUTE format(
-		'CREATE OR REPLACE VIEW @extschema@.order_lines AS SELECT %s AS tenant_id, %s AS order_key, %s AS order_id, '
-		'%s AS product_id, %s AS customer_id, %s AS ordered_at, %s AS quantity, '
-		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS unit_price, %s AS row_xmin FROM %s AS s '
-		'WHERE @extschema@._plausible_quantity(%s)',
-		c.tenant_id, c.order_key, c.order_id, c.product_id, c.customer_id, c.ordered_at,
-		c.quantity, c.unit_price, c.unit_price,
-		-- the commit order of the rows, for incremental refresh (a view has none)
-		CASE WHEN (SELECT r.relkind FROM pg_class r WHERE r.oid = s.relation) IN ('r', 'p', 'm')
-			 THEN 's.xmin' ELSE 'NULL::xid' END,
-		s.relation, c.quantity);
-	COMMENT ON VIEW @extschema@.order_lines IS
-		'the registered order lines under canonical names, created by upsell.register_orders(); lines with an implausible quantity are left out, implausible unit prices read as NULL (see upsell.bad_source_rows())';
-END
-$$;
-
--- (Re)creates upsell.catalog from upsell.product_source.
-CREATE FUNCTION @extschema@._sync_catalog()
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	s @extschema@.product_source;
-	c record;
-BEGIN
-	SELECT * INTO s FROM @extschema@.product_source;
-	IF NOT FOUND THEN
-		RETURN;
+	PERFORM @extschema@._check_relation(rel, r.what);
+	IF coalesce(cfg ->> 'kind', 'columns') = 'columns' THEN
+		e := @extschema@._view_exprs(view, rel, cfg);
+		SELECT string_agg(CASE WHEN c.name IN ('unit_price', 'price', 'unit_size')
+							   THEN format('CASE WHEN @extschema@._plausible_price(%s) THEN %s END', e ->> c.name, e ->> c.name)
+							   ELSE e ->> c.name END || ' AS ' || quote_ident(c.name), ', ' ORDER BY c.ord)
+		INTO cols
+		FROM @extschema@._view_columns(view) c;
+		IF view = 'order_lines' THEN
+			cols := cols || ', ' || @extschema@._row_xmin(rel) || ' AS row_xmin';
+		END IF;
+		EXECUTE format('CREATE OR REPLACE VIEW @extschema@.%I AS SELECT %s FROM %s AS s%s', view, cols, rel,
+					   CASE WHEN view = 'order_lines'
+							THEN format(' WHERE @extschema@._plausible_quantity(%s)', e ->> 'quantity') ELSE '' END);
+		EXECUTE format('COMMENT ON VIEW @extschema@.%I IS %L', view,
+					   format('the registered %s under canonical names, created by upsell.%s()', r.what, r.register)
+					   || CASE view WHEN 'order_lines' THEN '; lines with an implausible quantity are left out, implausible unit prices read as NULL (see upsell.bad_source_rows())'
+									WHEN 'catalog' THEN '; implausible prices and unit sizes read as NULL (see upsell.bad_source_rows())'
+									ELSE '' END);
+		-- the JSON views of a previous Shopify registration go with it
+		IF to_regclass(CASE view WHEN 'order_lines' THEN '@extschema@.shopify_order_lines'
+								 WHEN 'catalog' THEN '@extschema@.shopify_variants' END) IS NOT NULL THEN
+			EXECUTE format('DROP VIEW @extschema@.%I',
+						   CASE view WHEN 'order_lines' THEN 'shopify_order_lines' ELSE 'shopify_variants' END);
+		END IF;
+	ELSE
+		FOR v IN SELECT * FROM @extschema@._shopify_views(view, rel, cfg) LOOP
+			EXECUTE format('CREATE OR REPLACE VIEW @extschema@.%I AS %s', v.name, v.body);
+			EXECUTE format('COMMENT ON VIEW @extschema@.%I IS %L', v.name, v.comment);
+		END LOOP;
 	END IF;
-	PERFORM @extschema@._check_relation(s.relation, 'catalog');
-	c := @extschema@._catalog_columns(s);
-	EXECUTE format(
-		'CREATE OR REPLACE VIEW @extschema@.catalog AS SELECT %s AS tenant_id, %s AS product_id, '
-		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS price, '
-		'%s AS category, %s AS variant_group, %s AS in_stock, %s AS title, '
-		'CASE WHEN @extschema@._plausible_price(%s) THEN %s END AS unit_size, %s AS unit_name FROM %s AS s',
-		c.tenant_id, c.product_id, c.price, c.price, c.category, c.variant_group, c.in_stock, c.title,
-		c.unit_size, c.unit_size, c.unit_name, s.relation);
-	COMMENT ON VIEW @extschema@.catalog IS
-		'the registered catalog under canonical names, created by upsell.register_products(); implausible prices and unit sizes read as NULL (see upsell.bad_source_rows())';
 END
 $$;
 
@@ -277,51 +345,76 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	o @extschema@.order_source;
-	p @extschema@.product_source;
-	c record;
+	view text;
+	r record;
+	rel regclass;
+	cfg jsonb;
+	e jsonb;
 	parts text[] := '{}';
 BEGIN
-	SELECT * INTO o FROM @extschema@.order_source;
-	IF FOUND THEN
-		PERFORM @extschema@._check_relation(o.relation, 'order lines');
-		c := @extschema@._order_line_columns(o);
-		parts := parts || format($q$
-			SELECT %1$s AS tenant_id, 'order lines' AS source,
-				   coalesce(%2$s, 'NULL') || '/' || coalesce((%3$s)::text, 'NULL') AS id,
-				   CASE WHEN %4$s IS NULL THEN 'NULL order id' WHEN %3$s IS NULL THEN 'NULL product id'
-						WHEN NOT @extschema@._plausible_quantity(%5$s) THEN 'implausible quantity (line skipped)'
-						WHEN NOT @extschema@._plausible_price(%6$s) THEN 'implausible unit price (read as unknown)'
-				   END AS problem,
-				   'quantity ' || coalesce((%5$s)::text, 'NULL') || ', unit price ' || coalesce((%6$s)::text, 'NULL') AS value
-			FROM %7$s AS s$q$,
-			c.tenant_id, c.order_id, c.product_id, c.order_key, c.quantity, c.unit_price, o.relation);
-	END IF;
-	SELECT * INTO p FROM @extschema@.product_source;
-	IF FOUND THEN
-		PERFORM @extschema@._check_relation(p.relation, 'catalog');
-		c := @extschema@._catalog_columns(p);
-		parts := parts || format($q$
-			SELECT %1$s, 'catalog', coalesce((%2$s)::text, 'NULL'),
-				   CASE WHEN %2$s IS NULL THEN 'NULL product id'
-						WHEN NOT @extschema@._plausible_price(%3$s) THEN 'implausible price (read as unknown)'
-						WHEN NOT @extschema@._plausible_price(%4$s) THEN 'implausible unit size (read as unknown)'
-				   END,
-				   'price ' || coalesce((%3$s)::text, 'NULL') || ', unit size ' || coalesce((%4$s)::text, 'NULL')
-			FROM %5$s AS s$q$,
-			c.tenant_id, c.product_id, c.price, c.unit_size, p.relation);
-	END IF;
+	FOREACH view IN ARRAY ARRAY['order_lines', 'catalog'] LOOP
+		r := @extschema@._registration(view);
+		EXECUTE format('SELECT s.relation, pg_catalog.to_jsonb(s) FROM @extschema@.%I s', r.source) INTO rel, cfg;
+		CONTINUE WHEN cfg IS NULL;
+		PERFORM @extschema@._check_relation(rel, r.what);
+		IF cfg ->> 'kind' = 'shopify' THEN
+			-- the documents, line items and variants a Shopify registration
+			-- skips, with the reason (15_shopify.sql), and implausible prices
+			IF to_regclass(CASE view WHEN 'order_lines' THEN '@extschema@.shopify_order_lines'
+									 ELSE '@extschema@.shopify_variants' END) IS NULL THEN
+				PERFORM @extschema@._sync_view(view);
+			END IF;
+			parts := parts || CASE view
+				WHEN 'order_lines' THEN
+					$q$SELECT l.tenant_id, 'order lines' AS source,
+							  pg_catalog.concat(coalesce(l.order_id, 'NULL'), '/', coalesce(l.product_id::text, 'NULL')) AS id,
+							  l.skipped AS problem,
+							  pg_catalog.concat('quantity ', coalesce(l.quantity::text, 'NULL'),
+												', unit price ', coalesce(l.unit_price::text, 'NULL')) AS value
+					   FROM @extschema@.shopify_order_lines l$q$
+				ELSE
+					$q$SELECT v.tenant_id, 'catalog', coalesce(coalesce(v.variant_id, v.product_id)::text, 'NULL'),
+							  coalesce(v.skipped, CASE WHEN NOT @extschema@._plausible_price(v.price)
+													   THEN 'implausible price (read as unknown)' END),
+							  pg_catalog.concat('price ', coalesce(v.price::text, 'NULL'), ', unit size NULL')
+					   FROM @extschema@.shopify_variants v$q$ END;
+			CONTINUE;
+		END IF;
+		e := @extschema@._view_exprs(view, rel, cfg);
+		parts := parts || CASE view
+			WHEN 'order_lines' THEN format($q$
+				SELECT %1$s AS tenant_id, 'order lines' AS source,
+					   pg_catalog.concat(coalesce(%2$s, 'NULL'), '/', coalesce((%3$s)::text, 'NULL')) AS id,
+					   CASE WHEN %4$s IS NULL THEN 'NULL order id' WHEN %3$s IS NULL THEN 'NULL product id'
+							WHEN NOT @extschema@._plausible_quantity(%5$s) THEN 'implausible quantity (line skipped)'
+							WHEN NOT @extschema@._plausible_price(%6$s) THEN 'implausible unit price (read as unknown)'
+					   END AS problem,
+					   pg_catalog.concat('quantity ', coalesce((%5$s)::text, 'NULL'),
+										 ', unit price ', coalesce((%6$s)::text, 'NULL')) AS value
+				FROM %7$s AS s$q$,
+				e ->> 'tenant_id', e ->> 'order_id', e ->> 'product_id', e ->> 'order_key', e ->> 'quantity',
+				e ->> 'unit_price', rel)
+			ELSE format($q$
+				SELECT %1$s, 'catalog', coalesce((%2$s)::text, 'NULL'),
+					   CASE WHEN %2$s IS NULL THEN 'NULL product id'
+							WHEN NOT @extschema@._plausible_price(%3$s) THEN 'implausible price (read as unknown)'
+							WHEN NOT @extschema@._plausible_price(%4$s) THEN 'implausible unit size (read as unknown)'
+					   END,
+					   pg_catalog.concat('price ', coalesce((%3$s)::text, 'NULL'), ', unit size ', coalesce((%4$s)::text, 'NULL'))
+				FROM %5$s AS s$q$,
+				e ->> 'tenant_id', e ->> 'product_id', e ->> 'price', e ->> 'unit_size', rel) END;
+	END LOOP;
 	IF cardinality(parts) = 0 THEN
 		RETURN;
 	END IF;
 	RETURN QUERY EXECUTE format(
-		'SELECT x.* FROM (%s) x WHERE x.problem IS NOT NULL AND ($1 IS NULL OR x.tenant_id = ANY ($1))',
+		'SELECT x.* FROM (%s) x WHERE x.problem IS NOT NULL AND ($1 IS NULL OR x.tenant_id OPERATOR(pg_catalog.=) ANY ($1))',
 		array_to_string(parts, ' UNION ALL '))
 	USING tenant_ids;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.bad_source_rows(bigint[]) IS
-	'the registered order lines and catalog rows (of the given tenants, or all) that the models skip or read in part: NULL ids, implausible quantities (NaN, infinite, |q| >= 1e9: line skipped), implausible prices and unit sizes (NaN, infinite, negative, >= 1e12: read as unknown); a full refresh counts them into upsell.refresh_log';
+	'the registered order lines and catalog rows (of the given tenants, or all) that the models skip or read in part: NULL ids, implausible quantities (NaN, infinite, |q| >= 1e9: line skipped), implausible prices and unit sizes (NaN, infinite, negative, >= 1e12: read as unknown), and the Shopify documents, line items and variants skipped with their reason (upsell.shopify_skips()); a full refresh counts them into upsell.refresh_log';
 
 -- What the builders read as the catalog: the registered one, or none.
 CREATE FUNCTION @extschema@._catalog_source()
@@ -333,6 +426,48 @@ RETURN CASE WHEN EXISTS (SELECT FROM @extschema@.product_source) THEN '@extschem
 		 'NULL::text AS category, NULL::text AS variant_group, NULL::boolean AS in_stock, '
 		 'NULL::text AS title, NULL::numeric AS unit_size, NULL::text AS unit_name WHERE false)' END;
 
+-- The one upsert of every registration: the config row of view's
+-- registration becomes relation plus roles (config column -> value, the
+-- columns not named take their defaults), then the view is made anew, which
+-- validates every column: an error rolls the registration back.  required
+-- lists the register function's arguments that must not be NULL, as name,
+-- value, name, value, ... (for the error that names them).
+CREATE FUNCTION @extschema@._register(view text, relation regclass, roles jsonb, required text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record := @extschema@._registration(view);
+	cols record;
+	names text[];
+BEGIN
+	names := ARRAY['relation'] || ARRAY(SELECT required[i] FROM generate_subscripts(required, 1) i
+										WHERE i % 2 = 1 ORDER BY i);
+	IF relation IS NULL OR EXISTS (SELECT FROM generate_subscripts(required, 1) i
+								   WHERE i % 2 = 0 AND required[i] IS NULL) THEN
+		RAISE EXCEPTION '% and % must not be NULL',
+			array_to_string(names[1:cardinality(names) - 1], ', '), names[cardinality(names)]
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE roles ? a.attname) AS given,
+		   string_agg('r.' || quote_ident(a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE roles ? a.attname) AS given_values,
+		   string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE a.attname <> 'singleton') AS every,
+		   string_agg('excluded.' || quote_ident(a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE a.attname <> 'singleton') AS excluded
+	INTO cols
+	FROM pg_attribute a
+	WHERE a.attrelid = format('@extschema@.%I', r.source)::regclass AND a.attnum > 0 AND NOT a.attisdropped
+	  AND a.attname <> 'relation';
+	-- excluded holds the defaults of the columns not given (registered_at: now)
+	EXECUTE format(
+		'INSERT INTO @extschema@.%1$I AS s (relation, %2$s) SELECT $1, %3$s FROM pg_catalog.jsonb_populate_record(NULL::@extschema@.%1$I, $2) r '
+		'ON CONFLICT (singleton) DO UPDATE SET (relation, %4$s) = ROW(excluded.relation, %5$s)',
+		r.source, cols.given, cols.given_values, cols.every, cols.excluded)
+	USING relation, roles;
+	PERFORM @extschema@._sync_view(view);
+END
+$$;
+
 CREATE FUNCTION @extschema@.register_orders(relation regclass, order_id name, product_id name,
 	customer_id name DEFAULT NULL, ordered_at name DEFAULT NULL, quantity name DEFAULT NULL,
 	unit_price name DEFAULT NULL, tenant_id name DEFAULT NULL)
@@ -341,21 +476,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF relation IS NULL OR order_id IS NULL OR product_id IS NULL THEN
-		RAISE EXCEPTION 'relation, order_id and product_id must not be NULL'
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	INSERT INTO @extschema@.order_source AS o
-		(relation, order_id, product_id, customer_id, ordered_at, quantity, unit_price, tenant_id)
-	VALUES (relation, order_id, product_id, customer_id, ordered_at, quantity, unit_price, tenant_id)
-	ON CONFLICT (singleton) DO UPDATE SET
-		relation = excluded.relation, order_id = excluded.order_id,
-		product_id = excluded.product_id, customer_id = excluded.customer_id,
-		ordered_at = excluded.ordered_at, quantity = excluded.quantity,
-		unit_price = excluded.unit_price, tenant_id = excluded.tenant_id,
-		registered_at = now();
-	-- validates every column; an error rolls the registration back
-	PERFORM @extschema@._sync_order_lines();
+	PERFORM @extschema@._register('order_lines', relation, jsonb_build_object(
+		'order_id', order_id, 'product_id', product_id, 'customer_id', customer_id, 'ordered_at', ordered_at,
+		'quantity', quantity, 'unit_price', unit_price, 'tenant_id', tenant_id),
+		ARRAY['order_id', order_id, 'product_id', product_id]);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_orders(regclass, name, name, name, name, name, name, name) IS
@@ -370,21 +494,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF relation IS NULL OR product_id IS NULL THEN
-		RAISE EXCEPTION 'relation and product_id must not be NULL'
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	INSERT INTO @extschema@.product_source AS p
-		(relation, product_id, price, category, variant_group, in_stock, title, tenant_id, unit_size, unit_name)
-	VALUES (relation, product_id, price, category, variant_group, in_stock, title, tenant_id, unit_size, unit_name)
-	ON CONFLICT (singleton) DO UPDATE SET
-		relation = excluded.relation, product_id = excluded.product_id,
-		price = excluded.price, category = excluded.category,
-		variant_group = excluded.variant_group, in_stock = excluded.in_stock,
-		title = excluded.title, tenant_id = excluded.tenant_id,
-		unit_size = excluded.unit_size, unit_name = excluded.unit_name,
-		registered_at = now();
-	PERFORM @extschema@._sync_catalog();
+	PERFORM @extschema@._register('catalog', relation, jsonb_build_object(
+		'product_id', product_id, 'price', price, 'category', category, 'variant_group', variant_group,
+		'in_stock', in_stock, 'title', title, 'tenant_id', tenant_id, 'unit_size', unit_size,
+		'unit_name', unit_name), ARRAY['product_id', product_id]);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_products(regclass, name, name, name, name, name, name, name, name, name) IS

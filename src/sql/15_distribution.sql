@@ -28,7 +28,9 @@ BEGIN
 			 FROM pg_catalog.pg_dist_partition p
 			 WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1 AND p.partmethod OPERATOR(pg_catalog.=) ''h'''
 		INTO col USING s.relation;
-	RETURN col IS NOT NULL AND (col = s.order_id OR col = s.tenant_id);
+	-- a Shopify registration's order_id names a document field, not a column:
+	-- only its tenant column can keep every delivery of an order in one shard
+	RETURN col IS NOT NULL AND ((s.kind = 'columns' AND col = s.order_id) OR col = s.tenant_id);
 END
 $$;
 

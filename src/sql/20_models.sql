@@ -329,10 +329,10 @@ BEGIN
 
 	-- the views over the shop's tables, if a DROP ... CASCADE took them
 	IF to_regclass('@extschema@.order_lines') IS NULL THEN
-		PERFORM @extschema@._sync_order_lines();
+		PERFORM @extschema@._sync_view('order_lines');
 	END IF;
 	IF to_regclass('@extschema@.catalog') IS NULL THEN
-		PERFORM @extschema@._sync_catalog();
+		PERFORM @extschema@._sync_view('catalog');
 	END IF;
 	IF NOT EXISTS (SELECT FROM @extschema@.order_source) THEN
 		RAISE EXCEPTION 'no order lines are registered'

@@ -63,18 +63,22 @@ DECLARE
 	new_sum bigint;
 	new_orders bigint;
 	has_xmin boolean;
+	is_view boolean;
 BEGIN
 	IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
 		DROP TABLE pg_temp.upsell_new_lines;
 	END IF;
-	SELECT c.relkind IN ('r', 'p', 'm') INTO has_xmin
+	-- (the registration view's row_xmin: a table's xmin, NULL for a view or
+	-- a Citus distributed table)
+	SELECT @extschema@._row_xmin(o.relation) <> 'NULL::xid', c.relkind = 'v' INTO has_xmin, is_view
 	FROM @extschema@.order_source o JOIN pg_class c ON c.oid = o.relation;
 	IF incremental THEN
 		SELECT * INTO prev FROM @extschema@.source_state s WHERE s.tenant_id = t;
 		IF NOT FOUND THEN
 			why := 'the tenant has not been refreshed before';
 		ELSIF NOT coalesce(has_xmin, false) THEN
-			why := 'the registered order lines are a view, whose rows carry no commit order';
+			why := CASE WHEN is_view THEN 'the registered order lines are a view, whose rows carry no commit order'
+						ELSE 'the registered order lines are a Citus distributed table, whose rows carry the shards'' transaction ids' END;
 		ELSIF pg_snapshot_xmax(snap)::text::numeric - pg_snapshot_xmax(prev.snapshot)::text::numeric > 1073741824 THEN
 			why := 'over 2^30 transactions since its last refresh';
 		END IF;

@@ -107,12 +107,25 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	-- Pairs seen in 2 orders or more; for a rare product (in fewer than 20
+	-- orders) also those seen once: that is all the evidence it will ever
+	-- have, and its score (the Wilson bound) stays low, below every pair the
+	-- product was seen in twice.  make eval: on the sparse Superstore orders
+	-- leaving them out lost 45% of the hits (README, "Offer quality").  The
+	-- top pairs are taken among those seen once too, and then filtered: a
+	-- pair seen once never outranks one of the same product seen twice, so
+	-- a product in 20 orders or more keeps exactly its pairs seen twice.
 	RETURN @extschema@._publish('pair_model', tenant_id, $q$
 		SELECT m.tenant_id, t.product_id, t.other_id, t.together, t.score, t.confidence, t.lift
 		FROM @extschema@.cooccurrence_model m,
 			 @extschema@.cooccurrence_top_pairs(m.state,
-				coalesce(current_setting('upsell.pairs_per_product', true)::int, 50), 2) t
-		WHERE m.tenant_id = $1$q$);
+				coalesce(current_setting('upsell.pairs_per_product', true)::int, 50), 1) t
+		WHERE m.tenant_id OPERATOR(pg_catalog.=) $1
+		  AND (t.together OPERATOR(pg_catalog.>=) 2
+			   OR EXISTS (SELECT FROM @extschema@.product_model p
+						  WHERE p.tenant_id OPERATOR(pg_catalog.=) $1
+							AND p.product_id OPERATOR(pg_catalog.=) t.product_id
+							AND p.orders OPERATOR(pg_catalog.<) 20))$q$);
 END
 $$;
 
@@ -121,7 +134,7 @@ SELECT @extschema@._define_model('pair_model',
 	  together bigint NOT NULL, score float8 NOT NULL, confidence float8 NOT NULL, lift float8 NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id, other_id)$$,
 	NULL, 30, '@extschema@._build_pair_model(bigint, boolean)',
-	'per product: its best complements (upsell.pairs_per_product, seen together in at least 2 orders) with score, confidence and lift',
+	'per product: its best complements (upsell.pairs_per_product, seen together in at least 2 orders, or once for a product in fewer than 20 orders) with score, confidence and lift',
 	'product_id');
 
 -- ---- analysis -------------------------------------------------------------
@@ -229,32 +242,63 @@ BEGIN
 	-- NULL cart = empty cart; NULL elements and repeats are dropped
 	items := ARRAY(SELECT DISTINCT x FROM unnest(cart) x WHERE x IS NOT NULL);
 
+	-- Each cart item c (in n_c orders) says how likely a product j is to
+	-- join it: its pairs' count t_cj, shrunk towards j's popularity P(j)
+	-- (its share of the orders) by a prior worth w_c = min(n_c, 500)
+	-- orders, (t_cj + w_c P(j)) / (n_c + w_c); summed over the cart's
+	-- items.  A product without a pair with c still gets w_c P(j) / (n_c +
+	-- w_c) from it, so bestsellers compete with weak evidence instead of
+	-- only filling the slots it leaves.  The prior never outweighs the cart
+	-- item's own orders (a case bought with the phone in 20 of its 75 orders
+	-- stays above a bestseller never bought with it), and stops growing at
+	-- 500, where the pairs of a popular item speak for themselves.  make
+	-- eval chose it (README, "Offer quality"): one default for every shop.
 	RETURN QUERY
-	WITH evidence AS MATERIALIZED (
-		-- noisy-OR: the chance that at least one cart item leads to the product
-		SELECT e.other_id AS product_id, e.score, e.because, m.orders, 1 AS tier
-		FROM (SELECT p.other_id,
-					 1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score,
-					 -- input sorted below: an ORDER BY inside array_agg would
-					 -- start a sort per product, the bulk of the request's time
-					 array_agg(p.product_id) AS because
-			  FROM (SELECT p.other_id, p.product_id, p.score
-					FROM @extschema@.pair_model p
-					WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
-					ORDER BY p.other_id, p.score DESC, p.product_id) p
-			  GROUP BY p.other_id
+	WITH cart_items AS MATERIALIZED (
+		SELECT c.product_id, c.orders::float8 AS orders, least(c.orders, 500)::float8 AS w
+		FROM @extschema@.product_model c
+		WHERE c.tenant_id = t AND c.product_id = ANY (items) AND c.orders > 0),
+	total AS (SELECT greatest(max(c.orders), 1)::float8 AS orders
+			  FROM @extschema@.cooccurrence_model c WHERE c.tenant_id = t),
+	-- the weight of P(j) in the sum: sum of w_c / (n_c + w_c); plain
+	-- popularity for a cart none of whose items was ever ordered
+	prior AS (SELECT coalesce(sum(ci.w / (ci.orders + ci.w)), 1) AS w FROM cart_items ci),
+	votes AS (
+		SELECT p.other_id AS product_id, p.product_id AS driver, p.together / (ci.orders + ci.w) AS s
+		FROM @extschema@.pair_model p
+		JOIN cart_items ci ON ci.product_id = p.product_id
+		WHERE p.tenant_id = t AND p.other_id <> ALL (items)
+		UNION ALL
+		SELECT b.product_id, NULL, 0
+		FROM (SELECT m.product_id FROM @extschema@.product_model m
+			  WHERE m.tenant_id = t AND m.in_stock AND m.orders > 0
+			  ORDER BY m.popularity_rank
+			  LIMIT 4::bigint * k + 20 + cardinality(items)) b
+		WHERE b.product_id <> ALL (items)),
+	evidence AS MATERIALIZED (
+		SELECT e.product_id, e.score, e.because, 1 AS tier
+		FROM (SELECT g.product_id, g.s + prior.w * c.orders / total.orders AS score, g.because
+			  FROM (SELECT v.product_id, sum(v.s) AS s,
+						   -- input sorted below (drivers by their vote): an ORDER BY
+						   -- inside array_agg would start a sort per product, the
+						   -- bulk of the request's time
+						   array_agg(v.driver) FILTER (WHERE v.driver IS NOT NULL) AS because
+					FROM (SELECT * FROM votes v ORDER BY v.product_id, v.s DESC, v.driver) v
+					GROUP BY v.product_id) g
+			  JOIN @extschema@.product_model c ON c.tenant_id = t AND c.product_id = g.product_id,
+				   prior, total
 			  -- stock and exclusions are checked for the best few only: probing
 			  -- every candidate of a big cart costs more than the rest together
 			  ORDER BY 2 DESC, 1
 			  LIMIT 4::bigint * k + 20) e
-		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.other_id
+		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.product_id
 		WHERE m.in_stock
-		  AND NOT @extschema@.is_substitute(t, e.other_id, items)
+		  AND NOT @extschema@.is_substitute(t, e.product_id, items)
 		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
 						  WHERE x.tenant_id = t
-							AND ((x.product_id = e.other_id AND (x.with_product_id IS NULL OR x.with_product_id = ANY (items)))
+							AND ((x.product_id = e.product_id AND (x.with_product_id IS NULL OR x.with_product_id = ANY (items)))
 								 OR x.category = m.category))
-		ORDER BY e.score DESC, e.other_id
+		ORDER BY e.score DESC, e.product_id
 		LIMIT k),
 	-- fallbacks only when the evidence does not fill the k slots
 	shortfall AS (SELECT k - count(*) AS n FROM evidence),
@@ -286,21 +330,19 @@ BEGIN
 							AND ((x.product_id = f.product_id AND (x.with_product_id IS NULL OR x.with_product_id = ANY (items)))
 								 OR x.category = m.category))
 		GROUP BY f.product_id, f.orders),
-	total AS (SELECT greatest(max(c.orders), 1)::float8 AS orders
-			  FROM @extschema@.cooccurrence_model c WHERE c.tenant_id = t),
 	ranked AS (
 		SELECT e.tier, e.product_id, e.score, e.because FROM evidence e
 		UNION ALL
 		SELECT f.tier, f.product_id, f.orders / total.orders, NULL FROM fallback f, total)
 	SELECT (row_number() OVER (ORDER BY r.tier, r.score DESC, r.product_id))::int,
 		   r.product_id, r.score, r.because,
-		   CASE r.tier WHEN 1 THEN 'bought together with the cart'
-					   WHEN 2 THEN 'popular in the same category'
-					   ELSE 'popular' END
+		   CASE WHEN r.because IS NOT NULL THEN 'bought together with the cart'
+				WHEN r.tier = 2 THEN 'popular in the same category'
+				ELSE 'popular' END
 	FROM ranked r
 	ORDER BY r.tier, r.score DESC, r.product_id
 	LIMIT k;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.recommend_for_cart(bigint[], int, bigint) IS
-	'the k best complements of a cart from the stored pair model (evidence of every cart item combined), then popular products of the cart''s categories, then bestsellers; cart items, their substitutes (upsell.is_substitute) and out-of-stock products excluded';
+	'the k most likely additions to a cart: every cart item''s pair counts shrunk towards popularity, summed (bestsellers compete with weak pairs), then popular products of the cart''s categories; cart items, their substitutes (upsell.is_substitute) and out-of-stock products excluded';

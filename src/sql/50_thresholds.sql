@@ -286,7 +286,7 @@ BEGIN
 
 	RETURN QUERY
 	WITH evidence AS (
-		-- as recommend_for_cart: noisy-OR of the pair scores of every cart item
+		-- noisy-OR of the pair scores of every cart item (relevance only)
 		SELECT p.other_id,
 			   1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score
 		FROM @extschema@.pair_model p

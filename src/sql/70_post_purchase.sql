@@ -173,7 +173,7 @@ DECLARE
 BEGIN
 	-- the carts view, if a DROP ... CASCADE took it
 	IF to_regclass('@extschema@.carts') IS NULL AND EXISTS (SELECT FROM @extschema@.cart_source) THEN
-		PERFORM @extschema@._sync_carts();
+		PERFORM @extschema@._sync_view('carts');
 	END IF;
 	IF to_regclass('pg_temp.upsell_history_pass') IS NOT NULL THEN
 		DROP TABLE pg_temp.upsell_history_pass, pg_temp.upsell_history_old;
@@ -733,35 +733,6 @@ COMMENT ON TABLE @extschema@.cart_source IS
 -- tenant_id 0 without a tenant column; cart_id upsell.order_key() of a
 -- non-integer id; checked_out_at NULL while the cart is open.
 
-CREATE FUNCTION @extschema@._sync_carts()
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	s @extschema@.cart_source;
-BEGIN
-	SELECT * INTO s FROM @extschema@.cart_source;
-	IF NOT FOUND THEN
-		RETURN;
-	END IF;
-	PERFORM @extschema@._check_relation(s.relation, 'carts');
-	EXECUTE format(
-		'CREATE OR REPLACE VIEW @extschema@.carts AS SELECT %s AS tenant_id, %s AS cart_id, %s AS customer_id, '
-		'%s AS product_id, %s AS quantity, %s AS added_at, %s AS checked_out_at FROM %s AS s',
-		CASE WHEN s.tenant_id IS NULL THEN '0::bigint' ELSE @extschema@._column_expr(s.relation, s.tenant_id, 'tenant_id') END,
-		@extschema@._column_expr(s.relation, s.cart_id, 'cart_id'),
-		CASE WHEN s.customer_id IS NULL THEN 'NULL::bigint' ELSE @extschema@._column_expr(s.relation, s.customer_id, 'customer_id') END,
-		@extschema@._column_expr(s.relation, s.product_id, 'product_id'),
-		CASE WHEN s.quantity IS NULL THEN '1::numeric' ELSE @extschema@._column_expr(s.relation, s.quantity, 'quantity') END,
-		@extschema@._column_expr(s.relation, s.added_at, 'added_at'),
-		CASE WHEN s.checked_out_at IS NULL THEN 'NULL::timestamptz' ELSE @extschema@._column_expr(s.relation, s.checked_out_at, 'checked_out_at') END,
-		s.relation);
-	COMMENT ON VIEW @extschema@.carts IS
-		'the registered cart lines under canonical names, created by upsell.register_carts()';
-END
-$$;
-
 CREATE FUNCTION @extschema@.register_carts(relation regclass, cart_id name, customer_id name,
 	product_id name, quantity name, added_at name, checked_out_at name, tenant_id name DEFAULT NULL)
 RETURNS void
@@ -769,20 +740,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF relation IS NULL OR cart_id IS NULL OR product_id IS NULL OR added_at IS NULL THEN
-		RAISE EXCEPTION 'relation, cart_id, product_id and added_at must not be NULL'
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	INSERT INTO @extschema@.cart_source AS c
-		(relation, cart_id, customer_id, product_id, quantity, added_at, checked_out_at, tenant_id)
-	VALUES (relation, cart_id, customer_id, product_id, quantity, added_at, checked_out_at, tenant_id)
-	ON CONFLICT (singleton) DO UPDATE SET
-		relation = excluded.relation, cart_id = excluded.cart_id,
-		customer_id = excluded.customer_id, product_id = excluded.product_id,
-		quantity = excluded.quantity, added_at = excluded.added_at,
-		checked_out_at = excluded.checked_out_at, tenant_id = excluded.tenant_id,
-		registered_at = now();
-	PERFORM @extschema@._sync_carts();
+	PERFORM @extschema@._register('carts', relation, jsonb_build_object(
+		'cart_id', cart_id, 'customer_id', customer_id, 'product_id', product_id, 'quantity', quantity,
+		'added_at', added_at, 'checked_out_at', checked_out_at, 'tenant_id', tenant_id),
+		ARRAY['cart_id', cart_id, 'product_id', product_id, 'added_at', added_at]);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_carts(regclass, name, name, name, name, name, name, name) IS

@@ -290,7 +290,7 @@ COMMENT ON FUNCTION @extschema@.record_exposure(text, text, text, text, timestam
 -- Units are customers
 -- ---------------------------------------------------------------------------
 
--- 'integer' or 'text': how the registered customer column maps unit ids.
+-- 'integer', 'text' or 'shopify': how the registered customers map unit ids.
 CREATE FUNCTION @extschema@._customer_id_kind()
 RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -309,6 +309,10 @@ BEGIN
 		RAISE EXCEPTION 'order lines are registered without a customer column'
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = 'Experiments and customer metrics need it: upsell.register_orders(..., customer_id => ''column'').';
+	END IF;
+	-- Shopify customer ids: numbers, or gid://shopify/Customer/N strings
+	IF s.kind = 'shopify' THEN
+		RETURN 'shopify';
 	END IF;
 	RETURN CASE WHEN @extschema@._column_type(s.relation, s.customer_id, 'customer_id')
 					 IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)

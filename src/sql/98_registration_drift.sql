@@ -22,21 +22,27 @@ RETURNS TABLE (registration text, what text, relation oid, role text, col text, 
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT 'register_orders', 'order lines', s.relation, c.role, c.col, 'column'
+	-- a Shopify registration's roles name document fields, not columns: it
+	-- maps its payload column (json or jsonb), its tenant column and the
+	-- products' collection column
+	SELECT CASE s.kind WHEN 'shopify' THEN 'register_shopify_orders' ELSE 'register_orders' END,
+		   'order lines', s.relation, c.role, c.col, CASE c.role WHEN 'payload' THEN 'payload' ELSE 'column' END
 	FROM @extschema@.order_source s,
 		 LATERAL (VALUES ('order_id', s.order_id), ('product_id', s.product_id),
 						 ('customer_id', s.customer_id), ('ordered_at', s.ordered_at),
 						 ('quantity', s.quantity), ('unit_price', s.unit_price),
-						 ('tenant_id', s.tenant_id)) c(role, col)
-	WHERE c.col IS NOT NULL
+						 ('tenant_id', s.tenant_id), ('payload', s.payload)) c(role, col)
+	WHERE c.col IS NOT NULL AND (s.kind = 'columns' OR c.role IN ('tenant_id', 'payload'))
 	UNION ALL
-	SELECT 'register_products', 'catalog', s.relation, c.role, c.col, 'column'
+	SELECT CASE s.kind WHEN 'shopify' THEN 'register_shopify_products' ELSE 'register_products' END,
+		   'catalog', s.relation, c.role, c.col, CASE c.role WHEN 'payload' THEN 'payload' ELSE 'column' END
 	FROM @extschema@.product_source s,
 		 LATERAL (VALUES ('product_id', s.product_id), ('price', s.price), ('category', s.category),
 						 ('variant_group', s.variant_group), ('in_stock', s.in_stock), ('title', s.title),
 						 ('tenant_id', s.tenant_id), ('unit_size', s.unit_size),
-						 ('unit_name', s.unit_name)) c(role, col)
-	WHERE c.col IS NOT NULL
+						 ('unit_name', s.unit_name), ('payload', s.payload),
+						 ('collection', s.collection)) c(role, col)
+	WHERE c.col IS NOT NULL AND (s.kind = 'columns' OR c.role IN ('tenant_id', 'payload', 'collection'))
 	UNION ALL
 	SELECT 'register_carts', 'carts', s.relation, c.role, c.col, 'column'
 	FROM @extschema@.cart_source s,
@@ -63,6 +69,8 @@ BEGIN
 			PERFORM @extschema@._check_relation(r.relation, r.what);
 			IF r.check_as = 'column' THEN
 				PERFORM @extschema@._column_expr(r.relation, r.col, r.role);
+			ELSIF r.check_as = 'payload' THEN
+				PERFORM @extschema@._shopify_payload(r.relation, r.col);
 			ELSE
 				RAISE EXCEPTION 'unknown check % of registration upsell.%()', r.check_as, r.registration
 					USING ERRCODE = 'internal_error';
@@ -89,6 +97,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	-- the extension's own scripts alter its own tables, never a registered
+	-- one (and while 1.0 is upgraded, the registrations lack their 1.1
+	-- columns, which _registered_columns reads, until the upgrade's end)
+	IF NOT EXISTS (SELECT FROM pg_event_trigger_ddl_commands() c WHERE NOT c.in_extension) THEN
+		RETURN;
+	END IF;
 	IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands() c
 			   WHERE c.objid IN (SELECT r.relation FROM @extschema@._registered_columns() r)) THEN
 		UPDATE @extschema@.serving_state SET config_version = nextval('@extschema@.config_version_seq');

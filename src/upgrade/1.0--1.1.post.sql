@@ -33,18 +33,30 @@ ALTER TABLE @extschema@.experiment_variants
 DO $upgrade$
 BEGIN
 	IF EXISTS (SELECT FROM @extschema@.order_source) THEN
-		PERFORM @extschema@._sync_order_lines();
+		PERFORM @extschema@._sync_view('order_lines');
 		ALTER EXTENSION upsell DROP VIEW @extschema@.order_lines;
 	END IF;
 	IF EXISTS (SELECT FROM @extschema@.product_source) THEN
-		PERFORM @extschema@._sync_catalog();
+		PERFORM @extschema@._sync_view('catalog');
 		ALTER EXTENSION upsell DROP VIEW @extschema@.catalog;
 	END IF;
 	IF EXISTS (SELECT FROM @extschema@.cart_source) THEN
-		PERFORM @extschema@._sync_carts();
+		PERFORM @extschema@._sync_view('carts');
 		ALTER EXTENSION upsell DROP VIEW @extschema@.carts;
 	END IF;
 END
 $upgrade$;
 
 -- Changes of 1.1 to the kept tables, one block each, appended below.
+
+-- #16: registrations of kind 'shopify' (JSON documents in a payload column)
+ALTER TABLE @extschema@.order_source
+	ADD COLUMN kind text NOT NULL DEFAULT 'columns',
+	ADD COLUMN payload name,
+	ADD CONSTRAINT order_source_kind CHECK (kind IN ('columns', 'shopify') AND (kind = 'shopify') = (payload IS NOT NULL));
+ALTER TABLE @extschema@.product_source
+	ADD COLUMN kind text NOT NULL DEFAULT 'columns',
+	ADD COLUMN payload name,
+	ADD COLUMN collection name,
+	ADD CONSTRAINT product_source_kind CHECK (kind IN ('columns', 'shopify') AND (kind = 'shopify') = (payload IS NOT NULL)
+											 AND (kind = 'shopify' OR collection IS NULL));

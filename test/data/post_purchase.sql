@@ -8,7 +8,8 @@
 --   103: Jan 5, Feb 4, Mar 20, May 1    gaps 30 45 42  median 42 cv 0.2035  next Jun 12
 -- coffee: 5 buyers (104 too), 3 repeat buyers; population interval = median(30, 30, 42) = 30
 -- espresso machine (3): bought once each by 100, 104, 105: durable
--- pairs seen in 2+ orders: coffee+machine (o1, o13), coffee+filters (o5, o7), machine+frother (o13, o14)
+-- pairs seen in 2+ orders: coffee+machine (o1, o13), coffee+filters (o5, o7), machine+frother (o13, o14);
+-- every product is in fewer than 20 orders, so the pair model keeps the pairs seen once too
 SET TimeZone = 'UTC';
 SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS pp CASCADE;

@@ -49,7 +49,10 @@ CREATE TABLE upsell_eval.counts (product_id bigint PRIMARY KEY, n bigint NOT NUL
 CREATE TABLE upsell_eval.pairs (product_id bigint NOT NULL, other_id bigint NOT NULL, together bigint NOT NULL);
 CREATE INDEX ON upsell_eval.pairs (product_id);
 CREATE TABLE upsell_eval.cases (case_id int PRIMARY KEY, cart bigint[] NOT NULL, hidden bigint NOT NULL);
-CREATE TABLE upsell_eval.ranks (dataset text NOT NULL, method text NOT NULL, case_id int NOT NULL, "rank" int);
+-- substitute: whether the hidden product is a substitute of the cart
+-- (upsell.is_substitute on the training models), which upsell never offers
+CREATE TABLE upsell_eval.ranks (dataset text NOT NULL, method text NOT NULL, case_id int NOT NULL, "rank" int,
+								substitute boolean);
 CREATE TABLE upsell_eval.meta (dataset text PRIMARY KEY, train_orders bigint, test_orders bigint,
 							   cases bigint, all_cases bigint, seconds float8);
 
@@ -216,19 +219,34 @@ BEGIN
 	CALL upsell.refresh();
 	PERFORM upsell_eval.rank_methods(ds);
 	PERFORM upsell_eval.rank_upsell(ds);
+	-- the models are registered without a tenant column: tenant 0
+	UPDATE upsell_eval.ranks k SET substitute = upsell.is_substitute(0, c.hidden, c.cart)
+	FROM upsell_eval.cases c WHERE k.dataset = ds AND k.case_id = c.case_id;
 	UPDATE upsell_eval.meta SET seconds = extract(epoch FROM clock_timestamp() - t0) WHERE dataset = ds;
 END
 $$;
 
--- HR@10 and MRR@10 per dataset and method, and each against the dataset's best baseline.
-CREATE VIEW upsell_eval.results AS
-WITH r AS (
-	SELECT k.dataset, k.method, m.baseline, coalesce(m.sort, 100) AS sort, count(*) AS cases,
-		   avg(CASE WHEN k."rank" <= 10 THEN 1 ELSE 0 END) AS hr10,
-		   avg(CASE WHEN k."rank" <= 10 THEN 1.0 / k."rank" ELSE 0 END) AS mrr10
-	FROM upsell_eval.ranks k LEFT JOIN upsell_eval.methods m USING (method)
-	GROUP BY k.dataset, k.method, m.baseline, m.sort)
-SELECT r.dataset, r.method, r.cases, round(r.hr10, 4) AS hr10, round(r.mrr10, 4) AS mrr10,
-	   round(r.hr10 / nullif(max(r.hr10) FILTER (WHERE r.baseline) OVER (PARTITION BY r.dataset), 0), 3) AS vs_best_baseline,
-	   r.sort
-FROM r;
+-- HR@10 and MRR@10 per dataset and method, and each against the dataset's
+-- best baseline: over every case, or (complements_only) over the cases whose
+-- hidden product is not a substitute of the cart -- those upsell may find;
+-- the others it never offers, by design (README, "Offer quality").
+CREATE FUNCTION upsell_eval.scores(complements_only boolean)
+RETURNS TABLE (dataset text, method text, cases bigint, hr10 numeric, mrr10 numeric,
+			   vs_best_baseline numeric, sort int)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	WITH r AS (
+		SELECT k.dataset, k.method, m.baseline, coalesce(m.sort, 100) AS sort, count(*) AS cases,
+			   avg(CASE WHEN k."rank" <= 10 THEN 1 ELSE 0 END) AS hr10,
+			   avg(CASE WHEN k."rank" <= 10 THEN 1.0 / k."rank" ELSE 0 END) AS mrr10
+		FROM upsell_eval.ranks k LEFT JOIN upsell_eval.methods m ON m.method = k.method
+		WHERE NOT complements_only OR k.substitute IS NOT TRUE
+		GROUP BY k.dataset, k.method, m.baseline, m.sort)
+	SELECT r.dataset, r.method, r.cases, round(r.hr10, 4), round(r.mrr10, 4),
+		   round(r.hr10 / nullif(max(r.hr10) FILTER (WHERE r.baseline) OVER (PARTITION BY r.dataset), 0), 3),
+		   r.sort
+	FROM r;
+END;
+CREATE VIEW upsell_eval.results AS SELECT * FROM upsell_eval.scores(false);
+CREATE VIEW upsell_eval.complement_results AS SELECT * FROM upsell_eval.scores(true);

@@ -80,7 +80,8 @@ load_shop() {
 # columns but the time of the build).
 same_models() {
 	local m cols rc=0
-	for m in $(cq upsell -c "SELECT model FROM upsell.models ORDER BY build_order"); do
+	# (shopify_product_model is built from a Shopify catalog only: empty here)
+	for m in $(cq upsell -c "SELECT model FROM upsell.models WHERE model <> 'shopify_product_model' ORDER BY build_order"); do
 		cols=$(cq upsell -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum)
 			FROM pg_attribute WHERE attrelid = 'upsell.$m'::regclass AND attnum > 0
 			AND NOT attisdropped AND attname NOT IN ('built_at', 'snapshot')")
