@@ -85,22 +85,40 @@ else
 fi
 
 # Timing helper for the parts (see test/bench/lib.sh): runs a statement
-# `runs` times and returns the median, min and max wall time in ms.
+# `runs` times and returns the median, min and max wall time in ms, and the
+# median CPU time of this backend (from /proc/self/schedstat, in ns, where
+# the server runs on Linux; NULL elsewhere).  The machine is shared, so wall
+# times carry other people's load; the backend's own CPU time does not (it
+# leaves out parallel workers' CPU, which the wall time of the run includes).
 bq <<-'SQL'
-	CREATE OR REPLACE FUNCTION bench.time_runs(sql text, runs int,
-		OUT median_ms float8, OUT min_ms float8, OUT max_ms float8)
+	DROP FUNCTION IF EXISTS bench.time_runs(text, int);
+	CREATE FUNCTION bench.time_runs(sql text, runs int,
+		OUT median_ms float8, OUT min_ms float8, OUT max_ms float8, OUT cpu_ms float8)
 	LANGUAGE plpgsql AS $$
 	DECLARE
 		t0 timestamptz;
+		c0 float8;
 		ms float8[] := '{}';
+		cpu float8[] := '{}';
 	BEGIN
 		FOR i IN 1 .. runs LOOP
+			c0 := bench.backend_cpu_ms();
 			t0 := clock_timestamp();
 			EXECUTE sql;
 			ms := ms || (extract(epoch FROM clock_timestamp() - t0) * 1000)::float8;
+			cpu := cpu || (bench.backend_cpu_ms() - c0);
 		END LOOP;
 		SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), min(x), max(x)
 		INTO median_ms, min_ms, max_ms FROM unnest(ms) x;
+		SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) INTO cpu_ms FROM unnest(cpu) x;
+	END
+	$$;
+	CREATE OR REPLACE FUNCTION bench.backend_cpu_ms() RETURNS float8
+	LANGUAGE plpgsql AS $$
+	BEGIN
+		RETURN split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::float8 / 1e6;
+	EXCEPTION WHEN OTHERS THEN
+		RETURN NULL;		-- not Linux
 	END
 	$$;
 SQL

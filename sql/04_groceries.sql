@@ -49,5 +49,24 @@ JOIN groceries.items a ON a.item_id = f.product_id
 JOIN groceries.items b ON b.item_id = f.other_id
 ORDER BY f.lift DESC, 1, 2 LIMIT 5;
 
+-- with parallel workers, the same value bit for bit.  A worker's share
+-- (169 products, a few thousand orders) is too sparse for its pair counts
+-- to pay (cooc_partial_count): it hands over its orders, and the leader
+-- counts the pairs of all orders at once.
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF)
+SELECT upsell.cooccurrence_agg(order_id, item_id) FROM groceries.lines;
+CREATE TEMP TABLE with_workers AS
+SELECT upsell.cooccurrence_agg(order_id, item_id) AS s FROM groceries.lines;
+SET max_parallel_workers_per_gather = 0;
+CREATE TEMP TABLE without_workers AS
+SELECT upsell.cooccurrence_agg(order_id, item_id) AS s FROM groceries.lines;
+SELECT w.s::text = wo.s::text AS same_result, (upsell.cooccurrence_info(w.s)).*
+FROM with_workers w, without_workers wo;
+RESET ALL;
+
 DELETE FROM upsell.order_source;
 DROP SCHEMA groceries CASCADE;

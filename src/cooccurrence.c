@@ -107,12 +107,14 @@ counts_from_varlena(bytea *value, CoocCounts *counts)
 /* ------------------------------------------------------------------------
  * The aggregate
  *
- * The transition state collects raw lines.  A parallel worker counts its
- * lines before it hands its state over (serialize), so the state that
- * crosses to the leader is a CoocPartial: counts plus every order's
- * products, which let the leader's combine count an order split between
- * workers exactly once.  Without workers the final function counts the lines
- * directly.
+ * The transition state collects raw lines.  A parallel worker sorts them
+ * into orders before it hands its state over (serialize), so the state that
+ * crosses to the leader is a CoocPartial: every order's products (4 bytes a
+ * line), which let the leader's combine count an order split between
+ * workers exactly once, and the orders' pair counts where counting them in
+ * the worker pays (few products for many orders, see cooc_partial_count);
+ * otherwise the leader counts the pairs of the united orders at the end.
+ * Without workers the final function counts the lines directly.
  * ------------------------------------------------------------------------
  */
 
@@ -145,7 +147,8 @@ count_into_partial(CoocAggState *state, MemoryContext ctx)
 
 	if (state->lines.n > 0 || state->lines.skipped > 0 || !state->has_partial)
 	{
-		raise_if_error(cooc_partial_count(&state->lines, upsell_max_basket_size, &counted),
+		raise_if_error(cooc_partial_count(&state->lines, upsell_max_basket_size,
+										  COOC_PARTIAL_AUTO, &counted),
 					   "order lines");
 		ups_free(state->lines.lines);
 		cooc_lines_init(&state->lines);
@@ -328,8 +331,13 @@ upsell_cooc_final(PG_FUNCTION_ARGS)
 
 	if (state->has_partial)
 	{
-		/* counted by parallel workers: fold in what the leader has raw */
+		/*
+		 * from parallel workers: fold in what the leader has raw, then count
+		 * the pairs of the united orders unless the workers counted them
+		 */
 		count_into_partial(state, ctx);
+		raise_if_error(cooc_partial_finish(&state->partial, upsell_max_basket_size),
+					   "order lines");
 		PG_RETURN_BYTEA_P(counts_to_varlena(&state->partial.counts));
 	}
 

@@ -16,22 +16,37 @@
 #include "ups_host.h"
 #include "upsell.h"
 
+/*
+ * Large blocks get the huge page hint before anything touches them (see
+ * src/core/hugepages.c), so a zeroed one is zeroed after the hint.
+ */
 void *
 ups_alloc(size_t size)
 {
-	return palloc_extended(size, MCXT_ALLOC_HUGE);
+	void	   *ptr = palloc_extended(size, MCXT_ALLOC_HUGE);
+
+	ups_advise_huge(ptr, size);
+	return ptr;
 }
 
 void *
 ups_alloc0(size_t size)
 {
-	return palloc_extended(size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	void	   *ptr;
+
+	if (size < UPS_HUGE_MIN)
+		return palloc_extended(size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	ptr = ups_alloc(size);
+	memset(ptr, 0, size);
+	return ptr;
 }
 
 void *
 ups_realloc(void *ptr, size_t size)
 {
-	return repalloc_huge(ptr, size);
+	ptr = repalloc_huge(ptr, size);
+	ups_advise_huge(ptr, size);
+	return ptr;
 }
 
 void

@@ -14,6 +14,7 @@
 #define COUNTS_MAGIC_V1	0x31435055	/* "UPC1": pairs as (a, b, count) triples */
 #define COUNTS_MAGIC	0x32435055	/* "UPC2": pairs row by row */
 #define PARTIAL_MAGIC	0x31505055	/* "UPP1" */
+#define PARTIAL_COUNTED	1			/* flag: the state carries pair counts */
 
 #define PUT(buf, v) (memcpy((buf), &(v), sizeof(v)), (buf) += sizeof(v))
 #define GET(buf, v) (memcpy(&(v), (buf), sizeof(v)), (buf) += sizeof(v))
@@ -437,36 +438,24 @@ cooc_partial_free(CoocPartial *p)
 }
 
 /*
- * The count.  After the lines are sorted by (order, product) and the
- * products numbered by rank (idx, one per line), every line of an order
- * small enough for pairs is filed under its product as the span of the
- * order's later lines: those are exactly its partners b > a in that order.
- * Then, product by product, the spans are walked and the partners counted in
- * a dense array over products, which stays in cache; the partners touched
- * come out sorted (a few by insertion sort, many through a bitmap), so pairs
- * are produced in (a, b) order without hashing or sorting pairs, straight
- * into the stored row-by-row form.  The memory random access costs is one
- * miss per (product, order), not per pair.
- *
- * On success *idx_out, when asked for, receives idx (the caller frees it).
+ * The count, in two stages.  prepare_orders sorts the lines by (order,
+ * product), numbers the products by rank (idx, one per line) and finds the
+ * orders; count_pairs then counts the pairs of those orders.  A partial state
+ * that carries its orders but not their pairs (see cooc_partial_count) is
+ * the first stage only, and the leader runs the second on all orders at once.
  */
 static const char *
-count_lines(CoocLines *lines, int max_basket, CoocCounts *out, uint32_t **idx_out)
+prepare_orders(CoocLines *lines, CoocCounts *out, uint32_t **idx_out,
+			   size_t **order_start_out)
 {
 	size_t		n,
 				nids = 0,
+				norders = 0,
 				start,
 				end,
-				j,
-				a,
-				bound = 0;
-	uint32_t   *idx,
-			   *counter,
-			   *touched;
-	uint64_t   *seen;
-	size_t	   *first,
-			   *fill;
-	Span	   *spans;
+				j;
+	uint32_t   *idx;
+	size_t	   *order_start;
 
 	cooc_lines_compact(lines);
 	memset(out, 0, sizeof(*out));
@@ -485,35 +474,123 @@ count_lines(CoocLines *lines, int max_basket, CoocCounts *out, uint32_t **idx_ou
 	out->nitems = (uint32_t) nids;
 	out->item_counts = ups_alloc0((nids + 1) * sizeof(int64_t));
 
-	/* Orders, product counts, and how many spans each product files. */
-	first = ups_alloc0((nids + 2) * sizeof(size_t));
+	/* the orders: where each starts, and their products' counts */
+	for (start = 0; start < n; start = order_end(lines, start))
+		norders++;
+	order_start = ups_alloc((norders + 1) * sizeof(size_t));
+	norders = 0;
 	for (start = 0; start < n; start = end)
 	{
 		end = order_end(lines, start);
-		out->orders++;
+		order_start[norders++] = start;
 		for (j = start; j < end; j++)
 			out->item_counts[idx[j]]++;
-		if (max_basket > 0 && end - start > (size_t) max_basket)
+	}
+	order_start[norders] = n;
+	out->orders = (int64_t) norders;
+	*idx_out = idx;
+	*order_start_out = order_start;
+	return NULL;
+}
+
+/* Whether an order of n distinct products is too big for pair counting. */
+static inline bool
+too_big(size_t n, int max_basket)
+{
+	return max_basket > 0 && n > (size_t) max_basket;
+}
+
+/* Increments of the pair counters the orders make (an upper bound of pairs). */
+static size_t
+pair_increments(const size_t *order_start, size_t norders, int max_basket)
+{
+	size_t		k,
+				bound = 0;
+
+	for (k = 0; k < norders; k++)
+	{
+		size_t		len = order_start[k + 1] - order_start[k];
+
+		if (!too_big(len, max_basket))
+			bound += len * (len - 1) / 2;
+	}
+	return bound;
+}
+
+/* Frees the pairs of counts (and what holds them), leaving none. */
+static void
+drop_pairs(CoocCounts *c)
+{
+	ups_free(c->row);
+	if (c->flat)
+		ups_free(c->flat);
+	else if (!c->borrowed)
+		ups_free(c->pairs);
+	c->row = NULL;
+	c->pairs = NULL;
+	c->flat = NULL;
+	c->flat_len = 0;
+	c->borrowed = false;
+	c->npairs = 0;
+}
+
+/*
+ * The second stage: the pairs of the orders idx[order_start[k] ..
+ * order_start[k + 1]) (product indexes, increasing within an order, fewer
+ * than 2^32 in all), into out, which holds their products' dictionary and
+ * counts already.  Every line of an order small enough for pairs is filed
+ * under its product as the span of the order's later lines: those are
+ * exactly its partners b > a in that order.  Then, product by product, the
+ * spans are walked and the partners counted in a dense array over products,
+ * which stays in cache; the partners touched come out sorted (a few by
+ * insertion sort, many through a bitmap), so pairs are produced in (a, b)
+ * order without hashing or sorting pairs, straight into the stored
+ * row-by-row form.  The memory random access costs is one miss per (product,
+ * order), not per pair.
+ */
+static void
+count_pairs(CoocCounts *out, const uint32_t *idx, const size_t *order_start,
+			size_t norders, int max_basket)
+{
+	size_t		nids = out->nitems,
+				k,
+				j,
+				a,
+				bound = pair_increments(order_start, norders, max_basket);
+	uint32_t   *counter,
+			   *touched;
+	uint64_t   *seen;
+	size_t	   *first,
+			   *fill;
+	Span	   *spans;
+
+	drop_pairs(out);
+	out->big_orders = 0;
+
+	/* how many spans each product files */
+	first = ups_alloc0((nids + 2) * sizeof(size_t));
+	for (k = 0; k < norders; k++)
+	{
+		if (too_big(order_start[k + 1] - order_start[k], max_basket))
 			out->big_orders++;
 		else
-		{
-			for (j = start; j + 1 < end; j++)
+			for (j = order_start[k]; j + 1 < order_start[k + 1]; j++)
 				first[idx[j] + 1]++;
-			/* each pair of the order increments one counter once */
-			bound += (end - start) * (end - start - 1) / 2;
-		}
 	}
 	for (a = 0; a < nids; a++)
 		first[a + 1] += first[a];
-	spans = ups_alloc0((first[nids] + PREFETCH_AHEAD + 1) * sizeof(Span));
+	/* every span is written below; only the prefetch slack needs a value */
+	spans = ups_alloc((first[nids] + PREFETCH_AHEAD + 1) * sizeof(Span));
+	memset(spans + first[nids], 0, (PREFETCH_AHEAD + 1) * sizeof(Span));
 	fill = ups_alloc((nids + 1) * sizeof(size_t));
 	memcpy(fill, first, nids * sizeof(size_t));
-	for (start = 0; start < n; start = end)
+	for (k = 0; k < norders; k++)
 	{
-		end = order_end(lines, start);
-		if (max_basket > 0 && end - start > (size_t) max_basket)
+		size_t		end = order_start[k + 1];
+
+		if (too_big(end - order_start[k], max_basket))
 			continue;
-		for (j = start; j + 1 < end; j++)
+		for (j = order_start[k]; j + 1 < end; j++)
 		{
 			Span	   *s = &spans[fill[idx[j]]++];
 
@@ -543,6 +620,7 @@ count_lines(CoocLines *lines, int max_basket, CoocCounts *out, uint32_t **idx_ou
 					e,
 					t,
 					np = out->npairs;
+		uint32_t	last = 0;
 		CoocEntry  *pairs = out->pairs;
 
 		for (e = first[a]; e < first[a + 1]; e++)
@@ -571,10 +649,17 @@ count_lines(CoocLines *lines, int max_basket, CoocCounts *out, uint32_t **idx_ou
 		}
 		else
 		{
-			/* many partners: mark them in a bitmap and walk it in order */
+			/*
+			 * many partners: mark them in a bitmap and walk it in order, up
+			 * to the last partner only
+			 */
 			for (t = 0; t < ntouched; t++)
+			{
 				seen[touched[t] >> 6] |= UINT64_C(1) << (touched[t] & 63);
-			for (t = (a + 1) >> 6; t <= nids >> 6; t++)
+				if (touched[t] > last)
+					last = touched[t];
+			}
+			for (t = (a + 1) >> 6; t <= last >> 6; t++)
 			{
 				uint64_t	w = seen[t];
 
@@ -601,45 +686,72 @@ count_lines(CoocLines *lines, int max_basket, CoocCounts *out, uint32_t **idx_ou
 	ups_free(seen);
 	ups_free(spans);
 	ups_free(first);
-	if (idx_out)
-		*idx_out = idx;
-	else
-		ups_free(idx);
-	return NULL;
 }
 
 const char *
 cooc_count(CoocLines *lines, int max_basket, CoocCounts *out)
 {
-	return count_lines(lines, max_basket, out, NULL);
+	uint32_t   *idx;
+	size_t	   *order_start;
+	const char *error = prepare_orders(lines, out, &idx, &order_start);
+
+	if (error)
+		return error;
+	count_pairs(out, idx, order_start, (size_t) out->orders, max_basket);
+	ups_free(idx);
+	ups_free(order_start);
+	return NULL;
+}
+
+/*
+ * Whether a partial state should carry pair counts (see cooccur.h).  The
+ * leader adds the workers' pairs row by row, which costs about what counting
+ * them cost, unless they are few: no more than an eighth of the increments
+ * that made them.  Up to the dense triangle of the products is the most
+ * pairs there can be, so that is decided before counting.
+ */
+static bool
+pairs_pay(const CoocPartial *p, int max_basket, CoocPartialMode mode)
+{
+	size_t		n = p->counts.nitems;
+
+	if (mode != COOC_PARTIAL_AUTO)
+		return mode == COOC_PARTIAL_PAIRS;
+	return n * (n - 1) / 2 <= pair_increments(p->order_start, p->norders, max_basket) / 8;
 }
 
 const char *
-cooc_partial_count(CoocLines *lines, int max_basket, CoocPartial *out)
+cooc_partial_count(CoocLines *lines, int max_basket, CoocPartialMode mode,
+				   CoocPartial *out)
 {
 	const char *error;
-	uint32_t   *idx;
-	size_t		start,
-				end,
-				k = 0;
+	size_t		k;
 
 	memset(out, 0, sizeof(*out));
-	error = count_lines(lines, max_basket, &out->counts, &idx);
+	error = prepare_orders(lines, &out->counts, &out->products, &out->order_start);
 	if (error)
 		return error;
-
-	/* lines are sorted by (order, product): idx is every order's products */
 	out->norders = (size_t) out->counts.orders;
 	out->order_keys = ups_alloc((out->norders + 1) * sizeof(int64_t));
-	out->order_start = ups_alloc((out->norders + 1) * sizeof(size_t));
-	for (start = 0; start < lines->n; start = end)
-	{
-		end = order_end(lines, start);
-		out->order_keys[k] = lines->lines[start].order_key;
-		out->order_start[k++] = start;
-	}
-	out->order_start[k] = lines->n;
-	out->products = idx;
+	for (k = 0; k < out->norders; k++)
+		out->order_keys[k] = lines->lines[out->order_start[k]].order_key;
+	out->counted = pairs_pay(out, max_basket, mode);
+	if (out->counted)
+		count_pairs(&out->counts, out->products, out->order_start, out->norders, max_basket);
+	else
+		out->counts.row = ups_alloc0(((size_t) out->counts.nitems + 1) * sizeof(size_t));
+	return NULL;
+}
+
+const char *
+cooc_partial_finish(CoocPartial *p, int max_basket)
+{
+	if (p->counted)
+		return NULL;
+	if (p->order_start[p->norders] >= UINT32_MAX)
+		return "more than 4294967294 distinct order lines in one count";
+	count_pairs(&p->counts, p->products, p->order_start, p->norders, max_basket);
+	p->counted = true;
 	return NULL;
 }
 
@@ -894,11 +1006,14 @@ add_order_lines(CoocLines *lines, int64_t order_key, const uint32_t *products,
  * side counted of them (ca, cb), plus the count of their united products
  * (cu) -- all five added in one pass.
  */
-const char *
-cooc_partial_combine(CoocPartial *result, const CoocPartial *a,
-					 const CoocPartial *b, int max_basket)
+static const char *merge_orders(CoocPartial *r, const CoocPartial *a,
+								const CoocPartial *b, const uint32_t *map_a,
+								const uint32_t *map_b);
+
+static const char *
+combine_counted(CoocPartial *rp, const CoocPartial *a, const CoocPartial *b,
+				int max_basket)
 {
-	CoocPartial r;
 	CoocCounts	ca,
 				cb,
 				cu;
@@ -910,13 +1025,9 @@ cooc_partial_combine(CoocPartial *result, const CoocPartial *a,
 	uint32_t   *maps[5];
 	size_t		i = 0,
 				j = 0,
-				k = 0,
-				np = 0,
 				nshared = 0;
 	const char *error = NULL;
 
-	memset(result, 0, sizeof(*result));
-	memset(&r, 0, sizeof(r));
 	memset(&ca, 0, sizeof(ca));
 	memset(&cb, 0, sizeof(cb));
 	memset(&cu, 0, sizeof(cu));
@@ -958,7 +1069,7 @@ cooc_partial_combine(CoocPartial *result, const CoocPartial *a,
 	ups_free(shared_b.lines);
 	ups_free(shared_u.lines);
 	if (!error)
-		error = counts_sum(&r.counts, nshared > 0 ? 5 : 2, in, sign, maps);
+		error = counts_sum(&rp->counts, nshared > 0 ? 5 : 2, in, sign, maps);
 	cooc_counts_free(&ca);
 	cooc_counts_free(&cb);
 	cooc_counts_free(&cu);
@@ -966,11 +1077,34 @@ cooc_partial_combine(CoocPartial *result, const CoocPartial *a,
 		return error;
 
 	/* the orders of both, a shared one with the union of its products */
-	r.order_keys = ups_alloc((a->norders + b->norders + 1) * sizeof(int64_t));
-	r.order_start = ups_alloc((a->norders + b->norders + 1) * sizeof(size_t));
-	r.products = ups_alloc((a->order_start[a->norders] + b->order_start[b->norders] + 1) *
-						   sizeof(uint32_t));
-	i = j = 0;
+	error = merge_orders(rp, a, b, maps[0], maps[1]);
+	for (i = 0; i < (nshared > 0 ? 5u : 2u); i++)
+		ups_free(maps[i]);
+	rp->counted = true;
+	if (!error && rp->counts.orders != (int64_t) rp->norders)
+		error = "partial states disagree on their number of orders";
+	return error;
+}
+
+/*
+ * r's orders: those of a and b merged by key, an order in both with the
+ * union of its products, every product mapped to r's index (map_a, map_b).
+ * NULL or an error.
+ */
+static const char *
+merge_orders(CoocPartial *r, const CoocPartial *a, const CoocPartial *b,
+			 const uint32_t *map_a, const uint32_t *map_b)
+{
+	size_t		i = 0,
+				j = 0,
+				k = 0,
+				np = 0;
+	const char *error = NULL;
+
+	r->order_keys = ups_alloc((a->norders + b->norders + 1) * sizeof(int64_t));
+	r->order_start = ups_alloc((a->norders + b->norders + 1) * sizeof(size_t));
+	r->products = ups_alloc((a->order_start[a->norders] + b->order_start[b->norders] + 1) *
+							sizeof(uint32_t));
 	while (i < a->norders || j < b->norders)
 	{
 		bool		from_a = j >= b->norders ||
@@ -982,38 +1116,117 @@ cooc_partial_combine(CoocPartial *result, const CoocPartial *a,
 					y = from_b ? b->order_start[j] : 0,
 					ye = from_b ? b->order_start[j + 1] : 0;
 
-		r.order_keys[k] = from_a ? a->order_keys[i] : b->order_keys[j];
-		r.order_start[k++] = np;
+		r->order_keys[k] = from_a ? a->order_keys[i] : b->order_keys[j];
+		r->order_start[k++] = np;
 		while (x < xe || y < ye)
 		{
-			uint32_t	px = x < xe ? maps[0][a->products[x]] : UINT32_MAX;
-			uint32_t	py = y < ye ? maps[1][b->products[y]] : UINT32_MAX;
+			uint32_t	px = x < xe ? map_a[a->products[x]] : UINT32_MAX;
+			uint32_t	py = y < ye ? map_b[b->products[y]] : UINT32_MAX;
 
 			if (px <= py)
 			{
-				r.products[np++] = px;
+				r->products[np++] = px;
 				x++;
 				if (px == py)
 					y++;
 			}
 			else
 			{
-				r.products[np++] = py;
+				r->products[np++] = py;
 				y++;
 			}
 			/* every product of an order keeps a count of at least 1 */
-			if (r.products[np - 1] == UINT32_MAX)
+			if (r->products[np - 1] == UINT32_MAX)
 				error = "partial states disagree on the products of an order";
 		}
 		i += from_a;
 		j += from_b;
+		if ((k & 0xffff) == 0)
+			ups_check_interrupts();
 	}
-	r.norders = k;
-	r.order_start[k] = np;
-	for (i = 0; i < (nshared > 0 ? 5u : 2u); i++)
-		ups_free(maps[i]);
-	if (!error && r.counts.orders != (int64_t) r.norders)
-		error = "partial states disagree on their number of orders";
+	r->norders = k;
+	r->order_start[k] = np;
+	return error;
+}
+
+/*
+ * The sorted union of two dictionaries of products, with the maps from
+ * each side's indexes to the union's.
+ */
+static void
+union_items(CoocCounts *r, const CoocCounts *a, const CoocCounts *b,
+			uint32_t **map_a, uint32_t **map_b)
+{
+	uint32_t	i = 0,
+				j = 0,
+				n = 0;
+
+	r->item_ids = ups_alloc(((size_t) a->nitems + b->nitems + 1) * sizeof(int64_t));
+	*map_a = ups_alloc(((size_t) a->nitems + 1) * sizeof(uint32_t));
+	*map_b = ups_alloc(((size_t) b->nitems + 1) * sizeof(uint32_t));
+	while (i < a->nitems || j < b->nitems)
+	{
+		bool		from_a = j >= b->nitems ||
+			(i < a->nitems && a->item_ids[i] <= b->item_ids[j]);
+		bool		from_b = i >= a->nitems ||
+			(j < b->nitems && b->item_ids[j] <= a->item_ids[i]);
+
+		r->item_ids[n] = from_a ? a->item_ids[i] : b->item_ids[j];
+		if (from_a)
+			(*map_a)[i++] = n;
+		if (from_b)
+			(*map_b)[j++] = n;
+		n++;
+	}
+	r->nitems = n;
+}
+
+/*
+ * Two states of which one or both carry orders only: their orders united,
+ * and the products' counts counted again over the united orders.
+ */
+static const char *
+combine_orders(CoocPartial *r, const CoocPartial *a, const CoocPartial *b)
+{
+	uint32_t   *map_a,
+			   *map_b;
+	size_t		i;
+	const char *error;
+
+	union_items(&r->counts, &a->counts, &b->counts, &map_a, &map_b);
+	error = merge_orders(r, a, b, map_a, map_b);
+	ups_free(map_a);
+	ups_free(map_b);
+	if (error)
+		return error;
+	r->counted = false;
+	r->counts.orders = (int64_t) r->norders;
+	/* both >= 0 (validated), so only the sum can overflow */
+	if (a->counts.skipped_lines > INT64_MAX - b->counts.skipped_lines)
+		return "skipped line count out of range";
+	r->counts.skipped_lines = a->counts.skipped_lines + b->counts.skipped_lines;
+	r->counts.item_counts = ups_alloc0(((size_t) r->counts.nitems + 1) * sizeof(int64_t));
+	r->counts.row = ups_alloc0(((size_t) r->counts.nitems + 1) * sizeof(size_t));
+	for (i = 0; i < r->order_start[r->norders]; i++)
+		r->counts.item_counts[r->products[i]]++;
+	if (r->counts.orders > (int64_t) UINT32_MAX)
+		return "more than 4294967295 orders in one count";
+	return NULL;
+}
+
+const char *
+cooc_partial_combine(CoocPartial *result, const CoocPartial *a,
+					 const CoocPartial *b, int max_basket)
+{
+	CoocPartial r;
+	const char *error;
+
+	memset(result, 0, sizeof(*result));
+	memset(&r, 0, sizeof(r));
+	if (a->counted && b->counted)
+		error = combine_counted(&r, a, b, max_basket);
+	else
+		error = combine_orders(&r, a, b);
 	if (error)
 	{
 		cooc_partial_free(&r);
@@ -1485,9 +1698,10 @@ cooc_counts_deserialize(const char *buf, size_t len, bool borrow, CoocCounts *c)
 }
 
 /*
- * The partial state: a header (with the length of the counts), the counts,
- * then the order keys (int64), the number of products of every order and
- * the products (uint32 each).
+ * The partial state: a header (flags: whether the pairs are counted; the
+ * length of the counts), the counts (without pairs when not counted), then
+ * the order keys (int64), the number of products of every order and the
+ * products (uint32 each).
  */
 size_t
 cooc_partial_serialized_size(const CoocPartial *p)
@@ -1500,14 +1714,14 @@ void
 cooc_partial_serialize(const CoocPartial *p, char *buf)
 {
 	uint32_t	magic = PARTIAL_MAGIC,
-				pad = 0;
+				flags = p->counted ? PARTIAL_COUNTED : 0;
 	uint64_t	counts_len = cooc_counts_serialized_size(&p->counts),
 				norders = p->norders,
 				nproducts = p->order_start[p->norders];
 	size_t		k;
 
 	PUT(buf, magic);
-	PUT(buf, pad);
+	PUT(buf, flags);
 	PUT(buf, counts_len);
 	PUT(buf, norders);
 	PUT(buf, nproducts);
@@ -1528,7 +1742,7 @@ static const char *
 deserialize_partial(const char *buf, size_t len, CoocPartial *p)
 {
 	uint32_t	magic,
-				pad;
+				flags;
 	uint64_t	counts_len,
 				norders,
 				nproducts;
@@ -1540,13 +1754,14 @@ deserialize_partial(const char *buf, size_t len, CoocPartial *p)
 	if (len < PARTIAL_HEADER)
 		return "truncated header";
 	GET(buf, magic);
-	GET(buf, pad);
+	GET(buf, flags);
 	GET(buf, counts_len);
 	GET(buf, norders);
 	GET(buf, nproducts);
 	len -= PARTIAL_HEADER;
-	if (magic != PARTIAL_MAGIC || pad != 0)
+	if (magic != PARTIAL_MAGIC || (flags & ~PARTIAL_COUNTED) != 0)
 		return "bad magic number";
+	p->counted = (flags & PARTIAL_COUNTED) != 0;
 	if (counts_len > len || norders > (len - counts_len) / 12 ||
 		nproducts > (len - counts_len - norders * 12) / 4 ||
 		len != counts_len + norders * 12 + nproducts * 4)
@@ -1556,6 +1771,8 @@ deserialize_partial(const char *buf, size_t len, CoocPartial *p)
 	buf += counts_len;
 	if ((uint64_t) p->counts.orders != norders)
 		return "order count does not match the counts";
+	if (!p->counted && (p->counts.npairs != 0 || p->counts.big_orders != 0))
+		return "pairs in a state that carries orders only";
 	p->norders = norders;
 	p->order_keys = ups_alloc((norders + 1) * 8);
 	p->order_start = ups_alloc((norders + 1) * sizeof(size_t));

@@ -10,12 +10,13 @@
  *	CoocCounts	the result: per-product order counts and per-pair order
  *				counts.  Two results of disjoint sets of orders merge by
  *				addition, which is what incremental refresh relies on.
- *	CoocPartial	what a parallel worker hands to the leader: the counts of
- *				the orders it saw, plus each of those orders' products.
- *				The worker does the counting; the products let the leader
- *				correct an order whose lines two workers shared (an order
- *				split at a block boundary of the parallel scan, or a line
- *				added to an old order), which neither worker can know.
+ *	CoocPartial	what a parallel worker hands to the leader: each of the
+ *				orders it saw with its products, and, where that pays (see
+ *				cooc_partial_count), their pair counts.  The products let
+ *				the leader correct an order whose lines two workers shared
+ *				(an order split at a block boundary of the parallel scan, or
+ *				a line added to an old order), which neither worker can
+ *				know.
  *
  * A product counts once per order, whatever its quantity or repeated lines.
  * Products are kept as dense indexes into a sorted id array, so a pair is two
@@ -82,7 +83,13 @@ typedef struct CoocCounts
 
 typedef struct CoocPartial
 {
-	CoocCounts	counts;			/* counts.orders == norders */
+	/*
+	 * counts.orders == norders.  Without counted, counts hold the products
+	 * and their order counts but no pairs (and no big orders: those are
+	 * judged on whole orders, when the pairs are counted).
+	 */
+	CoocCounts	counts;
+	bool		counted;		/* the pairs are counted */
 	size_t		norders;
 	int64_t    *order_keys;		/* strictly increasing */
 	size_t	   *order_start;	/* norders + 1 offsets into products */
@@ -115,14 +122,39 @@ extern void cooc_lines_compact(CoocLines *lines);
  */
 extern const char *cooc_count(CoocLines *lines, int max_basket, CoocCounts *out);
 
+/*
+ * Whether a partial state carries pair counts.  Adding two states' pairs
+ * costs the leader about as much as counting them did, unless the pairs are
+ * few for the lines they come from (few products, many orders): then the
+ * worker's count saves the leader work.  Otherwise (long tails of products,
+ * FIMI retail) the state carries its orders only, 4 bytes a line, and the
+ * leader counts the pairs of all orders once, after uniting them
+ * (cooc_partial_finish).  AUTO decides by that rule; the others force it
+ * (tests, benchmarks).
+ */
+typedef enum CoocPartialMode
+{
+	COOC_PARTIAL_AUTO,
+	COOC_PARTIAL_PAIRS,
+	COOC_PARTIAL_ORDERS
+} CoocPartialMode;
+
 /* The same, keeping every order's products for cooc_partial_combine(). */
 extern const char *cooc_partial_count(CoocLines *lines, int max_basket,
-									  CoocPartial *out);
+									  CoocPartialMode mode, CoocPartial *out);
+
+/*
+ * Counts the pairs of a partial state that carries orders only (with
+ * max_basket as when counting), so that partial->counts is the count of its
+ * orders.  NULL or an error message.
+ */
+extern const char *cooc_partial_finish(CoocPartial *partial, int max_basket);
 
 /*
  * The partial state of the orders of a and b together.  An order present in
  * both is counted once, over the union of its products (with max_basket as
- * when counting).  a and b stay untouched.  NULL or an error message when
+ * when counting).  The result carries pair counts when both do.  a and b
+ * stay untouched.  NULL or an error message when
  * the two are inconsistent (possible only with corrupted input).
  */
 extern const char *cooc_partial_combine(CoocPartial *result, const CoocPartial *a,

@@ -22,4 +22,14 @@ extern void *ups_realloc(void *ptr, size_t size);
 extern void ups_free(void *ptr);
 extern void ups_check_interrupts(void);
 
+/*
+ * Provided by the core for its hosts (src/core/hugepages.c): asks for huge
+ * pages under the whole 2 MB pages of a fresh buffer of at least
+ * UPS_HUGE_MIN bytes, before it is first touched; otherwise does nothing.
+ * A host's ups_alloc calls it, so every large array of the core is faulted
+ * in 2 MB at a time rather than 4 kB.
+ */
+#define UPS_HUGE_MIN	((size_t) 2 << 20)
+extern void ups_advise_huge(void *ptr, size_t size);
+
 #endif							/* UPS_HOST_H */

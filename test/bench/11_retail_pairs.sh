@@ -9,7 +9,9 @@
 #    upsell.frequently_bought_together(min_count => 2), against the plain-SQL
 #    self-join with the same metrics, side by side in this run (medians);
 #    both must give the same rows and the same sum;
-# 2. counting alone (cooccurrence_agg) with 0 and 2 parallel workers;
+# 2. counting alone (cooccurrence_agg) with 0 and 2 parallel workers, wall
+#    and the backend's CPU time (the machine is shared), and that both give
+#    the same value;
 # 3. listing alone: the 1.8M pair rows of a stored value, streamed (select
 #    list) and collected (FROM).
 source "$(dirname "$0")/lib.sh"
@@ -23,10 +25,11 @@ if ! bq -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep 
 	bq -d postgres -c "CREATE DATABASE $DB"
 fi
 export PGDATABASE=$DB
-# the same timing helper as the main bench database
-bq -c "CREATE SCHEMA IF NOT EXISTS bench"
-bq -d "$MAIN_DB" -c "SELECT pg_get_functiondef('bench.time_runs(text, int)'::regprocedure)" |
+# the same timing helpers as the main bench database
+bq -c "CREATE SCHEMA IF NOT EXISTS bench; DROP FUNCTION IF EXISTS bench.time_runs(text, int)"
+bq -d "$MAIN_DB" -c "SELECT pg_get_functiondef(f) || ';' FROM unnest(ARRAY['bench.backend_cpu_ms()'::regprocedure, 'bench.time_runs(text, int)'::regprocedure]) f" |
 	sed 's/^CREATE FUNCTION/CREATE OR REPLACE FUNCTION/' | bq >/dev/null
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- data, loaded once ------------------------------------------------------------
 HASH=$(md5sum test/data/retail.dat | cut -c1-32)
@@ -87,8 +90,10 @@ bench_time "plain SQL self-join (parallel workers 2)" "$SQL_RUNS" "SET max_paral
 SQL_MS=$BENCH_MEDIAN_MS
 bench_time "upsell (parallel workers 2)" "$RUNS" "SET max_parallel_workers_per_gather = 2; $UPSELL"
 UPS2_MS=$BENCH_MEDIAN_MS
+UPS2_CPU=$BENCH_CPU_MS
 bench_time "upsell (parallel workers 0)" "$RUNS" "SET max_parallel_workers_per_gather = 0; $UPSELL"
 UPS0_MS=$BENCH_MEDIAN_MS
+UPS0_CPU=$BENCH_CPU_MS
 # the last timed run of each side left its answer
 read -r SAME ROWS <<<"$(bq -F ' ' -c "
 	SELECT u.n = s.n AND round(u.lift::numeric, 4) = round(s.lift::numeric, 4), u.n
@@ -98,18 +103,28 @@ RATIO0=$(bench_ratio "$SQL_MS" "$UPS0_MS")
 echo "rows: $ROWS, same count and sum of lift on both sides: $SAME"
 echo "speed-up over plain SQL: ${RATIO2}x (2 workers), ${RATIO0}x (0 workers)"
 result "retail pairs (>= 2 orders): $ROWS rows, same in both: $([ "$SAME" = t ] && echo yes || echo NO)"
-result "retail pairs: plain SQL $SQL_MS ms, upsell $UPS2_MS ms (2 workers) / $UPS0_MS ms (0 workers): ${RATIO2}x / ${RATIO0}x (target >= 20x)"
+result "retail pairs: plain SQL $SQL_MS ms, upsell $UPS2_MS ms (2 workers) / $UPS0_MS ms (0 workers): ${RATIO2}x / ${RATIO0}x (target >= 20x); upsell backend CPU $UPS2_CPU ms / $UPS0_CPU ms; load average $(cut -d' ' -f1 /proc/loadavg)"
 
 # ---- 2. counting alone ------------------------------------------------------------
 # (IS NOT NULL: the 28 MB value itself is not copied out of the query)
 AGG="SELECT upsell.cooccurrence_agg(order_key, product_id, quantity) IS NOT NULL FROM upsell.order_lines GROUP BY tenant_id"
 bench_time "counting alone: cooccurrence_agg (workers 0)" "$RUNS" "SET max_parallel_workers_per_gather = 0; $AGG"
 AGG0_MS=$BENCH_MEDIAN_MS
+AGG0_CPU=$BENCH_CPU_MS
 bench_time "counting alone: cooccurrence_agg (workers 2)" "$RUNS" "SET max_parallel_workers_per_gather = 2; $AGG"
 AGG2_MS=$BENCH_MEDIAN_MS
+AGG2_CPU=$BENCH_CPU_MS
 bench_time "reading the lines alone: count(*)" "$RUNS" "SET max_parallel_workers_per_gather = 0; SELECT count(*) FROM upsell.order_lines"
 READ_MS=$BENCH_MEDIAN_MS
-result "retail counting (cooccurrence_agg): $AGG0_MS ms (0 workers), $AGG2_MS ms (2 workers); reading the lines: $READ_MS ms"
+READ_CPU=$BENCH_CPU_MS
+# the parallel count is the same value as the single one, bit for bit
+PAR_SAME=$(bq -c "SET max_parallel_workers_per_gather = 2;
+	CREATE TEMP TABLE w2 AS SELECT upsell.cooccurrence_agg(order_key, product_id, quantity) s FROM upsell.order_lines;
+	SET max_parallel_workers_per_gather = 0;
+	CREATE TEMP TABLE w0 AS SELECT upsell.cooccurrence_agg(order_key, product_id, quantity) s FROM upsell.order_lines;
+	SELECT md5(w2.s::text) = md5(w0.s::text) FROM w2, w0")
+echo "counting with 2 workers gives the same value as with none: $PAR_SAME"
+result "retail counting (cooccurrence_agg): $AGG0_MS ms wall / $AGG0_CPU ms backend CPU (0 workers, target <= 300 ms CPU), $AGG2_MS ms / $AGG2_CPU ms leader CPU (2 workers, same value: $([ "$PAR_SAME" = t ] && echo yes || echo NO)); reading the lines: $READ_MS ms / $READ_CPU ms CPU; load average $(cut -d' ' -f1 /proc/loadavg)"
 
 # ---- 3. listing alone ---------------------------------------------------------------
 bq -c "SET client_min_messages = warning; DROP TABLE IF EXISTS bench.retail_state;
@@ -118,10 +133,12 @@ bq -c "SET client_min_messages = warning; DROP TABLE IF EXISTS bench.retail_stat
 bench_time "listing, streamed (select list)" "$RUNS" \
 	"SELECT count(*), sum((p).lift) FROM (SELECT upsell.cooccurrence_pairs(s, 2) AS p FROM bench.retail_state) x"
 LIST_MS=$BENCH_MEDIAN_MS
+LIST_CPU=$BENCH_CPU_MS
 bench_time "listing, collected (FROM)" "$RUNS" \
 	"SELECT count(*), sum(p.lift) FROM bench.retail_state, upsell.cooccurrence_pairs(s, 2) p"
 LISTF_MS=$BENCH_MEDIAN_MS
-result "retail listing of $ROWS pair rows: $LIST_MS ms streamed, $LISTF_MS ms collected in FROM"
+result "retail listing of $ROWS pair rows: $LIST_MS ms streamed ($LIST_CPU ms CPU, target <= 400 ms), $LISTF_MS ms collected in FROM; load average $(cut -d' ' -f1 /proc/loadavg)"
 bq -c "DROP TABLE bench.retail_state, bench.retail_upsell_sum, bench.retail_sql_sum"
 
 [ "$SAME" = t ] || { echo "FAILED: upsell and plain SQL disagree on retail" >&2; exit 1; }
+[ "$PAR_SAME" = t ] || { echo "FAILED: counting with 2 workers differs from counting with none" >&2; exit 1; }

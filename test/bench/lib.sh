@@ -8,8 +8,10 @@
 #                        -c "..." or stdin
 #   bench_time LABEL N SQL
 #                        run SQL N times server-side (bench.time_runs) and print
-#                        "LABEL  median X ms (min Y, max Z, N runs)"; sets
-#                        BENCH_MEDIAN_MS to the median
+#                        "LABEL  median X ms (min Y, max Z, N runs; backend
+#                        CPU C ms)"; sets BENCH_MEDIAN_MS to the median wall
+#                        time, BENCH_CPU_MS to the median CPU time of the
+#                        backend alone (parallel workers' CPU not included)
 #   bench_ratio A B      A / B with two decimals
 #   result LINE          prints a result line (the harness collects lines
 #                        starting with "result:" into its summary)
@@ -26,10 +28,11 @@ bq() {
 bench_time() {
 	local label=$1 runs=$2 sql=$3 line
 	line=$("$PSQL" -X -q -A -t -F ' ' -v ON_ERROR_STOP=1 \
-		-c "SELECT round(median_ms::numeric, 1), round(min_ms::numeric, 1), round(max_ms::numeric, 1) FROM bench.time_runs(\$bench\$$sql\$bench\$, $runs)")
+		-c "SELECT round(median_ms::numeric, 1), round(min_ms::numeric, 1), round(max_ms::numeric, 1), coalesce(round(cpu_ms::numeric, 1)::text, '?') FROM bench.time_runs(\$bench\$$sql\$bench\$, $runs)")
 	set -- $line
 	BENCH_MEDIAN_MS=$1
-	printf '%-52s median %10s ms  (min %s, max %s, %d runs)\n' "$label" "$1" "$2" "$3" "$runs"
+	BENCH_CPU_MS=$4
+	printf '%-52s median %10s ms  (min %s, max %s, %d runs; backend CPU %s ms)\n' "$label" "$1" "$2" "$3" "$runs" "$4"
 }
 
 bench_ratio() {

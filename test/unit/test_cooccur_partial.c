@@ -1,8 +1,9 @@
 /*
  * test_cooccur_partial.c
  *		The partial states parallel workers hand to the leader: counted by the
- *		worker, combined by the leader, exact even when an order's lines were
- *		split between workers; their flat form; the 1.0 form of the counts.
+ *		worker or carrying orders only, combined by the leader, exact even
+ *		when an order's lines were split between workers; their flat form;
+ *		the 1.0 form of the counts.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,17 +20,19 @@ counts_equal(const CoocCounts *x, const CoocCounts *y)
 		memcmp(x->item_ids, y->item_ids, x->nitems * 8) == 0 &&
 		memcmp(x->item_counts, y->item_counts, x->nitems * 8) == 0 &&
 		memcmp(x->row, y->row, (x->nitems + 1) * sizeof(size_t)) == 0 &&
-		memcmp(x->pairs, y->pairs, x->npairs * sizeof(CoocEntry)) == 0;
+		(x->npairs == 0 || memcmp(x->pairs, y->pairs, x->npairs * sizeof(CoocEntry)) == 0);
 }
 
 /*
  * Random orders dealt to nparts workers the way a parallel scan does: runs
  * of lines in table order go to one worker, so the orders at the ends of a
  * run are split; a few late lines of old orders go anywhere.  The whole
- * count and the combined partial counts must be identical.
+ * count and the combined partial counts must be identical.  Worker i's
+ * state is made in modes[i % nmodes]; `products` distinct products at most.
  */
 static void
-check_split(int nparts, int max_basket, uint64_t seed)
+check_split_modes(int nparts, int max_basket, uint64_t seed,
+				  const CoocPartialMode *modes, int nmodes, int products)
 {
 	CoocLines	whole,
 				parts[4];
@@ -50,7 +53,8 @@ check_split(int nparts, int max_basket, uint64_t seed)
 
 		for (int k = 0; k < size; k++)
 		{
-			int64_t		product = (int64_t) (unit_xorshift(&rng) % 60) * (int64_t) (unit_xorshift(&rng) % 60);
+			int64_t		product = (int64_t) (unit_xorshift(&rng) % (uint64_t) products) *
+				(int64_t) (unit_xorshift(&rng) % (uint64_t) products);
 			int64_t		order = o;
 
 			/* one line in 50 belongs to an older order (a late line) */
@@ -65,16 +69,19 @@ check_split(int nparts, int max_basket, uint64_t seed)
 	}
 	CHECK(cooc_count(&whole, max_basket, &expected) == NULL);
 
-	CHECK(cooc_partial_count(&parts[0], max_basket, &acc) == NULL);
+	CHECK(cooc_partial_count(&parts[0], max_basket, modes[0], &acc) == NULL);
 	for (i = 1; i < nparts; i++)
 	{
-		CHECK(cooc_partial_count(&parts[i], max_basket, &p[i]) == NULL);
+		CHECK(cooc_partial_count(&parts[i], max_basket, modes[i % nmodes], &p[i]) == NULL);
 		CHECK(cooc_partial_combine(&next, &acc, &p[i], max_basket) == NULL);
 		cooc_partial_free(&acc);
 		cooc_partial_free(&p[i]);
 		acc = next;
 	}
+	CHECK(cooc_partial_finish(&acc, max_basket) == NULL);
+	CHECK(acc.counted);
 	CHECK(counts_equal(&acc.counts, &expected));
+	CHECK_EQ_INT(acc.counts.skipped_lines, expected.skipped_lines);
 	CHECK_EQ_INT(acc.norders, expected.orders);
 	cooc_partial_free(&acc);
 	cooc_counts_free(&expected);
@@ -83,9 +90,74 @@ check_split(int nparts, int max_basket, uint64_t seed)
 		ups_free(parts[i].lines);
 }
 
+/* States that carry pair counts, as the existing tests always made them. */
+static void
+check_split(int nparts, int max_basket, uint64_t seed)
+{
+	static const CoocPartialMode pairs[] = {COOC_PARTIAL_PAIRS};
+
+	check_split_modes(nparts, max_basket, seed, pairs, 1, 60);
+}
+
 UNIT_TEST(cooc_partial_two_workers_equal_one_count)
 {
 	check_split(2, 0, 11);
+}
+
+/* States that carry their orders only: the leader counts the united orders. */
+UNIT_TEST(cooc_partial_orders_only_equal_one_count)
+{
+	static const CoocPartialMode orders[] = {COOC_PARTIAL_ORDERS};
+
+	check_split_modes(2, 0, 21, orders, 1, 60);
+	check_split_modes(4, 0, 22, orders, 1, 60);
+	/* big orders judged on the whole order, at the end */
+	check_split_modes(3, 8, 23, orders, 1, 60);
+}
+
+/* A state with pairs and one without: the pairs are counted again, exactly. */
+UNIT_TEST(cooc_partial_mixed_states_equal_one_count)
+{
+	static const CoocPartialMode mixed[] = {COOC_PARTIAL_PAIRS, COOC_PARTIAL_ORDERS};
+	static const CoocPartialMode mixed2[] = {COOC_PARTIAL_ORDERS, COOC_PARTIAL_PAIRS,
+	COOC_PARTIAL_PAIRS};
+
+	check_split_modes(2, 0, 31, mixed, 2, 60);
+	check_split_modes(4, 8, 32, mixed2, 3, 60);
+}
+
+/*
+ * AUTO: few products for many orders (dense pairs) are counted in the
+ * worker, a long tail of products is not; both exact.
+ */
+UNIT_TEST(cooc_partial_auto_chooses_by_density)
+{
+	static const CoocPartialMode autom[] = {COOC_PARTIAL_AUTO};
+	CoocLines	dense,
+				sparse;
+	CoocPartial d,
+				sp;
+	uint64_t	rng = 41;
+
+	cooc_lines_init(&dense);
+	cooc_lines_init(&sparse);
+	for (int o = 0; o < 2000; o++)
+		for (int k = 0; k < 6; k++)
+		{
+			cooc_lines_add(&dense, o, (int64_t) (unit_xorshift(&rng) % 10));
+			cooc_lines_add(&sparse, o, (int64_t) (unit_xorshift(&rng) % 100000));
+		}
+	CHECK(cooc_partial_count(&dense, 0, COOC_PARTIAL_AUTO, &d) == NULL);
+	CHECK(cooc_partial_count(&sparse, 0, COOC_PARTIAL_AUTO, &sp) == NULL);
+	CHECK(d.counted);
+	CHECK(!sp.counted);
+	CHECK_EQ_INT(sp.counts.npairs, 0);
+	cooc_partial_free(&d);
+	cooc_partial_free(&sp);
+	ups_free(dense.lines);
+	ups_free(sparse.lines);
+	check_split_modes(3, 0, 42, autom, 1, 4);
+	check_split_modes(3, 0, 43, autom, 1, 3000);
 }
 
 UNIT_TEST(cooc_partial_four_workers_equal_one_count)
@@ -112,8 +184,8 @@ UNIT_TEST(cooc_partial_combine_with_empty)
 	cooc_lines_add(&l, 1, 5);
 	cooc_lines_add(&l, 1, 6);
 	cooc_lines_add(&l, 2, 5);
-	CHECK(cooc_partial_count(&l, 0, &a) == NULL);
-	CHECK(cooc_partial_count(&none, 0, &e) == NULL);
+	CHECK(cooc_partial_count(&l, 0, COOC_PARTIAL_PAIRS, &a) == NULL);
+	CHECK(cooc_partial_count(&none, 0, COOC_PARTIAL_PAIRS, &e) == NULL);
 	CHECK(cooc_partial_combine(&r, &e, &a, 0) == NULL);
 	CHECK(counts_equal(&r.counts, &a.counts));
 	CHECK_EQ_INT(r.norders, 2);
@@ -141,8 +213,8 @@ UNIT_TEST(cooc_partial_inconsistent_states_are_an_error)
 	cooc_lines_add(&l1, 1, 6);
 	cooc_lines_add(&l2, 1, 5);
 	cooc_lines_add(&l2, 1, 6);
-	CHECK(cooc_partial_count(&l1, 1, &a) == NULL);
-	CHECK(cooc_partial_count(&l2, 1, &b) == NULL);
+	CHECK(cooc_partial_count(&l1, 1, COOC_PARTIAL_PAIRS, &a) == NULL);
+	CHECK(cooc_partial_count(&l2, 1, COOC_PARTIAL_PAIRS, &b) == NULL);
 	CHECK(cooc_partial_combine(&r, &a, &b, 0) != NULL);
 	CHECK_EQ_INT(r.norders, 0);
 	cooc_partial_free(&a);
@@ -152,7 +224,7 @@ UNIT_TEST(cooc_partial_inconsistent_states_are_an_error)
 }
 
 static void
-small_partial(CoocPartial *p, CoocLines *l)
+small_partial_mode(CoocPartial *p, CoocLines *l, CoocPartialMode mode)
 {
 	static const int64_t data[][2] = {
 		{1, 30}, {1, 10}, {2, 20}, {1, 20}, {3, 20}, {2, 10}, {4, 30}, {4, 10}, {5, 99}
@@ -162,10 +234,17 @@ small_partial(CoocPartial *p, CoocLines *l)
 	for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); i++)
 		cooc_lines_add(l, data[i][0], data[i][1]);
 	l->skipped = 2;
-	CHECK(cooc_partial_count(l, 0, p) == NULL);
+	CHECK(cooc_partial_count(l, 0, mode, p) == NULL);
 }
 
-UNIT_TEST(cooc_partial_serialization_round_trips)
+static void
+small_partial(CoocPartial *p, CoocLines *l)
+{
+	small_partial_mode(p, l, COOC_PARTIAL_PAIRS);
+}
+
+static void
+check_round_trip(CoocPartialMode mode)
 {
 	CoocLines	l;
 	CoocPartial p,
@@ -175,12 +254,13 @@ UNIT_TEST(cooc_partial_serialization_round_trips)
 	char	   *buf;
 	int			errors = 0;
 
-	small_partial(&p, &l);
+	small_partial_mode(&p, &l, mode);
 	size = cooc_partial_serialized_size(&p);
 	buf = ups_alloc(size);
 	cooc_partial_serialize(&p, buf);
 	CHECK(cooc_partial_deserialize(buf, size, &q) == NULL);
 	CHECK(counts_equal(&p.counts, &q.counts));
+	CHECK(q.counted == p.counted);
 	CHECK_EQ_INT(q.counts.skipped_lines, 2);
 	CHECK_EQ_INT(q.norders, p.norders);
 	CHECK(memcmp(p.order_keys, q.order_keys, p.norders * 8) == 0);
@@ -198,8 +278,15 @@ UNIT_TEST(cooc_partial_serialization_round_trips)
 	ups_free(l.lines);
 }
 
+UNIT_TEST(cooc_partial_serialization_round_trips)
+{
+	check_round_trip(COOC_PARTIAL_PAIRS);
+	check_round_trip(COOC_PARTIAL_ORDERS);
+}
+
 /* Random bit flips: an error or a state that passes every check, no crash. */
-UNIT_TEST(cooc_partial_deserialize_survives_corruption)
+static void
+check_corruption(CoocPartialMode mode)
 {
 	CoocLines	l;
 	CoocPartial p,
@@ -211,7 +298,7 @@ UNIT_TEST(cooc_partial_deserialize_survives_corruption)
 	int			rejected = 0;
 	uint64_t	rng = 99;
 
-	small_partial(&p, &l);
+	small_partial_mode(&p, &l, mode);
 	size = cooc_partial_serialized_size(&p);
 	good = ups_alloc(size);
 	bad = ups_alloc(size);
@@ -224,9 +311,12 @@ UNIT_TEST(cooc_partial_deserialize_survives_corruption)
 			rejected++;
 		else
 		{
-			/* what passed is safe to combine */
+			/* what passed is safe to combine and finish */
 			if (cooc_partial_combine(&r, &q, &p, 0) == NULL)
+			{
+				(void) cooc_partial_finish(&r, 0);
 				cooc_partial_free(&r);
+			}
 		}
 		cooc_partial_free(&q);
 	}
@@ -235,6 +325,12 @@ UNIT_TEST(cooc_partial_deserialize_survives_corruption)
 	ups_free(bad);
 	cooc_partial_free(&p);
 	ups_free(l.lines);
+}
+
+UNIT_TEST(cooc_partial_deserialize_survives_corruption)
+{
+	check_corruption(COOC_PARTIAL_PAIRS);
+	check_corruption(COOC_PARTIAL_ORDERS);
 }
 
 /* Values stored by version 1.0: (a, b, count) triples. */

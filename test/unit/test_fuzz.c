@@ -284,12 +284,12 @@ seed_of_lines(const CoocLines *l)
 }
 
 static Seed
-seed_of_partial(CoocLines *l, int max_basket)
+seed_of_partial(CoocLines *l, int max_basket, CoocPartialMode mode)
 {
 	CoocPartial p;
 	Seed		s;
 
-	CHECK(cooc_partial_count(l, max_basket, &p) == NULL);
+	CHECK(cooc_partial_count(l, max_basket, mode, &p) == NULL);
 	s.len = cooc_partial_serialized_size(&p);
 	s.buf = ups_alloc(s.len);
 	cooc_partial_serialize(&p, s.buf);
@@ -300,7 +300,7 @@ seed_of_partial(CoocLines *l, int max_basket)
 /*
  * Four seeds from random lines (none, a few, many, big ids): the lines form
  * (one of them compacted), or the partial state (one with orders too big
- * for pairs).
+ * for pairs; two with pair counts, two with orders only).
  */
 static int
 seeds_of_lines(Seed *seeds, uint64_t *rng, bool partial)
@@ -314,7 +314,8 @@ seeds_of_lines(Seed *seeds, uint64_t *rng, bool partial)
 		random_lines(&l, rng, (size_t[]) {0, 5, 80, 40}[i], 10, i == 3 ? INT64_C(1) << 50 : 1);
 		l.skipped = i;
 		if (partial)
-			seeds[i] = seed_of_partial(&l, i == 2 ? 3 : 0);
+			seeds[i] = seed_of_partial(&l, i == 2 ? 3 : 0,
+									   i % 2 == 0 ? COOC_PARTIAL_PAIRS : COOC_PARTIAL_ORDERS);
 		else
 		{
 			if (i == 2)
@@ -360,6 +361,8 @@ UNIT_TEST(fuzz_cooccurrence_partial_state)
 		if (cooc_partial_combine(&both, &p, &p, 0) == NULL)
 		{
 			CHECK(both.norders == p.norders);
+			/* and counts the pairs of states that carry orders only */
+			(void) cooc_partial_finish(&both, 0);
 			cooc_partial_free(&both);
 		}
 		cooc_partial_free(&p);
