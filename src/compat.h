@@ -78,4 +78,16 @@ upsell_array_size(Size elem, Size count)
 	index_beginscan((heap), (index), (snapshot), (nkeys), (norderbys))
 #endif
 
+/*
+ * A GUC check hook's extra is freed by the GUC machinery: with free() up to
+ * 15, with guc_free() -- a pfree in the GUC memory context -- from 16 on,
+ * where a malloc'd extra crashes the backend at the next SET.
+ */
+#if PG_VERSION_NUM >= 160000
+#include "utils/guc.h"
+#define upsell_guc_malloc(size) guc_malloc(LOG, (size))
+#else
+#define upsell_guc_malloc(size) malloc(size)
+#endif
+
 #endif							/* UPSELL_COMPAT_H */

@@ -51,7 +51,7 @@ check_tenant(char **newval, void **extra, GucSource source)
 		}
 		bound = true;
 	}
-	parsed = malloc(2 * sizeof(int64));	/* the GUC machinery free()s extra */
+	parsed = upsell_guc_malloc(2 * sizeof(int64));	/* the GUC machinery frees extra */
 	if (parsed == NULL)
 		return false;
 	parsed[0] = bound;
