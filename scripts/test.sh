@@ -10,10 +10,10 @@
 #       scripts/pg_cache.sh builds once into ~/.cache/upsell, with its own
 #       throwaway cluster on port UPSELL_PORT + 1
 #
-# UPSELL_TEST_VERSIONS (default "15 17"; add 18 by hand, see README "Tests") picks the versions to run.
+# UPSELL_TEST_VERSIONS (default "15 17 18") picks the versions to run.
 source "$(dirname "$0")/lib.sh"
 
-VERSIONS=${UPSELL_TEST_VERSIONS:-15 17}
+VERSIONS=${UPSELL_TEST_VERSIONS:-15 17 18}
 PORT15=${UPSELL_PORT:-54329}
 
 PASSED=0

@@ -133,7 +133,7 @@ DECLARE
 	cols text;
 	n bigint;
 	stray bigint;
-	never_analyzed boolean;
+	known_rows float4;
 BEGIN
 	SELECT * INTO d FROM @extschema@.model_definitions m WHERE m.model = _publish.model;
 	IF NOT FOUND THEN
@@ -149,8 +149,8 @@ BEGIN
 	END IF;
 	rel := format('@extschema@.%I', model)::regclass;
 	SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
-		   (SELECT c.reltuples < 0 FROM pg_class c WHERE c.oid = rel)
-	INTO cols, never_analyzed
+		   (SELECT c.reltuples FROM pg_class c WHERE c.oid = rel)
+	INTO cols, known_rows
 	FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped;
 	EXECUTE format($q$
 		WITH old AS (
@@ -181,8 +181,11 @@ BEGIN
 			tenant_id || CASE WHEN scope IS NULL THEN '' ELSE ' and its scope' END
 			USING ERRCODE = 'internal_error';
 	END IF;
-	-- the first build ever: statistics for the builders that read it next
-	IF never_analyzed THEN
+	-- Statistics for the builders that read it next, in this transaction: on
+	-- the first build ever, and when one tenant's rows outgrow what the
+	-- statistics know of the whole table (with stale estimates PostgreSQL 18
+	-- planned the cart model's joins as nested loops that ran for minutes).
+	IF known_rows < 0 OR n > 2 * known_rows + 1000 THEN
 		EXECUTE format('ANALYZE %s', rel);
 	END IF;
 	RETURN n;

@@ -467,6 +467,10 @@ BEGIN
 		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	-- (from 17 on, infinite times take part in interval arithmetic instead of failing)
+	IF NOT isfinite(at) THEN
+		RAISE EXCEPTION 'at must be a finite time, not %', at USING ERRCODE = 'datetime_field_overflow';
+	END IF;
 	half_days := extract(epoch FROM half_life) / 86400;
 	IF half_days <= 0 THEN
 		RAISE EXCEPTION 'half_life must be positive, not %', half_life USING ERRCODE = 'invalid_parameter_value';
