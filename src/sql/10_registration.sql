@@ -170,17 +170,22 @@ $$;
 -- its problem, so refresh counts and names them instead of failing (a 1e100
 -- price would overflow the integer cents of the threshold model).  NaN
 -- compares above every number, so the upper bounds catch it.
+--
+-- Both run for every row of every scan of the views, so they must stay
+-- inlinable: fully qualified instead of a SET search_path (a SET clause
+-- keeps PostgreSQL from inlining a SQL function; called per row, the two
+-- made a scan of 1M order lines 10 times slower: 5 s instead of 0.5 s).
 CREATE FUNCTION @extschema@._plausible_quantity(quantity numeric)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-RETURN quantity IS NULL OR (quantity > -1e9 AND quantity < 1e9);
+RETURN quantity IS NULL
+	OR (quantity OPERATOR(pg_catalog.>) -1e9 AND quantity OPERATOR(pg_catalog.<) 1e9);
 
 CREATE FUNCTION @extschema@._plausible_price(price numeric)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-RETURN price IS NULL OR (price >= 0 AND price < 1e12);
+RETURN price IS NULL
+	OR (price OPERATOR(pg_catalog.>=) 0 AND price OPERATOR(pg_catalog.<) 1e12);
 
 -- The registrations and the views they make, one row each: the view over
 -- the shop's relation, the config table that registers it, what it is
