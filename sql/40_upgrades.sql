@@ -48,7 +48,10 @@ RESET client_min_messages;
 BEGIN;
 SELECT upsell._build_upgrade_model(0, false) AS rows_built;
 ROLLBACK;
-SELECT model, row_count FROM upsell.models WHERE model = 'upgrade_model';
+-- stored as one row per product and kind (the candidates as arrays), read
+-- as one row per candidate through the view upgrade_model
+SELECT model, row_count FROM upsell.models WHERE model = 'upgrade_list_model';
+SELECT count(*) AS candidates, count(DISTINCT (product_id, kind)) AS lists FROM upsell.upgrade_model;
 SELECT count(*) AS rows_of_unpriced FROM upsell.upgrade_model WHERE product_id IN (8, 10) OR candidate_id IN (8, 10);
 
 -- 9.00 -> at most 13.50: the group first (2 with two upgrade paths, then 9),

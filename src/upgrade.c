@@ -1,8 +1,10 @@
 /*
  * upgrade.c
  *		SQL face of the upgrade/downsell core: upsell._upgrade_build() ranks
- *		the candidates of a whole catalog in one call; refresh stores them in
- *		upsell.upgrade_model.
+ *		the candidates of a whole catalog in one call, one row per product and
+ *		direction with the candidates as arrays; refresh stores them in
+ *		upsell.upgrade_list_model (read as rows through the view
+ *		upsell.upgrade_model).
  */
 #include "postgres.h"
 
@@ -23,25 +25,30 @@
 PG_FUNCTION_INFO_V1(upsell_upgrade_build);
 PG_FUNCTION_INFO_V1(upsell_upgrade_build_query);
 
-/* Output order: by product id, upgrades first, each in rank order. */
-typedef struct OutRow
+/*
+ * Output order: by product id, then kind as the model's primary key sorts
+ * it ('downsell' before 'upgrade'); one output row is a product's run of
+ * candidates of one direction, in rank order.
+ */
+typedef struct OutRun
 {
 	int64		product_id;
-	size_t		pos;			/* in the core's result: rank order */
+	size_t		from;			/* in the core's result: rank order */
+	size_t		to;
 	bool		upgrade;
-} OutRow;
+} OutRun;
 
 static int
-cmp_out_row(const void *a, const void *b)
+cmp_out_run(const void *a, const void *b)
 {
-	const OutRow *x = a,
+	const OutRun *x = a,
 			   *y = b;
 
 	if (x->product_id != y->product_id)
 		return x->product_id < y->product_id ? -1 : 1;
 	if (x->upgrade != y->upgrade)
-		return x->upgrade ? -1 : 1;
-	return x->pos < y->pos ? -1 : (x->pos > y->pos);
+		return x->upgrade ? 1 : -1;
+	return 0;
 }
 
 /* The elements of a one-dimensional array argument, NULLs flagged. */
@@ -133,47 +140,104 @@ params_arg(FunctionCallInfo fcinfo, int first, UpgParams *params)
 	params->max_customer_products = PG_GETARG_INT32(first + 3);
 }
 
+static ArrayType *
+int8_array(const Datum *d, int n)
+{
+	return construct_array((Datum *) d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+}
+
+static ArrayType *
+float8_array(const Datum *d, int n)
+{
+	return construct_array((Datum *) d, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+}
+
 /*
- * Emits the kept candidates.  Rows in product id order: the model's primary
- * key then grows at its right edge instead of at random places, several
- * times faster to build.
+ * Emits the kept candidates: one row per product and direction, the
+ * candidates as arrays in rank order.  A row per candidate made the model
+ * ten times as many rows, and writing them (heap and primary key) was most
+ * of its build.  Rows in primary key order (product id, then 'downsell'
+ * before 'upgrade'): the key then grows at its right edge instead of at
+ * random places, several times faster to build.
  */
 static void
 emit_result(ReturnSetInfo *rsinfo, const UpgProduct *products, UpgResult *result,
 			MemoryContext work, MemoryContext callerctx)
 {
-	OutRow	   *order;
-	size_t		c;
+	OutRun	   *runs;
+	size_t		nruns = 0,
+				c,
+				r;
+	Datum	   *ids,
+			   *same,
+			   *paths,
+			   *cbuyers,
+			   *pop,
+			   *close,
+			   *score;
+	MemoryContext rowctx;
 	MemoryContext old = MemoryContextSwitchTo(work);
 
-	order = palloc_extended(sizeof(OutRow) * (result->ncands ? result->ncands : 1), MCXT_ALLOC_HUGE);
+	/* the core's result is grouped by product, upgrades first, in rank order */
+	runs = palloc_extended(sizeof(OutRun) * (result->ncands ? result->ncands : 1), MCXT_ALLOC_HUGE);
 	for (c = 0; c < result->ncands; c++)
 	{
-		order[c].product_id = products[result->cands[c].product].id;
-		order[c].pos = c;
-		order[c].upgrade = result->cands[c].upgrade;
-	}
-	qsort(order, result->ncands, sizeof(OutRow), cmp_out_row);
+		const UpgCandidate *u = &result->cands[c];
 
-	MemoryContextSwitchTo(callerctx);
-	for (c = 0; c < result->ncands; c++)
+		if (c == 0 || u->product != result->cands[c - 1].product ||
+			u->upgrade != result->cands[c - 1].upgrade)
+		{
+			runs[nruns].product_id = products[u->product].id;
+			runs[nruns].from = c;
+			runs[nruns].upgrade = u->upgrade;
+			nruns++;
+		}
+		runs[nruns - 1].to = c + 1;
+	}
+	qsort(runs, nruns, sizeof(OutRun), cmp_out_run);
+
+	rowctx = AllocSetContextCreate(work, "upsell upgrade row", ALLOCSET_DEFAULT_SIZES);
+	for (r = 0; r < nruns; r++)
 	{
-		const UpgCandidate *u = &result->cands[order[c].pos];
+		const OutRun *run = &runs[r];
+		int			n = (int) (run->to - run->from);
 		Datum		values[10];
 		bool		nulls[10] = {0};
 
-		values[0] = Int64GetDatum(products[u->product].id);
-		values[1] = Int64GetDatum(products[u->candidate].id);
-		values[2] = BoolGetDatum(u->upgrade);
-		values[3] = BoolGetDatum(u->same_group);
-		values[4] = Int64GetDatum(u->paths);
-		values[5] = Int64GetDatum(result->buyers[u->product]);
-		values[6] = Int64GetDatum(result->buyers[u->candidate]);
-		values[7] = Float8GetDatum(u->popularity);
-		values[8] = Float8GetDatum(u->closeness);
-		values[9] = Float8GetDatum(u->score);
+		MemoryContextSwitchTo(rowctx);
+		ids = palloc(sizeof(Datum) * n);
+		same = palloc(sizeof(Datum) * n);
+		paths = palloc(sizeof(Datum) * n);
+		cbuyers = palloc(sizeof(Datum) * n);
+		pop = palloc(sizeof(Datum) * n);
+		close = palloc(sizeof(Datum) * n);
+		score = palloc(sizeof(Datum) * n);
+		for (int i = 0; i < n; i++)
+		{
+			const UpgCandidate *u = &result->cands[run->from + i];
+
+			ids[i] = Int64GetDatum(products[u->candidate].id);
+			same[i] = BoolGetDatum(u->same_group);
+			paths[i] = Int64GetDatum(u->paths);
+			cbuyers[i] = Int64GetDatum(result->buyers[u->candidate]);
+			pop[i] = Float8GetDatum(u->popularity);
+			close[i] = Float8GetDatum(u->closeness);
+			score[i] = Float8GetDatum(u->score);
+		}
+		values[0] = Int64GetDatum(run->product_id);
+		values[1] = BoolGetDatum(run->upgrade);
+		values[2] = Int64GetDatum(result->buyers[result->cands[run->from].product]);
+		values[3] = PointerGetDatum(int8_array(ids, n));
+		values[4] = PointerGetDatum(construct_array(same, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+		values[5] = PointerGetDatum(int8_array(paths, n));
+		values[6] = PointerGetDatum(int8_array(cbuyers, n));
+		values[7] = PointerGetDatum(float8_array(pop, n));
+		values[8] = PointerGetDatum(float8_array(close, n));
+		values[9] = PointerGetDatum(float8_array(score, n));
+		MemoryContextSwitchTo(callerctx);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		if ((c & 4095) == 0)
+		MemoryContextReset(rowctx);
+		if ((r & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
 	MemoryContextSwitchTo(old);
@@ -187,7 +251,7 @@ emit_result(ReturnSetInfo *rsinfo, const UpgProduct *products, UpgResult *result
  *
  * The first four arrays describe the catalog (one element per product, keys
  * NULL when the product has no group or category), the next three the order
- * lines.  Returns the kept candidates of every product.
+ * lines.  Returns the kept candidates of every product (emit_result).
  */
 Datum
 upsell_upgrade_build(PG_FUNCTION_ARGS)

@@ -6,9 +6,11 @@
 --
 -- refresh ranks the pricier and the cheaper alternatives of every product at
 -- once, in C (src/core/upgrade.c), and stores the best of each in
--- upsell.upgrade_model; upgrade_candidates and downsell_candidates read it by
--- primary key.  quantity_offer reads upsell.volume_tiers, which merchants
--- fill.
+-- upsell.upgrade_list_model: one row per product and direction, the
+-- candidates as arrays in rank order, read as one row per candidate through
+-- the view upsell.upgrade_model; upgrade_candidates and downsell_candidates
+-- read it by primary key.  quantity_offer reads upsell.volume_tiers, which
+-- merchants fill.
 
 -- ---- the batch ranking ------------------------------------------------------
 
@@ -16,24 +18,24 @@ CREATE FUNCTION @extschema@._upgrade_build(product_id bigint[], group_key int[],
 	category_key int[], price float8[], customer bigint[], ordered_at timestamptz[],
 	line_product bigint[], max_ratio float8, per_product int, scan_window int,
 	max_customer_products int)
-RETURNS TABLE (product_id bigint, candidate_id bigint, upgrade boolean, same_group boolean,
-			   paths bigint, buyers bigint, candidate_buyers bigint, popularity float8,
-			   closeness float8, score float8)
+RETURNS TABLE (product_id bigint, upgrade boolean, buyers bigint, candidate_ids bigint[],
+			   same_group boolean[], paths bigint[], candidate_buyers bigint[], popularity float8[],
+			   closeness float8[], score float8[])
 AS 'MODULE_PATHNAME', 'upsell_upgrade_build'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], bigint[], timestamptz[], bigint[], float8, int, int, int) IS
-	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from its order lines (arrays per line)';
+	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from its order lines (arrays per line): one row per product and direction, the candidates as arrays in rank order';
 
 CREATE FUNCTION @extschema@._upgrade_build(product_id bigint[], group_key int[],
 	category_key int[], price float8[], lines text, max_ratio float8, per_product int,
 	scan_window int, max_customer_products int)
-RETURNS TABLE (product_id bigint, candidate_id bigint, upgrade boolean, same_group boolean,
-			   paths bigint, buyers bigint, candidate_buyers bigint, popularity float8,
-			   closeness float8, score float8)
+RETURNS TABLE (product_id bigint, upgrade boolean, buyers bigint, candidate_ids bigint[],
+			   same_group boolean[], paths bigint[], candidate_buyers bigint[], popularity float8[],
+			   closeness float8[], score float8[])
 AS 'MODULE_PATHNAME', 'upsell_upgrade_build_query'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], text, float8, int, int, int) IS
-	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, ordered_at, product_id) ordered by customer, read one customer at a time';
+	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, ordered_at, product_id) ordered by customer, read one customer at a time: one row per product and direction, the candidates as arrays in rank order';
 
 -- How far the stored lists reach: serving filters them with the caller's
 -- ratio, so the model keeps everything a caller may reasonably ask for.
@@ -66,7 +68,7 @@ BEGIN
 			tenant_id, unpriced;
 	END IF;
 	-- no prices registered: nothing to rank, no need to read the lines
-	RETURN @extschema@._publish('upgrade_model', tenant_id, format($q$
+	RETURN @extschema@._publish('upgrade_list_model', tenant_id, format($q$
 		WITH priced AS (
 			SELECT m.product_id, m.price,
 				   CASE WHEN m.variant_group IS NOT NULL
@@ -80,7 +82,7 @@ BEGIN
 				   array_agg(p.c::int) AS cs, array_agg(p.price::float8) AS ps
 			FROM priced p HAVING count(*) > 0)
 		SELECT $1 AS tenant_id, b.product_id, CASE WHEN b.upgrade THEN 'upgrade' ELSE 'downsell' END AS kind,
-			   b.candidate_id, b.same_group, b.paths, b.buyers, b.candidate_buyers,
+			   b.buyers, b.candidate_ids, b.same_group, b.paths, b.candidate_buyers,
 			   b.popularity, b.closeness, b.score
 		FROM products p
 		-- the tenant's lines, one customer at a time (sorted by PostgreSQL,
@@ -95,16 +97,32 @@ BEGIN
 END
 $$;
 
-SELECT @extschema@._define_model('upgrade_model',
+-- One row per product and direction, not per candidate: the ten times as
+-- many rows (2M for a catalog of 100,000 products), their heap and their
+-- primary key, were most of the model's build time.
+SELECT @extschema@._define_model('upgrade_list_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL,
-	  kind text NOT NULL CHECK (kind IN ('upgrade', 'downsell')), candidate_id bigint NOT NULL,
-	  same_group boolean NOT NULL, paths bigint NOT NULL, buyers bigint NOT NULL,
-	  candidate_buyers bigint NOT NULL, popularity float8 NOT NULL, closeness float8 NOT NULL,
-	  score float8 NOT NULL,
-	  PRIMARY KEY (tenant_id, product_id, kind, candidate_id)$$,
+	  kind text NOT NULL CHECK (kind IN ('upgrade', 'downsell')), buyers bigint NOT NULL,
+	  candidate_ids bigint[] NOT NULL, same_group boolean[] NOT NULL, paths bigint[] NOT NULL,
+	  candidate_buyers bigint[] NOT NULL, popularity float8[] NOT NULL, closeness float8[] NOT NULL,
+	  score float8[] NOT NULL,
+	  PRIMARY KEY (tenant_id, product_id, kind)$$,
 	NULL, 40, '@extschema@._build_upgrade_model(bigint, boolean)',
-	'per product: its best pricier (upgrade) and cheaper (downsell) alternatives of the same variant group or category, up to twice or half its price, with the evidence behind their score (prices, stock and category are read from product_model)',
+	'per product and kind (upgrade: pricier, downsell: cheaper): its best alternatives of the same variant group or category, up to twice or half its price, in rank order as arrays (candidate_ids, with the evidence behind their score in the arrays of the same positions); read as one row per candidate through the view upgrade_model (prices, stock and category are read from product_model)',
 	'product_id');
+
+-- The candidates one row each, as the serving functions, the funnel's
+-- builders and analysts read them (the shape of 1.0's upgrade_model table).
+CREATE VIEW @extschema@.upgrade_model AS
+SELECT l.tenant_id, l.product_id, l.kind, u.candidate_id, u.same_group, u.paths, l.buyers,
+	   u.candidate_buyers, u.popularity, u.closeness, u.score
+FROM @extschema@.upgrade_list_model l
+-- (unnest of several arrays is FROM-clause syntax, not a function to qualify)
+CROSS JOIN LATERAL unnest(l.candidate_ids, l.same_group, l.paths, l.candidate_buyers,
+						  l.popularity, l.closeness, l.score)
+	AS u(candidate_id, same_group, paths, candidate_buyers, popularity, closeness, score);
+COMMENT ON VIEW @extschema@.upgrade_model IS
+	'per product, kind (upgrade: pricier, downsell: cheaper) and candidate: its best alternatives of the same variant group or category, up to twice or half its price, with the evidence behind their score (at most 10 per product and kind; the rows of upgrade_list_model''s arrays)';
 
 CREATE FUNCTION @extschema@._build_unit_model(tenant_id bigint, incremental boolean)
 RETURNS bigint

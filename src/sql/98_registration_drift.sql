@@ -54,9 +54,11 @@ $$;
 COMMENT ON FUNCTION @extschema@._registered_columns() IS
 	'internal: the columns the registrations map (registration, relation, role, column, how it is checked)';
 
+-- (PARALLEL UNSAFE: it catches errors in subtransactions, which a parallel
+-- query refuses; serving leaves it out inside one, src/serving_rules.c)
 CREATE FUNCTION @extschema@._check_registrations()
 RETURNS void
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
