@@ -113,14 +113,17 @@ SELECT @extschema@._define_model('upgrade_list_model',
 
 -- The candidates one row each, as the serving functions, the funnel's
 -- builders and analysts read them (the shape of 1.0's upgrade_model table).
+-- The arrays are unnested in the select list, in step (one call per
+-- element; a FROM-clause unnest materializes each array per row first, and
+-- the builders unnest every product's list); conditions on tenant_id,
+-- product_id and kind still reach the primary key.
 CREATE VIEW @extschema@.upgrade_model AS
-SELECT l.tenant_id, l.product_id, l.kind, u.candidate_id, u.same_group, u.paths, l.buyers,
-	   u.candidate_buyers, u.popularity, u.closeness, u.score
-FROM @extschema@.upgrade_list_model l
--- (unnest of several arrays is FROM-clause syntax, not a function to qualify)
-CROSS JOIN LATERAL unnest(l.candidate_ids, l.same_group, l.paths, l.candidate_buyers,
-						  l.popularity, l.closeness, l.score)
-	AS u(candidate_id, same_group, paths, candidate_buyers, popularity, closeness, score);
+SELECT l.tenant_id, l.product_id, l.kind, pg_catalog.unnest(l.candidate_ids) AS candidate_id,
+	   pg_catalog.unnest(l.same_group) AS same_group, pg_catalog.unnest(l.paths) AS paths, l.buyers,
+	   pg_catalog.unnest(l.candidate_buyers) AS candidate_buyers,
+	   pg_catalog.unnest(l.popularity) AS popularity, pg_catalog.unnest(l.closeness) AS closeness,
+	   pg_catalog.unnest(l.score) AS score
+FROM @extschema@.upgrade_list_model l;
 COMMENT ON VIEW @extschema@.upgrade_model IS
 	'per product, kind (upgrade: pricier, downsell: cheaper) and candidate: its best alternatives of the same variant group or category, up to twice or half its price, with the evidence behind their score (at most 10 per product and kind; the rows of upgrade_list_model''s arrays)';
 

@@ -200,13 +200,21 @@ BEGIN
 			   coalesce(c.ids, '{}') AS complement_ids, coalesce(c.scores, '{}') AS complement_log_miss,
 			   u.candidate_id AS upgrade_id, u.score AS upgrade_score, u.reason AS upgrade_reason,
 			   coalesce(c.categories, '{}') AS complement_categories,
-			   coalesce((SELECT array_agg(g.product_id ORDER BY g.product_id) FROM @extschema@.product_model g
-						 WHERE g.tenant_id = m.tenant_id AND g.variant_group = m.variant_group
-						   AND g.product_id <> m.product_id), '{}') AS substitute_ids,
-			   coalesce((SELECT array_agg(s.other_category ORDER BY s.other_category) FROM @extschema@.category_model s
-						 WHERE s.tenant_id = m.tenant_id AND s.category = m.category AND s.substitutes), '{}')
-				 AS substitute_categories
+			   coalesce(array_remove(g.ids, m.product_id), '{}') AS substitute_ids,
+			   coalesce(s.categories, '{}') AS substitute_categories
 		FROM @extschema@.product_model m
+		-- what substitutes a product, per variant group and per category
+		-- (joined, not a subquery per product: one pass each)
+		LEFT JOIN (SELECT g.variant_group, array_agg(g.product_id ORDER BY g.product_id) AS ids
+				   FROM @extschema@.product_model g
+				   WHERE g.tenant_id = $1 AND g.variant_group IS NOT NULL
+				   GROUP BY g.variant_group) g
+			ON g.variant_group = m.variant_group
+		LEFT JOIN (SELECT s.category, array_agg(s.other_category ORDER BY s.other_category) AS categories
+				   FROM @extschema@.category_model s
+				   WHERE s.tenant_id = $1 AND s.substitutes
+				   GROUP BY s.category) s
+			ON s.category = m.category
 		LEFT JOIN (SELECT p.tenant_id, p.product_id,
 						  array_agg(p.other_id ORDER BY p.other_id) AS ids,
 						  array_agg(ln(1 - least(p.score, 0.999999)) ORDER BY p.other_id) AS scores,
