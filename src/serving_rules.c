@@ -17,8 +17,8 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "miscadmin.h"
+#include "access/xact.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -104,11 +104,11 @@ serving_check_version(void)
 	d = serving_col(0, 1, &isnull);
 	cache.per_tenant = isnull ? -1 : DatumGetBool(d) ? 1 : 0;
 	/*
-	 * a registered column renamed, dropped or retyped: an error that names
-	 * it.  The check catches errors in a subtransaction, which PostgreSQL
-	 * refuses while a parallel query runs (a serving function called from
-	 * one, in its leader or a worker): there the check is left out, and such
-	 * a drift fails the request with PostgreSQL's own error instead.
+	 * A registered column renamed, dropped or retyped: an error that names
+	 * it.  The check catches errors in a subtransaction, which parallel mode
+	 * forbids: a serving function called from a parallel query (CREATE TABLE
+	 * AS over many carts) skips it, and a drifted column then fails with
+	 * PostgreSQL's own error when it is read.
 	 */
 	if (!IsInParallelMode() &&
 		SPI_execute(serving_qualify("SELECT @._check_registrations()"), true, 0) != SPI_OK_SELECT)
