@@ -43,34 +43,49 @@ same_answer() {
 	rm -f "$a" "$b"
 }
 
-# load_shop DB LINES PRODUCTS DISTRIBUTE: schema shop with the generated
-# products and order lines (test/bench/gen_orders), registered with upsell.
-# DISTRIBUTE is the SQL run between creating the tables and loading them
-# (create_distributed_table ...; nothing on the single-node database).
+# load_shop DB LINES PRODUCTS DISTRIBUTE [TENANTS]: schema shop with the
+# generated products and order lines (test/bench/gen_orders), registered with
+# upsell.  DISTRIBUTE is the SQL run between creating the tables and loading
+# them (create_distributed_table ...; nothing on the single-node database).
+# With TENANTS > 0, both tables have a tenant_id first: order o belongs to
+# tenant o % TENANTS + 1, and every tenant has the whole catalog.
 load_shop() {
-	local db=$1 lines=$2 products=$3 distribute=$4
+	local db=$1 lines=$2 products=$3 distribute=$4 tenants=${5:-0} tcol="" treg=""
+	if [ "$tenants" -gt 0 ]; then
+		tcol="tenant_id bigint NOT NULL,"
+		treg=", tenant_id => 'tenant_id'"
+	fi
 	cq "$db" >/dev/null <<-SQL
 		SET client_min_messages = warning;
 		DROP SCHEMA IF EXISTS shop CASCADE;
 		CREATE SCHEMA shop;
-		CREATE TABLE shop.products (
-			product_id bigint PRIMARY KEY, category text, variant_group text,
+		CREATE TABLE shop.products ($tcol
+			product_id bigint NOT NULL, category text, variant_group text,
 			price numeric(10,2), in_stock boolean, unit_size numeric, unit_name text);
-		CREATE TABLE shop.order_lines (
+		CREATE TABLE shop.order_lines ($tcol
 			order_id bigint NOT NULL, product_id bigint NOT NULL, customer_id bigint NOT NULL,
 			ordered_at timestamptz NOT NULL, quantity int NOT NULL, unit_price numeric(10,2) NOT NULL);
 		$distribute
 	SQL
-	"$GEN" -n "$lines" -p "$products" products | cq "$db" -c "COPY shop.products FROM STDIN"
-	"$GEN" -n "$lines" -p "$products" lines | cq "$db" -c "COPY shop.order_lines FROM STDIN"
-	cq "$db" >/dev/null <<-'SQL'
+	if [ "$tenants" -gt 0 ]; then
+		"$GEN" -n "$lines" -p "$products" products |
+			awk -v n="$tenants" '{ for (t = 1; t <= n; t++) print t "\t" $0 }' |
+			cq "$db" -c "COPY shop.products FROM STDIN"
+		"$GEN" -n "$lines" -p "$products" lines |
+			awk -v n="$tenants" -F '\t' '{ print ($1 % n) + 1 "\t" $0 }' |
+			cq "$db" -c "COPY shop.order_lines FROM STDIN"
+	else
+		"$GEN" -n "$lines" -p "$products" products | cq "$db" -c "COPY shop.products FROM STDIN"
+		"$GEN" -n "$lines" -p "$products" lines | cq "$db" -c "COPY shop.order_lines FROM STDIN"
+	fi
+	cq "$db" >/dev/null <<-SQL
 		SET client_min_messages = warning;
 		SELECT upsell.register_orders('shop.order_lines', 'order_id', 'product_id',
 			customer_id => 'customer_id', ordered_at => 'ordered_at',
-			quantity => 'quantity', unit_price => 'unit_price');
+			quantity => 'quantity', unit_price => 'unit_price'$treg);
 		SELECT upsell.register_products('shop.products', 'product_id',
 			price => 'price', category => 'category', variant_group => 'variant_group',
-			in_stock => 'in_stock', unit_size => 'unit_size', unit_name => 'unit_name');
+			in_stock => 'in_stock', unit_size => 'unit_size', unit_name => 'unit_name'$treg);
 		ANALYZE shop.products;
 		ANALYZE shop.order_lines;
 	SQL
