@@ -232,6 +232,10 @@ BEGIN
 		END IF;
 	END IF;
 
+	-- one connection per node for the whole transaction: the distributed
+	-- functions' ALTER below needs it after the tables' shards were made
+	PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+
 	-- models: distributed by tenant, colocated with the order lines
 	FOR m IN SELECT d.model FROM @extschema@.model_definitions d ORDER BY d.build_order LOOP
 		rel := format('@extschema@.%I', m.model)::regclass;
@@ -276,6 +280,12 @@ BEGIN
 		f := to_regprocedure('@extschema@.' || fname);
 		CONTINUE WHEN f IS NULL;
 		PERFORM create_distributed_function(f, 'tenant_id', colocate_with => s.relation::text);
+		IF fname <> '_build_tenant(bigint, boolean)' THEN
+			-- a serving function's queries call helpers that read the
+			-- tenant's models (colocated shards of the same node) from
+			-- inside a statement Citus runs on a shard
+			EXECUTE format('ALTER FUNCTION %s SET citus.allow_nested_distributed_execution = on', f);
+		END IF;
 		object := f::text;
 		distributed_as := 'distributed function, run on the worker of its tenant_id';
 		RETURN NEXT;

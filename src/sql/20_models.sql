@@ -353,14 +353,15 @@ BEGIN
 	END IF;
 	-- tenants that had models but no longer have lines or catalog rows (or
 	-- the orders were registered anew without tenants) are refreshed too:
-	-- their models become empty
+	-- their models become empty.  (DISTINCT in each arm: Citus then sends
+	-- each shard's tenants, not its lines' tenant ids.)
 	IF (SELECT s.tenant_id IS NULL FROM @extschema@.order_source s) THEN
 		RETURN ARRAY(SELECT 0::bigint UNION SELECT b.tenant_id FROM @extschema@.model_builds b ORDER BY 1);
 	END IF;
 	EXECUTE format($q$
 		SELECT coalesce(array_agg(t ORDER BY t), '{}')
-		FROM (SELECT l.tenant_id FROM @extschema@.order_lines l WHERE l.tenant_id IS NOT NULL
-			  UNION SELECT c.tenant_id FROM %s c WHERE c.tenant_id IS NOT NULL
+		FROM (SELECT DISTINCT l.tenant_id FROM @extschema@.order_lines l WHERE l.tenant_id IS NOT NULL
+			  UNION SELECT DISTINCT c.tenant_id FROM %s c WHERE c.tenant_id IS NOT NULL
 			  UNION SELECT b.tenant_id FROM @extschema@.model_builds b) x(t)$q$,
 		@extschema@._catalog_source())
 	INTO tenants;

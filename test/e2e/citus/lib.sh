@@ -104,3 +104,29 @@ same_models() {
 	done
 	return $rc
 }
+
+# same_script LABEL: like same_answer, for the statements on stdin, sent one
+# by one (as an application sends its requests; Citus delegates a call of a
+# distributed function only when it is its statement's whole FROM).
+same_script() {
+	local label=$1 a b s
+	s=$(mktemp)
+	a=$(mktemp)
+	b=$(mktemp)
+	cat >"$s"
+	cq upsell -f "$s" >"$a"
+	cq upsell_single -f "$s" >"$b"
+	if ! cmp -s "$a" "$b"; then
+		echo "DIFFERENT: $label"
+		diff "$a" "$b" | cut -c1-300 | head -20
+		rm -f "$s" "$a" "$b"
+		return 1
+	fi
+	echo "same on Citus and single node: $label ($(wc -l <"$a") rows from $(grep -c . "$s") statements)"
+	if [ ! -s "$a" ]; then
+		echo "no rows: $label"
+		rm -f "$s" "$a" "$b"
+		return 1
+	fi
+	rm -f "$s" "$a" "$b"
+}
