@@ -117,6 +117,21 @@ BEGIN
 END
 $$;
 
+-- Raises: a builder returned a row outside the tenant (or scope) it
+-- publishes (_publish on Citus, row by row).  Called with a column of the
+-- row: neither PostgreSQL nor Citus evaluates it ahead of the rows.
+CREATE FUNCTION @extschema@._stray_row(model name, tenant_id bigint, row_tenant_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'the builder of % returned rows outside tenant %', model,
+		tenant_id || CASE WHEN row_tenant_id IS DISTINCT FROM tenant_id THEN '' ELSE ' and its scope' END
+		USING ERRCODE = 'internal_error';
+END
+$$;
+
 -- The model store's one write: replaces the tenant's rows of a model (or
 -- those in scope) by the rows of query, in one statement.  The DELETE runs
 -- first (the INSERT waits on its count), so the new rows never meet the old
@@ -158,6 +173,32 @@ BEGIN
 		   (SELECT c.reltuples FROM pg_class c WHERE c.oid = stats_rel)
 	INTO cols, known_rows
 	FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped;
+	IF stats_rel IS DISTINCT FROM rel THEN
+		-- A Citus table distributed by tenant (upsell.distribute()): Citus
+		-- runs the single statement below in steps, sending the rows each
+		-- CTE returns to every node; here the DELETE and the INSERT are two
+		-- statements of the tenant's transaction (readers see both or
+		-- neither), and a stray row fails the INSERT.  The builders run in
+		-- full there (a distributed table has no row xmin for incremental
+		-- refresh), so none reads the rows being replaced.
+		EXECUTE format('DELETE FROM %s m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 %s', rel,
+					   CASE WHEN scope IS NULL THEN ''
+							ELSE format('AND m.%I OPERATOR(pg_catalog.=) ANY ($2)', d.scope_column) END)
+		USING tenant_id, scope;
+		EXECUTE format('INSERT INTO %s AS n (%s) SELECT %s FROM (%s) q
+						WHERE CASE WHEN q.tenant_id IS DISTINCT FROM $1 %s
+								   THEN @extschema@._stray_row(%L, $1, q.tenant_id) ELSE true END',
+					   rel, cols,
+					   (SELECT string_agg('q.' || quote_ident(a.attname), ', ' ORDER BY a.attnum)
+						FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped),
+					   query,
+					   CASE WHEN scope IS NULL THEN ''
+							ELSE format('OR q.%1$I IS NULL OR q.%1$I OPERATOR(pg_catalog.<>) ALL ($2)', d.scope_column) END,
+					   model)
+		USING tenant_id, scope;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		stray := 0;
+	ELSE
 	EXECUTE format($q$
 		WITH old AS (
 			DELETE FROM %1$s m
@@ -182,6 +223,7 @@ BEGIN
 		CASE WHEN scope IS NULL THEN ''
 			 ELSE 'OR new.scope_key IS NULL OR new.scope_key OPERATOR(pg_catalog.<>) ALL ($2)' END)
 	INTO n, stray USING tenant_id, scope;
+	END IF;
 	IF stray > 0 THEN
 		RAISE EXCEPTION 'the builder of % returned % rows outside tenant %', model, stray,
 			tenant_id || CASE WHEN scope IS NULL THEN '' ELSE ' and its scope' END
