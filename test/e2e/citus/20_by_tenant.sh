@@ -24,32 +24,27 @@ done
 [ "$(citus_psql_node 1 -A -t -d upsell -c "SELECT count(*) FROM upsell.exclusions")" = 3 ] ||
 	{ echo "the exclusions are not on the worker"; exit 1; }
 
-# refresh: every byte that crosses loopback while it runs (the nodes talk
-# over 127.0.0.1, clients of the other clusters on this machine over unix
-# sockets) against the size of the order lines
-lo_bytes() { awk '$1 == "lo:" { print $2 }' /proc/net/dev; }
+# refresh: the bytes the coordinator receives from the workers while it
+# runs, against the size of the order lines
 line_bytes=$(cq upsell -c "SELECT sum(pg_column_size(l)) FROM shop.order_lines l")
-b0=$(lo_bytes)
-cq upsell -c "SET client_min_messages = warning" -c "CALL upsell.refresh()"
-moved=$(( $(lo_bytes) - b0 ))
+with_coordinator_rx cq upsell -c "SET client_min_messages = warning" -c "CALL upsell.refresh()"
+rx=$RX
 cq upsell_single -c "SET client_min_messages = warning" -c "CALL upsell.refresh()"
-echo "refresh on Citus: $moved bytes over loopback; the order lines hold $line_bytes bytes"
-[ "$moved" -lt "$line_bytes" ] || { echo "order lines moved during refresh"; exit 1; }
+# what the same count shows when the lines do come: a query reading them all
+with_coordinator_rx cq upsell -o /dev/null -c "SELECT * FROM upsell.order_lines"
+echo "refresh on Citus: the coordinator received $rx bytes from the workers (reading the lines: $RX bytes; they hold $line_bytes bytes)"
+[ "$RX" -gt $(( line_bytes / 2 )) ] || { echo "the count misses the lines read"; exit 1; }
+[ "$rx" -lt $(( line_bytes / 10 )) ] || { echo "order lines reached the coordinator during refresh"; exit 1; }
 [ "$(cq upsell -c "SELECT status FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1")" = ok ] ||
 	{ echo "refresh did not end ok"; exit 1; }
 
 # where the models are: in the workers' shards, none on the coordinator
-cq upsell -c "SELECT n.nodeport, count(DISTINCT s.shardid)
-	FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)
-	WHERE s.logicalrelid = 'upsell.cart_model'::regclass GROUP BY 1 ORDER BY 1" | sed 's/^/shards of cart_model on port|count: /'
-# a tenant's models were written on its worker: the worker's statistics
-# count the inserts into its shards of cart_model
-for i in 1 2; do
-	ins=$(citus_psql_node "$i" -A -t -d upsell -c "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables
-		WHERE relname LIKE 'cart\_model\_%'")
-	echo "worker $i: $ins rows inserted into its shards of cart_model"
-	[ "$ins" -gt 0 ] || { echo "worker $i built no tenant"; exit 1; }
-done
+placed=$(cq upsell -c "SELECT nodeport, sum(result::bigint) FROM run_command_on_placements('upsell.cart_model',
+	'SELECT count(*) FROM %s') GROUP BY 1 ORDER BY 1")
+printf '%s\n' "$placed" | sed 's/^/rows of cart_model on the node of port|rows: /'
+[ "$(printf '%s\n' "$placed" | awk -F'|' '{ s += $2 } END { print s }')" = \
+	"$(cq upsell_single -c "SELECT count(*) FROM upsell.cart_model")" ] || { echo "cart_model's rows are not in the shards"; exit 1; }
+printf '%s\n' "$placed" | grep -q "^$CITUS_PORT|" && { echo "cart_model has rows on the coordinator"; exit 1; }
 # a tenant's statement reads its lines on one node, as one task
 plan=$(cq upsell -c "EXPLAIN (COSTS OFF)
 	SELECT upsell.cooccurrence_agg(l.order_key, l.product_id, l.quantity)

@@ -130,3 +130,49 @@ same_script() {
 	fi
 	rm -f "$s" "$a" "$b"
 }
+
+# The bytes the coordinator's processes receive from the workers: every
+# 0.2 s, each of their TCP sockets to a worker port (ss), by inode, its
+# bytes_received less what it had received when sampling began; summed
+# into $1.  Runs until killed.
+coordinator_rx() {
+	local out=$1 postmaster
+	postmaster=$(head -1 "$CITUS_RUN/node0/postmaster.pid")
+	declare -A first=() last=()
+	local ino pid bytes total k pids
+	while :; do
+		pids=" $(pgrep -P "$postmaster" | tr '\n' ' ') "
+		while read -r ino pid bytes; do
+			case "$pids" in *" $pid "*) ;; *) continue ;; esac
+			[ -n "${first[$ino]+x}" ] || first[$ino]=$([ "${started:-0}" = 1 ] && echo 0 || echo "$bytes")
+			last[$ino]=$bytes
+		done < <(ss -tinpeH state established "( dport = :$((CITUS_PORT + 1)) or dport = :$((CITUS_PORT + 2)) )" |
+			awk '/^[^ \t]/ { match($0, /pid=[0-9]+/); pid = substr($0, RSTART + 4, RLENGTH - 4)
+							 match($0, /ino:[0-9]+/); ino = substr($0, RSTART + 4, RLENGTH - 4); next }
+				 { b = 0; if (match($0, /bytes_received:[0-9]+/)) b = substr($0, RSTART + 15, RLENGTH - 15)
+				   print ino, pid, b }')
+		started=1
+		total=0
+		for k in "${!last[@]}"; do total=$((total + last[$k] - first[$k])); done
+		echo "$total" >"$out"
+		sleep 0.2
+	done
+}
+
+# with_coordinator_rx CMD...: runs CMD (output to stdout, in this shell)
+# while coordinator_rx samples; sets RX to the bytes the coordinator
+# received from the workers meanwhile.  Needs ss (iproute2).
+with_coordinator_rx() {
+	local f s
+	command -v ss >/dev/null || { echo "ss (iproute2) is missing: cannot count the bytes" >&2; return 1; }
+	f=$(mktemp)
+	coordinator_rx "$f" &
+	s=$!
+	sleep 0.5
+	"$@"
+	sleep 0.5
+	kill "$s"
+	wait "$s" 2>/dev/null || true
+	RX=$(cat "$f")
+	rm -f "$f"
+}
