@@ -38,11 +38,13 @@ SECONDS_TPS=${CITUS_TPS_SECONDS:-20}
 ensure_citus_build_deps
 install_citus_copy
 make -s PG_CONFIG="$CITUS_PG_CONFIG" test/bench/gen_orders
-trap citus_stop EXIT
-citus_start 2
 export CITUS_PG_CONFIG
+# (sourced before citus_start: sourcing scripts/citus.sh again forgets the
+# nodes started, and citus_stop would stop none)
 source "$REPO/test/e2e/citus/lib.sh"
 source "$REPO/test/bench/lib.sh"
+trap citus_stop EXIT
+citus_start 2
 PSQL=$CITUS_PGBIN/psql
 
 echo "Citus 12.1.12, coordinator :$CITUS_PORT and 2 workers; $LINES lines, $TENANTS tenants; load: $(cut -d' ' -f1-3 /proc/loadavg)"
