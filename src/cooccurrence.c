@@ -13,7 +13,9 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 
@@ -36,6 +38,7 @@ PG_FUNCTION_INFO_V1(upsell_cooccurrence_info);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_products);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_pairs);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_top_pairs);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_category_pairs);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_from_query);
 
 /* ------------------------------------------------------------------------
@@ -668,11 +671,12 @@ upsell_cooccurrence_pairs(PG_FUNCTION_ARGS)
 }
 
 /*
- * top_pairs(state, per_product, min_count): for each product, its best
- * per_product complements by score, ties broken by product id.  This is the
- * serving model: a cart lookup reads at most per_product rows per item.
- * The core keeps a bounded heap per product, so memory follows the output,
- * not the number of pairs.
+ * top_pairs(state, per_product, min_count, rare_orders): for each product,
+ * its best per_product complements by score, ties broken by product id,
+ * among the pairs seen in min_count orders or more (any pair, for a product
+ * in fewer than rare_orders orders).  This is the serving model: a cart
+ * lookup reads at most per_product rows per item.  The core keeps a bounded
+ * heap per product, so memory follows the output, not the number of pairs.
  */
 Datum
 upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
@@ -680,6 +684,7 @@ upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int32		per_product = PG_GETARG_INT32(1);
 	int32		min_count = PG_GETARG_INT32(2);
+	int64		rare_orders = PG_GETARG_INT64(3);
 	CoocCounts	c;
 	CoocTop    *top;
 	size_t		n,
@@ -690,9 +695,13 @@ upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("per_product must be positive: %d", per_product)));
 	check_thresholds(min_count, 0, 0);
+	if (rare_orders < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rare_orders must not be negative: " INT64_FORMAT, rare_orders)));
 	InitMaterializedSRF(fcinfo, 0);
 	PG_GETARG_COUNTS(0, &c);
-	top = cooc_top_pairs(&c, per_product, min_count, &n);
+	top = cooc_top_pairs_rare(&c, per_product, min_count, rare_orders, &n);
 	for (i = 0; i < n; i++)
 	{
 		CoocMetrics m;
@@ -711,6 +720,103 @@ upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
 		if ((i & 0xffff) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
+	return (Datum) 0;
+}
+
+/*
+ * The elements of a one-dimensional array of a fixed-width type, or an
+ * error naming the argument.
+ */
+static void
+deconstruct_arg(ArrayType *a, Oid type, const char *what, Datum **values, bool **nulls, int *n)
+{
+	int16		len;
+	bool		byval;
+	char		align;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", what)));
+	get_typlenbyvalalign(type, &len, &byval, &align);
+	deconstruct_array(a, type, len, byval, align, values, nulls, n);
+}
+
+/*
+ * _cooccurrence_category_pairs(state, product_ids, category_keys): per
+ * category key (0 .. max key), the order counts summed over the pairs whose
+ * two products have that key, one row per key with pairs; and a row with a
+ * NULL key holding the sum over all pairs.  One pass over the pairs (the
+ * category model's input): no row per pair.
+ */
+Datum
+upsell_cooccurrence_category_pairs(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	CoocCounts	c;
+	Datum	   *id_values,
+			   *key_values;
+	bool	   *id_nulls,
+			   *key_nulls;
+	int			nids,
+				nkeys_given,
+				i;
+	int64	   *ids;
+	int32	   *keys;
+	int32		nkeys = 0;
+	int64	   *within;
+	int64		total;
+	const char *error;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	deconstruct_arg(PG_GETARG_ARRAYTYPE_P(1), INT8OID, "product_ids", &id_values, &id_nulls, &nids);
+	deconstruct_arg(PG_GETARG_ARRAYTYPE_P(2), INT4OID, "category_keys", &key_values, &key_nulls, &nkeys_given);
+	if (nids != nkeys_given)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("product_ids and category_keys must have the same length: %d and %d",
+						nids, nkeys_given)));
+	ids = palloc((nids + 1) * sizeof(int64));
+	keys = palloc((nids + 1) * sizeof(int32));
+	for (i = 0; i < nids; i++)
+	{
+		if (id_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("product_ids must not contain NULL")));
+		ids[i] = DatumGetInt64(id_values[i]);
+		keys[i] = key_nulls[i] ? -1 : DatumGetInt32(key_values[i]);
+		/* keys number the categories densely: at most one per product */
+		if (!key_nulls[i] && (keys[i] < 0 || keys[i] >= nids))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("category key %d is out of range", keys[i]),
+					 errdetail("Category keys lie between 0 and the number of products minus 1 (%d).",
+							   nids - 1)));
+		if (keys[i] >= nkeys)
+			nkeys = keys[i] + 1;
+	}
+	within = palloc((nkeys + 1) * sizeof(int64));
+	PG_GETARG_COUNTS(0, &c);
+	error = cooc_category_pairs(&c, ids, keys, nids, nkeys, within, &total);
+	if (error)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot sum the pairs within categories: %s", error)));
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (i = 0; i < nkeys; i++)
+		if (within[i] > 0)
+		{
+			values[0] = Int32GetDatum(i);
+			values[1] = Int64GetDatum(within[i]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	nulls[0] = true;
+	values[0] = (Datum) 0;
+	values[1] = Int64GetDatum(total);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }
 

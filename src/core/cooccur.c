@@ -1303,6 +1303,19 @@ top_best_first(const void *pa, const void *pb)
 CoocTop *
 cooc_top_pairs(const CoocCounts *c, int per_product, int64_t min_count, size_t *n)
 {
+	return cooc_top_pairs_rare(c, per_product, min_count, 0, n);
+}
+
+/*
+ * A pair (x, y) qualifies as a partner of x when seen in at least min(x)
+ * orders: min_count, or 1 for a product in fewer than rare_orders orders.
+ */
+#define TOP_MIN(x) (c->item_counts[x] < rare_orders ? 1 : min_count)
+
+CoocTop *
+cooc_top_pairs_rare(const CoocCounts *c, int per_product, int64_t min_count,
+					int64_t rare_orders, size_t *n)
+{
 	size_t	   *start = ups_alloc0(((size_t) c->nitems + 1) * sizeof(size_t));
 	size_t	   *fill = ups_alloc0(((size_t) c->nitems + 1) * sizeof(size_t));
 	size_t		k = per_product > 0 ? (size_t) per_product : 0,
@@ -1314,11 +1327,14 @@ cooc_top_pairs(const CoocCounts *c, int per_product, int64_t min_count, size_t *
 	/* heap sizes: min(k, qualifying partners), both directions */
 	for (x = 0; x < c->nitems; x++)
 		for (i = c->row[x]; i < c->row[x + 1]; i++)
-			if (c->pairs[i].together >= min_count)
-			{
+		{
+			uint32_t	y = c->pairs[i].partner;
+
+			if (c->pairs[i].together >= TOP_MIN(x))
 				start[x + 1]++;
-				start[c->pairs[i].partner + 1]++;
-			}
+			if (c->pairs[i].together >= TOP_MIN(y))
+				start[y + 1]++;
+		}
 	for (x = 0; x < c->nitems; x++)
 	{
 		if (start[x + 1] > k)
@@ -1335,17 +1351,21 @@ cooc_top_pairs(const CoocCounts *c, int per_product, int64_t min_count, size_t *
 			uint32_t	together = c->pairs[i].together;
 			CoocTop		t;
 
-			if (together < min_count)
-				continue;
-			t.product = x;
-			t.other = y;
 			t.together = together;
-			t.score = cooc_score(together, c->item_counts[x]);
-			top_offer(out + start[x], &fill[x], start[x + 1] - start[x], &t);
-			t.product = y;
-			t.other = x;
-			t.score = cooc_score(together, c->item_counts[y]);
-			top_offer(out + start[y], &fill[y], start[y + 1] - start[y], &t);
+			if (together >= TOP_MIN(x))
+			{
+				t.product = x;
+				t.other = y;
+				t.score = cooc_score(together, c->item_counts[x]);
+				top_offer(out + start[x], &fill[x], start[x + 1] - start[x], &t);
+			}
+			if (together >= TOP_MIN(y))
+			{
+				t.product = y;
+				t.other = x;
+				t.score = cooc_score(together, c->item_counts[y]);
+				top_offer(out + start[y], &fill[y], start[y + 1] - start[y], &t);
+			}
 		}
 		if ((x & 0x3ff) == 0)
 			ups_check_interrupts();
@@ -1357,6 +1377,8 @@ cooc_top_pairs(const CoocCounts *c, int per_product, int64_t min_count, size_t *
 	*n = total;
 	return out;
 }
+
+#undef TOP_MIN
 
 /*
  * Ranking score: the lower bound of the Wilson score interval (95%) for the

@@ -191,6 +191,27 @@ typedef struct CoocTop
 extern CoocTop *cooc_top_pairs(const CoocCounts *counts, int per_product,
 							   int64_t min_count, size_t *n);
 
+/*
+ * The same, except that a product in fewer than rare_orders orders keeps
+ * its best partners among every pair (seen once too): all the evidence a
+ * rare product will ever have.  rare_orders 0 is cooc_top_pairs.
+ */
+extern CoocTop *cooc_top_pairs_rare(const CoocCounts *counts, int per_product,
+									int64_t min_count, int64_t rare_orders,
+									size_t *n);
+
+/*
+ * Pairs within categories (src/core/cooc_categories.c): given a category
+ * key (0 .. nkeys - 1, or -1 for none) for each of n product ids (in any
+ * order, each at most once; products of the counts not given have none),
+ * within[k] receives the sum of the order counts of the pairs whose two
+ * products both have key k, and *total the sum over all pairs.  One pass
+ * over the pairs.  NULL, or an error message for bad keys or repeated ids.
+ */
+extern const char *cooc_category_pairs(const CoocCounts *counts, const int64_t *ids,
+									   const int32_t *keys, size_t n, int32_t nkeys,
+									   int64_t *within, int64_t *total);
+
 extern void cooc_metrics(int64_t together, int64_t product_count,
 						 int64_t other_count, int64_t orders,
 						 CoocMetrics *m);

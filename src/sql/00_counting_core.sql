@@ -111,13 +111,21 @@ COMMENT ON FUNCTION @extschema@.cooccurrence_pairs(@extschema@.cooccurrence, int
 	'one row per ordered pair (product -> other) with support, confidence, lift, leverage, conviction, jaccard and the ranking score';
 
 CREATE FUNCTION @extschema@.cooccurrence_top_pairs(state @extschema@.cooccurrence,
-	per_product int, min_count int DEFAULT 2)
+	per_product int, min_count int DEFAULT 2, rare_orders bigint DEFAULT 0)
 	RETURNS TABLE (product_id bigint, other_id bigint, together bigint,
 				   score float8, confidence float8, lift float8)
 	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_top_pairs'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 10000;
-COMMENT ON FUNCTION @extschema@.cooccurrence_top_pairs(@extschema@.cooccurrence, int, int) IS
-	'for each product its per_product best complements by score, ties broken by product id';
+COMMENT ON FUNCTION @extschema@.cooccurrence_top_pairs(@extschema@.cooccurrence, int, int, bigint) IS
+	'for each product its per_product best complements by score, ties broken by product id, among the pairs seen in min_count orders or more (any pair, for a product in fewer than rare_orders orders)';
+
+CREATE FUNCTION @extschema@._cooccurrence_category_pairs(state @extschema@.cooccurrence,
+	product_ids bigint[], category_keys int[])
+	RETURNS TABLE (category_key int, together bigint)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_category_pairs'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION @extschema@._cooccurrence_category_pairs(@extschema@.cooccurrence, bigint[], int[]) IS
+	'internal (category model): per category key of the products given (0 .. n - 1, NULL for none), the orders summed over the pairs of two products with that key; the row with a NULL key sums every pair';
 
 CREATE FUNCTION @extschema@._cooccurrence_from_query(query text)
 	RETURNS TABLE (tenant_id bigint, state @extschema@.cooccurrence)

@@ -115,17 +115,14 @@ BEGIN
 	-- top pairs are taken among those seen once too, and then filtered: a
 	-- pair seen once never outranks one of the same product seen twice, so
 	-- a product in 20 orders or more keeps exactly its pairs seen twice.
+	-- The counting core applies both rules as it ranks (rare_orders 20: its
+	-- order counts are product_model.orders).
 	RETURN @extschema@._publish('pair_model', tenant_id, $q$
 		SELECT m.tenant_id, t.product_id, t.other_id, t.together, t.score, t.confidence, t.lift
 		FROM @extschema@.cooccurrence_model m,
 			 @extschema@.cooccurrence_top_pairs(m.state,
-				coalesce(current_setting('upsell.pairs_per_product', true)::int, 50), 1) t
-		WHERE m.tenant_id OPERATOR(pg_catalog.=) $1
-		  AND (t.together OPERATOR(pg_catalog.>=) 2
-			   OR EXISTS (SELECT FROM @extschema@.product_model p
-						  WHERE p.tenant_id OPERATOR(pg_catalog.=) $1
-							AND p.product_id OPERATOR(pg_catalog.=) t.product_id
-							AND p.orders OPERATOR(pg_catalog.<) 20))$q$);
+				coalesce(current_setting('upsell.pairs_per_product', true)::int, 50), 2, 20) t
+		WHERE m.tenant_id OPERATOR(pg_catalog.=) $1$q$);
 END
 $$;
 

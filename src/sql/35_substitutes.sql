@@ -43,27 +43,32 @@ BEGIN
 		WITH prod AS (
 			SELECT m.tenant_id, m.product_id, m.category, m.orders::float8 AS orders
 			FROM @extschema@.product_model m WHERE m.tenant_id = $1),
-		-- every pair of products bought together, each pair once
-		pairs AS (
-			SELECT m.tenant_id, x.product_id, x.other_id, x.together
-			FROM @extschema@.cooccurrence_model m, @extschema@.cooccurrence_pairs(m.state, 1, 0, 0) x
-			WHERE m.tenant_id = $1 AND x.product_id < x.other_id),
-		shop AS (
-			SELECT p.tenant_id, sum(p.orders) AS s1, sum(p.orders * p.orders) AS s2,
-				   (SELECT coalesce(sum(x.together), 0) FROM pairs x WHERE x.tenant_id = p.tenant_id) AS pairs
-			FROM prod p GROUP BY p.tenant_id),
-		cats AS (
+		cats AS MATERIALIZED (
 			SELECT p.tenant_id, p.category, count(*) AS products,
-				   sum(p.orders) AS s1, sum(p.orders * p.orders) AS s2
+				   sum(p.orders) AS s1, sum(p.orders * p.orders) AS s2,
+				   (row_number() OVER (ORDER BY p.category) - 1)::int AS key
 			FROM prod p WHERE p.category IS NOT NULL
 			GROUP BY p.tenant_id, p.category HAVING count(*) >= 2),
+		-- the orders of the pairs of products bought together (each pair
+		-- once), summed per category of two of its products (key), and over
+		-- all pairs (NULL key), in one pass over the counts; a category of
+		-- one product has no pairs, so its products are not passed
+		sums AS (
+			SELECT x.category_key, x.together
+			FROM @extschema@.cooccurrence_model m,
+				 (SELECT coalesce(array_agg(p.product_id ORDER BY p.product_id), '{}') AS ids,
+						 coalesce(array_agg(c.key ORDER BY p.product_id), '{}') AS keys
+				  FROM prod p JOIN cats c ON c.category = p.category) k,
+				 @extschema@._cooccurrence_category_pairs(m.state, k.ids, k.keys) x
+			WHERE m.tenant_id = $1),
+		shop AS (
+			SELECT p.tenant_id, sum(p.orders) AS s1, sum(p.orders * p.orders) AS s2,
+				   (SELECT coalesce(sum(x.together), 0) FROM sums x WHERE x.category_key IS NULL) AS pairs
+			FROM prod p GROUP BY p.tenant_id),
 		obs AS (
-			SELECT x.tenant_id, a.category, sum(x.together) AS together
-			FROM pairs x
-			JOIN prod a ON a.tenant_id = x.tenant_id AND a.product_id = x.product_id
-			JOIN prod b ON b.tenant_id = x.tenant_id AND b.product_id = x.other_id
-			WHERE a.category = b.category
-			GROUP BY x.tenant_id, a.category),
+			SELECT c.tenant_id, c.category, sum(x.together) AS together
+			FROM sums x JOIN cats c ON c.key = x.category_key
+			GROUP BY c.tenant_id, c.category),
 		-- of the shop's co-purchased pairs, the share that would fall within
 		-- the category if products paired by popularity alone:
 		-- sum over its pairs of n_a n_b, against the same over the shop

@@ -1,0 +1,64 @@
+-- The readers of the counts that build the category and pair models, against
+-- the SQL they replace, on the arules "Groceries" baskets (169 products, some
+-- in fewer than 20 orders): pairs within categories in one pass
+-- (_cooccurrence_category_pairs), and the top pairs that keep a rare
+-- product's pairs seen once (cooccurrence_top_pairs' rare_orders).
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+\set ECHO none
+\i scripts/load_groceries.sql
+\set ECHO all
+RESET client_min_messages;
+CREATE TEMP TABLE st AS
+SELECT upsell.cooccurrence_agg(order_id, item_id) AS state FROM groceries.lines;
+-- categories: item_id % 5, none for every 11th item
+CREATE TEMP TABLE cat AS
+SELECT item_id, CASE WHEN item_id % 11 <> 0 THEN (item_id % 5)::int END AS key FROM groceries.items;
+
+-- per category and over all pairs, in one pass
+CREATE TEMP TABLE fast AS
+SELECT x.category_key, x.together
+FROM st, (SELECT array_agg(item_id ORDER BY item_id DESC) AS ids,
+				 array_agg(key ORDER BY item_id DESC) AS keys FROM cat) k,
+	 upsell._cooccurrence_category_pairs(st.state, k.ids, k.keys) x;
+-- every pair listed (each pair once), joined to both products' categories
+CREATE TEMP TABLE slow AS
+WITH p AS (SELECT x.product_id, x.other_id, x.together
+		   FROM st, upsell.cooccurrence_pairs(st.state, 1, 0, 0) x WHERE x.product_id < x.other_id)
+SELECT a.key AS category_key, sum(p.together)::bigint AS together
+FROM p JOIN cat a ON a.item_id = p.product_id JOIN cat b ON b.item_id = p.other_id
+WHERE a.key = b.key GROUP BY a.key
+UNION ALL
+SELECT NULL, sum(p.together)::bigint FROM p;
+SELECT * FROM fast ORDER BY category_key NULLS FIRST;
+SELECT (SELECT count(*) FROM (TABLE fast EXCEPT TABLE slow) d) AS only_fast,
+	   (SELECT count(*) FROM (TABLE slow EXCEPT TABLE fast) d) AS only_slow;
+-- no products given: the total only; counts without pairs: a total of 0
+SELECT x.* FROM st, upsell._cooccurrence_category_pairs(st.state, '{}', '{}') x;
+SELECT * FROM upsell._cooccurrence_category_pairs(
+	(SELECT upsell.cooccurrence_agg(1, p) FROM generate_series(1, 1) p), '{1}', '{0}');
+-- bad input: a clear error each
+SELECT x.* FROM st, upsell._cooccurrence_category_pairs(st.state, '{1,2}', '{0}') x;
+SELECT x.* FROM st, upsell._cooccurrence_category_pairs(st.state, '{1,NULL}', '{0,0}') x;
+SELECT x.* FROM st, upsell._cooccurrence_category_pairs(st.state, '{1,2,1}', '{0,1,0}') x;
+SELECT x.* FROM st, upsell._cooccurrence_category_pairs(st.state, '{1,2}', '{0,2}') x;
+SELECT x.* FROM st, upsell._cooccurrence_category_pairs(st.state, '{1,2}', '{-1,0}') x;
+SELECT x.* FROM st, upsell._cooccurrence_category_pairs(st.state, '{{1,2}}', '{{0,1}}') x;
+
+-- the pair model's rule: pairs seen twice, or once for a product in fewer
+-- than 20 orders, among each product's 50 best -- as the counting core
+-- applies it, and as SQL filtered the top pairs among those seen once
+CREATE TEMP TABLE top_fast AS
+SELECT t.* FROM st, upsell.cooccurrence_top_pairs(st.state, 50, 2, 20) t;
+CREATE TEMP TABLE top_slow AS
+SELECT t.* FROM st, upsell.cooccurrence_top_pairs(st.state, 50, 1) t
+WHERE t.together >= 2
+   OR (SELECT count(DISTINCT l.order_id) FROM groceries.lines l WHERE l.item_id = t.product_id) < 20;
+SELECT count(*) AS pairs, count(*) FILTER (WHERE together = 1) AS seen_once,
+	   count(DISTINCT product_id) FILTER (WHERE together = 1) AS rare_products_with_pairs_seen_once
+FROM top_fast;
+SELECT (SELECT count(*) FROM (TABLE top_fast EXCEPT TABLE top_slow) d) AS only_fast,
+	   (SELECT count(*) FROM (TABLE top_slow EXCEPT TABLE top_fast) d) AS only_slow;
+-- rare_orders 0 (the default): every product keeps only its pairs seen twice
+SELECT count(*) AS pairs FROM st, upsell.cooccurrence_top_pairs(st.state, 50, 2, 0) t WHERE t.together < 2;
+SELECT count(*) FROM st, upsell.cooccurrence_top_pairs(st.state, 50, 2, -1);
