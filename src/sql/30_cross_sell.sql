@@ -29,7 +29,9 @@ BEGIN
 					 greatest(p.max_ordered_at, n.max_ordered_at) AS max_ordered_at,
 					 greatest(p.max_order_key, n.max_order_key) AS max_order_key
 			  FROM %s n
-			  LEFT JOIN @extschema@.cooccurrence_model p ON p.tenant_id = $1 AND %L) x,
+			  -- (the tenant's filter in the subquery: Citus reads every tenant's
+			  -- counts for one in a LEFT JOIN's ON)
+			  LEFT JOIN (SELECT p.* FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = $1 AND %L) p ON true) x,
 			 @extschema@.cooccurrence_info(x.state) i
 		WHERE i.orders > 0 OR i.skipped_lines > 0$q$,
 		-- all the tenant's lines as of its snapshot, counted where they live
