@@ -82,8 +82,13 @@ cooc_chunk_bounds(const CoocCounts *c, size_t max_pairs, uint32_t **bounds_out)
 	bounds[n++] = 0;
 	for (a = 0; a < c->nitems; a++)
 	{
-		/* a row that would overflow a non-empty chunk starts the next */
-		if (c->row[a + 1] - c->row[bounds[n - 1]] > max_pairs &&
+		/*
+		 * A row that would overflow a non-empty chunk starts the next.  Only
+		 * a row with pairs does: every chunk but the first then starts with
+		 * a pair, whose product bounds its range (first_product).
+		 */
+		if (c->row[a + 1] > c->row[a] &&
+			c->row[a + 1] - c->row[bounds[n - 1]] > max_pairs &&
 			c->row[a] > c->row[bounds[n - 1]])
 			bounds[n++] = a;
 	}

@@ -224,7 +224,8 @@ extern double cooc_score(int64_t together, int64_t product_count);
  *
  * cooc_chunk_bounds splits the rows into ranges of at most max_pairs pairs
  * (a row with more is a chunk of its own): *bounds receives n + 1 item
- * indexes, chunk i being [bounds[i], bounds[i + 1]); returns n >= 1.
+ * indexes, chunk i being [bounds[i], bounds[i + 1]); returns n >= 1.  Every
+ * chunk but the first starts with a row that has pairs.
  * cooc_rows_serialize writes the chunk [lo, hi) in the flat form of counts
  * (cooc_rows_serialized_size bytes).  cooc_item_lower_bound is the index of
  * the first product whose id is >= product_id.

@@ -38,6 +38,9 @@ chunks_of(const CoocCounts *c, size_t max_pairs, CoocCounts **out, int64_t **fir
 		cooc_rows_serialize(c, bounds[i], bounds[i + 1], buf);
 		CHECK(cooc_counts_deserialize(buf, len, false, &(*out)[i]) == NULL);
 		(*first_ids)[i] = bounds[i] < c->nitems ? c->item_ids[bounds[i]] : 0;
+		/* a chunk after the first starts with a product that has pairs */
+		if (i > 0)
+			CHECK(bounds[i] < c->nitems && c->row[bounds[i] + 1] > c->row[bounds[i]]);
 		free(buf);
 	}
 	ups_free(bounds);
@@ -190,4 +193,35 @@ UNIT_TEST(cooc_chunks_merge_rows_equal_a_recount)
 	ups_free(old_lines.lines);
 	ups_free(new_lines.lines);
 	ups_free(all_lines.lines);
+}
+
+/*
+ * Sparse rows: a product whose pairs overflow a chunk, then products
+ * without pairs of their own.  No chunk but the first may be without pairs
+ * (its first product bounds its range).
+ */
+UNIT_TEST(cooc_chunks_start_at_a_pair)
+{
+	CoocLines	l;
+	CoocCounts	c,
+			   *chunks;
+	int64_t    *first;
+	size_t		n;
+
+	cooc_lines_init(&l);
+	for (int o = 0; o < 3; o++)
+	{
+		cooc_lines_add(&l, o, 1);
+		cooc_lines_add(&l, o, 2 + o);
+	}
+	CHECK(cooc_count(&l, 0, &c) == NULL);
+	n = chunks_of(&c, 2, &chunks, &first);
+	CHECK_EQ_INT(n, 1);
+	check_chunks_equal(&c, chunks, n);
+	for (size_t i = 0; i < n; i++)
+		cooc_counts_free(&chunks[i]);
+	free(chunks);
+	free(first);
+	cooc_counts_free(&c);
+	ups_free(l.lines);
 }
