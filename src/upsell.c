@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "fmgr.h"
 #include "access/xact.h"
@@ -152,4 +153,23 @@ Datum
 upsell_in_transaction_block(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(IsTransactionBlock() || !SPI_inside_nonatomic_context());
+}
+
+PG_FUNCTION_INFO_V1(upsell_backend_cpu_ms);
+
+/*
+ * _backend_cpu_ms(): the CPU time (user + system) this backend has used, in
+ * ms.  Refresh records each model's share next to its wall time: on a busy
+ * machine the wall time grows with the load, the CPU time does not.  Parallel
+ * workers are other processes: their CPU is not in it.
+ */
+Datum
+upsell_backend_cpu_ms(PG_FUNCTION_ARGS)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8((ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
+					 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0);
 }

@@ -170,17 +170,26 @@ $$;
 -- its problem, so refresh counts and names them instead of failing (a 1e100
 -- price would overflow the integer cents of the threshold model).  NaN
 -- compares above every number, so the upper bounds catch it.
+--
+-- The views test every line with them, so they must be inlined: a SQL
+-- function with SET search_path is called through the function manager
+-- with a GUC save and restore per row, which made reading 10M lines
+-- through upsell.order_lines take 18 s instead of 2 s.  Their bodies are
+-- SQL-standard (parsed, and their operators bound by oid, when created), so
+-- no caller's search_path reaches them, pinned or not; the operators are
+-- qualified all the same.  The quantity is bounded by its absolute value,
+-- not by two comparisons: the planner reads "x > a AND x < b" on an
+-- expression without statistics as a narrow range (0.5% of the rows).
 CREATE FUNCTION @extschema@._plausible_quantity(quantity numeric)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-RETURN quantity IS NULL OR (quantity > -1e9 AND quantity < 1e9);
+RETURN quantity IS NULL OR pg_catalog.abs(quantity) OPERATOR(pg_catalog.<) 1e9;
 
 CREATE FUNCTION @extschema@._plausible_price(price numeric)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-RETURN price IS NULL OR (price >= 0 AND price < 1e12);
+RETURN price IS NULL
+	OR (price OPERATOR(pg_catalog.>=) 0 AND price OPERATOR(pg_catalog.<) 1e12);
 
 -- The registrations and the views they make, one row each: the view over
 -- the shop's relation, the config table that registers it, what it is

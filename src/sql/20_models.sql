@@ -67,6 +67,7 @@ CREATE TABLE @extschema@.model_builds (
 	build_ms	float8 NOT NULL,
 	incremental	boolean NOT NULL,
 	refresh_id	bigint,
+	cpu_ms		float8,				-- the refreshing backend's CPU time in the build (its parallel workers' not included)
 	PRIMARY KEY (tenant_id, model)
 );
 COMMENT ON TABLE @extschema@.model_builds IS
@@ -74,15 +75,15 @@ COMMENT ON TABLE @extschema@.model_builds IS
 
 CREATE VIEW @extschema@.models AS
 SELECT d.model, d.build_order, d.builder, d.description,
-	   b.row_count, b.built_at, b.build_ms, b.tenants
+	   b.row_count, b.built_at, b.build_ms, b.tenants, b.cpu_ms
 FROM @extschema@.model_definitions d
 LEFT JOIN (SELECT b.model, pg_catalog.sum(b.row_count)::bigint AS row_count,
 				  pg_catalog.max(b.built_at) AS built_at, pg_catalog.sum(b.build_ms) AS build_ms,
-				  pg_catalog.count(*) AS tenants
+				  pg_catalog.count(*) AS tenants, pg_catalog.sum(b.cpu_ms) AS cpu_ms
 		   FROM @extschema@.model_builds b GROUP BY b.model) b
 	ON b.model OPERATOR(pg_catalog.=) d.model;
 COMMENT ON VIEW @extschema@.models IS
-	'the models refresh builds, in build_order, with their rows summed over tenants and the time of their last build';
+	'the models refresh builds, in build_order, with their rows summed over tenants and the time of their last build (wall and the refreshing backend''s CPU, ms)';
 
 CREATE FUNCTION @extschema@._define_model(model name, columns text, indexes text[],
 	build_order int, builder text, description text, scope_column name DEFAULT NULL)
@@ -246,6 +247,12 @@ $$;
 CREATE FUNCTION @extschema@._in_transaction_block() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'upsell_in_transaction_block'
 	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION @extschema@._backend_cpu_ms() RETURNS float8
+	AS 'MODULE_PATHNAME', 'upsell_backend_cpu_ms'
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@._backend_cpu_ms() IS
+	'internal: the CPU time (user + system, ms) the calling backend has used (not its parallel workers'')';
 
 -- ---- refresh ----------------------------------------------------------------
 --
@@ -413,6 +420,7 @@ DECLARE
 	m record;
 	n bigint;
 	t0 timestamptz;
+	cpu0 float8;
 	built jsonb := '{}';
 BEGIN
 	-- one refresh of a tenant at a time (a second one waits, then rebuilds
@@ -420,13 +428,15 @@ BEGIN
 	PERFORM pg_advisory_xact_lock(@extschema@._refresh_lock_class('tenant'), hashint8(tenant_id));
 	FOR m IN SELECT * FROM @extschema@.model_definitions ORDER BY build_order LOOP
 		t0 := clock_timestamp();
+		cpu0 := @extschema@._backend_cpu_ms();
 		EXECUTE format('SELECT %s($1, $2)', m.builder::regprocedure::regproc) INTO n USING tenant_id, incremental;
-		INSERT INTO @extschema@.model_builds AS b (tenant_id, model, row_count, built_at, build_ms, incremental, refresh_id)
+		INSERT INTO @extschema@.model_builds AS b (tenant_id, model, row_count, built_at, build_ms, incremental,
+												   refresh_id, cpu_ms)
 		VALUES (tenant_id, m.model, coalesce(n, 0), now(), 1000 * extract(epoch FROM clock_timestamp() - t0),
-				incremental, run)
+				incremental, run, @extschema@._backend_cpu_ms() - cpu0)
 		ON CONFLICT ON CONSTRAINT model_builds_pkey DO UPDATE SET
 			row_count = excluded.row_count, built_at = excluded.built_at, build_ms = excluded.build_ms,
-			incremental = excluded.incremental, refresh_id = excluded.refresh_id;
+			incremental = excluded.incremental, refresh_id = excluded.refresh_id, cpu_ms = excluded.cpu_ms;
 		built := built || jsonb_build_object(m.model, coalesce(n, 0));
 		RAISE NOTICE 'upsell: tenant %: built % (% rows) in % ms', tenant_id, m.model, coalesce(n, 0),
 			round(1000 * extract(epoch FROM clock_timestamp() - t0));

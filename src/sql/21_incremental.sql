@@ -29,10 +29,18 @@
 -- return of an old order folds in.  A source that is a view has no row
 -- xmin: its tenants are always rebuilt in full.
 
+CREATE FUNCTION @extschema@._xmin_visible_support(internal)
+RETURNS internal
+AS 'MODULE_PATHNAME', 'upsell_xmin_visible_support'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._xmin_visible_support(internal) IS
+	'internal: the planner''s selectivity of _xmin_visible (nearly every row is visible to a refresh''s snapshot)';
+
 CREATE FUNCTION @extschema@._xmin_visible(xmin xid, snapshot pg_snapshot)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'upsell_xmin_visible'
-LANGUAGE C STABLE PARALLEL SAFE;
+LANGUAGE C STABLE PARALLEL SAFE
+SUPPORT @extschema@._xmin_visible_support;
 COMMENT ON FUNCTION @extschema@._xmin_visible(xid, pg_snapshot) IS
 	'internal: whether the transaction that wrote a row (its xmin) had committed as of the snapshot; true for a NULL xmin (a source without one)';
 

@@ -56,7 +56,7 @@ COMMENT ON FUNCTION @extschema@._registered_columns() IS
 
 CREATE FUNCTION @extschema@._check_registrations()
 RETURNS void
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
