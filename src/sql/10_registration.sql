@@ -426,14 +426,20 @@ COMMENT ON FUNCTION @extschema@.bad_source_rows(bigint[]) IS
 	'the registered order lines and catalog rows (of the given tenants, or all) that the models skip or read in part: NULL ids, implausible quantities (NaN, infinite, |q| >= 1e9: line skipped), implausible prices and unit sizes (NaN, infinite, negative, >= 1e12: read as unknown), and the Shopify documents, line items and variants skipped with their reason (upsell.shopify_skips()); a full refresh counts them into upsell.refresh_log';
 
 -- What the builders read as the catalog: the registered one, or none.
+-- (plpgsql: Citus 12.1 cannot run a SQL-standard body that reads a
+-- reference table when the function is not inlined)
 CREATE FUNCTION @extschema@._catalog_source()
 RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN CASE WHEN EXISTS (SELECT FROM @extschema@.product_source) THEN '@extschema@.catalog'
-	ELSE '(SELECT NULL::bigint AS tenant_id, NULL::bigint AS product_id, NULL::numeric AS price, '
-		 'NULL::text AS category, NULL::text AS variant_group, NULL::boolean AS in_stock, '
-		 'NULL::text AS title, NULL::numeric AS unit_size, NULL::text AS unit_name WHERE false)' END;
+AS $$
+BEGIN
+	RETURN CASE WHEN EXISTS (SELECT FROM @extschema@.product_source) THEN '@extschema@.catalog'
+		ELSE '(SELECT NULL::bigint AS tenant_id, NULL::bigint AS product_id, NULL::numeric AS price, '
+			 'NULL::text AS category, NULL::text AS variant_group, NULL::boolean AS in_stock, '
+			 'NULL::text AS title, NULL::numeric AS unit_size, NULL::text AS unit_name WHERE false)' END;
+END
+$$;
 
 -- The one upsert of every registration: the config row of view's
 -- registration becomes relation plus roles (config column -> value, the

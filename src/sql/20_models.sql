@@ -118,11 +118,27 @@ BEGIN
 END
 $$;
 
+-- Raises: a builder returned a row outside the tenant (or scope) it
+-- publishes (_publish on Citus, row by row).  Called with a column of the
+-- row: neither PostgreSQL nor Citus evaluates it ahead of the rows.
+CREATE FUNCTION @extschema@._stray_row(model name, tenant_id bigint, row_tenant_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'the builder of % returned rows outside tenant %', model,
+		tenant_id || CASE WHEN row_tenant_id IS DISTINCT FROM tenant_id THEN '' ELSE ' and its scope' END
+		USING ERRCODE = 'internal_error';
+END
+$$;
+
 -- The model store's one write: replaces the tenant's rows of a model (or
 -- those in scope) by the rows of query, in one statement.  The DELETE runs
 -- first (the INSERT waits on its count), so the new rows never meet the old
 -- ones in a unique index, while the query, reading the statement's snapshot,
--- still sees the old rows.
+-- still sees the old rows.  (The INSERT's alias n qualifies its RETURNING
+-- list: Citus deparses the statement for a shard without it otherwise.)
 CREATE FUNCTION @extschema@._publish(model name, tenant_id bigint, query text, scope bigint[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -131,6 +147,7 @@ AS $$
 DECLARE
 	d @extschema@.model_definitions;
 	rel regclass;
+	stats_rel regclass;
 	cols text;
 	n bigint;
 	stray bigint;
@@ -149,20 +166,50 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	rel := format('@extschema@.%I', model)::regclass;
+	-- a Citus table distributed by tenant: its statistics are those of the
+	-- tenant's shard, here on the worker that builds the tenant
+	stats_rel := CASE WHEN to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN rel
+					  ELSE @extschema@._local_shard(rel, tenant_id) END;
 	SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
-		   (SELECT c.reltuples FROM pg_class c WHERE c.oid = rel)
+		   (SELECT c.reltuples FROM pg_class c WHERE c.oid = stats_rel)
 	INTO cols, known_rows
 	FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped;
+	IF stats_rel IS DISTINCT FROM rel THEN
+		-- A Citus table distributed by tenant (upsell.distribute()): Citus
+		-- runs the single statement below in steps, sending the rows each
+		-- CTE returns to every node; here the DELETE and the INSERT are two
+		-- statements of the tenant's transaction (readers see both or
+		-- neither), and a stray row fails the INSERT.  The builders run in
+		-- full there (a distributed table has no row xmin for incremental
+		-- refresh), so none reads the rows being replaced.
+		EXECUTE format('DELETE FROM %s m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 %s', rel,
+					   CASE WHEN scope IS NULL THEN ''
+							ELSE format('AND m.%I OPERATOR(pg_catalog.=) ANY ($2)', d.scope_column) END)
+		USING tenant_id, scope;
+		EXECUTE format('INSERT INTO %s AS n (%s) SELECT %s FROM (%s) q
+						WHERE CASE WHEN q.tenant_id IS DISTINCT FROM $1 %s
+								   THEN @extschema@._stray_row(%L, $1, q.tenant_id) ELSE true END',
+					   rel, cols,
+					   (SELECT string_agg('q.' || quote_ident(a.attname), ', ' ORDER BY a.attnum)
+						FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped),
+					   query,
+					   CASE WHEN scope IS NULL THEN ''
+							ELSE format('OR q.%1$I IS NULL OR q.%1$I OPERATOR(pg_catalog.<>) ALL ($2)', d.scope_column) END,
+					   model)
+		USING tenant_id, scope;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		stray := 0;
+	ELSE
 	EXECUTE format($q$
 		WITH old AS (
 			DELETE FROM %1$s m
 			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 %2$s
 			RETURNING 1),
 		new AS (
-			INSERT INTO %1$s (%3$s)
+			INSERT INTO %1$s AS n (%3$s)
 			SELECT %4$s FROM (%5$s) q
 			WHERE (SELECT pg_catalog.count(*) FROM old) OPERATOR(pg_catalog.>=) 0
-			RETURNING tenant_id, %6$s AS scope_key)
+			RETURNING n.tenant_id, %6$s AS scope_key)
 		SELECT pg_catalog.count(*),
 			   pg_catalog.count(*) FILTER (WHERE new.tenant_id IS DISTINCT FROM $1 %7$s)
 		FROM new$q$,
@@ -173,10 +220,11 @@ BEGIN
 		(SELECT string_agg('q.' || quote_ident(a.attname), ', ' ORDER BY a.attnum)
 		 FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped),
 		query,
-		CASE WHEN scope IS NULL THEN 'NULL::bigint' ELSE quote_ident(d.scope_column) END,
+		CASE WHEN scope IS NULL THEN 'NULL::bigint' ELSE 'n.' || quote_ident(d.scope_column) END,
 		CASE WHEN scope IS NULL THEN ''
 			 ELSE 'OR new.scope_key IS NULL OR new.scope_key OPERATOR(pg_catalog.<>) ALL ($2)' END)
 	INTO n, stray USING tenant_id, scope;
+	END IF;
 	IF stray > 0 THEN
 		RAISE EXCEPTION 'the builder of % returned % rows outside tenant %', model, stray,
 			tenant_id || CASE WHEN scope IS NULL THEN '' ELSE ' and its scope' END
@@ -187,7 +235,7 @@ BEGIN
 	-- statistics know of the whole table (with stale estimates PostgreSQL 18
 	-- planned the cart model's joins as nested loops that ran for minutes).
 	IF known_rows < 0 OR n > 2 * known_rows + 1000 THEN
-		EXECUTE format('ANALYZE %s', rel);
+		EXECUTE format('ANALYZE %s', stats_rel);
 	END IF;
 	RETURN n;
 END
@@ -354,14 +402,15 @@ BEGIN
 	END IF;
 	-- tenants that had models but no longer have lines or catalog rows (or
 	-- the orders were registered anew without tenants) are refreshed too:
-	-- their models become empty
+	-- their models become empty.  (DISTINCT in each arm: Citus then sends
+	-- each shard's tenants, not its lines' tenant ids.)
 	IF (SELECT s.tenant_id IS NULL FROM @extschema@.order_source s) THEN
 		RETURN ARRAY(SELECT 0::bigint UNION SELECT b.tenant_id FROM @extschema@.model_builds b ORDER BY 1);
 	END IF;
 	EXECUTE format($q$
 		SELECT coalesce(array_agg(t ORDER BY t), '{}')
-		FROM (SELECT l.tenant_id FROM @extschema@.order_lines l WHERE l.tenant_id IS NOT NULL
-			  UNION SELECT c.tenant_id FROM %s c WHERE c.tenant_id IS NOT NULL
+		FROM (SELECT DISTINCT l.tenant_id FROM @extschema@.order_lines l WHERE l.tenant_id IS NOT NULL
+			  UNION SELECT DISTINCT c.tenant_id FROM %s c WHERE c.tenant_id IS NOT NULL
 			  UNION SELECT b.tenant_id FROM @extschema@.model_builds b) x(t)$q$,
 		@extschema@._catalog_source())
 	INTO tenants;
@@ -410,8 +459,14 @@ END
 $$;
 
 -- Builds and publishes every model of one tenant, in the caller's
--- transaction (refresh commits it).  Returns the rows per model.
-CREATE FUNCTION @extschema@._refresh_tenant(run bigint, tenant_id bigint, incremental boolean)
+-- transaction, and draws a new serving_state.config_version for the serving
+-- caches of this node.  Returns per model the rows published, the build's
+-- milliseconds and the building backend's CPU milliseconds ({"model": [rows,
+-- ms, cpu_ms], ...}).  Where the models are Citus
+-- tables distributed by tenant (upsell.distribute()), this is a distributed
+-- function delegated to the worker holding the tenant's shards: the
+-- builders read the tenant's order lines and write its models there.
+CREATE FUNCTION @extschema@._build_tenant(tenant_id bigint, incremental boolean)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -423,35 +478,80 @@ DECLARE
 	cpu0 float8;
 	built jsonb := '{}';
 BEGIN
-	-- one refresh of a tenant at a time (a second one waits, then rebuilds
-	-- from what the first published); readers are not blocked by this
-	PERFORM pg_advisory_xact_lock(@extschema@._refresh_lock_class('tenant'), hashint8(tenant_id));
+	IF @extschema@._models_distributed() THEN
+		-- on the tenant's worker: a builder's function (C, or a query text)
+		-- reads the tenant's order lines while the statement that publishes
+		-- writes the tenant's shard of a model, both shards of this node
+		-- and colocated (they move together)
+		PERFORM set_config('citus.allow_nested_distributed_execution', 'on', true);
+	END IF;
 	FOR m IN SELECT * FROM @extschema@.model_definitions ORDER BY build_order LOOP
 		t0 := clock_timestamp();
 		cpu0 := @extschema@._backend_cpu_ms();
 		EXECUTE format('SELECT %s($1, $2)', m.builder::regprocedure::regproc) INTO n USING tenant_id, incremental;
-		INSERT INTO @extschema@.model_builds AS b (tenant_id, model, row_count, built_at, build_ms, incremental,
-												   refresh_id, cpu_ms)
-		VALUES (tenant_id, m.model, coalesce(n, 0), now(), 1000 * extract(epoch FROM clock_timestamp() - t0),
-				incremental, run, @extschema@._backend_cpu_ms() - cpu0)
-		ON CONFLICT ON CONSTRAINT model_builds_pkey DO UPDATE SET
-			row_count = excluded.row_count, built_at = excluded.built_at, build_ms = excluded.build_ms,
-			incremental = excluded.incremental, refresh_id = excluded.refresh_id, cpu_ms = excluded.cpu_ms;
-		built := built || jsonb_build_object(m.model, coalesce(n, 0));
+		built := built || jsonb_build_object(m.model, jsonb_build_array(coalesce(n, 0),
+											 1000 * extract(epoch FROM clock_timestamp() - t0),
+											 @extschema@._backend_cpu_ms() - cpu0));
 		RAISE NOTICE 'upsell: tenant %: built % (% rows) in % ms', tenant_id, m.model, coalesce(n, 0),
 			round(1000 * extract(epoch FROM clock_timestamp() - t0));
 	END LOOP;
+	-- the serving caches of every backend (of this node) re-read the rules and models
+	UPDATE @extschema@.serving_state SET config_version = nextval('@extschema@.config_version_seq');
+	RETURN built;
+END
+$$;
+
+-- Builds and publishes every model of one tenant (_build_tenant, on the
+-- tenant's worker when distributed) in the caller's transaction (refresh
+-- commits it), and records the builds.  Returns the rows per model.
+CREATE FUNCTION @extschema@._refresh_tenant(run bigint, tenant_id bigint, incremental boolean)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb;
+	built jsonb := '{}';
+	m record;
+	distributed boolean;
+BEGIN
+	-- one refresh of a tenant at a time (a second one waits, then rebuilds
+	-- from what the first published); readers are not blocked by this
+	PERFORM pg_advisory_xact_lock(@extschema@._refresh_lock_class('tenant'), hashint8(tenant_id));
+	distributed := @extschema@._models_distributed();
+	IF distributed THEN
+		b := @extschema@._build_tenant_on_worker(tenant_id, incremental);
+	ELSE
+		b := @extschema@._build_tenant(tenant_id, incremental);
+	END IF;
+	FOR m IN SELECT d.model, (b -> d.model ->> 0)::bigint AS n, (b -> d.model ->> 1)::float8 AS ms,
+					(b -> d.model ->> 2)::float8 AS cpu_ms
+			 FROM @extschema@.model_definitions d WHERE b ? d.model ORDER BY d.build_order LOOP
+		IF distributed THEN
+			-- (the worker's notices do not come back over its connection)
+			RAISE NOTICE 'upsell: tenant %: built % (% rows) in % ms on its worker', tenant_id, m.model, m.n, round(m.ms);
+		END IF;
+		INSERT INTO @extschema@.model_builds AS mb (tenant_id, model, row_count, built_at, build_ms, incremental,
+													refresh_id, cpu_ms)
+		VALUES (tenant_id, m.model, m.n, now(), m.ms, incremental, run, m.cpu_ms)
+		ON CONFLICT ON CONSTRAINT model_builds_pkey DO UPDATE SET
+			row_count = excluded.row_count, built_at = excluded.built_at, build_ms = excluded.build_ms,
+			incremental = excluded.incremental, refresh_id = excluded.refresh_id, cpu_ms = excluded.cpu_ms;
+		built := built || jsonb_build_object(m.model, m.n);
+	END LOOP;
 	-- a tenant without any rows left is gone: forget it
 	IF NOT EXISTS (SELECT FROM jsonb_each_text(built) e WHERE e.value::bigint > 0) THEN
-		DELETE FROM @extschema@.model_builds b WHERE b.tenant_id = _refresh_tenant.tenant_id;
+		DELETE FROM @extschema@.model_builds mb WHERE mb.tenant_id = _refresh_tenant.tenant_id;
 	END IF;
 	UPDATE @extschema@.refresh_log l
 	SET tenants_ok = l.tenants_ok + 1,
 		model_rows = (SELECT jsonb_object_agg(k, coalesce((l.model_rows ->> k)::bigint, 0) + (built ->> k)::bigint)
 					  FROM jsonb_object_keys(built) k)
 	WHERE l.refresh_id = run;
-	-- the serving caches of every backend re-read the rules and models
-	UPDATE @extschema@.serving_state SET config_version = nextval('@extschema@.config_version_seq');
+	-- built on a worker: the coordinator's serving caches are told too
+	IF distributed THEN
+		UPDATE @extschema@.serving_state SET config_version = nextval('@extschema@.config_version_seq');
+	END IF;
 	RETURN built;
 END
 $$;

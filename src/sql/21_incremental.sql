@@ -178,9 +178,15 @@ RETURN format('(SELECT l.* FROM @extschema@.order_lines l '
 			  'IS NOT FALSE)', tenant_id, tenant_id);
 
 -- Whether the tenant's refresh folds new lines in (source_state decided).
+-- (plpgsql: Citus 12.1 cannot run a SQL-standard body that reads a
+-- distributed table when the function is not inlined)
 CREATE FUNCTION @extschema@._incremental(tenant_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN coalesce((SELECT s.mode = 'incremental' FROM @extschema@.source_state s
-				 WHERE s.tenant_id = _incremental.tenant_id), false);
+AS $$
+BEGIN
+	RETURN coalesce((SELECT s.mode = 'incremental' FROM @extschema@.source_state s
+					 WHERE s.tenant_id = _incremental.tenant_id), false);
+END
+$$;

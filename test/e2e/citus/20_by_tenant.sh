@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Many shops: order lines and catalog distributed by tenant (3 tenants),
+# upsell.distribute() makes the models distributed tables colocated with the
+# orders, the registrations and rules reference tables, and a tenant's build
+# and the serving functions distributed by their tenant argument.  Refresh
+# builds each tenant on the worker holding it (its order lines do not reach
+# the coordinator); per tenant, the models and the serving answers Citus can
+# run equal those of a single-node install.
+source "$(dirname "$0")/lib.sh"
+
+fresh_single_db
+cq upsell -c "SET client_min_messages = warning" \
+	-c "DROP EXTENSION IF EXISTS upsell CASCADE" -c "CREATE EXTENSION upsell" >/dev/null
+load_shop upsell 30000 1000 "
+	SELECT create_distributed_table('shop.order_lines', 'tenant_id');
+	SELECT create_distributed_table('shop.products', 'tenant_id', colocate_with => 'shop.order_lines');" 3
+load_shop upsell_single 30000 1000 "" 3
+cq upsell -c "SET client_min_messages = warning" -c "SELECT upsell.distribute()" | sed 's/^/distribute: /'
+# a rule, made after distribute(): written to every node's copy
+for db in upsell upsell_single; do
+	cq "$db" -c "INSERT INTO upsell.exclusions (tenant_id, product_id)
+		SELECT 2, product_id FROM upsell.catalog WHERE tenant_id = 2 ORDER BY product_id LIMIT 3" >/dev/null
+done
+[ "$(citus_psql_node 1 -A -t -d upsell -c "SELECT count(*) FROM upsell.exclusions")" = 3 ] ||
+	{ echo "the exclusions are not on the worker"; exit 1; }
+
+# refresh: the bytes the coordinator receives from the workers while it
+# runs, against the size of the order lines
+line_bytes=$(cq upsell -c "SELECT sum(pg_column_size(l)) FROM shop.order_lines l")
+with_coordinator_rx cq upsell -c "SET client_min_messages = warning" -c "CALL upsell.refresh()"
+rx=$RX
+cq upsell_single -c "SET client_min_messages = warning" -c "CALL upsell.refresh()"
+# what the same count shows when the lines do come: a query reading them all
+with_coordinator_rx cq upsell -o /dev/null -c "SELECT * FROM upsell.order_lines"
+echo "refresh on Citus: the coordinator received $rx bytes from the workers (reading the lines: $RX bytes; they hold $line_bytes bytes)"
+[ "$RX" -gt $(( line_bytes / 2 )) ] || { echo "the count misses the lines read"; exit 1; }
+[ "$rx" -lt $(( line_bytes / 10 )) ] || { echo "order lines reached the coordinator during refresh"; exit 1; }
+[ "$(cq upsell -c "SELECT status FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1")" = ok ] ||
+	{ echo "refresh did not end ok"; exit 1; }
+
+# where the models are: in the workers' shards, none on the coordinator
+placed=$(cq upsell -c "SELECT nodeport, sum(result::bigint) FROM run_command_on_placements('upsell.cart_model',
+	'SELECT count(*) FROM %s') GROUP BY 1 ORDER BY 1")
+printf '%s\n' "$placed" | sed 's/^/rows of cart_model on the node of port|rows: /'
+[ "$(printf '%s\n' "$placed" | awk -F'|' '{ s += $2 } END { print s }')" = \
+	"$(cq upsell_single -c "SELECT count(*) FROM upsell.cart_model")" ] || { echo "cart_model's rows are not in the shards"; exit 1; }
+printf '%s\n' "$placed" | grep -q "^$CITUS_PORT|" && { echo "cart_model has rows on the coordinator"; exit 1; }
+# a tenant's statement reads its lines on one node, as one task
+plan=$(cq upsell -c "EXPLAIN (COSTS OFF)
+	SELECT upsell.cooccurrence_agg(l.order_key, l.product_id, l.quantity)
+	FROM upsell.order_lines l WHERE l.tenant_id = 2")
+printf '%s\n' "$plan" | grep -E 'Task Count|Node:' | head -2
+printf '%s\n' "$plan" | grep -q 'Task Count: 1' || { echo "a tenant's lines are not on one node"; exit 1; }
+
+same_models
+
+# the serving functions Citus 12.1 runs on the tenant's worker; each call
+# sent as its own statement, as an application sends it
+for t in 1 2 3; do
+	products=$(cq upsell_single -c "SELECT product_id FROM upsell.product_model
+		WHERE tenant_id = $t AND price > 0 ORDER BY popularity_rank LIMIT 15")
+	for p in $products; do
+		echo "SELECT $p, 'u', u::text FROM upsell.upgrade_candidates($p, 3, 1.5, $t) u;"
+		echo "SELECT $p, 'd', d::text FROM upsell.downsell_candidates($p, 3, 0.5, $t) d;"
+		echo "SELECT $p, 'b', b::text FROM upsell.bundle_offers($p, 3, 0.10, $t) b;"
+		echo "SELECT $p, 'q', q::text FROM upsell.quantity_offer($p, 2, $t) q;"
+	done | same_script "tenant $t: upgrade_candidates, downsell_candidates, bundle_offers, quantity_offer"
+	same_answer "tenant $t: frequently_bought_together" "
+		SELECT f::text FROM upsell.frequently_bought_together(3) f WHERE f.tenant_id = $t ORDER BY 1"
+done
+
+# a call with a tenant runs on that tenant's worker
+cq upsell -c "SELECT f.oid::regprocedure, d.distribution_argument_index
+	FROM pg_dist_object d JOIN pg_proc f ON d.classid = 'pg_proc'::regclass AND d.objid = f.oid
+	WHERE d.distribution_argument_index IS NOT NULL ORDER BY 1" | sed 's/^/distributed function: /'
+delegated=$(cq upsell -c "SET citus.log_remote_commands = on" -c "SET client_min_messages = notice" \
+	-c "SELECT count(*) FROM upsell.upgrade_candidates(1, 3, 1.5, 2)" 2>&1 | grep -c 'issuing SELECT .*upgrade_candidates' || true)
+echo "upgrade_candidates(..., tenant 2) sent to the tenant's worker: $delegated call(s)"
+[ "$delegated" -ge 1 ] || { echo "upgrade_candidates was not delegated"; exit 1; }
