@@ -88,6 +88,17 @@ DECLARE
 	skipped bigint;
 	big bigint;
 BEGIN
+	-- every chunk carries the same totals of orders, products and lines;
+	-- the pairs are theirs (the chunks' bounds are not: an incremental
+	-- refresh splits the chunks it grew, a full one splits the whole)
+	n := @extschema@._publish('cooccurrence_model', tenant_id, $q$
+		SELECT $1 AS tenant_id, pg_catalog.min(i.orders) AS orders, pg_catalog.min(i.products) AS products,
+			   pg_catalog.sum(i.pairs)::bigint AS pairs, pg_catalog.min(i.skipped_lines) AS skipped_lines,
+			   pg_catalog.min(i.big_orders) AS big_orders, pg_catalog.max(m.max_ordered_at) AS max_ordered_at,
+			   pg_catalog.max(m.max_order_key) AS max_order_key
+		FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_info(m.state) i
+		WHERE m.tenant_id OPERATOR(pg_catalog.=) $1
+		HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0$q$);
 	SELECT m.skipped_lines, m.big_orders INTO skipped, big
 	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_cooccurrence.tenant_id;
 	IF skipped > 0 THEN
