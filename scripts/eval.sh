@@ -6,7 +6,7 @@
 # file skips its dataset), and for each: models built on the first 80% of the
 # orders, leave-one-out carts from the last 20%, HR@10 and MRR@10 of the
 # baselines, upsell's variants and upsell.recommend_for_cart.
-#   EVAL_CASES  cases per dataset, a deterministic sample (default 5000; 0 = all)
+#   EVAL_CASES  cases per dataset, a deterministic sample (default 2000; 0 = all)
 #   EVAL_ONLY   only the datasets whose name contains the text
 source "$(dirname "$0")/lib.sh"
 
@@ -14,7 +14,7 @@ DATA=${EVAL_DATA:-}
 if [ -z "$DATA" ]; then
 	if [ -d "$REPO/../shared/data" ]; then DATA=$REPO/../shared/data; else DATA=$REPO/test/data; fi
 fi
-CASES=${EVAL_CASES:-5000}
+CASES=${EVAL_CASES:-2000}
 
 # dataset name, the file under DATA (first one found), the raw table's columns and COPY options
 find_file() {

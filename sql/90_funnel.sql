@@ -109,7 +109,9 @@ FROM upsell.product_page_offers(1, 1);
 RESET upsell.tenant_id;
 
 -- cart: complements, the gap to free shipping, a volume tier, never a
--- product twice and never a cart item (but more of one, as a tier)
+-- product twice and never a cart item (but more of one, as a tier); 2, the
+-- next size of 1 (its variant group), closes the gap too, and comes as
+-- that gap filler rather than as the upgrade
 INSERT INTO upsell.thresholds (tenant_id, kind, amount, reward) VALUES (1, 'free_shipping', 540, 'free shipping');
 INSERT INTO upsell.volume_tiers (tenant_id, product_id, min_quantity, percent_off) VALUES (1, 3, 3, 20);
 SELECT "rank", offer_type, product_ids, discount, reason FROM upsell.cart_offers('{1,3}', '{1,1}', 1);

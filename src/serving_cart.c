@@ -253,6 +253,72 @@ addon_factor(int64 added, int64 cart_cents)
 }
 
 /*
+ * The next size of a cart line: of its variant group (sizes or tiers of one
+ * product, cart_model's substitute_ids), the product in stock at the next
+ * price step above the line's (the cheapest dearer one, ties by id; none
+ * when the cart has it already), when taking it instead of one unit of the
+ * line closes the gap -- "a kilo more
+ * coffee for $3": the shopper keeps what they chose, one size up.  The
+ * search never offers it (it substitutes the line); scored as the search
+ * scores a single item of relevance 1 that adds the price difference, as
+ * the quantity step is.  Returns whether one adds on naturally (at most
+ * half the cart's value).
+ */
+static bool
+propose_next_sizes(Proposal *p, const TenantRules *r, int64 tenant_id, int64 gap, int64 cart_cents,
+				   const char *target, const int64 *items, int nitems,
+				   const CartLine *lines, int nlines)
+{
+	const char *nsp = get_namespace_name(serving.nsp);
+	bool		natural = false;
+	int			i,
+				j;
+
+	for (i = 0; i < nlines; i++)
+	{
+		const CartLine *l = &lines[i];
+		int64		price,
+					best = 0,
+					best_price = -1,
+					added;
+		int64	   *id;
+
+		if (l->price == NULL || l->nsubstitute_ids == 0)
+			continue;
+		price = cents_up(NumericGetDatum(l->price));
+		for (j = 0; j < l->nsubstitute_ids; j++)
+		{
+			int64		s = l->substitute_ids[j];
+			int64		sp;
+
+			/* -1: out of stock or without a price as of the refresh */
+			sp = upsell_gap_price(nsp, tenant_id, r->candidates_built_at, s);
+			if (sp <= price)
+				continue;
+			if (best_price < 0 || sp < best_price || (sp == best_price && s < best))
+			{
+				best = s;
+				best_price = sp;
+			}
+		}
+		/* none, or the shopper has the next size already */
+		if (best_price < 0 || offers_contains(items, nitems, best))
+			continue;
+		added = best_price - price;
+		if (added < gap || serving_excluded(r, best, items, nitems))
+			continue;
+		natural |= added <= cart_cents / 2;
+		id = palloc(sizeof(int64));
+		*id = best;
+		serving_propose(p, OFFER_GAP_FILLER, id, 1, (double) gap / (double) added * 2.0,
+				serving_zero_discount(),
+				psprintf("the next size instead of product " INT64_FORMAT ": adds %s to reach %s (%s over)",
+						 l->product_id, money_out(added), target, money_out(added - gap)));
+	}
+	return natural;
+}
+
+/*
  * The gap fillers of the cart: what closes the gap from the cart's total to
  * the next active threshold, as upsell.gap_fillers(cart, quantities, 6, 2)
  * finds them, but with relevance from the cart's CART_RELEVANT best
@@ -429,6 +495,10 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 						 DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),
 						 money_out(units * price - gap)));
 	}
+
+	natural |= propose_next_sizes(p, r, tenant_id, gap, cart_cents,
+								  DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),
+								  items, nitems, lines, nlines);
 
 	/*
 	 * A large gap: nothing that closes it adds on naturally.  Say how far the

@@ -315,14 +315,17 @@ BEGIN
 	-- Each cart item c (in n_c orders) says how likely a product j is to
 	-- join it: its pairs' count t_cj, shrunk towards j's popularity P(j)
 	-- (its share of the orders) by a prior worth w_c = min(n_c, 500)
-	-- orders, (t_cj + w_c P(j)) / (n_c + w_c); summed over the cart's
-	-- items.  A product without a pair with c still gets w_c P(j) / (n_c +
-	-- w_c) from it, so bestsellers compete with weak evidence instead of
-	-- only filling the slots it leaves.  The prior never outweighs the cart
-	-- item's own orders (a case bought with the phone in 20 of its 75 orders
-	-- stays above a bestseller never bought with it), and stops growing at
-	-- 500, where the pairs of a popular item speak for themselves.  make
-	-- eval chose it (README, "Offer quality"): one default for every shop.
+	-- orders, (t_cj + w_c P(j)) / (n_c + w_c).  The pairs' parts are summed
+	-- over the cart's items, the prior's part is their mean: popularity is
+	-- one opinion however long the cart, while every item's pairs add
+	-- evidence (summed, the prior swamped the pairs of the long FIMI retail
+	-- carts).  A product without a pair with the cart still gets the prior,
+	-- so bestsellers compete with weak evidence instead of only filling the
+	-- slots it leaves.  The prior never outweighs the cart item's own orders
+	-- (a case bought with the phone in 20 of its 75 orders stays above a
+	-- bestseller never bought with it), and stops growing at 500, where the
+	-- pairs of a popular item speak for themselves.  make eval chose it
+	-- (README, "Offer quality"): one default for every shop.
 	RETURN QUERY
 	WITH cart_items AS MATERIALIZED (
 		SELECT c.product_id, c.orders::float8 AS orders, least(c.orders, 500)::float8 AS w
@@ -330,9 +333,9 @@ BEGIN
 		WHERE c.tenant_id = t AND c.product_id = ANY (items) AND c.orders > 0),
 	total AS (SELECT greatest(max(c.orders), 1)::float8 AS orders
 			  FROM @extschema@.cooccurrence_model c WHERE c.tenant_id = t),
-	-- the weight of P(j) in the sum: sum of w_c / (n_c + w_c); plain
+	-- the weight of P(j) in the score: the mean of w_c / (n_c + w_c); plain
 	-- popularity for a cart none of whose items was ever ordered
-	prior AS (SELECT coalesce(sum(ci.w / (ci.orders + ci.w)), 1) AS w FROM cart_items ci),
+	prior AS (SELECT coalesce(avg(ci.w / (ci.orders + ci.w)), 1) AS w FROM cart_items ci),
 	votes AS (
 		SELECT p.other_id AS product_id, p.product_id AS driver, p.together / (ci.orders + ci.w) AS s
 		FROM @extschema@.pair_model p
@@ -415,4 +418,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.recommend_for_cart(bigint[], int, bigint) IS
-	'the k most likely additions to a cart: every cart item''s pair counts shrunk towards popularity, summed (bestsellers compete with weak pairs), then popular products of the cart''s categories; cart items, their substitutes (upsell.is_substitute) and out-of-stock products excluded';
+	'the k most likely additions to a cart: every cart item''s pair counts shrunk towards popularity, the pairs summed and the popularity prior averaged over the items (bestsellers compete with weak pairs), then popular products of the cart''s categories; cart items, their substitutes (upsell.is_substitute) and out-of-stock products excluded';
