@@ -8,6 +8,8 @@ SET client_min_messages = warning;
 \set ECHO none
 \i scripts/load_superstore.sql
 \set ECHO all
+-- small chunks of the counts, so that every reader of them meets several
+SET upsell.cooccurrence_chunk_pairs = 300;
 CREATE SCHEMA inc;
 -- the shop's table (a table: its rows carry the commit order)
 CREATE TABLE inc.lines (LIKE superstore.order_lines);
@@ -44,9 +46,16 @@ BEGIN
 		WHERE a.attrelid = format('upsell.%I', m.model)::regclass AND a.attnum > 0
 		  AND NOT a.attisdropped AND a.attname <> 'built_at';
 		model := m.model;
-		EXECUTE format('SELECT count(*) FROM ((SELECT %1$s FROM inc_saved.%2$I EXCEPT ALL SELECT %1$s FROM upsell.%2$I) '
-					   'UNION ALL (SELECT %1$s FROM upsell.%2$I EXCEPT ALL SELECT %1$s FROM inc_saved.%2$I)) d',
-					   cols, m.model) INTO differences;
+		EXECUTE format('SELECT count(*) FROM ((SELECT %1$s FROM inc_saved.%2$s EXCEPT ALL SELECT %1$s FROM upsell.%2$s) '
+					   'UNION ALL (SELECT %1$s FROM upsell.%2$s EXCEPT ALL SELECT %1$s FROM inc_saved.%2$s)) d',
+					   -- the counts' chunks pair by pair: their bounds depend on
+					   -- how the counts grew
+					   CASE WHEN m.model = 'cooccurrence_chunks'
+							THEN 'c.tenant_id, c.max_ordered_at, c.max_order_key, x.*'
+							ELSE cols END,
+					   CASE WHEN m.model = 'cooccurrence_chunks'
+							THEN m.model || ' c, upsell.cooccurrence_pairs(c.state, 1) x'
+							ELSE quote_ident(m.model) END) INTO differences;
 		RETURN NEXT;
 	END LOOP;
 END $$;

@@ -7,6 +7,8 @@ SET client_min_messages = warning;
 \set ECHO none
 \i scripts/load_electronics.sql
 \set ECHO all
+-- small chunks of the counts, so that every reader of them meets several
+SET upsell.cooccurrence_chunk_pairs = 40;
 SELECT upsell.register_orders('shop.order_lines', order_id => 'order_id', product_id => 'product_id',
 	customer_id => 'customer', ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
 SELECT upsell.register_products('shop.products', product_id => 'product_id', price => 'price',

@@ -62,3 +62,16 @@ SELECT (SELECT count(*) FROM (TABLE top_fast EXCEPT TABLE top_slow) d) AS only_f
 -- rare_orders 0 (the default): every product keeps only its pairs seen twice
 SELECT count(*) AS pairs FROM st, upsell.cooccurrence_top_pairs(st.state, 50, 2, 0) t WHERE t.together < 2;
 SELECT count(*) FROM st, upsell.cooccurrence_top_pairs(st.state, 50, 2, -1);
+
+-- the counts in chunks (upsell.cooccurrence_chunks): every product in each,
+-- every pair in one, at most max_pairs pairs each; the pairs listed chunk by
+-- chunk are the pairs of the whole
+SELECT count(*) AS chunks, sum(i.pairs) = (SELECT i.pairs FROM st, upsell.cooccurrence_info(st.state) i) AS all_pairs,
+	   bool_and(i.products = (SELECT count(*) FROM groceries.items)) AS every_product,
+	   max(i.pairs) <= 500 AS bounded, count(*) FILTER (WHERE c.first_product IS NULL) AS without_first
+FROM st, upsell.cooccurrence_chunks(st.state, 500) c, upsell.cooccurrence_info(c.state) i;
+SELECT count(*) AS pairs_not_in_the_whole FROM (
+	SELECT x.* FROM st, upsell.cooccurrence_chunks(st.state, 500) c, upsell.cooccurrence_pairs(c.state, 1) x
+	EXCEPT ALL SELECT x.* FROM st, upsell.cooccurrence_pairs(st.state, 1) x) d;
+SELECT count(*) FROM st, upsell.cooccurrence_chunks(st.state, 0);
+SELECT upsell._cooccurrence_merge_rows(NULL, st.state, 1, 2) FROM st;

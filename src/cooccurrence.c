@@ -39,6 +39,8 @@ PG_FUNCTION_INFO_V1(upsell_cooccurrence_products);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_pairs);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_top_pairs);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_category_pairs);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_chunks);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_merge_rows);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_from_query);
 
 /* ------------------------------------------------------------------------
@@ -445,6 +447,92 @@ upsell_cooccurrence_merge(PG_FUNCTION_ARGS)
 	PG_GETARG_COUNTS(0, &a);
 	PG_GETARG_COUNTS(1, &b);
 	raise_if_error(cooc_counts_merge(&sum, &a, &b), "the sum of two values");
+	MemoryContextSwitchTo(old);
+	result = counts_to_varlena(&sum);
+	MemoryContextDelete(work);
+	PG_RETURN_BYTEA_P(result);
+}
+
+/* ------------------------------------------------------------------------
+ * Chunks: a tenant's counts stored as bounded values (src/core/cooc_chunks.c)
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * cooccurrence_chunks(state, max_pairs): the counts as chunks of at most
+ * max_pairs pairs (a product with more pairs alone), each a value with
+ * every product and the pairs of a range of products; first_product is the
+ * id of the range's first product with pairs (NULL for counts without pairs).
+ */
+Datum
+upsell_cooccurrence_chunks(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		max_pairs = PG_GETARG_INT64(1);
+	CoocCounts	c;
+	uint32	   *bounds;
+	size_t		n,
+				i;
+
+	if (max_pairs < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_pairs must be positive: " INT64_FORMAT, max_pairs)));
+	InitMaterializedSRF(fcinfo, 0);
+	PG_GETARG_COUNTS(0, &c);
+	n = cooc_chunk_bounds(&c, (size_t) max_pairs, &bounds);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+		bytea	   *chunk = upsell_alloc_bytea(cooc_rows_serialized_size(&c, bounds[i], bounds[i + 1]),
+											   "a chunk of co-occurrence counts",
+											   "Lower \"upsell.cooccurrence_chunk_pairs\".");
+
+		CHECK_FOR_INTERRUPTS();
+		cooc_rows_serialize(&c, bounds[i], bounds[i + 1], VARDATA(chunk));
+		values[0] = Int32GetDatum((int32) i);
+		nulls[1] = c.row[bounds[i + 1]] == c.row[bounds[i]];
+		values[1] = nulls[1] ? (Datum) 0 : Int64GetDatum(c.item_ids[bounds[i]]);
+		values[2] = PointerGetDatum(chunk);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		pfree(chunk);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * _cooccurrence_merge_rows(chunk, added, lo, hi): the chunk of the products
+ * [lo, hi) (NULL: unbounded) after the counts added: every product's count
+ * of added, and its rows of that range.
+ */
+Datum
+upsell_cooccurrence_merge_rows(PG_FUNCTION_ARGS)
+{
+	CoocCounts	chunk,
+				added,
+				sum;
+	int64		lo,
+				hi;
+	MemoryContext work,
+				old;
+	bytea	   *result;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the chunk and the counts added must not be NULL")));
+	lo = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2);
+	hi = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3);
+	work = AllocSetContextCreate(CurrentMemoryContext, "upsell cooccurrence merge rows",
+								 ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(work);
+	PG_GETARG_COUNTS(0, &chunk);
+	PG_GETARG_COUNTS(1, &added);
+	raise_if_error(cooc_counts_merge_rows(&sum, &chunk, &added,
+										  PG_ARGISNULL(2) ? NULL : &lo,
+										  PG_ARGISNULL(3) ? NULL : &hi),
+				   "the sum of a chunk and new counts");
 	MemoryContextSwitchTo(old);
 	result = counts_to_varlena(&sum);
 	MemoryContextDelete(work);

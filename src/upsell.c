@@ -20,6 +20,7 @@ PG_MODULE_MAGIC;
 
 int			upsell_max_basket_size = 100;
 int			upsell_pairs_per_product = 50;
+int			upsell_cooccurrence_chunk_pairs = 16777216;
 bool		upsell_force_weight_change = false;
 int			upsell_itemsets_memory_limit = -1;
 int			upsell_bundle_min_count = 5;
@@ -85,6 +86,13 @@ _PG_init(void)
 							NULL,
 							&upsell_pairs_per_product,
 							50, 1, 10000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("upsell.cooccurrence_chunk_pairs",
+							"Most product pairs one stored chunk of a tenant's co-occurrence counts holds.",
+							"A tenant's counts are stored as chunks (upsell.cooccurrence_chunks) of at most this many pairs, 8 bytes each, plus every product's count, so that no stored value nears the 1 GB limit.",
+							&upsell_cooccurrence_chunk_pairs,
+							16777216, 1, INT_MAX,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("upsell.force_weight_change",

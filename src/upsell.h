@@ -17,6 +17,7 @@
 /* settings, see upsell.c */
 extern int	upsell_max_basket_size;
 extern int	upsell_pairs_per_product;
+extern int	upsell_cooccurrence_chunk_pairs;
 extern bool upsell_force_weight_change;
 extern int	upsell_itemsets_memory_limit;	/* kB, -1: 32 * work_mem */
 extern int	upsell_bundle_min_count;

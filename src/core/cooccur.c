@@ -236,8 +236,8 @@ cooc_lines_compact(CoocLines *lines)
 	lines->compact = true;
 }
 
-int64_t
-cooc_item_index(const CoocCounts *counts, int64_t product_id)
+uint32_t
+cooc_item_lower_bound(const CoocCounts *counts, int64_t product_id)
 {
 	size_t		lo = 0,
 				hi = counts->nitems;
@@ -251,6 +251,14 @@ cooc_item_index(const CoocCounts *counts, int64_t product_id)
 		else
 			hi = mid;
 	}
+	return (uint32_t) lo;
+}
+
+int64_t
+cooc_item_index(const CoocCounts *counts, int64_t product_id)
+{
+	uint32_t	lo = cooc_item_lower_bound(counts, product_id);
+
 	if (lo < counts->nitems && counts->item_ids[lo] == product_id)
 		return (int64_t) lo;
 	return -1;

@@ -218,6 +218,35 @@ extern void cooc_metrics(int64_t together, int64_t product_count,
 extern double cooc_score(int64_t together, int64_t product_count);
 
 /*
+ * Chunks (src/core/cooc_chunks.c): counts stored as several values, each
+ * with every product and the rows (pairs a < b) of the products of an index
+ * range [lo, hi), so that a tenant's counts are never one huge value.
+ *
+ * cooc_chunk_bounds splits the rows into ranges of at most max_pairs pairs
+ * (a row with more is a chunk of its own): *bounds receives n + 1 item
+ * indexes, chunk i being [bounds[i], bounds[i + 1]); returns n >= 1.  Every
+ * chunk but the first starts with a row that has pairs.
+ * cooc_rows_serialize writes the chunk [lo, hi) in the flat form of counts
+ * (cooc_rows_serialized_size bytes).  cooc_item_lower_bound is the index of
+ * the first product whose id is >= product_id.
+ *
+ * cooc_counts_merge_rows adds to chunk the rows of added whose product id
+ * lies in [*lo_id, *hi_id) (NULL: unbounded) and every product's count of
+ * added: the chunk of a range after new orders were counted.  NULL or an
+ * error (as cooc_counts_merge).
+ */
+extern size_t cooc_chunk_bounds(const CoocCounts *counts, size_t max_pairs,
+								uint32_t **bounds);
+extern size_t cooc_rows_serialized_size(const CoocCounts *counts, uint32_t lo,
+										uint32_t hi);
+extern void cooc_rows_serialize(const CoocCounts *counts, uint32_t lo, uint32_t hi,
+								char *buf);
+extern uint32_t cooc_item_lower_bound(const CoocCounts *counts, int64_t product_id);
+extern const char *cooc_counts_merge_rows(CoocCounts *result, const CoocCounts *chunk,
+										  const CoocCounts *added, const int64_t *lo_id,
+										  const int64_t *hi_id);
+
+/*
  * Flat binary forms.  The counts form is the stored SQL value; the partial
  * form is the aggregate's state sent from parallel workers to the leader;
  * the lines form is kept for tools that ship raw lines.  Every decoder

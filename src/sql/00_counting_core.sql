@@ -127,6 +127,21 @@ CREATE FUNCTION @extschema@._cooccurrence_category_pairs(state @extschema@.coocc
 COMMENT ON FUNCTION @extschema@._cooccurrence_category_pairs(@extschema@.cooccurrence, bigint[], int[]) IS
 	'internal (category model): per category key of the products given (0 .. n - 1, NULL for none), the orders summed over the pairs of two products with that key; the row with a NULL key sums every pair';
 
+CREATE FUNCTION @extschema@.cooccurrence_chunks(state @extschema@.cooccurrence, max_pairs bigint)
+	RETURNS TABLE (chunk int, first_product bigint, state @extschema@.cooccurrence)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_chunks'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION @extschema@.cooccurrence_chunks(@extschema@.cooccurrence, bigint) IS
+	'the counts split into values of at most max_pairs pairs (a product with more alone), numbered from 0: each holds every product and the pairs of a range of products starting at first_product (NULL without pairs); their pairs together are the pairs of state';
+
+CREATE FUNCTION @extschema@._cooccurrence_merge_rows(chunk @extschema@.cooccurrence,
+	added @extschema@.cooccurrence, lo bigint, hi bigint)
+	RETURNS @extschema@.cooccurrence
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_merge_rows'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._cooccurrence_merge_rows(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint) IS
+	'internal (incremental refresh): a chunk of counts plus every product count of added and the pairs of added whose smaller product id lies in [lo, hi) (NULL: unbounded)';
+
 CREATE FUNCTION @extschema@._cooccurrence_from_query(query text)
 	RETURNS TABLE (tenant_id bigint, state @extschema@.cooccurrence)
 	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_from_query'

@@ -5,7 +5,14 @@
 
 -- ---- models ---------------------------------------------------------------
 
-CREATE FUNCTION @extschema@._build_cooccurrence(tenant_id bigint, incremental boolean)
+-- A tenant's counts are stored in chunks, not as one value (PostgreSQL
+-- caps a value at 1 GB, about 60M distinct pairs): each chunk is a
+-- cooccurrence value holding every product's order count and the pairs of a
+-- range of products (those from first_product up to the next chunk's; chunk
+-- 0 from the lowest), at most upsell.cooccurrence_chunk_pairs pairs (a
+-- product with more is a chunk of its own).  The readers take the products
+-- from chunk 0 and the pairs chunk by chunk.
+CREATE FUNCTION @extschema@._build_cooccurrence_chunks(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -13,37 +20,85 @@ AS $$
 DECLARE
 	-- source_state decided: new lines only (all of new orders), or all
 	inc boolean := incremental AND @extschema@._incremental(tenant_id);
+	max_pairs bigint := coalesce(current_setting('upsell.cooccurrence_chunk_pairs', true)::bigint, 16777216);
+BEGIN
+	IF inc AND EXISTS (SELECT FROM @extschema@.cooccurrence_chunks c
+					   WHERE c.tenant_id = _build_cooccurrence_chunks.tenant_id) THEN
+		-- the new lines counted, added chunk by chunk to the previous counts
+		-- (which the publishing statement still sees): every product's count
+		-- to each chunk, each pair to the chunk of its range; a chunk that
+		-- outgrew the bound is split, and the chunks are numbered anew
+		RETURN @extschema@._publish('cooccurrence_chunks', tenant_id, format($q$
+			SELECT $1 AS tenant_id, (x.n OPERATOR(pg_catalog.-) 1)::int AS chunk,
+				   CASE WHEN x.n OPERATOR(pg_catalog.>) 1 THEN x.first_product END AS first_product,
+				   x.state, x.max_ordered_at, x.max_order_key
+			FROM (SELECT pg_catalog.row_number() OVER (ORDER BY o.chunk, c.chunk) AS n,
+						 c.first_product, c.state,
+						 greatest(o.max_ordered_at, a.max_ordered_at) AS max_ordered_at,
+						 greatest(o.max_order_key, a.max_order_key) AS max_order_key
+				  FROM (SELECT p.chunk, p.first_product, p.state, p.max_ordered_at, p.max_order_key,
+							   pg_catalog.lead(p.first_product) OVER (ORDER BY p.chunk) AS next_first
+						FROM @extschema@.cooccurrence_chunks p
+						WHERE p.tenant_id OPERATOR(pg_catalog.=) $1) o,
+					   (SELECT @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state,
+							   pg_catalog.max(l.ordered_at) AS max_ordered_at,
+							   pg_catalog.max(l.order_key) AS max_order_key
+						FROM pg_temp.upsell_new_lines l) a,
+					   @extschema@.cooccurrence_chunks(
+						   CASE WHEN a.state IS NULL THEN o.state
+								ELSE @extschema@._cooccurrence_merge_rows(o.state, a.state,
+									CASE WHEN o.chunk OPERATOR(pg_catalog.>) 0 THEN o.first_product END,
+									o.next_first) END, %s) c,
+					   @extschema@.cooccurrence_info(c.state) i
+				  WHERE i.orders OPERATOR(pg_catalog.>) 0 OR i.skipped_lines OPERATOR(pg_catalog.>) 0) x$q$,
+			max_pairs));
+	END IF;
+	-- all the tenant's lines as of its snapshot, counted where they live
+	-- (_pair_counts); no row for a tenant without lines
+	RETURN @extschema@._publish('cooccurrence_chunks', tenant_id, format($q$
+		SELECT $1 AS tenant_id, c.chunk,
+			   CASE WHEN c.chunk OPERATOR(pg_catalog.>) 0 THEN c.first_product END AS first_product,
+			   c.state, x.max_ordered_at, x.max_order_key
+		FROM @extschema@._pair_counts(%L) x,
+			 @extschema@.cooccurrence_chunks(x.state, %s) c,
+			 @extschema@.cooccurrence_info(c.state) i
+		WHERE i.orders OPERATOR(pg_catalog.>) 0 OR i.skipped_lines OPERATOR(pg_catalog.>) 0$q$,
+		format('l.tenant_id OPERATOR(pg_catalog.=) %s AND @extschema@._xmin_visible(l.row_xmin, '
+			   '(SELECT s.snapshot FROM @extschema@.source_state s WHERE s.tenant_id OPERATOR(pg_catalog.=) %s)) '
+			   'IS NOT FALSE', tenant_id, tenant_id),
+		max_pairs));
+END
+$$;
+
+SELECT @extschema@._define_model('cooccurrence_chunks',
+	$$tenant_id bigint NOT NULL, chunk int NOT NULL, first_product bigint,
+	  state @extschema@.cooccurrence NOT NULL, max_ordered_at timestamptz, max_order_key bigint,
+	  PRIMARY KEY (tenant_id, chunk)$$,
+	NULL, 5, '@extschema@._build_cooccurrence_chunks(bigint, boolean)',
+	'per tenant: the co-occurrence counts of all registered order lines in chunks (every product''s count, and the pairs of the products from first_product on, at most upsell.cooccurrence_chunk_pairs), the input of the cooccurrence, product, category and pair models and of incremental refresh');
+
+-- The totals of a tenant's counts, one row per tenant.
+CREATE FUNCTION @extschema@._build_cooccurrence(tenant_id bigint, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
 	n bigint;
 	skipped bigint;
 	big bigint;
 BEGIN
-	-- counts of the lines (or of the new lines, added to the tenant's previous
-	-- counts, which the publishing statement still sees); no row for a
-	-- tenant without lines
-	n := @extschema@._publish('cooccurrence_model', tenant_id, format($q$
-		SELECT $1 AS tenant_id, x.state, i.orders, i.products, i.pairs, i.skipped_lines, i.big_orders,
-			   x.max_ordered_at, x.max_order_key
-		FROM (SELECT CASE WHEN p.state IS NULL THEN n.state
-						  WHEN n.state IS NULL THEN p.state
-						  ELSE @extschema@.cooccurrence_merge(p.state, n.state) END AS state,
-					 greatest(p.max_ordered_at, n.max_ordered_at) AS max_ordered_at,
-					 greatest(p.max_order_key, n.max_order_key) AS max_order_key
-			  FROM %s n
-			  -- (the tenant's filter in the subquery: Citus reads every tenant's
-			  -- counts for one in a LEFT JOIN's ON)
-			  LEFT JOIN (SELECT p.* FROM @extschema@.cooccurrence_model p WHERE p.tenant_id = $1 AND %L) p ON true) x,
-			 @extschema@.cooccurrence_info(x.state) i
-		WHERE i.orders > 0 OR i.skipped_lines > 0$q$,
-		-- all the tenant's lines as of its snapshot, counted where they live
-		-- (_pair_counts), or the new lines of an incremental refresh
-		CASE WHEN inc THEN
-			'(SELECT @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state, '
-			'max(l.ordered_at) AS max_ordered_at, max(l.order_key) AS max_order_key '
-			'FROM pg_temp.upsell_new_lines l)'
-		ELSE format('(SELECT c.state, c.max_ordered_at, c.max_order_key FROM @extschema@._pair_counts(%L) c)',
-					format('l.tenant_id OPERATOR(pg_catalog.=) %s AND @extschema@._xmin_visible(l.row_xmin, '
-						   '(SELECT s.snapshot FROM @extschema@.source_state s WHERE s.tenant_id OPERATOR(pg_catalog.=) %s)) '
-						   'IS NOT FALSE', tenant_id, tenant_id)) END, inc));
+	-- every chunk carries the same totals of orders, products and lines;
+	-- the pairs are theirs (the chunks' bounds are not: an incremental
+	-- refresh splits the chunks it grew, a full one splits the whole)
+	n := @extschema@._publish('cooccurrence_model', tenant_id, $q$
+		SELECT $1 AS tenant_id, pg_catalog.min(i.orders) AS orders, pg_catalog.min(i.products) AS products,
+			   pg_catalog.sum(i.pairs)::bigint AS pairs, pg_catalog.min(i.skipped_lines) AS skipped_lines,
+			   pg_catalog.min(i.big_orders) AS big_orders, pg_catalog.max(m.max_ordered_at) AS max_ordered_at,
+			   pg_catalog.max(m.max_order_key) AS max_order_key
+		FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_info(m.state) i
+		WHERE m.tenant_id OPERATOR(pg_catalog.=) $1
+		HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0$q$);
 	SELECT m.skipped_lines, m.big_orders INTO skipped, big
 	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_cooccurrence.tenant_id;
 	IF skipped > 0 THEN
@@ -58,11 +113,11 @@ END
 $$;
 
 SELECT @extschema@._define_model('cooccurrence_model',
-	$$tenant_id bigint PRIMARY KEY, state @extschema@.cooccurrence NOT NULL,
+	$$tenant_id bigint PRIMARY KEY,
 	  orders bigint, products bigint, pairs bigint, skipped_lines bigint, big_orders bigint,
 	  max_ordered_at timestamptz, max_order_key bigint$$,
 	NULL, 10, '@extschema@._build_cooccurrence(bigint, boolean)',
-	'per tenant: the co-occurrence counts of all registered order lines (input of the pair and product models, and of incremental refresh)');
+	'per tenant: the totals of the co-occurrence counts of all registered order lines (upsell.cooccurrence_chunks holds the counts)');
 
 CREATE FUNCTION @extschema@._build_product_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
@@ -82,8 +137,8 @@ BEGIN
 				 AS popularity_rank,
 			   c.category, c.variant_group, c.price, coalesce(c.in_stock, true) AS in_stock, c.title
 		FROM (SELECT x.product_id, x.orders
-			  FROM @extschema@.cooccurrence_model m, @extschema@.cooccurrence_products(m.state) x
-			  WHERE m.tenant_id = $1) o
+			  FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_products(m.state) x
+			  WHERE m.tenant_id = $1 AND m.chunk = 0) o
 		FULL JOIN (SELECT DISTINCT ON (product_id) *
 				   FROM %s AS catalog
 				   WHERE tenant_id = $1 AND product_id IS NOT NULL
@@ -108,6 +163,8 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	per_product int := coalesce(current_setting('upsell.pairs_per_product', true)::int, 50);
 BEGIN
 	-- Pairs seen in 2 orders or more; for a rare product (in fewer than 20
 	-- orders) also those seen once: that is all the evidence it will ever
@@ -119,12 +176,26 @@ BEGIN
 	-- a product in 20 orders or more keeps exactly its pairs seen twice.
 	-- The counting core applies both rules as it ranks (rare_orders 20: its
 	-- order counts are product_model.orders).
-	RETURN @extschema@._publish('pair_model', tenant_id, $q$
-		SELECT m.tenant_id, t.product_id, t.other_id, t.together, t.score, t.confidence, t.lift
-		FROM @extschema@.cooccurrence_model m,
-			 @extschema@.cooccurrence_top_pairs(m.state,
-				coalesce(current_setting('upsell.pairs_per_product', true)::int, 50), 2, 20) t
-		WHERE m.tenant_id OPERATOR(pg_catalog.=) $1$q$);
+	IF (SELECT count(*) FROM @extschema@.cooccurrence_chunks c
+		WHERE c.tenant_id = _build_pair_model.tenant_id) <= 1 THEN
+		RETURN @extschema@._publish('pair_model', tenant_id, format($q$
+			SELECT m.tenant_id, t.product_id, t.other_id, t.together, t.score, t.confidence, t.lift
+			FROM @extschema@.cooccurrence_chunks m,
+				 @extschema@.cooccurrence_top_pairs(m.state, %s, 2, 20) t
+			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1$q$, per_product));
+	END IF;
+	-- Counts in several chunks: a product's pairs lie in the chunks of their
+	-- smaller products, so its best of each chunk are ranked together (the
+	-- same order as the core's: score, then the partner's id).
+	RETURN @extschema@._publish('pair_model', tenant_id, format($q$
+		SELECT t.tenant_id, t.product_id, t.other_id, t.together, t.score, t.confidence, t.lift
+		FROM (SELECT m.tenant_id, t.*,
+					 pg_catalog.row_number() OVER (PARTITION BY t.product_id
+												   ORDER BY t.score DESC, t.other_id) AS r
+			  FROM @extschema@.cooccurrence_chunks m,
+				   @extschema@.cooccurrence_top_pairs(m.state, %s, 2, 20) t
+			  WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) t
+		WHERE t.r OPERATOR(pg_catalog.<=) %s$q$, per_product, per_product));
 END
 $$;
 

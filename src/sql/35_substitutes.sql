@@ -51,11 +51,11 @@ BEGIN
 			GROUP BY p.tenant_id, p.category HAVING count(*) >= 2),
 		-- the orders of the pairs of products bought together (each pair
 		-- once), summed per category of two of its products (key), and over
-		-- all pairs (NULL key), in one pass over the counts; a category of
-		-- one product has no pairs, so its products are not passed
+		-- all pairs (NULL key), in one pass over each chunk of the counts; a
+		-- category of one product has no pairs, so its products are not passed
 		sums AS (
 			SELECT x.category_key, x.together
-			FROM @extschema@.cooccurrence_model m,
+			FROM @extschema@.cooccurrence_chunks m,
 				 (SELECT coalesce(array_agg(p.product_id ORDER BY p.product_id), '{}') AS ids,
 						 coalesce(array_agg(c.key ORDER BY p.product_id), '{}') AS keys
 				  FROM prod p JOIN cats c ON c.category = p.category) k,
