@@ -192,15 +192,6 @@ ph_products_free(PhProducts *p)
 	p->nslots = p->n = 0;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 size_t
 ph_multiset_update(const double *base, size_t nbase, double *remove, size_t nremove,
 				   const double *add, size_t nadd, double *out)
@@ -210,7 +201,7 @@ ph_multiset_update(const double *base, size_t nbase, double *remove, size_t nrem
 
 	/* base is sorted; each value to remove takes out one equal element */
 	if (nremove > 1)
-		qsort(remove, nremove, sizeof(double), cmp_double);
+		qsort(remove, nremove, sizeof(double), iv_cmp_double);
 	for (size_t i = 0; i < nbase; i++)
 	{
 		while (r < nremove && remove[r] < base[i])
@@ -225,6 +216,6 @@ ph_multiset_update(const double *base, size_t nbase, double *remove, size_t nrem
 	for (size_t i = 0; i < nadd; i++)
 		out[n++] = add[i];
 	if (n > 1)
-		qsort(out, n, sizeof(double), cmp_double);
+		qsort(out, n, sizeof(double), iv_cmp_double);
 	return n;
 }

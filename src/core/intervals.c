@@ -96,8 +96,8 @@ cmp_int64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int
-cmp_double(const void *a, const void *b)
+int
+iv_cmp_double(const void *a, const void *b)
 {
 	double		x = *(const double *) a;
 	double		y = *(const double *) b;
@@ -110,7 +110,7 @@ iv_median(double *values, size_t n)
 {
 	if (n == 0)
 		return NAN;
-	qsort(values, n, sizeof(double), cmp_double);
+	qsort(values, n, sizeof(double), iv_cmp_double);
 	if (n % 2)
 		return values[n / 2];
 	return (values[n / 2 - 1] + values[n / 2]) / 2.0;

@@ -64,6 +64,9 @@ extern void iv_stats(IvTimes *times, double units_per_day, IvStats *out);
 /* Median of n values (sorts them in place); NaN when n = 0. */
 extern double iv_median(double *values, size_t n);
 
+/* qsort comparator of doubles, ascending (no NaN reaches it) */
+extern int	iv_cmp_double(const void *a, const void *b);
+
 /* Weight of a purchase age_days old with the given half-life: 0.5^(age/h). */
 extern double iv_decay(double age_days, double half_life_days);
 
