@@ -25,16 +25,19 @@ done
 	{ echo "the exclusions are not on the worker"; exit 1; }
 
 # refresh: the bytes the coordinator receives from the workers while it
-# runs, against the size of the order lines
+# runs, against the size of the order lines.  The sampler sees a socket only
+# while it is open, so both sessions below keep theirs: one connection per
+# worker (pool size 1), which Citus caches for the session, and a second's
+# sleep before the session ends.  (master_run_on_worker's own connections,
+# which carry each tenant's build call and its row count, close at once.)
 line_bytes=$(cq upsell -c "SELECT sum(pg_column_size(l)) FROM shop.order_lines l")
-with_coordinator_rx cq upsell -c "SET client_min_messages = warning" -c "CALL upsell.refresh()"
+with_coordinator_rx cq upsell -o /dev/null -c "SET client_min_messages = warning" \
+	-c "SET citus.max_adaptive_executor_pool_size = 1" -c "CALL upsell.refresh()" -c "SELECT pg_sleep(1)"
 rx=$RX
 cq upsell_single -c "SET client_min_messages = warning" -c "CALL upsell.refresh()"
-# what the same count shows when the lines do come: a query reading them all,
-# over one connection per worker (Citus keeps it cached: the sampler, every
-# 0.2 s, would miss the bytes of extra connections closed in between)
+# what the same count shows when the lines do come: a query reading them all
 with_coordinator_rx cq upsell -o /dev/null -c "SET citus.max_adaptive_executor_pool_size = 1" \
-	-c "SELECT * FROM upsell.order_lines"
+	-c "SELECT * FROM upsell.order_lines" -c "SELECT pg_sleep(1)"
 echo "refresh on Citus: the coordinator received $rx bytes from the workers (reading the lines: $RX bytes; they hold $line_bytes bytes)"
 [ "$RX" -gt $(( line_bytes / 2 )) ] || { echo "the count misses the lines read"; exit 1; }
 [ "$rx" -lt $(( line_bytes / 10 )) ] || { echo "order lines reached the coordinator during refresh"; exit 1; }
