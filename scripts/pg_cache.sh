@@ -103,7 +103,13 @@ pg18_build() {	# upstream debian
 		backend/replication/pgoutput fe_utils bin/initdb bin/pg_ctl bin/psql bin/pg_config
 		bin/pg_dump pl/plpgsql makefiles test/regress"
 	local args=(-s -j"$JOBS" COPT=-O1 LDFLAGS_EX="-Wl,-rpath,'\$\$ORIGIN/../lib'")
+	# PostgreSQL's makefiles generate their headers (utils/errcodes.h, ...)
+	# only in a make of level 0; under `make test` this script inherits
+	# MAKELEVEL=1 (and the outer make's flags), and src/common would then be
+	# compiled without them.  So: makes of our own, the headers first.
+	unset MAKELEVEL MAKEFLAGS MFLAGS
 	(
+		make "${args[@]}" -C src/backend generated-headers || exit 1
 		for d in $subdirs; do
 			make "${args[@]}" -C "src/$d" || exit 1
 		done
