@@ -107,33 +107,31 @@ BEGIN
 	-- form from the products' shares.  NULL without pairs.
 	n := @extschema@._publish('cooccurrence_model', tenant_id, $q$
 		WITH prod AS (
-			SELECT x.orders::pg_catalog.float8 AS n, i.orders::pg_catalog.float8 AS total
+			SELECT x.orders::pg_catalog.float8 AS n,
+				   (x.orders::pg_catalog.float8 OPERATOR(pg_catalog./) i.orders) AS p
 			FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_products(m.state) x,
 				 @extschema@.cooccurrence_info(m.state) i
 			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 AND m.chunk OPERATOR(pg_catalog.=) 0
 			  AND x.orders OPERATOR(pg_catalog.>) 0),
+		-- (OPERATOR() binds every operator alike, left to right: parenthesised)
 		shares AS (
-			SELECT pg_catalog.sum(p.n OPERATOR(pg_catalog./) p.total) AS s1,
-				   pg_catalog.sum((p.n OPERATOR(pg_catalog./) p.total) OPERATOR(pg_catalog.*)
-								  (p.n OPERATOR(pg_catalog./) p.total)) AS s2
+			SELECT pg_catalog.sum(p.p) AS s1, pg_catalog.sum(p.p OPERATOR(pg_catalog.*) p.p) AS s2
 			FROM prod p),
 		-- per product c: sum over every other j of (n_c P_j)^2, and of n_c P_j (1 - P_j)
 		chance AS (
-			SELECT pg_catalog.sum(p.n OPERATOR(pg_catalog.*) p.n OPERATOR(pg_catalog.*)
-								  (s.s2 OPERATOR(pg_catalog.-) (p.n OPERATOR(pg_catalog./) p.total) OPERATOR(pg_catalog.*)
-								   (p.n OPERATOR(pg_catalog./) p.total))) AS sq,
+			SELECT pg_catalog.sum((p.n OPERATOR(pg_catalog.*) p.n)
+								  OPERATOR(pg_catalog.*) (s.s2 OPERATOR(pg_catalog.-) (p.p OPERATOR(pg_catalog.*) p.p))) AS sq,
 				   pg_catalog.sum(p.n OPERATOR(pg_catalog.*)
-								  ((s.s1 OPERATOR(pg_catalog.-) p.n OPERATOR(pg_catalog./) p.total)
-								   OPERATOR(pg_catalog.-)
-								   (s.s2 OPERATOR(pg_catalog.-) (p.n OPERATOR(pg_catalog./) p.total) OPERATOR(pg_catalog.*)
-									(p.n OPERATOR(pg_catalog./) p.total)))) AS var
+								  ((s.s1 OPERATOR(pg_catalog.-) p.p)
+								   OPERATOR(pg_catalog.-) (s.s2 OPERATOR(pg_catalog.-) (p.p OPERATOR(pg_catalog.*) p.p)))) AS var
 			FROM prod p, shares s),
 		-- the pairs seen together: t^2 - 2 t n_c P_j (their (n_c P_j)^2 is in chance.sq)
 		seen AS (
-			SELECT pg_catalog.sum(x.together::pg_catalog.float8 OPERATOR(pg_catalog.*) x.together
-								  OPERATOR(pg_catalog.-) 2 OPERATOR(pg_catalog.*) x.together::pg_catalog.float8
-								  OPERATOR(pg_catalog.*) x.product_count OPERATOR(pg_catalog.*) x.other_count
-								  OPERATOR(pg_catalog./) x.orders) AS sum
+			SELECT pg_catalog.sum((x.together::pg_catalog.float8 OPERATOR(pg_catalog.*) x.together)
+								  OPERATOR(pg_catalog.-)
+								  (((2 OPERATOR(pg_catalog.*) x.together::pg_catalog.float8)
+									OPERATOR(pg_catalog.*) (x.product_count::pg_catalog.float8 OPERATOR(pg_catalog.*) x.other_count))
+								   OPERATOR(pg_catalog./) x.orders)) AS sum
 			FROM @extschema@.cooccurrence_chunks m,
 				 @extschema@.cooccurrence_pairs(m.state, 1, 0::pg_catalog.float8, 0::pg_catalog.float8) x
 			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1),
