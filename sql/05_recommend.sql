@@ -41,9 +41,11 @@ SELECT model, row_count FROM upsell.models WHERE build_order <= 30 ORDER BY buil
 SELECT "rank", product_id, round(score::numeric, 4) AS score, because, reason
 FROM upsell.recommend_for_cart('{1}', 5, 1);
 -- two cart items: votes summed, because lists the drivers (headphones: 10 of
--- their 10 orders with the cable); the popularity prior is the items' mean,
--- not their sum (one opinion however long the cart), so the case 3, bought
--- with the phone, stays above the bestseller 5, never bought with either
+-- their 10 orders with the cable); popularity counts once however long the
+-- cart (the items' mean prior, less what the summed pairs already hold of it:
+-- this shop's pairs are far from chance, so little is left for P(j)), so
+-- the case 3, bought with the phone, stays above the bestseller 5, never
+-- bought with either (05_recommend_long_cart checks the formula)
 SELECT "rank", product_id, round(score::numeric, 4) AS score, because, reason
 FROM upsell.recommend_for_cart('{1,4}', 3, 1);
 -- the one-off pair 7-8 is in the serving model (7 and 8 are in one order

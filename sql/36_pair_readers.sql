@@ -2,7 +2,8 @@
 -- the SQL they replace, on the arules "Groceries" baskets (169 products, some
 -- in fewer than 20 orders): pairs within categories in one pass
 -- (_cooccurrence_category_pairs), and the top pairs that keep a rare
--- product's pairs seen once (cooccurrence_top_pairs' rare_orders).
+-- product's pairs seen once (cooccurrence_top_pairs' rare_orders), and the
+-- pair moments of the cooccurrence model's pair_dispersion.
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 \set ECHO none
@@ -75,3 +76,17 @@ SELECT count(*) AS pairs_not_in_the_whole FROM (
 	EXCEPT ALL SELECT x.* FROM st, upsell.cooccurrence_pairs(st.state, 1) x) d;
 SELECT count(*) FROM st, upsell.cooccurrence_chunks(st.state, 0);
 SELECT upsell._cooccurrence_merge_rows(NULL, st.state, 1, 2) FROM st;
+
+-- the pair moments (the cooccurrence model's pair_dispersion), in one pass,
+-- against every pair listed (both orders); summed over chunks, the whole's
+SELECT m.together_squared = s.t2 AS together_squared, m.together_counts = s.tnn AS together_counts,
+	   s.t2 > 0 AS nonzero
+FROM st, upsell._cooccurrence_pair_moments(st.state) m,
+	 (SELECT sum(x.together::float8 * x.together) AS t2,
+			 sum(x.together::float8 * x.product_count * x.other_count) AS tnn
+	  FROM st, upsell.cooccurrence_pairs(st.state, 1, 0, 0) x) s;
+SELECT sum(m.together_squared) = w.together_squared AS chunks_squared,
+	   sum(m.together_counts) = w.together_counts AS chunks_counts, count(*) > 1 AS several_chunks
+FROM st, upsell.cooccurrence_chunks(st.state, 500) c, upsell._cooccurrence_pair_moments(c.state) m,
+	 upsell._cooccurrence_pair_moments(st.state) w
+GROUP BY w.together_squared, w.together_counts;

@@ -39,6 +39,7 @@ PG_FUNCTION_INFO_V1(upsell_cooccurrence_products);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_pairs);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_top_pairs);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_category_pairs);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_pair_moments);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_chunks);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_merge_rows);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_from_query);
@@ -906,6 +907,31 @@ upsell_cooccurrence_category_pairs(PG_FUNCTION_ARGS)
 	values[1] = Int64GetDatum(total);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
+}
+
+/*
+ * _cooccurrence_pair_moments(state): over the ordered pairs of the value's
+ * pairs, the sums of together^2 and of together * product_count *
+ * other_count (the cooccurrence model's pair_dispersion).  One pass over the
+ * pairs, no row per pair.
+ */
+Datum
+upsell_cooccurrence_pair_moments(PG_FUNCTION_ARGS)
+{
+	CoocCounts	c;
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	double		t2,
+				tnn;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	PG_GETARG_COUNTS(0, &c);
+	cooc_pair_moments(&c, &t2, &tnn);
+	values[0] = Float8GetDatum(t2);
+	values[1] = Float8GetDatum(tnn);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
 /* ------------------------------------------------------------------------

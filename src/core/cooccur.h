@@ -212,6 +212,15 @@ extern const char *cooc_category_pairs(const CoocCounts *counts, const int64_t *
 									   const int32_t *keys, size_t n, int32_t nkeys,
 									   int64_t *within, int64_t *total);
 
+/*
+ * Pair moments (src/core/cooc_moments.c): over the ordered pairs (a, b) of
+ * the counts' pairs (each stored pair a < b counting as (a, b) and (b, a)),
+ * *sum_t2 receives the sum of together^2 and *sum_tnn the sum of together *
+ * count(a) * count(b).  One pass over the pairs, in doubles (exact while the
+ * sums stay below 2^53); a chunk sums its own rows.
+ */
+extern void cooc_pair_moments(const CoocCounts *counts, double *sum_t2, double *sum_tnn);
+
 extern void cooc_metrics(int64_t together, int64_t product_count,
 						 int64_t other_count, int64_t orders,
 						 CoocMetrics *m);

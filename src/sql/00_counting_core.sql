@@ -127,6 +127,13 @@ CREATE FUNCTION @extschema@._cooccurrence_category_pairs(state @extschema@.coocc
 COMMENT ON FUNCTION @extschema@._cooccurrence_category_pairs(@extschema@.cooccurrence, bigint[], int[]) IS
 	'internal (category model): per category key of the products given (0 .. n - 1, NULL for none), the orders summed over the pairs of two products with that key; the row with a NULL key sums every pair';
 
+CREATE FUNCTION @extschema@._cooccurrence_pair_moments(state @extschema@.cooccurrence,
+	OUT together_squared float8, OUT together_counts float8)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_pair_moments'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._cooccurrence_pair_moments(@extschema@.cooccurrence) IS
+	'internal (cooccurrence model''s pair_dispersion): over the ordered pairs of the value''s pairs, the sums of together^2 and of together * product_count * other_count';
+
 CREATE FUNCTION @extschema@.cooccurrence_chunks(state @extschema@.cooccurrence, max_pairs bigint)
 	RETURNS TABLE (chunk int, first_product bigint, state @extschema@.cooccurrence)
 	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_chunks'

@@ -91,14 +91,72 @@ BEGIN
 	-- every chunk carries the same totals of orders, products and lines;
 	-- the pairs are theirs (the chunks' bounds are not: an incremental
 	-- refresh splits the chunks it grew, a full one splits the whole)
+	--
+	-- pair_dispersion: how far the shop's pair counts stray from what the
+	-- products' popularity alone gives, D = S / V, where S is the sum over
+	-- every ordered pair of products (c, j), bought together or not, of
+	-- (t_cj - n_c P_j)^2 (t_cj: orders with both, n_c: orders with c, P_j:
+	-- j's share of the orders) and V the same sum's expectation were every
+	-- order's products drawn by popularity alone (binomial: the sum of
+	-- n_c P_j (1 - P_j)).  D near 1: the pairs are chance around popularity
+	-- (the groceries members' (member, day) baskets: 2.4); far above 1: they
+	-- carry their own signal (a supermarket's baskets: 15; an electronics
+	-- shop's: about 1,000).  recommend_for_cart weighs the pairs' evidence by
+	-- 1 - 1/D (README, "Offline evaluation").  The pairs seen together are
+	-- summed from the counts; those never seen together (t = 0) in closed
+	-- form from the products' shares.  NULL without pairs.
 	n := @extschema@._publish('cooccurrence_model', tenant_id, $q$
-		SELECT $1 AS tenant_id, pg_catalog.min(i.orders) AS orders, pg_catalog.min(i.products) AS products,
-			   pg_catalog.sum(i.pairs)::bigint AS pairs, pg_catalog.min(i.skipped_lines) AS skipped_lines,
-			   pg_catalog.min(i.big_orders) AS big_orders, pg_catalog.max(m.max_ordered_at) AS max_ordered_at,
-			   pg_catalog.max(m.max_order_key) AS max_order_key
-		FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_info(m.state) i
-		WHERE m.tenant_id OPERATOR(pg_catalog.=) $1
-		HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0$q$);
+		WITH prod AS (
+			SELECT x.orders::pg_catalog.float8 AS n, i.orders::pg_catalog.float8 AS total
+			FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_products(m.state) x,
+				 @extschema@.cooccurrence_info(m.state) i
+			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 AND m.chunk OPERATOR(pg_catalog.=) 0
+			  AND x.orders OPERATOR(pg_catalog.>) 0),
+		-- In whole numbers (float8 holds them exactly up to 2^53, so on all
+		-- but huge shops the sums do not depend on how the pairs fall into
+		-- chunks: an incremental refresh gives what a full one does), with N
+		-- the orders, T1 and T2 the sums of n_j and n_j^2 (the pairs' sums
+		-- in one pass over each chunk, _cooccurrence_pair_moments: listing
+		-- FIMI retail's 6M pairs as rows took 8 s):
+		--   N^2 S = N^2 sum t^2 - 2 N sum t n_c n_j + sum_c n_c^2 (T2 - n_c^2)
+		--   N^2 V = N sum_c n_c (T1 - n_c) - sum_c n_c (T2 - n_c^2)
+		-- (the pairs seen together in the first two sums, every pair in the
+		-- third).  OPERATOR() binds every operator alike, left to right:
+		-- parenthesised.
+		shares AS (
+			SELECT pg_catalog.sum(p.n) AS t1, pg_catalog.sum(p.n OPERATOR(pg_catalog.*) p.n) AS t2,
+				   pg_catalog.min(p.total) AS total
+			FROM prod p),
+		chance AS (
+			SELECT pg_catalog.sum((p.n OPERATOR(pg_catalog.*) p.n)
+								  OPERATOR(pg_catalog.*) (s.t2 OPERATOR(pg_catalog.-) (p.n OPERATOR(pg_catalog.*) p.n))) AS sq,
+				   pg_catalog.sum(p.n OPERATOR(pg_catalog.*) (s.t1 OPERATOR(pg_catalog.-) p.n)) AS a1,
+				   pg_catalog.sum(p.n OPERATOR(pg_catalog.*) (s.t2 OPERATOR(pg_catalog.-) (p.n OPERATOR(pg_catalog.*) p.n))) AS a2
+			FROM prod p, shares s),
+		var AS (
+			SELECT s.total, c.sq, (s.total OPERATOR(pg_catalog.*) c.a1) OPERATOR(pg_catalog.-) c.a2 AS var
+			FROM shares s, chance c),
+		seen AS (
+			SELECT pg_catalog.sum(x.together_squared) AS t2, pg_catalog.sum(x.together_counts) AS tnn
+			FROM @extschema@.cooccurrence_chunks m, @extschema@._cooccurrence_pair_moments(m.state) x
+			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1),
+		totals AS (
+			SELECT pg_catalog.min(i.orders) AS orders, pg_catalog.min(i.products) AS products,
+				   pg_catalog.sum(i.pairs)::bigint AS pairs, pg_catalog.min(i.skipped_lines) AS skipped_lines,
+				   pg_catalog.min(i.big_orders) AS big_orders, pg_catalog.max(m.max_ordered_at) AS max_ordered_at,
+				   pg_catalog.max(m.max_order_key) AS max_order_key
+			FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_info(m.state) i
+			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1
+			HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0)
+		SELECT $1 AS tenant_id, t.orders, t.products, t.pairs, t.skipped_lines, t.big_orders,
+			   t.max_ordered_at, t.max_order_key,
+			   CASE WHEN t.pairs OPERATOR(pg_catalog.>) 0 AND c.var OPERATOR(pg_catalog.>) 0
+					THEN ((((c.total OPERATOR(pg_catalog.*) c.total) OPERATOR(pg_catalog.*) coalesce(x.t2, 0))
+						   OPERATOR(pg_catalog.-) ((2 OPERATOR(pg_catalog.*) c.total) OPERATOR(pg_catalog.*) coalesce(x.tnn, 0)))
+						  OPERATOR(pg_catalog.+) c.sq)
+						 OPERATOR(pg_catalog./) c.var END
+				 AS pair_dispersion
+		FROM totals t, var c, seen x$q$);
 	SELECT m.skipped_lines, m.big_orders INTO skipped, big
 	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_cooccurrence.tenant_id;
 	IF skipped > 0 THEN
@@ -115,9 +173,9 @@ $$;
 SELECT @extschema@._define_model('cooccurrence_model',
 	$$tenant_id bigint PRIMARY KEY,
 	  orders bigint, products bigint, pairs bigint, skipped_lines bigint, big_orders bigint,
-	  max_ordered_at timestamptz, max_order_key bigint$$,
+	  max_ordered_at timestamptz, max_order_key bigint, pair_dispersion float8$$,
 	NULL, 10, '@extschema@._build_cooccurrence(bigint, boolean)',
-	'per tenant: the totals of the co-occurrence counts of all registered order lines (upsell.cooccurrence_chunks holds the counts)');
+	'per tenant: the totals of the co-occurrence counts of all registered order lines (upsell.cooccurrence_chunks holds the counts), and how far the pair counts stray from popularity alone (pair_dispersion, 1 = chance)');
 
 CREATE FUNCTION @extschema@._build_product_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
@@ -314,28 +372,47 @@ BEGIN
 
 	-- Each cart item c (in n_c orders) says how likely a product j is to
 	-- join it: its pairs' count t_cj, shrunk towards j's popularity P(j)
-	-- (its share of the orders) by a prior worth w_c = min(n_c, 500)
-	-- orders, (t_cj + w_c P(j)) / (n_c + w_c).  The pairs' parts are summed
-	-- over the cart's items, the prior's part is their mean: popularity is
-	-- one opinion however long the cart, while every item's pairs add
-	-- evidence (summed, the prior swamped the pairs of the long FIMI retail
-	-- carts).  A product without a pair with the cart still gets the prior,
-	-- so bestsellers compete with weak evidence instead of only filling the
-	-- slots it leaves.  The prior never outweighs the cart item's own orders
-	-- (a case bought with the phone in 20 of its 75 orders stays above a
-	-- bestseller never bought with it), and stops growing at 500, where the
-	-- pairs of a popular item speak for themselves.  make eval chose it
-	-- (README, "Offer quality"): one default for every shop.
+	-- (its share of the orders) by a prior worth w_c orders,
+	-- (t_cj + w_c P(j)) / (n_c + w_c).  The cart's items add up what each
+	-- says beyond chance: P(j) once, plus per item the excess
+	-- (t_cj - n_c P(j)) / (n_c + w_c), weighed by the shop's evidence that
+	-- its pairs are more than chance, r = 1 - 1/D (D:
+	-- cooccurrence_model.pair_dispersion, 1 when the pairs are what
+	-- popularity alone gives).  So
+	--   score(j) = sum_c t_cj / (n_c + w_c) + a P(j),
+	--   a = mean_c w_c / (n_c + w_c) - r (sum_c n_c / (n_c + w_c) - mean_c n_c / (n_c + w_c)):
+	-- for one cart item the shrunk estimate itself; summed over a long cart
+	-- the pairs of popular products no longer count their popularity once
+	-- per cart item (a cosine-like penalty growing with the cart, as strong
+	-- as the shop's pairs are informative: the long FIMI retail carts reach
+	-- cosine), while on orders whose pairs are close to chance popularity
+	-- keeps its weight (the members' baskets, where popularity is the best
+	-- baseline).  w_c = min(n_c, 500): the prior never outweighs the cart
+	-- item's own orders (a case bought with the phone in 20 of its 75 orders
+	-- stays above a bestseller never bought with it), and stops growing at 500 orders,
+	-- where the pairs of a popular item speak for themselves.  A product
+	-- without a pair with the cart still gets a P(j): bestsellers compete
+	-- with weak evidence instead of only filling the slots it leaves.  make
+	-- eval chose it (README, "Offline evaluation"): one default for every
+	-- shop, its statistic computed from the shop's own orders.
 	RETURN QUERY
-	WITH cart_items AS MATERIALIZED (
-		SELECT c.product_id, c.orders::float8 AS orders, least(c.orders, 500)::float8 AS w
-		FROM @extschema@.product_model c
+	WITH shop AS (
+		SELECT greatest(max(c.orders), 1)::float8 AS orders,
+			   coalesce(least(greatest(1 - 1 / nullif(max(c.pair_dispersion), 0), 0), 1), 0) AS r
+		FROM @extschema@.cooccurrence_model c WHERE c.tenant_id = t),
+	cart_items AS MATERIALIZED (
+		SELECT c.product_id, c.orders::float8 AS orders,
+			   least(c.orders, 500)::float8 AS w
+		FROM @extschema@.product_model c, shop
 		WHERE c.tenant_id = t AND c.product_id = ANY (items) AND c.orders > 0),
-	total AS (SELECT greatest(max(c.orders), 1)::float8 AS orders
-			  FROM @extschema@.cooccurrence_model c WHERE c.tenant_id = t),
-	-- the weight of P(j) in the score: the mean of w_c / (n_c + w_c); plain
-	-- popularity for a cart none of whose items was ever ordered
-	prior AS (SELECT coalesce(avg(ci.w / (ci.orders + ci.w)), 1) AS w FROM cart_items ci),
+	total AS (SELECT shop.orders FROM shop),
+	-- the weight a of P(j) in the score (above); plain popularity for a cart
+	-- none of whose items was ever ordered
+	prior AS (SELECT coalesce(avg(ci.w / (ci.orders + ci.w))
+							  - shop.r * (sum(ci.orders / (ci.orders + ci.w)) - avg(ci.orders / (ci.orders + ci.w))),
+							  1) AS w
+			  FROM shop LEFT JOIN cart_items ci ON true
+			  GROUP BY shop.r),
 	votes AS (
 		SELECT p.other_id AS product_id, p.product_id AS driver, p.together / (ci.orders + ci.w) AS s
 		FROM @extschema@.pair_model p
@@ -418,4 +495,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.recommend_for_cart(bigint[], int, bigint) IS
-	'the k most likely additions to a cart: every cart item''s pair counts shrunk towards popularity, the pairs summed and the popularity prior averaged over the items (bestsellers compete with weak pairs), then popular products of the cart''s categories; cart items, their substitutes (upsell.is_substitute) and out-of-stock products excluded';
+	'the k most likely additions to a cart: every cart item''s pair counts shrunk towards popularity, what each item says beyond chance added up (popularity counted once however long the cart, as far as the shop''s pairs are more than chance: cooccurrence_model.pair_dispersion; bestsellers compete with weak pairs), then popular products of the cart''s categories; cart items, their substitutes (upsell.is_substitute) and out-of-stock products excluded';

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+# Offline simulation of upsell.recommend_for_cart, step 3 (README, "Offline
+# evaluation"): ranks every case of one dataset exported by export.sh with
+# scoring variants, as recommend_for_cart does (the best 4k + 20 candidates
+# by score among the cart items' pairs and the bestsellers, then stock and
+# substitutes, the first 10), and prints HR@10 and MRR@10 per variant; the
+# variant `cur` is also compared case by case with upsell's rank in the
+# database (`agree`), and the database's baselines are printed alongside.
+#   simulate.py ev_groceries cur,ex0.5,lam3 [max cases]
+# Variants (names prefixed "all" use every training pair instead of the
+# serving pair_model; PM=file picks another pair file):
+#   cur     before issue 15 part 3: pairs t/(n_c+w_c) summed, prior
+#           mean_c w_c/(n_c+w_c) P(j), w_c = min(n_c, 500)
+#   exG     the pairs beyond chance weighed by G (built: G = 1 - 1/D, D from
+#           dispersion.py)
+#   relR    exR with the prior w_c = min(n_c, 500) / max(R, 1/2)
+#   lamL    cur with w_c = L min(n_c, 500);  wA / wmA: w_c = A / min(n_c, A)
+#   xaA     beyond chance (G = 1) with w_c = A (an empirical-Bayes prior)
+#   nbL     shrunk naive Bayes, ln P(j) + sum_c ln(1 + t/(w_c P(j)))
+#   catA    the prior's P(j) mixed (A) with mean_c P(cat j | cat c) * share
+#   pwB     pairs and prior penalised by P(j)^B
+import sys, math, collections, time, os
+d = sys.argv[1]
+variants = sys.argv[2].split(',')
+maxcases = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+D = os.environ.get('OUT', '/tmp/upsell-sim') + '/' + d + '/'
+def rows(f):
+    with open(D + f) as fh:
+        for l in fh:
+            yield l.rstrip('\n').split('\t')
+prod = {}
+for r in rows('prod.tsv'):
+    prod[int(r[0])] = (int(r[1]), int(r[2]), r[3], r[4], r[5] == 't')
+orders = collections.defaultdict(set)
+for r in rows('train.tsv'):
+    orders[int(r[0])].add(int(r[1]))
+N = len(orders)
+pm = collections.defaultdict(list)
+for r in rows(__import__('os').environ.get('PM', 'pm.tsv')):
+    pm[int(r[0])].append((int(r[1]), int(r[2])))
+need_all = any(v.startswith('all') or 'ALL' in v for v in variants)
+pa = collections.defaultdict(list)
+if need_all:
+    for r in rows('pairs.tsv'):
+        pa[int(r[0])].append((int(r[1]), int(r[2])))
+subcat = set()
+for r in rows('cat.tsv'):
+    if r[2] == 't': subcat.add((r[0], r[1]))
+cases = []
+for r in rows('cases.tsv'):
+    cases.append((int(r[0]), [int(x) for x in r[1].split(',')], int(r[2])))
+cases.sort()
+if maxcases: cases = cases[:maxcases]
+dbrank = {}
+subst = {}
+for r in rows('ranks.tsv'):
+    dbrank[(r[0], int(r[1]))] = int(r[2])
+    if r[0] == 'upsell': subst[int(r[1])] = r[3] == 't'
+bylist = sorted(prod, key=lambda p: prod[p][1])
+best = [p for p in bylist if prod[p][0] > 0 and prod[p][4]]
+# category statistics from the training orders
+catn = collections.Counter(); catpair = collections.Counter(); catsum = collections.Counter()
+for p, v in prod.items():
+    if v[2]: catsum[v[2]] += v[0]
+hascat = any(v[2] for v in prod.values())
+if hascat:
+    for o, items in orders.items():
+        cc = collections.Counter(prod[i][2] for i in items if i in prod and prod[i][2])
+        for c in cc:
+            catn[c] += 1
+        for c in cc:
+            for e in cc:
+                if c != e or cc[c] >= 2:
+                    catpair[(c, e)] += 1
+def is_sub(j, cart):
+    pj = prod[j]
+    for a in cart:
+        if a == j or a not in prod: continue
+        pa_ = prod[a]
+        if pa_[3] and pa_[3] == pj[3]: return True
+        if (pa_[2], pj[2]) in subcat: return True
+    return False
+
+def score(v, cart):
+    ci = [(c, prod[c][0]) for c in cart if c in prod and prod[c][0] > 0]
+    P = lambda j: prod[j][0] / N
+    s = collections.defaultdict(float)
+    src = pa if (v.startswith('all') or 'ALL' in v) else pm
+    name = v.replace('all', '').replace('ALL', '')
+    if name in ('cur', ''):
+        w = [min(n, 500) for c, n in ci]
+        prior = sum(wi / (n + wi) for wi, (c, n) in zip(w, ci)) / len(ci) if ci else 1.0
+        for (c, n), wi in zip(ci, w):
+            for o, t in src[c]:
+                s[o] += t / (n + wi)
+        return s, lambda j: prior * P(j)
+    if name.startswith('cat'):
+        # shrink towards the category-level estimate P(cat j | cat c) * share of j in cat j
+        a = float(name[3:] or 1)
+        w = [min(n, 500) for c, n in ci]
+        prior = sum(wi / (n + wi) for wi, (c, n) in zip(w, ci)) / len(ci) if ci else 1.0
+        for (c, n), wi in zip(ci, w):
+            for o, t in src[c]:
+                s[o] += t / (n + wi)
+        cats = [prod[c][2] for c, n in ci if prod[c][2]]
+        def pri(j):
+            cj = prod[j][2]
+            if not cj or not cats: return prior * P(j)
+            share = prod[j][0] / catsum[cj] if catsum[cj] else 0
+            cp = sum(catpair[(c, cj)] / catn[c] for c in cats) / len(cats)
+            return prior * ((1 - a) * P(j) + a * cp * share)
+        return s, pri
+    if name.startswith('lam'):
+        lam = float(name[3:])
+        w = [lam * min(n, 500) for c, n in ci]
+        prior = sum(wi / (n + wi) for wi, (c, n) in zip(w, ci)) / len(ci) if ci else 1.0
+        for (c, n), wi in zip(ci, w):
+            for o, t in src[c]:
+                s[o] += t / (n + wi)
+        return s, lambda j: prior * P(j)
+    if name.startswith('w'):
+        # w_c = min(n_c, A) ('wmA') or A ('wA')
+        if name.startswith('wm'):
+            A = float(name[2:]); w = [min(n, A) for c, n in ci]
+        else:
+            A = float(name[1:]); w = [A for c, n in ci]
+        prior = sum(wi / (n + wi) for wi, (c, n) in zip(w, ci)) / len(ci) if ci else 1.0
+        for (c, n), wi in zip(ci, w):
+            for o, t in src[c]:
+                s[o] += t / (n + wi)
+        return s, lambda j: prior * P(j)
+    if name.startswith('ex'):
+        # excess over chance: A = mean prior weight - g * (sum n/(n+w) - mean n/(n+w))
+        g = float(name[2:])
+        w = [min(n, 500) for c, n in ci]
+        if ci:
+            prior = sum(wi / (n + wi) for wi, (c, n) in zip(w, ci)) / len(ci)
+            sn = sum(n / (n + wi) for wi, (c, n) in zip(w, ci))
+            A = prior - g * (sn - sn / len(ci))
+        else:
+            A = 1.0
+        for (c, n), wi in zip(ci, w):
+            for o, t in src[c]:
+                s[o] += t / (n + wi)
+        return s, lambda j: A * P(j)
+    if name.startswith('xa'):
+        # full excess over chance, every item's estimate shrunk with a prior of A orders
+        Aw = float(name[2:])
+        w = [Aw for c, n in ci]
+        A = 1 - sum(n / (n + wi) for wi, (c, n) in zip(w, ci))
+        for (c, n), wi in zip(ci, w):
+            for o, t in src[c]:
+                s[o] += t / (n + wi)
+        return s, lambda j: A * P(j)
+    if name.startswith('nb'):
+        # shrunk naive Bayes: ln P_j + sum_c ln(1 + t/(w_c P_j)), w_c = lam * min(n_c, 500)
+        lam = float(name[2:] or 1)
+        w = [lam * min(n, 500) for c, n in ci]
+        for (c, n), wi in zip(ci, w):
+            for o, t in src[c]:
+                s[o] += math.log(1 + t / (wi * P(o)))
+        return s, lambda j: math.log(P(j))
+    if name.startswith('rel'):
+        rho = float(name[3:])
+        w = [min(n, 500) / rho for c, n in ci]
+        if ci:
+            prior = sum(wi / (n + wi) for wi, (c, n) in zip(w, ci)) / len(ci)
+            sn = sum(n / (n + wi) for wi, (c, n) in zip(w, ci))
+            A = prior - rho * (sn - sn / len(ci))
+        else:
+            A = 1.0
+        for (c, n), wi in zip(ci, w):
+            for o, t in src[c]:
+                s[o] += t / (n + wi)
+        return s, lambda j: A * P(j)
+    if name.startswith('rf'):
+        rho = float(name[2:])
+        w = [min(n, 500) / max(rho, 0.5) for c, n in ci]
+        if ci:
+            prior = sum(wi / (n + wi) for wi, (c, n) in zip(w, ci)) / len(ci)
+            sn = sum(n / (n + wi) for wi, (c, n) in zip(w, ci))
+            A = prior - rho * (sn - sn / len(ci))
+        else:
+            A = 1.0
+        for (c, n), wi in zip(ci, w):
+            for o, t in src[c]:
+                s[o] += t / (n + wi)
+        return s, lambda j: A * P(j)
+    if name.startswith('pw'):
+        # pairs part penalised by candidate popularity ^ beta, scaled to keep the overall level
+        b = float(name[2:])
+        w = [min(n, 500) for c, n in ci]
+        prior = sum(wi / (n + wi) for wi, (c, n) in zip(w, ci)) / len(ci) if ci else 1.0
+        for (c, n), wi in zip(ci, w):
+            for o, t in src[c]:
+                s[o] += t / (n + wi) * (P(o) ** -b) 
+        return s, lambda j: prior * P(j) * P(j) ** -b
+    raise Exception(v)
+
+def rank(v, cart, hidden):
+    s, pri = score(v, cart)
+    cs = set(cart)
+    cand = {}
+    for j, x in s.items():
+        if j in cs: continue
+        cand[j] = x + pri(j)
+    lim = 4 * 10 + 20
+    for j in best[:lim + len(cart)]:
+        if j not in cs and j not in cand: cand[j] = pri(j)
+    top = sorted(cand.items(), key=lambda kv: (-kv[1], kv[0]))
+    # like the SQL: the best 60 scored, then stock/substitutes
+    if '_nolim' not in v: top = top[:lim]
+    r = 0
+    for j, x in top:
+        if not prod[j][4] or is_sub(j, cart): continue
+        r += 1
+        if j == hidden: return r
+        if r >= 10: break
+    return -1
+
+t0 = time.time()
+for v in variants:
+    hits = 0; agree = 0; mrr = 0
+    for cid, cart, hidden in cases:
+        r = rank(v, cart, hidden)
+        if 0 < r <= 10: hits += 1; mrr += 1 / r
+        if v == 'cur':
+            dr = dbrank.get(('upsell', cid), -1)
+            if (0 < dr <= 10) == (0 < r <= 10): agree += 1
+    print(f"{d}\t{v}\tHR {hits/len(cases):.4f}\t({hits}/{len(cases)})\tMRR {mrr/len(cases):.4f}" + (f"\tagree {agree}" if v == 'cur' else ''), flush=True)
+ids = set(c[0] for c in cases)
+for m in ['popularity', 'count', 'confidence', 'cosine', 'jaccard', 'upsell']:
+    h = sum(1 for cid in ids if 0 < dbrank.get((m, cid), -1) <= 10)
+    print(f"{d}\tdb:{m}\t{h/len(ids):.4f}\t({h})")
+print('time', time.time() - t0)
