@@ -121,6 +121,7 @@ typedef struct ServingSchema
 {
 	Oid			nsp;
 	char	   *nspname;		/* quoted */
+	SPIPlanPtr	page_product;
 	SPIPlanPtr	page_rows;
 	SPIPlanPtr	in_stock;
 	SPIPlanPtr	categories;
@@ -138,6 +139,7 @@ extern ServingSchema serving;
 #define EQ " OPERATOR(pg_catalog.=) "
 
 extern void serving_begin_request(FunctionCallInfo fcinfo);
+extern void serving_begin_request_unchecked(FunctionCallInfo fcinfo);
 extern void serving_end_request(void);
 extern void serving_use_spi(void);
 extern char *serving_qualify(const char *query);
@@ -201,6 +203,7 @@ typedef struct CartLine
 
 extern Relation serving_open_for_read(const char *name);
 extern void serving_check_select(Relation rel);
+extern Relation serving_open_tenant_shard(Relation rel, int64 tenant_id);
 extern int64 serving_read_config_version(Oid *state_rel);
 extern CartLine *serving_read_cart_lines(int64 tenant_id, const int64 *items, int nitems,
 										 int *nlines);

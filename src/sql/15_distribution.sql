@@ -285,6 +285,11 @@ BEGIN
 			-- tenant's models (colocated shards of the same node) from
 			-- inside a statement Citus runs on a shard
 			EXECUTE format('ALTER FUNCTION %s SET citus.allow_nested_distributed_execution = on', f);
+			-- and are planned with the tenant's value: Citus routes a
+			-- statement over several models to the tenant's shards only
+			-- when it sees the tenant as a constant, not as a parameter
+			-- of a generic plan (what one node's serving uses)
+			EXECUTE format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', f);
 		END IF;
 		object := f::text;
 		distributed_as := 'distributed function, run on the worker of its tenant_id';
