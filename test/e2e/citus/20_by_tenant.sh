@@ -95,6 +95,58 @@ for t in 1 2 3; do
 		SELECT f::text FROM upsell.frequently_bought_together(3) f WHERE f.tenant_id = $t ORDER BY 1"
 done
 
+# experiments: experiments, variants and exposures are reference tables,
+# the offer events distributed by tenant with the order lines
+kinds=$(cq upsell -c "SELECT logicalrelid, partmethod, colocationid = (SELECT colocationid FROM pg_dist_partition
+	WHERE logicalrelid = 'shop.order_lines'::regclass) FROM pg_dist_partition
+	WHERE logicalrelid IN ('upsell.experiments'::regclass, 'upsell.experiment_variants'::regclass,
+						   'upsell.exposures'::regclass, 'upsell.offer_events'::regclass) ORDER BY 1")
+printf '%s\n' "$kinds" | sed 's/^/experiment table|kind (n: reference, h: hash)|colocated with the order lines: /'
+[ "$(printf '%s\n' "$kinds" | tr '\n' ' ')" = \
+	"upsell.experiments|n|f upsell.experiment_variants|n|f upsell.exposures|n|f upsell.offer_events|h|t " ] ||
+	{ echo "the experiment tables are not distributed as they should be"; exit 1; }
+# an experiment of tenant 2 on its cart stage; 40 customers' first orders:
+# each shown the cart an hour before (record_exposure assigns the
+# variant), and an 'add' of one of its products half an hour before
+units=$(cq upsell_single -c "SELECT o.customer_id, o.product_id, o.ordered_at
+	FROM (SELECT DISTINCT ON (customer_id) customer_id, product_id, ordered_at FROM shop.order_lines
+		  WHERE tenant_id = 2 ORDER BY customer_id, ordered_at, product_id) o
+	ORDER BY o.customer_id LIMIT 40" | tr '|' ' ')
+{
+	echo "INSERT INTO upsell.experiments (experiment, tenant_id, stage, started_at) VALUES ('cart_test', 2, 'cart', '2000-01-01');"
+	echo "INSERT INTO upsell.experiment_variants (experiment, variant, weight, offer_types) VALUES
+		('cart_test', 'control', 1, '{}'), ('cart_test', 'complements', 1, '{complement}'),
+		('cart_test', 'all', 2, '{complement,upgrade,bundle,gap_filler,quantity_tier}');"
+	printf '%s\n' "$units" | while read -r c p d h; do
+		echo "SELECT upsell.record_exposure('cart_test', '$c', 'cart', NULL, timestamptz '$d $h' - interval '1 hour');"
+		echo "INSERT INTO upsell.offer_events (tenant_id, unit_id, offer_type, product_id, event, stage, experiment, occurred_at)
+			VALUES (2, '$c', 'complement', $p, 'add', 'cart', 'cart_test', timestamptz '$d $h' - interval '30 minutes');"
+	done
+} >"${TMPDIR:-/tmp}/upsell_citus_experiment.sql"
+for db in upsell upsell_single; do
+	cq "$db" -o /dev/null -f "${TMPDIR:-/tmp}/upsell_citus_experiment.sql"
+done
+rm -f "${TMPDIR:-/tmp}/upsell_citus_experiment.sql"
+same_answer "exposures recorded, with their assigned variants" \
+	"SELECT experiment, unit_id, variant, stage, shown_at FROM upsell.exposures ORDER BY unit_id"
+same_answer "offer events recorded" \
+	"SELECT tenant_id, unit_id, offer_type, product_id, event, experiment, occurred_at FROM upsell.offer_events ORDER BY unit_id"
+placed=$(cq upsell -c "SELECT nodeport, sum(result::bigint) FROM run_command_on_placements('upsell.offer_events',
+	'SELECT count(*) FROM %s') GROUP BY 1 ORDER BY 1")
+printf '%s\n' "$placed" | sed 's/^/offer events on the node of port|rows: /'
+[ "$(printf '%s\n' "$placed" | awk -F'|' '{ s += $2 } END { print s }')" = 40 ] || { echo "the offer events are not in the shards"; exit 1; }
+printf '%s\n' "$placed" | grep -q "^$CITUS_PORT|" && { echo "offer events on the coordinator"; exit 1; }
+# the cart stage shows each unit its variant's offer types; the results
+cart=$(cq upsell_single -c "SELECT string_agg(product_id::text, ',' ORDER BY popularity_rank)
+	FROM (SELECT product_id, popularity_rank FROM upsell.product_model WHERE tenant_id = 2
+		  ORDER BY popularity_rank LIMIT 2) b")
+printf '%s\n' "$units" | while read -r c p d h; do
+	echo "SELECT '$c', upsell.assign('cart_test', '$c'), o::text FROM upsell.cart_offers('{$cart}', NULL, 2, 'cart_test', '$c') o;"
+done | same_script "tenant 2: cart_offers per unit of experiment cart_test"
+same_answer "experiment_results('cart_test')" "SELECT r::text FROM upsell.experiment_results('cart_test') r"
+[ "$(cq upsell -c "SELECT sum(converted_units) > 0 AND count(*) = 3 FROM upsell.experiment_results('cart_test')")" = t ] ||
+	{ echo "experiment_results found no conversions"; exit 1; }
+
 # a call with a tenant runs on that tenant's worker
 cq upsell -c "SELECT f.oid::regprocedure, d.distribution_argument_index
 	FROM pg_dist_object d JOIN pg_proc f ON d.classid = 'pg_proc'::regclass AND d.objid = f.oid
