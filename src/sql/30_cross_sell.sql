@@ -328,11 +328,13 @@ BEGIN
 	-- (README, "Offer quality"): one default for every shop.
 	--
 	-- Every table is read with the tenant t and no SQL helper reads a
-	-- table: the substitute test is upsell.is_substitute written out (as
-	-- the planner inlines it, so the plan is the same).  On Citus
-	-- (distribute()) the statement is then one shard's, which Citus sends
-	-- to it whole; a helper would read the distributed tables again from
-	-- inside the shard's statement, which Citus cannot plan.
+	-- table: the substitute test is upsell.is_substitute's, written out.
+	-- On Citus (distribute()) the statement is then one shard's, which
+	-- Citus sends to it whole; a helper would read the distributed tables
+	-- again from inside the shard's statement, which Citus cannot plan.  On
+	-- one node it is a subplan of the statement instead of a call of a SQL
+	-- function per candidate (the planner does not inline is_substitute,
+	-- whose body is a subquery).
 	RETURN QUERY
 	WITH cart_items AS MATERIALIZED (
 		SELECT c.product_id, c.orders::float8 AS orders, least(c.orders, 500)::float8 AS w

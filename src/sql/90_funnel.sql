@@ -295,11 +295,13 @@ BEGIN
 	PERFORM @extschema@._check_cart_length(order_items);
 	items := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x WHERE x IS NOT NULL);
 	-- Every table is read with the tenant t and no SQL helper reads a table:
-	-- upsell._complements_of and upsell.is_substitute are written out (as the
-	-- planner inlines them, so the plans are the same).  On Citus
-	-- (distribute()) each statement is then one shard's, which Citus sends
-	-- to it whole; a helper would read the distributed tables again from
-	-- inside the shard's statement, which Citus cannot plan.
+	-- upsell._complements_of and upsell.is_substitute are written out.  On
+	-- Citus (distribute()) each statement is then one shard's, which Citus
+	-- sends to it whole; a helper would read the distributed tables again
+	-- from inside the shard's statement, which Citus cannot plan.  On one
+	-- node the substitute test is a subplan of the statement instead of a
+	-- call of a SQL function per candidate (the planner does not inline
+	-- is_substitute, whose body is a subquery).
 	candidates := ARRAY(
 		-- complements of what was just bought (evidence only: no bestsellers
 		-- here), never a substitute of it
