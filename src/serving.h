@@ -4,11 +4,13 @@
  *
  *		serving_common.c	the extension's schema, the saved SPI plans, the
  *							start and end of a request, small helpers
- *		serving_read.c		direct reads of tables (serving_state, cart_model)
+ *		serving_read.c		direct reads of tables (serving_state, cart_model,
+ *							on Citus from the tenant's shard)
  *		serving_rules.c		the merchant's rules, cached per backend and tenant
  *		serving_offers.c	proposals and the merge of any stage (_merge_offers)
  *		serving_cart.c		the cart stage (cart_offers)
- *		serving_page.c		the product page stage (_product_page_offers)
+ *		serving_page.c		the product page stage (_product_page_offers,
+ *							_product_page_offers_of)
  *
  * Data flows request -> rules cache / model reads -> proposal -> the merge
  * of src/core/offers.c -> the SRF's tuplestore.

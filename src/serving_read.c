@@ -1,7 +1,8 @@
 /*
  * serving_read.c
  *		Direct reads of the extension's tables on the request path: the
- *		cache key in serving_state, the cart's lines in cart_model.
+ *		cache key in serving_state, the cart's lines in cart_model (on
+ *		Citus, in the tenant's shard of it).
  *
  * For lookups this small, a query's executor start and end cost more than
  * the lookups themselves, so the cart reads serving_state and cart_model
