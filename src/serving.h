@@ -4,11 +4,13 @@
  *
  *		serving_common.c	the extension's schema, the saved SPI plans, the
  *							start and end of a request, small helpers
- *		serving_read.c		direct reads of tables (serving_state, cart_model)
+ *		serving_read.c		direct reads of tables (serving_state, cart_model,
+ *							on Citus from the tenant's shard)
  *		serving_rules.c		the merchant's rules, cached per backend and tenant
  *		serving_offers.c	proposals and the merge of any stage (_merge_offers)
  *		serving_cart.c		the cart stage (cart_offers)
- *		serving_page.c		the product page stage (_product_page_offers)
+ *		serving_page.c		the product page stage (_product_page_offers,
+ *							_product_page_offers_of)
  *
  * Data flows request -> rules cache / model reads -> proposal -> the merge
  * of src/core/offers.c -> the SRF's tuplestore.
@@ -121,6 +123,7 @@ typedef struct ServingSchema
 {
 	Oid			nsp;
 	char	   *nspname;		/* quoted */
+	SPIPlanPtr	page_product;
 	SPIPlanPtr	page_rows;
 	SPIPlanPtr	in_stock;
 	SPIPlanPtr	categories;
@@ -138,6 +141,7 @@ extern ServingSchema serving;
 #define EQ " OPERATOR(pg_catalog.=) "
 
 extern void serving_begin_request(FunctionCallInfo fcinfo);
+extern void serving_begin_request_unchecked(FunctionCallInfo fcinfo);
 extern void serving_end_request(void);
 extern void serving_use_spi(void);
 extern char *serving_qualify(const char *query);
@@ -201,6 +205,7 @@ typedef struct CartLine
 
 extern Relation serving_open_for_read(const char *name);
 extern void serving_check_select(Relation rel);
+extern Relation serving_open_tenant_shard(Relation rel, int64 tenant_id);
 extern int64 serving_read_config_version(Oid *state_rel);
 extern CartLine *serving_read_cart_lines(int64 tenant_id, const int64 *items, int nitems,
 										 int *nlines);

@@ -95,6 +95,7 @@ serving_use_schema(Oid fn_oid)
 	if (serving.nsp == nsp && serving.page_rows != NULL)
 		return;
 	serving_use_spi();
+	serving_forget_plan(&serving.page_product);
 	serving_forget_plan(&serving.page_rows);
 	serving_forget_plan(&serving.in_stock);
 	serving_forget_plan(&serving.categories);
@@ -106,6 +107,9 @@ serving_use_schema(Oid fn_oid)
 	serving.nspname = MemoryContextStrdup(TopMemoryContext,
 										  quote_identifier(get_namespace_name(nsp)));
 
+	serving.page_product = serving_prepare_plan(
+		"SELECT m.category FROM @.product_model m "
+		"WHERE m.product_id" EQ "$2 AND m.tenant_id" EQ "$1", 2, int8_2);
 	serving.page_rows = serving_prepare_plan(
 		"SELECT p.offer_type, p.product_ids, p.score, p.discount, p.reason "
 		"FROM @.product_page_model p WHERE p.product_id" EQ "$2 AND p.tenant_id" EQ "$1", 2, int8_2);
@@ -203,13 +207,24 @@ serving_stage_of(const char *name)
 	return STAGE_CART;			/* keep the compiler quiet */
 }
 
-/* The start of every stage's request: the SRF's result, the cache key. */
+/*
+ * The start of a request without the cache key: the SRF's result and the
+ * plans.  The caller checks the key (serving_check_version) before it
+ * reads the rules.
+ */
 void
-serving_begin_request(FunctionCallInfo fcinfo)
+serving_begin_request_unchecked(FunctionCallInfo fcinfo)
 {
 	spi_connected = false;
 	InitMaterializedSRF(fcinfo, 0);
 	serving_use_schema(fcinfo->flinfo->fn_oid);
+}
+
+/* The start of every stage's request: the SRF's result, the cache key. */
+void
+serving_begin_request(FunctionCallInfo fcinfo)
+{
+	serving_begin_request_unchecked(fcinfo);
 	serving_check_version();
 }
 

@@ -1,7 +1,8 @@
 /*
  * serving_read.c
  *		Direct reads of the extension's tables on the request path: the
- *		cache key in serving_state, the cart's lines in cart_model.
+ *		cache key in serving_state, the cart's lines in cart_model (on
+ *		Citus, in the tenant's shard of it).
  *
  * For lookups this small, a query's executor start and end cost more than
  * the lookups themselves, so the cart reads serving_state and cart_model
@@ -12,7 +13,10 @@
 
 #include "access/genam.h"
 #include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/acl.h"
@@ -35,6 +39,44 @@ serving_open_for_read(const char *name)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation %s.%s does not exist", serving.nspname, name)));
 	return table_open(relid, AccessShareLock);
+}
+
+/*
+ * The relation holding the tenant's rows of a model table rel, opened for
+ * reading: rel itself on one node.  On Citus, where upsell.distribute()
+ * made the models distributed tables, rel is an empty shell and the rows
+ * are in the tenant's shard, which this node holds when Citus delegated the
+ * call to the tenant's worker (upsell._local_shard finds it).  Without
+ * Citus's catalog in the database, nothing is asked.
+ */
+Relation
+serving_open_tenant_shard(Relation rel, int64 tenant_id)
+{
+	Oid			types[2] = {REGCLASSOID, INT8OID};
+	Datum		args[2];
+	bool		isnull;
+	Oid			shard;
+
+	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		return rel;
+	args[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+	args[1] = Int64GetDatum(tenant_id);
+	serving_use_spi();
+	if (SPI_execute_with_args(serving_qualify("SELECT @._local_shard($1, $2)"), 2, types, args,
+							  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not find the shard of %s", RelationGetRelationName(rel));
+	shard = DatumGetObjectId(serving_col(0, 1, &isnull));
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the shard of %s holding tenant " INT64_FORMAT " is on another node",
+						RelationGetRelationName(rel), tenant_id),
+				 errhint("Call the function with a constant tenant_id outside a transaction block, "
+						 "so that Citus runs it on the tenant's worker.")));
+	if (shard == RelationGetRelid(rel))
+		return rel;
+	table_close(rel, NoLock);
+	return table_open(shard, AccessShareLock);
 }
 
 /* Raises unless the user may SELECT from the relation, as a query would. */
@@ -150,6 +192,7 @@ serving_read_cart_lines(int64 tenant_id, const int64 *items, int nitems, int *nl
 		table_close(rel, NoLock);
 		return lines;
 	}
+	rel = serving_open_tenant_shard(rel, tenant_id);
 	check_cart_columns(rel);
 	/* the primary key: (tenant_id, product_id), its columns 1 and 2 */
 	index = index_open(upsell_primary_key_index(rel), AccessShareLock);

@@ -208,13 +208,18 @@ load_pinned(TenantRules *r, MemoryContext cxt)
 	uint64		n,
 				i;
 
+	/*
+	 * Every product known and in stock: an array test with the tenant as
+	 * $1, not a join of unnest() to product_model on f.tenant_id, which
+	 * Citus 12.1 cannot plan when the function runs on a tenant's worker
+	 * (product_ids has no NULL element, see the table's CHECK).
+	 */
 	n = serving_tenant_query("SELECT f.offer_id, f.stage, f.trigger_product_id, f.trigger_category, "
 				   "       f.min_cart_value, f.active_from, f.active_to, f.product_ids, f.discount, "
 				   "       f.priority, coalesce(f.reason, 'merchant offer'), "
-				   "       NOT EXISTS (SELECT FROM pg_catalog.unnest(f.product_ids) o(id) "
-				   "                   LEFT JOIN @.product_model m "
-				   "                     ON m.tenant_id" EQ "f.tenant_id AND m.product_id" EQ "o.id "
-				   "                   WHERE NOT coalesce(m.in_stock, false)) "
+				   "       f.product_ids OPERATOR(pg_catalog.<@) ARRAY(SELECT m.product_id FROM @.product_model m "
+				   "                   WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY (f.product_ids) "
+				   "                     AND m.in_stock) "
 				   "FROM @.offers f WHERE f.tenant_id" EQ "$1 ORDER BY f.offer_id", r->tenant_id);
 	r->pinned = MemoryContextAllocZero(cxt, Max(n, 1) * sizeof(PinnedOffer));
 	for (i = 0; i < n; i++)

@@ -160,13 +160,26 @@ END
 $$;
 
 -- The tables distribute() makes reference tables: the registrations (read
--- by the builders) and the merchant's rules (read by the serving functions).
+-- by the builders), the merchant's rules (read by the serving functions),
+-- and the experiments with their variants and exposures (read by the
+-- assignment in the serving functions; exposures have no tenant column, and
+-- experiment_results joins them with a tenant's order lines and events),
+-- in the order of their foreign keys.
 CREATE FUNCTION @extschema@._reference_tables()
 RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN ARRAY['order_source', 'product_source', 'cart_source', 'exclusions', 'volume_tiers',
-			 'thresholds', 'consumables', 'stage_settings', 'offers', 'category_substitutes'];
+			 'thresholds', 'consumables', 'stage_settings', 'offers', 'category_substitutes',
+			 'experiments', 'experiment_variants', 'exposures'];
+
+-- The experiment tables, whose foreign keys distribute() takes off while
+-- it converts them and puts back after (see there).
+CREATE FUNCTION @extschema@._experiment_tables()
+RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN ARRAY['experiments', 'experiment_variants', 'exposures', 'offer_events'];
 
 -- The serving functions distribute() delegates by their tenant_id argument.
 CREATE FUNCTION @extschema@._tenant_functions()
@@ -196,6 +209,9 @@ DECLARE
 	f regprocedure;
 	fname text;
 	relname text;
+	fks text[];
+	drops text[];
+	stmt text;
 BEGIN
 	IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
 		RAISE EXCEPTION 'Citus is not installed in this database'
@@ -249,9 +265,56 @@ BEGIN
 		RETURN NEXT;
 	END LOOP;
 
-	-- registrations and rules: reference tables (a copy on every node).
-	-- Their statement trigger, which bumps the serving caches' version,
-	-- then fires on every node's copy and bumps that node's serving_state.
+	-- The experiment tables' foreign keys between them: taken off while
+	-- they are converted, put back after.  Citus would otherwise first turn
+	-- the tables a converted one is tied to into "Citus local tables",
+	-- creating them on the workers, where the extension already created
+	-- them ("relation experiments already exists").  The workers' copies
+	-- (the shells of the converted tables) lose theirs too: the keys put
+	-- back reach every node.  offer_events, distributed by tenant, needs
+	-- the tenant in its primary key (Citus enforces uniqueness per shard).
+	IF EXISTS (SELECT FROM unnest(@extschema@._experiment_tables()) t
+			   WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition d
+								 WHERE d.logicalrelid = to_regclass('@extschema@.' || t))) THEN
+		fks := ARRAY(
+			SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname,
+						  pg_get_constraintdef(c.oid))
+			FROM pg_constraint c
+			WHERE c.contype = 'f'
+			  AND c.conrelid IN (SELECT to_regclass('@extschema@.' || t) FROM unnest(@extschema@._experiment_tables()) t)
+			  AND c.confrelid IN (SELECT to_regclass('@extschema@.' || t) FROM unnest(@extschema@._experiment_tables()) t)
+			ORDER BY c.conrelid::regclass::text, c.conname);
+		drops := ARRAY(
+			SELECT format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', c.conrelid::regclass, c.conname)
+			FROM pg_constraint c
+			WHERE c.contype = 'f'
+			  AND c.conrelid IN (SELECT to_regclass('@extschema@.' || t) FROM unnest(@extschema@._experiment_tables()) t)
+			  AND c.confrelid IN (SELECT to_regclass('@extschema@.' || t) FROM unnest(@extschema@._experiment_tables()) t));
+		IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition d
+					   WHERE d.logicalrelid = '@extschema@.offer_events'::regclass) THEN
+			drops := drops || ARRAY['ALTER TABLE @extschema@.offer_events DROP CONSTRAINT offer_events_pkey, '
+									'ADD CONSTRAINT offer_events_pkey PRIMARY KEY (tenant_id, event_id)'];
+		END IF;
+		FOREACH stmt IN ARRAY drops LOOP
+			EXECUTE stmt;
+		END LOOP;
+		-- (Citus's own function, run only on Citus)
+		FOR m IN EXECUTE 'SELECT w.nodename, w.nodeport, w.success, w.result
+						  FROM pg_catalog.run_command_on_workers($1) w'
+			USING 'SET citus.enable_ddl_propagation TO off; ' || array_to_string(drops, '; ') LOOP
+			IF NOT m.success THEN
+				RAISE EXCEPTION 'upsell: could not prepare the experiment tables on worker %:%: %',
+					m.nodename, m.nodeport, m.result
+					USING ERRCODE = 'external_routine_exception';
+			END IF;
+		END LOOP;
+	END IF;
+
+	-- registrations, rules and experiments: reference tables (a copy on
+	-- every node).  The rules' statement trigger, which bumps the serving
+	-- caches' version, then fires on every node's copy and bumps that
+	-- node's serving_state; the experiments' row triggers (assignment of an
+	-- exposure, the guard of running experiments' weights) fire on each.
 	PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
 	FOREACH rel IN ARRAY ARRAY(
 		SELECT to_regclass('@extschema@.' || t) FROM unnest(@extschema@._reference_tables()) t
@@ -274,6 +337,21 @@ BEGIN
 		RETURN NEXT;
 	END LOOP;
 
+	-- offer events: distributed by tenant, colocated with the order lines
+	-- (experiment_results joins a tenant's events with its lines)
+	rel := '@extschema@.offer_events'::regclass;
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = rel) THEN
+		PERFORM create_distributed_table(rel, 'tenant_id', colocate_with => s.relation::text);
+		PERFORM truncate_local_data_after_distributing_table(rel);
+	END IF;
+	object := rel::text;
+	distributed_as := 'distributed by tenant_id, colocated with ' || s.relation::text;
+	RETURN NEXT;
+	-- the experiment tables' foreign keys, back on every node
+	FOREACH stmt IN ARRAY coalesce(fks, '{}') LOOP
+		EXECUTE stmt;
+	END LOOP;
+
 	-- a tenant's build (_build_tenant_on_worker calls it there) and the
 	-- serving functions with a tenant: on the tenant's worker
 	FOREACH fname IN ARRAY ARRAY['_build_tenant(bigint, boolean)'] || @extschema@._tenant_functions() LOOP
@@ -285,6 +363,11 @@ BEGIN
 			-- tenant's models (colocated shards of the same node) from
 			-- inside a statement Citus runs on a shard
 			EXECUTE format('ALTER FUNCTION %s SET citus.allow_nested_distributed_execution = on', f);
+			-- and are planned with the tenant's value: Citus routes a
+			-- statement over several models to the tenant's shards only
+			-- when it sees the tenant as a constant, not as a parameter
+			-- of a generic plan (what one node's serving uses)
+			EXECUTE format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', f);
 		END IF;
 		object := f::text;
 		distributed_as := 'distributed function, run on the worker of its tenant_id';
@@ -293,4 +376,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.distribute() IS
-	'on Citus, with the order lines (and catalog) distributed by tenant: makes every model a distributed table colocated with the order lines, the registrations and rules reference tables, and a tenant''s build and the serving functions distributed by their tenant_id';
+	'on Citus, with the order lines (and catalog) distributed by tenant: makes every model and the offer events distributed tables colocated with the order lines, the registrations, rules and experiments reference tables, and a tenant''s build and the serving functions distributed by their tenant_id';

@@ -395,6 +395,15 @@ BEGIN
 	-- with weak evidence instead of only filling the slots it leaves.  make
 	-- eval chose it (README, "Offline evaluation"): one default for every
 	-- shop, its statistic computed from the shop's own orders.
+	--
+	-- Every table is read with the tenant t and no SQL helper reads a
+	-- table: the substitute test is upsell.is_substitute's, written out.
+	-- On Citus (distribute()) the statement is then one shard's, which
+	-- Citus sends to it whole; a helper would read the distributed tables
+	-- again from inside the shard's statement, which Citus cannot plan.  On
+	-- one node it is a subplan of the statement instead of a call of a SQL
+	-- function per candidate (the planner does not inline is_substitute,
+	-- whose body is a subquery).
 	RETURN QUERY
 	WITH shop AS (
 		SELECT greatest(max(c.orders), 1)::float8 AS orders,
@@ -443,7 +452,15 @@ BEGIN
 			  LIMIT 4::bigint * k + 20) e
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.product_id
 		WHERE m.in_stock
-		  AND NOT @extschema@.is_substitute(t, e.product_id, items)
+		  AND NOT (SELECT EXISTS (
+			  SELECT FROM @extschema@.product_model a, @extschema@.product_model b
+			  WHERE a.tenant_id = t AND a.product_id = ANY (items)
+				AND b.tenant_id = t AND b.product_id = e.product_id
+				AND a.product_id <> b.product_id
+				AND (a.variant_group = b.variant_group
+					 OR EXISTS (SELECT FROM @extschema@.category_model s
+								WHERE s.tenant_id = t AND s.category = a.category
+								  AND s.other_category = b.category AND s.substitutes))))
 		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
 						  WHERE x.tenant_id = t
 							AND ((x.product_id = e.product_id AND (x.with_product_id IS NULL OR x.with_product_id = ANY (items)))
@@ -473,7 +490,15 @@ BEGIN
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = f.product_id
 		WHERE shortfall.n > 0
 		  AND f.product_id <> ALL (items)
-		  AND NOT @extschema@.is_substitute(t, f.product_id, items)
+		  AND NOT (SELECT EXISTS (
+			  SELECT FROM @extschema@.product_model a, @extschema@.product_model b
+			  WHERE a.tenant_id = t AND a.product_id = ANY (items)
+				AND b.tenant_id = t AND b.product_id = f.product_id
+				AND a.product_id <> b.product_id
+				AND (a.variant_group = b.variant_group
+					 OR EXISTS (SELECT FROM @extschema@.category_model s
+								WHERE s.tenant_id = t AND s.category = a.category
+								  AND s.other_category = b.category AND s.substitutes))))
 		  AND f.product_id NOT IN (SELECT e.product_id FROM evidence e)
 		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
 						  WHERE x.tenant_id = t

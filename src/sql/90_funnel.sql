@@ -166,17 +166,26 @@ WHERE m.tenant_id = @extschema@._tenant(NULL);
 COMMENT ON VIEW @extschema@.product_page_offers IS
 	'pre-purchase offers per product (pinned merchant offers, complements, upgrades, bundles), ranked, of the tenant bound to the session (SET upsell.tenant_id; required when orders are registered per tenant); query it filtered by product_id';
 
+CREATE FUNCTION @extschema@._product_page_offers_of(tenant_id bigint, product_id bigint,
+	experiment text, unit_id text)
+RETURNS SETOF @extschema@.offer
+AS 'MODULE_PATHNAME', 'upsell_product_page_offers_of'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
+COMMENT ON FUNCTION @extschema@._product_page_offers_of(bigint, bigint, text, text) IS
+	'internal: the product page''s offers for a product, its category read from product_model (none for a product not there)';
+
+-- The product is read in C (_product_page_offers_of), not joined here: a
+-- SQL function that reads a table with its arguments is not planned by
+-- Citus, where distribute() runs this one on the tenant's worker.
 CREATE FUNCTION @extschema@.product_page_offers(product_id bigint, tenant_id bigint DEFAULT NULL,
 	experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
 RETURNS SETOF @extschema@.offer
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
 	SELECT o.*
-	FROM @extschema@.product_model m,
-		 @extschema@._product_page_offers(m.tenant_id, m.product_id, m.category,
-										  product_page_offers.experiment, product_page_offers.unit_id) o
-	WHERE m.tenant_id = @extschema@._tenant(product_page_offers.tenant_id)
-	  AND m.product_id = product_page_offers.product_id
+	FROM @extschema@._product_page_offers_of(@extschema@._tenant(product_page_offers.tenant_id),
+											 product_page_offers.product_id,
+											 product_page_offers.experiment, product_page_offers.unit_id) o
 	ORDER BY o."rank";
 END;
 COMMENT ON FUNCTION @extschema@.product_page_offers(bigint, bigint, text, text) IS
@@ -285,13 +294,35 @@ BEGIN
 	END IF;
 	PERFORM @extschema@._check_cart_length(order_items);
 	items := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x WHERE x IS NOT NULL);
+	-- Every table is read with the tenant t and no SQL helper reads a table:
+	-- upsell._complements_of and upsell.is_substitute are written out.  On
+	-- Citus (distribute()) each statement is then one shard's, which Citus
+	-- sends to it whole; a helper would read the distributed tables again
+	-- from inside the shard's statement, which Citus cannot plan.  On one
+	-- node the substitute test is a subplan of the statement instead of a
+	-- call of a SQL function per candidate (the planner does not inline
+	-- is_substitute, whose body is a subquery).
 	candidates := ARRAY(
 		-- complements of what was just bought (evidence only: no bestsellers
 		-- here), never a substitute of it
 		SELECT ROW('post_purchase', 'complement', ARRAY[e.product_id], NULL, e.score, 0,
 				   'goes with your order')::@extschema@.offer
-		FROM @extschema@._complements_of(t, items, 24) e
-		WHERE NOT @extschema@.is_substitute(t, e.product_id, items)
+		FROM (SELECT p.other_id AS product_id,
+					 1 - exp(sum(ln(1 - least(p.score, 0.999999::float8)))) AS score
+			  FROM @extschema@.pair_model p
+			  WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+			  GROUP BY p.other_id
+			  ORDER BY 2 DESC, 1
+			  LIMIT 24) e
+		WHERE NOT (SELECT EXISTS (
+			SELECT FROM @extschema@.product_model a, @extschema@.product_model b
+			WHERE a.tenant_id = t AND a.product_id = ANY (items)
+			  AND b.tenant_id = t AND b.product_id = e.product_id
+			  AND a.product_id <> b.product_id
+			  AND (a.variant_group = b.variant_group
+				   OR EXISTS (SELECT FROM @extschema@.category_model s
+							  WHERE s.tenant_id = t AND s.category = a.category
+								AND s.other_category = b.category AND s.substitutes))))
 		LIMIT 12)
 	|| ARRAY(
 		-- bestsellers far below them, so that the page's slots fill
@@ -300,7 +331,15 @@ BEGIN
 		FROM (SELECT m.product_id, m.popularity_rank FROM @extschema@.product_model m
 			  WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
 			  ORDER BY m.popularity_rank LIMIT 24) m
-		WHERE NOT @extschema@.is_substitute(t, m.product_id, items)
+		WHERE NOT (SELECT EXISTS (
+			SELECT FROM @extschema@.product_model a, @extschema@.product_model b
+			WHERE a.tenant_id = t AND a.product_id = ANY (items)
+			  AND b.tenant_id = t AND b.product_id = m.product_id
+			  AND a.product_id <> b.product_id
+			  AND (a.variant_group = b.variant_group
+				   OR EXISTS (SELECT FROM @extschema@.category_model s
+							  WHERE s.tenant_id = t AND s.category = a.category
+								AND s.other_category = b.category AND s.substitutes))))
 		LIMIT 12)
 	|| ARRAY(
 		-- consumables of this customer coming due within two weeks

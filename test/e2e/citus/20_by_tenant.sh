@@ -60,8 +60,8 @@ printf '%s\n' "$plan" | grep -q 'Task Count: 1' || { echo "a tenant's lines are 
 
 same_models
 
-# the serving functions Citus 12.1 runs on the tenant's worker; each call
-# sent as its own statement, as an application sends it
+# the serving functions, run on the tenant's worker; each call sent as its
+# own statement, as an application sends it
 for t in 1 2 3; do
 	products=$(cq upsell_single -c "SELECT product_id FROM upsell.product_model
 		WHERE tenant_id = $t AND price > 0 ORDER BY popularity_rank LIMIT 15")
@@ -71,15 +71,99 @@ for t in 1 2 3; do
 		echo "SELECT $p, 'b', b::text FROM upsell.bundle_offers($p, 3, 0.10, $t) b;"
 		echo "SELECT $p, 'q', q::text FROM upsell.quantity_offer($p, 2, $t) q;"
 	done | same_script "tenant $t: upgrade_candidates, downsell_candidates, bundle_offers, quantity_offer"
+	# carts and orders: the recent orders' products (the order model of
+	# the single node), and a cart of the tenant's bestsellers; the time of
+	# the tenant's last order as the post-purchase time, so that both
+	# databases count the days to a restock from the same instant
+	at=$(cq upsell_single -c "SELECT max(ordered_at) FROM upsell.order_model WHERE tenant_id = $t")
+	carts=$(cq upsell_single -c "(SELECT customer_id || ' ' || array_to_string(items, ',')
+		FROM upsell.order_model WHERE tenant_id = $t AND cardinality(items) BETWEEN 2 AND 6
+		ORDER BY order_key LIMIT 12)
+		UNION ALL
+		SELECT '0 ' || string_agg(product_id::text, ',' ORDER BY popularity_rank)
+		FROM (SELECT product_id, popularity_rank FROM upsell.product_model
+			  WHERE tenant_id = $t ORDER BY popularity_rank LIMIT 3) b")
+	[ "$(printf '%s\n' "$carts" | grep -c .)" -ge 10 ] || { echo "tenant $t: too few orders to serve"; exit 1; }
+	{
+		printf '%s\n' "$carts" | while read -r customer cart; do
+			echo "SELECT '$cart', 'r', r::text FROM upsell.recommend_for_cart('{$cart}', 5, $t) r;"
+			echo "SELECT '$cart', 'c', c::text FROM upsell.cart_offers('{$cart}', NULL, $t) c;"
+			echo "SELECT '$cart', 'p', o::text FROM upsell.post_purchase_offers('{$cart}', $customer, $t, NULL, NULL, '$at') o;"
+		done
+		for p in $products; do
+			echo "SELECT $p, 'page', o::text FROM upsell.product_page_offers($p, $t) o;"
+		done
+	} | same_script "tenant $t: recommend_for_cart, cart_offers, post_purchase_offers (carts and orders), product_page_offers"
 	same_answer "tenant $t: frequently_bought_together" "
 		SELECT f::text FROM upsell.frequently_bought_together(3) f WHERE f.tenant_id = $t ORDER BY 1"
 done
+
+# experiments: experiments, variants and exposures are reference tables,
+# the offer events distributed by tenant with the order lines
+kinds=$(cq upsell -c "SELECT logicalrelid, partmethod, colocationid = (SELECT colocationid FROM pg_dist_partition
+	WHERE logicalrelid = 'shop.order_lines'::regclass) FROM pg_dist_partition
+	WHERE logicalrelid IN ('upsell.experiments'::regclass, 'upsell.experiment_variants'::regclass,
+						   'upsell.exposures'::regclass, 'upsell.offer_events'::regclass) ORDER BY 1")
+printf '%s\n' "$kinds" | sed 's/^/experiment table|kind (n: reference, h: hash)|colocated with the order lines: /'
+[ "$(printf '%s\n' "$kinds" | tr '\n' ' ')" = \
+	"upsell.experiments|n|f upsell.experiment_variants|n|f upsell.exposures|n|f upsell.offer_events|h|t " ] ||
+	{ echo "the experiment tables are not distributed as they should be"; exit 1; }
+# an experiment of tenant 2 on its cart stage; 40 customers' first orders:
+# each shown the cart an hour before (record_exposure assigns the
+# variant), and an 'add' of one of its products half an hour before
+units=$(cq upsell_single -c "SELECT o.customer_id, o.product_id, o.ordered_at
+	FROM (SELECT DISTINCT ON (customer_id) customer_id, product_id, ordered_at FROM shop.order_lines
+		  WHERE tenant_id = 2 ORDER BY customer_id, ordered_at, product_id) o
+	ORDER BY o.customer_id LIMIT 40" | tr '|' ' ')
+{
+	echo "INSERT INTO upsell.experiments (experiment, tenant_id, stage, started_at) VALUES ('cart_test', 2, 'cart', '2000-01-01');"
+	echo "INSERT INTO upsell.experiment_variants (experiment, variant, weight, offer_types) VALUES
+		('cart_test', 'control', 1, '{}'), ('cart_test', 'complements', 1, '{complement}'),
+		('cart_test', 'all', 2, '{complement,upgrade,bundle,gap_filler,quantity_tier}');"
+	printf '%s\n' "$units" | while read -r c p d h; do
+		echo "SELECT upsell.record_exposure('cart_test', '$c', 'cart', NULL, timestamptz '$d $h' - interval '1 hour');"
+		echo "INSERT INTO upsell.offer_events (tenant_id, unit_id, offer_type, product_id, event, stage, experiment, occurred_at)
+			VALUES (2, '$c', 'complement', $p, 'add', 'cart', 'cart_test', timestamptz '$d $h' - interval '30 minutes');"
+	done
+} >"${TMPDIR:-/tmp}/upsell_citus_experiment.sql"
+for db in upsell upsell_single; do
+	cq "$db" -o /dev/null -f "${TMPDIR:-/tmp}/upsell_citus_experiment.sql"
+done
+rm -f "${TMPDIR:-/tmp}/upsell_citus_experiment.sql"
+same_answer "exposures recorded, with their assigned variants" \
+	"SELECT experiment, unit_id, variant, stage, shown_at FROM upsell.exposures ORDER BY unit_id"
+same_answer "offer events recorded" \
+	"SELECT tenant_id, unit_id, offer_type, product_id, event, experiment, occurred_at FROM upsell.offer_events ORDER BY unit_id"
+placed=$(cq upsell -c "SELECT nodeport, sum(result::bigint) FROM run_command_on_placements('upsell.offer_events',
+	'SELECT count(*) FROM %s') GROUP BY 1 ORDER BY 1")
+printf '%s\n' "$placed" | sed 's/^/offer events on the node of port|rows: /'
+[ "$(printf '%s\n' "$placed" | awk -F'|' '{ s += $2 } END { print s }')" = 40 ] || { echo "the offer events are not in the shards"; exit 1; }
+printf '%s\n' "$placed" | grep -q "^$CITUS_PORT|" && { echo "offer events on the coordinator"; exit 1; }
+# the cart stage shows each unit its variant's offer types; the results
+cart=$(cq upsell_single -c "SELECT string_agg(product_id::text, ',' ORDER BY popularity_rank)
+	FROM (SELECT product_id, popularity_rank FROM upsell.product_model WHERE tenant_id = 2
+		  ORDER BY popularity_rank LIMIT 2) b")
+printf '%s\n' "$units" | while read -r c p d h; do
+	echo "SELECT '$c', upsell.assign('cart_test', '$c'), o::text FROM upsell.cart_offers('{$cart}', NULL, 2, 'cart_test', '$c') o;"
+done | same_script "tenant 2: cart_offers per unit of experiment cart_test"
+same_answer "experiment_results('cart_test')" "SELECT r::text FROM upsell.experiment_results('cart_test') r"
+[ "$(cq upsell -c "SELECT sum(converted_units) > 0 AND count(*) = 3 FROM upsell.experiment_results('cart_test')")" = t ] ||
+	{ echo "experiment_results found no conversions"; exit 1; }
 
 # a call with a tenant runs on that tenant's worker
 cq upsell -c "SELECT f.oid::regprocedure, d.distribution_argument_index
 	FROM pg_dist_object d JOIN pg_proc f ON d.classid = 'pg_proc'::regclass AND d.objid = f.oid
 	WHERE d.distribution_argument_index IS NOT NULL ORDER BY 1" | sed 's/^/distributed function: /'
-delegated=$(cq upsell -c "SET citus.log_remote_commands = on" -c "SET client_min_messages = notice" \
-	-c "SELECT count(*) FROM upsell.upgrade_candidates(1, 3, 1.5, 2)" 2>&1 | grep -c 'issuing SELECT .*upgrade_candidates' || true)
-echo "upgrade_candidates(..., tenant 2) sent to the tenant's worker: $delegated call(s)"
-[ "$delegated" -ge 1 ] || { echo "upgrade_candidates was not delegated"; exit 1; }
+for call in "upgrade_candidates(1, 3, 1.5, 2)" "recommend_for_cart('{1,2}', 5, 2)" "product_page_offers(1, 2)" \
+	"cart_offers('{1,2}', NULL, 2)" "post_purchase_offers('{1,2}', 1, 2)"; do
+	f=${call%%(*}
+	delegated=$(cq upsell -c "SET citus.log_remote_commands = on" -c "SET client_min_messages = notice" \
+		-c "SELECT count(*) FROM upsell.$call" 2>&1 | grep -c "issuing SELECT .*$f" || true)
+	echo "$f(..., tenant 2) sent to the tenant's worker: $delegated call(s)"
+	[ "$delegated" -ge 1 ] || { echo "$f was not delegated"; exit 1; }
+done
+# not delegated (inside a transaction block, Citus runs the call on the
+# coordinator): the cart stage says so instead of reading the empty shell
+err=$(cq upsell -c "BEGIN" -c "SELECT count(*) FROM upsell.cart_offers('{1,2}', NULL, 2)" -c "ROLLBACK" 2>&1 || true)
+printf '%s\n' "$err" | grep -q "is on another node" || { echo "cart_offers on the coordinator: $err"; exit 1; }
+echo "cart_offers in a transaction block on the coordinator: $(printf '%s\n' "$err" | grep ERROR)"
