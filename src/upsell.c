@@ -24,6 +24,7 @@ int			upsell_cooccurrence_chunk_pairs = 16777216;
 bool		upsell_force_weight_change = false;
 int			upsell_itemsets_memory_limit = -1;
 int			upsell_bundle_min_count = 5;
+int			upsell_refresh_workers = 2;
 int			upsell_bundles_per_product = 10;
 int			upsell_max_cart_lines = 500;
 char	   *upsell_tenant_setting = NULL;
@@ -108,6 +109,13 @@ _PG_init(void)
 							&upsell_itemsets_memory_limit,
 							-1, -1, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("upsell.refresh_workers",
+							"Background workers a refresh may use to build models beside the others.",
+							"A full build of a tenant on a single node hands the models that read only the order lines (bundles, purchase histories) to background workers, within max_worker_processes; 0 builds everything in the refreshing backend.",
+							&upsell_refresh_workers,
+							2, 0, 8,
+							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("upsell.bundle_min_count",
 							"Orders a set of products must appear in before refresh offers it as a bundle.",

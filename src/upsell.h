@@ -21,6 +21,7 @@ extern int	upsell_cooccurrence_chunk_pairs;
 extern bool upsell_force_weight_change;
 extern int	upsell_itemsets_memory_limit;	/* kB, -1: 32 * work_mem */
 extern int	upsell_bundle_min_count;
+extern int	upsell_refresh_workers;
 extern int	upsell_bundles_per_product;
 extern int	upsell_max_cart_lines;
 extern bool upsell_tenant_bound;	/* upsell.tenant_id set */

@@ -476,6 +476,75 @@ BEGIN
 END
 $$;
 
+-- ---- side builds -------------------------------------------------------------
+--
+-- A model whose rows come from the order lines alone can be computed by a
+-- background worker while the refresh builds the models before it
+-- (src/side_build.c): on a 2-core machine a tenant's refresh then uses both.
+-- Its builder reads the rows with _side_rows when _side_ready says the
+-- worker runs, and otherwise computes them itself.
+
+CREATE FUNCTION @extschema@._side_start(name text, query text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'upsell_side_start'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._side_start(text, text) IS
+	'internal: starts a background worker that runs query (a SELECT, with the caller''s user, role and build settings) and keeps its rows for _side_rows(name), until the transaction ends; false when no worker could be started';
+
+CREATE FUNCTION @extschema@._side_ready(name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'upsell_side_ready'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._side_ready(text) IS
+	'internal: whether side build name runs or ran its query (waits for its worker to start); false, and forgotten, when its worker ended before it could';
+
+CREATE FUNCTION @extschema@._side_rows(name text, shape anyelement)
+RETURNS SETOF anyelement
+AS 'MODULE_PATHNAME', 'upsell_side_rows'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._side_rows(text, anyelement) IS
+	'internal: the rows of side build name, of the row type of shape (its columns must have exactly those types), waiting for them; its error, with its SQLSTATE, when its query failed';
+
+-- Starts the side builds of a tenant, once source_state has fixed the
+-- snapshot of its lines: on a single node, for a full build (an incremental
+-- one reads what this transaction wrote before), at most
+-- upsell.refresh_workers of them, the longest first.  Returns how many
+-- started.
+CREATE FUNCTION @extschema@._side_builds_start(tenant_id bigint)
+RETURNS int
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	workers int := coalesce(current_setting('upsell.refresh_workers', true)::int, 0);
+	snap pg_snapshot;
+	b record;
+	started int := 0;
+BEGIN
+	IF workers <= 0 OR @extschema@._models_distributed() OR @extschema@._incremental(tenant_id) THEN
+		RETURN 0;
+	END IF;
+	SELECT s.snapshot INTO snap FROM @extschema@.source_state s WHERE s.tenant_id = _side_builds_start.tenant_id;
+	FOR b IN
+		SELECT v.model, v.query
+		FROM (VALUES (1, 'bundle_model',
+					  @extschema@._bundle_query(tenant_id,
+						  coalesce(current_setting('upsell.bundle_min_count', true)::int, 5), snap)),
+					 (2, 'purchase_history_model',
+					  'SELECT * FROM @extschema@._purchase_history('
+						  || quote_literal(@extschema@._history_lines_query(tenant_id, 'true', snap)) || ')'))
+			 AS v(n, model, query)
+		ORDER BY v.n LIMIT workers
+	LOOP
+		IF @extschema@._side_start(b.model, b.query) THEN
+			started := started + 1;
+		END IF;
+	END LOOP;
+	RETURN started;
+END
+$$;
+
+
 -- Builds and publishes every model of one tenant, in the caller's
 -- transaction, and draws a new serving_state.config_version for the serving
 -- caches of this node.  Returns per model the rows published, the build's
@@ -507,6 +576,9 @@ BEGIN
 		t0 := clock_timestamp();
 		cpu0 := @extschema@._backend_cpu_ms();
 		EXECUTE format('SELECT %s($1, $2)', m.builder::regprocedure::regproc) INTO n USING tenant_id, incremental;
+		IF m.model = 'source_state' THEN
+			PERFORM @extschema@._side_builds_start(tenant_id);
+		END IF;
 		built := built || jsonb_build_object(m.model, jsonb_build_array(coalesce(n, 0),
 											 1000 * extract(epoch FROM clock_timestamp() - t0),
 											 @extschema@._backend_cpu_ms() - cpu0));

@@ -167,15 +167,20 @@ SELECT @extschema@._define_model('source_state',
 
 -- The tenant's order lines as of its refresh snapshot, as a FROM item (alias
 -- l) for the builders' queries.  Before source_state is built (or for a
--- source without row xmin) every current line.
-CREATE FUNCTION @extschema@._tenant_lines(tenant_id bigint)
+-- source without row xmin) every current line.  With a snapshot, the lines
+-- as of that one, written into the text: a side build's worker
+-- (src/side_build.c) cannot see the source_state row its refresh has not
+-- committed yet.
+CREATE FUNCTION @extschema@._tenant_lines(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN format('(SELECT l.* FROM @extschema@.order_lines l '
-			  'WHERE l.tenant_id OPERATOR(pg_catalog.=) %s AND @extschema@._xmin_visible(l.row_xmin, '
-			  '(SELECT s.snapshot FROM @extschema@.source_state s WHERE s.tenant_id OPERATOR(pg_catalog.=) %s)) '
-			  'IS NOT FALSE)', tenant_id, tenant_id);
+			  'WHERE l.tenant_id OPERATOR(pg_catalog.=) %s AND @extschema@._xmin_visible(l.row_xmin, %s) '
+			  'IS NOT FALSE)', tenant_id,
+			  coalesce(quote_literal(snapshot) || '::pg_snapshot',
+					   format('(SELECT s.snapshot FROM @extschema@.source_state s WHERE s.tenant_id OPERATOR(pg_catalog.=) %s)',
+							  tenant_id)));
 
 -- Whether the tenant's refresh folds new lines in (source_state decided).
 -- (plpgsql: Citus 12.1 cannot run a SQL-standard body that reads a

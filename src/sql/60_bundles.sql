@@ -113,6 +113,29 @@ COMMENT ON FUNCTION @extschema@.association_rules(text, float8, float8, int, int
 -- Bundles of 2 or 3 products bought together in at least
 -- upsell.bundle_min_count orders and more often than chance (lift > 1); each
 -- product keeps its upsell.bundles_per_product best by lift, then count.
+-- The query of a tenant's rows at a min_count, from its lines as of its
+-- refresh snapshot, or as of the snapshot given (a side build's worker, see
+-- _side_builds_start).
+CREATE FUNCTION @extschema@._bundle_query(tenant_id bigint, min_count int, snapshot pg_snapshot DEFAULT NULL)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN format($q$
+	SELECT %s::bigint AS tenant_id, x.product_id, x.r::int AS bundle_rank, x.items, x.size, x.count, x.support, x.lift
+	FROM (SELECT p.product_id, f.items, f.size, f.count, f.support, f.lift,
+				 pg_catalog.row_number() OVER (PARTITION BY p.product_id
+											   ORDER BY f.lift DESC, f.count DESC, f.items) AS r
+		  FROM @extschema@._itemsets_from_query(%L, 0, 3, %s, false) f,
+			   pg_catalog.unnest(f.items) AS p(product_id)
+		  WHERE f.size OPERATOR(pg_catalog.>=) 2 AND f.lift OPERATOR(pg_catalog.>) 1) x
+	WHERE x.r OPERATOR(pg_catalog.<=) %s$q$,
+	tenant_id,
+	'SELECT l.order_key, l.product_id FROM ' || @extschema@._tenant_lines(tenant_id, snapshot)
+		|| ' l WHERE coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0',
+	min_count,
+	-- the settings exist once the module is loaded; their defaults until then
+	coalesce(current_setting('upsell.bundles_per_product', true)::int, 10));
+
 -- When a shop is so large that mining at that count would pass
 -- upsell.itemsets_memory_limit, the count is raised (x4) until it fits, so
 -- one huge tenant does not fail the whole refresh.
@@ -122,29 +145,23 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	-- the settings exist once the module is loaded; their defaults until then
 	min_count int := coalesce(current_setting('upsell.bundle_min_count', true)::int, 5);
-	per_product int := coalesce(current_setting('upsell.bundles_per_product', true)::int, 10);
 	most_orders bigint;
+	rows text;
 BEGIN
 	SELECT coalesce(max(m.orders), 0) INTO most_orders
 	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_bundle_model.tenant_id;
 	-- incremental: itemsets do not add up from partial counts; rebuild
 	LOOP
 		BEGIN
-			RETURN @extschema@._publish('bundle_model', tenant_id, format($q$
-				SELECT $1 AS tenant_id, x.product_id, x.r AS bundle_rank, x.items, x.size, x.count, x.support, x.lift
-				FROM (SELECT p.product_id, f.items, f.size, f.count, f.support, f.lift,
-							 row_number() OVER (PARTITION BY p.product_id
-												ORDER BY f.lift DESC, f.count DESC, f.items) AS r
-					  FROM @extschema@._itemsets_from_query(%L, 0, 3, %s, false) f,
-						   unnest(f.items) AS p(product_id)
-					  WHERE f.size >= 2 AND f.lift > 1) x
-				WHERE x.r <= %s$q$,
-				-- the lines as of the tenant's refresh snapshot, like every model
-				'SELECT l.order_key, l.product_id FROM ' || @extschema@._tenant_lines(tenant_id)
-					|| ' l WHERE coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0',
-				min_count, per_product));
+			-- computed beside the other models (_side_builds_start) at the
+			-- first count, or here
+			IF @extschema@._side_ready('bundle_model') THEN
+				rows := 'SELECT * FROM @extschema@._side_rows(''bundle_model'', NULL::@extschema@.bundle_model)';
+			ELSE
+				rows := @extschema@._bundle_query(tenant_id, min_count);
+			END IF;
+			RETURN @extschema@._publish('bundle_model', tenant_id, rows);
 		EXCEPTION WHEN program_limit_exceeded THEN
 			-- past the tenant's order count nothing can be frequent
 			IF min_count::bigint * 4 > most_orders THEN

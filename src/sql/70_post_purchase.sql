@@ -146,12 +146,13 @@ COMMENT ON FUNCTION @extschema@._consumable_by_data(bigint, bigint, bigint, bigi
 -- The order lines of the purchase histories, as _purchase_history reads them:
 -- the tenant's lines as of its refresh snapshot (_tenant_lines), of some
 -- customers only when filter says so.
-CREATE FUNCTION @extschema@._history_lines_query(tenant_id bigint, filter text DEFAULT 'true')
+CREATE FUNCTION @extschema@._history_lines_query(tenant_id bigint, filter text DEFAULT 'true',
+	snapshot pg_snapshot DEFAULT NULL)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN 'SELECT l.tenant_id, l.customer_id, l.product_id, l.ordered_at, l.quantity, '
-	|| 'l.quantity OPERATOR(pg_catalog.*) l.unit_price FROM ' || @extschema@._tenant_lines(tenant_id) || ' l '
+	|| 'l.quantity OPERATOR(pg_catalog.*) l.unit_price FROM ' || @extschema@._tenant_lines(tenant_id, snapshot) || ' l '
 	|| 'WHERE l.customer_id IS NOT NULL AND l.product_id IS NOT NULL AND l.ordered_at IS NOT NULL '
 	|| 'AND l.quantity OPERATOR(pg_catalog.>) 0 AND (' || filter || ') ORDER BY l.tenant_id, l.customer_id';
 
@@ -201,8 +202,15 @@ BEGIN
 		SELECT count(*) INTO n FROM @extschema@.purchase_history_model h WHERE h.tenant_id = t;
 		RETURN n;
 	END IF;
-	INSERT INTO pg_temp.upsell_history_pass
-	SELECT * FROM @extschema@._purchase_history(@extschema@._history_lines_query(t));
+	IF @extschema@._side_ready('purchase_history_model') THEN
+		-- computed beside the other models (_side_builds_start)
+		-- (EXECUTE: the temporary table and its row type are new at every build)
+		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass SELECT * FROM '
+			'@extschema@._side_rows(''purchase_history_model'', NULL::pg_temp.upsell_history_pass)';
+	ELSE
+		INSERT INTO pg_temp.upsell_history_pass
+		SELECT * FROM @extschema@._purchase_history(@extschema@._history_lines_query(t));
+	END IF;
 	RETURN @extschema@._publish('purchase_history_model', t,
 		'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
 		'quantity, spend FROM pg_temp.upsell_history_pass WHERE product_id IS NULL');

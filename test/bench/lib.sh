@@ -45,9 +45,9 @@ result() {
 
 # bench_refresh SQL: runs SQL (a CALL upsell.refresh(...)) in one session
 # while sampling, every 0.1 s, the private memory (RssAnon) of its backend
-# and of the parallel workers it starts.  Sets REFRESH_MS, PEAK_KB (the
-# backend) and PEAK_ALL_KB (the backend plus its workers at the same
-# moment); the session's notices go to stderr.
+# and of the workers it starts (parallel workers, side builds).  Sets
+# REFRESH_MS, PEAK_KB (the backend) and PEAK_ALL_KB (the backend plus its
+# workers at the same moment); the session's notices go to stderr.
 bench_refresh() {
 	local sql=$1 pidfile peakfile t0 pid sampler
 	pidfile=$(mktemp)
@@ -63,7 +63,9 @@ bench_refresh() {
 		while [ -n "$pid" ] && [ -e "/proc/$pid" ]; do
 			own=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
 			all=${own:-0}
-			for w in $(pgrep -f "parallel worker for PID $pid\$" 2>/dev/null || true); do
+			# its parallel workers, its side builds (src/side_build.c) and theirs
+			sides=$(pgrep -f "upsell side build [a-z_]+ for PID $pid\$" 2>/dev/null || true)
+			for w in $sides $(for p in $pid $sides; do pgrep -f "parallel worker for PID $p\$"; done 2>/dev/null || true); do
 				all=$((all + $(awk '/^RssAnon/ {print $2}' "/proc/$w/status" 2>/dev/null || echo 0)))
 			done
 			[ "${own:-0}" -gt "$peak" ] && peak=$own
