@@ -112,7 +112,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("upsell.refresh_workers",
 							"Background workers a refresh may use to build models beside the others.",
-							"A full build of a tenant on a single node hands the models that read only the order lines (bundles, purchase histories) to background workers, within max_worker_processes; 0 builds everything in the refreshing backend.",
+							"A full build of a tenant on a single node hands the models that read only the order lines and the catalog (bundles, upgrade lists, purchase histories, in that order) to background workers, within max_worker_processes; 0 builds everything in the refreshing backend.",
 							&upsell_refresh_workers,
 							2, 0, 8,
 							PGC_USERSET, 0,

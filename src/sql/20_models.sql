@@ -68,6 +68,7 @@ CREATE TABLE @extschema@.model_builds (
 	incremental	boolean NOT NULL,
 	refresh_id	bigint,
 	cpu_ms		float8,				-- the refreshing backend's CPU time in the build (its parallel workers' not included)
+	side_build	boolean NOT NULL DEFAULT false,	-- rows computed by a background worker (its CPU not in cpu_ms)
 	PRIMARY KEY (tenant_id, model)
 );
 COMMENT ON TABLE @extschema@.model_builds IS
@@ -75,15 +76,16 @@ COMMENT ON TABLE @extschema@.model_builds IS
 
 CREATE VIEW @extschema@.models AS
 SELECT d.model, d.build_order, d.builder, d.description,
-	   b.row_count, b.built_at, b.build_ms, b.tenants, b.cpu_ms
+	   b.row_count, b.built_at, b.build_ms, b.tenants, b.cpu_ms, b.side_build
 FROM @extschema@.model_definitions d
 LEFT JOIN (SELECT b.model, pg_catalog.sum(b.row_count)::bigint AS row_count,
 				  pg_catalog.max(b.built_at) AS built_at, pg_catalog.sum(b.build_ms) AS build_ms,
-				  pg_catalog.count(*) AS tenants, pg_catalog.sum(b.cpu_ms) AS cpu_ms
+				  pg_catalog.count(*) AS tenants, pg_catalog.sum(b.cpu_ms) AS cpu_ms,
+				  pg_catalog.bool_or(b.side_build) AS side_build
 		   FROM @extschema@.model_builds b GROUP BY b.model) b
 	ON b.model OPERATOR(pg_catalog.=) d.model;
 COMMENT ON VIEW @extschema@.models IS
-	'the models refresh builds, in build_order, with their rows summed over tenants and the time of their last build (wall and the refreshing backend''s CPU, ms)';
+	'the models refresh builds, in build_order, with their rows summed over tenants and the time of their last build (wall and the refreshing backend''s CPU, ms; side_build: a background worker computed the rows of some tenant, and its CPU is not in cpu_ms)';
 
 CREATE FUNCTION @extschema@._define_model(model name, columns text, indexes text[],
 	build_order int, builder text, description text, scope_column name DEFAULT NULL)
@@ -508,8 +510,9 @@ COMMENT ON FUNCTION @extschema@._side_rows(text, anyelement) IS
 -- Starts the side builds of a tenant, once source_state has fixed the
 -- snapshot of its lines: on a single node, for a full build (an incremental
 -- one reads what this transaction wrote before), at most
--- upsell.refresh_workers of them, the longest first.  Returns how many
--- started.
+-- upsell.refresh_workers of them, those that save the refreshing backend the
+-- most first (bundles, upgrade lists, purchase histories: the refresh still
+-- writes the rows of each).  Returns how many started.
 CREATE FUNCTION @extschema@._side_builds_start(tenant_id bigint)
 RETURNS int
 LANGUAGE plpgsql VOLATILE
@@ -530,7 +533,8 @@ BEGIN
 		FROM (VALUES (1, 'bundle_model',
 					  @extschema@._bundle_query(tenant_id,
 						  coalesce(current_setting('upsell.bundle_min_count', true)::int, 5), snap)),
-					 (2, 'purchase_history_model',
+					 (2, 'upgrade_list_model', @extschema@._upgrade_query(tenant_id, snap)),
+					 (3, 'purchase_history_model',
 					  'SELECT * FROM @extschema@._purchase_history('
 						  || quote_literal(@extschema@._history_lines_query(tenant_id, 'true', snap)) || ')'))
 			 AS v(n, model, query)
@@ -563,6 +567,7 @@ DECLARE
 	n bigint;
 	t0 timestamptz;
 	cpu0 float8;
+	side boolean;
 	built jsonb := '{}';
 BEGIN
 	IF @extschema@._models_distributed() THEN
@@ -575,15 +580,19 @@ BEGIN
 	FOR m IN SELECT * FROM @extschema@.model_definitions ORDER BY build_order LOOP
 		t0 := clock_timestamp();
 		cpu0 := @extschema@._backend_cpu_ms();
+		-- (a builder reads the rows of its side build when it runs)
+		side := @extschema@._side_ready(m.model);
 		EXECUTE format('SELECT %s($1, $2)', m.builder::regprocedure::regproc) INTO n USING tenant_id, incremental;
-		IF m.model = 'source_state' THEN
-			PERFORM @extschema@._side_builds_start(tenant_id);
-		END IF;
 		built := built || jsonb_build_object(m.model, jsonb_build_array(coalesce(n, 0),
 											 1000 * extract(epoch FROM clock_timestamp() - t0),
-											 @extschema@._backend_cpu_ms() - cpu0));
-		RAISE NOTICE 'upsell: tenant %: built % (% rows) in % ms', tenant_id, m.model, coalesce(n, 0),
-			round(1000 * extract(epoch FROM clock_timestamp() - t0));
+											 @extschema@._backend_cpu_ms() - cpu0, side));
+		RAISE NOTICE 'upsell: tenant %: built % (% rows) in % ms%', tenant_id, m.model, coalesce(n, 0),
+			round(1000 * extract(epoch FROM clock_timestamp() - t0)),
+			CASE WHEN side THEN ', its rows computed by a background worker' ELSE '' END;
+		IF m.model = 'source_state' THEN
+			-- the snapshot of the tenant's lines is fixed: the side builds start
+			PERFORM @extschema@._side_builds_start(tenant_id);
+		END IF;
 	END LOOP;
 	-- the serving caches of every backend (of this node) re-read the rules and models
 	UPDATE @extschema@.serving_state SET config_version = nextval('@extschema@.config_version_seq');
@@ -615,18 +624,19 @@ BEGIN
 		b := @extschema@._build_tenant(tenant_id, incremental);
 	END IF;
 	FOR m IN SELECT d.model, (b -> d.model ->> 0)::bigint AS n, (b -> d.model ->> 1)::float8 AS ms,
-					(b -> d.model ->> 2)::float8 AS cpu_ms
+					(b -> d.model ->> 2)::float8 AS cpu_ms, coalesce((b -> d.model ->> 3)::boolean, false) AS side
 			 FROM @extschema@.model_definitions d WHERE b ? d.model ORDER BY d.build_order LOOP
 		IF distributed THEN
 			-- (the worker's notices do not come back over its connection)
 			RAISE NOTICE 'upsell: tenant %: built % (% rows) in % ms on its worker', tenant_id, m.model, m.n, round(m.ms);
 		END IF;
 		INSERT INTO @extschema@.model_builds AS mb (tenant_id, model, row_count, built_at, build_ms, incremental,
-													refresh_id, cpu_ms)
-		VALUES (tenant_id, m.model, m.n, now(), m.ms, incremental, run, m.cpu_ms)
+													refresh_id, cpu_ms, side_build)
+		VALUES (tenant_id, m.model, m.n, now(), m.ms, incremental, run, m.cpu_ms, m.side)
 		ON CONFLICT ON CONSTRAINT model_builds_pkey DO UPDATE SET
 			row_count = excluded.row_count, built_at = excluded.built_at, build_ms = excluded.build_ms,
-			incremental = excluded.incremental, refresh_id = excluded.refresh_id, cpu_ms = excluded.cpu_ms;
+			incremental = excluded.incremental, refresh_id = excluded.refresh_id, cpu_ms = excluded.cpu_ms,
+			side_build = excluded.side_build;
 		built := built || jsonb_build_object(m.model, m.n);
 	END LOOP;
 	-- a tenant without any rows left is gone: forget it

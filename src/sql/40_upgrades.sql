@@ -47,6 +47,50 @@ AS $$ SELECT 2.0::float8, 10, 200, 500 $$;
 COMMENT ON FUNCTION @extschema@._upgrade_limits() IS
 	'internal: how far the stored candidate lists reach (price ratio 2 up, 1/2 down), how many are kept per product and direction, how many price neighbours are scanned, and the customer size beyond which a history gives no upgrade paths';
 
+-- The query of a tenant's upgrade and downsell lists: its priced products
+-- as product_model has them (the catalog's attributes; a product without a
+-- catalog price is not ranked), and its lines one customer at a time
+-- (sorted by PostgreSQL, in parallel where it can: never all of them in
+-- memory at once), as of its refresh snapshot or of the snapshot given (a
+-- side build's worker, which cannot read the product_model its refresh has
+-- not committed).
+CREATE FUNCTION @extschema@._upgrade_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	lim record := @extschema@._upgrade_limits();
+BEGIN
+	RETURN format($q$
+		WITH priced AS (
+			SELECT c.product_id, c.price,
+				   CASE WHEN c.variant_group IS NOT NULL
+						THEN pg_catalog.dense_rank() OVER (ORDER BY c.variant_group) OPERATOR(pg_catalog.-) 1 END AS g,
+				   CASE WHEN c.category IS NOT NULL
+						THEN pg_catalog.dense_rank() OVER (ORDER BY c.category) OPERATOR(pg_catalog.-) 1 END AS c
+			FROM (SELECT DISTINCT ON (c.product_id) c.product_id, c.price, c.variant_group, c.category
+				  FROM %s AS c
+				  WHERE c.tenant_id OPERATOR(pg_catalog.=) %s AND c.product_id IS NOT NULL
+				  ORDER BY c.product_id) c
+			WHERE c.price OPERATOR(pg_catalog.>) 0),
+		products AS (
+			SELECT pg_catalog.array_agg(p.product_id) AS ids, pg_catalog.array_agg(p.g::int) AS gs,
+				   pg_catalog.array_agg(p.c::int) AS cs, pg_catalog.array_agg(p.price::float8) AS ps
+			FROM priced p HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0)
+		SELECT %s::bigint AS tenant_id, b.product_id, CASE WHEN b.upgrade THEN 'upgrade' ELSE 'downsell' END AS kind,
+			   b.buyers, b.candidate_ids, b.same_group, b.paths, b.candidate_buyers,
+			   b.popularity, b.closeness, b.score
+		FROM products p
+		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, %L, %s, %s, %s, %s) b$q$,
+		@extschema@._catalog_source(), tenant_id, tenant_id,
+		'SELECT coalesce(l.customer_id, l.order_key), l.ordered_at, l.product_id FROM '
+			|| @extschema@._tenant_lines(tenant_id, snapshot) || ' l WHERE l.product_id IS NOT NULL '
+			|| 'AND coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0 ORDER BY 1',
+		lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products);
+END
+$$;
+
 CREATE FUNCTION @extschema@._build_upgrade_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -54,46 +98,20 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	unpriced bigint;
-	priced bigint;
-	lim record;
 BEGIN
-	-- incremental or not, the ranking is rebuilt from the product model and
-	-- the order lines (one pass each)
-	lim := @extschema@._upgrade_limits();
-	SELECT count(*) FILTER (WHERE m.price IS NULL OR NOT m.price > 0), count(*) FILTER (WHERE m.price > 0)
-	INTO unpriced, priced
+	-- incremental or not, the ranking is rebuilt from the catalog and the
+	-- order lines (one pass each)
+	SELECT count(*) FILTER (WHERE m.price IS NULL OR NOT m.price > 0) INTO unpriced
 	FROM @extschema@.product_model m WHERE m.tenant_id = _build_upgrade_model.tenant_id;
 	IF unpriced > 0 THEN
 		RAISE NOTICE 'upsell: tenant %: % products with a NULL or non-positive price left out of upgrade and downsell candidates',
 			tenant_id, unpriced;
 	END IF;
-	-- no prices registered: nothing to rank, no need to read the lines
-	RETURN @extschema@._publish('upgrade_list_model', tenant_id, format($q$
-		WITH priced AS (
-			SELECT m.product_id, m.price,
-				   CASE WHEN m.variant_group IS NOT NULL
-						THEN dense_rank() OVER (ORDER BY m.variant_group) - 1 END AS g,
-				   CASE WHEN m.category IS NOT NULL
-						THEN dense_rank() OVER (ORDER BY m.category) - 1 END AS c
-			FROM @extschema@.product_model m
-			WHERE m.tenant_id = $1 AND m.price > 0),
-		products AS (
-			SELECT array_agg(p.product_id) AS ids, array_agg(p.g::int) AS gs,
-				   array_agg(p.c::int) AS cs, array_agg(p.price::float8) AS ps
-			FROM priced p HAVING count(*) > 0)
-		SELECT $1 AS tenant_id, b.product_id, CASE WHEN b.upgrade THEN 'upgrade' ELSE 'downsell' END AS kind,
-			   b.buyers, b.candidate_ids, b.same_group, b.paths, b.candidate_buyers,
-			   b.popularity, b.closeness, b.score
-		FROM products p
-		-- the tenant's lines, one customer at a time (sorted by PostgreSQL,
-		-- in parallel where it can): never all of them in memory at once
-		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, %L,
-			%s, %s, %s, %s) b
-		WHERE %L$q$,
-		'SELECT coalesce(l.customer_id, l.order_key), l.ordered_at, l.product_id FROM '
-			|| @extschema@._tenant_lines(tenant_id) || ' l WHERE l.product_id IS NOT NULL '
-			|| 'AND coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0 ORDER BY 1',
-		lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products, priced > 0));
+	-- computed beside the other models (_side_builds_start), or here
+	RETURN @extschema@._publish('upgrade_list_model', tenant_id,
+		CASE WHEN @extschema@._side_ready('upgrade_list_model')
+			 THEN 'SELECT * FROM @extschema@._side_rows(''upgrade_list_model'', NULL::@extschema@.upgrade_list_model)'
+			 ELSE @extschema@._upgrade_query(tenant_id) END);
 END
 $$;
 

@@ -1,0 +1,143 @@
+-- Side builds (src/side_build.c): a refresh computes the rows of the models
+-- that read only the order lines (bundles, purchase histories) in background
+-- workers while it builds the others.  The models are exactly those of a
+-- refresh without workers; a worker runs as the refresh's role, with its
+-- settings and a pinned search_path; its errors reach the refresh with their
+-- SQLSTATE; it ends with the refresh's transaction.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+\set ECHO none
+\i scripts/load_superstore.sql
+\set ON_ERROR_STOP 0
+\set ECHO all
+SELECT upsell.register_orders('superstore.order_lines', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+SELECT upsell.register_products('superstore.products', 'product_id', price => 'price',
+	category => 'category', variant_group => 'variant_group', in_stock => 'in_stock',
+	title => 'title', unit_size => 'unit_size', unit_name => 'unit_name');
+-- bundles of the superstore's 10,194 lines need a lower count than the default
+SET upsell.bundle_min_count = 2;
+
+-- every model's rows as text (the counts' type has no equality operator),
+-- without the build times of source_state and threshold_candidates
+CREATE FUNCTION pg_temp.model_rows() RETURNS TABLE (model name, row_text text)
+LANGUAGE plpgsql AS $$
+DECLARE
+	m record;
+BEGIN
+	FOR m IN SELECT d.model FROM upsell.models d WHERE d.model <> 'source_state' ORDER BY d.build_order LOOP
+		RETURN QUERY EXECUTE format('SELECT %L::name, (SELECT string_agg(quote_nullable(t.v), '','') '
+									'FROM jsonb_each_text(to_jsonb(r) - ''built_at'') t(k, v)) FROM upsell.%I r',
+									m.model, m.model);
+	END LOOP;
+END $$;
+
+-- 1. the same models with and without workers, and the workers were used
+SET upsell.refresh_workers = 0;
+CALL upsell.refresh();
+CREATE TEMP TABLE alone AS SELECT * FROM pg_temp.model_rows();
+SELECT model FROM upsell.models WHERE side_build;
+SET upsell.refresh_workers = 2;
+CALL upsell.refresh();
+SELECT model, cpu_ms IS NOT NULL AS has_cpu_ms FROM upsell.models WHERE side_build ORDER BY build_order;
+SELECT model, count(*) AS rows FROM alone
+WHERE model IN ('bundle_model', 'purchase_history_model', 'product_interval_model') GROUP BY model ORDER BY model;
+SELECT coalesce(string_agg(d.model || ': ' || d.n, ', '), 'none') AS differing
+FROM (SELECT x.model, count(*) AS n
+	  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
+			UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
+	  GROUP BY x.model) d;
+
+-- 2. the worker: rows streamed through the queue (more than it holds),
+-- the caller's role, settings and a pinned search_path
+CREATE TYPE pg_temp.two AS (a bigint, b int);
+CREATE TYPE pg_temp.who AS (current_user_name text, session_user_name text, time_zone text,
+							search_path text, work_mem text);
+CREATE ROLE regress_upsell_side NOLOGIN;
+GRANT upsell_admin TO regress_upsell_side;
+BEGIN;
+SELECT upsell._side_start('numbers', 'SELECT g::bigint AS a, (g % 1000)::int AS b FROM generate_series(1, 1000000) g');
+SELECT upsell._side_ready('numbers');
+SELECT count(*), sum(a), sum(b) FROM upsell._side_rows('numbers', NULL::pg_temp.two);
+-- read once: then it is gone
+SELECT upsell._side_ready('numbers');
+SET LOCAL ROLE regress_upsell_side;
+SET LOCAL TimeZone = 'Asia/Tokyo';
+SET LOCAL work_mem = '7MB';
+SET LOCAL search_path = public, pg_catalog;
+SELECT upsell._side_start('who', $q$SELECT current_user::text, session_user::text,
+	current_setting('TimeZone'), current_setting('search_path'), current_setting('work_mem')$q$);
+SELECT upsell._side_ready('who');
+SELECT current_user_name, session_user_name = session_user AS session_user_kept, time_zone, search_path, work_mem
+FROM upsell._side_rows('who', NULL::pg_temp.who);
+COMMIT;
+
+-- 3. errors: of the query, with its SQLSTATE; of the row type; no such build
+CREATE FUNCTION pg_temp.side_error(query text, shape text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF NOT upsell._side_start('failing', query) OR NOT upsell._side_ready('failing') THEN
+		RETURN 'no worker';
+	END IF;
+	EXECUTE format('SELECT count(*) FROM upsell._side_rows(''failing'', NULL::%s)', shape) INTO n;
+	RETURN 'no error: ' || n || ' rows';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+SELECT pg_temp.side_error('SELECT g::bigint, (1 / (g - 3))::int FROM generate_series(1, 5) g', 'pg_temp.two');
+SELECT pg_temp.side_error('SELECT 1::int, 2::int', 'pg_temp.two');
+SELECT pg_temp.side_error('SELECT 1::bigint', 'pg_temp.two');
+SELECT pg_temp.side_error('SELECT FROM nowhere', 'pg_temp.two');
+SELECT upsell._side_ready('never started');
+SELECT upsell._side_rows('never started', NULL::pg_temp.two);
+
+-- 4. a worker ends with the transaction that started it, read or not
+BEGIN;
+SELECT upsell._side_start('sleeper', 'SELECT pg_sleep(600)::text');
+SELECT upsell._side_ready('sleeper');
+SELECT count(*) AS side_workers FROM pg_stat_activity WHERE backend_type = 'upsell side build';
+ROLLBACK;
+CREATE FUNCTION pg_temp.side_workers_after_wait() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint;
+BEGIN
+	FOR i IN 1..100 LOOP
+		SELECT count(*) INTO n FROM pg_stat_activity WHERE backend_type = 'upsell side build';
+		EXIT WHEN n = 0;
+		PERFORM pg_sleep(0.1);
+		PERFORM pg_stat_clear_snapshot();
+	END LOOP;
+	RETURN n;
+END $$;
+SELECT pg_temp.side_workers_after_wait() AS side_workers;
+-- a transaction cancelled while its side build runs
+BEGIN;
+SELECT upsell._side_start('sleeper', 'SELECT pg_sleep(600)::text');
+SELECT upsell._side_ready('sleeper');
+SET LOCAL statement_timeout = '100ms';
+SELECT pg_sleep(5);
+ROLLBACK;
+SELECT pg_temp.side_workers_after_wait() AS side_workers;
+-- a cancelled refresh (its tenant keeps its models)
+SET statement_timeout = '300ms';
+SET client_min_messages = error;
+CALL upsell.refresh();
+RESET statement_timeout;
+SET client_min_messages = warning;
+SELECT pg_temp.side_workers_after_wait() AS side_workers;
+SELECT status FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+SELECT coalesce(string_agg(d.model || ': ' || d.n, ', '), 'none') AS differing
+FROM (SELECT x.model, count(*) AS n
+	  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
+			UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
+	  GROUP BY x.model) d;
+
+RESET upsell.refresh_workers;
+RESET upsell.bundle_min_count;
+DROP ROLE regress_upsell_side;
+DELETE FROM upsell.order_source;
+DELETE FROM upsell.product_source;
+DROP SCHEMA superstore CASCADE;
