@@ -64,8 +64,8 @@ bench_refresh() {
 			own=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
 			all=${own:-0}
 			# its parallel workers, its side builds (src/side_build.c) and theirs
-			sides=$(pgrep -f "upsell side build [a-z_]+ for PID $pid\$" 2>/dev/null || true)
-			for w in $sides $(for p in $pid $sides; do pgrep -f "parallel worker for PID $p\$"; done 2>/dev/null || true); do
+			sides=$(pgrep -f "upsell side build [a-z_]+ for PID $pid( |$)" 2>/dev/null || true)
+			for w in $sides $(for p in $pid $sides; do pgrep -f "parallel worker for PID $p( |$)"; done 2>/dev/null || true); do
 				all=$((all + $(awk '/^RssAnon/ {print $2}' "/proc/$w/status" 2>/dev/null || echo 0)))
 			done
 			[ "${own:-0}" -gt "$peak" ] && peak=$own
