@@ -121,6 +121,17 @@ SET LOCAL statement_timeout = '100ms';
 SELECT pg_sleep(5);
 ROLLBACK;
 SELECT pg_temp.side_workers_after_wait() AS side_workers;
+-- a subtransaction rolled back: its side builds end (a refresh inside a
+-- transaction block builds each tenant in one, and the next tenant must not
+-- read the rows of one that failed); those of its parent stay
+BEGIN;
+SELECT upsell._side_start('outer', 'SELECT 1::bigint, 1::int');
+SAVEPOINT tenant;
+SELECT upsell._side_start('inner', 'SELECT 2::bigint, 2::int');
+ROLLBACK TO SAVEPOINT tenant;
+SELECT upsell._side_ready('inner') AS inner_ready, upsell._side_ready('outer') AS outer_ready;
+SELECT * FROM upsell._side_rows('outer', NULL::pg_temp.two);
+COMMIT;
 -- a cancelled refresh (its tenant keeps its models)
 SET statement_timeout = '300ms';
 SET client_min_messages = error;

@@ -12,11 +12,11 @@
  * The caller writes the refresh's snapshot into the query, so the worker
  * reads the lines the refresh would have read.  The worker takes the
  * caller's session user, role, user and security context, and the settings
- * a build reads.  A worker that cannot start, or fails before it runs the
+ * the session changed.  A worker that cannot start, or fails before it runs the
  * query (a connection limit), leaves the refresh to compute the rows itself
  * (_side_ready is false); an error of the query is raised in the refresh, with
  * its SQLSTATE, when it reads the rows.  Workers live no longer than the
- * transaction that started them.
+ * (sub)transaction that started them.
  */
 #include "postgres.h"
 
@@ -100,6 +100,7 @@ typedef struct SideShared
 typedef struct SideBuild
 {
 	char		name[NAMEDATALEN];
+	SubTransactionId subxact;	/* the (sub)transaction that started it */
 	dsm_segment *seg;
 	BackgroundWorkerHandle *handle;
 } SideBuild;
@@ -141,6 +142,23 @@ side_xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/*
+ * A subtransaction's workers end when it rolls back (a refresh inside a
+ * transaction block builds each tenant in one): the next tenant must not
+ * read the rows of the one that failed.  Those of its subtransactions
+ * started after it.
+ */
+static void
+side_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	for (int i = side_count - 1; i >= 0; i--)
+		if (side_builds[i].subxact >= mySubid)
+			side_forget(i);
 }
 
 static int
@@ -196,6 +214,7 @@ upsell_side_start(PG_FUNCTION_ARGS)
 	if (!side_callback_registered)
 	{
 		RegisterXactCallback(side_xact_callback, NULL);
+		RegisterSubXactCallback(side_subxact_callback, NULL);
 		side_callback_registered = true;
 	}
 
@@ -260,6 +279,7 @@ upsell_side_start(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 
 	strlcpy(side_builds[side_count].name, name, NAMEDATALEN);
+	side_builds[side_count].subxact = GetCurrentSubTransactionId();
 	side_builds[side_count].seg = seg;
 	side_builds[side_count].handle = handle;
 	side_count++;
