@@ -176,7 +176,7 @@ side_copy_text(char *dest, const char *src)
 	if (src == NULL)
 		dest[0] = '\0';
 	else
-		strlcpy(dest, src, SIDE_TEXT_LEN);
+		snprintf(dest, SIDE_TEXT_LEN, "%s", src);
 }
 
 /*
@@ -278,7 +278,7 @@ upsell_side_start(PG_FUNCTION_ARGS)
 	}
 	MemoryContextSwitchTo(old);
 
-	strlcpy(side_builds[side_count].name, name, NAMEDATALEN);
+	snprintf(side_builds[side_count].name, NAMEDATALEN, "%s", name);
 	side_builds[side_count].subxact = GetCurrentSubTransactionId();
 	side_builds[side_count].seg = seg;
 	side_builds[side_count].handle = handle;
