@@ -841,6 +841,7 @@ upsell_cart_complements(PG_FUNCTION_ARGS)
 	int			level;
 	CartComplement *buf;
 	int			buf_cap = 64;
+	Datum	   *category_texts;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -856,6 +857,10 @@ upsell_cart_complements(PG_FUNCTION_ARGS)
 
 	catalog_load(c, nsp, tenant_id);
 	complements_load(&x, c);
+	/* each category's text once, not once per complement */
+	category_texts = palloc(Max(c->ncategories, 1) * sizeof(Datum));
+	for (int i = 0; i < c->ncategories; i++)
+		category_texts[i] = CStringGetTextDatum(c->categories[i]);
 	buf = palloc(buf_cap * sizeof(CartComplement));
 	for (int r = 0; r < c->nproducts; r++)
 	{
@@ -897,7 +902,7 @@ upsell_cart_complements(PG_FUNCTION_ARGS)
 			ids[i] = Int64GetDatum(buf[i].other_id);
 			miss[i] = Float8GetDatum(cart_log_miss(buf[i].score));
 			cat_nulls[i] = buf[i].category < 0;
-			cats[i] = cat_nulls[i] ? (Datum) 0 : CStringGetTextDatum(c->categories[buf[i].category]);
+			cats[i] = cat_nulls[i] ? (Datum) 0 : category_texts[buf[i].category];
 		}
 		dims[0] = n;
 		values[0] = Int64GetDatum(c->products[c->order[r]].id);
