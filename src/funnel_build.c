@@ -113,6 +113,7 @@ typedef struct Catalog
 	int			ncategories;
 	int			ngroups;
 	idmap_hash *substitutes;	/* category pairs (a << 32 | b) whose products substitute */
+	Datum		one_and_a_half; /* numeric 1.5, made when first needed */
 } Catalog;
 
 static int32
@@ -317,12 +318,11 @@ catalog_within_upgrade_price(Catalog *c, const Product *ap, const Product *mp)
 		return false;
 	if (!a->has_cap)
 	{
-		static Datum one_and_a_half = (Datum) 0;
-
-		if (one_and_a_half == (Datum) 0)
-			one_and_a_half = DirectFunctionCall3(numeric_in, CStringGetDatum("1.5"),
-												 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-		a->upgrade_cap = DirectFunctionCall2(numeric_mul, a->price, one_and_a_half);
+		/* (in the build's memory, as the catalog: never kept across calls) */
+		if (c->one_and_a_half == (Datum) 0)
+			c->one_and_a_half = DirectFunctionCall3(numeric_in, CStringGetDatum("1.5"),
+													ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		a->upgrade_cap = DirectFunctionCall2(numeric_mul, a->price, c->one_and_a_half);
 		a->has_cap = true;
 	}
 	return DatumGetBool(DirectFunctionCall2(numeric_le, m->price, a->upgrade_cap));
