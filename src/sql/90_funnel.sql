@@ -94,50 +94,42 @@ COMMENT ON FUNCTION @extschema@._merge_offers(text, bigint, bigint[], numeric, @
 -- of products in stock, best first), so that the page reads a few rows by
 -- index; pinned offers, exclusions, weights and limits apply at request time.
 
+-- The ranking runs in C (src/funnel_build.c, src/core/page_rank.c): one read
+-- each of product_model, category_model's substitutes, upgrade_model,
+-- bundle_model and pair_model (in product order), each product's offers
+-- ranked as soon as its pairs end.  The rule, as the SQL it replaced said it
+-- (the same rows): the complements of pair_model in stock that are not
+-- substitutes of the product (upsell._substitute_sql), its upgrades of
+-- upgrade_model in stock within 1.5x its price and on a ladder
+-- (_upgrade_on_ladder), its bundles of bundle_model with every item in
+-- stock; each scored by sort = score / the best score of its kind for the
+-- product; one offer per set of products (the highest sort, then the kind
+-- in text order); the 12 best by sort descending, products offered, kind.
+-- The 3M pairs of a 10M-line shop took 16 s through two hash joins, a
+-- window and three sorts of every candidate.
+CREATE FUNCTION @extschema@._product_page_rows(tenant_id bigint)
+RETURNS TABLE (product_id bigint, offer_type text, product_ids bigint[], sort float8, score float8,
+			   paths bigint, buyers bigint, same_group boolean, count bigint, lift float8)
+AS 'MODULE_PATHNAME', 'upsell_product_page_rows'
+LANGUAGE C STABLE ROWS 1000000;
+COMMENT ON FUNCTION @extschema@._product_page_rows(bigint) IS
+	'internal: per product of the tenant, its 12 best product-page offers (complements, upgrades, bundles of products in stock) in rank order, with the evidence their reason is written from';
+
 CREATE FUNCTION @extschema@._build_product_page_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	RETURN @extschema@._publish('product_page_model', tenant_id, format($q$
-		SELECT tenant_id, product_id, offer_type, product_ids, sort, score, discount, reason
-		FROM (SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.product_id
-											 ORDER BY c.sort DESC, c.product_ids, c.offer_type) AS pos
-			  FROM (SELECT DISTINCT ON (c.tenant_id, c.product_id, c.product_ids) c.*
-					FROM (SELECT c.*,
-								 c.score / nullif(max(c.score) OVER (PARTITION BY c.tenant_id, c.product_id, c.offer_type), 0)
-								 AS sort
-						  FROM (SELECT p.tenant_id, p.product_id, 'complement' AS offer_type,
-									   ARRAY[p.other_id] AS product_ids, p.score, 0::numeric AS discount,
-									   'frequently bought together' AS reason
-								FROM @extschema@.pair_model p
-								JOIN @extschema@.product_model a ON a.tenant_id = p.tenant_id AND a.product_id = p.product_id
-								JOIN @extschema@.product_model o ON o.tenant_id = p.tenant_id AND o.product_id = p.other_id
-								WHERE p.tenant_id = $1 AND o.in_stock AND NOT %1$s
-								UNION ALL
-								SELECT u.tenant_id, u.product_id, 'upgrade', ARRAY[u.candidate_id], u.score, 0,
-									   @extschema@._upgrade_evidence(u.paths, u.buyers, u.same_group)
-								FROM @extschema@.upgrade_model u
-								JOIN @extschema@.product_model a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
-								JOIN @extschema@.product_model m ON m.tenant_id = u.tenant_id AND m.product_id = u.candidate_id
-								WHERE u.tenant_id = $1 AND u.kind = 'upgrade' AND m.price <= a.price * 1.5 AND m.in_stock
-								  AND @extschema@._upgrade_on_ladder(u.same_group, u.paths, u.buyers, u.popularity)
-								UNION ALL
-								SELECT b.tenant_id, b.product_id, 'bundle', b.items, b.lift, 0.10,
-									   format('bought together in %%s orders, %%s times more often than by chance',
-											  b.count, round(b.lift::numeric, 1))
-								FROM @extschema@.bundle_model b
-								-- every item in stock (an array test, not a scan of
-								-- unnest(): Citus 12.1 plans neither a join to a function
-								-- scan nor a correlated subquery over one on a shard; $1,
-								-- not b.tenant_id, so that Citus sees one shard)
-								WHERE b.tenant_id = $1 AND b.items <@ ARRAY(
-									SELECT m.product_id FROM @extschema@.product_model m
-									WHERE m.tenant_id = $1 AND m.product_id = ANY (b.items) AND m.in_stock)) c) c
-					ORDER BY c.tenant_id, c.product_id, c.product_ids, c.sort DESC, c.offer_type) c) c
-		WHERE c.pos <= 12$q$,
-		@extschema@._substitute_sql('a', 'o', '@extschema@.category_model')));
+	RETURN @extschema@._publish('product_page_model', tenant_id, $q$
+		SELECT $1 AS tenant_id, r.product_id, r.offer_type, r.product_ids, r.sort, r.score,
+			   CASE WHEN r.offer_type = 'bundle' THEN 0.10 ELSE 0 END AS discount,
+			   CASE r.offer_type
+					WHEN 'complement' THEN 'frequently bought together'
+					WHEN 'upgrade' THEN @extschema@._upgrade_evidence(r.paths, r.buyers, r.same_group)
+					ELSE format('bought together in %s orders, %s times more often than by chance',
+								r.count, round(r.lift::numeric, 1)) END AS reason
+		FROM @extschema@._product_page_rows($1) r$q$);
 END
 $$;
 
@@ -193,6 +185,13 @@ COMMENT ON FUNCTION @extschema@.product_page_offers(bigint, bigint, text, text) 
 
 -- ---- during purchase: the cart -------------------------------------------------
 
+CREATE FUNCTION @extschema@._cart_complements(tenant_id bigint)
+RETURNS TABLE (product_id bigint, ids bigint[], log_miss float8[], categories text[])
+AS 'MODULE_PATHNAME', 'upsell_cart_complements'
+LANGUAGE C STABLE ROWS 100000;
+COMMENT ON FUNCTION @extschema@._cart_complements(bigint) IS
+	'internal: per product of the tenant with any, its complements of pair_model in stock that do not substitute it (upsell._substitute_sql), by id, with ln(1 - least(score, 0.999999)) and their categories';
+
 -- What a cart request reads about each line, in one index lookup: price,
 -- category and stock, the line's complements (in stock, not substitutes of
 -- it, with ln(1 - pair score) for the noisy-OR, so that a request adds
@@ -207,9 +206,11 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	RETURN @extschema@._publish('cart_model', tenant_id, format($q$
+	RETURN @extschema@._publish('cart_model', tenant_id, $q$
+		-- (materialized: read once, before the joins)
+		WITH c AS MATERIALIZED (SELECT * FROM @extschema@._cart_complements($1))
 		SELECT m.tenant_id, m.product_id, m.price, m.category, m.in_stock,
-			   coalesce(c.ids, '{}') AS complement_ids, coalesce(c.scores, '{}') AS complement_log_miss,
+			   coalesce(c.ids, '{}') AS complement_ids, coalesce(c.log_miss, '{}') AS complement_log_miss,
 			   u.candidate_id AS upgrade_id, u.score AS upgrade_score, u.reason AS upgrade_reason,
 			   coalesce(c.categories, '{}') AS complement_categories,
 			   coalesce(array_remove(g.ids, m.product_id), '{}') AS substitute_ids,
@@ -227,19 +228,12 @@ BEGIN
 				   WHERE s.tenant_id = $1 AND s.substitutes
 				   GROUP BY s.category) s
 			ON s.category = m.category
-		LEFT JOIN (SELECT p.tenant_id, p.product_id,
-						  array_agg(p.other_id ORDER BY p.other_id) AS ids,
-						  array_agg(ln(1 - least(p.score, 0.999999)) ORDER BY p.other_id) AS scores,
-						  array_agg(o.category ORDER BY p.other_id) AS categories
-				   FROM @extschema@.pair_model p
-				   JOIN @extschema@.product_model a ON a.tenant_id = p.tenant_id AND a.product_id = p.product_id
-				   JOIN @extschema@.product_model o ON o.tenant_id = p.tenant_id AND o.product_id = p.other_id
-				   WHERE p.tenant_id = $1 AND o.in_stock AND NOT %1$s
-				   GROUP BY p.tenant_id, p.product_id) c
-			ON c.tenant_id = m.tenant_id AND c.product_id = m.product_id
+		-- the complements (src/funnel_build.c: pair_model read once in
+		-- product order, the catalog's facts from a hash table)
+		LEFT JOIN c ON c.product_id = m.product_id
 		LEFT JOIN (SELECT DISTINCT ON (u.tenant_id, u.product_id)
 						  u.tenant_id, u.product_id, u.candidate_id, u.score,
-						  format('instead of %%s: %%s; +%%s (%%s%%%% more)', coalesce(a.title, u.product_id::text),
+						  format('instead of %s: %s; +%s (%s%% more)', coalesce(a.title, u.product_id::text),
 								 @extschema@._upgrade_evidence(u.paths, u.buyers, u.same_group),
 								 b.price - a.price, round(100 * (b.price - a.price) / a.price)) AS reason
 				   FROM @extschema@.upgrade_model u
@@ -249,8 +243,7 @@ BEGIN
 					 AND @extschema@._upgrade_on_ladder(u.same_group, u.paths, u.buyers, u.popularity)
 				   ORDER BY u.tenant_id, u.product_id, u.same_group DESC, u.score DESC, u.candidate_id) u
 			ON u.tenant_id = m.tenant_id AND u.product_id = m.product_id
-		WHERE m.tenant_id = $1$q$,
-		@extschema@._substitute_sql('a', 'o', '@extschema@.category_model')));
+		WHERE m.tenant_id = $1$q$);
 END
 $$;
 

@@ -1,0 +1,922 @@
+/*
+ * funnel_build.c
+ *		The funnel's builders' joins in one pass over each model they read:
+ *		_product_page_rows (the product page's 12 best offers per product)
+ *		and _cart_complements (a cart line's complements).  The catalog's
+ *		facts (stock, category, variant group, price) are read once into a
+ *		hash table; pair_model is read in product order and each product's
+ *		offers are ranked (src/core/page_rank.c) as soon as its pairs end,
+ *		instead of hash-joining product_model to every pair and sorting
+ *		millions of rows three times (the SQL builders' plans).
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/float.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "page_rank.h"
+#include "query_stream.h"
+#include "upsell.h"
+
+PG_FUNCTION_INFO_V1(upsell_product_page_rows);
+PG_FUNCTION_INFO_V1(upsell_cart_complements);
+
+/* ---- id -> index and text -> index hash tables ---------------------------- */
+
+typedef struct IdEntry
+{
+	int64		id;
+	int32		idx;
+	char		status;
+} IdEntry;
+
+#define SH_PREFIX idmap
+#define SH_ELEMENT_TYPE IdEntry
+#define SH_KEY_TYPE int64
+#define SH_KEY id
+#define SH_HASH_KEY(tb, key) murmurhash32((uint32) (key) ^ murmurhash32((uint32) ((uint64) (key) >> 32)))
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+typedef struct NameEntry
+{
+	const char *name;
+	uint32		hash;
+	int32		idx;
+	char		status;
+} NameEntry;
+
+#define SH_PREFIX namemap
+#define SH_ELEMENT_TYPE NameEntry
+#define SH_KEY_TYPE const char *
+#define SH_KEY name
+#define SH_HASH_KEY(tb, key) hash_bytes((const unsigned char *) (key), strlen(key))
+#define SH_EQUAL(tb, a, b) (strcmp(a, b) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* ---- the catalog's facts -------------------------------------------------- */
+
+/* what every pair looks up (kept small: 3M random lookups) */
+typedef struct Product
+{
+	int64		id;
+	int32		category;		/* index into Catalog.categories, -1: NULL */
+	int32		group;			/* variant group's index, -1: NULL */
+	bool		in_stock;
+} Product;
+
+/* what only upgrades look up */
+typedef struct ProductPrice
+{
+	bool		has_price;
+	bool		has_cap;
+	Datum		price;			/* numeric */
+	Datum		upgrade_cap;	/* price * 1.5, computed when first needed */
+} ProductPrice;
+
+typedef struct Catalog
+{
+	const char *nsp;			/* quoted schema */
+	int64		tenant_id;
+	Product    *products;
+	ProductPrice *prices;
+	int			nproducts;
+	int			cap;
+	idmap_hash *by_id;
+	/* ids within a range not much wider than their number: index by id */
+	int32	   *dense;
+	int64		dense_min;
+	int64		dense_len;
+	int32	   *order;			/* product indexes by id */
+	int32	   *rank;			/* index -> position in order */
+	namemap_hash *category_ids;
+	namemap_hash *group_ids;
+	char	  **categories;		/* category names by index */
+	int			ncategories;
+	int			ngroups;
+	idmap_hash *substitutes;	/* category pairs (a << 32 | b) whose products substitute */
+	Datum		one_and_a_half; /* numeric 1.5, made when first needed */
+} Catalog;
+
+static int32
+name_index(namemap_hash *map, const char *name, int *count)
+{
+	bool		found;
+	NameEntry  *e = namemap_insert(map, name, &found);
+
+	if (!found)
+	{
+		e->name = pstrdup(name);
+		e->idx = (*count)++;
+	}
+	return e->idx;
+}
+
+static int32
+name_lookup(namemap_hash *map, const char *name)
+{
+	NameEntry  *e = namemap_lookup(map, name);
+
+	return e ? e->idx : -1;
+}
+
+static void catalog_index_ids(Catalog *c);
+
+static void
+catalog_row(Datum *values, bool *nulls, void *arg)
+{
+	Catalog    *c = (Catalog *) arg;
+	Product    *p;
+	IdEntry    *e;
+	bool		found;
+
+	CHECK_FOR_INTERRUPTS();
+	if (c->nproducts == c->cap)
+	{
+		c->cap *= 2;
+		c->products = repalloc_huge(c->products, (Size) c->cap * sizeof(Product));
+		c->prices = repalloc_huge(c->prices, (Size) c->cap * sizeof(ProductPrice));
+	}
+	p = &c->products[c->nproducts];
+	p->id = DatumGetInt64(values[0]);
+	p->in_stock = DatumGetBool(values[1]);
+	c->prices[c->nproducts].has_price = !nulls[2];
+	c->prices[c->nproducts].price = nulls[2] ? (Datum) 0 : datumCopy(values[2], false, -1);
+	c->prices[c->nproducts].has_cap = false;
+	if (nulls[3])
+		p->category = -1;
+	else
+	{
+		int			before = c->ncategories;
+
+		p->category = name_index(c->category_ids, TextDatumGetCString(values[3]), &c->ncategories);
+		if (c->ncategories > before)
+		{
+			c->categories = c->categories
+				? repalloc(c->categories, c->ncategories * sizeof(char *))
+				: palloc(sizeof(char *));
+			c->categories[p->category] = TextDatumGetCString(values[3]);
+		}
+	}
+	p->group = nulls[4] ? -1 : name_index(c->group_ids, TextDatumGetCString(values[4]), &c->ngroups);
+	e = idmap_insert(c->by_id, p->id, &found);
+	if (found)
+		elog(ERROR, "product " INT64_FORMAT " is twice in product_model", p->id);
+	e->idx = c->nproducts++;
+}
+
+static void
+substitute_row(Datum *values, bool *nulls, void *arg)
+{
+	Catalog    *c = (Catalog *) arg;
+	int32		a = name_lookup(c->category_ids, TextDatumGetCString(values[0]));
+	int32		b = name_lookup(c->category_ids, TextDatumGetCString(values[1]));
+	bool		found;
+
+	/* a category no product has: no product pair can match it */
+	if (a >= 0 && b >= 0)
+		(void) idmap_insert(c->substitutes, ((int64) a << 32) | (uint32) b, &found);
+}
+
+/* Reads the tenant's product_model and its substitute categories. */
+static void
+catalog_load(Catalog *c, const char *nsp, int64 tenant_id)
+{
+	static const Oid ptypes[5] = {INT8OID, BOOLOID, NUMERICOID, TEXTOID, TEXTOID};
+	static const char *const pnames[5] = {"product_id bigint", "in_stock boolean", "price numeric",
+	"category text", "variant_group text"};
+	static const Oid stypes[2] = {TEXTOID, TEXTOID};
+	static const char *const snames[2] = {"category text", "other_category text"};
+	char	   *q;
+
+	memset(c, 0, sizeof *c);
+	c->nsp = nsp;
+	c->tenant_id = tenant_id;
+	c->cap = 1024;
+	c->products = palloc_extended(c->cap * sizeof(Product), MCXT_ALLOC_HUGE);
+	c->prices = palloc_extended(c->cap * sizeof(ProductPrice), MCXT_ALLOC_HUGE);
+	c->by_id = idmap_create(CurrentMemoryContext, 1024, NULL);
+	c->category_ids = namemap_create(CurrentMemoryContext, 64, NULL);
+	c->group_ids = namemap_create(CurrentMemoryContext, 1024, NULL);
+	c->substitutes = idmap_create(CurrentMemoryContext, 64, NULL);
+	q = psprintf("SELECT m.product_id, m.in_stock, m.price, m.category, m.variant_group "
+				 "FROM %s.product_model m WHERE m.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT,
+				 nsp, tenant_id);
+	ups_stream_query(q, 5, ptypes, pnames, catalog_row, c);
+	q = psprintf("SELECT s.category, s.other_category FROM %s.category_model s "
+				 "WHERE s.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT " AND s.substitutes",
+				 nsp, tenant_id);
+	ups_stream_query(q, 2, stypes, snames, substitute_row, c);
+	catalog_index_ids(c);
+}
+
+static int
+cmp_product_id(const void *x, const void *y, void *arg)
+{
+	const Product *products = (const Product *) arg;
+	int64		a = products[*(const int32 *) x].id;
+	int64		b = products[*(const int32 *) y].id;
+
+	return a < b ? -1 : (a > b ? 1 : 0);
+}
+
+/* The products in id order, and a direct index when the ids are dense. */
+static void
+catalog_index_ids(Catalog *c)
+{
+	int64		lo = PG_INT64_MAX,
+				hi = PG_INT64_MIN;
+
+	c->order = palloc_extended(Max(c->nproducts, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	c->rank = palloc_extended(Max(c->nproducts, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	for (int i = 0; i < c->nproducts; i++)
+	{
+		c->order[i] = i;
+		lo = Min(lo, c->products[i].id);
+		hi = Max(hi, c->products[i].id);
+	}
+	qsort_arg(c->order, c->nproducts, sizeof(int32), cmp_product_id, c->products);
+	for (int i = 0; i < c->nproducts; i++)
+		c->rank[c->order[i]] = i;
+	/* (hi - lo computed in uint64: the ids may span the whole int8 range) */
+	if (c->nproducts > 0 && (uint64) hi - (uint64) lo < (uint64) c->nproducts * 4 + 1024)
+	{
+		c->dense_min = lo;
+		c->dense_len = (int64) ((uint64) hi - (uint64) lo) + 1;
+		c->dense = palloc_extended(c->dense_len * sizeof(int32), MCXT_ALLOC_HUGE);
+		memset(c->dense, 0xff, c->dense_len * sizeof(int32));
+		for (int i = 0; i < c->nproducts; i++)
+			c->dense[c->products[i].id - lo] = i;
+	}
+}
+
+/* The index of a product of product_model, -1 for none. */
+static inline int32
+catalog_index(Catalog *c, int64 id)
+{
+	IdEntry    *e;
+
+	if (c->dense)
+	{
+		uint64		off = (uint64) id - (uint64) c->dense_min;
+
+		return off < (uint64) c->dense_len ? c->dense[off] : -1;
+	}
+	e = idmap_lookup(c->by_id, id);
+	return e ? e->idx : -1;
+}
+
+static inline Product *
+catalog_product(Catalog *c, int64 id)
+{
+	int32		i = catalog_index(c, id);
+
+	return i >= 0 ? &c->products[i] : NULL;
+}
+
+/*
+ * Whether b substitutes a: upsell._substitute_sql (other products of its
+ * variant group, or of a category whose products substitute a's).
+ */
+static inline bool
+catalog_substitutes(Catalog *c, const Product *a, const Product *b)
+{
+	if (a->id == b->id)
+		return false;
+	if (a->group >= 0 && a->group == b->group)
+		return true;
+	return a->category >= 0 && b->category >= 0 &&
+		idmap_lookup(c->substitutes, ((int64) a->category << 32) | (uint32) b->category) != NULL;
+}
+
+/* m.price <= a.price * 1.5, false when either is NULL */
+static bool
+catalog_within_upgrade_price(Catalog *c, const Product *ap, const Product *mp)
+{
+	ProductPrice *a = &c->prices[ap - c->products];
+	ProductPrice *m = &c->prices[mp - c->products];
+
+	if (!a->has_price || !m->has_price)
+		return false;
+	if (!a->has_cap)
+	{
+		/* (in the build's memory, as the catalog: never kept across calls) */
+		if (c->one_and_a_half == (Datum) 0)
+			c->one_and_a_half = DirectFunctionCall3(numeric_in, CStringGetDatum("1.5"),
+													ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		a->upgrade_cap = DirectFunctionCall2(numeric_mul, a->price, c->one_and_a_half);
+		a->has_cap = true;
+	}
+	return DatumGetBool(DirectFunctionCall2(numeric_le, m->price, a->upgrade_cap));
+}
+
+/*
+ * The complements of every product: the pairs of pair_model whose products
+ * are both in product_model, the other in stock and no substitute of the
+ * first (one unordered scan), grouped by the first product in id order.
+ */
+typedef struct Complements
+{
+	Catalog    *catalog;
+	/* as read: the first product's rank, the other's index, the score */
+	int32	   *ranks;
+	int32	   *others;
+	double	   *scores;
+	int64		n,
+				cap;
+	/* grouped: the complements of the product of rank r are [start[r], start[r + 1]) */
+	int64	   *start;
+	int32	   *by_rank_others;
+	double	   *by_rank_scores;
+} Complements;
+
+static void
+complement_row(Datum *values, bool *nulls, void *arg)
+{
+	Complements *x = (Complements *) arg;
+	Catalog    *c = x->catalog;
+	int32		a = catalog_index(c, DatumGetInt64(values[0]));
+	int32		o;
+
+	CHECK_FOR_INTERRUPTS();
+	if (a < 0)
+		return;
+	o = catalog_index(c, DatumGetInt64(values[1]));
+	if (o < 0 || !c->products[o].in_stock || catalog_substitutes(c, &c->products[a], &c->products[o]))
+		return;
+	if (x->n == x->cap)
+	{
+		x->cap *= 2;
+		x->ranks = repalloc_huge(x->ranks, x->cap * sizeof(int32));
+		x->others = repalloc_huge(x->others, x->cap * sizeof(int32));
+		x->scores = repalloc_huge(x->scores, x->cap * sizeof(double));
+	}
+	x->ranks[x->n] = c->rank[a];
+	x->others[x->n] = o;
+	x->scores[x->n] = DatumGetFloat8(values[2]);
+	x->n++;
+}
+
+static void
+complements_load(Complements *x, Catalog *c)
+{
+	static const Oid types[3] = {INT8OID, INT8OID, FLOAT8OID};
+	static const char *const names[3] = {"product_id bigint", "other_id bigint", "score float8"};
+	int64	   *fill;
+
+	memset(x, 0, sizeof *x);
+	x->catalog = c;
+	x->cap = 1024;
+	x->ranks = palloc_extended(x->cap * sizeof(int32), MCXT_ALLOC_HUGE);
+	x->others = palloc_extended(x->cap * sizeof(int32), MCXT_ALLOC_HUGE);
+	x->scores = palloc_extended(x->cap * sizeof(double), MCXT_ALLOC_HUGE);
+	ups_stream_query(psprintf("SELECT p.product_id, p.other_id, p.score FROM %s.pair_model p "
+							  "WHERE p.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT,
+							  c->nsp, c->tenant_id),
+					 3, types, names, complement_row, x);
+	/* a counting sort by rank, in the order read within a product */
+	x->start = palloc_extended((c->nproducts + 1) * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (int64 i = 0; i < x->n; i++)
+		x->start[x->ranks[i] + 1]++;
+	for (int r = 0; r < c->nproducts; r++)
+		x->start[r + 1] += x->start[r];
+	fill = palloc_extended((c->nproducts + 1) * sizeof(int64), MCXT_ALLOC_HUGE);
+	memcpy(fill, x->start, (c->nproducts + 1) * sizeof(int64));
+	x->by_rank_others = palloc_extended(Max(x->n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	x->by_rank_scores = palloc_extended(Max(x->n, 1) * sizeof(double), MCXT_ALLOC_HUGE);
+	for (int64 i = 0; i < x->n; i++)
+	{
+		int64		k = fill[x->ranks[i]]++;
+
+		x->by_rank_others[k] = x->others[i];
+		x->by_rank_scores[k] = x->scores[i];
+	}
+	pfree(fill);
+	pfree(x->ranks);
+	pfree(x->others);
+	pfree(x->scores);
+	x->ranks = x->others = NULL;
+	x->scores = NULL;
+}
+
+static const char *
+schema_of(FunctionCallInfo fcinfo)
+{
+	return quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)));
+}
+
+/* ---- the product page ----------------------------------------------------- */
+
+typedef struct PageUpgrade
+{
+	int64		product_id;
+	int64		candidate_id;
+	double		score;
+	int64		paths;
+	int64		buyers;
+	bool		same_group;
+	bool		paths_null;
+	bool		buyers_null;
+	bool		same_group_null;
+} PageUpgrade;
+
+typedef struct PageBundle
+{
+	int64		product_id;
+	Datum		items;			/* int8[] as stored */
+	int64	   *ids;
+	int			nids;
+	int64		count;
+	double		lift;
+} PageBundle;
+
+#define PAGE_LIMIT 12
+#define PAGE_NCOLS 10
+
+typedef struct PageBuild
+{
+	Catalog		catalog;
+	ReturnSetInfo *rsinfo;
+	MemoryContext product_ctx;	/* reset per product */
+	PageUpgrade *upgrades;
+	int			nupgrades,
+				upgrades_cap,
+				next_upgrade;
+	PageBundle *bundles;
+	int			nbundles,
+				bundles_cap,
+				next_bundle;
+	/* the complements of the product being ranked */
+	int64	   *complement_ids;
+	const double *complement_scores;
+	int			ncomplements;
+	Datum		kind_names[PAGE_NKINDS];
+} PageBuild;
+
+static void
+upgrade_row(Datum *values, bool *nulls, void *arg)
+{
+	PageBuild  *b = (PageBuild *) arg;
+	Catalog    *c = &b->catalog;
+	Product    *a,
+			   *m;
+	PageUpgrade *u;
+
+	CHECK_FOR_INTERRUPTS();
+	if (nulls[0] || nulls[1])
+		return;
+	a = catalog_product(c, DatumGetInt64(values[0]));
+	m = catalog_product(c, DatumGetInt64(values[1]));
+	if (a == NULL || m == NULL || !m->in_stock || !catalog_within_upgrade_price(c, a, m))
+		return;
+	if (nulls[2])
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("upgrade of product " INT64_FORMAT " has a NULL score", a->id)));
+	if (b->nupgrades == b->upgrades_cap)
+	{
+		b->upgrades_cap *= 2;
+		b->upgrades = repalloc_huge(b->upgrades, (Size) b->upgrades_cap * sizeof(PageUpgrade));
+	}
+	u = &b->upgrades[b->nupgrades++];
+	u->product_id = a->id;
+	u->candidate_id = m->id;
+	u->score = DatumGetFloat8(values[2]);
+	u->paths_null = nulls[3];
+	u->paths = nulls[3] ? 0 : DatumGetInt64(values[3]);
+	u->buyers_null = nulls[4];
+	u->buyers = nulls[4] ? 0 : DatumGetInt64(values[4]);
+	u->same_group_null = nulls[5];
+	u->same_group = nulls[5] ? false : DatumGetBool(values[5]);
+	if (b->nupgrades > 1 && u[-1].product_id > u->product_id)
+		elog(ERROR, "upgrades are not in product order");
+}
+
+static void
+bundle_row(Datum *values, bool *nulls, void *arg)
+{
+	PageBuild  *b = (PageBuild *) arg;
+	Catalog    *c = &b->catalog;
+	ArrayType  *items;
+	Datum	   *d;
+	bool	   *dnulls;
+	int			n;
+	PageBundle *x;
+
+	CHECK_FOR_INTERRUPTS();
+	if (nulls[0] || nulls[1])
+		return;
+	items = DatumGetArrayTypePCopy(values[1]);
+	deconstruct_array(items, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &dnulls, &n);
+	/* every item a product in stock (items <@ the products in stock) */
+	for (int i = 0; i < n; i++)
+	{
+		Product    *p;
+
+		if (dnulls[i])
+			return;
+		p = catalog_product(c, DatumGetInt64(d[i]));
+		if (p == NULL || !p->in_stock)
+			return;
+	}
+	if (nulls[2] || nulls[3])
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("a bundle of product " INT64_FORMAT " has a NULL count or lift",
+						DatumGetInt64(values[0]))));
+	if (b->nbundles == b->bundles_cap)
+	{
+		b->bundles_cap *= 2;
+		b->bundles = repalloc_huge(b->bundles, (Size) b->bundles_cap * sizeof(PageBundle));
+	}
+	x = &b->bundles[b->nbundles++];
+	x->product_id = DatumGetInt64(values[0]);
+	x->items = PointerGetDatum(items);
+	x->ids = palloc(Max(n, 1) * sizeof(int64));
+	for (int i = 0; i < n; i++)
+		x->ids[i] = DatumGetInt64(d[i]);
+	x->nids = n;
+	x->count = DatumGetInt64(values[2]);
+	x->lift = DatumGetFloat8(values[3]);
+	pfree(d);
+	pfree(dnulls);
+	if (b->nbundles > 1 && x[-1].product_id > x->product_id)
+		elog(ERROR, "bundles are not in product order");
+}
+
+/* Ranks product_id's offers (its complements read so far) and emits them. */
+static void
+page_finish(PageBuild *b, int64 product_id)
+{
+	MemoryContext old = MemoryContextSwitchTo(b->product_ctx);
+	int			first_upgrade = b->next_upgrade;
+	int			first_bundle = b->next_bundle;
+	int			n,
+				k;
+	PageCandidate *c;
+
+	while (b->next_upgrade < b->nupgrades && b->upgrades[b->next_upgrade].product_id == product_id)
+		b->next_upgrade++;
+	while (b->next_bundle < b->nbundles && b->bundles[b->next_bundle].product_id == product_id)
+		b->next_bundle++;
+	n = b->ncomplements + (b->next_upgrade - first_upgrade) + (b->next_bundle - first_bundle);
+	if (n == 0)
+	{
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	c = palloc(n * sizeof(PageCandidate));
+	k = 0;
+	for (int i = 0; i < b->ncomplements; i++, k++)
+	{
+		c[k].kind = PAGE_COMPLEMENT;
+		c[k].ids = &b->complement_ids[i];
+		c[k].nids = 1;
+		c[k].score = b->complement_scores[i];
+		c[k].ref = i;
+	}
+	for (int i = first_upgrade; i < b->next_upgrade; i++, k++)
+	{
+		c[k].kind = PAGE_UPGRADE;
+		c[k].ids = &b->upgrades[i].candidate_id;
+		c[k].nids = 1;
+		c[k].score = b->upgrades[i].score;
+		c[k].ref = i;
+	}
+	for (int i = first_bundle; i < b->next_bundle; i++, k++)
+	{
+		c[k].kind = PAGE_BUNDLE;
+		c[k].ids = b->bundles[i].ids;
+		c[k].nids = b->bundles[i].nids;
+		c[k].score = b->bundles[i].lift;
+		c[k].ref = i;
+	}
+	k = page_rank(c, n, PAGE_LIMIT);
+	if (k == PAGE_RANK_ZERO_BEST)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("the best offer of a kind for product " INT64_FORMAT " has a score of 0: no sort",
+						product_id)));
+	if (k < 0)
+		float_overflow_error();
+	for (int i = 0; i < k; i++)
+	{
+		Datum		values[PAGE_NCOLS];
+		bool		nulls[PAGE_NCOLS];
+
+		memset(nulls, true, sizeof nulls);
+		values[0] = Int64GetDatum(product_id);
+		values[1] = b->kind_names[c[i].kind];
+		values[3] = Float8GetDatum(c[i].sort);
+		values[4] = Float8GetDatum(c[i].score);
+		nulls[0] = nulls[1] = nulls[2] = nulls[3] = nulls[4] = false;
+		if (c[i].kind == PAGE_BUNDLE)
+		{
+			PageBundle *x = &b->bundles[c[i].ref];
+
+			values[2] = x->items;
+			values[8] = Int64GetDatum(x->count);
+			values[9] = Float8GetDatum(x->lift);
+			nulls[8] = nulls[9] = false;
+		}
+		else
+		{
+			values[2] = PointerGetDatum(upsell_int8_array(c[i].ids, 1));
+			if (c[i].kind == PAGE_UPGRADE)
+			{
+				PageUpgrade *u = &b->upgrades[c[i].ref];
+
+				values[5] = Int64GetDatum(u->paths);
+				nulls[5] = u->paths_null;
+				values[6] = Int64GetDatum(u->buyers);
+				nulls[6] = u->buyers_null;
+				values[7] = BoolGetDatum(u->same_group);
+				nulls[7] = u->same_group_null;
+			}
+		}
+		tuplestore_putvalues(b->rsinfo->setResult, b->rsinfo->setDesc, values, nulls);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(b->product_ctx);
+}
+
+/* Emits the products before `before` that have upgrades or bundles only. */
+static void
+page_flush_before(PageBuild *b, int64 before, bool all)
+{
+	for (;;)
+	{
+		bool		u = b->next_upgrade < b->nupgrades;
+		bool		x = b->next_bundle < b->nbundles;
+		int64		next;
+
+		if (!u && !x)
+			return;
+		if (u && x)
+			next = Min(b->upgrades[b->next_upgrade].product_id, b->bundles[b->next_bundle].product_id);
+		else
+			next = u ? b->upgrades[b->next_upgrade].product_id : b->bundles[b->next_bundle].product_id;
+		if (!all && next >= before)
+			return;
+		page_finish(b, next);
+	}
+}
+
+/*
+ * _product_page_rows(tenant_id bigint) RETURNS TABLE (product_id bigint,
+ *	 offer_type text, product_ids bigint[], sort float8, score float8,
+ *	 paths bigint, buyers bigint, same_group boolean, count bigint, lift float8)
+ *
+ * Per product, its 12 best offers of the product page (the rule is
+ * _build_product_page_model's), with what its reason is written from:
+ * paths, buyers and same_group of an upgrade, count and lift of a bundle.
+ * In product order.
+ */
+Datum
+upsell_product_page_rows(PG_FUNCTION_ARGS)
+{
+	MemoryContext callerctx = CurrentMemoryContext;
+	MemoryContext work;
+	PageBuild	b;
+	const char *nsp;
+	int64		tenant_id;
+	int			level;
+	static const Oid utypes[6] = {INT8OID, INT8OID, FLOAT8OID, INT8OID, INT8OID, BOOLOID};
+	static const char *const unames[6] = {"product_id bigint", "candidate_id bigint", "score float8",
+	"paths bigint", "buyers bigint", "same_group boolean"};
+	static const Oid btypes[4] = {INT8OID, INT8ARRAYOID, INT8OID, FLOAT8OID};
+	static const char *const bnames[4] = {"product_id bigint", "items bigint[]", "count bigint", "lift float8"};
+	Complements x;
+	Catalog    *c;
+	int			ids_cap;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id must not be NULL")));
+	tenant_id = PG_GETARG_INT64(0);
+	nsp = schema_of(fcinfo);
+	InitMaterializedSRF(fcinfo, 0);
+	work = AllocSetContextCreate(callerctx, "upsell product page build", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(work);
+	level = upsell_pin_search_path();
+
+	memset(&b, 0, sizeof b);
+	b.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	b.product_ctx = AllocSetContextCreate(work, "upsell product page offers", ALLOCSET_DEFAULT_SIZES);
+	b.kind_names[PAGE_BUNDLE] = CStringGetTextDatum("bundle");
+	b.kind_names[PAGE_COMPLEMENT] = CStringGetTextDatum("complement");
+	b.kind_names[PAGE_UPGRADE] = CStringGetTextDatum("upgrade");
+	catalog_load(&b.catalog, nsp, tenant_id);
+
+	b.upgrades_cap = 1024;
+	b.upgrades = palloc_extended(b.upgrades_cap * sizeof(PageUpgrade), MCXT_ALLOC_HUGE);
+	ups_stream_query(psprintf("SELECT u.product_id, u.candidate_id, u.score, u.paths, u.buyers, u.same_group "
+							  "FROM %s.upgrade_model u "
+							  "WHERE u.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT
+							  " AND u.kind OPERATOR(pg_catalog.=) 'upgrade' "
+							  "AND %s._upgrade_on_ladder(u.same_group, u.paths, u.buyers, u.popularity) "
+							  "ORDER BY u.product_id", nsp, tenant_id, nsp),
+					 6, utypes, unames, upgrade_row, &b);
+	b.bundles_cap = 1024;
+	b.bundles = palloc_extended(b.bundles_cap * sizeof(PageBundle), MCXT_ALLOC_HUGE);
+	ups_stream_query(psprintf("SELECT b.product_id, b.items, b.count, b.lift FROM %s.bundle_model b "
+							  "WHERE b.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT
+							  " ORDER BY b.product_id", nsp, tenant_id),
+					 4, btypes, bnames, bundle_row, &b);
+
+	c = &b.catalog;
+	complements_load(&x, c);
+	ids_cap = 64;
+	b.complement_ids = palloc(ids_cap * sizeof(int64));
+	for (int r = 0; r < c->nproducts; r++)
+	{
+		Product    *a = &c->products[c->order[r]];
+		int64		first = x.start[r];
+		int			n = (int) (x.start[r + 1] - first);
+
+		CHECK_FOR_INTERRUPTS();
+		/* the products before it with upgrades or bundles only */
+		b.ncomplements = 0;
+		page_flush_before(&b, a->id, false);
+		if (n > ids_cap)
+		{
+			ids_cap = n;
+			b.complement_ids = repalloc(b.complement_ids, ids_cap * sizeof(int64));
+		}
+		for (int i = 0; i < n; i++)
+			b.complement_ids[i] = c->products[x.by_rank_others[first + i]].id;
+		b.complement_scores = &x.by_rank_scores[first];
+		b.ncomplements = n;
+		page_finish(&b, a->id);
+	}
+	b.ncomplements = 0;
+	page_flush_before(&b, 0, true);
+
+	upsell_unpin_search_path(level);
+	MemoryContextSwitchTo(callerctx);
+	MemoryContextDelete(work);
+	return (Datum) 0;
+}
+
+/* ---- the cart ------------------------------------------------------------- */
+
+typedef struct CartComplement
+{
+	int64		other_id;
+	double		score;
+	int32		category;
+} CartComplement;
+
+static int
+cmp_cart_complement(const void *x, const void *y)
+{
+	const CartComplement *a = x;
+	const CartComplement *b = y;
+
+	return a->other_id < b->other_id ? -1 : (a->other_id > b->other_id ? 1 : 0);
+}
+
+/* ln(1 - least(score, 0.999999)) as float8 arithmetic does it */
+static double
+cart_log_miss(double score)
+{
+	double		x = float8_mi(1.0, float8_lt(score, 0.999999) ? score : 0.999999);
+	double		r;
+
+	if (x == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_ARGUMENT_FOR_LOG),
+				 errmsg("cannot take logarithm of zero")));
+	if (x < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_ARGUMENT_FOR_LOG),
+				 errmsg("cannot take logarithm of a negative number")));
+	r = log(x);
+	if (unlikely(isinf(r)) && !isinf(x))
+		float_overflow_error();
+	if (unlikely(r == 0.0) && x != 1.0)
+		float_underflow_error();
+	return r;
+}
+
+/*
+ * _cart_complements(tenant_id bigint) RETURNS TABLE (product_id bigint,
+ *	 ids bigint[], log_miss float8[], categories text[])
+ *
+ * Per product of product_model with any: its complements of pair_model in
+ * stock that do not substitute it, by id, with ln(1 - pair score) and their
+ * categories (what cart_model stores of them).  In product order.
+ */
+Datum
+upsell_cart_complements(PG_FUNCTION_ARGS)
+{
+	MemoryContext callerctx = CurrentMemoryContext;
+	MemoryContext work;
+	MemoryContext product_ctx;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Catalog		catalog;
+	Catalog    *c = &catalog;
+	Complements x;
+	const char *nsp;
+	int64		tenant_id;
+	int			level;
+	CartComplement *buf;
+	int			buf_cap = 64;
+	Datum	   *category_texts;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id must not be NULL")));
+	tenant_id = PG_GETARG_INT64(0);
+	nsp = schema_of(fcinfo);
+	InitMaterializedSRF(fcinfo, 0);
+	work = AllocSetContextCreate(callerctx, "upsell cart build", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(work);
+	level = upsell_pin_search_path();
+	product_ctx = AllocSetContextCreate(work, "upsell cart line", ALLOCSET_DEFAULT_SIZES);
+
+	catalog_load(c, nsp, tenant_id);
+	complements_load(&x, c);
+	/* each category's text once, not once per complement */
+	category_texts = palloc(Max(c->ncategories, 1) * sizeof(Datum));
+	for (int i = 0; i < c->ncategories; i++)
+		category_texts[i] = CStringGetTextDatum(c->categories[i]);
+	buf = palloc(buf_cap * sizeof(CartComplement));
+	for (int r = 0; r < c->nproducts; r++)
+	{
+		int64		first = x.start[r];
+		int			n = (int) (x.start[r + 1] - first);
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		Datum	   *ids,
+				   *miss,
+				   *cats;
+		bool	   *cat_nulls;
+		int			dims[1];
+		int			lbs[1] = {1};
+
+		CHECK_FOR_INTERRUPTS();
+		if (n == 0)
+			continue;
+		if (n > buf_cap)
+		{
+			buf_cap = n;
+			buf = repalloc(buf, buf_cap * sizeof(CartComplement));
+		}
+		for (int i = 0; i < n; i++)
+		{
+			Product    *o = &c->products[x.by_rank_others[first + i]];
+
+			buf[i].other_id = o->id;
+			buf[i].score = x.by_rank_scores[first + i];
+			buf[i].category = o->category;
+		}
+		qsort(buf, n, sizeof(CartComplement), cmp_cart_complement);
+		MemoryContextSwitchTo(product_ctx);
+		ids = palloc(n * sizeof(Datum));
+		miss = palloc(n * sizeof(Datum));
+		cats = palloc(n * sizeof(Datum));
+		cat_nulls = palloc(n * sizeof(bool));
+		for (int i = 0; i < n; i++)
+		{
+			ids[i] = Int64GetDatum(buf[i].other_id);
+			miss[i] = Float8GetDatum(cart_log_miss(buf[i].score));
+			cat_nulls[i] = buf[i].category < 0;
+			cats[i] = cat_nulls[i] ? (Datum) 0 : category_texts[buf[i].category];
+		}
+		dims[0] = n;
+		values[0] = Int64GetDatum(c->products[c->order[r]].id);
+		values[1] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[2] = PointerGetDatum(construct_array(miss, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[3] = PointerGetDatum(construct_md_array(cats, cat_nulls, 1, dims, lbs, TEXTOID, -1, false,
+													   TYPALIGN_INT));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextSwitchTo(work);
+		MemoryContextReset(product_ctx);
+	}
+
+	upsell_unpin_search_path(level);
+	MemoryContextSwitchTo(callerctx);
+	MemoryContextDelete(work);
+	return (Datum) 0;
+}
