@@ -154,7 +154,10 @@ coordinator_rx() {
 		started=1
 		total=0
 		for k in "${!last[@]}"; do total=$((total + last[$k] - first[$k])); done
-		echo "$total" >"$out"
+		# (whole, by rename: the reader never sees a half-written file)
+		echo "$total" >"$out.tmp" && mv -f "$out.tmp" "$out"
+		# asked to stop: after this sample, which follows the command
+		[ -e "$out.stop" ] && return 0
 		sleep 0.2
 	done
 }
@@ -171,8 +174,12 @@ with_coordinator_rx() {
 	sleep 0.5
 	"$@"
 	sleep 0.5
-	kill "$s"
+	# the sampler ends after its next sample (under load a kill could land
+	# between two writes); killed only if it does not within a minute
+	touch "$f.stop"
+	for _ in $(seq 600); do kill -0 "$s" 2>/dev/null || break; sleep 0.1; done
+	kill "$s" 2>/dev/null || true
 	wait "$s" 2>/dev/null || true
 	RX=$(cat "$f")
-	rm -f "$f"
+	rm -f "$f" "$f.stop" "$f.tmp"
 }
