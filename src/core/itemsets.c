@@ -131,15 +131,6 @@ tmp_shrink(Miner *m, void *ptr, size_t size)
  */
 
 static int
-int64_cmp(const void *pa, const void *pb)
-{
-	int64_t		a = *(const int64_t *) pa;
-	int64_t		b = *(const int64_t *) pb;
-
-	return a < b ? -1 : (a > b ? 1 : 0);
-}
-
-static int
 uint32_cmp(const void *pa, const void *pb)
 {
 	uint32_t	a = *(const uint32_t *) pa;
@@ -160,6 +151,105 @@ tx_cmp(const void *pa, const void *pb)
 		if (a->items[i] != b->items[i])
 			return a->items[i] < b->items[i] ? -1 : 1;
 	return a->len < b->len ? -1 : (a->len > b->len ? 1 : 0);
+}
+
+/* Ranks ascending: insertion sort for the few items of an order or path. */
+static void
+sort_ranks(uint32_t *v, size_t n)
+{
+	size_t		i;
+
+	if (n > 32)
+	{
+		qsort(v, n, sizeof(uint32_t), uint32_cmp);
+		return;
+	}
+	for (i = 1; i < n; i++)
+	{
+		uint32_t	x = v[i];
+		size_t		j = i;
+
+		while (j > 0 && v[j - 1] > x)
+		{
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = x;
+	}
+}
+
+/* Transactions of one bucket (few, usually): insertion sort, qsort beyond. */
+static void
+sort_tx_bucket(Tx *txs, size_t n)
+{
+	size_t		i;
+
+	if (n > 16)
+	{
+		qsort(txs, n, sizeof(Tx), tx_cmp);
+		return;
+	}
+	for (i = 1; i < n; i++)
+	{
+		Tx			x = txs[i];
+		size_t		j = i;
+
+		while (j > 0 && tx_cmp(&txs[j - 1], &x) > 0)
+		{
+			txs[j] = txs[j - 1];
+			j--;
+		}
+		txs[j] = x;
+	}
+}
+
+/*
+ * Sorts non-empty transactions over nitems items in tx_cmp's (lexicographic)
+ * order.  Many of them: a counting sort by first item (dense ranks), then
+ * each bucket, which shares its first item, by comparison; a general qsort
+ * of millions of orders was a fifth of a bundle build.  False when the
+ * scratch memory passes the limit.
+ */
+static bool
+sort_txs(Miner *m, Tx *txs, size_t ntx, uint32_t nitems)
+{
+	Tx		   *tmp;
+	size_t	   *end;
+	size_t		i,
+				from;
+	uint32_t	x;
+
+	if (ntx < 64 || (size_t) nitems > ntx)
+	{
+		qsort(txs, ntx, sizeof(Tx), tx_cmp);
+		return true;
+	}
+	tmp = tmp_alloc(m, ntx * sizeof(Tx), false);
+	end = tmp_alloc(m, ((size_t) nitems + 1) * sizeof(size_t), true);
+	if (m->failed)
+	{
+		tmp_free(m, tmp);
+		tmp_free(m, end);
+		return false;
+	}
+	/* end[x + 1]: transactions starting with x; then starts; then ends */
+	for (i = 0; i < ntx; i++)
+		end[txs[i].items[0] + 1]++;
+	for (x = 0; x < nitems; x++)
+		end[x + 1] += end[x];
+	for (i = 0; i < ntx; i++)
+		tmp[end[txs[i].items[0]]++] = txs[i];
+	from = 0;
+	for (x = 0; x < nitems; x++)
+	{
+		if (end[x] - from > 1)
+			sort_tx_bucket(tmp + from, end[x] - from);
+		from = end[x];
+	}
+	memcpy(txs, tmp, ntx * sizeof(Tx));
+	tmp_free(m, tmp);
+	tmp_free(m, end);
+	return true;
 }
 
 /* Frequent products by descending count, then product id. */
@@ -237,7 +327,12 @@ tree_build(Miner *m, Tx *txs, size_t ntx, uint32_t nitems, uint32_t *global,
 		return false;
 	}
 
-	qsort(txs, ntx, sizeof(Tx), tx_cmp);
+	if (!sort_txs(m, txs, ntx, nitems))
+	{
+		tmp_free(m, path);
+		tree_free(m, t);
+		return false;
+	}
 	t->nodes[0] = (Node)
 	{
 		NO_ITEM, 0, 0, 0
@@ -397,8 +492,30 @@ mine(Miner *m, Tree *t, int depth)
 					touched[ntouched++] = item;
 				cond[item] += t->nodes[n].count;
 			}
+		sort_ranks(touched, ntouched);
+
+		/*
+		 * Sets one item longer are the last size: their counts are the
+		 * conditional counts, emitted in the order the conditional tree's
+		 * mining would emit them (descending rank), without the tree.
+		 */
+		if (depth + 2 >= m->max_size)
+		{
+			for (i = ntouched; i-- > 0;)
+			{
+				uint32_t	item = touched[i];
+
+				if (cond[item] >= m->min_count)
+				{
+					m->prefix[depth + 1] = t->global[item];
+					emit(m, depth + 2, cond[item]);
+				}
+				cond[item] = 0;
+			}
+			continue;
+		}
+
 		/* local indexes in global rank order */
-		qsort(touched, ntouched, sizeof(uint32_t), uint32_cmp);
 		for (i = 0; i < ntouched; i++)
 			if (cond[touched[i]] >= m->min_count)
 				map[touched[i]] = nf++;
@@ -518,6 +635,15 @@ itemsets_free(Itemsets *sets)
 	memset(sets, 0, sizeof(*sets));
 }
 
+/*
+ * Mining starts from the lines sorted by (order, product), distinct.  The
+ * products are numbered once (a hash, see cooc_product_numbers), counted,
+ * ranked, and the line numbers rewritten in place as ranks (infrequent
+ * products dropped), so each order's transaction is a run of that array:
+ * no per-order copies, no search per line.  An order with fewer than two
+ * frequent products adds nothing to the sets of two and more: it stays out
+ * of the tree, whose item counts are then the products' own.
+ */
 ItemsetStatus
 itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 {
@@ -527,7 +653,7 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	uint32_t   *rank_of = NULL;
 	RankEntry  *ranked = NULL;
 	uint32_t   *global = NULL;
-	uint32_t   *buf = NULL;
+	uint32_t   *idx = NULL;
 	Tx		   *txs = NULL;
 	size_t		nprod = 0,
 				nfreq = 0,
@@ -536,6 +662,7 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 				longest = 0,
 				i,
 				j;
+	bool		ids_charged = false;
 	Tree		tree;
 
 	memset(out, 0, sizeof(*out));
@@ -546,29 +673,25 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	m.out = out;
 
 	out->transactions = itemsets_count_orders(lines);
+	if (lines->n >= NO_ITEM)
+	{
+		m.failed = true;
+		goto fail;
+	}
 
-	/* product order counts: distinct ids, then one pass over the lines */
-	ids = tmp_alloc(&m, lines->n * sizeof(int64_t) + 1, false);
+	/* product numbers by line, then their order counts (lines are distinct) */
+	idx = tmp_alloc(&m, lines->n * sizeof(uint32_t) + 1, false);
 	if (m.failed)
 		goto fail;
-	for (i = 0; i < lines->n; i++)
-		ids[i] = lines->lines[i].product_id;
-	qsort(ids, lines->n, sizeof(int64_t), int64_cmp);
-	for (i = 0; i < lines->n; i++)
-		if (nprod == 0 || ids[nprod - 1] != ids[i])
-			ids[nprod++] = ids[i];
+	ids = cooc_product_numbers(lines, idx, &nprod);
+	ids_charged = charge(&m, nprod * sizeof(int64_t) + 1);
 	counts = tmp_alloc(&m, nprod * sizeof(int64_t) + 1, true);
 	rank_of = tmp_alloc(&m, nprod * sizeof(uint32_t) + 1, false);
 	if (m.failed)
 		goto fail;
 	ups_check_interrupts();
 	for (i = 0; i < lines->n; i++)
-	{
-		int64_t    *hit = bsearch(&lines->lines[i].product_id, ids, nprod,
-								  sizeof(int64_t), int64_cmp);
-
-		counts[hit - ids]++;
-	}
+		counts[idx[i]]++;
 
 	/* frequent products ranked by descending count */
 	for (i = 0; i < nprod; i++)
@@ -600,53 +723,47 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	out->nitems = (uint32_t) nfreq;
 	tmp_free(&m, ranked);
 	ranked = NULL;
-
-	/* the orders as ascending rank sequences of their frequent products */
 	for (i = 0; i < lines->n; i++)
-	{
-		int64_t    *hit = bsearch(&lines->lines[i].product_id, ids, nprod,
-								  sizeof(int64_t), int64_cmp);
+		idx[i] = rank_of[idx[i]];
+	ups_free(ids);
+	uncharge(&m, nprod * sizeof(int64_t) + 1);
+	ids = NULL;
+	tmp_free(&m, counts);
+	tmp_free(&m, rank_of);
+	counts = NULL;
+	rank_of = NULL;
+	ups_check_interrupts();
 
-		if (rank_of[hit - ids] != NO_ITEM)
-			nbuf++;
-	}
-	buf = tmp_alloc(&m, nbuf * sizeof(uint32_t) + 1, false);
+	/*
+	 * The orders as ascending rank sequences of their frequent products,
+	 * compacted in place in idx (the write position never passes the read
+	 * position); those of two and more become transactions.
+	 */
 	txs = tmp_alloc(&m, (size_t) out->transactions * sizeof(Tx) + 1, false);
 	if (m.failed)
 		goto fail;
-	nbuf = 0;
 	for (i = 0; i < lines->n; i = j)
 	{
 		size_t		start = nbuf;
 
 		for (j = i; j < lines->n && lines->lines[j].order_key == lines->lines[i].order_key; j++)
+			if (idx[j] != NO_ITEM)
+				idx[nbuf++] = idx[j];
+		if (nbuf - start > longest)
+			longest = nbuf - start;
+		if (nbuf - start >= 2)
 		{
-			int64_t    *hit = bsearch(&lines->lines[j].product_id, ids, nprod,
-									  sizeof(int64_t), int64_cmp);
-			uint32_t	r = rank_of[hit - ids];
-
-			if (r != NO_ITEM)
-				buf[nbuf++] = r;
-		}
-		if (nbuf > start)
-		{
-			qsort(buf + start, nbuf - start, sizeof(uint32_t), uint32_cmp);
+			sort_ranks(idx + start, nbuf - start);
 			txs[ntx++] = (Tx)
 			{
-				buf + start, (uint32_t) (nbuf - start), 1
+				idx + start, (uint32_t) (nbuf - start), 1
 			};
-			if (nbuf - start > longest)
-				longest = nbuf - start;
 		}
+		else
+			nbuf = start;
 		if ((ntx & 0xffff) == 0)
 			ups_check_interrupts();
 	}
-	tmp_free(&m, ids);
-	tmp_free(&m, counts);
-	tmp_free(&m, rank_of);
-	ids = NULL;
-	counts = NULL;
-	rank_of = NULL;
 
 	/* result arrays and the prefix of the recursion */
 	m.sets_cap = 1024;
@@ -668,9 +785,11 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	{
 		global = NULL;
 		tmp_free(&m, txs);
-		tmp_free(&m, buf);
+		tmp_free(&m, idx);
 		txs = NULL;
-		buf = NULL;
+		idx = NULL;
+		/* the orders left out of the tree count for their products */
+		memcpy(tree.count, out->item_counts, nfreq * sizeof(int64_t));
 		mine(&m, &tree, 0);
 		tree_free(&m, &tree);
 	}
@@ -683,12 +802,17 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	return ITEMSETS_OK;
 
 fail:
-	tmp_free(&m, ids);
+	if (ids)
+	{
+		ups_free(ids);
+		if (ids_charged)
+			uncharge(&m, nprod * sizeof(int64_t) + 1);
+	}
 	tmp_free(&m, counts);
 	tmp_free(&m, rank_of);
 	tmp_free(&m, ranked);
 	tmp_free(&m, global);
-	tmp_free(&m, buf);
+	tmp_free(&m, idx);
 	tmp_free(&m, txs);
 	tmp_free(&m, m.prefix);
 	itemsets_free(out);
