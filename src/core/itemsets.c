@@ -965,3 +965,150 @@ itemsets_rules(Itemsets *s, double min_confidence, int max_consequent,
 	ups_free(cons);
 	return ITEMSETS_OK;
 }
+
+/* ------------------------------------------------------------------------
+ * Best sets per item
+ * ------------------------------------------------------------------------
+ */
+
+double
+itemsets_lift(const Itemsets *s, size_t i)
+{
+	const uint32_t *r = s->members + s->set_start[i];
+	int			k = (int) (s->set_start[i + 1] - s->set_start[i]);
+	double		n = (double) s->transactions;
+	double		expected = 1.0;
+	int			j;
+
+	for (j = 0; j < k; j++)
+		expected *= s->item_counts[r[j]] / n;
+	return s->set_counts[i] / n / expected;
+}
+
+typedef struct TopEntry
+{
+	double		lift;
+	int64_t		count;
+	const int64_t *ids;
+	uint32_t	size;
+	uint32_t	set;
+} TopEntry;
+
+static int
+top_cmp(const void *pa, const void *pb)
+{
+	const TopEntry *a = pa;
+	const TopEntry *b = pb;
+	uint32_t	n = a->size < b->size ? a->size : b->size;
+	uint32_t	i;
+
+	if (a->lift != b->lift)
+		return a->lift > b->lift ? -1 : 1;
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	for (i = 0; i < n; i++)
+		if (a->ids[i] != b->ids[i])
+			return a->ids[i] < b->ids[i] ? -1 : 1;
+	return a->size < b->size ? -1 : (a->size > b->size ? 1 : 0);
+}
+
+void
+itemsets_top_per_item(const Itemsets *s, int min_size, double min_lift, int k,
+					  itemset_top_fn fn, void *arg)
+{
+	size_t		nmembers = s->nsets ? s->set_start[s->nsets] : 0;
+	int64_t    *ids = ups_alloc(nmembers * sizeof(int64_t) + 1);
+	double	   *lift = ups_alloc(s->nsets * sizeof(double) + 1);
+	size_t	   *start = ups_alloc0(((size_t) s->nitems + 1) * sizeof(size_t));
+	uint32_t   *of_item;
+	TopEntry   *entries;
+	size_t		most = 0,
+				i,
+				j;
+	uint32_t	x;
+
+	/* the sets that qualify: lift, sorted ids, and how many per item */
+	for (i = 0; i < s->nsets; i++)
+	{
+		size_t		from = s->set_start[i],
+					to = s->set_start[i + 1];
+
+		lift[i] = 0;
+		if (to - from < (size_t) (min_size < 1 ? 1 : min_size))
+			continue;
+		lift[i] = itemsets_lift(s, i);
+		if (!(lift[i] > min_lift))
+			continue;
+		for (j = from; j < to; j++)
+		{
+			int64_t		id = s->item_ids[s->members[j]];
+			size_t		q = j;
+
+			while (q > from && ids[q - 1] > id)
+			{
+				ids[q] = ids[q - 1];
+				q--;
+			}
+			ids[q] = id;
+			start[s->members[j] + 1]++;
+		}
+		if ((i & 0xffff) == 0)
+			ups_check_interrupts();
+	}
+	for (x = 0; x < s->nitems; x++)
+	{
+		if (start[x + 1] > most)
+			most = start[x + 1];
+		start[x + 1] += start[x];
+	}
+	/* the qualifying sets of each item, grouped by item */
+	of_item = ups_alloc(start[s->nitems] * sizeof(uint32_t) + 1);
+	for (i = 0; i < s->nsets; i++)
+	{
+		size_t		from = s->set_start[i],
+					to = s->set_start[i + 1];
+
+		if (to - from < (size_t) (min_size < 1 ? 1 : min_size) || !(lift[i] > min_lift))
+			continue;
+		for (j = from; j < to; j++)
+			of_item[start[s->members[j]]++] = (uint32_t) i;
+	}
+	/* start[x] is now the end of item x's sets */
+	entries = ups_alloc(most * sizeof(TopEntry) + 1);
+	for (x = 0; x < s->nitems; x++)
+	{
+		size_t		from = x == 0 ? 0 : start[x - 1],
+					n = start[x] - from;
+
+		for (j = 0; j < n; j++)
+		{
+			uint32_t	set = of_item[from + j];
+
+			entries[j].lift = lift[set];
+			entries[j].count = s->set_counts[set];
+			entries[j].ids = ids + s->set_start[set];
+			entries[j].size = (uint32_t) (s->set_start[set + 1] - s->set_start[set]);
+			entries[j].set = set;
+		}
+		qsort(entries, n, sizeof(TopEntry), top_cmp);
+		for (j = 0; j < n && j < (size_t) k; j++)
+		{
+			ItemsetTop	top;
+
+			top.item = x;
+			top.rank = (int) j + 1;
+			top.set = entries[j].set;
+			top.lift = entries[j].lift;
+			top.ids = entries[j].ids;
+			top.size = (int) entries[j].size;
+			fn(arg, &top);
+		}
+		if ((x & 0xfff) == 0)
+			ups_check_interrupts();
+	}
+	ups_free(entries);
+	ups_free(of_item);
+	ups_free(start);
+	ups_free(lift);
+	ups_free(ids);
+}
