@@ -55,6 +55,9 @@ typedef struct Miner
 	Itemsets   *out;
 	size_t		members_cap;
 	size_t		sets_cap;
+	size_t		longest;		/* longest transaction: deepest path */
+	uint32_t   *walk;			/* the paths of one item, see mine() */
+	size_t		walk_cap;
 } Miner;
 
 /* ------------------------------------------------------------------------
@@ -125,6 +128,29 @@ tmp_shrink(Miner *m, void *ptr, size_t size)
 	return p + HDR;
 }
 
+/* Room for want entries in the path record (kept from item to item). */
+static bool
+walk_reserve(Miner *m, size_t want)
+{
+	size_t		cap;
+	uint32_t   *grown;
+
+	if (want <= m->walk_cap)
+		return true;
+	cap = m->walk_cap ? m->walk_cap : 1024;
+	while (cap < want)
+		cap *= 2;
+	grown = tmp_alloc(m, cap * sizeof(uint32_t), false);
+	if (grown == NULL)
+		return false;
+	if (m->walk_cap)
+		memcpy(grown, m->walk, m->walk_cap * sizeof(uint32_t));
+	tmp_free(m, m->walk);
+	m->walk = grown;
+	m->walk_cap = cap;
+	return true;
+}
+
 /* ------------------------------------------------------------------------
  * Sorting helpers
  * ------------------------------------------------------------------------
@@ -137,20 +163,6 @@ uint32_cmp(const void *pa, const void *pb)
 	uint32_t	b = *(const uint32_t *) pb;
 
 	return a < b ? -1 : (a > b ? 1 : 0);
-}
-
-static int
-tx_cmp(const void *pa, const void *pb)
-{
-	const Tx   *a = pa;
-	const Tx   *b = pb;
-	uint32_t	n = a->len < b->len ? a->len : b->len;
-	uint32_t	i;
-
-	for (i = 0; i < n; i++)
-		if (a->items[i] != b->items[i])
-			return a->items[i] < b->items[i] ? -1 : 1;
-	return a->len < b->len ? -1 : (a->len > b->len ? 1 : 0);
 }
 
 /* Ranks ascending: insertion sort for the few items of an order or path. */
@@ -178,37 +190,61 @@ sort_ranks(uint32_t *v, size_t n)
 	}
 }
 
-/* Transactions of one bucket (few, usually): insertion sort, qsort beyond. */
-static void
-sort_tx_bucket(Tx *txs, size_t n)
+/*
+ * Transactions in this order: insertion sort when few, else a merge
+ * sort through tmp (n entries) with the comparison inlined; qsort's calls
+ * through a pointer and element copies by memcpy were a tenth of a build.
+ */
+static inline int
+tx_order(const Tx *a, const Tx *b)
 {
-	size_t		i;
+	uint32_t	n = a->len < b->len ? a->len : b->len;
+	uint32_t	i;
 
-	if (n > 16)
+	for (i = 0; i < n; i++)
+		if (a->items[i] != b->items[i])
+			return a->items[i] < b->items[i] ? -1 : 1;
+	return a->len < b->len ? -1 : (a->len > b->len ? 1 : 0);
+}
+
+static void
+tx_msort(Tx *txs, Tx *tmp, size_t n)
+{
+	size_t		i,
+				j,
+				k,
+				half;
+
+	if (n <= 16)
 	{
-		qsort(txs, n, sizeof(Tx), tx_cmp);
+		for (i = 1; i < n; i++)
+		{
+			Tx			x = txs[i];
+
+			for (j = i; j > 0 && tx_order(&txs[j - 1], &x) > 0; j--)
+				txs[j] = txs[j - 1];
+			txs[j] = x;
+		}
 		return;
 	}
-	for (i = 1; i < n; i++)
-	{
-		Tx			x = txs[i];
-		size_t		j = i;
-
-		while (j > 0 && tx_cmp(&txs[j - 1], &x) > 0)
-		{
-			txs[j] = txs[j - 1];
-			j--;
-		}
-		txs[j] = x;
-	}
+	half = n / 2;
+	tx_msort(txs, tmp, half);
+	tx_msort(txs + half, tmp + half, n - half);
+	if (tx_order(&txs[half - 1], &txs[half]) <= 0)
+		return;					/* already in order */
+	for (i = 0, j = half, k = 0; i < half && j < n;)
+		tmp[k++] = tx_order(&txs[j], &txs[i]) < 0 ? txs[j++] : txs[i++];
+	while (i < half)
+		tmp[k++] = txs[i++];
+	/* the rest of the second half is in place already */
+	memcpy(txs, tmp, k * sizeof(Tx));
 }
 
 /*
- * Sorts non-empty transactions over nitems items in tx_cmp's (lexicographic)
- * order.  Many of them: a counting sort by first item (dense ranks), then
- * each bucket, which shares its first item, by comparison; a general qsort
- * of millions of orders was a fifth of a bundle build.  False when the
- * scratch memory passes the limit.
+ * Sorts non-empty transactions over nitems items in tx_order's (lexicographic)
+ * order.  Many of them over fewer items: a counting sort by first item
+ * (dense ranks), then each bucket, which shares its first item, by merge
+ * sort.  False when the scratch memory passes the limit.
  */
 static bool
 sort_txs(Miner *m, Tx *txs, size_t ntx, uint32_t nitems)
@@ -219,17 +255,24 @@ sort_txs(Miner *m, Tx *txs, size_t ntx, uint32_t nitems)
 				from;
 	uint32_t	x;
 
-	if (ntx < 64 || (size_t) nitems > ntx)
+	if (ntx <= 16)
 	{
-		qsort(txs, ntx, sizeof(Tx), tx_cmp);
+		tx_msort(txs, NULL, ntx);
 		return true;
 	}
 	tmp = tmp_alloc(m, ntx * sizeof(Tx), false);
+	if (m->failed)
+		return false;
+	if ((size_t) nitems > ntx)
+	{
+		tx_msort(txs, tmp, ntx);
+		tmp_free(m, tmp);
+		return true;
+	}
 	end = tmp_alloc(m, ((size_t) nitems + 1) * sizeof(size_t), true);
 	if (m->failed)
 	{
 		tmp_free(m, tmp);
-		tmp_free(m, end);
 		return false;
 	}
 	/* end[x + 1]: transactions starting with x; then starts; then ends */
@@ -243,7 +286,7 @@ sort_txs(Miner *m, Tx *txs, size_t ntx, uint32_t nitems)
 	for (x = 0; x < nitems; x++)
 	{
 		if (end[x] - from > 1)
-			sort_tx_bucket(tmp + from, end[x] - from);
+			tx_msort(tmp + from, txs + from, end[x] - from);
 		from = end[x];
 	}
 	memcpy(txs, tmp, ntx * sizeof(Tx));
@@ -471,7 +514,10 @@ mine(Miner *m, Tree *t, int depth)
 					nf = 0;
 		size_t		npaths = 0,
 					total = 0,
-					off = 0;
+					off = 0,
+					wpos,
+					r;
+		bool		record;
 		Tree		ct;
 
 		if (t->count[x] < m->min_count)
@@ -482,8 +528,24 @@ mine(Miner *m, Tree *t, int depth)
 			continue;
 		ups_check_interrupts();
 
-		/* conditional counts of the items above x on its paths */
+		/*
+		 * Conditional counts of the items above x on its paths.  When a
+		 * conditional tree follows, the walk also records each path (node,
+		 * length, items upwards) so that the pattern base is read from that
+		 * record, not from the tree by two more walks.
+		 */
+		record = depth + 2 < m->max_size;
+		wpos = 0;
 		for (n = t->head[x]; n; n = t->nodes[n].next)
+		{
+			size_t		rec = wpos;
+
+			if (record)
+			{
+				if (!walk_reserve(m, wpos + 2 + m->longest))
+					break;
+				wpos += 2;
+			}
 			for (p = t->nodes[n].parent; p; p = t->nodes[p].parent)
 			{
 				uint32_t	item = t->nodes[p].item;
@@ -491,7 +553,17 @@ mine(Miner *m, Tree *t, int depth)
 				if (cond[item] == 0)
 					touched[ntouched++] = item;
 				cond[item] += t->nodes[n].count;
+				if (record)
+					m->walk[wpos++] = item;
 			}
+			if (record)
+			{
+				m->walk[rec] = n;
+				m->walk[rec + 1] = (uint32_t) (wpos - rec - 2);
+			}
+		}
+		if (m->failed)
+			break;
 		sort_ranks(touched, ntouched);
 
 		/*
@@ -527,12 +599,13 @@ mine(Miner *m, Tree *t, int depth)
 		}
 
 		/* the conditional pattern base, frequent items only */
-		for (n = t->head[x]; n; n = t->nodes[n].next)
+		for (r = 0; r < wpos; r += 2 + m->walk[r + 1])
 		{
-			uint32_t	len = 0;
+			uint32_t	len = 0,
+						k;
 
-			for (p = t->nodes[n].parent; p; p = t->nodes[p].parent)
-				len += map[t->nodes[p].item] != NO_ITEM;
+			for (k = 0; k < m->walk[r + 1]; k++)
+				len += map[m->walk[r + 2 + k]] != NO_ITEM;
 			if (len > 0)
 			{
 				npaths++;
@@ -553,23 +626,25 @@ mine(Miner *m, Tree *t, int depth)
 			if (map[touched[i]] != NO_ITEM)
 				global[map[touched[i]]] = t->global[touched[i]];
 		npaths = 0;
-		for (n = t->head[x]; n; n = t->nodes[n].next)
+		for (r = 0; r < wpos; r += 2 + m->walk[r + 1])
 		{
 			uint32_t	len = 0,
-						pos;
+						pos,
+						k;
+			const uint32_t *items = m->walk + r + 2;
 
-			for (p = t->nodes[n].parent; p; p = t->nodes[p].parent)
-				len += map[t->nodes[p].item] != NO_ITEM;
+			for (k = 0; k < m->walk[r + 1]; k++)
+				len += map[items[k]] != NO_ITEM;
 			if (len == 0)
 				continue;
-			/* walking up yields descending items: fill from the end */
+			/* walking up yielded descending items: fill from the end */
 			pos = len;
-			for (p = t->nodes[n].parent; p; p = t->nodes[p].parent)
-				if (map[t->nodes[p].item] != NO_ITEM)
-					buf[off + --pos] = map[t->nodes[p].item];
+			for (k = 0; k < m->walk[r + 1]; k++)
+				if (map[items[k]] != NO_ITEM)
+					buf[off + --pos] = map[items[k]];
 			txs[npaths++] = (Tx)
 			{
-				buf + off, len, t->nodes[n].count
+				buf + off, len, t->nodes[m->walk[r]].count
 			};
 			off += len;
 		}
@@ -780,6 +855,7 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 		global[i] = (uint32_t) i;
 	if (m.max_size > (int) longest + 1)
 		m.max_size = (int) longest + 1;
+	m.longest = longest;
 
 	if (tree_build(&m, txs, ntx, (uint32_t) nfreq, global, &tree))
 	{
@@ -798,6 +874,7 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	if (m.failed)
 		goto fail;
 	tmp_free(&m, m.prefix);
+	tmp_free(&m, m.walk);
 	out->peak_bytes = m.peak;
 	return ITEMSETS_OK;
 
@@ -815,6 +892,7 @@ fail:
 	tmp_free(&m, idx);
 	tmp_free(&m, txs);
 	tmp_free(&m, m.prefix);
+	tmp_free(&m, m.walk);
 	itemsets_free(out);
 	return ITEMSETS_MEMORY_LIMIT;
 }

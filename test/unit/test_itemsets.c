@@ -124,6 +124,9 @@ UNIT_TEST(itemsets_match_brute_force)
 	check_against_brute_force(99, 500, 20, 3);
 	check_against_brute_force(5, 50, 2, 2);
 	check_against_brute_force(11, 200, 1000, 4);	/* nothing frequent */
+	/* many orders: the miner's scratch buffers grow, buckets get large */
+	check_against_brute_force(23, 3000, 5, 4);
+	check_against_brute_force(29, 3000, 1, 3);
 }
 
 UNIT_TEST(itemsets_rank_by_count_then_id)
