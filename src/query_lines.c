@@ -14,6 +14,7 @@
 #include "utils/lsyscache.h"
 
 #include "query_lines.h"
+#include "ups_host.h"
 
 static bool
 is_integer_type(Oid type)
@@ -40,6 +41,29 @@ integer_datum(Datum d, Oid type)
  * (whose plan is never parallel) and no copy of each row into an SPI tuple
  * table.
  */
+/*
+ * A tenant's lines arrive in chunks (growing to CHUNK_MAX lines) and are put
+ * together once at the end: growing one array by realloc copied it again
+ * and again (a twentieth of a bundle build at 10M lines).
+ */
+#define CHUNK_MIN	1024
+#define CHUNK_MAX	((size_t) 1 << 20)
+
+typedef struct LineChunk
+{
+	CoocLine   *lines;
+	size_t		n;
+	size_t		cap;
+} LineChunk;
+
+typedef struct TenantChunks
+{
+	LineChunk  *chunks;
+	int			nchunks;
+	int			maxchunks;
+	size_t		total;
+} TenantChunks;
+
 typedef struct LinesReceiver
 {
 	DestReceiver pub;
@@ -51,6 +75,7 @@ typedef struct LinesReceiver
 	Oid			order_out;
 	int			natts;
 	TenantLines *tenants;
+	TenantChunks *chunks;		/* by tenant */
 	int			ntenants;
 	int			maxtenants;
 	uint64		rows;
@@ -92,6 +117,65 @@ lines_startup(DestReceiver *self, int operation, TupleDesc desc)
 	getTypeOutputInfo(r->order_type, &r->order_out, &order_varlena);
 }
 
+/* As cooc_lines_add: an exact repeat of the previous line is skipped. */
+static void
+add_line(TenantChunks *c, CoocLines *lines, int64 order_key, int64 product_id)
+{
+	LineChunk  *k = c->nchunks ? &c->chunks[c->nchunks - 1] : NULL;
+
+	if (k && k->n > 0)
+	{
+		CoocLine   *last = &k->lines[k->n - 1];
+
+		if (last->order_key == order_key && last->product_id == product_id)
+			return;
+		if (last->order_key > order_key ||
+			(last->order_key == order_key && last->product_id > product_id))
+			lines->compact = false;
+	}
+	if (k == NULL || k->n == k->cap)
+	{
+		size_t		cap = k ? Min(k->cap * 2, CHUNK_MAX) : CHUNK_MIN;
+
+		if (c->nchunks == c->maxchunks)
+		{
+			c->maxchunks = c->maxchunks ? c->maxchunks * 2 : 16;
+			c->chunks = c->chunks ? repalloc(c->chunks, c->maxchunks * sizeof(LineChunk))
+				: palloc(c->maxchunks * sizeof(LineChunk));
+		}
+		k = &c->chunks[c->nchunks++];
+		k->lines = ups_alloc(cap * sizeof(CoocLine));
+		k->n = 0;
+		k->cap = cap;
+	}
+	k->lines[k->n].order_key = order_key;
+	k->lines[k->n].product_id = product_id;
+	k->n++;
+	c->total++;
+}
+
+/* A tenant's chunks into its lines: one array of the exact size. */
+static void
+join_chunks(TenantChunks *c, CoocLines *lines)
+{
+	size_t		at = 0;
+	int			i;
+
+	if (c->total == 0)
+		return;
+	lines->lines = ups_alloc(c->total * sizeof(CoocLine));
+	lines->cap = c->total;
+	for (i = 0; i < c->nchunks; i++)
+	{
+		memcpy(lines->lines + at, c->chunks[i].lines, c->chunks[i].n * sizeof(CoocLine));
+		at += c->chunks[i].n;
+		ups_free(c->chunks[i].lines);
+	}
+	lines->n = at;
+	if (c->chunks)
+		pfree(c->chunks);
+}
+
 static bool
 lines_receive(TupleTableSlot *slot, DestReceiver *self)
 {
@@ -123,7 +207,10 @@ lines_receive(TupleTableSlot *slot, DestReceiver *self)
 			r->maxtenants = r->maxtenants ? r->maxtenants * 2 : 8;
 			r->tenants = r->tenants ? repalloc(r->tenants, r->maxtenants * sizeof(TenantLines))
 				: palloc(r->maxtenants * sizeof(TenantLines));
+			r->chunks = r->chunks ? repalloc(r->chunks, r->maxtenants * sizeof(TenantChunks))
+				: palloc(r->maxtenants * sizeof(TenantChunks));
 		}
+		memset(&r->chunks[r->ntenants], 0, sizeof(TenantChunks));
 		t = &r->tenants[r->ntenants++];
 		t->tenant = tenant;
 		cooc_lines_init(&t->lines);
@@ -147,8 +234,8 @@ lines_receive(TupleTableSlot *slot, DestReceiver *self)
 			pfree(s);
 		}
 		old = MemoryContextSwitchTo(r->ctx);
-		cooc_lines_add(&t->lines, order_key,
-					   integer_datum(slot->tts_values[1], r->product_type));
+		add_line(&r->chunks[t - r->tenants], &t->lines, order_key,
+				 integer_datum(slot->tts_values[1], r->product_type));
 		MemoryContextSwitchTo(old);
 	}
 	if ((++r->rows & 0xffff) == 0)
@@ -194,6 +281,13 @@ ups_query_lines(const char *query, bool allow_tenant, MemoryContext ctx,
 	opts.dest = (DestReceiver *) &r;
 	SPI_execute_plan_extended(plan, &opts);
 	SPI_finish();
+	{
+		MemoryContext old = MemoryContextSwitchTo(ctx);
+
+		for (int i = 0; i < r.ntenants; i++)
+			join_chunks(&r.chunks[i], &r.tenants[i].lines);
+		MemoryContextSwitchTo(old);
+	}
 	*ntenants_out = r.ntenants;
 	*has_tenant = r.natts == 3;
 	return r.tenants;
