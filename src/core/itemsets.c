@@ -170,16 +170,58 @@ uint32_cmp(const void *pa, const void *pb)
 	return a < b ? -1 : (a > b ? 1 : 0);
 }
 
-/* Ranks ascending: insertion sort for the few items of an order or path. */
+/*
+ * Ranks ascending: insertion sort for the few items of an order or path,
+ * else a quicksort with the comparison inlined (median of three; qsort
+ * beyond a depth that only an adversarial input reaches).
+ */
 static void
-sort_ranks(uint32_t *v, size_t n)
+sort_ranks_depth(uint32_t *v, size_t n, int depth)
 {
 	size_t		i;
 
-	if (n > 32)
+	while (n > 32)
 	{
-		qsort(v, n, sizeof(uint32_t), uint32_cmp);
-		return;
+		uint32_t	a = v[0],
+					b = v[n / 2],
+					c = v[n - 1],
+					pivot,
+					t;
+		size_t		lo = 0,
+					hi = n - 1;
+
+		if (depth-- == 0)
+		{
+			qsort(v, n, sizeof(uint32_t), uint32_cmp);
+			return;
+		}
+		pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+		for (;;)
+		{
+			while (v[lo] < pivot)
+				lo++;
+			while (v[hi] > pivot)
+				hi--;
+			if (lo >= hi)
+				break;
+			t = v[lo];
+			v[lo] = v[hi];
+			v[hi] = t;
+			lo++;
+			hi--;
+		}
+		/* v[0..hi] <= pivot <= v[hi+1..n-1]: recurse on the smaller side */
+		if (hi + 1 < n - hi - 1)
+		{
+			sort_ranks_depth(v, hi + 1, depth);
+			v += hi + 1;
+			n -= hi + 1;
+		}
+		else
+		{
+			sort_ranks_depth(v + hi + 1, n - hi - 1, depth);
+			n = hi + 1;
+		}
 	}
 	for (i = 1; i < n; i++)
 	{
@@ -193,6 +235,12 @@ sort_ranks(uint32_t *v, size_t n)
 		}
 		v[j] = x;
 	}
+}
+
+static void
+sort_ranks(uint32_t *v, size_t n)
+{
+	sort_ranks_depth(v, n, 64);
 }
 
 /*

@@ -288,3 +288,89 @@ UNIT_TEST(itemsets_rules_with_larger_consequents)
 	itemsets_free(&s);
 	ups_free(l.lines);
 }
+
+/*
+ * Many products (conditional item lists longer than UNIVERSE allows, among
+ * many more items, so the miner's larger sorts run): every set of up to 2
+ * against counts from per-product order bitmaps.
+ */
+#define MANY_PRODUCTS 1500
+#define MANY_ORDERS 4096
+#define MANY_WORDS (MANY_ORDERS / 64)
+
+static int64_t
+bitmap_count(uint64_t (*bits)[MANY_WORDS], const int *p, int k)
+{
+	int64_t		n = 0;
+	int			w,
+				j;
+
+	for (w = 0; w < MANY_WORDS; w++)
+	{
+		uint64_t	x = ~UINT64_C(0);
+
+		for (j = 0; j < k; j++)
+			x &= bits[p[j]][w];
+		n += __builtin_popcountll(x);
+	}
+	return n;
+}
+
+UNIT_TEST(itemsets_many_products_match_bitmaps)
+{
+	static uint64_t bits[MANY_PRODUCTS][MANY_WORDS];
+	CoocLines	l;
+	Itemsets	s;
+	ItemsetParams p = {3, 2, 0};
+	uint64_t	seed = 77;
+	size_t		expected = 0,
+				i;
+	int			o,
+				a,
+				b,
+				bad = 0;
+
+	memset(bits, 0, sizeof(bits));
+	cooc_lines_init(&l);
+	for (o = 0; o < MANY_ORDERS; o++)
+	{
+		int			k = 1 + (int) (next_rand(&seed) % 12);
+
+		while (k-- > 0)
+		{
+			uint64_t	u = next_rand(&seed) % 1000;
+			int			prod = (int) (u * u * MANY_PRODUCTS / 1000000);
+
+			bits[prod][o / 64] |= UINT64_C(1) << (o % 64);
+			/* orders arrive out of order */
+			cooc_lines_add(&l, (o * 7919) % MANY_ORDERS, 5000 - prod);
+		}
+	}
+	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_OK);
+	for (a = 0; a < MANY_PRODUCTS; a++)
+	{
+		int			q[2] = {a};
+
+		expected += bitmap_count(bits, q, 1) >= 3;
+		for (b = a + 1; b < MANY_PRODUCTS; b++)
+		{
+			q[1] = b;
+			expected += bitmap_count(bits, q, 2) >= 3;
+		}
+	}
+	CHECK(expected > 2000);
+	CHECK_EQ_INT(s.nsets, expected);
+	for (i = 0; i < s.nsets; i++)
+	{
+		int			q[2];
+		int			k = (int) (s.set_start[i + 1] - s.set_start[i]);
+		int			j;
+
+		for (j = 0; j < k; j++)
+			q[j] = 5000 - (int) s.item_ids[s.members[s.set_start[i] + j]];
+		bad += bitmap_count(bits, q, k) != s.set_counts[i];
+	}
+	CHECK_EQ_INT(bad, 0);
+	itemsets_free(&s);
+	ups_free(l.lines);
+}
