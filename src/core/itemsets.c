@@ -385,83 +385,6 @@ tree_free(Miner *m, Tree *t)
 }
 
 /*
- * Renumbers a large tree's nodes level by level (root, its children, their
- * children, ...).  Built from sorted orders the nodes come depth first, so
- * the upper levels, which every walk up the tree ends in, lie spread over
- * the whole array; by level they are a few hundred kilobytes at its start
- * and stay in cache.  Which node has which number changes nothing else.
- * Skipped (not an error) when the scratch memory would pass the limit.
- */
-#define RELABEL_MIN_NODES	16384
-#define MAX_LEVELS			1024
-
-static void
-relabel_by_level(Miner *m, Tree *t)
-{
-	size_t		need = (size_t) t->nnodes * (sizeof(uint32_t) * 2 + sizeof(Node) +
-											sizeof(uint32_t) + sizeof(int64_t)) + 5 * HDR;
-	size_t		at[MAX_LEVELS + 1];
-	uint32_t   *level,
-			   *newid,
-			   *next;
-	Node	   *nodes;
-	int64_t    *ncount;
-	uint32_t	n,
-				x;
-
-	if (t->nnodes < RELABEL_MIN_NODES || m->failed ||
-		(m->limit && (need > m->limit || m->used > m->limit - need)))
-		return;
-	level = tmp_alloc(m, (size_t) t->nnodes * sizeof(uint32_t), false);
-	newid = tmp_alloc(m, (size_t) t->nnodes * sizeof(uint32_t), false);
-	memset(at, 0, sizeof(at));
-	level[0] = 0;
-	for (n = 1; n < t->nnodes; n++)
-	{
-		/* parents are made before their children */
-		level[n] = level[t->nodes[n].parent] + 1;
-		if (level[n] >= MAX_LEVELS)
-		{
-			tmp_free(m, level);
-			tmp_free(m, newid);
-			return;
-		}
-		at[level[n] + 1]++;
-	}
-	at[0] = 0;
-	at[1] = 1;					/* the root keeps 0 */
-	for (x = 1; x < MAX_LEVELS; x++)
-		at[x + 1] += at[x];
-	newid[0] = 0;
-	for (n = 1; n < t->nnodes; n++)
-		newid[n] = (uint32_t) at[level[n]]++;
-	tmp_free(m, level);
-
-	nodes = tmp_alloc(m, (size_t) t->nnodes * sizeof(Node), false);
-	next = tmp_alloc(m, (size_t) t->nnodes * sizeof(uint32_t), false);
-	ncount = tmp_alloc(m, (size_t) t->nnodes * sizeof(int64_t), false);
-	for (n = 0; n < t->nnodes; n++)
-	{
-		uint32_t	id = newid[n];
-
-		nodes[id].item = t->nodes[n].item;
-		nodes[id].parent = newid[t->nodes[n].parent];
-		next[id] = t->next[n] ? newid[t->next[n]] : 0;
-		ncount[id] = t->ncount[n];
-	}
-	for (x = 0; x < t->nitems; x++)
-		if (t->head[x])
-			t->head[x] = newid[t->head[x]];
-	tmp_free(m, newid);
-	tmp_free(m, t->nodes);
-	tmp_free(m, t->next);
-	tmp_free(m, t->ncount);
-	t->nodes = nodes;
-	t->next = next;
-	t->ncount = ncount;
-}
-
-/*
  * Builds a tree over nitems local items from weighted rank sequences (sorted
  * here).  Takes ownership of global.  False when the memory limit is hit
  * (the tree is then empty).
@@ -556,7 +479,6 @@ tree_build(Miner *m, Tx *txs, size_t ntx, uint32_t nitems, uint32_t *global,
 	t->nodes = tmp_shrink(m, t->nodes, (size_t) t->nnodes * sizeof(Node));
 	t->next = tmp_shrink(m, t->next, (size_t) t->nnodes * sizeof(uint32_t));
 	t->ncount = tmp_shrink(m, t->ncount, (size_t) t->nnodes * sizeof(int64_t));
-	relabel_by_level(m, t);
 	return true;
 }
 
