@@ -374,3 +374,107 @@ UNIT_TEST(itemsets_many_products_match_bitmaps)
 	itemsets_free(&s);
 	ups_free(l.lines);
 }
+
+/* itemsets_top_per_item against a ranking of every qualifying set, per item */
+typedef struct TopCheck
+{
+	Itemsets   *s;
+	int			k;
+	int			calls;
+	int			bad;
+	uint32_t	last_item;
+	int			last_rank;
+} TopCheck;
+
+/* ORDER BY lift DESC, count DESC, items: negative when set i ranks first */
+static int
+brute_rank_cmp(const Itemsets *s, size_t i, size_t j)
+{
+	double		li = itemsets_lift(s, i),
+				lj = itemsets_lift(s, j);
+	int64_t		a[UNIVERSE],
+				b[UNIVERSE];
+	int			na = 0,
+				nb = 0,
+				q;
+	uint32_t	mi = set_mask(s, i),
+				mj = set_mask(s, j);
+
+	if (li != lj)
+		return li > lj ? -1 : 1;
+	if (s->set_counts[i] != s->set_counts[j])
+		return s->set_counts[i] > s->set_counts[j] ? -1 : 1;
+	/* ids 100 + bit, ascending */
+	for (q = 0; q < UNIVERSE; q++)
+	{
+		if ((mi >> q) & 1)
+			a[na++] = 100 + q;
+		if ((mj >> q) & 1)
+			b[nb++] = 100 + q;
+	}
+	for (q = 0; q < na && q < nb; q++)
+		if (a[q] != b[q])
+			return a[q] < b[q] ? -1 : 1;
+	return na - nb;
+}
+
+static void
+check_top(void *arg, const ItemsetTop *top)
+{
+	TopCheck   *tc = arg;
+	const Itemsets *s = tc->s;
+	uint32_t	bit = 1u << (s->item_ids[top->item] - 100);
+	size_t		i;
+	int			better = 0,
+				q;
+
+	tc->calls++;
+	/* the set contains the item, qualifies, and has rank-1 better sets */
+	if (!(set_mask(s, top->set) & bit) || top->size < 2 || !(top->lift > 1.0) ||
+		top->lift != itemsets_lift(s, top->set) || top->rank > tc->k)
+		tc->bad++;
+	for (q = 1; q < top->size; q++)
+		if (top->ids[q - 1] >= top->ids[q])
+			tc->bad++;
+	for (i = 0; i < s->nsets; i++)
+		if ((set_mask(s, i) & bit) && s->set_start[i + 1] - s->set_start[i] >= 2 &&
+			itemsets_lift(s, i) > 1.0 && brute_rank_cmp(s, i, top->set) < 0)
+			better++;
+	if (better != top->rank - 1)
+		tc->bad++;
+	tc->last_item = top->item;
+	tc->last_rank = top->rank;
+}
+
+UNIT_TEST(itemsets_top_per_item_ranks_like_sql)
+{
+	CoocLines	l;
+	Itemsets	s;
+	ItemsetParams p = {5, 3, 0};
+	uint32_t   *masks = malloc(sizeof(uint32_t) * 600);
+	TopCheck	tc = {&s, 3, 0, 0, 0, 0};
+	int			expected = 0;
+	uint32_t	x;
+
+	random_orders(31, 600, &l, masks);
+	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_OK);
+	itemsets_top_per_item(&s, 2, 1.0, 3, check_top, &tc);
+	/* each item keeps min(3, its qualifying sets) */
+	for (x = 0; x < s.nitems; x++)
+	{
+		size_t		i;
+		int			n = 0;
+
+		for (i = 0; i < s.nsets; i++)
+			if ((set_mask(&s, i) & (1u << (s.item_ids[x] - 100))) &&
+				s.set_start[i + 1] - s.set_start[i] >= 2 && itemsets_lift(&s, i) > 1.0)
+				n++;
+		expected += n < 3 ? n : 3;
+	}
+	CHECK(expected > 10);
+	CHECK_EQ_INT(tc.calls, expected);
+	CHECK_EQ_INT(tc.bad, 0);
+	itemsets_free(&s);
+	ups_free(l.lines);
+	free(masks);
+}
