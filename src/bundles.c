@@ -26,6 +26,7 @@
 
 PG_FUNCTION_INFO_V1(upsell_itemsets_from_query);
 PG_FUNCTION_INFO_V1(upsell_rules_from_query);
+PG_FUNCTION_INFO_V1(upsell_bundles_from_query);
 
 typedef struct MineArgs
 {
@@ -39,6 +40,15 @@ typedef struct MineArgs
 
 /* Longer sets are not offers (and the miner's buffers are sized by it). */
 #define ITEMSETS_MAX_SIZE 100
+
+/* upsell.itemsets_memory_limit, -1: 32 times work_mem */
+static void
+mine_limit(MineArgs *a)
+{
+	a->limit_kb = upsell_itemsets_memory_limit >= 0 ? upsell_itemsets_memory_limit
+		: (int) Min((int64) work_mem * 32, (int64) MAX_KILOBYTES);
+	a->limit_bytes = a->limit_kb == 0 ? 0 : (size_t) a->limit_kb * 1024;
+}
 
 /* Arguments shared by both functions: (query, min_support, max_size, min_count) */
 static void
@@ -74,9 +84,7 @@ mine_args(FunctionCallInfo fcinfo, int support_arg, int size_arg, int count_arg,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("min_count must be at least 1: %lld", (long long) a->min_count)));
-	a->limit_kb = upsell_itemsets_memory_limit >= 0 ? upsell_itemsets_memory_limit
-		: (int) Min((int64) work_mem * 32, (int64) MAX_KILOBYTES);
-	a->limit_bytes = a->limit_kb == 0 ? 0 : (size_t) a->limit_kb * 1024;
+	mine_limit(a);
 }
 
 /*
@@ -135,7 +143,7 @@ typedef void (*emit_fn) (FunctionCallInfo fcinfo, Itemsets *sets, int64 tenant,
 						 bool has_tenant, void *arg);
 
 static void
-mine_each_tenant(FunctionCallInfo fcinfo, const MineArgs *a, int per_tenant_arg,
+mine_each_tenant(FunctionCallInfo fcinfo, const MineArgs *a, bool per_tenant,
 				 emit_fn emit, void *arg)
 {
 	MemoryContext work;
@@ -147,9 +155,7 @@ mine_each_tenant(FunctionCallInfo fcinfo, const MineArgs *a, int per_tenant_arg,
 	InitMaterializedSRF(fcinfo, 0);
 	work = AllocSetContextCreate(CurrentMemoryContext, "upsell itemsets",
 								 ALLOCSET_DEFAULT_SIZES);
-	tenants = ups_query_lines(a->query,
-							  !PG_ARGISNULL(per_tenant_arg) && PG_GETARG_BOOL(per_tenant_arg),
-							  work, &ntenants, &has_tenant);
+	tenants = ups_query_lines(a->query, per_tenant, work, &ntenants, &has_tenant);
 	for (ti = 0; ti < ntenants; ti++)
 	{
 		MemoryContext tenantctx = AllocSetContextCreate(work, "upsell itemsets of a tenant",
@@ -179,20 +185,16 @@ put_itemsets(FunctionCallInfo fcinfo, Itemsets *sets, int64 tenant, bool has_ten
 	{
 		const uint32_t *r = sets->members + sets->set_start[i];
 		int			k = (int) (sets->set_start[i + 1] - sets->set_start[i]);
-		double		expected = 1.0;
 		Datum		values[6];
 		bool		nulls[6] = {0};
-		int			j;
 
-		for (j = 0; j < k; j++)
-			expected *= sets->item_counts[r[j]] / n;
 		values[0] = Int64GetDatum(tenant);
 		nulls[0] = !has_tenant;
 		values[1] = PointerGetDatum(ids_array(sets, r, k, buf));
 		values[2] = Int32GetDatum(k);
 		values[3] = Int64GetDatum(sets->set_counts[i]);
 		values[4] = Float8GetDatum(sets->set_counts[i] / n);
-		values[5] = Float8GetDatum(sets->set_counts[i] / n / expected);
+		values[5] = Float8GetDatum(itemsets_lift(sets, i));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		pfree(DatumGetPointer(values[1]));
 		if ((i & 0x3fff) == 0)
@@ -212,7 +214,7 @@ upsell_itemsets_from_query(PG_FUNCTION_ARGS)
 	MineArgs	a;
 
 	mine_args(fcinfo, 1, 2, 3, &a);
-	mine_each_tenant(fcinfo, &a, 4, put_itemsets, &a);
+	mine_each_tenant(fcinfo, &a, !PG_ARGISNULL(4) && PG_GETARG_BOOL(4), put_itemsets, &a);
 	return (Datum) 0;
 }
 
@@ -305,6 +307,86 @@ upsell_rules_from_query(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_size must be at least 2 for rules: %d", a.max_size),
 				 errdetail("A rule has at least one product on each side.")));
-	mine_each_tenant(fcinfo, &a, 6, put_rules, &o);
+	mine_each_tenant(fcinfo, &a, !PG_ARGISNULL(6) && PG_GETARG_BOOL(6), put_rules, &o);
+	return (Datum) 0;
+}
+
+typedef struct BundleOut
+{
+	ReturnSetInfo *rsinfo;
+	const Itemsets *sets;
+	Datum	   *buf;
+} BundleOut;
+
+static void
+put_bundle(void *arg, const ItemsetTop *top)
+{
+	BundleOut  *o = arg;
+	const Itemsets *sets = o->sets;
+	double		n = (double) sets->transactions;
+	Datum		values[7];
+	bool		nulls[7] = {0};
+	int			i;
+
+	for (i = 0; i < top->size; i++)
+		o->buf[i] = Int64GetDatum(top->ids[i]);
+	values[0] = Int64GetDatum(sets->item_ids[top->item]);
+	values[1] = Int32GetDatum(top->rank);
+	values[2] = PointerGetDatum(construct_array(o->buf, top->size, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = Int32GetDatum(top->size);
+	values[4] = Int64GetDatum(sets->set_counts[top->set]);
+	values[5] = Float8GetDatum(sets->set_counts[top->set] / n);
+	values[6] = Float8GetDatum(top->lift);
+	tuplestore_putvalues(o->rsinfo->setResult, o->rsinfo->setDesc, values, nulls);
+	pfree(DatumGetPointer(values[2]));
+}
+
+static void
+put_bundles(FunctionCallInfo fcinfo, Itemsets *sets, int64 tenant, bool has_tenant,
+			void *arg)
+{
+	BundleOut	o;
+	int32		per_product = *(int32 *) arg;
+
+	o.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	o.sets = sets;
+	o.buf = palloc(sizeof(Datum) * (PG_GETARG_INT32(1) + 1));
+	itemsets_top_per_item(sets, 2, 1.0, per_product, put_bundle, &o);
+}
+
+/*
+ * _bundles_from_query(query, max_size, min_count, per_product): for each
+ * product of the query's (order id, product id) rows, its per_product best
+ * itemsets of 2..max_size products in at least min_count orders with a lift
+ * above 1, ranked by lift, then count, then items (what the bundle model
+ * keeps), computed here rather than by a window over every itemset.
+ */
+Datum
+upsell_bundles_from_query(PG_FUNCTION_ARGS)
+{
+	MineArgs	a;
+	int32		per_product;
+
+	/* STRICT: no NULL arguments */
+	a.query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	a.min_support = 0;
+	a.max_size = PG_GETARG_INT32(1);
+	if (a.max_size < 2 || a.max_size > ITEMSETS_MAX_SIZE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_size must be between 2 and %d: %d", ITEMSETS_MAX_SIZE, a.max_size)));
+	a.min_count = PG_GETARG_INT32(2);
+	if (a.min_count < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("min_count must be at least 1: %lld", (long long) a.min_count)));
+	per_product = PG_GETARG_INT32(3);
+	if (per_product < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("per_product must not be negative: %d", per_product)));
+	mine_limit(&a);
+	mine_each_tenant(fcinfo, &a, false, put_bundles, &per_product);
 	return (Datum) 0;
 }

@@ -7,11 +7,14 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "tcop/dest.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #include "query_lines.h"
+#include "ups_host.h"
 
 static bool
 is_integer_type(Oid type)
@@ -33,121 +36,259 @@ integer_datum(Datum d, Oid type)
 	}
 }
 
+/*
+ * The rows reach a DestReceiver as the executor produces them: no cursor
+ * (whose plan is never parallel) and no copy of each row into an SPI tuple
+ * table.
+ */
+/*
+ * A tenant's lines arrive in chunks (growing to CHUNK_MAX lines) and are put
+ * together once at the end: growing one array by realloc copied it again
+ * and again (a twentieth of a bundle build at 10M lines).
+ */
+#define CHUNK_MIN	1024
+#define CHUNK_MAX	((size_t) 1 << 20)
+
+typedef struct LineChunk
+{
+	CoocLine   *lines;
+	size_t		n;
+	size_t		cap;
+} LineChunk;
+
+typedef struct TenantChunks
+{
+	LineChunk  *chunks;
+	int			nchunks;
+	int			maxchunks;
+	size_t		total;
+} TenantChunks;
+
+typedef struct LinesReceiver
+{
+	DestReceiver pub;
+	bool		allow_tenant;
+	MemoryContext ctx;			/* where the lines go */
+	Oid			order_type;
+	Oid			product_type;
+	Oid			tenant_type;
+	Oid			order_out;
+	int			natts;
+	TenantLines *tenants;
+	TenantChunks *chunks;		/* by tenant */
+	int			ntenants;
+	int			maxtenants;
+	uint64		rows;
+} LinesReceiver;
+
+static void
+lines_startup(DestReceiver *self, int operation, TupleDesc desc)
+{
+	LinesReceiver *r = (LinesReceiver *) self;
+	bool		order_varlena;
+
+	if (r->allow_tenant && desc->natts != 2 && desc->natts != 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("query must return two or three columns, not %d", desc->natts),
+				 errhint("Return (order id, product id) or (order id, product id, tenant id).")));
+	if (!r->allow_tenant && desc->natts != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("query must return two columns, not %d", desc->natts),
+				 errhint("Return (order id, product id).")));
+	r->natts = desc->natts;
+	r->order_type = TupleDescAttr(desc, 0)->atttypid;
+	r->product_type = TupleDescAttr(desc, 1)->atttypid;
+	if (!is_integer_type(r->product_type))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("product id column must be an integer type, not %s",
+						format_type_be(r->product_type))));
+	if (desc->natts == 3)
+	{
+		r->tenant_type = TupleDescAttr(desc, 2)->atttypid;
+		if (!is_integer_type(r->tenant_type))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("tenant id column must be an integer type, not %s",
+							format_type_be(r->tenant_type))));
+	}
+	getTypeOutputInfo(r->order_type, &r->order_out, &order_varlena);
+}
+
+/* As cooc_lines_add: an exact repeat of the previous line is skipped. */
+static void
+add_line(TenantChunks *c, CoocLines *lines, int64 order_key, int64 product_id)
+{
+	LineChunk  *k = c->nchunks ? &c->chunks[c->nchunks - 1] : NULL;
+
+	if (k && k->n > 0)
+	{
+		CoocLine   *last = &k->lines[k->n - 1];
+
+		if (last->order_key == order_key && last->product_id == product_id)
+			return;
+		if (last->order_key > order_key ||
+			(last->order_key == order_key && last->product_id > product_id))
+			lines->compact = false;
+	}
+	if (k == NULL || k->n == k->cap)
+	{
+		size_t		cap = k ? Min(k->cap * 2, CHUNK_MAX) : CHUNK_MIN;
+
+		if (c->nchunks == c->maxchunks)
+		{
+			c->maxchunks = c->maxchunks ? c->maxchunks * 2 : 16;
+			c->chunks = c->chunks ? repalloc(c->chunks, c->maxchunks * sizeof(LineChunk))
+				: palloc(c->maxchunks * sizeof(LineChunk));
+		}
+		k = &c->chunks[c->nchunks++];
+		k->lines = ups_alloc(cap * sizeof(CoocLine));
+		k->n = 0;
+		k->cap = cap;
+	}
+	k->lines[k->n].order_key = order_key;
+	k->lines[k->n].product_id = product_id;
+	k->n++;
+	c->total++;
+}
+
+/* A tenant's chunks into its lines: one array of the exact size. */
+static void
+join_chunks(TenantChunks *c, CoocLines *lines)
+{
+	size_t		at = 0;
+	int			i;
+
+	if (c->total == 0)
+		return;
+	lines->lines = ups_alloc(c->total * sizeof(CoocLine));
+	lines->cap = c->total;
+	for (i = 0; i < c->nchunks; i++)
+	{
+		memcpy(lines->lines + at, c->chunks[i].lines, c->chunks[i].n * sizeof(CoocLine));
+		at += c->chunks[i].n;
+		ups_free(c->chunks[i].lines);
+	}
+	lines->n = at;
+	if (c->chunks)
+		pfree(c->chunks);
+}
+
+static bool
+lines_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	LinesReceiver *r = (LinesReceiver *) self;
+	TenantLines *t = NULL;
+	int64		tenant = 0;
+	bool		tnull = false;
+	int			i;
+
+	slot_getallattrs(slot);
+	if (r->natts == 3)
+	{
+		tnull = slot->tts_isnull[2];
+		if (!tnull)
+			tenant = integer_datum(slot->tts_values[2], r->tenant_type);
+	}
+	for (i = 0; i < r->ntenants; i++)
+		if (r->tenants[i].tenant == tenant)
+		{
+			t = &r->tenants[i];
+			break;
+		}
+	if (t == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(r->ctx);
+
+		if (r->ntenants == r->maxtenants)
+		{
+			r->maxtenants = r->maxtenants ? r->maxtenants * 2 : 8;
+			r->tenants = r->tenants ? repalloc(r->tenants, r->maxtenants * sizeof(TenantLines))
+				: palloc(r->maxtenants * sizeof(TenantLines));
+			r->chunks = r->chunks ? repalloc(r->chunks, r->maxtenants * sizeof(TenantChunks))
+				: palloc(r->maxtenants * sizeof(TenantChunks));
+		}
+		memset(&r->chunks[r->ntenants], 0, sizeof(TenantChunks));
+		t = &r->tenants[r->ntenants++];
+		t->tenant = tenant;
+		cooc_lines_init(&t->lines);
+		MemoryContextSwitchTo(old);
+	}
+	if (slot->tts_isnull[0] || slot->tts_isnull[1] || tnull)
+		t->lines.skipped++;
+	else
+	{
+		Datum		o = slot->tts_values[0];
+		int64		order_key;
+		MemoryContext old;
+
+		if (is_integer_type(r->order_type))
+			order_key = integer_datum(o, r->order_type);
+		else
+		{
+			char	   *s = OidOutputFunctionCall(r->order_out, o);
+
+			order_key = (int64) hash_bytes_extended((unsigned char *) s, strlen(s), 0);
+			pfree(s);
+		}
+		old = MemoryContextSwitchTo(r->ctx);
+		add_line(&r->chunks[t - r->tenants], &t->lines, order_key,
+				 integer_datum(slot->tts_values[1], r->product_type));
+		MemoryContextSwitchTo(old);
+	}
+	if ((++r->rows & 0xffff) == 0)
+		CHECK_FOR_INTERRUPTS();
+	return true;
+}
+
+static void
+lines_nothing(DestReceiver *self)
+{
+}
+
 TenantLines *
 ups_query_lines(const char *query, bool allow_tenant, MemoryContext ctx,
 				int *ntenants_out, bool *has_tenant)
 {
 	SPIPlanPtr	plan;
-	Portal		portal;
-	TupleDesc	desc;
-	Oid			order_type,
-				order_out;
-	bool		order_varlena;
-	TenantLines *tenants = NULL;
-	int			ntenants = 0,
-				maxtenants = 0;
-	int			i;
+	SPIExecuteOptions opts;
+	LinesReceiver r;
+
+	memset(&r, 0, sizeof r);
+	r.pub.receiveSlot = lines_receive;
+	r.pub.rStartup = lines_startup;
+	r.pub.rShutdown = lines_nothing;
+	r.pub.rDestroy = lines_nothing;
+	/* DestNone would make SPI report the SELECT as a utility command */
+	r.pub.mydest = DestTuplestore;
+	r.allow_tenant = allow_tenant;
+	r.ctx = ctx;
 
 	SPI_connect();
-	plan = SPI_prepare(query, 0, NULL);
+	/* parallel workers may scan for it, as for a plain SELECT */
+	plan = SPI_prepare_cursor(query, 0, NULL, CURSOR_OPT_PARALLEL_OK);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	/* a single statement that returns rows (checked before it runs) */
 	if (!SPI_is_cursor_plan(plan))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("query must return rows")));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	desc = portal->tupDesc;
-	if (allow_tenant && desc->natts != 2 && desc->natts != 3)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("query must return two or three columns, not %d", desc->natts),
-				 errhint("Return (order id, product id) or (order id, product id, tenant id).")));
-	if (!allow_tenant && desc->natts != 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("query must return two columns, not %d", desc->natts),
-				 errhint("Return (order id, product id).")));
-	order_type = SPI_gettypeid(desc, 1);
-	if (!is_integer_type(SPI_gettypeid(desc, 2)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("product id column must be an integer type, not %s",
-						format_type_be(SPI_gettypeid(desc, 2)))));
-	if (desc->natts == 3 && !is_integer_type(SPI_gettypeid(desc, 3)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("tenant id column must be an integer type, not %s",
-						format_type_be(SPI_gettypeid(desc, 3)))));
-	getTypeOutputInfo(order_type, &order_out, &order_varlena);
-	*has_tenant = desc->natts == 3;
-
-	for (;;)
-	{
-		uint64		row;
-
-		SPI_cursor_fetch(portal, true, 10000);
-		if (SPI_processed == 0)
-			break;
-		for (row = 0; row < SPI_processed; row++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[row];
-			bool		onull,
-						pnull,
-						tnull = false;
-			Datum		o = SPI_getbinval(tup, desc, 1, &onull);
-			Datum		p = SPI_getbinval(tup, desc, 2, &pnull);
-			int64		tenant = 0;
-			int64		order_key;
-			TenantLines *t = NULL;
-			MemoryContext old;
-
-			if (desc->natts == 3)
-			{
-				Datum		td = SPI_getbinval(tup, desc, 3, &tnull);
-
-				if (!tnull)
-					tenant = integer_datum(td, SPI_gettypeid(desc, 3));
-			}
-			old = MemoryContextSwitchTo(ctx);
-			for (i = 0; i < ntenants; i++)
-				if (tenants[i].tenant == tenant)
-					t = &tenants[i];
-			if (t == NULL)
-			{
-				if (ntenants == maxtenants)
-				{
-					maxtenants = maxtenants ? maxtenants * 2 : 8;
-					tenants = tenants ? repalloc(tenants, maxtenants * sizeof(TenantLines))
-						: palloc(maxtenants * sizeof(TenantLines));
-				}
-				t = &tenants[ntenants++];
-				t->tenant = tenant;
-				cooc_lines_init(&t->lines);
-			}
-			if (onull || pnull || tnull)
-				t->lines.skipped++;
-			else
-			{
-				if (is_integer_type(order_type))
-					order_key = integer_datum(o, order_type);
-				else
-				{
-					char	   *s = OidOutputFunctionCall(order_out, o);
-
-					order_key = (int64) hash_bytes_extended((unsigned char *) s, strlen(s), 0);
-					pfree(s);
-				}
-				cooc_lines_add(&t->lines, order_key,
-							   integer_datum(p, SPI_gettypeid(desc, 2)));
-			}
-			MemoryContextSwitchTo(old);
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
+	memset(&opts, 0, sizeof opts);
+	opts.read_only = true;
+	opts.dest = (DestReceiver *) &r;
+	SPI_execute_plan_extended(plan, &opts);
 	SPI_finish();
-	*ntenants_out = ntenants;
-	return tenants;
+	{
+		MemoryContext old = MemoryContextSwitchTo(ctx);
+
+		for (int i = 0; i < r.ntenants; i++)
+			join_chunks(&r.chunks[i], &r.tenants[i].lines);
+		MemoryContextSwitchTo(old);
+	}
+	*ntenants_out = r.ntenants;
+	*has_tenant = r.natts == 3;
+	return r.tenants;
 }

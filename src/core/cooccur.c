@@ -303,8 +303,8 @@ idrank_cmp(const void *pa, const void *pb)
 	return a->id < b->id ? -1 : (a->id > b->id ? 1 : 0);
 }
 
-static int64_t *
-dictionary(const CoocLines *lines, uint32_t *idx, size_t *nids_out)
+int64_t *
+cooc_product_numbers(const CoocLines *lines, uint32_t *idx, size_t *nids_out)
 {
 	size_t		size = 1024,
 				mask,
@@ -478,7 +478,7 @@ prepare_orders(CoocLines *lines, CoocCounts *out, uint32_t **idx_out,
 	 * distinct ids are sorted and idx is renumbered by rank.
 	 */
 	idx = ups_alloc((n + 1) * sizeof(uint32_t));
-	out->item_ids = dictionary(lines, idx, &nids);
+	out->item_ids = cooc_product_numbers(lines, idx, &nids);
 	out->nitems = (uint32_t) nids;
 	out->item_counts = ups_alloc0((nids + 1) * sizeof(int64_t));
 

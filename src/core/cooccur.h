@@ -114,6 +114,13 @@ extern void cooc_lines_append(CoocLines *dst, const CoocLines *src);
 extern void cooc_lines_compact(CoocLines *lines);
 
 /*
+ * Numbers the distinct products of the lines by ascending id: fills idx[i]
+ * (n entries) with the number of line i's product and returns the distinct
+ * ids, increasing (*nids of them, allocated with ups_alloc).
+ */
+extern int64_t *cooc_product_numbers(const CoocLines *lines, uint32_t *idx, size_t *nids);
+
+/*
  * Counts products and pairs.  Orders with more than max_basket distinct
  * products (0: no limit) count for their products but not for pairs: one
  * wholesale order of n products would otherwise add n^2/2 pairs.  Returns

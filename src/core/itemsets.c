@@ -18,17 +18,22 @@
 
 #define NO_ITEM		UINT32_MAX
 
+/*
+ * A node's item and parent, what the walks up the tree read, are kept apart
+ * from its count and its next node of the same item: three times as many
+ * fit in a cache line, and the walks were most of the mining.
+ */
 typedef struct Node
 {
 	uint32_t	item;			/* local item index in its tree */
 	uint32_t	parent;			/* 0 = root */
-	uint32_t	next;			/* next node of the same item, 0 = end */
-	int64_t		count;
 } Node;
 
 typedef struct Tree
 {
 	Node	   *nodes;			/* nodes[0] is the root */
+	uint32_t   *next;			/* next node of the same item, 0 = end */
+	int64_t    *ncount;			/* orders through each node */
 	uint32_t	nnodes;
 	uint32_t	nitems;
 	uint32_t   *head;			/* first node of each item */
@@ -55,6 +60,9 @@ typedef struct Miner
 	Itemsets   *out;
 	size_t		members_cap;
 	size_t		sets_cap;
+	size_t		longest;		/* longest transaction: deepest path */
+	uint32_t   *walk;			/* the paths of one item, see mine() */
+	size_t		walk_cap;
 } Miner;
 
 /* ------------------------------------------------------------------------
@@ -125,19 +133,33 @@ tmp_shrink(Miner *m, void *ptr, size_t size)
 	return p + HDR;
 }
 
+/* Room for want entries in the path record (kept from item to item). */
+static bool
+walk_reserve(Miner *m, size_t want)
+{
+	size_t		cap;
+	uint32_t   *grown;
+
+	if (want <= m->walk_cap)
+		return true;
+	cap = m->walk_cap ? m->walk_cap : 1024;
+	while (cap < want)
+		cap *= 2;
+	grown = tmp_alloc(m, cap * sizeof(uint32_t), false);
+	if (grown == NULL)
+		return false;
+	if (m->walk_cap)
+		memcpy(grown, m->walk, m->walk_cap * sizeof(uint32_t));
+	tmp_free(m, m->walk);
+	m->walk = grown;
+	m->walk_cap = cap;
+	return true;
+}
+
 /* ------------------------------------------------------------------------
  * Sorting helpers
  * ------------------------------------------------------------------------
  */
-
-static int
-int64_cmp(const void *pa, const void *pb)
-{
-	int64_t		a = *(const int64_t *) pa;
-	int64_t		b = *(const int64_t *) pb;
-
-	return a < b ? -1 : (a > b ? 1 : 0);
-}
 
 static int
 uint32_cmp(const void *pa, const void *pb)
@@ -148,11 +170,87 @@ uint32_cmp(const void *pa, const void *pb)
 	return a < b ? -1 : (a > b ? 1 : 0);
 }
 
-static int
-tx_cmp(const void *pa, const void *pb)
+/*
+ * Ranks ascending: insertion sort for the few items of an order or path,
+ * else a quicksort with the comparison inlined (median of three; qsort
+ * beyond a depth that only an adversarial input reaches).
+ */
+static void
+sort_ranks_depth(uint32_t *v, size_t n, int depth)
 {
-	const Tx   *a = pa;
-	const Tx   *b = pb;
+	size_t		i;
+
+	while (n > 32)
+	{
+		uint32_t	a = v[0],
+					b = v[n / 2],
+					c = v[n - 1],
+					pivot,
+					t;
+		size_t		lo = 0,
+					hi = n - 1;
+
+		if (depth-- == 0)
+		{
+			qsort(v, n, sizeof(uint32_t), uint32_cmp);
+			return;
+		}
+		pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+		for (;;)
+		{
+			while (v[lo] < pivot)
+				lo++;
+			while (v[hi] > pivot)
+				hi--;
+			if (lo >= hi)
+				break;
+			t = v[lo];
+			v[lo] = v[hi];
+			v[hi] = t;
+			lo++;
+			hi--;
+		}
+		/* v[0..hi] <= pivot <= v[hi+1..n-1]: recurse on the smaller side */
+		if (hi + 1 < n - hi - 1)
+		{
+			sort_ranks_depth(v, hi + 1, depth);
+			v += hi + 1;
+			n -= hi + 1;
+		}
+		else
+		{
+			sort_ranks_depth(v + hi + 1, n - hi - 1, depth);
+			n = hi + 1;
+		}
+	}
+	for (i = 1; i < n; i++)
+	{
+		uint32_t	x = v[i];
+		size_t		j = i;
+
+		while (j > 0 && v[j - 1] > x)
+		{
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = x;
+	}
+}
+
+static void
+sort_ranks(uint32_t *v, size_t n)
+{
+	sort_ranks_depth(v, n, 64);
+}
+
+/*
+ * Transactions in this order: insertion sort when few, else a merge
+ * sort through tmp (n entries) with the comparison inlined; qsort's calls
+ * through a pointer and element copies by memcpy were a tenth of a build.
+ */
+static inline int
+tx_order(const Tx *a, const Tx *b)
+{
 	uint32_t	n = a->len < b->len ? a->len : b->len;
 	uint32_t	i;
 
@@ -160,6 +258,94 @@ tx_cmp(const void *pa, const void *pb)
 		if (a->items[i] != b->items[i])
 			return a->items[i] < b->items[i] ? -1 : 1;
 	return a->len < b->len ? -1 : (a->len > b->len ? 1 : 0);
+}
+
+static void
+tx_msort(Tx *txs, Tx *tmp, size_t n)
+{
+	size_t		i,
+				j,
+				k,
+				half;
+
+	if (n <= 16)
+	{
+		for (i = 1; i < n; i++)
+		{
+			Tx			x = txs[i];
+
+			for (j = i; j > 0 && tx_order(&txs[j - 1], &x) > 0; j--)
+				txs[j] = txs[j - 1];
+			txs[j] = x;
+		}
+		return;
+	}
+	half = n / 2;
+	tx_msort(txs, tmp, half);
+	tx_msort(txs + half, tmp + half, n - half);
+	if (tx_order(&txs[half - 1], &txs[half]) <= 0)
+		return;					/* already in order */
+	for (i = 0, j = half, k = 0; i < half && j < n;)
+		tmp[k++] = tx_order(&txs[j], &txs[i]) < 0 ? txs[j++] : txs[i++];
+	while (i < half)
+		tmp[k++] = txs[i++];
+	/* the rest of the second half is in place already */
+	memcpy(txs, tmp, k * sizeof(Tx));
+}
+
+/*
+ * Sorts non-empty transactions over nitems items in tx_order's (lexicographic)
+ * order.  Many of them over fewer items: a counting sort by first item
+ * (dense ranks), then each bucket, which shares its first item, by merge
+ * sort.  False when the scratch memory passes the limit.
+ */
+static bool
+sort_txs(Miner *m, Tx *txs, size_t ntx, uint32_t nitems)
+{
+	Tx		   *tmp;
+	size_t	   *end;
+	size_t		i,
+				from;
+	uint32_t	x;
+
+	if (ntx <= 16)
+	{
+		tx_msort(txs, NULL, ntx);
+		return true;
+	}
+	tmp = tmp_alloc(m, ntx * sizeof(Tx), false);
+	if (m->failed)
+		return false;
+	if ((size_t) nitems > ntx)
+	{
+		tx_msort(txs, tmp, ntx);
+		tmp_free(m, tmp);
+		return true;
+	}
+	end = tmp_alloc(m, ((size_t) nitems + 1) * sizeof(size_t), true);
+	if (m->failed)
+	{
+		tmp_free(m, tmp);
+		return false;
+	}
+	/* end[x + 1]: transactions starting with x; then starts; then ends */
+	for (i = 0; i < ntx; i++)
+		end[txs[i].items[0] + 1]++;
+	for (x = 0; x < nitems; x++)
+		end[x + 1] += end[x];
+	for (i = 0; i < ntx; i++)
+		tmp[end[txs[i].items[0]]++] = txs[i];
+	from = 0;
+	for (x = 0; x < nitems; x++)
+	{
+		if (end[x] - from > 1)
+			tx_msort(tmp + from, txs + from, end[x] - from);
+		from = end[x];
+	}
+	memcpy(txs, tmp, ntx * sizeof(Tx));
+	tmp_free(m, tmp);
+	tmp_free(m, end);
+	return true;
 }
 
 /* Frequent products by descending count, then product id. */
@@ -190,6 +376,8 @@ static void
 tree_free(Miner *m, Tree *t)
 {
 	tmp_free(m, t->nodes);
+	tmp_free(m, t->next);
+	tmp_free(m, t->ncount);
 	tmp_free(m, t->head);
 	tmp_free(m, t->count);
 	tmp_free(m, t->global);
@@ -227,6 +415,8 @@ tree_build(Miner *m, Tx *txs, size_t ntx, uint32_t nitems, uint32_t *global,
 		return false;
 	}
 	t->nodes = tmp_alloc(m, total * sizeof(Node), false);
+	t->next = tmp_alloc(m, total * sizeof(uint32_t), false);
+	t->ncount = tmp_alloc(m, total * sizeof(int64_t), false);
 	t->head = tmp_alloc(m, (size_t) nitems * sizeof(uint32_t), true);
 	t->count = tmp_alloc(m, (size_t) nitems * sizeof(int64_t), true);
 	path = tmp_alloc(m, ((size_t) maxlen + 1) * sizeof(uint32_t), false);
@@ -237,11 +427,18 @@ tree_build(Miner *m, Tx *txs, size_t ntx, uint32_t nitems, uint32_t *global,
 		return false;
 	}
 
-	qsort(txs, ntx, sizeof(Tx), tx_cmp);
+	if (!sort_txs(m, txs, ntx, nitems))
+	{
+		tmp_free(m, path);
+		tree_free(m, t);
+		return false;
+	}
 	t->nodes[0] = (Node)
 	{
-		NO_ITEM, 0, 0, 0
+		NO_ITEM, 0
 	};
+	t->next[0] = 0;
+	t->ncount[0] = 0;
 	t->nnodes = 1;
 	for (i = 0; i < ntx; i++)
 	{
@@ -255,7 +452,7 @@ tree_build(Miner *m, Tx *txs, size_t ntx, uint32_t nitems, uint32_t *global,
 				   prev->items[shared] == tx->items[shared])
 				shared++;
 		for (j = 0; j < shared; j++)
-			t->nodes[path[j]].count += tx->weight;
+			t->ncount[path[j]] += tx->weight;
 		parent = shared ? path[shared - 1] : 0;
 		for (j = shared; j < tx->len; j++)
 		{
@@ -264,8 +461,10 @@ tree_build(Miner *m, Tx *txs, size_t ntx, uint32_t nitems, uint32_t *global,
 
 			t->nodes[n] = (Node)
 			{
-				item, parent, t->head[item], tx->weight
+				item, parent
 			};
+			t->next[n] = t->head[item];
+			t->ncount[n] = tx->weight;
 			t->head[item] = n;
 			path[j] = n;
 			parent = n;
@@ -278,6 +477,8 @@ tree_build(Miner *m, Tx *txs, size_t ntx, uint32_t nitems, uint32_t *global,
 	}
 	tmp_free(m, path);
 	t->nodes = tmp_shrink(m, t->nodes, (size_t) t->nnodes * sizeof(Node));
+	t->next = tmp_shrink(m, t->next, (size_t) t->nnodes * sizeof(uint32_t));
+	t->ncount = tmp_shrink(m, t->ncount, (size_t) t->nnodes * sizeof(int64_t));
 	return true;
 }
 
@@ -376,7 +577,10 @@ mine(Miner *m, Tree *t, int depth)
 					nf = 0;
 		size_t		npaths = 0,
 					total = 0,
-					off = 0;
+					off = 0,
+					wpos,
+					r;
+		bool		record;
 		Tree		ct;
 
 		if (t->count[x] < m->min_count)
@@ -387,18 +591,75 @@ mine(Miner *m, Tree *t, int depth)
 			continue;
 		ups_check_interrupts();
 
-		/* conditional counts of the items above x on its paths */
-		for (n = t->head[x]; n; n = t->nodes[n].next)
+		/*
+		 * Conditional counts of the items above x on its paths.  When a
+		 * conditional tree follows, the walk also records each path (node,
+		 * length, items upwards) so that the pattern base is read from that
+		 * record, not from the tree by two more walks.
+		 */
+		record = depth + 2 < m->max_size;
+		wpos = 0;
+		for (n = t->head[x]; n; n = t->next[n])
+		{
+			size_t		rec = wpos;
+
+			if (record)
+			{
+				if (!walk_reserve(m, wpos + 2 + m->longest))
+					break;
+				wpos += 2;
+			}
 			for (p = t->nodes[n].parent; p; p = t->nodes[p].parent)
 			{
 				uint32_t	item = t->nodes[p].item;
 
 				if (cond[item] == 0)
 					touched[ntouched++] = item;
-				cond[item] += t->nodes[n].count;
+				cond[item] += t->ncount[n];
+				if (record)
+					m->walk[wpos++] = item;
 			}
+			if (record)
+			{
+				m->walk[rec] = n;
+				m->walk[rec + 1] = (uint32_t) (wpos - rec - 2);
+			}
+		}
+		if (m->failed)
+			break;
+		if (ntouched > 32 && (size_t) ntouched * 16 >= t->nitems)
+		{
+			/* many: read them off in rank order (counts are positive) */
+			ntouched = 0;
+			for (i = 0; i < t->nitems; i++)
+				if (cond[i] != 0)
+					touched[ntouched++] = i;
+		}
+		else
+			sort_ranks(touched, ntouched);
+
+		/*
+		 * Sets one item longer are the last size: their counts are the
+		 * conditional counts, emitted in the order the conditional tree's
+		 * mining would emit them (descending rank), without the tree.
+		 */
+		if (depth + 2 >= m->max_size)
+		{
+			for (i = ntouched; i-- > 0;)
+			{
+				uint32_t	item = touched[i];
+
+				if (cond[item] >= m->min_count)
+				{
+					m->prefix[depth + 1] = t->global[item];
+					emit(m, depth + 2, cond[item]);
+				}
+				cond[item] = 0;
+			}
+			continue;
+		}
+
 		/* local indexes in global rank order */
-		qsort(touched, ntouched, sizeof(uint32_t), uint32_cmp);
 		for (i = 0; i < ntouched; i++)
 			if (cond[touched[i]] >= m->min_count)
 				map[touched[i]] = nf++;
@@ -410,12 +671,13 @@ mine(Miner *m, Tree *t, int depth)
 		}
 
 		/* the conditional pattern base, frequent items only */
-		for (n = t->head[x]; n; n = t->nodes[n].next)
+		for (r = 0; r < wpos; r += 2 + m->walk[r + 1])
 		{
-			uint32_t	len = 0;
+			uint32_t	len = 0,
+						k;
 
-			for (p = t->nodes[n].parent; p; p = t->nodes[p].parent)
-				len += map[t->nodes[p].item] != NO_ITEM;
+			for (k = 0; k < m->walk[r + 1]; k++)
+				len += map[m->walk[r + 2 + k]] != NO_ITEM;
 			if (len > 0)
 			{
 				npaths++;
@@ -436,23 +698,25 @@ mine(Miner *m, Tree *t, int depth)
 			if (map[touched[i]] != NO_ITEM)
 				global[map[touched[i]]] = t->global[touched[i]];
 		npaths = 0;
-		for (n = t->head[x]; n; n = t->nodes[n].next)
+		for (r = 0; r < wpos; r += 2 + m->walk[r + 1])
 		{
 			uint32_t	len = 0,
-						pos;
+						pos,
+						k;
+			const uint32_t *items = m->walk + r + 2;
 
-			for (p = t->nodes[n].parent; p; p = t->nodes[p].parent)
-				len += map[t->nodes[p].item] != NO_ITEM;
+			for (k = 0; k < m->walk[r + 1]; k++)
+				len += map[items[k]] != NO_ITEM;
 			if (len == 0)
 				continue;
-			/* walking up yields descending items: fill from the end */
+			/* walking up yielded descending items: fill from the end */
 			pos = len;
-			for (p = t->nodes[n].parent; p; p = t->nodes[p].parent)
-				if (map[t->nodes[p].item] != NO_ITEM)
-					buf[off + --pos] = map[t->nodes[p].item];
+			for (k = 0; k < m->walk[r + 1]; k++)
+				if (map[items[k]] != NO_ITEM)
+					buf[off + --pos] = map[items[k]];
 			txs[npaths++] = (Tx)
 			{
-				buf + off, len, t->nodes[n].count
+				buf + off, len, t->ncount[m->walk[r]]
 			};
 			off += len;
 		}
@@ -518,6 +782,15 @@ itemsets_free(Itemsets *sets)
 	memset(sets, 0, sizeof(*sets));
 }
 
+/*
+ * Mining starts from the lines sorted by (order, product), distinct.  The
+ * products are numbered once (a hash, see cooc_product_numbers), counted,
+ * ranked, and the line numbers rewritten in place as ranks (infrequent
+ * products dropped), so each order's transaction is a run of that array:
+ * no per-order copies, no search per line.  An order with fewer than two
+ * frequent products adds nothing to the sets of two and more: it stays out
+ * of the tree, whose item counts are then the products' own.
+ */
 ItemsetStatus
 itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 {
@@ -527,7 +800,7 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	uint32_t   *rank_of = NULL;
 	RankEntry  *ranked = NULL;
 	uint32_t   *global = NULL;
-	uint32_t   *buf = NULL;
+	uint32_t   *idx = NULL;
 	Tx		   *txs = NULL;
 	size_t		nprod = 0,
 				nfreq = 0,
@@ -536,6 +809,7 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 				longest = 0,
 				i,
 				j;
+	bool		ids_charged = false;
 	Tree		tree;
 
 	memset(out, 0, sizeof(*out));
@@ -546,29 +820,25 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	m.out = out;
 
 	out->transactions = itemsets_count_orders(lines);
+	if (lines->n >= NO_ITEM)
+	{
+		m.failed = true;
+		goto fail;
+	}
 
-	/* product order counts: distinct ids, then one pass over the lines */
-	ids = tmp_alloc(&m, lines->n * sizeof(int64_t) + 1, false);
+	/* product numbers by line, then their order counts (lines are distinct) */
+	idx = tmp_alloc(&m, lines->n * sizeof(uint32_t) + 1, false);
 	if (m.failed)
 		goto fail;
-	for (i = 0; i < lines->n; i++)
-		ids[i] = lines->lines[i].product_id;
-	qsort(ids, lines->n, sizeof(int64_t), int64_cmp);
-	for (i = 0; i < lines->n; i++)
-		if (nprod == 0 || ids[nprod - 1] != ids[i])
-			ids[nprod++] = ids[i];
+	ids = cooc_product_numbers(lines, idx, &nprod);
+	ids_charged = charge(&m, nprod * sizeof(int64_t) + 1);
 	counts = tmp_alloc(&m, nprod * sizeof(int64_t) + 1, true);
 	rank_of = tmp_alloc(&m, nprod * sizeof(uint32_t) + 1, false);
 	if (m.failed)
 		goto fail;
 	ups_check_interrupts();
 	for (i = 0; i < lines->n; i++)
-	{
-		int64_t    *hit = bsearch(&lines->lines[i].product_id, ids, nprod,
-								  sizeof(int64_t), int64_cmp);
-
-		counts[hit - ids]++;
-	}
+		counts[idx[i]]++;
 
 	/* frequent products ranked by descending count */
 	for (i = 0; i < nprod; i++)
@@ -600,53 +870,47 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	out->nitems = (uint32_t) nfreq;
 	tmp_free(&m, ranked);
 	ranked = NULL;
-
-	/* the orders as ascending rank sequences of their frequent products */
 	for (i = 0; i < lines->n; i++)
-	{
-		int64_t    *hit = bsearch(&lines->lines[i].product_id, ids, nprod,
-								  sizeof(int64_t), int64_cmp);
+		idx[i] = rank_of[idx[i]];
+	ups_free(ids);
+	uncharge(&m, nprod * sizeof(int64_t) + 1);
+	ids = NULL;
+	tmp_free(&m, counts);
+	tmp_free(&m, rank_of);
+	counts = NULL;
+	rank_of = NULL;
+	ups_check_interrupts();
 
-		if (rank_of[hit - ids] != NO_ITEM)
-			nbuf++;
-	}
-	buf = tmp_alloc(&m, nbuf * sizeof(uint32_t) + 1, false);
+	/*
+	 * The orders as ascending rank sequences of their frequent products,
+	 * compacted in place in idx (the write position never passes the read
+	 * position); those of two and more become transactions.
+	 */
 	txs = tmp_alloc(&m, (size_t) out->transactions * sizeof(Tx) + 1, false);
 	if (m.failed)
 		goto fail;
-	nbuf = 0;
 	for (i = 0; i < lines->n; i = j)
 	{
 		size_t		start = nbuf;
 
 		for (j = i; j < lines->n && lines->lines[j].order_key == lines->lines[i].order_key; j++)
+			if (idx[j] != NO_ITEM)
+				idx[nbuf++] = idx[j];
+		if (nbuf - start > longest)
+			longest = nbuf - start;
+		if (nbuf - start >= 2)
 		{
-			int64_t    *hit = bsearch(&lines->lines[j].product_id, ids, nprod,
-									  sizeof(int64_t), int64_cmp);
-			uint32_t	r = rank_of[hit - ids];
-
-			if (r != NO_ITEM)
-				buf[nbuf++] = r;
-		}
-		if (nbuf > start)
-		{
-			qsort(buf + start, nbuf - start, sizeof(uint32_t), uint32_cmp);
+			sort_ranks(idx + start, nbuf - start);
 			txs[ntx++] = (Tx)
 			{
-				buf + start, (uint32_t) (nbuf - start), 1
+				idx + start, (uint32_t) (nbuf - start), 1
 			};
-			if (nbuf - start > longest)
-				longest = nbuf - start;
 		}
+		else
+			nbuf = start;
 		if ((ntx & 0xffff) == 0)
 			ups_check_interrupts();
 	}
-	tmp_free(&m, ids);
-	tmp_free(&m, counts);
-	tmp_free(&m, rank_of);
-	ids = NULL;
-	counts = NULL;
-	rank_of = NULL;
 
 	/* result arrays and the prefix of the recursion */
 	m.sets_cap = 1024;
@@ -663,14 +927,17 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 		global[i] = (uint32_t) i;
 	if (m.max_size > (int) longest + 1)
 		m.max_size = (int) longest + 1;
+	m.longest = longest;
 
 	if (tree_build(&m, txs, ntx, (uint32_t) nfreq, global, &tree))
 	{
 		global = NULL;
 		tmp_free(&m, txs);
-		tmp_free(&m, buf);
+		tmp_free(&m, idx);
 		txs = NULL;
-		buf = NULL;
+		idx = NULL;
+		/* the orders left out of the tree count for their products */
+		memcpy(tree.count, out->item_counts, nfreq * sizeof(int64_t));
 		mine(&m, &tree, 0);
 		tree_free(&m, &tree);
 	}
@@ -679,18 +946,25 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	if (m.failed)
 		goto fail;
 	tmp_free(&m, m.prefix);
+	tmp_free(&m, m.walk);
 	out->peak_bytes = m.peak;
 	return ITEMSETS_OK;
 
 fail:
-	tmp_free(&m, ids);
+	if (ids)
+	{
+		ups_free(ids);
+		if (ids_charged)
+			uncharge(&m, nprod * sizeof(int64_t) + 1);
+	}
 	tmp_free(&m, counts);
 	tmp_free(&m, rank_of);
 	tmp_free(&m, ranked);
 	tmp_free(&m, global);
-	tmp_free(&m, buf);
+	tmp_free(&m, idx);
 	tmp_free(&m, txs);
 	tmp_free(&m, m.prefix);
+	tmp_free(&m, m.walk);
 	itemsets_free(out);
 	return ITEMSETS_MEMORY_LIMIT;
 }
@@ -840,4 +1114,151 @@ itemsets_rules(Itemsets *s, double min_confidence, int max_consequent,
 	ups_free(ante);
 	ups_free(cons);
 	return ITEMSETS_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Best sets per item
+ * ------------------------------------------------------------------------
+ */
+
+double
+itemsets_lift(const Itemsets *s, size_t i)
+{
+	const uint32_t *r = s->members + s->set_start[i];
+	int			k = (int) (s->set_start[i + 1] - s->set_start[i]);
+	double		n = (double) s->transactions;
+	double		expected = 1.0;
+	int			j;
+
+	for (j = 0; j < k; j++)
+		expected *= s->item_counts[r[j]] / n;
+	return s->set_counts[i] / n / expected;
+}
+
+typedef struct TopEntry
+{
+	double		lift;
+	int64_t		count;
+	const int64_t *ids;
+	uint32_t	size;
+	uint32_t	set;
+} TopEntry;
+
+static int
+top_cmp(const void *pa, const void *pb)
+{
+	const TopEntry *a = pa;
+	const TopEntry *b = pb;
+	uint32_t	n = a->size < b->size ? a->size : b->size;
+	uint32_t	i;
+
+	if (a->lift != b->lift)
+		return a->lift > b->lift ? -1 : 1;
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	for (i = 0; i < n; i++)
+		if (a->ids[i] != b->ids[i])
+			return a->ids[i] < b->ids[i] ? -1 : 1;
+	return a->size < b->size ? -1 : (a->size > b->size ? 1 : 0);
+}
+
+void
+itemsets_top_per_item(const Itemsets *s, int min_size, double min_lift, int k,
+					  itemset_top_fn fn, void *arg)
+{
+	size_t		nmembers = s->nsets ? s->set_start[s->nsets] : 0;
+	int64_t    *ids = ups_alloc(nmembers * sizeof(int64_t) + 1);
+	double	   *lift = ups_alloc(s->nsets * sizeof(double) + 1);
+	size_t	   *start = ups_alloc0(((size_t) s->nitems + 1) * sizeof(size_t));
+	uint32_t   *of_item;
+	TopEntry   *entries;
+	size_t		most = 0,
+				i,
+				j;
+	uint32_t	x;
+
+	/* the sets that qualify: lift, sorted ids, and how many per item */
+	for (i = 0; i < s->nsets; i++)
+	{
+		size_t		from = s->set_start[i],
+					to = s->set_start[i + 1];
+
+		lift[i] = 0;
+		if (to - from < (size_t) (min_size < 1 ? 1 : min_size))
+			continue;
+		lift[i] = itemsets_lift(s, i);
+		if (!(lift[i] > min_lift))
+			continue;
+		for (j = from; j < to; j++)
+		{
+			int64_t		id = s->item_ids[s->members[j]];
+			size_t		q = j;
+
+			while (q > from && ids[q - 1] > id)
+			{
+				ids[q] = ids[q - 1];
+				q--;
+			}
+			ids[q] = id;
+			start[s->members[j] + 1]++;
+		}
+		if ((i & 0xffff) == 0)
+			ups_check_interrupts();
+	}
+	for (x = 0; x < s->nitems; x++)
+	{
+		if (start[x + 1] > most)
+			most = start[x + 1];
+		start[x + 1] += start[x];
+	}
+	/* the qualifying sets of each item, grouped by item */
+	of_item = ups_alloc(start[s->nitems] * sizeof(uint32_t) + 1);
+	for (i = 0; i < s->nsets; i++)
+	{
+		size_t		from = s->set_start[i],
+					to = s->set_start[i + 1];
+
+		if (to - from < (size_t) (min_size < 1 ? 1 : min_size) || !(lift[i] > min_lift))
+			continue;
+		for (j = from; j < to; j++)
+			of_item[start[s->members[j]]++] = (uint32_t) i;
+	}
+	/* start[x] is now the end of item x's sets */
+	entries = ups_alloc(most * sizeof(TopEntry) + 1);
+	for (x = 0; x < s->nitems; x++)
+	{
+		size_t		from = x == 0 ? 0 : start[x - 1],
+					n = start[x] - from;
+
+		for (j = 0; j < n; j++)
+		{
+			uint32_t	set = of_item[from + j];
+
+			entries[j].lift = lift[set];
+			entries[j].count = s->set_counts[set];
+			entries[j].ids = ids + s->set_start[set];
+			entries[j].size = (uint32_t) (s->set_start[set + 1] - s->set_start[set]);
+			entries[j].set = set;
+		}
+		qsort(entries, n, sizeof(TopEntry), top_cmp);
+		for (j = 0; j < n && j < (size_t) k; j++)
+		{
+			ItemsetTop	top;
+
+			top.item = x;
+			top.rank = (int) j + 1;
+			top.set = entries[j].set;
+			top.lift = entries[j].lift;
+			top.ids = entries[j].ids;
+			top.size = (int) entries[j].size;
+			fn(arg, &top);
+		}
+		if ((x & 0xfff) == 0)
+			ups_check_interrupts();
+	}
+	ups_free(entries);
+	ups_free(of_item);
+	ups_free(start);
+	ups_free(lift);
+	ups_free(ids);
 }

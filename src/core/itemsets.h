@@ -98,4 +98,33 @@ extern ItemsetStatus itemsets_rules(Itemsets *sets, double min_confidence,
 									int max_consequent, size_t memory_limit,
 									itemset_rule_fn fn, void *arg);
 
+/*
+ * Lift of set i: its support over the product of its items' supports,
+ * computed in one fixed order (the SQL functions report this value).
+ */
+extern double itemsets_lift(const Itemsets *sets, size_t i);
+
+/* One kept set of an item, see itemsets_top_per_item. */
+typedef struct ItemsetTop
+{
+	uint32_t	item;			/* rank of the item it is kept for */
+	int			rank;			/* 1 = best */
+	size_t		set;			/* index into the sets */
+	double		lift;
+	const int64_t *ids;			/* its product ids, ascending */
+	int			size;
+} ItemsetTop;
+
+typedef void (*itemset_top_fn) (void *arg, const ItemsetTop *top);
+
+/*
+ * For each item, its best k sets of min_size items or more with a lift above
+ * min_lift that contain it: by lift descending, then order count descending,
+ * then product ids ascending (compared as sorted arrays, a shorter prefix
+ * first), as ORDER BY lift DESC, count DESC, items would rank them.  Calls
+ * fn for each kept set, item by item.
+ */
+extern void itemsets_top_per_item(const Itemsets *sets, int min_size, double min_lift,
+								  int k, itemset_top_fn fn, void *arg);
+
 #endif							/* ITEMSETS_H */

@@ -24,6 +24,15 @@ CREATE FUNCTION @extschema@._rules_from_query(query text, min_support float8,
 COMMENT ON FUNCTION @extschema@._rules_from_query(text, float8, float8, int, int, int, boolean) IS
 	'association rules from the frequent itemsets of a query returning (order id, product id [, tenant id when per_tenant])';
 
+CREATE FUNCTION @extschema@._bundles_from_query(query text, max_size int, min_count int,
+	per_product int)
+	RETURNS TABLE (product_id bigint, bundle_rank int, items bigint[], size int, count bigint,
+				   support float8, lift float8)
+	AS 'MODULE_PATHNAME', 'upsell_bundles_from_query'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@._bundles_from_query(text, int, int, int) IS
+	'per product of a query returning (order id, product id): its per_product best itemsets of 2 to max_size products in at least min_count orders with lift > 1, ranked by lift, then count, then items';
+
 -- The registered order lines as a mining query: one tenant's (order, product)
 -- or, for a NULL tenant, every tenant's (order, product, tenant).  Lines with
 -- a quantity <= 0 (returns, cancellations) do not count, as in the
@@ -121,14 +130,8 @@ RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN format($q$
-	SELECT %s::bigint AS tenant_id, x.product_id, x.r::int AS bundle_rank, x.items, x.size, x.count, x.support, x.lift
-	FROM (SELECT p.product_id, f.items, f.size, f.count, f.support, f.lift,
-				 pg_catalog.row_number() OVER (PARTITION BY p.product_id
-											   ORDER BY f.lift DESC, f.count DESC, f.items) AS r
-		  FROM @extschema@._itemsets_from_query(%L, 0, 3, %s, false) f,
-			   pg_catalog.unnest(f.items) AS p(product_id)
-		  WHERE f.size OPERATOR(pg_catalog.>=) 2 AND f.lift OPERATOR(pg_catalog.>) 1) x
-	WHERE x.r OPERATOR(pg_catalog.<=) %s$q$,
+	SELECT %s::bigint AS tenant_id, b.product_id, b.bundle_rank, b.items, b.size, b.count, b.support, b.lift
+	FROM @extschema@._bundles_from_query(%L, 3, %s, %s) b$q$,
 	tenant_id,
 	'SELECT l.order_key, l.product_id FROM ' || @extschema@._tenant_lines(tenant_id, snapshot)
 		|| ' l WHERE coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0',

@@ -124,6 +124,9 @@ UNIT_TEST(itemsets_match_brute_force)
 	check_against_brute_force(99, 500, 20, 3);
 	check_against_brute_force(5, 50, 2, 2);
 	check_against_brute_force(11, 200, 1000, 4);	/* nothing frequent */
+	/* many orders: the miner's scratch buffers grow, buckets get large */
+	check_against_brute_force(23, 3000, 5, 4);
+	check_against_brute_force(29, 3000, 1, 3);
 }
 
 UNIT_TEST(itemsets_rank_by_count_then_id)
@@ -284,4 +287,194 @@ UNIT_TEST(itemsets_rules_with_larger_consequents)
 	CHECK_EQ_INT(n, 3 * 2 + 6);	/* triple: 3 + 3 two-item consequents */
 	itemsets_free(&s);
 	ups_free(l.lines);
+}
+
+/*
+ * Many products (conditional item lists longer than UNIVERSE allows, among
+ * many more items, so the miner's larger sorts run): every set of up to 2
+ * against counts from per-product order bitmaps.
+ */
+#define MANY_PRODUCTS 1500
+#define MANY_ORDERS 4096
+#define MANY_WORDS (MANY_ORDERS / 64)
+
+static int64_t
+bitmap_count(uint64_t (*bits)[MANY_WORDS], const int *p, int k)
+{
+	int64_t		n = 0;
+	int			w,
+				j;
+
+	for (w = 0; w < MANY_WORDS; w++)
+	{
+		uint64_t	x = ~UINT64_C(0);
+
+		for (j = 0; j < k; j++)
+			x &= bits[p[j]][w];
+		n += __builtin_popcountll(x);
+	}
+	return n;
+}
+
+UNIT_TEST(itemsets_many_products_match_bitmaps)
+{
+	static uint64_t bits[MANY_PRODUCTS][MANY_WORDS];
+	CoocLines	l;
+	Itemsets	s;
+	ItemsetParams p = {3, 2, 0};
+	uint64_t	seed = 77;
+	size_t		expected = 0,
+				i;
+	int			o,
+				a,
+				b,
+				bad = 0;
+
+	memset(bits, 0, sizeof(bits));
+	cooc_lines_init(&l);
+	for (o = 0; o < MANY_ORDERS; o++)
+	{
+		int			k = 1 + (int) (next_rand(&seed) % 12);
+
+		while (k-- > 0)
+		{
+			uint64_t	u = next_rand(&seed) % 1000;
+			int			prod = (int) (u * u * MANY_PRODUCTS / 1000000);
+
+			bits[prod][o / 64] |= UINT64_C(1) << (o % 64);
+			/* orders arrive out of order */
+			cooc_lines_add(&l, (o * 7919) % MANY_ORDERS, 5000 - prod);
+		}
+	}
+	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_OK);
+	for (a = 0; a < MANY_PRODUCTS; a++)
+	{
+		int			q[2] = {a};
+
+		expected += bitmap_count(bits, q, 1) >= 3;
+		for (b = a + 1; b < MANY_PRODUCTS; b++)
+		{
+			q[1] = b;
+			expected += bitmap_count(bits, q, 2) >= 3;
+		}
+	}
+	CHECK(expected > 2000);
+	CHECK_EQ_INT(s.nsets, expected);
+	for (i = 0; i < s.nsets; i++)
+	{
+		int			q[2];
+		int			k = (int) (s.set_start[i + 1] - s.set_start[i]);
+		int			j;
+
+		for (j = 0; j < k; j++)
+			q[j] = 5000 - (int) s.item_ids[s.members[s.set_start[i] + j]];
+		bad += bitmap_count(bits, q, k) != s.set_counts[i];
+	}
+	CHECK_EQ_INT(bad, 0);
+	itemsets_free(&s);
+	ups_free(l.lines);
+}
+
+/* itemsets_top_per_item against a ranking of every qualifying set, per item */
+typedef struct TopCheck
+{
+	Itemsets   *s;
+	int			k;
+	int			calls;
+	int			bad;
+	uint32_t	last_item;
+	int			last_rank;
+} TopCheck;
+
+/* ORDER BY lift DESC, count DESC, items: negative when set i ranks first */
+static int
+brute_rank_cmp(const Itemsets *s, size_t i, size_t j)
+{
+	double		li = itemsets_lift(s, i),
+				lj = itemsets_lift(s, j);
+	int64_t		a[UNIVERSE],
+				b[UNIVERSE];
+	int			na = 0,
+				nb = 0,
+				q;
+	uint32_t	mi = set_mask(s, i),
+				mj = set_mask(s, j);
+
+	if (li != lj)
+		return li > lj ? -1 : 1;
+	if (s->set_counts[i] != s->set_counts[j])
+		return s->set_counts[i] > s->set_counts[j] ? -1 : 1;
+	/* ids 100 + bit, ascending */
+	for (q = 0; q < UNIVERSE; q++)
+	{
+		if ((mi >> q) & 1)
+			a[na++] = 100 + q;
+		if ((mj >> q) & 1)
+			b[nb++] = 100 + q;
+	}
+	for (q = 0; q < na && q < nb; q++)
+		if (a[q] != b[q])
+			return a[q] < b[q] ? -1 : 1;
+	return na - nb;
+}
+
+static void
+check_top(void *arg, const ItemsetTop *top)
+{
+	TopCheck   *tc = arg;
+	const Itemsets *s = tc->s;
+	uint32_t	bit = 1u << (s->item_ids[top->item] - 100);
+	size_t		i;
+	int			better = 0,
+				q;
+
+	tc->calls++;
+	/* the set contains the item, qualifies, and has rank-1 better sets */
+	if (!(set_mask(s, top->set) & bit) || top->size < 2 || !(top->lift > 1.0) ||
+		top->lift != itemsets_lift(s, top->set) || top->rank > tc->k)
+		tc->bad++;
+	for (q = 1; q < top->size; q++)
+		if (top->ids[q - 1] >= top->ids[q])
+			tc->bad++;
+	for (i = 0; i < s->nsets; i++)
+		if ((set_mask(s, i) & bit) && s->set_start[i + 1] - s->set_start[i] >= 2 &&
+			itemsets_lift(s, i) > 1.0 && brute_rank_cmp(s, i, top->set) < 0)
+			better++;
+	if (better != top->rank - 1)
+		tc->bad++;
+	tc->last_item = top->item;
+	tc->last_rank = top->rank;
+}
+
+UNIT_TEST(itemsets_top_per_item_ranks_like_sql)
+{
+	CoocLines	l;
+	Itemsets	s;
+	ItemsetParams p = {5, 3, 0};
+	uint32_t   *masks = malloc(sizeof(uint32_t) * 600);
+	TopCheck	tc = {&s, 3, 0, 0, 0, 0};
+	int			expected = 0;
+	uint32_t	x;
+
+	random_orders(31, 600, &l, masks);
+	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_OK);
+	itemsets_top_per_item(&s, 2, 1.0, 3, check_top, &tc);
+	/* each item keeps min(3, its qualifying sets) */
+	for (x = 0; x < s.nitems; x++)
+	{
+		size_t		i;
+		int			n = 0;
+
+		for (i = 0; i < s.nsets; i++)
+			if ((set_mask(&s, i) & (1u << (s.item_ids[x] - 100))) &&
+				s.set_start[i + 1] - s.set_start[i] >= 2 && itemsets_lift(&s, i) > 1.0)
+				n++;
+		expected += n < 3 ? n : 3;
+	}
+	CHECK(expected > 10);
+	CHECK_EQ_INT(tc.calls, expected);
+	CHECK_EQ_INT(tc.bad, 0);
+	itemsets_free(&s);
+	ups_free(l.lines);
+	free(masks);
 }
