@@ -145,7 +145,7 @@ new_agg_state(MemoryContext ctx)
  * memory context.
  */
 static void
-count_into_partial(CoocAggState *state, MemoryContext ctx)
+count_into_partial(CoocAggState *state, MemoryContext ctx, CoocPartialMode mode)
 {
 	MemoryContext old = MemoryContextSwitchTo(ctx);
 	CoocPartial counted,
@@ -154,7 +154,7 @@ count_into_partial(CoocAggState *state, MemoryContext ctx)
 	if (state->lines.n > 0 || state->lines.skipped > 0 || !state->has_partial)
 	{
 		raise_if_error(cooc_partial_count(&state->lines, upsell_max_basket_size,
-										  COOC_PARTIAL_AUTO, &counted),
+										  mode, &counted),
 					   "order lines");
 		ups_free(state->lines.lines);
 		cooc_lines_init(&state->lines);
@@ -275,8 +275,8 @@ upsell_cooc_combine(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 		PG_RETURN_POINTER(a);
 	}
-	count_into_partial(a, ctx);
-	count_into_partial(b, ctx);
+	count_into_partial(a, ctx, COOC_PARTIAL_AUTO);
+	count_into_partial(b, ctx, COOC_PARTIAL_AUTO);
 	old = MemoryContextSwitchTo(ctx);
 	raise_if_error(cooc_partial_combine(&combined, &a->partial, &b->partial,
 										upsell_max_basket_size),
@@ -295,7 +295,7 @@ upsell_cooc_serialize(PG_FUNCTION_ARGS)
 	bytea	   *result;
 
 	/* the worker counts its own lines: the leader only combines */
-	count_into_partial(state, ctx);
+	count_into_partial(state, ctx, COOC_PARTIAL_AUTO);
 	result = upsell_alloc_bytea(cooc_partial_serialized_size(&state->partial),
 								"partial co-occurrence state",
 								"Lower max_parallel_workers_per_gather or count fewer lines at once.");
@@ -327,30 +327,32 @@ upsell_cooc_final(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_cooc_final");
 	CoocAggState *state;
-	CoocCounts	counts;
-	bytea	   *result;
 
 	if (PG_ARGISNULL(0))
 		state = new_agg_state(CurrentMemoryContext);
 	else
 		state = (CoocAggState *) PG_GETARG_POINTER(0);
 
-	if (state->has_partial)
-	{
-		/*
-		 * from parallel workers: fold in what the leader has raw, then count
-		 * the pairs of the united orders unless the workers counted them
-		 */
-		count_into_partial(state, ctx);
-		raise_if_error(cooc_partial_finish(&state->partial, upsell_max_basket_size),
-					   "order lines");
-		PG_RETURN_BYTEA_P(counts_to_varlena(&state->partial.counts));
-	}
-
-	/* the count frees its scratch memory; its flat form becomes the value */
-	raise_if_error(cooc_count(&state->lines, upsell_max_basket_size, &counts), "order lines");
-	result = counts_to_varlena(&counts);
-	PG_RETURN_BYTEA_P(result);
+	/*
+	 * The raw lines (16 bytes each) become orders of product indexes (4
+	 * bytes a line) and are freed before the pairs are counted, so the lines
+	 * and the pairs are never held together.  With parallel workers, what
+	 * the leader has raw is folded into their orders; the pairs of the
+	 * united orders are counted unless the workers counted them.
+	 */
+	count_into_partial(state, ctx,
+					   state->has_partial ? COOC_PARTIAL_AUTO : COOC_PARTIAL_ORDERS);
+	raise_if_error(cooc_partial_finish(&state->partial, upsell_max_basket_size),
+				   "order lines");
+	/* the orders are not combined after the final function: free them now */
+	ups_free(state->partial.order_keys);
+	ups_free(state->partial.order_start);
+	ups_free(state->partial.products);
+	state->partial.order_keys = NULL;
+	state->partial.order_start = NULL;
+	state->partial.products = NULL;
+	state->partial.norders = 0;
+	PG_RETURN_BYTEA_P(counts_to_varlena(&state->partial.counts));
 }
 
 /* ------------------------------------------------------------------------
