@@ -557,6 +557,8 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	for (i = 0; i < lines->n; i++)
 		if (nprod == 0 || ids[nprod - 1] != ids[i])
 			ids[nprod++] = ids[i];
+	/* a copy of every line's product until here: keep the distinct ones */
+	ids = tmp_shrink(&m, ids, nprod * sizeof(int64_t) + 1);
 	counts = tmp_alloc(&m, nprod * sizeof(int64_t) + 1, true);
 	rank_of = tmp_alloc(&m, nprod * sizeof(uint32_t) + 1, false);
 	if (m.failed)
@@ -647,6 +649,14 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	ids = NULL;
 	counts = NULL;
 	rank_of = NULL;
+	if (params->free_lines)
+	{
+		/* the orders are in txs now: the lines are not read again */
+		ups_free(lines->lines);
+		lines->lines = NULL;
+		lines->n = 0;
+		lines->cap = 0;
+	}
 
 	/* result arrays and the prefix of the recursion */
 	m.sets_cap = 1024;

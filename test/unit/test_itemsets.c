@@ -83,11 +83,12 @@ set_mask(const Itemsets *s, size_t i)
 }
 
 static void
-check_against_brute_force(uint64_t seed, int norders, int64_t min_count, int max_size)
+check_against_brute_force(uint64_t seed, int norders, int64_t min_count, int max_size,
+						  bool free_lines)
 {
 	CoocLines	l;
 	Itemsets	s;
-	ItemsetParams p = {min_count, max_size, 0};
+	ItemsetParams p = {min_count, max_size, 0, free_lines};
 	uint32_t   *masks = malloc(sizeof(uint32_t) * norders);
 	size_t		expected = 0,
 				i;
@@ -95,6 +96,11 @@ check_against_brute_force(uint64_t seed, int norders, int64_t min_count, int max
 
 	random_orders(seed, norders, &l, masks);
 	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_OK);
+	/* freed lines are left empty; kept ones are all there */
+	if (free_lines)
+		CHECK(l.lines == NULL && l.n == 0 && l.cap == 0);
+	else
+		CHECK(l.lines != NULL && l.n > 0);
 	/* an order without lines does not exist */
 	for (i = 0; i < (size_t) norders; i++)
 		expected += masks[i] != 0;
@@ -119,18 +125,22 @@ check_against_brute_force(uint64_t seed, int norders, int64_t min_count, int max
 
 UNIT_TEST(itemsets_match_brute_force)
 {
-	check_against_brute_force(42, 300, 30, 12);
-	check_against_brute_force(7, 300, 1, 12);
-	check_against_brute_force(99, 500, 20, 3);
-	check_against_brute_force(5, 50, 2, 2);
-	check_against_brute_force(11, 200, 1000, 4);	/* nothing frequent */
+	check_against_brute_force(42, 300, 30, 12, false);
+	check_against_brute_force(7, 300, 1, 12, false);
+	check_against_brute_force(99, 500, 20, 3, false);
+	check_against_brute_force(5, 50, 2, 2, false);
+	check_against_brute_force(11, 200, 1000, 4, false);	/* nothing frequent */
+	/* the same answers when the miner frees the lines as it goes */
+	check_against_brute_force(42, 300, 30, 12, true);
+	check_against_brute_force(7, 300, 1, 12, true);
+	check_against_brute_force(11, 200, 1000, 4, true);
 }
 
 UNIT_TEST(itemsets_rank_by_count_then_id)
 {
 	CoocLines	l;
 	Itemsets	s;
-	ItemsetParams p = {1, 4, 0};
+	ItemsetParams p = {1, 4, 0, false};
 	uint32_t	r[2];
 
 	/* orders: {5,7}, {7,9}, {5,9}, {3}: 5, 7, 9 twice each, 3 once */
@@ -171,7 +181,7 @@ UNIT_TEST(itemsets_memory_limit_stops_cleanly)
 {
 	CoocLines	l;
 	Itemsets	s;
-	ItemsetParams p = {1, 12, 20000};
+	ItemsetParams p = {1, 12, 20000, false};
 	uint32_t	masks[300];
 
 	random_orders(3, 300, &l, masks);
@@ -227,7 +237,7 @@ UNIT_TEST(itemsets_rules_match_brute_force)
 {
 	CoocLines	l;
 	Itemsets	s;
-	ItemsetParams p = {25, 4, 0};
+	ItemsetParams p = {25, 4, 0, false};
 	uint32_t	masks[400];
 	RuleCheck	rc = {&s, masks, 400, 0, 0};
 	uint32_t	set;
@@ -267,7 +277,7 @@ UNIT_TEST(itemsets_rules_with_larger_consequents)
 {
 	CoocLines	l;
 	Itemsets	s;
-	ItemsetParams p = {1, 4, 0};
+	ItemsetParams p = {1, 4, 0, false};
 	int			n = 0;
 
 	/* one order {1,2,3}: every split of every subset has confidence 1 */
