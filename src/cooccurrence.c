@@ -285,6 +285,15 @@ upsell_cooc_combine(PG_FUNCTION_ARGS)
 				   "partial states");
 	cooc_partial_free(&a->partial);
 	a->partial = combined;
+
+	/*
+	 * b, a state deserialized from a parallel worker (or the leader's own),
+	 * is in a now: free its orders rather than hold them until the end of
+	 * the query next to the united ones (a leader's memory then peaks at
+	 * about the united orders, not at every worker's copy too)
+	 */
+	cooc_partial_free(&b->partial);
+	b->has_partial = false;
 	MemoryContextSwitchTo(old);
 	PG_RETURN_POINTER(a);
 }
