@@ -76,6 +76,32 @@ SELECT count(*) AS pairs_not_in_the_whole FROM (
 	EXCEPT ALL SELECT x.* FROM st, upsell.cooccurrence_pairs(st.state, 1) x) d;
 SELECT count(*) FROM st, upsell.cooccurrence_chunks(st.state, 0);
 SELECT upsell._cooccurrence_merge_rows(NULL, st.state, 1, 2) FROM st;
+-- the chunks builder's reader (_cooccurrence_chunks_of): the chunks of the
+-- counts its query returns, with the query's other columns, equal to those
+-- cooccurrence_chunks makes of the same counts; a row per tenant
+CREATE TEMP TABLE chunks_of AS
+SELECT * FROM upsell._cooccurrence_chunks_of(
+	'SELECT l.order_id % 2 AS tenant_id, upsell.cooccurrence_agg(l.order_id, l.item_id) AS state,
+			timestamptz ''2020-01-02 03:04:05+00'' AS max_ordered_at, max(l.order_id) AS max_order_key
+	 FROM groceries.lines l GROUP BY 1', 500);
+SELECT tenant_id, count(*) AS chunks, max(i.pairs) <= 500 AS bounded, bool_and(max_ordered_at = '2020-01-02 03:04:05+00') AS same_time,
+	   max(max_order_key) = (SELECT max(order_id) FROM groceries.lines WHERE order_id % 2 = c.tenant_id) AS same_key
+FROM chunks_of c, upsell.cooccurrence_info(c.state) i GROUP BY tenant_id ORDER BY tenant_id;
+SELECT count(*) AS chunks_differing FROM (
+	(SELECT tenant_id, chunk, first_product, upsell.cooccurrence_send(state) FROM chunks_of
+	 EXCEPT ALL
+	 SELECT s.tenant_id, c.chunk, c.first_product, upsell.cooccurrence_send(c.state)
+	 FROM (SELECT l.order_id % 2 AS tenant_id, upsell.cooccurrence_agg(l.order_id, l.item_id) AS state
+		   FROM groceries.lines l GROUP BY 1) s, upsell.cooccurrence_chunks(s.state, 500) c)
+	UNION ALL
+	(SELECT s.tenant_id, c.chunk, c.first_product, upsell.cooccurrence_send(c.state)
+	 FROM (SELECT l.order_id % 2 AS tenant_id, upsell.cooccurrence_agg(l.order_id, l.item_id) AS state
+		   FROM groceries.lines l GROUP BY 1) s, upsell.cooccurrence_chunks(s.state, 500) c
+	 EXCEPT ALL
+	 SELECT tenant_id, chunk, first_product, upsell.cooccurrence_send(state) FROM chunks_of)) d;
+-- a query of another shape, and a bound below 1: errors
+SELECT * FROM upsell._cooccurrence_chunks_of('SELECT 1::bigint, 2::bigint', 500);
+SELECT * FROM upsell._cooccurrence_chunks_of('SELECT 0::bigint, NULL::upsell.cooccurrence, now(), 1::bigint', 0);
 
 -- the pair moments (the cooccurrence model's pair_dispersion), in one pass,
 -- against every pair listed (both orders); summed over chunks, the whole's

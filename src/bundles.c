@@ -100,6 +100,8 @@ mine_tenant(TenantLines *t, const MineArgs *a, Itemsets *sets)
 	p.min_count = Max(a->min_count, itemsets_min_count(a->min_support, orders));
 	p.max_size = a->max_size;
 	p.memory_limit = a->limit_bytes;
+	/* the tenant's lines are read only here */
+	p.free_lines = true;
 	if (itemsets_mine(&t->lines, &p, sets) != ITEMSETS_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

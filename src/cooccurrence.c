@@ -21,6 +21,7 @@
 
 #include "cooccur.h"
 #include "query_lines.h"
+#include "query_stream.h"
 #include "ups_host.h"
 #include "upsell.h"
 
@@ -41,6 +42,7 @@ PG_FUNCTION_INFO_V1(upsell_cooccurrence_top_pairs);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_category_pairs);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_pair_moments);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_chunks);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_chunks_of);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_merge_rows);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_from_query);
 
@@ -145,7 +147,7 @@ new_agg_state(MemoryContext ctx)
  * memory context.
  */
 static void
-count_into_partial(CoocAggState *state, MemoryContext ctx)
+count_into_partial(CoocAggState *state, MemoryContext ctx, CoocPartialMode mode)
 {
 	MemoryContext old = MemoryContextSwitchTo(ctx);
 	CoocPartial counted,
@@ -154,7 +156,7 @@ count_into_partial(CoocAggState *state, MemoryContext ctx)
 	if (state->lines.n > 0 || state->lines.skipped > 0 || !state->has_partial)
 	{
 		raise_if_error(cooc_partial_count(&state->lines, upsell_max_basket_size,
-										  COOC_PARTIAL_AUTO, &counted),
+										  mode, &counted),
 					   "order lines");
 		ups_free(state->lines.lines);
 		cooc_lines_init(&state->lines);
@@ -275,14 +277,23 @@ upsell_cooc_combine(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 		PG_RETURN_POINTER(a);
 	}
-	count_into_partial(a, ctx);
-	count_into_partial(b, ctx);
+	count_into_partial(a, ctx, COOC_PARTIAL_AUTO);
+	count_into_partial(b, ctx, COOC_PARTIAL_AUTO);
 	old = MemoryContextSwitchTo(ctx);
 	raise_if_error(cooc_partial_combine(&combined, &a->partial, &b->partial,
 										upsell_max_basket_size),
 				   "partial states");
 	cooc_partial_free(&a->partial);
 	a->partial = combined;
+
+	/*
+	 * b, a state deserialized from a parallel worker (or the leader's own),
+	 * is in a now: free its orders rather than hold them until the end of
+	 * the query next to the united ones (a leader's memory then peaks at
+	 * about the united orders, not at every worker's copy too)
+	 */
+	cooc_partial_free(&b->partial);
+	b->has_partial = false;
 	MemoryContextSwitchTo(old);
 	PG_RETURN_POINTER(a);
 }
@@ -295,7 +306,7 @@ upsell_cooc_serialize(PG_FUNCTION_ARGS)
 	bytea	   *result;
 
 	/* the worker counts its own lines: the leader only combines */
-	count_into_partial(state, ctx);
+	count_into_partial(state, ctx, COOC_PARTIAL_AUTO);
 	result = upsell_alloc_bytea(cooc_partial_serialized_size(&state->partial),
 								"partial co-occurrence state",
 								"Lower max_parallel_workers_per_gather or count fewer lines at once.");
@@ -327,30 +338,32 @@ upsell_cooc_final(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = upsell_agg_context(fcinfo, "upsell_cooc_final");
 	CoocAggState *state;
-	CoocCounts	counts;
-	bytea	   *result;
 
 	if (PG_ARGISNULL(0))
 		state = new_agg_state(CurrentMemoryContext);
 	else
 		state = (CoocAggState *) PG_GETARG_POINTER(0);
 
-	if (state->has_partial)
-	{
-		/*
-		 * from parallel workers: fold in what the leader has raw, then count
-		 * the pairs of the united orders unless the workers counted them
-		 */
-		count_into_partial(state, ctx);
-		raise_if_error(cooc_partial_finish(&state->partial, upsell_max_basket_size),
-					   "order lines");
-		PG_RETURN_BYTEA_P(counts_to_varlena(&state->partial.counts));
-	}
-
-	/* the count frees its scratch memory; its flat form becomes the value */
-	raise_if_error(cooc_count(&state->lines, upsell_max_basket_size, &counts), "order lines");
-	result = counts_to_varlena(&counts);
-	PG_RETURN_BYTEA_P(result);
+	/*
+	 * The raw lines (16 bytes each) become orders of product indexes (4
+	 * bytes a line) and are freed before the pairs are counted, so the lines
+	 * and the pairs are never held together.  With parallel workers, what
+	 * the leader has raw is folded into their orders; the pairs of the
+	 * united orders are counted unless the workers counted them.
+	 */
+	count_into_partial(state, ctx,
+					   state->has_partial ? COOC_PARTIAL_AUTO : COOC_PARTIAL_ORDERS);
+	raise_if_error(cooc_partial_finish(&state->partial, upsell_max_basket_size),
+				   "order lines");
+	/* the orders are not combined after the final function: free them now */
+	ups_free(state->partial.order_keys);
+	ups_free(state->partial.order_start);
+	ups_free(state->partial.products);
+	state->partial.order_keys = NULL;
+	state->partial.order_start = NULL;
+	state->partial.products = NULL;
+	state->partial.norders = 0;
+	PG_RETURN_BYTEA_P(counts_to_varlena(&state->partial.counts));
 }
 
 /* ------------------------------------------------------------------------
@@ -460,6 +473,58 @@ upsell_cooccurrence_merge(PG_FUNCTION_ARGS)
  */
 
 /*
+ * Puts the counts c into the tuplestore as chunks of at most max_pairs pairs
+ * (a product with more pairs alone): rows of natts columns, the first ones
+ * from prefix, then the chunk's number, the id of its range's first product
+ * with pairs (NULL for counts without pairs) and the chunk, then the rest of
+ * prefix.  One chunk is held at a time.
+ */
+#define CHUNK_MAX_COLS 8
+
+static void
+put_chunks(ReturnSetInfo *rsinfo, const CoocCounts *c, int64 max_pairs,
+		   const Datum *prefix, const bool *prefix_nulls, int at, int natts)
+{
+	uint32	   *bounds;
+	size_t		n,
+				i;
+	Datum		values[CHUNK_MAX_COLS];
+	bool		nulls[CHUNK_MAX_COLS];
+
+	Assert(natts <= CHUNK_MAX_COLS && at + 3 <= natts);
+	memcpy(values, prefix, natts * sizeof(Datum));
+	memcpy(nulls, prefix_nulls, natts * sizeof(bool));
+	n = cooc_chunk_bounds(c, (size_t) max_pairs, &bounds);
+	for (i = 0; i < n; i++)
+	{
+		bytea	   *chunk = upsell_alloc_bytea(cooc_rows_serialized_size(c, bounds[i], bounds[i + 1]),
+											   "a chunk of co-occurrence counts",
+											   "Lower \"upsell.cooccurrence_chunk_pairs\".");
+
+		CHECK_FOR_INTERRUPTS();
+		cooc_rows_serialize(c, bounds[i], bounds[i + 1], VARDATA(chunk));
+		values[at] = Int32GetDatum((int32) i);
+		nulls[at] = false;
+		nulls[at + 1] = c->row[bounds[i + 1]] == c->row[bounds[i]];
+		values[at + 1] = nulls[at + 1] ? (Datum) 0 : Int64GetDatum(c->item_ids[bounds[i]]);
+		values[at + 2] = PointerGetDatum(chunk);
+		nulls[at + 2] = false;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		pfree(chunk);
+	}
+	pfree(bounds);
+}
+
+static void
+check_max_pairs(int64 max_pairs)
+{
+	if (max_pairs < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_pairs must be positive: " INT64_FORMAT, max_pairs)));
+}
+
+/*
  * cooccurrence_chunks(state, max_pairs): the counts as chunks of at most
  * max_pairs pairs (a product with more pairs alone), each a value with
  * every product and the pairs of a range of products; first_product is the
@@ -471,34 +536,81 @@ upsell_cooccurrence_chunks(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int64		max_pairs = PG_GETARG_INT64(1);
 	CoocCounts	c;
-	uint32	   *bounds;
-	size_t		n,
-				i;
+	Datum		none[3] = {0, 0, 0};
+	bool		no_nulls[3] = {false, false, false};
 
-	if (max_pairs < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_pairs must be positive: " INT64_FORMAT, max_pairs)));
+	check_max_pairs(max_pairs);
 	InitMaterializedSRF(fcinfo, 0);
 	PG_GETARG_COUNTS(0, &c);
-	n = cooc_chunk_bounds(&c, (size_t) max_pairs, &bounds);
-	for (i = 0; i < n; i++)
-	{
-		Datum		values[3];
-		bool		nulls[3] = {false, false, false};
-		bytea	   *chunk = upsell_alloc_bytea(cooc_rows_serialized_size(&c, bounds[i], bounds[i + 1]),
-											   "a chunk of co-occurrence counts",
-											   "Lower \"upsell.cooccurrence_chunk_pairs\".");
+	put_chunks(rsinfo, &c, max_pairs, none, no_nulls, 0, 3);
+	return (Datum) 0;
+}
 
-		CHECK_FOR_INTERRUPTS();
-		cooc_rows_serialize(&c, bounds[i], bounds[i + 1], VARDATA(chunk));
-		values[0] = Int32GetDatum((int32) i);
-		nulls[1] = c.row[bounds[i + 1]] == c.row[bounds[i]];
-		values[1] = nulls[1] ? (Datum) 0 : Int64GetDatum(c.item_ids[bounds[i]]);
-		values[2] = PointerGetDatum(chunk);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		pfree(chunk);
-	}
+/*
+ * _cooccurrence_chunks_of(query, max_pairs): the chunks of the counts that
+ * query returns, rows (tenant_id bigint, state upsell.cooccurrence,
+ * max_ordered_at timestamptz, max_order_key bigint) such as
+ * upsell._pair_counts_sql() writes: per row, its chunks (as
+ * cooccurrence_chunks) with the row's other columns.  The query runs to
+ * completion without a cursor (parallel workers may count, see
+ * query_stream.h), and each row's counts are split as they come, where the
+ * aggregate left them: the whole counts are never copied, and are freed
+ * with the query.
+ */
+typedef struct ChunksOf
+{
+	ReturnSetInfo *rsinfo;
+	int64		max_pairs;
+} ChunksOf;
+
+static void
+chunks_of_row(Datum *values, bool *nulls, void *arg)
+{
+	ChunksOf   *co = arg;
+	CoocCounts	c;
+	Datum		row[6];
+	bool		row_nulls[6];
+	MemoryContext work = AllocSetContextCreate(CurrentMemoryContext, "upsell chunks of a count",
+											   ALLOCSET_DEFAULT_SIZES),
+				old;
+
+	if (nulls[1])
+		return;
+	row[0] = values[0];
+	row_nulls[0] = nulls[0];
+	row[4] = values[2];
+	row_nulls[4] = nulls[2];
+	row[5] = values[3];
+	row_nulls[5] = nulls[3];
+	old = MemoryContextSwitchTo(work);
+	counts_from_varlena(DatumGetByteaP(values[1]), &c);
+	put_chunks(co->rsinfo, &c, co->max_pairs, row, row_nulls, 1, 6);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(work);
+}
+
+Datum
+upsell_cooccurrence_chunks_of(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ChunksOf	co;
+	Oid			types[4];
+	static const char *const names[4] = {
+		"tenant_id bigint", "state upsell.cooccurrence",
+		"max_ordered_at timestamp with time zone", "max_order_key bigint"
+	};
+
+	co.max_pairs = PG_GETARG_INT64(1);
+	check_max_pairs(co.max_pairs);
+	InitMaterializedSRF(fcinfo, 0);
+	co.rsinfo = rsinfo;
+	types[0] = INT8OID;
+	/* the state column's type is this function's result's own */
+	types[1] = TupleDescAttr(rsinfo->setDesc, 3)->atttypid;
+	types[2] = TIMESTAMPTZOID;
+	types[3] = INT8OID;
+	ups_stream_query(query, 4, types, names, chunks_of_row, &co);
 	return (Datum) 0;
 }
 

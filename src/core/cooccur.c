@@ -102,75 +102,112 @@ line_cmp(const void *pa, const void *pb)
 }
 
 /*
- * Sorting.  The counts need the lines sorted by (order, product) and the
- * pairs by (a, b); with a million lines qsort's comparison calls were most
- * of the time of a count.  These are stable LSD radix sorts on 8-bit digits
- * of a 64-bit key; a pass whose digit is the same in every record (the high
- * bytes of small ids) is skipped, so ids below 2^24 take three passes.
+ * Sorting.  The counts need the lines sorted by (order, product); with a
+ * million lines qsort's comparison calls were most of the time of a count,
+ * and a radix sort through a second buffer doubled the memory of the lines.
+ * The lines are sorted by order in place by an MSD radix sort, then each
+ * order's few lines by product.
  */
-#define RADIX_SORT(name, type, KEY) \
-static type * \
-name(type *src, type *dst, size_t n) \
-{ \
-	size_t		hist[8][256]; \
-	size_t		i; \
-	int			byte; \
-\
-	memset(hist, 0, sizeof(hist)); \
-	for (i = 0; i < n; i++) \
-	{ \
-		uint64_t	k = KEY(&src[i]); \
-\
-		for (byte = 0; byte < 8; byte++) \
-			hist[byte][(k >> (8 * byte)) & 0xff]++; \
-	} \
-	for (byte = 0; byte < 8; byte++) \
-	{ \
-		size_t	   *h = hist[byte]; \
-		size_t		sum = 0; \
-		type	   *t; \
-		int			d; \
-\
-		if (n == 0 || h[(KEY(&src[0]) >> (8 * byte)) & 0xff] == n) \
-			continue; \
-		for (d = 0; d < 256; d++) \
-		{ \
-			size_t		c = h[d]; \
-\
-			h[d] = sum; \
-			sum += c; \
-		} \
-		for (i = 0; i < n; i++) \
-			dst[h[(KEY(&src[i]) >> (8 * byte)) & 0xff]++] = src[i]; \
-		t = src; \
-		src = dst; \
-		dst = t; \
-		ups_check_interrupts(); \
-	} \
-	return src; \
-}
 
 /* signed to unsigned, order-preserving */
 #define LINE_ORDER_KEY(l)	((uint64_t) (l)->order_key ^ UINT64_C(0x8000000000000000))
-#define LINE_PRODUCT_KEY(l)	((uint64_t) (l)->product_id ^ UINT64_C(0x8000000000000000))
 
-RADIX_SORT(radix_lines_by_order, CoocLine, LINE_ORDER_KEY)
-RADIX_SORT(radix_lines_by_product, CoocLine, LINE_PRODUCT_KEY)
+/*
+ * Sorts lines by order key in place (American flag sort: an MSD radix sort
+ * that permutes each bucket in place, 8 bits a level from bit shift up),
+ * so that no second copy of the lines is needed: at 30M lines a copy is
+ * 458 MiB.  Small buckets are sorted by insertion.  The lines of one order
+ * end up together in any order; sort_lines then sorts each order.
+ */
+static void
+flag_sort_by_order(CoocLine *a, size_t n, int shift)
+{
+	size_t		count[256],
+				next[256],
+				end[256],
+				i;
+	int			d;
+
+	if (n <= 32)
+	{
+		for (i = 1; i < n; i++)
+		{
+			CoocLine	x = a[i];
+			size_t		j = i;
+
+			while (j > 0 && a[j - 1].order_key > x.order_key)
+			{
+				a[j] = a[j - 1];
+				j--;
+			}
+			a[j] = x;
+		}
+		return;
+	}
+	memset(count, 0, sizeof(count));
+	for (i = 0; i < n; i++)
+		count[(LINE_ORDER_KEY(&a[i]) >> shift) & 0xff]++;
+	next[0] = 0;
+	for (d = 0; d < 256; d++)
+	{
+		if (d > 0)
+			next[d] = end[d - 1];
+		end[d] = next[d] + count[d];
+	}
+	for (d = 0; d < 256; d++)
+	{
+		while (next[d] < end[d])
+		{
+			CoocLine	x = a[next[d]];
+			int			b = (int) ((LINE_ORDER_KEY(&x) >> shift) & 0xff);
+
+			/* carry x to its bucket, taking what lay there, until one fits here */
+			while (b != d)
+			{
+				CoocLine	y = a[next[b]];
+
+				a[next[b]++] = x;
+				x = y;
+				b = (int) ((LINE_ORDER_KEY(&x) >> shift) & 0xff);
+			}
+			a[next[d]++] = x;
+		}
+	}
+	if (shift == 0)
+		return;
+	for (d = 0, i = 0; d < 256; i += count[d], d++)
+		if (count[d] > 1)
+			flag_sort_by_order(a + i, count[d], shift - 8);
+	if (shift >= 16)
+		ups_check_interrupts();
+}
 
 /*
  * Sorts lines by (order, product).  Lines read from a table usually come
  * grouped by order already; then only each order's few lines are sorted.
+ * Otherwise they are first sorted by order in place (flag_sort_by_order).
  */
 static void
 sort_lines(CoocLine *lines, size_t n)
 {
 	size_t		i;
 	bool		grouped = true;
-	CoocLine   *tmp,
-			   *sorted;
 
 	for (i = 1; i < n && grouped; i++)
 		grouped = lines[i - 1].order_key <= lines[i].order_key;
+	if (!grouped)
+	{
+		/* from the highest bit in which two order keys differ */
+		uint64_t	diff = 0;
+		int			shift = 0;
+
+		for (i = 1; i < n; i++)
+			diff |= LINE_ORDER_KEY(&lines[i]) ^ LINE_ORDER_KEY(&lines[0]);
+		while (shift < 56 && (diff >> (shift + 8)) != 0)
+			shift += 8;
+		flag_sort_by_order(lines, n, shift);
+		grouped = true;
+	}
 	if (grouped)
 	{
 		size_t		start,
@@ -200,20 +237,7 @@ sort_lines(CoocLine *lines, size_t n)
 				}
 			}
 		}
-		return;
 	}
-	if (n < 256)
-	{
-		qsort(lines, n, sizeof(CoocLine), line_cmp);
-		return;
-	}
-	/* stable LSD: by product, then by order */
-	tmp = ups_alloc(n * sizeof(CoocLine));
-	sorted = radix_lines_by_product(lines, tmp, n);
-	sorted = radix_lines_by_order(sorted, sorted == lines ? tmp : lines, n);
-	if (sorted != lines)
-		memcpy(lines, sorted, n * sizeof(CoocLine));
-	ups_free(tmp);
 }
 
 void

@@ -911,6 +911,14 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 		if ((ntx & 0xffff) == 0)
 			ups_check_interrupts();
 	}
+	if (params->free_lines)
+	{
+		/* the orders are in txs now: the lines are not read again */
+		ups_free(lines->lines);
+		lines->lines = NULL;
+		lines->n = 0;
+		lines->cap = 0;
+	}
 
 	/* result arrays and the prefix of the recursion */
 	m.sets_cap = 1024;

@@ -32,6 +32,8 @@ typedef struct ItemsetParams
 	int64_t		min_count;		/* orders an itemset must occur in, >= 1 */
 	int			max_size;		/* largest itemset, >= 1 */
 	size_t		memory_limit;	/* bytes; 0: no limit */
+	bool		free_lines;		/* free the lines once the orders are read
+								 * (before the tree): they are then empty */
 } ItemsetParams;
 
 typedef enum ItemsetStatus
@@ -61,8 +63,9 @@ extern int64_t itemsets_min_count(double min_support, int64_t transactions);
 
 /*
  * Mines every itemset of 1..max_size products that occurs in at least
- * min_count orders.  The lines are compacted (sorted) in place.  On
- * ITEMSETS_MEMORY_LIMIT, *out holds no memory.
+ * min_count orders.  The lines are compacted (sorted) in place, and freed
+ * (left empty) with params->free_lines, so that they and the FP-tree are
+ * never held together.  On ITEMSETS_MEMORY_LIMIT, *out holds no memory.
  */
 extern ItemsetStatus itemsets_mine(CoocLines *lines, const ItemsetParams *params,
 								   Itemsets *out);

@@ -141,6 +141,14 @@ CREATE FUNCTION @extschema@.cooccurrence_chunks(state @extschema@.cooccurrence, 
 COMMENT ON FUNCTION @extschema@.cooccurrence_chunks(@extschema@.cooccurrence, bigint) IS
 	'the counts split into values of at most max_pairs pairs (a product with more alone), numbered from 0: each holds every product and the pairs of a range of products starting at first_product (NULL without pairs); their pairs together are the pairs of state';
 
+CREATE FUNCTION @extschema@._cooccurrence_chunks_of(query text, max_pairs bigint)
+	RETURNS TABLE (tenant_id bigint, chunk int, first_product bigint, state @extschema@.cooccurrence,
+				   max_ordered_at timestamptz, max_order_key bigint)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_chunks_of'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE ROWS 1;
+COMMENT ON FUNCTION @extschema@._cooccurrence_chunks_of(text, bigint) IS
+	'internal (cooccurrence_chunks model): runs query, rows (tenant_id, state, max_ordered_at, max_order_key) as upsell._pair_counts_sql() writes, and returns each row''s counts as upsell.cooccurrence_chunks(state, max_pairs) does, with the row''s other columns; the whole counts are split where the query left them, never copied';
+
 CREATE FUNCTION @extschema@._cooccurrence_merge_rows(chunk @extschema@.cooccurrence,
 	added @extschema@.cooccurrence, lo bigint, hi bigint)
 	RETURNS @extschema@.cooccurrence

@@ -39,6 +39,27 @@ $$;
 -- upsell.cooccurrence_agg on one node (parallel workers may help), by
 -- upsell.cooccurrence_sharded_agg on Citus shards of whole orders (each
 -- shard sends its pair counts to the coordinator, not its lines).
+-- _pair_counts_sql is the query's text, which a builder nests in its own
+-- statement: the counts then go straight to what reads them, while
+-- _pair_counts, a plpgsql function, copies its result into a tuplestore.
+CREATE FUNCTION @extschema@._pair_counts_sql(new_lines text DEFAULT 'true')
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN format(
+		'SELECT l.tenant_id, %s(l.order_key, l.product_id, l.quantity) AS state,
+				max(l.ordered_at) AS max_ordered_at, max(l.order_key) AS max_order_key
+		 FROM @extschema@.order_lines l
+		 WHERE %s
+		 GROUP BY l.tenant_id',
+		CASE WHEN @extschema@._orders_sharded() THEN '@extschema@.cooccurrence_sharded_agg'
+			 ELSE '@extschema@.cooccurrence_agg' END,
+		new_lines);
+END
+$$;
+
 CREATE FUNCTION @extschema@._pair_counts(new_lines text DEFAULT 'true')
 RETURNS TABLE (tenant_id bigint, state @extschema@.cooccurrence,
 			   max_ordered_at timestamptz, max_order_key bigint)
@@ -46,15 +67,7 @@ LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	RETURN QUERY EXECUTE format(
-		'SELECT l.tenant_id, %s(l.order_key, l.product_id, l.quantity),
-				max(l.ordered_at), max(l.order_key)
-		 FROM @extschema@.order_lines l
-		 WHERE %s
-		 GROUP BY l.tenant_id',
-		CASE WHEN @extschema@._orders_sharded() THEN '@extschema@.cooccurrence_sharded_agg'
-			 ELSE '@extschema@.cooccurrence_agg' END,
-		new_lines);
+	RETURN QUERY EXECUTE @extschema@._pair_counts_sql(new_lines);
 END
 $$;
 

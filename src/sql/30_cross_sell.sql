@@ -54,18 +54,19 @@ BEGIN
 			max_pairs));
 	END IF;
 	-- all the tenant's lines as of its snapshot, counted where they live
-	-- (_pair_counts); no row for a tenant without lines
+	-- (_pair_counts_sql) and split into chunks where the count left them
+	-- (_cooccurrence_chunks_of: the whole counts are never copied, and
+	-- parallel workers may count); no row for a tenant without lines
 	RETURN @extschema@._publish('cooccurrence_chunks', tenant_id, format($q$
 		SELECT $1 AS tenant_id, c.chunk,
 			   CASE WHEN c.chunk OPERATOR(pg_catalog.>) 0 THEN c.first_product END AS first_product,
-			   c.state, x.max_ordered_at, x.max_order_key
-		FROM @extschema@._pair_counts(%L) x,
-			 @extschema@.cooccurrence_chunks(x.state, %s) c,
+			   c.state, c.max_ordered_at, c.max_order_key
+		FROM @extschema@._cooccurrence_chunks_of(%L, %s) c,
 			 @extschema@.cooccurrence_info(c.state) i
 		WHERE i.orders OPERATOR(pg_catalog.>) 0 OR i.skipped_lines OPERATOR(pg_catalog.>) 0$q$,
-		format('l.tenant_id OPERATOR(pg_catalog.=) %s AND @extschema@._xmin_visible(l.row_xmin, '
+		@extschema@._pair_counts_sql(format('l.tenant_id OPERATOR(pg_catalog.=) %s AND @extschema@._xmin_visible(l.row_xmin, '
 			   '(SELECT s.snapshot FROM @extschema@.source_state s WHERE s.tenant_id OPERATOR(pg_catalog.=) %s)) '
-			   'IS NOT FALSE', tenant_id, tenant_id),
+			   'IS NOT FALSE', tenant_id, tenant_id)),
 		max_pairs));
 END
 $$;

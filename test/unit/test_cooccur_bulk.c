@@ -1,6 +1,6 @@
 /*
  * test_cooccur_bulk.c
- *		cooc_count on inputs big enough to take its fast paths (radix sort of
+ *		cooc_count on inputs big enough to take its fast paths (in-place sort of
  *		ungrouped lines, per-order sort of grouped lines, products with many
  *		partners, negative ids, big orders), checked against a brute-force
  *		count over a dense matrix.
@@ -175,4 +175,67 @@ UNIT_TEST(cooc_bulk_shuffled_lines_match_brute_force)
 UNIT_TEST(cooc_bulk_big_orders_match_brute_force)
 {
 	check_against_brute(10, true);
+}
+
+static int
+line_order(const void *pa, const void *pb)
+{
+	const CoocLine *a = pa;
+	const CoocLine *b = pb;
+
+	if (a->order_key != b->order_key)
+		return a->order_key < b->order_key ? -1 : 1;
+	if (a->product_id != b->product_id)
+		return a->product_id < b->product_id ? -1 : 1;
+	return 0;
+}
+
+/*
+ * The in-place sort of ungrouped lines (by order, then each order by
+ * product) against qsort and a removal of repeats: keys over the whole
+ * int64 range, keys differing only in their low bytes (deep buckets), and
+ * orders of many lines.
+ */
+static void
+check_compact(int64_t key_step, int norders, int per_order)
+{
+	CoocLines	l;
+	CoocLine   *ref;
+	size_t		n = 0,
+				i,
+				m = 0;
+
+	cooc_lines_init(&l);
+	ref = malloc(sizeof(CoocLine) * (size_t) norders * per_order);
+	for (i = 0; i < (size_t) norders * per_order; i++)
+	{
+		int64_t		o = (int64_t) rnd((uint32_t) norders) - norders / 3;
+		int64_t		p = prod_id((int) rnd(NPROD));
+
+		cooc_lines_add(&l, o * key_step, p);
+	}
+	memcpy(ref, l.lines, l.n * sizeof(CoocLine));
+	n = l.n;
+	qsort(ref, n, sizeof(CoocLine), line_order);
+	for (i = 0; i < n; i++)
+		if (m == 0 || line_order(&ref[m - 1], &ref[i]) != 0)
+			ref[m++] = ref[i];
+	CHECK(!l.compact);
+	cooc_lines_compact(&l);
+	CHECK(l.compact);
+	CHECK_EQ_INT(l.n, m);
+	for (i = 0; i < m && i < l.n; i++)
+		CHECK(l.lines[i].order_key == ref[i].order_key &&
+			  l.lines[i].product_id == ref[i].product_id);
+	free(ref);
+	ups_free(l.lines);
+}
+
+UNIT_TEST(cooc_compact_sorts_ungrouped_lines_in_place)
+{
+	rng_state = 7;
+	check_compact(INT64_C(4611686018427387), 5000, 6);
+	check_compact(1, 5000, 6);
+	check_compact(INT64_C(1) << 40, 300, 40);
+	check_compact(3, 20, 200);	/* orders of about 200 lines, many repeats */
 }

@@ -83,11 +83,12 @@ set_mask(const Itemsets *s, size_t i)
 }
 
 static void
-check_against_brute_force(uint64_t seed, int norders, int64_t min_count, int max_size)
+check_against_brute_force(uint64_t seed, int norders, int64_t min_count, int max_size,
+						  bool free_lines)
 {
 	CoocLines	l;
 	Itemsets	s;
-	ItemsetParams p = {min_count, max_size, 0};
+	ItemsetParams p = {min_count, max_size, 0, free_lines};
 	uint32_t   *masks = malloc(sizeof(uint32_t) * norders);
 	size_t		expected = 0,
 				i;
@@ -95,6 +96,11 @@ check_against_brute_force(uint64_t seed, int norders, int64_t min_count, int max
 
 	random_orders(seed, norders, &l, masks);
 	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_OK);
+	/* freed lines are left empty; kept ones are all there */
+	if (free_lines)
+		CHECK(l.lines == NULL && l.n == 0 && l.cap == 0);
+	else
+		CHECK(l.lines != NULL && l.n > 0);
 	/* an order without lines does not exist */
 	for (i = 0; i < (size_t) norders; i++)
 		expected += masks[i] != 0;
@@ -119,21 +125,26 @@ check_against_brute_force(uint64_t seed, int norders, int64_t min_count, int max
 
 UNIT_TEST(itemsets_match_brute_force)
 {
-	check_against_brute_force(42, 300, 30, 12);
-	check_against_brute_force(7, 300, 1, 12);
-	check_against_brute_force(99, 500, 20, 3);
-	check_against_brute_force(5, 50, 2, 2);
-	check_against_brute_force(11, 200, 1000, 4);	/* nothing frequent */
+	check_against_brute_force(42, 300, 30, 12, false);
+	check_against_brute_force(7, 300, 1, 12, false);
+	check_against_brute_force(99, 500, 20, 3, false);
+	check_against_brute_force(5, 50, 2, 2, false);
+	check_against_brute_force(11, 200, 1000, 4, false);	/* nothing frequent */
 	/* many orders: the miner's scratch buffers grow, buckets get large */
-	check_against_brute_force(23, 3000, 5, 4);
-	check_against_brute_force(29, 3000, 1, 3);
+	check_against_brute_force(23, 3000, 5, 4, false);
+	check_against_brute_force(29, 3000, 1, 3, false);
+	/* the same answers when the miner frees the lines as it goes */
+	check_against_brute_force(42, 300, 30, 12, true);
+	check_against_brute_force(7, 300, 1, 12, true);
+	check_against_brute_force(11, 200, 1000, 4, true);
+	check_against_brute_force(23, 3000, 5, 4, true);
 }
 
 UNIT_TEST(itemsets_rank_by_count_then_id)
 {
 	CoocLines	l;
 	Itemsets	s;
-	ItemsetParams p = {1, 4, 0};
+	ItemsetParams p = {1, 4, 0, false};
 	uint32_t	r[2];
 
 	/* orders: {5,7}, {7,9}, {5,9}, {3}: 5, 7, 9 twice each, 3 once */
@@ -174,7 +185,7 @@ UNIT_TEST(itemsets_memory_limit_stops_cleanly)
 {
 	CoocLines	l;
 	Itemsets	s;
-	ItemsetParams p = {1, 12, 20000};
+	ItemsetParams p = {1, 12, 20000, false};
 	uint32_t	masks[300];
 
 	random_orders(3, 300, &l, masks);
@@ -230,7 +241,7 @@ UNIT_TEST(itemsets_rules_match_brute_force)
 {
 	CoocLines	l;
 	Itemsets	s;
-	ItemsetParams p = {25, 4, 0};
+	ItemsetParams p = {25, 4, 0, false};
 	uint32_t	masks[400];
 	RuleCheck	rc = {&s, masks, 400, 0, 0};
 	uint32_t	set;
@@ -270,7 +281,7 @@ UNIT_TEST(itemsets_rules_with_larger_consequents)
 {
 	CoocLines	l;
 	Itemsets	s;
-	ItemsetParams p = {1, 4, 0};
+	ItemsetParams p = {1, 4, 0, false};
 	int			n = 0;
 
 	/* one order {1,2,3}: every split of every subset has confidence 1 */
@@ -321,7 +332,7 @@ UNIT_TEST(itemsets_many_products_match_bitmaps)
 	static uint64_t bits[MANY_PRODUCTS][MANY_WORDS];
 	CoocLines	l;
 	Itemsets	s;
-	ItemsetParams p = {3, 2, 0};
+	ItemsetParams p = {3, 2, 0, false};
 	uint64_t	seed = 77;
 	size_t		expected = 0,
 				i;
@@ -450,7 +461,7 @@ UNIT_TEST(itemsets_top_per_item_ranks_like_sql)
 {
 	CoocLines	l;
 	Itemsets	s;
-	ItemsetParams p = {5, 3, 0};
+	ItemsetParams p = {5, 3, 0, false};
 	uint32_t   *masks = malloc(sizeof(uint32_t) * 600);
 	TopCheck	tc = {&s, 3, 0, 0, 0, 0};
 	int			expected = 0;
