@@ -94,10 +94,24 @@ SELECT upsell._side_ready('never started');
 SELECT upsell._side_rows('never started', NULL::pg_temp.two);
 
 -- 4. a worker ends with the transaction that started it, read or not
+-- (_side_ready would wait for it to finish: the test waits for it to run)
+CREATE FUNCTION pg_temp.side_worker_started() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint;
+BEGIN
+	FOR i IN 1..100 LOOP
+		SELECT count(*) INTO n FROM pg_stat_activity
+		WHERE backend_type = 'upsell side build' AND query LIKE '%pg_sleep(600)%';
+		EXIT WHEN n > 0;
+		PERFORM pg_sleep(0.1);
+		PERFORM pg_stat_clear_snapshot();
+	END LOOP;
+	RETURN n;
+END $$;
 BEGIN;
 SELECT upsell._side_start('sleeper', 'SELECT pg_sleep(600)::text');
-SELECT upsell._side_ready('sleeper');
-SELECT count(*) AS side_workers FROM pg_stat_activity WHERE backend_type = 'upsell side build';
+SELECT pg_temp.side_worker_started() AS side_workers;
 ROLLBACK;
 CREATE FUNCTION pg_temp.side_workers_after_wait() RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -116,7 +130,7 @@ SELECT pg_temp.side_workers_after_wait() AS side_workers;
 -- a transaction cancelled while its side build runs
 BEGIN;
 SELECT upsell._side_start('sleeper', 'SELECT pg_sleep(600)::text');
-SELECT upsell._side_ready('sleeper');
+SELECT pg_temp.side_worker_started() AS side_workers;
 SET LOCAL statement_timeout = '100ms';
 SELECT pg_sleep(5);
 ROLLBACK;
@@ -132,6 +146,28 @@ ROLLBACK TO SAVEPOINT tenant;
 SELECT upsell._side_ready('inner') AS inner_ready, upsell._side_ready('outer') AS outer_ready;
 SELECT * FROM upsell._side_rows('outer', NULL::pg_temp.two);
 COMMIT;
+-- a lock the refresh's own transaction holds: the worker gives up after 1 s
+-- (its refresh waits for it outside the lock manager, where no deadlock is
+-- seen) and the caller builds the rows itself
+BEGIN;
+LOCK TABLE superstore.products IN ACCESS EXCLUSIVE MODE;
+SELECT upsell._side_start('locked', 'SELECT count(*), 1::int FROM superstore.products');
+SELECT upsell._side_ready('locked');
+COMMIT;
+-- so a refresh after a registration (DDL on the views) in one transaction
+-- completes, with the same models
+BEGIN;
+SELECT upsell.register_orders('superstore.order_lines', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+CALL upsell.refresh();
+COMMIT;
+SELECT status FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+SELECT count(*) AS side_built FROM upsell.models WHERE side_build;
+SELECT coalesce(string_agg(d.model || ': ' || d.n, ', '), 'none') AS differing
+FROM (SELECT x.model, count(*) AS n
+	  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
+			UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
+	  GROUP BY x.model) d;
 -- a cancelled refresh (its tenant keeps its models)
 SET statement_timeout = '300ms';
 SET client_min_messages = error;

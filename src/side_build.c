@@ -56,10 +56,20 @@ PGDLLEXPORT void upsell_side_main(Datum main_arg);
 #define SIDE_MAX_BUILDS		8
 #define SIDE_TEXT_LEN		1024
 
-/* What the worker has done: the refresh waits for it to leave STARTING. */
+/*
+ * What the worker has done.  The refresh waits for it to have COMPUTED its
+ * rows or FAILED.  SKIPPED: it could not take a lock within
+ * SIDE_LOCK_TIMEOUT, maybe one that the refresh's own transaction holds
+ * (a registration's DDL before a refresh in one transaction): the refresh,
+ * which waits for the worker outside the lock manager, would wait forever,
+ * so it builds the rows itself.
+ */
 #define SIDE_STARTING	0
 #define SIDE_RUNNING	1
 #define SIDE_FAILED		2
+#define SIDE_COMPUTED	3
+#define SIDE_SKIPPED	4
+#define SIDE_LOCK_TIMEOUT "1s"
 
 /*
  * The worker takes the settings this session changed (SET, or the client's
@@ -287,10 +297,11 @@ upsell_side_start(PG_FUNCTION_ARGS)
 }
 
 /*
- * _side_ready(name): true when the worker runs (or ran) the query, so that
- * _side_rows(name) gives its rows or its error; false when there is no such
- * side build or its worker ended before it could run the query: then the
- * side build is forgotten and the caller builds the rows itself.
+ * _side_ready(name): true when the worker has computed the rows of its query
+ * (or failed: _side_rows(name) then gives the rows or the error), waiting
+ * for it; false when there is no such side build, or its worker ended
+ * before it ran the query or could not take its locks: then the side build
+ * is forgotten and the caller builds the rows itself.
  */
 Datum
 upsell_side_ready(PG_FUNCTION_ARGS)
@@ -303,30 +314,34 @@ upsell_side_ready(PG_FUNCTION_ARGS)
 	if (i < 0)
 		PG_RETURN_BOOL(false);
 	sh = (SideShared *) dsm_segment_address(side_builds[i].seg);
-	if (WaitForBackgroundWorkerStartup(side_builds[i].handle, &pid) != BGWH_STARTED &&
-		pg_atomic_read_u32(&sh->state) == SIDE_STARTING)
-	{
-		side_forget(i);
-		PG_RETURN_BOOL(false);
-	}
 	for (;;)
 	{
-		if (pg_atomic_read_u32(&sh->state) != SIDE_STARTING)
+		uint32		state = pg_atomic_read_u32(&sh->state);
+		bool		alive;
+
+		if (state == SIDE_COMPUTED || state == SIDE_FAILED)
 			PG_RETURN_BOOL(true);
-		if (GetBackgroundWorkerPid(side_builds[i].handle, &pid) != BGWH_STARTED)
+		if (state == SIDE_SKIPPED)
+			break;
+		alive = GetBackgroundWorkerPid(side_builds[i].handle, &pid) == BGWH_STARTED ||
+			(state == SIDE_STARTING &&
+			 WaitForBackgroundWorkerStartup(side_builds[i].handle, &pid) == BGWH_STARTED);
+		if (!alive)
 		{
-			/* it may have started the query just before it ended */
+			/* it may have finished just before it ended */
 			pg_read_barrier();
-			if (pg_atomic_read_u32(&sh->state) != SIDE_STARTING)
+			state = pg_atomic_read_u32(&sh->state);
+			if (state == SIDE_COMPUTED || state == SIDE_FAILED)
 				PG_RETURN_BOOL(true);
-			side_forget(i);
-			PG_RETURN_BOOL(false);
+			break;
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	side_forget(i);
+	PG_RETURN_BOOL(false);
 }
 
 static void
@@ -411,7 +426,7 @@ upsell_side_rows(PG_FUNCTION_ARGS)
 		side_forget(side_find(name));
 		side_raise(&copy);
 	}
-	if (pg_atomic_read_u32(&sh->state) != SIDE_RUNNING || sh->natts == 0)
+	if (pg_atomic_read_u32(&sh->state) != SIDE_COMPUTED || sh->natts == 0)
 	{
 		side_forget(side_find(name));
 		ereport(ERROR,
@@ -515,6 +530,7 @@ upsell_side_main(Datum main_arg)
 		side_apply_settings((const char *) sh + sh->settings_offset);
 		/* the query is the refresh's, written fully qualified; pinned anyway */
 		SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
+		SetConfigOption("lock_timeout", SIDE_LOCK_TIMEOUT, PGC_USERSET, PGC_S_SESSION);
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, query);
 
@@ -541,6 +557,7 @@ upsell_side_main(Datum main_arg)
 		for (int a = 0; a < r.desc->natts; a++)
 			sh->types[a] = TupleDescAttr(r.desc, a)->atttypid;
 		pg_write_barrier();
+		pg_atomic_write_u32(&sh->state, SIDE_COMPUTED);
 		pgstat_report_activity(STATE_RUNNING, "(sending its rows to the refresh)");
 		queue = CreateTupleQueueDestReceiver(mqh);
 		slot = MakeSingleTupleTableSlot(r.desc, &TTSOpsMinimalTuple);
@@ -569,7 +586,8 @@ upsell_side_main(Datum main_arg)
 		side_copy_text(sh->detail, edata->detail);
 		side_copy_text(sh->hint, edata->hint);
 		pg_write_barrier();
-		pg_atomic_write_u32(&sh->state, SIDE_FAILED);
+		pg_atomic_write_u32(&sh->state, edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+							pg_atomic_read_u32(&sh->state) == SIDE_RUNNING ? SIDE_SKIPPED : SIDE_FAILED);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -508,7 +508,7 @@ COMMENT ON FUNCTION @extschema@._side_rows(text, anyelement) IS
 	'internal: the rows of side build name, of the row type of shape (its columns must have exactly those types), waiting for them; its error, with its SQLSTATE, when its query failed';
 
 -- Starts the side builds of a tenant, once source_state has fixed the
--- snapshot of its lines: on a single node, for a full build (an incremental
+-- snapshot of its lines and the count is done: on a single node, for a full build (an incremental
 -- one reads what this transaction wrote before), at most
 -- upsell.refresh_workers of them, those that save the refreshing backend the
 -- most first (bundles, upgrade lists, purchase histories: the refresh still
@@ -589,8 +589,11 @@ BEGIN
 		RAISE NOTICE 'upsell: tenant %: built % (% rows) in % ms%', tenant_id, m.model, coalesce(n, 0),
 			round(1000 * extract(epoch FROM clock_timestamp() - t0)),
 			CASE WHEN side THEN ', its rows computed by a background worker' ELSE '' END;
-		IF m.model = 'source_state' THEN
-			-- the snapshot of the tenant's lines is fixed: the side builds start
+		IF m.model = 'cooccurrence_chunks' THEN
+			-- the snapshot of the tenant's lines is fixed (source_state), and
+			-- the count is done: it takes the most memory of the refresh's
+			-- own builds, and uses the parallel workers; the side builds
+			-- start now, while the builds that read the counts run
 			PERFORM @extschema@._side_builds_start(tenant_id);
 		END IF;
 	END LOOP;
