@@ -1,7 +1,8 @@
 /*
  * side_build.c
  *		Models built beside the others: a refresh hands the query of a model
- *		that reads nothing but the order lines to a background worker, goes on
+ *		that reads nothing but the order lines and the catalog to a
+ *		background worker, goes on
  *		with the models that need the ones built before them, and reads the
  *		worker's rows when it reaches that model.  On a machine of few cores
  *		one tenant's refresh then uses more than one.
@@ -12,9 +13,10 @@
  * The caller writes the refresh's snapshot into the query, so the worker
  * reads the lines the refresh would have read.  The worker takes the
  * caller's session user, role, user and security context, and the settings
- * the session changed.  A worker that cannot start, or fails before it runs the
- * query (a connection limit), leaves the refresh to compute the rows itself
- * (_side_ready is false); an error of the query is raised in the refresh, with
+ * the session changed.  A worker that cannot start, fails before it runs the
+ * query (a connection limit) or cannot take a lock within SIDE_LOCK_TIMEOUT
+ * leaves the refresh to compute the rows itself (_side_ready is false); an
+ * error of the query is raised in the refresh, with
  * its SQLSTATE, when it reads the rows.  Workers live no longer than the
  * (sub)transaction that started them.
  */
