@@ -681,6 +681,39 @@ page_flush_before(PageBuild *b, int64 before, bool all)
 }
 
 /*
+ * What both builds do first: the tenant argument, the schema of the models,
+ * the materialized result, a memory context of their own (returned, and
+ * made current) and the pinned search_path (*level, for funnel_build_end).
+ */
+static MemoryContext
+funnel_build_begin(FunctionCallInfo fcinfo, const char *name, int64 *tenant_id,
+				   const char **nsp, int *level)
+{
+	MemoryContext work;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id must not be NULL")));
+	*tenant_id = PG_GETARG_INT64(0);
+	*nsp = schema_of(fcinfo);
+	InitMaterializedSRF(fcinfo, 0);
+	work = AllocSetContextCreate(CurrentMemoryContext, "upsell funnel build", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSetIdentifier(work, name);
+	MemoryContextSwitchTo(work);
+	*level = upsell_pin_search_path();
+	return work;
+}
+
+static void
+funnel_build_end(MemoryContext callerctx, MemoryContext work, int level)
+{
+	upsell_unpin_search_path(level);
+	MemoryContextSwitchTo(callerctx);
+	MemoryContextDelete(work);
+}
+
+/*
  * _product_page_rows(tenant_id bigint) RETURNS TABLE (product_id bigint,
  *	 offer_type text, product_ids bigint[], sort float8, score float8,
  *	 paths bigint, buyers bigint, same_group boolean, count bigint, lift float8)
@@ -708,16 +741,7 @@ upsell_product_page_rows(PG_FUNCTION_ARGS)
 	Catalog    *c;
 	int			ids_cap;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tenant_id must not be NULL")));
-	tenant_id = PG_GETARG_INT64(0);
-	nsp = schema_of(fcinfo);
-	InitMaterializedSRF(fcinfo, 0);
-	work = AllocSetContextCreate(callerctx, "upsell product page build", ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(work);
-	level = upsell_pin_search_path();
+	work = funnel_build_begin(fcinfo, "upsell product page build", &tenant_id, &nsp, &level);
 
 	memset(&b, 0, sizeof b);
 	b.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -771,9 +795,7 @@ upsell_product_page_rows(PG_FUNCTION_ARGS)
 	b.ncomplements = 0;
 	page_flush_before(&b, 0, true);
 
-	upsell_unpin_search_path(level);
-	MemoryContextSwitchTo(callerctx);
-	MemoryContextDelete(work);
+	funnel_build_end(callerctx, work, level);
 	return (Datum) 0;
 }
 
@@ -843,16 +865,7 @@ upsell_cart_complements(PG_FUNCTION_ARGS)
 	int			buf_cap = 64;
 	Datum	   *category_texts;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tenant_id must not be NULL")));
-	tenant_id = PG_GETARG_INT64(0);
-	nsp = schema_of(fcinfo);
-	InitMaterializedSRF(fcinfo, 0);
-	work = AllocSetContextCreate(callerctx, "upsell cart build", ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(work);
-	level = upsell_pin_search_path();
+	work = funnel_build_begin(fcinfo, "upsell cart build", &tenant_id, &nsp, &level);
 	product_ctx = AllocSetContextCreate(work, "upsell cart line", ALLOCSET_DEFAULT_SIZES);
 
 	catalog_load(c, nsp, tenant_id);
@@ -915,8 +928,6 @@ upsell_cart_complements(PG_FUNCTION_ARGS)
 		MemoryContextReset(product_ctx);
 	}
 
-	upsell_unpin_search_path(level);
-	MemoryContextSwitchTo(callerctx);
-	MemoryContextDelete(work);
+	funnel_build_end(callerctx, work, level);
 	return (Datum) 0;
 }
