@@ -1,6 +1,7 @@
 -- Side builds (src/side_build.c): a refresh computes the rows of the models
--- that read only the order lines (bundles, purchase histories) in background
--- workers while it builds the others.  The models are exactly those of a
+-- that read only the order lines and the catalog (bundles, upgrade lists,
+-- purchase histories, recent orders) in background workers while it builds
+-- the others, keeping upsell.refresh_workers of them computing.  The models are exactly those of a
 -- refresh without workers; a worker runs as the refresh's role, with its
 -- settings and a pinned search_path; its errors reach the refresh with their
 -- SQLSTATE; it ends with the refresh's transaction.
@@ -47,6 +48,19 @@ FROM (SELECT x.model, count(*) AS n
 	  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
 			UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
 	  GROUP BY x.model) d;
+
+-- one worker at a time: each side build starts when the one before has
+-- computed its rows, so every model that has one is still side-built
+SET upsell.refresh_workers = 1;
+CALL upsell.refresh();
+SELECT model FROM upsell.models WHERE side_build ORDER BY build_order;
+SELECT coalesce(string_agg(d.model || ': ' || d.n, ', '), 'none') AS differing
+FROM (SELECT x.model, count(*) AS n
+	  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
+			UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
+	  GROUP BY x.model) d;
+SELECT model FROM upsell.model_definitions WHERE side_query IS NOT NULL ORDER BY build_order;
+RESET upsell.refresh_workers;
 
 -- 2. the worker: rows streamed through the queue (more than it holds),
 -- the caller's role, settings and a pinned search_path

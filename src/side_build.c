@@ -49,6 +49,7 @@
 PG_FUNCTION_INFO_V1(upsell_side_start);
 PG_FUNCTION_INFO_V1(upsell_side_ready);
 PG_FUNCTION_INFO_V1(upsell_side_rows);
+PG_FUNCTION_INFO_V1(upsell_side_builds);
 
 PGDLLEXPORT void upsell_side_main(Datum main_arg);
 
@@ -296,6 +297,33 @@ upsell_side_start(PG_FUNCTION_ARGS)
 	side_builds[side_count].handle = handle;
 	side_count++;
 	PG_RETURN_BOOL(true);
+}
+
+/*
+ * _side_builds(): this transaction's side builds not yet read, and whether
+ * each is still computing (its worker starting or running its query), for
+ * a refresh that keeps upsell.refresh_workers of them computing.
+ */
+Datum
+upsell_side_builds(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < side_count; i++)
+	{
+		SideShared *sh = (SideShared *) dsm_segment_address(side_builds[i].seg);
+		uint32		state = pg_atomic_read_u32(&sh->state);
+		pid_t		pid;
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(side_builds[i].name);
+		values[1] = BoolGetDatum((state == SIDE_STARTING || state == SIDE_RUNNING) &&
+								 GetBackgroundWorkerPid(side_builds[i].handle, &pid) != BGWH_STOPPED);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
 
 /*

@@ -54,10 +54,11 @@ CREATE TABLE @extschema@.model_definitions (
 	build_order	int NOT NULL UNIQUE,
 	builder		text NOT NULL,		-- a regprocedure's text: pg_upgrade refuses reg* columns
 	description	text NOT NULL,
-	scope_column name				-- the column a partial publish (_publish with a scope) selects by
+	scope_column name,				-- the column a partial publish (_publish with a scope) selects by
+	side_query	text				-- a regprocedure's text: (tenant_id bigint, snapshot pg_snapshot) -> the query of a side build of the model
 );
 COMMENT ON TABLE @extschema@.model_definitions IS
-	'the models refresh builds, in build_order: table, builder function (tenant_id bigint, incremental boolean), and the column a partial refresh of a tenant replaces rows by';
+	'the models refresh builds, in build_order: table, builder function (tenant_id bigint, incremental boolean), the column a partial refresh of a tenant replaces rows by, and the function giving the query of a side build (rows a background worker computes; _define_side_build)';
 
 CREATE TABLE @extschema@.model_builds (
 	tenant_id	bigint NOT NULL,
@@ -507,44 +508,82 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@._side_rows(text, anyelement) IS
 	'internal: the rows of side build name, of the row type of shape (its columns must have exactly those types), waiting for them; its error, with its SQLSTATE, when its query failed';
 
--- Starts the side builds of a tenant, once source_state has fixed the
--- snapshot of its lines and the count is done: on a single node, for a full build (an incremental
--- one reads what this transaction wrote before), at most
--- upsell.refresh_workers of them, those that save the refreshing backend the
--- most first (bundles, upgrade lists, purchase histories: the refresh still
--- writes the rows of each).  Returns how many started.
-CREATE FUNCTION @extschema@._side_builds_start(tenant_id bigint)
+CREATE FUNCTION @extschema@._side_builds()
+RETURNS TABLE (name text, computing boolean)
+AS 'MODULE_PATHNAME', 'upsell_side_builds'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._side_builds() IS
+	'internal: this transaction''s side builds whose rows were not read yet, and whether each is still computing';
+
+-- Declares that a model's rows can be computed by a side build: query_fn
+-- (tenant_id bigint, snapshot pg_snapshot) RETURNS text gives the query the
+-- worker runs, reading the tenant's lines as of the snapshot, and nothing
+-- the tenant's transaction wrote (the worker cannot see it): the caller
+-- writes into the query what it needs of the models built before.  The
+-- model's builder reads the rows (_side_ready, _side_rows) or computes them.
+CREATE FUNCTION @extschema@._define_side_build(model name, query_fn text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	UPDATE @extschema@.model_definitions d SET side_query = query_fn::regprocedure::text
+	WHERE d.model OPERATOR(pg_catalog.=) _define_side_build.model;
+END;
+
+-- Keeps upsell.refresh_workers side builds of a tenant computing: called
+-- once source_state has fixed the snapshot of its lines and the count is
+-- done, then after each model, it starts those of the models still to
+-- build (after build_order after), in build order, while fewer than that
+-- many are computing.  So on a 2-core machine the refreshing backend and
+-- the workers share the cores until the end, rather than the workers
+-- finishing early and the backend building the rest alone.  On a single
+-- node, for a full build only (an incremental one reads what this
+-- transaction wrote before).  Returns how many started.
+CREATE FUNCTION @extschema@._side_builds_start(tenant_id bigint, after int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	workers int := coalesce(current_setting('upsell.refresh_workers', true)::int, 0);
+	free int;
 	snap pg_snapshot;
-	b record;
+	m record;
 	started int := 0;
 BEGIN
 	IF workers <= 0 OR @extschema@._models_distributed() OR @extschema@._incremental(tenant_id) THEN
 		RETURN 0;
 	END IF;
+	free := workers - (SELECT count(*) FROM @extschema@._side_builds() b WHERE b.computing);
+	IF free <= 0 THEN
+		RETURN 0;
+	END IF;
 	SELECT s.snapshot INTO snap FROM @extschema@.source_state s WHERE s.tenant_id = _side_builds_start.tenant_id;
-	FOR b IN
-		SELECT v.model, v.query
-		FROM (VALUES (1, 'bundle_model',
-					  @extschema@._bundle_query(tenant_id,
-						  coalesce(current_setting('upsell.bundle_min_count', true)::int, 5), snap)),
-					 (2, 'upgrade_list_model', @extschema@._upgrade_query(tenant_id, snap)),
-					 (3, 'purchase_history_model',
-					  'SELECT * FROM @extschema@._purchase_history('
-						  || quote_literal(@extschema@._history_lines_query(tenant_id, 'true', snap)) || ')'))
-			 AS v(n, model, query)
-		ORDER BY v.n LIMIT workers
+	FOR m IN
+		SELECT d.model, d.side_query FROM @extschema@.model_definitions d
+		WHERE d.side_query IS NOT NULL AND d.build_order > after
+		  AND d.model::text <> ALL (ARRAY(SELECT b.name FROM @extschema@._side_builds() b))
+		ORDER BY d.build_order LIMIT free
 	LOOP
-		IF @extschema@._side_start(b.model, b.query) THEN
+		IF @extschema@._side_start(m.model, @extschema@._side_query(m.side_query, tenant_id, snap)) THEN
 			started := started + 1;
 		END IF;
 	END LOOP;
 	RETURN started;
+END
+$$;
+
+-- The query of a model's side build (query_fn of _define_side_build).
+CREATE FUNCTION @extschema@._side_query(query_fn text, tenant_id bigint, snapshot pg_snapshot)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	q text;
+BEGIN
+	EXECUTE format('SELECT %s($1, $2)', query_fn::regprocedure::regproc) INTO q USING tenant_id, snapshot;
+	RETURN q;
 END
 $$;
 
@@ -589,12 +628,14 @@ BEGIN
 		RAISE NOTICE 'upsell: tenant %: built % (% rows) in % ms%', tenant_id, m.model, coalesce(n, 0),
 			round(1000 * extract(epoch FROM clock_timestamp() - t0)),
 			CASE WHEN side THEN ', its rows computed by a background worker' ELSE '' END;
-		IF m.model = 'cooccurrence_chunks' THEN
-			-- the snapshot of the tenant's lines is fixed (source_state), and
-			-- the count is done: it takes the most memory of the refresh's
-			-- own builds, and uses the parallel workers; the side builds
-			-- start now, while the builds that read the counts run
-			PERFORM @extschema@._side_builds_start(tenant_id);
+		IF m.build_order >= (SELECT d.build_order FROM @extschema@.model_definitions d
+							 WHERE d.model = 'cooccurrence_chunks') THEN
+			-- from the end of the count on (the snapshot of the tenant's
+			-- lines is fixed by source_state; the count takes the most
+			-- memory of the refresh's own builds, and uses the parallel
+			-- workers): side builds of the models still to build, while
+			-- fewer than upsell.refresh_workers are computing
+			PERFORM @extschema@._side_builds_start(tenant_id, m.build_order);
 		END IF;
 	END LOOP;
 	-- the serving caches of every backend (of this node) re-read the rules and models

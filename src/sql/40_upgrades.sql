@@ -107,7 +107,7 @@ BEGIN
 		RAISE NOTICE 'upsell: tenant %: % products with a NULL or non-positive price left out of upgrade and downsell candidates',
 			tenant_id, unpriced;
 	END IF;
-	-- computed beside the other models (_side_builds_start), or here
+	-- computed by a side build (_define_side_build), or here
 	RETURN @extschema@._publish('upgrade_list_model', tenant_id,
 		CASE WHEN @extschema@._side_ready('upgrade_list_model')
 			 THEN 'SELECT * FROM @extschema@._side_rows(''upgrade_list_model'', NULL::@extschema@.upgrade_list_model)'
@@ -128,6 +128,7 @@ SELECT @extschema@._define_model('upgrade_list_model',
 	NULL, 40, '@extschema@._build_upgrade_model(bigint, boolean)',
 	'per product and kind (upgrade: pricier, downsell: cheaper): its best alternatives of the same variant group or category, up to twice or half its price, in rank order as arrays (candidate_ids, with the evidence behind their score in the arrays of the same positions); read as one row per candidate through the view upgrade_model (prices, stock and category are read from product_model)',
 	'product_id');
+SELECT @extschema@._define_side_build('upgrade_list_model', '@extschema@._upgrade_query(bigint, pg_snapshot)');
 
 -- The candidates one row each, as the serving functions, the funnel's
 -- builders and analysts read them (the shape of 1.0's upgrade_model table).

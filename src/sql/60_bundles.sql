@@ -122,10 +122,10 @@ COMMENT ON FUNCTION @extschema@.association_rules(text, float8, float8, int, int
 -- Bundles of 2 or 3 products bought together in at least
 -- upsell.bundle_min_count orders and more often than chance (lift > 1); each
 -- product keeps its upsell.bundles_per_product best by lift, then count.
--- The query of a tenant's rows at a min_count, from its lines as of its
--- refresh snapshot, or as of the snapshot given (a side build's worker, see
--- _side_builds_start).
-CREATE FUNCTION @extschema@._bundle_query(tenant_id bigint, min_count int, snapshot pg_snapshot DEFAULT NULL)
+-- The query of a tenant's rows at a min_count (NULL: upsell.bundle_min_count),
+-- from its lines as of its refresh snapshot, or as of the snapshot given (a
+-- side build's worker, see _define_side_build).
+CREATE FUNCTION @extschema@._bundle_query(tenant_id bigint, snapshot pg_snapshot, min_count int DEFAULT NULL)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -135,7 +135,7 @@ RETURN format($q$
 	tenant_id,
 	'SELECT l.order_key, l.product_id FROM ' || @extschema@._tenant_lines(tenant_id, snapshot)
 		|| ' l WHERE coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0',
-	min_count,
+	coalesce(min_count, current_setting('upsell.bundle_min_count', true)::int, 5),
 	-- the settings exist once the module is loaded; their defaults until then
 	coalesce(current_setting('upsell.bundles_per_product', true)::int, 10));
 
@@ -157,12 +157,12 @@ BEGIN
 	-- incremental: itemsets do not add up from partial counts; rebuild
 	LOOP
 		BEGIN
-			-- computed beside the other models (_side_builds_start) at the
-			-- first count, or here
+			-- computed by a side build (_define_side_build) at the first
+			-- count, or here
 			IF @extschema@._side_ready('bundle_model') THEN
 				rows := 'SELECT * FROM @extschema@._side_rows(''bundle_model'', NULL::@extschema@.bundle_model)';
 			ELSE
-				rows := @extschema@._bundle_query(tenant_id, min_count);
+				rows := @extschema@._bundle_query(tenant_id, NULL, min_count);
 			END IF;
 			RETURN @extschema@._publish('bundle_model', tenant_id, rows);
 		EXCEPTION WHEN program_limit_exceeded THEN
@@ -186,6 +186,7 @@ SELECT @extschema@._define_model('bundle_model',
 	NULL, 60, '@extschema@._build_bundle_model(bigint, boolean)',
 	'per product: its best bundles (2 or 3 products bought together in at least upsell.bundle_min_count orders, lift > 1) by lift, then order count',
 	'product_id');
+SELECT @extschema@._define_side_build('bundle_model', '@extschema@._bundle_query(bigint, pg_snapshot, int)');
 
 -- ---- serving ----------------------------------------------------------------
 

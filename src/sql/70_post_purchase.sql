@@ -156,6 +156,16 @@ RETURN 'SELECT l.tenant_id, l.customer_id, l.product_id, l.ordered_at, l.quantit
 	|| 'WHERE l.customer_id IS NOT NULL AND l.product_id IS NOT NULL AND l.ordered_at IS NOT NULL '
 	|| 'AND l.quantity OPERATOR(pg_catalog.>) 0 AND (' || filter || ') ORDER BY l.tenant_id, l.customer_id';
 
+-- The pass of purchase_history_model over all of a tenant's lines, as of its
+-- refresh snapshot or the snapshot given (a side build, _define_side_build):
+-- a row per customer, then a row per product.
+CREATE FUNCTION @extschema@._history_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN 'SELECT * FROM @extschema@._purchase_history('
+	|| pg_catalog.quote_literal(@extschema@._history_lines_query(tenant_id, 'true', snapshot)) || ')';
+
 -- Fills purchase_history_model for one tenant: every customer, or in an
 -- incremental refresh only the customers with new lines (their rows are
 -- replaced; the others stay).  The same pass gives the product statistics
@@ -203,13 +213,12 @@ BEGIN
 		RETURN n;
 	END IF;
 	IF @extschema@._side_ready('purchase_history_model') THEN
-		-- computed beside the other models (_side_builds_start)
+		-- computed by a side build (_define_side_build)
 		-- (EXECUTE: the temporary table and its row type are new at every build)
 		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass SELECT * FROM '
 			'@extschema@._side_rows(''purchase_history_model'', NULL::pg_temp.upsell_history_pass)';
 	ELSE
-		INSERT INTO pg_temp.upsell_history_pass
-		SELECT * FROM @extschema@._purchase_history(@extschema@._history_lines_query(t));
+		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass ' || @extschema@._history_query(t);
 	END IF;
 	RETURN @extschema@._publish('purchase_history_model', t,
 		'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
@@ -283,6 +292,7 @@ SELECT @extschema@._define_model('purchase_history_model',
 	NULL, 70, '@extschema@._build_purchase_history(bigint, boolean)',
 	'per customer, one array element per product bought (sorted by product id): distinct purchases, first and last, median gap and CV of gaps in days (NULL below 2 and 3 purchases), quantity and spend; read through the view purchase_interval_model',
 	'customer_id');
+SELECT @extschema@._define_side_build('purchase_history_model', '@extschema@._history_query(bigint, pg_snapshot)');
 
 SELECT @extschema@._define_model('product_interval_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, customers bigint NOT NULL,

@@ -365,8 +365,41 @@ $$;
 COMMENT ON FUNCTION @extschema@.post_purchase_offers(bigint[], bigint, bigint, text, text, timestamptz) IS
 	'post-purchase offers for an order just placed (its products) and its customer: complements of the order, restocks coming due, a subscription pitch, interleaved by weighted score';
 
--- The recent orders the post-purchase view serves (the last 90 days, or all
--- orders when no order time is registered).
+-- The recent orders the post-purchase view serves.  The query of a
+-- tenant's order_model rows (of the orders given, or all),
+-- from its lines as of its refresh snapshot or of the snapshot given (a
+-- side build, _define_side_build): the orders of the 90 days before its
+-- last line, as the count found it (written into the query: a side build's
+-- worker cannot read the counts its refresh has not committed), or all
+-- orders when the lines carry no time.
+CREATE FUNCTION @extschema@._order_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL,
+	orders bigint[] DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	recent text := 'true';
+BEGIN
+	IF (SELECT s.ordered_at IS NOT NULL FROM @extschema@.order_source s) THEN
+		-- (OPERATOR() binds like any operator, left to right: parenthesized)
+		recent := format('l.ordered_at OPERATOR(pg_catalog.>=) (%L::timestamptz OPERATOR(pg_catalog.-) interval ''90 days'')',
+						 (SELECT max(c.max_ordered_at) FROM @extschema@.cooccurrence_chunks c
+						  WHERE c.tenant_id = _order_query.tenant_id));
+	END IF;
+	RETURN format($q$
+		SELECT %s::bigint AS tenant_id, l.order_key, pg_catalog.min(l.order_id) AS order_id,
+			   pg_catalog.min(l.customer_id) AS customer_id, pg_catalog.max(l.ordered_at) AS ordered_at,
+			   pg_catalog.array_agg(DISTINCT l.product_id) AS items, pg_catalog.min(l.ordered_at) AS first_at
+		FROM %s l
+		WHERE l.quantity OPERATOR(pg_catalog.>) 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s AND %s
+		GROUP BY l.order_key$q$,
+		tenant_id, @extschema@._tenant_lines(tenant_id, snapshot), recent,
+		CASE WHEN orders IS NULL THEN 'true'
+			 ELSE format('l.order_key OPERATOR(pg_catalog.=) ANY (%L::bigint[])', orders) END);
+END
+$$;
+
 CREATE FUNCTION @extschema@._build_order_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -374,30 +407,21 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	t bigint := tenant_id;
-	timed boolean := (SELECT s.ordered_at IS NOT NULL FROM @extschema@.order_source s);
-	recent text := 'true';
 	orders bigint[];
 	n bigint;
 BEGIN
-	IF timed THEN
-		-- (OPERATOR() binds like any operator, left to right: parenthesized)
-		recent := 'l.ordered_at OPERATOR(pg_catalog.>=) ((SELECT m.max_ordered_at FROM @extschema@.cooccurrence_model m '
-				  'WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) OPERATOR(pg_catalog.-) interval ''90 days'')';
-	END IF;
 	IF NOT (incremental AND @extschema@._incremental(t)) THEN
-		RETURN @extschema@._publish('order_model', t, format($q$
-			SELECT $1 AS tenant_id, l.order_key, pg_catalog.min(l.order_id) AS order_id,
-				   pg_catalog.min(l.customer_id) AS customer_id, pg_catalog.max(l.ordered_at) AS ordered_at,
-				   pg_catalog.array_agg(DISTINCT l.product_id) AS items, pg_catalog.min(l.ordered_at) AS first_at
-			FROM %s l
-			WHERE l.quantity OPERATOR(pg_catalog.>) 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
-			GROUP BY l.order_key$q$, @extschema@._tenant_lines(t), recent));
+		-- computed by a side build (_define_side_build), or here
+		RETURN @extschema@._publish('order_model', t,
+			CASE WHEN @extschema@._side_ready('order_model')
+				 THEN 'SELECT * FROM @extschema@._side_rows(''order_model'', NULL::@extschema@.order_model)'
+				 ELSE @extschema@._order_query(t) END);
 	END IF;
 	-- incremental: the new orders, and the orders with lines older than
 	-- the window now starts (they drop out, wholly or in part)
 	orders := ARRAY(SELECT DISTINCT x.order_key FROM pg_temp.upsell_new_lines x
 					WHERE x.quantity > 0 AND x.product_id IS NOT NULL AND x.order_key IS NOT NULL);
-	IF timed THEN
+	IF (SELECT s.ordered_at IS NOT NULL FROM @extschema@.order_source s) THEN
 		orders := orders || ARRAY(
 			SELECT o.order_key FROM @extschema@.order_model o
 			WHERE o.tenant_id = t
@@ -405,14 +429,7 @@ BEGIN
 								WHERE m.tenant_id = t) - interval '90 days');
 	END IF;
 	IF cardinality(orders) > 0 THEN
-		PERFORM @extschema@._publish('order_model', t, format($q$
-			SELECT $1 AS tenant_id, l.order_key, pg_catalog.min(l.order_id) AS order_id,
-				   pg_catalog.min(l.customer_id) AS customer_id, pg_catalog.max(l.ordered_at) AS ordered_at,
-				   pg_catalog.array_agg(DISTINCT l.product_id) AS items, pg_catalog.min(l.ordered_at) AS first_at
-			FROM %s l
-			WHERE l.order_key OPERATOR(pg_catalog.=) ANY (%L::bigint[])
-			  AND l.quantity OPERATOR(pg_catalog.>) 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s
-			GROUP BY l.order_key$q$, @extschema@._tenant_lines(t), orders, recent), orders);
+		PERFORM @extschema@._publish('order_model', t, @extschema@._order_query(t, NULL, orders), orders);
 	END IF;
 	SELECT count(*) INTO n FROM @extschema@.order_model o WHERE o.tenant_id = t;
 	RETURN n;
@@ -427,6 +444,7 @@ SELECT @extschema@._define_model('order_model',
 	'@extschema@._build_order_model(bigint, boolean)',
 	'the orders of the last 90 days (all orders without an order time): products and customer, for the post-purchase view; ordered_at and first_at: the time of its last and first line in the window',
 	'order_key');
+SELECT @extschema@._define_side_build('order_model', '@extschema@._order_query(bigint, pg_snapshot, bigint[])');
 
 CREATE VIEW @extschema@.post_purchase_offers AS
 SELECT o.tenant_id, o.order_id, o.customer_id, o.ordered_at, f.*
