@@ -19,6 +19,23 @@
 #   nbL     shrunk naive Bayes, ln P(j) + sum_c ln(1 + t/(w_c P(j)))
 #   catA    the prior's P(j) mixed (A) with mean_c P(cat j | cat c) * share
 #   pwB     pairs and prior penalised by P(j)^B
+# On top of the built score (beyond chance, r = 1 - 1/D, D computed here as
+# dispersion.py does), issue 15's later tries (README, "What changed"):
+#   bx      the built score itself (recommend_for_cart since 016cd40)
+#   bxpB    bx divided by P(j)^B (RP3beta-style penalty of the candidate)
+#   bxqB    bx divided by P(j)^(B r) (the penalty as strong as the shop's
+#           pairs are more than chance)
+#   bxidf   the cart items' pair parts weighted by ln(N/n_c), normalised to
+#           mean 1 over the cart (a one-item cart scores as bx)
+#   bxtdH   time decay: every training order weighs 2^(-age/H), age = the
+#           order's distance from the last training order as a share of
+#           the training span (the orders' position; dates where the data
+#           has them, file order elsewhere); counts, n_c and N decayed
+#   bxcosL  bx + L * the cart's summed cosines t/sqrt(n_c n_j) (a blend,
+#           not a rank fusion)
+#   bxrrfK  reciprocal rank fusion of bx and cosine, K
+#   bxsubL  bx, but categories with lift >= L count as going together
+#           (the substitute rule relaxed; the built rule is L = 1)
 import sys, math, collections, time, os
 d = sys.argv[1]
 variants = sys.argv[2].split(',')
@@ -72,6 +89,68 @@ if hascat:
             for e in cc:
                 if c != e or cc[c] >= 2:
                     catpair[(c, e)] += 1
+# the pair dispersion D (as dispersion.py) and r = 1 - 1/D, for the bx variants
+R = None
+if any(v.replace('all', '').startswith('bx') for v in variants):
+    Pn = {j: n / N for j, (n, *_r) in prod.items() if n > 0}
+    sP2 = sum(p * p for p in Pn.values()); sP = sum(Pn.values())
+    S = 0.0
+    for r_ in rows('pairs.tsv'):
+        c, j, t = int(r_[0]), int(r_[1]), int(r_[2])
+        S += t * t - 2 * t * prod[c][0] * Pn[j]
+    A_ = 0.0
+    for c, p in Pn.items():
+        n = prod[c][0]
+        S += n * n * (sP2 - p * p)
+        A_ += n * ((sP - p) - (sP2 - p * p))
+    R = 1 - A_ / S
+    print(f"{d}\tD {S / A_:.3f}\tr {R:.4f}", flush=True)
+# time decay (bxtdH): weighted n_c, N and pair counts of the serving pairs
+decayed = {}
+def decay(H):
+    if H in decayed: return decayed[H]
+    lo, hi = min(orders), max(orders)
+    wn = collections.defaultdict(float); wt = {}
+    pmset = {c: {o for o, t in l} for c, l in pm.items()}
+    WN = 0.0
+    for o, items in orders.items():
+        w = 2 ** (-((hi - o) / (hi - lo)) / H)
+        WN += w
+        it = [i for i in items if i in prod]
+        for i in it:
+            wn[i] += w
+            ps = pmset.get(i)
+            if not ps: continue
+            for j in it:
+                if j != i and j in ps:
+                    wt[(i, j)] = wt.get((i, j), 0.0) + w
+    pmw = {c: [(o, wt.get((c, o), 0.0)) for o, t in l] for c, l in pm.items()}
+    decayed[H] = (wn, WN, pmw)
+    return decayed[H]
+cosine_of = None
+def bx(name, ci, src, Nn=None, nof=None):
+    """the built score: pair parts summed, the prior's weight a (README)"""
+    Nn = Nn or N
+    P = lambda j: (nof[j] if nof else prod[j][0]) / Nn
+    w = [min(n, 500) for c, n in ci]
+    u = [1.0] * len(ci)
+    if name.startswith('bxidf') and ci:
+        u = [math.log(N / n) for c, n in ci]
+        m = sum(u) / len(u)
+        u = [x / m if m > 0 else 1.0 for x in u]
+    s = collections.defaultdict(float)
+    if ci:
+        a = sum(wi / (n + wi) for wi, (c, n) in zip(w, ci)) / len(ci)
+        sn = sum(n / (n + wi) for wi, (c, n) in zip(w, ci))
+        # with weights u: sum_c u_c (t - r n_c P)/(n_c + w_c) + P (mean w/(n+w) + r mean n/(n+w))
+        a_u = a + R * sn / len(ci) - R * sum(ui * n / (n + wi) for ui, wi, (c, n) in zip(u, w, ci))
+    else:
+        a_u = 1.0
+    for (c, n), wi, ui in zip(ci, w, u):
+        for o, t in src[c]:
+            s[o] += ui * t / (n + wi)
+    return s, lambda j: a_u * P(j)
+
 def is_sub(j, cart):
     pj = prod[j]
     for a in cart:
@@ -87,6 +166,12 @@ def score(v, cart):
     s = collections.defaultdict(float)
     src = pa if (v.startswith('all') or 'ALL' in v) else pm
     name = v.replace('all', '').replace('ALL', '')
+    if name.startswith('bxtd'):
+        wn, WN, pmw = decay(float(name[4:]))
+        ci = [(c, wn[c]) for c, n in ci]
+        return bx(name, ci, pmw, WN, wn)
+    if name.startswith('bx'):
+        return bx(name, ci, src)
     if name in ('cur', ''):
         w = [min(n, 500) for c, n in ci]
         prior = sum(wi / (n + wi) for wi, (c, n) in zip(w, ci)) / len(ci) if ci else 1.0
@@ -207,6 +292,27 @@ def rank(v, cart, hidden):
     lim = 4 * 10 + 20
     for j in best[:lim + len(cart)]:
         if j not in cs and j not in cand: cand[j] = pri(j)
+    name = v.replace('all', '')
+    P = lambda j: prod[j][0] / N
+    if name.startswith('bxp') or name.startswith('bxq'):
+        b = float(name[3:]) * (R if name.startswith('bxq') else 1)
+        cand = {j: x / P(j) ** b for j, x in cand.items()}
+    if name.startswith('bxcos') or name.startswith('bxrrf'):
+        cos = collections.defaultdict(float)
+        src = pa if v.startswith('all') else pm
+        for c in cart:
+            if c not in prod or prod[c][0] == 0: continue
+            for o, t in src[c]:
+                cos[o] += t / math.sqrt(prod[c][0] * prod[o][0])
+        if name.startswith('bxcos'):
+            L = float(name[5:])
+            cand = {j: x + L * cos.get(j, 0.0) for j, x in cand.items()}
+        else:
+            K = float(name[5:])
+            r1 = {j: i for i, (j, x) in enumerate(sorted(cand.items(), key=lambda kv: (-kv[1], kv[0])))}
+            cc = {j: x for j, x in cos.items() if j not in cs}
+            r2 = {j: i for i, (j, x) in enumerate(sorted(cc.items(), key=lambda kv: (-kv[1], prod[kv[0]][1])))}
+            cand = {j: 1 / (K + r1[j]) + (1 / (K + r2[j]) if j in r2 else 0) for j in r1}
     top = sorted(cand.items(), key=lambda kv: (-kv[1], kv[0]))
     # like the SQL: the best 60 scored, then stock/substitutes
     if '_nolim' not in v: top = top[:lim]
