@@ -31,11 +31,17 @@
 #           order's distance from the last training order as a share of
 #           the training span (the orders' position; dates where the data
 #           has them, file order elsewhere); counts, n_c and N decayed
+#   bxtpH   the decay on popularity only (the prior's P(j)); bxtcH on the
+#           pairs and n_c only
 #   bxcosL  bx + L * the cart's summed cosines t/sqrt(n_c n_j) (a blend,
 #           not a rank fusion)
 #   bxrrfK  reciprocal rank fusion of bx and cosine, K
-#   bxsubL  bx, but categories with lift >= L count as going together
-#           (the substitute rule relaxed; the built rule is L = 1)
+#   bxsubL  bx, but categories with lift >= L on 3+ pairs go together (the
+#           substitute rule relaxed; the built rule is L = 1)
+#   bxsig   bx, substitutes only where the category's lift is significantly
+#           below 1 (Poisson upper 95% bound of together < expected)
+#   (bxsig/bxsub read cat2.tsv: category, other_category, substitutes,
+#   together, expected, source of upsell.category_model)
 import sys, math, collections, time, os
 d = sys.argv[1]
 variants = sys.argv[2].split(',')
@@ -124,7 +130,7 @@ def decay(H):
             for j in it:
                 if j != i and j in ps:
                     wt[(i, j)] = wt.get((i, j), 0.0) + w
-    pmw = {c: [(o, wt.get((c, o), 0.0)) for o, t in l] for c, l in pm.items()}
+    pmw = collections.defaultdict(list, {c: [(o, wt.get((c, o), 0.0)) for o, t in l] for c, l in pm.items()})
     decayed[H] = (wn, WN, pmw)
     return decayed[H]
 cosine_of = None
@@ -151,6 +157,24 @@ def bx(name, ci, src, Nn=None, nof=None):
             s[o] += ui * t / (n + wi)
     return s, lambda j: a_u * P(j)
 
+# bxsig / bxsubL: the substitute rule relaxed (cat2.tsv: category_model's
+# together and expected, written by hand from the database, see below)
+subcat_built = subcat
+def subcat_for(v):
+    name = v.replace('all', '')
+    if not (name.startswith('bxsig') or name.startswith('bxsub')): return subcat_built
+    out = set()
+    for r_ in rows('cat2.tsv'):
+        t, e = float(r_[3]), float(r_[4])
+        if r_[0] != r_[1] or r_[5] != 'orders':
+            if r_[2] == 't': out.add((r_[0], r_[1]))
+            continue
+        if name.startswith('bxsig'):
+            sub = e > 0 and t + 1.96 * math.sqrt(t) + 1.92 < e   # Poisson upper 95% bound of the lift < 1
+        else:
+            sub = not (e > 0 and t / e >= float(name[5:]) and t >= 3)
+        if sub: out.add((r_[0], r_[1]))
+    return out
 def is_sub(j, cart):
     pj = prod[j]
     for a in cart:
@@ -166,6 +190,12 @@ def score(v, cart):
     s = collections.defaultdict(float)
     src = pa if (v.startswith('all') or 'ALL' in v) else pm
     name = v.replace('all', '').replace('ALL', '')
+    if name.startswith('bxtp'):
+        wn, WN, pmw = decay(float(name[4:]))
+        return bx(name, ci, src, WN, wn)
+    if name.startswith('bxtc'):
+        wn, WN, pmw = decay(float(name[4:]))
+        return bx(name, [(c, wn[c]) for c, n in ci], pmw)
     if name.startswith('bxtd'):
         wn, WN, pmw = decay(float(name[4:]))
         ci = [(c, wn[c]) for c, n in ci]
@@ -326,6 +356,7 @@ def rank(v, cart, hidden):
 
 t0 = time.time()
 for v in variants:
+    subcat = subcat_for(v)
     hits = 0; agree = 0; mrr = 0
     for cid, cart, hidden in cases:
         r = rank(v, cart, hidden)
