@@ -33,6 +33,11 @@
 #           has them, file order elsewhere); counts, n_c and N decayed
 #   bxtpH   the decay on popularity only (the prior's P(j)); bxtcH on the
 #           pairs and n_c only
+#   bxcr    P(j) + r sum_c (t_cj - n_c P(j)) / (n_c + w_c): the shop's r as
+#           the credibility of every item's excess (not only of its share
+#           of popularity)
+#   bxci    the same with each cart item's own r_c = 1 - 1/D_c, D_c its
+#           pairs' dispersion around n_c P(j)
 #   bxcosL  bx + L * the cart's summed cosines t/sqrt(n_c n_j) (a blend,
 #           not a rank fusion)
 #   bxrrfK  reciprocal rank fusion of bx and cosine, K
@@ -110,6 +115,18 @@ if any(v.replace('all', '').startswith('bx') for v in variants):
         S += n * n * (sP2 - p * p)
         A_ += n * ((sP - p) - (sP2 - p * p))
     R = 1 - A_ / S
+    # per cart item c: D_c = sum_j (t_cj - n_c P_j)^2 / sum_j n_c P_j (1 - P_j) (bxci)
+    if any(v.replace('all', '').startswith('bxci') for v in variants):
+        Sc = collections.defaultdict(float)
+        for r_ in rows('pairs.tsv'):
+            c, j, t = int(r_[0]), int(r_[1]), int(r_[2])
+            Sc[c] += t * t - 2 * t * prod[c][0] * Pn[j]
+        RC = {}
+        for c, p in Pn.items():
+            n = prod[c][0]
+            Sc[c] += n * n * (sP2 - p * p)
+            E = n * ((sP - p) - (sP2 - p * p))
+            RC[c] = max(0.0, 1 - E / Sc[c]) if Sc[c] > 0 else 0.0
     print(f"{d}\tD {S / A_:.3f}\tr {R:.4f}", flush=True)
 # time decay (bxtdH): weighted n_c, N and pair counts of the serving pairs
 decayed = {}
@@ -200,6 +217,19 @@ def score(v, cart):
         wn, WN, pmw = decay(float(name[4:]))
         ci = [(c, wn[c]) for c, n in ci]
         return bx(name, ci, pmw, WN, wn)
+    if name.startswith('bxcr') or name.startswith('bxci'):
+        # P(j) + sum_c rho_c (t_cj - n_c P(j)) / (n_c + w_c): every item's
+        # excess over chance, weighed by a credibility rho (bxcr: the shop's
+        # r; bxci: the item's own r_c from its pairs' dispersion)
+        P = lambda j: prod[j][0] / N
+        w = [min(n, 500) for c, n in ci]
+        rho = [R if name.startswith('bxcr') else RC.get(c, 0.0) for c, n in ci]
+        s = collections.defaultdict(float)
+        for (c, n), wi, ro in zip(ci, w, rho):
+            for o, t in src[c]:
+                s[o] += ro * t / (n + wi)
+        a = 1 - sum(ro * n / (n + wi) for (c, n), wi, ro in zip(ci, w, rho))
+        return s, lambda j: a * P(j)
     if name.startswith('bx'):
         return bx(name, ci, src)
     if name in ('cur', ''):
