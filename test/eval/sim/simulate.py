@@ -31,6 +31,8 @@
 #           order's distance from the last training order as a share of
 #           the training span (the orders' position; dates where the data
 #           has them, file order elsewhere); counts, n_c and N decayed
+#   bxdaysH the decay by dates: an order weighs 2^(-days before the last
+#           training order / H) (dates.tsv: seq and date of every order)
 #   bxtpH   the decay on popularity only (the prior's P(j)); bxtcH on the
 #           pairs and n_c only
 #   bxcr    P(j) + r sum_c (t_cj - n_c P(j)) / (n_c + w_c): the shop's r as
@@ -78,6 +80,16 @@ cases = []
 for r in rows('cases.tsv'):
     cases.append((int(r[0]), [int(x) for x in r[1].split(',')], int(r[2])))
 cases.sort()
+# EXCEPT_OF=dir: leave out the cases (cart, hidden) of another export of the
+# same dataset (a run with EVAL_CASES=0 less the 2,000 cases variants were
+# chosen on: a held-out check)
+if os.environ.get('EXCEPT_OF'):
+    seen = set()
+    with open(os.environ['EXCEPT_OF'] + '/' + d + '/cases.tsv') as fh:
+        for l in fh:
+            r_ = l.rstrip('\n').split('\t')
+            seen.add((tuple(sorted(int(x) for x in r_[1].split(','))), int(r_[2])))
+    cases = [c for c in cases if (tuple(sorted(c[1])), c[2]) not in seen]
 if maxcases: cases = cases[:maxcases]
 dbrank = {}
 subst = {}
@@ -130,14 +142,22 @@ if any(v.replace('all', '').startswith('bx') for v in variants):
     print(f"{d}\tD {S / A_:.3f}\tr {R:.4f}", flush=True)
 # time decay (bxtdH): weighted n_c, N and pair counts of the serving pairs
 decayed = {}
-def decay(H):
-    if H in decayed: return decayed[H]
+dates = None
+def decay(H, days=False):
+    global dates
+    if (H, days) in decayed: return decayed[(H, days)]
     lo, hi = min(orders), max(orders)
+    if days:
+        # dates.tsv: seq, date of every order (by hand from the database)
+        import datetime
+        if dates is None:
+            dates = {int(r_[0]): datetime.date.fromisoformat(r_[1]).toordinal() for r_ in rows('dates.tsv')}
+        last = max(dates[o] for o in orders)
     wn = collections.defaultdict(float); wt = {}
     pmset = {c: {o for o, t in l} for c, l in pm.items()}
     WN = 0.0
     for o, items in orders.items():
-        w = 2 ** (-((hi - o) / (hi - lo)) / H)
+        w = 2 ** (-(last - dates[o]) / H) if days else 2 ** (-((hi - o) / (hi - lo)) / H)
         WN += w
         it = [i for i in items if i in prod]
         for i in it:
@@ -148,8 +168,8 @@ def decay(H):
                 if j != i and j in ps:
                     wt[(i, j)] = wt.get((i, j), 0.0) + w
     pmw = collections.defaultdict(list, {c: [(o, wt.get((c, o), 0.0)) for o, t in l] for c, l in pm.items()})
-    decayed[H] = (wn, WN, pmw)
-    return decayed[H]
+    decayed[(H, days)] = (wn, WN, pmw)
+    return decayed[(H, days)]
 cosine_of = None
 def bx(name, ci, src, Nn=None, nof=None):
     """the built score: pair parts summed, the prior's weight a (README)"""
@@ -213,6 +233,9 @@ def score(v, cart):
     if name.startswith('bxtc'):
         wn, WN, pmw = decay(float(name[4:]))
         return bx(name, [(c, wn[c]) for c, n in ci], pmw)
+    if name.startswith('bxdays'):
+        wn, WN, pmw = decay(float(name[6:]), True)
+        return bx(name, [(c, wn[c]) for c, n in ci], pmw, WN, wn)
     if name.startswith('bxtd'):
         wn, WN, pmw = decay(float(name[4:]))
         ci = [(c, wn[c]) for c, n in ci]
