@@ -40,6 +40,7 @@
 #           of popularity)
 #   bxci    the same with each cart item's own r_c = 1 - 1/D_c, D_c its
 #           pairs' dispersion around n_c P(j)
+#   bxcihM  bxci where the item is in M+ orders (default 20), else rho = 1
 #   bxcosL  bx + L * the cart's summed cosines t/sqrt(n_c n_j) (a blend,
 #           not a rank fusion)
 #   bxrrfK  reciprocal rank fusion of bx and cosine, K
@@ -246,7 +247,14 @@ def score(v, cart):
         # r; bxci: the item's own r_c from its pairs' dispersion)
         P = lambda j: prod[j][0] / N
         w = [min(n, 500) for c, n in ci]
-        rho = [R if name.startswith('bxcr') else RC.get(c, 0.0) for c, n in ci]
+        if name.startswith('bxcr'):
+            rho = [R for c, n in ci]
+        elif name.startswith('bxcih'):
+            # the item's own r_c where it has M+ orders (default 20), else 1
+            M = float(name[5:] or 20)
+            rho = [RC.get(c, 0.0) if n >= M else 1.0 for c, n in ci]
+        else:
+            rho = [RC.get(c, 0.0) for c, n in ci]
         s = collections.defaultdict(float)
         for (c, n), wi, ro in zip(ci, w, rho):
             for o, t in src[c]:
