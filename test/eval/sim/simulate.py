@@ -152,7 +152,10 @@ def decay(H, days=False):
         # dates.tsv: seq, date of every order (by hand from the database)
         import datetime
         if dates is None:
-            dates = {int(r_[0]): datetime.date.fromisoformat(r_[1]).toordinal() for r_ in rows('dates.tsv')}
+            # a dataset without dates (groceries, FIMI retail): every order
+            # weighs 1, as upsell without ordered_at would count them
+            dates = ({int(r_[0]): datetime.date.fromisoformat(r_[1]).toordinal() for r_ in rows('dates.tsv')}
+                     if os.path.exists(D + 'dates.tsv') else collections.defaultdict(int))
         last = max(dates[o] for o in orders)
     wn = collections.defaultdict(float); wt = {}
     pmset = {c: {o for o, t in l} for c, l in pm.items()}
@@ -416,16 +419,30 @@ def rank(v, cart, hidden):
     return -1
 
 t0 = time.time()
+# the first variant is the reference: every other line also says how many
+# cases it hits that the first misses and the other way round (+g/-l; a sign
+# test of a few hits is noise: McNemar's p is printed)
+ref = None
 for v in variants:
     subcat = subcat_for(v)
+    hitset = set()
     hits = 0; agree = 0; mrr = 0
     for cid, cart, hidden in cases:
         r = rank(v, cart, hidden)
-        if 0 < r <= 10: hits += 1; mrr += 1 / r
+        if 0 < r <= 10: hits += 1; mrr += 1 / r; hitset.add(cid)
         if v == 'cur':
             dr = dbrank.get(('upsell', cid), -1)
             if (0 < dr <= 10) == (0 < r <= 10): agree += 1
-    print(f"{d}\t{v}\tHR {hits/len(cases):.4f}\t({hits}/{len(cases)})\tMRR {mrr/len(cases):.4f}" + (f"\tagree {agree}" if v == 'cur' else ''), flush=True)
+    paired = ''
+    if ref is None:
+        ref = hitset
+    else:
+        g, l = len(hitset - ref), len(ref - hitset)
+        # exact two-sided sign test on the discordant cases
+        nn = g + l; k = min(g, l)
+        p = min(1.0, 2 * sum(math.comb(nn, i) for i in range(k + 1)) / 2 ** nn) if nn else 1.0
+        paired = f"\t+{g}/-{l} p={p:.2f}"
+    print(f"{d}\t{v}\tHR {hits/len(cases):.4f}\t({hits}/{len(cases)})\tMRR {mrr/len(cases):.4f}" + (f"\tagree {agree}" if v == 'cur' else '') + paired, flush=True)
 ids = set(c[0] for c in cases)
 for m in ['popularity', 'count', 'confidence', 'cosine', 'jaccard', 'upsell']:
     h = sum(1 for cid in ids if 0 < dbrank.get((m, cid), -1) <= 10)
