@@ -48,8 +48,8 @@
 #           substitute rule relaxed; the built rule is L = 1)
 #   bxsig   bx, substitutes only where the category's lift is significantly
 #           below 1 (Poisson upper 95% bound of together < expected)
-#   (bxsig/bxsub read cat2.tsv: category, other_category, substitutes,
-#   together, expected, source of upsell.category_model)
+#   (bxsig/bxsub read cat2.tsv, bxdays dates.tsv, both written by export.sh:
+#   category_model's together and expected; each order's date)
 import sys, math, collections, time, os
 d = sys.argv[1]
 variants = sys.argv[2].split(',')
@@ -149,7 +149,7 @@ def decay(H, days=False):
     if (H, days) in decayed: return decayed[(H, days)]
     lo, hi = min(orders), max(orders)
     if days:
-        # dates.tsv: seq, date of every order (by hand from the database)
+        # dates.tsv (export.sh): seq, date of every order
         import datetime
         if dates is None:
             # a dataset without dates (groceries, FIMI retail): every order
@@ -199,7 +199,7 @@ def bx(name, ci, src, Nn=None, nof=None):
     return s, lambda j: a_u * P(j)
 
 # bxsig / bxsubL: the substitute rule relaxed (cat2.tsv: category_model's
-# together and expected, written by hand from the database, see below)
+# together and expected, written by export.sh)
 subcat_built = subcat
 def subcat_for(v):
     name = v.replace('all', '')
