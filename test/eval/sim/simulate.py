@@ -4,7 +4,7 @@
 # scoring variants, as recommend_for_cart does (the best 4k + 20 candidates
 # by score among the cart items' pairs and the bestsellers, then stock and
 # substitutes, the first 10), and prints HR@10 and MRR@10 per variant; the
-# variant `cur` is also compared case by case with upsell's rank in the
+# variants `cur` (the scoring before 016cd40) and `bx` (since) are also compared case by case with upsell's rank in the
 # database (`agree`), and the database's baselines are printed alongside.
 #   simulate.py ev_groceries cur,ex0.5,lam3 [max cases]
 # Variants (names prefixed "all" use every training pair instead of the
@@ -430,7 +430,7 @@ for v in variants:
     for cid, cart, hidden in cases:
         r = rank(v, cart, hidden)
         if 0 < r <= 10: hits += 1; mrr += 1 / r; hitset.add(cid)
-        if v == 'cur':
+        if v in ('cur', 'bx'):
             dr = dbrank.get(('upsell', cid), -1)
             if (0 < dr <= 10) == (0 < r <= 10): agree += 1
     paired = ''
@@ -442,7 +442,7 @@ for v in variants:
         nn = g + l; k = min(g, l)
         p = min(1.0, 2 * sum(math.comb(nn, i) for i in range(k + 1)) / 2 ** nn) if nn else 1.0
         paired = f"\t+{g}/-{l} p={p:.2f}"
-    print(f"{d}\t{v}\tHR {hits/len(cases):.4f}\t({hits}/{len(cases)})\tMRR {mrr/len(cases):.4f}" + (f"\tagree {agree}" if v == 'cur' else '') + paired, flush=True)
+    print(f"{d}\t{v}\tHR {hits/len(cases):.4f}\t({hits}/{len(cases)})\tMRR {mrr/len(cases):.4f}" + (f"\tagree {agree}" if v in ('cur', 'bx') else '') + paired, flush=True)
 ids = set(c[0] for c in cases)
 for m in ['popularity', 'count', 'confidence', 'cosine', 'jaccard', 'upsell']:
     h = sum(1 for cid in ids if 0 < dbrank.get((m, cid), -1) <= 10)
