@@ -549,6 +549,7 @@ DECLARE
 	free int;
 	snap pg_snapshot;
 	m record;
+	query text;
 	started int := 0;
 BEGIN
 	IF workers <= 0 OR @extschema@._models_distributed() OR @extschema@._incremental(tenant_id) THEN
@@ -565,28 +566,14 @@ BEGIN
 		  AND d.model::text <> ALL (ARRAY(SELECT b.name FROM @extschema@._side_builds() b))
 		ORDER BY d.build_order LIMIT free
 	LOOP
-		IF @extschema@._side_start(m.model, @extschema@._side_query(m.side_query, tenant_id, snap)) THEN
+		EXECUTE format('SELECT %s($1, $2)', m.side_query::regprocedure::regproc) INTO query USING tenant_id, snap;
+		IF @extschema@._side_start(m.model, query) THEN
 			started := started + 1;
 		END IF;
 	END LOOP;
 	RETURN started;
 END
 $$;
-
--- The query of a model's side build (query_fn of _define_side_build).
-CREATE FUNCTION @extschema@._side_query(query_fn text, tenant_id bigint, snapshot pg_snapshot)
-RETURNS text
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	q text;
-BEGIN
-	EXECUTE format('SELECT %s($1, $2)', query_fn::regprocedure::regproc) INTO q USING tenant_id, snapshot;
-	RETURN q;
-END
-$$;
-
 
 -- Builds and publishes every model of one tenant, in the caller's
 -- transaction, and draws a new serving_state.config_version for the serving
