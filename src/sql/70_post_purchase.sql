@@ -292,7 +292,7 @@ SELECT @extschema@._define_model('purchase_history_model',
 	NULL, 70, '@extschema@._build_purchase_history(bigint, boolean)',
 	'per customer, one array element per product bought (sorted by product id): distinct purchases, first and last, median gap and CV of gaps in days (NULL below 2 and 3 purchases), quantity and spend; read through the view purchase_interval_model',
 	'customer_id');
-SELECT @extschema@._define_side_build('purchase_history_model', '@extschema@._history_query(bigint, pg_snapshot)');
+SELECT @extschema@._define_side_build('purchase_history_model', '@extschema@._history_query(bigint, pg_snapshot)', during_count => true);
 
 SELECT @extschema@._define_model('product_interval_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, customers bigint NOT NULL,

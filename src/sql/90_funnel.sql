@@ -444,6 +444,7 @@ SELECT @extschema@._define_model('order_model',
 	'@extschema@._build_order_model(bigint, boolean)',
 	'the orders of the last 90 days (all orders without an order time): products and customer, for the post-purchase view; ordered_at and first_at: the time of its last and first line in the window',
 	'order_key');
+-- (not during the count: its window is read from the count)
 SELECT @extschema@._define_side_build('order_model', '@extschema@._order_query(bigint, pg_snapshot, bigint[])');
 
 CREATE VIEW @extschema@.post_purchase_offers AS
