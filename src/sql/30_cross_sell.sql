@@ -198,12 +198,9 @@ BEGIN
 		FROM (SELECT x.product_id, x.orders
 			  FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_products(m.state) x
 			  WHERE m.tenant_id = $1 AND m.chunk = 0) o
-		FULL JOIN (SELECT DISTINCT ON (product_id) *
-				   FROM %s AS catalog
-				   WHERE tenant_id = $1 AND product_id IS NOT NULL
-				   ORDER BY product_id) c
+		FULL JOIN %s c
 			ON c.product_id = o.product_id$q$,
-		@extschema@._catalog_source()));
+		@extschema@._catalog_products(tenant_id)));
 END
 $$;
 
