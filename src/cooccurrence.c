@@ -8,6 +8,7 @@
 
 #include <math.h>
 
+#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -111,6 +112,37 @@ counts_from_varlena(bytea *value, CoocCounts *counts)
 
 #define PG_GETARG_COUNTS(n, counts) \
 	counts_from_varlena(PG_GETARG_BYTEA_P(n), (counts))
+
+/*
+ * The header and products of a counts value without its pairs, fetching
+ * only that prefix of a stored value (cooccurrence_chunks stores them
+ * uncompressed, so a slice reads only its own TOAST chunks): a 10M-line
+ * shop's value is 100 MB, its products 1.6 MB.  A value of version 1.0's
+ * form is read whole.
+ */
+static void
+counts_items_from_datum(Datum value, CoocCounts *counts)
+{
+	Size		len = toast_raw_datum_size(value) - VARHDRSZ;
+	bytea	   *head = DatumGetByteaPSlice(value, 0, COOC_COUNTS_HEADER);
+	size_t		need = 0;
+	bytea	   *prefix;
+	const char *error;
+
+	if (VARSIZE_ANY_EXHDR(head) >= COOC_COUNTS_HEADER)
+		need = cooc_counts_items_len(VARDATA_ANY(head));
+	if (need == 0 || need > len)
+	{
+		counts_from_varlena(DatumGetByteaP(value), counts);
+		return;
+	}
+	prefix = DatumGetByteaPSlice(value, 0, need);
+	error = cooc_counts_deserialize_items(VARDATA_ANY(prefix), VARSIZE_ANY_EXHDR(prefix), len, counts);
+	if (error)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("invalid upsell.cooccurrence value: %s", error)));
+}
 
 /* ------------------------------------------------------------------------
  * The aggregate
@@ -667,7 +699,7 @@ upsell_cooccurrence_info(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	PG_GETARG_COUNTS(0, &c);
+	counts_items_from_datum(PG_GETARG_DATUM(0), &c);
 	values[0] = Int64GetDatum(c.orders);
 	values[1] = Int64GetDatum(c.nitems);
 	values[2] = Int64GetDatum((int64) c.npairs);
@@ -684,7 +716,7 @@ upsell_cooccurrence_products(PG_FUNCTION_ARGS)
 	uint32		i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	PG_GETARG_COUNTS(0, &c);
+	counts_items_from_datum(PG_GETARG_DATUM(0), &c);
 	for (i = 0; i < c.nitems; i++)
 	{
 		Datum		values[2];
