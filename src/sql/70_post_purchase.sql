@@ -293,6 +293,15 @@ SELECT @extschema@._define_model('purchase_history_model',
 	'per customer, one array element per product bought (sorted by product id): distinct purchases, first and last, median gap and CV of gaps in days (NULL below 2 and 3 purchases), quantity and spend; read through the view purchase_interval_model',
 	'customer_id');
 SELECT @extschema@._define_side_build('purchase_history_model', '@extschema@._history_query(bigint, pg_snapshot)', during_count => true);
+-- As pair_list_model: a customer's row over 2 kB (3% of them at 10M lines)
+-- is stored as it is, not compressed at every refresh; readers look
+-- customers up by key, never by an element, so ANALYZE takes no element
+-- statistics of the arrays (1.6 -> 0.7 s at 10M lines).
+ALTER TABLE @extschema@.purchase_history_model SET (toast_tuple_target = 8160),
+	ALTER COLUMN product_ids SET STATISTICS 0, ALTER COLUMN purchases SET STATISTICS 0,
+	ALTER COLUMN first_at SET STATISTICS 0, ALTER COLUMN last_at SET STATISTICS 0,
+	ALTER COLUMN median_gap_days SET STATISTICS 0, ALTER COLUMN cv SET STATISTICS 0,
+	ALTER COLUMN quantity SET STATISTICS 0, ALTER COLUMN spend SET STATISTICS 0;
 
 SELECT @extschema@._define_model('product_interval_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, customers bigint NOT NULL,
