@@ -70,7 +70,7 @@ $(INSTALL_SQL): $(SQL_FRAGMENTS)
 	cat $^ > $@
 
 $(EXTENSION)--%--$(EXTVERSION).sql: src/upgrade/pre.sql $(SQL_FRAGMENTS) $(STEP_POSTS) src/upgrade/post.sql
-	{ sed -e 's/@TO@/$(EXTVERSION)/g' src/upgrade/pre.sql; \
+	( sed -e 's/@TO@/$(EXTVERSION)/g' src/upgrade/pre.sql; \
 	  cat $(SQL_FRAGMENTS) | grep -v '^.echo Use "CREATE EXTENSION' | \
 		sed -e 's/^CREATE TABLE @extschema@\./CREATE TABLE IF NOT EXISTS @extschema@./'; \
 	  from=; for v in $(RELEASED) $(EXTVERSION); do \
@@ -78,7 +78,7 @@ $(EXTENSION)--%--$(EXTVERSION).sql: src/upgrade/pre.sql $(SQL_FRAGMENTS) $(STEP_
 		elif [ "$$v" = "$*" ]; then from=$$v; fi; \
 	  done; \
 	  [ -n "$$from" ] || { echo "$*: not a released version (RELEASED = $(RELEASED))" >&2; exit 1; }; \
-	  cat src/upgrade/post.sql; } > $@.tmp
+	  cat src/upgrade/post.sql ) > $@.tmp || { rm -f $@.tmp; exit 1; }
 	mv $@.tmp $@
 
 # Unit tests of the pure C core: no server needed.
