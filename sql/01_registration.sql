@@ -62,6 +62,21 @@ SELECT upsell.register_orders('reg.lines', 'order_no', 'sku_id');
 SELECT upsell._tenant(NULL), upsell._tenant(0);
 SELECT upsell._tenant(5);
 
+-- a product listed twice (a catalog view over a join): every model that
+-- reads the catalog describes it by the same row, in stock first, then the
+-- highest price
+CREATE TABLE reg.listing (id bigint, price numeric, cat text, grp text, stock int, size numeric);
+INSERT INTO reg.listing VALUES (1, 10, 'c', 'g', 0, 2), (1, 8, 'c', 'g', 3, NULL), (1, 12, 'c', 'g', 0, 5),
+	(2, 12, 'c', 'g', 1, 1), (2, 14, 'c', 'g', 1, 3), (2, NULL, 'c', 'g', 1, 4);
+SELECT upsell.register_products('reg.listing', 'id', price => 'price', category => 'cat',
+	variant_group => 'grp', in_stock => 'stock', unit_size => 'size');
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT p.product_id, p.price, p.in_stock, u.unit_size
+FROM upsell.product_model p LEFT JOIN upsell.unit_model u USING (tenant_id, product_id)
+ORDER BY p.product_id;
+
 -- registrations are configuration that pg_dump keeps
 SELECT c.relname
 FROM pg_extension e, unnest(e.extconfig) AS x(oid) JOIN pg_class c ON c.oid = x.oid

@@ -36,10 +36,32 @@ CALL upsell.refresh();
 SELECT i.orders, i.max_ordered_at, i.state = pg_temp.counts_text() AS same_counts
 FROM incremental_state i JOIN upsell.cooccurrence_model f USING (tenant_id);
 SELECT (SELECT count(*) FROM upsell.pair_model) AS pairs,
-	   (SELECT count(*) FROM (SELECT * FROM incremental_pairs EXCEPT SELECT * FROM upsell.pair_model
+	   (SELECT count(*) FROM ((SELECT * FROM incremental_pairs EXCEPT SELECT * FROM upsell.pair_model)
 							  UNION ALL
-							  SELECT * FROM upsell.pair_model EXCEPT SELECT * FROM incremental_pairs) d) AS differences,
+							  (SELECT * FROM upsell.pair_model EXCEPT SELECT * FROM incremental_pairs)) d) AS differences,
 	   (SELECT count(*) FROM (SELECT * FROM incremental_products EXCEPT SELECT * FROM upsell.product_model) d) AS product_differences;
+-- the pair lists of counts in several chunks (each product's best of every
+-- chunk ranked together) are those of the counts in one chunk, in the same
+-- order (score descending, then partner)
+CREATE TEMP TABLE chunked_lists AS SELECT * FROM upsell.pair_list_model;
+SELECT count(*) AS chunks FROM upsell.cooccurrence_chunks;
+SET upsell.cooccurrence_chunk_pairs = 100000000;
+CALL upsell.refresh();
+SELECT (SELECT count(*) FROM upsell.cooccurrence_chunks) AS chunks,
+	   (SELECT count(*) FROM upsell.pair_list_model) AS lists,
+	   (SELECT sum(cardinality(other_ids)) FROM upsell.pair_list_model) AS pairs,
+	   (SELECT count(*) FROM ((TABLE chunked_lists EXCEPT TABLE upsell.pair_list_model)
+							  UNION ALL
+							  (TABLE upsell.pair_list_model EXCEPT TABLE chunked_lists)) d) AS differences;
+-- every list in rank order: score descending, then partner
+SELECT count(*) AS lists_out_of_order
+FROM upsell.pair_list_model l
+WHERE EXISTS (SELECT FROM unnest(l.score, l.other_ids) WITH ORDINALITY a(score, id, i),
+						  unnest(l.score, l.other_ids) WITH ORDINALITY b(score, id, i)
+			  WHERE b.i = a.i + 1 AND (b.score > a.score OR (b.score = a.score AND b.id <= a.id)))
+   OR cardinality(l.together) <> cardinality(l.other_ids) OR cardinality(l.score) <> cardinality(l.other_ids)
+   OR cardinality(l.confidence) <> cardinality(l.other_ids) OR cardinality(l.lift) <> cardinality(l.other_ids);
+SET upsell.cooccurrence_chunk_pairs = 40;
 
 -- without an order time: the same
 CREATE TABLE shop.max_id (id bigint);
@@ -66,7 +88,7 @@ CREATE VIEW shop.bad_lines AS SELECT order_id, product_id / 0 AS product_id FROM
 SELECT upsell.register_orders('shop.bad_lines', 'order_id', 'product_id');
 CALL upsell.refresh();
 SELECT orders FROM upsell.cooccurrence_model;
-SELECT refresh_id, incremental, status, model_rows -> 'pair_model' AS pair_model_rows,
+SELECT refresh_id, incremental, status, model_rows -> 'pair_list_model' AS pair_list_model_rows,
 	   (SELECT count(*) FROM jsonb_object_keys(model_rows)) = (SELECT count(*) FROM upsell.models) AS every_model,
 	   error, error_sqlstate,
 	   finished_at >= started_at AS timed, duration_ms >= 0 AS has_duration

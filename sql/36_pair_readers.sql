@@ -64,6 +64,28 @@ SELECT (SELECT count(*) FROM (TABLE top_fast EXCEPT TABLE top_slow) d) AS only_f
 SELECT count(*) AS pairs FROM st, upsell.cooccurrence_top_pairs(st.state, 50, 2, 0) t WHERE t.together < 2;
 SELECT count(*) FROM st, upsell.cooccurrence_top_pairs(st.state, 50, 2, -1);
 
+-- the same pairs one row per product (pair_list_model's rows): every pair
+-- of the top pairs at its rank (score descending, then partner), the
+-- arrays in step; per_product bounds each list
+CREATE TEMP TABLE top_lists AS
+SELECT t.* FROM st, upsell._cooccurrence_top_lists(st.state, 50, 2, 20) t;
+SELECT count(*) AS lists, count(DISTINCT product_id) AS products, sum(cardinality(other_ids)) AS pairs,
+	   max(cardinality(other_ids)) AS longest,
+	   bool_and(cardinality(together) = cardinality(other_ids) AND cardinality(score) = cardinality(other_ids)
+				AND cardinality(confidence) = cardinality(other_ids) AND cardinality(lift) = cardinality(other_ids)) AS in_step
+FROM top_lists;
+CREATE TEMP TABLE top_ranked AS
+SELECT t.*, row_number() OVER (PARTITION BY t.product_id ORDER BY t.score DESC, t.other_id) AS r FROM top_fast t;
+CREATE TEMP TABLE lists_ranked AS
+SELECT l.product_id, u.other_id, u.together, u.score, u.confidence, u.lift, u.r
+FROM top_lists l, unnest(l.other_ids, l.together, l.score, l.confidence, l.lift)
+	 WITH ORDINALITY u(other_id, together, score, confidence, lift, r);
+SELECT (SELECT count(*) FROM (TABLE top_ranked EXCEPT TABLE lists_ranked) d) AS only_pairs,
+	   (SELECT count(*) FROM (TABLE lists_ranked EXCEPT TABLE top_ranked) d) AS only_lists;
+SELECT max(cardinality(t.other_ids)) AS longest FROM st, upsell._cooccurrence_top_lists(st.state, 3, 2, 20) t;
+SELECT count(*) FROM st, upsell._cooccurrence_top_lists(st.state, 0, 2, 20);
+SELECT count(*) FROM st, upsell._cooccurrence_top_lists(st.state, 5, 2, -1);
+
 -- the counts in chunks (upsell.cooccurrence_chunks): every product in each,
 -- every pair in one, at most max_pairs pairs each; the pairs listed chunk by
 -- chunk are the pairs of the whole

@@ -86,7 +86,7 @@ JOIN upsell.purchase_interval_model m ON m.customer_id = r.member AND m.product_
 -- the rule has something to block: complements that are owned durables
 -- (statistics of the models as refreshed: purchase_interval_model is a view
 -- over per-customer arrays, and stale estimates make a nested loop of it)
-ANALYZE upsell.purchase_history_model, upsell.pair_model;
+ANALYZE upsell.purchase_history_model, upsell.pair_list_model;
 SELECT count(*) > 0 AS durables_were_candidates
 FROM upsell.purchase_interval_model o
 JOIN upsell.pair_model p ON p.product_id = o.product_id

@@ -8,6 +8,7 @@
 
 #include <math.h>
 
+#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -39,6 +40,7 @@ PG_FUNCTION_INFO_V1(upsell_cooccurrence_info);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_products);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_pairs);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_top_pairs);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_top_lists);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_category_pairs);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_pair_moments);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_chunks);
@@ -111,6 +113,37 @@ counts_from_varlena(bytea *value, CoocCounts *counts)
 
 #define PG_GETARG_COUNTS(n, counts) \
 	counts_from_varlena(PG_GETARG_BYTEA_P(n), (counts))
+
+/*
+ * The header and products of a counts value without its pairs, fetching
+ * only that prefix of a stored value (cooccurrence_chunks stores them
+ * uncompressed, so a slice reads only its own TOAST chunks): a 10M-line
+ * shop's value is 100 MB, its products 1.6 MB.  A value of version 1.0's
+ * form is read whole.
+ */
+static void
+counts_items_from_datum(Datum value, CoocCounts *counts)
+{
+	Size		len = toast_raw_datum_size(value) - VARHDRSZ;
+	bytea	   *head = DatumGetByteaPSlice(value, 0, COOC_COUNTS_HEADER);
+	size_t		need = 0;
+	bytea	   *prefix;
+	const char *error;
+
+	if (VARSIZE_ANY_EXHDR(head) >= COOC_COUNTS_HEADER)
+		need = cooc_counts_items_len(VARDATA_ANY(head));
+	if (need == 0 || need > len)
+	{
+		counts_from_varlena(DatumGetByteaP(value), counts);
+		return;
+	}
+	prefix = DatumGetByteaPSlice(value, 0, need);
+	error = cooc_counts_deserialize_items(VARDATA_ANY(prefix), VARSIZE_ANY_EXHDR(prefix), len, counts);
+	if (error)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("invalid upsell.cooccurrence value: %s", error)));
+}
 
 /* ------------------------------------------------------------------------
  * The aggregate
@@ -667,7 +700,7 @@ upsell_cooccurrence_info(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	PG_GETARG_COUNTS(0, &c);
+	counts_items_from_datum(PG_GETARG_DATUM(0), &c);
 	values[0] = Int64GetDatum(c.orders);
 	values[1] = Int64GetDatum(c.nitems);
 	values[2] = Int64GetDatum((int64) c.npairs);
@@ -684,7 +717,7 @@ upsell_cooccurrence_products(PG_FUNCTION_ARGS)
 	uint32		i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	PG_GETARG_COUNTS(0, &c);
+	counts_items_from_datum(PG_GETARG_DATUM(0), &c);
 	for (i = 0; i < c.nitems; i++)
 	{
 		Datum		values[2];
@@ -921,6 +954,93 @@ upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
 		if ((i & 0xffff) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
+	return (Datum) 0;
+}
+
+/*
+ * _cooccurrence_top_lists(state, per_product, min_count, rare_orders): the
+ * pairs of top_pairs, one row per product: its partners as arrays in rank
+ * order (score descending, then partner id), with the orders containing
+ * both, the score, the confidence and the lift at the same positions.
+ * What pair_list_model stores: a row per product instead of a row per pair
+ * (3M rows of a 10M-line shop, whose heap and 3-column primary key were
+ * most of the model's build).
+ */
+Datum
+upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int32		per_product = PG_GETARG_INT32(1);
+	int32		min_count = PG_GETARG_INT32(2);
+	int64		rare_orders = PG_GETARG_INT64(3);
+	CoocCounts	c;
+	CoocTop    *top;
+	size_t		n,
+				i,
+				end;
+	Datum	   *others,
+			   *together,
+			   *score,
+			   *confidence,
+			   *lift;
+	MemoryContext rowctx,
+				old;
+
+	if (per_product < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("per_product must be positive: %d", per_product)));
+	check_thresholds(min_count, 0, 0);
+	if (rare_orders < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rare_orders must not be negative: " INT64_FORMAT, rare_orders)));
+	InitMaterializedSRF(fcinfo, 0);
+	PG_GETARG_COUNTS(0, &c);
+	top = cooc_top_pairs_rare(&c, per_product, min_count, rare_orders, &n);
+	others = palloc(per_product * sizeof(Datum));
+	together = palloc(per_product * sizeof(Datum));
+	score = palloc(per_product * sizeof(Datum));
+	confidence = palloc(per_product * sizeof(Datum));
+	lift = palloc(per_product * sizeof(Datum));
+	rowctx = AllocSetContextCreate(CurrentMemoryContext, "upsell top lists row", ALLOCSET_DEFAULT_SIZES);
+	/* product by product, best first (cooc_top_pairs) */
+	for (i = 0; i < n; i = end)
+	{
+		uint32		product = top[i].product;
+		int			k = 0;
+		Datum		values[6];
+		bool		nulls[6] = {0};
+
+		CHECK_FOR_INTERRUPTS();
+		for (end = i; end < n && top[end].product == product; end++)
+		{
+			CoocMetrics m;
+
+			if (k == per_product)
+				elog(ERROR, "product " INT64_FORMAT " has more than %d top pairs",
+					 c.item_ids[product], per_product);
+			cooc_metrics(top[end].together, c.item_counts[product],
+						 c.item_counts[top[end].other], c.orders, &m);
+			others[k] = Int64GetDatum(c.item_ids[top[end].other]);
+			together[k] = Int64GetDatum(top[end].together);
+			score[k] = Float8GetDatum(m.score);
+			confidence[k] = Float8GetDatum(m.confidence);
+			lift[k] = Float8GetDatum(m.lift);
+			k++;
+		}
+		old = MemoryContextSwitchTo(rowctx);
+		values[0] = Int64GetDatum(c.item_ids[product]);
+		values[1] = PointerGetDatum(construct_array(others, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[2] = PointerGetDatum(construct_array(together, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[3] = PointerGetDatum(construct_array(score, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[4] = PointerGetDatum(construct_array(confidence, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[5] = PointerGetDatum(construct_array(lift, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		MemoryContextSwitchTo(old);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextReset(rowctx);
+	}
+	MemoryContextDelete(rowctx);
 	return (Datum) 0;
 }
 

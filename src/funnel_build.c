@@ -4,8 +4,8 @@
  *		_product_page_rows (the product page's 12 best offers per product)
  *		and _cart_complements (a cart line's complements).  The catalog's
  *		facts (stock, category, variant group, price) are read once into a
- *		hash table; pair_model is read in product order and each product's
- *		offers are ranked (src/core/page_rank.c) as soon as its pairs end,
+ *		hash table; pair_list_model is read once and each product's
+ *		offers are ranked (src/core/page_rank.c) in product order,
  *		instead of hash-joining product_model to every pair and sorting
  *		millions of rows three times (the SQL builders' plans).
  */
@@ -329,9 +329,10 @@ catalog_within_upgrade_price(Catalog *c, const Product *ap, const Product *mp)
 }
 
 /*
- * The complements of every product: the pairs of pair_model whose products
- * are both in product_model, the other in stock and no substitute of the
- * first (one unordered scan), grouped by the first product in id order.
+ * The complements of every product: the pairs of pair_list_model whose
+ * products are both in product_model, the other in stock and no substitute
+ * of the first (one unordered scan of the lists, each in its rank order),
+ * grouped by the first product in id order.
  */
 typedef struct Complements
 {
@@ -348,38 +349,64 @@ typedef struct Complements
 	double	   *by_rank_scores;
 } Complements;
 
+/* A product's list: other_ids and score arrays of the same length. */
 static void
 complement_row(Datum *values, bool *nulls, void *arg)
 {
 	Complements *x = (Complements *) arg;
 	Catalog    *c = x->catalog;
 	int32		a = catalog_index(c, DatumGetInt64(values[0]));
-	int32		o;
+	ArrayType  *ids,
+			   *scores;
+	const int64 *id;
+	const float8 *score;
+	int			n;
 
 	CHECK_FOR_INTERRUPTS();
 	if (a < 0)
 		return;
-	o = catalog_index(c, DatumGetInt64(values[1]));
-	if (o < 0 || !c->products[o].in_stock || catalog_substitutes(c, &c->products[a], &c->products[o]))
-		return;
-	if (x->n == x->cap)
+	ids = DatumGetArrayTypeP(values[1]);
+	scores = DatumGetArrayTypeP(values[2]);
+	n = ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids));
+	if (ARR_NDIM(ids) > 1 || ARR_HASNULL(ids) || ARR_HASNULL(scores) ||
+		ARR_NDIM(scores) != ARR_NDIM(ids) ||
+		ArrayGetNItems(ARR_NDIM(scores), ARR_DIMS(scores)) != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the pair list of product " INT64_FORMAT " has other_ids and scores of different shapes or NULLs",
+						DatumGetInt64(values[0]))));
+	id = (const int64 *) ARR_DATA_PTR(ids);
+	score = (const float8 *) ARR_DATA_PTR(scores);
+	for (int i = 0; i < n; i++)
 	{
-		x->cap *= 2;
-		x->ranks = repalloc_huge(x->ranks, x->cap * sizeof(int32));
-		x->others = repalloc_huge(x->others, x->cap * sizeof(int32));
-		x->scores = repalloc_huge(x->scores, x->cap * sizeof(double));
+		int32		o = catalog_index(c, id[i]);
+
+		if (o < 0 || !c->products[o].in_stock || catalog_substitutes(c, &c->products[a], &c->products[o]))
+			continue;
+		if (x->n == x->cap)
+		{
+			x->cap *= 2;
+			x->ranks = repalloc_huge(x->ranks, x->cap * sizeof(int32));
+			x->others = repalloc_huge(x->others, x->cap * sizeof(int32));
+			x->scores = repalloc_huge(x->scores, x->cap * sizeof(double));
+		}
+		x->ranks[x->n] = c->rank[a];
+		x->others[x->n] = o;
+		x->scores[x->n] = score[i];
+		x->n++;
 	}
-	x->ranks[x->n] = c->rank[a];
-	x->others[x->n] = o;
-	x->scores[x->n] = DatumGetFloat8(values[2]);
-	x->n++;
+	/* (detoasted copies: freed, not kept until the build's end) */
+	if ((Pointer) ids != DatumGetPointer(values[1]))
+		pfree(ids);
+	if ((Pointer) scores != DatumGetPointer(values[2]))
+		pfree(scores);
 }
 
 static void
 complements_load(Complements *x, Catalog *c)
 {
-	static const Oid types[3] = {INT8OID, INT8OID, FLOAT8OID};
-	static const char *const names[3] = {"product_id bigint", "other_id bigint", "score float8"};
+	static const Oid types[3] = {INT8OID, INT8ARRAYOID, FLOAT8ARRAYOID};
+	static const char *const names[3] = {"product_id bigint", "other_ids bigint[]", "score float8[]"};
 	int64	   *fill;
 
 	memset(x, 0, sizeof *x);
@@ -388,7 +415,7 @@ complements_load(Complements *x, Catalog *c)
 	x->ranks = palloc_extended(x->cap * sizeof(int32), MCXT_ALLOC_HUGE);
 	x->others = palloc_extended(x->cap * sizeof(int32), MCXT_ALLOC_HUGE);
 	x->scores = palloc_extended(x->cap * sizeof(double), MCXT_ALLOC_HUGE);
-	ups_stream_query(psprintf("SELECT p.product_id, p.other_id, p.score FROM %s.pair_model p "
+	ups_stream_query(psprintf("SELECT p.product_id, p.other_ids, p.score FROM %s.pair_list_model p "
 							  "WHERE p.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT,
 							  c->nsp, c->tenant_id),
 					 3, types, names, complement_row, x);
@@ -844,7 +871,7 @@ cart_log_miss(double score)
  * _cart_complements(tenant_id bigint) RETURNS TABLE (product_id bigint,
  *	 ids bigint[], log_miss float8[], categories text[])
  *
- * Per product of product_model with any: its complements of pair_model in
+ * Per product of product_model with any: its complements of pair_list_model in
  * stock that do not substitute it, by id, with ln(1 - pair score) and their
  * categories (what cart_model stores of them).  In product order.
  */

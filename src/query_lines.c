@@ -6,14 +6,11 @@
 
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
-#include "executor/spi.h"
-#include "executor/tuptable.h"
-#include "tcop/dest.h"
-#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #include "query_lines.h"
+#include "query_stream.h"
 #include "ups_host.h"
 
 static bool
@@ -37,11 +34,6 @@ integer_datum(Datum d, Oid type)
 }
 
 /*
- * The rows reach a DestReceiver as the executor produces them: no cursor
- * (whose plan is never parallel) and no copy of each row into an SPI tuple
- * table.
- */
-/*
  * A tenant's lines arrive in chunks (growing to CHUNK_MAX lines) and are put
  * together once at the end: growing one array by realloc copied it again
  * and again (a twentieth of a bundle build at 10M lines).
@@ -64,9 +56,9 @@ typedef struct TenantChunks
 	size_t		total;
 } TenantChunks;
 
+/* What the rows of the query are read into (ups_run_query's argument). */
 typedef struct LinesReceiver
 {
-	DestReceiver pub;
 	bool		allow_tenant;
 	MemoryContext ctx;			/* where the lines go */
 	Oid			order_type;
@@ -78,13 +70,12 @@ typedef struct LinesReceiver
 	TenantChunks *chunks;		/* by tenant */
 	int			ntenants;
 	int			maxtenants;
-	uint64		rows;
 } LinesReceiver;
 
 static void
-lines_startup(DestReceiver *self, int operation, TupleDesc desc)
+lines_columns(TupleDesc desc, void *arg)
 {
-	LinesReceiver *r = (LinesReceiver *) self;
+	LinesReceiver *r = (LinesReceiver *) arg;
 	bool		order_varlena;
 
 	if (r->allow_tenant && desc->natts != 2 && desc->natts != 3)
@@ -176,21 +167,20 @@ join_chunks(TenantChunks *c, CoocLines *lines)
 		pfree(c->chunks);
 }
 
-static bool
-lines_receive(TupleTableSlot *slot, DestReceiver *self)
+static void
+lines_row(Datum *values, bool *nulls, void *arg)
 {
-	LinesReceiver *r = (LinesReceiver *) self;
+	LinesReceiver *r = (LinesReceiver *) arg;
 	TenantLines *t = NULL;
 	int64		tenant = 0;
 	bool		tnull = false;
 	int			i;
 
-	slot_getallattrs(slot);
 	if (r->natts == 3)
 	{
-		tnull = slot->tts_isnull[2];
+		tnull = nulls[2];
 		if (!tnull)
-			tenant = integer_datum(slot->tts_values[2], r->tenant_type);
+			tenant = integer_datum(values[2], r->tenant_type);
 	}
 	for (i = 0; i < r->ntenants; i++)
 		if (r->tenants[i].tenant == tenant)
@@ -216,11 +206,11 @@ lines_receive(TupleTableSlot *slot, DestReceiver *self)
 		cooc_lines_init(&t->lines);
 		MemoryContextSwitchTo(old);
 	}
-	if (slot->tts_isnull[0] || slot->tts_isnull[1] || tnull)
+	if (nulls[0] || nulls[1] || tnull)
 		t->lines.skipped++;
 	else
 	{
-		Datum		o = slot->tts_values[0];
+		Datum		o = values[0];
 		int64		order_key;
 		MemoryContext old;
 
@@ -235,52 +225,21 @@ lines_receive(TupleTableSlot *slot, DestReceiver *self)
 		}
 		old = MemoryContextSwitchTo(r->ctx);
 		add_line(&r->chunks[t - r->tenants], &t->lines, order_key,
-				 integer_datum(slot->tts_values[1], r->product_type));
+				 integer_datum(values[1], r->product_type));
 		MemoryContextSwitchTo(old);
 	}
-	if ((++r->rows & 0xffff) == 0)
-		CHECK_FOR_INTERRUPTS();
-	return true;
-}
-
-static void
-lines_nothing(DestReceiver *self)
-{
 }
 
 TenantLines *
 ups_query_lines(const char *query, bool allow_tenant, MemoryContext ctx,
 				int *ntenants_out, bool *has_tenant)
 {
-	SPIPlanPtr	plan;
-	SPIExecuteOptions opts;
 	LinesReceiver r;
 
 	memset(&r, 0, sizeof r);
-	r.pub.receiveSlot = lines_receive;
-	r.pub.rStartup = lines_startup;
-	r.pub.rShutdown = lines_nothing;
-	r.pub.rDestroy = lines_nothing;
-	/* DestNone would make SPI report the SELECT as a utility command */
-	r.pub.mydest = DestTuplestore;
 	r.allow_tenant = allow_tenant;
 	r.ctx = ctx;
-
-	SPI_connect();
-	/* parallel workers may scan for it, as for a plain SELECT */
-	plan = SPI_prepare_cursor(query, 0, NULL, CURSOR_OPT_PARALLEL_OK);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	/* a single statement that returns rows (checked before it runs) */
-	if (!SPI_is_cursor_plan(plan))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("query must return rows")));
-	memset(&opts, 0, sizeof opts);
-	opts.read_only = true;
-	opts.dest = (DestReceiver *) &r;
-	SPI_execute_plan_extended(plan, &opts);
-	SPI_finish();
+	ups_run_query(query, true, lines_columns, lines_row, &r);
 	{
 		MemoryContext old = MemoryContextSwitchTo(ctx);
 

@@ -365,7 +365,12 @@ upsell_side_ready(PG_FUNCTION_ARGS)
 				PG_RETURN_BOOL(true);
 			break;
 		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+		/*
+		 * The worker sets the latch when it has computed its rows or failed,
+		 * and the postmaster when it ends (bgw_notify_pid); the timeout is a
+		 * safety net only.
+		 */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -470,6 +475,19 @@ upsell_side_rows(PG_FUNCTION_ARGS)
 }
 
 /* ---- the worker ------------------------------------------------------------ */
+
+/*
+ * Wakes the refresh, which may wait in _side_ready for the state just
+ * written (it is the queue's receiver).
+ */
+static void
+side_wake_refresh(SideShared *sh)
+{
+	PGPROC	   *refresh = shm_mq_get_receiver((shm_mq *) ((char *) sh + sh->queue_offset));
+
+	if (refresh != NULL)
+		SetLatch(&refresh->procLatch);
+}
 
 typedef struct SideReceiver
 {
@@ -588,6 +606,7 @@ upsell_side_main(Datum main_arg)
 			sh->types[a] = TupleDescAttr(r.desc, a)->atttypid;
 		pg_write_barrier();
 		pg_atomic_write_u32(&sh->state, SIDE_COMPUTED);
+		side_wake_refresh(sh);
 		pgstat_report_activity(STATE_RUNNING, "(sending its rows to the refresh)");
 		queue = CreateTupleQueueDestReceiver(mqh);
 		slot = MakeSingleTupleTableSlot(r.desc, &TTSOpsMinimalTuple);
@@ -618,6 +637,7 @@ upsell_side_main(Datum main_arg)
 		pg_write_barrier();
 		pg_atomic_write_u32(&sh->state, edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
 							pg_atomic_read_u32(&sh->state) == SIDE_RUNNING ? SIDE_SKIPPED : SIDE_FAILED);
+		side_wake_refresh(sh);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -21,6 +21,7 @@
 
 #define LINES_HEADER	(4 + 4 + 8 + 8)
 #define COUNTS_HEADER	(4 + 4 + 8 + 8 + 8 + 8)
+_Static_assert(COUNTS_HEADER == COOC_COUNTS_HEADER, "the counts header's length is published");
 #define PAIR_SIZE_V1	(4 + 4 + 8)
 #define PARTIAL_HEADER	(4 + 4 + 8 + 8 + 8)
 
@@ -1727,6 +1728,58 @@ deserialize_v2(const char *buf, size_t len, bool borrow, CoocCounts *c)
 			if (i > c->row[a] && c->pairs[i - 1].partner >= c->pairs[i].partner)
 				return "pairs are not strictly increasing";
 		}
+	return NULL;
+}
+
+size_t
+cooc_counts_items_len(const char *header)
+{
+	uint32_t	magic;
+	uint32_t	nitems;
+
+	memcpy(&magic, header, sizeof(magic));
+	if (magic != COUNTS_MAGIC)
+		return 0;
+	memcpy(&nitems, header + 4, sizeof(nitems));
+	return COUNTS_HEADER + (size_t) nitems * 16;
+}
+
+const char *
+cooc_counts_deserialize_items(const char *buf, size_t prefix_len, size_t len, CoocCounts *c)
+{
+	uint32_t	magic;
+	uint64_t	npairs;
+	size_t		fixed;
+	const char *error;
+
+	memset(c, 0, sizeof(*c));
+	if (prefix_len < COUNTS_HEADER || prefix_len > len)
+		return "truncated header";
+	GET(buf, magic);
+	if (magic != COUNTS_MAGIC)
+		return "bad magic number";
+	GET(buf, c->nitems);
+	GET(buf, c->orders);
+	GET(buf, c->skipped_lines);
+	GET(buf, c->big_orders);
+	GET(buf, npairs);
+	fixed = COUNTS_HEADER + (size_t) c->nitems * 20;
+	if (fixed > len || npairs > (len - fixed) / sizeof(CoocEntry) ||
+		len != fixed + npairs * sizeof(CoocEntry))
+		return "item or pair count does not match the length";
+	if (prefix_len < COUNTS_HEADER + (size_t) c->nitems * 16)
+		return "truncated products";
+	c->npairs = npairs;
+	c->item_ids = ups_alloc(((size_t) c->nitems + 1) * 8);
+	c->item_counts = ups_alloc(((size_t) c->nitems + 1) * 8);
+	memcpy(c->item_ids, buf, (size_t) c->nitems * 8);
+	buf += (size_t) c->nitems * 8;
+	memcpy(c->item_counts, buf, (size_t) c->nitems * 8);
+	if ((error = check_items(c)) != NULL)
+	{
+		cooc_counts_free(c);
+		return error;
+	}
 	return NULL;
 }
 

@@ -281,6 +281,21 @@ extern const char *cooc_lines_deserialize(const char *buf, size_t len,
 										  CoocLines *out);
 
 extern size_t cooc_counts_serialized_size(const CoocCounts *counts);
+
+/*
+ * The header and the products of a counts value, read from a prefix of its
+ * current form: a reader that needs no pair (the product counts, the
+ * totals) fetches only that prefix of a stored value, whose pairs are most
+ * of it.  cooc_counts_items_len gives the prefix's length from the value's
+ * first COOC_COUNTS_HEADER bytes, or 0 when they are not of the current
+ * form (then the whole value is to be read).  cooc_counts_deserialize_items
+ * takes prefix_len bytes of a value of len bytes, checks them as the full
+ * decoder does, and leaves out's pairs empty (npairs holds their number).
+ */
+#define COOC_COUNTS_HEADER	40
+extern size_t cooc_counts_items_len(const char *header);
+extern const char *cooc_counts_deserialize_items(const char *buf, size_t prefix_len,
+												 size_t len, CoocCounts *out);
 extern void cooc_counts_serialize(const CoocCounts *counts, char *buf);
 extern const char *cooc_counts_deserialize(const char *buf, size_t len,
 										   bool borrow, CoocCounts *out);

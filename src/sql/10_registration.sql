@@ -441,6 +441,22 @@ BEGIN
 END
 $$;
 
+-- A tenant's catalog, one row per product, as a subquery: a product listed
+-- more than once (a catalog view over a join, a product in two
+-- collections) takes its first row in one fixed order -- in stock first,
+-- then the highest price, then by title, category, variant group, unit --
+-- so every model that reads the catalog (product_model, the upgrade
+-- lists, unit_model) describes a product by the same row.
+CREATE FUNCTION @extschema@._catalog_products(tenant_id bigint)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN format('(SELECT DISTINCT ON (c.product_id) c.* FROM %s AS c '
+			  'WHERE c.tenant_id OPERATOR(pg_catalog.=) %s AND c.product_id IS NOT NULL '
+			  'ORDER BY c.product_id, c.in_stock DESC NULLS LAST, c.price DESC NULLS LAST, c.title, '
+			  'c.category, c.variant_group, c.unit_size, c.unit_name)',
+			  @extschema@._catalog_source(), tenant_id);
+
 -- The one upsert of every registration: the config row of view's
 -- registration becomes relation plus roles (config column -> value, the
 -- columns not named take their defaults), then the view is made anew, which

@@ -55,7 +55,8 @@ CREATE TABLE @extschema@.model_definitions (
 	builder		text NOT NULL,		-- a regprocedure's text: pg_upgrade refuses reg* columns
 	description	text NOT NULL,
 	scope_column name,				-- the column a partial publish (_publish with a scope) selects by
-	side_query	text				-- a regprocedure's text: (tenant_id bigint, snapshot pg_snapshot) -> the query of a side build of the model
+	side_query	text,				-- a regprocedure's text: (tenant_id bigint, snapshot pg_snapshot) -> the query of a side build of the model
+	side_during_count boolean NOT NULL DEFAULT false	-- the side build may compute while the count runs
 );
 COMMENT ON TABLE @extschema@.model_definitions IS
 	'the models refresh builds, in build_order: table, builder function (tenant_id bigint, incremental boolean), the column a partial refresh of a tenant replaces rows by, and the function giving the query of a side build (rows a background worker computes; _define_side_build)';
@@ -521,20 +522,26 @@ COMMENT ON FUNCTION @extschema@._side_builds() IS
 -- the tenant's transaction wrote (the worker cannot see it): the caller
 -- writes into the query what it needs of the models built before.  The
 -- model's builder reads the rows (_side_ready, _side_rows) or computes them.
-CREATE FUNCTION @extschema@._define_side_build(model name, query_fn text)
+-- during_count: the worker holds little memory (its sorts and hashes are
+-- bounded by work_mem), so it may compute while the count, the refresh's
+-- largest build in memory, runs (the counting leader keeps one core busy
+-- and its parallel workers only scan: the other core is mostly free).
+CREATE FUNCTION @extschema@._define_side_build(model name, query_fn text, during_count boolean DEFAULT false)
 RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-	UPDATE @extschema@.model_definitions d SET side_query = query_fn::regprocedure::text
+	UPDATE @extschema@.model_definitions d
+	SET side_query = query_fn::regprocedure::text, side_during_count = during_count
 	WHERE d.model OPERATOR(pg_catalog.=) _define_side_build.model;
 END;
 
 -- Keeps upsell.refresh_workers side builds of a tenant computing: called
--- once source_state has fixed the snapshot of its lines and the count is
--- done, then after each model, it starts those of the models still to
--- build (after build_order after), in build order, while fewer than that
--- many are computing.  So on a 2-core machine the refreshing backend and
+-- after each model from source_state on (it fixes the snapshot of the
+-- tenant's lines), it starts those of the models still to build (after
+-- build_order after) -- before the count is done only those that may
+-- compute during it -- in build order, while fewer than that many are
+-- computing.  So on a 2-core machine the refreshing backend and
 -- the workers share the cores until the end, rather than the workers
 -- finishing early and the backend building the rest alone.  On a single
 -- node, for a full build only (an incremental one reads what this
@@ -549,6 +556,7 @@ DECLARE
 	free int;
 	snap pg_snapshot;
 	m record;
+	query text;
 	started int := 0;
 BEGIN
 	IF workers <= 0 OR @extschema@._models_distributed() OR @extschema@._incremental(tenant_id) THEN
@@ -562,31 +570,19 @@ BEGIN
 	FOR m IN
 		SELECT d.model, d.side_query FROM @extschema@.model_definitions d
 		WHERE d.side_query IS NOT NULL AND d.build_order > after
+		  AND (d.side_during_count OR after >= (SELECT c.build_order FROM @extschema@.model_definitions c
+												 WHERE c.model = 'cooccurrence_chunks'))
 		  AND d.model::text <> ALL (ARRAY(SELECT b.name FROM @extschema@._side_builds() b))
 		ORDER BY d.build_order LIMIT free
 	LOOP
-		IF @extschema@._side_start(m.model, @extschema@._side_query(m.side_query, tenant_id, snap)) THEN
+		EXECUTE format('SELECT %s($1, $2)', m.side_query::regprocedure::regproc) INTO query USING tenant_id, snap;
+		IF @extschema@._side_start(m.model, query) THEN
 			started := started + 1;
 		END IF;
 	END LOOP;
 	RETURN started;
 END
 $$;
-
--- The query of a model's side build (query_fn of _define_side_build).
-CREATE FUNCTION @extschema@._side_query(query_fn text, tenant_id bigint, snapshot pg_snapshot)
-RETURNS text
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	q text;
-BEGIN
-	EXECUTE format('SELECT %s($1, $2)', query_fn::regprocedure::regproc) INTO q USING tenant_id, snapshot;
-	RETURN q;
-END
-$$;
-
 
 -- Builds and publishes every model of one tenant, in the caller's
 -- transaction, and draws a new serving_state.config_version for the serving
@@ -629,12 +625,10 @@ BEGIN
 			round(1000 * extract(epoch FROM clock_timestamp() - t0)),
 			CASE WHEN side THEN ', its rows computed by a background worker' ELSE '' END;
 		IF m.build_order >= (SELECT d.build_order FROM @extschema@.model_definitions d
-							 WHERE d.model = 'cooccurrence_chunks') THEN
-			-- from the end of the count on (the snapshot of the tenant's
-			-- lines is fixed by source_state; the count takes the most
-			-- memory of the refresh's own builds, and uses the parallel
-			-- workers): side builds of the models still to build, while
-			-- fewer than upsell.refresh_workers are computing
+							 WHERE d.model = 'source_state') THEN
+			-- once source_state has fixed the snapshot of the tenant's
+			-- lines: side builds of the models still to build, while fewer
+			-- than upsell.refresh_workers are computing
 			PERFORM @extschema@._side_builds_start(tenant_id, m.build_order);
 		END IF;
 	END LOOP;

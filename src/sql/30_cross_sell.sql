@@ -77,6 +77,10 @@ SELECT @extschema@._define_model('cooccurrence_chunks',
 	  PRIMARY KEY (tenant_id, chunk)$$,
 	NULL, 5, '@extschema@._build_cooccurrence_chunks(bigint, boolean)',
 	'per tenant: the co-occurrence counts of all registered order lines in chunks (every product''s count, and the pairs of the products from first_product on, at most upsell.cooccurrence_chunk_pairs), the input of the cooccurrence, product, category and pair models and of incremental refresh');
+-- Stored uncompressed: pglz compressed a 10M-line shop's single chunk (100 MB
+-- of counts to 42 MB) in about 5 s of the count's 14 s of CPU, and every
+-- model that reads the counts (five reads per refresh) decompressed it again.
+ALTER TABLE @extschema@.cooccurrence_chunks ALTER COLUMN state SET STORAGE EXTERNAL;
 
 -- The totals of a tenant's counts, one row per tenant.
 CREATE FUNCTION @extschema@._build_cooccurrence(tenant_id bigint, incremental boolean)
@@ -198,12 +202,9 @@ BEGIN
 		FROM (SELECT x.product_id, x.orders
 			  FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_products(m.state) x
 			  WHERE m.tenant_id = $1 AND m.chunk = 0) o
-		FULL JOIN (SELECT DISTINCT ON (product_id) *
-				   FROM %s AS catalog
-				   WHERE tenant_id = $1 AND product_id IS NOT NULL
-				   ORDER BY product_id) c
+		FULL JOIN %s c
 			ON c.product_id = o.product_id$q$,
-		@extschema@._catalog_source()));
+		@extschema@._catalog_products(tenant_id)));
 END
 $$;
 
@@ -234,37 +235,72 @@ BEGIN
 	-- pair seen once never outranks one of the same product seen twice, so
 	-- a product in 20 orders or more keeps exactly its pairs seen twice.
 	-- The counting core applies both rules as it ranks (rare_orders 20: its
-	-- order counts are product_model.orders).
+	-- order counts are product_model.orders), and lists each product's
+	-- best in rank order (_cooccurrence_top_lists).
 	IF (SELECT count(*) FROM @extschema@.cooccurrence_chunks c
 		WHERE c.tenant_id = _build_pair_model.tenant_id) <= 1 THEN
-		RETURN @extschema@._publish('pair_model', tenant_id, format($q$
-			SELECT m.tenant_id, t.product_id, t.other_id, t.together, t.score, t.confidence, t.lift
+		RETURN @extschema@._publish('pair_list_model', tenant_id, format($q$
+			SELECT m.tenant_id, t.product_id, t.other_ids, t.together, t.score, t.confidence, t.lift
 			FROM @extschema@.cooccurrence_chunks m,
-				 @extschema@.cooccurrence_top_pairs(m.state, %s, 2, 20) t
+				 @extschema@._cooccurrence_top_lists(m.state, %s, 2, 20) t
 			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1$q$, per_product));
 	END IF;
 	-- Counts in several chunks: a product's pairs lie in the chunks of their
 	-- smaller products, so its best of each chunk are ranked together (the
-	-- same order as the core's: score, then the partner's id).
-	RETURN @extschema@._publish('pair_model', tenant_id, format($q$
-		SELECT t.tenant_id, t.product_id, t.other_id, t.together, t.score, t.confidence, t.lift
+	-- same order as the core's: score, then the partner's id) and the best
+	-- per_product listed in that order.
+	RETURN @extschema@._publish('pair_list_model', tenant_id, format($q$
+		SELECT t.tenant_id, t.product_id,
+			   pg_catalog.array_agg(t.other_id ORDER BY t.score DESC, t.other_id) AS other_ids,
+			   pg_catalog.array_agg(t.together ORDER BY t.score DESC, t.other_id) AS together,
+			   pg_catalog.array_agg(t.score ORDER BY t.score DESC, t.other_id) AS score,
+			   pg_catalog.array_agg(t.confidence ORDER BY t.score DESC, t.other_id) AS confidence,
+			   pg_catalog.array_agg(t.lift ORDER BY t.score DESC, t.other_id) AS lift
 		FROM (SELECT m.tenant_id, t.*,
 					 pg_catalog.row_number() OVER (PARTITION BY t.product_id
 												   ORDER BY t.score DESC, t.other_id) AS r
 			  FROM @extschema@.cooccurrence_chunks m,
 				   @extschema@.cooccurrence_top_pairs(m.state, %s, 2, 20) t
 			  WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) t
-		WHERE t.r OPERATOR(pg_catalog.<=) %s$q$, per_product, per_product));
+		WHERE t.r OPERATOR(pg_catalog.<=) %s
+		GROUP BY t.tenant_id, t.product_id$q$, per_product, per_product));
 END
 $$;
 
-SELECT @extschema@._define_model('pair_model',
-	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, other_id bigint NOT NULL,
-	  together bigint NOT NULL, score float8 NOT NULL, confidence float8 NOT NULL, lift float8 NOT NULL,
-	  PRIMARY KEY (tenant_id, product_id, other_id)$$,
+-- One row per product, not per pair: the 3M rows of a 10M-line shop (50
+-- pairs a product at most), their heap and their 3-column primary key
+-- (checked against the replaced rows), were most of the model's build.  A
+-- row of 50 pairs is over 2 kB: stored as it is (toast_tuple_target), not
+-- compressed nor moved out of line, which would cost every write and read.
+-- No reader filters on the arrays' elements: ANALYZE (_publish, autovacuum)
+-- samples the rows for their count and keys only (the arrays' element
+-- statistics took 0.4 s of a 1 s ANALYZE at 10M lines).
+SELECT @extschema@._define_model('pair_list_model',
+	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL,
+	  other_ids bigint[] NOT NULL, together bigint[] NOT NULL, score float8[] NOT NULL,
+	  confidence float8[] NOT NULL, lift float8[] NOT NULL,
+	  PRIMARY KEY (tenant_id, product_id)$$,
 	NULL, 30, '@extschema@._build_pair_model(bigint, boolean)',
-	'per product: its best complements (upsell.pairs_per_product, seen together in at least 2 orders, or once for a product in fewer than 20 orders) with score, confidence and lift',
+	'per product: its best complements (upsell.pairs_per_product, seen together in at least 2 orders, or once for a product in fewer than 20 orders) in rank order (score descending, then id) as arrays: other_ids, with together, score, confidence and lift at the same positions; read as one row per pair through the view pair_model',
 	'product_id');
+ALTER TABLE @extschema@.pair_list_model SET (toast_tuple_target = 8160),
+	ALTER COLUMN other_ids SET STATISTICS 0, ALTER COLUMN together SET STATISTICS 0,
+	ALTER COLUMN score SET STATISTICS 0, ALTER COLUMN confidence SET STATISTICS 0,
+	ALTER COLUMN lift SET STATISTICS 0;
+
+-- The pairs one row each, as analysts (and the readers of a product's
+-- pairs by product_id = ANY (...)) read them: 1.0's pair_model table.  The
+-- arrays are unnested in the select list, in step; conditions on tenant_id
+-- and product_id still reach the primary key.  A reader that joins it by
+-- product joins pair_list_model instead (a join condition does not reach
+-- into a view with set-returning functions: it would unnest every product).
+CREATE VIEW @extschema@.pair_model AS
+SELECT l.tenant_id, l.product_id, pg_catalog.unnest(l.other_ids) AS other_id,
+	   pg_catalog.unnest(l.together) AS together, pg_catalog.unnest(l.score) AS score,
+	   pg_catalog.unnest(l.confidence) AS confidence, pg_catalog.unnest(l.lift) AS lift
+FROM @extschema@.pair_list_model l;
+COMMENT ON VIEW @extschema@.pair_model IS
+	'per product and complement: its best complements (upsell.pairs_per_product, seen together in at least 2 orders, or once for a product in fewer than 20 orders) with score, confidence and lift (the rows of pair_list_model''s arrays)';
 
 -- ---- analysis -------------------------------------------------------------
 
@@ -423,11 +459,15 @@ BEGIN
 							  1) AS w
 			  FROM shop LEFT JOIN cart_items ci ON true
 			  GROUP BY shop.r),
+	-- (each cart item's list of pair_list_model by primary key, unnested)
 	votes AS (
-		SELECT p.other_id AS product_id, p.product_id AS driver, p.together / (ci.orders + ci.w) AS s
-		FROM @extschema@.pair_model p
-		JOIN cart_items ci ON ci.product_id = p.product_id
-		WHERE p.tenant_id = t AND p.other_id <> ALL (items)
+		SELECT p.other_id AS product_id, p.product_id AS driver, p.together / (p.orders + p.w) AS s
+		FROM (SELECT l.product_id, ci.orders, ci.w,
+					 unnest(l.other_ids) AS other_id, unnest(l.together) AS together
+			  FROM @extschema@.pair_list_model l
+			  JOIN cart_items ci ON ci.product_id = l.product_id
+			  WHERE l.tenant_id = t) p
+		WHERE p.other_id <> ALL (items)
 		UNION ALL
 		SELECT b.product_id, NULL, 0
 		FROM (SELECT m.product_id FROM @extschema@.product_model m

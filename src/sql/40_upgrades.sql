@@ -69,10 +69,7 @@ BEGIN
 						THEN pg_catalog.dense_rank() OVER (ORDER BY c.variant_group) OPERATOR(pg_catalog.-) 1 END AS g,
 				   CASE WHEN c.category IS NOT NULL
 						THEN pg_catalog.dense_rank() OVER (ORDER BY c.category) OPERATOR(pg_catalog.-) 1 END AS c
-			FROM (SELECT DISTINCT ON (c.product_id) c.product_id, c.price, c.variant_group, c.category
-				  FROM %s AS c
-				  WHERE c.tenant_id OPERATOR(pg_catalog.=) %s AND c.product_id IS NOT NULL
-				  ORDER BY c.product_id) c
+			FROM %s c
 			WHERE c.price OPERATOR(pg_catalog.>) 0),
 		products AS (
 			SELECT pg_catalog.array_agg(p.product_id) AS ids, pg_catalog.array_agg(p.g::int) AS gs,
@@ -83,7 +80,7 @@ BEGIN
 			   b.popularity, b.closeness, b.score
 		FROM products p
 		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, %L, %s, %s, %s, %s) b$q$,
-		@extschema@._catalog_source(), tenant_id, tenant_id,
+		@extschema@._catalog_products(tenant_id), tenant_id,
 		'SELECT coalesce(l.customer_id, l.order_key), l.ordered_at, l.product_id FROM '
 			|| @extschema@._tenant_lines(tenant_id, snapshot) || ' l WHERE l.product_id IS NOT NULL '
 			|| 'AND coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0 ORDER BY 1',
@@ -128,7 +125,7 @@ SELECT @extschema@._define_model('upgrade_list_model',
 	NULL, 40, '@extschema@._build_upgrade_model(bigint, boolean)',
 	'per product and kind (upgrade: pricier, downsell: cheaper): its best alternatives of the same variant group or category, up to twice or half its price, in rank order as arrays (candidate_ids, with the evidence behind their score in the arrays of the same positions); read as one row per candidate through the view upgrade_model (prices, stock and category are read from product_model)',
 	'product_id');
-SELECT @extschema@._define_side_build('upgrade_list_model', '@extschema@._upgrade_query(bigint, pg_snapshot)');
+SELECT @extschema@._define_side_build('upgrade_list_model', '@extschema@._upgrade_query(bigint, pg_snapshot)', during_count => true);
 
 -- The candidates one row each, as the serving functions, the funnel's
 -- builders and analysts read them (the shape of 1.0's upgrade_model table).
@@ -153,11 +150,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	RETURN @extschema@._publish('unit_model', tenant_id, format($q$
-		SELECT DISTINCT ON (c.product_id) $1 AS tenant_id, c.product_id, c.unit_size, c.unit_name
+		SELECT $1 AS tenant_id, c.product_id, c.unit_size, c.unit_name
 		FROM %s c
-		WHERE c.tenant_id = $1 AND c.product_id IS NOT NULL AND c.unit_size > 0
-		ORDER BY c.product_id$q$,
-		@extschema@._catalog_source()));
+		WHERE c.unit_size OPERATOR(pg_catalog.>) 0$q$,
+		@extschema@._catalog_products(tenant_id)));
 END
 $$;
 

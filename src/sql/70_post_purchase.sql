@@ -292,7 +292,7 @@ SELECT @extschema@._define_model('purchase_history_model',
 	NULL, 70, '@extschema@._build_purchase_history(bigint, boolean)',
 	'per customer, one array element per product bought (sorted by product id): distinct purchases, first and last, median gap and CV of gaps in days (NULL below 2 and 3 purchases), quantity and spend; read through the view purchase_interval_model',
 	'customer_id');
-SELECT @extschema@._define_side_build('purchase_history_model', '@extschema@._history_query(bigint, pg_snapshot)');
+SELECT @extschema@._define_side_build('purchase_history_model', '@extschema@._history_query(bigint, pg_snapshot)', during_count => true);
 
 SELECT @extschema@._define_model('product_interval_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, customers bigint NOT NULL,
@@ -521,11 +521,16 @@ BEGIN
 		SELECT o.* FROM owned o ORDER BY o.last_at DESC, o.product_id LIMIT 100),
 	evidence AS (
 		-- noisy-OR of the complement scores, each weighted by the age of the purchase
+		-- (each purchase's list of pair_list_model by primary key, its pairs
+		-- by partner: the sums add up in the order they did when the pairs
+		-- were rows of an index on (tenant, product, partner))
 		SELECT p.other_id,
 			   1 - exp(sum(ln(1 - least(o.w * p.score, 0.999999)))) AS score,
-			   array_agg(p.product_id ORDER BY o.w * p.score DESC, p.product_id) AS because
+			   array_agg(o.product_id ORDER BY o.w * p.score DESC, o.product_id) AS because
 		FROM recent o
-		JOIN @extschema@.pair_model p ON p.tenant_id = t AND p.product_id = o.product_id
+		JOIN @extschema@.pair_list_model l ON l.tenant_id = t AND l.product_id = o.product_id
+		CROSS JOIN LATERAL (SELECT u.other_id, u.score FROM unnest(l.other_ids, l.score) u(other_id, score)
+							ORDER BY u.other_id) p
 		GROUP BY p.other_id),
 	owned_categories AS (
 		SELECT DISTINCT o.category FROM recent o WHERE o.category IS NOT NULL),

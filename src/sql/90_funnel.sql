@@ -96,8 +96,8 @@ COMMENT ON FUNCTION @extschema@._merge_offers(text, bigint, bigint[], numeric, @
 
 -- The ranking runs in C (src/funnel_build.c, src/core/page_rank.c): one read
 -- each of product_model, category_model's substitutes, upgrade_model,
--- bundle_model and pair_model (in product order), each product's offers
--- ranked as soon as its pairs end.  The rule, as the SQL it replaced said it
+-- bundle_model and pair_list_model (a row of pairs per product), each
+-- product's offers ranked in product order.  The rule, as the SQL it replaced said it
 -- (the same rows): the complements of pair_model in stock that are not
 -- substitutes of the product (upsell._substitute_sql), its upgrades of
 -- upgrade_model in stock within 1.5x its price and on a ladder
@@ -228,8 +228,8 @@ BEGIN
 				   WHERE s.tenant_id = $1 AND s.substitutes
 				   GROUP BY s.category) s
 			ON s.category = m.category
-		-- the complements (src/funnel_build.c: pair_model read once in
-		-- product order, the catalog's facts from a hash table)
+		-- the complements (src/funnel_build.c: pair_list_model read once,
+		-- the catalog's facts from a hash table)
 		LEFT JOIN c ON c.product_id = m.product_id
 		LEFT JOIN (SELECT DISTINCT ON (u.tenant_id, u.product_id)
 						  u.tenant_id, u.product_id, u.candidate_id, u.score,
@@ -444,6 +444,7 @@ SELECT @extschema@._define_model('order_model',
 	'@extschema@._build_order_model(bigint, boolean)',
 	'the orders of the last 90 days (all orders without an order time): products and customer, for the post-purchase view; ordered_at and first_at: the time of its last and first line in the window',
 	'order_key');
+-- (not during the count: its window is read from the count)
 SELECT @extschema@._define_side_build('order_model', '@extschema@._order_query(bigint, pg_snapshot, bigint[])');
 
 CREATE VIEW @extschema@.post_purchase_offers AS

@@ -44,14 +44,15 @@ GRANT USAGE ON SCHEMA @extschema@ TO upsell_reader, upsell_admin;
 -- the model catalogue and every model table (serving reads them directly:
 -- the cart reads cart_model, post-purchase offers read order_model), and
 -- the views over model tables: purchase_interval_model (over
--- purchase_history_model) and upgrade_model (over upgrade_list_model)
+-- purchase_history_model), upgrade_model (over upgrade_list_model) and
+-- pair_model (over pair_list_model)
 GRANT SELECT ON @extschema@.serving_state, @extschema@.model_definitions, @extschema@.model_builds,
 	@extschema@.models, @extschema@.order_source,
 	@extschema@.product_source, @extschema@.cart_source,
 	@extschema@.stage_settings, @extschema@.offers, @extschema@.exclusions, @extschema@.thresholds,
 	@extschema@.volume_tiers, @extschema@.consumables, @extschema@.experiments,
 	@extschema@.experiment_variants, @extschema@.product_page_offers, @extschema@.post_purchase_offers,
-	@extschema@.purchase_interval_model, @extschema@.upgrade_model
+	@extschema@.purchase_interval_model, @extschema@.upgrade_model, @extschema@.pair_model
 	TO upsell_reader;
 GRANT SELECT, INSERT ON @extschema@.exposures TO upsell_reader;
 GRANT INSERT ON @extschema@.offer_events TO upsell_reader;

@@ -49,7 +49,7 @@ result() {
 # REFRESH_MS, PEAK_KB (the backend) and PEAK_ALL_KB (the backend plus its
 # workers at the same moment); the session's notices go to stderr.
 bench_refresh() {
-	local sql=$1 pidfile peakfile t0 pid sampler
+	local sql=$1 pidfile peakfile t0 pid sampler kb
 	pidfile=$(mktemp)
 	peakfile=$(mktemp)
 	t0=$(date +%s%3N)
@@ -66,7 +66,10 @@ bench_refresh() {
 			# its parallel workers, its side builds (src/side_build.c) and theirs
 			sides=$(pgrep -f "upsell side build [a-z_]+ for PID $pid( |$)" 2>/dev/null || true)
 			for w in $sides $(for p in $pid $sides; do pgrep -f "parallel worker for PID $p( |$)"; done 2>/dev/null || true); do
-				all=$((all + $(awk '/^RssAnon/ {print $2}' "/proc/$w/status" 2>/dev/null || echo 0)))
+				# (a worker that is exiting has no RssAnon line: an empty
+				# value here once ended the sampler with a syntax error)
+				kb=$(awk '/^RssAnon/ {print $2}' "/proc/$w/status" 2>/dev/null || true)
+				all=$((all + ${kb:-0}))
 			done
 			[ "${own:-0}" -gt "$peak" ] && peak=$own
 			[ "$all" -gt "$peak_all" ] && peak_all=$all

@@ -281,6 +281,59 @@ UNIT_TEST(cooc_serialization_round_trips)
 	ups_free(l.lines);
 }
 
+/* The products read from a prefix equal the full decoder's; bad input errs. */
+UNIT_TEST(cooc_items_from_a_prefix)
+{
+	CoocLines	l;
+	CoocCounts	c,
+				items;
+	size_t		size,
+				need;
+	char	   *buf;
+	uint32_t	v1 = 0x31435055;
+
+	small_lines(&l);
+	l.skipped = 3;
+	cooc_count(&l, 0, &c);
+	size = cooc_counts_serialized_size(&c);
+	buf = ups_alloc(size);
+	cooc_counts_serialize(&c, buf);
+	need = cooc_counts_items_len(buf);
+	CHECK_EQ_INT(need, COOC_COUNTS_HEADER + (size_t) c.nitems * 16);
+	CHECK(need < size);
+	CHECK(cooc_counts_deserialize_items(buf, need, size, &items) == NULL);
+	CHECK_EQ_INT(items.nitems, c.nitems);
+	CHECK_EQ_INT(items.orders, c.orders);
+	CHECK_EQ_INT(items.skipped_lines, 3);
+	CHECK_EQ_INT(items.big_orders, c.big_orders);
+	CHECK_EQ_INT(items.npairs, c.npairs);
+	CHECK(memcmp(items.item_ids, c.item_ids, (size_t) c.nitems * 8) == 0);
+	CHECK(memcmp(items.item_counts, c.item_counts, (size_t) c.nitems * 8) == 0);
+	CHECK(items.pairs == NULL);
+	cooc_counts_free(&items);
+	/* a prefix too short, a whole length that does not fit the counts */
+	CHECK(cooc_counts_deserialize_items(buf, need - 1, size, &items) != NULL);
+	CHECK(cooc_counts_deserialize_items(buf, need, size - 1, &items) != NULL);
+	CHECK(cooc_counts_deserialize_items(buf, need, size + 12, &items) != NULL);
+	CHECK(cooc_counts_deserialize_items(buf, 10, size, &items) != NULL);
+	/* products out of order */
+	{
+		int64_t		first;
+
+		memcpy(&first, buf + COOC_COUNTS_HEADER, 8);
+		memcpy(buf + COOC_COUNTS_HEADER, buf + COOC_COUNTS_HEADER + 8, 8);
+		CHECK(cooc_counts_deserialize_items(buf, need, size, &items) != NULL);
+		memcpy(buf + COOC_COUNTS_HEADER, &first, 8);
+	}
+	/* the form of version 1.0 is read whole */
+	memcpy(buf, &v1, 4);
+	CHECK_EQ_INT(cooc_counts_items_len(buf), 0);
+	CHECK(cooc_counts_deserialize_items(buf, need, size, &items) != NULL);
+	ups_free(buf);
+	free_counts(&c);
+	ups_free(l.lines);
+}
+
 /*
  * A small fuzz loop: random byte flips in a valid value must decode to an
  * error or to a value that passes validation; never crash (run under ASan by
