@@ -2,7 +2,7 @@
 # (see README.md); everything else here is ordinary PGXS.
 
 EXTENSION   = upsell
-EXTVERSION  = 1.1
+EXTVERSION  = 1.2
 MODULE_big  = upsell
 
 # Pure algorithms (no server headers) live in src/core; the fmgr layer in src.
@@ -12,15 +12,42 @@ OBJS        = $(CORE_SRCS:.c=.o) $(FMGR_SRCS:.c=.o)
 
 # The install script is assembled from one fragment per layer, in name order
 # (src/sql/NN_layer.sql), so each layer's SQL sits next to its concern.
-# Released versions are frozen as committed scripts (upsell--1.0.sql); the
-# upgrade from the last release is its migration of the kept tables
-# (src/upgrade/FROM--TO.pre.sql and .post.sql) around the new install script.
+#
+# Versions.  Every landed main that changes the SQL surface is a new minor
+# version (README, "Upgrading").  Released versions, oldest first, are frozen
+# as committed install scripts (upsell--1.0.sql, upsell--1.1.sql: exactly what
+# their release commits built, checked by test/e2e/upgrade_*.sh); EXTVERSION
+# is the version in the making, built from the fragments.
+#
+# Upgrades: one generated script from EVERY released version straight to
+# EXTVERSION (upsell--1.0--1.2.sql, upsell--1.1--1.2.sql), never a chain of
+# frozen steps.  PostgreSQL takes the shortest path, so a direct script is
+# the one used even where an older step (say upsell--1.0--1.1.sql from an
+# earlier install) is still in the extension directory.  A frozen step would
+# be fragile: it creates its version's C functions by symbol from the one
+# installed library, the new one, and fails as soon as that library lacks a
+# symbol the old version had; a generated script only names symbols of the
+# library it is built with.  Each script is
+#   src/upgrade/pre.sql       drop every member of the installed version but
+#                             its configuration tables (those it marked for
+#                             pg_dump), whatever version it is;
+#   the install script        every CREATE TABLE made IF NOT EXISTS (kept
+#                             tables exist; the others were just dropped);
+#   src/upgrade/A--B.post.sql each release step's ALTERs of the kept tables,
+#                             from FROM up to EXTVERSION, in order;
+#   src/upgrade/post.sql      what pre.sql took off the kept tables (checks
+#                             calling upsell functions, registration views),
+#                             in EXTVERSION's shape.
+# A release: commit the built upsell--X.sql (git add -f), add X to RELEASED,
+# raise EXTVERSION, start src/upgrade/X--NEXT.post.sql, name the release
+# commit in a new test/e2e/upgrade_X.sh (see test/e2e/upgrade_1_1.sh).
 SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
-UPGRADE_FROM = 1.0
+RELEASED    = 1.0 1.1
 INSTALL_SQL = $(EXTENSION)--$(EXTVERSION).sql
-UPGRADE_SQL = $(EXTENSION)--$(UPGRADE_FROM)--$(EXTVERSION).sql
+UPGRADE_SQL = $(foreach v,$(RELEASED),$(EXTENSION)--$(v)--$(EXTVERSION).sql)
+STEP_POSTS  = $(foreach v,$(RELEASED),$(wildcard src/upgrade/$(v)--*.post.sql))
 DATA_built  = $(INSTALL_SQL) $(UPGRADE_SQL)
-DATA        = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*.sql))
+DATA        = $(foreach v,$(RELEASED),$(EXTENSION)--$(v).sql)
 
 REGRESS     = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 REGRESS_OPTS = --load-extension=$(EXTENSION)
@@ -42,9 +69,17 @@ endif
 $(INSTALL_SQL): $(SQL_FRAGMENTS)
 	cat $^ > $@
 
-$(UPGRADE_SQL): src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).pre.sql $(SQL_FRAGMENTS) src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).post.sql
-	{ cat $<; cat $(SQL_FRAGMENTS) | grep -v '^.echo Use "CREATE EXTENSION'; \
-	  cat src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).post.sql; } > $@
+$(EXTENSION)--%--$(EXTVERSION).sql: src/upgrade/pre.sql $(SQL_FRAGMENTS) $(STEP_POSTS) src/upgrade/post.sql
+	( sed -e 's/@TO@/$(EXTVERSION)/g' src/upgrade/pre.sql; \
+	  cat $(SQL_FRAGMENTS) | grep -v '^.echo Use "CREATE EXTENSION' | \
+		sed -e 's/^CREATE TABLE @extschema@\./CREATE TABLE IF NOT EXISTS @extschema@./'; \
+	  from=; for v in $(RELEASED) $(EXTVERSION); do \
+		if [ -n "$$from" ]; then cat src/upgrade/$$from--$$v.post.sql || exit 1; from=$$v; \
+		elif [ "$$v" = "$*" ]; then from=$$v; fi; \
+	  done; \
+	  [ -n "$$from" ] || { echo "$*: not a released version (RELEASED = $(RELEASED))" >&2; exit 1; }; \
+	  cat src/upgrade/post.sql ) > $@.tmp || { rm -f $@.tmp; exit 1; }
+	mv $@.tmp $@
 
 # Unit tests of the pure C core: no server needed.
 UNIT_SRCS = $(sort $(wildcard test/unit/*.c))

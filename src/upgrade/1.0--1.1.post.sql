@@ -1,14 +1,11 @@
 
 -- ===========================================================================
--- Upgrade 1.0 -> 1.1, after the 1.1 install script: the kept tables brought
--- to their 1.1 shape, and what 1.0--1.1.pre.sql took off them put back
+-- Release step 1.0 -> 1.1 of the kept tables: the ALTERs that bring a 1.0
+-- configuration table to its 1.1 shape.  Part of every upgrade script from
+-- 1.0 (upsell--1.0--X.sql), after the install script and before the later
+-- steps and src/upgrade/post.sql.  Frozen with 1.1: changes after 1.1 go
+-- into the next step's script.
 -- ===========================================================================
-
--- The checks that call extension functions (dropped with 1.0's functions).
-ALTER TABLE @extschema@.experiment_variants ADD CONSTRAINT experiment_variants_offer_types_check
-	CHECK (offer_types <@ @extschema@._offer_types() AND pg_catalog.array_position(offer_types, NULL) IS NULL);
-ALTER TABLE @extschema@.offer_events ADD CONSTRAINT offer_events_offer_type_check
-	CHECK (offer_type = ANY (@extschema@._offer_types()));
 
 -- #13: money, weights and sizes of the merchant's tables bounded; NaN and
 -- Infinity (above every number) rejected, as the 1.1 tables' named CHECK
@@ -26,26 +23,6 @@ ALTER TABLE @extschema@.stage_settings
 		'$.* ? (@.type() != "number" || @ < 0 || @ > 1000)'));
 ALTER TABLE @extschema@.experiment_variants
 	ADD CONSTRAINT experiment_variants_weight_bounded CHECK (weight <= 1e12);
-
--- The registration views over the shop's tables, made by 1.1's registration.
--- Made in this script they would become members of the extension, which
--- pg_dump leaves out; they are the shop's, as when registration made them.
-DO $upgrade$
-BEGIN
-	IF EXISTS (SELECT FROM @extschema@.order_source) THEN
-		PERFORM @extschema@._sync_view('order_lines');
-		ALTER EXTENSION upsell DROP VIEW @extschema@.order_lines;
-	END IF;
-	IF EXISTS (SELECT FROM @extschema@.product_source) THEN
-		PERFORM @extschema@._sync_view('catalog');
-		ALTER EXTENSION upsell DROP VIEW @extschema@.catalog;
-	END IF;
-	IF EXISTS (SELECT FROM @extschema@.cart_source) THEN
-		PERFORM @extschema@._sync_view('carts');
-		ALTER EXTENSION upsell DROP VIEW @extschema@.carts;
-	END IF;
-END
-$upgrade$;
 
 -- Changes of 1.1 to the kept tables, one block each, appended below.
 

@@ -1,18 +1,23 @@
-\echo Use "ALTER EXTENSION upsell UPDATE TO '1.1'" to load this file. \quit
+\echo Use "ALTER EXTENSION upsell UPDATE TO '@TO@'" to load this file. \quit
 
 -- ===========================================================================
--- Upgrade 1.0 -> 1.1, before the 1.1 install script runs
+-- Upgrade from any released version to @TO@, before the @TO@ install script
 -- ===========================================================================
 --
--- What an upgrade keeps is the merchant's configuration: the tables that
--- 1.0 marked for pg_dump (registrations, merchant rules, experiments and
--- their events), with their rows, identity positions, indexes and
--- constraints.  Everything else of 1.0 is code or derived data -- functions,
--- aggregates, types, views, the model tables -- and is dropped here, so that
--- the 1.1 install script that follows creates it exactly as a fresh install
--- does (it creates the kept tables IF NOT EXISTS), and 1.0--1.1.post.sql
--- then brings the kept tables to their 1.1 shape by ALTER.  The models are
--- derived from the orders: the next refresh rebuilds them.
+-- The same for every released version (the Makefile puts it at the head of
+-- each upsell--FROM--@TO@.sql).  What an upgrade keeps is the merchant's
+-- configuration: the tables the installed version marked for pg_dump
+-- (pg_extension.extconfig: registrations, merchant rules, experiments and
+-- their events, ...), with their rows, identity positions, indexes and
+-- constraints.  Everything else of the installed version is code or derived
+-- data -- functions, aggregates, types, views, the model tables -- and is
+-- dropped here, so that the @TO@ install script that follows creates it
+-- exactly as a fresh install does (every CREATE TABLE of it is made IF NOT
+-- EXISTS in the upgrade script, so the kept tables stay as they are), and
+-- the release steps' post scripts (src/upgrade/A--B.post.sql) then bring the
+-- kept tables to their @TO@ shape by ALTER, and src/upgrade/post.sql puts
+-- back what is taken off them here.  The models are derived from the orders:
+-- the next refresh rebuilds them.
 --
 -- Nothing is dropped with CASCADE where a user's object could be on the
 -- other end: a view of the user's over an upsell function makes the upgrade
@@ -21,10 +26,6 @@
 DO $upgrade$
 DECLARE
 	ext oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'upsell');
-	kept text[] := ARRAY['order_source', 'product_source', 'exclusions', 'volume_tiers',
-						 'thresholds', 'consumables', 'cart_source', 'experiments',
-						 'experiment_variants', 'exposures', 'offer_events', 'offers',
-						 'stage_settings'];
 	kept_oids oid[];
 	r record;
 	drops text[];
@@ -33,14 +34,15 @@ DECLARE
 	progress boolean;
 	last_error text;
 BEGIN
-	SELECT pg_catalog.array_agg(c.oid) INTO kept_oids
-	FROM pg_catalog.pg_class c
-	WHERE c.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::regnamespace
-	  AND c.relname OPERATOR(pg_catalog.=) ANY (kept);
+	-- the installed version's configuration tables (and sequences)
+	SELECT e.extconfig INTO kept_oids FROM pg_catalog.pg_extension e WHERE e.oid OPERATOR(pg_catalog.=) ext;
+	IF kept_oids IS NULL THEN
+		kept_oids := '{}';
+	END IF;
 
-	-- The kept tables' ties to 1.0's code: triggers (the 1.1 script creates
-	-- its own), and constraints and defaults calling an extension function
-	-- (1.0--1.1.post.sql adds 1.1's).
+	-- The kept tables' ties to the installed version's code: triggers (the
+	-- install script creates its own), and constraints and defaults calling
+	-- an extension function (src/upgrade/post.sql adds the new version's).
 	FOR r IN
 		SELECT t.tgname, t.tgrelid::regclass AS rel
 		FROM pg_catalog.pg_trigger t
@@ -78,11 +80,11 @@ BEGIN
 	END LOOP;
 
 	-- The views registration made over the shop's tables are not members of
-	-- the extension but use its functions (upsell.order_key); the 1.1
-	-- registration functions make them anew (1.0--1.1.post.sql).
+	-- the extension but use its functions (upsell.order_key); the new
+	-- registration functions make them anew (src/upgrade/post.sql).
 	DROP VIEW IF EXISTS @extschema@.order_lines, @extschema@.catalog, @extschema@.carts;
 
-	-- Every other member of 1.0, in passes: whatever still has dependents
+	-- Every other member of the installed version, in passes: whatever still has dependents
 	-- waits for a later pass, so no CASCADE is needed for members that
 	-- depend on each other.  Base types are the exception: a type and its
 	-- input/output functions depend on each other, so a type goes with
@@ -135,7 +137,7 @@ BEGIN
 			END;
 		END LOOP;
 		IF NOT progress THEN
-			RAISE EXCEPTION 'upsell 1.0 cannot be upgraded while objects outside the extension depend on it'
+			RAISE EXCEPTION 'upsell cannot be upgraded while objects outside the extension depend on it'
 				USING ERRCODE = 'dependent_objects_still_exist', DETAIL = last_error,
 					  HINT = 'Drop (and later recreate) the dependent objects, then run ALTER EXTENSION upsell UPDATE again.';
 		END IF;
