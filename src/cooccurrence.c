@@ -905,24 +905,17 @@ upsell_cooccurrence_pairs(PG_FUNCTION_ARGS)
 }
 
 /*
- * top_pairs(state, per_product, min_count, rare_orders): for each product,
- * its best per_product complements by score, ties broken by product id,
- * among the pairs seen in min_count orders or more (any pair, for a product
- * in fewer than rare_orders orders).  This is the serving model: a cart
- * lookup reads at most per_product rows per item.  The core keeps a bounded
- * heap per product, so memory follows the output, not the number of pairs.
+ * The arguments (state, per_product, min_count, rare_orders) of top_pairs
+ * and _cooccurrence_top_lists checked, the result set begun, the counts
+ * read into c, and each product's best pairs ranked by the core (*n of
+ * them, product by product).
  */
-Datum
-upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
+static CoocTop *
+top_pairs_of_args(FunctionCallInfo fcinfo, CoocCounts *c, size_t *n)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int32		per_product = PG_GETARG_INT32(1);
 	int32		min_count = PG_GETARG_INT32(2);
 	int64		rare_orders = PG_GETARG_INT64(3);
-	CoocCounts	c;
-	CoocTop    *top;
-	size_t		n,
-				i;
 
 	if (per_product < 1)
 		ereport(ERROR,
@@ -934,8 +927,28 @@ upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rare_orders must not be negative: " INT64_FORMAT, rare_orders)));
 	InitMaterializedSRF(fcinfo, 0);
-	PG_GETARG_COUNTS(0, &c);
-	top = cooc_top_pairs_rare(&c, per_product, min_count, rare_orders, &n);
+	PG_GETARG_COUNTS(0, c);
+	return cooc_top_pairs_rare(c, per_product, min_count, rare_orders, n);
+}
+
+/*
+ * top_pairs(state, per_product, min_count, rare_orders): for each product,
+ * its best per_product complements by score, ties broken by product id,
+ * among the pairs seen in min_count orders or more (any pair, for a product
+ * in fewer than rare_orders orders).  This is the serving model: a cart
+ * lookup reads at most per_product rows per item.  The core keeps a bounded
+ * heap per product, so memory follows the output, not the number of pairs.
+ */
+Datum
+upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	CoocCounts	c;
+	CoocTop    *top;
+	size_t		n,
+				i;
+
+	top = top_pairs_of_args(fcinfo, &c, &n);
 	for (i = 0; i < n; i++)
 	{
 		CoocMetrics m;
@@ -971,8 +984,6 @@ upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int32		per_product = PG_GETARG_INT32(1);
-	int32		min_count = PG_GETARG_INT32(2);
-	int64		rare_orders = PG_GETARG_INT64(3);
 	CoocCounts	c;
 	CoocTop    *top;
 	size_t		n,
@@ -986,18 +997,7 @@ upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
 	MemoryContext rowctx,
 				old;
 
-	if (per_product < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("per_product must be positive: %d", per_product)));
-	check_thresholds(min_count, 0, 0);
-	if (rare_orders < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("rare_orders must not be negative: " INT64_FORMAT, rare_orders)));
-	InitMaterializedSRF(fcinfo, 0);
-	PG_GETARG_COUNTS(0, &c);
-	top = cooc_top_pairs_rare(&c, per_product, min_count, rare_orders, &n);
+	top = top_pairs_of_args(fcinfo, &c, &n);
 	others = palloc(per_product * sizeof(Datum));
 	together = palloc(per_product * sizeof(Datum));
 	score = palloc(per_product * sizeof(Datum));

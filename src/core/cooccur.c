@@ -1666,15 +1666,17 @@ deserialize_v1(const char *buf, size_t len, CoocCounts *c)
 	return NULL;
 }
 
+/*
+ * The header and the products of the current form, for a value of len
+ * bytes of which buf holds at least the header and the products: checks
+ * the header's counts against len, and copies the products.  *end: just
+ * past the products in buf.
+ */
 static const char *
-deserialize_v2(const char *buf, size_t len, bool borrow, CoocCounts *c)
+read_header_and_items(const char *buf, size_t len, CoocCounts *c, const char **end)
 {
 	uint64_t	npairs;
-	size_t		i,
-				fixed;
-	uint32_t	a;
-	const char *error;
-	const char *pairs;
+	size_t		fixed;
 
 	buf += 4;
 	GET(buf, c->nitems);
@@ -1689,13 +1691,27 @@ deserialize_v2(const char *buf, size_t len, bool borrow, CoocCounts *c)
 	c->npairs = npairs;
 	c->item_ids = ups_alloc(((size_t) c->nitems + 1) * 8);
 	c->item_counts = ups_alloc(((size_t) c->nitems + 1) * 8);
-	c->row = ups_alloc(((size_t) c->nitems + 1) * sizeof(size_t));
 	memcpy(c->item_ids, buf, (size_t) c->nitems * 8);
 	buf += (size_t) c->nitems * 8;
 	memcpy(c->item_counts, buf, (size_t) c->nitems * 8);
 	buf += (size_t) c->nitems * 8;
-	if ((error = check_items(c)) != NULL)
+	*end = buf;
+	return check_items(c);
+}
+
+static const char *
+deserialize_v2(const char *buf, size_t len, bool borrow, CoocCounts *c)
+{
+	uint64_t	npairs;
+	size_t		i;
+	uint32_t	a;
+	const char *error;
+	const char *pairs;
+
+	if ((error = read_header_and_items(buf, len, c, &buf)) != NULL)
 		return error;
+	npairs = c->npairs;
+	c->row = ups_alloc(((size_t) c->nitems + 1) * sizeof(size_t));
 	pairs = buf;
 	buf += npairs * sizeof(CoocEntry);
 	c->row[0] = 0;
@@ -1747,35 +1763,17 @@ cooc_counts_items_len(const char *header)
 const char *
 cooc_counts_deserialize_items(const char *buf, size_t prefix_len, size_t len, CoocCounts *c)
 {
-	uint32_t	magic;
-	uint64_t	npairs;
-	size_t		fixed;
 	const char *error;
+	const char *end;
 
 	memset(c, 0, sizeof(*c));
 	if (prefix_len < COUNTS_HEADER || prefix_len > len)
 		return "truncated header";
-	GET(buf, magic);
-	if (magic != COUNTS_MAGIC)
+	if (cooc_counts_items_len(buf) == 0)
 		return "bad magic number";
-	GET(buf, c->nitems);
-	GET(buf, c->orders);
-	GET(buf, c->skipped_lines);
-	GET(buf, c->big_orders);
-	GET(buf, npairs);
-	fixed = COUNTS_HEADER + (size_t) c->nitems * 20;
-	if (fixed > len || npairs > (len - fixed) / sizeof(CoocEntry) ||
-		len != fixed + npairs * sizeof(CoocEntry))
-		return "item or pair count does not match the length";
-	if (prefix_len < COUNTS_HEADER + (size_t) c->nitems * 16)
+	if (prefix_len < cooc_counts_items_len(buf))
 		return "truncated products";
-	c->npairs = npairs;
-	c->item_ids = ups_alloc(((size_t) c->nitems + 1) * 8);
-	c->item_counts = ups_alloc(((size_t) c->nitems + 1) * 8);
-	memcpy(c->item_ids, buf, (size_t) c->nitems * 8);
-	buf += (size_t) c->nitems * 8;
-	memcpy(c->item_counts, buf, (size_t) c->nitems * 8);
-	if ((error = check_items(c)) != NULL)
+	if ((error = read_header_and_items(buf, len, c, &end)) != NULL)
 	{
 		cooc_counts_free(c);
 		return error;
