@@ -554,6 +554,7 @@ AS $$
 DECLARE
 	workers int := coalesce(current_setting('upsell.refresh_workers', true)::int, 0);
 	free int;
+	known text[];
 	snap pg_snapshot;
 	m record;
 	query text;
@@ -562,7 +563,8 @@ BEGIN
 	IF workers <= 0 OR @extschema@._models_distributed() OR @extschema@._incremental(tenant_id) THEN
 		RETURN 0;
 	END IF;
-	free := workers - (SELECT count(*) FROM @extschema@._side_builds() b WHERE b.computing);
+	SELECT workers - count(*) FILTER (WHERE b.computing), coalesce(array_agg(b.name), '{}')
+	INTO free, known FROM @extschema@._side_builds() b;
 	IF free <= 0 THEN
 		RETURN 0;
 	END IF;
@@ -572,7 +574,7 @@ BEGIN
 		WHERE d.side_query IS NOT NULL AND d.build_order > after
 		  AND (d.side_during_count OR after >= (SELECT c.build_order FROM @extschema@.model_definitions c
 												 WHERE c.model = 'cooccurrence_chunks'))
-		  AND d.model::text <> ALL (ARRAY(SELECT b.name FROM @extschema@._side_builds() b))
+		  AND d.model::text <> ALL (known)
 		ORDER BY d.build_order LIMIT free
 	LOOP
 		EXECUTE format('SELECT %s($1, $2)', m.side_query::regprocedure::regproc) INTO query USING tenant_id, snap;
@@ -604,6 +606,9 @@ DECLARE
 	cpu0 float8;
 	side boolean;
 	built jsonb := '{}';
+	-- the model that fixes the snapshot of the tenant's lines
+	snapshot_order int := (SELECT d.build_order FROM @extschema@.model_definitions d
+						   WHERE d.model = 'source_state');
 BEGIN
 	IF @extschema@._models_distributed() THEN
 		-- on the tenant's worker: a builder's function (C, or a query text)
@@ -624,8 +629,7 @@ BEGIN
 		RAISE NOTICE 'upsell: tenant %: built % (% rows) in % ms%', tenant_id, m.model, coalesce(n, 0),
 			round(1000 * extract(epoch FROM clock_timestamp() - t0)),
 			CASE WHEN side THEN ', its rows computed by a background worker' ELSE '' END;
-		IF m.build_order >= (SELECT d.build_order FROM @extschema@.model_definitions d
-							 WHERE d.model = 'source_state') THEN
+		IF m.build_order >= snapshot_order THEN
 			-- once source_state has fixed the snapshot of the tenant's
 			-- lines: side builds of the models still to build, while fewer
 			-- than upsell.refresh_workers are computing
