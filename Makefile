@@ -33,8 +33,10 @@ OBJS        = $(CORE_SRCS:.c=.o) $(FMGR_SRCS:.c=.o)
 #   src/upgrade/pre.sql       drop every member of the installed version but
 #                             its configuration tables (those it marked for
 #                             pg_dump), whatever version it is;
-#   the install script        every CREATE TABLE made IF NOT EXISTS (kept
-#                             tables exist; the others were just dropped);
+#   the install script        as it is: it creates every configuration table
+#                             and its indexes IF NOT EXISTS (checked below),
+#                             so the kept tables stay; the others were just
+#                             dropped;
 #   src/upgrade/A--B.post.sql each release step's ALTERs of the kept tables,
 #                             from FROM up to EXTVERSION, in order;
 #   src/upgrade/post.sql      what pre.sql took off the kept tables (checks
@@ -68,13 +70,24 @@ all install installcheck:
 	@echo "$(PG_CONFIG) not found: set PG_CONFIG=/path/to/pg_config, or run 'make deps' (Debian)" >&2; exit 1
 endif
 
+# A configuration table (one the install script marks for pg_dump with
+# pg_extension_config_dump) is kept by an upgrade, and the install script
+# then runs around it: the table and its indexes must be created IF NOT
+# EXISTS (named), or the build stops.
 $(INSTALL_SQL): $(SQL_FRAGMENTS)
-	cat $^ > $@
+	cat $^ > $@.tmp
+	@for t in $$(sed -n "s/.*pg_extension_config_dump('@extschema@\.\([a-z0-9_]*\)'.*/\1/p" $@.tmp); do \
+		grep -q "^CREATE TABLE IF NOT EXISTS @extschema@\.$$t (" $@.tmp || \
+			{ echo "$@: configuration table $$t is not created IF NOT EXISTS" >&2; rm -f $@.tmp; exit 1; }; \
+		if grep -E "^CREATE (UNIQUE )?INDEX .*ON @extschema@\.$$t[ (]" $@.tmp | grep -v "INDEX IF NOT EXISTS [a-z0-9_]* ON" >&2; then \
+			echo "$@: an index of configuration table $$t is not created IF NOT EXISTS with a name" >&2; rm -f $@.tmp; exit 1; \
+		fi; \
+	done
+	mv $@.tmp $@
 
-$(EXTENSION)--%--$(EXTVERSION).sql: src/upgrade/pre.sql $(SQL_FRAGMENTS) $(STEP_POSTS) src/upgrade/post.sql
+$(EXTENSION)--%--$(EXTVERSION).sql: src/upgrade/pre.sql $(INSTALL_SQL) $(STEP_POSTS) src/upgrade/post.sql
 	( sed -e 's/@TO@/$(EXTVERSION)/g' src/upgrade/pre.sql; \
-	  cat $(SQL_FRAGMENTS) | grep -v '^.echo Use "CREATE EXTENSION' | \
-		sed -e 's/^CREATE TABLE @extschema@\./CREATE TABLE IF NOT EXISTS @extschema@./'; \
+	  grep -v '^.echo Use "CREATE EXTENSION' $(INSTALL_SQL); \
 	  from=; for v in $(RELEASED) $(EXTVERSION); do \
 		if [ -n "$$from" ]; then cat src/upgrade/$$from--$$v.post.sql || exit 1; from=$$v; \
 		elif [ "$$v" = "$*" ]; then from=$$v; fi; \

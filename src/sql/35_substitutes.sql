@@ -18,7 +18,7 @@
 -- offer a substitute of a context item; upgrades, downsells and quantity
 -- steps are the tactics that offer "another one of these".
 
-CREATE TABLE @extschema@.category_substitutes (
+CREATE TABLE IF NOT EXISTS @extschema@.category_substitutes (
 	tenant_id	bigint NOT NULL DEFAULT 0,
 	category	text NOT NULL,
 	other_category text NOT NULL,

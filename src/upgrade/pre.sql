@@ -12,11 +12,11 @@
 -- constraints.  Everything else of the installed version is code or derived
 -- data -- functions, aggregates, types, views, the model tables -- and is
 -- dropped here, so that the @TO@ install script that follows creates it
--- exactly as a fresh install does (every CREATE TABLE of it is made IF NOT
--- EXISTS in the upgrade script, so the kept tables stay as they are), and
--- the release steps' post scripts (src/upgrade/A--B.post.sql) then bring the
--- kept tables to their @TO@ shape by ALTER, and src/upgrade/post.sql puts
--- back what is taken off them here.  The models are derived from the orders:
+-- exactly as a fresh install does (it creates every configuration table and
+-- its indexes IF NOT EXISTS, which the Makefile checks, so the kept tables
+-- stay as they are), and the release steps' post scripts
+-- (src/upgrade/A--B.post.sql) then bring the kept tables to their @TO@ shape
+-- by ALTER, and src/upgrade/post.sql puts back what is taken off them here.  The models are derived from the orders:
 -- the next refresh rebuilds them.
 --
 -- Nothing is dropped with CASCADE where a user's object could be on the
