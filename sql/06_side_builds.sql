@@ -59,7 +59,7 @@ FROM (SELECT x.model, count(*) AS n
 	  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
 			UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
 	  GROUP BY x.model) d;
-SELECT model, side_during_count FROM upsell.model_definitions WHERE side_query IS NOT NULL ORDER BY build_order;
+SELECT model, side_during_count, side_incremental FROM upsell.model_definitions WHERE side_query IS NOT NULL ORDER BY build_order;
 RESET upsell.refresh_workers;
 
 -- 2. the worker: rows streamed through the queue (more than it holds),

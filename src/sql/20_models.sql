@@ -56,7 +56,8 @@ CREATE TABLE @extschema@.model_definitions (
 	description	text NOT NULL,
 	scope_column name,				-- the column a partial publish (_publish with a scope) selects by
 	side_query	text,				-- a regprocedure's text: (tenant_id bigint, snapshot pg_snapshot) -> the query of a side build of the model
-	side_during_count boolean NOT NULL DEFAULT false	-- the side build may compute while the count runs
+	side_during_count boolean NOT NULL DEFAULT false,	-- the side build may compute while the count runs
+	side_incremental boolean NOT NULL DEFAULT false	-- the builder rebuilds in full in an incremental refresh too, so its side build runs then too
 );
 COMMENT ON TABLE @extschema@.model_definitions IS
 	'the models refresh builds, in build_order: table, builder function (tenant_id bigint, incremental boolean), the column a partial refresh of a tenant replaces rows by, and the function giving the query of a side build (rows a background worker computes; _define_side_build)';
@@ -526,13 +527,19 @@ COMMENT ON FUNCTION @extschema@._side_builds() IS
 -- bounded by work_mem), so it may compute while the count, the refresh's
 -- largest build in memory, runs (the counting leader keeps one core busy
 -- and its parallel workers only scan: the other core is mostly free).
-CREATE FUNCTION @extschema@._define_side_build(model name, query_fn text, during_count boolean DEFAULT false)
+-- incremental: the builder rebuilds the model in full in an incremental
+-- refresh too (its rows do not add up from the new lines), so the side build
+-- runs then too; a builder that folds the new lines in reads what its
+-- transaction wrote (pg_temp.upsell_new_lines), which no worker sees.
+CREATE FUNCTION @extschema@._define_side_build(model name, query_fn text, during_count boolean DEFAULT false,
+	incremental boolean DEFAULT false)
 RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	UPDATE @extschema@.model_definitions d
-	SET side_query = query_fn::regprocedure::text, side_during_count = during_count
+	SET side_query = query_fn::regprocedure::text, side_during_count = during_count,
+		side_incremental = _define_side_build.incremental
 	WHERE d.model OPERATOR(pg_catalog.=) _define_side_build.model;
 END;
 
@@ -544,8 +551,8 @@ END;
 -- computing.  So on a 2-core machine the refreshing backend and
 -- the workers share the cores until the end, rather than the workers
 -- finishing early and the backend building the rest alone.  On a single
--- node, for a full build only (an incremental one reads what this
--- transaction wrote before).  Returns how many started.
+-- node; in an incremental build only those of the models rebuilt in full
+-- then too (_define_side_build's incremental).  Returns how many started.
 CREATE FUNCTION @extschema@._side_builds_start(tenant_id bigint, after int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE
@@ -556,13 +563,15 @@ DECLARE
 	free int;
 	known text[];
 	snap pg_snapshot;
+	inc boolean;
 	m record;
 	query text;
 	started int := 0;
 BEGIN
-	IF workers <= 0 OR @extschema@._models_distributed() OR @extschema@._incremental(tenant_id) THEN
+	IF workers <= 0 OR @extschema@._models_distributed() THEN
 		RETURN 0;
 	END IF;
+	inc := @extschema@._incremental(tenant_id);
 	SELECT workers - count(*) FILTER (WHERE b.computing), coalesce(array_agg(b.name), '{}')
 	INTO free, known FROM @extschema@._side_builds() b;
 	IF free <= 0 THEN
@@ -572,6 +581,7 @@ BEGIN
 	FOR m IN
 		SELECT d.model, d.side_query FROM @extschema@.model_definitions d
 		WHERE d.side_query IS NOT NULL AND d.build_order > after
+		  AND (d.side_incremental OR NOT inc)
 		  AND (d.side_during_count OR after >= (SELECT c.build_order FROM @extschema@.model_definitions c
 												 WHERE c.model = 'cooccurrence_chunks'))
 		  AND d.model::text <> ALL (known)

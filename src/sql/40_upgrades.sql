@@ -125,7 +125,8 @@ SELECT @extschema@._define_model('upgrade_list_model',
 	NULL, 40, '@extschema@._build_upgrade_model(bigint, boolean)',
 	'per product and kind (upgrade: pricier, downsell: cheaper): its best alternatives of the same variant group or category, up to twice or half its price, in rank order as arrays (candidate_ids, with the evidence behind their score in the arrays of the same positions); read as one row per candidate through the view upgrade_model (prices, stock and category are read from product_model)',
 	'product_id');
-SELECT @extschema@._define_side_build('upgrade_list_model', '@extschema@._upgrade_query(bigint, pg_snapshot)', during_count => true);
+SELECT @extschema@._define_side_build('upgrade_list_model', '@extschema@._upgrade_query(bigint, pg_snapshot)', during_count => true,
+	incremental => true);
 
 -- The candidates one row each, as the serving functions, the funnel's
 -- builders and analysts read them (the shape of 1.0's upgrade_model table).

@@ -186,7 +186,8 @@ SELECT @extschema@._define_model('bundle_model',
 	NULL, 60, '@extschema@._build_bundle_model(bigint, boolean)',
 	'per product: its best bundles (2 or 3 products bought together in at least upsell.bundle_min_count orders, lift > 1) by lift, then order count',
 	'product_id');
-SELECT @extschema@._define_side_build('bundle_model', '@extschema@._bundle_query(bigint, pg_snapshot, int)');
+SELECT @extschema@._define_side_build('bundle_model', '@extschema@._bundle_query(bigint, pg_snapshot, int)',
+	incremental => true);
 
 -- ---- serving ----------------------------------------------------------------
 
