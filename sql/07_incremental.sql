@@ -80,8 +80,9 @@ SELECT model, row_count > 0 AS has_rows FROM upsell.models ORDER BY build_order;
 INSERT INTO inc.lines SELECT * FROM superstore.order_lines
 WHERE ordered_at >= '2022-07-01' AND ordered_at < '2022-10-01';
 CALL upsell.refresh(incremental => true);
--- the models rebuilt in full even now were computed by background workers
--- (side builds), those folded in from the new lines by the refresh itself
+-- background workers (side builds) computed the upgrade lists and bundles
+-- (rebuilt in full even now) and the purchase histories of the customers
+-- with new lines; the refresh itself folded the new orders into order_model
 SELECT mode FROM upsell.source_state WHERE tenant_id = 0;
 SELECT model FROM upsell.models WHERE side_build ORDER BY build_order;
 SELECT pg_temp.save_models();

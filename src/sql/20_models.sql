@@ -57,7 +57,7 @@ CREATE TABLE @extschema@.model_definitions (
 	scope_column name,				-- the column a partial publish (_publish with a scope) selects by
 	side_query	text,				-- a regprocedure's text: (tenant_id bigint, snapshot pg_snapshot) -> the query of a side build of the model
 	side_during_count boolean NOT NULL DEFAULT false,	-- the side build may compute while the count runs
-	side_incremental boolean NOT NULL DEFAULT false	-- the builder rebuilds in full in an incremental refresh too, so its side build runs then too
+	side_incremental boolean NOT NULL DEFAULT false	-- the side build runs in an incremental build too (its query is then the one that build needs)
 );
 COMMENT ON TABLE @extschema@.model_definitions IS
 	'the models refresh builds, in build_order: table, builder function (tenant_id bigint, incremental boolean), the column a partial refresh of a tenant replaces rows by, and the function giving the query of a side build (rows a background worker computes; _define_side_build)';
@@ -527,10 +527,11 @@ COMMENT ON FUNCTION @extschema@._side_builds() IS
 -- bounded by work_mem), so it may compute while the count, the refresh's
 -- largest build in memory, runs (the counting leader keeps one core busy
 -- and its parallel workers only scan: the other core is mostly free).
--- incremental: the builder rebuilds the model in full in an incremental
--- refresh too (its rows do not add up from the new lines), so the side build
--- runs then too; a builder that folds the new lines in reads what its
--- transaction wrote (pg_temp.upsell_new_lines), which no worker sees.
+-- incremental: the side build runs in an incremental build too, because
+-- the builder rebuilds the model in full then as well (its rows do not add
+-- up from the new lines), or because query_fn, which runs in the refresh,
+-- writes what the build needs of the new lines into the query (a worker
+-- cannot read pg_temp.upsell_new_lines).
 CREATE FUNCTION @extschema@._define_side_build(model name, query_fn text, during_count boolean DEFAULT false,
 	incremental boolean DEFAULT false)
 RETURNS void
@@ -551,8 +552,8 @@ END;
 -- computing.  So on a 2-core machine the refreshing backend and
 -- the workers share the cores until the end, rather than the workers
 -- finishing early and the backend building the rest alone.  On a single
--- node; in an incremental build only those of the models rebuilt in full
--- then too (_define_side_build's incremental).  Returns how many started.
+-- node; in an incremental build only those declared for it
+-- (_define_side_build's incremental).  Returns how many started.
 CREATE FUNCTION @extschema@._side_builds_start(tenant_id bigint, after int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE

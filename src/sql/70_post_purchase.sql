@@ -156,15 +156,43 @@ RETURN 'SELECT l.tenant_id, l.customer_id, l.product_id, l.ordered_at, l.quantit
 	|| 'WHERE l.customer_id IS NOT NULL AND l.product_id IS NOT NULL AND l.ordered_at IS NOT NULL '
 	|| 'AND l.quantity OPERATOR(pg_catalog.>) 0 AND (' || filter || ') ORDER BY l.tenant_id, l.customer_id';
 
--- The pass of purchase_history_model over all of a tenant's lines, as of its
+-- The customers whose purchase histories an incremental build of the
+-- tenant recomputes: those with new lines that count (the new lines are
+-- the tenant's refresh's pg_temp.upsell_new_lines, _build_source_state).
+CREATE FUNCTION @extschema@._history_customers()
+RETURNS bigint[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN ARRAY(SELECT DISTINCT n.customer_id FROM pg_temp.upsell_new_lines n
+				 WHERE n.customer_id IS NOT NULL AND n.product_id IS NOT NULL
+				   AND n.ordered_at IS NOT NULL AND n.quantity > 0
+				 ORDER BY 1);
+END
+$$;
+
+-- The pass of purchase_history_model over a tenant's lines, as of its
 -- refresh snapshot or the snapshot given (a side build, _define_side_build):
--- a row per customer, then a row per product.
+-- a row per customer, then a row per product.  All the tenant's customers,
+-- or in an incremental build those with new lines (_history_customers),
+-- written into the text: a side build's worker cannot read the new lines'
+-- temporary table.
 CREATE FUNCTION @extschema@._history_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL)
 RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-RETURN 'SELECT * FROM @extschema@._purchase_history('
-	|| pg_catalog.quote_literal(@extschema@._history_lines_query(tenant_id, 'true', snapshot)) || ')';
+AS $$
+BEGIN
+	RETURN 'SELECT * FROM @extschema@._purchase_history('
+		|| quote_literal(@extschema@._history_lines_query(tenant_id,
+			CASE WHEN @extschema@._incremental(tenant_id)
+				 THEN format('l.customer_id OPERATOR(pg_catalog.=) ANY (%L::bigint[])',
+							 @extschema@._history_customers())
+				 ELSE 'true' END,
+			snapshot)) || ')';
+END
+$$;
 
 -- Fills purchase_history_model for one tenant: every customer, or in an
 -- incremental refresh only the customers with new lines (their rows are
@@ -193,32 +221,29 @@ BEGIN
 		SELECT * FROM @extschema@._purchase_history('') WITH NO DATA;
 	CREATE TEMP TABLE upsell_history_old (product_id bigint, purchases int, median_gap_days float8, cv float8) ON COMMIT DROP;
 	IF inc THEN
-		customers := ARRAY(SELECT DISTINCT n.customer_id FROM pg_temp.upsell_new_lines n
-						   WHERE n.customer_id IS NOT NULL AND n.product_id IS NOT NULL
-							 AND n.ordered_at IS NOT NULL AND n.quantity > 0
-						   ORDER BY 1);
+		customers := @extschema@._history_customers();
 		-- what those customers contributed to the product statistics so far
 		INSERT INTO pg_temp.upsell_history_old
 		SELECT u.product_id, u.purchases, u.median_gap_days, u.cv
 		FROM @extschema@.purchase_history_model h,
 			 unnest(h.product_ids, h.purchases, h.median_gap_days, h.cv) u(product_id, purchases, median_gap_days, cv)
 		WHERE h.tenant_id = t AND h.customer_id = ANY (customers);
-		INSERT INTO pg_temp.upsell_history_pass
-		SELECT * FROM @extschema@._purchase_history(@extschema@._history_lines_query(t,
-			format('l.customer_id OPERATOR(pg_catalog.=) ANY (%L::bigint[])', customers)));
+	END IF;
+	-- the pass (of those customers only, incrementally): computed by a side
+	-- build (_define_side_build), or here
+	-- (EXECUTE: the temporary table and its row type are new at every build)
+	IF @extschema@._side_ready('purchase_history_model') THEN
+		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass SELECT * FROM '
+			'@extschema@._side_rows(''purchase_history_model'', NULL::pg_temp.upsell_history_pass)';
+	ELSE
+		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass ' || @extschema@._history_query(t);
+	END IF;
+	IF inc THEN
 		PERFORM @extschema@._publish('purchase_history_model', t,
 			'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
 			'quantity, spend FROM pg_temp.upsell_history_pass WHERE product_id IS NULL', customers);
 		SELECT count(*) INTO n FROM @extschema@.purchase_history_model h WHERE h.tenant_id = t;
 		RETURN n;
-	END IF;
-	IF @extschema@._side_ready('purchase_history_model') THEN
-		-- computed by a side build (_define_side_build)
-		-- (EXECUTE: the temporary table and its row type are new at every build)
-		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass SELECT * FROM '
-			'@extschema@._side_rows(''purchase_history_model'', NULL::pg_temp.upsell_history_pass)';
-	ELSE
-		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass ' || @extschema@._history_query(t);
 	END IF;
 	RETURN @extschema@._publish('purchase_history_model', t,
 		'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
@@ -292,7 +317,8 @@ SELECT @extschema@._define_model('purchase_history_model',
 	NULL, 70, '@extschema@._build_purchase_history(bigint, boolean)',
 	'per customer, one array element per product bought (sorted by product id): distinct purchases, first and last, median gap and CV of gaps in days (NULL below 2 and 3 purchases), quantity and spend; read through the view purchase_interval_model',
 	'customer_id');
-SELECT @extschema@._define_side_build('purchase_history_model', '@extschema@._history_query(bigint, pg_snapshot)', during_count => true);
+SELECT @extschema@._define_side_build('purchase_history_model', '@extschema@._history_query(bigint, pg_snapshot)', during_count => true,
+	incremental => true);
 -- As pair_list_model: a customer's row over 2 kB (3% of them at 10M lines)
 -- is stored as it is, not compressed at every refresh; readers look
 -- customers up by key, never by an element, so ANALYZE takes no element
