@@ -16,12 +16,7 @@ if [ -z "$DATA" ]; then
 fi
 CASES=${EVAL_CASES:-2000}
 
-# dataset name, the file under DATA (first one found), the raw table's columns and COPY options
-find_file() {
-	for f in "$@"; do
-		if [ -f "$DATA/$f" ]; then printf '%s\n' "$DATA/$f"; return; fi
-	done
-}
+source "$REPO/test/eval/datasets.sh"
 
 ensure_build_deps
 build_and_install
@@ -33,40 +28,13 @@ psql_q -c "CREATE EXTENSION upsell"
 psql_q -f test/eval/harness.sql >/dev/null
 
 say "loading the datasets from $DATA"
-psql_q <<'SQL'
-CREATE UNLOGGED TABLE raw_groceries (n bigint GENERATED ALWAYS AS IDENTITY, line text);
-CREATE UNLOGGED TABLE raw_retail (n bigint GENERATED ALWAYS AS IDENTITY, line text);
-CREATE UNLOGGED TABLE raw_members (member bigint, day date, item text);
-CREATE UNLOGGED TABLE raw_superstore (row_id int, order_id text, order_date text, ship_date text,
-	ship_mode text, customer_id text, customer_name text, segment text, country text, city text,
-	state text, postal_code text, region text, sku text, top_category text, sub_category text,
-	product_name text, sales numeric, quantity int, discount numeric, profit numeric);
-CREATE UNLOGGED TABLE raw_electronics (line text);
-SQL
-load() {	# dataset, table, COPY options, candidate files
-	local ds=$1 table=$2 opts=$3 file
-	shift 3
-	case "$ds" in *"${EVAL_ONLY:-}"*) ;; *) return ;; esac
-	file=$(find_file "$@")
-	if [ -z "$file" ]; then
-		say "skipping $table: none of $* in $DATA"
-		return
-	fi
-	psql_q -c "COPY $table FROM STDIN $opts" <"$file"
-}
-load groceries "raw_groceries (line)" "WITH (FORMAT text, DELIMITER E'\\x01')" groceries/groceries.csv groceries.csv
-load retail "raw_retail (line)" "WITH (FORMAT text, DELIMITER E'\\x01')" fimi-retail/retail.dat retail.dat
-load groceries-members raw_members "WITH (FORMAT csv, HEADER true)" groceries-members/Groceries_dataset.csv groceries-members.csv
-load superstore raw_superstore "WITH (FORMAT csv, HEADER true)" "superstore/Sample - Superstore.csv" superstore.csv
-ef=$(find_file electronics-sales-2019/Sales_January_2019.csv)
-if [ -n "$ef" ] && [[ electronics == *"${EVAL_ONLY:-}"* ]]; then
-	cat "$(dirname "$ef")"/Sales_*_2019.csv | psql_q -c "COPY raw_electronics FROM STDIN WITH (FORMAT text, DELIMITER E'\\x01')"
-else
-	[ -n "$ef" ] || say "skipping electronics: no electronics-sales-2019 in $DATA"
-fi
+eval_raw_tables
+for ds in $EVAL_DATASETS; do
+	case "$ds" in *"${EVAL_ONLY:-}"*) eval_load "$ds" || true ;; esac
+done
 psql_q -f test/eval/load.sql
 
-for ds in groceries retail groceries-members superstore electronics; do
+for ds in $EVAL_DATASETS; do
 	case "$ds" in *"${EVAL_ONLY:-}"*) ;; *) continue ;; esac
 	if [ "$(psql_q -At -c "SELECT count(*) > 0 FROM upsell_eval.lines WHERE dataset = '$ds'")" != t ]; then
 		continue
