@@ -94,7 +94,11 @@ INSERT INTO inc.lines
 SELECT line_id + 100000, order_id || '-late', customer_id, ordered_at - interval '3 years',
 	   product_id, quantity, unit_price, discount
 FROM superstore.order_lines WHERE ordered_at >= '2022-10-01' AND ordered_at < '2022-11-01';
+-- (built by the refresh alone, without side builds: the same models)
+SET upsell.refresh_workers = 0;
 CALL upsell.refresh(incremental => true);
+RESET upsell.refresh_workers;
+SELECT count(*) AS side_built FROM upsell.models WHERE side_build;
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
