@@ -553,6 +553,21 @@ BEGIN
 END
 $$;
 
+-- How many offers a serving function is asked for: refused when NULL or
+-- negative (0 asks for none).
+CREATE FUNCTION @extschema@._check_k(k int)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF k IS NULL OR k < 0 THEN
+		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END
+$$;
+
 CREATE FUNCTION @extschema@._tenant(tenant_id bigint)
 RETURNS bigint
 LANGUAGE plpgsql STABLE PARALLEL SAFE

@@ -399,10 +399,7 @@ DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
 	items bigint[];
 BEGIN
-	IF k IS NULL OR k < 0 THEN
-		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM @extschema@._check_k(k);
 	PERFORM @extschema@._check_cart_length(cart);
 	-- NULL cart = empty cart; NULL elements and repeats are dropped
 	items := ARRAY(SELECT DISTINCT x FROM unnest(cart) x WHERE x IS NOT NULL);

@@ -215,10 +215,7 @@ BEGIN
 	IF pid IS NULL THEN
 		RAISE EXCEPTION 'product_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF k IS NULL OR k < 0 THEN
-		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM @extschema@._check_k(k);
 	-- NaN and Infinity are above every number
 	IF ratio IS NULL OR NOT (ratio >= 1 AND ratio < 1e6) THEN
 		RAISE EXCEPTION 'max_price_ratio must be a number from 1 to 1000000, not %', coalesce(ratio::text, 'NULL')
@@ -266,10 +263,7 @@ BEGIN
 	IF pid IS NULL THEN
 		RAISE EXCEPTION 'product_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF k IS NULL OR k < 0 THEN
-		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM @extschema@._check_k(k);
 	IF ratio IS NULL OR NOT (ratio >= 0 AND ratio <= 1) THEN
 		RAISE EXCEPTION 'min_price_ratio must be between 0 and 1, not %', coalesce(ratio::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',

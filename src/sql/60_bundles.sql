@@ -205,10 +205,7 @@ BEGIN
 	IF anchor IS NULL THEN
 		RAISE EXCEPTION 'product_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF k IS NULL OR k < 0 THEN
-		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM @extschema@._check_k(k);
 	IF discount IS NULL OR discount < 0 OR discount >= 1 THEN
 		RAISE EXCEPTION 'discount must be at least 0 and below 1, not %', coalesce(discount::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',

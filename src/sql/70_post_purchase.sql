@@ -516,10 +516,7 @@ BEGIN
 		RAISE EXCEPTION 'customer_id, at, half_life and due_within must not be NULL'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF k IS NULL OR k < 0 THEN
-		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM @extschema@._check_k(k);
 	-- (from 17 on, infinite times take part in interval arithmetic instead of failing)
 	IF NOT isfinite(at) THEN
 		RAISE EXCEPTION 'at must be a finite time, not %', at USING ERRCODE = 'datetime_field_overflow';
@@ -831,10 +828,7 @@ BEGIN
 		RAISE EXCEPTION 'cart_id, idle_after, at and min_price_ratio must not be NULL'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF k IS NULL OR k < 0 THEN
-		RAISE EXCEPTION 'k must be a non-negative integer, not %', coalesce(k::text, 'NULL')
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM @extschema@._check_k(k);
 	IF min_price_ratio < 0 OR min_price_ratio >= 1 OR min_price_ratio = 'NaN' THEN
 		RAISE EXCEPTION 'min_price_ratio must be in [0, 1), not %', min_price_ratio
 			USING ERRCODE = 'invalid_parameter_value';
