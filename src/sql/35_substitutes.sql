@@ -155,14 +155,16 @@ COMMENT ON FUNCTION @extschema@.is_substitute(bigint, bigint, bigint[]) IS
 -- (and do) drop the cart itself: a line is no substitute of itself.
 -- (plpgsql, called as a statement of its own with every table read by the
 -- tenant: on Citus a router query to the tenant's shard, not a helper reading
--- a distributed table from inside a shard's statement.  On one node a few
--- index lookups per request instead of a subquery per candidate; the groups
--- and not their products: a group of hundreds is not listed.)
+-- a distributed table from inside a shard's statement.  Planned as its
+-- caller's statements are, its plan_cache_mode not set: generic on one node,
+-- custom under distribute(), where Citus routes a statement over several
+-- models only when it sees the tenant's value.  On one node a few index
+-- lookups per request instead of a subquery per candidate; the groups and
+-- not their products: a group of hundreds is not listed.)
 CREATE FUNCTION @extschema@._cart_blocked(tenant_id bigint, items bigint[], with_exclusions boolean,
 	OUT ids bigint[], OUT variant_groups text[], OUT categories text[])
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
 	SELECT coalesce(array_agg(e.product_id) FILTER (WHERE e.product_id IS NOT NULL), '{}'),
