@@ -15,6 +15,8 @@ CREATE TABLE IF NOT EXISTS @extschema@.exclusions (
 );
 CREATE INDEX IF NOT EXISTS exclusions_tenant_id_product_id_idx ON @extschema@.exclusions (tenant_id, product_id);
 CREATE INDEX IF NOT EXISTS exclusions_tenant_id_category_idx ON @extschema@.exclusions (tenant_id, category);
+-- (the exclusions that apply to a cart: upsell._cart_blocked)
+CREATE INDEX IF NOT EXISTS exclusions_tenant_id_with_product_id_idx ON @extschema@.exclusions (tenant_id, with_product_id);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.exclusions', '');
 -- the identity's sequence too, or the next insert after a restore collides
 SELECT pg_catalog.pg_extension_config_dump(

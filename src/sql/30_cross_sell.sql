@@ -398,6 +398,9 @@ AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
 	items bigint[];
+	blocked_ids bigint[];		-- what the cart blocks (_cart_blocked)
+	blocked_groups text[];
+	blocked_categories text[];
 BEGIN
 	PERFORM @extschema@._check_k(k);
 	PERFORM @extschema@._check_cart_length(cart);
@@ -431,13 +434,16 @@ BEGIN
 	-- shop, its statistic computed from the shop's own orders.
 	--
 	-- Every table is read with the tenant t and no SQL helper reads a
-	-- table: the substitute test is upsell.is_substitute's, written out.
-	-- On Citus (distribute()) the statement is then one shard's, which
-	-- Citus sends to it whole; a helper would read the distributed tables
-	-- again from inside the shard's statement, which Citus cannot plan.  On
-	-- one node it is a subplan of the statement instead of a call of a SQL
-	-- function per candidate (the planner does not inline is_substitute,
-	-- whose body is a subquery).
+	-- table inside the statement: on Citus (distribute()) the statement is
+	-- then one shard's, which Citus sends to it whole; a helper would read
+	-- the distributed tables again from inside the shard's statement, which
+	-- Citus cannot plan.  What the cart blocks (its substitutes,
+	-- upsell.is_substitute, and the merchant's exclusions,
+	-- upsell.is_excluded) is computed once before, by a statement of its own
+	-- (_cart_blocked), and each candidate tested against its sets.
+	SELECT b.ids, b.variant_groups, b.categories INTO blocked_ids, blocked_groups, blocked_categories
+	FROM @extschema@._cart_blocked(t, items, true) b;
+
 	RETURN QUERY
 	WITH shop AS (
 		SELECT greatest(max(c.orders), 1)::float8 AS orders,
@@ -490,19 +496,8 @@ BEGIN
 			  LIMIT 4::bigint * k + 20) e
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.product_id
 		WHERE m.in_stock
-		  AND NOT (SELECT EXISTS (
-			  SELECT FROM @extschema@.product_model a, @extschema@.product_model b
-			  WHERE a.tenant_id = t AND a.product_id = ANY (items)
-				AND b.tenant_id = t AND b.product_id = e.product_id
-				AND a.product_id <> b.product_id
-				AND (a.variant_group = b.variant_group
-					 OR EXISTS (SELECT FROM @extschema@.category_model s
-								WHERE s.tenant_id = t AND s.category = a.category
-								  AND s.other_category = b.category AND s.substitutes))))
-		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
-						  WHERE x.tenant_id = t
-							AND ((x.product_id = e.product_id AND (x.with_product_id IS NULL OR x.with_product_id = ANY (items)))
-								 OR x.category = m.category))
+		  AND e.product_id <> ALL (blocked_ids)
+		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)
 		ORDER BY e.score DESC, e.product_id
 		LIMIT k),
 	-- fallbacks only when the evidence does not fill the k slots
@@ -528,20 +523,9 @@ BEGIN
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = f.product_id
 		WHERE shortfall.n > 0
 		  AND f.product_id <> ALL (items)
-		  AND NOT (SELECT EXISTS (
-			  SELECT FROM @extschema@.product_model a, @extschema@.product_model b
-			  WHERE a.tenant_id = t AND a.product_id = ANY (items)
-				AND b.tenant_id = t AND b.product_id = f.product_id
-				AND a.product_id <> b.product_id
-				AND (a.variant_group = b.variant_group
-					 OR EXISTS (SELECT FROM @extschema@.category_model s
-								WHERE s.tenant_id = t AND s.category = a.category
-								  AND s.other_category = b.category AND s.substitutes))))
+		  AND f.product_id <> ALL (blocked_ids)
+		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)
 		  AND f.product_id NOT IN (SELECT e.product_id FROM evidence e)
-		  AND NOT EXISTS (SELECT FROM @extschema@.exclusions x
-						  WHERE x.tenant_id = t
-							AND ((x.product_id = f.product_id AND (x.with_product_id IS NULL OR x.with_product_id = ANY (items)))
-								 OR x.category = m.category))
 		GROUP BY f.product_id, f.orders),
 	ranked AS (
 		SELECT e.tier, e.product_id, e.score, e.because FROM evidence e

@@ -140,6 +140,56 @@ END;
 COMMENT ON FUNCTION @extschema@.is_substitute(bigint, bigint, bigint[]) IS
 	'true when the product is a substitute of one of the context products (same variant group, or a category whose products substitute each other, as of the last refresh): complements never offer it';
 
+-- What a cart (or an order) blocks, as three sets a request computes once
+-- and tests each candidate against.  Its substitutes (upsell.is_substitute):
+-- the variant groups of its lines and the categories that substitute its
+-- lines' categories; with with_exclusions, also what upsell.is_excluded
+-- forbids next to it: the excluded products (alone, or with one of its
+-- lines) and categories.  A candidate not in the cart is blocked exactly when
+--   candidate.product_id = ANY (ids) OR candidate.variant_group = ANY (variant_groups)
+--   OR candidate.category = ANY (categories)
+-- is true; never by NULL logic: a candidate without a variant group or a
+-- category is blocked by neither of those sets, so the test is
+-- coalesce(..., false) (NULL, of a product not in product_model too, keeps
+-- it).  A cart line is in its own variant group's set, so the callers must
+-- (and do) drop the cart itself: a line is no substitute of itself.
+-- (plpgsql, called as a statement of its own with every table read by the
+-- tenant: on Citus a router query to the tenant's shard, not a helper reading
+-- a distributed table from inside a shard's statement.  Planned as its
+-- caller's statements are, its plan_cache_mode not set: generic on one node,
+-- custom under distribute(), where Citus routes a statement over several
+-- models only when it sees the tenant's value.  On one node a few index
+-- lookups per request instead of a subquery per candidate; the groups and
+-- not their products: a group of hundreds is not listed.)
+CREATE FUNCTION @extschema@._cart_blocked(tenant_id bigint, items bigint[], with_exclusions boolean,
+	OUT ids bigint[], OUT variant_groups text[], OUT categories text[])
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	SELECT coalesce(array_agg(e.product_id) FILTER (WHERE e.product_id IS NOT NULL), '{}'),
+		   ARRAY(SELECT a.variant_group FROM @extschema@.product_model a
+				 WHERE a.tenant_id = _cart_blocked.tenant_id AND a.product_id = ANY (items)
+				   AND a.variant_group IS NOT NULL),
+		   coalesce(array_agg(e.category) FILTER (WHERE e.category IS NOT NULL), '{}')
+		   -- the categories that substitute its lines' categories
+		   || ARRAY(SELECT s.other_category FROM @extschema@.category_model s
+					WHERE s.tenant_id = _cart_blocked.tenant_id AND s.substitutes
+					  AND s.category = ANY (ARRAY(
+						  SELECT a.category FROM @extschema@.product_model a
+						  WHERE a.tenant_id = _cart_blocked.tenant_id AND a.product_id = ANY (items))))
+	INTO ids, variant_groups, categories
+	FROM @extschema@.exclusions e
+	-- the exclusions that apply: alone (a product's or a category's), or of
+	-- a product with a cart line (exclusions_tenant_id_with_product_id_idx:
+	-- not every pair of the shop read)
+	WHERE e.tenant_id = _cart_blocked.tenant_id AND with_exclusions
+	  AND (e.with_product_id IS NULL OR e.with_product_id = ANY (items));
+END
+$$;
+COMMENT ON FUNCTION @extschema@._cart_blocked(bigint, bigint[], boolean) IS
+	'internal: what a cart blocks, as the product ids, variant groups and categories a candidate must not have: its substitutes (upsell.is_substitute), and with_exclusions what upsell.is_excluded forbids next to it';
+
 -- Whether an upgrade stays on a ladder customers climb: a size or tier of the
 -- same product (same variant group), or a dearer product of the same category
 -- that the product's buyers later bought (3 or more of them) more often than

@@ -256,6 +256,9 @@ DECLARE
 	target numeric;
 	version timestamptz;
 	items bigint[];
+	blocked_ids bigint[];		-- what the cart blocks (_cart_blocked)
+	blocked_groups text[];
+	blocked_categories text[];
 BEGIN
 	IF k IS NULL OR k < 0 OR k > 1000 THEN
 		RAISE EXCEPTION 'k must be between 0 and 1000, not %', coalesce(k::text, 'NULL')
@@ -283,6 +286,11 @@ BEGIN
 		RETURN;					-- nothing in stock with a price
 	END IF;
 	items := coalesce(cart, '{}');
+	-- what upsell.is_excluded(t, product, category, items) forbids and the
+	-- cart's substitutes (upsell.is_substitute), as sets; _gap_fill takes
+	-- the variant groups as their products (below)
+	SELECT b.ids, b.variant_groups, b.categories INTO blocked_ids, blocked_groups, blocked_categories
+	FROM @extschema@._cart_blocked(t, items, true) b;
 
 	RETURN QUERY
 	WITH evidence AS (
@@ -295,31 +303,16 @@ BEGIN
 	complements AS (
 		-- relative to the cart's best complement, which gets relevance 1
 		SELECT e.other_id, e.score / nullif(max(e.score) OVER (), 0) AS score
-		FROM evidence e),
-	excluded AS (
-		-- what upsell.is_excluded(t, product, category, items) forbids, as sets
-		SELECT coalesce(array_agg(e.product_id) FILTER (
-					WHERE e.product_id IS NOT NULL
-					  AND (e.with_product_id IS NULL OR e.with_product_id = ANY (items))), '{}')
-			   -- substitutes of the cart (upsell.is_substitute): its variant groups
-			   || ARRAY(SELECT g.product_id FROM @extschema@.product_model a
-						JOIN @extschema@.product_model g ON g.tenant_id = a.tenant_id AND g.variant_group = a.variant_group
-						WHERE a.tenant_id = t AND a.product_id = ANY (items)) AS ids,
-			   coalesce(array_agg(e.category) FILTER (WHERE e.category IS NOT NULL), '{}')
-			   -- and the categories that substitute its lines' categories
-			   || ARRAY(SELECT s.other_category FROM @extschema@.product_model a
-						JOIN @extschema@.category_model s ON s.tenant_id = a.tenant_id AND s.category = a.category
-						WHERE a.tenant_id = t AND a.product_id = ANY (items) AND s.substitutes) AS categories
-		FROM @extschema@.exclusions e
-		WHERE e.tenant_id = t)
+		FROM evidence e)
 	SELECT f.ord::int, f.product_ids, f.added, total + f.added, total + f.added - target,
 		   target, f.relevance, f.score
-	FROM excluded x,
-		 LATERAL (SELECT coalesce(array_agg(c.other_id ORDER BY c.other_id), '{}') AS ids,
-						 coalesce(array_agg(c.score ORDER BY c.other_id), '{}') AS scores
-				  FROM complements c) r,
-		 LATERAL @extschema@._gap_fill(t, version, target - total, items, x.ids, x.categories,
-									   r.ids, r.scores, k, max_items)
+	FROM (SELECT coalesce(array_agg(c.other_id ORDER BY c.other_id), '{}') AS ids,
+				 coalesce(array_agg(c.score ORDER BY c.other_id), '{}') AS scores
+		  FROM complements c) r,
+		 LATERAL @extschema@._gap_fill(t, version, target - total, items,
+			 blocked_ids || ARRAY(SELECT g.product_id FROM @extschema@.product_model g
+								  WHERE g.tenant_id = t AND g.variant_group = ANY (blocked_groups)),
+			 blocked_categories, r.ids, r.scores, k, max_items)
 			 WITH ORDINALITY AS f(product_ids, added, relevance, score, ord)
 	ORDER BY f.ord;
 END

@@ -279,6 +279,8 @@ AS $$
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
 	items bigint[];
+	blocked_groups text[];		-- the order's substitutes (_cart_blocked)
+	blocked_categories text[];
 	candidates @extschema@.offer[];
 BEGIN
 	IF array_ndims(order_items) > 1 THEN
@@ -287,14 +289,16 @@ BEGIN
 	END IF;
 	PERFORM @extschema@._check_cart_length(order_items);
 	items := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x WHERE x IS NOT NULL);
-	-- Every table is read with the tenant t and no SQL helper reads a table:
-	-- upsell._complements_of and upsell.is_substitute are written out.  On
-	-- Citus (distribute()) each statement is then one shard's, which Citus
-	-- sends to it whole; a helper would read the distributed tables again
-	-- from inside the shard's statement, which Citus cannot plan.  On one
-	-- node the substitute test is a subplan of the statement instead of a
-	-- call of a SQL function per candidate (the planner does not inline
-	-- is_substitute, whose body is a subquery).
+	-- Every table is read with the tenant t and no SQL helper reads a table
+	-- inside a statement: upsell._complements_of is written out.  On Citus
+	-- (distribute()) each statement is then one shard's, which Citus sends
+	-- to it whole; a helper would read the distributed tables again from
+	-- inside the shard's statement, which Citus cannot plan.  The order's
+	-- substitutes (upsell.is_substitute) are computed once before, by a
+	-- statement of their own (_cart_blocked; the merchant's exclusions are
+	-- _merge_offers'), and each candidate tested against their two sets.
+	SELECT b.variant_groups, b.categories INTO blocked_groups, blocked_categories
+	FROM @extschema@._cart_blocked(t, items, false) b;
 	candidates := ARRAY(
 		-- complements of what was just bought (evidence only: no bestsellers
 		-- here), never a substitute of it
@@ -307,32 +311,21 @@ BEGIN
 			  GROUP BY p.other_id
 			  ORDER BY 2 DESC, 1
 			  LIMIT 24) e
-		WHERE NOT (SELECT EXISTS (
-			SELECT FROM @extschema@.product_model a, @extschema@.product_model b
-			WHERE a.tenant_id = t AND a.product_id = ANY (items)
-			  AND b.tenant_id = t AND b.product_id = e.product_id
-			  AND a.product_id <> b.product_id
-			  AND (a.variant_group = b.variant_group
-				   OR EXISTS (SELECT FROM @extschema@.category_model s
-							  WHERE s.tenant_id = t AND s.category = a.category
-								AND s.other_category = b.category AND s.substitutes))))
+		-- (the candidate looked up by its key, a probe per candidate: a
+		-- join is planned as a hash of the tenant's whole catalog)
+		WHERE NOT coalesce((SELECT b.variant_group = ANY (blocked_groups) OR b.category = ANY (blocked_categories)
+							FROM @extschema@.product_model b
+							WHERE b.tenant_id = t AND b.product_id = e.product_id), false)
 		LIMIT 12)
 	|| ARRAY(
 		-- bestsellers far below them, so that the page's slots fill
 		SELECT ROW('post_purchase', 'complement', ARRAY[m.product_id], NULL,
 				   1e-6 / m.popularity_rank, 0, 'popular')::@extschema@.offer
-		FROM (SELECT m.product_id, m.popularity_rank FROM @extschema@.product_model m
+		FROM (SELECT m.product_id, m.popularity_rank, m.variant_group, m.category
+			  FROM @extschema@.product_model m
 			  WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
 			  ORDER BY m.popularity_rank LIMIT 24) m
-		WHERE NOT (SELECT EXISTS (
-			SELECT FROM @extschema@.product_model a, @extschema@.product_model b
-			WHERE a.tenant_id = t AND a.product_id = ANY (items)
-			  AND b.tenant_id = t AND b.product_id = m.product_id
-			  AND a.product_id <> b.product_id
-			  AND (a.variant_group = b.variant_group
-				   OR EXISTS (SELECT FROM @extschema@.category_model s
-							  WHERE s.tenant_id = t AND s.category = a.category
-								AND s.other_category = b.category AND s.substitutes))))
+		WHERE NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)
 		LIMIT 12)
 	|| ARRAY(
 		-- consumables of this customer coming due within two weeks
