@@ -118,6 +118,34 @@ INSERT INTO upsell.thresholds (kind, amount, reward) VALUES ('free_shipping', 20
 SELECT "rank", offer_type, product_ids, reason FROM upsell.cart_offers('{18, 5}', '{1, 1}')
 WHERE offer_type = 'gap_filler' AND product_ids = '{5}';
 
+-- What a cart blocks, computed once per request (upsell._cart_blocked): the
+-- variant groups of its lines, the categories that substitute theirs (a
+-- laptop: monitors), and with exclusions the products and categories
+-- excluded next to it (a product excluded with another line only then).
+INSERT INTO upsell.exclusions (product_id, with_product_id) VALUES (18, 10);
+INSERT INTO upsell.exclusions (category) VALUES ('batteries');
+-- (each set sorted: a set's order is not part of the answer)
+CREATE FUNCTION pg_temp.sorted(anyarray) RETURNS anyarray
+LANGUAGE sql IMMUTABLE AS 'SELECT ARRAY(SELECT x FROM unnest($1) x ORDER BY 1)';
+SELECT p.product_id, p.category, p.variant_group,
+	   pg_temp.sorted(b.ids) AS ids, pg_temp.sorted(b.variant_groups) AS variant_groups,
+	   pg_temp.sorted(b.categories) AS categories
+FROM ((SELECT product_id FROM shop.products WHERE category = 'laptops' ORDER BY 1 LIMIT 1)
+	  UNION ALL SELECT 10) c
+JOIN shop.products p USING (product_id),
+	 LATERAL upsell._cart_blocked(0, ARRAY[p.product_id::bigint, 5], true) b
+ORDER BY 1;
+SELECT pg_temp.sorted(ids) AS ids, pg_temp.sorted(variant_groups) AS variant_groups,
+	   pg_temp.sorted(categories) AS categories
+FROM upsell._cart_blocked(0, '{5}', true)
+UNION ALL
+SELECT pg_temp.sorted(ids), pg_temp.sorted(variant_groups), pg_temp.sorted(categories)
+FROM upsell._cart_blocked(0, '{10}', false)
+UNION ALL
+SELECT pg_temp.sorted(ids), pg_temp.sorted(variant_groups), pg_temp.sorted(categories)
+FROM upsell._cart_blocked(0, '{}', true);
+DELETE FROM upsell.exclusions;
+
 DELETE FROM upsell.thresholds;
 DELETE FROM upsell.category_substitutes;
 DELETE FROM upsell.order_source;
