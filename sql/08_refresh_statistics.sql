@@ -33,15 +33,15 @@ END $$;
 -- tenant 601 alone, then the statistics taken (as after its refresh, or
 -- by autovacuum): they know no row of tenant 602
 CALL upsell.refresh(tenant_id => 601);
-ANALYZE upsell.product_model, upsell.pair_list_model, upsell.cart_model, upsell.product_page_model;
+ANALYZE upsell.product_model, upsell.pair_list_model, upsell.cart_model, upsell.product_page_list_model;
 SELECT m AS model, pg_temp.estimated(m, 602) < 100 AS tenant_602_unknown
-FROM unnest(ARRAY['product_model', 'pair_list_model', 'cart_model', 'product_page_model']) m;
+FROM unnest(ARRAY['product_model', 'pair_list_model', 'cart_model', 'product_page_list_model']) m;
 -- tenant 602's refresh: every model it wrote more than 1,000 rows of is
 -- estimated within a factor 2 of its rows
 CALL upsell.refresh(tenant_id => 602);
 SELECT m AS model, pg_temp.rows(m, 602) > 1000 AS over_1000_rows,
 	   pg_temp.estimated(m, 602) BETWEEN pg_temp.rows(m, 602) / 2.0 AND pg_temp.rows(m, 602) * 2.0 AS estimated_well
-FROM unnest(ARRAY['product_model', 'pair_list_model', 'cart_model', 'product_page_model']) m;
+FROM unnest(ARRAY['product_model', 'pair_list_model', 'cart_model', 'product_page_list_model']) m;
 
 RESET client_min_messages;
 DO $$

@@ -1,7 +1,7 @@
 /*
  * funnel_build.c
  *		The funnel's builders' joins in one pass over each model they read:
- *		_product_page_rows (the product page's 12 best offers per product)
+ *		_product_page_lists (the product page's 12 best offers per product)
  *		and _cart_complements (a cart line's complements).  The catalog's
  *		facts (stock, category, variant group, price) are read once into a
  *		hash table; pair_list_model is read once and each product's
@@ -28,7 +28,7 @@
 #include "query_stream.h"
 #include "upsell.h"
 
-PG_FUNCTION_INFO_V1(upsell_product_page_rows);
+PG_FUNCTION_INFO_V1(upsell_product_page_lists);
 PG_FUNCTION_INFO_V1(upsell_cart_complements);
 
 /* ---- id -> index and text -> index hash tables ---------------------------- */
@@ -468,7 +468,6 @@ typedef struct PageUpgrade
 typedef struct PageBundle
 {
 	int64		product_id;
-	Datum		items;			/* int8[] as stored */
 	int64	   *ids;
 	int			nids;
 	int64		count;
@@ -476,7 +475,39 @@ typedef struct PageBundle
 } PageBundle;
 
 #define PAGE_LIMIT 12
-#define PAGE_NCOLS 10
+
+/* the columns of _product_page_lists, an array each but the product's id */
+enum
+{
+	PAGE_PRODUCT,
+	PAGE_TYPES,
+	PAGE_IDS,
+	PAGE_ENDS,
+	PAGE_SORTS,
+	PAGE_SCORES,
+	PAGE_DISCOUNTS,
+	PAGE_REASONS,
+	PAGE_NCOLS
+};
+
+typedef struct PageColumnType
+{
+	Oid			type;
+	int16		len;
+	bool		byval;
+	char		align;
+} PageColumnType;
+
+#define PAGE_FLOAT8 {FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE}
+#define PAGE_TEXT {TEXTOID, -1, false, TYPALIGN_INT}
+
+static const PageColumnType page_column_types[PAGE_NCOLS] = {
+	{INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE}, PAGE_TEXT, {INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE},
+	{INT4OID, 4, true, TYPALIGN_INT}, PAGE_FLOAT8, PAGE_FLOAT8, {NUMERICOID, -1, false, TYPALIGN_INT}, PAGE_TEXT
+};
+
+/* a bundle on the product page is offered at 10% off; the others at full price */
+#define PAGE_BUNDLE_DISCOUNT "0.10"
 
 typedef struct PageBuild
 {
@@ -496,6 +527,9 @@ typedef struct PageBuild
 	const double *complement_scores;
 	int			ncomplements;
 	Datum		kind_names[PAGE_NKINDS];
+	Datum		bundle_discount;	/* numeric */
+	Datum		no_discount;	/* numeric */
+	Datum		complement_reason;	/* text */
 } PageBuild;
 
 static void
@@ -551,7 +585,7 @@ bundle_row(Datum *values, bool *nulls, void *arg)
 	CHECK_FOR_INTERRUPTS();
 	if (nulls[0] || nulls[1])
 		return;
-	items = DatumGetArrayTypePCopy(values[1]);
+	items = DatumGetArrayTypeP(values[1]);
 	deconstruct_array(items, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &dnulls, &n);
 	/* every item a product in stock (items <@ the products in stock) */
 	for (int i = 0; i < n; i++)
@@ -576,7 +610,6 @@ bundle_row(Datum *values, bool *nulls, void *arg)
 	}
 	x = &b->bundles[b->nbundles++];
 	x->product_id = DatumGetInt64(values[0]);
-	x->items = PointerGetDatum(items);
 	x->ids = palloc(Max(n, 1) * sizeof(int64));
 	for (int i = 0; i < n; i++)
 		x->ids[i] = DatumGetInt64(d[i]);
@@ -587,6 +620,75 @@ bundle_row(Datum *values, bool *nulls, void *arg)
 	pfree(dnulls);
 	if (b->nbundles > 1 && x[-1].product_id > x->product_id)
 		elog(ERROR, "bundles are not in product order");
+}
+
+/*
+ * The reason a bundle is offered: how often it was bought together, and its
+ * lift rounded as numeric rounds (to one decimal, half away from zero).
+ */
+static Datum
+page_bundle_reason(const PageBundle *x)
+{
+	Datum		lift = DirectFunctionCall2(numeric_round, DirectFunctionCall1(float8_numeric, Float8GetDatum(x->lift)),
+										   Int32GetDatum(1));
+
+	return CStringGetTextDatum(psprintf("bought together in " INT64_FORMAT " orders, %s times more often than by chance",
+										x->count, DatumGetCString(DirectFunctionCall1(numeric_out, lift))));
+}
+
+/*
+ * Emits a product's k ranked offers as one row of arrays, an element per
+ * offer in rank order: the ids of every offer one after the other
+ * (offer_ends: where each offer's ids end), its discount and its reason.
+ */
+static void
+page_emit(PageBuild *b, int64 product_id, PageCandidate *c, int k)
+{
+	Datum		values[PAGE_NCOLS];
+	bool		nulls[PAGE_NCOLS];
+	Datum	   *col[PAGE_NCOLS];
+	int			nids = 0;
+	int64	   *ids;
+
+	for (int i = 0; i < k; i++)
+		nids += c[i].nids;
+	ids = palloc(Max(nids, 1) * sizeof(int64));
+	for (int j = PAGE_TYPES; j < PAGE_NCOLS; j++)
+		col[j] = palloc(Max(k, 1) * sizeof(Datum));
+	nids = 0;
+	for (int i = 0; i < k; i++)
+	{
+		memcpy(&ids[nids], c[i].ids, c[i].nids * sizeof(int64));
+		nids += c[i].nids;
+		col[PAGE_TYPES][i] = b->kind_names[c[i].kind];
+		col[PAGE_ENDS][i] = Int32GetDatum(nids);
+		col[PAGE_SORTS][i] = Float8GetDatum(c[i].sort);
+		col[PAGE_SCORES][i] = Float8GetDatum(c[i].score);
+		col[PAGE_DISCOUNTS][i] = c[i].kind == PAGE_BUNDLE ? b->bundle_discount : b->no_discount;
+		if (c[i].kind == PAGE_UPGRADE)
+		{
+			PageUpgrade *u = &b->upgrades[c[i].ref];
+
+			col[PAGE_REASONS][i] = PointerGetDatum(upsell_upgrade_evidence(u->paths_null, u->paths,
+																		   u->buyers_null, u->buyers,
+																		   u->same_group_null, u->same_group));
+		}
+		else if (c[i].kind == PAGE_BUNDLE)
+			col[PAGE_REASONS][i] = page_bundle_reason(&b->bundles[c[i].ref]);
+		else
+			col[PAGE_REASONS][i] = b->complement_reason;
+	}
+	memset(nulls, false, sizeof nulls);
+	values[PAGE_PRODUCT] = Int64GetDatum(product_id);
+	values[PAGE_IDS] = PointerGetDatum(upsell_int8_array(ids, nids));
+	for (int j = PAGE_TYPES; j < PAGE_NCOLS; j++)
+	{
+		const PageColumnType *t = &page_column_types[j];
+
+		if (j != PAGE_IDS)
+			values[j] = PointerGetDatum(construct_array(col[j], k, t->type, t->len, t->byval, t->align));
+	}
+	tuplestore_putvalues(b->rsinfo->setResult, b->rsinfo->setDesc, values, nulls);
 }
 
 /* Ranks product_id's offers (its complements read so far) and emits them. */
@@ -644,43 +746,7 @@ page_finish(PageBuild *b, int64 product_id)
 						product_id)));
 	if (k < 0)
 		float_overflow_error();
-	for (int i = 0; i < k; i++)
-	{
-		Datum		values[PAGE_NCOLS];
-		bool		nulls[PAGE_NCOLS];
-
-		memset(nulls, true, sizeof nulls);
-		values[0] = Int64GetDatum(product_id);
-		values[1] = b->kind_names[c[i].kind];
-		values[3] = Float8GetDatum(c[i].sort);
-		values[4] = Float8GetDatum(c[i].score);
-		nulls[0] = nulls[1] = nulls[2] = nulls[3] = nulls[4] = false;
-		if (c[i].kind == PAGE_BUNDLE)
-		{
-			PageBundle *x = &b->bundles[c[i].ref];
-
-			values[2] = x->items;
-			values[8] = Int64GetDatum(x->count);
-			values[9] = Float8GetDatum(x->lift);
-			nulls[8] = nulls[9] = false;
-		}
-		else
-		{
-			values[2] = PointerGetDatum(upsell_int8_array(c[i].ids, 1));
-			if (c[i].kind == PAGE_UPGRADE)
-			{
-				PageUpgrade *u = &b->upgrades[c[i].ref];
-
-				values[5] = Int64GetDatum(u->paths);
-				nulls[5] = u->paths_null;
-				values[6] = Int64GetDatum(u->buyers);
-				nulls[6] = u->buyers_null;
-				values[7] = BoolGetDatum(u->same_group);
-				nulls[7] = u->same_group_null;
-			}
-		}
-		tuplestore_putvalues(b->rsinfo->setResult, b->rsinfo->setDesc, values, nulls);
-	}
+	page_emit(b, product_id, c, k);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(b->product_ctx);
 }
@@ -741,17 +807,17 @@ funnel_build_end(MemoryContext callerctx, MemoryContext work, int level)
 }
 
 /*
- * _product_page_rows(tenant_id bigint) RETURNS TABLE (product_id bigint,
- *	 offer_type text, product_ids bigint[], sort float8, score float8,
- *	 paths bigint, buyers bigint, same_group boolean, count bigint, lift float8)
+ * _product_page_lists(tenant_id bigint) RETURNS TABLE (product_id bigint,
+ *	 offer_types text[], product_ids bigint[], offer_ends int[], sorts float8[],
+ *	 scores float8[], discounts numeric[], reasons text[])
  *
- * Per product, its 12 best offers of the product page (the rule is
- * _build_product_page_model's), with what its reason is written from:
- * paths, buyers and same_group of an upgrade, count and lift of a bundle.
- * In product order.
+ * Per product with any, its 12 best offers of the product page (the rule is
+ * in 90_funnel.sql) as one row of arrays in rank order (page_emit), with
+ * their discounts and reasons: the rows of product_page_list_model.  In
+ * product order.
  */
 Datum
-upsell_product_page_rows(PG_FUNCTION_ARGS)
+upsell_product_page_lists(PG_FUNCTION_ARGS)
 {
 	MemoryContext callerctx = CurrentMemoryContext;
 	MemoryContext work;
@@ -776,6 +842,11 @@ upsell_product_page_rows(PG_FUNCTION_ARGS)
 	b.kind_names[PAGE_BUNDLE] = CStringGetTextDatum("bundle");
 	b.kind_names[PAGE_COMPLEMENT] = CStringGetTextDatum("complement");
 	b.kind_names[PAGE_UPGRADE] = CStringGetTextDatum("upgrade");
+	b.bundle_discount = DirectFunctionCall3(numeric_in, CStringGetDatum(PAGE_BUNDLE_DISCOUNT),
+											ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	b.no_discount = DirectFunctionCall3(numeric_in, CStringGetDatum("0"),
+										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	b.complement_reason = CStringGetTextDatum("frequently bought together");
 	catalog_load(&b.catalog, nsp, tenant_id);
 
 	b.upgrades_cap = 1024;

@@ -124,7 +124,7 @@ typedef struct ServingSchema
 	Oid			nsp;
 	char	   *nspname;		/* quoted */
 	SPIPlanPtr	page_product;
-	SPIPlanPtr	page_rows;
+	SPIPlanPtr	page_list;
 	SPIPlanPtr	in_stock;
 	SPIPlanPtr	categories;
 	SPIPlanPtr	variant;

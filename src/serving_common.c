@@ -92,11 +92,11 @@ serving_use_schema(Oid fn_oid)
 	Oid			variant[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Oid			tier[3] = {INT8OID, INT4OID, INT8OID};
 
-	if (serving.nsp == nsp && serving.page_rows != NULL)
+	if (serving.nsp == nsp && serving.page_list != NULL)
 		return;
 	serving_use_spi();
 	serving_forget_plan(&serving.page_product);
-	serving_forget_plan(&serving.page_rows);
+	serving_forget_plan(&serving.page_list);
 	serving_forget_plan(&serving.in_stock);
 	serving_forget_plan(&serving.categories);
 	serving_forget_plan(&serving.variant);
@@ -110,9 +110,9 @@ serving_use_schema(Oid fn_oid)
 	serving.page_product = serving_prepare_plan(
 		"SELECT m.category FROM @.product_model m "
 		"WHERE m.product_id" EQ "$2 AND m.tenant_id" EQ "$1", 2, int8_2);
-	serving.page_rows = serving_prepare_plan(
-		"SELECT p.offer_type, p.product_ids, p.score, p.discount, p.reason "
-		"FROM @.product_page_model p WHERE p.product_id" EQ "$2 AND p.tenant_id" EQ "$1", 2, int8_2);
+	serving.page_list = serving_prepare_plan(
+		"SELECT p.offer_types, p.product_ids, p.offer_ends, p.scores, p.discounts, p.reasons "
+		"FROM @.product_page_list_model p WHERE p.tenant_id" EQ "$1 AND p.product_id" EQ "$2", 2, int8_2);
 	serving.in_stock = serving_prepare_plan(
 		"SELECT m.product_id FROM @.product_model m "
 		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2) AND m.in_stock", 2, by_ids);

@@ -1,17 +1,105 @@
 /*
  * serving_page.c
  *		The product page stage, _product_page_offers: the page's stored
- *		offers (one read of product_page_model) with the merchant's rules.
+ *		offers (one row of product_page_list_model) with the merchant's rules.
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "serving.h"
 #include "upsell.h"
 
 PG_FUNCTION_INFO_V1(upsell_product_page_offers);
 PG_FUNCTION_INFO_V1(upsell_product_page_offers_of);
+
+/* The elements of a column of the page's row, an array (NULL: none). */
+static void
+page_column(int column, Oid type, Datum **elems, bool **nulls, int *n)
+{
+	bool		isnull;
+	Datum		d = serving_col(0, column, &isnull);
+	int16		len;
+	bool		byval;
+	char		align;
+
+	*elems = NULL;
+	*nulls = NULL;
+	*n = 0;
+	if (isnull)
+		return;
+	get_typlenbyvalalign(type, &len, &byval, &align);
+	deconstruct_array(DatumGetArrayTypeP(d), type, len, byval, align, elems, nulls, n);
+}
+
+static void
+page_malformed(int64 product_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("the product_page_list_model row of product " INT64_FORMAT " is malformed", product_id),
+			 errhint("Run CALL upsell.refresh().")));
+}
+
+/*
+ * Proposes the offers of the product's row of product_page_list_model (read
+ * into SPI_tuptable): an element of each array per offer, its ids those of
+ * product_ids up to its offer_end.
+ */
+static void
+propose_stored(Proposal *p, int64 product_id)
+{
+	Datum	   *types,
+			   *ids,
+			   *ends,
+			   *scores,
+			   *discounts,
+			   *reasons;
+	bool	   *types_null,
+			   *ids_null,
+			   *ends_null,
+			   *scores_null,
+			   *discounts_null,
+			   *reasons_null;
+	int			n,
+				nids,
+				n_ends,
+				n_scores,
+				n_discounts,
+				n_reasons;
+	int64	   *offered;
+	int			start = 0;
+
+	page_column(1, TEXTOID, &types, &types_null, &n);
+	page_column(2, INT8OID, &ids, &ids_null, &nids);
+	page_column(3, INT4OID, &ends, &ends_null, &n_ends);
+	page_column(4, FLOAT8OID, &scores, &scores_null, &n_scores);
+	page_column(5, NUMERICOID, &discounts, &discounts_null, &n_discounts);
+	page_column(6, TEXTOID, &reasons, &reasons_null, &n_reasons);
+	if (n_ends != n || n_scores != n || n_discounts != n || n_reasons != n)
+		page_malformed(product_id);
+	offered = palloc(Max(nids, 1) * sizeof(int64));
+	for (int i = 0; i < nids; i++)
+	{
+		if (ids_null[i])
+			page_malformed(product_id);
+		offered[i] = DatumGetInt64(ids[i]);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		int			t = types_null[i] ? -1 : offer_type_of(TextDatumGetCString(types[i]));
+		int			end = ends_null[i] ? -1 : DatumGetInt32(ends[i]);
+
+		if (t < 0 || t == OFFER_PINNED || end <= start || end > nids || scores_null[i] || discounts_null[i])
+			page_malformed(product_id);
+		serving_propose(p, (OfferType) t, &offered[start], end - start, DatumGetFloat8(scores[i]), discounts[i],
+						reasons_null[i] ? NULL : TextDatumGetCString(reasons[i]));
+		start = end;
+	}
+}
 
 /*
  * The page's stored offers (complements, upgrades, bundles; in stock as of
@@ -26,8 +114,6 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 	uint32		allowed;
 	Proposal	p;
 	Datum		args[2];
-	uint64		n,
-				k;
 
 	allowed = serving_allowed_types(experiment, unit_id, STAGE_PRODUCT_PAGE);
 	r = serving_tenant_rules(tenant_id);
@@ -37,23 +123,8 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 				   category ? &category : NULL, category ? 1 : 0, NULL);
 	args[0] = Int64GetDatum(tenant_id);
 	args[1] = Int64GetDatum(product_id);
-	n = serving_run(serving.page_rows, args, NULL);
-	for (k = 0; k < n; k++)
-	{
-		bool		isnull;
-		char	   *type = serving_col_text(k, 1);
-		int			t = type ? offer_type_of(type) : -1;
-		int			nids;
-		int64	   *ids = upsell_int8_elems(DatumGetArrayTypeP(serving_col(k, 2, &isnull)), &nids);
-		double		score = DatumGetFloat8(serving_col(k, 3, &isnull));
-
-		if (t < 0 || t == OFFER_PINNED || nids == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("the product_page_model row of product " INT64_FORMAT " is malformed", product_id),
-					 errhint("Run CALL upsell.refresh().")));
-		serving_propose(&p, (OfferType) t, ids, nids, score, serving_col(k, 4, &isnull), serving_col_text(k, 5));
-	}
+	if (serving_run(serving.page_list, args, NULL) == 1)
+		propose_stored(&p, product_id);
 	serving_emit(fcinfo, &p, r, STAGE_PRODUCT_PAGE, allowed, &product_id, 1);
 }
 

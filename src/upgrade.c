@@ -21,9 +21,41 @@
 #include "compat.h"
 #include "query_stream.h"
 #include "upgrade.h"
+#include "upsell.h"
 
 PG_FUNCTION_INFO_V1(upsell_upgrade_build);
 PG_FUNCTION_INFO_V1(upsell_upgrade_build_query);
+PG_FUNCTION_INFO_V1(upsell_upgrade_evidence_sql);
+
+/*
+ * Why an upgrade is offered, as every stage and tactic words it: the
+ * customers who climbed from the product to it, else the variant group's
+ * next step, else the category's.  A NULL piece of evidence counts as none
+ * (a NULL buyers is written empty).
+ */
+text *
+upsell_upgrade_evidence(bool paths_null, int64 paths, bool buyers_null, int64 buyers,
+						bool same_group_null, bool same_group)
+{
+	if (!paths_null && paths > 0)
+		return cstring_to_text(psprintf(INT64_FORMAT " of %s customers who bought it later bought this", paths,
+										buyers_null ? "" : psprintf(INT64_FORMAT, buyers)));
+	if (!same_group_null && same_group)
+		return cstring_to_text("the next step up in the same variant group");
+	return cstring_to_text("a step up in the same category");
+}
+
+/*
+ * _upgrade_evidence(paths bigint, buyers bigint, same_group boolean)
+ * RETURNS text
+ */
+Datum
+upsell_upgrade_evidence_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(upsell_upgrade_evidence(PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0),
+											 PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1),
+											 PG_ARGISNULL(2), PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2)));
+}
 
 /*
  * Output order: by product id, then kind as the model's primary key sorts

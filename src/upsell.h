@@ -32,6 +32,10 @@ extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fna
 extern bytea *upsell_alloc_bytea(size_t size, const char *what, const char *hint);
 extern int64 *upsell_int8_elems(ArrayType *arr, int *n);
 extern ArrayType *upsell_int8_array(const int64 *ids, int n);
+
+/* upgrade.c: why an upgrade is offered, from its evidence (NULL: unknown) */
+extern text *upsell_upgrade_evidence(bool paths_null, int64 paths, bool buyers_null, int64 buyers,
+									 bool same_group_null, bool same_group);
 extern int	upsell_pin_search_path(void);
 extern void upsell_unpin_search_path(int level);
 

@@ -191,13 +191,11 @@ COMMENT ON FUNCTION @extschema@._unit_offer(numeric, numeric, text, numeric, num
 
 -- Why an upgrade is offered, in words: the customers who took that path,
 -- else the variant group or the category it steps up in.
+-- (in C, src/upgrade.c: the product page's build writes the same words)
 CREATE FUNCTION @extschema@._upgrade_evidence(paths bigint, buyers bigint, same_group boolean)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE WHEN paths > 0
-			THEN pg_catalog.format('%s of %s customers who bought it later bought this', paths, buyers)
-			WHEN same_group THEN 'the next step up in the same variant group'
-			ELSE 'a step up in the same category' END;
+AS 'MODULE_PATHNAME', 'upsell_upgrade_evidence_sql'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 CREATE FUNCTION @extschema@.upgrade_candidates(product_id bigint, k int DEFAULT 3,
 	max_price_ratio numeric DEFAULT 1.5, tenant_id bigint DEFAULT NULL)
