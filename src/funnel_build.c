@@ -22,6 +22,7 @@
 #include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/tuplestore.h"
 
 #include "page_rank.h"
@@ -29,7 +30,7 @@
 #include "upsell.h"
 
 PG_FUNCTION_INFO_V1(upsell_product_page_lists);
-PG_FUNCTION_INFO_V1(upsell_cart_complements);
+PG_FUNCTION_INFO_V1(upsell_cart_lines);
 
 /* ---- id -> index and text -> index hash tables ---------------------------- */
 
@@ -90,6 +91,7 @@ typedef struct ProductPrice
 	bool		has_cap;
 	Datum		price;			/* numeric */
 	Datum		upgrade_cap;	/* price * 1.5, computed when first needed */
+	char	   *title;			/* NULL: none */
 } ProductPrice;
 
 typedef struct Catalog
@@ -161,6 +163,7 @@ catalog_row(Datum *values, bool *nulls, void *arg)
 	c->prices[c->nproducts].has_price = !nulls[2];
 	c->prices[c->nproducts].price = nulls[2] ? (Datum) 0 : datumCopy(values[2], false, -1);
 	c->prices[c->nproducts].has_cap = false;
+	c->prices[c->nproducts].title = nulls[5] ? NULL : TextDatumGetCString(values[5]);
 	if (nulls[3])
 		p->category = -1;
 	else
@@ -200,9 +203,9 @@ substitute_row(Datum *values, bool *nulls, void *arg)
 static void
 catalog_load(Catalog *c, const char *nsp, int64 tenant_id)
 {
-	static const Oid ptypes[5] = {INT8OID, BOOLOID, NUMERICOID, TEXTOID, TEXTOID};
-	static const char *const pnames[5] = {"product_id bigint", "in_stock boolean", "price numeric",
-	"category text", "variant_group text"};
+	static const Oid ptypes[6] = {INT8OID, BOOLOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID};
+	static const char *const pnames[6] = {"product_id bigint", "in_stock boolean", "price numeric",
+	"category text", "variant_group text", "title text"};
 	static const Oid stypes[2] = {TEXTOID, TEXTOID};
 	static const char *const snames[2] = {"category text", "other_category text"};
 	char	   *q;
@@ -217,10 +220,10 @@ catalog_load(Catalog *c, const char *nsp, int64 tenant_id)
 	c->category_ids = namemap_create(CurrentMemoryContext, 64, NULL);
 	c->group_ids = namemap_create(CurrentMemoryContext, 1024, NULL);
 	c->substitutes = idmap_create(CurrentMemoryContext, 64, NULL);
-	q = psprintf("SELECT m.product_id, m.in_stock, m.price, m.category, m.variant_group "
+	q = psprintf("SELECT m.product_id, m.in_stock, m.price, m.category, m.variant_group, m.title "
 				 "FROM %s.product_model m WHERE m.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT,
 				 nsp, tenant_id);
-	ups_stream_query(q, 5, ptypes, pnames, catalog_row, c);
+	ups_stream_query(q, 6, ptypes, pnames, catalog_row, c);
 	q = psprintf("SELECT s.category, s.other_category FROM %s.category_model s "
 				 "WHERE s.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT " AND s.substitutes",
 				 nsp, tenant_id);
@@ -307,7 +310,7 @@ catalog_substitutes(Catalog *c, const Product *a, const Product *b)
 		idmap_lookup(c->substitutes, ((int64) a->category << 32) | (uint32) b->category) != NULL;
 }
 
-/* m.price <= a.price * 1.5, false when either is NULL */
+/* a.price < m.price <= a.price * 1.5, false when either is NULL */
 static bool
 catalog_within_upgrade_price(Catalog *c, const Product *ap, const Product *mp)
 {
@@ -325,7 +328,8 @@ catalog_within_upgrade_price(Catalog *c, const Product *ap, const Product *mp)
 		a->upgrade_cap = DirectFunctionCall2(numeric_mul, a->price, c->one_and_a_half);
 		a->has_cap = true;
 	}
-	return DatumGetBool(DirectFunctionCall2(numeric_le, m->price, a->upgrade_cap));
+	return DatumGetBool(DirectFunctionCall2(numeric_gt, m->price, a->price)) &&
+		DatumGetBool(DirectFunctionCall2(numeric_le, m->price, a->upgrade_cap));
 }
 
 /*
@@ -450,9 +454,14 @@ schema_of(FunctionCallInfo fcinfo)
 	return quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)));
 }
 
-/* ---- the product page ----------------------------------------------------- */
+/* ---- the upgrades a stage offers ---------------------------------------- */
 
-typedef struct PageUpgrade
+/*
+ * An upgrade of upgrade_model that the product page and the cart may offer:
+ * in stock, pricier than the product up to 1.5x its price, and within its
+ * variant group or up a ladder its buyers climb (_upgrade_on_ladder).
+ */
+typedef struct Upgrade
 {
 	int64		product_id;
 	int64		candidate_id;
@@ -463,7 +472,78 @@ typedef struct PageUpgrade
 	bool		paths_null;
 	bool		buyers_null;
 	bool		same_group_null;
-} PageUpgrade;
+} Upgrade;
+
+/* the offerable upgrades of every product, in product order */
+typedef struct Upgrades
+{
+	Catalog    *catalog;
+	Upgrade    *u;
+	int			n,
+				cap;
+} Upgrades;
+
+static void
+upgrade_row(Datum *values, bool *nulls, void *arg)
+{
+	Upgrades   *x = (Upgrades *) arg;
+	Catalog    *c = x->catalog;
+	Product    *a,
+			   *m;
+	Upgrade    *u;
+
+	CHECK_FOR_INTERRUPTS();
+	if (nulls[0] || nulls[1])
+		return;
+	a = catalog_product(c, DatumGetInt64(values[0]));
+	m = catalog_product(c, DatumGetInt64(values[1]));
+	if (a == NULL || m == NULL || !m->in_stock || !catalog_within_upgrade_price(c, a, m))
+		return;
+	if (nulls[2])
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("upgrade of product " INT64_FORMAT " has a NULL score", a->id)));
+	if (x->n == x->cap)
+	{
+		x->cap *= 2;
+		x->u = repalloc_huge(x->u, (Size) x->cap * sizeof(Upgrade));
+	}
+	u = &x->u[x->n++];
+	u->product_id = a->id;
+	u->candidate_id = m->id;
+	u->score = DatumGetFloat8(values[2]);
+	u->paths_null = nulls[3];
+	u->paths = nulls[3] ? 0 : DatumGetInt64(values[3]);
+	u->buyers_null = nulls[4];
+	u->buyers = nulls[4] ? 0 : DatumGetInt64(values[4]);
+	u->same_group_null = nulls[5];
+	u->same_group = nulls[5] ? false : DatumGetBool(values[5]);
+	if (x->n > 1 && u[-1].product_id > u->product_id)
+		elog(ERROR, "upgrades are not in product order");
+}
+
+/* Reads the offerable upgrades of the tenant's products (upgrade_row). */
+static void
+upgrades_load(Upgrades *x, Catalog *c)
+{
+	static const Oid types[6] = {INT8OID, INT8OID, FLOAT8OID, INT8OID, INT8OID, BOOLOID};
+	static const char *const names[6] = {"product_id bigint", "candidate_id bigint", "score float8",
+	"paths bigint", "buyers bigint", "same_group boolean"};
+
+	x->catalog = c;
+	x->n = 0;
+	x->cap = 1024;
+	x->u = palloc_extended(x->cap * sizeof(Upgrade), MCXT_ALLOC_HUGE);
+	ups_stream_query(psprintf("SELECT u.product_id, u.candidate_id, u.score, u.paths, u.buyers, u.same_group "
+							  "FROM %s.upgrade_model u "
+							  "WHERE u.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT
+							  " AND u.kind OPERATOR(pg_catalog.=) 'upgrade' "
+							  "AND %s._upgrade_on_ladder(u.same_group, u.paths, u.buyers, u.popularity) "
+							  "ORDER BY u.product_id", c->nsp, c->tenant_id, c->nsp),
+					 6, types, names, upgrade_row, x);
+}
+
+/* ---- the product page ----------------------------------------------------- */
 
 typedef struct PageBundle
 {
@@ -514,10 +594,8 @@ typedef struct PageBuild
 	Catalog		catalog;
 	ReturnSetInfo *rsinfo;
 	MemoryContext product_ctx;	/* reset per product */
-	PageUpgrade *upgrades;
-	int			nupgrades,
-				upgrades_cap,
-				next_upgrade;
+	Upgrades	upgrades;
+	int			next_upgrade;
 	PageBundle *bundles;
 	int			nbundles,
 				bundles_cap,
@@ -531,45 +609,6 @@ typedef struct PageBuild
 	Datum		no_discount;	/* numeric */
 	Datum		complement_reason;	/* text */
 } PageBuild;
-
-static void
-upgrade_row(Datum *values, bool *nulls, void *arg)
-{
-	PageBuild  *b = (PageBuild *) arg;
-	Catalog    *c = &b->catalog;
-	Product    *a,
-			   *m;
-	PageUpgrade *u;
-
-	CHECK_FOR_INTERRUPTS();
-	if (nulls[0] || nulls[1])
-		return;
-	a = catalog_product(c, DatumGetInt64(values[0]));
-	m = catalog_product(c, DatumGetInt64(values[1]));
-	if (a == NULL || m == NULL || !m->in_stock || !catalog_within_upgrade_price(c, a, m))
-		return;
-	if (nulls[2])
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("upgrade of product " INT64_FORMAT " has a NULL score", a->id)));
-	if (b->nupgrades == b->upgrades_cap)
-	{
-		b->upgrades_cap *= 2;
-		b->upgrades = repalloc_huge(b->upgrades, (Size) b->upgrades_cap * sizeof(PageUpgrade));
-	}
-	u = &b->upgrades[b->nupgrades++];
-	u->product_id = a->id;
-	u->candidate_id = m->id;
-	u->score = DatumGetFloat8(values[2]);
-	u->paths_null = nulls[3];
-	u->paths = nulls[3] ? 0 : DatumGetInt64(values[3]);
-	u->buyers_null = nulls[4];
-	u->buyers = nulls[4] ? 0 : DatumGetInt64(values[4]);
-	u->same_group_null = nulls[5];
-	u->same_group = nulls[5] ? false : DatumGetBool(values[5]);
-	if (b->nupgrades > 1 && u[-1].product_id > u->product_id)
-		elog(ERROR, "upgrades are not in product order");
-}
 
 static void
 bundle_row(Datum *values, bool *nulls, void *arg)
@@ -667,7 +706,7 @@ page_emit(PageBuild *b, int64 product_id, PageCandidate *c, int k)
 		col[PAGE_DISCOUNTS][i] = c[i].kind == PAGE_BUNDLE ? b->bundle_discount : b->no_discount;
 		if (c[i].kind == PAGE_UPGRADE)
 		{
-			PageUpgrade *u = &b->upgrades[c[i].ref];
+			Upgrade    *u = &b->upgrades.u[c[i].ref];
 
 			col[PAGE_REASONS][i] = PointerGetDatum(upsell_upgrade_evidence(u->paths_null, u->paths,
 																		   u->buyers_null, u->buyers,
@@ -702,7 +741,7 @@ page_finish(PageBuild *b, int64 product_id)
 				k;
 	PageCandidate *c;
 
-	while (b->next_upgrade < b->nupgrades && b->upgrades[b->next_upgrade].product_id == product_id)
+	while (b->next_upgrade < b->upgrades.n && b->upgrades.u[b->next_upgrade].product_id == product_id)
 		b->next_upgrade++;
 	while (b->next_bundle < b->nbundles && b->bundles[b->next_bundle].product_id == product_id)
 		b->next_bundle++;
@@ -725,9 +764,9 @@ page_finish(PageBuild *b, int64 product_id)
 	for (int i = first_upgrade; i < b->next_upgrade; i++, k++)
 	{
 		c[k].kind = PAGE_UPGRADE;
-		c[k].ids = &b->upgrades[i].candidate_id;
+		c[k].ids = &b->upgrades.u[i].candidate_id;
 		c[k].nids = 1;
-		c[k].score = b->upgrades[i].score;
+		c[k].score = b->upgrades.u[i].score;
 		c[k].ref = i;
 	}
 	for (int i = first_bundle; i < b->next_bundle; i++, k++)
@@ -757,16 +796,16 @@ page_flush_before(PageBuild *b, int64 before, bool all)
 {
 	for (;;)
 	{
-		bool		u = b->next_upgrade < b->nupgrades;
+		bool		u = b->next_upgrade < b->upgrades.n;
 		bool		x = b->next_bundle < b->nbundles;
 		int64		next;
 
 		if (!u && !x)
 			return;
 		if (u && x)
-			next = Min(b->upgrades[b->next_upgrade].product_id, b->bundles[b->next_bundle].product_id);
+			next = Min(b->upgrades.u[b->next_upgrade].product_id, b->bundles[b->next_bundle].product_id);
 		else
-			next = u ? b->upgrades[b->next_upgrade].product_id : b->bundles[b->next_bundle].product_id;
+			next = u ? b->upgrades.u[b->next_upgrade].product_id : b->bundles[b->next_bundle].product_id;
 		if (!all && next >= before)
 			return;
 		page_finish(b, next);
@@ -825,9 +864,6 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 	const char *nsp;
 	int64		tenant_id;
 	int			level;
-	static const Oid utypes[6] = {INT8OID, INT8OID, FLOAT8OID, INT8OID, INT8OID, BOOLOID};
-	static const char *const unames[6] = {"product_id bigint", "candidate_id bigint", "score float8",
-	"paths bigint", "buyers bigint", "same_group boolean"};
 	static const Oid btypes[4] = {INT8OID, INT8ARRAYOID, INT8OID, FLOAT8OID};
 	static const char *const bnames[4] = {"product_id bigint", "items bigint[]", "count bigint", "lift float8"};
 	Complements x;
@@ -849,15 +885,7 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 	b.complement_reason = CStringGetTextDatum("frequently bought together");
 	catalog_load(&b.catalog, nsp, tenant_id);
 
-	b.upgrades_cap = 1024;
-	b.upgrades = palloc_extended(b.upgrades_cap * sizeof(PageUpgrade), MCXT_ALLOC_HUGE);
-	ups_stream_query(psprintf("SELECT u.product_id, u.candidate_id, u.score, u.paths, u.buyers, u.same_group "
-							  "FROM %s.upgrade_model u "
-							  "WHERE u.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT
-							  " AND u.kind OPERATOR(pg_catalog.=) 'upgrade' "
-							  "AND %s._upgrade_on_ladder(u.same_group, u.paths, u.buyers, u.popularity) "
-							  "ORDER BY u.product_id", nsp, tenant_id, nsp),
-					 6, utypes, unames, upgrade_row, &b);
+	upgrades_load(&b.upgrades, &b.catalog);
 	b.bundles_cap = 1024;
 	b.bundles = palloc_extended(b.bundles_cap * sizeof(PageBundle), MCXT_ALLOC_HUGE);
 	ups_stream_query(psprintf("SELECT b.product_id, b.items, b.count, b.lift FROM %s.bundle_model b "
@@ -939,15 +967,64 @@ cart_log_miss(double score)
 }
 
 /*
- * _cart_complements(tenant_id bigint) RETURNS TABLE (product_id bigint,
- *	 ids bigint[], log_miss float8[], categories text[])
+ * Whether upgrade x goes before y in a cart line's choice: within the
+ * variant group first (an unknown one before both), then the higher score
+ * (as float8 orders: NaN highest), then the lower id.
+ */
+static bool
+cart_upgrade_before(const Upgrade *x, const Upgrade *y)
+{
+	int			gx = x->same_group_null ? 2 : x->same_group;
+	int			gy = y->same_group_null ? 2 : y->same_group;
+	int			by_score;
+
+	if (gx != gy)
+		return gx > gy;
+	by_score = float8_cmp_internal(x->score, y->score);
+	if (by_score != 0)
+		return by_score > 0;
+	return x->candidate_id < y->candidate_id;
+}
+
+/*
+ * Why a cart line's upgrade is offered: "instead of <title>: <evidence>;
+ * +<price difference> (<percent> more)", the percent rounded as numeric
+ * rounds, the product's id where it has no title.
+ */
+static Datum
+cart_upgrade_reason(Catalog *c, const Product *a, const Upgrade *u)
+{
+	ProductPrice *pa = &c->prices[a - c->products];
+	ProductPrice *pm = &c->prices[catalog_product(c, u->candidate_id) - c->products];
+	Datum		extra = DirectFunctionCall2(numeric_sub, pm->price, pa->price);
+	Datum		percent;
+	text	   *evidence = upsell_upgrade_evidence(u->paths_null, u->paths, u->buyers_null, u->buyers,
+												   u->same_group_null, u->same_group);
+
+	/* round(100 * extra / a.price) */
+	percent = DirectFunctionCall2(numeric_mul, NumericGetDatum(int64_to_numeric(100)), extra);
+	percent = DirectFunctionCall2(numeric_div, percent, pa->price);
+	percent = DirectFunctionCall2(numeric_round, percent, Int32GetDatum(0));
+	return CStringGetTextDatum(psprintf("instead of %s: %s; +%s (%s%% more)",
+										pa->title ? pa->title : psprintf(INT64_FORMAT, a->id),
+										text_to_cstring(evidence),
+										DatumGetCString(DirectFunctionCall1(numeric_out, extra)),
+										DatumGetCString(DirectFunctionCall1(numeric_out, percent))));
+}
+
+/*
+ * _cart_lines(tenant_id bigint) RETURNS TABLE (product_id bigint,
+ *	 ids bigint[], log_miss float8[], categories text[], upgrade_id bigint,
+ *	 upgrade_score float8, upgrade_reason text)
  *
- * Per product of product_model with any: its complements of pair_list_model in
- * stock that do not substitute it, by id, with ln(1 - pair score) and their
- * categories (what cart_model stores of them).  In product order.
+ * Per product of product_model with any: its complements of pair_list_model
+ * in stock that do not substitute it, by id, with ln(1 - pair score) and
+ * their categories, and its best upgrade (the page's rule, within the
+ * variant group first) with its reason: what cart_model stores of them.
+ * In product order.
  */
 Datum
-upsell_cart_complements(PG_FUNCTION_ARGS)
+upsell_cart_lines(PG_FUNCTION_ARGS)
 {
 	MemoryContext callerctx = CurrentMemoryContext;
 	MemoryContext work;
@@ -956,6 +1033,8 @@ upsell_cart_complements(PG_FUNCTION_ARGS)
 	Catalog		catalog;
 	Catalog    *c = &catalog;
 	Complements x;
+	Upgrades	upgrades;
+	int			next_upgrade = 0;
 	const char *nsp;
 	int64		tenant_id;
 	int			level;
@@ -968,6 +1047,7 @@ upsell_cart_complements(PG_FUNCTION_ARGS)
 
 	catalog_load(c, nsp, tenant_id);
 	complements_load(&x, c);
+	upgrades_load(&upgrades, c);
 	/* each category's text once, not once per complement */
 	category_texts = palloc(Max(c->ncategories, 1) * sizeof(Datum));
 	for (int i = 0; i < c->ncategories; i++)
@@ -975,10 +1055,12 @@ upsell_cart_complements(PG_FUNCTION_ARGS)
 	buf = palloc(buf_cap * sizeof(CartComplement));
 	for (int r = 0; r < c->nproducts; r++)
 	{
+		Product    *a = &c->products[c->order[r]];
 		int64		first = x.start[r];
 		int			n = (int) (x.start[r + 1] - first);
-		Datum		values[4];
-		bool		nulls[4] = {false, false, false, false};
+		Upgrade    *best = NULL;
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, true, true, true};
 		Datum	   *ids,
 				   *miss,
 				   *cats;
@@ -987,7 +1069,13 @@ upsell_cart_complements(PG_FUNCTION_ARGS)
 		int			lbs[1] = {1};
 
 		CHECK_FOR_INTERRUPTS();
-		if (n == 0)
+		/* its upgrades (every one is of a product of the catalog) */
+		while (next_upgrade < upgrades.n && upgrades.u[next_upgrade].product_id < a->id)
+			next_upgrade++;
+		for (; next_upgrade < upgrades.n && upgrades.u[next_upgrade].product_id == a->id; next_upgrade++)
+			if (best == NULL || cart_upgrade_before(&upgrades.u[next_upgrade], best))
+				best = &upgrades.u[next_upgrade];
+		if (n == 0 && best == NULL)
 			continue;
 		if (n > buf_cap)
 		{
@@ -1004,10 +1092,10 @@ upsell_cart_complements(PG_FUNCTION_ARGS)
 		}
 		qsort(buf, n, sizeof(CartComplement), cmp_cart_complement);
 		MemoryContextSwitchTo(product_ctx);
-		ids = palloc(n * sizeof(Datum));
-		miss = palloc(n * sizeof(Datum));
-		cats = palloc(n * sizeof(Datum));
-		cat_nulls = palloc(n * sizeof(bool));
+		ids = palloc(Max(n, 1) * sizeof(Datum));
+		miss = palloc(Max(n, 1) * sizeof(Datum));
+		cats = palloc(Max(n, 1) * sizeof(Datum));
+		cat_nulls = palloc(Max(n, 1) * sizeof(bool));
 		for (int i = 0; i < n; i++)
 		{
 			ids[i] = Int64GetDatum(buf[i].other_id);
@@ -1016,11 +1104,18 @@ upsell_cart_complements(PG_FUNCTION_ARGS)
 			cats[i] = cat_nulls[i] ? (Datum) 0 : category_texts[buf[i].category];
 		}
 		dims[0] = n;
-		values[0] = Int64GetDatum(c->products[c->order[r]].id);
+		values[0] = Int64GetDatum(a->id);
 		values[1] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		values[2] = PointerGetDatum(construct_array(miss, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		values[3] = PointerGetDatum(construct_md_array(cats, cat_nulls, 1, dims, lbs, TEXTOID, -1, false,
 													   TYPALIGN_INT));
+		if (best != NULL)
+		{
+			values[4] = Int64GetDatum(best->candidate_id);
+			values[5] = Float8GetDatum(best->score);
+			values[6] = cart_upgrade_reason(c, a, best);
+			nulls[4] = nulls[5] = nulls[6] = false;
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextSwitchTo(work);
 		MemoryContextReset(product_ctx);

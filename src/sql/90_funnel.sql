@@ -198,12 +198,13 @@ COMMENT ON FUNCTION @extschema@.product_page_offers(bigint, bigint, text, text) 
 
 -- ---- during purchase: the cart -------------------------------------------------
 
-CREATE FUNCTION @extschema@._cart_complements(tenant_id bigint)
-RETURNS TABLE (product_id bigint, ids bigint[], log_miss float8[], categories text[])
-AS 'MODULE_PATHNAME', 'upsell_cart_complements'
+CREATE FUNCTION @extschema@._cart_lines(tenant_id bigint)
+RETURNS TABLE (product_id bigint, ids bigint[], log_miss float8[], categories text[],
+			   upgrade_id bigint, upgrade_score float8, upgrade_reason text)
+AS 'MODULE_PATHNAME', 'upsell_cart_lines'
 LANGUAGE C STABLE ROWS 100000;
-COMMENT ON FUNCTION @extschema@._cart_complements(bigint) IS
-	'internal: per product of the tenant with any, its complements of pair_model in stock that do not substitute it (upsell._substitute_sql), by id, with ln(1 - least(score, 0.999999)) and their categories';
+COMMENT ON FUNCTION @extschema@._cart_lines(bigint) IS
+	'internal: per product of the tenant with any, its complements of pair_model in stock that do not substitute it (upsell._substitute_sql), by id, with ln(1 - least(score, 0.999999)) and their categories, and its best upgrade (in stock, pricier up to 1.5x, on a ladder; within its variant group first, then by score and id) with its reason';
 
 -- What a cart request reads about each line, in one index lookup: price,
 -- category and stock, the line's complements (in stock, not substitutes of
@@ -212,7 +213,7 @@ COMMENT ON FUNCTION @extschema@._cart_complements(bigint) IS
 -- other products of its variant group, the categories whose products
 -- substitute it: a request drops complements that substitute another line)
 -- and its best upgrade (within 1.5x the price, same variant group first, up
--- a ladder its buyers climb).
+-- a ladder its buyers climb: the product page's rule, src/funnel_build.c).
 CREATE FUNCTION @extschema@._build_cart_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -221,10 +222,10 @@ AS $$
 BEGIN
 	RETURN @extschema@._publish('cart_model', tenant_id, $q$
 		-- (materialized: read once, before the joins)
-		WITH c AS MATERIALIZED (SELECT * FROM @extschema@._cart_complements($1))
+		WITH c AS MATERIALIZED (SELECT * FROM @extschema@._cart_lines($1))
 		SELECT m.tenant_id, m.product_id, m.price, m.category, m.in_stock,
 			   coalesce(c.ids, '{}') AS complement_ids, coalesce(c.log_miss, '{}') AS complement_log_miss,
-			   u.candidate_id AS upgrade_id, u.score AS upgrade_score, u.reason AS upgrade_reason,
+			   c.upgrade_id, c.upgrade_score, c.upgrade_reason,
 			   coalesce(c.categories, '{}') AS complement_categories,
 			   coalesce(array_remove(g.ids, m.product_id), '{}') AS substitute_ids,
 			   coalesce(s.categories, '{}') AS substitute_categories
@@ -241,21 +242,9 @@ BEGIN
 				   WHERE s.tenant_id = $1 AND s.substitutes
 				   GROUP BY s.category) s
 			ON s.category = m.category
-		-- the complements (src/funnel_build.c: pair_list_model read once,
-		-- the catalog's facts from a hash table)
+		-- the complements and the upgrade (src/funnel_build.c: pair_list_model
+		-- and upgrade_model read once, the catalog's facts from a hash table)
 		LEFT JOIN c ON c.product_id = m.product_id
-		LEFT JOIN (SELECT DISTINCT ON (u.tenant_id, u.product_id)
-						  u.tenant_id, u.product_id, u.candidate_id, u.score,
-						  format('instead of %s: %s; +%s (%s%% more)', coalesce(a.title, u.product_id::text),
-								 @extschema@._upgrade_evidence(u.paths, u.buyers, u.same_group),
-								 b.price - a.price, round(100 * (b.price - a.price) / a.price)) AS reason
-				   FROM @extschema@.upgrade_model u
-				   JOIN @extschema@.product_model a ON a.tenant_id = u.tenant_id AND a.product_id = u.product_id
-				   JOIN @extschema@.product_model b ON b.tenant_id = u.tenant_id AND b.product_id = u.candidate_id
-				   WHERE u.tenant_id = $1 AND u.kind = 'upgrade' AND b.price > a.price AND b.price <= a.price * 1.5 AND b.in_stock
-					 AND @extschema@._upgrade_on_ladder(u.same_group, u.paths, u.buyers, u.popularity)
-				   ORDER BY u.tenant_id, u.product_id, u.same_group DESC, u.score DESC, u.candidate_id) u
-			ON u.tenant_id = m.tenant_id AND u.product_id = m.product_id
 		WHERE m.tenant_id = $1$q$);
 END
 $$;
