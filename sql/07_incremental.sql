@@ -151,6 +151,31 @@ SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 
+-- 9. the counts in one chunk (a tenant's up to upsell.cooccurrence_chunk_pairs
+-- pairs, 16.7M by default): new orders merged into it, and into one that
+-- then outgrows a smaller bound and is split
+SET upsell.cooccurrence_chunk_pairs = 100000000;
+CALL upsell.refresh();
+INSERT INTO inc.lines
+SELECT line_id + 400000, order_id || '-again', customer_id, ordered_at + interval '1 year',
+	   product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE ordered_at >= '2022-06-01' AND ordered_at < '2022-07-01';
+CALL upsell.refresh(incremental => true);
+SELECT count(*) AS chunks FROM upsell.cooccurrence_chunks WHERE tenant_id = 0;
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+INSERT INTO inc.lines
+SELECT line_id + 500000, order_id || '-again', customer_id, ordered_at + interval '1 year',
+	   product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE ordered_at >= '2022-05-01' AND ordered_at < '2022-06-01';
+SET upsell.cooccurrence_chunk_pairs = 300;
+CALL upsell.refresh(incremental => true);
+SELECT count(*) > 1 AS split FROM upsell.cooccurrence_chunks WHERE tenant_id = 0;
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+
 -- a view has no commit order: always rebuilt in full
 CREATE VIEW inc.lines_view AS SELECT * FROM inc.lines;
 SELECT upsell.register_orders('inc.lines_view', 'order_id', 'product_id', customer_id => 'customer_id',
