@@ -2,7 +2,7 @@
  * funnel_build.c
  *		The funnel's builders' joins in one pass over each model they read:
  *		_product_page_lists (the product page's 12 best offers per product)
- *		and _cart_complements (a cart line's complements).  The catalog's
+ *		and _cart_lines (a cart line's complements and best upgrade).  The catalog's
  *		facts (stock, category, variant group, price) are read once into a
  *		hash table; pair_list_model is read once and each product's
  *		offers are ranked (src/core/page_rank.c) in product order,
@@ -296,7 +296,7 @@ catalog_product(Catalog *c, int64 id)
 }
 
 /*
- * Whether b substitutes a: upsell._substitute_sql (other products of its
+ * Whether b substitutes a: upsell.is_substitute (other products of its
  * variant group, or of a category whose products substitute a's).
  */
 static inline bool
@@ -578,12 +578,19 @@ typedef struct PageColumnType
 	char		align;
 } PageColumnType;
 
+#define PAGE_INT8 {INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE}
 #define PAGE_FLOAT8 {FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE}
 #define PAGE_TEXT {TEXTOID, -1, false, TYPALIGN_INT}
 
 static const PageColumnType page_column_types[PAGE_NCOLS] = {
-	{INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE}, PAGE_TEXT, {INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE},
-	{INT4OID, 4, true, TYPALIGN_INT}, PAGE_FLOAT8, PAGE_FLOAT8, {NUMERICOID, -1, false, TYPALIGN_INT}, PAGE_TEXT
+	[PAGE_PRODUCT] = PAGE_INT8,
+	[PAGE_TYPES] = PAGE_TEXT,
+	[PAGE_IDS] = PAGE_INT8,
+	[PAGE_ENDS] = {INT4OID, 4, true, TYPALIGN_INT},
+	[PAGE_SORTS] = PAGE_FLOAT8,
+	[PAGE_SCORES] = PAGE_FLOAT8,
+	[PAGE_DISCOUNTS] = {NUMERICOID, -1, false, TYPALIGN_INT},
+	[PAGE_REASONS] = PAGE_TEXT
 };
 
 /* a bundle on the product page is offered at 10% off; the others at full price */

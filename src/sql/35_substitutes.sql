@@ -107,22 +107,12 @@ SELECT @extschema@._define_model('category_model',
 	NULL, 25, '@extschema@._build_category_model(bigint, boolean)',
 	'per category (and merchant pair of categories): whether their products substitute each other; for one category, the orders with two of its products against independent choices (lift), or the merchant''s rule');
 
--- The SQL condition "product b is a substitute of product a", over two rows of
--- product_model named a and b and the category model table given: true or
--- false, never NULL (products without a variant group or category are
--- substitutes of nothing), so that NOT of it keeps them.  One text for every
--- builder, so that they all agree.
-CREATE FUNCTION @extschema@._substitute_sql(a text, b text, category_model text)
-RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN pg_catalog.format(
-	'(%1$s.product_id OPERATOR(pg_catalog.<>) %2$s.product_id AND '
-	'(coalesce(%1$s.variant_group OPERATOR(pg_catalog.=) %2$s.variant_group, false) OR EXISTS ('
-	'SELECT FROM %3$s s WHERE s.tenant_id OPERATOR(pg_catalog.=) %1$s.tenant_id '
-	'AND s.category OPERATOR(pg_catalog.=) %1$s.category AND s.other_category OPERATOR(pg_catalog.=) %2$s.category '
-	'AND s.substitutes)))', a, b, category_model);
-
--- The same condition for serving: whether b substitutes any of items.
+-- Whether a product substitutes any of the context products: another
+-- product of one's variant group, or of a category whose products substitute
+-- one's (category_model); products without a variant group or category are
+-- substitutes of nothing.  The rule every stage applies: per request as sets
+-- (_cart_blocked, below), and in the refresh's builds of the product page and
+-- the cart in C (src/funnel_build.c, catalog_substitutes).
 CREATE FUNCTION @extschema@.is_substitute(tenant_id bigint, product_id bigint, context bigint[])
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE

@@ -191,7 +191,8 @@ COMMENT ON FUNCTION @extschema@._unit_offer(numeric, numeric, text, numeric, num
 
 -- Why an upgrade is offered, in words: the customers who took that path,
 -- else the variant group or the category it steps up in.
--- (in C, src/upgrade.c: the product page's build writes the same words)
+-- (in C, src/upgrade.c: the product page's and the cart's builds write the
+-- same words)
 CREATE FUNCTION @extschema@._upgrade_evidence(paths bigint, buyers bigint, same_group boolean)
 RETURNS text
 AS 'MODULE_PATHNAME', 'upsell_upgrade_evidence_sql'

@@ -175,20 +175,23 @@ $$;
 -- The pass of purchase_history_model over a tenant's lines, as of its
 -- refresh snapshot or the snapshot given (a side build, _define_side_build):
 -- a row per customer, then a row per product.  All the tenant's customers,
--- or in an incremental build those with new lines (_history_customers),
--- written into the text: a side build's worker cannot read the new lines'
--- temporary table.
-CREATE FUNCTION @extschema@._history_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL)
+-- or in an incremental build those with new lines (customers, or else
+-- _history_customers), written into the text: a side build's worker cannot
+-- read the new lines' temporary table.
+CREATE FUNCTION @extschema@._history_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL,
+	customers bigint[] DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF customers IS NULL AND @extschema@._incremental(tenant_id) THEN
+		customers := @extschema@._history_customers();
+	END IF;
 	RETURN 'SELECT * FROM @extschema@._purchase_history('
 		|| quote_literal(@extschema@._history_lines_query(tenant_id,
-			CASE WHEN @extschema@._incremental(tenant_id)
-				 THEN format('l.customer_id OPERATOR(pg_catalog.=) ANY (%L::bigint[])',
-							 @extschema@._history_customers())
+			CASE WHEN customers IS NOT NULL
+				 THEN format('l.customer_id OPERATOR(pg_catalog.=) ANY (%L::bigint[])', customers)
 				 ELSE 'true' END,
 			snapshot)) || ')';
 END
@@ -236,7 +239,8 @@ BEGIN
 		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass SELECT * FROM '
 			'@extschema@._side_rows(''purchase_history_model'', NULL::pg_temp.upsell_history_pass)';
 	ELSE
-		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass ' || @extschema@._history_query(t);
+		-- (incrementally, the customers found above)
+		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass ' || @extschema@._history_query(t, NULL, customers);
 	END IF;
 	IF inc THEN
 		PERFORM @extschema@._publish('purchase_history_model', t,
@@ -317,7 +321,7 @@ SELECT @extschema@._define_model('purchase_history_model',
 	NULL, 70, '@extschema@._build_purchase_history(bigint, boolean)',
 	'per customer, one array element per product bought (sorted by product id): distinct purchases, first and last, median gap and CV of gaps in days (NULL below 2 and 3 purchases), quantity and spend; read through the view purchase_interval_model',
 	'customer_id');
-SELECT @extschema@._define_side_build('purchase_history_model', '@extschema@._history_query(bigint, pg_snapshot)', during_count => true,
+SELECT @extschema@._define_side_build('purchase_history_model', '@extschema@._history_query(bigint, pg_snapshot, bigint[])', during_count => true,
 	incremental => true);
 -- As pair_list_model: a customer's row over 2 kB (3% of them at 10M lines)
 -- is stored as it is, not compressed at every refresh; readers look

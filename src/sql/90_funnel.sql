@@ -99,8 +99,8 @@ COMMENT ON FUNCTION @extschema@._merge_offers(text, bigint, bigint[], numeric, @
 -- bundle_model and pair_list_model (a row of pairs per product), each
 -- product's offers ranked in product order.  The rule, as the SQL it replaced said it
 -- (the same rows): the complements of pair_model in stock that are not
--- substitutes of the product (upsell._substitute_sql), its upgrades of
--- upgrade_model in stock within 1.5x its price and on a ladder
+-- substitutes of the product (upsell.is_substitute), its upgrades of
+-- upgrade_model in stock, pricier up to 1.5x its price and on a ladder
 -- (_upgrade_on_ladder), its bundles of bundle_model with every item in
 -- stock; each scored by sort = score / the best score of its kind for the
 -- product; one offer per set of products (the highest sort, then the kind
@@ -143,7 +143,8 @@ SELECT @extschema@._define_model('product_page_list_model',
 	'product_id');
 
 -- The offers one row each (the shape of 1.3's product_page_model table), as
--- analysts read them.
+-- analysts read them.  (unnest of several arrays is syntax, ROWS FROM, not
+-- a function of pg_catalog to qualify.)
 CREATE VIEW @extschema@.product_page_model AS
 SELECT l.tenant_id, l.product_id, o.offer_type,
 	   l.product_ids[coalesce(l.offer_ends[o.n OPERATOR(pg_catalog.-) 1], 0) OPERATOR(pg_catalog.+) 1 : o.offer_end] AS product_ids,
@@ -204,7 +205,7 @@ RETURNS TABLE (product_id bigint, ids bigint[], log_miss float8[], categories te
 AS 'MODULE_PATHNAME', 'upsell_cart_lines'
 LANGUAGE C STABLE ROWS 100000;
 COMMENT ON FUNCTION @extschema@._cart_lines(bigint) IS
-	'internal: per product of the tenant with any, its complements of pair_model in stock that do not substitute it (upsell._substitute_sql), by id, with ln(1 - least(score, 0.999999)) and their categories, and its best upgrade (in stock, pricier up to 1.5x, on a ladder; within its variant group first, then by score and id) with its reason';
+	'internal: per product of the tenant with any, its complements of pair_model in stock that do not substitute it (upsell.is_substitute), by id, with ln(1 - least(score, 0.999999)) and their categories, and its best upgrade (in stock, pricier up to 1.5x, on a ladder; within its variant group first, then by score and id) with its reason';
 
 -- What a cart request reads about each line, in one index lookup: price,
 -- category and stock, the line's complements (in stock, not substitutes of
