@@ -22,6 +22,10 @@ DECLARE
 	inc boolean := incremental AND @extschema@._incremental(tenant_id);
 	max_pairs bigint := coalesce(current_setting('upsell.cooccurrence_chunk_pairs', true)::bigint, 16777216);
 	old_chunks bigint;
+	-- the new lines' counts, one row, that an incremental build adds
+	new_counts text := '(SELECT @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state, '
+		'pg_catalog.max(l.ordered_at) AS max_ordered_at, pg_catalog.max(l.order_key) AS max_order_key '
+		'FROM pg_temp.upsell_new_lines l)';
 BEGIN
 	SELECT count(*) INTO old_chunks FROM @extschema@.cooccurrence_chunks c
 	WHERE c.tenant_id = _build_cooccurrence_chunks.tenant_id;
@@ -37,17 +41,14 @@ BEGIN
 				   c.state, greatest(o.max_ordered_at, a.max_ordered_at) AS max_ordered_at,
 				   greatest(o.max_order_key, a.max_order_key) AS max_order_key
 			FROM @extschema@.cooccurrence_chunks o,
-				 (SELECT @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state,
-						 pg_catalog.max(l.ordered_at) AS max_ordered_at,
-						 pg_catalog.max(l.order_key) AS max_order_key
-				  FROM pg_temp.upsell_new_lines l) a,
+				 %s a,
 				 @extschema@.cooccurrence_chunks(
 					 CASE WHEN a.state IS NULL THEN o.state
 						  ELSE @extschema@._cooccurrence_merge_rows(o.state, a.state, NULL, NULL) END, %s) c,
 				 @extschema@.cooccurrence_info(c.state) i
 			WHERE o.tenant_id OPERATOR(pg_catalog.=) $1
 			  AND (i.orders OPERATOR(pg_catalog.>) 0 OR i.skipped_lines OPERATOR(pg_catalog.>) 0)$q$,
-			max_pairs));
+			new_counts, max_pairs));
 	ELSIF inc AND old_chunks > 1 THEN
 		-- the new lines counted, added chunk by chunk to the previous counts
 		-- (which the publishing statement still sees): every product's count
@@ -65,10 +66,7 @@ BEGIN
 							   pg_catalog.lead(p.first_product) OVER (ORDER BY p.chunk) AS next_first
 						FROM @extschema@.cooccurrence_chunks p
 						WHERE p.tenant_id OPERATOR(pg_catalog.=) $1) o,
-					   (SELECT @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state,
-							   pg_catalog.max(l.ordered_at) AS max_ordered_at,
-							   pg_catalog.max(l.order_key) AS max_order_key
-						FROM pg_temp.upsell_new_lines l) a,
+					   %s a,
 					   @extschema@.cooccurrence_chunks(
 						   CASE WHEN a.state IS NULL THEN o.state
 								ELSE @extschema@._cooccurrence_merge_rows(o.state, a.state,
@@ -76,7 +74,7 @@ BEGIN
 									o.next_first) END, %s) c,
 					   @extschema@.cooccurrence_info(c.state) i
 				  WHERE i.orders OPERATOR(pg_catalog.>) 0 OR i.skipped_lines OPERATOR(pg_catalog.>) 0) x$q$,
-			max_pairs));
+			new_counts, max_pairs));
 	END IF;
 	-- all the tenant's lines as of its snapshot, counted where they live
 	-- (_pair_counts_sql) and split into chunks where the count left them
