@@ -32,12 +32,12 @@ extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fna
 extern bytea *upsell_alloc_bytea(size_t size, const char *what, const char *hint);
 extern int64 *upsell_int8_elems(ArrayType *arr, int *n);
 extern ArrayType *upsell_int8_array(const int64 *ids, int n);
+extern int	upsell_pin_search_path(void);
+extern void upsell_unpin_search_path(int level);
 
 /* upgrade.c: why an upgrade is offered, from its evidence (NULL: unknown) */
 extern text *upsell_upgrade_evidence(bool paths_null, int64 paths, bool buyers_null, int64 buyers,
 									 bool same_group_null, bool same_group);
-extern int	upsell_pin_search_path(void);
-extern void upsell_unpin_search_path(int level);
 
 /* gapfill.c: gap fillers of the cart stage (serving_cart.c) */
 extern int	upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 gap,
