@@ -1051,16 +1051,11 @@ upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
 static void
 deconstruct_arg(ArrayType *a, Oid type, const char *what, Datum **values, bool **nulls, int *n)
 {
-	int16		len;
-	bool		byval;
-	char		align;
-
 	if (ARR_NDIM(a) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("%s must be a one-dimensional array", what)));
-	get_typlenbyvalalign(type, &len, &byval, &align);
-	deconstruct_array(a, type, len, byval, align, values, nulls, n);
+	upsell_deconstruct(a, type, values, nulls, n);
 }
 
 /*

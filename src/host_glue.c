@@ -10,6 +10,7 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+#include "utils/lsyscache.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -110,6 +111,18 @@ upsell_int8_elems(ArrayType *arr, int *n)
 			out[j++] = DatumGetInt64(d[i]);
 	*n = j;
 	return out;
+}
+
+/* The elements of a one-dimensional array of any element type. */
+void
+upsell_deconstruct(ArrayType *arr, Oid type, Datum **values, bool **nulls, int *n)
+{
+	int16		len;
+	bool		byval;
+	char		align;
+
+	get_typlenbyvalalign(type, &len, &byval, &align);
+	deconstruct_array(arr, type, len, byval, align, values, nulls, n);
 }
 
 /* An int8 array of ids[0 .. n). */

@@ -8,7 +8,6 @@
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 
 #include "serving.h"
 #include "upsell.h"
@@ -22,17 +21,12 @@ page_column(int column, Oid type, Datum **elems, bool **nulls, int *n)
 {
 	bool		isnull;
 	Datum		d = serving_col(0, column, &isnull);
-	int16		len;
-	bool		byval;
-	char		align;
 
 	*elems = NULL;
 	*nulls = NULL;
 	*n = 0;
-	if (isnull)
-		return;
-	get_typlenbyvalalign(type, &len, &byval, &align);
-	deconstruct_array(DatumGetArrayTypeP(d), type, len, byval, align, elems, nulls, n);
+	if (!isnull)
+		upsell_deconstruct(DatumGetArrayTypeP(d), type, elems, nulls, n);
 }
 
 static void

@@ -32,6 +32,7 @@ extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fna
 extern bytea *upsell_alloc_bytea(size_t size, const char *what, const char *hint);
 extern int64 *upsell_int8_elems(ArrayType *arr, int *n);
 extern ArrayType *upsell_int8_array(const int64 *ids, int n);
+extern void upsell_deconstruct(ArrayType *arr, Oid type, Datum **values, bool **nulls, int *n);
 extern int	upsell_pin_search_path(void);
 extern void upsell_unpin_search_path(int level);
 

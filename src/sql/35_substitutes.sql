@@ -156,19 +156,22 @@ CREATE FUNCTION @extschema@._cart_blocked(tenant_id bigint, items bigint[], with
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	line_categories text[];
 BEGIN
+	-- the cart lines' variant groups and categories, read once
+	SELECT coalesce(array_agg(a.variant_group) FILTER (WHERE a.variant_group IS NOT NULL), '{}'),
+		   coalesce(array_agg(a.category) FILTER (WHERE a.category IS NOT NULL), '{}')
+	INTO variant_groups, line_categories
+	FROM @extschema@.product_model a
+	WHERE a.tenant_id = _cart_blocked.tenant_id AND a.product_id = ANY (items);
 	SELECT coalesce(array_agg(e.product_id) FILTER (WHERE e.product_id IS NOT NULL), '{}'),
-		   ARRAY(SELECT a.variant_group FROM @extschema@.product_model a
-				 WHERE a.tenant_id = _cart_blocked.tenant_id AND a.product_id = ANY (items)
-				   AND a.variant_group IS NOT NULL),
 		   coalesce(array_agg(e.category) FILTER (WHERE e.category IS NOT NULL), '{}')
 		   -- the categories that substitute its lines' categories
 		   || ARRAY(SELECT s.other_category FROM @extschema@.category_model s
 					WHERE s.tenant_id = _cart_blocked.tenant_id AND s.substitutes
-					  AND s.category = ANY (ARRAY(
-						  SELECT a.category FROM @extschema@.product_model a
-						  WHERE a.tenant_id = _cart_blocked.tenant_id AND a.product_id = ANY (items))))
-	INTO ids, variant_groups, categories
+					  AND s.category = ANY (line_categories))
+	INTO ids, categories
 	FROM @extschema@.exclusions e
 	-- the exclusions that apply: alone (a product's or a category's), or of
 	-- a product with a cart line (exclusions_tenant_id_with_product_id_idx:
