@@ -27,9 +27,7 @@
 --      writes only through
 --
 --        @extschema@._publish(model name, tenant_id bigint, query text,
---                             scope bigint[] DEFAULT NULL,
---                             aside regclass DEFAULT NULL,
---                             aside_when text DEFAULT NULL) RETURNS bigint
+--                             scope bigint[] DEFAULT NULL) RETURNS bigint
 --
 --      where query yields the model's rows (columns matched by NAME, every
 --      column of the model, tenant_id included) and may use $1 (the tenant
@@ -38,9 +36,7 @@
 --      _define_model) is in scope -- in one statement; the query still sees
 --      the rows being replaced, so an incremental builder may read the
 --      model's previous rows in it.  Rows of another tenant, or outside the
---      scope, are an error.  Rows for which aside_when (a condition on the
---      query's columns) is true go into the table aside instead.  It returns
---      the rows inserted into the model.
+--      scope, are an error.  It returns the rows inserted.
 --   2. One call of  _define_model(model, columns, indexes, build_order,
 --      builder, description [, scope_column])  in the layer's install
 --      script: columns start with "tenant_id bigint NOT NULL" (or a primary
@@ -148,15 +144,7 @@ $$;
 -- ones in a unique index, while the query, reading the statement's snapshot,
 -- still sees the old rows.  (The INSERT's alias n qualifies its RETURNING
 -- list: Citus deparses the statement for a shard without it otherwise.)
--- With aside, the rows of query for which the condition aside_when is true
--- go into the table aside instead (one of the query's shape, by position),
--- in the same statement: a builder whose one pass yields the rows of its
--- model and, beside them, what the next builder reads, copies that pass
--- once, not into a temporary table first and then into the model (at 10M
--- lines 845,000 customer rows of purchase_history_model: the copy and its
--- TOAST compression were 4-5 s of the refresh).
-CREATE FUNCTION @extschema@._publish(model name, tenant_id bigint, query text, scope bigint[] DEFAULT NULL,
-	aside regclass DEFAULT NULL, aside_when text DEFAULT NULL)
+CREATE FUNCTION @extschema@._publish(model name, tenant_id bigint, query text, scope bigint[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -180,10 +168,6 @@ BEGIN
 		RAISE EXCEPTION 'a model is published per tenant: tenant_id must not be NULL'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF (aside IS NULL) <> (aside_when IS NULL) THEN
-		RAISE EXCEPTION 'rows are set aside into a table by a condition: aside and aside_when go together'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
 	IF scope IS NOT NULL AND d.scope_column IS NULL THEN
 		RAISE EXCEPTION 'model % has no scope column: it is published for whole tenants only', model
 			USING ERRCODE = 'invalid_parameter_value';
@@ -205,17 +189,6 @@ BEGIN
 		-- neither), and a stray row fails the INSERT.  The builders run in
 		-- full there (a distributed table has no row xmin for incremental
 		-- refresh), so none reads the rows being replaced.
-		IF aside IS NOT NULL THEN
-			-- the query once, into a table of its shape (aside's), then
-			-- both inserts from there
-			IF to_regclass('pg_temp.upsell_publish_rows') IS NOT NULL THEN
-				DROP TABLE pg_temp.upsell_publish_rows;
-			END IF;
-			EXECUTE format('CREATE TEMP TABLE upsell_publish_rows (LIKE %s) ON COMMIT DROP', aside);
-			EXECUTE format('INSERT INTO pg_temp.upsell_publish_rows SELECT * FROM (%s) q', query) USING tenant_id, scope;
-			EXECUTE format('INSERT INTO %s SELECT * FROM pg_temp.upsell_publish_rows q WHERE %s', aside, aside_when);
-			query := format('SELECT * FROM pg_temp.upsell_publish_rows q WHERE (%s) IS NOT TRUE', aside_when);
-		END IF;
 		EXECUTE format('DELETE FROM %s m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 %s', rel,
 					   CASE WHEN scope IS NULL THEN ''
 							ELSE format('AND m.%I OPERATOR(pg_catalog.=) ANY ($2)', d.scope_column) END)
@@ -239,11 +212,10 @@ BEGIN
 			DELETE FROM %1$s m
 			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 %2$s
 			RETURNING 1),
-		%8$s
 		new AS (
 			INSERT INTO %1$s AS n (%3$s)
-			SELECT %4$s FROM %5$s
-			WHERE (SELECT pg_catalog.count(*) FROM old) OPERATOR(pg_catalog.>=) 0 %9$s
+			SELECT %4$s FROM (%5$s) q
+			WHERE (SELECT pg_catalog.count(*) FROM old) OPERATOR(pg_catalog.>=) 0
 			RETURNING n.tenant_id, %6$s AS scope_key)
 		SELECT pg_catalog.count(*),
 			   pg_catalog.count(*) FILTER (WHERE new.tenant_id IS DISTINCT FROM $1 %7$s)
@@ -254,14 +226,10 @@ BEGIN
 		cols,
 		(SELECT string_agg('q.' || quote_ident(a.attname), ', ' ORDER BY a.attnum)
 		 FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped),
-		CASE WHEN aside IS NULL THEN format('(%s) q', query) ELSE 'q' END,
+		query,
 		CASE WHEN scope IS NULL THEN 'NULL::bigint' ELSE 'n.' || quote_ident(d.scope_column) END,
 		CASE WHEN scope IS NULL THEN ''
-			 ELSE 'OR new.scope_key IS NULL OR new.scope_key OPERATOR(pg_catalog.<>) ALL ($2)' END,
-		-- (the query read by both inserts: PostgreSQL computes it once)
-		CASE WHEN aside IS NULL THEN ''
-			 ELSE format('q AS (%s), aside AS (INSERT INTO %s SELECT * FROM q WHERE %s),', query, aside, aside_when) END,
-		CASE WHEN aside IS NULL THEN '' ELSE format('AND (%s) IS NOT TRUE', aside_when) END)
+			 ELSE 'OR new.scope_key IS NULL OR new.scope_key OPERATOR(pg_catalog.<>) ALL ($2)' END)
 	INTO n, stray USING tenant_id, scope;
 	END IF;
 	IF stray > 0 THEN
@@ -295,8 +263,8 @@ BEGIN
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION @extschema@._publish(name, bigint, text, bigint[], regclass, text) IS
-	'internal, the model store: replaces a tenant''s rows of a model (or those whose scope column is in scope) by the rows of a query ($1 tenant, $2 scope) in one MVCC statement; the rows for which aside_when is true go into the table aside instead';
+COMMENT ON FUNCTION @extschema@._publish(name, bigint, text, bigint[]) IS
+	'internal, the model store: replaces a tenant''s rows of a model (or those whose scope column is in scope) by the rows of a query ($1 tenant, $2 scope) in one MVCC statement';
 
 CREATE TABLE @extschema@.refresh_log (
 	refresh_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

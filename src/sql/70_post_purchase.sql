@@ -211,7 +211,6 @@ DECLARE
 	t bigint := tenant_id;
 	inc boolean := incremental AND @extschema@._incremental(tenant_id);
 	customers bigint[];
-	pass text;
 	n bigint;
 BEGIN
 	-- the carts view, if a DROP ... CASCADE took it
@@ -221,8 +220,6 @@ BEGIN
 	IF to_regclass('pg_temp.upsell_history_pass') IS NOT NULL THEN
 		DROP TABLE pg_temp.upsell_history_pass, pg_temp.upsell_history_old;
 	END IF;
-	-- the pass's product rows, for product_interval_model (its customer
-	-- rows go straight into the model: _publish's aside)
 	CREATE TEMP TABLE upsell_history_pass ON COMMIT DROP AS
 		SELECT * FROM @extschema@._purchase_history('') WITH NO DATA;
 	CREATE TEMP TABLE upsell_history_old (product_id bigint, purchases int, median_gap_days float8, cv float8) ON COMMIT DROP;
@@ -236,19 +233,25 @@ BEGIN
 		WHERE h.tenant_id = t AND h.customer_id = ANY (customers);
 	END IF;
 	-- the pass (of those customers only, incrementally): computed by a side
-	-- build (_define_side_build), or here (incrementally, the customers
-	-- found above); its customer rows are the model's, its product rows
-	-- (customer_id NULL) are set aside
-	-- (the temporary table and its row type are new at every build)
-	pass := CASE WHEN @extschema@._side_ready('purchase_history_model')
-				 THEN 'SELECT * FROM @extschema@._side_rows(''purchase_history_model'', NULL::pg_temp.upsell_history_pass)'
-				 ELSE @extschema@._history_query(t, NULL, customers) END;
-	n := @extschema@._publish('purchase_history_model', t, pass, CASE WHEN inc THEN customers END,
-							  'pg_temp.upsell_history_pass', 'customer_id IS NULL');
-	IF inc THEN
-		SELECT count(*) INTO n FROM @extschema@.purchase_history_model h WHERE h.tenant_id = t;
+	-- build (_define_side_build), or here
+	-- (EXECUTE: the temporary table and its row type are new at every build)
+	IF @extschema@._side_ready('purchase_history_model') THEN
+		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass SELECT * FROM '
+			'@extschema@._side_rows(''purchase_history_model'', NULL::pg_temp.upsell_history_pass)';
+	ELSE
+		-- (incrementally, the customers found above)
+		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass ' || @extschema@._history_query(t, NULL, customers);
 	END IF;
-	RETURN n;
+	IF inc THEN
+		PERFORM @extschema@._publish('purchase_history_model', t,
+			'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
+			'quantity, spend FROM pg_temp.upsell_history_pass WHERE product_id IS NULL', customers);
+		SELECT count(*) INTO n FROM @extschema@.purchase_history_model h WHERE h.tenant_id = t;
+		RETURN n;
+	END IF;
+	RETURN @extschema@._publish('purchase_history_model', t,
+		'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
+		'quantity, spend FROM pg_temp.upsell_history_pass WHERE product_id IS NULL');
 END
 $$;
 
