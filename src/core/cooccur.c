@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "idmap.h"
 #include "ups_host.h"
 
 #define LINES_MAGIC		0x314c5055	/* "UPL1" */
@@ -289,17 +290,6 @@ cooc_item_index(const CoocCounts *counts, int64_t product_id)
 	return -1;
 }
 
-/* Hash finalizer of 64-bit ids (murmur3 fmix64). */
-static inline uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= UINT64_C(0xff51afd7ed558ccd);
-	x ^= x >> 33;
-	x *= UINT64_C(0xc4ceb9fe1a85ec53);
-	x ^= x >> 33;
-	return x;
-}
 
 /*
  * Numbers the distinct products of the lines: fills idx[i] with the rank of
@@ -347,7 +337,7 @@ cooc_product_numbers(const CoocLines *lines, uint32_t *idx, size_t *nids_out)
 		int64_t		id = lines->lines[i].product_id;
 		size_t		h;
 
-		h = mix64((uint64_t) id) & mask;
+		h = ups_mix64((uint64_t) id) & mask;
 		while (slots[h].num != 0 && slots[h].id != id)
 			h = (h + 1) & mask;
 		if (slots[h].num == 0)
@@ -374,7 +364,7 @@ cooc_product_numbers(const CoocLines *lines, uint32_t *idx, size_t *nids_out)
 				slots = ups_alloc0(size * sizeof(IdSlot));
 				for (j = 0; j < nids; j++)
 				{
-					size_t		g = mix64((uint64_t) distinct[j].id) & mask;
+					size_t		g = ups_mix64((uint64_t) distinct[j].id) & mask;
 
 					while (slots[g].num != 0)
 						g = (g + 1) & mask;

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "idmap.h"
 #include "stats.h"
 
 #define UPS_SQRT2	1.41421356237309504880
@@ -448,17 +449,6 @@ fnv1a_more(uint64_t h, const unsigned char *p, size_t len)
 	return h;
 }
 
-/* MurmurHash3's 64-bit finalizer: every input bit affects every output bit. */
-static uint64_t
-fmix64(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= UINT64_C(0xff51afd7ed558ccd);
-	k ^= k >> 33;
-	k *= UINT64_C(0xc4ceb9fe1a85ec53);
-	k ^= k >> 33;
-	return k;
-}
 
 uint64_t
 ups_fnv1a64(const void *data, size_t len)
@@ -467,13 +457,14 @@ ups_fnv1a64(const void *data, size_t len)
 }
 
 /*
- * FNV-1a over the bytes, then fmix64.  Byte-at-a-time, so it does not depend
- * on endianness, word size or alignment: the same value on every platform.
+ * FNV-1a over the bytes, then MurmurHash3's finalizer (ups_mix64).
+ * Byte-at-a-time, so it does not depend on endianness, word size or
+ * alignment: the same value on every platform.
  */
 uint64_t
 ups_hash64(const void *data, size_t len)
 {
-	return fmix64(ups_fnv1a64(data, len));
+	return ups_mix64(ups_fnv1a64(data, len));
 }
 
 /* Hash of experiment name, a zero byte, unit id: unambiguous concatenation. */
@@ -485,7 +476,7 @@ ups_unit_hash(const char *experiment, size_t elen, const char *unit, size_t ulen
 
 	h = fnv1a_more(h, &zero, 1);
 	h = fnv1a_more(h, (const unsigned char *) unit, ulen);
-	return fmix64(h);
+	return ups_mix64(h);
 }
 
 /*

@@ -7,30 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "idmap.h"
 #include "upgrade.h"
 #include "ups_host.h"
-
-/* Products sorted by id, for mapping line product ids to indexes. */
-typedef struct IdIndex
-{
-	int64_t		id;
-	uint32_t	index;
-} IdIndex;
 
 /* ups_realloc of NULL is not allowed (the server's repalloc) */
 static void *
 grow(void *ptr, size_t size)
 {
 	return ptr ? ups_realloc(ptr, size) : ups_alloc(size);
-}
-
-static int
-cmp_id_index(const void *a, const void *b)
-{
-	int64_t		x = ((const IdIndex *) a)->id,
-				y = ((const IdIndex *) b)->id;
-
-	return (x > y) - (x < y);
 }
 
 static int
@@ -287,7 +272,7 @@ struct UpgStream
 	size_t		n;
 	uint32_t   *order;			/* sorted index -> caller's index */
 	UpgProduct *p;				/* the sorted copy */
-	IdIndex    *ids;			/* sorted by id, index into p */
+	UpsIdMap	ids;			/* product id -> index into p */
 	int32_t		ngroups;
 	int32_t		ncats;
 	int64_t    *buyers;
@@ -298,7 +283,8 @@ struct UpgStream
 	uint32_t   *gstamp;
 	uint32_t   *cstamp;
 	uint32_t   *slot;
-	uint32_t   *cust_products;
+	uint32_t   *cust_products;	/* the customer's products, by slot */
+	uint32_t   *timed_products;	/* those with a time, sorted */
 	int64_t    *first;
 	int64_t    *last;
 	bool	   *timed;
@@ -353,15 +339,9 @@ upg_stream_begin(const UpgProduct *products, size_t n, const UpgParams *params, 
 	}
 
 	/* ids -> indexes */
-	s->ids = alloc_n(n, sizeof(IdIndex), false);
+	ups_idmap_init(&s->ids, n);
 	for (i = 0; i < n; i++)
-	{
-		s->ids[i].id = s->p[i].id;
-		s->ids[i].index = (uint32_t) i;
-	}
-	qsort(s->ids, n, sizeof(IdIndex), cmp_id_index);
-	for (i = 1; i < n; i++)
-		if (s->ids[i].id == s->ids[i - 1].id)
+		if (!ups_idmap_add(&s->ids, s->p[i].id, (uint32_t) i))
 		{
 			upg_stream_free(s);
 			return "duplicate product id";
@@ -375,11 +355,60 @@ upg_stream_begin(const UpgProduct *products, size_t n, const UpgParams *params, 
 	s->cstamp = alloc_n((size_t) s->ncats, sizeof(uint32_t), true);
 	s->slot = alloc_n(n, sizeof(uint32_t), false);
 	s->cust_products = alloc_n(n, sizeof(uint32_t), false);
+	s->timed_products = alloc_n(n, sizeof(uint32_t), false);
 	s->first = alloc_n(n, sizeof(int64_t), false);
 	s->last = alloc_n(n, sizeof(int64_t), false);
 	s->timed = alloc_n(n, sizeof(bool), false);
 	*out = s;
 	return NULL;
+}
+
+/* One customer's path a -> b, if a's first purchase precedes b's last. */
+static inline void
+add_path(UpgStream *s, uint32_t a, uint32_t b)
+{
+	if (!(s->first[s->slot[a]] < s->last[s->slot[b]]))
+		return;
+	if (s->nevents == s->capevents)
+	{
+		s->capevents = s->capevents ? s->capevents * 2 : 1024;
+		s->events = grow(s->events, s->capevents * sizeof(uint64_t));
+	}
+	s->events[s->nevents++] = ((uint64_t) a << 32) | b;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t	x = *(const uint32_t *) a,
+				y = *(const uint32_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* A customer's products, ascending: most customers have a handful. */
+static void
+sort_uint32(uint32_t *v, size_t n)
+{
+	size_t		i;
+
+	if (n > 32)
+	{
+		qsort(v, n, sizeof(uint32_t), cmp_u32);
+		return;
+	}
+	for (i = 1; i < n; i++)
+	{
+		uint32_t	x = v[i];
+		size_t		j = i;
+
+		while (j > 0 && v[j - 1] > x)
+		{
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = x;
+	}
 }
 
 void
@@ -388,22 +417,23 @@ upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines)
 	const UpgProduct *p = s->p;
 	size_t		nl = 0,
 				m = 0,
+				nt,
 				i,
+				j,
 				x,
 				y;
 
 	for (i = 0; i < nlines; i++)
 	{
-		IdIndex		key = {lines[i].product, 0};
-		IdIndex    *hit = s->n ? bsearch(&key, s->ids, s->n, sizeof(IdIndex), cmp_id_index) : NULL;
+		int64_t		index = ups_idmap_find(&s->ids, lines[i].product);
 
-		if (hit == NULL)
+		if (index < 0)
 		{
 			s->lines_unknown++;
 			continue;
 		}
 		lines[nl] = lines[i];
-		lines[nl].product = hit->index;
+		lines[nl].product = index;
 		nl++;
 	}
 	if (nl == 0)
@@ -456,24 +486,58 @@ upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines)
 		s->big_customers++;
 		return;
 	}
-	for (x = 0; x < m; x++)
-	{
-		if (!s->timed[x])
-			continue;
-		for (y = 0; y < m; y++)
-		{
-			bool		same_group;
 
-			if (x == y || !s->timed[y] || !(s->first[x] < s->last[y]))
-				continue;
-			if (!pools_match(&p[s->cust_products[x]], &p[s->cust_products[y]], &same_group))
-				continue;
-			if (s->nevents == s->capevents)
+	/*
+	 * The paths: every ordered pair of the customer's timed products that
+	 * pools_match() accepts, bought first, then later.  They are taken pool
+	 * by pool rather than by testing all m * m pairs: a customer of a few
+	 * hundred products spread over many categories has few pairs in any one
+	 * of them.  pools_match() accepts a pair of the same category, or of the
+	 * same variant group when one of the two has no category; the first are
+	 * runs of `timed` (product indexes follow the category), the second
+	 * pair a product without a category (the run of category -1 first)
+	 * with every product of its group.
+	 */
+	nt = 0;
+	for (x = 0; x < m; x++)
+		if (s->timed[x])
+			s->timed_products[nt++] = s->cust_products[x];
+	if (nt < 2)
+		return;
+	sort_uint32(s->timed_products, nt);
+	for (x = 0; x < nt; x = y)
+	{
+		int32_t		category = p[s->timed_products[x]].category;
+
+		for (y = x + 1; y < nt && p[s->timed_products[y]].category == category; y++)
+			;
+		if (category >= 0)
+		{
+			for (i = x; i < y; i++)
+				for (j = x; j < y; j++)
+					if (i != j)
+						add_path(s, s->timed_products[i], s->timed_products[j]);
+		}
+		else
+		{
+			for (i = x; i < y; i++)
 			{
-				s->capevents = s->capevents ? s->capevents * 2 : 1024;
-				s->events = grow(s->events, s->capevents * sizeof(uint64_t));
+				uint32_t	u = s->timed_products[i];
+
+				if (p[u].group < 0)
+					continue;
+				for (j = 0; j < nt; j++)
+				{
+					uint32_t	v = s->timed_products[j];
+
+					if (v == u || p[v].group != p[u].group)
+						continue;
+					add_path(s, u, v);
+					/* (a product without a category adds its own) */
+					if (p[v].category >= 0)
+						add_path(s, v, u);
+				}
 			}
-			s->events[s->nevents++] = ((uint64_t) s->cust_products[x] << 32) | s->cust_products[y];
 		}
 	}
 	if ((s->run & 1023) == 0)
@@ -596,8 +660,8 @@ upg_stream_finish(UpgStream *s, UpgResult *out)
 void
 upg_stream_free(UpgStream *s)
 {
-	void	   *arrays[] = {s->order, s->p, s->ids, s->buyers, s->group_buyers, s->cat_buyers,
-		s->pstamp, s->gstamp, s->cstamp, s->slot, s->cust_products, s->first, s->last,
+	void	   *arrays[] = {s->order, s->p, s->ids.slots, s->buyers, s->group_buyers, s->cat_buyers,
+		s->pstamp, s->gstamp, s->cstamp, s->slot, s->cust_products, s->timed_products, s->first, s->last,
 	s->timed, s->events};
 
 	for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)

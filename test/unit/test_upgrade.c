@@ -316,3 +316,101 @@ UNIT_TEST(upg_stream_equals_compute)
 	ups_free(lines);
 	ups_free(copy);
 }
+
+/*
+ * The path counts against a brute force over every ordered pair of every
+ * customer's products: a catalog where many products lack a category or a
+ * variant group, customers of a few to over a hundred products.
+ */
+UNIT_TEST(upg_paths_match_brute_force)
+{
+	enum
+	{
+		N = 300, L = 9000, C = 120
+	};
+	UpgProduct *p = ups_alloc(N * sizeof(UpgProduct));
+	UpgLine    *lines = ups_alloc(L * sizeof(UpgLine));
+	UpgLine    *copy = ups_alloc(L * sizeof(UpgLine));
+	int64_t    *first = ups_alloc(N * sizeof(int64_t));
+	int64_t    *last = ups_alloc(N * sizeof(int64_t));
+	bool	   *timed = ups_alloc(N * sizeof(bool));
+	int32_t    *ref = ups_alloc0((size_t) N * N * sizeof(int32_t));
+	UpgResult	r;
+	size_t		i,
+				a,
+				b;
+	int64_t		pairs = 0;
+	int			bad = 0;
+	uint64_t	seed = 99;
+
+	for (i = 0; i < N; i++)
+	{
+		uint64_t	x = unit_xorshift(&seed);
+
+		p[i].id = (int64_t) i * 5 + 3;
+		p[i].category = x % 4 == 0 ? -1 : (int32_t) ((x >> 8) % 6);
+		p[i].group = (x >> 16) % 3 == 0 ? -1 : (int32_t) ((x >> 20) % 30);
+		p[i].price = 1.0 + (double) ((x >> 28) % 900) / 10.0;
+	}
+	for (i = 0; i < L; i++)
+	{
+		uint64_t	x = unit_xorshift(&seed);
+
+		/* customer c buys from about (c + 1) products */
+		lines[i].customer = (int64_t) ((x >> 4) % C);
+		lines[i].product = (x >> 40) % 97 == 0 ? -8
+			: p[((x >> 12) % (size_t) (lines[i].customer + 2) * 7 + (x >> 50) % 3) % N].id;
+		lines[i].time = (int64_t) ((x >> 24) % 50);
+		lines[i].has_time = (x >> 36) % 13 != 0;
+	}
+
+	/* the brute force, customer by customer */
+	for (int64_t c = 0; c < C; c++)
+	{
+		for (i = 0; i < N; i++)
+			timed[i] = false;
+		for (i = 0; i < L; i++)
+		{
+			int64_t		id = lines[i].product;
+
+			if (lines[i].customer != c || id < 0 || !lines[i].has_time)
+				continue;
+			a = (size_t) (id - 3) / 5;
+			if (!timed[a] || lines[i].time < first[a])
+				first[a] = lines[i].time;
+			if (!timed[a] || lines[i].time > last[a])
+				last[a] = lines[i].time;
+			timed[a] = true;
+		}
+		for (a = 0; a < N; a++)
+			for (b = 0; b < N; b++)
+			{
+				bool		pool = (p[a].category >= 0 && p[a].category == p[b].category) ||
+					(p[a].group >= 0 && p[a].group == p[b].group &&
+					 (p[a].category < 0 || p[b].category < 0));
+
+				if (a != b && timed[a] && timed[b] && pool && first[a] < last[b])
+					ref[a * N + b]++;
+			}
+	}
+	for (i = 0; i < (size_t) N * N; i++)
+		pairs += ref[i] > 0;
+
+	memcpy(copy, lines, L * sizeof(UpgLine));
+	CHECK(upg_compute(p, N, copy, L, &default_params, &r) == NULL);
+	CHECK(pairs > 1000);
+	CHECK_EQ_INT(r.path_pairs, pairs);
+	CHECK(r.ncands > 0);
+	for (i = 0; i < r.ncands; i++)
+		if (r.cands[i].paths != ref[r.cands[i].product * N + r.cands[i].candidate])
+			bad++;
+	CHECK_EQ_INT(bad, 0);
+	upg_result_free(&r);
+	ups_free(p);
+	ups_free(lines);
+	ups_free(copy);
+	ups_free(first);
+	ups_free(last);
+	ups_free(timed);
+	ups_free(ref);
+}
