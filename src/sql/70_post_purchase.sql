@@ -222,6 +222,16 @@ BEGIN
 	END IF;
 	CREATE TEMP TABLE upsell_history_pass ON COMMIT DROP AS
 		SELECT * FROM @extschema@._purchase_history('') WITH NO DATA;
+	-- read once, by this transaction: its arrays (a popular product's
+	-- repeat gaps are thousands of elements) are not worth compressing,
+	-- and rows up to a page stay in it, as in purchase_history_model (the
+	-- two compressions took 1.3 s of an incremental refresh at 10M lines)
+	ALTER TABLE pg_temp.upsell_history_pass SET (toast_tuple_target = 8160),
+		ALTER COLUMN product_ids SET STORAGE EXTERNAL, ALTER COLUMN purchases SET STORAGE EXTERNAL,
+		ALTER COLUMN first_at SET STORAGE EXTERNAL, ALTER COLUMN last_at SET STORAGE EXTERNAL,
+		ALTER COLUMN median_gap_days SET STORAGE EXTERNAL, ALTER COLUMN cv SET STORAGE EXTERNAL,
+		ALTER COLUMN quantity SET STORAGE EXTERNAL, ALTER COLUMN spend SET STORAGE EXTERNAL,
+		ALTER COLUMN repeat_gaps SET STORAGE EXTERNAL;
 	CREATE TEMP TABLE upsell_history_old (product_id bigint, purchases int, median_gap_days float8, cv float8) ON COMMIT DROP;
 	IF inc THEN
 		customers := @extschema@._history_customers();
@@ -324,14 +334,22 @@ SELECT @extschema@._define_model('purchase_history_model',
 SELECT @extschema@._define_side_build('purchase_history_model', '@extschema@._history_query(bigint, pg_snapshot, bigint[])', during_count => true,
 	incremental => true);
 -- As pair_list_model: a customer's row over 2 kB (3% of them at 10M lines)
--- is stored as it is, not compressed at every refresh; readers look
--- customers up by key, never by an element, so ANALYZE takes no element
--- statistics of the arrays (1.6 -> 0.7 s at 10M lines).
+-- is stored as it is, not compressed at every refresh, and one over a page
+-- (a customer of a few hundred products) goes out of line uncompressed:
+-- the customers an incremental refresh rewrites are those who buy most,
+-- and compressing their rows took a second of it at 10M lines; a reader
+-- reads one customer's row.  Readers look customers up by key, never by
+-- an element, so ANALYZE takes no element statistics of the arrays (1.6 ->
+-- 0.7 s at 10M lines).
 ALTER TABLE @extschema@.purchase_history_model SET (toast_tuple_target = 8160),
 	ALTER COLUMN product_ids SET STATISTICS 0, ALTER COLUMN purchases SET STATISTICS 0,
 	ALTER COLUMN first_at SET STATISTICS 0, ALTER COLUMN last_at SET STATISTICS 0,
 	ALTER COLUMN median_gap_days SET STATISTICS 0, ALTER COLUMN cv SET STATISTICS 0,
-	ALTER COLUMN quantity SET STATISTICS 0, ALTER COLUMN spend SET STATISTICS 0;
+	ALTER COLUMN quantity SET STATISTICS 0, ALTER COLUMN spend SET STATISTICS 0,
+	ALTER COLUMN product_ids SET STORAGE EXTERNAL, ALTER COLUMN purchases SET STORAGE EXTERNAL,
+	ALTER COLUMN first_at SET STORAGE EXTERNAL, ALTER COLUMN last_at SET STORAGE EXTERNAL,
+	ALTER COLUMN median_gap_days SET STORAGE EXTERNAL, ALTER COLUMN cv SET STORAGE EXTERNAL,
+	ALTER COLUMN quantity SET STORAGE EXTERNAL, ALTER COLUMN spend SET STORAGE EXTERNAL;
 
 SELECT @extschema@._define_model('product_interval_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, customers bigint NOT NULL,
