@@ -115,7 +115,7 @@ test/bench/gen_orders: test/bench/gen_orders.c
 
 # The counting core timed as a plain program (bench part 05).
 test/bench/cooc_bench: test/bench/cooc_bench.c $(CORE_SRCS) $(wildcard src/core/*.h)
-	$(CC) -std=c11 -O2 -Wall -Wextra -Isrc/core -o $@ $< src/core/cooccur.c src/core/hugepages.c -lm
+	$(CC) -std=c11 -O2 -Wall -Wextra -Isrc/core -o $@ $< src/core/cooccur.c src/core/sorting.c src/core/hugepages.c -lm
 
 # The only step that installs OS packages (apt); demo, test and bench run it.
 deps:

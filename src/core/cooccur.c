@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "idmap.h"
+#include "sorting.h"
 #include "ups_host.h"
 
 #define LINES_MAGIC		0x314c5055	/* "UPL1" */
@@ -395,26 +396,6 @@ cooc_product_numbers(const CoocLines *lines, uint32_t *idx, size_t *nids_out)
 	return ids;
 }
 
-/* The few partners of one product, ascending (insertion sort). */
-static void
-sort_uint32(uint32_t *v, size_t n)
-{
-	size_t		i;
-
-	for (i = 1; i < n; i++)
-	{
-		uint32_t	x = v[i];
-		size_t		j = i;
-
-		while (j > 0 && v[j - 1] > x)
-		{
-			v[j] = v[j - 1];
-			j--;
-		}
-		v[j] = x;
-	}
-}
-
 /* How many spans ahead the count prefetches (spans has that much slack). */
 #define PREFETCH_AHEAD	8
 
@@ -660,7 +641,7 @@ count_pairs(CoocCounts *out, const uint32_t *idx, const size_t *order_start,
 		if (ntouched <= 32)
 		{
 			/* few partners (most products): sort them */
-			sort_uint32(touched, ntouched);
+			ups_sort_uint32(touched, ntouched);
 			for (t = 0; t < ntouched; t++)
 			{
 				uint32_t	b = touched[t];

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "idmap.h"
 #include "ups_host.h"
 
 #define PH_FREE INT64_MIN
@@ -41,20 +42,6 @@ ph_run_length(const PhLine *lines, size_t n, size_t start)
 	return end - start;
 }
 
-static uint64_t
-mix(int64_t key)
-{
-	uint64_t	x = (uint64_t) key;
-
-	/* splitmix64 finaliser: consecutive ids spread over the table */
-	x ^= x >> 30;
-	x *= UINT64_C(0xbf58476d1ce4e5b9);
-	x ^= x >> 27;
-	x *= UINT64_C(0x94d049bb133111eb);
-	x ^= x >> 31;
-	return x;
-}
-
 static void
 init_slots(PhProductStats *slots, size_t nslots)
 {
@@ -75,7 +62,7 @@ ph_products_init(PhProducts *p)
 static PhProductStats *
 lookup(PhProductStats *slots, size_t nslots, int64_t product)
 {
-	size_t		i = (size_t) (mix(product) & (nslots - 1));
+	size_t		i = (size_t) (ups_mix64((uint64_t) product) & (nslots - 1));
 
 	while (slots[i].product != PH_FREE && slots[i].product != product)
 		i = (i + 1) & (nslots - 1);

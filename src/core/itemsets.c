@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sorting.h"
 #include "ups_host.h"
 
 #define NO_ITEM		UINT32_MAX
@@ -157,91 +158,9 @@ walk_reserve(Miner *m, size_t want)
 }
 
 /* ------------------------------------------------------------------------
- * Sorting helpers
+ * Sorting helpers (ups_sort_uint32 for ranks: sorting.c)
  * ------------------------------------------------------------------------
  */
-
-static int
-uint32_cmp(const void *pa, const void *pb)
-{
-	uint32_t	a = *(const uint32_t *) pa;
-	uint32_t	b = *(const uint32_t *) pb;
-
-	return a < b ? -1 : (a > b ? 1 : 0);
-}
-
-/*
- * Ranks ascending: insertion sort for the few items of an order or path,
- * else a quicksort with the comparison inlined (median of three; qsort
- * beyond a depth that only an adversarial input reaches).
- */
-static void
-sort_ranks_depth(uint32_t *v, size_t n, int depth)
-{
-	size_t		i;
-
-	while (n > 32)
-	{
-		uint32_t	a = v[0],
-					b = v[n / 2],
-					c = v[n - 1],
-					pivot,
-					t;
-		size_t		lo = 0,
-					hi = n - 1;
-
-		if (depth-- == 0)
-		{
-			qsort(v, n, sizeof(uint32_t), uint32_cmp);
-			return;
-		}
-		pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-		for (;;)
-		{
-			while (v[lo] < pivot)
-				lo++;
-			while (v[hi] > pivot)
-				hi--;
-			if (lo >= hi)
-				break;
-			t = v[lo];
-			v[lo] = v[hi];
-			v[hi] = t;
-			lo++;
-			hi--;
-		}
-		/* v[0..hi] <= pivot <= v[hi+1..n-1]: recurse on the smaller side */
-		if (hi + 1 < n - hi - 1)
-		{
-			sort_ranks_depth(v, hi + 1, depth);
-			v += hi + 1;
-			n -= hi + 1;
-		}
-		else
-		{
-			sort_ranks_depth(v + hi + 1, n - hi - 1, depth);
-			n = hi + 1;
-		}
-	}
-	for (i = 1; i < n; i++)
-	{
-		uint32_t	x = v[i];
-		size_t		j = i;
-
-		while (j > 0 && v[j - 1] > x)
-		{
-			v[j] = v[j - 1];
-			j--;
-		}
-		v[j] = x;
-	}
-}
-
-static void
-sort_ranks(uint32_t *v, size_t n)
-{
-	sort_ranks_depth(v, n, 64);
-}
 
 /*
  * Transactions in this order: insertion sort when few, else a merge
@@ -636,7 +555,7 @@ mine(Miner *m, Tree *t, int depth)
 					touched[ntouched++] = i;
 		}
 		else
-			sort_ranks(touched, ntouched);
+			ups_sort_uint32(touched, ntouched);
 
 		/*
 		 * Sets one item longer are the last size: their counts are the
@@ -900,7 +819,7 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 			longest = nbuf - start;
 		if (nbuf - start >= 2)
 		{
-			sort_ranks(idx + start, nbuf - start);
+			ups_sort_uint32(idx + start, nbuf - start);
 			txs[ntx++] = (Tx)
 			{
 				idx + start, (uint32_t) (nbuf - start), 1

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "idmap.h"
+#include "sorting.h"
 #include "upgrade.h"
 #include "ups_host.h"
 
@@ -377,40 +378,6 @@ add_path(UpgStream *s, uint32_t a, uint32_t b)
 	s->events[s->nevents++] = ((uint64_t) a << 32) | b;
 }
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t	x = *(const uint32_t *) a,
-				y = *(const uint32_t *) b;
-
-	return (x > y) - (x < y);
-}
-
-/* A customer's products, ascending: most customers have a handful. */
-static void
-sort_uint32(uint32_t *v, size_t n)
-{
-	size_t		i;
-
-	if (n > 32)
-	{
-		qsort(v, n, sizeof(uint32_t), cmp_u32);
-		return;
-	}
-	for (i = 1; i < n; i++)
-	{
-		uint32_t	x = v[i];
-		size_t		j = i;
-
-		while (j > 0 && v[j - 1] > x)
-		{
-			v[j] = v[j - 1];
-			j--;
-		}
-		v[j] = x;
-	}
-}
-
 void
 upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines)
 {
@@ -504,7 +471,7 @@ upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines)
 			s->timed_products[nt++] = s->cust_products[x];
 	if (nt < 2)
 		return;
-	sort_uint32(s->timed_products, nt);
+	ups_sort_uint32(s->timed_products, nt);
 	for (x = 0; x < nt; x = y)
 	{
 		int32_t		category = p[s->timed_products[x]].category;
