@@ -460,10 +460,11 @@ upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines)
 	 * by pool rather than by testing all m * m pairs: a customer of a few
 	 * hundred products spread over many categories has few pairs in any one
 	 * of them.  pools_match() accepts a pair of the same category, or of the
-	 * same variant group when one of the two has no category; the first are
-	 * runs of `timed` (product indexes follow the category), the second
-	 * pair a product without a category (the run of category -1 first)
-	 * with every product of its group.
+	 * same variant group when one of the two has no category.  Sorted, the
+	 * customer's product indexes come in runs of one category (the catalog
+	 * copy is sorted by category), those without a category first: the
+	 * first kind of pair is within a run, the second pairs a product of
+	 * that first run with every product of its group.
 	 */
 	nt = 0;
 	for (x = 0; x < m; x++)
