@@ -82,6 +82,27 @@ CALL upsell.refresh();
 SELECT tenant_id, orders FROM upsell.cooccurrence_model ORDER BY tenant_id;
 SELECT DISTINCT tenant_id FROM upsell.model_builds ORDER BY 1;
 
+-- quantities of an integer type are bounded as integers (the view reads
+-- them without a numeric cast), with the same rule: |quantity| < 1e9, NULL
+-- read as 1; a bigint column keeps the numeric rule (abs() of its smallest
+-- value would overflow)
+CREATE TABLE rt.int_lines (order_id int, product_id int, q4 int, q2 smallint, q8 bigint);
+INSERT INTO rt.int_lines VALUES (1, 1, 1, 1, 1), (1, 2, 2, 2, 2), (2, 1, NULL, NULL, NULL),
+	(3, 1, 999999999, 32767, 999999999), (4, 1, -999999999, -32768, -999999999),
+	(5, 1, 1000000000, 1, 1000000000), (6, 1, -2147483648, 1, -9223372036854775808),
+	(7, 1, 2147483647, 1, 9223372036854775807), (8, 1, 0, 0, 0);
+SELECT upsell.register_orders('rt.int_lines', 'order_id', 'product_id', quantity => 'q4');
+SELECT pg_get_viewdef('upsell.order_lines') ~ 'abs\(\(?s\.q4\)?::bigint\)' AS integer_rule,
+	   array_agg(order_key ORDER BY order_key, product_id) AS kept FROM upsell.order_lines;
+SELECT source, id, problem FROM upsell.bad_source_rows() ORDER BY id;
+SELECT upsell.register_orders('rt.int_lines', 'order_id', 'product_id', quantity => 'q2');
+SELECT pg_get_viewdef('upsell.order_lines') ~ 'abs\(\(?s\.q2\)?::bigint\)' AS integer_rule,
+	   array_agg(order_key ORDER BY order_key, product_id) AS kept FROM upsell.order_lines;
+SELECT upsell.register_orders('rt.int_lines', 'order_id', 'product_id', quantity => 'q8');
+SELECT pg_get_viewdef('upsell.order_lines') ~ '_plausible_quantity' AS numeric_rule,
+	   array_agg(order_key ORDER BY order_key, product_id) AS kept FROM upsell.order_lines;
+SELECT source, id, problem FROM upsell.bad_source_rows() ORDER BY id;
+
 RESET client_min_messages;
 DELETE FROM upsell.order_source;
 DROP SCHEMA rt CASCADE;

@@ -185,6 +185,23 @@ RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN quantity IS NULL OR pg_catalog.abs(quantity) OPERATOR(pg_catalog.<) 1e9;
 
+-- The WHERE clause of upsell.order_lines over relation s: lines with an
+-- implausible quantity are left out.  The rule is _plausible_quantity's; a
+-- quantity column of an integer type is bounded as an integer (its absolute
+-- value taken as bigint, which no integer or smallint overflows): the
+-- numeric cast and abs() of every line were 0.8 s of the 2 s it takes to
+-- read 10M lines through the view, and every refresh reads them four or
+-- five times.  A bigint column keeps the numeric rule (abs() of its
+-- smallest value overflows bigint).
+CREATE FUNCTION @extschema@._quantity_filter(rel regclass, col name, expr text)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN col IS NOT NULL
+			 AND @extschema@._column_type(rel, col, 'quantity') IN ('smallint'::regtype, 'integer'::regtype)
+			THEN format(' WHERE s.%1$I IS NULL OR pg_catalog.abs(s.%1$I::pg_catalog.int8) OPERATOR(pg_catalog.<) 1000000000', col)
+			ELSE format(' WHERE @extschema@._plausible_quantity(%s)', expr) END;
+
 CREATE FUNCTION @extschema@._plausible_price(price numeric)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -326,7 +343,8 @@ BEGIN
 		END IF;
 		EXECUTE format('CREATE OR REPLACE VIEW @extschema@.%I AS SELECT %s FROM %s AS s%s', view, cols, rel,
 					   CASE WHEN view = 'order_lines'
-							THEN format(' WHERE @extschema@._plausible_quantity(%s)', e ->> 'quantity') ELSE '' END);
+							THEN @extschema@._quantity_filter(rel, (cfg ->> 'quantity')::name, e ->> 'quantity')
+							ELSE '' END);
 		EXECUTE format('COMMENT ON VIEW @extschema@.%I IS %L', view,
 					   format('the registered %s under canonical names, created by upsell.%s()', r.what, r.register)
 					   || CASE view WHEN 'order_lines' THEN '; lines with an implausible quantity are left out, implausible unit prices read as NULL (see upsell.bad_source_rows())'
