@@ -19,6 +19,22 @@ SET client_min_messages = warning;
 CALL upsell.refresh();
 RESET client_min_messages;
 
+-- The lines are grouped by customer in memory, within
+-- upsell.itemsets_memory_limit; beyond it the customers are split into
+-- parts, each read by its own pass (here into four): the same lists.
+SELECT upsell._upgrade_query(0) AS upgrade_query \gset
+CREATE TEMP TABLE lists_whole AS :upgrade_query;
+CREATE TEMP TABLE lists_parts (LIKE lists_whole);
+SET upsell.itemsets_memory_limit = '150kB';
+SET client_min_messages = debug1;
+INSERT INTO lists_parts :upgrade_query;
+RESET client_min_messages;
+RESET upsell.itemsets_memory_limit;
+SELECT (SELECT count(*) FROM lists_whole) AS lists, (SELECT count(*) FROM upsell.upgrade_list_model) AS stored,
+	   (SELECT count(*) FROM (TABLE lists_whole EXCEPT ALL TABLE lists_parts) d)
+	   + (SELECT count(*) FROM (TABLE lists_parts EXCEPT ALL TABLE lists_whole) d) AS differences,
+	   (SELECT count(*) FROM (TABLE lists_whole EXCEPT ALL TABLE upsell.upgrade_list_model) d) AS not_stored;
+
 -- the rules, checked on what the serving functions return for every product
 WITH up AS (
 	SELECT p.product_id, u.*

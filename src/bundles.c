@@ -45,8 +45,7 @@ typedef struct MineArgs
 static void
 mine_limit(MineArgs *a)
 {
-	a->limit_kb = upsell_itemsets_memory_limit >= 0 ? upsell_itemsets_memory_limit
-		: (int) Min((int64) work_mem * 32, (int64) MAX_KILOBYTES);
+	a->limit_kb = upsell_itemsets_limit_kb();
 	a->limit_bytes = a->limit_kb == 0 ? 0 : (size_t) a->limit_kb * 1024;
 }
 

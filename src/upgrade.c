@@ -347,57 +347,73 @@ upsell_upgrade_build(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* One customer's lines at a time, for the stream. */
+/*
+ * The order lines of a pass, held by the stream (upg_stream_hold) until the
+ * pass ends.  Past limit bytes (when the pass may still be split) the rest
+ * of the pass is not held: its customers are read again, in two halves.
+ */
 typedef struct LineFeed
 {
 	UpgStream  *stream;
-	UpgLine    *lines;
-	size_t		n;
-	size_t		cap;
-	bool		started;
-	int64		customer;
+	size_t		limit;			/* 0: none */
+	bool		over;
+	uint64		rows;
 } LineFeed;
 
-static void
-feed_flush(LineFeed *f)
-{
-	if (f->n > 0)
-		upg_stream_customer(f->stream, f->lines, f->n);
-	f->n = 0;
-}
+/* Customers are split at most into this many parts (a hash's low bits). */
+#define MAX_PARTS_MASK	255
 
 static void
 feed_row(Datum *values, bool *nulls, void *arg)
 {
 	LineFeed   *f = (LineFeed *) arg;
-	int64		customer;
+	size_t		held;
 
-	/* a line without customer or product tells nothing */
-	if (nulls[0] || nulls[2])
-		return;
-	customer = DatumGetInt64(values[0]);
-	if (!f->started || customer != f->customer)
-	{
-		if (f->started && customer < f->customer)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("the order lines of upgrade paths must be ordered by customer")));
-		feed_flush(f);
-		f->started = true;
-		f->customer = customer;
+	if ((++f->rows & 0xFFFF) == 0)
 		CHECK_FOR_INTERRUPTS();
-	}
-	if (f->n == f->cap)
+	/* a line without customer or product tells nothing */
+	if (nulls[0] || nulls[2] || f->over)
+		return;
+	held = upg_stream_hold(f->stream, DatumGetInt64(values[0]), DatumGetInt64(values[2]),
+						   !nulls[1], nulls[1] ? 0 : DatumGetTimestampTz(values[1]));
+	if (f->limit > 0 && held > f->limit)
+		f->over = true;
+}
+
+/*
+ * One pass over the lines of the customers whose hash has the bits part
+ * under mask (all of them when mask is 0), grouped by customer into the
+ * stream; a pass whose lines outgrow the limit is done again as two passes,
+ * one bit more each, down to MAX_PARTS_MASK + 1 parts (the last of which
+ * are held whatever they take).
+ */
+static void
+feed_part(LineFeed *f, const char *query, uint32 mask, uint32 part)
+{
+	static const Oid types[3] = {INT8OID, TIMESTAMPTZOID, INT8OID};
+	static const char *const names[3] = {"customer bigint", "ordered_at timestamptz", "product_id bigint"};
+	char	   *q = mask == 0 ? (char *) query
+		: psprintf("SELECT l.customer, l.ordered_at, l.product_id "
+				   "FROM (%s) l(customer, ordered_at, product_id) "
+				   "WHERE (pg_catalog.hashint8(l.customer) OPERATOR(pg_catalog.&) %u) OPERATOR(pg_catalog.=) %u",
+				   query, mask, part);
+	size_t		limit = f->limit;
+
+	if (mask >= MAX_PARTS_MASK)
+		f->limit = 0;
+	f->over = false;
+	ups_stream_query(q, 3, types, names, feed_row, f);
+	f->limit = limit;
+	if (f->over)
 	{
-		f->cap = f->cap ? 2 * f->cap : 64;
-		f->lines = f->lines ? repalloc_huge(f->lines, sizeof(UpgLine) * f->cap)
-			: palloc_extended(sizeof(UpgLine) * f->cap, MCXT_ALLOC_HUGE);
+		elog(DEBUG1, "upsell: upgrade paths: the lines of part %u of %u outgrew upsell.itemsets_memory_limit (%zu kB), read again in two",
+			 part + 1, mask + 1, f->limit / 1024);
+		upg_stream_drop_held(f->stream);
+		feed_part(f, query, 2 * mask + 1, part);
+		feed_part(f, query, 2 * mask + 1, part + mask + 1);
+		return;
 	}
-	f->lines[f->n].customer = customer;
-	f->lines[f->n].product = DatumGetInt64(values[2]);
-	f->lines[f->n].has_time = !nulls[1];
-	f->lines[f->n].time = nulls[1] ? 0 : DatumGetTimestampTz(values[1]);
-	f->n++;
+	upg_stream_group(f->stream);
 }
 
 /*
@@ -406,9 +422,11 @@ feed_row(Datum *values, bool *nulls, void *arg)
  *				  scan_window int, max_customer_products int)
  *
  * The same, with the order lines read from a query returning (customer
- * bigint, ordered_at timestamptz, product_id bigint) ordered by customer:
- * one customer's lines are held at a time, and the query may run in
- * parallel.
+ * bigint, ordered_at timestamptz, product_id bigint) in any order: the
+ * lines are grouped by customer here (16 bytes a line, a counting sort),
+ * not sorted by the query (PostgreSQL's sort of 10M lines was a third of
+ * the build), within upsell.itemsets_memory_limit: beyond it the customers
+ * are split into parts by a hash, each part's lines read by its own pass.
  */
 Datum
 upsell_upgrade_build_query(PG_FUNCTION_ARGS)
@@ -416,8 +434,6 @@ upsell_upgrade_build_query(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext callerctx = CurrentMemoryContext;
 	MemoryContext work;
-	static const Oid types[3] = {INT8OID, TIMESTAMPTZOID, INT8OID};
-	static const char *const names[3] = {"customer bigint", "ordered_at timestamptz", "product_id bigint"};
 	char	   *query;
 	int			np;
 	UpgProduct *products;
@@ -425,6 +441,7 @@ upsell_upgrade_build_query(PG_FUNCTION_ARGS)
 	UpgResult	result;
 	LineFeed	feed;
 	const char *error;
+	int			limit_kb = upsell_itemsets_limit_kb();
 
 	if (PG_ARGISNULL(4))
 		ereport(ERROR,
@@ -442,11 +459,9 @@ upsell_upgrade_build_query(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot rank upgrade candidates: %s", error)));
-	feed.lines = NULL;
-	feed.n = feed.cap = 0;
-	feed.started = false;
-	ups_stream_query(query, 3, types, names, feed_row, &feed);
-	feed_flush(&feed);
+	feed.limit = (size_t) limit_kb * 1024;
+	feed.rows = 0;
+	feed_part(&feed, query, 0, 0);
 	upg_stream_finish(feed.stream, &result);
 	emit_result(rsinfo, products, &result, work, callerctx);
 	MemoryContextSwitchTo(callerctx);

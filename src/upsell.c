@@ -12,6 +12,7 @@
 #include "fmgr.h"
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "upsell.h"
@@ -104,8 +105,8 @@ _PG_init(void)
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("upsell.itemsets_memory_limit",
-							"Most memory frequent itemset mining may use; beyond it mining stops with an error.",
-							"The FP-tree, its conditional trees and the itemsets found count against it. -1 means 32 times work_mem.",
+							"Most memory frequent itemset mining, or the order lines a refresh groups by customer, may use.",
+							"The FP-tree, its conditional trees and the itemsets found count against it: beyond it mining stops with an error. The upgrade paths' build holds a tenant's order lines grouped by customer (16 bytes a line): beyond it the customers are split into parts, the lines read once per part. -1 means 32 times work_mem; 0 no limit.",
 							&upsell_itemsets_memory_limit,
 							-1, -1, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB,
@@ -180,4 +181,12 @@ upsell_backend_cpu_ms(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	PG_RETURN_FLOAT8((ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
 					 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0);
+}
+
+/* upsell.itemsets_memory_limit in kB (its -1: 32 times work_mem); 0: no limit */
+int
+upsell_itemsets_limit_kb(void)
+{
+	return upsell_itemsets_memory_limit >= 0 ? upsell_itemsets_memory_limit
+		: (int) Min((int64) work_mem * 32, (int64) MAX_KILOBYTES);
 }

@@ -27,6 +27,9 @@ extern int	upsell_max_cart_lines;
 extern bool upsell_tenant_bound;	/* upsell.tenant_id set */
 extern int64 upsell_bound_tenant;
 
+/* upsell.c: upsell.itemsets_memory_limit in kB, resolved; 0: no limit */
+extern int	upsell_itemsets_limit_kb(void);
+
 /* host_glue.c: shared by the fmgr files */
 extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fname);
 extern bytea *upsell_alloc_bytea(size_t size, const char *what, const char *hint);

@@ -3,10 +3,11 @@
  *		A fixed map from 64-bit ids (product ids) to dense indexes, and the
  *		hash finalizer of 64-bit keys the core's hash tables share.
  *
- * The map is sized once for the ids it will hold (open addressing, at most
- * half full): a lookup is one or two probes into one array, where a binary
+ * The map is sized for the ids it will hold (open addressing, at most half
+ * full): a lookup is one or two probes into one array, where a binary
  * search over 100,000 sorted ids is 17 dependent loads, most of them cache
- * misses, for every order line a build reads.
+ * misses, for every order line a build reads.  A map of ids not known in
+ * advance (a shop's customers) grows by doubling (ups_idmap_intern).
  */
 #ifndef IDMAP_H
 #define IDMAP_H
@@ -37,6 +38,7 @@ typedef struct UpsIdMap
 {
 	UpsIdSlot  *slots;
 	size_t		mask;
+	size_t		count;			/* ids held */
 } UpsIdMap;
 
 /* An empty map for up to capacity ids (fewer than 2^32). */
@@ -44,6 +46,13 @@ extern void ups_idmap_init(UpsIdMap *map, size_t capacity);
 
 /* Adds id -> index; false (and nothing added) when id is already there. */
 extern bool ups_idmap_add(UpsIdMap *map, int64_t id, uint32_t index);
+
+/*
+ * The index of id, which the map assigns when it is new: the number of ids
+ * it held before (0, 1, 2, ... in the order ids first come).  The map grows
+ * as ids come, whatever capacity it was given; fewer than 2^32 ids.
+ */
+extern uint32_t ups_idmap_intern(UpsIdMap *map, int64_t id);
 
 /* The index of id, or -1. */
 static inline int64_t

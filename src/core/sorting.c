@@ -5,6 +5,9 @@
 #include "sorting.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+#include "ups_host.h"
 
 static int
 uint32_cmp(const void *pa, const void *pb)
@@ -86,4 +89,63 @@ void
 ups_sort_uint32(uint32_t *v, size_t n)
 {
 	sort_depth(v, n, 64);
+}
+
+void
+ups_sort_uint64(uint64_t *v, size_t n)
+{
+	uint64_t	all = 0;
+	uint64_t   *from = v,
+			   *to,
+			   *scratch;
+	size_t	   *count;
+	size_t		i;
+	int			shift;
+
+	if (n < 64)
+	{
+		for (i = 1; i < n; i++)
+		{
+			uint64_t	x = v[i];
+			size_t		j = i;
+
+			while (j > 0 && v[j - 1] > x)
+			{
+				v[j] = v[j - 1];
+				j--;
+			}
+			v[j] = x;
+		}
+		return;
+	}
+	for (i = 0; i < n; i++)
+		all |= v[i];
+	scratch = ups_alloc(n * sizeof(uint64_t));
+	count = ups_alloc(65536 * sizeof(size_t));
+	to = scratch;
+	for (shift = 0; shift < 64 && (all >> shift) != 0; shift += 16)
+	{
+		size_t		sum = 0;
+
+		memset(count, 0, 65536 * sizeof(size_t));
+		for (i = 0; i < n; i++)
+			count[(from[i] >> shift) & 0xFFFF]++;
+		for (i = 0; i < 65536; i++)
+		{
+			size_t		c = count[i];
+
+			count[i] = sum;
+			sum += c;
+		}
+		for (i = 0; i < n; i++)
+			to[count[(from[i] >> shift) & 0xFFFF]++] = from[i];
+		/* the next pass reads what this one wrote */
+		to = from;
+		from = from == v ? scratch : v;
+		ups_check_interrupts();
+	}
+	if (from != v)
+		memcpy(v, from, n * sizeof(uint64_t));
+	ups_free(count);
+	ups_free(scratch);
 }

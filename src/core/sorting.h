@@ -15,4 +15,13 @@
  */
 extern void ups_sort_uint32(uint32_t *v, size_t n);
 
+/*
+ * Sorts v ascending by least significant digit radix, 16 bits a pass, as
+ * many passes as its largest key has bits (two or three for keys made of
+ * two product indexes), through a scratch copy of v: tens of millions of
+ * keys sort in a few sweeps of memory, where a comparison sort takes a
+ * second or more.
+ */
+extern void ups_sort_uint64(uint64_t *v, size_t n);
+
 #endif							/* SORTING_H */

@@ -34,15 +34,6 @@ cmp_line(const void *a, const void *b)
 	return (x->product > y->product) - (x->product < y->product);
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t	x = *(const uint64_t *) a,
-				y = *(const uint64_t *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* Pools (groups or categories) sorted by (pool, price, id). */
 typedef struct PoolSort
 {
@@ -295,7 +286,20 @@ struct UpgStream
 	int64_t		lines_used;
 	int64_t		lines_unknown;
 	int64_t		big_customers;
+	/* lines held by upg_stream_hold until upg_stream_group feeds them */
+	UpsIdMap	held_customers;	/* customer id -> dense index */
+	uint32_t   *held_customer;	/* per line: its customer's dense index */
+	uint32_t   *held_product;	/* per line: product index | HELD_TIMED */
+	int64_t    *held_time;
+	size_t		nheld;
+	size_t		capheld;
+	int64_t		held_unknown;	/* lines of products not given */
+	UpgLine    *feed;			/* one customer's held lines, fed */
+	size_t		capfeed;
 };
+
+/* A held line's product has a time. */
+#define HELD_TIMED	UINT32_C(0x80000000)
 
 static void *
 alloc_n(size_t n, size_t size, bool zero)
@@ -314,7 +318,7 @@ upg_stream_begin(const UpgProduct *products, size_t n, const UpgParams *params, 
 		return "max_ratio must be greater than 1";
 	if (params->per_product < 0 || params->window < 0 || params->max_customer_products < 0)
 		return "per_product, window and max_customer_products must not be negative";
-	if (n >= UINT32_MAX)
+	if (n >= HELD_TIMED)
 		return "too many products";
 	for (i = 0; i < n; i++)
 		if (!(products[i].price > 0) || !isfinite(products[i].price))
@@ -378,38 +382,25 @@ add_path(UpgStream *s, uint32_t a, uint32_t b)
 	s->events[s->nevents++] = ((uint64_t) a << 32) | b;
 }
 
-void
-upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines)
+/*
+ * One customer's lines, their products as indexes into p: what they bought
+ * (first and last time per product: the earliest and latest of its timed
+ * lines, in any order) and the paths between them.
+ */
+static void
+customer_indexed(UpgStream *s, const UpgLine *lines, size_t nl)
 {
 	const UpgProduct *p = s->p;
-	size_t		nl = 0,
-				m = 0,
+	size_t		m = 0,
 				nt,
 				i,
 				j,
 				x,
 				y;
 
-	for (i = 0; i < nlines; i++)
-	{
-		int64_t		index = ups_idmap_find(&s->ids, lines[i].product);
-
-		if (index < 0)
-		{
-			s->lines_unknown++;
-			continue;
-		}
-		lines[nl] = lines[i];
-		lines[nl].product = index;
-		nl++;
-	}
 	if (nl == 0)
 		return;
 	s->lines_used += (int64_t) nl;
-	/* one customer: by time, untimed last */
-	if (nl > 1)
-		qsort(lines, nl, sizeof(UpgLine), cmp_line);
-
 	s->run++;
 	for (i = 0; i < nl; i++)
 	{
@@ -439,13 +430,15 @@ upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines)
 		k = s->slot[prod];
 		if (lines[i].has_time)
 		{
-			/* lines come in time order within the customer */
 			if (!s->timed[k])
 			{
 				s->timed[k] = true;
-				s->first[k] = lines[i].time;
+				s->first[k] = s->last[k] = lines[i].time;
 			}
-			s->last[k] = lines[i].time;
+			else if (lines[i].time < s->first[k])
+				s->first[k] = lines[i].time;
+			else if (lines[i].time > s->last[k])
+				s->last[k] = lines[i].time;
 		}
 	}
 	if (m > (size_t) s->params.max_customer_products)
@@ -513,6 +506,126 @@ upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines)
 }
 
 void
+upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines)
+{
+	size_t		nl = 0,
+				i;
+
+	for (i = 0; i < nlines; i++)
+	{
+		int64_t		index = ups_idmap_find(&s->ids, lines[i].product);
+
+		if (index < 0)
+		{
+			s->lines_unknown++;
+			continue;
+		}
+		lines[nl] = lines[i];
+		lines[nl].product = index;
+		nl++;
+	}
+	customer_indexed(s, lines, nl);
+}
+
+size_t
+upg_stream_hold(UpgStream *s, int64_t customer, int64_t product, bool has_time, int64_t time)
+{
+	int64_t		index = ups_idmap_find(&s->ids, product);
+
+	if (s->held_customers.slots == NULL)
+		ups_idmap_init(&s->held_customers, 1024);
+	if (index < 0)
+		s->held_unknown++;
+	else
+	{
+		if (s->nheld == s->capheld)
+		{
+			s->capheld = s->capheld ? 2 * s->capheld : 4096;
+			s->held_customer = grow(s->held_customer, s->capheld * sizeof(uint32_t));
+			s->held_product = grow(s->held_product, s->capheld * sizeof(uint32_t));
+			s->held_time = grow(s->held_time, s->capheld * sizeof(int64_t));
+		}
+		s->held_customer[s->nheld] = ups_idmap_intern(&s->held_customers, customer);
+		s->held_product[s->nheld] = (uint32_t) index | (has_time ? HELD_TIMED : 0);
+		s->held_time[s->nheld] = has_time ? time : 0;
+		s->nheld++;
+	}
+	return s->capheld * (2 * sizeof(uint32_t) + sizeof(int64_t))
+		+ (s->held_customers.mask + 1) * sizeof(UpsIdSlot);
+}
+
+void
+upg_stream_drop_held(UpgStream *s)
+{
+	if (s->held_customers.slots)
+		ups_idmap_free(&s->held_customers);
+	if (s->held_customer)
+	{
+		ups_free(s->held_customer);
+		ups_free(s->held_product);
+		ups_free(s->held_time);
+	}
+	s->held_customer = s->held_product = NULL;
+	s->held_time = NULL;
+	s->nheld = s->capheld = 0;
+	s->held_unknown = 0;
+}
+
+void
+upg_stream_group(UpgStream *s)
+{
+	size_t		ncust = s->held_customers.count,
+				i,
+				c;
+	size_t	   *start;
+	uint32_t   *order;
+
+	s->lines_unknown += s->held_unknown;
+	if (s->nheld == 0)
+	{
+		upg_stream_drop_held(s);
+		return;
+	}
+	/* the lines' positions by customer (a counting sort), then each customer fed */
+	start = alloc_n(ncust + 1, sizeof(size_t), true);
+	order = alloc_n(s->nheld, sizeof(uint32_t), false);
+	for (i = 0; i < s->nheld; i++)
+		start[s->held_customer[i] + 1]++;
+	for (c = 0; c < ncust; c++)
+		start[c + 1] += start[c];
+	for (i = 0; i < s->nheld; i++)
+		order[start[s->held_customer[i]]++] = (uint32_t) i;
+	/* start[c] is now where customer c's positions end */
+	for (c = 0; c < ncust; c++)
+	{
+		size_t		from = c == 0 ? 0 : start[c - 1],
+					to = start[c],
+					k;
+
+		if (to - from > s->capfeed)
+		{
+			s->capfeed = 2 * (to - from);
+			s->feed = grow(s->feed, s->capfeed * sizeof(UpgLine));
+		}
+		for (k = from; k < to; k++)
+		{
+			uint32_t	line = order[k];
+			UpgLine    *l = &s->feed[k - from];
+
+			l->customer = (int64_t) c;
+			l->product = s->held_product[line] & ~HELD_TIMED;
+			l->has_time = (s->held_product[line] & HELD_TIMED) != 0;
+			l->time = s->held_time[line];
+		}
+		customer_indexed(s, s->feed, to - from);
+	}
+	ups_free(order);
+	ups_free(start);
+	s->held_unknown = 0;
+	upg_stream_drop_held(s);
+}
+
+void
 upg_stream_finish(UpgStream *s, UpgResult *out)
 {
 	const UpgProduct *p = s->p;
@@ -530,6 +643,7 @@ upg_stream_finish(UpgStream *s, UpgResult *out)
 	size_t		nresult = 0,
 				capresult = 0;
 
+	upg_stream_group(s);
 	memset(out, 0, sizeof(*out));
 	out->lines_used = s->lines_used;
 	out->lines_unknown = s->lines_unknown;
@@ -538,8 +652,7 @@ upg_stream_finish(UpgStream *s, UpgResult *out)
 	w.cat_buyers = s->cat_buyers;
 
 	/* path counts: sort the (customer, pair) events and count runs */
-	if (s->nevents > 1)
-		qsort(s->events, s->nevents, sizeof(uint64_t), cmp_u64);
+	ups_sort_uint64(s->events, s->nevents);
 	w.pair_keys = alloc_n(s->nevents, sizeof(uint64_t), false);
 	w.pair_counts = alloc_n(s->nevents, sizeof(int64_t), false);
 	w.npairs = 0;
@@ -630,7 +743,9 @@ upg_stream_free(UpgStream *s)
 {
 	void	   *arrays[] = {s->order, s->p, s->ids.slots, s->buyers, s->group_buyers, s->cat_buyers,
 		s->pstamp, s->gstamp, s->cstamp, s->slot, s->cust_products, s->timed_products, s->first, s->last,
-	s->timed, s->events};
+	s->timed, s->events, s->feed};
+
+	upg_stream_drop_held(s);
 
 	for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
 		if (arrays[i])

@@ -7,7 +7,7 @@
  *
  * One call does the whole catalog:
  *
- *	1. the order lines, sorted by (customer, time), are read once: per product
+ *	1. the order lines are read once, customer by customer: per product
  *	   the number of distinct customers who bought it, per variant group and
  *	   per category the distinct customers who bought any of its products,
  *	   and per ordered pair (a, b) of the same group or category the number of
@@ -115,5 +115,20 @@ extern const char *upg_stream_begin(const UpgProduct *products, size_t nproducts
 extern void upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines);
 extern void upg_stream_finish(UpgStream *s, UpgResult *out);
 extern void upg_stream_free(UpgStream *s);
+
+/*
+ * Lines that come in any order: upg_stream_hold keeps one line (16 bytes,
+ * its product as an index; a line of a product not given is only counted)
+ * and returns the bytes the held lines take, so that the caller can bound
+ * them; upg_stream_group feeds the held lines customer by customer (a
+ * counting sort by customer, no comparison sort) and releases them;
+ * upg_stream_drop_held releases them unfed.  A caller whose lines do not
+ * fit holds a subset of the customers at a time (every line of each),
+ * grouping after each subset.  upg_stream_finish groups what is held.
+ */
+extern size_t upg_stream_hold(UpgStream *s, int64_t customer, int64_t product,
+							  bool has_time, int64_t time);
+extern void upg_stream_group(UpgStream *s);
+extern void upg_stream_drop_held(UpgStream *s);
 
 #endif							/* UPGRADE_H */

@@ -35,7 +35,7 @@ RETURNS TABLE (product_id bigint, upgrade boolean, buyers bigint, candidate_ids 
 AS 'MODULE_PATHNAME', 'upsell_upgrade_build_query'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], text, float8, int, int, int) IS
-	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, ordered_at, product_id) ordered by customer, read one customer at a time: one row per product and direction, the candidates as arrays in rank order';
+	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, ordered_at, product_id) in any order, grouped by customer in memory (within upsell.itemsets_memory_limit; beyond it the customers are split into parts, each read by its own pass): one row per product and direction, the candidates as arrays in rank order';
 
 -- How far the stored lists reach: serving filters them with the caller's
 -- ratio, so the model keeps everything a caller may reasonably ask for.
@@ -49,11 +49,12 @@ COMMENT ON FUNCTION @extschema@._upgrade_limits() IS
 
 -- The query of a tenant's upgrade and downsell lists: its priced products
 -- as product_model has them (the catalog's attributes; a product without a
--- catalog price is not ranked), and its lines one customer at a time
--- (sorted by PostgreSQL, in parallel where it can: never all of them in
--- memory at once), as of its refresh snapshot or of the snapshot given (a
--- side build's worker, which cannot read the product_model its refresh has
--- not committed).
+-- catalog price is not ranked), and its lines in any order (grouped by
+-- customer by _upgrade_build, 16 bytes a line, within
+-- upsell.itemsets_memory_limit: PostgreSQL's sort of them by customer was a
+-- third of the build), as of its refresh snapshot or of the snapshot given
+-- (a side build's worker, which cannot read the product_model its refresh
+-- has not committed).
 CREATE FUNCTION @extschema@._upgrade_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -83,7 +84,7 @@ BEGIN
 		@extschema@._catalog_products(tenant_id), tenant_id,
 		'SELECT coalesce(l.customer_id, l.order_key), l.ordered_at, l.product_id FROM '
 			|| @extschema@._tenant_lines(tenant_id, snapshot) || ' l WHERE l.product_id IS NOT NULL '
-			|| 'AND coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0 ORDER BY 1',
+			|| 'AND coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0',
 		lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products);
 END
 $$;
