@@ -102,22 +102,8 @@ ups_sort_uint64(uint64_t *v, size_t n)
 	size_t		i;
 	int			shift;
 
-	if (n < 64)
-	{
-		for (i = 1; i < n; i++)
-		{
-			uint64_t	x = v[i];
-			size_t		j = i;
-
-			while (j > 0 && v[j - 1] > x)
-			{
-				v[j] = v[j - 1];
-				j--;
-			}
-			v[j] = x;
-		}
+	if (n < 2)
 		return;
-	}
 	for (i = 0; i < n; i++)
 		all |= v[i];
 	scratch = ups_alloc(n * sizeof(uint64_t));

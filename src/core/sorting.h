@@ -20,7 +20,7 @@ extern void ups_sort_uint32(uint32_t *v, size_t n);
  * many passes as its largest key has bits (two or three for keys made of
  * two product indexes), through a scratch copy of v: tens of millions of
  * keys sort in a few sweeps of memory, where a comparison sort takes a
- * second or more.
+ * second or more.  (Called once per build: no shortcut for few keys.)
  */
 extern void ups_sort_uint64(uint64_t *v, size_t n);
 
