@@ -92,11 +92,11 @@ INSERT INTO rt.int_lines VALUES (1, 1, 1, 1, 1), (1, 2, 2, 2, 2), (2, 1, NULL, N
 	(5, 1, 1000000000, 1, 1000000000), (6, 1, -2147483648, 1, -9223372036854775808),
 	(7, 1, 2147483647, 1, 9223372036854775807), (8, 1, 0, 0, 0);
 SELECT upsell.register_orders('rt.int_lines', 'order_id', 'product_id', quantity => 'q4');
-SELECT pg_get_viewdef('upsell.order_lines') ~ 'abs\(\(?s\.q4\)?::bigint\)' AS integer_rule,
+SELECT pg_get_viewdef('upsell.order_lines') !~ '_plausible_quantity' AS integer_rule,
 	   array_agg(order_key ORDER BY order_key, product_id) AS kept FROM upsell.order_lines;
 SELECT source, id, problem FROM upsell.bad_source_rows() ORDER BY id;
 SELECT upsell.register_orders('rt.int_lines', 'order_id', 'product_id', quantity => 'q2');
-SELECT pg_get_viewdef('upsell.order_lines') ~ 'abs\(\(?s\.q2\)?::bigint\)' AS integer_rule,
+SELECT pg_get_viewdef('upsell.order_lines') !~ '_plausible_quantity' AS integer_rule,
 	   array_agg(order_key ORDER BY order_key, product_id) AS kept FROM upsell.order_lines;
 SELECT upsell.register_orders('rt.int_lines', 'order_id', 'product_id', quantity => 'q8');
 SELECT pg_get_viewdef('upsell.order_lines') ~ '_plausible_quantity' AS numeric_rule,
