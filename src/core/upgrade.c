@@ -19,21 +19,6 @@ grow(void *ptr, size_t size)
 	return ptr ? ups_realloc(ptr, size) : ups_alloc(size);
 }
 
-static int
-cmp_line(const void *a, const void *b)
-{
-	const UpgLine *x = a,
-			   *y = b;
-
-	if (x->customer != y->customer)
-		return (x->customer > y->customer) - (x->customer < y->customer);
-	if (x->has_time != y->has_time)
-		return x->has_time ? -1 : 1;
-	if (x->time != y->time)
-		return (x->time > y->time) - (x->time < y->time);
-	return (x->product > y->product) - (x->product < y->product);
-}
-
 /* Pools (groups or categories) sorted by (pool, price, id). */
 typedef struct PoolSort
 {
@@ -294,8 +279,6 @@ struct UpgStream
 	size_t		nheld;
 	size_t		capheld;
 	int64_t		held_unknown;	/* lines of products not given */
-	UpgLine    *feed;			/* one customer's held lines, fed */
-	size_t		capfeed;
 };
 
 /* A held line's product has a time. */
@@ -383,12 +366,12 @@ add_path(UpgStream *s, uint32_t a, uint32_t b)
 }
 
 /*
- * One customer's lines, their products as indexes into p: what they bought
- * (first and last time per product: the earliest and latest of its timed
- * lines, in any order) and the paths between them.
+ * One customer's held lines (their positions in the held arrays): what
+ * they bought (first and last time per product: the earliest and latest of
+ * its timed lines, in any order) and the paths between them.
  */
 static void
-customer_indexed(UpgStream *s, const UpgLine *lines, size_t nl)
+customer_lines(UpgStream *s, const uint32_t *lines, size_t nl)
 {
 	const UpgProduct *p = s->p;
 	size_t		m = 0,
@@ -404,7 +387,9 @@ customer_indexed(UpgStream *s, const UpgLine *lines, size_t nl)
 	s->run++;
 	for (i = 0; i < nl; i++)
 	{
-		uint32_t	prod = (uint32_t) lines[i].product;
+		uint32_t	held = s->held_product[lines[i]];
+		uint32_t	prod = held & ~HELD_TIMED;
+		int64_t		time = s->held_time[lines[i]];
 		const UpgProduct *pp = &p[prod];
 		size_t		k;
 
@@ -428,17 +413,17 @@ customer_indexed(UpgStream *s, const UpgLine *lines, size_t nl)
 			}
 		}
 		k = s->slot[prod];
-		if (lines[i].has_time)
+		if (held & HELD_TIMED)
 		{
 			if (!s->timed[k])
 			{
 				s->timed[k] = true;
-				s->first[k] = s->last[k] = lines[i].time;
+				s->first[k] = s->last[k] = time;
 			}
-			else if (lines[i].time < s->first[k])
-				s->first[k] = lines[i].time;
-			else if (lines[i].time > s->last[k])
-				s->last[k] = lines[i].time;
+			else if (time < s->first[k])
+				s->first[k] = time;
+			else if (time > s->last[k])
+				s->last[k] = time;
 		}
 	}
 	if (m > (size_t) s->params.max_customer_products)
@@ -503,28 +488,6 @@ customer_indexed(UpgStream *s, const UpgLine *lines, size_t nl)
 	}
 	if ((s->run & 1023) == 0)
 		ups_check_interrupts();
-}
-
-void
-upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines)
-{
-	size_t		nl = 0,
-				i;
-
-	for (i = 0; i < nlines; i++)
-	{
-		int64_t		index = ups_idmap_find(&s->ids, lines[i].product);
-
-		if (index < 0)
-		{
-			s->lines_unknown++;
-			continue;
-		}
-		lines[nl] = lines[i];
-		lines[nl].product = index;
-		nl++;
-	}
-	customer_indexed(s, lines, nl);
 }
 
 size_t
@@ -597,28 +560,7 @@ upg_stream_group(UpgStream *s)
 		order[start[s->held_customer[i]]++] = (uint32_t) i;
 	/* start[c] is now where customer c's positions end */
 	for (c = 0; c < ncust; c++)
-	{
-		size_t		from = c == 0 ? 0 : start[c - 1],
-					to = start[c],
-					k;
-
-		if (to - from > s->capfeed)
-		{
-			s->capfeed = 2 * (to - from);
-			s->feed = grow(s->feed, s->capfeed * sizeof(UpgLine));
-		}
-		for (k = from; k < to; k++)
-		{
-			uint32_t	line = order[k];
-			UpgLine    *l = &s->feed[k - from];
-
-			l->customer = (int64_t) c;
-			l->product = s->held_product[line] & ~HELD_TIMED;
-			l->has_time = (s->held_product[line] & HELD_TIMED) != 0;
-			l->time = s->held_time[line];
-		}
-		customer_indexed(s, s->feed, to - from);
-	}
+		customer_lines(s, order + (c == 0 ? 0 : start[c - 1]), start[c] - (c == 0 ? 0 : start[c - 1]));
 	ups_free(order);
 	ups_free(start);
 	s->held_unknown = 0;
@@ -706,10 +648,13 @@ upg_stream_finish(UpgStream *s, UpgResult *out)
 				capresult = (nresult + w.nup + w.ndown) * 2 + 64;
 				result = grow(result, capresult * sizeof(UpgCandidate));
 			}
-			memcpy(result + nresult, w.buf, w.nup * sizeof(UpgCandidate));
-			nresult += w.nup;
-			memcpy(result + nresult, w.buf + s->params.per_product, w.ndown * sizeof(UpgCandidate));
-			nresult += w.ndown;
+			if (w.nup + w.ndown > 0)
+			{
+				memcpy(result + nresult, w.buf, w.nup * sizeof(UpgCandidate));
+				nresult += w.nup;
+				memcpy(result + nresult, w.buf + s->params.per_product, w.ndown * sizeof(UpgCandidate));
+				nresult += w.ndown;
+			}
 			if ((i & 1023) == 0)
 				ups_check_interrupts();
 		}
@@ -743,7 +688,7 @@ upg_stream_free(UpgStream *s)
 {
 	void	   *arrays[] = {s->order, s->p, s->ids.slots, s->buyers, s->group_buyers, s->cat_buyers,
 		s->pstamp, s->gstamp, s->cstamp, s->slot, s->cust_products, s->timed_products, s->first, s->last,
-	s->timed, s->events, s->feed};
+	s->timed, s->events};
 
 	upg_stream_drop_held(s);
 
@@ -754,27 +699,19 @@ upg_stream_free(UpgStream *s)
 }
 
 const char *
-upg_compute(const UpgProduct *p, size_t n, UpgLine *lines, size_t nlines,
+upg_compute(const UpgProduct *p, size_t n, const UpgLine *lines, size_t nlines,
 			const UpgParams *params, UpgResult *out)
 {
 	UpgStream  *s;
 	const char *error;
-	size_t		i,
-				j;
+	size_t		i;
 
 	memset(out, 0, sizeof(*out));
 	error = upg_stream_begin(p, n, params, &s);
 	if (error)
 		return error;
-	/* by customer (then time): one run per customer */
-	if (nlines > 1)
-		qsort(lines, nlines, sizeof(UpgLine), cmp_line);
-	for (i = 0; i < nlines; i = j)
-	{
-		for (j = i; j < nlines && lines[j].customer == lines[i].customer; j++)
-			;
-		upg_stream_customer(s, lines + i, j - i);
-	}
+	for (i = 0; i < nlines; i++)
+		upg_stream_hold(s, lines[i].customer, lines[i].product, lines[i].has_time, lines[i].time);
 	upg_stream_finish(s, out);
 	return NULL;
 }

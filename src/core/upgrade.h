@@ -48,7 +48,7 @@ typedef struct UpgProduct
 typedef struct UpgLine
 {
 	int64_t		customer;
-	int64_t		product;		/* product id; an index after upg_compute */
+	int64_t		product;		/* product id */
 	int64_t		time;			/* any monotone clock */
 	bool		has_time;
 } UpgLine;
@@ -91,44 +91,40 @@ typedef struct UpgResult
 } UpgResult;
 
 /*
- * Computes the candidates of every product.  Sorts and rewrites `lines` in
- * place.  Returns NULL, or a message (nothing allocated) when the input is
- * invalid: duplicate product ids, a price that is not positive, bad params.
+ * Computes the candidates of every product from lines in any order (held
+ * and grouped as below, all at once).  Returns NULL, or a message (nothing
+ * allocated) when the input is invalid: duplicate product ids, a price that
+ * is not positive, bad params.
  */
 extern const char *upg_compute(const UpgProduct *products, size_t nproducts,
-							   UpgLine *lines, size_t nlines,
+							   const UpgLine *lines, size_t nlines,
 							   const UpgParams *params, UpgResult *out);
 
 extern void upg_result_free(UpgResult *r);
 
 /*
- * The same computation fed one customer at a time, so that the lines need
- * not be held at once: begin with the catalog (NULL, or a message when it is
- * invalid), give each customer's lines once (any order; rewritten in place),
- * then finish, which frees the stream.  upg_stream_free() drops a stream
- * without finishing it.
+ * The same computation over lines too many to hold at once: begin with the
+ * catalog (NULL, or a message when it is invalid), hold lines, group them,
+ * and finish, which groups what is still held and frees the stream;
+ * upg_stream_free() drops a stream without finishing it.
+ *
+ * upg_stream_hold keeps one line (16 bytes, its product as an index; a line
+ * of a product not given is only counted) and returns the bytes the held
+ * lines take, so that the caller can bound them; upg_stream_group feeds the
+ * held lines customer by customer (a counting sort by customer, no
+ * comparison sort) and releases them; upg_stream_drop_held releases them
+ * unfed.  A caller whose lines do not fit holds a subset of the customers
+ * at a time (every line of each), grouping after each subset.
  */
 typedef struct UpgStream UpgStream;
 
 extern const char *upg_stream_begin(const UpgProduct *products, size_t nproducts,
 									const UpgParams *params, UpgStream **out);
-extern void upg_stream_customer(UpgStream *s, UpgLine *lines, size_t nlines);
-extern void upg_stream_finish(UpgStream *s, UpgResult *out);
-extern void upg_stream_free(UpgStream *s);
-
-/*
- * Lines that come in any order: upg_stream_hold keeps one line (16 bytes,
- * its product as an index; a line of a product not given is only counted)
- * and returns the bytes the held lines take, so that the caller can bound
- * them; upg_stream_group feeds the held lines customer by customer (a
- * counting sort by customer, no comparison sort) and releases them;
- * upg_stream_drop_held releases them unfed.  A caller whose lines do not
- * fit holds a subset of the customers at a time (every line of each),
- * grouping after each subset.  upg_stream_finish groups what is held.
- */
 extern size_t upg_stream_hold(UpgStream *s, int64_t customer, int64_t product,
 							  bool has_time, int64_t time);
 extern void upg_stream_group(UpgStream *s);
 extern void upg_stream_drop_held(UpgStream *s);
+extern void upg_stream_finish(UpgStream *s, UpgResult *out);
+extern void upg_stream_free(UpgStream *s);
 
 #endif							/* UPGRADE_H */
