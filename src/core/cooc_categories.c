@@ -46,8 +46,11 @@ cooc_category_pairs(const CoocCounts *c, const int64_t *ids, const int32_t *keys
 
 	/* an id given twice would make its category ambiguous */
 	sorted = ups_alloc((n + 1) * sizeof(int64_t));
-	memcpy(sorted, ids, n * sizeof(int64_t));
-	qsort(sorted, n, sizeof(int64_t), int64_cmp);
+	if (n > 0)
+	{
+		memcpy(sorted, ids, n * sizeof(int64_t));
+		qsort(sorted, n, sizeof(int64_t), int64_cmp);
+	}
 	for (i = 1; i < n; i++)
 		if (sorted[i - 1] == sorted[i])
 		{

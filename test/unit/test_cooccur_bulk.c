@@ -212,7 +212,8 @@ check_compact(int64_t key_step, int norders, int per_order)
 		int64_t		o = (int64_t) rnd((uint32_t) norders) - norders / 3;
 		int64_t		p = prod_id((int) rnd(NPROD));
 
-		cooc_lines_add(&l, o * key_step, p);
+		/* a wrapping (unsigned) product: the large step wraps, and an odd step keeps the keys distinct */
+		cooc_lines_add(&l, (int64_t) ((uint64_t) o * (uint64_t) key_step), p);
 	}
 	memcpy(ref, l.lines, l.n * sizeof(CoocLine));
 	n = l.n;
