@@ -60,7 +60,7 @@ WHERE EXISTS (SELECT FROM unnest(l.score, l.other_ids) WITH ORDINALITY a(score, 
 						  unnest(l.score, l.other_ids) WITH ORDINALITY b(score, id, i)
 			  WHERE b.i = a.i + 1 AND (b.score > a.score OR (b.score = a.score AND b.id <= a.id)))
    OR cardinality(l.together) <> cardinality(l.other_ids) OR cardinality(l.score) <> cardinality(l.other_ids)
-   OR cardinality(l.confidence) <> cardinality(l.other_ids) OR cardinality(l.lift) <> cardinality(l.other_ids);
+   OR cardinality(l.confidence) <> cardinality(l.other_ids);
 SET upsell.cooccurrence_chunk_pairs = 40;
 
 -- without an order time: the same

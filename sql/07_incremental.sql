@@ -79,7 +79,16 @@ SELECT model, row_count > 0 AS has_rows FROM upsell.models ORDER BY build_order;
 -- 1. new orders (July to September 2022), folded in
 INSERT INTO inc.lines SELECT * FROM superstore.order_lines
 WHERE ordered_at >= '2022-07-01' AND ordered_at < '2022-10-01';
+CREATE TEMP TABLE lists_before AS SELECT product_id, xmin::text AS written FROM upsell.pair_list_model;
 CALL upsell.refresh(incremental => true);
+-- only the pair lists of the products of new orders were written again
+SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM l.xmin::text) AS lists_written,
+	   count(*) FILTER (WHERE b.written IS DISTINCT FROM l.xmin::text
+						AND l.product_id NOT IN (SELECT n.product_id FROM superstore.order_lines n
+												 WHERE n.ordered_at >= '2022-07-01' AND n.ordered_at < '2022-10-01'))
+		   AS lists_written_of_other_products,
+	   count(*) AS lists
+FROM upsell.pair_list_model l LEFT JOIN lists_before b USING (product_id);
 -- background workers (side builds) computed the upgrade lists and bundles
 -- (rebuilt in full even now) and the purchase histories of the customers
 -- with new lines; the refresh itself folded the new orders into order_model
@@ -175,6 +184,22 @@ SELECT count(*) > 1 AS split FROM upsell.cooccurrence_chunks WHERE tenant_id = 0
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
+
+-- 10. a setting that shapes the models changed (upsell.pairs_per_product:
+-- the lists of products without new orders would keep the old length):
+-- rebuilt in full, saying which
+RESET upsell.cooccurrence_chunk_pairs;
+SET upsell.pairs_per_product = 5;
+INSERT INTO inc.lines
+SELECT line_id + 600000, order_id || '-more', customer_id, ordered_at + interval '2 years',
+	   product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE ordered_at >= '2022-04-01' AND ordered_at < '2022-05-01';
+CALL upsell.refresh(incremental => true);
+SELECT max(cardinality(other_ids)) AS longest_list FROM upsell.pair_list_model WHERE tenant_id = 0;
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+RESET upsell.pairs_per_product;
 
 -- a view has no commit order: always rebuilt in full
 CREATE VIEW inc.lines_view AS SELECT * FROM inc.lines;

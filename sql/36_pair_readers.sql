@@ -72,16 +72,35 @@ SELECT t.* FROM st, upsell._cooccurrence_top_lists(st.state, 50, 2, 20) t;
 SELECT count(*) AS lists, count(DISTINCT product_id) AS products, sum(cardinality(other_ids)) AS pairs,
 	   max(cardinality(other_ids)) AS longest,
 	   bool_and(cardinality(together) = cardinality(other_ids) AND cardinality(score) = cardinality(other_ids)
-				AND cardinality(confidence) = cardinality(other_ids) AND cardinality(lift) = cardinality(other_ids)) AS in_step
+				AND cardinality(confidence) = cardinality(other_ids)) AS in_step
 FROM top_lists;
 CREATE TEMP TABLE top_ranked AS
-SELECT t.*, row_number() OVER (PARTITION BY t.product_id ORDER BY t.score DESC, t.other_id) AS r FROM top_fast t;
+SELECT t.product_id, t.other_id, t.together, t.score, t.confidence,
+	   row_number() OVER (PARTITION BY t.product_id ORDER BY t.score DESC, t.other_id) AS r FROM top_fast t;
 CREATE TEMP TABLE lists_ranked AS
-SELECT l.product_id, u.other_id, u.together, u.score, u.confidence, u.lift, u.r
-FROM top_lists l, unnest(l.other_ids, l.together, l.score, l.confidence, l.lift)
-	 WITH ORDINALITY u(other_id, together, score, confidence, lift, r);
+SELECT l.product_id, u.other_id, u.together, u.score, u.confidence, u.r
+FROM top_lists l, unnest(l.other_ids, l.together, l.score, l.confidence)
+	 WITH ORDINALITY u(other_id, together, score, confidence, r);
 SELECT (SELECT count(*) FROM (TABLE top_ranked EXCEPT TABLE lists_ranked) d) AS only_pairs,
 	   (SELECT count(*) FROM (TABLE lists_ranked EXCEPT TABLE top_ranked) d) AS only_lists;
+-- for some products only (what an incremental refresh lists again): the
+-- same rows as the whole lists' and top pairs' of those products; ids not
+-- counted and NULL ids are ignored
+CREATE TEMP TABLE chosen AS
+SELECT array_agg(product_id ORDER BY product_id) || ARRAY[-1, NULL]::bigint[] AS ids
+FROM (SELECT product_id FROM top_lists ORDER BY hashint8(product_id) LIMIT 40) p;
+SELECT (SELECT cardinality(ids) FROM chosen) AS asked,
+	   (SELECT count(*) FROM chosen, st, upsell._cooccurrence_top_lists(st.state, 50, 2, 20, chosen.ids)) AS lists,
+	   (SELECT count(*) FROM ((SELECT t.* FROM chosen, st, upsell._cooccurrence_top_lists(st.state, 50, 2, 20, chosen.ids) t)
+							  EXCEPT (SELECT l.* FROM top_lists l, chosen WHERE l.product_id = ANY (chosen.ids))) d) AS lists_differ,
+	   (SELECT count(*) FROM ((SELECT l.* FROM top_lists l, chosen WHERE l.product_id = ANY (chosen.ids))
+							  EXCEPT (SELECT t.* FROM chosen, st, upsell._cooccurrence_top_lists(st.state, 50, 2, 20, chosen.ids) t)) d) AS lists_missing,
+	   (SELECT count(*) FROM ((SELECT t.* FROM chosen, st, upsell.cooccurrence_top_pairs(st.state, 50, 2, 20, chosen.ids) t)
+							  EXCEPT ALL (SELECT f.* FROM top_fast f, chosen WHERE f.product_id = ANY (chosen.ids))) d)
+	 + (SELECT count(*) FROM ((SELECT f.* FROM top_fast f, chosen WHERE f.product_id = ANY (chosen.ids))
+							  EXCEPT ALL (SELECT t.* FROM chosen, st, upsell.cooccurrence_top_pairs(st.state, 50, 2, 20, chosen.ids) t)) d)
+		AS top_pairs_differ;
+SELECT count(*) FROM st, upsell._cooccurrence_top_lists(st.state, 50, 2, 20, '{}');
 SELECT max(cardinality(t.other_ids)) AS longest FROM st, upsell._cooccurrence_top_lists(st.state, 3, 2, 20) t;
 SELECT count(*) FROM st, upsell._cooccurrence_top_lists(st.state, 0, 2, 20);
 SELECT count(*) FROM st, upsell._cooccurrence_top_lists(st.state, 5, 2, -1);

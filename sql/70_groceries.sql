@@ -117,5 +117,15 @@ FROM upsell.email_sequence(1808, 5, at => '2016-01-01') e
 JOIN groceries_members.items i ON i.item_id = e.product_id
 ORDER BY step;
 
+-- pair_model's lift, computed in the view from the counts, is the counting
+-- core's lift of every pair, to the last bit
+SELECT count(*) AS pairs,
+	   count(*) FILTER (WHERE p.lift IS DISTINCT FROM c.lift) AS lift_differs,
+	   count(*) FILTER (WHERE p.lift > 1) AS above_chance
+FROM upsell.pair_model p
+LEFT JOIN (SELECT x.product_id, x.other_id, x.lift
+		   FROM upsell.cooccurrence_chunks m, upsell.cooccurrence_pairs(m.state, 1, 0, 0) x) c
+	ON c.product_id = p.product_id AND c.other_id = p.other_id;
+
 \i test/data/post_purchase_teardown.sql
 DROP SCHEMA groceries_members CASCADE;

@@ -48,6 +48,9 @@ PG_FUNCTION_INFO_V1(upsell_cooccurrence_chunks_of);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_merge_rows);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_from_query);
 
+static void deconstruct_arg(ArrayType *a, Oid type, const char *what, Datum **values,
+							bool **nulls, int *n);
+
 /* ------------------------------------------------------------------------
  * The stored value: CoocCounts in its flat form inside a varlena.
  * ------------------------------------------------------------------------
@@ -905,10 +908,11 @@ upsell_cooccurrence_pairs(PG_FUNCTION_ARGS)
 }
 
 /*
- * The arguments (state, per_product, min_count, rare_orders) of top_pairs
- * and _cooccurrence_top_lists checked, the result set begun, the counts
- * read into c, and each product's best pairs ranked by the core (*n of
- * them, product by product).
+ * The arguments (state, per_product, min_count, rare_orders, products) of
+ * top_pairs and _cooccurrence_top_lists checked, the result set begun, the
+ * counts read into c, and each product's best pairs ranked by the core (*n
+ * of them, product by product): of the products listed (the forms with
+ * the fifth argument, which are STRICT), or of every product.
  */
 static CoocTop *
 top_pairs_of_args(FunctionCallInfo fcinfo, CoocCounts *c, size_t *n)
@@ -916,6 +920,7 @@ top_pairs_of_args(FunctionCallInfo fcinfo, CoocCounts *c, size_t *n)
 	int32		per_product = PG_GETARG_INT32(1);
 	int32		min_count = PG_GETARG_INT32(2);
 	int64		rare_orders = PG_GETARG_INT64(3);
+	bool	   *only = NULL;
 
 	if (per_product < 1)
 		ereport(ERROR,
@@ -928,7 +933,24 @@ top_pairs_of_args(FunctionCallInfo fcinfo, CoocCounts *c, size_t *n)
 				 errmsg("rare_orders must not be negative: " INT64_FORMAT, rare_orders)));
 	InitMaterializedSRF(fcinfo, 0);
 	PG_GETARG_COUNTS(0, c);
-	return cooc_top_pairs_rare(c, per_product, min_count, rare_orders, n);
+	if (PG_NARGS() > 4)
+	{
+		Datum	   *ids;
+		bool	   *nulls;
+		int			nids,
+					i;
+
+		deconstruct_arg(PG_GETARG_ARRAYTYPE_P(4), INT8OID, "products", &ids, &nulls, &nids);
+		only = palloc0(Max(c->nitems, 1) * sizeof(bool));
+		for (i = 0; i < nids; i++)
+		{
+			int64		x = nulls[i] ? -1 : cooc_item_index(c, DatumGetInt64(ids[i]));
+
+			if (x >= 0)
+				only[x] = true;
+		}
+	}
+	return cooc_top_pairs_rare(c, per_product, min_count, rare_orders, only, n);
 }
 
 /*
@@ -971,13 +993,16 @@ upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
 }
 
 /*
- * _cooccurrence_top_lists(state, per_product, min_count, rare_orders): the
- * pairs of top_pairs, one row per product: its partners as arrays in rank
- * order (score descending, then partner id), with the orders containing
- * both, the score, the confidence and the lift at the same positions.
- * What pair_list_model stores: a row per product instead of a row per pair
- * (3M rows of a 10M-line shop, whose heap and 3-column primary key were
- * most of the model's build).
+ * _cooccurrence_top_lists(state, per_product, min_count, rare_orders
+ * [, products]): the pairs of top_pairs, one row per product: its partners
+ * as arrays in rank order (score descending, then partner id), with the
+ * orders containing both, the score and the confidence at the same
+ * positions.  What pair_list_model stores: a row per product instead of a
+ * row per pair (3M rows of a 10M-line shop, whose heap and 3-column primary
+ * key were most of the model's build).  Nothing that depends on another
+ * product's counts or on the shop's (lift): a product's row changes only
+ * when its own orders do, so an incremental refresh rewrites just the
+ * products of the new orders.
  */
 Datum
 upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
@@ -992,8 +1017,7 @@ upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
 	Datum	   *others,
 			   *together,
 			   *score,
-			   *confidence,
-			   *lift;
+			   *confidence;
 	MemoryContext rowctx,
 				old;
 
@@ -1002,15 +1026,14 @@ upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
 	together = palloc(per_product * sizeof(Datum));
 	score = palloc(per_product * sizeof(Datum));
 	confidence = palloc(per_product * sizeof(Datum));
-	lift = palloc(per_product * sizeof(Datum));
 	rowctx = AllocSetContextCreate(CurrentMemoryContext, "upsell top lists row", ALLOCSET_DEFAULT_SIZES);
 	/* product by product, best first (cooc_top_pairs) */
 	for (i = 0; i < n; i = end)
 	{
 		uint32		product = top[i].product;
 		int			k = 0;
-		Datum		values[6];
-		bool		nulls[6] = {0};
+		Datum		values[5];
+		bool		nulls[5] = {0};
 
 		CHECK_FOR_INTERRUPTS();
 		for (end = i; end < n && top[end].product == product; end++)
@@ -1026,7 +1049,6 @@ upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
 			together[k] = Int64GetDatum(top[end].together);
 			score[k] = Float8GetDatum(m.score);
 			confidence[k] = Float8GetDatum(m.confidence);
-			lift[k] = Float8GetDatum(m.lift);
 			k++;
 		}
 		old = MemoryContextSwitchTo(rowctx);
@@ -1035,7 +1057,6 @@ upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
 		values[2] = PointerGetDatum(construct_array(together, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		values[3] = PointerGetDatum(construct_array(score, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		values[4] = PointerGetDatum(construct_array(confidence, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[5] = PointerGetDatum(construct_array(lift, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		MemoryContextSwitchTo(old);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextReset(rowctx);

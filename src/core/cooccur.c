@@ -1307,18 +1307,20 @@ top_best_first(const void *pa, const void *pb)
 CoocTop *
 cooc_top_pairs(const CoocCounts *c, int per_product, int64_t min_count, size_t *n)
 {
-	return cooc_top_pairs_rare(c, per_product, min_count, 0, n);
+	return cooc_top_pairs_rare(c, per_product, min_count, 0, NULL, n);
 }
 
 /*
  * A pair (x, y) qualifies as a partner of x when seen in at least min(x)
- * orders: min_count, or 1 for a product in fewer than rare_orders orders.
+ * orders: min_count, or 1 for a product in fewer than rare_orders orders;
+ * only for a product wanted (all without a list).
  */
-#define TOP_MIN(x) (c->item_counts[x] < rare_orders ? 1 : min_count)
+#define TOP_MIN(x) (only != NULL && !only[x] ? UINT32_MAX + INT64_C(1) \
+					: c->item_counts[x] < rare_orders ? 1 : min_count)
 
 CoocTop *
 cooc_top_pairs_rare(const CoocCounts *c, int per_product, int64_t min_count,
-					int64_t rare_orders, size_t *n)
+					int64_t rare_orders, const bool *only, size_t *n)
 {
 	size_t	   *start = ups_alloc0(((size_t) c->nitems + 1) * sizeof(size_t));
 	size_t	   *fill = ups_alloc0(((size_t) c->nitems + 1) * sizeof(size_t));

@@ -201,11 +201,14 @@ extern CoocTop *cooc_top_pairs(const CoocCounts *counts, int per_product,
 /*
  * The same, except that a product in fewer than rare_orders orders keeps
  * its best partners among every pair (seen once too): all the evidence a
- * rare product will ever have.  rare_orders 0 is cooc_top_pairs.
+ * rare product will ever have.  rare_orders 0 is cooc_top_pairs.  With
+ * only (a flag per item index; NULL: every product), just the products
+ * flagged get their partners: what an incremental refresh rewrites (a
+ * product's list depends on its own counts alone).
  */
 extern CoocTop *cooc_top_pairs_rare(const CoocCounts *counts, int per_product,
 									int64_t min_count, int64_t rare_orders,
-									size_t *n);
+									const bool *only, size_t *n);
 
 /*
  * Pairs within categories (src/core/cooc_categories.c): given a category

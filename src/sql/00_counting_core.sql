@@ -119,14 +119,32 @@ CREATE FUNCTION @extschema@.cooccurrence_top_pairs(state @extschema@.cooccurrenc
 COMMENT ON FUNCTION @extschema@.cooccurrence_top_pairs(@extschema@.cooccurrence, int, int, bigint) IS
 	'for each product its per_product best complements by score, ties broken by product id, among the pairs seen in min_count orders or more (any pair, for a product in fewer than rare_orders orders)';
 
+CREATE FUNCTION @extschema@.cooccurrence_top_pairs(state @extschema@.cooccurrence,
+	per_product int, min_count int, rare_orders bigint, products bigint[])
+	RETURNS TABLE (product_id bigint, other_id bigint, together bigint,
+				   score float8, confidence float8, lift float8)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_top_pairs'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@.cooccurrence_top_pairs(@extschema@.cooccurrence, int, int, bigint, bigint[]) IS
+	'the same, for the products listed only (a product''s best complements depend on its own counts alone)';
+
 CREATE FUNCTION @extschema@._cooccurrence_top_lists(state @extschema@.cooccurrence,
 	per_product int, min_count int, rare_orders bigint)
 	RETURNS TABLE (product_id bigint, other_ids bigint[], together bigint[],
-				   score float8[], confidence float8[], lift float8[])
+				   score float8[], confidence float8[])
 	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_top_lists'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
 COMMENT ON FUNCTION @extschema@._cooccurrence_top_lists(@extschema@.cooccurrence, int, int, bigint) IS
-	'internal: the pairs of cooccurrence_top_pairs one row per product, its partners as arrays in rank order (score descending, then partner id) with together, score, confidence and lift at the same positions';
+	'internal: the pairs of cooccurrence_top_pairs one row per product, its partners as arrays in rank order (score descending, then partner id) with together, score and confidence at the same positions';
+
+CREATE FUNCTION @extschema@._cooccurrence_top_lists(state @extschema@.cooccurrence,
+	per_product int, min_count int, rare_orders bigint, products bigint[])
+	RETURNS TABLE (product_id bigint, other_ids bigint[], together bigint[],
+				   score float8[], confidence float8[])
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_top_lists'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@._cooccurrence_top_lists(@extschema@.cooccurrence, int, int, bigint, bigint[]) IS
+	'internal: the same, for the products listed only';
 
 CREATE FUNCTION @extschema@._cooccurrence_category_pairs(state @extschema@.cooccurrence,
 	product_ids bigint[], category_keys int[])

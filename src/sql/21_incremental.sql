@@ -52,6 +52,18 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN pg_catalog.hashint8extended(order_key,
 	pg_catalog.hashint8extended(product_id, pg_catalog.hash_numeric_extended(quantity, 0)));
 
+-- The settings that shape models an incremental refresh only partly
+-- rewrites: when one changed since the tenant's last refresh, the rows not
+-- rewritten would keep the old shape, so the tenant is rebuilt in full.
+-- (upsell.pairs_per_product: pair_list_model rewrites the lists of the
+-- products of new orders only.)
+CREATE FUNCTION @extschema@._model_settings()
+RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN pg_catalog.jsonb_build_object('upsell.pairs_per_product',
+	coalesce(pg_catalog.current_setting('upsell.pairs_per_product', true)::int, 50));
+
 CREATE FUNCTION @extschema@._build_source_state(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -72,6 +84,7 @@ DECLARE
 	new_orders bigint;
 	has_xmin boolean;
 	is_view boolean;
+	settings jsonb := @extschema@._model_settings();
 BEGIN
 	IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
 		DROP TABLE pg_temp.upsell_new_lines;
@@ -89,6 +102,8 @@ BEGIN
 						ELSE 'the registered order lines are a Citus distributed table, whose rows carry the shards'' transaction ids' END;
 		ELSIF pg_snapshot_xmax(snap)::text::numeric - pg_snapshot_xmax(prev.snapshot)::text::numeric > 1073741824 THEN
 			why := 'over 2^30 transactions since its last refresh';
+		ELSIF prev.settings IS DISTINCT FROM settings THEN
+			why := format('settings changed since its last refresh (%s, now %s)', prev.settings, settings);
 		END IF;
 	END IF;
 	IF incremental AND why IS NULL THEN
@@ -152,18 +167,19 @@ BEGIN
 	RETURN @extschema@._publish('source_state', t,
 		format('SELECT %s::bigint AS tenant_id, %L::pg_snapshot AS snapshot, %s::bigint AS lines, %s::bigint AS checksum, '
 			   '%L::text AS mode, %L::text AS reason, %s::bigint AS new_lines, %s::bigint AS new_orders, '
-			   'pg_catalog.now() AS built_at WHERE %3$s::bigint OPERATOR(pg_catalog.>) 0',
+			   'pg_catalog.now() AS built_at, %L::jsonb AS settings WHERE %3$s::bigint OPERATOR(pg_catalog.>) 0',
 			   t, snap, n_lines, n_sum, CASE WHEN incremental AND why IS NULL THEN 'incremental' ELSE 'full' END,
-			   why, coalesce(new_n::text, 'NULL'), coalesce(new_orders::text, 'NULL')));
+			   why, coalesce(new_n::text, 'NULL'), coalesce(new_orders::text, 'NULL'), settings));
 END
 $$;
 
 SELECT @extschema@._define_model('source_state',
 	$$tenant_id bigint PRIMARY KEY, snapshot pg_snapshot NOT NULL, lines bigint NOT NULL,
 	  checksum bigint NOT NULL, mode text NOT NULL CHECK (mode IN ('full', 'incremental')),
-	  reason text, new_lines bigint, new_orders bigint, built_at timestamptz NOT NULL$$,
+	  reason text, new_lines bigint, new_orders bigint, built_at timestamptz NOT NULL,
+	  settings jsonb NOT NULL$$,
 	NULL, 1, '@extschema@._build_source_state(bigint, boolean)',
-	'per tenant: the snapshot its models were built at (its order lines are those whose transaction it sees), their count and checksum, and whether the last refresh folded new lines in (incremental) or rebuilt (full, with the reason when incremental was asked for)');
+	'per tenant: the snapshot its models were built at (its order lines are those whose transaction it sees), their count and checksum, whether the last refresh folded new lines in (incremental) or rebuilt (full, with the reason when incremental was asked for), and the settings that shaped its models (a change rebuilds in full)');
 
 -- The tenant's order lines as of its refresh snapshot, as a FROM item (alias
 -- l) for the builders' queries.  Before source_state is built (or for a

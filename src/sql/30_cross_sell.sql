@@ -248,6 +248,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	per_product int := coalesce(current_setting('upsell.pairs_per_product', true)::int, 50);
+	changed bigint[];			-- incremental: the products whose lists are replaced
+	products_arg text := '';	-- the scope as the core functions' fifth argument
 BEGIN
 	-- Pairs seen in 2 orders or more; for a rare product (in fewer than 20
 	-- orders) also those seen once: that is all the evidence it will ever
@@ -260,13 +262,25 @@ BEGIN
 	-- The counting core applies both rules as it ranks (rare_orders 20: its
 	-- order counts are product_model.orders), and lists each product's
 	-- best in rank order (_cooccurrence_top_lists).
+	--
+	-- A product's list depends on its own counts alone (the score on the
+	-- orders of both and of the product, no lift stored), so an incremental
+	-- build lists again only the products of the new lines: their rows are
+	-- replaced (_publish with the products as scope, $2), the others' rows
+	-- are the same as a full build's.  (A change of pairs_per_product makes
+	-- the refresh a full one: _model_settings.)
+	IF incremental AND @extschema@._incremental(tenant_id) THEN
+		changed := ARRAY(SELECT DISTINCT n.product_id FROM pg_temp.upsell_new_lines n
+						 WHERE n.product_id IS NOT NULL ORDER BY 1);
+		products_arg := ', $2';
+	END IF;
 	IF (SELECT count(*) FROM @extschema@.cooccurrence_chunks c
 		WHERE c.tenant_id = _build_pair_model.tenant_id) <= 1 THEN
 		RETURN @extschema@._publish('pair_list_model', tenant_id, format($q$
-			SELECT m.tenant_id, t.product_id, t.other_ids, t.together, t.score, t.confidence, t.lift
+			SELECT m.tenant_id, t.product_id, t.other_ids, t.together, t.score, t.confidence
 			FROM @extschema@.cooccurrence_chunks m,
-				 @extschema@._cooccurrence_top_lists(m.state, %s, 2, 20) t
-			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1$q$, per_product));
+				 @extschema@._cooccurrence_top_lists(m.state, %s, 2, 20%s) t
+			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1$q$, per_product, products_arg), changed);
 	END IF;
 	-- Counts in several chunks: a product's pairs lie in the chunks of their
 	-- smaller products, so its best of each chunk are ranked together (the
@@ -277,16 +291,15 @@ BEGIN
 			   pg_catalog.array_agg(t.other_id ORDER BY t.score DESC, t.other_id) AS other_ids,
 			   pg_catalog.array_agg(t.together ORDER BY t.score DESC, t.other_id) AS together,
 			   pg_catalog.array_agg(t.score ORDER BY t.score DESC, t.other_id) AS score,
-			   pg_catalog.array_agg(t.confidence ORDER BY t.score DESC, t.other_id) AS confidence,
-			   pg_catalog.array_agg(t.lift ORDER BY t.score DESC, t.other_id) AS lift
+			   pg_catalog.array_agg(t.confidence ORDER BY t.score DESC, t.other_id) AS confidence
 		FROM (SELECT m.tenant_id, t.*,
 					 pg_catalog.row_number() OVER (PARTITION BY t.product_id
 												   ORDER BY t.score DESC, t.other_id) AS r
 			  FROM @extschema@.cooccurrence_chunks m,
-				   @extschema@.cooccurrence_top_pairs(m.state, %s, 2, 20) t
+				   @extschema@.cooccurrence_top_pairs(m.state, %s, 2, 20%s) t
 			  WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) t
 		WHERE t.r OPERATOR(pg_catalog.<=) %s
-		GROUP BY t.tenant_id, t.product_id$q$, per_product, per_product));
+		GROUP BY t.tenant_id, t.product_id$q$, per_product, products_arg, per_product), changed);
 END
 $$;
 
@@ -301,15 +314,14 @@ $$;
 SELECT @extschema@._define_model('pair_list_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL,
 	  other_ids bigint[] NOT NULL, together bigint[] NOT NULL, score float8[] NOT NULL,
-	  confidence float8[] NOT NULL, lift float8[] NOT NULL,
+	  confidence float8[] NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id)$$,
 	NULL, 30, '@extschema@._build_pair_model(bigint, boolean)',
-	'per product: its best complements (upsell.pairs_per_product, seen together in at least 2 orders, or once for a product in fewer than 20 orders) in rank order (score descending, then id) as arrays: other_ids, with together, score, confidence and lift at the same positions; read as one row per pair through the view pair_model',
+	'per product: its best complements (upsell.pairs_per_product, seen together in at least 2 orders, or once for a product in fewer than 20 orders) in rank order (score descending, then id) as arrays: other_ids, with together, score and confidence at the same positions; read as one row per pair, with lift, through the view pair_model',
 	'product_id');
 ALTER TABLE @extschema@.pair_list_model SET (toast_tuple_target = 8160),
 	ALTER COLUMN other_ids SET STATISTICS 0, ALTER COLUMN together SET STATISTICS 0,
-	ALTER COLUMN score SET STATISTICS 0, ALTER COLUMN confidence SET STATISTICS 0,
-	ALTER COLUMN lift SET STATISTICS 0;
+	ALTER COLUMN score SET STATISTICS 0, ALTER COLUMN confidence SET STATISTICS 0;
 
 -- The pairs one row each, as analysts (and the readers of a product's
 -- pairs by product_id = ANY (...)) read them: 1.0's pair_model table.  The
@@ -317,11 +329,25 @@ ALTER TABLE @extschema@.pair_list_model SET (toast_tuple_target = 8160),
 -- and product_id still reach the primary key.  A reader that joins it by
 -- product joins pair_list_model instead (a join condition does not reach
 -- into a view with set-returning functions: it would unnest every product).
+-- Lift is computed here, as the counting core computes it (the same
+-- float8 operations, so the same values): stored, it changed every row at
+-- every refresh, with the shop's order count.  A reader that does not ask
+-- for it does not join: the joins are to primary keys, and PostgreSQL
+-- removes a left join whose columns are not used.
 CREATE VIEW @extschema@.pair_model AS
-SELECT l.tenant_id, l.product_id, pg_catalog.unnest(l.other_ids) AS other_id,
-	   pg_catalog.unnest(l.together) AS together, pg_catalog.unnest(l.score) AS score,
-	   pg_catalog.unnest(l.confidence) AS confidence, pg_catalog.unnest(l.lift) AS lift
-FROM @extschema@.pair_list_model l;
+SELECT p.tenant_id, p.product_id, p.other_id, p.together, p.score, p.confidence,
+	   (p.together::float8 OPERATOR(pg_catalog./) s.orders::float8)
+		   OPERATOR(pg_catalog./) ((a.orders::float8 OPERATOR(pg_catalog./) s.orders::float8)
+								   OPERATOR(pg_catalog.*) (b.orders::float8 OPERATOR(pg_catalog./) s.orders::float8)) AS lift
+FROM (SELECT l.tenant_id, l.product_id, pg_catalog.unnest(l.other_ids) AS other_id,
+			 pg_catalog.unnest(l.together) AS together, pg_catalog.unnest(l.score) AS score,
+			 pg_catalog.unnest(l.confidence) AS confidence
+	  FROM @extschema@.pair_list_model l) p
+LEFT JOIN @extschema@.cooccurrence_model s ON s.tenant_id OPERATOR(pg_catalog.=) p.tenant_id
+LEFT JOIN @extschema@.product_model a
+	ON a.tenant_id OPERATOR(pg_catalog.=) p.tenant_id AND a.product_id OPERATOR(pg_catalog.=) p.product_id
+LEFT JOIN @extschema@.product_model b
+	ON b.tenant_id OPERATOR(pg_catalog.=) p.tenant_id AND b.product_id OPERATOR(pg_catalog.=) p.other_id;
 COMMENT ON VIEW @extschema@.pair_model IS
 	'per product and complement: its best complements (upsell.pairs_per_product, seen together in at least 2 orders, or once for a product in fewer than 20 orders) with score, confidence and lift (the rows of pair_list_model''s arrays)';
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cooccur.h"
+#include "idmap.h"
 #include "unit.h"
 #include "ups_host.h"
 
@@ -175,7 +176,7 @@ UNIT_TEST(cooc_top_pairs_rare_equal_filtered_top_pairs)
 		}
 	CHECK(cooc_count(&l, 0, &c) == NULL);
 	all = cooc_top_pairs(&c, k, 1, &nall);
-	rare = cooc_top_pairs_rare(&c, k, 2, rare_orders, &nrare);
+	rare = cooc_top_pairs_rare(&c, k, 2, rare_orders, NULL, &nrare);
 	for (size_t i = 0; i < nall; i++)
 	{
 		if (all[i].together < 2 && c.item_counts[all[i].product] >= rare_orders)
@@ -199,7 +200,7 @@ UNIT_TEST(cooc_top_pairs_rare_equal_filtered_top_pairs)
 	ups_free(rare);
 	/* rare_orders 0 is plain cooc_top_pairs */
 	all = cooc_top_pairs(&c, k, 2, &nall);
-	rare = cooc_top_pairs_rare(&c, k, 2, 0, &nrare);
+	rare = cooc_top_pairs_rare(&c, k, 2, 0, NULL, &nrare);
 	CHECK_EQ_INT(nall, nrare);
 	for (size_t i = 0; i < nall && i < nrare; i++)
 	{
@@ -209,6 +210,62 @@ UNIT_TEST(cooc_top_pairs_rare_equal_filtered_top_pairs)
 	}
 	ups_free(all);
 	ups_free(rare);
+	cooc_counts_free(&c);
+	ups_free(l.lines);
+}
+
+/*
+ * With a list of products (what an incremental refresh lists again), the
+ * top pairs of exactly those products, the same entries as for all of
+ * them: a product's list depends on its own counts alone.
+ */
+UNIT_TEST(cooc_top_pairs_rare_of_some_products)
+{
+	CoocLines	l;
+	CoocCounts	c;
+	CoocTop    *all,
+			   *some;
+	size_t		nall,
+				nsome,
+				at = 0,
+				wanted_entries = 0;
+	uint64_t	rng = 29;
+	bool	   *only;
+
+	cooc_lines_init(&l);
+	for (int o = 0; o < 2000; o++)
+		for (int i = 1 + (int) (unit_xorshift(&rng) % 6); i > 0; i--)
+			cooc_lines_add(&l, o, (int64_t) (unit_xorshift(&rng) % 300));
+	CHECK(cooc_count(&l, 0, &c) == NULL);
+	only = ups_alloc0(c.nitems * sizeof(bool));
+	for (uint32_t x = 0; x < c.nitems; x++)
+		only[x] = ups_mix64(x) % 3 == 0;
+	all = cooc_top_pairs_rare(&c, 10, 2, 20, NULL, &nall);
+	some = cooc_top_pairs_rare(&c, 10, 2, 20, only, &nsome);
+	for (size_t i = 0; i < nall; i++)
+	{
+		if (!only[all[i].product])
+			continue;
+		wanted_entries++;
+		CHECK(at < nsome);
+		if (at >= nsome)
+			break;
+		CHECK_EQ_INT(some[at].product, all[i].product);
+		CHECK_EQ_INT(some[at].other, all[i].other);
+		CHECK_EQ_INT(some[at].together, all[i].together);
+		CHECK(some[at].score == all[i].score);
+		at++;
+	}
+	CHECK_EQ_INT(at, nsome);
+	CHECK(wanted_entries > 0 && wanted_entries < nall);
+	ups_free(all);
+	ups_free(some);
+	/* none wanted: nothing */
+	memset(only, 0, c.nitems * sizeof(bool));
+	some = cooc_top_pairs_rare(&c, 10, 2, 20, only, &nsome);
+	CHECK_EQ_INT(nsome, 0);
+	ups_free(some);
+	ups_free(only);
 	cooc_counts_free(&c);
 	ups_free(l.lines);
 }
