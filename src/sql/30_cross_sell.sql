@@ -250,6 +250,7 @@ DECLARE
 	per_product int := coalesce(current_setting('upsell.pairs_per_product', true)::int, 50);
 	changed bigint[];			-- incremental: the products whose lists are replaced
 	products_arg text := '';	-- the scope as the core functions' fifth argument
+	published bigint;
 BEGIN
 	-- Pairs seen in 2 orders or more; for a rare product (in fewer than 20
 	-- orders) also those seen once: that is all the evidence it will ever
@@ -276,30 +277,37 @@ BEGIN
 	END IF;
 	IF (SELECT count(*) FROM @extschema@.cooccurrence_chunks c
 		WHERE c.tenant_id = _build_pair_model.tenant_id) <= 1 THEN
-		RETURN @extschema@._publish('pair_list_model', tenant_id, format($q$
+		published := @extschema@._publish('pair_list_model', tenant_id, format($q$
 			SELECT m.tenant_id, t.product_id, t.other_ids, t.together, t.score, t.confidence
 			FROM @extschema@.cooccurrence_chunks m,
 				 @extschema@._cooccurrence_top_lists(m.state, %s, 2, 20%s) t
 			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1$q$, per_product, products_arg), changed);
+	ELSE
+		-- Counts in several chunks: a product's pairs lie in the chunks of their
+		-- smaller products, so its best of each chunk are ranked together (the
+		-- same order as the core's: score, then the partner's id) and the best
+		-- per_product listed in that order.
+		published := @extschema@._publish('pair_list_model', tenant_id, format($q$
+			SELECT t.tenant_id, t.product_id,
+				   pg_catalog.array_agg(t.other_id ORDER BY t.score DESC, t.other_id) AS other_ids,
+				   pg_catalog.array_agg(t.together ORDER BY t.score DESC, t.other_id) AS together,
+				   pg_catalog.array_agg(t.score ORDER BY t.score DESC, t.other_id) AS score,
+				   pg_catalog.array_agg(t.confidence ORDER BY t.score DESC, t.other_id) AS confidence
+			FROM (SELECT m.tenant_id, t.*,
+						 pg_catalog.row_number() OVER (PARTITION BY t.product_id
+													   ORDER BY t.score DESC, t.other_id) AS r
+				  FROM @extschema@.cooccurrence_chunks m,
+					   @extschema@.cooccurrence_top_pairs(m.state, %s, 2, 20%s) t
+				  WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) t
+			WHERE t.r OPERATOR(pg_catalog.<=) %s
+			GROUP BY t.tenant_id, t.product_id$q$, per_product, products_arg, per_product), changed);
 	END IF;
-	-- Counts in several chunks: a product's pairs lie in the chunks of their
-	-- smaller products, so its best of each chunk are ranked together (the
-	-- same order as the core's: score, then the partner's id) and the best
-	-- per_product listed in that order.
-	RETURN @extschema@._publish('pair_list_model', tenant_id, format($q$
-		SELECT t.tenant_id, t.product_id,
-			   pg_catalog.array_agg(t.other_id ORDER BY t.score DESC, t.other_id) AS other_ids,
-			   pg_catalog.array_agg(t.together ORDER BY t.score DESC, t.other_id) AS together,
-			   pg_catalog.array_agg(t.score ORDER BY t.score DESC, t.other_id) AS score,
-			   pg_catalog.array_agg(t.confidence ORDER BY t.score DESC, t.other_id) AS confidence
-		FROM (SELECT m.tenant_id, t.*,
-					 pg_catalog.row_number() OVER (PARTITION BY t.product_id
-												   ORDER BY t.score DESC, t.other_id) AS r
-			  FROM @extschema@.cooccurrence_chunks m,
-				   @extschema@.cooccurrence_top_pairs(m.state, %s, 2, 20%s) t
-			  WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) t
-		WHERE t.r OPERATOR(pg_catalog.<=) %s
-		GROUP BY t.tenant_id, t.product_id$q$, per_product, products_arg, per_product), changed);
+	-- the model's rows of the tenant, as a full build returns
+	IF changed IS NOT NULL THEN
+		SELECT count(*) INTO published FROM @extschema@.pair_list_model l
+		WHERE l.tenant_id = _build_pair_model.tenant_id;
+	END IF;
+	RETURN published;
 END
 $$;
 
