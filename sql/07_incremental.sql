@@ -80,6 +80,7 @@ SELECT model, row_count > 0 AS has_rows FROM upsell.models ORDER BY build_order;
 INSERT INTO inc.lines SELECT * FROM superstore.order_lines
 WHERE ordered_at >= '2022-07-01' AND ordered_at < '2022-10-01';
 CREATE TEMP TABLE lists_before AS SELECT product_id, xmin::text AS written FROM upsell.pair_list_model;
+CREATE TEMP TABLE carts_before AS SELECT product_id, xmin::text AS written FROM upsell.cart_model;
 CALL upsell.refresh(incremental => true);
 -- only the pair lists of the products of new orders were written again
 SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM l.xmin::text) AS lists_written,
@@ -89,6 +90,11 @@ SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM l.xmin::text) AS lists_
 		   AS lists_written_of_other_products,
 	   count(*) AS lists
 FROM upsell.pair_list_model l LEFT JOIN lists_before b USING (product_id);
+-- and the cart rows of the products whose pair or upgrade lists changed:
+-- fewer than all
+SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM c.xmin::text) < count(*) AS cart_rows_partly_written,
+	   count(*) FILTER (WHERE b.written IS DISTINCT FROM c.xmin::text) > 0 AS cart_rows_written
+FROM upsell.cart_model c LEFT JOIN carts_before b USING (product_id);
 -- background workers (side builds) computed the upgrade lists and bundles
 -- (rebuilt in full even now) and the purchase histories of the customers
 -- with new lines; the refresh itself folded the new orders into order_model
@@ -184,6 +190,40 @@ SELECT count(*) > 1 AS split FROM upsell.cooccurrence_chunks WHERE tenant_id = 0
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
+
+-- 11. the catalog changed with new orders: prices, stock, a category and
+-- variant groups; the rows that name the changed products are rewritten
+-- and every model equals a full refresh's
+UPDATE superstore.products SET price = price * 1.3 WHERE product_id % 37 = 0;
+UPDATE superstore.products SET in_stock = false WHERE product_id % 41 = 0;
+UPDATE superstore.products SET category = 'Paper' WHERE product_id = 44;
+UPDATE superstore.products SET variant_group = 'Binders / moved' WHERE product_id IN (45, 46, 47);
+INSERT INTO inc.lines
+SELECT line_id + 700000, order_id || '-cat', customer_id, ordered_at + interval '3 years',
+	   product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE ordered_at >= '2022-03-01' AND ordered_at < '2022-03-15';
+DROP TABLE carts_before;
+CREATE TEMP TABLE carts_before AS SELECT product_id, xmin::text AS written FROM upsell.cart_model;
+CALL upsell.refresh(incremental => true);
+SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM c.xmin::text) < count(*) AS cart_rows_partly_written,
+	   count(*) FILTER (WHERE b.written IS DISTINCT FROM c.xmin::text AND c.product_id IN (44, 45, 46, 47))
+		   AS changed_products_rewritten
+FROM upsell.cart_model c LEFT JOIN carts_before b USING (product_id);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+-- and a merchant's rule that changes which categories substitute each other
+-- (every cart row may change: rewritten in full)
+INSERT INTO upsell.category_substitutes (category, other_category, substitutes) VALUES ('Paper', 'Binders', true);
+INSERT INTO inc.lines
+SELECT line_id + 800000, order_id || '-rule', customer_id, ordered_at + interval '3 years',
+	   product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE ordered_at >= '2022-03-15' AND ordered_at < '2022-04-01';
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+DELETE FROM upsell.category_substitutes;
 
 -- 10. a setting that shapes the models changed (upsell.pairs_per_product:
 -- the lists of products without new orders would keep the old length):

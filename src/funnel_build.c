@@ -406,8 +406,22 @@ complement_row(Datum *values, bool *nulls, void *arg)
 		pfree(scores);
 }
 
+/*
+ * The products a builder computes, as a condition of its loaders' queries
+ * on the column given: all of them without a list (only NULL), else those
+ * of the array (the incremental cart's scope).
+ */
+static char *
+products_condition(const char *column, const char *only)
+{
+	if (only == NULL)
+		return "";
+	return psprintf(" AND %s OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.int8[])", column,
+					quote_literal_cstr(only));
+}
+
 static void
-complements_load(Complements *x, Catalog *c)
+complements_load(Complements *x, Catalog *c, const char *only)
 {
 	static const Oid types[3] = {INT8OID, INT8ARRAYOID, FLOAT8ARRAYOID};
 	static const char *const names[3] = {"product_id bigint", "other_ids bigint[]", "score float8[]"};
@@ -420,8 +434,8 @@ complements_load(Complements *x, Catalog *c)
 	x->others = palloc_extended(x->cap * sizeof(int32), MCXT_ALLOC_HUGE);
 	x->scores = palloc_extended(x->cap * sizeof(double), MCXT_ALLOC_HUGE);
 	ups_stream_query(psprintf("SELECT p.product_id, p.other_ids, p.score FROM %s.pair_list_model p "
-							  "WHERE p.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT,
-							  c->nsp, c->tenant_id),
+							  "WHERE p.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT "%s",
+							  c->nsp, c->tenant_id, products_condition("p.product_id", only)),
 					 3, types, names, complement_row, x);
 	/* a counting sort by rank, in the order read within a product */
 	x->start = palloc_extended((c->nproducts + 1) * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
@@ -522,9 +536,12 @@ upgrade_row(Datum *values, bool *nulls, void *arg)
 		elog(ERROR, "upgrades are not in product order");
 }
 
-/* Reads the offerable upgrades of the tenant's products (upgrade_row). */
+/*
+ * Reads the offerable upgrades of the tenant's products (upgrade_row), or
+ * of those listed in only.
+ */
 static void
-upgrades_load(Upgrades *x, Catalog *c)
+upgrades_load(Upgrades *x, Catalog *c, const char *only)
 {
 	static const Oid types[6] = {INT8OID, INT8OID, FLOAT8OID, INT8OID, INT8OID, BOOLOID};
 	static const char *const names[6] = {"product_id bigint", "candidate_id bigint", "score float8",
@@ -538,8 +555,9 @@ upgrades_load(Upgrades *x, Catalog *c)
 							  "FROM %s.upgrade_model u "
 							  "WHERE u.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT
 							  " AND u.kind OPERATOR(pg_catalog.=) 'upgrade' "
-							  "AND %s._upgrade_on_ladder(u.same_group, u.paths, u.buyers, u.popularity) "
-							  "ORDER BY u.product_id", c->nsp, c->tenant_id, c->nsp),
+							  "AND %s._upgrade_on_ladder(u.same_group, u.paths, u.buyers, u.popularity)%s "
+							  "ORDER BY u.product_id", c->nsp, c->tenant_id, c->nsp,
+							  products_condition("u.product_id", only)),
 					 6, types, names, upgrade_row, x);
 }
 
@@ -892,7 +910,7 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 	b.complement_reason = CStringGetTextDatum("frequently bought together");
 	catalog_load(&b.catalog, nsp, tenant_id);
 
-	upgrades_load(&b.upgrades, &b.catalog);
+	upgrades_load(&b.upgrades, &b.catalog, NULL);
 	b.bundles_cap = 1024;
 	b.bundles = palloc_extended(b.bundles_cap * sizeof(PageBundle), MCXT_ALLOC_HUGE);
 	ups_stream_query(psprintf("SELECT b.product_id, b.items, b.count, b.lift FROM %s.bundle_model b "
@@ -901,7 +919,7 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 					 4, btypes, bnames, bundle_row, &b);
 
 	c = &b.catalog;
-	complements_load(&x, c);
+	complements_load(&x, c, NULL);
 	ids_cap = 64;
 	b.complement_ids = palloc(ids_cap * sizeof(int64));
 	for (int r = 0; r < c->nproducts; r++)
@@ -1020,15 +1038,17 @@ cart_upgrade_reason(Catalog *c, const Product *a, const Upgrade *u)
 }
 
 /*
- * _cart_lines(tenant_id bigint) RETURNS TABLE (product_id bigint,
- *	 ids bigint[], log_miss float8[], categories text[], upgrade_id bigint,
- *	 upgrade_score float8, upgrade_reason text)
+ * _cart_lines(tenant_id bigint [, products bigint[]]) RETURNS TABLE
+ *	 (product_id bigint, ids bigint[], log_miss float8[], categories text[],
+ *	 upgrade_id bigint, upgrade_score float8, upgrade_reason text)
  *
- * Per product of product_model with any: its complements of pair_list_model
- * in stock that do not substitute it, by id, with ln(1 - pair score) and
- * their categories, and its best upgrade (the page's rule, within the
- * variant group first) with its reason: what cart_model stores of them.
- * In product order.
+ * Per product of product_model with any (or of those listed): its
+ * complements of pair_list_model in stock that do not substitute it, by id,
+ * with ln(1 - pair score) and their categories, and its best upgrade (the
+ * page's rule, within the variant group first) with its reason: what
+ * cart_model stores of them.  In product order.  The catalog is read whole
+ * (the facts of the complements and upgrades); the lists only for the
+ * products asked for.
  */
 Datum
 upsell_cart_lines(PG_FUNCTION_ARGS)
@@ -1048,13 +1068,22 @@ upsell_cart_lines(PG_FUNCTION_ARGS)
 	CartComplement *buf;
 	int			buf_cap = 64;
 	Datum	   *category_texts;
+	char	   *only = NULL;
 
 	work = funnel_build_begin(fcinfo, "upsell cart build", &tenant_id, &nsp, &level);
 	product_ctx = AllocSetContextCreate(work, "upsell cart line", ALLOCSET_DEFAULT_SIZES);
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+	{
+		Oid			output;
+		bool		varlena;
+
+		getTypeOutputInfo(INT8ARRAYOID, &output, &varlena);
+		only = OidOutputFunctionCall(output, PG_GETARG_DATUM(1));
+	}
 
 	catalog_load(c, nsp, tenant_id);
-	complements_load(&x, c);
-	upgrades_load(&upgrades, c);
+	complements_load(&x, c, only);
+	upgrades_load(&upgrades, c, only);
 	/* each category's text once, not once per complement */
 	category_texts = palloc(Max(c->ncategories, 1) * sizeof(Datum));
 	for (int i = 0; i < c->ncategories; i++)

@@ -89,6 +89,9 @@ BEGIN
 	IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
 		DROP TABLE pg_temp.upsell_new_lines;
 	END IF;
+	IF to_regclass('pg_temp.upsell_changed_products') IS NOT NULL THEN
+		DROP TABLE pg_temp.upsell_changed_products;
+	END IF;
 	-- (the registration view's row_xmin: a table's xmin, NULL for a view or
 	-- a Citus distributed table)
 	SELECT @extschema@._row_xmin(o.relation) <> 'NULL::xid', c.relkind = 'v' INTO has_xmin, is_view
@@ -149,6 +152,8 @@ BEGIN
 	IF incremental AND why IS NULL THEN
 		n_lines := prev.lines + new_n;
 		n_sum := prev.checksum # new_sum;
+		-- what the builders note as changed for those after them (_note_changed)
+		CREATE TEMP TABLE upsell_changed_products (model name NOT NULL, product_id bigint) ON COMMIT DROP;
 	ELSE
 		IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
 			DROP TABLE pg_temp.upsell_new_lines;

@@ -216,7 +216,10 @@ BEGIN
 		RAISE EXCEPTION 'order lines and catalog must both be registered with a tenant column, or both without'
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
-	RETURN @extschema@._publish('product_model', tenant_id, format($q$
+	-- (incrementally: the rows that changed, in orders or rank, and the
+	-- products whose catalog attributes changed noted for the builders
+	-- after it; every product's rank moves with any new order)
+	RETURN @extschema@._publish_changes('product_model', tenant_id, format($q$
 		SELECT $1 AS tenant_id, coalesce(c.product_id, o.product_id) AS product_id,
 			   coalesce(o.orders, 0) AS orders,
 			   row_number() OVER (ORDER BY coalesce(o.orders, 0) DESC, coalesce(c.product_id, o.product_id))
@@ -227,7 +230,8 @@ BEGIN
 			  WHERE m.tenant_id = $1 AND m.chunk = 0) o
 		FULL JOIN %s c
 			ON c.product_id = o.product_id$q$,
-		@extschema@._catalog_products(tenant_id)));
+		@extschema@._catalog_products(tenant_id)),
+		'{category, variant_group, price, in_stock, title}');
 END
 $$;
 
@@ -304,6 +308,7 @@ BEGIN
 	END IF;
 	-- the model's rows of the tenant, as a full build returns
 	IF changed IS NOT NULL THEN
+		PERFORM @extschema@._note_changed('pair_list_model', changed);
 		SELECT count(*) INTO published FROM @extschema@.pair_list_model l
 		WHERE l.tenant_id = _build_pair_model.tenant_id;
 	END IF;

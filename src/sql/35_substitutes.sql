@@ -38,8 +38,20 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	t bigint := tenant_id;
+	substitutes_before jsonb[];
+	substitutes_after jsonb[];
+	n bigint;
 BEGIN
-	RETURN @extschema@._publish('category_model', tenant_id, $q$
+	-- (incrementally: the products of the categories whose substitutes
+	-- changed are noted for the builders after it)
+	IF to_regclass('pg_temp.upsell_changed_products') IS NOT NULL THEN
+		substitutes_before := ARRAY(
+			SELECT pg_catalog.jsonb_build_array(c.category, c.other_category) FROM @extschema@.category_model c
+			WHERE c.tenant_id = t AND c.substitutes);
+	END IF;
+	n := @extschema@._publish('category_model', tenant_id, $q$
 		WITH prod AS (
 			SELECT m.tenant_id, m.product_id, m.category, m.orders::float8 AS orders
 			FROM @extschema@.product_model m WHERE m.tenant_id = $1),
@@ -96,6 +108,19 @@ BEGIN
 		 WHERE r.tenant_id = $1 AND NOT EXISTS (SELECT FROM data d WHERE d.tenant_id = r.tenant_id
 						   AND d.category = x.category AND x.category = x.other_category)
 		 ORDER BY r.tenant_id, x.category, x.other_category, r.substitutes DESC)$q$);
+	IF substitutes_before IS NOT NULL THEN
+		substitutes_after := ARRAY(
+			SELECT pg_catalog.jsonb_build_array(c.category, c.other_category) FROM @extschema@.category_model c
+			WHERE c.tenant_id = t AND c.substitutes);
+		PERFORM @extschema@._note_changed('category_model', ARRAY(
+			SELECT m.product_id FROM @extschema@.product_model m
+			WHERE m.tenant_id = t AND m.category IN (
+				SELECT d.pair ->> k
+				FROM ((SELECT unnest(substitutes_before) EXCEPT SELECT unnest(substitutes_after))
+					  UNION (SELECT unnest(substitutes_after) EXCEPT SELECT unnest(substitutes_before))) d(pair),
+					 (VALUES (0), (1)) v(k))));
+	END IF;
+	RETURN n;
 END
 $$;
 

@@ -199,13 +199,13 @@ COMMENT ON FUNCTION @extschema@.product_page_offers(bigint, bigint, text, text) 
 
 -- ---- during purchase: the cart -------------------------------------------------
 
-CREATE FUNCTION @extschema@._cart_lines(tenant_id bigint)
+CREATE FUNCTION @extschema@._cart_lines(tenant_id bigint, products bigint[] DEFAULT NULL)
 RETURNS TABLE (product_id bigint, ids bigint[], log_miss float8[], categories text[],
 			   upgrade_id bigint, upgrade_score float8, upgrade_reason text)
 AS 'MODULE_PATHNAME', 'upsell_cart_lines'
 LANGUAGE C STABLE ROWS 100000;
-COMMENT ON FUNCTION @extschema@._cart_lines(bigint) IS
-	'internal: per product of the tenant with any, its complements of pair_model in stock that do not substitute it (upsell.is_substitute), by id, with ln(1 - least(score, 0.999999)) and their categories, and its best upgrade (in stock, pricier up to 1.5x, on a ladder; within its variant group first, then by score and id) with its reason';
+COMMENT ON FUNCTION @extschema@._cart_lines(bigint, bigint[]) IS
+	'internal: per product of the tenant with any (of the products listed, when they are), its complements of pair_model in stock that do not substitute it (upsell.is_substitute), by id, with ln(1 - least(score, 0.999999)) and their categories, and its best upgrade (in stock, pricier up to 1.5x, on a ladder; within its variant group first, then by score and id) with its reason';
 
 -- What a cart request reads about each line, in one index lookup: price,
 -- category and stock, the line's complements (in stock, not substitutes of
@@ -220,10 +220,46 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	t bigint := tenant_id;
+	changed_catalog bigint[] := @extschema@._changed_products('product_model');
+	scope bigint[];
+	n bigint;
 BEGIN
-	RETURN @extschema@._publish('cart_model', tenant_id, $q$
+	-- Incrementally only the rows that can differ are written again: a row
+	-- follows from the product's catalog facts, its variant group's members,
+	-- the categories its category substitutes, its pair list, its upgrade
+	-- list, and the catalog facts of the products those lists name.  So the
+	-- products whose pair or upgrade lists changed, whose catalog facts
+	-- changed, or whose category's substitutes changed (the builders of
+	-- those models noted them), those whose lists name a product whose facts
+	-- changed, and the members of the variant groups such a product was and
+	-- is in (the current cart rows name the old ones).
+	IF incremental AND changed_catalog IS NOT NULL
+	   AND @extschema@._changed_products('category_model') IS NOT NULL
+	   AND @extschema@._changed_products('pair_list_model') IS NOT NULL
+	   AND @extschema@._changed_products('upgrade_list_model') IS NOT NULL THEN
+		scope := ARRAY(
+			SELECT c.product_id FROM pg_temp.upsell_changed_products c
+			WHERE c.model IN ('product_model', 'category_model', 'pair_list_model', 'upgrade_list_model')
+			UNION
+			SELECT l.product_id FROM @extschema@.pair_list_model l
+			WHERE l.tenant_id = t AND l.other_ids && changed_catalog
+			UNION
+			SELECT u.product_id FROM @extschema@.upgrade_list_model u
+			WHERE u.tenant_id = t AND u.candidate_ids && changed_catalog
+			UNION
+			SELECT c.product_id FROM @extschema@.cart_model c
+			WHERE c.tenant_id = t AND c.substitute_ids && changed_catalog
+			UNION
+			SELECT m.product_id FROM @extschema@.product_model m
+			WHERE m.tenant_id = t AND m.variant_group IN (
+				SELECT g.variant_group FROM @extschema@.product_model g
+				WHERE g.tenant_id = t AND g.product_id = ANY (changed_catalog)));
+	END IF;
+	n := @extschema@._publish('cart_model', tenant_id, $q$
 		-- (materialized: read once, before the joins)
-		WITH c AS MATERIALIZED (SELECT * FROM @extschema@._cart_lines($1))
+		WITH c AS MATERIALIZED (SELECT * FROM @extschema@._cart_lines($1, $2))
 		SELECT m.tenant_id, m.product_id, m.price, m.category, m.in_stock,
 			   coalesce(c.ids, '{}') AS complement_ids, coalesce(c.log_miss, '{}') AS complement_log_miss,
 			   c.upgrade_id, c.upgrade_score, c.upgrade_reason,
@@ -246,7 +282,11 @@ BEGIN
 		-- the complements and the upgrade (src/funnel_build.c: pair_list_model
 		-- and upgrade_model read once, the catalog's facts from a hash table)
 		LEFT JOIN c ON c.product_id = m.product_id
-		WHERE m.tenant_id = $1$q$);
+		WHERE m.tenant_id = $1 AND ($2 IS NULL OR m.product_id = ANY ($2))$q$, scope);
+	IF scope IS NOT NULL THEN
+		SELECT count(*) INTO n FROM @extschema@.cart_model c WHERE c.tenant_id = t;
+	END IF;
+	RETURN n;
 END
 $$;
 
