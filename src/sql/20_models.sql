@@ -268,9 +268,9 @@ COMMENT ON FUNCTION @extschema@._publish(name, bigint, text, bigint[]) IS
 
 -- What an incremental refresh passes downstream.  A builder of an
 -- incremental refresh that knows which products' rows of its model changed
--- notes them (_note_changed, or _publish_changes, which finds them); a
--- builder after it in the tenant's transaction reads them
--- (_changed_products) to rewrite only the rows that depend on them.  The
+-- notes them (_note_changed); a builder after it in the tenant's
+-- transaction reads them (_changed_products) to rewrite only the rows that
+-- depend on them.  The
 -- notes live in pg_temp.upsell_changed_products, which _build_source_state
 -- creates for a tenant refreshed incrementally and only then: without it
 -- every builder builds the whole tenant.  A key NULL means "all of the
@@ -308,76 +308,6 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@._changed_products(name) IS
 	'internal: the products noted as changed in model by this incremental refresh of the tenant; NULL when not known';
-
--- _publish for a builder that recomputes every row of the tenant but whose
--- rows mostly stay the same: in an incremental refresh, the new rows are
--- compared with the current ones by primary key, only the rows of the
--- products (scope column) with a row that differs are replaced, and the
--- products whose watched columns (all, without a list) differ, or whose row
--- came or went, are noted as changed (_note_changed).  Outside an
--- incremental refresh it is _publish.  Returns the tenant's rows, as a
--- full build does.
-CREATE FUNCTION @extschema@._publish_changes(model name, tenant_id bigint, query text, watch name[] DEFAULT NULL)
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	d @extschema@.model_definitions;
-	rel regclass;
-	cols text;
-	same_key text;
-	watched text;
-	differ bigint[];
-	noted bigint[];
-	n bigint;
-BEGIN
-	IF to_regclass('pg_temp.upsell_changed_products') IS NULL THEN
-		RETURN @extschema@._publish(model, tenant_id, query);
-	END IF;
-	SELECT * INTO d FROM @extschema@.model_definitions m WHERE m.model = _publish_changes.model;
-	IF d.scope_column IS NULL THEN
-		RAISE EXCEPTION 'model % has no scope column: it is published for whole tenants only', model
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	rel := format('@extschema@.%I', model)::regclass;
-	SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
-	FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped;
-	SELECT string_agg(format('o.%1$I OPERATOR(pg_catalog.=) n.%1$I', a.attname), ' AND ')
-	INTO same_key
-	FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-	WHERE i.indrelid = rel AND i.indisprimary;
-	SELECT string_agg(format('o.%1$I IS DISTINCT FROM n.%1$I', w), ' OR ') INTO watched
-	FROM unnest(watch) w;
-	IF to_regclass('pg_temp.upsell_publish_rows') IS NOT NULL THEN
-		DROP TABLE pg_temp.upsell_publish_rows;
-	END IF;
-	EXECUTE format('CREATE TEMP TABLE upsell_publish_rows (LIKE %s) ON COMMIT DROP', rel);
-	EXECUTE format('INSERT INTO pg_temp.upsell_publish_rows (%s) SELECT %s FROM (%s) q', cols, cols, query)
-	USING tenant_id, NULL::bigint[];
-	ANALYZE pg_temp.upsell_publish_rows;
-	-- (a row only on one side: its whole-row value is NULL, distinct)
-	EXECUTE format($q$
-		SELECT pg_catalog.array_agg(DISTINCT coalesce(n.%1$I, o.%1$I)),
-			   pg_catalog.array_agg(DISTINCT coalesce(n.%1$I, o.%1$I))
-				   FILTER (WHERE o IS NULL OR n IS NULL OR %4$s)
-		FROM (SELECT * FROM %2$s m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) o
-		FULL JOIN pg_temp.upsell_publish_rows n ON %3$s
-		WHERE o IS DISTINCT FROM n$q$,
-		d.scope_column, rel, same_key, coalesce(watched, 'true'))
-	INTO differ, noted USING tenant_id;
-	PERFORM @extschema@._note_changed(model, coalesce(noted, '{}'));
-	PERFORM @extschema@._publish(model, tenant_id,
-		format('SELECT * FROM pg_temp.upsell_publish_rows r WHERE r.%I OPERATOR(pg_catalog.=) ANY ($2)', d.scope_column),
-		coalesce(differ, '{}'));
-	DROP TABLE pg_temp.upsell_publish_rows;
-	EXECUTE format('SELECT pg_catalog.count(*) FROM %s m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1', rel)
-	INTO n USING tenant_id;
-	RETURN n;
-END
-$$;
-COMMENT ON FUNCTION @extschema@._publish_changes(name, bigint, text, name[]) IS
-	'internal, the model store: in an incremental refresh, publishes only the rows of the products whose rows differ from the current ones and notes those whose watched columns changed; otherwise _publish';
 
 CREATE TABLE @extschema@.refresh_log (
 	refresh_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -210,16 +210,32 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	catalog_changed bigint[];
 BEGIN
 	IF EXISTS (SELECT FROM @extschema@.order_source o, @extschema@.product_source p
 			   WHERE (o.tenant_id IS NULL) <> (p.tenant_id IS NULL)) THEN
 		RAISE EXCEPTION 'order lines and catalog must both be registered with a tenant column, or both without'
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
-	-- (incrementally: the rows that changed, in orders or rank, and the
-	-- products whose catalog attributes changed noted for the builders
-	-- after it; every product's rank moves with any new order)
-	RETURN @extschema@._publish_changes('product_model', tenant_id, format($q$
+	-- Incrementally, the products whose catalog facts changed (or that came
+	-- or went) are noted for the builders after it: the catalog against the
+	-- rows it replaces, on the facts alone (every product's rank moves with
+	-- any new order, so every row is written again).
+	IF incremental AND to_regclass('pg_temp.upsell_changed_products') IS NOT NULL THEN
+		EXECUTE format($q$
+			SELECT pg_catalog.array_agg(coalesce(o.product_id, n.product_id))
+			FROM (SELECT m.product_id, m.orders, m.category, m.variant_group, m.price, m.in_stock, m.title
+				  FROM @extschema@.product_model m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) o
+			FULL JOIN %s n ON n.product_id OPERATOR(pg_catalog.=) o.product_id
+			WHERE o.product_id IS NULL OR (n.product_id IS NULL AND o.orders OPERATOR(pg_catalog.=) 0)
+			   OR (o.category, o.variant_group, o.price, o.in_stock, o.title)
+				  IS DISTINCT FROM (n.category, n.variant_group, n.price, coalesce(n.in_stock, true), n.title)$q$,
+			@extschema@._catalog_products(tenant_id))
+		INTO catalog_changed USING tenant_id;
+		PERFORM @extschema@._note_changed('product_model', coalesce(catalog_changed, '{}'));
+	END IF;
+	RETURN @extschema@._publish('product_model', tenant_id, format($q$
 		SELECT $1 AS tenant_id, coalesce(c.product_id, o.product_id) AS product_id,
 			   coalesce(o.orders, 0) AS orders,
 			   row_number() OVER (ORDER BY coalesce(o.orders, 0) DESC, coalesce(c.product_id, o.product_id))
@@ -230,8 +246,7 @@ BEGIN
 			  WHERE m.tenant_id = $1 AND m.chunk = 0) o
 		FULL JOIN %s c
 			ON c.product_id = o.product_id$q$,
-		@extschema@._catalog_products(tenant_id)),
-		'{category, variant_group, price, in_stock, title}');
+		@extschema@._catalog_products(tenant_id)));
 END
 $$;
 
