@@ -81,6 +81,7 @@ INSERT INTO inc.lines SELECT * FROM superstore.order_lines
 WHERE ordered_at >= '2022-07-01' AND ordered_at < '2022-10-01';
 CREATE TEMP TABLE lists_before AS SELECT product_id, xmin::text AS written FROM upsell.pair_list_model;
 CREATE TEMP TABLE carts_before AS SELECT product_id, xmin::text AS written FROM upsell.cart_model;
+CREATE TEMP TABLE pages_before AS SELECT product_id, xmin::text AS written FROM upsell.product_page_list_model;
 CALL upsell.refresh(incremental => true);
 -- only the pair lists of the products of new orders were written again
 SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM l.xmin::text) AS lists_written,
@@ -90,11 +91,14 @@ SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM l.xmin::text) AS lists_
 		   AS lists_written_of_other_products,
 	   count(*) AS lists
 FROM upsell.pair_list_model l LEFT JOIN lists_before b USING (product_id);
--- and the cart rows of the products whose pair or upgrade lists changed:
--- fewer than all
+-- and the cart and product page rows of the products whose lists changed
+-- (or, for the page, that have bundles): fewer than all
 SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM c.xmin::text) < count(*) AS cart_rows_partly_written,
 	   count(*) FILTER (WHERE b.written IS DISTINCT FROM c.xmin::text) > 0 AS cart_rows_written
 FROM upsell.cart_model c LEFT JOIN carts_before b USING (product_id);
+SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM p.xmin::text) < count(*) AS page_rows_partly_written,
+	   count(*) FILTER (WHERE b.written IS DISTINCT FROM p.xmin::text) > 0 AS page_rows_written
+FROM upsell.product_page_list_model p LEFT JOIN pages_before b USING (product_id);
 -- background workers (side builds) computed the upgrade lists and bundles
 -- (rebuilt in full even now) and the purchase histories of the customers
 -- with new lines; the refresh itself folded the new orders into order_model

@@ -420,6 +420,22 @@ products_condition(const char *column, const char *only)
 					quote_literal_cstr(only));
 }
 
+/*
+ * A builder's second argument, the products it computes (bigint[]), as the
+ * array's text for products_condition; NULL when absent or NULL (all).
+ */
+static char *
+products_arg(FunctionCallInfo fcinfo)
+{
+	Oid			output;
+	bool		varlena;
+
+	if (PG_NARGS() < 2 || PG_ARGISNULL(1))
+		return NULL;
+	getTypeOutputInfo(INT8ARRAYOID, &output, &varlena);
+	return OidOutputFunctionCall(output, PG_GETARG_DATUM(1));
+}
+
 static void
 complements_load(Complements *x, Catalog *c, const char *only)
 {
@@ -871,14 +887,15 @@ funnel_build_end(MemoryContext callerctx, MemoryContext work, int level)
 }
 
 /*
- * _product_page_lists(tenant_id bigint) RETURNS TABLE (product_id bigint,
- *	 offer_types text[], product_ids bigint[], offer_ends int[], sorts float8[],
- *	 scores float8[], discounts numeric[], reasons text[])
+ * _product_page_lists(tenant_id bigint [, products bigint[]]) RETURNS TABLE
+ *	 (product_id bigint, offer_types text[], product_ids bigint[],
+ *	 offer_ends int[], sorts float8[], scores float8[], discounts numeric[],
+ *	 reasons text[])
  *
- * Per product with any, its 12 best offers of the product page (the rule is
- * in 90_funnel.sql) as one row of arrays in rank order (page_emit), with
- * their discounts and reasons: the rows of product_page_list_model.  In
- * product order.
+ * Per product with any (of those listed, when they are), its 12 best offers
+ * of the product page (the rule is in 90_funnel.sql) as one row of arrays
+ * in rank order (page_emit), with their discounts and reasons: the rows of
+ * product_page_list_model.  In product order.
  */
 Datum
 upsell_product_page_lists(PG_FUNCTION_ARGS)
@@ -894,8 +911,10 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 	Complements x;
 	Catalog    *c;
 	int			ids_cap;
+	char	   *only;
 
 	work = funnel_build_begin(fcinfo, "upsell product page build", &tenant_id, &nsp, &level);
+	only = products_arg(fcinfo);
 
 	memset(&b, 0, sizeof b);
 	b.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -910,16 +929,16 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 	b.complement_reason = CStringGetTextDatum("frequently bought together");
 	catalog_load(&b.catalog, nsp, tenant_id);
 
-	upgrades_load(&b.upgrades, &b.catalog, NULL);
+	upgrades_load(&b.upgrades, &b.catalog, only);
 	b.bundles_cap = 1024;
 	b.bundles = palloc_extended(b.bundles_cap * sizeof(PageBundle), MCXT_ALLOC_HUGE);
 	ups_stream_query(psprintf("SELECT b.product_id, b.items, b.count, b.lift FROM %s.bundle_model b "
-							  "WHERE b.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT
-							  " ORDER BY b.product_id", nsp, tenant_id),
+							  "WHERE b.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT "%s"
+							  " ORDER BY b.product_id", nsp, tenant_id, products_condition("b.product_id", only)),
 					 4, btypes, bnames, bundle_row, &b);
 
 	c = &b.catalog;
-	complements_load(&x, c, NULL);
+	complements_load(&x, c, only);
 	ids_cap = 64;
 	b.complement_ids = palloc(ids_cap * sizeof(int64));
 	for (int r = 0; r < c->nproducts; r++)
@@ -1068,18 +1087,11 @@ upsell_cart_lines(PG_FUNCTION_ARGS)
 	CartComplement *buf;
 	int			buf_cap = 64;
 	Datum	   *category_texts;
-	char	   *only = NULL;
+	char	   *only;
 
 	work = funnel_build_begin(fcinfo, "upsell cart build", &tenant_id, &nsp, &level);
 	product_ctx = AllocSetContextCreate(work, "upsell cart line", ALLOCSET_DEFAULT_SIZES);
-	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
-	{
-		Oid			output;
-		bool		varlena;
-
-		getTypeOutputInfo(INT8ARRAYOID, &output, &varlena);
-		only = OidOutputFunctionCall(output, PG_GETARG_DATUM(1));
-	}
+	only = products_arg(fcinfo);
 
 	catalog_load(c, nsp, tenant_id);
 	complements_load(&x, c, only);

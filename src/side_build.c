@@ -45,6 +45,7 @@
 #include "utils/wait_event.h"
 
 #include "compat.h"
+#include "upsell.h"
 
 PG_FUNCTION_INFO_V1(upsell_side_start);
 PG_FUNCTION_INFO_V1(upsell_side_ready);
@@ -579,6 +580,10 @@ upsell_side_main(Datum main_arg)
 		/* the query is the refresh's, written fully qualified; pinned anyway */
 		SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
 		SetConfigOption("lock_timeout", SIDE_LOCK_TIMEOUT, PGC_USERSET, PGC_S_SESSION);
+		/* (the refresh's setting of it, applied above) */
+		if (upsell_side_build_parallel_workers >= 0)
+			SetConfigOption("max_parallel_workers_per_gather",
+							psprintf("%d", upsell_side_build_parallel_workers), PGC_USERSET, PGC_S_SESSION);
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, query);
 

@@ -22,6 +22,7 @@ extern bool upsell_force_weight_change;
 extern int	upsell_itemsets_memory_limit;	/* kB, -1: 32 * work_mem */
 extern int	upsell_bundle_min_count;
 extern int	upsell_refresh_workers;
+extern int	upsell_side_build_parallel_workers;
 extern int	upsell_bundles_per_product;
 extern int	upsell_max_cart_lines;
 extern bool upsell_tenant_bound;	/* upsell.tenant_id set */

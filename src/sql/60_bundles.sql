@@ -151,6 +151,8 @@ DECLARE
 	min_count int := coalesce(current_setting('upsell.bundle_min_count', true)::int, 5);
 	most_orders bigint;
 	rows text;
+	n bigint;
+	with_bundles bigint[];
 BEGIN
 	SELECT coalesce(max(m.orders), 0) INTO most_orders
 	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_bundle_model.tenant_id;
@@ -164,7 +166,20 @@ BEGIN
 			ELSE
 				rows := @extschema@._bundle_query(tenant_id, NULL, min_count);
 			END IF;
-			RETURN @extschema@._publish('bundle_model', tenant_id, rows);
+			-- (incrementally, every product with bundles before or after is
+			-- noted as changed: a bundle's support and lift move with the
+			-- shop's order count)
+			IF to_regclass('pg_temp.upsell_changed_products') IS NOT NULL THEN
+				with_bundles := ARRAY(SELECT DISTINCT b.product_id FROM @extschema@.bundle_model b
+									  WHERE b.tenant_id = _build_bundle_model.tenant_id);
+			END IF;
+			n := @extschema@._publish('bundle_model', tenant_id, rows);
+			IF with_bundles IS NOT NULL THEN
+				PERFORM @extschema@._note_changed('bundle_model', with_bundles || ARRAY(
+					SELECT DISTINCT b.product_id FROM @extschema@.bundle_model b
+					WHERE b.tenant_id = _build_bundle_model.tenant_id));
+			END IF;
+			RETURN n;
 		EXCEPTION WHEN program_limit_exceeded THEN
 			-- past the tenant's order count nothing can be frequent
 			IF min_count::bigint * 4 > most_orders THEN

@@ -107,29 +107,82 @@ COMMENT ON FUNCTION @extschema@._merge_offers(text, bigint, bigint[], numeric, @
 -- in text order); the 12 best by sort descending, products offered, kind.
 -- The 3M pairs of a 10M-line shop took 16 s through two hash joins, a
 -- window and three sorts of every candidate.
-CREATE FUNCTION @extschema@._product_page_lists(tenant_id bigint)
+CREATE FUNCTION @extschema@._product_page_lists(tenant_id bigint, products bigint[] DEFAULT NULL)
 RETURNS TABLE (product_id bigint, offer_types text[], product_ids bigint[], offer_ends int[],
 			   sorts float8[], scores float8[], discounts numeric[], reasons text[])
 AS 'MODULE_PATHNAME', 'upsell_product_page_lists'
 LANGUAGE C STABLE ROWS 100000;
-COMMENT ON FUNCTION @extschema@._product_page_lists(bigint) IS
-	'internal: per product of the tenant with any, its 12 best product-page offers (complements, upgrades, bundles of products in stock) in rank order as one row of arrays (the ids of every offer one after the other, offer_ends where each ends), with their discounts (bundles 10%) and reasons';
+COMMENT ON FUNCTION @extschema@._product_page_lists(bigint, bigint[]) IS
+	'internal: per product of the tenant with any (of the products listed, when they are), its 12 best product-page offers (complements, upgrades, bundles of products in stock) in rank order as one row of arrays (the ids of every offer one after the other, offer_ends where each ends), with their discounts (bundles 10%) and reasons';
 
 -- One row per product, its offers as arrays, not a row per offer: the ten
 -- times as many rows (1.05M for a catalog of 100,000 products), their heap
 -- and index, and the reasons written in SQL row by row, were 3 of the
 -- model's 5 s of build at 10M lines, in the full and the incremental
 -- refresh alike (it is rebuilt for every product).
+-- The products whose offers on the page or in the cart an incremental
+-- refresh must compute again, or NULL (all of them: not an incremental
+-- refresh).  An offer list follows from the product's catalog facts, the
+-- categories its category substitutes, its pair list, its upgrade list,
+-- its bundles (with bundles) and the catalog facts of the products those
+-- lists name: so the products the builders of those models noted as
+-- changed (_note_changed), and the products whose lists name a product
+-- whose catalog facts changed.
+CREATE FUNCTION @extschema@._offers_to_rebuild(tenant_id bigint, with_bundles boolean)
+RETURNS bigint[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t bigint := tenant_id;
+	models name[] := CASE WHEN with_bundles
+						  THEN '{product_model, category_model, pair_list_model, upgrade_list_model, bundle_model}'::name[]
+						  ELSE '{product_model, category_model, pair_list_model, upgrade_list_model}'::name[] END;
+	changed_catalog bigint[] := @extschema@._changed_products('product_model');
+BEGIN
+	IF changed_catalog IS NULL
+	   OR EXISTS (SELECT FROM unnest(models) m WHERE @extschema@._changed_products(m) IS NULL) THEN
+		RETURN NULL;
+	END IF;
+	RETURN ARRAY(
+		SELECT c.product_id FROM pg_temp.upsell_changed_products c WHERE c.model = ANY (models)
+		UNION
+		SELECT l.product_id FROM @extschema@.pair_list_model l
+		WHERE l.tenant_id = t AND l.other_ids && changed_catalog
+		UNION
+		SELECT u.product_id FROM @extschema@.upgrade_list_model u
+		WHERE u.tenant_id = t AND u.candidate_ids && changed_catalog
+		UNION
+		SELECT b.product_id FROM @extschema@.bundle_model b
+		WHERE with_bundles AND b.tenant_id = t AND b.items && changed_catalog
+		ORDER BY 1);
+END
+$$;
+
+-- Incrementally only the products whose offers can differ
+-- (_offers_to_rebuild): every product with bundles among them, since a
+-- bundle's lift moves with the shop's order count.
 CREATE FUNCTION @extschema@._build_product_page_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	scope bigint[];
+	n bigint;
 BEGIN
-	RETURN @extschema@._publish('product_page_list_model', tenant_id, $q$
+	IF incremental THEN
+		scope := @extschema@._offers_to_rebuild(tenant_id, true);
+	END IF;
+	n := @extschema@._publish('product_page_list_model', tenant_id, $q$
 		SELECT $1 AS tenant_id, r.product_id, r.offer_types, r.product_ids, r.offer_ends, r.sorts, r.scores,
 			   r.discounts, r.reasons
-		FROM @extschema@._product_page_lists($1) r$q$);
+		FROM @extschema@._product_page_lists($1, $2) r$q$, scope);
+	IF scope IS NOT NULL THEN
+		SELECT count(*) INTO n FROM @extschema@.product_page_list_model p
+		WHERE p.tenant_id = _build_product_page_model.tenant_id;
+	END IF;
+	RETURN n;
 END
 $$;
 
@@ -226,28 +279,16 @@ DECLARE
 	scope bigint[];
 	n bigint;
 BEGIN
-	-- Incrementally only the rows that can differ are written again: a row
-	-- follows from the product's catalog facts, its variant group's members,
-	-- the categories its category substitutes, its pair list, its upgrade
-	-- list, and the catalog facts of the products those lists name.  So the
-	-- products whose pair or upgrade lists changed, whose catalog facts
-	-- changed, or whose category's substitutes changed (the builders of
-	-- those models noted them), those whose lists name a product whose facts
-	-- changed, and the members of the variant groups such a product was and
-	-- is in (the current cart rows name the old ones).
-	IF incremental AND changed_catalog IS NOT NULL
-	   AND @extschema@._changed_products('category_model') IS NOT NULL
-	   AND @extschema@._changed_products('pair_list_model') IS NOT NULL
-	   AND @extschema@._changed_products('upgrade_list_model') IS NOT NULL THEN
+	-- Incrementally only the rows that can differ: those of
+	-- _offers_to_rebuild (a cart row names no bundle), and the members of
+	-- the variant groups that a product whose catalog facts changed was and
+	-- is in (its substitutes; the current cart rows name the old ones).
+	IF incremental THEN
+		scope := @extschema@._offers_to_rebuild(t, false);
+	END IF;
+	IF scope IS NOT NULL AND cardinality(changed_catalog) > 0 THEN
 		scope := ARRAY(
-			SELECT c.product_id FROM pg_temp.upsell_changed_products c
-			WHERE c.model IN ('product_model', 'category_model', 'pair_list_model', 'upgrade_list_model')
-			UNION
-			SELECT l.product_id FROM @extschema@.pair_list_model l
-			WHERE l.tenant_id = t AND l.other_ids && changed_catalog
-			UNION
-			SELECT u.product_id FROM @extschema@.upgrade_list_model u
-			WHERE u.tenant_id = t AND u.candidate_ids && changed_catalog
+			SELECT unnest(scope)
 			UNION
 			SELECT c.product_id FROM @extschema@.cart_model c
 			WHERE c.tenant_id = t AND c.substitute_ids && changed_catalog
@@ -255,7 +296,8 @@ BEGIN
 			SELECT m.product_id FROM @extschema@.product_model m
 			WHERE m.tenant_id = t AND m.variant_group IN (
 				SELECT g.variant_group FROM @extschema@.product_model g
-				WHERE g.tenant_id = t AND g.product_id = ANY (changed_catalog)));
+				WHERE g.tenant_id = t AND g.product_id = ANY (changed_catalog))
+			ORDER BY 1);
 	END IF;
 	n := @extschema@._publish('cart_model', tenant_id, $q$
 		-- (materialized: read once, before the joins)
