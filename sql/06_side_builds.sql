@@ -85,6 +85,21 @@ SELECT upsell._side_ready('who');
 SELECT current_user_name, session_user_name = session_user AS session_user_kept, time_zone, search_path, work_mem
 FROM upsell._side_rows('who', NULL::pg_temp.who);
 COMMIT;
+-- its parallel workers: upsell.side_build_parallel_workers (0 by default:
+-- beside the refresh they only pass rows between processes), or the
+-- refresh's own max_parallel_workers_per_gather with -1
+CREATE TYPE pg_temp.one AS (v text);
+BEGIN;
+SET LOCAL max_parallel_workers_per_gather = 3;
+SELECT upsell._side_start('parallel', $q$SELECT current_setting('max_parallel_workers_per_gather')$q$);
+SELECT v AS side_build_parallel_workers FROM upsell._side_rows('parallel', NULL::pg_temp.one);
+SET LOCAL upsell.side_build_parallel_workers = -1;
+SELECT upsell._side_start('parallel', $q$SELECT current_setting('max_parallel_workers_per_gather')$q$);
+SELECT v AS refresh_parallel_workers FROM upsell._side_rows('parallel', NULL::pg_temp.one);
+SET LOCAL upsell.side_build_parallel_workers = 1;
+SELECT upsell._side_start('parallel', $q$SELECT current_setting('max_parallel_workers_per_gather')$q$);
+SELECT v AS one_parallel_worker FROM upsell._side_rows('parallel', NULL::pg_temp.one);
+COMMIT;
 
 -- 3. errors: of the query, with its SQLSTATE; of the row type; no such build
 CREATE FUNCTION pg_temp.side_error(query text, shape text) RETURNS text

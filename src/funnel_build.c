@@ -409,9 +409,9 @@ complement_row(Datum *values, bool *nulls, void *arg)
 /*
  * The products a builder computes, as a condition of its loaders' queries
  * on the column given: all of them without a list (only NULL), else those
- * of the array (the incremental cart's scope).
+ * of the array (what an incremental refresh computes again).
  */
-static char *
+static const char *
 products_condition(const char *column, const char *only)
 {
 	if (only == NULL)

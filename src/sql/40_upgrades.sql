@@ -87,15 +87,15 @@ BEGIN
 			|| @extschema@._tenant_lines(tenant_id, snapshot) || ' l WHERE l.product_id IS NOT NULL '
 			|| 'AND coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0',
 		lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products);
-	IF NOT @extschema@._incremental(tenant_id) THEN
+	IF NOT @extschema@._incremental(tenant_id) OR to_regclass('pg_temp.upsell_changed_products') IS NULL THEN
 		RETURN q;
 	END IF;
-	-- Incrementally, only the rows that differ from the stored ones (the
-	-- previous refresh's, which the side build's worker reads as committed
-	-- and the refresh has not replaced yet): a new or changed row as it is
-	-- now, a row that went with its key and NULL buyers.  The lists are
-	-- computed whole (popularity within a pool moves with any purchase) but
-	-- few of them change: 752 of 199,720 rows after 1% new orders at 10M
+	-- In an incremental refresh, only the rows that differ from the stored
+	-- ones (the previous refresh's, which the side build's worker reads as
+	-- committed and the refresh has not replaced yet): a new or changed row
+	-- as it is now, a row that went with its key and NULL buyers.  The lists
+	-- are computed whole (popularity within a pool moves with any purchase)
+	-- but few of them change: 752 of 199,720 rows after 1% new orders at 10M
 	-- lines, compared where they are computed, in the worker.
 	RETURN format($q$
 		SELECT coalesce(n.tenant_id, o.tenant_id) AS tenant_id, coalesce(n.product_id, o.product_id) AS product_id,
@@ -130,7 +130,8 @@ BEGIN
 	rows := CASE WHEN @extschema@._side_ready('upgrade_list_model')
 				 THEN 'SELECT * FROM @extschema@._side_rows(''upgrade_list_model'', NULL::@extschema@.upgrade_list_model)'
 				 ELSE @extschema@._upgrade_query(tenant_id) END;
-	IF NOT (incremental AND @extschema@._incremental(tenant_id)) THEN
+	IF NOT (incremental AND @extschema@._incremental(tenant_id))
+	   OR to_regclass('pg_temp.upsell_changed_products') IS NULL THEN
 		RETURN @extschema@._publish('upgrade_list_model', tenant_id, rows);
 	END IF;
 	-- incrementally the rows that differ (_upgrade_query): the products
