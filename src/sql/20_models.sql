@@ -270,11 +270,10 @@ COMMENT ON FUNCTION @extschema@._publish(name, bigint, text, bigint[]) IS
 -- incremental refresh that knows which products' rows of its model changed
 -- notes them (_note_changed); a builder after it in the tenant's
 -- transaction reads them (_changed_products) to rewrite only the rows that
--- depend on them.  The
--- notes live in pg_temp.upsell_changed_products, which _build_source_state
--- creates for a tenant refreshed incrementally and only then: without it
--- every builder builds the whole tenant.  A key NULL means "all of the
--- model may have changed".
+-- depend on them.  The notes live in pg_temp.upsell_changed_products, which
+-- _build_source_state creates for a tenant refreshed incrementally and only
+-- then: without it every builder builds the whole tenant.  A NULL product
+-- means "any product of the model may have changed".
 CREATE FUNCTION @extschema@._note_changed(model name, products bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
