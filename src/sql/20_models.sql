@@ -36,7 +36,10 @@
 --      _define_model) is in scope -- in one statement; the query still sees
 --      the rows being replaced, so an incremental builder may read the
 --      model's previous rows in it.  Rows of another tenant, or outside the
---      scope, are an error.  It returns the rows inserted.
+--      scope, are an error.  It returns the tenant's rows of the model after
+--      it: those inserted, or with a scope the rows before (as the last
+--      build recorded them in model_builds) less those replaced plus those
+--      inserted, so that a builder returns the same either way.
 --   2. One call of  _define_model(model, columns, indexes, build_order,
 --      builder, description [, scope_column])  in the layer's install
 --      script: columns start with "tenant_id bigint NOT NULL" (or a primary
@@ -159,6 +162,8 @@ DECLARE
 	known_rows float4;
 	plan json;
 	estimated float8;
+	deleted bigint;
+	before bigint;
 BEGIN
 	SELECT * INTO d FROM @extschema@.model_definitions m WHERE m.model = _publish.model;
 	IF NOT FOUND THEN
@@ -193,6 +198,7 @@ BEGIN
 					   CASE WHEN scope IS NULL THEN ''
 							ELSE format('AND m.%I OPERATOR(pg_catalog.=) ANY ($2)', d.scope_column) END)
 		USING tenant_id, scope;
+		GET DIAGNOSTICS deleted = ROW_COUNT;
 		EXECUTE format('INSERT INTO %s AS n (%s) SELECT %s FROM (%s) q
 						WHERE CASE WHEN q.tenant_id IS DISTINCT FROM $1 %s
 								   THEN @extschema@._stray_row(%L, $1, q.tenant_id) ELSE true END',
@@ -218,7 +224,8 @@ BEGIN
 			WHERE (SELECT pg_catalog.count(*) FROM old) OPERATOR(pg_catalog.>=) 0
 			RETURNING n.tenant_id, %6$s AS scope_key)
 		SELECT pg_catalog.count(*),
-			   pg_catalog.count(*) FILTER (WHERE new.tenant_id IS DISTINCT FROM $1 %7$s)
+			   pg_catalog.count(*) FILTER (WHERE new.tenant_id IS DISTINCT FROM $1 %7$s),
+			   (SELECT pg_catalog.count(*) FROM old)
 		FROM new$q$,
 		rel,
 		CASE WHEN scope IS NULL THEN ''
@@ -230,7 +237,7 @@ BEGIN
 		CASE WHEN scope IS NULL THEN 'NULL::bigint' ELSE 'n.' || quote_ident(d.scope_column) END,
 		CASE WHEN scope IS NULL THEN ''
 			 ELSE 'OR new.scope_key IS NULL OR new.scope_key OPERATOR(pg_catalog.<>) ALL ($2)' END)
-	INTO n, stray USING tenant_id, scope;
+	INTO n, stray, deleted USING tenant_id, scope;
 	END IF;
 	IF stray > 0 THEN
 		RAISE EXCEPTION 'the builder of % returned % rows outside tenant %', model, stray,
@@ -260,11 +267,23 @@ BEGIN
 	IF known_rows < 0 OR n > 2 * known_rows + 1000 OR n > 10 * estimated + 100 THEN
 		EXECUTE format('ANALYZE %s', stats_rel);
 	END IF;
-	RETURN n;
+	IF scope IS NULL THEN
+		RETURN n;
+	END IF;
+	-- the tenant's rows now (counting them took up to a second of an
+	-- incremental refresh: 845,395 purchase histories at 10M lines)
+	SELECT b.row_count INTO before FROM @extschema@.model_builds b
+	WHERE b.tenant_id = _publish.tenant_id AND b.model = _publish.model;
+	IF before IS NULL OR before < deleted THEN
+		EXECUTE format('SELECT pg_catalog.count(*) FROM %s m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1', rel)
+		INTO n USING tenant_id;
+		RETURN n;
+	END IF;
+	RETURN before - deleted + n;
 END
 $$;
 COMMENT ON FUNCTION @extschema@._publish(name, bigint, text, bigint[]) IS
-	'internal, the model store: replaces a tenant''s rows of a model (or those whose scope column is in scope) by the rows of a query ($1 tenant, $2 scope) in one MVCC statement';
+	'internal, the model store: replaces a tenant''s rows of a model (or those whose scope column is in scope) by the rows of a query ($1 tenant, $2 scope) in one MVCC statement; returns the tenant''s rows of the model after it';
 
 -- What an incremental refresh passes downstream.  A builder of an
 -- incremental refresh that knows which products' rows of its model changed

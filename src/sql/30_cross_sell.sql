@@ -321,11 +321,8 @@ BEGIN
 			WHERE t.r OPERATOR(pg_catalog.<=) %s
 			GROUP BY t.tenant_id, t.product_id$q$, per_product, products_arg, per_product), changed);
 	END IF;
-	-- the model's rows of the tenant, as a full build returns
 	IF changed IS NOT NULL THEN
 		PERFORM @extschema@._note_changed('pair_list_model', changed);
-		SELECT count(*) INTO published FROM @extschema@.pair_list_model l
-		WHERE l.tenant_id = _build_pair_model.tenant_id;
 	END IF;
 	RETURN published;
 END

@@ -117,6 +117,7 @@ DECLARE
 	unpriced bigint;
 	rows text;
 	changed bigint[];
+	n bigint;
 BEGIN
 	-- incremental or not, the ranking is rebuilt from the catalog and the
 	-- order lines (one pass each)
@@ -143,7 +144,7 @@ BEGIN
 	EXECUTE 'CREATE TEMP TABLE upsell_upgrade_changes ON COMMIT DROP AS ' || rows;
 	changed := ARRAY(SELECT DISTINCT c.product_id FROM pg_temp.upsell_upgrade_changes c ORDER BY 1);
 	PERFORM @extschema@._note_changed('upgrade_list_model', changed);
-	PERFORM @extschema@._publish('upgrade_list_model', tenant_id, $q$
+	n := @extschema@._publish('upgrade_list_model', tenant_id, $q$
 		SELECT c.* FROM pg_temp.upsell_upgrade_changes c WHERE c.buyers IS NOT NULL
 		UNION ALL
 		SELECT o.* FROM @extschema@.upgrade_list_model o
@@ -152,7 +153,7 @@ BEGIN
 						  WHERE c.product_id OPERATOR(pg_catalog.=) o.product_id
 							AND c.kind OPERATOR(pg_catalog.=) o.kind)$q$, changed);
 	DROP TABLE pg_temp.upsell_upgrade_changes;
-	RETURN (SELECT count(*) FROM @extschema@.upgrade_list_model u WHERE u.tenant_id = _build_upgrade_model.tenant_id);
+	RETURN n;
 END
 $$;
 

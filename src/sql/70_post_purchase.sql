@@ -253,11 +253,9 @@ BEGIN
 		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass ' || @extschema@._history_query(t, NULL, customers);
 	END IF;
 	IF inc THEN
-		PERFORM @extschema@._publish('purchase_history_model', t,
+		RETURN @extschema@._publish('purchase_history_model', t,
 			'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
 			'quantity, spend FROM pg_temp.upsell_history_pass WHERE product_id IS NULL', customers);
-		SELECT count(*) INTO n FROM @extschema@.purchase_history_model h WHERE h.tenant_id = t;
-		RETURN n;
 	END IF;
 	RETURN @extschema@._publish('purchase_history_model', t,
 		'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '

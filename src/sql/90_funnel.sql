@@ -169,20 +169,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	scope bigint[];
-	n bigint;
 BEGIN
 	IF incremental THEN
 		scope := @extschema@._offers_to_rebuild(tenant_id, true);
 	END IF;
-	n := @extschema@._publish('product_page_list_model', tenant_id, $q$
+	RETURN @extschema@._publish('product_page_list_model', tenant_id, $q$
 		SELECT $1 AS tenant_id, r.product_id, r.offer_types, r.product_ids, r.offer_ends, r.sorts, r.scores,
 			   r.discounts, r.reasons
 		FROM @extschema@._product_page_lists($1, $2) r$q$, scope);
-	IF scope IS NOT NULL THEN
-		SELECT count(*) INTO n FROM @extschema@.product_page_list_model p
-		WHERE p.tenant_id = _build_product_page_model.tenant_id;
-	END IF;
-	RETURN n;
 END
 $$;
 
@@ -277,7 +271,6 @@ DECLARE
 	t bigint := tenant_id;
 	changed_catalog bigint[] := @extschema@._changed_products('product_model');
 	scope bigint[];
-	n bigint;
 BEGIN
 	-- Incrementally only the rows that can differ: those of
 	-- _offers_to_rebuild (a cart row names no bundle), and the members of
@@ -299,7 +292,7 @@ BEGIN
 				WHERE g.tenant_id = t AND g.product_id = ANY (changed_catalog))
 			ORDER BY 1);
 	END IF;
-	n := @extschema@._publish('cart_model', tenant_id, $q$
+	RETURN @extschema@._publish('cart_model', tenant_id, $q$
 		-- (materialized: read once, before the joins)
 		WITH c AS MATERIALIZED (SELECT * FROM @extschema@._cart_lines($1, $2))
 		SELECT m.tenant_id, m.product_id, m.price, m.category, m.in_stock,
@@ -325,10 +318,6 @@ BEGIN
 		-- and upgrade_model read once, the catalog's facts from a hash table)
 		LEFT JOIN c ON c.product_id = m.product_id
 		WHERE m.tenant_id = $1 AND ($2 IS NULL OR m.product_id = ANY ($2))$q$, scope);
-	IF scope IS NOT NULL THEN
-		SELECT count(*) INTO n FROM @extschema@.cart_model c WHERE c.tenant_id = t;
-	END IF;
-	RETURN n;
 END
 $$;
 
@@ -507,8 +496,9 @@ BEGIN
 								WHERE m.tenant_id = t) - interval '90 days');
 	END IF;
 	IF cardinality(orders) > 0 THEN
-		PERFORM @extschema@._publish('order_model', t, @extschema@._order_query(t, NULL, orders), orders);
+		RETURN @extschema@._publish('order_model', t, @extschema@._order_query(t, NULL, orders), orders);
 	END IF;
+	-- (nothing new nor leaving the window)
 	SELECT count(*) INTO n FROM @extschema@.order_model o WHERE o.tenant_id = t;
 	RETURN n;
 END
