@@ -101,11 +101,16 @@ SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM p.xmin::text) < count(*
 FROM upsell.product_page_list_model p LEFT JOIN pages_before b USING (product_id);
 -- the rows each build reports are its model's rows, a partial publish's too
 -- (its rows before, less those replaced, plus those written)
-SELECT m.model, m.row_count, c.n AS counted
-FROM upsell.models m,
-	 LATERAL (SELECT (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM upsell.%I', m.model),
-														  false, true, '')))[1]::text::bigint AS n) c
-WHERE m.row_count IS DISTINCT FROM c.n;
+CREATE FUNCTION pg_temp.rows_of(model name) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE format('SELECT count(*) FROM upsell.%I', model) INTO n;
+	RETURN n;
+END $$;
+SELECT m.model, m.row_count, pg_temp.rows_of(m.model) AS counted
+FROM upsell.models m
+WHERE m.row_count IS DISTINCT FROM pg_temp.rows_of(m.model);
 -- background workers (side builds) computed the upgrade lists and bundles
 -- (rebuilt in full even now) and the purchase histories of the customers
 -- with new lines; the refresh itself folded the new orders into order_model
