@@ -291,8 +291,7 @@ COMMENT ON FUNCTION @extschema@._publish(name, bigint, text, bigint[]) IS
 -- transaction reads them (_changed_products) to rewrite only the rows that
 -- depend on them.  The notes live in pg_temp.upsell_changed_products, which
 -- _build_source_state creates for a tenant refreshed incrementally and only
--- then: without it every builder builds the whole tenant.  A NULL product
--- means "any product of the model may have changed".
+-- then: without it every builder builds the whole tenant.
 CREATE FUNCTION @extschema@._note_changed(model name, products bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -306,10 +305,10 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@._note_changed(name, bigint[]) IS
-	'internal: notes, in an incremental refresh, the products whose rows of model changed (a NULL: any may have), for the builders after it';
+	'internal: notes, in an incremental refresh, the products whose rows of model changed, for the builders after it';
 
--- The products noted as changed in model; NULL when not known (not an
--- incremental refresh, or any product may have changed).
+-- The products noted as changed in model; NULL outside an incremental
+-- refresh (every product may have changed).
 CREATE FUNCTION @extschema@._changed_products(model name)
 RETURNS bigint[]
 LANGUAGE plpgsql STABLE
@@ -319,13 +318,12 @@ BEGIN
 	IF to_regclass('pg_temp.upsell_changed_products') IS NULL THEN
 		RETURN NULL;
 	END IF;
-	RETURN (SELECT CASE WHEN pg_catalog.bool_or(c.product_id IS NULL) THEN NULL
-						ELSE coalesce(pg_catalog.array_agg(DISTINCT c.product_id), '{}') END
+	RETURN (SELECT coalesce(pg_catalog.array_agg(DISTINCT c.product_id), '{}')
 			FROM pg_temp.upsell_changed_products c WHERE c.model OPERATOR(pg_catalog.=) _changed_products.model);
 END
 $$;
 COMMENT ON FUNCTION @extschema@._changed_products(name) IS
-	'internal: the products noted as changed in model by this incremental refresh of the tenant; NULL when not known';
+	'internal: the products noted as changed in model by this incremental refresh of the tenant; NULL outside one';
 
 CREATE TABLE @extschema@.refresh_log (
 	refresh_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -153,7 +153,7 @@ BEGIN
 		n_lines := prev.lines + new_n;
 		n_sum := prev.checksum # new_sum;
 		-- what the builders note as changed for those after them (_note_changed)
-		CREATE TEMP TABLE upsell_changed_products (model name NOT NULL, product_id bigint) ON COMMIT DROP;
+		CREATE TEMP TABLE upsell_changed_products (model name NOT NULL, product_id bigint NOT NULL) ON COMMIT DROP;
 	ELSE
 		IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
 			DROP TABLE pg_temp.upsell_new_lines;

@@ -140,8 +140,7 @@ DECLARE
 						  ELSE '{product_model, category_model, pair_list_model, upgrade_list_model}'::name[] END;
 	changed_catalog bigint[] := @extschema@._changed_products('product_model');
 BEGIN
-	IF changed_catalog IS NULL
-	   OR EXISTS (SELECT FROM unnest(models) m WHERE @extschema@._changed_products(m) IS NULL) THEN
+	IF changed_catalog IS NULL THEN
 		RETURN NULL;
 	END IF;
 	RETURN ARRAY(
