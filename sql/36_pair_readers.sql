@@ -116,7 +116,52 @@ SELECT count(*) AS pairs_not_in_the_whole FROM (
 	SELECT x.* FROM st, upsell.cooccurrence_chunks(st.state, 500) c, upsell.cooccurrence_pairs(c.state, 1) x
 	EXCEPT ALL SELECT x.* FROM st, upsell.cooccurrence_pairs(st.state, 1) x) d;
 SELECT count(*) FROM st, upsell.cooccurrence_chunks(st.state, 0);
-SELECT upsell._cooccurrence_merge_rows(NULL, st.state, 1, 2) FROM st;
+-- an incremental refresh's merge (_cooccurrence_merge_chunks): the counts of
+-- the odd orders with those of the even ones added are the whole counts, as
+-- the same chunks; with a range [lo, hi), the pairs added are only those of
+-- its products (the others as the chunk had them); without counts added,
+-- the chunk's own chunks
+CREATE TEMP TABLE halves AS
+SELECT upsell.cooccurrence_agg(l.order_id, l.item_id) FILTER (WHERE l.order_id % 2 = 1) AS odd,
+	   upsell.cooccurrence_agg(l.order_id, l.item_id) FILTER (WHERE l.order_id % 2 = 0) AS even
+FROM groceries.lines l;
+CREATE TEMP VIEW merged_range AS
+SELECT x.* FROM halves h, upsell._cooccurrence_merge_chunks(h.odd, h.even, 100, 200, 100000) c,
+	 upsell.cooccurrence_pairs(c.state, 1) x;
+SELECT (SELECT count(*) FROM halves h, upsell._cooccurrence_merge_chunks(h.odd, h.even, NULL, NULL, 500)) AS chunks,
+	   (SELECT count(*) FROM st, upsell.cooccurrence_chunks(st.state, 500)) AS chunks_of_the_whole,
+	   (SELECT count(*) FROM (
+			(SELECT c.chunk, c.first_product, c.state::text FROM halves h, upsell._cooccurrence_merge_chunks(h.odd, h.even, NULL, NULL, 500) c
+			 EXCEPT ALL SELECT c.chunk, c.first_product, c.state::text FROM st, upsell.cooccurrence_chunks(st.state, 500) c)
+			UNION ALL
+			(SELECT c.chunk, c.first_product, c.state::text FROM st, upsell.cooccurrence_chunks(st.state, 500) c
+			 EXCEPT ALL SELECT c.chunk, c.first_product, c.state::text FROM halves h, upsell._cooccurrence_merge_chunks(h.odd, h.even, NULL, NULL, 500) c)) d)
+		AS chunks_differ,
+	   (SELECT count(*) FROM merged_range x WHERE least(x.product_id, x.other_id) BETWEEN 100 AND 199) AS range_pairs,
+	   (SELECT count(*) FROM (
+			(SELECT x.* FROM merged_range x WHERE least(x.product_id, x.other_id) BETWEEN 100 AND 199
+			 EXCEPT ALL SELECT x.* FROM st, upsell.cooccurrence_pairs(st.state, 1) x
+			 WHERE least(x.product_id, x.other_id) BETWEEN 100 AND 199)
+			UNION ALL
+			(SELECT x.* FROM st, upsell.cooccurrence_pairs(st.state, 1) x WHERE least(x.product_id, x.other_id) BETWEEN 100 AND 199
+			 EXCEPT ALL SELECT x.* FROM merged_range x WHERE least(x.product_id, x.other_id) BETWEEN 100 AND 199)) d)
+		AS range_pairs_differ,
+	   (SELECT count(*) FROM (
+			(SELECT x.product_id, x.other_id, x.together FROM merged_range x
+			 WHERE least(x.product_id, x.other_id) NOT BETWEEN 100 AND 199
+			 EXCEPT ALL SELECT x.product_id, x.other_id, x.together FROM halves h, upsell.cooccurrence_pairs(h.odd, 1) x
+			 WHERE least(x.product_id, x.other_id) NOT BETWEEN 100 AND 199)
+			UNION ALL
+			(SELECT x.product_id, x.other_id, x.together FROM halves h, upsell.cooccurrence_pairs(h.odd, 1) x
+			 WHERE least(x.product_id, x.other_id) NOT BETWEEN 100 AND 199
+			 EXCEPT ALL SELECT x.product_id, x.other_id, x.together FROM merged_range x
+			 WHERE least(x.product_id, x.other_id) NOT BETWEEN 100 AND 199)) d)
+		AS other_pairs_differ,
+	   (SELECT count(*) FROM (
+			SELECT c.state::text FROM halves h, upsell._cooccurrence_merge_chunks(h.odd, NULL, NULL, NULL, 500) c
+			EXCEPT ALL SELECT c.state::text FROM halves h, upsell.cooccurrence_chunks(h.odd, 500) c) d) AS alone_differ;
+SELECT upsell._cooccurrence_merge_chunks(NULL, st.state, 1, 2, 500) FROM st;
+SELECT upsell._cooccurrence_merge_chunks(st.state, st.state, 1, 2, NULL) FROM st;
 -- the chunks builder's reader (_cooccurrence_chunks_of): the chunks of the
 -- counts its query returns, with the query's other columns, equal to those
 -- cooccurrence_chunks makes of the same counts; a row per tenant

@@ -176,13 +176,13 @@ CREATE FUNCTION @extschema@._cooccurrence_chunks_of(query text, max_pairs bigint
 COMMENT ON FUNCTION @extschema@._cooccurrence_chunks_of(text, bigint) IS
 	'internal (cooccurrence_chunks model): runs query, rows (tenant_id, state, max_ordered_at, max_order_key) as upsell._pair_counts_sql() writes, and returns each row''s counts as upsell.cooccurrence_chunks(state, max_pairs) does, with the row''s other columns; the whole counts are split where the query left them, never copied';
 
-CREATE FUNCTION @extschema@._cooccurrence_merge_rows(chunk @extschema@.cooccurrence,
-	added @extschema@.cooccurrence, lo bigint, hi bigint)
-	RETURNS @extschema@.cooccurrence
-	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_merge_rows'
-	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@._cooccurrence_merge_rows(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint) IS
-	'internal (incremental refresh): a chunk of counts plus every product count of added and the pairs of added whose smaller product id lies in [lo, hi) (NULL: unbounded)';
+CREATE FUNCTION @extschema@._cooccurrence_merge_chunks(chunk @extschema@.cooccurrence,
+	added @extschema@.cooccurrence, lo bigint, hi bigint, max_pairs bigint)
+	RETURNS TABLE (chunk int, first_product bigint, state @extschema@.cooccurrence)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_merge_chunks'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION @extschema@._cooccurrence_merge_chunks(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint, bigint) IS
+	'internal (incremental refresh): chunk plus every product count of added and the pairs of added whose smaller product id lies in [lo, hi) (NULL: unbounded), as upsell.cooccurrence_chunks(sum, max_pairs) splits it (chunk alone when added is NULL), without building the sum as one value';
 
 CREATE FUNCTION @extschema@._cooccurrence_from_query(query text)
 	RETURNS TABLE (tenant_id bigint, state @extschema@.cooccurrence)

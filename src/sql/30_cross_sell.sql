@@ -42,9 +42,7 @@ BEGIN
 				   greatest(o.max_order_key, a.max_order_key) AS max_order_key
 			FROM @extschema@.cooccurrence_chunks o,
 				 %s a,
-				 @extschema@.cooccurrence_chunks(
-					 CASE WHEN a.state IS NULL THEN o.state
-						  ELSE @extschema@._cooccurrence_merge_rows(o.state, a.state, NULL, NULL) END, %s) c,
+				 @extschema@._cooccurrence_merge_chunks(o.state, a.state, NULL, NULL, %s) c,
 				 @extschema@.cooccurrence_info(c.state) i
 			WHERE o.tenant_id OPERATOR(pg_catalog.=) $1
 			  AND (i.orders OPERATOR(pg_catalog.>) 0 OR i.skipped_lines OPERATOR(pg_catalog.>) 0)$q$,
@@ -67,11 +65,9 @@ BEGIN
 						FROM @extschema@.cooccurrence_chunks p
 						WHERE p.tenant_id OPERATOR(pg_catalog.=) $1) o,
 					   %s a,
-					   @extschema@.cooccurrence_chunks(
-						   CASE WHEN a.state IS NULL THEN o.state
-								ELSE @extschema@._cooccurrence_merge_rows(o.state, a.state,
-									CASE WHEN o.chunk OPERATOR(pg_catalog.>) 0 THEN o.first_product END,
-									o.next_first) END, %s) c,
+					   @extschema@._cooccurrence_merge_chunks(o.state, a.state,
+						   CASE WHEN o.chunk OPERATOR(pg_catalog.>) 0 THEN o.first_product END,
+						   o.next_first, %s) c,
 					   @extschema@.cooccurrence_info(c.state) i
 				  WHERE i.orders OPERATOR(pg_catalog.>) 0 OR i.skipped_lines OPERATOR(pg_catalog.>) 0) x$q$,
 			new_counts, max_pairs));
