@@ -237,9 +237,9 @@ BEGIN
 	IF inc THEN
 		customers := @extschema@._history_customers();
 		-- what those customers contributed to the product statistics so far,
-		-- summed per product as they are read (their 1.3M (customer,
-		-- product) rows at 10M lines, kept as rows, took 1.3 s to write to
-		-- the temporary table and read back)
+		-- summed per product as they are read: their 1.3M (customer,
+		-- product) rows at 10M lines, written to the temporary table and
+		-- summed there, took 2.4 s, summed as read 1.7 s
 		INSERT INTO pg_temp.upsell_history_old
 		SELECT u.product_id, count(*),
 			   count(*) FILTER (WHERE u.purchases >= 2),
