@@ -197,7 +197,7 @@ $$;
 -- this layer's 60), though it needs neither: its side build starts only once
 -- the count is done and is the last to finish, and the product page, the
 -- first model that reads it, comes after them.  Built at 60, an incremental
--- refresh at 10M lines waited about 4 s for the worker while the histories,
+-- refresh at 10M lines waited 2-3 s for the worker while the histories,
 -- which do not need the bundles, waited behind it; now it builds them
 -- meanwhile.
 SELECT @extschema@._define_model('bundle_model',
