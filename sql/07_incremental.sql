@@ -108,9 +108,9 @@ BEGIN
 	EXECUTE format('SELECT count(*) FROM upsell.%I', model) INTO n;
 	RETURN n;
 END $$;
-SELECT m.model, m.row_count, pg_temp.rows_of(m.model) AS counted
-FROM upsell.models m
-WHERE m.row_count IS DISTINCT FROM pg_temp.rows_of(m.model);
+SELECT m.model, m.row_count, c.counted
+FROM upsell.models m, LATERAL (SELECT pg_temp.rows_of(m.model) AS counted) c
+WHERE m.row_count IS DISTINCT FROM c.counted;
 -- background workers (side builds) computed the upgrade lists and bundles
 -- (rebuilt in full even now) and the purchase histories of the customers
 -- with new lines; the refresh itself folded the new orders into order_model

@@ -295,9 +295,7 @@ BEGIN
 			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL$q$);
 	END IF;
 	RETURN @extschema@._publish('product_interval_model', tenant_id, $q$
-		WITH old AS (
-			SELECT o.product_id, o.customers, o.repeaters, o.regulars, o.gaps FROM pg_temp.upsell_history_old o),
-		new AS (
+		WITH new AS (
 			SELECT p.product_id, p.customers, p.repeat_customers AS repeaters,
 				   p.regular_customers AS regulars, p.repeat_gaps AS gaps
 			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL),
@@ -312,7 +310,7 @@ BEGIN
 				   p.population_interval_days
 			FROM (SELECT * FROM @extschema@.product_interval_model m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) p
 			FULL JOIN new n ON n.product_id OPERATOR(pg_catalog.=) p.product_id
-			LEFT JOIN old o ON o.product_id OPERATOR(pg_catalog.=) coalesce(p.product_id, n.product_id))
+			LEFT JOIN pg_temp.upsell_history_old o ON o.product_id OPERATOR(pg_catalog.=) coalesce(p.product_id, n.product_id))
 		SELECT $1 AS tenant_id, m.product_id, m.customers, m.repeaters AS repeat_customers,
 			   m.repeaters::float8 OPERATOR(pg_catalog./) m.customers AS repeat_share, m.regulars AS regular_customers,
 			   CASE WHEN m.unchanged THEN m.population_interval_days
