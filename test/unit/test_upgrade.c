@@ -315,6 +315,21 @@ UNIT_TEST(upg_held_lines_in_parts)
 	CHECK_EQ_INT(result_differences(&a, &b, N), 0);
 	upg_result_free(&b);
 
+	/*
+	 * Each customer's lines one after the other, as an order's lines come:
+	 * the stream interns a customer once per run of lines (and the lines
+	 * span blocks of 4,096).
+	 */
+	j = 0;
+	for (int64_t c = 0; c < 400; c++)
+		for (i = 0; i < L; i++)
+			if (lines[i].customer == c)
+				copy[j++] = lines[i];
+	CHECK_EQ_INT((int64_t) j, L);
+	CHECK(upg_compute(p, N, copy, L, &default_params, &b) == NULL);
+	CHECK_EQ_INT(result_differences(&a, &b, N), 0);
+	upg_result_free(&b);
+
 	CHECK(upg_stream_begin(p, N, &default_params, &s) == NULL);
 	for (j = 0; j < 3; j++)
 	{
