@@ -148,7 +148,7 @@ SUMMARY=$(mktemp)
 	echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GB RAM; PostgreSQL $(bq -c 'SHOW server_version'); load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "data: $NLINES order lines, $NORDERS orders, $NPRODUCTS products, $NCUST customers (seed $BENCH_SEED)"
 	echo "refresh: CALL upsell.refresh() took $REFRESH_MS ms; backend peak private memory (RssAnon) $((PEAK_KB / 1024)) MiB, with its workers (parallel, side builds) $((PEAK_ALL_KB / 1024)) MiB"
-	bq -F ' ' -c "SELECT '  model ' || rpad(model, 28) || lpad(coalesce(row_count, 0)::text, 10) || ' rows ' || lpad(round(coalesce(build_ms, 0)::numeric)::text, 8) || ' ms, backend CPU ' || lpad(coalesce(round(cpu_ms::numeric)::text, '-'), 8) || ' ms' FROM upsell.models ORDER BY build_order"
+	bench_model_times
 } >"$SUMMARY"
 cat "$SUMMARY"
 

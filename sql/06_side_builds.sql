@@ -37,10 +37,13 @@ END $$;
 SET upsell.refresh_workers = 0;
 CALL upsell.refresh();
 CREATE TEMP TABLE alone AS SELECT * FROM pg_temp.model_rows();
-SELECT model FROM upsell.models WHERE side_build;
+SELECT model FROM upsell.models WHERE side_build OR side_cpu_ms IS NOT NULL;
 SET upsell.refresh_workers = 2;
 CALL upsell.refresh();
-SELECT model, cpu_ms IS NOT NULL AS has_cpu_ms FROM upsell.models WHERE side_build ORDER BY build_order;
+-- (the workers' CPU time is recorded beside the refreshing backend's)
+SELECT model, cpu_ms IS NOT NULL AS has_cpu_ms, side_cpu_ms > 0 AS has_side_cpu_ms
+FROM upsell.models WHERE side_build ORDER BY build_order;
+SELECT count(*) AS without_worker_cpu FROM upsell.model_builds WHERE side_build AND side_cpu_ms IS NULL;
 SELECT model, count(*) AS rows FROM alone
 WHERE model IN ('bundle_model', 'purchase_history_model', 'product_interval_model') GROUP BY model ORDER BY model;
 SELECT coalesce(string_agg(d.model || ': ' || d.n, ', '), 'none') AS differing

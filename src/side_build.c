@@ -51,6 +51,7 @@ PG_FUNCTION_INFO_V1(upsell_side_start);
 PG_FUNCTION_INFO_V1(upsell_side_ready);
 PG_FUNCTION_INFO_V1(upsell_side_rows);
 PG_FUNCTION_INFO_V1(upsell_side_builds);
+PG_FUNCTION_INFO_V1(upsell_side_cpu_ms);
 
 PGDLLEXPORT void upsell_side_main(Datum main_arg);
 
@@ -98,6 +99,12 @@ typedef struct SideShared
 	Oid			current_user;
 	int			sec_context;
 	pg_atomic_uint32 state;
+	/*
+	 * The worker's CPU time (user + system, ms) from its start until it had
+	 * computed its rows, written with them (-1: unknown); its own parallel
+	 * workers' is not in it.
+	 */
+	double		cpu_ms;
 	/* the query's columns, written before the first row is sent */
 	int			natts;
 	Oid			types[SIDE_MAX_COLUMNS];
@@ -380,6 +387,28 @@ upsell_side_ready(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(false);
 }
 
+/*
+ * _side_cpu_ms(name): the CPU time (ms) the worker of side build name used
+ * to compute its rows, once it has (_side_ready); NULL before, when there is
+ * no such side build or its rows were read already, or when it is unknown.
+ */
+Datum
+upsell_side_cpu_ms(PG_FUNCTION_ARGS)
+{
+	int			i = side_find(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	SideShared *sh;
+
+	if (i < 0)
+		PG_RETURN_NULL();
+	sh = (SideShared *) dsm_segment_address(side_builds[i].seg);
+	if (pg_atomic_read_u32(&sh->state) != SIDE_COMPUTED)
+		PG_RETURN_NULL();
+	pg_read_barrier();
+	if (sh->cpu_ms < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8(sh->cpu_ms);
+}
+
 static void
 side_raise(SideShared *sh)
 {
@@ -606,6 +635,7 @@ upsell_side_main(Datum main_arg)
 					 errmsg("a side build must be a SELECT")));
 
 		/* the columns first, then the rows as the refresh reads them */
+		sh->cpu_ms = upsell_process_cpu_ms();
 		sh->natts = r.desc->natts;
 		for (int a = 0; a < r.desc->natts; a++)
 			sh->types[a] = TupleDescAttr(r.desc, a)->atttypid;

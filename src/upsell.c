@@ -183,12 +183,23 @@ PG_FUNCTION_INFO_V1(upsell_backend_cpu_ms);
 Datum
 upsell_backend_cpu_ms(PG_FUNCTION_ARGS)
 {
+	double		ms = upsell_process_cpu_ms();
+
+	if (ms < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8(ms);
+}
+
+/* This process's CPU time (user + system) in ms; -1 when unknown. */
+double
+upsell_process_cpu_ms(void)
+{
 	struct rusage ru;
 
 	if (getrusage(RUSAGE_SELF, &ru) != 0)
-		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8((ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
-					 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0);
+		return -1;
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
+		(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
 }
 
 /* upsell.itemsets_memory_limit in kB (its -1: 32 times work_mem); 0: no limit */

@@ -31,6 +31,9 @@ extern int64 upsell_bound_tenant;
 /* upsell.c: upsell.itemsets_memory_limit in kB, resolved; 0: no limit */
 extern int	upsell_itemsets_limit_kb(void);
 
+/* upsell.c: this process's CPU time (user + system) in ms, -1 when unknown */
+extern double upsell_process_cpu_ms(void);
+
 /* host_glue.c: shared by the fmgr files */
 extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fname);
 extern bytea *upsell_alloc_bytea(size_t size, const char *what, const char *hint);

@@ -75,6 +75,7 @@ CREATE TABLE @extschema@.model_builds (
 	refresh_id	bigint,
 	cpu_ms		float8,				-- the refreshing backend's CPU time in the build (its parallel workers' not included)
 	side_build	boolean NOT NULL DEFAULT false,	-- rows computed by a background worker (its CPU not in cpu_ms)
+	side_cpu_ms	float8,				-- that worker's CPU time to compute them (its parallel workers' not included)
 	PRIMARY KEY (tenant_id, model)
 );
 COMMENT ON TABLE @extschema@.model_builds IS
@@ -82,16 +83,16 @@ COMMENT ON TABLE @extschema@.model_builds IS
 
 CREATE VIEW @extschema@.models AS
 SELECT d.model, d.build_order, d.builder, d.description,
-	   b.row_count, b.built_at, b.build_ms, b.tenants, b.cpu_ms, b.side_build
+	   b.row_count, b.built_at, b.build_ms, b.tenants, b.cpu_ms, b.side_build, b.side_cpu_ms
 FROM @extschema@.model_definitions d
 LEFT JOIN (SELECT b.model, pg_catalog.sum(b.row_count)::bigint AS row_count,
 				  pg_catalog.max(b.built_at) AS built_at, pg_catalog.sum(b.build_ms) AS build_ms,
 				  pg_catalog.count(*) AS tenants, pg_catalog.sum(b.cpu_ms) AS cpu_ms,
-				  pg_catalog.bool_or(b.side_build) AS side_build
+				  pg_catalog.bool_or(b.side_build) AS side_build, pg_catalog.sum(b.side_cpu_ms) AS side_cpu_ms
 		   FROM @extschema@.model_builds b GROUP BY b.model) b
 	ON b.model OPERATOR(pg_catalog.=) d.model;
 COMMENT ON VIEW @extschema@.models IS
-	'the models refresh builds, in build_order, with their rows summed over tenants and the time of their last build (wall and the refreshing backend''s CPU, ms; side_build: a background worker computed the rows of some tenant, and its CPU is not in cpu_ms)';
+	'the models refresh builds, in build_order, with their rows summed over tenants and the time of their last build (wall and the refreshing backend''s CPU, ms; side_build: a background worker computed the rows of some tenant, and its CPU is not in cpu_ms but in side_cpu_ms)';
 
 CREATE FUNCTION @extschema@._define_model(model name, columns text, indexes text[],
 	build_order int, builder text, description text, scope_column name DEFAULT NULL)
@@ -569,6 +570,13 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@._side_rows(text, anyelement) IS
 	'internal: the rows of side build name, of the row type of shape (its columns must have exactly those types), waiting for them; its error, with its SQLSTATE, when its query failed';
 
+CREATE FUNCTION @extschema@._side_cpu_ms(name text)
+RETURNS float8
+AS 'MODULE_PATHNAME', 'upsell_side_cpu_ms'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._side_cpu_ms(text) IS
+	'internal: the CPU time (ms) the worker of side build name used to compute its rows, once _side_ready says it has; NULL before, after its rows were read, or unknown';
+
 CREATE FUNCTION @extschema@._side_builds()
 RETURNS TABLE (name text, computing boolean)
 AS 'MODULE_PATHNAME', 'upsell_side_builds'
@@ -659,8 +667,9 @@ $$;
 -- Builds and publishes every model of one tenant, in the caller's
 -- transaction, and draws a new serving_state.config_version for the serving
 -- caches of this node.  Returns per model the rows published, the build's
--- milliseconds and the building backend's CPU milliseconds ({"model": [rows,
--- ms, cpu_ms], ...}).  Where the models are Citus
+-- milliseconds, the building backend's CPU milliseconds, whether a side
+-- build's worker computed the rows and that worker's CPU milliseconds
+-- ({"model": [rows, ms, cpu_ms, side, side_cpu_ms], ...}).  Where the models are Citus
 -- tables distributed by tenant (upsell.distribute()), this is a distributed
 -- function delegated to the worker holding the tenant's shards: the
 -- builders read the tenant's order lines and write its models there.
@@ -675,6 +684,7 @@ DECLARE
 	t0 timestamptz;
 	cpu0 float8;
 	side boolean;
+	side_cpu float8;
 	built jsonb := '{}';
 	-- the model that fixes the snapshot of the tenant's lines
 	snapshot_order int := (SELECT d.build_order FROM @extschema@.model_definitions d
@@ -692,10 +702,11 @@ BEGIN
 		cpu0 := @extschema@._backend_cpu_ms();
 		-- (a builder reads the rows of its side build when it runs)
 		side := @extschema@._side_ready(m.model);
+		side_cpu := CASE WHEN side THEN @extschema@._side_cpu_ms(m.model) END;
 		EXECUTE format('SELECT %s($1, $2)', m.builder::regprocedure::regproc) INTO n USING tenant_id, incremental;
 		built := built || jsonb_build_object(m.model, jsonb_build_array(coalesce(n, 0),
 											 1000 * extract(epoch FROM clock_timestamp() - t0),
-											 @extschema@._backend_cpu_ms() - cpu0, side));
+											 @extschema@._backend_cpu_ms() - cpu0, side, side_cpu));
 		RAISE NOTICE 'upsell: tenant %: built % (% rows) in % ms%', tenant_id, m.model, coalesce(n, 0),
 			round(1000 * extract(epoch FROM clock_timestamp() - t0)),
 			CASE WHEN side THEN ', its rows computed by a background worker' ELSE '' END;
@@ -736,19 +747,20 @@ BEGIN
 		b := @extschema@._build_tenant(tenant_id, incremental);
 	END IF;
 	FOR m IN SELECT d.model, (b -> d.model ->> 0)::bigint AS n, (b -> d.model ->> 1)::float8 AS ms,
-					(b -> d.model ->> 2)::float8 AS cpu_ms, coalesce((b -> d.model ->> 3)::boolean, false) AS side
+					(b -> d.model ->> 2)::float8 AS cpu_ms, coalesce((b -> d.model ->> 3)::boolean, false) AS side,
+					(b -> d.model ->> 4)::float8 AS side_cpu_ms
 			 FROM @extschema@.model_definitions d WHERE b ? d.model ORDER BY d.build_order LOOP
 		IF distributed THEN
 			-- (the worker's notices do not come back over its connection)
 			RAISE NOTICE 'upsell: tenant %: built % (% rows) in % ms on its worker', tenant_id, m.model, m.n, round(m.ms);
 		END IF;
 		INSERT INTO @extschema@.model_builds AS mb (tenant_id, model, row_count, built_at, build_ms, incremental,
-													refresh_id, cpu_ms, side_build)
-		VALUES (tenant_id, m.model, m.n, now(), m.ms, incremental, run, m.cpu_ms, m.side)
+													refresh_id, cpu_ms, side_build, side_cpu_ms)
+		VALUES (tenant_id, m.model, m.n, now(), m.ms, incremental, run, m.cpu_ms, m.side, m.side_cpu_ms)
 		ON CONFLICT ON CONSTRAINT model_builds_pkey DO UPDATE SET
 			row_count = excluded.row_count, built_at = excluded.built_at, build_ms = excluded.build_ms,
 			incremental = excluded.incremental, refresh_id = excluded.refresh_id, cpu_ms = excluded.cpu_ms,
-			side_build = excluded.side_build;
+			side_build = excluded.side_build, side_cpu_ms = excluded.side_cpu_ms;
 		built := built || jsonb_build_object(m.model, m.n);
 	END LOOP;
 	-- a tenant without any rows left is gone: forget it

@@ -33,7 +33,7 @@ INC_MS=$REFRESH_MS
 INC_KB=$PEAK_KB
 MODE=$(bq -c "SELECT string_agg(DISTINCT mode || coalesce(' (' || reason || ')', ''), ', ') FROM upsell.source_state")
 echo "incremental refresh: $INC_MS ms, backend peak $((INC_KB / 1024)) MiB; tenants refreshed as: $MODE"
-bq -F ' ' -c "SELECT '  model ' || rpad(model, 28) || lpad(coalesce(row_count, 0)::text, 10) || ' rows ' || lpad(round(coalesce(build_ms, 0)::numeric)::text, 8) || ' ms, backend CPU ' || lpad(coalesce(round(cpu_ms::numeric)::text, '-'), 8) || ' ms' FROM upsell.models ORDER BY build_order"
+bench_model_times
 
 # the incremental result, kept for the comparison
 MODELS=$(bq -c "SELECT string_agg(model, ' ' ORDER BY build_order) FROM upsell.models WHERE model <> 'source_state'")

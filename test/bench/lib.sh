@@ -15,6 +15,9 @@
 #   bench_ratio A B      A / B with two decimals
 #   result LINE          prints a result line (the harness collects lines
 #                        starting with "result:" into its summary)
+#   bench_model_times    prints upsell.models: per model its rows, build
+#                        time, the refreshing backend's CPU and, for a side
+#                        build, its worker's
 
 set -euo pipefail
 
@@ -41,6 +44,14 @@ bench_ratio() {
 
 result() {
 	printf 'result: %s\n' "$*"
+}
+
+bench_model_times() {
+	bq -F ' ' -c "SELECT '  model ' || rpad(model, 28) || lpad(coalesce(row_count, 0)::text, 10) || ' rows '
+		|| lpad(round(coalesce(build_ms, 0)::numeric)::text, 8) || ' ms, backend CPU '
+		|| lpad(coalesce(round(cpu_ms::numeric)::text, '-'), 8) || ' ms'
+		|| coalesce(', side build worker CPU ' || round(side_cpu_ms::numeric) || ' ms', '')
+		FROM upsell.models ORDER BY build_order"
 }
 
 # bench_refresh SQL: runs SQL (a CALL upsell.refresh(...)) in one session
