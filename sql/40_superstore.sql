@@ -35,6 +35,41 @@ SELECT (SELECT count(*) FROM lists_whole) AS lists, (SELECT count(*) FROM upsell
 	   + (SELECT count(*) FROM (TABLE lists_parts EXCEPT ALL TABLE lists_whole) d) AS differences,
 	   (SELECT count(*) FROM (TABLE lists_whole EXCEPT ALL TABLE upsell.upgrade_list_model) d) AS not_stored;
 
+-- Compared with the lists stored so far (an incremental refresh), only what
+-- changed: against the whole lists nothing; against lists with one row
+-- gone, one row's score and one row's buyers changed and one row of a key
+-- that has no list, those four, the last as its key alone.
+CREATE TEMP TABLE stored AS
+SELECT product_id, kind = 'upgrade' AS upgrade, buyers, candidate_ids, same_group, paths, candidate_buyers,
+	   popularity, closeness, score
+FROM lists_whole;
+SELECT upsell._upgrade_lists_query(0, NULL, 'SELECT * FROM stored ORDER BY product_id') AS changes_query \gset
+CREATE TEMP TABLE changes AS :changes_query;
+SELECT count(*) AS changes_of_the_same FROM changes;
+SELECT min(product_id) AS gone_id FROM stored WHERE upgrade \gset
+SELECT max(product_id) AS rescored_id FROM stored WHERE NOT upgrade \gset
+DELETE FROM stored WHERE product_id = :gone_id AND upgrade;
+UPDATE stored SET score[1] = score[1] + 1e-12 WHERE product_id = :rescored_id AND NOT upgrade;
+SELECT product_id AS rebought_id, upgrade AS rebought_upgrade FROM stored ORDER BY product_id, upgrade OFFSET 500 LIMIT 1 \gset
+UPDATE stored SET buyers = buyers + 1 WHERE product_id = :rebought_id AND upgrade = :'rebought_upgrade';
+INSERT INTO stored SELECT -7, true, buyers, candidate_ids, same_group, paths, candidate_buyers, popularity,
+	closeness, score FROM stored LIMIT 1;
+TRUNCATE changes;
+INSERT INTO changes :changes_query;
+SELECT c.product_id IN (:gone_id, :rescored_id, :rebought_id, -7) AS named, c.kind, c.buyers IS NULL AS gone,
+	   c IS NOT DISTINCT FROM w AS as_computed
+FROM changes c LEFT JOIN lists_whole w ON (w.product_id, w.kind) = (c.product_id, c.kind)
+ORDER BY c.product_id = -7, c.product_id, c.kind;
+-- stored rows out of product order, or of one key twice, are an error
+DO $$ BEGIN
+	EXECUTE upsell._upgrade_lists_query(0, NULL, 'SELECT * FROM stored ORDER BY product_id DESC');
+EXCEPTION WHEN invalid_parameter_value THEN RAISE NOTICE 'out of order: %', SQLERRM;
+END $$;
+DO $$ BEGIN
+	EXECUTE upsell._upgrade_lists_query(0, NULL, 'SELECT * FROM stored UNION ALL SELECT * FROM stored ORDER BY 1');
+EXCEPTION WHEN unique_violation THEN RAISE NOTICE 'twice: %', SQLERRM;
+END $$;
+
 -- the rules, checked on what the serving functions return for every product
 WITH up AS (
 	SELECT p.product_id, u.*

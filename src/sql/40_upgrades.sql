@@ -28,14 +28,14 @@ COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[],
 
 CREATE FUNCTION @extschema@._upgrade_build(product_id bigint[], group_key int[],
 	category_key int[], price float8[], lines text, max_ratio float8, per_product int,
-	scan_window int, max_customer_products int)
+	scan_window int, max_customer_products int, stored text DEFAULT NULL)
 RETURNS TABLE (product_id bigint, upgrade boolean, buyers bigint, candidate_ids bigint[],
 			   same_group boolean[], paths bigint[], candidate_buyers bigint[], popularity float8[],
 			   closeness float8[], score float8[])
 AS 'MODULE_PATHNAME', 'upsell_upgrade_build_query'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], text, float8, int, int, int) IS
-	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, ordered_at, product_id) in any order, grouped by customer in memory (within upsell.itemsets_memory_limit; beyond it the customers are split into parts, each read by its own pass): one row per product and direction, the candidates as arrays in rank order';
+COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], text, float8, int, int, int, text) IS
+	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, ordered_at, product_id) in any order, grouped by customer in memory (within upsell.itemsets_memory_limit; beyond it the customers are split into parts, each read by its own pass): one row per product and direction, the candidates as arrays in rank order; with stored, a query of the lists stored so far (these columns, in product_id order), only the rows that differ from theirs or are new, and the key of each stored row that went, the rest NULL';
 
 -- How far the stored lists reach: serving filters them with the caller's
 -- ratio, so the model keeps everything a caller may reasonably ask for.
@@ -54,17 +54,16 @@ COMMENT ON FUNCTION @extschema@._upgrade_limits() IS
 -- upsell.itemsets_memory_limit: PostgreSQL's sort of them by customer was a
 -- third of the build), as of its refresh snapshot or of the snapshot given
 -- (a side build's worker, which cannot read the product_model its refresh
--- has not committed).
-CREATE FUNCTION @extschema@._upgrade_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL)
+-- has not committed).  With stored (_upgrade_build's), only what changed.
+CREATE FUNCTION @extschema@._upgrade_lists_query(tenant_id bigint, snapshot pg_snapshot, stored text)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	lim record := @extschema@._upgrade_limits();
-	q text;
 BEGIN
-	q := format($q$
+	RETURN format($q$
 		WITH priced AS (
 			SELECT c.product_id, c.price,
 				   CASE WHEN c.variant_group IS NOT NULL
@@ -81,30 +80,36 @@ BEGIN
 			   b.buyers, b.candidate_ids, b.same_group, b.paths, b.candidate_buyers,
 			   b.popularity, b.closeness, b.score
 		FROM products p
-		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, %L, %s, %s, %s, %s) b$q$,
+		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, %L, %s, %s, %s, %s, %L) b$q$,
 		@extschema@._catalog_products(tenant_id), tenant_id,
 		'SELECT coalesce(l.customer_id, l.order_key), l.ordered_at, l.product_id FROM '
 			|| @extschema@._tenant_lines(tenant_id, snapshot) || ' l WHERE l.product_id IS NOT NULL '
 			|| 'AND coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0',
-		lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products);
+		lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products, stored);
+END
+$$;
+
+-- The query of a side build or a refresh: in an incremental refresh, only
+-- the rows that differ from the stored ones (the previous refresh's, which
+-- the side build's worker reads as committed and the refresh has not
+-- replaced yet): a new or changed row as it is now, a row that went with
+-- its key and NULL buyers.  The lists are computed whole (popularity within
+-- a pool moves with any purchase) but few of them change: 752 of 199,720
+-- rows after 1% new orders at 10M lines, compared where they are computed,
+-- in the worker, by _upgrade_build as it emits them.
+CREATE FUNCTION @extschema@._upgrade_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
 	IF NOT @extschema@._incremental(tenant_id) OR to_regclass('pg_temp.upsell_changed_products') IS NULL THEN
-		RETURN q;
+		RETURN @extschema@._upgrade_lists_query(tenant_id, snapshot, NULL);
 	END IF;
-	-- In an incremental refresh, only the rows that differ from the stored
-	-- ones (the previous refresh's, which the side build's worker reads as
-	-- committed and the refresh has not replaced yet): a new or changed row
-	-- as it is now, a row that went with its key and NULL buyers.  The lists
-	-- are computed whole (popularity within a pool moves with any purchase)
-	-- but few of them change: 752 of 199,720 rows after 1% new orders at 10M
-	-- lines, compared where they are computed, in the worker.
-	RETURN format($q$
-		SELECT coalesce(n.tenant_id, o.tenant_id) AS tenant_id, coalesce(n.product_id, o.product_id) AS product_id,
-			   coalesce(n.kind, o.kind) AS kind, n.buyers, n.candidate_ids, n.same_group, n.paths,
-			   n.candidate_buyers, n.popularity, n.closeness, n.score
-		FROM (%s) n
-		FULL JOIN (SELECT * FROM @extschema@.upgrade_list_model m WHERE m.tenant_id OPERATOR(pg_catalog.=) %s) o
-			ON o.product_id OPERATOR(pg_catalog.=) n.product_id AND o.kind OPERATOR(pg_catalog.=) n.kind
-		WHERE o IS DISTINCT FROM n$q$, q, tenant_id);
+	RETURN @extschema@._upgrade_lists_query(tenant_id, snapshot, format(
+		'SELECT m.product_id, m.kind OPERATOR(pg_catalog.=) ''upgrade'', m.buyers, m.candidate_ids, m.same_group, '
+		'm.paths, m.candidate_buyers, m.popularity, m.closeness, m.score FROM @extschema@.upgrade_list_model m '
+		'WHERE m.tenant_id OPERATOR(pg_catalog.=) %s ORDER BY m.product_id', tenant_id));
 END
 $$;
 
