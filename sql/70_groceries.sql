@@ -127,5 +127,31 @@ LEFT JOIN (SELECT x.product_id, x.other_id, x.lift
 		   FROM upsell.cooccurrence_chunks m, upsell.cooccurrence_pairs(m.state, 1, 0, 0) x) c
 	ON c.product_id = p.product_id AND c.other_id = p.other_id;
 
+-- what some customers' histories contribute to the product statistics, as
+-- an incremental refresh takes it out (_history_sums, summed in C as the
+-- rows are read), against the same sums in SQL: the members of every third
+-- id, and none
+CREATE TEMP TABLE sums_sql AS
+SELECT u.product_id, count(*) AS customers, count(*) FILTER (WHERE u.purchases >= 2) AS repeaters,
+	   count(*) FILTER (WHERE u.purchases >= 3 AND u.cv < 0.5) AS regulars,
+	   array_agg(u.median_gap_days ORDER BY u.median_gap_days)
+		   FILTER (WHERE u.purchases >= 2 AND u.median_gap_days IS NOT NULL) AS gaps
+FROM upsell.purchase_history_model h,
+	 unnest(h.product_ids, h.purchases, h.median_gap_days, h.cv) u(product_id, purchases, median_gap_days, cv)
+WHERE h.customer_id % 3 = 0
+GROUP BY u.product_id;
+CREATE TEMP TABLE sums_c AS
+SELECT * FROM upsell._history_sums('SELECT h.product_ids, h.purchases, h.median_gap_days, h.cv
+	FROM upsell.purchase_history_model h WHERE h.customer_id % 3 = 0');
+SELECT (SELECT count(*) FROM sums_sql) AS products, (SELECT sum(repeaters) FROM sums_sql) AS repeaters,
+	   (SELECT sum(regulars) FROM sums_sql) AS regulars,
+	   count(*) FILTER (WHERE (c.customers, c.repeaters, c.regulars) IS DISTINCT FROM (s.customers, s.repeaters, s.regulars)
+						OR (SELECT array_agg(g ORDER BY g) FROM unnest(c.gaps) g) IS DISTINCT FROM s.gaps) AS differing
+FROM sums_c c FULL JOIN sums_sql s USING (product_id);
+SELECT count(*) AS of_none FROM upsell._history_sums('SELECT h.product_ids, h.purchases, h.median_gap_days, h.cv
+	FROM upsell.purchase_history_model h WHERE false');
+SELECT * FROM upsell._history_sums('SELECT 1');
+SELECT * FROM upsell._history_sums(NULL);
+
 \i test/data/post_purchase_teardown.sql
 DROP SCHEMA groceries_members CASCADE;

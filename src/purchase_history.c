@@ -28,6 +28,7 @@
 #include "utils/tuplestore.h"
 
 #include "history.h"
+#include "idmap.h"
 #include "query_stream.h"
 #include "upsell.h"
 
@@ -35,6 +36,7 @@ PG_FUNCTION_INFO_V1(upsell_purchase_history);
 PG_FUNCTION_INFO_V1(upsell_gaps_update);
 PG_FUNCTION_INFO_V1(upsell_gaps_median);
 PG_FUNCTION_INFO_V1(upsell_consumable_by_data);
+PG_FUNCTION_INFO_V1(upsell_history_sums);
 
 #define PH_NCOLS_IN 6
 #define PH_NCOLS_OUT 17
@@ -379,4 +381,183 @@ upsell_consumable_by_data(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(ph_consumable(PG_GETARG_INT64(0), PG_GETARG_INT64(1),
 								 PG_GETARG_INT64(2), PG_GETARG_INT64(3)));
+}
+
+/*
+ * What some customers' rows of purchase_history_model contribute to the
+ * product statistics, summed per product as the rows are read: per product
+ * the customers, those who bought it twice or more (repeaters), three times
+ * or more at a steady pace (regulars: CV of the gaps under 0.5), and the
+ * repeaters' median gaps (NULL ones left out, as _gaps_update leaves them).
+ */
+typedef struct HistorySums
+{
+	UpsIdMap	ids;			/* product id -> index */
+	int64	   *product;		/* per index */
+	int64	   *customers;
+	int64	   *repeaters;
+	int64	   *regulars;
+	size_t		n;
+	size_t		cap;
+	/* the gaps, one entry each: the product's index and the median gap */
+	uint32	   *gap_index;
+	double	   *gap;
+	size_t		ngaps;
+	size_t		capgaps;
+	MemoryContext rowctx;
+	uint64		rows;
+} HistorySums;
+
+static void
+history_sums_row(Datum *values, bool *nulls, void *arg)
+{
+	HistorySums *h = (HistorySums *) arg;
+	Datum	   *ids,
+			   *purchases,
+			   *gaps,
+			   *cvs;
+	bool	   *idsn,
+			   *purchasesn,
+			   *gapsn,
+			   *cvsn;
+	int			n,
+				np,
+				ng,
+				nc;
+	MemoryContext old;
+
+	if ((++h->rows & 1023) == 0)
+		CHECK_FOR_INTERRUPTS();
+	if (nulls[0] || nulls[1] || nulls[2] || nulls[3])
+		return;
+	old = MemoryContextSwitchTo(h->rowctx);
+	deconstruct_array(DatumGetArrayTypeP(values[0]), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &ids, &idsn, &n);
+	deconstruct_array(DatumGetArrayTypeP(values[1]), INT4OID, 4, true, TYPALIGN_INT,
+					  &purchases, &purchasesn, &np);
+	deconstruct_array(DatumGetArrayTypeP(values[2]), FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &gaps, &gapsn, &ng);
+	deconstruct_array(DatumGetArrayTypeP(values[3]), FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &cvs, &cvsn, &nc);
+	MemoryContextSwitchTo(old);
+	if (np != n || ng != n || nc != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("a purchase history's arrays differ in length")));
+	for (int i = 0; i < n; i++)
+	{
+		uint32		x;
+		int32		bought;
+
+		if (idsn[i] || purchasesn[i])
+			continue;
+		x = ups_idmap_intern(&h->ids, DatumGetInt64(ids[i]));
+		if (x == h->n)
+		{
+			if (h->n == h->cap)
+			{
+				h->cap = h->cap ? 2 * h->cap : 1024;
+				h->product = repalloc_huge(h->product, sizeof(int64) * h->cap);
+				h->customers = repalloc_huge(h->customers, sizeof(int64) * h->cap);
+				h->repeaters = repalloc_huge(h->repeaters, sizeof(int64) * h->cap);
+				h->regulars = repalloc_huge(h->regulars, sizeof(int64) * h->cap);
+			}
+			h->product[x] = DatumGetInt64(ids[i]);
+			h->customers[x] = h->repeaters[x] = h->regulars[x] = 0;
+			h->n++;
+		}
+		bought = DatumGetInt32(purchases[i]);
+		h->customers[x]++;
+		if (bought >= 2)
+		{
+			h->repeaters[x]++;
+			if (!gapsn[i])
+			{
+				if (h->ngaps == h->capgaps)
+				{
+					h->capgaps = 2 * h->capgaps;
+					h->gap_index = repalloc_huge(h->gap_index, sizeof(uint32) * h->capgaps);
+					h->gap = repalloc_huge(h->gap, sizeof(double) * h->capgaps);
+				}
+				h->gap_index[h->ngaps] = x;
+				h->gap[h->ngaps++] = DatumGetFloat8(gaps[i]);
+			}
+		}
+		if (bought >= 3 && !cvsn[i] && DatumGetFloat8(cvs[i]) < 0.5)
+			h->regulars[x]++;
+	}
+	MemoryContextReset(h->rowctx);
+}
+
+/*
+ * _history_sums(query text) RETURNS TABLE (product_id bigint, customers
+ * bigint, repeaters bigint, regulars bigint, gaps float8[]): query returns
+ * rows of purchase_history_model's (product_ids, purchases,
+ * median_gap_days, cv).  An incremental refresh takes these out of the
+ * product statistics of the customers it recomputes: unnested and grouped
+ * in SQL, the 1.3M (customer, product) elements of 28K customers at 10M
+ * lines took 1.5 s, the aggregate spilling to disk.
+ */
+Datum
+upsell_history_sums(PG_FUNCTION_ARGS)
+{
+	static const Oid types[4] = {INT8ARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID};
+	static const char *const names[4] = {"product_ids bigint[]", "purchases int[]",
+	"median_gap_days float8[]", "cv float8[]"};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext callerctx = CurrentMemoryContext;
+	MemoryContext work;
+	HistorySums h;
+	size_t	   *start;
+	double	   *sorted;
+
+	InitMaterializedSRF(fcinfo, 0);
+	work = AllocSetContextCreate(callerctx, "upsell history sums", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(work);
+	memset(&h, 0, sizeof h);
+	ups_idmap_init(&h.ids, 1024);
+	h.cap = 1024;
+	h.product = palloc(sizeof(int64) * h.cap);
+	h.customers = palloc(sizeof(int64) * h.cap);
+	h.repeaters = palloc(sizeof(int64) * h.cap);
+	h.regulars = palloc(sizeof(int64) * h.cap);
+	h.capgaps = 1024;
+	h.gap_index = palloc(sizeof(uint32) * h.capgaps);
+	h.gap = palloc(sizeof(double) * h.capgaps);
+	h.rowctx = AllocSetContextCreate(work, "upsell history row", ALLOCSET_DEFAULT_SIZES);
+	ups_stream_query(text_to_cstring(PG_GETARG_TEXT_PP(0)), 4, types, names, history_sums_row, &h);
+
+	/* the gaps by product (a counting sort), then a row per product */
+	start = palloc0(sizeof(size_t) * (h.n + 1));
+	sorted = palloc(sizeof(double) * Max(h.ngaps, 1));
+	for (size_t g = 0; g < h.ngaps; g++)
+		start[h.gap_index[g] + 1]++;
+	for (size_t x = 0; x < h.n; x++)
+		start[x + 1] += start[x];
+	for (size_t g = 0; g < h.ngaps; g++)
+		sorted[start[h.gap_index[g]]++] = h.gap[g];
+	/* start[x] is now where product x's gaps end */
+	for (size_t x = 0; x < h.n; x++)
+	{
+		size_t		from = x == 0 ? 0 : start[x - 1];
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		values[0] = Int64GetDatum(h.product[x]);
+		values[1] = Int64GetDatum(h.customers[x]);
+		values[2] = Int64GetDatum(h.repeaters[x]);
+		values[3] = Int64GetDatum(h.regulars[x]);
+		if (start[x] > from)
+			values[4] = PointerGetDatum(float8_array(sorted + from, start[x] - from));
+		else
+			nulls[4] = true;
+		MemoryContextSwitchTo(callerctx);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextSwitchTo(work);
+		if ((x & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	MemoryContextSwitchTo(callerctx);
+	MemoryContextDelete(work);
+	return (Datum) 0;
 }
