@@ -28,7 +28,6 @@
 #include "utils/tuplestore.h"
 
 #include "history.h"
-#include "idmap.h"
 #include "query_stream.h"
 #include "upsell.h"
 
@@ -383,31 +382,19 @@ upsell_consumable_by_data(PG_FUNCTION_ARGS)
 								 PG_GETARG_INT64(2), PG_GETARG_INT64(3)));
 }
 
-/*
- * What some customers' rows of purchase_history_model contribute to the
- * product statistics, summed per product as the rows are read: per product
- * the customers, those who bought it twice or more (repeaters), three times
- * or more at a steady pace (regulars: CV of the gaps under 0.5), and the
- * repeaters' median gaps (NULL ones left out, as _gaps_update leaves them).
- */
+/* The rows of _history_sums's query, folded into the product table. */
 typedef struct HistorySums
 {
-	UpsIdMap	ids;			/* product id -> index */
-	int64	   *product;		/* per index */
-	int64	   *customers;
-	int64	   *repeaters;
-	int64	   *regulars;
-	size_t		n;
-	size_t		cap;
-	/* the gaps, one entry each: the product's index and the median gap */
-	uint32	   *gap_index;
-	double	   *gap;
-	size_t		ngaps;
-	size_t		capgaps;
+	PhProducts	products;
 	MemoryContext rowctx;
 	uint64		rows;
 } HistorySums;
 
+/*
+ * One customer's row: each element's statistics (purchases, median gap, CV)
+ * folded into the product table as the full build folds them
+ * (ph_products_add).
+ */
 static void
 history_sums_row(Datum *values, bool *nulls, void *arg)
 {
@@ -446,45 +433,25 @@ history_sums_row(Datum *values, bool *nulls, void *arg)
 				 errmsg("a purchase history's arrays differ in length")));
 	for (int i = 0; i < n; i++)
 	{
-		uint32		x;
-		int32		bought;
+		IvStats		st;
 
 		if (idsn[i] || purchasesn[i])
 			continue;
-		x = ups_idmap_intern(&h->ids, DatumGetInt64(ids[i]));
-		if (x == h->n)
+		memset(&st, 0, sizeof st);
+		st.purchases = DatumGetInt32(purchases[i]);
+		st.gaps = st.purchases > 0 ? st.purchases - 1 : 0;
+		if (st.purchases >= 2)
 		{
-			if (h->n == h->cap)
-			{
-				h->cap = h->cap ? 2 * h->cap : 1024;
-				h->product = repalloc_huge(h->product, sizeof(int64) * h->cap);
-				h->customers = repalloc_huge(h->customers, sizeof(int64) * h->cap);
-				h->repeaters = repalloc_huge(h->repeaters, sizeof(int64) * h->cap);
-				h->regulars = repalloc_huge(h->regulars, sizeof(int64) * h->cap);
-			}
-			h->product[x] = DatumGetInt64(ids[i]);
-			h->customers[x] = h->repeaters[x] = h->regulars[x] = 0;
-			h->n++;
+			if (gapsn[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("a purchase history of product " INT64_FORMAT " has %d purchases and no median gap",
+								DatumGetInt64(ids[i]), (int) st.purchases)));
+			st.median_gap = DatumGetFloat8(gaps[i]);
 		}
-		bought = DatumGetInt32(purchases[i]);
-		h->customers[x]++;
-		if (bought >= 2)
-		{
-			h->repeaters[x]++;
-			if (!gapsn[i])
-			{
-				if (h->ngaps == h->capgaps)
-				{
-					h->capgaps = 2 * h->capgaps;
-					h->gap_index = repalloc_huge(h->gap_index, sizeof(uint32) * h->capgaps);
-					h->gap = repalloc_huge(h->gap, sizeof(double) * h->capgaps);
-				}
-				h->gap_index[h->ngaps] = x;
-				h->gap[h->ngaps++] = DatumGetFloat8(gaps[i]);
-			}
-		}
-		if (bought >= 3 && !cvsn[i] && DatumGetFloat8(cvs[i]) < 0.5)
-			h->regulars[x]++;
+		st.has_cv = !cvsn[i];
+		st.cv = cvsn[i] ? 0 : DatumGetFloat8(cvs[i]);
+		ph_products_add(&h->products, DatumGetInt64(ids[i]), &st);
 	}
 	MemoryContextReset(h->rowctx);
 }
@@ -493,10 +460,13 @@ history_sums_row(Datum *values, bool *nulls, void *arg)
  * _history_sums(query text) RETURNS TABLE (product_id bigint, customers
  * bigint, repeaters bigint, regulars bigint, gaps float8[]): query returns
  * rows of purchase_history_model's (product_ids, purchases,
- * median_gap_days, cv).  An incremental refresh takes these out of the
- * product statistics of the customers it recomputes: unnested and grouped
- * in SQL, the 1.3M (customer, product) elements of 28K customers at 10M
- * lines took 1.5 s, the aggregate spilling to disk.
+ * median_gap_days, cv); per product, what they contribute to its
+ * statistics, folded by the full build's product table: customers, repeat
+ * customers, regular customers and the repeaters' median gaps (sorted).  An
+ * incremental refresh takes these out of the product statistics of the
+ * customers it recomputes: unnested and grouped in SQL, the 1.3M (customer,
+ * product) elements of 28K customers at 10M lines took 1.5 s, the
+ * aggregate spilling to disk.
  */
 Datum
 upsell_history_sums(PG_FUNCTION_ARGS)
@@ -508,47 +478,29 @@ upsell_history_sums(PG_FUNCTION_ARGS)
 	MemoryContext callerctx = CurrentMemoryContext;
 	MemoryContext work;
 	HistorySums h;
-	size_t	   *start;
-	double	   *sorted;
+	PhProductStats *stats;
+	size_t		n;
 
 	InitMaterializedSRF(fcinfo, 0);
 	work = AllocSetContextCreate(callerctx, "upsell history sums", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(work);
 	memset(&h, 0, sizeof h);
-	ups_idmap_init(&h.ids, 1024);
-	h.cap = 1024;
-	h.product = palloc(sizeof(int64) * h.cap);
-	h.customers = palloc(sizeof(int64) * h.cap);
-	h.repeaters = palloc(sizeof(int64) * h.cap);
-	h.regulars = palloc(sizeof(int64) * h.cap);
-	h.capgaps = 1024;
-	h.gap_index = palloc(sizeof(uint32) * h.capgaps);
-	h.gap = palloc(sizeof(double) * h.capgaps);
+	ph_products_init(&h.products);
 	h.rowctx = AllocSetContextCreate(work, "upsell history row", ALLOCSET_DEFAULT_SIZES);
 	ups_stream_query(text_to_cstring(PG_GETARG_TEXT_PP(0)), 4, types, names, history_sums_row, &h);
 
-	/* the gaps by product (a counting sort), then a row per product */
-	start = palloc0(sizeof(size_t) * (h.n + 1));
-	sorted = palloc(sizeof(double) * Max(h.ngaps, 1));
-	for (size_t g = 0; g < h.ngaps; g++)
-		start[h.gap_index[g] + 1]++;
-	for (size_t x = 0; x < h.n; x++)
-		start[x + 1] += start[x];
-	for (size_t g = 0; g < h.ngaps; g++)
-		sorted[start[h.gap_index[g]]++] = h.gap[g];
-	/* start[x] is now where product x's gaps end */
-	for (size_t x = 0; x < h.n; x++)
+	stats = ph_products_finish(&h.products, &n);
+	for (size_t x = 0; x < n; x++)
 	{
-		size_t		from = x == 0 ? 0 : start[x - 1];
 		Datum		values[5];
 		bool		nulls[5] = {false, false, false, false, false};
 
-		values[0] = Int64GetDatum(h.product[x]);
-		values[1] = Int64GetDatum(h.customers[x]);
-		values[2] = Int64GetDatum(h.repeaters[x]);
-		values[3] = Int64GetDatum(h.regulars[x]);
-		if (start[x] > from)
-			values[4] = PointerGetDatum(float8_array(sorted + from, start[x] - from));
+		values[0] = Int64GetDatum(stats[x].product);
+		values[1] = Int64GetDatum(stats[x].customers);
+		values[2] = Int64GetDatum(stats[x].repeaters);
+		values[3] = Int64GetDatum(stats[x].regulars);
+		if (stats[x].ngaps > 0)
+			values[4] = PointerGetDatum(float8_array(stats[x].gaps, stats[x].ngaps));
 		else
 			nulls[4] = true;
 		MemoryContextSwitchTo(callerctx);
@@ -557,6 +509,7 @@ upsell_history_sums(PG_FUNCTION_ARGS)
 		if ((x & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
+	ph_products_free(&h.products);
 	MemoryContextSwitchTo(callerctx);
 	MemoryContextDelete(work);
 	return (Datum) 0;

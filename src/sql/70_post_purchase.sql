@@ -126,7 +126,7 @@ RETURNS TABLE (product_id bigint, customers bigint, repeaters bigint, regulars b
 AS 'MODULE_PATHNAME', 'upsell_history_sums'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@._history_sums(text) IS
-	'internal: per product, what the rows of purchase_history_model that query returns (product_ids, purchases, median_gap_days, cv) contribute to its statistics: customers, repeaters (2+ purchases), regulars (3+ at a CV of the gaps under 0.5), and the repeaters'' median gaps (NULL ones left out)';
+	'internal: per product, what the rows of purchase_history_model that query returns (product_ids, purchases, median_gap_days, cv) contribute to its statistics, folded as the full build folds them: customers, repeaters (2+ purchases), regulars (3+ at a CV of the gaps under 0.5), and the repeaters'' median gaps, sorted';
 
 CREATE FUNCTION @extschema@._gaps_update(base float8[], remove float8[], add float8[])
 RETURNS float8[]
