@@ -270,7 +270,6 @@ typedef struct Emitter
 	/* with stored rows: */
 	bool	   *matched;		/* per run: a stored row has its key */
 	size_t		next;			/* the first run not passed yet */
-	bool		any_stored;
 	int64		last_stored;	/* the last stored row's product id */
 	uint64		rows;
 } Emitter;
@@ -330,11 +329,10 @@ merge_stored_row(Datum *stored, bool *stored_nulls, void *arg)
 				 errmsg("a stored upgrade list has a NULL product_id or direction")));
 	product_id = DatumGetInt64(stored[0]);
 	upgrade = DatumGetBool(stored[1]);
-	if (e->any_stored && product_id < e->last_stored)
+	if (product_id < e->last_stored)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the stored upgrade lists must come in product_id order")));
-	e->any_stored = true;
 	e->last_stored = product_id;
 
 	emit_runs_before(e, product_id);
@@ -411,6 +409,7 @@ emit_result(ReturnSetInfo *rsinfo, const UpgProduct *products, UpgResult *result
 	e.runs = result_runs(products, result, &e.nruns);
 	e.rowctx = AllocSetContextCreate(work, "upsell upgrade row", ALLOCSET_DEFAULT_SIZES);
 	e.callerctx = callerctx;
+	e.last_stored = PG_INT64_MIN;
 	e.matched = palloc_extended(sizeof(bool) * (e.nruns ? e.nruns : 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	if (stored != NULL)
 		ups_stream_query(stored, UPGRADE_COLUMNS, types, names, merge_stored_row, &e);
