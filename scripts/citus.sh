@@ -4,16 +4,33 @@
 # Citus is built once from the vendored archive into a cache outside the work
 # tree, together with its own copy of the PostgreSQL it is built for: Citus is
 # never installed into a PostgreSQL that others use.  Each run copies the cached
-# tree into the work tree (.citus/pg, git-ignored), installs upsell there and
-# starts a coordinator and workers on 127.0.0.1, private ports, sockets in
-# .citus/socket.
+# tree into the work tree (.citus/pg, git-ignored; see citus_run_dir), installs
+# upsell there and starts a coordinator and workers on 127.0.0.1, private
+# ports, sockets in .citus/socket.
 
 CITUS_VERSION=12.1.12
 CITUS_TARBALL=${CITUS_TARBALL:-$REPO/../shared/vendor/citus-$CITUS_VERSION.tar.gz}
 # Debian packages Citus links against (the vendored archive's README)
 CITUS_BUILD_DEPS="libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev
 	libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev"
-CITUS_RUN=${UPSELL_CITUS_DIR:-$REPO/.citus}
+# The nodes' folder: .citus/ in the work tree (git-ignored) when the cluster
+# owner can write there, else a folder under /tmp named after it (a work tree
+# in a 0700 folder, as mktemp -d makes, is closed to postgres).  The same
+# path always gives the same folder, so every part that sources this agrees.
+citus_run_dir() {
+	local dir=${UPSELL_CITUS_DIR:-$REPO/.citus}
+	mkdir -p "$dir"
+	if [ "$(id -u)" = 0 ]; then
+		chown postgres: "$dir" 2>/dev/null || true
+		if ! runuser -u postgres -- test -w "$dir" 2>/dev/null; then
+			dir=/tmp/upsell-citus-$(printf '%s' "$dir" | md5sum | cut -c1-8)
+			mkdir -p "$dir"
+			chown postgres: "$dir"
+		fi
+	fi
+	printf '%s\n' "$dir"
+}
+CITUS_RUN=$(citus_run_dir)
 CITUS_SOCKET=$CITUS_RUN/socket
 # coordinator, then the workers: the ports after the test cluster's
 CITUS_PORT=${UPSELL_CITUS_PORT:-$(( ${UPSELL_PORT:-54329} + 1 ))}
