@@ -606,6 +606,8 @@ upsell_side_main(Datum main_arg)
 
 		StartTransactionCommand();
 		side_apply_settings((const char *) sh + sh->settings_offset);
+		/* as the refresh's own backend while it builds (refresh_malloc.c) */
+		upsell_hold_freed_memory_set(true);
 		/* the query is the refresh's, written fully qualified; pinned anyway */
 		SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
 		SetConfigOption("lock_timeout", SIDE_LOCK_TIMEOUT, PGC_USERSET, PGC_S_SESSION);

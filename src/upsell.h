@@ -34,6 +34,13 @@ extern int	upsell_itemsets_limit_kb(void);
 /* upsell.c: this process's CPU time (user + system) in ms, -1 when unknown */
 extern double upsell_process_cpu_ms(void);
 
+/*
+ * refresh_malloc.c: with true, until false (which returns what is free) or
+ * the end of the transaction, the process keeps the memory it frees for its
+ * next allocations
+ */
+extern void upsell_hold_freed_memory_set(bool hold);
+
 /* host_glue.c: shared by the fmgr files */
 extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fname);
 extern bytea *upsell_alloc_bytea(size_t size, const char *what, const char *hint);

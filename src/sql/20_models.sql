@@ -385,6 +385,12 @@ CREATE FUNCTION @extschema@._backend_cpu_ms() RETURNS float8
 COMMENT ON FUNCTION @extschema@._backend_cpu_ms() IS
 	'internal: the CPU time (user + system, ms) the calling backend has used (not its parallel workers'')';
 
+CREATE FUNCTION @extschema@._hold_freed_memory(hold boolean) RETURNS void
+	AS 'MODULE_PATHNAME', 'upsell_hold_freed_memory'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._hold_freed_memory(boolean) IS
+	'internal (a tenant''s build): with true, until false or the end of the transaction, the calling process keeps the memory it frees for its next allocations (glibc''s malloc) instead of returning it to the kernel and faulting it in again page by page; false returns what is free';
+
 -- ---- refresh ----------------------------------------------------------------
 --
 -- refresh() is a procedure that commits after each tenant (when called
@@ -690,6 +696,9 @@ DECLARE
 	snapshot_order int := (SELECT d.build_order FROM @extschema@.model_definitions d
 						   WHERE d.model = 'source_state');
 BEGIN
+	-- the builds allocate and free the same large buffers over and over
+	-- (src/refresh_malloc.c)
+	PERFORM @extschema@._hold_freed_memory(true);
 	IF @extschema@._models_distributed() THEN
 		-- on the tenant's worker: a builder's function (C, or a query text)
 		-- reads the tenant's order lines while the statement that publishes
@@ -719,6 +728,7 @@ BEGIN
 	END LOOP;
 	-- the serving caches of every backend (of this node) re-read the rules and models
 	UPDATE @extschema@.serving_state SET config_version = nextval('@extschema@.config_version_seq');
+	PERFORM @extschema@._hold_freed_memory(false);
 	RETURN built;
 END
 $$;
