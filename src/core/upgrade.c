@@ -391,8 +391,15 @@ add_path(UpgStream *s, uint32_t a, uint32_t b)
  * they bought (first and last time per product: the earliest and latest of
  * its timed lines, in any order) and the paths between them.
  */
+/*
+ * How many positions ahead customer_lines() asks for a held line: the
+ * positions jump across the 160 MB of held lines (at 10M lines), one cache
+ * miss each, which the loop would otherwise wait for one after the other.
+ */
+#define LINE_PREFETCH	16
+
 static void
-customer_lines(UpgStream *s, const uint32_t *lines, size_t nl)
+customer_lines(UpgStream *s, const uint32_t *lines, size_t nl, size_t ahead)
 {
 	const UpgProduct *p = s->p;
 	size_t		m = 0,
@@ -414,6 +421,12 @@ customer_lines(UpgStream *s, const uint32_t *lines, size_t nl)
 		int64_t		time = line->time;
 		const UpgProduct *pp = &p[prod];
 		size_t		k;
+
+#if defined(__GNUC__) || defined(__clang__)
+		/* (the positions run on into the next customers': ahead of them) */
+		if (i + LINE_PREFETCH < ahead)
+			__builtin_prefetch(held_line(s, lines[i + LINE_PREFETCH]));
+#endif
 
 		if (s->pstamp[prod] != s->run)
 		{
@@ -591,7 +604,11 @@ upg_stream_group(UpgStream *s)
 		order[start[held_line(s, i)->customer]++] = (uint32_t) i;
 	/* start[c] is now where customer c's positions end */
 	for (c = 0; c < ncust; c++)
-		customer_lines(s, order + (c == 0 ? 0 : start[c - 1]), start[c] - (c == 0 ? 0 : start[c - 1]));
+	{
+		size_t		from = c == 0 ? 0 : start[c - 1];
+
+		customer_lines(s, order + from, start[c] - from, s->nheld - from);
+	}
 	ups_free(order);
 	ups_free(start);
 	s->held_unknown = 0;
