@@ -193,13 +193,13 @@ BEGIN
 END
 $$;
 
--- Built after the purchase histories and intervals (build order 72, not
--- this layer's 60), though it needs neither: its side build starts only once
--- the count is done and is the last to finish, and the product page, the
--- first model that reads it, comes after them.  Built at 60, an incremental
+-- Built last before the product page, the first model that reads it (build
+-- order 72, not this layer's 60): its side build starts only once the count
+-- is done and is the last to finish, so the refresh builds everything that
+-- does not need the bundles first (the histories, the upgrade lists, the
+-- cart, the thresholds) while the worker mines.  Built at 60, an incremental
 -- refresh at 10M lines waited 2-3 s for the worker while the histories,
--- which do not need the bundles, waited behind it; now it builds them
--- meanwhile.
+-- which do not need the bundles, waited behind it.
 SELECT @extschema@._define_model('bundle_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, bundle_rank int NOT NULL,
 	  items bigint[] NOT NULL, size int NOT NULL, count bigint NOT NULL,

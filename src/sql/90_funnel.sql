@@ -320,6 +320,10 @@ BEGIN
 END
 $$;
 
+-- Built at 45, right after the upgrade lists, the last model it reads, not
+-- with the other stages (95, 96): the refresh builds it while the bundles'
+-- worker, which starts last, is still mining, instead of waiting for that
+-- worker first (bundle_model, 72).  Nothing reads cart_model but serving.
 SELECT @extschema@._define_model('cart_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, price numeric, category text,
 	  in_stock boolean NOT NULL, complement_ids bigint[] NOT NULL, complement_log_miss float8[] NOT NULL,
@@ -327,7 +331,7 @@ SELECT @extschema@._define_model('cart_model',
 	  complement_categories text[] NOT NULL, substitute_ids bigint[] NOT NULL,
 	  substitute_categories text[] NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id)$$,
-	NULL, 97, '@extschema@._build_cart_model(bigint, boolean)',
+	NULL, 45, '@extschema@._build_cart_model(bigint, boolean)',
 	'per product, what the cart stage reads about a cart line: price, category, stock, complements in stock that do not substitute it with ln(1 - pair score) and their categories, what substitutes it (its variant group''s other products, categories), and the best upgrade within 1.5x the price',
 	'product_id');
 
