@@ -82,6 +82,7 @@ WHERE ordered_at >= '2022-07-01' AND ordered_at < '2022-10-01';
 CREATE TEMP TABLE lists_before AS SELECT product_id, xmin::text AS written FROM upsell.pair_list_model;
 CREATE TEMP TABLE carts_before AS SELECT product_id, xmin::text AS written FROM upsell.cart_model;
 CREATE TEMP TABLE pages_before AS SELECT product_id, xmin::text AS written FROM upsell.product_page_list_model;
+CREATE TEMP TABLE products_before AS SELECT product_id, xmin::text AS written FROM upsell.product_model;
 CALL upsell.refresh(incremental => true);
 -- only the pair lists of the products of new orders were written again
 SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM l.xmin::text) AS lists_written,
@@ -91,6 +92,15 @@ SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM l.xmin::text) AS lists_
 		   AS lists_written_of_other_products,
 	   count(*) AS lists
 FROM upsell.pair_list_model l LEFT JOIN lists_before b USING (product_id);
+-- and the product rows of those products alone (a row holds no rank that
+-- every new order would move)
+SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM m.xmin::text) AS product_rows_written,
+	   count(*) FILTER (WHERE b.written IS DISTINCT FROM m.xmin::text
+						AND m.product_id NOT IN (SELECT n.product_id FROM superstore.order_lines n
+												 WHERE n.ordered_at >= '2022-07-01' AND n.ordered_at < '2022-10-01'))
+		   AS product_rows_written_of_other_products,
+	   count(*) AS product_rows
+FROM upsell.product_model m LEFT JOIN products_before b USING (product_id);
 -- and the cart and product page rows of the products whose lists changed
 -- (or, for the page, that have bundles): fewer than all
 SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM c.xmin::text) < count(*) AS cart_rows_partly_written,
@@ -218,9 +228,17 @@ INSERT INTO inc.lines
 SELECT line_id + 700000, order_id || '-cat', customer_id, ordered_at + interval '3 years',
 	   product_id, quantity, unit_price, discount
 FROM superstore.order_lines WHERE ordered_at >= '2022-03-01' AND ordered_at < '2022-03-15';
-DROP TABLE carts_before;
+DROP TABLE carts_before, products_before;
 CREATE TEMP TABLE carts_before AS SELECT product_id, xmin::text AS written FROM upsell.cart_model;
+CREATE TEMP TABLE products_before AS SELECT product_id, xmin::text AS written FROM upsell.product_model;
 CALL upsell.refresh(incremental => true);
+-- every product whose catalog facts changed has its row written again,
+-- though not every product
+SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM m.xmin::text) < count(*) AS product_rows_partly_written,
+	   bool_and(b.written IS DISTINCT FROM m.xmin::text)
+		   FILTER (WHERE m.product_id % 37 = 0 OR m.product_id % 41 = 0 OR m.product_id IN (44, 45, 46, 47))
+		   AS changed_products_rewritten
+FROM upsell.product_model m LEFT JOIN products_before b USING (product_id);
 SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM c.xmin::text) < count(*) AS cart_rows_partly_written,
 	   count(*) FILTER (WHERE b.written IS DISTINCT FROM c.xmin::text AND c.product_id IN (44, 45, 46, 47))
 		   AS changed_products_rewritten

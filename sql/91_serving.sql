@@ -17,7 +17,7 @@ RESET client_min_messages;
 
 -- 200 carts of 1 to 5 items drawn from the 100 best sellers
 CREATE TEMP TABLE carts AS
-SELECT c, ARRAY(SELECT m.product_id FROM upsell.product_model m
+SELECT c, ARRAY(SELECT m.product_id FROM upsell.product_popularity m
 				WHERE m.popularity_rank <= 100
 				ORDER BY hashint4(m.product_id::int * 31 + c) LIMIT 1 + c % 5) AS items
 FROM generate_series(1, 200) c;
@@ -60,7 +60,7 @@ FROM (SELECT count(o.*) AS n FROM carts c LEFT JOIN LATERAL upsell.cart_offers(c
 SELECT bool_and(m.in_stock) AS offered_in_stock, count(DISTINCT o.product_id) AS pages
 FROM upsell.product_page_offers o
 JOIN upsell.product_model m ON m.tenant_id = 0 AND m.product_id = ANY (o.product_ids)
-WHERE o.product_id IN (SELECT product_id FROM upsell.product_model WHERE popularity_rank <= 50);
+WHERE o.product_id IN (SELECT product_id FROM upsell.product_popularity WHERE popularity_rank <= 50);
 
 -- the cart {whole milk}: its first offer, then excluded in this transaction
 CREATE TEMP TABLE milk AS SELECT item_id FROM groceries.items WHERE name = 'whole milk';

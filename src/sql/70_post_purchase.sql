@@ -617,7 +617,7 @@ BEGIN
 			 LATERAL (SELECT m.product_id, m.orders
 					  FROM @extschema@.product_model m
 					  WHERE m.tenant_id = t AND m.category = oc.category AND m.in_stock
-					  ORDER BY m.popularity_rank
+					  ORDER BY m.orders DESC, m.product_id
 					  LIMIT k::bigint * 3 + least(cardinality(owned_ids), 100)) m
 		UNION ALL
 		SELECT 3, m.product_id, m.orders / totals.orders, NULL, 'popular'
@@ -625,7 +625,7 @@ BEGIN
 			 LATERAL (SELECT m.product_id, m.orders
 					  FROM @extschema@.product_model m
 					  WHERE m.tenant_id = t AND m.in_stock
-					  ORDER BY m.popularity_rank
+					  ORDER BY m.orders DESC, m.product_id
 					  LIMIT k::bigint * 3 + cardinality(owned_ids)) m),
 	best AS (
 		SELECT DISTINCT ON (cd.product_id) cd.*
@@ -733,7 +733,7 @@ BEGIN
 				SELECT m.product_id FROM @extschema@.product_model m
 				WHERE m.tenant_id = t AND m.variant_group = o.variant_group AND m.price > o.price
 				  AND m.in_stock AND NOT EXISTS (SELECT FROM owned x WHERE x.product_id = m.product_id)
-				ORDER BY m.price, m.popularity_rank, m.product_id
+				ORDER BY m.price, m.orders DESC, m.product_id
 				LIMIT 1) u)
 		SELECT ROW(r.kind, r.product_id, m.category, r.tier, r.score, r.refers_to,
 				   CASE r.kind
@@ -901,7 +901,7 @@ BEGIN
 		CROSS JOIN LATERAL (
 			SELECT m.product_id, m.price,
 				   row_number() OVER (ORDER BY (m.variant_group IS NOT DISTINCT FROM c.variant_group AND c.variant_group IS NOT NULL) DESC,
-											   m.popularity_rank, m.product_id) AS n
+											   m.orders DESC, m.product_id) AS n
 			FROM @extschema@.product_model m
 			WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
 			  AND m.price < c.price AND m.price >= c.price * min_price_ratio

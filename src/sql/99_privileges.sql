@@ -52,7 +52,8 @@ GRANT SELECT ON @extschema@.serving_state, @extschema@.model_definitions, @extsc
 	@extschema@.stage_settings, @extschema@.offers, @extschema@.exclusions, @extschema@.thresholds,
 	@extschema@.volume_tiers, @extschema@.consumables, @extschema@.experiments,
 	@extschema@.experiment_variants, @extschema@.product_page_offers, @extschema@.post_purchase_offers,
-	@extschema@.purchase_interval_model, @extschema@.upgrade_model, @extschema@.pair_model
+	@extschema@.purchase_interval_model, @extschema@.upgrade_model, @extschema@.pair_model,
+	@extschema@.product_popularity
 	TO upsell_reader;
 GRANT SELECT, INSERT ON @extschema@.exposures TO upsell_reader;
 GRANT INSERT ON @extschema@.offer_events TO upsell_reader;

@@ -113,7 +113,7 @@ LAT=$(bq -F ' ' <<SQL
 SET client_min_messages = warning;
 SELECT setseed(0.42);
 CREATE TABLE bench_x.carts AS
-SELECT i, ARRAY(SELECT m.product_id FROM upsell.product_model m
+SELECT i, ARRAY(SELECT m.product_id FROM upsell.product_popularity m
 				WHERE m.tenant_id = 0 AND m.popularity_rank <= 1000 AND i > 0
 				ORDER BY random() LIMIT 5) AS cart
 FROM generate_series(1, $CARTS) i;

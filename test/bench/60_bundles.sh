@@ -190,10 +190,10 @@ result "bundle_model build: $B_ROWS rows in $B_MS ms"
 LAT=$(bq -F ' ' <<-SQL
 	SET client_min_messages = warning;
 	CREATE TABLE bench_b.anchors AS
-	SELECT row_number() OVER (ORDER BY m.popularity_rank) AS i, m.product_id
+	SELECT row_number() OVER (ORDER BY m.orders DESC, m.product_id) AS i, m.product_id
 	FROM upsell.product_model m
 	WHERE m.product_id IN (SELECT product_id FROM upsell.bundle_model)
-	ORDER BY m.popularity_rank LIMIT $OFFER_CALLS;
+	ORDER BY m.orders DESC, m.product_id LIMIT $OFFER_CALLS;
 	-- what a user writes without the model: the orders with the product, the
 	-- other products in them, pairs with counts and lift, best 3
 	CREATE FUNCTION bench_b.sql_bundles(p bigint, k int) RETURNS TABLE (items bigint[], lift float8)

@@ -26,13 +26,13 @@ DROP SCHEMA IF EXISTS bench_f CASCADE;
 CREATE SCHEMA bench_f;
 CREATE TABLE bench_f.carts AS
 SELECT i AS cart_id,
-	   ARRAY(SELECT m.product_id FROM upsell.product_model m
+	   ARRAY(SELECT m.product_id FROM upsell.product_popularity m
 			 WHERE m.popularity_rank <= 1000 ORDER BY hashint8(m.product_id * 7919 + i) LIMIT 5) AS items
 FROM generate_series(1, 1000) i;
 ALTER TABLE bench_f.carts ADD PRIMARY KEY (cart_id);
 CREATE TABLE bench_f.pages AS
 SELECT row_number() OVER (ORDER BY hashint8(product_id)) AS page_id, product_id
-FROM upsell.product_model WHERE popularity_rank <= 20000 ORDER BY hashint8(product_id) LIMIT 1000;
+FROM upsell.product_popularity WHERE popularity_rank <= 20000 ORDER BY hashint8(product_id) LIMIT 1000;
 ALTER TABLE bench_f.pages ADD PRIMARY KEY (page_id);
 CREATE TABLE bench_f.orders AS
 SELECT row_number() OVER () AS n, order_id FROM (

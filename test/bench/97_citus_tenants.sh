@@ -83,7 +83,7 @@ echo "models equal on both"
 
 # serving TPS for tenant 1: random products of its catalog
 ids=$(cq upsell_single -c "SELECT string_agg(product_id::text, ',') FROM (SELECT product_id FROM upsell.product_model
-	WHERE tenant_id = 1 AND price > 0 ORDER BY popularity_rank LIMIT 200) p")
+	WHERE tenant_id = 1 AND price > 0 ORDER BY orders DESC, product_id LIMIT 200) p")
 script=$(mktemp)
 cat >"$script" <<-SQL
 	\set i random(1, $(awk -F, '{print NF}' <<<"$ids"))

@@ -19,7 +19,7 @@ done
 same_models
 same_answer "recommend_for_cart" "
 	SELECT c.cart, r.* FROM (SELECT ARRAY[product_id] cart FROM upsell.product_model
-							 ORDER BY popularity_rank LIMIT 20) c,
+							 ORDER BY orders DESC, product_id LIMIT 20) c,
 		 upsell.recommend_for_cart(c.cart, 5) r ORDER BY 1, 2"
 same_answer "frequently_bought_together" \
 	"SELECT f::text FROM upsell.frequently_bought_together(min_count => 2) f ORDER BY 1"

@@ -64,7 +64,7 @@ same_models
 # own statement, as an application sends it
 for t in 1 2 3; do
 	products=$(cq upsell_single -c "SELECT product_id FROM upsell.product_model
-		WHERE tenant_id = $t AND price > 0 ORDER BY popularity_rank LIMIT 15")
+		WHERE tenant_id = $t AND price > 0 ORDER BY orders DESC, product_id LIMIT 15")
 	for p in $products; do
 		echo "SELECT $p, 'u', u::text FROM upsell.upgrade_candidates($p, 3, 1.5, $t) u;"
 		echo "SELECT $p, 'd', d::text FROM upsell.downsell_candidates($p, 3, 0.5, $t) d;"
@@ -80,9 +80,9 @@ for t in 1 2 3; do
 		FROM upsell.order_model WHERE tenant_id = $t AND cardinality(items) BETWEEN 2 AND 6
 		ORDER BY order_key LIMIT 12)
 		UNION ALL
-		SELECT '0 ' || string_agg(product_id::text, ',' ORDER BY popularity_rank)
-		FROM (SELECT product_id, popularity_rank FROM upsell.product_model
-			  WHERE tenant_id = $t ORDER BY popularity_rank LIMIT 3) b")
+		SELECT '0 ' || string_agg(product_id::text, ',' ORDER BY orders DESC, product_id)
+		FROM (SELECT product_id, orders FROM upsell.product_model
+			  WHERE tenant_id = $t ORDER BY orders DESC, product_id LIMIT 3) b")
 	[ "$(printf '%s\n' "$carts" | grep -c .)" -ge 10 ] || { echo "tenant $t: too few orders to serve"; exit 1; }
 	{
 		printf '%s\n' "$carts" | while read -r customer cart; do
@@ -140,9 +140,9 @@ printf '%s\n' "$placed" | sed 's/^/offer events on the node of port|rows: /'
 [ "$(printf '%s\n' "$placed" | awk -F'|' '{ s += $2 } END { print s }')" = 40 ] || { echo "the offer events are not in the shards"; exit 1; }
 printf '%s\n' "$placed" | grep -q "^$CITUS_PORT|" && { echo "offer events on the coordinator"; exit 1; }
 # the cart stage shows each unit its variant's offer types; the results
-cart=$(cq upsell_single -c "SELECT string_agg(product_id::text, ',' ORDER BY popularity_rank)
-	FROM (SELECT product_id, popularity_rank FROM upsell.product_model WHERE tenant_id = 2
-		  ORDER BY popularity_rank LIMIT 2) b")
+cart=$(cq upsell_single -c "SELECT string_agg(product_id::text, ',' ORDER BY orders DESC, product_id)
+	FROM (SELECT product_id, orders FROM upsell.product_model WHERE tenant_id = 2
+		  ORDER BY orders DESC, product_id LIMIT 2) b")
 printf '%s\n' "$units" | while read -r c p d h; do
 	echo "SELECT '$c', upsell.assign('cart_test', '$c'), o::text FROM upsell.cart_offers('{$cart}', NULL, 2, 'cart_test', '$c') o;"
 done | same_script "tenant 2: cart_offers per unit of experiment cart_test"
