@@ -284,6 +284,14 @@ CALL upsell.refresh(incremental => true);
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
+-- every refresh publishes the upgrade lists that differ from the stored
+-- ones (a full one too): after all of the above they are the lists
+-- computed whole from the lines
+SELECT upsell._upgrade_lists_query(0, NULL, NULL) AS upgrade_query \gset
+CREATE TEMP TABLE lists_whole AS :upgrade_query;
+SELECT (SELECT count(*) FROM lists_whole) > 0 AS has_lists,
+	   (SELECT count(*) FROM (TABLE lists_whole EXCEPT ALL TABLE upsell.upgrade_list_model) d)
+	   + (SELECT count(*) FROM (TABLE upsell.upgrade_list_model EXCEPT ALL TABLE lists_whole) d) AS differences;
 
 DELETE FROM upsell.order_source;
 DELETE FROM upsell.product_source;
