@@ -293,6 +293,23 @@ SELECT (SELECT count(*) FROM lists_whole) > 0 AS has_lists,
 	   (SELECT count(*) FROM (TABLE lists_whole EXCEPT ALL TABLE upsell.upgrade_list_model) d)
 	   + (SELECT count(*) FROM (TABLE upsell.upgrade_list_model EXCEPT ALL TABLE lists_whole) d) AS differences;
 
+-- every price of the catalog drops to 0, with new orders: incrementally too, no
+-- upgrade list is left (none can be ranked), as in a full refresh
+SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+CALL upsell.refresh();
+UPDATE superstore.products SET price = 0;
+INSERT INTO inc.lines
+SELECT line_id + 900000, order_id || '-unpriced', customer_id, ordered_at + interval '4 years',
+	   product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE ordered_at >= '2022-02-01' AND ordered_at < '2022-03-01';
+CALL upsell.refresh(incremental => true);
+SELECT mode, (SELECT count(*) FROM upsell.upgrade_list_model) AS upgrade_lists
+FROM upsell.source_state WHERE tenant_id = 0;
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+
 DELETE FROM upsell.order_source;
 DELETE FROM upsell.product_source;
 DROP SCHEMA inc, inc_saved, superstore CASCADE;

@@ -60,8 +60,7 @@ CREATE TABLE @extschema@.model_definitions (
 	scope_column name,				-- the column a partial publish (_publish with a scope) selects by
 	side_query	text,				-- a regprocedure's text: (tenant_id bigint, snapshot pg_snapshot) -> the query of a side build of the model
 	side_during_count boolean NOT NULL DEFAULT false,	-- the side build may compute while the count runs
-	side_incremental boolean NOT NULL DEFAULT false,	-- the side build runs in an incremental build too (its query is then the one that build needs)
-	side_any_mode boolean NOT NULL DEFAULT false	-- its query is the same however the tenant is refreshed: it may start before source_state decides
+	side_incremental boolean NOT NULL DEFAULT false	-- the side build runs in an incremental build too (its query is then the one that build needs)
 );
 COMMENT ON TABLE @extschema@.model_definitions IS
 	'the models refresh builds, in build_order: table, builder function (tenant_id bigint, incremental boolean), the column a partial refresh of a tenant replaces rows by, and the function giving the query of a side build (rows a background worker computes; _define_side_build)';
@@ -606,20 +605,15 @@ COMMENT ON FUNCTION @extschema@._side_builds() IS
 -- up from the new lines), or because query_fn, which runs in the refresh,
 -- writes what the build needs of the new lines into the query (a worker
 -- cannot read pg_temp.upsell_new_lines).
--- any_mode (with during_count and incremental): query_fn writes the same
--- query in a full and in an incremental build, so the worker may start as
--- soon as source_state has taken the snapshot of the tenant's lines, before
--- its scans decide how the tenant is refreshed (1.0-1.6 s at 10M lines, the
--- second core idle otherwise).
 CREATE FUNCTION @extschema@._define_side_build(model name, query_fn text, during_count boolean DEFAULT false,
-	incremental boolean DEFAULT false, any_mode boolean DEFAULT false)
+	incremental boolean DEFAULT false)
 RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	UPDATE @extschema@.model_definitions d
 	SET side_query = query_fn::regprocedure::text, side_during_count = during_count,
-		side_incremental = _define_side_build.incremental, side_any_mode = _define_side_build.any_mode
+		side_incremental = _define_side_build.incremental
 	WHERE d.model OPERATOR(pg_catalog.=) _define_side_build.model;
 END;
 
@@ -632,12 +626,8 @@ END;
 -- the workers share the cores until the end, rather than the workers
 -- finishing early and the backend building the rest alone.  On a single
 -- node; in an incremental build only those declared for it
--- (_define_side_build's incremental).  With a snapshot: called by
--- source_state once it has taken it, before the tenant's mode is decided,
--- it starts only those declared any_mode, and leaves a worker free for each
--- side build that comes before them in build order.  Returns how many
--- started.
-CREATE FUNCTION @extschema@._side_builds_start(tenant_id bigint, after int, snapshot pg_snapshot DEFAULT NULL)
+-- (_define_side_build's incremental).  Returns how many started.
+CREATE FUNCTION @extschema@._side_builds_start(tenant_id bigint, after int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -655,27 +645,17 @@ BEGIN
 	IF workers <= 0 OR @extschema@._models_distributed() THEN
 		RETURN 0;
 	END IF;
+	inc := @extschema@._incremental(tenant_id);
 	SELECT workers - count(*) FILTER (WHERE b.computing), coalesce(array_agg(b.name), '{}')
 	INTO free, known FROM @extschema@._side_builds() b;
 	IF free <= 0 THEN
 		RETURN 0;
 	END IF;
-	IF snapshot IS NULL THEN
-		inc := @extschema@._incremental(tenant_id);
-		SELECT s.snapshot INTO snap FROM @extschema@.source_state s WHERE s.tenant_id = _side_builds_start.tenant_id;
-	ELSE
-		snap := snapshot;
-	END IF;
+	SELECT s.snapshot INTO snap FROM @extschema@.source_state s WHERE s.tenant_id = _side_builds_start.tenant_id;
 	FOR m IN
 		SELECT d.model, d.side_query FROM @extschema@.model_definitions d
 		WHERE d.side_query IS NOT NULL AND d.build_order > after
-		  AND CASE WHEN snapshot IS NULL THEN d.side_incremental OR NOT inc
-				   -- (early, but not in the place of a side build that starts
-				   -- after source_state and is needed before this one)
-				   ELSE d.side_any_mode AND d.side_incremental
-						AND (SELECT count(*) FROM @extschema@.model_definitions e
-							 WHERE e.side_query IS NOT NULL AND e.side_during_count AND NOT e.side_any_mode
-							   AND e.build_order > after AND e.build_order < d.build_order) < free END
+		  AND (d.side_incremental OR NOT inc)
 		  AND (d.side_during_count OR after >= (SELECT c.build_order FROM @extschema@.model_definitions c
 												 WHERE c.model = 'cooccurrence_chunks'))
 		  AND d.model::text <> ALL (known)

@@ -96,11 +96,6 @@ BEGIN
 	-- a Citus distributed table)
 	SELECT @extschema@._row_xmin(o.relation) <> 'NULL::xid', c.relkind = 'v' INTO has_xmin, is_view
 	FROM @extschema@.order_source o JOIN pg_class c ON c.oid = o.relation;
-	-- the side builds whose query is the same in a full and an incremental
-	-- build (_define_side_build's any_mode) start now, on the second core,
-	-- while the scans below decide which this one is
-	PERFORM @extschema@._side_builds_start(t, (SELECT d.build_order FROM @extschema@.model_definitions d
-											  WHERE d.model = 'source_state'), snap);
 	IF incremental THEN
 		SELECT * INTO prev FROM @extschema@.source_state s WHERE s.tenant_id = t;
 		IF NOT FOUND THEN

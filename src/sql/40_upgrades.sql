@@ -89,25 +89,21 @@ BEGIN
 END
 $$;
 
--- The query of a side build or a refresh: only the rows that differ from
--- the stored ones (the previous refresh's, which the side build's worker
--- reads as committed and the refresh has not replaced yet): a new or changed
--- row as it is now, a row that went with its key and NULL buyers.  The lists
--- are computed whole (popularity within a pool moves with any purchase) but
--- few of them change: 752 of 199,720 rows after 1% new orders at 10M lines,
--- compared where they are computed, in the worker, by _upgrade_build as it
--- emits them.  A full refresh gets the same query (the rows it publishes
--- are the same either way), so the worker starts before source_state has
--- decided how the tenant is refreshed (any_mode).
+-- The query of a side build or a refresh: in an incremental refresh, only
+-- the rows that differ from the stored ones (the previous refresh's, which
+-- the side build's worker reads as committed and the refresh has not
+-- replaced yet): a new or changed row as it is now, a row that went with
+-- its key and NULL buyers.  The lists are computed whole (popularity within
+-- a pool moves with any purchase) but few of them change: 752 of 199,720
+-- rows after 1% new orders at 10M lines, compared where they are computed,
+-- in the worker, by _upgrade_build as it emits them.
 CREATE FUNCTION @extschema@._upgrade_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	-- (on Citus the tenant is built in full on its worker node, whose
-	-- builders read no distributed model from inside a query)
-	IF @extschema@._models_distributed() THEN
+	IF NOT @extschema@._incremental(tenant_id) OR to_regclass('pg_temp.upsell_changed_products') IS NULL THEN
 		RETURN @extschema@._upgrade_lists_query(tenant_id, snapshot, NULL);
 	END IF;
 	RETURN @extschema@._upgrade_lists_query(tenant_id, snapshot, format(
@@ -142,17 +138,16 @@ BEGIN
 	rows := CASE WHEN @extschema@._side_ready('upgrade_list_model')
 				 THEN 'SELECT * FROM @extschema@._side_rows(''upgrade_list_model'', NULL::@extschema@.upgrade_list_model)'
 				 ELSE @extschema@._upgrade_query(tenant_id) END;
-	-- With nothing stored (a tenant's first build) every row is new; on
-	-- Citus the query gives every row; without a priced product it gives
-	-- none, not even the stored rows that went (_upgrade_build has no
-	-- catalog to run on), and the tenant's lists are all gone.
-	IF @extschema@._models_distributed() OR priced = 0
-	   OR NOT EXISTS (SELECT FROM @extschema@.upgrade_list_model m WHERE m.tenant_id = _build_upgrade_model.tenant_id) THEN
+	-- (without a priced product the query gives no row, not even those of
+	-- the stored lists that went: _upgrade_build has no catalog to run on,
+	-- and the tenant's lists are all gone)
+	IF NOT (incremental AND @extschema@._incremental(tenant_id))
+	   OR to_regclass('pg_temp.upsell_changed_products') IS NULL OR priced = 0 THEN
 		RETURN @extschema@._publish('upgrade_list_model', tenant_id, rows);
 	END IF;
-	-- The rows that differ (_upgrade_query), in a full refresh too: the
-	-- products they are of get their rows anew, the changed and the
-	-- unchanged ones, and are noted for the cart (incrementally).
+	-- incrementally the rows that differ (_upgrade_query): the products
+	-- they are of get their rows anew, the changed and the unchanged ones,
+	-- and are noted for the cart
 	IF to_regclass('pg_temp.upsell_upgrade_changes') IS NOT NULL THEN
 		DROP TABLE pg_temp.upsell_upgrade_changes;
 	END IF;
@@ -186,7 +181,7 @@ SELECT @extschema@._define_model('upgrade_list_model',
 	'per product and kind (upgrade: pricier, downsell: cheaper): its best alternatives of the same variant group or category, up to twice or half its price, in rank order as arrays (candidate_ids, with the evidence behind their score in the arrays of the same positions); read as one row per candidate through the view upgrade_model (prices, stock and category are read from product_model)',
 	'product_id');
 SELECT @extschema@._define_side_build('upgrade_list_model', '@extschema@._upgrade_query(bigint, pg_snapshot)', during_count => true,
-	incremental => true, any_mode => true);
+	incremental => true);
 
 -- The candidates one row each, as the serving functions, the funnel's
 -- builders and analysts read them (the shape of 1.0's upgrade_model table).
