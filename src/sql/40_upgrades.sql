@@ -140,7 +140,12 @@ BEGIN
 				 ELSE @extschema@._upgrade_query(tenant_id) END;
 	-- (without a priced product the query gives no row, not even those of
 	-- the stored lists that went: _upgrade_build has no catalog to run on,
-	-- and the tenant's lists are all gone)
+	-- and the tenant's lists are all gone, noted for the cart)
+	IF priced = 0 THEN
+		PERFORM @extschema@._note_changed('upgrade_list_model',
+			ARRAY(SELECT DISTINCT m.product_id FROM @extschema@.upgrade_list_model m
+				  WHERE m.tenant_id = _build_upgrade_model.tenant_id));
+	END IF;
 	IF NOT (incremental AND @extschema@._incremental(tenant_id))
 	   OR to_regclass('pg_temp.upsell_changed_products') IS NULL OR priced = 0 THEN
 		RETURN @extschema@._publish('upgrade_list_model', tenant_id, rows);
