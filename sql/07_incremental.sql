@@ -84,23 +84,27 @@ CREATE TEMP TABLE carts_before AS SELECT product_id, xmin::text AS written FROM 
 CREATE TEMP TABLE pages_before AS SELECT product_id, xmin::text AS written FROM upsell.product_page_list_model;
 CREATE TEMP TABLE products_before AS SELECT product_id, xmin::text AS written FROM upsell.product_model;
 CALL upsell.refresh(incremental => true);
+-- The rows of a model written again since their xmins were saved in
+-- before: how many, how many of products outside new_products, of how many.
+CREATE FUNCTION pg_temp.rows_written(model name, before regclass, new_products bigint[])
+RETURNS TABLE (written bigint, written_of_other_products bigint, total bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY EXECUTE format(
+		'SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM m.xmin::text),
+				count(*) FILTER (WHERE b.written IS DISTINCT FROM m.xmin::text AND m.product_id <> ALL ($1)),
+				count(*)
+		 FROM upsell.%I m LEFT JOIN %s b USING (product_id)', model, before)
+	USING new_products;
+END $$;
+CREATE TEMP TABLE new_products AS
+SELECT DISTINCT n.product_id FROM superstore.order_lines n
+WHERE n.ordered_at >= '2022-07-01' AND n.ordered_at < '2022-10-01';
 -- only the pair lists of the products of new orders were written again
-SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM l.xmin::text) AS lists_written,
-	   count(*) FILTER (WHERE b.written IS DISTINCT FROM l.xmin::text
-						AND l.product_id NOT IN (SELECT n.product_id FROM superstore.order_lines n
-												 WHERE n.ordered_at >= '2022-07-01' AND n.ordered_at < '2022-10-01'))
-		   AS lists_written_of_other_products,
-	   count(*) AS lists
-FROM upsell.pair_list_model l LEFT JOIN lists_before b USING (product_id);
+SELECT * FROM pg_temp.rows_written('pair_list_model', 'lists_before', ARRAY(TABLE new_products));
 -- and the product rows of those products alone (a row holds no rank that
 -- every new order would move)
-SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM m.xmin::text) AS product_rows_written,
-	   count(*) FILTER (WHERE b.written IS DISTINCT FROM m.xmin::text
-						AND m.product_id NOT IN (SELECT n.product_id FROM superstore.order_lines n
-												 WHERE n.ordered_at >= '2022-07-01' AND n.ordered_at < '2022-10-01'))
-		   AS product_rows_written_of_other_products,
-	   count(*) AS product_rows
-FROM upsell.product_model m LEFT JOIN products_before b USING (product_id);
+SELECT * FROM pg_temp.rows_written('product_model', 'products_before', ARRAY(TABLE new_products));
 -- and the cart and product page rows of the products whose lists changed
 -- (or, for the page, that have bundles): fewer than all
 SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM c.xmin::text) < count(*) AS cart_rows_partly_written,

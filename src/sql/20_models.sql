@@ -711,7 +711,7 @@ BEGIN
 		cpu0 := @extschema@._backend_cpu_ms();
 		-- (a builder reads the rows of its side build when it runs)
 		side := @extschema@._side_ready(m.model);
-		IF side AND m.build_order > snapshot_order THEN
+		IF side THEN
 			-- its worker has just computed them (_side_ready waited for it):
 			-- the next side build takes its place now, not once this builder
 			-- has read and published the rows (1.6 s of an incremental

@@ -387,12 +387,14 @@ LEFT JOIN @extschema@.product_model b
 COMMENT ON VIEW @extschema@.pair_model IS
 	'per product and complement: its best complements (upsell.pairs_per_product, seen together in at least 2 orders, or once for a product in fewer than 20 orders) with score, confidence and lift (the rows of pair_list_model''s arrays)';
 
--- Popularity as a number, for analysts and reports: a product's rank among
--- its tenant's products by orders, ties by id (1 = the bestseller).  It is
--- numbered when read, along the index (tenant_id, orders DESC, product_id):
--- stored, every new order moved it and the refresh rewrote every row.
--- A filter on tenant_id reaches the index (the window is per tenant), and
--- one on popularity_rank <= n stops the numbering at n.
+-- Popularity as a number, for the readers that show or score it and for
+-- analysts: a product's rank among its tenant's products by orders, ties by
+-- id (1 = the bestseller).  It is numbered when read, along the index
+-- (tenant_id, orders DESC, product_id): stored, every new order moved it and
+-- the refresh rewrote every row.  A filter on tenant_id reaches the index
+-- (the window is per tenant), a LIMIT or a filter popularity_rank <= n stops
+-- the scan; a filter on another column (in_stock) applies to the numbered
+-- rows, so the rank counts every product.
 CREATE VIEW @extschema@.product_popularity AS
 SELECT m.tenant_id, m.product_id,
 	   pg_catalog.row_number() OVER (PARTITION BY m.tenant_id ORDER BY m.orders DESC, m.product_id) AS popularity_rank,

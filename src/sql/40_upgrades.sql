@@ -72,16 +72,20 @@ BEGIN
 						THEN pg_catalog.dense_rank() OVER (ORDER BY c.category) OPERATOR(pg_catalog.-) 1 END AS c
 			FROM %s c
 			WHERE c.price OPERATOR(pg_catalog.>) 0),
+		-- (with stored lists also without a priced product: every stored
+		-- list is then named as gone)
 		products AS (
-			SELECT pg_catalog.array_agg(p.product_id) AS ids, pg_catalog.array_agg(p.g::int) AS gs,
-				   pg_catalog.array_agg(p.c::int) AS cs, pg_catalog.array_agg(p.price::float8) AS ps
-			FROM priced p HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0)
+			SELECT coalesce(pg_catalog.array_agg(p.product_id), '{}') AS ids,
+				   coalesce(pg_catalog.array_agg(p.g::int), '{}') AS gs,
+				   coalesce(pg_catalog.array_agg(p.c::int), '{}') AS cs,
+				   coalesce(pg_catalog.array_agg(p.price::float8), '{}') AS ps
+			FROM priced p HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 OR %s)
 		SELECT %s::bigint AS tenant_id, b.product_id, CASE WHEN b.upgrade THEN 'upgrade' ELSE 'downsell' END AS kind,
 			   b.buyers, b.candidate_ids, b.same_group, b.paths, b.candidate_buyers,
 			   b.popularity, b.closeness, b.score
 		FROM products p
 		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, %L, %s, %s, %s, %s, %L) b$q$,
-		@extschema@._catalog_products(tenant_id), tenant_id,
+		@extschema@._catalog_products(tenant_id), (stored IS NOT NULL)::text, tenant_id,
 		'SELECT coalesce(l.customer_id, l.order_key), l.ordered_at, l.product_id FROM '
 			|| @extschema@._tenant_lines(tenant_id, snapshot) || ' l WHERE l.product_id IS NOT NULL '
 			|| 'AND coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0',
@@ -120,15 +124,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	unpriced bigint;
-	priced bigint;
 	rows text;
 	changed bigint[];
 	n bigint;
 BEGIN
 	-- incremental or not, the ranking is rebuilt from the catalog and the
 	-- order lines (one pass each)
-	SELECT count(*) FILTER (WHERE m.price IS NULL OR NOT m.price > 0), count(*) FILTER (WHERE m.price > 0)
-	INTO unpriced, priced
+	SELECT count(*) FILTER (WHERE m.price IS NULL OR NOT m.price > 0) INTO unpriced
 	FROM @extschema@.product_model m WHERE m.tenant_id = _build_upgrade_model.tenant_id;
 	IF unpriced > 0 THEN
 		RAISE NOTICE 'upsell: tenant %: % products with a NULL or non-positive price left out of upgrade and downsell candidates',
@@ -138,16 +140,8 @@ BEGIN
 	rows := CASE WHEN @extschema@._side_ready('upgrade_list_model')
 				 THEN 'SELECT * FROM @extschema@._side_rows(''upgrade_list_model'', NULL::@extschema@.upgrade_list_model)'
 				 ELSE @extschema@._upgrade_query(tenant_id) END;
-	-- (without a priced product the query gives no row, not even those of
-	-- the stored lists that went: _upgrade_build has no catalog to run on,
-	-- and the tenant's lists are all gone, noted for the cart)
-	IF priced = 0 THEN
-		PERFORM @extschema@._note_changed('upgrade_list_model',
-			ARRAY(SELECT DISTINCT m.product_id FROM @extschema@.upgrade_list_model m
-				  WHERE m.tenant_id = _build_upgrade_model.tenant_id));
-	END IF;
 	IF NOT (incremental AND @extschema@._incremental(tenant_id))
-	   OR to_regclass('pg_temp.upsell_changed_products') IS NULL OR priced = 0 THEN
+	   OR to_regclass('pg_temp.upsell_changed_products') IS NULL THEN
 		RETURN @extschema@._publish('upgrade_list_model', tenant_id, rows);
 	END IF;
 	-- incrementally the rows that differ (_upgrade_query): the products

@@ -398,15 +398,11 @@ BEGIN
 		-- bestsellers far below them, so that the page's slots fill
 		SELECT ROW('post_purchase', 'complement', ARRAY[m.product_id], NULL,
 				   1e-6 / m.popularity_rank, 0, 'popular')::@extschema@.offer
-		-- (the rank numbered along the index's order, so that the scan
-		-- stops at the 24th: an ORDER BY of the rank would sort them all)
+		-- (the view numbers the ranks along an index: the scan stops at
+		-- the 24th)
 		FROM (SELECT m.product_id, m.popularity_rank, m.variant_group, m.category
-			  FROM (SELECT m.product_id, m.in_stock, m.variant_group, m.category,
-						   row_number() OVER (ORDER BY m.orders DESC, m.product_id) AS popularity_rank
-					FROM @extschema@.product_model m
-					WHERE m.tenant_id = t
-					ORDER BY m.orders DESC, m.product_id) m
-			  WHERE m.in_stock AND m.product_id <> ALL (items)
+			  FROM @extschema@.product_popularity m
+			  WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
 			  LIMIT 24) m
 		WHERE NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)
 		LIMIT 12)
