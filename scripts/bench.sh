@@ -82,6 +82,17 @@ if [ "$BENCH_FRESH" = 1 ] || [ "$HAVE" != "$WANT" ]; then
 	say "data generated and loaded in $(( ($(now_ms) - t0) )) ms"
 else
 	say "reusing the generated data in upsell_bench ($BENCH_LINES lines, seed $BENCH_SEED; BENCH_FRESH=1 regenerates)"
+	# the lines part 94_incremental adds, left by a run killed before its
+	# EXIT trap deleted them: out, or every part would measure a bigger shop
+	bq <<-'SQL' >/dev/null
+		SET client_min_messages = warning;
+		DO $$BEGIN
+			IF to_regclass('bench.added') IS NOT NULL THEN
+				DELETE FROM bench.order_lines o USING bench.added a WHERE o.order_id = a.order_id;
+				DROP TABLE bench.added;
+			END IF;
+		END$$;
+	SQL
 fi
 
 # Timing helper for the parts (see test/bench/lib.sh): runs a statement
