@@ -194,9 +194,10 @@ $$;
 -- visits nearly every page of the table, a tuple at a time, after one index
 -- descent per customer.  At 10M lines, the 27,958 customers of 1% new
 -- orders (3.3% of 845,395; 1.9M of the lines) took the histories' worker
--- 5.2-5.3 s of CPU through the index and 4.0 s by the scan; at 14,000
--- customers the index was still the faster (1.3 s against 2.0 s, the pass
--- alone), and for a few customers it is by far.
+-- 5.3-6.1 s of CPU through the index and 4.2-5.3 s by the scan (six
+-- refreshes each, alternating); at 14,000 customers the index was still
+-- the faster (1.3 s against 2.0 s, the pass alone), and for a few
+-- customers it is by far.
 CREATE FUNCTION @extschema@._history_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL,
 	customers bigint[] DEFAULT NULL)
 RETURNS text
