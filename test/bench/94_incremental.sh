@@ -7,10 +7,10 @@
 # CALL upsell.refresh() of the same lines, with the peak private memory of
 # the refreshing backend.  Both must give the same models: every model
 # table is compared row by row (EXCEPT both ways).  The added lines are
-# deleted at the end.
+# deleted at the end (those of a run killed before then: by scripts/bench.sh,
+# before anything is measured).
 source "$(dirname "$0")/lib.sh"
 
-bq -c "SET client_min_messages = warning; DROP TABLE IF EXISTS bench.added" >/dev/null
 trap 'bq -c "SET client_min_messages = warning; DELETE FROM bench.order_lines o USING bench.added a WHERE o.order_id = a.order_id; DROP TABLE IF EXISTS bench.added" >/dev/null 2>&1 || true' EXIT
 
 # the orders to add: every 100th order, re-numbered after the last one
