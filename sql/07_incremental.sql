@@ -191,6 +191,33 @@ SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 
+-- 4b. the same with an index on the order key: the lines of the new
+-- lines' orders are then counted through it (the index is scanned), not by
+-- a filter of the count's scan
+CREATE INDEX lines_order_key ON inc.lines (upsell.order_key(order_id));
+ANALYZE inc.lines;
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan AS scans_before FROM pg_stat_user_indexes WHERE indexrelname = 'lines_order_key' \gset
+INSERT INTO inc.lines
+SELECT 300001, order_id, customer_id, ordered_at, 2, 1, 9.99, 0
+FROM inc.lines WHERE line_id = (SELECT min(line_id) FROM inc.lines);
+CALL upsell.refresh(incremental => true);
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan > :scans_before AS index_scanned FROM pg_stat_user_indexes WHERE indexrelname = 'lines_order_key';
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+-- and new orders alone still fold in
+INSERT INTO inc.lines
+SELECT line_id + 700000, order_id || '-copy', customer_id, ordered_at + interval '1 year',
+	   product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE ordered_at >= '2022-04-01' AND ordered_at < '2022-05-01';
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+DROP INDEX inc.lines_order_key;
+
 -- 5. deleted lines: detected
 DELETE FROM inc.lines WHERE line_id % 97 = 0;
 CALL upsell.refresh(incremental => true);
