@@ -140,7 +140,9 @@ BEGIN
 			WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND l.order_key OPERATOR(pg_catalog.=) ANY ($3)
 			  AND @extschema@._xmin_visible(l.row_xmin, $2)$q$);
 		EXECUTE 'EXPLAIN (FORMAT JSON) ' || touched_query INTO touched_plan USING t, prev.snapshot, new_keys;
-		by_index := strpos(touched_plan::text, '"Index Name"') > 0;
+		-- (an index condition on the new orders, the query's only ANY: not
+		-- an index on the tenant, which would read the tenant's every line)
+		by_index := touched_plan::text ~ '"Index Cond": "([^"\\]|\\.)*= ANY';
 		IF by_index THEN
 			EXECUTE touched_query INTO touched USING t, prev.snapshot, new_keys;
 		END IF;
