@@ -141,8 +141,10 @@ BEGIN
 			  AND @extschema@._xmin_visible(l.row_xmin, $2)$q$;
 		EXECUTE 'EXPLAIN (FORMAT JSON) ' || touched_query INTO touched_plan USING t, prev.snapshot, new_keys;
 		-- (an index condition on the new orders, the query's only ANY: not
-		-- an index on the tenant, which would read the tenant's every line)
-		by_index := touched_plan::text ~ '"Index Cond": "([^"\\]|\\.)*= ANY';
+		-- an index on the tenant, which would read the tenant's every line;
+		-- and no scan, as of a partition without the index)
+		by_index := touched_plan::text ~ '"Index Cond": "([^"\\]|\\.)*= ANY'
+					AND touched_plan::text !~ '"Node Type": "Seq Scan"';
 		IF by_index THEN
 			EXECUTE touched_query INTO touched USING t, prev.snapshot, new_keys;
 		END IF;
