@@ -209,10 +209,13 @@ CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 -- and new orders alone still fold in
 INSERT INTO inc.lines
-SELECT line_id + 700000, order_id || '-copy', customer_id, ordered_at + interval '1 year',
+SELECT line_id + 1000000, order_id || '-copy', customer_id, ordered_at + interval '1 year',
 	   product_id, quantity, unit_price, discount
 FROM superstore.order_lines WHERE ordered_at >= '2022-04-01' AND ordered_at < '2022-05-01';
+-- (no catalog fact changed: the gap fillers' candidates are kept as built)
+SELECT built_at AS threshold_built FROM upsell.threshold_candidates WHERE tenant_id = 0 \gset
 CALL upsell.refresh(incremental => true);
+SELECT built_at = :'threshold_built' AS threshold_row_kept FROM upsell.threshold_candidates WHERE tenant_id = 0;
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
@@ -284,7 +287,10 @@ FROM superstore.order_lines WHERE ordered_at >= '2022-03-01' AND ordered_at < '2
 DROP TABLE carts_before, products_before;
 CREATE TEMP TABLE carts_before AS SELECT product_id, xmin::text AS written FROM upsell.cart_model;
 CREATE TEMP TABLE products_before AS SELECT product_id, xmin::text AS written FROM upsell.product_model;
+SELECT built_at AS threshold_built FROM upsell.threshold_candidates WHERE tenant_id = 0 \gset
 CALL upsell.refresh(incremental => true);
+-- (prices and stock changed: the gap fillers' candidates are built again)
+SELECT built_at > :'threshold_built' AS threshold_row_rebuilt FROM upsell.threshold_candidates WHERE tenant_id = 0;
 -- every product whose catalog facts changed has its row written again,
 -- though not every product
 SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM m.xmin::text) < count(*) AS product_rows_partly_written,

@@ -200,12 +200,20 @@ COMMENT ON FUNCTION @extschema@.threshold_gap(bigint[], int[], bigint, timestamp
 -- arrays sorted by (price in cents, product id).  gap_fillers reads the row
 -- once per backend and refresh (keyed by built_at), so a request never
 -- scans the catalog.
+-- Incrementally kept as it is when no product's catalog facts changed
+-- (product_model notes them, _changed_products): the row holds nothing
+-- else, and rebuilding it read all of product_model (0.4-0.7 s of CPU at
+-- 100,000 products).
 CREATE FUNCTION @extschema@._build_threshold_candidates(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF incremental AND @extschema@._changed_products('product_model') = '{}' THEN
+		RETURN (SELECT count(*) FROM @extschema@.threshold_candidates c
+				WHERE c.tenant_id = _build_threshold_candidates.tenant_id);
+	END IF;
 	RETURN @extschema@._publish('threshold_candidates', tenant_id, $q$
 		SELECT $1 AS tenant_id, pg_catalog.clock_timestamp() AS built_at, count(*) AS products,
 			   coalesce(array_agg(DISTINCT c.category COLLATE "C" ORDER BY c.category COLLATE "C")
