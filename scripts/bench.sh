@@ -40,8 +40,8 @@ if ! "$PSQL" -X -q -A -t -d postgres -c "SELECT 1 FROM pg_database WHERE datname
 	"$PSQL" -X -q -d postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE upsell_bench"
 fi
 export PGDATABASE=upsell_bench
-
-bq() { "$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+# bq, the timing helpers, drop_added_lines
+source test/bench/lib.sh
 
 # ---- data -------------------------------------------------------------------
 GEN_HASH=$(cat test/bench/gen_orders.c | md5sum | cut -c1-32)
@@ -84,15 +84,7 @@ else
 	say "reusing the generated data in upsell_bench ($BENCH_LINES lines, seed $BENCH_SEED; BENCH_FRESH=1 regenerates)"
 	# the lines part 94_incremental adds, left by a run killed before its
 	# EXIT trap deleted them: out, or every part would measure a bigger shop
-	bq <<-'SQL' >/dev/null
-		SET client_min_messages = warning;
-		DO $$BEGIN
-			IF to_regclass('bench.added') IS NOT NULL THEN
-				DELETE FROM bench.order_lines o USING bench.added a WHERE o.order_id = a.order_id;
-				DROP TABLE bench.added;
-			END IF;
-		END$$;
-	SQL
+	drop_added_lines
 fi
 
 # Timing helper for the parts (see test/bench/lib.sh): runs a statement
@@ -151,7 +143,6 @@ SQL
 read -r NLINES NORDERS NPRODUCTS NCUST <<<"$(bq -F ' ' -c "SELECT count(*), count(DISTINCT order_id), (SELECT count(*) FROM bench.products), count(DISTINCT customer_id) FROM bench.order_lines")"
 
 say "CALL upsell.refresh()"
-source test/bench/lib.sh
 bench_refresh "CALL upsell.refresh()"
 
 SUMMARY=$(mktemp)

@@ -11,7 +11,7 @@
 # before anything is measured).
 source "$(dirname "$0")/lib.sh"
 
-trap 'bq -c "SET client_min_messages = warning; DELETE FROM bench.order_lines o USING bench.added a WHERE o.order_id = a.order_id; DROP TABLE IF EXISTS bench.added" >/dev/null 2>&1 || true' EXIT
+trap 'drop_added_lines >/dev/null 2>&1 || true' EXIT
 
 # the orders to add: every 100th order, re-numbered after the last one
 bq <<-'SQL'

@@ -18,6 +18,8 @@
 #   bench_model_times    prints upsell.models: per model its rows, build
 #                        time, the refreshing backend's CPU and, for a side
 #                        build, its worker's
+#   drop_added_lines     deletes the order lines of bench.added (the 1% new
+#                        orders part 94_incremental adds) and the table
 
 set -euo pipefail
 
@@ -26,6 +28,18 @@ BENCH_RUNS=${BENCH_RUNS:-3}
 
 bq() {
 	"$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 "$@"
+}
+
+drop_added_lines() {
+	bq <<-'SQL' >/dev/null
+		SET client_min_messages = warning;
+		DO $$BEGIN
+			IF to_regclass('bench.added') IS NOT NULL THEN
+				DELETE FROM bench.order_lines o USING bench.added a WHERE o.order_id = a.order_id;
+				DROP TABLE bench.added;
+			END IF;
+		END$$;
+	SQL
 }
 
 bench_time() {
