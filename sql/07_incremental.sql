@@ -318,6 +318,42 @@ CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 DELETE FROM upsell.category_substitutes;
 
+-- 12. no new lines (the hourly refresh of a quiet shop): the models computed
+-- from the lines alone (the counts in one chunk, the bundles, the product
+-- intervals, and the upgrade lists while the catalog is the same) are kept,
+-- not written again, and equal a full refresh's; with prices changed, and
+-- still no new line, the upgrade lists follow the catalog
+SET upsell.cooccurrence_chunk_pairs = 100000000;
+CALL upsell.refresh();
+-- the transactions that wrote each kept model's rows
+CREATE FUNCTION pg_temp.writers() RETURNS TABLE (model text, writers text[]) LANGUAGE sql AS $$
+	SELECT 'cooccurrence_chunks', array_agg(DISTINCT xmin::text ORDER BY xmin::text) FROM upsell.cooccurrence_chunks
+	UNION ALL
+	SELECT 'bundle_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text) FROM upsell.bundle_model
+	UNION ALL
+	SELECT 'product_interval_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text) FROM upsell.product_interval_model
+	UNION ALL
+	SELECT 'upgrade_list_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text) FROM upsell.upgrade_list_model $$;
+CREATE TEMP TABLE writers_before AS SELECT * FROM pg_temp.writers();
+CALL upsell.refresh(incremental => true);
+SELECT w.model, w.writers = b.writers AS kept, cardinality(w.writers) > 0 AS has_rows
+FROM pg_temp.writers() w JOIN writers_before b USING (model) ORDER BY 1;
+-- and no background worker computed a model (each would read every line)
+SELECT count(*) FILTER (WHERE side_build) AS side_builds FROM upsell.model_builds WHERE tenant_id = 0;
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+UPDATE superstore.products SET price = price * 1.5 WHERE product_id % 29 = 0;
+DROP TABLE writers_before;
+CREATE TEMP TABLE writers_before AS SELECT * FROM pg_temp.writers();
+CALL upsell.refresh(incremental => true);
+SELECT w.model, w.writers = b.writers AS kept
+FROM pg_temp.writers() w JOIN writers_before b USING (model) ORDER BY 1;
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+SET upsell.cooccurrence_chunk_pairs = 300;
+
 -- 10. a setting that shapes the models changed (upsell.pairs_per_product:
 -- the lists of products without new orders would keep the old length):
 -- rebuilt in full, saying which

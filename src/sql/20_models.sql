@@ -286,6 +286,28 @@ $$;
 COMMENT ON FUNCTION @extschema@._publish(name, bigint, text, bigint[]) IS
 	'internal, the model store: replaces a tenant''s rows of a model (or those whose scope column is in scope) by the rows of a query ($1 tenant, $2 scope) in one MVCC statement; returns the tenant''s rows of the model after it';
 
+-- The tenant's rows of a model whose builder keeps them as they are (an
+-- incremental refresh that changes nothing in it): as its last build
+-- recorded them, counted only when no build did (counting 200,000 upgrade
+-- lists took 0.1-0.2 s).
+CREATE FUNCTION @extschema@._kept_rows(model name, tenant_id bigint)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	SELECT b.row_count INTO n FROM @extschema@.model_builds b
+	WHERE b.tenant_id = _kept_rows.tenant_id AND b.model = _kept_rows.model;
+	IF n IS NULL THEN
+		EXECUTE format('SELECT pg_catalog.count(*) FROM @extschema@.%I m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1', model)
+		INTO n USING tenant_id;
+	END IF;
+	RETURN n;
+END
+$$;
+
 -- What an incremental refresh passes downstream.  A builder of an
 -- incremental refresh that knows which products' rows of its model changed
 -- notes them (_note_changed); a builder after it in the tenant's
@@ -646,6 +668,11 @@ BEGIN
 		RETURN 0;
 	END IF;
 	inc := @extschema@._incremental(tenant_id);
+	IF inc AND @extschema@._lines_unchanged(tenant_id) THEN
+		-- nothing to compute beside: the builders keep their rows, or
+		-- compute what the catalog changed themselves
+		RETURN 0;
+	END IF;
 	SELECT workers - count(*) FILTER (WHERE b.computing), coalesce(array_agg(b.name), '{}')
 	INTO free, known FROM @extschema@._side_builds() b;
 	IF free <= 0 THEN

@@ -56,13 +56,17 @@ RETURN pg_catalog.hashint8extended(order_key,
 -- rewrites: when one changed since the tenant's last refresh, the rows not
 -- rewritten would keep the old shape, so the tenant is rebuilt in full.
 -- (upsell.pairs_per_product: pair_list_model rewrites the lists of the
--- products of new orders only.)
+-- products of new orders only; upsell.bundle_min_count and
+-- upsell.bundles_per_product: bundle_model is kept as it is when the tenant
+-- has no new lines, _lines_unchanged.)
 CREATE FUNCTION @extschema@._model_settings()
 RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN pg_catalog.jsonb_build_object('upsell.pairs_per_product',
-	coalesce(pg_catalog.current_setting('upsell.pairs_per_product', true)::int, 50));
+	coalesce(pg_catalog.current_setting('upsell.pairs_per_product', true)::int, 50),
+	'upsell.bundle_min_count', coalesce(pg_catalog.current_setting('upsell.bundle_min_count', true)::int, 5),
+	'upsell.bundles_per_product', coalesce(pg_catalog.current_setting('upsell.bundles_per_product', true)::int, 10));
 
 CREATE FUNCTION @extschema@._build_source_state(tenant_id bigint, incremental boolean)
 RETURNS bigint
@@ -239,5 +243,24 @@ AS $$
 BEGIN
 	RETURN coalesce((SELECT s.mode = 'incremental' FROM @extschema@.source_state s
 					 WHERE s.tenant_id = _incremental.tenant_id), false);
+END
+$$;
+
+-- Whether the tenant's refresh folds new lines in and found none: its lines
+-- are the ones its models were built from (every line's checksum matched,
+-- _build_source_state), and so are the models computed from the lines and
+-- settings alone (the counts, the bundles, the product intervals; the
+-- upgrade lists while no catalog fact changed).  Those builders keep their
+-- rows, and no side build computes them again: an hourly refresh of a quiet
+-- shop, or of the many tenants of a database that had no orders in the
+-- hour, costs the check of its lines, not a rebuild (20 s at 10M lines).
+CREATE FUNCTION @extschema@._lines_unchanged(tenant_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN coalesce((SELECT s.mode = 'incremental' AND s.new_lines = 0 FROM @extschema@.source_state s
+					 WHERE s.tenant_id = _lines_unchanged.tenant_id), false);
 END
 $$;

@@ -136,6 +136,11 @@ BEGIN
 		RAISE NOTICE 'upsell: tenant %: % products with a NULL or non-positive price left out of upgrade and downsell candidates',
 			tenant_id, unpriced;
 	END IF;
+	IF incremental AND @extschema@._lines_unchanged(tenant_id)
+	   AND @extschema@._changed_products('product_model') = '{}' THEN
+		-- the same lines and catalog: the same lists
+		RETURN @extschema@._kept_rows('upgrade_list_model', tenant_id);
+	END IF;
 	-- computed by a side build (_define_side_build), or here
 	rows := CASE WHEN @extschema@._side_ready('upgrade_list_model')
 				 THEN 'SELECT * FROM @extschema@._side_rows(''upgrade_list_model'', NULL::@extschema@.upgrade_list_model)'

@@ -211,8 +211,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF incremental AND @extschema@._changed_products('product_model') = '{}' THEN
-		RETURN (SELECT count(*) FROM @extschema@.threshold_candidates c
-				WHERE c.tenant_id = _build_threshold_candidates.tenant_id);
+		RETURN @extschema@._kept_rows('threshold_candidates', tenant_id);
 	END IF;
 	RETURN @extschema@._publish('threshold_candidates', tenant_id, $q$
 		SELECT $1 AS tenant_id, pg_catalog.clock_timestamp() AS built_at, count(*) AS products,

@@ -154,6 +154,11 @@ DECLARE
 	n bigint;
 	with_bundles bigint[];
 BEGIN
+	IF incremental AND @extschema@._lines_unchanged(tenant_id) THEN
+		-- the same lines and settings (_model_settings): the same itemsets,
+		-- and no product noted as changed
+		RETURN @extschema@._kept_rows('bundle_model', tenant_id);
+	END IF;
 	SELECT coalesce(max(m.orders), 0) INTO most_orders
 	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_bundle_model.tenant_id;
 	-- incremental: itemsets do not add up from partial counts; rebuild

@@ -315,6 +315,10 @@ BEGIN
 		RAISE EXCEPTION 'product_interval_model is built from the pass of purchase_history_model'
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
+	IF incremental AND @extschema@._lines_unchanged(tenant_id) THEN
+		-- no history changed: every product's statistics are the same
+		RETURN @extschema@._kept_rows('product_interval_model', tenant_id);
+	END IF;
 	IF NOT (incremental AND @extschema@._incremental(tenant_id)) THEN
 		RETURN @extschema@._publish('product_interval_model', tenant_id, $q$
 			SELECT p.tenant_id, p.product_id, p.customers, p.repeat_customers,
