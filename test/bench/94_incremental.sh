@@ -6,7 +6,8 @@
 # CALL upsell.refresh(incremental => true) and, side by side, a full
 # CALL upsell.refresh() of the same lines, with the peak private memory of
 # the refreshing backend.  Both must give the same models: every model
-# table is compared row by row (EXCEPT both ways).  The added lines are
+# table is compared row by row (EXCEPT both ways).  Then one incremental
+# refresh more with no new lines (an hour without orders).  The added lines are
 # deleted at the end (those of a run killed before then: by scripts/bench.sh,
 # before anything is measured).
 source "$(dirname "$0")/lib.sh"
@@ -60,5 +61,12 @@ for m in $MODELS; do
 done
 bq -c "SET client_min_messages = warning; DROP SCHEMA bench_inc CASCADE" >/dev/null
 echo "models that differ between incremental and full: ${DIFFS:-none}"
+
+# An hour without orders: the same lines again.  Only what the lines do not
+# decide is built again (the models computed from them alone are kept).
+bench_refresh "CALL upsell.refresh(incremental => true)"
+QUIET_MS=$REFRESH_MS
+QUIET_MODE=$(bq -c "SELECT string_agg(DISTINCT mode || ', ' || coalesce(new_lines, 0) || ' new lines', '; ') FROM upsell.source_state")
+result "incremental refresh with no new lines: $QUIET_MS ms vs full $FULL_MS ms: $(bench_ratio "$FULL_MS" "$QUIET_MS")x ($QUIET_MODE)"
 result "incremental refresh after 1% new orders ($ADDED_LINES lines): $INC_MS ms (peak $((INC_KB / 1024)) MiB) vs full $FULL_MS ms: $(bench_ratio "$FULL_MS" "$INC_MS")x; same models: $([ -z "$DIFFS" ] && echo yes || echo "NO ($DIFFS)")"
 [ -z "$DIFFS" ]
