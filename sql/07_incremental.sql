@@ -319,15 +319,18 @@ SELECT * FROM pg_temp.compare();
 DELETE FROM upsell.category_substitutes;
 
 -- 12. no new lines (the hourly refresh of a quiet shop): the models computed
--- from the lines alone (the counts in one chunk, the bundles, the product
--- intervals, and the upgrade lists while the catalog is the same) are kept,
--- not written again, and equal a full refresh's; with prices changed, and
--- still no new line, the upgrade lists follow the catalog
-SET upsell.cooccurrence_chunk_pairs = 100000000;
+-- from the lines alone (the counts in chunks within the bound, their
+-- totals, the bundles, the product intervals, and the upgrade lists while
+-- the catalog is the same) are kept, not written again, and equal a full
+-- refresh's; with prices changed, and still no new line, the upgrade lists
+-- follow the catalog
 CALL upsell.refresh();
+SELECT count(*) > 1 AS chunks_split FROM upsell.cooccurrence_chunks WHERE tenant_id = 0;
 -- the transactions that wrote each kept model's rows
 CREATE FUNCTION pg_temp.writers() RETURNS TABLE (model text, writers text[]) LANGUAGE sql AS $$
 	SELECT 'cooccurrence_chunks', array_agg(DISTINCT xmin::text ORDER BY xmin::text) FROM upsell.cooccurrence_chunks
+	UNION ALL
+	SELECT 'cooccurrence_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text) FROM upsell.cooccurrence_model
 	UNION ALL
 	SELECT 'bundle_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text) FROM upsell.bundle_model
 	UNION ALL
@@ -352,7 +355,6 @@ FROM pg_temp.writers() w JOIN writers_before b USING (model) ORDER BY 1;
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
-SET upsell.cooccurrence_chunk_pairs = 300;
 
 -- 10. a setting that shapes the models changed (upsell.pairs_per_product:
 -- the lists of products without new orders would keep the old length):

@@ -103,6 +103,65 @@ SELECT pg_get_viewdef('upsell.order_lines') ~ '_plausible_quantity' AS numeric_r
 	   array_agg(order_key ORDER BY order_key, product_id) AS kept FROM upsell.order_lines;
 SELECT source, id, problem FROM upsell.bad_source_rows() ORDER BY id;
 
+-- many shops in one database, refreshed incrementally every hour: the shop
+-- without new lines keeps the models its lines alone decide (its counts,
+-- their totals, bundles, product intervals and upgrade lists are not
+-- written again), the shop with new orders folds them in, and both equal
+-- a full refresh's
+CREATE TABLE rt.shop_products (shop int, id int, price numeric, cat text, grp text);
+INSERT INTO rt.shop_products
+SELECT s, p, 10 + p, CASE WHEN p <= 5 THEN 'a' ELSE 'b' END, CASE WHEN p % 2 = 0 THEN 'even' END
+FROM generate_series(1, 2) s, generate_series(1, 10) p;
+CREATE TABLE rt.shop_lines (shop int, order_id int, product_id int, customer_id int, ordered_at timestamptz);
+INSERT INTO rt.shop_lines
+SELECT s, o, p, o % 7, timestamptz '2024-01-01' + o * interval '1 day'
+FROM generate_series(1, 2) s, generate_series(1, 60) o,
+	 LATERAL (VALUES (1 + o % 5), (1 + (o + 1) % 5), (6 + (o / 7) % 4)) v(p);
+SELECT upsell.register_orders('rt.shop_lines', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', tenant_id => 'shop');
+SELECT upsell.register_products('rt.shop_products', 'id', price => 'price', category => 'cat',
+	variant_group => 'grp', tenant_id => 'shop');
+CALL upsell.refresh();
+-- the transactions that wrote each tenant's rows of the models kept
+CREATE TEMP VIEW kept_writers AS
+SELECT tenant_id, 'bundle_model' AS model, array_agg(DISTINCT xmin::text ORDER BY xmin::text) AS writers
+FROM upsell.bundle_model GROUP BY 1
+UNION ALL
+SELECT tenant_id, 'cooccurrence_chunks', array_agg(DISTINCT xmin::text ORDER BY xmin::text)
+FROM upsell.cooccurrence_chunks GROUP BY 1
+UNION ALL
+SELECT tenant_id, 'cooccurrence_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text)
+FROM upsell.cooccurrence_model GROUP BY 1
+UNION ALL
+SELECT tenant_id, 'product_interval_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text)
+FROM upsell.product_interval_model GROUP BY 1
+UNION ALL
+SELECT tenant_id, 'upgrade_list_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text)
+FROM upsell.upgrade_list_model GROUP BY 1;
+CREATE TEMP TABLE writers_before AS SELECT * FROM kept_writers;
+INSERT INTO rt.shop_lines
+SELECT 2, o, p, o % 7, timestamptz '2024-01-01' + o * interval '1 day'
+FROM generate_series(61, 75) o, LATERAL (VALUES (1 + o % 5), (1 + (o + 1) % 5), (6 + (o / 7) % 4)) v(p);
+CALL upsell.refresh(incremental => true);
+SELECT s.tenant_id, s.mode, s.new_lines, w.model, w.writers = b.writers AS kept
+FROM upsell.source_state s JOIN kept_writers w USING (tenant_id)
+JOIN writers_before b USING (tenant_id, model) ORDER BY 1, 4;
+-- every model's rows but source_state's (a snapshot) and build times
+CREATE FUNCTION pg_temp.model_rows() RETURNS TABLE (model name, model_row jsonb) LANGUAGE plpgsql AS $$
+DECLARE
+	m name;
+BEGIN
+	FOR m IN SELECT d.model FROM upsell.model_definitions d WHERE d.model <> 'source_state' LOOP
+		RETURN QUERY EXECUTE format('SELECT %L::name, to_jsonb(t) - ''built_at'' FROM upsell.%I t', m, m);
+	END LOOP;
+END $$;
+CREATE TEMP TABLE incremental_rows AS SELECT * FROM pg_temp.model_rows();
+CALL upsell.refresh();
+SELECT (SELECT count(DISTINCT model) FROM incremental_rows) AS models_with_rows,
+	   (SELECT count(*) FROM (SELECT * FROM incremental_rows EXCEPT ALL SELECT * FROM pg_temp.model_rows()) d)
+	   + (SELECT count(*) FROM (SELECT * FROM pg_temp.model_rows() EXCEPT ALL SELECT * FROM incremental_rows) d)
+	   AS rows_differing_from_full;
+
 RESET client_min_messages;
 DELETE FROM upsell.order_source;
 DROP SCHEMA rt CASCADE;
