@@ -327,16 +327,15 @@ DELETE FROM upsell.category_substitutes;
 CALL upsell.refresh();
 SELECT count(*) > 1 AS chunks_split FROM upsell.cooccurrence_chunks WHERE tenant_id = 0;
 -- the transactions that wrote each kept model's rows
-CREATE FUNCTION pg_temp.writers() RETURNS TABLE (model text, writers text[]) LANGUAGE sql AS $$
-	SELECT 'cooccurrence_chunks', array_agg(DISTINCT xmin::text ORDER BY xmin::text) FROM upsell.cooccurrence_chunks
-	UNION ALL
-	SELECT 'cooccurrence_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text) FROM upsell.cooccurrence_model
-	UNION ALL
-	SELECT 'bundle_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text) FROM upsell.bundle_model
-	UNION ALL
-	SELECT 'product_interval_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text) FROM upsell.product_interval_model
-	UNION ALL
-	SELECT 'upgrade_list_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text) FROM upsell.upgrade_list_model $$;
+CREATE FUNCTION pg_temp.writers() RETURNS TABLE (model name, writers text[]) LANGUAGE plpgsql AS $$
+DECLARE
+	m name;
+BEGIN
+	FOREACH m IN ARRAY '{bundle_model, cooccurrence_chunks, cooccurrence_model, product_interval_model, upgrade_list_model}'::name[] LOOP
+		RETURN QUERY EXECUTE format('SELECT %L::name, array_agg(DISTINCT t.xmin::text ORDER BY t.xmin::text) FROM upsell.%I t',
+									m, m);
+	END LOOP;
+END $$;
 CREATE TEMP TABLE writers_before AS SELECT * FROM pg_temp.writers();
 CALL upsell.refresh(incremental => true);
 SELECT w.model, w.writers = b.writers AS kept, cardinality(w.writers) > 0 AS has_rows

@@ -123,28 +123,23 @@ SELECT upsell.register_products('rt.shop_products', 'id', price => 'price', cate
 	variant_group => 'grp', tenant_id => 'shop');
 CALL upsell.refresh();
 -- the transactions that wrote each tenant's rows of the models kept
-CREATE TEMP VIEW kept_writers AS
-SELECT tenant_id, 'bundle_model' AS model, array_agg(DISTINCT xmin::text ORDER BY xmin::text) AS writers
-FROM upsell.bundle_model GROUP BY 1
-UNION ALL
-SELECT tenant_id, 'cooccurrence_chunks', array_agg(DISTINCT xmin::text ORDER BY xmin::text)
-FROM upsell.cooccurrence_chunks GROUP BY 1
-UNION ALL
-SELECT tenant_id, 'cooccurrence_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text)
-FROM upsell.cooccurrence_model GROUP BY 1
-UNION ALL
-SELECT tenant_id, 'product_interval_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text)
-FROM upsell.product_interval_model GROUP BY 1
-UNION ALL
-SELECT tenant_id, 'upgrade_list_model', array_agg(DISTINCT xmin::text ORDER BY xmin::text)
-FROM upsell.upgrade_list_model GROUP BY 1;
-CREATE TEMP TABLE writers_before AS SELECT * FROM kept_writers;
+CREATE FUNCTION pg_temp.kept_writers() RETURNS TABLE (tenant_id bigint, model name, writers text[])
+LANGUAGE plpgsql AS $$
+DECLARE
+	m name;
+BEGIN
+	FOREACH m IN ARRAY '{bundle_model, cooccurrence_chunks, cooccurrence_model, product_interval_model, upgrade_list_model}'::name[] LOOP
+		RETURN QUERY EXECUTE format('SELECT t.tenant_id, %L::name, array_agg(DISTINCT t.xmin::text ORDER BY t.xmin::text) '
+									'FROM upsell.%I t GROUP BY 1', m, m);
+	END LOOP;
+END $$;
+CREATE TEMP TABLE writers_before AS SELECT * FROM pg_temp.kept_writers();
 INSERT INTO rt.shop_lines
 SELECT 2, o, p, o % 7, timestamptz '2024-01-01' + o * interval '1 day'
 FROM generate_series(61, 75) o, LATERAL (VALUES (1 + o % 5), (1 + (o + 1) % 5), (6 + (o / 7) % 4)) v(p);
 CALL upsell.refresh(incremental => true);
 SELECT s.tenant_id, s.mode, s.new_lines, w.model, w.writers = b.writers AS kept
-FROM upsell.source_state s JOIN kept_writers w USING (tenant_id)
+FROM upsell.source_state s JOIN pg_temp.kept_writers() w USING (tenant_id)
 JOIN writers_before b USING (tenant_id, model) ORDER BY 1, 4;
 -- every model's rows but source_state's (a snapshot) and build times
 CREATE FUNCTION pg_temp.model_rows() RETURNS TABLE (model name, model_row jsonb) LANGUAGE plpgsql AS $$
