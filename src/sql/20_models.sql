@@ -39,7 +39,11 @@
 --      scope, are an error.  It returns the tenant's rows of the model after
 --      it: those inserted, or with a scope the rows before (as the last
 --      build recorded them in model_builds) less those replaced plus those
---      inserted, so that a builder returns the same either way.
+--      inserted, so that a builder returns the same either way.  A builder
+--      of an incremental refresh that has nothing to change in its model
+--      (no new lines and none of its other inputs changed:
+--      _lines_unchanged) writes nothing and returns
+--      @extschema@._kept_rows(model, tenant_id).
 --   2. One call of  _define_model(model, columns, indexes, build_order,
 --      builder, description [, scope_column])  in the layer's install
 --      script: columns start with "tenant_id bigint NOT NULL" (or a primary
