@@ -370,6 +370,22 @@ SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 RESET upsell.pairs_per_product;
+-- (upsell.max_basket_size: an order of more products counts for its
+-- products, not for pairs; the old orders' pairs were counted under the old
+-- one, so folding the new orders in would mix the two)
+SELECT count(*) AS orders_over_3 FROM (
+	SELECT order_id FROM inc.lines GROUP BY order_id HAVING count(DISTINCT product_id) > 3) o;
+CALL upsell.refresh();
+SET upsell.max_basket_size = 3;
+INSERT INTO inc.lines
+SELECT line_id + 1100000, order_id || '-basket', customer_id, ordered_at + interval '2 years',
+	   product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE ordered_at >= '2022-05-01' AND ordered_at < '2022-06-01';
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+RESET upsell.max_basket_size;
 
 -- a view has no commit order: always rebuilt in full
 CREATE VIEW inc.lines_view AS SELECT * FROM inc.lines;

@@ -56,15 +56,17 @@ RETURN pg_catalog.hashint8extended(order_key,
 -- rewrites: when one changed since the tenant's last refresh, the rows not
 -- rewritten would keep the old shape, so the tenant is rebuilt in full.
 -- (upsell.pairs_per_product: pair_list_model rewrites the lists of the
--- products of new orders only; upsell.bundle_min_count and
--- upsell.bundles_per_product: bundle_model is kept as it is when the tenant
--- has no new lines, _lines_unchanged.)
+-- products of new orders only; upsell.max_basket_size: only the new orders
+-- are counted, and the old ones' pairs were counted under the old size;
+-- upsell.bundle_min_count and upsell.bundles_per_product: bundle_model is
+-- kept as it is when the tenant has no new lines, _lines_unchanged.)
 CREATE FUNCTION @extschema@._model_settings()
 RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN pg_catalog.jsonb_build_object('upsell.pairs_per_product',
 	coalesce(pg_catalog.current_setting('upsell.pairs_per_product', true)::int, 50),
+	'upsell.max_basket_size', coalesce(pg_catalog.current_setting('upsell.max_basket_size', true)::int, 100),
 	'upsell.bundle_min_count', coalesce(pg_catalog.current_setting('upsell.bundle_min_count', true)::int, 5),
 	'upsell.bundles_per_product', coalesce(pg_catalog.current_setting('upsell.bundles_per_product', true)::int, 10));
 
