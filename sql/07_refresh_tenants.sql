@@ -102,6 +102,24 @@ SELECT upsell.register_orders('rt.int_lines', 'order_id', 'product_id', quantity
 SELECT pg_get_viewdef('upsell.order_lines') ~ '_plausible_quantity' AS numeric_rule,
 	   array_agg(order_key ORDER BY order_key, product_id) AS kept FROM upsell.order_lines;
 SELECT source, id, problem FROM upsell.bad_source_rows() ORDER BY id;
+-- sold (what the upgrade lists and the bundles read): a quantity above 0,
+-- or NULL (read as 1); an integer column compared as stored, any other
+-- through the view's numeric
+CREATE FUNCTION pg_temp.sold() RETURNS TABLE (sold_is_quantity_above_0 boolean, not_sold bigint[], sold text)
+LANGUAGE sql AS $$
+	SELECT bool_and(l.sold = (coalesce(l.quantity, 1) > 0)),
+		   array_agg(l.order_key ORDER BY l.order_key, l.product_id) FILTER (WHERE NOT l.sold),
+		   substring(pg_get_viewdef('upsell.order_lines') FROM 'COALESCE\((.*), true\) AS sold')
+	FROM upsell.order_lines l $$;
+SELECT * FROM pg_temp.sold();
+SELECT upsell.register_orders('rt.int_lines', 'order_id', 'product_id', quantity => 'q2');
+SELECT * FROM pg_temp.sold();
+ALTER TABLE rt.int_lines ADD COLUMN qn numeric;
+UPDATE rt.int_lines SET qn = q2::numeric / 4;
+SELECT upsell.register_orders('rt.int_lines', 'order_id', 'product_id', quantity => 'qn');
+SELECT * FROM pg_temp.sold();
+SELECT upsell.register_orders('rt.int_lines', 'order_id', 'product_id');
+SELECT * FROM pg_temp.sold();
 
 -- many shops in one database, refreshed incrementally every hour: the shop
 -- without new lines keeps the models its lines alone decide (its counts,

@@ -67,7 +67,7 @@ COMMENT ON TABLE @extschema@.product_source IS
 --   upsell.order_lines (tenant_id bigint, order_key bigint, order_id text,
 --                       product_id bigint, customer_id bigint,
 --                       ordered_at timestamptz, quantity numeric, unit_price numeric,
---                       row_xmin xid)
+--                       row_xmin xid, sold boolean)
 --   upsell.catalog     (tenant_id bigint, product_id bigint, price numeric,
 --                       category text, variant_group text, in_stock boolean,
 --                       title text, unit_size numeric, unit_name text)
@@ -76,7 +76,8 @@ COMMENT ON TABLE @extschema@.product_source IS
 -- upsell.order_key() of it when it is not an integer; quantity is 1 and
 -- in_stock true when those columns are not registered; row_xmin is the
 -- row's xmin when the relation is a table (incremental refresh compares it
--- with the snapshot of the last refresh), NULL for a view.
+-- with the snapshot of the last refresh), NULL for a view; sold is true
+-- unless the quantity is 0 or less (a return).
 
 -- Raises unless the registered relation still exists.
 CREATE FUNCTION @extschema@._check_relation(relation regclass, what text)
@@ -201,6 +202,21 @@ RETURN CASE WHEN col IS NOT NULL
 			 AND @extschema@._column_type(rel, col, 'quantity') IN ('smallint'::regtype, 'integer'::regtype)
 			THEN format(' WHERE s.%1$I IS NULL OR pg_catalog.abs(s.%1$I::pg_catalog.int8) OPERATOR(pg_catalog.<) 1000000000', col)
 			ELSE format(' WHERE @extschema@._plausible_quantity(%s)', expr) END;
+
+-- The expression of order_lines.sold over relation s: the line sells (a
+-- quantity above 0, or none: read as 1), not a return or a zero line.  The
+-- builders that read every line for what sold (the upgrade lists, the
+-- bundles) test it rather than the numeric quantity: an integer column is
+-- compared as it is stored, and the numeric cast and comparison of every
+-- line were 0.5 s of the 1.8 s it takes to read 10M lines through the view.
+CREATE FUNCTION @extschema@._line_sold(rel regclass, col name, expr text)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN col IS NOT NULL
+			 AND @extschema@._column_type(rel, col, 'quantity') IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
+			THEN format('coalesce(s.%I OPERATOR(pg_catalog.>) 0, true)', col)
+			ELSE format('coalesce((%s) OPERATOR(pg_catalog.>) 0, true)', expr) END;
 
 CREATE FUNCTION @extschema@._plausible_price(price numeric)
 RETURNS boolean
@@ -339,7 +355,8 @@ BEGIN
 		INTO cols
 		FROM @extschema@._view_columns(view) c;
 		IF view = 'order_lines' THEN
-			cols := cols || ', ' || @extschema@._row_xmin(rel) || ' AS row_xmin';
+			cols := cols || ', ' || @extschema@._row_xmin(rel) || ' AS row_xmin, '
+				|| @extschema@._line_sold(rel, (cfg ->> 'quantity')::name, e ->> 'quantity') || ' AS sold';
 		END IF;
 		EXECUTE format('CREATE OR REPLACE VIEW @extschema@.%I AS SELECT %s FROM %s AS s%s', view, cols, rel,
 					   CASE WHEN view = 'order_lines'

@@ -229,7 +229,8 @@ BEGIN
 					deliveries, cfg->>'product_id'),
 			 'every line item of the latest delivery of each registered Shopify order (and one row per order skipped as a whole), with the reason it is not counted in skipped'),
 			('order_lines',
-			 'SELECT l.tenant_id, l.order_key, l.order_id, l.product_id, l.customer_id, l.ordered_at, l.quantity, l.unit_price, l.row_xmin '
+			 'SELECT l.tenant_id, l.order_key, l.order_id, l.product_id, l.customer_id, l.ordered_at, l.quantity, l.unit_price, l.row_xmin, '
+			 'coalesce(l.quantity OPERATOR(pg_catalog.>) 0, true) AS sold '
 			 'FROM @extschema@.shopify_order_lines l WHERE l.skipped IS NULL',
 			 'the registered order lines under canonical names, created by upsell.register_shopify_orders() over upsell.shopify_order_lines');
 	ELSIF view = 'catalog' THEN

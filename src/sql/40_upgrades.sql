@@ -87,8 +87,7 @@ BEGIN
 		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, %L, %s, %s, %s, %s, %L) b$q$,
 		@extschema@._catalog_products(tenant_id), (stored IS NOT NULL)::text, tenant_id,
 		'SELECT coalesce(l.customer_id, l.order_key), l.ordered_at, l.product_id FROM '
-			|| @extschema@._tenant_lines(tenant_id, snapshot) || ' l WHERE l.product_id IS NOT NULL '
-			|| 'AND coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0',
+			|| @extschema@._tenant_lines(tenant_id, snapshot) || ' l WHERE l.product_id IS NOT NULL AND l.sold',
 		lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products, stored);
 END
 $$;

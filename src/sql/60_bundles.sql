@@ -42,9 +42,9 @@ RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN CASE WHEN tenant_id IS NULL THEN
-	'SELECT l.order_key, l.product_id, l.tenant_id FROM @extschema@.order_lines l WHERE coalesce(l.quantity, 1) > 0'
+	'SELECT l.order_key, l.product_id, l.tenant_id FROM @extschema@.order_lines l WHERE l.sold'
 ELSE
-	format('SELECT l.order_key, l.product_id FROM @extschema@.order_lines l WHERE l.tenant_id = %s AND coalesce(l.quantity, 1) > 0',
+	format('SELECT l.order_key, l.product_id FROM @extschema@.order_lines l WHERE l.tenant_id OPERATOR(pg_catalog.=) %s AND l.sold',
 		   tenant_id)
 END;
 
@@ -134,7 +134,7 @@ RETURN format($q$
 	FROM @extschema@._bundles_from_query(%L, 3, %s, %s) b$q$,
 	tenant_id,
 	'SELECT l.order_key, l.product_id FROM ' || @extschema@._tenant_lines(tenant_id, snapshot)
-		|| ' l WHERE coalesce(l.quantity, 1) OPERATOR(pg_catalog.>) 0',
+		|| ' l WHERE l.sold',
 	coalesce(min_count, current_setting('upsell.bundle_min_count', true)::int, 5),
 	-- the settings exist once the module is loaded; their defaults until then
 	coalesce(current_setting('upsell.bundles_per_product', true)::int, 10));
