@@ -320,10 +320,12 @@ DELETE FROM upsell.category_substitutes;
 
 -- 12. no new lines (the hourly refresh of a quiet shop): the models computed
 -- from the lines alone (the counts in chunks within the bound, their
--- totals, the bundles, the product intervals, and the upgrade lists while
--- the catalog is the same) are kept, not written again, and equal a full
--- refresh's; with prices changed, and still no new line, the upgrade lists
--- follow the catalog
+-- totals, the bundles, the product intervals, and the upgrade lists and the
+-- categories while the catalog and the merchant's rules are the same) are
+-- kept, not written again, and equal a full refresh's; with prices
+-- changed, and still no new line, the upgrade lists follow the catalog;
+-- with a rule changed, the categories follow it
+INSERT INTO upsell.category_substitutes (category, other_category, substitutes) VALUES ('Paper', 'Binders', true);
 CALL upsell.refresh();
 SELECT count(*) > 1 AS chunks_split FROM upsell.cooccurrence_chunks WHERE tenant_id = 0;
 -- the transactions that wrote each kept model's rows
@@ -331,7 +333,7 @@ CREATE FUNCTION pg_temp.writers() RETURNS TABLE (model name, writers text[]) LAN
 DECLARE
 	m name;
 BEGIN
-	FOREACH m IN ARRAY '{bundle_model, cooccurrence_chunks, cooccurrence_model, product_interval_model, upgrade_list_model}'::name[] LOOP
+	FOREACH m IN ARRAY '{bundle_model, category_model, cooccurrence_chunks, cooccurrence_model, product_interval_model, upgrade_list_model}'::name[] LOOP
 		RETURN QUERY EXECUTE format('SELECT %L::name, array_agg(DISTINCT t.xmin::text ORDER BY t.xmin::text) FROM upsell.%I t',
 									m, m);
 	END LOOP;
@@ -346,6 +348,15 @@ SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 UPDATE superstore.products SET price = price * 1.5 WHERE product_id % 29 = 0;
+DROP TABLE writers_before;
+CREATE TEMP TABLE writers_before AS SELECT * FROM pg_temp.writers();
+CALL upsell.refresh(incremental => true);
+SELECT w.model, w.writers = b.writers AS kept
+FROM pg_temp.writers() w JOIN writers_before b USING (model) ORDER BY 1;
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+DELETE FROM upsell.category_substitutes;
 DROP TABLE writers_before;
 CREATE TEMP TABLE writers_before AS SELECT * FROM pg_temp.writers();
 CALL upsell.refresh(incremental => true);

@@ -33,6 +33,25 @@ COMMENT ON TABLE @extschema@.category_substitutes IS
 -- A category's products are bought together (not substitutes) when at least
 -- 3 pairs of them were bought together and no fewer than popularity alone
 -- gives (lift >= 1: a shop of one category is not all substitutes).
+-- The rows of source 'merchant' that a tenant's rules give category_model:
+-- each rule both ways, a pair ruled in both orders a substitute when either
+-- rule says so.  (plpgsql: Citus 12.1 cannot run a SQL-standard body that
+-- reads a distributed table when the function is not inlined)
+CREATE FUNCTION @extschema@._merchant_category_rows(tenant_id bigint)
+RETURNS TABLE (category text, other_category text, substitutes boolean)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN QUERY
+	SELECT x.category, x.other_category, pg_catalog.bool_or(r.substitutes)
+	FROM @extschema@.category_substitutes r,
+		 LATERAL (VALUES (r.category, r.other_category), (r.other_category, r.category)) x(category, other_category)
+	WHERE r.tenant_id = _merchant_category_rows.tenant_id
+	GROUP BY x.category, x.other_category;
+END
+$$;
+
 CREATE FUNCTION @extschema@._build_category_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -44,6 +63,17 @@ DECLARE
 	substitutes_after jsonb[];
 	n bigint;
 BEGIN
+	IF incremental AND @extschema@._lines_unchanged(t)
+	   AND @extschema@._changed_products('product_model') = '{}'
+	   AND NOT EXISTS (
+			WITH ruled AS (SELECT * FROM @extschema@._merchant_category_rows(t)),
+			stored AS (SELECT c.category, c.other_category, c.substitutes FROM @extschema@.category_model c
+					   WHERE c.tenant_id = t AND c.source = 'merchant')
+			(TABLE ruled EXCEPT TABLE stored) UNION ALL (TABLE stored EXCEPT TABLE ruled)) THEN
+		-- the same counts (no new line), categories and products (no
+		-- catalog fact changed) and merchant rules: the same rows
+		RETURN @extschema@._kept_rows('category_model', t);
+	END IF;
 	-- (incrementally: the products of the categories whose substitutes
 	-- changed are noted for the builders after it)
 	IF to_regclass('pg_temp.upsell_changed_products') IS NOT NULL THEN
@@ -100,14 +130,11 @@ BEGIN
 		UNION ALL
 		-- the merchant's pairs of categories, both ways (and same-category
 		-- rules of categories the data has no row for)
-		(SELECT DISTINCT ON (r.tenant_id, x.category, x.other_category)
-				r.tenant_id, x.category, x.other_category, NULL::bigint, NULL::float8, NULL::float8,
-				NULL::float8, r.substitutes, 'merchant'
-		 FROM @extschema@.category_substitutes r,
-			  LATERAL (VALUES (r.category, r.other_category), (r.other_category, r.category)) x(category, other_category)
-		 WHERE r.tenant_id = $1 AND NOT EXISTS (SELECT FROM data d WHERE d.tenant_id = r.tenant_id
-						   AND d.category = x.category AND x.category = x.other_category)
-		 ORDER BY r.tenant_id, x.category, x.other_category, r.substitutes DESC)$q$);
+		SELECT $1, x.category, x.other_category, NULL::bigint, NULL::float8, NULL::float8,
+			   NULL::float8, x.substitutes, 'merchant'
+		FROM @extschema@._merchant_category_rows($1) x
+		WHERE NOT EXISTS (SELECT FROM data d WHERE d.tenant_id = $1
+						  AND d.category = x.category AND x.category = x.other_category)$q$);
 	IF substitutes_before IS NOT NULL THEN
 		substitutes_after := ARRAY(
 			SELECT pg_catalog.jsonb_build_array(c.category, c.other_category) FROM @extschema@.category_model c
