@@ -30,9 +30,6 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.category_substitutes', '
 COMMENT ON TABLE @extschema@.category_substitutes IS
 	'merchant rules: whether products of category and other_category substitute each other (the same category twice: overrides what the orders say); symmetric; applied by the next refresh';
 
--- A category's products are bought together (not substitutes) when at least
--- 3 pairs of them were bought together and no fewer than popularity alone
--- gives (lift >= 1: a shop of one category is not all substitutes).
 -- The rows of source 'merchant' that a tenant's rules give category_model:
 -- each rule both ways, a pair ruled in both orders a substitute when either
 -- rule says so.  (plpgsql: Citus 12.1 cannot run a SQL-standard body that
@@ -52,6 +49,9 @@ BEGIN
 END
 $$;
 
+-- A category's products are bought together (not substitutes) when at least
+-- 3 pairs of them were bought together and no fewer than popularity alone
+-- gives (lift >= 1: a shop of one category is not all substitutes).
 CREATE FUNCTION @extschema@._build_category_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
