@@ -171,6 +171,11 @@ DECLARE
 BEGIN
 	IF incremental THEN
 		scope := @extschema@._offers_to_rebuild(tenant_id, true);
+		IF scope = '{}' THEN
+			-- no offer list can differ (computing none still read every
+			-- model it follows: 0.5 s at 100,000 products)
+			RETURN @extschema@._kept_rows('product_page_list_model', tenant_id);
+		END IF;
 	END IF;
 	RETURN @extschema@._publish('product_page_list_model', tenant_id, $q$
 		SELECT $1 AS tenant_id, r.product_id, r.offer_types, r.product_ids, r.offer_ends, r.sorts, r.scores,
@@ -277,6 +282,11 @@ BEGIN
 	-- is in (its substitutes; the current cart rows name the old ones).
 	IF incremental THEN
 		scope := @extschema@._offers_to_rebuild(t, false);
+	END IF;
+	IF scope = '{}' THEN
+		-- no row can differ (computing none still joined the catalog's
+		-- groups and categories: 0.4 s at 100,000 products)
+		RETURN @extschema@._kept_rows('cart_model', t);
 	END IF;
 	IF scope IS NOT NULL AND cardinality(changed_catalog) > 0 THEN
 		scope := ARRAY(
