@@ -338,30 +338,38 @@ BEGIN
 									m, m);
 	END LOOP;
 END $$;
-CREATE TEMP TABLE writers_before AS SELECT * FROM pg_temp.writers();
+-- saved before a refresh, and compared after it: whether each was kept
+CREATE FUNCTION pg_temp.save_writers() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	IF to_regclass('pg_temp.writers_before') IS NOT NULL THEN
+		DROP TABLE pg_temp.writers_before;
+	END IF;
+	CREATE TEMP TABLE writers_before AS SELECT * FROM pg_temp.writers();
+END $$;
+CREATE FUNCTION pg_temp.kept() RETURNS TABLE (model name, kept boolean, has_rows boolean) LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY SELECT w.model, w.writers = b.writers, cardinality(w.writers) > 0
+	FROM pg_temp.writers() w JOIN pg_temp.writers_before b USING (model) ORDER BY 1;
+END $$;
+SELECT pg_temp.save_writers();
 CALL upsell.refresh(incremental => true);
-SELECT w.model, w.writers = b.writers AS kept, cardinality(w.writers) > 0 AS has_rows
-FROM pg_temp.writers() w JOIN writers_before b USING (model) ORDER BY 1;
+SELECT * FROM pg_temp.kept();
 -- and no background worker computed a model (each would read every line)
 SELECT count(*) FILTER (WHERE side_build) AS side_builds FROM upsell.model_builds WHERE tenant_id = 0;
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 UPDATE superstore.products SET price = price * 1.5 WHERE product_id % 29 = 0;
-DROP TABLE writers_before;
-CREATE TEMP TABLE writers_before AS SELECT * FROM pg_temp.writers();
+SELECT pg_temp.save_writers();
 CALL upsell.refresh(incremental => true);
-SELECT w.model, w.writers = b.writers AS kept
-FROM pg_temp.writers() w JOIN writers_before b USING (model) ORDER BY 1;
+SELECT * FROM pg_temp.kept();
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 DELETE FROM upsell.category_substitutes;
-DROP TABLE writers_before;
-CREATE TEMP TABLE writers_before AS SELECT * FROM pg_temp.writers();
+SELECT pg_temp.save_writers();
 CALL upsell.refresh(incremental => true);
-SELECT w.model, w.writers = b.writers AS kept
-FROM pg_temp.writers() w JOIN writers_before b USING (model) ORDER BY 1;
+SELECT * FROM pg_temp.kept();
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();

@@ -43,7 +43,8 @@
 --      of an incremental refresh that has nothing to change in its model
 --      (no new lines and none of its other inputs changed:
 --      _lines_unchanged) writes nothing and returns
---      @extschema@._kept_rows(model, tenant_id).
+--      @extschema@._kept_rows(model, tenant_id), as _publish does itself,
+--      without running the query, for an empty scope.
 --   2. One call of  _define_model(model, columns, indexes, build_order,
 --      builder, description [, scope_column])  in the layer's install
 --      script: columns start with "tenant_id bigint NOT NULL" (or a primary
@@ -181,6 +182,13 @@ BEGIN
 	IF scope IS NOT NULL AND d.scope_column IS NULL THEN
 		RAISE EXCEPTION 'model % has no scope column: it is published for whole tenants only', model
 			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF cardinality(scope) = 0 THEN
+		-- nothing in scope: no row to replace, and the query, whose rows
+		-- must all be in scope, is not run (an incremental refresh without
+		-- new lines: listing the pairs of no product still read the chunk
+		-- of counts, 0.55-1.14 s at 10M lines)
+		RETURN @extschema@._kept_rows(model, tenant_id);
 	END IF;
 	rel := format('@extschema@.%I', model)::regclass;
 	-- a Citus table distributed by tenant: its statistics are those of the

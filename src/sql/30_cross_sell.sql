@@ -138,64 +138,62 @@ BEGIN
 	-- 1 - 1/D (README, "Offline evaluation").  The pairs seen together are
 	-- summed from the counts; those never seen together (t = 0) in closed
 	-- form from the products' shares.  NULL without pairs.
-	IF incremental AND @extschema@._lines_unchanged(tenant_id) THEN
-		-- the same lines: the same totals (the chunks' bounds do not move
-		-- them), which took 0.7-0.9 s to sum again at 10M lines
-		n := @extschema@._kept_rows('cooccurrence_model', tenant_id);
-	ELSE
-		n := @extschema@._publish('cooccurrence_model', tenant_id, $q$
-			WITH prod AS (
-				SELECT x.orders::pg_catalog.float8 AS n, i.orders::pg_catalog.float8 AS total
-				FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_products(m.state) x,
-					 @extschema@.cooccurrence_info(m.state) i
-				WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 AND m.chunk OPERATOR(pg_catalog.=) 0
-				  AND x.orders OPERATOR(pg_catalog.>) 0),
-			-- In whole numbers (float8 holds them exactly up to 2^53, so on all
-			-- but huge shops the sums do not depend on how the pairs fall into
-			-- chunks: an incremental refresh gives what a full one does), with N
-			-- the orders, T1 and T2 the sums of n_j and n_j^2 (the pairs' sums
-			-- in one pass over each chunk, _cooccurrence_pair_moments: listing
-			-- FIMI retail's 6M pairs as rows took 8 s):
-			--   N^2 S = N^2 sum t^2 - 2 N sum t n_c n_j + sum_c n_c^2 (T2 - n_c^2)
-			--   N^2 V = N sum_c n_c (T1 - n_c) - sum_c n_c (T2 - n_c^2)
-			-- (the pairs seen together in the first two sums, every pair in the
-			-- third).  OPERATOR() binds every operator alike, left to right:
-			-- parenthesised.
-			shares AS (
-				SELECT pg_catalog.sum(p.n) AS t1, pg_catalog.sum(p.n OPERATOR(pg_catalog.*) p.n) AS t2,
-					   pg_catalog.min(p.total) AS total
-				FROM prod p),
-			chance AS (
-				SELECT pg_catalog.sum((p.n OPERATOR(pg_catalog.*) p.n)
-									  OPERATOR(pg_catalog.*) (s.t2 OPERATOR(pg_catalog.-) (p.n OPERATOR(pg_catalog.*) p.n))) AS sq,
-					   pg_catalog.sum(p.n OPERATOR(pg_catalog.*) (s.t1 OPERATOR(pg_catalog.-) p.n)) AS a1,
-					   pg_catalog.sum(p.n OPERATOR(pg_catalog.*) (s.t2 OPERATOR(pg_catalog.-) (p.n OPERATOR(pg_catalog.*) p.n))) AS a2
-				FROM prod p, shares s),
-			var AS (
-				SELECT s.total, c.sq, (s.total OPERATOR(pg_catalog.*) c.a1) OPERATOR(pg_catalog.-) c.a2 AS var
-				FROM shares s, chance c),
-			seen AS (
-				SELECT pg_catalog.sum(x.together_squared) AS t2, pg_catalog.sum(x.together_counts) AS tnn
-				FROM @extschema@.cooccurrence_chunks m, @extschema@._cooccurrence_pair_moments(m.state) x
-				WHERE m.tenant_id OPERATOR(pg_catalog.=) $1),
-			totals AS (
-				SELECT pg_catalog.min(i.orders) AS orders, pg_catalog.min(i.products) AS products,
-					   pg_catalog.sum(i.pairs)::bigint AS pairs, pg_catalog.min(i.skipped_lines) AS skipped_lines,
-					   pg_catalog.min(i.big_orders) AS big_orders, pg_catalog.max(m.max_ordered_at) AS max_ordered_at,
-					   pg_catalog.max(m.max_order_key) AS max_order_key
-				FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_info(m.state) i
-				WHERE m.tenant_id OPERATOR(pg_catalog.=) $1
-				HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0)
-			SELECT $1 AS tenant_id, t.orders, t.products, t.pairs, t.skipped_lines, t.big_orders,
-				   t.max_ordered_at, t.max_order_key,
-				   CASE WHEN t.pairs OPERATOR(pg_catalog.>) 0 AND c.var OPERATOR(pg_catalog.>) 0
-						THEN ((((c.total OPERATOR(pg_catalog.*) c.total) OPERATOR(pg_catalog.*) coalesce(x.t2, 0))
-							   OPERATOR(pg_catalog.-) ((2 OPERATOR(pg_catalog.*) c.total) OPERATOR(pg_catalog.*) coalesce(x.tnn, 0)))
-							  OPERATOR(pg_catalog.+) c.sq)
-							 OPERATOR(pg_catalog./) c.var END
-					 AS pair_dispersion
-			FROM totals t, var c, seen x$q$);
-	END IF;
+	-- (the same lines: the same totals, which the chunks' bounds do not move;
+	-- summing them again took 0.7-0.9 s at 10M lines)
+	n := CASE WHEN incremental AND @extschema@._lines_unchanged(tenant_id)
+			 THEN @extschema@._kept_rows('cooccurrence_model', tenant_id)
+			 ELSE @extschema@._publish('cooccurrence_model', tenant_id, $q$
+		WITH prod AS (
+			SELECT x.orders::pg_catalog.float8 AS n, i.orders::pg_catalog.float8 AS total
+			FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_products(m.state) x,
+				 @extschema@.cooccurrence_info(m.state) i
+			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 AND m.chunk OPERATOR(pg_catalog.=) 0
+			  AND x.orders OPERATOR(pg_catalog.>) 0),
+		-- In whole numbers (float8 holds them exactly up to 2^53, so on all
+		-- but huge shops the sums do not depend on how the pairs fall into
+		-- chunks: an incremental refresh gives what a full one does), with N
+		-- the orders, T1 and T2 the sums of n_j and n_j^2 (the pairs' sums
+		-- in one pass over each chunk, _cooccurrence_pair_moments: listing
+		-- FIMI retail's 6M pairs as rows took 8 s):
+		--   N^2 S = N^2 sum t^2 - 2 N sum t n_c n_j + sum_c n_c^2 (T2 - n_c^2)
+		--   N^2 V = N sum_c n_c (T1 - n_c) - sum_c n_c (T2 - n_c^2)
+		-- (the pairs seen together in the first two sums, every pair in the
+		-- third).  OPERATOR() binds every operator alike, left to right:
+		-- parenthesised.
+		shares AS (
+			SELECT pg_catalog.sum(p.n) AS t1, pg_catalog.sum(p.n OPERATOR(pg_catalog.*) p.n) AS t2,
+				   pg_catalog.min(p.total) AS total
+			FROM prod p),
+		chance AS (
+			SELECT pg_catalog.sum((p.n OPERATOR(pg_catalog.*) p.n)
+								  OPERATOR(pg_catalog.*) (s.t2 OPERATOR(pg_catalog.-) (p.n OPERATOR(pg_catalog.*) p.n))) AS sq,
+				   pg_catalog.sum(p.n OPERATOR(pg_catalog.*) (s.t1 OPERATOR(pg_catalog.-) p.n)) AS a1,
+				   pg_catalog.sum(p.n OPERATOR(pg_catalog.*) (s.t2 OPERATOR(pg_catalog.-) (p.n OPERATOR(pg_catalog.*) p.n))) AS a2
+			FROM prod p, shares s),
+		var AS (
+			SELECT s.total, c.sq, (s.total OPERATOR(pg_catalog.*) c.a1) OPERATOR(pg_catalog.-) c.a2 AS var
+			FROM shares s, chance c),
+		seen AS (
+			SELECT pg_catalog.sum(x.together_squared) AS t2, pg_catalog.sum(x.together_counts) AS tnn
+			FROM @extschema@.cooccurrence_chunks m, @extschema@._cooccurrence_pair_moments(m.state) x
+			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1),
+		totals AS (
+			SELECT pg_catalog.min(i.orders) AS orders, pg_catalog.min(i.products) AS products,
+				   pg_catalog.sum(i.pairs)::bigint AS pairs, pg_catalog.min(i.skipped_lines) AS skipped_lines,
+				   pg_catalog.min(i.big_orders) AS big_orders, pg_catalog.max(m.max_ordered_at) AS max_ordered_at,
+				   pg_catalog.max(m.max_order_key) AS max_order_key
+			FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_info(m.state) i
+			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1
+			HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0)
+		SELECT $1 AS tenant_id, t.orders, t.products, t.pairs, t.skipped_lines, t.big_orders,
+			   t.max_ordered_at, t.max_order_key,
+			   CASE WHEN t.pairs OPERATOR(pg_catalog.>) 0 AND c.var OPERATOR(pg_catalog.>) 0
+					THEN ((((c.total OPERATOR(pg_catalog.*) c.total) OPERATOR(pg_catalog.*) coalesce(x.t2, 0))
+						   OPERATOR(pg_catalog.-) ((2 OPERATOR(pg_catalog.*) c.total) OPERATOR(pg_catalog.*) coalesce(x.tnn, 0)))
+						  OPERATOR(pg_catalog.+) c.sq)
+						 OPERATOR(pg_catalog./) c.var END
+				 AS pair_dispersion
+		FROM totals t, var c, seen x$q$) END;
 	SELECT m.skipped_lines, m.big_orders INTO skipped, big
 	FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = _build_cooccurrence.tenant_id;
 	IF skipped > 0 THEN
@@ -318,11 +316,6 @@ BEGIN
 	IF incremental AND @extschema@._incremental(tenant_id) THEN
 		changed := ARRAY(SELECT DISTINCT n.product_id FROM pg_temp.upsell_new_lines n
 						 WHERE n.product_id IS NOT NULL ORDER BY 1);
-		IF changed = '{}' THEN
-			-- no list to replace (listing none still read the chunk of
-			-- counts: 0.55-1.14 s at 10M lines)
-			RETURN @extschema@._kept_rows('pair_list_model', tenant_id);
-		END IF;
 		products_arg := ', $2';
 	END IF;
 	IF (SELECT count(*) FROM @extschema@.cooccurrence_chunks c

@@ -174,10 +174,6 @@ DECLARE
 BEGIN
 	IF incremental THEN
 		scope := @extschema@._offers_to_rebuild(tenant_id, true);
-		IF scope = '{}' THEN
-			-- no offer list can differ: nothing to publish
-			RETURN @extschema@._kept_rows('product_page_list_model', tenant_id);
-		END IF;
 	END IF;
 	RETURN @extschema@._publish('product_page_list_model', tenant_id, $q$
 		SELECT $1 AS tenant_id, r.product_id, r.offer_types, r.product_ids, r.offer_ends, r.sorts, r.scores,
@@ -284,10 +280,6 @@ BEGIN
 	-- is in (its substitutes; the current cart rows name the old ones).
 	IF incremental THEN
 		scope := @extschema@._offers_to_rebuild(t, false);
-	END IF;
-	IF scope = '{}' THEN
-		-- no row can differ: nothing to publish
-		RETURN @extschema@._kept_rows('cart_model', t);
 	END IF;
 	IF scope IS NOT NULL AND cardinality(changed_catalog) > 0 THEN
 		scope := ARRAY(
@@ -491,7 +483,6 @@ AS $$
 DECLARE
 	t bigint := tenant_id;
 	orders bigint[];
-	n bigint;
 BEGIN
 	IF NOT (incremental AND @extschema@._incremental(t)) THEN
 		-- computed by a side build (_define_side_build), or here
@@ -511,12 +502,8 @@ BEGIN
 			  AND o.first_at < (SELECT m.max_ordered_at FROM @extschema@.cooccurrence_model m
 								WHERE m.tenant_id = t) - interval '90 days');
 	END IF;
-	IF cardinality(orders) > 0 THEN
-		RETURN @extschema@._publish('order_model', t, @extschema@._order_query(t, NULL, orders), orders);
-	END IF;
-	-- (nothing new nor leaving the window)
-	SELECT count(*) INTO n FROM @extschema@.order_model o WHERE o.tenant_id = t;
-	RETURN n;
+	-- (none: _publish keeps the rows)
+	RETURN @extschema@._publish('order_model', t, @extschema@._order_query(t, NULL, orders), orders);
 END
 $$;
 
