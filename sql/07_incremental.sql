@@ -405,6 +405,33 @@ SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 RESET upsell.max_basket_size;
+-- (the registration: the same table registered anew without its customer
+-- column, with no new line, then with it again and new orders: the models
+-- of the lines as the old registration read them are not kept, nor are the
+-- new lines folded into them)
+CALL upsell.refresh();
+SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id',
+	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+SELECT count(*) AS histories FROM upsell.purchase_history_model WHERE tenant_id = 0;
+SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+INSERT INTO inc.lines
+SELECT line_id + 1300000, order_id || '-registered', customer_id, ordered_at + interval '2 years',
+	   product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE ordered_at >= '2022-06-01' AND ordered_at < '2022-07-01';
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+-- and registered again as it is: still folded in
+SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+CALL upsell.refresh(incremental => true);
+SELECT mode, reason FROM upsell.source_state WHERE tenant_id = 0;
 
 -- a view has no commit order: always rebuilt in full
 CREATE VIEW inc.lines_view AS SELECT * FROM inc.lines;

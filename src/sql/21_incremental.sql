@@ -95,6 +95,10 @@ DECLARE
 	has_xmin boolean;
 	is_view boolean;
 	settings jsonb := @extschema@._model_settings();
+	-- how the order lines are read: the relation and the columns registered
+	-- for them (register_orders, or the Shopify documents' registration)
+	registration jsonb := (SELECT pg_catalog.to_jsonb(o) OPERATOR(pg_catalog.-) '{singleton, registered_at}'::text[]
+						   FROM @extschema@.order_source o);
 BEGIN
 	IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
 		DROP TABLE pg_temp.upsell_new_lines;
@@ -115,6 +119,16 @@ BEGIN
 						ELSE 'the registered order lines are a Citus distributed table, whose rows carry the shards'' transaction ids' END;
 		ELSIF pg_snapshot_xmax(snap)::text::numeric - pg_snapshot_xmax(prev.snapshot)::text::numeric > 1073741824 THEN
 			why := 'over 2^30 transactions since its last refresh';
+		ELSIF prev.registration IS DISTINCT FROM registration THEN
+			-- the same rows, read otherwise (another customer or time
+			-- column, or none): the models of the lines as they were read
+			-- would be kept, and the new lines folded into them
+			why := 'the order lines were registered anew since its last refresh ('
+				|| (SELECT string_agg(format('%s: %s, now %s', k, coalesce(prev.registration ->> k, 'none'),
+											 coalesce(registration ->> k, 'none')), '; ' ORDER BY k)
+					FROM (SELECT jsonb_object_keys(prev.registration)
+						  UNION SELECT jsonb_object_keys(registration)) r(k)
+					WHERE prev.registration -> k IS DISTINCT FROM registration -> k) || ')';
 		ELSIF prev.settings IS DISTINCT FROM settings THEN
 			why := format('settings changed since its last refresh (%s, now %s)', prev.settings, settings);
 		END IF;
@@ -203,9 +217,10 @@ BEGIN
 	RETURN @extschema@._publish('source_state', t,
 		format('SELECT %s::bigint AS tenant_id, %L::pg_snapshot AS snapshot, %s::bigint AS lines, %s::bigint AS checksum, '
 			   '%L::text AS mode, %L::text AS reason, %s::bigint AS new_lines, %s::bigint AS new_orders, '
-			   'pg_catalog.now() AS built_at, %L::jsonb AS settings WHERE %3$s::bigint OPERATOR(pg_catalog.>) 0',
+			   'pg_catalog.now() AS built_at, %L::jsonb AS settings, %L::jsonb AS registration '
+			   'WHERE %3$s::bigint OPERATOR(pg_catalog.>) 0',
 			   t, snap, n_lines, n_sum, CASE WHEN incremental AND why IS NULL THEN 'incremental' ELSE 'full' END,
-			   why, coalesce(new_n::text, 'NULL'), coalesce(new_orders::text, 'NULL'), settings));
+			   why, coalesce(new_n::text, 'NULL'), coalesce(new_orders::text, 'NULL'), settings, registration));
 END
 $$;
 
@@ -213,9 +228,9 @@ SELECT @extschema@._define_model('source_state',
 	$$tenant_id bigint PRIMARY KEY, snapshot pg_snapshot NOT NULL, lines bigint NOT NULL,
 	  checksum bigint NOT NULL, mode text NOT NULL CHECK (mode IN ('full', 'incremental')),
 	  reason text, new_lines bigint, new_orders bigint, built_at timestamptz NOT NULL,
-	  settings jsonb NOT NULL$$,
+	  settings jsonb NOT NULL, registration jsonb$$,
 	NULL, 1, '@extschema@._build_source_state(bigint, boolean)',
-	'per tenant: the snapshot its models were built at (its order lines are those whose transaction it sees), their count and checksum, whether the last refresh folded new lines in (incremental) or rebuilt (full, with the reason when incremental was asked for), and the settings that shaped its models (a change rebuilds in full)');
+	'per tenant: the snapshot its models were built at (its order lines are those whose transaction it sees), their count and checksum, whether the last refresh folded new lines in (incremental) or rebuilt (full, with the reason when incremental was asked for), the settings that shaped its models, and the registration its order lines were read by (a change of either rebuilds in full)');
 
 -- The tenant's order lines as of its refresh snapshot, as a FROM item (alias
 -- l) for the builders' queries.  Before source_state is built (or for a
