@@ -320,8 +320,9 @@ DELETE FROM upsell.category_substitutes;
 
 -- 12. no new lines (the hourly refresh of a quiet shop): the models computed
 -- from the lines alone (the counts in chunks within the bound, their
--- totals, the bundles, the product intervals, and the upgrade lists and the
--- categories while the catalog and the merchant's rules are the same) are
+-- totals, the bundles, the product intervals, the recent orders, and the
+-- upgrade lists and the categories while the catalog and the merchant's
+-- rules are the same) are
 -- kept, not written again, and equal a full refresh's; with prices
 -- changed, and still no new line, the upgrade lists follow the catalog;
 -- with a rule changed, the categories follow it
@@ -333,7 +334,7 @@ CREATE FUNCTION pg_temp.writers() RETURNS TABLE (model name, writers text[]) LAN
 DECLARE
 	m name;
 BEGIN
-	FOREACH m IN ARRAY '{bundle_model, category_model, cooccurrence_chunks, cooccurrence_model, product_interval_model, upgrade_list_model}'::name[] LOOP
+	FOREACH m IN ARRAY '{bundle_model, category_model, cooccurrence_chunks, cooccurrence_model, order_model, product_interval_model, upgrade_list_model}'::name[] LOOP
 		RETURN QUERY EXECUTE format('SELECT %L::name, array_agg(DISTINCT t.xmin::text ORDER BY t.xmin::text) FROM upsell.%I t',
 									m, m);
 	END LOOP;

@@ -266,12 +266,13 @@ $$;
 -- Whether the tenant's refresh folds new lines in and found none: its lines
 -- are the ones its models were built from (every line's checksum matched,
 -- _build_source_state), and so are the models computed from the lines and
--- settings alone (the counts, the bundles, the product intervals; the
--- upgrade lists while no catalog fact changed; the categories while no
--- catalog fact nor merchant rule changed).  Those builders keep their
--- rows, and no side build computes them again: an hourly refresh of a quiet
--- shop, or of the many tenants of a database that had no orders in the
--- hour, costs the check of its lines, not a rebuild (20 s at 10M lines).
+-- settings alone (the counts, the bundles, the product intervals, the
+-- recent orders; the upgrade lists while no catalog fact changed; the
+-- categories while no catalog fact nor merchant rule changed).  Those
+-- builders keep their rows, and no side build computes them again: an
+-- hourly refresh of a quiet shop, or of the many tenants of a database
+-- that had no orders in the hour, costs the check of its lines, not a
+-- rebuild (20 s at 10M lines).
 CREATE FUNCTION @extschema@._lines_unchanged(tenant_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE

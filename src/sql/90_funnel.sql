@@ -491,6 +491,12 @@ BEGIN
 				 THEN 'SELECT * FROM @extschema@._side_rows(''order_model'', NULL::@extschema@.order_model)'
 				 ELSE @extschema@._order_query(t) END);
 	END IF;
+	IF @extschema@._lines_unchanged(t) THEN
+		-- no new line: no new order, and the window, which ends at the last
+		-- line, has not moved (looking for orders that left it read every
+		-- row: 0.2-0.3 s of a refresh without new lines at 10M lines)
+		RETURN @extschema@._kept_rows('order_model', t);
+	END IF;
 	-- incremental: the new orders, and the orders with lines older than
 	-- the window now starts (they drop out, wholly or in part)
 	orders := ARRAY(SELECT DISTINCT x.order_key FROM pg_temp.upsell_new_lines x
