@@ -130,6 +130,20 @@ SELECT rank, candidate_id FROM upsell.upgrade_candidates(1);
 SELECT rank, candidate_id FROM upsell.downsell_candidates(2);
 DELETE FROM upsell.exclusions WHERE note = 't40';
 
+-- a guest's order (a line without a customer) is a buyer of its own, apart
+-- from every customer: its key, 105, is also the id of customer 105, who
+-- bought 2 before; its 3 is no path from 2 (1.5 merged the two: 1 path)
+INSERT INTO t40.lines VALUES (105, NULL, '2024-01-06', 3, 1);
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT product_id, candidate_id, paths, buyers, candidate_buyers
+FROM upsell.upgrade_model WHERE product_id = 2 AND candidate_id = 3;
+DELETE FROM t40.lines WHERE customer_id IS NULL;
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+
 -- edge cases: unknown product, NULL product (an error), unpriced product, k = 0
 SELECT count(*) FROM upsell.upgrade_candidates(999);
 SELECT count(*) FROM upsell.upgrade_candidates(NULL);

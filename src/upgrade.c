@@ -481,6 +481,7 @@ upsell_upgrade_build(PG_FUNCTION_ARGS)
 		lines[nlines].product = DatumGetInt64(lprods[i]);
 		lines[nlines].has_time = !timesn[i];
 		lines[nlines].time = timesn[i] ? 0 : DatumGetTimestampTz(times[i]);
+		lines[nlines].guest = false;
 		nlines++;
 	}
 
@@ -519,11 +520,16 @@ feed_row(Datum *values, bool *nulls, void *arg)
 
 	if ((++f->rows & 0xFFFF) == 0)
 		CHECK_FOR_INTERRUPTS();
-	/* a line without customer or product tells nothing */
-	if (nulls[0] || nulls[2] || f->over)
+	/*
+	 * (customer, order, time, product): a guest's line (no customer) is its
+	 * order's, apart from the customer whose id equals the order's key; a
+	 * line without product, or without customer and order, tells nothing
+	 */
+	if ((nulls[0] && nulls[1]) || nulls[3] || f->over)
 		return;
-	held = upg_stream_hold(f->stream, DatumGetInt64(values[0]), DatumGetInt64(values[2]),
-						   !nulls[1], nulls[1] ? 0 : DatumGetTimestampTz(values[1]));
+	held = upg_stream_hold(f->stream, DatumGetInt64(values[nulls[0] ? 1 : 0]), nulls[0],
+						   DatumGetInt64(values[3]),
+						   !nulls[2], nulls[2] ? 0 : DatumGetTimestampTz(values[2]));
 	if (f->limit > 0 && held > f->limit)
 		f->over = true;
 }
@@ -538,19 +544,21 @@ feed_row(Datum *values, bool *nulls, void *arg)
 static void
 feed_part(LineFeed *f, const char *query, uint32 mask, uint32 part)
 {
-	static const Oid types[3] = {INT8OID, TIMESTAMPTZOID, INT8OID};
-	static const char *const names[3] = {"customer bigint", "ordered_at timestamptz", "product_id bigint"};
+	static const Oid types[4] = {INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID};
+	static const char *const names[4] = {"customer bigint", "order_key bigint", "ordered_at timestamptz",
+	"product_id bigint"};
 	char	   *q = mask == 0 ? (char *) query
-		: psprintf("SELECT l.customer, l.ordered_at, l.product_id "
-				   "FROM (%s) l(customer, ordered_at, product_id) "
-				   "WHERE (pg_catalog.hashint8(l.customer) OPERATOR(pg_catalog.&) %u) OPERATOR(pg_catalog.=) %u",
+		: psprintf("SELECT l.customer, l.order_key, l.ordered_at, l.product_id "
+				   "FROM (%s) l(customer, order_key, ordered_at, product_id) "
+				   "WHERE (pg_catalog.hashint8(COALESCE(l.customer, l.order_key)) "
+				   "OPERATOR(pg_catalog.&) %u) OPERATOR(pg_catalog.=) %u",
 				   query, mask, part);
 	size_t		limit = f->limit;
 
 	if (mask >= MAX_PARTS_MASK)
 		f->limit = 0;
 	f->over = false;
-	ups_stream_query(q, 3, types, names, feed_row, f);
+	ups_stream_query(q, 4, types, names, feed_row, f);
 	f->limit = limit;
 	if (f->over)
 	{
@@ -570,7 +578,8 @@ feed_part(LineFeed *f, const char *query, uint32 mask, uint32 part)
  *				  scan_window int, max_customer_products int, stored text)
  *
  * The same, with the order lines read from a query returning (customer
- * bigint, ordered_at timestamptz, product_id bigint) in any order: the
+ * bigint, order_key bigint, ordered_at timestamptz, product_id bigint) in
+ * any order (a line without customer is its order's, a guest's): the
  * lines are grouped by customer here (16 bytes a line, a counting sort),
  * not sorted by the query (PostgreSQL's sort of 10M lines was a third of
  * the build), within upsell.itemsets_memory_limit: beyond it the customers

@@ -241,11 +241,13 @@ scan_pool(Work *w, uint32_t a, const uint32_t *order, size_t m, size_t pos, bool
 typedef struct HeldLine
 {
 	int64_t		time;
-	uint32_t	customer;		/* the customer's dense index */
+	uint32_t	customer;		/* the customer's dense index (HELD_GUEST: a
+								 * guest order's, in the guests' own) */
 	uint32_t	product;
 } HeldLine;
 
 #define HELD_TIMED	UINT32_C(0x80000000)
+#define HELD_GUEST	UINT32_C(0x80000000)
 #define HELD_BLOCK	((size_t) 1 << 12)
 
 /*
@@ -288,6 +290,7 @@ struct UpgStream
 	 * were copied at every step, a tenth of the build at 10M lines.
 	 */
 	UpsIdMap	held_customers;	/* customer id -> dense index */
+	UpsIdMap	held_guests;	/* a guest order's key -> dense index */
 	HeldLine  **held;			/* the blocks */
 	size_t		nblocks;
 	size_t		capblocks;
@@ -295,6 +298,7 @@ struct UpgStream
 	int64_t		held_unknown;	/* lines of products not given */
 	/* the last line's customer: an order's lines come together */
 	int64_t		last_customer;
+	bool		last_guest;
 	uint32_t	last_customer_index;
 };
 
@@ -526,12 +530,14 @@ customer_lines(UpgStream *s, const uint32_t *lines, size_t nl, size_t ahead)
 }
 
 size_t
-upg_stream_hold(UpgStream *s, int64_t customer, int64_t product, bool has_time, int64_t time)
+upg_stream_hold(UpgStream *s, int64_t customer, bool guest, int64_t product, bool has_time, int64_t time)
 {
 	int64_t		index = ups_idmap_find(&s->ids, product);
 
 	if (s->held_customers.slots == NULL)
 		ups_idmap_init(&s->held_customers, 1024);
+	if (s->held_guests.slots == NULL)
+		ups_idmap_init(&s->held_guests, 1024);
 	if (index < 0)
 		s->held_unknown++;
 	else
@@ -548,10 +554,13 @@ upg_stream_hold(UpgStream *s, int64_t customer, int64_t product, bool has_time, 
 			s->held[s->nblocks++] = ups_alloc(HELD_BLOCK * sizeof(HeldLine));
 		}
 		line = held_line(s, s->nheld);
-		if (s->nheld == 0 || customer != s->last_customer)
+		if (s->nheld == 0 || customer != s->last_customer || guest != s->last_guest)
 		{
 			s->last_customer = customer;
-			s->last_customer_index = ups_idmap_intern(&s->held_customers, customer);
+			s->last_guest = guest;
+			s->last_customer_index = guest
+				? ups_idmap_intern(&s->held_guests, customer) | HELD_GUEST
+				: ups_idmap_intern(&s->held_customers, customer);
 		}
 		line->customer = s->last_customer_index;
 		line->product = (uint32_t) index | (has_time ? HELD_TIMED : 0);
@@ -559,7 +568,8 @@ upg_stream_hold(UpgStream *s, int64_t customer, int64_t product, bool has_time, 
 		s->nheld++;
 	}
 	return s->nblocks * HELD_BLOCK * sizeof(HeldLine)
-		+ (s->held_customers.mask + 1) * sizeof(UpsIdSlot);
+		+ (s->held_customers.mask + 1) * sizeof(UpsIdSlot)
+		+ (s->held_guests.mask + 1) * sizeof(UpsIdSlot);
 }
 
 void
@@ -567,6 +577,8 @@ upg_stream_drop_held(UpgStream *s)
 {
 	if (s->held_customers.slots)
 		ups_idmap_free(&s->held_customers);
+	if (s->held_guests.slots)
+		ups_idmap_free(&s->held_guests);
 	for (size_t b = 0; b < s->nblocks; b++)
 		ups_free(s->held[b]);
 	if (s->held)
@@ -577,10 +589,19 @@ upg_stream_drop_held(UpgStream *s)
 	s->held_unknown = 0;
 }
 
+/* A held line's customer among all: the customers, then the guests' orders. */
+static inline size_t
+held_customer(const UpgStream *s, size_t i)
+{
+	uint32_t	c = held_line(s, i)->customer;
+
+	return (c & HELD_GUEST) ? s->held_customers.count + (c & ~HELD_GUEST) : c;
+}
+
 void
 upg_stream_group(UpgStream *s)
 {
-	size_t		ncust = s->held_customers.count,
+	size_t		ncust = s->held_customers.count + s->held_guests.count,
 				i,
 				c;
 	size_t	   *start;
@@ -597,11 +618,11 @@ upg_stream_group(UpgStream *s)
 	start = alloc_n(ncust + 1, sizeof(size_t), true);
 	order = alloc_n(s->nheld, sizeof(uint32_t), false);
 	for (i = 0; i < s->nheld; i++)
-		start[held_line(s, i)->customer + 1]++;
+		start[held_customer(s, i) + 1]++;
 	for (c = 0; c < ncust; c++)
 		start[c + 1] += start[c];
 	for (i = 0; i < s->nheld; i++)
-		order[start[held_line(s, i)->customer]++] = (uint32_t) i;
+		order[start[held_customer(s, i)]++] = (uint32_t) i;
 	/* start[c] is now where customer c's positions end */
 	for (c = 0; c < ncust; c++)
 	{
@@ -759,7 +780,8 @@ upg_compute(const UpgProduct *p, size_t n, const UpgLine *lines, size_t nlines,
 	if (error)
 		return error;
 	for (i = 0; i < nlines; i++)
-		upg_stream_hold(s, lines[i].customer, lines[i].product, lines[i].has_time, lines[i].time);
+		upg_stream_hold(s, lines[i].customer, lines[i].guest, lines[i].product, lines[i].has_time,
+						lines[i].time);
 	upg_stream_finish(s, out);
 	return NULL;
 }

@@ -47,10 +47,12 @@ typedef struct UpgProduct
 
 typedef struct UpgLine
 {
-	int64_t		customer;
+	int64_t		customer;		/* a customer's id, or a guest order's key */
 	int64_t		product;		/* product id */
 	int64_t		time;			/* any monotone clock */
 	bool		has_time;
+	bool		guest;			/* customer is an order's key (a guest's
+								 * order): never the customer of that id */
 } UpgLine;
 
 typedef struct UpgParams
@@ -109,7 +111,8 @@ extern void upg_result_free(UpgResult *r);
  * upg_stream_free() drops a stream without finishing it.
  *
  * upg_stream_hold keeps one line (16 bytes, its product as an index; a line
- * of a product not given is only counted) and returns the bytes the held
+ * of a product not given is only counted; a guest's line is its order's,
+ * apart from every customer's) and returns the bytes the held
  * lines take, so that the caller can bound them; upg_stream_group feeds the
  * held lines customer by customer (a counting sort by customer, no
  * comparison sort) and releases them; upg_stream_drop_held releases them
@@ -120,7 +123,7 @@ typedef struct UpgStream UpgStream;
 
 extern const char *upg_stream_begin(const UpgProduct *products, size_t nproducts,
 									const UpgParams *params, UpgStream **out);
-extern size_t upg_stream_hold(UpgStream *s, int64_t customer, int64_t product,
+extern size_t upg_stream_hold(UpgStream *s, int64_t customer, bool guest, int64_t product,
 							  bool has_time, int64_t time);
 extern void upg_stream_group(UpgStream *s);
 extern void upg_stream_drop_held(UpgStream *s);

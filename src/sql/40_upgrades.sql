@@ -35,7 +35,7 @@ RETURNS TABLE (product_id bigint, upgrade boolean, buyers bigint, candidate_ids 
 AS 'MODULE_PATHNAME', 'upsell_upgrade_build_query'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], text, float8, int, int, int, text) IS
-	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, ordered_at, product_id) in any order, grouped by customer in memory (within upsell.itemsets_memory_limit; beyond it the customers are split into parts, each read by its own pass): one row per product and direction, the candidates as arrays in rank order; with stored, a query of the lists stored so far (these columns, in product_id order), only the rows that differ from theirs or are new, and the key of each stored row that went, the rest NULL';
+	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, order_key, ordered_at, product_id: a line without customer is its order''s, a guest''s, apart from every customer''s) in any order, grouped by customer in memory (within upsell.itemsets_memory_limit; beyond it the customers are split into parts, each read by its own pass): one row per product and direction, the candidates as arrays in rank order; with stored, a query of the lists stored so far (these columns, in product_id order), only the rows that differ from theirs or are new, and the key of each stored row that went, the rest NULL';
 
 -- How far the stored lists reach: serving filters them with the caller's
 -- ratio, so the model keeps everything a caller may reasonably ask for.
@@ -86,7 +86,7 @@ BEGIN
 		FROM products p
 		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, %L, %s, %s, %s, %s, %L) b$q$,
 		@extschema@._catalog_products(tenant_id), (stored IS NOT NULL)::text, tenant_id,
-		'SELECT coalesce(l.customer_id, l.order_key), l.ordered_at, l.product_id FROM '
+		'SELECT l.customer_id, l.order_key, l.ordered_at, l.product_id FROM '
 			|| @extschema@._tenant_lines(tenant_id, snapshot) || ' l WHERE l.product_id IS NOT NULL AND l.sold',
 		lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products, stored);
 END

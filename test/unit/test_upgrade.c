@@ -94,9 +94,9 @@ UNIT_TEST(upg_paths_and_popularity)
 	 * then 1 (path 3 -> 1 only); a line of an unknown product 99.
 	 */
 	UpgLine		lines[] = {
-		{100, 3, 20, true}, {100, 1, 10, true}, {101, 1, 5, true}, {101, 3, 6, true},
-		{102, 1, 7, true}, {102, 2, 7, true}, {103, 3, 1, true}, {103, 1, 2, true},
-		{104, 99, 1, true}, {105, 2, 0, false}
+		{100, 3, 20, true, false}, {100, 1, 10, true, false}, {101, 1, 5, true, false}, {101, 3, 6, true, false},
+		{102, 1, 7, true, false}, {102, 2, 7, true, false}, {103, 3, 1, true, false}, {103, 1, 2, true, false},
+		{104, 99, 1, true, false}, {105, 2, 0, false, false}
 	};
 	UpgResult	r;
 	int64_t		ids[10];
@@ -121,6 +121,34 @@ UNIT_TEST(upg_paths_and_popularity)
 	CHECK_EQ_INT(candidates_of(&r, 1, true, ids, 10), 3);
 	CHECK_EQ_INT(ids[0], 3);
 	CHECK_EQ_INT(ids[1], 2);
+	upg_result_free(&r);
+}
+
+UNIT_TEST(upg_guest_orders_apart_from_customers)
+{
+	/*
+	 * Customer 7 bought 1, then a guest's order whose key is 7 bought 3 and
+	 * 2: three buyers in all, and no path from 1 (the guest is not the
+	 * customer); the guest's order bought 3 before 2, a path 3 -> 2.
+	 */
+	UpgLine		lines[] = {
+		{7, 1, 10, true, false}, {7, 3, 20, true, true}, {7, 2, 30, true, true}
+	};
+	UpgResult	r;
+
+	CHECK(upg_compute(catalog, NCAT, lines, 3, &default_params, &r) == NULL);
+	CHECK_EQ_INT(r.buyers[0], 1);
+	CHECK_EQ_INT(r.buyers[1], 1);
+	CHECK_EQ_INT(r.buyers[2], 1);
+	CHECK_EQ_INT(find(&r, 1, 3)->paths, 0);
+	CHECK_EQ_INT(find(&r, 1, 2)->paths, 0);
+	CHECK_EQ_INT(find(&r, 3, 2)->paths, 1);
+	upg_result_free(&r);
+	/* as the customer's own: paths from 1 to both */
+	lines[1].guest = lines[2].guest = false;
+	CHECK(upg_compute(catalog, NCAT, lines, 3, &default_params, &r) == NULL);
+	CHECK_EQ_INT(find(&r, 1, 3)->paths, 1);
+	CHECK_EQ_INT(find(&r, 1, 2)->paths, 1);
 	upg_result_free(&r);
 }
 
@@ -166,7 +194,7 @@ UNIT_TEST(upg_bad_input)
 	CHECK(upg_compute(catalog, NCAT, NULL, 0, &params, &r) != NULL);
 	/* empty catalog, lines of unknown products */
 	{
-		UpgLine		lines[] = {{1, 5, 0, true}};
+		UpgLine		lines[] = {{1, 5, 0, true, false}};
 
 		CHECK(upg_compute(NULL, 0, lines, 1, &default_params, &r) == NULL);
 		CHECK_EQ_INT(r.ncands, 0);
@@ -178,7 +206,7 @@ UNIT_TEST(upg_bad_input)
 UNIT_TEST(upg_big_customers_give_no_paths)
 {
 	UpgParams	params = default_params;
-	UpgLine		lines[] = {{100, 1, 1, true}, {100, 3, 2, true}};
+	UpgLine		lines[] = {{100, 1, 1, true, false}, {100, 3, 2, true, false}};
 	UpgResult	r;
 
 	params.max_customer_products = 1;
@@ -218,6 +246,7 @@ UNIT_TEST(upg_random_catalog_invariants)
 		lines[i].product = p[(seed >> 3) % N].id;
 		lines[i].time = (seed >> 14) % 365;
 		lines[i].has_time = true;
+		lines[i].guest = false;
 	}
 	CHECK(upg_compute(p, N, lines, L, &default_params, &r) == NULL);
 	CHECK(r.ncands > 0);
@@ -306,6 +335,8 @@ UNIT_TEST(upg_held_lines_in_parts)
 		lines[i].product = (seed >> 20) % 50 == 0 ? -5 : p[(seed >> 3) % N].id;
 		lines[i].time = (seed >> 14) % 100;
 		lines[i].has_time = (seed >> 6) % 17 != 0;
+		/* guests' orders whose keys are customers' ids too */
+		lines[i].guest = (seed >> 24) % 9 == 0;
 	}
 	CHECK(upg_compute(p, N, lines, L, &default_params, &a) == NULL);
 	CHECK(a.ncands > 0 && a.path_pairs > 0 && a.lines_unknown > 0);
@@ -337,16 +368,16 @@ UNIT_TEST(upg_held_lines_in_parts)
 
 		for (i = 0; i < L; i++)
 			if ((size_t) lines[i].customer % 3 == j)
-				held = upg_stream_hold(s, lines[i].customer, lines[i].product, lines[i].has_time,
-									   lines[i].time);
+				held = upg_stream_hold(s, lines[i].customer, lines[i].guest, lines[i].product,
+									   lines[i].has_time, lines[i].time);
 		CHECK(held > 0);
 		if (j == 1)
 		{
 			upg_stream_drop_held(s);
 			for (i = 0; i < L; i++)
 				if ((size_t) lines[i].customer % 3 == j)
-					upg_stream_hold(s, lines[i].customer, lines[i].product, lines[i].has_time,
-									lines[i].time);
+					upg_stream_hold(s, lines[i].customer, lines[i].guest, lines[i].product,
+									lines[i].has_time, lines[i].time);
 		}
 		upg_stream_group(s);
 	}
@@ -404,6 +435,7 @@ UNIT_TEST(upg_paths_match_brute_force)
 			: p[((x >> 12) % (size_t) (lines[i].customer + 2) * 7 + (x >> 50) % 3) % N].id;
 		lines[i].time = (int64_t) ((x >> 24) % 50);
 		lines[i].has_time = (x >> 36) % 13 != 0;
+		lines[i].guest = false;
 	}
 
 	/* the brute force, customer by customer */
