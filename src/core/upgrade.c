@@ -534,10 +534,6 @@ upg_stream_hold(UpgStream *s, int64_t customer, bool guest, int64_t product, boo
 {
 	int64_t		index = ups_idmap_find(&s->ids, product);
 
-	if (s->held_customers.slots == NULL)
-		ups_idmap_init(&s->held_customers, 1024);
-	if (s->held_guests.slots == NULL)
-		ups_idmap_init(&s->held_guests, 1024);
 	if (index < 0)
 		s->held_unknown++;
 	else
@@ -556,11 +552,14 @@ upg_stream_hold(UpgStream *s, int64_t customer, bool guest, int64_t product, boo
 		line = held_line(s, s->nheld);
 		if (s->nheld == 0 || customer != s->last_customer || guest != s->last_guest)
 		{
+			UpsIdMap   *map = guest ? &s->held_guests : &s->held_customers;
+
+			/* (once per run of a customer's lines, not per line) */
+			if (map->slots == NULL)
+				ups_idmap_init(map, 1024);
 			s->last_customer = customer;
 			s->last_guest = guest;
-			s->last_customer_index = guest
-				? ups_idmap_intern(&s->held_guests, customer) | HELD_GUEST
-				: ups_idmap_intern(&s->held_customers, customer);
+			s->last_customer_index = ups_idmap_intern(map, customer) | (guest ? HELD_GUEST : 0);
 		}
 		line->customer = s->last_customer_index;
 		line->product = (uint32_t) index | (has_time ? HELD_TIMED : 0);
@@ -568,17 +567,20 @@ upg_stream_hold(UpgStream *s, int64_t customer, bool guest, int64_t product, boo
 		s->nheld++;
 	}
 	return s->nblocks * HELD_BLOCK * sizeof(HeldLine)
-		+ (s->held_customers.mask + 1) * sizeof(UpsIdSlot)
-		+ (s->held_guests.mask + 1) * sizeof(UpsIdSlot);
+		+ (s->held_customers.slots ? (s->held_customers.mask + 1) * sizeof(UpsIdSlot) : 0)
+		+ (s->held_guests.slots ? (s->held_guests.mask + 1) * sizeof(UpsIdSlot) : 0);
 }
 
 void
 upg_stream_drop_held(UpgStream *s)
 {
+	/* (zeroed: a pass without guests, say, must find that map empty) */
 	if (s->held_customers.slots)
 		ups_idmap_free(&s->held_customers);
 	if (s->held_guests.slots)
 		ups_idmap_free(&s->held_guests);
+	memset(&s->held_customers, 0, sizeof(s->held_customers));
+	memset(&s->held_guests, 0, sizeof(s->held_guests));
 	for (size_t b = 0; b < s->nblocks; b++)
 		ups_free(s->held[b]);
 	if (s->held)
