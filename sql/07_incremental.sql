@@ -434,6 +434,35 @@ SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id
 CALL upsell.refresh(incremental => true);
 SELECT mode, reason FROM upsell.source_state WHERE tenant_id = 0;
 
+-- (the zone: ordered_at is a date, a day of the zone the lines were
+-- registered in, pg_regress's America/Los_Angeles; every refresh reads it so, whoever
+-- runs it: a full refresh from a session in Tokyo gives the same models,
+-- and one there folds new orders into them as a full refresh would)
+SELECT time_zone FROM upsell.order_source;
+CALL upsell.refresh();
+SELECT pg_temp.save_models();
+SET TimeZone = 'Asia/Tokyo';
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+SELECT current_setting('TimeZone') AS session_zone_after_refresh;
+INSERT INTO inc.lines
+SELECT line_id + 1400000, order_id || '-tokyo', customer_id, ordered_at + interval '2 years',
+	   product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE ordered_at >= '2022-03-01' AND ordered_at < '2022-04-01';
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+RESET TimeZone;
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+-- registered anew from Tokyo: its days are Tokyo's, rebuilt in full
+SET TimeZone = 'Asia/Tokyo';
+SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+RESET TimeZone;
+CALL upsell.refresh(incremental => true);
+SELECT mode, reason FROM upsell.source_state WHERE tenant_id = 0;
+SELECT min(first_at[1]) AS earliest_first_purchase FROM upsell.purchase_history_model WHERE tenant_id = 0;
+
 -- a view has no commit order: always rebuilt in full
 CREATE VIEW inc.lines_view AS SELECT * FROM inc.lines;
 SELECT upsell.register_orders('inc.lines_view', 'order_id', 'product_id', customer_id => 'customer_id',

@@ -27,11 +27,15 @@ CREATE TABLE IF NOT EXISTS @extschema@.order_source (
 	-- order document per row in column payload, register_shopify_orders)
 	kind		text NOT NULL DEFAULT 'columns',
 	payload		name,
+	-- 1.6: the TimeZone of the session that registered the lines, in which
+	-- every refresh reads them (_build_tenant), whoever runs it: an
+	-- ordered_at of type date or timestamp is a time of that zone
+	time_zone	text NOT NULL DEFAULT pg_catalog.current_setting('TimeZone'),
 	CONSTRAINT order_source_kind CHECK (kind IN ('columns', 'shopify') AND (kind = 'shopify') = (payload IS NOT NULL))
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_source', '');
 COMMENT ON TABLE @extschema@.order_source IS
-	'the registered order lines: relation and the columns that mean order, product, customer, time, quantity, price, tenant; for kind shopify the payload column and the document fields each role comes from';
+	'the registered order lines: relation and the columns that mean order, product, customer, time, quantity, price, tenant; for kind shopify the payload column and the document fields each role comes from; time_zone: the TimeZone of the session that registered them, in which every refresh reads them (an ordered_at of type date or timestamp is a time of that zone)';
 
 CREATE TABLE IF NOT EXISTS @extschema@.product_source (
 	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),

@@ -16,3 +16,9 @@
 -- ===========================================================================
 
 -- Changes of 1.6 to the kept tables, one block each, appended below.
+
+-- The TimeZone every refresh reads the order lines in (a date or timestamp
+-- ordered_at is a time of that zone): a registration made before 1.6 takes
+-- the zone of the session that updates the extension.
+ALTER TABLE @extschema@.order_source
+	ADD COLUMN IF NOT EXISTS time_zone text NOT NULL DEFAULT pg_catalog.current_setting('TimeZone');
