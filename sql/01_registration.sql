@@ -97,3 +97,16 @@ CALL upsell.refresh();
 DELETE FROM upsell.order_source;
 DELETE FROM upsell.product_source;
 DROP SCHEMA reg CASCADE;
+
+-- a date or timestamp column is read as a local time of the registration's
+-- zone: upsell._local_time is timezone(zone, ts), through the changes of
+-- daylight saving time (the hour that does not exist, the one that comes
+-- twice), infinity as it is, and an unknown zone an error
+SELECT count(*) AS times, count(*) FILTER (
+	WHERE upsell._local_time(x, 'Europe/Berlin') IS DISTINCT FROM timezone('Europe/Berlin', x)
+	   OR upsell._local_time(x, 'America/Los_Angeles') IS DISTINCT FROM timezone('America/Los_Angeles', x)
+	   OR upsell._local_time(x, 'UTC') IS DISTINCT FROM timezone('UTC', x)) AS differing
+FROM generate_series(timestamp '2024-03-09', '2024-11-04', '7 minutes') x;
+SELECT upsell._local_time('2024-03-31 02:30', 'Europe/Berlin') = timezone('Europe/Berlin', '2024-03-31 02:30'::timestamp) AS gap_hour,
+	   upsell._local_time('infinity', 'Europe/Berlin') = 'infinity'::timestamptz AS infinite;
+SELECT upsell._local_time('2024-01-01', 'Nowhere/Land');

@@ -435,10 +435,15 @@ CALL upsell.refresh(incremental => true);
 SELECT mode, reason FROM upsell.source_state WHERE tenant_id = 0;
 
 -- (the zone: ordered_at is a date, a day of the zone the lines were
--- registered in, pg_regress's America/Los_Angeles; every refresh reads it so, whoever
--- runs it: a full refresh from a session in Tokyo gives the same models,
--- and one there folds new orders into them as a full refresh would)
+-- registered in, pg_regress's America/Los_Angeles, whoever reads it: the
+-- first line is the same instant from Tokyo, a full refresh from a session
+-- there gives the same models, and one there folds new orders into them
+-- as a full refresh would)
 SELECT time_zone FROM upsell.order_source;
+SELECT extract(epoch FROM min(ordered_at)) AS first_line_epoch FROM upsell.order_lines;
+SET TimeZone = 'Asia/Tokyo';
+SELECT extract(epoch FROM min(ordered_at)) AS first_line_epoch FROM upsell.order_lines;
+RESET TimeZone;
 CALL upsell.refresh();
 SELECT pg_temp.save_models();
 SET TimeZone = 'Asia/Tokyo';

@@ -50,6 +50,25 @@ SELECT upsell.register_carts('pp.carts2', 'id', NULL, 'product', NULL, 'added', 
 SELECT * FROM upsell.carts;
 SELECT rank, kind, product_id, replaces FROM upsell.abandoned_cart_offers(7, at => '2024-04-20');
 
+-- a timestamp without a zone is a time of the zone the carts were registered
+-- in, for every reader: registered from Los Angeles, cart 8, last added at
+-- 11:30 there, has been idle for half an hour at 12:00 there, asked from
+-- this session (UTC) and from one in Honolulu (cast in that session's zone,
+-- 11:30 was 14:30 in Los Angeles: not idle yet)
+CREATE TABLE pp.carts3 (id bigint, product bigint, added timestamp);
+INSERT INTO pp.carts3 VALUES (8, 4, '2024-04-20 11:30');
+SET TimeZone = 'America/Los_Angeles';
+SELECT upsell.register_carts('pp.carts3', 'id', NULL, 'product', NULL, 'added', NULL);
+SET TimeZone = 'UTC';
+SELECT time_zone FROM upsell.cart_source;
+SELECT count(*) > 0 AS abandoned FROM upsell.abandoned_cart_offers(8, idle_after => '20 minutes',
+	at => '2024-04-20 12:00 America/Los_Angeles');
+SET TimeZone = 'Pacific/Honolulu';
+SELECT count(*) > 0 AS abandoned FROM upsell.abandoned_cart_offers(8, idle_after => '20 minutes',
+	at => '2024-04-20 12:00 America/Los_Angeles');
+SET TimeZone = 'UTC';
+SELECT added_at FROM upsell.carts;
+
 -- bad input
 SELECT upsell.register_carts('pp.carts2', 'nope', NULL, 'product', NULL, 'added', NULL);
 SELECT upsell.register_carts('pp.carts', 'cart', 'shopper', 'item', 'qty', 'cart', 'done');

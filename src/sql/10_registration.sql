@@ -27,15 +27,15 @@ CREATE TABLE IF NOT EXISTS @extschema@.order_source (
 	-- order document per row in column payload, register_shopify_orders)
 	kind		text NOT NULL DEFAULT 'columns',
 	payload		name,
-	-- 1.6: the TimeZone of the session that registered the lines, in which
-	-- every refresh reads them (_build_tenant), whoever runs it: an
-	-- ordered_at of type date or timestamp is a time of that zone
+	-- 1.6: the TimeZone of the session that registered the lines: an
+	-- ordered_at of type date or timestamp is a time of that zone, for
+	-- every reader of upsell.order_lines (_local_time)
 	time_zone	text NOT NULL DEFAULT pg_catalog.current_setting('TimeZone'),
 	CONSTRAINT order_source_kind CHECK (kind IN ('columns', 'shopify') AND (kind = 'shopify') = (payload IS NOT NULL))
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_source', '');
 COMMENT ON TABLE @extschema@.order_source IS
-	'the registered order lines: relation and the columns that mean order, product, customer, time, quantity, price, tenant; for kind shopify the payload column and the document fields each role comes from; time_zone: the TimeZone of the session that registered them, in which every refresh reads them (an ordered_at of type date or timestamp is a time of that zone)';
+	'the registered order lines: relation and the columns that mean order, product, customer, time, quantity, price, tenant; for kind shopify the payload column and the document fields each role comes from; time_zone: the TimeZone of the session that registered them (an ordered_at of type date or timestamp is a time of that zone, whoever reads it)';
 
 CREATE TABLE IF NOT EXISTS @extschema@.product_source (
 	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -123,8 +123,24 @@ BEGIN
 END
 $$;
 
--- The canonical expression for one column, by the role it plays and its type.
-CREATE FUNCTION @extschema@._column_expr(relation regclass, col name, role text)
+-- A date or timestamp column of the shop's names a day or a time without
+-- saying where: the views read it as a local time of the zone the
+-- registration recorded (order_source.time_zone, cart_source.time_zone), so
+-- that every reader -- a refresh from pg_cron in the server's zone, an
+-- analyst's psql in hers, the app -- sees the same instants (a cast to
+-- timestamptz converts in the reader's zone).  timezone(zone, ts), but with
+-- the zone looked up once per query, not per line (src/local_time.c).
+CREATE FUNCTION @extschema@._local_time(ts timestamp, zone text)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'upsell_local_time'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._local_time(timestamp, text) IS
+	'internal: the timestamptz of a local time of a zone (timezone(zone, ts)); the views over the shop''s tables read its date and timestamp columns so';
+
+-- The canonical expression for one column, by the role it plays and its
+-- type; a date or timestamp is a time of time_zone (the registration's;
+-- NULL: the reader's, for a check of the column alone).
+CREATE FUNCTION @extschema@._column_expr(relation regclass, col name, role text, time_zone text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -147,8 +163,11 @@ BEGIN
 			IF t = ANY (texts) THEN RETURN format('@extschema@.order_key(%s::text)', c); END IF;
 			expected := 'an integer or text type';
 		WHEN 'ordered_at', 'added_at', 'checked_out_at' THEN
-			IF t IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
+			IF t = 'timestamp with time zone'::regtype OR (time_zone IS NULL AND t IN ('timestamp without time zone'::regtype, 'date'::regtype)) THEN
 				RETURN c || '::timestamptz';
+			END IF;
+			IF t IN ('timestamp without time zone'::regtype, 'date'::regtype) THEN
+				RETURN format('@extschema@._local_time(%s::timestamp, %L)', c, time_zone);
 			END IF;
 			expected := 'date, timestamp or timestamptz';
 		WHEN 'quantity', 'price', 'unit_price', 'unit_size' THEN
@@ -318,7 +337,7 @@ LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	SELECT jsonb_object_agg(c.name, CASE WHEN cfg ->> c.source IS NULL THEN c.fallback
-										 ELSE @extschema@._column_expr(rel, (cfg ->> c.source)::name, c.role) END)
+										 ELSE @extschema@._column_expr(rel, (cfg ->> c.source)::name, c.role, cfg ->> 'time_zone') END)
 	FROM @extschema@._view_columns(view) c;
 END;
 

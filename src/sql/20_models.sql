@@ -738,19 +738,6 @@ BEGIN
 	-- the builds allocate and free the same large buffers over and over
 	-- (src/refresh_malloc.c)
 	PERFORM @extschema@._hold_freed_memory(true);
-	-- The lines are read in the TimeZone they were registered in, whoever
-	-- refreshes: a date or timestamp ordered_at becomes a timestamptz in
-	-- the session's zone, so a pg_cron job in the server's zone and an
-	-- analyst's psql in hers built different purchase times and repeat
-	-- gaps (a DST change between two orders), and an incremental refresh
-	-- folded new orders read in one zone into models read in another.
-	-- Set for this function only (its SET clause restores the session's
-	-- zone when it returns); the side builds' workers take it with the
-	-- session's other settings (src/side_build.c).  Not a per-row
-	-- conversion in the view: timezone(zone, ordered_at) costs 70 ns a
-	-- line, 0.7 s per read of 10M lines, and every refresh reads them
-	-- four or five times.
-	PERFORM set_config('TimeZone', s.time_zone, true) FROM @extschema@.order_source s;
 	IF @extschema@._models_distributed() THEN
 		-- on the tenant's worker: a builder's function (C, or a query text)
 		-- reads the tenant's order lines while the statement that publishes

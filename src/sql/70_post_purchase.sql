@@ -837,11 +837,15 @@ CREATE TABLE IF NOT EXISTS @extschema@.cart_source (
 	added_at	name NOT NULL,
 	checked_out_at name,
 	tenant_id	name,
-	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	-- 1.6: the TimeZone of the session that registered the carts: an
+	-- added_at or checked_out_at of type date or timestamp is a time of
+	-- that zone, for every reader of upsell.carts (_local_time)
+	time_zone	text NOT NULL DEFAULT pg_catalog.current_setting('TimeZone')
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.cart_source', '');
 COMMENT ON TABLE @extschema@.cart_source IS
-	'the registered cart lines: relation and the columns that mean cart, customer, product, quantity, added at, checked out at, tenant';
+	'the registered cart lines: relation and the columns that mean cart, customer, product, quantity, added at, checked out at, tenant; time_zone: the TimeZone of the session that registered them (a date or timestamp added at or checked out at is a time of that zone, whoever reads it)';
 
 -- The view upsell.carts is created by register_carts, not by this script
 -- (like upsell.order_lines, see 10_registration.sql: as an extension member a

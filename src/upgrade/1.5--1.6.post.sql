@@ -17,8 +17,11 @@
 
 -- Changes of 1.6 to the kept tables, one block each, appended below.
 
--- The TimeZone every refresh reads the order lines in (a date or timestamp
--- ordered_at is a time of that zone): a registration made before 1.6 takes
--- the zone of the session that updates the extension.
+-- The TimeZone of the registration: a date or timestamp column of the order
+-- lines or of the carts is a time of that zone, whoever reads the view.  A
+-- registration made before 1.6 takes the zone of the session that updates
+-- the extension (src/upgrade/post.sql then makes the views anew).
 ALTER TABLE @extschema@.order_source
+	ADD COLUMN IF NOT EXISTS time_zone text NOT NULL DEFAULT pg_catalog.current_setting('TimeZone');
+ALTER TABLE @extschema@.cart_source
 	ADD COLUMN IF NOT EXISTS time_zone text NOT NULL DEFAULT pg_catalog.current_setting('TimeZone');
