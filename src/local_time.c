@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
 #include "fmgr.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
@@ -51,7 +52,8 @@ zone_of(FunctionCallInfo fcinfo, text *zone)
 		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ZoneCache));
 		fcinfo->flinfo->fn_extra = c;
 	}
-	strlcpy(c->name, name, sizeof(c->name));
+	memcpy(c->name, name, len);
+	c->name[len] = '\0';
 	c->tz = tz;
 	pfree(name);
 	return tz;
