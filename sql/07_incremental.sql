@@ -20,6 +20,19 @@ SELECT upsell.register_products('superstore.products', 'product_id', price => 'p
 	category => 'category', variant_group => 'variant_group', in_stock => 'in_stock',
 	title => 'title', unit_size => 'unit_size', unit_name => 'unit_name');
 
+-- New orders for the cases below: copies of the Superstore's orders of
+-- [since, before), their line ids moved by id_offset, their order ids
+-- suffixed, their dates shifted; returns the lines added.
+CREATE FUNCTION pg_temp.copy_orders(id_offset int, suffix text, shift interval, since date, before date)
+RETURNS bigint LANGUAGE sql AS $$
+	WITH added AS (
+		INSERT INTO inc.lines
+		SELECT o.line_id + id_offset, o.order_id || suffix, o.customer_id, o.ordered_at + shift,
+			   o.product_id, o.quantity, o.unit_price, o.discount
+		FROM superstore.order_lines o WHERE o.ordered_at >= since AND o.ordered_at < before
+		RETURNING 1)
+	SELECT count(*) FROM added $$;
+
 -- Every model's rows (except the build time of threshold_candidates and
 -- source_state, which differ by nature) as they are now, kept in inc_saved.
 CREATE FUNCTION pg_temp.save_models() RETURNS void LANGUAGE plpgsql AS $$
@@ -157,10 +170,7 @@ CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 
 -- 2. late orders: new orders dated three years back (earlier than most lines counted)
-INSERT INTO inc.lines
-SELECT line_id + 100000, order_id || '-late', customer_id, ordered_at - interval '3 years',
-	   product_id, quantity, unit_price, discount
-FROM superstore.order_lines WHERE ordered_at >= '2022-10-01' AND ordered_at < '2022-11-01';
+SELECT pg_temp.copy_orders(100000, '-late', '-3 years', '2022-10-01', '2022-11-01');
 -- (built by the refresh alone, without side builds: the same models)
 SET upsell.refresh_workers = 0;
 CALL upsell.refresh(incremental => true);
@@ -208,10 +218,7 @@ SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 -- and new orders alone still fold in
-INSERT INTO inc.lines
-SELECT line_id + 1000000, order_id || '-copy', customer_id, ordered_at + interval '1 year',
-	   product_id, quantity, unit_price, discount
-FROM superstore.order_lines WHERE ordered_at >= '2022-04-01' AND ordered_at < '2022-05-01';
+SELECT pg_temp.copy_orders(1000000, '-copy', '1 year', '2022-04-01', '2022-05-01');
 -- (no catalog fact changed: the gap fillers' candidates are kept as built)
 SELECT built_at AS threshold_built FROM upsell.threshold_candidates WHERE tenant_id = 0 \gset
 CALL upsell.refresh(incremental => true);
@@ -253,19 +260,13 @@ SELECT * FROM pg_temp.compare();
 -- then outgrows a smaller bound and is split
 SET upsell.cooccurrence_chunk_pairs = 100000000;
 CALL upsell.refresh();
-INSERT INTO inc.lines
-SELECT line_id + 400000, order_id || '-again', customer_id, ordered_at + interval '1 year',
-	   product_id, quantity, unit_price, discount
-FROM superstore.order_lines WHERE ordered_at >= '2022-06-01' AND ordered_at < '2022-07-01';
+SELECT pg_temp.copy_orders(400000, '-again', '1 year', '2022-06-01', '2022-07-01');
 CALL upsell.refresh(incremental => true);
 SELECT count(*) AS chunks FROM upsell.cooccurrence_chunks WHERE tenant_id = 0;
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
-INSERT INTO inc.lines
-SELECT line_id + 500000, order_id || '-again', customer_id, ordered_at + interval '1 year',
-	   product_id, quantity, unit_price, discount
-FROM superstore.order_lines WHERE ordered_at >= '2022-05-01' AND ordered_at < '2022-06-01';
+SELECT pg_temp.copy_orders(500000, '-again', '1 year', '2022-05-01', '2022-06-01');
 SET upsell.cooccurrence_chunk_pairs = 300;
 CALL upsell.refresh(incremental => true);
 SELECT count(*) > 1 AS split FROM upsell.cooccurrence_chunks WHERE tenant_id = 0;
@@ -280,10 +281,7 @@ UPDATE superstore.products SET price = price * 1.3 WHERE product_id % 37 = 0;
 UPDATE superstore.products SET in_stock = false WHERE product_id % 41 = 0;
 UPDATE superstore.products SET category = 'Paper' WHERE product_id = 44;
 UPDATE superstore.products SET variant_group = 'Binders / moved' WHERE product_id IN (45, 46, 47);
-INSERT INTO inc.lines
-SELECT line_id + 700000, order_id || '-cat', customer_id, ordered_at + interval '3 years',
-	   product_id, quantity, unit_price, discount
-FROM superstore.order_lines WHERE ordered_at >= '2022-03-01' AND ordered_at < '2022-03-15';
+SELECT pg_temp.copy_orders(700000, '-cat', '3 years', '2022-03-01', '2022-03-15');
 DROP TABLE carts_before, products_before;
 CREATE TEMP TABLE carts_before AS SELECT product_id, xmin::text AS written FROM upsell.cart_model;
 CREATE TEMP TABLE products_before AS SELECT product_id, xmin::text AS written FROM upsell.product_model;
@@ -308,10 +306,7 @@ SELECT * FROM pg_temp.compare();
 -- and a merchant's rule that changes which categories substitute each other
 -- (every cart row may change: rewritten in full)
 INSERT INTO upsell.category_substitutes (category, other_category, substitutes) VALUES ('Paper', 'Binders', true);
-INSERT INTO inc.lines
-SELECT line_id + 800000, order_id || '-rule', customer_id, ordered_at + interval '3 years',
-	   product_id, quantity, unit_price, discount
-FROM superstore.order_lines WHERE ordered_at >= '2022-03-15' AND ordered_at < '2022-04-01';
+SELECT pg_temp.copy_orders(800000, '-rule', '3 years', '2022-03-15', '2022-04-01');
 CALL upsell.refresh(incremental => true);
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
@@ -380,10 +375,7 @@ SELECT * FROM pg_temp.compare();
 -- rebuilt in full, saying which
 RESET upsell.cooccurrence_chunk_pairs;
 SET upsell.pairs_per_product = 5;
-INSERT INTO inc.lines
-SELECT line_id + 600000, order_id || '-more', customer_id, ordered_at + interval '2 years',
-	   product_id, quantity, unit_price, discount
-FROM superstore.order_lines WHERE ordered_at >= '2022-04-01' AND ordered_at < '2022-05-01';
+SELECT pg_temp.copy_orders(600000, '-more', '2 years', '2022-04-01', '2022-05-01');
 CALL upsell.refresh(incremental => true);
 SELECT max(cardinality(other_ids)) AS longest_list FROM upsell.pair_list_model WHERE tenant_id = 0;
 SELECT pg_temp.save_models();
@@ -397,10 +389,7 @@ SELECT count(*) AS orders_over_3 FROM (
 	SELECT order_id FROM inc.lines GROUP BY order_id HAVING count(DISTINCT product_id) > 3) o;
 CALL upsell.refresh();
 SET upsell.max_basket_size = 3;
-INSERT INTO inc.lines
-SELECT line_id + 1100000, order_id || '-basket', customer_id, ordered_at + interval '2 years',
-	   product_id, quantity, unit_price, discount
-FROM superstore.order_lines WHERE ordered_at >= '2022-05-01' AND ordered_at < '2022-06-01';
+SELECT pg_temp.copy_orders(1100000, '-basket', '2 years', '2022-05-01', '2022-06-01');
 CALL upsell.refresh(incremental => true);
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
@@ -420,10 +409,7 @@ SELECT * FROM pg_temp.compare();
 SELECT count(*) AS histories FROM upsell.purchase_history_model WHERE tenant_id = 0;
 SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id => 'customer_id',
 	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
-INSERT INTO inc.lines
-SELECT line_id + 1300000, order_id || '-registered', customer_id, ordered_at + interval '2 years',
-	   product_id, quantity, unit_price, discount
-FROM superstore.order_lines WHERE ordered_at >= '2022-06-01' AND ordered_at < '2022-07-01';
+SELECT pg_temp.copy_orders(1300000, '-registered', '2 years', '2022-06-01', '2022-07-01');
 CALL upsell.refresh(incremental => true);
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
@@ -450,10 +436,7 @@ SET TimeZone = 'Asia/Tokyo';
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 SELECT current_setting('TimeZone') AS session_zone_after_refresh;
-INSERT INTO inc.lines
-SELECT line_id + 1400000, order_id || '-tokyo', customer_id, ordered_at + interval '2 years',
-	   product_id, quantity, unit_price, discount
-FROM superstore.order_lines WHERE ordered_at >= '2022-03-01' AND ordered_at < '2022-04-01';
+SELECT pg_temp.copy_orders(1400000, '-tokyo', '2 years', '2022-03-01', '2022-04-01');
 CALL upsell.refresh(incremental => true);
 SELECT pg_temp.save_models();
 RESET TimeZone;
@@ -467,6 +450,22 @@ RESET TimeZone;
 CALL upsell.refresh(incremental => true);
 SELECT mode, reason FROM upsell.source_state WHERE tenant_id = 0;
 SELECT min(first_at[1]) AS earliest_first_purchase FROM upsell.purchase_history_model WHERE tenant_id = 0;
+
+-- a timestamptz ordered_at is the same instant whoever registered it: the
+-- same lines registered anew from Tokyo still fold in
+CREATE TABLE inc.lines_tz AS
+SELECT line_id, order_id, customer_id, ordered_at::timestamptz AS ordered_at, product_id, quantity,
+	   unit_price, discount
+FROM inc.lines;
+SELECT upsell.register_orders('inc.lines_tz', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+CALL upsell.refresh();
+SET TimeZone = 'Asia/Tokyo';
+SELECT upsell.register_orders('inc.lines_tz', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+RESET TimeZone;
+CALL upsell.refresh(incremental => true);
+SELECT mode, reason FROM upsell.source_state WHERE tenant_id = 0;
 
 -- a view has no commit order: always rebuilt in full
 CREATE VIEW inc.lines_view AS SELECT * FROM inc.lines;
@@ -492,10 +491,7 @@ SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id
 	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
 CALL upsell.refresh();
 UPDATE superstore.products SET price = 0;
-INSERT INTO inc.lines
-SELECT line_id + 900000, order_id || '-unpriced', customer_id, ordered_at + interval '4 years',
-	   product_id, quantity, unit_price, discount
-FROM superstore.order_lines WHERE ordered_at >= '2022-02-01' AND ordered_at < '2022-03-01';
+SELECT pg_temp.copy_orders(900000, '-unpriced', '4 years', '2022-02-01', '2022-03-01');
 CALL upsell.refresh(incremental => true);
 SELECT mode, (SELECT count(*) FROM upsell.upgrade_list_model) AS upgrade_lists
 FROM upsell.source_state WHERE tenant_id = 0;

@@ -163,11 +163,11 @@ BEGIN
 			IF t = ANY (texts) THEN RETURN format('@extschema@.order_key(%s::text)', c); END IF;
 			expected := 'an integer or text type';
 		WHEN 'ordered_at', 'added_at', 'checked_out_at' THEN
-			IF t = 'timestamp with time zone'::regtype OR (time_zone IS NULL AND t IN ('timestamp without time zone'::regtype, 'date'::regtype)) THEN
-				RETURN c || '::timestamptz';
-			END IF;
-			IF t IN ('timestamp without time zone'::regtype, 'date'::regtype) THEN
+			IF time_zone IS NOT NULL AND t IN ('timestamp without time zone'::regtype, 'date'::regtype) THEN
 				RETURN format('@extschema@._local_time(%s::timestamp, %L)', c, time_zone);
+			END IF;
+			IF t IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
+				RETURN c || '::timestamptz';
 			END IF;
 			expected := 'date, timestamp or timestamptz';
 		WHEN 'quantity', 'price', 'unit_price', 'unit_size' THEN

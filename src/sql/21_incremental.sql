@@ -96,8 +96,16 @@ DECLARE
 	is_view boolean;
 	settings jsonb := @extschema@._model_settings();
 	-- how the order lines are read: the relation and the columns registered
-	-- for them (register_orders, or the Shopify documents' registration)
+	-- for them (register_orders, or the Shopify documents' registration),
+	-- and the registration's zone where the view reads ordered_at in it (a
+	-- date or timestamp column: _column_expr); a timestamptz is the same
+	-- instant whoever registered it
 	registration jsonb := (SELECT pg_catalog.to_jsonb(o) OPERATOR(pg_catalog.-) '{singleton, registered_at}'::text[]
+								  OPERATOR(pg_catalog.-) CASE
+									  WHEN o.kind = 'columns' AND o.ordered_at IS NOT NULL
+										   AND @extschema@._column_type(o.relation, o.ordered_at, 'ordered_at')
+											   IN ('timestamp without time zone'::regtype, 'date'::regtype)
+									  THEN '{}'::text[] ELSE '{time_zone}'::text[] END
 						   FROM @extschema@.order_source o);
 BEGIN
 	IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
