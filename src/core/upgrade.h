@@ -10,9 +10,9 @@
  *	1. the order lines are read once, customer by customer: per product
  *	   the number of distinct customers who bought it, per variant group and
  *	   per category the distinct customers who bought any of its products,
- *	   and per ordered pair (a, b) of the same group or category the number of
- *	   customers who bought a and later (strictly) bought b: the upgrade
- *	   paths;
+ *	   and per ordered pair (a, b) of the same group or category, b within
+ *	   a's price range (below), the number of customers who bought a and
+ *	   later (strictly) bought b: the upgrade paths;
  *	2. every product scans its group and its category sorted by price, up to
  *	   `window` neighbours each way within [price / max_ratio, price *
  *	   max_ratio], plus every product its buyers later moved to; each
@@ -89,7 +89,8 @@ typedef struct UpgResult
 	int64_t		lines_used;
 	int64_t		lines_unknown;	/* lines of products not given */
 	int64_t		big_customers;	/* customers skipped for paths */
-	int64_t		path_pairs;		/* distinct (a, b) with a path */
+	int64_t		path_pairs;		/* distinct (a, b) with a path, b within
+								 * a's price range */
 } UpgResult;
 
 /*

@@ -394,7 +394,9 @@ UNIT_TEST(upg_held_lines_in_parts)
 /*
  * The path counts against a brute force over every ordered pair of every
  * customer's products: a catalog where many products lack a category or a
- * variant group, customers of a few to over a hundred products.
+ * variant group, some share a price, customers of a few to over a hundred
+ * products.  The pairs out of each other's price range (or at the same
+ * price) are many, and never counted.
  */
 UNIT_TEST(upg_paths_match_brute_force)
 {
@@ -412,7 +414,8 @@ UNIT_TEST(upg_paths_match_brute_force)
 	size_t		i,
 				a,
 				b;
-	int64_t		pairs = 0;
+	int64_t		pairs = 0,
+				out_of_reach = 0;
 	int			bad = 0;
 	uint64_t	seed = 99;
 
@@ -463,15 +466,32 @@ UNIT_TEST(upg_paths_match_brute_force)
 					(p[a].group >= 0 && p[a].group == p[b].group &&
 					 (p[a].category < 0 || p[b].category < 0));
 
+				/* b's price within a's range, as consider() bounds it */
+				double		ratio = default_params.max_ratio;
+				bool		reach = p[b].price > p[a].price ? !(p[b].price > p[a].price * ratio)
+					: p[b].price < p[a].price && !(p[b].price * ratio < p[a].price);
+
 				if (a != b && timed[a] && timed[b] && pool && first[a] < last[b])
-					ref[a * N + b]++;
+				{
+					if (reach)
+						ref[a * N + b]++;
+					else if (ref[a * N + b] == 0)
+					{
+						/* a path the model never scores: not counted */
+						ref[a * N + b] = -1;
+					}
+				}
 			}
 	}
 	for (i = 0; i < (size_t) N * N; i++)
+	{
 		pairs += ref[i] > 0;
+		out_of_reach += ref[i] < 0;
+	}
 
 	CHECK(upg_compute(p, N, lines, L, &default_params, &r) == NULL);
 	CHECK(pairs > 1000);
+	CHECK(out_of_reach > 1000);
 	CHECK_EQ_INT(r.path_pairs, pairs);
 	CHECK(r.ncands > 0);
 	for (i = 0; i < r.ncands; i++)
