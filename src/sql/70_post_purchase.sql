@@ -153,6 +153,15 @@ COMMENT ON FUNCTION @extschema@._consumable_by_data(bigint, bigint, bigint, bigi
 -- The order lines of the purchase histories, as _purchase_history reads them:
 -- the tenant's lines as of its refresh snapshot (_tenant_lines), of some
 -- customers only when filter says so.
+--
+-- The quantity is compared only on the lines filter keeps (a CASE, which
+-- the planner leaves as written; without a filter it is the comparison
+-- alone).  PostgreSQL orders a scan's conditions by their estimated cost,
+-- and puts the test of thousands of customers last, so the cast of every
+-- line's quantity to numeric and its comparison ran on all of them first:
+-- at 10M lines and the 27,958 customers of 1% new orders, 82% of the lines
+-- are not theirs, and the scan took 1.27-1.50 s of CPU instead of
+-- 1.54-1.95 s (seven runs each, alternating, without parallel workers).
 CREATE FUNCTION @extschema@._history_lines_query(tenant_id bigint, filter text DEFAULT 'true',
 	snapshot pg_snapshot DEFAULT NULL)
 RETURNS text
@@ -161,7 +170,8 @@ SET search_path = pg_catalog, pg_temp
 RETURN 'SELECT l.tenant_id, l.customer_id, l.product_id, l.ordered_at, l.quantity, '
 	|| 'l.quantity OPERATOR(pg_catalog.*) l.unit_price FROM ' || @extschema@._tenant_lines(tenant_id, snapshot) || ' l '
 	|| 'WHERE l.customer_id IS NOT NULL AND l.product_id IS NOT NULL AND l.ordered_at IS NOT NULL '
-	|| 'AND l.quantity OPERATOR(pg_catalog.>) 0 AND (' || filter || ') ORDER BY l.tenant_id, l.customer_id';
+	|| 'AND CASE WHEN (' || filter || ') THEN l.quantity OPERATOR(pg_catalog.>) 0 ELSE false END '
+	|| 'ORDER BY l.tenant_id, l.customer_id';
 
 -- The customers whose purchase histories an incremental build of the
 -- tenant recomputes: those with new lines that count (the new lines are
