@@ -209,3 +209,15 @@ upsell_itemsets_limit_kb(void)
 	return upsell_itemsets_memory_limit >= 0 ? upsell_itemsets_memory_limit
 		: (int) Min((int64) work_mem * 32, (int64) MAX_KILOBYTES);
 }
+
+PG_FUNCTION_INFO_V1(upsell_itemsets_limit_kb_sql);
+
+/*
+ * _itemsets_limit_kb(): the limit mining works within now, as it reads it
+ * (0: none).  The bundles record it when they were mined at a raised count.
+ */
+Datum
+upsell_itemsets_limit_kb_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(upsell_itemsets_limit_kb());
+}

@@ -419,6 +419,12 @@ CREATE FUNCTION @extschema@._backend_cpu_ms() RETURNS float8
 COMMENT ON FUNCTION @extschema@._backend_cpu_ms() IS
 	'internal: the CPU time (user + system, ms) the calling backend has used (not its parallel workers'')';
 
+CREATE FUNCTION @extschema@._itemsets_limit_kb() RETURNS int
+	AS 'MODULE_PATHNAME', 'upsell_itemsets_limit_kb_sql'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._itemsets_limit_kb() IS
+	'internal: upsell.itemsets_memory_limit in kB as mining applies it (-1: 32 times work_mem), 0: no limit';
+
 CREATE FUNCTION @extschema@._hold_freed_memory(hold boolean) RETURNS void
 	AS 'MODULE_PATHNAME', 'upsell_hold_freed_memory'
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;

@@ -60,6 +60,10 @@ RETURN pg_catalog.hashint8extended(order_key,
 -- are counted, and the old ones' pairs were counted under the old size;
 -- upsell.bundle_min_count and upsell.bundles_per_product: bundle_model is
 -- kept as it is when the tenant has no new lines, _lines_unchanged.)
+-- source_state's settings also say, under "bundles", the count the bundles
+-- were last mined at when upsell.itemsets_memory_limit made the refresh
+-- raise it; that is not a setting to compare, and an incremental refresh
+-- carries it over to the bundles it keeps.
 CREATE FUNCTION @extschema@._model_settings()
 RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -137,8 +141,9 @@ BEGIN
 					FROM (SELECT jsonb_object_keys(prev.registration)
 						  UNION SELECT jsonb_object_keys(registration)) r(k)
 					WHERE prev.registration -> k IS DISTINCT FROM registration -> k) || ')';
-		ELSIF prev.settings IS DISTINCT FROM settings THEN
-			why := format('settings changed since its last refresh (%s, now %s)', prev.settings, settings);
+		ELSIF prev.settings OPERATOR(pg_catalog.-) 'bundles'::text IS DISTINCT FROM settings THEN
+			why := format('settings changed since its last refresh (%s, now %s)',
+						  prev.settings OPERATOR(pg_catalog.-) 'bundles'::text, settings);
 		END IF;
 	END IF;
 	IF incremental AND why IS NULL THEN
@@ -205,6 +210,11 @@ BEGIN
 	IF incremental AND why IS NULL THEN
 		n_lines := prev.lines + new_n;
 		n_sum := prev.checksum # new_sum;
+		-- the count the kept bundles were mined at, if raised
+		-- (_build_bundle_model): theirs until they are mined again
+		IF prev.settings ? 'bundles' THEN
+			settings := settings OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('bundles', prev.settings -> 'bundles');
+		END IF;
 		-- what the builders note as changed for those after them (_note_changed)
 		CREATE TEMP TABLE upsell_changed_products (model name NOT NULL, product_id bigint NOT NULL) ON COMMIT DROP;
 	ELSE

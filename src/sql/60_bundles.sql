@@ -141,22 +141,32 @@ RETURN format($q$
 
 -- When a shop is so large that mining at that count would pass
 -- upsell.itemsets_memory_limit, the count is raised (x4) until it fits, so
--- one huge tenant does not fail the whole refresh.
+-- one huge tenant does not fail the whole refresh.  The count it took and
+-- the limit it fitted are then recorded in source_state's settings, under
+-- "bundles": a refresh without new lines keeps the bundles only while that
+-- limit is the one mining would work within (with another, the same lines
+-- may fit at another count, as a full refresh would mine them).
 CREATE FUNCTION @extschema@._build_bundle_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	min_count int := coalesce(current_setting('upsell.bundle_min_count', true)::int, 5);
+	configured int := coalesce(current_setting('upsell.bundle_min_count', true)::int, 5);
+	min_count int := configured;
+	limit_kb int := @extschema@._itemsets_limit_kb();
+	mined jsonb := (SELECT s.settings -> 'bundles' FROM @extschema@.source_state s
+					WHERE s.tenant_id = _build_bundle_model.tenant_id);
 	most_orders bigint;
 	rows text;
 	n bigint;
 	with_bundles bigint[];
 BEGIN
-	IF incremental AND @extschema@._lines_unchanged(tenant_id) THEN
-		-- the same lines and settings (_model_settings): the same itemsets,
-		-- and no product noted as changed
+	IF incremental AND @extschema@._lines_unchanged(tenant_id)
+	   AND (mined IS NULL OR (mined ->> 'memory_limit_kb')::int = limit_kb) THEN
+		-- the same lines and settings (_model_settings), and the count
+		-- mining would take: the same itemsets, and no product noted as
+		-- changed
 		RETURN @extschema@._kept_rows('bundle_model', tenant_id);
 	END IF;
 	SELECT coalesce(max(m.orders), 0) INTO most_orders
@@ -184,6 +194,14 @@ BEGIN
 					SELECT DISTINCT b.product_id FROM @extschema@.bundle_model b
 					WHERE b.tenant_id = _build_bundle_model.tenant_id));
 			END IF;
+			-- (source_state, published at the start of this refresh)
+			UPDATE @extschema@.source_state s
+			SET settings = CASE WHEN min_count = configured THEN s.settings - 'bundles'
+								ELSE s.settings || jsonb_build_object('bundles', jsonb_build_object(
+										 'min_count', min_count, 'memory_limit_kb', limit_kb)) END
+			WHERE s.tenant_id = _build_bundle_model.tenant_id
+			  AND s.settings -> 'bundles' IS DISTINCT FROM CASE WHEN min_count <> configured THEN
+					jsonb_build_object('min_count', min_count, 'memory_limit_kb', limit_kb) END;
 			RETURN n;
 		EXCEPTION WHEN program_limit_exceeded THEN
 			-- past the tenant's order count nothing can be frequent
