@@ -61,9 +61,9 @@ RETURN pg_catalog.hashint8extended(order_key,
 -- upsell.bundle_min_count and upsell.bundles_per_product: bundle_model is
 -- kept as it is when the tenant has no new lines, _lines_unchanged.)
 -- source_state's settings also say, under "bundles", the count the bundles
--- were last mined at when upsell.itemsets_memory_limit made the refresh
--- raise it; that is not a setting to compare, and an incremental refresh
--- carries it over to the bundles it keeps.
+-- were last mined at (upsell.itemsets_memory_limit may have made the
+-- refresh raise it) and that limit; that is not a setting to compare, and an
+-- incremental refresh carries it over to the bundles it keeps.
 CREATE FUNCTION @extschema@._model_settings()
 RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -210,7 +210,7 @@ BEGIN
 	IF incremental AND why IS NULL THEN
 		n_lines := prev.lines + new_n;
 		n_sum := prev.checksum # new_sum;
-		-- the count the kept bundles were mined at, if raised
+		-- the count and limit the kept bundles were mined at
 		-- (_build_bundle_model): theirs until they are mined again
 		IF prev.settings ? 'bundles' THEN
 			settings := settings OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('bundles', prev.settings -> 'bundles');

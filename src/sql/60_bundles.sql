@@ -141,11 +141,12 @@ RETURN format($q$
 
 -- When a shop is so large that mining at that count would pass
 -- upsell.itemsets_memory_limit, the count is raised (x4) until it fits, so
--- one huge tenant does not fail the whole refresh.  The count it took and
--- the limit it fitted are then recorded in source_state's settings, under
--- "bundles": a refresh without new lines keeps the bundles only while that
--- limit is the one mining would work within (with another, the same lines
--- may fit at another count, as a full refresh would mine them).
+-- one huge tenant does not fail the whole refresh.  The count the bundles
+-- were mined at and the limit they fitted in are recorded in source_state's
+-- settings, under "bundles": a refresh without new lines keeps the bundles
+-- only while mining the same lines would give them, that is under a limit
+-- at least as large when the count was the configured one, the same limit
+-- when it was raised (a larger one may fit a lower count).
 CREATE FUNCTION @extschema@._build_bundle_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -163,7 +164,12 @@ DECLARE
 	with_bundles bigint[];
 BEGIN
 	IF incremental AND @extschema@._lines_unchanged(tenant_id)
-	   AND (mined IS NULL OR (mined ->> 'memory_limit_kb')::int = limit_kb) THEN
+	   AND (mined IS NULL
+			OR CASE WHEN (mined ->> 'min_count')::int = configured
+					-- (0: no limit)
+					THEN coalesce(nullif(limit_kb, 0), 2147483647)
+						 >= coalesce(nullif((mined ->> 'memory_limit_kb')::int, 0), 2147483647)
+					ELSE (mined ->> 'memory_limit_kb')::int = limit_kb END) THEN
 		-- the same lines and settings (_model_settings), and the count
 		-- mining would take: the same itemsets, and no product noted as
 		-- changed
@@ -195,13 +201,9 @@ BEGIN
 					WHERE b.tenant_id = _build_bundle_model.tenant_id));
 			END IF;
 			-- (source_state, published at the start of this refresh)
-			UPDATE @extschema@.source_state s
-			SET settings = CASE WHEN min_count = configured THEN s.settings - 'bundles'
-								ELSE s.settings || jsonb_build_object('bundles', jsonb_build_object(
-										 'min_count', min_count, 'memory_limit_kb', limit_kb)) END
-			WHERE s.tenant_id = _build_bundle_model.tenant_id
-			  AND s.settings -> 'bundles' IS DISTINCT FROM CASE WHEN min_count <> configured THEN
-					jsonb_build_object('min_count', min_count, 'memory_limit_kb', limit_kb) END;
+			mined := jsonb_build_object('min_count', min_count, 'memory_limit_kb', limit_kb);
+			UPDATE @extschema@.source_state s SET settings = s.settings || jsonb_build_object('bundles', mined)
+			WHERE s.tenant_id = _build_bundle_model.tenant_id AND s.settings -> 'bundles' IS DISTINCT FROM mined;
 			RETURN n;
 		EXCEPTION WHEN program_limit_exceeded THEN
 			-- past the tenant's order count nothing can be frequent
