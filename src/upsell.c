@@ -214,7 +214,9 @@ PG_FUNCTION_INFO_V1(upsell_itemsets_limit_kb_sql);
 
 /*
  * _itemsets_limit_kb(): the limit mining works within now, as it reads it
- * (0: none).  The bundles record it when they were mined at a raised count.
+ * (0: none).  The bundles record it with the count they were mined at, so
+ * that a refresh without new lines knows whether mining them again would
+ * give others.
  */
 Datum
 upsell_itemsets_limit_kb_sql(PG_FUNCTION_ARGS)
