@@ -14,8 +14,12 @@ CREATE SCHEMA inc;
 -- the shop's table (a table: its rows carry the commit order)
 CREATE TABLE inc.lines (LIKE superstore.order_lines);
 INSERT INTO inc.lines SELECT * FROM superstore.order_lines WHERE ordered_at < '2022-07-01';
-SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id => 'customer_id',
-	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+-- Registers a relation of these lines (inc.lines, or the same lines as a
+-- timestamptz table or a view) with every column, from the session's zone.
+CREATE FUNCTION pg_temp.register_lines(relation text) RETURNS void LANGUAGE sql AS $$
+	SELECT upsell.register_orders(relation, 'order_id', 'product_id', customer_id => 'customer_id',
+		ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price') $$;
+SELECT pg_temp.register_lines('inc.lines');
 SELECT upsell.register_products('superstore.products', 'product_id', price => 'price',
 	category => 'category', variant_group => 'variant_group', in_stock => 'in_stock',
 	title => 'title', unit_size => 'unit_size', unit_name => 'unit_name');
@@ -407,16 +411,14 @@ SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 SELECT count(*) AS histories FROM upsell.purchase_history_model WHERE tenant_id = 0;
-SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id => 'customer_id',
-	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+SELECT pg_temp.register_lines('inc.lines');
 SELECT pg_temp.copy_orders(1300000, '-registered', '2 years', '2022-06-01', '2022-07-01');
 CALL upsell.refresh(incremental => true);
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 -- and registered again as it is: still folded in
-SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id => 'customer_id',
-	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+SELECT pg_temp.register_lines('inc.lines');
 CALL upsell.refresh(incremental => true);
 SELECT mode, reason FROM upsell.source_state WHERE tenant_id = 0;
 
@@ -444,8 +446,7 @@ CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 -- registered anew from Tokyo: its days are Tokyo's, rebuilt in full
 SET TimeZone = 'Asia/Tokyo';
-SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id => 'customer_id',
-	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+SELECT pg_temp.register_lines('inc.lines');
 RESET TimeZone;
 CALL upsell.refresh(incremental => true);
 SELECT mode, reason FROM upsell.source_state WHERE tenant_id = 0;
@@ -457,20 +458,17 @@ CREATE TABLE inc.lines_tz AS
 SELECT line_id, order_id, customer_id, ordered_at::timestamptz AS ordered_at, product_id, quantity,
 	   unit_price, discount
 FROM inc.lines;
-SELECT upsell.register_orders('inc.lines_tz', 'order_id', 'product_id', customer_id => 'customer_id',
-	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+SELECT pg_temp.register_lines('inc.lines_tz');
 CALL upsell.refresh();
 SET TimeZone = 'Asia/Tokyo';
-SELECT upsell.register_orders('inc.lines_tz', 'order_id', 'product_id', customer_id => 'customer_id',
-	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+SELECT pg_temp.register_lines('inc.lines_tz');
 RESET TimeZone;
 CALL upsell.refresh(incremental => true);
 SELECT mode, reason FROM upsell.source_state WHERE tenant_id = 0;
 
 -- a view has no commit order: always rebuilt in full
 CREATE VIEW inc.lines_view AS SELECT * FROM inc.lines;
-SELECT upsell.register_orders('inc.lines_view', 'order_id', 'product_id', customer_id => 'customer_id',
-	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+SELECT pg_temp.register_lines('inc.lines_view');
 CALL upsell.refresh();
 CALL upsell.refresh(incremental => true);
 SELECT pg_temp.save_models();
@@ -487,8 +485,7 @@ SELECT (SELECT count(*) FROM lists_whole) > 0 AS has_lists,
 
 -- every price of the catalog drops to 0, with new orders: incrementally too, no
 -- upgrade list is left (none can be ranked), as in a full refresh
-SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id', customer_id => 'customer_id',
-	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
+SELECT pg_temp.register_lines('inc.lines');
 CALL upsell.refresh();
 UPDATE superstore.products SET price = 0;
 SELECT pg_temp.copy_orders(900000, '-unpriced', '4 years', '2022-02-01', '2022-03-01');
