@@ -9,6 +9,8 @@
 #   BENCH_RUNS   runs per timed statement in the parts (default 3; medians)
 #   BENCH_ONLY   run only the parts whose file name contains this text
 #   BENCH_FRESH  1: regenerate the data even when the cached copy matches
+#   UPSELL_SERVER_SETTINGS  the throwaway cluster's settings of this run,
+#                "name=value ..." (scripts/lib.sh)
 #
 # The generated data stay in upsell_bench between runs and are reused when
 # lines, seed and the generator's source are unchanged (bench.meta); the
@@ -148,6 +150,9 @@ bench_refresh "CALL upsell.refresh()"
 SUMMARY=$(mktemp)
 {
 	echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GB RAM; PostgreSQL $(bq -c 'SHOW server_version'); load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
+	if [ -n "${UPSELL_SERVER_SETTINGS:-}" ]; then
+		echo "server settings: $UPSELL_SERVER_SETTINGS"
+	fi
 	echo "data: $NLINES order lines, $NORDERS orders, $NPRODUCTS products, $NCUST customers (seed $BENCH_SEED)"
 	echo "refresh: CALL upsell.refresh() took $REFRESH_MS ms; backend peak private memory (RssAnon) $((PEAK_KB / 1024)) MiB, with its workers (parallel, side builds) $((PEAK_ALL_KB / 1024)) MiB"
 	bench_model_times

@@ -113,8 +113,17 @@ start_cluster() {
 		# jobs run in background workers: the cluster listens on no TCP port
 		preload="-c shared_preload_libraries=pg_cron -c cron.database_name=upsell -c cron.use_background_workers=on"
 	fi
+	# UPSELL_SERVER_SETTINGS: server settings of this start, "name=value ...",
+	# such as a buffer pool for a large shop: "shared_buffers=6GB huge_pages=on"
+	local setting settings=""
+	for setting in ${UPSELL_SERVER_SETTINGS:-}; do
+		case $setting in
+			*=*) settings="$settings -c $setting" ;;
+			*) say "UPSELL_SERVER_SETTINGS: '$setting' is not name=value"; exit 1 ;;
+		esac
+	done
 	as_cluster_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-		-o "-p $PGPORT -k $PGHOST -c listen_addresses='' $preload" start >/dev/null
+		-o "-p $PGPORT -k $PGHOST -c listen_addresses='' $preload$settings" start >/dev/null
 	CLUSTER_STARTED=1
 	"$PGBIN/psql" -X -q -d postgres -c "CREATE DATABASE upsell" 2>/dev/null || true
 }
