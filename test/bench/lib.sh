@@ -68,13 +68,55 @@ bench_model_times() {
 		FROM upsell.models ORDER BY build_order"
 }
 
+# The private memory (RssAnon, kB) of a process into RSS: 0 when it is gone
+# or exiting (an exiting process has no RssAnon line).  Read by the shell
+# itself, as everything the sampler below reads, and it waits without a
+# sleep process: with a pgrep and an awk per process, every 0.1 s, the
+# sampler took 40% of a core, a fifth of the 2-core machine whose refresh it
+# was measuring.
+rss_anon() {
+	local key value rest
+	RSS=0
+	{
+		while read -r key value rest; do
+			if [ "$key" = RssAnon: ]; then RSS=$value; break; fi
+		done <"/proc/$1/status"
+	} 2>/dev/null || true
+}
+
+# The workers of the backend $1 into WORKERS: its parallel workers, its side
+# builds (src/side_build.c) and theirs, found among the postmaster's ($2)
+# children by their process titles.
+backend_workers() {
+	local pid=$1 postmaster=$2 kid title kids=() titles=() owners=" $1 " i
+	WORKERS=()
+	# (the list ends without a newline: read fills kids and returns 1)
+	{ read -r -a kids <"/proc/$postmaster/task/$postmaster/children" || true; } 2>/dev/null
+	for kid in "${kids[@]}"; do
+		title=
+		{ IFS= read -r -d '' title <"/proc/$kid/cmdline"; } 2>/dev/null || true
+		titles+=("$title")
+		if [[ $title =~ ^postgres:\ upsell\ side\ build\ [a-z_]+\ for\ PID\ ([0-9]+) ]] &&
+			[ "${BASH_REMATCH[1]}" = "$pid" ]; then
+			owners="$owners$kid "
+			WORKERS+=("$kid")
+		fi
+	done
+	for i in "${!kids[@]}"; do
+		if [[ ${titles[i]} =~ ^postgres:\ parallel\ worker\ for\ PID\ ([0-9]+) ]] &&
+			[[ $owners == *" ${BASH_REMATCH[1]} "* ]]; then
+			WORKERS+=("${kids[i]}")
+		fi
+	done
+}
+
 # bench_refresh SQL: runs SQL (a CALL upsell.refresh(...)) in one session
 # while sampling, every 0.1 s, the private memory (RssAnon) of its backend
 # and of the workers it starts (parallel workers, side builds).  Sets
 # REFRESH_MS, PEAK_KB (the backend) and PEAK_ALL_KB (the backend plus its
 # workers at the same moment); the session's notices go to stderr.
 bench_refresh() {
-	local sql=$1 pidfile peakfile t0 pid sampler kb
+	local sql=$1 pidfile peakfile t0 pid sampler
 	pidfile=$(mktemp)
 	peakfile=$(mktemp)
 	t0=$(date +%s%3N)
@@ -84,22 +126,27 @@ bench_refresh() {
 	while [ ! -s "$pidfile" ] && kill -0 "$job" 2>/dev/null; do sleep 0.05; done
 	pid=$(tr -dc 0-9 <"$pidfile")
 	(
-		peak=0 peak_all=0
+		peak=0 peak_all=0 postmaster=0 key value rest tick
+		# a pipe nobody writes to: read -t on it waits without a sleep process
+		exec {tick}<> <(:)
+		{
+			while read -r key value rest; do
+				if [ "$key" = PPid: ]; then postmaster=$value; break; fi
+			done <"/proc/$pid/status"
+		} 2>/dev/null || true
 		while [ -n "$pid" ] && [ -e "/proc/$pid" ]; do
-			own=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-			all=${own:-0}
-			# its parallel workers, its side builds (src/side_build.c) and theirs
-			sides=$(pgrep -f "upsell side build [a-z_]+ for PID $pid( |$)" 2>/dev/null || true)
-			for w in $sides $(for p in $pid $sides; do pgrep -f "parallel worker for PID $p( |$)"; done 2>/dev/null || true); do
-				# (a worker that is exiting has no RssAnon line: an empty
-				# value here once ended the sampler with a syntax error)
-				kb=$(awk '/^RssAnon/ {print $2}' "/proc/$w/status" 2>/dev/null || true)
-				all=$((all + ${kb:-0}))
+			rss_anon "$pid"
+			own=$RSS
+			all=$own
+			backend_workers "$pid" "$postmaster"
+			for w in "${WORKERS[@]}"; do
+				rss_anon "$w"
+				all=$((all + RSS))
 			done
-			[ "${own:-0}" -gt "$peak" ] && peak=$own
+			[ "$own" -gt "$peak" ] && peak=$own
 			[ "$all" -gt "$peak_all" ] && peak_all=$all
 			echo "$peak $peak_all" >"$peakfile"
-			sleep 0.1
+			read -r -t 0.1 -u "$tick" || true
 		done
 	) &
 	sampler=$!
