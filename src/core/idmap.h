@@ -39,6 +39,15 @@ typedef struct UpsIdMap
 	UpsIdSlot  *slots;
 	size_t		mask;
 	size_t		count;			/* ids held */
+	/*
+	 * Set by ups_idmap_index_directly(): index + 1 (0: none) of every id
+	 * from direct_base on, so that a lookup is one read of a small array,
+	 * not a probe of the slots, which miss the cache at every line of a
+	 * large stream.
+	 */
+	uint32_t   *direct;
+	int64_t		direct_base;
+	size_t		direct_len;
 } UpsIdMap;
 
 /* An empty map for up to capacity ids (fewer than 2^32). */
@@ -55,10 +64,21 @@ extern bool ups_idmap_add(UpsIdMap *map, int64_t id, uint32_t index);
 extern uint32_t ups_idmap_intern(UpsIdMap *map, int64_t id);
 
 /* The index of id, or -1. */
+extern void ups_idmap_index_directly(UpsIdMap *map);
+
 static inline int64_t
 ups_idmap_find(const UpsIdMap *map, int64_t id)
 {
-	size_t		h = (size_t) ups_mix64((uint64_t) id) & map->mask;
+	size_t		h;
+
+	if (map->direct != NULL)
+	{
+		/* (an id below the base wraps around to a large offset) */
+		uint64_t	offset = (uint64_t) id - (uint64_t) map->direct_base;
+
+		return offset < map->direct_len ? (int64_t) map->direct[offset] - 1 : -1;
+	}
+	h = (size_t) ups_mix64((uint64_t) id) & map->mask;
 
 	while (map->slots[h].index1 != 0)
 	{

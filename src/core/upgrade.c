@@ -363,6 +363,8 @@ upg_stream_begin(const UpgProduct *products, size_t n, const UpgParams *params, 
 			upg_stream_free(s);
 			return "duplicate product id";
 		}
+	/* (every line's product is looked up: upg_stream_hold) */
+	ups_idmap_index_directly(&s->ids);
 
 	s->buyers = alloc_n(n, sizeof(int64_t), true);
 	s->group_buyers = alloc_n((size_t) s->ngroups, sizeof(int64_t), true);
@@ -777,11 +779,13 @@ upg_stream_finish(UpgStream *s, UpgResult *out)
 void
 upg_stream_free(UpgStream *s)
 {
-	void	   *arrays[] = {s->order, s->p, s->ids.slots, s->buyers, s->group_buyers, s->cat_buyers,
+	void	   *arrays[] = {s->order, s->p, s->buyers, s->group_buyers, s->cat_buyers,
 		s->pstamp, s->gstamp, s->cstamp, s->slot, s->cust_products, s->timed_products, s->first, s->last,
 	s->timed, s->events};
 
 	upg_stream_drop_held(s);
+	if (s->ids.slots)
+		ups_idmap_free(&s->ids);
 
 	for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
 		if (arrays[i])

@@ -72,6 +72,65 @@ UNIT_TEST(sort_uint64_matches_qsort)
  * doublings of a map made for a few; ids seen again keep their index, and
  * the map finds every id afterwards.
  */
+/*
+ * Ids that span few values (a serial key, with gaps) are looked up in a
+ * direct array, others by their slots, and both answer as the slots did:
+ * every id its index, any other id -1 (below, between and above them, and
+ * the extremes of int64).  An id added afterwards drops the array.
+ */
+UNIT_TEST(idmap_index_directly)
+{
+	enum
+	{
+		N = 50000
+	};
+	UpsIdMap	map;
+	int64_t		bases[] = {1, -25000, INT64_MAX - 6 * N, INT64_MIN};
+	size_t		b,
+				i,
+				wrong = 0;
+
+	for (b = 0; b < sizeof(bases) / sizeof(bases[0]); b++)
+	{
+		for (int spread = 1; spread <= 5; spread += 4)
+		{
+			/* ids base, base + spread, ...: every third one left out */
+			ups_idmap_init(&map, N);
+			for (i = 0; i < N; i++)
+				if (i % 3 != 1)
+					ups_idmap_add(&map, bases[b] + (int64_t) (i * spread), (uint32_t) i);
+			ups_idmap_index_directly(&map);
+			/* spans under 4 ids per id are indexed directly, not 5 */
+			CHECK_EQ_INT(map.direct != NULL, spread == 1);
+			for (i = 0; i < N; i++)
+				if (ups_idmap_find(&map, bases[b] + (int64_t) (i * spread)) != (i % 3 != 1 ? (int64_t) i : -1))
+					wrong++;
+			if (bases[b] != INT64_MIN && ups_idmap_find(&map, bases[b] - 1) != -1)
+				wrong++;
+			if (ups_idmap_find(&map, bases[b] + (int64_t) (N * spread)) != -1)
+				wrong++;
+			if (bases[b] != INT64_MIN && ups_idmap_find(&map, INT64_MIN) != -1)
+				wrong++;
+			if (ups_idmap_find(&map, INT64_MAX) != -1)
+				wrong++;
+			/* added afterwards: found, through the slots */
+			ups_idmap_add(&map, bases[b] + 1 + (int64_t) (3 * spread), 7);
+			CHECK(map.direct == NULL);
+			if (ups_idmap_find(&map, bases[b] + 1 + (int64_t) (3 * spread)) != 7 ||
+				ups_idmap_find(&map, bases[b]) != 0)
+				wrong++;
+			ups_idmap_free(&map);
+		}
+	}
+	CHECK_EQ_INT(wrong, 0);
+	/* no ids: nothing to index */
+	ups_idmap_init(&map, 4);
+	ups_idmap_index_directly(&map);
+	CHECK(map.direct == NULL);
+	CHECK_EQ_INT(ups_idmap_find(&map, 0), -1);
+	ups_idmap_free(&map);
+}
+
 UNIT_TEST(idmap_intern_grows)
 {
 	enum
