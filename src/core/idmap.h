@@ -63,9 +63,14 @@ extern bool ups_idmap_add(UpsIdMap *map, int64_t id, uint32_t index);
  */
 extern uint32_t ups_idmap_intern(UpsIdMap *map, int64_t id);
 
-/* The index of id, or -1. */
+/*
+ * Once every id is added: an array indexed by the id instead of the slots,
+ * when the ids are nearly consecutive (idmap.c).  Adding an id afterwards
+ * drops it.
+ */
 extern void ups_idmap_index_directly(UpsIdMap *map);
 
+/* The index of id, or -1. */
 static inline int64_t
 ups_idmap_find(const UpsIdMap *map, int64_t id)
 {

@@ -68,11 +68,6 @@ UNIT_TEST(sort_uint64_matches_qsort)
 }
 
 /*
- * Interned ids get 0, 1, 2, ... in the order they first come, through many
- * doublings of a map made for a few; ids seen again keep their index, and
- * the map finds every id afterwards.
- */
-/*
  * Ids that span few values (a serial key, with gaps) are looked up in a
  * direct array, others by their slots, and both answer as the slots did:
  * every id its index, any other id -1 (below, between and above them, and
@@ -100,7 +95,7 @@ UNIT_TEST(idmap_index_directly)
 				if (i % 3 != 1)
 					ups_idmap_add(&map, bases[b] + (int64_t) (i * spread), (uint32_t) i);
 			ups_idmap_index_directly(&map);
-			/* spans under 4 ids per id are indexed directly, not 5 */
+			/* ids 1 apart are indexed directly, 5 apart are not */
 			CHECK_EQ_INT(map.direct != NULL, spread == 1);
 			for (i = 0; i < N; i++)
 				if (ups_idmap_find(&map, bases[b] + (int64_t) (i * spread)) != (i % 3 != 1 ? (int64_t) i : -1))
@@ -131,6 +126,11 @@ UNIT_TEST(idmap_index_directly)
 	ups_idmap_free(&map);
 }
 
+/*
+ * Interned ids get 0, 1, 2, ... in the order they first come, through many
+ * doublings of a map made for a few; ids seen again keep their index, and
+ * the map finds every id afterwards.
+ */
 UNIT_TEST(idmap_intern_grows)
 {
 	enum
