@@ -43,6 +43,44 @@ SQL
 read -r ADDED_LINES ADDED_ORDERS <<<"$(bq -F ' ' -c "SELECT count(*), count(DISTINCT order_id) FROM bench.added")"
 echo "added $ADDED_LINES lines in $ADDED_ORDERS new orders"
 
+# BENCH_BOUNDS=1: how far the two largest redesigns left for issue 12 could
+# bring this refresh (README, "Where issue 12's targets stand").  The same
+# incremental refresh, rolled back, with the bundles, the upgrade lists or
+# both kept as they were: their builders swapped for ones that keep the rows,
+# their side builds not started.  Those models then stay as they were, which
+# is wrong after new orders: each figure bounds what an exact incremental
+# build of them could save if it cost nothing; it is not a figure of upsell.
+bound_refresh() {
+	local label=$1 kept=$2 keep_sql="" m
+	for m in $kept; do
+		keep_sql="$keep_sql
+			CREATE FUNCTION bench_bound.keep_$m(tenant_id bigint, incremental boolean)
+			RETURNS bigint LANGUAGE sql SET search_path = pg_catalog, pg_temp
+			RETURN upsell._kept_rows('$m', tenant_id);
+			UPDATE upsell.model_definitions
+			SET builder = 'bench_bound.keep_$m(bigint, boolean)', side_query = NULL WHERE model = '$m';"
+	done
+	at_rest
+	PGOPTIONS='-c client_min_messages=warning' bq -F ' ' <<-SQL | sed 's/^/bound: /'
+		BEGIN;
+		CREATE SCHEMA bench_bound;
+		$keep_sql
+		SELECT clock_timestamp() AS t0 \gset
+		CALL upsell.refresh(incremental => true);
+		SELECT '$label: ' || round(extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000)
+			   || ' ms, backend CPU ' || round(sum(cpu_ms)) || ' ms, side builds'' CPU '
+			   || coalesce(round(sum(side_cpu_ms)), 0) || ' ms'
+		FROM upsell.models;
+		ROLLBACK;
+	SQL
+}
+if [ "${BENCH_BOUNDS:-0}" = 1 ]; then
+	bound_refresh "as built" ""
+	bound_refresh "bundles kept" "bundle_model"
+	bound_refresh "upgrade lists kept" "upgrade_list_model"
+	bound_refresh "both kept" "bundle_model upgrade_list_model"
+fi
+
 at_rest
 bench_refresh "CALL upsell.refresh(incremental => true)"
 INC_MS=$REFRESH_MS
