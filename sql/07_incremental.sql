@@ -483,6 +483,82 @@ SELECT (SELECT count(*) FROM lists_whole) > 0 AS has_lists,
 	   (SELECT count(*) FROM (TABLE lists_whole EXCEPT ALL TABLE upsell.upgrade_list_model) d)
 	   + (SELECT count(*) FROM (TABLE upsell.upgrade_list_model EXCEPT ALL TABLE lists_whole) d) AS differences;
 
+-- integer order ids with an index on them, as most shops' order tables
+-- have: one scan of every line counts them and finds the first new order's
+-- id, and the new lines are read through the index from it on.  New orders
+-- after every counted id, a late order before all of them, a new line
+-- without order id (found by a scan), a line added to an old order
+-- (detected) and an hour without orders each give a full refresh's models.
+CREATE TABLE inc.lines_int AS
+SELECT line_id, dense_rank() OVER (ORDER BY order_id)::bigint AS order_id, customer_id, ordered_at,
+	   product_id, quantity, unit_price, discount
+FROM inc.lines WHERE ordered_at < '2022-06-01';
+CREATE INDEX lines_int_order ON inc.lines_int (order_id);
+ANALYZE inc.lines_int;
+SELECT pg_temp.register_lines('inc.lines_int');
+CALL upsell.refresh();
+-- (the planner reads the orders after the last counted one through the index)
+CREATE FUNCTION pg_temp.plan_lines(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+	line text;
+BEGIN
+	FOR line IN EXECUTE 'EXPLAIN ' || query LOOP
+		RETURN NEXT line;
+	END LOOP;
+END $$;
+SELECT max_order_key AS last_key FROM upsell.cooccurrence_model WHERE tenant_id = 0 \gset
+SELECT count(*) > 0 AS by_index
+FROM pg_temp.plan_lines('SELECT * FROM upsell.order_lines l WHERE l.order_key >= ' || :last_key) p(line)
+WHERE p.line ~ 'Index Cond: .*>=';
+INSERT INTO inc.lines_int
+SELECT line_id + 2000000, order_id + 100000, customer_id, ordered_at + interval '1 year', product_id,
+	   quantity, unit_price, discount
+FROM inc.lines_int WHERE order_id % 10 = 0;
+-- (source_state's build alone, rolled back, without parallel workers: one
+-- scan of the table, and the index read)
+SELECT pg_stat_force_next_flush();
+BEGIN;
+SET LOCAL max_parallel_workers_per_gather = 0;
+SELECT upsell._build_source_state(0, true);
+SELECT seq_scan, idx_scan > 0 AS index_read, (SELECT new_lines FROM upsell.source_state) AS new_lines
+FROM pg_stat_xact_user_tables WHERE relid = 'inc.lines_int'::regclass;
+ROLLBACK;
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+-- a late order (an id lower than every id counted) and new orders
+INSERT INTO inc.lines_int
+SELECT line_id + 3000000, CASE WHEN order_id = 20 THEN -20 ELSE order_id + 200000 END, customer_id,
+	   ordered_at + interval '1 year', product_id, quantity, unit_price, discount
+FROM inc.lines_int WHERE order_id % 10 = 0 AND order_id > 0 AND order_id < 100000;
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+-- a new line without order id (counted for no model), and new orders
+INSERT INTO inc.lines_int
+SELECT line_id + 4000000, CASE WHEN order_id = 30 THEN NULL ELSE order_id + 300000 END, customer_id,
+	   ordered_at + interval '1 year', product_id, quantity, unit_price, discount
+FROM inc.lines_int WHERE order_id % 10 = 0 AND order_id > 0 AND order_id < 100000;
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+-- an hour without orders
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+-- a line added to an old order: detected
+INSERT INTO inc.lines_int
+SELECT 5000000, order_id, customer_id, ordered_at, 1, 1, 9.99, 0
+FROM inc.lines_int WHERE order_id = 40 LIMIT 1;
+CALL upsell.refresh(incremental => true);
+SELECT pg_temp.save_models();
+CALL upsell.refresh();
+SELECT * FROM pg_temp.compare();
+
 -- every price of the catalog drops to 0, with new orders: incrementally too, no
 -- upgrade list is left (none can be ranked), as in a full refresh
 SELECT pg_temp.register_lines('inc.lines');

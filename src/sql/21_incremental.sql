@@ -92,6 +92,14 @@ DECLARE
 	touched_query text;
 	touched_plan json;
 	by_index boolean;
+	range_query text;
+	range_plan json;
+	by_range boolean := false;
+	last_key bigint;
+	first_new_key bigint;
+	no_key constant bigint := -9223372036854775807 - 1;
+	all_lines bigint;
+	all_sum bigint;
 	new_keys bigint[];
 	new_n bigint;
 	new_sum bigint;
@@ -147,50 +155,107 @@ BEGIN
 		END IF;
 	END IF;
 	IF incremental AND why IS NULL THEN
-		-- the new lines: committed after the last refresh's snapshot
-		EXECUTE format($q$
-			CREATE TEMP TABLE upsell_new_lines ON COMMIT DROP AS
+		-- The new lines are those committed after the last refresh's
+		-- snapshot.  Where the source's index on its order id serves the
+		-- orders after the last refresh's (ids that grow with time, the
+		-- usual case), one scan of every line as of this snapshot counts
+		-- them all (count and checksum) and finds the smallest order key of
+		-- a new line; the new lines are read through the index from that
+		-- key on, and the lines counted last time are all the lines but the
+		-- new ones.  Otherwise two scans: the new lines, then the lines the
+		-- last refresh counted, counted again.  (10M lines, 1% new orders:
+		-- 1.4 s against 1.8 s; without new lines the one scan, 1.2 s.)
+		-- A late transaction's lower ids only move the key the index is
+		-- read from: every new line is found either way.
+		range_query := $q$
 			SELECT l.* FROM @extschema@.order_lines l
-			WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND @extschema@._xmin_visible(l.row_xmin, $2)
-			  AND NOT @extschema@._xmin_visible(l.row_xmin, $3)$q$)
-		USING t, snap, prev.snapshot;
+			WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND l.order_key OPERATOR(pg_catalog.>=) $4
+			  AND @extschema@._xmin_visible(l.row_xmin, $2) AND NOT @extschema@._xmin_visible(l.row_xmin, $3)$q$;
+		last_key := (SELECT m.max_order_key FROM @extschema@.cooccurrence_model m WHERE m.tenant_id = t);
+		IF last_key IS NOT NULL THEN
+			EXECUTE 'EXPLAIN (FORMAT JSON) ' || range_query INTO range_plan USING t, snap, prev.snapshot, last_key;
+			by_range := range_plan::text ~ '"Index Cond": "([^"\\]|\\.)*>='
+						AND range_plan::text !~ '"Node Type": "Seq Scan"';
+		END IF;
+		IF by_range THEN
+			-- (a new line without order key gives the smallest key: no
+			-- range then, the new lines are found by a scan)
+			EXECUTE $q$
+				SELECT pg_catalog.count(*),
+					   coalesce(pg_catalog.bit_xor(@extschema@._line_hash(l.order_key, l.product_id, l.quantity)), 0),
+					   pg_catalog.min(CASE WHEN NOT @extschema@._xmin_visible(l.row_xmin, $3)
+										   THEN coalesce(l.order_key, $4) END)
+				FROM @extschema@.order_lines l
+				WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND @extschema@._xmin_visible(l.row_xmin, $2)$q$
+			INTO all_lines, all_sum, first_new_key
+			USING t, snap, prev.snapshot, no_key;
+		END IF;
+		IF by_range AND first_new_key IS NULL THEN
+			-- no new line
+			EXECUTE 'CREATE TEMP TABLE upsell_new_lines ON COMMIT DROP AS ' || range_query || ' AND false'
+			USING t, snap, prev.snapshot, no_key;
+		ELSIF by_range AND first_new_key <> no_key THEN
+			EXECUTE 'CREATE TEMP TABLE upsell_new_lines ON COMMIT DROP AS ' || range_query
+			USING t, snap, prev.snapshot, first_new_key;
+		ELSE
+			EXECUTE format($q$
+				CREATE TEMP TABLE upsell_new_lines ON COMMIT DROP AS
+				SELECT l.* FROM @extschema@.order_lines l
+				WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND @extschema@._xmin_visible(l.row_xmin, $2)
+				  AND NOT @extschema@._xmin_visible(l.row_xmin, $3)$q$)
+			USING t, snap, prev.snapshot;
+		END IF;
 		SELECT count(*), coalesce(bit_xor(@extschema@._line_hash(n.order_key, n.product_id, n.quantity)), 0),
 			   count(DISTINCT n.order_key)
 		INTO new_n, new_sum, new_orders
 		FROM pg_temp.upsell_new_lines n;
-		-- the lines counted last time, counted again, and those of them in
-		-- the new lines' orders (a line added to an old order): through the
-		-- source's index on its order id where the planner takes one
-		-- (31,487 orders at 10M lines: 0.18-0.27 s, 55-61 ms of it the
-		-- EXPLAIN), else as a filter of the count's scan, the new orders a
-		-- constant array, a hashed lookup (0.75 s of CPU per 10M lines), so
-		-- that the lines are read once and may be read in parallel
+		-- the lines counted last time in the new lines' orders (a line
+		-- added to an old order): through the source's index on its order
+		-- id where the planner takes one (31,487 orders at 10M lines:
+		-- 0.18-0.27 s, 55-61 ms of it the EXPLAIN), else as a filter of the
+		-- count below, the new orders a constant array, a hashed lookup
+		-- (0.75 s of CPU per 10M lines), so that the lines are read once and
+		-- may be read in parallel
 		new_keys := ARRAY(SELECT DISTINCT n.order_key FROM pg_temp.upsell_new_lines n
 						  WHERE n.quantity > 0 AND n.product_id IS NOT NULL AND n.order_key IS NOT NULL);
 		touched_query := $q$
 			SELECT pg_catalog.count(*) FROM @extschema@.order_lines l
 			WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND l.order_key OPERATOR(pg_catalog.=) ANY ($3)
 			  AND @extschema@._xmin_visible(l.row_xmin, $2)$q$;
-		EXECUTE 'EXPLAIN (FORMAT JSON) ' || touched_query INTO touched_plan USING t, prev.snapshot, new_keys;
-		-- (an index condition on the new orders, the query's only ANY: not
-		-- an index on the tenant, which would read the tenant's every line;
-		-- and no scan, as of a partition without the index)
-		by_index := touched_plan::text ~ '"Index Cond": "([^"\\]|\\.)*= ANY'
-					AND touched_plan::text !~ '"Node Type": "Seq Scan"';
-		IF by_index THEN
-			EXECUTE touched_query INTO touched USING t, prev.snapshot, new_keys;
+		IF new_keys = '{}' THEN
+			touched := 0;
+			by_index := true;
+		ELSE
+			EXECUTE 'EXPLAIN (FORMAT JSON) ' || touched_query INTO touched_plan USING t, prev.snapshot, new_keys;
+			-- (an index condition on the new orders, the query's only ANY: not
+			-- an index on the tenant, which would read the tenant's every line;
+			-- and no scan, as of a partition without the index)
+			by_index := touched_plan::text ~ '"Index Cond": "([^"\\]|\\.)*= ANY'
+						AND touched_plan::text !~ '"Node Type": "Seq Scan"';
+			IF by_index THEN
+				EXECUTE touched_query INTO touched USING t, prev.snapshot, new_keys;
+			END IF;
 		END IF;
-		-- ($3: the count through the index, passed through)
-		EXECUTE format($q$
-			SELECT pg_catalog.count(*),
-				   coalesce(pg_catalog.bit_xor(@extschema@._line_hash(l.order_key, l.product_id, l.quantity)), 0),
-				   %s
-			FROM @extschema@.order_lines l
-			WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND @extschema@._xmin_visible(l.row_xmin, $2)$q$,
-			CASE WHEN by_index THEN '$3'
-				 ELSE format('pg_catalog.count(*) FILTER (WHERE l.order_key OPERATOR(pg_catalog.=) ANY (%L::bigint[]))', new_keys) END)
-		INTO old_lines, old_sum, touched
-		USING t, prev.snapshot, touched;
+		IF by_range THEN
+			-- (every line as of this snapshot is a line counted last time or
+			-- a new one)
+			old_lines := all_lines - new_n;
+			old_sum := all_sum # new_sum;
+		END IF;
+		IF NOT by_range OR NOT by_index THEN
+			-- the lines counted last time, counted again ($3: the count
+			-- through the index, passed through)
+			EXECUTE format($q$
+				SELECT pg_catalog.count(*),
+					   coalesce(pg_catalog.bit_xor(@extschema@._line_hash(l.order_key, l.product_id, l.quantity)), 0),
+					   %s
+				FROM @extschema@.order_lines l
+				WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND @extschema@._xmin_visible(l.row_xmin, $2)$q$,
+				CASE WHEN by_index THEN '$3'
+					 ELSE format('pg_catalog.count(*) FILTER (WHERE l.order_key OPERATOR(pg_catalog.=) ANY (%L::bigint[]))', new_keys) END)
+			INTO old_lines, old_sum, touched
+			USING t, prev.snapshot, touched;
+		END IF;
 		IF old_lines <> prev.lines OR old_sum <> prev.checksum THEN
 			why := CASE WHEN old_lines < prev.lines
 						THEN format('%s of the %s order lines counted at the last refresh were deleted or edited since',
