@@ -91,7 +91,7 @@ DECLARE
 	touched bigint;
 	touched_query text;
 	touched_plan json;
-	by_index boolean;
+	touched_counted boolean;	-- touched known (through the index, or no new order)
 	range_query text;
 	range_plan json;
 	by_range boolean := false;
@@ -224,25 +224,24 @@ BEGIN
 			  AND @extschema@._xmin_visible(l.row_xmin, $2)$q$;
 		IF new_keys = '{}' THEN
 			touched := 0;
-			by_index := true;
+			touched_counted := true;
 		ELSE
 			EXECUTE 'EXPLAIN (FORMAT JSON) ' || touched_query INTO touched_plan USING t, prev.snapshot, new_keys;
 			-- (an index condition on the new orders, the query's only ANY: not
 			-- an index on the tenant, which would read the tenant's every line;
 			-- and no scan, as of a partition without the index)
-			by_index := touched_plan::text ~ '"Index Cond": "([^"\\]|\\.)*= ANY'
+			touched_counted := touched_plan::text ~ '"Index Cond": "([^"\\]|\\.)*= ANY'
 						AND touched_plan::text !~ '"Node Type": "Seq Scan"';
-			IF by_index THEN
+			IF touched_counted THEN
 				EXECUTE touched_query INTO touched USING t, prev.snapshot, new_keys;
 			END IF;
 		END IF;
-		IF by_range THEN
+		IF by_range AND touched_counted THEN
 			-- (every line as of this snapshot is a line counted last time or
 			-- a new one)
 			old_lines := all_lines - new_n;
 			old_sum := all_sum # new_sum;
-		END IF;
-		IF NOT by_range OR NOT by_index THEN
+		ELSE
 			-- the lines counted last time, counted again ($3: the count
 			-- through the index, passed through)
 			EXECUTE format($q$
@@ -251,7 +250,7 @@ BEGIN
 					   %s
 				FROM @extschema@.order_lines l
 				WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND @extschema@._xmin_visible(l.row_xmin, $2)$q$,
-				CASE WHEN by_index THEN '$3'
+				CASE WHEN touched_counted THEN '$3'
 					 ELSE format('pg_catalog.count(*) FILTER (WHERE l.order_key OPERATOR(pg_catalog.=) ANY (%L::bigint[]))', new_keys) END)
 			INTO old_lines, old_sum, touched
 			USING t, prev.snapshot, touched;
