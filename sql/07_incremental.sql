@@ -89,6 +89,15 @@ BEGIN
 		FROM inc_saved.source_state s WHERE s.tenant_id = 0$q$;
 END $$;
 
+-- An incremental refresh of what came since the last refresh, its models
+-- saved, then a full refresh of the same lines, for compare().
+CREATE PROCEDURE pg_temp.incremental_then_full() LANGUAGE plpgsql AS $$
+BEGIN
+	CALL upsell.refresh(incremental => true);
+	PERFORM pg_temp.save_models();
+	CALL upsell.refresh();
+END $$;
+
 CALL upsell.refresh();
 SELECT mode, lines, new_lines FROM upsell.source_state WHERE tenant_id = 0;
 SELECT model, row_count > 0 AS has_rows FROM upsell.models ORDER BY build_order;
@@ -191,18 +200,14 @@ SELECT line_id + 200000, order_id, customer_id, ordered_at + interval '10 days',
 FROM inc.lines WHERE line_id % 50 = 0 AND line_id < 100000;
 INSERT INTO inc.lines SELECT * FROM superstore.order_lines
 WHERE ordered_at >= '2022-11-01' AND ordered_at < '2022-12-01';
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 
 -- 4. a line added to an old order: detected, the tenant rebuilt in full
 INSERT INTO inc.lines
 SELECT 300000, order_id, customer_id, ordered_at, 1, 1, 9.99, 0
 FROM inc.lines WHERE line_id = (SELECT min(line_id) FROM inc.lines);
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 
 -- 4b. the same with an index on the order key: the lines of the new
@@ -234,29 +239,21 @@ DROP INDEX inc.lines_order_key;
 
 -- 5. deleted lines: detected
 DELETE FROM inc.lines WHERE line_id % 97 = 0;
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 
 -- 6. an edited line: detected
 UPDATE inc.lines SET quantity = quantity + 1 WHERE line_id = (SELECT max(line_id) FROM inc.lines WHERE line_id < 100000);
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 
 -- 7. nothing new: nothing to fold in, the same models
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 
 -- 8. the rest of the history after all that, folded in
 INSERT INTO inc.lines SELECT * FROM superstore.order_lines WHERE ordered_at >= '2022-12-01';
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 
 -- 9. the counts in one chunk (a tenant's up to upsell.cooccurrence_chunk_pairs
@@ -311,9 +308,7 @@ SELECT * FROM pg_temp.compare();
 -- (every cart row may change: rewritten in full)
 INSERT INTO upsell.category_substitutes (category, other_category, substitutes) VALUES ('Paper', 'Binders', true);
 SELECT pg_temp.copy_orders(800000, '-rule', '3 years', '2022-03-15', '2022-04-01');
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 DELETE FROM upsell.category_substitutes;
 
@@ -394,9 +389,7 @@ SELECT count(*) AS orders_over_3 FROM (
 CALL upsell.refresh();
 SET upsell.max_basket_size = 3;
 SELECT pg_temp.copy_orders(1100000, '-basket', '2 years', '2022-05-01', '2022-06-01');
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 RESET upsell.max_basket_size;
 -- (the registration: the same table registered anew without its customer
@@ -406,16 +399,12 @@ RESET upsell.max_basket_size;
 CALL upsell.refresh();
 SELECT upsell.register_orders('inc.lines', 'order_id', 'product_id',
 	ordered_at => 'ordered_at', quantity => 'quantity', unit_price => 'unit_price');
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 SELECT count(*) AS histories FROM upsell.purchase_history_model WHERE tenant_id = 0;
 SELECT pg_temp.register_lines('inc.lines');
 SELECT pg_temp.copy_orders(1300000, '-registered', '2 years', '2022-06-01', '2022-07-01');
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 -- and registered again as it is: still folded in
 SELECT pg_temp.register_lines('inc.lines');
@@ -470,9 +459,7 @@ SELECT mode, reason FROM upsell.source_state WHERE tenant_id = 0;
 CREATE VIEW inc.lines_view AS SELECT * FROM inc.lines;
 SELECT pg_temp.register_lines('inc.lines_view');
 CALL upsell.refresh();
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 -- every refresh publishes the upgrade lists that differ from the stored
 -- ones (a full one too): after all of the above they are the lists
@@ -523,40 +510,30 @@ SELECT upsell._build_source_state(0, true);
 SELECT seq_scan, idx_scan > 0 AS index_read, (SELECT new_lines FROM upsell.source_state) AS new_lines
 FROM pg_stat_xact_user_tables WHERE relid = 'inc.lines_int'::regclass;
 ROLLBACK;
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 -- a late order (an id lower than every id counted) and new orders
 INSERT INTO inc.lines_int
 SELECT line_id + 3000000, CASE WHEN order_id = 20 THEN -20 ELSE order_id + 200000 END, customer_id,
 	   ordered_at + interval '1 year', product_id, quantity, unit_price, discount
 FROM inc.lines_int WHERE order_id % 10 = 0 AND order_id > 0 AND order_id < 100000;
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 -- a new line without order id (counted for no model), and new orders
 INSERT INTO inc.lines_int
 SELECT line_id + 4000000, CASE WHEN order_id = 30 THEN NULL ELSE order_id + 300000 END, customer_id,
 	   ordered_at + interval '1 year', product_id, quantity, unit_price, discount
 FROM inc.lines_int WHERE order_id % 10 = 0 AND order_id > 0 AND order_id < 100000;
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 -- an hour without orders
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 -- a line added to an old order: detected
 INSERT INTO inc.lines_int
 SELECT 5000000, order_id, customer_id, ordered_at, 1, 1, 9.99, 0
 FROM inc.lines_int WHERE order_id = 40 LIMIT 1;
-CALL upsell.refresh(incremental => true);
-SELECT pg_temp.save_models();
-CALL upsell.refresh();
+CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 
 -- every price of the catalog drops to 0, with new orders: incrementally too, no
