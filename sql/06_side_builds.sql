@@ -104,24 +104,31 @@ SELECT upsell._side_start('parallel', $q$SELECT current_setting('max_parallel_wo
 SELECT v AS one_parallel_worker FROM upsell._side_rows('parallel', NULL::pg_temp.one);
 COMMIT;
 
--- 3. errors: of the query, with its SQLSTATE; of the row type; no such build
+-- 3. errors: of the query (the side build is given up, with its error in a
+-- NOTICE, and the caller builds the rows itself, which sees what the worker
+-- could not, or fails with its own error); of the row type; no such build
 CREATE FUNCTION pg_temp.side_error(query text, shape text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
 	n bigint;
 BEGIN
-	IF NOT upsell._side_start('failing', query) OR NOT upsell._side_ready('failing') THEN
+	IF NOT upsell._side_start('failing', query) THEN
 		RETURN 'no worker';
+	END IF;
+	IF NOT upsell._side_ready('failing') THEN
+		RETURN 'the caller builds the rows';
 	END IF;
 	EXECUTE format('SELECT count(*) FROM upsell._side_rows(''failing'', NULL::%s)', shape) INTO n;
 	RETURN 'no error: ' || n || ' rows';
 EXCEPTION WHEN OTHERS THEN
 	RETURN SQLSTATE || ': ' || SQLERRM;
 END $$;
+SET client_min_messages = notice;
 SELECT pg_temp.side_error('SELECT g::bigint, (1 / (g - 3))::int FROM generate_series(1, 5) g', 'pg_temp.two');
+SELECT pg_temp.side_error('SELECT FROM nowhere', 'pg_temp.two');
+SET client_min_messages = warning;
 SELECT pg_temp.side_error('SELECT 1::int, 2::int', 'pg_temp.two');
 SELECT pg_temp.side_error('SELECT 1::bigint', 'pg_temp.two');
-SELECT pg_temp.side_error('SELECT FROM nowhere', 'pg_temp.two');
 SELECT upsell._side_ready('never started');
 SELECT upsell._side_rows('never started', NULL::pg_temp.two);
 

@@ -535,6 +535,12 @@ SELECT 5000000, order_id, customer_id, ordered_at, 1, 1, 9.99, 0
 FROM inc.lines_int WHERE order_id = 40 LIMIT 1;
 CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
+-- and one without a quantity (a sale of one, as every model reads it)
+INSERT INTO inc.lines_int
+SELECT 5000001, order_id, customer_id, ordered_at, 2, NULL, 9.99, 0
+FROM inc.lines_int WHERE order_id = 50 LIMIT 1;
+CALL pg_temp.incremental_then_full();
+SELECT * FROM pg_temp.compare();
 
 -- every price of the catalog drops to 0, with new orders: incrementally too, no
 -- upgrade list is left (none can be ranked), as in a full refresh

@@ -58,6 +58,20 @@ SELECT count(*) > 0 AS tenant_2_still_served FROM upsell.recommend_for_cart('{1}
 -- that tenant alone: the refresh fails with its error
 CALL upsell.refresh(tenant_id => 2);
 SELECT status, tenants_ok, tenants_failed, error_sqlstate FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+-- tenant 2's quantity cannot be read: the view's filter of implausible
+-- quantities reads it on every line, so the list of all tenants' lines
+-- fails too; the tenants are then read from the tenant column, tenant 2
+-- fails alone and tenant 1 is refreshed
+CREATE OR REPLACE VIEW rt.lines_v AS
+	SELECT shop, order_id, product_id, CASE WHEN shop = 2 THEN quantity / (shop - 2) ELSE quantity END AS quantity,
+		   unit_price
+	FROM rt.lines;
+INSERT INTO rt.lines SELECT 1, o, 3, 1, 13 FROM generate_series(51, 55) o;
+SET client_min_messages = error;
+CALL upsell.refresh();
+SET client_min_messages = warning;
+SELECT tenant_id, orders FROM upsell.cooccurrence_model ORDER BY tenant_id;
+SELECT status, tenants_ok, tenants_failed, failures FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
 -- bad arguments
 CALL upsell.refresh(incremental => NULL);
 CALL upsell.refresh(tenant_id => NULL);
@@ -176,6 +190,19 @@ SELECT (SELECT count(DISTINCT model) FROM incremental_rows) AS models_with_rows,
 	   (SELECT count(*) FROM (SELECT * FROM incremental_rows EXCEPT ALL SELECT * FROM pg_temp.model_rows()) d)
 	   + (SELECT count(*) FROM (SELECT * FROM pg_temp.model_rows() EXCEPT ALL SELECT * FROM incremental_rows) d)
 	   AS rows_differing_from_full;
+
+-- an order at 'infinity' and rows of no shop: the order is read without a
+-- time, the rows are skipped, and all are listed with the bad rows; the
+-- window of recent orders still ends at the last real order
+INSERT INTO rt.shop_lines VALUES (1, 500, 1, 3, 'infinity'), (NULL, 501, 2, 3, '2024-03-01');
+INSERT INTO rt.shop_products VALUES (NULL, 11, 5, 'a', NULL);
+CALL upsell.refresh();
+SELECT tenant_id, source, id, problem, value FROM upsell.bad_source_rows() ORDER BY tenant_id NULLS FIRST, source, id;
+SELECT count(*) AS of_tenant_2 FROM upsell.bad_source_rows('{2}');
+SELECT tenant_id, max_ordered_at FROM upsell.cooccurrence_model ORDER BY tenant_id;
+SELECT tenant_id, count(*) AS recent_orders, count(*) FILTER (WHERE order_key = 500) AS the_infinite_one
+FROM upsell.order_model GROUP BY 1 ORDER BY 1;
+SELECT jsonb_pretty(bad_rows) FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
 
 RESET client_min_messages;
 DELETE FROM upsell.order_source;

@@ -335,11 +335,26 @@ upsell_side_builds(PG_FUNCTION_ARGS)
 }
 
 /*
- * _side_ready(name): true when the worker has computed the rows of its query
- * (or failed: _side_rows(name) then gives the rows or the error), waiting
- * for it; false when there is no such side build, or its worker ended
- * before it ran the query or could not take its locks: then the side build
- * is forgotten and the caller builds the rows itself.
+ * A worker's query failed: the side build is forgotten and the caller
+ * builds the rows itself, in its own transaction, which sees what the
+ * worker could not (a registration view made anew by this refresh and not
+ * committed yet), and, where the rows really cannot be built, fails with
+ * its own error and context.  The worker's error is kept in a NOTICE.
+ */
+static void
+side_give_up(int i, SideShared *sh)
+{
+	ereport(NOTICE,
+			(errmsg("upsell: the side build of %s failed: %s; the refresh builds its rows itself",
+					side_builds[i].name, sh->message)));
+	side_forget(i);
+}
+
+/*
+ * _side_ready(name): true when the worker has computed the rows of its
+ * query, waiting for it; false when there is no such side build, or its
+ * worker failed, ended before it ran the query or could not take its locks:
+ * then the side build is forgotten and the caller builds the rows itself.
  */
 Datum
 upsell_side_ready(PG_FUNCTION_ARGS)
@@ -357,8 +372,14 @@ upsell_side_ready(PG_FUNCTION_ARGS)
 		uint32		state = pg_atomic_read_u32(&sh->state);
 		bool		alive;
 
-		if (state == SIDE_COMPUTED || state == SIDE_FAILED)
+		if (state == SIDE_COMPUTED)
 			PG_RETURN_BOOL(true);
+		if (state == SIDE_FAILED)
+		{
+			pg_read_barrier();
+			side_give_up(i, sh);
+			PG_RETURN_BOOL(false);
+		}
 		if (state == SIDE_SKIPPED)
 			break;
 		alive = GetBackgroundWorkerPid(side_builds[i].handle, &pid) == BGWH_STARTED ||
@@ -369,8 +390,14 @@ upsell_side_ready(PG_FUNCTION_ARGS)
 			/* it may have finished just before it ended */
 			pg_read_barrier();
 			state = pg_atomic_read_u32(&sh->state);
-			if (state == SIDE_COMPUTED || state == SIDE_FAILED)
+			if (state == SIDE_COMPUTED)
 				PG_RETURN_BOOL(true);
+			if (state == SIDE_FAILED)
+			{
+				pg_read_barrier();
+				side_give_up(i, sh);
+				PG_RETURN_BOOL(false);
+			}
 			break;
 		}
 		/*

@@ -163,11 +163,15 @@ BEGIN
 			IF t = ANY (texts) THEN RETURN format('@extschema@.order_key(%s::text)', c); END IF;
 			expected := 'an integer or text type';
 		WHEN 'ordered_at', 'added_at', 'checked_out_at' THEN
+			-- an infinite time is a placeholder, not a moment: read as
+			-- unknown, as none (one order at 'infinity' would end the
+			-- window of recent orders there); bad_source_rows lists it
 			IF time_zone IS NOT NULL AND t IN ('timestamp without time zone'::regtype, 'date'::regtype) THEN
-				RETURN format('@extschema@._local_time(%s::timestamp, %L)', c, time_zone);
+				RETURN format('CASE WHEN pg_catalog.isfinite(%1$s) THEN @extschema@._local_time(%1$s::timestamp, %2$L) END',
+							  c, time_zone);
 			END IF;
 			IF t IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
-				RETURN c || '::timestamptz';
+				RETURN format('CASE WHEN pg_catalog.isfinite(%1$s) THEN %1$s::timestamptz END', c);
 			END IF;
 			expected := 'date, timestamp or timestamptz';
 		WHEN 'quantity', 'price', 'unit_price', 'unit_size' THEN
@@ -452,18 +456,23 @@ BEGIN
 			WHEN 'order_lines' THEN format($q$
 				SELECT %1$s AS tenant_id, 'order lines' AS source,
 					   pg_catalog.concat(coalesce(%2$s, 'NULL'), '/', coalesce((%3$s)::text, 'NULL')) AS id,
-					   CASE WHEN %4$s IS NULL THEN 'NULL order id' WHEN %3$s IS NULL THEN 'NULL product id'
+					   CASE WHEN %1$s IS NULL THEN 'NULL tenant id (line skipped)'
+							WHEN %4$s IS NULL THEN 'NULL order id' WHEN %3$s IS NULL THEN 'NULL product id'
 							WHEN NOT @extschema@._plausible_quantity(%5$s) THEN 'implausible quantity (line skipped)'
 							WHEN NOT @extschema@._plausible_price(%6$s) THEN 'implausible unit price (read as unknown)'
+							WHEN NOT pg_catalog.isfinite(%8$s) THEN 'infinite order time (read as unknown)'
 					   END AS problem,
 					   pg_catalog.concat('quantity ', coalesce((%5$s)::text, 'NULL'),
-										 ', unit price ', coalesce((%6$s)::text, 'NULL')) AS value
+										 ', unit price ', coalesce((%6$s)::text, 'NULL'),
+										 CASE WHEN NOT pg_catalog.isfinite(%8$s) THEN ', ordered at ' || (%8$s)::text END) AS value
 				FROM %7$s AS s$q$,
 				e ->> 'tenant_id', e ->> 'order_id', e ->> 'product_id', e ->> 'order_key', e ->> 'quantity',
-				e ->> 'unit_price', rel)
+				e ->> 'unit_price', rel,
+				coalesce('s.' || quote_ident(cfg ->> 'ordered_at'), 'NULL::timestamptz'))
 			ELSE format($q$
 				SELECT %1$s, 'catalog', coalesce((%2$s)::text, 'NULL'),
-					   CASE WHEN %2$s IS NULL THEN 'NULL product id'
+					   CASE WHEN %1$s IS NULL THEN 'NULL tenant id (row skipped)'
+							WHEN %2$s IS NULL THEN 'NULL product id'
 							WHEN NOT @extschema@._plausible_price(%3$s) THEN 'implausible price (read as unknown)'
 							WHEN NOT @extschema@._plausible_price(%4$s) THEN 'implausible unit size (read as unknown)'
 					   END,
@@ -475,13 +484,15 @@ BEGIN
 		RETURN;
 	END IF;
 	RETURN QUERY EXECUTE format(
-		'SELECT x.* FROM (%s) x WHERE x.problem IS NOT NULL AND ($1 IS NULL OR x.tenant_id OPERATOR(pg_catalog.=) ANY ($1))',
+		-- (the rows of no tenant are of every call: no refresh reads them)
+		'SELECT x.* FROM (%s) x WHERE x.problem IS NOT NULL '
+		'AND ($1 IS NULL OR x.tenant_id IS NULL OR x.tenant_id OPERATOR(pg_catalog.=) ANY ($1))',
 		array_to_string(parts, ' UNION ALL '))
 	USING tenant_ids;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.bad_source_rows(bigint[]) IS
-	'the registered order lines and catalog rows (of the given tenants, or all) that the models skip or read in part: NULL ids, implausible quantities (NaN, infinite, |q| >= 1e9: line skipped), implausible prices and unit sizes (NaN, infinite, negative, >= 1e12: read as unknown), and the Shopify documents, line items and variants skipped with their reason (upsell.shopify_skips()); a full refresh counts them into upsell.refresh_log';
+	'the registered order lines and catalog rows (of the given tenants, or all) that the models skip or read in part: NULL ids (a row without tenant, listed whatever the tenants asked for, is of none), implausible quantities (NaN, infinite, |q| >= 1e9: line skipped), implausible prices and unit sizes (NaN, infinite, negative, >= 1e12: read as unknown), infinite order times (read as unknown), and the Shopify documents, line items and variants skipped with their reason (upsell.shopify_skips()); a full refresh counts them into upsell.refresh_log';
 
 -- What the builders read as the catalog: the registered one, or none.
 -- (plpgsql: Citus 12.1 cannot run a SQL-standard body that reads a

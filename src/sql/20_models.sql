@@ -510,6 +510,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	tenants bigint[];
+	message text;
+	tenant_expr text;
+	rel regclass;
 BEGIN
 	-- a registered column renamed, dropped or retyped: named, before any build
 	PERFORM @extschema@._check_registrations();
@@ -536,13 +539,35 @@ BEGIN
 	IF (SELECT s.tenant_id IS NULL FROM @extschema@.order_source s) THEN
 		RETURN ARRAY(SELECT 0::bigint UNION SELECT b.tenant_id FROM @extschema@.model_builds b ORDER BY 1);
 	END IF;
-	EXECUTE format($q$
-		SELECT coalesce(array_agg(t ORDER BY t), '{}')
-		FROM (SELECT DISTINCT l.tenant_id FROM @extschema@.order_lines l WHERE l.tenant_id IS NOT NULL
-			  UNION SELECT DISTINCT c.tenant_id FROM %s c WHERE c.tenant_id IS NOT NULL
-			  UNION SELECT b.tenant_id FROM @extschema@.model_builds b) x(t)$q$,
-		@extschema@._catalog_source())
-	INTO tenants;
+	BEGIN
+		EXECUTE format($q$
+			SELECT coalesce(array_agg(t ORDER BY t), '{}')
+			FROM (SELECT DISTINCT l.tenant_id FROM @extschema@.order_lines l WHERE l.tenant_id IS NOT NULL
+				  UNION SELECT DISTINCT c.tenant_id FROM %s c WHERE c.tenant_id IS NOT NULL
+				  UNION SELECT b.tenant_id FROM @extschema@.model_builds b) x(t)$q$,
+			@extschema@._catalog_source())
+		INTO tenants;
+	EXCEPTION WHEN OTHERS THEN
+		-- A row the view cannot read (a cast in the shop's own view that
+		-- fails on one tenant's data) fails every query over all the
+		-- tenants' lines, this one too: the tenants are then read from the
+		-- registered tenant column alone, so that only the tenant of that
+		-- row fails, in its own build, and the others are refreshed.
+		GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+		RAISE WARNING 'upsell: the tenants of the order lines could not be read through upsell.order_lines: %', message
+			USING HINT = 'The tenant whose rows fail to read is refreshed with that error; the others are refreshed.';
+		SELECT @extschema@._view_exprs('order_lines', s.relation, to_jsonb(s)) ->> 'tenant_id', s.relation
+		INTO tenant_expr, rel
+		FROM @extschema@.order_source s WHERE s.kind = 'columns';
+		EXECUTE format($q$
+			SELECT coalesce(array_agg(t ORDER BY t), '{}')
+			FROM (SELECT DISTINCT %s FROM %s AS s
+				  UNION SELECT DISTINCT c.tenant_id FROM %s c
+				  UNION SELECT b.tenant_id FROM @extschema@.model_builds b) x(t)
+			WHERE t IS NOT NULL$q$,
+			coalesce(tenant_expr, 'NULL::bigint'), coalesce(rel::text, '(SELECT)'), @extschema@._catalog_source())
+		INTO tenants;
+	END;
 	RETURN tenants;
 END
 $$;
@@ -571,10 +596,13 @@ BEGIN
 			GROUP BY b.tenant_id, b.source, b.problem
 			ORDER BY b.tenant_id, b.source, b.problem
 		LOOP
-			bad := jsonb_set(bad, ARRAY[r.tenant_id::text], coalesce(bad -> r.tenant_id::text, '{}')
+			-- (rows without a tenant under "none")
+			bad := jsonb_set(bad, ARRAY[coalesce(r.tenant_id::text, 'none')],
+							 coalesce(bad -> coalesce(r.tenant_id::text, 'none'), '{}')
 							 || jsonb_build_object(r.what || ': ' || r.problem,
 												   jsonb_build_object('rows', r.n, 'first', to_jsonb(r.first_ids))));
-			RAISE NOTICE 'upsell: tenant %: % % skipped or read in part: %; first: %', r.tenant_id, r.n, r.what, r.problem,
+			RAISE NOTICE 'upsell: tenant %: % % skipped or read in part: %; first: %', coalesce(r.tenant_id::text, 'none'),
+				r.n, CASE r.what WHEN 'catalog' THEN 'catalog rows' ELSE r.what END, r.problem,
 				array_to_string(r.first_ids, ', ') || CASE WHEN r.n > 5 THEN ', ...' ELSE '' END
 				USING HINT = 'See upsell.bad_source_rows().';
 		END LOOP;

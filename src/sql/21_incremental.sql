@@ -21,8 +21,9 @@
 --	the lines the previous snapshot saw, counted again now, have the same
 --	count and checksum (else lines were deleted or edited: an UPDATE writes
 --	a new row version, which is new, and removes the counted one), and
---	no new line that counts (quantity > 0) belongs to an order counted
---	before (a line added to an old order changes that order's pairs).
+--	no new line that counts (sold: a quantity above 0, or none, read as
+--	1) belongs to an order counted before (a line added to an old order
+--	changes that order's pairs).
 --
 -- Otherwise the tenant is rebuilt in full, and refresh says why (NOTICE and
 -- source_state.reason).  Returns (quantity <= 0) count for no model, so a
@@ -217,7 +218,7 @@ BEGIN
 		-- (0.75 s of CPU per 10M lines), so that the lines are read once and
 		-- may be read in parallel
 		new_keys := ARRAY(SELECT DISTINCT n.order_key FROM pg_temp.upsell_new_lines n
-						  WHERE n.quantity > 0 AND n.product_id IS NOT NULL AND n.order_key IS NOT NULL);
+						  WHERE n.sold AND n.product_id IS NOT NULL AND n.order_key IS NOT NULL);
 		touched_query := $q$
 			SELECT pg_catalog.count(*) FROM @extschema@.order_lines l
 			WHERE l.tenant_id OPERATOR(pg_catalog.=) $1 AND l.order_key OPERATOR(pg_catalog.=) ANY ($3)
@@ -264,7 +265,8 @@ BEGIN
 									old_lines - prev.lines)
 						ELSE 'order lines counted at the last refresh were replaced since (same count, other lines)' END;
 		ELSIF touched > 0 THEN
-			why := format('new lines were added to orders counted at the last refresh (%s lines of those orders were counted)', touched);
+			why := format('new lines were added to orders counted at the last refresh (%s %s of those orders %s counted)', touched,
+						  CASE WHEN touched = 1 THEN 'line' ELSE 'lines' END, CASE WHEN touched = 1 THEN 'was' ELSE 'were' END);
 		END IF;
 	END IF;
 	IF incremental AND why IS NOT NULL THEN
