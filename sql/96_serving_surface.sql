@@ -69,6 +69,43 @@ SET upsell.tenant_id = 'two';
 SET upsell.tenant_id = '1 OR true';
 RESET upsell.tenant_id;
 SELECT count(*) FROM upsell.post_purchase_offers WHERE order_id = '7';
+-- tenant 1's experiment is unknown to tenant 2's requests: they neither run
+-- it (its control would empty tenant 2's offers) nor record its events
+\set VERBOSITY sqlstate
+SELECT count(*) FROM upsell.cart_offers('{2,4}', NULL, 2, 'ss_exp', 'u1');
+SELECT count(*) FROM upsell.product_page_offers(2, 2, 'ss_exp', 'u1');
+SELECT count(*) FROM upsell.post_purchase_offers('{2,4}', NULL, 2, 'ss_exp', 'u1');
+SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}], "experiment": "ss_exp", "unit_id": "u1"}', 2);
+SELECT upsell.record_event('{"event": "shown", "stage": "cart", "type": "complement", "product_id": 2,
+	"experiment": "ss_exp", "unit_id": "u1"}', 2);
+\set VERBOSITY default
+SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}], "experiment": "ss_exp", "unit_id": "u1"}', 2);
+SELECT count(*) AS events_of_tenant_2 FROM upsell.offer_events WHERE tenant_id = 2;
+SELECT count(*) AS exposures FROM upsell.exposures WHERE experiment = 'ss_exp';
+-- and tenant 1's requests run it: the control variant shows no offer
+SELECT count(*) FROM upsell.cart_offers('{1,3}', NULL, 1, 'ss_exp', 'u1');
+
+-- thresholds in two currencies (and tenant 2's 200 in none): a cart whose
+-- currency is not given is still served, the reasons saying that only the
+-- threshold without a currency applied; given, its currency's threshold
+-- (the nearest: 30 EUR) decides the gap fillers
+INSERT INTO upsell.thresholds (tenant_id, kind, amount, currency, reward)
+VALUES (2, 'gift', 30, 'EUR', 'a gift'), (2, 'gift', 40, 'USD', 'a gift');
+SELECT count(*) > 0 AS served, bool_and(reason LIKE '%several currencies (EUR, USD)%') AS says_so,
+	   min(reason) FILTER (WHERE offer_type = 'gap_filler') AS a_gap_filler
+FROM upsell.cart_offers('{2,4}', NULL, 2);
+SELECT count(*) > 0 AS served, bool_or(reason LIKE '%several currencies%') AS says_so,
+	   min(reason) FILTER (WHERE offer_type = 'gap_filler') AS a_gap_filler
+FROM upsell.cart_offers('{2,4}', NULL, 2, currency => 'EUR');
+SELECT count(*) FROM upsell.cart_offers('{2,4}', NULL, 2, currency => 'eur');
+SELECT jsonb_path_query_array(upsell.offers_json('cart', '{"items": [{"product_id": 2}, {"product_id": 4}], "currency": "EUR"}', 2),
+							  '$.offers[*] ? (@.type == "gap_filler").reason') -> 0 AS gap_filler_reason;
+SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}], "currency": 978}', 2);
+DELETE FROM upsell.thresholds WHERE currency IS NOT NULL;
+-- a quantity beyond any cart is refused by name; a product the models do
+-- not know is noted
+SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}, {"product_id": 4, "quantity": 1e12}]}', 2);
+SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}, {"product_id": 999}]}', 2) -> 'notes' AS notes;
 
 -- ---- roles -----------------------------------------------------------------
 

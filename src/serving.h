@@ -229,7 +229,7 @@ typedef struct Proposal
 								 * reason; NULL: nothing */
 } Proposal;
 
-extern uint32 serving_allowed_types(text *experiment, text *unit_id, Stage stage);
+extern uint32 serving_allowed_types(text *experiment, text *unit_id, Stage stage, int64 tenant_id);
 extern bool serving_excluded(const TenantRules *r, int64 id, const int64 *context, size_t ncontext);
 extern void serving_proposal_init(Proposal *p, int cap);
 extern OfferCandidate *serving_propose(Proposal *p, OfferType type, int64 *ids, int nids,

@@ -8,6 +8,7 @@
 
 #include <math.h>
 
+#include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 
@@ -328,6 +329,7 @@ propose_next_sizes(Proposal *p, const TenantRules *r, int64 tenant_id, int64 gap
  */
 static int64
 propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric total,
+					const char *cart_currency,
 					const int64 *items, int nitems, const CartLine *lines, int nlines,
 					const int64 *line_ids, const int32 *qty, int ncart,
 					const Substitutes *subst, const Evidence *ev, int nev)
@@ -354,22 +356,23 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 
 	if (r->nthresholds == 0)
 		return 0;
-	/* thresholds are sorted by amount: the first unreached active one */
-	for (i = 0; i < r->nthresholds; i++)
+	/*
+	 * The cart's currency: given, or that of every active threshold in one.
+	 * With several and none given, a threshold in a currency cannot be
+	 * compared with the cart: only those without one apply, and the reasons
+	 * say so (a merchant's threshold in a second currency must not fail the
+	 * cart pages of an app that never passed one).
+	 */
+	for (i = 0; i < r->nthresholds && cart_currency == NULL; i++)
 	{
 		const Threshold *t = &r->thresholds[i];
 
-		if (!serving_active_at(t->has_from, t->active_from, t->has_to, t->active_to, now))
+		if (t->currency == NULL ||
+			!serving_active_at(t->has_from, t->active_from, t->has_to, t->active_to, now))
 			continue;
-		if (t->currency)
-		{
-			if (currency && strcmp(currency, t->currency) != 0)
-				several = true;
-			else
-				currency = t->currency;
-		}
-		if (target == NULL && !serving_numeric_at_most(t->amount, total))
-			target = t;
+		if (currency && strcmp(currency, t->currency) != 0)
+			several = true;
+		currency = t->currency;
 	}
 	if (several)
 	{
@@ -395,11 +398,20 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 			if (j == i)
 				appendStringInfo(&currencies, "%s%s", currencies.len ? ", " : "", names[i]);
 		}
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the active thresholds are in several currencies (%s): which one is the cart in?",
-						currencies.data),
-				 errhint("Pass currency => '...'.")));
+		p->note = psprintf("the active thresholds are in several currencies (%s) and the cart's was not given: only those without a currency apply",
+						   currencies.data);
+	}
+	/* thresholds are sorted by amount: the first unreached active one */
+	for (i = 0; i < r->nthresholds && target == NULL; i++)
+	{
+		const Threshold *t = &r->thresholds[i];
+
+		if (!serving_active_at(t->has_from, t->active_from, t->has_to, t->active_to, now))
+			continue;
+		if (t->currency && (several || (cart_currency && strcmp(cart_currency, t->currency) != 0)))
+			continue;
+		if (!serving_numeric_at_most(t->amount, total))
+			target = t;
 	}
 	if (target == NULL || !r->has_candidates)
 		return 0;
@@ -528,7 +540,8 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 /*
  * cart_offers(cart bigint[], quantities int[] DEFAULT NULL, tenant_id bigint
  *			   DEFAULT NULL, experiment text DEFAULT NULL, unit_id text
- *			   DEFAULT NULL) RETURNS SETOF upsell.offer
+ *			   DEFAULT NULL, currency text DEFAULT NULL)
+ *			   RETURNS SETOF upsell.offer
  */
 Datum
 upsell_cart_offers(PG_FUNCTION_ARGS)
@@ -556,6 +569,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	int			nev;
 	Substitutes subst;
 	int64		addon = 0;
+	char	   *cart_currency = NULL;
 	Proposal	p;
 	char	  **categories;
 	int			ncategories = 0;
@@ -610,7 +624,16 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 					 errmsg("quantity of product " INT64_FORMAT " must be a positive integer, not %s",
 							DatumGetInt64(cart_elems[i]),
 							qty_nulls[i] ? "NULL" : psprintf("%d", qty[i]))));
-	allowed = serving_allowed_types(serving_opt_text(fcinfo, 3), serving_opt_text(fcinfo, 4), STAGE_CART);
+	if (serving_opt_text(fcinfo, 5))
+	{
+		cart_currency = text_to_cstring(serving_opt_text(fcinfo, 5));
+		if (strlen(cart_currency) != 3 || strspn(cart_currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("currency must be an ISO 4217 code of three capital letters, not \"%s\"",
+							cart_currency)));
+	}
+	allowed = serving_allowed_types(serving_opt_text(fcinfo, 3), serving_opt_text(fcinfo, 4), STAGE_CART, tenant_id);
 	r = serving_tenant_rules(tenant_id);
 
 	/*
@@ -672,7 +695,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 
 		for (i = 0; i < ncart; i++)
 			line_ids[i] = DatumGetInt64(cart_elems[i]);
-		addon = propose_gap_fillers(&p, r, tenant_id, total, items, nitems, lines, nlines,
+		addon = propose_gap_fillers(&p, r, tenant_id, total, cart_currency, items, nitems, lines, nlines,
 									line_ids, qty, ncart, &subst, ev, nev);
 	}
 

@@ -89,7 +89,7 @@ serving_use_schema(Oid fn_oid)
 	Oid			nsp = get_func_namespace(fn_oid);
 	Oid			int8_2[2] = {INT8OID, INT8OID};
 	Oid			by_ids[2] = {INT8OID, INT8ARRAYOID};
-	Oid			variant[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Oid			variant[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
 	Oid			tier[3] = {INT8OID, INT4OID, INT8OID};
 
 	if (serving.nsp == nsp && serving.page_list != NULL)
@@ -119,7 +119,7 @@ serving_use_schema(Oid fn_oid)
 	serving.categories = serving_prepare_plan(
 		"SELECT DISTINCT m.category FROM @.product_model m "
 		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2) AND m.category IS NOT NULL", 2, by_ids);
-	serving.variant = serving_prepare_plan("SELECT @.variant_offer_types($1, $2, $3)", 3, variant);
+	serving.variant = serving_prepare_plan("SELECT @.variant_offer_types($1, $2, $3, $4)", 4, variant);
 	/* OPERATOR() forgoes the precedence of + - * /: every step is in parentheses */
 	serving.tier = serving_prepare_plan(
 		"SELECT CASE WHEN (q.total_saving OPERATOR(pg_catalog.+) "

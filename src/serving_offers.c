@@ -16,12 +16,15 @@
 
 PG_FUNCTION_INFO_V1(upsell_merge_offers);
 
-/* The offer types the unit's experiment variant shows (all without one). */
+/*
+ * The offer types the unit's experiment variant shows (all without one);
+ * the experiment must be the tenant's.
+ */
 uint32
-serving_allowed_types(text *experiment, text *unit_id, Stage stage)
+serving_allowed_types(text *experiment, text *unit_id, Stage stage, int64 tenant_id)
 {
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	bool		isnull;
 	Datum		d;
 	Datum	   *elems;
@@ -37,6 +40,7 @@ serving_allowed_types(text *experiment, text *unit_id, Stage stage)
 	if (unit_id == NULL)
 		nulls[1] = 'n';
 	args[2] = CStringGetTextDatum(serving_stage_names[stage]);
+	args[3] = Int64GetDatum(tenant_id);
 	serving_run(serving.variant, args, nulls);
 	d = serving_col(0, 1, &isnull);
 	if (isnull)
@@ -264,7 +268,7 @@ upsell_merge_offers(PG_FUNCTION_ARGS)
 		ncontext = serving_sort_unique(context, ncontext);
 	}
 	serving_begin_request(fcinfo);
-	allowed = serving_allowed_types(serving_opt_text(fcinfo, 5), serving_opt_text(fcinfo, 6), stage);
+	allowed = serving_allowed_types(serving_opt_text(fcinfo, 5), serving_opt_text(fcinfo, 6), stage, tenant_id);
 	r = serving_tenant_rules(tenant_id);
 
 	serving_proposal_init(&p, 32);

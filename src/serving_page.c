@@ -109,7 +109,7 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 	Proposal	p;
 	Datum		args[2];
 
-	allowed = serving_allowed_types(experiment, unit_id, STAGE_PRODUCT_PAGE);
+	allowed = serving_allowed_types(experiment, unit_id, STAGE_PRODUCT_PAGE, tenant_id);
 	r = serving_tenant_rules(tenant_id);
 
 	serving_proposal_init(&p, 16);

@@ -205,7 +205,7 @@ RETURN ARRAY['recommend_for_cart(bigint[], int, bigint)',
 			 'quantity_offer(bigint, int, bigint)',
 			 'bundle_offers(bigint, int, numeric, bigint)',
 			 'product_page_offers(bigint, bigint, text, text)',
-			 'cart_offers(bigint[], int[], bigint, text, text)',
+			 'cart_offers(bigint[], int[], bigint, text, text, text)',
 			 'post_purchase_offers(bigint[], bigint, bigint, text, text, timestamptz)'];
 
 CREATE FUNCTION @extschema@.distribute()

@@ -103,7 +103,10 @@ RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 RETURN e.started_at <= pg_catalog.now() AND (e.ended_at IS NULL OR e.ended_at > pg_catalog.now());
 
-CREATE FUNCTION @extschema@._experiment(experiment text)
+-- The experiment of that name; with tenant_id, only one of that tenant's
+-- (a request of one shop never runs, nor feeds, another shop's test: the
+-- other's is as unknown to it as a name never created).
+CREATE FUNCTION @extschema@._experiment(experiment text, tenant_id bigint DEFAULT NULL)
 RETURNS @extschema@.experiments
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -115,10 +118,11 @@ BEGIN
 		RAISE EXCEPTION 'experiment must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	SELECT * INTO e FROM @extschema@.experiments x WHERE x.experiment = _experiment.experiment;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'experiment "%" does not exist', experiment
+	IF NOT FOUND OR e.tenant_id <> _experiment.tenant_id THEN
+		RAISE EXCEPTION 'experiment "%" does not exist%', experiment,
+			CASE WHEN _experiment.tenant_id IS NOT NULL THEN format(' for tenant %s', _experiment.tenant_id) ELSE '' END
 			USING ERRCODE = 'undefined_object',
-				  HINT = 'Experiments are rows of upsell.experiments.';
+				  HINT = 'Experiments are rows of upsell.experiments, each of one tenant.';
 	END IF;
 	RETURN e;
 END
@@ -132,7 +136,8 @@ COMMENT ON FUNCTION @extschema@.assign(text, text) IS
 	'the variant of a unit (customer) in an experiment: a stable hash of experiment and unit, split in proportion to the variant weights; no randomness, no state';
 
 -- The offer types the unit's variant shows; NULL means "no experiment: all".
-CREATE FUNCTION @extschema@.variant_offer_types(experiment text, unit_id text, stage text DEFAULT NULL)
+CREATE FUNCTION @extschema@.variant_offer_types(experiment text, unit_id text, stage text DEFAULT NULL,
+	tenant_id bigint DEFAULT NULL)
 RETURNS text[]
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -144,7 +149,7 @@ BEGIN
 	IF experiment IS NULL THEN
 		RETURN NULL;
 	END IF;
-	e := @extschema@._experiment(experiment);
+	e := @extschema@._experiment(experiment, tenant_id);
 	IF unit_id IS NULL OR NOT @extschema@._experiment_on(e)
 	   OR (e.stage IS NOT NULL AND variant_offer_types.stage IS NOT NULL AND e.stage <> variant_offer_types.stage) THEN
 		RETURN NULL;
@@ -156,8 +161,8 @@ BEGIN
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.variant_offer_types(text, text, text) IS
-	'offer types the unit''s variant shows ({} = none, the control); NULL (= show everything) when experiment or unit is NULL, the experiment is not running, or it is for another stage';
+COMMENT ON FUNCTION @extschema@.variant_offer_types(text, text, text, bigint) IS
+	'offer types the unit''s variant shows ({} = none, the control); NULL (= show everything) when experiment or unit is NULL, the experiment is not running, or it is for another stage; with tenant_id (as the funnel stages ask) an experiment of another tenant is an error, as an unknown one';
 
 -- Variants and weights of a running experiment with exposures are frozen:
 -- moving units between variants mid-test biases every comparison.

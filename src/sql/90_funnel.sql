@@ -339,12 +339,13 @@ SELECT @extschema@._define_model('cart_model',
 	'product_id');
 
 CREATE FUNCTION @extschema@.cart_offers(cart bigint[], quantities int[] DEFAULT NULL,
-	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
+	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL,
+	currency text DEFAULT NULL)
 RETURNS SETOF @extschema@.offer
 AS 'MODULE_PATHNAME', 'upsell_cart_offers'
 LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
-COMMENT ON FUNCTION @extschema@.cart_offers(bigint[], int[], bigint, text, text) IS
-	'during-purchase offers for a cart: pinned merchant offers, complements of the cart, gap fillers to the next threshold, upgrades of cart lines and quantity tiers, interleaved by weighted score';
+COMMENT ON FUNCTION @extschema@.cart_offers(bigint[], int[], bigint, text, text, text) IS
+	'during-purchase offers for a cart: pinned merchant offers, complements of the cart, gap fillers to the next threshold (of the cart''s currency, or without one; with thresholds in several currencies and none given, only those without one, and the reasons say so), upgrades of cart lines and quantity tiers, interleaved by weighted score';
 
 -- ---- post-purchase: the thank-you page and the emails after it --------------
 

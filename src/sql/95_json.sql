@@ -131,7 +131,9 @@ DECLARE
 	unit text;
 	product bigint;
 	products bigint[];
-	quantities int[];
+	quantities numeric[];
+	too_many bigint;
+	currency text;
 	customer bigint;
 	offers @extschema@.offer[];
 	notes text[] := '{}';
@@ -171,17 +173,34 @@ BEGIN
 					USING ERRCODE = 'invalid_parameter_value',
 						  HINT = 'The items of Shopify''s /cart.js have this shape.';
 			END IF;
+			currency := @extschema@._json_text(request -> 'currency');
+			IF request ? 'currency' AND currency IS NULL THEN
+				RAISE EXCEPTION 'currency must be a string (an ISO 4217 code), not %', request -> 'currency'
+					USING ERRCODE = 'invalid_parameter_value';
+			END IF;
 			SELECT array_agg(x.p ORDER BY x.n), array_agg(x.q ORDER BY x.n),
-				   coalesce(array_agg(x.n) FILTER (WHERE x.p IS NULL), '{}')
-			INTO products, quantities, missing
+				   coalesce(array_agg(x.n) FILTER (WHERE x.p IS NULL), '{}'),
+				   (array_agg(x.n ORDER BY x.n) FILTER (WHERE x.q > 2147483647))[1]
+			INTO products, quantities, missing, too_many
 			FROM (SELECT e.n, @extschema@._json_product(t, e.item) AS p,
-						 greatest(coalesce(round(@extschema@._json_number(e.item -> 'quantity')), 1), 1)::int AS q
+						 greatest(coalesce(round(@extschema@._json_number(e.item -> 'quantity')), 1), 1) AS q
 				  FROM jsonb_array_elements(request -> 'items') WITH ORDINALITY AS e(item, n)) x;
-			notes := ARRAY(SELECT format('cart item %s has no variant_id or product_id: left out', n) FROM unnest(missing) n);
+			IF too_many IS NOT NULL THEN
+				RAISE EXCEPTION 'cart item %: quantity % is beyond any cart', too_many,
+					request -> 'items' -> (too_many::int - 1) -> 'quantity'
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'A quantity is a whole number of units, at most 2147483647.';
+			END IF;
+			notes := ARRAY(SELECT format('cart item %s has no variant_id or product_id: left out', n) FROM unnest(missing) n)
+				|| ARRAY(SELECT format('product %s is not in the models (not ordered and not in the catalog at the last refresh)', p)
+						 FROM unnest(products) WITH ORDINALITY AS u(p, n)
+						 WHERE p IS NOT NULL
+						   AND NOT EXISTS (SELECT FROM @extschema@.product_model m WHERE m.tenant_id = t AND m.product_id = u.p)
+						 ORDER BY n);
 			offers := ARRAY(SELECT o FROM @extschema@.cart_offers(
 								ARRAY(SELECT p FROM unnest(products, quantities) AS u(p, q) WHERE p IS NOT NULL),
-								ARRAY(SELECT q FROM unnest(products, quantities) AS u(p, q) WHERE p IS NOT NULL),
-								t, experiment, unit) o);
+								ARRAY(SELECT q::int FROM unnest(products, quantities) AS u(p, q) WHERE p IS NOT NULL),
+								t, experiment, unit, currency) o);
 		WHEN 'post_purchase' THEN
 			IF request ? 'order_id' THEN
 				SELECT m.items, m.customer_id INTO products, customer
@@ -203,7 +222,7 @@ BEGIN
 			RAISE EXCEPTION 'stage must be product_page, cart or post_purchase, not %', coalesce(quote_literal(stage), 'NULL')
 				USING ERRCODE = 'invalid_parameter_value';
 	END CASE;
-	applies := @extschema@.variant_offer_types(experiment, unit, stage) IS NOT NULL;
+	applies := @extschema@.variant_offer_types(experiment, unit, stage, t) IS NOT NULL;
 	RETURN jsonb_strip_nulls(jsonb_build_object(
 		'stage', stage,
 		'experiment', CASE WHEN applies THEN jsonb_build_object('name', experiment,
@@ -265,7 +284,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF experiment IS NOT NULL THEN
-		PERFORM @extschema@._experiment(experiment);	-- exists, or a clear error
+		PERFORM @extschema@._experiment(experiment, t);	-- the tenant's, or a clear error
 	END IF;
 	IF event ? 'occurred_at' THEN
 		at := @extschema@._json_time(event -> 'occurred_at');
