@@ -119,6 +119,18 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 	args[1] = Int64GetDatum(product_id);
 	if (serving_run(serving.page_list, args, NULL) == 1)
 		propose_stored(&p, product_id);
+
+	/*
+	 * Bestsellers fill the slots the evidence leaves (a product never or
+	 * seldom bought with others, one added since the refresh), far below
+	 * every stored offer, as in the cart: never the product itself, nor one
+	 * of its category, which would be a substitute of it.
+	 */
+	for (int i = 0; i < r->npopular; i++)
+		if (r->popular[i] != product_id &&
+			!(category && r->popular_category[i] && strcmp(category, r->popular_category[i]) == 0))
+			serving_propose(&p, OFFER_COMPLEMENT, &r->popular[i], 1, 1e-6 / (double) r->popular_rank[i],
+							serving_zero_discount(), "popular");
 	serving_emit(fcinfo, &p, r, STAGE_PRODUCT_PAGE, allowed, &product_id, 1);
 }
 
@@ -159,7 +171,8 @@ upsell_product_page_offers(PG_FUNCTION_ARGS)
  * product_model by its key), so that the SQL function reads no table.  On
  * Citus the call then runs on the tenant's worker, where this read goes to
  * the tenant's shard; a SQL function reading the distributed model there
- * is not planned by Citus.  No offers for a product not in product_model.
+ * is not planned by Citus.  A product not in product_model (added since
+ * the refresh) gets the bestsellers, as a cart of it does.
  */
 Datum
 upsell_product_page_offers_of(PG_FUNCTION_ARGS)
@@ -183,12 +196,7 @@ upsell_product_page_offers_of(PG_FUNCTION_ARGS)
 	product_id = PG_GETARG_INT64(1);
 	args[0] = Int64GetDatum(tenant_id);
 	args[1] = Int64GetDatum(product_id);
-	if (serving_run(serving.page_product, args, NULL) == 0)
-	{
-		serving_end_request();
-		PG_RETURN_NULL();
-	}
-	category = serving_col_text(0, 1);
+	category = serving_run(serving.page_product, args, NULL) == 0 ? NULL : serving_col_text(0, 1);
 	serving_check_bound(tenant_id);
 	serving_check_version();
 	page_offers(fcinfo, tenant_id, product_id, category,
