@@ -151,6 +151,7 @@ SELECT count(*) FROM upsell.upgrade_candidates(8);
 SELECT count(*) FROM upsell.upgrade_candidates(1, 0);
 SELECT count(*) FROM upsell.downsell_candidates(999);
 SELECT count(*) FROM upsell.upgrade_candidates(1, 3, 1);	-- nothing is dearer and at most 1x
+SELECT count(*) > 0 AS at_the_bound FROM upsell.upgrade_candidates(1, 3, 1000000);
 
 -- bad input: clear errors
 SELECT * FROM upsell.upgrade_candidates(1, -1);
@@ -158,6 +159,7 @@ SELECT * FROM upsell.upgrade_candidates(1, NULL);
 SELECT * FROM upsell.upgrade_candidates(1, 3, 0.9);
 SELECT * FROM upsell.upgrade_candidates(1, 3, -2);
 SELECT * FROM upsell.upgrade_candidates(1, 3, NULL);
+SELECT * FROM upsell.upgrade_candidates(1, 3, 1000001);
 SELECT * FROM upsell.downsell_candidates(1, -3);
 SELECT * FROM upsell.downsell_candidates(1, 3, 1.5);
 SELECT * FROM upsell.downsell_candidates(1, 3, -0.5);

@@ -274,7 +274,7 @@ BEGIN
 	END IF;
 	PERFORM @extschema@._check_k(k);
 	-- NaN and Infinity are above every number
-	IF ratio IS NULL OR NOT (ratio >= 1 AND ratio < 1e6) THEN
+	IF ratio IS NULL OR NOT (ratio >= 1 AND ratio <= 1e6) THEN
 		RAISE EXCEPTION 'max_price_ratio must be a number from 1 to 1000000, not %', coalesce(ratio::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'An upgrade costs more: 1.5 allows up to 50% more than the product.';
