@@ -39,13 +39,16 @@ INSERT INTO upsell.thresholds (kind, amount, reward) VALUES
 RESET client_min_messages;
 \set SHOW_CONTEXT never
 
--- the model: in-stock products with a price, sorted by (cents, id)
-SELECT products, prices, product_ids, categories, category_of FROM upsell.threshold_candidates;
+-- the model: in-stock products with a price, sorted by (cents, id); the
+-- categories whose products substitute each other (category_model: no order
+-- holds two shoes, nor two accessories), never combined
+SELECT products, prices, product_ids, categories, category_of, group_of, substitutes FROM upsell.threshold_candidates;
 
 -- cart 1 + 2 = 35.00: gap 15.00 to free shipping.  Socks (best complement,
 -- relevance 1, exact) first with score 2; laces (complement, 1.00 over); the
--- exact unrelated cap; the pair insoles + spray (exact, 0.8); then bottle +
--- insoles etc.  Never 1, 2 (cart), 16 (out of stock), 17, 18 (excluded), 20.
+-- exact unrelated cap; the pair insoles + spray (exact, 0.8); then socks +
+-- spray and the other accessories with the spray: never two accessories
+-- together.  Never 1, 2 (cart), 16 (out of stock), 17, 18 (excluded), 20.
 SELECT rank, product_ids, added, new_total, overshoot, threshold,
 	   round(relevance::numeric, 4) AS relevance, round(score::numeric, 4) AS score
 FROM upsell.gap_fillers(ARRAY[1, 2], k => 8);
@@ -56,6 +59,13 @@ SELECT bool_and(abs(score - (15.00 / added)::float8 * (1 + relevance)
 	   bool_and(NOT product_ids && ARRAY[1, 2, 16, 17, 18, 20]::bigint[]) AS never_forbidden,
 	   bool_and(added >= 15.00) AS all_close_the_gap
 FROM upsell.gap_fillers(ARRAY[1, 2], k => 50, max_items => 3);
+-- no offer of the empty cart holds two products that substitute each other
+SELECT count(*) AS offers,
+	   count(*) FILTER (WHERE EXISTS (
+		   SELECT FROM unnest(product_ids) a JOIN gf.products pa ON pa.id = a,
+					   unnest(product_ids) b JOIN gf.products pb ON pb.id = b
+		   WHERE a < b AND pa.category = pb.category AND pa.category IN ('shoes', 'accessories'))) AS with_two_substitutes
+FROM upsell.gap_fillers('{}', k => 50, max_items => 3);
 
 -- laces' relevance is its noisy-OR pair score relative to the socks'
 SELECT round(relevance::numeric, 6) = round((SELECT (l.score / s.score)::numeric
@@ -85,7 +95,9 @@ SELECT rank, product_ids, overshoot FROM upsell.gap_fillers(ARRAY[2], k => 3);
 -- every threshold reached: no rows; k = 0: no rows
 SELECT count(*) FROM upsell.gap_fillers(ARRAY[19], k => 5);
 SELECT count(*) FROM upsell.gap_fillers(ARRAY[1, 2], k => 0);
--- empty cart: the gap is the whole first threshold, 50.00 (only triples come near with no jacket)
+-- empty cart: the gap is the whole first threshold, 50.00: the jacket, and
+-- with the insoles (shoes and sandals, and two accessories, substitute each
+-- other: the exact shoes + sandals + socks is no offer)
 SELECT rank, product_ids, added, overshoot FROM upsell.gap_fillers('{}', k => 2, max_items => 3);
 -- cart 15.00, gap 35.00: the jacket is the only single item that closes it
 SELECT product_ids, added FROM upsell.gap_fillers(ARRAY[10], k => 1, max_items => 1);

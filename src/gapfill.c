@@ -41,6 +41,9 @@ typedef struct CandidateCache
 	int64	   *price;			/* cents, ascending by (price, id) */
 	int64	   *id;
 	int32	   *category_of;	/* 1-based index into categories, 0: none */
+	int32	   *group_of;		/* variant group number, 0: none */
+	uint8	   *substitutes;	/* [a * (ncategories + 1) + b]: categories a
+								 * and b substitute each other; NULL: none do */
 	uint32	   *by_category;	/* candidates ordered by category, built on
 								 * first use */
 	size_t	   *category_start; /* by_category[category_start[q] ..
@@ -113,7 +116,10 @@ get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 	size_t		n,
 				nid,
 				ncat,
+				ngroup,
+				npairs,
 				k;
+	int32	   *pairs;
 	Datum	   *cats;
 	bool	   *catnulls;
 	int			guc_level;
@@ -159,7 +165,7 @@ get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 		MemoryContextDelete(c->cxt);
 	memset(c, 0, sizeof(*c));
 
-	query = psprintf("SELECT built_at, prices, product_ids, category_of, categories "
+	query = psprintf("SELECT built_at, prices, product_ids, category_of, categories, group_of, substitutes "
 					 "FROM %s.threshold_candidates WHERE tenant_id OPERATOR(pg_catalog.=) $1",
 					 quote_identifier(nsp));
 	args[0] = Int64GetDatum(tenant_id);
@@ -197,6 +203,32 @@ get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 	c->categories = palloc(Max(c->ncategories, 1) * sizeof(char *));
 	for (i = 0; i < c->ncategories; i++)
 		c->categories[i] = catnulls[i] ? NULL : TextDatumGetCString(cats[i]);
+	arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 6, &isnull));
+	c->group_of = copy_array(arr, INT4OID, sizeof(int32), &ngroup, "group_of");
+	arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 7, &isnull));
+	pairs = copy_array(arr, INT4OID, sizeof(int32), &npairs, "substitutes");
+	if (ngroup != n || npairs % 2 != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the threshold_candidates model of tenant " INT64_FORMAT " has arrays of different lengths", tenant_id),
+				 errhint("Run CALL upsell.refresh().")));
+	if (npairs > 0)
+	{
+		size_t		side = (size_t) c->ncategories + 1;
+
+		c->substitutes = palloc_extended(side * side, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		for (k = 0; k < npairs; k += 2)
+		{
+			if (pairs[k] < 1 || pairs[k] > c->ncategories || pairs[k + 1] < 1 || pairs[k + 1] > c->ncategories)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("the threshold_candidates model of tenant " INT64_FORMAT " names a category it does not have", tenant_id),
+						 errhint("Run CALL upsell.refresh().")));
+			/* (either way round: a substitute of a substitute) */
+			c->substitutes[pairs[k] * side + pairs[k + 1]] = 1;
+			c->substitutes[pairs[k + 1] * side + pairs[k]] = 1;
+		}
+	}
 	c->n = n;
 
 	/* the search relies on the order; a hand-edited model must not crash it */
@@ -205,7 +237,7 @@ get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 		if (c->price[k] <= 0 ||
 			(k > 0 && (c->price[k - 1] > c->price[k] ||
 					   (c->price[k - 1] == c->price[k] && c->id[k - 1] >= c->id[k]))) ||
-			c->category_of[k] < 0 || c->category_of[k] > c->ncategories)
+			c->category_of[k] < 0 || c->category_of[k] > c->ncategories || c->group_of[k] < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("the threshold_candidates model of tenant " INT64_FORMAT " is not sorted by price", tenant_id),
@@ -397,6 +429,10 @@ search_marked(CandidateCache *c, int64 gap, int k, int max_items, GapOffer *out,
 	req.flags = c->flags;
 	req.relevance = c->relevance;
 	req.step_budget = STEP_BUDGET;
+	req.group = c->group_of;
+	req.category = c->category_of;
+	req.substitutes = c->substitutes;
+	req.ncategories = c->ncategories;
 	return gap_search(&cat, &req, out, complete);
 }
 

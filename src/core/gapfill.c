@@ -133,7 +133,33 @@ make_offer(const Search *s, const uint32_t *items, int n, GapOffer *o)
 	o->score = gap_score(s->req->gap, o->added, n, relsum);
 }
 
-/* Offers a combination to the top k; false when it does not enter. */
+/* Whether two of the n items substitute each other. */
+static bool
+substitutes_among(const GapRequest *req, const uint32_t *items, int n)
+{
+	int			i,
+				j;
+
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n; j++)
+		{
+			uint32_t	x = items[i],
+						y = items[j];
+
+			if (req->group[x] != 0 && req->group[x] == req->group[y])
+				return true;
+			if (req->substitutes && req->category[x] != 0 && req->category[y] != 0 &&
+				req->substitutes[(size_t) req->category[x] * (req->ncategories + 1) + req->category[y]])
+				return true;
+		}
+	return false;
+}
+
+/*
+ * Offers a combination to the top k; false when it does not enter.  A
+ * combination of substitutes is no offer, and true: the walks go on to the
+ * next one (its overshoot is no larger than theirs).
+ */
 static bool
 offer(Search *s, const uint32_t *items, int n)
 {
@@ -141,6 +167,8 @@ offer(Search *s, const uint32_t *items, int n)
 	int			k = s->req->k;
 	int			pos;
 
+	if (n > 1 && s->req->group && substitutes_among(s->req, items, n))
+		return true;
 	make_offer(s, items, n, &o);
 	if (o.added < s->req->gap)
 		return false;			/* cannot happen for the callers; be safe */

@@ -23,6 +23,10 @@
  * a pair is offered before a single item only when that item overshoots by
  * more than a quarter of the gap or is much less relevant.
  *
+ * Two candidates that substitute each other (of one variant group, or of
+ * two categories whose products substitute each other: a second phone next
+ * to a phone) are never offered together, when the request says which.
+ *
  * The search returns the exact top k by (score desc, n asc, added asc,
  * sorted product ids asc).  It splits the combinations into groups in
  * which the score only falls as overshoot grows (same n, same relevant
@@ -61,6 +65,12 @@ typedef struct GapRequest
 	const uint8_t *flags;		/* per candidate: GAP_PLAIN/RELEVANT/SKIP */
 	const double *relevance;	/* per candidate, in [0, 1]; read for RELEVANT */
 	int64_t		step_budget;	/* for the plain three-item search; <= 0: none */
+	/* substitutes (group NULL: none are): */
+	const int32_t *group;		/* per candidate: variant group, 0: none */
+	const int32_t *category;	/* per candidate: 1 .. ncategories, 0: none */
+	const uint8_t *substitutes; /* [a * (ncategories + 1) + b]: categories a
+								 * and b substitute each other (NULL: none) */
+	int			ncategories;
 } GapRequest;
 
 typedef struct GapOffer

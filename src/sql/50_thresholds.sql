@@ -196,46 +196,73 @@ COMMENT ON FUNCTION @extschema@.threshold_gap(bigint[], int[], bigint, timestamp
 
 -- ---- model: in-stock candidates sorted by price -----------------------------
 
+-- The pairs of categories (numbered by their position in categories, from
+-- 1) whose products substitute each other (category_model), flattened:
+-- {a1, b1, a2, b2, ...}.  Gap fillers never combine two such products.
+CREATE FUNCTION @extschema@._substitute_category_pairs(tenant_id bigint, categories text[])
+RETURNS int[]
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(array_agg(v.n ORDER BY p.a, p.b, v.o), '{}')
+	FROM (SELECT array_position(categories, s.category) AS a, array_position(categories, s.other_category) AS b
+		  FROM @extschema@.category_model s
+		  WHERE s.tenant_id = _substitute_category_pairs.tenant_id AND s.substitutes) p,
+		 LATERAL (VALUES (1, p.a), (2, p.b)) v(o, n)
+	WHERE p.a IS NOT NULL AND p.b IS NOT NULL
+$$;
+
 -- One row per tenant: the in-stock products with a price, as parallel
--- arrays sorted by (price in cents, product id).  gap_fillers reads the row
--- once per backend and refresh (keyed by built_at), so a request never
--- scans the catalog.
+-- arrays sorted by (price in cents, product id), with their category and
+-- variant group numbers and the categories that substitute each other.
+-- gap_fillers reads the row once per backend and refresh (keyed by
+-- built_at), so a request never scans the catalog.
 -- Incrementally kept as it is when no product's catalog facts changed
--- (product_model notes them, _changed_products): the row holds nothing
--- else, and rebuilding it read all of product_model (0.4-0.7 s of CPU at
--- 100,000 products).
+-- (product_model notes them, _changed_products) and the categories that
+-- substitute each other are those it holds: the row holds nothing else,
+-- and rebuilding it read all of product_model (0.4-0.7 s of CPU at 100,000
+-- products).
 CREATE FUNCTION @extschema@._build_threshold_candidates(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF incremental AND @extschema@._changed_products('product_model') = '{}' THEN
+	IF incremental AND @extschema@._changed_products('product_model') = '{}'
+	   AND NOT EXISTS (SELECT FROM @extschema@.threshold_candidates c
+					   WHERE c.tenant_id = _build_threshold_candidates.tenant_id
+						 AND c.substitutes IS DISTINCT FROM @extschema@._substitute_category_pairs(c.tenant_id, c.categories)) THEN
 		RETURN @extschema@._kept_rows('threshold_candidates', tenant_id);
 	END IF;
 	RETURN @extschema@._publish('threshold_candidates', tenant_id, $q$
-		SELECT $1 AS tenant_id, pg_catalog.clock_timestamp() AS built_at, count(*) AS products,
-			   coalesce(array_agg(DISTINCT c.category COLLATE "C" ORDER BY c.category COLLATE "C")
-						FILTER (WHERE c.category IS NOT NULL), '{}') AS categories,
-			   array_agg(c.category_no ORDER BY c.cents, c.product_id) AS category_of,
-			   array_agg(c.cents ORDER BY c.cents, c.product_id) AS prices,
-			   array_agg(c.product_id ORDER BY c.cents, c.product_id) AS product_ids
-		FROM (SELECT m.product_id, round(m.price * 100)::bigint AS cents, m.category,
-					 CASE WHEN m.category IS NULL THEN 0
-						  ELSE dense_rank() OVER (PARTITION BY m.category IS NULL
-												  ORDER BY m.category COLLATE "C")::int END AS category_no
-			  FROM @extschema@.product_model m
-			  WHERE m.tenant_id = $1 AND m.in_stock AND round(m.price * 100) > 0) c
-		HAVING count(*) > 0$q$);
+		SELECT x.*, @extschema@._substitute_category_pairs(x.tenant_id, x.categories) AS substitutes
+		FROM (SELECT $1 AS tenant_id, pg_catalog.clock_timestamp() AS built_at, count(*) AS products,
+					 coalesce(array_agg(DISTINCT c.category COLLATE "C" ORDER BY c.category COLLATE "C")
+							  FILTER (WHERE c.category IS NOT NULL), '{}') AS categories,
+					 array_agg(c.category_no ORDER BY c.cents, c.product_id) AS category_of,
+					 array_agg(c.cents ORDER BY c.cents, c.product_id) AS prices,
+					 array_agg(c.product_id ORDER BY c.cents, c.product_id) AS product_ids,
+					 array_agg(c.group_no ORDER BY c.cents, c.product_id) AS group_of
+			  FROM (SELECT m.product_id, round(m.price * 100)::bigint AS cents, m.category,
+						   CASE WHEN m.category IS NULL THEN 0
+								ELSE dense_rank() OVER (PARTITION BY m.category IS NULL
+														ORDER BY m.category COLLATE "C")::int END AS category_no,
+						   CASE WHEN m.variant_group IS NULL THEN 0
+								ELSE dense_rank() OVER (PARTITION BY m.variant_group IS NULL
+														ORDER BY m.variant_group COLLATE "C")::int END AS group_no
+					FROM @extschema@.product_model m
+					WHERE m.tenant_id = $1 AND m.in_stock AND round(m.price * 100) > 0) c
+			  HAVING count(*) > 0) x$q$);
 END
 $$;
 
 SELECT @extschema@._define_model('threshold_candidates',
 	$$tenant_id bigint PRIMARY KEY, built_at timestamptz NOT NULL, products int NOT NULL,
 	  categories text[] NOT NULL, category_of int[] NOT NULL,
-	  prices bigint[] NOT NULL, product_ids bigint[] NOT NULL$$,
+	  prices bigint[] NOT NULL, product_ids bigint[] NOT NULL,
+	  group_of int[] NOT NULL, substitutes int[] NOT NULL$$,
 	NULL, 50, '@extschema@._build_threshold_candidates(bigint, boolean)',
-	'per tenant: in-stock products with a price as arrays sorted by (price in cents, product id), with their category numbers; read by gap_fillers');
+	'per tenant: in-stock products with a price as arrays sorted by (price in cents, product id), with their category and variant group numbers (0: none), and the pairs of categories whose products substitute each other (numbered as in categories, from 1; flattened); read by gap_fillers');
 
 -- ---- items that close the gap ------------------------------------------------
 

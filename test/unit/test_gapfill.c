@@ -28,7 +28,14 @@ typedef struct Cat
 	int64_t		id[64];
 	uint8_t		flags[64];
 	double		rel[64];
+	/* substitutes, when with_substitutes: see GapRequest */
+	bool		with_substitutes;
+	int32_t		group[64];
+	int32_t		category[64];
+	uint8_t		substitutes[5 * 5];
 } Cat;
+
+#define CAT_CATEGORIES 4
 
 /* sorts the catalog by (price, id) */
 static void
@@ -45,15 +52,21 @@ sort_cat(Cat *c)
 						ti = c->id[j];
 			uint8_t		tf = c->flags[j];
 			double		tr = c->rel[j];
+			int32_t		tg = c->group[j],
+						tc = c->category[j];
 
 			c->price[j] = c->price[j - 1];
 			c->id[j] = c->id[j - 1];
 			c->flags[j] = c->flags[j - 1];
 			c->rel[j] = c->rel[j - 1];
+			c->group[j] = c->group[j - 1];
+			c->category[j] = c->category[j - 1];
 			c->price[j - 1] = tp;
 			c->id[j - 1] = ti;
 			c->flags[j - 1] = tf;
 			c->rel[j - 1] = tr;
+			c->group[j - 1] = tg;
+			c->category[j - 1] = tc;
 		}
 }
 
@@ -61,9 +74,30 @@ static int
 run(const Cat *c, int64_t gap, int k, int max_items, GapOffer *out, bool *complete)
 {
 	GapCatalog	cat = {c->n, c->price, c->id};
-	GapRequest	req = {gap, k, max_items, c->flags, c->rel, 0};
+	GapRequest	req = {.gap = gap, .k = k, .max_items = max_items, .flags = c->flags, .relevance = c->rel};
 
+	if (c->with_substitutes)
+	{
+		req.group = c->group;
+		req.category = c->category;
+		req.substitutes = c->substitutes;
+		req.ncategories = CAT_CATEGORIES;
+	}
 	return gap_search(&cat, &req, out, complete);
+}
+
+/* Whether two of the n candidates substitute each other, checked plainly. */
+static bool
+brute_substitutes(const Cat *c, const size_t *idx, int n)
+{
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++)
+			if (i != j && c->with_substitutes &&
+				((c->group[idx[i]] != 0 && c->group[idx[i]] == c->group[idx[j]]) ||
+				 (c->category[idx[i]] != 0 && c->category[idx[j]] != 0 &&
+				  c->substitutes[c->category[idx[i]] * (CAT_CATEGORIES + 1) + c->category[idx[j]]])))
+				return true;
+	return false;
 }
 
 /* Brute force: every combination of distinct eligible candidates. */
@@ -85,7 +119,7 @@ brute_add(const Cat *c, int64_t gap, const size_t *idx, int n, GapOffer *all, in
 		if (c->flags[idx[i]] == GAP_RELEVANT)
 			relsum += c->rel[idx[i]];	/* idx ascending: same order as the search */
 	}
-	if (o.added < gap)
+	if (o.added < gap || brute_substitutes(c, idx, n))
 		return;
 	for (i = 1; i < n; i++)
 		for (j = i; j > 0 && o.ids[j - 1] > o.ids[j]; j--)
@@ -156,7 +190,7 @@ same_offer(const GapOffer *a, const GapOffer *b)
 UNIT_TEST(gapfill_single_least_overshoot)
 {
 	/* prices 5.00, 12.00, 19.99, 20.00, 20.00, 35.00; gap 18.50 */
-	Cat			c = {6, {500, 1200, 1999, 2000, 2000, 3500}, {1, 2, 3, 5, 4, 6}, {0}, {0}};
+	Cat			c = {.n = 6, .price = {500, 1200, 1999, 2000, 2000, 3500}, .id = {1, 2, 3, 5, 4, 6}};
 	GapOffer	out[3];
 	bool		complete;
 	int			n;
@@ -176,7 +210,7 @@ UNIT_TEST(gapfill_single_least_overshoot)
 UNIT_TEST(gapfill_pair_when_no_single_fits_well)
 {
 	/* gap 30.00: the single 50.00 overshoots by 20, the pair 12 + 18 hits it */
-	Cat			c = {4, {1200, 1800, 5000, 700}, {10, 11, 12, 13}, {0}, {0}};
+	Cat			c = {.n = 4, .price = {1200, 1800, 5000, 700}, .id = {10, 11, 12, 13}};
 	GapOffer	out[2];
 	bool		complete;
 	int			n;
@@ -197,7 +231,7 @@ UNIT_TEST(gapfill_pair_when_no_single_fits_well)
 UNIT_TEST(gapfill_relevance_beats_small_overshoot)
 {
 	/* gap 10.00: plain 10.00 (score 1) vs relevant 11.00 with relevance 0.5 */
-	Cat			c = {2, {1000, 1100}, {1, 2}, {GAP_PLAIN, GAP_RELEVANT}, {0, 0.5}};
+	Cat			c = {.n = 2, .price = {1000, 1100}, .id = {1, 2}, .flags = {GAP_PLAIN, GAP_RELEVANT}, .rel = {0, 0.5}};
 	GapOffer	out[2];
 	bool		complete;
 
@@ -211,7 +245,7 @@ UNIT_TEST(gapfill_relevance_beats_small_overshoot)
 
 UNIT_TEST(gapfill_skipped_and_unreachable)
 {
-	Cat			c = {3, {1000, 2000, 3000}, {1, 2, 3}, {GAP_PLAIN, GAP_SKIP, GAP_PLAIN}, {0}};
+	Cat			c = {.n = 3, .price = {1000, 2000, 3000}, .id = {1, 2, 3}, .flags = {GAP_PLAIN, GAP_SKIP, GAP_PLAIN}};
 	GapOffer	out[5];
 	bool		complete;
 	int			n;
@@ -247,7 +281,7 @@ UNIT_TEST(gapfill_budget_reports_incomplete)
 	}
 	cat = (GapCatalog) {c.n, c.price, c.id};
 	/* above every pair (max 59100 + 58100): only triples close it */
-	req = (GapRequest) {150050, 1, 3, c.flags, c.rel, 10};
+	req = (GapRequest) {.gap = 150050, .k = 1, .max_items = 3, .flags = c.flags, .relevance = c.rel, .step_budget = 10};
 	gap_search(&cat, &req, out, &complete);
 	CHECK(!complete);
 	req.step_budget = 0;
@@ -289,7 +323,15 @@ UNIT_TEST(gapfill_matches_brute_force)
 			c.flags[i] = f < 6 ? GAP_PLAIN : f < 8 ? GAP_RELEVANT : GAP_SKIP;
 			/* few distinct relevances, so that score ties happen */
 			c.rel[i] = c.flags[i] == GAP_RELEVANT ? (double) (1 + rnd() % 4) / 8.0 : 0.0;
+			c.group[i] = (int32_t) (rnd() % 4);
+			c.category[i] = (int32_t) (rnd() % (CAT_CATEGORIES + 1));
 		}
+		/* two trials in three with substitutes: groups, and a symmetric relation of categories */
+		c.with_substitutes = trial % 3 != 2;
+		for (int a = 1; a <= CAT_CATEGORIES; a++)
+			for (int b = a; b <= CAT_CATEGORIES; b++)
+				c.substitutes[a * (CAT_CATEGORIES + 1) + b] = c.substitutes[b * (CAT_CATEGORIES + 1) + a] =
+					rnd() % 3 == 0;
 		sort_cat(&c);
 		gap = 1 + (int64_t) (rnd() % (uint64_t) (spread * 100 * 2 + 500));
 		/* half the trials with the table of next PLAIN indexes, half with skip loops */
@@ -335,7 +377,7 @@ UNIT_TEST(gapfill_large_catalog_pairs_exact_hit)
 	}
 	cat = (GapCatalog) {n, price, id};
 	/* a gap above every single price: only pairs */
-	req = (GapRequest) {150001, 5, 2, flags, rel, 0};
+	req = (GapRequest) {.gap = 150001, .k = 5, .max_items = 2, .flags = flags, .relevance = rel};
 	m = gap_search(&cat, &req, out, &complete);
 	CHECK_EQ_INT(m, 5);
 	CHECK_EQ_INT(out[0].n, 2);
@@ -347,4 +389,32 @@ UNIT_TEST(gapfill_large_catalog_pairs_exact_hit)
 	ups_free(id);
 	ups_free(flags);
 	ups_free(rel);
+}
+
+UNIT_TEST(gapfill_never_two_substitutes)
+{
+	/* two phones (one category, whose products substitute each other) and a case */
+	Cat			c = {.n = 3, .price = {60000, 50000, 5000}, .id = {1, 2, 3},
+					 .group = {1, 2, 3}, .category = {1, 1, 2}};
+	GapOffer	out[4];
+	bool		complete;
+	int			n;
+
+	sort_cat(&c);
+	n = run(&c, 100000, 4, 3, out, &complete);
+	CHECK_EQ_INT(n, 2);		/* both phones: 110000, and with the case: 115000 */
+	CHECK_EQ_INT(out[0].n, 2);
+	c.with_substitutes = true;
+	c.substitutes[1 * (CAT_CATEGORIES + 1) + 1] = 1;
+	n = run(&c, 100000, 4, 3, out, &complete);
+	CHECK_EQ_INT(n, 0);
+	/* of one variant group (a size of the same phone), categories apart */
+	/* (sorted by price: the case, then phone 2, then phone 1) */
+	c.substitutes[1 * (CAT_CATEGORIES + 1) + 1] = 0;
+	c.group[2] = c.group[1];
+	n = run(&c, 100000, 4, 3, out, &complete);
+	CHECK_EQ_INT(n, 0);
+	c.group[2] = 7;
+	n = run(&c, 100000, 4, 3, out, &complete);
+	CHECK_EQ_INT(n, 2);
 }
