@@ -52,7 +52,8 @@ SET upsell.tenant_id = 1;
 -- out-of-stock protector
 SELECT product_id, "rank", offer_type, product_ids, round(score::numeric, 3) AS score, reason
 FROM upsell.product_page_offers WHERE tenant_id = 1 AND product_id = 1 ORDER BY "rank";
--- the other tenant's page knows nothing of tenant 1
+-- the other tenant's page knows nothing of tenant 1 (8 goes with 1 there,
+-- and its bestseller 3 fills a slot: its category goes together)
 SET upsell.tenant_id = 2;
 SELECT product_id, "rank", offer_type, product_ids FROM upsell.product_page_offers
 WHERE product_id = 1 ORDER BY "rank";

@@ -210,6 +210,18 @@ extern int64 serving_read_config_version(Oid *state_rel);
 extern CartLine *serving_read_cart_lines(int64 tenant_id, const int64 *items, int nitems,
 										 int *nlines);
 
+/* What substitutes some of the lines: never offered next to them. */
+typedef struct Substitutes
+{
+	int64	   *ids;			/* ascending */
+	int			nids;
+	const char **categories;
+	int			ncategories;
+} Substitutes;
+
+extern Substitutes serving_substitutes_of(const CartLine *lines, int nlines);
+extern bool serving_is_substitute(const Substitutes *s, int64 id, const char *category);
+
 /* ---- proposals and the merge (serving_offers.c) --------------------------- */
 
 /* What the caller shows with an offer; the merge sees OfferCandidate. */

@@ -35,68 +35,6 @@ find_line(CartLine *lines, int n, int64 id)
 	return NULL;
 }
 
-/* What substitutes some line of the cart: never offered as a complement. */
-typedef struct Substitutes
-{
-	int64	   *ids;			/* ascending */
-	int			nids;
-	const char **categories;
-	int			ncategories;
-} Substitutes;
-
-static Substitutes
-cart_substitutes(const CartLine *lines, int nlines)
-{
-	Substitutes s;
-	int			i,
-				j,
-				q;
-
-	memset(&s, 0, sizeof(s));
-	for (i = 0; i < nlines; i++)
-	{
-		s.nids += lines[i].nsubstitute_ids;
-		s.ncategories += lines[i].nsubstitute_categories;
-	}
-	s.ids = palloc(Max(s.nids, 1) * sizeof(int64));
-	s.categories = palloc(Max(s.ncategories, 1) * sizeof(char *));
-	s.nids = 0;
-	s.ncategories = 0;
-	for (i = 0; i < nlines; i++)
-	{
-		for (j = 0; j < lines[i].nsubstitute_ids; j++)
-			s.ids[s.nids++] = lines[i].substitute_ids[j];
-		for (j = 0; j < lines[i].nsubstitute_categories; j++)
-		{
-			const char *c = lines[i].substitute_categories[j];
-
-			if (c == NULL)
-				continue;
-			for (q = 0; q < s.ncategories; q++)
-				if (strcmp(s.categories[q], c) == 0)
-					break;
-			if (q == s.ncategories)
-				s.categories[s.ncategories++] = c;
-		}
-	}
-	s.nids = serving_sort_unique(s.ids, s.nids);
-	return s;
-}
-
-static bool
-is_substitute(const Substitutes *s, int64 id, const char *category)
-{
-	int			q;
-
-	if (offers_contains(s->ids, s->nids, id))
-		return true;
-	if (category)
-		for (q = 0; q < s->ncategories; q++)
-			if (strcmp(s->categories[q], category) == 0)
-				return true;
-	return false;
-}
-
 typedef struct Evidence
 {
 	int64		id;
@@ -199,7 +137,7 @@ cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
 				keys[h] = id;
 				sums[h] = 0;
 				/* a substitute of another line is not a complement of the cart */
-				blocked[h] = is_substitute(subst, id, lines[i].complement_categories[j]);
+				blocked[h] = serving_is_substitute(subst, id, lines[i].complement_categories[j]);
 			}
 			sums[h] += lines[i].complement_log_miss[j];
 		}
@@ -682,7 +620,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	 * complements of the cart (the best not excluded; the gap fillers weigh
 	 * the best of all), then bestsellers far below them to fill the slots
 	 */
-	subst = cart_substitutes(lines, nlines);
+	subst = serving_substitutes_of(lines, nlines);
 	ev = cart_complements(lines, nlines, items, nitems, &subst, CART_RELEVANT, &nev);
 
 	/*
@@ -715,7 +653,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 		for (q = 0; q < p.n && !filler; q++)
 			filler = p.c[q].type == OFFER_GAP_FILLER && p.c[q].nids == 1 &&
 				p.c[q].ids[0] == r->popular[i];
-		if (!filler && !is_substitute(&subst, r->popular[i], r->popular_category[i]))
+		if (!filler && !serving_is_substitute(&subst, r->popular[i], r->popular_category[i]))
 			serving_propose(&p, OFFER_COMPLEMENT, &r->popular[i], 1, 1e-6 / (double) r->popular_rank[i],
 							serving_zero_discount(), "popular");
 	}

@@ -108,6 +108,9 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 	uint32		allowed;
 	Proposal	p;
 	Datum		args[2];
+	CartLine   *lines;
+	int			nlines;
+	Substitutes subst;
 
 	allowed = serving_allowed_types(experiment, unit_id, STAGE_PRODUCT_PAGE, tenant_id);
 	r = serving_tenant_rules(tenant_id);
@@ -123,12 +126,16 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 	/*
 	 * Bestsellers fill the slots the evidence leaves (a product never or
 	 * seldom bought with others, one added since the refresh), far below
-	 * every stored offer, as in the cart: never the product itself, nor one
-	 * of its category, which would be a substitute of it.
+	 * every stored offer, as in the cart: never the product itself nor a
+	 * substitute of it (as its cart_model row says; without one, its own
+	 * category's).
 	 */
+	lines = serving_read_cart_lines(tenant_id, &product_id, 1, &nlines);
+	subst = serving_substitutes_of(lines, nlines);
 	for (int i = 0; i < r->npopular; i++)
 		if (r->popular[i] != product_id &&
-			!(category && r->popular_category[i] && strcmp(category, r->popular_category[i]) == 0))
+			!serving_is_substitute(&subst, r->popular[i], r->popular_category[i]) &&
+			!(nlines == 0 && category && r->popular_category[i] && strcmp(category, r->popular_category[i]) == 0))
 			serving_propose(&p, OFFER_COMPLEMENT, &r->popular[i], 1, 1e-6 / (double) r->popular_rank[i],
 							serving_zero_discount(), "popular");
 	serving_emit(fcinfo, &p, r, STAGE_PRODUCT_PAGE, allowed, &product_id, 1);

@@ -251,3 +251,60 @@ serving_read_cart_lines(int64 tenant_id, const int64 *items, int nitems, int *nl
 	*nlines = n;
 	return lines;
 }
+
+/*
+ * What substitutes some of the lines (their variant groups' other products,
+ * the categories that substitute theirs), as cart_model stores it per line.
+ */
+Substitutes
+serving_substitutes_of(const CartLine *lines, int nlines)
+{
+	Substitutes s;
+	int			i,
+				j,
+				q;
+
+	memset(&s, 0, sizeof(s));
+	for (i = 0; i < nlines; i++)
+	{
+		s.nids += lines[i].nsubstitute_ids;
+		s.ncategories += lines[i].nsubstitute_categories;
+	}
+	s.ids = palloc(Max(s.nids, 1) * sizeof(int64));
+	s.categories = palloc(Max(s.ncategories, 1) * sizeof(char *));
+	s.nids = 0;
+	s.ncategories = 0;
+	for (i = 0; i < nlines; i++)
+	{
+		for (j = 0; j < lines[i].nsubstitute_ids; j++)
+			s.ids[s.nids++] = lines[i].substitute_ids[j];
+		for (j = 0; j < lines[i].nsubstitute_categories; j++)
+		{
+			const char *c = lines[i].substitute_categories[j];
+
+			if (c == NULL)
+				continue;
+			for (q = 0; q < s.ncategories; q++)
+				if (strcmp(s.categories[q], c) == 0)
+					break;
+			if (q == s.ncategories)
+				s.categories[s.ncategories++] = c;
+		}
+	}
+	s.nids = serving_sort_unique(s.ids, s.nids);
+	return s;
+}
+
+bool
+serving_is_substitute(const Substitutes *s, int64 id, const char *category)
+{
+	int			q;
+
+	if (offers_contains(s->ids, s->nids, id))
+		return true;
+	if (category)
+		for (q = 0; q < s->ncategories; q++)
+			if (strcmp(s->categories[q], category) == 0)
+				return true;
+	return false;
+}
