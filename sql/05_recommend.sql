@@ -61,6 +61,8 @@ SELECT product_id FROM upsell.recommend_for_cart('{1,1,NULL,1}', 2, 1);
 SELECT product_id, reason FROM upsell.recommend_for_cart('{424242}', 2, 1);
 SELECT product_id, reason FROM upsell.recommend_for_cart('{}', 3, 1);
 SELECT product_id, reason FROM upsell.recommend_for_cart(NULL, 3, 1);
+-- a 2-D array is no cart (it was read flattened)
+SELECT product_id FROM upsell.recommend_for_cart('{{1,2},{3,4}}', 2, 1);
 -- k: zero, huge (everything in stock but the cart), negative, NULL
 SELECT count(*) FROM upsell.recommend_for_cart('{1}', 0, 1);
 SELECT count(*) FROM upsell.recommend_for_cart('{1}', 1000000, 1);

@@ -517,6 +517,11 @@ DECLARE
 	blocked_categories text[];
 BEGIN
 	PERFORM @extschema@._check_k(k);
+	-- (as cart_offers and post_purchase_offers: a 2-D array is no cart)
+	IF array_ndims(cart) > 1 THEN
+		RAISE EXCEPTION 'cart must be a one-dimensional array of product ids'
+			USING ERRCODE = 'array_subscript_error';
+	END IF;
 	PERFORM @extschema@._check_cart_length(cart);
 	-- NULL cart = empty cart; NULL elements and repeats are dropped
 	items := ARRAY(SELECT DISTINCT x FROM unnest(cart) x WHERE x IS NOT NULL);
