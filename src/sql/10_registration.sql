@@ -464,7 +464,7 @@ BEGIN
 					   END AS problem,
 					   pg_catalog.concat('quantity ', coalesce((%5$s)::text, 'NULL'),
 										 ', unit price ', coalesce((%6$s)::text, 'NULL'),
-										 CASE WHEN NOT pg_catalog.isfinite(%8$s) THEN ', ordered at ' || (%8$s)::text END) AS value
+										 CASE WHEN NOT pg_catalog.isfinite(%8$s) THEN pg_catalog.concat(', ordered at ', %8$s) END) AS value
 				FROM %7$s AS s$q$,
 				e ->> 'tenant_id', e ->> 'order_id', e ->> 'product_id', e ->> 'order_key', e ->> 'quantity',
 				e ->> 'unit_price', rel,
