@@ -196,18 +196,20 @@ COMMENT ON FUNCTION @extschema@.threshold_gap(bigint[], int[], bigint, timestamp
 
 -- ---- model: in-stock candidates sorted by price -----------------------------
 
--- The pairs of categories (numbered by their position in categories, from
--- 1) whose products substitute each other (category_model), flattened:
--- {a1, b1, a2, b2, ...}.  Gap fillers never combine two such products.
-CREATE FUNCTION @extschema@._substitute_category_pairs(tenant_id bigint, categories text[])
+-- The pairs of categories whose products substitute each other (pairs: the
+-- names, flattened, {a1, b1, a2, b2, ...}), numbered by their position in
+-- categories (from 1), flattened and sorted; a pair of a category not there
+-- is left out.  Gap fillers never combine two such products.  (It reads no
+-- table: on Citus a function that reads a distributed model inside the
+-- publishing query cannot be planned on the tenant's worker.)
+CREATE FUNCTION @extschema@._category_pair_numbers(categories text[], pairs text[])
 RETURNS int[]
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT coalesce(array_agg(v.n ORDER BY p.a, p.b, v.o), '{}')
-	FROM (SELECT array_position(categories, s.category) AS a, array_position(categories, s.other_category) AS b
-		  FROM @extschema@.category_model s
-		  WHERE s.tenant_id = _substitute_category_pairs.tenant_id AND s.substitutes) p,
+	FROM (SELECT array_position(categories, pairs[2 * i - 1]) AS a, array_position(categories, pairs[2 * i]) AS b
+		  FROM generate_series(1, coalesce(cardinality(pairs), 0) / 2) i) p,
 		 LATERAL (VALUES (1, p.a), (2, p.b)) v(o, n)
 	WHERE p.a IS NOT NULL AND p.b IS NOT NULL
 $$;
@@ -227,15 +229,22 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	-- the pairs of categories whose products substitute each other, by name
+	substitute_pairs text[] := ARRAY(
+		SELECT x.name FROM @extschema@.category_model s,
+			   LATERAL (VALUES (1, s.category), (2, s.other_category)) x(o, name)
+		WHERE s.tenant_id = _build_threshold_candidates.tenant_id AND s.substitutes
+		ORDER BY s.category, s.other_category, x.o);
 BEGIN
 	IF incremental AND @extschema@._changed_products('product_model') = '{}'
 	   AND NOT EXISTS (SELECT FROM @extschema@.threshold_candidates c
 					   WHERE c.tenant_id = _build_threshold_candidates.tenant_id
-						 AND c.substitutes IS DISTINCT FROM @extschema@._substitute_category_pairs(c.tenant_id, c.categories)) THEN
+						 AND c.substitutes IS DISTINCT FROM @extschema@._category_pair_numbers(c.categories, substitute_pairs)) THEN
 		RETURN @extschema@._kept_rows('threshold_candidates', tenant_id);
 	END IF;
-	RETURN @extschema@._publish('threshold_candidates', tenant_id, $q$
-		SELECT x.*, @extschema@._substitute_category_pairs(x.tenant_id, x.categories) AS substitutes
+	RETURN @extschema@._publish('threshold_candidates', tenant_id, format($q$
+		SELECT x.*, @extschema@._category_pair_numbers(x.categories, %L::text[]) AS substitutes
 		FROM (SELECT $1 AS tenant_id, pg_catalog.clock_timestamp() AS built_at, count(*) AS products,
 					 coalesce(array_agg(DISTINCT c.category COLLATE "C" ORDER BY c.category COLLATE "C")
 							  FILTER (WHERE c.category IS NOT NULL), '{}') AS categories,
@@ -252,7 +261,7 @@ BEGIN
 														ORDER BY m.variant_group COLLATE "C")::int END AS group_no
 					FROM @extschema@.product_model m
 					WHERE m.tenant_id = $1 AND m.in_stock AND round(m.price * 100) > 0) c
-			  HAVING count(*) > 0) x$q$);
+			  HAVING count(*) > 0) x$q$, substitute_pairs));
 END
 $$;
 
