@@ -224,7 +224,7 @@ get_candidates(const char *nsp, int64 tenant_id, TimestampTz built_at)
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("the threshold_candidates model of tenant " INT64_FORMAT " names a category it does not have", tenant_id),
 						 errhint("Run CALL upsell.refresh().")));
-			/* (either way round: a substitute of a substitute) */
+			/* (both ways: substitutes of each other) */
 			c->substitutes[pairs[k] * side + pairs[k + 1]] = 1;
 			c->substitutes[pairs[k + 1] * side + pairs[k]] = 1;
 		}

@@ -510,6 +510,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	tenants bigint[];
+	listing text;
 	message text;
 	tenant_expr text;
 	rel regclass;
@@ -539,14 +540,16 @@ BEGIN
 	IF (SELECT s.tenant_id IS NULL FROM @extschema@.order_source s) THEN
 		RETURN ARRAY(SELECT 0::bigint UNION SELECT b.tenant_id FROM @extschema@.model_builds b ORDER BY 1);
 	END IF;
+	-- the tenants of the lines (%1$s: their tenant expression over the
+	-- relation %2$s), of the catalog and of the models
+	listing := format($q$
+		SELECT coalesce(array_agg(t ORDER BY t), '{}')
+		FROM (SELECT DISTINCT %%1$s FROM %%2$s WHERE %%1$s IS NOT NULL
+			  UNION SELECT DISTINCT c.tenant_id FROM %s c WHERE c.tenant_id IS NOT NULL
+			  UNION SELECT b.tenant_id FROM @extschema@.model_builds b) x(t)$q$,
+		@extschema@._catalog_source());
 	BEGIN
-		EXECUTE format($q$
-			SELECT coalesce(array_agg(t ORDER BY t), '{}')
-			FROM (SELECT DISTINCT l.tenant_id FROM @extschema@.order_lines l WHERE l.tenant_id IS NOT NULL
-				  UNION SELECT DISTINCT c.tenant_id FROM %s c WHERE c.tenant_id IS NOT NULL
-				  UNION SELECT b.tenant_id FROM @extschema@.model_builds b) x(t)$q$,
-			@extschema@._catalog_source())
-		INTO tenants;
+		EXECUTE format(listing, 'l.tenant_id', '@extschema@.order_lines l') INTO tenants;
 	EXCEPTION WHEN OTHERS THEN
 		-- A row the view cannot read (a cast in the shop's own view that
 		-- fails on one tenant's data) fails every query over all the
@@ -559,13 +562,7 @@ BEGIN
 		SELECT @extschema@._view_exprs('order_lines', s.relation, to_jsonb(s)) ->> 'tenant_id', s.relation
 		INTO tenant_expr, rel
 		FROM @extschema@.order_source s WHERE s.kind = 'columns';
-		EXECUTE format($q$
-			SELECT coalesce(array_agg(t ORDER BY t), '{}')
-			FROM (SELECT DISTINCT %s FROM %s AS s
-				  UNION SELECT DISTINCT c.tenant_id FROM %s c
-				  UNION SELECT b.tenant_id FROM @extschema@.model_builds b) x(t)
-			WHERE t IS NOT NULL$q$,
-			coalesce(tenant_expr, 'NULL::bigint'), coalesce(rel::text, '(SELECT)'), @extschema@._catalog_source())
+		EXECUTE format(listing, coalesce(tenant_expr, 'NULL::bigint'), coalesce(rel::text, '(SELECT)') || ' AS s')
 		INTO tenants;
 	END;
 	RETURN tenants;
