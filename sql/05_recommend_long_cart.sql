@@ -62,6 +62,21 @@ SELECT x.product_id,
 										WHEN 1 THEN 3 * 12 / 40.0 + (0.5 - r.r) * 120 / 200.0 END)) < 1e-12 AS formula
 FROM upsell.recommend_for_cart('{10,11,12}', 2, 1) x, r ORDER BY x."rank";
 
+-- A product none of the cart's items was bought with is no evidence.  Where
+-- the shop's pairs are far from chance, a < 0 for this cart, and its prior
+-- alone would rank such products by how rare they are: 40, bought twice,
+-- above 30 and 31, bought 70 times each.  They come after the products
+-- bought with the cart, bestsellers first (the fallback's 'popular').  Shop
+-- 2: shop 1's orders and 40's two.
+INSERT INTO lc.products SELECT 2, id, price FROM lc.products WHERE shop = 1 UNION ALL SELECT 2, 40, 5;
+INSERT INTO lc.lines SELECT 2, order_id, product_id FROM lc.lines WHERE shop = 1
+UNION ALL SELECT 2, o, 40 FROM generate_series(201, 202) o;
+SET client_min_messages = warning;
+CALL upsell.refresh(tenant_id => 2);
+RESET client_min_messages;
+SELECT 0.5 - (1 - 1 / pair_dispersion) < 0 AS a_negative FROM upsell.cooccurrence_model WHERE tenant_id = 2;
+SELECT "rank", product_id, because, reason FROM upsell.recommend_for_cart('{10,11,12}', 5, 2);
+
 DELETE FROM upsell.order_source;
 DELETE FROM upsell.product_source;
 DROP SCHEMA lc CASCADE;

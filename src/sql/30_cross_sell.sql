@@ -609,6 +609,14 @@ BEGIN
 					GROUP BY v.product_id) g
 			  JOIN @extschema@.product_model c ON c.tenant_id = t AND c.product_id = g.product_id,
 				   prior, total
+			  -- A product no cart item was bought with competes by its prior
+			  -- only while a >= 0.  With a < 0 (a shop whose pairs are far from
+			  -- chance) the prior would rank such products by how rare they
+			  -- are (the dryer, never bought with the cart, above a cable bought
+			  -- with it 232 times); they are no evidence, so they are left to
+			  -- the fallbacks below, bestsellers first (make eval: electronics
+			  -- MRR@10 0.5345 -> 0.5404, HR@10 and the other datasets the same).
+			  WHERE g.because IS NOT NULL OR prior.w >= 0
 			  -- stock and exclusions are checked for the best few only: probing
 			  -- every candidate of a big cart costs more than the rest together
 			  ORDER BY 2 DESC, 1
