@@ -200,10 +200,17 @@ BEGIN
 					SELECT DISTINCT b.product_id FROM @extschema@.bundle_model b
 					WHERE b.tenant_id = _build_bundle_model.tenant_id));
 			END IF;
-			-- (source_state, published at the start of this refresh)
+			-- the count and limit mined at, in the tenant's source_state
+			-- (published at the start of this refresh), published anew
+			-- through the model store with only its settings changed
 			mined := jsonb_build_object('min_count', min_count, 'memory_limit_kb', limit_kb);
-			UPDATE @extschema@.source_state s SET settings = s.settings || jsonb_build_object('bundles', mined)
-			WHERE s.tenant_id = _build_bundle_model.tenant_id AND s.settings -> 'bundles' IS DISTINCT FROM mined;
+			IF (SELECT s.settings -> 'bundles' FROM @extschema@.source_state s
+				WHERE s.tenant_id = _build_bundle_model.tenant_id) IS DISTINCT FROM mined THEN
+				PERFORM @extschema@._publish('source_state', tenant_id, format($q$
+					SELECT (pg_catalog.jsonb_populate_record(s, pg_catalog.jsonb_build_object('settings',
+							s.settings OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('bundles', %L::jsonb)))).*
+					FROM @extschema@.source_state s WHERE s.tenant_id OPERATOR(pg_catalog.=) $1$q$, mined));
+			END IF;
 			RETURN n;
 		EXCEPTION WHEN program_limit_exceeded THEN
 			-- past the tenant's order count nothing can be frequent
