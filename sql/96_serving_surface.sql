@@ -102,9 +102,15 @@ SELECT jsonb_path_query_array(upsell.offers_json('cart', '{"items": [{"product_i
 							  '$.offers[*] ? (@.type == "gap_filler").reason') -> 0 AS gap_filler_reason;
 SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}], "currency": 978}', 2);
 DELETE FROM upsell.thresholds WHERE currency IS NOT NULL;
--- a quantity beyond any cart is refused by name; a product the models do
--- not know is noted
+-- a quantity beyond any cart, below one unit or not a number is refused by
+-- name, as cart_offers refuses it; JSON null or none is one unit; a product
+-- the models do not know is noted
 SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}, {"product_id": 4, "quantity": 1e12}]}', 2);
+SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}, {"product_id": 4, "quantity": 0}]}', 2);
+SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2, "quantity": -3}]}', 2);
+SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2, "quantity": "two"}]}', 2);
+SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2, "quantity": null}, {"product_id": 4, "quantity": "2"}]}', 2)
+	= upsell.offers_json('cart', '{"items": [{"product_id": 2}, {"product_id": 4, "quantity": 2}]}', 2) AS same;
 SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}, {"product_id": 999}]}', 2) -> 'notes' AS notes;
 
 -- ---- roles -----------------------------------------------------------------

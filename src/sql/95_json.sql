@@ -110,7 +110,7 @@ DECLARE
 	product bigint;
 	products bigint[];
 	quantities numeric[];
-	too_many bigint;
+	bad_quantity bigint;
 	currency text;
 	customer bigint;
 	offers @extschema@.offer[];
@@ -156,18 +156,24 @@ BEGIN
 				RAISE EXCEPTION 'currency must be a string (an ISO 4217 code), not %', request -> 'currency'
 					USING ERRCODE = 'invalid_parameter_value';
 			END IF;
-			SELECT array_agg(x.p ORDER BY x.n), array_agg(x.q ORDER BY x.n),
+			-- an item without a quantity (or with JSON null) is one unit; a
+			-- quantity that is no number, or rounds to none or to more than
+			-- an int holds, is the caller's error, refused by name as
+			-- cart_offers refuses it (read as 1 until 1.6)
+			SELECT array_agg(x.p ORDER BY x.n), array_agg(coalesce(x.q, 1) ORDER BY x.n),
 				   coalesce(array_agg(x.n) FILTER (WHERE x.p IS NULL), '{}'),
-				   (array_agg(x.n ORDER BY x.n) FILTER (WHERE x.q > 2147483647))[1]
-			INTO products, quantities, missing, too_many
+				   (array_agg(x.n ORDER BY x.n)
+						FILTER (WHERE x.q > 2147483647 OR x.q < 1 OR (x.q IS NULL AND x.given)))[1]
+			INTO products, quantities, missing, bad_quantity
 			FROM (SELECT e.n, @extschema@._json_product(t, e.item) AS p,
-						 greatest(coalesce(round(@extschema@._json_number(e.item -> 'quantity')), 1), 1) AS q
+						 round(@extschema@._json_number(e.item -> 'quantity')) AS q,
+						 coalesce(jsonb_typeof(e.item -> 'quantity') <> 'null', false) AS given
 				  FROM jsonb_array_elements(request -> 'items') WITH ORDINALITY AS e(item, n)) x;
-			IF too_many IS NOT NULL THEN
-				RAISE EXCEPTION 'cart item %: quantity % is beyond any cart', too_many,
-					request -> 'items' -> (too_many::int - 1) -> 'quantity'
+			IF bad_quantity IS NOT NULL THEN
+				RAISE EXCEPTION 'cart item %: quantity % is not a number of units a cart holds', bad_quantity,
+					request -> 'items' -> (bad_quantity::int - 1) -> 'quantity'
 					USING ERRCODE = 'invalid_parameter_value',
-						  HINT = 'A quantity is a whole number of units, at most 2147483647.';
+						  HINT = 'A quantity is a whole number of units, from 1 to 2147483647; an item without one is one unit.';
 			END IF;
 			notes := ARRAY(SELECT format('cart item %s has no variant_id or product_id: left out', n) FROM unnest(missing) n)
 				|| ARRAY(SELECT format('product %s is not in the models (not ordered and not in the catalog at the last refresh)', p)
