@@ -162,6 +162,7 @@ DECLARE
 	rows text;
 	n bigint;
 	with_bundles bigint[];
+	state @extschema@.source_state;
 BEGIN
 	IF incremental AND @extschema@._lines_unchanged(tenant_id)
 	   AND (mined IS NULL
@@ -202,14 +203,15 @@ BEGIN
 			END IF;
 			-- the count and limit mined at, in the tenant's source_state
 			-- (published at the start of this refresh), published anew
-			-- through the model store with only its settings changed
+			-- through the model store with only its settings changed: as a
+			-- constant row, since on Citus _publish deletes the row before
+			-- it runs the query (which could not read it then)
 			mined := jsonb_build_object('min_count', min_count, 'memory_limit_kb', limit_kb);
-			IF (SELECT s.settings -> 'bundles' FROM @extschema@.source_state s
-				WHERE s.tenant_id = _build_bundle_model.tenant_id) IS DISTINCT FROM mined THEN
-				PERFORM @extschema@._publish('source_state', tenant_id, format($q$
-					SELECT (pg_catalog.jsonb_populate_record(s, pg_catalog.jsonb_build_object('settings',
-							s.settings OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('bundles', %L::jsonb)))).*
-					FROM @extschema@.source_state s WHERE s.tenant_id OPERATOR(pg_catalog.=) $1$q$, mined));
+			SELECT * INTO state FROM @extschema@.source_state s WHERE s.tenant_id = _build_bundle_model.tenant_id;
+			IF FOUND AND state.settings -> 'bundles' IS DISTINCT FROM mined THEN
+				state.settings := state.settings || jsonb_build_object('bundles', mined);
+				PERFORM @extschema@._publish('source_state', tenant_id,
+					format('SELECT (%L::@extschema@.source_state).*', state));
 			END IF;
 			RETURN n;
 		EXCEPTION WHEN program_limit_exceeded THEN
