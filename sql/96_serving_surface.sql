@@ -163,12 +163,24 @@ SET ROLE regress_ss_app;
 SELECT * FROM upsell.cart_offers('{1,3}', NULL, 1);
 RESET ROLE;
 GRANT SELECT ON upsell.exclusions TO upsell_reader;
--- the admin changes the merchant's rules
+-- the admin changes the merchant's rules ...
 SET ROLE regress_ss_ops;
 INSERT INTO upsell.offers (tenant_id, stage, product_ids, reason) VALUES (1, 'cart', '{9}', 'by ops');
 DELETE FROM upsell.offers WHERE reason = 'pinned for tenant 1';
 SELECT offer_type, product_ids, reason FROM upsell.cart_offers('{1,3}', NULL, 1) WHERE offer_type = 'pinned';
+-- ... but creates nothing in the extension's schema: an overload planted
+-- there (a string literal prefers text to name) would run when a superuser
+-- refreshes
+CREATE FUNCTION upsell._publish(model text, tenant_id bigint, query text, scope bigint[] DEFAULT NULL)
+RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint';
+CREATE VIEW upsell.my_lines AS SELECT 1 AS order_id;
 RESET ROLE;
+-- nor does the reader start side-build workers (they run any query)
+SET ROLE regress_ss_app;
+SELECT upsell._side_start('x', 'SELECT pg_sleep(20)');
+RESET ROLE;
+SELECT has_schema_privilege(r, 'upsell', 'CREATE') AS can_create, r
+FROM unnest(ARRAY['upsell_admin', 'upsell_reader', 'public']) r ORDER BY r;
 DELETE FROM upsell.offers;
 
 -- ---- degraded data ---------------------------------------------------------

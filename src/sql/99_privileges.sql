@@ -8,7 +8,7 @@
 -- grant them to the roles that log in:
 --
 --   GRANT upsell_reader TO shop_app;	-- app backends: serve offers
---   GRANT upsell_admin TO shop_ops;	-- merchant rules, registration, refresh
+--   GRANT upsell_admin TO shop_ops;	-- merchant rules, the refresh log
 --
 -- upsell_reader may SELECT the models (every table the serving functions
 -- read, order_model's recent orders for post-purchase offers included), the
@@ -34,7 +34,7 @@ BEGIN
 END
 $$;
 COMMENT ON ROLE upsell_reader IS 'upsell: serve offers (app backends); no order lines, catalog or carts';
-COMMENT ON ROLE upsell_admin IS 'upsell: merchant rules, registration and refresh; a reader too';
+COMMENT ON ROLE upsell_admin IS 'upsell: merchant rules and the refresh log; a reader too';
 
 GRANT upsell_reader TO upsell_admin;
 GRANT USAGE ON SCHEMA @extschema@ TO upsell_reader, upsell_admin;
@@ -68,7 +68,41 @@ END
 $$;
 
 -- the admin: every table and sequence of the extension (the rules'
--- triggers draw config versions), and views created by registration
+-- triggers draw config versions)
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA @extschema@ TO upsell_admin;
 GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA @extschema@ TO upsell_admin;
-GRANT CREATE ON SCHEMA @extschema@ TO upsell_admin;
+
+-- Nobody but the extension's owner creates objects in its schema.  A role
+-- that could would plant an overload there (a _publish(text, ...) is
+-- preferred over _publish(name, ...) for a string literal, qualified call
+-- or not) or a function called by a registered view, and the next refresh
+-- by a superuser (a pg_cron job) would run it with the superuser's rights.
+-- Until 1.6 upsell_admin could (registration created its views as the
+-- admin); registration and refresh are now the owner's.  A schema left by
+-- an earlier install keeps its grants: taken back here, and what is in it
+-- that upsell did not create stops the install or update.
+REVOKE CREATE ON SCHEMA @extschema@ FROM PUBLIC, upsell_reader, upsell_admin;
+DO $$
+DECLARE
+	strangers text;
+BEGIN
+	SELECT pg_catalog.string_agg(p.oid::pg_catalog.regprocedure::text, ', ' ORDER BY p.oid::pg_catalog.regprocedure::text)
+	INTO strangers
+	FROM pg_catalog.pg_proc p
+	WHERE p.pronamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+	  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+					  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+						AND d.objid OPERATOR(pg_catalog.=) p.oid AND d.deptype OPERATOR(pg_catalog.=) 'e');
+	IF strangers IS NOT NULL THEN
+		RAISE EXCEPTION 'schema @extschema@ holds functions that upsell did not create: %', strangers
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'A function there would run when a superuser refreshes.  Drop them (or install into a new schema), then create or update the extension.';
+	END IF;
+END
+$$;
+
+-- A side build's worker runs any query it is given (as its caller): the
+-- refresh's, not an app role's (it would take the worker slots parallel
+-- query and the refresh need).
+REVOKE EXECUTE ON FUNCTION @extschema@._side_start(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._side_start(text, text) TO upsell_admin;
