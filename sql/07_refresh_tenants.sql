@@ -76,6 +76,11 @@ SELECT status, tenants_ok, tenants_failed, failures FROM upsell.refresh_log ORDE
 CALL upsell.refresh(incremental => NULL);
 CALL upsell.refresh(tenant_id => NULL);
 SELECT status FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+-- a tenant without lines, never refreshed (a mistyped id): refreshed to no
+-- rows, and said
+CREATE OR REPLACE VIEW rt.lines_v AS SELECT * FROM rt.lines;
+CALL upsell.refresh(tenant_id => 7);
+SELECT status, tenants_ok FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
 
 -- inside a transaction block: no commits, the tenants publish at the caller's commit
 CREATE OR REPLACE VIEW rt.lines_v AS SELECT * FROM rt.lines;

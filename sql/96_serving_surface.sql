@@ -82,6 +82,21 @@ SELECT upsell.record_event('{"event": "shown", "stage": "cart", "type": "complem
 SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}], "experiment": "ss_exp", "unit_id": "u1"}', 2);
 SELECT count(*) AS events_of_tenant_2 FROM upsell.offer_events WHERE tenant_id = 2;
 SELECT count(*) AS exposures FROM upsell.exposures WHERE experiment = 'ss_exp';
+-- nor does a session bound to tenant 2 reach it through the experiment
+-- functions that name no tenant: no variant, exposure, weights or results,
+-- and no other tenant's pairs
+SET upsell.tenant_id = 2;
+\set VERBOSITY sqlstate
+SELECT upsell.variant_offer_types('ss_exp', 'u1');
+SELECT upsell.variant_offer_types('ss_exp', 'u1', NULL, 1);
+SELECT upsell.record_exposure('ss_exp', 'u1');
+SELECT upsell.set_weights('ss_exp', '{"control": 2}');
+SELECT count(*) FROM upsell.experiment_results('ss_exp');
+\set VERBOSITY default
+SELECT array_agg(DISTINCT tenant_id) AS pairs_of FROM upsell.frequently_bought_together();
+RESET upsell.tenant_id;
+SELECT count(*) AS exposures FROM upsell.exposures WHERE experiment = 'ss_exp';
+SELECT array_agg(DISTINCT tenant_id ORDER BY tenant_id) AS pairs_of FROM upsell.frequently_bought_together();
 -- and tenant 1's requests run it: the control variant shows no offer
 SELECT count(*) FROM upsell.cart_offers('{1,3}', NULL, 1, 'ss_exp', 'u1');
 

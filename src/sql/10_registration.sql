@@ -558,6 +558,17 @@ BEGIN
 	FROM pg_attribute a
 	WHERE a.attrelid = format('@extschema@.%I', r.source)::regclass AND a.attnum > 0 AND NOT a.attisdropped
 	  AND a.attname <> 'relation';
+	-- The view first: a refresh reading it holds its lock to the end of the
+	-- tenant's transaction, whose last step updates serving_state, whose row
+	-- the registration's trigger (below) would hold while it waited for the
+	-- view: a deadlock (40P01), the refresh's tenant lost when it was the
+	-- victim.  Waiting for the view first, the registration takes its turn
+	-- between two tenants.  (LOCK TABLE on a view would lock the shop's
+	-- tables under it too; resetting an option the view never has locks the
+	-- view alone, and the view is made anew below.)
+	IF to_regclass(format('@extschema@.%I', view)) IS NOT NULL THEN
+		EXECUTE format('ALTER VIEW @extschema@.%I RESET (security_barrier)', view);
+	END IF;
 	-- excluded holds the defaults of the columns not given (registered_at: now)
 	EXECUTE format(
 		'INSERT INTO @extschema@.%1$I AS s (relation, %2$s) SELECT $1, %3$s FROM pg_catalog.jsonb_populate_record(NULL::@extschema@.%1$I, $2) r '
@@ -637,6 +648,29 @@ BEGIN
 END
 $$;
 
+-- The tenant a call names, as the session's binding (SET upsell.tenant_id)
+-- allows: the bound tenant when the call names none, an error when it names
+-- another; tenant_id as given in a session bound to none.
+CREATE FUNCTION @extschema@._bound_tenant(tenant_id bigint)
+RETURNS bigint
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	bound text := current_setting('upsell.tenant_id', true);
+BEGIN
+	IF bound IS NULL OR bound = '' THEN
+		RETURN tenant_id;
+	END IF;
+	IF tenant_id IS NOT NULL AND tenant_id <> bound::bigint THEN
+		RAISE EXCEPTION 'tenant_id % given, but the session is bound to tenant %', tenant_id, bound
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'RESET upsell.tenant_id, or SET it to the tenant to serve.';
+	END IF;
+	RETURN bound::bigint;
+END
+$$;
+
 CREATE FUNCTION @extschema@._tenant(tenant_id bigint)
 RETURNS bigint
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -644,17 +678,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	per_tenant boolean;
-	bound text := current_setting('upsell.tenant_id', true);
 BEGIN
 	-- a session bound to a tenant (SET upsell.tenant_id) serves only that one
-	IF bound IS NOT NULL AND bound <> '' THEN
-		IF tenant_id IS NOT NULL AND tenant_id <> bound::bigint THEN
-			RAISE EXCEPTION 'tenant_id % given, but the session is bound to tenant %', tenant_id, bound
-				USING ERRCODE = 'insufficient_privilege',
-					  HINT = 'RESET upsell.tenant_id, or SET it to the tenant to serve.';
-		END IF;
-		tenant_id := bound::bigint;
-	END IF;
+	tenant_id := @extschema@._bound_tenant(tenant_id);
 	SELECT s.tenant_id IS NOT NULL INTO per_tenant FROM @extschema@.order_source s;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'no order lines are registered'

@@ -531,7 +531,21 @@ BEGIN
 				  HINT = 'Call upsell.register_orders() first.';
 	END IF;
 	IF tenant_id IS NOT NULL THEN
-		RETURN ARRAY[@extschema@._tenant(tenant_id)];
+		tenant_id := @extschema@._tenant(tenant_id);
+		-- a tenant never refreshed, without lines (a mistyped id in a job):
+		-- refreshed all the same (to no rows), but said
+		IF NOT EXISTS (SELECT FROM @extschema@.model_builds b WHERE b.tenant_id = _refresh_tenants.tenant_id) THEN
+			BEGIN
+				IF NOT EXISTS (SELECT FROM @extschema@.order_lines l WHERE l.tenant_id = _refresh_tenants.tenant_id) THEN
+					RAISE WARNING 'upsell: tenant % has no order lines and was never refreshed: its models stay empty', tenant_id
+						USING HINT = 'Check the tenant id: upsell.refresh_log counts it as refreshed.';
+				END IF;
+			EXCEPTION WHEN data_exception OR feature_not_supported OR undefined_column OR undefined_table THEN
+				-- lines that cannot be read: the tenant's build says it
+				NULL;
+			END;
+		END IF;
+		RETURN ARRAY[tenant_id];
 	END IF;
 	-- tenants that had models but no longer have lines or catalog rows (or
 	-- the orders were registered anew without tenants) are refreshed too:

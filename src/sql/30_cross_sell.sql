@@ -452,10 +452,12 @@ AS $$
 	FROM (SELECT c.tenant_id,
 				 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) AS pair
 		  FROM @extschema@._pair_counts() c
-		  WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)) p
+		  WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)
+			-- a session bound to a tenant sees that tenant's pairs only
+			AND c.tenant_id OPERATOR(pg_catalog.=) coalesce(@extschema@._bound_tenant(NULL), c.tenant_id)) p
 $$;
 COMMENT ON FUNCTION @extschema@.frequently_bought_together(int, float8, float8) IS
-	'every ordered pair of products bought in the same order, per tenant, with support, confidence, lift, leverage, conviction, jaccard and score';
+	'every ordered pair of products bought in the same order, per tenant (the bound tenant''s only in a session bound to one), with support, confidence, lift, leverage, conviction, jaccard and score';
 
 CREATE FUNCTION @extschema@.frequently_bought_together(query text, min_count int DEFAULT 2,
 	min_support float8 DEFAULT 0, min_confidence float8 DEFAULT 0)

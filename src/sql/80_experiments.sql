@@ -117,6 +117,8 @@ BEGIN
 	IF experiment IS NULL THEN
 		RAISE EXCEPTION 'experiment must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
+	-- a session bound to a tenant reaches that tenant's experiments only
+	tenant_id := @extschema@._bound_tenant(tenant_id);
 	SELECT * INTO e FROM @extschema@.experiments x WHERE x.experiment = _experiment.experiment;
 	IF NOT FOUND OR e.tenant_id <> _experiment.tenant_id THEN
 		RAISE EXCEPTION 'experiment "%" does not exist%', experiment,
@@ -282,6 +284,8 @@ BEGIN
 	IF experiment IS NULL OR unit_id IS NULL OR shown_at IS NULL THEN
 		RAISE EXCEPTION 'experiment, unit_id and shown_at must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
+	-- (an experiment of the session's tenant when it is bound to one)
+	PERFORM @extschema@._experiment(experiment);
 	INSERT INTO @extschema@.exposures (experiment, unit_id, stage, offer, shown_at)
 	VALUES (experiment, unit_id, stage, offer, shown_at)
 	RETURNING variant INTO v;
