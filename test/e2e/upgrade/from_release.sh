@@ -148,6 +148,21 @@ path=$(q -d upgraded -At -c "SELECT path FROM pg_extension_update_paths('upsell'
 							 WHERE source = '$FROM' AND target = '$TO'")
 [ "$path" = "$FROM--$TO" ] || { echo "the update $FROM -> $TO would take the path '$path', not the direct script"; exit 1; }
 echo "update path: $path ($(ls "$("$pgcopy/pg_config" --sharedir)/extension" | grep -c '^upsell--.*--.*\.sql$') upgrade scripts installed)"
+# A view of the user's over upsell's views stops the update, named, and
+# nothing of the user's is dropped (the views' row type went with CASCADE
+# and took them along until 1.6).
+q -d upgraded -c "CREATE VIEW public.my_pages AS SELECT * FROM upsell.product_page_offers" \
+	-c "CREATE VIEW public.my_thanks AS SELECT * FROM upsell.post_purchase_offers"
+if out=$(q -d upgraded -c "ALTER EXTENSION upsell UPDATE" 2>&1); then
+	echo "the update went through the user's views"; exit 1
+fi
+echo "$out" | grep -q 'my_pages\|my_thanks' || { echo "$out"; echo "the update's error does not name the user's view"; exit 1; }
+[ "$(q -d upgraded -At -c "SELECT count(*) FROM pg_views WHERE viewname IN ('my_pages', 'my_thanks')")" = 2 ] ||
+	{ echo "a view of the user's was dropped"; exit 1; }
+[ "$(q -d upgraded -At -c "SELECT extversion FROM pg_extension WHERE extname = 'upsell'")" = "$FROM" ] ||
+	{ echo "the refused update changed the version"; exit 1; }
+echo "the user's views stop the update: $(echo "$out" | grep -o 'ERROR: .*' | head -1)"
+q -d upgraded -c "DROP VIEW public.my_pages, public.my_thanks"
 q -d upgraded -c "ALTER EXTENSION upsell UPDATE"
 [ "$(q -d upgraded -At -c "SELECT extversion FROM pg_extension WHERE extname = 'upsell'")" = "$TO" ] ||
 	{ echo "the update did not reach $TO"; exit 1; }
