@@ -124,6 +124,7 @@ SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}, {"product_id": 
 SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}, {"product_id": 4, "quantity": 0}]}', 2);
 SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2, "quantity": -3}]}', 2);
 SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2, "quantity": "two"}]}', 2);
+SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2, "quantity": 1.5}]}', 2);
 SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2, "quantity": null}, {"product_id": 4, "quantity": "2"}]}', 2)
 	= upsell.offers_json('cart', '{"items": [{"product_id": 2}, {"product_id": 4, "quantity": 2}]}', 2) AS same;
 SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}, {"product_id": 999}]}', 2) -> 'notes' AS notes;

@@ -157,16 +157,16 @@ BEGIN
 					USING ERRCODE = 'invalid_parameter_value';
 			END IF;
 			-- an item without a quantity (or with JSON null) is one unit; a
-			-- quantity that is no number, or rounds to none or to more than
-			-- an int holds, is the caller's error, refused by name as
-			-- cart_offers refuses it (read as 1 until 1.6)
+			-- quantity that is no whole number, or below 1 or beyond what an
+			-- int holds, is the caller's error, refused by name as
+			-- cart_offers refuses it (read as 1, or rounded, until 1.6)
 			SELECT array_agg(x.p ORDER BY x.n), array_agg(coalesce(x.q, 1) ORDER BY x.n),
 				   coalesce(array_agg(x.n) FILTER (WHERE x.p IS NULL), '{}'),
 				   (array_agg(x.n ORDER BY x.n)
-						FILTER (WHERE x.q > 2147483647 OR x.q < 1 OR (x.q IS NULL AND x.given)))[1]
+						FILTER (WHERE x.q > 2147483647 OR x.q < 1 OR x.q <> trunc(x.q) OR (x.q IS NULL AND x.given)))[1]
 			INTO products, quantities, missing, bad_quantity
 			FROM (SELECT e.n, @extschema@._json_product(t, e.item) AS p,
-						 round(@extschema@._json_number(e.item -> 'quantity')) AS q,
+						 @extschema@._json_number(e.item -> 'quantity') AS q,
 						 coalesce(jsonb_typeof(e.item -> 'quantity') <> 'null', false) AS given
 				  FROM jsonb_array_elements(request -> 'items') WITH ORDINALITY AS e(item, n)) x;
 			IF bad_quantity IS NOT NULL THEN
@@ -187,15 +187,32 @@ BEGIN
 								t, experiment, unit, currency) o);
 		WHEN 'post_purchase' THEN
 			IF request ? 'order_id' THEN
+				-- the order's id as registered (text ids such as 'ORD-99'
+				-- too), or as Shopify writes it (a number or a gid)
 				SELECT m.items, m.customer_id INTO products, customer
 				FROM @extschema@.order_model m
-				WHERE m.tenant_id = t AND m.order_key = @extschema@.shopify_id(request -> 'order_id');
+				WHERE m.tenant_id = t
+				  AND (m.order_id = request ->> 'order_id'
+					   OR m.order_key = @extschema@.shopify_id(request -> 'order_id'))
+				ORDER BY m.order_id = request ->> 'order_id' DESC
+				LIMIT 1;
 				IF NOT FOUND THEN
 					notes := notes || format('order %s is not among the recent orders of the last refresh', request ->> 'order_id');
 				END IF;
 			ELSIF jsonb_typeof(request -> 'items') = 'array' THEN
 				products := ARRAY(SELECT @extschema@._json_product(t, e.item) FROM jsonb_array_elements(request -> 'items') e(item));
-				customer := @extschema@.shopify_id(request -> 'customer_id');
+				-- the customer's id as the registered customer ids are (a
+				-- number, text, or Shopify's gid)
+				IF jsonb_typeof(request -> 'customer_id') IS DISTINCT FROM 'null' AND request ? 'customer_id' THEN
+					IF EXISTS (SELECT FROM @extschema@.order_source s WHERE s.customer_id IS NOT NULL) THEN
+						customer := coalesce(@extschema@._unit_customer(request ->> 'customer_id', @extschema@._customer_id_kind()),
+											 @extschema@.shopify_id(request -> 'customer_id'));
+					END IF;
+					IF customer IS NULL THEN
+						notes := notes || format('customer %s is not an id of the registered customers: offered without their history',
+												 request -> 'customer_id');
+					END IF;
+				END IF;
 			ELSE
 				RAISE EXCEPTION 'the post-purchase page needs an order_id, or items and a customer_id'
 					USING ERRCODE = 'invalid_parameter_value';
