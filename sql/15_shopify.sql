@@ -176,7 +176,7 @@ SELECT count(*) FROM upsell.bad_source_rows('{2}');
 
 -- drift: a Shopify registration maps its payload and tenant columns (the
 -- roles name document fields, not columns); a renamed payload column is
--- named by the check that refresh and the serving cache run
+-- named by the check that refresh runs
 ALTER TABLE sh.webhooks RENAME COLUMN body TO payload;
 SELECT upsell._check_registrations();
 ALTER TABLE sh.webhooks RENAME COLUMN payload TO body;

@@ -223,17 +223,20 @@ SELECT count(*) AS gap_fillers FROM upsell.gap_fillers('{1,3}', tenant_id => 1);
 
 -- ---- registration drift ----------------------------------------------------
 
--- a registered column renamed: refresh and the next request name it
+-- a registered column renamed: refresh names it and fails, and the pages
+-- are served from the models it leaves (a migration of the shop's table
+-- never fails a page)
 SET client_min_messages = warning;
 ALTER TABLE ss.lines RENAME COLUMN customer TO client;
 CALL upsell.refresh();
-SELECT count(*) FROM upsell.cart_offers('{1,3}', NULL, 1);
+SELECT count(*) > 0 AS served FROM upsell.cart_offers('{1,3}', NULL, 1);
 ALTER TABLE ss.lines RENAME COLUMN client TO customer;
 SELECT count(*) > 0 AS served_again FROM upsell.cart_offers('{1,3}', NULL, 1);
 -- retyped: the registration's view refuses it; dropped with CASCADE: named
+-- by refresh, the pages still served
 ALTER TABLE ss.lines ALTER COLUMN price TYPE text;
 ALTER TABLE ss.lines DROP COLUMN price CASCADE;
-SELECT count(*) FROM upsell.cart_offers('{1,3}', NULL, 1);
+SELECT count(*) > 0 AS served FROM upsell.cart_offers('{1,3}', NULL, 1);
 CALL upsell.refresh();
 ALTER TABLE ss.lines ADD COLUMN price numeric;
 -- the view made anew by the next refresh, in the first tenant's transaction:

@@ -5,10 +5,12 @@
 --
 -- The registrations name the shop's columns.  A column renamed, dropped or
 -- retyped afterwards leaves a registration that no longer matches its
--- table: refresh checks every registration first, and the serving path
--- checks them whenever its cache is read anew -- which an ALTER TABLE of a
--- registered table forces (the event trigger below draws a new
--- config_version).  The error names the registration and the column.
+-- table: refresh checks every registration first, and fails with an error
+-- that names the registration and the column, before any build, so the
+-- models of the last refresh keep serving (the stages read the models, not
+-- the shop's tables, and do not check: until 1.6 they did, with an event
+-- trigger on ALTER TABLE telling their caches to, and one migration of the
+-- shop's table failed every page).
 
 -- The columns the registrations map, one row each: which registration
 -- (its function's name), what it registers, the relation, the column's role
@@ -55,7 +57,7 @@ COMMENT ON FUNCTION @extschema@._registered_columns() IS
 	'internal: the columns the registrations map (registration, relation, role, column, how it is checked)';
 
 -- (PARALLEL UNSAFE: it catches errors in subtransactions, which a parallel
--- query refuses; serving leaves it out inside one, src/serving_rules.c)
+-- query refuses)
 CREATE FUNCTION @extschema@._check_registrations()
 RETURNS void
 LANGUAGE plpgsql STABLE PARALLEL UNSAFE
@@ -90,31 +92,3 @@ $$;
 COMMENT ON FUNCTION @extschema@._check_registrations() IS
 	'internal: raises, naming the registration and the column, when a registered column was renamed, dropped or retyped';
 
--- An ALTER TABLE of a registered table: the serving caches are read anew
--- (and check the registrations).  It runs for every ALTER TABLE of the
--- database, by any role: it never fails the statement.
-CREATE FUNCTION @extschema@._registered_table_altered()
-RETURNS event_trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	-- the extension's own scripts alter its own tables, never a registered
-	-- one (and while 1.0 is upgraded, the registrations lack their 1.1
-	-- columns, which _registered_columns reads, until the upgrade's end)
-	IF NOT EXISTS (SELECT FROM pg_event_trigger_ddl_commands() c WHERE NOT c.in_extension) THEN
-		RETURN;
-	END IF;
-	IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands() c
-			   WHERE c.objid IN (SELECT r.relation FROM @extschema@._registered_columns() r)) THEN
-		UPDATE @extschema@.serving_state SET config_version = nextval('@extschema@.config_version_seq');
-	END IF;
-EXCEPTION WHEN insufficient_privilege THEN
-	-- a role that may not read the registrations altered a table of its own
-	NULL;
-END
-$$;
-
-CREATE EVENT TRIGGER upsell_registered_table_altered ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE')
-	EXECUTE FUNCTION @extschema@._registered_table_altered();
