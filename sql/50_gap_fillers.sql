@@ -73,6 +73,13 @@ SELECT round(relevance::numeric, 6) = round((SELECT (l.score / s.score)::numeric
 		WHERE l.product_id = 1 AND l.other_id = 11 AND s.product_id = 1 AND s.other_id = 10), 6) AS laces_relevance
 FROM upsell.gap_fillers(ARRAY[1, 2], k => 5) WHERE product_ids = '{11}';
 
+-- the socks excluded: the laces are the best complement that may be
+-- offered, so theirs is relevance 1 (it was relative to the excluded socks)
+INSERT INTO upsell.exclusions (product_id) VALUES (10);
+SELECT round(relevance::numeric, 6) AS laces_relevance
+FROM upsell.gap_fillers(ARRAY[1, 2], k => 5) WHERE product_ids = '{11}';
+DELETE FROM upsell.exclusions WHERE product_id = 10 AND with_product_id IS NULL;
+
 -- one item only: the least overshoot is the cheapest eligible product at or
 -- above the gap, computed independently from the shop's table
 SELECT product_ids, overshoot FROM upsell.gap_fillers(ARRAY[1, 2], k => 3, max_items => 1);

@@ -291,6 +291,7 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 	int64		cart_cents;
 	bool		natural = false;
 	const char *reward;
+	double		best;
 
 	if (r->nthresholds == 0)
 		return 0;
@@ -377,13 +378,21 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 	skip_sorted = palloc(Max(nskip, 1) * sizeof(int64));
 	memcpy(skip_sorted, skip, nskip * sizeof(int64));
 	nskip_sorted = serving_sort_unique(skip_sorted, nskip);
-	/* relevance: relative to the cart's best complement */
+	/*
+	 * relevance: relative to the cart's best complement that may be offered
+	 * (ev is best first); an excluded or substitute best one would make the
+	 * rest look weak
+	 */
 	rel_ids = palloc(Max(nev, 1) * sizeof(int64));
 	rel = palloc(Max(nev, 1) * sizeof(double));
+	best = 0;
+	for (i = 0; i < nev && best == 0; i++)
+		if (!serving_sorted_contains(skip_sorted, nskip_sorted, ev[i].id))
+			best = ev[i].score;
 	for (i = 0; i < nev; i++)
 	{
 		rel_ids[i] = ev[i].id;
-		rel[i] = ev[0].score > 0 ? ev[i].score / ev[0].score : 0;
+		rel[i] = best > 0 ? Min(ev[i].score / best, 1.0) : 0;
 	}
 	n = upsell_gap_offers(get_namespace_name(serving.nsp), tenant_id, r->candidates_built_at, gap,
 						  skip, nskip, subst->categories, subst->ncategories,

@@ -186,6 +186,13 @@ serving_sort_unique(int64 *a, int n)
 	return j + 1;
 }
 
+/* Whether x is in a, sorted as serving_sort_unique leaves it. */
+bool
+serving_sorted_contains(const int64 *a, int n, int64 x)
+{
+	return n > 0 && bsearch(&x, a, n, sizeof(int64), serving_cmp_int64) != NULL;
+}
+
 bool
 serving_numeric_at_most(Numeric a, Numeric b)
 {

@@ -344,9 +344,14 @@ BEGIN
 		WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
 		GROUP BY p.other_id),
 	complements AS (
-		-- relative to the cart's best complement, which gets relevance 1
+		-- relative to the cart's best complement that may be offered (in
+		-- stock, not excluded nor a substitute of the cart), which gets
+		-- relevance 1: an excluded best complement made the rest look weak
 		SELECT e.other_id, e.score / nullif(max(e.score) OVER (), 0) AS score
-		FROM evidence e)
+		FROM evidence e
+		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.other_id
+		WHERE m.in_stock AND e.other_id <> ALL (blocked_ids)
+		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false))
 	SELECT f.ord::int, f.product_ids, f.added, total + f.added, total + f.added - target,
 		   target, f.relevance, f.score
 	FROM (SELECT coalesce(array_agg(c.other_id ORDER BY c.other_id), '{}') AS ids,
