@@ -16,7 +16,10 @@
 #include "upsell.h"
 
 #define CART_COMPLEMENTS	12	/* complements of the cart proposed to the merge */
-#define CART_GAP_FILLERS	6
+#define CART_GAP_FILLERS	12	/* gap fillers proposed to the merge: the best few
+								 * may all hold a product the cart's complements
+								 * offer already (one offer per product), and
+								 * the merge then needs the next ones */
 #define CART_GAP_ITEMS		2
 #define CART_MAX_STEP		3	/* units of a line a quantity step may add */
 #define CART_RELEVANT		24	/* complements ranked: the gap fillers' relevance,
@@ -259,7 +262,7 @@ propose_next_sizes(Proposal *p, const TenantRules *r, int64 tenant_id, int64 gap
 
 /*
  * The gap fillers of the cart: what closes the gap from the cart's total to
- * the next active threshold, as upsell.gap_fillers(cart, quantities, 6, 2)
+ * the next active threshold, as upsell.gap_fillers(cart, quantities, 12, 2)
  * finds them, but with relevance from the cart's CART_RELEVANT best
  * complements only (ev, best first): each relevant candidate opens groups
  * of the exact search, and the long tail of weak complements changes a

@@ -1,0 +1,37 @@
+-- The cart's gap fillers when the best ones all hold the cart's best
+-- complement: a product is offered once, as the complement, and the merge
+-- needs the gap fillers after them.  Cart {1} = 18.00, 2.00 from free
+-- shipping at 20: product 2 (1.00, bought with 1 in 5 of its 7 orders) is
+-- the best complement; {2, x} for the ten 1.00 products x are the best gap
+-- fillers, then pairs of two x.
+SET client_min_messages = warning;
+CREATE SCHEMA gc;
+CREATE TABLE gc.lines (order_id int, product_id int, customer_id int, ordered_at timestamptz, quantity int, unit_price numeric);
+CREATE TABLE gc.products (product_id int PRIMARY KEY, price numeric, category text, in_stock bool DEFAULT true);
+INSERT INTO gc.products VALUES (1, 18, 'a'), (2, 1, 'b'), (3, 4, 'c');
+INSERT INTO gc.products SELECT g, 1, 'x' || g FROM generate_series(10, 19) g;
+INSERT INTO gc.lines SELECT g, 1, g, '2026-11-01', 1, 18 FROM generate_series(1, 7) g;
+INSERT INTO gc.lines SELECT g, 2, g, '2026-11-01', 1, 1 FROM generate_series(1, 5) g;
+INSERT INTO gc.lines SELECT g, 3, g, '2026-11-01', 1, 4 FROM generate_series(6, 7) g;
+INSERT INTO gc.lines SELECT 100 + g * 10 + k, g, 100 + g, '2026-11-01', 1, 1 FROM generate_series(10, 19) g, generate_series(1, 3) k;
+SELECT upsell.register_orders('gc.lines', 'order_id', 'product_id', 'customer_id', 'ordered_at', 'quantity', 'unit_price');
+SELECT upsell.register_products('gc.products', 'product_id', 'price', 'category', in_stock => 'in_stock');
+CALL upsell.refresh();
+INSERT INTO upsell.thresholds (kind, amount, reward) VALUES ('free_shipping', 20, 'free shipping');
+RESET client_min_messages;
+
+-- gap_fillers: the ten pairs with product 2 first
+SELECT count(*) FILTER (WHERE product_ids @> '{2}') AS with_2, min(rank) FILTER (WHERE NOT product_ids @> '{2}') AS first_without_2
+FROM upsell.gap_fillers('{1}', k => 12);
+-- the cart offers product 2 as a complement, and a gap filler of two of the
+-- 1.00 products that closes the gap exactly
+SELECT offer_type, product_ids, reason FROM upsell.cart_offers('{1}') WHERE offer_type = 'gap_filler';
+SELECT count(*) FILTER (WHERE offer_type = 'complement' AND product_ids = '{2}') AS complement_2
+FROM upsell.cart_offers('{1}');
+
+DELETE FROM upsell.thresholds;
+DELETE FROM upsell.order_source;
+DELETE FROM upsell.product_source;
+SET client_min_messages = warning;
+DROP SCHEMA gc CASCADE;
+RESET client_min_messages;
