@@ -48,6 +48,9 @@ SELECT 3 * (9.00 - 8.50) AS saving_at_1, 6 * (8.50 - round(9.00 * 0.9, 2)) AS sa
 SELECT * FROM upsell.quantity_offer(3, 1, 1);
 SELECT * FROM upsell.quantity_offer(4, 1, 1);
 SELECT * FROM upsell.quantity_offer(2, 1, 1);
+-- at 5 units that tier would make the unit dearer than its list price: the
+-- list price stays the price (it was the tier's)
+SELECT * FROM upsell.quantity_offer(2, 5, 1);
 SELECT * FROM upsell.quantity_offer(2, 1, 2);
 SELECT * FROM upsell.quantity_offer(1, 1, 2);
 -- an excluded product gets no tier offer

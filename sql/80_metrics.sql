@@ -64,6 +64,12 @@ FROM upsell.metrics('month', attribution_window => '60 days') ORDER BY 1, 2 NULL
 -- weeks and days work the same way
 SELECT period_start, orders, revenue FROM upsell.metrics('week') WHERE offer_type IS NULL;
 SELECT count(*) AS days_with_orders FROM upsell.metrics('day') WHERE offer_type IS NULL;
+-- March: customer 4's two orders placed at one instant: the second (by
+-- order id) is a returning one, so March's one customer returned: 1.0
+INSERT INTO exp_met.lines VALUES (7, 10, 4, '2026-03-05 10:00', 1, 20), (8, 11, 4, '2026-03-05 10:00', 1, 5);
+SELECT period_start, orders, customers, round(repeat_customer_rate::numeric, 4) AS returning, new_customers
+FROM upsell.metrics('month') WHERE period_start = '2026-03-01' AND offer_type IS NULL;
+DELETE FROM exp_met.lines WHERE order_id IN (7, 8);
 
 -- bad input
 SELECT * FROM upsell.metrics('fortnight');

@@ -408,11 +408,13 @@ BEGIN
 	has_product_tiers := EXISTS (SELECT FROM @extschema@.volume_tiers v
 								 WHERE v.tenant_id = t AND v.product_id = pid);
 
-	-- the tiers that apply, each with its unit price
+	-- the tiers that apply, each with its unit price: never above the list
+	-- price (a tier's fixed price the list price has since fallen below
+	-- made the unit dearer at that quantity)
 	RETURN QUERY
 	WITH tiers AS (
 		SELECT v.min_quantity,
-			   coalesce(v.unit_price, round(p.price * (1 - v.percent_off / 100), 2)) AS unit_price
+			   least(coalesce(v.unit_price, round(p.price * (1 - v.percent_off / 100), 2)), p.price) AS unit_price
 		FROM @extschema@.volume_tiers v
 		WHERE v.tenant_id = t
 		  AND CASE WHEN has_product_tiers THEN v.product_id = pid
@@ -430,8 +432,8 @@ BEGIN
 		   nxt.min_quantity * (cur.unit_price - nxt.unit_price),
 		   CASE WHEN nxt.min_quantity IS NOT NULL
 				THEN format('add %s more to pay %s instead of %s each: %s saved on %s units',
-							nxt.min_quantity - qty, nxt.unit_price, cur.unit_price,
-							nxt.min_quantity * (cur.unit_price - nxt.unit_price), nxt.min_quantity)
+							nxt.min_quantity - qty, round(nxt.unit_price, 2), round(cur.unit_price, 2),
+							round(nxt.min_quantity * (cur.unit_price - nxt.unit_price), 2), nxt.min_quantity)
 				ELSE coalesce(blocked, 'no further volume tier') END
 	FROM cur LEFT JOIN nxt ON true;
 END

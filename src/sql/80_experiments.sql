@@ -613,8 +613,12 @@ BEGIN
 		WHERE ol.tenant_id = t
 		GROUP BY ol.order_key
 	), op AS (
+		-- each customer's first order: the earliest, ties (orders at one
+		-- instant) broken by the order key, so that the second of two
+		-- orders placed at once is a returning one
 		SELECT o.*, CASE WHEN period = 'all' THEN NULL ELSE date_trunc(period, o.ordered_at) END AS p,
-			   min(o.ordered_at) OVER (PARTITION BY o.customer_id) AS first_at
+			   first_value(o.order_key) OVER (PARTITION BY o.customer_id
+											  ORDER BY o.ordered_at NULLS LAST, o.order_key) AS first_order
 		FROM o
 	), cohort AS (
 		-- customers by the period of their first order, and all they spent since
@@ -651,7 +655,7 @@ BEGIN
 		SELECT op.p, count(*) AS orders, sum(op.revenue) AS revenue, sum(op.items) AS items,
 			   count(*) FILTER (WHERE op.products >= 2) AS multi,
 			   count(DISTINCT op.customer_id) AS customers,
-			   count(DISTINCT op.customer_id) FILTER (WHERE op.ordered_at > op.first_at) AS returning_customers
+			   count(DISTINCT op.customer_id) FILTER (WHERE op.order_key <> op.first_order) AS returning_customers
 		FROM op
 		GROUP BY op.p
 	)
