@@ -139,3 +139,11 @@ stop_cluster() {
 psql_q() {
 	"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"
 }
+
+# Makes each database named anew, empty (an e2e script's own).
+fresh_database() {
+	local db
+	for db in "$@"; do
+		psql_q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+	done
+}

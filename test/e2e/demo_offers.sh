@@ -4,7 +4,7 @@
 source "$(dirname "$0")/../../scripts/lib.sh"
 
 db=upsell_e2e_demo
-psql_q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+fresh_database $db
 psql_q -d $db -f scripts/load_electronics.sql >/dev/null 2>&1
 psql_q -d $db -f scripts/demo_setup.sql >/dev/null 2>&1
 out=$("$PGBIN/psql" -X -v ON_ERROR_STOP=1 -d $db -f scripts/demo_offers.sql)

@@ -5,7 +5,7 @@ source "$(dirname "$0")/../../scripts/lib.sh"
 
 src=upsell_e2e_dump
 dst=upsell_e2e_restore
-for db in $src $dst; do psql_q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"; done
+fresh_database $src $dst
 
 psql_q -d $src <<'SQL'
 CREATE EXTENSION upsell;

@@ -9,7 +9,7 @@
 source "$(dirname "$0")/../../scripts/lib.sh"
 
 db=upsell_e2e_incremental
-psql_q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+fresh_database $db
 q() { psql_q -d $db -At "$@"; }
 
 q <<'SQL' >/dev/null

@@ -12,7 +12,7 @@
 source "$(dirname "$0")/../../scripts/lib.sh"
 
 db=upsell_e2e_load
-psql_q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+fresh_database $db
 export PGDATABASE=$db
 q() { psql_q -A -t "$@"; }
 

@@ -11,7 +11,7 @@
 source "$(dirname "$0")/../../scripts/lib.sh"
 
 db=upsell_e2e_shopify
-psql_q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+fresh_database $db
 trap 'psql_q -d postgres -c "DROP DATABASE IF EXISTS '$db'" >/dev/null 2>&1 || true' EXIT
 psql_q -d $db -f scripts/load_electronics.sql >/dev/null 2>&1
 psql_q -d $db -f scripts/demo_setup.sql >/dev/null 2>&1
