@@ -451,10 +451,11 @@ AS $$
 	SELECT p.tenant_id, (p.pair).*
 	FROM (SELECT c.tenant_id,
 				 @extschema@.cooccurrence_pairs(c.state, min_count, min_support, min_confidence) AS pair
-		  FROM @extschema@._pair_counts() c
-		  WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)
-			-- a session bound to a tenant sees that tenant's pairs only
-			AND c.tenant_id OPERATOR(pg_catalog.=) coalesce(@extschema@._bound_tenant(NULL), c.tenant_id)) p
+		  -- (a session bound to a tenant counts and sees that tenant's lines only)
+		  FROM @extschema@._pair_counts(CASE WHEN @extschema@._bound_tenant(NULL) IS NULL THEN 'true'
+											 ELSE pg_catalog.format('l.tenant_id OPERATOR(pg_catalog.=) %s',
+																	@extschema@._bound_tenant(NULL)) END) c
+		  WHERE @extschema@._pair_thresholds_given(min_count, min_support, min_confidence)) p
 $$;
 COMMENT ON FUNCTION @extschema@.frequently_bought_together(int, float8, float8) IS
 	'every ordered pair of products bought in the same order, per tenant (the bound tenant''s only in a session bound to one), with support, confidence, lift, leverage, conviction, jaccard and score';
