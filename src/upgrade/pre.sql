@@ -119,46 +119,46 @@ BEGIN
 									 AND s.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'i']::"char"[]))));
 		EXIT WHEN drops IS NULL;
 		FOR i IN 1 .. pg_catalog.array_length(drops, 1) LOOP
-			BEGIN
-				-- What a type's CASCADE would reach, through the functions
-				-- and views that use it, that is not the extension's (nor a
-				-- part of its, as a view's rule or a table's row type): a
-				-- user's view over an upsell view of that type.  Named, and
-				-- nothing dropped.
-				IF drop_is_type[i] THEN
-					WITH RECURSIVE reach(classid, objid) AS (
-						SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::pg_catalog.oid, drop_oids[i]
-						UNION
-						SELECT x.classid, x.objid
-						FROM reach rch,
-							 LATERAL (SELECT u.classid, u.objid FROM pg_catalog.pg_depend u
-									  WHERE u.refclassid OPERATOR(pg_catalog.=) rch.classid
-										AND u.refobjid OPERATOR(pg_catalog.=) rch.objid
-										AND u.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['n', 'a', 'i']::"char"[])
-									  UNION
-									  -- the object a reached part belongs to (a rule's
-									  -- view, a default's table)
-									  SELECT o.refclassid, o.refobjid FROM pg_catalog.pg_depend o
-									  WHERE o.classid OPERATOR(pg_catalog.=) rch.classid
-										AND o.objid OPERATOR(pg_catalog.=) rch.objid
-										AND o.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['i', 'a']::"char"[])) x)
-					SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(rch.classid, rch.objid, 0), ', ')
-					INTO strangers
-					FROM reach rch
-					WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
-									  WHERE e.classid OPERATOR(pg_catalog.=) rch.classid
-										AND e.objid OPERATOR(pg_catalog.=) rch.objid
-										AND e.deptype OPERATOR(pg_catalog.=) 'e')
-					  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend o
-									  WHERE o.classid OPERATOR(pg_catalog.=) rch.classid
-										AND o.objid OPERATOR(pg_catalog.=) rch.objid
-										AND o.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['i', 'a']::"char"[]));
-					IF strangers IS NOT NULL THEN
-						RAISE EXCEPTION 'upsell cannot be upgraded while objects outside the extension depend on it: %', strangers
-							USING ERRCODE = 'dependent_objects_still_exist',
-								  HINT = 'Drop (and later recreate) the dependent objects, then run ALTER EXTENSION upsell UPDATE again.';
-					END IF;
+			-- What a type's CASCADE would reach, through the functions
+			-- and views that use it, that is not the extension's (nor a
+			-- part of its, as a view's rule or a table's row type): a
+			-- user's view over an upsell view of that type.  Named, and
+			-- nothing dropped.
+			IF drop_is_type[i] THEN
+				WITH RECURSIVE reach(classid, objid) AS (
+					SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::pg_catalog.oid, drop_oids[i]
+					UNION
+					SELECT x.classid, x.objid
+					FROM reach rch,
+						 LATERAL (SELECT u.classid, u.objid FROM pg_catalog.pg_depend u
+								  WHERE u.refclassid OPERATOR(pg_catalog.=) rch.classid
+									AND u.refobjid OPERATOR(pg_catalog.=) rch.objid
+									AND u.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['n', 'a', 'i']::"char"[])
+								  UNION
+								  -- the object a reached part belongs to (a rule's
+								  -- view, a default's table)
+								  SELECT o.refclassid, o.refobjid FROM pg_catalog.pg_depend o
+								  WHERE o.classid OPERATOR(pg_catalog.=) rch.classid
+									AND o.objid OPERATOR(pg_catalog.=) rch.objid
+									AND o.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['i', 'a']::"char"[])) x)
+				SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(rch.classid, rch.objid, 0), ', ')
+				INTO strangers
+				FROM reach rch
+				WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
+								  WHERE e.classid OPERATOR(pg_catalog.=) rch.classid
+									AND e.objid OPERATOR(pg_catalog.=) rch.objid
+									AND e.deptype OPERATOR(pg_catalog.=) 'e')
+				  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend o
+								  WHERE o.classid OPERATOR(pg_catalog.=) rch.classid
+									AND o.objid OPERATOR(pg_catalog.=) rch.objid
+									AND o.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['i', 'a']::"char"[]));
+				IF strangers IS NOT NULL THEN
+					RAISE EXCEPTION 'upsell cannot be upgraded while objects outside the extension depend on it: %', strangers
+						USING ERRCODE = 'dependent_objects_still_exist',
+							  HINT = 'Drop (and later recreate) the dependent objects, then run ALTER EXTENSION upsell UPDATE again.';
 				END IF;
+			END IF;
+			BEGIN
 				-- a type goes (with its I/O functions) once only those depend on it
 				IF drop_is_type[i] AND EXISTS (
 						SELECT FROM pg_catalog.pg_depend u
@@ -173,9 +173,6 @@ BEGIN
 				progress := true;
 			EXCEPTION WHEN dependent_objects_still_exist OR undefined_object
 					   OR undefined_function OR undefined_table THEN
-				IF SQLERRM OPERATOR(pg_catalog.~) '^upsell cannot be upgraded' THEN
-					RAISE;
-				END IF;
 				-- (the error's detail names the dependent objects)
 				GET STACKED DIAGNOSTICS last_error = PG_EXCEPTION_DETAIL;
 				last_error := SQLERRM || CASE WHEN last_error OPERATOR(pg_catalog.<>) '' THEN ': ' || last_error ELSE '' END;
