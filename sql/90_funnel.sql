@@ -116,6 +116,17 @@ RESET upsell.tenant_id;
 INSERT INTO upsell.thresholds (tenant_id, kind, amount, reward) VALUES (1, 'free_shipping', 540, 'free shipping');
 INSERT INTO upsell.volume_tiers (tenant_id, product_id, min_quantity, percent_off) VALUES (1, 3, 3, 20);
 SELECT "rank", offer_type, product_ids, discount, reason FROM upsell.cart_offers('{1,3}', '{1,1}', 1);
+-- a product on two lines (Shopify's line properties) is one product of all
+-- their units: 2 units of 3 are one short of its tier, as on one line, and
+-- 3 units reach it (no tier left to offer); the value counts every line
+SELECT (SELECT array_agg(o::text ORDER BY o."rank") FROM upsell.cart_offers('{1,3}', '{1,2}', 1) o)
+	 = (SELECT array_agg(o::text ORDER BY o."rank") FROM upsell.cart_offers('{1,3,3}', '{1,1,1}', 1) o)
+	   AS same_offers;
+SELECT "rank", offer_type, product_ids, reason FROM upsell.cart_offers('{3,1,3}', '{1,1,1}', 1)
+WHERE offer_type IN ('quantity_tier', 'gap_filler');
+SELECT count(*) FILTER (WHERE offer_type = 'quantity_tier') AS tiers
+FROM upsell.cart_offers('{3,1,3}', '{2,1,1}', 1);
+SELECT * FROM upsell.cart_offers('{3,3}', '{2147483647,1}', 1);
 -- a cart-value merchant offer, pinned first
 INSERT INTO upsell.offers (tenant_id, stage, min_cart_value, product_ids, reason)
 VALUES (1, 'cart', 500, '{6}', 'big cart: headphones');

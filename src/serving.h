@@ -38,8 +38,9 @@ typedef enum Stage
 extern const char *const serving_stage_names[NSTAGES];
 
 #define DEFAULT_MAX_OFFERS	6
-#define POPULAR				16	/* bestsellers that fill a cart's slots (some may
-								 * substitute a line) */
+#define POPULAR				16	/* bestsellers cached per tenant to fill a stage's
+								 * slots; more are read when these do not */
+#define POPULAR_BATCH		64	/* read at a time past the cached ones */
 
 /* ---- the merchant's rules, cached per tenant (serving_rules.c) ------------ */
 
@@ -129,6 +130,7 @@ typedef struct ServingSchema
 	SPIPlanPtr	categories;
 	SPIPlanPtr	variant;
 	SPIPlanPtr	tier;
+	SPIPlanPtr	popular_after;
 } ServingSchema;
 
 extern ServingSchema serving;
@@ -253,6 +255,11 @@ extern bool serving_active_at(bool has_from, TimestampTz from, bool has_to, Time
 extern void serving_propose_pinned(Proposal *p, const TenantRules *r, Stage stage,
 								   const int64 *context, size_t ncontext,
 								   char **categories, int ncategories, Numeric cart_value);
+/* true: never offer this bestseller here (a substitute of the context, ...) */
+typedef bool (*PopularSkip) (void *arg, int64 id, const char *category);
+extern void serving_propose_popular(Proposal *p, const TenantRules *r, Stage stage,
+									const int64 *context, size_t ncontext,
+									PopularSkip skip, void *arg);
 extern void serving_emit(FunctionCallInfo fcinfo, Proposal *p, const TenantRules *r, Stage stage,
 						 uint32 allowed, const int64 *context, size_t ncontext);
 extern text *serving_opt_text(FunctionCallInfo fcinfo, int arg);

@@ -8,6 +8,7 @@
 
 #include <math.h>
 
+#include "common/int.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
@@ -488,6 +489,61 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 
 
 /*
+ * One line per product, its quantities summed, in the order of the first:
+ * a cart may hold a product on two lines (Shopify's line properties), and
+ * its volume tier and what it takes to close a gap count every unit.
+ */
+static void
+merge_lines(Datum *ids, int32 **qty, int *nlines)
+{
+	int			n = 0;
+	int32	   *merged = palloc(Max(*nlines, 1) * sizeof(int32));
+
+	for (int i = 0; i < *nlines; i++)
+	{
+		int32		q = *qty ? (*qty)[i] : 1;
+		int			j;
+
+		for (j = 0; j < n; j++)
+			if (DatumGetInt64(ids[j]) == DatumGetInt64(ids[i]))
+				break;
+		if (j < n)
+		{
+			if (pg_add_s32_overflow(merged[j], q, &merged[j]))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("the cart's lines of product " INT64_FORMAT " hold more than 2147483647 units",
+								DatumGetInt64(ids[i]))));
+			continue;
+		}
+		ids[n] = ids[i];
+		merged[n++] = q;
+	}
+	if (n < *nlines || *qty)
+		*qty = merged;
+	*nlines = n;
+}
+
+/* What keeps a bestseller out of the cart's offers. */
+typedef struct CartPopularSkip
+{
+	const Proposal *p;
+	const Substitutes *subst;
+} CartPopularSkip;
+
+static bool
+skip_popular(void *arg, int64 id, const char *category)
+{
+	CartPopularSkip *s = arg;
+
+	/* a bestseller that closes the gap comes as that gap filler */
+	for (int q = 0; q < s->p->n; q++)
+		if (s->p->c[q].type == OFFER_GAP_FILLER && s->p->c[q].nids == 1 && s->p->c[q].ids[0] == id)
+			return true;
+	return serving_is_substitute(s->subst, id, category);
+}
+
+/*
  * cart_offers(cart bigint[], quantities int[] DEFAULT NULL, tenant_id bigint
  *			   DEFAULT NULL, experiment text DEFAULT NULL, unit_id text
  *			   DEFAULT NULL, currency text DEFAULT NULL)
@@ -518,6 +574,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	Evidence   *ev;
 	int			nev;
 	Substitutes subst;
+	CartPopularSkip skip;
 	int64		addon = 0;
 	char	   *cart_currency = NULL;
 	Proposal	p;
@@ -574,6 +631,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 					 errmsg("quantity of product " INT64_FORMAT " must be a positive integer, not %s",
 							DatumGetInt64(cart_elems[i]),
 							qty_nulls[i] ? "NULL" : psprintf("%d", qty[i]))));
+	merge_lines(cart_elems, &qty, &ncart);
 	if (serving_opt_text(fcinfo, 5))
 	{
 		cart_currency = text_to_cstring(serving_opt_text(fcinfo, 5));
@@ -656,19 +714,9 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 					"bought together with the cart");
 			j++;
 		}
-	for (i = 0; i < r->npopular; i++)
-	{
-		bool		filler = false;
-		int			q;
-
-		/* a bestseller that closes the gap comes as that gap filler */
-		for (q = 0; q < p.n && !filler; q++)
-			filler = p.c[q].type == OFFER_GAP_FILLER && p.c[q].nids == 1 &&
-				p.c[q].ids[0] == r->popular[i];
-		if (!filler && !serving_is_substitute(&subst, r->popular[i], r->popular_category[i]))
-			serving_propose(&p, OFFER_COMPLEMENT, &r->popular[i], 1, 1e-6 / (double) r->popular_rank[i],
-							serving_zero_discount(), "popular");
-	}
+	skip.p = &p;
+	skip.subst = &subst;
+	serving_propose_popular(&p, r, STAGE_CART, items, nitems, skip_popular, &skip);
 
 	/* the better version of a cart line, stored per product at refresh */
 	for (i = 0; i < nlines; i++)

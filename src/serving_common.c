@@ -91,6 +91,7 @@ serving_use_schema(Oid fn_oid)
 	Oid			by_ids[2] = {INT8OID, INT8ARRAYOID};
 	Oid			variant[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
 	Oid			tier[3] = {INT8OID, INT4OID, INT8OID};
+	Oid			after[3] = {INT8OID, INT8OID, INT4OID};
 
 	if (serving.nsp == nsp && serving.page_list != NULL)
 		return;
@@ -101,6 +102,7 @@ serving_use_schema(Oid fn_oid)
 	serving_forget_plan(&serving.categories);
 	serving_forget_plan(&serving.variant);
 	serving_forget_plan(&serving.tier);
+	serving_forget_plan(&serving.popular_after);
 	if (serving.nspname)
 		pfree(serving.nspname);
 	serving.nsp = InvalidOid;
@@ -129,6 +131,11 @@ serving_use_schema(Oid fn_oid)
 		"       pg_catalog.round(1::pg_catalog.numeric OPERATOR(pg_catalog.-) "
 		"                        (q.new_unit_price OPERATOR(pg_catalog./) q.unit_price), 4), q.reason "
 		"FROM @.quantity_offer($1, $2, $3) q WHERE q.next_quantity IS NOT NULL", 3, tier);
+	/* (numbered along an index, as load_popular's: the scan stops at the limit) */
+	serving.popular_after = serving_prepare_plan(
+		"SELECT p.product_id, p.popularity_rank, p.category FROM @.product_popularity p "
+		"WHERE p.tenant_id" EQ "$1 AND p.in_stock AND p.popularity_rank OPERATOR(pg_catalog.>) $2 "
+		"LIMIT $3", 3, after);
 	serving.nsp = nsp;
 }
 

@@ -7,6 +7,7 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
@@ -125,6 +126,81 @@ bool
 serving_active_at(bool has_from, TimestampTz from, bool has_to, TimestampTz to, TimestampTz at)
 {
 	return (!has_from || from <= at) && (!has_to || at < to);
+}
+
+/* Whether an offer already proposed holds the product (ids in any order). */
+static bool
+proposed(const Proposal *p, int64 id)
+{
+	for (int i = 0; i < p->n; i++)
+		for (int j = 0; j < p->c[i].nids; j++)
+			if (p->c[i].ids[j] == id)
+				return true;
+	return false;
+}
+
+/* Proposes one bestseller; true when it can take a slot of its own. */
+static bool
+propose_popular(Proposal *p, const TenantRules *r, const int64 *context, size_t ncontext,
+				PopularSkip skip, void *arg, int64 *id, int64 rank, const char *category)
+{
+	bool		own_slot;
+
+	if (skip(arg, *id, category))
+		return false;
+	own_slot = !offers_contains(context, ncontext, *id) && !serving_excluded(r, *id, context, ncontext) &&
+		!proposed(p, *id);
+	serving_propose(p, OFFER_COMPLEMENT, id, 1, 1e-6 / (double) rank, serving_zero_discount(), "popular");
+	return own_slot;
+}
+
+/*
+ * Bestsellers, in stock, far below every other offer: what fills the slots
+ * the evidence leaves.  The tenant's first POPULAR are cached; when the
+ * context blocks so many of them (a shop whose bestsellers are one
+ * category, all substitutes of the cart's line) that fewer than the stage's
+ * slots remain, the next are read, a batch at a time, until the slots are
+ * filled or the catalog is exhausted.
+ */
+void
+serving_propose_popular(Proposal *p, const TenantRules *r, Stage stage,
+						const int64 *context, size_t ncontext, PopularSkip skip, void *arg)
+{
+	int			want = r->stage[stage].max_offers;
+	int			filled = 0;
+	int64		after;
+
+	for (int i = 0; i < r->npopular; i++)
+		if (propose_popular(p, r, context, ncontext, skip, arg, (int64 *) &r->popular[i],
+							r->popular_rank[i], r->popular_category[i]))
+			filled++;
+	if (r->npopular < POPULAR)
+		return;
+	after = r->popular_rank[POPULAR - 1];
+	while (filled < want)
+	{
+		Datum		args[3];
+		uint64		n;
+		int64	   *ids;
+
+		CHECK_FOR_INTERRUPTS();
+		args[0] = Int64GetDatum(r->tenant_id);
+		args[1] = Int64GetDatum(after);
+		args[2] = Int32GetDatum(POPULAR_BATCH);
+		n = serving_run(serving.popular_after, args, NULL);
+		ids = palloc(Max(n, 1) * sizeof(int64));
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			ids[i] = DatumGetInt64(serving_col(i, 1, &isnull));
+			after = DatumGetInt64(serving_col(i, 2, &isnull));
+			if (propose_popular(p, r, context, ncontext, skip, arg, &ids[i], after, serving_col_text(i, 3)))
+				filled++;
+		}
+		if (n < POPULAR_BATCH)
+			break;
+	}
 }
 
 /*

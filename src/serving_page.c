@@ -96,6 +96,26 @@ propose_stored(Proposal *p, int64 product_id)
 }
 
 /*
+ * What keeps a bestseller off the page: the product itself, a substitute of
+ * it, and (without its cart_model row) its own category's products.
+ */
+typedef struct PagePopularSkip
+{
+	int64		product_id;
+	const char *category;		/* NULL: none to skip */
+	const Substitutes *subst;
+} PagePopularSkip;
+
+static bool
+skip_popular(void *arg, int64 id, const char *category)
+{
+	PagePopularSkip *s = arg;
+
+	return id == s->product_id || serving_is_substitute(s->subst, id, category) ||
+		(s->category && category && strcmp(s->category, category) == 0);
+}
+
+/*
  * The page's stored offers (complements, upgrades, bundles; in stock as of
  * the refresh) with the pinned offers, exclusions and settings as of now,
  * for a product of product_model and its category; the request has begun.
@@ -111,6 +131,7 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 	CartLine   *lines;
 	int			nlines;
 	Substitutes subst;
+	PagePopularSkip skip;
 
 	allowed = serving_allowed_types(experiment, unit_id, STAGE_PRODUCT_PAGE, tenant_id);
 	r = serving_tenant_rules(tenant_id);
@@ -132,12 +153,10 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 	 */
 	lines = serving_read_cart_lines(tenant_id, &product_id, 1, &nlines);
 	subst = serving_substitutes_of(lines, nlines);
-	for (int i = 0; i < r->npopular; i++)
-		if (r->popular[i] != product_id &&
-			!serving_is_substitute(&subst, r->popular[i], r->popular_category[i]) &&
-			!(nlines == 0 && category && r->popular_category[i] && strcmp(category, r->popular_category[i]) == 0))
-			serving_propose(&p, OFFER_COMPLEMENT, &r->popular[i], 1, 1e-6 / (double) r->popular_rank[i],
-							serving_zero_discount(), "popular");
+	skip.product_id = product_id;
+	skip.category = nlines == 0 ? category : NULL;
+	skip.subst = &subst;
+	serving_propose_popular(&p, r, STAGE_PRODUCT_PAGE, &product_id, 1, skip_popular, &skip);
 	serving_emit(fcinfo, &p, r, STAGE_PRODUCT_PAGE, allowed, &product_id, 1);
 }
 

@@ -1,0 +1,50 @@
+-- Bestsellers fill the slots the evidence leaves, however many of the first
+-- ones the context blocks: here the 100 bestsellers are one category whose
+-- products substitute each other (bought alone, never together), so a cart
+-- or page of one of them blocks them all, and the slots go to the next
+-- category's, read past the cached ones (src/serving_offers.c,
+-- serving_propose_popular).
+SET client_min_messages = warning;
+CREATE SCHEMA sp;
+CREATE TABLE sp.products (id int, price numeric, cat text);
+INSERT INTO sp.products
+SELECT p, 10 + p, CASE WHEN p <= 100 THEN 'a' ELSE 'b' END FROM generate_series(1, 108) p;
+CREATE TABLE sp.lines (order_id bigint, product_id int);
+-- 'a': 50 orders each; 'b': 5 to 12, fewer the higher the id
+INSERT INTO sp.lines
+SELECT p * 1000 + i, p FROM generate_series(1, 108) p, generate_series(1, 50) i
+WHERE p <= 100 OR i <= 113 - p;
+SELECT upsell.register_orders('sp.lines', 'order_id', 'product_id');
+SELECT upsell.register_products('sp.products', 'id', price => 'price', category => 'cat');
+CALL upsell.refresh();
+
+-- the category is judged a category of substitutes
+SELECT category, other_category, substitutes FROM upsell.category_model ORDER BY 1, 2;
+
+-- six slots, filled by the best of 'b' (101, 102, ...), nothing of 'a'
+SELECT rank, offer_type, product_ids, reason FROM upsell.cart_offers('{1}');
+SELECT rank, offer_type, product_ids, reason FROM upsell.product_page_offers(1);
+SELECT rank, product_ids FROM upsell.product_page_offers WHERE product_id = 50;
+SELECT jsonb_array_length(upsell.offers_json('cart', '{"items": [{"product_id": 1}]}') -> 'offers') AS cart_json_offers;
+
+-- more slots than 'b' has products: all eight, then the catalog is exhausted
+BEGIN;
+INSERT INTO upsell.stage_settings (stage, max_offers) VALUES ('cart', 30), ('product_page', 30)
+ON CONFLICT (tenant_id, stage) DO UPDATE SET max_offers = excluded.max_offers;
+SELECT count(*) AS offers, count(*) FILTER (WHERE product_ids[1] > 100) AS of_b
+FROM upsell.cart_offers('{1}');
+SELECT count(*) AS offers, count(*) FILTER (WHERE product_ids[1] > 100) AS of_b
+FROM upsell.product_page_offers(1);
+ROLLBACK;
+
+-- a product of 'b' on the page: the bestsellers of 'a' fill its slots, the
+-- cached ones first (no other 'b' product: a page's own category, without
+-- pairs, is taken for substitutes)
+SELECT count(*) AS offers, min(product_ids[1]) AS best, max(product_ids[1]) AS last
+FROM upsell.product_page_offers(101);
+-- an excluded bestseller of 'b' gives its slot to the next one
+BEGIN;
+INSERT INTO upsell.exclusions (product_id) VALUES (101);
+SELECT array_agg(product_ids[1] ORDER BY rank) FROM upsell.cart_offers('{1}');
+ROLLBACK;
+RESET client_min_messages;
