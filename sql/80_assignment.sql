@@ -75,6 +75,14 @@ UPDATE upsell.experiment_variants SET weight = 60 WHERE experiment = 'checkout_t
 INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('checkout_test', 'late', 10);
 DELETE FROM upsell.experiment_variants WHERE experiment = 'checkout_test' AND variant = 'off';
 SELECT upsell.set_weights('checkout_test', '{"control": 60}');
+-- its name too: it is half of every unit's hash (the cascade to the variants
+-- and exposures would have let it through, about half the units reassigned)
+UPDATE upsell.experiments SET experiment = 'checkout_test_2' WHERE experiment = 'checkout_test';
+BEGIN;
+SET LOCAL upsell.force_weight_change = on;
+UPDATE upsell.experiments SET experiment = 'checkout_test_2' WHERE experiment = 'checkout_test';
+SELECT count(*) AS exposures_renamed FROM upsell.exposures WHERE experiment = 'checkout_test_2';
+ROLLBACK;
 -- what a variant shows may change (it is not a reassignment)
 UPDATE upsell.experiment_variants SET offer_types = '{complement,bundle}' WHERE experiment = 'checkout_test' AND variant = 'fbt';
 -- forced: by the function, or by the setting for one transaction
@@ -88,6 +96,8 @@ SELECT variant, weight, offer_types FROM upsell.experiment_variants WHERE experi
 -- an experiment that has not started, or has no exposures, may be reshaped freely
 SELECT upsell.set_weights('later', '{"control": 3}');
 SELECT upsell.set_weights('other', '{"a": 2}');
+UPDATE upsell.experiments SET experiment = 'later_2' WHERE experiment = 'later';
+UPDATE upsell.experiments SET experiment = 'later' WHERE experiment = 'later_2';
 
 -- bad input
 SELECT upsell.assign('nope', '1');

@@ -204,6 +204,38 @@ $$;
 CREATE TRIGGER guard_variants BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.experiment_variants
 	FOR EACH ROW EXECUTE FUNCTION @extschema@._guard_variants();
 
+-- The name is half of every unit's hash (upsell.assign): renaming a running
+-- experiment with exposures moves about half its units to another variant,
+-- as a change of weights would.  It waits until the experiment has ended,
+-- or the same force.  (Deleting one stays a deliberate act: it takes its
+-- variants and exposures along.)
+CREATE FUNCTION @extschema@._guard_experiment_name()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF NEW.experiment = OLD.experiment
+	   OR coalesce(current_setting('upsell.force_weight_change', true), 'off')::boolean
+	   OR NOT @extschema@._experiment_on(OLD) THEN
+		RETURN NEW;
+	END IF;
+	SELECT count(*) INTO n FROM @extschema@.exposures x WHERE x.experiment = OLD.experiment;
+	IF n > 0 THEN
+		RAISE EXCEPTION 'cannot rename running experiment "%"', OLD.experiment
+			USING ERRCODE = 'object_in_use',
+				  DETAIL = format('It started at %s and has %s exposures; its name is part of every unit''s assignment, so renaming it moves units between variants and biases the results.',
+								  OLD.started_at, n),
+				  HINT = 'End it (set ended_at) and start a new experiment, or force it with SET LOCAL upsell.force_weight_change = on.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER guard_experiment_name BEFORE UPDATE OF experiment ON @extschema@.experiments
+	FOR EACH ROW EXECUTE FUNCTION @extschema@._guard_experiment_name();
+
 CREATE FUNCTION @extschema@.set_weights(experiment text, weights jsonb, force boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
