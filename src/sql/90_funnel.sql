@@ -219,7 +219,7 @@ FROM @extschema@.product_model m
 CROSS JOIN LATERAL @extschema@._product_page_offers(m.tenant_id, m.product_id, m.category) o
 WHERE m.tenant_id = @extschema@._tenant(NULL);
 COMMENT ON VIEW @extschema@.product_page_offers IS
-	'pre-purchase offers per product (pinned merchant offers, complements, upgrades, bundles), ranked, of the tenant bound to the session (SET upsell.tenant_id; required when orders are registered per tenant); query it filtered by product_id';
+	'pre-purchase offers per product of product_model (pinned merchant offers, complements, upgrades, bundles), ranked, of the tenant bound to the session (SET upsell.tenant_id; required when orders are registered per tenant); query it filtered by product_id; a product added since the last refresh has no row here: upsell.product_page_offers(product_id) serves it';
 
 CREATE FUNCTION @extschema@._product_page_offers_of(tenant_id bigint, product_id bigint,
 	experiment text, unit_id text)
