@@ -35,6 +35,10 @@ SELECT r -> 'notes' AS notes, jsonb_array_length(r -> 'offers') AS offers,
 FROM upsell.offers_json('product_page', '{"variant_id": 1}') r;
 SELECT r -> 'notes' AS notes, jsonb_array_length(r -> 'offers') AS offers
 FROM upsell.offers_json('post_purchase', '{"order_id": 1}') r;
+-- an order's items given, one without an id that reads as one, one unknown
+SELECT r -> 'notes' AS notes, jsonb_array_length(r -> 'offers') AS offers,
+	   r #>> '{offers,0,reason}' AS first_reason
+FROM upsell.offers_json('post_purchase', '{"items": [{"variant_id": -10}, {"variant_id": 1}]}') r;
 
 -- bad requests: clear errors
 SELECT upsell.offers_json('checkout', '{}');
@@ -77,6 +81,7 @@ SELECT upsell.record_event('{"event": "click", "type": "cross-sell", "unit_id": 
 SELECT upsell.record_event('{"event": "click", "type": "complement", "variant_id": 2}');
 SELECT upsell.record_event('{"event": "click", "type": "complement", "unit_id": 1}');
 SELECT upsell.record_event('{"event": "click", "type": "complement", "unit_id": 1, "items": [{"variant_id": 2}, {"sku": "X"}]}');
+SELECT upsell.record_event('{"event": "click", "type": "complement", "unit_id": 1, "product_id": 16, "items": [{"product_id": 13}]}');
 SELECT upsell.record_event('{"event": "click", "type": "complement", "unit_id": 1, "variant_id": 2, "occurred_at": "now"}');
 SELECT upsell.record_event('{"event": "click", "type": "complement", "unit_id": 1, "variant_id": 2, "stage": "checkout"}');
 SELECT upsell.record_event('{"event": "click", "type": "complement", "unit_id": 1, "variant_id": 2, "experiment": "nosuch"}');

@@ -26,6 +26,13 @@ SELECT rank, offer_type, product_ids, reason FROM upsell.cart_offers('{1}');
 SELECT rank, offer_type, product_ids, reason FROM upsell.product_page_offers(1);
 SELECT rank, product_ids FROM upsell.product_page_offers WHERE product_id = 50;
 SELECT jsonb_array_length(upsell.offers_json('cart', '{"items": [{"product_id": 1}]}') -> 'offers') AS cart_json_offers;
+-- after the purchase too (post_purchase_offers, in SQL)
+SELECT rank, offer_type, product_ids, reason FROM upsell.post_purchase_offers('{1}');
+-- an order's product unknown as of the last refresh: said in every reason
+SELECT rank, product_ids, reason FROM upsell.post_purchase_offers('{1,999999}') WHERE rank <= 2;
+-- a NULL product id is the caller's error, as in the cart
+SELECT * FROM upsell.post_purchase_offers('{1,NULL}');
+SELECT * FROM upsell.cart_offers('{1,NULL}');
 
 -- more slots than 'b' has products: all eight, then the catalog is exhausted
 BEGIN;

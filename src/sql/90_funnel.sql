@@ -363,13 +363,22 @@ DECLARE
 	blocked_groups text[];		-- the order's substitutes (_cart_blocked)
 	blocked_categories text[];
 	candidates @extschema@.offer[];
+	unknown bigint;
 BEGIN
 	IF array_ndims(order_items) > 1 THEN
 		RAISE EXCEPTION 'order_items must be a one-dimensional array of product ids'
 			USING ERRCODE = 'array_subscript_error';
 	END IF;
 	PERFORM @extschema@._check_cart_length(order_items);
-	items := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x WHERE x IS NOT NULL);
+	IF array_position(order_items, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'the order contains a NULL product id'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	items := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x);
+	-- an order's product the models do not know (added since the last
+	-- refresh) has no complements: the offers say so, as the cart's do
+	unknown := cardinality(items) - (SELECT count(*) FROM @extschema@.product_model m
+									 WHERE m.tenant_id = t AND m.product_id = ANY (items));
 	-- Every table is read with the tenant t and no SQL helper reads a table
 	-- inside a statement: upsell._complements_of is written out.  On Citus
 	-- (distribute()) each statement is then one shard's, which Citus sends
@@ -399,16 +408,15 @@ BEGIN
 							WHERE b.tenant_id = t AND b.product_id = e.product_id), false)
 		LIMIT 12)
 	|| ARRAY(
-		-- bestsellers far below them, so that the page's slots fill
+		-- bestsellers far below them, so that the page's slots fill:
+		-- however many of the first the order's substitutes block
 		SELECT ROW('post_purchase', 'complement', ARRAY[m.product_id], NULL,
 				   1e-6 / m.popularity_rank, 0, 'popular')::@extschema@.offer
 		-- (the view numbers the ranks along an index: the scan stops at
-		-- the 24th)
-		FROM (SELECT m.product_id, m.popularity_rank, m.variant_group, m.category
-			  FROM @extschema@.product_popularity m
-			  WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
-			  LIMIT 24) m
-		WHERE NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)
+		-- the 12th kept)
+		FROM @extschema@.product_popularity m
+		WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
+		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)
 		LIMIT 12)
 	|| ARRAY(
 		-- consumables of this customer coming due within two weeks
@@ -432,6 +440,12 @@ BEGIN
 		  AND i.purchases >= 3 AND i.cv <= 0.5
 		ORDER BY i.cv, i.product_id
 		LIMIT 3);
+	IF unknown > 0 THEN
+		candidates := ARRAY(SELECT ROW(o.stage, o.offer_type, o.product_ids, o."rank", o.score, o.discount,
+									   format('%s; %s of the order''s products unknown as of the last refresh',
+											  o.reason, unknown))::@extschema@.offer
+							FROM unnest(candidates) o);
+	END IF;
 	-- restocks and subscriptions are of products the customer owns: only the
 	-- order's own products are context
 	RETURN QUERY SELECT * FROM @extschema@._merge_offers('post_purchase', t, items, NULL,

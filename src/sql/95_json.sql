@@ -175,7 +175,7 @@ BEGIN
 					USING ERRCODE = 'invalid_parameter_value',
 						  HINT = 'A quantity is a whole number of units, from 1 to 2147483647; an item without one is one unit.';
 			END IF;
-			notes := ARRAY(SELECT format('cart item %s has no variant_id or product_id: left out', n) FROM unnest(missing) n)
+			notes := ARRAY(SELECT format('cart item %s has no readable variant_id or product_id (a whole number from 0, or a Shopify gid): left out', n) FROM unnest(missing) n)
 				|| ARRAY(SELECT format('product %s is not in the models (not ordered and not in the catalog at the last refresh)', p)
 						 FROM unnest(products) WITH ORDINALITY AS u(p, n)
 						 WHERE p IS NOT NULL
@@ -200,7 +200,13 @@ BEGIN
 					notes := notes || format('order %s is not among the recent orders of the last refresh', request ->> 'order_id');
 				END IF;
 			ELSIF jsonb_typeof(request -> 'items') = 'array' THEN
-				products := ARRAY(SELECT @extschema@._json_product(t, e.item) FROM jsonb_array_elements(request -> 'items') e(item));
+				SELECT array_agg(x.p ORDER BY x.n) FILTER (WHERE x.p IS NOT NULL),
+					   coalesce(array_agg(x.n ORDER BY x.n) FILTER (WHERE x.p IS NULL), '{}')
+				INTO products, missing
+				FROM (SELECT e.n, @extschema@._json_product(t, e.item) AS p
+					  FROM jsonb_array_elements(request -> 'items') WITH ORDINALITY AS e(item, n)) x;
+				notes := notes || ARRAY(SELECT format('order item %s has no readable variant_id or product_id (a whole number from 0, or a Shopify gid): left out', n)
+							   FROM unnest(missing) n);
 				-- the customer's id as the registered customer ids are (a
 				-- number, text, or Shopify's gid)
 				IF jsonb_typeof(request -> 'customer_id') IS DISTINCT FROM 'null' AND request ? 'customer_id' THEN
@@ -318,7 +324,13 @@ BEGIN
 					  HINT = 'For example "2024-03-01T10:00:00-05:00".';
 		END IF;
 	END IF;
-	-- the products: the offer's items (as offers_json gave them) or one product
+	-- the products: the offer's items (as offers_json gave them) or one
+	-- product, not both (which of them was meant is not ours to guess)
+	IF event ? 'items' AND (event ? 'product_id' OR event ? 'variant_id' OR event ? 'id') THEN
+		RAISE EXCEPTION 'an event names its products by items or by one variant_id or product_id, not both'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Event: %s.', event);
+	END IF;
 	items := CASE WHEN jsonb_typeof(event -> 'items') = 'array' THEN event -> 'items'
 				  ELSE jsonb_build_array(event) END;
 	products := ARRAY(SELECT @extschema@._json_product(t, e.item)
