@@ -190,7 +190,26 @@ SELECT offer_type, product_ids, reason FROM upsell.cart_offers('{1,3}', NULL, 1)
 CREATE FUNCTION upsell._publish(model text, tenant_id bigint, query text, scope bigint[] DEFAULT NULL)
 RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint';
 CREATE VIEW upsell.my_lines AS SELECT 1 AS order_id;
+-- ... nor changes what a superuser's refresh reads or runs: the relation a
+-- registration names (a view over a function of the admin's), the builders
+-- of model_definitions, the models themselves
+UPDATE upsell.order_source SET relation = 'pg_class'::regclass;
+UPDATE upsell.product_source SET relation = 'pg_class'::regclass;
+UPDATE upsell.model_definitions SET builder = 'pg_catalog.now()' WHERE model = 'cart_model';
+DELETE FROM upsell.cart_model;
+INSERT INTO upsell.source_state SELECT * FROM upsell.source_state;
+-- it reads them, and prunes the refresh log
+SELECT count(*) > 0 AS reads_registration FROM upsell.order_source;
+BEGIN;
+DELETE FROM upsell.refresh_log;
+ROLLBACK;
 RESET ROLE;
+SELECT t AS admin_may_change
+FROM unnest(ARRAY['upsell.order_source', 'upsell.product_source', 'upsell.cart_source',
+				  'upsell.model_definitions', 'upsell.model_builds', 'upsell.source_state',
+				  'upsell.cart_model', 'upsell.refresh_log', 'upsell.exclusions', 'upsell.experiments']) t
+WHERE has_table_privilege('upsell_admin', t, 'INSERT') OR has_table_privilege('upsell_admin', t, 'UPDATE')
+ORDER BY 1;
 -- nor does the reader start side-build workers (they run any query)
 SET ROLE regress_ss_app;
 SELECT upsell._side_start('x', 'SELECT pg_sleep(20)');

@@ -15,8 +15,8 @@
 -- model catalogue and the merchant's rules, and record exposures and events;
 -- it may not read order lines (upsell.order_lines, the registered tables),
 -- the catalog (upsell.catalog, the registered product table), carts or the
--- refresh log.  upsell_admin is a reader that may also change every table of
--- the extension.
+-- refresh log.  upsell_admin is a reader that may also read every table of
+-- the extension and change the merchant's rules and experiments (below).
 --
 -- Roles belong to the cluster, not the database: CREATE EXTENSION creates
 -- them when they do not exist yet (NOLOGIN), and a second database's
@@ -67,9 +67,24 @@ BEGIN
 END
 $$;
 
--- the admin: every table and sequence of the extension (the rules'
--- triggers draw config versions)
-GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA @extschema@ TO upsell_admin;
+-- the admin reads every table and changes the merchant's rules, the
+-- experiments and their records, and prunes the refresh log; the
+-- registrations, the model catalogue and the models are the owner's (it
+-- registers and refreshes).  What a refresh reads or runs must not be the
+-- admin's to choose: a registration names the relation a superuser's
+-- refresh reads (a view over a function of the admin's), model_definitions
+-- the builders it calls.  (Until 1.6 the admin could change every table:
+-- taken back here from a schema an earlier install left.)
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA @extschema@ FROM upsell_admin;
+GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO upsell_admin;
+GRANT INSERT, UPDATE, DELETE, TRUNCATE ON @extschema@.stage_settings, @extschema@.offers,
+	@extschema@.exclusions, @extschema@.category_substitutes, @extschema@.thresholds,
+	@extschema@.volume_tiers, @extschema@.consumables, @extschema@.experiments,
+	@extschema@.experiment_variants, @extschema@.exposures, @extschema@.offer_events
+	TO upsell_admin;
+GRANT DELETE ON @extschema@.refresh_log TO upsell_admin;
+-- (the rules' triggers draw config versions)
+GRANT UPDATE ON @extschema@.serving_state TO upsell_admin;
 GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA @extschema@ TO upsell_admin;
 
 -- Nobody but the extension's owner creates objects in its schema.  A role
