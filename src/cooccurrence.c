@@ -877,7 +877,7 @@ upsell_cooccurrence_pairs(PG_FUNCTION_ARGS)
 		funcctx->user_fctx = cur;
 		if (cur->c.skipped_lines > 0)
 			ereport(NOTICE,
-					(errmsg("skipped %lld order lines with a NULL order or product id or a quantity <= 0",
+					(errmsg("skipped %lld order lines with a NULL order, product or tenant id or a quantity <= 0",
 							(long long) cur->c.skipped_lines)));
 		if (cur->c.big_orders > 0)
 			ereport(NOTICE,

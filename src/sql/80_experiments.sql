@@ -513,7 +513,9 @@ BEGIN
 										  round((x.w / (SELECT sum(w2) FROM unnest(ws) w2)
 												 * (SELECT sum(n2) FROM unnest(counts) n2))::numeric, 1)), ', ' ORDER BY x.i)
 				 FROM unnest(names, counts, ws) WITH ORDINALITY AS x(name, n, w, i)),
-				round(srm.chi2::numeric, 2), srm_p
+				round(srm.chi2::numeric, 2),
+				-- (four significant digits, whatever the session's extra_float_digits)
+				btrim(to_char(srm_p, '9.999EEEE'))
 				USING DETAIL = 'With p < 0.001 the split itself is broken (bots, redirects, lost exposures, changed weights); the comparisons below cannot be trusted.',
 					  HINT = 'Find why some units were not recorded before reading the results.';
 		END IF;
