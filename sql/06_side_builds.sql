@@ -72,6 +72,8 @@ CREATE TYPE pg_temp.who AS (current_user_name text, session_user_name text, time
 							search_path text, work_mem text);
 CREATE ROLE regress_upsell_side NOLOGIN;
 GRANT upsell_admin TO regress_upsell_side;
+-- (the refresh's, its owner's: not upsell_admin's)
+GRANT EXECUTE ON FUNCTION upsell._side_start(text, text) TO regress_upsell_side;
 BEGIN;
 SELECT upsell._side_start('numbers', 'SELECT g::bigint AS a, (g % 1000)::int AS b FROM generate_series(1, 1000000) g');
 SELECT upsell._side_ready('numbers');
@@ -263,6 +265,7 @@ FROM (SELECT x.model, count(*) AS n
 
 RESET upsell.refresh_workers;
 RESET upsell.bundle_min_count;
+REVOKE EXECUTE ON FUNCTION upsell._side_start(text, text) FROM regress_upsell_side;
 DROP ROLE regress_upsell_side;
 DELETE FROM upsell.order_source;
 DELETE FROM upsell.product_source;

@@ -198,6 +198,16 @@ UPDATE upsell.product_source SET relation = 'pg_class'::regclass;
 UPDATE upsell.model_definitions SET builder = 'pg_catalog.now()' WHERE model = 'cart_model';
 DELETE FROM upsell.cart_model;
 INSERT INTO upsell.source_state SELECT * FROM upsell.source_state;
+-- nor rewinds the sequences (every refresh would fail), nor sets the
+-- serving version back to one a backend has cached (the row's trigger draws
+-- a new one), nor starts side-build workers (they would take the slots a
+-- pg_cron refresh needs)
+SELECT setval('upsell.refresh_log_refresh_id_seq', 1, false);
+SELECT setval('upsell.config_version_seq', 9223372036854775807);
+CREATE TEMP TABLE version_before AS SELECT config_version FROM upsell.serving_state;
+UPDATE upsell.serving_state SET config_version = 1;
+SELECT s.config_version > b.config_version AS drawn_anew FROM upsell.serving_state s, version_before b;
+SELECT upsell._side_start('x', 'SELECT pg_sleep(20)');
 -- it reads them, and prunes the refresh log
 SELECT count(*) > 0 AS reads_registration FROM upsell.order_source;
 BEGIN;

@@ -397,6 +397,23 @@ INSERT INTO @extschema@.serving_state DEFAULT VALUES;
 COMMENT ON TABLE @extschema@.serving_state IS
 	'the version of the models and the merchant''s rules (offers, exclusions, stage settings, thresholds, volume tiers, registrations) that the serving cache of each backend is checked against';
 
+-- Every version stored is drawn here, whatever the UPDATE set: a backend's
+-- cache holds the version it read, and one set back to it (by a role that
+-- may update the row: the admin, whose rule edits draw versions) would keep
+-- that backend on its old rules.
+CREATE FUNCTION @extschema@._draw_config_version()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	NEW.config_version := nextval('@extschema@.config_version_seq');
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER draw_config_version BEFORE UPDATE ON @extschema@.serving_state
+	FOR EACH ROW EXECUTE FUNCTION @extschema@._draw_config_version();
+
 CREATE FUNCTION @extschema@._rules_changed()
 RETURNS trigger
 LANGUAGE plpgsql

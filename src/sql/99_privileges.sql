@@ -83,9 +83,14 @@ GRANT INSERT, UPDATE, DELETE, TRUNCATE ON @extschema@.stage_settings, @extschema
 	@extschema@.experiment_variants, @extschema@.exposures, @extschema@.offer_events
 	TO upsell_admin;
 GRANT DELETE ON @extschema@.refresh_log TO upsell_admin;
--- (the rules' triggers draw config versions)
+-- The rules' triggers draw config versions (nextval: USAGE), and store one
+-- (serving_state, whose own trigger draws every version stored: an UPDATE
+-- cannot set an old one back).  Not UPDATE on the sequences: setval would
+-- rewind or exhaust them, the refresh log's and the versions', and every
+-- refresh would fail (nextval at the maximum, a duplicate refresh_id).
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA @extschema@ FROM upsell_admin;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA @extschema@ TO upsell_admin;
 GRANT UPDATE ON @extschema@.serving_state TO upsell_admin;
-GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA @extschema@ TO upsell_admin;
 
 -- Nobody but the extension's owner creates objects in its schema.  A role
 -- that could would plant an overload there (a _publish(text, ...) is
@@ -117,7 +122,7 @@ END
 $$;
 
 -- A side build's worker runs any query it is given (as its caller): the
--- refresh's, not an app role's (it would take the worker slots parallel
--- query and the refresh need).
-REVOKE EXECUTE ON FUNCTION @extschema@._side_start(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._side_start(text, text) TO upsell_admin;
+-- refresh's, that is the owner's, not an app role's nor the admin's (it
+-- would take the worker slots parallel query and the refresh need: a
+-- pg_cron job could then not start).
+REVOKE EXECUTE ON FUNCTION @extschema@._side_start(text, text) FROM PUBLIC, upsell_admin;
