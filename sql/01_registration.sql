@@ -98,6 +98,29 @@ DELETE FROM upsell.order_source;
 DELETE FROM upsell.product_source;
 DROP SCHEMA reg CASCADE;
 
+-- columns of a domain type are read as the type it constrains (domains of
+-- domains too): a product id that must be positive, an order number that
+-- must look like one, a weighed quantity, a non-negative price
+CREATE SCHEMA dom;
+CREATE DOMAIN dom.product_ref AS integer CHECK (VALUE > 0);
+CREATE DOMAIN dom.item_ref AS dom.product_ref;
+CREATE DOMAIN dom.order_no AS text CHECK (VALUE LIKE 'ORD-%');
+CREATE DOMAIN dom.amount AS numeric(10, 3) CHECK (VALUE >= 0);
+CREATE DOMAIN dom.stamp AS timestamptz;
+CREATE TABLE dom.lines (order_no dom.order_no, item dom.item_ref, at dom.stamp, qty dom.amount, price dom.amount);
+INSERT INTO dom.lines VALUES ('ORD-1', 1, '2024-01-01 10:00+00', 1.5, 2), ('ORD-1', 2, '2024-01-01 10:00+00', 1, 3),
+	('ORD-2', 1, '2024-01-02 10:00+00', 0.25, 2);
+CREATE TABLE dom.items (id dom.product_ref, price dom.amount, stock dom.amount);
+INSERT INTO dom.items VALUES (1, 2, 5), (2, 3, 0);
+SELECT upsell.register_orders('dom.lines', 'order_no', 'item', ordered_at => 'at', quantity => 'qty', unit_price => 'price');
+SELECT upsell.register_products('dom.items', 'id', price => 'price', in_stock => 'stock');
+SELECT order_key = upsell.order_key('ORD-1') AS keyed, product_id, ordered_at, quantity, unit_price
+FROM upsell.order_lines ORDER BY ordered_at, product_id;
+SELECT product_id, price, in_stock FROM upsell.catalog ORDER BY product_id;
+DELETE FROM upsell.order_source;
+DELETE FROM upsell.product_source;
+DROP SCHEMA dom CASCADE;
+
 -- a date or timestamp column is read as a local time of the registration's
 -- zone: upsell._local_time is timezone(zone, ts), through the changes of
 -- daylight saving time (the hour that does not exist, the one that comes

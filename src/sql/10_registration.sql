@@ -106,20 +106,28 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	t regtype;
+	base regtype;
 BEGIN
 	SELECT a.atttypid::regtype INTO t
 	FROM pg_attribute a
 	WHERE a.attrelid = relation AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'column "%" of relation % does not exist', col, relation
-			USING ERRCODE = 'undefined_column',
-				  DETAIL = format('It was given as the %s column.', role),
-				  HINT = format('The columns of %s are: %s.', relation,
-						 (SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum)
-						  FROM pg_attribute
-						  WHERE attrelid = relation AND attnum > 0 AND NOT attisdropped));
+	IF FOUND THEN
+		-- a domain is read as the type it constrains (its CHECK does not
+		-- change what the column holds), through domains of domains
+		LOOP
+			SELECT ty.typbasetype INTO base FROM pg_type ty WHERE ty.oid = t AND ty.typtype = 'd';
+			EXIT WHEN NOT FOUND;
+			t := base;
+		END LOOP;
+		RETURN t;
 	END IF;
-	RETURN t;
+	RAISE EXCEPTION 'column "%" of relation % does not exist', col, relation
+		USING ERRCODE = 'undefined_column',
+			  DETAIL = format('It was given as the %s column.', role),
+			  HINT = format('The columns of %s are: %s.', relation,
+					 (SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum)
+					  FROM pg_attribute
+					  WHERE attrelid = relation AND attnum > 0 AND NOT attisdropped));
 END
 $$;
 

@@ -107,6 +107,7 @@ DECLARE
 	new_orders bigint;
 	has_xmin boolean;
 	is_view boolean;
+	is_foreign boolean;
 	settings jsonb := @extschema@._model_settings();
 	-- how the order lines are read: the relation and the columns registered
 	-- for them (register_orders, or the Shopify documents' registration),
@@ -127,9 +128,10 @@ BEGIN
 	IF to_regclass('pg_temp.upsell_changed_products') IS NOT NULL THEN
 		DROP TABLE pg_temp.upsell_changed_products;
 	END IF;
-	-- (the registration view's row_xmin: a table's xmin, NULL for a view or
-	-- a Citus distributed table)
-	SELECT @extschema@._row_xmin(o.relation) <> 'NULL::xid', c.relkind = 'v' INTO has_xmin, is_view
+	-- (the registration view's row_xmin: a table's xmin, NULL for a view, a
+	-- foreign table or a Citus distributed table)
+	SELECT @extschema@._row_xmin(o.relation) <> 'NULL::xid', c.relkind = 'v', c.relkind = 'f'
+	INTO has_xmin, is_view, is_foreign
 	FROM @extschema@.order_source o JOIN pg_class c ON c.oid = o.relation;
 	IF incremental THEN
 		SELECT * INTO prev FROM @extschema@.source_state s WHERE s.tenant_id = t;
@@ -137,6 +139,7 @@ BEGIN
 			why := 'the tenant has not been refreshed before';
 		ELSIF NOT coalesce(has_xmin, false) THEN
 			why := CASE WHEN is_view THEN 'the registered order lines are a view, whose rows carry no commit order'
+						WHEN is_foreign THEN 'the registered order lines are a foreign table, whose rows carry no commit order of this server'
 						ELSE 'the registered order lines are a Citus distributed table, whose rows carry the shards'' transaction ids' END;
 		ELSIF pg_snapshot_xmax(snap)::text::numeric - pg_snapshot_xmax(prev.snapshot)::text::numeric > 1073741824 THEN
 			why := 'over 2^30 transactions since its last refresh';
@@ -261,7 +264,7 @@ BEGIN
 						THEN format('%s of the %s order lines counted at the last refresh were deleted or edited since',
 									prev.lines - old_lines, prev.lines)
 						WHEN old_lines > prev.lines
-						THEN format('%s more order lines than counted at the last refresh carry its commits (a subtransaction that committed late)',
+						THEN format('%s more order lines than counted at the last refresh carry its commits (a subtransaction that committed late, a partition attached)',
 									old_lines - prev.lines)
 						ELSE 'order lines counted at the last refresh were replaced since (same count, other lines)' END;
 		ELSIF touched > 0 THEN
