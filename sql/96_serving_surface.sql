@@ -92,8 +92,12 @@ SELECT upsell.variant_offer_types('ss_exp', 'u1', NULL, 1);
 SELECT upsell.record_exposure('ss_exp', 'u1');
 SELECT upsell.set_weights('ss_exp', '{"control": 2}');
 SELECT count(*) FROM upsell.experiment_results('ss_exp');
+SELECT upsell.assign('ss_exp', 'u1');
 \set VERBOSITY default
+SELECT upsell.assign('ss_exp', 'u1');
 SELECT array_agg(DISTINCT tenant_id) AS pairs_of FROM upsell.frequently_bought_together();
+SET upsell.tenant_id = 1;
+SELECT upsell.assign('ss_exp', 'u1');
 RESET upsell.tenant_id;
 SELECT count(*) AS exposures FROM upsell.exposures WHERE experiment = 'ss_exp';
 SELECT array_agg(DISTINCT tenant_id ORDER BY tenant_id) AS pairs_of FROM upsell.frequently_bought_together();

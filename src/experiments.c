@@ -126,8 +126,9 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 	VariantCache *cache = (VariantCache *) fcinfo->flinfo->fn_extra;
 	char	   *schema;
 	StringInfoData sql;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
+	Oid			argtypes[2] = {TEXTOID, INT8OID};
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
 	int			i;
 	int			guc_level;
 
@@ -136,28 +137,43 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 
 	schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
 	initStringInfo(&sql);
+	/*
+	 * a session bound to a tenant reaches that tenant's experiments only
+	 * (as upsell._experiment): another's is as unknown as a name never
+	 * created, its variants not told
+	 */
 	appendStringInfo(&sql,
 					 "SELECT v.variant, v.weight::pg_catalog.float8 FROM %s.experiment_variants v "
-					 "WHERE v.experiment OPERATOR(pg_catalog.=) $1 ORDER BY v.variant COLLATE \"C\"",
-					 quote_identifier(schema));
+					 "JOIN %s.experiments e ON e.experiment OPERATOR(pg_catalog.=) v.experiment "
+					 "WHERE v.experiment OPERATOR(pg_catalog.=) $1 "
+					 "AND ($2::pg_catalog.int8 IS NULL OR e.tenant_id OPERATOR(pg_catalog.=) $2) "
+					 "ORDER BY v.variant COLLATE \"C\"",
+					 quote_identifier(schema), quote_identifier(schema));
 	args[0] = CStringGetTextDatum(experiment);
+	args[1] = Int64GetDatum(upsell_bound_tenant);
+	nulls[1] = upsell_tenant_bound ? ' ' : 'n';
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	guc_level = upsell_pin_search_path();
-	if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(sql.data, 2, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading experiment variants failed");
 	if (SPI_processed == 0)
 	{
 		resetStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT FROM %s.experiments e WHERE e.experiment OPERATOR(pg_catalog.=) $1",
+		appendStringInfo(&sql, "SELECT FROM %s.experiments e WHERE e.experiment OPERATOR(pg_catalog.=) $1 "
+						 "AND ($2::pg_catalog.int8 IS NULL OR e.tenant_id OPERATOR(pg_catalog.=) $2)",
 						 quote_identifier(schema));
-		if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		if (SPI_execute_with_args(sql.data, 2, argtypes, args, nulls, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "reading experiments failed");
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 upsell_tenant_bound ?
+					 errmsg("experiment \"%s\" does not exist for tenant " INT64_FORMAT,
+							experiment, upsell_bound_tenant) :
 					 errmsg("experiment \"%s\" does not exist", experiment),
-					 errhint("Experiments are rows of upsell.experiments.")));
+					 errhint("Experiments are rows of upsell.experiments%s.",
+							 upsell_tenant_bound ? ", each of one tenant" : "")));
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("experiment \"%s\" has no variants", experiment),
