@@ -57,6 +57,16 @@ SELECT * FROM upsell.quantity_offer(1, 1, 2);
 INSERT INTO upsell.exclusions (tenant_id, product_id, note) VALUES (1, 3, 't40v');
 SELECT * FROM upsell.quantity_offer(3, 1, 1);
 DELETE FROM upsell.exclusions WHERE note = 't40v';
+-- the cart offers the next tier at a discount of the list price, so that
+-- the widget's price is the tier's to the cent: at 3 units (8.50 each) the
+-- tier of 6 is 10% off 9.00, 8.10, not 4.7% off
+SELECT offer_type, discount, reason FROM upsell.cart_offers('{1}', '{3}', 1) WHERE offer_type = 'quantity_tier';
+SELECT o ->> 'price' AS price, o ->> 'discounted_price' AS discounted_price
+FROM jsonb_array_elements(upsell.offers_json('cart', '{"items": [{"product_id": 1, "quantity": 3}]}', 1) -> 'offers') o
+WHERE o ->> 'type' = 'quantity_tier';
+SELECT o ->> 'price' AS price, o ->> 'discounted_price' AS discounted_price
+FROM jsonb_array_elements(upsell.offers_json('cart', '{"items": [{"product_id": 1, "quantity": 7}]}', 1) -> 'offers') o
+WHERE o ->> 'type' = 'quantity_tier';
 -- unknown and unpriced products give no rows; a NULL product is an error
 SELECT count(*) FROM upsell.quantity_offer(999, 1, 1);
 SELECT count(*) FROM upsell.quantity_offer(5, 1, 1);

@@ -122,15 +122,22 @@ serving_use_schema(Oid fn_oid)
 		"SELECT DISTINCT m.category FROM @.product_model m "
 		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2) AND m.category IS NOT NULL", 2, by_ids);
 	serving.variant = serving_prepare_plan("SELECT @.variant_offer_types($1, $2, $3, $4)", 4, variant);
-	/* OPERATOR() forgoes the precedence of + - * /: every step is in parentheses */
+	/*
+	 * OPERATOR() forgoes the precedence of + - * /: every step is in
+	 * parentheses.  The discount is of the list price, as every offer's is
+	 * (offers_json prices the offer as list price x (1 - discount)): the
+	 * tier's unit price to the cent, not a fraction of the price the cart
+	 * pays now, nor one rounded to 4 places (8.58 shown for a tier of 8.10)
+	 */
 	serving.tier = serving_prepare_plan(
 		"SELECT CASE WHEN (q.total_saving OPERATOR(pg_catalog.+) "
 		"                  (q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity)) OPERATOR(pg_catalog.<>) 0 "
 		"       THEN (q.total_saving OPERATOR(pg_catalog./) (q.total_saving OPERATOR(pg_catalog.+) "
 		"             (q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity)))::pg_catalog.float8 END, "
-		"       pg_catalog.round(1::pg_catalog.numeric OPERATOR(pg_catalog.-) "
-		"                        (q.new_unit_price OPERATOR(pg_catalog./) q.unit_price), 4), q.reason "
-		"FROM @.quantity_offer($1, $2, $3) q WHERE q.next_quantity IS NOT NULL", 3, tier);
+		"       pg_catalog.trim_scale(pg_catalog.round(1::pg_catalog.numeric OPERATOR(pg_catalog.-) "
+		"                        (q.new_unit_price OPERATOR(pg_catalog./) m.price), 12)), q.reason "
+		"FROM @.quantity_offer($1, $2, $3) q, @.product_model m "
+		"WHERE q.next_quantity IS NOT NULL AND m.tenant_id" EQ "$3 AND m.product_id" EQ "$1", 3, tier);
 	/* (numbered along an index, as load_popular's: the scan stops at the limit) */
 	serving.popular_after = serving_prepare_plan(
 		"SELECT p.product_id, p.popularity_rank, p.category FROM @.product_popularity p "
