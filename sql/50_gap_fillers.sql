@@ -123,9 +123,9 @@ SELECT * FROM upsell.gap_fillers(ARRAY[1, NULL]);
 SELECT * FROM upsell.gap_fillers(ARRAY[1], tenant_id => 3);
 SELECT * FROM upsell.gap_fillers(ARRAY[1], currency => 'US');
 -- the internal search refuses NULLs and bad sizes itself
-SELECT * FROM upsell._gap_fill(0, now(), 1, '{}', '{}', '{}', '{}', '{}', 5, NULL);
-SELECT * FROM upsell._gap_fill(0, now(), 1, '{}', '{}', '{}', '{1}', '{}', 5, 2);
-SELECT * FROM upsell._gap_fill(0, now(), 1, '{}', '{}', '{}', '{}', '{}', 5, 9);
+SELECT * FROM upsell._gap_fill(0, now(), 1, '{}', '{}', '{}', '{}', '{}', 5, NULL, '{}', '{}');
+SELECT * FROM upsell._gap_fill(0, now(), 1, '{}', '{}', '{}', '{1}', '{}', 5, 2, '{}', '{}');
+SELECT * FROM upsell._gap_fill(0, now(), 1, '{}', '{}', '{}', '{}', '{}', 5, 9, '{}', '{}');
 
 -- a hand-damaged model is an error, not a crash
 UPDATE upsell.threshold_candidates SET prices = prices[2:], built_at = built_at + interval '1 second';

@@ -28,6 +28,16 @@ FROM upsell.gap_fillers('{1}', k => 12);
 SELECT offer_type, product_ids, reason FROM upsell.cart_offers('{1}') WHERE offer_type = 'gap_filler';
 SELECT count(*) FILTER (WHERE offer_type = 'complement' AND product_ids = '{2}') AS complement_2
 FROM upsell.cart_offers('{1}');
+-- the merchant's "never 11 next to 10": not in one offer either (the pair
+-- would put them in one cart), in the search and in the cart; nor in a
+-- pinned offer of both
+INSERT INTO upsell.exclusions (product_id, with_product_id) VALUES (11, 10);
+SELECT count(*) AS with_10_and_11 FROM upsell.gap_fillers('{1}', k => 100) WHERE product_ids @> '{10,11}';
+SELECT offer_type, product_ids, reason FROM upsell.cart_offers('{1}') WHERE offer_type = 'gap_filler';
+INSERT INTO upsell.offers (stage, product_ids, reason) VALUES ('cart', '{12,13}', 'pair'), ('cart', '{10,11}', 'never');
+SELECT product_ids, reason FROM upsell.cart_offers('{2}') WHERE offer_type = 'pinned';
+DELETE FROM upsell.offers;
+DELETE FROM upsell.exclusions;
 
 DELETE FROM upsell.thresholds;
 DELETE FROM upsell.order_source;

@@ -415,7 +415,8 @@ relevant_ids(CandidateCache *c, const int64 *ids, const double *relevance, int n
  * it marks, not the catalog's size.
  */
 static int
-search_marked(CandidateCache *c, int64 gap, int k, int max_items, GapOffer *out, bool *complete)
+search_marked(CandidateCache *c, int64 gap, int k, int max_items,
+			  const int64 *never_a, const int64 *never_b, int nnever, GapOffer *out, bool *complete)
 {
 	GapCatalog	cat;
 	GapRequest	req;
@@ -433,13 +434,17 @@ search_marked(CandidateCache *c, int64 gap, int k, int max_items, GapOffer *out,
 	req.category = c->category_of;
 	req.substitutes = c->substitutes;
 	req.ncategories = c->ncategories;
+	req.never_a = never_a;
+	req.never_b = never_b;
+	req.nnever = nnever;
 	return gap_search(&cat, &req, out, complete);
 }
 
 /*
  * _gap_fill(tenant bigint, built_at timestamptz, gap numeric, cart bigint[],
  *			 excluded_ids bigint[], excluded_categories text[],
- *			 relevant_ids bigint[], relevance float8[], k int, max_items int)
+ *			 relevant_ids bigint[], relevance float8[], k int, max_items int,
+ *			 never_a bigint[], never_b bigint[])
  * RETURNS TABLE (product_ids bigint[], added numeric, relevance float8, score float8)
  *
  * Called by upsell.gap_fillers, which validates the arguments.
@@ -461,9 +466,12 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 				noffers;
 	GapOffer   *offers;
 	bool		complete;
+	int64	   *never_a,
+			   *never_b;
+	int			nnever;
 
 	InitMaterializedSRF(fcinfo, 0);
-	for (i = 0; i < 10; i++)
+	for (i = 0; i < 12; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -556,8 +564,23 @@ upsell_gap_fill(PG_FUNCTION_ARGS)
 		relevant_ids(c, rel_ids, rel, nr);
 	}
 
+	/* the merchant's pairs never offered together ("never a next to b") */
+	{
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(10);
+		ArrayType  *b = PG_GETARG_ARRAYTYPE_P(11);
+
+		check_type(a, INT8OID, "never_a");
+		check_type(b, INT8OID, "never_b");
+		never_a = upsell_int8_elems(a, &nnever);
+		never_b = upsell_int8_elems(b, &nids);
+		if (nids != nnever)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("never_a and never_b must have the same length, not %d and %d", nnever, nids)));
+	}
+
 	offers = palloc(k * sizeof(GapOffer));
-	noffers = search_marked(c, gap, k, max_items, offers, &complete);
+	noffers = search_marked(c, gap, k, max_items, never_a, never_b, nnever, offers, &complete);
 	reset_flags(c);
 	if (!complete)
 		ereport(NOTICE,
@@ -603,6 +626,7 @@ upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 
 				  const int64 *skip, int nskip,
 				  const char *const *skip_cats, int nskip_cats,
 				  const int64 *relevant, const double *relevance, int nrelevant,
+				  const int64 *never_a, const int64 *never_b, int nnever,
 				  int k, int max_items, GapOffer *out)
 {
 	CandidateCache *c = get_candidates(nsp, tenant_id, built_at);
@@ -615,7 +639,7 @@ upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 
 	skip_ids(c, skip, nskip);
 	skip_categories(c, skip_cats, nskip_cats);
 	relevant_ids(c, relevant, relevance, nrelevant);
-	n = search_marked(c, gap, k, max_items, out, &complete);
+	n = search_marked(c, gap, k, max_items, never_a, never_b, nnever, out, &complete);
 	reset_flags(c);
 	return n;
 }

@@ -400,7 +400,8 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 	}
 	n = upsell_gap_offers(get_namespace_name(serving.nsp), tenant_id, r->candidates_built_at, gap,
 						  skip, nskip, subst->categories, subst->ncategories,
-						  rel_ids, rel, nev, CART_GAP_FILLERS, CART_GAP_ITEMS, out);
+						  rel_ids, rel, nev, r->pair_product, r->pair_with, r->npairs,
+						  CART_GAP_FILLERS, CART_GAP_ITEMS, out);
 	for (i = 0; i < n; i++)
 	{
 		int64	   *ids = palloc(out[i].n * sizeof(int64));

@@ -70,6 +70,30 @@ serving_excluded(const TenantRules *r, int64 id, const int64 *context, size_t nc
 	return false;
 }
 
+/*
+ * Whether an offer of several products holds both of a "never a next to b"
+ * rule: bought together, one is next to the other in the cart (ids in any
+ * order).
+ */
+static bool
+pair_inside(const TenantRules *r, const int64 *ids, int nids)
+{
+	for (int i = 0; i < r->npairs; i++)
+	{
+		bool		a = false,
+					b = false;
+
+		for (int j = 0; j < nids; j++)
+		{
+			a = a || ids[j] == r->pair_product[i];
+			b = b || ids[j] == r->pair_with[i];
+		}
+		if (a && b && r->pair_product[i] != r->pair_with[i])
+			return true;
+	}
+	return false;
+}
+
 static bool
 none_excluded(const TenantRules *r, const int64 *ids, int nids, const int64 *context, size_t ncontext)
 {
@@ -78,7 +102,7 @@ none_excluded(const TenantRules *r, const int64 *ids, int nids, const int64 *con
 	for (i = 0; i < nids; i++)
 		if (serving_excluded(r, ids[i], context, ncontext))
 			return false;
-	return true;
+	return nids < 2 || !pair_inside(r, ids, nids);
 }
 
 void

@@ -59,6 +59,7 @@ extern int	upsell_gap_offers(const char *nsp, int64 tenant_id, TimestampTz built
 							  const int64 *skip, int nskip,
 							  const char *const *skip_categories, int nskip_categories,
 							  const int64 *relevant, const double *relevance, int nrelevant,
+							  const int64 *never_a, const int64 *never_b, int nnever,
 							  int k, int max_items, GapOffer *out);
 extern int64 upsell_gap_price(const char *nsp, int64 tenant_id, TimestampTz built_at, int64 id);
 

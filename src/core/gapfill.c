@@ -155,10 +155,33 @@ substitutes_among(const GapRequest *req, const uint32_t *items, int n)
 	return false;
 }
 
+/* Whether the n items hold both products of a pair never offered together. */
+static bool
+never_together(const Search *s, const uint32_t *items, int n)
+{
+	for (int r = 0; r < s->req->nnever; r++)
+	{
+		bool		a = false,
+					b = false;
+
+		for (int i = 0; i < n; i++)
+		{
+			int64_t		id = s->cat->id[items[i]];
+
+			a = a || id == s->req->never_a[r];
+			b = b || id == s->req->never_b[r];
+		}
+		if (a && b && s->req->never_a[r] != s->req->never_b[r])
+			return true;
+	}
+	return false;
+}
+
 /*
  * Offers a combination to the top k; false when it does not enter.  A
- * combination of substitutes is no offer, and true: the walks go on to the
- * next one (its overshoot is no larger than theirs).
+ * combination of substitutes, or of a pair never offered together, is no
+ * offer, and true: the walks go on to the next one (its overshoot is no
+ * larger than theirs).
  */
 static bool
 offer(Search *s, const uint32_t *items, int n)
@@ -167,7 +190,7 @@ offer(Search *s, const uint32_t *items, int n)
 	int			k = s->req->k;
 	int			pos;
 
-	if (n > 1 && s->req->group && substitutes_among(s->req, items, n))
+	if (n > 1 && ((s->req->group && substitutes_among(s->req, items, n)) || never_together(s, items, n)))
 		return true;
 	make_offer(s, items, n, &o);
 	if (o.added < s->req->gap)

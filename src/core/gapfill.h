@@ -25,7 +25,8 @@
  *
  * Two candidates that substitute each other (of one variant group, or of
  * two categories whose products substitute each other: a second phone next
- * to a phone) are never offered together, when the request says which.
+ * to a phone) are never offered together, when the request says which; nor
+ * are two the merchant said never to offer next to each other.
  *
  * The search returns the exact top k by (score desc, n asc, added asc,
  * sorted product ids asc).  It splits the combinations into groups in
@@ -71,6 +72,11 @@ typedef struct GapRequest
 	const uint8_t *substitutes; /* [a * (ncategories + 1) + b]: categories a
 								 * and b substitute each other (NULL: none) */
 	int			ncategories;
+	/* pairs of product ids never offered together (a merchant's "never
+	 * never_a[i] next to never_b[i]", either way round): */
+	const int64_t *never_a;
+	const int64_t *never_b;
+	int			nnever;
 } GapRequest;
 
 typedef struct GapOffer

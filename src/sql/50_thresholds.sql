@@ -277,12 +277,12 @@ SELECT @extschema@._define_model('threshold_candidates',
 
 CREATE FUNCTION @extschema@._gap_fill(tenant_id bigint, built_at timestamptz, gap numeric,
 	cart bigint[], excluded_ids bigint[], excluded_categories text[],
-	relevant_ids bigint[], relevance float8[], k int, max_items int)
+	relevant_ids bigint[], relevance float8[], k int, max_items int, never_a bigint[], never_b bigint[])
 RETURNS TABLE (product_ids bigint[], added numeric, relevance float8, score float8)
 AS 'MODULE_PATHNAME', 'upsell_gap_fill'
 LANGUAGE C STABLE PARALLEL SAFE ROWS 5;
-COMMENT ON FUNCTION @extschema@._gap_fill(bigint, timestamptz, numeric, bigint[], bigint[], text[], bigint[], float8[], int, int) IS
-	'internal: the bounded search behind upsell.gap_fillers over the threshold_candidates model';
+COMMENT ON FUNCTION @extschema@._gap_fill(bigint, timestamptz, numeric, bigint[], bigint[], text[], bigint[], float8[], int, int, bigint[], bigint[]) IS
+	'internal: the bounded search behind upsell.gap_fillers over the threshold_candidates model; never_a[i] and never_b[i] are never in one offer';
 
 CREATE FUNCTION @extschema@.gap_fillers(cart bigint[], quantities int[] DEFAULT NULL,
 	k int DEFAULT 5, max_items int DEFAULT 2, tenant_id bigint DEFAULT NULL,
@@ -302,6 +302,8 @@ DECLARE
 	blocked_ids bigint[];		-- what the cart blocks (_cart_blocked)
 	blocked_groups text[];
 	blocked_categories text[];
+	never_a bigint[];			-- the merchant's "never a next to b": not in one offer
+	never_b bigint[];
 BEGIN
 	IF k IS NULL OR k < 0 OR k > 1000 THEN
 		RAISE EXCEPTION 'k must be between 0 and 1000, not %', coalesce(k::text, 'NULL')
@@ -334,6 +336,10 @@ BEGIN
 	-- the variant groups as their products (below)
 	SELECT b.ids, b.variant_groups, b.categories INTO blocked_ids, blocked_groups, blocked_categories
 	FROM @extschema@._cart_blocked(t, items, true) b;
+	SELECT coalesce(array_agg(e.product_id), '{}'), coalesce(array_agg(e.with_product_id), '{}')
+	INTO never_a, never_b
+	FROM @extschema@.exclusions e
+	WHERE e.tenant_id = t AND e.with_product_id IS NOT NULL;
 
 	RETURN QUERY
 	WITH evidence AS (
@@ -360,7 +366,7 @@ BEGIN
 		 LATERAL @extschema@._gap_fill(t, version, target - total, items,
 			 blocked_ids || ARRAY(SELECT g.product_id FROM @extschema@.product_model g
 								  WHERE g.tenant_id = t AND g.variant_group = ANY (blocked_groups)),
-			 blocked_categories, r.ids, r.scores, k, max_items)
+			 blocked_categories, r.ids, r.scores, k, max_items, never_a, never_b)
 			 WITH ORDINALITY AS f(product_ids, added, relevance, score, ord)
 	ORDER BY f.ord;
 END

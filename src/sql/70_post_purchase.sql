@@ -897,6 +897,8 @@ DECLARE
 	items bigint[];
 	last_added timestamptz;
 	checked_out boolean;
+	blocked_groups text[];		-- the cart's substitutes (_cart_blocked)
+	blocked_categories text[];
 BEGIN
 	IF cart_id IS NULL OR idle_after IS NULL OR at IS NULL OR min_price_ratio IS NULL THEN
 		RAISE EXCEPTION 'cart_id, idle_after, at and min_price_ratio must not be NULL'
@@ -926,6 +928,10 @@ BEGIN
 	IF cardinality(items) = 0 OR checked_out OR last_added > at - idle_after THEN
 		RETURN;
 	END IF;
+	-- a complement is never a substitute of a cart line (upsell.is_substitute),
+	-- as in the cart; the cheaper alternatives are the downsell's own tactic
+	SELECT b.variant_groups, b.categories INTO blocked_groups, blocked_categories
+	FROM @extschema@._cart_blocked(t, items, false) b;
 
 	RETURN QUERY
 	WITH cart AS (
@@ -969,7 +975,8 @@ BEGIN
 					 format('goes with %s in the cart', @extschema@._product_label(t, cp.replaces))
 			  FROM complement cp
 			  JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = cp.product_id
-			  WHERE m.in_stock AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, items))) o
+			  WHERE m.in_stock AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, items))
+				AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)) o
 		ORDER BY o.product_id, o.tier, o.ord DESC)
 	SELECT (row_number() OVER (ORDER BY o.tier, o.ord DESC, o.score DESC, o.product_id))::int,
 		   o.kind, o.product_id, o.replaces, o.price, o.score, o.reason

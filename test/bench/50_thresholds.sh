@@ -133,9 +133,9 @@ BEGIN
 		INSERT INTO sides VALUES ('plain SQL', s.cart_no, id1, one, two, 1000 * extract(epoch FROM clock_timestamp() - t0));
 		t0 := clock_timestamp();
 		SELECT f.product_ids[1], f.added - s.gap INTO id1, one
-		FROM upsell._gap_fill(0, v, s.gap, s.cart, '{}', '{}', '{}', '{}', 1, 1) f;
+		FROM upsell._gap_fill(0, v, s.gap, s.cart, '{}', '{}', '{}', '{}', 1, 1, '{}', '{}') f;
 		SELECT f.added - s.pair_gap INTO two
-		FROM upsell._gap_fill(0, v, s.pair_gap, s.cart, '{}', '{}', '{}', '{}', 1, 2) f;
+		FROM upsell._gap_fill(0, v, s.pair_gap, s.cart, '{}', '{}', '{}', '{}', 1, 2, '{}', '{}') f;
 		INSERT INTO sides VALUES ('C search', s.cart_no, id1, one, two, 1000 * extract(epoch FROM clock_timestamp() - t0));
 	END LOOP;
 END $$;

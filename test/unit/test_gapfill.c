@@ -33,6 +33,10 @@ typedef struct Cat
 	int32_t		group[64];
 	int32_t		category[64];
 	uint8_t		substitutes[5 * 5];
+	/* pairs of ids never offered together: see GapRequest */
+	int64_t		never_a[4];
+	int64_t		never_b[4];
+	int			nnever;
 } Cat;
 
 #define CAT_CATEGORIES 4
@@ -74,7 +78,8 @@ static int
 run(const Cat *c, int64_t gap, int k, int max_items, GapOffer *out, bool *complete)
 {
 	GapCatalog	cat = {c->n, c->price, c->id};
-	GapRequest	req = {.gap = gap, .k = k, .max_items = max_items, .flags = c->flags, .relevance = c->rel};
+	GapRequest	req = {.gap = gap, .k = k, .max_items = max_items, .flags = c->flags, .relevance = c->rel,
+					   .never_a = c->never_a, .never_b = c->never_b, .nnever = c->nnever};
 
 	if (c->with_substitutes)
 	{
@@ -86,17 +91,25 @@ run(const Cat *c, int64_t gap, int k, int max_items, GapOffer *out, bool *comple
 	return gap_search(&cat, &req, out, complete);
 }
 
-/* Whether two of the n candidates substitute each other, checked plainly. */
+/*
+ * Whether two of the n candidates substitute each other, or are a pair never
+ * offered together, checked plainly.
+ */
 static bool
 brute_substitutes(const Cat *c, const size_t *idx, int n)
 {
 	for (int i = 0; i < n; i++)
 		for (int j = 0; j < n; j++)
+		{
 			if (i != j && c->with_substitutes &&
 				((c->group[idx[i]] != 0 && c->group[idx[i]] == c->group[idx[j]]) ||
 				 (c->category[idx[i]] != 0 && c->category[idx[j]] != 0 &&
 				  c->substitutes[c->category[idx[i]] * (CAT_CATEGORIES + 1) + c->category[idx[j]]])))
 				return true;
+			for (int r = 0; r < c->nnever; r++)
+				if (i != j && c->id[idx[i]] == c->never_a[r] && c->id[idx[j]] == c->never_b[r])
+					return true;
+		}
 	return false;
 }
 
@@ -332,6 +345,13 @@ UNIT_TEST(gapfill_matches_brute_force)
 			for (int b = a; b <= CAT_CATEGORIES; b++)
 				c.substitutes[a * (CAT_CATEGORIES + 1) + b] = c.substitutes[b * (CAT_CATEGORIES + 1) + a] =
 					rnd() % 3 == 0;
+		/* pairs never offered together, in one trial of two */
+		c.nnever = trial % 2 ? (int) (rnd() % 5) : 0;
+		for (j = 0; j < c.nnever; j++)
+		{
+			c.never_a[j] = c.id[rnd() % c.n];
+			c.never_b[j] = c.id[rnd() % c.n];
+		}
 		sort_cat(&c);
 		gap = 1 + (int64_t) (rnd() % (uint64_t) (spread * 100 * 2 + 500));
 		/* half the trials with the table of next PLAIN indexes, half with skip loops */
@@ -417,4 +437,13 @@ UNIT_TEST(gapfill_never_two_substitutes)
 	c.group[2] = 7;
 	n = run(&c, 100000, 4, 3, out, &complete);
 	CHECK_EQ_INT(n, 2);
+	/* the merchant's "never the case next to phone 2": only both phones */
+	c.never_a[0] = 3;
+	c.never_b[0] = 2;
+	c.nnever = 1;
+	n = run(&c, 100000, 4, 3, out, &complete);
+	CHECK_EQ_INT(n, 1);
+	CHECK_EQ_INT(out[0].n, 2);
+	CHECK_EQ_INT(out[0].ids[0], 1);
+	CHECK_EQ_INT(out[0].ids[1], 2);
 }
