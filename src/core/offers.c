@@ -62,6 +62,9 @@ typedef struct Ranked
 	int			tier;			/* 0 pinned, 1 tactics */
 	bool		has_sort;		/* false sorts last (a type whose best is 0) */
 	double		sort;			/* ascending */
+	double		relative;		/* tactics: score / its type's best, so that
+								 * the offers of a type of weight 0 (sort 0,
+								 * after every other) still come best first */
 } Ranked;
 
 static int
@@ -90,6 +93,9 @@ cmp_ranked(const void *pa, const void *pb)
 		return a->has_sort ? -1 : 1;
 	if (a->has_sort && a->sort != b->sort)
 		return a->sort < b->sort ? -1 : 1;
+	/* (weight 0: the same sort, 0, for every score) */
+	if (a->has_sort && a->tier == 1 && a->sort == 0 && a->relative != b->relative)
+		return a->relative > b->relative ? -1 : 1;
 	ta = a->tier == 0 ? a->c->offer_id : a->c->ids[0];
 	tb = b->tier == 0 ? b->c->offer_id : b->c->ids[0];
 	if (ta != tb)
@@ -173,7 +179,8 @@ offers_merge(const OfferCandidate *c, int n, const MergeRules *rules, int *out)
 		else
 		{
 			r[i].has_sort = best[x->type] > 0;
-			r[i].sort = r[i].has_sort ? -(rules->weight[x->type] * x->score / best[x->type]) : 0;
+			r[i].relative = r[i].has_sort ? x->score / best[x->type] : 0;
+			r[i].sort = -(rules->weight[x->type] * r[i].relative);
 		}
 	}
 	qsort(r, nr, sizeof(Ranked), cmp_ranked);

@@ -81,6 +81,20 @@ UNIT_TEST(offers_interleave_by_weighted_relative_score)
 	CHECK_EQ_INT(n, 2);
 	CHECK_EQ_INT(out[0], 3);
 	CHECK_EQ_INT(out[1], 0);
+
+	/* a weight of 0 puts the complements last, still best first (not by id) */
+	r.weight[OFFER_UPGRADE] = 0.8;
+	r.weight[OFFER_COMPLEMENT] = 0;
+	r.max_offers = 6;
+	cand[0].ids = c;
+	cand[2].ids = a;
+	n = offers_merge(cand, 5, &r, out);
+	CHECK_EQ_INT(n, 5);
+	CHECK_EQ_INT(out[0], 3);
+	CHECK_EQ_INT(out[1], 4);
+	CHECK_EQ_INT(out[2], 0);
+	CHECK_EQ_INT(out[3], 1);
+	CHECK_EQ_INT(out[4], 2);
 }
 
 UNIT_TEST(offers_pinned_first_by_priority_then_id)
@@ -172,8 +186,8 @@ next_rand(void)
 
 /* The reference orders by the rules directly: is x better than y? */
 static bool
-ref_better(const OfferCandidate *x, double kx, bool hx,
-		   const OfferCandidate *y, double ky, bool hy)
+ref_better(const OfferCandidate *x, double kx, bool hx, double rx,
+		   const OfferCandidate *y, double ky, bool hy, double ry)
 {
 	int			tx = x->type == OFFER_PINNED ? 0 : 1;
 	int			ty = y->type == OFFER_PINNED ? 0 : 1;
@@ -188,6 +202,9 @@ ref_better(const OfferCandidate *x, double kx, bool hx,
 		return hx;
 	if (hx && kx != ky)
 		return kx > ky;
+	/* a type of weight 0: its offers best first all the same */
+	if (hx && tx == 1 && kx == 0 && rx != ry)
+		return rx > ry;
 	bx = tx == 0 ? x->offer_id : x->ids[0];
 	by = ty == 0 ? y->offer_id : y->ids[0];
 	if (bx != by)
@@ -223,6 +240,7 @@ UNIT_TEST(offers_random_lists_match_the_reference)
 		bool		used[N] = {false};
 		double		best[OFFER_NTYPES];
 		double		key[N];
+		double		rel[N];
 		bool		has[N];
 		int64_t		shown[64];
 		int			nshown = 0;
@@ -234,6 +252,9 @@ UNIT_TEST(offers_random_lists_match_the_reference)
 		ctx[2] = ctx[1] + 1 + next_rand() % 4;
 		r = rules(1 + (int) (next_rand() % 8), ctx, next_rand() % 4);
 		r.allowed = next_rand() % 4 == 0 ? (uint32_t) (next_rand() & OFFER_ALL_TYPES) : OFFER_ALL_TYPES;
+		/* in a round of four, a type of weight 0 */
+		if (next_rand() % 4 == 0)
+			r.weight[next_rand() % OFFER_NTYPES] = 0;
 		for (i = 0; i < n; i++)
 		{
 			int			k = 1 + (int) (next_rand() % 3);
@@ -278,11 +299,13 @@ UNIT_TEST(offers_random_lists_match_the_reference)
 			{
 				has[i] = true;
 				key[i] = x->priority;
+				rel[i] = 0;
 			}
 			else
 			{
 				has[i] = best[x->type] > 0;
-				key[i] = has[i] ? r.weight[x->type] * x->score / best[x->type] : 0;
+				rel[i] = has[i] ? x->score / best[x->type] : 0;
+				key[i] = r.weight[x->type] * rel[i];
 			}
 		}
 		for (;;)
@@ -295,8 +318,8 @@ UNIT_TEST(offers_random_lists_match_the_reference)
 			if (nwant == r.max_offers)
 				break;
 			for (i = 0; i < n; i++)
-				if (!used[i] && (pick < 0 || ref_better(&cand[i], key[i], has[i],
-														 &cand[pick], key[pick], has[pick])))
+				if (!used[i] && (pick < 0 || ref_better(&cand[i], key[i], has[i], rel[i],
+														 &cand[pick], key[pick], has[pick], rel[pick])))
 					pick = i;
 			if (pick < 0)
 				break;
