@@ -148,6 +148,16 @@ FROM upsell.post_purchase_offers WHERE tenant_id = 1 AND order_id = '41' ORDER B
 -- the regular cable buyer: a restock coming due and a subscription pitch
 SELECT "rank", offer_type, product_ids, reason
 FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + interval '25 days');
+-- a merchant's offer of next month, pinned at the time asked for (at), as
+-- the restocks are: there in 25 days, not now
+INSERT INTO upsell.offers (tenant_id, stage, product_ids, active_from, active_to, reason)
+VALUES (1, 'post_purchase', '{2}', date_trunc('day', now()) + interval '20 days',
+		date_trunc('day', now()) + interval '30 days', 'next month');
+SELECT count(*) FILTER (WHERE offer_type = 'pinned') AS pinned_in_25_days
+FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + interval '25 days');
+SELECT count(*) FILTER (WHERE offer_type = 'pinned') AS pinned_now
+FROM upsell.post_purchase_offers('{6}', 99, 1);
+DELETE FROM upsell.offers WHERE reason = 'next month';
 SELECT count(*) AS orders_of_customer_99, count(DISTINCT order_id) FILTER (WHERE offer_type = 'subscription') AS with_pitch
 FROM upsell.post_purchase_offers WHERE tenant_id = 1 AND customer_id = 99;
 RESET upsell.tenant_id;

@@ -254,7 +254,8 @@ extern bool serving_active_at(bool has_from, TimestampTz from, bool has_to, Time
 							  TimestampTz at);
 extern void serving_propose_pinned(Proposal *p, const TenantRules *r, Stage stage,
 								   const int64 *context, size_t ncontext,
-								   char **categories, int ncategories, Numeric cart_value);
+								   char **categories, int ncategories, Numeric cart_value,
+								   TimestampTz now);
 /* true: never offer this bestseller here (a substitute of the context, ...) */
 typedef bool (*PopularSkip) (void *arg, int64 id, const char *category);
 extern void serving_propose_popular(Proposal *p, const TenantRules *r, Stage stage,

@@ -685,7 +685,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	else if (nunpriced > 0)
 		p.note = psprintf("%d of the cart's products without a price: no threshold offers", nunpriced);
 	serving_propose_pinned(&p, r, STAGE_CART, items, nitems, categories, ncategories,
-						   ncart > 0 && value_known ? total : NULL);
+						   ncart > 0 && value_known ? total : NULL, GetCurrentTransactionStartTimestamp());
 
 	/*
 	 * complements of the cart (the best not excluded; the gap fillers weigh

@@ -228,15 +228,14 @@ serving_propose_popular(Proposal *p, const TenantRules *r, Stage stage,
 }
 
 /*
- * The stage's pinned offers whose trigger matches: always, a context
- * product, one of the context's categories, or the cart value.
+ * The stage's pinned offers active at `now` whose trigger matches: always,
+ * a context product, one of the context's categories, or the cart value.
  */
 void
 serving_propose_pinned(Proposal *p, const TenantRules *r, Stage stage,
 			   const int64 *context, size_t ncontext,
-			   char **categories, int ncategories, Numeric cart_value)
+			   char **categories, int ncategories, Numeric cart_value, TimestampTz now)
 {
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int			i,
 				j;
 
@@ -468,7 +467,9 @@ upsell_merge_offers(PG_FUNCTION_ARGS)
 		for (k = 0; k < n; k++)
 			categories[ncategories++] = serving_col_text(k, 1);
 	}
-	serving_propose_pinned(&p, r, stage, context, ncontext, categories, ncategories, cart_value);
+	/* (at: the time the stage is asked for, as its candidates were) */
+	serving_propose_pinned(&p, r, stage, context, ncontext, categories, ncategories, cart_value,
+						   PG_ARGISNULL(7) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(7));
 
 	serving_emit(fcinfo, &p, r, stage, allowed, context, ncontext);
 	serving_end_request();

@@ -138,7 +138,7 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 
 	serving_proposal_init(&p, 16);
 	serving_propose_pinned(&p, r, STAGE_PRODUCT_PAGE, &product_id, 1,
-				   category ? &category : NULL, category ? 1 : 0, NULL);
+				   category ? &category : NULL, category ? 1 : 0, NULL, GetCurrentTransactionStartTimestamp());
 	args[0] = Int64GetDatum(tenant_id);
 	args[1] = Int64GetDatum(product_id);
 	if (serving_run(serving.page_list, args, NULL) == 1)

@@ -81,12 +81,13 @@ $$;
 -- The merge for stages that gather their candidates in SQL (post-purchase):
 -- the same rules as the C stages, with the stock of the candidates looked up.
 CREATE FUNCTION @extschema@._merge_offers(stage text, t bigint, context bigint[],
-	cart_value numeric, candidates @extschema@.offer[], experiment text, unit_id text)
+	cart_value numeric, candidates @extschema@.offer[], experiment text, unit_id text,
+	at timestamptz DEFAULT NULL)
 RETURNS SETOF @extschema@.offer
 AS 'MODULE_PATHNAME', 'upsell_merge_offers'
 LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
-COMMENT ON FUNCTION @extschema@._merge_offers(text, bigint, bigint[], numeric, @extschema@.offer[], text, text) IS
-	'internal: ranks a stage''s candidate offers under the merchant''s rules (pinned first, stock, exclusions, weights, one offer per product, max_offers)';
+COMMENT ON FUNCTION @extschema@._merge_offers(text, bigint, bigint[], numeric, @extschema@.offer[], text, text, timestamptz) IS
+	'internal: ranks a stage''s candidate offers under the merchant''s rules (pinned first, active at "at" (NULL: now), stock, exclusions, weights, one offer per product, max_offers)';
 
 -- ---- pre-purchase: the product page ----------------------------------------
 --
@@ -449,7 +450,7 @@ BEGIN
 	-- restocks and subscriptions are of products the customer owns: only the
 	-- order's own products are context
 	RETURN QUERY SELECT * FROM @extschema@._merge_offers('post_purchase', t, items, NULL,
-														 candidates, experiment, unit_id);
+														 candidates, experiment, unit_id, at);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.post_purchase_offers(bigint[], bigint, bigint, text, text, timestamptz) IS
