@@ -111,10 +111,14 @@ SELECT upsell.register_shopify_products('sh.products', 'collection');
 -- the level follows the orders' unless given; a mismatch warns
 SELECT upsell.register_shopify_products('sh.products', 'doc', tenant_column => 'shop', collection_column => 'collection');
 SELECT * FROM upsell.catalog ORDER BY tenant_id, product_id;
+-- a storefront object (a cart.js line carries both ids) means its product
+-- at product level
+SELECT upsell._json_product(1, '{"id": 11, "variant_id": 11, "product_id": 21, "quantity": 1}') AS product_level;
 SELECT upsell.register_shopify_products('sh.products', 'doc', tenant_column => 'shop', collection_column => 'collection',
 	product_level => 'variant');
 SELECT upsell.register_shopify_orders('sh.webhooks', 'body', tenant_column => 'shop', product_level => 'variant');
 SELECT o.product_id AS orders, p.product_id AS products FROM upsell.order_source o, upsell.product_source p;
+SELECT upsell._json_product(1, '{"id": 11, "variant_id": 11, "product_id": 21, "quantity": 1}') AS variant_level;
 SELECT * FROM upsell.catalog ORDER BY tenant_id, product_id;
 SELECT tenant_id, product_id, variant_id, product_ref, variant_ref, product_title, variant_title, sku, status, skipped
 FROM upsell.shopify_variants ORDER BY tenant_id, product_id NULLS FIRST, variant_id NULLS FIRST;

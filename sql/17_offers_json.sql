@@ -35,6 +35,8 @@ SELECT r -> 'notes' AS notes, jsonb_array_length(r -> 'offers') AS offers,
 FROM upsell.offers_json('product_page', '{"variant_id": 1}') r;
 SELECT r -> 'notes' AS notes, jsonb_array_length(r -> 'offers') AS offers
 FROM upsell.offers_json('post_purchase', '{"order_id": 1}') r;
+-- an order_id of JSON null is no order: the request needs items then
+SELECT upsell.offers_json('post_purchase', '{"order_id": null}');
 -- an order's items given, one without an id that reads as one, one unknown
 SELECT r -> 'notes' AS notes, jsonb_array_length(r -> 'offers') AS offers,
 	   r #>> '{offers,0,reason}' AS first_reason

@@ -54,4 +54,17 @@ BEGIN;
 INSERT INTO upsell.exclusions (product_id) VALUES (101);
 SELECT array_agg(product_ids[1] ORDER BY rank) FROM upsell.cart_offers('{1}');
 ROLLBACK;
+
+-- a product the catalog no longer lists (deleted from the shop) is not
+-- offered, though its orders still count: its price, title and stock are
+-- unknown, and it cannot be bought
+DELETE FROM sp.products WHERE id = 101;
+CALL upsell.refresh();
+SELECT product_id, orders, price, in_stock FROM upsell.product_model WHERE product_id = 101;
+SELECT array_agg(product_ids[1] ORDER BY rank) FROM upsell.cart_offers('{1}');
+SELECT array_agg(product_ids[1] ORDER BY rank) FROM upsell.post_purchase_offers('{1}');
+-- listed again: offered again, incrementally
+INSERT INTO sp.products VALUES (101, 111, 'b');
+CALL upsell.refresh(incremental => true);
+SELECT product_id, orders, price, in_stock FROM upsell.product_model WHERE product_id = 101;
 RESET client_min_messages;

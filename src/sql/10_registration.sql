@@ -447,13 +447,14 @@ BEGIN
 				WHEN 'order_lines' THEN
 					$q$SELECT l.tenant_id, 'order lines' AS source,
 							  pg_catalog.concat(coalesce(l.order_id, 'NULL'), '/', coalesce(l.product_id::text, 'NULL')) AS id,
-							  l.skipped AS problem,
+							  coalesce(l.skipped, CASE WHEN l.tenant_id IS NULL THEN 'NULL tenant id (line skipped)' END) AS problem,
 							  pg_catalog.concat('quantity ', coalesce(l.quantity::text, 'NULL'),
 												', unit price ', coalesce(l.unit_price::text, 'NULL')) AS value
 					   FROM @extschema@.shopify_order_lines l$q$
 				ELSE
 					$q$SELECT v.tenant_id, 'catalog', coalesce(coalesce(v.variant_id, v.product_id)::text, 'NULL'),
-							  coalesce(v.skipped, CASE WHEN NOT @extschema@._plausible_price(v.price)
+							  coalesce(v.skipped, CASE WHEN v.tenant_id IS NULL THEN 'NULL tenant id (row skipped)'
+													   WHEN NOT @extschema@._plausible_price(v.price)
 													   THEN 'implausible price (read as unknown)' END),
 							  pg_catalog.concat('price ', coalesce(v.price::text, 'NULL'), ', unit size NULL')
 					   FROM @extschema@.shopify_variants v$q$ END;

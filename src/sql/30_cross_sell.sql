@@ -222,6 +222,11 @@ AS $$
 DECLARE
 	catalog_changed bigint[];
 	scope bigint[];			-- incremental: the products whose rows are replaced
+	-- A product the registered catalog does not list (deleted from the
+	-- shop, a variant a product update removed) is not offered: it cannot
+	-- be bought, and its price, title and stock are unknown.  Without a
+	-- catalog every product is in stock, as nothing says otherwise.
+	unlisted_in_stock boolean := NOT EXISTS (SELECT FROM @extschema@.product_source);
 BEGIN
 	IF EXISTS (SELECT FROM @extschema@.order_source o, @extschema@.product_source p
 			   WHERE (o.tenant_id IS NULL) <> (p.tenant_id IS NULL)) THEN
@@ -246,8 +251,9 @@ BEGIN
 			FULL JOIN %s n ON n.product_id OPERATOR(pg_catalog.=) o.product_id
 			WHERE o.product_id IS NULL OR (n.product_id IS NULL AND o.orders OPERATOR(pg_catalog.=) 0)
 			   OR (o.category, o.variant_group, o.price, o.in_stock, o.title)
-				  IS DISTINCT FROM (n.category, n.variant_group, n.price, coalesce(n.in_stock, true), n.title)$q$,
-			@extschema@._catalog_products(tenant_id))
+				  IS DISTINCT FROM (n.category, n.variant_group, n.price,
+									CASE WHEN n.product_id IS NULL THEN %2$L ELSE coalesce(n.in_stock, true) END, n.title)$q$,
+			@extschema@._catalog_products(tenant_id), unlisted_in_stock)
 		INTO catalog_changed USING tenant_id;
 		PERFORM @extschema@._note_changed('product_model', coalesce(catalog_changed, '{}'));
 		IF @extschema@._incremental(tenant_id) THEN
@@ -261,7 +267,8 @@ BEGIN
 	RETURN @extschema@._publish('product_model', tenant_id, format($q$
 		SELECT $1 AS tenant_id, coalesce(c.product_id, o.product_id) AS product_id,
 			   coalesce(o.orders, 0) AS orders,
-			   c.category, c.variant_group, c.price, coalesce(c.in_stock, true) AS in_stock, c.title
+			   c.category, c.variant_group, c.price,
+			   CASE WHEN c.product_id IS NULL THEN %4$L ELSE coalesce(c.in_stock, true) END AS in_stock, c.title
 		FROM (SELECT x.product_id, x.orders
 			  FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_products(m.state) x
 			  WHERE m.tenant_id = $1 AND m.chunk = 0 %2$s) o
@@ -269,7 +276,8 @@ BEGIN
 			ON c.product_id = o.product_id$q$,
 		@extschema@._catalog_products(tenant_id),
 		CASE WHEN scope IS NOT NULL THEN 'AND x.product_id OPERATOR(pg_catalog.=) ANY ($2)' ELSE '' END,
-		CASE WHEN scope IS NOT NULL THEN 'AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)' ELSE '' END),
+		CASE WHEN scope IS NOT NULL THEN 'AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)' ELSE '' END,
+		unlisted_in_stock),
 		scope);
 END
 $$;

@@ -38,11 +38,16 @@ BEGIN
 			   v.compare_at_price
 		FROM @extschema@.shopify_variants v
 		WHERE v.skipped IS NULL AND v.tenant_id OPERATOR(pg_catalog.=) $1
-		ORDER BY v.tenant_id, %1$s, v.variant_id$q$,
+		ORDER BY v.tenant_id, %1$s, %5$s v.variant_id$q$,
 		CASE level WHEN 'product_id' THEN 'v.product_id' ELSE 'v.variant_id' END,
 		CASE level WHEN 'product_id' THEN 'NULL::jsonb' ELSE 'v.variant_ref' END,
 		CASE level WHEN 'product_id' THEN 'NULL::text' ELSE 'v.variant_title' END,
-		CASE level WHEN 'product_id' THEN 'NULL::text' ELSE 'v.sku' END));
+		CASE level WHEN 'product_id' THEN 'NULL::text' ELSE 'v.sku' END,
+		-- a product's price is its cheapest variant's (upsell.catalog): the
+		-- compare-at price is that variant's too, not another's, which
+		-- made a false strike-through (20.00 against 35.00 of a 30.00 one)
+		CASE level WHEN 'product_id'
+			THEN 'CASE WHEN @extschema@._plausible_price(v.price) THEN v.price END NULLS LAST,' ELSE '' END));
 END
 $$;
 
@@ -64,7 +69,10 @@ RETURN coalesce(@extschema@.shopify_id(value)::text, @extschema@._json_text(valu
 
 -- The product a storefront object means: {"variant_id"}, {"id"} (cart.js
 -- lines) or {"product_id"}; a product id standing for its variants (a
--- product page at variant level) is its best-selling variant.
+-- product page at variant level) is its best-selling variant.  Where the
+-- Shopify documents are registered at product level the products are
+-- Shopify's products: an object's product_id is the product, before its
+-- variant (a cart.js line carries both).
 CREATE FUNCTION @extschema@._json_product(t bigint, item jsonb)
 RETURNS bigint
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -75,6 +83,11 @@ DECLARE
 	p bigint := @extschema@.shopify_id(item -> 'product_id');
 	best bigint;
 BEGIN
+	IF p IS NOT NULL
+	   AND (EXISTS (SELECT FROM @extschema@.order_source s WHERE s.kind = 'shopify' AND s.product_id = 'product_id')
+			OR EXISTS (SELECT FROM @extschema@.product_source s WHERE s.kind = 'shopify' AND s.product_id = 'product_id')) THEN
+		RETURN p;
+	END IF;
 	IF v IS NOT NULL OR p IS NULL THEN
 		RETURN v;
 	END IF;
@@ -186,7 +199,8 @@ BEGIN
 								ARRAY(SELECT q::int FROM unnest(products, quantities) AS u(p, q) WHERE p IS NOT NULL),
 								t, experiment, unit, currency) o);
 		WHEN 'post_purchase' THEN
-			IF request ? 'order_id' THEN
+			-- (an order_id of JSON null is none: the request then needs items)
+			IF jsonb_typeof(request -> 'order_id') IS DISTINCT FROM 'null' AND request ? 'order_id' THEN
 				-- the order's id as registered (text ids such as 'ORD-99'
 				-- too), or as Shopify writes it (a number or a gid)
 				SELECT m.items, m.customer_id INTO products, customer
@@ -246,7 +260,10 @@ BEGIN
 					   'items', d.items) ORDER BY o."rank")
 			FROM unnest(offers) o,
 				 LATERAL (
-					SELECT sum(m.price) AS price, sum(round(m.price * (1 - o.discount), 2)) AS discounted_price,
+					-- (an offer's price is of all its items, or unknown)
+					SELECT CASE WHEN count(m.price) = count(*) THEN sum(m.price) END AS price,
+						   CASE WHEN count(m.price) = count(*) THEN sum(round(m.price * (1 - o.discount), 2)) END
+							   AS discounted_price,
 						   jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
 							   'product_id', coalesce(s.product_ref, to_jsonb(u.id)),
 							   'variant_id', s.variant_ref,
