@@ -206,17 +206,44 @@ BEGIN
 END
 $$;
 
--- upsell itself: the position of the hidden product in recommend_for_cart(cart, 10).
+-- upsell itself: the position of the hidden product in recommend_for_cart(cart, 10),
+-- and the widget's promises held on every case, or the run fails: the 10
+-- slots filled (on a real catalog), no product of the cart, no substitute
+-- of one (a ranking that broke them could only look better here).
 CREATE FUNCTION upsell_eval.rank_upsell(ds text)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
+AS $$
+DECLARE
+	bad record;
+	-- (a crafted shop of a few products cannot fill 10 slots)
+	fills boolean := (SELECT count(*) FROM upsell.product_model m WHERE m.in_stock) >= 100;
+BEGIN
+	CREATE TEMP TABLE upsell_eval_recs AS
+	SELECT c.case_id, c.cart, r.product_id, r."rank"
+	FROM upsell_eval.cases c CROSS JOIN LATERAL upsell.recommend_for_cart(c.cart, 10) r;
 	INSERT INTO upsell_eval.ranks (dataset, method, case_id, "rank")
 	SELECT ds, 'upsell', c.case_id,
-		   (SELECT r."rank" FROM upsell.recommend_for_cart(c.cart, 10) r WHERE r.product_id = c.hidden)
+		   (SELECT x."rank" FROM upsell_eval_recs x WHERE x.case_id = c.case_id AND x.product_id = c.hidden)
 	FROM upsell_eval.cases c;
-END;
+	SELECT c.case_id, c.cart, count(x.product_id) AS shown,
+		   array_agg(x.product_id) FILTER (WHERE x.product_id = ANY (c.cart)
+											 OR upsell.is_substitute(0, x.product_id, c.cart)) AS broken
+	INTO bad
+	FROM upsell_eval.cases c LEFT JOIN upsell_eval_recs x ON x.case_id = c.case_id
+	GROUP BY c.case_id, c.cart
+	HAVING (fills AND count(x.product_id) < 10)
+		OR bool_or(x.product_id = ANY (c.cart) OR upsell.is_substitute(0, x.product_id, c.cart))
+	ORDER BY c.case_id
+	LIMIT 1;
+	DROP TABLE upsell_eval_recs;
+	IF FOUND THEN
+		RAISE EXCEPTION '%: recommend_for_cart(%, 10) showed % products, among them cart items or substitutes %',
+			ds, bad.cart, bad.shown, coalesce(bad.broken, '{}');
+	END IF;
+END
+$$;
 
 CREATE FUNCTION upsell_eval.evaluate(ds text, max_cases int)
 RETURNS void
