@@ -8,6 +8,9 @@
 # baselines, upsell's variants and upsell.recommend_for_cart.
 #   EVAL_CASES  cases per dataset, a deterministic sample (default 2000; 0 = all)
 #   EVAL_ONLY   only the datasets whose name contains the text
+#   EVAL_UNSEEN only the cases of test orders none of whose cases is among the
+#               first N of the sample (2000: the orders the score was never
+#               tuned on); default 0, every test order
 source "$(dirname "$0")/lib.sh"
 
 DATA=${EVAL_DATA:-}
@@ -15,6 +18,10 @@ if [ -z "$DATA" ]; then
 	if [ -d "$REPO/../shared/data" ]; then DATA=$REPO/../shared/data; else DATA=$REPO/test/data; fi
 fi
 CASES=${EVAL_CASES:-2000}
+UNSEEN=${EVAL_UNSEEN:-0}
+for n in "$CASES" "$UNSEEN"; do
+	[[ "$n" =~ ^[0-9]+$ ]] || { say "EVAL_CASES and EVAL_UNSEEN are whole numbers, not '$n'"; exit 1; }
+done
 
 source "$REPO/test/eval/datasets.sh"
 
@@ -40,7 +47,7 @@ for ds in $EVAL_DATASETS; do
 		continue
 	fi
 	say "evaluating $ds ($CASES cases at most)"
-	psql_q -c "SELECT upsell_eval.evaluate('$ds', $CASES)" >/dev/null
+	psql_q -c "SELECT upsell_eval.evaluate('$ds', $CASES, $UNSEEN)" >/dev/null
 done
 
 "$PGBIN/psql" -X -q <<'SQL'

@@ -79,8 +79,13 @@ INSERT INTO upsell_eval.methods VALUES
 	('rp3beta_0.3', false, 't / nc / power(nj, 0.3)', 10),
 	('shrunk_20', false, '(t + 20 * nj / n) / (nc + 20)', 11);
 
--- Splits a dataset, builds upsell's models on its training orders, draws the cases.
-CREATE FUNCTION upsell_eval.prepare(ds text, max_cases int)
+-- Splits a dataset, builds upsell's models on its training orders, draws the
+-- cases.  With unseen > 0, only cases of test orders none of whose cases is
+-- among the first `unseen` by the sample's hash: the scoring's constants
+-- were chosen on the default sample (EVAL_CASES=2000), and these orders
+-- were never looked at (EVAL_UNSEEN=2000, README "How far these figures can
+-- be trusted").
+CREATE FUNCTION upsell_eval.prepare(ds text, max_cases int, unseen int DEFAULT 0)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -121,14 +126,18 @@ BEGIN
 	ANALYZE upsell_eval.counts, upsell_eval.pairs;
 
 	INSERT INTO upsell_eval.cases
-	SELECT row_number() OVER (ORDER BY h), cart, hidden
-	FROM (SELECT ARRAY(SELECT x FROM unnest(o.items) x WHERE x <> h.hidden ORDER BY x) AS cart, h.hidden,
-				 hashtextextended(o.order_id || ':' || h.hidden, 0) AS h
-		  FROM (SELECT order_id, array_agg(DISTINCT product_id) AS items
-				FROM upsell_eval.lines WHERE dataset = ds AND seq > cut
-				GROUP BY order_id HAVING count(DISTINCT product_id) >= 2) o,
-			   unnest(o.items) h(hidden)) c
-	ORDER BY h
+	WITH c AS (
+		SELECT o.order_id, ARRAY(SELECT x FROM unnest(o.items) x WHERE x <> h.hidden ORDER BY x) AS cart,
+			   h.hidden, hashtextextended(o.order_id || ':' || h.hidden, 0) AS h
+		FROM (SELECT order_id, array_agg(DISTINCT product_id) AS items
+			  FROM upsell_eval.lines WHERE dataset = ds AND seq > cut
+			  GROUP BY order_id HAVING count(DISTINCT product_id) >= 2) o,
+			 unnest(o.items) h(hidden)),
+	seen AS (SELECT c.order_id FROM c ORDER BY c.h LIMIT greatest(unseen, 0))
+	SELECT row_number() OVER (ORDER BY c.h), c.cart, c.hidden
+	FROM c
+	WHERE c.order_id NOT IN (SELECT s.order_id FROM seen s)
+	ORDER BY c.h
 	LIMIT CASE WHEN max_cases > 0 THEN max_cases END;
 
 	INSERT INTO upsell_eval.meta (dataset, train_orders, test_orders, cases, all_cases)
@@ -245,7 +254,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION upsell_eval.evaluate(ds text, max_cases int)
+CREATE FUNCTION upsell_eval.evaluate(ds text, max_cases int, unseen int DEFAULT 0)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -254,7 +263,7 @@ DECLARE
 	t0 timestamptz := clock_timestamp();
 BEGIN
 	DELETE FROM upsell_eval.ranks WHERE dataset = ds;
-	PERFORM upsell_eval.prepare(ds, max_cases);
+	PERFORM upsell_eval.prepare(ds, max_cases, unseen);
 	SET LOCAL client_min_messages = warning;
 	CALL upsell.refresh();
 	PERFORM upsell_eval.rank_methods(ds);
