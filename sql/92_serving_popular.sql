@@ -67,4 +67,20 @@ SELECT array_agg(product_ids[1] ORDER BY rank) FROM upsell.post_purchase_offers(
 INSERT INTO sp.products VALUES (101, 111, 'b');
 CALL upsell.refresh(incremental => true);
 SELECT product_id, orders, price, in_stock FROM upsell.product_model WHERE product_id = 101;
+
+-- per tenant: a shop none of whose products the catalog lists yet (its
+-- catalog not synced) has them all in stock, as without a catalog; the
+-- shop whose catalog lists some has the others out of stock
+CREATE TABLE sp.shop_lines (shop int, order_id bigint, product_id int);
+INSERT INTO sp.shop_lines SELECT s, o, p FROM generate_series(1, 2) s, generate_series(1, 20) o, generate_series(1, 3) p;
+CREATE TABLE sp.shop_products (shop int, id int, price numeric);
+INSERT INTO sp.shop_products VALUES (1, 1, 5), (1, 2, 6);
+SELECT upsell.register_orders('sp.shop_lines', 'order_id', 'product_id', tenant_id => 'shop');
+SELECT upsell.register_products('sp.shop_products', 'id', price => 'price', tenant_id => 'shop');
+CALL upsell.refresh();
+SELECT tenant_id, product_id, price, in_stock FROM upsell.product_model ORDER BY 1, 2;
+
+DELETE FROM upsell.order_source;
+DELETE FROM upsell.product_source;
+DROP SCHEMA sp CASCADE;
 RESET client_min_messages;

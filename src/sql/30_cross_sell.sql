@@ -222,17 +222,22 @@ AS $$
 DECLARE
 	catalog_changed bigint[];
 	scope bigint[];			-- incremental: the products whose rows are replaced
-	-- A product the registered catalog does not list (deleted from the
-	-- shop, a variant a product update removed) is not offered: it cannot
-	-- be bought, and its price, title and stock are unknown.  Without a
-	-- catalog every product is in stock, as nothing says otherwise.
-	unlisted_in_stock boolean := NOT EXISTS (SELECT FROM @extschema@.product_source);
+	-- A product the tenant's catalog does not list (deleted from the shop,
+	-- a variant a product update removed) is not offered: it cannot be
+	-- bought, and its price, title and stock are unknown.  A tenant without
+	-- a catalog (none registered, or none of its rows there yet: a new
+	-- shop whose catalog has not synced) has every product in stock, as
+	-- nothing says otherwise.
+	unlisted_in_stock boolean;
 BEGIN
 	IF EXISTS (SELECT FROM @extschema@.order_source o, @extschema@.product_source p
 			   WHERE (o.tenant_id IS NULL) <> (p.tenant_id IS NULL)) THEN
 		RAISE EXCEPTION 'order lines and catalog must both be registered with a tenant column, or both without'
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
+	EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s AS c WHERE c.tenant_id OPERATOR(pg_catalog.=) $1 '
+				   'AND c.product_id IS NOT NULL)', @extschema@._catalog_source())
+	INTO unlisted_in_stock USING tenant_id;
 	-- Incrementally, the products whose catalog facts changed (or that came
 	-- or went) are noted for the builders after it: the catalog against the
 	-- rows it replaces, on the facts alone.  Only those products' rows and
