@@ -152,6 +152,7 @@ extern uint64 serving_tenant_query(const char *query, int64 tenant_id);
 extern Datum serving_col(int row, int column, bool *isnull);
 extern char *serving_col_text(int row, int column);
 extern int	serving_sort_unique(int64 *a, int n);
+extern int	serving_sorted_index(const int64 *a, int n, int64 x);
 extern bool serving_sorted_contains(const int64 *a, int n, int64 x);
 extern bool serving_numeric_at_most(Numeric a, Numeric b);
 extern Stage serving_stage_of(const char *name);

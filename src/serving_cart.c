@@ -8,7 +8,6 @@
 
 #include <math.h>
 
-#include "common/int.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
@@ -492,36 +491,45 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 /*
  * One line per product, its quantities summed, in the order of the first:
  * a cart may hold a product on two lines (Shopify's line properties), and
- * its volume tier and what it takes to close a gap count every unit.
+ * its volume tier and what it takes to close a gap count every unit.  A
+ * line's product is found in items (the cart's products, sorted and
+ * unique) by binary search: upsell.max_cart_lines may allow 100,000 lines.
  */
 static void
-merge_lines(Datum *ids, int32 **qty, int *nlines)
+merge_lines(Datum *ids, int32 **qty, int *nlines, const int64 *items, int nitems)
 {
+	int64	   *units;
+	bool	   *emitted;
+	int		   *slot;
+	int32	   *merged;
 	int			n = 0;
-	int32	   *merged = palloc(Max(*nlines, 1) * sizeof(int32));
 
+	if (nitems == *nlines)
+		return;					/* no product on two lines */
+	units = palloc0(nitems * sizeof(int64));
+	emitted = palloc0(nitems * sizeof(bool));
+	slot = palloc(*nlines * sizeof(int));
 	for (int i = 0; i < *nlines; i++)
 	{
-		int32		q = *qty ? (*qty)[i] : 1;
-		int			j;
+		int64		id = DatumGetInt64(ids[i]);
 
-		for (j = 0; j < n; j++)
-			if (DatumGetInt64(ids[j]) == DatumGetInt64(ids[i]))
-				break;
-		if (j < n)
-		{
-			if (pg_add_s32_overflow(merged[j], q, &merged[j]))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("the cart's lines of product " INT64_FORMAT " hold more than 2147483647 units",
-								DatumGetInt64(ids[i]))));
-			continue;
-		}
-		ids[n] = ids[i];
-		merged[n++] = q;
+		slot[i] = serving_sorted_index(items, nitems, id);
+		Assert(slot[i] >= 0);
+		units[slot[i]] += *qty ? (*qty)[i] : 1;
+		if (units[slot[i]] > PG_INT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the cart's lines of product " INT64_FORMAT " hold more than 2147483647 units", id)));
 	}
-	if (n < *nlines || *qty)
-		*qty = merged;
+	merged = palloc(Max(*nlines, 1) * sizeof(int32));
+	for (int i = 0; i < *nlines; i++)
+		if (!emitted[slot[i]])
+		{
+			emitted[slot[i]] = true;
+			ids[n] = ids[i];
+			merged[n++] = (int32) units[slot[i]];
+		}
+	*qty = merged;
 	*nlines = n;
 }
 
@@ -632,7 +640,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 					 errmsg("quantity of product " INT64_FORMAT " must be a positive integer, not %s",
 							DatumGetInt64(cart_elems[i]),
 							qty_nulls[i] ? "NULL" : psprintf("%d", qty[i]))));
-	merge_lines(cart_elems, &qty, &ncart);
+	merge_lines(cart_elems, &qty, &ncart, items, nitems);
 	if (serving_opt_text(fcinfo, 5))
 	{
 		cart_currency = text_to_cstring(serving_opt_text(fcinfo, 5));

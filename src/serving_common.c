@@ -200,11 +200,20 @@ serving_sort_unique(int64 *a, int n)
 	return j + 1;
 }
 
+/* The index of x in a, sorted as serving_sort_unique leaves it; -1: absent. */
+int
+serving_sorted_index(const int64 *a, int n, int64 x)
+{
+	const int64 *at = n > 0 ? bsearch(&x, a, n, sizeof(int64), serving_cmp_int64) : NULL;
+
+	return at ? (int) (at - a) : -1;
+}
+
 /* Whether x is in a, sorted as serving_sort_unique leaves it. */
 bool
 serving_sorted_contains(const int64 *a, int n, int64 x)
 {
-	return n > 0 && bsearch(&x, a, n, sizeof(int64), serving_cmp_int64) != NULL;
+	return serving_sorted_index(a, n, x) >= 0;
 }
 
 bool

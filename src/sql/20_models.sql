@@ -420,8 +420,8 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	UPDATE @extschema@.serving_state
-	SET config_version = nextval('@extschema@.config_version_seq');
+	-- (a new version: serving_state's trigger draws it)
+	UPDATE @extschema@.serving_state SET config_version = DEFAULT;
 	RETURN NULL;
 END
 $$;
@@ -835,7 +835,7 @@ BEGIN
 		END IF;
 	END LOOP;
 	-- the serving caches of every backend (of this node) re-read the rules and models
-	UPDATE @extschema@.serving_state SET config_version = nextval('@extschema@.config_version_seq');
+	UPDATE @extschema@.serving_state SET config_version = DEFAULT;	-- drawn by its trigger
 	PERFORM @extschema@._hold_freed_memory(false);
 	RETURN built;
 END
@@ -892,7 +892,7 @@ BEGIN
 	WHERE l.refresh_id = run;
 	-- built on a worker: the coordinator's serving caches are told too
 	IF distributed THEN
-		UPDATE @extschema@.serving_state SET config_version = nextval('@extschema@.config_version_seq');
+		UPDATE @extschema@.serving_state SET config_version = DEFAULT;	-- drawn by its trigger
 	END IF;
 	RETURN built;
 END

@@ -83,7 +83,8 @@ DECLARE
 	p bigint := @extschema@.shopify_id(item -> 'product_id');
 	best bigint;
 BEGIN
-	IF p IS NOT NULL
+	-- (the level matters only when both are given: checked then only)
+	IF p IS NOT NULL AND v IS NOT NULL
 	   AND (EXISTS (SELECT FROM @extschema@.order_source s WHERE s.kind = 'shopify' AND s.product_id = 'product_id')
 			OR EXISTS (SELECT FROM @extschema@.product_source s WHERE s.kind = 'shopify' AND s.product_id = 'product_id')) THEN
 		RETURN p;
