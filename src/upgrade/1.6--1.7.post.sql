@@ -13,7 +13,7 @@
 -- extension with a fresh install.
 -- ===========================================================================
 
--- 1.6 was landed on main several times before it was frozen (2026-12-03 to
+-- 1.6 was landed on main at several stops before it was frozen (2026-12-03 to
 -- 2026-12-05), and a database may run any of them.  Those landed before
 -- 2026-12-05 lack the one change 1.6 made to a kept table, which
 -- upsell--1.6--1.7.sql would otherwise not make; it is repeated here
