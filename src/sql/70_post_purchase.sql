@@ -152,9 +152,10 @@ COMMENT ON FUNCTION @extschema@._consumable_by_data(bigint, bigint, bigint, bigi
 
 -- The order lines of the purchase histories, as _purchase_history reads them:
 -- the tenant's lines as of its refresh snapshot (_tenant_lines), of some
--- customers only when filter says so.
+-- customers only when filter says so.  A line sells as every model reads it
+-- (order_lines.sold): a quantity above 0, or none, which is a sale of one.
 --
--- The quantity is compared only on the lines filter keeps (a CASE, which
+-- Whether it sold is tested only on the lines filter keeps (a CASE, which
 -- the planner leaves as written; without a filter it is the comparison
 -- alone).  PostgreSQL orders a scan's conditions by their estimated cost,
 -- and puts the test of thousands of customers last, so the cast of every
@@ -167,10 +168,10 @@ CREATE FUNCTION @extschema@._history_lines_query(tenant_id bigint, filter text D
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN 'SELECT l.tenant_id, l.customer_id, l.product_id, l.ordered_at, l.quantity, '
-	|| 'l.quantity OPERATOR(pg_catalog.*) l.unit_price FROM ' || @extschema@._tenant_lines(tenant_id, snapshot) || ' l '
+RETURN 'SELECT l.tenant_id, l.customer_id, l.product_id, l.ordered_at, COALESCE(l.quantity, 1), '
+	|| 'COALESCE(l.quantity, 1) OPERATOR(pg_catalog.*) l.unit_price FROM ' || @extschema@._tenant_lines(tenant_id, snapshot) || ' l '
 	|| 'WHERE l.customer_id IS NOT NULL AND l.product_id IS NOT NULL AND l.ordered_at IS NOT NULL '
-	|| 'AND CASE WHEN (' || filter || ') THEN l.quantity OPERATOR(pg_catalog.>) 0 ELSE false END '
+	|| 'AND CASE WHEN (' || filter || ') THEN l.sold ELSE false END '
 	|| 'ORDER BY l.tenant_id, l.customer_id';
 
 -- The customers whose purchase histories an incremental build of the
@@ -184,7 +185,7 @@ AS $$
 BEGIN
 	RETURN ARRAY(SELECT DISTINCT n.customer_id FROM pg_temp.upsell_new_lines n
 				 WHERE n.customer_id IS NOT NULL AND n.product_id IS NOT NULL
-				   AND n.ordered_at IS NOT NULL AND n.quantity > 0
+				   AND n.ordered_at IS NOT NULL AND n.sold
 				 ORDER BY 1);
 END
 $$;

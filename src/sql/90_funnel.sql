@@ -483,7 +483,7 @@ BEGIN
 			   pg_catalog.min(l.customer_id) AS customer_id, pg_catalog.max(l.ordered_at) AS ordered_at,
 			   pg_catalog.array_agg(DISTINCT l.product_id) AS items, pg_catalog.min(l.ordered_at) AS first_at
 		FROM %s l
-		WHERE l.quantity OPERATOR(pg_catalog.>) 0 AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s AND %s
+		WHERE l.sold AND l.product_id IS NOT NULL AND l.order_key IS NOT NULL AND %s AND %s
 		GROUP BY l.order_key$q$,
 		tenant_id, @extschema@._tenant_lines(tenant_id, snapshot), recent,
 		CASE WHEN orders IS NULL THEN 'true'
@@ -516,7 +516,7 @@ BEGIN
 	-- incremental: the new orders, and the orders with lines older than
 	-- the window now starts (they drop out, wholly or in part)
 	orders := ARRAY(SELECT DISTINCT x.order_key FROM pg_temp.upsell_new_lines x
-					WHERE x.quantity > 0 AND x.product_id IS NOT NULL AND x.order_key IS NOT NULL);
+					WHERE x.sold AND x.product_id IS NOT NULL AND x.order_key IS NOT NULL);
 	IF (SELECT s.ordered_at IS NOT NULL FROM @extschema@.order_source s) THEN
 		orders := orders || ARRAY(
 			SELECT o.order_key FROM @extschema@.order_model o

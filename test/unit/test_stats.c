@@ -151,8 +151,11 @@ UNIT_TEST(stats_sample_ratio_mismatch)
 	int64_t		o1[] = {5050, 4950},
 				o2[] = {1020, 980, 2100},
 				o3[] = {5200, 4800},
-				o4[] = {10, 3};
+				o4[] = {10, 3},
+				o5[] = {1000, 850, 0},
+				o6[] = {40, 0};
 	double		w11[] = {1, 1},
+				w110[] = {1, 1, 0},
 				w112[] = {1, 1, 2},
 				w10[] = {1, 0},
 				wneg[] = {1, -1},
@@ -176,6 +179,21 @@ UNIT_TEST(stats_sample_ratio_mismatch)
 	CHECK_EQ_INT(ups_chisq_gof(o4, w10, 2, &chi2, &df, &p), 0);
 	CHECK(isinf(chi2));
 	CHECK_NEAR(p, 0, 0);
+	/*
+	 * an empty variant of weight 0 (switched off) is no degree of freedom:
+	 * 1000/850 under 1:1 is flagged with or without it (df 1, p < 0.001)
+	 */
+	CHECK_EQ_INT(ups_chisq_gof(o5, w110, 3, &chi2, &df, &p), 0);
+	CHECK_NEAR(chi2, 11250.0 / 925.0, 1e-12);
+	CHECK_NEAR(df, 1, 0);
+	CHECK_NEAR(p, 4.876880960760173e-04, 1e-12);
+	CHECK_EQ_INT(ups_chisq_gof(o5, w11, 2, &chi2, &df, &p), 0);
+	CHECK_NEAR(p, 4.876880960760173e-04, 1e-12);
+	/* one weighted variant and an empty switched-off one: nothing to mismatch */
+	CHECK_EQ_INT(ups_chisq_gof(o6, w10, 2, &chi2, &df, &p), 0);
+	CHECK_NEAR(chi2, 0, 0);
+	CHECK_NEAR(df, 0, 0);
+	CHECK_NEAR(p, 1, 0);
 	CHECK_EQ_INT(ups_chisq_gof(o1, wneg, 2, &chi2, &df, &p), -1);
 	CHECK_EQ_INT(ups_chisq_gof(o1, w00, 2, &chi2, &df, &p), -1);
 	CHECK_EQ_INT(ups_chisq_gof(o1, w11, 1, &chi2, &df, &p), -1);
