@@ -27,7 +27,16 @@ SELECT rank, product_ids, added, overshoot FROM upsell.gap_fillers(ARRAY[1], ten
 SELECT * FROM upsell.gap_fillers(ARRAY[1]);
 SELECT count(*) FROM upsell.gap_fillers('{}', tenant_id => 3);
 
+-- stage settings are the shop's own: tenant 0 is a shop like the others,
+-- not a default for them (until 1.7 its row applied to every shop without one)
+SELECT count(*) AS shop_2_cart_offers FROM upsell.cart_offers(ARRAY[1], tenant_id => 2);
+INSERT INTO upsell.stage_settings (tenant_id, stage, max_offers) VALUES (0, 'cart', 1);
+SELECT count(*) AS shop_2_with_shop_0_settings FROM upsell.cart_offers(ARRAY[1], tenant_id => 2);
+INSERT INTO upsell.stage_settings (tenant_id, stage, max_offers) VALUES (2, 'cart', 1);
+SELECT count(*) AS shop_2_with_its_own FROM upsell.cart_offers(ARRAY[1], tenant_id => 2);
+
 SET client_min_messages = warning;
+DELETE FROM upsell.stage_settings;
 DELETE FROM upsell.thresholds;
 DELETE FROM upsell.exclusions;
 DELETE FROM upsell.order_source;

@@ -179,12 +179,15 @@ load_settings(TenantRules *r)
 		for (t = 0; t < OFFER_NTYPES; t++)
 			r->stage[s].weight[t] = offer_default_weights[t];
 	}
-	/* the tenant's own row of a stage, else tenant 0's */
+	/*
+	 * The tenant's own rows only: tenant 0 is a shop like any other where a
+	 * tenant column is registered, so its settings are not a default of the
+	 * others (every other rule table is read the same way).
+	 */
 	n = serving_tenant_query("SELECT s.stage, s.max_offers, w.key, w.value::pg_catalog.float8 "
-				   "FROM (SELECT DISTINCT ON (x.stage) x.* FROM @.stage_settings x "
-				   "      WHERE x.tenant_id" EQ "$1 OR x.tenant_id" EQ "0 "
-				   "      ORDER BY x.stage, x.tenant_id DESC) s "
-				   "LEFT JOIN LATERAL pg_catalog.jsonb_each_text(s.type_weights) w ON true", r->tenant_id);
+				   "FROM @.stage_settings s "
+				   "LEFT JOIN LATERAL pg_catalog.jsonb_each_text(s.type_weights) w ON true "
+				   "WHERE s.tenant_id" EQ "$1", r->tenant_id);
 	for (i = 0; i < n; i++)
 	{
 		bool		isnull;
