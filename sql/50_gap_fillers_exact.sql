@@ -54,7 +54,7 @@ gap AS (
 	SELECT ceil((target.amount - total.v) * 100)::bigint AS cents, target.amount - total.v AS value
 	FROM target, total WHERE target.amount IS NOT NULL),
 evidence AS (
-	SELECT p.other_id, 1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score
+	SELECT p.other_id, 1 - exp(sum(ln(1 - least(p.score, 0.999999))::numeric)::float8) AS score
 	FROM upsell.pair_model p
 	WHERE p.product_id = ANY (cart) AND p.other_id <> ALL (cart)
 	GROUP BY p.other_id),

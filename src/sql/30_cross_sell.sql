@@ -502,6 +502,11 @@ COMMENT ON FUNCTION @extschema@.frequently_bought_together(text, int, float8, fl
 -- The n best complements of a set of products: the evidence of each item
 -- combined as a noisy-OR (the chance that at least one of them leads to the
 -- product).  Plain SQL, so that it is inlined into its callers' plans.
+--
+-- The logarithms are summed as numeric, whose sum is exact: a float8 sum
+-- depends on the order its rows come in, which the plan decides (another
+-- tenant's rows moved a shop's scores in their last digits through the
+-- statistics).  Every noisy-OR of the extension sums so.
 CREATE FUNCTION @extschema@._complements_of(t bigint, items bigint[], n int)
 RETURNS TABLE (product_id bigint, score float8)
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -510,7 +515,7 @@ AS $$
 	-- function and type named with its schema
 	SELECT p.other_id,
 		   1::pg_catalog.float8 OPERATOR(pg_catalog.-) pg_catalog.exp(pg_catalog.sum(pg_catalog.ln(
-			   1::pg_catalog.float8 OPERATOR(pg_catalog.-) least(p.score, 0.999999::pg_catalog.float8))))
+			   1::pg_catalog.float8 OPERATOR(pg_catalog.-) least(p.score, 0.999999::pg_catalog.float8))::pg_catalog.numeric)::pg_catalog.float8)
 	FROM @extschema@.pair_model p
 	WHERE p.tenant_id OPERATOR(pg_catalog.=) t AND p.product_id OPERATOR(pg_catalog.=) ANY (items)
 	  AND p.other_id OPERATOR(pg_catalog.<>) ALL (items)

@@ -345,7 +345,7 @@ BEGIN
 	WITH evidence AS (
 		-- noisy-OR of the pair scores of every cart item (relevance only)
 		SELECT p.other_id,
-			   1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score
+			   1 - exp(sum(ln(1 - least(p.score, 0.999999))::numeric)::float8) AS score
 		FROM @extschema@.pair_model p
 		WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
 		GROUP BY p.other_id),

@@ -625,10 +625,9 @@ BEGIN
 	evidence AS (
 		-- noisy-OR of the complement scores, each weighted by the age of the purchase
 		-- (each purchase's list of pair_list_model by primary key, its pairs
-		-- by partner: the sums add up in the order they did when the pairs
-		-- were rows of an index on (tenant, product, partner))
+		-- by partner; the sum in numeric, exact in any order: _complements_of)
 		SELECT p.other_id,
-			   1 - exp(sum(ln(1 - least(o.w * p.score, 0.999999)))) AS score,
+			   1 - exp(sum(ln(1 - least(o.w * p.score, 0.999999))::numeric)::float8) AS score,
 			   array_agg(o.product_id ORDER BY o.w * p.score DESC, o.product_id) AS because
 		FROM recent o
 		JOIN @extschema@.pair_list_model l ON l.tenant_id = t AND l.product_id = o.product_id
@@ -961,7 +960,7 @@ BEGIN
 		WHERE c.price > 0),
 	complement AS (
 		SELECT p.other_id AS product_id,
-			   1 - exp(sum(ln(1 - least(p.score, 0.999999)))) AS score,
+			   1 - exp(sum(ln(1 - least(p.score, 0.999999))::numeric)::float8) AS score,
 			   (array_agg(p.product_id ORDER BY p.score DESC, p.product_id))[1] AS replaces
 		FROM @extschema@.pair_model p
 		WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)

@@ -396,7 +396,7 @@ BEGIN
 		SELECT ROW('post_purchase', 'complement', ARRAY[e.product_id], NULL, e.score, 0,
 				   'goes with your order')::@extschema@.offer
 		FROM (SELECT p.other_id AS product_id,
-					 1 - exp(sum(ln(1 - least(p.score, 0.999999::float8)))) AS score
+					 1 - exp(sum(ln(1 - least(p.score, 0.999999::float8))::numeric)::float8) AS score
 			  FROM @extschema@.pair_model p
 			  WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
 			  GROUP BY p.other_id
