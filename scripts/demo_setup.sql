@@ -3,12 +3,7 @@
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS upsell CASCADE;
 CREATE EXTENSION upsell;
-SELECT upsell.register_orders('shop.order_lines', order_id => 'order_id', product_id => 'product_id',
-	customer_id => 'customer', ordered_at => 'ordered_at', quantity => 'quantity',
-	unit_price => 'unit_price');
-SELECT upsell.register_products('shop.products', product_id => 'product_id', price => 'price',
-	category => 'category', variant_group => 'variant_group', in_stock => 'in_stock',
-	title => 'title');
+\ir demo_register.sql
 SET client_min_messages = notice;
 CALL upsell.refresh();
 -- the shop's merchant settings: free shipping over $1,000, batteries cheaper by the 3-pack

@@ -1,7 +1,9 @@
 -- The demo shop once more, as a Shopify app keeps it: order webhooks and
 -- product payloads (load_electronics_shopify.sql).  Registered as
 -- documents, it gives the same offers as the flat tables, and the widgets'
--- JSON.  Runs after demo_setup.sql (the flat registration, refreshed).
+-- JSON.  Runs after demo_setup.sql (the flat registration, refreshed), and
+-- registers the flat tables again at the end: the README's examples on the
+-- demo shop use their ids.
 \set ON_ERROR_STOP on
 \pset footer off
 SET client_min_messages = warning;
@@ -29,3 +31,10 @@ FROM jsonb_array_elements(upsell.offers_json('product_page', '{"variant_id": 400
 	 jsonb_array_elements(o -> 'items') i
 ORDER BY 1;
 SELECT jsonb_pretty(upsell.offers_json('product_page', '{"variant_id": 40000000019}') -> 'offers' -> 1) AS "second offer, as the widget gets it";
+
+\echo '== The flat tables registered again (scripts/demo_register.sql): the README''s examples use their ids'
+SET client_min_messages = warning;
+\o /dev/null
+\ir demo_register.sql
+CALL upsell.refresh();
+\o
