@@ -51,6 +51,9 @@ SELECT round(chi2::numeric, 10) AS chi2, df, round(p_value::numeric, 10) AS p FR
 SELECT round(chi2::numeric, 10) AS chi2, df, round(p_value::numeric, 12) AS p FROM upsell.srm_test('{5200,4800}', '{1,1}');
 SELECT round(chi2::numeric, 10) AS chi2, df, round(p_value::numeric, 10) AS p FROM upsell.srm_test('{1020,980,2100}', '{1,1,2}');
 SELECT chi2, p_value FROM upsell.srm_test('{10,3}', '{1,0}');   -- units in a variant of weight 0
+-- an empty variant of weight 0 (switched off) is no degree of freedom: flagged as without it
+SELECT round(chi2::numeric, 10) AS chi2, df, round(p_value::numeric, 10) AS p FROM upsell.srm_test('{1000,850,0}', '{1,1,0}');
+SELECT round(chi2::numeric, 10) AS chi2, df, round(p_value::numeric, 10) AS p FROM upsell.srm_test('{1000,850}', '{1,1}');
 
 -- degenerate but legal: no spread at all gives no test, not an error
 SELECT diff, t, df, p_value FROM upsell.welch_t_test(10, 5, 0, 10, 6, 0);
