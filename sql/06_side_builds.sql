@@ -176,6 +176,17 @@ SET LOCAL statement_timeout = '100ms';
 SELECT pg_sleep(5);
 ROLLBACK;
 SELECT pg_temp.side_workers_after_wait() AS side_workers;
+-- a worker terminated while it sends its rows (its queue is full until they
+-- are read): the end of its queue is not the end of the rows, and reading
+-- them fails rather than return the first ones only (the refresh's tenant
+-- then keeps its models)
+BEGIN;
+SELECT upsell._side_start('numbers', 'SELECT g::bigint AS a, (g % 1000)::int AS b FROM generate_series(1, 1000000) g');
+SELECT upsell._side_ready('numbers');
+SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity WHERE backend_type = 'upsell side build';
+SELECT pg_temp.side_workers_after_wait() AS side_workers;
+SELECT count(*) FROM upsell._side_rows('numbers', NULL::pg_temp.two);
+ROLLBACK;
 -- a subtransaction rolled back: its side builds end (a refresh inside a
 -- transaction block builds each tenant in one, and the next tenant must not
 -- read the rows of one that failed); those of its parent stay

@@ -63,7 +63,10 @@ PGDLLEXPORT void upsell_side_main(Datum main_arg);
 
 /*
  * What the worker has done.  The refresh waits for it to have COMPUTED its
- * rows or FAILED.  SKIPPED: it could not take a lock within
+ * rows or FAILED.  SENT: every row is in the queue; a worker that ends
+ * while COMPUTED (terminated, a FATAL error, which no PG_CATCH sees) has
+ * sent only some, and its queue's end is not the end of the rows.
+ * SKIPPED: it could not take a lock within
  * SIDE_LOCK_TIMEOUT, maybe one that the refresh's own transaction holds
  * (a registration's DDL before a refresh in one transaction): the refresh,
  * which waits for the worker outside the lock manager, would wait forever,
@@ -74,6 +77,9 @@ PGDLLEXPORT void upsell_side_main(Datum main_arg);
 #define SIDE_FAILED		2
 #define SIDE_COMPUTED	3
 #define SIDE_SKIPPED	4
+#define SIDE_SENT		5
+
+#define SIDE_HAS_ROWS(state) ((state) == SIDE_COMPUTED || (state) == SIDE_SENT)
 #define SIDE_LOCK_TIMEOUT "1s"
 
 /*
@@ -372,7 +378,7 @@ upsell_side_ready(PG_FUNCTION_ARGS)
 		uint32		state = pg_atomic_read_u32(&sh->state);
 		bool		alive;
 
-		if (state == SIDE_COMPUTED)
+		if (SIDE_HAS_ROWS(state))
 			PG_RETURN_BOOL(true);
 		if (state == SIDE_FAILED)
 		{
@@ -390,7 +396,7 @@ upsell_side_ready(PG_FUNCTION_ARGS)
 			/* it may have finished just before it ended */
 			pg_read_barrier();
 			state = pg_atomic_read_u32(&sh->state);
-			if (state == SIDE_COMPUTED)
+			if (state == SIDE_SENT)
 				PG_RETURN_BOOL(true);
 			if (state == SIDE_FAILED)
 			{
@@ -428,7 +434,7 @@ upsell_side_cpu_ms(PG_FUNCTION_ARGS)
 	if (i < 0)
 		PG_RETURN_NULL();
 	sh = (SideShared *) dsm_segment_address(side_builds[i].seg);
-	if (pg_atomic_read_u32(&sh->state) != SIDE_COMPUTED)
+	if (!SIDE_HAS_ROWS(pg_atomic_read_u32(&sh->state)))
 		PG_RETURN_NULL();
 	pg_read_barrier();
 	if (sh->cpu_ms < 0)
@@ -508,7 +514,7 @@ upsell_side_rows(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 	}
 	ExecDropSingleTupleTableSlot(slot);
-	/* the worker detached: it sent every row, or failed */
+	/* the worker detached: it sent every row, failed, or was ended */
 	pg_read_barrier();
 	if (pg_atomic_read_u32(&sh->state) == SIDE_FAILED)
 	{
@@ -518,12 +524,17 @@ upsell_side_rows(PG_FUNCTION_ARGS)
 		side_forget(side_find(name));
 		side_raise(&copy);
 	}
-	if (pg_atomic_read_u32(&sh->state) != SIDE_COMPUTED || sh->natts == 0)
+	if (pg_atomic_read_u32(&sh->state) != SIDE_SENT || sh->natts == 0)
 	{
+		/*
+		 * Too late to build the rows here instead: some are published
+		 * already.  The tenant's build fails and it keeps its models.
+		 */
 		side_forget(side_find(name));
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("side build \"%s\" ended before it sent its rows", name)));
+				 errmsg("side build \"%s\" ended before it sent all its rows", name),
+				 errdetail("Its background worker was terminated or failed while sending them.")));
 	}
 	if (!checked)
 		side_check_columns(sh, rsinfo->setDesc, name);
@@ -630,6 +641,7 @@ upsell_side_main(Datum main_arg)
 	{
 		DestReceiver *queue;
 		TupleTableSlot *slot;
+		bool		sent_all;
 
 		StartTransactionCommand();
 		side_apply_settings((const char *) sh + sh->settings_offset);
@@ -674,13 +686,23 @@ upsell_side_main(Datum main_arg)
 		pgstat_report_activity(STATE_RUNNING, "(sending its rows to the refresh)");
 		queue = CreateTupleQueueDestReceiver(mqh);
 		slot = MakeSingleTupleTableSlot(r.desc, &TTSOpsMinimalTuple);
+		sent_all = true;
 		while (tuplestore_gettupleslot(r.store, true, false, slot))
 		{
 			if (!queue->receiveSlot(slot, queue))
-				break;			/* the refresh is gone */
+			{
+				sent_all = false;	/* the refresh is gone */
+				break;
+			}
 			CHECK_FOR_INTERRUPTS();
 		}
 		ExecDropSingleTupleTableSlot(slot);
+		/* before the queue's end, which then means the end of the rows */
+		if (sent_all)
+		{
+			pg_write_barrier();
+			pg_atomic_write_u32(&sh->state, SIDE_SENT);
+		}
 		/* detaches the queue: the refresh knows that every row was sent */
 		queue->rDestroy(queue);
 		tuplestore_end(r.store);
