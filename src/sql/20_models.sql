@@ -481,6 +481,9 @@ BEGIN
 			PERFORM pg_advisory_unlock(@extschema@._refresh_lock_class('run'), (r.refresh_id % 2147483647)::int);
 		ELSIF EXISTS (SELECT FROM pg_locks k
 					  WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2
+						-- (each database numbers its refreshes from 1)
+						AND k.database = (SELECT d.oid FROM pg_database d
+										  WHERE d.datname = current_database())
 						AND k.classid = @extschema@._refresh_lock_class('run')::oid
 						AND k.objid = (r.refresh_id % 2147483647)::oid) THEN
 			CONTINUE;		-- still running
