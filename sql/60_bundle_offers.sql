@@ -119,14 +119,22 @@ SELECT product_id, bundle_rank, items, count FROM upsell.bundle_model ORDER BY 1
 RESET upsell.bundle_min_count;
 
 -- When the bundles do not fit upsell.itemsets_memory_limit, refresh raises
--- the count until they do; when nothing fits, refresh fails and the old
--- models keep serving.
+-- the count until they do; when nothing fits at any count that could find a
+-- bundle, the tenant is published without bundles, with a WARNING, and its
+-- other models are refreshed (until 1.7 the tenant failed, every refresh).
 SET upsell.itemsets_memory_limit = '1kB';
 SET client_min_messages = warning;
 CALL upsell.refresh();
 RESET client_min_messages;
 RESET upsell.itemsets_memory_limit;
-SELECT count(*) AS still_serving FROM upsell.bundle_offers(1);
+SELECT status, tenants_ok, tenants_failed FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+SELECT count(*) AS bundles, (SELECT settings -> 'bundles' FROM upsell.source_state) AS mined
+FROM upsell.bundle_model;
+SELECT count(*) AS bundle_offers FROM upsell.bundle_offers(1);
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT count(*) AS bundle_offers_with_the_limit_back FROM upsell.bundle_offers(1);
 
 -- No bundles: unknown product, k = 0.
 SELECT count(*) FROM upsell.bundle_offers(12345);

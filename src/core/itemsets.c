@@ -744,6 +744,18 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 		m.failed = true;
 		goto fail;
 	}
+	if ((uint64_t) m.min_count > (uint64_t) out->transactions)
+	{
+		/* nothing can be frequent: no memory needed to find that out */
+		if (params->free_lines)
+		{
+			ups_free(lines->lines);
+			lines->lines = NULL;
+			lines->n = 0;
+			lines->cap = 0;
+		}
+		return ITEMSETS_OK;
+	}
 
 	/* product numbers by line, then their order counts (lines are distinct) */
 	idx = tmp_alloc(&m, lines->n * sizeof(uint32_t) + 1, false);
@@ -803,11 +815,24 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	/*
 	 * The orders as ascending rank sequences of their frequent products,
 	 * compacted in place in idx (the write position never passes the read
-	 * position); those of two and more become transactions.
+	 * position); those of two and more become transactions.  Counted first:
+	 * at a high min_count few orders hold two frequent products, and an
+	 * array for every order (16 bytes each) was most of what a retry at a
+	 * higher count could not shed (a refresh retries so when the limit is
+	 * hit).
 	 */
-	txs = tmp_alloc(&m, (size_t) out->transactions * sizeof(Tx) + 1, false);
+	for (i = 0; i < lines->n; i = j)
+	{
+		size_t		frequent = 0;
+
+		for (j = i; j < lines->n && lines->lines[j].order_key == lines->lines[i].order_key; j++)
+			frequent += idx[j] != NO_ITEM;
+		ntx += frequent >= 2;
+	}
+	txs = tmp_alloc(&m, ntx * sizeof(Tx) + 1, false);
 	if (m.failed)
 		goto fail;
+	ntx = 0;
 	for (i = 0; i < lines->n; i = j)
 	{
 		size_t		start = nbuf;

@@ -163,6 +163,7 @@ DECLARE
 	n bigint;
 	with_bundles bigint[];
 	state @extschema@.source_state;
+	none_fit boolean := false;
 BEGIN
 	IF incremental AND @extschema@._lines_unchanged(tenant_id)
 	   AND (mined IS NULL
@@ -183,7 +184,9 @@ BEGIN
 		BEGIN
 			-- computed by a side build (_define_side_build) at the first
 			-- count, or here
-			IF @extschema@._side_ready('bundle_model') THEN
+			IF none_fit THEN
+				rows := 'SELECT * FROM @extschema@.bundle_model WHERE false';
+			ELSIF @extschema@._side_ready('bundle_model') THEN
 				rows := 'SELECT * FROM @extschema@._side_rows(''bundle_model'', NULL::@extschema@.bundle_model)';
 			ELSE
 				rows := @extschema@._bundle_query(tenant_id, NULL, min_count);
@@ -206,7 +209,8 @@ BEGIN
 			-- through the model store with only its settings changed: as a
 			-- constant row, since on Citus _publish deletes the row before
 			-- it runs the query (which could not read it then)
-			mined := jsonb_build_object('min_count', min_count, 'memory_limit_kb', limit_kb);
+			mined := jsonb_build_object('min_count', min_count, 'memory_limit_kb', limit_kb)
+				|| CASE WHEN none_fit THEN '{"fitted": false}'::jsonb ELSE '{}' END;
 			SELECT * INTO state FROM @extschema@.source_state s WHERE s.tenant_id = _build_bundle_model.tenant_id;
 			IF FOUND AND state.settings -> 'bundles' IS DISTINCT FROM mined THEN
 				state.settings := state.settings || jsonb_build_object('bundles', mined);
@@ -215,9 +219,20 @@ BEGIN
 			END IF;
 			RETURN n;
 		EXCEPTION WHEN program_limit_exceeded THEN
-			-- past the tenant's order count nothing can be frequent
+			-- past the tenant's order count nothing can be frequent: the
+			-- limit is below what the miner needs per order line, whatever
+			-- the count; the tenant is published without bundles rather
+			-- than fail every refresh
 			IF min_count::bigint * 4 > most_orders THEN
-				RAISE;
+				IF none_fit THEN
+					RAISE;
+				END IF;
+				RAISE WARNING 'upsell: tenant %: no bundles: mining exceeds upsell.itemsets_memory_limit (% kB) even at min_count %',
+					tenant_id, limit_kb, min_count
+					USING DETAIL = 'The tenant has ' || most_orders || ' orders, so no higher count can find a bundle; the miner needs memory per order line at any count.',
+						  HINT = 'Raise upsell.itemsets_memory_limit (or work_mem) for the refresh.';
+				none_fit := true;
+				CONTINUE;
 			END IF;
 			RAISE NOTICE 'upsell: tenant %: bundles at min_count % exceed upsell.itemsets_memory_limit; retrying at %',
 				tenant_id, min_count, min_count * 4;

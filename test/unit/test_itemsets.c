@@ -201,6 +201,29 @@ UNIT_TEST(itemsets_memory_limit_stops_cleanly)
 	ups_free(l.lines);
 }
 
+UNIT_TEST(itemsets_count_above_the_orders_needs_no_memory)
+{
+	CoocLines	l;
+	Itemsets	s;
+	ItemsetParams p = {301, 12, 1, false};
+	uint32_t	masks[300];
+	int64_t		orders;
+
+	/* at most 300 orders: at 301 nothing is frequent, whatever the limit */
+	random_orders(3, 300, &l, masks);
+	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_OK);
+	CHECK(s.transactions > 250 && s.transactions <= 300);
+	CHECK_EQ_INT(s.nsets, 0);
+	CHECK_EQ_INT(s.nitems, 0);
+	orders = s.transactions;
+	itemsets_free(&s);
+	/* at the order count the limit is charged as before */
+	p.min_count = orders;
+	CHECK_EQ_INT(itemsets_mine(&l, &p, &s), ITEMSETS_MEMORY_LIMIT);
+	itemsets_free(&s);
+	ups_free(l.lines);
+}
+
 typedef struct RuleCheck
 {
 	Itemsets   *s;
