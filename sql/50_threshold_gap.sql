@@ -64,7 +64,8 @@ DELETE FROM upsell.thresholds WHERE currency = 'GBP';
 SELECT kind, amount, reward, reached, gap, next
 FROM upsell.threshold_gap(10, currency => 'USD', at => '2026-03-01');	-- thresholds without currency apply
 DELETE FROM upsell.thresholds WHERE currency IS NULL AND tenant_id = 0;
-SELECT * FROM upsell.threshold_gap(10, currency => 'USD');	-- only EUR thresholds
+SELECT * FROM upsell.threshold_gap(10, currency => 'USD');	-- only EUR thresholds: none for this cart
+SELECT count(*) AS gap_fillers_in_usd FROM upsell.gap_fillers(ARRAY[1], currency => 'USD');
 SELECT * FROM upsell.threshold_gap(ARRAY[1, 3], ARRAY[1]);
 SELECT * FROM upsell.threshold_gap(ARRAY[1, 3], ARRAY[1, 0]);
 SELECT * FROM upsell.threshold_gap(ARRAY[1, 3], ARRAY[1, -2]);
