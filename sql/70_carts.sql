@@ -39,6 +39,8 @@ SELECT count(*) AS checked_out FROM upsell.abandoned_cart_offers(upsell.order_ke
 SELECT count(*) AS active FROM upsell.abandoned_cart_offers(upsell.order_key('D'), at => '2024-04-20 12:00');
 SELECT count(*) AS idle_after_20_min FROM upsell.abandoned_cart_offers(upsell.order_key('D'), idle_after => '20 minutes', at => '2024-04-20 12:00');
 SELECT count(*) AS unknown FROM upsell.abandoned_cart_offers(42, at => '2024-04-20 12:00');
+-- a negative idle time would serve carts still being filled
+SELECT count(*) FROM upsell.abandoned_cart_offers(upsell.order_key('D'), idle_after => '-5 days', at => '2024-04-20 12:00');
 -- E: an out-of-stock mug, bought once, with tea: tea (a pair seen once is all
 -- the evidence a product in fewer than 20 orders has)
 SELECT count(*) AS mug FROM upsell.abandoned_cart_offers(upsell.order_key('E'), at => '2024-04-20 12:00');

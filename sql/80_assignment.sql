@@ -66,6 +66,9 @@ INSERT INTO upsell.exposures (experiment, unit_id, variant) VALUES ('checkout_te
 \set VERBOSITY default
 SELECT upsell.record_exposure('checkout_test', NULL);
 SELECT upsell.record_exposure('nope', '1');
+-- checked as record_event checks them: a stage of the funnel, a finite time
+SELECT upsell.record_exposure('checkout_test', '42', 'checkout');
+SELECT upsell.record_exposure('checkout_test', '42', 'cart', NULL, 'infinity');
 \set VERBOSITY terse
 INSERT INTO upsell.exposures (experiment, unit_id, stage) VALUES ('checkout_test', '1', 'checkout');
 \set VERBOSITY default

@@ -905,6 +905,11 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	PERFORM @extschema@._check_k(k);
+	IF idle_after < interval '0' THEN
+		-- (a cart still being filled is no abandoned cart)
+		RAISE EXCEPTION 'idle_after must not be negative, not %', idle_after
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	IF min_price_ratio < 0 OR min_price_ratio >= 1 OR min_price_ratio = 'NaN' THEN
 		RAISE EXCEPTION 'min_price_ratio must be in [0, 1), not %', min_price_ratio
 			USING ERRCODE = 'invalid_parameter_value';

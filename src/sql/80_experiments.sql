@@ -316,6 +316,16 @@ BEGIN
 	IF experiment IS NULL OR unit_id IS NULL OR shown_at IS NULL THEN
 		RAISE EXCEPTION 'experiment, unit_id and shown_at must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
+	-- as record_event checks them (the table's CHECK would name only itself)
+	IF stage NOT IN ('product_page', 'cart', 'post_purchase') THEN
+		RAISE EXCEPTION 'stage must be product_page, cart or post_purchase, not %', quote_literal(stage)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NOT isfinite(shown_at) THEN
+		-- (an exposure at infinity would count as a unit of every period)
+		RAISE EXCEPTION 'shown_at must be a finite time, not %', shown_at
+			USING ERRCODE = 'datetime_field_overflow';
+	END IF;
 	-- (an experiment of the session's tenant when it is bound to one)
 	PERFORM @extschema@._experiment(experiment);
 	INSERT INTO @extschema@.exposures (experiment, unit_id, stage, offer, shown_at)
