@@ -120,6 +120,8 @@ SELECT count(*) FROM upsell.cart_offers('{2,4}', NULL, 2, currency => 'eur');
 SELECT jsonb_path_query_array(upsell.offers_json('cart', '{"items": [{"product_id": 2}, {"product_id": 4}], "currency": "EUR"}', 2),
 							  '$.offers[*] ? (@.type == "gap_filler").reason') -> 0 AS gap_filler_reason;
 SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}], "currency": 978}', 2);
+SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}], "currency": ""}', 2);
+SELECT upsell.offers_json('cart', '{"items": [{"product_id": 2}], "currency": null}', 2) -> 'offers' <> '[]' AS served_without;
 DELETE FROM upsell.thresholds WHERE currency IS NOT NULL;
 -- a quantity beyond any cart, below one unit or not a number is refused by
 -- name, as cart_offers refuses it; JSON null or none is one unit; a product

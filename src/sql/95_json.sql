@@ -165,8 +165,10 @@ BEGIN
 					USING ERRCODE = 'invalid_parameter_value',
 						  HINT = 'The items of Shopify''s /cart.js have this shape.';
 			END IF;
-			currency := @extschema@._json_text(request -> 'currency');
-			IF request ? 'currency' AND currency IS NULL THEN
+			-- a string as it is (cart_offers checks the code, an empty one
+			-- too); JSON null is none
+			currency := CASE WHEN jsonb_typeof(request -> 'currency') = 'string' THEN request ->> 'currency' END;
+			IF jsonb_typeof(request -> 'currency') NOT IN ('string', 'null') THEN
 				RAISE EXCEPTION 'currency must be a string (an ISO 4217 code), not %', request -> 'currency'
 					USING ERRCODE = 'invalid_parameter_value';
 			END IF;
