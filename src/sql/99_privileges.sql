@@ -101,11 +101,25 @@ GRANT UPDATE ON @extschema@.serving_state TO upsell_admin;
 -- admin); registration and refresh are now the owner's.  A schema left by
 -- an earlier install keeps its grants: taken back here, and what is in it
 -- that upsell did not create stops the install or update.
+-- The schema's owner may always create there, whatever is revoked: a
+-- schema made before the install by another role (CREATE SCHEMA upsell by
+-- a role with CREATE on the database) would let that role plant such a
+-- function after it.  So the owner is the installing role or a superuser.
 REVOKE CREATE ON SCHEMA @extschema@ FROM PUBLIC, upsell_reader, upsell_admin;
 DO $$
 DECLARE
 	strangers text;
+	owner name;
 BEGIN
+	SELECT r.rolname INTO owner
+	FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+	WHERE n.oid OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+	  AND r.rolname OPERATOR(pg_catalog.<>) CURRENT_USER AND NOT r.rolsuper;
+	IF owner IS NOT NULL THEN
+		RAISE EXCEPTION 'schema @extschema@ is owned by role %, not by %, who installs upsell', owner, CURRENT_USER
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = format('Its owner could create functions there that a superuser''s refresh would run.  ALTER SCHEMA @extschema@ OWNER TO %I, then create or update the extension.', CURRENT_USER);
+	END IF;
 	SELECT pg_catalog.string_agg(p.oid::pg_catalog.regprocedure::text, ', ' ORDER BY p.oid::pg_catalog.regprocedure::text)
 	INTO strangers
 	FROM pg_catalog.pg_proc p
