@@ -30,6 +30,11 @@ SELECT status, tenants_ok, tenants_failed, jsonb_pretty(bad_rows) FROM upsell.re
 SELECT tenant_id, source, id, problem, left(value, 40) AS value
 FROM upsell.bad_source_rows() ORDER BY tenant_id, source, id;
 SELECT count(*) FROM upsell.bad_source_rows('{2}');
+-- a session bound to a tenant gets its rows only, and is refused another's
+SET upsell.tenant_id = 1;
+SELECT DISTINCT tenant_id FROM upsell.bad_source_rows();
+SELECT count(*) FROM upsell.bad_source_rows('{2}');
+RESET upsell.tenant_id;
 -- the implausible prices read as unknown: left out of thresholds and upgrades
 SELECT tenant_id, products, prices FROM upsell.threshold_candidates ORDER BY tenant_id;
 SELECT tenant_id, count(*) FROM upsell.upgrade_model WHERE product_id >= 7 OR candidate_id >= 7 GROUP BY 1 ORDER BY 1;

@@ -430,7 +430,16 @@ DECLARE
 	cfg jsonb;
 	e jsonb;
 	parts text[] := '{}';
+	bound bigint := @extschema@._bound_tenant(NULL);
+	t bigint;
 BEGIN
+	-- a session bound to a tenant reads its rows only, as every function
+	IF bound IS NOT NULL THEN
+		FOREACH t IN ARRAY coalesce(tenant_ids, '{}') LOOP
+			PERFORM @extschema@._bound_tenant(t);
+		END LOOP;
+		tenant_ids := ARRAY[bound];
+	END IF;
 	FOREACH view IN ARRAY ARRAY['order_lines', 'catalog'] LOOP
 		r := @extschema@._registration(view);
 		EXECUTE format('SELECT s.relation, pg_catalog.to_jsonb(s) FROM @extschema@.%I s', r.source) INTO rel, cfg;
@@ -493,11 +502,12 @@ BEGIN
 		RETURN;
 	END IF;
 	RETURN QUERY EXECUTE format(
-		-- (the rows of no tenant are of every call: no refresh reads them)
+		-- (the rows of no tenant are of every call: no refresh reads them;
+		-- not of a bound session's, they may be any shop's)
 		'SELECT x.* FROM (%s) x WHERE x.problem IS NOT NULL '
-		'AND ($1 IS NULL OR x.tenant_id IS NULL OR x.tenant_id OPERATOR(pg_catalog.=) ANY ($1))',
+		'AND ($1 IS NULL OR (x.tenant_id IS NULL AND NOT $2) OR x.tenant_id OPERATOR(pg_catalog.=) ANY ($1))',
 		array_to_string(parts, ' UNION ALL '))
-	USING tenant_ids;
+	USING tenant_ids, bound IS NOT NULL;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.bad_source_rows(bigint[]) IS
