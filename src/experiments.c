@@ -131,6 +131,8 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 	char		nulls[2] = {' ', ' '};
 	int			i;
 	int			guc_level;
+	int64		bound_tenant;
+	bool		bound = upsell_session_tenant(&bound_tenant);
 
 	if (cache && strcmp(cache->experiment, experiment) == 0)
 		return cache;
@@ -150,8 +152,8 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 					 "ORDER BY v.variant COLLATE \"C\"",
 					 quote_identifier(schema), quote_identifier(schema));
 	args[0] = CStringGetTextDatum(experiment);
-	args[1] = Int64GetDatum(upsell_bound_tenant);
-	nulls[1] = upsell_tenant_bound ? ' ' : 'n';
+	args[1] = Int64GetDatum(bound_tenant);
+	nulls[1] = bound ? ' ' : 'n';
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	guc_level = upsell_pin_search_path();
@@ -168,12 +170,12 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 upsell_tenant_bound ?
+					 bound ?
 					 errmsg("experiment \"%s\" does not exist for tenant " INT64_FORMAT,
-							experiment, upsell_bound_tenant) :
+							experiment, bound_tenant) :
 					 errmsg("experiment \"%s\" does not exist", experiment),
 					 errhint("Experiments are rows of upsell.experiments%s.",
-							 upsell_tenant_bound ? ", each of one tenant" : "")));
+							 bound ? ", each of one tenant" : "")));
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("experiment \"%s\" has no variants", experiment),

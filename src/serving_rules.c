@@ -125,11 +125,13 @@ serving_check_version(void)
 void
 serving_check_bound(int64 tenant_id)
 {
-	if (upsell_tenant_bound && tenant_id != upsell_bound_tenant)
+	int64		bound;
+
+	if (upsell_session_tenant(&bound) && tenant_id != bound)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("tenant_id " INT64_FORMAT " given, but the session is bound to tenant " INT64_FORMAT,
-						tenant_id, upsell_bound_tenant),
+						tenant_id, bound),
 				 errhint("RESET upsell.tenant_id, or SET it to the tenant to serve.")));
 }
 
@@ -140,12 +142,14 @@ serving_check_bound(int64 tenant_id)
 int64
 serving_resolve_tenant(bool tenant_null, int64 tenant_id)
 {
+	int64		bound;
+
 	if (!tenant_null)
 		serving_check_bound(tenant_id);
-	else if (upsell_tenant_bound)
+	else if (upsell_session_tenant(&bound))
 	{
 		tenant_null = false;
-		tenant_id = upsell_bound_tenant;
+		tenant_id = bound;
 	}
 	if (cache.per_tenant < 0)
 		ereport(ERROR,

@@ -33,6 +33,16 @@ char	   *upsell_tenant_setting = NULL;
 bool		upsell_tenant_bound = false;
 int64		upsell_bound_tenant = 0;
 
+/*
+ * The setting was not a bigint when the library loaded (SET before the
+ * first call of a session: PostgreSQL kept it as a placeholder, which no
+ * check hook saw).  Refused then, it would be dropped with a WARNING and
+ * leave the session unbound, serving any tenant a request names; kept, the
+ * session serves none (upsell_session_tenant raises).
+ */
+static bool tenant_setting_invalid = false;
+static bool defining_tenant_setting = false;
+
 /* upsell.tenant_id: empty (no tenant bound) or a bigint */
 static bool
 check_tenant(char **newval, void **extra, GucSource source)
@@ -40,6 +50,7 @@ check_tenant(char **newval, void **extra, GucSource source)
 	int64	   *parsed;
 	int64		v = 0;
 	bool		bound = false;
+	bool		invalid = false;
 
 	if (*newval && **newval)
 	{
@@ -51,16 +62,21 @@ check_tenant(char **newval, void **extra, GucSource source)
 			end++;
 		if (errno != 0 || end == *newval || *end != '\0')
 		{
-			GUC_check_errdetail("upsell.tenant_id must be empty or a bigint.");
-			return false;
+			if (!defining_tenant_setting)
+			{
+				GUC_check_errdetail("upsell.tenant_id must be empty or a bigint.");
+				return false;
+			}
+			invalid = true;		/* kept, and refused when read */
 		}
 		bound = true;
 	}
-	parsed = upsell_guc_malloc(2 * sizeof(int64));	/* the GUC machinery frees extra */
+	parsed = upsell_guc_malloc(3 * sizeof(int64));	/* the GUC machinery frees extra */
 	if (parsed == NULL)
 		return false;
 	parsed[0] = bound;
 	parsed[1] = v;
+	parsed[2] = invalid;
 	*extra = parsed;
 	return true;
 }
@@ -70,6 +86,24 @@ assign_tenant(const char *newval, void *extra)
 {
 	upsell_tenant_bound = ((int64 *) extra)[0] != 0;
 	upsell_bound_tenant = ((int64 *) extra)[1];
+	tenant_setting_invalid = ((int64 *) extra)[2] != 0;
+}
+
+/*
+ * Whether the session is bound to a tenant (upsell.tenant_id), and which;
+ * raises when the setting is no bigint (see tenant_setting_invalid).
+ */
+bool
+upsell_session_tenant(int64 *tenant_id)
+{
+	if (tenant_setting_invalid)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("upsell.tenant_id is \"%s\", not a bigint: this session serves no tenant",
+						upsell_tenant_setting ? upsell_tenant_setting : ""),
+				 errhint("SET upsell.tenant_id to the tenant to serve, or RESET it.")));
+	*tenant_id = upsell_bound_tenant;
+	return upsell_tenant_bound;
 }
 
 void		_PG_init(void);
@@ -147,6 +181,7 @@ _PG_init(void)
 							500, 1, 100000,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+	defining_tenant_setting = true;
 	DefineCustomStringVariable("upsell.tenant_id",
 							   "The tenant this session serves; empty: none bound.",
 							   "With a tenant bound, functions use it when tenant_id is NULL and refuse another, and the stage views show only its rows.",
@@ -154,6 +189,7 @@ _PG_init(void)
 							   "",
 							   PGC_USERSET, 0,
 							   check_tenant, assign_tenant, NULL);
+	defining_tenant_setting = false;
 	MarkGUCPrefixReserved("upsell");
 }
 

@@ -25,8 +25,9 @@ extern int	upsell_refresh_workers;
 extern int	upsell_side_build_parallel_workers;
 extern int	upsell_bundles_per_product;
 extern int	upsell_max_cart_lines;
-extern bool upsell_tenant_bound;	/* upsell.tenant_id set */
-extern int64 upsell_bound_tenant;
+extern bool upsell_tenant_bound;	/* upsell.tenant_id set: read them through */
+extern int64 upsell_bound_tenant;	/* upsell_session_tenant, which checks it */
+extern bool upsell_session_tenant(int64 *tenant_id);
 
 /* upsell.c: upsell.itemsets_memory_limit in kB, resolved; 0: no limit */
 extern int	upsell_itemsets_limit_kb(void);

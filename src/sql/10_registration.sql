@@ -681,6 +681,12 @@ BEGIN
 	IF bound IS NULL OR bound = '' THEN
 		RETURN tenant_id;
 	END IF;
+	-- (kept as set before the library loaded: see upsell_session_tenant)
+	IF bound !~ '^[[:space:]]*[-+]?[0-9]+[[:space:]]*$' THEN
+		RAISE EXCEPTION 'upsell.tenant_id is "%", not a bigint: this session serves no tenant', bound
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'SET upsell.tenant_id to the tenant to serve, or RESET it.';
+	END IF;
 	IF tenant_id IS NOT NULL AND tenant_id <> bound::bigint THEN
 		RAISE EXCEPTION 'tenant_id % given, but the session is bound to tenant %', tenant_id, bound
 			USING ERRCODE = 'insufficient_privilege',
