@@ -41,12 +41,58 @@ BEGIN
 		kept_oids := '{}';
 	END IF;
 
-	-- The kept tables' ties to the installed version's code: triggers (the
-	-- install script creates its own), and constraints and defaults calling
-	-- an extension function (src/upgrade/post.sql adds the new version's).
+	-- The grants the user made on what is dropped below: on the
+	-- registration views (GRANT SELECT ON upsell.order_lines to an analyst,
+	-- as the README advises), made again by src/upgrade/post.sql; on the
+	-- extension's own objects (refresh_log to a monitor, EXECUTE on a
+	-- function), which it only names in a WARNING: a grant made in an
+	-- extension's script counts as the extension's own (pg_init_privs), so
+	-- pg_dump would leave it out.  Not those to PUBLIC or upsell's roles,
+	-- which the install script grants as the new version means them (1.5
+	-- granted upsell_admin writes that 1.6 took back), nor the owner's.
+	FOR r IN
+		SELECT o.registration_view,
+			   pg_catalog.string_agg(pg_catalog.format('GRANT %s ON %s %s TO %I%s', a.privilege_type,
+					CASE WHEN o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::regclass THEN 'ROUTINE'
+						 WHEN o.relkind OPERATOR(pg_catalog.=) 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+					o.identity, g.rolname,
+					CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END),
+					E'\n' ORDER BY o.identity, g.rolname, a.privilege_type) AS grants
+		FROM (SELECT 'pg_catalog.pg_class'::regclass AS classid, c.relkind, c.relacl AS acl, c.relowner AS owner,
+					 pg_catalog.format('%I.%I', n.nspname, c.relname) AS identity,
+					 c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['order_lines', 'catalog', 'carts']::name[])
+						AND c.relkind OPERATOR(pg_catalog.=) 'v' AS registration_view
+			  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+			  WHERE n.oid OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+				AND NOT c.oid OPERATOR(pg_catalog.=) ANY (kept_oids)
+				AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'v', 'm', 'S', 'p']::"char"[])
+			  UNION ALL
+			  SELECT 'pg_catalog.pg_proc'::regclass, NULL, p.proacl, p.proowner,
+					 p.oid::pg_catalog.regprocedure::text, false
+			  FROM pg_catalog.pg_proc p
+			  WHERE p.pronamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+				AND p.prokind OPERATOR(pg_catalog.=) ANY (ARRAY['f', 'p']::"char"[])) o,
+			 LATERAL pg_catalog.aclexplode(o.acl) a
+			 JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantee
+		WHERE a.grantee OPERATOR(pg_catalog.<>) o.owner
+		  AND g.rolname OPERATOR(pg_catalog.<>) ALL (ARRAY['upsell_reader', 'upsell_admin']::name[])
+		GROUP BY o.registration_view
+	LOOP
+		PERFORM pg_catalog.set_config(CASE WHEN r.registration_view THEN 'upsell_upgrade.view_grants'
+										   ELSE 'upsell_upgrade.member_grants' END, r.grants, true);
+	END LOOP;
+
+	-- The kept tables' ties to the installed version's code: its triggers
+	-- (those calling an extension function: the install script creates its
+	-- own; a trigger of the user's, an audit say, stays), and constraints
+	-- and defaults calling an extension function (src/upgrade/post.sql adds
+	-- the new version's).
 	FOR r IN
 		SELECT t.tgname, t.tgrelid::regclass AS rel
 		FROM pg_catalog.pg_trigger t
+		JOIN pg_catalog.pg_depend e ON e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::regclass
+			AND e.objid OPERATOR(pg_catalog.=) t.tgfoid AND e.deptype OPERATOR(pg_catalog.=) 'e'
+			AND e.refobjid OPERATOR(pg_catalog.=) ext
 		WHERE t.tgrelid OPERATOR(pg_catalog.=) ANY (kept_oids) AND NOT t.tgisinternal
 	LOOP
 		EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
@@ -179,7 +225,33 @@ BEGIN
 			END;
 		END LOOP;
 		IF NOT progress THEN
-			RAISE EXCEPTION 'upsell cannot be upgraded while objects outside the extension depend on it'
+			-- what outside the extension holds the members left (a user's
+			-- view over refresh_log: the error of the last drop tried names
+			-- only the sequence its table needs)
+			SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(u.classid, u.objid, 0), ', ')
+			INTO strangers
+			FROM pg_catalog.pg_depend m
+			JOIN pg_catalog.pg_depend u ON u.refclassid OPERATOR(pg_catalog.=) m.classid
+				AND u.refobjid OPERATOR(pg_catalog.=) m.objid AND u.deptype OPERATOR(pg_catalog.=) 'n'
+			WHERE m.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::regclass
+			  AND m.refobjid OPERATOR(pg_catalog.=) ext AND m.deptype OPERATOR(pg_catalog.=) 'e'
+			  AND m.objid OPERATOR(pg_catalog.=) ANY (drop_oids)
+			  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
+							  WHERE e.classid OPERATOR(pg_catalog.=) u.classid
+								AND e.objid OPERATOR(pg_catalog.=) u.objid
+								AND e.deptype OPERATOR(pg_catalog.=) 'e')
+			  -- (not a part of a member or kept table: a default, a column)
+			  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend o
+							  WHERE o.classid OPERATOR(pg_catalog.=) u.classid
+								AND o.objid OPERATOR(pg_catalog.=) u.objid
+								AND o.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['i', 'a']::"char"[])
+								AND (o.refobjid OPERATOR(pg_catalog.=) ANY (kept_oids)
+									 OR EXISTS (SELECT FROM pg_catalog.pg_depend e
+												WHERE e.classid OPERATOR(pg_catalog.=) o.refclassid
+												  AND e.objid OPERATOR(pg_catalog.=) o.refobjid
+												  AND e.deptype OPERATOR(pg_catalog.=) 'e')));
+			RAISE EXCEPTION 'upsell cannot be upgraded while objects outside the extension depend on it%',
+					coalesce(': ' || strangers, '')
 				USING ERRCODE = 'dependent_objects_still_exist', DETAIL = last_error,
 					  HINT = 'Drop (and later recreate) the dependent objects, then run ALTER EXTENSION upsell UPDATE again.';
 		END IF;
