@@ -701,6 +701,16 @@ itemsets_free(Itemsets *sets)
 	memset(sets, 0, sizeof(*sets));
 }
 
+/* ItemsetParams.free_lines: the caller reads the lines no more */
+static void
+free_lines(CoocLines *lines)
+{
+	ups_free(lines->lines);
+	lines->lines = NULL;
+	lines->n = 0;
+	lines->cap = 0;
+}
+
 /*
  * Mining starts from the lines sorted by (order, product), distinct.  The
  * products are numbered once (a hash, see cooc_product_numbers), counted,
@@ -748,12 +758,7 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	{
 		/* nothing can be frequent: no memory needed to find that out */
 		if (params->free_lines)
-		{
-			ups_free(lines->lines);
-			lines->lines = NULL;
-			lines->n = 0;
-			lines->cap = 0;
-		}
+			free_lines(lines);
 		return ITEMSETS_OK;
 	}
 
@@ -817,7 +822,7 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 	 * compacted in place in idx (the write position never passes the read
 	 * position); those of two and more become transactions.  Counted first:
 	 * at a high min_count few orders hold two frequent products, and an
-	 * array for every order (16 bytes each) was most of what a retry at a
+	 * array for every order (24 bytes each) was most of what a retry at a
 	 * higher count could not shed (a refresh retries so when the limit is
 	 * hit).
 	 */
@@ -856,13 +861,7 @@ itemsets_mine(CoocLines *lines, const ItemsetParams *params, Itemsets *out)
 			ups_check_interrupts();
 	}
 	if (params->free_lines)
-	{
-		/* the orders are in txs now: the lines are not read again */
-		ups_free(lines->lines);
-		lines->lines = NULL;
-		lines->n = 0;
-		lines->cap = 0;
-	}
+		free_lines(lines);		/* the orders are in txs now */
 
 	/* result arrays and the prefix of the recursion */
 	m.sets_cap = 1024;
