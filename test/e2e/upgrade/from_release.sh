@@ -93,6 +93,10 @@ awk -v parse="$work/parse.sql" '
 grep -q "split_part(line, ',', 1)" "$work/load.sql" && ! grep -v '^[[:space:]]*--' "$work/load.sql" | grep -q regexp_match ||
 	{ echo "could not replace the parsing of $FROM's loader"; exit 1; }
 git -C "$REPO" show "$RELEASE:scripts/demo_setup.sql" >"$work/setup.sql"
+# since 1.7 the setup includes the registration (\ir demo_register.sql)
+if git -C "$REPO" cat-file -e "$RELEASE:scripts/demo_register.sql" 2>/dev/null; then
+	git -C "$REPO" show "$RELEASE:scripts/demo_register.sql" >"$work/demo_register.sql"
+fi
 (cd "$REPO" && q -d upgraded -f "$work/load.sql") >/dev/null 2>&1
 q -d upgraded -f "$work/setup.sql" >"$work/setup.log" 2>&1 || { tail -20 "$work/setup.log"; exit 1; }
 q -d upgraded >/dev/null <<'SQL'
