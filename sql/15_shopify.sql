@@ -113,12 +113,12 @@ SELECT upsell.register_shopify_products('sh.products', 'doc', tenant_column => '
 SELECT * FROM upsell.catalog ORDER BY tenant_id, product_id;
 -- a storefront object (a cart.js line carries both ids) means its product
 -- at product level
-SELECT upsell._json_product(1, '{"id": 11, "variant_id": 11, "product_id": 21, "quantity": 1}') AS product_level;
+SELECT j.product_id AS product_level FROM upsell._json_products(1, '[{"id": 11, "variant_id": 11, "product_id": 21, "quantity": 1}]') j;
 SELECT upsell.register_shopify_products('sh.products', 'doc', tenant_column => 'shop', collection_column => 'collection',
 	product_level => 'variant');
 SELECT upsell.register_shopify_orders('sh.webhooks', 'body', tenant_column => 'shop', product_level => 'variant');
 SELECT o.product_id AS orders, p.product_id AS products FROM upsell.order_source o, upsell.product_source p;
-SELECT upsell._json_product(1, '{"id": 11, "variant_id": 11, "product_id": 21, "quantity": 1}') AS variant_level;
+SELECT j.product_id AS variant_level FROM upsell._json_products(1, '[{"id": 11, "variant_id": 11, "product_id": 21, "quantity": 1}]') j;
 SELECT * FROM upsell.catalog ORDER BY tenant_id, product_id;
 SELECT tenant_id, product_id, variant_id, product_ref, variant_ref, product_title, variant_title, sku, status, skipped
 FROM upsell.shopify_variants ORDER BY tenant_id, product_id NULLS FIRST, variant_id NULLS FIRST;
@@ -156,9 +156,8 @@ SELECT tenant_id, mode, reason, new_lines, new_orders FROM upsell.source_state O
 SELECT tenant_id, order_id, items FROM upsell.order_model WHERE order_id = '1012';
 
 -- a storefront naming a product means its best-selling variant: the S shirt
-SELECT upsell._json_product(1, '{"product_id": 21}') AS rest,
-	   upsell._json_product(1, '{"product_id": "gid://shopify/Product/21"}') AS graphql,
-	   upsell._json_product(1, '{"variant_id": 12, "product_id": 21}') AS variant_given;
+SELECT array_agg(j.product_id ORDER BY j.n) AS "rest, graphql, variant_given"
+FROM upsell._json_products(1, '[{"product_id": 21}, {"product_id": "gid://shopify/Product/21"}, {"variant_id": 12, "product_id": 21}]') j;
 
 -- implausible amounts are counted skips too (as in a registration by
 -- columns), and an implausible catalog price reads as unknown; every skip

@@ -22,7 +22,8 @@ SELECT count(*) AS lines, bool_and(c.cart_id = upsell.order_key(p.cart)) AS keys
 FROM pp.carts p JOIN upsell.carts c ON c.product_id = p.item AND c.added_at = p.added;
 
 -- A: the pro machine (500) idle 2 hours: the plain machine (300) is in
--- [0.5 x 500, 500); the budget one (200) only with a lower ratio
+-- [0.5 x 500, 500), but customer 100 owns it (a durable: never offered
+-- again, offered until 1.8); the budget one (200) only with a lower ratio
 SELECT * FROM upsell.abandoned_cart_offers(upsell.order_key('A'), at => '2024-04-20 12:00');
 SELECT * FROM upsell.abandoned_cart_offers(upsell.order_key('A'), min_price_ratio => 0.3, at => '2024-04-20 12:00');
 -- B: machine and coffee: downsell of the machine first, then complements of the
@@ -37,6 +38,7 @@ DELETE FROM upsell.exclusions;
 -- C checked out, D active 30 minutes ago, unknown cart: nothing
 SELECT count(*) AS checked_out FROM upsell.abandoned_cart_offers(upsell.order_key('C'), at => '2024-04-20 12:00');
 SELECT count(*) AS active FROM upsell.abandoned_cart_offers(upsell.order_key('D'), at => '2024-04-20 12:00');
+-- (two offers: the third, the filters (6), customer 103 owns, a durable)
 SELECT count(*) AS idle_after_20_min FROM upsell.abandoned_cart_offers(upsell.order_key('D'), idle_after => '20 minutes', at => '2024-04-20 12:00');
 SELECT count(*) AS unknown FROM upsell.abandoned_cart_offers(42, at => '2024-04-20 12:00');
 -- a negative idle time would serve carts still being filled
@@ -82,6 +84,20 @@ SELECT * FROM upsell.abandoned_cart_offers(7, -1);
 SELECT * FROM upsell.abandoned_cart_offers(7, min_price_ratio => 1);
 SELECT * FROM upsell.abandoned_cart_offers(7, min_price_ratio => -0.5);
 SELECT * FROM upsell.abandoned_cart_offers(7, tenant_id => 3);
+
+-- W: customer 105's idle cart of coffee: the machine (3) and the frother
+-- (5) they own are durables, not offered again (until 1.8 the win-back
+-- offers were exactly what they owned)
+INSERT INTO pp.carts VALUES ('W', 105, 1, 1, '2024-04-20 10:00', NULL);
+SELECT product_id, upsell.is_consumable(product_id) AS consumable
+FROM upsell.purchase_interval_model WHERE customer_id = 105 ORDER BY 1;
+SELECT * FROM upsell.abandoned_cart_offers(upsell.order_key('W'), 5, at => '2024-04-20 12:00');
+-- nor by the thank-you page of customer 100's next coffee order: not the
+-- machine (3) they own, as a complement, a bestseller or a restock (until
+-- 1.8 the machine came first, "goes with your order")
+SELECT offer_type, product_ids, reason FROM upsell.post_purchase_offers('{1}', 100, at => '2024-04-30');
+SELECT count(*) FILTER (WHERE 3 = ANY (product_ids)) AS machine_offered
+FROM upsell.post_purchase_offers('{}', 100, at => '2024-04-30');
 
 \i test/data/post_purchase_teardown.sql
 DROP SCHEMA pp CASCADE;

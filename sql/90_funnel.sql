@@ -145,9 +145,17 @@ DELETE FROM upsell.volume_tiers;
 SET upsell.tenant_id = 1;
 SELECT order_id, customer_id, "rank", offer_type, product_ids
 FROM upsell.post_purchase_offers WHERE tenant_id = 1 AND order_id = '41' ORDER BY "rank";
--- the regular cable buyer: a restock coming due and a subscription pitch
+-- the regular cable buyer: the cable (3) is no consumable by the data (one
+-- customer rebuys it), so no restock (until 1.8 every product bought had
+-- one, a durable too), but the pitch to subscribe to what they buy monthly
 SELECT "rank", offer_type, product_ids, reason
 FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + interval '25 days');
+-- marked consumable by the merchant: the restock coming due (the
+-- subscription pitch of the same product gives way to it)
+INSERT INTO upsell.consumables (tenant_id, product_id, consumable) VALUES (1, 3, true);
+SELECT "rank", offer_type, product_ids, reason
+FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + interval '25 days');
+DELETE FROM upsell.consumables WHERE tenant_id = 1;
 -- a merchant's offer of next month, pinned at the time asked for (at), as
 -- the restocks are: there in 25 days, not now
 INSERT INTO upsell.offers (tenant_id, stage, product_ids, active_from, active_to, reason)

@@ -113,6 +113,11 @@ flush_customer(PhReceiver *r)
 		Datum		q = r->quantity[r->lines[i].idx];
 		Datum		s = r->spend[r->lines[i].idx];
 
+		/*
+		 * The spend is known only when every line has a price: the priced
+		 * lines' sum over all the purchases (until 1.8) made the average
+		 * spend per purchase of two priced lines in four half of it.
+		 */
 		times.n = 0;
 		for (size_t j = i; j < i + len; j++)
 		{
@@ -122,8 +127,7 @@ flush_customer(PhReceiver *r)
 				Datum		sj = r->spend[r->lines[j].idx];
 
 				q = numeric_plus(q, r->quantity[r->lines[j].idx]);
-				if (sj != (Datum) 0)
-					s = s == (Datum) 0 ? sj : numeric_plus(s, sj);
+				s = s == (Datum) 0 || sj == (Datum) 0 ? (Datum) 0 : numeric_plus(s, sj);
 			}
 		}
 		iv_stats(&times, (double) USECS_PER_DAY, &st);

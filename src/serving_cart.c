@@ -734,26 +734,33 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 					serving_zero_discount(), lines[i].upgrade_reason);
 
 	/* the next volume tier of a cart line, only where the merchant set tiers */
-	if (r->volume_tiers)
-		for (i = 0; i < ncart; i++)
-		{
-			Datum		args[3];
-			bool		isnull;
-			Datum		score;
-			int64	   *id = palloc(sizeof(int64));
+	if (r->volume_tiers && ncart > 0)
+	{
+		Datum	   *units = palloc(ncart * sizeof(Datum));
+		Datum		args[3];
+		int			ntier;
 
-			*id = DatumGetInt64(cart_elems[i]);
-			args[0] = Int64GetDatum(*id);
-			args[1] = Int32GetDatum(qty ? qty[i] : 1);
-			args[2] = Int64GetDatum(tenant_id);
-			if (serving_run(serving.tier, args, NULL) == 0)
-				continue;
-			score = serving_col(0, 1, &isnull);
+		/* one query for the cart (run per line, the tiers took most of it) */
+		for (i = 0; i < ncart; i++)
+			units[i] = Int32GetDatum(qty ? qty[i] : 1);
+		args[0] = PointerGetDatum(construct_array(cart_elems, ncart, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[1] = PointerGetDatum(construct_array(units, ncart, INT4OID, 4, true, TYPALIGN_INT));
+		args[2] = Int64GetDatum(tenant_id);
+		ntier = (int) serving_run(serving.tier, args, NULL);
+		for (int row = 0; row < ntier; row++)
+		{
+			bool		isnull;
+			Datum		score = serving_col(row, 2, &isnull);
+			int64	   *id;
+
 			if (isnull)
 				continue;
+			id = palloc(sizeof(int64));
+			*id = DatumGetInt64(cart_elems[DatumGetInt64(serving_col(row, 1, &isnull)) - 1]);
 			serving_propose(&p, OFFER_QUANTITY_TIER, id, 1, DatumGetFloat8(score),
-					serving_col(0, 2, &isnull), serving_col_text(0, 3));
+					serving_col(row, 3, &isnull), serving_col_text(row, 4));
 		}
+	}
 
 	serving_emit(fcinfo, &p, r, STAGE_CART, allowed, items, nitems);
 	serving_end_request();

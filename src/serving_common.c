@@ -90,7 +90,7 @@ serving_use_schema(Oid fn_oid)
 	Oid			int8_2[2] = {INT8OID, INT8OID};
 	Oid			by_ids[2] = {INT8OID, INT8ARRAYOID};
 	Oid			variant[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
-	Oid			tier[3] = {INT8OID, INT4OID, INT8OID};
+	Oid			tier[3] = {INT8ARRAYOID, INT4ARRAYOID, INT8OID};
 	Oid			after[3] = {INT8OID, INT8OID, INT4OID};
 
 	if (serving.nsp == nsp && serving.page_list != NULL)
@@ -130,14 +130,20 @@ serving_use_schema(Oid fn_oid)
 	 * pays now, nor one rounded to 4 places (8.58 shown for a tier of 8.10)
 	 */
 	serving.tier = serving_prepare_plan(
-		"SELECT CASE WHEN (q.total_saving OPERATOR(pg_catalog.+) "
+		"SELECT u.n, "
+		"       CASE WHEN (q.total_saving OPERATOR(pg_catalog.+) "
 		"                  (q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity)) OPERATOR(pg_catalog.<>) 0 "
 		"       THEN (q.total_saving OPERATOR(pg_catalog./) (q.total_saving OPERATOR(pg_catalog.+) "
 		"             (q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity)))::pg_catalog.float8 END, "
 		"       pg_catalog.trim_scale(pg_catalog.round(1::pg_catalog.numeric OPERATOR(pg_catalog.-) "
 		"                        (q.new_unit_price OPERATOR(pg_catalog./) m.price), 12)), q.reason "
-		"FROM @.quantity_offer($1, $2, $3) q, @.product_model m "
-		"WHERE q.next_quantity IS NOT NULL AND m.tenant_id" EQ "$3 AND m.product_id" EQ "$1", 3, tier);
+		"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY AS u(id, qty, n) "
+		"JOIN @.product_model m ON m.tenant_id" EQ "$3 AND m.product_id" EQ "u.id "
+		"CROSS JOIN LATERAL @.quantity_offer(u.id, u.qty, $3) q "
+		"WHERE EXISTS (SELECT FROM @.volume_tiers v WHERE v.tenant_id" EQ "$3 "
+		"              AND (v.product_id" EQ "u.id OR v.category" EQ "m.category)) "
+		"  AND q.next_quantity IS NOT NULL "
+		"ORDER BY u.n", 3, tier);
 	/* (numbered along an index, as load_popular's: the scan stops at the limit) */
 	serving.popular_after = serving_prepare_plan(
 		"SELECT p.product_id, p.popularity_rank, p.category FROM @.product_popularity p "

@@ -882,6 +882,30 @@ $$;
 COMMENT ON FUNCTION @extschema@.register_carts(regclass, name, name, name, name, name, name, name) IS
 	'records which table or view holds the cart lines (one row per cart and product) and which columns mean cart, customer, product, quantity, added at, checked out at (NULL while open), tenant';
 
+-- What a customer owns that may not be offered again (blocked: the
+-- durables, and the consumables not due by due_by), and the consumables
+-- that are (due), by the rule recommend_for_customer applies in its own
+-- query.  Called in a statement of its own, as _cart_blocked is (see
+-- post_purchase_offers on Citus); a NULL customer owns nothing.
+CREATE FUNCTION @extschema@._customer_owned(t bigint, customer bigint, due_by timestamptz,
+	OUT blocked bigint[], OUT due bigint[])
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	SELECT coalesce(array_agg(o.product_id) FILTER (WHERE NOT o.is_due), '{}'),
+		   coalesce(array_agg(o.product_id) FILTER (WHERE o.is_due), '{}')
+	INTO blocked, due
+	FROM (SELECT o.product_id,
+				 coalesce(@extschema@._consumable(t, o.product_id, m.category, pm.repeats_consumable)
+						  AND o.next_due <= due_by, false) AS is_due
+		  FROM @extschema@.purchase_interval_model o
+		  LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = o.product_id
+		  LEFT JOIN @extschema@.product_interval_model pm ON pm.tenant_id = t AND pm.product_id = o.product_id
+		  WHERE o.tenant_id = t AND o.customer_id = customer) o;
+END
+$$;
+
 CREATE FUNCTION @extschema@.abandoned_cart_offers(cart_id bigint, k int DEFAULT 3,
 	idle_after interval DEFAULT '1 hour', at timestamptz DEFAULT now(),
 	min_price_ratio numeric DEFAULT 0.5, tenant_id bigint DEFAULT NULL)
@@ -899,6 +923,8 @@ DECLARE
 	checked_out boolean;
 	blocked_groups text[];		-- the cart's substitutes (_cart_blocked)
 	blocked_categories text[];
+	customer bigint;
+	owned bigint[];				-- what the customer may not be offered again
 BEGIN
 	IF cart_id IS NULL OR idle_after IS NULL OR at IS NULL OR min_price_ratio IS NULL THEN
 		RAISE EXCEPTION 'cart_id, idle_after, at and min_price_ratio must not be NULL'
@@ -925,8 +951,8 @@ BEGIN
 				  HINT = 'Register the carts again with upsell.register_carts(), or CALL upsell.refresh().';
 	END IF;
 	SELECT coalesce(array_agg(DISTINCT c.product_id) FILTER (WHERE c.product_id IS NOT NULL), '{}'),
-		   max(c.added_at), bool_or(c.checked_out_at IS NOT NULL)
-	INTO items, last_added, checked_out
+		   max(c.added_at), bool_or(c.checked_out_at IS NOT NULL), max(c.customer_id)
+	INTO items, last_added, checked_out, customer
 	FROM @extschema@.carts c
 	WHERE c.tenant_id = t AND c.cart_id = abandoned_cart_offers.cart_id;
 	-- unknown, checked out, or still active: nothing to win back
@@ -937,6 +963,9 @@ BEGIN
 	-- as in the cart; the cheaper alternatives are the downsell's own tactic
 	SELECT b.variant_groups, b.categories INTO blocked_groups, blocked_categories
 	FROM @extschema@._cart_blocked(t, items, false) b;
+	-- nor a durable the customer owns, or a consumable not due (until 1.8
+	-- the win-back mail offered them)
+	owned := (@extschema@._customer_owned(t, customer, at + interval '7 days')).blocked;
 
 	RETURN QUERY
 	WITH cart AS (
@@ -956,6 +985,7 @@ BEGIN
 											   m.orders DESC, m.product_id) AS n
 			FROM @extschema@.product_model m
 			WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
+			  AND m.product_id <> ALL (owned)
 			  AND m.price < c.price AND m.price >= c.price * min_price_ratio
 			  AND ((c.variant_group IS NOT NULL AND m.variant_group = c.variant_group)
 				   OR (c.category IS NOT NULL AND m.category = c.category))
@@ -969,6 +999,7 @@ BEGIN
 			   (array_agg(p.product_id ORDER BY p.score DESC, p.product_id))[1] AS replaces
 		FROM @extschema@.pair_model p
 		WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+		  AND p.other_id <> ALL (owned)
 		GROUP BY p.other_id),
 	offers AS (
 		SELECT DISTINCT ON (o.product_id) o.*

@@ -365,6 +365,8 @@ DECLARE
 	blocked_categories text[];
 	candidates @extschema@.offer[];
 	unknown bigint;
+	owned_blocked bigint[];		-- the customer's durables, and consumables not due
+	due bigint[];				-- the customer's consumables coming due
 BEGIN
 	IF array_ndims(order_items) > 1 THEN
 		RAISE EXCEPTION 'order_items must be a one-dimensional array of product ids'
@@ -390,6 +392,12 @@ BEGIN
 	-- _merge_offers'), and each candidate tested against their two sets.
 	SELECT b.variant_groups, b.categories INTO blocked_groups, blocked_categories
 	FROM @extschema@._cart_blocked(t, items, false) b;
+	-- What the customer owns, by the rule of recommend_for_customer: a
+	-- durable is never offered again, a consumable only when due (until 1.8
+	-- this stage offered an owned durable as a complement, a bestseller, and
+	-- as a restock: every product bought once has a due date)
+	SELECT c.blocked, c.due INTO owned_blocked, due
+	FROM @extschema@._customer_owned(t, post_purchase_offers.customer_id, at + interval '14 days') c;
 	candidates := ARRAY(
 		-- complements of what was just bought (evidence only: no bestsellers
 		-- here), never a substitute of it
@@ -399,6 +407,7 @@ BEGIN
 					 1 - exp(sum(ln(1 - least(p.score, 0.999999::float8))::numeric)::float8) AS score
 			  FROM @extschema@.pair_model p
 			  WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+				AND p.other_id <> ALL (owned_blocked)
 			  GROUP BY p.other_id
 			  ORDER BY 2 DESC, 1
 			  LIMIT 24) e
@@ -417,10 +426,12 @@ BEGIN
 		-- the 12th kept)
 		FROM @extschema@.product_popularity m
 		WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
+		  AND m.product_id <> ALL (owned_blocked)
 		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)
 		LIMIT 12)
 	|| ARRAY(
-		-- consumables of this customer coming due within two weeks
+		-- consumables of this customer coming due within two weeks (and not
+		-- overdue by more than a week: lapsed)
 		SELECT ROW('post_purchase', 'restock', ARRAY[i.product_id], NULL, i.confidence, 0,
 				   CASE WHEN i.next_due <= at THEN format('due again now (every %s days)', round(i.interval_days::numeric))
 						ELSE format('due again in %s days (every %s days)',
@@ -428,17 +439,20 @@ BEGIN
 									round(i.interval_days::numeric)) END)::@extschema@.offer
 		FROM @extschema@.purchase_interval_model i
 		WHERE i.tenant_id = t AND i.customer_id = post_purchase_offers.customer_id
+		  AND i.product_id = ANY (due)
 		  AND i.next_due BETWEEN at - interval '7 days' AND at + interval '14 days'
 		  AND i.confidence > 0
 		ORDER BY i.confidence DESC, i.product_id
 		LIMIT 5)
 	|| ARRAY(
-		-- bought at least 3 times at regular intervals: subscribe and save
+		-- bought at least 3 times at regular intervals (a CV below 0.5, as
+		-- subscription_candidates and email_sequence: up to 0.5 until 1.8):
+		-- subscribe and save
 		SELECT ROW('post_purchase', 'subscription', ARRAY[i.product_id], NULL, 1 / (1 + i.cv), 0,
 				   format('bought %s times, every %s days: subscribe', i.purchases, round(i.median_gap_days::numeric)))::@extschema@.offer
 		FROM @extschema@.purchase_interval_model i
 		WHERE i.tenant_id = t AND i.customer_id = post_purchase_offers.customer_id
-		  AND i.purchases >= 3 AND i.cv <= 0.5
+		  AND i.purchases >= 3 AND i.cv < 0.5
 		ORDER BY i.cv, i.product_id
 		LIMIT 3);
 	IF unknown > 0 THEN
