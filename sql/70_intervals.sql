@@ -126,6 +126,20 @@ SELECT order_key, items FROM upsell.order_model WHERE order_key IN (18, 19) ORDE
 SELECT count(*) FILTER (WHERE product_id IN (3, 5)) AS owned_offered, count(*) AS offers
 FROM upsell.recommend_for_customer(107, 4, at => '2024-05-03');
 DELETE FROM pp.orders WHERE order_id IN (18, 19);
+
+-- a product's spend is known only when every purchase of it has a price:
+-- customer 109's four monthly bags of coffee, two paid 12.00 and two
+-- without a unit_price, are priced at the catalog's 10.00 (until 1.8 the
+-- 24.00 of the two was spread over all four, half the revenue: 73.05)
+INSERT INTO pp.orders SELECT 20 + i, 109, 1, date '2024-01-01' + 30 * i, 1, CASE WHEN i < 2 THEN 12 END
+FROM generate_series(0, 3) i;
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT customer_id, quantity, spend FROM upsell.purchase_interval_model WHERE customer_id = 109;
+SELECT customer_id, expected_yearly_revenue, round(365.25 / 30 * 10, 2) AS by_hand
+FROM upsell.subscription_candidates() WHERE customer_id = 109;
+DELETE FROM pp.orders WHERE order_id BETWEEN 20 AND 23;
 SET client_min_messages = warning;
 CALL upsell.refresh();
 RESET client_min_messages;
