@@ -129,6 +129,32 @@ SELECT upsell.variant_offer_types('nope', '1');
 SELECT upsell.unit_customer('42') AS integer_id, upsell.unit_customer(' 7 ') AS padded;
 SELECT upsell.unit_customer('alice');
 
+-- an exposure gets the split as it is when it is recorded, in the
+-- transaction that changed it too (until 1.8 the trigger's assign() kept
+-- the variants it first read for the rest of the transaction: u2 and u3
+-- went to control)
+INSERT INTO upsell.experiments (experiment, started_at) VALUES ('cx', now() - interval '1 day');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('cx', 'control', 1), ('cx', 'b', 0);
+BEGIN;
+SELECT upsell.record_exposure('cx', 'u1') AS before_the_change;
+SELECT upsell.set_weights('cx', '{"control": 0, "b": 1}', force => true);
+SELECT upsell.assign('cx', 'u2') AS assigned, upsell.record_exposure('cx', 'u2') AS recorded;
+INSERT INTO upsell.exposures (experiment, unit_id) VALUES ('cx', 'u3');
+SELECT unit_id, variant FROM upsell.exposures WHERE experiment = 'cx' ORDER BY 1;
+COMMIT;
+-- nor does a tenant binding changed within the transaction reach another
+-- tenant's experiment through what the trigger read before (it did)
+UPDATE upsell.experiments SET tenant_id = 1 WHERE experiment = 'cx';
+BEGIN;
+SET LOCAL upsell.tenant_id = 1;
+INSERT INTO upsell.exposures (experiment, unit_id) VALUES ('cx', 'u4');
+SET LOCAL upsell.tenant_id = 2;
+\set VERBOSITY terse
+INSERT INTO upsell.exposures (experiment, unit_id) VALUES ('cx', 'u5');
+\set VERBOSITY default
+ROLLBACK;
+DELETE FROM upsell.experiments WHERE experiment = 'cx';
+
 -- the whole experiment goes away with its variants and exposures once ended
 UPDATE upsell.experiments SET ended_at = now() WHERE experiment = 'checkout_test';
 DELETE FROM upsell.experiments;

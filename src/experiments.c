@@ -108,12 +108,22 @@ check_weights(const double *w, int k)
 }
 
 /*
- * The variants of one experiment, cached in fn_extra for the rest of the
- * query: assign() is STABLE, so within one statement they cannot change.
+ * The variants of one experiment, cached in fn_extra while nothing can have
+ * changed them: the same transaction and top-level statement, no write since
+ * (the command id), the same tenant binding.  fn_extra outlives a statement
+ * where PL/pgSQL keeps a simple expression for the transaction (the
+ * exposures' trigger): keyed by the name alone (until 1.8), exposures after
+ * a weight change in the same transaction went to the old split, and after
+ * SET LOCAL upsell.tenant_id to an experiment of another tenant.
  */
 typedef struct VariantCache
 {
 	char	   *experiment;		/* NUL-terminated name */
+	TimestampTz xact_start;
+	TimestampTz statement_start;
+	CommandId	cid;
+	bool		bound;
+	int64		bound_tenant;
 	int			k;
 	char	  **names;
 	double	   *weights;
@@ -134,7 +144,13 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 	int64		bound_tenant;
 	bool		bound = upsell_session_tenant(&bound_tenant);
 
-	if (cache && strcmp(cache->experiment, experiment) == 0)
+	if (!bound)
+		bound_tenant = 0;
+	if (cache && strcmp(cache->experiment, experiment) == 0 &&
+		cache->xact_start == GetCurrentTransactionStartTimestamp() &&
+		cache->statement_start == GetCurrentStatementStartTimestamp() &&
+		cache->cid == GetCurrentCommandId(false) &&
+		cache->bound == bound && cache->bound_tenant == bound_tenant)
 		return cache;
 
 	schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
@@ -193,6 +209,11 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 		pfree(cache->experiment);
 	}
 	cache->experiment = MemoryContextStrdup(mcxt, experiment);
+	cache->xact_start = GetCurrentTransactionStartTimestamp();
+	cache->statement_start = GetCurrentStatementStartTimestamp();
+	cache->cid = GetCurrentCommandId(false);
+	cache->bound = bound;
+	cache->bound_tenant = bound_tenant;
 	cache->k = (int) SPI_processed;
 	cache->names = MemoryContextAlloc(mcxt, sizeof(char *) * cache->k);
 	cache->weights = MemoryContextAlloc(mcxt, sizeof(double) * cache->k);
