@@ -654,6 +654,9 @@ BEGIN
 			 LATERAL (SELECT m.product_id, m.orders
 					  FROM @extschema@.product_model m
 					  WHERE m.tenant_id = t AND m.category = oc.category AND m.in_stock
+						-- (excluded ones skipped before the cut: a shop excluding
+						-- its bestsellers got fewer than k, none at all, until 1.8)
+						AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, owned_ids))
 					  ORDER BY m.orders DESC, m.product_id
 					  LIMIT k::bigint * 3 + least(cardinality(owned_ids), 100)) m
 		UNION ALL
@@ -662,6 +665,7 @@ BEGIN
 			 LATERAL (SELECT m.product_id, m.orders
 					  FROM @extschema@.product_model m
 					  WHERE m.tenant_id = t AND m.in_stock
+						AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, owned_ids))
 					  ORDER BY m.orders DESC, m.product_id
 					  LIMIT k::bigint * 3 + cardinality(owned_ids)) m),
 	best AS (

@@ -367,6 +367,8 @@ DECLARE
 	unknown bigint;
 	owned_blocked bigint[];		-- the customer's durables, and consumables not due
 	due bigint[];				-- the customer's consumables coming due
+	excluded_products bigint[];	-- the merchant's exclusions next to this order
+	excluded_categories text[];
 BEGIN
 	IF array_ndims(order_items) > 1 THEN
 		RAISE EXCEPTION 'order_items must be a one-dimensional array of product ids'
@@ -398,6 +400,14 @@ BEGIN
 	-- as a restock: every product bought once has a due date)
 	SELECT c.blocked, c.due INTO owned_blocked, due
 	FROM @extschema@._customer_owned(t, post_purchase_offers.customer_id, at + interval '14 days') c;
+	-- The merchant's exclusions, applied before the candidates are cut to
+	-- 12 (_merge_offers applies them again, to every offer): after the cut,
+	-- a shop excluding its bestsellers got no offers at all
+	SELECT coalesce(array_agg(e.product_id) FILTER (WHERE e.product_id IS NOT NULL), '{}'),
+		   coalesce(array_agg(e.category) FILTER (WHERE e.category IS NOT NULL), '{}')
+	INTO excluded_products, excluded_categories
+	FROM @extschema@.exclusions e
+	WHERE e.tenant_id = t AND (e.with_product_id IS NULL OR e.with_product_id = ANY (items));
 	candidates := ARRAY(
 		-- complements of what was just bought (evidence only: no bestsellers
 		-- here), never a substitute of it
@@ -414,8 +424,10 @@ BEGIN
 		-- (the candidate looked up by its key, a probe per candidate: a
 		-- join is planned as a hash of the tenant's whole catalog)
 		WHERE NOT coalesce((SELECT b.variant_group = ANY (blocked_groups) OR b.category = ANY (blocked_categories)
+								   OR b.category = ANY (excluded_categories)
 							FROM @extschema@.product_model b
 							WHERE b.tenant_id = t AND b.product_id = e.product_id), false)
+		  AND e.product_id <> ALL (excluded_products)
 		LIMIT 12)
 	|| ARRAY(
 		-- bestsellers far below them, so that the page's slots fill:
@@ -426,8 +438,9 @@ BEGIN
 		-- the 12th kept)
 		FROM @extschema@.product_popularity m
 		WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
-		  AND m.product_id <> ALL (owned_blocked)
-		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)
+		  AND m.product_id <> ALL (owned_blocked) AND m.product_id <> ALL (excluded_products)
+		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories)
+						   OR m.category = ANY (excluded_categories), false)
 		LIMIT 12)
 	|| ARRAY(
 		-- consumables of this customer coming due within two weeks (and not
