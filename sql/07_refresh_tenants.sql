@@ -201,16 +201,19 @@ SELECT (SELECT count(DISTINCT model) FROM incremental_rows) AS models_with_rows,
 	   + (SELECT count(*) FROM (SELECT * FROM pg_temp.model_rows() EXCEPT ALL SELECT * FROM incremental_rows) d)
 	   AS rows_differing_from_full;
 
--- an order at 'infinity' and rows of no shop: the order is read without a
--- time, the rows are skipped, and all are listed with the bad rows; the
--- window of recent orders still ends at the last real order
-INSERT INTO rt.shop_lines VALUES (1, 500, 1, 3, 'infinity'), (NULL, 501, 2, 3, '2024-03-01');
+-- an order at 'infinity', one dated 2204 for 2024, and rows of no shop:
+-- the orders are read without a time, the rows are skipped, and all are
+-- listed with the bad rows; the window of recent orders still ends at the
+-- last real order (until 1.8 the order of 2204 ended it: one order left)
+INSERT INTO rt.shop_lines VALUES (1, 500, 1, 3, 'infinity'), (NULL, 501, 2, 3, '2024-03-01'),
+	(2, 502, 1, 3, '2204-03-16');
 INSERT INTO rt.shop_products VALUES (NULL, 11, 5, 'a', NULL);
 CALL upsell.refresh();
 SELECT tenant_id, source, id, problem, value FROM upsell.bad_source_rows() ORDER BY tenant_id NULLS FIRST, source, id;
 SELECT count(*) AS of_tenant_2 FROM upsell.bad_source_rows('{2}');
 SELECT tenant_id, max_ordered_at FROM upsell.cooccurrence_model ORDER BY tenant_id;
-SELECT tenant_id, count(*) AS recent_orders, count(*) FILTER (WHERE order_key = 500) AS the_infinite_one
+SELECT tenant_id, count(*) AS recent_orders, count(*) FILTER (WHERE order_key = 500) AS the_infinite_one,
+	   count(*) FILTER (WHERE order_key = 502) AS the_one_of_2204
 FROM upsell.order_model GROUP BY 1 ORDER BY 1;
 SELECT jsonb_pretty(bad_rows) FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
 

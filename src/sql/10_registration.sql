@@ -173,13 +173,14 @@ BEGIN
 		WHEN 'ordered_at', 'added_at', 'checked_out_at' THEN
 			-- an infinite time is a placeholder, not a moment: read as
 			-- unknown, as none (one order at 'infinity' would end the
-			-- window of recent orders there); bad_source_rows lists it
+			-- window of recent orders there; bad_source_rows lists it); so
+			-- is a time outside the years 1900 to 2199 (_plausible_time)
 			IF time_zone IS NOT NULL AND t IN ('timestamp without time zone'::regtype, 'date'::regtype) THEN
-				RETURN format('CASE WHEN pg_catalog.isfinite(%1$s) THEN @extschema@._local_time(%1$s::timestamp, %2$L) END',
+				RETURN format('CASE WHEN @extschema@._plausible_time(%1$s) THEN @extschema@._local_time(%1$s::timestamp, %2$L) END',
 							  c, time_zone);
 			END IF;
 			IF t IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
-				RETURN format('CASE WHEN pg_catalog.isfinite(%1$s) THEN %1$s::timestamptz END', c);
+				RETURN format('CASE WHEN @extschema@._plausible_time(%1$s) THEN %1$s::timestamptz END', c);
 			END IF;
 			expected := 'date, timestamp or timestamptz';
 		WHEN 'quantity', 'price', 'unit_price', 'unit_size' THEN
@@ -198,6 +199,19 @@ BEGIN
 			  HINT = format('The %s column must be %s.', role, expected);
 END
 $$;
+
+-- Plausible order and cart times: from 1900 to the end of 2199, of a date,
+-- timestamp or timestamptz column (compared in its own type: a timestamp
+-- of the year 294276 has no timestamptz).  A line dated 2204 for 2024 ended
+-- the window of recent orders there, leaving one order on the post-purchase
+-- view, and one near the end of the range overflowed the next due date of
+-- its customer, failing replenishment_due for the whole shop (until 1.8).
+-- Read as unknown, as an infinite time is.  (Polymorphic, so parsed where
+-- it is inlined, in the column's type; fully qualified.)
+CREATE FUNCTION @extschema@._plausible_time(t anyelement)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$ SELECT t OPERATOR(pg_catalog.>=) '1900-01-01' AND t OPERATOR(pg_catalog.<) '2200-01-01' $$;
 
 -- Plausible amounts.  A NaN, an infinity, a negative price or an absurd
 -- value (a typo, a unit mix-up, a test row) is never a real purchase: the
@@ -479,10 +493,11 @@ BEGIN
 							WHEN NOT @extschema@._plausible_quantity(%5$s) THEN 'implausible quantity (line skipped)'
 							WHEN NOT @extschema@._plausible_price(%6$s) THEN 'implausible unit price (read as unknown)'
 							WHEN NOT pg_catalog.isfinite(%8$s) THEN 'infinite order time (read as unknown)'
+							WHEN NOT @extschema@._plausible_time(%8$s) THEN 'implausible order time (read as unknown)'
 					   END AS problem,
 					   pg_catalog.concat('quantity ', coalesce((%5$s)::text, 'NULL'),
 										 ', unit price ', coalesce((%6$s)::text, 'NULL'),
-										 CASE WHEN NOT pg_catalog.isfinite(%8$s) THEN pg_catalog.concat(', ordered at ', %8$s) END) AS value
+										 CASE WHEN NOT @extschema@._plausible_time(%8$s) THEN pg_catalog.concat(', ordered at ', %8$s) END) AS value
 				FROM %7$s AS s$q$,
 				e ->> 'tenant_id', e ->> 'order_id', e ->> 'product_id', e ->> 'order_key', e ->> 'quantity',
 				e ->> 'unit_price', rel,

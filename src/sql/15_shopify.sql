@@ -99,7 +99,9 @@ BEGIN ATOMIC
 				 END AS skipped
 		  FROM (SELECT _shopify_order_lines.doc AS doc,
 					   @extschema@.shopify_id(_shopify_order_lines.doc -> 'id') AS order_key,
-					   @extschema@._json_time(_shopify_order_lines.doc -> 'created_at') AS ordered_at,
+					   -- (a time outside 1900-2199 is no valid one: _plausible_time)
+					   CASE WHEN @extschema@._plausible_time(@extschema@._json_time(_shopify_order_lines.doc -> 'created_at'))
+							THEN @extschema@._json_time(_shopify_order_lines.doc -> 'created_at') END AS ordered_at,
 					   @extschema@.shopify_id(_shopify_order_lines.doc -> 'customer' -> 'id') AS customer_id,
 					   jsonb_path_query_array(_shopify_order_lines.doc,
 											  'lax $.refunds[*].refund_line_items[*]', '{}', true) AS refund_lines
