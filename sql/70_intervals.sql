@@ -71,6 +71,13 @@ SELECT sum(repeat_customers)::float8 / sum(customers) AS shop_repeat_share FROM 
 SELECT * FROM upsell.replenishment_due('2024-04-25');
 SELECT * FROM upsell.replenishment_due('2024-04-30', '1 day');
 SELECT * FROM upsell.replenishment_due('2024-04-29', '1 day');
+-- the shop's days (of its registered zone, UTC here), whoever asks: a
+-- session in Honolulu finds customer 100 due on Apr 30 too (until 1.8 its
+-- own day, which began ten hours later: nobody)
+SET TimeZone = 'Pacific/Honolulu';
+SELECT customer_id, product_id, next_due AT TIME ZONE 'UTC' AS next_due_utc
+FROM upsell.replenishment_due('2024-04-30', '1 day');
+SET TimeZone = 'UTC';
 SELECT * FROM upsell.replenishment_due('2024-03-01', '14 days');
 SELECT customer_id, product_id, next_due::date, interval_source
 FROM upsell.replenishment_due('2024-01-01', '365 days') ORDER BY next_due, customer_id;

@@ -21,6 +21,12 @@ WHERE product_id = 5;
 -- On Apr 25 the coffee is due (Apr 30 < May 2): offered again, with the reason
 SELECT rank, product_id, round(score::numeric, 6) AS score, reason, because
 FROM upsell.recommend_for_customer(100, 4, at => '2024-04-25');
+-- the dates of the reasons are the shop's days, whoever asks (until 1.8 a
+-- session in Honolulu read "last on 2024-03-30")
+SET TimeZone = 'Pacific/Honolulu';
+SELECT reason FROM upsell.recommend_for_customer(100, 1, at => '2024-04-25');
+SELECT reason FROM upsell.email_sequence(100, 4, at => '2024-04-25') WHERE reason LIKE '%on 2024%';
+SET TimeZone = 'UTC';
 -- the durable machine is never offered to its owner, however long k is
 SELECT count(*) AS offers, count(*) FILTER (WHERE product_id = 3) AS machine,
 	   count(*) FILTER (WHERE product_id = 8) AS out_of_stock_mug

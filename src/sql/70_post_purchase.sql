@@ -463,6 +463,17 @@ $$;
 COMMENT ON FUNCTION @extschema@.is_consumable(bigint, bigint) IS
 	'whether a product is bought again (consumable) or owned (durable): the merchant''s rule in upsell.consumables for the product, else for its category, else the data (2+ repeat customers, repeat share at least half the shop''s and 2%)';
 
+-- The shop's time zone: the registration's (order_source.time_zone), in
+-- which a date the caller gives (replenishment_due's as_of) and the dates of
+-- the reasons are days, whoever asks (until 1.8 the reader's: a customer
+-- due at 23:30 in New York was due that day for a session in New York, not
+-- for one in UTC or Tokyo).
+CREATE FUNCTION @extschema@._shop_zone()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN coalesce((SELECT s.time_zone FROM @extschema@.order_source s LIMIT 1), pg_catalog.current_setting('TimeZone'));
+
 CREATE FUNCTION @extschema@.replenishment_due(as_of date DEFAULT current_date,
 	within interval DEFAULT '7 days', tenant_id bigint DEFAULT NULL)
 RETURNS TABLE (customer_id bigint, product_id bigint, last_purchase timestamptz, purchases bigint,
@@ -474,6 +485,9 @@ DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
 	-- is_excluded costs a lookup per candidate: skipped when the tenant has no rules
 	has_rules boolean := EXISTS (SELECT FROM @extschema@.exclusions e WHERE e.tenant_id = t);
+	zone text := @extschema@._shop_zone();
+	from_at timestamptz;
+	to_at timestamptz;
 BEGIN
 	IF as_of IS NULL OR within IS NULL THEN
 		RAISE EXCEPTION 'as_of and within must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -481,6 +495,9 @@ BEGIN
 	IF within < interval '0' THEN
 		RAISE EXCEPTION 'within must not be negative, not %', within USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	-- the days of the shop's zone, their length on its clock
+	from_at := @extschema@._local_time(as_of::timestamp, zone);
+	to_at := @extschema@._local_time(as_of::timestamp + within, zone);
 	RETURN QUERY
 	SELECT r.customer_id, r.product_id, r.last_at, r.purchases, r.interval_days,
 		   CASE WHEN r.purchases >= 2 THEN 'own' ELSE 'population' END,
@@ -489,7 +506,7 @@ BEGIN
 	JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = r.product_id
 	LEFT JOIN @extschema@.product_interval_model pm ON pm.tenant_id = t AND pm.product_id = r.product_id
 	WHERE r.tenant_id = t
-	  AND r.next_due >= as_of::timestamptz AND r.next_due < as_of::timestamptz + within
+	  AND r.next_due >= from_at AND r.next_due < to_at
 	  AND m.in_stock
 	  AND @extschema@._consumable(t, r.product_id, m.category, pm.repeats_consumable)
 	  AND (NOT has_rules OR NOT @extschema@.is_excluded(t, r.product_id, m.category, ARRAY[r.product_id]))
@@ -582,6 +599,7 @@ DECLARE
 	c bigint := customer_id;
 	half_days float8;
 	owned_ids bigint[];
+	zone text := @extschema@._shop_zone();	-- of the dates in the reasons
 BEGIN
 	IF customer_id IS NULL OR at IS NULL OR half_life IS NULL OR due_within IS NULL THEN
 		RAISE EXCEPTION 'customer_id, at, half_life and due_within must not be NULL'
@@ -646,7 +664,7 @@ BEGIN
 		UNION ALL
 		SELECT 1, d.product_id, d.confidence, ARRAY[d.product_id],
 			   format('due for a restock: bought every %s days, last on %s',
-					  round(d.interval_days::numeric, 1), to_char(d.last_at, 'YYYY-MM-DD'))
+					  round(d.interval_days::numeric, 1), to_char(d.last_at AT TIME ZONE zone, 'YYYY-MM-DD'))
 		FROM due d
 		UNION ALL
 		SELECT 2, m.product_id, m.orders / totals.orders, NULL, 'popular in a category you buy from'
@@ -716,6 +734,7 @@ DECLARE
 	-- is_excluded costs a lookup per candidate: skipped when the tenant has no rules
 	has_rules boolean := EXISTS (SELECT FROM @extschema@.exclusions e WHERE e.tenant_id = t);
 	c bigint := customer_id;
+	zone text := @extschema@._shop_zone();	-- of the dates in the reasons
 	cands @extschema@._offer_candidate[];
 	used boolean[];
 	best int;
@@ -779,14 +798,14 @@ BEGIN
 		SELECT ROW(r.kind, r.product_id, m.category, r.tier, r.score, r.refers_to,
 				   CASE r.kind
 					WHEN 'complement' THEN format('goes with %s you bought on %s',
-						@extschema@._product_label(t, r.refers_to), to_char(o.last_at, 'YYYY-MM-DD'))
+						@extschema@._product_label(t, r.refers_to), to_char(o.last_at AT TIME ZONE zone, 'YYYY-MM-DD'))
 					WHEN 'restock' THEN format('%s you bought on %s is due around %s (every %s days)',
-						@extschema@._product_label(t, r.refers_to), to_char(o.last_at, 'YYYY-MM-DD'),
-						to_char(o.next_due, 'YYYY-MM-DD'), round(o.interval_days::numeric, 1))
+						@extschema@._product_label(t, r.refers_to), to_char(o.last_at AT TIME ZONE zone, 'YYYY-MM-DD'),
+						to_char(o.next_due AT TIME ZONE zone, 'YYYY-MM-DD'), round(o.interval_days::numeric, 1))
 					WHEN 'subscription' THEN format('you bought %s %s times, every %s days: subscribe and save',
 						@extschema@._product_label(t, r.refers_to), o.purchases, round(o.median_gap_days::numeric, 1))
 					WHEN 'upgrade' THEN format('the step up from %s you bought on %s',
-						@extschema@._product_label(t, r.refers_to), to_char(o.last_at, 'YYYY-MM-DD'))
+						@extschema@._product_label(t, r.refers_to), to_char(o.last_at AT TIME ZONE zone, 'YYYY-MM-DD'))
 					ELSE r.fallback_reason
 				   END)::@extschema@._offer_candidate
 		FROM raw r
