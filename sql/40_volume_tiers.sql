@@ -67,6 +67,16 @@ WHERE o ->> 'type' = 'quantity_tier';
 SELECT o ->> 'price' AS price, o ->> 'discounted_price' AS discounted_price
 FROM jsonb_array_elements(upsell.offers_json('cart', '{"items": [{"product_id": 1, "quantity": 7}]}', 1) -> 'offers') o
 WHERE o ->> 'type' = 'quantity_tier';
+-- a threshold is measured on what the cart pays, at its tiers' prices: 3
+-- units of product 1 pay 8.50 each, 25.50, not 27.00 at the list price
+-- (until 1.8 a threshold of 27 counted as reached, and one of 30 a gap of
+-- 3.00, which a 3.33 filler was said to close); no step of more units of a
+-- line with tiers (its tier offer is that)
+INSERT INTO upsell.thresholds (tenant_id, kind, amount) VALUES (1, 'free_shipping', 27);
+SELECT amount, reached, gap FROM upsell.threshold_gap('{1}', '{3}', 1);
+SELECT amount, reached, gap FROM upsell.threshold_gap('{1,3}', '{3,1}', 1);
+SELECT product_ids, reason FROM upsell.cart_offers('{1}', '{3}', 1) WHERE offer_type = 'gap_filler';
+DELETE FROM upsell.thresholds WHERE tenant_id = 1;
 -- unknown and unpriced products give no rows; a NULL product is an error
 SELECT count(*) FROM upsell.quantity_offer(999, 1, 1);
 SELECT count(*) FROM upsell.quantity_offer(5, 1, 1);

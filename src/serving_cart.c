@@ -27,6 +27,20 @@
 
 PG_FUNCTION_INFO_V1(upsell_cart_offers);
 
+/*
+ * A cart line's volume tier, where the merchant set tiers for its product
+ * or category: the unit price the line pays at its quantity, and the next
+ * tier as an offer (has_next).
+ */
+typedef struct LineTier
+{
+	Numeric		unit_price;		/* NULL: no tier applies, the list price */
+	bool		has_next;
+	double		score;
+	Datum		discount;
+	char	   *reason;
+} LineTier;
+
 static CartLine *
 find_line(CartLine *lines, int n, int64 id)
 {
@@ -272,7 +286,7 @@ static int64
 propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric total,
 					const char *cart_currency,
 					const int64 *items, int nitems, const CartLine *lines, int nlines,
-					const int64 *line_ids, const int32 *qty, int ncart,
+					const int64 *line_ids, const int32 *qty, const LineTier *tiers, int ncart,
 					const Substitutes *subst, const Evidence *ev, int nev)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
@@ -430,7 +444,13 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 		bool		multi;
 		int64	   *id;
 
-		if (l == NULL || l->price == NULL || !l->in_stock)
+		/*
+		 * (nor of a line with tiers: its tier offer says what more of it
+		 * costs, and a step priced at the list price said "4.50 over" where
+		 * the tier's price made it 4.00, or reached a threshold the next
+		 * tier's lower price did not)
+		 */
+		if (l == NULL || l->price == NULL || !l->in_stock || tiers[i].unit_price != NULL)
 			continue;
 		multi = (qty && qty[i] > 1);
 		if (!multi && l->category)
@@ -553,6 +573,49 @@ skip_popular(void *arg, int64 id, const char *category)
 }
 
 /*
+ * The tiers of the cart's lines, in one query (run per line, as until 1.8,
+ * they took most of a cart's time), before the cart's value: the value is
+ * what the lines pay, at their tiers' prices (until 1.8 the list prices: a
+ * cart of 3 at the tier's 8.50 instead of 9.00 was told a 3.33 product
+ * reached the threshold of 30 when it left it at 28.83).  The Datums stay
+ * in the request's SPI memory until serving_end_request.
+ */
+static LineTier *
+read_tiers(const TenantRules *r, int64 tenant_id, Datum *cart_elems, const int32 *qty, int ncart)
+{
+	LineTier   *tiers = palloc0(Max(ncart, 1) * sizeof(LineTier));
+	Datum	   *units;
+	Datum		args[3];
+	int			ntier;
+
+	if (!r->volume_tiers || ncart == 0)
+		return tiers;
+	units = palloc(ncart * sizeof(Datum));
+	for (int i = 0; i < ncart; i++)
+		units[i] = Int32GetDatum(qty ? qty[i] : 1);
+	args[0] = PointerGetDatum(construct_array(cart_elems, ncart, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(units, ncart, INT4OID, 4, true, TYPALIGN_INT));
+	args[2] = Int64GetDatum(tenant_id);
+	ntier = (int) serving_run(serving.tier, args, NULL);
+	for (int row = 0; row < ntier; row++)
+	{
+		bool		isnull;
+		LineTier   *t = &tiers[DatumGetInt64(serving_col(row, 1, &isnull)) - 1];
+		Datum		d = serving_col(row, 5, &isnull);
+
+		t->unit_price = isnull ? NULL : DatumGetNumeric(d);
+		d = serving_col(row, 2, &isnull);
+		if (isnull)
+			continue;			/* no further tier lowers the price */
+		t->has_next = true;
+		t->score = DatumGetFloat8(d);
+		t->discount = serving_col(row, 3, &isnull);
+		t->reason = serving_col_text(row, 4);
+	}
+	return tiers;
+}
+
+/*
  * cart_offers(cart bigint[], quantities int[] DEFAULT NULL, tenant_id bigint
  *			   DEFAULT NULL, experiment text DEFAULT NULL, unit_id text
  *			   DEFAULT NULL, currency text DEFAULT NULL)
@@ -569,6 +632,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	int			nunknown = 0,
 				nunpriced = 0;
 	bool		value_known;
+	LineTier   *tiers;
 	int32	   *qty = NULL;
 	bool	   *qty_nulls = NULL;
 	int			nqty = 0;
@@ -660,6 +724,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 	 * (thresholds' gap fillers, offers triggered by the cart value), and the
 	 * reasons say so.
 	 */
+	tiers = read_tiers(r, tenant_id, cart_elems, qty, ncart);
 	total = int64_to_numeric(0);
 	for (i = 0; i < ncart; i++)
 	{
@@ -672,7 +737,8 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 			nunpriced++;
 		else
 			total = DatumGetNumeric(DirectFunctionCall2(numeric_add, NumericGetDatum(total),
-														DirectFunctionCall2(numeric_mul, NumericGetDatum(l->price),
+														DirectFunctionCall2(numeric_mul,
+																			NumericGetDatum(tiers[i].unit_price ? tiers[i].unit_price : l->price),
 																			NumericGetDatum(int64_to_numeric(qty ? qty[i] : 1)))));
 	}
 	value_known = nunknown == 0 && nunpriced == 0;
@@ -713,7 +779,7 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 		for (i = 0; i < ncart; i++)
 			line_ids[i] = DatumGetInt64(cart_elems[i]);
 		addon = propose_gap_fillers(&p, r, tenant_id, total, cart_currency, items, nitems, lines, nlines,
-									line_ids, qty, ncart, &subst, ev, nev);
+									line_ids, qty, tiers, ncart, &subst, ev, nev);
 	}
 
 	for (i = 0, j = 0; i < nev && j < CART_COMPLEMENTS; i++)
@@ -733,34 +799,15 @@ upsell_cart_offers(PG_FUNCTION_ARGS)
 			serving_propose(&p, OFFER_UPGRADE, &lines[i].upgrade_id, 1, lines[i].upgrade_score,
 					serving_zero_discount(), lines[i].upgrade_reason);
 
-	/* the next volume tier of a cart line, only where the merchant set tiers */
-	if (r->volume_tiers && ncart > 0)
-	{
-		Datum	   *units = palloc(ncart * sizeof(Datum));
-		Datum		args[3];
-		int			ntier;
-
-		/* one query for the cart (run per line, the tiers took most of it) */
-		for (i = 0; i < ncart; i++)
-			units[i] = Int32GetDatum(qty ? qty[i] : 1);
-		args[0] = PointerGetDatum(construct_array(cart_elems, ncart, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[1] = PointerGetDatum(construct_array(units, ncart, INT4OID, 4, true, TYPALIGN_INT));
-		args[2] = Int64GetDatum(tenant_id);
-		ntier = (int) serving_run(serving.tier, args, NULL);
-		for (int row = 0; row < ntier; row++)
+	/* the next volume tier of a cart line (read above with the prices) */
+	for (i = 0; i < ncart; i++)
+		if (tiers[i].has_next)
 		{
-			bool		isnull;
-			Datum		score = serving_col(row, 2, &isnull);
-			int64	   *id;
+			int64	   *id = palloc(sizeof(int64));
 
-			if (isnull)
-				continue;
-			id = palloc(sizeof(int64));
-			*id = DatumGetInt64(cart_elems[DatumGetInt64(serving_col(row, 1, &isnull)) - 1]);
-			serving_propose(&p, OFFER_QUANTITY_TIER, id, 1, DatumGetFloat8(score),
-					serving_col(row, 3, &isnull), serving_col_text(row, 4));
+			*id = DatumGetInt64(cart_elems[i]);
+			serving_propose(&p, OFFER_QUANTITY_TIER, id, 1, tiers[i].score, tiers[i].discount, tiers[i].reason);
 		}
-	}
 
 	serving_emit(fcinfo, &p, r, STAGE_CART, allowed, items, nitems);
 	serving_end_request();

@@ -127,7 +127,10 @@ serving_use_schema(Oid fn_oid)
 	 * parentheses.  The discount is of the list price, as every offer's is
 	 * (offers_json prices the offer as list price x (1 - discount)): the
 	 * tier's unit price to the cent, not a fraction of the price the cart
-	 * pays now, nor one rounded to 4 places (8.58 shown for a tier of 8.10)
+	 * pays now, nor one rounded to 4 places (8.58 shown for a tier of 8.10).
+	 * A row per line of a product or category with tiers: the unit price
+	 * it pays at its quantity (the cart's value counts it), then the next
+	 * tier's score, discount and reason (NULL score: no further tier).
 	 */
 	serving.tier = serving_prepare_plan(
 		"SELECT u.n, "
@@ -136,13 +139,12 @@ serving_use_schema(Oid fn_oid)
 		"       THEN (q.total_saving OPERATOR(pg_catalog./) (q.total_saving OPERATOR(pg_catalog.+) "
 		"             (q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity)))::pg_catalog.float8 END, "
 		"       pg_catalog.trim_scale(pg_catalog.round(1::pg_catalog.numeric OPERATOR(pg_catalog.-) "
-		"                        (q.new_unit_price OPERATOR(pg_catalog./) m.price), 12)), q.reason "
+		"                        (q.new_unit_price OPERATOR(pg_catalog./) m.price), 12)), q.reason, q.unit_price "
 		"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY AS u(id, qty, n) "
 		"JOIN @.product_model m ON m.tenant_id" EQ "$3 AND m.product_id" EQ "u.id "
 		"CROSS JOIN LATERAL @.quantity_offer(u.id, u.qty, $3) q "
 		"WHERE EXISTS (SELECT FROM @.volume_tiers v WHERE v.tenant_id" EQ "$3 "
 		"              AND (v.product_id" EQ "u.id OR v.category" EQ "m.category)) "
-		"  AND q.next_quantity IS NOT NULL "
 		"ORDER BY u.n", 3, tier);
 	/* (numbered along an index, as load_popular's: the scan stops at the limit) */
 	serving.popular_after = serving_prepare_plan(

@@ -70,9 +70,12 @@ BEGIN
 END
 $$;
 
--- The value of a cart at the prices of the last refresh (product_model).
--- NULL cart: empty.  quantities NULL: one of each.  NULL when a product is
--- unknown as of the last refresh or has no price.
+-- The value of a cart at the prices of the last refresh (product_model),
+-- each line at its volume tier's unit price where the merchant set tiers
+-- (quantity_offer; as cart_offers counts it: until 1.8 the list price, so a
+-- cart paying 8.50 a unit was valued at 9.00 and told it reached a
+-- threshold it did not).  NULL cart: empty.  quantities NULL: one of each.
+-- NULL when a product is unknown as of the last refresh or has no price.
 CREATE FUNCTION @extschema@._cart_total(tenant_id bigint, product_ids bigint[], quantities int[])
 RETURNS numeric
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -87,6 +90,7 @@ DECLARE
 	bad_quantity int;
 	unknown_id bigint;
 	unpriced_id bigint;
+	tier_prices numeric[];		-- per line: its tier's unit price, or NULL
 BEGIN
 	IF coalesce(array_ndims(product_ids), 1) > 1 OR coalesce(array_ndims(quantities), 1) > 1 THEN
 		RAISE EXCEPTION 'the cart must be one-dimensional arrays of product ids and quantities'
@@ -99,8 +103,23 @@ BEGIN
 			coalesce(cardinality(product_ids), 0), cardinality(quantities)
 			USING ERRCODE = 'array_subscript_error';
 	END IF;
+	-- (a statement of its own, as every table read here: quantity_offer
+	-- reads the tiers; lines it would refuse are refused below by name)
+	IF EXISTS (SELECT FROM @extschema@.volume_tiers v WHERE v.tenant_id = _cart_total.tenant_id) THEN
+		tier_prices := ARRAY(
+			SELECT CASE WHEN c.product_id IS NOT NULL AND (quantities IS NULL OR c.quantity >= 1)
+							 AND EXISTS (SELECT FROM @extschema@.volume_tiers v
+										 WHERE v.tenant_id = _cart_total.tenant_id
+										   AND (v.product_id = c.product_id OR v.category = m.category))
+						THEN (SELECT q.unit_price
+							  FROM @extschema@.quantity_offer(c.product_id, coalesce(c.quantity, 1), _cart_total.tenant_id) q) END
+			FROM unnest(product_ids, quantities) WITH ORDINALITY AS c(product_id, quantity, n)
+			LEFT JOIN @extschema@.product_model m
+				ON m.tenant_id = _cart_total.tenant_id AND m.product_id = c.product_id
+			ORDER BY c.n);
+	END IF;
 	-- one pass: the total, and the first bad line if any
-	SELECT coalesce(sum(m.price * coalesce(c.quantity, 1)), 0),
+	SELECT coalesce(sum(coalesce(tier_prices[c.n], m.price) * coalesce(c.quantity, 1)), 0),
 		   bool_or(c.product_id IS NULL),
 		   count(*) FILTER (WHERE quantities IS NOT NULL AND (c.quantity IS NULL OR c.quantity <= 0)),
 		   (array_agg(c.product_id ORDER BY c.n) FILTER (
