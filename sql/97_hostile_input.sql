@@ -206,6 +206,10 @@ INSERT INTO hi.cases (sql, expected) VALUES
 ($$SELECT count(*) FROM upsell.threshold_gap(10, at => NULL)$$, '22004'),
 ($$SELECT count(*) FROM upsell.threshold_gap('{1,999}'::bigint[], NULL)$$, '00000'),
 ($$SELECT count(*) FROM upsell.threshold_gap('{1}'::bigint[], '{0}')$$, '22023'),
+-- a cart worth 1e15 (2000 units at a price of 5e11, which is plausible)
+($c$DO $d$ BEGIN UPDATE upsell.product_model SET price = 5e11 WHERE product_id = 1;
+	IF (SELECT bool_and(reached) FROM upsell.threshold_gap('{1}'::bigint[], '{2000}')) IS NOT TRUE THEN
+		RAISE EXCEPTION 'not reached' USING ERRCODE = 'P0001'; END IF; END $d$$c$, '00000'),
 ($$SELECT count(*) FROM upsell.gap_fillers('{1}', k => 1001)$$, '22023'),
 ($$SELECT count(*) FROM upsell.gap_fillers('{1}', max_items => 4)$$, '22023'),
 ($$SELECT count(*) FROM upsell.gap_fillers('{1}', max_items => NULL)$$, '22023'),

@@ -201,8 +201,11 @@ BEGIN
 		ORDER BY a.amount, a.threshold_id;
 		RETURN;
 	END IF;
+	-- (a cart of 1e15 or more, 2000 units at a plausible 5e11, reaches
+	-- every threshold, which are below 1e15: not the cart_total argument's
+	-- error, as until 1.8)
 	RETURN QUERY
-	SELECT * FROM @extschema@.threshold_gap(total, t, at, threshold_gap.currency);
+	SELECT * FROM @extschema@.threshold_gap(least(total, 999999999999999.99), t, at, threshold_gap.currency);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.threshold_gap(bigint[], int[], bigint, timestamptz, text) IS
