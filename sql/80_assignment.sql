@@ -154,6 +154,13 @@ INSERT INTO upsell.exposures (experiment, unit_id) VALUES ('cx', 'u5');
 \set VERBOSITY default
 ROLLBACK;
 DELETE FROM upsell.experiments WHERE experiment = 'cx';
+-- a weight too small for float8, which the CHECK lets in, is none (until
+-- 1.8 every request naming the experiment failed)
+INSERT INTO upsell.experiments (experiment) VALUES ('tiny');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('tiny', 'control', 1), ('tiny', 'b', 1e-400);
+SELECT upsell.assign('tiny', u::text) AS variant, count(*) FROM generate_series(1, 100) u GROUP BY 1;
+SELECT variant, weight > 0 AS positive, units FROM upsell.experiment_results('tiny') ORDER BY variant;
+DELETE FROM upsell.experiments WHERE experiment = 'tiny';
 
 -- the whole experiment goes away with its variants and exposures once ended
 UPDATE upsell.experiments SET ended_at = now() WHERE experiment = 'checkout_test';

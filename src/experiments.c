@@ -161,12 +161,12 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 	 * created, its variants not told
 	 */
 	appendStringInfo(&sql,
-					 "SELECT v.variant, v.weight::pg_catalog.float8 FROM %s.experiment_variants v "
+					 "SELECT v.variant, %s._weight_share(v.weight) FROM %s.experiment_variants v "
 					 "JOIN %s.experiments e ON e.experiment OPERATOR(pg_catalog.=) v.experiment "
 					 "WHERE v.experiment OPERATOR(pg_catalog.=) $1 "
 					 "AND ($2::pg_catalog.int8 IS NULL OR e.tenant_id OPERATOR(pg_catalog.=) $2) "
 					 "ORDER BY v.variant COLLATE \"C\"",
-					 quote_identifier(schema), quote_identifier(schema));
+					 quote_identifier(schema), quote_identifier(schema), quote_identifier(schema));
 	args[0] = CStringGetTextDatum(experiment);
 	args[1] = Int64GetDatum(bound_tenant);
 	nulls[1] = bound ? ' ' : 'n';

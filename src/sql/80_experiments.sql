@@ -34,6 +34,15 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.experiments', '');
 COMMENT ON TABLE @extschema@.experiments IS
 	'A/B tests: name, tenant, funnel stage (NULL = every stage), control variant, conversion window, start, end; variants in upsell.experiment_variants';
 
+-- A weight as the share assign() and the results compute with: a weight
+-- too small for float8 (1e-400, which the table's CHECK lets in) is none
+-- (until 1.8 it failed every request naming the experiment: "out of range
+-- for type double precision").  Inlined: SQL-standard body.
+CREATE FUNCTION @extschema@._weight_share(weight numeric)
+RETURNS float8
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN weight OPERATOR(pg_catalog.<) 1e-300 THEN 0::pg_catalog.float8 ELSE weight::pg_catalog.float8 END;
+
 CREATE TABLE IF NOT EXISTS @extschema@.experiment_variants (
 	experiment	text NOT NULL REFERENCES @extschema@.experiments ON UPDATE CASCADE ON DELETE CASCADE,
 	variant		text NOT NULL CHECK (variant <> ''),
@@ -500,7 +509,7 @@ BEGIN
 
 	-- sample-ratio mismatch: units per variant (by first exposure) against weights
 	SELECT array_agg(v.variant ORDER BY v.variant COLLATE "C"),
-		   array_agg(v.weight::float8 ORDER BY v.variant COLLATE "C"),
+		   array_agg(@extschema@._weight_share(v.weight) ORDER BY v.variant COLLATE "C"),
 		   array_agg(coalesce(c.n, 0) ORDER BY v.variant COLLATE "C")
 	INTO names, ws, counts
 	FROM @extschema@.experiment_variants v
@@ -599,8 +608,8 @@ BEGIN
 		FROM t CROSS JOIN (SELECT * FROM t WHERE t.variant = e.control) c
 	)
 	SELECT s.variant, s.variant = e.control, s.weight, s.units,
-		   (SELECT sum(s2.units) FROM s s2)::float8 * s.weight::float8
-			/ nullif((SELECT sum(s2.weight) FROM s s2), 0)::float8,
+		   (SELECT sum(s2.units) FROM s s2)::float8 * @extschema@._weight_share(s.weight)
+			/ nullif((SELECT sum(@extschema@._weight_share(s2.weight)) FROM s s2), 0),
 		   s.converted, s.orders,
 		   s.converted::float8 / nullif(s.units, 0),
 		   s.revenue,
