@@ -526,7 +526,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.bad_source_rows(bigint[]) IS
-	'the registered order lines and catalog rows (of the given tenants, or all) that the models skip or read in part: NULL ids (a row without tenant, listed whatever the tenants asked for, is of none), implausible quantities (NaN, infinite, |q| >= 1e9: line skipped), implausible prices and unit sizes (NaN, infinite, negative, >= 1e12: read as unknown), infinite order times (read as unknown), and the Shopify documents, line items and variants skipped with their reason (upsell.shopify_skips()); a full refresh counts them into upsell.refresh_log';
+	'the registered order lines and catalog rows (of the given tenants, or all) that the models skip or read in part: NULL ids (a row without tenant, listed whatever the tenants asked for, is of none), implausible quantities (NaN, infinite, |q| >= 1e9: line skipped), implausible prices and unit sizes (NaN, infinite, negative, >= 1e12: read as unknown), infinite order times and those before 1900 or from 2200 on (read as unknown), and the Shopify documents, line items and variants skipped with their reason (upsell.shopify_skips()); a full refresh counts them into upsell.refresh_log';
 
 -- What the builders read as the catalog: the registered one, or none.
 -- (plpgsql: Citus 12.1 cannot run a SQL-standard body that reads a
