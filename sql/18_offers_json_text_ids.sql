@@ -25,7 +25,9 @@ SELECT r -> 'notes' AS notes, jsonb_array_length(r -> 'offers') > 0 AS offers
 FROM upsell.offers_json('post_purchase', '{"order_id": "12345"}') r;
 SELECT r -> 'notes' AS notes FROM upsell.offers_json('post_purchase', '{"order_id": "ORD-404"}') r;
 -- the items form: a text customer id is the registered customer's, whose
--- history brings the restock of product 3 (without it, none)
+-- history brings the pitch to subscribe to product 3, bought regularly
+-- (without it, none; no restock: one buyer does not make it a consumable,
+-- and until 1.8 any product bought was restocked)
 SELECT r -> 'notes' AS notes, jsonb_path_query_array(r, '$.offers[*].type') AS offer_types
 FROM upsell.offers_json('post_purchase', '{"items": [{"product_id": 1}], "customer_id": "cz"}') r;
 SELECT jsonb_path_query_array(r, '$.offers[*].type') AS offer_types
