@@ -87,8 +87,36 @@ BEGIN
 					  HINT = format('Call upsell.%s() again with the table''s current columns.', r.registration);
 		END;
 	END LOOP;
+	-- A view reads a column by its position, not its name: a registered
+	-- column renamed away and another added under its name left the view on
+	-- the old one, which the names above do not show (until 1.8 refresh then
+	-- built every model from the old column, and logged ok).  Every column
+	-- a view of the extension reads of a registered table must be one the
+	-- registrations name.
+	SELECT format('the view %s reads column "%s" of %s, which no registration names',
+				  w.ev_class::regclass, a.attname, d.refobjid::regclass),
+		   (SELECT rc.registration FROM @extschema@._registered_columns() rc
+			WHERE rc.relation = d.refobjid LIMIT 1)
+	INTO msg, state
+	FROM pg_depend d
+	JOIN pg_rewrite w ON w.oid = d.objid
+	JOIN pg_class v ON v.oid = w.ev_class
+	JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+	WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+	  AND d.refobjsubid > 0
+	  AND v.relnamespace = (SELECT e.extnamespace FROM pg_extension e WHERE e.extname = 'upsell')
+	  AND d.refobjid IN (SELECT rc.relation FROM @extschema@._registered_columns() rc)
+	  AND a.attname NOT IN (SELECT rc.col FROM @extschema@._registered_columns() rc WHERE rc.relation = d.refobjid)
+	ORDER BY w.ev_class::regclass::text, a.attnum
+	LIMIT 1;
+	IF msg IS NOT NULL THEN
+		RAISE EXCEPTION 'registration upsell.%() no longer matches its table: %', state, msg
+			USING ERRCODE = 'undefined_column',
+				  DETAIL = 'A registered column renamed and another added under its name leaves the view on the renamed one.',
+				  HINT = format('Call upsell.%s() again with the table''s current columns.', state);
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION @extschema@._check_registrations() IS
-	'internal: raises, naming the registration and the column, when a registered column was renamed, dropped or retyped';
+	'internal: raises, naming the registration and the column, when a registered column was renamed, dropped or retyped, or a view of the registrations reads a column no registration names';
 
