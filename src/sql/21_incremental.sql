@@ -120,7 +120,17 @@ DECLARE
 										   AND @extschema@._column_type(o.relation, o.ordered_at, 'ordered_at')
 											   IN ('timestamp without time zone'::regtype, 'date'::regtype)
 									  THEN '{}'::text[] ELSE '{time_zone}'::text[] END
-						   FROM @extschema@.order_source o);
+						   FROM @extschema@.order_source o)
+		-- and which columns those names are (attnums): a registered column
+		-- renamed away and another added under its name is another column
+		-- of the same name, which a view made anew reads (refresh makes
+		-- the view again when a DROP ... CASCADE took it): the models of
+		-- the old column must not take the new one's lines
+		OPERATOR(pg_catalog.||) coalesce((SELECT pg_catalog.jsonb_build_object('attnums', pg_catalog.jsonb_object_agg(rc.role, a.attnum))
+										  FROM @extschema@._registered_columns() rc
+										  JOIN pg_attribute a ON a.attrelid = rc.relation AND a.attname = rc.col
+										  WHERE rc.what = 'order lines'), '{}');
+	changed text;
 BEGIN
 	IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
 		DROP TABLE pg_temp.upsell_new_lines;
@@ -143,16 +153,20 @@ BEGIN
 						ELSE 'the registered order lines are a Citus distributed table, whose rows carry the shards'' transaction ids' END;
 		ELSIF pg_snapshot_xmax(snap)::text::numeric - pg_snapshot_xmax(prev.snapshot)::text::numeric > 1073741824 THEN
 			why := 'over 2^30 transactions since its last refresh';
-		ELSIF prev.registration IS DISTINCT FROM registration THEN
+		ELSIF prev.registration IS DISTINCT FROM
+			  -- (a state of 1.7 or older has no attnums: the names compared)
+			  (CASE WHEN prev.registration ? 'attnums' THEN registration ELSE registration - 'attnums' END) THEN
 			-- the same rows, read otherwise (another customer or time
 			-- column, or none): the models of the lines as they were read
 			-- would be kept, and the new lines folded into them
-			why := 'the order lines were registered anew since its last refresh ('
-				|| (SELECT string_agg(format('%s: %s, now %s', k, coalesce(prev.registration ->> k, 'none'),
-											 coalesce(registration ->> k, 'none')), '; ' ORDER BY k)
-					FROM (SELECT jsonb_object_keys(prev.registration)
-						  UNION SELECT jsonb_object_keys(registration)) r(k)
-					WHERE prev.registration -> k IS DISTINCT FROM registration -> k) || ')';
+			changed := (SELECT string_agg(format('%s: %s, now %s', k, coalesce(prev.registration ->> k, 'none'),
+												 coalesce(registration ->> k, 'none')), '; ' ORDER BY k)
+						FROM (SELECT jsonb_object_keys(prev.registration)
+							  UNION SELECT jsonb_object_keys(registration)) r(k)
+						WHERE prev.registration -> k IS DISTINCT FROM registration -> k AND k <> 'attnums');
+			why := CASE WHEN changed IS NULL
+						THEN 'a registered column of the order lines is another column of the same name since its last refresh (one renamed away and another added under its name)'
+						ELSE 'the order lines were registered anew since its last refresh (' || changed || ')' END;
 		ELSIF prev.settings OPERATOR(pg_catalog.-) 'bundles'::text IS DISTINCT FROM settings THEN
 			why := format('settings changed since its last refresh (%s, now %s)',
 						  prev.settings OPERATOR(pg_catalog.-) 'bundles'::text, settings);
