@@ -75,6 +75,8 @@ WHERE o ->> 'type' = 'quantity_tier';
 INSERT INTO upsell.thresholds (tenant_id, kind, amount) VALUES (1, 'free_shipping', 27);
 SELECT amount, reached, gap FROM upsell.threshold_gap('{1}', '{3}', 1);
 SELECT amount, reached, gap FROM upsell.threshold_gap('{1,3}', '{3,1}', 1);
+-- the tier is of all a product's units, on however many lines
+SELECT amount, reached, gap FROM upsell.threshold_gap('{1,1}', '{2,1}', 1);
 SELECT product_ids, reason FROM upsell.cart_offers('{1}', '{3}', 1) WHERE offer_type = 'gap_filler';
 DELETE FROM upsell.thresholds WHERE tenant_id = 1;
 -- unknown and unpriced products give no rows; a NULL product is an error

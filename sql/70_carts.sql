@@ -40,6 +40,19 @@ SELECT count(*) AS checked_out FROM upsell.abandoned_cart_offers(upsell.order_ke
 SELECT count(*) AS active FROM upsell.abandoned_cart_offers(upsell.order_key('D'), at => '2024-04-20 12:00');
 -- (two offers: the third, the filters (6), customer 103 owns, a durable)
 SELECT count(*) AS idle_after_20_min FROM upsell.abandoned_cart_offers(upsell.order_key('D'), idle_after => '20 minutes', at => '2024-04-20 12:00');
+-- W: customer 105's idle cart of coffee: the machine (3) and the frother
+-- (5) they own are durables, not offered again (until 1.8 the win-back
+-- offers were exactly what they owned)
+INSERT INTO pp.carts VALUES ('W', 105, 1, 1, '2024-04-20 10:00', NULL);
+SELECT product_id, upsell.is_consumable(product_id) AS consumable
+FROM upsell.purchase_interval_model WHERE customer_id = 105 ORDER BY 1;
+SELECT * FROM upsell.abandoned_cart_offers(upsell.order_key('W'), 5, at => '2024-04-20 12:00');
+-- a cart checked out at a typo's time (2204 for 2024) is checked out: no
+-- win-back mail (the time reads as -infinity, not as none)
+INSERT INTO pp.carts VALUES ('X', 101, 1, 1, '2024-04-20 09:00', '2204-04-20 09:30');
+SELECT count(*) AS offers, (SELECT checked_out_at FROM upsell.carts WHERE cart_id = upsell.order_key('X')) AS checked_out_at
+FROM upsell.abandoned_cart_offers(upsell.order_key('X'), at => '2024-04-20 12:00');
+DELETE FROM pp.carts WHERE cart IN ('W', 'X');
 SELECT count(*) AS unknown FROM upsell.abandoned_cart_offers(42, at => '2024-04-20 12:00');
 -- a negative idle time would serve carts still being filled
 SELECT count(*) FROM upsell.abandoned_cart_offers(upsell.order_key('D'), idle_after => '-5 days', at => '2024-04-20 12:00');
@@ -85,13 +98,6 @@ SELECT * FROM upsell.abandoned_cart_offers(7, min_price_ratio => 1);
 SELECT * FROM upsell.abandoned_cart_offers(7, min_price_ratio => -0.5);
 SELECT * FROM upsell.abandoned_cart_offers(7, tenant_id => 3);
 
--- W: customer 105's idle cart of coffee: the machine (3) and the frother
--- (5) they own are durables, not offered again (until 1.8 the win-back
--- offers were exactly what they owned)
-INSERT INTO pp.carts VALUES ('W', 105, 1, 1, '2024-04-20 10:00', NULL);
-SELECT product_id, upsell.is_consumable(product_id) AS consumable
-FROM upsell.purchase_interval_model WHERE customer_id = 105 ORDER BY 1;
-SELECT * FROM upsell.abandoned_cart_offers(upsell.order_key('W'), 5, at => '2024-04-20 12:00');
 -- nor by the thank-you page of customer 100's next coffee order: not the
 -- machine (3) they own, as a complement, a bestseller or a restock (until
 -- 1.8 the machine came first, "goes with your order")

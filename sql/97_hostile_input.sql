@@ -210,6 +210,11 @@ INSERT INTO hi.cases (sql, expected) VALUES
 ($c$DO $d$ BEGIN UPDATE upsell.product_model SET price = 5e11 WHERE product_id = 1;
 	IF (SELECT bool_and(reached) FROM upsell.threshold_gap('{1}'::bigint[], '{2000}')) IS NOT TRUE THEN
 		RAISE EXCEPTION 'not reached' USING ERRCODE = 'P0001'; END IF; END $d$$c$, '00000'),
+-- and a threshold just below 1e15 with it
+($c$DO $d$ BEGIN UPDATE upsell.product_model SET price = 5e11 WHERE product_id = 1;
+	INSERT INTO upsell.thresholds (kind, amount) VALUES ('gift', 999999999999999.999);
+	IF (SELECT bool_and(reached) FROM upsell.threshold_gap('{1}'::bigint[], '{2000}')) IS NOT TRUE THEN
+		RAISE EXCEPTION 'not reached' USING ERRCODE = 'P0001'; END IF; END $d$$c$, '00000'),
 ($$SELECT count(*) FROM upsell.gap_fillers('{1}', k => 1001)$$, '22023'),
 ($$SELECT count(*) FROM upsell.gap_fillers('{1}', max_items => 4)$$, '22023'),
 ($$SELECT count(*) FROM upsell.gap_fillers('{1}', max_items => NULL)$$, '22023'),

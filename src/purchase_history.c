@@ -56,6 +56,7 @@ typedef struct PhReceiver
 	int			cap;
 	PhProducts	products;
 	bool		have_products;
+	bool		whole_days;		/* the times are days of the shop (iv_stats) */
 } PhReceiver;
 
 static Datum
@@ -130,7 +131,7 @@ flush_customer(PhReceiver *r)
 				s = s == (Datum) 0 || sj == (Datum) 0 ? (Datum) 0 : numeric_plus(s, sj);
 			}
 		}
-		iv_stats(&times, (double) USECS_PER_DAY, &st);
+		iv_stats(&times, (double) USECS_PER_DAY, r->whole_days, &st);
 
 		ids[nprod] = r->lines[i].product;
 		purchases[nprod] = Int32GetDatum((int32) Min(st.purchases, PG_INT32_MAX));
@@ -311,7 +312,7 @@ ph_row(Datum *values, bool *isnull, void *arg)
 }
 
 /*
- * _purchase_history(query text) RETURNS TABLE (tenant_id, customer_id,
+ * _purchase_history(query text, whole_days boolean) RETURNS TABLE (tenant_id, customer_id,
  * product_ids, purchases, first_at, last_at, median_gap_days, cv, quantity,
  * spend, product_id, customers, repeat_customers, regular_customers,
  * population_interval_days, repeats_consumable)
@@ -329,6 +330,7 @@ upsell_purchase_history(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	memset(&r, 0, sizeof r);
+	r.whole_days = PG_GETARG_BOOL(1);
 	r.out = rsinfo->setResult;
 	r.outdesc = rsinfo->setDesc;
 	r.customer_ctx = AllocSetContextCreate(CurrentMemoryContext, "upsell purchase history customer",

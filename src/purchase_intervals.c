@@ -129,7 +129,7 @@ upsell_iv_final(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 
 	/* sorts and dedups the state in place: harmless, the result is the same */
-	iv_stats(state, (double) USECS_PER_DAY, &st);
+	iv_stats(state, (double) USECS_PER_DAY, false, &st);
 	values[0] = Int64GetDatum(st.purchases);
 	values[1] = TimestampTzGetDatum((TimestampTz) st.first);
 	values[2] = TimestampTzGetDatum((TimestampTz) st.last);

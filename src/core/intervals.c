@@ -117,7 +117,7 @@ iv_median(double *values, size_t n)
 }
 
 void
-iv_stats(IvTimes *times, double units_per_day, IvStats *out)
+iv_stats(IvTimes *times, double units_per_day, bool whole_days, IvStats *out)
 {
 	size_t		i;
 	size_t		m;
@@ -152,6 +152,8 @@ iv_stats(IvTimes *times, double units_per_day, IvStats *out)
 		 * cancellation on large epochs
 		 */
 		gaps[i - 1] = (double) ((uint64_t) times->t[i] - (uint64_t) times->t[i - 1]) / units_per_day;
+		if (whole_days)
+			gaps[i - 1] = round(gaps[i - 1]);
 		sum += gaps[i - 1];
 	}
 	out->mean_gap = sum / (double) (m - 1);

@@ -56,10 +56,13 @@ extern const char *iv_times_deserialize(const char *buf, size_t len, IvTimes *ti
 
 /*
  * Sorts the times in place, drops repeats and computes the statistics;
- * units_per_day converts the time unit into days.  A state with no times
- * gives purchases = 0.
+ * units_per_day converts the time unit into days.  whole_days rounds every
+ * gap to whole days: for times that are days of a zone with daylight saving
+ * time (midnights an hour apart in absolute time across a change, so that
+ * March 1 to April 1 in Berlin is 30.958 days, not 31).  A state with no
+ * times gives purchases = 0.
  */
-extern void iv_stats(IvTimes *times, double units_per_day, IvStats *out);
+extern void iv_stats(IvTimes *times, double units_per_day, bool whole_days, IvStats *out);
 
 /* Median of n values (sorts them in place); NaN when n = 0. */
 extern double iv_median(double *values, size_t n);

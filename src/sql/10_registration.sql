@@ -174,13 +174,21 @@ BEGIN
 			-- an infinite time is a placeholder, not a moment: read as
 			-- unknown, as none (one order at 'infinity' would end the
 			-- window of recent orders there; bad_source_rows lists it); so
-			-- is a time outside the years 1900 to 2199 (_plausible_time)
+			-- is a time outside the years 1900 to 2199 (_plausible_time).
+			-- But a cart checked out at such a time is checked out: its
+			-- time reads as -infinity, unknown and long past, not as none,
+			-- which is a cart still open (a typo of 2204 for 2024 made a
+			-- bought cart a win-back mail)
 			IF time_zone IS NOT NULL AND t IN ('timestamp without time zone'::regtype, 'date'::regtype) THEN
-				RETURN format('CASE WHEN @extschema@._plausible_time(%1$s) THEN @extschema@._local_time(%1$s::timestamp, %2$L) END',
-							  c, time_zone);
+				RETURN format('CASE WHEN @extschema@._plausible_time(%1$s) THEN @extschema@._local_time(%1$s::timestamp, %2$L)%3$s END',
+							  c, time_zone,
+							  CASE WHEN role = 'checked_out_at'
+								   THEN format(' WHEN %s IS NOT NULL THEN ''-infinity''::timestamptz', c) ELSE '' END);
 			END IF;
 			IF t IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
-				RETURN format('CASE WHEN @extschema@._plausible_time(%1$s) THEN %1$s::timestamptz END', c);
+				RETURN format('CASE WHEN @extschema@._plausible_time(%1$s) THEN %1$s::timestamptz%2$s END', c,
+							  CASE WHEN role = 'checked_out_at'
+								   THEN format(' WHEN %s IS NOT NULL THEN ''-infinity''::timestamptz', c) ELSE '' END);
 			END IF;
 			expected := 'date, timestamp or timestamptz';
 		WHEN 'quantity', 'price', 'unit_price', 'unit_size' THEN

@@ -90,7 +90,9 @@ DECLARE
 	bad_quantity int;
 	unknown_id bigint;
 	unpriced_id bigint;
-	tier_prices numeric[];		-- per line: its tier's unit price, or NULL
+	tier_ids bigint[];			-- the products with tiers, their units in the
+	tier_units int[];			-- cart, and the unit price their tiers give
+	tier_prices numeric[];		-- all of them
 BEGIN
 	IF coalesce(array_ndims(product_ids), 1) > 1 OR coalesce(array_ndims(quantities), 1) > 1 THEN
 		RAISE EXCEPTION 'the cart must be one-dimensional arrays of product ids and quantities'
@@ -106,20 +108,29 @@ BEGIN
 	-- (a statement of its own, as every table read here: quantity_offer
 	-- reads the tiers; lines it would refuse are refused below by name)
 	IF EXISTS (SELECT FROM @extschema@.volume_tiers v WHERE v.tenant_id = _cart_total.tenant_id) THEN
-		tier_prices := ARRAY(
-			SELECT CASE WHEN c.product_id IS NOT NULL AND (quantities IS NULL OR c.quantity >= 1)
-							 AND EXISTS (SELECT FROM @extschema@.volume_tiers v
-										 WHERE v.tenant_id = _cart_total.tenant_id
-										   AND (v.product_id = c.product_id OR v.category = m.category))
-						THEN (SELECT q.unit_price
-							  FROM @extschema@.quantity_offer(c.product_id, coalesce(c.quantity, 1), _cart_total.tenant_id) q) END
-			FROM unnest(product_ids, quantities) WITH ORDINALITY AS c(product_id, quantity, n)
-			LEFT JOIN @extschema@.product_model m
-				ON m.tenant_id = _cart_total.tenant_id AND m.product_id = c.product_id
-			ORDER BY c.n);
+		-- a product's tier is of all its units, on however many lines
+		-- (as cart_offers merges them: Shopify's line properties)
+		SELECT coalesce(array_agg(u.product_id ORDER BY u.product_id), '{}'),
+			   coalesce(array_agg(u.units ORDER BY u.product_id), '{}')
+		INTO tier_ids, tier_units
+		FROM (SELECT c.product_id, least(sum(coalesce(c.quantity, 1)), 2147483647)::int AS units
+			  FROM unnest(product_ids, quantities) AS c(product_id, quantity)
+			  WHERE c.product_id IS NOT NULL AND (quantities IS NULL OR c.quantity >= 1)
+			  GROUP BY c.product_id) u
+		JOIN @extschema@.product_model m ON m.tenant_id = _cart_total.tenant_id AND m.product_id = u.product_id
+		WHERE EXISTS (SELECT FROM @extschema@.volume_tiers v
+					  WHERE v.tenant_id = _cart_total.tenant_id
+						AND (v.product_id = u.product_id OR v.category = m.category));
+		-- (quantity_offer called where no table is read: on Citus a
+		-- function reading distributed tables cannot run inside a
+		-- statement sent to a shard)
+		tier_prices := ARRAY(SELECT (SELECT q.unit_price FROM @extschema@.quantity_offer(x.id, x.units, _cart_total.tenant_id) q)
+							 FROM unnest(tier_ids, tier_units) WITH ORDINALITY AS x(id, units, n)
+							 ORDER BY x.n);
 	END IF;
 	-- one pass: the total, and the first bad line if any
-	SELECT coalesce(sum(coalesce(tier_prices[c.n], m.price) * coalesce(c.quantity, 1)), 0),
+	SELECT coalesce(sum(coalesce(tier_prices[array_position(tier_ids, c.product_id)], m.price)
+						* coalesce(c.quantity, 1)), 0),
 		   bool_or(c.product_id IS NULL),
 		   count(*) FILTER (WHERE quantities IS NOT NULL AND (c.quantity IS NULL OR c.quantity <= 0)),
 		   (array_agg(c.product_id ORDER BY c.n) FILTER (
@@ -201,11 +212,17 @@ BEGIN
 		ORDER BY a.amount, a.threshold_id;
 		RETURN;
 	END IF;
-	-- (a cart of 1e15 or more, 2000 units at a plausible 5e11, reaches
-	-- every threshold, which are below 1e15: not the cart_total argument's
-	-- error, as until 1.8)
+	IF total >= 1e15 THEN
+		-- (2000 units at a plausible 5e11) reaches every threshold, which
+		-- are below 1e15: not the cart_total argument's error, as until 1.8
+		RETURN QUERY
+		SELECT a.threshold_id, a.kind, a.amount, a.reward, true, 0::numeric, false
+		FROM @extschema@._active_thresholds(t, at, threshold_gap.currency) a
+		ORDER BY a.amount, a.threshold_id;
+		RETURN;
+	END IF;
 	RETURN QUERY
-	SELECT * FROM @extschema@.threshold_gap(least(total, 999999999999999.99), t, at, threshold_gap.currency);
+	SELECT * FROM @extschema@.threshold_gap(total, t, at, threshold_gap.currency);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.threshold_gap(bigint[], int[], bigint, timestamptz, text) IS

@@ -110,7 +110,7 @@ END;
 -- product) the model is one array element, not a row: a shop's history
 -- holds about as many (customer, product) pairs as order lines, and a row
 -- each made the model a second copy of the order table.
-CREATE FUNCTION @extschema@._purchase_history(query text)
+CREATE FUNCTION @extschema@._purchase_history(query text, whole_days boolean)
 RETURNS TABLE (tenant_id bigint, customer_id bigint, product_ids bigint[], purchases int[],
 			   first_at timestamptz[], last_at timestamptz[], median_gap_days float8[], cv float8[],
 			   quantity numeric[], spend numeric[], product_id bigint, customers bigint,
@@ -118,8 +118,8 @@ RETURNS TABLE (tenant_id bigint, customer_id bigint, product_ids bigint[], purch
 			   repeats_consumable boolean, repeat_gaps float8[])
 AS 'MODULE_PATHNAME', 'upsell_purchase_history'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@._purchase_history(text) IS
-	'internal: per customer the statistics of every product bought (arrays sorted by product id, product_id NULL), then per product the repeat statistics with the repeat customers'' median gaps, sorted (customer_id NULL), from a query returning (tenant_id, customer_id, product_id, ordered_at, quantity, spend) ordered by tenant_id, customer_id';
+COMMENT ON FUNCTION @extschema@._purchase_history(text, boolean) IS
+	'internal: per customer the statistics of every product bought (gaps in whole days when whole_days: the order times are dates) (arrays sorted by product id, product_id NULL), then per product the repeat statistics with the repeat customers'' median gaps, sorted (customer_id NULL), from a query returning (tenant_id, customer_id, product_id, ordered_at, quantity, spend) ordered by tenant_id, customer_id';
 
 CREATE FUNCTION @extschema@._history_sums(query text)
 RETURNS TABLE (product_id bigint, customers bigint, repeaters bigint, regulars bigint, gaps float8[])
@@ -218,6 +218,7 @@ AS $$
 DECLARE
 	histories bigint;
 	customer text := 'l.customer_id';
+	whole_days boolean;
 BEGIN
 	IF customers IS NULL AND @extschema@._incremental(tenant_id) THEN
 		customers := @extschema@._history_customers();
@@ -229,12 +230,20 @@ BEGIN
 			customer := '(l.customer_id OPERATOR(pg_catalog.+) 0::bigint)';
 		END IF;
 	END IF;
+	-- order times of a date column are days of the shop: their gaps are
+	-- whole days, whatever daylight saving time makes of the instants
+	-- (until 1.8, March 1 to April 1 in Berlin was 30.958 days, and the
+	-- customer was due a day early)
+	SELECT coalesce(o.kind = 'columns' AND o.ordered_at IS NOT NULL
+					AND @extschema@._column_type(o.relation, o.ordered_at, 'ordered_at') = 'date'::regtype, false)
+	INTO whole_days
+	FROM @extschema@.order_source o;
 	RETURN 'SELECT * FROM @extschema@._purchase_history('
 		|| quote_literal(@extschema@._history_lines_query(tenant_id,
 			CASE WHEN customers IS NOT NULL
 				 THEN format('%s OPERATOR(pg_catalog.=) ANY (%L::bigint[])', customer, customers)
 				 ELSE 'true' END,
-			snapshot)) || ')';
+			snapshot)) || ', ' || coalesce(whole_days, false)::text || ')';
 END
 $$;
 
@@ -262,7 +271,7 @@ BEGIN
 		DROP TABLE pg_temp.upsell_history_pass, pg_temp.upsell_history_old;
 	END IF;
 	CREATE TEMP TABLE upsell_history_pass ON COMMIT DROP AS
-		SELECT * FROM @extschema@._purchase_history('') WITH NO DATA;
+		SELECT * FROM @extschema@._purchase_history('', false) WITH NO DATA;
 	-- read once, by this transaction: its arrays (a popular product's
 	-- repeat gaps are thousands of elements) are not worth compressing,
 	-- and rows up to a page stay in it, as in purchase_history_model (the
@@ -409,6 +418,17 @@ SELECT @extschema@._define_model('product_interval_model',
 	NULL, 36, '@extschema@._build_product_intervals(bigint, boolean)',
 	'per product: customers, repeat customers (2+ purchases) and their share, regular customers (3+ purchases, CV < 0.5), population interval (median of the repeat customers'' median gaps), whether the data says consumable (2+ repeat customers and a repeat share of at least half the shop''s and 2%), and the repeat customers'' median gaps, sorted (what an incremental refresh updates the population interval from)');
 
+-- The shop's time zone: the registration's (order_source.time_zone), in
+-- which a date the caller gives (replenishment_due's as_of), the dates of
+-- the reasons and the days until a next purchase are days, whoever asks (until 1.8 the reader's: a customer
+-- due at 23:30 in New York was due that day for a session in New York, not
+-- for one in UTC or Tokyo).
+CREATE FUNCTION @extschema@._shop_zone()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN coalesce((SELECT s.time_zone FROM @extschema@.order_source s LIMIT 1), pg_catalog.current_setting('TimeZone'));
+
 -- Per (customer, product), as the serving and analyst functions read it:
 -- the history's array elements, with the interval that predicts the next
 -- purchase (the customer's own median gap from 2 purchases, else the
@@ -418,7 +438,11 @@ CREATE VIEW @extschema@.purchase_interval_model AS
 SELECT h.tenant_id, h.customer_id, u.product_id, u.purchases::bigint AS purchases, u.first_at,
 	   u.last_at, u.median_gap_days, u.cv, u.quantity, u.spend,
 	   pm.population_interval_days, i.interval_days,
-	   u.last_at + i.interval_days * interval '1 day' AS next_due,
+	   -- (days of the shop's zone: the same instant whoever reads it, a
+	   -- day later as the shop's clock counts days across a change of
+	   -- daylight saving time; until 1.8 the reader's zone counted them)
+	   @extschema@._local_time((u.last_at AT TIME ZONE z.zone) + i.interval_days * interval '1 day', z.zone)
+		   AS next_due,
 	   CASE WHEN u.purchases >= 2
 			THEN (u.purchases - 1)::float8 / u.purchases
 				 * CASE WHEN u.cv IS NULL THEN 0.5 ELSE 1 / (1 + u.cv) END
@@ -431,7 +455,8 @@ CROSS JOIN LATERAL unnest(h.product_ids, h.purchases, h.first_at, h.last_at, h.m
 LEFT JOIN @extschema@.product_interval_model pm
 	ON pm.tenant_id = h.tenant_id AND pm.product_id = u.product_id
 CROSS JOIN LATERAL (SELECT CASE WHEN u.purchases >= 2 THEN u.median_gap_days
-								ELSE pm.population_interval_days END AS interval_days) i;
+								ELSE pm.population_interval_days END AS interval_days) i
+CROSS JOIN (SELECT @extschema@._shop_zone() AS zone) z;
 COMMENT ON VIEW @extschema@.purchase_interval_model IS
 	'per customer and product: distinct purchases, first and last, median gap and CV of gaps in days, quantity and spend, the interval used (own median from 2 purchases, else the product''s population interval), the predicted next purchase and its confidence';
 
@@ -462,17 +487,6 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.is_consumable(bigint, bigint) IS
 	'whether a product is bought again (consumable) or owned (durable): the merchant''s rule in upsell.consumables for the product, else for its category, else the data (2+ repeat customers, repeat share at least half the shop''s and 2%)';
-
--- The shop's time zone: the registration's (order_source.time_zone), in
--- which a date the caller gives (replenishment_due's as_of) and the dates of
--- the reasons are days, whoever asks (until 1.8 the reader's: a customer
--- due at 23:30 in New York was due that day for a session in New York, not
--- for one in UTC or Tokyo).
-CREATE FUNCTION @extschema@._shop_zone()
-RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-RETURN coalesce((SELECT s.time_zone FROM @extschema@.order_source s LIMIT 1), pg_catalog.current_setting('TimeZone'));
 
 CREATE FUNCTION @extschema@.replenishment_due(as_of date DEFAULT current_date,
 	within interval DEFAULT '7 days', tenant_id bigint DEFAULT NULL)

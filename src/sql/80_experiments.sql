@@ -35,13 +35,15 @@ COMMENT ON TABLE @extschema@.experiments IS
 	'A/B tests: name, tenant, funnel stage (NULL = every stage), control variant, conversion window, start, end; variants in upsell.experiment_variants';
 
 -- A weight as the share assign() and the results compute with: a weight
--- too small for float8 (1e-400, which the table's CHECK lets in) is none
+-- below float8's smallest normal number (1e-400, which the table's CHECK
+-- lets in) is none
 -- (until 1.8 it failed every request naming the experiment: "out of range
 -- for type double precision").  Inlined: SQL-standard body.
 CREATE FUNCTION @extschema@._weight_share(weight numeric)
 RETURNS float8
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE WHEN weight OPERATOR(pg_catalog.<) 1e-300 THEN 0::pg_catalog.float8 ELSE weight::pg_catalog.float8 END;
+RETURN CASE WHEN weight OPERATOR(pg_catalog.<) 2.2250738585072014e-308 THEN 0::pg_catalog.float8
+			ELSE weight::pg_catalog.float8 END;
 
 CREATE TABLE IF NOT EXISTS @extschema@.experiment_variants (
 	experiment	text NOT NULL REFERENCES @extschema@.experiments ON UPDATE CASCADE ON DELETE CASCADE,

@@ -443,7 +443,7 @@ UNIT_TEST(fuzz_interval_partial_state)
 			continue;			/* nothing allocated */
 		accepted++;
 		/* any int64 instants: the statistics stay defined */
-		iv_stats(&t, 86400.0, &s);
+		iv_stats(&t, 86400.0, false, &s);
 		CHECK(s.purchases <= (int64_t) t.n);
 		ups_free(t.t);
 	}

@@ -90,7 +90,7 @@ UNIT_TEST(history_products_match_direct_count)
 			iv_times_init(&t);
 			for (size_t j = i; j < i + len; j++)
 				iv_times_add(&t, lines[j].t);
-			iv_stats(&t, (double) DAY, &st);
+			iv_stats(&t, (double) DAY, false, &st);
 			ph_products_add(&p, lines[i].product, &st);
 			customers[k]++;
 			pairs++;

@@ -30,7 +30,7 @@ UNIT_TEST(intervals_regular_gaps)
 
 	iv_times_init(&t);
 	add_days(&t, days, 4);
-	iv_stats(&t, (double) DAY, &s);
+	iv_stats(&t, (double) DAY, false, &s);
 	CHECK_EQ_INT(s.purchases, 4);
 	CHECK_EQ_INT(s.gaps, 3);
 	CHECK_EQ_INT(s.first, 0);
@@ -40,6 +40,34 @@ UNIT_TEST(intervals_regular_gaps)
 	CHECK_NEAR(s.sd_gap, 0, 1e-12);
 	CHECK(s.has_cv);
 	CHECK_NEAR(s.cv, 0, 1e-12);
+	ups_free(t.t);
+}
+
+UNIT_TEST(intervals_whole_days_across_daylight_saving)
+{
+	/*
+	 * midnights of Berlin as instants: March 1 (CET, 23:00 UTC the day
+	 * before), April 1 and May 1 (CEST, 22:00 UTC): 30.958 and 30 days
+	 * apart, 31 and 30 as days of the shop
+	 */
+	int64_t		hour = DAY / 24;
+	int64_t		march1 = 60 * DAY - hour,
+				april1 = 91 * DAY - 2 * hour,
+				may1 = 121 * DAY - 2 * hour;
+	IvTimes		t;
+	IvStats		s;
+
+	iv_times_init(&t);
+	iv_times_add(&t, march1);
+	iv_times_add(&t, april1);
+	iv_times_add(&t, may1);
+	iv_stats(&t, (double) DAY, false, &s);
+	CHECK_NEAR(s.median_gap, (30.0 + 31.0 - 1.0 / 24) / 2, 1e-12);
+	iv_stats(&t, (double) DAY, true, &s);
+	CHECK_NEAR(s.median_gap, 30.5, 1e-12);
+	CHECK_NEAR(s.mean_gap, 30.5, 1e-12);
+	CHECK_EQ_INT(s.first, march1);
+	CHECK_EQ_INT(s.last, may1);
 	ups_free(t.t);
 }
 
@@ -53,7 +81,7 @@ UNIT_TEST(intervals_median_is_robust)
 
 	iv_times_init(&t);
 	add_days(&t, days, 5);
-	iv_stats(&t, (double) DAY, &s);
+	iv_stats(&t, (double) DAY, false, &s);
 	CHECK_NEAR(s.median_gap, 13, 1e-12);
 	CHECK_NEAR(s.mean_gap, 34, 1e-12);
 	CHECK_NEAR(s.sd_gap, sd, 1e-9);
@@ -69,7 +97,7 @@ UNIT_TEST(intervals_same_instant_is_one_purchase)
 
 	iv_times_init(&t);
 	add_days(&t, days, 4);
-	iv_stats(&t, (double) DAY, &s);
+	iv_stats(&t, (double) DAY, false, &s);
 	CHECK_EQ_INT(s.purchases, 2);
 	CHECK_EQ_INT(s.gaps, 1);
 	CHECK_NEAR(s.median_gap, 7, 1e-12);
@@ -83,10 +111,10 @@ UNIT_TEST(intervals_single_and_empty)
 	IvStats		s;
 
 	iv_times_init(&t);
-	iv_stats(&t, (double) DAY, &s);
+	iv_stats(&t, (double) DAY, false, &s);
 	CHECK_EQ_INT(s.purchases, 0);
 	iv_times_add(&t, -3 * DAY);	/* before the epoch */
-	iv_stats(&t, (double) DAY, &s);
+	iv_stats(&t, (double) DAY, false, &s);
 	CHECK_EQ_INT(s.purchases, 1);
 	CHECK_EQ_INT(s.gaps, 0);
 	CHECK_EQ_INT(s.first, -3 * DAY);
@@ -104,7 +132,7 @@ UNIT_TEST(intervals_half_days)
 	iv_times_add(&t, 0);
 	iv_times_add(&t, DAY / 2);
 	iv_times_add(&t, 2 * DAY);
-	iv_stats(&t, (double) DAY, &s);
+	iv_stats(&t, (double) DAY, false, &s);
 	CHECK_NEAR(s.median_gap, 1.0, 1e-12);
 	CHECK_NEAR(s.sd_gap, sqrt(0.5), 1e-12);
 	CHECK_NEAR(s.cv, sqrt(0.5), 1e-12);
@@ -148,7 +176,7 @@ UNIT_TEST(intervals_serialize_roundtrip_and_combine)
 	iv_times_serialize(&a, buf);
 	CHECK(iv_times_deserialize(buf, size, &c) == NULL);
 	CHECK_EQ_INT(c.n, 3);
-	iv_stats(&c, (double) DAY, &s);
+	iv_stats(&c, (double) DAY, false, &s);
 	CHECK_NEAR(s.median_gap, 10, 0);
 	CHECK_NEAR(s.cv, 0, 0);
 	ups_free(c.t);
