@@ -128,24 +128,20 @@ serving_use_schema(Oid fn_oid)
 	 * (offers_json prices the offer as list price x (1 - discount)): the
 	 * tier's unit price to the cent, not a fraction of the price the cart
 	 * pays now, nor one rounded to 4 places (8.58 shown for a tier of 8.10).
-	 * A row per line of a product or category with tiers: the unit price
-	 * it pays at its quantity (the cart's value counts it), then the next
-	 * tier's score, discount and reason (NULL score: no further tier).
+	 * A row per line of a product or category with tiers (_tier_offers,
+	 * one query for the cart): the unit price it pays at its quantity (the
+	 * cart's value counts it), then the next tier's score, discount and
+	 * reason (NULL score: no further tier).
 	 */
 	serving.tier = serving_prepare_plan(
-		"SELECT u.n, "
-		"       CASE WHEN (q.total_saving OPERATOR(pg_catalog.+) "
-		"                  (q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity)) OPERATOR(pg_catalog.<>) 0 "
-		"       THEN (q.total_saving OPERATOR(pg_catalog./) (q.total_saving OPERATOR(pg_catalog.+) "
-		"             (q.new_unit_price OPERATOR(pg_catalog.*) q.next_quantity)))::pg_catalog.float8 END, "
+		"SELECT o.n, "
+		"       CASE WHEN (o.total_saving OPERATOR(pg_catalog.+) "
+		"                  (o.new_unit_price OPERATOR(pg_catalog.*) o.next_quantity)) OPERATOR(pg_catalog.<>) 0 "
+		"       THEN (o.total_saving OPERATOR(pg_catalog./) (o.total_saving OPERATOR(pg_catalog.+) "
+		"             (o.new_unit_price OPERATOR(pg_catalog.*) o.next_quantity)))::pg_catalog.float8 END, "
 		"       pg_catalog.trim_scale(pg_catalog.round(1::pg_catalog.numeric OPERATOR(pg_catalog.-) "
-		"                        (q.new_unit_price OPERATOR(pg_catalog./) m.price), 12)), q.reason, q.unit_price "
-		"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY AS u(id, qty, n) "
-		"JOIN @.product_model m ON m.tenant_id" EQ "$3 AND m.product_id" EQ "u.id "
-		"CROSS JOIN LATERAL @.quantity_offer(u.id, u.qty, $3) q "
-		"WHERE EXISTS (SELECT FROM @.volume_tiers v WHERE v.tenant_id" EQ "$3 "
-		"              AND (v.product_id" EQ "u.id OR v.category" EQ "m.category)) "
-		"ORDER BY u.n", 3, tier);
+		"                        (o.new_unit_price OPERATOR(pg_catalog./) o.price), 12)), o.reason, o.unit_price "
+		"FROM @._tier_offers($3, $1, $2, true) o", 3, tier);
 	/* (numbered along an index, as load_popular's: the scan stops at the limit) */
 	serving.popular_after = serving_prepare_plan(
 		"SELECT p.product_id, p.popularity_rank, p.category FROM @.product_popularity p "

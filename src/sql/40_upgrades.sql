@@ -374,68 +374,93 @@ SELECT pg_catalog.pg_extension_config_dump(
 COMMENT ON TABLE @extschema@.volume_tiers IS
 	'volume pricing merchants set: from min_quantity units of a product (product_id) or of any product of a category (category), each unit costs unit_price, or percent_off less than the list price; product tiers replace category tiers; tenant_id 0 without tenants';
 
+-- The volume tiers of a cart's lines, in one query (a line per element of
+-- product_ids, n its position; quantities from 1, checked by the callers):
+-- the list price, whether tiers apply (tiered: the product's own, else its
+-- category's), the unit price the line pays at its quantity, and the next
+-- tier that lowers it, if one does and the product may be offered more of
+-- (in stock, not excluded).  No row for a product unknown or without a
+-- price, nor with tiered_only for one without tiers.  quantity_offer is this for one line; cart_offers and the cart
+-- value of threshold_gap and gap_fillers read a whole cart with it (a
+-- quantity_offer call per line made tiers most of a cart's time: a 5-line
+-- cart 1.2 ms instead of 0.2).
+CREATE FUNCTION @extschema@._tier_offers(t bigint, product_ids bigint[], quantities int[],
+	tiered_only boolean DEFAULT false)
+RETURNS TABLE (n bigint, price numeric, tiered boolean, unit_price numeric, next_quantity int,
+			   units_to_add int, new_unit_price numeric, total_saving numeric, reason text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+BEGIN
+	RETURN QUERY
+	WITH line AS (
+		SELECT u.n, u.product_id, u.quantity, m.price, m.category,
+			   -- more of a product one cannot ship, or may not offer, is no offer
+			   CASE WHEN NOT m.in_stock THEN 'out of stock'
+					WHEN @extschema@.is_excluded(t, u.product_id, m.category, '{}') THEN 'excluded by the merchant'
+			   END AS blocked,
+			   EXISTS (SELECT FROM @extschema@.volume_tiers v
+					   WHERE v.tenant_id = t AND v.product_id = u.product_id) AS own_tiers
+		FROM unnest(product_ids, quantities) WITH ORDINALITY AS u(product_id, quantity, n)
+		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = u.product_id AND m.price > 0
+		-- (a cart's lines without tiers need no more: the list price)
+		WHERE NOT tiered_only
+		   OR EXISTS (SELECT FROM @extschema@.volume_tiers v
+					  WHERE v.tenant_id = t AND (v.product_id = u.product_id OR v.category = m.category))),
+	-- the tiers that apply, each with its unit price: never above the list
+	-- price (a tier's fixed price the list price has since fallen below
+	-- made the unit dearer at that quantity)
+	tier AS (
+		SELECT l.n, v.min_quantity,
+			   least(coalesce(v.unit_price, round(l.price * (1 - v.percent_off / 100), 2)), l.price) AS unit_price
+		FROM line l
+		JOIN @extschema@.volume_tiers v
+			ON v.tenant_id = t
+		   AND CASE WHEN l.own_tiers THEN v.product_id = l.product_id
+					ELSE v.product_id IS NULL AND v.category = l.category END),
+	cur AS (
+		SELECT l.*, EXISTS (SELECT FROM tier x WHERE x.n = l.n) AS tiered,
+			   coalesce((SELECT x.unit_price FROM tier x WHERE x.n = l.n AND x.min_quantity <= l.quantity
+						 ORDER BY x.min_quantity DESC LIMIT 1), l.price) AS cur_price
+		FROM line l)
+	SELECT c.n, c.price, c.tiered, c.cur_price, nx.min_quantity, nx.min_quantity - c.quantity, nx.unit_price,
+		   nx.min_quantity * (c.cur_price - nx.unit_price),
+		   CASE WHEN nx.min_quantity IS NOT NULL
+				THEN format('add %s more to pay %s instead of %s each: %s saved on %s units',
+							nx.min_quantity - c.quantity, round(nx.unit_price, 2), round(c.cur_price, 2),
+							round(nx.min_quantity * (c.cur_price - nx.unit_price), 2), nx.min_quantity)
+				ELSE coalesce(c.blocked, 'no further volume tier') END
+	FROM cur c
+	LEFT JOIN LATERAL (
+		SELECT x.min_quantity, x.unit_price
+		FROM tier x
+		WHERE x.n = c.n AND x.min_quantity > c.quantity AND x.unit_price < c.cur_price AND c.blocked IS NULL
+		ORDER BY x.min_quantity, x.unit_price
+		LIMIT 1) nx ON true
+	ORDER BY c.n;
+END
+$$;
+
 CREATE FUNCTION @extschema@.quantity_offer(product_id bigint, quantity int, tenant_id bigint DEFAULT NULL)
 RETURNS TABLE (unit_price numeric, next_quantity int, units_to_add int, new_unit_price numeric,
 			   total_saving numeric, reason text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
-	pid bigint := product_id;
-	qty int := quantity;
-	p record;
-	has_product_tiers boolean;
-	blocked text;
 BEGIN
-	IF pid IS NULL THEN
+	IF quantity_offer.product_id IS NULL THEN
 		RAISE EXCEPTION 'product_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF qty IS NULL OR qty < 1 THEN
-		RAISE EXCEPTION 'quantity must be at least 1, not %', coalesce(qty::text, 'NULL')
+	IF quantity_offer.quantity IS NULL OR quantity_offer.quantity < 1 THEN
+		RAISE EXCEPTION 'quantity must be at least 1, not %', coalesce(quantity_offer.quantity::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	SELECT m.price, m.category, m.in_stock INTO p
-	FROM @extschema@.product_model m
-	WHERE m.tenant_id = t AND m.product_id = pid AND m.price > 0;
-	IF NOT FOUND THEN
-		RETURN;		-- unknown product, or one without a price
-	END IF;
-	-- more of a product one cannot ship, or may not offer, is no offer
-	blocked := CASE WHEN NOT p.in_stock THEN 'out of stock'
-					WHEN @extschema@.is_excluded(t, pid, p.category, '{}') THEN 'excluded by the merchant' END;
-	has_product_tiers := EXISTS (SELECT FROM @extschema@.volume_tiers v
-								 WHERE v.tenant_id = t AND v.product_id = pid);
-
-	-- the tiers that apply, each with its unit price: never above the list
-	-- price (a tier's fixed price the list price has since fallen below
-	-- made the unit dearer at that quantity)
 	RETURN QUERY
-	WITH tiers AS (
-		SELECT v.min_quantity,
-			   least(coalesce(v.unit_price, round(p.price * (1 - v.percent_off / 100), 2)), p.price) AS unit_price
-		FROM @extschema@.volume_tiers v
-		WHERE v.tenant_id = t
-		  AND CASE WHEN has_product_tiers THEN v.product_id = pid
-				   ELSE v.product_id IS NULL AND v.category = p.category END),
-	cur AS (
-		SELECT coalesce((SELECT x.unit_price FROM tiers x WHERE x.min_quantity <= qty
-						 ORDER BY x.min_quantity DESC LIMIT 1), p.price) AS unit_price),
-	nxt AS (
-		SELECT x.min_quantity, x.unit_price
-		FROM tiers x, cur
-		WHERE x.min_quantity > qty AND x.unit_price < cur.unit_price AND blocked IS NULL
-		ORDER BY x.min_quantity, x.unit_price
-		LIMIT 1)
-	SELECT cur.unit_price, nxt.min_quantity, nxt.min_quantity - qty, nxt.unit_price,
-		   nxt.min_quantity * (cur.unit_price - nxt.unit_price),
-		   CASE WHEN nxt.min_quantity IS NOT NULL
-				THEN format('add %s more to pay %s instead of %s each: %s saved on %s units',
-							nxt.min_quantity - qty, round(nxt.unit_price, 2), round(cur.unit_price, 2),
-							round(nxt.min_quantity * (cur.unit_price - nxt.unit_price), 2), nxt.min_quantity)
-				ELSE coalesce(blocked, 'no further volume tier') END
-	FROM cur LEFT JOIN nxt ON true;
+	SELECT o.unit_price, o.next_quantity, o.units_to_add, o.new_unit_price, o.total_saving, o.reason
+	FROM @extschema@._tier_offers(t, ARRAY[quantity_offer.product_id], ARRAY[quantity_offer.quantity]) o;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.quantity_offer(bigint, int, bigint) IS

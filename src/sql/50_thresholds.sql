@@ -105,27 +105,22 @@ BEGIN
 			coalesce(cardinality(product_ids), 0), cardinality(quantities)
 			USING ERRCODE = 'array_subscript_error';
 	END IF;
-	-- (a statement of its own, as every table read here: quantity_offer
+	-- (statements of their own, as every table read here: _tier_offers
 	-- reads the tiers; lines it would refuse are refused below by name)
 	IF EXISTS (SELECT FROM @extschema@.volume_tiers v WHERE v.tenant_id = _cart_total.tenant_id) THEN
-		-- a product's tier is of all its units, on however many lines
-		-- (as cart_offers merges them: Shopify's line properties)
+		-- a product's tier is of all its units, on however many lines (as
+		-- cart_offers merges them: Shopify's line properties)
 		SELECT coalesce(array_agg(u.product_id ORDER BY u.product_id), '{}'),
 			   coalesce(array_agg(u.units ORDER BY u.product_id), '{}')
 		INTO tier_ids, tier_units
 		FROM (SELECT c.product_id, least(sum(coalesce(c.quantity, 1)), 2147483647)::int AS units
 			  FROM unnest(product_ids, quantities) AS c(product_id, quantity)
 			  WHERE c.product_id IS NOT NULL AND (quantities IS NULL OR c.quantity >= 1)
-			  GROUP BY c.product_id) u
-		JOIN @extschema@.product_model m ON m.tenant_id = _cart_total.tenant_id AND m.product_id = u.product_id
-		WHERE EXISTS (SELECT FROM @extschema@.volume_tiers v
-					  WHERE v.tenant_id = _cart_total.tenant_id
-						AND (v.product_id = u.product_id OR v.category = m.category));
-		-- (quantity_offer called where no table is read: on Citus a
-		-- function reading distributed tables cannot run inside a
-		-- statement sent to a shard)
-		tier_prices := ARRAY(SELECT (SELECT q.unit_price FROM @extschema@.quantity_offer(x.id, x.units, _cart_total.tenant_id) q)
-							 FROM unnest(tier_ids, tier_units) WITH ORDINALITY AS x(id, units, n)
+			  GROUP BY c.product_id) u;
+		tier_prices := ARRAY(SELECT o.unit_price
+							 FROM unnest(tier_ids) WITH ORDINALITY AS x(id, n)
+							 LEFT JOIN @extschema@._tier_offers(_cart_total.tenant_id, tier_ids, tier_units, true) o
+								ON o.n = x.n
 							 ORDER BY x.n);
 	END IF;
 	-- one pass: the total, and the first bad line if any
