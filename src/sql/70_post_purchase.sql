@@ -423,11 +423,17 @@ SELECT @extschema@._define_model('product_interval_model',
 -- the reasons and the days until a next purchase are days, whoever asks (until 1.8 the reader's: a customer
 -- due at 23:30 in New York was due that day for a session in New York, not
 -- for one in UTC or Tokyo).
+-- (PL/pgSQL, read when called: an update creates it before the ALTER of
+-- an older order_source that adds time_zone)
 CREATE FUNCTION @extschema@._shop_zone()
 RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN coalesce((SELECT s.time_zone FROM @extschema@.order_source s LIMIT 1), pg_catalog.current_setting('TimeZone'));
+AS $$
+BEGIN
+	RETURN coalesce((SELECT s.time_zone FROM @extschema@.order_source s LIMIT 1), current_setting('TimeZone'));
+END
+$$;
 
 -- Per (customer, product), as the serving and analyst functions read it:
 -- the history's array elements, with the interval that predicts the next
