@@ -420,11 +420,11 @@ SELECT @extschema@._define_model('product_interval_model',
 
 -- The shop's time zone: the registration's (order_source.time_zone), in
 -- which a date the caller gives (replenishment_due's as_of), the dates of
--- the reasons and the days until a next purchase are days, whoever asks (until 1.8 the reader's: a customer
--- due at 23:30 in New York was due that day for a session in New York, not
--- for one in UTC or Tokyo).
--- (PL/pgSQL, read when called: an update creates it before the ALTER of
--- an older order_source that adds time_zone)
+-- the reasons and the days until a next purchase are days, whoever asks
+-- (until 1.8 the reader's: a customer due at 23:30 in New York was due that
+-- day for a session in New York, not for one in UTC or Tokyo).  PL/pgSQL,
+-- read when called: an update creates it before the ALTER that adds
+-- time_zone to an older order_source.
 CREATE FUNCTION @extschema@._shop_zone()
 RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
