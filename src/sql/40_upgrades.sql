@@ -395,48 +395,59 @@ AS $$
 BEGIN
 	RETURN QUERY
 	WITH line AS (
-		SELECT u.n, u.product_id, u.quantity, m.price, m.category,
-			   -- more of a product one cannot ship, or may not offer, is no offer
-			   CASE WHEN NOT m.in_stock THEN 'out of stock'
-					WHEN @extschema@.is_excluded(t, u.product_id, m.category, '{}') THEN 'excluded by the merchant'
-			   END AS blocked,
-			   EXISTS (SELECT FROM @extschema@.volume_tiers v
-					   WHERE v.tenant_id = t AND v.product_id = u.product_id) AS own_tiers
+		SELECT u.n, u.product_id, u.quantity, m.price, m.category, m.in_stock,
+			   -- (IN of a list read once, hashed: an EXISTS per line
+			   -- scanned the tiers per line)
+			   u.product_id IN (SELECT v.product_id FROM @extschema@.volume_tiers v
+								WHERE v.tenant_id = t AND v.product_id IS NOT NULL) AS own_tiers
 		FROM unnest(product_ids, quantities) WITH ORDINALITY AS u(product_id, quantity, n)
-		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = u.product_id AND m.price > 0
-		-- (a cart's lines without tiers need no more: the list price)
-		WHERE NOT tiered_only
-		   OR EXISTS (SELECT FROM @extschema@.volume_tiers v
-					  WHERE v.tenant_id = t AND (v.product_id = u.product_id OR v.category = m.category))),
-	-- the tiers that apply, each with its unit price: never above the list
-	-- price (a tier's fixed price the list price has since fallen below
-	-- made the unit dearer at that quantity)
+		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = u.product_id AND m.price > 0),
+	-- the tiers that apply: the product's own, else its category's; each
+	-- with its unit price, never above the list price (a tier's fixed price
+	-- the list price has since fallen below made the unit dearer at that
+	-- quantity); per line as arrays in tier order (a cart's lines have a
+	-- few tiers each: a scan of the cart's tiers per line cost more)
 	tier AS (
-		SELECT l.n, v.min_quantity,
-			   least(coalesce(v.unit_price, round(l.price * (1 - v.percent_off / 100), 2)), l.price) AS unit_price
-		FROM line l
-		JOIN @extschema@.volume_tiers v
-			ON v.tenant_id = t
-		   AND CASE WHEN l.own_tiers THEN v.product_id = l.product_id
-					ELSE v.product_id IS NULL AND v.category = l.category END),
+		SELECT x.n, array_agg(x.min_quantity ORDER BY x.min_quantity, x.unit_price) AS mins,
+			   array_agg(x.unit_price ORDER BY x.min_quantity, x.unit_price) AS prices
+		FROM (SELECT l.n, v.min_quantity,
+					 least(coalesce(v.unit_price, round(l.price * (1 - v.percent_off / 100), 2)), l.price) AS unit_price
+			  FROM line l
+			  JOIN @extschema@.volume_tiers v ON v.tenant_id = t AND v.product_id = l.product_id
+			  WHERE l.own_tiers
+			  UNION ALL
+			  SELECT l.n, v.min_quantity,
+					 least(coalesce(v.unit_price, round(l.price * (1 - v.percent_off / 100), 2)), l.price)
+			  FROM line l
+			  JOIN @extschema@.volume_tiers v
+				ON v.tenant_id = t AND v.product_id IS NULL AND v.category = l.category
+			  WHERE NOT l.own_tiers) x
+		GROUP BY x.n),
 	cur AS (
-		SELECT l.*, EXISTS (SELECT FROM tier x WHERE x.n = l.n) AS tiered,
-			   coalesce((SELECT x.unit_price FROM tier x WHERE x.n = l.n AND x.min_quantity <= l.quantity
-						 ORDER BY x.min_quantity DESC LIMIT 1), l.price) AS cur_price
-		FROM line l)
-	SELECT c.n, c.price, c.tiered, c.cur_price, nx.min_quantity, nx.min_quantity - c.quantity, nx.unit_price,
-		   nx.min_quantity * (c.cur_price - nx.unit_price),
-		   CASE WHEN nx.min_quantity IS NOT NULL
+		SELECT l.*, x.mins IS NOT NULL AS tiered, x.mins, x.prices,
+			   -- more of a product one cannot ship, or may not offer, is no offer
+			   CASE WHEN NOT l.in_stock THEN 'out of stock'
+					WHEN @extschema@.is_excluded(t, l.product_id, l.category, '{}') THEN 'excluded by the merchant'
+			   END AS blocked,
+			   coalesce((SELECT u.p FROM unnest(x.mins, x.prices) AS u(q, p) WHERE u.q <= l.quantity
+						 ORDER BY u.q DESC, u.p LIMIT 1), l.price) AS cur_price
+		FROM line l
+		LEFT JOIN tier x ON x.n = l.n
+		-- (a cart's lines without tiers need no more: the list price)
+		WHERE NOT tiered_only OR x.mins IS NOT NULL)
+	SELECT c.n, c.price, c.tiered, c.cur_price, nx.q, nx.q - c.quantity, nx.p,
+		   nx.q * (c.cur_price - nx.p),
+		   CASE WHEN nx.q IS NOT NULL
 				THEN format('add %s more to pay %s instead of %s each: %s saved on %s units',
-							nx.min_quantity - c.quantity, round(nx.unit_price, 2), round(c.cur_price, 2),
-							round(nx.min_quantity * (c.cur_price - nx.unit_price), 2), nx.min_quantity)
+							nx.q - c.quantity, round(nx.p, 2), round(c.cur_price, 2),
+							round(nx.q * (c.cur_price - nx.p), 2), nx.q)
 				ELSE coalesce(c.blocked, 'no further volume tier') END
 	FROM cur c
 	LEFT JOIN LATERAL (
-		SELECT x.min_quantity, x.unit_price
-		FROM tier x
-		WHERE x.n = c.n AND x.min_quantity > c.quantity AND x.unit_price < c.cur_price AND c.blocked IS NULL
-		ORDER BY x.min_quantity, x.unit_price
+		SELECT u.q, u.p
+		FROM unnest(c.mins, c.prices) AS u(q, p)
+		WHERE u.q > c.quantity AND u.p < c.cur_price AND c.blocked IS NULL
+		ORDER BY u.q, u.p
 		LIMIT 1) nx ON true
 	ORDER BY c.n;
 END
