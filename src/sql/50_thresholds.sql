@@ -72,7 +72,7 @@ $$;
 
 -- The value of a cart at the prices of the last refresh (product_model),
 -- each line at its volume tier's unit price where the merchant set tiers
--- (quantity_offer; as cart_offers counts it: until 1.8 the list price, so a
+-- (_tier_offers; as cart_offers counts it: until 1.8 the list price, so a
 -- cart paying 8.50 a unit was valued at 9.00 and told it reached a
 -- threshold it did not).  NULL cart: empty.  quantities NULL: one of each.
 -- NULL when a product is unknown as of the last refresh or has no price.

@@ -67,6 +67,7 @@ DECLARE
 	r record;
 	msg text;
 	state text;
+	registration text;
 BEGIN
 	FOR r IN SELECT * FROM @extschema@._registered_columns() LOOP
 		BEGIN
@@ -97,23 +98,23 @@ BEGIN
 				  w.ev_class::regclass, a.attname, d.refobjid::regclass),
 		   (SELECT rc.registration FROM @extschema@._registered_columns() rc
 			WHERE rc.relation = d.refobjid LIMIT 1)
-	INTO msg, state
+	INTO msg, registration
 	FROM pg_depend d
 	JOIN pg_rewrite w ON w.oid = d.objid
 	JOIN pg_class v ON v.oid = w.ev_class
 	JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
 	WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
 	  AND d.refobjsubid > 0
-	  AND v.relnamespace = (SELECT e.extnamespace FROM pg_extension e WHERE e.extname = 'upsell')
+	  AND v.relnamespace = '@extschema@'::regnamespace
 	  AND d.refobjid IN (SELECT rc.relation FROM @extschema@._registered_columns() rc)
 	  AND a.attname NOT IN (SELECT rc.col FROM @extschema@._registered_columns() rc WHERE rc.relation = d.refobjid)
 	ORDER BY w.ev_class::regclass::text, a.attnum
 	LIMIT 1;
 	IF msg IS NOT NULL THEN
-		RAISE EXCEPTION 'registration upsell.%() no longer matches its table: %', state, msg
+		RAISE EXCEPTION 'registration upsell.%() no longer matches its table: %', registration, msg
 			USING ERRCODE = 'undefined_column',
 				  DETAIL = 'A registered column renamed and another added under its name leaves the view on the renamed one.',
-				  HINT = format('Call upsell.%s() again with the table''s current columns.', state);
+				  HINT = format('Call upsell.%s() again with the table''s current columns.', registration);
 	END IF;
 END
 $$;
