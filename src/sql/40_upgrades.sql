@@ -380,17 +380,16 @@ COMMENT ON TABLE @extschema@.volume_tiers IS
 -- category's), the unit price the line pays at its quantity, and the next
 -- tier that lowers it, if one does and the product may be offered more of
 -- (in stock, not excluded).  No row for a product unknown or without a
--- price, nor with tiered_only for one without tiers.  quantity_offer is this for one line; cart_offers and the cart
--- value of threshold_gap and gap_fillers read a whole cart with it (a
--- quantity_offer call per line made tiers most of a cart's time: a 5-line
--- cart 1.2 ms instead of 0.2).
+-- price, nor, with tiered_only, for one without tiers.  quantity_offer is
+-- this for one line; cart_offers and the cart value of threshold_gap and
+-- gap_fillers read a whole cart with it (a quantity_offer call per line
+-- made tiers most of a cart's time: a 5-line cart 1.2 ms instead of 0.2).
 CREATE FUNCTION @extschema@._tier_offers(t bigint, product_ids bigint[], quantities int[],
 	tiered_only boolean DEFAULT false)
 RETURNS TABLE (n bigint, price numeric, tiered boolean, unit_price numeric, next_quantity int,
 			   units_to_add int, new_unit_price numeric, total_saving numeric, reason text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
 	RETURN QUERY
