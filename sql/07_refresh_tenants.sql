@@ -234,9 +234,11 @@ CREATE TABLE rt.shop_lines (LIKE rt.shop_lines_old) PARTITION BY RANGE (order_id
 ALTER TABLE rt.shop_lines ATTACH PARTITION rt.shop_lines_old FOR VALUES FROM (MINVALUE) TO (1000);
 CREATE TABLE rt.shop_lines_new PARTITION OF rt.shop_lines FOR VALUES FROM (1000) TO (MAXVALUE);
 INSERT INTO rt.shop_lines SELECT 1, o, 1 + o % 2, 3, '2024-06-01' FROM generate_series(1000, 1009) o;
-CALL upsell.refresh(tenant_id => 1);
+CALL upsell.refresh(incremental => true, tenant_id => 1);
 SELECT status, tenants_ok, error_sqlstate, error FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
 SELECT orders FROM upsell.cooccurrence_model WHERE tenant_id = 1;
+-- (an incremental refresh rebuilds in full: the name it was read by changed)
+SELECT mode, reason FROM upsell.source_state WHERE tenant_id = 1;
 -- registered anew on the partitioned table: its new orders are read
 SELECT upsell.register_orders('rt.shop_lines', 'order_id', 'product_id', customer_id => 'customer_id',
 	ordered_at => 'ordered_at', tenant_id => 'shop');
