@@ -643,6 +643,9 @@ DECLARE
 					   ELSE 'tenants ' || array_to_string(tenants[1:5], ', ')
 							|| CASE WHEN cardinality(tenants) > 5 THEN ', ...' ELSE '' END END;
 BEGIN
+	IF cardinality(tenants) = 0 THEN
+		RETURN;		-- no model is built from it
+	END IF;
 	FOR r IN SELECT DISTINCT rc.registration, rc.what, rc.relation::regclass AS relation, c.relispartition
 			 FROM @extschema@._registered_columns() rc JOIN pg_class c ON c.oid = rc.relation
 			 ORDER BY rc.what LOOP
