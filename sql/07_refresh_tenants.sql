@@ -34,6 +34,13 @@ SELECT count(*) FROM upsell.bad_source_rows('{2}');
 SET upsell.tenant_id = 1;
 SELECT DISTINCT tenant_id FROM upsell.bad_source_rows();
 SELECT count(*) FROM upsell.bad_source_rows('{2}');
+-- and a refresh there refreshes that tenant, as every function uses the
+-- bound tenant when tenant_id is NULL, and counts its bad rows (until 1.8
+-- it refreshed every tenant, and counting tenant 2's bad rows was refused:
+-- a WARNING, and none logged)
+CALL upsell.refresh();
+SELECT tenant_id, status, tenants_ok, jsonb_pretty(bad_rows) FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+CALL upsell.refresh(tenant_id => 2);
 RESET upsell.tenant_id;
 -- the implausible prices read as unknown: left out of thresholds and upgrades
 SELECT tenant_id, products, prices FROM upsell.threshold_candidates ORDER BY tenant_id;
@@ -216,6 +223,34 @@ SELECT tenant_id, count(*) AS recent_orders, count(*) FILTER (WHERE order_key = 
 	   count(*) FILTER (WHERE order_key = 502) AS the_one_of_2204
 FROM upsell.order_model GROUP BY 1 ORDER BY 1;
 SELECT jsonb_pretty(bad_rows) FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+
+-- the registered table turned into a partition: renamed, and attached under
+-- a new partitioned table of its name.  The registration (by oid) reads the
+-- old table alone: refresh goes on with it, so no tenant fails and the
+-- pages keep their models, but says so, in a WARNING and in the log's
+-- error columns (until 1.8 it logged ok and ignored the new orders)
+ALTER TABLE rt.shop_lines RENAME TO shop_lines_old;
+CREATE TABLE rt.shop_lines (LIKE rt.shop_lines_old) PARTITION BY RANGE (order_id);
+ALTER TABLE rt.shop_lines ATTACH PARTITION rt.shop_lines_old FOR VALUES FROM (MINVALUE) TO (1000);
+CREATE TABLE rt.shop_lines_new PARTITION OF rt.shop_lines FOR VALUES FROM (1000) TO (MAXVALUE);
+INSERT INTO rt.shop_lines SELECT 1, o, 1 + o % 2, 3, '2024-06-01' FROM generate_series(1000, 1009) o;
+CALL upsell.refresh(incremental => true, tenant_id => 1);
+SELECT status, tenants_ok, error_sqlstate, error FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+SELECT orders FROM upsell.cooccurrence_model WHERE tenant_id = 1;
+-- (an incremental refresh rebuilds in full: the name it was read by changed)
+SELECT mode, reason FROM upsell.source_state WHERE tenant_id = 1;
+-- registered anew on the partitioned table: its new orders are read
+SELECT upsell.register_orders('rt.shop_lines', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', tenant_id => 'shop');
+CALL upsell.refresh();
+SELECT status, error FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+SELECT orders FROM upsell.cooccurrence_model WHERE tenant_id = 1;
+-- a registered table renamed and another created under its name: the
+-- registration reads the renamed one, which refresh says too
+ALTER TABLE rt.shop_lines RENAME TO shop_lines_2024;
+CREATE TABLE rt.shop_lines (LIKE rt.shop_lines_2024);
+CALL upsell.refresh();
+SELECT status, tenants_ok, error_sqlstate, error FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
 
 RESET client_min_messages;
 DELETE FROM upsell.order_source;

@@ -68,6 +68,15 @@ SELECT DISTINCT tenant_id FROM upsell.post_purchase_offers WHERE order_id = '7';
 SET upsell.tenant_id = 'two';
 SET upsell.tenant_id = '1 OR true';
 RESET upsell.tenant_id;
+-- set before the library loaded, a value that is no bigint is read by one
+-- parser, the library's: the SQL functions refuse to serve as the C ones do
+-- (until 1.8 they parsed it themselves, and read a tab after the digits as
+-- tenant 1 while the C functions refused)
+\c
+SET upsell.tenant_id = E'1\t';
+SELECT upsell._bound_tenant(NULL);
+SELECT count(*) FROM upsell.recommend_for_cart('{1}', 3);
+RESET upsell.tenant_id;
 SELECT count(*) FROM upsell.post_purchase_offers WHERE order_id = '7';
 -- tenant 1's experiment is unknown to tenant 2's requests: they neither run
 -- it (its control would empty tenant 2's offers) nor record its events

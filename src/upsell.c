@@ -106,6 +106,25 @@ upsell_session_tenant(int64 *tenant_id)
 	return upsell_tenant_bound;
 }
 
+PG_FUNCTION_INFO_V1(upsell_session_tenant_sql);
+
+/*
+ * _session_tenant(): the tenant the session is bound to, NULL when none;
+ * raises as upsell_session_tenant does.  The SQL functions read the binding
+ * through it rather than parse the setting again: two parsers disagreed
+ * (a tab after the digits, kept from before the library loaded, bound the
+ * SQL functions to that tenant while the C ones refused to serve).
+ */
+Datum
+upsell_session_tenant_sql(PG_FUNCTION_ARGS)
+{
+	int64		tenant_id;
+
+	if (!upsell_session_tenant(&tenant_id))
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(tenant_id);
+}
+
 void		_PG_init(void);
 
 void

@@ -690,6 +690,17 @@ BEGIN
 END
 $$;
 
+-- The tenant the session is bound to (SET upsell.tenant_id), NULL when none;
+-- an error when the setting, kept from before the library loaded, is no
+-- bigint.  The library's parse of the setting, the one the C functions use
+-- (src/upsell.c): SQL parsing it again disagreed at the edges.
+CREATE FUNCTION @extschema@._session_tenant()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'upsell_session_tenant_sql'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._session_tenant() IS
+	'internal: the tenant bound to the session (upsell.tenant_id), NULL when none; raises when the setting is no bigint';
+
 -- The tenant a call names, as the session's binding (SET upsell.tenant_id)
 -- allows: the bound tenant when the call names none, an error when it names
 -- another; tenant_id as given in a session bound to none.
@@ -699,23 +710,17 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	bound text := current_setting('upsell.tenant_id', true);
+	bound bigint := @extschema@._session_tenant();
 BEGIN
-	IF bound IS NULL OR bound = '' THEN
+	IF bound IS NULL THEN
 		RETURN tenant_id;
 	END IF;
-	-- (kept as set before the library loaded: see upsell_session_tenant)
-	IF bound !~ '^[[:space:]]*[-+]?[0-9]+[[:space:]]*$' THEN
-		RAISE EXCEPTION 'upsell.tenant_id is "%", not a bigint: this session serves no tenant', bound
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'SET upsell.tenant_id to the tenant to serve, or RESET it.';
-	END IF;
-	IF tenant_id IS NOT NULL AND tenant_id <> bound::bigint THEN
+	IF tenant_id IS NOT NULL AND tenant_id <> bound THEN
 		RAISE EXCEPTION 'tenant_id % given, but the session is bound to tenant %', tenant_id, bound
 			USING ERRCODE = 'insufficient_privilege',
 				  HINT = 'RESET upsell.tenant_id, or SET it to the tenant to serve.';
 	END IF;
-	RETURN bound::bigint;
+	RETURN bound;
 END
 $$;
 

@@ -603,6 +603,76 @@ BEGIN
 END
 $$;
 
+-- Records in the refresh's log row an outcome that degrades the models
+-- without failing a tenant (a status ok or partial alone would hide it): the
+-- first one in error and error_sqlstate, where a failure, when one comes,
+-- takes its place (_refresh_tenant_failed).  The caller says it in a WARNING.
+CREATE FUNCTION @extschema@._refresh_note(run bigint, sqlstate text, message text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	UPDATE @extschema@.refresh_log l
+	SET error = coalesce(l.error, message), error_sqlstate = coalesce(l.error_sqlstate, sqlstate)
+	WHERE l.refresh_id OPERATOR(pg_catalog.=) run;
+END;
+COMMENT ON FUNCTION @extschema@._refresh_note(bigint, text, text) IS
+	'internal: records in the refresh''s log row (error, error_sqlstate, unless one is there) an outcome that degrades the models without failing a tenant';
+
+-- A registered relation that is no longer what its registration meant, yet
+-- still readable: one attached as a partition (a shop that partitions its
+-- orders renames the table and attaches it under a new partitioned table of
+-- its name), or one renamed while another relation took its name (the name
+-- of the order lines is that of their tenants' last refresh:
+-- source_state.registration).  A registration holds its relation by oid, so
+-- the models are built from the old relation alone, and until 1.8 refresh
+-- logged ok.  Refresh goes on with it -- the rows it has are real, and
+-- failing would leave every tenant on older models -- and says so, in a
+-- WARNING naming the tenants and the registration to call again, and in the
+-- log row (_refresh_note).
+CREATE FUNCTION @extschema@._refresh_check_sources(run bigint, tenants bigint[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	now_named regclass;
+	problem text;
+	which text := CASE WHEN cardinality(tenants) = 1 THEN 'tenant ' || tenants[1]
+					   ELSE 'tenants ' || array_to_string(tenants[1:5], ', ')
+							|| CASE WHEN cardinality(tenants) > 5 THEN ', ...' ELSE '' END END;
+BEGIN
+	IF cardinality(tenants) = 0 THEN
+		RETURN;		-- no model is built from it
+	END IF;
+	FOR r IN SELECT DISTINCT rc.registration, rc.what, rc.relation::regclass AS relation, c.relispartition
+			 FROM @extschema@._registered_columns() rc JOIN pg_class c ON c.oid = rc.relation
+			 ORDER BY rc.what LOOP
+		now_named := CASE WHEN r.relispartition THEN pg_partition_root(r.relation) END;
+		IF now_named IS NOT NULL THEN
+			problem := format('the relation registered for the %s, %s, is now a partition of %s: refresh reads that partition alone',
+							  r.what, r.relation, now_named);
+		ELSIF r.what = 'order lines' THEN
+			-- (a tenant refreshed since the registration: not one whose
+			-- name changed by a registration of another relation)
+			SELECT to_regclass(s.registration ->> 'relation') INTO now_named
+			FROM @extschema@.source_state s, @extschema@.order_source o
+			WHERE s.tenant_id = ANY (tenants) AND o.registered_at <= s.built_at
+			  AND to_regclass(s.registration ->> 'relation') <> r.relation
+			LIMIT 1;
+			problem := format('the relation registered for the %s, %s at the last refresh, was renamed %s, and %s is now another relation: refresh reads the renamed one',
+							  r.what, now_named, r.relation, now_named);
+		END IF;
+		CONTINUE WHEN now_named IS NULL;
+		RAISE WARNING 'upsell: %: %', which, problem
+			USING HINT = format('Call upsell.%s() again with %s to read it (the models are built from %s until then).',
+								r.registration, now_named, r.relation);
+		PERFORM @extschema@._refresh_note(run, '01000', which || ': ' || problem);
+	END LOOP;
+END
+$$;
+
 -- Counts the source rows the models skip or read in part (NULL ids,
 -- implausible quantities and prices: upsell.bad_source_rows()) per tenant
 -- and problem, with the first few ids,
@@ -857,6 +927,7 @@ DECLARE
 	built jsonb := '{}';
 	m record;
 	distributed boolean;
+	mined jsonb;
 BEGIN
 	-- one refresh of a tenant at a time (a second one waits, then rebuilds
 	-- from what the first published); readers are not blocked by this
@@ -884,6 +955,15 @@ BEGIN
 			side_build = excluded.side_build, side_cpu_ms = excluded.side_cpu_ms;
 		built := built || jsonb_build_object(m.model, m.n);
 	END LOOP;
+	-- published without bundles, as no count fitted the memory limit
+	-- (_build_bundle_model said it in a WARNING): said in the log too
+	SELECT s.settings -> 'bundles' INTO mined FROM @extschema@.source_state s
+	WHERE s.tenant_id = _refresh_tenant.tenant_id;
+	IF (mined ->> 'fitted')::boolean IS FALSE THEN
+		PERFORM @extschema@._refresh_note(run, '54000', format(
+			'tenant %s: published without bundles: mining exceeds upsell.itemsets_memory_limit (%s kB) even at min_count %s',
+			tenant_id, mined ->> 'memory_limit_kb', mined ->> 'min_count'));
+	END IF;
 	-- a tenant without any rows left is gone: forget it
 	IF NOT EXISTS (SELECT FROM jsonb_each_text(built) e WHERE e.value::bigint > 0) THEN
 		DELETE FROM @extschema@.model_builds mb WHERE mb.tenant_id = _refresh_tenant.tenant_id;
@@ -917,8 +997,9 @@ BEGIN
 		failures = coalesce(l.failures, '{}') || jsonb_build_object(
 					coalesce(_refresh_tenant_failed.tenant_id::text, 'all'),
 					jsonb_build_object('sqlstate', sqlstate, 'error', message)),
-		error = coalesce(l.error, message),
-		error_sqlstate = coalesce(l.error_sqlstate, sqlstate)
+		-- (the first failure takes the place of a note: _refresh_note)
+		error = CASE WHEN l.failures IS NULL THEN message ELSE coalesce(l.error, message) END,
+		error_sqlstate = CASE WHEN l.failures IS NULL THEN sqlstate ELSE coalesce(l.error_sqlstate, sqlstate) END
 	WHERE l.refresh_id = run;
 	IF sqlstate = '57014' THEN
 		RAISE WARNING 'upsell: refresh % cancelled: %', run, message
@@ -1006,6 +1087,9 @@ DECLARE
 	first_detail pg_catalog.text;
 	first_hint pg_catalog.text;
 BEGIN
+	-- a session bound to a tenant refreshes that one, as every function
+	-- takes the bound tenant for a NULL tenant_id (and refuses another)
+	tenant_id := @extschema@._bound_tenant(tenant_id);
 	run := @extschema@._refresh_begin(incremental, tenant_id);
 	-- the log row and its lock are visible at once (not inside BEGIN ... COMMIT)
 	IF NOT atomic THEN
@@ -1013,6 +1097,7 @@ BEGIN
 	END IF;
 	BEGIN
 		tenants := @extschema@._refresh_tenants(tenant_id);
+		PERFORM @extschema@._refresh_check_sources(run, tenants);
 		IF NOT incremental THEN
 			PERFORM @extschema@._refresh_bad_rows(run, tenants);
 		END IF;

@@ -166,6 +166,13 @@ BEGIN
 						WHERE prev.registration -> k IS DISTINCT FROM registration -> k AND k <> 'attnums');
 			why := CASE WHEN changed IS NULL
 						THEN 'a registered column of the order lines is another column of the same name since its last refresh (one renamed away and another added under its name)'
+						-- the same registration, its relation renamed (refresh
+						-- says in a WARNING when it became a partition, or
+						-- another relation took its name)
+						WHEN changed = format('relation: %s, now %s', prev.registration ->> 'relation', registration ->> 'relation')
+							 AND (SELECT o.registered_at FROM @extschema@.order_source o) <= prev.built_at
+						THEN format('the registered relation of the order lines was renamed since its last refresh (%s, now %s)',
+									prev.registration ->> 'relation', registration ->> 'relation')
 						ELSE 'the order lines were registered anew since its last refresh (' || changed || ')' END;
 		ELSIF prev.settings OPERATOR(pg_catalog.-) 'bundles'::text IS DISTINCT FROM settings THEN
 			why := format('settings changed since its last refresh (%s, now %s)',
