@@ -77,6 +77,16 @@ GROUP BY v.cart ORDER BY v.cart;
 INSERT INTO upsell.exclusions (product_id) VALUES (9);
 SELECT rank, kind, product_id FROM upsell.abandoned_cart_offers(upsell.order_key('A'), at => '2024-04-20 12:00');
 DELETE FROM upsell.exclusions;
+-- nor one without a price (a mail shows it): tea unpriced, as of a refresh
+UPDATE pp.products SET price = NULL WHERE id = 9;
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT rank, kind, product_id FROM upsell.abandoned_cart_offers(upsell.order_key('A'), at => '2024-04-20 12:00');
+UPDATE pp.products SET price = 6 WHERE id = 9;
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
 -- a cart checked out at a typo's time (2204 for 2024) is checked out: no
 -- win-back mail (the time reads as -infinity, not as none)
 INSERT INTO pp.carts VALUES ('X', 101, 1, 1, '2024-04-20 09:00', '2204-04-20 09:30');
