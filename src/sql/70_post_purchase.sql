@@ -1057,15 +1057,16 @@ BEGIN
 			  WHERE m.in_stock AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, items))
 				AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)
 			  UNION ALL
-			  -- the fallback, below all evidence, so that the mail's k slots
-			  -- fill when the alternatives and complements run out (the
-			  -- customer owns them, a small catalog, a cart of products the
-			  -- models do not know yet; without it, fewer): the k bestsellers
+			  -- the fallback, below all evidence: the mail fills its k slots
+			  -- when the alternatives and complements run out (the customer
+			  -- owns them, the catalog is small, the cart's products are new
+			  -- to the models).  The k bestsellers
 			  -- kept by every rule of the complements, priced (a mail shows
 			  -- the price; no free sample), most popular first.  k of them
 			  -- are enough: the ones already offered above count once, the
-			  -- others fill the slots those left
-			  SELECT 4, 'popular', f.product_id, NULL, f.price, 1.0 / f.popularity_rank,
+			  -- others fill the slots those left.  Score 1 / rank (the
+			  -- bestseller 1), ordered by rank: ties by id, as the view's
+			  SELECT 4, 'popular', f.product_id, NULL, f.price, 1 / f.popularity_rank::float8,
 					 -f.popularity_rank::numeric,
 					 'popular in the shop (a fallback: the cart''s alternatives and complements ran out)'
 			  -- (the view numbers the ranks along the index (tenant_id, orders
