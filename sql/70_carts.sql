@@ -23,7 +23,10 @@ FROM pp.carts p JOIN upsell.carts c ON c.product_id = p.item AND c.added_at = p.
 
 -- A: the pro machine (500) idle 2 hours: the plain machine (300) is in
 -- [0.5 x 500, 500), but customer 100 owns it (a durable: never offered
--- again, offered until 1.8); the budget one (200) only with a lower ratio
+-- again, offered until 1.8); the budget one (200) only with a lower ratio.
+-- No complement: bestsellers fill the slots as the fallback (tea, filter
+-- papers, frother), not the budget machine (a substitute of the cart's) nor
+-- the coffee customer 100 owns (not due until Apr 30)
 SELECT * FROM upsell.abandoned_cart_offers(upsell.order_key('A'), at => '2024-04-20 12:00');
 SELECT * FROM upsell.abandoned_cart_offers(upsell.order_key('A'), min_price_ratio => 0.3, at => '2024-04-20 12:00');
 -- B: machine and coffee: downsell of the machine first, then complements of the
@@ -38,15 +41,52 @@ DELETE FROM upsell.exclusions;
 -- C checked out, D active 30 minutes ago, unknown cart: nothing
 SELECT count(*) AS checked_out FROM upsell.abandoned_cart_offers(upsell.order_key('C'), at => '2024-04-20 12:00');
 SELECT count(*) AS active FROM upsell.abandoned_cart_offers(upsell.order_key('D'), at => '2024-04-20 12:00');
--- (two offers: the third, the filters (6), customer 103 owns, a durable)
+-- (three offers: the descaler (6) customer 103 owns, a durable, is not
+-- one of them; a bestseller takes its slot)
 SELECT count(*) AS idle_after_20_min FROM upsell.abandoned_cart_offers(upsell.order_key('D'), idle_after => '20 minutes', at => '2024-04-20 12:00');
 -- W: customer 105's idle cart of coffee: the machine (3) and the frother
 -- (5) they own are durables, not offered again (until 1.8 the win-back
--- offers were exactly what they owned)
+-- offers were exactly what they owned): tea, then the bestsellers left (the
+-- other coffee (2) is a substitute of the cart's, the mug out of stock)
 INSERT INTO pp.carts VALUES ('W', 105, 1, 1, '2024-04-20 10:00', NULL);
 SELECT product_id, upsell.is_consumable(product_id) AS consumable
 FROM upsell.purchase_interval_model WHERE customer_id = 105 ORDER BY 1;
 SELECT * FROM upsell.abandoned_cart_offers(upsell.order_key('W'), 5, at => '2024-04-20 12:00');
+-- Every idle cart's mail fills its k slots, bestsellers as the fallback once
+-- the alternatives and complements run out (without it A's mail was empty,
+-- D's held two offers, E's and W's one: what their customers own is left
+-- out): none is a cart item, a product the cart's customer may not be
+-- offered again (a durable, a consumable not due within 7 days), or a
+-- substitute of a cart item (but the cheaper alternatives, the downsell's
+-- tactic)
+SELECT v.cart, count(o.product_id) AS offers,
+	   count(*) FILTER (WHERE o.kind = 'popular') AS fallbacks,
+	   count(*) FILTER (WHERE o.product_id = ANY (c.items)) AS cart_items,
+	   count(*) FILTER (WHERE EXISTS (
+		   SELECT FROM upsell.purchase_interval_model i
+		   WHERE i.customer_id = c.customer AND i.product_id = o.product_id
+			 AND NOT (upsell.is_consumable(i.product_id) AND i.next_due <= '2024-04-27 12:00'))) AS owned,
+	   count(*) FILTER (WHERE o.kind <> 'downsell' AND upsell.is_substitute(0, o.product_id, c.items)) AS substitutes
+FROM (VALUES ('A'), ('B'), ('D'), ('E'), ('W')) v(cart)
+CROSS JOIN LATERAL (SELECT max(c.customer_id) AS customer, array_agg(c.product_id) AS items
+					FROM upsell.carts c WHERE c.cart_id = upsell.order_key(v.cart)) c
+LEFT JOIN LATERAL upsell.abandoned_cart_offers(upsell.order_key(v.cart), 3, idle_after => '20 minutes',
+											   at => '2024-04-20 12:00') o ON true
+GROUP BY v.cart ORDER BY v.cart;
+-- nor is a fallback one the merchant excludes: tea, A's first, is skipped
+INSERT INTO upsell.exclusions (product_id) VALUES (9);
+SELECT rank, kind, product_id FROM upsell.abandoned_cart_offers(upsell.order_key('A'), at => '2024-04-20 12:00');
+DELETE FROM upsell.exclusions;
+-- nor one without a price (a mail shows it): tea unpriced, as of a refresh
+UPDATE pp.products SET price = NULL WHERE id = 9;
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT rank, kind, product_id FROM upsell.abandoned_cart_offers(upsell.order_key('A'), at => '2024-04-20 12:00');
+UPDATE pp.products SET price = 6 WHERE id = 9;
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
 -- a cart checked out at a typo's time (2204 for 2024) is checked out: no
 -- win-back mail (the time reads as -infinity, not as none)
 INSERT INTO pp.carts VALUES ('X', 101, 1, 1, '2024-04-20 09:00', '2204-04-20 09:30');
@@ -57,7 +97,7 @@ SELECT count(*) AS unknown FROM upsell.abandoned_cart_offers(42, at => '2024-04-
 -- a negative idle time would serve carts still being filled
 SELECT count(*) FROM upsell.abandoned_cart_offers(upsell.order_key('D'), idle_after => '-5 days', at => '2024-04-20 12:00');
 -- E: an out-of-stock mug, bought once, with tea: tea (a pair seen once is all
--- the evidence a product in fewer than 20 orders has)
+-- the evidence a product in fewer than 20 orders has), then two bestsellers
 SELECT count(*) AS mug FROM upsell.abandoned_cart_offers(upsell.order_key('E'), at => '2024-04-20 12:00');
 
 -- integer cart ids, re-registration replaces the previous one
@@ -65,6 +105,7 @@ CREATE TABLE pp.carts2 (id bigint, product bigint, added date);
 INSERT INTO pp.carts2 VALUES (7, 4, '2024-04-01');
 SELECT upsell.register_carts('pp.carts2', 'id', NULL, 'product', NULL, 'added', NULL);
 SELECT * FROM upsell.carts;
+-- (a cart without a customer: nothing owned, coffee the bestseller is a fallback)
 SELECT rank, kind, product_id, replaces FROM upsell.abandoned_cart_offers(7, at => '2024-04-20');
 
 -- a timestamp without a zone is a time of the zone the carts were registered

@@ -1055,7 +1055,31 @@ BEGIN
 			  FROM complement cp
 			  JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = cp.product_id
 			  WHERE m.in_stock AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, items))
-				AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)) o
+				AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)
+			  UNION ALL
+			  -- the fallback, below all evidence: the mail fills its k slots
+			  -- when the alternatives and complements run out (the customer
+			  -- owns them, the catalog is small, the cart's products are new
+			  -- to the models).  The k bestsellers
+			  -- kept by every rule of the complements, priced (a mail shows
+			  -- the price; no free sample), most popular first.  k of them
+			  -- are enough: the ones already offered above count once, the
+			  -- others fill the slots those left.  Score 1 / rank (the
+			  -- bestseller 1), ordered by rank: ties by id, as the view's
+			  SELECT 4, 'popular', f.product_id, NULL, f.price, 1 / f.popularity_rank::float8,
+					 -f.popularity_rank::numeric,
+					 'popular in the shop (a fallback: the cart''s alternatives and complements ran out)'
+			  -- (the view numbers the ranks along the index (tenant_id, orders
+			  -- DESC, product_id), in whose order they are read: no sort, the
+			  -- scan stops at the k-th kept)
+			  FROM (SELECT m.product_id, m.price, m.popularity_rank
+					FROM @extschema@.product_popularity m
+					WHERE m.tenant_id = t AND m.in_stock AND m.price > 0
+					  AND m.product_id <> ALL (items) AND m.product_id <> ALL (owned)
+					  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)
+					  AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, items))
+					ORDER BY m.orders DESC, m.product_id
+					LIMIT k) f) o
 		ORDER BY o.product_id, o.tier, o.ord DESC)
 	SELECT (row_number() OVER (ORDER BY o.tier, o.ord DESC, o.score DESC, o.product_id))::int,
 		   o.kind, o.product_id, o.replaces, o.price, o.score, o.reason
@@ -1065,4 +1089,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.abandoned_cart_offers(bigint, int, interval, timestamptz, numeric, bigint) IS
-	'win-back offers for a cart idle for idle_after and not checked out: first the best cheaper alternative (same variant group, else category; price in [min_price_ratio x price, price)) of each cart item, dearest item first, then complements of the cart, then second-best alternatives';
+	'win-back offers for a cart idle for idle_after and not checked out: first the best cheaper alternative (same variant group, else category; price in [min_price_ratio x price, price)) of each cart item, dearest item first, then complements of the cart, then second-best alternatives, then as a fallback the bestsellers (in stock, priced): never a cart item, a substitute of one, or what the customer owns (durables, consumables not due within 7 days), nor what the merchant excludes';
