@@ -544,9 +544,14 @@ BEGIN
 
 	RETURN QUERY
 	WITH u AS (
+		-- a unit's window ends by the shop's clock, whoever reads (until
+		-- 1.8 the reader's: across a change of daylight saving time a
+		-- session in New York counted an order 167.5 hours after the
+		-- exposure out of a 7-day window that a session in UTC counted in)
 		SELECT DISTINCT ON (x.unit_id) x.unit_id, x.variant, x.shown_at AS first_shown,
+			   @extschema@._zone_add(x.shown_at, e.conversion_window, z.zone) AS window_end,
 			   @extschema@._unit_customer(x.unit_id, kind) AS customer_id
-		FROM @extschema@.exposures x
+		FROM @extschema@.exposures x CROSS JOIN (SELECT @extschema@._shop_zone() AS zone) z
 		WHERE x.experiment = e.experiment AND x.shown_at >= e.started_at
 		  AND (e.ended_at IS NULL OR x.shown_at < e.ended_at)
 		ORDER BY x.unit_id, x.shown_at, x.exposure_id
@@ -557,7 +562,7 @@ BEGIN
 			   ol.quantity, ol.unit_price
 		FROM u JOIN @extschema@.order_lines ol
 			ON ol.customer_id = u.customer_id AND ol.tenant_id = e.tenant_id
-			AND ol.ordered_at >= u.first_shown AND ol.ordered_at < u.first_shown + e.conversion_window
+			AND ol.ordered_at >= u.first_shown AND ol.ordered_at < u.window_end
 	), o AS (
 		SELECT ul.unit_id, ul.order_key, sum(ul.quantity * ul.unit_price) AS revenue,
 			   sum(ul.quantity) AS items
@@ -689,17 +694,21 @@ BEGIN
 		WHERE x.tenant_id = t AND x.event = 'add' AND kind IS NOT NULL
 	), lp AS (
 		-- order lines of offered products, one row per order and product
-		SELECT ol.order_key, ol.product_id, min(ol.customer_id) AS customer_id,
-			   min(ol.ordered_at) AS ordered_at, sum(ol.quantity * ol.unit_price) AS revenue
-		FROM @extschema@.order_lines ol
-		WHERE ol.tenant_id = t
-		  AND (ol.customer_id, ol.product_id) IN (SELECT ev.customer_id, ev.product_id FROM ev)
-		GROUP BY ol.order_key, ol.product_id
+		-- (the window by the shop's clock, as experiment_results' conversion
+		-- window; until 1.8 the reader's)
+		SELECT l.*, @extschema@._zone_add(l.ordered_at, - attribution_window, z.zone) AS window_start
+		FROM (SELECT ol.order_key, ol.product_id, min(ol.customer_id) AS customer_id,
+					 min(ol.ordered_at) AS ordered_at, sum(ol.quantity * ol.unit_price) AS revenue
+			  FROM @extschema@.order_lines ol
+			  WHERE ol.tenant_id = t
+				AND (ol.customer_id, ol.product_id) IN (SELECT ev.customer_id, ev.product_id FROM ev)
+			  GROUP BY ol.order_key, ol.product_id) l
+		CROSS JOIN (SELECT @extschema@._shop_zone() AS zone) z
 	), att AS (
 		-- last touch: the latest add of the product by the customer within the window
 		SELECT DISTINCT ON (lp.order_key, lp.product_id) lp.order_key, lp.revenue, ev.offer_type
 		FROM lp JOIN ev ON ev.customer_id = lp.customer_id AND ev.product_id = lp.product_id
-			AND ev.occurred_at <= lp.ordered_at AND ev.occurred_at > lp.ordered_at - attribution_window
+			AND ev.occurred_at <= lp.ordered_at AND ev.occurred_at > lp.window_start
 		ORDER BY lp.order_key, lp.product_id, ev.occurred_at DESC, ev.event_id DESC
 	), ap AS (
 		SELECT op.p, att.offer_type, count(DISTINCT att.order_key) AS attached,
