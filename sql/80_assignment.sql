@@ -107,9 +107,34 @@ SELECT upsell.assign('nope', '1');
 SELECT upsell.assign(NULL, '1') IS NULL AS null_in_null_out;
 INSERT INTO upsell.experiments (experiment) VALUES ('empty');
 SELECT upsell.assign('empty', '1');
+-- weights that are all zero are refused when defined (at commit: a split
+-- may pass through zero within its transaction), including by set_weights
+-- and by the removal of the last variant of positive weight
 INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'control', 0), ('empty', 'b', 0);
-SELECT upsell.assign('empty', '1');
+BEGIN;
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'control', 0), ('empty', 'b', 0);
+UPDATE upsell.experiment_variants SET weight = 1 WHERE experiment = 'empty' AND variant = 'b';
+COMMIT;
 SELECT upsell.set_weights('empty', '{"control": 0}');
+SELECT upsell.set_weights('empty', '{"b": 0}');
+SELECT upsell.set_weights('empty', '{"b": 1e-400}');
+DELETE FROM upsell.experiment_variants WHERE experiment = 'empty' AND variant = 'b';
+SELECT variant, weight FROM upsell.experiment_variants WHERE experiment = 'empty' ORDER BY variant;
+-- all zero all the same (rows from before 1.8, or loaded with triggers
+-- off): a request naming the experiment is served, every unit gets the
+-- control, or the first variant when the control is none of them (until
+-- 1.8 every one failed: "variant weights sum to zero")
+SET session_replication_role = replica;
+UPDATE upsell.experiment_variants SET weight = 0 WHERE experiment = 'empty';
+RESET session_replication_role;
+SELECT upsell.assign('empty', u::text) AS variant, count(*) AS units,
+	   count(*) FILTER (WHERE upsell.variant_offer_types('empty', u::text) = '{}') AS shown_nothing
+FROM generate_series(1, 100) u GROUP BY 1;
+SELECT upsell.record_exposure('empty', '1') AS recorded;
+UPDATE upsell.experiments SET control = 'baseline' WHERE experiment = 'empty';
+SELECT upsell.assign('empty', '1') AS first_variant;
+DELETE FROM upsell.exposures WHERE experiment = 'empty';
+DELETE FROM upsell.experiment_variants WHERE experiment = 'empty';
 INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'neg', -1);
 INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'inf', 'Infinity');
 INSERT INTO upsell.experiment_variants (experiment, variant, weight, offer_types) VALUES ('empty', 'x', 1, '{teleport}');

@@ -60,6 +60,47 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.experiment_variants', ''
 COMMENT ON TABLE @extschema@.experiment_variants IS
 	'variants of an experiment: weight (share of units = weight / sum of weights) and the offer types the variant shows (empty = no offers, the usual control)';
 
+-- Whether the weights of an experiment split units: one of its variants has
+-- a positive share (upsell.assign() gives every unit the control otherwise).
+-- True for an experiment without variants: there is no split to break.
+CREATE FUNCTION @extschema@._weights_usable(experiment text)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN NOT EXISTS (SELECT FROM @extschema@.experiment_variants v WHERE v.experiment = _weights_usable.experiment)
+	OR EXISTS (SELECT FROM @extschema@.experiment_variants v
+			   WHERE v.experiment = _weights_usable.experiment AND @extschema@._weight_share(v.weight) > 0);
+
+-- Variants whose weights are all 0 (or below float8's range) are refused
+-- when they are defined, whichever way (INSERT, UPDATE, set_weights,
+-- DELETE of the last positive one).  Checked at commit, on the variants as
+-- they then are, so that a split may be built or rebalanced one row at a
+-- time in a transaction.
+CREATE FUNCTION @extschema@._check_weights()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	name text;
+BEGIN
+	FOREACH name IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY[NEW.experiment]
+							WHEN 'DELETE' THEN ARRAY[OLD.experiment]
+							ELSE ARRAY[OLD.experiment, NEW.experiment] END LOOP
+		IF NOT @extschema@._weights_usable(name) THEN
+			RAISE EXCEPTION 'the weights of experiment "%" are all zero', name
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'A variant''s share of units is its weight over the sum of the weights; with no positive weight (or none above 2.2e-308) no unit can be assigned.',
+					  HINT = 'Give at least one variant a positive weight in the same transaction.';
+		END IF;
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER check_weights AFTER INSERT OR UPDATE OR DELETE ON @extschema@.experiment_variants
+	DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW EXECUTE FUNCTION @extschema@._check_weights();
+
 CREATE TABLE IF NOT EXISTS @extschema@.exposures (
 	exposure_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	experiment	text NOT NULL,
@@ -146,7 +187,7 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'upsell_assign'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.assign(text, text) IS
-	'the variant of a unit (customer) in an experiment: a stable hash of experiment and unit, split in proportion to the variant weights; no randomness, no state';
+	'the variant of a unit (customer) in an experiment: a stable hash of experiment and unit, split in proportion to the variant weights; no randomness, no state; the control (else the first variant by name) when no weight is positive';
 
 -- The offer types the unit's variant shows; NULL means "no experiment: all".
 CREATE FUNCTION @extschema@.variant_offer_types(experiment text, unit_id text, stage text DEFAULT NULL,
@@ -285,8 +326,8 @@ BEGIN
 				USING ERRCODE = 'undefined_object';
 		END IF;
 	END LOOP;
-	IF NOT EXISTS (SELECT FROM @extschema@.experiment_variants v
-				   WHERE v.experiment = set_weights.experiment AND v.weight > 0) THEN
+	-- (here at once; the check_weights trigger would refuse it at commit)
+	IF NOT @extschema@._weights_usable(experiment) THEN
 		RAISE EXCEPTION 'the weights of experiment "%" would all be zero', experiment
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
