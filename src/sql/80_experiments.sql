@@ -219,7 +219,11 @@ COMMENT ON FUNCTION @extschema@.variant_offer_types(text, text, text, bigint) IS
 	'offer types the unit''s variant shows ({} = none, the control); NULL (= show everything) when experiment or unit is NULL, the experiment is not running, or it is for another stage; with tenant_id (as the funnel stages ask) an experiment of another tenant is an error, as an unknown one';
 
 -- Variants and weights of a running experiment with exposures are frozen:
--- moving units between variants mid-test biases every comparison.
+-- moving units between variants mid-test biases every comparison.  A change
+-- takes the split's lock first: it waits for the exposures being recorded,
+-- which hold it shared (_exposure_variant), then counts them committed
+-- (until 1.8 a change made while the first exposure was not yet committed
+-- went through, and that exposure kept the split it had been assigned by).
 CREATE FUNCTION @extschema@._guard_variants()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -240,6 +244,7 @@ BEGIN
 	FOREACH name IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY[NEW.experiment]
 							WHEN 'DELETE' THEN ARRAY[OLD.experiment]
 							ELSE ARRAY[OLD.experiment, NEW.experiment] END LOOP
+		PERFORM pg_advisory_xact_lock(@extschema@._refresh_lock_class('split'), hashtext(name));
 		SELECT * INTO e FROM @extschema@.experiments x WHERE x.experiment = name;
 		CONTINUE WHEN NOT FOUND OR NOT @extschema@._experiment_on(e);
 		SELECT count(*) INTO n FROM @extschema@.exposures x WHERE x.experiment = name;
@@ -347,6 +352,14 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	-- The split is frozen from the first exposure (_guard_variants): its
+	-- lock, held shared until this exposure commits, makes a change of the
+	-- split wait and then see it, and a change under way makes this wait
+	-- and then assign by the new split.  Shared: exposures do not wait for
+	-- one another.  An advisory lock, not the experiment's row FOR SHARE,
+	-- which would need UPDATE on upsell.experiments (upsell_reader records
+	-- exposures).
+	PERFORM pg_advisory_xact_lock_shared(@extschema@._refresh_lock_class('split'), hashtext(NEW.experiment));
 	IF NEW.variant IS NULL THEN
 		NEW.variant := @extschema@.assign(NEW.experiment, NEW.unit_id);
 	END IF;
