@@ -107,9 +107,34 @@ SELECT upsell.assign('nope', '1');
 SELECT upsell.assign(NULL, '1') IS NULL AS null_in_null_out;
 INSERT INTO upsell.experiments (experiment) VALUES ('empty');
 SELECT upsell.assign('empty', '1');
+-- weights that are all zero are refused when defined (at commit: a split
+-- may pass through zero within its transaction), including by set_weights
+-- and by the removal of the last variant of positive weight
 INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'control', 0), ('empty', 'b', 0);
-SELECT upsell.assign('empty', '1');
+BEGIN;
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'control', 0), ('empty', 'b', 0);
+UPDATE upsell.experiment_variants SET weight = 1 WHERE experiment = 'empty' AND variant = 'b';
+COMMIT;
 SELECT upsell.set_weights('empty', '{"control": 0}');
+SELECT upsell.set_weights('empty', '{"b": 0}');
+SELECT upsell.set_weights('empty', '{"b": 1e-400}');
+DELETE FROM upsell.experiment_variants WHERE experiment = 'empty' AND variant = 'b';
+SELECT variant, weight FROM upsell.experiment_variants WHERE experiment = 'empty' ORDER BY variant;
+-- all zero all the same (rows from before 1.8, or loaded with triggers
+-- off): a request naming the experiment is served, every unit gets the
+-- control, or the first variant when the control is none of them (until
+-- 1.8 every one failed: "variant weights sum to zero")
+SET session_replication_role = replica;
+UPDATE upsell.experiment_variants SET weight = 0 WHERE experiment = 'empty';
+RESET session_replication_role;
+SELECT upsell.assign('empty', u::text) AS variant, count(*) AS units,
+	   count(*) FILTER (WHERE upsell.variant_offer_types('empty', u::text) = '{}') AS shown_nothing
+FROM generate_series(1, 100) u GROUP BY 1;
+SELECT upsell.record_exposure('empty', '1') AS recorded;
+UPDATE upsell.experiments SET control = 'baseline' WHERE experiment = 'empty';
+SELECT upsell.assign('empty', '1') AS first_variant;
+DELETE FROM upsell.exposures WHERE experiment = 'empty';
+DELETE FROM upsell.experiment_variants WHERE experiment = 'empty';
 INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'neg', -1);
 INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'inf', 'Infinity');
 INSERT INTO upsell.experiment_variants (experiment, variant, weight, offer_types) VALUES ('empty', 'x', 1, '{teleport}');
@@ -154,6 +179,59 @@ INSERT INTO upsell.exposures (experiment, unit_id) VALUES ('cx', 'u5');
 \set VERBOSITY default
 ROLLBACK;
 DELETE FROM upsell.experiments WHERE experiment = 'cx';
+-- The split is frozen from the first exposure, also while that exposure is
+-- not yet committed (until 1.8 a change in another session got through:
+-- the guard counted only committed exposures).  Two sessions: this one and
+-- "other"; settle() waits until the other's statement has ended or waits
+-- for a lock.
+CREATE EXTENSION dblink;
+SELECT dblink_connect('other', format('dbname=%s port=%s host=%s', current_database(),
+	current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1)));
+SELECT pid AS other_pid FROM dblink('other', 'SELECT pg_backend_pid()') AS t(pid int) \gset
+CREATE FUNCTION pg_temp.settle(pid int) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1..1000 LOOP
+		IF dblink_is_busy('other') = 0 THEN
+			RETURN 'done';
+		ELSIF EXISTS (SELECT FROM pg_locks l WHERE l.pid = settle.pid AND NOT l.granted) THEN
+			RETURN 'waits';
+		END IF;
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+	RETURN 'neither in 10 s';
+END
+$$;
+INSERT INTO upsell.experiments (experiment, started_at) VALUES ('race', '2020-01-01'), ('race2', '2020-01-01');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight)
+VALUES ('race', 'control', 1), ('race', 'b', 0), ('race2', 'control', 1), ('race2', 'b', 0);
+-- the first exposure is being recorded here, the weights change there:
+-- the change waits, then is refused
+BEGIN;
+SELECT upsell.record_exposure('race', 'u1') AS recorded;
+SELECT dblink_send_query('other', $$SELECT upsell.set_weights('race', '{"control": 0, "b": 1}')$$);
+SELECT pg_temp.settle(:other_pid) AS weight_change;
+COMMIT;
+\set VERBOSITY terse
+SELECT * FROM dblink_get_result('other') AS t(r text);
+\set VERBOSITY default
+SELECT * FROM dblink_get_result('other') AS t(r text);
+SELECT variant, weight FROM upsell.experiment_variants WHERE experiment = 'race' ORDER BY variant;
+-- the weights change here, the first exposure is recorded there: it waits,
+-- then gets the new split
+BEGIN;
+SELECT upsell.set_weights('race2', '{"control": 0, "b": 1}');
+SELECT dblink_send_query('other', $$SELECT upsell.record_exposure('race2', 'u1')$$);
+SELECT pg_temp.settle(:other_pid) AS exposure;
+COMMIT;
+SELECT * FROM dblink_get_result('other') AS t(recorded text);
+SELECT * FROM dblink_get_result('other') AS t(recorded text);
+SELECT unit_id, variant, variant = upsell.assign(experiment, unit_id) AS as_assigned
+FROM upsell.exposures WHERE experiment = 'race2';
+SELECT dblink_disconnect('other');
+DROP EXTENSION dblink;
+DELETE FROM upsell.experiments WHERE experiment IN ('race', 'race2');
+
 -- a weight too small for float8, which the CHECK lets in, is none (until
 -- 1.8 every request naming the experiment failed)
 INSERT INTO upsell.experiments (experiment) VALUES ('tiny');

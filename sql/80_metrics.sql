@@ -61,6 +61,19 @@ GROUP BY o.m, x.orders, x.revenue, x.aov, x.items_per_order ORDER BY o.m;
 -- a longer attribution window reaches customer 3's add of Jan 1 (order 5 on Feb 10)
 SELECT period_start, offer_type, attached_orders, attributed_revenue
 FROM upsell.metrics('month', attribution_window => '60 days') ORDER BY 1, 2 NULLS FIRST;
+-- the attribution window by the shop's clock (UTC here), whoever reads:
+-- customer 9 adds product 11 on 2026-03-05 12:00 UTC and orders it 167.5
+-- hours later, within 7 days of UTC; a session in New York (where
+-- 2026-03-08 has 23 hours) did not attribute it until 1.8
+INSERT INTO exp_met.lines VALUES (9, 11, 9, '2026-03-12 11:30', 1, 5);
+INSERT INTO upsell.offer_events (unit_id, offer_type, product_id, event, occurred_at)
+VALUES ('9', 'restock', 11, 'add', '2026-03-05 12:00');
+SET TimeZone = 'America/New_York';
+SELECT offer_type, attached_orders, attributed_revenue FROM upsell.metrics('all') WHERE offer_type = 'restock';
+SET TimeZone = 'UTC';
+SELECT offer_type, attached_orders, attributed_revenue FROM upsell.metrics('all') WHERE offer_type = 'restock';
+DELETE FROM exp_met.lines WHERE order_id = 9;
+DELETE FROM upsell.offer_events WHERE offer_type = 'restock';
 -- weeks and days work the same way
 SELECT period_start, orders, revenue FROM upsell.metrics('week') WHERE offer_type IS NULL;
 SELECT count(*) AS days_with_orders FROM upsell.metrics('day') WHERE offer_type IS NULL;

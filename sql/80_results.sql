@@ -133,6 +133,23 @@ SELECT variant, units, converted_units, orders, conversion_rate, revenue, aov, r
 	   conversion_p_value, srm_p_value, srm_warning
 FROM upsell.experiment_results('fresh') ORDER BY variant;
 
+-- a unit's window ends by the shop's clock (the zone of its registration,
+-- UTC here), whoever reads: unit 5000, first shown 2026-03-05 12:00 UTC,
+-- orders 167.5 hours later, within 7 days of UTC; a session in New York
+-- (where 2026-03-08 has 23 hours) counted it out until 1.8
+INSERT INTO upsell.experiments (experiment, started_at) VALUES ('dst', '2026-03-01');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('dst', 'control', 1), ('dst', 'b', 0);
+INSERT INTO upsell.exposures (experiment, unit_id, shown_at) VALUES ('dst', '5000', '2026-03-05 12:00');
+INSERT INTO exp_res.lines VALUES (5000, 10, 5000, '2026-03-12 11:30', 1, 10.00);
+SET TimeZone = 'America/New_York';
+SELECT variant, units, converted_units, revenue FROM upsell.experiment_results('dst') WHERE units > 0;
+SET TimeZone = 'Asia/Tokyo';
+SELECT variant, units, converted_units, revenue FROM upsell.experiment_results('dst') WHERE units > 0;
+SET TimeZone = 'UTC';
+SELECT variant, units, converted_units, revenue FROM upsell.experiment_results('dst') WHERE units > 0;
+DELETE FROM exp_res.lines WHERE order_id = 5000;
+DELETE FROM upsell.experiments WHERE experiment = 'dst';
+
 -- bad input
 SELECT * FROM upsell.experiment_results('nope');
 SELECT * FROM upsell.experiment_results(NULL);

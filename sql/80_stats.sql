@@ -59,6 +59,13 @@ SELECT round(chi2::numeric, 10) AS chi2, df, round(p_value::numeric, 10) AS p FR
 SELECT diff, t, df, p_value FROM upsell.welch_t_test(10, 5, 0, 10, 6, 0);
 SELECT diff, z, p_value FROM upsell.two_proportion_test(0, 10, 0, 20);
 SELECT upsell.normal_cdf(NULL), (upsell.two_proportion_test(NULL, 1, 1, 1)).p_value;
+-- variances at the ends of float8's range: the degrees of freedom do not
+-- depend on the unit (equal groups of 10: 18), the p-value is that of t
+-- (NULL df and p until 1.8: their squares under- and overflowed)
+SELECT round(t::numeric, 10) AS t, df, round(p_value::numeric, 10) AS p
+FROM upsell.welch_t_test(10, 0, 1e-300, 10, 1e-150, 1e-300);
+SELECT round(t::numeric, 10) AS t, df, round(p_value::numeric, 10) AS p
+FROM upsell.welch_t_test(10, 0, 1e308, 10, 1e154, 1e308);
 
 -- bad input
 SELECT * FROM upsell.two_proportion_test(11, 10, 0, 20);

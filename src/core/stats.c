@@ -379,7 +379,18 @@ ups_welch_test(double n1, double mean1, double var1,
 		return 0;
 	}
 	r->stat = r->diff / se;
-	r->df = (s1 + s2) * (s1 + s2) / (s1 * s1 / (n1 - 1) + s2 * s2 / (n2 - 1));
+	/*
+	 * Welch-Satterthwaite, (s1 + s2)^2 / (s1^2/(n1-1) + s2^2/(n2-1)), in
+	 * the shares of s1 + s2: squared as they are, variances near 1e-300
+	 * underflowed to 0/0 and near 1e308 overflowed to inf/inf (NaN, a NULL
+	 * df and p-value).  A share is at most 1 and one is at least 1/2.
+	 */
+	{
+		double		a = s1 / (s1 + s2),
+					b = s2 / (s1 + s2);
+
+		r->df = 1 / (a * a / (n1 - 1) + b * b / (n2 - 1));
+	}
 	r->p_value = t_two_sided(r->stat, r->df);
 	{
 		double		tq = ups_t_quantile(1 - (1 - confidence) / 2, r->df);

@@ -145,6 +145,18 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@._local_time(timestamp, text) IS
 	'internal: the timestamptz of a local time of a zone (timezone(zone, ts)); the views over the shop''s tables read its date and timestamp columns so';
 
+-- ts + span counted on the clock of a zone, as timestamptz + interval counts
+-- in the session's TimeZone (PostgreSQL 16's date_add(ts, span, zone)):
+-- months and days by the zone's calendar (a day across a change of daylight
+-- saving time is 23 or 25 hours), hours and less as elapsed time.  Windows
+-- of the shop's zone (_shop_zone) then end at the same instant whoever
+-- reads them.
+CREATE FUNCTION @extschema@._zone_add(ts timestamptz, span interval, zone text)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN @extschema@._local_time(pg_catalog.timezone(zone, ts) OPERATOR(pg_catalog.+) pg_catalog.date_trunc('day', span), zone)
+	OPERATOR(pg_catalog.+) (span OPERATOR(pg_catalog.-) pg_catalog.date_trunc('day', span));
+
 -- The canonical expression for one column, by the role it plays and its
 -- type; a date or timestamp is a time of time_zone (the registration's;
 -- NULL: the reader's, for a check of the column alone).

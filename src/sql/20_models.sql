@@ -462,7 +462,10 @@ RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN CASE what WHEN 'tenant' THEN 1970304817		-- one refresh of a tenant at a time
-				 WHEN 'run' THEN 1970304818 END;	-- held by a refresh while it runs
+				 WHEN 'run' THEN 1970304818		-- held by a refresh while it runs
+				 -- an experiment's split (key: hashtext of its name): shared
+				 -- by exposures being recorded, exclusive while it changes
+				 WHEN 'split' THEN 1970304819 END;
 
 -- Marks the log rows of refreshes that ended without recording it (the
 -- session was terminated, or cancelled between two tenants): their backend

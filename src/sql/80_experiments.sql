@@ -60,6 +60,47 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.experiment_variants', ''
 COMMENT ON TABLE @extschema@.experiment_variants IS
 	'variants of an experiment: weight (share of units = weight / sum of weights) and the offer types the variant shows (empty = no offers, the usual control)';
 
+-- Whether the weights of an experiment split units: one of its variants has
+-- a positive share (upsell.assign() gives every unit the control otherwise).
+-- True for an experiment without variants: there is no split to break.
+CREATE FUNCTION @extschema@._weights_usable(experiment text)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN NOT EXISTS (SELECT FROM @extschema@.experiment_variants v WHERE v.experiment = _weights_usable.experiment)
+	OR EXISTS (SELECT FROM @extschema@.experiment_variants v
+			   WHERE v.experiment = _weights_usable.experiment AND @extschema@._weight_share(v.weight) > 0);
+
+-- Variants whose weights are all 0 (or below float8's range) are refused
+-- when they are defined, whichever way (INSERT, UPDATE, set_weights,
+-- DELETE of the last positive one).  Checked at commit, on the variants as
+-- they then are, so that a split may be built or rebalanced one row at a
+-- time in a transaction.
+CREATE FUNCTION @extschema@._check_weights()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	name text;
+BEGIN
+	FOREACH name IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY[NEW.experiment]
+							WHEN 'DELETE' THEN ARRAY[OLD.experiment]
+							ELSE ARRAY[OLD.experiment, NEW.experiment] END LOOP
+		IF NOT @extschema@._weights_usable(name) THEN
+			RAISE EXCEPTION 'the weights of experiment "%" are all zero', name
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'A variant''s share of units is its weight over the sum of the weights; with no positive weight (or none above 2.2e-308) no unit can be assigned.',
+					  HINT = 'Give at least one variant a positive weight in the same transaction.';
+		END IF;
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER check_weights AFTER INSERT OR UPDATE OR DELETE ON @extschema@.experiment_variants
+	DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW EXECUTE FUNCTION @extschema@._check_weights();
+
 CREATE TABLE IF NOT EXISTS @extschema@.exposures (
 	exposure_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	experiment	text NOT NULL,
@@ -146,7 +187,7 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'upsell_assign'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.assign(text, text) IS
-	'the variant of a unit (customer) in an experiment: a stable hash of experiment and unit, split in proportion to the variant weights; no randomness, no state';
+	'the variant of a unit (customer) in an experiment: a stable hash of experiment and unit, split in proportion to the variant weights; no randomness, no state; the control (else the first variant by name) when no weight is positive';
 
 -- The offer types the unit's variant shows; NULL means "no experiment: all".
 CREATE FUNCTION @extschema@.variant_offer_types(experiment text, unit_id text, stage text DEFAULT NULL,
@@ -178,7 +219,11 @@ COMMENT ON FUNCTION @extschema@.variant_offer_types(text, text, text, bigint) IS
 	'offer types the unit''s variant shows ({} = none, the control); NULL (= show everything) when experiment or unit is NULL, the experiment is not running, or it is for another stage; with tenant_id (as the funnel stages ask) an experiment of another tenant is an error, as an unknown one';
 
 -- Variants and weights of a running experiment with exposures are frozen:
--- moving units between variants mid-test biases every comparison.
+-- moving units between variants mid-test biases every comparison.  A change
+-- takes the split's lock first: it waits for the exposures being recorded,
+-- which hold it shared (_exposure_variant), then counts them committed
+-- (until 1.8 a change made while the first exposure was not yet committed
+-- went through, and that exposure kept the split it had been assigned by).
 CREATE FUNCTION @extschema@._guard_variants()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -199,6 +244,7 @@ BEGIN
 	FOREACH name IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY[NEW.experiment]
 							WHEN 'DELETE' THEN ARRAY[OLD.experiment]
 							ELSE ARRAY[OLD.experiment, NEW.experiment] END LOOP
+		PERFORM pg_advisory_xact_lock(@extschema@._refresh_lock_class('split'), hashtext(name));
 		SELECT * INTO e FROM @extschema@.experiments x WHERE x.experiment = name;
 		CONTINUE WHEN NOT FOUND OR NOT @extschema@._experiment_on(e);
 		SELECT count(*) INTO n FROM @extschema@.exposures x WHERE x.experiment = name;
@@ -285,8 +331,8 @@ BEGIN
 				USING ERRCODE = 'undefined_object';
 		END IF;
 	END LOOP;
-	IF NOT EXISTS (SELECT FROM @extschema@.experiment_variants v
-				   WHERE v.experiment = set_weights.experiment AND v.weight > 0) THEN
+	-- (here at once; the check_weights trigger would refuse it at commit)
+	IF NOT @extschema@._weights_usable(experiment) THEN
 		RAISE EXCEPTION 'the weights of experiment "%" would all be zero', experiment
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
@@ -306,6 +352,14 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	-- The split is frozen from the first exposure (_guard_variants): its
+	-- lock, held shared until this exposure commits, makes a change of the
+	-- split wait and then see it, and a change under way makes this wait
+	-- and then assign by the new split.  Shared: exposures do not wait for
+	-- one another.  An advisory lock, not the experiment's row FOR SHARE,
+	-- which would need UPDATE on upsell.experiments (upsell_reader records
+	-- exposures).
+	PERFORM pg_advisory_xact_lock_shared(@extschema@._refresh_lock_class('split'), hashtext(NEW.experiment));
 	IF NEW.variant IS NULL THEN
 		NEW.variant := @extschema@.assign(NEW.experiment, NEW.unit_id);
 	END IF;
@@ -544,9 +598,14 @@ BEGIN
 
 	RETURN QUERY
 	WITH u AS (
+		-- a unit's window ends by the shop's clock, whoever reads (until
+		-- 1.8 the reader's: across a change of daylight saving time a
+		-- session in New York counted an order 167.5 hours after the
+		-- exposure out of a 7-day window that a session in UTC counted in)
 		SELECT DISTINCT ON (x.unit_id) x.unit_id, x.variant, x.shown_at AS first_shown,
+			   @extschema@._zone_add(x.shown_at, e.conversion_window, z.zone) AS window_end,
 			   @extschema@._unit_customer(x.unit_id, kind) AS customer_id
-		FROM @extschema@.exposures x
+		FROM @extschema@.exposures x CROSS JOIN (SELECT @extschema@._shop_zone() AS zone) z
 		WHERE x.experiment = e.experiment AND x.shown_at >= e.started_at
 		  AND (e.ended_at IS NULL OR x.shown_at < e.ended_at)
 		ORDER BY x.unit_id, x.shown_at, x.exposure_id
@@ -557,7 +616,7 @@ BEGIN
 			   ol.quantity, ol.unit_price
 		FROM u JOIN @extschema@.order_lines ol
 			ON ol.customer_id = u.customer_id AND ol.tenant_id = e.tenant_id
-			AND ol.ordered_at >= u.first_shown AND ol.ordered_at < u.first_shown + e.conversion_window
+			AND ol.ordered_at >= u.first_shown AND ol.ordered_at < u.window_end
 	), o AS (
 		SELECT ul.unit_id, ul.order_key, sum(ul.quantity * ul.unit_price) AS revenue,
 			   sum(ul.quantity) AS items
@@ -689,17 +748,21 @@ BEGIN
 		WHERE x.tenant_id = t AND x.event = 'add' AND kind IS NOT NULL
 	), lp AS (
 		-- order lines of offered products, one row per order and product
-		SELECT ol.order_key, ol.product_id, min(ol.customer_id) AS customer_id,
-			   min(ol.ordered_at) AS ordered_at, sum(ol.quantity * ol.unit_price) AS revenue
-		FROM @extschema@.order_lines ol
-		WHERE ol.tenant_id = t
-		  AND (ol.customer_id, ol.product_id) IN (SELECT ev.customer_id, ev.product_id FROM ev)
-		GROUP BY ol.order_key, ol.product_id
+		-- (the window by the shop's clock, as experiment_results' conversion
+		-- window; until 1.8 the reader's)
+		SELECT l.*, @extschema@._zone_add(l.ordered_at, - attribution_window, z.zone) AS window_start
+		FROM (SELECT ol.order_key, ol.product_id, min(ol.customer_id) AS customer_id,
+					 min(ol.ordered_at) AS ordered_at, sum(ol.quantity * ol.unit_price) AS revenue
+			  FROM @extschema@.order_lines ol
+			  WHERE ol.tenant_id = t
+				AND (ol.customer_id, ol.product_id) IN (SELECT ev.customer_id, ev.product_id FROM ev)
+			  GROUP BY ol.order_key, ol.product_id) l
+		CROSS JOIN (SELECT @extschema@._shop_zone() AS zone) z
 	), att AS (
 		-- last touch: the latest add of the product by the customer within the window
 		SELECT DISTINCT ON (lp.order_key, lp.product_id) lp.order_key, lp.revenue, ev.offer_type
 		FROM lp JOIN ev ON ev.customer_id = lp.customer_id AND ev.product_id = lp.product_id
-			AND ev.occurred_at <= lp.ordered_at AND ev.occurred_at > lp.ordered_at - attribution_window
+			AND ev.occurred_at <= lp.ordered_at AND ev.occurred_at > lp.window_start
 		ORDER BY lp.order_key, lp.product_id, ev.occurred_at DESC, ev.event_id DESC
 	), ap AS (
 		SELECT op.p, att.offer_type, count(DISTINCT att.order_key) AS attached,

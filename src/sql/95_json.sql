@@ -253,6 +253,11 @@ BEGIN
 				USING ERRCODE = 'invalid_parameter_value';
 	END CASE;
 	applies := @extschema@.variant_offer_types(experiment, unit, stage, t) IS NOT NULL;
+	IF applies AND NOT @extschema@._weights_usable(experiment) THEN
+		-- (assign() then gives every unit the control rather than fail the page)
+		notes := notes || format('the weights of experiment "%s" are all zero: every unit gets variant "%s"',
+								 experiment, @extschema@.assign(experiment, unit));
+	END IF;
 	RETURN jsonb_strip_nulls(jsonb_build_object(
 		'stage', stage,
 		'experiment', CASE WHEN applies THEN jsonb_build_object('name', experiment,

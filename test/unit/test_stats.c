@@ -121,6 +121,25 @@ UNIT_TEST(stats_welch_textbook_example)
 	CHECK_EQ_INT(ups_welch_test(10, 5, 0, 10, 6, 0, 0.95, &r), 0);
 	CHECK_NEAR(r.diff, 1, 0);
 	CHECK(isnan(r.p_value));
+	/*
+	 * t, df and p do not depend on the unit of measurement: variances
+	 * scaled to near 1e-300 and 1e307 (means by the square root) give the
+	 * example's (df and p were NaN: the squares under- and overflowed)
+	 */
+	{
+		static const double scales[] = {1e-300, 1e307};
+
+		for (i = 0; i < 2; i++)
+		{
+			double		k = scales[i];
+
+			CHECK_EQ_INT(ups_welch_test(15, m1 * sqrt(k), v1 * k, 15, m2 * sqrt(k), v2 * k, 0.95, &r), 0);
+			CHECK_NEAR(r.stat, 2.455356398286005063, 1e-9);
+			CHECK_NEAR(r.df, 24.98852929023141436, 1e-9);
+			CHECK_NEAR(r.p_value, 0.02137800146286703249, 1e-9);
+			CHECK_NEAR(r.ci_low / sqrt(k), 0.3492370661924052294, 1e-8);
+		}
+	}
 }
 
 /* 200/1000 converted in control, 250/1000 in the variant. */
