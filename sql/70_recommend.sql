@@ -21,6 +21,27 @@ WHERE product_id = 5;
 -- On Apr 25 the coffee is due (Apr 30 < May 2): offered again, with the reason
 SELECT rank, product_id, round(score::numeric, 6) AS score, reason, because
 FROM upsell.recommend_for_customer(100, 4, at => '2024-04-25');
+-- the request reads the customer's histories once (until 1.8 twice) and
+-- applies the consumable rule inlined (until 1.8 the scalar _consumable,
+-- planned anew by every request)
+SET track_functions = 'all';
+-- (counted within one transaction: the counts of earlier ones may not be
+-- flushed yet)
+BEGIN;
+SELECT s.seq_scan + s.idx_scan AS history_reads_before
+FROM pg_stat_xact_user_tables s WHERE s.relid = 'upsell.purchase_history_model'::regclass \gset
+CREATE TEMP TABLE calls_before AS
+SELECT f.funcid, f.calls FROM pg_stat_xact_user_functions f WHERE f.schemaname = 'upsell';
+SELECT count(*) AS offers FROM upsell.recommend_for_customer(100, 4, at => '2024-04-25');
+SELECT s.seq_scan + s.idx_scan - :history_reads_before AS history_reads
+FROM pg_stat_xact_user_tables s WHERE s.relid = 'upsell.purchase_history_model'::regclass;
+SELECT f.funcname, f.calls - coalesce(b.calls, 0) AS calls
+FROM pg_stat_xact_user_functions f LEFT JOIN calls_before b USING (funcid)
+WHERE f.schemaname = 'upsell' AND f.funcname IN ('_consumable', '_consumable_rule', '_shop_zone', '_customer_owned')
+  AND f.calls > coalesce(b.calls, 0)
+ORDER BY 1;
+ROLLBACK;
+RESET track_functions;
 -- the dates of the reasons are the shop's days, whoever asks (until 1.8 a
 -- session in Honolulu read "last on 2024-03-30")
 SET TimeZone = 'Pacific/Honolulu';

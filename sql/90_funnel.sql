@@ -158,6 +158,30 @@ FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + 
 INSERT INTO upsell.consumables (tenant_id, product_id, consumable) VALUES (1, 3, true);
 SELECT "rank", offer_type, product_ids, reason
 FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + interval '25 days');
+-- the request reads the customer's histories once (until 1.8 three times:
+-- what they own, the restocks, the subscription pitch), looks the shop's
+-- zone up once, and applies the consumable rule inlined (until 1.8 the
+-- scalar _consumable, planned anew by every request: most of the cost of
+-- a customer on the thank-you page)
+SET track_functions = 'all';
+-- (counted within one transaction: the counts of earlier ones may not be
+-- flushed yet)
+BEGIN;
+SELECT s.seq_scan + s.idx_scan AS history_reads_before
+FROM pg_stat_xact_user_tables s WHERE s.relid = 'upsell.purchase_history_model'::regclass \gset
+CREATE TEMP TABLE calls_before AS
+SELECT f.funcid, f.calls FROM pg_stat_xact_user_functions f WHERE f.schemaname = 'upsell';
+SELECT count(*) AS offers
+FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + interval '25 days');
+SELECT s.seq_scan + s.idx_scan - :history_reads_before AS history_reads
+FROM pg_stat_xact_user_tables s WHERE s.relid = 'upsell.purchase_history_model'::regclass;
+SELECT f.funcname, f.calls - coalesce(b.calls, 0) AS calls
+FROM pg_stat_xact_user_functions f LEFT JOIN calls_before b USING (funcid)
+WHERE f.schemaname = 'upsell' AND f.funcname IN ('_consumable', '_consumable_rule', '_shop_zone', '_customer_owned')
+  AND f.calls > coalesce(b.calls, 0)
+ORDER BY 1;
+ROLLBACK;
+RESET track_functions;
 DELETE FROM upsell.consumables WHERE tenant_id = 1;
 -- a merchant's offer of next month, pinned at the time asked for (at), as
 -- the restocks are: there in 25 days, not now

@@ -76,16 +76,35 @@ COMMENT ON TABLE @extschema@.consumables IS
 	'merchant override of the consumable rule: a product (product_id) or a whole category (category) is consumable (true: offered again when due) or durable (false: never offered again to who owns it); a product rule beats a category rule, which beats the data';
 
 -- Effective flag: product rule, else category rule, else the data's verdict.
+-- A one-row table function, so that a query joining it LATERAL gets it
+-- inlined: two index lookups per product, planned with the query (and
+-- cached with a PL/pgSQL statement's plan).  PostgreSQL inlines no scalar
+-- SQL function whose body has a subquery: the scalar _consumable is
+-- planned anew by every statement that calls it (0.2 ms a request, most of
+-- the thank-you page's cost of a customer until 1.8).
+CREATE FUNCTION @extschema@._consumable_rule(tenant_id bigint, product_id bigint, category text,
+	from_data boolean)
+RETURNS TABLE (consumable boolean)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 1
+BEGIN ATOMIC
+	SELECT coalesce(
+		(SELECT c.consumable FROM @extschema@.consumables c
+		 WHERE c.tenant_id = _consumable_rule.tenant_id AND c.product_id = _consumable_rule.product_id),
+		(SELECT c.consumable FROM @extschema@.consumables c
+		 WHERE c.tenant_id = _consumable_rule.tenant_id AND c.category = _consumable_rule.category),
+		_consumable_rule.from_data, false);
+END;
+COMMENT ON FUNCTION @extschema@._consumable_rule(bigint, bigint, text, boolean) IS
+	'internal: whether a product is consumable (one row): the merchant''s rule for the product, else for its category (upsell.consumables), else from_data (the data''s verdict), else false; join it LATERAL to have it inlined';
+
+-- The same as a scalar, where a query asks for one product or few.
 CREATE FUNCTION @extschema@._consumable(tenant_id bigint, product_id bigint, category text, from_data boolean)
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-	SELECT coalesce(
-		(SELECT c.consumable FROM @extschema@.consumables c
-		 WHERE c.tenant_id = _consumable.tenant_id AND c.product_id = _consumable.product_id),
-		(SELECT c.consumable FROM @extschema@.consumables c
-		 WHERE c.tenant_id = _consumable.tenant_id AND c.category = _consumable.category),
-		_consumable.from_data, false);
+	SELECT r.consumable
+	FROM @extschema@._consumable_rule(_consumable.tenant_id, _consumable.product_id, _consumable.category,
+									  _consumable.from_data) r;
 END;
 
 -- ---- models -------------------------------------------------------------------
@@ -441,6 +460,7 @@ $$;
 -- product's population interval), the predicted date and its confidence.
 -- A lookup by customer reads one row of purchase_history_model by key.
 CREATE VIEW @extschema@.purchase_interval_model AS
+WITH shop_zone AS MATERIALIZED (SELECT @extschema@._shop_zone() AS zone)
 SELECT h.tenant_id, h.customer_id, u.product_id, u.purchases::bigint AS purchases, u.first_at,
 	   u.last_at, u.median_gap_days, u.cv, u.quantity, u.spend,
 	   pm.population_interval_days, i.interval_days,
@@ -462,7 +482,8 @@ LEFT JOIN @extschema@.product_interval_model pm
 	ON pm.tenant_id = h.tenant_id AND pm.product_id = u.product_id
 CROSS JOIN LATERAL (SELECT CASE WHEN u.purchases >= 2 THEN u.median_gap_days
 								ELSE pm.population_interval_days END AS interval_days) i
-CROSS JOIN (SELECT @extschema@._shop_zone() AS zone) z;
+-- (materialized: the zone looked up once a query, not twice a row)
+CROSS JOIN shop_zone z;
 COMMENT ON VIEW @extschema@.purchase_interval_model IS
 	'per customer and product: distinct purchases, first and last, median gap and CV of gaps in days, quantity and spend, the interval used (own median from 2 purchases, else the product''s population interval), the predicted next purchase and its confidence';
 
@@ -605,6 +626,52 @@ COMMENT ON FUNCTION @extschema@.subscription_products(int, bigint) IS
 
 -- ---- personal recommendations ---------------------------------------------------
 
+-- One product a customer owns, as the serving functions read it.
+CREATE TYPE @extschema@._owned_product AS (
+	product_id bigint, purchases bigint, last_at timestamptz, median_gap_days float8, cv float8,
+	interval_days float8, next_due timestamptz, confidence float8, category text,
+	consumable boolean, blocked boolean);
+COMMENT ON TYPE @extschema@._owned_product IS
+	'internal: a product a customer bought (purchase_interval_model), its category, whether it is consumable, and whether it is blocked: never to be offered to the customer (a durable, or a consumable not due)';
+
+-- What a customer owns, by product id, and the rule every serving function
+-- applies to it (recommend_for_customer, post_purchase_offers and
+-- abandoned_cart_offers, and the post-purchase view and offers_json
+-- through post_purchase_offers): a durable is never offered again, a
+-- consumable only when due by due_by (blocked false; restocks are among
+-- those).  One read of the customer's histories, kept in a variable by the
+-- caller for all its uses (until 1.8 the thank-you page read them three
+-- times and planned _consumable at every request).  Called in a statement
+-- of its own, as _cart_blocked is (see post_purchase_offers on Citus);
+-- a NULL customer owns nothing.
+CREATE FUNCTION @extschema@._customer_owned(t bigint, customer bigint, due_by timestamptz)
+RETURNS @extschema@._owned_product[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF customer IS NULL THEN
+		RETURN '{}';
+	END IF;
+	RETURN ARRAY(
+		SELECT ROW(o.product_id, o.purchases, o.last_at, o.median_gap_days, o.cv, o.interval_days,
+				   o.next_due, o.confidence, o.category, o.consumable,
+				   NOT (o.consumable AND o.next_due IS NOT NULL AND o.next_due <= due_by))::@extschema@._owned_product
+		FROM (SELECT o.*, m.category, r.consumable
+			  FROM @extschema@.purchase_interval_model o
+			  LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = o.product_id
+			  LEFT JOIN @extschema@.product_interval_model pm ON pm.tenant_id = t AND pm.product_id = o.product_id
+			  CROSS JOIN LATERAL @extschema@._consumable_rule(t, o.product_id, m.category, pm.repeats_consumable) r
+			  WHERE o.tenant_id = t AND o.customer_id = customer
+			  -- (not flattened: the rule and the due date computed once a
+			  -- product, not once for each use above)
+			  OFFSET 0) o
+		ORDER BY o.product_id);
+END
+$$;
+COMMENT ON FUNCTION @extschema@._customer_owned(bigint, bigint, timestamptz) IS
+	'internal: the products a customer bought, by product id, each blocked when it may not be offered to the customer: a durable, or a consumable not due by due_by';
+
 CREATE FUNCTION @extschema@.recommend_for_customer(customer_id bigint, k int DEFAULT 5,
 	tenant_id bigint DEFAULT NULL, at timestamptz DEFAULT now(),
 	half_life interval DEFAULT '90 days', due_within interval DEFAULT '7 days')
@@ -618,6 +685,7 @@ DECLARE
 	has_rules boolean := EXISTS (SELECT FROM @extschema@.exclusions e WHERE e.tenant_id = t);
 	c bigint := customer_id;
 	half_days float8;
+	owned_products @extschema@._owned_product[];
 	owned_ids bigint[];
 	zone text := @extschema@._shop_zone();	-- of the dates in the reasons
 BEGIN
@@ -634,28 +702,21 @@ BEGIN
 	IF half_days <= 0 THEN
 		RAISE EXCEPTION 'half_life must be positive, not %', half_life USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	SELECT coalesce(array_agg(o.product_id), '{}') INTO owned_ids
-	FROM @extschema@.purchase_interval_model o WHERE o.tenant_id = t AND o.customer_id = c;
+	owned_products := @extschema@._customer_owned(t, c, at + due_within);
+	owned_ids := ARRAY(SELECT o.product_id FROM unnest(owned_products) o);
 
 	RETURN QUERY
 	WITH owned AS MATERIALIZED (
-		SELECT o.product_id, o.last_at, o.next_due, o.confidence, o.interval_days, m.category,
-			   @extschema@._consumable(t, o.product_id, m.category, pm.repeats_consumable) AS consumable,
-			   @extschema@._decay(extract(epoch FROM at - o.last_at) / 86400, half_days) AS w
-		FROM @extschema@.purchase_interval_model o
-		LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = o.product_id
-		LEFT JOIN @extschema@.product_interval_model pm ON pm.tenant_id = t AND pm.product_id = o.product_id
-		WHERE o.tenant_id = t AND o.customer_id = c),
+		SELECT o.*, @extschema@._decay(extract(epoch FROM at - o.last_at) / 86400, half_days) AS w
+		FROM unnest(owned_products) o),
 	-- owned products that may not be offered: durables, and consumables not due
 	blocked AS (
-		SELECT o.product_id FROM owned o
-		WHERE NOT (o.consumable AND o.next_due IS NOT NULL AND o.next_due <= at + due_within)),
+		SELECT o.product_id FROM owned o WHERE o.blocked),
 	-- restocks: due, but not lapsed (overdue by more than one interval: the
 	-- customer buys it elsewhere or stopped; it may still come as a complement)
 	due AS (
 		SELECT o.* FROM owned o
-		WHERE o.consumable AND o.next_due <= at + due_within
-		  AND o.next_due >= at - o.interval_days * interval '1 day'),
+		WHERE NOT o.blocked AND o.next_due >= at - o.interval_days * interval '1 day'),
 	-- the evidence: the 100 most recent purchases (older ones weigh little
 	-- after decay, and a wholesale buyer's thousands would cost a lot)
 	recent AS (
@@ -925,30 +986,6 @@ $$;
 COMMENT ON FUNCTION @extschema@.register_carts(regclass, name, name, name, name, name, name, name) IS
 	'records which table or view holds the cart lines (one row per cart and product) and which columns mean cart, customer, product, quantity, added at, checked out at (NULL while open), tenant';
 
--- What a customer owns that may not be offered again (blocked: the
--- durables, and the consumables not due by due_by), and the consumables
--- that are (due), by the rule recommend_for_customer applies in its own
--- query.  Called in a statement of its own, as _cart_blocked is (see
--- post_purchase_offers on Citus); a NULL customer owns nothing.
-CREATE FUNCTION @extschema@._customer_owned(t bigint, customer bigint, due_by timestamptz,
-	OUT blocked bigint[], OUT due bigint[])
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	SELECT coalesce(array_agg(o.product_id) FILTER (WHERE NOT o.is_due), '{}'),
-		   coalesce(array_agg(o.product_id) FILTER (WHERE o.is_due), '{}')
-	INTO blocked, due
-	FROM (SELECT o.product_id,
-				 coalesce(@extschema@._consumable(t, o.product_id, m.category, pm.repeats_consumable)
-						  AND o.next_due <= due_by, false) AS is_due
-		  FROM @extschema@.purchase_interval_model o
-		  LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = o.product_id
-		  LEFT JOIN @extschema@.product_interval_model pm ON pm.tenant_id = t AND pm.product_id = o.product_id
-		  WHERE o.tenant_id = t AND o.customer_id = customer) o;
-END
-$$;
-
 CREATE FUNCTION @extschema@.abandoned_cart_offers(cart_id bigint, k int DEFAULT 3,
 	idle_after interval DEFAULT '1 hour', at timestamptz DEFAULT now(),
 	min_price_ratio numeric DEFAULT 0.5, tenant_id bigint DEFAULT NULL)
@@ -1008,7 +1045,8 @@ BEGIN
 	FROM @extschema@._cart_blocked(t, items, false) b;
 	-- nor a durable the customer owns, or a consumable not due (until 1.8
 	-- the win-back mail offered them)
-	owned := (@extschema@._customer_owned(t, customer, at + interval '7 days')).blocked;
+	owned := ARRAY(SELECT o.product_id FROM unnest(@extschema@._customer_owned(t, customer, at + interval '7 days')) o
+				   WHERE o.blocked);
 
 	RETURN QUERY
 	WITH cart AS (

@@ -365,8 +365,8 @@ DECLARE
 	blocked_categories text[];
 	candidates @extschema@.offer[];
 	unknown bigint;
+	owned @extschema@._owned_product[];	-- the customer's products
 	owned_blocked bigint[];		-- the customer's durables, and consumables not due
-	due bigint[];				-- the customer's consumables coming due
 	excluded_products bigint[];	-- the merchant's exclusions next to this order
 	excluded_categories text[];
 BEGIN
@@ -394,12 +394,13 @@ BEGIN
 	-- _merge_offers'), and each candidate tested against their two sets.
 	SELECT b.variant_groups, b.categories INTO blocked_groups, blocked_categories
 	FROM @extschema@._cart_blocked(t, items, false) b;
-	-- What the customer owns, by the rule of recommend_for_customer: a
-	-- durable is never offered again, a consumable only when due (until 1.8
-	-- this stage offered an owned durable as a complement, a bestseller, and
-	-- as a restock: every product bought once has a due date)
-	SELECT c.blocked, c.due INTO owned_blocked, due
-	FROM @extschema@._customer_owned(t, post_purchase_offers.customer_id, at + interval '14 days') c;
+	-- What the customer owns, by the rule every stage applies
+	-- (_customer_owned): a durable is never offered again, a consumable only
+	-- when due (until 1.8 this stage offered an owned durable as a
+	-- complement, a bestseller, and as a restock: every product bought once
+	-- has a due date); read once, for the restocks and the subscription too
+	owned := @extschema@._customer_owned(t, post_purchase_offers.customer_id, at + interval '14 days');
+	owned_blocked := ARRAY(SELECT o.product_id FROM unnest(owned) o WHERE o.blocked);
 	-- The merchant's exclusions, applied before the candidates are cut to
 	-- 12 (_merge_offers applies them again, to every offer): after the cut,
 	-- a shop excluding its bestsellers got no offers at all
@@ -450,9 +451,8 @@ BEGIN
 						ELSE format('due again in %s days (every %s days)',
 									round(extract(epoch FROM i.next_due - at)::numeric / 86400),
 									round(i.interval_days::numeric)) END)::@extschema@.offer
-		FROM @extschema@.purchase_interval_model i
-		WHERE i.tenant_id = t AND i.customer_id = post_purchase_offers.customer_id
-		  AND i.product_id = ANY (due)
+		FROM unnest(owned) i
+		WHERE NOT i.blocked
 		  AND i.next_due BETWEEN at - interval '7 days' AND at + interval '14 days'
 		  AND i.confidence > 0
 		ORDER BY i.confidence DESC, i.product_id
@@ -463,9 +463,8 @@ BEGIN
 		-- subscribe and save
 		SELECT ROW('post_purchase', 'subscription', ARRAY[i.product_id], NULL, 1 / (1 + i.cv), 0,
 				   format('bought %s times, every %s days: subscribe', i.purchases, round(i.median_gap_days::numeric)))::@extschema@.offer
-		FROM @extschema@.purchase_interval_model i
-		WHERE i.tenant_id = t AND i.customer_id = post_purchase_offers.customer_id
-		  AND i.purchases >= 3 AND i.cv < 0.5
+		FROM unnest(owned) i
+		WHERE i.purchases >= 3 AND i.cv < 0.5
 		ORDER BY i.cv, i.product_id
 		LIMIT 3);
 	IF unknown > 0 THEN
