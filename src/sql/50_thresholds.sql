@@ -244,7 +244,10 @@ AS $$
 $$;
 
 -- One row per tenant: the in-stock products with a price, as parallel
--- arrays sorted by (price in cents, product id), with their category and
+-- arrays sorted by (price in cents, product id), a price below the cent
+-- rounded down (the search takes an offer that adds at least the gap, in
+-- cents rounded up, to close it; a 9.995 rounded to 10.00 was said to
+-- close a gap of 10.00 it leaves open), with their category and
 -- variant group numbers and the categories that substitute each other.
 -- gap_fillers reads the row once per backend and refresh (keyed by
 -- built_at), so a request never scans the catalog.
@@ -281,7 +284,7 @@ BEGIN
 					 array_agg(c.cents ORDER BY c.cents, c.product_id) AS prices,
 					 array_agg(c.product_id ORDER BY c.cents, c.product_id) AS product_ids,
 					 array_agg(c.group_no ORDER BY c.cents, c.product_id) AS group_of
-			  FROM (SELECT m.product_id, round(m.price * 100)::bigint AS cents, m.category,
+			  FROM (SELECT m.product_id, floor(m.price * 100)::bigint AS cents, m.category,
 						   CASE WHEN m.category IS NULL THEN 0
 								ELSE dense_rank() OVER (PARTITION BY m.category IS NULL
 														ORDER BY m.category COLLATE "C")::int END AS category_no,
@@ -289,7 +292,7 @@ BEGIN
 								ELSE dense_rank() OVER (PARTITION BY m.variant_group IS NULL
 														ORDER BY m.variant_group COLLATE "C")::int END AS group_no
 					FROM @extschema@.product_model m
-					WHERE m.tenant_id = $1 AND m.in_stock AND round(m.price * 100) > 0) c
+					WHERE m.tenant_id = $1 AND m.in_stock AND floor(m.price * 100) > 0) c
 			  HAVING count(*) > 0) x$q$, substitute_pairs));
 END
 $$;
