@@ -70,14 +70,31 @@ WHERE o ->> 'type' = 'quantity_tier';
 -- a threshold is measured on what the cart pays, at its tiers' prices: 3
 -- units of product 1 pay 8.50 each, 25.50, not 27.00 at the list price
 -- (until 1.8 a threshold of 27 counted as reached, and one of 30 a gap of
--- 3.00, which a 3.33 filler was said to close); no step of more units of a
--- line with tiers (its tier offer is that)
+-- 3.00, which a 3.33 filler was said to close); the 2.00 filler closes it
+-- best (one more unit of the line adds 8.50: 7.00 over)
 INSERT INTO upsell.thresholds (tenant_id, kind, amount) VALUES (1, 'free_shipping', 27);
 SELECT amount, reached, gap FROM upsell.threshold_gap('{1}', '{3}', 1);
 SELECT amount, reached, gap FROM upsell.threshold_gap('{1,3}', '{3,1}', 1);
 -- the tier is of all a product's units, on however many lines
 SELECT amount, reached, gap FROM upsell.threshold_gap('{1,1}', '{2,1}', 1);
 SELECT product_ids, reason FROM upsell.cart_offers('{1}', '{3}', 1) WHERE offer_type = 'gap_filler';
+-- more units of a line with tiers are priced at the tier of the new
+-- quantity: 2 units of product 1 pay 9.00 each (18.00), a third makes 3 at
+-- 8.50 (25.50, 7.50 more), short of 26; a fourth 4 at 8.50 (34.00, 16.00
+-- more): "add 2 more", 8.00 over (at the list price a third unit read as
+-- 27.00, "add 1 more to reach 26 (1.00 over)"); at the tier's discount,
+-- so the widget shows 8.50 a unit
+UPDATE upsell.thresholds SET amount = 26 WHERE tenant_id = 1;
+SELECT product_ids, discount, reason FROM upsell.cart_offers('{1}', '{2}', 1)
+WHERE offer_type = 'gap_filler' AND product_ids = '{1}';
+SELECT o ->> 'price' AS price, o ->> 'discounted_price' AS discounted_price
+FROM jsonb_array_elements(upsell.offers_json('cart', '{"items": [{"product_id": 1, "quantity": 2}]}', 1) -> 'offers') o
+WHERE o ->> 'type' = 'gap_filler';
+-- the claim holds: 3 units do not reach 26, 4 do
+SELECT q AS units, reached, gap FROM unnest('{3,4}'::int[]) q, upsell.threshold_gap('{1}', ARRAY[q], 1);
+-- the same product on two lines of one unit each: the step counts both
+SELECT product_ids, reason FROM upsell.cart_offers('{1,1}', '{1,1}', 1)
+WHERE offer_type = 'gap_filler' AND product_ids = '{1}';
 DELETE FROM upsell.thresholds WHERE tenant_id = 1;
 -- unknown and unpriced products give no rows; a NULL product is an error
 SELECT count(*) FROM upsell.quantity_offer(999, 1, 1);

@@ -39,6 +39,32 @@ SELECT product_ids, reason FROM upsell.cart_offers('{2}') WHERE offer_type = 'pi
 DELETE FROM upsell.offers;
 DELETE FROM upsell.exclusions;
 
+-- a price below the cent never reads as closing a gap it does not: product
+-- 3 at 1.995 is short of the 2.00 gap (rounded to 2.00 it was offered alone,
+-- "adds 2.00 to reach 20 (0.00 over)"); at 2.005 it closes it
+SET client_min_messages = warning;
+UPDATE gc.products SET price = 1.995 WHERE product_id = 3;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT product_ids, added FROM upsell.gap_fillers('{1}', k => 12) WHERE product_ids @> '{3}';
+SELECT product_ids, reason FROM upsell.cart_offers('{1}') WHERE offer_type = 'gap_filler' AND product_ids @> '{3}';
+SET client_min_messages = warning;
+UPDATE gc.products SET price = 2.005 WHERE product_id = 3;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT product_ids, added, new_total >= threshold AS reaches FROM upsell.gap_fillers('{1}', k => 12) WHERE product_ids @> '{3}';
+-- nor does a quantity step: 2 units at 3.333 (6.666) are 10.000 from
+-- 16.666, which 3 more (9.999) leave open (at 3.34 a unit, rounded up, it
+-- read "add 3 more to reach 16.666 (0.02 over)"); 9.999 from 16.665 they close
+SET client_min_messages = warning;
+UPDATE gc.products SET price = 3.333 WHERE product_id = 3;
+CALL upsell.refresh();
+RESET client_min_messages;
+UPDATE upsell.thresholds SET amount = 16.666;
+SELECT product_ids, reason FROM upsell.cart_offers('{3}', '{2}') WHERE offer_type = 'gap_filler' AND product_ids = '{3}';
+UPDATE upsell.thresholds SET amount = 16.665;
+SELECT product_ids, reason FROM upsell.cart_offers('{3}', '{2}') WHERE offer_type = 'gap_filler' AND product_ids = '{3}';
+
 DELETE FROM upsell.thresholds;
 DELETE FROM upsell.order_source;
 DELETE FROM upsell.product_source;

@@ -39,6 +39,17 @@ SELECT amount, reached, gap, next FROM upsell.threshold_gap(50, at => '2026-03-0
 SELECT bool_and(reached) AS all_reached, bool_or(next) AS any_next
 FROM upsell.threshold_gap(1000, at => '2026-03-01');
 
+-- a cart worth 1e15 or more (2000 units at 5e11, at 5e16) reaches every
+-- threshold, which are below 1e15, by the arithmetic of every cart; the
+-- same product at its price, 2 x 49.99, does not
+UPDATE upsell.product_model SET price = 5e11 WHERE tenant_id = 0 AND product_id = 5;
+SELECT amount, reached, gap, next FROM upsell.threshold_gap(ARRAY[5], ARRAY[2000], at => '2026-03-01');
+UPDATE upsell.product_model SET price = 5e16 WHERE tenant_id = 0 AND product_id = 5;
+SELECT amount, reached, gap, next FROM upsell.threshold_gap(ARRAY[5], ARRAY[2000], at => '2026-03-01');
+SELECT count(*) AS gap_fillers FROM upsell.gap_fillers(ARRAY[5], ARRAY[2000]);
+UPDATE upsell.product_model SET price = 49.99 WHERE tenant_id = 0 AND product_id = 5;
+SELECT amount, reached, gap, next FROM upsell.threshold_gap(ARRAY[5], ARRAY[2], at => '2026-03-01');
+
 -- a cart priced from the catalog: 2 x 12.50 + 7.25 = 32.25 (out-of-stock 2 still has a price)
 SELECT amount, gap, gap = 50 - (2 * 12.50 + 7.25) AS checks
 FROM upsell.threshold_gap(ARRAY[1, 3], ARRAY[2, 1], at => '2026-03-01') WHERE next;

@@ -124,7 +124,8 @@ SELECT (SELECT array_agg(o::text ORDER BY o."rank") FROM upsell.cart_offers('{1,
 	   AS same_offers;
 -- (no "add 2 more" of 3 to reach 540: at 4 units its tier's 8.00 a unit
 -- leaves the cart at 532; until 1.8 that step, priced at the list's 10.00,
--- was offered as reaching it)
+-- was offered as reaching it.  3 more, 5 units at 8.00, reach it exactly:
+-- the best gap filler, it is the offer of product 3 instead of its tier)
 SELECT "rank", offer_type, product_ids, reason FROM upsell.cart_offers('{3,1,3}', '{1,1,1}', 1)
 WHERE offer_type IN ('quantity_tier', 'gap_filler');
 SELECT count(*) FILTER (WHERE offer_type = 'quantity_tier') AS tiers

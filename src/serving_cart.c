@@ -274,6 +274,186 @@ propose_next_sizes(Proposal *p, const TenantRules *r, int64 tenant_id, int64 gap
 	return natural;
 }
 
+/* A numeric amount as money text, to the cent: 4.004 -> 4.00. */
+static char *
+numeric_money_out(Datum amount)
+{
+	return DatumGetCString(DirectFunctionCall1(numeric_out,
+											   DirectFunctionCall2(numeric_round, amount, Int32GetDatum(2))));
+}
+
+/*
+ * The discount of the list price that makes a unit cost unit_price, as the
+ * tier offers' (to 12 places, trailing zeros cut): offers_json's
+ * discounted_price is then the tier's price to the cent.
+ */
+static Datum
+discount_to(Numeric unit_price, Numeric list_price)
+{
+	Datum		share = DirectFunctionCall2(numeric_div, NumericGetDatum(unit_price), NumericGetDatum(list_price));
+
+	return DirectFunctionCall1(numeric_trim_scale,
+							   DirectFunctionCall2(numeric_round,
+												   DirectFunctionCall2(numeric_sub,
+																	   NumericGetDatum(int64_to_numeric(1)), share),
+												   Int32GetDatum(12)));
+}
+
+/*
+ * The unit price of each of n lines of products with volume tiers at the
+ * given quantities (_tier_offers, one query), into prices[0 .. n).
+ */
+static void
+read_tier_prices(int64 tenant_id, const int64 *ids, const int32 *units, int n, Numeric *prices)
+{
+	Datum	   *id_d = palloc(n * sizeof(Datum));
+	Datum	   *unit_d = palloc(n * sizeof(Datum));
+	Datum		args[3];
+	int			nrows;
+
+	for (int i = 0; i < n; i++)
+	{
+		id_d[i] = Int64GetDatum(ids[i]);
+		unit_d[i] = Int32GetDatum(units[i]);
+		prices[i] = NULL;
+	}
+	args[0] = PointerGetDatum(construct_array(id_d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(unit_d, n, INT4OID, 4, true, TYPALIGN_INT));
+	args[2] = Int64GetDatum(tenant_id);
+	nrows = (int) serving_run(serving.tier, args, NULL);
+	for (int row = 0; row < nrows; row++)
+	{
+		bool		isnull;
+		int64		k = DatumGetInt64(serving_col(row, 1, &isnull)) - 1;
+		Datum		d = serving_col(row, 5, &isnull);
+
+		if (k >= 0 && k < n && !isnull)
+			prices[k] = DatumGetNumeric(d);
+	}
+}
+
+/*
+ * More of a cart line: the fewest units (up to CART_MAX_STEP) that reach
+ * the threshold, for a line the shopper buys several of already or whose
+ * category is bought several at a time (not a substitute category).  The
+ * shopper chose it, so its relevance is that of the best complement;
+ * scored as the search scores a single item.  A step adds what the line
+ * will pay less what it pays now: for a line with volume tiers, all its
+ * units at the tier of the new quantity, and the step's discount is that
+ * tier's, as a tier offer's, so the widget shows what a unit will cost
+ * (priced at the list price, a step said "4.50 over" where the tier made
+ * it 4.00, or reached a threshold the tier's lower price did not).  The
+ * added amount is compared with the gap exactly (gap_exact, numeric; gap
+ * is it in cents rounded up, for the score), so that "add 2 more to reach
+ * 26" holds of a price below the cent too.  Returns whether a step adds
+ * on naturally.
+ */
+static bool
+propose_quantity_steps(Proposal *p, const TenantRules *r, int64 tenant_id, Datum gap_exact,
+					   int64 gap, int64 cart_cents, const char *target,
+					   const int64 *items, int nitems, const CartLine *lines, int nlines,
+					   const int64 *line_ids, const int32 *qty, const LineTier *tiers, int ncart)
+{
+	const CartLine **eligible = palloc(Max(ncart, 1) * sizeof(CartLine *));
+	Datum	   *paid_now = palloc(Max(ncart, 1) * sizeof(Datum));
+	int64	   *tier_ids = palloc(Max(ncart, 1) * CART_MAX_STEP * sizeof(int64));
+	int32	   *tier_units = palloc(Max(ncart, 1) * CART_MAX_STEP * sizeof(int32));
+	Numeric    *tier_prices;
+	int		   *first_tier_step = palloc(Max(ncart, 1) * sizeof(int));
+	int			ntier = 0;
+	bool		natural = false;
+
+	for (int i = 0; i < ncart; i++)
+	{
+		const CartLine *l = find_line((CartLine *) lines, nlines, line_ids[i]);
+		int64		q = qty ? qty[i] : 1;
+		bool		multi;
+		Datum		most;
+
+		eligible[i] = NULL;
+		if (l == NULL || l->price == NULL || !l->in_stock)
+			continue;
+		multi = q > 1;
+		if (!multi && l->category)
+		{
+			multi = true;
+			for (int c = 0; c < l->nsubstitute_categories; c++)
+				if (strcmp(l->substitute_categories[c], l->category) == 0)
+					multi = false;
+		}
+		if (!multi || serving_excluded(r, l->product_id, items, nitems))
+			continue;
+		if (q > PG_INT32_MAX - CART_MAX_STEP)
+			continue;			/* no room for more units */
+		paid_now[i] = DirectFunctionCall2(numeric_mul,
+										  NumericGetDatum(tiers[i].unit_price ? tiers[i].unit_price : l->price),
+										  NumericGetDatum(int64_to_numeric(q)));
+
+		/*
+		 * none when even the largest step at the list price (which no tier
+		 * exceeds) leaves the gap open: most lines of a cart far from the
+		 * threshold, whose tiers then need not be read
+		 */
+		most = DirectFunctionCall2(numeric_sub,
+								   DirectFunctionCall2(numeric_mul, NumericGetDatum(l->price),
+													   NumericGetDatum(int64_to_numeric(q + CART_MAX_STEP))),
+								   paid_now[i]);
+		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, most, gap_exact)) < 0)
+			continue;
+		first_tier_step[i] = -1;
+		if (tiers[i].unit_price != NULL)
+		{
+			/* a line with tiers: its unit price at each step's quantity, read below */
+			first_tier_step[i] = ntier;
+			for (int u = 1; u <= CART_MAX_STEP; u++)
+			{
+				tier_ids[ntier] = l->product_id;
+				tier_units[ntier++] = (int32) (q + u);
+			}
+		}
+		eligible[i] = l;
+	}
+	tier_prices = palloc(Max(ntier, 1) * sizeof(Numeric));
+	if (ntier > 0)
+		read_tier_prices(tenant_id, tier_ids, tier_units, ntier, tier_prices);
+
+	for (int i = 0; i < ncart; i++)
+	{
+		const CartLine *l = eligible[i];
+		int64		q = qty ? qty[i] : 1;
+
+		if (l == NULL)
+			continue;
+		for (int u = 1; u <= CART_MAX_STEP; u++)
+		{
+			Numeric		unit = first_tier_step[i] >= 0 ? tier_prices[first_tier_step[i] + u - 1] : l->price;
+			Datum		added;
+			int64		added_cents;
+			int64	   *id;
+
+			if (unit == NULL)
+				break;			/* the product's tiers changed under the request */
+			added = DirectFunctionCall2(numeric_sub,
+										DirectFunctionCall2(numeric_mul, NumericGetDatum(unit),
+															NumericGetDatum(int64_to_numeric(q + u))),
+										paid_now[i]);
+			if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, added, gap_exact)) < 0)
+				continue;
+			added_cents = cents_up(added);
+			id = palloc(sizeof(int64));
+			*id = l->product_id;
+			natural |= added_cents <= cart_cents / 2 || u == 1;
+			serving_propose(p, OFFER_GAP_FILLER, id, 1,
+					(double) gap / (double) added_cents * 2.0 * pow(0.8, (double) (u - 1)),
+					first_tier_step[i] >= 0 ? discount_to(unit, l->price) : serving_zero_discount(),
+					psprintf("add %d more to reach %s (%s over)", u, target,
+							 numeric_money_out(DirectFunctionCall2(numeric_sub, added, gap_exact))));
+			break;
+		}
+	}
+	return natural;
+}
+
 /*
  * The gap fillers of the cart: what closes the gap from the cart's total to
  * the next active threshold, as upsell.gap_fillers(cart, quantities, 12, 2)
@@ -428,56 +608,9 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 						 money_out(out[i].added - gap)));
 	}
 
-	/*
-	 * More of a cart line: the fewest units (up to CART_MAX_STEP) that reach
-	 * the threshold, for a line the shopper buys several of already or whose
-	 * category is bought several at a time (not a substitute category).  The
-	 * shopper chose it, so its relevance is that of the best complement;
-	 * scored as the search scores a single item.
-	 */
-	for (i = 0; i < ncart; i++)
-	{
-		const CartLine *l = find_line((CartLine *) lines, nlines, line_ids[i]);
-		int64		price;
-		int64		units;
-		int			q;
-		bool		multi;
-		int64	   *id;
-
-		/*
-		 * (nor of a line with tiers: its tier offer says what more of it
-		 * costs, and a step priced at the list price said "4.50 over" where
-		 * the tier's price made it 4.00, or reached a threshold the next
-		 * tier's lower price did not)
-		 */
-		if (l == NULL || l->price == NULL || !l->in_stock || tiers[i].unit_price != NULL)
-			continue;
-		multi = (qty && qty[i] > 1);
-		if (!multi && l->category)
-		{
-			multi = true;
-			for (q = 0; q < l->nsubstitute_categories; q++)
-				if (strcmp(l->substitute_categories[q], l->category) == 0)
-					multi = false;
-		}
-		if (!multi || serving_excluded(r, l->product_id, items, nitems))
-			continue;
-		price = cents_up(NumericGetDatum(l->price));
-		if (price <= 0)
-			continue;
-		units = (gap + price - 1) / price;
-		if (units > CART_MAX_STEP)
-			continue;
-		id = palloc(sizeof(int64));
-		*id = l->product_id;
-		natural |= units * price <= cart_cents / 2 || units == 1;
-		serving_propose(p, OFFER_GAP_FILLER, id, 1,
-				(double) gap / (double) (units * price) * 2.0 * pow(0.8, (double) (units - 1)),
-				serving_zero_discount(),
-				psprintf("add %d more to reach %s (%s over)", (int) units,
-						 DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),
-						 money_out(units * price - gap)));
-	}
+	natural |= propose_quantity_steps(p, r, tenant_id, ndiff, gap, cart_cents,
+									  DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),
+									  items, nitems, lines, nlines, line_ids, qty, tiers, ncart);
 
 	natural |= propose_next_sizes(p, r, tenant_id, gap, cart_cents,
 								  DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),

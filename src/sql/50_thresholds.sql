@@ -156,6 +156,29 @@ BEGIN
 END
 $$;
 
+-- The gap from a cart's value (a finite number from 0, any size: numeric
+-- arithmetic) to every threshold of a tenant active at a time; both forms
+-- of threshold_gap answer with it.  (A cart priced from the catalog may be
+-- worth 1e15 or more, 2000 units at a plausible 5e11, beyond what the
+-- cart_total argument accepts: it reaches every threshold, as any cart
+-- worth more than a threshold does.)
+CREATE FUNCTION @extschema@._threshold_gap(total numeric, t bigint, at timestamptz, currency text)
+RETURNS TABLE (threshold_id bigint, kind text, amount numeric, reward text,
+			   reached boolean, gap numeric, "next" boolean)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT a.threshold_id, a.kind, a.amount, a.reward,
+		   a.amount <= total,
+		   greatest(a.amount - total, 0),
+		   a.amount > total
+			 AND row_number() OVER (ORDER BY a.amount <= total, a.amount, a.threshold_id) = 1
+	FROM @extschema@._active_thresholds(t, at, currency) a
+	ORDER BY a.amount <= total, a.amount, a.threshold_id
+$$;
+COMMENT ON FUNCTION @extschema@._threshold_gap(numeric, bigint, timestamptz, text) IS
+	'internal: threshold_gap''s answer for a known cart value of any size';
+
 CREATE FUNCTION @extschema@.threshold_gap(cart_total numeric, tenant_id bigint DEFAULT NULL,
 	at timestamptz DEFAULT pg_catalog.now(), currency text DEFAULT NULL)
 RETURNS TABLE (threshold_id bigint, kind text, amount numeric, reward text,
@@ -175,13 +198,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	RETURN QUERY
-	SELECT a.threshold_id, a.kind, a.amount, a.reward,
-		   a.amount <= cart_total,
-		   greatest(a.amount - cart_total, 0),
-		   a.amount > cart_total
-			 AND row_number() OVER (ORDER BY a.amount <= cart_total, a.amount, a.threshold_id) = 1
-	FROM @extschema@._active_thresholds(t, at, threshold_gap.currency) a
-	ORDER BY a.amount <= cart_total, a.amount, a.threshold_id;
+	SELECT * FROM @extschema@._threshold_gap(cart_total, t, at, threshold_gap.currency);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.threshold_gap(numeric, bigint, timestamptz, text) IS
@@ -207,17 +224,8 @@ BEGIN
 		ORDER BY a.amount, a.threshold_id;
 		RETURN;
 	END IF;
-	IF total >= 1e15 THEN
-		-- (2000 units at a plausible 5e11) reaches every threshold, which
-		-- are below 1e15: not the cart_total argument's error, as until 1.8
-		RETURN QUERY
-		SELECT a.threshold_id, a.kind, a.amount, a.reward, true, 0::numeric, false
-		FROM @extschema@._active_thresholds(t, at, threshold_gap.currency) a
-		ORDER BY a.amount, a.threshold_id;
-		RETURN;
-	END IF;
 	RETURN QUERY
-	SELECT * FROM @extschema@.threshold_gap(total, t, at, threshold_gap.currency);
+	SELECT * FROM @extschema@._threshold_gap(total, t, at, threshold_gap.currency);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.threshold_gap(bigint[], int[], bigint, timestamptz, text) IS
@@ -244,7 +252,10 @@ AS $$
 $$;
 
 -- One row per tenant: the in-stock products with a price, as parallel
--- arrays sorted by (price in cents, product id), with their category and
+-- arrays sorted by (price in cents, product id), a price below the cent
+-- rounded down (the search takes an offer that adds at least the gap, in
+-- cents rounded up, to close it; a 9.995 rounded to 10.00 was said to
+-- close a gap of 10.00 it leaves open), with their category and
 -- variant group numbers and the categories that substitute each other.
 -- gap_fillers reads the row once per backend and refresh (keyed by
 -- built_at), so a request never scans the catalog.
@@ -281,7 +292,7 @@ BEGIN
 					 array_agg(c.cents ORDER BY c.cents, c.product_id) AS prices,
 					 array_agg(c.product_id ORDER BY c.cents, c.product_id) AS product_ids,
 					 array_agg(c.group_no ORDER BY c.cents, c.product_id) AS group_of
-			  FROM (SELECT m.product_id, round(m.price * 100)::bigint AS cents, m.category,
+			  FROM (SELECT m.product_id, floor(m.price * 100)::bigint AS cents, m.category,
 						   CASE WHEN m.category IS NULL THEN 0
 								ELSE dense_rank() OVER (PARTITION BY m.category IS NULL
 														ORDER BY m.category COLLATE "C")::int END AS category_no,
@@ -289,7 +300,7 @@ BEGIN
 								ELSE dense_rank() OVER (PARTITION BY m.variant_group IS NULL
 														ORDER BY m.variant_group COLLATE "C")::int END AS group_no
 					FROM @extschema@.product_model m
-					WHERE m.tenant_id = $1 AND m.in_stock AND round(m.price * 100) > 0) c
+					WHERE m.tenant_id = $1 AND m.in_stock AND floor(m.price * 100) > 0) c
 			  HAVING count(*) > 0) x$q$, substitute_pairs));
 END
 $$;
