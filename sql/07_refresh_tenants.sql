@@ -245,12 +245,39 @@ SELECT upsell.register_orders('rt.shop_lines', 'order_id', 'product_id', custome
 CALL upsell.refresh();
 SELECT status, error FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
 SELECT orders FROM upsell.cooccurrence_model WHERE tenant_id = 1;
--- a registered table renamed and another created under its name: the
--- registration reads the renamed one, which refresh says too
+-- a registered table renamed and another created under its name, which the
+-- shop now writes to: the registration reads the renamed one, which every
+-- refresh says until the orders are registered again (until 1.9 only the
+-- first did: it recorded the renamed one's name as the lines', and the next
+-- ones logged ok while the new orders were ignored)
 ALTER TABLE rt.shop_lines RENAME TO shop_lines_2024;
 CREATE TABLE rt.shop_lines (LIKE rt.shop_lines_2024);
+INSERT INTO rt.shop_lines SELECT 1, o, 1 + o % 2, 3, '2025-06-01' FROM generate_series(2000, 2009) o;
 CALL upsell.refresh();
-SELECT status, tenants_ok, error_sqlstate, error FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
+CALL upsell.refresh();
+CALL upsell.refresh(incremental => true);
+SELECT status, incremental, tenants_ok, error_sqlstate, error FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 3;
+-- (the same registration read by the same relation: the incremental one
+-- folded in, the name as registered is not a registration anew)
+SELECT tenant_id, mode, reason FROM upsell.source_state ORDER BY 1;
+SELECT orders FROM upsell.cooccurrence_model WHERE tenant_id = 1;
+-- registered again on the new table: its orders are read, and nothing is said
+SELECT upsell.register_orders('rt.shop_lines', 'order_id', 'product_id', customer_id => 'customer_id',
+	ordered_at => 'ordered_at', tenant_id => 'shop');
+CALL upsell.refresh();
+CALL upsell.refresh(incremental => true);
+SELECT status, incremental, tenants_ok, error_sqlstate, error FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 2;
+SELECT orders FROM upsell.cooccurrence_model WHERE tenant_id = 1;
+-- the catalog alike: every refresh says it until registered again
+ALTER TABLE rt.shop_products RENAME TO shop_products_2024;
+CREATE TABLE rt.shop_products (LIKE rt.shop_products_2024);
+CALL upsell.refresh();
+CALL upsell.refresh();
+SELECT status, error_sqlstate, error FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 2;
+SELECT upsell.register_products('rt.shop_products', 'id', price => 'price', category => 'cat',
+	variant_group => 'grp', tenant_id => 'shop');
+CALL upsell.refresh();
+SELECT status, error_sqlstate, error FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
 
 RESET client_min_messages;
 DELETE FROM upsell.order_source;

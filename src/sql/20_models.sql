@@ -625,14 +625,16 @@ COMMENT ON FUNCTION @extschema@._refresh_note(bigint, text, text) IS
 -- A registered relation that is no longer what its registration meant, yet
 -- still readable: one attached as a partition (a shop that partitions its
 -- orders renames the table and attaches it under a new partitioned table of
--- its name), or one renamed while another relation took its name (the name
--- of the order lines is that of their tenants' last refresh:
--- source_state.registration).  A registration holds its relation by oid, so
--- the models are built from the old relation alone, and until 1.8 refresh
+-- its name), or one renamed while another relation took the name it was
+-- registered by (as its tenants' last refresh kept it:
+-- _name_as_registered).  A registration holds its relation by oid, so the
+-- models are built from the old relation alone, and until 1.8 refresh
 -- logged ok.  Refresh goes on with it -- the rows it has are real, and
--- failing would leave every tenant on older models -- and says so, in a
--- WARNING naming the tenants and the registration to call again, and in the
--- log row (_refresh_note).
+-- failing would leave every tenant on older models -- and says so, at every
+-- refresh until the relation is registered again (until 1.9 the first one
+-- alone did, a nightly job's one note before silence), in a WARNING naming
+-- the tenants and the registration to call again, and in the log row
+-- (_refresh_note).
 CREATE FUNCTION @extschema@._refresh_check_sources(run bigint, tenants bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -646,25 +648,25 @@ DECLARE
 					   ELSE 'tenants ' || array_to_string(tenants[1:5], ', ')
 							|| CASE WHEN cardinality(tenants) > 5 THEN ', ...' ELSE '' END END;
 BEGIN
-	IF cardinality(tenants) = 0 THEN
-		RETURN;		-- no model is built from it
-	END IF;
-	FOR r IN SELECT DISTINCT rc.registration, rc.what, rc.relation::regclass AS relation, c.relispartition
-			 FROM @extschema@._registered_columns() rc JOIN pg_class c ON c.oid = rc.relation
+	FOR r IN SELECT DISTINCT rc.registration, rc.what, rc.relation::regclass AS relation, c.relispartition,
+					rr.registered_at
+			 FROM @extschema@._registered_columns() rc
+			 JOIN @extschema@._registered_relations() rr ON rr.what = rc.what
+			 JOIN pg_class c ON c.oid = rc.relation
 			 ORDER BY rc.what LOOP
 		now_named := CASE WHEN r.relispartition THEN pg_partition_root(r.relation) END;
 		IF now_named IS NOT NULL THEN
 			problem := format('the relation registered for the %s, %s, is now a partition of %s: refresh reads that partition alone',
 							  r.what, r.relation, now_named);
-		ELSIF r.what = 'order lines' THEN
+		ELSE
 			-- (a tenant refreshed since the registration: not one whose
 			-- name changed by a registration of another relation)
-			SELECT to_regclass(s.registration ->> 'relation') INTO now_named
-			FROM @extschema@.source_state s, @extschema@.order_source o
-			WHERE s.tenant_id = ANY (tenants) AND o.registered_at <= s.built_at
-			  AND to_regclass(s.registration ->> 'relation') <> r.relation
+			SELECT to_regclass(@extschema@._name_as_registered(s.registration, r.what)) INTO now_named
+			FROM @extschema@.source_state s
+			WHERE s.tenant_id = ANY (tenants) AND r.registered_at <= s.built_at
+			  AND to_regclass(@extschema@._name_as_registered(s.registration, r.what)) <> r.relation
 			LIMIT 1;
-			problem := format('the relation registered for the %s, %s at the last refresh, was renamed %s, and %s is now another relation: refresh reads the renamed one',
+			problem := format('the relation registered for the %s as %s was renamed %s, and %s is now another relation: refresh reads the renamed one',
 							  r.what, now_named, r.relation, now_named);
 		END IF;
 		CONTINUE WHEN now_named IS NULL;

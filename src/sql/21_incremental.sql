@@ -75,6 +75,22 @@ RETURN pg_catalog.jsonb_build_object('upsell.pairs_per_product',
 	'upsell.bundle_min_count', coalesce(pg_catalog.current_setting('upsell.bundle_min_count', true)::int, 5),
 	'upsell.bundles_per_product', coalesce(pg_catalog.current_setting('upsell.bundles_per_product', true)::int, 10));
 
+-- The name a registered relation (what: as _registered_relations names it)
+-- had when it was registered, as a tenant's source_state.registration keeps
+-- it (registered_as: the name at the first refresh after the registration,
+-- carried over by every refresh until the relation is registered again).  A
+-- state of 1.8 or older has none: the order lines' name at its last refresh
+-- is the nearest it knows.
+CREATE FUNCTION @extschema@._name_as_registered(registration jsonb, what text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN coalesce(registration OPERATOR(pg_catalog.->) 'registered_as' OPERATOR(pg_catalog.->>) what,
+				CASE WHEN what OPERATOR(pg_catalog.=) 'order lines'
+					 THEN registration OPERATOR(pg_catalog.->>) 'relation' END);
+COMMENT ON FUNCTION @extschema@._name_as_registered(jsonb, text) IS
+	'internal: the name a registered relation had when registered, as a source_state.registration keeps it (NULL when unknown)';
+
 CREATE FUNCTION @extschema@._build_source_state(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -129,7 +145,19 @@ DECLARE
 		OPERATOR(pg_catalog.||) coalesce((SELECT pg_catalog.jsonb_build_object('attnums', pg_catalog.jsonb_object_agg(rc.role, a.attnum))
 										  FROM @extschema@._registered_columns() rc
 										  JOIN pg_attribute a ON a.attrelid = rc.relation AND a.attname = rc.col
-										  WHERE rc.what = 'order lines'), '{}');
+										  WHERE rc.what = 'order lines'), '{}')
+		-- and the name each registered relation had when it was registered:
+		-- the last refresh's unless registered since.  A relation renamed
+		-- while another took its name is read by its oid, and every refresh
+		-- says so until it is registered again (_refresh_check_sources);
+		-- keeping the name of the last refresh instead, only the first did.
+		-- (Not compared below: the same relation read alike.)
+		OPERATOR(pg_catalog.||) coalesce((SELECT pg_catalog.jsonb_build_object('registered_as', pg_catalog.jsonb_object_agg(r.what,
+											 coalesce(CASE WHEN r.registered_at OPERATOR(pg_catalog.<=) s.built_at
+														   THEN @extschema@._name_as_registered(s.registration, r.what) END,
+													  r.relation::regclass::text)))
+										  FROM @extschema@._registered_relations() r
+										  LEFT JOIN @extschema@.source_state s ON s.tenant_id OPERATOR(pg_catalog.=) t), '{}');
 	changed text;
 BEGIN
 	IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
@@ -153,9 +181,9 @@ BEGIN
 						ELSE 'the registered order lines are a Citus distributed table, whose rows carry the shards'' transaction ids' END;
 		ELSIF pg_snapshot_xmax(snap)::text::numeric - pg_snapshot_xmax(prev.snapshot)::text::numeric > 1073741824 THEN
 			why := 'over 2^30 transactions since its last refresh';
-		ELSIF prev.registration IS DISTINCT FROM
+		ELSIF prev.registration - 'registered_as' IS DISTINCT FROM
 			  -- (a state of 1.7 or older has no attnums: the names compared)
-			  (CASE WHEN prev.registration ? 'attnums' THEN registration ELSE registration - 'attnums' END) THEN
+			  (CASE WHEN prev.registration ? 'attnums' THEN registration ELSE registration - 'attnums' END) - 'registered_as' THEN
 			-- the same rows, read otherwise (another customer or time
 			-- column, or none): the models of the lines as they were read
 			-- would be kept, and the new lines folded into them
@@ -163,7 +191,7 @@ BEGIN
 												 coalesce(registration ->> k, 'none')), '; ' ORDER BY k)
 						FROM (SELECT jsonb_object_keys(prev.registration)
 							  UNION SELECT jsonb_object_keys(registration)) r(k)
-						WHERE prev.registration -> k IS DISTINCT FROM registration -> k AND k <> 'attnums');
+						WHERE prev.registration -> k IS DISTINCT FROM registration -> k AND k NOT IN ('attnums', 'registered_as'));
 			why := CASE WHEN changed IS NULL
 						THEN 'a registered column of the order lines is another column of the same name since its last refresh (one renamed away and another added under its name)'
 						-- the same registration, its relation renamed (refresh

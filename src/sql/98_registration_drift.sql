@@ -56,6 +56,26 @@ $$;
 COMMENT ON FUNCTION @extschema@._registered_columns() IS
 	'internal: the columns the registrations map (registration, relation, role, column, how it is checked)';
 
+-- The registered relations, one row each: what they register (as
+-- _registered_columns names it), the relation and when it was registered.
+-- The name a relation had when it was registered is kept from refresh to
+-- refresh in source_state.registration (registered_as, _build_source_state)
+-- until it is registered again, so that every refresh can say when that
+-- name is another relation's now (_refresh_check_sources).
+CREATE FUNCTION @extschema@._registered_relations()
+RETURNS TABLE (what text, relation oid, registered_at timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT 'order lines', s.relation, s.registered_at FROM @extschema@.order_source s
+	UNION ALL
+	SELECT 'catalog', s.relation, s.registered_at FROM @extschema@.product_source s
+	UNION ALL
+	SELECT 'carts', s.relation, s.registered_at FROM @extschema@.cart_source s
+$$;
+COMMENT ON FUNCTION @extschema@._registered_relations() IS
+	'internal: the registered relations (what they register, relation, when registered)';
+
 -- (PARALLEL UNSAFE: it catches errors in subtransactions, which a parallel
 -- query refuses)
 CREATE FUNCTION @extschema@._check_registrations()
