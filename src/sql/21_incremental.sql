@@ -366,7 +366,7 @@ SELECT @extschema@._define_model('source_state',
 	  reason text, new_lines bigint, new_orders bigint, built_at timestamptz NOT NULL,
 	  settings jsonb NOT NULL, registration jsonb$$,
 	NULL, 1, '@extschema@._build_source_state(bigint, boolean)',
-	'per tenant: the snapshot its models were built at (its order lines are those whose transaction it sees), their count and checksum, whether the last refresh folded new lines in (incremental) or rebuilt (full, with the reason when incremental was asked for), the settings that shaped its models, and the registration its order lines were read by (a change of either rebuilds in full)');
+	'per tenant: the snapshot its models were built at (its order lines are those whose transaction it sees), their count and checksum, whether the last refresh folded new lines in (incremental) or rebuilt (full, with the reason when incremental was asked for), the settings that shaped its models, and the registration its order lines were read by (a change of either rebuilds in full; not the names the registered relations had when registered, registered_as, kept to say when such a name is another relation''s now)');
 
 -- The tenant's order lines as of its refresh snapshot, as a FROM item (alias
 -- l) for the builders' queries.  Before source_state is built (or for a
