@@ -95,8 +95,8 @@ SELECT count(*) FROM upsell.email_sequence(100, 0);
 -- every query applying the consumable rule per row has it inlined (until
 -- 1.9 email_sequence, is_consumable, replenishment_due and
 -- subscription_products called the scalar _consumable, planned anew by
--- every statement), and email_sequence reads the customer's histories
--- through _customer_owned, as recommend_for_customer, which it calls, does
+-- every statement); the one _customer_owned is recommend_for_customer's,
+-- which email_sequence calls
 SET track_functions = 'all';
 BEGIN;
 CREATE TEMP TABLE calls_before AS

@@ -628,9 +628,9 @@ COMMENT ON TYPE @extschema@._owned_product IS
 	'internal: a product a customer bought (purchase_interval_model), its category, whether it is consumable, and whether it is blocked: never to be offered to the customer (a durable, or a consumable not due)';
 
 -- What a customer owns, by product id, and the rule every serving function
--- applies to it (recommend_for_customer, post_purchase_offers,
--- abandoned_cart_offers and email_sequence, and the post-purchase view and
--- offers_json through post_purchase_offers): a durable is never offered again, a
+-- applies to it (recommend_for_customer, post_purchase_offers and
+-- abandoned_cart_offers, and the post-purchase view and offers_json
+-- through post_purchase_offers): a durable is never offered again, a
 -- consumable only when due by due_by (blocked false; restocks are among
 -- those).  One read of the customer's histories, kept in a variable by the
 -- caller for all its uses (until 1.8 the thank-you page read them three
@@ -809,7 +809,6 @@ DECLARE
 	has_rules boolean := EXISTS (SELECT FROM @extschema@.exclusions e WHERE e.tenant_id = t);
 	c bigint := customer_id;
 	zone text := @extschema@._shop_zone();	-- of the dates in the reasons
-	owned_products @extschema@._owned_product[];
 	cands @extschema@._offer_candidate[];
 	used boolean[];
 	best int;
@@ -828,11 +827,19 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 
-	-- (blocked, due by at, is not used: the steps say what is due when)
-	owned_products := @extschema@._customer_owned(t, c, at);
+	-- The history is read here, not taken from _customer_owned: the same
+	-- answers, but this query over the unnest of its array was planned anew
+	-- at every call (PL/pgSQL's custom plans, which see the array's length,
+	-- look cheaper than a generic one): 1.7-2.3 ms a call on the demo shop
+	-- against 1.0-1.2 ms.
 	cands := ARRAY(
 		WITH owned AS MATERIALIZED (
-			SELECT o.* FROM unnest(owned_products) o),
+			SELECT o.*, m.category, m.variant_group, m.price, r.consumable
+			FROM @extschema@.purchase_interval_model o
+			LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = o.product_id
+			LEFT JOIN @extschema@.product_interval_model pm ON pm.tenant_id = t AND pm.product_id = o.product_id
+			CROSS JOIN LATERAL @extschema@._consumable_rule(t, o.product_id, m.category, pm.repeats_consumable) r
+			WHERE o.tenant_id = t AND o.customer_id = c),
 		owned_ids AS (SELECT coalesce(array_agg(o.product_id), '{}') AS ids FROM owned o),
 		raw AS (
 			-- complements and fallbacks: what recommend_for_customer would show
@@ -858,9 +865,8 @@ BEGIN
 			-- upgrade: the next pricier product of the variant group of one of
 			-- the 20 most recently bought durables
 			SELECT 'upgrade', u.product_id, 1, 0.5, o.product_id, NULL
-			FROM (SELECT o.product_id, m.variant_group, m.price FROM owned o
-				  JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = o.product_id
-				  WHERE NOT o.consumable AND m.variant_group IS NOT NULL AND m.price IS NOT NULL
+			FROM (SELECT o.* FROM owned o
+				  WHERE NOT o.consumable AND o.variant_group IS NOT NULL AND o.price IS NOT NULL
 				  ORDER BY o.last_at DESC, o.product_id LIMIT 20) o
 			CROSS JOIN LATERAL (
 				SELECT m.product_id FROM @extschema@.product_model m
