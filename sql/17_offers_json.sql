@@ -71,6 +71,15 @@ RESET session_replication_role;
 SELECT r -> 'experiment' AS experiment, jsonb_array_length(r -> 'offers') AS offers, r -> 'notes' AS notes
 FROM upsell.offers_json('cart', '{"items": [{"id": 40000000010}], "experiment": "cart_complements", "unit_id": 6000000002}') r;
 UPDATE upsell.experiment_variants SET weight = 1 WHERE experiment = 'cart_complements';
+-- an experiment without variants (being set up): the page is served as
+-- without the experiment (the same offers), and its notes say why (until
+-- 1.9 it failed: "has no variants")
+INSERT INTO upsell.experiments (experiment, stage) VALUES ('cart_setup', 'cart');
+SELECT r -> 'experiment' AS experiment, r -> 'offers' = (
+		   SELECT x -> 'offers' FROM upsell.offers_json('cart', '{"items": [{"id": 40000000010}]}') x) AS offers_as_without,
+	   jsonb_array_length(r -> 'offers') AS offers, r -> 'notes' AS notes
+FROM upsell.offers_json('cart', '{"items": [{"id": 40000000010}], "experiment": "cart_setup", "unit_id": 6000000002}') r;
+DELETE FROM upsell.experiments WHERE experiment = 'cart_setup';
 
 -- events in the same words: an offer's items as offers_json gave them
 SELECT upsell.record_event(jsonb_build_object('event', 'shown', 'stage', 'cart', 'type', 'complement',

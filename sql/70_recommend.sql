@@ -92,6 +92,27 @@ SELECT count(*) AS offers, count(DISTINCT (c, product_id)) AS distinct_offers,
 	   count(*) FILTER (WHERE category = prev) AS same_category_in_a_row
 FROM s;
 SELECT count(*) FROM upsell.email_sequence(100, 0);
+-- every query applying the consumable rule per row has it inlined (until
+-- 1.9 email_sequence, is_consumable, replenishment_due and
+-- subscription_products called the scalar _consumable, planned anew by
+-- every statement); the one _customer_owned is recommend_for_customer's,
+-- which email_sequence calls
+SET track_functions = 'all';
+BEGIN;
+CREATE TEMP TABLE calls_before AS
+SELECT f.funcid, f.calls FROM pg_stat_xact_user_functions f WHERE f.schemaname = 'upsell';
+SELECT count(*) AS steps FROM upsell.email_sequence(100, 6, at => '2024-04-25');
+SELECT upsell.is_consumable(1) AS coffee, upsell.is_consumable(3) AS machine;
+SELECT count(*) AS due FROM upsell.replenishment_due('2024-04-25', '30 days');
+SELECT count(*) AS products, count(*) FILTER (WHERE consumable) AS consumables
+FROM upsell.subscription_products(1);
+SELECT f.funcname, f.calls - coalesce(b.calls, 0) AS calls
+FROM pg_stat_xact_user_functions f LEFT JOIN calls_before b USING (funcid)
+WHERE f.schemaname = 'upsell' AND f.funcname IN ('_consumable', '_consumable_rule', '_customer_owned')
+  AND f.calls > coalesce(b.calls, 0)
+ORDER BY 1;
+ROLLBACK;
+RESET track_functions;
 
 -- bad input
 SELECT * FROM upsell.recommend_for_customer(NULL);

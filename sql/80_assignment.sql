@@ -106,7 +106,20 @@ UPDATE upsell.experiments SET experiment = 'later' WHERE experiment = 'later_2';
 SELECT upsell.assign('nope', '1');
 SELECT upsell.assign(NULL, '1') IS NULL AS null_in_null_out;
 INSERT INTO upsell.experiments (experiment) VALUES ('empty');
-SELECT upsell.assign('empty', '1');
+-- without variants (being set up) no unit has a variant: the stages show
+-- everything, as without the experiment, and an exposure is not recorded
+-- (it would name no variant and freeze the split before it is defined);
+-- until 1.9 each of these failed: "has no variants"
+SELECT upsell.assign('empty', '1') IS NULL AS no_variant,
+	   upsell.variant_offer_types('empty', '1') IS NULL AS shows_everything,
+	   upsell.variant_offer_types('empty', '1', 'cart') IS NULL AS cart_shows_everything;
+SELECT upsell.record_exposure('empty', '1', 'cart') IS NULL AS not_recorded,
+	   (SELECT count(*) FROM upsell.exposures WHERE experiment = 'empty') AS exposures;
+-- and the split can still be defined afterwards
+BEGIN;
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'control', 1);
+SELECT upsell.assign('empty', '1') AS variant;
+ROLLBACK;
 -- weights that are all zero are refused when defined (at commit: a split
 -- may pass through zero within its transaction), including by set_weights
 -- and by the removal of the last variant of positive weight

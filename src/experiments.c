@@ -143,6 +143,8 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 	char		nulls[2] = {' ', ' '};
 	int			i;
 	int			guc_level;
+	uint64		nvariants;
+	SPITupleTable *variants;
 	int64		bound_tenant;
 	bool		bound = upsell_session_tenant(&bound_tenant);
 
@@ -178,7 +180,9 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 	guc_level = upsell_pin_search_path();
 	if (SPI_execute_with_args(sql.data, 2, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading experiment variants failed");
-	if (SPI_processed == 0)
+	nvariants = SPI_processed;
+	variants = SPI_tuptable;
+	if (nvariants == 0)
 	{
 		resetStringInfo(&sql);
 		appendStringInfo(&sql, "SELECT FROM %s.experiments e WHERE e.experiment OPERATOR(pg_catalog.=) $1 "
@@ -195,10 +199,7 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 					 errmsg("experiment \"%s\" does not exist", experiment),
 					 errhint("Experiments are rows of upsell.experiments%s.",
 							 bound ? ", each of one tenant" : "")));
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("experiment \"%s\" has no variants", experiment),
-				 errhint("Add rows to upsell.experiment_variants.")));
+		/* (being set up: no variants, k = 0: upsell_assign gives none) */
 	}
 
 	if (cache == NULL)
@@ -217,14 +218,14 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
 	cache->cid = GetCurrentCommandId(false);
 	cache->bound = bound;
 	cache->bound_tenant = bound_tenant;
-	cache->k = (int) SPI_processed;
+	cache->k = (int) nvariants;
 	cache->names = MemoryContextAlloc(mcxt, sizeof(char *) * cache->k);
 	cache->weights = MemoryContextAlloc(mcxt, sizeof(double) * cache->k);
 	cache->fallback = 0;
 	for (i = 0; i < cache->k; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HeapTuple	tup = variants->vals[i];
+		TupleDesc	desc = variants->tupdesc;
 		bool		isnull;
 		Datum		w;
 
@@ -250,6 +251,11 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
  * (the first variant when the control is not one of them), which is what
  * the page shows without the test, and offers_json says so in its notes
  * (until 1.8 the page failed: "variant weights sum to zero").
+ *
+ * An experiment without variants (being set up) has no variant to give:
+ * NULL, so that variant_offer_types() shows everything, as without the
+ * experiment, and record_exposure() records nothing (until 1.9 every
+ * request naming it failed: "has no variants").
  */
 Datum
 upsell_assign(PG_FUNCTION_ARGS)
@@ -261,6 +267,8 @@ upsell_assign(PG_FUNCTION_ARGS)
 	uint64		h;
 	int			b;
 
+	if (cache->k == 0)
+		PG_RETURN_NULL();
 	h = ups_unit_hash(VARDATA_ANY(experiment), VARSIZE_ANY_EXHDR(experiment),
 					  VARDATA_ANY(unit), VARSIZE_ANY_EXHDR(unit));
 	b = ups_assign_bucket(h, cache->weights, cache->k);

@@ -187,7 +187,7 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'upsell_assign'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.assign(text, text) IS
-	'the variant of a unit (customer) in an experiment: a stable hash of experiment and unit, split in proportion to the variant weights; no randomness, no state; the control (else the first variant by name) when no weight is positive';
+	'the variant of a unit (customer) in an experiment: a stable hash of experiment and unit, split in proportion to the variant weights; no randomness, no state; the control (else the first variant by name) when no weight is positive; NULL (no variant) when the experiment has no variants';
 
 -- The offer types the unit's variant shows; NULL means "no experiment: all".
 CREATE FUNCTION @extschema@.variant_offer_types(experiment text, unit_id text, stage text DEFAULT NULL,
@@ -216,7 +216,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.variant_offer_types(text, text, text, bigint) IS
-	'offer types the unit''s variant shows ({} = none, the control); NULL (= show everything) when experiment or unit is NULL, the experiment is not running, or it is for another stage; with tenant_id (as the funnel stages ask) an experiment of another tenant is an error, as an unknown one';
+	'offer types the unit''s variant shows ({} = none, the control); NULL (= show everything) when experiment or unit is NULL, the experiment is not running, has no variants, or is for another stage; with tenant_id (as the funnel stages ask) an experiment of another tenant is an error, as an unknown one';
 
 -- Variants and weights of a running experiment with exposures are frozen:
 -- moving units between variants mid-test biases every comparison.  A change
@@ -393,6 +393,14 @@ BEGIN
 	END IF;
 	-- (an experiment of the session's tenant when it is bound to one)
 	PERFORM @extschema@._experiment(experiment);
+	-- An experiment being set up, without variants, showed the unit no
+	-- variant (assign() gives none): nothing to record, and no page fails.
+	-- An exposure would name no variant (the foreign key), count in no
+	-- variant's results, and freeze the split before it is defined
+	-- (_guard_variants).  Until 1.9 the call failed ("has no variants").
+	IF NOT EXISTS (SELECT FROM @extschema@.experiment_variants v WHERE v.experiment = record_exposure.experiment) THEN
+		RETURN NULL;
+	END IF;
 	INSERT INTO @extschema@.exposures (experiment, unit_id, stage, offer, shown_at)
 	VALUES (experiment, unit_id, stage, offer, shown_at)
 	RETURNING variant INTO v;
@@ -400,7 +408,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.record_exposure(text, text, text, text, timestamptz) IS
-	'records that the unit saw its variant of the experiment (at a stage, with an offer) and returns the variant';
+	'records that the unit saw its variant of the experiment (at a stage, with an offer) and returns the variant; records nothing and returns NULL for an experiment without variants';
 
 -- ---------------------------------------------------------------------------
 -- Units are customers

@@ -257,6 +257,9 @@ BEGIN
 		-- (assign() then gives every unit the control rather than fail the page)
 		notes := notes || format('the weights of experiment "%s" are all zero: every unit gets variant "%s"',
 								 experiment, @extschema@.assign(experiment, unit));
+	ELSIF experiment IS NOT NULL AND NOT applies AND @extschema@.assign(experiment, unit) IS NULL THEN
+		-- (no variants yet: served as without the experiment, not failed)
+		notes := notes || format('experiment "%s" has no variants: served without it', experiment);
 	END IF;
 	RETURN jsonb_strip_nulls(jsonb_build_object(
 		'stage', stage,
