@@ -463,8 +463,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN CASE what WHEN 'tenant' THEN 1970304817		-- one refresh of a tenant at a time
 				 WHEN 'run' THEN 1970304818		-- held by a refresh while it runs
-				 -- an experiment's split (key: hashtext of its name): shared
-				 -- by exposures being recorded, exclusive while it changes
+				 -- the experiments' splits (key 0, one for all): shared by
+				 -- exposures being recorded, exclusive while one changes
 				 WHEN 'split' THEN 1970304819 END;
 
 -- Marks the log rows of refreshes that ended without recording it (the

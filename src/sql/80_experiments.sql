@@ -71,11 +71,16 @@ RETURN NOT EXISTS (SELECT FROM @extschema@.experiment_variants v WHERE v.experim
 	OR EXISTS (SELECT FROM @extschema@.experiment_variants v
 			   WHERE v.experiment = _weights_usable.experiment AND @extschema@._weight_share(v.weight) > 0);
 
--- Variants whose weights are all 0 (or below float8's range) are refused
--- when they are defined, whichever way (INSERT, UPDATE, set_weights,
--- DELETE of the last positive one).  Checked at commit, on the variants as
--- they then are, so that a split may be built or rebalanced one row at a
--- time in a transaction.
+-- Variants whose weights are all 0 (or below float8's range) are reported
+-- when they are defined, whichever way (INSERT, UPDATE, DELETE of the last
+-- positive one; set_weights refuses them at once).  Checked at commit, on
+-- the variants as they then are, so that a split may be built or rebalanced
+-- one row at a time in a transaction.  A WARNING, not an error: a restore
+-- (pg_restore, which COPYs the rows with triggers on) or ALTER EXTENSION
+-- UPDATE must keep such rows (from before 1.8, or loaded with triggers
+-- off), and an error at commit lost the variants of every experiment and
+-- then their exposures; serving copes with them (every unit gets the
+-- control).
 CREATE FUNCTION @extschema@._check_weights()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -83,15 +88,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	name text;
+	-- the experiments this transaction was warned of: once each, not once
+	-- per row changed (the check runs per row, on the rows as they are at
+	-- commit, so a second check of one experiment would say the same)
+	warned jsonb := coalesce(nullif(current_setting('upsell_weights.warned', true), ''), '[]')::jsonb;
 BEGIN
 	FOREACH name IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY[NEW.experiment]
 							WHEN 'DELETE' THEN ARRAY[OLD.experiment]
 							ELSE ARRAY[OLD.experiment, NEW.experiment] END LOOP
+		CONTINUE WHEN warned ? name;
 		IF NOT @extschema@._weights_usable(name) THEN
-			RAISE EXCEPTION 'the weights of experiment "%" are all zero', name
+			warned := warned || to_jsonb(name);
+			PERFORM set_config('upsell_weights.warned', warned::text, true);
+			RAISE WARNING 'the weights of experiment "%" are all zero: every unit gets the control until a variant gets a positive weight', name
 				USING ERRCODE = 'invalid_parameter_value',
-					  DETAIL = 'A variant''s share of units is its weight over the sum of the weights; with no positive weight (or none above 2.2e-308) no unit can be assigned.',
-					  HINT = 'Give at least one variant a positive weight in the same transaction.';
+					  DETAIL = 'A variant''s share of units is its weight over the sum of the weights; with no positive weight (or none above 2.2e-308) no unit can be split.',
+					  HINT = 'Give at least one variant a positive weight, e.g. with upsell.set_weights().';
 		END IF;
 	END LOOP;
 	RETURN NULL;
@@ -220,10 +232,11 @@ COMMENT ON FUNCTION @extschema@.variant_offer_types(text, text, text, bigint) IS
 
 -- Variants and weights of a running experiment with exposures are frozen:
 -- moving units between variants mid-test biases every comparison.  A change
--- takes the split's lock first: it waits for the exposures being recorded,
--- which hold it shared (_exposure_variant), then counts them committed
--- (until 1.8 a change made while the first exposure was not yet committed
--- went through, and that exposure kept the split it had been assigned by).
+-- holds the split lock (_lock_splits), so it has waited for the exposures
+-- being recorded, which hold it shared (_exposure_variant), and counts them
+-- committed (until 1.8 a change made while the first exposure was not yet
+-- committed went through, and that exposure kept the split it had been
+-- assigned by).
 CREATE FUNCTION @extschema@._guard_variants()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -244,7 +257,6 @@ BEGIN
 	FOREACH name IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY[NEW.experiment]
 							WHEN 'DELETE' THEN ARRAY[OLD.experiment]
 							ELSE ARRAY[OLD.experiment, NEW.experiment] END LOOP
-		PERFORM pg_advisory_xact_lock(@extschema@._refresh_lock_class('split'), hashtext(name));
 		SELECT * INTO e FROM @extschema@.experiments x WHERE x.experiment = name;
 		CONTINUE WHEN NOT FOUND OR NOT @extschema@._experiment_on(e);
 		SELECT count(*) INTO n FROM @extschema@.exposures x WHERE x.experiment = name;
@@ -260,6 +272,37 @@ END
 $$;
 CREATE TRIGGER guard_variants BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.experiment_variants
 	FOR EACH ROW EXECUTE FUNCTION @extschema@._guard_variants();
+
+-- The split lock, taken exclusively by every statement that may change a
+-- split, before the statement locks any row: a DELETE or UPDATE locks its
+-- row before the row trigger runs, so a lock taken there
+-- deadlocked with a page that had recorded an exposure (holding the lock
+-- shared) and recorded another of that row's variant (its foreign key
+-- waits for the row lock).  A statement does not know its experiments
+-- beforehand, so one key for all of them: a change waits for every
+-- exposure being recorded, and exposures wait for a change until it
+-- commits; changes of variants are rare admin actions.  A forced change
+-- does not take it (it accepts to move units anyway).
+CREATE FUNCTION @extschema@._lock_splits()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT coalesce(current_setting('upsell.force_weight_change', true), 'off')::boolean THEN
+		PERFORM pg_advisory_xact_lock(@extschema@._refresh_lock_class('split'), 0);
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER lock_splits BEFORE INSERT OR UPDATE OF experiment, variant, weight OR DELETE
+	ON @extschema@.experiment_variants
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._lock_splits();
+-- renaming or deleting an experiment locks its row, then cascades to its
+-- variants: a page that recorded an exposure and then an offer event of
+-- the experiment (whose foreign key waits for that row) would deadlock too
+CREATE TRIGGER lock_splits BEFORE UPDATE OF experiment OR DELETE ON @extschema@.experiments
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._lock_splits();
 
 -- The name is half of every unit's hash (upsell.assign): renaming a running
 -- experiment with exposures moves about half its units to another variant,
@@ -331,7 +374,7 @@ BEGIN
 				USING ERRCODE = 'undefined_object';
 		END IF;
 	END LOOP;
-	-- (here at once; the check_weights trigger would refuse it at commit)
+	-- (refused here; the check_weights trigger only warns at commit)
 	IF NOT @extschema@._weights_usable(experiment) THEN
 		RAISE EXCEPTION 'the weights of experiment "%" would all be zero', experiment
 			USING ERRCODE = 'invalid_parameter_value';
@@ -352,14 +395,14 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	-- The split is frozen from the first exposure (_guard_variants): its
-	-- lock, held shared until this exposure commits, makes a change of the
-	-- split wait and then see it, and a change under way makes this wait
-	-- and then assign by the new split.  Shared: exposures do not wait for
-	-- one another.  An advisory lock, not the experiment's row FOR SHARE,
-	-- which would need UPDATE on upsell.experiments (upsell_reader records
-	-- exposures).
-	PERFORM pg_advisory_xact_lock_shared(@extschema@._refresh_lock_class('split'), hashtext(NEW.experiment));
+	-- The split is frozen from the first exposure (_guard_variants): the
+	-- split lock (_lock_splits), held shared until this exposure commits,
+	-- makes a change of a split wait and then see it, and a change under
+	-- way makes this wait and then assign by the new split.  Shared:
+	-- exposures do not wait for one another.  An advisory lock, not the
+	-- experiment's row FOR SHARE, which would need UPDATE on
+	-- upsell.experiments (upsell_reader records exposures).
+	PERFORM pg_advisory_xact_lock_shared(@extschema@._refresh_lock_class('split'), 0);
 	IF NEW.variant IS NULL THEN
 		NEW.variant := @extschema@.assign(NEW.experiment, NEW.unit_id);
 	END IF;

@@ -65,6 +65,26 @@ UNIT_TEST(stats_student_t)
 	CHECK_NEAR(ups_t_quantile(0.005, 4), -4.604094871349993225, 1e-9);
 	/* huge df tends to the normal */
 	CHECK_NEAR(ups_t_quantile(0.975, 1e7), 1.959963984540054236, 1e-6);
+	/*
+	 * and keeps to it (relative errors against mpmath, 50 digits): from df
+	 * 1e13 it lost every digit (0.282 at 1e15, 2.5e-10 at 1e16), and the
+	 * continued fraction loses digits as df grows (1e-9 at 1e8), the
+	 * normal approximation beyond gains them
+	 */
+	CHECK_NEAR(ups_t_cdf(-2.234, 200) / 0.013295129326585699692, 1, 1e-13);
+	CHECK_NEAR(ups_t_cdf(-2.234, 1e6) / 0.012741646604924824365, 1, 1e-10);
+	CHECK_NEAR(ups_t_cdf(-2.234, 1e8) / 0.012741537631225501943, 1, 1e-8);
+	CHECK_NEAR(ups_t_cdf(-2.234, 1e9) / 0.012741536640556682517, 1, 1e-14);
+	CHECK_NEAR(ups_t_cdf(-2.234, 1e12) / 0.012741536530592444866, 1, 1e-14);
+	CHECK_NEAR(ups_t_cdf(-2.234, 1e13) / 0.012741536530493377985, 1, 1e-14);
+	CHECK_NEAR(ups_t_cdf(-2.234, 1e15) / 0.012741536530482480628, 1, 1e-14);
+	CHECK_NEAR(ups_t_cdf(-2.234, 1e16) / 0.012741536530482381562, 1, 1e-14);
+	CHECK_NEAR(ups_t_cdf(-2.234, 1e18) / 0.012741536530482370664, 1, 1e-14);
+	CHECK_NEAR(ups_t_cdf(-2.234, 1e300) / 0.012741536530482370554, 1, 1e-14);
+	CHECK_NEAR(ups_t_cdf(-8, 1e9) / 6.2209671422273817033e-16, 1, 1e-12);
+	CHECK_NEAR(ups_t_sf(1e200, 1e9), 0, 0);
+	CHECK_NEAR(ups_t_cdf(1e200, 1e9), 1, 0);
+	CHECK_NEAR(ups_t_sf(-INFINITY, 1e9), 1, 0);
 	CHECK(isnan(ups_t_sf(1, 0)));
 	CHECK(isnan(ups_t_quantile(1, 5)));
 }
