@@ -427,6 +427,7 @@ propose_next_sizes(Proposal *p, const TenantRules *r, int64 tenant_id, Datum gap
 	int64	   *tier_ids = palloc(Max(ncart, 1) * 2 * sizeof(int64));
 	int32	   *tier_units = palloc(Max(ncart, 1) * 2 * sizeof(int32));
 	Numeric    *tier_prices = NULL;
+	int			ntiered = 0;	/* lines whose swap a tier prices */
 	bool		natural = false;
 
 	for (int i = 0; i < ncart; i++)
@@ -460,6 +461,8 @@ propose_next_sizes(Proposal *p, const TenantRules *r, int64 tenant_id, Datum gap
 			serving_excluded(r, best, items, nitems))
 			continue;
 		line[i] = l;
+		if (tiers[i].unit_price != NULL || serving_sorted_contains(r->tiered, r->ntiered, best))
+			ntiered++;
 		next[i] = best;
 		next_cents[i] = best_price;
 		tier_ids[2 * i] = l->product_id;
@@ -467,7 +470,7 @@ propose_next_sizes(Proposal *p, const TenantRules *r, int64 tenant_id, Datum gap
 		tier_ids[2 * i + 1] = best;
 		tier_units[2 * i + 1] = 1;
 	}
-	if (r->volume_tiers && ncart > 0)
+	if (ntiered > 0)
 	{
 		/* (lines without a next size ask for their own product: no harm) */
 		for (int i = 0; i < ncart; i++)
@@ -526,8 +529,8 @@ propose_next_sizes(Proposal *p, const TenantRules *r, int64 tenant_id, Datum gap
  * (a category's sale: 25% off from 1).  The search holds list prices (in
  * cents rounded down, its candidates are built at the refresh, and tiers
  * change at any time): an offer of a product on sale said "adds 20.00 to
- * reach 38" where it added 15.00.  Tiers are read (_tier_offers, one query
- * for the offers' products) only when the tenant has some.
+ * reach 38" where it added 15.00.  Tiers are read (_tier_offers, one query)
+ * only for the offers' products that have some (r->tiered).
  */
 static void
 price_gap_offers(const TenantRules *r, int64 tenant_id, const GapOffer *out, int n, Datum *added)
@@ -540,32 +543,34 @@ price_gap_offers(const TenantRules *r, int64 tenant_id, const GapOffer *out, int
 
 	for (int i = 0; i < n; i++)
 		added[i] = cents_numeric(out[i].added);
-	if (!r->volume_tiers || n <= 0)
+	if (r->ntiered == 0 || n <= 0)
 		return;
-	nsp = get_namespace_name(serving.nsp);
 	ids = palloc(n * GAP_MAX_ITEMS * sizeof(int64));
 	units = palloc(n * GAP_MAX_ITEMS * sizeof(int32));
-	prices = palloc(n * GAP_MAX_ITEMS * sizeof(Numeric));
 	for (int i = 0; i < n; i++)
 		for (int j = 0; j < out[i].n; j++)
-		{
-			ids[nids] = out[i].ids[j];
-			units[nids++] = 1;
-		}
+			if (serving_sorted_contains(r->tiered, r->ntiered, out[i].ids[j]))
+			{
+				ids[nids] = out[i].ids[j];
+				units[nids++] = 1;
+			}
+	if (nids == 0)
+		return;
+	prices = palloc(nids * sizeof(Numeric));
 	read_tier_prices(tenant_id, ids, units, nids, prices);
-	nids = 0;
+	nsp = get_namespace_name(serving.nsp);
 	for (int i = 0; i < n; i++)
-		for (int j = 0; j < out[i].n; j++, nids++)
-		{
-			int64		listed;
+		for (int j = 0; j < out[i].n; j++)
+			for (int k = 0; k < nids; k++)
+				if (ids[k] == out[i].ids[j] && prices[k] != NULL)
+				{
+					int64		listed = upsell_gap_price(nsp, tenant_id, r->candidates_built_at, ids[k]);
 
-			if (prices[nids] == NULL)
-				continue;		/* no tiers: the list price */
-			listed = upsell_gap_price(nsp, tenant_id, r->candidates_built_at, out[i].ids[j]);
-			added[i] = DirectFunctionCall2(numeric_add,
-										   DirectFunctionCall2(numeric_sub, added[i], cents_numeric(listed)),
-										   NumericGetDatum(prices[nids]));
-		}
+					added[i] = DirectFunctionCall2(numeric_add,
+												   DirectFunctionCall2(numeric_sub, added[i], cents_numeric(listed)),
+												   NumericGetDatum(prices[k]));
+					break;
+				}
 }
 
 /*
