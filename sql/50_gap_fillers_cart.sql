@@ -65,6 +65,35 @@ SELECT product_ids, reason FROM upsell.cart_offers('{3}', '{2}') WHERE offer_typ
 UPDATE upsell.thresholds SET amount = 16.665;
 SELECT product_ids, reason FROM upsell.cart_offers('{3}', '{2}') WHERE offer_type = 'gap_filler' AND product_ids = '{3}';
 
+-- a gap filler's "over" is measured from the exact gap: 2 units at 3.333
+-- (6.666) are 0.834 from 7.50, and a 1.00 product makes 7.666, 0.166 over,
+-- 0.17 to the cent (from the gap rounded up to 0.84 it read "0.16 over")
+UPDATE upsell.thresholds SET amount = 7.50;
+SELECT DISTINCT reason FROM upsell.cart_offers('{3}', '{2}') WHERE offer_type = 'gap_filler' AND reason LIKE 'adds 1.00 %';
+SELECT DISTINCT added, overshoot FROM upsell.gap_fillers('{3}', '{2}', k => 3, max_items => 1);
+
+-- a product on sale (a volume tier from 1 unit: 25% off its category) is
+-- a gap filler at its sale price, 0.75 for product 10: cart {1} = 18.00 is
+-- 2.00 from 20, which product 10 and another 1.00 product leave open (at
+-- the list prices, "adds 2.00 to reach 20 (0.00 over)"), 1.75 from 19.75,
+-- which they close exactly; every claim is checked with threshold_gap
+INSERT INTO upsell.volume_tiers (category, min_quantity, percent_off) VALUES ('x10', 1, 25);
+UPDATE upsell.thresholds SET amount = 20;
+SELECT f.product_ids, f.added, f.new_total, g.reached
+FROM upsell.gap_fillers('{1}', k => 100) f, upsell.threshold_gap('{1}' || f.product_ids, NULL) g
+WHERE f.product_ids @> '{10}' ORDER BY f.rank;
+SELECT o.product_ids, o.reason, g.reached
+FROM upsell.cart_offers('{1}') o, upsell.threshold_gap('{1}' || o.product_ids, NULL) g
+WHERE o.offer_type = 'gap_filler' AND o.product_ids @> '{10}';
+UPDATE upsell.thresholds SET amount = 19.75;
+SELECT f.product_ids, f.added, f.new_total, f.overshoot, g.reached
+FROM upsell.gap_fillers('{1}', k => 100) f, upsell.threshold_gap('{1}' || f.product_ids, NULL) g
+WHERE f.product_ids @> '{10}' ORDER BY f.rank LIMIT 3;
+SELECT o.product_ids, o.reason, g.reached
+FROM upsell.cart_offers('{1}') o, upsell.threshold_gap('{1}' || o.product_ids, NULL) g
+WHERE o.offer_type = 'gap_filler' AND o.product_ids @> '{10}';
+DELETE FROM upsell.volume_tiers;
+
 DELETE FROM upsell.thresholds;
 DELETE FROM upsell.order_source;
 DELETE FROM upsell.product_source;

@@ -62,8 +62,35 @@ INSERT INTO upsell.exclusions (product_id) VALUES (3);
 SELECT count(*) AS next_sizes FROM upsell.cart_offers('{2}') o
 WHERE o.offer_type = 'gap_filler' AND o.reason LIKE 'the next size%';
 
-SET client_min_messages = warning;
 DELETE FROM upsell.exclusions;
+
+-- the next size of a line with volume tiers: the swap adds what the cart
+-- will pay less what it pays now.  3 x 500 g at the tier's 7.50 (22.50),
+-- 3.00 from 25.50: 2 units left pay 8.00 each, so the 1 kg instead of one
+-- adds 4.50 (the list prices' difference read "adds 3.00 ... (0.00 over)")
+INSERT INTO upsell.volume_tiers (product_id, min_quantity, unit_price) VALUES (2, 3, 7.50);
+DELETE FROM upsell.thresholds;
+INSERT INTO upsell.thresholds (kind, amount, reward) VALUES ('free_shipping', 25.50, 'free shipping');
+SELECT product_ids, reason FROM upsell.cart_offers('{2}', '{3}') o
+WHERE o.offer_type = 'gap_filler' AND o.reason LIKE 'the next size%';
+SELECT reached, gap FROM upsell.threshold_gap('{2,3}'::bigint[], '{2,1}'::int[]);
+-- the 1 kg on sale at 9.00 from 1 unit: the swap adds 2.50, short of 3.00: none
+INSERT INTO upsell.volume_tiers (product_id, min_quantity, unit_price) VALUES (3, 1, 9.00);
+SELECT count(*) AS next_sizes FROM upsell.cart_offers('{2}', '{3}') o
+WHERE o.offer_type = 'gap_filler' AND o.reason LIKE 'the next size%';
+SELECT reached, gap FROM upsell.threshold_gap('{2,3}'::bigint[], '{2,1}'::int[]);
+-- tiers that rise with quantity (7.00 from 3, 7.50 from 5): 5 x 500 g
+-- (37.50) are 3.00 from 40.50, and 4 left at 7.00 with the 1 kg make 39.00:
+-- none (it read "adds 3.00 to reach 40.50 (0.00 over)")
+DELETE FROM upsell.volume_tiers;
+INSERT INTO upsell.volume_tiers (product_id, min_quantity, unit_price) VALUES (2, 3, 7.00), (2, 5, 7.50);
+UPDATE upsell.thresholds SET amount = 40.50;
+SELECT count(*) AS next_sizes FROM upsell.cart_offers('{2}', '{5}') o
+WHERE o.offer_type = 'gap_filler' AND o.reason LIKE 'the next size%';
+SELECT reached, gap FROM upsell.threshold_gap('{2,3}'::bigint[], '{4,1}'::int[]);
+DELETE FROM upsell.volume_tiers;
+
+SET client_min_messages = warning;
 DELETE FROM upsell.thresholds;
 DELETE FROM upsell.order_source;
 DELETE FROM upsell.product_source;

@@ -104,6 +104,8 @@ typedef struct TenantRules
 	Threshold  *thresholds;
 	int			nthresholds;
 	bool		volume_tiers;
+	int64	   *tiered;			/* ascending: products with tiers, own or their category's */
+	int			ntiered;
 	int64		popular[POPULAR];	/* in stock, by popularity */
 	int64		popular_rank[POPULAR];
 	char	   *popular_category[POPULAR];	/* NULL: none */

@@ -208,72 +208,6 @@ addon_factor(int64 added, int64 cart_cents)
 	return added <= half ? 1.0 : half / (double) added;
 }
 
-/*
- * The next size of a cart line: of its variant group (sizes or tiers of one
- * product, cart_model's substitute_ids), the product in stock at the next
- * price step above the line's (the cheapest dearer one, ties by id; none
- * when the cart has it already), when taking it instead of one unit of the
- * line closes the gap -- "a kilo more
- * coffee for $3": the shopper keeps what they chose, one size up.  The
- * search never offers it (it substitutes the line); scored as the search
- * scores a single item of relevance 1 that adds the price difference, as
- * the quantity step is.  Returns whether one adds on naturally (at most
- * half the cart's value).
- */
-static bool
-propose_next_sizes(Proposal *p, const TenantRules *r, int64 tenant_id, int64 gap, int64 cart_cents,
-				   const char *target, const int64 *items, int nitems,
-				   const CartLine *lines, int nlines)
-{
-	const char *nsp = get_namespace_name(serving.nsp);
-	bool		natural = false;
-	int			i,
-				j;
-
-	for (i = 0; i < nlines; i++)
-	{
-		const CartLine *l = &lines[i];
-		int64		price,
-					best = 0,
-					best_price = -1,
-					added;
-		int64	   *id;
-
-		if (l->price == NULL || l->nsubstitute_ids == 0)
-			continue;
-		price = cents_up(NumericGetDatum(l->price));
-		for (j = 0; j < l->nsubstitute_ids; j++)
-		{
-			int64		s = l->substitute_ids[j];
-			int64		sp;
-
-			/* -1: out of stock or without a price as of the refresh */
-			sp = upsell_gap_price(nsp, tenant_id, r->candidates_built_at, s);
-			if (sp <= price)
-				continue;
-			if (best_price < 0 || sp < best_price || (sp == best_price && s < best))
-			{
-				best = s;
-				best_price = sp;
-			}
-		}
-		/* none, or the shopper has the next size already */
-		if (best_price < 0 || offers_contains(items, nitems, best))
-			continue;
-		added = best_price - price;
-		if (added < gap || serving_excluded(r, best, items, nitems))
-			continue;
-		natural |= added <= cart_cents / 2;
-		id = palloc(sizeof(int64));
-		*id = best;
-		serving_propose(p, OFFER_GAP_FILLER, id, 1, (double) gap / (double) added * 2.0,
-				serving_zero_discount(),
-				psprintf("the next size instead of product " INT64_FORMAT ": adds %s to reach %s (%s over)",
-						 l->product_id, money_out(added), target, money_out(added - gap)));
-	}
-	return natural;
-}
-
 /* A numeric amount as money text, to the cent: 4.004 -> 4.00. */
 static char *
 numeric_money_out(Datum amount)
@@ -454,6 +388,191 @@ propose_quantity_steps(Proposal *p, const TenantRules *r, int64 tenant_id, Datum
 	return natural;
 }
 
+/* Cents as a numeric amount: 1234 -> 12.34. */
+static Datum
+cents_numeric(int64 cents)
+{
+	return NumericGetDatum(int64_div_fast_to_numeric(cents, 2));
+}
+
+/*
+ * The next size of a cart line: of its variant group (sizes or tiers of one
+ * product, cart_model's substitute_ids), the product in stock at the next
+ * price step above the line's (the cheapest dearer one, ties by id; none
+ * when the cart has it already), when taking it instead of one unit of the
+ * line closes the gap -- "a kilo more
+ * coffee for $3": the shopper keeps what they chose, one size up.  The
+ * search never offers it (it substitutes the line); scored as the search
+ * scores a single item of relevance 1 that adds the price difference, as
+ * the quantity step is.  The swap adds what the cart will pay less what it
+ * pays now, as a quantity step does: the line's remaining units at the tier
+ * of their new quantity and the next size at its tier from 1 unit, where
+ * tiers apply (_tier_offers, one query for the cart's lines; the list
+ * prices' difference said "adds 6.00 to reach 31.50" where the line's
+ * units left its tier of 3 and the swap added 7.50, or reached a threshold
+ * the next size's sale price left open), compared with the gap exactly.
+ * Returns whether one adds on naturally (at most half the cart's value).
+ */
+static bool
+propose_next_sizes(Proposal *p, const TenantRules *r, int64 tenant_id, Datum gap_exact,
+				   int64 gap, int64 cart_cents, const char *target,
+				   const int64 *items, int nitems, const CartLine *lines, int nlines,
+				   const int64 *line_ids, const int32 *qty, const LineTier *tiers, int ncart)
+{
+	const char *nsp = get_namespace_name(serving.nsp);
+	const CartLine **line = palloc(Max(ncart, 1) * sizeof(CartLine *));
+	int64	   *next = palloc(Max(ncart, 1) * sizeof(int64));
+	int64	   *next_cents = palloc(Max(ncart, 1) * sizeof(int64));
+	/* with tiers: per line the remaining units' price, then the next size's */
+	int64	   *tier_ids = palloc(Max(ncart, 1) * 2 * sizeof(int64));
+	int32	   *tier_units = palloc(Max(ncart, 1) * 2 * sizeof(int32));
+	Numeric    *tier_prices = NULL;
+	int			ntiered = 0;	/* lines whose swap a tier prices */
+	bool		natural = false;
+
+	for (int i = 0; i < ncart; i++)
+	{
+		const CartLine *l = find_line((CartLine *) lines, nlines, line_ids[i]);
+		int64		price,
+					best = 0,
+					best_price = -1;
+
+		line[i] = NULL;
+		if (l == NULL || l->price == NULL || l->nsubstitute_ids == 0)
+			continue;
+		price = cents_up(NumericGetDatum(l->price));
+		for (int j = 0; j < l->nsubstitute_ids; j++)
+		{
+			int64		s = l->substitute_ids[j];
+			int64		sp;
+
+			/* -1: out of stock or without a price as of the refresh */
+			sp = upsell_gap_price(nsp, tenant_id, r->candidates_built_at, s);
+			if (sp <= price)
+				continue;
+			if (best_price < 0 || sp < best_price || (sp == best_price && s < best))
+			{
+				best = s;
+				best_price = sp;
+			}
+		}
+		/* none, or the shopper has the next size already */
+		if (best_price < 0 || offers_contains(items, nitems, best) ||
+			serving_excluded(r, best, items, nitems))
+			continue;
+		line[i] = l;
+		if (tiers[i].unit_price != NULL || serving_sorted_contains(r->tiered, r->ntiered, best))
+			ntiered++;
+		next[i] = best;
+		next_cents[i] = best_price;
+		tier_ids[2 * i] = l->product_id;
+		tier_units[2 * i] = qty && qty[i] > 1 ? qty[i] - 1 : 1;
+		tier_ids[2 * i + 1] = best;
+		tier_units[2 * i + 1] = 1;
+	}
+	if (ntiered > 0)
+	{
+		/* (lines without a next size ask for their own product: no harm) */
+		for (int i = 0; i < ncart; i++)
+			if (line[i] == NULL)
+			{
+				tier_ids[2 * i] = tier_ids[2 * i + 1] = line_ids[i];
+				tier_units[2 * i] = tier_units[2 * i + 1] = 1;
+			}
+		tier_prices = palloc(ncart * 2 * sizeof(Numeric));
+		read_tier_prices(tenant_id, tier_ids, tier_units, ncart * 2, tier_prices);
+	}
+
+	for (int i = 0; i < ncart; i++)
+	{
+		const CartLine *l = line[i];
+		int64		q = qty ? qty[i] : 1;
+		Datum		paid_now,
+					paid_after,
+					added;
+		int64		added_cents;
+		int64	   *id;
+
+		if (l == NULL)
+			continue;
+		paid_now = DirectFunctionCall2(numeric_mul,
+									   NumericGetDatum(tiers[i].unit_price ? tiers[i].unit_price : l->price),
+									   NumericGetDatum(int64_to_numeric(q)));
+		/* the next size: its tier's price from 1 unit, else its list price */
+		paid_after = tier_prices && tier_prices[2 * i + 1] ?
+			NumericGetDatum(tier_prices[2 * i + 1]) : cents_numeric(next_cents[i]);
+		if (q > 1)
+			paid_after = DirectFunctionCall2(numeric_add, paid_after,
+											 DirectFunctionCall2(numeric_mul,
+																 NumericGetDatum(tier_prices && tier_prices[2 * i] ?
+																				 tier_prices[2 * i] : l->price),
+																 NumericGetDatum(int64_to_numeric(q - 1))));
+		added = DirectFunctionCall2(numeric_sub, paid_after, paid_now);
+		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, added, gap_exact)) < 0)
+			continue;
+		added_cents = cents_up(added);
+		natural |= added_cents <= cart_cents / 2;
+		id = palloc(sizeof(int64));
+		*id = next[i];
+		serving_propose(p, OFFER_GAP_FILLER, id, 1, (double) gap / (double) added_cents * 2.0,
+				serving_zero_discount(),
+				psprintf("the next size instead of product " INT64_FORMAT ": adds %s to reach %s (%s over)",
+						 l->product_id, numeric_money_out(added), target,
+						 numeric_money_out(DirectFunctionCall2(numeric_sub, added, gap_exact))));
+	}
+	return natural;
+}
+
+/*
+ * What each of the search's n offers adds, into added[0 .. n): the sum of
+ * its products' prices, a product with volume tiers at its tier from 1 unit
+ * (a category's sale: 25% off from 1).  The search holds list prices (in
+ * cents rounded down, its candidates are built at the refresh, and tiers
+ * change at any time): an offer of a product on sale said "adds 20.00 to
+ * reach 38" where it added 15.00.  Tiers are read (_tier_offers, one query)
+ * only for the offers' products that have some (r->tiered).
+ */
+static void
+price_gap_offers(const TenantRules *r, int64 tenant_id, const GapOffer *out, int n, Datum *added)
+{
+	const char *nsp;
+	int64	   *ids;
+	int32	   *units;
+	Numeric    *prices;
+	int			nids = 0;
+
+	for (int i = 0; i < n; i++)
+		added[i] = cents_numeric(out[i].added);
+	if (r->ntiered == 0 || n <= 0)
+		return;
+	ids = palloc(n * GAP_MAX_ITEMS * sizeof(int64));
+	units = palloc(n * GAP_MAX_ITEMS * sizeof(int32));
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < out[i].n; j++)
+			if (serving_sorted_contains(r->tiered, r->ntiered, out[i].ids[j]))
+			{
+				ids[nids] = out[i].ids[j];
+				units[nids++] = 1;
+			}
+	if (nids == 0)
+		return;
+	prices = palloc(nids * sizeof(Numeric));
+	read_tier_prices(tenant_id, ids, units, nids, prices);
+	nsp = get_namespace_name(serving.nsp);
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < out[i].n; j++)
+			for (int k = 0; k < nids; k++)
+				if (ids[k] == out[i].ids[j] && prices[k] != NULL)
+				{
+					int64		listed = upsell_gap_price(nsp, tenant_id, r->candidates_built_at, ids[k]);
+
+					added[i] = DirectFunctionCall2(numeric_add,
+												   DirectFunctionCall2(numeric_sub, added[i], cents_numeric(listed)),
+												   NumericGetDatum(prices[k]));
+					break;
+				}
+}
+
 /*
  * The gap fillers of the cart: what closes the gap from the cart's total to
  * the next active threshold, as upsell.gap_fillers(cart, quantities, 12, 2)
@@ -484,6 +603,7 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 				i,
 				n;
 	GapOffer	out[CART_GAP_FILLERS];
+	Datum	   *added;
 	Datum		ndiff;
 	int64		cart_cents;
 	bool		natural = false;
@@ -595,26 +715,36 @@ propose_gap_fillers(Proposal *p, const TenantRules *r, int64 tenant_id, Numeric 
 						  skip, nskip, subst->categories, subst->ncategories,
 						  rel_ids, rel, nev, r->pair_product, r->pair_with, r->npairs,
 						  CART_GAP_FILLERS, CART_GAP_ITEMS, out);
+	added = palloc(Max(n, 1) * sizeof(Datum));
+	price_gap_offers(r, tenant_id, out, n, added);
 	for (i = 0; i < n; i++)
 	{
-		int64	   *ids = palloc(out[i].n * sizeof(int64));
+		int64	   *ids;
+		int64		added_cents;
 
+		/* a tier's lower price may leave the gap open: no claim then */
+		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, added[i], ndiff)) < 0)
+			continue;
+		added_cents = cents_up(added[i]);
+		ids = palloc(out[i].n * sizeof(int64));
 		memcpy(ids, out[i].ids, out[i].n * sizeof(int64));
-		natural |= out[i].added <= cart_cents / 2;
+		natural |= added_cents <= cart_cents / 2;
+		/* "over" from the exact gap: a cart of 6.666 is 0.67 over 26 with 20.00 more, not 0.66 */
 		serving_propose(p, OFFER_GAP_FILLER, ids, out[i].n,
-				out[i].score * addon_factor(out[i].added, cart_cents), serving_zero_discount(),
-				psprintf("adds %s to reach %s (%s over)", money_out(out[i].added),
+				out[i].score * ((double) out[i].added / (double) added_cents) *
+				addon_factor(added_cents, cart_cents), serving_zero_discount(),
+				psprintf("adds %s to reach %s (%s over)", numeric_money_out(added[i]),
 						 DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),
-						 money_out(out[i].added - gap)));
+						 numeric_money_out(DirectFunctionCall2(numeric_sub, added[i], ndiff))));
 	}
 
 	natural |= propose_quantity_steps(p, r, tenant_id, ndiff, gap, cart_cents,
 									  DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),
 									  items, nitems, lines, nlines, line_ids, qty, tiers, ncart);
 
-	natural |= propose_next_sizes(p, r, tenant_id, gap, cart_cents,
+	natural |= propose_next_sizes(p, r, tenant_id, ndiff, gap, cart_cents,
 								  DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(target->amount))),
-								  items, nitems, lines, nlines);
+								  items, nitems, lines, nlines, line_ids, qty, tiers, ncart);
 
 	/*
 	 * A large gap: nothing that closes it adds on naturally.  Say how far the

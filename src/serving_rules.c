@@ -344,6 +344,21 @@ load_cart_rules(TenantRules *r, MemoryContext cxt)
 
 	n = serving_tenant_query("SELECT FROM @.volume_tiers v WHERE v.tenant_id" EQ "$1 LIMIT 1", r->tenant_id);
 	r->volume_tiers = n > 0;
+	/*
+	 * the products a tier may price (as of the refresh, as _tier_offers
+	 * reads them): a gap filler's price is read only for them, and a cart
+	 * whose fillers have none reads nothing more
+	 */
+	n = serving_tenant_query("SELECT v.product_id FROM @.volume_tiers v "
+				   "WHERE v.tenant_id" EQ "$1 AND v.product_id IS NOT NULL "
+				   "UNION ALL "
+				   "SELECT m.product_id FROM @.volume_tiers v "
+				   "JOIN @.product_model m ON m.tenant_id" EQ "v.tenant_id AND m.category" EQ "v.category "
+				   "WHERE v.tenant_id" EQ "$1 AND v.product_id IS NULL", r->tenant_id);
+	r->tiered = MemoryContextAlloc(cxt, Max(n, 1) * sizeof(int64));
+	for (i = 0; i < n; i++)
+		r->tiered[i] = DatumGetInt64(serving_col(i, 1, &isnull));
+	r->ntiered = serving_sort_unique(r->tiered, (int) n);
 }
 
 static void

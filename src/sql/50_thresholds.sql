@@ -344,6 +344,7 @@ DECLARE
 	blocked_categories text[];
 	never_a bigint[];			-- the merchant's "never a next to b": not in one offer
 	never_b bigint[];
+	has_tiers boolean;			-- the tenant has volume tiers
 BEGIN
 	IF k IS NULL OR k < 0 OR k > 1000 THEN
 		RAISE EXCEPTION 'k must be between 0 and 1000, not %', coalesce(k::text, 'NULL')
@@ -380,6 +381,7 @@ BEGIN
 	INTO never_a, never_b
 	FROM @extschema@.exclusions e
 	WHERE e.tenant_id = t AND e.with_product_id IS NOT NULL;
+	has_tiers := EXISTS (SELECT FROM @extschema@.volume_tiers v WHERE v.tenant_id = t);
 
 	RETURN QUERY
 	WITH evidence AS (
@@ -397,18 +399,41 @@ BEGIN
 		FROM evidence e
 		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = e.other_id
 		WHERE m.in_stock AND e.other_id <> ALL (blocked_ids)
-		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false))
-	SELECT f.ord::int, f.product_ids, f.added, total + f.added, total + f.added - target,
-		   target, f.relevance, f.score
-	FROM (SELECT coalesce(array_agg(c.other_id ORDER BY c.other_id), '{}') AS ids,
-				 coalesce(array_agg(c.score ORDER BY c.other_id), '{}') AS scores
-		  FROM complements c) r,
-		 LATERAL @extschema@._gap_fill(t, version, target - total, items,
-			 blocked_ids || ARRAY(SELECT g.product_id FROM @extschema@.product_model g
-								  WHERE g.tenant_id = t AND g.variant_group = ANY (blocked_groups)),
-			 blocked_categories, r.ids, r.scores, k, max_items, never_a, never_b)
-			 WITH ORDINALITY AS f(product_ids, added, relevance, score, ord)
-	ORDER BY f.ord;
+		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)),
+	fill AS MATERIALIZED (
+		SELECT f.*
+		FROM (SELECT coalesce(array_agg(c.other_id ORDER BY c.other_id), '{}') AS ids,
+					 coalesce(array_agg(c.score ORDER BY c.other_id), '{}') AS scores
+			  FROM complements c) r,
+			 LATERAL @extschema@._gap_fill(t, version, target - total, items,
+				 blocked_ids || ARRAY(SELECT g.product_id FROM @extschema@.product_model g
+									  WHERE g.tenant_id = t AND g.variant_group = ANY (blocked_groups)),
+				 blocked_categories, r.ids, r.scores, k, max_items, never_a, never_b)
+				 WITH ORDINALITY AS f(product_ids, added, relevance, score, ord)),
+	-- the search adds list prices (in cents rounded down: its candidates
+	-- are built at the refresh, tiers change at any time); a product with
+	-- volume tiers costs its tier's price from 1 unit (a category's sale
+	-- of 25% from 1): what that changes, per product of the offers, read
+	-- (one _tier_offers) only when the tenant has tiers
+	offered AS (
+		SELECT coalesce(array_agg(DISTINCT u.id), '{}') AS ids
+		FROM fill f, unnest(f.product_ids) AS u(id)
+		WHERE has_tiers),
+	tier_delta AS (
+		SELECT o.ids[t1.n] AS product_id,
+			   t1.unit_price - floor(t1.price * 100) * 0.01 AS delta
+		FROM offered o,
+			 LATERAL @extschema@._tier_offers(t, o.ids, array_fill(1, ARRAY[cardinality(o.ids)]), true) t1),
+	priced AS (
+		SELECT f.*, f.added + coalesce((SELECT sum(d.delta) FROM tier_delta d
+										WHERE d.product_id = ANY (f.product_ids)), 0) AS paid
+		FROM fill f)
+	-- an offer the tiers' lower prices leave short of the threshold is none
+	SELECT (row_number() OVER (ORDER BY p.ord))::int, p.product_ids, p.paid, total + p.paid,
+		   total + p.paid - target, target, p.relevance, p.score
+	FROM priced p
+	WHERE total + p.paid >= target
+	ORDER BY p.ord;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.gap_fillers(bigint[], int[], int, int, bigint, text, timestamptz) IS
