@@ -35,7 +35,7 @@ SET upsell.tenant_id = 1;
 SELECT DISTINCT tenant_id FROM upsell.bad_source_rows();
 SELECT count(*) FROM upsell.bad_source_rows('{2}');
 -- and a refresh there refreshes that tenant, as every function uses the
--- bound tenant when tenant_id is NULL, and counts its bad rows (until 1.8
+-- bound tenant when tenant_id is NULL, and counts its bad rows (until 1.9
 -- it refreshed every tenant, and counting tenant 2's bad rows was refused:
 -- a WARNING, and none logged)
 CALL upsell.refresh();
@@ -228,7 +228,7 @@ SELECT jsonb_pretty(bad_rows) FROM upsell.refresh_log ORDER BY refresh_id DESC L
 -- a new partitioned table of its name.  The registration (by oid) reads the
 -- old table alone: refresh goes on with it, so no tenant fails and the
 -- pages keep their models, but says so, in a WARNING and in the log's
--- error columns (until 1.8 it logged ok and ignored the new orders)
+-- error columns (until 1.9 it logged ok and ignored the new orders)
 ALTER TABLE rt.shop_lines RENAME TO shop_lines_old;
 CREATE TABLE rt.shop_lines (LIKE rt.shop_lines_old) PARTITION BY RANGE (order_id);
 ALTER TABLE rt.shop_lines ATTACH PARTITION rt.shop_lines_old FOR VALUES FROM (MINVALUE) TO (1000);

@@ -62,9 +62,9 @@ FROM unnest(ARRAY['6000000001', 'gid://shopify/Customer/6000000001', '6000000002
 ORDER BY 1;
 -- another stage: the experiment does not apply
 SELECT upsell.offers_json('product_page', '{"variant_id": 40000000019, "experiment": "cart_complements", "unit_id": 6000000001}') ? 'experiment' AS named;
--- weights all zero (rows from before 1.8, loaded with triggers off, or set
+-- weights all zero (rows from before 1.9, loaded with triggers off, or set
 -- by a direct UPDATE, which is warned and kept): the page is served as the
--- control's, and its notes say why (until 1.8 it failed: "variant weights
+-- control's, and its notes say why (until 1.9 it failed: "variant weights
 -- sum to zero")
 UPDATE upsell.experiment_variants SET weight = 0 WHERE experiment = 'cart_complements';
 SELECT r -> 'experiment' AS experiment, jsonb_array_length(r -> 'offers') AS offers, r -> 'notes' AS notes

@@ -122,7 +122,7 @@ RESET upsell.bundle_min_count;
 -- the count until they do; when nothing fits at any count that could find a
 -- bundle, the tenant is published without bundles, with a WARNING, and its
 -- other models are refreshed (until 1.7 the tenant failed, every refresh).
--- The log says so in its error columns (until 1.8 it said ok and nothing
+-- The log says so in its error columns (until 1.9 it said ok and nothing
 -- else: a monitor of the log never saw the bundles go).
 SET upsell.itemsets_memory_limit = '1kB';
 SET client_min_messages = warning;

@@ -21,8 +21,8 @@ WHERE product_id = 5;
 -- On Apr 25 the coffee is due (Apr 30 < May 2): offered again, with the reason
 SELECT rank, product_id, round(score::numeric, 6) AS score, reason, because
 FROM upsell.recommend_for_customer(100, 4, at => '2024-04-25');
--- the request reads the customer's histories once (until 1.8 twice) and
--- applies the consumable rule inlined (until 1.8 the scalar _consumable,
+-- the request reads the customer's histories once (until 1.9 twice) and
+-- applies the consumable rule inlined (until 1.9 the scalar _consumable,
 -- planned anew by every request)
 SET track_functions = 'all';
 -- (counted within one transaction: the counts of earlier ones may not be

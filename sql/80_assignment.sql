@@ -138,10 +138,10 @@ SELECT upsell.set_weights('empty', '{"b": 1e-400}');
 DELETE FROM upsell.experiment_variants WHERE experiment = 'empty' AND variant = 'b';
 SELECT variant, weight FROM upsell.experiment_variants WHERE experiment = 'empty' ORDER BY variant;
 INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('empty', 'b', 1);
--- all zero all the same (rows from before 1.8, or loaded with triggers
+-- all zero all the same (rows from before 1.9, or loaded with triggers
 -- off): a request naming the experiment is served, every unit gets the
 -- control, or the first variant when the control is none of them (until
--- 1.8 every one failed: "variant weights sum to zero")
+-- 1.9 every one failed: "variant weights sum to zero")
 SET session_replication_role = replica;
 UPDATE upsell.experiment_variants SET weight = 0 WHERE experiment = 'empty';
 RESET session_replication_role;
@@ -198,7 +198,7 @@ INSERT INTO upsell.exposures (experiment, unit_id) VALUES ('cx', 'u5');
 ROLLBACK;
 DELETE FROM upsell.experiments WHERE experiment = 'cx';
 -- The split is frozen from the first exposure, also while that exposure is
--- not yet committed (until 1.8 a change in another session got through:
+-- not yet committed (until 1.9 a change in another session got through:
 -- the guard counted only committed exposures).  Two sessions: this one and
 -- "other"; settle() waits until the other's statement has ended or waits
 -- for a lock.

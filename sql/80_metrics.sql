@@ -64,7 +64,7 @@ FROM upsell.metrics('month', attribution_window => '60 days') ORDER BY 1, 2 NULL
 -- the attribution window by the shop's clock (UTC here), whoever reads:
 -- customer 9 adds product 11 on 2026-03-05 12:00 UTC and orders it 167.5
 -- hours later, within 7 days of UTC; a session in New York (where
--- 2026-03-08 has 23 hours) did not attribute it until 1.8
+-- 2026-03-08 has 23 hours) did not attribute it until 1.9
 INSERT INTO exp_met.lines VALUES (9, 11, 9, '2026-03-12 11:30', 1, 5);
 INSERT INTO upsell.offer_events (unit_id, offer_type, product_id, event, occurred_at)
 VALUES ('9', 'restock', 11, 'add', '2026-03-05 12:00');

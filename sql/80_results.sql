@@ -136,7 +136,7 @@ FROM upsell.experiment_results('fresh') ORDER BY variant;
 -- a unit's window ends by the shop's clock (the zone of its registration,
 -- UTC here), whoever reads: unit 5000, first shown 2026-03-05 12:00 UTC,
 -- orders 167.5 hours later, within 7 days of UTC; a session in New York
--- (where 2026-03-08 has 23 hours) counted it out until 1.8
+-- (where 2026-03-08 has 23 hours) counted it out until 1.9
 INSERT INTO upsell.experiments (experiment, started_at) VALUES ('dst', '2026-03-01');
 INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('dst', 'control', 1), ('dst', 'b', 0);
 INSERT INTO upsell.exposures (experiment, unit_id, shown_at) VALUES ('dst', '5000', '2026-03-05 12:00');

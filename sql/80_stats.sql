@@ -13,12 +13,12 @@ SELECT round(upsell.normal_cdf(1.96)::numeric, 12) AS phi_1_96,                 
 
 -- the table value t(0.975, 10) = 2.228: upper tail 0.025
 SELECT round((1 - upsell.student_t_cdf(2.228138851986274748, 10))::numeric, 10) AS t_table_check;
--- a huge df tends to the normal (0.012741536530) and keeps to it; until 1.8
+-- a huge df tends to the normal (0.012741536530) and keeps to it; until 1.9
 -- from df 1e13 no digit was right (0.282 at 1e15, 2.5e-10 at 1e16)
 SELECT d AS df, round(upsell.student_t_cdf(-2.234, d)::numeric, 10) AS t_cdf    -- mpmath:
 FROM unnest('{1e6, 1e8, 1e9, 1e12, 1e13, 1e15, 1e16, 1e18}'::float8[]) d;     -- 0.0127416466, 0.0127415376, 0.0127415366, then 0.0127415365
 -- so Welch's test of 1e15 units a group: t = 2.236067979 (1.0000001 as float8),
--- p = 0.025347318592 (mpmath: 0.0253473185920; until 1.8: 0.372)
+-- p = 0.025347318592 (mpmath: 0.0253473185920; until 1.9: 0.372)
 SELECT round(t::numeric, 9) AS t, round(p_value::numeric, 12) AS p
 FROM upsell.welch_t_test(1e15, 1, 1, 1e15, 1.0000001, 1);
 
@@ -69,7 +69,7 @@ SELECT diff, z, p_value FROM upsell.two_proportion_test(0, 10, 0, 20);
 SELECT upsell.normal_cdf(NULL), (upsell.two_proportion_test(NULL, 1, 1, 1)).p_value;
 -- variances at the ends of float8's range: the degrees of freedom do not
 -- depend on the unit (equal groups of 10: 18), the p-value is that of t
--- (NULL df and p until 1.8: their squares under- and overflowed)
+-- (NULL df and p until 1.9: their squares under- and overflowed)
 SELECT round(t::numeric, 10) AS t, df, round(p_value::numeric, 10) AS p
 FROM upsell.welch_t_test(10, 0, 1e-300, 10, 1e-150, 1e-300);
 SELECT round(t::numeric, 10) AS t, df, round(p_value::numeric, 10) AS p

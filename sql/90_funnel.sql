@@ -159,9 +159,9 @@ FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + 
 INSERT INTO upsell.consumables (tenant_id, product_id, consumable) VALUES (1, 3, true);
 SELECT "rank", offer_type, product_ids, reason
 FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + interval '25 days');
--- the request reads the customer's histories once (until 1.8 three times:
+-- the request reads the customer's histories once (until 1.9 three times:
 -- what they own, the restocks, the subscription pitch), looks the shop's
--- zone up once, and applies the consumable rule inlined (until 1.8 the
+-- zone up once, and applies the consumable rule inlined (until 1.9 the
 -- scalar _consumable, planned anew by every request: most of the cost of
 -- a customer on the thank-you page)
 SET track_functions = 'all';

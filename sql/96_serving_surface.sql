@@ -70,7 +70,7 @@ SET upsell.tenant_id = '1 OR true';
 RESET upsell.tenant_id;
 -- set before the library loaded, a value that is no bigint is read by one
 -- parser, the library's: the SQL functions refuse to serve as the C ones do
--- (until 1.8 they parsed it themselves, and read a tab after the digits as
+-- (until 1.9 they parsed it themselves, and read a tab after the digits as
 -- tenant 1 while the C functions refused)
 \c
 SET upsell.tenant_id = E'1\t';

@@ -246,11 +246,11 @@ load_variants(FunctionCallInfo fcinfo, const char *experiment)
  *
  * Weights without a positive one (all 0, or below float8's range) split
  * nobody.  The experiment_variants trigger refuses to commit them, but rows
- * from before 1.8 or loaded with triggers off may hold them, and this runs
+ * from before 1.9 or loaded with triggers off may hold them, and this runs
  * in every page naming the experiment: every unit then gets the control
  * (the first variant when the control is not one of them), which is what
  * the page shows without the test, and offers_json says so in its notes
- * (until 1.8 the page failed: "variant weights sum to zero").
+ * (until 1.9 the page failed: "variant weights sum to zero").
  *
  * An experiment without variants (being set up) has no variant to give:
  * NULL, so that variant_offer_types() shows everything, as without the

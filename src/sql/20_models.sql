@@ -628,7 +628,7 @@ COMMENT ON FUNCTION @extschema@._refresh_note(bigint, text, text) IS
 -- its name), or one renamed while another relation took the name it was
 -- registered by (as its tenants' last refresh kept it:
 -- _name_as_registered).  A registration holds its relation by oid, so the
--- models are built from the old relation alone, and until 1.8 refresh
+-- models are built from the old relation alone, and until 1.9 refresh
 -- logged ok.  Refresh goes on with it -- the rows it has are real, and
 -- failing would leave every tenant on older models -- and says so, at every
 -- refresh until the relation is registered again (until 1.9 the first one

@@ -81,7 +81,7 @@ COMMENT ON TABLE @extschema@.consumables IS
 -- cached with a PL/pgSQL statement's plan).  PostgreSQL inlines no scalar
 -- SQL function whose body has a subquery: the scalar _consumable it
 -- replaces was planned anew by every statement that called it (0.2 ms a
--- request, most of the thank-you page's cost of a customer until 1.8), so
+-- request, most of the thank-you page's cost of a customer until 1.9), so
 -- every query applying the rule, to one product or many, joins this.
 CREATE FUNCTION @extschema@._consumable_rule(tenant_id bigint, product_id bigint, category text,
 	from_data boolean)
@@ -633,7 +633,7 @@ COMMENT ON TYPE @extschema@._owned_product IS
 -- through post_purchase_offers): a durable is never offered again, a
 -- consumable only when due by due_by (blocked false; restocks are among
 -- those).  One read of the customer's histories, kept in a variable by the
--- caller for all its uses (until 1.8 the thank-you page read them three
+-- caller for all its uses (until 1.9 the thank-you page read them three
 -- times and planned _consumable at every request).  Called in a statement
 -- of its own, as _cart_blocked is (see post_purchase_offers on Citus);
 -- a NULL customer owns nothing.

@@ -77,7 +77,7 @@ RETURN NOT EXISTS (SELECT FROM @extschema@.experiment_variants v WHERE v.experim
 -- the variants as they then are, so that a split may be built or rebalanced
 -- one row at a time in a transaction.  A WARNING, not an error: a restore
 -- (pg_restore, which COPYs the rows with triggers on) or ALTER EXTENSION
--- UPDATE must keep such rows (from before 1.8, or loaded with triggers
+-- UPDATE must keep such rows (from before 1.9, or loaded with triggers
 -- off), and an error at commit lost the variants of every experiment and
 -- then their exposures; serving copes with them (every unit gets the
 -- control).
@@ -234,7 +234,7 @@ COMMENT ON FUNCTION @extschema@.variant_offer_types(text, text, text, bigint) IS
 -- moving units between variants mid-test biases every comparison.  A change
 -- holds the split lock (_lock_splits), so it has waited for the exposures
 -- being recorded, which hold it shared (_exposure_variant), and counts them
--- committed (until 1.8 a change made while the first exposure was not yet
+-- committed (until 1.9 a change made while the first exposure was not yet
 -- committed went through, and that exposure kept the split it had been
 -- assigned by).
 CREATE FUNCTION @extschema@._guard_variants()
@@ -650,7 +650,7 @@ BEGIN
 	RETURN QUERY
 	WITH u AS (
 		-- a unit's window ends by the shop's clock, whoever reads (until
-		-- 1.8 the reader's: across a change of daylight saving time a
+		-- 1.9 the reader's: across a change of daylight saving time a
 		-- session in New York counted an order 167.5 hours after the
 		-- exposure out of a 7-day window that a session in UTC counted in)
 		SELECT DISTINCT ON (x.unit_id) x.unit_id, x.variant, x.shown_at AS first_shown,
@@ -800,7 +800,7 @@ BEGIN
 	), lp AS (
 		-- order lines of offered products, one row per order and product
 		-- (the window by the shop's clock, as experiment_results' conversion
-		-- window; until 1.8 the reader's)
+		-- window; until 1.9 the reader's)
 		SELECT l.*, @extschema@._zone_add(l.ordered_at, - attribution_window, z.zone) AS window_start
 		FROM (SELECT ol.order_key, ol.product_id, min(ol.customer_id) AS customer_id,
 					 min(ol.ordered_at) AS ordered_at, sum(ol.quantity * ol.unit_price) AS revenue

@@ -2,7 +2,7 @@
 # Experiments, their exposures (including some recorded before a forced weight
 # change) and offer events survive pg_dump/pg_restore, and the results read
 # the same afterwards; so does an experiment whose weights are all zero (rows
-# from before 1.8, or loaded with triggers off): the check at commit warns and
+# from before 1.9, or loaded with triggers off): the check at commit warns and
 # keeps them (an error there lost the variants of every experiment, and then
 # their exposures failed their foreign key).
 source "$(dirname "$0")/../../scripts/lib.sh"
