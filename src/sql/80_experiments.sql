@@ -400,11 +400,12 @@ COMMENT ON FUNCTION @extschema@.set_weights(text, jsonb, boolean) IS
 -- before it locks any row of experiments or variants (the foreign keys of
 -- offer_events and exposures do): a change takes the lock and then those
 -- rows, so a page holding a row and then asking for the lock behind a
--- waiting change deadlocked with it (40P01, until 1.9).
+-- waiting change deadlocked with it (40P01, until 1.9).  Fully qualified
+-- and without SET, so that it is inlined: a SET made each offer event
+-- inserted cost 35 us instead of 8.
 CREATE FUNCTION @extschema@._share_split_lock()
 RETURNS void
 LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	SELECT pg_catalog.pg_advisory_xact_lock_shared(@extschema@._refresh_lock_class('split'), 0);
 END;
