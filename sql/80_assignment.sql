@@ -206,11 +206,11 @@ CREATE EXTENSION dblink;
 SELECT dblink_connect('other', format('dbname=%s port=%s host=%s', current_database(),
 	current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1)));
 SELECT pid AS other_pid FROM dblink('other', 'SELECT pg_backend_pid()') AS t(pid int) \gset
-CREATE FUNCTION pg_temp.settle(pid int) RETURNS text
+CREATE FUNCTION pg_temp.settle(pid int, conn text DEFAULT 'other') RETURNS text
 LANGUAGE plpgsql AS $$
 BEGIN
 	FOR i IN 1..1000 LOOP
-		IF dblink_is_busy('other') = 0 THEN
+		IF dblink_is_busy(conn) = 0 THEN
 			RETURN 'done';
 		ELSIF EXISTS (SELECT FROM pg_locks l WHERE l.pid = settle.pid AND NOT l.granted) THEN
 			RETURN 'waits';
@@ -268,9 +268,54 @@ SELECT * FROM dblink_get_result('other') AS t(r text);
 \set VERBOSITY default
 SELECT * FROM dblink_get_result('other') AS t(r text);
 SELECT variant, count(*) FROM upsell.exposures WHERE experiment = 'race3' GROUP BY 1 ORDER BY 1;
+-- A page records an exposure here (split lock shared), experiment "gone"
+-- is deleted there (waiting for the lock), and a third session "page"
+-- records a shown event of "gone": the event waits for the lock before
+-- its offer event's foreign key locks the experiment's row, then is
+-- refused as any event of a deleted experiment is (until 1.9 it locked
+-- the row first and then waited for the lock behind the deletion, which
+-- waited for the row: a deadlock, 40P01, failed one of them)
+SELECT dblink_connect('page', format('dbname=%s port=%s host=%s', current_database(),
+	current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1)));
+SELECT pid AS page_pid FROM dblink('page', 'SELECT pg_backend_pid()') AS t(pid int) \gset
+INSERT INTO upsell.experiments (experiment, started_at) VALUES ('gone', '2020-01-01');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('gone', 'control', 1), ('gone', 'b', 1);
+BEGIN;
+SELECT upsell.record_exposure('race3', :'unit_b') AS recorded;
+SELECT dblink_send_query('other', $$DELETE FROM upsell.experiments WHERE experiment = 'gone'$$);
+SELECT pg_temp.settle(:other_pid) AS deletion;
+SELECT dblink_send_query('page', $$SELECT upsell.record_event('{"event": "shown", "type": "complement",
+	"stage": "cart", "unit_id": "7", "product_id": 2, "experiment": "gone"}')$$);
+SELECT pg_temp.settle(:page_pid, 'page') AS event;
+COMMIT;
+\set VERBOSITY terse
+SELECT * FROM dblink_get_result('other') AS t(r text);
+SELECT * FROM dblink_get_result('other') AS t(r text);
+SELECT * FROM dblink_get_result('page') AS t(recorded int);
+\set VERBOSITY default
+SELECT * FROM dblink_get_result('page') AS t(recorded int);
+SELECT count(*) AS gone_events FROM upsell.offer_events WHERE experiment = 'gone';
+SELECT dblink_disconnect('page');
+-- the variants of an experiment being set up are deleted here while its
+-- first exposure is recorded there: the exposure waits for the split lock,
+-- then sees no variants, records nothing and returns NULL (until 1.9 it
+-- looked for variants before waiting, and then failed: 23502, a NULL
+-- variant)
+INSERT INTO upsell.experiments (experiment, started_at) VALUES ('unset', '2020-01-01');
+INSERT INTO upsell.experiment_variants (experiment, variant, weight) VALUES ('unset', 'control', 1), ('unset', 'b', 1);
+BEGIN;
+DELETE FROM upsell.experiment_variants WHERE experiment = 'unset';
+SELECT dblink_send_query('other', $$SELECT upsell.record_exposure('unset', 'u1')$$);
+SELECT pg_temp.settle(:other_pid) AS exposure;
+COMMIT;
+\set VERBOSITY terse
+SELECT * FROM dblink_get_result('other') AS t(recorded text);
+\set VERBOSITY default
+SELECT * FROM dblink_get_result('other') AS t(recorded text);
+SELECT count(*) AS unset_exposures FROM upsell.exposures WHERE experiment = 'unset';
 SELECT dblink_disconnect('other');
 DROP EXTENSION dblink;
-DELETE FROM upsell.experiments WHERE experiment IN ('race', 'race2', 'race3');
+DELETE FROM upsell.experiments WHERE experiment IN ('race', 'race2', 'race3', 'unset');
 
 -- a weight too small for float8, which the CHECK lets in, is none (until
 -- 1.8 every request naming the experiment failed)

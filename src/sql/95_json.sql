@@ -348,6 +348,9 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF experiment IS NOT NULL THEN
+		-- the split lock before the experiment is looked at: one deleted or
+		-- renamed meanwhile is then refused here, not by a foreign key
+		PERFORM @extschema@._share_split_lock();
 		PERFORM @extschema@._experiment(experiment, t);	-- the tenant's, or a clear error
 	END IF;
 	IF event ? 'occurred_at' THEN

@@ -74,6 +74,15 @@ UNIT_TEST(stats_student_t)
 	CHECK_NEAR(ups_t_cdf(-2.234, 200) / 0.013295129326585699692, 1, 1e-13);
 	CHECK_NEAR(ups_t_cdf(-2.234, 1e6) / 0.012741646604924824365, 1, 1e-10);
 	CHECK_NEAR(ups_t_cdf(-2.234, 1e8) / 0.012741537631225501943, 1, 1e-8);
+	/*
+	 * on either side of the switch to the normal (T_NORMAL_DF), where the
+	 * continued fraction is at its worst (README: below 1e-8) and the
+	 * normal approximation at its worst (below 3e-10, at |t| 20)
+	 */
+	CHECK_NEAR(ups_t_cdf(-1.75, 9e7) / 0.040059158567644350658, 1, 1e-8);
+	CHECK_NEAR(ups_t_cdf(-1.84, 98800000) / 0.032884120158041838986, 1, 1e-8);
+	CHECK_NEAR(ups_t_cdf(-1.75, 100000001) / 0.040059158397261609262, 1, 3e-10);
+	CHECK_NEAR(ups_t_cdf(-20, 100000001) / 2.754731288317822852e-89, 1, 3e-10);
 	CHECK_NEAR(ups_t_cdf(-2.234, 1e9) / 0.012741536640556682517, 1, 1e-14);
 	CHECK_NEAR(ups_t_cdf(-2.234, 1e12) / 0.012741536530592444866, 1, 1e-14);
 	CHECK_NEAR(ups_t_cdf(-2.234, 1e13) / 0.012741536530493377985, 1, 1e-14);
