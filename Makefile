@@ -152,3 +152,9 @@ eval:
 	scripts/eval.sh
 
 .PHONY: eval
+
+# PGXS knows no header dependencies: an object older than a header it may
+# include is built again, or a struct changed in serving.h crashed a server
+# running the objects that missed it.
+$(CORE_SRCS:.c=.o): $(wildcard src/core/*.h)
+$(FMGR_SRCS:.c=.o): $(wildcard src/*.h src/core/*.h)
