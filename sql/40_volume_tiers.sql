@@ -96,6 +96,18 @@ SELECT q AS units, reached, gap FROM unnest('{3,4}'::int[]) q, upsell.threshold_
 SELECT product_ids, reason FROM upsell.cart_offers('{1,1}', '{1,1}', 1)
 WHERE offer_type = 'gap_filler' AND product_ids = '{1}';
 DELETE FROM upsell.thresholds WHERE tenant_id = 1;
+-- a cart of products without tiers reads no tiers, though its shop has
+-- some (shop 2: product 1 only): until 1.9 every cart of such a shop ran
+-- _tier_offers, most of its time
+SET track_functions = 'all';
+BEGIN;
+SELECT count(*) > 0 AS offers FROM upsell.cart_offers('{2,3}', NULL, 2);
+SELECT f.calls AS tier_reads_untiered FROM pg_stat_xact_user_functions f WHERE f.funcname = '_tier_offers'
+UNION ALL SELECT 0 WHERE NOT EXISTS (SELECT FROM pg_stat_xact_user_functions f WHERE f.funcname = '_tier_offers');
+SELECT count(*) > 0 AS offers FROM upsell.cart_offers('{2,1}', NULL, 2);
+SELECT f.calls AS tier_reads_with_product_1 FROM pg_stat_xact_user_functions f WHERE f.funcname = '_tier_offers';
+ROLLBACK;
+RESET track_functions;
 -- unknown and unpriced products give no rows; a NULL product is an error
 SELECT count(*) FROM upsell.quantity_offer(999, 1, 1);
 SELECT count(*) FROM upsell.quantity_offer(5, 1, 1);
