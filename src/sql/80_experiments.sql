@@ -63,13 +63,18 @@ COMMENT ON TABLE @extschema@.experiment_variants IS
 -- Whether the weights of an experiment split units: one of its variants has
 -- a positive share (upsell.assign() gives every unit the control otherwise).
 -- True for an experiment without variants: there is no split to break.
+-- (A body in a string, not RETURN: it runs in the variants' trigger, on
+-- Citus on the workers, where a SQL-standard body that reads a table
+-- failed: syntax error at or near "RETURN".)
 CREATE FUNCTION @extschema@._weights_usable(experiment text)
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN NOT EXISTS (SELECT FROM @extschema@.experiment_variants v WHERE v.experiment = _weights_usable.experiment)
-	OR EXISTS (SELECT FROM @extschema@.experiment_variants v
-			   WHERE v.experiment = _weights_usable.experiment AND @extschema@._weight_share(v.weight) > 0);
+AS $$
+	SELECT NOT EXISTS (SELECT FROM @extschema@.experiment_variants v WHERE v.experiment = $1)
+		OR EXISTS (SELECT FROM @extschema@.experiment_variants v
+				   WHERE v.experiment = $1 AND @extschema@._weight_share(v.weight) > 0)
+$$;
 
 -- Variants whose weights are all 0 (or below float8's range) are reported
 -- when they are defined, whichever way (INSERT, UPDATE, DELETE of the last
@@ -402,13 +407,15 @@ COMMENT ON FUNCTION @extschema@.set_weights(text, jsonb, boolean) IS
 -- rows, so a page holding a row and then asking for the lock behind a
 -- waiting change deadlocked with it (40P01, until 1.9).  Fully qualified
 -- and without SET, so that it is inlined: a SET made each offer event
--- inserted cost 35 us instead of 8.
+-- inserted cost 35 us instead of 8.  (A body in a string, as
+-- _weights_usable's: it runs in the exposures' trigger, on Citus on the
+-- workers.)
 CREATE FUNCTION @extschema@._share_split_lock()
 RETURNS void
 LANGUAGE sql VOLATILE
-BEGIN ATOMIC
-	SELECT pg_catalog.pg_advisory_xact_lock_shared(@extschema@._refresh_lock_class('split'), 0);
-END;
+AS $$
+	SELECT pg_catalog.pg_advisory_xact_lock_shared(@extschema@._refresh_lock_class('split'), 0)
+$$;
 
 CREATE FUNCTION @extschema@._exposure_variant()
 RETURNS trigger
@@ -629,6 +636,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	e @extschema@.experiments := @extschema@._experiment(experiment);
+	-- the shop's zone, read here: on Citus the query below runs on the
+	-- shards, where _shop_zone() may not read upsell.order_source
+	zone text := @extschema@._shop_zone();
 	kind text;
 	names text[];
 	ws float8[];
@@ -688,9 +698,9 @@ BEGIN
 		-- session in New York counted an order 167.5 hours after the
 		-- exposure out of a 7-day window that a session in UTC counted in)
 		SELECT DISTINCT ON (x.unit_id) x.unit_id, x.variant, x.shown_at AS first_shown,
-			   @extschema@._zone_add(x.shown_at, e.conversion_window, z.zone) AS window_end,
+			   @extschema@._zone_add(x.shown_at, e.conversion_window, zone) AS window_end,
 			   @extschema@._unit_customer(x.unit_id, kind) AS customer_id
-		FROM @extschema@.exposures x CROSS JOIN (SELECT @extschema@._shop_zone() AS zone) z
+		FROM @extschema@.exposures x
 		WHERE x.experiment = e.experiment AND x.shown_at >= e.started_at
 		  AND (e.ended_at IS NULL OR x.shown_at < e.ended_at)
 		ORDER BY x.unit_id, x.shown_at, x.exposure_id
@@ -791,6 +801,7 @@ DECLARE
 	t bigint := @extschema@._tenant(tenant_id);
 	has_customers boolean;
 	kind text;
+	zone text := @extschema@._shop_zone();	-- (read here, as experiment_results does)
 BEGIN
 	IF period IS NULL OR period NOT IN ('day', 'week', 'month', 'quarter', 'year', 'all') THEN
 		RAISE EXCEPTION 'period must be day, week, month, quarter, year or all, not %', coalesce(quote_literal(period), 'NULL')
@@ -835,14 +846,13 @@ BEGIN
 		-- order lines of offered products, one row per order and product
 		-- (the window by the shop's clock, as experiment_results' conversion
 		-- window; until 1.9 the reader's)
-		SELECT l.*, @extschema@._zone_add(l.ordered_at, - attribution_window, z.zone) AS window_start
+		SELECT l.*, @extschema@._zone_add(l.ordered_at, - attribution_window, zone) AS window_start
 		FROM (SELECT ol.order_key, ol.product_id, min(ol.customer_id) AS customer_id,
 					 min(ol.ordered_at) AS ordered_at, sum(ol.quantity * ol.unit_price) AS revenue
 			  FROM @extschema@.order_lines ol
 			  WHERE ol.tenant_id = t
 				AND (ol.customer_id, ol.product_id) IN (SELECT ev.customer_id, ev.product_id FROM ev)
 			  GROUP BY ol.order_key, ol.product_id) l
-		CROSS JOIN (SELECT @extschema@._shop_zone() AS zone) z
 	), att AS (
 		-- last touch: the latest add of the product by the customer within the window
 		SELECT DISTINCT ON (lp.order_key, lp.product_id) lp.order_key, lp.revenue, ev.offer_type
