@@ -1358,15 +1358,16 @@ pair_moments_of(FunctionCallInfo fcinfo, bool sum_form)
 	bool		nulls[3] = {false, false, false};
 	double		t2,
 				tnn;
+	size_t		npairs;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	stored_counts_of_args(fcinfo, sum_form, false, &s);
-	cooc_sum_pair_moments(&s.sum, &t2, &tnn);
+	cooc_sum_pair_moments(&s.sum, &t2, &tnn, &npairs);
 	values[0] = Float8GetDatum(t2);
 	values[1] = Float8GetDatum(tnn);
-	/* the sum form counts the summed pairs too, in the same read */
-	values[2] = Int64GetDatum((int64) cooc_sum_npairs(&s.sum));
+	/* the sum form counts the summed pairs too, in the same pass */
+	values[2] = Int64GetDatum((int64) npairs);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

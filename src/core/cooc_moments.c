@@ -19,14 +19,15 @@ cooc_pair_moments(const CoocCounts *c, double *sum_t2, double *sum_tnn)
 	CoocSum		s;
 
 	(void) cooc_sum_init(&s, c, NULL, NULL, NULL);
-	cooc_sum_pair_moments(&s, sum_t2, sum_tnn);
+	cooc_sum_pair_moments(&s, sum_t2, sum_tnn, NULL);
 }
 
 void
-cooc_sum_pair_moments(const CoocSum *s, double *sum_t2, double *sum_tnn)
+cooc_sum_pair_moments(const CoocSum *s, double *sum_t2, double *sum_tnn, size_t *npairs)
 {
 	double		t2 = 0,
 				tnn = 0;
+	size_t		n = 0;
 	uint32_t	a;
 
 	for (a = 0; a < s->nitems; a++)
@@ -46,6 +47,7 @@ cooc_sum_pair_moments(const CoocSum *s, double *sum_t2, double *sum_tnn)
 
 			row_t2 += t * t;
 			row_tnb += t * (double) s->item_counts[partner];
+			n++;
 		}
 		t2 += row_t2;
 		tnn += na * row_tnb;
@@ -55,4 +57,6 @@ cooc_sum_pair_moments(const CoocSum *s, double *sum_t2, double *sum_tnn)
 	/* each pair is stored once (a < b) and stands for both orders */
 	*sum_t2 = 2 * t2;
 	*sum_tnn = 2 * tnn;
+	if (npairs)
+		*npairs = n;
 }

@@ -150,25 +150,3 @@ cooc_sum_item_index(const CoocSum *s, int64_t product_id)
 	}
 	return lo < s->nitems && s->item_ids[lo] == product_id ? (int64_t) lo : -1;
 }
-
-size_t
-cooc_sum_npairs(const CoocSum *s)
-{
-	size_t		n = 0;
-	uint32_t	a,
-				partner,
-				together;
-	CoocSumRow	r;
-
-	if (s->delta == NULL)
-		return s->base->npairs;
-	for (a = 0; a < s->nitems; a++)
-	{
-		cooc_sum_row(s, a, &r);
-		while (cooc_sum_next(&r, &partner, &together))
-			n++;
-		if ((a & 0x3ff) == 0)
-			ups_check_interrupts();
-	}
-	return n;
-}

@@ -321,7 +321,6 @@ extern const char *cooc_sum_init(CoocSum *sum, const CoocCounts *base,
 extern void cooc_sum_free(CoocSum *sum);
 extern void cooc_sum_row(const CoocSum *sum, uint32_t a, CoocSumRow *row);
 extern int64_t cooc_sum_item_index(const CoocSum *sum, int64_t product_id);
-extern size_t cooc_sum_npairs(const CoocSum *sum);
 
 static inline bool
 cooc_sum_next(CoocSumRow *r, uint32_t *partner, uint32_t *together)
@@ -370,7 +369,9 @@ extern CoocTop *cooc_sum_top_pairs(const CoocSum *sum, int per_product,
 extern const char *cooc_sum_category_pairs(const CoocSum *sum, const int64_t *ids,
 										   const int32_t *keys, size_t n, int32_t nkeys,
 										   int64_t *within, int64_t *total);
-extern void cooc_sum_pair_moments(const CoocSum *sum, double *sum_t2, double *sum_tnn);
+/* (with npairs, the summed pairs counted in the same pass) */
+extern void cooc_sum_pair_moments(const CoocSum *sum, double *sum_t2, double *sum_tnn,
+								  size_t *npairs);
 
 /*
  * Flat binary forms.  The counts form is the stored SQL value; the partial
