@@ -49,6 +49,22 @@ BEGIN
 		EXECUTE format('CREATE TABLE inc_saved.%I AS SELECT * FROM upsell.%I', m.model, m.model);
 	END LOOP;
 END $$;
+-- The counts stored in a copy of cooccurrence_chunks pair by pair, as the
+-- readers read them: each chunk of the base with the delta (chunk -1)
+-- summed in (upsell._cooccurrence_parts, of any copy of the table).
+CREATE FUNCTION pg_temp.summed_pairs(chunks text)
+RETURNS TABLE (tenant_id bigint, max_ordered_at timestamptz, max_order_key bigint, pair text)
+LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY EXECUTE format($q$
+		SELECT c.tenant_id, GREATEST(c.max_ordered_at, d.max_ordered_at), GREATEST(c.max_order_key, d.max_order_key), x::text
+		FROM %1$s c
+		LEFT JOIN %1$s d ON d.tenant_id = c.tenant_id AND d.chunk = -1,
+		upsell._cooccurrence_pairs_sum(c.state, d.state, CASE WHEN c.chunk > 0 THEN c.first_product END,
+			(SELECT n.first_product FROM %1$s n WHERE n.tenant_id = c.tenant_id AND n.chunk > c.chunk
+			 ORDER BY n.chunk LIMIT 1), 1) x
+		WHERE c.chunk >= 0$q$, chunks);
+END $$;
 -- Rows that differ between the saved models and the current ones, per model.
 CREATE FUNCTION pg_temp.model_differences() RETURNS TABLE (model name, differences bigint)
 LANGUAGE plpgsql AS $$
@@ -63,16 +79,18 @@ BEGIN
 		WHERE a.attrelid = format('upsell.%I', m.model)::regclass AND a.attnum > 0
 		  AND NOT a.attisdropped AND a.attname <> 'built_at';
 		model := m.model;
-		EXECUTE format('SELECT count(*) FROM ((SELECT %1$s FROM inc_saved.%2$s EXCEPT ALL SELECT %1$s FROM upsell.%2$s) '
-					   'UNION ALL (SELECT %1$s FROM upsell.%2$s EXCEPT ALL SELECT %1$s FROM inc_saved.%2$s)) d',
-					   -- the counts' chunks pair by pair: their bounds depend on
-					   -- how the counts grew
+		EXECUTE format('SELECT count(*) FROM ((SELECT %1$s FROM %2$s EXCEPT ALL SELECT %1$s FROM %3$s) '
+					   'UNION ALL (SELECT %1$s FROM %3$s EXCEPT ALL SELECT %1$s FROM %2$s)) d',
+					   -- the counts pair by pair, base and delta summed: the
+					   -- chunks' bounds depend on how the counts grew, and an
+					   -- incremental refresh stores a delta beside them
+					   CASE WHEN m.model = 'cooccurrence_chunks' THEN '*' ELSE cols END,
 					   CASE WHEN m.model = 'cooccurrence_chunks'
-							THEN 'c.tenant_id, c.max_ordered_at, c.max_order_key, x.*'
-							ELSE cols END,
+							THEN 'pg_temp.summed_pairs(''inc_saved.cooccurrence_chunks'')'
+							ELSE 'inc_saved.' || quote_ident(m.model) END,
 					   CASE WHEN m.model = 'cooccurrence_chunks'
-							THEN m.model || ' c, upsell.cooccurrence_pairs(c.state, 1) x'
-							ELSE quote_ident(m.model) END) INTO differences;
+							THEN 'pg_temp.summed_pairs(''upsell.cooccurrence_chunks'')'
+							ELSE 'upsell.' || quote_ident(m.model) END) INTO differences;
 		RETURN NEXT;
 	END LOOP;
 END $$;
@@ -271,7 +289,10 @@ SET upsell.cooccurrence_chunk_pairs = 100000000;
 CALL upsell.refresh();
 SELECT pg_temp.copy_orders(400000, '-again', '1 year', '2022-06-01', '2022-07-01');
 CALL upsell.refresh(incremental => true);
-SELECT count(*) AS chunks FROM upsell.cooccurrence_chunks WHERE tenant_id = 0;
+-- (the base's one chunk kept, the new orders' counts stored beside it as
+-- the delta, chunk -1)
+SELECT count(*) FILTER (WHERE chunk >= 0) AS chunks, count(*) FILTER (WHERE chunk = -1) AS deltas
+FROM upsell.cooccurrence_chunks WHERE tenant_id = 0;
 SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
@@ -563,6 +584,101 @@ SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 
+-- 13. the pair counts as a base and a delta: an incremental refresh writes
+-- the new orders' counts beside the base (chunk -1), the delta grows over
+-- two incremental refreshes, and a full refresh writes the base again
+-- without it.  Each state is compared, model by model, with a full refresh
+-- of the same lines made first (kept in full_1 and full_2); with the base
+-- in one chunk, then in several.
+CREATE FUNCTION pg_temp.base_and_delta() RETURNS TABLE (base_chunks bigint, deltas bigint, base_written text, delta_written text)
+LANGUAGE sql AS $$
+	SELECT count(*) FILTER (WHERE chunk >= 0), count(*) FILTER (WHERE chunk = -1),
+		   min(xmin::text) FILTER (WHERE chunk >= 0), min(xmin::text) FILTER (WHERE chunk = -1)
+	FROM upsell.cooccurrence_chunks WHERE tenant_id = 0 $$;
+-- the models now against those saved in schema saved (renamed inc_saved)
+CREATE FUNCTION pg_temp.differing_from(saved name) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	result text;
+BEGIN
+	EXECUTE format('ALTER SCHEMA %I RENAME TO inc_saved', saved);
+	SELECT coalesce(string_agg(d.model || ': ' || d.differences, ', '), 'none') INTO result
+	FROM pg_temp.model_differences() d WHERE d.differences > 0;
+	ALTER SCHEMA inc_saved RENAME TO saved_before;
+	EXECUTE format('ALTER SCHEMA saved_before RENAME TO %I', saved);
+	RETURN result;
+END $$;
+CREATE PROCEDURE pg_temp.delta_across_refreshes() LANGUAGE plpgsql AS $$
+BEGIN
+	-- the full refreshes of the lines with one batch of new orders, then two
+	DROP SCHEMA IF EXISTS full_1 CASCADE;
+	DROP SCHEMA IF EXISTS full_2 CASCADE;
+	DELETE FROM inc.lines WHERE line_id >= 1500000 AND line_id < 1700000;
+	PERFORM pg_temp.copy_orders(1500000, '-d1', '2 years', '2022-02-01', '2022-02-08');
+	CALL upsell.refresh();
+	PERFORM pg_temp.save_models();
+	ALTER SCHEMA inc_saved RENAME TO full_1;
+	PERFORM pg_temp.copy_orders(1600000, '-d2', '2 years', '2022-02-08', '2022-02-15');
+	CALL upsell.refresh();
+	PERFORM pg_temp.save_models();
+	ALTER SCHEMA inc_saved RENAME TO full_2;
+	-- the lines without the batches, counted in full: the base
+	DELETE FROM inc.lines WHERE line_id >= 1500000 AND line_id < 1700000;
+	CALL upsell.refresh();
+END $$;
+CALL pg_temp.delta_across_refreshes();
+SELECT base_chunks, deltas FROM pg_temp.base_and_delta();
+SELECT base_written AS base_before FROM pg_temp.base_and_delta() \gset
+-- the first batch again: folded in as the delta, the base kept
+SELECT pg_temp.copy_orders(1500000, '-d1', '2 years', '2022-02-01', '2022-02-08');
+CALL upsell.refresh(incremental => true);
+SELECT s.mode, b.base_chunks, b.deltas, b.base_written = :'base_before' AS base_kept
+FROM upsell.source_state s, pg_temp.base_and_delta() b WHERE s.tenant_id = 0;
+SELECT pg_temp.differing_from('full_1') AS differing;
+SELECT delta_written AS delta_before FROM pg_temp.base_and_delta() \gset
+-- the second: added to the delta, which is written again; the base kept
+SELECT pg_temp.copy_orders(1600000, '-d2', '2 years', '2022-02-08', '2022-02-15');
+CALL upsell.refresh(incremental => true);
+SELECT s.mode, b.base_chunks, b.deltas, b.base_written = :'base_before' AS base_kept,
+	   b.delta_written = :'delta_before' AS delta_kept
+FROM upsell.source_state s, pg_temp.base_and_delta() b WHERE s.tenant_id = 0;
+SELECT pg_temp.differing_from('full_2') AS differing;
+-- a full refresh: the base written again, no delta, the same models
+CALL upsell.refresh();
+SELECT s.mode, b.base_chunks, b.deltas, b.base_written = :'base_before' AS base_kept
+FROM upsell.source_state s, pg_temp.base_and_delta() b WHERE s.tenant_id = 0;
+SELECT pg_temp.differing_from('full_2') AS differing;
+-- the same with the base in several chunks (each read with the delta's
+-- pairs of its range)
+SET upsell.cooccurrence_chunk_pairs = 3000;
+CALL pg_temp.delta_across_refreshes();
+SELECT base_chunks > 1 AS several_chunks, deltas FROM pg_temp.base_and_delta();
+SELECT base_written AS base_before FROM pg_temp.base_and_delta() \gset
+SELECT pg_temp.copy_orders(1500000, '-d1', '2 years', '2022-02-01', '2022-02-08');
+CALL upsell.refresh(incremental => true);
+SELECT s.mode, b.deltas, b.base_written = :'base_before' AS base_kept
+FROM upsell.source_state s, pg_temp.base_and_delta() b WHERE s.tenant_id = 0;
+SELECT pg_temp.differing_from('full_1') AS differing;
+SELECT pg_temp.copy_orders(1600000, '-d2', '2 years', '2022-02-08', '2022-02-15');
+CALL upsell.refresh(incremental => true);
+SELECT s.mode, b.deltas, b.base_written = :'base_before' AS base_kept
+FROM upsell.source_state s, pg_temp.base_and_delta() b WHERE s.tenant_id = 0;
+SELECT pg_temp.differing_from('full_2') AS differing;
+CALL upsell.refresh();
+SELECT b.deltas, b.base_written = :'base_before' AS base_kept FROM pg_temp.base_and_delta() b;
+SELECT pg_temp.differing_from('full_2') AS differing;
+-- a delta past its bound (a quarter of the base's pairs): the base is
+-- written again with it, and no delta stored
+DELETE FROM inc.lines WHERE ordered_at >= '2021-01-01' AND line_id < 1500000;
+CALL upsell.refresh();
+SELECT base_written AS base_before FROM pg_temp.base_and_delta() \gset
+INSERT INTO inc.lines SELECT * FROM superstore.order_lines WHERE ordered_at >= '2021-01-01' AND ordered_at < '2022-01-01';
+CALL upsell.refresh(incremental => true);
+SELECT s.mode, b.deltas, b.base_written = :'base_before' AS base_kept
+FROM upsell.source_state s, pg_temp.base_and_delta() b WHERE s.tenant_id = 0;
+CALL pg_temp.incremental_then_full();
+SELECT * FROM pg_temp.compare();
+RESET upsell.cooccurrence_chunk_pairs;
+
 DELETE FROM upsell.order_source;
 DELETE FROM upsell.product_source;
-DROP SCHEMA inc, inc_saved, superstore CASCADE;
+DROP SCHEMA inc, inc_saved, full_1, full_2, superstore CASCADE;

@@ -202,3 +202,65 @@ SELECT sum(m.together_squared) = w.together_squared AS chunks_squared,
 FROM st, upsell.cooccurrence_chunks(st.state, 500) c, upsell._cooccurrence_pair_moments(c.state) m,
 	 upsell._cooccurrence_pair_moments(st.state) w
 GROUP BY w.together_squared, w.together_counts;
+
+-- the readers' sum forms, what the builders read: a stored chunk with the
+-- delta an incremental refresh stores beside the chunks (its pairs of the
+-- chunk's range [lo, hi) summed in as they are read).  The odd orders'
+-- counts in chunks, with the even orders' as the delta, read as the whole
+-- counts, reader by reader: pairs, products and totals, pair moments (of
+-- the summed counts, with their number), pairs within categories; top
+-- lists and top pairs with the base in one chunk.  Without a delta, the
+-- chunk alone.
+CREATE TEMP VIEW parts AS
+SELECT c.chunk, c.state, h.even AS delta, CASE WHEN c.chunk > 0 THEN c.first_product END AS lo,
+	   lead(c.first_product) OVER (ORDER BY c.chunk) AS hi
+FROM halves h, upsell.cooccurrence_chunks(h.odd, 500) c;
+CREATE TEMP VIEW summed_pairs AS
+SELECT x.* FROM parts p, upsell._cooccurrence_pairs_sum(p.state, p.delta, p.lo, p.hi, 1) x;
+CREATE TEMP VIEW summed_products AS
+SELECT x.* FROM parts p, upsell._cooccurrence_products_sum(p.state, p.delta, p.lo, p.hi) x WHERE p.chunk = 0;
+SELECT (SELECT count(*) FROM parts) > 1 AS several_chunks,
+	   (SELECT count(*) FROM ((TABLE summed_pairs EXCEPT ALL SELECT x.* FROM st, upsell.cooccurrence_pairs(st.state, 1) x)
+							  UNION ALL (SELECT x.* FROM st, upsell.cooccurrence_pairs(st.state, 1) x EXCEPT ALL TABLE summed_pairs)) d)
+		AS pairs_differ,
+	   (SELECT count(*) FROM ((TABLE summed_products EXCEPT ALL SELECT x.* FROM st, upsell.cooccurrence_products(st.state) x)
+							  UNION ALL (SELECT x.* FROM st, upsell.cooccurrence_products(st.state) x EXCEPT ALL TABLE summed_products)) d)
+		AS products_differ,
+	   (SELECT (i.orders, i.products, i.skipped_lines, i.big_orders) = (w.orders, w.products, w.skipped_lines, w.big_orders)
+		FROM parts p, upsell._cooccurrence_info_sum(p.state, p.delta, p.lo, p.hi) i, st, upsell.cooccurrence_info(st.state) w
+		WHERE p.chunk = 0) AS same_totals,
+	   (SELECT sum(m.together_squared) = w.together_squared AND sum(m.together_counts) = w.together_counts
+			   AND sum(m.pairs) = i.pairs
+		FROM parts p, upsell._cooccurrence_pair_moments_sum(p.state, p.delta, p.lo, p.hi) m,
+			 st, upsell._cooccurrence_pair_moments(st.state) w, upsell.cooccurrence_info(st.state) i
+		GROUP BY w.together_squared, w.together_counts, i.pairs) AS same_moments,
+	   (SELECT count(*) FROM (
+			(SELECT s.category_key, sum(s.together) FROM parts p,
+				 (SELECT array_agg(item_id) AS ids, array_agg(key) AS keys FROM cat) k,
+				 upsell._cooccurrence_category_pairs_sum(p.state, p.delta, p.lo, p.hi, k.ids, k.keys) s
+			 GROUP BY s.category_key
+			 EXCEPT ALL SELECT f.category_key, f.together FROM fast f)
+			UNION ALL
+			(SELECT f.category_key, f.together FROM fast f
+			 EXCEPT ALL SELECT s.category_key, sum(s.together) FROM parts p,
+				 (SELECT array_agg(item_id) AS ids, array_agg(key) AS keys FROM cat) k,
+				 upsell._cooccurrence_category_pairs_sum(p.state, p.delta, p.lo, p.hi, k.ids, k.keys) s
+			 GROUP BY s.category_key)) d) AS categories_differ;
+SELECT (SELECT array_agg(t::text ORDER BY t.product_id)
+		FROM halves h, upsell._cooccurrence_top_lists_sum(h.odd, h.even, NULL, NULL, 5, 2, 20) t)
+	   = (SELECT array_agg(t::text ORDER BY t.product_id) FROM st, upsell._cooccurrence_top_lists(st.state, 5, 2, 20) t)
+		AS same_lists,
+	   (SELECT array_agg(t::text ORDER BY t.product_id, t.other_id)
+		FROM halves h, upsell._cooccurrence_top_pairs_sum(h.odd, h.even, NULL, NULL, 5, 2, 20, '{1, 2, 3, 40}') t)
+	   = (SELECT array_agg(t::text ORDER BY t.product_id, t.other_id)
+		  FROM st, upsell.cooccurrence_top_pairs(st.state, 5, 2, 20, '{1, 2, 3, 40}') t) AS same_top_pairs,
+	   (SELECT count(*) FROM (
+			(SELECT x.* FROM halves h, upsell._cooccurrence_pairs_sum(h.odd, NULL, NULL, NULL, 1) x
+			 EXCEPT ALL SELECT x.* FROM halves h, upsell.cooccurrence_pairs(h.odd, 1) x)
+			UNION ALL
+			(SELECT x.* FROM halves h, upsell.cooccurrence_pairs(h.odd, 1) x
+			 EXCEPT ALL SELECT x.* FROM halves h, upsell._cooccurrence_pairs_sum(h.odd, NULL, NULL, NULL, 1) x)) d)
+		AS without_delta_differ;
+-- a NULL chunk or argument: errors (a NULL delta or bound is none)
+SELECT * FROM upsell._cooccurrence_pair_moments_sum(NULL, NULL, NULL, NULL);
+SELECT count(*) FROM halves h, upsell._cooccurrence_top_lists_sum(h.odd, h.even, NULL, NULL, NULL, 2, 20);

@@ -47,6 +47,13 @@ PG_FUNCTION_INFO_V1(upsell_cooccurrence_chunks);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_chunks_of);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_merge_chunks);
 PG_FUNCTION_INFO_V1(upsell_cooccurrence_from_query);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_sum_info);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_sum_products);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_sum_pairs);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_sum_top_pairs);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_sum_top_lists);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_sum_category_pairs);
+PG_FUNCTION_INFO_V1(upsell_cooccurrence_sum_pair_moments);
 
 static void deconstruct_arg(ArrayType *a, Oid type, const char *what, Datum **values,
 							bool **nulls, int *n);
@@ -146,6 +153,64 @@ counts_items_from_datum(Datum value, CoocCounts *counts)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("invalid upsell.cooccurrence value: %s", error)));
+}
+
+/*
+ * The counts a reader reads.  Every function reading stored counts has a
+ * sum form (upsell._cooccurrence_*_sum, what the builders call) whose first
+ * four arguments are (chunk, delta, lo, hi): a stored chunk and the delta
+ * stored beside it (NULL: none), summed in for its rows of the chunk's
+ * range [lo, hi) (NULL: unbounded) as the reader reads them (CoocSum: no
+ * merged copy is built); its plain form's first argument is the counts
+ * alone.  The one reader of base + delta: every model sees the sum exactly.
+ * Returns the index of the first argument after the counts.  With
+ * items_only the chunk's pairs are not fetched (the products and totals
+ * alone are read), a delta's always are.
+ */
+typedef struct StoredCounts
+{
+	CoocCounts	base;
+	CoocCounts	delta;
+	CoocSum		sum;
+} StoredCounts;
+
+#define SUM_FORM_ARGS 4
+
+static int
+stored_counts_of_args(FunctionCallInfo fcinfo, bool sum_form, bool items_only,
+					  StoredCounts *s)
+{
+	int64		lo,
+				hi;
+	int			i;
+
+	/* a sum form is not STRICT (a NULL delta or bound means none): */
+	for (i = sum_form ? SUM_FORM_ARGS : 1; i < PG_NARGS(); i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument %d must not be NULL", i + 1)));
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the counts must not be NULL")));
+	if (items_only)
+		counts_items_from_datum(PG_GETARG_DATUM(0), &s->base);
+	else
+		PG_GETARG_COUNTS(0, &s->base);
+	if (!sum_form || PG_ARGISNULL(1))
+	{
+		(void) cooc_sum_init(&s->sum, &s->base, NULL, NULL, NULL);
+		return sum_form ? SUM_FORM_ARGS : 1;
+	}
+	PG_GETARG_COUNTS(1, &s->delta);
+	lo = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2);
+	hi = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3);
+	raise_if_error(cooc_sum_init(&s->sum, &s->base, &s->delta,
+								 PG_ARGISNULL(2) ? NULL : &lo,
+								 PG_ARGISNULL(3) ? NULL : &hi),
+				   "a chunk and its delta");
+	return SUM_FORM_ARGS;
 }
 
 /* ------------------------------------------------------------------------
@@ -716,44 +781,76 @@ upsell_cooccurrence_merge_chunks(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
-Datum
-upsell_cooccurrence_info(PG_FUNCTION_ARGS)
+/*
+ * info(state), and _cooccurrence_info_sum(chunk, delta, lo, hi) without the
+ * pairs (those of a chunk with a delta are counted as they are read:
+ * _cooccurrence_pair_moments_sum; here only the products are fetched).
+ */
+static Datum
+info_of(FunctionCallInfo fcinfo, bool sum_form)
 {
-	CoocCounts	c;
+	StoredCounts s;
 	TupleDesc	tupdesc;
 	Datum		values[5];
 	bool		nulls[5] = {0};
+	int			n = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	counts_items_from_datum(PG_GETARG_DATUM(0), &c);
-	values[0] = Int64GetDatum(c.orders);
-	values[1] = Int64GetDatum(c.nitems);
-	values[2] = Int64GetDatum((int64) c.npairs);
-	values[3] = Int64GetDatum(c.skipped_lines);
-	values[4] = Int64GetDatum(c.big_orders);
+	stored_counts_of_args(fcinfo, sum_form, true, &s);
+	values[n++] = Int64GetDatum(s.sum.orders);
+	values[n++] = Int64GetDatum(s.sum.nitems);
+	if (!sum_form)
+		values[n++] = Int64GetDatum((int64) s.base.npairs);
+	values[n++] = Int64GetDatum(s.sum.skipped_lines);
+	values[n++] = Int64GetDatum(s.sum.big_orders);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum
+upsell_cooccurrence_info(PG_FUNCTION_ARGS)
+{
+	return info_of(fcinfo, false);
+}
+
+Datum
+upsell_cooccurrence_sum_info(PG_FUNCTION_ARGS)
+{
+	return info_of(fcinfo, true);
+}
+
+/* products(state) and _cooccurrence_products_sum(chunk, delta, lo, hi) */
+static Datum
+products_of(FunctionCallInfo fcinfo, bool sum_form)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	StoredCounts s;
+	uint32		i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	stored_counts_of_args(fcinfo, sum_form, true, &s);
+	for (i = 0; i < s.sum.nitems; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {0};
+
+		values[0] = Int64GetDatum(s.sum.item_ids[i]);
+		values[1] = Int64GetDatum(s.sum.item_counts[i]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
 
 Datum
 upsell_cooccurrence_products(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	CoocCounts	c;
-	uint32		i;
+	return products_of(fcinfo, false);
+}
 
-	InitMaterializedSRF(fcinfo, 0);
-	counts_items_from_datum(PG_GETARG_DATUM(0), &c);
-	for (i = 0; i < c.nitems; i++)
-	{
-		Datum		values[2];
-		bool		nulls[2] = {0};
-
-		values[0] = Int64GetDatum(c.item_ids[i]);
-		values[1] = Int64GetDatum(c.item_counts[i]);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	return (Datum) 0;
+Datum
+upsell_cooccurrence_sum_products(PG_FUNCTION_ARGS)
+{
+	return products_of(fcinfo, true);
 }
 
 static void
@@ -785,13 +882,16 @@ check_thresholds(int32 min_count, float8 min_support, float8 min_confidence)
 
 typedef struct PairCursor
 {
-	CoocCounts	c;
+	StoredCounts s;
 	int32		min_count;
 	float8		min_support;
 	float8		min_confidence;
 	uint32		a;				/* current product */
-	size_t		i;				/* current pair of its row */
-	bool		reverse;		/* next: the row (partner -> a) */
+	bool		in_row;			/* row holds a's pairs from the next on */
+	CoocSumRow	row;
+	bool		reverse;		/* next: the pair (partner -> a) */
+	uint32		partner;		/* that pair */
+	uint32		together;
 	HeapTuple	template;
 } PairCursor;
 
@@ -819,7 +919,7 @@ pair_template(TupleDesc desc)
 static HeapTuple
 pair_tuple(PairCursor *cur, uint32 x, uint32 y, int64 together, const CoocMetrics *m)
 {
-	const CoocCounts *c = &cur->c;
+	const CoocSum *c = &cur->s.sum;
 	HeapTuple	t = palloc(HEAPTUPLESIZE + cur->template->t_len);
 	char	   *data;
 	int64		ints[6];
@@ -849,10 +949,12 @@ pair_tuple(PairCursor *cur, uint32 x, uint32 y, int64 together, const CoocMetric
 
 /*
  * pairs(state, min_count, min_support, min_confidence): one row per ordered
- * pair (both directions of every co-occurring pair) with its measures.
+ * pair (both directions of every co-occurring pair) with its measures; and
+ * _cooccurrence_pairs_sum(chunk, delta, lo, hi, min_count, min_support,
+ * min_confidence), those of a stored chunk with its delta.
  */
-Datum
-upsell_cooccurrence_pairs(PG_FUNCTION_ARGS)
+static Datum
+pairs_of(FunctionCallInfo fcinfo, bool sum_form)
 {
 	FuncCallContext *funcctx;
 	PairCursor *cur;
@@ -861,66 +963,71 @@ upsell_cooccurrence_pairs(PG_FUNCTION_ARGS)
 	{
 		MemoryContext old;
 		TupleDesc	desc;
+		int			at;
 
-		check_thresholds(PG_GETARG_INT32(1), PG_GETARG_FLOAT8(2), PG_GETARG_FLOAT8(3));
 		funcctx = SRF_FIRSTCALL_INIT();
 		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
 		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "return type must be a row type");
 		cur = palloc0(sizeof(PairCursor));
+		at = stored_counts_of_args(fcinfo, sum_form, false, &cur->s);
+		check_thresholds(PG_GETARG_INT32(at), PG_GETARG_FLOAT8(at + 1), PG_GETARG_FLOAT8(at + 2));
 		cur->template = pair_template(BlessTupleDesc(desc));
-		cur->min_count = PG_GETARG_INT32(1);
-		cur->min_support = PG_GETARG_FLOAT8(2);
-		cur->min_confidence = PG_GETARG_FLOAT8(3);
-		PG_GETARG_COUNTS(0, &cur->c);
+		cur->min_count = PG_GETARG_INT32(at);
+		cur->min_support = PG_GETARG_FLOAT8(at + 1);
+		cur->min_confidence = PG_GETARG_FLOAT8(at + 2);
 		MemoryContextSwitchTo(old);
 		funcctx->user_fctx = cur;
-		if (cur->c.skipped_lines > 0)
+		if (cur->s.sum.skipped_lines > 0)
 			ereport(NOTICE,
 					(errmsg("skipped %lld order lines with a NULL order, product or tenant id or a quantity <= 0",
-							(long long) cur->c.skipped_lines)));
-		if (cur->c.big_orders > 0)
+							(long long) cur->s.sum.skipped_lines)));
+		if (cur->s.sum.big_orders > 0)
 			ereport(NOTICE,
 					(errmsg("%lld orders with more than %d products counted for their products but not for pairs",
-							(long long) cur->c.big_orders, upsell_max_basket_size),
+							(long long) cur->s.sum.big_orders, upsell_max_basket_size),
 					 errhint("Raise \"upsell.max_basket_size\" to count them.")));
 	}
 	funcctx = SRF_PERCALL_SETUP();
 	cur = funcctx->user_fctx;
-	for (; cur->a < cur->c.nitems; cur->a++)
+	for (; cur->a < cur->s.sum.nitems; cur->a++, cur->in_row = false)
 	{
-		const CoocCounts *c = &cur->c;
+		const CoocSum *c = &cur->s.sum;
 
 		if ((cur->a & 0x3ff) == 0)
 			CHECK_FOR_INTERRUPTS();
-		if (cur->i < c->row[cur->a])
-			cur->i = c->row[cur->a];
-		while (cur->i < c->row[cur->a + 1])
+		if (!cur->in_row)
+		{
+			cooc_sum_row(c, cur->a, &cur->row);
+			cur->in_row = true;
+			cur->reverse = false;
+		}
+		for (;;)
 		{
 			uint32		x = cur->a,
-						y = c->pairs[cur->i].partner;
-			int64		together = c->pairs[cur->i].together;
+						y;
+			int64		together;
 			CoocMetrics m;
 
 			if (!cur->reverse)
 			{
+				if (!cooc_sum_next(&cur->row, &cur->partner, &cur->together))
+					break;
 				/* the pair's thresholds, for both directions at once */
-				if (together < cur->min_count ||
-					(double) together / c->orders < cur->min_support)
-				{
-					cur->i++;
+				if (cur->together < cur->min_count ||
+					(double) cur->together / c->orders < cur->min_support)
 					continue;
-				}
+				y = cur->partner;
 				cur->reverse = true;
 			}
 			else
 			{
 				/* then the same pair the other way round */
-				x = y;
+				x = cur->partner;
 				y = cur->a;
 				cur->reverse = false;
-				cur->i++;
 			}
+			together = cur->together;
 			if ((double) together / c->item_counts[x] < cur->min_confidence)
 				continue;
 			cooc_metrics(together, c->item_counts[x], c->item_counts[y], c->orders, &m);
@@ -930,21 +1037,38 @@ upsell_cooccurrence_pairs(PG_FUNCTION_ARGS)
 	SRF_RETURN_DONE(funcctx);
 }
 
+Datum
+upsell_cooccurrence_pairs(PG_FUNCTION_ARGS)
+{
+	return pairs_of(fcinfo, false);
+}
+
+Datum
+upsell_cooccurrence_sum_pairs(PG_FUNCTION_ARGS)
+{
+	return pairs_of(fcinfo, true);
+}
+
 /*
- * The arguments (state, per_product, min_count, rare_orders, products) of
- * top_pairs and _cooccurrence_top_lists checked, the result set begun, the
- * counts read into c, and each product's best pairs ranked by the core (*n
- * of them, product by product): of the products listed (the forms with
- * the fifth argument, which are STRICT), or of every product.
+ * The arguments (counts, per_product, min_count, rare_orders, products) of
+ * top_pairs and _cooccurrence_top_lists (or of their sum forms) checked,
+ * the result set begun, the counts read into s, and each product's best
+ * pairs ranked by the core (*n of them, product by product): of the
+ * products listed (the forms with the products argument), or of every
+ * product.
  */
 static CoocTop *
-top_pairs_of_args(FunctionCallInfo fcinfo, CoocCounts *c, size_t *n)
+top_pairs_of_args(FunctionCallInfo fcinfo, bool sum_form, StoredCounts *s, size_t *n)
 {
-	int32		per_product = PG_GETARG_INT32(1);
-	int32		min_count = PG_GETARG_INT32(2);
-	int64		rare_orders = PG_GETARG_INT64(3);
+	int			at = stored_counts_of_args(fcinfo, sum_form, false, s);
+	int32		per_product,
+				min_count;
+	int64		rare_orders;
 	bool	   *only = NULL;
 
+	per_product = PG_GETARG_INT32(at);
+	min_count = PG_GETARG_INT32(at + 1);
+	rare_orders = PG_GETARG_INT64(at + 2);
 	if (per_product < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -955,25 +1079,24 @@ top_pairs_of_args(FunctionCallInfo fcinfo, CoocCounts *c, size_t *n)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rare_orders must not be negative: " INT64_FORMAT, rare_orders)));
 	InitMaterializedSRF(fcinfo, 0);
-	PG_GETARG_COUNTS(0, c);
-	if (PG_NARGS() > 4)
+	if (PG_NARGS() > at + 3)
 	{
 		Datum	   *ids;
 		bool	   *nulls;
 		int			nids,
 					i;
 
-		deconstruct_arg(PG_GETARG_ARRAYTYPE_P(4), INT8OID, "products", &ids, &nulls, &nids);
-		only = palloc0(Max(c->nitems, 1) * sizeof(bool));
+		deconstruct_arg(PG_GETARG_ARRAYTYPE_P(at + 3), INT8OID, "products", &ids, &nulls, &nids);
+		only = palloc0(Max(s->sum.nitems, 1) * sizeof(bool));
 		for (i = 0; i < nids; i++)
 		{
-			int64		x = nulls[i] ? -1 : cooc_item_index(c, DatumGetInt64(ids[i]));
+			int64		x = nulls[i] ? -1 : cooc_sum_item_index(&s->sum, DatumGetInt64(ids[i]));
 
 			if (x >= 0)
 				only[x] = true;
 		}
 	}
-	return cooc_top_pairs_rare(c, per_product, min_count, rare_orders, only, n);
+	return cooc_sum_top_pairs(&s->sum, per_product, min_count, rare_orders, only, n);
 }
 
 /*
@@ -984,26 +1107,27 @@ top_pairs_of_args(FunctionCallInfo fcinfo, CoocCounts *c, size_t *n)
  * lookup reads at most per_product rows per item.  The core keeps a bounded
  * heap per product, so memory follows the output, not the number of pairs.
  */
-Datum
-upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
+static Datum
+top_pairs_of(FunctionCallInfo fcinfo, bool sum_form)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	CoocCounts	c;
+	StoredCounts s;
+	const CoocSum *c = &s.sum;
 	CoocTop    *top;
 	size_t		n,
 				i;
 
-	top = top_pairs_of_args(fcinfo, &c, &n);
+	top = top_pairs_of_args(fcinfo, sum_form, &s, &n);
 	for (i = 0; i < n; i++)
 	{
 		CoocMetrics m;
 		Datum		values[6];
 		bool		nulls[6] = {0};
 
-		cooc_metrics(top[i].together, c.item_counts[top[i].product],
-					 c.item_counts[top[i].other], c.orders, &m);
-		values[0] = Int64GetDatum(c.item_ids[top[i].product]);
-		values[1] = Int64GetDatum(c.item_ids[top[i].other]);
+		cooc_metrics(top[i].together, c->item_counts[top[i].product],
+					 c->item_counts[top[i].other], c->orders, &m);
+		values[0] = Int64GetDatum(c->item_ids[top[i].product]);
+		values[1] = Int64GetDatum(c->item_ids[top[i].other]);
 		values[2] = Int64GetDatum(top[i].together);
 		values[3] = Float8GetDatum(m.score);
 		values[4] = Float8GetDatum(m.confidence);
@@ -1013,6 +1137,18 @@ upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 	}
 	return (Datum) 0;
+}
+
+Datum
+upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
+{
+	return top_pairs_of(fcinfo, false);
+}
+
+Datum
+upsell_cooccurrence_sum_top_pairs(PG_FUNCTION_ARGS)
+{
+	return top_pairs_of(fcinfo, true);
 }
 
 /*
@@ -1027,12 +1163,13 @@ upsell_cooccurrence_top_pairs(PG_FUNCTION_ARGS)
  * when its own orders do, so an incremental refresh rewrites just the
  * products of the new orders.
  */
-Datum
-upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
+static Datum
+top_lists_of(FunctionCallInfo fcinfo, bool sum_form)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int32		per_product = PG_GETARG_INT32(1);
-	CoocCounts	c;
+	StoredCounts s;
+	const CoocSum *c = &s.sum;
+	int32		per_product;
 	CoocTop    *top;
 	size_t		n,
 				i,
@@ -1044,7 +1181,8 @@ upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
 	MemoryContext rowctx,
 				old;
 
-	top = top_pairs_of_args(fcinfo, &c, &n);
+	top = top_pairs_of_args(fcinfo, sum_form, &s, &n);
+	per_product = PG_GETARG_INT32(sum_form ? SUM_FORM_ARGS : 1);
 	others = palloc(per_product * sizeof(Datum));
 	together = palloc(per_product * sizeof(Datum));
 	score = palloc(per_product * sizeof(Datum));
@@ -1065,17 +1203,17 @@ upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
 
 			if (k == per_product)
 				elog(ERROR, "product " INT64_FORMAT " has more than %d top pairs",
-					 c.item_ids[product], per_product);
-			cooc_metrics(top[end].together, c.item_counts[product],
-						 c.item_counts[top[end].other], c.orders, &m);
-			others[k] = Int64GetDatum(c.item_ids[top[end].other]);
+					 c->item_ids[product], per_product);
+			cooc_metrics(top[end].together, c->item_counts[product],
+						 c->item_counts[top[end].other], c->orders, &m);
+			others[k] = Int64GetDatum(c->item_ids[top[end].other]);
 			together[k] = Int64GetDatum(top[end].together);
 			score[k] = Float8GetDatum(m.score);
 			confidence[k] = Float8GetDatum(m.confidence);
 			k++;
 		}
 		old = MemoryContextSwitchTo(rowctx);
-		values[0] = Int64GetDatum(c.item_ids[product]);
+		values[0] = Int64GetDatum(c->item_ids[product]);
 		values[1] = PointerGetDatum(construct_array(others, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		values[2] = PointerGetDatum(construct_array(together, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		values[3] = PointerGetDatum(construct_array(score, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
@@ -1086,6 +1224,18 @@ upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
 	}
 	MemoryContextDelete(rowctx);
 	return (Datum) 0;
+}
+
+Datum
+upsell_cooccurrence_top_lists(PG_FUNCTION_ARGS)
+{
+	return top_lists_of(fcinfo, false);
+}
+
+Datum
+upsell_cooccurrence_sum_top_lists(PG_FUNCTION_ARGS)
+{
+	return top_lists_of(fcinfo, true);
 }
 
 /*
@@ -1109,11 +1259,12 @@ deconstruct_arg(ArrayType *a, Oid type, const char *what, Datum **values, bool *
  * NULL key holding the sum over all pairs.  One pass over the pairs (the
  * category model's input): no row per pair.
  */
-Datum
-upsell_cooccurrence_category_pairs(PG_FUNCTION_ARGS)
+static Datum
+category_pairs_of(FunctionCallInfo fcinfo, bool sum_form)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	CoocCounts	c;
+	StoredCounts s;
+	int			at;
 	Datum	   *id_values,
 			   *key_values;
 	bool	   *id_nulls,
@@ -1130,8 +1281,9 @@ upsell_cooccurrence_category_pairs(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
 
-	deconstruct_arg(PG_GETARG_ARRAYTYPE_P(1), INT8OID, "product_ids", &id_values, &id_nulls, &nids);
-	deconstruct_arg(PG_GETARG_ARRAYTYPE_P(2), INT4OID, "category_keys", &key_values, &key_nulls, &nkeys_given);
+	at = stored_counts_of_args(fcinfo, sum_form, false, &s);
+	deconstruct_arg(PG_GETARG_ARRAYTYPE_P(at), INT8OID, "product_ids", &id_values, &id_nulls, &nids);
+	deconstruct_arg(PG_GETARG_ARRAYTYPE_P(at + 1), INT4OID, "category_keys", &key_values, &key_nulls, &nkeys_given);
 	if (nids != nkeys_given)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
@@ -1158,8 +1310,7 @@ upsell_cooccurrence_category_pairs(PG_FUNCTION_ARGS)
 			nkeys = keys[i] + 1;
 	}
 	within = palloc((nkeys + 1) * sizeof(int64));
-	PG_GETARG_COUNTS(0, &c);
-	error = cooc_category_pairs(&c, ids, keys, nids, nkeys, within, &total);
+	error = cooc_sum_category_pairs(&s.sum, ids, keys, nids, nkeys, within, &total);
 	if (error)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1180,29 +1331,56 @@ upsell_cooccurrence_category_pairs(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+Datum
+upsell_cooccurrence_category_pairs(PG_FUNCTION_ARGS)
+{
+	return category_pairs_of(fcinfo, false);
+}
+
+Datum
+upsell_cooccurrence_sum_category_pairs(PG_FUNCTION_ARGS)
+{
+	return category_pairs_of(fcinfo, true);
+}
+
 /*
  * _cooccurrence_pair_moments(state): over the ordered pairs of the value's
  * pairs, the sums of together^2 and of together * product_count *
  * other_count (the cooccurrence model's pair_dispersion).  One pass over the
  * pairs, no row per pair.
  */
-Datum
-upsell_cooccurrence_pair_moments(PG_FUNCTION_ARGS)
+static Datum
+pair_moments_of(FunctionCallInfo fcinfo, bool sum_form)
 {
-	CoocCounts	c;
+	StoredCounts s;
 	TupleDesc	tupdesc;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
 	double		t2,
 				tnn;
+	size_t		npairs;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	PG_GETARG_COUNTS(0, &c);
-	cooc_pair_moments(&c, &t2, &tnn);
+	stored_counts_of_args(fcinfo, sum_form, false, &s);
+	cooc_sum_pair_moments(&s.sum, &t2, &tnn, &npairs);
 	values[0] = Float8GetDatum(t2);
 	values[1] = Float8GetDatum(tnn);
+	/* the sum form counts the summed pairs too, in the same pass */
+	values[2] = Int64GetDatum((int64) npairs);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum
+upsell_cooccurrence_pair_moments(PG_FUNCTION_ARGS)
+{
+	return pair_moments_of(fcinfo, false);
+}
+
+Datum
+upsell_cooccurrence_sum_pair_moments(PG_FUNCTION_ARGS)
+{
+	return pair_moments_of(fcinfo, true);
 }
 
 /* ------------------------------------------------------------------------

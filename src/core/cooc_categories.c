@@ -32,6 +32,16 @@ const char *
 cooc_category_pairs(const CoocCounts *c, const int64_t *ids, const int32_t *keys,
 					size_t n, int32_t nkeys, int64_t *within, int64_t *total)
 {
+	CoocSum		s;
+
+	(void) cooc_sum_init(&s, c, NULL, NULL, NULL);
+	return cooc_sum_category_pairs(&s, ids, keys, n, nkeys, within, total);
+}
+
+const char *
+cooc_sum_category_pairs(const CoocSum *c, const int64_t *ids, const int32_t *keys,
+						size_t n, int32_t nkeys, int64_t *within, int64_t *total)
+{
 	int32_t    *item_key;
 	int64_t    *sorted;
 	size_t		i;
@@ -64,7 +74,7 @@ cooc_category_pairs(const CoocCounts *c, const int64_t *ids, const int32_t *keys
 		item_key[a] = NO_KEY;
 	for (i = 0; i < n; i++)
 	{
-		int64_t		x = cooc_item_index(c, ids[i]);
+		int64_t		x = cooc_sum_item_index(c, ids[i]);
 
 		if (x >= 0)
 			item_key[x] = keys[i];
@@ -74,15 +84,16 @@ cooc_category_pairs(const CoocCounts *c, const int64_t *ids, const int32_t *keys
 	for (a = 0; a < c->nitems; a++)
 	{
 		int32_t		ka = item_key[a];
-		size_t		p;
+		CoocSumRow	r;
+		uint32_t	partner,
+					together;
 
-		for (p = c->row[a]; p < c->row[a + 1]; p++)
+		cooc_sum_row(c, a, &r);
+		while (cooc_sum_next(&r, &partner, &together))
 		{
-			const CoocEntry *e = &c->pairs[p];
-
-			sum += e->together;
-			if (ka != NO_KEY && item_key[e->partner] == ka)
-				within[ka] += e->together;
+			sum += together;
+			if (ka != NO_KEY && item_key[partner] == ka)
+				within[ka] += together;
 		}
 		if ((a & 0x3ff) == 0)
 			ups_check_interrupts();

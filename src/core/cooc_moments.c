@@ -16,25 +16,38 @@
 void
 cooc_pair_moments(const CoocCounts *c, double *sum_t2, double *sum_tnn)
 {
+	CoocSum		s;
+
+	(void) cooc_sum_init(&s, c, NULL, NULL, NULL);
+	cooc_sum_pair_moments(&s, sum_t2, sum_tnn, NULL);
+}
+
+void
+cooc_sum_pair_moments(const CoocSum *s, double *sum_t2, double *sum_tnn, size_t *npairs)
+{
 	double		t2 = 0,
 				tnn = 0;
+	size_t		n = 0;
 	uint32_t	a;
 
-	for (a = 0; a < c->nitems; a++)
+	for (a = 0; a < s->nitems; a++)
 	{
-		double		na = (double) c->item_counts[a],
+		double		na = (double) s->item_counts[a],
 					row_t2 = 0,
 					row_tnb = 0;
-		size_t		p;
+		CoocSumRow	r;
+		uint32_t	partner,
+					together;
 
 		/* per row first: the sums are exact while they stay below 2^53 */
-		for (p = c->row[a]; p < c->row[a + 1]; p++)
+		cooc_sum_row(s, a, &r);
+		while (cooc_sum_next(&r, &partner, &together))
 		{
-			const CoocEntry *e = &c->pairs[p];
-			double		t = (double) e->together;
+			double		t = (double) together;
 
 			row_t2 += t * t;
-			row_tnb += t * (double) c->item_counts[e->partner];
+			row_tnb += t * (double) s->item_counts[partner];
+			n++;
 		}
 		t2 += row_t2;
 		tnn += na * row_tnb;
@@ -44,4 +57,6 @@ cooc_pair_moments(const CoocCounts *c, double *sum_t2, double *sum_tnn)
 	/* each pair is stored once (a < b) and stands for both orders */
 	*sum_t2 = 2 * t2;
 	*sum_tnn = 2 * tnn;
+	if (npairs)
+		*npairs = n;
 }

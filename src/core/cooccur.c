@@ -1319,28 +1319,41 @@ cooc_top_pairs(const CoocCounts *c, int per_product, int64_t min_count, size_t *
 					: c->item_counts[x] < rare_orders ? 1 : min_count)
 
 CoocTop *
-cooc_top_pairs_rare(const CoocCounts *c, int per_product, int64_t min_count,
+cooc_top_pairs_rare(const CoocCounts *counts, int per_product, int64_t min_count,
 					int64_t rare_orders, const bool *only, size_t *n)
+{
+	CoocSum		s;
+
+	(void) cooc_sum_init(&s, counts, NULL, NULL, NULL);
+	return cooc_sum_top_pairs(&s, per_product, min_count, rare_orders, only, n);
+}
+
+CoocTop *
+cooc_sum_top_pairs(const CoocSum *c, int per_product, int64_t min_count,
+				   int64_t rare_orders, const bool *only, size_t *n)
 {
 	size_t	   *start = ups_alloc0(((size_t) c->nitems + 1) * sizeof(size_t));
 	size_t	   *fill = ups_alloc0(((size_t) c->nitems + 1) * sizeof(size_t));
 	size_t		k = per_product > 0 ? (size_t) per_product : 0,
-				i,
 				total;
-	uint32_t	x;
+	uint32_t	x,
+				y,
+				together;
+	CoocSumRow	r;
 	CoocTop    *out;
 
 	/* heap sizes: min(k, qualifying partners), both directions */
 	for (x = 0; x < c->nitems; x++)
-		for (i = c->row[x]; i < c->row[x + 1]; i++)
+	{
+		cooc_sum_row(c, x, &r);
+		while (cooc_sum_next(&r, &y, &together))
 		{
-			uint32_t	y = c->pairs[i].partner;
-
-			if (c->pairs[i].together >= TOP_MIN(x))
+			if (together >= TOP_MIN(x))
 				start[x + 1]++;
-			if (c->pairs[i].together >= TOP_MIN(y))
+			if (together >= TOP_MIN(y))
 				start[y + 1]++;
 		}
+	}
 	for (x = 0; x < c->nitems; x++)
 	{
 		if (start[x + 1] > k)
@@ -1351,10 +1364,9 @@ cooc_top_pairs_rare(const CoocCounts *c, int per_product, int64_t min_count,
 	out = ups_alloc((total + 1) * sizeof(CoocTop));
 	for (x = 0; x < c->nitems; x++)
 	{
-		for (i = c->row[x]; i < c->row[x + 1]; i++)
+		cooc_sum_row(c, x, &r);
+		while (cooc_sum_next(&r, &y, &together))
 		{
-			uint32_t	y = c->pairs[i].partner;
-			uint32_t	together = c->pairs[i].together;
 			CoocTop		t;
 
 			t.together = together;

@@ -266,6 +266,114 @@ extern const char *cooc_counts_merge_rows(CoocCounts *result, const CoocCounts *
 										  const int64_t *hi_id);
 
 /*
+ * Base and delta (src/core/cooc_sum.c): a stored chunk of counts (the base,
+ * rewritten by a full refresh) and the delta stored beside it (the counts
+ * of the orders an incremental refresh folded in since), read as their sum
+ * without building it: the pairs are merged row by row as they are read,
+ * two sorted arrays side by side.  The delta's rows counted are those of
+ * the chunk's range, its products whose ids lie in [*lo_id, *hi_id) (NULL:
+ * unbounded), as cooc_counts_merge_rows adds them; every product's count
+ * is summed.  Every reader of stored counts reads them through it, so that
+ * the models see exactly what one value of all the orders would hold.
+ *
+ * cooc_sum_init: NULL, or an error (totals out of range) with nothing to
+ * free.  delta NULL: the base alone, read in place.  The summed products
+ * (nitems, item_ids, item_counts) are the union of both, in id order; an
+ * item index below is an index into them.  cooc_sum_row starts the pairs
+ * (a, b > a) of item a; cooc_sum_next gives them in increasing b, each with
+ * its summed order count, and false at the row's end.
+ */
+#define COOC_SUM_NONE UINT32_MAX
+
+typedef struct CoocSum
+{
+	const CoocCounts *base;
+	const CoocCounts *delta;	/* NULL: the base alone */
+	int64_t		orders;
+	int64_t		skipped_lines;
+	int64_t		big_orders;
+	uint32_t	nitems;
+	const int64_t *item_ids;
+	const int64_t *item_counts;
+	/* with a delta: summed item -> its index in base / delta, or NONE */
+	uint32_t   *base_item;
+	uint32_t   *delta_item;
+	/* with a delta: base / delta item -> summed item (partners are mapped) */
+	uint32_t   *base_map;
+	uint32_t   *delta_map;
+	uint32_t	delta_lo;		/* the delta's rows of the range: [lo, hi) */
+	uint32_t	delta_hi;
+	bool		owned;			/* the arrays above are the sum's own */
+} CoocSum;
+
+typedef struct CoocSumRow
+{
+	const CoocSum *sum;
+	const CoocEntry *b,
+			   *b_end,
+			   *d,
+			   *d_end;
+} CoocSumRow;
+
+extern const char *cooc_sum_init(CoocSum *sum, const CoocCounts *base,
+								 const CoocCounts *delta, const int64_t *lo_id,
+								 const int64_t *hi_id);
+extern void cooc_sum_free(CoocSum *sum);
+extern void cooc_sum_row(const CoocSum *sum, uint32_t a, CoocSumRow *row);
+extern int64_t cooc_sum_item_index(const CoocSum *sum, int64_t product_id);
+
+static inline bool
+cooc_sum_next(CoocSumRow *r, uint32_t *partner, uint32_t *together)
+{
+	const CoocSum *s = r->sum;
+
+	if (r->b < r->b_end)
+	{
+		uint32_t	pb = s->base_map ? s->base_map[r->b->partner] : r->b->partner;
+
+		if (r->d < r->d_end)
+		{
+			uint32_t	pd = s->delta_map[r->d->partner];
+
+			if (pd < pb)
+			{
+				*partner = pd;
+				*together = r->d++->together;
+				return true;
+			}
+			if (pd == pb)
+			{
+				/* at most the orders, which cooc_sum_init bounds */
+				*partner = pb;
+				*together = r->b++->together + r->d++->together;
+				return true;
+			}
+		}
+		*partner = pb;
+		*together = r->b++->together;
+		return true;
+	}
+	if (r->d < r->d_end)
+	{
+		*partner = s->delta_map[r->d->partner];
+		*together = r->d++->together;
+		return true;
+	}
+	return false;
+}
+
+/* The readers above, of a sum (the plain ones read counts alone). */
+extern CoocTop *cooc_sum_top_pairs(const CoocSum *sum, int per_product,
+								   int64_t min_count, int64_t rare_orders,
+								   const bool *only, size_t *n);
+extern const char *cooc_sum_category_pairs(const CoocSum *sum, const int64_t *ids,
+										   const int32_t *keys, size_t n, int32_t nkeys,
+										   int64_t *within, int64_t *total);
+/* (with npairs, the summed pairs counted in the same pass) */
+extern void cooc_sum_pair_moments(const CoocSum *sum, double *sum_t2, double *sum_tnn,
+								  size_t *npairs);
+
+/*
  * Flat binary forms.  The counts form is the stored SQL value; the partial
  * form is the aggregate's state sent from parallel workers to the leader;
  * the lines form is kept for tools that ship raw lines.  Every decoder

@@ -184,6 +184,98 @@ CREATE FUNCTION @extschema@._cooccurrence_merge_chunks(chunk @extschema@.cooccur
 COMMENT ON FUNCTION @extschema@._cooccurrence_merge_chunks(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint, bigint) IS
 	'internal (incremental refresh): chunk plus every product count of added and the pairs of added whose smaller product id lies in [lo, hi) (NULL: unbounded), as upsell.cooccurrence_chunks(sum, max_pairs) splits it (chunk alone when added is NULL), without building the sum as one value';
 
+-- The readers of stored counts, in their sum form: (chunk, delta, lo, hi)
+-- for the counts, a stored chunk with the delta stored beside it (NULL:
+-- none) summed in, the delta's pairs of the chunk's range [lo, hi) (NULL:
+-- unbounded), as they are read (no merged copy).  What every builder reads
+-- (upsell._cooccurrence_parts gives a tenant's chunks so), and what an
+-- analyst reads to see the counts a full refresh would store.
+CREATE FUNCTION @extschema@._cooccurrence_info_sum(chunk @extschema@.cooccurrence,
+	delta @extschema@.cooccurrence, lo bigint, hi bigint,
+	OUT orders bigint, OUT products bigint,
+	OUT skipped_lines bigint, OUT big_orders bigint)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_sum_info'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._cooccurrence_info_sum(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint) IS
+	'internal: cooccurrence_info of a stored chunk with its delta, without the pairs (_cooccurrence_pair_moments_sum counts them as it reads them: only the products are fetched here)';
+
+CREATE FUNCTION @extschema@._cooccurrence_products_sum(chunk @extschema@.cooccurrence,
+	delta @extschema@.cooccurrence, lo bigint, hi bigint)
+	RETURNS TABLE (product_id bigint, orders bigint)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_sum_products'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@._cooccurrence_products_sum(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint) IS
+	'internal: cooccurrence_products of a stored chunk with its delta';
+
+CREATE FUNCTION @extschema@._cooccurrence_pairs_sum(chunk @extschema@.cooccurrence,
+	delta @extschema@.cooccurrence, lo bigint, hi bigint,
+	min_count int DEFAULT 2, min_support float8 DEFAULT 0, min_confidence float8 DEFAULT 0)
+	RETURNS TABLE (product_id bigint, other_id bigint, together bigint,
+				   product_count bigint, other_count bigint, orders bigint,
+				   support float8, confidence float8, lift float8, leverage float8,
+				   conviction float8, jaccard float8, score float8)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_sum_pairs'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 10000;
+COMMENT ON FUNCTION @extschema@._cooccurrence_pairs_sum(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint, int, float8, float8) IS
+	'internal: cooccurrence_pairs of a stored chunk with its delta';
+
+CREATE FUNCTION @extschema@._cooccurrence_top_pairs_sum(chunk @extschema@.cooccurrence,
+	delta @extschema@.cooccurrence, lo bigint, hi bigint,
+	per_product int, min_count int, rare_orders bigint)
+	RETURNS TABLE (product_id bigint, other_id bigint, together bigint,
+				   score float8, confidence float8, lift float8)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_sum_top_pairs'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 10000;
+COMMENT ON FUNCTION @extschema@._cooccurrence_top_pairs_sum(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint, int, int, bigint) IS
+	'internal: cooccurrence_top_pairs of a stored chunk with its delta';
+
+CREATE FUNCTION @extschema@._cooccurrence_top_pairs_sum(chunk @extschema@.cooccurrence,
+	delta @extschema@.cooccurrence, lo bigint, hi bigint,
+	per_product int, min_count int, rare_orders bigint, products bigint[])
+	RETURNS TABLE (product_id bigint, other_id bigint, together bigint,
+				   score float8, confidence float8, lift float8)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_sum_top_pairs'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@._cooccurrence_top_pairs_sum(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint, int, int, bigint, bigint[]) IS
+	'internal: the same, for the products listed only';
+
+CREATE FUNCTION @extschema@._cooccurrence_top_lists_sum(chunk @extschema@.cooccurrence,
+	delta @extschema@.cooccurrence, lo bigint, hi bigint,
+	per_product int, min_count int, rare_orders bigint)
+	RETURNS TABLE (product_id bigint, other_ids bigint[], together bigint[],
+				   score float8[], confidence float8[])
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_sum_top_lists'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@._cooccurrence_top_lists_sum(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint, int, int, bigint) IS
+	'internal: _cooccurrence_top_lists of a stored chunk with its delta';
+
+CREATE FUNCTION @extschema@._cooccurrence_top_lists_sum(chunk @extschema@.cooccurrence,
+	delta @extschema@.cooccurrence, lo bigint, hi bigint,
+	per_product int, min_count int, rare_orders bigint, products bigint[])
+	RETURNS TABLE (product_id bigint, other_ids bigint[], together bigint[],
+				   score float8[], confidence float8[])
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_sum_top_lists'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@._cooccurrence_top_lists_sum(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint, int, int, bigint, bigint[]) IS
+	'internal: the same, for the products listed only';
+
+CREATE FUNCTION @extschema@._cooccurrence_category_pairs_sum(chunk @extschema@.cooccurrence,
+	delta @extschema@.cooccurrence, lo bigint, hi bigint,
+	product_ids bigint[], category_keys int[])
+	RETURNS TABLE (category_key int, together bigint)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_sum_category_pairs'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION @extschema@._cooccurrence_category_pairs_sum(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint, bigint[], int[]) IS
+	'internal: _cooccurrence_category_pairs of a stored chunk with its delta';
+
+CREATE FUNCTION @extschema@._cooccurrence_pair_moments_sum(chunk @extschema@.cooccurrence,
+	delta @extschema@.cooccurrence, lo bigint, hi bigint,
+	OUT together_squared float8, OUT together_counts float8, OUT pairs bigint)
+	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_sum_pair_moments'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._cooccurrence_pair_moments_sum(@extschema@.cooccurrence, @extschema@.cooccurrence, bigint, bigint) IS
+	'internal: _cooccurrence_pair_moments of a stored chunk with its delta (the sums of the summed counts, which are not the sums of the two), and the number of its summed pairs';
+
 CREATE FUNCTION @extschema@._cooccurrence_from_query(query text)
 	RETURNS TABLE (tenant_id bigint, state @extschema@.cooccurrence)
 	AS 'MODULE_PATHNAME', 'upsell_cooccurrence_from_query'

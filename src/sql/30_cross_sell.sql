@@ -10,8 +10,23 @@
 -- cooccurrence value holding every product's order count and the pairs of a
 -- range of products (those from first_product up to the next chunk's; chunk
 -- 0 from the lowest), at most upsell.cooccurrence_chunk_pairs pairs (a
--- product with more is a chunk of its own).  The readers take the products
--- from chunk 0 and the pairs chunk by chunk.
+-- product with more is a chunk of its own).  These are the base, which a
+-- full refresh writes.  An incremental refresh leaves them as they are and
+-- writes the delta, chunk -1: the counts of every order folded in since the
+-- last full refresh (the stored delta plus the new lines' counts), a value
+-- of the same form with all its pairs.  Rewriting the base instead took 3-4
+-- s at 10M lines (one 100 MB chunk read, merged, written, the old deleted),
+-- since new orders reach every chunk.  The readers read each base chunk with
+-- the delta summed in (_cooccurrence_parts, the *_sum readers).
+--
+-- The delta is bounded: when it would hold more pairs than a quarter of the
+-- base's (or than a chunk may hold), the incremental refresh writes the base
+-- again, base and delta merged, and no delta.  Rewriting the delta costs
+-- what it holds, and every reader merges it in: at a quarter, the delta's
+-- rewrite costs at most a quarter of the base's and a reader merges at most
+-- a quarter more pairs.  (1% new orders of the 1M-line bench shop made a
+-- delta of 1.3% of the base's pairs: many incremental refreshes fit
+-- between two full ones.)
 CREATE FUNCTION @extschema@._build_cooccurrence_chunks(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -22,28 +37,55 @@ DECLARE
 	inc boolean := incremental AND @extschema@._incremental(tenant_id);
 	max_pairs bigint := coalesce(current_setting('upsell.cooccurrence_chunk_pairs', true)::bigint, 16777216);
 	old_chunks bigint;
-	-- the new lines' counts, one row, that an incremental build adds
-	new_counts text := '(SELECT @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state, '
-		'pg_catalog.max(l.ordered_at) AS max_ordered_at, pg_catalog.max(l.order_key) AS max_order_key '
-		'FROM pg_temp.upsell_new_lines l)';
+	base_pairs bigint;
+	over_bound boolean;
+	delta_pairs bigint;
+	-- the delta an incremental build stores: the stored one (if any) plus
+	-- the new lines' counts, one row (pg_temp.upsell_delta)
+	delta text := '(SELECT d.state, d.max_ordered_at, d.max_order_key FROM pg_temp.upsell_delta d)';
 BEGIN
-	SELECT count(*) INTO old_chunks FROM @extschema@.cooccurrence_chunks c
-	WHERE c.tenant_id = _build_cooccurrence_chunks.tenant_id;
-	IF inc AND old_chunks > 0 AND @extschema@._lines_unchanged(tenant_id)
-	   AND NOT EXISTS (SELECT FROM @extschema@.cooccurrence_chunks c
-					   WHERE c.tenant_id = _build_cooccurrence_chunks.tenant_id
-						 AND (@extschema@.cooccurrence_info(c.state)).pairs > max_pairs) THEN
-		-- no new lines: the chunks hold the counts of the same lines, each
-		-- within the bound, as the merge below would leave them (rewriting
-		-- one chunk unchanged took 3-4 s at 10M lines)
+	SELECT count(*), sum((@extschema@.cooccurrence_info(c.state)).pairs),
+		   coalesce(bool_or((@extschema@.cooccurrence_info(c.state)).pairs > max_pairs), false)
+	INTO old_chunks, base_pairs, over_bound
+	FROM @extschema@.cooccurrence_chunks c
+	WHERE c.tenant_id = _build_cooccurrence_chunks.tenant_id AND c.chunk >= 0;
+	IF inc AND old_chunks > 0 AND @extschema@._lines_unchanged(tenant_id) AND NOT over_bound THEN
+		-- no new lines: the chunks and the delta hold the counts of the same
+		-- lines, each chunk within the bound, as the merge below would leave
+		-- them (rewriting one chunk unchanged took 3-4 s at 10M lines)
 		RETURN @extschema@._kept_rows('cooccurrence_chunks', tenant_id);
 	END IF;
+	IF inc AND old_chunks > 0 THEN
+		IF to_regclass('pg_temp.upsell_delta') IS NOT NULL THEN
+			DROP TABLE pg_temp.upsell_delta;
+		END IF;
+		CREATE TEMP TABLE upsell_delta ON COMMIT DROP AS
+		SELECT CASE WHEN o.state IS NULL THEN a.state
+					ELSE @extschema@.cooccurrence_merge(o.state, a.state) END AS state,
+			   greatest(o.max_ordered_at, a.max_ordered_at) AS max_ordered_at,
+			   greatest(o.max_order_key, a.max_order_key) AS max_order_key
+		FROM (SELECT @extschema@.cooccurrence_agg(l.order_key, l.product_id, l.quantity) AS state,
+					 max(l.ordered_at) AS max_ordered_at, max(l.order_key) AS max_order_key
+			  FROM pg_temp.upsell_new_lines l) a
+		LEFT JOIN @extschema@.cooccurrence_chunks o
+			ON o.tenant_id = _build_cooccurrence_chunks.tenant_id AND o.chunk = -1;
+		SELECT (@extschema@.cooccurrence_info(d.state)).pairs INTO delta_pairs FROM pg_temp.upsell_delta d;
+		IF NOT over_bound AND delta_pairs <= least(base_pairs / 4, max_pairs) THEN
+			-- the delta alone replaced (scope: chunk -1); the base is kept
+			RETURN @extschema@._publish('cooccurrence_chunks', tenant_id, format($q$
+				SELECT $1 AS tenant_id, -1::bigint AS chunk, NULL::bigint AS first_product,
+					   d.state, d.max_ordered_at, d.max_order_key
+				FROM %s d, @extschema@.cooccurrence_info(d.state) i
+				WHERE i.orders OPERATOR(pg_catalog.>) 0 OR i.skipped_lines OPERATOR(pg_catalog.>) 0$q$,
+				delta), ARRAY[-1]::bigint[]);
+		END IF;
+	END IF;
 	IF inc AND old_chunks = 1 THEN
-		-- the new lines counted and added to the one chunk of previous counts
+		-- the delta grew past its bound: added to the one chunk of the base
 		-- (up to upsell.cooccurrence_chunk_pairs pairs: 12.7M at 10M lines),
-		-- which is split if it outgrew the bound.  The same as below, without
-		-- its windows: they pass the 100 MB of counts through a sort and a
-		-- tuplestore (1 s of the 2 s at 10M lines).
+		-- which is split if it outgrew the bound, and no delta stored.  The
+		-- same as below, without its windows: they pass the 100 MB of counts
+		-- through a sort and a tuplestore (1 s of the 2 s at 10M lines).
 		RETURN @extschema@._publish('cooccurrence_chunks', tenant_id, format($q$
 			SELECT $1 AS tenant_id, c.chunk,
 				   CASE WHEN c.chunk OPERATOR(pg_catalog.>) 0 THEN c.first_product END AS first_product,
@@ -53,14 +95,15 @@ BEGIN
 				 %s a,
 				 @extschema@._cooccurrence_merge_chunks(o.state, a.state, NULL, NULL, %s) c,
 				 @extschema@.cooccurrence_info(c.state) i
-			WHERE o.tenant_id OPERATOR(pg_catalog.=) $1
+			WHERE o.tenant_id OPERATOR(pg_catalog.=) $1 AND o.chunk OPERATOR(pg_catalog.>=) 0
 			  AND (i.orders OPERATOR(pg_catalog.>) 0 OR i.skipped_lines OPERATOR(pg_catalog.>) 0)$q$,
-			new_counts, max_pairs));
+			delta, max_pairs));
 	ELSIF inc AND old_chunks > 1 THEN
-		-- the new lines counted, added chunk by chunk to the previous counts
-		-- (which the publishing statement still sees): every product's count
-		-- to each chunk, each pair to the chunk of its range; a chunk that
-		-- outgrew the bound is split, and the chunks are numbered anew
+		-- the same with the base in several chunks: the delta added chunk
+		-- by chunk (the publishing statement still sees the stored chunks):
+		-- every product's count to each chunk, each pair to the chunk of
+		-- its range; a chunk that outgrew the bound is split, and the
+		-- chunks are numbered anew
 		RETURN @extschema@._publish('cooccurrence_chunks', tenant_id, format($q$
 			SELECT $1 AS tenant_id, (x.n OPERATOR(pg_catalog.-) 1)::int AS chunk,
 				   CASE WHEN x.n OPERATOR(pg_catalog.>) 1 THEN x.first_product END AS first_product,
@@ -72,19 +115,20 @@ BEGIN
 				  FROM (SELECT p.chunk, p.first_product, p.state, p.max_ordered_at, p.max_order_key,
 							   pg_catalog.lead(p.first_product) OVER (ORDER BY p.chunk) AS next_first
 						FROM @extschema@.cooccurrence_chunks p
-						WHERE p.tenant_id OPERATOR(pg_catalog.=) $1) o,
+						WHERE p.tenant_id OPERATOR(pg_catalog.=) $1 AND p.chunk OPERATOR(pg_catalog.>=) 0) o,
 					   %s a,
 					   @extschema@._cooccurrence_merge_chunks(o.state, a.state,
 						   CASE WHEN o.chunk OPERATOR(pg_catalog.>) 0 THEN o.first_product END,
 						   o.next_first, %s) c,
 					   @extschema@.cooccurrence_info(c.state) i
 				  WHERE i.orders OPERATOR(pg_catalog.>) 0 OR i.skipped_lines OPERATOR(pg_catalog.>) 0) x$q$,
-			new_counts, max_pairs));
+			delta, max_pairs));
 	END IF;
 	-- all the tenant's lines as of its snapshot, counted where they live
 	-- (_pair_counts_sql) and split into chunks where the count left them
 	-- (_cooccurrence_chunks_of: the whole counts are never copied, and
-	-- parallel workers may count); no row for a tenant without lines
+	-- parallel workers may count); no row for a tenant without lines, and
+	-- no delta
 	RETURN @extschema@._publish('cooccurrence_chunks', tenant_id, format($q$
 		SELECT $1 AS tenant_id, c.chunk,
 			   CASE WHEN c.chunk OPERATOR(pg_catalog.>) 0 THEN c.first_product END AS first_product,
@@ -100,11 +144,40 @@ END
 $$;
 
 SELECT @extschema@._define_model('cooccurrence_chunks',
-	$$tenant_id bigint NOT NULL, chunk int NOT NULL, first_product bigint,
+	$$tenant_id bigint NOT NULL, chunk bigint NOT NULL, first_product bigint,
 	  state @extschema@.cooccurrence NOT NULL, max_ordered_at timestamptz, max_order_key bigint,
 	  PRIMARY KEY (tenant_id, chunk)$$,
 	NULL, 5, '@extschema@._build_cooccurrence_chunks(bigint, boolean)',
-	'per tenant: the co-occurrence counts of all registered order lines in chunks (every product''s count, and the pairs of the products from first_product on, at most upsell.cooccurrence_chunk_pairs), the input of the cooccurrence, product, category and pair models and of incremental refresh');
+	'per tenant: the co-occurrence counts of all registered order lines in chunks (every product''s count, and the pairs of the products from first_product on, at most upsell.cooccurrence_chunk_pairs), written by a full refresh, and chunk -1, the delta: the counts of the orders an incremental refresh folded in since, which readers add to every chunk (upsell._cooccurrence_parts); the input of the cooccurrence, product, category and pair models and of incremental refresh',
+	'chunk');
+
+-- A tenant's stored counts as the readers read them: each chunk of the base
+-- (chunk >= 0) with the delta (chunk -1, NULL without one) and the range of
+-- the chunk's products, [lo, hi) (NULL: unbounded), the arguments of the
+-- *_sum readers; the latest order of either.  Plain SQL, inlined into the
+-- readers' queries.
+CREATE FUNCTION @extschema@._cooccurrence_parts(tenant_id bigint)
+RETURNS TABLE (chunk bigint, state @extschema@.cooccurrence, delta @extschema@.cooccurrence,
+			   lo bigint, hi bigint, max_ordered_at timestamptz, max_order_key bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	-- inlined into its callers, so without SET search_path: every operator
+	-- and function named with its schema
+	SELECT c.chunk, c.state, d.state,
+		   CASE WHEN c.chunk OPERATOR(pg_catalog.>) 0 THEN c.first_product END,
+		   (SELECT n.first_product FROM @extschema@.cooccurrence_chunks n
+			WHERE n.tenant_id OPERATOR(pg_catalog.=) c.tenant_id AND n.chunk OPERATOR(pg_catalog.>) c.chunk
+			ORDER BY n.chunk LIMIT 1),
+		   GREATEST(c.max_ordered_at, d.max_ordered_at),
+		   GREATEST(c.max_order_key, d.max_order_key)
+	FROM @extschema@.cooccurrence_chunks c
+	LEFT JOIN @extschema@.cooccurrence_chunks d
+		ON d.tenant_id OPERATOR(pg_catalog.=) c.tenant_id AND d.chunk OPERATOR(pg_catalog.=) (-1)::bigint
+	WHERE c.tenant_id OPERATOR(pg_catalog.=) $1 AND c.chunk OPERATOR(pg_catalog.>=) 0
+$$;
+COMMENT ON FUNCTION @extschema@._cooccurrence_parts(bigint) IS
+	'internal: a tenant''s stored counts as read: each chunk of the base with the delta and the chunk''s range of products, the arguments of the *_sum readers';
+
 -- Stored uncompressed: pglz compressed a 10M-line shop's single chunk (100 MB
 -- of counts to 42 MB) in about 5 s of the count's 14 s of CPU, and every
 -- model that reads the counts (five reads per refresh) decompressed it again.
@@ -145,10 +218,10 @@ BEGIN
 			 ELSE @extschema@._publish('cooccurrence_model', tenant_id, $q$
 		WITH prod AS (
 			SELECT x.orders::pg_catalog.float8 AS n, i.orders::pg_catalog.float8 AS total
-			FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_products(m.state) x,
-				 @extschema@.cooccurrence_info(m.state) i
-			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1 AND m.chunk OPERATOR(pg_catalog.=) 0
-			  AND x.orders OPERATOR(pg_catalog.>) 0),
+			FROM @extschema@._cooccurrence_parts($1) m,
+				 @extschema@._cooccurrence_products_sum(m.state, m.delta, m.lo, m.hi) x,
+				 @extschema@._cooccurrence_info_sum(m.state, m.delta, m.lo, m.hi) i
+			WHERE m.chunk OPERATOR(pg_catalog.=) 0 AND x.orders OPERATOR(pg_catalog.>) 0),
 		-- In whole numbers (float8 holds them exactly up to 2^53, so on all
 		-- but huge shops the sums do not depend on how the pairs fall into
 		-- chunks: an incremental refresh gives what a full one does), with N
@@ -173,17 +246,20 @@ BEGIN
 		var AS (
 			SELECT s.total, c.sq, (s.total OPERATOR(pg_catalog.*) c.a1) OPERATOR(pg_catalog.-) c.a2 AS var
 			FROM shares s, chance c),
+		-- (base and delta summed pair by pair as they are read: a square
+		-- of a sum is not the sum of the squares)
 		seen AS (
-			SELECT pg_catalog.sum(x.together_squared) AS t2, pg_catalog.sum(x.together_counts) AS tnn
-			FROM @extschema@.cooccurrence_chunks m, @extschema@._cooccurrence_pair_moments(m.state) x
-			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1),
+			SELECT pg_catalog.sum(x.together_squared) AS t2, pg_catalog.sum(x.together_counts) AS tnn,
+				   pg_catalog.sum(x.pairs)::bigint AS pairs
+			FROM @extschema@._cooccurrence_parts($1) m,
+				 @extschema@._cooccurrence_pair_moments_sum(m.state, m.delta, m.lo, m.hi) x),
 		totals AS (
 			SELECT pg_catalog.min(i.orders) AS orders, pg_catalog.min(i.products) AS products,
-				   pg_catalog.sum(i.pairs)::bigint AS pairs, pg_catalog.min(i.skipped_lines) AS skipped_lines,
+				   (SELECT x.pairs FROM seen x) AS pairs, pg_catalog.min(i.skipped_lines) AS skipped_lines,
 				   pg_catalog.min(i.big_orders) AS big_orders, pg_catalog.max(m.max_ordered_at) AS max_ordered_at,
 				   pg_catalog.max(m.max_order_key) AS max_order_key
-			FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_info(m.state) i
-			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1
+			FROM @extschema@._cooccurrence_parts($1) m,
+				 @extschema@._cooccurrence_info_sum(m.state, m.delta, m.lo, m.hi) i
 			HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0)
 		SELECT $1 AS tenant_id, t.orders, t.products, t.pairs, t.skipped_lines, t.big_orders,
 			   t.max_ordered_at, t.max_order_key,
@@ -275,8 +351,9 @@ BEGIN
 			   c.category, c.variant_group, c.price,
 			   CASE WHEN c.product_id IS NULL THEN %4$L ELSE coalesce(c.in_stock, true) END AS in_stock, c.title
 		FROM (SELECT x.product_id, x.orders
-			  FROM @extschema@.cooccurrence_chunks m, @extschema@.cooccurrence_products(m.state) x
-			  WHERE m.tenant_id = $1 AND m.chunk = 0 %2$s) o
+			  FROM @extschema@._cooccurrence_parts($1) m,
+				   @extschema@._cooccurrence_products_sum(m.state, m.delta, m.lo, m.hi) x
+			  WHERE m.chunk = 0 %2$s) o
 		FULL JOIN (SELECT c.* FROM %1$s c WHERE true %3$s) c
 			ON c.product_id = o.product_id$q$,
 		@extschema@._catalog_products(tenant_id),
@@ -332,12 +409,12 @@ BEGIN
 		products_arg := ', $2';
 	END IF;
 	IF (SELECT count(*) FROM @extschema@.cooccurrence_chunks c
-		WHERE c.tenant_id = _build_pair_model.tenant_id) <= 1 THEN
+		WHERE c.tenant_id = _build_pair_model.tenant_id AND c.chunk >= 0) <= 1 THEN
 		published := @extschema@._publish('pair_list_model', tenant_id, format($q$
-			SELECT m.tenant_id, t.product_id, t.other_ids, t.together, t.score, t.confidence
-			FROM @extschema@.cooccurrence_chunks m,
-				 @extschema@._cooccurrence_top_lists(m.state, %s, 2, 20%s) t
-			WHERE m.tenant_id OPERATOR(pg_catalog.=) $1$q$, per_product, products_arg), changed);
+			SELECT $1 AS tenant_id, t.product_id, t.other_ids, t.together, t.score, t.confidence
+			FROM @extschema@._cooccurrence_parts($1) m,
+				 @extschema@._cooccurrence_top_lists_sum(m.state, m.delta, m.lo, m.hi, %s, 2, 20%s) t$q$,
+			per_product, products_arg), changed);
 	ELSE
 		-- Counts in several chunks: a product's pairs lie in the chunks of their
 		-- smaller products, so its best of each chunk are ranked together (the
@@ -349,12 +426,11 @@ BEGIN
 				   pg_catalog.array_agg(t.together ORDER BY t.score DESC, t.other_id) AS together,
 				   pg_catalog.array_agg(t.score ORDER BY t.score DESC, t.other_id) AS score,
 				   pg_catalog.array_agg(t.confidence ORDER BY t.score DESC, t.other_id) AS confidence
-			FROM (SELECT m.tenant_id, t.*,
+			FROM (SELECT $1 AS tenant_id, t.*,
 						 pg_catalog.row_number() OVER (PARTITION BY t.product_id
 													   ORDER BY t.score DESC, t.other_id) AS r
-				  FROM @extschema@.cooccurrence_chunks m,
-					   @extschema@.cooccurrence_top_pairs(m.state, %s, 2, 20%s) t
-				  WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) t
+				  FROM @extschema@._cooccurrence_parts($1) m,
+					   @extschema@._cooccurrence_top_pairs_sum(m.state, m.delta, m.lo, m.hi, %s, 2, 20%s) t) t
 			WHERE t.r OPERATOR(pg_catalog.<=) %s
 			GROUP BY t.tenant_id, t.product_id$q$, per_product, products_arg, per_product), changed);
 	END IF;

@@ -97,12 +97,11 @@ BEGIN
 		-- category of one product has no pairs, so its products are not passed
 		sums AS (
 			SELECT x.category_key, x.together
-			FROM @extschema@.cooccurrence_chunks m,
+			FROM @extschema@._cooccurrence_parts($1) m,
 				 (SELECT coalesce(array_agg(p.product_id ORDER BY p.product_id), '{}') AS ids,
 						 coalesce(array_agg(c.key ORDER BY p.product_id), '{}') AS keys
 				  FROM prod p JOIN cats c ON c.category = p.category) k,
-				 @extschema@._cooccurrence_category_pairs(m.state, k.ids, k.keys) x
-			WHERE m.tenant_id = $1),
+				 @extschema@._cooccurrence_category_pairs_sum(m.state, m.delta, m.lo, m.hi, k.ids, k.keys) x),
 		shop AS (
 			SELECT p.tenant_id, sum(p.orders) AS s1, sum(p.orders * p.orders) AS s2,
 				   (SELECT coalesce(sum(x.together), 0) FROM sums x WHERE x.category_key IS NULL) AS pairs
