@@ -154,29 +154,29 @@ SELECT @extschema@._define_model('cooccurrence_chunks',
 -- A tenant's stored counts as the readers read them: each chunk of the base
 -- (chunk >= 0) with the delta (chunk -1, NULL without one) and the range of
 -- the chunk's products, [lo, hi) (NULL: unbounded), the arguments of the
--- *_sum readers; the latest order of either.  Plain SQL, inlined into the
--- readers' queries.
+-- *_sum readers; the latest order of either.  A FROM item (alias it) that
+-- the readers write into their queries, as _tenant_lines: not a function
+-- reading the table, which Citus cannot plan in a query with parameters
+-- ("parameterized queries for SQL functions referencing distributed tables
+-- are not supported").
 CREATE FUNCTION @extschema@._cooccurrence_parts(tenant_id bigint)
-RETURNS TABLE (chunk bigint, state @extschema@.cooccurrence, delta @extschema@.cooccurrence,
-			   lo bigint, hi bigint, max_ordered_at timestamptz, max_order_key bigint)
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-	-- inlined into its callers, so without SET search_path: every operator
-	-- and function named with its schema
-	SELECT c.chunk, c.state, d.state,
-		   CASE WHEN c.chunk OPERATOR(pg_catalog.>) 0 THEN c.first_product END,
-		   (SELECT n.first_product FROM @extschema@.cooccurrence_chunks n
-			WHERE n.tenant_id OPERATOR(pg_catalog.=) c.tenant_id AND n.chunk OPERATOR(pg_catalog.>) c.chunk
-			ORDER BY n.chunk LIMIT 1),
-		   GREATEST(c.max_ordered_at, d.max_ordered_at),
-		   GREATEST(c.max_order_key, d.max_order_key)
-	FROM @extschema@.cooccurrence_chunks c
-	LEFT JOIN @extschema@.cooccurrence_chunks d
-		ON d.tenant_id OPERATOR(pg_catalog.=) c.tenant_id AND d.chunk OPERATOR(pg_catalog.=) (-1)::bigint
-	WHERE c.tenant_id OPERATOR(pg_catalog.=) $1 AND c.chunk OPERATOR(pg_catalog.>=) 0
-$$;
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN format('(SELECT c.chunk, c.state, d.state AS delta, '
+			  'CASE WHEN c.chunk OPERATOR(pg_catalog.>) 0 THEN c.first_product END AS lo, '
+			  '(SELECT n.first_product FROM @extschema@.cooccurrence_chunks n '
+			  'WHERE n.tenant_id OPERATOR(pg_catalog.=) %1$s::bigint AND n.chunk OPERATOR(pg_catalog.>) c.chunk '
+			  'ORDER BY n.chunk LIMIT 1) AS hi, '
+			  'GREATEST(c.max_ordered_at, d.max_ordered_at) AS max_ordered_at, '
+			  'GREATEST(c.max_order_key, d.max_order_key) AS max_order_key '
+			  'FROM @extschema@.cooccurrence_chunks c '
+			  'LEFT JOIN @extschema@.cooccurrence_chunks d '
+			  'ON d.tenant_id OPERATOR(pg_catalog.=) %1$s::bigint AND d.chunk OPERATOR(pg_catalog.=) (-1)::bigint '
+			  'WHERE c.tenant_id OPERATOR(pg_catalog.=) %1$s::bigint AND c.chunk OPERATOR(pg_catalog.>=) 0)',
+			  tenant_id);
 COMMENT ON FUNCTION @extschema@._cooccurrence_parts(bigint) IS
-	'internal: a tenant''s stored counts as read: each chunk of the base with the delta and the chunk''s range of products, the arguments of the *_sum readers';
+	'internal: a FROM item of a tenant''s stored counts as read: each chunk of the base with the delta and the chunk''s range of products (chunk, state, delta, lo, hi, max_ordered_at, max_order_key), the arguments of the *_sum readers';
 
 -- Stored uncompressed: pglz compressed a 10M-line shop's single chunk (100 MB
 -- of counts to 42 MB) in about 5 s of the count's 14 s of CPU, and every
@@ -218,7 +218,7 @@ BEGIN
 			 ELSE @extschema@._publish('cooccurrence_model', tenant_id, $q$
 		WITH prod AS (
 			SELECT x.orders::pg_catalog.float8 AS n, i.orders::pg_catalog.float8 AS total
-			FROM @extschema@._cooccurrence_parts($1) m,
+			FROM $q$ || @extschema@._cooccurrence_parts(tenant_id) || $q$ m,
 				 @extschema@._cooccurrence_products_sum(m.state, m.delta, m.lo, m.hi) x,
 				 @extschema@._cooccurrence_info_sum(m.state, m.delta, m.lo, m.hi) i
 			WHERE m.chunk OPERATOR(pg_catalog.=) 0 AND x.orders OPERATOR(pg_catalog.>) 0),
@@ -251,14 +251,14 @@ BEGIN
 		seen AS (
 			SELECT pg_catalog.sum(x.together_squared) AS t2, pg_catalog.sum(x.together_counts) AS tnn,
 				   pg_catalog.sum(x.pairs)::bigint AS pairs
-			FROM @extschema@._cooccurrence_parts($1) m,
+			FROM $q$ || @extschema@._cooccurrence_parts(tenant_id) || $q$ m,
 				 @extschema@._cooccurrence_pair_moments_sum(m.state, m.delta, m.lo, m.hi) x),
 		totals AS (
 			SELECT pg_catalog.min(i.orders) AS orders, pg_catalog.min(i.products) AS products,
 				   (SELECT x.pairs FROM seen x) AS pairs, pg_catalog.min(i.skipped_lines) AS skipped_lines,
 				   pg_catalog.min(i.big_orders) AS big_orders, pg_catalog.max(m.max_ordered_at) AS max_ordered_at,
 				   pg_catalog.max(m.max_order_key) AS max_order_key
-			FROM @extschema@._cooccurrence_parts($1) m,
+			FROM $q$ || @extschema@._cooccurrence_parts(tenant_id) || $q$ m,
 				 @extschema@._cooccurrence_info_sum(m.state, m.delta, m.lo, m.hi) i
 			HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0)
 		SELECT $1 AS tenant_id, t.orders, t.products, t.pairs, t.skipped_lines, t.big_orders,
@@ -351,7 +351,7 @@ BEGIN
 			   c.category, c.variant_group, c.price,
 			   CASE WHEN c.product_id IS NULL THEN %4$L ELSE coalesce(c.in_stock, true) END AS in_stock, c.title
 		FROM (SELECT x.product_id, x.orders
-			  FROM @extschema@._cooccurrence_parts($1) m,
+			  FROM %5$s m,
 				   @extschema@._cooccurrence_products_sum(m.state, m.delta, m.lo, m.hi) x
 			  WHERE m.chunk = 0 %2$s) o
 		FULL JOIN (SELECT c.* FROM %1$s c WHERE true %3$s) c
@@ -359,7 +359,7 @@ BEGIN
 		@extschema@._catalog_products(tenant_id),
 		CASE WHEN scope IS NOT NULL THEN 'AND x.product_id OPERATOR(pg_catalog.=) ANY ($2)' ELSE '' END,
 		CASE WHEN scope IS NOT NULL THEN 'AND c.product_id OPERATOR(pg_catalog.=) ANY ($2)' ELSE '' END,
-		unlisted_in_stock),
+		unlisted_in_stock, @extschema@._cooccurrence_parts(tenant_id)),
 		scope);
 END
 $$;
@@ -412,9 +412,9 @@ BEGIN
 		WHERE c.tenant_id = _build_pair_model.tenant_id AND c.chunk >= 0) <= 1 THEN
 		published := @extschema@._publish('pair_list_model', tenant_id, format($q$
 			SELECT $1 AS tenant_id, t.product_id, t.other_ids, t.together, t.score, t.confidence
-			FROM @extschema@._cooccurrence_parts($1) m,
+			FROM %s m,
 				 @extschema@._cooccurrence_top_lists_sum(m.state, m.delta, m.lo, m.hi, %s, 2, 20%s) t$q$,
-			per_product, products_arg), changed);
+			@extschema@._cooccurrence_parts(tenant_id), per_product, products_arg), changed);
 	ELSE
 		-- Counts in several chunks: a product's pairs lie in the chunks of their
 		-- smaller products, so its best of each chunk are ranked together (the
@@ -429,10 +429,11 @@ BEGIN
 			FROM (SELECT $1 AS tenant_id, t.*,
 						 pg_catalog.row_number() OVER (PARTITION BY t.product_id
 													   ORDER BY t.score DESC, t.other_id) AS r
-				  FROM @extschema@._cooccurrence_parts($1) m,
+				  FROM %s m,
 					   @extschema@._cooccurrence_top_pairs_sum(m.state, m.delta, m.lo, m.hi, %s, 2, 20%s) t) t
 			WHERE t.r OPERATOR(pg_catalog.<=) %s
-			GROUP BY t.tenant_id, t.product_id$q$, per_product, products_arg, per_product), changed);
+			GROUP BY t.tenant_id, t.product_id$q$, @extschema@._cooccurrence_parts(tenant_id), per_product,
+			products_arg, per_product), changed);
 	END IF;
 	IF changed IS NOT NULL THEN
 		PERFORM @extschema@._note_changed('pair_list_model', changed);

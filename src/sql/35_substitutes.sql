@@ -97,7 +97,7 @@ BEGIN
 		-- category of one product has no pairs, so its products are not passed
 		sums AS (
 			SELECT x.category_key, x.together
-			FROM @extschema@._cooccurrence_parts($1) m,
+			FROM $q$ || @extschema@._cooccurrence_parts(tenant_id) || $q$ m,
 				 (SELECT coalesce(array_agg(p.product_id ORDER BY p.product_id), '{}') AS ids,
 						 coalesce(array_agg(c.key ORDER BY p.product_id), '{}') AS keys
 				  FROM prod p JOIN cats c ON c.category = p.category) k,
