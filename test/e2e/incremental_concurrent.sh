@@ -24,14 +24,27 @@ FROM generate_series(1, 400) o, generate_series(0, 1 + o % 2) k;
 SELECT upsell.register_orders('s.lines', 'order_id', 'product_id', customer_id => 'customer_id',
 	ordered_at => 'at', quantity => 'qty');
 CALL upsell.refresh();
--- models as text, for comparing an incremental refresh with a full one
+-- models as text, for comparing an incremental refresh with a full one; the
+-- pair counts as their readers read them, pair by pair with the delta an
+-- incremental refresh writes beside the base summed in (a full refresh
+-- stores the same counts in the base alone)
 CREATE TABLE s.saved (model name, line text);
 CREATE FUNCTION s.models_text() RETURNS TABLE (model name, line text) LANGUAGE plpgsql AS $$
 DECLARE
 	m record;
+	t bigint;
 BEGIN
 	FOR m IN SELECT d.model FROM upsell.models d WHERE d.model NOT IN ('source_state', 'threshold_candidates') LOOP
-		RETURN QUERY EXECUTE format('SELECT %L::name, t::text FROM upsell.%I t', m.model, m.model);
+		IF m.model = 'cooccurrence_chunks' THEN
+			FOR t IN SELECT DISTINCT c.tenant_id FROM upsell.cooccurrence_chunks c LOOP
+				RETURN QUERY EXECUTE format(
+					'SELECT %L::name, concat_ws('' '', %s, p.max_ordered_at, p.max_order_key, x) '
+					'FROM %s p, upsell._cooccurrence_pairs_sum(p.state, p.delta, p.lo, p.hi, 1) x',
+					m.model, t, upsell._cooccurrence_parts(t));
+			END LOOP;
+		ELSE
+			RETURN QUERY EXECUTE format('SELECT %L::name, t::text FROM upsell.%I t', m.model, m.model);
+		END IF;
 	END LOOP;
 END $$;
 SQL
