@@ -99,7 +99,7 @@ $(EXTENSION)--%--$(EXTVERSION).sql: src/upgrade/pre.sql $(INSTALL_SQL) $(STEP_PO
 
 # Unit tests of the pure C core: no server needed.
 UNIT_SRCS = $(sort $(wildcard test/unit/*.c))
-test/unit/run_unit: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h)
+test/unit/run_unit: $(UNIT_SRCS) $(wildcard test/unit/*.h) $(CORE_SRCS) $(wildcard src/core/*.h)
 	$(CC) -std=c11 -O1 -g -Wall -Wextra -Werror -Isrc/core \
 		$(UNIT_CFLAGS) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lm
 
