@@ -103,7 +103,6 @@ typedef struct TenantRules
 	int			npairs;
 	Threshold  *thresholds;
 	int			nthresholds;
-	bool		volume_tiers;
 	int64	   *tiered;			/* ascending: products with tiers, own or their category's */
 	int			ntiered;
 	int64		popular[POPULAR];	/* in stock, by popularity */

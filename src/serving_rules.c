@@ -342,12 +342,10 @@ load_cart_rules(TenantRules *r, MemoryContext cxt)
 	if (n > 0)
 		r->candidates_built_at = DatumGetTimestampTz(serving_col(0, 1, &isnull));
 
-	n = serving_tenant_query("SELECT FROM @.volume_tiers v WHERE v.tenant_id" EQ "$1 LIMIT 1", r->tenant_id);
-	r->volume_tiers = n > 0;
 	/*
 	 * the products a tier may price (as of the refresh, as _tier_offers
-	 * reads them): a gap filler's price is read only for them, and a cart
-	 * whose fillers have none reads nothing more
+	 * reads them): a cart line's, a gap filler's or a next size's tiers are
+	 * read only for them, so a shop without tiers (none listed) reads none
 	 */
 	n = serving_tenant_query("SELECT v.product_id FROM @.volume_tiers v "
 				   "WHERE v.tenant_id" EQ "$1 AND v.product_id IS NOT NULL "
