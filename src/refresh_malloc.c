@@ -86,15 +86,18 @@ release_at_transaction_end(XactEvent event, void *arg)
 /*
  * upsell_hold_freed_memory(true) from here to the end of the transaction, or
  * to upsell_hold_freed_memory(false), which also returns the free memory.
+ * Returns whether the process held it before.
  */
-void
+bool
 upsell_hold_freed_memory_set(bool hold)
 {
 #ifdef __GLIBC__
+	bool		was = holding;
+
 	if (!hold)
 	{
 		release_thresholds(true);
-		return;
+		return was;
 	}
 	if (!callback_registered)
 	{
@@ -110,15 +113,16 @@ upsell_hold_freed_memory_set(bool hold)
 		holding = true;
 		release_thresholds(false);
 	}
+	return was;
 #else
 	(void) hold;
+	return false;
 #endif
 }
 
-/* _hold_freed_memory(hold boolean): the SQL face of the above */
+/* _hold_freed_memory(hold boolean) returns boolean: the SQL face of the above */
 Datum
 upsell_hold_freed_memory(PG_FUNCTION_ARGS)
 {
-	upsell_hold_freed_memory_set(PG_GETARG_BOOL(0));
-	PG_RETURN_VOID();
+	PG_RETURN_BOOL(upsell_hold_freed_memory_set(PG_GETARG_BOOL(0)));
 }

@@ -40,7 +40,7 @@ extern double upsell_process_cpu_ms(void);
  * the end of the transaction, the process keeps the memory it frees for its
  * next allocations
  */
-extern void upsell_hold_freed_memory_set(bool hold);
+extern bool upsell_hold_freed_memory_set(bool hold);
 
 /* host_glue.c: shared by the fmgr files */
 extern MemoryContext upsell_agg_context(FunctionCallInfo fcinfo, const char *fname);

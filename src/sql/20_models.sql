@@ -442,11 +442,11 @@ CREATE FUNCTION @extschema@._itemsets_limit_kb() RETURNS int
 COMMENT ON FUNCTION @extschema@._itemsets_limit_kb() IS
 	'internal: upsell.itemsets_memory_limit in kB as mining applies it (-1: 32 times work_mem), 0: no limit';
 
-CREATE FUNCTION @extschema@._hold_freed_memory(hold boolean) RETURNS void
+CREATE FUNCTION @extschema@._hold_freed_memory(hold boolean) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'upsell_hold_freed_memory'
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@._hold_freed_memory(boolean) IS
-	'internal (a tenant''s build): with true, until false or the end of the transaction, the calling process keeps the memory it frees for its next allocations (glibc''s malloc) instead of returning it to the kernel and faulting it in again page by page; false returns what is free';
+	'internal (a tenant''s build): with true, until false or the end of the transaction, the calling process keeps the memory it frees for its next allocations (glibc''s malloc) instead of returning it to the kernel and faulting it in again page by page; false returns what is free; returns whether the process held it before';
 
 -- ---- refresh ----------------------------------------------------------------
 --

@@ -43,6 +43,8 @@ DECLARE
 	-- the delta an incremental build stores: the stored one (if any) plus
 	-- the new lines' counts, one row (pg_temp.upsell_delta)
 	delta text := '(SELECT d.state, d.max_ordered_at, d.max_order_key FROM pg_temp.upsell_delta d)';
+	n bigint;
+	held boolean;
 BEGIN
 	SELECT count(*), sum((@extschema@.cooccurrence_info(c.state)).pairs),
 		   coalesce(bool_or((@extschema@.cooccurrence_info(c.state)).pairs > max_pairs), false)
@@ -128,8 +130,12 @@ BEGIN
 	-- (_pair_counts_sql) and split into chunks where the count left them
 	-- (_cooccurrence_chunks_of: the whole counts are never copied, and
 	-- parallel workers may count); no row for a tenant without lines, and
-	-- no delta
-	RETURN @extschema@._publish('cooccurrence_chunks', tenant_id, format($q$
+	-- no delta.  The memory it frees is handed back as glibc does, not held
+	-- for the builds after it (_hold_freed_memory): its blocks are the
+	-- refresh's largest, each freed block too small for the next, and held
+	-- they took a 30M-line shop's refresh from 915 MiB to 1.3 GiB.
+	held := @extschema@._hold_freed_memory(false);
+	n := @extschema@._publish('cooccurrence_chunks', tenant_id, format($q$
 		SELECT $1 AS tenant_id, c.chunk,
 			   CASE WHEN c.chunk OPERATOR(pg_catalog.>) 0 THEN c.first_product END AS first_product,
 			   c.state, c.max_ordered_at, c.max_order_key
@@ -140,6 +146,10 @@ BEGIN
 			   '(SELECT s.snapshot FROM @extschema@.source_state s WHERE s.tenant_id OPERATOR(pg_catalog.=) %s)) '
 			   'IS NOT FALSE', tenant_id, tenant_id)),
 		max_pairs));
+	IF held THEN
+		PERFORM @extschema@._hold_freed_memory(true);
+	END IF;
+	RETURN n;
 END
 $$;
 
