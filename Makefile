@@ -2,7 +2,7 @@
 # (see README.md); everything else here is ordinary PGXS.
 
 EXTENSION   = upsell
-EXTVERSION  = 1.11
+EXTVERSION  = 1.12
 MODULE_big  = upsell
 
 # Pure algorithms (no server headers) live in src/core; the fmgr layer in src.
@@ -18,13 +18,13 @@ OBJS        = $(CORE_SRCS:.c=.o) $(FMGR_SRCS:.c=.o)
 # as committed install scripts (upsell--1.0.sql, upsell--1.1.sql,
 # upsell--1.2.sql, upsell--1.3.sql, upsell--1.4.sql, upsell--1.5.sql,
 # upsell--1.6.sql, upsell--1.7.sql, upsell--1.8.sql, upsell--1.9.sql,
-# upsell--1.10.sql: exactly what their release commits built, checked by
-# test/e2e/upgrade_*.sh); EXTVERSION is the version in the making, built from
-# the fragments.
+# upsell--1.10.sql, upsell--1.11.sql: exactly what their release commits
+# built, checked by test/e2e/upgrade_*.sh); EXTVERSION is the version in the
+# making, built from the fragments.
 #
 # Upgrades: one generated script from EVERY released version straight to
-# EXTVERSION (upsell--1.0--1.11.sql, upsell--1.1--1.11.sql, ...,
-# upsell--1.10--1.11.sql), never a chain of frozen steps.  PostgreSQL takes the
+# EXTVERSION (upsell--1.0--1.12.sql, upsell--1.1--1.12.sql, ...,
+# upsell--1.11--1.12.sql), never a chain of frozen steps.  PostgreSQL takes the
 # shortest path, so a direct script is the one used even where an older step
 # (say upsell--1.0--1.1.sql from an earlier install) is still in the
 # extension directory.  A frozen step would be fragile: it creates its
@@ -46,9 +46,9 @@ OBJS        = $(CORE_SRCS:.c=.o) $(FMGR_SRCS:.c=.o)
 #                             in EXTVERSION's shape.
 # A release: commit the built upsell--X.sql (git add -f), add X to RELEASED,
 # raise EXTVERSION, start src/upgrade/X--NEXT.post.sql, name the release
-# commit in a new test/e2e/upgrade_X.sh (see test/e2e/upgrade_1_10.sh).
+# commit in a new test/e2e/upgrade_X.sh (see test/e2e/upgrade_1_11.sh).
 SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
-RELEASED    = 1.0 1.1 1.2 1.3 1.4 1.5 1.6 1.7 1.8 1.9 1.10
+RELEASED    = 1.0 1.1 1.2 1.3 1.4 1.5 1.6 1.7 1.8 1.9 1.10 1.11
 INSTALL_SQL = $(EXTENSION)--$(EXTVERSION).sql
 UPGRADE_SQL = $(foreach v,$(RELEASED),$(EXTENSION)--$(v)--$(EXTVERSION).sql)
 STEP_POSTS  = $(foreach v,$(RELEASED),$(wildcard src/upgrade/$(v)--*.post.sql))

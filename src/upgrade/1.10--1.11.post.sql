@@ -1,16 +1,11 @@
 -- ===========================================================================
 -- Release step 1.10 -> 1.11 of the kept tables: the ALTERs that bring a 1.10
 -- configuration table (one pg_dump marks: see src/upgrade/pre.sql) to its
--- 1.11 shape.  Part of every upgrade script to 1.11 from 1.10 or older, after
--- the install script and the earlier steps, before src/upgrade/post.sql.
---
--- Every change of 1.11 to a kept table made in src/sql/ (a column, a named
--- constraint, a default, an index, a new configuration table's later
--- change) is appended here as well, one block each with its issue number:
--- new columns at the end of the table, constraints named.  A check or
--- default that calls an upsell function goes into src/upgrade/post.sql
--- instead.  test/e2e/upgrade_1_0.sh ... upgrade_1_10.sh compare the upgraded
--- extension with a fresh install.
+-- 1.11 shape.  Part of every upgrade script from 1.10 or older
+-- (upsell--1.10--X.sql, ..., upsell--1.0--X.sql), after the install script
+-- and the earlier steps, before the later steps and src/upgrade/post.sql.
+-- Frozen with 1.11 (main as landed at a9983b9): changes after 1.11 go into
+-- the next step's script (src/upgrade/1.11--1.12.post.sql).
 -- ===========================================================================
 
 -- Changes of 1.11 to the kept tables, one block each, appended below.

@@ -1,0 +1,16 @@
+-- ===========================================================================
+-- Release step 1.11 -> 1.12 of the kept tables: the ALTERs that bring a 1.11
+-- configuration table (one pg_dump marks: see src/upgrade/pre.sql) to its
+-- 1.12 shape.  Part of every upgrade script to 1.12 from 1.11 or older, after
+-- the install script and the earlier steps, before src/upgrade/post.sql.
+--
+-- Every change of 1.12 to a kept table made in src/sql/ (a column, a named
+-- constraint, a default, an index, a new configuration table's later
+-- change) is appended here as well, one block each with its issue number:
+-- new columns at the end of the table, constraints named.  A check or
+-- default that calls an upsell function goes into src/upgrade/post.sql
+-- instead.  test/e2e/upgrade_1_0.sh ... upgrade_1_11.sh compare the upgraded
+-- extension with a fresh install.
+-- ===========================================================================
+
+-- Changes of 1.12 to the kept tables, one block each, appended below.
