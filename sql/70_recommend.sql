@@ -114,6 +114,47 @@ ORDER BY 1;
 ROLLBACK;
 RESET track_functions;
 
+-- What a customer owns is read with the facts of its products (category,
+-- the data's consumable verdict) from a per-backend cache kept until the
+-- next refresh (src/serving_owned.c): a product the next refresh finds in
+-- another category is read in that one by the same session, and a
+-- merchant's rule applies at once, without a refresh
+SELECT o.product_id, o.category, o.consumable, o.blocked
+FROM unnest(upsell._customer_owned(0, 101, '2024-05-05')) o;
+UPDATE pp.products SET category = 'paper' WHERE id = 2;
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT o.product_id, o.category, o.consumable, o.blocked
+FROM unnest(upsell._customer_owned(0, 101, '2024-05-05')) o;
+INSERT INTO upsell.consumables (category, consumable) VALUES ('paper', true);
+SELECT o.product_id, o.category, o.consumable, o.blocked
+FROM unnest(upsell._customer_owned(0, 101, '2024-05-05')) o;
+DELETE FROM upsell.consumables;
+UPDATE pp.products SET category = 'coffee' WHERE id = 2;
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+-- the same as the view it is computed like (purchase_interval_model), for
+-- every customer and two dates
+SELECT count(*) AS elements,
+	   count(*) FILTER (WHERE (o.purchases, o.last_at, o.median_gap_days, o.cv, o.interval_days, o.next_due,
+							   o.confidence, o.category)
+							  IS NOT DISTINCT FROM (v.purchases, v.last_at, v.median_gap_days, v.cv,
+													v.interval_days, v.next_due, v.confidence, m.category)) AS same
+FROM upsell.purchase_interval_model v
+LEFT JOIN upsell.product_model m ON m.tenant_id = v.tenant_id AND m.product_id = v.product_id
+CROSS JOIN LATERAL unnest(upsell._customer_owned(v.tenant_id, v.customer_id, '2024-05-05')) o
+WHERE o.product_id = v.product_id;
+SELECT o.product_id, o.consumable, o.blocked
+FROM unnest(upsell._customer_owned(0, 100, '2024-04-25')) o
+UNION ALL
+SELECT o.product_id, o.consumable, o.blocked
+FROM unnest(upsell._customer_owned(0, 100, '2024-05-02')) o
+ORDER BY 1, 3;
+-- a NULL customer, or one without a history, owns nothing
+SELECT upsell._customer_owned(0, NULL, now()) AS nobody, upsell._customer_owned(0, 999, now()) AS unknown;
+
 -- bad input
 SELECT * FROM upsell.recommend_for_customer(NULL);
 SELECT * FROM upsell.recommend_for_customer(100, -1);

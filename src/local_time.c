@@ -22,6 +22,8 @@
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
+#include "upsell.h"
+
 PG_FUNCTION_INFO_V1(upsell_local_time);
 
 /* Per call site: the zone last named, looked up. */
@@ -30,6 +32,19 @@ typedef struct ZoneCache
 	char		name[TZ_STRLEN_MAX + 1];
 	pg_tz	   *tz;
 } ZoneCache;
+
+/* The zone of a name as the TimeZone setting shows it; an error if unknown. */
+pg_tz *
+upsell_zone_named(const char *name)
+{
+	pg_tz	   *tz = strlen(name) <= TZ_STRLEN_MAX ? pg_tzset(name) : NULL;
+
+	if (tz == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("time zone \"%s\" not recognized", name)));
+	return tz;
+}
 
 static pg_tz *
 zone_of(FunctionCallInfo fcinfo, text *zone)
@@ -42,11 +57,7 @@ zone_of(FunctionCallInfo fcinfo, text *zone)
 	if (c != NULL && strlen(c->name) == len && memcmp(c->name, VARDATA_ANY(zone), len) == 0)
 		return c->tz;
 	name = text_to_cstring(zone);
-	tz = len <= TZ_STRLEN_MAX ? pg_tzset(name) : NULL;
-	if (tz == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("time zone \"%s\" not recognized", name)));
+	tz = upsell_zone_named(name);
 	if (c == NULL)
 	{
 		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ZoneCache));
@@ -59,19 +70,17 @@ zone_of(FunctionCallInfo fcinfo, text *zone)
 	return tz;
 }
 
-Datum
-upsell_local_time(PG_FUNCTION_ARGS)
+/* The instant a local time of zone tz is (as the cast: infinity stays infinity). */
+TimestampTz
+upsell_local_time_in(Timestamp ts, pg_tz *tz)
 {
-	Timestamp	ts = PG_GETARG_TIMESTAMP(0);
-	pg_tz	   *tz = zone_of(fcinfo, PG_GETARG_TEXT_PP(1));
 	struct pg_tm tm;
 	fsec_t		fsec;
 	int			offset;
 	TimestampTz result;
 
-	/* (as the cast: infinity stays infinity) */
 	if (TIMESTAMP_NOT_FINITE(ts))
-		PG_RETURN_TIMESTAMPTZ(ts);
+		return ts;
 	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
@@ -81,5 +90,12 @@ upsell_local_time(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("timestamp out of range")));
-	PG_RETURN_TIMESTAMPTZ(result);
+	return result;
+}
+
+Datum
+upsell_local_time(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIMESTAMPTZ(upsell_local_time_in(PG_GETARG_TIMESTAMP(0),
+											   zone_of(fcinfo, PG_GETARG_TEXT_PP(1))));
 }

@@ -11,6 +11,8 @@
  *		serving_cart.c		the cart stage (cart_offers)
  *		serving_page.c		the product page stage (_product_page_offers,
  *							_product_page_offers_of)
+ *		serving_owned.c		what a customer owns (_customer_owned), with a
+ *							per-backend cache of the products' facts
  *
  * Data flows request -> rules cache / model reads -> proposal -> the merge
  * of src/core/offers.c -> the SRF's tuplestore.
@@ -132,6 +134,13 @@ typedef struct ServingSchema
 	SPIPlanPtr	variant;
 	SPIPlanPtr	tier;
 	SPIPlanPtr	popular_after;
+	/* what a customer owns (serving_owned.c) */
+	SPIPlanPtr	owned_history;
+	SPIPlanPtr	owned_catalog;
+	SPIPlanPtr	owned_intervals;
+	SPIPlanPtr	owned_has_rules;
+	SPIPlanPtr	owned_rules;
+	SPIPlanPtr	shop_zone;
 } ServingSchema;
 
 extern ServingSchema serving;
@@ -145,9 +154,11 @@ extern ServingSchema serving;
 
 extern void serving_begin_request(FunctionCallInfo fcinfo);
 extern void serving_begin_request_unchecked(FunctionCallInfo fcinfo);
+extern void serving_begin_call(FunctionCallInfo fcinfo);
 extern void serving_end_request(void);
 extern void serving_use_spi(void);
 extern char *serving_qualify(const char *query);
+extern SPIPlanPtr serving_prepare_plan(const char *query, int nargs, Oid *argtypes);
 extern uint64 serving_run(SPIPlanPtr plan, Datum *args, const char *nulls);
 extern uint64 serving_tenant_query(const char *query, int64 tenant_id);
 extern Datum serving_col(int row, int column, bool *isnull);

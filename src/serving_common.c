@@ -56,7 +56,7 @@ serving_qualify(const char *query)
 	return buf.data;
 }
 
-static SPIPlanPtr
+SPIPlanPtr
 serving_prepare_plan(const char *query, int nargs, Oid *argtypes)
 {
 	/*
@@ -92,6 +92,7 @@ serving_use_schema(Oid fn_oid)
 	Oid			variant[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
 	Oid			tier[3] = {INT8ARRAYOID, INT4ARRAYOID, INT8OID};
 	Oid			after[3] = {INT8OID, INT8OID, INT4OID};
+	Oid			rules[3] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID};
 
 	if (serving.nsp == nsp && serving.page_list != NULL)
 		return;
@@ -103,6 +104,12 @@ serving_use_schema(Oid fn_oid)
 	serving_forget_plan(&serving.variant);
 	serving_forget_plan(&serving.tier);
 	serving_forget_plan(&serving.popular_after);
+	serving_forget_plan(&serving.owned_history);
+	serving_forget_plan(&serving.owned_catalog);
+	serving_forget_plan(&serving.owned_intervals);
+	serving_forget_plan(&serving.owned_has_rules);
+	serving_forget_plan(&serving.owned_rules);
+	serving_forget_plan(&serving.shop_zone);
 	if (serving.nspname)
 		pfree(serving.nspname);
 	serving.nsp = InvalidOid;
@@ -147,6 +154,23 @@ serving_use_schema(Oid fn_oid)
 		"SELECT p.product_id, p.popularity_rank, p.category FROM @.product_popularity p "
 		"WHERE p.tenant_id" EQ "$1 AND p.in_stock AND p.popularity_rank OPERATOR(pg_catalog.>) $2 "
 		"LIMIT $3", 3, after);
+	/* (the history's arrays are sorted by product id) */
+	serving.owned_history = serving_prepare_plan(
+		"SELECT h.product_ids, h.purchases, h.last_at, h.median_gap_days, h.cv "
+		"FROM @.purchase_history_model h WHERE h.tenant_id" EQ "$1 AND h.customer_id" EQ "$2", 2, int8_2);
+	serving.owned_catalog = serving_prepare_plan(
+		"SELECT m.product_id, m.category FROM @.product_model m "
+		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2)", 2, by_ids);
+	serving.owned_intervals = serving_prepare_plan(
+		"SELECT pm.product_id, pm.population_interval_days, pm.repeat_share, pm.repeats_consumable "
+		"FROM @.product_interval_model pm WHERE pm.tenant_id" EQ "$1 AND pm.product_id" EQ "ANY ($2)",
+		2, by_ids);
+	serving.owned_has_rules = serving_prepare_plan(
+		"SELECT EXISTS (SELECT FROM @.consumables c WHERE c.tenant_id" EQ "$1)", 1, int8_2);
+	serving.owned_rules = serving_prepare_plan(
+		"SELECT c.product_id, c.category, c.consumable FROM @.consumables c "
+		"WHERE c.tenant_id" EQ "$1 AND (c.product_id" EQ "ANY ($2) OR c.category" EQ "ANY ($3))", 3, rules);
+	serving.shop_zone = serving_prepare_plan("SELECT @._shop_zone()", 0, NULL);
 	serving.nsp = nsp;
 }
 
@@ -251,6 +275,18 @@ serving_begin_request_unchecked(FunctionCallInfo fcinfo)
 {
 	spi_connected = false;
 	InitMaterializedSRF(fcinfo, 0);
+	serving_use_schema(fcinfo->flinfo->fn_oid);
+}
+
+/*
+ * The start of a lookup that is not a stage's request (no SRF, no rules):
+ * the plans of the extension's schema, SPI connected.  Ends with
+ * serving_end_request, as a request does.
+ */
+void
+serving_begin_call(FunctionCallInfo fcinfo)
+{
+	spi_connected = false;
 	serving_use_schema(fcinfo->flinfo->fn_oid);
 }
 

@@ -51,6 +51,14 @@ extern void upsell_deconstruct(ArrayType *arr, Oid type, Datum **values, bool **
 extern int	upsell_pin_search_path(void);
 extern void upsell_unpin_search_path(int level);
 
+/*
+ * local_time.c: the zone of a name (an error if unknown), and the instant a
+ * local time of that zone is, as upsell._local_time reads it
+ */
+struct pg_tz;
+extern struct pg_tz *upsell_zone_named(const char *name);
+extern TimestampTz upsell_local_time_in(Timestamp ts, struct pg_tz *tz);
+
 /* upgrade.c: why an upgrade is offered, from its evidence (NULL: unknown) */
 extern text *upsell_upgrade_evidence(bool paths_null, int64 paths, bool buyers_null, int64 buyers,
 									 bool same_group_null, bool same_group);

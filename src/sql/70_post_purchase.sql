@@ -632,36 +632,22 @@ COMMENT ON TYPE @extschema@._owned_product IS
 -- abandoned_cart_offers, and the post-purchase view and offers_json
 -- through post_purchase_offers): a durable is never offered again, a
 -- consumable only when due by due_by (blocked false; restocks are among
--- those).  One read of the customer's histories, kept in a variable by the
+-- those).  One read of the customer's history, kept in a variable by the
 -- caller for all its uses (until 1.9 the thank-you page read them three
 -- times and planned _consumable at every request).  Called in a statement
 -- of its own, as _cart_blocked is (see post_purchase_offers on Citus);
 -- a NULL customer owns nothing.
+--
+-- In C since 1.12 (src/serving_owned.c): the history row by key, the
+-- products' facts from a per-backend cache kept until the next refresh,
+-- each element computed as purchase_interval_model computes it.  As a query
+-- of that view joined per product it took about 15 us a product: 4.5 ms of
+-- the thank-you page's 5 ms at 10M order lines, where recent orders' customers
+-- owned 166 products on average.
 CREATE FUNCTION @extschema@._customer_owned(t bigint, customer bigint, due_by timestamptz)
 RETURNS @extschema@._owned_product[]
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF customer IS NULL THEN
-		RETURN '{}';
-	END IF;
-	RETURN ARRAY(
-		SELECT ROW(o.product_id, o.purchases, o.last_at, o.median_gap_days, o.cv, o.interval_days,
-				   o.next_due, o.confidence, o.category, o.consumable,
-				   NOT (o.consumable AND o.next_due IS NOT NULL AND o.next_due <= due_by))::@extschema@._owned_product
-		FROM (SELECT o.*, m.category, r.consumable
-			  FROM @extschema@.purchase_interval_model o
-			  LEFT JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = o.product_id
-			  LEFT JOIN @extschema@.product_interval_model pm ON pm.tenant_id = t AND pm.product_id = o.product_id
-			  CROSS JOIN LATERAL @extschema@._consumable_rule(t, o.product_id, m.category, pm.repeats_consumable) r
-			  WHERE o.tenant_id = t AND o.customer_id = customer
-			  -- (not flattened: the rule and the due date computed once a
-			  -- product, not once for each use above)
-			  OFFSET 0) o
-		ORDER BY o.product_id);
-END
-$$;
+AS 'MODULE_PATHNAME', 'upsell_customer_owned'
+LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@._customer_owned(bigint, bigint, timestamptz) IS
 	'internal: the products a customer bought, by product id, each blocked when it may not be offered to the customer: a durable, or a consumable not due by due_by';
 
