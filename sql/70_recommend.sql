@@ -135,6 +135,16 @@ UPDATE pp.products SET category = 'coffee' WHERE id = 2;
 SET client_min_messages = warning;
 CALL upsell.refresh();
 RESET client_min_messages;
+-- a fill of the cache that fails half way (here: a reader who may not read
+-- product_interval_model, after the refresh above emptied it) leaves no
+-- product half filled: coffee is consumable by the data again
+REVOKE SELECT ON upsell.product_interval_model FROM upsell_reader;
+SET ROLE upsell_reader;
+SELECT o.product_id FROM unnest(upsell._customer_owned(0, 101, '2024-05-05')) o;
+RESET ROLE;
+GRANT SELECT ON upsell.product_interval_model TO upsell_reader;
+SELECT o.product_id, o.category, o.consumable, o.blocked
+FROM unnest(upsell._customer_owned(0, 101, '2024-05-05')) o;
 -- the same as the view it is computed like (purchase_interval_model), for
 -- every customer and two dates
 SELECT count(*) AS elements,

@@ -161,6 +161,8 @@ extern char *serving_qualify(const char *query);
 extern SPIPlanPtr serving_prepare_plan(const char *query, int nargs, Oid *argtypes);
 extern uint64 serving_run(SPIPlanPtr plan, Datum *args, const char *nulls);
 extern uint64 serving_tenant_query(const char *query, int64 tenant_id);
+extern struct HTAB *serving_cache_table(MemoryContext *cxt, const char *name, Size keysize,
+										Size entrysize, long nelem);
 extern Datum serving_col(int row, int column, bool *isnull);
 extern char *serving_col_text(int row, int column);
 extern int	serving_sort_unique(int64 *a, int n);

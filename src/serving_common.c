@@ -7,7 +7,9 @@
 
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
 #include "serving.h"
 #include "upsell.h"
@@ -307,6 +309,29 @@ serving_end_request(void)
 		SPI_finish();
 	}
 	spi_connected = false;
+}
+
+/*
+ * A per-backend cache emptied: its memory context, made on first use under
+ * TopMemoryContext, reset, and a new hash table of entries in it.
+ */
+HTAB *
+serving_cache_table(MemoryContext *cxt, const char *name, Size keysize, Size entrysize, long nelem)
+{
+	HASHCTL		ctl;
+
+	if (*cxt == NULL)
+	{
+		*cxt = AllocSetContextCreate(TopMemoryContext, "upsell serving cache", ALLOCSET_DEFAULT_SIZES);
+		/* (name: a constant of the caller's) */
+		MemoryContextSetIdentifier(*cxt, name);
+	}
+	else
+		MemoryContextReset(*cxt);
+	ctl.keysize = keysize;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = *cxt;
+	return hash_create(name, nelem, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
 /* Runs a query of the rules loader with the tenant as $1. */

@@ -80,23 +80,13 @@ static struct
 static void
 owned_cache_check(int64 config_version, Oid state_rel)
 {
-	HASHCTL		ctl;
-
 	if (owned_cache.valid && owned_cache.nsp == serving.nsp &&
 		owned_cache.state_rel == state_rel && owned_cache.config_version == config_version &&
 		hash_get_num_entries(owned_cache.facts) < OWNED_CACHE_MAX)
 		return;
 	owned_cache.valid = false;
-	if (owned_cache.cxt == NULL)
-		owned_cache.cxt = AllocSetContextCreate(TopMemoryContext, "upsell owned products",
-												ALLOCSET_DEFAULT_SIZES);
-	else
-		MemoryContextReset(owned_cache.cxt);
-	ctl.keysize = sizeof(FactsKey);
-	ctl.entrysize = sizeof(ProductFacts);
-	ctl.hcxt = owned_cache.cxt;
-	owned_cache.facts = hash_create("upsell owned products", 1024, &ctl,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	owned_cache.facts = serving_cache_table(&owned_cache.cxt, "upsell owned products", sizeof(FactsKey),
+											sizeof(ProductFacts), 1024);
 	owned_cache.nsp = serving.nsp;
 	owned_cache.state_rel = state_rel;
 	owned_cache.config_version = config_version;
@@ -124,7 +114,12 @@ owned_cache_fill(int64 tenant_id, const int64 *ids, int n)
 	if (nmissing == 0)
 		return;
 
-	/* every missing product gets an entry, found or not */
+	/*
+	 * Every missing product gets an entry, found or not, filled below; a
+	 * fill that errors out (a cancel, a statement timeout) leaves the cache
+	 * invalid, to be emptied by the next call, not entries half filled.
+	 */
+	owned_cache.valid = false;
 	for (i = 0; i < nmissing; i++)
 	{
 		FactsKey	key = {tenant_id, missing[i]};
@@ -165,6 +160,7 @@ owned_cache_fill(int64 tenant_id, const int64 *ids, int n)
 		d = serving_col((int) r, 4, &f->repeats_consumable_null);
 		f->repeats_consumable = f->repeats_consumable_null ? false : DatumGetBool(d);
 	}
+	owned_cache.valid = true;
 	pfree(missing);
 }
 
@@ -237,6 +233,17 @@ consumable_of(const ConsumableRules *rules, int64 product_id, const ProductFacts
 	return f->repeats_consumable_null ? false : f->repeats_consumable;
 }
 
+/* One array column of the history row read, if it has n elements. */
+static bool
+history_column(int column, Oid type, int n, Datum **values, bool **nulls)
+{
+	bool		isnull;
+	int			k;
+
+	upsell_deconstruct(DatumGetArrayTypeP(serving_col(0, column, &isnull)), type, values, nulls, &k);
+	return k == n;
+}
+
 /* The columns of upsell._owned_product, in order. */
 enum
 {
@@ -298,7 +305,6 @@ upsell_customer_owned(PG_FUNCTION_ARGS)
 			   *median_n,
 			   *cv_n;
 	int			n,
-				k,
 				i;
 	int64	   *ids;
 	ProductFacts **facts;
@@ -332,17 +338,10 @@ upsell_customer_owned(PG_FUNCTION_ARGS)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(row_type));
 	}
 	upsell_deconstruct(DatumGetArrayTypeP(serving_col(0, 1, &isnull)), INT8OID, &ids_d, &ids_n, &n);
-	upsell_deconstruct(DatumGetArrayTypeP(serving_col(0, 2, &isnull)), INT4OID, &purchases_d, &purchases_n, &k);
-	if (k != n)
-		goto mismatch;
-	upsell_deconstruct(DatumGetArrayTypeP(serving_col(0, 3, &isnull)), TIMESTAMPTZOID, &last_d, &last_n, &k);
-	if (k != n)
-		goto mismatch;
-	upsell_deconstruct(DatumGetArrayTypeP(serving_col(0, 4, &isnull)), FLOAT8OID, &median_d, &median_n, &k);
-	if (k != n)
-		goto mismatch;
-	upsell_deconstruct(DatumGetArrayTypeP(serving_col(0, 5, &isnull)), FLOAT8OID, &cv_d, &cv_n, &k);
-	if (k != n)
+	if (!history_column(2, INT4OID, n, &purchases_d, &purchases_n) ||
+		!history_column(3, TIMESTAMPTZOID, n, &last_d, &last_n) ||
+		!history_column(4, FLOAT8OID, n, &median_d, &median_n) ||
+		!history_column(5, FLOAT8OID, n, &cv_d, &cv_n))
 		goto mismatch;
 	ids = palloc(sizeof(int64) * Max(n, 1));
 	for (i = 0; i < n; i++)

@@ -76,7 +76,6 @@ serving_check_version(void)
 	int64		config_version = serving_read_config_version(&state_rel);
 	bool		isnull;
 	Datum		d;
-	HASHCTL		ctl;
 	int			i;
 
 	if (cache.valid && cache.state_rel == state_rel &&
@@ -87,16 +86,8 @@ serving_check_version(void)
 	}
 
 	cache.valid = false;
-	if (cache.cxt == NULL)
-		cache.cxt = AllocSetContextCreate(TopMemoryContext, "upsell serving rules",
-											ALLOCSET_DEFAULT_SIZES);
-	else
-		MemoryContextReset(cache.cxt);
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(TenantRules);
-	ctl.hcxt = cache.cxt;
-	cache.tenants = hash_create("upsell serving tenants", 16, &ctl,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	cache.tenants = serving_cache_table(&cache.cxt, "upsell serving rules", sizeof(int64),
+										sizeof(TenantRules), 16);
 	serving_use_spi();
 	if (SPI_execute(serving_qualify("SELECT (SELECT o.tenant_id IS NOT NULL FROM @.order_source o)"),
 					true, 0) != SPI_OK_SELECT)
