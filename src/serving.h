@@ -158,7 +158,6 @@ extern void serving_begin_call(FunctionCallInfo fcinfo);
 extern void serving_end_request(void);
 extern void serving_use_spi(void);
 extern char *serving_qualify(const char *query);
-extern SPIPlanPtr serving_prepare_plan(const char *query, int nargs, Oid *argtypes);
 extern uint64 serving_run(SPIPlanPtr plan, Datum *args, const char *nulls);
 extern uint64 serving_tenant_query(const char *query, int64 tenant_id);
 extern struct HTAB *serving_cache_table(MemoryContext *cxt, const char *name, Size keysize,

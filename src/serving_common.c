@@ -58,7 +58,7 @@ serving_qualify(const char *query)
 	return buf.data;
 }
 
-SPIPlanPtr
+static SPIPlanPtr
 serving_prepare_plan(const char *query, int nargs, Oid *argtypes)
 {
 	/*

@@ -164,15 +164,34 @@ owned_cache_fill(int64 tenant_id, const int64 *ids, int n)
 	pfree(missing);
 }
 
-/* The merchant's consumable rules of the products and their categories. */
+/*
+ * The merchant's consumable rules of the products and of their categories:
+ * the products' by id, ascending (a customer of thousands of products and
+ * a merchant of thousands of rules), the categories' in the order read.
+ */
+typedef struct ProductRule
+{
+	int64		product_id;
+	bool		consumable;
+} ProductRule;
+
 typedef struct ConsumableRules
 {
-	int			n;
-	int64	   *product_ids;	/* NULL product: a category's rule */
-	bool	   *has_product;
+	ProductRule *products;
+	int			nproducts;
 	char	  **categories;
-	bool	   *consumable;
+	bool	   *category_consumable;
+	int			ncategories;
 } ConsumableRules;
+
+static int
+cmp_product_rule(const void *a, const void *b)
+{
+	int64		x = ((const ProductRule *) a)->product_id;
+	int64		y = ((const ProductRule *) b)->product_id;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
 
 static ConsumableRules
 read_rules(int64 tenant_id, const int64 *ids, int n, const ProductFacts *const *facts)
@@ -196,20 +215,28 @@ read_rules(int64 tenant_id, const int64 *ids, int n, const ProductFacts *const *
 	args[1] = PointerGetDatum(upsell_int8_array(ids, n));
 	args[2] = PointerGetDatum(construct_array(cats, ncats, TEXTOID, -1, false, TYPALIGN_INT));
 	rows = serving_run(serving.owned_rules, args, NULL);
-	rules.n = (int) rows;
-	rules.product_ids = palloc(sizeof(int64) * Max(rows, 1));
-	rules.has_product = palloc(sizeof(bool) * Max(rows, 1));
+	rules.products = palloc(sizeof(ProductRule) * Max(rows, 1));
 	rules.categories = palloc(sizeof(char *) * Max(rows, 1));
-	rules.consumable = palloc(sizeof(bool) * Max(rows, 1));
+	rules.category_consumable = palloc(sizeof(bool) * Max(rows, 1));
 	for (r = 0; r < rows; r++)
 	{
-		Datum		d = serving_col((int) r, 1, &isnull);
+		bool		product_null;
+		Datum		product = serving_col((int) r, 1, &product_null);
+		bool		consumable = DatumGetBool(serving_col((int) r, 3, &isnull));
 
-		rules.has_product[r] = !isnull;
-		rules.product_ids[r] = isnull ? 0 : DatumGetInt64(d);
-		rules.categories[r] = serving_col_text((int) r, 2);
-		rules.consumable[r] = DatumGetBool(serving_col((int) r, 3, &isnull));
+		/* (a rule names a product or a category: CHECK on consumables) */
+		if (!product_null)
+		{
+			rules.products[rules.nproducts].product_id = DatumGetInt64(product);
+			rules.products[rules.nproducts++].consumable = consumable;
+		}
+		else
+		{
+			rules.categories[rules.ncategories] = serving_col_text((int) r, 2);
+			rules.category_consumable[rules.ncategories++] = consumable;
+		}
 	}
+	qsort(rules.products, rules.nproducts, sizeof(ProductRule), cmp_product_rule);
 	return rules;
 }
 
@@ -220,16 +247,18 @@ read_rules(int64 tenant_id, const int64 *ids, int n, const ProductFacts *const *
 static bool
 consumable_of(const ConsumableRules *rules, int64 product_id, const ProductFacts *f)
 {
+	ProductRule key = {product_id, false};
+	const ProductRule *rule = rules->nproducts > 0
+		? bsearch(&key, rules->products, rules->nproducts, sizeof(ProductRule), cmp_product_rule)
+		: NULL;
 	int			i;
 
-	for (i = 0; i < rules->n; i++)
-		if (rules->has_product[i] && rules->product_ids[i] == product_id)
-			return rules->consumable[i];
+	if (rule != NULL)
+		return rule->consumable;
 	if (f->category != NULL)
-		for (i = 0; i < rules->n; i++)
-			if (!rules->has_product[i] && rules->categories[i] != NULL &&
-				strcmp(rules->categories[i], f->category) == 0)
-				return rules->consumable[i];
+		for (i = 0; i < rules->ncategories; i++)
+			if (rules->categories[i] != NULL && strcmp(rules->categories[i], f->category) == 0)
+				return rules->category_consumable[i];
 	return f->repeats_consumable_null ? false : f->repeats_consumable;
 }
 
