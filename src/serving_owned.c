@@ -493,7 +493,8 @@ upsell_customer_owned(PG_FUNCTION_ARGS)
 
 		old = MemoryContextSwitchTo(caller);
 		values[OWNED_CATEGORY] = f->category != NULL ? CStringGetTextDatum(f->category) : (Datum) 0;
-		elems[i] = heap_copy_tuple_as_datum(heap_form_tuple(desc, values, nulls), desc);
+		/* (a formed tuple is already a composite Datum's form) */
+		elems[i] = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 		MemoryContextSwitchTo(old);
 	}
 	serving_end_request();
