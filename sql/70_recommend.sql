@@ -165,6 +165,15 @@ ORDER BY 1, 3;
 -- a NULL customer, or one without a history, owns nothing
 SELECT upsell._customer_owned(0, NULL, now()) AS nobody, upsell._customer_owned(0, 999, now()) AS unknown;
 
+-- _in_sorted, the serving functions' test of a candidate against what the
+-- customer owns: ascending ids searched by halves, others scanned, the ids
+-- read once per query when they are a constant (or a variable) and at every
+-- call when they change from row to row
+SELECT x, upsell._in_sorted('{2,5,9,14}', x) AS ascending, upsell._in_sorted('{14,2,9,5}', x) AS unordered,
+	   upsell._in_sorted('{}', x) AS empty, upsell._in_sorted(ARRAY[x], 5) AS per_row
+FROM generate_series(1, 15, 2) x;
+SELECT upsell._in_sorted('{1,NULL,3}', 3);
+
 -- bad input
 SELECT * FROM upsell.recommend_for_customer(NULL);
 SELECT * FROM upsell.recommend_for_customer(100, -1);

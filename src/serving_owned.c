@@ -511,3 +511,61 @@ mismatch:
 					 tenant_id)));
 	PG_RETURN_NULL();			/* keep the compiler quiet */
 }
+
+/*
+ * _in_sorted(ids bigint[], id bigint) RETURNS boolean: whether id is one of
+ * ids (no NULLs).  For a customer's owned products held by a serving
+ * function (ascending, as _customer_owned returns them) and tested against
+ * every candidate: "<> ALL (owned)" compared each candidate with every
+ * element, 1.5 ms of a thank-you page for a customer of 3,500 products.
+ * Where ids is the same array for the whole query (a constant or a
+ * variable of the calling function), it is read once into fn_extra, then
+ * searched by halves, or scanned if not ascending; otherwise every call
+ * reads it again.
+ */
+typedef struct SortedIds
+{
+	int64	   *ids;
+	int			n;
+	bool		ascending;
+} SortedIds;
+
+PG_FUNCTION_INFO_V1(upsell_in_sorted);
+
+Datum
+upsell_in_sorted(PG_FUNCTION_ARGS)
+{
+	int64		id = PG_GETARG_INT64(1);
+	SortedIds  *s = (SortedIds *) fcinfo->flinfo->fn_extra;
+	int			i;
+
+	if (s == NULL || !get_fn_expr_arg_stable(fcinfo->flinfo, 0))
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P_COPY(0);
+
+		MemoryContextSwitchTo(old);
+		if (array_contains_nulls(arr))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("the ids searched must not contain NULL")));
+		if (s == NULL)
+			s = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(SortedIds));
+		else if (s->ids != NULL)
+			pfree(s->ids);
+		s->n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+		s->ids = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(int64) * Max(s->n, 1));
+		memcpy(s->ids, ARR_DATA_PTR(arr), sizeof(int64) * s->n);
+		pfree(arr);
+		s->ascending = true;
+		for (i = 1; i < s->n && s->ascending; i++)
+			s->ascending = s->ids[i - 1] < s->ids[i];
+		fcinfo->flinfo->fn_extra = s;
+	}
+	if (s->ascending)
+		PG_RETURN_BOOL(serving_sorted_contains(s->ids, s->n, id));
+	for (i = 0; i < s->n; i++)
+		if (s->ids[i] == id)
+			PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(false);
+}

@@ -651,6 +651,18 @@ LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@._customer_owned(bigint, bigint, timestamptz) IS
 	'internal: the products a customer bought, by product id, each blocked when it may not be offered to the customer: a durable, or a consumable not due by due_by';
 
+-- Whether an id is one of a customer's owned products as a serving function
+-- holds them, tested per candidate: a search by halves of the ascending ids
+-- (_customer_owned's order), where "<> ALL (owned)" compared every candidate
+-- with every element (1.5 ms of a thank-you page for a customer of 3,500
+-- products); ids not ascending are scanned.
+CREATE FUNCTION @extschema@._in_sorted(ids bigint[], id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'upsell_in_sorted'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._in_sorted(bigint[], bigint) IS
+	'internal: whether id is one of ids (no NULLs): read once per query where ids is a constant or a variable, and searched by halves when ascending';
+
 CREATE FUNCTION @extschema@.recommend_for_customer(customer_id bigint, k int DEFAULT 5,
 	tenant_id bigint DEFAULT NULL, at timestamptz DEFAULT now(),
 	half_life interval DEFAULT '90 days', due_within interval DEFAULT '7 days')
@@ -1050,7 +1062,7 @@ BEGIN
 											   m.orders DESC, m.product_id) AS n
 			FROM @extschema@.product_model m
 			WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
-			  AND m.product_id <> ALL (owned)
+			  AND NOT @extschema@._in_sorted(owned, m.product_id)
 			  AND m.price < c.price AND m.price >= c.price * min_price_ratio
 			  AND ((c.variant_group IS NOT NULL AND m.variant_group = c.variant_group)
 				   OR (c.category IS NOT NULL AND m.category = c.category))
@@ -1064,7 +1076,7 @@ BEGIN
 			   (array_agg(p.product_id ORDER BY p.score DESC, p.product_id))[1] AS replaces
 		FROM @extschema@.pair_model p
 		WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
-		  AND p.other_id <> ALL (owned)
+		  AND NOT @extschema@._in_sorted(owned, p.other_id)
 		GROUP BY p.other_id),
 	offers AS (
 		SELECT DISTINCT ON (o.product_id) o.*
@@ -1097,7 +1109,7 @@ BEGIN
 			  FROM (SELECT m.product_id, m.price, m.popularity_rank
 					FROM @extschema@.product_popularity m
 					WHERE m.tenant_id = t AND m.in_stock AND m.price > 0
-					  AND m.product_id <> ALL (items) AND m.product_id <> ALL (owned)
+					  AND m.product_id <> ALL (items) AND NOT @extschema@._in_sorted(owned, m.product_id)
 					  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories), false)
 					  AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, items))
 					ORDER BY m.orders DESC, m.product_id

@@ -418,7 +418,7 @@ BEGIN
 					 1 - exp(sum(ln(1 - least(p.score, 0.999999::float8))::numeric)::float8) AS score
 			  FROM @extschema@.pair_model p
 			  WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
-				AND p.other_id <> ALL (owned_blocked)
+				AND NOT @extschema@._in_sorted(owned_blocked, p.other_id)
 			  GROUP BY p.other_id
 			  ORDER BY 2 DESC, 1
 			  LIMIT 24) e
@@ -439,7 +439,7 @@ BEGIN
 		-- the 12th kept)
 		FROM @extschema@.product_popularity m
 		WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
-		  AND m.product_id <> ALL (owned_blocked) AND m.product_id <> ALL (excluded_products)
+		  AND NOT @extschema@._in_sorted(owned_blocked, m.product_id) AND m.product_id <> ALL (excluded_products)
 		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories)
 						   OR m.category = ANY (excluded_categories), false)
 		LIMIT 12)
