@@ -166,13 +166,31 @@ ORDER BY 1, 3;
 SELECT upsell._customer_owned(0, NULL, now()) AS nobody, upsell._customer_owned(0, 999, now()) AS unknown;
 
 -- _in_sorted, the serving functions' test of a candidate against what the
--- customer owns: ascending ids searched by halves, others scanned, the ids
--- read once per query when they are a constant (or a variable) and at every
--- call when they change from row to row
+-- customer owns: ascending ids searched by halves, others scanned; the ids
+-- of the last call are kept, and ids that change from row to row, or
+-- between two evaluations of one PL/pgSQL expression (reassigned, or
+-- changed in place), are read again
 SELECT x, upsell._in_sorted('{2,5,9,14}', x) AS ascending, upsell._in_sorted('{14,2,9,5}', x) AS unordered,
 	   upsell._in_sorted('{}', x) AS empty, upsell._in_sorted(ARRAY[x], 5) AS per_row
 FROM generate_series(1, 15, 2) x;
 SELECT upsell._in_sorted('{1,NULL,3}', 3);
+DO $$
+DECLARE
+	ids bigint[] := '{1,3,5}';
+	expected boolean[] := '{t,f,t}';
+BEGIN
+	FOR i IN 1..3 LOOP
+		IF upsell._in_sorted(ids, 5) IS DISTINCT FROM expected[i] THEN
+			RAISE EXCEPTION 'round %: ids % gave the answer of other ids', i, ids;
+		END IF;
+		IF i = 1 THEN
+			ids := '{1,3,7}';
+		ELSE
+			ids[3] := 5;
+		END IF;
+	END LOOP;
+END
+$$;
 
 -- bad input
 SELECT * FROM upsell.recommend_for_customer(NULL);

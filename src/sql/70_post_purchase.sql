@@ -655,13 +655,14 @@ COMMENT ON FUNCTION @extschema@._customer_owned(bigint, bigint, timestamptz) IS
 -- holds them, tested per candidate: a search by halves of the ascending ids
 -- (_customer_owned's order), where "<> ALL (owned)" compared every candidate
 -- with every element (1.5 ms of a thank-you page for a customer of 3,500
--- products); ids not ascending are scanned.
+-- products); ids not ascending are scanned.  The ids of the last call are
+-- kept, and each call compares its ids with them whole (src/serving_owned.c).
 CREATE FUNCTION @extschema@._in_sorted(ids bigint[], id bigint)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'upsell_in_sorted'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@._in_sorted(bigint[], bigint) IS
-	'internal: whether id is one of ids (no NULLs): read once per query where ids is a constant or a variable, and searched by halves when ascending';
+	'internal: whether id is one of ids (no NULLs): the ids of the last call kept (compared whole at each call) and searched by halves when ascending';
 
 CREATE FUNCTION @extschema@.recommend_for_customer(customer_id bigint, k int DEFAULT 5,
 	tenant_id bigint DEFAULT NULL, at timestamptz DEFAULT now(),
