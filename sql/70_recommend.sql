@@ -162,6 +162,16 @@ UNION ALL
 SELECT o.product_id, o.consumable, o.blocked
 FROM unnest(upsell._customer_owned(0, 100, '2024-05-02')) o
 ORDER BY 1, 3;
+-- whether each owned product is consumable is the rule every other reader
+-- applies (is_consumable: the merchant's product rule, else its category's,
+-- else the data), with rules of both kinds set
+INSERT INTO upsell.consumables (product_id, consumable) VALUES (3, true), (1, false);
+INSERT INTO upsell.consumables (category, consumable) VALUES ('coffee', true);
+SELECT count(*) AS elements,
+	   count(*) FILTER (WHERE o.consumable = upsell.is_consumable(o.product_id, h.tenant_id)) AS same
+FROM upsell.purchase_history_model h
+CROSS JOIN LATERAL unnest(upsell._customer_owned(h.tenant_id, h.customer_id, '2024-05-05')) o;
+DELETE FROM upsell.consumables;
 -- a NULL customer, or one without a history, owns nothing
 SELECT upsell._customer_owned(0, NULL, now()) AS nobody, upsell._customer_owned(0, 999, now()) AS unknown;
 

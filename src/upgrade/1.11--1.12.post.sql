@@ -14,3 +14,8 @@
 -- ===========================================================================
 
 -- Changes of 1.12 to the kept tables, one block each, appended below.
+
+-- (No kept table has changed in 1.12 so far.  Its SQL changes are functions:
+-- _customer_owned in C and the new _in_sorted; every upgrade script drops
+-- and creates the functions from the install script, and
+-- test/e2e/upgrade_1_11.sh compares an updated 1.11 with a fresh install.)
