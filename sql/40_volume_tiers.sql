@@ -96,18 +96,137 @@ SELECT q AS units, reached, gap FROM unnest('{3,4}'::int[]) q, upsell.threshold_
 SELECT product_ids, reason FROM upsell.cart_offers('{1,1}', '{1,1}', 1)
 WHERE offer_type = 'gap_filler' AND product_ids = '{1}';
 DELETE FROM upsell.thresholds WHERE tenant_id = 1;
--- a cart of products without tiers reads no tiers, though its shop has
--- some (shop 2: product 1 only): until 1.9 every cart of such a shop ran
--- _tier_offers, most of its time
+-- the cart prices its lines' tiers in C from the rules' cache (1.12): it
+-- calls no _tier_offers, with tiers in the cart (product 1 of shop 2) or
+-- without (until 1.9 every cart of a shop with tiers ran the query, and
+-- until 1.12 every cart with a tiered line, most of its time)
 SET track_functions = 'all';
 BEGIN;
 SELECT count(*) > 0 AS offers FROM upsell.cart_offers('{2,3}', NULL, 2);
-SELECT f.calls AS tier_reads_untiered FROM pg_stat_xact_user_functions f WHERE f.funcname = '_tier_offers'
-UNION ALL SELECT 0 WHERE NOT EXISTS (SELECT FROM pg_stat_xact_user_functions f WHERE f.funcname = '_tier_offers');
-SELECT count(*) > 0 AS offers FROM upsell.cart_offers('{2,1}', NULL, 2);
-SELECT f.calls AS tier_reads_with_product_1 FROM pg_stat_xact_user_functions f WHERE f.funcname = '_tier_offers';
+SELECT offer_type, reason FROM upsell.cart_offers('{2,1}', '{1,1}', 2) WHERE offer_type = 'quantity_tier';
+SELECT count(*) AS tier_offers_calls FROM pg_stat_xact_user_functions f WHERE f.funcname = '_tier_offers';
 ROLLBACK;
 RESET track_functions;
+
+-- _tier_offers (C since 1.12) gives what its PL/pgSQL definition of 1.11
+-- gave, row for row and digit for digit (numeric scales included): every
+-- cart of up to 3 lines of shop 1's products (unknown 999, unpriced 5, out
+-- of stock 4, one on two lines) at quantities 1 to 13, both ways of
+-- tiered_only, with more tiers than above: a fixed price above the list
+-- price, a percentage that does not divide evenly, a category tier and a
+-- product tier of the same category (the product's replace the category's),
+-- an excluded product and a category tier of a product without tiers of
+-- its own
+CREATE FUNCTION t40v.tier_offers_1_11(t bigint, product_ids bigint[], quantities int[],
+	tiered_only boolean DEFAULT false)
+RETURNS TABLE (n bigint, price numeric, tiered boolean, unit_price numeric, next_quantity int,
+			   units_to_add int, new_unit_price numeric, total_saving numeric, reason text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN QUERY
+	WITH line AS (
+		SELECT u.n, u.product_id, u.quantity, m.price, m.category, m.in_stock,
+			   u.product_id IN (SELECT v.product_id FROM upsell.volume_tiers v
+								WHERE v.tenant_id = t AND v.product_id IS NOT NULL) AS own_tiers
+		FROM unnest(product_ids, quantities) WITH ORDINALITY AS u(product_id, quantity, n)
+		JOIN upsell.product_model m ON m.tenant_id = t AND m.product_id = u.product_id AND m.price > 0),
+	tier AS (
+		SELECT x.n, array_agg(x.min_quantity ORDER BY x.min_quantity, x.unit_price) AS mins,
+			   array_agg(x.unit_price ORDER BY x.min_quantity, x.unit_price) AS prices
+		FROM (SELECT l.n, v.min_quantity,
+					 least(coalesce(v.unit_price, round(l.price * (1 - v.percent_off / 100), 2)), l.price) AS unit_price
+			  FROM line l
+			  JOIN upsell.volume_tiers v ON v.tenant_id = t AND v.product_id = l.product_id
+			  WHERE l.own_tiers
+			  UNION ALL
+			  SELECT l.n, v.min_quantity,
+					 least(coalesce(v.unit_price, round(l.price * (1 - v.percent_off / 100), 2)), l.price)
+			  FROM line l
+			  JOIN upsell.volume_tiers v
+				ON v.tenant_id = t AND v.product_id IS NULL AND v.category = l.category
+			  WHERE NOT l.own_tiers) x
+		GROUP BY x.n),
+	cur AS (
+		SELECT l.*, x.mins IS NOT NULL AS tiered, x.mins, x.prices,
+			   CASE WHEN NOT l.in_stock THEN 'out of stock'
+					WHEN upsell.is_excluded(t, l.product_id, l.category, '{}') THEN 'excluded by the merchant'
+			   END AS blocked,
+			   coalesce((SELECT u.p FROM unnest(x.mins, x.prices) AS u(q, p) WHERE u.q <= l.quantity
+						 ORDER BY u.q DESC, u.p LIMIT 1), l.price) AS cur_price
+		FROM line l
+		LEFT JOIN tier x ON x.n = l.n
+		WHERE NOT tiered_only OR x.mins IS NOT NULL)
+	SELECT c.n, c.price, c.tiered, c.cur_price, nx.q, nx.q - c.quantity, nx.p,
+		   nx.q * (c.cur_price - nx.p),
+		   CASE WHEN nx.q IS NOT NULL
+				THEN format('add %s more to pay %s instead of %s each: %s saved on %s units',
+							nx.q - c.quantity, round(nx.p, 2), round(c.cur_price, 2),
+							round(nx.q * (c.cur_price - nx.p), 2), nx.q)
+				ELSE coalesce(c.blocked, 'no further volume tier') END
+	FROM cur c
+	LEFT JOIN LATERAL (
+		SELECT u.q, u.p
+		FROM unnest(c.mins, c.prices) AS u(q, p)
+		WHERE u.q > c.quantity AND u.p < c.cur_price AND c.blocked IS NULL
+		ORDER BY u.q, u.p
+		LIMIT 1) nx ON true
+	ORDER BY c.n;
+END
+$$;
+INSERT INTO upsell.volume_tiers (tenant_id, product_id, category, min_quantity, unit_price, percent_off, note) VALUES
+	(1, 1, NULL, 9, 9.50, NULL, 't40v more'),		-- above the list price of 9.00
+	(1, 2, NULL, 7, NULL, 33.333, 't40v more'),		-- 12.00 less a third, to the cent
+	(1, NULL, 'coffee', 4, NULL, 5, 't40v more'),	-- replaced by 1's and 2's own
+	(1, NULL, 'coffee', 8, NULL, 12.5, 't40v more'),
+	(1, 3, NULL, 2, 1.95, NULL, 't40v more'),		-- replaces the filters' tier for 3
+	(1, NULL, 'filters', 3, 1.90, NULL, 't40v more');	-- 4 (out of stock) has only these
+INSERT INTO upsell.exclusions (tenant_id, product_id, note) VALUES (1, 2, 't40v');
+WITH ids AS (SELECT unnest('{1,2,3,4,5,999}'::bigint[]) AS id),
+carts AS (
+	SELECT ARRAY[a.id] AS ids FROM ids a
+	UNION ALL SELECT ARRAY[a.id, b.id] FROM ids a, ids b
+	UNION ALL SELECT ARRAY[a.id, b.id, c.id] FROM ids a, ids b, ids c WHERE a.id < b.id AND b.id < c.id),
+cases AS (
+	SELECT c.ids, array_fill(q, ARRAY[cardinality(c.ids)]) AS units, o.t_only
+	FROM carts c, generate_series(1, 13) q, (VALUES (false), (true)) o(t_only)
+	UNION ALL
+	-- quantities that differ line by line
+	SELECT c.ids, ARRAY(SELECT 1 + (i * 5 + cardinality(c.ids)) % 13 FROM generate_subscripts(c.ids, 1) i), o.t_only
+	FROM carts c, (VALUES (false), (true)) o(t_only)),
+compared AS (
+	SELECT x.ids, x.units, x.t_only,
+		   ARRAY(SELECT o::text FROM upsell._tier_offers(1, x.ids, x.units, x.t_only) o) AS c_rows,
+		   ARRAY(SELECT o::text FROM t40v.tier_offers_1_11(1, x.ids, x.units, x.t_only) o) AS sql_rows
+	FROM cases x)
+SELECT count(*) AS cases, count(*) FILTER (WHERE c_rows IS DISTINCT FROM sql_rows) AS differ,
+	   sum(cardinality(c_rows)) AS rows_compared,
+	   count(*) FILTER (WHERE array_to_string(c_rows, ' ') LIKE '%add % more%') AS with_a_next_tier,
+	   count(*) FILTER (WHERE array_to_string(c_rows, ' ') LIKE '%excluded by the merchant%') AS excluded,
+	   count(*) FILTER (WHERE array_to_string(c_rows, ' ') LIKE '%out of stock%') AS out_of_stock
+FROM compared;
+-- a line where they differed would show here
+WITH x AS (SELECT '{1,2,3}'::bigint[] AS ids, '{9,6,2}'::int[] AS units)
+SELECT ARRAY(SELECT o::text FROM upsell._tier_offers(1, x.ids, x.units) o)
+	   IS NOT DISTINCT FROM ARRAY(SELECT o::text FROM t40v.tier_offers_1_11(1, x.ids, x.units) o) AS same,
+	   (SELECT array_agg(o.unit_price::text || ' ' || o.reason ORDER BY o.n) FROM upsell._tier_offers(1, x.ids, x.units) o) AS c_rows
+FROM x;
+-- a tier the merchant adds is priced at the next request (the cache's key
+-- is drawn anew by the change), and one removed is gone
+INSERT INTO upsell.volume_tiers (tenant_id, product_id, min_quantity, unit_price, note) VALUES (1, 3, 20, 1.50, 't40v more');
+SELECT next_quantity, new_unit_price FROM upsell._tier_offers(1, '{3}', '{15}');
+DELETE FROM upsell.volume_tiers WHERE note = 't40v more' AND min_quantity = 20;
+SELECT next_quantity, new_unit_price, reason FROM upsell._tier_offers(1, '{3}', '{15}');
+DELETE FROM upsell.volume_tiers WHERE note = 't40v more';
+DELETE FROM upsell.exclusions WHERE note = 't40v';
+-- what the callers check is checked here too
+SELECT * FROM upsell._tier_offers(1, '{1,2}', '{1}');
+SELECT * FROM upsell._tier_offers(1, '{1}', '{0}');
+SELECT * FROM upsell._tier_offers(1, '{1}', NULL);
+SELECT count(*) FROM upsell._tier_offers(1, '{NULL,1}', '{1,1}');
+SELECT count(*) FROM upsell._tier_offers(NULL, '{1}', '{1}');
+
 -- unknown and unpriced products give no rows; a NULL product is an error
 SELECT count(*) FROM upsell.quantity_offer(999, 1, 1);
 SELECT count(*) FROM upsell.quantity_offer(5, 1, 1);

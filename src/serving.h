@@ -13,6 +13,7 @@
  *							_product_page_offers_of)
  *		serving_owned.c		what a customer owns (_customer_owned), with a
  *							per-backend cache of the products' facts
+ *		serving_tiers.c		volume tiers priced per cart line (_tier_offers)
  *
  * Data flows request -> rules cache / model reads -> proposal -> the merge
  * of src/core/offers.c -> the SRF's tuplestore.
@@ -86,6 +87,16 @@ typedef struct Threshold
 				active_to;
 } Threshold;
 
+/* A volume tier the merchant set: of a product, or of a category's products. */
+typedef struct VolumeTier
+{
+	int64		product_id;		/* a product's tier */
+	char	   *category;		/* a category's tier (product_id 0) */
+	int32		min_quantity;
+	Numeric		unit_price;		/* NULL: percent_off of the list price */
+	Numeric		percent_off;
+} VolumeTier;
+
 typedef struct StageSettings
 {
 	int			max_offers;
@@ -107,6 +118,10 @@ typedef struct TenantRules
 	int			nthresholds;
 	int64	   *tiered;			/* ascending: products with tiers, own or their category's */
 	int			ntiered;
+	VolumeTier *product_tiers;	/* by product id, then min_quantity */
+	int			nproduct_tiers;
+	VolumeTier *category_tiers; /* by category (strcmp), then min_quantity */
+	int			ncategory_tiers;
 	int64		popular[POPULAR];	/* in stock, by popularity */
 	int64		popular_rank[POPULAR];
 	char	   *popular_category[POPULAR];	/* NULL: none */
@@ -132,7 +147,7 @@ typedef struct ServingSchema
 	SPIPlanPtr	in_stock;
 	SPIPlanPtr	categories;
 	SPIPlanPtr	variant;
-	SPIPlanPtr	tier;
+	SPIPlanPtr	tier_products;
 	SPIPlanPtr	popular_after;
 	/* what a customer owns (serving_owned.c) */
 	SPIPlanPtr	owned_history;
@@ -278,5 +293,24 @@ extern void serving_propose_popular(Proposal *p, const TenantRules *r, Stage sta
 extern void serving_emit(FunctionCallInfo fcinfo, Proposal *p, const TenantRules *r, Stage stage,
 						 uint32 allowed, const int64 *context, size_t ncontext);
 extern text *serving_opt_text(FunctionCallInfo fcinfo, int arg);
+
+/* ---- volume tiers (serving_tiers.c) --------------------------------------- */
+
+/* A cart line priced by its tiers. */
+typedef struct TierQuote
+{
+	bool		known;			/* product_model lists it with a price above 0 */
+	bool		tiered;			/* tiers apply: its own, else its category's */
+	Numeric		price;			/* the list price */
+	Numeric		unit_price;		/* a unit's price at the line's quantity */
+	bool		has_next;		/* a further tier lowers it, and more may be offered */
+	int32		next_quantity;
+	Numeric		new_unit_price;
+	Numeric		total_saving;	/* next_quantity x (unit_price - new_unit_price) */
+	char	   *reason;
+} TierQuote;
+
+extern TierQuote *serving_quote_tiers(const TenantRules *r, int64 tenant_id, const int64 *ids,
+									  const int32 *units, int n);
 
 #endif							/* UPSELL_SERVING_H */

@@ -234,36 +234,17 @@ discount_to(Numeric unit_price, Numeric list_price)
 }
 
 /*
- * The unit price of each of n lines of products with volume tiers at the
- * given quantities (_tier_offers, one query), into prices[0 .. n).
+ * The unit price of each of n lines of products at the given quantities,
+ * into prices[0 .. n): their tier's, NULL where no tier applies.
  */
 static void
-read_tier_prices(int64 tenant_id, const int64 *ids, const int32 *units, int n, Numeric *prices)
+read_tier_prices(const TenantRules *r, int64 tenant_id, const int64 *ids, const int32 *units, int n,
+				 Numeric *prices)
 {
-	Datum	   *id_d = palloc(n * sizeof(Datum));
-	Datum	   *unit_d = palloc(n * sizeof(Datum));
-	Datum		args[3];
-	int			nrows;
+	TierQuote  *quotes = serving_quote_tiers(r, tenant_id, ids, units, n);
 
 	for (int i = 0; i < n; i++)
-	{
-		id_d[i] = Int64GetDatum(ids[i]);
-		unit_d[i] = Int32GetDatum(units[i]);
-		prices[i] = NULL;
-	}
-	args[0] = PointerGetDatum(construct_array(id_d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(unit_d, n, INT4OID, 4, true, TYPALIGN_INT));
-	args[2] = Int64GetDatum(tenant_id);
-	nrows = (int) serving_run(serving.tier, args, NULL);
-	for (int row = 0; row < nrows; row++)
-	{
-		bool		isnull;
-		int64		k = DatumGetInt64(serving_col(row, 1, &isnull)) - 1;
-		Datum		d = serving_col(row, 5, &isnull);
-
-		if (k >= 0 && k < n && !isnull)
-			prices[k] = DatumGetNumeric(d);
-	}
+		prices[i] = quotes[i].known && quotes[i].tiered ? quotes[i].unit_price : NULL;
 }
 
 /*
@@ -349,7 +330,7 @@ propose_quantity_steps(Proposal *p, const TenantRules *r, int64 tenant_id, Datum
 	}
 	tier_prices = palloc(Max(ntier, 1) * sizeof(Numeric));
 	if (ntier > 0)
-		read_tier_prices(tenant_id, tier_ids, tier_units, ntier, tier_prices);
+		read_tier_prices(r, tenant_id, tier_ids, tier_units, ntier, tier_prices);
 
 	for (int i = 0; i < ncart; i++)
 	{
@@ -480,7 +461,7 @@ propose_next_sizes(Proposal *p, const TenantRules *r, int64 tenant_id, Datum gap
 				tier_units[2 * i] = tier_units[2 * i + 1] = 1;
 			}
 		tier_prices = palloc(ncart * 2 * sizeof(Numeric));
-		read_tier_prices(tenant_id, tier_ids, tier_units, ncart * 2, tier_prices);
+		read_tier_prices(r, tenant_id, tier_ids, tier_units, ncart * 2, tier_prices);
 	}
 
 	for (int i = 0; i < ncart; i++)
@@ -557,7 +538,7 @@ price_gap_offers(const TenantRules *r, int64 tenant_id, const GapOffer *out, int
 	if (nids == 0)
 		return;
 	prices = palloc(nids * sizeof(Numeric));
-	read_tier_prices(tenant_id, ids, units, nids, prices);
+	read_tier_prices(r, tenant_id, ids, units, nids, prices);
 	nsp = get_namespace_name(serving.nsp);
 	for (int i = 0; i < n; i++)
 		for (int j = 0; j < out[i].n; j++)
@@ -847,9 +828,9 @@ static LineTier *
 read_tiers(const TenantRules *r, int64 tenant_id, Datum *cart_elems, const int32 *qty, int ncart)
 {
 	LineTier   *tiers = palloc0(Max(ncart, 1) * sizeof(LineTier));
-	Datum	   *units;
-	Datum		args[3];
-	int			ntier;
+	int64	   *ids;
+	int32	   *units;
+	TierQuote  *quotes;
 	bool		any = false;
 
 	/*
@@ -862,27 +843,42 @@ read_tiers(const TenantRules *r, int64 tenant_id, Datum *cart_elems, const int32
 		any = serving_sorted_contains(r->tiered, r->ntiered, DatumGetInt64(cart_elems[i]));
 	if (!any)
 		return tiers;
-	units = palloc(ncart * sizeof(Datum));
+	ids = palloc(ncart * sizeof(int64));
+	units = palloc(ncart * sizeof(int32));
 	for (int i = 0; i < ncart; i++)
-		units[i] = Int32GetDatum(qty ? qty[i] : 1);
-	args[0] = PointerGetDatum(construct_array(cart_elems, ncart, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(units, ncart, INT4OID, 4, true, TYPALIGN_INT));
-	args[2] = Int64GetDatum(tenant_id);
-	ntier = (int) serving_run(serving.tier, args, NULL);
-	for (int row = 0; row < ntier; row++)
 	{
-		bool		isnull;
-		LineTier   *t = &tiers[DatumGetInt64(serving_col(row, 1, &isnull)) - 1];
-		Datum		d = serving_col(row, 5, &isnull);
+		ids[i] = DatumGetInt64(cart_elems[i]);
+		units[i] = qty ? qty[i] : 1;
+	}
+	quotes = serving_quote_tiers(r, tenant_id, ids, units, ncart);
+	for (int i = 0; i < ncart; i++)
+	{
+		TierQuote  *q = &quotes[i];
+		LineTier   *t = &tiers[i];
+		Datum		whole;
 
-		t->unit_price = isnull ? NULL : DatumGetNumeric(d);
-		d = serving_col(row, 2, &isnull);
-		if (isnull)
+		if (!q->known || !q->tiered)
+			continue;
+		t->unit_price = q->unit_price;
+		if (!q->has_next)
 			continue;			/* no further tier lowers the price */
+
+		/*
+		 * score: the share of the next quantity's cost saved (none for a
+		 * free unit); discount: the tier's unit price off the list price
+		 */
+		whole = DirectFunctionCall2(numeric_add, NumericGetDatum(q->total_saving),
+									DirectFunctionCall2(numeric_mul, NumericGetDatum(q->new_unit_price),
+														NumericGetDatum(int64_to_numeric(q->next_quantity))));
+		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, whole,
+											  NumericGetDatum(int64_to_numeric(0)))) == 0)
+			continue;
 		t->has_next = true;
-		t->score = DatumGetFloat8(d);
-		t->discount = serving_col(row, 3, &isnull);
-		t->reason = serving_col_text(row, 4);
+		t->score = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+													  DirectFunctionCall2(numeric_div,
+																	  NumericGetDatum(q->total_saving), whole)));
+		t->discount = discount_to(q->new_unit_price, q->price);
+		t->reason = q->reason;
 	}
 	return tiers;
 }

@@ -92,7 +92,6 @@ serving_use_schema(Oid fn_oid)
 	Oid			int8_2[2] = {INT8OID, INT8OID};
 	Oid			by_ids[2] = {INT8OID, INT8ARRAYOID};
 	Oid			variant[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
-	Oid			tier[3] = {INT8ARRAYOID, INT4ARRAYOID, INT8OID};
 	Oid			after[3] = {INT8OID, INT8OID, INT4OID};
 	Oid			rules[3] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID};
 
@@ -104,7 +103,7 @@ serving_use_schema(Oid fn_oid)
 	serving_forget_plan(&serving.in_stock);
 	serving_forget_plan(&serving.categories);
 	serving_forget_plan(&serving.variant);
-	serving_forget_plan(&serving.tier);
+	serving_forget_plan(&serving.tier_products);
 	serving_forget_plan(&serving.popular_after);
 	serving_forget_plan(&serving.owned_history);
 	serving_forget_plan(&serving.owned_catalog);
@@ -131,26 +130,11 @@ serving_use_schema(Oid fn_oid)
 		"SELECT DISTINCT m.category FROM @.product_model m "
 		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2) AND m.category IS NOT NULL", 2, by_ids);
 	serving.variant = serving_prepare_plan("SELECT @.variant_offer_types($1, $2, $3, $4)", 4, variant);
-	/*
-	 * OPERATOR() forgoes the precedence of + - * /: every step is in
-	 * parentheses.  The discount is of the list price, as every offer's is
-	 * (offers_json prices the offer as list price x (1 - discount)): the
-	 * tier's unit price to the cent, not a fraction of the price the cart
-	 * pays now, nor one rounded to 4 places (8.58 shown for a tier of 8.10).
-	 * A row per line of a product or category with tiers (_tier_offers,
-	 * one query for the cart): the unit price it pays at its quantity (the
-	 * cart's value counts it), then the next tier's score, discount and
-	 * reason (NULL score: no further tier).
-	 */
-	serving.tier = serving_prepare_plan(
-		"SELECT o.n, "
-		"       CASE WHEN (o.total_saving OPERATOR(pg_catalog.+) "
-		"                  (o.new_unit_price OPERATOR(pg_catalog.*) o.next_quantity)) OPERATOR(pg_catalog.<>) 0 "
-		"       THEN (o.total_saving OPERATOR(pg_catalog./) (o.total_saving OPERATOR(pg_catalog.+) "
-		"             (o.new_unit_price OPERATOR(pg_catalog.*) o.next_quantity)))::pg_catalog.float8 END, "
-		"       pg_catalog.trim_scale(pg_catalog.round(1::pg_catalog.numeric OPERATOR(pg_catalog.-) "
-		"                        (o.new_unit_price OPERATOR(pg_catalog./) o.price), 12)), o.reason, o.unit_price "
-		"FROM @._tier_offers($3, $1, $2, true) o", 3, tier);
+	/* what prices a cart line with volume tiers (serving_tiers.c) */
+	serving.tier_products = serving_prepare_plan(
+		"SELECT m.product_id, m.price, m.category, m.in_stock FROM @.product_model m "
+		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2) "
+		"  AND m.price OPERATOR(pg_catalog.>) 0::pg_catalog.numeric", 2, by_ids);
 	/* (numbered along an index, as load_popular's: the scan stops at the limit) */
 	serving.popular_after = serving_prepare_plan(
 		"SELECT p.product_id, p.popularity_rank, p.category FROM @.product_popularity p "

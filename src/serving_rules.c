@@ -295,6 +295,29 @@ load_exclusions(TenantRules *r, MemoryContext cxt)
 	r->npairs = np;
 }
 
+static int
+product_tier_cmp(const void *a, const void *b)
+{
+	const VolumeTier *x = a,
+			   *y = b;
+
+	if (x->product_id != y->product_id)
+		return x->product_id < y->product_id ? -1 : 1;
+	return (x->min_quantity > y->min_quantity) - (x->min_quantity < y->min_quantity);
+}
+
+static int
+category_tier_cmp(const void *a, const void *b)
+{
+	const VolumeTier *x = a,
+			   *y = b;
+	int			c = strcmp(x->category, y->category);
+
+	if (c != 0)
+		return c;
+	return (x->min_quantity > y->min_quantity) - (x->min_quantity < y->min_quantity);
+}
+
 /* What the cart needs besides: thresholds, their candidates' build, tiers. */
 static void
 load_cart_rules(TenantRules *r, MemoryContext cxt)
@@ -348,6 +371,31 @@ load_cart_rules(TenantRules *r, MemoryContext cxt)
 	for (i = 0; i < n; i++)
 		r->tiered[i] = DatumGetInt64(serving_col(i, 1, &isnull));
 	r->ntiered = serving_sort_unique(r->tiered, (int) n);
+
+	/* the tiers themselves, for serving_quote_tiers */
+	n = serving_tenant_query("SELECT v.product_id, v.category, v.min_quantity, v.unit_price, v.percent_off "
+				   "FROM @.volume_tiers v WHERE v.tenant_id" EQ "$1", r->tenant_id);
+	r->product_tiers = MemoryContextAllocZero(cxt, Max(n, 1) * sizeof(VolumeTier));
+	r->category_tiers = MemoryContextAllocZero(cxt, Max(n, 1) * sizeof(VolumeTier));
+	for (i = 0; i < n; i++)
+	{
+		Datum		product = serving_col(i, 1, &isnull);
+		VolumeTier *t = isnull ? &r->category_tiers[r->ncategory_tiers++]
+			: &r->product_tiers[r->nproduct_tiers++];
+		Datum		d;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		t->product_id = isnull ? 0 : DatumGetInt64(product);
+		t->category = serving_col_text(i, 2);
+		t->min_quantity = DatumGetInt32(serving_col(i, 3, &isnull));
+		d = serving_col(i, 4, &isnull);
+		t->unit_price = isnull ? NULL : DatumGetNumericCopy(d);
+		d = serving_col(i, 5, &isnull);
+		t->percent_off = isnull ? NULL : DatumGetNumericCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	qsort(r->product_tiers, r->nproduct_tiers, sizeof(VolumeTier), product_tier_cmp);
+	qsort(r->category_tiers, r->ncategory_tiers, sizeof(VolumeTier), category_tier_cmp);
 }
 
 static void

@@ -374,83 +374,25 @@ SELECT pg_catalog.pg_extension_config_dump(
 COMMENT ON TABLE @extschema@.volume_tiers IS
 	'volume pricing merchants set: from min_quantity units of a product (product_id) or of any product of a category (category), each unit costs unit_price, or percent_off less than the list price; product tiers replace category tiers; tenant_id 0 without tenants';
 
--- The volume tiers of a cart's lines, in one query (a line per element of
--- product_ids, n its position; quantities from 1, checked by the callers):
--- the list price, whether tiers apply (tiered: the product's own, else its
--- category's), the unit price the line pays at its quantity, and the next
--- tier that lowers it, if one does and the product may be offered more of
--- (in stock, not excluded).  No row for a product unknown or without a
--- price, nor, with tiered_only, for one without tiers.  quantity_offer is
--- this for one line; cart_offers and the cart value of threshold_gap and
--- gap_fillers read a whole cart with it (a quantity_offer call per line
--- made tiers most of a cart's time: a 5-line cart 1.2 ms instead of 0.2).
+-- The volume tiers of a cart's lines (a line per element of product_ids, n
+-- its position; quantities from 1, checked by the callers): the list price,
+-- whether tiers apply (tiered: the product's own, else its category's), the
+-- unit price the line pays at its quantity, and the next tier that lowers
+-- it, if one does and the product may be offered more of (in stock, not
+-- excluded).  No row for a product unknown or without a price, nor, with
+-- tiered_only, for one without tiers.  quantity_offer is this for one line;
+-- cart_offers (in C, directly) and the cart value of threshold_gap and
+-- gap_fillers read a whole cart with it.  In C (src/serving_tiers.c), the
+-- tiers read from the serving rules' cache: until 1.12 a query that hashed
+-- every tier of the tenant and was planned per call, 1 ms of a tiered cart.
 CREATE FUNCTION @extschema@._tier_offers(t bigint, product_ids bigint[], quantities int[],
 	tiered_only boolean DEFAULT false)
 RETURNS TABLE (n bigint, price numeric, tiered boolean, unit_price numeric, next_quantity int,
 			   units_to_add int, new_unit_price numeric, total_saving numeric, reason text)
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	RETURN QUERY
-	WITH line AS (
-		SELECT u.n, u.product_id, u.quantity, m.price, m.category, m.in_stock,
-			   -- (IN of a list read once, hashed: an EXISTS per line
-			   -- scanned the tiers per line)
-			   u.product_id IN (SELECT v.product_id FROM @extschema@.volume_tiers v
-								WHERE v.tenant_id = t AND v.product_id IS NOT NULL) AS own_tiers
-		FROM unnest(product_ids, quantities) WITH ORDINALITY AS u(product_id, quantity, n)
-		JOIN @extschema@.product_model m ON m.tenant_id = t AND m.product_id = u.product_id AND m.price > 0),
-	-- the tiers that apply: the product's own, else its category's; each
-	-- with its unit price, never above the list price (a tier's fixed price
-	-- the list price has since fallen below made the unit dearer at that
-	-- quantity); per line as arrays in tier order (a cart's lines have a
-	-- few tiers each: a scan of the cart's tiers per line cost more)
-	tier AS (
-		SELECT x.n, array_agg(x.min_quantity ORDER BY x.min_quantity, x.unit_price) AS mins,
-			   array_agg(x.unit_price ORDER BY x.min_quantity, x.unit_price) AS prices
-		FROM (SELECT l.n, v.min_quantity,
-					 least(coalesce(v.unit_price, round(l.price * (1 - v.percent_off / 100), 2)), l.price) AS unit_price
-			  FROM line l
-			  JOIN @extschema@.volume_tiers v ON v.tenant_id = t AND v.product_id = l.product_id
-			  WHERE l.own_tiers
-			  UNION ALL
-			  SELECT l.n, v.min_quantity,
-					 least(coalesce(v.unit_price, round(l.price * (1 - v.percent_off / 100), 2)), l.price)
-			  FROM line l
-			  JOIN @extschema@.volume_tiers v
-				ON v.tenant_id = t AND v.product_id IS NULL AND v.category = l.category
-			  WHERE NOT l.own_tiers) x
-		GROUP BY x.n),
-	cur AS (
-		SELECT l.*, x.mins IS NOT NULL AS tiered, x.mins, x.prices,
-			   -- more of a product one cannot ship, or may not offer, is no offer
-			   CASE WHEN NOT l.in_stock THEN 'out of stock'
-					WHEN @extschema@.is_excluded(t, l.product_id, l.category, '{}') THEN 'excluded by the merchant'
-			   END AS blocked,
-			   coalesce((SELECT u.p FROM unnest(x.mins, x.prices) AS u(q, p) WHERE u.q <= l.quantity
-						 ORDER BY u.q DESC, u.p LIMIT 1), l.price) AS cur_price
-		FROM line l
-		LEFT JOIN tier x ON x.n = l.n
-		-- (a cart's lines without tiers need no more: the list price)
-		WHERE NOT tiered_only OR x.mins IS NOT NULL)
-	SELECT c.n, c.price, c.tiered, c.cur_price, nx.q, nx.q - c.quantity, nx.p,
-		   nx.q * (c.cur_price - nx.p),
-		   CASE WHEN nx.q IS NOT NULL
-				THEN format('add %s more to pay %s instead of %s each: %s saved on %s units',
-							nx.q - c.quantity, round(nx.p, 2), round(c.cur_price, 2),
-							round(nx.q * (c.cur_price - nx.p), 2), nx.q)
-				ELSE coalesce(c.blocked, 'no further volume tier') END
-	FROM cur c
-	LEFT JOIN LATERAL (
-		SELECT u.q, u.p
-		FROM unnest(c.mins, c.prices) AS u(q, p)
-		WHERE u.q > c.quantity AND u.p < c.cur_price AND c.blocked IS NULL
-		ORDER BY u.q, u.p
-		LIMIT 1) nx ON true
-	ORDER BY c.n;
-END
-$$;
+AS 'MODULE_PATHNAME', 'upsell_tier_offers'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 5;
+COMMENT ON FUNCTION @extschema@._tier_offers(bigint, bigint[], int[], boolean) IS
+	'internal: per cart line (n) the list price, the unit price its volume tiers give at its quantity and the next tier that lowers it';
 
 CREATE FUNCTION @extschema@.quantity_offer(product_id bigint, quantity int, tenant_id bigint DEFAULT NULL)
 RETURNS TABLE (unit_price numeric, next_quantity int, units_to_add int, new_unit_price numeric,
