@@ -865,7 +865,11 @@ read_tiers(const TenantRules *r, int64 tenant_id, Datum *cart_elems, const int32
 
 		/*
 		 * score: the share of the next quantity's cost saved (none for a
-		 * free unit); discount: the tier's unit price off the list price
+		 * free unit).  discount: of the list price, as every offer's is
+		 * (offers_json prices the offer as list price x (1 - discount)),
+		 * so the widget shows the tier's unit price to the cent, not a
+		 * fraction of the price the cart pays now, nor one rounded to 4
+		 * places (8.58 shown for a tier of 8.10).
 		 */
 		whole = DirectFunctionCall2(numeric_add, NumericGetDatum(q->total_saving),
 									DirectFunctionCall2(numeric_mul, NumericGetDatum(q->new_unit_price),
