@@ -222,6 +222,8 @@ SELECT setval('upsell.config_version_seq', 9223372036854775807);
 CREATE TEMP TABLE version_before AS SELECT config_version FROM upsell.serving_state;
 UPDATE upsell.serving_state SET config_version = 1;
 SELECT s.config_version > b.config_version AS drawn_anew FROM upsell.serving_state s, version_before b;
+-- the models' version is the refresh's alone
+UPDATE upsell.model_state SET config_version = 1;
 SELECT upsell._side_start('x', 'SELECT pg_sleep(20)');
 -- it reads them, and prunes the refresh log
 SELECT count(*) > 0 AS reads_registration FROM upsell.order_source;

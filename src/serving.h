@@ -188,6 +188,19 @@ extern Stage serving_stage_of(const char *name);
 /* ---- direct reads (serving_read.c) ---------------------------------------- */
 
 /*
+ * What the serving caches are keyed by: the versions drawn by the last
+ * change of the merchant's rules or registrations (serving_state) and by
+ * the last refresh (model_state), each from one sequence and never reused,
+ * and serving_state's table, new with every install of the extension.
+ */
+typedef struct ServingVersion
+{
+	Oid			state_rel;
+	int64		rules;
+	int64		models;
+} ServingVersion;
+
+/*
  * The columns of cart_model that C reads by number: their one definition.
  * The model's SQL definition (src/sql/90_funnel.sql) lists them in this
  * order; serving_read_cart_lines checks the names before it reads a row.
@@ -238,7 +251,7 @@ typedef struct CartLine
 extern Relation serving_open_for_read(const char *name);
 extern void serving_check_select(Relation rel);
 extern Relation serving_open_tenant_shard(Relation rel, int64 tenant_id);
-extern int64 serving_read_config_version(Oid *state_rel);
+extern ServingVersion serving_read_version(void);
 extern CartLine *serving_read_cart_lines(int64 tenant_id, const int64 *items, int nitems,
 										 int *nlines);
 

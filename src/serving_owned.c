@@ -14,8 +14,9 @@
  * average (3,513 at the 99th percentile), so the history took 4.5 ms of the
  * thank-you page's 5 ms.  The products' facts (category, population
  * interval, repeat share, the data's consumable verdict) change only when a
- * refresh draws a new serving_state.config_version, so each backend keeps
- * those it has read until then; a request reads the customer's history row,
+ * refresh draws a new model_state.config_version, so each backend keeps
+ * those it has read until then (a change of the merchant's rules leaves
+ * them: serving_state's version is the rules'); a request reads the customer's history row,
  * looks its products up in the cache, and reads only the products missing
  * from it.  The merchant's consumable rules are read at every request (a
  * rule takes effect at once, without a refresh).
@@ -73,23 +74,23 @@ static struct
 	bool		valid;
 	Oid			nsp;
 	Oid			state_rel;
-	int64		config_version;
+	int64		models_version;
 } owned_cache;
 
-/* The cache, emptied unless it holds the facts of this version. */
+/* The cache, emptied unless it holds the facts of these models. */
 static void
-owned_cache_check(int64 config_version, Oid state_rel)
+owned_cache_check(ServingVersion version)
 {
 	if (owned_cache.valid && owned_cache.nsp == serving.nsp &&
-		owned_cache.state_rel == state_rel && owned_cache.config_version == config_version &&
+		owned_cache.state_rel == version.state_rel && owned_cache.models_version == version.models &&
 		hash_get_num_entries(owned_cache.facts) < OWNED_CACHE_MAX)
 		return;
 	owned_cache.valid = false;
 	owned_cache.facts = serving_cache_table(&owned_cache.cxt, "upsell owned products", sizeof(FactsKey),
 											sizeof(ProductFacts), 1024);
 	owned_cache.nsp = serving.nsp;
-	owned_cache.state_rel = state_rel;
-	owned_cache.config_version = config_version;
+	owned_cache.state_rel = version.state_rel;
+	owned_cache.models_version = version.models;
 	owned_cache.valid = true;
 }
 
@@ -342,8 +343,6 @@ upsell_customer_owned(PG_FUNCTION_ARGS)
 	text	   *zone;
 	char	   *zone_name;
 	struct pg_tz *tz;
-	Oid			state_rel;
-	int64		config_version;
 	Datum	   *elems;
 	ArrayType  *result;
 	bool		isnull;
@@ -382,8 +381,7 @@ upsell_customer_owned(PG_FUNCTION_ARGS)
 	}
 
 	/* the products' facts: cached, or read now */
-	config_version = serving_read_config_version(&state_rel);
-	owned_cache_check(config_version, state_rel);
+	owned_cache_check(serving_read_version());
 	owned_cache_fill(tenant_id, ids, n);
 	facts = palloc(sizeof(ProductFacts *) * Max(n, 1));
 	for (i = 0; i < n; i++)

@@ -1,12 +1,12 @@
 /*
  * serving_read.c
  *		Direct reads of the extension's tables on the request path: the
- *		cache key in serving_state, the cart's lines in cart_model (on
- *		Citus, in the tenant's shard of it).
+ *		cache key in serving_state and model_state, the cart's lines in
+ *		cart_model (on Citus, in the tenant's shard of it).
  *
  * For lookups this small, a query's executor start and end cost more than
- * the lookups themselves, so the cart reads serving_state and cart_model
- * with a heap scan of one row and one index scan, not through SPI.  SELECT
+ * the lookups themselves, so the cart reads the cache key and cart_model
+ * with heap scans of one row and one index scan, not through SPI.  SELECT
  * privileges are checked as a query would check them.
  */
 #include "postgres.h"
@@ -89,36 +89,52 @@ serving_check_select(Relation rel)
 		aclcheck_error(acl, get_relkind_objtype(rel->rd_rel->relkind), RelationGetRelationName(rel));
 }
 
-/*
- * Reads the cache key, serving_state.config_version (a heap scan of its one
- * row), and the table's OID, new with every install of the extension.
- */
-int64
-serving_read_config_version(Oid *state_rel)
+/* config_version of a table of one row (a heap scan of it), and the table's OID. */
+static int64
+read_version_row(const char *table, Oid *relid)
 {
-	Relation	rel = serving_open_for_read("serving_state");
+	Relation	rel = serving_open_for_read(table);
 	TableScanDesc scan;
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), "config_version");
 	bool		isnull;
-	int64		config_version;
+	int64		version;
 
 	serving_check_select(rel);
 	if (attnum == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("upsell.serving_state has no column config_version")));
+				 errmsg("upsell.%s has no column config_version", table)));
 	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	if (!table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("upsell.serving_state has no row")));
-	config_version = DatumGetInt64(slot_getattr(slot, attnum, &isnull));
+				 errmsg("upsell.%s has no row", table)));
+	version = DatumGetInt64(slot_getattr(slot, attnum, &isnull));
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
-	*state_rel = RelationGetRelid(rel);
+	*relid = RelationGetRelid(rel);
 	table_close(rel, NoLock);
-	return config_version;
+	return version;
+}
+
+/*
+ * Reads the cache key: the rules' version (serving_state) and the models'
+ * (model_state).  Two rows, so that a refresh, which draws the models'
+ * version at its end, never waits for a merchant's transaction that
+ * changed a rule and holds the rules' row until it ends (until 1.12 both
+ * drew the one row of serving_state: a rule edited in a transaction left
+ * open stalled every refresh, and a refresh every merchant's edit).
+ */
+ServingVersion
+serving_read_version(void)
+{
+	ServingVersion v;
+	Oid			model_state_rel;
+
+	v.rules = read_version_row("serving_state", &v.state_rel);
+	v.models = read_version_row("model_state", &model_state_rel);
+	return v;
 }
 
 #define CART_COLUMN_NAME(sym, name) name,

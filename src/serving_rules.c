@@ -4,10 +4,11 @@
  *		thresholds, whether volume tiers exist, the bestsellers -- read once per
  *		backend and tenant.
  *
- * The cache is keyed by serving_state.config_version, which every change of
- * a rules table and every refresh draw anew from a sequence (transactional
- * and never reused, so a change rolled back cannot leave a stale cache
- * behind).
+ * The cache is keyed by the versions of the rules and of the models
+ * (serving_read_version): every change of a rules table draws
+ * serving_state.config_version anew, every refresh model_state's, from a
+ * sequence (transactional and never reused, so a change rolled back cannot
+ * leave a stale cache behind).
  *
  * The cache is the backend's, but privileges are the current role's: every
  * request checks that the role may read each table the rules come from, as
@@ -31,12 +32,11 @@
 	"product_model", "exclusions", "thresholds", "threshold_candidates", "volume_tiers"
 static const char *const rule_relations[] = {RULE_RELATIONS};
 
-/* The cache and its key: serving_state's table (new with the extension) and row. */
+/* The cache and its key. */
 static struct
 {
 	bool		valid;
-	Oid			state_rel;
-	int64		config_version;
+	ServingVersion version;
 	int			per_tenant;		/* -1: no orders registered */
 	MemoryContext cxt;
 	HTAB	   *tenants;
@@ -72,14 +72,13 @@ check_rules_readable(void)
 void
 serving_check_version(void)
 {
-	Oid			state_rel;
-	int64		config_version = serving_read_config_version(&state_rel);
+	ServingVersion version = serving_read_version();
 	bool		isnull;
 	Datum		d;
 	int			i;
 
-	if (cache.valid && cache.state_rel == state_rel &&
-		cache.config_version == config_version)
+	if (cache.valid && cache.version.state_rel == version.state_rel &&
+		cache.version.rules == version.rules && cache.version.models == version.models)
 	{
 		check_rules_readable();
 		return;
@@ -103,8 +102,7 @@ serving_check_version(void)
 	 */
 	for (i = 0; i < lengthof(rule_relations); i++)
 		cache.rule_rels[i] = get_relname_relid(rule_relations[i], serving.nsp);
-	cache.state_rel = state_rel;
-	cache.config_version = config_version;
+	cache.version = version;
 	cache.valid = true;
 	check_rules_readable();
 }

@@ -613,11 +613,12 @@ BEGIN
 	WHERE a.attrelid = format('@extschema@.%I', r.source)::regclass AND a.attnum > 0 AND NOT a.attisdropped
 	  AND a.attname <> 'relation';
 	-- The view first: a refresh reading it holds its lock to the end of the
-	-- tenant's transaction, whose last step updates serving_state, whose row
-	-- the registration's trigger (below) would hold while it waited for the
-	-- view: a deadlock (40P01), the refresh's tenant lost when it was the
-	-- victim.  Waiting for the view first, the registration takes its turn
-	-- between two tenants.  (LOCK TABLE on a view would lock the shop's
+	-- tenant's transaction.  Until 1.12 that transaction's last step updated
+	-- serving_state, whose row the registration's trigger (below) would hold
+	-- while it waited for the view: a deadlock (40P01), the refresh's tenant
+	-- lost when it was the victim (a refresh now draws model_state's
+	-- version).  Waiting for the view first, the registration takes its turn
+	-- between two tenants, holding serving_state's row the shortest.  (LOCK TABLE on a view would lock the shop's
 	-- tables under it too; resetting an option the view never has locks the
 	-- view alone, and the view is made anew below.)
 	IF to_regclass(format('@extschema@.%I', view)) IS NOT NULL THEN

@@ -380,12 +380,17 @@ CREATE TABLE @extschema@.refresh_log (
 COMMENT ON TABLE @extschema@.refresh_log IS
 	'one row per upsell.refresh(), committed at its start (status running) and completed at its end: ok, partial (some tenants failed and kept their previous models), failed, cancelled, or interrupted (the session ended mid-refresh, found by the next refresh); rows per model, failures per tenant, bad source rows skipped';
 
--- What the serving cache of each backend (src/serving_rules.c) is keyed by: every
--- refresh of a tenant (at the end of its transaction) and every change of a
--- table of merchant rules (a trigger, created by the funnel layer) draws a
--- new config_version from a sequence -- never reused, so a cache filled
--- inside a transaction that rolled back cannot match a later version.  The
--- stages read it once per request and re-read the rules when it moved.
+-- What the serving caches of each backend (src/serving_rules.c,
+-- src/serving_owned.c) are keyed by: every change of a table of merchant
+-- rules or registrations (a trigger, created by the funnel layer) draws a
+-- new serving_state.config_version from a sequence, and every refresh of a
+-- tenant (at the end of its transaction) a new model_state.config_version
+-- -- never reused, so a cache filled inside a transaction that rolled back
+-- cannot match a later version.  The stages read both once per request and
+-- re-read what they cache when one moved.  Two rows, as a version is drawn
+-- under its row's lock, held to the end of the transaction: with one row
+-- (until 1.12) a rule edited in a transaction left open stalled every
+-- refresh at its end, and a refresh every merchant's edit.
 
 CREATE SEQUENCE @extschema@.config_version_seq;
 
@@ -395,7 +400,7 @@ CREATE TABLE @extschema@.serving_state (
 );
 INSERT INTO @extschema@.serving_state DEFAULT VALUES;
 COMMENT ON TABLE @extschema@.serving_state IS
-	'the version of the models and the merchant''s rules (offers, exclusions, stage settings, thresholds, volume tiers, registrations) that the serving cache of each backend is checked against';
+	'the version of the merchant''s rules (offers, exclusions, stage settings, thresholds, volume tiers, registrations) that the serving cache of each backend is checked against (with model_state''s, of the models)';
 
 -- Every version stored is drawn here, whatever the UPDATE set: a backend's
 -- cache holds the version it read, and one set back to it (by a role that
@@ -412,6 +417,16 @@ BEGIN
 END
 $$;
 CREATE TRIGGER draw_config_version BEFORE UPDATE ON @extschema@.serving_state
+	FOR EACH ROW EXECUTE FUNCTION @extschema@._draw_config_version();
+
+CREATE TABLE @extschema@.model_state (
+	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	config_version bigint NOT NULL DEFAULT 0
+);
+INSERT INTO @extschema@.model_state DEFAULT VALUES;
+COMMENT ON TABLE @extschema@.model_state IS
+	'the version of the models, drawn anew by every refresh of a tenant, that the serving cache of each backend is checked against (with serving_state''s, of the merchant''s rules)';
+CREATE TRIGGER draw_config_version BEFORE UPDATE ON @extschema@.model_state
 	FOR EACH ROW EXECUTE FUNCTION @extschema@._draw_config_version();
 
 CREATE FUNCTION @extschema@._rules_changed()
@@ -850,7 +865,7 @@ END
 $$;
 
 -- Builds and publishes every model of one tenant, in the caller's
--- transaction, and draws a new serving_state.config_version for the serving
+-- transaction, and draws a new model_state.config_version for the serving
 -- caches of this node.  Returns per model the rows published, the build's
 -- milliseconds, the building backend's CPU milliseconds, whether a side
 -- build's worker computed the rows and that worker's CPU milliseconds
@@ -912,8 +927,9 @@ BEGIN
 			PERFORM @extschema@._side_builds_start(tenant_id, m.build_order);
 		END IF;
 	END LOOP;
-	-- the serving caches of every backend (of this node) re-read the rules and models
-	UPDATE @extschema@.serving_state SET config_version = DEFAULT;	-- drawn by its trigger
+	-- the serving caches of every backend (of this node) re-read the models
+	-- and what the rules' cache derives from them
+	UPDATE @extschema@.model_state SET config_version = DEFAULT;	-- drawn by its trigger
 	PERFORM @extschema@._hold_freed_memory(false);
 	RETURN built;
 END
@@ -980,7 +996,7 @@ BEGIN
 	WHERE l.refresh_id = run;
 	-- built on a worker: the coordinator's serving caches are told too
 	IF distributed THEN
-		UPDATE @extschema@.serving_state SET config_version = DEFAULT;	-- drawn by its trigger
+		UPDATE @extschema@.model_state SET config_version = DEFAULT;	-- drawn by its trigger
 	END IF;
 	RETURN built;
 END

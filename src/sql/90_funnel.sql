@@ -9,8 +9,8 @@
 -- offer types interleaved by weighted score, at most max_offers, and the
 -- experiment variant's offer types when one is named.  The product page and
 -- the cart are served in C (src/serving_*.c) from one model read each; the
--- merchant's rules are cached per backend until serving_state says they
--- changed.
+-- merchant's rules are cached per backend until serving_state or
+-- model_state says they or the models changed.
 
 CREATE TYPE @extschema@.offer AS (
 	stage		text,
