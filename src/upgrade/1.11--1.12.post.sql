@@ -15,7 +15,10 @@
 
 -- Changes of 1.12 to the kept tables, one block each, appended below.
 
--- (No kept table has changed in 1.12 so far.  Its SQL changes are functions:
--- _customer_owned in C and the new _in_sorted; every upgrade script drops
--- and creates the functions from the install script, and
--- test/e2e/upgrade_1_11.sh compares an updated 1.11 with a fresh install.)
+-- (No kept table has changed in 1.12 so far.  Its SQL changes are functions
+-- (_customer_owned and _tier_offers in C, the new _in_sorted) and a new
+-- table of derived state, model_state, beside serving_state: neither is a
+-- configuration table, so every upgrade script drops them with the old
+-- version's objects and the install script creates them, as it creates the
+-- functions.  test/e2e/upgrade_1_11.sh compares an updated 1.11 with a fresh
+-- install.)
