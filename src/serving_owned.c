@@ -16,9 +16,9 @@
  * interval, repeat share, the data's consumable verdict) change only when a
  * refresh draws a new model_state.config_version, so each backend keeps
  * those it has read until then (a change of the merchant's rules leaves
- * them: serving_state's version is the rules'); a request reads the customer's history row,
- * looks its products up in the cache, and reads only the products missing
- * from it.  The merchant's consumable rules are read at every request (a
+ * them: serving_state's version is the rules'); a request reads the
+ * customer's history row, looks its products up in the cache, and reads
+ * only the products missing from it.  The merchant's consumable rules are read at every request (a
  * rule takes effect at once, without a refresh).
  *
  * The answer is the view's, element for element: interval_days, next_due and
