@@ -29,13 +29,11 @@ SQL
 
 # the reader: one session, each request followed by a marker line
 coproc READER { "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=0 -d $db 2>&1; }
-n=0
 ask() {		# one statement in the reader's session; prints its output
-	local line
-	n=$((n + 1))
-	printf '%s\n\\echo done-%d\n' "$1" "$n" >&"${READER[1]}"
+	local line marker="done-$RANDOM$RANDOM"
+	printf '%s\n\\echo %s\n' "$1" "$marker" >&"${READER[1]}"
 	while IFS= read -r -t 60 line <&"${READER[0]}"; do
-		[ "$line" = "done-$n" ] && return 0
+		[ "$line" = "$marker" ] && return 0
 		printf '%s\n' "$line"
 	done
 	echo "the reader did not answer"
