@@ -13,7 +13,7 @@
  *
  * The arithmetic is SQL's, with the same numeric functions in the same
  * order, so that a unit price, a saving and a reason read the same as they
- * did (sql/40_upgrades compares them with the PL/pgSQL definition).
+ * did (sql/40_volume_tiers compares them with the PL/pgSQL definition).
  */
 #include "postgres.h"
 
@@ -51,12 +51,6 @@ static int
 numeric_compare(Numeric a, Numeric b)
 {
 	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b)));
-}
-
-static Numeric
-numeric_of(int64 v)
-{
-	return int64_to_numeric(v);
 }
 
 static Numeric
@@ -176,8 +170,8 @@ tier_unit_price(const VolumeTier *t, Numeric price)
 
 	if (v == NULL)
 		v = numeric_rounded(numeric_op(numeric_mul, price,
-									   numeric_op(numeric_sub, numeric_of(1),
-												  numeric_op(numeric_div, t->percent_off, numeric_of(100)))),
+									   numeric_op(numeric_sub, int64_to_numeric(1),
+												  numeric_op(numeric_div, t->percent_off, int64_to_numeric(100)))),
 							2);
 	return numeric_compare(price, v) < 0 ? price : v;
 }
@@ -249,7 +243,7 @@ serving_quote_tiers(const TenantRules *r, int64 tenant_id, const int64 *ids, con
 		q->has_next = true;
 		q->next_quantity = tiers[next].min_quantity;
 		q->new_unit_price = prices[next];
-		q->total_saving = numeric_op(numeric_mul, numeric_of(q->next_quantity),
+		q->total_saving = numeric_op(numeric_mul, int64_to_numeric(q->next_quantity),
 									 numeric_op(numeric_sub, q->unit_price, q->new_unit_price));
 		q->reason = psprintf("add %d more to pay %s instead of %s each: %s saved on %d units",
 							 q->next_quantity - units[i],
