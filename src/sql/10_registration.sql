@@ -618,9 +618,10 @@ BEGIN
 	-- while it waited for the view: a deadlock (40P01), the refresh's tenant
 	-- lost when it was the victim (a refresh now draws model_state's
 	-- version).  Waiting for the view first, the registration takes its turn
-	-- between two tenants, holding serving_state's row the shortest.  (LOCK TABLE on a view would lock the shop's
-	-- tables under it too; resetting an option the view never has locks the
-	-- view alone, and the view is made anew below.)
+	-- between two tenants, holding serving_state's row the shortest.  (LOCK
+	-- TABLE on a view would lock the shop's tables under it too; resetting an
+	-- option the view never has locks the view alone, and the view is made
+	-- anew below.)
 	IF to_regclass(format('@extschema@.%I', view)) IS NOT NULL THEN
 		EXECUTE format('ALTER VIEW @extschema@.%I RESET (security_barrier)', view);
 	END IF;
