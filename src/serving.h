@@ -13,6 +13,8 @@
  *							_product_page_offers_of)
  *		serving_owned.c		what a customer owns (_customer_owned), with a
  *							per-backend cache of the products' facts
+ *		serving_customer.c	a customer's recommendations
+ *							(recommend_for_customer)
  *		serving_tiers.c		volume tiers priced per cart line (_tier_offers)
  *
  * Data flows request -> rules cache / model reads -> proposal -> the merge
@@ -156,6 +158,11 @@ typedef struct ServingSchema
 	SPIPlanPtr	owned_has_rules;
 	SPIPlanPtr	owned_rules;
 	SPIPlanPtr	shop_zone;
+	/* a customer's recommendations (serving_customer.c) */
+	SPIPlanPtr	customer_pairs;
+	SPIPlanPtr	customer_orders;
+	SPIPlanPtr	category_bestsellers;
+	SPIPlanPtr	bestsellers;
 } ServingSchema;
 
 extern ServingSchema serving;
@@ -306,6 +313,45 @@ extern void serving_propose_popular(Proposal *p, const TenantRules *r, Stage sta
 extern void serving_emit(FunctionCallInfo fcinfo, Proposal *p, const TenantRules *r, Stage stage,
 						 uint32 allowed, const int64 *context, size_t ncontext);
 extern text *serving_opt_text(FunctionCallInfo fcinfo, int arg);
+
+/* ---- what a customer owns (serving_owned.c) ------------------------------ */
+
+/* One product a customer bought: a row of upsell._owned_product. */
+typedef struct OwnedProduct
+{
+	int64		product_id;
+	bool		purchases_null;
+	int64		purchases;
+	bool		last_null;
+	TimestampTz last_at;
+	bool		median_null;
+	double		median_gap_days;
+	bool		cv_null;
+	double		cv;
+	bool		interval_null;
+	double		interval_days;	/* the customer's median gap, else the product's */
+	bool		due_null;
+	TimestampTz next_due;
+	bool		confidence_null;
+	double		confidence;
+	const char *category;		/* NULL: none (the facts cache's string) */
+	bool		consumable;
+	bool		blocked_null;
+	bool		blocked;		/* never offered to the customer */
+} OwnedProduct;
+
+typedef struct CustomerOwned
+{
+	OwnedProduct *products;		/* by product id, ascending */
+	int64	   *ids;			/* their ids */
+	int			n;
+	char	   *zone;			/* the shop's time zone (_shop_zone) */
+} CustomerOwned;
+
+extern CustomerOwned serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null,
+											TimestampTz due_by);
+extern void serving_cache_facts(int64 tenant_id, const int64 *ids, int n);
+extern bool serving_cached_in_stock(int64 tenant_id, int64 id);
 
 /* ---- volume tiers (serving_tiers.c) --------------------------------------- */
 

@@ -94,6 +94,8 @@ serving_use_schema(Oid fn_oid)
 	Oid			variant[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
 	Oid			after[3] = {INT8OID, INT8OID, INT4OID};
 	Oid			rules[3] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID};
+	Oid			category_limit[3] = {INT8OID, TEXTOID, INT8OID};
+	Oid			limit[2] = {INT8OID, INT8OID};
 
 	if (serving.nsp == nsp && serving.page_list != NULL)
 		return;
@@ -111,6 +113,10 @@ serving_use_schema(Oid fn_oid)
 	serving_forget_plan(&serving.owned_has_rules);
 	serving_forget_plan(&serving.owned_rules);
 	serving_forget_plan(&serving.shop_zone);
+	serving_forget_plan(&serving.customer_pairs);
+	serving_forget_plan(&serving.customer_orders);
+	serving_forget_plan(&serving.category_bestsellers);
+	serving_forget_plan(&serving.bestsellers);
 	if (serving.nspname)
 		pfree(serving.nspname);
 	serving.nsp = InvalidOid;
@@ -145,7 +151,7 @@ serving_use_schema(Oid fn_oid)
 		"SELECT h.product_ids, h.purchases, h.last_at, h.median_gap_days, h.cv "
 		"FROM @.purchase_history_model h WHERE h.tenant_id" EQ "$1 AND h.customer_id" EQ "$2", 2, int8_2);
 	serving.owned_catalog = serving_prepare_plan(
-		"SELECT m.product_id, m.category FROM @.product_model m "
+		"SELECT m.product_id, m.category, m.in_stock FROM @.product_model m "
 		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2)", 2, by_ids);
 	serving.owned_intervals = serving_prepare_plan(
 		"SELECT pm.product_id, pm.population_interval_days, pm.repeat_share, pm.repeats_consumable "
@@ -157,6 +163,21 @@ serving_use_schema(Oid fn_oid)
 		"SELECT c.product_id, c.category, c.consumable FROM @.consumables c "
 		"WHERE c.tenant_id" EQ "$1 AND (c.product_id" EQ "ANY ($2) OR c.category" EQ "ANY ($3))", 3, rules);
 	serving.shop_zone = serving_prepare_plan("SELECT @._shop_zone()", 0, NULL);
+	/* a customer's recommendations (serving_customer.c) */
+	serving.customer_pairs = serving_prepare_plan(
+		"SELECT l.product_id, l.other_ids, l.score FROM @.pair_list_model l "
+		"WHERE l.tenant_id" EQ "$1 AND l.product_id" EQ "ANY ($2)", 2, by_ids);
+	serving.customer_orders = serving_prepare_plan(
+		"SELECT GREATEST(pg_catalog.max(cm.orders), 1)::pg_catalog.float8 "
+		"FROM @.cooccurrence_model cm WHERE cm.tenant_id" EQ "$1", 1, int8_2);
+	serving.category_bestsellers = serving_prepare_plan(
+		"SELECT m.product_id, m.orders FROM @.product_model m "
+		"WHERE m.tenant_id" EQ "$1 AND m.category" EQ "$2 AND m.in_stock "
+		"ORDER BY m.orders DESC, m.product_id LIMIT $3", 3, category_limit);
+	serving.bestsellers = serving_prepare_plan(
+		"SELECT m.product_id, m.orders FROM @.product_model m "
+		"WHERE m.tenant_id" EQ "$1 AND m.in_stock "
+		"ORDER BY m.orders DESC, m.product_id LIMIT $2", 2, limit);
 	serving.nsp = nsp;
 }
 

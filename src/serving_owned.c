@@ -13,7 +13,8 @@
  * order lines the customers of 200 recent orders owned 166 products on
  * average (3,513 at the 99th percentile), so the history took 4.5 ms of the
  * thank-you page's 5 ms.  The products' facts (category, population
- * interval, repeat share, the data's consumable verdict) change only when a
+ * interval, repeat share, the data's consumable verdict, whether it is in
+ * stock) change only when a
  * refresh draws a new model_state.config_version, so each backend keeps
  * those it has read until then (a change of the merchant's rules leaves
  * them: serving_state's version is the rules'); a request reads the
@@ -57,6 +58,7 @@ typedef struct FactsKey
 typedef struct ProductFacts
 {
 	FactsKey	key;
+	bool		in_stock;		/* in product_model, and in stock */
 	char	   *category;		/* NULL: none, or not in product_model */
 	bool		has_interval;	/* a row in product_interval_model */
 	bool		population_null;
@@ -139,9 +141,14 @@ owned_cache_fill(int64 tenant_id, const int64 *ids, int n)
 		FactsKey	key = {tenant_id, DatumGetInt64(serving_col((int) r, 1, &isnull))};
 		ProductFacts *f = hash_search(owned_cache.facts, &key, HASH_FIND, NULL);
 		char	   *category = serving_col_text((int) r, 2);
+		Datum		d;
 
-		if (f != NULL && category != NULL)
+		if (f == NULL)
+			continue;
+		if (category != NULL)
 			f->category = MemoryContextStrdup(owned_cache.cxt, category);
+		d = serving_col((int) r, 3, &isnull);
+		f->in_stock = !isnull && DatumGetBool(d);
 	}
 	rows = serving_run(serving.owned_intervals, args, NULL);
 	for (r = 0; r < rows; r++)
@@ -311,18 +318,16 @@ check_owned_product(TupleDesc desc)
 }
 
 /*
- * _customer_owned(t bigint, customer bigint, due_by timestamptz)
- * RETURNS upsell._owned_product[]
+ * What a customer owns, each product as the view purchase_interval_model
+ * computes it, and blocked unless it is a consumable due by due_by (a NULL
+ * due_by: blocked NULL for those).  Called inside a request (SPI and the
+ * plans ready); what it returns lives until the request ends.  A customer
+ * without a history owns nothing.
  */
-Datum
-upsell_customer_owned(PG_FUNCTION_ARGS)
+CustomerOwned
+serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null, TimestampTz due_by)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	Oid			array_type = get_func_rettype(fcinfo->flinfo->fn_oid);
-	Oid			row_type = OidIsValid(array_type) ? get_element_type(array_type) : InvalidOid;
-	TupleDesc	desc;
-	int64		tenant_id;
-	int64		customer;
+	CustomerOwned owned = {0};
 	Datum		args[2];
 	Datum	   *ids_d,
 			   *purchases_d,
@@ -341,30 +346,18 @@ upsell_customer_owned(PG_FUNCTION_ARGS)
 	ConsumableRules rules;
 	Interval	one_day = {0, 1, 0};
 	text	   *zone;
-	char	   *zone_name;
 	struct pg_tz *tz;
-	Datum	   *elems;
-	ArrayType  *result;
 	bool		isnull;
 
-	if (!OidIsValid(row_type))
-		elog(ERROR, "_customer_owned must return an array of a composite type");
-	desc = lookup_rowtype_tupdesc_copy(row_type, -1);
-	check_owned_product(desc);
-	/* a NULL customer owns nothing; so does a customer of no tenant */
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_ARRAYTYPE_P(construct_empty_array(row_type));
-	tenant_id = PG_GETARG_INT64(0);
-	customer = PG_GETARG_INT64(1);
-
-	serving_begin_call(fcinfo);
+	if (serving_run(serving.shop_zone, NULL, NULL) != 1)
+		elog(ERROR, "could not read the shop's time zone");
+	owned.zone = serving_col_text(0, 1);
+	if (owned.zone == NULL)
+		elog(ERROR, "the shop's time zone is NULL");
 	args[0] = Int64GetDatum(tenant_id);
 	args[1] = Int64GetDatum(customer);
 	if (serving_run(serving.owned_history, args, NULL) == 0)
-	{
-		serving_end_request();
-		PG_RETURN_ARRAYTYPE_P(construct_empty_array(row_type));
-	}
+		return owned;
 	upsell_deconstruct(DatumGetArrayTypeP(serving_col(0, 1, &isnull)), INT8OID, &ids_d, &ids_n, &n);
 	if (!history_column(2, INT4OID, n, &purchases_d, &purchases_n) ||
 		!history_column(3, TIMESTAMPTZOID, n, &last_d, &last_n) ||
@@ -392,80 +385,65 @@ upsell_customer_owned(PG_FUNCTION_ARGS)
 		Assert(facts[i] != NULL);
 	}
 	rules = read_rules(tenant_id, ids, n, (const ProductFacts *const *) facts);
-	if (serving_run(serving.shop_zone, NULL, NULL) != 1)
-		elog(ERROR, "could not read the shop's time zone");
-	zone_name = serving_col_text(0, 1);
-	if (zone_name == NULL)
-		elog(ERROR, "the shop's time zone is NULL");
-	zone = cstring_to_text(zone_name);
+	zone = cstring_to_text(owned.zone);
 	tz = NULL;					/* looked up when a date is due */
 
-	elems = MemoryContextAlloc(caller, sizeof(Datum) * Max(n, 1));
+	owned.products = palloc0(sizeof(OwnedProduct) * Max(n, 1));
+	owned.ids = ids;
+	owned.n = n;
 	for (i = 0; i < n; i++)
 	{
 		const ProductFacts *f = facts[i];
-		Datum		values[OWNED_NCOLUMNS];
-		bool		nulls[OWNED_NCOLUMNS];
-		bool		purchases_null = purchases_n[i];
-		int32		purchases = purchases_null ? 0 : DatumGetInt32(purchases_d[i]);
-		bool		own_interval = !purchases_null && purchases >= 2;
-		bool		interval_null;
-		double		interval_days;
-		bool		due_null = true;
-		TimestampTz due = 0;
-		bool		consumable;
-		MemoryContext old;
+		OwnedProduct *o = &owned.products[i];
+		bool		own_interval;
 
-		memset(nulls, 0, sizeof(nulls));
+		o->product_id = ids[i];
+		o->purchases_null = purchases_n[i];
+		o->purchases = o->purchases_null ? 0 : DatumGetInt32(purchases_d[i]);
+		o->last_null = last_n[i];
+		o->last_at = o->last_null ? 0 : DatumGetTimestampTz(last_d[i]);
+		o->median_null = median_n[i];
+		o->median_gap_days = o->median_null ? 0 : DatumGetFloat8(median_d[i]);
+		o->cv_null = cv_n[i];
+		o->cv = o->cv_null ? 0 : DatumGetFloat8(cv_d[i]);
+		o->category = f->category;
+
 		/* the customer's own median gap from 2 purchases, else the product's */
+		own_interval = !o->purchases_null && o->purchases >= 2;
 		if (own_interval)
 		{
-			interval_null = median_n[i];
-			interval_days = interval_null ? 0 : DatumGetFloat8(median_d[i]);
+			o->interval_null = o->median_null;
+			o->interval_days = o->median_gap_days;
 		}
 		else
 		{
-			interval_null = !f->has_interval || f->population_null;
-			interval_days = f->population_interval_days;
+			o->interval_null = !f->has_interval || f->population_null;
+			o->interval_days = o->interval_null ? 0 : f->population_interval_days;
 		}
 		/* the last purchase plus the interval, in days of the shop's zone */
-		if (!last_n[i] && !interval_null)
+		o->due_null = true;
+		if (!o->last_null && !o->interval_null)
 		{
 			Datum		local = DirectFunctionCall2(timestamptz_zone, PointerGetDatum(zone), last_d[i]);
 			Datum		span = DirectFunctionCall2(interval_mul, IntervalPGetDatum(&one_day),
-												   Float8GetDatum(interval_days));
+												   Float8GetDatum(o->interval_days));
 
 			local = DirectFunctionCall2(timestamp_pl_interval, local, span);
 			if (tz == NULL)
-				tz = upsell_zone_named(zone_name);
-			due = upsell_local_time_in(DatumGetTimestamp(local), tz);
-			due_null = false;
+				tz = upsell_zone_named(owned.zone);
+			o->next_due = upsell_local_time_in(DatumGetTimestamp(local), tz);
+			o->due_null = false;
 		}
-		consumable = consumable_of(&rules, ids[i], f);
-
-		values[OWNED_PRODUCT_ID] = Int64GetDatum(ids[i]);
-		values[OWNED_PURCHASES] = Int64GetDatum((int64) purchases);
-		nulls[OWNED_PURCHASES] = purchases_null;
-		values[OWNED_LAST_AT] = last_d[i];
-		nulls[OWNED_LAST_AT] = last_n[i];
-		values[OWNED_MEDIAN_GAP_DAYS] = median_d[i];
-		nulls[OWNED_MEDIAN_GAP_DAYS] = median_n[i];
-		values[OWNED_CV] = cv_d[i];
-		nulls[OWNED_CV] = cv_n[i];
-		values[OWNED_INTERVAL_DAYS] = Float8GetDatum(interval_days);
-		nulls[OWNED_INTERVAL_DAYS] = interval_null;
-		values[OWNED_NEXT_DUE] = TimestampTzGetDatum(due);
-		nulls[OWNED_NEXT_DUE] = due_null;
 		/* confidence: repeat regularity, else half the product's repeat share */
 		if (own_interval)
 		{
 			double		regularity;
 
-			if (cv_n[i])
+			if (o->cv_null)
 				regularity = 0.5;
 			else
 			{
-				double		denominator = 1.0 + DatumGetFloat8(cv_d[i]);
+				double		denominator = 1.0 + o->cv;
 
 				if (denominator == 0.0)
 					ereport(ERROR,
@@ -473,31 +451,22 @@ upsell_customer_owned(PG_FUNCTION_ARGS)
 							 errmsg("division by zero")));
 				regularity = 1.0 / denominator;
 			}
-			values[OWNED_CONFIDENCE] = Float8GetDatum((double) (purchases - 1) / (double) purchases * regularity);
+			o->confidence = (double) (o->purchases - 1) / (double) o->purchases * regularity;
 		}
 		else if (f->has_interval && !f->population_null && !f->repeat_share_null)
-			values[OWNED_CONFIDENCE] = Float8GetDatum(0.5 * f->repeat_share);
+			o->confidence = 0.5 * f->repeat_share;
 		else
-			nulls[OWNED_CONFIDENCE] = true;
-		nulls[OWNED_CATEGORY] = f->category == NULL;
-		values[OWNED_CONSUMABLE] = BoolGetDatum(consumable);
+			o->confidence_null = true;
+		o->consumable = consumable_of(&rules, ids[i], f);
 		/* blocked: NOT (consumable AND next_due IS NOT NULL AND next_due <= due_by) */
-		if (!consumable || due_null)
-			values[OWNED_BLOCKED] = BoolGetDatum(true);
-		else if (PG_ARGISNULL(2))
-			nulls[OWNED_BLOCKED] = true;
+		if (!o->consumable || o->due_null)
+			o->blocked = true;
+		else if (due_by_null)
+			o->blocked_null = true;
 		else
-			values[OWNED_BLOCKED] = BoolGetDatum(!(due <= PG_GETARG_TIMESTAMPTZ(2)));
-
-		old = MemoryContextSwitchTo(caller);
-		values[OWNED_CATEGORY] = f->category != NULL ? CStringGetTextDatum(f->category) : (Datum) 0;
-		/* (a formed tuple is already a composite Datum's form) */
-		elems[i] = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
-		MemoryContextSwitchTo(old);
+			o->blocked = !(o->next_due <= due_by);
 	}
-	serving_end_request();
-	result = construct_array(elems, n, row_type, -1, false, TYPALIGN_DOUBLE);
-	PG_RETURN_ARRAYTYPE_P(result);
+	return owned;
 
 mismatch:
 	ereport(ERROR,
@@ -507,7 +476,96 @@ mismatch:
 			 errdetail("Its arrays differ in length, or its product ids are not unique and ascending."),
 			 errhint("Refresh the tenant's models: CALL upsell.refresh(tenant_id => " INT64_FORMAT ").",
 					 tenant_id)));
-	PG_RETURN_NULL();			/* keep the compiler quiet */
+	return owned;				/* keep the compiler quiet */
+}
+
+/*
+ * The facts of these products, cached now if they are not: called after
+ * serving_customer_owned in the same request (which checked the cache's
+ * version).
+ */
+void
+serving_cache_facts(int64 tenant_id, const int64 *ids, int n)
+{
+	owned_cache_fill(tenant_id, ids, n);
+}
+
+/* Whether a product cached by serving_cache_facts is in product_model and in stock. */
+bool
+serving_cached_in_stock(int64 tenant_id, int64 id)
+{
+	FactsKey	key = {tenant_id, id};
+	ProductFacts *f = hash_search(owned_cache.facts, &key, HASH_FIND, NULL);
+
+	return f != NULL && f->in_stock;
+}
+
+/*
+ * _customer_owned(t bigint, customer bigint, due_by timestamptz)
+ * RETURNS upsell._owned_product[]
+ */
+Datum
+upsell_customer_owned(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			array_type = get_func_rettype(fcinfo->flinfo->fn_oid);
+	Oid			row_type = OidIsValid(array_type) ? get_element_type(array_type) : InvalidOid;
+	TupleDesc	desc;
+	CustomerOwned owned;
+	Datum	   *elems;
+	ArrayType  *result;
+	int			i;
+
+	if (!OidIsValid(row_type))
+		elog(ERROR, "_customer_owned must return an array of a composite type");
+	desc = lookup_rowtype_tupdesc_copy(row_type, -1);
+	check_owned_product(desc);
+	/* a NULL customer owns nothing; so does a customer of no tenant */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(row_type));
+
+	serving_begin_call(fcinfo);
+	owned = serving_customer_owned(PG_GETARG_INT64(0), PG_GETARG_INT64(1), PG_ARGISNULL(2),
+								   PG_ARGISNULL(2) ? 0 : PG_GETARG_TIMESTAMPTZ(2));
+	elems = MemoryContextAlloc(caller, sizeof(Datum) * Max(owned.n, 1));
+	for (i = 0; i < owned.n; i++)
+	{
+		const OwnedProduct *o = &owned.products[i];
+		Datum		values[OWNED_NCOLUMNS];
+		bool		nulls[OWNED_NCOLUMNS];
+		MemoryContext old;
+
+		values[OWNED_PRODUCT_ID] = Int64GetDatum(o->product_id);
+		nulls[OWNED_PRODUCT_ID] = false;
+		values[OWNED_PURCHASES] = Int64GetDatum(o->purchases);
+		nulls[OWNED_PURCHASES] = o->purchases_null;
+		values[OWNED_LAST_AT] = TimestampTzGetDatum(o->last_at);
+		nulls[OWNED_LAST_AT] = o->last_null;
+		values[OWNED_MEDIAN_GAP_DAYS] = Float8GetDatum(o->median_gap_days);
+		nulls[OWNED_MEDIAN_GAP_DAYS] = o->median_null;
+		values[OWNED_CV] = Float8GetDatum(o->cv);
+		nulls[OWNED_CV] = o->cv_null;
+		values[OWNED_INTERVAL_DAYS] = Float8GetDatum(o->interval_days);
+		nulls[OWNED_INTERVAL_DAYS] = o->interval_null;
+		values[OWNED_NEXT_DUE] = TimestampTzGetDatum(o->next_due);
+		nulls[OWNED_NEXT_DUE] = o->due_null;
+		values[OWNED_CONFIDENCE] = Float8GetDatum(o->confidence);
+		nulls[OWNED_CONFIDENCE] = o->confidence_null;
+		nulls[OWNED_CATEGORY] = o->category == NULL;
+		values[OWNED_CONSUMABLE] = BoolGetDatum(o->consumable);
+		nulls[OWNED_CONSUMABLE] = false;
+		values[OWNED_BLOCKED] = BoolGetDatum(o->blocked);
+		nulls[OWNED_BLOCKED] = o->blocked_null;
+
+		old = MemoryContextSwitchTo(caller);
+		values[OWNED_CATEGORY] = o->category != NULL ? CStringGetTextDatum(o->category) : (Datum) 0;
+		/* (a formed tuple is already a composite Datum's form) */
+		elems[i] = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+		MemoryContextSwitchTo(old);
+	}
+	serving_end_request();
+	result = construct_array(elems, owned.n, row_type, -1, false, TYPALIGN_DOUBLE);
+	PG_RETURN_ARRAYTYPE_P(result);
 }
 
 /*

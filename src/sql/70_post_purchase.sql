@@ -664,118 +664,17 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@._in_sorted(bigint[], bigint) IS
 	'internal: whether id is one of ids (no NULLs): the ids of the last call kept (compared whole at each call) and searched by halves when ascending';
 
+-- A customer's k best products, for the thank-you page and the emails.  In
+-- C since 1.12 (src/serving_customer.c, which says what it ranks and why):
+-- as a query it looked up every candidate in product_model before cutting
+-- to k, 3.8 ms a call at the median at 10M order lines, 45 ms for a
+-- customer of 70 products.
 CREATE FUNCTION @extschema@.recommend_for_customer(customer_id bigint, k int DEFAULT 5,
 	tenant_id bigint DEFAULT NULL, at timestamptz DEFAULT now(),
 	half_life interval DEFAULT '90 days', due_within interval DEFAULT '7 days')
 RETURNS TABLE ("rank" int, product_id bigint, score float8, reason text, because bigint[])
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	t bigint := @extschema@._tenant(tenant_id);
-	-- is_excluded costs a lookup per candidate: skipped when the tenant has no rules
-	has_rules boolean := EXISTS (SELECT FROM @extschema@.exclusions e WHERE e.tenant_id = t);
-	c bigint := customer_id;
-	half_days float8;
-	owned_products @extschema@._owned_product[];
-	owned_ids bigint[];
-	zone text := @extschema@._shop_zone();	-- of the dates in the reasons
-BEGIN
-	IF customer_id IS NULL OR at IS NULL OR half_life IS NULL OR due_within IS NULL THEN
-		RAISE EXCEPTION 'customer_id, at, half_life and due_within must not be NULL'
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	PERFORM @extschema@._check_k(k);
-	-- (from 17 on, infinite times take part in interval arithmetic instead of failing)
-	IF NOT isfinite(at) THEN
-		RAISE EXCEPTION 'at must be a finite time, not %', at USING ERRCODE = 'datetime_field_overflow';
-	END IF;
-	half_days := extract(epoch FROM half_life) / 86400;
-	IF half_days <= 0 THEN
-		RAISE EXCEPTION 'half_life must be positive, not %', half_life USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	owned_products := @extschema@._customer_owned(t, c, at + due_within);
-	owned_ids := ARRAY(SELECT o.product_id FROM unnest(owned_products) o);
-
-	RETURN QUERY
-	WITH owned AS MATERIALIZED (
-		SELECT o.*, @extschema@._decay(extract(epoch FROM at - o.last_at) / 86400, half_days) AS w
-		FROM unnest(owned_products) o),
-	-- owned products that may not be offered: durables, and consumables not due
-	blocked AS (
-		SELECT o.product_id FROM owned o WHERE o.blocked),
-	-- restocks: due, but not lapsed (overdue by more than one interval: the
-	-- customer buys it elsewhere or stopped; it may still come as a complement)
-	due AS (
-		SELECT o.* FROM owned o
-		WHERE NOT o.blocked AND o.next_due >= at - o.interval_days * interval '1 day'),
-	-- the evidence: the 100 most recent purchases (older ones weigh little
-	-- after decay, and a wholesale buyer's thousands would cost a lot)
-	recent AS (
-		SELECT o.* FROM owned o ORDER BY o.last_at DESC, o.product_id LIMIT 100),
-	evidence AS (
-		-- noisy-OR of the complement scores, each weighted by the age of the purchase
-		-- (each purchase's list of pair_list_model by primary key, its pairs
-		-- by partner; the sum in numeric, exact in any order: _complements_of)
-		SELECT p.other_id,
-			   1 - exp(sum(ln(1 - least(o.w * p.score, 0.999999))::numeric)::float8) AS score,
-			   array_agg(o.product_id ORDER BY o.w * p.score DESC, o.product_id) AS because
-		FROM recent o
-		JOIN @extschema@.pair_list_model l ON l.tenant_id = t AND l.product_id = o.product_id
-		CROSS JOIN LATERAL (SELECT u.other_id, u.score FROM unnest(l.other_ids, l.score) u(other_id, score)
-							ORDER BY u.other_id) p
-		GROUP BY p.other_id),
-	owned_categories AS (
-		SELECT DISTINCT o.category FROM recent o WHERE o.category IS NOT NULL),
-	totals AS (
-		SELECT greatest(max(cm.orders), 1)::float8 AS orders
-		FROM @extschema@.cooccurrence_model cm WHERE cm.tenant_id = t),
-	candidates AS (
-		SELECT 1 AS tier, e.other_id AS product_id, e.score, e.because,
-			   'complements your purchases' AS reason
-		FROM evidence e
-		UNION ALL
-		SELECT 1, d.product_id, d.confidence, ARRAY[d.product_id],
-			   format('due for a restock: bought every %s days, last on %s',
-					  round(d.interval_days::numeric, 1), to_char(d.last_at AT TIME ZONE zone, 'YYYY-MM-DD'))
-		FROM due d
-		UNION ALL
-		SELECT 2, m.product_id, m.orders / totals.orders, NULL, 'popular in a category you buy from'
-		FROM owned_categories oc, totals,
-			 LATERAL (SELECT m.product_id, m.orders
-					  FROM @extschema@.product_model m
-					  WHERE m.tenant_id = t AND m.category = oc.category AND m.in_stock
-						-- (excluded ones skipped before the cut: a shop excluding
-						-- its bestsellers got fewer than k, none at all, until 1.8)
-						AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, owned_ids))
-					  ORDER BY m.orders DESC, m.product_id
-					  LIMIT k::bigint * 3 + least(cardinality(owned_ids), 100)) m
-		UNION ALL
-		SELECT 3, m.product_id, m.orders / totals.orders, NULL, 'popular'
-		FROM totals,
-			 LATERAL (SELECT m.product_id, m.orders
-					  FROM @extschema@.product_model m
-					  WHERE m.tenant_id = t AND m.in_stock
-						AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, owned_ids))
-					  ORDER BY m.orders DESC, m.product_id
-					  LIMIT k::bigint * 3 + cardinality(owned_ids)) m),
-	best AS (
-		SELECT DISTINCT ON (cd.product_id) cd.*
-		FROM candidates cd
-		-- LIMIT 1: one index lookup per candidate, never a hash of the catalog
-		CROSS JOIN LATERAL (SELECT m.* FROM @extschema@.product_model m
-							WHERE m.tenant_id = t AND m.product_id = cd.product_id LIMIT 1) m
-		WHERE m.in_stock
-		  AND cd.product_id NOT IN (SELECT b.product_id FROM blocked b)
-		  AND (NOT has_rules OR NOT @extschema@.is_excluded(t, m.product_id, m.category, owned_ids))
-		ORDER BY cd.product_id, cd.tier, cd.score DESC)
-	SELECT (row_number() OVER (ORDER BY b.tier, b.score DESC, b.product_id))::int,
-		   b.product_id, b.score, b.reason, b.because
-	FROM best b
-	ORDER BY b.tier, b.score DESC, b.product_id
-	LIMIT k;
-END
-$$;
+AS 'MODULE_PATHNAME', 'upsell_recommend_for_customer'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 5;
 COMMENT ON FUNCTION @extschema@.recommend_for_customer(bigint, int, bigint, timestamptz, interval, interval) IS
 	'the k best products for a customer: complements of the 100 most recent purchases (pair model, each purchase weighted 0.5^(age / half_life), combined by noisy-OR) and owned consumables due within due_within (not overdue by more than their interval); durables already bought and consumables not yet due are never offered; then popular products of the customer''s categories, then bestsellers';
 
