@@ -23,7 +23,9 @@ SELECT rank, product_id, round(score::numeric, 6) AS score, reason, because
 FROM upsell.recommend_for_customer(100, 4, at => '2024-04-25');
 -- the request reads the customer's histories once (until 1.9 twice) and
 -- applies the consumable rule inlined (until 1.9 the scalar _consumable,
--- planned anew by every request)
+-- planned anew by every request); since 1.12 it is C and reads what the
+-- customer owns as _customer_owned does, without calling it, and the shop's
+-- zone once (until 1.12 twice: its own and _customer_owned's)
 SET track_functions = 'all';
 -- (counted within one transaction: the counts of earlier ones may not be
 -- flushed yet)
@@ -95,8 +97,8 @@ SELECT count(*) FROM upsell.email_sequence(100, 0);
 -- every query applying the consumable rule per row has it inlined (until
 -- 1.9 email_sequence, is_consumable, replenishment_due and
 -- subscription_products called the scalar _consumable, planned anew by
--- every statement); the one _customer_owned is recommend_for_customer's,
--- which email_sequence calls
+-- every statement); no _customer_owned (until 1.12 one:
+-- recommend_for_customer's, which email_sequence calls)
 SET track_functions = 'all';
 BEGIN;
 CREATE TEMP TABLE calls_before AS
