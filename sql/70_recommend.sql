@@ -25,7 +25,8 @@ FROM upsell.recommend_for_customer(100, 4, at => '2024-04-25');
 -- applies the consumable rule inlined (until 1.9 the scalar _consumable,
 -- planned anew by every request); since 1.12 it is C and reads what the
 -- customer owns as _customer_owned does, without calling it, and the shop's
--- zone once (until 1.12 twice: its own and _customer_owned's)
+-- zone by _shop_zone's query (until 1.12 _shop_zone twice: its own and
+-- _customer_owned's)
 SET track_functions = 'all';
 -- (counted within one transaction: the counts of earlier ones may not be
 -- flushed yet)

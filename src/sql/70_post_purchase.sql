@@ -434,7 +434,8 @@ SELECT @extschema@._define_model('product_interval_model',
 -- (until 1.8 the reader's: a customer due at 23:30 in New York was due that
 -- day for a session in New York, not for one in UTC or Tokyo).  PL/pgSQL,
 -- read when called: an update creates it before the ALTER that adds
--- time_zone to an older order_source.
+-- time_zone to an older order_source.  The serving functions in C run its
+-- query themselves (src/serving_common.c).
 CREATE FUNCTION @extschema@._shop_zone()
 RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
