@@ -211,4 +211,167 @@ SELECT "rank", reason, because FROM upsell.recommend_for_customer(-7, 3, at => '
 SELECT (SELECT array_agg(product_id ORDER BY "rank") FROM upsell.recommend_for_customer(-7, 3, at => '2016-01-01'))
 	   = (SELECT array_agg(product_id ORDER BY "rank") FROM t70c.recommend_for_customer_1_11(-7, 3, NULL, '2016-01-01')) AS unknown_customer_same;
 
+-- The thank-you page (post_purchase_offers) reads what the customer owns
+-- through _owned_offers since 1.12 (C): the same offers as 1.11's, row for
+-- row (its restocks and subscription pitches, and the owned products it
+-- never offers), for the last basket of every fourth member, the day after
+-- it and three weeks after, with consumable categories and the merchant's
+-- exclusions of a product and a category.
+INSERT INTO upsell.consumables (category, consumable) VALUES ('milk', true), ('water', true), ('vegetables', true);
+INSERT INTO upsell.exclusions (product_id) SELECT item_id FROM groceries_members.items WHERE name = 'soda';
+INSERT INTO upsell.exclusions (category) VALUES ('beer');
+CREATE FUNCTION t70c.post_purchase_offers_1_11(order_items bigint[], customer_id bigint DEFAULT NULL,
+	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL,
+	at timestamptz DEFAULT now())
+RETURNS SETOF upsell.offer
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	t bigint := upsell._tenant(tenant_id);
+	items bigint[];
+	blocked_groups text[];		-- the order's substitutes (_cart_blocked)
+	blocked_categories text[];
+	candidates upsell.offer[];
+	unknown bigint;
+	owned upsell._owned_product[];	-- the customer's products
+	owned_blocked bigint[];		-- the customer's durables, and consumables not due
+	excluded_products bigint[];	-- the merchant's exclusions next to this order
+	excluded_categories text[];
+BEGIN
+	IF array_ndims(order_items) > 1 THEN
+		RAISE EXCEPTION 'order_items must be a one-dimensional array of product ids'
+			USING ERRCODE = 'array_subscript_error';
+	END IF;
+	PERFORM upsell._check_cart_length(order_items);
+	IF array_position(order_items, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'the order contains a NULL product id'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	items := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x);
+	-- an order's product the models do not know (added since the last
+	-- refresh) has no complements: the offers say so, as the cart's do
+	unknown := cardinality(items) - (SELECT count(*) FROM upsell.product_model m
+									 WHERE m.tenant_id = t AND m.product_id = ANY (items));
+	-- Every table is read with the tenant t and no SQL helper reads a table
+	-- inside a statement: upsell._complements_of is written out.  On Citus
+	-- (distribute()) each statement is then one shard's, which Citus sends
+	-- to it whole; a helper would read the distributed tables again from
+	-- inside the shard's statement, which Citus cannot plan.  The order's
+	-- substitutes (upsell.is_substitute) are computed once before, by a
+	-- statement of their own (_cart_blocked; the merchant's exclusions are
+	-- _merge_offers'), and each candidate tested against their two sets.
+	SELECT b.variant_groups, b.categories INTO blocked_groups, blocked_categories
+	FROM upsell._cart_blocked(t, items, false) b;
+	-- What the customer owns, by the rule every stage applies
+	-- (_customer_owned): a durable is never offered again, a consumable only
+	-- when due (until 1.8 this stage offered an owned durable as a
+	-- complement, a bestseller, and as a restock: every product bought once
+	-- has a due date); read once, for the restocks and the subscription too
+	owned := upsell._customer_owned(t, post_purchase_offers_1_11.customer_id, at + interval '14 days');
+	owned_blocked := ARRAY(SELECT o.product_id FROM unnest(owned) o WHERE o.blocked);
+	-- The merchant's exclusions, applied before the candidates are cut to
+	-- 12 (_merge_offers applies them again, to every offer): after the cut,
+	-- a shop excluding its bestsellers got no offers at all
+	SELECT coalesce(array_agg(e.product_id) FILTER (WHERE e.product_id IS NOT NULL), '{}'),
+		   coalesce(array_agg(e.category) FILTER (WHERE e.category IS NOT NULL), '{}')
+	INTO excluded_products, excluded_categories
+	FROM upsell.exclusions e
+	WHERE e.tenant_id = t AND (e.with_product_id IS NULL OR e.with_product_id = ANY (items));
+	candidates := ARRAY(
+		-- complements of what was just bought (evidence only: no bestsellers
+		-- here), never a substitute of it
+		SELECT ROW('post_purchase', 'complement', ARRAY[e.product_id], NULL, e.score, 0,
+				   'goes with your order')::upsell.offer
+		FROM (SELECT p.other_id AS product_id,
+					 1 - exp(sum(ln(1 - least(p.score, 0.999999::float8))::numeric)::float8) AS score
+			  FROM upsell.pair_model p
+			  WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
+				AND NOT upsell._in_sorted(owned_blocked, p.other_id)
+			  GROUP BY p.other_id
+			  ORDER BY 2 DESC, 1
+			  LIMIT 24) e
+		-- (the candidate looked up by its key, a probe per candidate: a
+		-- join is planned as a hash of the tenant's whole catalog)
+		WHERE NOT coalesce((SELECT b.variant_group = ANY (blocked_groups) OR b.category = ANY (blocked_categories)
+								   OR b.category = ANY (excluded_categories)
+							FROM upsell.product_model b
+							WHERE b.tenant_id = t AND b.product_id = e.product_id), false)
+		  AND e.product_id <> ALL (excluded_products)
+		LIMIT 12)
+	|| ARRAY(
+		-- bestsellers far below them, so that the page's slots fill:
+		-- however many of the first the order's substitutes block
+		SELECT ROW('post_purchase', 'complement', ARRAY[m.product_id], NULL,
+				   1e-6 / m.popularity_rank, 0, 'popular')::upsell.offer
+		-- (the view numbers the ranks along an index: the scan stops at
+		-- the 12th kept)
+		FROM upsell.product_popularity m
+		WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
+		  AND NOT upsell._in_sorted(owned_blocked, m.product_id) AND m.product_id <> ALL (excluded_products)
+		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories)
+						   OR m.category = ANY (excluded_categories), false)
+		LIMIT 12)
+	|| ARRAY(
+		-- consumables of this customer coming due within two weeks (and not
+		-- overdue by more than a week: lapsed)
+		SELECT ROW('post_purchase', 'restock', ARRAY[i.product_id], NULL, i.confidence, 0,
+				   CASE WHEN i.next_due <= at THEN format('due again now (every %s days)', round(i.interval_days::numeric))
+						ELSE format('due again in %s days (every %s days)',
+									round(extract(epoch FROM i.next_due - at)::numeric / 86400),
+									round(i.interval_days::numeric)) END)::upsell.offer
+		FROM unnest(owned) i
+		WHERE NOT i.blocked
+		  AND i.next_due BETWEEN at - interval '7 days' AND at + interval '14 days'
+		  AND i.confidence > 0
+		ORDER BY i.confidence DESC, i.product_id
+		LIMIT 5)
+	|| ARRAY(
+		-- bought at least 3 times at regular intervals (a CV below 0.5, as
+		-- subscription_candidates and email_sequence: up to 0.5 until 1.8):
+		-- subscribe and save
+		SELECT ROW('post_purchase', 'subscription', ARRAY[i.product_id], NULL, 1 / (1 + i.cv), 0,
+				   format('bought %s times, every %s days: subscribe', i.purchases, round(i.median_gap_days::numeric)))::upsell.offer
+		FROM unnest(owned) i
+		WHERE i.purchases >= 3 AND i.cv < 0.5
+		ORDER BY i.cv, i.product_id
+		LIMIT 3);
+	IF unknown > 0 THEN
+		candidates := ARRAY(SELECT ROW(o.stage, o.offer_type, o.product_ids, o."rank", o.score, o.discount,
+									   format('%s; %s of the order''s products unknown as of the last refresh',
+											  o.reason, unknown))::upsell.offer
+							FROM unnest(candidates) o);
+	END IF;
+	-- restocks and subscriptions are of products the customer owns: only the
+	-- order's own products are context
+	RETURN QUERY SELECT * FROM upsell._merge_offers('post_purchase', t, items, NULL,
+														 candidates, experiment, unit_id, at);
+END
+$$;
+
+WITH baskets AS (
+	SELECT DISTINCT ON (l.member) l.member, l.order_id, l.day
+	FROM groceries_members.lines l WHERE l.member % 4 = 0
+	ORDER BY l.member, l.day DESC, l.order_id),
+asks AS (
+	SELECT b.member, (b.day + d)::timestamptz AS at,
+		   ARRAY(SELECT l.item_id FROM groceries_members.lines l WHERE l.order_id = b.order_id ORDER BY 1) AS items
+	FROM baskets b, (VALUES (1), (21)) d(d)),
+both_ AS (
+	SELECT a.member,
+		   ARRAY(SELECT o::text FROM upsell.post_purchase_offers(a.items, a.member, NULL, NULL, NULL, a.at) o) AS new,
+		   ARRAY(SELECT o::text FROM t70c.post_purchase_offers_1_11(a.items, a.member, NULL, NULL, NULL, a.at) o) AS old
+	FROM asks a)
+SELECT count(*) AS pages, count(*) FILTER (WHERE new IS DISTINCT FROM old) AS differ,
+	   sum(cardinality(old)) AS offers,
+	   count(*) FILTER (WHERE array_to_string(old, ' ') LIKE '%,restock,%') AS with_restock,
+	   count(*) FILTER (WHERE array_to_string(old, ' ') LIKE '%,subscription,%') AS with_subscription
+FROM both_;
+-- a customer without a history, and none: nothing owned, nothing blocked
+SELECT * FROM upsell._owned_offers(0, -7, '2016-01-01');
+SELECT * FROM upsell._owned_offers(0, NULL, '2016-01-01');
+DELETE FROM upsell.exclusions;
+DELETE FROM upsell.consumables;
+
 DROP SCHEMA t70c CASCADE;

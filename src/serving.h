@@ -331,7 +331,7 @@ typedef struct OwnedProduct
 	bool		interval_null;
 	double		interval_days;	/* the customer's median gap, else the product's */
 	bool		due_null;
-	TimestampTz next_due;
+	TimestampTz next_due;		/* a durable's only when asked for */
 	bool		confidence_null;
 	double		confidence;
 	const char *category;		/* NULL: none (the facts cache's string) */
@@ -349,7 +349,7 @@ typedef struct CustomerOwned
 } CustomerOwned;
 
 extern CustomerOwned serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null,
-											TimestampTz due_by);
+											TimestampTz due_by, bool every_due_date);
 extern void serving_cache_facts(int64 tenant_id, const int64 *ids, int n);
 extern bool serving_cached_in_stock(int64 tenant_id, int64 id);
 

@@ -2,7 +2,10 @@
  * serving_customer.c
  *		upsell.recommend_for_customer(customer_id, k, tenant_id, at,
  *		half_life, due_within): a customer's k best products, for the
- *		thank-you page and the emails (email_sequence asks it for 4 x steps).
+ *		thank-you page and the emails (email_sequence asks it for 4 x steps);
+ *		and upsell._owned_offers(t, customer, at): what the thank-you page
+ *		(post_purchase_offers) offers of what the customer owns, and what it
+ *		may not offer them.
  *
  * Why C: as a query (until 1.11) it took 3.8 ms at the median and 9.5 ms at
  * the 90th percentile of 300 customers at 10M order lines, in a warm
@@ -40,14 +43,17 @@
 
 #include <math.h>
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 #include "intervals.h"
 #include "serving.h"
@@ -283,6 +289,35 @@ age_days(TimestampTz at, TimestampTz then)
 	return (double) (at - then) / (double) USECS_PER_DAY;
 }
 
+/* The Personals by id (open addressing), in the order first named. */
+typedef struct PersonalTable
+{
+	int		   *slots;			/* -1: free */
+	int			size;			/* a power of 2 */
+	Personal   *p;
+	int			n;
+} PersonalTable;
+
+/* The index of id's Personal, added if new. */
+static int
+personal_slot(PersonalTable *t, int64 id)
+{
+	uint32		h = (uint32) (((uint64) id * UINT64CONST(0x9E3779B97F4A7C15)) >> 32) & (t->size - 1);
+
+	while (t->slots[h] >= 0 && t->p[t->slots[h]].id != id)
+		h = (h + 1) & (t->size - 1);
+	if (t->slots[h] < 0)
+	{
+		Personal   *added = &t->p[t->n];
+
+		memset(added, 0, sizeof(Personal));
+		added->slot = t->n;
+		added->id = id;
+		t->slots[h] = t->n++;
+	}
+	return t->slots[h];
+}
+
 /* Owned, not blocked, with a due date: a restock unless lapsed. */
 static bool
 may_restock(const OwnedProduct *o)
@@ -311,9 +346,8 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 	int			total = 0;
 	int			nrestocks = 0;
 	int			size = 16;
-	int		   *slots;
+	PersonalTable table;
 	Personal   *p;
-	int			np = 0;
 	Contribution *c;
 	int			nc = 0;
 	Interval	one_day = {0, 1, 0};
@@ -354,31 +388,18 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 		total += nothers[i];
 	}
 
-	/* the candidates by id (open addressing), in the order first named */
+	/* the candidates: as many as named, and the restocks */
 	for (i = 0; i < n; i++)
 		if (may_restock(&owned->products[i]))
 			nrestocks++;
 	while (size < 2 * (total + nrestocks))
 		size *= 2;
-	slots = palloc(sizeof(int) * size);
-	memset(slots, -1, sizeof(int) * size);
-	p = palloc(sizeof(Personal) * Max(total + nrestocks, 1));
+	table.slots = palloc(sizeof(int) * size);
+	memset(table.slots, -1, sizeof(int) * size);
+	table.size = size;
+	table.p = p = palloc(sizeof(Personal) * Max(total + nrestocks, 1));
+	table.n = 0;
 	c = palloc(sizeof(Contribution) * Max(total, 1));
-
-#define PERSONAL_SLOT(id_, out_) \
-	do { \
-		uint32		h_ = (uint32) (((uint64) (id_) * UINT64CONST(0x9E3779B97F4A7C15)) >> 32) & (size - 1); \
-		while (slots[h_] >= 0 && p[slots[h_]].id != (id_)) \
-			h_ = (h_ + 1) & (size - 1); \
-		if (slots[h_] < 0) \
-		{ \
-			slots[h_] = np; \
-			memset(&p[np], 0, sizeof(Personal)); \
-			p[np].slot = np; \
-			p[np++].id = (id_); \
-		} \
-		(out_) = slots[h_]; \
-	} while (0)
 
 	/* complements: summed in one order, the purchases by recency */
 	for (i = 0; i < nrecent; i++)
@@ -398,7 +419,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 				continue;
 			x_null = w_null || scores_null[i][j];
 			x = x_null ? 0 : w * DatumGetFloat8(scores[i][j]);
-			PERSONAL_SLOT(DatumGetInt64(others[i][j]), slot);
+			slot = personal_slot(&table, DatumGetInt64(others[i][j]));
 			p[slot].complement = true;
 			/* (LEAST skips a NULL, and takes a NaN for the greater) */
 			p[slot].log_miss += log(1.0 - (x_null || isnan(x) || x > MOST_LIKELY ? MOST_LIKELY : x));
@@ -409,7 +430,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 			nc++;
 		}
 	}
-	for (i = 0; i < np; i++)
+	for (i = 0; i < table.n; i++)
 		p[i].score = 1 - exp(p[i].log_miss);
 
 	/* restocks: owned, not blocked, due but not overdue by more than the interval */
@@ -426,7 +447,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 		lapsed = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval, TimestampTzGetDatum(at), span));
 		if (o->next_due < lapsed)
 			continue;
-		PERSONAL_SLOT(o->product_id, slot);
+		slot = personal_slot(&table, o->product_id);
 		p[slot].restock = o;
 		/* the better row of the product: a complement's at a tie */
 		if (!p[slot].complement ||
@@ -437,9 +458,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 			p[slot].score = o->confidence;
 		}
 	}
-#undef PERSONAL_SLOT
-
-	*npersonal = np;
+	*npersonal = table.n;
 	*contributions = c;
 	*ncontributions = nc;
 	return p;
@@ -680,7 +699,7 @@ upsell_recommend_for_customer(PG_FUNCTION_ARGS)
 
 	q.rules = serving_tenant_rules(q.tenant_id);
 	q.has_rules = q.rules->nexcluded > 0 || q.rules->npairs > 0;
-	q.owned = serving_customer_owned(q.tenant_id, PG_GETARG_INT64(0), false, due_by);
+	q.owned = serving_customer_owned(q.tenant_id, PG_GETARG_INT64(0), false, due_by, false);
 	for (i = 0; i < q.owned.n; i++)
 		q.nblocked += q.owned.products[i].blocked ? 1 : 0;
 	most_recent(&q);
@@ -724,4 +743,198 @@ upsell_recommend_for_customer(PG_FUNCTION_ARGS)
 	}
 	serving_end_request();
 	return (Datum) 0;
+}
+
+/* ---- the thank-you page's offers of what a customer owns ------------------ */
+
+PG_FUNCTION_INFO_V1(upsell_owned_offers);
+
+#define RESTOCK_OFFERS		5
+#define SUBSCRIPTION_OFFERS	3
+
+/* A restock by confidence descending, then product id. */
+static int
+cmp_restock(const void *a, const void *b)
+{
+	const OwnedProduct *x = *(const OwnedProduct *const *) a;
+	const OwnedProduct *y = *(const OwnedProduct *const *) b;
+	int			c = cmp_desc(false, x->confidence, false, y->confidence);
+
+	return c != 0 ? c : cmp_int64(x->product_id, y->product_id);
+}
+
+/* A subscription by CV ascending, then product id. */
+static int
+cmp_subscription(const void *a, const void *b)
+{
+	const OwnedProduct *x = *(const OwnedProduct *const *) a;
+	const OwnedProduct *y = *(const OwnedProduct *const *) b;
+	int			c = cmp_desc(false, y->cv, false, x->cv);
+
+	return c != 0 ? c : cmp_int64(x->product_id, y->product_id);
+}
+
+/* round(x::numeric) as text */
+static char *
+rounded(double x)
+{
+	return DatumGetCString(DirectFunctionCall1(numeric_out,
+											   DirectFunctionCall2(numeric_round,
+																   DirectFunctionCall1(float8_numeric, Float8GetDatum(x)),
+																   Int32GetDatum(0))));
+}
+
+/* ROW('post_purchase', type, ARRAY[id], NULL, score, 0, reason)::upsell.offer */
+static Datum
+owned_offer(TupleDesc desc, const char *type, int64 id, double score, char *reason)
+{
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, true, false, false, false};
+
+	values[0] = CStringGetTextDatum("post_purchase");
+	values[1] = CStringGetTextDatum(type);
+	values[2] = PointerGetDatum(upsell_int8_array(&id, 1));
+	values[3] = (Datum) 0;
+	values[4] = Float8GetDatum(score);
+	values[5] = serving_zero_discount();
+	values[6] = CStringGetTextDatum(reason);
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+/*
+ * _owned_offers(t bigint, customer bigint, at timestamptz,
+ *				 OUT blocked bigint[], OUT offers upsell.offer[])
+ *
+ * For the thank-you page (post_purchase_offers): what the customer owns and
+ * may not be offered (a durable, a consumable not due within 14 days of at),
+ * and the offers of what they own: the consumables coming due within two
+ * weeks and overdue by a week at most (the 5 most confident), then the
+ * products bought 3 times or more at regular intervals (a CV below 0.5; the
+ * 3 most regular), with 1.11's scores and reasons.  Until 1.11 the page
+ * unnested _customer_owned's array three times for them: for a customer of
+ * 15,000 products, forming that array took 5 ms and each pass over it
+ * 1.2-1.6 ms, where these are a few products.
+ */
+Datum
+upsell_owned_offers(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	TupleDesc	result_desc;
+	TupleDesc	offer_desc;
+	Oid			offer_array_type;
+	Oid			offer_type;
+	bool		at_null = PG_ARGISNULL(2);
+	TimestampTz at = at_null ? 0 : PG_GETARG_TIMESTAMPTZ(2);
+	Interval	two_weeks = {0, 14, 0};
+	Interval	one_week = {0, 7, 0};
+	TimestampTz from = 0,
+				to = 0;
+	CustomerOwned owned = {0};
+	int64	   *blocked;
+	int			nblocked = 0;
+	const OwnedProduct **restocks;
+	int			nrestocks = 0;
+	const OwnedProduct **subscriptions;
+	int			nsubscriptions = 0;
+	char	  **reasons;
+	Datum	   *offers;
+	Datum		values[2];
+	Datum		result;
+	bool		began = false;
+	MemoryContext old;
+	bool		nulls[2] = {false, false};
+	int			i;
+
+	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE || result_desc->natts != 2)
+		elog(ERROR, "_owned_offers must return a record of two columns");
+	offer_array_type = TupleDescAttr(result_desc, 1)->atttypid;
+	offer_type = get_element_type(offer_array_type);
+	if (!OidIsValid(offer_type))
+		elog(ERROR, "_owned_offers must return an array of offers");
+	offer_desc = lookup_rowtype_tupdesc_copy(offer_type, -1);
+	if (offer_desc->natts != 7)
+		elog(ERROR, "the offers must be of type upsell.offer");
+
+	if (!at_null)
+	{
+		Datum		at_d = TimestampTzGetDatum(at);
+
+		from = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval, at_d,
+													   IntervalPGetDatum(&one_week)));
+		to = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval, at_d,
+													 IntervalPGetDatum(&two_weeks)));
+	}
+	/* a NULL customer owns nothing; so does a customer of no tenant */
+	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1))
+	{
+		serving_begin_call(fcinfo);
+		began = true;
+		owned = serving_customer_owned(PG_GETARG_INT64(0), PG_GETARG_INT64(1), at_null, to, false);
+	}
+	blocked = palloc(sizeof(int64) * Max(owned.n, 1));
+	restocks = palloc(sizeof(OwnedProduct *) * Max(owned.n, 1));
+	subscriptions = palloc(sizeof(OwnedProduct *) * Max(owned.n, 1));
+	for (i = 0; i < owned.n; i++)
+	{
+		const OwnedProduct *o = &owned.products[i];
+
+		if (!o->blocked_null && o->blocked)
+			blocked[nblocked++] = o->product_id;
+		else if (!o->blocked_null && !at_null && !o->due_null && o->next_due >= from && o->next_due <= to &&
+				 !o->confidence_null && o->confidence > 0)
+			restocks[nrestocks++] = o;
+		if (!o->purchases_null && o->purchases >= 3 && !o->cv_null && o->cv < 0.5)
+			subscriptions[nsubscriptions++] = o;
+	}
+	qsort(restocks, nrestocks, sizeof(OwnedProduct *), cmp_restock);
+	qsort(subscriptions, nsubscriptions, sizeof(OwnedProduct *), cmp_subscription);
+	nrestocks = Min(nrestocks, RESTOCK_OFFERS);
+	nsubscriptions = Min(nsubscriptions, SUBSCRIPTION_OFFERS);
+
+	/* the reasons, then every value formed in the caller's memory */
+	reasons = palloc(sizeof(char *) * Max(nrestocks + nsubscriptions, 1));
+	for (i = 0; i < nrestocks; i++)
+	{
+		const OwnedProduct *o = restocks[i];
+		char	   *every = rounded(o->interval_days);
+
+		if (o->next_due <= at)
+			reasons[i] = psprintf("due again now (every %s days)", every);
+		else
+		{
+			/* round(extract(epoch FROM next_due - at)::numeric / 86400) */
+			Datum		epoch = DirectFunctionCall2(extract_interval, CStringGetTextDatum("epoch"),
+													DirectFunctionCall2(timestamp_mi,
+																		TimestampTzGetDatum(o->next_due),
+																		TimestampTzGetDatum(at)));
+			Datum		days = DirectFunctionCall2(numeric_round,
+												   DirectFunctionCall2(numeric_div, epoch,
+																	   NumericGetDatum(int64_to_numeric(SECS_PER_DAY))),
+												   Int32GetDatum(0));
+
+			reasons[i] = psprintf("due again in %s days (every %s days)",
+								  DatumGetCString(DirectFunctionCall1(numeric_out, days)), every);
+		}
+	}
+	for (i = 0; i < nsubscriptions; i++)
+		reasons[nrestocks + i] = psprintf("bought " INT64_FORMAT " times, every %s days: subscribe",
+										  subscriptions[i]->purchases,
+										  subscriptions[i]->median_null ? "" : rounded(subscriptions[i]->median_gap_days));
+
+	old = MemoryContextSwitchTo(caller);
+	offers = palloc(sizeof(Datum) * Max(nrestocks + nsubscriptions, 1));
+	for (i = 0; i < nrestocks; i++)
+		offers[i] = owned_offer(offer_desc, "restock", restocks[i]->product_id, restocks[i]->confidence,
+								reasons[i]);
+	for (i = 0; i < nsubscriptions; i++)
+		offers[nrestocks + i] = owned_offer(offer_desc, "subscription", subscriptions[i]->product_id,
+											1 / (1 + subscriptions[i]->cv), reasons[nrestocks + i]);
+	values[0] = PointerGetDatum(upsell_int8_array(blocked, nblocked));
+	values[1] = PointerGetDatum(construct_array(offers, nrestocks + nsubscriptions, offer_type, -1, false,
+												TYPALIGN_DOUBLE));
+	result = HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls));
+	MemoryContextSwitchTo(old);
+	if (began)
+		serving_end_request();
+	PG_RETURN_DATUM(result);
 }

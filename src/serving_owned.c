@@ -320,12 +320,16 @@ check_owned_product(TupleDesc desc)
 /*
  * What a customer owns, each product as the view purchase_interval_model
  * computes it, and blocked unless it is a consumable due by due_by (a NULL
- * due_by: blocked NULL for those).  Called inside a request (SPI and the
- * plans ready); what it returns lives until the request ends.  A customer
- * without a history owns nothing.
+ * due_by: blocked NULL for those).  Only the consumables' next_due unless
+ * every_due_date (a durable is blocked whenever it is due, and working out
+ * a date in the shop's zone was most of the time of a customer of 15,000
+ * products).  Called inside a request (SPI and the plans ready); what it
+ * returns lives until the request ends.  A customer without a history owns
+ * nothing.
  */
 CustomerOwned
-serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null, TimestampTz due_by)
+serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null, TimestampTz due_by,
+					   bool every_due_date)
 {
 	CustomerOwned owned = {0};
 	Datum		args[2];
@@ -421,10 +425,11 @@ serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null, Timest
 			o->interval_null = !f->has_interval || f->population_null;
 			o->interval_days = o->interval_null ? 0 : f->population_interval_days;
 		}
+		o->consumable = consumable_of(&rules, ids[i], f);
 		/* the last purchase plus the interval, in days of the shop's zone */
 		o->due_null = true;
 		o->next_due = 0;
-		if (!o->last_null && !o->interval_null)
+		if (!o->last_null && !o->interval_null && (every_due_date || o->consumable))
 		{
 			Datum		local = DirectFunctionCall2(timestamptz_zone, PointerGetDatum(zone), last_d[i]);
 			Datum		span = DirectFunctionCall2(interval_mul, IntervalPGetDatum(&one_day),
@@ -461,7 +466,6 @@ serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null, Timest
 			o->confidence = 0.5 * f->repeat_share;
 		else
 			o->confidence_null = true;
-		o->consumable = consumable_of(&rules, ids[i], f);
 		/* blocked: NOT (consumable AND next_due IS NOT NULL AND next_due <= due_by) */
 		o->blocked_null = false;
 		o->blocked = false;
@@ -532,7 +536,7 @@ upsell_customer_owned(PG_FUNCTION_ARGS)
 
 	serving_begin_call(fcinfo);
 	owned = serving_customer_owned(PG_GETARG_INT64(0), PG_GETARG_INT64(1), PG_ARGISNULL(2),
-								   PG_ARGISNULL(2) ? 0 : PG_GETARG_TIMESTAMPTZ(2));
+								   PG_ARGISNULL(2) ? 0 : PG_GETARG_TIMESTAMPTZ(2), true);
 	elems = MemoryContextAlloc(caller, sizeof(Datum) * Max(owned.n, 1));
 	for (i = 0; i < owned.n; i++)
 	{

@@ -350,6 +350,20 @@ COMMENT ON FUNCTION @extschema@.cart_offers(bigint[], int[], bigint, text, text,
 
 -- ---- post-purchase: the thank-you page and the emails after it --------------
 
+-- What the thank-you page offers of what the customer owns, and what it may
+-- not offer them (src/serving_customer.c says which and why C): the
+-- products blocked by the rule every stage applies (_customer_owned: a
+-- durable, a consumable not due within 14 days of at), and as offers the
+-- consumables coming due within two weeks and overdue by a week at most
+-- (the 5 most confident), then those bought 3 times or more at regular
+-- intervals (a CV below 0.5: subscribe and save; the 3 most regular).
+CREATE FUNCTION @extschema@._owned_offers(t bigint, customer bigint, at timestamptz,
+	OUT blocked bigint[], OUT offers @extschema@.offer[])
+AS 'MODULE_PATHNAME', 'upsell_owned_offers'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@._owned_offers(bigint, bigint, timestamptz) IS
+	'internal: for the thank-you page, the customer''s products never to offer them (ascending), and the offers of what they own: restocks coming due within two weeks, then subscriptions';
+
 CREATE FUNCTION @extschema@.post_purchase_offers(order_items bigint[], customer_id bigint DEFAULT NULL,
 	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL,
 	at timestamptz DEFAULT now())
@@ -365,8 +379,8 @@ DECLARE
 	blocked_categories text[];
 	candidates @extschema@.offer[];
 	unknown bigint;
-	owned @extschema@._owned_product[];	-- the customer's products
 	owned_blocked bigint[];		-- the customer's durables, and consumables not due
+	owned_offers @extschema@.offer[];	-- restocks and a subscription pitch
 	excluded_products bigint[];	-- the merchant's exclusions next to this order
 	excluded_categories text[];
 BEGIN
@@ -399,8 +413,9 @@ BEGIN
 	-- when due (until 1.8 this stage offered an owned durable as a
 	-- complement, a bestseller, and as a restock: every product bought once
 	-- has a due date); read once, for the restocks and the subscription too
-	owned := @extschema@._customer_owned(t, post_purchase_offers.customer_id, at + interval '14 days');
-	owned_blocked := ARRAY(SELECT o.product_id FROM unnest(owned) o WHERE o.blocked);
+	-- (_owned_offers: until 1.12 three passes over _customer_owned's array)
+	SELECT o.blocked, o.offers INTO owned_blocked, owned_offers
+	FROM @extschema@._owned_offers(t, post_purchase_offers.customer_id, at) o;
 	-- The merchant's exclusions, applied before the candidates are cut to
 	-- 12 (_merge_offers applies them again, to every offer): after the cut,
 	-- a shop excluding its bestsellers got no offers at all
@@ -443,30 +458,9 @@ BEGIN
 		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories)
 						   OR m.category = ANY (excluded_categories), false)
 		LIMIT 12)
-	|| ARRAY(
-		-- consumables of this customer coming due within two weeks (and not
-		-- overdue by more than a week: lapsed)
-		SELECT ROW('post_purchase', 'restock', ARRAY[i.product_id], NULL, i.confidence, 0,
-				   CASE WHEN i.next_due <= at THEN format('due again now (every %s days)', round(i.interval_days::numeric))
-						ELSE format('due again in %s days (every %s days)',
-									round(extract(epoch FROM i.next_due - at)::numeric / 86400),
-									round(i.interval_days::numeric)) END)::@extschema@.offer
-		FROM unnest(owned) i
-		WHERE NOT i.blocked
-		  AND i.next_due BETWEEN at - interval '7 days' AND at + interval '14 days'
-		  AND i.confidence > 0
-		ORDER BY i.confidence DESC, i.product_id
-		LIMIT 5)
-	|| ARRAY(
-		-- bought at least 3 times at regular intervals (a CV below 0.5, as
-		-- subscription_candidates and email_sequence: up to 0.5 until 1.8):
-		-- subscribe and save
-		SELECT ROW('post_purchase', 'subscription', ARRAY[i.product_id], NULL, 1 / (1 + i.cv), 0,
-				   format('bought %s times, every %s days: subscribe', i.purchases, round(i.median_gap_days::numeric)))::@extschema@.offer
-		FROM unnest(owned) i
-		WHERE i.purchases >= 3 AND i.cv < 0.5
-		ORDER BY i.cv, i.product_id
-		LIMIT 3);
+	-- consumables of this customer coming due within two weeks (and not
+	-- overdue by more than a week: lapsed), then subscribe and save
+	|| owned_offers;
 	IF unknown > 0 THEN
 		candidates := ARRAY(SELECT ROW(o.stage, o.offer_type, o.product_ids, o."rank", o.score, o.discount,
 									   format('%s; %s of the order''s products unknown as of the last refresh',
