@@ -160,8 +160,10 @@ INSERT INTO upsell.consumables (tenant_id, product_id, consumable) VALUES (1, 3,
 SELECT "rank", offer_type, product_ids, reason
 FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + interval '25 days');
 -- the request reads the customer's histories once (until 1.9 three times:
--- what they own, the restocks, the subscription pitch), looks the shop's
--- zone up once, and applies the consumable rule inlined (until 1.9 the
+-- what they own, the restocks, the subscription pitch), through one call
+-- of _owned_offers (until 1.12 _customer_owned's array, passed over three
+-- times), looks the shop's zone up once (by _shop_zone's query, in C,
+-- since 1.12), and applies the consumable rule inlined (until 1.9 the
 -- scalar _consumable, planned anew by every request: most of the cost of
 -- a customer on the thank-you page)
 SET track_functions = 'all';
@@ -178,7 +180,7 @@ SELECT s.seq_scan + s.idx_scan - :history_reads_before AS history_reads
 FROM pg_stat_xact_user_tables s WHERE s.relid = 'upsell.purchase_history_model'::regclass;
 SELECT f.funcname, f.calls - coalesce(b.calls, 0) AS calls
 FROM pg_stat_xact_user_functions f LEFT JOIN calls_before b USING (funcid)
-WHERE f.schemaname = 'upsell' AND f.funcname IN ('_consumable', '_consumable_rule', '_shop_zone', '_customer_owned')
+WHERE f.schemaname = 'upsell' AND f.funcname IN ('_consumable', '_consumable_rule', '_shop_zone', '_customer_owned', '_owned_offers')
   AND f.calls > coalesce(b.calls, 0)
 ORDER BY 1;
 ROLLBACK;
