@@ -621,19 +621,26 @@ because_of(const Contribution *c, int nc, int personal)
 	return PointerGetDatum(upsell_int8_array(ids, m));
 }
 
+/* round(x::numeric, places) as text, as the reasons print days */
+static char *
+rounded(double x, int places)
+{
+	return DatumGetCString(DirectFunctionCall1(numeric_out,
+											   DirectFunctionCall2(numeric_round,
+																   DirectFunctionCall1(float8_numeric, Float8GetDatum(x)),
+																   Int32GetDatum(places))));
+}
+
 /* "due for a restock: bought every 30.0 days, last on 2024-04-01" */
 static char *
 restock_reason(const OwnedProduct *o, const char *zone)
 {
-	Datum		days = DirectFunctionCall2(numeric_round,
-										   DirectFunctionCall1(float8_numeric, Float8GetDatum(o->interval_days)),
-										   Int32GetDatum(1));
 	Datum		local = DirectFunctionCall2(timestamptz_zone, CStringGetTextDatum(zone),
 										   TimestampTzGetDatum(o->last_at));
 	Datum		day = DirectFunctionCall2(timestamp_to_char, local, CStringGetTextDatum("YYYY-MM-DD"));
 
 	return psprintf("due for a restock: bought every %s days, last on %s",
-					DatumGetCString(DirectFunctionCall1(numeric_out, days)), TextDatumGetCString(day));
+					rounded(o->interval_days, 1), TextDatumGetCString(day));
 }
 
 /*
@@ -774,16 +781,6 @@ cmp_subscription(const void *a, const void *b)
 	return c != 0 ? c : cmp_int64(x->product_id, y->product_id);
 }
 
-/* round(x::numeric) as text */
-static char *
-rounded(double x)
-{
-	return DatumGetCString(DirectFunctionCall1(numeric_out,
-											   DirectFunctionCall2(numeric_round,
-																   DirectFunctionCall1(float8_numeric, Float8GetDatum(x)),
-																   Int32GetDatum(0))));
-}
-
 /* ROW('post_purchase', type, ARRAY[id], NULL, score, 0, reason)::upsell.offer */
 static Datum
 owned_offer(TupleDesc desc, const char *type, int64 id, double score, char *reason)
@@ -896,7 +893,7 @@ upsell_owned_offers(PG_FUNCTION_ARGS)
 	for (i = 0; i < nrestocks; i++)
 	{
 		const OwnedProduct *o = restocks[i];
-		char	   *every = rounded(o->interval_days);
+		char	   *every = rounded(o->interval_days, 0);
 
 		if (o->next_due <= at)
 			reasons[i] = psprintf("due again now (every %s days)", every);
@@ -919,7 +916,7 @@ upsell_owned_offers(PG_FUNCTION_ARGS)
 	for (i = 0; i < nsubscriptions; i++)
 		reasons[nrestocks + i] = psprintf("bought " INT64_FORMAT " times, every %s days: subscribe",
 										  subscriptions[i]->purchases,
-										  subscriptions[i]->median_null ? "" : rounded(subscriptions[i]->median_gap_days));
+										  subscriptions[i]->median_null ? "" : rounded(subscriptions[i]->median_gap_days, 0));
 
 	old = MemoryContextSwitchTo(caller);
 	offers = palloc(sizeof(Datum) * Max(nrestocks + nsubscriptions, 1));
