@@ -211,12 +211,13 @@ SELECT "rank", reason, because FROM upsell.recommend_for_customer(-7, 3, at => '
 SELECT (SELECT array_agg(product_id ORDER BY "rank") FROM upsell.recommend_for_customer(-7, 3, at => '2016-01-01'))
 	   = (SELECT array_agg(product_id ORDER BY "rank") FROM t70c.recommend_for_customer_1_11(-7, 3, NULL, '2016-01-01')) AS unknown_customer_same;
 
--- The thank-you page (post_purchase_offers) reads what the customer owns
--- through _owned_offers since 1.12 (C): the same offers as 1.11's, row for
--- row (its restocks and subscription pitches, and the owned products it
--- never offers), for the last basket of every eighth member, the day after
--- it and three weeks after, with consumable categories and the merchant's
--- exclusions of a product and a category.
+-- The thank-you page (post_purchase_offers, C since 1.12) gives 1.11's
+-- offers: the same rows, rank for rank, with complements' scores within
+-- 1e-12 (their noisy-OR summed in doubles, as recommend_for_customer's),
+-- for the last basket of every eighth member, the day after it and three
+-- weeks after, with consumable categories (restocks, subscription pitches,
+-- owned products it never offers) and the merchant's exclusions of a
+-- product and a category.
 INSERT INTO upsell.consumables (category, consumable) VALUES ('milk', true), ('water', true), ('vegetables', true);
 INSERT INTO upsell.exclusions (product_id) SELECT item_id FROM groceries_members.items WHERE name = 'soda';
 INSERT INTO upsell.exclusions (category) VALUES ('beer');
@@ -359,14 +360,22 @@ asks AS (
 		   ARRAY(SELECT l.item_id FROM groceries_members.lines l WHERE l.order_id = b.order_id ORDER BY 1) AS items
 	FROM baskets b, (VALUES (1), (21)) d(d)),
 both_ AS (
-	SELECT a.member,
-		   ARRAY(SELECT o::text FROM upsell.post_purchase_offers(a.items, a.member, NULL, NULL, NULL, a.at) o) AS new,
-		   ARRAY(SELECT o::text FROM t70c.post_purchase_offers_1_11(a.items, a.member, NULL, NULL, NULL, a.at) o) AS old
-	FROM asks a)
-SELECT count(*) AS pages, count(*) FILTER (WHERE new IS DISTINCT FROM old) AS differ,
-	   sum(cardinality(old)) AS offers,
-	   count(*) FILTER (WHERE array_to_string(old, ' ') LIKE '%,restock,%') AS with_restock,
-	   count(*) FILTER (WHERE array_to_string(old, ' ') LIKE '%,subscription,%') AS with_subscription
+	SELECT a.member, a.at, x.*
+	FROM asks a
+	CROSS JOIN LATERAL (
+		SELECT n.offer_type, n.product_ids, n.score, n.discount, n.reason,
+			   o."rank" AS o_rank, o.offer_type AS o_type, o.product_ids AS o_ids, o.score AS o_score,
+			   o.discount AS o_discount, o.reason AS o_reason
+		FROM upsell.post_purchase_offers(a.items, a.member, NULL, NULL, NULL, a.at) n
+		FULL JOIN t70c.post_purchase_offers_1_11(a.items, a.member, NULL, NULL, NULL, a.at) o
+			ON o."rank" = n."rank") x)
+SELECT count(DISTINCT (member, at)) AS pages, count(*) AS offers,
+	   count(*) FILTER (WHERE offer_type IS DISTINCT FROM o_type OR product_ids IS DISTINCT FROM o_ids
+						OR discount IS DISTINCT FROM o_discount OR reason IS DISTINCT FROM o_reason
+						OR (score IS NULL) <> (o_score IS NULL) OR abs(score - o_score) > 1e-12) AS differ,
+	   count(*) FILTER (WHERE o_type = 'restock') AS restocks,
+	   count(*) FILTER (WHERE o_type = 'subscription') AS subscriptions,
+	   count(*) FILTER (WHERE o_reason = 'popular') AS popular
 FROM both_;
 -- a customer without a history, and none: nothing owned, nothing blocked
 SELECT * FROM upsell._owned_offers(0, -7, '2016-01-01');

@@ -160,12 +160,13 @@ INSERT INTO upsell.consumables (tenant_id, product_id, consumable) VALUES (1, 3,
 SELECT "rank", offer_type, product_ids, reason
 FROM upsell.post_purchase_offers('{6}', 99, 1, at => date_trunc('day', now()) + interval '25 days');
 -- the request reads the customer's histories once (until 1.9 three times:
--- what they own, the restocks, the subscription pitch), through one call
--- of _owned_offers (until 1.12 _customer_owned's array, passed over three
--- times), looks the shop's zone up once (by _shop_zone's query, in C,
--- since 1.12), and applies the consumable rule inlined (until 1.9 the
+-- what they own, the restocks, the subscription pitch) and calls none of
+-- these functions: the stage is C since 1.12, which reads what the
+-- customer owns as _customer_owned does, the shop's zone by _shop_zone's
+-- query, and the consumable rule as the SQL inlines it (until 1.9 the
 -- scalar _consumable, planned anew by every request: most of the cost of
--- a customer on the thank-you page)
+-- a customer on the thank-you page; until 1.12 _customer_owned's array,
+-- passed over three times)
 SET track_functions = 'all';
 -- (counted within one transaction: the counts of earlier ones may not be
 -- flushed yet)

@@ -14,7 +14,10 @@
  *		serving_owned.c		what a customer owns (_customer_owned), with a
  *							per-backend cache of the products' facts
  *		serving_customer.c	a customer's recommendations
- *							(recommend_for_customer)
+ *							(recommend_for_customer) and the offers of what
+ *							they own (_owned_offers)
+ *		serving_post_purchase.c	the thank-you page stage
+ *							(post_purchase_offers)
  *		serving_tiers.c		volume tiers priced per cart line (_tier_offers)
  *
  * Data flows request -> rules cache / model reads -> proposal -> the merge
@@ -158,6 +161,8 @@ typedef struct ServingSchema
 	SPIPlanPtr	owned_has_rules;
 	SPIPlanPtr	owned_rules;
 	SPIPlanPtr	shop_zone;
+	/* the thank-you page (serving_post_purchase.c) */
+	SPIPlanPtr	substitute_categories;
 	/* a customer's recommendations (serving_customer.c) */
 	SPIPlanPtr	customer_pairs;
 	SPIPlanPtr	customer_orders;
@@ -351,7 +356,24 @@ typedef struct CustomerOwned
 extern CustomerOwned serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null,
 											TimestampTz due_by, bool every_due_date);
 extern void serving_cache_facts(int64 tenant_id, const int64 *ids, int n);
+extern bool serving_cached_product(int64 tenant_id, int64 id, bool *in_stock, const char **category,
+								   const char **variant_group);
 extern bool serving_cached_in_stock(int64 tenant_id, int64 id);
+
+/* ---- a customer's offers (serving_customer.c) ----------------------------- */
+
+/* An offer of something the customer owns: a restock, a subscription pitch. */
+typedef struct OwnedOffer
+{
+	OfferType	type;
+	int64		product_id;
+	double		score;
+	char	   *reason;
+} OwnedOffer;
+
+extern TimestampTz serving_restock_horizon(TimestampTz at);
+extern OwnedOffer *serving_owned_offers(const CustomerOwned *owned, bool at_null, TimestampTz at,
+										int *n);
 
 /* ---- volume tiers (serving_tiers.c) --------------------------------------- */
 

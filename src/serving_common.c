@@ -96,6 +96,7 @@ serving_use_schema(Oid fn_oid)
 	Oid			rules[3] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID};
 	Oid			category_limit[3] = {INT8OID, TEXTOID, INT8OID};
 	Oid			limit[2] = {INT8OID, INT8OID};
+	Oid			by_categories[2] = {INT8OID, TEXTARRAYOID};
 
 	if (serving.nsp == nsp && serving.page_list != NULL)
 		return;
@@ -113,6 +114,7 @@ serving_use_schema(Oid fn_oid)
 	serving_forget_plan(&serving.owned_has_rules);
 	serving_forget_plan(&serving.owned_rules);
 	serving_forget_plan(&serving.shop_zone);
+	serving_forget_plan(&serving.substitute_categories);
 	serving_forget_plan(&serving.customer_pairs);
 	serving_forget_plan(&serving.customer_orders);
 	serving_forget_plan(&serving.category_bestsellers);
@@ -143,7 +145,7 @@ serving_use_schema(Oid fn_oid)
 		"  AND m.price OPERATOR(pg_catalog.>) 0::pg_catalog.numeric", 2, by_ids);
 	/* (numbered along an index, as load_popular's: the scan stops at the limit) */
 	serving.popular_after = serving_prepare_plan(
-		"SELECT p.product_id, p.popularity_rank, p.category FROM @.product_popularity p "
+		"SELECT p.product_id, p.popularity_rank, p.category, p.variant_group FROM @.product_popularity p "
 		"WHERE p.tenant_id" EQ "$1 AND p.in_stock AND p.popularity_rank OPERATOR(pg_catalog.>) $2 "
 		"LIMIT $3", 3, after);
 	/* (the history's arrays are sorted by product id) */
@@ -151,7 +153,7 @@ serving_use_schema(Oid fn_oid)
 		"SELECT h.product_ids, h.purchases, h.last_at, h.median_gap_days, h.cv "
 		"FROM @.purchase_history_model h WHERE h.tenant_id" EQ "$1 AND h.customer_id" EQ "$2", 2, int8_2);
 	serving.owned_catalog = serving_prepare_plan(
-		"SELECT m.product_id, m.category, m.in_stock FROM @.product_model m "
+		"SELECT m.product_id, m.category, m.in_stock, m.variant_group FROM @.product_model m "
 		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2)", 2, by_ids);
 	serving.owned_intervals = serving_prepare_plan(
 		"SELECT pm.product_id, pm.population_interval_days, pm.repeat_share, pm.repeats_consumable "
@@ -169,6 +171,10 @@ serving_use_schema(Oid fn_oid)
 	serving.shop_zone = serving_prepare_plan(
 		"SELECT COALESCE((SELECT s.time_zone FROM @.order_source s LIMIT 1), "
 		"pg_catalog.current_setting('TimeZone'))", 0, NULL);
+	/* the categories that substitute some (serving_post_purchase.c) */
+	serving.substitute_categories = serving_prepare_plan(
+		"SELECT s.other_category FROM @.category_model s "
+		"WHERE s.tenant_id" EQ "$1 AND s.substitutes AND s.category" EQ "ANY ($2)", 2, by_categories);
 	/* a customer's recommendations (serving_customer.c) */
 	serving.customer_pairs = serving_prepare_plan(
 		"SELECT l.product_id, l.other_ids, l.score FROM @.pair_list_model l "

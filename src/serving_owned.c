@@ -58,8 +58,10 @@ typedef struct FactsKey
 typedef struct ProductFacts
 {
 	FactsKey	key;
-	bool		in_stock;		/* in product_model, and in stock */
+	bool		known;			/* in product_model */
+	bool		in_stock;
 	char	   *category;		/* NULL: none, or not in product_model */
+	char	   *variant_group;	/* NULL: none, or not in product_model */
 	bool		has_interval;	/* a row in product_interval_model */
 	bool		population_null;
 	double		population_interval_days;
@@ -143,10 +145,15 @@ owned_cache_fill(int64 tenant_id, const int64 *ids, int n)
 		char	   *category = serving_col_text((int) r, 2);
 		Datum		d;
 
+		char	   *variant_group = serving_col_text((int) r, 4);
+
 		if (f == NULL)
 			continue;
+		f->known = true;
 		if (category != NULL)
 			f->category = MemoryContextStrdup(owned_cache.cxt, category);
+		if (variant_group != NULL)
+			f->variant_group = MemoryContextStrdup(owned_cache.cxt, variant_group);
 		d = serving_col((int) r, 3, &isnull);
 		f->in_stock = !isnull && DatumGetBool(d);
 	}
@@ -490,24 +497,44 @@ mismatch:
 }
 
 /*
- * The facts of these products, cached now if they are not: called after
- * serving_customer_owned in the same request (which checked the cache's
- * version).
+ * The facts of these products, cached now if they are not (the cache
+ * emptied first if a refresh has drawn a new version of the models since).
  */
 void
 serving_cache_facts(int64 tenant_id, const int64 *ids, int n)
 {
+	owned_cache_check(serving_read_version());
 	owned_cache_fill(tenant_id, ids, n);
+}
+
+/*
+ * A product cached by serving_cache_facts: whether product_model has it,
+ * and if so whether it is in stock, its category and variant group (NULL:
+ * none).
+ */
+bool
+serving_cached_product(int64 tenant_id, int64 id, bool *in_stock, const char **category,
+					   const char **variant_group)
+{
+	FactsKey	key = {tenant_id, id};
+	ProductFacts *f = hash_search(owned_cache.facts, &key, HASH_FIND, NULL);
+
+	*in_stock = f != NULL && f->in_stock;
+	*category = f != NULL ? f->category : NULL;
+	*variant_group = f != NULL ? f->variant_group : NULL;
+	return f != NULL && f->known;
 }
 
 /* Whether a product cached by serving_cache_facts is in product_model and in stock. */
 bool
 serving_cached_in_stock(int64 tenant_id, int64 id)
 {
-	FactsKey	key = {tenant_id, id};
-	ProductFacts *f = hash_search(owned_cache.facts, &key, HASH_FIND, NULL);
+	bool		in_stock;
+	const char *category;
+	const char *variant_group;
 
-	return f != NULL && f->in_stock;
+	serving_cached_product(tenant_id, id, &in_stock, &category, &variant_group);
+	return in_stock;
 }
 
 /*

@@ -78,8 +78,9 @@ BEGIN
 END
 $$;
 
--- The merge for stages that gather their candidates in SQL (post-purchase):
--- the same rules as the C stages, with the stock of the candidates looked up.
+-- The merge for candidates gathered in SQL (until 1.12 the post-purchase
+-- stage's; every stage is C since): the same rules as the C stages, with
+-- the stock of the candidates looked up.
 CREATE FUNCTION @extschema@._merge_offers(stage text, t bigint, context bigint[],
 	cart_value numeric, candidates @extschema@.offer[], experiment text, unit_id text,
 	at timestamptz DEFAULT NULL)
@@ -351,8 +352,8 @@ COMMENT ON FUNCTION @extschema@.cart_offers(bigint[], int[], bigint, text, text,
 -- ---- post-purchase: the thank-you page and the emails after it --------------
 
 -- What the thank-you page offers of what the customer owns, and what it may
--- not offer them (src/serving_customer.c says which and why C): the
--- products blocked by the rule every stage applies (_customer_owned: a
+-- not offer them, as post_purchase_offers computes them (src/serving_customer.c):
+-- the products blocked by the rule every stage applies (_customer_owned: a
 -- durable, a consumable not due within 14 days of at), and as offers the
 -- consumables coming due within two weeks and overdue by a week at most
 -- (the 5 most confident), then those bought 3 times or more at regular
@@ -364,115 +365,24 @@ LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@._owned_offers(bigint, bigint, timestamptz) IS
 	'internal: for the thank-you page, the customer''s products never to offer them (ascending), and the offers of what they own: restocks coming due within two weeks, then subscriptions';
 
+-- The thank-you page.  C since 1.12 (src/serving_post_purchase.c, which
+-- says what it proposes and why): as PL/pgSQL it was the slowest page at
+-- the median.  Its candidates: the complements of the order's products,
+-- never a substitute of them (upsell.is_substitute: its variant groups,
+-- the categories that substitute its categories) nor excluded next to
+-- them (until 1.8 the exclusions applied after the cut to 12 left a shop
+-- excluding its bestsellers without offers); bestsellers far below them,
+-- so that the page's slots fill; the customer's consumables coming due
+-- within two weeks (not overdue by more than a week) and a subscription
+-- pitch for what they buy at regular intervals; never what the customer
+-- owns and may not be offered (_customer_owned's rule: until 1.8 an owned
+-- durable came as a complement, a bestseller, and as a restock).
 CREATE FUNCTION @extschema@.post_purchase_offers(order_items bigint[], customer_id bigint DEFAULT NULL,
 	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL,
 	at timestamptz DEFAULT now())
 RETURNS SETOF @extschema@.offer
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan
-AS $$
-DECLARE
-	t bigint := @extschema@._tenant(tenant_id);
-	items bigint[];
-	blocked_groups text[];		-- the order's substitutes (_cart_blocked)
-	blocked_categories text[];
-	candidates @extschema@.offer[];
-	unknown bigint;
-	owned_blocked bigint[];		-- the customer's durables, and consumables not due
-	owned_offers @extschema@.offer[];	-- restocks and a subscription pitch
-	excluded_products bigint[];	-- the merchant's exclusions next to this order
-	excluded_categories text[];
-BEGIN
-	IF array_ndims(order_items) > 1 THEN
-		RAISE EXCEPTION 'order_items must be a one-dimensional array of product ids'
-			USING ERRCODE = 'array_subscript_error';
-	END IF;
-	PERFORM @extschema@._check_cart_length(order_items);
-	IF array_position(order_items, NULL) IS NOT NULL THEN
-		RAISE EXCEPTION 'the order contains a NULL product id'
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	items := ARRAY(SELECT DISTINCT x FROM unnest(order_items) x);
-	-- an order's product the models do not know (added since the last
-	-- refresh) has no complements: the offers say so, as the cart's do
-	unknown := cardinality(items) - (SELECT count(*) FROM @extschema@.product_model m
-									 WHERE m.tenant_id = t AND m.product_id = ANY (items));
-	-- Every table is read with the tenant t and no SQL helper reads a table
-	-- inside a statement: upsell._complements_of is written out.  On Citus
-	-- (distribute()) each statement is then one shard's, which Citus sends
-	-- to it whole; a helper would read the distributed tables again from
-	-- inside the shard's statement, which Citus cannot plan.  The order's
-	-- substitutes (upsell.is_substitute) are computed once before, by a
-	-- statement of their own (_cart_blocked; the merchant's exclusions are
-	-- _merge_offers'), and each candidate tested against their two sets.
-	SELECT b.variant_groups, b.categories INTO blocked_groups, blocked_categories
-	FROM @extschema@._cart_blocked(t, items, false) b;
-	-- What the customer owns, by the rule every stage applies
-	-- (_customer_owned): a durable is never offered again, a consumable only
-	-- when due (until 1.8 this stage offered an owned durable as a
-	-- complement, a bestseller, and as a restock: every product bought once
-	-- has a due date); read once, for the restocks and the subscription too
-	-- (_owned_offers: until 1.12 three passes over _customer_owned's array)
-	SELECT o.blocked, o.offers INTO owned_blocked, owned_offers
-	FROM @extschema@._owned_offers(t, post_purchase_offers.customer_id, at) o;
-	-- The merchant's exclusions, applied before the candidates are cut to
-	-- 12 (_merge_offers applies them again, to every offer): after the cut,
-	-- a shop excluding its bestsellers got no offers at all
-	SELECT coalesce(array_agg(e.product_id) FILTER (WHERE e.product_id IS NOT NULL), '{}'),
-		   coalesce(array_agg(e.category) FILTER (WHERE e.category IS NOT NULL), '{}')
-	INTO excluded_products, excluded_categories
-	FROM @extschema@.exclusions e
-	WHERE e.tenant_id = t AND (e.with_product_id IS NULL OR e.with_product_id = ANY (items));
-	candidates := ARRAY(
-		-- complements of what was just bought (evidence only: no bestsellers
-		-- here), never a substitute of it
-		SELECT ROW('post_purchase', 'complement', ARRAY[e.product_id], NULL, e.score, 0,
-				   'goes with your order')::@extschema@.offer
-		FROM (SELECT p.other_id AS product_id,
-					 1 - exp(sum(ln(1 - least(p.score, 0.999999::float8))::numeric)::float8) AS score
-			  FROM @extschema@.pair_model p
-			  WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
-				AND NOT @extschema@._in_sorted(owned_blocked, p.other_id)
-			  GROUP BY p.other_id
-			  ORDER BY 2 DESC, 1
-			  LIMIT 24) e
-		-- (the candidate looked up by its key, a probe per candidate: a
-		-- join is planned as a hash of the tenant's whole catalog)
-		WHERE NOT coalesce((SELECT b.variant_group = ANY (blocked_groups) OR b.category = ANY (blocked_categories)
-								   OR b.category = ANY (excluded_categories)
-							FROM @extschema@.product_model b
-							WHERE b.tenant_id = t AND b.product_id = e.product_id), false)
-		  AND e.product_id <> ALL (excluded_products)
-		LIMIT 12)
-	|| ARRAY(
-		-- bestsellers far below them, so that the page's slots fill:
-		-- however many of the first the order's substitutes block
-		SELECT ROW('post_purchase', 'complement', ARRAY[m.product_id], NULL,
-				   1e-6 / m.popularity_rank, 0, 'popular')::@extschema@.offer
-		-- (the view numbers the ranks along an index: the scan stops at
-		-- the 12th kept)
-		FROM @extschema@.product_popularity m
-		WHERE m.tenant_id = t AND m.in_stock AND m.product_id <> ALL (items)
-		  AND NOT @extschema@._in_sorted(owned_blocked, m.product_id) AND m.product_id <> ALL (excluded_products)
-		  AND NOT coalesce(m.variant_group = ANY (blocked_groups) OR m.category = ANY (blocked_categories)
-						   OR m.category = ANY (excluded_categories), false)
-		LIMIT 12)
-	-- consumables of this customer coming due within two weeks (and not
-	-- overdue by more than a week: lapsed), then subscribe and save
-	|| owned_offers;
-	IF unknown > 0 THEN
-		candidates := ARRAY(SELECT ROW(o.stage, o.offer_type, o.product_ids, o."rank", o.score, o.discount,
-									   format('%s; %s of the order''s products unknown as of the last refresh',
-											  o.reason, unknown))::@extschema@.offer
-							FROM unnest(candidates) o);
-	END IF;
-	-- restocks and subscriptions are of products the customer owns: only the
-	-- order's own products are context
-	RETURN QUERY SELECT * FROM @extschema@._merge_offers('post_purchase', t, items, NULL,
-														 candidates, experiment, unit_id, at);
-END
-$$;
+AS 'MODULE_PATHNAME', 'upsell_post_purchase_offers'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
 COMMENT ON FUNCTION @extschema@.post_purchase_offers(bigint[], bigint, bigint, text, text, timestamptz) IS
 	'post-purchase offers for an order just placed (its products) and its customer: complements of the order, restocks coming due, a subscription pitch, interleaved by weighted score';
 
