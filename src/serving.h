@@ -355,6 +355,7 @@ typedef struct CustomerOwned
 
 extern CustomerOwned serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null,
 											TimestampTz due_by, bool every_due_date);
+extern void serving_begin_facts(void);
 extern void serving_cache_facts(int64 tenant_id, const int64 *ids, int n);
 extern bool serving_cached_product(int64 tenant_id, int64 id, bool *in_stock, const char **category,
 								   const char **variant_group);

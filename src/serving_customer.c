@@ -706,6 +706,7 @@ upsell_recommend_for_customer(PG_FUNCTION_ARGS)
 
 	q.rules = serving_tenant_rules(q.tenant_id);
 	q.has_rules = q.rules->nexcluded > 0 || q.rules->npairs > 0;
+	serving_begin_facts();
 	q.owned = serving_customer_owned(q.tenant_id, PG_GETARG_INT64(0), false, due_by, false);
 	for (i = 0; i < q.owned.n; i++)
 		q.nblocked += q.owned.products[i].blocked ? 1 : 0;
@@ -942,6 +943,7 @@ upsell_owned_offers(PG_FUNCTION_ARGS)
 	{
 		serving_begin_call(fcinfo);
 		began = true;
+		serving_begin_facts();
 		owned = serving_customer_owned(PG_GETARG_INT64(0), PG_GETARG_INT64(1), at_null,
 									   at_null ? 0 : serving_restock_horizon(at), false);
 	}

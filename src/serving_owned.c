@@ -13,14 +13,15 @@
  * order lines the customers of 200 recent orders owned 166 products on
  * average (3,513 at the 99th percentile), so the history took 4.5 ms of the
  * thank-you page's 5 ms.  The products' facts (category, population
- * interval, repeat share, the data's consumable verdict, whether it is in
- * stock) change only when a
- * refresh draws a new model_state.config_version, so each backend keeps
- * those it has read until then (a change of the merchant's rules leaves
- * them: serving_state's version is the rules'); a request reads the
- * customer's history row, looks its products up in the cache, and reads
- * only the products missing from it.  The merchant's consumable rules are read at every request (a
- * rule takes effect at once, without a refresh).
+ * interval, repeat share, the data's consumable verdict, stock, variant
+ * group) change only when a refresh draws a new model_state.config_version,
+ * so each backend keeps those it has read until then (a change of the
+ * merchant's rules leaves them: serving_state's version is the rules'); a
+ * request reads the customer's history row, looks its products up in the
+ * cache, and reads only the products missing from it.  The merchant's
+ * consumable rules are read at every request (a rule takes effect at once,
+ * without a refresh).  The stages in C look their candidates up in the same
+ * cache (serving_cache_facts).
  *
  * The answer is the view's, element for element: interval_days, next_due and
  * confidence are computed as purchase_interval_model computes them (the
@@ -330,9 +331,9 @@ check_owned_product(TupleDesc desc)
  * due_by: blocked NULL for those).  Only the consumables' next_due unless
  * every_due_date (a durable is blocked whenever it is due, and working out
  * a date in the shop's zone was most of the time of a customer of 15,000
- * products).  Called inside a request (SPI and the plans ready); what it
- * returns lives until the request ends.  A customer without a history owns
- * nothing.
+ * products).  Called inside a request (SPI and the plans ready, after
+ * serving_begin_facts); what it returns lives until the request ends.  A
+ * customer without a history owns nothing.
  */
 CustomerOwned
 serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null, TimestampTz due_by,
@@ -385,7 +386,6 @@ serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null, Timest
 	}
 
 	/* the products' facts: cached, or read now */
-	owned_cache_check(serving_read_version());
 	owned_cache_fill(tenant_id, ids, n);
 	facts = palloc(sizeof(ProductFacts *) * Max(n, 1));
 	for (i = 0; i < n; i++)
@@ -497,13 +497,22 @@ mismatch:
 }
 
 /*
- * The facts of these products, cached now if they are not (the cache
- * emptied first if a refresh has drawn a new version of the models since).
+ * The start of a request that reads the products' facts: the cache is
+ * emptied if a refresh has drawn a new version of the models since it was
+ * filled, or if it has grown too large.  Once a request, before anything is
+ * read from the cache: what a request holds of it (a category, a variant
+ * group) stays valid until the request ends.
  */
+void
+serving_begin_facts(void)
+{
+	owned_cache_check(serving_read_version());
+}
+
+/* The facts of these products, cached now if they are not. */
 void
 serving_cache_facts(int64 tenant_id, const int64 *ids, int n)
 {
-	owned_cache_check(serving_read_version());
 	owned_cache_fill(tenant_id, ids, n);
 }
 
@@ -562,6 +571,7 @@ upsell_customer_owned(PG_FUNCTION_ARGS)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(row_type));
 
 	serving_begin_call(fcinfo);
+	serving_begin_facts();
 	owned = serving_customer_owned(PG_GETARG_INT64(0), PG_GETARG_INT64(1), PG_ARGISNULL(2),
 								   PG_ARGISNULL(2) ? 0 : PG_GETARG_TIMESTAMPTZ(2), true);
 	elems = MemoryContextAlloc(caller, sizeof(Datum) * Max(owned.n, 1));

@@ -391,6 +391,7 @@ upsell_post_purchase_offers(PG_FUNCTION_ARGS)
 	allowed = serving_allowed_types(serving_opt_text(fcinfo, 3), serving_opt_text(fcinfo, 4),
 									STAGE_POST_PURCHASE, tenant_id);
 	r = serving_tenant_rules(tenant_id);
+	serving_begin_facts();
 
 	/*
 	 * What the customer owns, by the rule every stage applies: a durable is
