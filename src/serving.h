@@ -161,10 +161,11 @@ typedef struct ServingSchema
 	SPIPlanPtr	owned_has_rules;
 	SPIPlanPtr	owned_rules;
 	SPIPlanPtr	shop_zone;
+	/* some products' pair lists (the thank-you page, a customer's recommendations) */
+	SPIPlanPtr	pair_lists;
 	/* the thank-you page (serving_post_purchase.c) */
 	SPIPlanPtr	substitute_categories;
 	/* a customer's recommendations (serving_customer.c) */
-	SPIPlanPtr	customer_pairs;
 	SPIPlanPtr	customer_orders;
 	SPIPlanPtr	category_bestsellers;
 	SPIPlanPtr	bestsellers;
@@ -195,6 +196,23 @@ extern int	serving_sort_unique(int64 *a, int n);
 extern int	serving_sorted_index(const int64 *a, int n, int64 x);
 extern bool serving_sorted_contains(const int64 *a, int n, int64 x);
 extern bool serving_numeric_at_most(Numeric a, Numeric b);
+
+/*
+ * Product ids numbered in the order first seen (0, 1, ...), for the sums of
+ * a noisy-OR over several lists: an open-addressing table sized for `most`
+ * ids at the most.
+ */
+typedef struct IdNumbers
+{
+	int64	   *ids;			/* by number */
+	int			n;				/* ids numbered */
+	int64	   *keys;			/* by slot */
+	int		   *numbers;		/* by slot; -1: free */
+	int			size;			/* a power of 2, at least twice most */
+} IdNumbers;
+
+extern void serving_id_numbers_init(IdNumbers *t, int most);
+extern int	serving_id_number(IdNumbers *t, int64 id, bool *added);
 extern Stage serving_stage_of(const char *name);
 
 /* ---- direct reads (serving_read.c) ---------------------------------------- */

@@ -114,7 +114,7 @@ cmp_evidence(const void *a, const void *b)
  * chance that at least one line leads to the product; cart items are not
  * their own.  Returns the best `want` of them, best first, in *ranked
  * (fewer when the evidence runs out), with their number in *n.  The sums
- * of logs go through a small open-addressing table, and only the best are
+ * of logs are kept by id number (serving_id_number), and only the best are
  * sorted: a request costs the length of the lines' lists.
  */
 static Evidence *
@@ -122,49 +122,41 @@ cart_complements(CartLine *lines, int nlines, const int64 *items, int nitems,
 				 const Substitutes *subst, int want, int *n)
 {
 	int			total = 0,
-				size = 16,
 				m = 0,
 				i,
 				j;
-	int64	   *keys;
+	IdNumbers	ids;
 	double	   *sums;
-	bool	   *used;
 	bool	   *blocked;
 	Evidence   *e;
 
 	for (i = 0; i < nlines; i++)
 		total += lines[i].ncomplements;
-	while (size < 2 * total)
-		size *= 2;
-	keys = palloc(size * sizeof(int64));
-	sums = palloc(size * sizeof(double));
-	used = palloc0(size * sizeof(bool));
-	blocked = palloc0(size * sizeof(bool));
+	serving_id_numbers_init(&ids, total);
+	sums = palloc(Max(total, 1) * sizeof(double));
+	blocked = palloc(Max(total, 1) * sizeof(bool));
 	for (i = 0; i < nlines; i++)
 		for (j = 0; j < lines[i].ncomplements; j++)
 		{
 			int64		id = lines[i].complements[j];
-			uint32		h = (uint32) (((uint64) id * UINT64CONST(0x9E3779B97F4A7C15)) >> 32) & (size - 1);
+			bool		added;
+			int			k = serving_id_number(&ids, id, &added);
 
-			while (used[h] && keys[h] != id)
-				h = (h + 1) & (size - 1);
-			if (!used[h])
+			if (added)
 			{
-				used[h] = true;
-				keys[h] = id;
-				sums[h] = 0;
+				sums[k] = 0;
 				/* a substitute of another line is not a complement of the cart */
-				blocked[h] = serving_is_substitute(subst, id, lines[i].complement_categories[j]);
+				blocked[k] = serving_is_substitute(subst, id, lines[i].complement_categories[j]);
 			}
-			sums[h] += lines[i].complement_log_miss[j];
+			sums[k] += lines[i].complement_log_miss[j];
 		}
 
 	/* ranked by -sum, which orders as the score 1 - exp(sum) does */
 	e = palloc(Max(total, 1) * sizeof(Evidence));
-	for (i = 0; i < size; i++)
-		if (used[i] && !blocked[i] && !offers_contains(items, nitems, keys[i]))
+	for (i = 0; i < ids.n; i++)
+		if (!blocked[i] && !offers_contains(items, nitems, ids.ids[i]))
 		{
-			e[m].id = keys[i];
+			e[m].id = ids.ids[i];
 			e[m].score = -sums[i];
 			m++;
 		}

@@ -114,8 +114,8 @@ serving_use_schema(Oid fn_oid)
 	serving_forget_plan(&serving.owned_has_rules);
 	serving_forget_plan(&serving.owned_rules);
 	serving_forget_plan(&serving.shop_zone);
+	serving_forget_plan(&serving.pair_lists);
 	serving_forget_plan(&serving.substitute_categories);
-	serving_forget_plan(&serving.customer_pairs);
 	serving_forget_plan(&serving.customer_orders);
 	serving_forget_plan(&serving.category_bestsellers);
 	serving_forget_plan(&serving.bestsellers);
@@ -175,10 +175,11 @@ serving_use_schema(Oid fn_oid)
 	serving.substitute_categories = serving_prepare_plan(
 		"SELECT s.other_category FROM @.category_model s "
 		"WHERE s.tenant_id" EQ "$1 AND s.substitutes AND s.category" EQ "ANY ($2)", 2, by_categories);
-	/* a customer's recommendations (serving_customer.c) */
-	serving.customer_pairs = serving_prepare_plan(
+	/* some products' pair lists (the thank-you page, a customer's recommendations) */
+	serving.pair_lists = serving_prepare_plan(
 		"SELECT l.product_id, l.other_ids, l.score FROM @.pair_list_model l "
 		"WHERE l.tenant_id" EQ "$1 AND l.product_id" EQ "ANY ($2)", 2, by_ids);
+	/* a customer's recommendations (serving_customer.c) */
 	serving.customer_orders = serving_prepare_plan(
 		"SELECT GREATEST(pg_catalog.max(cm.orders), 1)::pg_catalog.float8 "
 		"FROM @.cooccurrence_model cm WHERE cm.tenant_id" EQ "$1", 1, int8_2);
@@ -267,6 +268,40 @@ bool
 serving_numeric_at_most(Numeric a, Numeric b)
 {
 	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b))) <= 0;
+}
+
+void
+serving_id_numbers_init(IdNumbers *t, int most)
+{
+	t->size = 16;
+	while (t->size < 2 * most)
+		t->size *= 2;
+	t->ids = palloc(sizeof(int64) * (t->size / 2));
+	t->keys = palloc(sizeof(int64) * t->size);
+	t->numbers = palloc(sizeof(int) * t->size);
+	memset(t->numbers, -1, sizeof(int) * t->size);
+	t->n = 0;
+}
+
+/* The number of id, given now if it has none (*added: whether it did). */
+int
+serving_id_number(IdNumbers *t, int64 id, bool *added)
+{
+	uint32		h = (uint32) (((uint64) id * UINT64CONST(0x9E3779B97F4A7C15)) >> 32) & (t->size - 1);
+
+	while (t->numbers[h] >= 0 && t->keys[h] != id)
+		h = (h + 1) & (t->size - 1);
+	*added = t->numbers[h] < 0;
+	if (*added)
+	{
+		/* (more ids than the table was sized for is the caller's error) */
+		if (t->n >= t->size / 2)
+			elog(ERROR, "more ids than the table of %d was sized for", t->size / 2);
+		t->keys[h] = id;
+		t->ids[t->n] = id;
+		t->numbers[h] = t->n++;
+	}
+	return t->numbers[h];
 }
 
 Stage

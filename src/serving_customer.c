@@ -289,33 +289,20 @@ age_days(TimestampTz at, TimestampTz then)
 	return (double) (at - then) / (double) USECS_PER_DAY;
 }
 
-/* The Personals by id (open addressing), in the order first named. */
-typedef struct PersonalTable
-{
-	int		   *slots;			/* -1: free */
-	int			size;			/* a power of 2 */
-	Personal   *p;
-	int			n;
-} PersonalTable;
-
-/* The index of id's Personal, added if new. */
+/* The Personal of id, added (zeroed, at its id's number) if new. */
 static int
-personal_slot(PersonalTable *t, int64 id)
+personal_slot(IdNumbers *numbers, Personal *p, int64 id)
 {
-	uint32		h = (uint32) (((uint64) id * UINT64CONST(0x9E3779B97F4A7C15)) >> 32) & (t->size - 1);
+	bool		added;
+	int			k = serving_id_number(numbers, id, &added);
 
-	while (t->slots[h] >= 0 && t->p[t->slots[h]].id != id)
-		h = (h + 1) & (t->size - 1);
-	if (t->slots[h] < 0)
+	if (added)
 	{
-		Personal   *added = &t->p[t->n];
-
-		memset(added, 0, sizeof(Personal));
-		added->slot = t->n;
-		added->id = id;
-		t->slots[h] = t->n++;
+		memset(&p[k], 0, sizeof(Personal));
+		p[k].slot = k;
+		p[k].id = id;
 	}
-	return t->slots[h];
+	return k;
 }
 
 /* Owned, not blocked, with a due date: a restock unless lapsed. */
@@ -345,8 +332,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 	int		   *nothers = palloc0(sizeof(int) * Max(nrecent, 1));
 	int			total = 0;
 	int			nrestocks = 0;
-	int			size = 16;
-	PersonalTable table;
+	IdNumbers	numbers;
 	Personal   *p;
 	Contribution *c;
 	int			nc = 0;
@@ -362,7 +348,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 		recent_ids[i] = owned->products[recent[i]].product_id;
 	args[0] = Int64GetDatum(q->tenant_id);
 	args[1] = PointerGetDatum(upsell_int8_array(recent_ids, nrecent));
-	rows = nrecent > 0 ? serving_run(serving.customer_pairs, args, NULL) : 0;
+	rows = nrecent > 0 ? serving_run(serving.pair_lists, args, NULL) : 0;
 	for (row = 0; row < rows; row++)
 	{
 		bool		isnull;
@@ -392,13 +378,8 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 	for (i = 0; i < n; i++)
 		if (may_restock(&owned->products[i]))
 			nrestocks++;
-	while (size < 2 * (total + nrestocks))
-		size *= 2;
-	table.slots = palloc(sizeof(int) * size);
-	memset(table.slots, -1, sizeof(int) * size);
-	table.size = size;
-	table.p = p = palloc(sizeof(Personal) * Max(total + nrestocks, 1));
-	table.n = 0;
+	serving_id_numbers_init(&numbers, total + nrestocks);
+	p = palloc(sizeof(Personal) * Max(total + nrestocks, 1));
 	c = palloc(sizeof(Contribution) * Max(total, 1));
 
 	/* complements: summed in one order, the purchases by recency */
@@ -419,7 +400,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 				continue;
 			x_null = w_null || scores_null[i][j];
 			x = x_null ? 0 : w * DatumGetFloat8(scores[i][j]);
-			slot = personal_slot(&table, DatumGetInt64(others[i][j]));
+			slot = personal_slot(&numbers, p, DatumGetInt64(others[i][j]));
 			p[slot].complement = true;
 			/* (LEAST skips a NULL, and takes a NaN for the greater) */
 			p[slot].log_miss += log(1.0 - (x_null || isnan(x) || x > MOST_LIKELY ? MOST_LIKELY : x));
@@ -430,7 +411,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 			nc++;
 		}
 	}
-	for (i = 0; i < table.n; i++)
+	for (i = 0; i < numbers.n; i++)
 		p[i].score = 1 - exp(p[i].log_miss);
 
 	/* restocks: owned, not blocked, due but not overdue by more than the interval */
@@ -447,7 +428,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 		lapsed = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval, TimestampTzGetDatum(at), span));
 		if (o->next_due < lapsed)
 			continue;
-		slot = personal_slot(&table, o->product_id);
+		slot = personal_slot(&numbers, p, o->product_id);
 		p[slot].restock = o;
 		/* the better row of the product: a complement's at a tie */
 		if (!p[slot].complement ||
@@ -458,7 +439,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 			p[slot].score = o->confidence;
 		}
 	}
-	*npersonal = table.n;
+	*npersonal = numbers.n;
 	*contributions = c;
 	*ncontributions = nc;
 	return p;

@@ -172,11 +172,9 @@ propose_complements(Proposal *p, const OrderBlocks *b, int64 tenant_id, const ch
 	bool	  **scores_null = palloc0(sizeof(bool *) * Max(b->nitems, 1));
 	int		   *npairs = palloc0(sizeof(int) * Max(b->nitems, 1));
 	int			total = 0;
-	int			size = 16;
-	int64	   *keys;
-	int		   *slot_of;
+	IdNumbers	numbers;
 	Complement *c;
-	int			n = 0;
+	int			n;
 	int64	   *ids;
 	int			nread,
 				kept = 0;
@@ -190,7 +188,7 @@ propose_complements(Proposal *p, const OrderBlocks *b, int64 tenant_id, const ch
 	/* each of the order's products' pair list (a row by key) */
 	args[0] = Int64GetDatum(tenant_id);
 	args[1] = PointerGetDatum(upsell_int8_array(b->items, b->nitems));
-	rows = serving_run(serving.customer_pairs, args, NULL);
+	rows = serving_run(serving.pair_lists, args, NULL);
 	for (r = 0; r < rows; r++)
 	{
 		bool		isnull;
@@ -209,18 +207,15 @@ propose_complements(Proposal *p, const OrderBlocks *b, int64 tenant_id, const ch
 	}
 
 	/* summed in one order: the order's products by id, each list in its order */
-	while (size < 2 * total)
-		size *= 2;
-	keys = palloc(sizeof(int64) * size);
-	slot_of = palloc(sizeof(int) * size);
-	memset(slot_of, -1, sizeof(int) * size);
+	serving_id_numbers_init(&numbers, total);
 	c = palloc(sizeof(Complement) * Max(total, 1));
 	for (i = 0; i < b->nitems; i++)
 		for (int j = 0; j < npairs[i]; j++)
 		{
 			int64		id;
 			double		x;
-			uint32		h;
+			bool		added;
+			int			k;
 
 			if (others_null[i][j])
 				continue;
@@ -232,18 +227,15 @@ propose_complements(Proposal *p, const OrderBlocks *b, int64 tenant_id, const ch
 			x = scores_null[i][j] ? MOST_LIKELY : DatumGetFloat8(scores[i][j]);
 			if (isnan(x) || x > MOST_LIKELY)
 				x = MOST_LIKELY;
-			h = (uint32) (((uint64) id * UINT64CONST(0x9E3779B97F4A7C15)) >> 32) & (size - 1);
-			while (slot_of[h] >= 0 && keys[h] != id)
-				h = (h + 1) & (size - 1);
-			if (slot_of[h] < 0)
+			k = serving_id_number(&numbers, id, &added);
+			if (added)
 			{
-				keys[h] = id;
-				slot_of[h] = n;
-				c[n].id = id;
-				c[n++].log_miss = 0;
+				c[k].id = id;
+				c[k].log_miss = 0;
 			}
-			c[slot_of[h]].log_miss += log(1.0 - x);
+			c[k].log_miss += log(1.0 - x);
 		}
+	n = numbers.n;
 	for (i = 0; i < n; i++)
 		c[i].score = 1 - exp(c[i].log_miss);
 	qsort(c, n, sizeof(Complement), cmp_complement);
