@@ -449,7 +449,8 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 static void
 choose_personal(Request *q, Personal *p, int np)
 {
-	int			batch = Max(2 * q->k, 16);
+	/* (twice the slots, as many as there are at the most: k is the caller's) */
+	int			batch = (int) Max(Min(2 * (int64) q->k, (int64) np), 16);
 	int64	   *ids = palloc(sizeof(int64) * batch);
 	int			next = 0;
 
