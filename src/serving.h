@@ -18,6 +18,7 @@
  *							they own (_owned_offers)
  *		serving_post_purchase.c	the thank-you page stage
  *							(post_purchase_offers)
+ *		serving_email.c		the post-purchase email sequence (email_sequence)
  *		serving_tiers.c		volume tiers priced per cart line (_tier_offers)
  *
  * Data flows request -> rules cache / model reads -> proposal -> the merge
@@ -165,6 +166,8 @@ typedef struct ServingSchema
 	SPIPlanPtr	pair_lists;
 	/* the thank-you page (serving_post_purchase.c) */
 	SPIPlanPtr	substitute_categories;
+	/* the step up from a durable (serving_email.c) */
+	SPIPlanPtr	group_upgrades;
 	/* a customer's recommendations (serving_customer.c) */
 	SPIPlanPtr	customer_orders;
 	SPIPlanPtr	category_bestsellers;
@@ -375,9 +378,19 @@ extern CustomerOwned serving_customer_owned(int64 tenant_id, int64 customer, boo
 											TimestampTz due_by, bool every_due_date);
 extern void serving_begin_facts(void);
 extern void serving_cache_facts(int64 tenant_id, const int64 *ids, int n);
-extern bool serving_cached_product(int64 tenant_id, int64 id, bool *in_stock, const char **category,
-								   const char **variant_group);
-extern bool serving_cached_in_stock(int64 tenant_id, int64 id);
+
+/* A product as product_model lists it, in the facts cache. */
+typedef struct CatalogFacts
+{
+	bool		known;			/* product_model has it */
+	bool		in_stock;
+	const char *category;		/* NULL: none */
+	const char *variant_group;	/* NULL: none */
+	Numeric		price;			/* NULL: none */
+	const char *title;			/* NULL: none */
+} CatalogFacts;
+
+extern const CatalogFacts *serving_cached_facts(int64 tenant_id, int64 id);
 
 /* ---- a customer's offers (serving_customer.c) ----------------------------- */
 
@@ -390,6 +403,21 @@ typedef struct OwnedOffer
 	char	   *reason;
 } OwnedOffer;
 
+/* A row of recommend_for_customer. */
+typedef struct Recommended
+{
+	int64		product_id;
+	bool		score_null;
+	double		score;
+	char	   *reason;
+	bool		restock;		/* an owned product coming due */
+	int64	   *because;		/* NULL: a bestseller */
+	int			nbecause;
+} Recommended;
+
+extern Recommended *serving_recommend(int64 tenant_id, const TenantRules *rules, const CustomerOwned *owned,
+									  int k, TimestampTz at, double half_days, int *n);
+extern double serving_half_life_days(Datum half_life);
 extern TimestampTz serving_restock_horizon(TimestampTz at);
 extern OwnedOffer *serving_owned_offers(const CustomerOwned *owned, bool at_null, TimestampTz at,
 										int *n);

@@ -97,6 +97,7 @@ serving_use_schema(Oid fn_oid)
 	Oid			category_limit[3] = {INT8OID, TEXTOID, INT8OID};
 	Oid			limit[2] = {INT8OID, INT8OID};
 	Oid			by_categories[2] = {INT8OID, TEXTARRAYOID};
+	Oid			group_price[4] = {INT8OID, TEXTOID, NUMERICOID, INT8OID};
 
 	if (serving.nsp == nsp && serving.page_list != NULL)
 		return;
@@ -116,6 +117,7 @@ serving_use_schema(Oid fn_oid)
 	serving_forget_plan(&serving.shop_zone);
 	serving_forget_plan(&serving.pair_lists);
 	serving_forget_plan(&serving.substitute_categories);
+	serving_forget_plan(&serving.group_upgrades);
 	serving_forget_plan(&serving.customer_orders);
 	serving_forget_plan(&serving.category_bestsellers);
 	serving_forget_plan(&serving.bestsellers);
@@ -153,7 +155,7 @@ serving_use_schema(Oid fn_oid)
 		"SELECT h.product_ids, h.purchases, h.last_at, h.median_gap_days, h.cv "
 		"FROM @.purchase_history_model h WHERE h.tenant_id" EQ "$1 AND h.customer_id" EQ "$2", 2, int8_2);
 	serving.owned_catalog = serving_prepare_plan(
-		"SELECT m.product_id, m.category, m.in_stock, m.variant_group FROM @.product_model m "
+		"SELECT m.product_id, m.category, m.in_stock, m.variant_group, m.price, m.title FROM @.product_model m "
 		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2)", 2, by_ids);
 	serving.owned_intervals = serving_prepare_plan(
 		"SELECT pm.product_id, pm.population_interval_days, pm.repeat_share, pm.repeats_consumable "
@@ -179,6 +181,11 @@ serving_use_schema(Oid fn_oid)
 	serving.pair_lists = serving_prepare_plan(
 		"SELECT l.product_id, l.other_ids, l.score FROM @.pair_list_model l "
 		"WHERE l.tenant_id" EQ "$1 AND l.product_id" EQ "ANY ($2)", 2, by_ids);
+	/* the step up from a durable (serving_email.c) */
+	serving.group_upgrades = serving_prepare_plan(
+		"SELECT m.product_id FROM @.product_model m "
+		"WHERE m.tenant_id" EQ "$1 AND m.variant_group" EQ "$2 AND m.price OPERATOR(pg_catalog.>) $3 "
+		"  AND m.in_stock ORDER BY m.price, m.orders DESC, m.product_id LIMIT $4", 4, group_price);
 	/* a customer's recommendations (serving_customer.c) */
 	serving.customer_orders = serving_prepare_plan(
 		"SELECT GREATEST(pg_catalog.max(cm.orders), 1)::pg_catalog.float8 "

@@ -468,7 +468,7 @@ choose_personal(Request *q, Personal *p, int np)
 		{
 			int64		id = ids[i];
 
-			if (serving_cached_in_stock(q->tenant_id, id) && !is_blocked(q, id) && !is_excluded(q, id))
+			if (serving_cached_facts(q->tenant_id, id)->in_stock && !is_blocked(q, id) && !is_excluded(q, id))
 				choose(q, id, TIER_PERSONAL, &p[next + i], 0);
 		}
 		next += m;
@@ -585,8 +585,8 @@ choose_popular(Request *q)
 }
 
 /* "because": the purchases naming a complement, by weight, then id. */
-static Datum
-because_of(const Contribution *c, int nc, int personal)
+static int64 *
+because_of(const Contribution *c, int nc, int personal, int *n)
 {
 	Contribution *mine = palloc(sizeof(Contribution) * Max(nc, 1));
 	int64	   *ids;
@@ -600,7 +600,8 @@ because_of(const Contribution *c, int nc, int personal)
 	ids = palloc(sizeof(int64) * Max(m, 1));
 	for (i = 0; i < m; i++)
 		ids[i] = mine[i].because;
-	return PointerGetDatum(upsell_int8_array(ids, m));
+	*n = m;
+	return ids;
 }
 
 /* round(x::numeric, places) as text, as the reasons print days */
@@ -626,70 +627,30 @@ restock_reason(const OwnedProduct *o, const char *zone)
 }
 
 /*
- * recommend_for_customer(customer_id bigint, k int, tenant_id bigint,
- *		at timestamptz, half_life interval, due_within interval)
- * RETURNS TABLE (rank int, product_id bigint, score float8, reason text, because bigint[])
+ * A customer's k best products, as recommend_for_customer returns them,
+ * from what they own read with the due date that blocks (at + due_within)
+ * and the half-life of a purchase's weight in days.
  */
-Datum
-upsell_recommend_for_customer(PG_FUNCTION_ARGS)
+Recommended *
+serving_recommend(int64 tenant_id, const TenantRules *rules, const CustomerOwned *owned, int k,
+				  TimestampTz at, double half_days, int *n)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Request		q = {0};
-	TimestampTz at;
-	double		half_days;
-	TimestampTz due_by;
 	Personal   *personal;
 	int			npersonal;
 	Contribution *contributions;
 	int			ncontributions;
+	Recommended *rows;
 	int			i;
 
-	serving_begin_request(fcinfo);
-	q.tenant_id = serving_resolve_tenant(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(3) || PG_ARGISNULL(4) || PG_ARGISNULL(5))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("customer_id, at, half_life and due_within must not be NULL")));
-	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("k must be a non-negative integer, not %s",
-						PG_ARGISNULL(1) ? "NULL" : psprintf("%d", PG_GETARG_INT32(1)))));
-	q.k = PG_GETARG_INT32(1);
-	at = PG_GETARG_TIMESTAMPTZ(3);
-	if (TIMESTAMP_NOT_FINITE(at))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_FIELD_OVERFLOW),
-				 errmsg("at must be a finite time, not %s",
-						DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(at))))));
-	/* as the query took it: extract(epoch FROM half_life) / 86400, a numeric made a double */
-	half_days = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-												   DirectFunctionCall2(numeric_div,
-																	   DirectFunctionCall2(extract_interval,
-																						   CStringGetTextDatum("epoch"),
-																						   PG_GETARG_DATUM(4)),
-																	   NumericGetDatum(int64_to_numeric(SECS_PER_DAY)))));
-	if (half_days <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("half_life must be positive, not %s",
-						DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(4))))));
-	if (isinf(half_days))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("half-life must be a positive, finite number of days, not %g", half_days)));
-	due_by = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(at),
-													 PG_GETARG_DATUM(5)));
-	if (q.k == 0)
-	{
-		serving_end_request();
-		return (Datum) 0;
-	}
-
-	q.rules = serving_tenant_rules(q.tenant_id);
-	q.has_rules = q.rules->nexcluded > 0 || q.rules->npairs > 0;
-	serving_begin_facts();
-	q.owned = serving_customer_owned(q.tenant_id, PG_GETARG_INT64(0), false, due_by, false);
+	*n = 0;
+	if (k == 0)
+		return NULL;
+	q.tenant_id = tenant_id;
+	q.rules = rules;
+	q.has_rules = rules->nexcluded > 0 || rules->npairs > 0;
+	q.owned = *owned;
+	q.k = k;
 	for (i = 0; i < q.owned.n; i++)
 		q.nblocked += q.owned.products[i].blocked ? 1 : 0;
 	most_recent(&q);
@@ -701,34 +662,129 @@ upsell_recommend_for_customer(PG_FUNCTION_ARGS)
 	if (q.nchosen < q.k)
 		choose_popular(&q);
 
+	rows = palloc0(sizeof(Recommended) * Max(q.nchosen, 1));
 	for (i = 0; i < q.nchosen; i++)
 	{
 		const Chosen *ch = &q.chosen[i];
+		Recommended *row = &rows[i];
+
+		row->product_id = ch->id;
+		if (ch->tier != TIER_PERSONAL)
+		{
+			row->score = ch->score;
+			row->reason = ch->tier == TIER_CATEGORY ? "popular in a category you buy from" : "popular";
+		}
+		else if (ch->personal->as_restock)
+		{
+			row->restock = true;
+			row->score = ch->personal->score;
+			row->score_null = ch->personal->score_null;
+			row->reason = restock_reason(ch->personal->restock, q.owned.zone);
+			row->because = palloc(sizeof(int64));
+			row->because[0] = ch->id;
+			row->nbecause = 1;
+		}
+		else
+		{
+			row->score = ch->personal->score;
+			row->reason = "complements your purchases";
+			row->because = because_of(contributions, ncontributions, ch->personal->slot, &row->nbecause);
+		}
+	}
+	*n = q.nchosen;
+	return rows;
+}
+
+/*
+ * half_life in days, as the query took it: extract(epoch FROM half_life) /
+ * 86400, a numeric made a double; positive and finite.
+ */
+double
+serving_half_life_days(Datum half_life)
+{
+	double		days = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+														  DirectFunctionCall2(numeric_div,
+																			  DirectFunctionCall2(extract_interval,
+																								  CStringGetTextDatum("epoch"),
+																								  half_life),
+																			  NumericGetDatum(int64_to_numeric(SECS_PER_DAY)))));
+
+	if (days <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("half_life must be positive, not %s",
+						DatumGetCString(DirectFunctionCall1(interval_out, half_life)))));
+	if (isinf(days))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("half-life must be a positive, finite number of days, not %g", days)));
+	return days;
+}
+
+/*
+ * recommend_for_customer(customer_id bigint, k int, tenant_id bigint,
+ *		at timestamptz, half_life interval, due_within interval)
+ * RETURNS TABLE (rank int, product_id bigint, score float8, reason text, because bigint[])
+ */
+Datum
+upsell_recommend_for_customer(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		tenant_id;
+	int			k;
+	TimestampTz at;
+	double		half_days;
+	TimestampTz due_by;
+	const TenantRules *rules;
+	CustomerOwned owned;
+	Recommended *rows;
+	int			n,
+				i;
+
+	serving_begin_request(fcinfo);
+	tenant_id = serving_resolve_tenant(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(3) || PG_ARGISNULL(4) || PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("customer_id, at, half_life and due_within must not be NULL")));
+	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be a non-negative integer, not %s",
+						PG_ARGISNULL(1) ? "NULL" : psprintf("%d", PG_GETARG_INT32(1)))));
+	k = PG_GETARG_INT32(1);
+	at = PG_GETARG_TIMESTAMPTZ(3);
+	if (TIMESTAMP_NOT_FINITE(at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_FIELD_OVERFLOW),
+				 errmsg("at must be a finite time, not %s",
+						DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(at))))));
+	half_days = serving_half_life_days(PG_GETARG_DATUM(4));
+	due_by = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(at),
+													 PG_GETARG_DATUM(5)));
+	if (k == 0)
+	{
+		serving_end_request();
+		return (Datum) 0;
+	}
+
+	rules = serving_tenant_rules(tenant_id);
+	serving_begin_facts();
+	owned = serving_customer_owned(tenant_id, PG_GETARG_INT64(0), false, due_by, false);
+	rows = serving_recommend(tenant_id, rules, &owned, k, at, half_days, &n);
+	for (i = 0; i < n; i++)
+	{
 		Datum		values[5];
 		bool		nulls[5] = {false, false, false, false, false};
 
 		values[0] = Int32GetDatum(i + 1);
-		values[1] = Int64GetDatum(ch->id);
-		if (ch->tier != TIER_PERSONAL)
-		{
-			values[2] = Float8GetDatum(ch->score);
-			values[3] = CStringGetTextDatum(ch->tier == TIER_CATEGORY
-											? "popular in a category you buy from" : "popular");
-			nulls[4] = true;
-		}
-		else if (ch->personal->as_restock)
-		{
-			values[2] = Float8GetDatum(ch->personal->score);
-			nulls[2] = ch->personal->score_null;
-			values[3] = CStringGetTextDatum(restock_reason(ch->personal->restock, q.owned.zone));
-			values[4] = PointerGetDatum(upsell_int8_array(&ch->id, 1));
-		}
-		else
-		{
-			values[2] = Float8GetDatum(ch->personal->score);
-			values[3] = CStringGetTextDatum("complements your purchases");
-			values[4] = because_of(contributions, ncontributions, ch->personal->slot);
-		}
+		values[1] = Int64GetDatum(rows[i].product_id);
+		values[2] = Float8GetDatum(rows[i].score);
+		nulls[2] = rows[i].score_null;
+		values[3] = CStringGetTextDatum(rows[i].reason);
+		values[4] = rows[i].because ? PointerGetDatum(upsell_int8_array(rows[i].because, rows[i].nbecause))
+			: (Datum) 0;
+		nulls[4] = rows[i].because == NULL;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	serving_end_request();

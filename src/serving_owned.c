@@ -59,10 +59,7 @@ typedef struct FactsKey
 typedef struct ProductFacts
 {
 	FactsKey	key;
-	bool		known;			/* in product_model */
-	bool		in_stock;
-	char	   *category;		/* NULL: none, or not in product_model */
-	char	   *variant_group;	/* NULL: none, or not in product_model */
+	CatalogFacts catalog;		/* product_model's row */
 	bool		has_interval;	/* a row in product_interval_model */
 	bool		population_null;
 	double		population_interval_days;
@@ -147,16 +144,27 @@ owned_cache_fill(int64 tenant_id, const int64 *ids, int n)
 		Datum		d;
 
 		char	   *variant_group = serving_col_text((int) r, 4);
+		char	   *title = serving_col_text((int) r, 6);
 
 		if (f == NULL)
 			continue;
-		f->known = true;
+		f->catalog.known = true;
 		if (category != NULL)
-			f->category = MemoryContextStrdup(owned_cache.cxt, category);
+			f->catalog.category = MemoryContextStrdup(owned_cache.cxt, category);
 		if (variant_group != NULL)
-			f->variant_group = MemoryContextStrdup(owned_cache.cxt, variant_group);
+			f->catalog.variant_group = MemoryContextStrdup(owned_cache.cxt, variant_group);
+		if (title != NULL)
+			f->catalog.title = MemoryContextStrdup(owned_cache.cxt, title);
 		d = serving_col((int) r, 3, &isnull);
-		f->in_stock = !isnull && DatumGetBool(d);
+		f->catalog.in_stock = !isnull && DatumGetBool(d);
+		d = serving_col((int) r, 5, &isnull);
+		if (!isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(owned_cache.cxt);
+
+			f->catalog.price = DatumGetNumericCopy(d);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	rows = serving_run(serving.owned_intervals, args, NULL);
 	for (r = 0; r < rows; r++)
@@ -226,8 +234,8 @@ read_rules(int64 tenant_id, const int64 *ids, int n, const ProductFacts *const *
 		!DatumGetBool(serving_col(0, 1, &isnull)))
 		return rules;
 	for (i = 0; i < n; i++)
-		if (facts[i]->category != NULL)
-			cats[ncats++] = CStringGetTextDatum(facts[i]->category);
+		if (facts[i]->catalog.category != NULL)
+			cats[ncats++] = CStringGetTextDatum(facts[i]->catalog.category);
 	args[1] = PointerGetDatum(upsell_int8_array(ids, n));
 	args[2] = PointerGetDatum(construct_array(cats, ncats, TEXTOID, -1, false, TYPALIGN_INT));
 	rows = serving_run(serving.owned_rules, args, NULL);
@@ -271,9 +279,9 @@ consumable_of(const ConsumableRules *rules, int64 product_id, const ProductFacts
 
 	if (rule != NULL)
 		return rule->consumable;
-	if (f->category != NULL)
+	if (f->catalog.category != NULL)
 		for (i = 0; i < rules->ncategories; i++)
-			if (rules->categories[i] != NULL && strcmp(rules->categories[i], f->category) == 0)
+			if (rules->categories[i] != NULL && strcmp(rules->categories[i], f->catalog.category) == 0)
 				return rules->category_consumable[i];
 	return f->repeats_consumable_null ? false : f->repeats_consumable;
 }
@@ -418,7 +426,7 @@ serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null, Timest
 		o->median_gap_days = o->median_null ? 0 : DatumGetFloat8(median_d[i]);
 		o->cv_null = cv_n[i];
 		o->cv = o->cv_null ? 0 : DatumGetFloat8(cv_d[i]);
-		o->category = f->category;
+		o->category = f->catalog.category;
 
 		/* the customer's own median gap from 2 purchases, else the product's */
 		own_interval = !o->purchases_null && o->purchases >= 2;
@@ -517,33 +525,17 @@ serving_cache_facts(int64 tenant_id, const int64 *ids, int n)
 }
 
 /*
- * A product cached by serving_cache_facts: whether product_model has it,
- * and if so whether it is in stock, its category and variant group (NULL:
- * none).
+ * A product cached by serving_cache_facts, as product_model lists it (one
+ * the table does not have, or not cached: known false, the rest NULL).
  */
-bool
-serving_cached_product(int64 tenant_id, int64 id, bool *in_stock, const char **category,
-					   const char **variant_group)
+const CatalogFacts *
+serving_cached_facts(int64 tenant_id, int64 id)
 {
+	static const CatalogFacts unknown = {0};
 	FactsKey	key = {tenant_id, id};
 	ProductFacts *f = hash_search(owned_cache.facts, &key, HASH_FIND, NULL);
 
-	*in_stock = f != NULL && f->in_stock;
-	*category = f != NULL ? f->category : NULL;
-	*variant_group = f != NULL ? f->variant_group : NULL;
-	return f != NULL && f->known;
-}
-
-/* Whether a product cached by serving_cache_facts is in product_model and in stock. */
-bool
-serving_cached_in_stock(int64 tenant_id, int64 id)
-{
-	bool		in_stock;
-	const char *category;
-	const char *variant_group;
-
-	serving_cached_product(tenant_id, id, &in_stock, &category, &variant_group);
-	return in_stock;
+	return f != NULL ? &f->catalog : &unknown;
 }
 
 /*

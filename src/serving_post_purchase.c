@@ -123,16 +123,12 @@ order_substitutes(OrderBlocks *b, int64 tenant_id)
 	b->ngroups = 0;
 	for (int i = 0; i < b->nitems; i++)
 	{
-		bool		in_stock;
-		const char *category;
-		const char *group;
+		const CatalogFacts *f = serving_cached_facts(tenant_id, b->items[i]);
 
-		if (!serving_cached_product(tenant_id, b->items[i], &in_stock, &category, &group))
-			continue;
-		if (group != NULL)
-			b->groups[b->ngroups++] = group;
-		if (category != NULL)
-			categories[ncategories++] = CStringGetTextDatum(category);
+		if (f->variant_group != NULL)
+			b->groups[b->ngroups++] = f->variant_group;
+		if (f->category != NULL)
+			categories[ncategories++] = CStringGetTextDatum(f->category);
 	}
 	b->categories = NULL;
 	b->ncategories = 0;
@@ -247,12 +243,9 @@ propose_complements(Proposal *p, const OrderBlocks *b, int64 tenant_id, const ch
 	serving_cache_facts(tenant_id, ids, nread);
 	for (i = 0; i < nread && kept < COMPLEMENTS_KEPT; i++)
 	{
-		bool		in_stock;
-		const char *category;
-		const char *group;
+		const CatalogFacts *f = serving_cached_facts(tenant_id, ids[i]);
 
-		serving_cached_product(tenant_id, ids[i], &in_stock, &category, &group);
-		if (blocked_next_to_order(b, ids[i], category, group))
+		if (blocked_next_to_order(b, ids[i], f->category, f->variant_group))
 			continue;
 		serving_propose(p, OFFER_COMPLEMENT, &ids[i], 1, c[i].score, serving_zero_discount(),
 						noted("goes with your order", note));
@@ -277,15 +270,12 @@ propose_popular(Proposal *p, const OrderBlocks *b, int64 tenant_id, const char *
 	for (int i = 0; i < r->npopular && kept < POPULAR_KEPT; i++)
 	{
 		int64	   *id = (int64 *) &r->popular[i];
-		bool		in_stock;
-		const char *category;
-		const char *group;
+		const CatalogFacts *f = serving_cached_facts(tenant_id, *id);
 
 		after = r->popular_rank[i];
-		serving_cached_product(tenant_id, *id, &in_stock, &category, &group);
 		if (serving_sorted_contains(b->items, b->nitems, *id) ||
 			serving_sorted_contains(b->owned, b->nowned, *id) ||
-			blocked_next_to_order(b, *id, category, group))
+			blocked_next_to_order(b, *id, f->category, f->variant_group))
 			continue;
 		serving_propose(p, OFFER_COMPLEMENT, id, 1, 1e-6 / (double) r->popular_rank[i], serving_zero_discount(),
 						noted("popular", note));
@@ -406,14 +396,12 @@ upsell_post_purchase_offers(PG_FUNCTION_ARGS)
 	categories = palloc(sizeof(char *) * Max(nitems, 1));
 	for (i = 0; i < nitems; i++)
 	{
-		bool		in_stock;
-		const char *category;
-		const char *group;
+		const CatalogFacts *f = serving_cached_facts(tenant_id, items[i]);
 
-		if (!serving_cached_product(tenant_id, items[i], &in_stock, &category, &group))
+		if (!f->known)
 			unknown++;
-		else if (category != NULL && !listed(category, (const char **) categories, ncategories))
-			categories[ncategories++] = (char *) category;
+		else if (f->category != NULL && !listed(f->category, (const char **) categories, ncategories))
+			categories[ncategories++] = (char *) f->category;
 	}
 	if (unknown > 0)
 		note = psprintf("%d of the order's products unknown as of the last refresh", unknown);
@@ -440,7 +428,7 @@ upsell_post_purchase_offers(PG_FUNCTION_ARGS)
 	serving_cache_facts(tenant_id, proposed, p.n);
 	for (i = 0; i < p.n; i++)
 		for (j = 0; j < p.c[i].nids; j++)
-			if (!serving_cached_in_stock(tenant_id, p.c[i].ids[j]))
+			if (!serving_cached_facts(tenant_id, p.c[i].ids[j])->in_stock)
 				p.c[i].showable = false;
 	/* the merchant's offers for the order (by its products or categories) */
 	serving_propose_pinned(&p, r, STAGE_POST_PURCHASE, items, nitems, categories, ncategories, NULL,
