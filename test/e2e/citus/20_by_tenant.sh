@@ -90,11 +90,12 @@ for t in 1 2 3; do
 			echo "SELECT '$cart', 'c', c::text FROM upsell.cart_offers('{$cart}', NULL, $t) c;"
 			echo "SELECT '$cart', 'p', o::text FROM upsell.post_purchase_offers('{$cart}', $customer, $t, NULL, NULL, '$at') o;"
 			echo "SELECT $customer, 'rc', r::text FROM upsell.recommend_for_customer($customer, 5, $t, '$at') r;"
+			echo "SELECT $customer, 'es', e::text FROM upsell.email_sequence($customer, 5, $t, '$at') e;"
 		done
 		for p in $products; do
 			echo "SELECT $p, 'page', o::text FROM upsell.product_page_offers($p, $t) o;"
 		done
-	} | same_script "tenant $t: recommend_for_cart, cart_offers, post_purchase_offers and recommend_for_customer (carts and orders), product_page_offers"
+	} | same_script "tenant $t: recommend_for_cart, cart_offers, post_purchase_offers, recommend_for_customer and email_sequence (carts and orders), product_page_offers"
 	same_answer "tenant $t: frequently_bought_together" "
 		SELECT f::text FROM upsell.frequently_bought_together(3) f WHERE f.tenant_id = $t ORDER BY 1"
 done
