@@ -377,9 +377,13 @@ SELECT count(DISTINCT (member, at)) AS pages, count(*) AS offers,
 	   count(*) FILTER (WHERE o_type = 'subscription') AS subscriptions,
 	   count(*) FILTER (WHERE o_reason = 'popular') AS popular
 FROM both_;
--- a customer without a history, and none: nothing owned, nothing blocked
-SELECT * FROM upsell._owned_offers(0, -7, '2016-01-01');
-SELECT * FROM upsell._owned_offers(0, NULL, '2016-01-01');
+-- a customer without a history, and none: nothing owned, so no restock nor
+-- subscription pitch, and the page still fills its slots
+SELECT c.customer, count(*) AS offers,
+	   count(*) FILTER (WHERE o.offer_type IN ('restock', 'subscription')) AS owned_offers
+FROM (VALUES (-7::bigint), (NULL)) c(customer)
+CROSS JOIN LATERAL upsell.post_purchase_offers('{}', c.customer, 0, at => '2016-01-01') o
+GROUP BY c.customer ORDER BY c.customer;
 DELETE FROM upsell.exclusions;
 DELETE FROM upsell.consumables;
 

@@ -181,7 +181,7 @@ SELECT s.seq_scan + s.idx_scan - :history_reads_before AS history_reads
 FROM pg_stat_xact_user_tables s WHERE s.relid = 'upsell.purchase_history_model'::regclass;
 SELECT f.funcname, f.calls - coalesce(b.calls, 0) AS calls
 FROM pg_stat_xact_user_functions f LEFT JOIN calls_before b USING (funcid)
-WHERE f.schemaname = 'upsell' AND f.funcname IN ('_consumable', '_consumable_rule', '_shop_zone', '_customer_owned', '_owned_offers')
+WHERE f.schemaname = 'upsell' AND f.funcname IN ('_consumable', '_consumable_rule', '_shop_zone', '_customer_owned')
   AND f.calls > coalesce(b.calls, 0)
 ORDER BY 1;
 ROLLBACK;

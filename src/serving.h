@@ -14,8 +14,8 @@
  *		serving_owned.c		what a customer owns (_customer_owned), with a
  *							per-backend cache of the products' facts
  *		serving_customer.c	a customer's recommendations
- *							(recommend_for_customer) and the offers of what
- *							they own (_owned_offers)
+ *							(recommend_for_customer) and the thank-you
+ *							page's offers of what they own
  *		serving_post_purchase.c	the thank-you page stage
  *							(post_purchase_offers)
  *		serving_email.c		the post-purchase email sequence (email_sequence)
@@ -50,6 +50,19 @@ extern const char *const serving_stage_names[NSTAGES];
 #define POPULAR				16	/* bestsellers cached per tenant to fill a stage's
 								 * slots; more are read when these do not */
 #define POPULAR_BATCH		64	/* read at a time past the cached ones */
+
+/*
+ * What the serving caches are keyed by: the versions drawn by the last
+ * change of the merchant's rules or registrations (serving_state) and by
+ * the last refresh (model_state), each from one sequence and never reused,
+ * and serving_state's table, new with every install of the extension.
+ */
+typedef struct ServingVersion
+{
+	Oid			state_rel;
+	int64		rules;
+	int64		models;
+} ServingVersion;
 
 /* ---- the merchant's rules, cached per tenant (serving_rules.c) ------------ */
 
@@ -136,7 +149,7 @@ typedef struct TenantRules
 	TimestampTz candidates_built_at;
 } TenantRules;
 
-extern void serving_check_version(void);
+extern ServingVersion serving_check_version(void);
 extern int64 serving_resolve_tenant(bool tenant_null, int64 tenant_id);
 extern void serving_check_bound(int64 tenant_id);
 extern TenantRules *serving_tenant_rules(int64 tenant_id);
@@ -183,7 +196,7 @@ extern ServingSchema serving;
  */
 #define EQ " OPERATOR(pg_catalog.=) "
 
-extern void serving_begin_request(FunctionCallInfo fcinfo);
+extern ServingVersion serving_begin_request(FunctionCallInfo fcinfo);
 extern void serving_begin_request_unchecked(FunctionCallInfo fcinfo);
 extern void serving_begin_call(FunctionCallInfo fcinfo);
 extern void serving_end_request(void);
@@ -199,6 +212,8 @@ extern int	serving_sort_unique(int64 *a, int n);
 extern int	serving_sorted_index(const int64 *a, int n, int64 x);
 extern bool serving_sorted_contains(const int64 *a, int n, int64 x);
 extern bool serving_numeric_at_most(Numeric a, Numeric b);
+extern char *serving_rounded_text(double x, int places);
+extern char *serving_shop_day(const char *zone, TimestampTz t);
 
 /*
  * Product ids numbered in the order first seen (0, 1, ...), for the sums of
@@ -219,19 +234,6 @@ extern int	serving_id_number(IdNumbers *t, int64 id, bool *added);
 extern Stage serving_stage_of(const char *name);
 
 /* ---- direct reads (serving_read.c) ---------------------------------------- */
-
-/*
- * What the serving caches are keyed by: the versions drawn by the last
- * change of the merchant's rules or registrations (serving_state) and by
- * the last refresh (model_state), each from one sequence and never reused,
- * and serving_state's table, new with every install of the extension.
- */
-typedef struct ServingVersion
-{
-	Oid			state_rel;
-	int64		rules;
-	int64		models;
-} ServingVersion;
 
 /*
  * The columns of cart_model that C reads by number: their one definition.
@@ -376,7 +378,8 @@ typedef struct CustomerOwned
 
 extern CustomerOwned serving_customer_owned(int64 tenant_id, int64 customer, bool due_by_null,
 											TimestampTz due_by, bool every_due_date);
-extern void serving_begin_facts(void);
+extern int	serving_most_recent(const OwnedProduct **items, int n, int keep);
+extern void serving_begin_facts(ServingVersion version);
 extern void serving_cache_facts(int64 tenant_id, const int64 *ids, int n);
 
 /* A product as product_model lists it, in the facts cache. */

@@ -277,6 +277,27 @@ serving_numeric_at_most(Numeric a, Numeric b)
 	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b))) <= 0;
 }
 
+/* round(x::numeric, places) as text: how the reasons print days */
+char *
+serving_rounded_text(double x, int places)
+{
+	return DatumGetCString(DirectFunctionCall1(numeric_out,
+											   DirectFunctionCall2(numeric_round,
+																   DirectFunctionCall1(float8_numeric, Float8GetDatum(x)),
+																   Int32GetDatum(places))));
+}
+
+/* to_char(t AT TIME ZONE zone, 'YYYY-MM-DD'): the shop's day of an instant */
+char *
+serving_shop_day(const char *zone, TimestampTz t)
+{
+	Datum		local = DirectFunctionCall2(timestamptz_zone, CStringGetTextDatum(zone),
+											TimestampTzGetDatum(t));
+
+	return TextDatumGetCString(DirectFunctionCall2(timestamp_to_char, local,
+												   CStringGetTextDatum("YYYY-MM-DD")));
+}
+
 void
 serving_id_numbers_init(IdNumbers *t, int most)
 {
@@ -352,11 +373,11 @@ serving_begin_call(FunctionCallInfo fcinfo)
 }
 
 /* The start of every stage's request: the SRF's result, the cache key. */
-void
+ServingVersion
 serving_begin_request(FunctionCallInfo fcinfo)
 {
 	serving_begin_request_unchecked(fcinfo);
-	serving_check_version();
+	return serving_check_version();
 }
 
 void

@@ -3,9 +3,8 @@
  *		upsell.recommend_for_customer(customer_id, k, tenant_id, at,
  *		half_life, due_within): a customer's k best products, for the
  *		thank-you page and the emails (email_sequence asks it for 4 x steps);
- *		and upsell._owned_offers(t, customer, at): what the thank-you page
- *		(post_purchase_offers) offers of what the customer owns, and what it
- *		may not offer them.
+ *		and what the thank-you page (post_purchase_offers) offers of what
+ *		the customer owns (serving_owned_offers).
  *
  * Why C: as a query (until 1.11) it took 3.8 ms at the median and 9.5 ms at
  * the 90th percentile of 300 customers at 10M order lines, in a warm
@@ -120,7 +119,7 @@ typedef struct Request
 	bool		has_rules;
 	CustomerOwned owned;
 	int			nblocked;
-	int		   *recent;			/* the most recent purchases, first to last */
+	const OwnedProduct **recent;	/* the most recent purchases, first to last */
 	int			nrecent;
 	Chosen	   *chosen;
 	int			nchosen;
@@ -143,75 +142,6 @@ cmp_int64(int64 a, int64 b)
 	return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/* The most recent purchases first (last_at DESC, product id). */
-static int
-cmp_recent(const void *a, const void *b, void *arg)
-{
-	const OwnedProduct *products = arg;
-	const OwnedProduct *x = &products[*(const int *) a];
-	const OwnedProduct *y = &products[*(const int *) b];
-	int			c = x->last_null || y->last_null
-		? cmp_desc(x->last_null, 0, y->last_null, 0)
-		: cmp_int64(y->last_at, x->last_at);
-
-	return c != 0 ? c : cmp_int64(x->product_id, y->product_id);
-}
-
-/*
- * The most recent purchases, in q->recent: the first RECENT_EVIDENCE of
- * cmp_recent's order, kept in a heap whose top is the least recent of them
- * (a customer of 15,000 products: sorting them all took a fifth of the
- * request).
- */
-static void
-most_recent(Request *q)
-{
-	const OwnedProduct *products = q->owned.products;
-	int			keep = Min(q->owned.n, RECENT_EVIDENCE);
-	int		   *heap = palloc(sizeof(int) * Max(keep, 1));
-	int			size = 0;
-	int			i;
-
-	for (i = 0; i < q->owned.n; i++)
-	{
-		int			at;
-
-		if (size == keep)
-		{
-			/* not more recent than the least recent kept: out */
-			if (cmp_recent(&i, &heap[0], (void *) products) >= 0)
-				continue;
-			/* replaces it: sift down from the top */
-			at = 0;
-			for (;;)
-			{
-				int			child = 2 * at + 1;
-
-				if (child >= size)
-					break;
-				if (child + 1 < size && cmp_recent(&heap[child + 1], &heap[child], (void *) products) > 0)
-					child++;
-				if (cmp_recent(&heap[child], &i, (void *) products) <= 0)
-					break;
-				heap[at] = heap[child];
-				at = child;
-			}
-			heap[at] = i;
-			continue;
-		}
-		/* sift up */
-		at = size++;
-		while (at > 0 && cmp_recent(&heap[(at - 1) / 2], &i, (void *) products) < 0)
-		{
-			heap[at] = heap[(at - 1) / 2];
-			at = (at - 1) / 2;
-		}
-		heap[at] = i;
-	}
-	qsort_arg(heap, size, sizeof(int), cmp_recent, (void *) products);
-	q->recent = heap;
-	q->nrecent = size;
-}
 
 static int
 cmp_personal(const void *a, const void *b)
@@ -322,7 +252,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 {
 	const CustomerOwned *owned = &q->owned;
 	int			n = owned->n;
-	int		   *recent = q->recent;
+	const OwnedProduct **recent = q->recent;
 	int			nrecent = q->nrecent;
 	int64	   *recent_ids = palloc(sizeof(int64) * Max(nrecent, 1));
 	Datum	  **others = palloc0(sizeof(Datum *) * Max(nrecent, 1));
@@ -345,7 +275,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 
 	/* each recent purchase's pair list */
 	for (i = 0; i < nrecent; i++)
-		recent_ids[i] = owned->products[recent[i]].product_id;
+		recent_ids[i] = recent[i]->product_id;
 	args[0] = Int64GetDatum(q->tenant_id);
 	args[1] = PointerGetDatum(upsell_int8_array(recent_ids, nrecent));
 	rows = nrecent > 0 ? serving_run(serving.pair_lists, args, NULL) : 0;
@@ -385,7 +315,7 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 	/* complements: summed in one order, the purchases by recency */
 	for (i = 0; i < nrecent; i++)
 	{
-		const OwnedProduct *o = &owned->products[recent[i]];
+		const OwnedProduct *o = recent[i];
 		bool		w_null = o->last_null;
 		double		w = w_null ? 0 : iv_decay(age_days(at, o->last_at), half_days);
 
@@ -564,7 +494,7 @@ choose_popular(Request *q)
 	/* the categories of the recent purchases */
 	for (i = 0; i < q->nrecent; i++)
 	{
-		const char *category = q->owned.products[q->recent[i]].category;
+		const char *category = q->recent[i]->category;
 
 		if (category == NULL)
 			continue;
@@ -604,26 +534,12 @@ because_of(const Contribution *c, int nc, int personal, int *n)
 	return ids;
 }
 
-/* round(x::numeric, places) as text, as the reasons print days */
-static char *
-rounded(double x, int places)
-{
-	return DatumGetCString(DirectFunctionCall1(numeric_out,
-											   DirectFunctionCall2(numeric_round,
-																   DirectFunctionCall1(float8_numeric, Float8GetDatum(x)),
-																   Int32GetDatum(places))));
-}
-
 /* "due for a restock: bought every 30.0 days, last on 2024-04-01" */
 static char *
 restock_reason(const OwnedProduct *o, const char *zone)
 {
-	Datum		local = DirectFunctionCall2(timestamptz_zone, CStringGetTextDatum(zone),
-										   TimestampTzGetDatum(o->last_at));
-	Datum		day = DirectFunctionCall2(timestamp_to_char, local, CStringGetTextDatum("YYYY-MM-DD"));
-
 	return psprintf("due for a restock: bought every %s days, last on %s",
-					rounded(o->interval_days, 1), TextDatumGetCString(day));
+					serving_rounded_text(o->interval_days, 1), serving_shop_day(zone, o->last_at));
 }
 
 /*
@@ -653,7 +569,10 @@ serving_recommend(int64 tenant_id, const TenantRules *rules, const CustomerOwned
 	q.k = k;
 	for (i = 0; i < q.owned.n; i++)
 		q.nblocked += q.owned.products[i].blocked ? 1 : 0;
-	most_recent(&q);
+	q.recent = palloc(sizeof(OwnedProduct *) * Max(q.owned.n, 1));
+	for (i = 0; i < q.owned.n; i++)
+		q.recent[i] = &q.owned.products[i];
+	q.nrecent = serving_most_recent(q.recent, q.owned.n, RECENT_EVIDENCE);
 	q.chosen_cap = 16;
 	q.chosen = palloc(sizeof(Chosen) * q.chosen_cap);
 
@@ -732,6 +651,7 @@ upsell_recommend_for_customer(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int64		tenant_id;
 	int			k;
+	ServingVersion version;
 	TimestampTz at;
 	double		half_days;
 	TimestampTz due_by;
@@ -741,7 +661,7 @@ upsell_recommend_for_customer(PG_FUNCTION_ARGS)
 	int			n,
 				i;
 
-	serving_begin_request(fcinfo);
+	version = serving_begin_request(fcinfo);
 	tenant_id = serving_resolve_tenant(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(3) || PG_ARGISNULL(4) || PG_ARGISNULL(5))
 		ereport(ERROR,
@@ -769,7 +689,7 @@ upsell_recommend_for_customer(PG_FUNCTION_ARGS)
 	}
 
 	rules = serving_tenant_rules(tenant_id);
-	serving_begin_facts();
+	serving_begin_facts(version);
 	owned = serving_customer_owned(tenant_id, PG_GETARG_INT64(0), false, due_by, false);
 	rows = serving_recommend(tenant_id, rules, &owned, k, at, half_days, &n);
 	for (i = 0; i < n; i++)
@@ -792,8 +712,6 @@ upsell_recommend_for_customer(PG_FUNCTION_ARGS)
 }
 
 /* ---- the thank-you page's offers of what a customer owns ------------------ */
-
-PG_FUNCTION_INFO_V1(upsell_owned_offers);
 
 #define RESTOCK_OFFERS		5
 #define SUBSCRIPTION_OFFERS	3
@@ -879,7 +797,7 @@ serving_owned_offers(const CustomerOwned *owned, bool at_null, TimestampTz at, i
 	{
 		const OwnedProduct *o = restocks[i];
 		OwnedOffer *x = &offers[i];
-		char	   *every = rounded(o->interval_days, 0);
+		char	   *every = serving_rounded_text(o->interval_days, 0);
 
 		x->type = OFFER_RESTOCK;
 		x->product_id = o->product_id;
@@ -911,96 +829,8 @@ serving_owned_offers(const CustomerOwned *owned, bool at_null, TimestampTz at, i
 		x->product_id = o->product_id;
 		x->score = 1 / (1 + o->cv);
 		x->reason = psprintf("bought " INT64_FORMAT " times, every %s days: subscribe", o->purchases,
-							 o->median_null ? "" : rounded(o->median_gap_days, 0));
+							 o->median_null ? "" : serving_rounded_text(o->median_gap_days, 0));
 	}
 	*noffers = nrestocks + nsubscriptions;
 	return offers;
-}
-
-/* ROW('post_purchase', type, ARRAY[id], NULL, score, 0, reason)::upsell.offer */
-static Datum
-owned_offer(TupleDesc desc, const OwnedOffer *x)
-{
-	Datum		values[7];
-	bool		nulls[7] = {false, false, false, true, false, false, false};
-
-	values[0] = CStringGetTextDatum(serving_stage_names[STAGE_POST_PURCHASE]);
-	values[1] = CStringGetTextDatum(offer_type_names[x->type]);
-	values[2] = PointerGetDatum(upsell_int8_array(&x->product_id, 1));
-	values[3] = (Datum) 0;
-	values[4] = Float8GetDatum(x->score);
-	values[5] = serving_zero_discount();
-	values[6] = CStringGetTextDatum(x->reason);
-	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
-}
-
-/*
- * _owned_offers(t bigint, customer bigint, at timestamptz,
- *				 OUT blocked bigint[], OUT offers upsell.offer[])
- *
- * What the customer owns and may not be offered (a durable, a consumable
- * not due within 14 days of at), and serving_owned_offers.  Until 1.11 the
- * thank-you page unnested _customer_owned's array three times for them:
- * for a customer of 15,000 products, forming that array took 5 ms and each
- * pass over it 1.2-1.6 ms, where these are a few products.  Since the page
- * is C it reads them directly; the function stays for analysts and tests.
- */
-Datum
-upsell_owned_offers(PG_FUNCTION_ARGS)
-{
-	MemoryContext caller = CurrentMemoryContext;
-	TupleDesc	result_desc;
-	TupleDesc	offer_desc;
-	Oid			offer_type;
-	bool		at_null = PG_ARGISNULL(2);
-	TimestampTz at = at_null ? 0 : PG_GETARG_TIMESTAMPTZ(2);
-	CustomerOwned owned = {0};
-	int64	   *blocked;
-	int			nblocked = 0;
-	OwnedOffer *offers;
-	int			noffers;
-	Datum	   *elems;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
-	Datum		result;
-	bool		began = false;
-	MemoryContext old;
-	int			i;
-
-	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE || result_desc->natts != 2)
-		elog(ERROR, "_owned_offers must return a record of two columns");
-	offer_type = get_element_type(TupleDescAttr(result_desc, 1)->atttypid);
-	if (!OidIsValid(offer_type))
-		elog(ERROR, "_owned_offers must return an array of offers");
-	offer_desc = lookup_rowtype_tupdesc_copy(offer_type, -1);
-	if (offer_desc->natts != 7)
-		elog(ERROR, "the offers must be of type upsell.offer");
-
-	/* a NULL customer owns nothing; so does a customer of no tenant */
-	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1))
-	{
-		serving_begin_call(fcinfo);
-		began = true;
-		serving_begin_facts();
-		owned = serving_customer_owned(PG_GETARG_INT64(0), PG_GETARG_INT64(1), at_null,
-									   at_null ? 0 : serving_restock_horizon(at), false);
-	}
-	blocked = palloc(sizeof(int64) * Max(owned.n, 1));
-	for (i = 0; i < owned.n; i++)
-		if (!owned.products[i].blocked_null && owned.products[i].blocked)
-			blocked[nblocked++] = owned.products[i].product_id;
-	offers = serving_owned_offers(&owned, at_null, at, &noffers);
-
-	/* every value formed in the caller's memory */
-	old = MemoryContextSwitchTo(caller);
-	elems = palloc(sizeof(Datum) * Max(noffers, 1));
-	for (i = 0; i < noffers; i++)
-		elems[i] = owned_offer(offer_desc, &offers[i]);
-	values[0] = PointerGetDatum(upsell_int8_array(blocked, nblocked));
-	values[1] = PointerGetDatum(construct_array(elems, noffers, offer_type, -1, false, TYPALIGN_DOUBLE));
-	result = HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls));
-	MemoryContextSwitchTo(old);
-	if (began)
-		serving_end_request();
-	PG_RETURN_DATUM(result);
 }

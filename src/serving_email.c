@@ -119,44 +119,23 @@ label(const Email *e, int64 id)
 	return f->title != NULL ? f->title : psprintf("product " INT64_FORMAT, id);
 }
 
-/* to_char(t AT TIME ZONE zone, 'YYYY-MM-DD') */
-static char *
-shop_day(const Email *e, TimestampTz t)
-{
-	Datum		local = DirectFunctionCall2(timestamptz_zone, CStringGetTextDatum(e->owned.zone),
-											TimestampTzGetDatum(t));
-
-	return TextDatumGetCString(DirectFunctionCall2(timestamp_to_char, local,
-												   CStringGetTextDatum("YYYY-MM-DD")));
-}
-
-/* round(x::numeric, places) as text */
-static char *
-rounded(double x, int places)
-{
-	return DatumGetCString(DirectFunctionCall1(numeric_out,
-											   DirectFunctionCall2(numeric_round,
-																   DirectFunctionCall1(float8_numeric, Float8GetDatum(x)),
-																   Int32GetDatum(places))));
-}
-
 /* The reason of a candidate (format's %s of a NULL is empty). */
 static char *
 reason_of(const Email *e, const Candidate *c, const char *fallback)
 {
 	const OwnedProduct *o = c->refers_null ? NULL : owned_product(e, c->refers_to);
-	const char *bought = o != NULL && !o->last_null ? shop_day(e, o->last_at) : "";
+	const char *bought = o != NULL && !o->last_null ? serving_shop_day(e->owned.zone, o->last_at) : "";
 
 	if (strcmp(c->kind, "complement") == 0)
 		return psprintf("goes with %s you bought on %s", label(e, c->refers_to), bought);
 	if (strcmp(c->kind, "restock") == 0)
 		return psprintf("%s you bought on %s is due around %s (every %s days)", label(e, c->refers_to), bought,
-						o != NULL && !o->due_null ? shop_day(e, o->next_due) : "",
-						o != NULL && !o->interval_null ? rounded(o->interval_days, 1) : "");
+						o != NULL && !o->due_null ? serving_shop_day(e->owned.zone, o->next_due) : "",
+						o != NULL && !o->interval_null ? serving_rounded_text(o->interval_days, 1) : "");
 	if (strcmp(c->kind, "subscription") == 0)
 		return psprintf("you bought %s %s times, every %s days: subscribe and save", label(e, c->refers_to),
 						o != NULL && !o->purchases_null ? psprintf(INT64_FORMAT, o->purchases) : "",
-						o != NULL && !o->median_null ? rounded(o->median_gap_days, 1) : "");
+						o != NULL && !o->median_null ? serving_rounded_text(o->median_gap_days, 1) : "");
 	if (strcmp(c->kind, "upgrade") == 0)
 		return psprintf("the step up from %s you bought on %s", label(e, c->refers_to), bought);
 	return pstrdup(fallback);
@@ -178,20 +157,6 @@ cmp_candidate(const void *a, const void *b)
 	if (x->product_id != y->product_id)
 		return x->product_id < y->product_id ? -1 : 1;
 	return strcmp(x->kind, y->kind);
-}
-
-/* The owned product's recency order: last_at DESC (NULL first), product id. */
-static int
-cmp_recency(const void *a, const void *b)
-{
-	const OwnedProduct *x = *(const OwnedProduct *const *) a;
-	const OwnedProduct *y = *(const OwnedProduct *const *) b;
-
-	if (x->last_null != y->last_null)
-		return x->last_null ? -1 : 1;
-	if (!x->last_null && x->last_at != y->last_at)
-		return x->last_at > y->last_at ? -1 : 1;
-	return x->product_id < y->product_id ? -1 : x->product_id > y->product_id ? 1 : 0;
 }
 
 /*
@@ -238,6 +203,7 @@ upsell_email_sequence(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Email		e = {0};
+	ServingVersion version;
 	int			steps;
 	TimestampTz at;
 	Interval	month = {0, RESTOCK_WITHIN_DAYS, 0};
@@ -253,7 +219,7 @@ upsell_email_sequence(PG_FUNCTION_ARGS)
 	int			i,
 				s;
 
-	serving_begin_request(fcinfo);
+	version = serving_begin_request(fcinfo);
 	e.tenant_id = serving_resolve_tenant(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -273,7 +239,7 @@ upsell_email_sequence(PG_FUNCTION_ARGS)
 						DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(at))))));
 	e.rules = serving_tenant_rules(e.tenant_id);
 	e.has_rules = e.rules->nexcluded > 0 || e.rules->npairs > 0;
-	serving_begin_facts();
+	serving_begin_facts(version);
 	/* (blocked as recommend_for_customer asked with nothing due: due by at) */
 	e.owned = serving_customer_owned(e.tenant_id, PG_GETARG_INT64(0), false, at, false);
 	e.cap = 64;
@@ -334,8 +300,8 @@ upsell_email_sequence(PG_FUNCTION_ARGS)
 		if (!o->consumable && f->variant_group != NULL && f->price != NULL)
 			durables[ndurables++] = o;
 	}
-	qsort(durables, ndurables, sizeof(OwnedProduct *), cmp_recency);
-	for (i = 0; i < Min(ndurables, UPGRADE_DURABLES); i++)
+	ndurables = serving_most_recent(durables, ndurables, UPGRADE_DURABLES);
+	for (i = 0; i < ndurables; i++)
 	{
 		const CatalogFacts *f = serving_cached_facts(e.tenant_id, durables[i]->product_id);
 		int64		up = upgrade_of(&e, f->variant_group, f->price);

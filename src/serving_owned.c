@@ -509,12 +509,13 @@ mismatch:
  * emptied if a refresh has drawn a new version of the models since it was
  * filled, or if it has grown too large.  Once a request, before anything is
  * read from the cache: what a request holds of it (a category, a variant
- * group) stays valid until the request ends.
+ * group) stays valid until the request ends.  The version is the one the
+ * request read (serving_begin_request's), read once.
  */
 void
-serving_begin_facts(void)
+serving_begin_facts(ServingVersion version)
 {
-	owned_cache_check(serving_read_version());
+	owned_cache_check(version);
 }
 
 /* The facts of these products, cached now if they are not. */
@@ -563,7 +564,7 @@ upsell_customer_owned(PG_FUNCTION_ARGS)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(row_type));
 
 	serving_begin_call(fcinfo);
-	serving_begin_facts();
+	serving_begin_facts(serving_read_version());
 	owned = serving_customer_owned(PG_GETARG_INT64(0), PG_GETARG_INT64(1), PG_ARGISNULL(2),
 								   PG_ARGISNULL(2) ? 0 : PG_GETARG_TIMESTAMPTZ(2), true);
 	elems = MemoryContextAlloc(caller, sizeof(Datum) * Max(owned.n, 1));
@@ -688,4 +689,75 @@ upsell_in_sorted(PG_FUNCTION_ARGS)
 		if (s->ids[i] == id)
 			PG_RETURN_BOOL(true);
 	PG_RETURN_BOOL(false);
+}
+
+/* Recency: last purchase first (last_at DESC, NULL first), then product id. */
+static int
+cmp_recent(const OwnedProduct *x, const OwnedProduct *y)
+{
+	if (x->last_null != y->last_null)
+		return x->last_null ? -1 : 1;
+	if (!x->last_null && x->last_at != y->last_at)
+		return x->last_at > y->last_at ? -1 : 1;
+	return x->product_id < y->product_id ? -1 : x->product_id > y->product_id ? 1 : 0;
+}
+
+static int
+cmp_recent_qsort(const void *a, const void *b)
+{
+	return cmp_recent(*(const OwnedProduct *const *) a, *(const OwnedProduct *const *) b);
+}
+
+/*
+ * The keep most recent of items, sorted most recent first, moved to the
+ * front of items; returns how many (at most keep).  The ones kept so far
+ * are a heap whose top is the least recent of them: a customer of 15,000
+ * products asked for 100, sorting them all took a fifth of the request.
+ */
+int
+serving_most_recent(const OwnedProduct **items, int n, int keep)
+{
+	int			size = 0;
+	int			i;
+
+	keep = Min(keep, n);
+	for (i = 0; i < n; i++)
+	{
+		const OwnedProduct *item = items[i];
+		int			at;
+
+		if (size == keep)
+		{
+			/* not more recent than the least recent kept: out */
+			if (keep == 0 || cmp_recent(item, items[0]) >= 0)
+				continue;
+			/* replaces it: sift down from the top */
+			at = 0;
+			for (;;)
+			{
+				int			child = 2 * at + 1;
+
+				if (child >= size)
+					break;
+				if (child + 1 < size && cmp_recent(items[child + 1], items[child]) > 0)
+					child++;
+				if (cmp_recent(items[child], item) <= 0)
+					break;
+				items[at] = items[child];
+				at = child;
+			}
+			items[at] = item;
+			continue;
+		}
+		/* sift up (items[size..i] are not kept: i >= size) */
+		at = size++;
+		while (at > 0 && cmp_recent(items[(at - 1) / 2], item) < 0)
+		{
+			items[at] = items[(at - 1) / 2];
+			at = (at - 1) / 2;
+		}
+		items[at] = item;
+	}
+	qsort(items, size, sizeof(OwnedProduct *), cmp_recent_qsort);
+	return size;
 }

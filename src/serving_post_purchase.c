@@ -329,6 +329,7 @@ upsell_post_purchase_offers(PG_FUNCTION_ARGS)
 	int			nelems = 0;
 	int64	   *items;
 	int			nitems = 0;
+	ServingVersion version;
 	int64		tenant_id;
 	TenantRules *r;
 	uint32		allowed;
@@ -347,7 +348,7 @@ upsell_post_purchase_offers(PG_FUNCTION_ARGS)
 	int			i,
 				j;
 
-	serving_begin_request(fcinfo);
+	version = serving_begin_request(fcinfo);
 	tenant_id = serving_resolve_tenant(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
 	if (order_arr && ARR_NDIM(order_arr) > 1)
 		ereport(ERROR,
@@ -373,7 +374,7 @@ upsell_post_purchase_offers(PG_FUNCTION_ARGS)
 	allowed = serving_allowed_types(serving_opt_text(fcinfo, 3), serving_opt_text(fcinfo, 4),
 									STAGE_POST_PURCHASE, tenant_id);
 	r = serving_tenant_rules(tenant_id);
-	serving_begin_facts();
+	serving_begin_facts(version);
 
 	/*
 	 * What the customer owns, by the rule every stage applies: a durable is

@@ -67,9 +67,10 @@ check_rules_readable(void)
 
 /*
  * Reads the cache key; drops every tenant's rules when the merchant's
- * tables or the models changed.
+ * tables or the models changed.  Returns the key, for the request's other
+ * caches (serving_begin_facts).
  */
-void
+ServingVersion
 serving_check_version(void)
 {
 	ServingVersion version = serving_read_version();
@@ -81,7 +82,7 @@ serving_check_version(void)
 		cache.version.rules == version.rules && cache.version.models == version.models)
 	{
 		check_rules_readable();
-		return;
+		return version;
 	}
 
 	cache.valid = false;
@@ -105,6 +106,7 @@ serving_check_version(void)
 	cache.version = version;
 	cache.valid = true;
 	check_rules_readable();
+	return version;
 }
 
 /*

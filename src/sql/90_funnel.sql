@@ -351,20 +351,6 @@ COMMENT ON FUNCTION @extschema@.cart_offers(bigint[], int[], bigint, text, text,
 
 -- ---- post-purchase: the thank-you page and the emails after it --------------
 
--- What the thank-you page offers of what the customer owns, and what it may
--- not offer them, as post_purchase_offers computes them (src/serving_customer.c):
--- the products blocked by the rule every stage applies (_customer_owned: a
--- durable, a consumable not due within 14 days of at), and as offers the
--- consumables coming due within two weeks and overdue by a week at most
--- (the 5 most confident), then those bought 3 times or more at regular
--- intervals (a CV below 0.5: subscribe and save; the 3 most regular).
-CREATE FUNCTION @extschema@._owned_offers(t bigint, customer bigint, at timestamptz,
-	OUT blocked bigint[], OUT offers @extschema@.offer[])
-AS 'MODULE_PATHNAME', 'upsell_owned_offers'
-LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@._owned_offers(bigint, bigint, timestamptz) IS
-	'internal: for the thank-you page, the customer''s products never to offer them (ascending), and the offers of what they own: restocks coming due within two weeks, then subscriptions';
-
 -- The thank-you page.  C since 1.12 (src/serving_post_purchase.c, which
 -- says what it proposes and why): as PL/pgSQL it was the slowest page at
 -- the median.  Its candidates: the complements of the order's products,
