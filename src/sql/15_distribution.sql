@@ -206,7 +206,9 @@ RETURN ARRAY['recommend_for_cart(bigint[], int, bigint)',
 			 'bundle_offers(bigint, int, numeric, bigint)',
 			 'product_page_offers(bigint, bigint, text, text)',
 			 'cart_offers(bigint[], int[], bigint, text, text, text)',
-			 'post_purchase_offers(bigint[], bigint, bigint, text, text, timestamptz)'];
+			 'post_purchase_offers(bigint[], bigint, bigint, text, text, timestamptz)',
+			 'recommend_for_customer(bigint, int, bigint, timestamptz, interval, interval)',
+			 'email_sequence(bigint, int, bigint, timestamptz)'];
 
 CREATE FUNCTION @extschema@.distribute()
 RETURNS TABLE (object text, distributed_as text)

@@ -157,7 +157,8 @@ cq upsell -c "SELECT f.oid::regprocedure, d.distribution_argument_index
 	FROM pg_dist_object d JOIN pg_proc f ON d.classid = 'pg_proc'::regclass AND d.objid = f.oid
 	WHERE d.distribution_argument_index IS NOT NULL ORDER BY 1" | sed 's/^/distributed function: /'
 for call in "upgrade_candidates(1, 3, 1.5, 2)" "recommend_for_cart('{1,2}', 5, 2)" "product_page_offers(1, 2)" \
-	"cart_offers('{1,2}', NULL, 2)" "post_purchase_offers('{1,2}', 1, 2)"; do
+	"cart_offers('{1,2}', NULL, 2)" "post_purchase_offers('{1,2}', 1, 2)" "recommend_for_customer(1, 5, 2)" \
+	"email_sequence(1, 5, 2)"; do
 	f=${call%%(*}
 	delegated=$(cq upsell -c "SET citus.log_remote_commands = on" -c "SET client_min_messages = notice" \
 		-c "SELECT count(*) FROM upsell.$call" 2>&1 | grep -c "issuing SELECT .*$f" || true)
