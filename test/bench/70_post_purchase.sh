@@ -158,7 +158,11 @@ BEGIN
 	FOR c IN SELECT * FROM bench_pp.customers WHERE i <= 50 ORDER BY i LOOP
 		PERFORM count(*) FROM upsell.recommend_for_customer(c.customer_id, 5, at => '$AT');
 		PERFORM count(*) FROM upsell.email_sequence(c.customer_id, 5, at => '$AT');
-		PERFORM count(*) FROM bench_pp.sql_customer(c.customer_id, 5);
+		-- (the plain SQL warmed as far as it is timed: at 10M lines a call
+		-- takes a second)
+		IF c.i <= $SQL_CUSTOMERS THEN
+			PERFORM count(*) FROM bench_pp.sql_customer(c.customer_id, 5);
+		END IF;
 	END LOOP;
 	FOR c IN SELECT * FROM bench_pp.customers ORDER BY i LOOP
 		t0 := clock_timestamp();
