@@ -35,6 +35,45 @@ SELECT count(*) AS shop_2_with_shop_0_settings FROM upsell.cart_offers(ARRAY[1],
 INSERT INTO upsell.stage_settings (tenant_id, stage, max_offers) VALUES (2, 'cart', 1);
 SELECT count(*) AS shop_2_with_its_own FROM upsell.cart_offers(ARRAY[1], tenant_id => 2);
 
+
+-- a refresh of one shop keeps what every backend caches of the others (the
+-- merchant's rules, the products' facts) and drops that shop's: the pages
+-- of shop 2 read no rule after shop 1 is refreshed, shop 1's read theirs
+-- again (until 1.12 any tenant's refresh emptied every tenant's caches)
+CREATE TEMP VIEW cache_reads AS
+SELECT coalesce(sum(s.seq_scan + coalesce(s.idx_scan, 0)) FILTER (
+			WHERE s.relname IN ('stage_settings', 'offers', 'exclusions', 'thresholds',
+								'threshold_candidates', 'volume_tiers')), 0) AS rules_reads,
+	   coalesce(sum(s.seq_scan + coalesce(s.idx_scan, 0)) FILTER (
+			WHERE s.relname = 'product_interval_model'), 0) AS facts_reads
+FROM pg_stat_xact_user_tables s WHERE s.schemaname = 'upsell';
+SELECT count(*) AS shop_1, (SELECT count(*) FROM upsell.post_purchase_offers(ARRAY[3], 7, 2)) AS shop_2
+FROM upsell.post_purchase_offers(ARRAY[3], 7, 1);
+SET client_min_messages = warning;
+CALL upsell.refresh(tenant_id => 1);
+RESET client_min_messages;
+BEGIN;
+SELECT count(*) AS shop_2_offers FROM upsell.post_purchase_offers(ARRAY[3], 7, 2);
+SELECT * FROM cache_reads;
+COMMIT;
+BEGIN;
+SELECT count(*) AS shop_1_offers FROM upsell.post_purchase_offers(ARRAY[3], 7, 1);
+SELECT rules_reads > 0 AS rules_read_again, facts_reads > 0 AS facts_read_again FROM cache_reads;
+COMMIT;
+-- every tenant refreshed: both read again
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+BEGIN;
+SELECT count(*) AS shop_2_offers FROM upsell.post_purchase_offers(ARRAY[3], 7, 2);
+SELECT rules_reads > 0 AS rules_read_again, facts_reads > 0 AS facts_read_again FROM cache_reads;
+COMMIT;
+-- the version of each tenant's models, drawn by its refresh, and the
+-- models' latest after it
+SELECT count(*) AS tenants, count(DISTINCT config_version) AS versions,
+	   max(config_version) < (SELECT config_version FROM upsell.model_state) AS latest_drawn_after
+FROM upsell.model_versions WHERE tenant_id IN (1, 2);
+
 SET client_min_messages = warning;
 DELETE FROM upsell.stage_settings;
 DELETE FROM upsell.thresholds;

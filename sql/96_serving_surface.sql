@@ -222,8 +222,9 @@ SELECT setval('upsell.config_version_seq', 9223372036854775807);
 CREATE TEMP TABLE version_before AS SELECT config_version FROM upsell.serving_state;
 UPDATE upsell.serving_state SET config_version = 1;
 SELECT s.config_version > b.config_version AS drawn_anew FROM upsell.serving_state s, version_before b;
--- the models' version is the refresh's alone
+-- the models' versions are the refresh's alone
 UPDATE upsell.model_state SET config_version = 1;
+UPDATE upsell.model_versions SET config_version = 1;
 SELECT upsell._side_start('x', 'SELECT pg_sleep(20)');
 -- it reads them, and prunes the refresh log
 SELECT count(*) > 0 AS reads_registration FROM upsell.order_source;
@@ -233,7 +234,7 @@ ROLLBACK;
 RESET ROLE;
 SELECT t AS admin_may_change
 FROM unnest(ARRAY['upsell.order_source', 'upsell.product_source', 'upsell.cart_source',
-				  'upsell.model_definitions', 'upsell.model_builds', 'upsell.source_state',
+				  'upsell.model_definitions', 'upsell.model_builds', 'upsell.source_state', 'upsell.model_versions',
 				  'upsell.cart_model', 'upsell.refresh_log', 'upsell.exclusions', 'upsell.experiments']) t
 WHERE has_table_privilege('upsell_admin', t, 'INSERT') OR has_table_privilege('upsell_admin', t, 'UPDATE')
 ORDER BY 1;

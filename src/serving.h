@@ -125,6 +125,7 @@ typedef struct StageSettings
 typedef struct TenantRules
 {
 	int64		tenant_id;		/* hash key */
+	MemoryContext cxt;			/* what is read for it (a child of the cache's) */
 	StageSettings stage[NSTAGES];
 	PinnedOffer *pinned;
 	int			npinned;
@@ -287,6 +288,17 @@ extern Relation serving_open_for_read(const char *name);
 extern void serving_check_select(Relation rel);
 extern Relation serving_open_tenant_shard(Relation rel, int64 tenant_id);
 extern ServingVersion serving_read_version(void);
+
+/* Each tenant's models version (model_versions): which tenants a refresh changed. */
+typedef struct TenantVersions
+{
+	int			n;
+	int64	   *tenants;		/* ascending */
+	int64	   *versions;
+} TenantVersions;
+
+extern TenantVersions serving_read_tenant_versions(MemoryContext cxt);
+extern int64 serving_tenant_version(const TenantVersions *v, int64 tenant_id);
 extern CartLine *serving_read_cart_lines(int64 tenant_id, const int64 *items, int nitems,
 										 int *nlines);
 

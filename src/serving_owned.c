@@ -46,7 +46,11 @@
 
 PG_FUNCTION_INFO_V1(upsell_customer_owned);
 
-/* The cache is emptied past this many products (of every tenant). */
+/*
+ * The cache is emptied once this many products (of every tenant) were
+ * entered since it was: what a refresh of a tenant drops of its products
+ * leaves their strings in the cache's memory until then.
+ */
 #define OWNED_CACHE_MAX		1000000
 
 typedef struct FactsKey
@@ -77,22 +81,58 @@ static struct
 	Oid			nsp;
 	Oid			state_rel;
 	int64		models_version;
+	TenantVersions tenant_versions; /* as of models_version */
+	long		entered;		/* products entered since emptied */
 } owned_cache;
 
-/* The cache, emptied unless it holds the facts of these models. */
+/*
+ * The models moved on: the products of the tenants refreshed since are
+ * dropped, the others' kept.
+ */
+static void
+owned_cache_forget_refreshed(ServingVersion version)
+{
+	TenantVersions now;
+	HASH_SEQ_STATUS seq;
+	ProductFacts *f;
+
+	owned_cache.valid = false;
+	now = serving_read_tenant_versions(owned_cache.cxt);
+	hash_seq_init(&seq, owned_cache.facts);
+	while ((f = hash_seq_search(&seq)) != NULL)
+	{
+		FactsKey	key = f->key;
+
+		if (serving_tenant_version(&now, key.tenant_id) !=
+			serving_tenant_version(&owned_cache.tenant_versions, key.tenant_id))
+			hash_search(owned_cache.facts, &key, HASH_REMOVE, NULL);
+	}
+	pfree(owned_cache.tenant_versions.tenants);
+	pfree(owned_cache.tenant_versions.versions);
+	owned_cache.tenant_versions = now;
+	owned_cache.models_version = version.models;
+	owned_cache.valid = true;
+}
+
+/* The cache, emptied of what it holds of other models than these. */
 static void
 owned_cache_check(ServingVersion version)
 {
 	if (owned_cache.valid && owned_cache.nsp == serving.nsp &&
-		owned_cache.state_rel == version.state_rel && owned_cache.models_version == version.models &&
-		hash_get_num_entries(owned_cache.facts) < OWNED_CACHE_MAX)
+		owned_cache.state_rel == version.state_rel && owned_cache.entered < OWNED_CACHE_MAX)
+	{
+		if (owned_cache.models_version != version.models)
+			owned_cache_forget_refreshed(version);
 		return;
+	}
 	owned_cache.valid = false;
 	owned_cache.facts = serving_cache_table(&owned_cache.cxt, "upsell owned products", sizeof(FactsKey),
 											sizeof(ProductFacts), 1024);
 	owned_cache.nsp = serving.nsp;
 	owned_cache.state_rel = version.state_rel;
 	owned_cache.models_version = version.models;
+	owned_cache.tenant_versions = serving_read_tenant_versions(owned_cache.cxt);
+	owned_cache.entered = 0;
 	owned_cache.valid = true;
 }
 
@@ -127,6 +167,8 @@ owned_cache_fill(int64 tenant_id, const int64 *ids, int n)
 	{
 		FactsKey	key = {tenant_id, missing[i]};
 		ProductFacts *f = hash_search(owned_cache.facts, &key, HASH_ENTER, NULL);
+
+		owned_cache.entered++;
 
 		memset((char *) f + sizeof(FactsKey), 0, sizeof(ProductFacts) - sizeof(FactsKey));
 		f->population_null = f->repeat_share_null = f->repeats_consumable_null = true;

@@ -137,6 +137,80 @@ serving_read_version(void)
 	return v;
 }
 
+/* (tenant, version) pairs by tenant */
+static int
+cmp_tenant(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Every tenant's models version (model_versions), sorted by tenant, in cxt:
+ * read by a cache once the models' version moved, to empty what it holds
+ * of the tenants refreshed since, and only that.  A heap scan, as of the
+ * request's snapshot (the one model_state was read at).
+ */
+TenantVersions
+serving_read_tenant_versions(MemoryContext cxt)
+{
+	Relation	rel = serving_open_for_read("model_versions");
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TableScanDesc scan;
+	TenantVersions v = {0};
+	int			cap = 16;
+	int64	   *pairs;
+	int			i;
+
+	serving_check_select(rel);
+	if (desc->natts != 2 || TupleDescAttr(desc, 0)->atttypid != INT8OID ||
+		TupleDescAttr(desc, 1)->atttypid != INT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("upsell.model_versions is not (tenant_id bigint, config_version bigint)")));
+	pairs = palloc(sizeof(int64) * 2 * cap);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+
+		if (v.n == cap)
+		{
+			cap *= 2;
+			pairs = repalloc(pairs, sizeof(int64) * 2 * cap);
+		}
+		pairs[2 * v.n] = DatumGetInt64(slot_getattr(slot, 1, &isnull));
+		pairs[2 * v.n + 1] = DatumGetInt64(slot_getattr(slot, 2, &isnull));
+		v.n++;
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+	/* (the table's primary key: one row per tenant) */
+	qsort(pairs, v.n, sizeof(int64) * 2, cmp_tenant);
+	v.tenants = MemoryContextAlloc(cxt, sizeof(int64) * Max(v.n, 1));
+	v.versions = MemoryContextAlloc(cxt, sizeof(int64) * Max(v.n, 1));
+	for (i = 0; i < v.n; i++)
+	{
+		v.tenants[i] = pairs[2 * i];
+		v.versions[i] = pairs[2 * i + 1];
+	}
+	pfree(pairs);
+	return v;
+}
+
+/* A tenant's models version in v; 0 for one never refreshed since. */
+int64
+serving_tenant_version(const TenantVersions *v, int64 tenant_id)
+{
+	int			i = serving_sorted_index(v->tenants, v->n, tenant_id);
+
+	return i >= 0 ? v->versions[i] : 0;
+}
+
 #define CART_COLUMN_NAME(sym, name) name,
 static const char *const cart_model_columns[CART_MODEL_NCOLUMNS] = {
 	CART_MODEL_COLUMNS(CART_COLUMN_NAME)

@@ -8,7 +8,8 @@
  * (serving_read_version): every change of a rules table draws
  * serving_state.config_version anew, every refresh model_state's, from a
  * sequence (transactional and never reused, so a change rolled back cannot
- * leave a stale cache behind).
+ * leave a stale cache behind).  A change of the rules empties the cache; a
+ * refresh only drops the tenants it refreshed (model_versions).
  *
  * The cache is the backend's, but privileges are the current role's: every
  * request checks that the role may read each table the rules come from, as
@@ -40,6 +41,7 @@ static struct
 	int			per_tenant;		/* -1: no orders registered */
 	MemoryContext cxt;
 	HTAB	   *tenants;
+	TenantVersions tenant_versions; /* as of version.models */
 	Oid			rule_rels[lengthof((const char *[]) {RULE_RELATIONS})];
 } cache;
 
@@ -66,9 +68,42 @@ check_rules_readable(void)
 }
 
 /*
+ * The models moved on: the rules of the tenants refreshed since are
+ * dropped (what they derive from the models: bestsellers, the gap fillers'
+ * candidates, the pinned offers' stock), the others' kept.
+ */
+static void
+forget_refreshed_tenants(ServingVersion version)
+{
+	TenantVersions now;
+	HASH_SEQ_STATUS seq;
+	TenantRules *r;
+
+	cache.valid = false;
+	now = serving_read_tenant_versions(cache.cxt);
+	hash_seq_init(&seq, cache.tenants);
+	while ((r = hash_seq_search(&seq)) != NULL)
+	{
+		int64		tenant_id = r->tenant_id;
+
+		if (serving_tenant_version(&now, tenant_id) != serving_tenant_version(&cache.tenant_versions, tenant_id))
+		{
+			MemoryContextDelete(r->cxt);
+			hash_search(cache.tenants, &tenant_id, HASH_REMOVE, NULL);
+		}
+	}
+	pfree(cache.tenant_versions.tenants);
+	pfree(cache.tenant_versions.versions);
+	cache.tenant_versions = now;
+	cache.version.models = version.models;
+	cache.valid = true;
+}
+
+/*
  * Reads the cache key; drops every tenant's rules when the merchant's
- * tables or the models changed.  Returns the key, for the request's other
- * caches (serving_begin_facts).
+ * tables changed, the rules of the tenants refreshed since when the models
+ * did.  Returns the key, for the request's other caches
+ * (serving_begin_facts).
  */
 ServingVersion
 serving_check_version(void)
@@ -79,8 +114,10 @@ serving_check_version(void)
 	int			i;
 
 	if (cache.valid && cache.version.state_rel == version.state_rel &&
-		cache.version.rules == version.rules && cache.version.models == version.models)
+		cache.version.rules == version.rules)
 	{
+		if (cache.version.models != version.models)
+			forget_refreshed_tenants(version);
 		check_rules_readable();
 		return version;
 	}
@@ -103,6 +140,7 @@ serving_check_version(void)
 	 */
 	for (i = 0; i < lengthof(rule_relations); i++)
 		cache.rule_rels[i] = get_relname_relid(rule_relations[i], serving.nsp);
+	cache.tenant_versions = serving_read_tenant_versions(cache.cxt);
 	cache.version = version;
 	cache.valid = true;
 	check_rules_readable();
@@ -438,6 +476,7 @@ serving_tenant_rules(int64 tenant_id)
 
 		memset(&tmp, 0, sizeof(tmp));
 		tmp.tenant_id = tenant_id;
+		tmp.cxt = cxt;
 		load_settings(&tmp);
 		load_pinned(&tmp, cxt);
 		load_exclusions(&tmp, cxt);

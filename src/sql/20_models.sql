@@ -429,6 +429,32 @@ COMMENT ON TABLE @extschema@.model_state IS
 CREATE TRIGGER draw_config_version BEFORE UPDATE ON @extschema@.model_state
 	FOR EACH ROW EXECUTE FUNCTION @extschema@._draw_config_version();
 
+-- Which tenants' models a new model_state.config_version is of: a backend
+-- whose cache holds an older one reads this table once and empties what it
+-- holds of those tenants only (until 1.12 every refresh of a tenant emptied
+-- every tenant's caches in every backend: in a database of many shops,
+-- their refreshes kept all the others' pages re-reading their rules and
+-- products).
+CREATE TABLE @extschema@.model_versions (
+	tenant_id	bigint PRIMARY KEY,
+	config_version bigint NOT NULL
+);
+COMMENT ON TABLE @extschema@.model_versions IS
+	'per tenant, the version of its models drawn by its last refresh (model_state holds the latest of every tenant''s): what a backend''s serving caches of that tenant are checked against';
+
+-- A tenant's models changed (at the end of its build, in its transaction):
+-- a new version of its own and of every tenant's, from the one sequence.
+CREATE FUNCTION @extschema@._models_changed(tenant_id bigint)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	INSERT INTO @extschema@.model_versions AS v (tenant_id, config_version)
+	VALUES (_models_changed.tenant_id, pg_catalog.nextval('@extschema@.config_version_seq'::regclass))
+	ON CONFLICT (tenant_id) DO UPDATE SET config_version = excluded.config_version;
+	UPDATE @extschema@.model_state SET config_version = DEFAULT;	-- drawn by its trigger
+END;
+
 CREATE FUNCTION @extschema@._rules_changed()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -927,9 +953,9 @@ BEGIN
 			PERFORM @extschema@._side_builds_start(tenant_id, m.build_order);
 		END IF;
 	END LOOP;
-	-- the serving caches of every backend (of this node) re-read the models
-	-- and what the rules' cache derives from them
-	UPDATE @extschema@.model_state SET config_version = DEFAULT;	-- drawn by its trigger
+	-- the serving caches of every backend (of this node) re-read the
+	-- tenant's models and what the rules' cache derives from them
+	PERFORM @extschema@._models_changed(tenant_id);
 	PERFORM @extschema@._hold_freed_memory(false);
 	RETURN built;
 END
@@ -996,7 +1022,7 @@ BEGIN
 	WHERE l.refresh_id = run;
 	-- built on a worker: the coordinator's serving caches are told too
 	IF distributed THEN
-		UPDATE @extschema@.model_state SET config_version = DEFAULT;	-- drawn by its trigger
+		PERFORM @extschema@._models_changed(tenant_id);
 	END IF;
 	RETURN built;
 END

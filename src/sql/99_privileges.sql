@@ -46,7 +46,8 @@ GRANT USAGE ON SCHEMA @extschema@ TO upsell_reader, upsell_admin;
 -- the views over model tables: purchase_interval_model (over
 -- purchase_history_model), upgrade_model (over upgrade_list_model) and
 -- pair_model (over pair_list_model)
-GRANT SELECT ON @extschema@.serving_state, @extschema@.model_state, @extschema@.model_definitions,
+GRANT SELECT ON @extschema@.serving_state, @extschema@.model_state, @extschema@.model_versions,
+	@extschema@.model_definitions,
 	@extschema@.model_builds, @extschema@.models, @extschema@.order_source,
 	@extschema@.product_source, @extschema@.cart_source,
 	@extschema@.stage_settings, @extschema@.offers, @extschema@.exclusions, @extschema@.thresholds,
