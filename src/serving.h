@@ -298,7 +298,8 @@ typedef struct TenantVersions
 } TenantVersions;
 
 extern TenantVersions serving_read_tenant_versions(MemoryContext cxt);
-extern int64 serving_tenant_version(const TenantVersions *v, int64 tenant_id);
+extern void serving_forget_refreshed(struct HTAB *table, TenantVersions *versions, MemoryContext cxt,
+									 void (*forget) (void *entry));
 extern CartLine *serving_read_cart_lines(int64 tenant_id, const int64 *items, int nitems,
 										 int *nlines);
 

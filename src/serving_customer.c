@@ -142,7 +142,6 @@ cmp_int64(int64 a, int64 b)
 	return a < b ? -1 : a > b ? 1 : 0;
 }
 
-
 static int
 cmp_personal(const void *a, const void *b)
 {

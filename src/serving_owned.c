@@ -14,9 +14,10 @@
  * average (3,513 at the 99th percentile), so the history took 4.5 ms of the
  * thank-you page's 5 ms.  The products' facts (category, population
  * interval, repeat share, the data's consumable verdict, stock, variant
- * group) change only when a refresh draws a new model_state.config_version,
- * so each backend keeps those it has read until then (a change of the
- * merchant's rules leaves them: serving_state's version is the rules'); a
+ * group) change only when their tenant is refreshed (a new version of its
+ * models in model_versions), so each backend keeps those it has read until
+ * then (a change of the merchant's rules leaves them: serving_state's
+ * version is the rules'); a
  * request reads the customer's history row, looks its products up in the
  * cache, and reads only the products missing from it.  The merchant's
  * consumable rules are read at every request (a rule takes effect at once,
@@ -85,35 +86,6 @@ static struct
 	long		entered;		/* products entered since emptied */
 } owned_cache;
 
-/*
- * The models moved on: the products of the tenants refreshed since are
- * dropped, the others' kept.
- */
-static void
-owned_cache_forget_refreshed(ServingVersion version)
-{
-	TenantVersions now;
-	HASH_SEQ_STATUS seq;
-	ProductFacts *f;
-
-	owned_cache.valid = false;
-	now = serving_read_tenant_versions(owned_cache.cxt);
-	hash_seq_init(&seq, owned_cache.facts);
-	while ((f = hash_seq_search(&seq)) != NULL)
-	{
-		FactsKey	key = f->key;
-
-		if (serving_tenant_version(&now, key.tenant_id) !=
-			serving_tenant_version(&owned_cache.tenant_versions, key.tenant_id))
-			hash_search(owned_cache.facts, &key, HASH_REMOVE, NULL);
-	}
-	pfree(owned_cache.tenant_versions.tenants);
-	pfree(owned_cache.tenant_versions.versions);
-	owned_cache.tenant_versions = now;
-	owned_cache.models_version = version.models;
-	owned_cache.valid = true;
-}
-
 /* The cache, emptied of what it holds of other models than these. */
 static void
 owned_cache_check(ServingVersion version)
@@ -122,7 +94,13 @@ owned_cache_check(ServingVersion version)
 		owned_cache.state_rel == version.state_rel && owned_cache.entered < OWNED_CACHE_MAX)
 	{
 		if (owned_cache.models_version != version.models)
-			owned_cache_forget_refreshed(version);
+		{
+			/* the products of the tenants refreshed since go, the others stay */
+			owned_cache.valid = false;
+			serving_forget_refreshed(owned_cache.facts, &owned_cache.tenant_versions, owned_cache.cxt, NULL);
+			owned_cache.models_version = version.models;
+			owned_cache.valid = true;
+		}
 		return;
 	}
 	owned_cache.valid = false;
@@ -169,7 +147,6 @@ owned_cache_fill(int64 tenant_id, const int64 *ids, int n)
 		ProductFacts *f = hash_search(owned_cache.facts, &key, HASH_ENTER, NULL);
 
 		owned_cache.entered++;
-
 		memset((char *) f + sizeof(FactsKey), 0, sizeof(ProductFacts) - sizeof(FactsKey));
 		f->population_null = f->repeat_share_null = f->repeats_consumable_null = true;
 	}
@@ -547,9 +524,9 @@ mismatch:
 }
 
 /*
- * The start of a request that reads the products' facts: the cache is
- * emptied if a refresh has drawn a new version of the models since it was
- * filled, or if it has grown too large.  Once a request, before anything is
+ * The start of a request that reads the products' facts: what the cache
+ * holds of the tenants refreshed since it was filled is dropped, and all
+ * of it once it has grown too large.  Once a request, before anything is
  * read from the cache: what a request holds of it (a category, a variant
  * group) stays valid until the request ends.  The version is the one the
  * request read (serving_begin_request's), read once.

@@ -22,6 +22,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
@@ -203,12 +204,43 @@ serving_read_tenant_versions(MemoryContext cxt)
 }
 
 /* A tenant's models version in v; 0 for one never refreshed since. */
-int64
-serving_tenant_version(const TenantVersions *v, int64 tenant_id)
+static int64
+tenant_version(const TenantVersions *v, int64 tenant_id)
 {
 	int			i = serving_sorted_index(v->tenants, v->n, tenant_id);
 
 	return i >= 0 ? v->versions[i] : 0;
+}
+
+/*
+ * The models moved on: drops from a cache (a hash table whose keys begin
+ * with the tenant id) the entries of the tenants refreshed since *versions
+ * was read, and reads it anew (in cxt, where it was).  forget, if given,
+ * releases what an entry holds before it goes.
+ */
+void
+serving_forget_refreshed(HTAB *table, TenantVersions *versions, MemoryContext cxt,
+						 void (*forget) (void *entry))
+{
+	TenantVersions now = serving_read_tenant_versions(cxt);
+	HASH_SEQ_STATUS seq;
+	void	   *entry;
+
+	hash_seq_init(&seq, table);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		int64		tenant_id = *(const int64 *) entry;
+
+		if (tenant_version(&now, tenant_id) == tenant_version(versions, tenant_id))
+			continue;
+		if (forget)
+			forget(entry);
+		/* (removing the entry just returned is allowed during the scan) */
+		hash_search(table, entry, HASH_REMOVE, NULL);
+	}
+	pfree(versions->tenants);
+	pfree(versions->versions);
+	*versions = now;
 }
 
 #define CART_COLUMN_NAME(sym, name) name,

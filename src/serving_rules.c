@@ -67,36 +67,11 @@ check_rules_readable(void)
 	}
 }
 
-/*
- * The models moved on: the rules of the tenants refreshed since are
- * dropped (what they derive from the models: bestsellers, the gap fillers'
- * candidates, the pinned offers' stock), the others' kept.
- */
+/* A tenant's rules leave the cache: what was read for them goes too. */
 static void
-forget_refreshed_tenants(ServingVersion version)
+forget_tenant(void *entry)
 {
-	TenantVersions now;
-	HASH_SEQ_STATUS seq;
-	TenantRules *r;
-
-	cache.valid = false;
-	now = serving_read_tenant_versions(cache.cxt);
-	hash_seq_init(&seq, cache.tenants);
-	while ((r = hash_seq_search(&seq)) != NULL)
-	{
-		int64		tenant_id = r->tenant_id;
-
-		if (serving_tenant_version(&now, tenant_id) != serving_tenant_version(&cache.tenant_versions, tenant_id))
-		{
-			MemoryContextDelete(r->cxt);
-			hash_search(cache.tenants, &tenant_id, HASH_REMOVE, NULL);
-		}
-	}
-	pfree(cache.tenant_versions.tenants);
-	pfree(cache.tenant_versions.versions);
-	cache.tenant_versions = now;
-	cache.version.models = version.models;
-	cache.valid = true;
+	MemoryContextDelete(((TenantRules *) entry)->cxt);
 }
 
 /*
@@ -117,7 +92,17 @@ serving_check_version(void)
 		cache.version.rules == version.rules)
 	{
 		if (cache.version.models != version.models)
-			forget_refreshed_tenants(version);
+		{
+			/*
+			 * the rules of the tenants refreshed since go (what they derive
+			 * from the models: bestsellers, the gap fillers' candidates, the
+			 * pinned offers' stock), the others' stay
+			 */
+			cache.valid = false;
+			serving_forget_refreshed(cache.tenants, &cache.tenant_versions, cache.cxt, forget_tenant);
+			cache.version.models = version.models;
+			cache.valid = true;
+		}
 		check_rules_readable();
 		return version;
 	}

@@ -449,11 +449,13 @@ RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-	INSERT INTO @extschema@.model_versions AS v (tenant_id, config_version)
+	INSERT INTO @extschema@.model_versions (tenant_id, config_version)
 	VALUES (_models_changed.tenant_id, pg_catalog.nextval('@extschema@.config_version_seq'::regclass))
 	ON CONFLICT (tenant_id) DO UPDATE SET config_version = excluded.config_version;
 	UPDATE @extschema@.model_state SET config_version = DEFAULT;	-- drawn by its trigger
 END;
+COMMENT ON FUNCTION @extschema@._models_changed(bigint) IS
+	'internal: at the end of a tenant''s build, draws a new version of its models (model_versions) and of the models (model_state), for the serving caches of every backend';
 
 CREATE FUNCTION @extschema@._rules_changed()
 RETURNS trigger
