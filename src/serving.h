@@ -209,10 +209,12 @@ extern struct HTAB *serving_cache_table(MemoryContext *cxt, const char *name, Si
 										Size entrysize, long nelem);
 extern Datum serving_col(int row, int column, bool *isnull);
 extern char *serving_col_text(int row, int column);
+extern int	serving_cmp_int64(const void *a, const void *b);
 extern int	serving_sort_unique(int64 *a, int n);
 extern int	serving_sorted_index(const int64 *a, int n, int64 x);
 extern bool serving_sorted_contains(const int64 *a, int n, int64 x);
 extern bool serving_numeric_at_most(Numeric a, Numeric b);
+extern void serving_check_finite_at(TimestampTz at);
 extern char *serving_rounded_text(double x, int places);
 extern char *serving_shop_day(const char *zone, TimestampTz t);
 
@@ -232,6 +234,18 @@ typedef struct IdNumbers
 
 extern void serving_id_numbers_init(IdNumbers *t, int most);
 extern int	serving_id_number(IdNumbers *t, int64 id, bool *added);
+
+/* A product's list of pair_list_model: partners and scores at the same positions. */
+typedef struct PairList
+{
+	Datum	   *others;
+	bool	   *others_null;
+	Datum	   *scores;
+	bool	   *scores_null;
+	int			n;				/* 0: none listed */
+} PairList;
+
+extern int64 serving_pair_lists(int64 tenant_id, const int64 *ids, int n, PairList *lists);
 extern Stage serving_stage_of(const char *name);
 
 /* ---- direct reads (serving_read.c) ---------------------------------------- */

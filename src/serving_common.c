@@ -5,7 +5,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -230,7 +232,8 @@ serving_col_text(int row, int column)
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
-static int
+/* int64s ascending (also pairs or rows led by one) */
+int
 serving_cmp_int64(const void *a, const void *b)
 {
 	int64		x = *(const int64 *) a;
@@ -277,6 +280,17 @@ serving_numeric_at_most(Numeric a, Numeric b)
 	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b))) <= 0;
 }
 
+/* Raises unless the time a request is asked at is finite. */
+void
+serving_check_finite_at(TimestampTz at)
+{
+	if (TIMESTAMP_NOT_FINITE(at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_FIELD_OVERFLOW),
+				 errmsg("at must be a finite time, not %s",
+						DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(at))))));
+}
+
 /* round(x::numeric, places) as text: how the reasons print days */
 char *
 serving_rounded_text(double x, int places)
@@ -309,6 +323,61 @@ serving_id_numbers_init(IdNumbers *t, int most)
 	t->numbers = palloc(sizeof(int) * t->size);
 	memset(t->numbers, -1, sizeof(int) * t->size);
 	t->n = 0;
+}
+
+/*
+ * The pair lists of distinct products, in one query by key, into lists (of
+ * n, zeroed) at the products' positions in ids; returns how many pairs in
+ * all.  A product without a list keeps n 0.
+ */
+int64
+serving_pair_lists(int64 tenant_id, const int64 *ids, int n, PairList *lists)
+{
+	int64	   *positions = palloc(sizeof(int64) * 2 * Max(n, 1));	/* (id, position) by id */
+	int64		total = 0;
+	Datum		args[2];
+	uint64		rows,
+				r;
+	int			i;
+
+	if (n == 0)
+		return 0;
+	for (i = 0; i < n; i++)
+	{
+		positions[2 * i] = ids[i];
+		positions[2 * i + 1] = i;
+	}
+	qsort(positions, n, sizeof(int64) * 2, serving_cmp_int64);
+	args[0] = Int64GetDatum(tenant_id);
+	args[1] = PointerGetDatum(upsell_int8_array(ids, n));
+	rows = serving_run(serving.pair_lists, args, NULL);
+	for (r = 0; r < rows; r++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(serving_col((int) r, 1, &isnull));
+		const int64 *found = bsearch(&id, positions, n, sizeof(int64) * 2, serving_cmp_int64);
+		PairList   *l;
+		int			nscores;
+
+		if (found == NULL || lists[found[1]].n > 0)
+			continue;
+		l = &lists[found[1]];
+		upsell_deconstruct(DatumGetArrayTypeP(serving_col((int) r, 2, &isnull)), INT8OID,
+						   &l->others, &l->others_null, &l->n);
+		upsell_deconstruct(DatumGetArrayTypeP(serving_col((int) r, 3, &isnull)), FLOAT8OID,
+						   &l->scores, &l->scores_null, &nscores);
+		if (nscores != l->n)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the pair list of product " INT64_FORMAT " of tenant " INT64_FORMAT " is malformed",
+							id, tenant_id),
+					 errdetail("Its arrays differ in length."),
+					 errhint("Refresh the tenant's models: CALL upsell.refresh(tenant_id => " INT64_FORMAT ").",
+							 tenant_id)));
+		total += l->n;
+	}
+	pfree(positions);
+	return total;
 }
 
 /* The number of id, given now if it has none (*added: whether it did). */

@@ -254,54 +254,21 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 	const OwnedProduct **recent = q->recent;
 	int			nrecent = q->nrecent;
 	int64	   *recent_ids = palloc(sizeof(int64) * Max(nrecent, 1));
-	Datum	  **others = palloc0(sizeof(Datum *) * Max(nrecent, 1));
-	bool	  **others_null = palloc0(sizeof(bool *) * Max(nrecent, 1));
-	Datum	  **scores = palloc0(sizeof(Datum *) * Max(nrecent, 1));
-	bool	  **scores_null = palloc0(sizeof(bool *) * Max(nrecent, 1));
-	int		   *nothers = palloc0(sizeof(int) * Max(nrecent, 1));
-	int			total = 0;
+	PairList   *lists = palloc0(sizeof(PairList) * Max(nrecent, 1));
+	int			total;
 	int			nrestocks = 0;
 	IdNumbers	numbers;
 	Personal   *p;
 	Contribution *c;
 	int			nc = 0;
 	Interval	one_day = {0, 1, 0};
-	Datum		args[2];
-	uint64		rows,
-				row;
 	int			i,
 				j;
 
 	/* each recent purchase's pair list */
 	for (i = 0; i < nrecent; i++)
 		recent_ids[i] = recent[i]->product_id;
-	args[0] = Int64GetDatum(q->tenant_id);
-	args[1] = PointerGetDatum(upsell_int8_array(recent_ids, nrecent));
-	rows = nrecent > 0 ? serving_run(serving.pair_lists, args, NULL) : 0;
-	for (row = 0; row < rows; row++)
-	{
-		bool		isnull;
-		int64		id = DatumGetInt64(serving_col((int) row, 1, &isnull));
-		int			nscores;
-
-		for (i = 0; i < nrecent && recent_ids[i] != id; i++)
-			;
-		if (i == nrecent || nothers[i] > 0)
-			continue;
-		upsell_deconstruct(DatumGetArrayTypeP(serving_col((int) row, 2, &isnull)), INT8OID,
-						   &others[i], &others_null[i], &nothers[i]);
-		upsell_deconstruct(DatumGetArrayTypeP(serving_col((int) row, 3, &isnull)), FLOAT8OID,
-						   &scores[i], &scores_null[i], &nscores);
-		if (nscores != nothers[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("the pair list of product " INT64_FORMAT " of tenant " INT64_FORMAT " is malformed",
-							id, q->tenant_id),
-					 errdetail("Its arrays differ in length."),
-					 errhint("Refresh the tenant's models: CALL upsell.refresh(tenant_id => " INT64_FORMAT ").",
-							 q->tenant_id)));
-		total += nothers[i];
-	}
+	total = (int) serving_pair_lists(q->tenant_id, recent_ids, nrecent, lists);
 
 	/* the candidates: as many as named, and the restocks */
 	for (i = 0; i < n; i++)
@@ -319,17 +286,17 @@ personal_candidates(Request *q, TimestampTz at, double half_days, int *npersonal
 		double		w = w_null ? 0 : iv_decay(age_days(at, o->last_at), half_days);
 
 		CHECK_FOR_INTERRUPTS();
-		for (j = 0; j < nothers[i]; j++)
+		for (j = 0; j < lists[i].n; j++)
 		{
 			int			slot;
 			bool		x_null;
 			double		x;
 
-			if (others_null[i][j])
+			if (lists[i].others_null[j])
 				continue;
-			x_null = w_null || scores_null[i][j];
-			x = x_null ? 0 : w * DatumGetFloat8(scores[i][j]);
-			slot = personal_slot(&numbers, p, DatumGetInt64(others[i][j]));
+			x_null = w_null || lists[i].scores_null[j];
+			x = x_null ? 0 : w * DatumGetFloat8(lists[i].scores[j]);
+			slot = personal_slot(&numbers, p, DatumGetInt64(lists[i].others[j]));
 			p[slot].complement = true;
 			/* (LEAST skips a NULL, and takes a NaN for the greater) */
 			p[slot].log_miss += log(1.0 - (x_null || isnan(x) || x > MOST_LIKELY ? MOST_LIKELY : x));
@@ -673,11 +640,7 @@ upsell_recommend_for_customer(PG_FUNCTION_ARGS)
 						PG_ARGISNULL(1) ? "NULL" : psprintf("%d", PG_GETARG_INT32(1)))));
 	k = PG_GETARG_INT32(1);
 	at = PG_GETARG_TIMESTAMPTZ(3);
-	if (TIMESTAMP_NOT_FINITE(at))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_FIELD_OVERFLOW),
-				 errmsg("at must be a finite time, not %s",
-						DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(at))))));
+	serving_check_finite_at(at);
 	half_days = serving_half_life_days(PG_GETARG_DATUM(4));
 	due_by = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(at),
 													 PG_GETARG_DATUM(5)));

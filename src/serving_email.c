@@ -58,7 +58,9 @@ typedef struct Candidate
 	double		score;
 	bool		refers_null;
 	int64		refers_to;
-	char	   *reason;
+	char	   *reason;			/* a popular one's, as recommend_for_customer
+								 * worded it; the others' are worded when
+								 * chosen (reason_of) */
 	bool		used;
 } Candidate;
 
@@ -232,11 +234,7 @@ upsell_email_sequence(PG_FUNCTION_ARGS)
 						PG_ARGISNULL(1) ? "NULL" : psprintf("%d", PG_GETARG_INT32(1)))));
 	steps = PG_GETARG_INT32(1);
 	at = PG_GETARG_TIMESTAMPTZ(3);
-	if (TIMESTAMP_NOT_FINITE(at))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_FIELD_OVERFLOW),
-				 errmsg("at must be a finite time, not %s",
-						DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(at))))));
+	serving_check_finite_at(at);
 	e.rules = serving_tenant_rules(e.tenant_id);
 	e.has_rules = e.rules->nexcluded > 0 || e.rules->npairs > 0;
 	serving_begin_facts(version);
@@ -312,8 +310,6 @@ upsell_email_sequence(PG_FUNCTION_ARGS)
 		add_candidate(&e, "upgrade", up, 1, false, 0.5, false, durables[i]->product_id);
 	}
 
-	for (i = 0; i < e.n; i++)
-		e.c[i].reason = reason_of(&e, &e.c[i], e.c[i].reason);
 	qsort(e.c, e.n, sizeof(Candidate), cmp_candidate);
 
 	/*
@@ -383,7 +379,8 @@ upsell_email_sequence(PG_FUNCTION_ARGS)
 		nulls[4] = best->score_null;
 		values[5] = Int64GetDatum(best->refers_to);
 		nulls[5] = best->refers_null;
-		values[6] = CStringGetTextDatum(best->reason);
+		/* (worded for the steps only: a date in the shop's zone costs) */
+		values[6] = CStringGetTextDatum(reason_of(&e, best, best->reason));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		prev_category = best->category;
 		prev_kind = best->kind;

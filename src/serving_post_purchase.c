@@ -107,14 +107,14 @@ cmp_complement(const void *a, const void *b)
 
 /*
  * The order's substitutes: its products' variant groups, and the categories
- * that substitute their categories (category_model), as _cart_blocked finds
- * them.  The products' facts are cached by the caller.
+ * that substitute its categories (order_categories, distinct) as
+ * category_model lists them, as _cart_blocked finds them.  The products'
+ * facts are cached by the caller.
  */
 static void
-order_substitutes(OrderBlocks *b, int64 tenant_id)
+order_substitutes(OrderBlocks *b, int64 tenant_id, char **order_categories, int norder_categories)
 {
-	Datum	   *categories = palloc(sizeof(Datum) * Max(b->nitems, 1));
-	int			ncategories = 0;
+	Datum	   *categories = palloc(sizeof(Datum) * Max(norder_categories, 1));
 	Datum		args[2];
 	uint64		rows,
 				r;
@@ -127,15 +127,15 @@ order_substitutes(OrderBlocks *b, int64 tenant_id)
 
 		if (f->variant_group != NULL)
 			b->groups[b->ngroups++] = f->variant_group;
-		if (f->category != NULL)
-			categories[ncategories++] = CStringGetTextDatum(f->category);
 	}
 	b->categories = NULL;
 	b->ncategories = 0;
-	if (ncategories == 0)
+	if (norder_categories == 0)
 		return;
+	for (int i = 0; i < norder_categories; i++)
+		categories[i] = CStringGetTextDatum(order_categories[i]);
 	args[0] = Int64GetDatum(tenant_id);
-	args[1] = PointerGetDatum(construct_array(categories, ncategories, TEXTOID, -1, false, TYPALIGN_INT));
+	args[1] = PointerGetDatum(construct_array(categories, norder_categories, TEXTOID, -1, false, TYPALIGN_INT));
 	rows = serving_run(serving.substitute_categories, args, NULL);
 	b->categories = palloc(sizeof(char *) * Max(rows, 1));
 	for (r = 0; r < rows; r++)
@@ -162,65 +162,40 @@ noted(const char *reason, const char *note)
 static void
 propose_complements(Proposal *p, const OrderBlocks *b, int64 tenant_id, const char *note)
 {
-	Datum	  **others = palloc0(sizeof(Datum *) * Max(b->nitems, 1));
-	bool	  **others_null = palloc0(sizeof(bool *) * Max(b->nitems, 1));
-	Datum	  **scores = palloc0(sizeof(Datum *) * Max(b->nitems, 1));
-	bool	  **scores_null = palloc0(sizeof(bool *) * Max(b->nitems, 1));
-	int		   *npairs = palloc0(sizeof(int) * Max(b->nitems, 1));
-	int			total = 0;
+	PairList   *lists = palloc0(sizeof(PairList) * Max(b->nitems, 1));
+	int			total;
 	IdNumbers	numbers;
 	Complement *c;
 	int			n;
 	int64	   *ids;
 	int			nread,
 				kept = 0;
-	Datum		args[2];
-	uint64		rows,
-				r;
 	int			i;
 
 	if (b->nitems == 0)
 		return;
 	/* each of the order's products' pair list (a row by key) */
-	args[0] = Int64GetDatum(tenant_id);
-	args[1] = PointerGetDatum(upsell_int8_array(b->items, b->nitems));
-	rows = serving_run(serving.pair_lists, args, NULL);
-	for (r = 0; r < rows; r++)
-	{
-		bool		isnull;
-		int			k = serving_sorted_index(b->items, b->nitems,
-											 DatumGetInt64(serving_col((int) r, 1, &isnull)));
-		int			nscores;
-
-		if (k < 0 || npairs[k] > 0)
-			continue;
-		upsell_deconstruct(DatumGetArrayTypeP(serving_col((int) r, 2, &isnull)), INT8OID, &others[k],
-						   &others_null[k], &npairs[k]);
-		upsell_deconstruct(DatumGetArrayTypeP(serving_col((int) r, 3, &isnull)), FLOAT8OID, &scores[k],
-						   &scores_null[k], &nscores);
-		npairs[k] = Min(npairs[k], nscores);
-		total += npairs[k];
-	}
+	total = (int) serving_pair_lists(tenant_id, b->items, b->nitems, lists);
 
 	/* summed in one order: the order's products by id, each list in its order */
 	serving_id_numbers_init(&numbers, total);
 	c = palloc(sizeof(Complement) * Max(total, 1));
 	for (i = 0; i < b->nitems; i++)
-		for (int j = 0; j < npairs[i]; j++)
+		for (int j = 0; j < lists[i].n; j++)
 		{
 			int64		id;
 			double		x;
 			bool		added;
 			int			k;
 
-			if (others_null[i][j])
+			if (lists[i].others_null[j])
 				continue;
-			id = DatumGetInt64(others[i][j]);
+			id = DatumGetInt64(lists[i].others[j]);
 			if (serving_sorted_contains(b->items, b->nitems, id) ||
 				serving_sorted_contains(b->owned, b->nowned, id))
 				continue;
 			/* (LEAST skips a NULL, and takes a NaN for the greater) */
-			x = scores_null[i][j] ? MOST_LIKELY : DatumGetFloat8(scores[i][j]);
+			x = lists[i].scores_null[j] ? MOST_LIKELY : DatumGetFloat8(lists[i].scores[j]);
 			if (isnan(x) || x > MOST_LIKELY)
 				x = MOST_LIKELY;
 			k = serving_id_number(&numbers, id, &added);
@@ -411,7 +386,7 @@ upsell_post_purchase_offers(PG_FUNCTION_ARGS)
 	b.nitems = nitems;
 	b.owned = owned_blocked;
 	b.nowned = nowned_blocked;
-	order_substitutes(&b, tenant_id);
+	order_substitutes(&b, tenant_id, categories, ncategories);
 
 	serving_proposal_init(&p, 32);
 	propose_complements(&p, &b, tenant_id, note);

@@ -138,16 +138,6 @@ serving_read_version(void)
 	return v;
 }
 
-/* (tenant, version) pairs by tenant */
-static int
-cmp_tenant(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
 /*
  * Every tenant's models version (model_versions), sorted by tenant, in cxt:
  * read by a cache once the models' version moved, to empty what it holds
@@ -191,7 +181,7 @@ serving_read_tenant_versions(MemoryContext cxt)
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, NoLock);
 	/* (the table's primary key: one row per tenant) */
-	qsort(pairs, v.n, sizeof(int64) * 2, cmp_tenant);
+	qsort(pairs, v.n, sizeof(int64) * 2, serving_cmp_int64);
 	v.tenants = MemoryContextAlloc(cxt, sizeof(int64) * Max(v.n, 1));
 	v.versions = MemoryContextAlloc(cxt, sizeof(int64) * Max(v.n, 1));
 	for (i = 0; i < v.n; i++)
