@@ -77,7 +77,9 @@ BEGIN
 		SELECT string_agg(quote_ident(a.attname) || '::text', ', ' ORDER BY a.attnum) INTO cols
 		FROM pg_attribute a
 		WHERE a.attrelid = format('upsell.%I', m.model)::regclass AND a.attnum > 0
-		  AND NOT a.attisdropped AND a.attname <> 'built_at';
+		  AND NOT a.attisdropped AND a.attname <> 'built_at'
+		  -- (what the upgrade counts were counted from: compare() shows it)
+		  AND NOT (m.model = 'upgrade_count_model' AND a.attname = 'counted');
 		model := m.model;
 		EXECUTE format('SELECT count(*) FROM ((SELECT %1$s FROM %2$s EXCEPT ALL SELECT %1$s FROM %3$s) '
 					   'UNION ALL (SELECT %1$s FROM %3$s EXCEPT ALL SELECT %1$s FROM %2$s)) d',
@@ -95,13 +97,17 @@ BEGIN
 	END LOOP;
 END $$;
 -- After an incremental refresh (saved) and a full one of the same lines:
--- how the tenant was refreshed incrementally, and the models that differ
--- (none, when incremental is right).
-CREATE FUNCTION pg_temp.compare() RETURNS TABLE (mode text, reason text, new_lines bigint, differing text)
+-- how the tenant was refreshed incrementally, what its upgrade lists'
+-- counts were counted from ('new lines': folded into the counts kept, by
+-- the side build's worker), and the models that differ (none, when
+-- incremental is right).
+CREATE FUNCTION pg_temp.compare() RETURNS TABLE (mode text, reason text, new_lines bigint,
+	upgrade_counts text, differing text)
 LANGUAGE plpgsql AS $$
 BEGIN
 	RETURN QUERY EXECUTE $q$
 		SELECT s.mode, s.reason, s.new_lines,
+			   (SELECT string_agg(DISTINCT u.counted, ', ') FROM inc_saved.upgrade_count_model u),
 			   (SELECT coalesce(string_agg(d.model || ': ' || d.differences, ', '), 'none')
 				FROM pg_temp.model_differences() d WHERE d.differences > 0)
 		FROM inc_saved.source_state s WHERE s.tenant_id = 0$q$;
@@ -494,7 +500,10 @@ SELECT * FROM pg_temp.compare();
 -- ones (a full one too): after all of the above they are the lists
 -- computed whole from the lines
 SELECT upsell._upgrade_lists_query(0, NULL, NULL) AS upgrade_query \gset
-CREATE TEMP TABLE lists_whole AS :upgrade_query;
+CREATE TEMP TABLE lists_whole AS
+SELECT tenant_id, product_id, kind, buyers, candidate_ids, same_group, paths, candidate_buyers, popularity,
+	   closeness, score
+FROM (:upgrade_query) q WHERE counts_state IS NULL;
 SELECT (SELECT count(*) FROM lists_whole) > 0 AS has_lists,
 	   (SELECT count(*) FROM (TABLE lists_whole EXCEPT ALL TABLE upsell.upgrade_list_model) d)
 	   + (SELECT count(*) FROM (TABLE upsell.upgrade_list_model EXCEPT ALL TABLE lists_whole) d) AS differences;

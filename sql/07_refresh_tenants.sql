@@ -198,9 +198,12 @@ DECLARE
 	m name;
 BEGIN
 	FOR m IN SELECT d.model FROM upsell.model_definitions d WHERE d.model <> 'source_state' LOOP
-		RETURN QUERY EXECUTE format('SELECT %L::name, to_jsonb(t) - ''built_at'' FROM upsell.%I t', m, m);
+		-- (and what the upgrade counts were counted from, shown below)
+		RETURN QUERY EXECUTE format('SELECT %L::name, to_jsonb(t) - ''built_at'' - ''counted'' FROM upsell.%I t', m, m);
 	END LOOP;
 END $$;
+-- the new lines of shop 2 folded into its upgrade counts, shop 1's kept
+SELECT tenant_id, counted FROM upsell.upgrade_count_model WHERE chunk = 0 ORDER BY 1;
 CREATE TEMP TABLE incremental_rows AS SELECT * FROM pg_temp.model_rows();
 CALL upsell.refresh();
 SELECT (SELECT count(DISTINCT model) FROM incremental_rows) AS models_with_rows,

@@ -21,7 +21,8 @@ RESET client_min_messages;
 
 -- The lines are grouped by customer in memory, within
 -- upsell.itemsets_memory_limit; beyond it the customers are split into
--- parts, each read by its own pass (here into four): the same lists.
+-- parts, each read by its own pass (here into four): the same lists, and
+-- the same counts they were ranked from (the rows after the lists').
 SELECT upsell._upgrade_lists_query(0, NULL, NULL) AS upgrade_query \gset
 CREATE TEMP TABLE lists_whole AS :upgrade_query;
 CREATE TEMP TABLE lists_parts (LIKE lists_whole);
@@ -35,10 +36,17 @@ SET client_min_messages = debug1;
 INSERT INTO lists_parts :upgrade_query;
 RESET client_min_messages;
 RESET upsell.itemsets_memory_limit;
-SELECT (SELECT count(*) FROM lists_whole) AS lists, (SELECT count(*) FROM upsell.upgrade_list_model) AS stored,
+SELECT (SELECT count(*) FROM lists_whole WHERE counts_state IS NULL) AS lists,
+	   (SELECT count(*) FROM lists_whole WHERE counts_state IS NOT NULL) AS count_chunks,
+	   (SELECT count(*) FROM upsell.upgrade_list_model) AS stored,
 	   (SELECT count(*) FROM (TABLE lists_whole EXCEPT ALL TABLE lists_parts) d)
 	   + (SELECT count(*) FROM (TABLE lists_parts EXCEPT ALL TABLE lists_whole) d) AS differences,
-	   (SELECT count(*) FROM (TABLE lists_whole EXCEPT ALL TABLE upsell.upgrade_list_model) d) AS not_stored;
+	   (SELECT count(*) FROM (SELECT tenant_id, product_id, kind, buyers, candidate_ids, same_group, paths,
+									 candidate_buyers, popularity, closeness, score
+							  FROM lists_whole WHERE counts_state IS NULL
+							  EXCEPT ALL TABLE upsell.upgrade_list_model) d) AS not_stored,
+	   (SELECT count(*) FROM (SELECT counts_chunk, counts_state FROM lists_whole WHERE counts_state IS NOT NULL
+							  EXCEPT ALL SELECT chunk, state FROM upsell.upgrade_count_model) d) AS counts_not_stored;
 
 -- Compared with the lists stored so far (an incremental refresh), only what
 -- changed: against the whole lists nothing; against lists with one row
@@ -47,10 +55,10 @@ SELECT (SELECT count(*) FROM lists_whole) AS lists, (SELECT count(*) FROM upsell
 CREATE TEMP TABLE stored AS
 SELECT product_id, kind = 'upgrade' AS upgrade, buyers, candidate_ids, same_group, paths, candidate_buyers,
 	   popularity, closeness, score
-FROM lists_whole;
+FROM lists_whole WHERE counts_state IS NULL;
 SELECT upsell._upgrade_lists_query(0, NULL, 'SELECT * FROM stored ORDER BY product_id') AS changes_query \gset
 CREATE TEMP TABLE changes AS :changes_query;
-SELECT count(*) AS changes_of_the_same FROM changes;
+SELECT count(*) AS changes_of_the_same FROM changes WHERE counts_state IS NULL;
 SELECT min(product_id) AS gone_id FROM stored WHERE upgrade \gset
 SELECT max(product_id) AS rescored_id FROM stored WHERE NOT upgrade \gset
 DELETE FROM stored WHERE product_id = :gone_id AND upgrade;
@@ -64,6 +72,7 @@ INSERT INTO changes :changes_query;
 SELECT c.product_id IN (:gone_id, :rescored_id, :rebought_id, -7) AS named, c.kind, c.buyers IS NULL AS gone,
 	   c IS NOT DISTINCT FROM w AS as_computed
 FROM changes c LEFT JOIN lists_whole w ON (w.product_id, w.kind) = (c.product_id, c.kind)
+WHERE c.counts_state IS NULL
 ORDER BY c.product_id = -7, c.product_id, c.kind;
 -- stored rows out of product order, or of one key twice, are an error
 DO $$ BEGIN

@@ -12,12 +12,14 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/pg_list.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "compat.h"
 #include "query_stream.h"
@@ -27,6 +29,10 @@
 PG_FUNCTION_INFO_V1(upsell_upgrade_build);
 PG_FUNCTION_INFO_V1(upsell_upgrade_build_query);
 PG_FUNCTION_INFO_V1(upsell_upgrade_evidence_sql);
+PG_FUNCTION_INFO_V1(upsell_upgrade_counts_begin);
+PG_FUNCTION_INFO_V1(upsell_upgrade_counts_keep);
+PG_FUNCTION_INFO_V1(upsell_upgrade_counts_begun);
+PG_FUNCTION_INFO_V1(upsell_upgrade_counts_kept);
 
 /*
  * Why an upgrade is offered, as every stage and tactic words it: the
@@ -217,6 +223,15 @@ result_runs(const UpgProduct *products, const UpgResult *result, size_t *nruns)
 }
 
 #define UPGRADE_COLUMNS 10
+/* and, with counts kept: counts_chunk, counts_state, counts_from */
+#define COUNTS_COLUMNS	3
+#define MAX_COLUMNS		(UPGRADE_COLUMNS + COUNTS_COLUMNS)
+
+/*
+ * The path pairs a kept chunk of counts holds at most: 16 bytes each, 128 MB
+ * a chunk, far from the 1 GB bound of a value.
+ */
+#define COUNTS_CHUNK_PAIRS	((size_t) 1 << 23)
 
 /* A run's output row (its arrays allocated in the current context). */
 static void
@@ -245,6 +260,7 @@ run_values(const UpgProduct *products, const UpgResult *result, const OutRun *ru
 		score[i] = Float8GetDatum(u->score);
 	}
 	memset(nulls, 0, sizeof(bool) * UPGRADE_COLUMNS);
+	memset(nulls + UPGRADE_COLUMNS, true, sizeof(bool) * COUNTS_COLUMNS);
 	values[0] = Int64GetDatum(run->product_id);
 	values[1] = BoolGetDatum(run->upgrade);
 	values[2] = Int64GetDatum(result->buyers[result->cands[run->from].product]);
@@ -286,8 +302,8 @@ emit_row(Emitter *e, Datum *values, bool *nulls)
 static void
 emit_run(Emitter *e, size_t r)
 {
-	Datum		values[UPGRADE_COLUMNS];
-	bool		nulls[UPGRADE_COLUMNS];
+	Datum		values[MAX_COLUMNS];
+	bool		nulls[MAX_COLUMNS];
 	MemoryContext old = MemoryContextSwitchTo(e->rowctx);
 
 	run_values(e->products, e->result, &e->runs[r], values, nulls);
@@ -342,8 +358,8 @@ merge_stored_row(Datum *stored, bool *stored_nulls, void *arg)
 			break;
 	if (r < e->nruns && e->runs[r].product_id == product_id)
 	{
-		Datum		values[UPGRADE_COLUMNS];
-		bool		nulls[UPGRADE_COLUMNS];
+		Datum		values[MAX_COLUMNS];
+		bool		nulls[MAX_COLUMNS];
 		bool		same;
 		MemoryContext old = MemoryContextSwitchTo(e->rowctx);
 
@@ -364,8 +380,8 @@ merge_stored_row(Datum *stored, bool *stored_nulls, void *arg)
 	}
 	else
 	{
-		Datum		values[UPGRADE_COLUMNS] = {0};
-		bool		nulls[UPGRADE_COLUMNS];
+		Datum		values[MAX_COLUMNS] = {0};
+		bool		nulls[MAX_COLUMNS];
 
 		memset(nulls, true, sizeof nulls);
 		values[0] = Int64GetDatum(product_id);
@@ -419,6 +435,42 @@ emit_result(ReturnSetInfo *rsinfo, const UpgProduct *products, UpgResult *result
 			emit_run(&e, e.next);
 		if ((e.next & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The counts the candidates were ranked from, as rows of their own after
+ * the lists' (their columns NULL): chunk, its bytes, and what was read to
+ * count them ('all lines' or 'new lines', folded into counts kept before).
+ */
+static void
+emit_counts(ReturnSetInfo *rsinfo, const UpgCounts *counts, const char *counted_from,
+			MemoryContext work, MemoryContext callerctx)
+{
+	size_t		nchunks = upg_counts_nchunks(counts, COUNTS_CHUNK_PAIRS);
+	MemoryContext old = MemoryContextSwitchTo(work);
+
+	for (size_t k = 0; k < nchunks; k++)
+	{
+		Datum		values[MAX_COLUMNS] = {0};
+		bool		nulls[MAX_COLUMNS];
+		size_t		len;
+		void	   *bytes = upg_counts_chunk(counts, COUNTS_CHUNK_PAIRS, k, &len);
+		bytea	   *state = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
+
+		memcpy(VARDATA(state), bytes, len);
+		SET_VARSIZE(state, VARHDRSZ + len);
+		pfree(bytes);
+		memset(nulls, true, sizeof nulls);
+		values[UPGRADE_COLUMNS] = Int32GetDatum((int32) k);
+		values[UPGRADE_COLUMNS + 1] = PointerGetDatum(state);
+		values[UPGRADE_COLUMNS + 2] = CStringGetTextDatum(counted_from);
+		nulls[UPGRADE_COLUMNS] = nulls[UPGRADE_COLUMNS + 1] = nulls[UPGRADE_COLUMNS + 2] = false;
+		MemoryContextSwitchTo(callerctx);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextSwitchTo(work);
+		pfree(state);
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -505,7 +557,8 @@ typedef struct LineFeed
 {
 	UpgStream  *stream;
 	size_t		limit;			/* 0: none */
-	bool		over;
+	bool		over;			/* past limit; folding, also an incomplete
+								 * history */
 	uint64		rows;
 } LineFeed;
 
@@ -572,6 +625,140 @@ feed_part(LineFeed *f, const char *query, uint32 mask, uint32 part)
 	upg_stream_group(f->stream);
 }
 
+/* The stored counts' chunks, loaded in order. */
+typedef struct CountsLoad
+{
+	UpgStream  *stream;
+	UpgLoad		status;
+	int32		next;
+} CountsLoad;
+
+static void
+load_counts_row(Datum *values, bool *nulls, void *arg)
+{
+	CountsLoad *l = (CountsLoad *) arg;
+	bytea	   *state;
+
+	if (l->status != UPG_LOAD_OK)
+		return;
+	if (nulls[0] || nulls[1] || DatumGetInt32(values[0]) != l->next)
+	{
+		l->status = UPG_LOAD_CORRUPT;
+		return;
+	}
+	state = DatumGetByteaPP(values[1]);
+	l->status = upg_stream_load(l->stream, (size_t) l->next, VARDATA_ANY(state), VARSIZE_ANY_EXHDR(state));
+	l->next++;
+}
+
+/*
+ * A changed customer's purchases when they were counted, as their purchase
+ * history has them (customer, product_ids, first_at, last_at): each
+ * product's earliest and latest time, held as two lines, which give the
+ * customer exactly the products, first and last times the lines did (their
+ * lines all had a time: the counts say so, upg_stream_load).
+ */
+static void
+hold_history_row(Datum *values, bool *nulls, void *arg)
+{
+	LineFeed   *f = (LineFeed *) arg;
+	Datum	   *ids,
+			   *firsts,
+			   *lasts;
+	bool	   *idsn,
+			   *firstsn,
+			   *lastsn;
+	int			n,
+				nf,
+				nl;
+	int64		customer;
+	size_t		held = 0;
+
+	if (f->over)
+		return;
+	if (nulls[0] || nulls[1] || nulls[2] || nulls[3])
+	{
+		f->over = true;
+		return;
+	}
+	customer = DatumGetInt64(values[0]);
+	deconstruct_array(DatumGetArrayTypeP(values[1]), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &ids, &idsn, &n);
+	deconstruct_array(DatumGetArrayTypeP(values[2]), TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &firsts, &firstsn, &nf);
+	deconstruct_array(DatumGetArrayTypeP(values[3]), TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &lasts, &lastsn, &nl);
+	if (nf != n || nl != n)
+		f->over = true;
+	for (int i = 0; i < n && !f->over; i++)
+	{
+		if (idsn[i] || firstsn[i] || lastsn[i])
+		{
+			f->over = true;
+			break;
+		}
+		upg_stream_hold(f->stream, customer, false, DatumGetInt64(ids[i]), true,
+						DatumGetTimestampTz(firsts[i]));
+		held = upg_stream_hold(f->stream, customer, false, DatumGetInt64(ids[i]), true,
+							   DatumGetTimestampTz(lasts[i]));
+	}
+	pfree(ids);
+	pfree(idsn);
+	pfree(firsts);
+	pfree(firstsn);
+	pfree(lasts);
+	pfree(lastsn);
+	if (f->limit > 0 && held > f->limit)
+		f->over = true;
+}
+
+/*
+ * Folds what changed into the counts kept before (upgrade.h): counts, a
+ * query of their chunks (chunk int, state bytea) in order; histories, of
+ * the changed customers' purchase histories as they were counted
+ * (hold_history_row); new_lines, of the lines since (the columns of the
+ * lines' query).  NULL when folded; else why not, and the stream is then to
+ * be freed: what it holds is part folded.
+ */
+static const char *
+fold_changes(LineFeed *f, const char *counts, const char *histories, const char *new_lines)
+{
+	static const Oid count_types[2] = {INT4OID, BYTEAOID};
+	static const char *const count_names[2] = {"chunk int", "state bytea"};
+	static const Oid history_types[4] = {INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+	static const char *const history_names[4] = {"customer_id bigint", "product_ids bigint[]",
+	"first_at timestamptz[]", "last_at timestamptz[]"};
+	static const Oid line_types[4] = {INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID};
+	static const char *const line_names[4] = {"customer bigint", "order_key bigint", "ordered_at timestamptz",
+	"product_id bigint"};
+	CountsLoad	load;
+
+	load.stream = f->stream;
+	load.status = UPG_LOAD_OK;
+	load.next = 0;
+	ups_stream_query(counts, 2, count_types, count_names, load_counts_row, &load);
+	if (load.status == UPG_LOAD_STALE)
+		return "the counts kept are of another catalog or had customers' lines without a time";
+	if (load.status != UPG_LOAD_OK || !upg_stream_loaded(f->stream))
+		return "no complete counts are kept";
+
+	f->over = false;
+	upg_stream_set_sign(f->stream, -1);
+	ups_stream_query(histories, 4, history_types, history_names, hold_history_row, f);
+	if (f->over)
+		return "the changed customers' histories are over the memory limit or incomplete";
+	upg_stream_group(f->stream);
+	upg_stream_set_sign(f->stream, 1);
+	ups_stream_query(histories, 4, history_types, history_names, hold_history_row, f);
+	ups_stream_query(new_lines, 4, line_types, line_names, feed_row, f);
+	if (f->over)
+		return "the changed customers' lines are over the memory limit or incomplete";
+	upg_stream_group(f->stream);
+	if (upg_stream_untimed_customer_lines(f->stream) > 0)
+		return "a customer's new line has no time";
+	return NULL;
+}
+
 /*
  * _upgrade_build(product_id bigint[], group_key int[], category_key int[],
  *				  price float8[], lines text, max_ratio float8, per_product int,
@@ -595,6 +782,10 @@ upsell_upgrade_build_query(PG_FUNCTION_ARGS)
 	MemoryContext work;
 	char	   *query;
 	char	   *stored = NULL;
+	char	   *counts = NULL,
+			   *histories = NULL,
+			   *new_lines = NULL;
+	const char *counted_from = "all lines";
 	int			np;
 	UpgProduct *products;
 	UpgParams	params;
@@ -611,6 +802,12 @@ upsell_upgrade_build_query(PG_FUNCTION_ARGS)
 	query = text_to_cstring(PG_GETARG_TEXT_PP(4));
 	if (PG_NARGS() > 9 && !PG_ARGISNULL(9))
 		stored = text_to_cstring(PG_GETARG_TEXT_PP(9));
+	if (PG_NARGS() > 12 && !PG_ARGISNULL(10) && !PG_ARGISNULL(11) && !PG_ARGISNULL(12))
+	{
+		counts = text_to_cstring(PG_GETARG_TEXT_PP(10));
+		histories = text_to_cstring(PG_GETARG_TEXT_PP(11));
+		new_lines = text_to_cstring(PG_GETARG_TEXT_PP(12));
+	}
 	InitMaterializedSRF(fcinfo, 0);
 	work = AllocSetContextCreate(callerctx, "upsell upgrade build", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(work);
@@ -623,10 +820,156 @@ upsell_upgrade_build_query(PG_FUNCTION_ARGS)
 				 errmsg("cannot rank upgrade candidates: %s", error)));
 	feed.limit = (size_t) limit_kb * 1024;
 	feed.rows = 0;
-	feed_part(&feed, query, 0, 0);
+	feed.over = false;
+	if (counts != NULL)
+	{
+		const char *why_not = fold_changes(&feed, counts, histories, new_lines);
+
+		if (why_not == NULL)
+			counted_from = "new lines";
+		else
+		{
+			elog(DEBUG1, "upsell: upgrade lists: every line counted: %s", why_not);
+			upg_stream_free(feed.stream);
+			(void) upg_stream_begin(products, np, &params, &feed.stream);
+		}
+	}
+	if (strcmp(counted_from, "all lines") == 0)
+		feed_part(&feed, query, 0, 0);
 	upg_stream_finish(feed.stream, &result);
+	if (result.inconsistent)
+	{
+		/* folded counts that went below 0: what was kept was not counted so */
+		if (strcmp(counted_from, "all lines") == 0)
+			elog(ERROR, "upgrade path counts of every line went below 0");
+		elog(DEBUG1, "upsell: upgrade lists: every line counted: the counts kept were not those of the histories");
+		upg_result_free(&result);
+		(void) upg_stream_begin(products, np, &params, &feed.stream);
+		counted_from = "all lines";
+		feed_part(&feed, query, 0, 0);
+		upg_stream_finish(feed.stream, &result);
+	}
 	emit_result(rsinfo, products, &result, stored, work, callerctx);
+	if (rsinfo->setDesc->natts >= MAX_COLUMNS)
+		emit_counts(rsinfo, &result.counts, counted_from, work, callerctx);
 	MemoryContextSwitchTo(callerctx);
 	MemoryContextDelete(work);
+	return (Datum) 0;
+}
+
+/*
+ * The counts a tenant's upgrade lists were ranked from travel with the
+ * lists, as rows of their own (emit_counts), through the one read of the
+ * rows a side build's worker sends; the refresh publishes the lists from
+ * that read and keeps the counts' rows aside here, in its transaction's
+ * memory, for the builder of upgrade_count_model, next.  (Written to a
+ * temporary table instead, the 200,000 lists of a 10M-line shop cost a
+ * full refresh half a second.)
+ */
+typedef struct KeptCounts
+{
+	MemoryContext cxt;
+	int64		tenant_id;
+	List	   *rows;			/* KeptChunk, in the order kept */
+} KeptCounts;
+
+typedef struct KeptChunk
+{
+	int32		chunk;
+	bytea	   *state;
+	text	   *counted;
+} KeptChunk;
+
+static KeptCounts *kept_counts = NULL;
+
+/* (the transaction's memory goes at its end, and the counts with it) */
+static void
+forget_kept_counts(void *arg)
+{
+	kept_counts = NULL;
+}
+
+/*
+ * _upgrade_counts_begin(tenant_id bigint): the tenant's lists are being
+ * computed; counts kept before (another tenant's, a failed build's) go.
+ */
+Datum
+upsell_upgrade_counts_begin(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt;
+	MemoryContextCallback *cb;
+
+	if (kept_counts != NULL)
+		MemoryContextDelete(kept_counts->cxt);
+	cxt = AllocSetContextCreate(TopTransactionContext, "upsell upgrade counts", ALLOCSET_DEFAULT_SIZES);
+	kept_counts = MemoryContextAllocZero(cxt, sizeof(KeptCounts));
+	kept_counts->cxt = cxt;
+	kept_counts->tenant_id = PG_GETARG_INT64(0);
+	cb = MemoryContextAlloc(cxt, sizeof(MemoryContextCallback));
+	cb->func = forget_kept_counts;
+	cb->arg = NULL;
+	MemoryContextRegisterResetCallback(cxt, cb);
+	PG_RETURN_VOID();
+}
+
+/*
+ * _upgrade_counts_keep(tenant_id bigint, chunk int, state bytea, counted
+ * text) RETURNS boolean: true for a row of the lists (no state), which the
+ * caller keeps; a row of counts is kept here instead, and false.
+ */
+Datum
+upsell_upgrade_counts_keep(PG_FUNCTION_ARGS)
+{
+	KeptChunk  *k;
+	MemoryContext old;
+
+	if (PG_ARGISNULL(2))
+		PG_RETURN_BOOL(true);
+	if (kept_counts == NULL || PG_ARGISNULL(0) || PG_GETARG_INT64(0) != kept_counts->tenant_id ||
+		PG_ARGISNULL(1) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("upgrade counts of a tenant whose lists are not being computed")));
+	old = MemoryContextSwitchTo(kept_counts->cxt);
+	k = palloc(sizeof(KeptChunk));
+	k->chunk = PG_GETARG_INT32(1);
+	k->state = PG_GETARG_BYTEA_P_COPY(2);
+	k->counted = PG_GETARG_TEXT_P_COPY(3);
+	kept_counts->rows = lappend(kept_counts->rows, k);
+	MemoryContextSwitchTo(old);
+	PG_RETURN_BOOL(false);
+}
+
+/* _upgrade_counts_begun(tenant_id bigint): whether its lists were computed */
+Datum
+upsell_upgrade_counts_begun(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(kept_counts != NULL && kept_counts->tenant_id == PG_GETARG_INT64(0));
+}
+
+/*
+ * _upgrade_counts_kept(tenant_id bigint) RETURNS TABLE (chunk int, state
+ * bytea, counted text): the counts kept of the tenant's lists.
+ */
+Datum
+upsell_upgrade_counts_kept(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (kept_counts == NULL || kept_counts->tenant_id != PG_GETARG_INT64(0))
+		return (Datum) 0;
+	foreach(lc, kept_counts->rows)
+	{
+		KeptChunk  *k = lfirst(lc);
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = Int32GetDatum(k->chunk);
+		values[1] = PointerGetDatum(k->state);
+		values[2] = PointerGetDatum(k->counted);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	return (Datum) 0;
 }

@@ -285,6 +285,20 @@ struct UpgStream
 	uint64_t   *events;			/* (a << 32 | b) per customer with a path */
 	size_t		nevents;
 	size_t		capevents;
+	/* sign -1: the customers fed are taken out of the counts */
+	int			sign;
+	uint64_t   *removed;		/* their paths, as events */
+	size_t		nremoved;
+	size_t		capremoved;
+	uint64_t	catalog_hash;
+	int64_t		untimed_customer_lines;
+	/* the counts loaded (upg_stream_load): the paths events add to */
+	uint64_t   *base_keys;
+	int64_t    *base_counts;
+	size_t		nbase;
+	size_t		base_pairs;		/* the pairs the loaded counts have */
+	size_t		chunks_loaded;
+	size_t		chunks_expected;	/* 0: nothing loaded */
 	int64_t		lines_used;
 	int64_t		lines_unknown;
 	int64_t		big_customers;
@@ -300,6 +314,8 @@ struct UpgStream
 	size_t		capblocks;
 	size_t		nheld;
 	int64_t		held_unknown;	/* lines of products not given */
+	int64_t		held_untimed;	/* customers' (not guests') lines without a
+								 * time */
 	/* the last line's customer: an order's lines come together */
 	int64_t		last_customer;
 	bool		last_guest;
@@ -317,6 +333,46 @@ static void *
 alloc_n(size_t n, size_t size, bool zero)
 {
 	return zero ? ups_alloc0((n ? n : 1) * size) : ups_alloc((n ? n : 1) * size);
+}
+
+/*
+ * What the counts depend on: the sorted catalog, and the parameters that
+ * decide which pairs are counted (max_ratio) and which customers
+ * (max_customer_products).  FNV-1a over 64-bit words, then a final mix.
+ */
+static uint64_t
+hash_word(uint64_t h, uint64_t word)
+{
+	return (h ^ word) * UINT64_C(0x100000001b3);
+}
+
+static uint64_t
+hash_double(uint64_t h, double d)
+{
+	uint64_t	bits;
+
+	memcpy(&bits, &d, sizeof bits);
+	return hash_word(h, bits);
+}
+
+static uint64_t
+catalog_hash(const UpgProduct *p, size_t n, const UpgParams *params)
+{
+	uint64_t	h = UINT64_C(0xcbf29ce484222325);
+
+	h = hash_word(h, (uint64_t) n);
+	h = hash_double(h, params->max_ratio);
+	h = hash_word(h, (uint64_t) (int64_t) params->max_customer_products);
+	for (size_t i = 0; i < n; i++)
+	{
+		h = hash_word(h, (uint64_t) p[i].id);
+		h = hash_word(h, ((uint64_t) (uint32_t) p[i].group << 32) | (uint32_t) p[i].category);
+		h = hash_double(h, p[i].price);
+	}
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	return h;
 }
 
 const char *
@@ -355,6 +411,9 @@ upg_stream_begin(const UpgProduct *products, size_t n, const UpgParams *params, 
 			s->ncats = s->p[i].category + 1;
 	}
 
+	s->sign = 1;
+	s->catalog_hash = catalog_hash(s->p, n, params);
+
 	/* ids -> indexes */
 	ups_idmap_init(&s->ids, n);
 	for (i = 0; i < n; i++)
@@ -388,6 +447,16 @@ add_path(UpgStream *s, uint32_t a, uint32_t b)
 {
 	if (!(s->first[s->slot[a]] < s->last[s->slot[b]]))
 		return;
+	if (s->sign < 0)
+	{
+		if (s->nremoved == s->capremoved)
+		{
+			s->capremoved = s->capremoved ? s->capremoved * 2 : 1024;
+			s->removed = grow(s->removed, s->capremoved * sizeof(uint64_t));
+		}
+		s->removed[s->nremoved++] = ((uint64_t) a << 32) | b;
+		return;
+	}
 	if (s->nevents == s->capevents)
 	{
 		s->capevents = s->capevents ? s->capevents * 2 : 1024;
@@ -445,16 +514,16 @@ customer_lines(UpgStream *s, const uint32_t *lines, size_t nl, size_t ahead)
 			s->cust_products[m] = prod;
 			s->timed[m] = false;
 			m++;
-			s->buyers[prod]++;
+			s->buyers[prod] += s->sign;
 			if (pp->group >= 0 && s->gstamp[pp->group] != s->run)
 			{
 				s->gstamp[pp->group] = s->run;
-				s->group_buyers[pp->group]++;
+				s->group_buyers[pp->group] += s->sign;
 			}
 			if (pp->category >= 0 && s->cstamp[pp->category] != s->run)
 			{
 				s->cstamp[pp->category] = s->run;
-				s->cat_buyers[pp->category]++;
+				s->cat_buyers[pp->category] += s->sign;
 			}
 		}
 		k = s->slot[prod];
@@ -473,7 +542,7 @@ customer_lines(UpgStream *s, const uint32_t *lines, size_t nl, size_t ahead)
 	}
 	if (m > (size_t) s->params.max_customer_products)
 	{
-		s->big_customers++;
+		s->big_customers += s->sign;
 		return;
 	}
 
@@ -587,6 +656,8 @@ upg_stream_hold(UpgStream *s, int64_t customer, bool guest, int64_t product, boo
 		line->product = (uint32_t) index | (has_time ? HELD_TIMED : 0);
 		line->time = has_time ? time : 0;
 		s->nheld++;
+		if (!has_time && !guest)
+			s->held_untimed++;
 	}
 	return s->nblocks * HELD_BLOCK * sizeof(HeldLine)
 		+ (s->held_customers.slots ? (s->held_customers.mask + 1) * sizeof(UpsIdSlot) : 0)
@@ -611,6 +682,7 @@ upg_stream_drop_held(UpgStream *s)
 	s->nblocks = s->capblocks = 0;
 	s->nheld = 0;
 	s->held_unknown = 0;
+	s->held_untimed = 0;
 }
 
 /* A held line's customer among all: the customers, then the guests' orders. */
@@ -632,6 +704,7 @@ upg_stream_group(UpgStream *s)
 	uint32_t   *order;
 
 	s->lines_unknown += s->held_unknown;
+	s->untimed_customer_lines += s->held_untimed;
 	if (s->nheld == 0)
 	{
 		upg_stream_drop_held(s);
@@ -657,7 +730,75 @@ upg_stream_group(UpgStream *s)
 	ups_free(order);
 	ups_free(start);
 	s->held_unknown = 0;
+	s->held_untimed = 0;
 	upg_stream_drop_held(s);
+}
+
+/* The length of the run of equal keys at keys[i]. */
+static size_t
+key_run(const uint64_t *keys, size_t n, size_t i)
+{
+	size_t		j = i;
+
+	while (j < n && keys[j] == keys[i])
+		j++;
+	return j - i;
+}
+
+/*
+ * The path counts: the loaded pairs (sorted), plus the runs of the sorted
+ * events, minus those of the sorted removed events, in one merge; a pair
+ * whose count comes to 0 goes, one below 0 is inconsistent (and goes).
+ */
+static size_t
+merge_paths(UpgStream *s, uint64_t **keys_out, int64_t **counts_out, bool *inconsistent)
+{
+	size_t		most = s->nbase + s->nevents,
+				b = 0,
+				e = 0,
+				r = 0,
+				n = 0;
+	uint64_t   *keys = alloc_n(most, sizeof(uint64_t), false);
+	int64_t    *counts = alloc_n(most, sizeof(int64_t), false);
+
+	while (b < s->nbase || e < s->nevents || r < s->nremoved)
+	{
+		uint64_t	key = UINT64_MAX;
+		int64_t		count = 0;
+		size_t		run;
+
+		if (b < s->nbase && s->base_keys[b] < key)
+			key = s->base_keys[b];
+		if (e < s->nevents && s->events[e] < key)
+			key = s->events[e];
+		if (r < s->nremoved && s->removed[r] < key)
+			key = s->removed[r];
+		if (b < s->nbase && s->base_keys[b] == key)
+			count += s->base_counts[b++];
+		if (e < s->nevents && s->events[e] == key)
+		{
+			run = key_run(s->events, s->nevents, e);
+			count += (int64_t) run;
+			e += run;
+		}
+		if (r < s->nremoved && s->removed[r] == key)
+		{
+			run = key_run(s->removed, s->nremoved, r);
+			count -= (int64_t) run;
+			r += run;
+		}
+		if (count < 0)
+			*inconsistent = true;
+		if (count > 0)
+		{
+			keys[n] = key;
+			counts[n] = count;
+			n++;
+		}
+	}
+	*keys_out = keys;
+	*counts_out = counts;
+	return n;
 }
 
 void
@@ -665,8 +806,7 @@ upg_stream_finish(UpgStream *s, UpgResult *out)
 {
 	const UpgProduct *p = s->p;
 	size_t		n = s->n;
-	size_t		i,
-				j;
+	size_t		i;
 	uint32_t   *gorder,
 			   *corder;
 	size_t	   *gpos,
@@ -686,20 +826,25 @@ upg_stream_finish(UpgStream *s, UpgResult *out)
 	w.group_buyers = s->group_buyers;
 	w.cat_buyers = s->cat_buyers;
 
-	/* path counts: sort the (customer, pair) events and count runs */
+	/*
+	 * path counts: the loaded ones (none when every line was read), plus the
+	 * runs of the sorted events, minus those of the paths taken out
+	 */
 	ups_sort_uint64(s->events, s->nevents);
-	w.pair_keys = alloc_n(s->nevents, sizeof(uint64_t), false);
-	w.pair_counts = alloc_n(s->nevents, sizeof(int64_t), false);
-	w.npairs = 0;
-	for (i = 0; i < s->nevents; i = j)
-	{
-		for (j = i; j < s->nevents && s->events[j] == s->events[i]; j++)
-			;
-		w.pair_keys[w.npairs] = s->events[i];
-		w.pair_counts[w.npairs] = (int64_t) (j - i);
-		w.npairs++;
-	}
+	ups_sort_uint64(s->removed, s->nremoved);
+	w.npairs = merge_paths(s, &w.pair_keys, &w.pair_counts, &out->inconsistent);
 	out->path_pairs = (int64_t) w.npairs;
+	for (i = 0; i < n; i++)
+		if (s->buyers[i] < 0)
+			out->inconsistent = true;
+	for (int32_t g = 0; g < s->ngroups; g++)
+		if (s->group_buyers[g] < 0)
+			out->inconsistent = true;
+	for (int32_t c = 0; c < s->ncats; c++)
+		if (s->cat_buyers[c] < 0)
+			out->inconsistent = true;
+	if (s->big_customers < 0)
+		out->inconsistent = true;
 
 	/* candidates per product */
 	gorder = alloc_n(n, sizeof(uint32_t), false);
@@ -759,8 +904,6 @@ upg_stream_finish(UpgStream *s, UpgResult *out)
 	ups_free(corder);
 	ups_free(gpos);
 	ups_free(cpos);
-	ups_free(w.pair_keys);
-	ups_free(w.pair_counts);
 
 	/* back to the caller's indexes */
 	for (i = 0; i < nresult; i++)
@@ -773,6 +916,21 @@ upg_stream_finish(UpgStream *s, UpgResult *out)
 	out->buyers = alloc_n(n, sizeof(int64_t), false);
 	for (i = 0; i < n; i++)
 		out->buyers[s->order[i]] = s->buyers[i];
+
+	/* the counts, handed over to the result */
+	out->counts.catalog_hash = s->catalog_hash;
+	out->counts.n = n;
+	out->counts.ngroups = s->ngroups;
+	out->counts.ncats = s->ncats;
+	out->counts.buyers = s->buyers;
+	out->counts.group_buyers = s->group_buyers;
+	out->counts.cat_buyers = s->cat_buyers;
+	out->counts.pair_keys = w.pair_keys;
+	out->counts.pair_counts = w.pair_counts;
+	out->counts.npairs = w.npairs;
+	out->counts.big_customers = s->big_customers;
+	out->counts.untimed_customer_lines = s->untimed_customer_lines;
+	s->buyers = s->group_buyers = s->cat_buyers = NULL;
 	upg_stream_free(s);
 }
 
@@ -781,7 +939,7 @@ upg_stream_free(UpgStream *s)
 {
 	void	   *arrays[] = {s->order, s->p, s->buyers, s->group_buyers, s->cat_buyers,
 		s->pstamp, s->gstamp, s->cstamp, s->slot, s->cust_products, s->timed_products, s->first, s->last,
-	s->timed, s->events};
+	s->timed, s->events, s->removed, s->base_keys, s->base_counts};
 
 	upg_stream_drop_held(s);
 	if (s->ids.slots)
@@ -791,6 +949,178 @@ upg_stream_free(UpgStream *s)
 		if (arrays[i])
 			ups_free(arrays[i]);
 	ups_free(s);
+}
+
+/*
+ * The counts in chunks of bytes: chunk 0 the header and the per product,
+ * group and category buyers, then the path pairs, at most max_pairs a chunk
+ * (a chunk is one stored value, which PostgreSQL bounds at 1 GB).  In the
+ * machine's byte order: a reader of another order finds the magic number
+ * wrong, and counts every line again.
+ */
+#define COUNTS_MAGIC	UINT32_C(0x43475055)
+#define COUNTS_VERSION	UINT32_C(1)
+
+typedef struct CountsHeader
+{
+	uint32_t	magic;
+	uint32_t	version;
+	uint64_t	catalog_hash;
+	uint64_t	n;
+	int32_t		ngroups;
+	int32_t		ncats;
+	int64_t		big_customers;
+	int64_t		untimed_customer_lines;
+	uint64_t	npairs;
+	uint64_t	nchunks;
+} CountsHeader;
+
+typedef struct PairsHeader
+{
+	uint32_t	magic;
+	uint32_t	chunk;
+	uint64_t	npairs;
+} PairsHeader;
+
+size_t
+upg_counts_nchunks(const UpgCounts *c, size_t max_pairs)
+{
+	if (max_pairs == 0)
+		max_pairs = 1;
+	return 1 + (c->npairs + max_pairs - 1) / max_pairs;
+}
+
+void *
+upg_counts_chunk(const UpgCounts *c, size_t max_pairs, size_t chunk, size_t *len)
+{
+	char	   *buf;
+
+	if (max_pairs == 0)
+		max_pairs = 1;
+	if (chunk == 0)
+	{
+		CountsHeader h;
+		size_t		at = sizeof h;
+
+		memset(&h, 0, sizeof h);
+		h.magic = COUNTS_MAGIC;
+		h.version = COUNTS_VERSION;
+		h.catalog_hash = c->catalog_hash;
+		h.n = c->n;
+		h.ngroups = c->ngroups;
+		h.ncats = c->ncats;
+		h.big_customers = c->big_customers;
+		h.untimed_customer_lines = c->untimed_customer_lines;
+		h.npairs = c->npairs;
+		h.nchunks = upg_counts_nchunks(c, max_pairs);
+		*len = sizeof h + sizeof(int64_t) * (c->n + (size_t) c->ngroups + (size_t) c->ncats);
+		buf = ups_alloc(*len);
+		memcpy(buf, &h, sizeof h);
+		memcpy(buf + at, c->buyers, sizeof(int64_t) * c->n);
+		at += sizeof(int64_t) * c->n;
+		memcpy(buf + at, c->group_buyers, sizeof(int64_t) * (size_t) c->ngroups);
+		at += sizeof(int64_t) * (size_t) c->ngroups;
+		memcpy(buf + at, c->cat_buyers, sizeof(int64_t) * (size_t) c->ncats);
+	}
+	else
+	{
+		PairsHeader h;
+		size_t		from = (chunk - 1) * max_pairs;
+		size_t		count = from >= c->npairs ? 0
+			: (c->npairs - from < max_pairs ? c->npairs - from : max_pairs);
+
+		memset(&h, 0, sizeof h);
+		h.magic = COUNTS_MAGIC;
+		h.chunk = (uint32_t) chunk;
+		h.npairs = count;
+		*len = sizeof h + (sizeof(uint64_t) + sizeof(int64_t)) * count;
+		buf = ups_alloc(*len);
+		memcpy(buf, &h, sizeof h);
+		memcpy(buf + sizeof h, c->pair_keys + from, sizeof(uint64_t) * count);
+		memcpy(buf + sizeof h + sizeof(uint64_t) * count, c->pair_counts + from, sizeof(int64_t) * count);
+	}
+	return buf;
+}
+
+UpgLoad
+upg_stream_load(UpgStream *s, size_t chunk, const void *data, size_t len)
+{
+	const char *buf = data;
+
+	if (chunk != s->chunks_loaded || s->nheld > 0 || s->lines_used > 0)
+		return UPG_LOAD_CORRUPT;
+	if (chunk == 0)
+	{
+		CountsHeader h;
+		size_t		at = sizeof h;
+
+		if (len < sizeof h)
+			return UPG_LOAD_CORRUPT;
+		memcpy(&h, buf, sizeof h);
+		if (h.magic != COUNTS_MAGIC || h.version != COUNTS_VERSION)
+			return UPG_LOAD_STALE;
+		if (h.catalog_hash != s->catalog_hash || h.n != s->n || h.ngroups != s->ngroups ||
+			h.ncats != s->ncats)
+			return UPG_LOAD_STALE;
+		if (len != sizeof h + sizeof(int64_t) * (s->n + (size_t) s->ngroups + (size_t) s->ncats) ||
+			h.nchunks < 1 || h.nchunks - 1 > h.npairs || h.big_customers < 0)
+			return UPG_LOAD_CORRUPT;
+		/* customers' lines without a time are counted, but not in a history */
+		if (h.untimed_customer_lines != 0)
+			return UPG_LOAD_STALE;
+		memcpy(s->buyers, buf + at, sizeof(int64_t) * s->n);
+		at += sizeof(int64_t) * s->n;
+		memcpy(s->group_buyers, buf + at, sizeof(int64_t) * (size_t) s->ngroups);
+		at += sizeof(int64_t) * (size_t) s->ngroups;
+		memcpy(s->cat_buyers, buf + at, sizeof(int64_t) * (size_t) s->ncats);
+		s->big_customers = h.big_customers;
+		s->base_pairs = (size_t) h.npairs;
+		s->chunks_expected = (size_t) h.nchunks;
+		s->base_keys = alloc_n(s->base_pairs, sizeof(uint64_t), false);
+		s->base_counts = alloc_n(s->base_pairs, sizeof(int64_t), false);
+	}
+	else
+	{
+		PairsHeader h;
+
+		if (s->chunks_expected == 0 || chunk >= s->chunks_expected || len < sizeof h)
+			return UPG_LOAD_CORRUPT;
+		memcpy(&h, buf, sizeof h);
+		if (h.magic != COUNTS_MAGIC || h.chunk != chunk || h.npairs > s->base_pairs - s->nbase ||
+			len != sizeof h + (sizeof(uint64_t) + sizeof(int64_t)) * (size_t) h.npairs)
+			return UPG_LOAD_CORRUPT;
+		memcpy(s->base_keys + s->nbase, buf + sizeof h, sizeof(uint64_t) * (size_t) h.npairs);
+		memcpy(s->base_counts + s->nbase, buf + sizeof h + sizeof(uint64_t) * (size_t) h.npairs,
+			   sizeof(int64_t) * (size_t) h.npairs);
+		/* sorted, distinct, of products of the catalog, counted */
+		for (size_t i = s->nbase; i < s->nbase + (size_t) h.npairs; i++)
+			if ((i > 0 && s->base_keys[i] <= s->base_keys[i - 1]) ||
+				(s->base_keys[i] >> 32) >= s->n || (s->base_keys[i] & 0xFFFFFFFF) >= s->n ||
+				s->base_counts[i] <= 0)
+				return UPG_LOAD_CORRUPT;
+		s->nbase += (size_t) h.npairs;
+	}
+	s->chunks_loaded++;
+	return UPG_LOAD_OK;
+}
+
+bool
+upg_stream_loaded(const UpgStream *s)
+{
+	return s->chunks_expected > 0 && s->chunks_loaded == s->chunks_expected && s->nbase == s->base_pairs;
+}
+
+void
+upg_stream_set_sign(UpgStream *s, int sign)
+{
+	/* (what is held is fed with the sign it is grouped under) */
+	s->sign = sign < 0 ? -1 : 1;
+}
+
+int64_t
+upg_stream_untimed_customer_lines(const UpgStream *s)
+{
+	return s->untimed_customer_lines;
 }
 
 const char *
@@ -815,7 +1145,11 @@ upg_compute(const UpgProduct *p, size_t n, const UpgLine *lines, size_t nlines,
 void
 upg_result_free(UpgResult *r)
 {
-	ups_free(r->cands);
-	ups_free(r->buyers);
+	void	   *arrays[] = {r->cands, r->buyers, r->counts.buyers, r->counts.group_buyers,
+	r->counts.cat_buyers, r->counts.pair_keys, r->counts.pair_counts};
+
+	for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
+		if (arrays[i])
+			ups_free(arrays[i]);
 	memset(r, 0, sizeof(*r));
 }

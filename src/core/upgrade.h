@@ -80,6 +80,32 @@ typedef struct UpgCandidate
 	double		score;
 } UpgCandidate;
 
+/*
+ * The counts step 1 makes, which the ranking reads: kept by a caller (in
+ * chunks, upg_counts_chunk) so that a later computation over the same
+ * catalog can start from them and fold in only the customers whose
+ * purchases changed (upg_stream_load, upg_stream_set_sign) instead of
+ * reading every line again.  Products, groups and categories are indexes
+ * of the stream's copy of the catalog sorted by (category, price, id), which
+ * the same catalog always gives; catalog_hash tells the same catalog (and
+ * the parameters that shape the counts) from another.
+ */
+typedef struct UpgCounts
+{
+	uint64_t	catalog_hash;
+	size_t		n;				/* products */
+	int32_t		ngroups;
+	int32_t		ncats;
+	int64_t    *buyers;			/* per sorted product: distinct customers */
+	int64_t    *group_buyers;
+	int64_t    *cat_buyers;
+	uint64_t   *pair_keys;		/* (a << 32 | b) sorted products, sorted */
+	int64_t    *pair_counts;	/* customers with the path, > 0 */
+	size_t		npairs;
+	int64_t		big_customers;	/* customers skipped for paths */
+	int64_t		untimed_customer_lines; /* a customer's lines without a time */
+} UpgCounts;
+
 typedef struct UpgResult
 {
 	UpgCandidate *cands;		/* grouped by product, upgrades first, each
@@ -91,6 +117,9 @@ typedef struct UpgResult
 	int64_t		big_customers;	/* customers skipped for paths */
 	int64_t		path_pairs;		/* distinct (a, b) with a path, b within
 								 * a's price range */
+	UpgCounts	counts;			/* what the candidates were ranked from */
+	bool		inconsistent;	/* a count fell below 0: what was taken out
+								 * (upg_stream_set_sign) was never counted */
 } UpgResult;
 
 /*
@@ -130,5 +159,35 @@ extern void upg_stream_group(UpgStream *s);
 extern void upg_stream_drop_held(UpgStream *s);
 extern void upg_stream_finish(UpgStream *s, UpgResult *out);
 extern void upg_stream_free(UpgStream *s);
+
+/*
+ * Folding in what changed, instead of every line: after upg_stream_begin,
+ * upg_stream_load the chunks of counts an earlier finish kept, in order,
+ * until upg_stream_loaded; then, with upg_stream_set_sign(-1), hold and
+ * group what each changed customer had bought when they were counted (their
+ * earliest and latest time per product as two timed lines), which takes
+ * their share out of every count, and with sign +1 hold and group all they
+ * have bought now, and the new guests' orders.  finish then ranks from the
+ * counts so changed; they are exactly those of every line, as long as the
+ * earlier counts were of the same catalog (UPG_LOAD_STALE otherwise), no
+ * customer's line lacked a time, before (STALE) or now (the caller checks
+ * upg_stream_untimed_customer_lines), and what was taken out had been
+ * counted (UpgResult.inconsistent otherwise).
+ */
+typedef enum UpgLoad
+{
+	UPG_LOAD_OK,
+	UPG_LOAD_STALE,				/* another catalog, parameters or format, or
+								 * customers' lines without a time: count
+								 * every line instead */
+	UPG_LOAD_CORRUPT			/* not counts upg_counts_chunk wrote */
+} UpgLoad;
+
+extern size_t upg_counts_nchunks(const UpgCounts *c, size_t max_pairs);
+extern void *upg_counts_chunk(const UpgCounts *c, size_t max_pairs, size_t chunk, size_t *len);
+extern UpgLoad upg_stream_load(UpgStream *s, size_t chunk, const void *data, size_t len);
+extern bool upg_stream_loaded(const UpgStream *s);
+extern void upg_stream_set_sign(UpgStream *s, int sign);
+extern int64_t upg_stream_untimed_customer_lines(const UpgStream *s);
 
 #endif							/* UPGRADE_H */

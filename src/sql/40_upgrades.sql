@@ -28,14 +28,41 @@ COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[],
 
 CREATE FUNCTION @extschema@._upgrade_build(product_id bigint[], group_key int[],
 	category_key int[], price float8[], lines text, max_ratio float8, per_product int,
-	scan_window int, max_customer_products int, stored text DEFAULT NULL)
+	scan_window int, max_customer_products int, stored text DEFAULT NULL, counts text DEFAULT NULL,
+	histories text DEFAULT NULL, new_lines text DEFAULT NULL)
 RETURNS TABLE (product_id bigint, upgrade boolean, buyers bigint, candidate_ids bigint[],
 			   same_group boolean[], paths bigint[], candidate_buyers bigint[], popularity float8[],
-			   closeness float8[], score float8[])
+			   closeness float8[], score float8[], counts_chunk int, counts_state bytea, counts_from text)
 AS 'MODULE_PATHNAME', 'upsell_upgrade_build_query'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], text, float8, int, int, int, text) IS
-	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, order_key, ordered_at, product_id: a line without customer is its order''s, a guest''s, apart from every customer''s) in any order, grouped by customer in memory (within upsell.itemsets_memory_limit; beyond it the customers are split into parts, each read by its own pass): one row per product and direction, the candidates as arrays in rank order; with stored, a query of the lists stored so far (these columns, in product_id order), only the rows that differ from theirs or are new, and the key of each stored row that went, the rest NULL';
+COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], text, float8, int, int, int, text, text, text, text) IS
+	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, order_key, ordered_at, product_id: a line without customer is its order''s, a guest''s, apart from every customer''s) in any order, grouped by customer in memory (within upsell.itemsets_memory_limit; beyond it the customers are split into parts, each read by its own pass): one row per product and direction, the candidates as arrays in rank order; with stored, a query of the lists stored so far (these columns, in product_id order), only the rows that differ from theirs or are new, and the key of each stored row that went, the rest NULL.  Then the counts ranked from, in chunks (counts_chunk, counts_state; counts_from: ''all lines'' or ''new lines''), the rest NULL: with counts (a query of such chunks, in order), histories (of the changed customers'' purchase histories as they were counted: customer_id, product_ids, first_at, last_at) and new_lines (of the lines since, the columns of lines), those counts with the changes folded in, when they are of the same catalog and every customer''s line has a time; else every line is read';
+
+-- Backend-local keeping of the counts that come with the lists (src/upgrade.c).
+CREATE FUNCTION @extschema@._upgrade_counts_begin(tenant_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'upsell_upgrade_counts_begin'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._upgrade_counts_begin(bigint) IS
+	'internal: the tenant''s upgrade lists are being computed: the upgrade counts kept in this transaction so far are forgotten';
+CREATE FUNCTION @extschema@._upgrade_counts_keep(tenant_id bigint, chunk int, state bytea, counted text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'upsell_upgrade_counts_keep'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._upgrade_counts_keep(bigint, int, bytea, text) IS
+	'internal: true for a row of upgrade lists (state NULL); a row of their counts is kept for upgrade_count_model in this transaction, and false';
+CREATE FUNCTION @extschema@._upgrade_counts_begun(tenant_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'upsell_upgrade_counts_begun'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._upgrade_counts_begun(bigint) IS
+	'internal: whether the tenant''s upgrade lists were computed last in this transaction (_upgrade_counts_begin)';
+CREATE FUNCTION @extschema@._upgrade_counts_kept(tenant_id bigint)
+RETURNS TABLE (chunk int, state bytea, counted text)
+AS 'MODULE_PATHNAME', 'upsell_upgrade_counts_kept'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._upgrade_counts_kept(bigint) IS
+	'internal: the counts kept of the tenant''s upgrade lists in this transaction (_upgrade_counts_keep)';
 
 -- How far the stored lists reach: serving filters them with the caller's
 -- ratio, so the model keeps everything a caller may reasonably ask for.
@@ -55,14 +82,41 @@ COMMENT ON FUNCTION @extschema@._upgrade_limits() IS
 -- third of the build), as of its refresh snapshot or of the snapshot given
 -- (a side build's worker, which cannot read the product_model its refresh
 -- has not committed).  With stored (_upgrade_build's), only what changed.
-CREATE FUNCTION @extschema@._upgrade_lists_query(tenant_id bigint, snapshot pg_snapshot, stored text)
+-- The rows are _upgrade_pass's: the lists', then the counts' they were
+-- ranked from.  With fold, the counts the tenant's upgrade_count_model
+-- keeps with the changes of the refresh's new lines
+-- (pg_temp.upsell_new_lines) folded in: the histories of their customers
+-- as purchase_history_model has them, which must be as they were counted
+-- (a side build's worker reads them as its refresh's previous one
+-- committed them), and the new lines, written into the query.
+CREATE FUNCTION @extschema@._upgrade_lists_query(tenant_id bigint, snapshot pg_snapshot, stored text,
+	fold boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	lim record := @extschema@._upgrade_limits();
+	counts text;
+	histories text;
+	new_lines text;
 BEGIN
+	IF fold THEN
+		counts := format('SELECT c.chunk, c.state FROM @extschema@.upgrade_count_model c '
+						 'WHERE c.tenant_id OPERATOR(pg_catalog.=) %s ORDER BY c.chunk', tenant_id);
+		EXECUTE $f$
+			SELECT pg_catalog.format('SELECT h.customer_id, h.product_ids, h.first_at, h.last_at '
+						'FROM @extschema@.purchase_history_model h WHERE h.tenant_id OPERATOR(pg_catalog.=) %s '
+						'AND h.customer_id OPERATOR(pg_catalog.=) ANY (%L::bigint[])', $1,
+						coalesce(pg_catalog.array_agg(DISTINCT n.customer_id) FILTER (WHERE n.customer_id IS NOT NULL), '{}')),
+				   pg_catalog.format('SELECT * FROM ROWS FROM (pg_catalog.unnest(%L::bigint[]), pg_catalog.unnest(%L::bigint[]), '
+						'pg_catalog.unnest(%L::timestamptz[]), pg_catalog.unnest(%L::bigint[])) '
+						'l(customer_id, order_key, ordered_at, product_id)',
+						coalesce(pg_catalog.array_agg(n.customer_id), '{}'), coalesce(pg_catalog.array_agg(n.order_key), '{}'),
+						coalesce(pg_catalog.array_agg(n.ordered_at), '{}'), coalesce(pg_catalog.array_agg(n.product_id), '{}'))
+			FROM pg_temp.upsell_new_lines n WHERE n.product_id IS NOT NULL AND n.sold$f$
+		INTO histories, new_lines USING tenant_id;
+	END IF;
 	RETURN format($q$
 		WITH priced AS (
 			SELECT c.product_id, c.price,
@@ -80,26 +134,42 @@ BEGIN
 				   coalesce(pg_catalog.array_agg(p.c::int), '{}') AS cs,
 				   coalesce(pg_catalog.array_agg(p.price::float8), '{}') AS ps
 			FROM priced p HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 OR %s)
-		SELECT %s::bigint AS tenant_id, b.product_id, CASE WHEN b.upgrade THEN 'upgrade' ELSE 'downsell' END AS kind,
+		SELECT %s::bigint AS tenant_id, b.product_id,
+			   CASE WHEN b.upgrade THEN 'upgrade' WHEN NOT b.upgrade THEN 'downsell' END AS kind,
 			   b.buyers, b.candidate_ids, b.same_group, b.paths, b.candidate_buyers,
-			   b.popularity, b.closeness, b.score
+			   b.popularity, b.closeness, b.score, b.counts_chunk, b.counts_state, b.counts_from
 		FROM products p
-		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, %L, %s, %s, %s, %s, %L) b$q$,
+		CROSS JOIN LATERAL @extschema@._upgrade_build(p.ids, p.gs, p.cs, p.ps, %L, %s, %s, %s, %s, %L, %L, %L, %L) b$q$,
 		@extschema@._catalog_products(tenant_id), (stored IS NOT NULL)::text, tenant_id,
 		'SELECT l.customer_id, l.order_key, l.ordered_at, l.product_id FROM '
 			|| @extschema@._tenant_lines(tenant_id, snapshot) || ' l WHERE l.product_id IS NOT NULL AND l.sold',
-		lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products, stored);
+		lim.max_ratio, lim.per_product, lim.scan_window, lim.max_customer_products, stored,
+		counts, histories, new_lines);
 END
 $$;
+
+-- The rows of _upgrade_lists_query: a tenant's upgrade lists (the columns
+-- of upgrade_list_model), then the counts they were ranked from.
+CREATE TYPE @extschema@._upgrade_pass AS (tenant_id bigint, product_id bigint, kind text, buyers bigint,
+	candidate_ids bigint[], same_group boolean[], paths bigint[], candidate_buyers bigint[],
+	popularity float8[], closeness float8[], score float8[], counts_chunk int, counts_state bytea,
+	counts_from text);
 
 -- The query of a side build or a refresh: in an incremental refresh, only
 -- the rows that differ from the stored ones (the previous refresh's, which
 -- the side build's worker reads as committed and the refresh has not
 -- replaced yet): a new or changed row as it is now, a row that went with
--- its key and NULL buyers.  The lists are computed whole (popularity within
+-- its key and NULL buyers.  The lists are ranked whole (popularity within
 -- a pool moves with any purchase) but few of them change: 752 of 199,720
 -- rows after 1% new orders at 10M lines, compared where they are computed,
--- in the worker, by _upgrade_build as it emits them.
+-- in the worker, by _upgrade_build as it emits them.  What they are ranked
+-- from is counted whole by a full refresh; an incremental one's worker
+-- folds the new lines into the counts kept (upgrade_count_model): at 10M
+-- lines counting every line was 85% of the worker's 6 s.  Only the worker
+-- folds (a snapshot given): it reads the changed customers' histories as
+-- the previous refresh committed them, which the refresh itself has
+-- replaced by the time it builds the lists (purchase_history_model, 35),
+-- so without a worker every line is counted.
 CREATE FUNCTION @extschema@._upgrade_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -112,7 +182,9 @@ BEGIN
 	RETURN @extschema@._upgrade_lists_query(tenant_id, snapshot, format(
 		'SELECT m.product_id, m.kind OPERATOR(pg_catalog.=) ''upgrade'', m.buyers, m.candidate_ids, m.same_group, '
 		'm.paths, m.candidate_buyers, m.popularity, m.closeness, m.score FROM @extschema@.upgrade_list_model m '
-		'WHERE m.tenant_id OPERATOR(pg_catalog.=) %s ORDER BY m.product_id', tenant_id));
+		'WHERE m.tenant_id OPERATOR(pg_catalog.=) %s ORDER BY m.product_id', tenant_id),
+		snapshot IS NOT NULL AND to_regclass('pg_temp.upsell_new_lines') IS NOT NULL
+		AND EXISTS (SELECT FROM @extschema@.upgrade_count_model c WHERE c.tenant_id = _upgrade_query.tenant_id));
 END
 $$;
 
@@ -140,10 +212,16 @@ BEGIN
 		-- the same lines and catalog: the same lists
 		RETURN @extschema@._kept_rows('upgrade_list_model', tenant_id);
 	END IF;
-	-- computed by a side build (_define_side_build), or here
-	rows := CASE WHEN @extschema@._side_ready('upgrade_list_model')
-				 THEN 'SELECT * FROM @extschema@._side_rows(''upgrade_list_model'', NULL::@extschema@.upgrade_list_model)'
-				 ELSE @extschema@._upgrade_query(tenant_id) END;
+	-- computed by a side build (_define_side_build), or here; the rows of
+	-- the counts they come with are kept aside (_upgrade_counts_keep) for
+	-- upgrade_count_model, built next
+	PERFORM @extschema@._upgrade_counts_begin(tenant_id);
+	rows := 'SELECT r.tenant_id, r.product_id, r.kind, r.buyers, r.candidate_ids, r.same_group, r.paths, '
+		'r.candidate_buyers, r.popularity, r.closeness, r.score FROM ('
+		|| CASE WHEN @extschema@._side_ready('upgrade_list_model')
+				THEN 'SELECT * FROM @extschema@._side_rows(''upgrade_list_model'', NULL::@extschema@._upgrade_pass)'
+				ELSE @extschema@._upgrade_query(tenant_id) END
+		|| ') r WHERE @extschema@._upgrade_counts_keep(r.tenant_id, r.counts_chunk, r.counts_state, r.counts_from)';
 	IF NOT (incremental AND @extschema@._incremental(tenant_id))
 	   OR to_regclass('pg_temp.upsell_changed_products') IS NULL THEN
 		RETURN @extschema@._publish('upgrade_list_model', tenant_id, rows);
@@ -185,6 +263,40 @@ SELECT @extschema@._define_model('upgrade_list_model',
 	'product_id');
 SELECT @extschema@._define_side_build('upgrade_list_model', '@extschema@._upgrade_query(bigint, pg_snapshot)', during_count => true,
 	incremental => true);
+
+-- The counts the upgrade lists were ranked from (src/core/upgrade.h,
+-- UpgCounts): buyers per product, variant group and category, and the
+-- upgrade paths per pair, in chunks of bytes (128 MB of paths at most a
+-- chunk), which an incremental refresh folds its new lines into instead of
+-- counting every line again; counted says which it did ('all lines' or
+-- 'new lines').  Published with the lists, which carry them
+-- (_upgrade_counts_keep); kept as they are when the lists are.
+CREATE FUNCTION @extschema@._build_upgrade_counts(tenant_id bigint, incremental boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT @extschema@._upgrade_counts_begun(tenant_id) THEN
+		-- the lists were kept (the same lines and catalog), and so are these
+		RETURN @extschema@._kept_rows('upgrade_count_model', tenant_id);
+	END IF;
+	RETURN @extschema@._publish('upgrade_count_model', tenant_id, format(
+		'SELECT %s::bigint AS tenant_id, k.chunk, k.state, k.counted FROM @extschema@._upgrade_counts_kept(%s) k',
+		tenant_id, tenant_id));
+END
+$$;
+
+SELECT @extschema@._define_model('upgrade_count_model',
+	$$tenant_id bigint NOT NULL, chunk int NOT NULL CHECK (chunk >= 0), state bytea NOT NULL,
+	  counted text NOT NULL CHECK (counted IN ('all lines', 'new lines')),
+	  PRIMARY KEY (tenant_id, chunk)$$,
+	NULL, 42, '@extschema@._build_upgrade_counts(bigint, boolean)',
+	'per tenant, in chunks: the counts its upgrade lists were ranked from (buyers per product, variant group and category, upgrade paths per pair), which an incremental refresh folds its new lines into; counted: whether every line was read (''all lines'') or only the new ones (''new lines'')');
+-- (written whole at every refresh that ranks the lists, read whole by the
+-- next: compressing 13 MB at 10M lines would cost both)
+ALTER TABLE @extschema@.upgrade_count_model ALTER COLUMN state SET STORAGE EXTERNAL,
+	ALTER COLUMN state SET STATISTICS 0;
 
 -- The candidates one row each, as the serving functions, the funnel's
 -- builders and analysts read them (the shape of 1.0's upgrade_model table).

@@ -506,3 +506,301 @@ UNIT_TEST(upg_paths_match_brute_force)
 	ups_free(timed);
 	ups_free(ref);
 }
+
+/*
+ * Folding in what changed (upg_stream_load, upg_stream_set_sign): a random
+ * shop's counts of its old lines, kept in chunks, with the changed
+ * customers' old purchases (earliest and latest time per product) taken out
+ * and all their purchases now put in, with the new guests' orders, rank
+ * exactly as every line counted again: the same candidates, evidence and
+ * counts.
+ */
+typedef struct FoldShop
+{
+	UpgProduct *p;
+	size_t		n;
+	UpgLine    *lines;			/* old lines, then new ones */
+	size_t		nold;
+	size_t		nlines;
+} FoldShop;
+
+static void
+fold_shop(FoldShop *shop, uint64_t seed, size_t n, size_t nold, size_t nnew, bool new_untimed)
+{
+	shop->n = n;
+	shop->p = ups_alloc(n * sizeof(UpgProduct));
+	for (size_t i = 0; i < n; i++)
+	{
+		uint64_t	x = unit_xorshift(&seed);
+
+		shop->p[i].id = (int64_t) (i * 3 + 1);
+		shop->p[i].category = x % 5 == 0 ? -1 : (int32_t) (x % 7);
+		shop->p[i].group = (x >> 8) % 3 == 0 ? -1 : (int32_t) ((x >> 12) % 11);
+		shop->p[i].price = 1.0 + (double) ((x >> 20) % 400) / 10.0;
+	}
+	shop->nold = nold;
+	shop->nlines = nold + nnew;
+	shop->lines = ups_alloc(shop->nlines * sizeof(UpgLine));
+	for (size_t i = 0; i < shop->nlines; i++)
+	{
+		uint64_t	x = unit_xorshift(&seed);
+		UpgLine    *l = &shop->lines[i];
+
+		l->guest = x % 9 == 0;
+		/* guests' orders: new ones are other orders than the old ones' */
+		l->customer = l->guest ? (int64_t) ((x >> 4) % 50 + (i < nold ? 0 : 1000)) : (int64_t) ((x >> 4) % 120);
+		/* a few products not in the catalog */
+		l->product = (int64_t) ((x >> 12) % (n * 3 + 10));
+		l->has_time = true;
+		/* new lines mostly later, some earlier, some at the same time */
+		l->time = (int64_t) ((x >> 24) % 1000) + (i < nold ? 0 : (int64_t) ((x >> 40) % 3) * 300);
+		if (new_untimed && i == nold + nnew / 2)
+		{
+			l->guest = false;
+			l->has_time = false;
+			l->product = shop->p[x % n].id;
+		}
+	}
+}
+
+static void
+fold_shop_free(FoldShop *shop)
+{
+	ups_free(shop->p);
+	ups_free(shop->lines);
+}
+
+static void
+hold_lines(UpgStream *s, const UpgLine *lines, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		upg_stream_hold(s, lines[i].customer, lines[i].guest, lines[i].product, lines[i].has_time,
+						lines[i].time);
+}
+
+/* A customer's old purchases as two timed lines a product, held. */
+static void
+hold_history(UpgStream *s, const FoldShop *shop, int64_t customer)
+{
+	for (size_t i = 0; i < shop->nold; i++)
+	{
+		const UpgLine *l = &shop->lines[i];
+		int64_t		first = l->time,
+					last = l->time;
+		bool		seen_before = false;
+
+		if (l->guest || l->customer != customer || !l->has_time)
+			continue;
+		for (size_t j = 0; j < shop->nold; j++)
+		{
+			const UpgLine *o = &shop->lines[j];
+
+			if (o->guest || o->customer != customer || o->product != l->product || !o->has_time)
+				continue;
+			if (j < i)
+				seen_before = true;
+			if (o->time < first)
+				first = o->time;
+			if (o->time > last)
+				last = o->time;
+		}
+		if (seen_before)
+			continue;
+		upg_stream_hold(s, customer, false, l->product, true, first);
+		upg_stream_hold(s, customer, false, l->product, true, last);
+	}
+}
+
+static bool
+changed_customer(const FoldShop *shop, int64_t customer)
+{
+	for (size_t i = shop->nold; i < shop->nlines; i++)
+		if (!shop->lines[i].guest && shop->lines[i].customer == customer)
+			return true;
+	return false;
+}
+
+/* The kept counts in chunks of max_pairs, then loaded into a new stream. */
+static UpgLoad
+fold_load(UpgStream *s, const UpgCounts *c, size_t max_pairs)
+{
+	size_t		nchunks = upg_counts_nchunks(c, max_pairs);
+	UpgLoad		load = UPG_LOAD_OK;
+
+	for (size_t k = 0; k < nchunks && load == UPG_LOAD_OK; k++)
+	{
+		size_t		len;
+		void	   *chunk = upg_counts_chunk(c, max_pairs, k, &len);
+
+		load = upg_stream_load(s, k, chunk, len);
+		ups_free(chunk);
+	}
+	return load;
+}
+
+static void
+fold_changes(UpgStream *s, const FoldShop *shop)
+{
+	upg_stream_set_sign(s, -1);
+	for (int64_t c = 0; c < 120; c++)
+		if (changed_customer(shop, c))
+			hold_history(s, shop, c);
+	upg_stream_group(s);
+	upg_stream_set_sign(s, 1);
+	for (int64_t c = 0; c < 120; c++)
+		if (changed_customer(shop, c))
+			hold_history(s, shop, c);
+	for (size_t i = shop->nold; i < shop->nlines; i++)
+		upg_stream_hold(s, shop->lines[i].customer, shop->lines[i].guest, shop->lines[i].product,
+						shop->lines[i].has_time, shop->lines[i].time);
+	upg_stream_group(s);
+}
+
+static bool
+same_counts(const UpgCounts *a, const UpgCounts *b)
+{
+	return a->catalog_hash == b->catalog_hash && a->n == b->n && a->ngroups == b->ngroups &&
+		a->ncats == b->ncats && a->npairs == b->npairs && a->big_customers == b->big_customers &&
+		a->untimed_customer_lines == b->untimed_customer_lines &&
+		memcmp(a->buyers, b->buyers, sizeof(int64_t) * a->n) == 0 &&
+		memcmp(a->group_buyers, b->group_buyers, sizeof(int64_t) * (size_t) a->ngroups) == 0 &&
+		memcmp(a->cat_buyers, b->cat_buyers, sizeof(int64_t) * (size_t) a->ncats) == 0 &&
+		memcmp(a->pair_keys, b->pair_keys, sizeof(uint64_t) * a->npairs) == 0 &&
+		memcmp(a->pair_counts, b->pair_counts, sizeof(int64_t) * a->npairs) == 0;
+}
+
+static bool
+same_candidates(const UpgResult *a, const UpgResult *b)
+{
+	if (a->ncands != b->ncands)
+		return false;
+	for (size_t i = 0; i < a->ncands; i++)
+	{
+		const UpgCandidate *x = &a->cands[i],
+				   *y = &b->cands[i];
+
+		if (x->product != y->product || x->candidate != y->candidate || x->upgrade != y->upgrade ||
+			x->same_group != y->same_group || x->paths != y->paths || x->score != y->score ||
+			x->popularity != y->popularity || x->path_rate != y->path_rate)
+			return false;
+	}
+	return true;
+}
+
+UNIT_TEST(upg_fold_equals_every_line)
+{
+	UpgParams	params = {2.0, 5, 30, 6};
+
+	for (uint64_t seed = 1; seed <= 20; seed++)
+	{
+		FoldShop	shop;
+		UpgResult	old,
+					whole,
+					folded;
+		UpgStream  *s;
+
+		fold_shop(&shop, seed * 7919, 60, 1500, 200, false);
+		CHECK(upg_compute(shop.p, shop.n, shop.lines, shop.nold, &params, &old) == NULL);
+		CHECK(upg_compute(shop.p, shop.n, shop.lines, shop.nlines, &params, &whole) == NULL);
+		CHECK(whole.counts.npairs > 5);
+		CHECK(whole.big_customers > 0);
+		/* (the new lines change the counts) */
+		CHECK(!same_counts(&old.counts, &whole.counts));
+
+		CHECK(upg_stream_begin(shop.p, shop.n, &params, &s) == NULL);
+		CHECK(fold_load(s, &old.counts, seed % 4 + 1) == UPG_LOAD_OK);
+		CHECK(upg_stream_loaded(s));
+		fold_changes(s, &shop);
+		CHECK_EQ_INT(upg_stream_untimed_customer_lines(s), 0);
+		upg_stream_finish(s, &folded);
+		CHECK(!folded.inconsistent);
+		CHECK(same_counts(&folded.counts, &whole.counts));
+		CHECK(same_candidates(&folded, &whole));
+		CHECK(memcmp(folded.buyers, whole.buyers, sizeof(int64_t) * shop.n) == 0);
+
+		upg_result_free(&old);
+		upg_result_free(&whole);
+		upg_result_free(&folded);
+		fold_shop_free(&shop);
+	}
+}
+
+/*
+ * What folding cannot do exactly, it says: counts of another catalog or
+ * parameters, or with customers' lines without a time, are stale; a new
+ * customer's line without a time is counted for the caller to see; bytes
+ * that are not counts are corrupt; taking out what was never counted is
+ * inconsistent.
+ */
+UNIT_TEST(upg_fold_refuses)
+{
+	UpgParams	params = {2.0, 5, 30, 12};
+	FoldShop	shop;
+	UpgResult	old;
+	UpgStream  *s;
+	size_t		len;
+	char	   *chunk;
+
+	fold_shop(&shop, 4242, 60, 1500, 200, true);
+	CHECK(upg_compute(shop.p, shop.n, shop.lines, shop.nold, &params, &old) == NULL);
+	CHECK_EQ_INT(old.counts.untimed_customer_lines, 0);
+
+	/* a price moved */
+	shop.p[3].price += 1;
+	CHECK(upg_stream_begin(shop.p, shop.n, &params, &s) == NULL);
+	CHECK(fold_load(s, &old.counts, 100) == UPG_LOAD_STALE);
+	upg_stream_free(s);
+	shop.p[3].price -= 1;
+
+	/* another max_ratio */
+	params.max_ratio = 3.0;
+	CHECK(upg_stream_begin(shop.p, shop.n, &params, &s) == NULL);
+	CHECK(fold_load(s, &old.counts, 100) == UPG_LOAD_STALE);
+	upg_stream_free(s);
+	params.max_ratio = 2.0;
+
+	/* truncated, out of order */
+	CHECK(upg_stream_begin(shop.p, shop.n, &params, &s) == NULL);
+	chunk = upg_counts_chunk(&old.counts, 100, 0, &len);
+	CHECK(upg_stream_load(s, 0, chunk, len - 8) == UPG_LOAD_CORRUPT);
+	CHECK(upg_stream_load(s, 1, chunk, len) == UPG_LOAD_CORRUPT);
+	ups_free(chunk);
+	upg_stream_free(s);
+
+	/* a new customer's line without a time: counted, for the caller */
+	CHECK(upg_stream_begin(shop.p, shop.n, &params, &s) == NULL);
+	CHECK(fold_load(s, &old.counts, 100) == UPG_LOAD_OK);
+	fold_changes(s, &shop);
+	CHECK(upg_stream_untimed_customer_lines(s) > 0);
+	upg_stream_free(s);
+
+	/* counts that had such a line are stale */
+	{
+		UpgResult	whole;
+
+		CHECK(upg_compute(shop.p, shop.n, shop.lines, shop.nlines, &params, &whole) == NULL);
+		CHECK(whole.counts.untimed_customer_lines > 0);
+		CHECK(upg_stream_begin(shop.p, shop.n, &params, &s) == NULL);
+		CHECK(fold_load(s, &whole.counts, 100) == UPG_LOAD_STALE);
+		upg_stream_free(s);
+		upg_result_free(&whole);
+	}
+
+	/* taking a customer out twice */
+	{
+		UpgResult	twice;
+
+		CHECK(upg_stream_begin(shop.p, shop.n, &params, &s) == NULL);
+		CHECK(fold_load(s, &old.counts, 100) == UPG_LOAD_OK);
+		upg_stream_set_sign(s, -1);
+		hold_lines(s, shop.lines, shop.nold);
+		upg_stream_group(s);
+		hold_lines(s, shop.lines, shop.nold);
+		upg_stream_group(s);
+		upg_stream_finish(s, &twice);
+		CHECK(twice.inconsistent);
+		upg_result_free(&twice);
+	}
+	upg_result_free(&old);
+	fold_shop_free(&shop);
+}
