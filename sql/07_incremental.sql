@@ -580,10 +580,17 @@ FROM inc.lines_int WHERE order_id = 50 LIMIT 1;
 CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 
--- every price of the catalog drops to 0, with new orders: incrementally too, no
--- upgrade list is left (none can be ranked), as in a full refresh
+-- upgrade counts kept that are not whole (their paths cut short): every
+-- line is counted instead, the same models
 SELECT pg_temp.register_lines('inc.lines');
 CALL upsell.refresh();
+SELECT pg_temp.copy_orders(1800000, '-cut', '3 years', '2022-03-01', '2022-03-15');
+UPDATE upsell.upgrade_count_model SET state = substring(state FROM 1 FOR 40) WHERE chunk = 1;
+CALL pg_temp.incremental_then_full();
+SELECT * FROM pg_temp.compare();
+
+-- every price of the catalog drops to 0, with new orders: incrementally too, no
+-- upgrade list is left (none can be ranked), as in a full refresh
 UPDATE superstore.products SET price = 0;
 SELECT pg_temp.copy_orders(900000, '-unpriced', '4 years', '2022-02-01', '2022-03-01');
 CALL upsell.refresh(incremental => true);

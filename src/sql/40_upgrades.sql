@@ -105,10 +105,12 @@ BEGIN
 		counts := format('SELECT c.chunk, c.state FROM @extschema@.upgrade_count_model c '
 						 'WHERE c.tenant_id OPERATOR(pg_catalog.=) %s ORDER BY c.chunk', tenant_id);
 		EXECUTE $f$
+			-- (a join with the customers' ids takes each by key: = ANY of
+			-- an array of 28,000 took 3 times as long)
 			SELECT pg_catalog.format('SELECT h.customer_id, h.product_ids, h.first_at, h.last_at '
-						'FROM @extschema@.purchase_history_model h WHERE h.tenant_id OPERATOR(pg_catalog.=) %s '
-						'AND h.customer_id OPERATOR(pg_catalog.=) ANY (%L::bigint[])', $1,
-						coalesce(pg_catalog.array_agg(DISTINCT n.customer_id) FILTER (WHERE n.customer_id IS NOT NULL), '{}')),
+						'FROM pg_catalog.unnest(%L::bigint[]) c(id) JOIN @extschema@.purchase_history_model h '
+						'ON h.tenant_id OPERATOR(pg_catalog.=) %s AND h.customer_id OPERATOR(pg_catalog.=) c.id',
+						coalesce(pg_catalog.array_agg(DISTINCT n.customer_id) FILTER (WHERE n.customer_id IS NOT NULL), '{}'), $1),
 				   pg_catalog.format('SELECT * FROM ROWS FROM (pg_catalog.unnest(%L::bigint[]), pg_catalog.unnest(%L::bigint[]), '
 						'pg_catalog.unnest(%L::timestamptz[]), pg_catalog.unnest(%L::bigint[])) '
 						'l(customer_id, order_key, ordered_at, product_id)',
