@@ -761,7 +761,7 @@ hold_histories(LineFeed *f, const HistoryLines *h)
  * Folds what changed into the counts kept before (upgrade.h): counts, a
  * query of their chunks (chunk int, state bytea) in order; histories, of
  * the changed customers' purchase histories as they were counted
- * (hold_history_row); new_lines, of the lines since (the columns of the
+ * (history_row); new_lines, of the lines since (the columns of the
  * lines' query).  NULL when folded; else why not, and the stream is then to
  * be freed: what it holds is part folded.
  */
@@ -837,7 +837,7 @@ upsell_upgrade_build_query(PG_FUNCTION_ARGS)
 	char	   *counts = NULL,
 			   *histories = NULL,
 			   *new_lines = NULL;
-	const char *counted_from = "all lines";
+	bool		folded = false;
 	int			np;
 	UpgProduct *products;
 	UpgParams	params;
@@ -877,34 +877,33 @@ upsell_upgrade_build_query(PG_FUNCTION_ARGS)
 	{
 		const char *why_not = fold_changes(&feed, counts, histories, new_lines);
 
-		if (why_not == NULL)
-			counted_from = "new lines";
-		else
+		folded = why_not == NULL;
+		if (!folded)
 		{
 			elog(DEBUG1, "upsell: upgrade lists: every line counted: %s", why_not);
 			upg_stream_free(feed.stream);
 			(void) upg_stream_begin(products, np, &params, &feed.stream);
 		}
 	}
-	if (strcmp(counted_from, "all lines") == 0)
+	if (!folded)
 		feed_part(&feed, query, 0, 0);
 	upg_stream_finish(feed.stream, &result);
 	if (result.inconsistent)
 	{
 		/* folded counts that went below 0: what was kept was not counted so */
-		if (strcmp(counted_from, "all lines") == 0)
+		if (!folded)
 			elog(ERROR, "upgrade path counts of every line went below 0");
 		elog(DEBUG1, "upsell: upgrade lists: every line counted: the counts kept were not those of the histories");
 		upg_result_free(&result);
 		(void) upg_stream_begin(products, np, &params, &feed.stream);
-		counted_from = "all lines";
+		folded = false;
 		feed_part(&feed, query, 0, 0);
 		upg_stream_finish(feed.stream, &result);
 	}
 	emit_result(rsinfo, products, &result, stored, work, callerctx);
 	/* (a catalog without a priced product ranks nothing, and keeps nothing) */
 	if (rsinfo->setDesc->natts >= MAX_COLUMNS && np > 0)
-		emit_counts(rsinfo, &result.counts, counted_from, work, callerctx);
+		emit_counts(rsinfo, &result.counts, folded ? "new lines" : "all lines", work, callerctx);
 	MemoryContextSwitchTo(callerctx);
 	MemoryContextDelete(work);
 	return (Datum) 0;

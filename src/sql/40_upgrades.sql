@@ -296,7 +296,7 @@ SELECT @extschema@._define_model('upgrade_count_model',
 	NULL, 42, '@extschema@._build_upgrade_counts(bigint, boolean)',
 	'per tenant, in chunks: the counts its upgrade lists were ranked from (buyers per product, variant group and category, upgrade paths per pair), which an incremental refresh folds its new lines into; counted: whether every line was read (''all lines'') or only the new ones (''new lines'')');
 -- (written whole at every refresh that ranks the lists, read whole by the
--- next: compressing 13 MB at 10M lines would cost both)
+-- next: compressing their 17 MB at 10M lines would cost both)
 ALTER TABLE @extschema@.upgrade_count_model ALTER COLUMN state SET STORAGE EXTERNAL,
 	ALTER COLUMN state SET STATISTICS 0;
 
