@@ -172,7 +172,8 @@ extern void upg_stream_free(UpgStream *s);
  * earlier counts were of the same catalog (UPG_LOAD_STALE otherwise), no
  * customer's line lacked a time, before (STALE) or now (the caller checks
  * upg_stream_untimed_customer_lines), and what was taken out had been
- * counted (UpgResult.inconsistent otherwise).
+ * counted (UpgResult.inconsistent otherwise).  A stream whose load was
+ * refused may hold part of the counts: free it and begin again.
  */
 typedef enum UpgLoad
 {
