@@ -455,13 +455,11 @@ emit_counts(ReturnSetInfo *rsinfo, const UpgCounts *counts, const char *counted_
 	{
 		Datum		values[MAX_COLUMNS] = {0};
 		bool		nulls[MAX_COLUMNS];
-		size_t		len;
-		void	   *bytes = upg_counts_chunk(counts, COUNTS_CHUNK_PAIRS, k, &len);
+		size_t		len = upg_counts_chunk_size(counts, COUNTS_CHUNK_PAIRS, k);
 		bytea	   *state = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
 
-		memcpy(VARDATA(state), bytes, len);
+		upg_counts_write_chunk(counts, COUNTS_CHUNK_PAIRS, k, VARDATA(state));
 		SET_VARSIZE(state, VARHDRSZ + len);
-		pfree(bytes);
 		memset(nulls, true, sizeof nulls);
 		values[UPGRADE_COLUMNS] = Int32GetDatum((int32) k);
 		values[UPGRADE_COLUMNS + 1] = PointerGetDatum(state);
@@ -717,12 +715,9 @@ history_row(Datum *values, bool *nulls, void *arg)
 		return;
 	}
 	customer = DatumGetInt64(values[0]);
-	deconstruct_array(DatumGetArrayTypeP(values[1]), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &ids, &idsn, &n);
-	deconstruct_array(DatumGetArrayTypeP(values[2]), TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &firsts, &firstsn, &nf);
-	deconstruct_array(DatumGetArrayTypeP(values[3]), TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &lasts, &lastsn, &nl);
+	upsell_deconstruct(DatumGetArrayTypeP(values[1]), INT8OID, &ids, &idsn, &n);
+	upsell_deconstruct(DatumGetArrayTypeP(values[2]), TIMESTAMPTZOID, &firsts, &firstsn, &nf);
+	upsell_deconstruct(DatumGetArrayTypeP(values[3]), TIMESTAMPTZOID, &lasts, &lastsn, &nl);
 	if (nf != n || nl != n)
 		h->unusable = true;
 	for (int i = 0; i < n && !h->unusable; i++)
@@ -877,28 +872,31 @@ upsell_upgrade_build_query(PG_FUNCTION_ARGS)
 	{
 		const char *why_not = fold_changes(&feed, counts, histories, new_lines);
 
-		folded = why_not == NULL;
+		if (why_not != NULL)
+			upg_stream_free(feed.stream);
+		else
+		{
+			upg_stream_finish(feed.stream, &result);
+			folded = !result.inconsistent;
+			/* counts that went below 0: what was kept was not counted so */
+			if (!folded)
+			{
+				why_not = "the counts kept were not those of the histories";
+				upg_result_free(&result);
+			}
+		}
 		if (!folded)
 		{
 			elog(DEBUG1, "upsell: upgrade lists: every line counted: %s", why_not);
-			upg_stream_free(feed.stream);
 			(void) upg_stream_begin(products, np, &params, &feed.stream);
 		}
 	}
 	if (!folded)
-		feed_part(&feed, query, 0, 0);
-	upg_stream_finish(feed.stream, &result);
-	if (result.inconsistent)
 	{
-		/* folded counts that went below 0: what was kept was not counted so */
-		if (!folded)
-			elog(ERROR, "upgrade path counts of every line went below 0");
-		elog(DEBUG1, "upsell: upgrade lists: every line counted: the counts kept were not those of the histories");
-		upg_result_free(&result);
-		(void) upg_stream_begin(products, np, &params, &feed.stream);
-		folded = false;
 		feed_part(&feed, query, 0, 0);
 		upg_stream_finish(feed.stream, &result);
+		if (result.inconsistent)
+			elog(ERROR, "upgrade path counts of every line went below 0");
 	}
 	emit_result(rsinfo, products, &result, stored, work, callerctx);
 	/* (a catalog without a priced product ranks nothing, and keeps nothing) */

@@ -338,7 +338,8 @@ alloc_n(size_t n, size_t size, bool zero)
 /*
  * What the counts depend on: the sorted catalog, and the parameters that
  * decide which pairs are counted (max_ratio) and which customers
- * (max_customer_products).  FNV-1a over 64-bit words, then a final mix.
+ * (max_customer_products).  FNV-1a over 64-bit words, then the core's
+ * finalizer.
  */
 static uint64_t
 hash_word(uint64_t h, uint64_t word)
@@ -369,10 +370,7 @@ catalog_hash(const UpgProduct *p, size_t n, const UpgParams *params)
 		h = hash_word(h, ((uint64_t) (uint32_t) p[i].group << 32) | (uint32_t) p[i].category);
 		h = hash_double(h, p[i].price);
 	}
-	h ^= h >> 33;
-	h *= UINT64_C(0xff51afd7ed558ccd);
-	h ^= h >> 33;
-	return h;
+	return ups_mix64(h);
 }
 
 const char *
@@ -822,7 +820,6 @@ upg_stream_finish(UpgStream *s, UpgResult *out)
 	memset(out, 0, sizeof(*out));
 	out->lines_used = s->lines_used;
 	out->lines_unknown = s->lines_unknown;
-	out->big_customers = s->big_customers;
 	w.group_buyers = s->group_buyers;
 	w.cat_buyers = s->cat_buyers;
 
@@ -833,7 +830,6 @@ upg_stream_finish(UpgStream *s, UpgResult *out)
 	ups_sort_uint64(s->events, s->nevents);
 	ups_sort_uint64(s->removed, s->nremoved);
 	w.npairs = merge_paths(s, &w.pair_keys, &w.pair_counts, &out->inconsistent);
-	out->path_pairs = (int64_t) w.npairs;
 	for (i = 0; i < n; i++)
 		if (s->buyers[i] < 0)
 			out->inconsistent = true;
@@ -990,10 +986,33 @@ upg_counts_nchunks(const UpgCounts *c, size_t max_pairs)
 	return 1 + (c->npairs + max_pairs - 1) / max_pairs;
 }
 
-void *
-upg_counts_chunk(const UpgCounts *c, size_t max_pairs, size_t chunk, size_t *len)
+/* The pairs chunk (>= 1) holds: its first and how many. */
+static size_t
+chunk_pairs(const UpgCounts *c, size_t max_pairs, size_t chunk, size_t *from)
 {
-	char	   *buf;
+	*from = (chunk - 1) * max_pairs;
+	if (*from >= c->npairs)
+		return 0;
+	return c->npairs - *from < max_pairs ? c->npairs - *from : max_pairs;
+}
+
+size_t
+upg_counts_chunk_size(const UpgCounts *c, size_t max_pairs, size_t chunk)
+{
+	size_t		from;
+
+	if (max_pairs == 0)
+		max_pairs = 1;
+	if (chunk == 0)
+		return sizeof(CountsHeader) + sizeof(int64_t) * (c->n + (size_t) c->ngroups + (size_t) c->ncats);
+	return sizeof(PairsHeader) + (sizeof(uint64_t) + sizeof(int64_t)) * chunk_pairs(c, max_pairs, chunk, &from);
+}
+
+/* Writes chunk into out, of upg_counts_chunk_size bytes (a value's data). */
+void
+upg_counts_write_chunk(const UpgCounts *c, size_t max_pairs, size_t chunk, void *out)
+{
+	char	   *buf = out;
 
 	if (max_pairs == 0)
 		max_pairs = 1;
@@ -1013,8 +1032,6 @@ upg_counts_chunk(const UpgCounts *c, size_t max_pairs, size_t chunk, size_t *len
 		h.untimed_customer_lines = c->untimed_customer_lines;
 		h.npairs = c->npairs;
 		h.nchunks = upg_counts_nchunks(c, max_pairs);
-		*len = sizeof h + sizeof(int64_t) * (c->n + (size_t) c->ngroups + (size_t) c->ncats);
-		buf = ups_alloc(*len);
 		memcpy(buf, &h, sizeof h);
 		memcpy(buf + at, c->buyers, sizeof(int64_t) * c->n);
 		at += sizeof(int64_t) * c->n;
@@ -1025,21 +1042,17 @@ upg_counts_chunk(const UpgCounts *c, size_t max_pairs, size_t chunk, size_t *len
 	else
 	{
 		PairsHeader h;
-		size_t		from = (chunk - 1) * max_pairs;
-		size_t		count = from >= c->npairs ? 0
-			: (c->npairs - from < max_pairs ? c->npairs - from : max_pairs);
+		size_t		from;
+		size_t		count = chunk_pairs(c, max_pairs, chunk, &from);
 
 		memset(&h, 0, sizeof h);
 		h.magic = COUNTS_MAGIC;
 		h.chunk = (uint32_t) chunk;
 		h.npairs = count;
-		*len = sizeof h + (sizeof(uint64_t) + sizeof(int64_t)) * count;
-		buf = ups_alloc(*len);
 		memcpy(buf, &h, sizeof h);
 		memcpy(buf + sizeof h, c->pair_keys + from, sizeof(uint64_t) * count);
 		memcpy(buf + sizeof h + sizeof(uint64_t) * count, c->pair_counts + from, sizeof(int64_t) * count);
 	}
-	return buf;
 }
 
 UpgLoad

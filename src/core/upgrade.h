@@ -114,10 +114,10 @@ typedef struct UpgResult
 	int64_t    *buyers;			/* per product index: distinct customers */
 	int64_t		lines_used;
 	int64_t		lines_unknown;	/* lines of products not given */
-	int64_t		big_customers;	/* customers skipped for paths */
-	int64_t		path_pairs;		/* distinct (a, b) with a path, b within
-								 * a's price range */
-	UpgCounts	counts;			/* what the candidates were ranked from */
+	UpgCounts	counts;			/* what the candidates were ranked from
+								 * (big_customers: skipped for paths;
+								 * npairs: distinct (a, b) with a path, b
+								 * within a's price range) */
 	bool		inconsistent;	/* a count fell below 0: what was taken out
 								 * (upg_stream_set_sign) was never counted */
 } UpgResult;
@@ -185,7 +185,8 @@ typedef enum UpgLoad
 } UpgLoad;
 
 extern size_t upg_counts_nchunks(const UpgCounts *c, size_t max_pairs);
-extern void *upg_counts_chunk(const UpgCounts *c, size_t max_pairs, size_t chunk, size_t *len);
+extern size_t upg_counts_chunk_size(const UpgCounts *c, size_t max_pairs, size_t chunk);
+extern void upg_counts_write_chunk(const UpgCounts *c, size_t max_pairs, size_t chunk, void *out);
 extern UpgLoad upg_stream_load(UpgStream *s, size_t chunk, const void *data, size_t len);
 extern bool upg_stream_loaded(const UpgStream *s);
 extern void upg_stream_set_sign(UpgStream *s, int sign);

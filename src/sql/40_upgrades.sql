@@ -98,6 +98,7 @@ AS $$
 DECLARE
 	lim record := @extschema@._upgrade_limits();
 	counts text;
+	customers bigint[];
 	histories text;
 	new_lines text;
 BEGIN
@@ -105,19 +106,16 @@ BEGIN
 		counts := format('SELECT c.chunk, c.state FROM @extschema@.upgrade_count_model c '
 						 'WHERE c.tenant_id OPERATOR(pg_catalog.=) %s ORDER BY c.chunk', tenant_id);
 		EXECUTE $f$
-			-- (a join with the customers' ids takes each by key: = ANY of
-			-- an array of 28,000 took 3 times as long)
-			SELECT pg_catalog.format('SELECT h.customer_id, h.product_ids, h.first_at, h.last_at '
-						'FROM pg_catalog.unnest(%L::bigint[]) c(id) JOIN @extschema@.purchase_history_model h '
-						'ON h.tenant_id OPERATOR(pg_catalog.=) %s AND h.customer_id OPERATOR(pg_catalog.=) c.id',
-						coalesce(pg_catalog.array_agg(DISTINCT n.customer_id) FILTER (WHERE n.customer_id IS NOT NULL), '{}'), $1),
+			SELECT coalesce(pg_catalog.array_agg(DISTINCT n.customer_id) FILTER (WHERE n.customer_id IS NOT NULL), '{}'),
 				   pg_catalog.format('SELECT * FROM ROWS FROM (pg_catalog.unnest(%L::bigint[]), pg_catalog.unnest(%L::bigint[]), '
 						'pg_catalog.unnest(%L::timestamptz[]), pg_catalog.unnest(%L::bigint[])) '
 						'l(customer_id, order_key, ordered_at, product_id)',
 						coalesce(pg_catalog.array_agg(n.customer_id), '{}'), coalesce(pg_catalog.array_agg(n.order_key), '{}'),
 						coalesce(pg_catalog.array_agg(n.ordered_at), '{}'), coalesce(pg_catalog.array_agg(n.product_id), '{}'))
 			FROM pg_temp.upsell_new_lines n WHERE n.product_id IS NOT NULL AND n.sold$f$
-		INTO histories, new_lines USING tenant_id;
+		INTO customers, new_lines;
+		histories := @extschema@._histories_of(tenant_id, customers,
+			'h.customer_id, h.product_ids, h.first_at, h.last_at');
 	END IF;
 	RETURN format($q$
 		WITH priced AS (

@@ -184,6 +184,20 @@ RETURN 'SELECT l.tenant_id, l.customer_id, l.product_id, l.ordered_at, COALESCE(
 	|| 'AND CASE WHEN (' || filter || ') THEN l.sold ELSE false END '
 	|| 'ORDER BY l.tenant_id, l.customer_id';
 
+-- The query of given (distinct) customers' purchase histories, columns of
+-- h, a purchase_history_model row: each taken by key, a join with their
+-- ids (= ANY of the 28,000 ids of an hour's customers at 10M lines took
+-- three times as long, 0.27 against 0.09 s, and 4.0 s right after the
+-- refresh that wrote them).  The incremental builds of the histories and
+-- of the upgrade counts read the histories of the customers with new lines.
+CREATE FUNCTION @extschema@._histories_of(tenant_id bigint, customers bigint[], columns text)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN pg_catalog.format('SELECT %s FROM pg_catalog.unnest(%L::bigint[]) c(id) '
+	'JOIN @extschema@.purchase_history_model h ON h.tenant_id OPERATOR(pg_catalog.=) %s '
+	'AND h.customer_id OPERATOR(pg_catalog.=) c.id', columns, customers, tenant_id);
+
 -- The customers whose purchase histories an incremental build of the
 -- tenant recomputes: those with new lines that count (the new lines are
 -- the tenant's refresh's pg_temp.upsell_new_lines, _build_source_state).
@@ -302,11 +316,8 @@ BEGIN
 		-- temporary table and summed there, took 2.4 s, unnested and summed
 		-- by a SQL aggregate 1.5 s
 		INSERT INTO pg_temp.upsell_history_old
-		SELECT * FROM @extschema@._history_sums(format(
-			'SELECT h.product_ids, h.purchases, h.median_gap_days, h.cv '
-			'FROM @extschema@.purchase_history_model h '
-			'WHERE h.tenant_id OPERATOR(pg_catalog.=) %s AND h.customer_id OPERATOR(pg_catalog.=) ANY (%L::bigint[])',
-			t, customers));
+		SELECT * FROM @extschema@._history_sums(@extschema@._histories_of(t, customers,
+			'h.product_ids, h.purchases, h.median_gap_days, h.cv'));
 	END IF;
 	-- the pass (of those customers only, incrementally): computed by a side
 	-- build (_define_side_build), or here

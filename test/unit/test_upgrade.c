@@ -211,7 +211,7 @@ UNIT_TEST(upg_big_customers_give_no_paths)
 
 	params.max_customer_products = 1;
 	CHECK(upg_compute(catalog, NCAT, lines, 2, &params, &r) == NULL);
-	CHECK_EQ_INT(r.big_customers, 1);
+	CHECK_EQ_INT(r.counts.big_customers, 1);
 	CHECK_EQ_INT(find(&r, 1, 3)->paths, 0);
 	CHECK_EQ_INT(r.buyers[0], 1);
 	upg_result_free(&r);
@@ -250,7 +250,7 @@ UNIT_TEST(upg_random_catalog_invariants)
 	}
 	CHECK(upg_compute(p, N, lines, L, &default_params, &r) == NULL);
 	CHECK(r.ncands > 0);
-	CHECK(r.path_pairs > 0);
+	CHECK(r.counts.npairs > 0);
 	for (i = 0; i < r.ncands; i++)
 	{
 		const UpgCandidate *c = &r.cands[i];
@@ -287,8 +287,8 @@ result_differences(const UpgResult *a, const UpgResult *b, size_t n)
 	d += a->ncands != b->ncands;
 	d += a->lines_used != b->lines_used;
 	d += a->lines_unknown != b->lines_unknown;
-	d += a->path_pairs != b->path_pairs;
-	d += a->big_customers != b->big_customers;
+	d += a->counts.npairs != b->counts.npairs;
+	d += a->counts.big_customers != b->counts.big_customers;
 	for (i = 0; i < n; i++)
 		d += a->buyers[i] != b->buyers[i];
 	for (i = 0; i < a->ncands && i < b->ncands; i++)
@@ -339,7 +339,7 @@ UNIT_TEST(upg_held_lines_in_parts)
 		lines[i].guest = (seed >> 24) % 9 == 0;
 	}
 	CHECK(upg_compute(p, N, lines, L, &default_params, &a) == NULL);
-	CHECK(a.ncands > 0 && a.path_pairs > 0 && a.lines_unknown > 0);
+	CHECK(a.ncands > 0 && a.counts.npairs > 0 && a.lines_unknown > 0);
 	for (i = 0; i < L; i++)
 		copy[i] = lines[L - 1 - i];
 	CHECK(upg_compute(p, N, copy, L, &default_params, &b) == NULL);
@@ -492,7 +492,7 @@ UNIT_TEST(upg_paths_match_brute_force)
 	CHECK(upg_compute(p, N, lines, L, &default_params, &r) == NULL);
 	CHECK(pairs > 1000);
 	CHECK(out_of_reach > 1000);
-	CHECK_EQ_INT(r.path_pairs, pairs);
+	CHECK_EQ_INT(r.counts.npairs, pairs);
 	CHECK(r.ncands > 0);
 	for (i = 0; i < r.ncands; i++)
 		if (r.cands[i].paths != ref[r.cands[i].product * N + r.cands[i].candidate])
@@ -629,9 +629,10 @@ fold_load(UpgStream *s, const UpgCounts *c, size_t max_pairs)
 
 	for (size_t k = 0; k < nchunks && load == UPG_LOAD_OK; k++)
 	{
-		size_t		len;
-		void	   *chunk = upg_counts_chunk(c, max_pairs, k, &len);
+		size_t		len = upg_counts_chunk_size(c, max_pairs, k);
+		void	   *chunk = ups_alloc(len);
 
+		upg_counts_write_chunk(c, max_pairs, k, chunk);
 		load = upg_stream_load(s, k, chunk, len);
 		ups_free(chunk);
 	}
@@ -703,7 +704,7 @@ UNIT_TEST(upg_fold_equals_every_line)
 		CHECK(upg_compute(shop.p, shop.n, shop.lines, shop.nold, &params, &old) == NULL);
 		CHECK(upg_compute(shop.p, shop.n, shop.lines, shop.nlines, &params, &whole) == NULL);
 		CHECK(whole.counts.npairs > 5);
-		CHECK(whole.big_customers > 0);
+		CHECK(whole.counts.big_customers > 0);
 		/* (the new lines change the counts) */
 		CHECK(!same_counts(&old.counts, &whole.counts));
 
@@ -761,7 +762,9 @@ UNIT_TEST(upg_fold_refuses)
 
 	/* truncated, out of order */
 	CHECK(upg_stream_begin(shop.p, shop.n, &params, &s) == NULL);
-	chunk = upg_counts_chunk(&old.counts, 100, 0, &len);
+	len = upg_counts_chunk_size(&old.counts, 100, 0);
+	chunk = ups_alloc(len);
+	upg_counts_write_chunk(&old.counts, 100, 0, chunk);
 	CHECK(upg_stream_load(s, 0, chunk, len - 8) == UPG_LOAD_CORRUPT);
 	CHECK(upg_stream_load(s, 1, chunk, len) == UPG_LOAD_CORRUPT);
 	ups_free(chunk);
