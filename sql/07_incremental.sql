@@ -184,18 +184,7 @@ SELECT pg_temp.save_models();
 CALL upsell.refresh();
 SELECT * FROM pg_temp.compare();
 
--- the purchase histories of the customers with new lines are read by a
--- scan of the lines when they are 1 in 40 of the tenant's customers or
--- more (the comparison on customer_id + 0, which no index matches), else
--- by the comparison an index on the customer column serves
-SELECT n, strpos(upsell._history_query(0, NULL, ARRAY(
-		   SELECT h.customer_id FROM upsell.purchase_history_model h ORDER BY 1 LIMIT n)),
-		   'customer_id OPERATOR(pg_catalog.+) 0::bigint') > 0 AS by_scan
-FROM (SELECT row_count FROM upsell.model_builds WHERE model = 'purchase_history_model') b,
-	 LATERAL (VALUES (1), (ceil(b.row_count / 40.0)::int - 1), (ceil(b.row_count / 40.0)::int)) v(n)
-ORDER BY n;
--- one new order of one customer (its history read through the comparison
--- an index serves): folded in, the same models
+-- one new order of one customer: folded in, the same models
 INSERT INTO inc.lines
 SELECT line_id + 50000, order_id || '-one', customer_id, ordered_at + interval '5 years',
 	   product_id, quantity, unit_price, discount

@@ -264,3 +264,37 @@ SELECT (SELECT array_agg(t::text ORDER BY t.product_id)
 -- a NULL chunk or argument: errors (a NULL delta or bound is none)
 SELECT * FROM upsell._cooccurrence_pair_moments_sum(NULL, NULL, NULL, NULL);
 SELECT count(*) FROM halves h, upsell._cooccurrence_top_lists_sum(h.odd, h.even, NULL, NULL, NULL, 2, 20);
+
+-- Stored counts read again in one transaction are read from memory (the
+-- chunk the totals', the categories' and the pair lists' builders each
+-- read), named by their TOAST pointer: counts written over them in the
+-- transaction are a new value, read anew, and what a rolled-back
+-- subtransaction read is not read again.  Each read equals the reader over
+-- the same counts in memory.
+CREATE TEMP TABLE kept (state upsell.cooccurrence);
+ALTER TABLE kept ALTER COLUMN state SET STORAGE EXTERNAL;
+INSERT INTO kept SELECT h.odd FROM halves h;
+CREATE TEMP VIEW kept_moments AS
+SELECT m.pairs, m.together_squared, m.together_counts
+FROM kept k, upsell._cooccurrence_pair_moments_sum(k.state, NULL, NULL, NULL) m;
+BEGIN;
+SELECT 'odd orders' AS step, k.pairs,
+	   k.together_squared = m.together_squared AND k.together_counts = m.together_counts AS as_in_memory
+FROM kept_moments k, halves h, upsell._cooccurrence_pair_moments(h.odd) m;
+SELECT 'odd orders again' AS step, k.pairs,
+	   k.together_squared = m.together_squared AND k.together_counts = m.together_counts AS as_in_memory
+FROM kept_moments k, halves h, upsell._cooccurrence_pair_moments(h.odd) m;
+UPDATE kept SET state = (SELECT h.even FROM halves h);
+SELECT 'even orders' AS step, k.pairs,
+	   k.together_squared = m.together_squared AND k.together_counts = m.together_counts AS as_in_memory
+FROM kept_moments k, halves h, upsell._cooccurrence_pair_moments(h.even) m;
+SAVEPOINT s;
+UPDATE kept SET state = (SELECT st.state FROM st);
+SELECT 'every order' AS step, k.pairs,
+	   k.together_squared = m.together_squared AND k.together_counts = m.together_counts AS as_in_memory
+FROM kept_moments k, st, upsell._cooccurrence_pair_moments(st.state) m;
+ROLLBACK TO s;
+SELECT 'even orders, the subtransaction rolled back' AS step, k.pairs,
+	   k.together_squared = m.together_squared AND k.together_counts = m.together_counts AS as_in_memory
+FROM kept_moments k, halves h, upsell._cooccurrence_pair_moments(h.even) m;
+COMMIT;

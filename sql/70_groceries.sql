@@ -127,31 +127,84 @@ LEFT JOIN (SELECT x.product_id, x.other_id, x.lift
 		   FROM upsell.cooccurrence_chunks m, upsell.cooccurrence_pairs(m.state, 1, 0, 0) x) c
 	ON c.product_id = p.product_id AND c.other_id = p.other_id;
 
--- what some customers' histories contribute to the product statistics, as
--- an incremental refresh takes it out (_history_sums, summed in C as the
--- rows are read), against the same sums in SQL: the members of every third
--- id, and none
-CREATE TEMP TABLE sums_sql AS
-SELECT u.product_id, count(*) AS customers, count(*) FILTER (WHERE u.purchases >= 2) AS repeaters,
-	   count(*) FILTER (WHERE u.purchases >= 3 AND u.cv < 0.5) AS regulars,
-	   array_agg(u.median_gap_days ORDER BY u.median_gap_days)
-		   FILTER (WHERE u.purchases >= 2 AND u.median_gap_days IS NOT NULL) AS gaps
-FROM upsell.purchase_history_model h,
-	 unnest(h.product_ids, h.purchases, h.median_gap_days, h.cv) u(product_id, purchases, median_gap_days, cv)
-WHERE h.customer_id % 3 = 0
-GROUP BY u.product_id;
-CREATE TEMP TABLE sums_c AS
-SELECT * FROM upsell._history_sums('SELECT h.product_ids, h.purchases, h.median_gap_days, h.cv
-	FROM upsell.purchase_history_model h WHERE h.customer_id % 3 = 0');
-SELECT (SELECT count(*) FROM sums_sql) AS products, (SELECT sum(repeaters) FROM sums_sql) AS repeaters,
-	   (SELECT sum(regulars) FROM sums_sql) AS regulars,
-	   count(*) FILTER (WHERE (c.customers, c.repeaters, c.regulars) IS DISTINCT FROM (s.customers, s.repeaters, s.regulars)
-						OR (SELECT array_agg(g ORDER BY g) FROM unnest(c.gaps) g) IS DISTINCT FROM s.gaps) AS differing
-FROM sums_c c FULL JOIN sums_sql s USING (product_id);
-SELECT count(*) AS of_none FROM upsell._history_sums('SELECT h.product_ids, h.purchases, h.median_gap_days, h.cv
-	FROM upsell.purchase_history_model h WHERE false');
-SELECT * FROM upsell._history_sums('SELECT 1');
-SELECT * FROM upsell._history_sums(NULL);
+-- An incremental refresh folds the new lines of customers into their
+-- stored histories (_purchase_history_fold): the same rows as the pass over
+-- every line of those customers.  The lines of July 2015 on are new, and so
+-- are those of every seventh member before March 2014 (late lines, earlier
+-- than the ones counted); members with new lines only are new customers;
+-- the lines of every fifth item have no price.  In whole days (the dates),
+-- and in instants (an hour of the day from the basket).
+CREATE TEMP TABLE fold_lines AS
+SELECT 0::bigint AS tenant_id, l.member AS customer_id, l.item_id AS product_id, l.day, l.order_id,
+	   (1 + l.order_id % 3)::numeric AS quantity,
+	   CASE WHEN l.item_id % 5 <> 0 THEN (1 + l.order_id % 3) * 1.25 END AS spend,
+	   l.day >= '2015-07-01' OR (l.member % 7 = 0 AND l.day < '2014-03-01') AS new
+FROM groceries_members.lines l;
+CREATE FUNCTION pg_temp.fold_query(lines text, instants boolean) RETURNS text LANGUAGE sql AS $$
+	SELECT format('SELECT tenant_id, customer_id, product_id, %s, quantity, spend FROM fold_lines WHERE %s '
+				  'ORDER BY tenant_id, customer_id',
+				  CASE WHEN instants THEN '(day + (order_id % 5) * interval ''1 hour'')::timestamptz'
+					   ELSE 'day::timestamptz' END, lines) $$;
+CREATE TEMP TABLE fold_check (instants boolean, folded bigint, new_customers bigint,
+							  with_instants_between bigint, differing bigint, taken_out bigint,
+							  taken_out_differing bigint);
+DO $$
+DECLARE
+	instants boolean;
+	changed text := 'customer_id IN (SELECT f.customer_id FROM fold_lines f WHERE f.new)';
+BEGIN
+	FOREACH instants IN ARRAY ARRAY[false, true] LOOP
+		CREATE TEMP TABLE stored AS
+		SELECT * FROM upsell._purchase_history(pg_temp.fold_query('NOT new', instants), NOT instants)
+		WHERE product_id IS NULL;
+		CREATE TEMP TABLE folded AS
+		SELECT * FROM upsell._purchase_history_fold(
+			'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, between_at, '
+			'median_gap_days, cv, quantity, spend FROM stored WHERE ' || changed || ' ORDER BY customer_id',
+			pg_temp.fold_query('new', instants), NOT instants);
+		CREATE TEMP TABLE every_line AS
+		SELECT * FROM upsell._purchase_history(pg_temp.fold_query(changed, instants), NOT instants);
+		-- what the stored histories of those customers contributed, in SQL
+		CREATE TEMP TABLE taken_in_sql AS
+		SELECT u.product_id, count(*) AS customers, count(*) FILTER (WHERE u.purchases >= 2) AS repeaters,
+			   count(*) FILTER (WHERE u.purchases >= 3 AND u.cv < 0.5) AS regulars,
+			   coalesce(array_agg(u.median_gap_days ORDER BY u.median_gap_days)
+						FILTER (WHERE u.purchases >= 2), '{}')::text AS gaps
+		FROM stored h,
+			 unnest(h.product_ids, h.purchases, h.median_gap_days, h.cv) u(product_id, purchases, median_gap_days, cv)
+		WHERE h.customer_id IN (SELECT f.customer_id FROM fold_lines f WHERE f.new)
+		GROUP BY u.product_id;
+		INSERT INTO fold_check
+		SELECT instants, (SELECT count(*) FROM folded WHERE product_id IS NULL),
+			   (SELECT count(*) FROM folded f WHERE f.product_id IS NULL
+				AND NOT EXISTS (SELECT FROM stored s WHERE s.customer_id = f.customer_id)),
+			   (SELECT count(*) FROM stored s WHERE cardinality(s.between_at) > 0 AND s.customer_id IN (
+					SELECT f.customer_id FROM fold_lines f WHERE f.new)),
+			   (SELECT count(*) FROM ((SELECT f::text FROM folded f WHERE NOT f.taken_out
+									   EXCEPT ALL SELECT e::text FROM every_line e)
+									  UNION ALL (SELECT e::text FROM every_line e
+												 EXCEPT ALL SELECT f::text FROM folded f WHERE NOT f.taken_out)) d),
+			   (SELECT count(*) FROM folded f WHERE f.taken_out),
+			   (SELECT count(*) FROM (
+					(SELECT f.product_id, f.customers, f.repeat_customers, f.regular_customers, f.repeat_gaps::text
+					 FROM folded f WHERE f.taken_out
+					 EXCEPT ALL SELECT * FROM taken_in_sql)
+					UNION ALL
+					(SELECT * FROM taken_in_sql
+					 EXCEPT ALL SELECT f.product_id, f.customers, f.repeat_customers, f.regular_customers,
+									   f.repeat_gaps::text
+					 FROM folded f WHERE f.taken_out)) d);
+		DROP TABLE taken_in_sql;
+		DROP TABLE stored, folded, every_line;
+	END LOOP;
+END $$;
+SELECT * FROM fold_check ORDER BY instants;
+-- a stored history whose instants do not add up, or a query of other
+-- columns: a clear error
+SELECT * FROM upsell._purchase_history_fold($q$SELECT 0::bigint, 1::bigint, '{5}'::bigint[], '{3}'::int[],
+	'{2024-01-01}'::timestamptz[], '{2024-03-01}'::timestamptz[], '{}'::timestamptz[], '{30}'::float8[],
+	'{0.1}'::float8[], '{3}'::numeric[], '{NULL}'::numeric[]$q$, pg_temp.fold_query('false', false), false);
+SELECT * FROM upsell._purchase_history_fold('SELECT 1', pg_temp.fold_query('false', false), false);
 
 -- Bundles that outgrow upsell.itemsets_memory_limit are mined at a raised
 -- count (4 times, until they fit), and source_state's settings say at which

@@ -10,6 +10,7 @@
 
 #include "access/detoast.h"
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -125,6 +126,116 @@ counts_from_varlena(bytea *value, CoocCounts *counts)
 	counts_from_varlena(PG_GETARG_BYTEA_P(n), (counts))
 
 /*
+ * Stored counts as read, kept for the rest of the transaction.  A tenant's
+ * builders read the same stored chunk one after another (the totals'
+ * moments, the substitutes' category pairs, the pair lists), and each read
+ * of a 10M-line shop's single chunk fetched its 100 MB from TOAST again
+ * (0.4-0.8 s a read).  A value stored out of line is named by its TOAST
+ * pointer, whose value id no other value of that TOAST table gets while
+ * this transaction can see the value's row: ids are drawn from a counter
+ * and checked against every row of the TOAST table's index, dead ones
+ * included, and the rows this transaction deleted stay until it ends.
+ * (An aborted subtransaction's rows do not: what it read is forgotten.)
+ *
+ * A kept value is never freed before the transaction ends, since a reader
+ * may still hold it (a set-returning function reads the pairs in place
+ * across its calls); values are kept while they total at most
+ * KEPT_VALUES_MAX (a chunk of the default upsell.cooccurrence_chunk_pairs
+ * is 128 MB, its delta a quarter of it at most), and read as before
+ * beyond that.
+ */
+#define KEPT_VALUES_MAX ((Size) 256 * 1024 * 1024)
+
+typedef struct KeptValue
+{
+	struct varatt_external pointer;
+	bytea	   *value;
+} KeptValue;
+
+typedef struct KeptValues
+{
+	MemoryContext cxt;			/* TopTransactionContext's child */
+	KeptValue  *values;
+	int			n;
+	int			cap;
+	Size		bytes;
+	bool		forgotten;		/* a subtransaction aborted: none is looked up */
+} KeptValues;
+
+static KeptValues *kept_values = NULL;
+static bool kept_values_callback = false;
+
+static void
+forget_kept_values(void *arg)
+{
+	kept_values = NULL;
+}
+
+/* (the memory stays until the transaction's end: a reader may hold it) */
+static void
+kept_values_subxact(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && kept_values != NULL)
+		kept_values->forgotten = true;
+}
+
+/* The detoasted value of a stored counts argument, kept when it may be. */
+static bytea *
+stored_value(Datum datum)
+{
+	struct varlena *attr = (struct varlena *) DatumGetPointer(datum);
+	struct varatt_external pointer;
+	KeptValues *kept;
+	MemoryContext old;
+	bytea	   *value;
+
+	if (!VARATT_IS_EXTERNAL_ONDISK(attr))
+		return DatumGetByteaP(datum);
+	VARATT_EXTERNAL_GET_POINTER(pointer, attr);
+	if (kept_values != NULL && !kept_values->forgotten)
+		for (int i = 0; i < kept_values->n; i++)
+			if (memcmp(&kept_values->values[i].pointer, &pointer, sizeof(pointer)) == 0)
+				return kept_values->values[i].value;
+	if ((kept_values != NULL && kept_values->forgotten) ||
+		(Size) pointer.va_rawsize > KEPT_VALUES_MAX - (kept_values ? kept_values->bytes : 0))
+		return DatumGetByteaP(datum);
+	if (!kept_values_callback)
+	{
+		RegisterSubXactCallback(kept_values_subxact, NULL);
+		kept_values_callback = true;
+	}
+	if (kept_values == NULL)
+	{
+		MemoryContext cxt = AllocSetContextCreate(TopTransactionContext, "upsell stored counts",
+												  ALLOCSET_DEFAULT_SIZES);
+		MemoryContextCallback *cb = MemoryContextAlloc(cxt, sizeof(MemoryContextCallback));
+
+		cb->func = forget_kept_values;
+		cb->arg = NULL;
+		MemoryContextRegisterResetCallback(cxt, cb);
+		kept = MemoryContextAllocZero(cxt, sizeof(KeptValues));
+		kept->cxt = cxt;
+		kept_values = kept;
+	}
+	kept = kept_values;
+	old = MemoryContextSwitchTo(kept->cxt);
+	value = DatumGetByteaP(datum);
+	if (kept->n == kept->cap)
+	{
+		kept->cap = kept->cap ? kept->cap * 2 : 4;
+		kept->values = kept->values ? repalloc(kept->values, kept->cap * sizeof(KeptValue))
+			: palloc(kept->cap * sizeof(KeptValue));
+	}
+	kept->values[kept->n].pointer = pointer;
+	kept->values[kept->n].value = value;
+	kept->n++;
+	kept->bytes += VARSIZE(value);
+	MemoryContextSwitchTo(old);
+	return value;
+}
+
+/*
  * The header and products of a counts value without its pairs, fetching
  * only that prefix of a stored value (cooccurrence_chunks stores them
  * uncompressed, so a slice reads only its own TOAST chunks): a 10M-line
@@ -197,13 +308,13 @@ stored_counts_of_args(FunctionCallInfo fcinfo, bool sum_form, bool items_only,
 	if (items_only)
 		counts_items_from_datum(PG_GETARG_DATUM(0), &s->base);
 	else
-		PG_GETARG_COUNTS(0, &s->base);
+		counts_from_varlena(stored_value(PG_GETARG_DATUM(0)), &s->base);
 	if (!sum_form || PG_ARGISNULL(1))
 	{
 		(void) cooc_sum_init(&s->sum, &s->base, NULL, NULL, NULL);
 		return sum_form ? SUM_FORM_ARGS : 1;
 	}
-	PG_GETARG_COUNTS(1, &s->delta);
+	counts_from_varlena(stored_value(PG_GETARG_DATUM(1)), &s->delta);
 	lo = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2);
 	hi = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3);
 	raise_if_error(cooc_sum_init(&s->sum, &s->base, &s->delta,

@@ -120,23 +120,34 @@ COMMENT ON FUNCTION @extschema@._consumable_rule(bigint, bigint, text, boolean) 
 -- product) the model is one array element, not a row: a shop's history
 -- holds about as many (customer, product) pairs as order lines, and a row
 -- each made the model a second copy of the order table.
+-- The rows of the pass: per customer (product_id NULL) the statistics of
+-- every product bought, arrays sorted by product id, with between_at the
+-- distinct instants between the first and the last purchase of each
+-- product bought 3 times or more, one product after the other (what an
+-- incremental refresh folds new lines into, _purchase_history_fold); then
+-- per product (customer_id NULL) the repeat statistics; and from a fold,
+-- taken_out, per product what the customers' stored histories contributed
+-- to its statistics (customers, repeat and regular customers, the repeat
+-- customers' median gaps), which an incremental refresh takes out.
+CREATE TYPE @extschema@._history_pass AS (tenant_id bigint, customer_id bigint, product_ids bigint[],
+	purchases int[], first_at timestamptz[], last_at timestamptz[], median_gap_days float8[], cv float8[],
+	quantity numeric[], spend numeric[], product_id bigint, customers bigint,
+	repeat_customers bigint, regular_customers bigint, population_interval_days float8,
+	repeats_consumable boolean, repeat_gaps float8[], between_at timestamptz[], taken_out boolean);
+
 CREATE FUNCTION @extschema@._purchase_history(query text, whole_days boolean)
-RETURNS TABLE (tenant_id bigint, customer_id bigint, product_ids bigint[], purchases int[],
-			   first_at timestamptz[], last_at timestamptz[], median_gap_days float8[], cv float8[],
-			   quantity numeric[], spend numeric[], product_id bigint, customers bigint,
-			   repeat_customers bigint, regular_customers bigint, population_interval_days float8,
-			   repeats_consumable boolean, repeat_gaps float8[])
+RETURNS SETOF @extschema@._history_pass
 AS 'MODULE_PATHNAME', 'upsell_purchase_history'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@._purchase_history(text, boolean) IS
 	'internal: per customer the statistics of every product bought (gaps in whole days when whole_days: the order times are dates) (arrays sorted by product id, product_id NULL), then per product the repeat statistics with the repeat customers'' median gaps, sorted (customer_id NULL), from a query returning (tenant_id, customer_id, product_id, ordered_at, quantity, spend) ordered by tenant_id, customer_id';
 
-CREATE FUNCTION @extschema@._history_sums(query text)
-RETURNS TABLE (product_id bigint, customers bigint, repeaters bigint, regulars bigint, gaps float8[])
-AS 'MODULE_PATHNAME', 'upsell_history_sums'
+CREATE FUNCTION @extschema@._purchase_history_fold(histories text, new_lines text, whole_days boolean)
+RETURNS SETOF @extschema@._history_pass
+AS 'MODULE_PATHNAME', 'upsell_purchase_history_fold'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@._history_sums(text) IS
-	'internal: per product, what the rows of purchase_history_model that query returns (product_ids, purchases, median_gap_days, cv) contribute to its statistics, folded as the full build folds them: customers, repeaters (2+ purchases), regulars (3+ at a CV of the gaps under 0.5), and the repeaters'' median gaps, sorted';
+COMMENT ON FUNCTION @extschema@._purchase_history_fold(text, text, boolean) IS
+	'internal: _purchase_history''s rows for customers with new lines, from their stored histories (a query returning purchase_history_model''s tenant_id, customer_id, product_ids, purchases, first_at, last_at, between_at, median_gap_days, cv, quantity, spend) and their new lines (a query as _purchase_history''s), both ordered by tenant_id, customer_id: the stored distinct instants and sums fed to the pass as lines with the new ones; then per product what the stored histories contributed (taken_out)';
 
 CREATE FUNCTION @extschema@._gaps_update(base float8[], remove float8[], add float8[])
 RETURNS float8[]
@@ -161,27 +172,16 @@ COMMENT ON FUNCTION @extschema@._consumable_by_data(bigint, bigint, bigint, bigi
 	'internal: the consumable rule of the data (2+ repeat customers, repeat share at least max(2%, half the shop''s)), as the full build applies it';
 
 -- The order lines of the purchase histories, as _purchase_history reads them:
--- the tenant's lines as of its refresh snapshot (_tenant_lines), of some
--- customers only when filter says so.  A line sells as every model reads it
--- (order_lines.sold): a quantity above 0, or none, which is a sale of one.
---
--- Whether it sold is tested only on the lines filter keeps (a CASE, which
--- the planner leaves as written; without a filter it is the comparison
--- alone).  PostgreSQL orders a scan's conditions by their estimated cost,
--- and puts the test of thousands of customers last, so the cast of every
--- line's quantity to numeric and its comparison ran on all of them first:
--- at 10M lines and the 27,958 customers of 1% new orders, 82% of the lines
--- are not theirs, and the scan took 1.27-1.50 s of CPU instead of
--- 1.54-1.95 s (seven runs each, alternating, without parallel workers).
-CREATE FUNCTION @extschema@._history_lines_query(tenant_id bigint, filter text DEFAULT 'true',
-	snapshot pg_snapshot DEFAULT NULL)
+-- the tenant's lines as of its refresh snapshot (_tenant_lines).  A line
+-- sells as every model reads it (order_lines.sold): a quantity above 0, or
+-- none, which is a sale of one.
+CREATE FUNCTION @extschema@._history_lines_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN 'SELECT l.tenant_id, l.customer_id, l.product_id, l.ordered_at, COALESCE(l.quantity, 1), '
 	|| 'COALESCE(l.quantity, 1) OPERATOR(pg_catalog.*) l.unit_price FROM ' || @extschema@._tenant_lines(tenant_id, snapshot) || ' l '
-	|| 'WHERE l.customer_id IS NOT NULL AND l.product_id IS NOT NULL AND l.ordered_at IS NOT NULL '
-	|| 'AND CASE WHEN (' || filter || ') THEN l.sold ELSE false END '
+	|| 'WHERE l.customer_id IS NOT NULL AND l.product_id IS NOT NULL AND l.ordered_at IS NOT NULL AND l.sold '
 	|| 'ORDER BY l.tenant_id, l.customer_id';
 
 -- The query of given (distinct) customers' purchase histories, columns of
@@ -218,21 +218,14 @@ $$;
 -- refresh snapshot or the snapshot given (a side build, _define_side_build):
 -- a row per customer, then a row per product.  All the tenant's customers,
 -- or in an incremental build those with new lines (customers, or else
--- _history_customers), written into the text: a side build's worker cannot
--- read the new lines' temporary table.
---
--- When those customers are many (1 in 40 of the tenant's customers with a
--- history, or more), their lines are read by a scan of the tenant's lines,
--- never through an index the source may have on its customer column (the
--- comparison is written on customer_id + 0, which no index matches): the
--- planner prices the bitmap scan of such an index below the scan, but it
--- visits nearly every page of the table, a tuple at a time, after one index
--- descent per customer.  At 10M lines, the 27,958 customers of 1% new
--- orders (3.3% of 845,395; 1.9M of the lines) took the histories' worker
--- 5.3-6.1 s of CPU through the index and 4.2-5.3 s by the scan (six
--- refreshes each, alternating); at 14,000 customers the index was still
--- the faster (1.3 s against 2.0 s, the pass alone), and for a few
--- customers it is by far.
+-- _history_customers), folded from their stored histories with their new
+-- lines (_purchase_history_fold): the stored histories as the previous
+-- refresh committed them (the refresh replaces them only once this pass is
+-- read), the new lines written into the text, since a side build's worker
+-- cannot read the new lines' temporary table.  Reading those customers'
+-- lines instead took a scan of every line: at 10M lines, the 1.8M lines of
+-- the 27,958 customers of 1% new orders took the histories' worker 4.2-5.3
+-- s of CPU by the scan, 5.3-6.1 s through an index on the customer.
 CREATE FUNCTION @extschema@._history_query(tenant_id bigint, snapshot pg_snapshot DEFAULT NULL,
 	customers bigint[] DEFAULT NULL)
 RETURNS text
@@ -240,19 +233,11 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	histories bigint;
-	customer text := 'l.customer_id';
 	whole_days boolean;
+	new_lines text;
 BEGIN
 	IF customers IS NULL AND @extschema@._incremental(tenant_id) THEN
 		customers := @extschema@._history_customers();
-	END IF;
-	IF customers IS NOT NULL THEN
-		SELECT b.row_count INTO histories FROM @extschema@.model_builds b
-		WHERE b.tenant_id = _history_query.tenant_id AND b.model = 'purchase_history_model';
-		IF cardinality(customers)::bigint * 40 >= histories THEN
-			customer := '(l.customer_id OPERATOR(pg_catalog.+) 0::bigint)';
-		END IF;
 	END IF;
 	-- order times of a date column are days of the shop: their gaps are
 	-- whole days, whatever daylight saving time makes of the instants
@@ -262,20 +247,41 @@ BEGIN
 					AND @extschema@._column_type(o.relation, o.ordered_at, 'ordered_at') = 'date'::regtype, false)
 	INTO whole_days
 	FROM @extschema@.order_source o;
-	RETURN 'SELECT * FROM @extschema@._purchase_history('
-		|| quote_literal(@extschema@._history_lines_query(tenant_id,
-			CASE WHEN customers IS NOT NULL
-				 THEN format('%s OPERATOR(pg_catalog.=) ANY (%L::bigint[])', customer, customers)
-				 ELSE 'true' END,
-			snapshot)) || ', ' || coalesce(whole_days, false)::text || ')';
+	IF customers IS NULL THEN
+		RETURN 'SELECT * FROM @extschema@._purchase_history('
+			|| quote_literal(@extschema@._history_lines_query(tenant_id, snapshot)) || ', '
+			|| coalesce(whole_days, false)::text || ')';
+	END IF;
+	-- the new lines of those customers, as _history_lines_query reads lines
+	EXECUTE $f$
+		SELECT pg_catalog.format('SELECT * FROM ROWS FROM (pg_catalog.unnest(%L::bigint[]), pg_catalog.unnest(%L::bigint[]), '
+				'pg_catalog.unnest(%L::bigint[]), pg_catalog.unnest(%L::timestamptz[]), pg_catalog.unnest(%L::numeric[]), '
+				'pg_catalog.unnest(%L::numeric[])) l(tenant_id, customer_id, product_id, ordered_at, quantity, spend)',
+				coalesce(pg_catalog.array_agg(n.tenant_id ORDER BY n.customer_id), '{}'),
+				coalesce(pg_catalog.array_agg(n.customer_id ORDER BY n.customer_id), '{}'),
+				coalesce(pg_catalog.array_agg(n.product_id ORDER BY n.customer_id), '{}'),
+				coalesce(pg_catalog.array_agg(n.ordered_at ORDER BY n.customer_id), '{}'),
+				coalesce(pg_catalog.array_agg(COALESCE(n.quantity, 1) ORDER BY n.customer_id), '{}'),
+				coalesce(pg_catalog.array_agg(COALESCE(n.quantity, 1) OPERATOR(pg_catalog.*) n.unit_price
+											  ORDER BY n.customer_id), '{}'))
+		FROM pg_temp.upsell_new_lines n
+		WHERE n.customer_id OPERATOR(pg_catalog.=) ANY ($1) AND n.product_id IS NOT NULL
+		  AND n.ordered_at IS NOT NULL AND n.sold$f$
+	INTO new_lines USING customers;
+	RETURN 'SELECT * FROM @extschema@._purchase_history_fold('
+		|| quote_literal(@extschema@._histories_of(tenant_id, customers,
+			'h.tenant_id, h.customer_id, h.product_ids, h.purchases, h.first_at, h.last_at, h.between_at, '
+			'h.median_gap_days, h.cv, h.quantity, h.spend') || ' ORDER BY h.customer_id') || ', '
+		|| quote_literal(new_lines) || ', ' || coalesce(whole_days, false)::text || ')';
 END
 $$;
 
 -- Fills purchase_history_model for one tenant: every customer, or in an
 -- incremental refresh only the customers with new lines (their rows are
 -- replaced; the others stay).  The same pass gives the product statistics
--- of those customers, kept with their previous statistics in temporary
--- tables for product_interval_model, built next.
+-- of those customers, and incrementally what their previous histories
+-- contributed to them, kept in a temporary table for
+-- product_interval_model, built next.
 CREATE FUNCTION @extschema@._build_purchase_history(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -292,7 +298,7 @@ BEGIN
 		PERFORM @extschema@._sync_view('carts');
 	END IF;
 	IF to_regclass('pg_temp.upsell_history_pass') IS NOT NULL THEN
-		DROP TABLE pg_temp.upsell_history_pass, pg_temp.upsell_history_old;
+		DROP TABLE pg_temp.upsell_history_pass;
 	END IF;
 	CREATE TEMP TABLE upsell_history_pass ON COMMIT DROP AS
 		SELECT * FROM @extschema@._purchase_history('', false) WITH NO DATA;
@@ -305,22 +311,15 @@ BEGIN
 		ALTER COLUMN first_at SET STORAGE EXTERNAL, ALTER COLUMN last_at SET STORAGE EXTERNAL,
 		ALTER COLUMN median_gap_days SET STORAGE EXTERNAL, ALTER COLUMN cv SET STORAGE EXTERNAL,
 		ALTER COLUMN quantity SET STORAGE EXTERNAL, ALTER COLUMN spend SET STORAGE EXTERNAL,
-		ALTER COLUMN repeat_gaps SET STORAGE EXTERNAL;
-	CREATE TEMP TABLE upsell_history_old (product_id bigint, customers bigint, repeaters bigint, regulars bigint,
-		gaps float8[]) ON COMMIT DROP;
+		ALTER COLUMN repeat_gaps SET STORAGE EXTERNAL, ALTER COLUMN between_at SET STORAGE EXTERNAL;
 	IF inc THEN
 		customers := @extschema@._history_customers();
-		-- what those customers contributed to the product statistics so far,
-		-- summed per product as their rows are read (_history_sums): their
-		-- 1.3M (customer, product) elements at 10M lines, written to the
-		-- temporary table and summed there, took 2.4 s, unnested and summed
-		-- by a SQL aggregate 1.5 s
-		INSERT INTO pg_temp.upsell_history_old
-		SELECT * FROM @extschema@._history_sums(@extschema@._histories_of(t, customers,
-			'h.product_ids, h.purchases, h.median_gap_days, h.cv'));
 	END IF;
-	-- the pass (of those customers only, incrementally): computed by a side
-	-- build (_define_side_build), or here
+	-- the pass (incrementally, those customers' histories folded, with what
+	-- their stored histories contributed to the products' statistics,
+	-- taken_out, which product_interval_model takes out): computed by a
+	-- side build (_define_side_build), or here (reading the stored
+	-- histories before they are replaced, as the worker does)
 	-- (EXECUTE: the temporary table and its row type are new at every build)
 	IF @extschema@._side_ready('purchase_history_model') THEN
 		EXECUTE 'INSERT INTO pg_temp.upsell_history_pass SELECT * FROM '
@@ -332,11 +331,11 @@ BEGIN
 	IF inc THEN
 		RETURN @extschema@._publish('purchase_history_model', t,
 			'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
-			'quantity, spend FROM pg_temp.upsell_history_pass WHERE product_id IS NULL', customers);
+			'quantity, spend, between_at FROM pg_temp.upsell_history_pass WHERE product_id IS NULL', customers);
 	END IF;
 	RETURN @extschema@._publish('purchase_history_model', t,
 		'SELECT tenant_id, customer_id, product_ids, purchases, first_at, last_at, median_gap_days, cv, '
-		'quantity, spend FROM pg_temp.upsell_history_pass WHERE product_id IS NULL');
+		'quantity, spend, between_at FROM pg_temp.upsell_history_pass WHERE product_id IS NULL');
 END
 $$;
 
@@ -365,13 +364,17 @@ BEGIN
 			SELECT p.tenant_id, p.product_id, p.customers, p.repeat_customers,
 				   p.repeat_customers::float8 OPERATOR(pg_catalog./) p.customers AS repeat_share, p.regular_customers,
 				   p.population_interval_days, p.repeats_consumable, p.repeat_gaps
-			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL$q$);
+			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL AND NOT p.taken_out$q$);
 	END IF;
 	RETURN @extschema@._publish('product_interval_model', tenant_id, $q$
 		WITH new AS (
 			SELECT p.product_id, p.customers, p.repeat_customers AS repeaters,
 				   p.regular_customers AS regulars, p.repeat_gaps AS gaps
-			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL),
+			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL AND NOT p.taken_out),
+		taken AS (
+			SELECT p.product_id, p.customers, p.repeat_customers AS repeaters,
+				   p.regular_customers AS regulars, p.repeat_gaps AS gaps
+			FROM pg_temp.upsell_history_pass p WHERE p.taken_out),
 		merged AS (
 			SELECT coalesce(p.product_id, n.product_id) AS product_id,
 				   coalesce(p.customers, 0) OPERATOR(pg_catalog.-) coalesce(o.customers, 0) OPERATOR(pg_catalog.+) coalesce(n.customers, 0) AS customers,
@@ -383,7 +386,7 @@ BEGIN
 				   p.population_interval_days
 			FROM (SELECT * FROM @extschema@.product_interval_model m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) p
 			FULL JOIN new n ON n.product_id OPERATOR(pg_catalog.=) p.product_id
-			LEFT JOIN pg_temp.upsell_history_old o ON o.product_id OPERATOR(pg_catalog.=) coalesce(p.product_id, n.product_id))
+			LEFT JOIN taken o ON o.product_id OPERATOR(pg_catalog.=) coalesce(p.product_id, n.product_id))
 		SELECT $1 AS tenant_id, m.product_id, m.customers, m.repeaters AS repeat_customers,
 			   m.repeaters::float8 OPERATOR(pg_catalog./) m.customers AS repeat_share, m.regulars AS regular_customers,
 			   CASE WHEN m.unchanged THEN m.population_interval_days
@@ -405,10 +408,10 @@ SELECT @extschema@._define_model('purchase_history_model',
 	$$tenant_id bigint NOT NULL, customer_id bigint NOT NULL, product_ids bigint[] NOT NULL,
 	  purchases int[] NOT NULL, first_at timestamptz[] NOT NULL, last_at timestamptz[] NOT NULL,
 	  median_gap_days float8[] NOT NULL, cv float8[] NOT NULL, quantity numeric[] NOT NULL,
-	  spend numeric[] NOT NULL,
+	  spend numeric[] NOT NULL, between_at timestamptz[] NOT NULL,
 	  PRIMARY KEY (tenant_id, customer_id)$$,
 	NULL, 35, '@extschema@._build_purchase_history(bigint, boolean)',
-	'per customer, one array element per product bought (sorted by product id): distinct purchases, first and last, median gap and CV of gaps in days (NULL below 2 and 3 purchases), quantity and spend; read through the view purchase_interval_model',
+	'per customer, one array element per product bought (sorted by product id): distinct purchases, first and last, median gap and CV of gaps in days (NULL below 2 and 3 purchases), quantity and spend; between_at: the distinct purchase instants between the first and the last of each product bought 3 times or more, one product after the other (what an incremental refresh folds new lines into); read through the view purchase_interval_model',
 	'customer_id');
 SELECT @extschema@._define_side_build('purchase_history_model', '@extschema@._history_query(bigint, pg_snapshot, bigint[])', during_count => true,
 	incremental => true);
@@ -425,10 +428,12 @@ ALTER TABLE @extschema@.purchase_history_model SET (toast_tuple_target = 8160),
 	ALTER COLUMN first_at SET STATISTICS 0, ALTER COLUMN last_at SET STATISTICS 0,
 	ALTER COLUMN median_gap_days SET STATISTICS 0, ALTER COLUMN cv SET STATISTICS 0,
 	ALTER COLUMN quantity SET STATISTICS 0, ALTER COLUMN spend SET STATISTICS 0,
+	ALTER COLUMN between_at SET STATISTICS 0,
 	ALTER COLUMN product_ids SET STORAGE EXTERNAL, ALTER COLUMN purchases SET STORAGE EXTERNAL,
 	ALTER COLUMN first_at SET STORAGE EXTERNAL, ALTER COLUMN last_at SET STORAGE EXTERNAL,
 	ALTER COLUMN median_gap_days SET STORAGE EXTERNAL, ALTER COLUMN cv SET STORAGE EXTERNAL,
-	ALTER COLUMN quantity SET STORAGE EXTERNAL, ALTER COLUMN spend SET STORAGE EXTERNAL;
+	ALTER COLUMN quantity SET STORAGE EXTERNAL, ALTER COLUMN spend SET STORAGE EXTERNAL,
+	ALTER COLUMN between_at SET STORAGE EXTERNAL;
 
 SELECT @extschema@._define_model('product_interval_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, customers bigint NOT NULL,

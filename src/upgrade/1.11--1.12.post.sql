@@ -20,10 +20,12 @@
 -- post_purchase_offers and email_sequence in C, the new _in_sorted and
 -- _models_changed, the type _offer_candidate dropped, _upgrade_build's
 -- arguments and columns of the upgrade counts, the new _upgrade_counts_*,
--- _build_upgrade_counts and _histories_of, the type _upgrade_pass) and
--- three new tables of derived state, model_state beside serving_state,
--- model_versions, and the model upgrade_count_model: none is a
--- configuration table, so every upgrade script drops them with the old
--- version's objects and the install script creates them, as it creates the
--- functions.  test/e2e/upgrade_1_11.sh compares an updated 1.11 with a fresh
--- install.)
+-- _build_upgrade_counts and _histories_of, the type _upgrade_pass, the new
+-- _purchase_history_fold and type _history_pass that _purchase_history now
+-- returns, _history_sums dropped, _history_lines_query without its filter)
+-- and three new tables of derived state, model_state beside serving_state,
+-- model_versions, and the model upgrade_count_model, and the model
+-- purchase_history_model's new column between_at: none is a configuration
+-- table, so every upgrade script drops them with the old version's objects
+-- and the install script creates them, as it creates the functions.
+-- test/e2e/upgrade_1_11.sh compares an updated 1.11 with a fresh install.)
