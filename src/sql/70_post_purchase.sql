@@ -120,6 +120,7 @@ COMMENT ON FUNCTION @extschema@._consumable_rule(bigint, bigint, text, boolean) 
 -- product) the model is one array element, not a row: a shop's history
 -- holds about as many (customer, product) pairs as order lines, and a row
 -- each made the model a second copy of the order table.
+--
 -- The rows of the pass: per customer (product_id NULL) the statistics of
 -- every product bought, arrays sorted by product id, with between_at the
 -- distinct instants between the first and the last purchase of each
