@@ -46,12 +46,21 @@ PG_FUNCTION_INFO_V1(upsell_consumable_by_data);
 #define PH_BETWEEN_AT 17
 #define PH_TAKEN_OUT 18
 
+/* A tenant's product table, emitted and emptied once the tenant is done. */
+typedef struct PhTable
+{
+	MemoryContext ctx;			/* the table's memory; reset per tenant */
+	PhProducts	products;
+	bool		open;
+	int64		tenant;
+} PhTable;
+
 typedef struct PhReceiver
 {
 	Tuplestorestate *out;
 	TupleDesc	outdesc;
 	MemoryContext customer_ctx; /* one customer's lines; reset per customer */
-	MemoryContext tenant_ctx;	/* the product table; reset per tenant */
+	PhTable		table;			/* the customers' statistics per product */
 	bool		have_customer;
 	int64		tenant;
 	int64		customer;
@@ -60,8 +69,6 @@ typedef struct PhReceiver
 	Datum	   *spend;			/* (Datum) 0: NULL */
 	int			n;
 	int			cap;
-	PhProducts	products;
-	bool		have_products;
 	bool		whole_days;		/* the times are days of the shop (iv_stats) */
 } PhReceiver;
 
@@ -158,8 +165,8 @@ flush_customer(PhReceiver *r)
 		spend_null[nprod] = s == (Datum) 0;
 		nprod++;
 
-		MemoryContextSwitchTo(r->tenant_ctx);
-		ph_products_add(&r->products, r->lines[i].product, &st);
+		MemoryContextSwitchTo(r->table.ctx);
+		ph_products_add(&r->table.products, r->lines[i].product, &st);
 		MemoryContextSwitchTo(r->customer_ctx);
 		i += len;
 	}
@@ -263,19 +270,35 @@ put_products(PhReceiver *r, int64 tenant, PhProducts *products, bool taken_out)
 	}
 }
 
-/* Emits the product rows of the tenant seen so far and resets the table. */
+/* Emits the table's rows (taken_out: see put_products) and empties it. */
 static void
-flush_tenant(PhReceiver *r)
+table_flush(PhReceiver *r, PhTable *t, bool taken_out)
 {
 	MemoryContext old;
 
-	if (!r->have_products)
+	if (!t->open)
 		return;
-	old = MemoryContextSwitchTo(r->tenant_ctx);
-	put_products(r, r->tenant, &r->products, false);
+	old = MemoryContextSwitchTo(t->ctx);
+	put_products(r, t->tenant, &t->products, taken_out);
 	MemoryContextSwitchTo(old);
-	MemoryContextReset(r->tenant_ctx);
-	r->have_products = false;
+	MemoryContextReset(t->ctx);
+	t->open = false;
+}
+
+/* The table for a tenant's products, the rows of the tenant before emitted first. */
+static void
+table_open(PhReceiver *r, PhTable *t, int64 tenant, bool taken_out)
+{
+	MemoryContext old;
+
+	if (t->open && t->tenant == tenant)
+		return;
+	table_flush(r, t, taken_out);
+	old = MemoryContextSwitchTo(t->ctx);
+	ph_products_init(&t->products);
+	MemoryContextSwitchTo(old);
+	t->open = true;
+	t->tenant = tenant;
 }
 
 static void
@@ -303,16 +326,8 @@ ph_row(Datum *values, bool *isnull, void *arg)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("the purchase history query must be ordered by tenant_id, customer_id")));
 			flush_customer(r);
-			if (tenant != r->tenant)
-				flush_tenant(r);
 		}
-		if (!r->have_products)
-		{
-			old = MemoryContextSwitchTo(r->tenant_ctx);
-			ph_products_init(&r->products);
-			MemoryContextSwitchTo(old);
-			r->have_products = true;
-		}
+		table_open(r, &r->table, tenant, false);
 		r->have_customer = true;
 		r->tenant = tenant;
 		r->customer = customer;
@@ -362,8 +377,8 @@ receiver_begin(FunctionCallInfo fcinfo, bool whole_days, PhReceiver *r)
 	r->outdesc = rsinfo->setDesc;
 	r->customer_ctx = AllocSetContextCreate(CurrentMemoryContext, "upsell purchase history customer",
 											ALLOCSET_DEFAULT_SIZES);
-	r->tenant_ctx = AllocSetContextCreate(CurrentMemoryContext, "upsell purchase history products",
-										  ALLOCSET_DEFAULT_SIZES);
+	r->table.ctx = AllocSetContextCreate(CurrentMemoryContext, "upsell purchase history products",
+										 ALLOCSET_DEFAULT_SIZES);
 }
 
 /* The last customer's and tenant's rows. */
@@ -371,9 +386,9 @@ static void
 receiver_end(PhReceiver *r)
 {
 	flush_customer(r);
-	flush_tenant(r);
+	table_flush(r, &r->table, false);
 	MemoryContextDelete(r->customer_ctx);
-	MemoryContextDelete(r->tenant_ctx);
+	MemoryContextDelete(r->table.ctx);
 }
 
 /*
@@ -445,27 +460,8 @@ typedef struct PhFold
 								 * product's instants but the first, which
 								 * carries its sums */
 	uint64		rows;
-	/* what the stored histories of a tenant contributed, taken out */
-	MemoryContext old_ctx;
-	PhProducts	old;
-	bool		have_old;
-	int64		old_tenant;
+	PhTable		taken_out;		/* what the stored histories contributed */
 } PhFold;
-
-/* The taken-out rows of the tenant folded so far. */
-static void
-flush_taken_out(PhFold *f)
-{
-	MemoryContext old;
-
-	if (!f->have_old)
-		return;
-	old = MemoryContextSwitchTo(f->old_ctx);
-	put_products(f->r, f->old_tenant, &f->old, true);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(f->old_ctx);
-	f->have_old = false;
-}
 
 static int
 cmp_key(int64 t1, int64 c1, int64 t2, int64 c2)
@@ -607,22 +603,15 @@ fold_history(Datum *values, bool *nulls, void *arg)
 	qty = elements(values[9], NUMERICOID, -1, false, TYPALIGN_INT, n, "quantity", NULL);
 	spend = elements(values[10], NUMERICOID, -1, false, TYPALIGN_INT, n, "spend", &spend_null);
 
-	if (f->have_old && tenant != f->old_tenant)
-		flush_taken_out(f);
-	MemoryContextSwitchTo(f->old_ctx);
-	if (!f->have_old)
-	{
-		ph_products_init(&f->old);
-		f->have_old = true;
-		f->old_tenant = tenant;
-	}
+	table_open(f->r, &f->taken_out, tenant, true);
+	MemoryContextSwitchTo(f->taken_out.ctx);
 	for (int i = 0; i < n; i++)
 	{
 		IvStats		st;
 
 		stored_stats(DatumGetInt64(ids[i]), DatumGetInt32(purchases[i]), medians[i], medians_null[i],
 					 cvs[i], cvs_null[i], &st);
-		ph_products_add(&f->old, DatumGetInt64(ids[i]), &st);
+		ph_products_add(&f->taken_out.products, DatumGetInt64(ids[i]), &st);
 	}
 	MemoryContextSwitchTo(old);
 
@@ -693,17 +682,17 @@ upsell_purchase_history_fold(PG_FUNCTION_ARGS)
 									  ALLOCSET_DEFAULT_SIZES);
 	f.row_ctx = AllocSetContextCreate(CurrentMemoryContext, "upsell purchase history stored row",
 									  ALLOCSET_DEFAULT_SIZES);
-	f.old_ctx = AllocSetContextCreate(CurrentMemoryContext, "upsell purchase history taken out",
-									  ALLOCSET_DEFAULT_SIZES);
+	f.taken_out.ctx = AllocSetContextCreate(CurrentMemoryContext, "upsell purchase history taken out",
+											ALLOCSET_DEFAULT_SIZES);
 	f.zero = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
 	ups_stream_query(new_lines, PH_NCOLS_IN, line_types, line_names, hold_new_line, &f);
 	ups_stream_query(histories, 11, history_types, history_names, fold_history, &f);
 	feed_new_lines(&f, PG_INT64_MAX, PG_INT64_MAX, true);
 	receiver_end(&r);
-	flush_taken_out(&f);
+	table_flush(&r, &f.taken_out, true);
 	MemoryContextDelete(f.new_ctx);
 	MemoryContextDelete(f.row_ctx);
-	MemoryContextDelete(f.old_ctx);
+	MemoryContextDelete(f.taken_out.ctx);
 	return (Datum) 0;
 }
 
