@@ -520,7 +520,7 @@ feed_new_lines(PhFold *f, int64 tenant, int64 customer, bool through)
 	}
 }
 
-/* A stored history's array of want elements (no NULL but in spend's). */
+/* A stored history's array of want elements; a NULL one is corrupt unless nulls_out takes them. */
 static Datum *
 elements(Datum array, Oid type, int16 len, bool byval, char align, int want, const char *what,
 		 bool **nulls_out)
