@@ -837,13 +837,20 @@ END;
 -- Keeps upsell.refresh_workers side builds of a tenant computing: called
 -- after each model from source_state on (it fixes the snapshot of the
 -- tenant's lines), it starts those of the models still to build (after
--- build_order after) -- before the count is done only those that may
--- compute during it -- in build order, while fewer than that many are
--- computing.  So on a 2-core machine the refreshing backend and
--- the workers share the cores until the end, rather than the workers
--- finishing early and the backend building the rest alone.  On a single
--- node; in an incremental build only those declared for it
--- (_define_side_build's incremental).  Returns how many started.
+-- build_order after), while fewer than that many are computing.  So on a
+-- 2-core machine the refreshing backend and the workers share the cores
+-- until the end, rather than the workers finishing early and the backend
+-- building the rest alone.  Before a full build's count is done only those
+-- that may compute during it; an incremental build's count folds the new
+-- lines alone, and is no peak of memory.  First the model built next,
+-- whose rows the backend will wait for soonest, then the longest by the
+-- tenant's last build (its worker's CPU), which must start early to be
+-- done in time: at 10M lines an incremental refresh started the upgrade
+-- lists' worker beside the histories' and the bundles' (6.5 s) only once
+-- the count was done and a worker free, and the backend then waited 2-3 s
+-- for the bundles.  On a single node; in an incremental build only those
+-- declared for it (_define_side_build's incremental).  Returns how many
+-- started.
 CREATE FUNCTION @extschema@._side_builds_start(tenant_id bigint, after int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE
@@ -875,13 +882,19 @@ BEGIN
 	END IF;
 	SELECT s.snapshot INTO snap FROM @extschema@.source_state s WHERE s.tenant_id = _side_builds_start.tenant_id;
 	FOR m IN
-		SELECT d.model, d.side_query FROM @extschema@.model_definitions d
-		WHERE d.side_query IS NOT NULL AND d.build_order > after
-		  AND (d.side_incremental OR NOT inc)
-		  AND (d.side_during_count OR after >= (SELECT c.build_order FROM @extschema@.model_definitions c
-												 WHERE c.model = 'cooccurrence_chunks'))
-		  AND d.model::text <> ALL (known)
-		ORDER BY d.build_order LIMIT free
+		SELECT c.model, c.side_query
+		FROM (SELECT d.model, d.side_query, d.build_order, b.side_cpu_ms,
+					 d.build_order = min(d.build_order) OVER () AS built_next
+			  FROM @extschema@.model_definitions d
+			  LEFT JOIN @extschema@.model_builds b
+				ON b.tenant_id = _side_builds_start.tenant_id AND b.model = d.model
+			  WHERE d.side_query IS NOT NULL AND d.build_order > after
+				AND (d.side_incremental OR NOT inc)
+				AND (d.side_during_count OR inc
+					 OR after >= (SELECT c.build_order FROM @extschema@.model_definitions c
+								  WHERE c.model = 'cooccurrence_chunks'))
+				AND d.model::text <> ALL (known)) c
+		ORDER BY c.built_next DESC, c.side_cpu_ms DESC NULLS LAST, c.build_order LIMIT free
 	LOOP
 		EXECUTE format('SELECT %s($1, $2)', m.side_query::regprocedure::regproc) INTO query USING tenant_id, snap;
 		IF @extschema@._side_start(m.model, query) THEN
