@@ -65,6 +65,48 @@ FROM (SELECT x.model, count(*) AS n
 SELECT model, side_during_count, side_incremental FROM upsell.model_definitions WHERE side_query IS NOT NULL ORDER BY build_order;
 RESET upsell.refresh_workers;
 
+-- which side builds start first (_side_builds_start), as the count's
+-- builder finds them: in a full build only those that may compute during
+-- the count; in an incremental one (new lines) any, the model built next
+-- first (the histories), then the longest by the tenant's last build
+CREATE TEMP TABLE started (incremental boolean, side_builds text);
+CREATE FUNCTION pg_temp.count_probe(tenant_id bigint, incremental boolean) RETURNS bigint
+LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO pg_temp.started
+	SELECT upsell._incremental(tenant_id), string_agg(b.name, ', ' ORDER BY b.name) FROM upsell._side_builds() b;
+	RETURN upsell._build_cooccurrence_chunks(tenant_id, incremental);
+END $$;
+UPDATE upsell.model_definitions SET builder = 'pg_temp.count_probe(bigint, boolean)'
+WHERE model = 'cooccurrence_chunks';
+SET upsell.refresh_workers = 2;
+CALL upsell.refresh();
+INSERT INTO superstore.order_lines
+SELECT 900000 + line_id, 'NEW-1', customer_id, ordered_at + 1, product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE order_id = (SELECT max(order_id) FROM superstore.order_lines);
+-- the bundles' worker took longest last time, then the upgrade lists'
+UPDATE upsell.model_builds SET side_cpu_ms = CASE model WHEN 'bundle_model' THEN 5000
+	WHEN 'upgrade_list_model' THEN 2000 WHEN 'purchase_history_model' THEN 1000 END
+WHERE model IN ('bundle_model', 'upgrade_list_model', 'purchase_history_model');
+CALL upsell.refresh(incremental => true);
+-- now the upgrade lists' took longest
+UPDATE upsell.model_builds SET side_cpu_ms = 9000 WHERE model = 'upgrade_list_model';
+INSERT INTO superstore.order_lines
+SELECT 910000 + line_id, 'NEW-2', customer_id, ordered_at + 2, product_id, quantity, unit_price, discount
+FROM superstore.order_lines WHERE order_id = 'NEW-1';
+CALL upsell.refresh(incremental => true);
+SELECT * FROM started;
+UPDATE upsell.model_definitions SET builder = 'upsell._build_cooccurrence_chunks(bigint, boolean)'
+WHERE model = 'cooccurrence_chunks';
+DELETE FROM superstore.order_lines WHERE order_id IN ('NEW-1', 'NEW-2');
+CALL upsell.refresh();
+SELECT coalesce(string_agg(d.model || ': ' || d.n, ', '), 'none') AS differing
+FROM (SELECT x.model, count(*) AS n
+	  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
+			UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
+	  GROUP BY x.model) d;
+RESET upsell.refresh_workers;
+
 -- 2. the worker: rows streamed through the queue (more than it holds),
 -- the caller's role, settings and a pinned search_path
 CREATE TYPE pg_temp.two AS (a bigint, b int);
