@@ -385,6 +385,39 @@ RETURN format('(SELECT l.* FROM @extschema@.order_lines l '
 					   format('(SELECT s.snapshot FROM @extschema@.source_state s WHERE s.tenant_id OPERATOR(pg_catalog.=) %s)',
 							  tenant_id)));
 
+-- The refresh's new lines (pg_temp.upsell_new_lines, alias n) for a side
+-- build's query, which its worker cannot read from the temporary table: a
+-- query of columns names of types, each the values of its expression in
+-- exprs over the lines that pass filter (which may name keys as $1),
+-- ordered by order_by when given, written in as literal arrays.  The
+-- incremental builds of the purchase histories and of the upgrade counts
+-- fold their new lines so.
+CREATE FUNCTION @extschema@._new_lines_literal(names text[], types text[], exprs text[], filter text,
+	order_by text DEFAULT NULL, keys bigint[] DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	literals text[];
+BEGIN
+	IF cardinality(names) IS DISTINCT FROM cardinality(types) OR cardinality(names) IS DISTINCT FROM cardinality(exprs) THEN
+		RAISE EXCEPTION 'upsell: % names, % types and % expressions of new lines', cardinality(names),
+			cardinality(types), cardinality(exprs) USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	EXECUTE format('SELECT ARRAY[%s] FROM pg_temp.upsell_new_lines n WHERE %s',
+				   (SELECT string_agg(format('coalesce(pg_catalog.array_agg(%s%s)::text, ''{}'')', e,
+											 ' ORDER BY ' || order_by), ', ' ORDER BY i)
+					FROM unnest(exprs) WITH ORDINALITY x(e, i)), filter)
+	INTO literals USING keys;
+	RETURN format('SELECT * FROM ROWS FROM (%s) l(%s)',
+				  (SELECT string_agg(format('pg_catalog.unnest(%L::%s[])', x.lit, x.typ), ', ' ORDER BY x.i)
+				   FROM unnest(literals, types) WITH ORDINALITY x(lit, typ, i)),
+				  (SELECT string_agg(quote_ident(x.name), ', ' ORDER BY x.i)
+				   FROM unnest(names) WITH ORDINALITY x(name, i)));
+END
+$$;
+
 -- Whether the tenant's refresh folds new lines in (source_state decided).
 -- (plpgsql: Citus 12.1 cannot run a SQL-standard body that reads a
 -- distributed table when the function is not inlined)

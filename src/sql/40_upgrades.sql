@@ -105,15 +105,11 @@ BEGIN
 	IF fold THEN
 		counts := format('SELECT c.chunk, c.state FROM @extschema@.upgrade_count_model c '
 						 'WHERE c.tenant_id OPERATOR(pg_catalog.=) %s ORDER BY c.chunk', tenant_id);
-		EXECUTE $f$
-			SELECT coalesce(pg_catalog.array_agg(DISTINCT n.customer_id) FILTER (WHERE n.customer_id IS NOT NULL), '{}'),
-				   pg_catalog.format('SELECT * FROM ROWS FROM (pg_catalog.unnest(%L::bigint[]), pg_catalog.unnest(%L::bigint[]), '
-						'pg_catalog.unnest(%L::timestamptz[]), pg_catalog.unnest(%L::bigint[])) '
-						'l(customer_id, order_key, ordered_at, product_id)',
-						coalesce(pg_catalog.array_agg(n.customer_id), '{}'), coalesce(pg_catalog.array_agg(n.order_key), '{}'),
-						coalesce(pg_catalog.array_agg(n.ordered_at), '{}'), coalesce(pg_catalog.array_agg(n.product_id), '{}'))
-			FROM pg_temp.upsell_new_lines n WHERE n.product_id IS NOT NULL AND n.sold$f$
-		INTO customers, new_lines;
+		customers := ARRAY(SELECT DISTINCT n.customer_id FROM pg_temp.upsell_new_lines n
+						   WHERE n.customer_id IS NOT NULL AND n.product_id IS NOT NULL AND n.sold ORDER BY 1);
+		new_lines := @extschema@._new_lines_literal('{customer_id, order_key, ordered_at, product_id}',
+			'{bigint, bigint, timestamptz, bigint}', '{n.customer_id, n.order_key, n.ordered_at, n.product_id}',
+			'n.product_id IS NOT NULL AND n.sold');
 		histories := @extschema@._histories_of(tenant_id, customers,
 			'h.customer_id, h.product_ids, h.first_at, h.last_at');
 	END IF;

@@ -254,21 +254,12 @@ BEGIN
 			|| coalesce(whole_days, false)::text || ')';
 	END IF;
 	-- the new lines of those customers, as _history_lines_query reads lines
-	EXECUTE $f$
-		SELECT pg_catalog.format('SELECT * FROM ROWS FROM (pg_catalog.unnest(%L::bigint[]), pg_catalog.unnest(%L::bigint[]), '
-				'pg_catalog.unnest(%L::bigint[]), pg_catalog.unnest(%L::timestamptz[]), pg_catalog.unnest(%L::numeric[]), '
-				'pg_catalog.unnest(%L::numeric[])) l(tenant_id, customer_id, product_id, ordered_at, quantity, spend)',
-				coalesce(pg_catalog.array_agg(n.tenant_id ORDER BY n.customer_id), '{}'),
-				coalesce(pg_catalog.array_agg(n.customer_id ORDER BY n.customer_id), '{}'),
-				coalesce(pg_catalog.array_agg(n.product_id ORDER BY n.customer_id), '{}'),
-				coalesce(pg_catalog.array_agg(n.ordered_at ORDER BY n.customer_id), '{}'),
-				coalesce(pg_catalog.array_agg(COALESCE(n.quantity, 1) ORDER BY n.customer_id), '{}'),
-				coalesce(pg_catalog.array_agg(COALESCE(n.quantity, 1) OPERATOR(pg_catalog.*) n.unit_price
-											  ORDER BY n.customer_id), '{}'))
-		FROM pg_temp.upsell_new_lines n
-		WHERE n.customer_id OPERATOR(pg_catalog.=) ANY ($1) AND n.product_id IS NOT NULL
-		  AND n.ordered_at IS NOT NULL AND n.sold$f$
-	INTO new_lines USING customers;
+	new_lines := @extschema@._new_lines_literal('{tenant_id, customer_id, product_id, ordered_at, quantity, spend}',
+		'{bigint, bigint, bigint, timestamptz, numeric, numeric}',
+		'{n.tenant_id, n.customer_id, n.product_id, n.ordered_at, "COALESCE(n.quantity, 1)", '
+		'"COALESCE(n.quantity, 1) OPERATOR(pg_catalog.*) n.unit_price"}',
+		'n.customer_id OPERATOR(pg_catalog.=) ANY ($1) AND n.product_id IS NOT NULL '
+		'AND n.ordered_at IS NOT NULL AND n.sold', 'n.customer_id', customers);
 	RETURN 'SELECT * FROM @extschema@._purchase_history_fold('
 		|| quote_literal(@extschema@._histories_of(tenant_id, customers,
 			'h.tenant_id, h.customer_id, h.product_ids, h.purchases, h.first_at, h.last_at, h.between_at, '
