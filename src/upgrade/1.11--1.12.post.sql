@@ -22,7 +22,8 @@
 -- arguments and columns of the upgrade counts, the new _upgrade_counts_*,
 -- _build_upgrade_counts and _histories_of, the type _upgrade_pass, the new
 -- _purchase_history_fold and type _history_pass that _purchase_history now
--- returns, _history_sums dropped, _history_lines_query without its filter)
+-- returns, _history_sums dropped, _history_lines_query without its filter,
+-- the new _new_lines_literal, _side_builds_start's order of starts)
 -- and three new tables of derived state, model_state beside serving_state,
 -- model_versions, and the model upgrade_count_model, and the model
 -- purchase_history_model's new column between_at: none is a configuration
