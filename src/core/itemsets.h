@@ -39,7 +39,11 @@ typedef struct ItemsetParams
 typedef enum ItemsetStatus
 {
 	ITEMSETS_OK = 0,
-	ITEMSETS_MEMORY_LIMIT
+	ITEMSETS_MEMORY_LIMIT,
+	ITEMSETS_FOLD_UNSUPPORTED,	/* itemsets_fold: sets of more than 3, or
+								 * over 2^21 frequent products */
+	ITEMSETS_STORED_STALE		/* itemsets_fold: a stored set is not one of
+								 * frequent products of the lines */
 } ItemsetStatus;
 
 typedef struct Itemsets
@@ -69,6 +73,31 @@ extern int64_t itemsets_min_count(double min_support, int64_t transactions);
  */
 extern ItemsetStatus itemsets_mine(CoocLines *lines, const ItemsetParams *params,
 								   Itemsets *out);
+
+/* Frequent sets as stored between refreshes: product ids ascending within a set. */
+typedef struct StoredSets
+{
+	size_t		nsets;
+	const size_t *start;		/* nsets + 1 offsets into ids */
+	const int64_t *ids;
+	const int64_t *counts;		/* orders containing the whole set */
+} StoredSets;
+
+/*
+ * The sets of 2..max_size (2 or 3) products in at least min_count orders of
+ * the lines (every line, old and new), with what itemsets_mine would give
+ * for them -- transactions, ranks, counts -- but no sets of one product:
+ * from stored, every such set of the lines before, mined at the same
+ * min_count, and changed, the keys of the orders that gained lines since
+ * (orders only gained lines).  A set outside every changed order keeps its
+ * stored count; those inside one are counted over every order.  The lines
+ * are compacted in place.  ITEMSETS_STORED_STALE: stored names a set that
+ * cannot be one of these lines' before (a product no longer frequent), so
+ * the lines lost some or the sets were stored at another count.
+ */
+extern ItemsetStatus itemsets_fold(CoocLines *lines, const StoredSets *stored,
+								   const int64_t *changed, size_t nchanged,
+								   const ItemsetParams *params, Itemsets *out);
 
 /* Counts transactions in compacted lines (distinct order keys). */
 extern int64_t itemsets_count_orders(CoocLines *lines);

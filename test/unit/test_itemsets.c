@@ -512,3 +512,159 @@ UNIT_TEST(itemsets_top_per_item_ranks_like_sql)
 	ups_free(l.lines);
 	free(masks);
 }
+
+/*
+ * itemsets_fold against mining every line: the sets of the lines before
+ * stored, then new orders and lines added to old orders (some repeating a
+ * product the order had), folded in; the result must be what mining all the
+ * lines gives, sets of one product aside.
+ */
+static void
+check_fold(uint64_t seed, int norders, int64_t min_count, int max_size)
+{
+	CoocLines	before_lines,
+				all,
+				all_mined;
+	Itemsets	before,
+				expect,
+				got;
+	ItemsetParams p = {min_count, max_size, 0, false};
+	uint32_t   *masks = malloc(sizeof(uint32_t) * norders);
+	int64_t		changed[80];
+	size_t		nchanged = 0,
+				nstored = 0,
+				nids = 0,
+				expected_sets = 0,
+				fresh = 0,
+				moved = 0,
+				i,
+				j;
+	size_t	   *start = malloc(sizeof(size_t) * 5000);
+	int64_t    *ids = malloc(sizeof(int64_t) * 15000);
+	int64_t    *counts = malloc(sizeof(int64_t) * 5000);
+	StoredSets	stored;
+	uint64_t	s = seed * 31 + 7;
+	int			o,
+				q;
+
+	random_orders(seed, norders, &before_lines, masks);
+	cooc_lines_init(&all);
+	cooc_lines_append(&all, &before_lines);
+	for (o = 0; o < 40; o++)
+	{
+		/* new orders, as skewed as the old ones */
+		for (q = 0; q < UNIVERSE; q++)
+			if (next_rand(&s) % 100 < (uint64_t) (60 - 4 * q))
+				cooc_lines_add(&all, 5000 + o, 100 + q);
+		changed[nchanged++] = 5000 + o;
+	}
+	for (o = 0; o < 20; o++)
+	{
+		/* lines added to old orders */
+		int64_t		key = 1000 - (int64_t) (next_rand(&s) % (uint64_t) norders);
+
+		cooc_lines_add(&all, key, 100 + (int64_t) (next_rand(&s) % UNIVERSE));
+		cooc_lines_add(&all, key, 100 + (int64_t) (next_rand(&s) % UNIVERSE));
+		changed[nchanged++] = key;
+	}
+	cooc_lines_init(&all_mined);
+	cooc_lines_append(&all_mined, &all);
+
+	CHECK_EQ_INT(itemsets_mine(&before_lines, &p, &before), ITEMSETS_OK);
+	start[0] = 0;
+	for (i = 0; i < before.nsets; i++)
+	{
+		int64_t		set_ids[3];
+		size_t		k = before.set_start[i + 1] - before.set_start[i];
+
+		if (k < 2)
+			continue;
+		for (j = 0; j < k; j++)
+			set_ids[j] = before.item_ids[before.members[before.set_start[i] + j]];
+		/* stored ascending by id */
+		for (j = 1; j < k; j++)
+			for (q = (int) j; q > 0 && set_ids[q - 1] > set_ids[q]; q--)
+			{
+				int64_t		t = set_ids[q];
+
+				set_ids[q] = set_ids[q - 1];
+				set_ids[q - 1] = t;
+			}
+		for (j = 0; j < k; j++)
+			ids[nids++] = set_ids[j];
+		counts[nstored] = before.set_counts[i];
+		start[++nstored] = nids;
+	}
+	stored = (StoredSets)
+	{
+		nstored, start, ids, counts
+	};
+	CHECK(nstored > 5);
+
+	CHECK_EQ_INT(itemsets_mine(&all_mined, &p, &expect), ITEMSETS_OK);
+	CHECK_EQ_INT(itemsets_fold(&all, &stored, changed, nchanged, &p, &got), ITEMSETS_OK);
+	CHECK_EQ_INT(got.transactions, expect.transactions);
+	CHECK_EQ_INT(got.nitems, expect.nitems);
+	for (i = 0; i < got.nitems && i < expect.nitems; i++)
+	{
+		CHECK_EQ_INT(got.item_ids[i], expect.item_ids[i]);
+		CHECK_EQ_INT(got.item_counts[i], expect.item_counts[i]);
+	}
+	for (i = 0; i < expect.nsets; i++)
+		expected_sets += expect.set_start[i + 1] - expect.set_start[i] >= 2;
+	CHECK_EQ_INT(got.nsets, expected_sets);
+	for (i = 0; i < got.nsets; i++)
+	{
+		uint32_t	mask = set_mask(&got, i);
+		bool		found = false;
+
+		for (j = got.set_start[i] + 1; j < got.set_start[i + 1]; j++)
+			CHECK(got.members[j - 1] < got.members[j]);
+		for (j = 0; j < expect.nsets; j++)
+			if (set_mask(&expect, j) == mask)
+			{
+				found = true;
+				CHECK_EQ_INT(got.set_counts[i], expect.set_counts[j]);
+				/* the same ranks, so the same lift to the last bit */
+				CHECK(itemsets_lift(&got, i) == itemsets_lift(&expect, j));
+			}
+		CHECK(found);
+		/* what the new lines changed: sets new, and counts moved */
+		found = false;
+		for (j = 0; j < before.nsets; j++)
+			if (set_mask(&before, j) == mask)
+			{
+				found = true;
+				moved += before.set_counts[j] != got.set_counts[i];
+			}
+		fresh += !found;
+	}
+	CHECK(fresh > 0 && moved > 0);
+	itemsets_free(&got);
+
+	/* a stored set of a product the lines do not have: stale */
+	ids[0] = 99;
+	CHECK_EQ_INT(itemsets_fold(&all, &stored, changed, nchanged, &p, &got), ITEMSETS_STORED_STALE);
+	CHECK(got.nsets == 0 && got.members == NULL);
+	/* sets of 4 are not folded */
+	p.max_size = 4;
+	CHECK_EQ_INT(itemsets_fold(&all, &stored, changed, nchanged, &p, &got), ITEMSETS_FOLD_UNSUPPORTED);
+
+	itemsets_free(&before);
+	itemsets_free(&expect);
+	ups_free(before_lines.lines);
+	ups_free(all.lines);
+	ups_free(all_mined.lines);
+	free(masks);
+	free(start);
+	free(ids);
+	free(counts);
+}
+
+UNIT_TEST(itemsets_fold_matches_mining_every_line)
+{
+	check_fold(42, 300, 20, 3);
+	check_fold(7, 400, 5, 3);
+	check_fold(99, 300, 30, 2);
+	check_fold(5, 200, 2, 3);
+}
