@@ -10,6 +10,9 @@ SET client_min_messages = warning;
 \set ECHO all
 -- small chunks of the counts, so that every reader of them meets several
 SET upsell.cooccurrence_chunk_pairs = 300;
+-- bundles of the superstore's lines need a lower count than the default:
+-- (at 2 the model has rows to compare)
+SET upsell.bundle_min_count = 2;
 CREATE SCHEMA inc;
 -- the shop's table (a table: its rows carry the commit order)
 CREATE TABLE inc.lines (LIKE superstore.order_lines);
@@ -78,8 +81,9 @@ BEGIN
 		FROM pg_attribute a
 		WHERE a.attrelid = format('upsell.%I', m.model)::regclass AND a.attnum > 0
 		  AND NOT a.attisdropped AND a.attname <> 'built_at'
-		  -- (what the upgrade counts were counted from: compare() shows it)
-		  AND NOT (m.model = 'upgrade_count_model' AND a.attname = 'counted');
+		  -- (what the upgrade counts and the bundles' sets were counted
+		  -- from: compare() shows it)
+		  AND NOT (m.model IN ('upgrade_count_model', 'bundle_set_model') AND a.attname = 'counted');
 		model := m.model;
 		EXECUTE format('SELECT count(*) FROM ((SELECT %1$s FROM %2$s EXCEPT ALL SELECT %1$s FROM %3$s) '
 					   'UNION ALL (SELECT %1$s FROM %3$s EXCEPT ALL SELECT %1$s FROM %2$s)) d',
@@ -98,16 +102,17 @@ BEGIN
 END $$;
 -- After an incremental refresh (saved) and a full one of the same lines:
 -- how the tenant was refreshed incrementally, what its upgrade lists'
--- counts were counted from ('new lines': folded into the counts kept, by
--- the side build's worker), and the models that differ (none, when
--- incremental is right).
+-- counts and its bundles' frequent sets were counted from ('new lines':
+-- folded into those kept, by the side build's worker), and the models that
+-- differ (none, when incremental is right).
 CREATE FUNCTION pg_temp.compare() RETURNS TABLE (mode text, reason text, new_lines bigint,
-	upgrade_counts text, differing text)
+	upgrade_counts text, bundle_sets text, differing text)
 LANGUAGE plpgsql AS $$
 BEGIN
 	RETURN QUERY EXECUTE $q$
 		SELECT s.mode, s.reason, s.new_lines,
 			   (SELECT string_agg(DISTINCT u.counted, ', ') FROM inc_saved.upgrade_count_model u),
+			   (SELECT string_agg(DISTINCT b.counted, ', ') FROM inc_saved.bundle_set_model b),
 			   (SELECT coalesce(string_agg(d.model || ': ' || d.differences, ', '), 'none')
 				FROM pg_temp.model_differences() d WHERE d.differences > 0)
 		FROM inc_saved.source_state s WHERE s.tenant_id = 0$q$;
@@ -683,6 +688,7 @@ FROM upsell.source_state s, pg_temp.base_and_delta() b WHERE s.tenant_id = 0;
 CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();
 RESET upsell.cooccurrence_chunk_pairs;
+RESET upsell.bundle_min_count;
 
 DELETE FROM upsell.order_source;
 DELETE FROM upsell.product_source;

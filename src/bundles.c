@@ -12,6 +12,7 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -26,7 +27,7 @@
 
 PG_FUNCTION_INFO_V1(upsell_itemsets_from_query);
 PG_FUNCTION_INFO_V1(upsell_rules_from_query);
-PG_FUNCTION_INFO_V1(upsell_bundles_from_query);
+PG_FUNCTION_INFO_V1(upsell_bundle_pass);
 
 typedef struct MineArgs
 {
@@ -312,21 +313,34 @@ upsell_rules_from_query(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-typedef struct BundleOut
+/*
+ * What bundle_set_model keeps of a tenant's frequent sets, for the next
+ * refresh to fold its new orders into (itemsets_fold): per chunk a magic,
+ * then per set its size (one byte: 2 or 3), its order count and its product
+ * ids ascending, 8 bytes each in the server's byte order.  An empty chunk
+ * says the tenant's lines had no such set.
+ */
+#define SETS_MAGIC		0x31534255	/* "UBS1" */
+#define SETS_PER_CHUNK	(1 << 20)
+
+/* _bundles_and_sets's columns: a bundle's, then a chunk of sets' */
+#define PASS_COLUMNS	10
+
+typedef struct PassOut
 {
 	ReturnSetInfo *rsinfo;
 	const Itemsets *sets;
 	Datum	   *buf;
-} BundleOut;
+} PassOut;
 
 static void
-put_bundle(void *arg, const ItemsetTop *top)
+put_pass_bundle(void *arg, const ItemsetTop *top)
 {
-	BundleOut  *o = arg;
+	PassOut    *o = arg;
 	const Itemsets *sets = o->sets;
 	double		n = (double) sets->transactions;
-	Datum		values[7];
-	bool		nulls[7] = {0};
+	Datum		values[PASS_COLUMNS];
+	bool		nulls[PASS_COLUMNS] = {0};
 	int			i;
 
 	for (i = 0; i < top->size; i++)
@@ -339,37 +353,243 @@ put_bundle(void *arg, const ItemsetTop *top)
 	values[4] = Int64GetDatum(sets->set_counts[top->set]);
 	values[5] = Float8GetDatum(sets->set_counts[top->set] / n);
 	values[6] = Float8GetDatum(top->lift);
+	nulls[7] = nulls[8] = nulls[9] = true;
 	tuplestore_putvalues(o->rsinfo->setResult, o->rsinfo->setDesc, values, nulls);
 	pfree(DatumGetPointer(values[2]));
 }
 
-static void
-put_bundles(FunctionCallInfo fcinfo, Itemsets *sets, int64 tenant, bool has_tenant,
-			void *arg)
+/* A set of 2 or 3 products as stored: its ids ascending. */
+typedef struct StoredSet
 {
-	BundleOut	o;
-	int32		per_product = *(int32 *) arg;
+	int64		ids[3];
+	int64		count;
+	int			size;
+} StoredSet;
 
-	o.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	o.sets = sets;
-	o.buf = palloc(sizeof(Datum) * (PG_GETARG_INT32(1) + 1));
-	itemsets_top_per_item(sets, 2, 1.0, per_product, put_bundle, &o);
+/* By size, then ids: the same sets give the same bytes, mined or folded. */
+static int
+stored_set_cmp(const void *pa, const void *pb)
+{
+	const StoredSet *a = pa;
+	const StoredSet *b = pb;
+
+	if (a->size != b->size)
+		return a->size < b->size ? -1 : 1;
+	for (int i = 0; i < a->size; i++)
+		if (a->ids[i] != b->ids[i])
+			return a->ids[i] < b->ids[i] ? -1 : 1;
+	return 0;
 }
 
 /*
- * _bundles_from_query(query, max_size, min_count, per_product): for each
- * product of the query's (order id, product id) rows, its per_product best
- * itemsets of 2..max_size products in at least min_count orders with a lift
- * above 1, ranked by lift, then count, then items (what the bundle model
- * keeps), computed here rather than by a window over every itemset.
+ * The sets of 2 and 3 products, in chunks (at least one: an empty one says
+ * the lines have none), counted from every line or folded from the new
+ * lines (counted).
+ */
+static void
+put_pass_sets(ReturnSetInfo *rsinfo, const Itemsets *sets, const char *counted)
+{
+	StoredSet  *all = palloc_extended(sizeof(StoredSet) * (sets->nsets + 1), MCXT_ALLOC_HUGE);
+	size_t		n = 0,
+				i = 0;
+	int32		chunk = 0;
+	text	   *counted_text = cstring_to_text(counted);
+
+	for (size_t s = 0; s < sets->nsets; s++)
+	{
+		const uint32_t *r = sets->members + sets->set_start[s];
+		int			k = (int) (sets->set_start[s + 1] - sets->set_start[s]);
+
+		if (k < 2 || k > 3)
+			continue;			/* (larger sets are not folded) */
+		for (int a = 0; a < k; a++)
+		{
+			int64		id = sets->item_ids[r[a]];
+			int			q;
+
+			for (q = a; q > 0 && all[n].ids[q - 1] > id; q--)
+				all[n].ids[q] = all[n].ids[q - 1];
+			all[n].ids[q] = id;
+		}
+		all[n].size = k;
+		all[n].count = sets->set_counts[s];
+		n++;
+	}
+	qsort(all, n, sizeof(StoredSet), stored_set_cmp);
+	do
+	{
+		size_t		to = Min(n, i + SETS_PER_CHUNK),
+					bytes = sizeof(uint32);
+		bytea	   *b;
+		char	   *p;
+		Datum		values[PASS_COLUMNS];
+		bool		nulls[PASS_COLUMNS];
+		uint32		magic = SETS_MAGIC;
+
+		for (size_t j = i; j < to; j++)
+			bytes += 1 + sizeof(int64) * (1 + all[j].size);
+		b = palloc_extended(VARHDRSZ + bytes, MCXT_ALLOC_HUGE);
+		SET_VARSIZE(b, VARHDRSZ + bytes);
+		p = VARDATA(b);
+		memcpy(p, &magic, sizeof(magic));
+		p += sizeof(magic);
+		for (; i < to; i++)
+		{
+			*p++ = (char) all[i].size;
+			memcpy(p, &all[i].count, sizeof(int64));
+			p += sizeof(int64);
+			memcpy(p, all[i].ids, sizeof(int64) * all[i].size);
+			p += sizeof(int64) * all[i].size;
+		}
+		memset(nulls, true, sizeof(nulls));
+		values[7] = Int32GetDatum(chunk++);
+		values[8] = PointerGetDatum(b);
+		values[9] = PointerGetDatum(counted_text);
+		nulls[7] = nulls[8] = nulls[9] = false;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		pfree(b);
+		CHECK_FOR_INTERRUPTS();
+	} while (i < n);
+	pfree(all);
+}
+
+/*
+ * The frequent sets a query of chunks (bundle_set_model's, in order) holds,
+ * in the current memory context; false when a chunk is not of this format.
+ */
+static bool
+read_stored_sets(const char *query, StoredSets *out)
+{
+	MemoryContext mine = CurrentMemoryContext;
+	bytea	  **chunks;
+	uint64		nchunks,
+				c;
+	size_t		nsets = 0,
+				nids = 0;
+	size_t	   *start;
+	int64	   *ids;
+	int64	   *counts;
+	bool		ok = true;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(query, true, 0) != SPI_OK_SELECT || SPI_tuptable->tupdesc->natts != 1 ||
+		SPI_gettypeid(SPI_tuptable->tupdesc, 1) != BYTEAOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the query of stored sets must return one bytea column")));
+	nchunks = SPI_processed;
+	chunks = MemoryContextAlloc(mine, sizeof(bytea *) * (nchunks + 1));
+	for (c = 0; c < nchunks; c++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[c], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(mine);
+
+		chunks[c] = isnull ? NULL : DatumGetByteaPCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+
+	/* sizes first, then the arrays */
+	for (c = 0; c < nchunks && ok; c++)
+	{
+		const char *p,
+				   *end;
+		uint32		magic;
+
+		if (chunks[c] == NULL || VARSIZE(chunks[c]) - VARHDRSZ < sizeof(magic))
+		{
+			ok = false;
+			break;
+		}
+		p = VARDATA(chunks[c]);
+		end = p + VARSIZE(chunks[c]) - VARHDRSZ;
+		memcpy(&magic, p, sizeof(magic));
+		p += sizeof(magic);
+		ok = magic == SETS_MAGIC;
+		while (ok && p < end)
+		{
+			uint8		k = (uint8) *p;
+
+			if (k < 2 || k > 3 || end - p < (ptrdiff_t) (1 + sizeof(int64) * (1 + k)))
+				ok = false;
+			else
+			{
+				nsets++;
+				nids += k;
+				p += 1 + sizeof(int64) * (1 + k);
+			}
+		}
+	}
+	if (!ok || nchunks == 0)
+		return false;
+	start = palloc_extended(sizeof(size_t) * (nsets + 1), MCXT_ALLOC_HUGE);
+	ids = palloc_extended(sizeof(int64) * (nids + 1), MCXT_ALLOC_HUGE);
+	counts = palloc_extended(sizeof(int64) * (nsets + 1), MCXT_ALLOC_HUGE);
+	start[0] = 0;
+	nsets = nids = 0;
+	for (c = 0; c < nchunks; c++)
+	{
+		const char *p = VARDATA(chunks[c]) + sizeof(uint32),
+				   *end = VARDATA(chunks[c]) + VARSIZE(chunks[c]) - VARHDRSZ;
+
+		while (p < end)
+		{
+			uint8		k = (uint8) *p++;
+
+			memcpy(&counts[nsets], p, sizeof(int64));
+			p += sizeof(int64);
+			memcpy(ids + nids, p, sizeof(int64) * k);
+			p += sizeof(int64) * k;
+			nids += k;
+			start[++nsets] = nids;
+		}
+		pfree(chunks[c]);
+	}
+	out->nsets = nsets;
+	out->start = start;
+	out->ids = ids;
+	out->counts = counts;
+	return true;
+}
+
+/*
+ * _bundles_and_sets(query, max_size, min_count, per_product, stored,
+ * changed): for each product of the query's (order id, product id) lines,
+ * its per_product best itemsets of 2..max_size products in at least
+ * min_count orders with a lift above 1, ranked by lift, then count, then
+ * items (what the bundle model keeps), computed here rather than by a
+ * window over every itemset (sets_chunk NULL); then every set of 2..max_size products in at least
+ * min_count orders, in chunks (sets_chunk, sets: bundle_set_model's rows),
+ * for the next refresh to fold its new orders into.  With stored (a query
+ * of the chunks kept at the same min_count, in order) and changed (the keys
+ * of the orders that gained lines since), the sets are folded from those
+ * (itemsets_fold) instead of mined: the same sets, at a fraction of the
+ * cost.  Where they cannot be -- the chunks are not of this format, a
+ * stored set is not one of the lines' (lines were deleted), sets of more
+ * than 3, or the fold would pass upsell.itemsets_memory_limit -- every line
+ * is mined, and a NOTICE says why.
  */
 Datum
-upsell_bundles_from_query(PG_FUNCTION_ARGS)
+upsell_bundle_pass(PG_FUNCTION_ARGS)
 {
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MineArgs	a;
 	int32		per_product;
+	MemoryContext work;
+	TenantLines *tenants;
+	bool		has_tenant;
+	int			ntenants;
+	Itemsets	sets;
+	PassOut		o;
+	bool		folded = false;
 
-	/* STRICT: no NULL arguments */
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("query, max_size, min_count and per_product must not be NULL")));
 	a.query = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	a.min_support = 0;
 	a.max_size = PG_GETARG_INT32(1);
@@ -388,6 +608,69 @@ upsell_bundles_from_query(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("per_product must not be negative: %d", per_product)));
 	mine_limit(&a);
-	mine_each_tenant(fcinfo, &a, false, put_bundles, &per_product);
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (rsinfo->setDesc->natts != PASS_COLUMNS)
+		elog(ERROR, "_bundle_pass returns %d columns, not %d", PASS_COLUMNS, rsinfo->setDesc->natts);
+	work = AllocSetContextCreate(CurrentMemoryContext, "upsell bundle pass", ALLOCSET_DEFAULT_SIZES);
+	tenants = ups_query_lines(a.query, false, work, &ntenants, &has_tenant);
+	memset(&sets, 0, sizeof(sets));
+	if (ntenants > 0 && tenants[0].lines.n > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(work);
+
+		if (!PG_ARGISNULL(4) && !PG_ARGISNULL(5))
+		{
+			StoredSets stored;
+			const char *why = NULL;
+
+			if (!read_stored_sets(text_to_cstring(PG_GETARG_TEXT_PP(4)), &stored))
+				why = "the stored sets are not of this version's format";
+			else
+			{
+				ArrayType  *changed = PG_GETARG_ARRAYTYPE_P(5);
+				Datum	   *elems;
+				bool	   *nulls;
+				int			nelems,
+							n = 0;
+				int64	   *keys;
+				ItemsetParams p;
+				ItemsetStatus status;
+
+				deconstruct_array(changed, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+								  &elems, &nulls, &nelems);
+				keys = palloc(sizeof(int64) * (nelems + 1));
+				for (int i = 0; i < nelems; i++)
+					if (!nulls[i])
+						keys[n++] = DatumGetInt64(elems[i]);
+				p.min_count = a.min_count;
+				p.max_size = a.max_size;
+				p.memory_limit = a.limit_bytes;
+				p.free_lines = false;
+				status = itemsets_fold(&tenants[0].lines, &stored, keys, n, &p, &sets);
+				folded = status == ITEMSETS_OK;
+				why = status == ITEMSETS_MEMORY_LIMIT ? "folding would pass upsell.itemsets_memory_limit"
+					: status == ITEMSETS_STORED_STALE ? "a stored set is not one of the lines' (lines were deleted)"
+					: status == ITEMSETS_FOLD_UNSUPPORTED ? "sets of more than 3 products or over 2^21 frequent products are not folded"
+					: NULL;
+			}
+			if (!folded)
+				ereport(NOTICE,
+						(errmsg("upsell: bundles mined from every line: %s", why)));
+		}
+		if (!folded)
+			mine_tenant(&tenants[0], &a, &sets);
+		o.rsinfo = rsinfo;
+		o.sets = &sets;
+		o.buf = palloc(sizeof(Datum) * (a.max_size + 1));
+		itemsets_top_per_item(&sets, 2, 1.0, per_product, put_pass_bundle, &o);
+		MemoryContextSwitchTo(old);
+		/*
+		 * (a tenant without lines keeps no chunk: it has no models, and
+		 * the next refresh mines whatever lines it has then)
+		 */
+		put_pass_sets(rsinfo, &sets, folded ? "new lines" : "all lines");
+	}
+	MemoryContextDelete(work);
 	return (Datum) 0;
 }

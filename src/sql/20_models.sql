@@ -320,6 +320,38 @@ BEGIN
 END
 $$;
 
+-- Chunks of a model's state that arrive with another model's rows, from
+-- the one read of a side build's rows (src/kept_chunks.c): the builder of
+-- the carrying model begins them (_chunks_begin), publishes its rows from a
+-- query filtered by _chunks_keep, which sets the chunks apart in the
+-- transaction's memory, and the builder of the model they are, next, reads
+-- them (_chunks_begun, _chunks_kept).  The upgrade lists carry their counts
+-- (upgrade_count_model), the bundles every frequent set (bundle_set_model).
+CREATE FUNCTION @extschema@._chunks_begin(model name, tenant_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'upsell_chunks_begin'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._chunks_begin(name, bigint) IS
+	'internal: the tenant''s chunks of the model are about to arrive with another model''s rows: those kept of the model in this transaction so far are forgotten';
+CREATE FUNCTION @extschema@._chunks_keep(model name, tenant_id bigint, chunk int, state bytea, tag text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'upsell_chunks_keep'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._chunks_keep(name, bigint, int, bytea, text) IS
+	'internal: true for a row of the carrying model (state NULL); a chunk of the model is kept in this transaction for its builder, and false';
+CREATE FUNCTION @extschema@._chunks_begun(model name, tenant_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'upsell_chunks_begun'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._chunks_begun(name, bigint) IS
+	'internal: whether the tenant''s chunks of the model were begun last in this transaction (_chunks_begin)';
+CREATE FUNCTION @extschema@._chunks_kept(model name, tenant_id bigint)
+RETURNS TABLE (chunk int, state bytea, tag text)
+AS 'MODULE_PATHNAME', 'upsell_chunks_kept'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@._chunks_kept(name, bigint) IS
+	'internal: the chunks of the model kept of the tenant in this transaction (_chunks_keep), in the order kept';
+
 -- What an incremental refresh passes downstream.  A builder of an
 -- incremental refresh that knows which products' rows of its model changed
 -- notes them (_note_changed); a builder after it in the tenant's
@@ -837,20 +869,13 @@ END;
 -- Keeps upsell.refresh_workers side builds of a tenant computing: called
 -- after each model from source_state on (it fixes the snapshot of the
 -- tenant's lines), it starts those of the models still to build (after
--- build_order after), while fewer than that many are computing.  So on a
--- 2-core machine the refreshing backend and the workers share the cores
--- until the end, rather than the workers finishing early and the backend
--- building the rest alone.  Before a full build's count is done only those
--- that may compute during it; an incremental build's count folds the new
--- lines alone, and is no peak of memory.  First the model built next,
--- whose rows the backend will wait for soonest, then the longest by the
--- tenant's last build (its worker's CPU), which must start early to be
--- done in time: at 10M lines an incremental refresh started the upgrade
--- lists' worker beside the histories' and the bundles' (6.5 s) only once
--- the count was done and a worker free, and the backend then waited 2-3 s
--- for the bundles.  On a single node; in an incremental build only those
--- declared for it (_define_side_build's incremental).  Returns how many
--- started.
+-- build_order after) -- before the count is done only those that may
+-- compute during it -- in build order, while fewer than that many are
+-- computing.  So on a 2-core machine the refreshing backend and
+-- the workers share the cores until the end, rather than the workers
+-- finishing early and the backend building the rest alone.  On a single
+-- node; in an incremental build only those declared for it
+-- (_define_side_build's incremental).  Returns how many started.
 CREATE FUNCTION @extschema@._side_builds_start(tenant_id bigint, after int)
 RETURNS int
 LANGUAGE plpgsql VOLATILE
@@ -882,19 +907,13 @@ BEGIN
 	END IF;
 	SELECT s.snapshot INTO snap FROM @extschema@.source_state s WHERE s.tenant_id = _side_builds_start.tenant_id;
 	FOR m IN
-		SELECT c.model, c.side_query
-		FROM (SELECT d.model, d.side_query, d.build_order, b.side_cpu_ms,
-					 d.build_order = min(d.build_order) OVER () AS built_next
-			  FROM @extschema@.model_definitions d
-			  LEFT JOIN @extschema@.model_builds b
-				ON b.tenant_id = _side_builds_start.tenant_id AND b.model = d.model
-			  WHERE d.side_query IS NOT NULL AND d.build_order > after
-				AND (d.side_incremental OR NOT inc)
-				AND (d.side_during_count OR inc
-					 OR after >= (SELECT c.build_order FROM @extschema@.model_definitions c
-								  WHERE c.model = 'cooccurrence_chunks'))
-				AND d.model::text <> ALL (known)) c
-		ORDER BY c.built_next DESC, c.side_cpu_ms DESC NULLS LAST, c.build_order LIMIT free
+		SELECT d.model, d.side_query FROM @extschema@.model_definitions d
+		WHERE d.side_query IS NOT NULL AND d.build_order > after
+		  AND (d.side_incremental OR NOT inc)
+		  AND (d.side_during_count OR after >= (SELECT c.build_order FROM @extschema@.model_definitions c
+												 WHERE c.model = 'cooccurrence_chunks'))
+		  AND d.model::text <> ALL (known)
+		ORDER BY d.build_order LIMIT free
 	LOOP
 		EXECUTE format('SELECT %s($1, $2)', m.side_query::regprocedure::regproc) INTO query USING tenant_id, snap;
 		IF @extschema@._side_start(m.model, query) THEN

@@ -38,31 +38,6 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@._upgrade_build(bigint[], int[], int[], float8[], text, float8, int, int, int, text, text, text, text) IS
 	'internal: the upgrade and downsell candidates of a whole catalog (arrays per product) from a query of its order lines (customer, order_key, ordered_at, product_id: a line without customer is its order''s, a guest''s, apart from every customer''s) in any order, grouped by customer in memory (within upsell.itemsets_memory_limit; beyond it the customers are split into parts, each read by its own pass): one row per product and direction, the candidates as arrays in rank order; with stored, a query of the lists stored so far (these columns, in product_id order), only the rows that differ from theirs or are new, and the key of each stored row that went, the rest NULL.  Then the counts ranked from, in chunks (counts_chunk, counts_state; counts_from: ''all lines'' or ''new lines''), the rest NULL: with counts (a query of such chunks, in order), histories (of the changed customers'' purchase histories as they were counted: customer_id, product_ids, first_at, last_at) and new_lines (of the lines since, the columns of lines), those counts with the changes folded in, when they are of the same catalog and every customer''s line has a time; else every line is read';
 
--- Backend-local keeping of the counts that come with the lists (src/upgrade.c).
-CREATE FUNCTION @extschema@._upgrade_counts_begin(tenant_id bigint)
-RETURNS void
-AS 'MODULE_PATHNAME', 'upsell_upgrade_counts_begin'
-LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@._upgrade_counts_begin(bigint) IS
-	'internal: the tenant''s upgrade lists are being computed: the upgrade counts kept in this transaction so far are forgotten';
-CREATE FUNCTION @extschema@._upgrade_counts_keep(tenant_id bigint, chunk int, state bytea, counted text)
-RETURNS boolean
-AS 'MODULE_PATHNAME', 'upsell_upgrade_counts_keep'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@._upgrade_counts_keep(bigint, int, bytea, text) IS
-	'internal: true for a row of upgrade lists (state NULL); a row of their counts is kept for upgrade_count_model in this transaction, and false';
-CREATE FUNCTION @extschema@._upgrade_counts_begun(tenant_id bigint)
-RETURNS boolean
-AS 'MODULE_PATHNAME', 'upsell_upgrade_counts_begun'
-LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@._upgrade_counts_begun(bigint) IS
-	'internal: whether the tenant''s upgrade lists were computed last in this transaction (_upgrade_counts_begin)';
-CREATE FUNCTION @extschema@._upgrade_counts_kept(tenant_id bigint)
-RETURNS TABLE (chunk int, state bytea, counted text)
-AS 'MODULE_PATHNAME', 'upsell_upgrade_counts_kept'
-LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION @extschema@._upgrade_counts_kept(bigint) IS
-	'internal: the counts kept of the tenant''s upgrade lists in this transaction (_upgrade_counts_keep)';
 
 -- How far the stored lists reach: serving filters them with the caller's
 -- ratio, so the model keeps everything a caller may reasonably ask for.
@@ -210,15 +185,15 @@ BEGIN
 		RETURN @extschema@._kept_rows('upgrade_list_model', tenant_id);
 	END IF;
 	-- computed by a side build (_define_side_build), or here; the rows of
-	-- the counts they come with are kept aside (_upgrade_counts_keep) for
+	-- the counts they come with are kept aside (_chunks_keep) for
 	-- upgrade_count_model, built next
-	PERFORM @extschema@._upgrade_counts_begin(tenant_id);
+	PERFORM @extschema@._chunks_begin('upgrade_count_model', tenant_id);
 	rows := 'SELECT r.tenant_id, r.product_id, r.kind, r.buyers, r.candidate_ids, r.same_group, r.paths, '
 		'r.candidate_buyers, r.popularity, r.closeness, r.score FROM ('
 		|| CASE WHEN @extschema@._side_ready('upgrade_list_model')
 				THEN 'SELECT * FROM @extschema@._side_rows(''upgrade_list_model'', NULL::@extschema@._upgrade_pass)'
 				ELSE @extschema@._upgrade_query(tenant_id) END
-		|| ') r WHERE @extschema@._upgrade_counts_keep(r.tenant_id, r.counts_chunk, r.counts_state, r.counts_from)';
+		|| ') r WHERE @extschema@._chunks_keep(''upgrade_count_model'', r.tenant_id, r.counts_chunk, r.counts_state, r.counts_from)';
 	IF NOT (incremental AND @extschema@._incremental(tenant_id))
 	   OR to_regclass('pg_temp.upsell_changed_products') IS NULL THEN
 		RETURN @extschema@._publish('upgrade_list_model', tenant_id, rows);
@@ -267,19 +242,19 @@ SELECT @extschema@._define_side_build('upgrade_list_model', '@extschema@._upgrad
 -- chunk), which an incremental refresh folds its new lines into instead of
 -- counting every line again; counted says which it did ('all lines' or
 -- 'new lines').  Published with the lists, which carry them
--- (_upgrade_counts_keep); kept as they are when the lists are.
+-- (_chunks_keep); kept as they are when the lists are.
 CREATE FUNCTION @extschema@._build_upgrade_counts(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF NOT @extschema@._upgrade_counts_begun(tenant_id) THEN
+	IF NOT @extschema@._chunks_begun('upgrade_count_model', tenant_id) THEN
 		-- the lists were kept (the same lines and catalog), and so are these
 		RETURN @extschema@._kept_rows('upgrade_count_model', tenant_id);
 	END IF;
 	RETURN @extschema@._publish('upgrade_count_model', tenant_id, format(
-		'SELECT %s::bigint AS tenant_id, k.chunk, k.state, k.counted FROM @extschema@._upgrade_counts_kept(%s) k',
+		'SELECT %s::bigint AS tenant_id, k.chunk, k.state, k.tag AS counted FROM @extschema@._chunks_kept(''upgrade_count_model'', %s) k',
 		tenant_id, tenant_id));
 END
 $$;

@@ -23,9 +23,12 @@
 -- _build_upgrade_counts and _histories_of, the type _upgrade_pass, the new
 -- _purchase_history_fold and type _history_pass that _purchase_history now
 -- returns, _history_sums dropped, _history_lines_query without its filter,
--- the new _new_lines_literal, _side_builds_start's order of starts)
+-- the new _new_lines_literal, _bundles_from_query replaced by
+-- _bundles_and_sets and the type _bundle_pass, _upgrade_counts_begin, _keep,
+-- _begun and _kept replaced by the _chunks_ ones of any model)
 -- and three new tables of derived state, model_state beside serving_state,
--- model_versions, and the model upgrade_count_model, and the model
+-- model_versions, and the models upgrade_count_model and bundle_set_model,
+-- and the model
 -- purchase_history_model's new column between_at: none is a configuration
 -- table, so every upgrade script drops them with the old version's objects
 -- and the install script creates them, as it creates the functions.

@@ -87,7 +87,8 @@ INC_MS=$REFRESH_MS
 INC_KB=$PEAK_KB
 MODE=$(bq -c "SELECT string_agg(DISTINCT mode || coalesce(' (' || reason || ')', ''), ', ') FROM upsell.source_state")
 UPGRADE_COUNTS=$(bq -c "SELECT string_agg(DISTINCT counted, ', ') FROM upsell.upgrade_count_model")
-echo "incremental refresh: $INC_MS ms, backend peak $((INC_KB / 1024)) MiB; tenants refreshed as: $MODE; upgrade counts from: $UPGRADE_COUNTS"
+BUNDLE_SETS=$(bq -c "SELECT string_agg(DISTINCT counted, ', ') FROM upsell.bundle_set_model")
+echo "incremental refresh: $INC_MS ms, backend peak $((INC_KB / 1024)) MiB; tenants refreshed as: $MODE; upgrade counts from: $UPGRADE_COUNTS; bundles' sets from: $BUNDLE_SETS"
 bench_model_times
 
 # the incremental result, kept for the comparison
@@ -118,13 +119,14 @@ summed_pairs() {
 DIFFS=""
 for m in $MODELS; do
 	# built_at-like columns differ by nature, as does what the upgrade
-	# counts were counted from; compare everything else (a pair-count
+	# counts and the bundles' sets were counted from; compare everything
+	# else (the sets' bytes included: the same sets give the same bytes; a pair-count
 	# state has no equality operator: compared as text)
 	cols=$(bq -c "SELECT string_agg(quote_ident(attname) || CASE WHEN atttypid = 'upsell.cooccurrence'::regtype
 				  THEN '::text' ELSE '' END, ', ' ORDER BY attnum) FROM pg_attribute
 				  WHERE attrelid = 'upsell.$m'::regclass AND attnum > 0 AND NOT attisdropped
 				    AND attname NOT IN ('built_at')
-				    AND NOT ('$m' = 'upgrade_count_model' AND attname = 'counted')")
+				    AND NOT ('$m' IN ('upgrade_count_model', 'bundle_set_model') AND attname = 'counted')")
 	inc="SELECT $cols FROM bench_inc.$m"
 	full="SELECT $cols FROM upsell.$m"
 	if [ "$m" = cooccurrence_chunks ]; then
