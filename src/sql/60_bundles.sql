@@ -316,7 +316,7 @@ SELECT @extschema@._define_side_build('bundle_model', '@extschema@._bundle_query
 -- (_bundles_and_sets): the next incremental refresh folds the orders of its
 -- new lines into them instead of mining every line.  Published with the
 -- bundles, which carry them (_chunks_keep); kept as they are when the
--- bundles are.  645,229 sets, 21 MB, at 10M lines.
+-- bundles are.  About 645,000 sets, 17.6 MB, at 10M lines.
 CREATE FUNCTION @extschema@._build_bundle_sets(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -340,7 +340,7 @@ SELECT @extschema@._define_model('bundle_set_model',
 	NULL, 73, '@extschema@._build_bundle_sets(bigint, boolean)',
 	'per tenant, in chunks: every set of 2 or 3 products in at least upsell.bundle_min_count orders with its order count, as its last refresh found them (bundle_model keeps the best per product), which an incremental refresh folds the orders of its new lines into; counted: whether every line was mined (''all lines'') or the orders of the new lines folded in (''new lines'')');
 -- (written whole at every refresh that mines or folds the bundles, read
--- whole by the next: compressing their 21 MB at 10M lines would cost both)
+-- whole by the next: compressing their 17.6 MB at 10M lines would cost both)
 ALTER TABLE @extschema@.bundle_set_model ALTER COLUMN sets SET STORAGE EXTERNAL,
 	ALTER COLUMN sets SET STATISTICS 0;
 
