@@ -446,19 +446,16 @@ itemsets_fold(CoocLines *lines, const StoredSets *stored, const int64_t *changed
 		}
 		for (j = 0; j < k; j++)
 		{
+			int64_t		id = stored->ids[from + j];
 			size_t		lo = 0,
 						hi = nprod;
-			int64_t		id = stored->ids[from + j];
 
+			/* (the products' ids ascend: cooc_product_numbers) */
 			while (lo < hi)
-			{
-				size_t		mid = lo + (hi - lo) / 2;
-
-				if (ids[mid] < id)
-					lo = mid + 1;
+				if (ids[lo + (hi - lo) / 2] < id)
+					lo += (hi - lo) / 2 + 1;
 				else
-					hi = mid;
-			}
+					hi = lo + (hi - lo) / 2;
 			if (lo == nprod || ids[lo] != id || rank_of[lo] == NO_RANK)
 			{
 				status = ITEMSETS_STORED_STALE;

@@ -352,6 +352,24 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@._chunks_kept(name, bigint) IS
 	'internal: the chunks of the model kept of the tenant in this transaction (_chunks_keep), in the order kept';
 
+-- The builder of a model of chunks (chunk, state, counted) that arrive with
+-- another model's rows: publishes those kept (_chunks_kept), or keeps its
+-- rows when the carrying model's builder kept its own (none began).
+CREATE FUNCTION @extschema@._publish_kept_chunks(model name, tenant_id bigint)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT @extschema@._chunks_begun(model, tenant_id) THEN
+		RETURN @extschema@._kept_rows(model, tenant_id);
+	END IF;
+	RETURN @extschema@._publish(model, tenant_id, format(
+		'SELECT %s::bigint AS tenant_id, k.chunk, k.state, k.tag AS counted FROM @extschema@._chunks_kept(%L, %s) k',
+		tenant_id, model, tenant_id));
+END
+$$;
+
 -- What an incremental refresh passes downstream.  A builder of an
 -- incremental refresh that knows which products' rows of its model changed
 -- notes them (_note_changed); a builder after it in the tenant's

@@ -249,13 +249,8 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF NOT @extschema@._chunks_begun('upgrade_count_model', tenant_id) THEN
-		-- the lists were kept (the same lines and catalog), and so are these
-		RETURN @extschema@._kept_rows('upgrade_count_model', tenant_id);
-	END IF;
-	RETURN @extschema@._publish('upgrade_count_model', tenant_id, format(
-		'SELECT %s::bigint AS tenant_id, k.chunk, k.state, k.tag AS counted FROM @extschema@._chunks_kept(''upgrade_count_model'', %s) k',
-		tenant_id, tenant_id));
+	-- (kept as they are when the lists are: the same lines and catalog)
+	RETURN @extschema@._publish_kept_chunks('upgrade_count_model', tenant_id);
 END
 $$;
 

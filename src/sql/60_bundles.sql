@@ -31,7 +31,7 @@ CREATE FUNCTION @extschema@._bundles_and_sets(query text, max_size int, min_coun
 	AS 'MODULE_PATHNAME', 'upsell_bundle_pass'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1000;
 COMMENT ON FUNCTION @extschema@._bundles_and_sets(text, int, int, int, text, bigint[]) IS
-	'per product of a query returning (order id, product id): its per_product best itemsets of 2 to max_size products in at least min_count orders with lift > 1, ranked by lift, then count, then items (sets_chunk NULL); then every set of 2 to max_size (at most 3) products in at least min_count orders, in chunks (sets_chunk, sets, sets_counted: bundle_set_model''s chunk, sets and counted, ''all lines'' or ''new lines''); with stored (a query of the chunks kept at the same min_count, in order) and changed (the keys of the orders that gained lines since), the sets are folded from those rather than mined, or every line is mined when they cannot be (a NOTICE says why)';
+	'per product of a query returning (order id, product id): its per_product best itemsets of 2 to max_size products in at least min_count orders with lift > 1, ranked by lift, then count, then items (sets_chunk NULL); then every set of 2 to max_size (at most 3) products in at least min_count orders, in chunks (sets_chunk, sets, sets_counted: bundle_set_model''s chunk, state and counted, ''all lines'' or ''new lines''); with stored (a query of the chunks kept at the same min_count, in order) and changed (the keys of the orders that gained lines since), the sets are folded from those rather than mined, or every line is mined when they cannot be (a NOTICE says why)';
 
 -- The registered order lines as a mining query: one tenant's (order, product)
 -- or, for a NULL tenant, every tenant's (order, product, tenant).  Lines with
@@ -161,7 +161,7 @@ BEGIN
 	   AND coalesce(nullif(@extschema@._itemsets_limit_kb(), 0), 2147483647)
 		   >= coalesce(nullif((mined ->> 'memory_limit_kb')::int, 0), 2147483647)
 	   AND EXISTS (SELECT FROM @extschema@.bundle_set_model b WHERE b.tenant_id = _bundle_query.tenant_id) THEN
-		stored := format('SELECT s.sets FROM @extschema@.bundle_set_model s '
+		stored := format('SELECT s.state FROM @extschema@.bundle_set_model s '
 						 'WHERE s.tenant_id OPERATOR(pg_catalog.=) %s ORDER BY s.chunk', tenant_id);
 		-- (any new line's order: one that only gained a return is counted
 		-- again for nothing, and no order that gained a sold line is missed)
@@ -323,26 +323,21 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF NOT @extschema@._chunks_begun('bundle_set_model', tenant_id) THEN
-		-- the bundles were kept (the same lines and settings), and so are these
-		RETURN @extschema@._kept_rows('bundle_set_model', tenant_id);
-	END IF;
-	RETURN @extschema@._publish('bundle_set_model', tenant_id, format(
-		'SELECT %s::bigint AS tenant_id, k.chunk, k.state AS sets, k.tag AS counted FROM @extschema@._chunks_kept(''bundle_set_model'', %s) k',
-		tenant_id, tenant_id));
+	-- (kept as they are when the bundles are: the same lines and settings)
+	RETURN @extschema@._publish_kept_chunks('bundle_set_model', tenant_id);
 END
 $$;
 
 SELECT @extschema@._define_model('bundle_set_model',
-	$$tenant_id bigint NOT NULL, chunk int NOT NULL CHECK (chunk >= 0), sets bytea NOT NULL,
+	$$tenant_id bigint NOT NULL, chunk int NOT NULL CHECK (chunk >= 0), state bytea NOT NULL,
 	  counted text NOT NULL CHECK (counted IN ('all lines', 'new lines')),
 	  PRIMARY KEY (tenant_id, chunk)$$,
 	NULL, 73, '@extschema@._build_bundle_sets(bigint, boolean)',
 	'per tenant, in chunks: every set of 2 or 3 products in at least upsell.bundle_min_count orders with its order count, as its last refresh found them (bundle_model keeps the best per product), which an incremental refresh folds the orders of its new lines into; counted: whether every line was mined (''all lines'') or the orders of the new lines folded in (''new lines'')');
 -- (written whole at every refresh that mines or folds the bundles, read
 -- whole by the next: compressing their 17.6 MB at 10M lines would cost both)
-ALTER TABLE @extschema@.bundle_set_model ALTER COLUMN sets SET STORAGE EXTERNAL,
-	ALTER COLUMN sets SET STATISTICS 0;
+ALTER TABLE @extschema@.bundle_set_model ALTER COLUMN state SET STORAGE EXTERNAL,
+	ALTER COLUMN state SET STATISTICS 0;
 
 -- ---- serving ----------------------------------------------------------------
 
