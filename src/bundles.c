@@ -1,11 +1,14 @@
 /*
  * bundles.c
  *		SQL face of the itemset miner: frequent itemsets and association rules
- *		with several items on either side, over the rows of a query.
+ *		with several items on either side, over the rows of a query, and the
+ *		bundle model's pass (its bundles and the frequent sets it keeps).
  *
- * Both functions read (order id, product id [, tenant id]) rows once (the
- * same reader as the co-occurrence count of a query) and mine each tenant's
- * orders separately in a memory context of their own.
+ * Each function reads (order id, product id [, tenant id]) rows once (the
+ * same reader as the co-occurrence count of a query) and mines each tenant's
+ * orders separately in a memory context of their own, or, for the bundles
+ * of an incremental refresh, folds the orders that changed into the sets
+ * kept (itemsets_fold).
  */
 #include "postgres.h"
 

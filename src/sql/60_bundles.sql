@@ -130,7 +130,7 @@ COMMENT ON FUNCTION @extschema@.association_rules(text, float8, float8, int, int
 -- orders of the new lines are folded into them (_bundles_and_sets), written
 -- into the query: a side build's worker cannot read the new lines'
 -- temporary table, and reads the sets as that refresh committed them.
--- Mining every line took 5.0-5.4 s of the worker's CPU in an incremental
+-- Mining every line took 5.0-5.6 s of the worker's CPU in an incremental
 -- refresh at 10M lines, FP-growth about 3 s of it.
 CREATE TYPE @extschema@._bundle_pass AS (
 	tenant_id bigint, product_id bigint, bundle_rank int, items bigint[], size int, count bigint,
