@@ -153,9 +153,10 @@ BEGIN
 	-- Folded only at the count the sets were kept at, and under a memory
 	-- limit at least as large as theirs: under a lower one, mining may not
 	-- fit at that count, and is done to find out (_build_bundle_model
-	-- raises the count until it fits).  The fold itself takes far less
-	-- memory than mining: a shop whose mining outgrows an unchanged limit
-	-- keeps its count until the next full refresh raises it.
+	-- raises the count until it fits).  The fold charges the limit only
+	-- with the sets it counts, not with an FP-tree: a shop whose mining
+	-- would outgrow an unchanged limit keeps its count until the next full
+	-- refresh raises it.
 	IF @extschema@._incremental(tenant_id) AND to_regclass('pg_temp.upsell_new_lines') IS NOT NULL
 	   AND (mined ->> 'min_count')::int = at_count AND NOT mined ? 'fitted'
 	   AND coalesce(nullif(@extschema@._itemsets_limit_kb(), 0), 2147483647)
