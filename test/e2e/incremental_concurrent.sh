@@ -42,6 +42,11 @@ BEGIN
 					'FROM %s p, upsell._cooccurrence_pairs_sum(p.state, p.delta, p.lo, p.hi, 1) x',
 					m.model, t, upsell._cooccurrence_parts(t));
 			END LOOP;
+		ELSIF m.model IN ('upgrade_count_model', 'bundle_set_model') THEN
+			-- (what the chunks were counted from differs by nature:
+			-- 'new lines' folded in, or 'all lines')
+			RETURN QUERY EXECUTE format('SELECT %L::name, (to_jsonb(t) - ''counted'')::text FROM upsell.%I t',
+										m.model, m.model);
 		ELSE
 			RETURN QUERY EXECUTE format('SELECT %L::name, t::text FROM upsell.%I t', m.model, m.model);
 		END IF;
