@@ -10,8 +10,8 @@ SET client_min_messages = warning;
 \set ECHO all
 -- small chunks of the counts, so that every reader of them meets several
 SET upsell.cooccurrence_chunk_pairs = 300;
--- bundles of the superstore's lines need a lower count than the default:
--- (at 2 the model has rows to compare)
+-- bundles of the superstore's lines need a lower count than the default
+-- (at 2 the bundles and the sets kept have rows to compare)
 SET upsell.bundle_min_count = 2;
 CREATE SCHEMA inc;
 -- the shop's table (a table: its rows carry the commit order)
