@@ -654,7 +654,7 @@ upsell_bundle_pass(PG_FUNCTION_ARGS)
 				folded = status == ITEMSETS_OK;
 				why = status == ITEMSETS_MEMORY_LIMIT ? "folding would pass upsell.itemsets_memory_limit"
 					: status == ITEMSETS_STORED_STALE ? "a stored set is not one of the lines' (lines were deleted)"
-					: status == ITEMSETS_FOLD_UNSUPPORTED ? "sets of more than 3 products or over 2^21 frequent products are not folded"
+					: status == ITEMSETS_FOLD_UNSUPPORTED ? "sets of more than 3 products, over 2^21 frequent products or orders of hundreds of the changed orders' products are not folded"
 					: NULL;
 			}
 			if (!folded)

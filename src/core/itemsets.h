@@ -40,8 +40,9 @@ typedef enum ItemsetStatus
 {
 	ITEMSETS_OK = 0,
 	ITEMSETS_MEMORY_LIMIT,
-	ITEMSETS_FOLD_UNSUPPORTED,	/* itemsets_fold: sets of more than 3, or
-								 * over 2^21 frequent products */
+	ITEMSETS_FOLD_UNSUPPORTED,	/* itemsets_fold: sets of more than 3, over
+								 * 2^21 frequent products, or orders so large
+								 * that mining counts them better */
 	ITEMSETS_STORED_STALE		/* itemsets_fold: a stored set is not one of
 								 * frequent products of the lines */
 } ItemsetStatus;

@@ -668,3 +668,28 @@ UNIT_TEST(itemsets_fold_matches_mining_every_line)
 	check_fold(99, 300, 30, 2);
 	check_fold(5, 200, 2, 3);
 }
+
+/*
+ * Orders of hundreds of the changed orders' products (a wholesale shop):
+ * their pairs and triples to look up grow with the square and the cube of
+ * an order, and the fold leaves them to mining.
+ */
+UNIT_TEST(itemsets_fold_leaves_huge_orders_to_mining)
+{
+	CoocLines	l;
+	Itemsets	got;
+	ItemsetParams p = {2, 3, 0, false};
+	size_t		zero = 0;
+	StoredSets	none = {0, &zero, NULL, NULL};
+	int64_t		changed = 39;
+	int			o,
+				q;
+
+	cooc_lines_init(&l);
+	for (o = 0; o < 40; o++)
+		for (q = 1; q <= 200; q++)
+			cooc_lines_add(&l, o, q);
+	CHECK_EQ_INT(itemsets_fold(&l, &none, &changed, 1, &p, &got), ITEMSETS_FOLD_UNSUPPORTED);
+	CHECK(got.nsets == 0 && got.members == NULL);
+	ups_free(l.lines);
+}
