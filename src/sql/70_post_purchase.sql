@@ -336,12 +336,18 @@ $$;
 -- customers' old statistics taken out and their new ones put in (counts,
 -- and the multiset of repeat gaps whose median is the population interval),
 -- then the consumable rule again for every product (it compares with the
--- shop's repeat share, which every new purchase moves).
+-- shop's repeat share, which every new purchase moves).  Incrementally only
+-- the rows that differ are written: the products whose statistics the
+-- changed customers moved, and those whose verdict the shop's new repeat
+-- share turns (at 10M lines with 1% new orders, 29,320 of the 100,000 rows;
+-- writing them all took 0.6 s of the refresh).
 CREATE FUNCTION @extschema@._build_product_intervals(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	t bigint := tenant_id;
 BEGIN
 	IF to_regclass('pg_temp.upsell_history_pass') IS NULL THEN
 		RAISE EXCEPTION 'product_interval_model is built from the pass of purchase_history_model'
@@ -358,7 +364,10 @@ BEGIN
 				   p.population_interval_days, p.repeats_consumable, p.repeat_gaps
 			FROM pg_temp.upsell_history_pass p WHERE p.customer_id IS NULL AND NOT p.taken_out$q$);
 	END IF;
-	RETURN @extschema@._publish('product_interval_model', tenant_id, $q$
+	IF to_regclass('pg_temp.upsell_interval_rows') IS NOT NULL THEN
+		DROP TABLE pg_temp.upsell_interval_rows;
+	END IF;
+	CREATE TEMP TABLE upsell_interval_rows ON COMMIT DROP AS
 		WITH new AS (
 			SELECT p.product_id, p.customers, p.repeat_customers AS repeaters,
 				   p.regular_customers AS regulars, p.repeat_gaps AS gaps
@@ -369,24 +378,41 @@ BEGIN
 			FROM pg_temp.upsell_history_pass p WHERE p.taken_out),
 		merged AS (
 			SELECT coalesce(p.product_id, n.product_id) AS product_id,
-				   coalesce(p.customers, 0) OPERATOR(pg_catalog.-) coalesce(o.customers, 0) OPERATOR(pg_catalog.+) coalesce(n.customers, 0) AS customers,
-				   coalesce(p.repeat_customers, 0) OPERATOR(pg_catalog.-) coalesce(o.repeaters, 0) OPERATOR(pg_catalog.+) coalesce(n.repeaters, 0) AS repeaters,
-				   coalesce(p.regular_customers, 0) OPERATOR(pg_catalog.-) coalesce(o.regulars, 0) OPERATOR(pg_catalog.+) coalesce(n.regulars, 0) AS regulars,
-				   CASE WHEN n.product_id IS NULL AND o.product_id IS NULL THEN p.repeat_gaps
+				   coalesce(p.customers, 0) - coalesce(o.customers, 0) + coalesce(n.customers, 0) AS customers,
+				   coalesce(p.repeat_customers, 0) - coalesce(o.repeaters, 0) + coalesce(n.repeaters, 0) AS repeaters,
+				   coalesce(p.regular_customers, 0) - coalesce(o.regulars, 0) + coalesce(n.regulars, 0) AS regulars,
+				   CASE WHEN u.unchanged THEN p.repeat_gaps
 						ELSE @extschema@._gaps_update(p.repeat_gaps, o.gaps, n.gaps) END AS gaps,
-				   n.product_id IS NULL AND o.product_id IS NULL AS unchanged,
-				   p.population_interval_days
-			FROM (SELECT * FROM @extschema@.product_interval_model m WHERE m.tenant_id OPERATOR(pg_catalog.=) $1) p
-			FULL JOIN new n ON n.product_id OPERATOR(pg_catalog.=) p.product_id
-			LEFT JOIN taken o ON o.product_id OPERATOR(pg_catalog.=) coalesce(p.product_id, n.product_id))
-		SELECT $1 AS tenant_id, m.product_id, m.customers, m.repeaters AS repeat_customers,
-			   m.repeaters::float8 OPERATOR(pg_catalog./) m.customers AS repeat_share, m.regulars AS regular_customers,
-			   CASE WHEN m.unchanged THEN m.population_interval_days
-					ELSE @extschema@._gaps_median(m.gaps) END AS population_interval_days,
-			   @extschema@._consumable_by_data(m.customers, m.repeaters,
-					(pg_catalog.sum(m.customers) OVER ())::bigint, (pg_catalog.sum(m.repeaters) OVER ())::bigint) AS repeats_consumable,
-			   m.gaps AS repeat_gaps
-		FROM merged m WHERE m.customers OPERATOR(pg_catalog.>) 0$q$);
+				   u.unchanged, p.population_interval_days, p.repeats_consumable AS was_consumable
+			FROM (SELECT * FROM @extschema@.product_interval_model m WHERE m.tenant_id = t) p
+			FULL JOIN new n ON n.product_id = p.product_id
+			LEFT JOIN taken o ON o.product_id = coalesce(p.product_id, n.product_id)
+			-- unchanged: no changed customer bought it, or they contribute
+			-- what they did (every product of a changed customer's history
+			-- is taken out and put in: 95,780 products at 10M lines, where
+			-- 29,320 rows differ)
+			CROSS JOIN LATERAL (SELECT (n.product_id IS NULL AND o.product_id IS NULL)
+									   OR coalesce(p.product_id IS NOT NULL AND n.customers = o.customers
+												   AND n.repeaters = o.repeaters AND n.regulars = o.regulars
+												   AND n.gaps = o.gaps, false) AS unchanged) u),
+		judged AS (
+			-- (a product without customers left has 0 of each: the sums
+			-- are those of the products kept)
+			SELECT m.*, @extschema@._consumable_by_data(m.customers, m.repeaters,
+						(sum(m.customers) OVER ())::bigint, (sum(m.repeaters) OVER ())::bigint) AS consumable
+			FROM merged m)
+		SELECT j.product_id, j.customers, j.repeaters, j.regulars, j.gaps, j.consumable,
+			   CASE WHEN j.unchanged THEN j.population_interval_days
+					ELSE @extschema@._gaps_median(j.gaps) END AS population_interval_days
+		FROM judged j
+		WHERE NOT j.unchanged OR j.consumable IS DISTINCT FROM j.was_consumable;
+	-- (the products left without customers are in scope, and so deleted)
+	RETURN @extschema@._publish('product_interval_model', t, $q$
+		SELECT $1 AS tenant_id, r.product_id, r.customers, r.repeaters AS repeat_customers,
+			   r.repeaters::float8 OPERATOR(pg_catalog./) r.customers AS repeat_share, r.regulars AS regular_customers,
+			   r.population_interval_days, r.consumable AS repeats_consumable, r.gaps AS repeat_gaps
+		FROM pg_temp.upsell_interval_rows r WHERE r.customers OPERATOR(pg_catalog.>) 0$q$,
+		ARRAY(SELECT r.product_id FROM pg_temp.upsell_interval_rows r ORDER BY 1));
 END
 $$;
 
@@ -434,7 +460,8 @@ SELECT @extschema@._define_model('product_interval_model',
 	  repeat_gaps float8[] NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id)$$,
 	NULL, 36, '@extschema@._build_product_intervals(bigint, boolean)',
-	'per product: customers, repeat customers (2+ purchases) and their share, regular customers (3+ purchases, CV < 0.5), population interval (median of the repeat customers'' median gaps), whether the data says consumable (2+ repeat customers and a repeat share of at least half the shop''s and 2%), and the repeat customers'' median gaps, sorted (what an incremental refresh updates the population interval from)');
+	'per product: customers, repeat customers (2+ purchases) and their share, regular customers (3+ purchases, CV < 0.5), population interval (median of the repeat customers'' median gaps), whether the data says consumable (2+ repeat customers and a repeat share of at least half the shop''s and 2%), and the repeat customers'' median gaps, sorted (what an incremental refresh updates the population interval from)',
+	'product_id');
 
 -- The shop's time zone: the registration's (order_source.time_zone), in
 -- which a date the caller gives (replenishment_due's as_of), the dates of

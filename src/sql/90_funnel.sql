@@ -372,8 +372,36 @@ LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
 COMMENT ON FUNCTION @extschema@.post_purchase_offers(bigint[], bigint, bigint, text, text, timestamptz) IS
 	'post-purchase offers for an order just placed (its products) and its customer: complements of the order, restocks coming due, a subscription pitch, interleaved by weighted score';
 
+-- The orders whose order_model rows an incremental refresh replaces: the
+-- new orders, and the orders with lines older than the window now starts
+-- (they drop out, wholly or in part).  The window ends at the last line as
+-- the count found it, as _order_query reads it: the side build's query and
+-- the builder's scope name the same orders.
+CREATE FUNCTION @extschema@._order_changes(tenant_id bigint)
+RETURNS bigint[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t bigint := tenant_id;
+	orders bigint[];
+BEGIN
+	orders := ARRAY(SELECT DISTINCT x.order_key FROM pg_temp.upsell_new_lines x
+					WHERE x.sold AND x.product_id IS NOT NULL AND x.order_key IS NOT NULL);
+	IF (SELECT s.ordered_at IS NOT NULL FROM @extschema@.order_source s) THEN
+		orders := orders || ARRAY(
+			SELECT o.order_key FROM @extschema@.order_model o
+			WHERE o.tenant_id = t
+			  AND o.first_at < (SELECT max(c.max_ordered_at) FROM @extschema@.cooccurrence_chunks c
+								WHERE c.tenant_id = t) - interval '90 days');
+	END IF;
+	RETURN orders;
+END
+$$;
+
 -- The recent orders the post-purchase view serves.  The query of a
--- tenant's order_model rows (of the orders given, or all),
+-- tenant's order_model rows (of the orders given, or all; in an
+-- incremental refresh, by default, those it replaces: _order_changes),
 -- from its lines as of its refresh snapshot or of the snapshot given (a
 -- side build, _define_side_build): the orders of the 90 days before its
 -- last line, as the count found it (written into the query: a side build's
@@ -388,6 +416,9 @@ AS $$
 DECLARE
 	recent text := 'true';
 BEGIN
+	IF orders IS NULL AND @extschema@._incremental(tenant_id) AND to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
+		orders := @extschema@._order_changes(tenant_id);
+	END IF;
 	IF (SELECT s.ordered_at IS NOT NULL FROM @extschema@.order_source s) THEN
 		-- (OPERATOR() binds like any operator, left to right: parenthesized)
 		recent := format('l.ordered_at OPERATOR(pg_catalog.>=) (%L::timestamptz OPERATOR(pg_catalog.-) interval ''90 days'')',
@@ -416,8 +447,8 @@ DECLARE
 	t bigint := tenant_id;
 	orders bigint[];
 BEGIN
+	-- computed by a side build (_define_side_build), or here
 	IF NOT (incremental AND @extschema@._incremental(t)) THEN
-		-- computed by a side build (_define_side_build), or here
 		RETURN @extschema@._publish('order_model', t,
 			CASE WHEN @extschema@._side_ready('order_model')
 				 THEN 'SELECT * FROM @extschema@._side_rows(''order_model'', NULL::@extschema@.order_model)'
@@ -429,19 +460,13 @@ BEGIN
 		-- row: 0.2-0.3 s of a refresh without new lines at 10M lines)
 		RETURN @extschema@._kept_rows('order_model', t);
 	END IF;
-	-- incremental: the new orders, and the orders with lines older than
-	-- the window now starts (they drop out, wholly or in part)
-	orders := ARRAY(SELECT DISTINCT x.order_key FROM pg_temp.upsell_new_lines x
-					WHERE x.sold AND x.product_id IS NOT NULL AND x.order_key IS NOT NULL);
-	IF (SELECT s.ordered_at IS NOT NULL FROM @extschema@.order_source s) THEN
-		orders := orders || ARRAY(
-			SELECT o.order_key FROM @extschema@.order_model o
-			WHERE o.tenant_id = t
-			  AND o.first_at < (SELECT m.max_ordered_at FROM @extschema@.cooccurrence_model m
-								WHERE m.tenant_id = t) - interval '90 days');
-	END IF;
-	-- (none: _publish keeps the rows)
-	RETURN @extschema@._publish('order_model', t, @extschema@._order_query(t, NULL, orders), orders);
+	-- incremental: the orders the side build's query was written for
+	-- (none: _publish keeps the rows, and reads none)
+	orders := @extschema@._order_changes(t);
+	RETURN @extschema@._publish('order_model', t,
+		CASE WHEN @extschema@._side_ready('order_model')
+			 THEN 'SELECT * FROM @extschema@._side_rows(''order_model'', NULL::@extschema@.order_model)'
+			 ELSE @extschema@._order_query(t, NULL, orders) END, orders);
 END
 $$;
 
@@ -453,8 +478,11 @@ SELECT @extschema@._define_model('order_model',
 	'@extschema@._build_order_model(bigint, boolean)',
 	'the orders of the last 90 days (all orders without an order time): products and customer, for the post-purchase view; ordered_at and first_at: the time of its last and first line in the window',
 	'order_key');
--- (not during the count: its window is read from the count)
-SELECT @extschema@._define_side_build('order_model', '@extschema@._order_query(bigint, pg_snapshot, bigint[])');
+-- (not during the count: its window is read from the count.)  In an
+-- incremental refresh too: the new orders' rows were the last 0.3 s of it
+-- at 10M lines, with one core idle.
+SELECT @extschema@._define_side_build('order_model', '@extschema@._order_query(bigint, pg_snapshot, bigint[])',
+	incremental => true);
 
 CREATE VIEW @extschema@.post_purchase_offers AS
 SELECT o.tenant_id, o.order_id, o.customer_id, o.ordered_at, f.*

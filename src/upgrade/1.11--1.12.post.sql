@@ -26,7 +26,9 @@
 -- the new _new_lines_literal, _bundles_from_query replaced by
 -- _bundles_and_sets and the type _bundle_pass, _upgrade_counts_begin, _keep,
 -- _begun and _kept replaced by the _chunks_ ones of any model, the new
--- _publish_kept_chunks)
+-- _publish_kept_chunks, the new _order_changes, order_model's side build in
+-- an incremental refresh too and product_interval_model's scope column in
+-- model_definitions)
 -- and three new tables of derived state, model_state beside serving_state,
 -- model_versions, and the models upgrade_count_model and bundle_set_model,
 -- and the model
