@@ -37,6 +37,17 @@ END $$;
 SET upsell.refresh_workers = 0;
 CALL upsell.refresh();
 CREATE TEMP TABLE alone AS SELECT * FROM pg_temp.model_rows();
+-- the models whose rows differ from those built without workers (alone,
+-- below), with how many rows each, or none
+CREATE FUNCTION pg_temp.differing() RETURNS text
+LANGUAGE sql AS $$
+	SELECT coalesce(string_agg(d.model || ': ' || d.n, ', '), 'none')
+	FROM (SELECT x.model, count(*) AS n
+		  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
+				UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
+		  GROUP BY x.model) d
+$$;
+
 SELECT model FROM upsell.models WHERE side_build OR side_cpu_ms IS NOT NULL;
 SET upsell.refresh_workers = 2;
 CALL upsell.refresh();
@@ -46,22 +57,14 @@ FROM upsell.models WHERE side_build ORDER BY build_order;
 SELECT count(*) AS without_worker_cpu FROM upsell.model_builds WHERE side_build AND side_cpu_ms IS NULL;
 SELECT model, count(*) AS rows FROM alone
 WHERE model IN ('bundle_model', 'purchase_history_model', 'product_interval_model') GROUP BY model ORDER BY model;
-SELECT coalesce(string_agg(d.model || ': ' || d.n, ', '), 'none') AS differing
-FROM (SELECT x.model, count(*) AS n
-	  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
-			UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
-	  GROUP BY x.model) d;
+SELECT pg_temp.differing() AS differing;
 
 -- one worker at a time: each side build starts when the one before has
 -- computed its rows, so every model that has one is still side-built
 SET upsell.refresh_workers = 1;
 CALL upsell.refresh();
 SELECT model FROM upsell.models WHERE side_build ORDER BY build_order;
-SELECT coalesce(string_agg(d.model || ': ' || d.n, ', '), 'none') AS differing
-FROM (SELECT x.model, count(*) AS n
-	  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
-			UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
-	  GROUP BY x.model) d;
+SELECT pg_temp.differing() AS differing;
 SELECT model, side_during_count, side_incremental FROM upsell.model_definitions WHERE side_query IS NOT NULL ORDER BY build_order;
 RESET upsell.refresh_workers;
 
@@ -89,11 +92,7 @@ UPDATE upsell.model_definitions SET builder = 'upsell._build_cooccurrence_chunks
 WHERE model = 'cooccurrence_chunks';
 DELETE FROM superstore.order_lines WHERE order_id = 'NEW-1';
 CALL upsell.refresh();
-SELECT coalesce(string_agg(d.model || ': ' || d.n, ', '), 'none') AS differing
-FROM (SELECT x.model, count(*) AS n
-	  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
-			UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
-	  GROUP BY x.model) d;
+SELECT pg_temp.differing() AS differing;
 RESET upsell.refresh_workers;
 
 -- 2. the worker: rows streamed through the queue (more than it holds),
@@ -246,11 +245,7 @@ CALL upsell.refresh();
 COMMIT;
 SELECT status FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
 SELECT count(*) AS side_built FROM upsell.models WHERE side_build;
-SELECT coalesce(string_agg(d.model || ': ' || d.n, ', '), 'none') AS differing
-FROM (SELECT x.model, count(*) AS n
-	  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
-			UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
-	  GROUP BY x.model) d;
+SELECT pg_temp.differing() AS differing;
 -- a refresh cancelled while its side builds run (its tenant keeps its
 -- models): category_model, built after the count has started them and
 -- before any is read, is built by a builder that says whether side builds
@@ -299,11 +294,7 @@ WHERE model = 'category_model';
 UPDATE upsell.model_definitions SET side_query = (TABLE upgrade_side) WHERE model = 'upgrade_list_model';
 SELECT pg_temp.side_workers_after_wait() AS side_workers;
 SELECT status FROM upsell.refresh_log ORDER BY refresh_id DESC LIMIT 1;
-SELECT coalesce(string_agg(d.model || ': ' || d.n, ', '), 'none') AS differing
-FROM (SELECT x.model, count(*) AS n
-	  FROM ((TABLE alone EXCEPT ALL SELECT * FROM pg_temp.model_rows())
-			UNION ALL (SELECT * FROM pg_temp.model_rows() EXCEPT ALL TABLE alone)) x
-	  GROUP BY x.model) d;
+SELECT pg_temp.differing() AS differing;
 
 RESET upsell.refresh_workers;
 RESET upsell.bundle_min_count;

@@ -370,6 +370,28 @@ BEGIN
 END
 $$;
 
+-- A model of such chunks: per tenant, its state in chunks of bytes, and
+-- what it was counted from (counted: 'all lines', or 'new lines' folded
+-- into the chunks before).  Written whole at every refresh that counts it
+-- and read whole by the next: stored as it is, neither compressed (17 MB
+-- at 10M lines each, for the upgrade counts and the bundles' sets, which
+-- both writing and reading would pay for) nor sampled for statistics.
+CREATE FUNCTION @extschema@._define_chunks_model(model name, build_order int, builder text, description text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@._define_model(model,
+		$c$tenant_id bigint NOT NULL, chunk int NOT NULL CHECK (chunk >= 0), state bytea NOT NULL,
+		   counted text NOT NULL CHECK (counted IN ('all lines', 'new lines')),
+		   PRIMARY KEY (tenant_id, chunk)$c$,
+		NULL, build_order, builder, description);
+	EXECUTE format('ALTER TABLE @extschema@.%I ALTER COLUMN state SET STORAGE EXTERNAL, '
+				   'ALTER COLUMN state SET STATISTICS 0', model);
+END
+$$;
+
 -- What an incremental refresh passes downstream.  A builder of an
 -- incremental refresh that knows which products' rows of its model changed
 -- notes them (_note_changed); a builder after it in the tenant's

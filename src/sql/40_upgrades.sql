@@ -254,16 +254,8 @@ BEGIN
 END
 $$;
 
-SELECT @extschema@._define_model('upgrade_count_model',
-	$$tenant_id bigint NOT NULL, chunk int NOT NULL CHECK (chunk >= 0), state bytea NOT NULL,
-	  counted text NOT NULL CHECK (counted IN ('all lines', 'new lines')),
-	  PRIMARY KEY (tenant_id, chunk)$$,
-	NULL, 42, '@extschema@._build_upgrade_counts(bigint, boolean)',
+SELECT @extschema@._define_chunks_model('upgrade_count_model', 42, '@extschema@._build_upgrade_counts(bigint, boolean)',
 	'per tenant, in chunks: the counts its upgrade lists were ranked from (buyers per product, variant group and category, upgrade paths per pair), which an incremental refresh folds its new lines into; counted: whether every line was read (''all lines'') or only the new ones (''new lines'')');
--- (written whole at every refresh that ranks the lists, read whole by the
--- next: compressing their 17 MB at 10M lines would cost both)
-ALTER TABLE @extschema@.upgrade_count_model ALTER COLUMN state SET STORAGE EXTERNAL,
-	ALTER COLUMN state SET STATISTICS 0;
 
 -- The candidates one row each, as the serving functions, the funnel's
 -- builders and analysts read them (the shape of 1.0's upgrade_model table).

@@ -138,6 +138,16 @@ CREATE TYPE @extschema@._bundle_pass AS (
 COMMENT ON TYPE @extschema@._bundle_pass IS
 	'internal: a row of the bundles'' pass: a bundle_model row (sets_chunk NULL), or a chunk of bundle_set_model (the rest NULL)';
 
+-- Whether upsell.itemsets_memory_limit is at least the limit the kept
+-- bundles were mined or folded under (source_state's settings, "bundles";
+-- 0: no limit): mining at their count then fits as it did.
+CREATE FUNCTION @extschema@._bundles_limit_kept(mined jsonb)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN coalesce(nullif(@extschema@._itemsets_limit_kb(), 0), 2147483647)
+	   >= coalesce(nullif((mined ->> 'memory_limit_kb')::int, 0), 2147483647);
+
 CREATE FUNCTION @extschema@._bundle_query(tenant_id bigint, snapshot pg_snapshot, min_count int DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -159,8 +169,7 @@ BEGIN
 	-- refresh raises it.
 	IF @extschema@._incremental(tenant_id) AND to_regclass('pg_temp.upsell_new_lines') IS NOT NULL
 	   AND (mined ->> 'min_count')::int = at_count AND NOT mined ? 'fitted'
-	   AND coalesce(nullif(@extschema@._itemsets_limit_kb(), 0), 2147483647)
-		   >= coalesce(nullif((mined ->> 'memory_limit_kb')::int, 0), 2147483647)
+	   AND @extschema@._bundles_limit_kept(mined)
 	   AND EXISTS (SELECT FROM @extschema@.bundle_set_model b WHERE b.tenant_id = _bundle_query.tenant_id) THEN
 		stored := format('SELECT s.state FROM @extschema@.bundle_set_model s '
 						 'WHERE s.tenant_id OPERATOR(pg_catalog.=) %s ORDER BY s.chunk', tenant_id);
@@ -212,9 +221,7 @@ BEGIN
 	IF incremental AND @extschema@._lines_unchanged(tenant_id)
 	   AND (mined IS NULL
 			OR CASE WHEN (mined ->> 'min_count')::int = configured
-					-- (0: no limit)
-					THEN coalesce(nullif(limit_kb, 0), 2147483647)
-						 >= coalesce(nullif((mined ->> 'memory_limit_kb')::int, 0), 2147483647)
+					THEN @extschema@._bundles_limit_kept(mined)
 					ELSE (mined ->> 'memory_limit_kb')::int = limit_kb END) THEN
 		-- the same lines and settings (_model_settings), and the count
 		-- mining would take: the same itemsets, and no product noted as
@@ -329,16 +336,8 @@ BEGIN
 END
 $$;
 
-SELECT @extschema@._define_model('bundle_set_model',
-	$$tenant_id bigint NOT NULL, chunk int NOT NULL CHECK (chunk >= 0), state bytea NOT NULL,
-	  counted text NOT NULL CHECK (counted IN ('all lines', 'new lines')),
-	  PRIMARY KEY (tenant_id, chunk)$$,
-	NULL, 73, '@extschema@._build_bundle_sets(bigint, boolean)',
+SELECT @extschema@._define_chunks_model('bundle_set_model', 73, '@extschema@._build_bundle_sets(bigint, boolean)',
 	'per tenant, in chunks: every set of 2 or 3 products in at least upsell.bundle_min_count orders with its order count, as its last refresh found them (bundle_model keeps the best per product), which an incremental refresh folds the orders of its new lines into; counted: whether every line was mined (''all lines'') or the orders of the new lines folded in (''new lines'')');
--- (written whole at every refresh that mines or folds the bundles, read
--- whole by the next: compressing their 17.6 MB at 10M lines would cost both)
-ALTER TABLE @extschema@.bundle_set_model ALTER COLUMN state SET STORAGE EXTERNAL,
-	ALTER COLUMN state SET STATISTICS 0;
 
 -- ---- serving ----------------------------------------------------------------
 
