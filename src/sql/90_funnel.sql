@@ -97,7 +97,7 @@ COMMENT ON FUNCTION @extschema@._merge_offers(text, bigint, bigint[], numeric, @
 -- index; pinned offers, exclusions, weights and limits apply at request time.
 
 -- The ranking runs in C (src/funnel_build.c, src/core/page_rank.c): one read
--- each of product_model, category_model's substitutes, upgrade_model,
+-- each of product_model, category_model's substitutes, upgrade_list_model,
 -- bundle_model and pair_list_model (a row of pairs per product), each
 -- product's offers ranked in product order.  The rule, as the SQL it replaced said it
 -- (the same rows): the complements of pair_model in stock that are not
@@ -319,7 +319,7 @@ BEGIN
 				   GROUP BY s.category) s
 			ON s.category = m.category
 		-- the complements and the upgrade (src/funnel_build.c: pair_list_model
-		-- and upgrade_model read once, the catalog's facts from a hash table)
+		-- and upgrade_list_model read once, the catalog's facts from a hash table)
 		LEFT JOIN c ON c.product_id = m.product_id
 		WHERE m.tenant_id = $1 AND ($2 IS NULL OR m.product_id = ANY ($2))$q$, scope);
 END
