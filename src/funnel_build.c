@@ -562,26 +562,28 @@ upgrade_on_ladder(bool same_group_null, bool same_group, bool paths_null, int64 
 	return tri_or(group, tri_and(climbed, above)) == TRI_TRUE;
 }
 
-/* an array column of a list row, its elements and NULL flags, of n elements */
-static void
-list_array(Datum d, Oid type, int64 product_id, int n, Datum **elems, bool **nulls)
+/*
+ * An array column of a list row (int8, bool or float8: passed by value),
+ * its elements and their NULL flags; returns how many.  A copy detoasted
+ * here is freed, not kept until the build's end.
+ */
+static int
+list_array(Datum d, Oid type, int64 product_id, Datum **elems, bool **nulls)
 {
 	ArrayType  *a = DatumGetArrayTypeP(d);
-	int16		len;
-	bool		byval;
-	char		align;
-	int			got;
+	int			n;
 
-	get_typlenbyvalalign(type, &len, &byval, &align);
 	if (ARR_NDIM(a) > 1 || ARR_ELEMTYPE(a) != type)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("the upgrade list of product " INT64_FORMAT " has an array of another shape", product_id)));
-	deconstruct_array(a, type, len, byval, align, elems, nulls, &got);
-	if (got != n)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("the upgrade list of product " INT64_FORMAT " has arrays of different lengths", product_id)));
+	if (type == BOOLOID)
+		deconstruct_array(a, type, 1, true, TYPALIGN_CHAR, elems, nulls, &n);
+	else
+		deconstruct_array(a, type, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, elems, nulls, &n);
+	if ((Pointer) a != DatumGetPointer(d))
+		pfree(a);
+	return n;
 }
 
 /*
@@ -598,7 +600,6 @@ upgrade_row(Datum *values, bool *nulls, void *arg)
 	Catalog    *c = x->catalog;
 	Product    *a;
 	int64		product_id;
-	ArrayType  *ids;
 	int			n;
 	Datum	   *candidates,
 			   *same_group,
@@ -622,13 +623,14 @@ upgrade_row(Datum *values, bool *nulls, void *arg)
 	a = catalog_product(c, product_id);
 	if (a == NULL)
 		return;
-	ids = DatumGetArrayTypeP(values[1]);
-	n = ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids));
-	list_array(values[1], INT8OID, product_id, n, &candidates, &candidates_null);
-	list_array(values[2], BOOLOID, product_id, n, &same_group, &same_group_null);
-	list_array(values[3], INT8OID, product_id, n, &paths, &paths_null);
-	list_array(values[5], FLOAT8OID, product_id, n, &popularity, &popularity_null);
-	list_array(values[6], FLOAT8OID, product_id, n, &score, &score_null);
+	n = list_array(values[1], INT8OID, product_id, &candidates, &candidates_null);
+	if (list_array(values[2], BOOLOID, product_id, &same_group, &same_group_null) != n ||
+		list_array(values[3], INT8OID, product_id, &paths, &paths_null) != n ||
+		list_array(values[5], FLOAT8OID, product_id, &popularity, &popularity_null) != n ||
+		list_array(values[6], FLOAT8OID, product_id, &score, &score_null) != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the upgrade list of product " INT64_FORMAT " has arrays of different lengths", product_id)));
 	for (int i = 0; i < n; i++)
 	{
 		Product    *m;
