@@ -155,6 +155,18 @@ find_key(const KeyIndex *x, uint64_t key)
 }
 
 /*
+ * Whether the pair (a, b), a < b, is among those counted again, in
+ * min_count orders or more (pair_counts by the index's keys).
+ */
+static bool
+pair_frequent(const KeyIndex *x, const int64_t *pair_counts, int64_t min_count, uint32_t a, uint32_t b)
+{
+	int64_t		p = find_key(x, pair_key(a, b));
+
+	return p >= 0 && pair_counts[p] >= min_count;
+}
+
+/*
  * Each order of the lines in turn: the ranks of its products that are
  * followed, ascending, into in_order; returns how many, and sets *end to
  * the order's end.
@@ -208,12 +220,12 @@ itemsets_fold(CoocLines *lines, const StoredSets *stored, const int64_t *changed
 	uint32_t   *in_order = NULL;
 	uint64_t   *pairs = NULL;
 	int64_t    *pair_counts = NULL;
-	uint64_t   *frequent_pairs = NULL;
 	uint64_t   *triples = NULL;
 	int64_t    *triple_counts = NULL;
 	uint32_t   *stored_ranks = NULL;
 	KeyIndex	pair_index = {0},
 				triple_index = {0};
+	double		lookups = 0;	/* of the pair pass, against the guard */
 	size_t		nprod = 0,
 				nfreq = 0,
 				ncorders = 0,
@@ -356,38 +368,17 @@ itemsets_fold(CoocLines *lines, const StoredSets *stored, const int64_t *changed
 	index_keys(&pair_index, pairs, npairs);
 
 	/*
-	 * The lookups to come grow with the square and the cube of an order's
-	 * products: past FOLD_LOOKUPS_PER_LINE per line (orders of hundreds of
-	 * the changed orders' products), FP-growth, which shares their
-	 * prefixes, is left to count them
-	 */
-	{
-		double		lookups = 0;
-
-		for (i = 0; i < lines->n; i = j)
-		{
-			int64_t		key = lines->lines[i].order_key;
-			double		nin = 0;
-
-			for (j = i; j < lines->n && lines->lines[j].order_key == key; j++)
-				nin += idx[j] != NO_RANK && followed[idx[j]];
-			if (nin >= 2)
-				lookups += nin * (nin - 1) / 2 * (1 + (params->max_size > 2 ? (nin - 2) / 3 : 0));
-		}
-		if (lookups > FOLD_LOOKUPS_PER_LINE * (double) lines->n)
-		{
-			status = ITEMSETS_FOLD_UNSUPPORTED;
-			goto done;
-		}
-	}
-
-	/*
 	 * Counted in one pass over every order, each order's followed products
 	 * taken two by two and looked up.  (Intersecting the orders of each
 	 * pair's two products took 5 s for the pairs of 1% new orders at 10M
 	 * lines, and walking the orders of one product of each pair 1.5 s: the
 	 * products of new orders are in most orders, and each walk read them out
-	 * of order.)
+	 * of order.)  The lookups grow with the square and the cube of an
+	 * order's followed products: past FOLD_LOOKUPS_PER_LINE per line over
+	 * the pass (orders of hundreds of the changed orders' products),
+	 * FP-growth, which shares their prefixes, is left to count them; the
+	 * sum only grows, so stopping once it passes decides as a pass of its
+	 * own before would.
 	 */
 	for (i = 0; i < lines->n; i = j)
 	{
@@ -395,6 +386,17 @@ itemsets_fold(CoocLines *lines, const StoredSets *stored, const int64_t *changed
 					x,
 					y;
 
+		if (nin >= 2)
+		{
+			double		k = (double) nin;
+
+			lookups += k * (k - 1) / 2 * (1 + (params->max_size > 2 ? (k - 2) / 3 : 0));
+			if (lookups > FOLD_LOOKUPS_PER_LINE * (double) lines->n)
+			{
+				status = ITEMSETS_FOLD_UNSUPPORTED;
+				goto done;
+			}
+		}
 		for (x = 0; x + 1 < nin; x++)
 			for (y = x + 1; y < nin; y++)
 			{
@@ -406,10 +408,8 @@ itemsets_fold(CoocLines *lines, const StoredSets *stored, const int64_t *changed
 		if ((j >> 16) != (i >> 16))
 			ups_check_interrupts();
 	}
-	frequent_pairs = ups_alloc(npairs * sizeof(uint64_t) + 1);
 	for (i = 0; i < npairs; i++)
-		if (pair_counts[i] >= min_count)
-			frequent_pairs[nfrequent_pairs++] = pairs[i];
+		nfrequent_pairs += pair_counts[i] >= min_count;
 
 	/*
 	 * The triples inside changed orders whose three pairs are frequent,
@@ -427,11 +427,11 @@ itemsets_fold(CoocLines *lines, const StoredSets *stored, const int64_t *changed
 			for (i = from; i < to; i++)
 				for (j = i + 1; j < to; j++)
 				{
-					if (!has_key(frequent_pairs, nfrequent_pairs, pair_key(order_ranks[i], order_ranks[j])))
+					if (!pair_frequent(&pair_index, pair_counts, min_count, order_ranks[i], order_ranks[j]))
 						continue;
 					for (l = j + 1; l < to; l++)
-						if (has_key(frequent_pairs, nfrequent_pairs, pair_key(order_ranks[i], order_ranks[l])) &&
-							has_key(frequent_pairs, nfrequent_pairs, pair_key(order_ranks[j], order_ranks[l])))
+						if (pair_frequent(&pair_index, pair_counts, min_count, order_ranks[i], order_ranks[l]) &&
+							pair_frequent(&pair_index, pair_counts, min_count, order_ranks[j], order_ranks[l]))
 							triples[ntriples++] = triple_key(order_ranks[i], order_ranks[j], order_ranks[l]);
 				}
 			if ((o & 0xff) == 0)
@@ -565,7 +565,6 @@ done:
 	ups_free(triple_index.slots);
 	ups_free(pairs);
 	ups_free(pair_counts);
-	ups_free(frequent_pairs);
 	ups_free(triples);
 	ups_free(triple_counts);
 	ups_free(stored_ranks);
