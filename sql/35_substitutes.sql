@@ -75,6 +75,22 @@ FROM upsell.upgrade_model u
 JOIN shop.products a ON a.product_id = u.product_id AND a.title = 'Google Phone'
 JOIN shop.products b ON b.product_id = u.candidate_id AND b.title = 'iPhone'
 WHERE u.kind = 'upgrade';
+-- the ladder rule is one C function, the one the product page's and the
+-- cart's builders apply: it says what its SQL says for every input, NULLs,
+-- NaN and infinities too (every combination; the cases true, false and
+-- NULL counted)
+WITH g(same_group) AS (VALUES (true), (false), (NULL::boolean)),
+	 p(paths) AS (VALUES (0::bigint), (2), (3), (7), (-5), (NULL)),
+	 b(buyers) AS (VALUES (0::bigint), (1), (10), (-3), (NULL)),
+	 q(popularity) AS (VALUES (0.0::float8), (0.25), (0.5), (3.0), ('NaN'), ('Infinity'), ('-Infinity'), (NULL)),
+	 cases AS (
+		SELECT upsell._upgrade_on_ladder(same_group, paths, buyers, popularity) AS c_rule,
+			   same_group OR (paths >= 3 AND paths::float8 / greatest(buyers, 1) > popularity) AS sql_rule
+		FROM g, p, b, q)
+SELECT count(*) AS cases, count(*) FILTER (WHERE c_rule IS DISTINCT FROM sql_rule) AS differing,
+	   count(*) FILTER (WHERE sql_rule) AS on_ladder, count(*) FILTER (WHERE NOT sql_rule) AS off_ladder,
+	   count(*) FILTER (WHERE sql_rule IS NULL) AS unknown
+FROM cases;
 SELECT upsell.is_substitute(0, 19, '{10}') AS iphone_for_google_phone,
 	   upsell.is_substitute(0, 16, '{10}') AS usbc_for_google_phone,
 	   upsell.is_substitute(0, 10, '{10}') AS itself;

@@ -2,7 +2,8 @@
  * funnel_build.c
  *		The funnel's builders' joins in one pass over each model they read:
  *		_product_page_lists (the product page's 12 best offers per product)
- *		and _cart_lines (a cart line's complements and best upgrade).  The catalog's
+ *		and _cart_lines (a cart line's complements and best upgrade), and the
+ *		ladder rule they apply to upgrades (_upgrade_on_ladder).  The catalog's
  *		facts (stock, category, variant group, price) are read once into a
  *		hash table; pair_list_model is read once and each product's
  *		offers are ranked (src/core/page_rank.c) in product order,
@@ -31,6 +32,7 @@
 
 PG_FUNCTION_INFO_V1(upsell_product_page_lists);
 PG_FUNCTION_INFO_V1(upsell_cart_lines);
+PG_FUNCTION_INFO_V1(upsell_upgrade_on_ladder);
 
 /* ---- id -> index and text -> index hash tables ---------------------------- */
 
@@ -538,13 +540,14 @@ tri_or(Tri a, Tri b)
 }
 
 /*
- * _upgrade_on_ladder(same_group, paths, buyers, popularity): same_group OR
- * (paths >= 3 AND paths::float8 / greatest(buyers, 1) > popularity), true
- * only when SQL says true.  (greatest ignores a NULL buyers.)
+ * The ladder rule: same_group OR (paths >= 3 AND paths::float8 /
+ * greatest(buyers, 1) > popularity), in SQL's three-valued logic.
+ * (greatest ignores a NULL buyers.)  The builders keep an upgrade only when
+ * it is true; _upgrade_on_ladder is this same rule for SQL.
  */
-static bool
-upgrade_on_ladder(bool same_group_null, bool same_group, bool paths_null, int64 paths,
-				  bool buyers_null, int64 buyers, bool popularity_null, double popularity)
+static Tri
+upgrade_ladder(bool same_group_null, bool same_group, bool paths_null, int64 paths,
+			   bool buyers_null, int64 buyers, bool popularity_null, double popularity)
 {
 	Tri			group = same_group_null ? TRI_NULL : (same_group ? TRI_TRUE : TRI_FALSE);
 	Tri			climbed = paths_null ? TRI_NULL : (paths >= 3 ? TRI_TRUE : TRI_FALSE);
@@ -559,7 +562,26 @@ upgrade_on_ladder(bool same_group_null, bool same_group, bool paths_null, int64 
 		/* (float8gt puts NaN above everything: nothing is above a NaN popularity) */
 		above = share > popularity ? TRI_TRUE : TRI_FALSE;
 	}
-	return tri_or(group, tri_and(climbed, above)) == TRI_TRUE;
+	return tri_or(group, tri_and(climbed, above));
+}
+
+/*
+ * _upgrade_on_ladder(same_group boolean, paths bigint, buyers bigint,
+ * popularity float8) returns boolean: whether an upgrade stays on a ladder
+ * customers climb (upgrade_ladder), NULL where SQL's logic gives NULL.  One
+ * rule for the builders and for SQL, not the same rule written twice.
+ */
+Datum
+upsell_upgrade_on_ladder(PG_FUNCTION_ARGS)
+{
+	Tri			on = upgrade_ladder(PG_ARGISNULL(0), !PG_ARGISNULL(0) && PG_GETARG_BOOL(0),
+									PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1),
+									PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2),
+									PG_ARGISNULL(3), PG_ARGISNULL(3) ? 0 : PG_GETARG_FLOAT8(3));
+
+	if (on == TRI_NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_BOOL(on == TRI_TRUE);
 }
 
 /*
@@ -637,9 +659,9 @@ upgrade_row(Datum *values, bool *nulls, void *arg)
 		Upgrade    *u;
 
 		if (candidates_null[i] ||
-			!upgrade_on_ladder(same_group_null[i], DatumGetBool(same_group[i]),
-							   paths_null[i], DatumGetInt64(paths[i]), buyers_null, buyers,
-							   popularity_null[i], DatumGetFloat8(popularity[i])))
+			upgrade_ladder(same_group_null[i], DatumGetBool(same_group[i]),
+						   paths_null[i], DatumGetInt64(paths[i]), buyers_null, buyers,
+						   popularity_null[i], DatumGetFloat8(popularity[i])) != TRI_TRUE)
 			continue;
 		m = catalog_product(c, DatumGetInt64(candidates[i]));
 		if (m == NULL || !m->in_stock || !catalog_within_upgrade_price(c, a, m))

@@ -238,9 +238,12 @@ COMMENT ON FUNCTION @extschema@._cart_blocked(bigint, bigint[], boolean) IS
 -- same product (same variant group), or a dearer product of the same category
 -- that the product's buyers later bought (3 or more of them) more often than
 -- the category's buyers buy it at all.  Otherwise it is another product, a
--- substitute, not an upgrade of this one.
+-- substitute, not an upgrade of this one.  As SQL says it: same_group OR
+-- (paths >= 3 AND paths::float8 / greatest(buyers, 1) > popularity), NULL
+-- where that is NULL.  In C (src/funnel_build.c), the one rule the product
+-- page's and the cart's builders apply too.
 CREATE FUNCTION @extschema@._upgrade_on_ladder(same_group boolean, paths bigint, buyers bigint,
 	popularity float8)
 RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN same_group OR (paths >= 3 AND paths::float8 / greatest(buyers, 1) > popularity);
+AS 'MODULE_PATHNAME', 'upsell_upgrade_on_ladder'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;

@@ -28,7 +28,8 @@
 -- _begun and _kept replaced by the _chunks_ ones of any model, the new
 -- _publish_kept_chunks, the new _order_changes, order_model's side build in
 -- an incremental refresh too and product_interval_model's scope column in
--- model_definitions, the new _define_chunks_model and _bundles_limit_kept)
+-- model_definitions, the new _define_chunks_model and _bundles_limit_kept,
+-- _upgrade_on_ladder in C)
 -- and three new tables of derived state, model_state beside serving_state,
 -- model_versions, and the models upgrade_count_model and bundle_set_model,
 -- and the model
