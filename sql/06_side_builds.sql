@@ -56,7 +56,7 @@ SELECT model, cpu_ms IS NOT NULL AS has_cpu_ms, side_cpu_ms > 0 AS has_side_cpu_
 FROM upsell.models WHERE side_build ORDER BY build_order;
 SELECT count(*) AS without_worker_cpu FROM upsell.model_builds WHERE side_build AND side_cpu_ms IS NULL;
 SELECT model, count(*) AS rows FROM alone
-WHERE model IN ('bundle_model', 'purchase_history_model', 'product_interval_model') GROUP BY model ORDER BY model;
+WHERE model IN ('bundle_list_model', 'purchase_history_model', 'product_interval_model') GROUP BY model ORDER BY model;
 SELECT pg_temp.differing() AS differing;
 
 -- one worker at a time: each side build starts when the one before has

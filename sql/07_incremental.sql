@@ -357,7 +357,7 @@ CREATE FUNCTION pg_temp.writers() RETURNS TABLE (model name, writers text[]) LAN
 DECLARE
 	m name;
 BEGIN
-	FOREACH m IN ARRAY '{bundle_model, category_model, cooccurrence_chunks, cooccurrence_model, order_model, product_interval_model, upgrade_list_model}'::name[] LOOP
+	FOREACH m IN ARRAY '{bundle_list_model, category_model, cooccurrence_chunks, cooccurrence_model, order_model, product_interval_model, upgrade_list_model}'::name[] LOOP
 		RETURN QUERY EXECUTE format('SELECT %L::name, array_agg(DISTINCT t.xmin::text ORDER BY t.xmin::text) FROM upsell.%I t',
 									m, m);
 	END LOOP;

@@ -179,7 +179,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	m name;
 BEGIN
-	FOREACH m IN ARRAY '{bundle_model, cooccurrence_chunks, cooccurrence_model, product_interval_model, upgrade_list_model}'::name[] LOOP
+	FOREACH m IN ARRAY '{bundle_list_model, cooccurrence_chunks, cooccurrence_model, product_interval_model, upgrade_list_model}'::name[] LOOP
 		RETURN QUERY EXECUTE format('SELECT t.tenant_id, %L::name, array_agg(DISTINCT t.xmin::text ORDER BY t.xmin::text) '
 									'FROM upsell.%I t GROUP BY 1', m, m);
 	END LOOP;

@@ -45,7 +45,10 @@ SELECT upsell.register_products('bo.shop1_products', 'id', price => 'price', cat
 SET client_min_messages = warning;
 CALL upsell.refresh();
 RESET client_min_messages;
-SELECT model, row_count FROM upsell.models WHERE model = 'bundle_model';
+-- (a row of arrays per product, read a row per bundle through the view
+-- bundle_model)
+SELECT model, row_count, (SELECT count(*) FROM upsell.bundle_model) AS bundles
+FROM upsell.models WHERE model = 'bundle_list_model';
 
 -- The model against a reference: sets of 2 or 3 products in >= 5 orders
 -- (upsell.bundle_min_count) with lift > 1, each product's best 10 by lift,

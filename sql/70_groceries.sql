@@ -236,12 +236,12 @@ SELECT (SELECT count(*) FROM (TABLE upsell.bundle_model EXCEPT ALL TABLE bundles
 		   AS differing_from_full;
 -- (kept, not mined again to the same rows: the same row versions, written
 -- by the full refresh's transaction)
-CREATE TEMP TABLE bundles_versions AS SELECT b.ctid AS row_ctid, b.xmin::text AS row_xmin FROM upsell.bundle_model b;
+CREATE TEMP TABLE bundles_versions AS SELECT b.ctid AS row_ctid, b.xmin::text AS row_xmin FROM upsell.bundle_list_model b;
 CALL upsell.refresh(incremental => true);
 SELECT s.mode, s.new_lines, s.settings -> 'bundles' AS bundles,
 	   (SELECT count(*) FROM (TABLE upsell.bundle_model EXCEPT ALL TABLE bundles_raised) d)
 	   + (SELECT count(*) FROM (TABLE bundles_raised EXCEPT ALL TABLE upsell.bundle_model) d) AS differing,
-	   (SELECT count(*) FROM upsell.bundle_model b
+	   (SELECT count(*) FROM upsell.bundle_list_model b
 		WHERE NOT EXISTS (SELECT FROM bundles_versions v WHERE v.row_ctid = b.ctid AND v.row_xmin = b.xmin::text)) AS rows_written
 FROM upsell.source_state s;
 RESET upsell.itemsets_memory_limit;

@@ -177,6 +177,11 @@ SELECT upsell.record_exposure('ss_exp', 'u1') AS recorded;
 SELECT d.model FROM upsell.model_definitions d
 WHERE NOT has_table_privilege('upsell.' || quote_ident(d.model), 'SELECT') ORDER BY 1;
 SELECT count(*) > 0 AS order_model FROM upsell.order_model WHERE tenant_id = 1;
+-- ... and the views over them, one row per offer, pair or bundle
+SELECT c.relname FROM pg_class c
+WHERE c.relnamespace = 'upsell'::regnamespace AND c.relkind = 'v' AND c.relname LIKE '%\_model'
+  AND NOT has_table_privilege(c.oid, 'SELECT') ORDER BY 1;
+SELECT count(*) >= 0 AS bundle_offers FROM upsell.bundle_offers(1);
 -- ... but no order lines, catalog, registered table or log
 SELECT count(*) FROM upsell.order_lines;
 SELECT count(*) FROM upsell.catalog;

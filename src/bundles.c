@@ -326,39 +326,96 @@ upsell_rules_from_query(PG_FUNCTION_ARGS)
 #define SETS_MAGIC		0x31534255	/* "UBS1" */
 #define SETS_PER_CHUNK	(1 << 20)
 
-/* _bundles_and_sets's columns: a bundle's, then a chunk of sets' */
-#define PASS_COLUMNS	10
+/*
+ * _bundles_and_sets's columns: a product's bundles (bundle_list_model's
+ * row), then a chunk of sets'
+ */
+#define PASS_COLUMNS	9
+#define PASS_CHUNK		6
 
+/*
+ * One product's bundles gathered as itemsets_top_per_item hands them over,
+ * best first, and put as one row of arrays when the next product's come.
+ */
 typedef struct PassOut
 {
 	ReturnSetInfo *rsinfo;
 	const Itemsets *sets;
-	Datum	   *buf;
+	bool		any;			/* a product's bundles are gathered */
+	int64		product_id;
+	int			nbundles;
+	int			nids;
+	int			cap;			/* of the per-bundle arrays */
+	int			ids_cap;
+	Datum	   *ids;
+	Datum	   *ends;
+	Datum	   *counts;
+	Datum	   *supports;
+	Datum	   *lifts;
 } PassOut;
+
+static void
+put_pass_product(PassOut *o)
+{
+	Datum		values[PASS_COLUMNS];
+	bool		nulls[PASS_COLUMNS] = {0};
+
+	if (!o->any)
+		return;
+	values[0] = Int64GetDatum(o->product_id);
+	values[1] = PointerGetDatum(construct_array(o->ids, o->nids, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(o->ends, o->nbundles, INT4OID, sizeof(int32),
+												true, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(o->counts, o->nbundles, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = PointerGetDatum(construct_array(o->supports, o->nbundles, FLOAT8OID, sizeof(float8),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[5] = PointerGetDatum(construct_array(o->lifts, o->nbundles, FLOAT8OID, sizeof(float8),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	nulls[6] = nulls[7] = nulls[8] = true;
+	tuplestore_putvalues(o->rsinfo->setResult, o->rsinfo->setDesc, values, nulls);
+	for (int i = 1; i <= 5; i++)
+		pfree(DatumGetPointer(values[i]));
+	o->any = false;
+	o->nbundles = 0;
+	o->nids = 0;
+}
 
 static void
 put_pass_bundle(void *arg, const ItemsetTop *top)
 {
 	PassOut    *o = arg;
 	const Itemsets *sets = o->sets;
-	double		n = (double) sets->transactions;
-	Datum		values[PASS_COLUMNS];
-	bool		nulls[PASS_COLUMNS] = {0};
-	int			i;
+	int64		product_id = sets->item_ids[top->item];
 
-	for (i = 0; i < top->size; i++)
-		o->buf[i] = Int64GetDatum(top->ids[i]);
-	values[0] = Int64GetDatum(sets->item_ids[top->item]);
-	values[1] = Int32GetDatum(top->rank);
-	values[2] = PointerGetDatum(construct_array(o->buf, top->size, INT8OID, sizeof(int64),
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[3] = Int32GetDatum(top->size);
-	values[4] = Int64GetDatum(sets->set_counts[top->set]);
-	values[5] = Float8GetDatum(sets->set_counts[top->set] / n);
-	values[6] = Float8GetDatum(top->lift);
-	nulls[7] = nulls[8] = nulls[9] = true;
-	tuplestore_putvalues(o->rsinfo->setResult, o->rsinfo->setDesc, values, nulls);
-	pfree(DatumGetPointer(values[2]));
+	if (o->any && o->product_id != product_id)
+	{
+		put_pass_product(o);
+		CHECK_FOR_INTERRUPTS();
+	}
+	o->any = true;
+	o->product_id = product_id;
+	if (o->nbundles == o->cap)
+	{
+		o->cap *= 2;
+		o->ends = repalloc(o->ends, sizeof(Datum) * o->cap);
+		o->counts = repalloc(o->counts, sizeof(Datum) * o->cap);
+		o->supports = repalloc(o->supports, sizeof(Datum) * o->cap);
+		o->lifts = repalloc(o->lifts, sizeof(Datum) * o->cap);
+	}
+	while (o->nids + top->size > o->ids_cap)
+	{
+		o->ids_cap *= 2;
+		o->ids = repalloc(o->ids, sizeof(Datum) * o->ids_cap);
+	}
+	for (int i = 0; i < top->size; i++)
+		o->ids[o->nids++] = Int64GetDatum(top->ids[i]);
+	o->ends[o->nbundles] = Int32GetDatum(o->nids);
+	o->counts[o->nbundles] = Int64GetDatum(sets->set_counts[top->set]);
+	o->supports[o->nbundles] = Float8GetDatum(sets->set_counts[top->set] / (double) sets->transactions);
+	o->lifts[o->nbundles] = Float8GetDatum(top->lift);
+	o->nbundles++;
 }
 
 /* A set of 2 or 3 products as stored: its ids ascending. */
@@ -445,10 +502,10 @@ put_pass_sets(ReturnSetInfo *rsinfo, const Itemsets *sets, const char *counted)
 			p += sizeof(int64) * all[i].size;
 		}
 		memset(nulls, true, sizeof(nulls));
-		values[7] = Int32GetDatum(chunk++);
-		values[8] = PointerGetDatum(b);
-		values[9] = PointerGetDatum(counted_text);
-		nulls[7] = nulls[8] = nulls[9] = false;
+		values[PASS_CHUNK] = Int32GetDatum(chunk++);
+		values[PASS_CHUNK + 1] = PointerGetDatum(b);
+		values[PASS_CHUNK + 2] = PointerGetDatum(counted_text);
+		nulls[PASS_CHUNK] = nulls[PASS_CHUNK + 1] = nulls[PASS_CHUNK + 2] = false;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		pfree(b);
 		CHECK_FOR_INTERRUPTS();
@@ -562,9 +619,10 @@ read_stored_sets(const char *query, StoredSets *out)
  * changed): for each product of the query's (order id, product id) lines,
  * its per_product best itemsets of 2..max_size products in at least
  * min_count orders with a lift above 1, ranked by lift, then count, then
- * items (what the bundle model keeps), computed here rather than by a
- * window over every itemset (sets_chunk NULL); then every set of 2..max_size products in at least
- * min_count orders, in chunks (sets_chunk, sets: bundle_set_model's rows),
+ * items, computed here rather than by a window over every itemset, as
+ * one row of arrays in rank order (sets_chunk NULL: bundle_list_model's
+ * row); then every set of 2..max_size products in at least min_count
+ * orders, in chunks (sets_chunk, sets: bundle_set_model's rows),
  * for the next refresh to fold its new orders into.  With stored (a query
  * of the chunks kept at the same min_count, in order) and changed (the keys
  * of the orders that gained lines since), the sets are folded from those
@@ -663,10 +721,18 @@ upsell_bundle_pass(PG_FUNCTION_ARGS)
 		}
 		if (!folded)
 			mine_tenant(&tenants[0], &a, &sets);
+		memset(&o, 0, sizeof(o));
 		o.rsinfo = rsinfo;
 		o.sets = &sets;
-		o.buf = palloc(sizeof(Datum) * (a.max_size + 1));
+		o.cap = 16;
+		o.ids_cap = 64;
+		o.ids = palloc(sizeof(Datum) * o.ids_cap);
+		o.ends = palloc(sizeof(Datum) * o.cap);
+		o.counts = palloc(sizeof(Datum) * o.cap);
+		o.supports = palloc(sizeof(Datum) * o.cap);
+		o.lifts = palloc(sizeof(Datum) * o.cap);
 		itemsets_top_per_item(&sets, 2, 1.0, per_product, put_pass_bundle, &o);
+		put_pass_product(&o);
 		MemoryContextSwitchTo(old);
 		/*
 		 * (a tenant without lines keeps no chunk: it has no models, and

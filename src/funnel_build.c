@@ -797,55 +797,98 @@ typedef struct PageBuild
 	Datum		complement_reason;	/* text */
 } PageBuild;
 
+/*
+ * A product's row of bundle_list_model: each bundle with every item a
+ * product in stock (items <@ the products in stock) becomes a candidate.
+ */
 static void
 bundle_row(Datum *values, bool *nulls, void *arg)
 {
 	PageBuild  *b = (PageBuild *) arg;
 	Catalog    *c = &b->catalog;
-	ArrayType  *items;
-	Datum	   *d;
-	bool	   *dnulls;
-	int			n;
-	PageBundle *x;
+	Datum	   *ids,
+			   *ends,
+			   *counts,
+			   *lifts;
+	bool	   *ids_nulls,
+			   *ends_nulls,
+			   *counts_nulls,
+			   *lifts_nulls;
+	int			nids,
+				nbundles,
+				ncounts,
+				nlifts,
+				from = 0;
+	int64		product_id;
 
 	CHECK_FOR_INTERRUPTS();
-	if (nulls[0] || nulls[1])
+	if (nulls[0] || nulls[1] || nulls[2])
 		return;
-	items = DatumGetArrayTypeP(values[1]);
-	deconstruct_array(items, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &dnulls, &n);
-	/* every item a product in stock (items <@ the products in stock) */
-	for (int i = 0; i < n; i++)
-	{
-		Product    *p;
-
-		if (dnulls[i])
-			return;
-		p = catalog_product(c, DatumGetInt64(d[i]));
-		if (p == NULL || !p->in_stock)
-			return;
-	}
-	if (nulls[2] || nulls[3])
+	product_id = DatumGetInt64(values[0]);
+	if (nulls[3] || nulls[4])
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("a bundle of product " INT64_FORMAT " has a NULL count or lift",
-						DatumGetInt64(values[0]))));
-	if (b->nbundles == b->bundles_cap)
+				 errmsg("the bundles of product " INT64_FORMAT " have NULL counts or lifts", product_id)));
+	deconstruct_array(DatumGetArrayTypeP(values[1]), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &ids, &ids_nulls, &nids);
+	deconstruct_array(DatumGetArrayTypeP(values[2]), INT4OID, 4, true, TYPALIGN_INT,
+					  &ends, &ends_nulls, &nbundles);
+	deconstruct_array(DatumGetArrayTypeP(values[3]), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &counts, &counts_nulls, &ncounts);
+	deconstruct_array(DatumGetArrayTypeP(values[4]), FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &lifts, &lifts_nulls, &nlifts);
+	if (ncounts != nbundles || nlifts != nbundles)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the bundles of product " INT64_FORMAT " have %d ends, %d counts and %d lifts",
+						product_id, nbundles, ncounts, nlifts)));
+	for (int k = 0; k < nbundles; k++)
 	{
-		b->bundles_cap *= 2;
-		b->bundles = repalloc_huge(b->bundles, (Size) b->bundles_cap * sizeof(PageBundle));
+		int			to = ends_nulls[k] ? -1 : DatumGetInt32(ends[k]);
+		bool		offerable = true;
+		PageBundle *x;
+
+		if (to < from || to > nids)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("bundle %d of product " INT64_FORMAT " ends at %d, outside its %d items",
+							k + 1, product_id, to, nids)));
+		if (counts_nulls[k] || lifts_nulls[k])
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("a bundle of product " INT64_FORMAT " has a NULL count or lift", product_id)));
+		for (int i = from; i < to && offerable; i++)
+		{
+			Product    *p = ids_nulls[i] ? NULL : catalog_product(c, DatumGetInt64(ids[i]));
+
+			offerable = p != NULL && p->in_stock;
+		}
+		if (offerable)
+		{
+			if (b->nbundles == b->bundles_cap)
+			{
+				b->bundles_cap *= 2;
+				b->bundles = repalloc_huge(b->bundles, (Size) b->bundles_cap * sizeof(PageBundle));
+			}
+			x = &b->bundles[b->nbundles++];
+			x->product_id = product_id;
+			x->nids = to - from;
+			x->ids = palloc(Max(x->nids, 1) * sizeof(int64));
+			for (int i = from; i < to; i++)
+				x->ids[i - from] = DatumGetInt64(ids[i]);
+			x->count = DatumGetInt64(counts[k]);
+			x->lift = DatumGetFloat8(lifts[k]);
+		}
+		from = to;
 	}
-	x = &b->bundles[b->nbundles++];
-	x->product_id = DatumGetInt64(values[0]);
-	x->ids = palloc(Max(n, 1) * sizeof(int64));
-	for (int i = 0; i < n; i++)
-		x->ids[i] = DatumGetInt64(d[i]);
-	x->nids = n;
-	x->count = DatumGetInt64(values[2]);
-	x->lift = DatumGetFloat8(values[3]);
-	pfree(d);
-	pfree(dnulls);
-	if (b->nbundles > 1 && x[-1].product_id > x->product_id)
-		elog(ERROR, "bundles are not in product order");
+	pfree(ids);
+	pfree(ids_nulls);
+	pfree(ends);
+	pfree(ends_nulls);
+	pfree(counts);
+	pfree(counts_nulls);
+	pfree(lifts);
+	pfree(lifts_nulls);
 }
 
 /*
@@ -1052,8 +1095,9 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 	const char *nsp;
 	int64		tenant_id;
 	int			level;
-	static const Oid btypes[4] = {INT8OID, INT8ARRAYOID, INT8OID, FLOAT8OID};
-	static const char *const bnames[4] = {"product_id bigint", "items bigint[]", "count bigint", "lift float8"};
+	static const Oid btypes[5] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID};
+	static const char *const bnames[5] = {"product_id bigint", "items bigint[]", "item_ends int[]",
+	"counts bigint[]", "lifts float8[]"};
 	Complements x;
 	Catalog    *c;
 	int			ids_cap;
@@ -1078,10 +1122,10 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 	upgrades_load(&b.upgrades, &b.catalog, only);
 	b.bundles_cap = 1024;
 	b.bundles = palloc_extended(b.bundles_cap * sizeof(PageBundle), MCXT_ALLOC_HUGE);
-	ups_stream_query(psprintf("SELECT b.product_id, b.items, b.count, b.lift FROM %s.bundle_model b "
+	ups_stream_query(psprintf("SELECT b.product_id, b.items, b.item_ends, b.counts, b.lifts FROM %s.bundle_list_model b "
 							  "WHERE b.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT "%s"
 							  " ORDER BY b.product_id", nsp, tenant_id, products_condition("b.product_id", only)),
-					 4, btypes, bnames, bundle_row, &b);
+					 5, btypes, bnames, bundle_row, &b);
 
 	c = &b.catalog;
 	complements_load(&x, c, only);

@@ -59,7 +59,7 @@ RETURN pg_catalog.hashint8extended(order_key,
 -- (upsell.pairs_per_product: pair_list_model rewrites the lists of the
 -- products of new orders only; upsell.max_basket_size: only the new orders
 -- are counted, and the old ones' pairs were counted under the old size;
--- upsell.bundle_min_count and upsell.bundles_per_product: bundle_model is
+-- upsell.bundle_min_count and upsell.bundles_per_product: bundle_list_model is
 -- kept as it is when the tenant has no new lines, _lines_unchanged.)
 -- source_state's settings also say, under "bundles", the count the bundles
 -- were last mined at (upsell.itemsets_memory_limit may have made the

@@ -98,12 +98,12 @@ COMMENT ON FUNCTION @extschema@._merge_offers(text, bigint, bigint[], numeric, @
 
 -- The ranking runs in C (src/funnel_build.c, src/core/page_rank.c): one read
 -- each of product_model, category_model's substitutes, upgrade_list_model,
--- bundle_model and pair_list_model (a row of pairs per product), each
+-- bundle_list_model and pair_list_model (a row each per product), each
 -- product's offers ranked in product order.  The rule, as the SQL it replaced said it
 -- (the same rows): the complements of pair_model in stock that are not
 -- substitutes of the product (upsell.is_substitute), its upgrades of
 -- upgrade_model in stock, pricier up to 1.5x its price and on a ladder
--- (_upgrade_on_ladder), its bundles of bundle_model with every item in
+-- (_upgrade_on_ladder), its bundles of bundle_list_model with every item in
 -- stock; each scored by sort = score / the best score of its kind for the
 -- product; one offer per set of products (the highest sort, then the kind
 -- in text order); the 12 best by sort descending, products offered, kind.
@@ -138,7 +138,7 @@ AS $$
 DECLARE
 	t bigint := tenant_id;
 	models name[] := CASE WHEN with_bundles
-						  THEN '{product_model, category_model, pair_list_model, upgrade_list_model, bundle_model}'::name[]
+						  THEN '{product_model, category_model, pair_list_model, upgrade_list_model, bundle_list_model}'::name[]
 						  ELSE '{product_model, category_model, pair_list_model, upgrade_list_model}'::name[] END;
 	changed_catalog bigint[] := @extschema@._changed_products('product_model');
 BEGIN
@@ -157,7 +157,7 @@ BEGIN
 		SELECT u.product_id FROM @extschema@.upgrade_list_model u
 		WHERE cardinality(changed_catalog) > 0 AND u.tenant_id = t AND u.candidate_ids && changed_catalog
 		UNION
-		SELECT b.product_id FROM @extschema@.bundle_model b
+		SELECT b.product_id FROM @extschema@.bundle_list_model b
 		WHERE with_bundles AND cardinality(changed_catalog) > 0 AND b.tenant_id = t AND b.items && changed_catalog
 		ORDER BY 1);
 END
@@ -328,7 +328,7 @@ $$;
 -- Built at 45, right after the upgrade lists, the last model it reads, not
 -- with the other stages (95, 96): the refresh builds it while the bundles'
 -- worker, which starts last, is still mining, instead of waiting for that
--- worker first (bundle_model, 72).  Nothing reads cart_model but serving.
+-- worker first (bundle_list_model, 72).  Nothing reads cart_model but serving.
 SELECT @extschema@._define_model('cart_model',
 	$$tenant_id bigint NOT NULL, product_id bigint NOT NULL, price numeric, category text,
 	  in_stock boolean NOT NULL, complement_ids bigint[] NOT NULL, complement_log_miss float8[] NOT NULL,

@@ -44,8 +44,10 @@ GRANT USAGE ON SCHEMA @extschema@ TO upsell_reader, upsell_admin;
 -- the model catalogue and every model table (serving reads them directly:
 -- the cart reads cart_model, post-purchase offers read order_model), and
 -- the views over model tables: purchase_interval_model (over
--- purchase_history_model), upgrade_model (over upgrade_list_model) and
--- pair_model (over pair_list_model)
+-- purchase_history_model), upgrade_model (over upgrade_list_model),
+-- pair_model (over pair_list_model), bundle_model (over
+-- bundle_list_model, which bundle_offers reads) and product_page_model
+-- (over product_page_list_model)
 GRANT SELECT ON @extschema@.serving_state, @extschema@.model_state, @extschema@.model_versions,
 	@extschema@.model_definitions,
 	@extschema@.model_builds, @extschema@.models, @extschema@.order_source,
@@ -54,7 +56,7 @@ GRANT SELECT ON @extschema@.serving_state, @extschema@.model_state, @extschema@.
 	@extschema@.volume_tiers, @extschema@.consumables, @extschema@.experiments,
 	@extschema@.experiment_variants, @extschema@.product_page_offers, @extschema@.post_purchase_offers,
 	@extschema@.purchase_interval_model, @extschema@.upgrade_model, @extschema@.pair_model,
-	@extschema@.product_popularity
+	@extschema@.bundle_model, @extschema@.product_page_model, @extschema@.product_popularity
 	TO upsell_reader;
 GRANT SELECT, INSERT ON @extschema@.exposures TO upsell_reader;
 GRANT INSERT ON @extschema@.offer_events TO upsell_reader;

@@ -29,9 +29,11 @@
 -- _publish_kept_chunks, the new _order_changes, order_model's side build in
 -- an incremental refresh too and product_interval_model's scope column in
 -- model_definitions, the new _define_chunks_model and _bundles_limit_kept,
--- _upgrade_on_ladder in C)
--- and three new tables of derived state, model_state beside serving_state,
--- model_versions, and the models upgrade_count_model and bundle_set_model,
+-- _upgrade_on_ladder in C, the type _bundle_pass and _bundles_and_sets
+-- with a row of arrays per product)
+-- and new tables of derived state, model_state beside serving_state,
+-- model_versions, and the models upgrade_count_model, bundle_set_model and
+-- bundle_list_model (bundle_model is now a view over it),
 -- and the model
 -- purchase_history_model's new column between_at: none is a configuration
 -- table, so every upgrade script drops them with the old version's objects

@@ -182,17 +182,18 @@ result "generated shop (>= $MIN_COUNT orders, up to 3 products): frequent_itemse
 
 # ---- 3. the bundle model and bundle_offers ------------------------------------------
 
-read -r B_ROWS B_MS <<<"$(bq -F ' ' -c "SELECT row_count, round(build_ms) FROM upsell.models WHERE model = 'bundle_model'")"
+# (a row of arrays per product; the view bundle_model has a row per bundle)
+read -r B_PRODUCTS B_ROWS B_MS <<<"$(bq -F ' ' -c "SELECT row_count, (SELECT count(*) FROM upsell.bundle_model), round(build_ms) FROM upsell.models WHERE model = 'bundle_list_model'")"
 echo
-echo "bundle_model built by CALL upsell.refresh(): $B_ROWS rows in $B_MS ms (upsell.bundle_min_count $(bq -c "SELECT coalesce(current_setting('upsell.bundle_min_count', true), '5')"))"
-result "bundle_model build: $B_ROWS rows in $B_MS ms"
+echo "bundle_list_model built by CALL upsell.refresh(): $B_ROWS bundles of $B_PRODUCTS products in $B_MS ms (upsell.bundle_min_count $(bq -c "SELECT coalesce(current_setting('upsell.bundle_min_count', true), '5')"))"
+result "bundle model build: $B_ROWS bundles of $B_PRODUCTS products in $B_MS ms"
 
 LAT=$(bq -F ' ' <<-SQL
 	SET client_min_messages = warning;
 	CREATE TABLE bench_b.anchors AS
 	SELECT row_number() OVER (ORDER BY m.orders DESC, m.product_id) AS i, m.product_id
 	FROM upsell.product_model m
-	WHERE m.product_id IN (SELECT product_id FROM upsell.bundle_model)
+	WHERE m.product_id IN (SELECT product_id FROM upsell.bundle_list_model)
 	ORDER BY m.orders DESC, m.product_id LIMIT $OFFER_CALLS;
 	-- what a user writes without the model: the orders with the product, the
 	-- other products in them, pairs with counts and lift, best 3

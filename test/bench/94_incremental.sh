@@ -76,9 +76,9 @@ bound_refresh() {
 }
 if [ "${BENCH_BOUNDS:-0}" = 1 ]; then
 	bound_refresh "as built" ""
-	bound_refresh "bundles kept" "bundle_model"
+	bound_refresh "bundles kept" "bundle_list_model"
 	bound_refresh "upgrade lists kept" "upgrade_list_model"
-	bound_refresh "both kept" "bundle_model upgrade_list_model"
+	bound_refresh "both kept" "bundle_list_model upgrade_list_model"
 fi
 
 at_rest
