@@ -212,7 +212,10 @@ SELECT (SELECT array_agg(product_id ORDER BY "rank") FROM upsell.recommend_for_c
 	   = (SELECT array_agg(product_id ORDER BY "rank") FROM t70c.recommend_for_customer_1_11(-7, 3, NULL, '2016-01-01')) AS unknown_customer_same;
 
 -- The thank-you page (post_purchase_offers, C since 1.12) gives 1.11's
--- offers: the same rows, rank for rank, with complements' scores within
+-- offers, but for the complements out of stock, which 1.12 passes over
+-- before it takes the best 12 where 1.11 took the best 24 first (the merge
+-- then left them out, and bestsellers took their slots): the same rows,
+-- rank for rank, with complements' scores within
 -- 1e-12 (their noisy-OR summed in doubles, as recommend_for_customer's),
 -- for the last basket of every eighth member, the day after it and three
 -- weeks after, with consumable categories (restocks, subscription pitches,
@@ -221,7 +224,7 @@ SELECT (SELECT array_agg(product_id ORDER BY "rank") FROM upsell.recommend_for_c
 INSERT INTO upsell.consumables (category, consumable) VALUES ('milk', true), ('water', true), ('vegetables', true);
 INSERT INTO upsell.exclusions (product_id) SELECT item_id FROM groceries_members.items WHERE name = 'soda';
 INSERT INTO upsell.exclusions (category) VALUES ('beer');
-CREATE FUNCTION t70c.post_purchase_offers_1_11(order_items bigint[], customer_id bigint DEFAULT NULL,
+CREATE FUNCTION t70c.post_purchase_offers_sql(order_items bigint[], customer_id bigint DEFAULT NULL,
 	tenant_id bigint DEFAULT NULL, experiment text DEFAULT NULL, unit_id text DEFAULT NULL,
 	at timestamptz DEFAULT now())
 RETURNS SETOF upsell.offer
@@ -270,7 +273,7 @@ BEGIN
 	-- when due (until 1.8 this stage offered an owned durable as a
 	-- complement, a bestseller, and as a restock: every product bought once
 	-- has a due date); read once, for the restocks and the subscription too
-	owned := upsell._customer_owned(t, post_purchase_offers_1_11.customer_id, at + interval '14 days');
+	owned := upsell._customer_owned(t, post_purchase_offers_sql.customer_id, at + interval '14 days');
 	owned_blocked := ARRAY(SELECT o.product_id FROM unnest(owned) o WHERE o.blocked);
 	-- The merchant's exclusions, applied before the candidates are cut to
 	-- 12 (_merge_offers applies them again, to every offer): after the cut,
@@ -291,11 +294,13 @@ BEGIN
 			  WHERE p.tenant_id = t AND p.product_id = ANY (items) AND p.other_id <> ALL (items)
 				AND NOT upsell._in_sorted(owned_blocked, p.other_id)
 			  GROUP BY p.other_id
-			  ORDER BY 2 DESC, 1
-			  LIMIT 24) e
+			  ORDER BY 2 DESC, 1) e
 		-- (the candidate looked up by its key, a probe per candidate: a
-		-- join is planned as a hash of the tenant's whole catalog)
-		WHERE NOT coalesce((SELECT b.variant_group = ANY (blocked_groups) OR b.category = ANY (blocked_categories)
+		-- join is planned as a hash of the tenant's whole catalog; 1.11 took
+		-- the best 24 here, before the stock)
+		WHERE coalesce((SELECT b.in_stock FROM upsell.product_model b
+						WHERE b.tenant_id = t AND b.product_id = e.product_id), false)
+		  AND NOT coalesce((SELECT b.variant_group = ANY (blocked_groups) OR b.category = ANY (blocked_categories)
 								   OR b.category = ANY (excluded_categories)
 							FROM upsell.product_model b
 							WHERE b.tenant_id = t AND b.product_id = e.product_id), false)
@@ -367,7 +372,7 @@ both_ AS (
 			   o."rank" AS o_rank, o.offer_type AS o_type, o.product_ids AS o_ids, o.score AS o_score,
 			   o.discount AS o_discount, o.reason AS o_reason
 		FROM upsell.post_purchase_offers(a.items, a.member, NULL, NULL, NULL, a.at) n
-		FULL JOIN t70c.post_purchase_offers_1_11(a.items, a.member, NULL, NULL, NULL, a.at) o
+		FULL JOIN t70c.post_purchase_offers_sql(a.items, a.member, NULL, NULL, NULL, a.at) o
 			ON o."rank" = n."rank") x)
 SELECT count(DISTINCT (member, at)) AS pages, count(*) AS offers,
 	   count(*) FILTER (WHERE offer_type IS DISTINCT FROM o_type OR product_ids IS DISTINCT FROM o_ids
@@ -377,6 +382,44 @@ SELECT count(DISTINCT (member, at)) AS pages, count(*) AS offers,
 	   count(*) FILTER (WHERE o_type = 'subscription') AS subscriptions,
 	   count(*) FILTER (WHERE o_reason = 'popular') AS popular
 FROM both_;
+-- A complement out of stock is passed over before the best 12 are taken
+-- (1.11 took the best 24 first, the merge then left out those out of stock,
+-- and bestsellers took their slots): with the 30 best complements of the
+-- largest last basket of every eighth member out of stock, its page still
+-- offers complements, none of those, the same as the SQL above.
+CREATE TEMP TABLE pp_ask AS
+SELECT b.member, (b.day + 1)::timestamptz AS at,
+	   ARRAY(SELECT l.item_id FROM groceries_members.lines l WHERE l.order_id = b.order_id ORDER BY 1) AS items
+FROM (SELECT DISTINCT ON (l.member) l.member, l.order_id, l.day
+	  FROM groceries_members.lines l WHERE l.member % 8 = 0
+	  ORDER BY l.member, l.day DESC, l.order_id) b
+ORDER BY (SELECT count(*) FROM groceries_members.lines l WHERE l.order_id = b.order_id) DESC, b.member
+LIMIT 1;
+CREATE TEMP TABLE pp_top AS
+SELECT p.other_id FROM upsell.pair_model p, pp_ask a
+WHERE p.product_id = ANY (a.items) AND p.other_id <> ALL (a.items)
+GROUP BY p.other_id
+ORDER BY sum(ln(1 - least(p.score, 0.999999::float8))), p.other_id
+LIMIT 30;
+SELECT count(*) AS complements_out_of_stock FROM pp_top;
+UPDATE groceries_members.items SET in_stock = false WHERE item_id IN (SELECT other_id FROM pp_top);
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+SELECT count(*) AS offers,
+	   count(*) FILTER (WHERE o.reason LIKE 'goes with your order%') AS complements,
+	   count(*) FILTER (WHERE o.reason = 'popular') AS popular,
+	   count(*) FILTER (WHERE o.product_ids && ARRAY(SELECT other_id FROM pp_top)) AS out_of_stock_offered
+FROM pp_ask a, upsell.post_purchase_offers(a.items, a.member, NULL, NULL, NULL, a.at) o;
+SELECT (SELECT array_agg(o.product_ids ORDER BY o."rank")
+		FROM pp_ask a, upsell.post_purchase_offers(a.items, a.member, NULL, NULL, NULL, a.at) o)
+	   = (SELECT array_agg(o.product_ids ORDER BY o."rank")
+		  FROM pp_ask a, t70c.post_purchase_offers_sql(a.items, a.member, NULL, NULL, NULL, a.at) o) AS same_as_sql;
+UPDATE groceries_members.items SET in_stock = item_id % 7 <> 3;
+SET client_min_messages = warning;
+CALL upsell.refresh();
+RESET client_min_messages;
+
 -- a customer without a history, and none: nothing owned, so no restock nor
 -- subscription pitch, and the page still fills its slots
 SELECT c.customer, count(*) AS offers,

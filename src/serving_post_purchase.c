@@ -11,13 +11,15 @@
  * facts cache (serving_owned.c), the bestsellers come from the rules' cache,
  * and one query reads the order's pair lists.
  *
- * The candidates are 1.12's PL/pgSQL stage's, in its order:
+ * The candidates are 1.11's PL/pgSQL stage's, in its order (but for the
+ * complements' stock, below):
  *	complements		of the order's products (noisy-OR of pair_list_model's
  *					scores), never one of them or a product the customer owns
- *					and may not be offered; the 24 best, of which the 12 best
- *					that do not substitute a product of the order (its variant
- *					groups, the categories that substitute its categories) and
- *					are not excluded next to it;
+ *					and may not be offered; the 12 best in stock that do not
+ *					substitute a product of the order (its variant groups, the
+ *					categories that substitute its categories) and are not
+ *					excluded next to it (1.12's PL/pgSQL took the 24 best
+ *					before it left out those out of stock);
  *	bestsellers		in stock, by popularity rank, the first 12 kept by the same
  *					rules, far below (score 1e-6 / rank);
  *	restocks and a subscription pitch (serving_owned_offers);
@@ -155,9 +157,9 @@ noted(const char *reason, const char *note)
 }
 
 /*
- * The complements of the order: the COMPLEMENTS_READ best of its pair
- * lists' products (not its own, not the customer's blocked), of which the
- * COMPLEMENTS_KEPT best that are not blocked next to the order.
+ * The complements of the order: the COMPLEMENTS_KEPT best of its pair
+ * lists' products (not its own, not the customer's blocked) that are in
+ * stock and not blocked next to the order.
  */
 static void
 propose_complements(Proposal *p, const OrderBlocks *b, int64 tenant_id, const char *note)
@@ -211,20 +213,29 @@ propose_complements(Proposal *p, const OrderBlocks *b, int64 tenant_id, const ch
 		c[i].score = 1 - exp(c[i].log_miss);
 	qsort(c, n, sizeof(Complement), cmp_complement);
 
-	nread = Min(n, COMPLEMENTS_READ);
-	ids = palloc(sizeof(int64) * Max(nread, 1));
-	for (i = 0; i < nread; i++)
+	/*
+	 * Read COMPLEMENTS_READ at a time, until COMPLEMENTS_KEPT are kept: a
+	 * candidate out of stock is passed over here, not cut by the merge after
+	 * the best 24 were taken (bestsellers then took the slots of the
+	 * complements further down the list).
+	 */
+	ids = palloc(sizeof(int64) * Max(n, 1));
+	for (i = 0; i < n; i++)
 		ids[i] = c[i].id;
-	serving_cache_facts(tenant_id, ids, nread);
-	for (i = 0; i < nread && kept < COMPLEMENTS_KEPT; i++)
+	for (int from = 0; from < n && kept < COMPLEMENTS_KEPT; from += nread)
 	{
-		const CatalogFacts *f = serving_cached_facts(tenant_id, ids[i]);
+		nread = Min(n - from, COMPLEMENTS_READ);
+		serving_cache_facts(tenant_id, ids + from, nread);
+		for (i = from; i < from + nread && kept < COMPLEMENTS_KEPT; i++)
+		{
+			const CatalogFacts *f = serving_cached_facts(tenant_id, ids[i]);
 
-		if (blocked_next_to_order(b, ids[i], f->category, f->variant_group))
-			continue;
-		serving_propose(p, OFFER_COMPLEMENT, &ids[i], 1, c[i].score, serving_zero_discount(),
-						noted("goes with your order", note));
-		kept++;
+			if (!f->in_stock || blocked_next_to_order(b, ids[i], f->category, f->variant_group))
+				continue;
+			serving_propose(p, OFFER_COMPLEMENT, &ids[i], 1, c[i].score, serving_zero_discount(),
+							noted("goes with your order", note));
+			kept++;
+		}
 	}
 }
 
