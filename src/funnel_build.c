@@ -871,6 +871,8 @@ bundle_row(Datum *values, bool *nulls, void *arg)
 				b->bundles = repalloc_huge(b->bundles, (Size) b->bundles_cap * sizeof(PageBundle));
 			}
 			x = &b->bundles[b->nbundles++];
+			if (b->nbundles > 1 && x[-1].product_id > product_id)
+				elog(ERROR, "bundles are not in product order");
 			x->product_id = product_id;
 			x->nids = to - from;
 			x->ids = palloc(Max(x->nids, 1) * sizeof(int64));
