@@ -46,7 +46,7 @@ GRANT USAGE ON SCHEMA @extschema@ TO upsell_reader, upsell_admin;
 -- the views over model tables: purchase_interval_model (over
 -- purchase_history_model), upgrade_model (over upgrade_list_model),
 -- pair_model (over pair_list_model), bundle_model (over
--- bundle_list_model, which bundle_offers reads) and product_page_model
+-- bundle_list_model; bundle_offers reads the view) and product_page_model
 -- (over product_page_list_model)
 GRANT SELECT ON @extschema@.serving_state, @extschema@.model_state, @extschema@.model_versions,
 	@extschema@.model_definitions,
