@@ -18,7 +18,7 @@
  *					and may not be offered; the 12 best in stock that do not
  *					substitute a product of the order (its variant groups, the
  *					categories that substitute its categories) and are not
- *					excluded next to it (1.12's PL/pgSQL took the 24 best
+ *					excluded next to it (1.11's PL/pgSQL took the 24 best
  *					before it left out those out of stock);
  *	bestsellers		in stock, by popularity rank, the first 12 kept by the same
  *					rules, far below (score 1e-6 / rank);
