@@ -541,6 +541,17 @@ SET LOCAL max_parallel_workers_per_gather = 0;
 SELECT upsell._build_source_state(0, true);
 SELECT seq_scan, idx_scan > 0 AS index_read, (SELECT new_lines FROM upsell.source_state) AS new_lines
 FROM pg_stat_xact_user_tables WHERE relid = 'inc.lines_int'::regclass;
+-- a side build's worker, which cannot read the new lines' temporary table,
+-- is given a query that reads them through the index as well (not the
+-- lines written into it), and it reads the same lines
+SELECT upsell._new_lines_query('{order_key, product_id, customer_id}', '{bigint, bigint, bigint}',
+	'{n.order_key, n.product_id, n.customer_id}', 'n.sold AND n.customer_id = ANY (k.keys)', 'n.customer_id',
+	upsell._history_customers()) AS new_lines_query \gset
+SELECT :'new_lines_query' ~ 'FROM upsell\.order_lines l' AS through_the_source,
+	   (SELECT count(*) FROM (:new_lines_query) q) AS lines,
+	   (SELECT count(*) FROM ((:new_lines_query) EXCEPT ALL
+							  SELECT n.order_key, n.product_id, n.customer_id FROM pg_temp.upsell_new_lines n
+							  WHERE n.sold AND n.customer_id = ANY (upsell._history_customers())) d) AS differences;
 ROLLBACK;
 CALL pg_temp.incremental_then_full();
 SELECT * FROM pg_temp.compare();

@@ -166,6 +166,9 @@ BEGIN
 	IF to_regclass('pg_temp.upsell_changed_products') IS NOT NULL THEN
 		DROP TABLE pg_temp.upsell_changed_products;
 	END IF;
+	IF to_regclass('pg_temp.upsell_new_lines_read') IS NOT NULL THEN
+		DROP TABLE pg_temp.upsell_new_lines_read;
+	END IF;
 	-- (the registration view's row_xmin: a table's xmin, NULL for a view, a
 	-- foreign table or a Citus distributed table)
 	SELECT @extschema@._row_xmin(o.relation) <> 'NULL::xid', c.relkind = 'v', c.relkind = 'f'
@@ -250,6 +253,14 @@ BEGIN
 		ELSIF by_range AND first_new_key <> no_key THEN
 			EXECUTE 'CREATE TEMP TABLE upsell_new_lines ON COMMIT DROP AS ' || range_query
 			USING t, snap, prev.snapshot, first_new_key;
+			-- the same read for a side build's worker (_new_lines_query)
+			CREATE TEMP TABLE upsell_new_lines_read ON COMMIT DROP AS
+			SELECT format($q$
+				SELECT l.* FROM @extschema@.order_lines l
+				WHERE l.tenant_id OPERATOR(pg_catalog.=) %s AND l.order_key OPERATOR(pg_catalog.>=) %s
+				  AND @extschema@._xmin_visible(l.row_xmin, %L::pg_snapshot)
+				  AND NOT @extschema@._xmin_visible(l.row_xmin, %L::pg_snapshot)$q$,
+				t, first_new_key, snap, prev.snapshot) AS query;
 		ELSE
 			EXECUTE format($q$
 				CREATE TEMP TABLE upsell_new_lines ON COMMIT DROP AS
@@ -339,6 +350,9 @@ BEGIN
 		IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
 			DROP TABLE pg_temp.upsell_new_lines;
 		END IF;
+		IF to_regclass('pg_temp.upsell_new_lines_read') IS NOT NULL THEN
+			DROP TABLE pg_temp.upsell_new_lines_read;
+		END IF;
 		EXECUTE format($q$
 			SELECT pg_catalog.count(*),
 				   coalesce(pg_catalog.bit_xor(@extschema@._line_hash(l.order_key, l.product_id, l.quantity)), 0)
@@ -388,11 +402,16 @@ RETURN format('(SELECT l.* FROM @extschema@.order_lines l '
 -- The refresh's new lines (pg_temp.upsell_new_lines, alias n) for a side
 -- build's query, which its worker cannot read from the temporary table: a
 -- query of columns names of types, each the values of its expression in
--- exprs over the lines that pass filter (which may name keys as $1),
--- ordered by order_by when given, written in as literal arrays.  The
--- incremental builds of the purchase histories and of the upgrade counts
--- fold their new lines so.
-CREATE FUNCTION @extschema@._new_lines_literal(names text[], types text[], exprs text[], filter text,
+-- exprs over the lines that pass filter (which may name keys as k.keys),
+-- ordered by order_by when given.  The incremental builds of the purchase
+-- histories and of the upgrade counts fold their new lines so.  Where
+-- _build_source_state read the new lines through the source's index on its
+-- order id (pg_temp.upsell_new_lines_read), the query reads them so too;
+-- otherwise they are written into it as literal arrays, which took the
+-- refresh 0.29 s for the histories' 98,695 new lines at 10M lines, before
+-- their worker could start, and the worker 0.22 s to read (through the
+-- index: 0.12 s in the worker, the sort by customer included).
+CREATE FUNCTION @extschema@._new_lines_query(names text[], types text[], exprs text[], filter text,
 	order_by text DEFAULT NULL, keys bigint[] DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -400,12 +419,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	literals text[];
+	source text;
 BEGIN
 	IF cardinality(names) IS DISTINCT FROM cardinality(types) OR cardinality(names) IS DISTINCT FROM cardinality(exprs) THEN
 		RAISE EXCEPTION 'upsell: % names, % types and % expressions of new lines', cardinality(names),
 			cardinality(types), cardinality(exprs) USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	EXECUTE format('SELECT ARRAY[%s] FROM pg_temp.upsell_new_lines n WHERE %s',
+	IF to_regclass('pg_temp.upsell_new_lines_read') IS NOT NULL THEN
+		SELECT r.query INTO source FROM pg_temp.upsell_new_lines_read r;
+	END IF;
+	IF source IS NOT NULL THEN
+		RETURN format('SELECT %s FROM (%s) n, (SELECT %L::bigint[]) k(keys) WHERE %s%s',
+					  (SELECT string_agg(format('(%s)::%s AS %I', x.e, x.typ, x.name), ', ' ORDER BY x.i)
+					   FROM unnest(exprs, types, names) WITH ORDINALITY x(e, typ, name, i)),
+					  source, keys, filter, ' ORDER BY ' || order_by);
+	END IF;
+	EXECUTE format('SELECT ARRAY[%s] FROM pg_temp.upsell_new_lines n, (SELECT $1::bigint[]) k(keys) WHERE %s',
 				   (SELECT string_agg(format('coalesce(pg_catalog.array_agg(%s%s)::text, ''{}'')', e,
 											 ' ORDER BY ' || order_by), ', ' ORDER BY i)
 					FROM unnest(exprs) WITH ORDINALITY x(e, i)), filter)

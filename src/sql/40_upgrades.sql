@@ -82,7 +82,7 @@ BEGIN
 						 'WHERE c.tenant_id OPERATOR(pg_catalog.=) %s ORDER BY c.chunk', tenant_id);
 		customers := ARRAY(SELECT DISTINCT n.customer_id FROM pg_temp.upsell_new_lines n
 						   WHERE n.customer_id IS NOT NULL AND n.product_id IS NOT NULL AND n.sold ORDER BY 1);
-		new_lines := @extschema@._new_lines_literal('{customer_id, order_key, ordered_at, product_id}',
+		new_lines := @extschema@._new_lines_query('{customer_id, order_key, ordered_at, product_id}',
 			'{bigint, bigint, timestamptz, bigint}', '{n.customer_id, n.order_key, n.ordered_at, n.product_id}',
 			'n.product_id IS NOT NULL AND n.sold');
 		histories := @extschema@._histories_of(tenant_id, customers,

@@ -254,11 +254,11 @@ BEGIN
 			|| coalesce(whole_days, false)::text || ')';
 	END IF;
 	-- the new lines of those customers, as _history_lines_query reads lines
-	new_lines := @extschema@._new_lines_literal('{tenant_id, customer_id, product_id, ordered_at, quantity, spend}',
+	new_lines := @extschema@._new_lines_query('{tenant_id, customer_id, product_id, ordered_at, quantity, spend}',
 		'{bigint, bigint, bigint, timestamptz, numeric, numeric}',
 		'{n.tenant_id, n.customer_id, n.product_id, n.ordered_at, "COALESCE(n.quantity, 1)", '
 		'"COALESCE(n.quantity, 1) OPERATOR(pg_catalog.*) n.unit_price"}',
-		'n.customer_id OPERATOR(pg_catalog.=) ANY ($1) AND n.product_id IS NOT NULL '
+		'n.customer_id OPERATOR(pg_catalog.=) ANY (k.keys) AND n.product_id IS NOT NULL '
 		'AND n.ordered_at IS NOT NULL AND n.sold', 'n.customer_id', customers);
 	RETURN 'SELECT * FROM @extschema@._purchase_history_fold('
 		|| quote_literal(@extschema@._histories_of(tenant_id, customers,
