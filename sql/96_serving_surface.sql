@@ -155,6 +155,10 @@ GRANT upsell_reader TO regress_ss_app;
 GRANT upsell_admin TO regress_ss_ops;
 GRANT USAGE ON SCHEMA upsell, ss TO regress_ss_nobody;
 GRANT USAGE ON SCHEMA ss TO regress_ss_app;
+-- the bundles tenant 1 offers, as a superuser reads them (the reader's below)
+SELECT string_agg(format('%s: %s', p, b.items), '; ' ORDER BY p, b.rank) AS bundles_seen, count(*) AS bundles
+FROM generate_series(1, 50) p, upsell.bundle_offers(p, tenant_id => 1) b \gset
+SELECT :bundles > 0 AS tenant_1_offers_bundles;
 -- a superuser fills the backend's rules cache ...
 INSERT INTO upsell.offers (tenant_id, stage, product_ids, reason) VALUES (1, 'cart', '{7}', 'pinned for tenant 1');
 SELECT offer_type, product_ids, reason FROM upsell.cart_offers('{1,3}', NULL, 1) WHERE offer_type = 'pinned';
@@ -181,7 +185,8 @@ SELECT count(*) > 0 AS order_model FROM upsell.order_model WHERE tenant_id = 1;
 SELECT c.relname FROM pg_class c
 WHERE c.relnamespace = 'upsell'::regnamespace AND c.relkind = 'v' AND c.relname LIKE '%\_model'
   AND NOT has_table_privilege(c.oid, 'SELECT') ORDER BY 1;
-SELECT count(*) >= 0 AS bundle_offers FROM upsell.bundle_offers(1);
+SELECT string_agg(format('%s: %s', p, b.items), '; ' ORDER BY p, b.rank) = :'bundles_seen' AS same_bundle_offers
+FROM generate_series(1, 50) p, upsell.bundle_offers(p) b;
 -- ... but no order lines, catalog, registered table or log
 SELECT count(*) FROM upsell.order_lines;
 SELECT count(*) FROM upsell.catalog;
