@@ -169,6 +169,9 @@ BEGIN
 	IF to_regclass('pg_temp.upsell_new_lines_read') IS NOT NULL THEN
 		DROP TABLE pg_temp.upsell_new_lines_read;
 	END IF;
+	IF to_regclass('pg_temp.upsell_order_changes') IS NOT NULL THEN
+		DROP TABLE pg_temp.upsell_order_changes;
+	END IF;
 	-- (the registration view's row_xmin: a table's xmin, NULL for a view, a
 	-- foreign table or a Citus distributed table)
 	SELECT @extschema@._row_xmin(o.relation) <> 'NULL::xid', c.relkind = 'v', c.relkind = 'f'
