@@ -23,10 +23,10 @@
 -- _build_upgrade_counts and _histories_of, the type _upgrade_pass, the new
 -- _purchase_history_fold and type _history_pass that _purchase_history now
 -- returns, _history_sums dropped, _history_lines_query without its filter,
--- the new _new_lines_query, _order_changes kept for the transaction, _bundles_from_query replaced by
+-- the new _new_lines_query, _bundles_from_query replaced by
 -- _bundles_and_sets and the type _bundle_pass, _upgrade_counts_begin, _keep,
 -- _begun and _kept replaced by the _chunks_ ones of any model, the new
--- _publish_kept_chunks, the new _order_changes, order_model's side build in
+-- _publish_kept_chunks, the new _order_changes (kept for the transaction), order_model's side build in
 -- an incremental refresh too and product_interval_model's scope column in
 -- model_definitions, the new _define_chunks_model and _bundles_limit_kept,
 -- _upgrade_on_ladder in C, the type _bundle_pass and _bundles_and_sets
