@@ -225,11 +225,11 @@ catalog_load(Catalog *c, const char *nsp, int64 tenant_id)
 	q = psprintf("SELECT m.product_id, m.in_stock, m.price, m.category, m.variant_group, m.title "
 				 "FROM %s.product_model m WHERE m.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT,
 				 nsp, tenant_id);
-	ups_stream_query(q, 6, ptypes, pnames, catalog_row, c);
+	ups_stream_query_stable(q, 6, ptypes, pnames, catalog_row, c);
 	q = psprintf("SELECT s.category, s.other_category FROM %s.category_model s "
 				 "WHERE s.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT " AND s.substitutes",
 				 nsp, tenant_id);
-	ups_stream_query(q, 2, stypes, snames, substitute_row, c);
+	ups_stream_query_stable(q, 2, stypes, snames, substitute_row, c);
 	catalog_index_ids(c);
 }
 
@@ -451,7 +451,7 @@ complements_load(Complements *x, Catalog *c, const char *only)
 	x->ranks = palloc_extended(x->cap * sizeof(int32), MCXT_ALLOC_HUGE);
 	x->others = palloc_extended(x->cap * sizeof(int32), MCXT_ALLOC_HUGE);
 	x->scores = palloc_extended(x->cap * sizeof(double), MCXT_ALLOC_HUGE);
-	ups_stream_query(psprintf("SELECT p.product_id, p.other_ids, p.score FROM %s.pair_list_model p "
+	ups_stream_query_stable(psprintf("SELECT p.product_id, p.other_ids, p.score FROM %s.pair_list_model p "
 							  "WHERE p.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT "%s",
 							  c->nsp, c->tenant_id, products_condition("p.product_id", only)),
 					 3, types, names, complement_row, x);
@@ -714,7 +714,7 @@ upgrades_load(Upgrades *x, Catalog *c, const char *only)
 	x->n = 0;
 	x->cap = 1024;
 	x->u = palloc_extended(x->cap * sizeof(Upgrade), MCXT_ALLOC_HUGE);
-	ups_stream_query(psprintf("SELECT l.product_id, l.candidate_ids, l.same_group, l.paths, l.buyers, "
+	ups_stream_query_stable(psprintf("SELECT l.product_id, l.candidate_ids, l.same_group, l.paths, l.buyers, "
 							  "l.popularity, l.score FROM %s.upgrade_list_model l "
 							  "WHERE l.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT
 							  " AND l.kind OPERATOR(pg_catalog.=) 'upgrade'%s "
@@ -1124,7 +1124,7 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 	upgrades_load(&b.upgrades, &b.catalog, only);
 	b.bundles_cap = 1024;
 	b.bundles = palloc_extended(b.bundles_cap * sizeof(PageBundle), MCXT_ALLOC_HUGE);
-	ups_stream_query(psprintf("SELECT b.product_id, b.items, b.item_ends, b.counts, b.lifts FROM %s.bundle_list_model b "
+	ups_stream_query_stable(psprintf("SELECT b.product_id, b.items, b.item_ends, b.counts, b.lifts FROM %s.bundle_list_model b "
 							  "WHERE b.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT "%s"
 							  " ORDER BY b.product_id", nsp, tenant_id, products_condition("b.product_id", only)),
 					 5, btypes, bnames, bundle_row, &b);

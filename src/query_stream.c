@@ -127,9 +127,9 @@ typed_row(Datum *values, bool *nulls, void *arg)
 	t->fn(values, nulls, t->arg);
 }
 
-void
-ups_stream_query(const char *query, int natts, const Oid *types,
-				 const char *const *names, UpsRowFn fn, void *arg)
+static void
+stream_typed(const char *query, bool read_only, int natts, const Oid *types,
+			 const char *const *names, UpsRowFn fn, void *arg)
 {
 	TypedStream t;
 
@@ -138,5 +138,19 @@ ups_stream_query(const char *query, int natts, const Oid *types,
 	t.names = names;
 	t.fn = fn;
 	t.arg = arg;
-	ups_run_query(query, false, typed_columns, typed_row, &t);
+	ups_run_query(query, read_only, typed_columns, typed_row, &t);
+}
+
+void
+ups_stream_query(const char *query, int natts, const Oid *types,
+				 const char *const *names, UpsRowFn fn, void *arg)
+{
+	stream_typed(query, false, natts, types, names, fn, arg);
+}
+
+void
+ups_stream_query_stable(const char *query, int natts, const Oid *types,
+						const char *const *names, UpsRowFn fn, void *arg)
+{
+	stream_typed(query, true, natts, types, names, fn, arg);
 }

@@ -31,9 +31,17 @@ extern void ups_run_query(const char *query, bool read_only, UpsColumnsFn column
 
 /*
  * ups_run_query for a query whose columns must have the given types (names,
- * such as "customer_id bigint", go into the error).
+ * such as "customer_id bigint", go into the error), as a VOLATILE
+ * function's: each query sees what the commands before it wrote.
  */
 extern void ups_stream_query(const char *query, int natts, const Oid *types,
 							 const char *const *names, UpsRowFn fn, void *arg);
+
+/*
+ * ups_stream_query as a STABLE function's (read_only): the query runs at
+ * the caller's snapshot and starts no command of its own.
+ */
+extern void ups_stream_query_stable(const char *query, int natts, const Oid *types,
+									const char *const *names, UpsRowFn fn, void *arg);
 
 #endif							/* QUERY_STREAM_H */
