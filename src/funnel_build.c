@@ -452,9 +452,9 @@ complements_load(Complements *x, Catalog *c, const char *only)
 	x->others = palloc_extended(x->cap * sizeof(int32), MCXT_ALLOC_HUGE);
 	x->scores = palloc_extended(x->cap * sizeof(double), MCXT_ALLOC_HUGE);
 	ups_stream_query_stable(psprintf("SELECT p.product_id, p.other_ids, p.score FROM %s.pair_list_model p "
-							  "WHERE p.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT "%s",
-							  c->nsp, c->tenant_id, products_condition("p.product_id", only)),
-					 3, types, names, complement_row, x);
+									 "WHERE p.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT "%s",
+									 c->nsp, c->tenant_id, products_condition("p.product_id", only)),
+							3, types, names, complement_row, x);
 	/* a counting sort by rank, in the order read within a product */
 	x->start = palloc_extended((c->nproducts + 1) * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	for (int64 i = 0; i < x->n; i++)
@@ -715,12 +715,12 @@ upgrades_load(Upgrades *x, Catalog *c, const char *only)
 	x->cap = 1024;
 	x->u = palloc_extended(x->cap * sizeof(Upgrade), MCXT_ALLOC_HUGE);
 	ups_stream_query_stable(psprintf("SELECT l.product_id, l.candidate_ids, l.same_group, l.paths, l.buyers, "
-							  "l.popularity, l.score FROM %s.upgrade_list_model l "
-							  "WHERE l.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT
-							  " AND l.kind OPERATOR(pg_catalog.=) 'upgrade'%s "
-							  "ORDER BY l.product_id", c->nsp, c->tenant_id,
-							  products_condition("l.product_id", only)),
-					 7, types, names, upgrade_row, x);
+									 "l.popularity, l.score FROM %s.upgrade_list_model l "
+									 "WHERE l.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT
+									 " AND l.kind OPERATOR(pg_catalog.=) 'upgrade'%s "
+									 "ORDER BY l.product_id", c->nsp, c->tenant_id,
+									 products_condition("l.product_id", only)),
+							7, types, names, upgrade_row, x);
 }
 
 /* ---- the product page ----------------------------------------------------- */
@@ -1125,9 +1125,9 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 	b.bundles_cap = 1024;
 	b.bundles = palloc_extended(b.bundles_cap * sizeof(PageBundle), MCXT_ALLOC_HUGE);
 	ups_stream_query_stable(psprintf("SELECT b.product_id, b.items, b.item_ends, b.counts, b.lifts FROM %s.bundle_list_model b "
-							  "WHERE b.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT "%s"
-							  " ORDER BY b.product_id", nsp, tenant_id, products_condition("b.product_id", only)),
-					 5, btypes, bnames, bundle_row, &b);
+									 "WHERE b.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT "%s"
+									 " ORDER BY b.product_id", nsp, tenant_id, products_condition("b.product_id", only)),
+							5, btypes, bnames, bundle_row, &b);
 
 	c = &b.catalog;
 	complements_load(&x, c, only);
