@@ -159,19 +159,18 @@ DECLARE
 										  FROM @extschema@._registered_relations() r
 										  LEFT JOIN @extschema@.source_state s ON s.tenant_id OPERATOR(pg_catalog.=) t), '{}');
 	changed text;
+	-- the temporary tables an incremental build passes to its builders
+	-- (ON COMMIT DROP)
+	incremental_temps constant text[] := '{upsell_new_lines, upsell_changed_products, upsell_new_lines_read, upsell_order_changes}';
+	temp_table text;
 BEGIN
-	IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
-		DROP TABLE pg_temp.upsell_new_lines;
-	END IF;
-	IF to_regclass('pg_temp.upsell_changed_products') IS NOT NULL THEN
-		DROP TABLE pg_temp.upsell_changed_products;
-	END IF;
-	IF to_regclass('pg_temp.upsell_new_lines_read') IS NOT NULL THEN
-		DROP TABLE pg_temp.upsell_new_lines_read;
-	END IF;
-	IF to_regclass('pg_temp.upsell_order_changes') IS NOT NULL THEN
-		DROP TABLE pg_temp.upsell_order_changes;
-	END IF;
+	-- what an incremental build of a tenant before it, in this
+	-- transaction, left
+	FOREACH temp_table IN ARRAY incremental_temps LOOP
+		IF to_regclass('pg_temp.' || temp_table) IS NOT NULL THEN
+			EXECUTE format('DROP TABLE pg_temp.%I', temp_table);
+		END IF;
+	END LOOP;
 	-- (the registration view's row_xmin: a table's xmin, NULL for a view, a
 	-- foreign table or a Citus distributed table)
 	SELECT @extschema@._row_xmin(o.relation) <> 'NULL::xid', c.relkind = 'v', c.relkind = 'f'
@@ -350,12 +349,12 @@ BEGIN
 		-- what the builders note as changed for those after them (_note_changed)
 		CREATE TEMP TABLE upsell_changed_products (model name NOT NULL, product_id bigint NOT NULL) ON COMMIT DROP;
 	ELSE
-		IF to_regclass('pg_temp.upsell_new_lines') IS NOT NULL THEN
-			DROP TABLE pg_temp.upsell_new_lines;
-		END IF;
-		IF to_regclass('pg_temp.upsell_new_lines_read') IS NOT NULL THEN
-			DROP TABLE pg_temp.upsell_new_lines_read;
-		END IF;
+		-- rebuilt in full: no new lines for the builders
+		FOREACH temp_table IN ARRAY incremental_temps LOOP
+			IF to_regclass('pg_temp.' || temp_table) IS NOT NULL THEN
+				EXECUTE format('DROP TABLE pg_temp.%I', temp_table);
+			END IF;
+		END LOOP;
 		EXECUTE format($q$
 			SELECT pg_catalog.count(*),
 				   coalesce(pg_catalog.bit_xor(@extschema@._line_hash(l.order_key, l.product_id, l.quantity)), 0)
