@@ -51,6 +51,8 @@ BEGIN
 	FOR m IN SELECT model FROM upsell.models LOOP
 		EXECUTE format('CREATE TABLE inc_saved.%I AS SELECT * FROM upsell.%I', m.model, m.model);
 	END LOOP;
+	-- the product page's offers as served, the bundles joined
+	CREATE TABLE inc_saved.product_page_offers AS SELECT * FROM upsell.product_page_model;
 END $$;
 -- The counts stored in a copy of cooccurrence_chunks pair by pair, as the
 -- readers read them: each chunk of the base with the delta (chunk -1)
@@ -68,7 +70,8 @@ BEGIN
 			 ORDER BY n.chunk LIMIT 1), 1) x
 		WHERE c.chunk >= 0$q$, chunks);
 END $$;
--- Rows that differ between the saved models and the current ones, per model.
+-- Rows that differ between the saved models and the current ones, per model
+-- (and the product page's offers, its view).
 CREATE FUNCTION pg_temp.model_differences() RETURNS TABLE (model name, differences bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -99,6 +102,11 @@ BEGIN
 							ELSE 'upsell.' || quote_ident(m.model) END) INTO differences;
 		RETURN NEXT;
 	END LOOP;
+	model := 'product_page_model';
+	SELECT count(*) INTO differences
+	FROM ((TABLE inc_saved.product_page_offers EXCEPT ALL TABLE upsell.product_page_model)
+		  UNION ALL (TABLE upsell.product_page_model EXCEPT ALL TABLE inc_saved.product_page_offers)) d;
+	RETURN NEXT;
 END $$;
 -- After an incremental refresh (saved) and a full one of the same lines:
 -- how the tenant was refreshed incrementally, what its upgrade lists'
@@ -160,8 +168,8 @@ SELECT * FROM pg_temp.rows_written('pair_list_model', 'lists_before', ARRAY(TABL
 -- and the product rows of those products alone (a row holds no rank that
 -- every new order would move)
 SELECT * FROM pg_temp.rows_written('product_model', 'products_before', ARRAY(TABLE new_products));
--- and the cart and product page rows of the products whose lists changed
--- (or, for the page, that have bundles): fewer than all
+-- and the cart and product page rows of the products whose lists changed:
+-- fewer than all
 SELECT count(*) FILTER (WHERE b.written IS DISTINCT FROM c.xmin::text) < count(*) AS cart_rows_partly_written,
 	   count(*) FILTER (WHERE b.written IS DISTINCT FROM c.xmin::text) > 0 AS cart_rows_written
 FROM upsell.cart_model c LEFT JOIN carts_before b USING (product_id);

@@ -214,7 +214,7 @@ SELECT * FROM upsell._purchase_history_fold('SELECT 1', pg_temp.fold_query('fals
 -- than a raised count fitted in), as a full refresh would, and keeps them
 -- otherwise.
 CREATE TEMP TABLE bundles_full AS SELECT * FROM upsell.bundle_model;
-CREATE TEMP TABLE pages_full AS SELECT * FROM upsell.product_page_list_model;
+CREATE TEMP TABLE pages_full AS SELECT * FROM upsell.product_page_model;
 SELECT s.settings -> 'bundles' ->> 'min_count' AS mined_at FROM upsell.source_state s;
 SET client_min_messages = warning;
 SET upsell.itemsets_memory_limit = '1540kB';
@@ -222,17 +222,17 @@ CALL upsell.refresh(incremental => true);
 SELECT s.mode, s.new_lines, s.settings -> 'bundles' AS bundles,
 	   (SELECT count(*) FROM upsell.bundle_model) AS bundle_rows, (SELECT min(b.count) FROM upsell.bundle_model b) AS least_count,
 	   (SELECT count(*) FROM bundles_full) AS rows_at_5, (SELECT min(b.count) FROM bundles_full b) AS least_at_5,
-	   (SELECT count(*) FROM (TABLE pages_full EXCEPT ALL TABLE upsell.product_page_list_model) d) AS pages_not_as_at_5
+	   (SELECT count(*) FROM (TABLE pages_full EXCEPT ALL TABLE upsell.product_page_model) d) AS pages_not_as_at_5
 FROM upsell.source_state s;
 CREATE TEMP TABLE bundles_raised AS SELECT * FROM upsell.bundle_model;
-CREATE TEMP TABLE pages_raised AS SELECT * FROM upsell.product_page_list_model;
+CREATE TEMP TABLE pages_raised AS SELECT * FROM upsell.product_page_model;
 -- the same as a full refresh under that limit, and kept as they are by the
 -- next refresh without new lines
 CALL upsell.refresh();
 SELECT (SELECT count(*) FROM (TABLE upsell.bundle_model EXCEPT ALL TABLE bundles_raised) d)
 	   + (SELECT count(*) FROM (TABLE bundles_raised EXCEPT ALL TABLE upsell.bundle_model) d)
-	   + (SELECT count(*) FROM (TABLE upsell.product_page_list_model EXCEPT ALL TABLE pages_raised) d)
-	   + (SELECT count(*) FROM (TABLE pages_raised EXCEPT ALL TABLE upsell.product_page_list_model) d)
+	   + (SELECT count(*) FROM (TABLE upsell.product_page_model EXCEPT ALL TABLE pages_raised) d)
+	   + (SELECT count(*) FROM (TABLE pages_raised EXCEPT ALL TABLE upsell.product_page_model) d)
 		   AS differing_from_full;
 -- (kept, not mined again to the same rows: the same row versions, written
 -- by the full refresh's transaction)
@@ -247,12 +247,13 @@ FROM upsell.source_state s;
 RESET upsell.itemsets_memory_limit;
 CALL upsell.refresh(incremental => true);
 RESET client_min_messages;
--- (the product pages, which show the bundles, follow them)
+-- (the product pages, which show the bundles, follow them: the offers as
+-- served, the bundles joined to the lists)
 SELECT s.mode, s.reason, s.new_lines, s.settings -> 'bundles' ->> 'min_count' AS mined_at,
 	   (SELECT count(*) FROM (TABLE upsell.bundle_model EXCEPT ALL TABLE bundles_full) d)
 	   + (SELECT count(*) FROM (TABLE bundles_full EXCEPT ALL TABLE upsell.bundle_model) d) AS differing_from_full,
-	   (SELECT count(*) FROM (TABLE upsell.product_page_list_model EXCEPT ALL TABLE pages_full) d)
-	   + (SELECT count(*) FROM (TABLE pages_full EXCEPT ALL TABLE upsell.product_page_list_model) d)
+	   (SELECT count(*) FROM (TABLE upsell.product_page_model EXCEPT ALL TABLE pages_full) d)
+	   + (SELECT count(*) FROM (TABLE pages_full EXCEPT ALL TABLE upsell.product_page_model) d)
 		   AS pages_differing_from_full
 FROM upsell.source_state s;
 

@@ -725,17 +725,6 @@ upgrades_load(Upgrades *x, Catalog *c, const char *only)
 
 /* ---- the product page ----------------------------------------------------- */
 
-typedef struct PageBundle
-{
-	int64		product_id;
-	int64	   *ids;
-	int			nids;
-	int64		count;
-	double		lift;
-} PageBundle;
-
-#define PAGE_LIMIT 12
-
 /* the columns of _product_page_lists, an array each but the product's id */
 enum
 {
@@ -773,9 +762,6 @@ static const PageColumnType page_column_types[PAGE_NCOLS] = {
 	[PAGE_REASONS] = PAGE_TEXT
 };
 
-/* a bundle on the product page is offered at 10% off; the others at full price */
-#define PAGE_BUNDLE_DISCOUNT "0.10"
-
 typedef struct PageBuild
 {
 	Catalog		catalog;
@@ -783,129 +769,14 @@ typedef struct PageBuild
 	MemoryContext product_ctx;	/* reset per product */
 	Upgrades	upgrades;
 	int			next_upgrade;
-	PageBundle *bundles;
-	int			nbundles,
-				bundles_cap,
-				next_bundle;
 	/* the complements of the product being ranked */
 	int64	   *complement_ids;
 	const double *complement_scores;
 	int			ncomplements;
 	Datum		kind_names[PAGE_NKINDS];
-	Datum		bundle_discount;	/* numeric */
 	Datum		no_discount;	/* numeric */
 	Datum		complement_reason;	/* text */
 } PageBuild;
-
-/*
- * A product's row of bundle_list_model: each bundle with every item a
- * product in stock (items <@ the products in stock) becomes a candidate.
- */
-static void
-bundle_row(Datum *values, bool *nulls, void *arg)
-{
-	PageBuild  *b = (PageBuild *) arg;
-	Catalog    *c = &b->catalog;
-	Datum	   *ids,
-			   *ends,
-			   *counts,
-			   *lifts;
-	bool	   *ids_nulls,
-			   *ends_nulls,
-			   *counts_nulls,
-			   *lifts_nulls;
-	int			nids,
-				nbundles,
-				ncounts,
-				nlifts,
-				from = 0;
-	int64		product_id;
-
-	CHECK_FOR_INTERRUPTS();
-	if (nulls[0] || nulls[1] || nulls[2])
-		return;
-	product_id = DatumGetInt64(values[0]);
-	if (nulls[3] || nulls[4])
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("the bundles of product " INT64_FORMAT " have NULL counts or lifts", product_id)));
-	deconstruct_array(DatumGetArrayTypeP(values[1]), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &ids, &ids_nulls, &nids);
-	deconstruct_array(DatumGetArrayTypeP(values[2]), INT4OID, 4, true, TYPALIGN_INT,
-					  &ends, &ends_nulls, &nbundles);
-	deconstruct_array(DatumGetArrayTypeP(values[3]), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &counts, &counts_nulls, &ncounts);
-	deconstruct_array(DatumGetArrayTypeP(values[4]), FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &lifts, &lifts_nulls, &nlifts);
-	if (ncounts != nbundles || nlifts != nbundles)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("the bundles of product " INT64_FORMAT " have %d ends, %d counts and %d lifts",
-						product_id, nbundles, ncounts, nlifts)));
-	for (int k = 0; k < nbundles; k++)
-	{
-		int			to = ends_nulls[k] ? -1 : DatumGetInt32(ends[k]);
-		bool		offerable = true;
-		PageBundle *x;
-
-		if (to < from || to > nids)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("bundle %d of product " INT64_FORMAT " ends at %d, outside its %d items",
-							k + 1, product_id, to, nids)));
-		if (counts_nulls[k] || lifts_nulls[k])
-			ereport(ERROR,
-					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("a bundle of product " INT64_FORMAT " has a NULL count or lift", product_id)));
-		for (int i = from; i < to && offerable; i++)
-		{
-			Product    *p = ids_nulls[i] ? NULL : catalog_product(c, DatumGetInt64(ids[i]));
-
-			offerable = p != NULL && p->in_stock;
-		}
-		if (offerable)
-		{
-			if (b->nbundles == b->bundles_cap)
-			{
-				b->bundles_cap *= 2;
-				b->bundles = repalloc_huge(b->bundles, (Size) b->bundles_cap * sizeof(PageBundle));
-			}
-			x = &b->bundles[b->nbundles++];
-			if (b->nbundles > 1 && x[-1].product_id > product_id)
-				elog(ERROR, "bundles are not in product order");
-			x->product_id = product_id;
-			x->nids = to - from;
-			x->ids = palloc(Max(x->nids, 1) * sizeof(int64));
-			for (int i = from; i < to; i++)
-				x->ids[i - from] = DatumGetInt64(ids[i]);
-			x->count = DatumGetInt64(counts[k]);
-			x->lift = DatumGetFloat8(lifts[k]);
-		}
-		from = to;
-	}
-	pfree(ids);
-	pfree(ids_nulls);
-	pfree(ends);
-	pfree(ends_nulls);
-	pfree(counts);
-	pfree(counts_nulls);
-	pfree(lifts);
-	pfree(lifts_nulls);
-}
-
-/*
- * The reason a bundle is offered: how often it was bought together, and its
- * lift rounded as numeric rounds (to one decimal, half away from zero).
- */
-static Datum
-page_bundle_reason(const PageBundle *x)
-{
-	Datum		lift = DirectFunctionCall2(numeric_round, DirectFunctionCall1(float8_numeric, Float8GetDatum(x->lift)),
-										   Int32GetDatum(1));
-
-	return CStringGetTextDatum(psprintf("bought together in " INT64_FORMAT " orders, %s times more often than by chance",
-										x->count, DatumGetCString(DirectFunctionCall1(numeric_out, lift))));
-}
 
 /*
  * Emits a product's k ranked offers as one row of arrays, an element per
@@ -935,7 +806,7 @@ page_emit(PageBuild *b, int64 product_id, PageCandidate *c, int k)
 		col[PAGE_ENDS][i] = Int32GetDatum(nids);
 		col[PAGE_SORTS][i] = Float8GetDatum(c[i].sort);
 		col[PAGE_SCORES][i] = Float8GetDatum(c[i].score);
-		col[PAGE_DISCOUNTS][i] = c[i].kind == PAGE_BUNDLE ? b->bundle_discount : b->no_discount;
+		col[PAGE_DISCOUNTS][i] = b->no_discount;
 		if (c[i].kind == PAGE_UPGRADE)
 		{
 			Upgrade    *u = &b->upgrades.u[c[i].ref];
@@ -944,8 +815,6 @@ page_emit(PageBuild *b, int64 product_id, PageCandidate *c, int k)
 																		   u->buyers_null, u->buyers,
 																		   u->same_group_null, u->same_group));
 		}
-		else if (c[i].kind == PAGE_BUNDLE)
-			col[PAGE_REASONS][i] = page_bundle_reason(&b->bundles[c[i].ref]);
 		else
 			col[PAGE_REASONS][i] = b->complement_reason;
 	}
@@ -968,16 +837,13 @@ page_finish(PageBuild *b, int64 product_id)
 {
 	MemoryContext old = MemoryContextSwitchTo(b->product_ctx);
 	int			first_upgrade = b->next_upgrade;
-	int			first_bundle = b->next_bundle;
 	int			n,
 				k;
 	PageCandidate *c;
 
 	while (b->next_upgrade < b->upgrades.n && b->upgrades.u[b->next_upgrade].product_id == product_id)
 		b->next_upgrade++;
-	while (b->next_bundle < b->nbundles && b->bundles[b->next_bundle].product_id == product_id)
-		b->next_bundle++;
-	n = b->ncomplements + (b->next_upgrade - first_upgrade) + (b->next_bundle - first_bundle);
+	n = b->ncomplements + (b->next_upgrade - first_upgrade);
 	if (n == 0)
 	{
 		MemoryContextSwitchTo(old);
@@ -1001,15 +867,7 @@ page_finish(PageBuild *b, int64 product_id)
 		c[k].score = b->upgrades.u[i].score;
 		c[k].ref = i;
 	}
-	for (int i = first_bundle; i < b->next_bundle; i++, k++)
-	{
-		c[k].kind = PAGE_BUNDLE;
-		c[k].ids = b->bundles[i].ids;
-		c[k].nids = b->bundles[i].nids;
-		c[k].score = b->bundles[i].lift;
-		c[k].ref = i;
-	}
-	k = page_rank(c, n, PAGE_LIMIT);
+	k = page_rank(c, n, PAGE_OFFERS);
 	if (k == PAGE_RANK_ZERO_BEST)
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
@@ -1022,22 +880,14 @@ page_finish(PageBuild *b, int64 product_id)
 	MemoryContextReset(b->product_ctx);
 }
 
-/* Emits the products before `before` that have upgrades or bundles only. */
+/* Emits the products before `before` that have upgrades only. */
 static void
 page_flush_before(PageBuild *b, int64 before, bool all)
 {
-	for (;;)
+	while (b->next_upgrade < b->upgrades.n)
 	{
-		bool		u = b->next_upgrade < b->upgrades.n;
-		bool		x = b->next_bundle < b->nbundles;
-		int64		next;
+		int64		next = b->upgrades.u[b->next_upgrade].product_id;
 
-		if (!u && !x)
-			return;
-		if (u && x)
-			next = Min(b->upgrades.u[b->next_upgrade].product_id, b->bundles[b->next_bundle].product_id);
-		else
-			next = u ? b->upgrades.u[b->next_upgrade].product_id : b->bundles[b->next_bundle].product_id;
 		if (!all && next >= before)
 			return;
 		page_finish(b, next);
@@ -1083,10 +933,11 @@ funnel_build_end(MemoryContext callerctx, MemoryContext work, int level)
  *	 offer_ends int[], sorts float8[], scores float8[], discounts numeric[],
  *	 reasons text[])
  *
- * Per product with any (of those listed, when they are), its 12 best offers
- * of the product page (the rule is in 90_funnel.sql) as one row of arrays
- * in rank order (page_emit), with their discounts and reasons: the rows of
- * product_page_list_model.  In product order.
+ * Per product with any (of those listed, when they are), its 12 best
+ * complements and upgrades for the product page (the rule is in
+ * 90_funnel.sql) as one row of arrays in rank order (page_emit), with their
+ * discounts and reasons: the rows of product_page_list_model.  In product
+ * order.  The bundles join them when the page is served (serving_page.c).
  */
 Datum
 upsell_product_page_lists(PG_FUNCTION_ARGS)
@@ -1097,9 +948,6 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 	const char *nsp;
 	int64		tenant_id;
 	int			level;
-	static const Oid btypes[5] = {INT8OID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID};
-	static const char *const bnames[5] = {"product_id bigint", "items bigint[]", "item_ends int[]",
-	"counts bigint[]", "lifts float8[]"};
 	Complements x;
 	Catalog    *c;
 	int			ids_cap;
@@ -1111,23 +959,14 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 	memset(&b, 0, sizeof b);
 	b.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	b.product_ctx = AllocSetContextCreate(work, "upsell product page offers", ALLOCSET_DEFAULT_SIZES);
-	b.kind_names[PAGE_BUNDLE] = CStringGetTextDatum("bundle");
 	b.kind_names[PAGE_COMPLEMENT] = CStringGetTextDatum("complement");
 	b.kind_names[PAGE_UPGRADE] = CStringGetTextDatum("upgrade");
-	b.bundle_discount = DirectFunctionCall3(numeric_in, CStringGetDatum(PAGE_BUNDLE_DISCOUNT),
-											ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	b.no_discount = DirectFunctionCall3(numeric_in, CStringGetDatum("0"),
 										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	b.complement_reason = CStringGetTextDatum("frequently bought together");
 	catalog_load(&b.catalog, nsp, tenant_id);
 
 	upgrades_load(&b.upgrades, &b.catalog, only);
-	b.bundles_cap = 1024;
-	b.bundles = palloc_extended(b.bundles_cap * sizeof(PageBundle), MCXT_ALLOC_HUGE);
-	ups_stream_query_stable(psprintf("SELECT b.product_id, b.items, b.item_ends, b.counts, b.lifts FROM %s.bundle_list_model b "
-									 "WHERE b.tenant_id OPERATOR(pg_catalog.=) " INT64_FORMAT "%s"
-									 " ORDER BY b.product_id", nsp, tenant_id, products_condition("b.product_id", only)),
-							5, btypes, bnames, bundle_row, &b);
 
 	c = &b.catalog;
 	complements_load(&x, c, only);
@@ -1140,7 +979,7 @@ upsell_product_page_lists(PG_FUNCTION_ARGS)
 		int			n = (int) (x.start[r + 1] - first);
 
 		CHECK_FOR_INTERRUPTS();
-		/* the products before it with upgrades or bundles only */
+		/* the products before it with upgrades only */
 		b.ncomplements = 0;
 		page_flush_before(&b, a->id, false);
 		if (n > ids_cap)

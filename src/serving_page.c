@@ -1,7 +1,9 @@
 /*
  * serving_page.c
- *		The product page stage, _product_page_offers: the page's stored
- *		offers (one row of product_page_list_model) with the merchant's rules.
+ *		The product page stage, _product_page_offers: the page's offers (its
+ *		row of product_page_list_model and the product's bundles) with the
+ *		merchant's rules; and those offers alone, _product_page_list, which
+ *		the view product_page_model reads.
  */
 #include "postgres.h"
 
@@ -9,11 +11,13 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "page_rank.h"
 #include "serving.h"
 #include "upsell.h"
 
 PG_FUNCTION_INFO_V1(upsell_product_page_offers);
 PG_FUNCTION_INFO_V1(upsell_product_page_offers_of);
+PG_FUNCTION_INFO_V1(upsell_product_page_list);
 
 /* The elements of a column of the page's row, an array (NULL: none). */
 static void
@@ -30,21 +34,53 @@ page_column(int column, Oid type, Datum **elems, bool **nulls, int *n)
 }
 
 static void
-page_malformed(int64 product_id)
+page_malformed(int64 product_id, const char *model)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("the product_page_list_model row of product " INT64_FORMAT " is malformed", product_id),
+			 errmsg("the %s row of product " INT64_FORMAT " is malformed", model, product_id),
 			 errhint("Run CALL upsell.refresh().")));
 }
 
+/* One offer of the page, before the merchant's rules. */
+typedef struct PageOffer
+{
+	OfferType	type;
+	int64	   *ids;
+	int			nids;
+	double		score;
+	double		sort;			/* relative to the best of its type */
+	Datum		discount;		/* numeric */
+	char	   *reason;			/* NULL: none */
+} PageOffer;
+
+/* a bundle on the product page is offered at 10% off */
+#define PAGE_BUNDLE_DISCOUNT "0.10"
+
 /*
- * Proposes the offers of the product's row of product_page_list_model (read
- * into SPI_tuptable): an element of each array per offer, its ids those of
- * product_ids up to its offer_end.
+ * The reason a bundle is offered: how often it was bought together, and its
+ * lift rounded as numeric rounds (to one decimal, half away from zero).
  */
-static void
-propose_stored(Proposal *p, int64 product_id)
+static char *
+page_bundle_reason(int64 count, double lift)
+{
+	Datum		rounded = DirectFunctionCall2(numeric_round,
+											  DirectFunctionCall1(float8_numeric, Float8GetDatum(lift)),
+											  Int32GetDatum(1));
+
+	return psprintf("bought together in " INT64_FORMAT " orders, %s times more often than by chance",
+					count, DatumGetCString(DirectFunctionCall1(numeric_out, rounded)));
+}
+
+/*
+ * The stored offers of the product's row of product_page_list_model (read
+ * into SPI_tuptable, columns 1-6): an element of each array per offer, its
+ * ids those of product_ids up to its offer_end.  (A row a refresh of 1.11
+ * wrote holds the bundles it ranked among them: skipped, the bundles are
+ * read from bundle_list_model.)
+ */
+static int
+page_stored(int64 product_id, PageOffer *out)
 {
 	Datum	   *types,
 			   *ids,
@@ -65,7 +101,8 @@ propose_stored(Proposal *p, int64 product_id)
 				n_discounts,
 				n_reasons;
 	int64	   *offered;
-	int			start = 0;
+	int			start = 0,
+				k = 0;
 
 	page_column(1, TEXTOID, &types, &types_null, &n);
 	page_column(2, INT8OID, &ids, &ids_null, &nids);
@@ -73,13 +110,13 @@ propose_stored(Proposal *p, int64 product_id)
 	page_column(4, FLOAT8OID, &scores, &scores_null, &n_scores);
 	page_column(5, NUMERICOID, &discounts, &discounts_null, &n_discounts);
 	page_column(6, TEXTOID, &reasons, &reasons_null, &n_reasons);
-	if (n_ends != n || n_scores != n || n_discounts != n || n_reasons != n)
-		page_malformed(product_id);
+	if (n_ends != n || n_scores != n || n_discounts != n || n_reasons != n || n > PAGE_OFFERS)
+		page_malformed(product_id, "product_page_list_model");
 	offered = palloc(Max(nids, 1) * sizeof(int64));
 	for (int i = 0; i < nids; i++)
 	{
 		if (ids_null[i])
-			page_malformed(product_id);
+			page_malformed(product_id, "product_page_list_model");
 		offered[i] = DatumGetInt64(ids[i]);
 	}
 	for (int i = 0; i < n; i++)
@@ -87,12 +124,151 @@ propose_stored(Proposal *p, int64 product_id)
 		int			t = types_null[i] ? -1 : offer_type_of(TextDatumGetCString(types[i]));
 		int			end = ends_null[i] ? -1 : DatumGetInt32(ends[i]);
 
-		if (t < 0 || t == OFFER_PINNED || end <= start || end > nids || scores_null[i] || discounts_null[i])
-			page_malformed(product_id);
-		serving_propose(p, (OfferType) t, &offered[start], end - start, DatumGetFloat8(scores[i]), discounts[i],
-						reasons_null[i] ? NULL : TextDatumGetCString(reasons[i]));
+		if ((t != OFFER_COMPLEMENT && t != OFFER_UPGRADE && t != OFFER_BUNDLE) || end <= start || end > nids ||
+			scores_null[i] || discounts_null[i])
+			page_malformed(product_id, "product_page_list_model");
+		if (t != OFFER_BUNDLE)
+		{
+			out[k].type = (OfferType) t;
+			out[k].ids = &offered[start];
+			out[k].nids = end - start;
+			out[k].score = DatumGetFloat8(scores[i]);
+			out[k].discount = discounts[i];
+			out[k].reason = reasons_null[i] ? NULL : TextDatumGetCString(reasons[i]);
+			k++;
+		}
 		start = end;
 	}
+	return k;
+}
+
+/*
+ * The product's bundles (its row of bundle_list_model, columns 7-10, and
+ * the ids of their items in stock, column 11) with every item in stock,
+ * appended to out from k on.
+ */
+static int
+page_bundles(int64 product_id, PageOffer *out, int k)
+{
+	Datum	   *items,
+			   *ends,
+			   *counts,
+			   *lifts,
+			   *stocked;
+	bool	   *items_null,
+			   *ends_null,
+			   *counts_null,
+			   *lifts_null,
+			   *stocked_null;
+	int			nitems,
+				n,
+				ncounts,
+				nlifts,
+				nstocked,
+				from = 0;
+	Datum		discount = 0;
+
+	page_column(7, INT8OID, &items, &items_null, &nitems);
+	page_column(8, INT4OID, &ends, &ends_null, &n);
+	page_column(9, INT8OID, &counts, &counts_null, &ncounts);
+	page_column(10, FLOAT8OID, &lifts, &lifts_null, &nlifts);
+	page_column(11, INT8OID, &stocked, &stocked_null, &nstocked);
+	if (ncounts != n || nlifts != n)
+		page_malformed(product_id, "bundle_list_model");
+	for (int b = 0; b < n; b++)
+	{
+		int			to = ends_null[b] ? -1 : DatumGetInt32(ends[b]);
+		bool		offerable = true;
+
+		if (to < from || to > nitems || counts_null[b] || lifts_null[b])
+			page_malformed(product_id, "bundle_list_model");
+		for (int i = from; i < to && offerable; i++)
+		{
+			bool		in_stock = false;
+
+			for (int s = 0; s < nstocked && !in_stock && !items_null[i]; s++)
+				in_stock = DatumGetInt64(stocked[s]) == DatumGetInt64(items[i]);
+			offerable = in_stock;
+		}
+		if (offerable)
+		{
+			PageOffer  *o = &out[k++];
+
+			if (discount == 0)
+				discount = DirectFunctionCall3(numeric_in, CStringGetDatum(PAGE_BUNDLE_DISCOUNT),
+											   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+			o->type = OFFER_BUNDLE;
+			o->nids = to - from;
+			o->ids = palloc(Max(o->nids, 1) * sizeof(int64));
+			for (int i = from; i < to; i++)
+				o->ids[i - from] = DatumGetInt64(items[i]);
+			o->score = DatumGetFloat8(lifts[b]);
+			o->discount = discount;
+			o->reason = page_bundle_reason(DatumGetInt64(counts[b]), o->score);
+		}
+		from = to;
+	}
+	return k;
+}
+
+/*
+ * The product page's offers before the merchant's rules, best first: the
+ * complements and upgrades a refresh ranked and stored (at most the 12
+ * best), and the product's bundles with every item in stock, ranked
+ * together by the rule the refresh ranks by (src/core/page_rank.h), the
+ * 12 best.  The same 12 as ranking every offer at once: no bundle is the
+ * same set of products as a complement or an upgrade (a bundle holds the
+ * product itself), and an offer among the 12 best of all is among the 12
+ * best without the bundles.  The bundles are not stored with the others
+ * because every refresh with new orders changes every bundle's lift: the
+ * lists of some 60,000 of 100,000 products were ranked again and written
+ * at the end of each incremental refresh, after the bundles.  Returns how
+ * many; the request has begun.
+ */
+static int
+page_offers_ranked(int64 tenant_id, int64 product_id, PageOffer **offers)
+{
+	Datum		args[2];
+	Datum		ends;
+	bool		isnull;
+	int			nbundles;
+	PageOffer  *o;
+	PageCandidate *c;
+	int			n,
+				k;
+
+	args[0] = Int64GetDatum(tenant_id);
+	args[1] = Int64GetDatum(product_id);
+	if (serving_run(serving.page_list, args, NULL) != 1)
+		elog(ERROR, "the product page's offers are not one row");
+	ends = serving_col(0, 8, &isnull);
+	nbundles = isnull ? 0 : ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(ends)), ARR_DIMS(DatumGetArrayTypeP(ends)));
+	o = palloc((PAGE_OFFERS + nbundles) * sizeof(PageOffer));
+	n = page_stored(product_id, o);
+	n = page_bundles(product_id, o, n);
+	c = palloc(Max(n, 1) * sizeof(PageCandidate));
+	for (int i = 0; i < n; i++)
+	{
+		c[i].kind = o[i].type == OFFER_BUNDLE ? PAGE_BUNDLE : o[i].type == OFFER_UPGRADE ? PAGE_UPGRADE : PAGE_COMPLEMENT;
+		c[i].ids = o[i].ids;
+		c[i].nids = o[i].nids;
+		c[i].score = o[i].score;
+		c[i].ref = i;
+	}
+	k = page_rank(c, n, PAGE_OFFERS);
+	if (k < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("the offers of product " INT64_FORMAT " cannot be ranked: %s", product_id,
+						k == PAGE_RANK_ZERO_BEST ? "the best of a kind scores 0" : "a score is out of range"),
+				 errhint("Run CALL upsell.refresh().")));
+	*offers = palloc(Max(k, 1) * sizeof(PageOffer));
+	for (int i = 0; i < k; i++)
+	{
+		(*offers)[i] = o[c[i].ref];
+		(*offers)[i].sort = c[i].sort;
+	}
+	return k;
 }
 
 /*
@@ -116,8 +292,8 @@ skip_popular(void *arg, int64 id, const char *category)
 }
 
 /*
- * The page's stored offers (complements, upgrades, bundles; in stock as of
- * the refresh) with the pinned offers, exclusions and settings as of now,
+ * The page's offers (complements, upgrades, bundles; in stock as of the
+ * refresh) with the pinned offers, exclusions and settings as of now,
  * for a product of product_model and its category; the request has begun.
  */
 static void
@@ -127,7 +303,8 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 	TenantRules *r;
 	uint32		allowed;
 	Proposal	p;
-	Datum		args[2];
+	PageOffer  *stored;
+	int			nstored;
 	CartLine   *lines;
 	int			nlines;
 	Substitutes subst;
@@ -139,10 +316,10 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 	serving_proposal_init(&p, 16);
 	serving_propose_pinned(&p, r, STAGE_PRODUCT_PAGE, &product_id, 1,
 				   category ? &category : NULL, category ? 1 : 0, NULL, GetCurrentTransactionStartTimestamp());
-	args[0] = Int64GetDatum(tenant_id);
-	args[1] = Int64GetDatum(product_id);
-	if (serving_run(serving.page_list, args, NULL) == 1)
-		propose_stored(&p, product_id);
+	nstored = page_offers_ranked(tenant_id, product_id, &stored);
+	for (int i = 0; i < nstored; i++)
+		serving_propose(&p, stored[i].type, stored[i].ids, stored[i].nids, stored[i].score,
+						stored[i].discount, stored[i].reason);
 
 	/*
 	 * Bestsellers fill the slots the evidence leaves (a product never or
@@ -227,6 +404,45 @@ upsell_product_page_offers_of(PG_FUNCTION_ARGS)
 	serving_check_version();
 	page_offers(fcinfo, tenant_id, product_id, category,
 				serving_opt_text(fcinfo, 2), serving_opt_text(fcinfo, 3));
+	serving_end_request();
+	PG_RETURN_NULL();
+}
+
+/*
+ * _product_page_list(tenant_id bigint, product_id bigint) RETURNS TABLE
+ *	 (offer_type text, product_ids bigint[], sort float8, score float8,
+ *	 discount numeric, reason text)
+ *
+ * The product page's offers before the merchant's rules, best first (its
+ * stored complements and upgrades and its bundles, as the page ranks them):
+ * the rows of the view product_page_model, for analysts.  As a view over
+ * the models, it serves any tenant, bound session or not.
+ */
+Datum
+upsell_product_page_list(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PageOffer  *offers;
+	int			n;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	serving_begin_request_unchecked(fcinfo);
+	n = page_offers_ranked(PG_GETARG_INT64(0), PG_GETARG_INT64(1), &offers);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		values[0] = CStringGetTextDatum(offer_type_names[offers[i].type]);
+		values[1] = PointerGetDatum(upsell_int8_array(offers[i].ids, offers[i].nids));
+		values[2] = Float8GetDatum(offers[i].sort);
+		values[3] = Float8GetDatum(offers[i].score);
+		values[4] = offers[i].discount;
+		nulls[5] = offers[i].reason == NULL;
+		values[5] = nulls[5] ? (Datum) 0 : CStringGetTextDatum(offers[i].reason);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	serving_end_request();
 	PG_RETURN_NULL();
 }

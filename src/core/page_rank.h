@@ -28,6 +28,9 @@ typedef enum PageKind
 
 #define PAGE_NKINDS 3
 
+/* The offers a product page keeps, at most */
+#define PAGE_OFFERS 12
+
 typedef struct PageCandidate
 {
 	int			kind;			/* a PageKind */

@@ -214,7 +214,6 @@ DECLARE
 	most_orders bigint;
 	rows text;
 	n bigint;
-	with_bundles bigint[];
 	state @extschema@.source_state;
 	none_fit boolean := false;
 BEGIN
@@ -248,19 +247,9 @@ BEGIN
 			rows := 'SELECT r.tenant_id, r.product_id, r.items, r.item_ends, r.counts, r.supports, r.lifts '
 				'FROM (' || rows || ') r '
 				'WHERE @extschema@._chunks_keep(''bundle_set_model'', r.tenant_id, r.sets_chunk, r.sets, r.sets_counted)';
-			-- (incrementally, every product with bundles before or after is
-			-- noted as changed: a bundle's support and lift move with the
-			-- shop's order count)
-			IF to_regclass('pg_temp.upsell_changed_products') IS NOT NULL THEN
-				with_bundles := ARRAY(SELECT b.product_id FROM @extschema@.bundle_list_model b
-									  WHERE b.tenant_id = _build_bundle_model.tenant_id);
-			END IF;
+			-- (no model after it reads the bundles: the product page joins
+			-- them when served, so nothing is noted as changed)
 			n := @extschema@._publish('bundle_list_model', tenant_id, rows);
-			IF with_bundles IS NOT NULL THEN
-				PERFORM @extschema@._note_changed('bundle_list_model', with_bundles || ARRAY(
-					SELECT b.product_id FROM @extschema@.bundle_list_model b
-					WHERE b.tenant_id = _build_bundle_model.tenant_id));
-			END IF;
 			-- the count and limit mined at, in the tenant's source_state
 			-- (published at the start of this refresh), published anew
 			-- through the model store with only its settings changed: as a
@@ -299,13 +288,14 @@ BEGIN
 END
 $$;
 
--- Built last before the product page, the first model that reads it (build
--- order 72, not this layer's 60): its side build starts only once the count
--- is done and is the last to finish, so the refresh builds everything that
--- does not need the bundles first (the histories, the upgrade lists, the
--- cart, the thresholds) while the worker mines.  Built at 60, an incremental
--- refresh at 10M lines waited 2-3 s for the worker while the histories,
--- which do not need the bundles, waited behind it.
+-- Built last but for the orders (build order 72, not this layer's 60): its
+-- side build starts only once the count is done and is the last to finish,
+-- so the refresh builds everything else first (the histories, the upgrade
+-- lists, the cart, the product page's lists, the thresholds) while the
+-- worker mines; no model reads the bundles (the product page joins them
+-- when served).  Built at 60, an incremental refresh at 10M lines waited
+-- 2-3 s for the worker while the histories, which do not need the bundles,
+-- waited behind it.
 --
 -- One row per product, its bundles as arrays, not a row per bundle: every
 -- refresh replaces every row (a bundle's support and lift move with the

@@ -92,30 +92,31 @@ COMMENT ON FUNCTION @extschema@._merge_offers(text, bigint, bigint[], numeric, @
 
 -- ---- pre-purchase: the product page ----------------------------------------
 --
--- Precomputed at refresh for every product (complements, upgrades, bundles
--- of products in stock, best first), so that the page reads a few rows by
--- index; pinned offers, exclusions, weights and limits apply at request time.
+-- Precomputed at refresh for every product (complements and upgrades of
+-- products in stock, best first), so that the page reads a row by index and
+-- joins the product's bundles to them (src/serving_page.c); pinned offers,
+-- exclusions, weights and limits apply at request time.
 
 -- The ranking runs in C (src/funnel_build.c, src/core/page_rank.c): one read
--- each of product_model, category_model's substitutes, upgrade_list_model,
--- bundle_list_model and pair_list_model (a row each per product), each
--- product's offers ranked in product order.  The rule, as the SQL it replaced said it
--- (the same rows): the complements of pair_model in stock that are not
+-- each of product_model, category_model's substitutes, upgrade_list_model
+-- and pair_list_model (a row each per product), each product's offers
+-- ranked in product order.  The rule, as the SQL it replaced said it (the
+-- same rows): the complements of pair_model in stock that are not
 -- substitutes of the product (upsell.is_substitute), its upgrades of
 -- upgrade_model in stock, pricier up to 1.5x its price and on a ladder
--- (_upgrade_on_ladder), its bundles of bundle_list_model with every item in
--- stock; each scored by sort = score / the best score of its kind for the
--- product; one offer per set of products (the highest sort, then the kind
--- in text order); the 12 best by sort descending, products offered, kind.
--- The 3M pairs of a 10M-line shop took 16 s through two hash joins, a
--- window and three sorts of every candidate.
+-- (_upgrade_on_ladder), and, joined when the page is served, its bundles of
+-- bundle_list_model with every item in stock; each scored by sort = score /
+-- the best score of its kind for the product; one offer per set of products
+-- (the highest sort, then the kind in text order); the 12 best by sort
+-- descending, products offered, kind.  The 3M pairs of a 10M-line shop took
+-- 16 s through two hash joins, a window and three sorts of every candidate.
 CREATE FUNCTION @extschema@._product_page_lists(tenant_id bigint, products bigint[] DEFAULT NULL)
 RETURNS TABLE (product_id bigint, offer_types text[], product_ids bigint[], offer_ends int[],
 			   sorts float8[], scores float8[], discounts numeric[], reasons text[])
 AS 'MODULE_PATHNAME', 'upsell_product_page_lists'
 LANGUAGE C STABLE ROWS 100000;
 COMMENT ON FUNCTION @extschema@._product_page_lists(bigint, bigint[]) IS
-	'internal: per product of the tenant with any (of the products listed, when they are), its 12 best product-page offers (complements, upgrades, bundles of products in stock) in rank order as one row of arrays (the ids of every offer one after the other, offer_ends where each ends), with their discounts (bundles 10%) and reasons';
+	'internal: per product of the tenant with any (of the products listed, when they are), its 12 best product-page complements and upgrades (of products in stock) in rank order as one row of arrays (the ids of every offer one after the other, offer_ends where each ends), with their discounts and reasons';
 
 -- One row per product, its offers as arrays, not a row per offer: the ten
 -- times as many rows (1.05M for a catalog of 100,000 products), their heap
@@ -125,21 +126,18 @@ COMMENT ON FUNCTION @extschema@._product_page_lists(bigint, bigint[]) IS
 -- The products whose offers on the page or in the cart an incremental
 -- refresh must compute again, or NULL (all of them: not an incremental
 -- refresh).  An offer list follows from the product's catalog facts, the
--- categories its category substitutes, its pair list, its upgrade list,
--- its bundles (with bundles) and the catalog facts of the products those
--- lists name: so the products the builders of those models noted as
--- changed (_note_changed), and the products whose lists name a product
--- whose catalog facts changed.
-CREATE FUNCTION @extschema@._offers_to_rebuild(tenant_id bigint, with_bundles boolean)
+-- categories its category substitutes, its pair list, its upgrade list and
+-- the catalog facts of the products those lists name: so the products the
+-- builders of those models noted as changed (_note_changed), and the
+-- products whose lists name a product whose catalog facts changed.
+CREATE FUNCTION @extschema@._offers_to_rebuild(tenant_id bigint)
 RETURNS bigint[]
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	t bigint := tenant_id;
-	models name[] := CASE WHEN with_bundles
-						  THEN '{product_model, category_model, pair_list_model, upgrade_list_model, bundle_list_model}'::name[]
-						  ELSE '{product_model, category_model, pair_list_model, upgrade_list_model}'::name[] END;
+	models constant name[] := '{product_model, category_model, pair_list_model, upgrade_list_model}';
 	changed_catalog bigint[] := @extschema@._changed_products('product_model');
 BEGIN
 	IF changed_catalog IS NULL THEN
@@ -156,16 +154,17 @@ BEGIN
 		UNION
 		SELECT u.product_id FROM @extschema@.upgrade_list_model u
 		WHERE cardinality(changed_catalog) > 0 AND u.tenant_id = t AND u.candidate_ids && changed_catalog
-		UNION
-		SELECT b.product_id FROM @extschema@.bundle_list_model b
-		WHERE with_bundles AND cardinality(changed_catalog) > 0 AND b.tenant_id = t AND b.items && changed_catalog
 		ORDER BY 1);
 END
 $$;
 
 -- Incrementally only the products whose offers can differ
--- (_offers_to_rebuild): every product with bundles among them, since a
--- bundle's lift moves with the shop's order count.
+-- (_offers_to_rebuild), as for the cart.  Until 1.12 the lists held the
+-- bundles too, so an incremental refresh ranked and wrote again every
+-- product with bundles (a bundle's lift moves with the shop's order count),
+-- after the bundles, the refresh's last side build: at 10M lines with 1% new
+-- orders, 60,999 lists in 1.3-1.6 s at the end of the refresh with one core
+-- idle, against 29,674 lists in 0.9-1.0 s now, beside the bundles' worker.
 CREATE FUNCTION @extschema@._build_product_page_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -175,7 +174,7 @@ DECLARE
 	scope bigint[];
 BEGIN
 	IF incremental THEN
-		scope := @extschema@._offers_to_rebuild(tenant_id, true);
+		scope := @extschema@._offers_to_rebuild(tenant_id);
 	END IF;
 	RETURN @extschema@._publish('product_page_list_model', tenant_id, $q$
 		SELECT $1 AS tenant_id, r.product_id, r.offer_types, r.product_ids, r.offer_ends, r.sorts, r.scores,
@@ -189,22 +188,30 @@ SELECT @extschema@._define_model('product_page_list_model',
 	  product_ids bigint[] NOT NULL, offer_ends int[] NOT NULL, sorts float8[] NOT NULL,
 	  scores float8[] NOT NULL, discounts numeric[] NOT NULL, reasons text[] NOT NULL,
 	  PRIMARY KEY (tenant_id, product_id)$$,
-	NULL, 95, '@extschema@._build_product_page_model(bigint, boolean)',
-	'per product: its 12 best product-page offers of products in stock (complements that are not substitutes of it, upgrades within its variant group or up a ladder its buyers climb, bundles) in rank order as arrays, an element per offer (product_ids: the ids of every offer one after the other, offer_ends: where each offer''s ids end); sorts are the scores relative to the best of their type; read as one row per offer through the view product_page_model',
+	NULL, 46, '@extschema@._build_product_page_model(bigint, boolean)',
+	'per product: its 12 best product-page complements and upgrades of products in stock (complements that are not substitutes of it, upgrades within its variant group or up a ladder its buyers climb) in rank order as arrays, an element per offer (product_ids: the ids of every offer one after the other, offer_ends: where each offer''s ids end); sorts are the scores relative to the best of their type; the page joins the product''s bundles to them when served; read with the bundles, as one row per offer, through the view product_page_model',
 	'product_id');
 
+-- A product's page offers before the merchant's rules: its stored
+-- complements and upgrades and its bundles, ranked together as the page
+-- ranks them (src/serving_page.c).
+CREATE FUNCTION @extschema@._product_page_list(tenant_id bigint, product_id bigint)
+RETURNS TABLE (offer_type text, product_ids bigint[], sort float8, score float8, discount numeric, reason text)
+AS 'MODULE_PATHNAME', 'upsell_product_page_list'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 12;
+COMMENT ON FUNCTION @extschema@._product_page_list(bigint, bigint) IS
+	'internal: a product''s 12 best product-page offers of products in stock (its row of product_page_list_model and its bundles of bundle_list_model with every item in stock) in rank order, before the merchant''s rules';
+
 -- The offers one row each (the shape of 1.3's product_page_model table), as
--- analysts read them.  (unnest of several arrays is syntax, ROWS FROM, not
--- a function of pg_catalog to qualify.)
+-- analysts read them, in rank order within a product.
 CREATE VIEW @extschema@.product_page_model AS
-SELECT l.tenant_id, l.product_id, o.offer_type,
-	   l.product_ids[coalesce(l.offer_ends[o.n OPERATOR(pg_catalog.-) 1], 0) OPERATOR(pg_catalog.+) 1 : o.offer_end] AS product_ids,
-	   o.sort, o.score, o.discount, o.reason
-FROM @extschema@.product_page_list_model l,
-	 unnest(l.offer_types, l.offer_ends, l.sorts, l.scores, l.discounts, l.reasons)
-		 WITH ORDINALITY o(offer_type, offer_end, sort, score, discount, reason, n);
+SELECT p.tenant_id, p.product_id, o.offer_type, o.product_ids, o.sort, o.score, o.discount, o.reason
+FROM (SELECT l.tenant_id, l.product_id FROM @extschema@.product_page_list_model l
+	  UNION
+	  SELECT b.tenant_id, b.product_id FROM @extschema@.bundle_list_model b) p
+CROSS JOIN LATERAL @extschema@._product_page_list(p.tenant_id, p.product_id) o;
 COMMENT ON VIEW @extschema@.product_page_model IS
-	'per product and offer: its 12 best product-page offers of products in stock, one row each (the rows of product_page_list_model''s arrays); sort is the score relative to the best of its type';
+	'per product and offer: its 12 best product-page offers of products in stock (complements, upgrades, bundles), one row each in rank order; sort is the score relative to the best of its type';
 
 CREATE FUNCTION @extschema@._product_page_offers(tenant_id bigint, product_id bigint, category text,
 	experiment text DEFAULT NULL, unit_id text DEFAULT NULL)
@@ -281,7 +288,7 @@ BEGIN
 	-- the variant groups that a product whose catalog facts changed was and
 	-- is in (its substitutes; the current cart rows name the old ones).
 	IF incremental THEN
-		scope := @extschema@._offers_to_rebuild(t, false);
+		scope := @extschema@._offers_to_rebuild(t);
 	END IF;
 	IF scope IS NOT NULL AND cardinality(changed_catalog) > 0 THEN
 		scope := ARRAY(
