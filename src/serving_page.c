@@ -74,10 +74,8 @@ page_bundle_reason(int64 count, double lift)
 
 /*
  * The stored offers of the product's row of product_page_list_model (read
- * into SPI_tuptable, columns 1-6): an element of each array per offer, its
- * ids those of product_ids up to its offer_end.  (A row a refresh of 1.11
- * wrote holds the bundles it ranked among them: skipped, the bundles are
- * read from bundle_list_model.)
+ * into SPI_tuptable, columns 1-6), complements and upgrades: an element of
+ * each array per offer, its ids those of product_ids up to its offer_end.
  */
 static int
 page_stored(int64 product_id, PageOffer *out)
@@ -101,8 +99,7 @@ page_stored(int64 product_id, PageOffer *out)
 				n_discounts,
 				n_reasons;
 	int64	   *offered;
-	int			start = 0,
-				k = 0;
+	int			start = 0;
 
 	page_column(1, TEXTOID, &types, &types_null, &n);
 	page_column(2, INT8OID, &ids, &ids_null, &nids);
@@ -124,22 +121,18 @@ page_stored(int64 product_id, PageOffer *out)
 		int			t = types_null[i] ? -1 : offer_type_of(TextDatumGetCString(types[i]));
 		int			end = ends_null[i] ? -1 : DatumGetInt32(ends[i]);
 
-		if ((t != OFFER_COMPLEMENT && t != OFFER_UPGRADE && t != OFFER_BUNDLE) || end <= start || end > nids ||
+		if ((t != OFFER_COMPLEMENT && t != OFFER_UPGRADE) || end <= start || end > nids ||
 			scores_null[i] || discounts_null[i])
 			page_malformed(product_id, "product_page_list_model");
-		if (t != OFFER_BUNDLE)
-		{
-			out[k].type = (OfferType) t;
-			out[k].ids = &offered[start];
-			out[k].nids = end - start;
-			out[k].score = DatumGetFloat8(scores[i]);
-			out[k].discount = discounts[i];
-			out[k].reason = reasons_null[i] ? NULL : TextDatumGetCString(reasons[i]);
-			k++;
-		}
+		out[i].type = (OfferType) t;
+		out[i].ids = &offered[start];
+		out[i].nids = end - start;
+		out[i].score = DatumGetFloat8(scores[i]);
+		out[i].discount = discounts[i];
+		out[i].reason = reasons_null[i] ? NULL : TextDatumGetCString(reasons[i]);
 		start = end;
 	}
-	return k;
+	return n;
 }
 
 /*
@@ -211,6 +204,22 @@ page_bundles(int64 product_id, PageOffer *out, int k)
 	return k;
 }
 
+/* The page's offers o[0 .. n) as candidates of its ranking, into c. */
+static PageCandidate *
+page_candidates(const PageOffer *o, int n, PageCandidate *c)
+{
+	for (int i = 0; i < n; i++)
+	{
+		c[i].kind = o[i].type == OFFER_BUNDLE ? PAGE_BUNDLE
+			: o[i].type == OFFER_UPGRADE ? PAGE_UPGRADE : PAGE_COMPLEMENT;
+		c[i].ids = o[i].ids;
+		c[i].nids = o[i].nids;
+		c[i].score = o[i].score;
+		c[i].ref = i;
+	}
+	return c;
+}
+
 /*
  * The product page's offers before the merchant's rules, best first: the
  * complements and upgrades a refresh ranked and stored (at most the 12
@@ -234,7 +243,8 @@ page_offers_ranked(int64 tenant_id, int64 product_id, PageOffer **offers)
 	int			nbundles;
 	PageOffer  *o;
 	PageCandidate *c;
-	int			n,
+	int			nstored,
+				n,
 				k;
 
 	args[0] = Int64GetDatum(tenant_id);
@@ -244,24 +254,21 @@ page_offers_ranked(int64 tenant_id, int64 product_id, PageOffer **offers)
 	ends = serving_col(0, 8, &isnull);
 	nbundles = isnull ? 0 : ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(ends)), ARR_DIMS(DatumGetArrayTypeP(ends)));
 	o = palloc((PAGE_OFFERS + nbundles) * sizeof(PageOffer));
-	n = page_stored(product_id, o);
-	n = page_bundles(product_id, o, n);
+	nstored = page_stored(product_id, o);
+	n = page_bundles(product_id, o, nstored);
 	c = palloc(Max(n, 1) * sizeof(PageCandidate));
-	for (int i = 0; i < n; i++)
-	{
-		c[i].kind = o[i].type == OFFER_BUNDLE ? PAGE_BUNDLE : o[i].type == OFFER_UPGRADE ? PAGE_UPGRADE : PAGE_COMPLEMENT;
-		c[i].ids = o[i].ids;
-		c[i].nids = o[i].nids;
-		c[i].score = o[i].score;
-		c[i].ref = i;
-	}
-	k = page_rank(c, n, PAGE_OFFERS);
+	k = page_rank(page_candidates(o, n, c), n, PAGE_OFFERS);
 	if (k < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("the offers of product " INT64_FORMAT " cannot be ranked: %s", product_id,
-						k == PAGE_RANK_ZERO_BEST ? "the best of a kind scores 0" : "a score is out of range"),
-				 errhint("Run CALL upsell.refresh().")));
+	{
+		/*
+		 * Bundle lifts the rule cannot divide (a best of 0, a quotient out
+		 * of range), which no refresh writes: the page keeps the stored
+		 * offers, which the refresh ranked by the same rule.
+		 */
+		k = page_rank(page_candidates(o, nstored, c), nstored, PAGE_OFFERS);
+		if (k < 0)
+			page_malformed(product_id, "product_page_list_model");
+	}
 	*offers = palloc(Max(k, 1) * sizeof(PageOffer));
 	for (int i = 0; i < k; i++)
 	{

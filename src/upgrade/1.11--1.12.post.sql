@@ -30,7 +30,10 @@
 -- an incremental refresh too and product_interval_model's scope column in
 -- model_definitions, the new _define_chunks_model and _bundles_limit_kept,
 -- _upgrade_on_ladder in C, the type _bundle_pass and _bundles_and_sets
--- with a row of arrays per product)
+-- with a row of arrays per product, _product_page_lists without the bundles
+-- (the page joins them when served: the new _product_page_list, which the
+-- view product_page_model reads), _offers_to_rebuild without with_bundles
+-- and product_page_list_model at build order 46)
 -- and new tables of derived state, model_state beside serving_state,
 -- model_versions, and the models upgrade_count_model, bundle_set_model and
 -- bundle_list_model (bundle_model is now a view over it),
