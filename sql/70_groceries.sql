@@ -257,5 +257,39 @@ SELECT s.mode, s.reason, s.new_lines, s.settings -> 'bundles' ->> 'min_count' AS
 		   AS pages_differing_from_full
 FROM upsell.source_state s;
 
+-- The page's offers as served are the 12 best of its stored complements and
+-- upgrades and its bundles with every item in stock, by the page's rule:
+-- sort = score / the best score of its kind, then by sort descending, the
+-- products offered and the kind (no bundle is the same set of products as
+-- another offer: it holds the product itself).  Here in SQL, against the
+-- view, over every product of the shop.
+CREATE TEMP TABLE page_reference AS
+WITH offers AS (
+	SELECT l.tenant_id, l.product_id, o.offer_type,
+		   l.product_ids[coalesce(l.offer_ends[o.n - 1], 0) + 1 : o.offer_end] AS product_ids, o.score
+	FROM upsell.product_page_list_model l,
+		 unnest(l.offer_types, l.offer_ends, l.scores) WITH ORDINALITY o(offer_type, offer_end, score, n)
+	UNION ALL
+	SELECT b.tenant_id, b.product_id, 'bundle', b.items, b.lift
+	FROM upsell.bundle_model b
+	WHERE NOT EXISTS (SELECT FROM unnest(b.items) i(id)
+					  WHERE NOT EXISTS (SELECT FROM upsell.product_model m
+										WHERE m.tenant_id = b.tenant_id AND m.product_id = i.id AND m.in_stock))),
+sorted AS (
+	SELECT o.*, o.score / max(o.score) OVER (PARTITION BY o.tenant_id, o.product_id, o.offer_type) AS sort
+	FROM offers o),
+ranked AS (
+	SELECT s.*, row_number() OVER (PARTITION BY s.tenant_id, s.product_id
+								   ORDER BY s.sort DESC, s.product_ids, s.offer_type) AS n
+	FROM sorted s)
+SELECT r.tenant_id, r.product_id, r.offer_type, r.product_ids, r.sort, r.score FROM ranked r WHERE r.n <= 12;
+SELECT (SELECT count(*) FROM page_reference) AS offers,
+	   (SELECT count(*) FROM page_reference WHERE offer_type = 'bundle') AS bundles,
+	   (SELECT count(*) FROM (TABLE page_reference EXCEPT ALL
+							  SELECT tenant_id, product_id, offer_type, product_ids, sort, score
+							  FROM upsell.product_page_model) d)
+	   + (SELECT count(*) FROM (SELECT tenant_id, product_id, offer_type, product_ids, sort, score
+								FROM upsell.product_page_model EXCEPT ALL TABLE page_reference) d) AS differing;
+
 \i test/data/post_purchase_teardown.sql
 DROP SCHEMA groceries_members CASCADE;

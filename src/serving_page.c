@@ -252,7 +252,14 @@ page_offers_ranked(int64 tenant_id, int64 product_id, PageOffer **offers)
 	if (serving_run(serving.page_list, args, NULL) != 1)
 		elog(ERROR, "the product page's offers are not one row");
 	ends = serving_col(0, 8, &isnull);
-	nbundles = isnull ? 0 : ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(ends)), ARR_DIMS(DatumGetArrayTypeP(ends)));
+	if (isnull)
+		nbundles = 0;
+	else
+	{
+		ArrayType  *a = DatumGetArrayTypeP(ends);
+
+		nbundles = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	}
 	o = palloc((PAGE_OFFERS + nbundles) * sizeof(PageOffer));
 	nstored = page_stored(product_id, o);
 	n = page_bundles(product_id, o, nstored);
@@ -310,8 +317,8 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 	TenantRules *r;
 	uint32		allowed;
 	Proposal	p;
-	PageOffer  *stored;
-	int			nstored;
+	PageOffer  *offers;
+	int			noffers;
 	CartLine   *lines;
 	int			nlines;
 	Substitutes subst;
@@ -323,10 +330,10 @@ page_offers(FunctionCallInfo fcinfo, int64 tenant_id, int64 product_id, char *ca
 	serving_proposal_init(&p, 16);
 	serving_propose_pinned(&p, r, STAGE_PRODUCT_PAGE, &product_id, 1,
 				   category ? &category : NULL, category ? 1 : 0, NULL, GetCurrentTransactionStartTimestamp());
-	nstored = page_offers_ranked(tenant_id, product_id, &stored);
-	for (int i = 0; i < nstored; i++)
-		serving_propose(&p, stored[i].type, stored[i].ids, stored[i].nids, stored[i].score,
-						stored[i].discount, stored[i].reason);
+	noffers = page_offers_ranked(tenant_id, product_id, &offers);
+	for (int i = 0; i < noffers; i++)
+		serving_propose(&p, offers[i].type, offers[i].ids, offers[i].nids, offers[i].score,
+						offers[i].discount, offers[i].reason);
 
 	/*
 	 * Bestsellers fill the slots the evidence leaves (a product never or
@@ -432,8 +439,7 @@ upsell_product_page_list(PG_FUNCTION_ARGS)
 	PageOffer  *offers;
 	int			n;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_NULL();
+	/* (STRICT) */
 	serving_begin_request_unchecked(fcinfo);
 	n = page_offers_ranked(PG_GETARG_INT64(0), PG_GETARG_INT64(1), &offers);
 	for (int i = 0; i < n; i++)
