@@ -164,6 +164,7 @@ typedef struct ServingSchema
 	char	   *nspname;		/* quoted */
 	SPIPlanPtr	page_product;
 	SPIPlanPtr	page_list;
+	SPIPlanPtr	page_bundles;
 	SPIPlanPtr	in_stock;
 	SPIPlanPtr	categories;
 	SPIPlanPtr	variant;

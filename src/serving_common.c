@@ -106,6 +106,7 @@ serving_use_schema(Oid fn_oid)
 	serving_use_spi();
 	serving_forget_plan(&serving.page_product);
 	serving_forget_plan(&serving.page_list);
+	serving_forget_plan(&serving.page_bundles);
 	serving_forget_plan(&serving.in_stock);
 	serving_forget_plan(&serving.categories);
 	serving_forget_plan(&serving.variant);
@@ -133,18 +134,17 @@ serving_use_schema(Oid fn_oid)
 		"SELECT m.category FROM @.product_model m "
 		"WHERE m.product_id" EQ "$2 AND m.tenant_id" EQ "$1", 2, int8_2);
 	/*
-	 * the product page's stored offers and the product's bundles, with
-	 * those of their items in stock: one row, its columns NULL when the
-	 * product has neither (serving_page.c)
+	 * the product page's stored offers, and the product's bundles, whose
+	 * items' stock serving.in_stock reads (serving_page.c): a row of one
+	 * table each by its key, as Citus routes a prepared statement's
+	 * parameters to the tenant's shard
 	 */
 	serving.page_list = serving_prepare_plan(
-		"SELECT p.offer_types, p.product_ids, p.offer_ends, p.scores, p.discounts, p.reasons, "
-		"       b.items, b.item_ends, b.counts, b.lifts, "
-		"       ARRAY(SELECT m.product_id FROM @.product_model m "
-		"             WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY (b.items) AND m.in_stock) "
-		"FROM (SELECT) k "
-		"LEFT JOIN @.product_page_list_model p ON p.tenant_id" EQ "$1 AND p.product_id" EQ "$2 "
-		"LEFT JOIN @.bundle_list_model b ON b.tenant_id" EQ "$1 AND b.product_id" EQ "$2", 2, int8_2);
+		"SELECT p.offer_types, p.product_ids, p.offer_ends, p.scores, p.discounts, p.reasons "
+		"FROM @.product_page_list_model p WHERE p.tenant_id" EQ "$1 AND p.product_id" EQ "$2", 2, int8_2);
+	serving.page_bundles = serving_prepare_plan(
+		"SELECT b.items, b.item_ends, b.counts, b.lifts "
+		"FROM @.bundle_list_model b WHERE b.tenant_id" EQ "$1 AND b.product_id" EQ "$2", 2, int8_2);
 	serving.in_stock = serving_prepare_plan(
 		"SELECT m.product_id FROM @.product_model m "
 		"WHERE m.tenant_id" EQ "$1 AND m.product_id" EQ "ANY ($2) AND m.in_stock", 2, by_ids);

@@ -74,8 +74,8 @@ page_bundle_reason(int64 count, double lift)
 
 /*
  * The stored offers of the product's row of product_page_list_model (read
- * into SPI_tuptable, columns 1-6), complements and upgrades: an element of
- * each array per offer, its ids those of product_ids up to its offer_end.
+ * into SPI_tuptable), complements and upgrades: an element of each array
+ * per offer, its ids those of product_ids up to its offer_end.
  */
 static int
 page_stored(int64 product_id, PageOffer *out)
@@ -136,38 +136,53 @@ page_stored(int64 product_id, PageOffer *out)
 }
 
 /*
- * The product's bundles (its row of bundle_list_model, columns 7-10, and
- * the ids of their items in stock, column 11) with every item in stock,
- * appended to out from k on.
+ * The product's bundles with every item in stock (its row of
+ * bundle_list_model, the items' stock in product_model), into *out;
+ * returns how many.
  */
 static int
-page_bundles(int64 product_id, PageOffer *out, int k)
+page_bundles(int64 tenant_id, int64 product_id, PageOffer **out)
 {
+	Datum		args[2];
+	Datum		items_array;
 	Datum	   *items,
 			   *ends,
 			   *counts,
-			   *lifts,
-			   *stocked;
+			   *lifts;
 	bool	   *items_null,
 			   *ends_null,
 			   *counts_null,
-			   *lifts_null,
-			   *stocked_null;
+			   *lifts_null;
+	bool		isnull;
 	int			nitems,
 				n,
 				ncounts,
 				nlifts,
-				nstocked,
+				k = 0,
 				from = 0;
-	Datum		discount = 0;
+	int64	   *stocked;
+	uint64		nstocked;
+	Datum		discount = (Datum) 0;
 
-	page_column(7, INT8OID, &items, &items_null, &nitems);
-	page_column(8, INT4OID, &ends, &ends_null, &n);
-	page_column(9, INT8OID, &counts, &counts_null, &ncounts);
-	page_column(10, FLOAT8OID, &lifts, &lifts_null, &nlifts);
-	page_column(11, INT8OID, &stocked, &stocked_null, &nstocked);
-	if (ncounts != n || nlifts != n)
+	*out = NULL;
+	args[0] = Int64GetDatum(tenant_id);
+	args[1] = Int64GetDatum(product_id);
+	if (serving_run(serving.page_bundles, args, NULL) != 1)
+		return 0;
+	items_array = serving_col(0, 1, &isnull);
+	page_column(1, INT8OID, &items, &items_null, &nitems);
+	page_column(2, INT4OID, &ends, &ends_null, &n);
+	page_column(3, INT8OID, &counts, &counts_null, &ncounts);
+	page_column(4, FLOAT8OID, &lifts, &lifts_null, &nlifts);
+	if (isnull || ncounts != n || nlifts != n)
 		page_malformed(product_id, "bundle_list_model");
+	/* which items are in stock (the bundle's row read: the next read replaces it) */
+	args[1] = items_array;
+	nstocked = serving_run(serving.in_stock, args, NULL);
+	stocked = palloc(Max(nstocked, 1) * sizeof(int64));
+	for (uint64 s = 0; s < nstocked; s++)
+		stocked[s] = DatumGetInt64(serving_col((int) s, 1, &isnull));
+	*out = palloc(Max(n, 1) * sizeof(PageOffer));
 	for (int b = 0; b < n; b++)
 	{
 		int			to = ends_null[b] ? -1 : DatumGetInt32(ends[b]);
@@ -179,15 +194,15 @@ page_bundles(int64 product_id, PageOffer *out, int k)
 		{
 			bool		in_stock = false;
 
-			for (int s = 0; s < nstocked && !in_stock && !items_null[i]; s++)
-				in_stock = DatumGetInt64(stocked[s]) == DatumGetInt64(items[i]);
+			for (uint64 s = 0; s < nstocked && !in_stock && !items_null[i]; s++)
+				in_stock = stocked[s] == DatumGetInt64(items[i]);
 			offerable = in_stock;
 		}
 		if (offerable)
 		{
-			PageOffer  *o = &out[k++];
+			PageOffer  *o = &(*out)[k++];
 
-			if (discount == 0)
+			if (discount == (Datum) 0)
 				discount = DirectFunctionCall3(numeric_in, CStringGetDatum(PAGE_BUNDLE_DISCOUNT),
 											   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 			o->type = OFFER_BUNDLE;
@@ -238,31 +253,26 @@ static int
 page_offers_ranked(int64 tenant_id, int64 product_id, PageOffer **offers)
 {
 	Datum		args[2];
-	Datum		ends;
-	bool		isnull;
-	int			nbundles;
-	PageOffer  *o;
+	PageOffer  *o,
+			   *bundles;
 	PageCandidate *c;
-	int			nstored,
+	int			nstored = 0,
+				nbundles,
 				n,
 				k;
 
+	o = palloc(PAGE_OFFERS * sizeof(PageOffer));
 	args[0] = Int64GetDatum(tenant_id);
 	args[1] = Int64GetDatum(product_id);
-	if (serving_run(serving.page_list, args, NULL) != 1)
-		elog(ERROR, "the product page's offers are not one row");
-	ends = serving_col(0, 8, &isnull);
-	if (isnull)
-		nbundles = 0;
-	else
+	if (serving_run(serving.page_list, args, NULL) == 1)
+		nstored = page_stored(product_id, o);
+	nbundles = page_bundles(tenant_id, product_id, &bundles);
+	n = nstored + nbundles;
+	if (nbundles > 0)
 	{
-		ArrayType  *a = DatumGetArrayTypeP(ends);
-
-		nbundles = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+		o = repalloc(o, n * sizeof(PageOffer));
+		memcpy(&o[nstored], bundles, nbundles * sizeof(PageOffer));
 	}
-	o = palloc((PAGE_OFFERS + nbundles) * sizeof(PageOffer));
-	nstored = page_stored(product_id, o);
-	n = page_bundles(product_id, o, nstored);
 	c = palloc(Max(n, 1) * sizeof(PageCandidate));
 	k = page_rank(page_candidates(o, n, c), n, PAGE_OFFERS);
 	if (k < 0)
