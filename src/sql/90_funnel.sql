@@ -164,7 +164,7 @@ $$;
 -- product with bundles (a bundle's lift moves with the shop's order count),
 -- after the bundles, the refresh's last side build: at 10M lines with 1% new
 -- orders, 60,999 lists in 1.3-1.6 s at the end of the refresh with one core
--- idle, against 29,674 lists in 0.9-1.0 s now, beside the bundles' worker.
+-- idle, against 29,674 lists in 0.7 s now, beside the bundles' worker.
 CREATE FUNCTION @extschema@._build_product_page_model(tenant_id bigint, incremental boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE

@@ -47,7 +47,8 @@ GRANT USAGE ON SCHEMA @extschema@ TO upsell_reader, upsell_admin;
 -- purchase_history_model), upgrade_model (over upgrade_list_model),
 -- pair_model (over pair_list_model), bundle_model (over
 -- bundle_list_model; bundle_offers reads the view) and product_page_model
--- (over product_page_list_model)
+-- (over product_page_list_model and bundle_list_model, through
+-- _product_page_list)
 GRANT SELECT ON @extschema@.serving_state, @extschema@.model_state, @extschema@.model_versions,
 	@extschema@.model_definitions,
 	@extschema@.model_builds, @extschema@.models, @extschema@.order_source,
